@@ -1,0 +1,369 @@
+//! Scalar expressions: Flink SQL AST → DataFusion logical `Expr` → `PhysicalExpr`.
+//!
+//! Flink-only syntax is first rewritten in the AST (`FLOOR(ts TO MINUTE)`,
+//! `EXTRACT` returning BIGINT, `MOD`, `IF`), then DataFusion's `SqlToRel` plans the
+//! expression against the input schema, its analyzer's type coercion makes the
+//! types line up, and casts to STRING are replaced by Flink's text formatting.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, FieldRef};
+use datafusion_common::config::ConfigOptions;
+use datafusion_common::tree_node::{Transformed, TreeNode};
+use datafusion_common::{DFSchema, TableReference};
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::expr::ScalarFunction;
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::planner::{ContextProvider, ExprPlanner as DfExprPlanner, TypePlanner};
+use datafusion_expr::{AggregateUDF, ExprSchemable, HigherOrderUDF, ScalarUDF, TableSource, WindowUDF};
+use datafusion_optimizer::analyzer::type_coercion::TypeCoercionRewriter;
+use datafusion_physical_expr::PhysicalExpr;
+use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
+use sqlparser::ast::{
+    self, BinaryOperator, CastKind, CeilFloorKind, DateTimeField, Expr as SqlExpr, Function,
+    FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart, Value,
+    ValueWithSpan, VisitorMut,
+};
+
+use crate::error::{Position, SqlError};
+use crate::functions::{self, TO_STRING};
+use crate::parser::expr_position;
+
+pub use datafusion_expr::Expr;
+
+/// Plans scalar expressions for one job (one session time zone).
+pub struct ExprPlanner {
+    provider: Provider,
+}
+
+#[derive(Debug)]
+struct Provider {
+    udfs: HashMap<String, Arc<ScalarUDF>>,
+    options: ConfigOptions,
+    expr_planners: Vec<Arc<dyn DfExprPlanner>>,
+    types: Arc<dyn TypePlanner>,
+}
+
+#[derive(Debug)]
+struct FlinkTypes {
+    tz: String,
+}
+
+impl TypePlanner for FlinkTypes {
+    fn plan_type_field(&self, sql_type: &ast::DataType) -> datafusion_common::Result<Option<FieldRef>> {
+        crate::types::to_arrow(sql_type, &self.tz)
+            .map(|t| Some(Arc::new(arrow::datatypes::Field::new("", t, true))))
+            .map_err(datafusion_common::DataFusionError::Plan)
+    }
+}
+
+impl ContextProvider for Provider {
+    fn get_table_source(&self, name: TableReference) -> datafusion_common::Result<Arc<dyn TableSource>> {
+        Err(datafusion_common::DataFusionError::Plan(format!(
+            "subqueries in expressions are not supported (table {name})"
+        )))
+    }
+    fn get_expr_planners(&self) -> &[Arc<dyn DfExprPlanner>] {
+        &self.expr_planners
+    }
+    fn get_type_planner(&self) -> Option<Arc<dyn TypePlanner>> {
+        Some(self.types.clone())
+    }
+    fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
+        self.udfs.get(&name.to_ascii_lowercase()).cloned()
+    }
+    fn get_higher_order_meta(&self, _name: &str) -> Option<Arc<HigherOrderUDF>> {
+        None
+    }
+    fn get_aggregate_meta(&self, _name: &str) -> Option<Arc<AggregateUDF>> {
+        None
+    }
+    fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {
+        None
+    }
+    fn get_variable_type(&self, _names: &[String]) -> Option<DataType> {
+        None
+    }
+    fn options(&self) -> &ConfigOptions {
+        &self.options
+    }
+    fn udf_names(&self) -> Vec<String> {
+        self.udfs.keys().cloned().collect()
+    }
+    fn higher_order_function_names(&self) -> Vec<String> {
+        vec![]
+    }
+    fn udaf_names(&self) -> Vec<String> {
+        vec![]
+    }
+    fn udwf_names(&self) -> Vec<String> {
+        vec![]
+    }
+}
+
+/// Names of the aggregate functions Sluice implements.
+pub const AGGREGATES: [&str; 5] = ["COUNT", "SUM", "MIN", "MAX", "AVG"];
+
+impl ExprPlanner {
+    pub fn new(local_time_zone: &str) -> Self {
+        let mut udfs = HashMap::new();
+        for f in datafusion_functions::all_default_functions().into_iter() {
+            for alias in f.aliases() {
+                udfs.insert(alias.to_ascii_lowercase(), f.clone());
+            }
+            udfs.insert(f.name().to_ascii_lowercase(), f);
+        }
+        for f in functions::flink_functions(local_time_zone) {
+            udfs.insert(f.name().to_ascii_lowercase(), f);
+        }
+        let mut options = ConfigOptions::default();
+        options.execution.time_zone = Some(local_time_zone.to_string());
+        let expr_planners: Vec<Arc<dyn DfExprPlanner>> = vec![
+            Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
+            Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
+            Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
+        ];
+        ExprPlanner {
+            provider: Provider {
+                udfs,
+                options,
+                expr_planners,
+                types: Arc::new(FlinkTypes { tz: local_time_zone.to_string() }),
+            },
+        }
+    }
+
+    /// Plans `e` against `schema`: a typed, coerced DataFusion expression.
+    pub fn plan(&self, e: &SqlExpr, schema: &DFSchema, fallback: Position) -> Result<Expr, SqlError> {
+        let pos = expr_position(e, fallback);
+        let mut e = e.clone();
+        rewrite_flink_syntax(&mut e, pos)?;
+        let opts = ParserOptions {
+            parse_float_as_decimal: true,
+            enable_ident_normalization: false,
+            support_varchar_with_length: true,
+            enable_options_value_normalization: false,
+            collect_spans: false,
+            map_string_types_to_utf8view: false,
+            default_null_ordering: datafusion_sql::planner::NullOrdering::NullsMax,
+        };
+        let s2r = SqlToRel::new_with_options(&self.provider, opts);
+        let planned = s2r
+            .sql_to_expr(e, schema, &mut PlannerContext::new())
+            .map_err(|err| SqlError::new(pos, clean_df_error(&err.to_string())))?;
+        let coerced = planned
+            .rewrite(&mut TypeCoercionRewriter::new(schema))
+            .map_err(|err| SqlError::new(pos, clean_df_error(&err.to_string())))?
+            .data;
+        let fixed = self.flink_casts(coerced, schema).map_err(|err| SqlError::new(pos, clean_df_error(&err.to_string())))?;
+        fixed.get_type(schema).map_err(|err| SqlError::new(pos, clean_df_error(&err.to_string())))?;
+        Ok(fixed)
+    }
+
+    /// Replaces casts to STRING with Flink's formatting function.
+    fn flink_casts(&self, e: Expr, schema: &DFSchema) -> datafusion_common::Result<Expr> {
+        let to_string = self.provider.udfs.get(TO_STRING).cloned();
+        Ok(e.transform_up(|e| {
+            let (inner, target) = match &e {
+                Expr::Cast(c) => (&c.expr, c.field.data_type().clone()),
+                Expr::TryCast(c) => (&c.expr, c.field.data_type().clone()),
+                _ => return Ok(Transformed::no(e)),
+            };
+            let needs = target == DataType::Utf8
+                && matches!(
+                    inner.get_type(schema)?,
+                    DataType::Timestamp(_, _) | DataType::Float64 | DataType::Float32 | DataType::Boolean
+                );
+            match (&to_string, needs) {
+                (Some(f), true) => Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+                    f.clone(),
+                    vec![(**inner).clone()],
+                )))),
+                _ => Ok(Transformed::no(e)),
+            }
+        })?
+        .data)
+    }
+}
+
+/// Makes DataFusion's error text read as a Sluice message.
+fn clean_df_error(s: &str) -> String {
+    let s = s
+        .trim_start_matches("Error during planning: ")
+        .trim_start_matches("Schema error: ")
+        .trim_start_matches("This feature is not implemented: ");
+    let s = s.split("\nValid fields are").next().unwrap_or(s);
+    let s = s.split(". Valid fields are").next().unwrap_or(s);
+    s.replace("Utf8", "STRING").replace("Int64", "BIGINT").replace("Int32", "INT").replace("Float64", "DOUBLE")
+}
+
+/// Lowers a planned expression to a physical one over `schema`.
+pub fn physical(e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>, String> {
+    let props = ExecutionProps::new();
+    datafusion_physical_expr::create_physical_expr(e, schema, &props, &PhysicalPlanningContext::default())
+        .map_err(|e| e.to_string())
+}
+
+fn func(name: &str, args: Vec<SqlExpr>) -> SqlExpr {
+    SqlExpr::Function(Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+fn string_lit(s: &str) -> SqlExpr {
+    SqlExpr::Value(ValueWithSpan::from(Value::SingleQuotedString(s.to_string())))
+}
+
+fn unit_name(f: &DateTimeField) -> Option<&'static str> {
+    Some(match f {
+        DateTimeField::Year | DateTimeField::Years => "year",
+        DateTimeField::Quarter => "quarter",
+        DateTimeField::Month | DateTimeField::Months => "month",
+        DateTimeField::Week(_) | DateTimeField::Weeks => "week",
+        DateTimeField::Day | DateTimeField::Days => "day",
+        DateTimeField::Hour | DateTimeField::Hours => "hour",
+        DateTimeField::Minute | DateTimeField::Minutes => "minute",
+        DateTimeField::Second | DateTimeField::Seconds => "second",
+        _ => return None,
+    })
+}
+
+/// Function arguments as plain expressions.
+pub fn plain_args(f: &Function) -> Vec<SqlExpr> {
+    match &f.args {
+        FunctionArguments::List(l) => l
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                FunctionArg::Named { arg: FunctionArgExpr::Expr(e), .. } => Some(e.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
+struct FlinkSyntax {
+    error: Option<SqlError>,
+    fallback: Position,
+}
+
+impl VisitorMut for FlinkSyntax {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, e: &mut SqlExpr) -> ControlFlow<()> {
+        let pos = expr_position(e, self.fallback);
+        let replacement = match e {
+            SqlExpr::Floor { expr, field: CeilFloorKind::DateTimeField(f) } if *f != DateTimeField::NoDateTime => {
+                match unit_name(f) {
+                    Some(u) => Some(func("date_trunc", vec![string_lit(u), (**expr).clone()])),
+                    None => {
+                        self.error = Some(SqlError::new(pos, format!("FLOOR(... TO {f}) is not supported")));
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            SqlExpr::Ceil { expr, field: CeilFloorKind::DateTimeField(f) } if *f != DateTimeField::NoDateTime => {
+                match unit_name(f) {
+                    Some(u) => {
+                        let trunc = func("date_trunc", vec![string_lit(u), (**expr).clone()]);
+                        let next = SqlExpr::BinaryOp {
+                            left: Box::new(trunc.clone()),
+                            op: BinaryOperator::Plus,
+                            right: Box::new(SqlExpr::Interval(ast::Interval {
+                                value: Box::new(string_lit("1")),
+                                leading_field: Some(f.clone()),
+                                leading_precision: None,
+                                last_field: None,
+                                fractional_seconds_precision: None,
+                            })),
+                        };
+                        Some(SqlExpr::Case {
+                            case_token: ast::helpers::attached_token::AttachedToken::empty(),
+                            end_token: ast::helpers::attached_token::AttachedToken::empty(),
+                            operand: None,
+                            conditions: vec![ast::CaseWhen {
+                                condition: SqlExpr::BinaryOp {
+                                    left: Box::new(trunc.clone()),
+                                    op: BinaryOperator::Eq,
+                                    right: expr.clone(),
+                                },
+                                result: trunc,
+                            }],
+                            else_result: Some(Box::new(next)),
+                        })
+                    }
+                    None => {
+                        self.error = Some(SqlError::new(pos, format!("CEIL(... TO {f}) is not supported")));
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            SqlExpr::Extract { .. } => Some(SqlExpr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(SqlExpr::Nested(Box::new(e.clone()))),
+                data_type: ast::DataType::BigInt(None),
+                array: false,
+                format: None,
+            }),
+            SqlExpr::Function(f) => {
+                let name = f.name.to_string().to_ascii_uppercase();
+                let args = plain_args(f);
+                match (name.as_str(), args.len()) {
+                    ("MOD", 2) => Some(SqlExpr::BinaryOp {
+                        left: Box::new(SqlExpr::Nested(Box::new(args[0].clone()))),
+                        op: BinaryOperator::Modulo,
+                        right: Box::new(SqlExpr::Nested(Box::new(args[1].clone()))),
+                    }),
+                    ("IF", 3) => Some(SqlExpr::Case {
+                        case_token: ast::helpers::attached_token::AttachedToken::empty(),
+                        end_token: ast::helpers::attached_token::AttachedToken::empty(),
+                        operand: None,
+                        conditions: vec![ast::CaseWhen { condition: args[0].clone(), result: args[1].clone() }],
+                        else_result: Some(Box::new(args[2].clone())),
+                    }),
+                    (n, _) if AGGREGATES.contains(&n) => {
+                        self.error = Some(SqlError::new(
+                            pos,
+                            format!("aggregate {n} is not allowed here: aggregates belong in the SELECT list or HAVING of a window aggregation (GROUP BY window_start, window_end)"),
+                        ));
+                        return ControlFlow::Break(());
+                    }
+                    (n, _) if n == crate::dialect::TABLE_ARG_FUNCTION.to_ascii_uppercase() => {
+                        self.error = Some(SqlError::new(pos, "TABLE arguments are only allowed in window TVFs (TUMBLE, HOP, CUMULATE, SESSION) in FROM"));
+                        return ControlFlow::Break(());
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(r) = replacement {
+            *e = r;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn rewrite_flink_syntax(e: &mut SqlExpr, fallback: Position) -> Result<(), SqlError> {
+    let mut v = FlinkSyntax { error: None, fallback };
+    let _ = sqlparser::ast::VisitMut::visit(e, &mut v);
+    match v.error {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}

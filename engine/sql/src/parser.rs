@@ -1,0 +1,355 @@
+//! Splits a job script into Flink statements and parses each one.
+//!
+//! sqlparser parses queries, `CREATE VIEW` and `INSERT`; Flink's `CREATE TABLE`
+//! (computed columns, `WATERMARK FOR`, `WITH` options), `SET 'k' = 'v'` and
+//! `EXECUTE STATEMENT SET BEGIN ... END` are parsed here with sqlparser's token
+//! API, so positions in errors stay exact.
+
+use sqlparser::ast::{self, DataType as SqlType, Expr, Ident, ObjectName, Query, Spanned};
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+
+use crate::dialect::FlinkDialect;
+use crate::error::{from_parser_error, Position, SqlError};
+
+/// One statement of a job.
+#[derive(Debug, Clone)]
+pub enum Statement {
+    CreateTable(CreateTable),
+    CreateView(CreateView),
+    Set { key: String, value: String, position: Position },
+    Insert(Insert),
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateTable {
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    pub watermark: Option<WatermarkDef>,
+    pub options: Vec<(String, String)>,
+    pub position: Position,
+}
+
+#[derive(Debug, Clone)]
+pub struct ColumnDef {
+    pub name: String,
+    pub kind: ColumnKind,
+    pub position: Position,
+}
+
+#[derive(Debug, Clone)]
+pub enum ColumnKind {
+    Physical { data_type: SqlType, not_null: bool },
+    Computed(Expr),
+}
+
+#[derive(Debug, Clone)]
+pub struct WatermarkDef {
+    pub column: String,
+    pub expr: Expr,
+    pub position: Position,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateView {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub query: Box<Query>,
+    pub position: Position,
+}
+
+#[derive(Debug, Clone)]
+pub struct Insert {
+    pub table: String,
+    pub columns: Vec<Ident>,
+    pub query: Box<Query>,
+    pub position: Position,
+}
+
+/// Parses a whole job script.
+pub fn parse_script(sql: &str) -> Result<Vec<Statement>, SqlError> {
+    let dialect = FlinkDialect;
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::new(Position { line: e.location.line, column: e.location.column }, e.message))?;
+    reject_hints(&tokens)?;
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    let mut out = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        let tok = parser.peek_token();
+        if tok.token == Token::EOF {
+            break;
+        }
+        let position: Position = tok.span.start.into();
+        if parser.parse_keywords(&[Keyword::EXECUTE, Keyword::STATEMENT, Keyword::SET]) {
+            expect_word(&mut parser, "BEGIN")?;
+            out.extend(parse_set_body(&mut parser)?);
+            continue;
+        }
+        if peek_words(&parser, &["BEGIN", "STATEMENT", "SET"]) {
+            for _ in 0..3 {
+                parser.next_token();
+            }
+            let _ = parser.consume_token(&Token::SemiColon);
+            out.extend(parse_set_body(&mut parser)?);
+            continue;
+        }
+        let stmt = parse_statement(&mut parser, position)?;
+        out.push(stmt);
+        let next = parser.peek_token();
+        if next.token != Token::SemiColon && next.token != Token::EOF {
+            return Err(SqlError::new(next.span.start, format!("expected ';' after the statement, found {}", next.token)));
+        }
+    }
+    Ok(out)
+}
+
+fn parse_set_body(parser: &mut Parser) -> Result<Vec<Statement>, SqlError> {
+    let mut out = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        let tok = parser.peek_token();
+        if tok.token == Token::EOF {
+            return Err(SqlError::new(tok.span.start, "statement set is not closed: expected END"));
+        }
+        if parser.parse_keyword(Keyword::END) {
+            return Ok(out);
+        }
+        let position: Position = tok.span.start.into();
+        match parse_statement(parser, position)? {
+            s @ Statement::Insert(_) => out.push(s),
+            _ => {
+                return Err(SqlError::new(position, "a statement set may contain only INSERT INTO statements"));
+            }
+        }
+    }
+}
+
+fn parse_statement(parser: &mut Parser, position: Position) -> Result<Statement, SqlError> {
+    let perr = |e| from_parser_error(e, position);
+    if peek_create(parser, "TABLE") {
+        return parse_create_table(parser, position);
+    }
+    if parser.parse_keyword(Keyword::SET) {
+        let key = parse_string_or_ident(parser)?;
+        parser.expect_token(&Token::Eq).map_err(perr)?;
+        let value = parse_string_or_ident(parser)?;
+        return Ok(Statement::Set { key, value, position });
+    }
+    let stmt = parser.parse_statement().map_err(perr)?;
+    match stmt {
+        ast::Statement::CreateView(v) => {
+            if v.materialized {
+                return Err(SqlError::new(position, "materialized views are not supported; use CREATE VIEW"));
+            }
+            Ok(Statement::CreateView(CreateView {
+                name: object_name(&v.name),
+                columns: v.columns.iter().map(|c| c.name.value.clone()).collect(),
+                query: v.query,
+                position,
+            }))
+        }
+        ast::Statement::Insert(ins) => {
+            let table = match &ins.table {
+                ast::TableObject::TableName(n) => object_name(n),
+                ast::TableObject::TableFunction(_) => {
+                    return Err(SqlError::new(position, "INSERT INTO a table function is not supported"));
+                }
+                other => return Err(SqlError::new(position, format!("INSERT INTO {other} is not supported"))),
+            };
+            if ins.overwrite {
+                return Err(SqlError::new(position, "INSERT OVERWRITE is not supported in streaming jobs; use INSERT INTO"));
+            }
+            if ins.partitioned.is_some() {
+                return Err(SqlError::new(position, "INSERT INTO ... PARTITION (...) is not supported"));
+            }
+            let query = ins
+                .source
+                .ok_or_else(|| SqlError::new(position, "INSERT INTO needs a SELECT or VALUES query"))?;
+            Ok(Statement::Insert(Insert { table, columns: ins.columns.iter().filter_map(|c| c.0.last().and_then(|p| p.as_ident()).cloned()).collect(), query, position }))
+        }
+        ast::Statement::Query(_) => Err(SqlError::new(
+            position,
+            "a job runs INSERT INTO statements; a bare SELECT has no sink. Write INSERT INTO a table with 'connector' = 'print' to see results",
+        )),
+        other => Err(SqlError::new(
+            position,
+            format!(
+                "unsupported statement `{}`; a job supports CREATE TABLE, CREATE VIEW, SET and INSERT INTO (bare or in EXECUTE STATEMENT SET)",
+                first_words(&other.to_string())
+            ),
+        )),
+    }
+}
+
+fn first_words(s: &str) -> String {
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn parse_create_table(parser: &mut Parser, position: Position) -> Result<Statement, SqlError> {
+    let perr = |e| from_parser_error(e, position);
+    parser.expect_keyword(Keyword::CREATE).map_err(perr)?;
+    let _ = parser.parse_keyword(Keyword::TEMPORARY);
+    parser.expect_keyword(Keyword::TABLE).map_err(perr)?;
+    let _ = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = object_name(&parser.parse_object_name(false).map_err(perr)?);
+    parser.expect_token(&Token::LParen).map_err(perr)?;
+    let mut columns = Vec::new();
+    let mut watermark = None;
+    loop {
+        let tok = parser.peek_token();
+        let col_pos: Position = tok.span.start.into();
+        if is_word(&tok.token, "WATERMARK") {
+            parser.next_token();
+            parser.expect_keyword(Keyword::FOR).map_err(perr)?;
+            let column = parser.parse_identifier().map_err(perr)?.value;
+            parser.expect_keyword(Keyword::AS).map_err(perr)?;
+            let expr = parser.parse_expr().map_err(perr)?;
+            if watermark.is_some() {
+                return Err(SqlError::new(col_pos, format!("table `{name}` declares more than one WATERMARK")));
+            }
+            watermark = Some(WatermarkDef { column, expr, position: col_pos });
+        } else if is_word(&tok.token, "PRIMARY") || is_word(&tok.token, "CONSTRAINT") {
+            return Err(SqlError::new(
+                col_pos,
+                "PRIMARY KEY is not supported yet: Sluice's tables are append-only; remove the constraint",
+            ));
+        } else {
+            let col_name = parser.parse_identifier().map_err(perr)?.value;
+            let kind = if parser.parse_keyword(Keyword::AS) {
+                ColumnKind::Computed(parser.parse_expr().map_err(perr)?)
+            } else {
+                let mut data_type = parser.parse_data_type().map_err(perr)?;
+                if parser.parse_keywords(&[Keyword::WITH, Keyword::LOCAL, Keyword::TIME, Keyword::ZONE]) {
+                    let precision = match &data_type {
+                        SqlType::Timestamp(p, _) => p.map(|p| p.to_string()),
+                        _ => None,
+                    };
+                    data_type = SqlType::Custom(
+                        ObjectName::from(vec![Ident::new("TIMESTAMP_LTZ")]),
+                        precision.into_iter().collect(),
+                    );
+                }
+                let not_null = parser.parse_keywords(&[Keyword::NOT, Keyword::NULL]);
+                if !not_null {
+                    let _ = parser.parse_keyword(Keyword::NULL);
+                }
+                if is_word(&parser.peek_token().token, "METADATA") {
+                    return Err(SqlError::new(col_pos, "METADATA columns are not supported yet"));
+                }
+                ColumnKind::Physical { data_type, not_null }
+            };
+            if parser.parse_keyword(Keyword::COMMENT) {
+                parser.parse_literal_string().map_err(perr)?;
+            }
+            columns.push(ColumnDef { name: col_name, kind, position: col_pos });
+        }
+        if parser.consume_token(&Token::Comma) {
+            if parser.peek_token().token == Token::RParen {
+                break;
+            }
+            continue;
+        }
+        break;
+    }
+    parser.expect_token(&Token::RParen).map_err(perr)?;
+    if parser.parse_keyword(Keyword::COMMENT) {
+        parser.parse_literal_string().map_err(perr)?;
+    }
+    if parser.parse_keywords(&[Keyword::PARTITIONED, Keyword::BY]) {
+        return Err(SqlError::new(position, "PARTITIONED BY is not supported yet"));
+    }
+    let mut options = Vec::new();
+    if parser.parse_keyword(Keyword::WITH) {
+        parser.expect_token(&Token::LParen).map_err(perr)?;
+        loop {
+            if parser.peek_token().token == Token::RParen {
+                break;
+            }
+            let key = parser.parse_literal_string().map_err(perr)?;
+            parser.expect_token(&Token::Eq).map_err(perr)?;
+            let value = parser.parse_literal_string().map_err(perr)?;
+            options.push((key, value));
+            if !parser.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        parser.expect_token(&Token::RParen).map_err(perr)?;
+    }
+    if parser.parse_keyword(Keyword::LIKE) {
+        return Err(SqlError::new(position, "CREATE TABLE ... LIKE is not supported yet"));
+    }
+    Ok(Statement::CreateTable(CreateTable { name, columns, watermark, options, position }))
+}
+
+fn parse_string_or_ident(parser: &mut Parser) -> Result<String, SqlError> {
+    let tok = parser.next_token();
+    match tok.token {
+        Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => Ok(s),
+        Token::Word(w) => {
+            // An unquoted key such as parallelism.default: join dotted words.
+            let mut s = w.value;
+            while parser.consume_token(&Token::Period) {
+                match parser.next_token().token {
+                    Token::Word(w) => {
+                        s.push('.');
+                        s.push_str(&w.value);
+                    }
+                    other => return Err(SqlError::new(tok.span.start, format!("expected a key, found {other}"))),
+                }
+            }
+            Ok(s)
+        }
+        Token::Number(n, _) => Ok(n),
+        other => Err(SqlError::new(tok.span.start, format!("expected a quoted string such as 'value', found {other}"))),
+    }
+}
+
+fn reject_hints(tokens: &[sqlparser::tokenizer::TokenWithSpan]) -> Result<(), SqlError> {
+    for t in tokens {
+        if let Token::Whitespace(Whitespace::MultiLineComment(c)) = &t.token
+            && c.starts_with('+')
+        {
+            return Err(SqlError::new(
+                t.span.start,
+                "SQL hints (/*+ ... */) are not supported yet; put the options in the table's WITH clause",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_word(t: &Token, w: &str) -> bool {
+    matches!(t, Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case(w))
+}
+
+fn peek_words(parser: &Parser, words: &[&str]) -> bool {
+    words.iter().enumerate().all(|(i, w)| is_word(&parser.peek_nth_token(i).token, w))
+}
+
+fn peek_create(parser: &Parser, what: &str) -> bool {
+    peek_words(parser, &["CREATE", what]) || peek_words(parser, &["CREATE", "TEMPORARY", what])
+}
+
+fn expect_word(parser: &mut Parser, w: &str) -> Result<(), SqlError> {
+    let tok = parser.next_token();
+    if is_word(&tok.token, w) {
+        Ok(())
+    } else {
+        Err(SqlError::new(tok.span.start, format!("expected {w}, found {}", tok.token)))
+    }
+}
+
+/// The name of an object as Flink users write it: the last part of a possibly
+/// qualified name (catalogs and databases are not modelled yet).
+pub fn object_name(n: &ObjectName) -> String {
+    n.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default()
+}
+
+/// Position of an AST expression, or `fallback` when it has none.
+pub fn expr_position(e: &Expr, fallback: Position) -> Position {
+    let s = e.span();
+    if s.start.line == 0 { fallback } else { s.start.into() }
+}
