@@ -14,3 +14,7 @@ pub mod parser;
 pub mod types;
 
 pub use error::{Position, SqlError};
+pub mod catalog;
+pub mod plan;
+
+pub use plan::{compile, Job};

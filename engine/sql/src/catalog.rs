@@ -1,0 +1,144 @@
+//! Tables declared by `CREATE TABLE`, resolved into Arrow schemas and planned
+//! expressions for computed columns and the watermark.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion_common::{DFSchema, DFSchemaRef};
+use datafusion_expr::ExprSchemable;
+
+use crate::error::{Position, SqlError};
+use crate::expr::{Expr, ExprPlanner};
+use crate::parser::{ColumnKind, CreateTable};
+use crate::types;
+
+/// A table of the job.
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    pub name: String,
+    /// `WITH (...)` options, as written.
+    pub options: BTreeMap<String, String>,
+    /// The physical columns: what a source reads and a sink writes.
+    pub physical: SchemaRef,
+    /// Every column, physical and computed, in declaration order.
+    pub schema: DFSchemaRef,
+    /// For each column of `schema`, its value over `physical`: a column reference
+    /// or the computed expression.
+    pub columns: Vec<Expr>,
+    /// The physical schema as a DataFusion schema, which `columns` refer to.
+    pub physical_df: DFSchemaRef,
+    pub watermark: Option<WatermarkSpec>,
+    pub position: Position,
+}
+
+/// `WATERMARK FOR column AS expr`.
+#[derive(Debug, Clone)]
+pub struct WatermarkSpec {
+    /// Index of the time-attribute column in the table's full schema.
+    pub column: usize,
+    /// The watermark expression over the full schema.
+    pub expr: Expr,
+    /// The declared delay when the expression is `column - INTERVAL ...`, for display.
+    pub text: String,
+}
+
+impl TableDef {
+    pub fn connector(&self) -> &str {
+        self.options.get("connector").map(String::as_str).unwrap_or("")
+    }
+
+    /// The index of the physical column `name`, if any.
+    pub fn is_computed(&self, idx: usize) -> bool {
+        !matches!(&self.columns[idx], Expr::Column(_))
+    }
+
+    /// The full schema's rowtime column, when a watermark is declared.
+    pub fn rowtime(&self) -> Option<usize> {
+        self.watermark.as_ref().map(|w| w.column)
+    }
+}
+
+pub(crate) fn define_table(ct: &CreateTable, exprs: &ExprPlanner, tz: &str) -> Result<TableDef, SqlError> {
+    let mut physical_fields = Vec::new();
+    for c in &ct.columns {
+        if let ColumnKind::Physical { data_type, not_null } = &c.kind {
+            let t = types::to_arrow(data_type, tz)
+                .map_err(|m| SqlError::new(c.position, format!("column `{}` of table `{}`: {m}", c.name, ct.name)))?;
+            if physical_fields.iter().any(|f: &Field| f.name() == &c.name) {
+                return Err(SqlError::new(c.position, format!("table `{}` declares column `{}` twice", ct.name, c.name)));
+            }
+            physical_fields.push(Field::new(&c.name, t, !not_null));
+        }
+    }
+    let physical = Arc::new(Schema::new(physical_fields));
+    let physical_df = Arc::new(
+        DFSchema::try_from_qualified_schema(ct.name.as_str(), &physical)
+            .map_err(|e| SqlError::new(ct.position, e.to_string()))?,
+    );
+    let mut columns = Vec::new();
+    let mut fields = Vec::new();
+    for c in &ct.columns {
+        let (e, field) = match &c.kind {
+            ColumnKind::Physical { .. } => {
+                let idx = physical.index_of(&c.name).map_err(|e| SqlError::new(c.position, e.to_string()))?;
+                let (q, f) = physical_df.qualified_field(idx);
+                (Expr::Column(datafusion_common::Column::new(q.cloned(), f.name())), f.as_ref().clone())
+            }
+            ColumnKind::Computed(ast) => {
+                let e = exprs.plan(ast, &physical_df, c.position).map_err(|err| {
+                    SqlError::new(err.position, format!("computed column `{}` of table `{}`: {}", c.name, ct.name, err.message))
+                })?;
+                let t = e.get_type(&physical_df).map_err(|err| SqlError::new(c.position, err.to_string()))?;
+                (e, Field::new(&c.name, t, true))
+            }
+        };
+        if fields.iter().any(|f: &Field| f.name() == &c.name) {
+            return Err(SqlError::new(c.position, format!("table `{}` declares column `{}` twice", ct.name, c.name)));
+        }
+        columns.push(e);
+        fields.push(field);
+    }
+    let full = Schema::new(fields);
+    let schema = Arc::new(
+        DFSchema::try_from_qualified_schema(ct.name.as_str(), &full).map_err(|e| SqlError::new(ct.position, e.to_string()))?,
+    );
+    let watermark = match &ct.watermark {
+        None => None,
+        Some(w) => {
+            let column = full.index_of(&w.column).map_err(|_| {
+                SqlError::new(w.position, format!("WATERMARK FOR `{}`: table `{}` has no such column", w.column, ct.name))
+            })?;
+            let col_type = full.field(column).data_type();
+            if !matches!(col_type, DataType::Timestamp(_, _)) {
+                return Err(SqlError::new(
+                    w.position,
+                    format!(
+                        "WATERMARK FOR `{}`: the column is {}, but a time attribute must be TIMESTAMP(3) or TIMESTAMP_LTZ(3)",
+                        w.column,
+                        types::flink_name(col_type)
+                    ),
+                ));
+            }
+            let expr = exprs.plan(&w.expr, &schema, w.position)?;
+            let t = expr.get_type(&schema).map_err(|e| SqlError::new(w.position, e.to_string()))?;
+            if !matches!(t, DataType::Timestamp(_, _)) {
+                return Err(SqlError::new(
+                    w.position,
+                    format!("the WATERMARK expression must be a timestamp, such as `{} - INTERVAL '5' SECOND`, not {}", w.column, types::flink_name(&t)),
+                ));
+            }
+            Some(WatermarkSpec { column, expr, text: w.expr.to_string() })
+        }
+    };
+    Ok(TableDef {
+        name: ct.name.clone(),
+        options: ct.options.iter().cloned().collect(),
+        physical,
+        schema,
+        columns,
+        physical_df,
+        watermark,
+        position: ct.position,
+    })
+}
