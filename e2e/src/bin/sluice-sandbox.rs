@@ -1,0 +1,237 @@
+//! `sluice-sandbox`: a Docker-free local cluster for developers and users.
+//!
+//! - `sluice-sandbox up [--dir DIR] [--nodes N]` starts etcd, the control
+//!   plane and N `sluice-node` agents in the background, waits until the
+//!   nodes are Ready, writes `DIR/kubeconfig` and `DIR/env`, and prints the
+//!   `export KUBECONFIG=…` line.
+//! - `sluice-sandbox down [--dir DIR]` stops everything and checks that no
+//!   process, network namespace or bridge is left.
+//! - `sluice-sandbox run [--dir DIR] [--nodes N]` is `up` in the foreground.
+//!
+//! `DIR` defaults to `.sandbox` in the current directory.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use sluice_e2e::cluster::{Cluster, ClusterSpec, host_image_mappings};
+use sluice_e2e::controlplane::ClusterNet;
+use sluice_e2e::net;
+use sluice_e2e::node::config::ImageMapping;
+
+const NAME: &str = "sandbox";
+const BRIDGE: &str = "sl-sandbox";
+const OCTET: u8 = 250;
+
+struct Args {
+    cmd: String,
+    dir: PathBuf,
+    nodes: u8,
+}
+
+fn parse() -> Result<Args> {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = a.first().cloned().unwrap_or_default();
+    let flag = |n: &str| a.iter().position(|x| x == n).and_then(|i| a.get(i + 1)).cloned();
+    let dir = PathBuf::from(flag("--dir").unwrap_or_else(|| ".sandbox".into()));
+    let dir = if dir.is_absolute() { dir } else { std::env::current_dir()?.join(dir) };
+    let nodes = flag("--nodes").map(|n| n.parse()).transpose()?.unwrap_or(1);
+    Ok(Args { cmd, dir, nodes })
+}
+
+/// Local programs standing in for images: the Sluice binaries from the
+/// working tree's target directory, plus `SLUICE_IMAGES` (a YAML list of
+/// mappings) and the host-shell images.
+fn images(repo: &Path) -> Result<Vec<ImageMapping>> {
+    let mut v = Vec::new();
+    if let Ok(f) = std::env::var("SLUICE_IMAGES") {
+        let text = std::fs::read_to_string(&f).with_context(|| format!("reading SLUICE_IMAGES={f}"))?;
+        let extra: Vec<ImageMapping> = serde_yaml::from_str(&text)?;
+        v.extend(extra);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo.join("target"));
+    for (image, bin) in [("sluice/engine:*", "sluice-engine"), ("sluice/operator:*", "sluice-operator")] {
+        let env = format!("SLUICE_{}_BIN", bin.trim_start_matches("sluice-").to_uppercase());
+        let path = std::env::var_os(&env).map(PathBuf::from).unwrap_or_else(|| {
+            let rel = target.join("release").join(bin);
+            if rel.exists() { rel } else { target.join("debug").join(bin) }
+        });
+        v.push(ImageMapping { image: image.into(), entrypoint: vec![path.display().to_string()], cmd: vec![], path: vec![] });
+        v.push(ImageMapping { image: format!("*/{image}"), entrypoint: vec![path.display().to_string()], cmd: vec![], path: vec![] });
+    }
+    let testhttp = std::env::current_exe()?.with_file_name("sluice-testhttp");
+    v.push(ImageMapping { image: "sluice/testhttp:*".into(), entrypoint: vec![testhttp.display().to_string()], cmd: vec![], path: vec![] });
+    v.extend(host_image_mappings());
+    Ok(v)
+}
+
+fn spec(dir: &Path, nodes: u8) -> Result<ClusterSpec> {
+    let repo = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    Ok(ClusterSpec {
+        name: NAME.into(),
+        dir: dir.to_path_buf(),
+        net: ClusterNet { bridge: BRIDGE.into(), octet: OCTET },
+        nodes,
+        node_bin: std::env::current_exe()?.with_file_name("sluice-node"),
+        images: images(&repo)?,
+        backoff_initial_seconds: 10.0,
+    })
+}
+
+fn pid_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+fn read_pid(dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(dir.join("sandbox.pid")).ok()?.trim().parse().ok()
+}
+
+fn run_foreground(a: &Args) -> Result<()> {
+    if let Some(pid) = read_pid(&a.dir) {
+        if pid_alive(pid) && pid != std::process::id() as i32 {
+            bail!("a sandbox is already running (pid {pid}); run `sluice-sandbox down` first");
+        }
+    }
+    std::fs::create_dir_all(&a.dir)?;
+    let _ = std::fs::remove_file(a.dir.join("ready"));
+    std::fs::write(a.dir.join("sandbox.pid"), std::process::id().to_string())?;
+    let t0 = Instant::now();
+    let cluster = Cluster::start(spec(&a.dir, a.nodes)?)?;
+    let kubeconfig = cluster.kubeconfig().to_path_buf();
+    std::fs::write(
+        a.dir.join("env"),
+        format!(
+            "# Written by sluice-sandbox up; source it.\nexport KUBECONFIG={}\nexport SLUICE_SANDBOX_DIR={}\nexport SLUICE_SANDBOX_BRIDGE_IP={}\n",
+            kubeconfig.display(),
+            a.dir.display(),
+            cluster.spec.net.gateway()
+        ),
+    )?;
+    let msg = format!(
+        "sandbox up in {:.1}s (control plane {:.1}s, nodes Ready {:.1}s later)\nexport KUBECONFIG={}\n",
+        t0.elapsed().as_secs_f64(),
+        cluster.control_plane.startup.as_secs_f64(),
+        cluster.node_startup.as_secs_f64(),
+        kubeconfig.display()
+    );
+    std::fs::write(a.dir.join("ready"), &msg)?;
+    print!("{msg}");
+    // Wait for SIGTERM/SIGINT, then stop everything (Drop).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut cluster = cluster;
+    rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut t = signal(SignalKind::terminate())?;
+        let mut i = signal(SignalKind::interrupt())?;
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = t.recv() => break,
+                _ = i.recv() => break,
+                _ = tick.tick() => {
+                    let dead = cluster.dead();
+                    if !dead.is_empty() {
+                        eprintln!("sandbox: process died: {}", dead.join(", "));
+                    }
+                }
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    eprintln!("sandbox: stopping");
+    cluster.stop();
+    let _ = std::fs::remove_file(a.dir.join("ready"));
+    let _ = std::fs::remove_file(a.dir.join("sandbox.pid"));
+    Ok(())
+}
+
+fn up(a: &Args) -> Result<()> {
+    if let Some(pid) = read_pid(&a.dir) {
+        if pid_alive(pid) {
+            println!("sandbox already running (pid {pid})\nexport KUBECONFIG={}", a.dir.join("kubeconfig").display());
+            return Ok(());
+        }
+    }
+    std::fs::create_dir_all(a.dir.join("logs"))?;
+    let _ = std::fs::remove_file(a.dir.join("ready"));
+    let log = a.dir.join("logs/sandbox.log");
+    let out = std::fs::File::create(&log)?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["run", "--dir", &a.dir.display().to_string(), "--nodes", &a.nodes.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+    }
+    let mut child = cmd.spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        if let Ok(msg) = std::fs::read_to_string(a.dir.join("ready")) {
+            print!("{msg}");
+            return Ok(());
+        }
+        if let Some(st) = child.try_wait()? {
+            bail!("sandbox failed to start ({st}); log {}:\n{}", log.display(), sluice_e2e::process::tail(&log, 40));
+        }
+        if Instant::now() > deadline {
+            bail!("sandbox did not come up; see {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn down(a: &Args) -> Result<()> {
+    if let Some(pid) = read_pid(&a.dir) {
+        if pid_alive(pid) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while pid_alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            if pid_alive(pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+    // Whatever a crashed sandbox left behind.
+    let s = spec(&a.dir, a.nodes.max(8))?;
+    let mut left = Vec::new();
+    for k in 1..=s.nodes {
+        for ns in net::list_netns(&format!("sluice-{}-", s.node_name(k))) {
+            net::delete_netns(&ns);
+            left.push(ns);
+        }
+    }
+    if net::link_exists(BRIDGE) {
+        net::delete_link(BRIDGE);
+        left.push(BRIDGE.into());
+    }
+    let _ = std::fs::remove_file(a.dir.join("sandbox.pid"));
+    let _ = std::fs::remove_file(a.dir.join("ready"));
+    if left.is_empty() {
+        println!("sandbox down");
+    } else {
+        println!("sandbox down (cleaned up leftovers: {})", left.join(", "));
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let a = parse()?;
+    match a.cmd.as_str() {
+        "up" => up(&a),
+        "run" => run_foreground(&a),
+        "down" => down(&a),
+        _ => bail!("usage: sluice-sandbox up|down|run [--dir DIR] [--nodes N]"),
+    }
+}

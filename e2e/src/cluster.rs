@@ -1,0 +1,201 @@
+//! A whole local cluster: the control plane plus one or more `sluice-node`
+//! agents, all on one bridge. Used by `sluice-sandbox` and by the tests.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use kube::Api;
+use nix::sys::signal::Signal;
+
+use crate::controlplane::{ClusterNet, ControlPlane, ControlPlaneConfig, k8s_version};
+use crate::net;
+use crate::node::config::{ImageMapping, NodeConfig};
+use crate::process::{Proc, free_port};
+
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// Short name: cluster name and the prefix of node names.
+    pub name: String,
+    pub dir: PathBuf,
+    pub net: ClusterNet,
+    pub nodes: u8,
+    pub node_bin: PathBuf,
+    pub images: Vec<ImageMapping>,
+    pub backoff_initial_seconds: f64,
+}
+
+impl ClusterSpec {
+    pub fn node_name(&self, k: u8) -> String {
+        format!("{}-node-{k}", self.name)
+    }
+}
+
+pub struct Cluster {
+    pub spec: ClusterSpec,
+    pub control_plane: ControlPlane,
+    nodes: Vec<Proc>,
+    pub node_startup: Duration,
+}
+
+impl Cluster {
+    /// Starts the control plane and the nodes and waits until every node is
+    /// Ready and the `default` ServiceAccount exists.
+    pub fn start(spec: ClusterSpec) -> Result<Cluster> {
+        for k in 1..=spec.nodes {
+            let prefix = format!("sluice-{}-", spec.node_name(k));
+            for ns in net::list_netns(&prefix) {
+                net::delete_netns(&ns);
+            }
+        }
+        net::delete_link(&spec.net.bridge);
+        std::fs::create_dir_all(&spec.dir)?;
+        let control_plane = ControlPlane::start(ControlPlaneConfig {
+            name: spec.name.clone(),
+            dir: spec.dir.clone(),
+            net: spec.net.clone(),
+            k8s_version: k8s_version(),
+        })?;
+        let t0 = Instant::now();
+        let mut nodes = Vec::new();
+        for k in 1..=spec.nodes {
+            let name = spec.node_name(k);
+            let node_ip = spec.net.node_ip(k);
+            let cfg = NodeConfig {
+                node_name: name.clone(),
+                kubeconfig: control_plane.kubeconfig.clone(),
+                bridge: spec.net.bridge.clone(),
+                node_ip,
+                prefix: ClusterNet::PREFIX,
+                state_dir: spec.dir.join("nodes").join(&name),
+                cluster_domain: "cluster.local".into(),
+                kubelet_port: 10250,
+                ca_cert: Some(control_plane.pki.ca_cert.clone()),
+                ca_key: Some(control_plane.pki.ca_key.clone()),
+                backoff_initial_seconds: spec.backoff_initial_seconds,
+                images: spec.images.clone(),
+                cpu: None,
+                memory: None,
+                labels: Default::default(),
+            };
+            let _ = free_port;
+            let cfg_path = spec.dir.join(format!("{name}.yaml"));
+            std::fs::write(&cfg_path, serde_yaml::to_string(&cfg)?)?;
+            let p = Proc::spawn(
+                &name,
+                &spec.node_bin,
+                &["--config".into(), cfg_path.display().to_string()],
+                &[("RUST_LOG".into(), std::env::var("SLUICE_NODE_LOG").unwrap_or_else(|_| "info".into()))],
+                &control_plane.logs.join(format!("{name}.log")),
+                Signal::SIGTERM,
+            )?;
+            nodes.push(p);
+        }
+        let mut cluster = Cluster { spec, control_plane, nodes, node_startup: Duration::ZERO };
+        cluster.wait_ready(Duration::from_secs(60))?;
+        cluster.node_startup = t0.elapsed();
+        Ok(cluster)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let client = rt.block_on(crate::client_from_kubeconfig(&self.control_plane.kubeconfig))?;
+        let deadline = Instant::now() + timeout;
+        let names: Vec<String> = (1..=self.spec.nodes).map(|k| self.spec.node_name(k)).collect();
+        loop {
+            let ready = rt.block_on(async {
+                let nodes: Api<Node> = Api::all(client.clone());
+                let mut n = 0;
+                for name in &names {
+                    if let Ok(Some(node)) = nodes.get_opt(name).await {
+                        let ok = node
+                            .status
+                            .and_then(|s| s.conditions)
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "True");
+                        if ok {
+                            n += 1;
+                        }
+                    }
+                }
+                let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+                n == names.len() && matches!(sa.get_opt("default").await, Ok(Some(_)))
+            });
+            if ready {
+                return Ok(());
+            }
+            for p in self.nodes.iter_mut() {
+                if let Some(st) = p.exited() {
+                    bail!("{} exited ({st}); log {}:\n{}", p.name, p.log.display(), p.log_tail(30));
+                }
+            }
+            let dead = self.control_plane.dead();
+            if !dead.is_empty() {
+                bail!("control plane process died: {}", dead.join(", "));
+            }
+            if Instant::now() > deadline {
+                bail!("nodes not Ready within {timeout:?}; see {}", self.control_plane.logs.display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.control_plane.kubeconfig
+    }
+
+    pub fn node_pids(&self) -> Vec<u32> {
+        self.nodes.iter().map(|p| p.pid()).collect()
+    }
+
+    /// Processes that died (a healthy cluster has none).
+    pub fn dead(&mut self) -> Vec<String> {
+        let mut d = self.control_plane.dead();
+        d.extend(self.nodes.iter_mut().filter_map(|p| p.exited().map(|s| format!("{} ({s})", p.name))));
+        d
+    }
+
+    /// Stops the nodes (they kill their pods and remove their namespaces),
+    /// then the control plane, then removes the bridge.
+    pub fn stop(&mut self) {
+        for p in self.nodes.iter_mut() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid() as i32), Signal::SIGTERM);
+        }
+        for mut p in self.nodes.drain(..) {
+            p.stop(Duration::from_secs(30));
+        }
+        self.control_plane.stop();
+        for k in 1..=self.spec.nodes {
+            for ns in net::list_netns(&format!("sluice-{}-", self.spec.node_name(k))) {
+                net::delete_netns(&ns);
+            }
+        }
+        net::delete_link(&self.spec.net.bridge);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Image mappings shared by the sandbox and the tests: host shells and tools
+/// for common base images (the host filesystem is the image).
+pub fn host_image_mappings() -> Vec<ImageMapping> {
+    ["busybox*", "docker.io/library/busybox*", "debian*", "ubuntu*", "alpine*", "sluice/host:*"]
+        .into_iter()
+        .map(|image| ImageMapping {
+            image: image.into(),
+            entrypoint: Vec::new(),
+            cmd: vec!["/bin/sh".into()],
+            path: Vec::new(),
+        })
+        .collect()
+}
+
+pub fn context_err<T>(r: Option<T>, what: &str) -> Result<T> {
+    r.with_context(|| what.to_string())
+}

@@ -1,0 +1,460 @@
+//! Turning a container spec into a process: the image map (ENTRYPOINT/CMD),
+//! Kubernetes env semantics, and the namespaces the process runs in.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Pod, Secret};
+use kube::{Api, ResourceExt};
+
+use super::config::NodeConfig;
+use super::dns::Directory;
+use super::expand::expand;
+
+/// Why a container cannot be started; the variant gives the waiting reason.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    ErrImagePull(String),
+    #[error("{0}")]
+    CreateContainerConfigError(String),
+    #[error("{0}")]
+    CreateContainerError(String),
+}
+
+impl StartError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StartError::ErrImagePull(_) => "ErrImagePull",
+            StartError::CreateContainerConfigError(_) => "CreateContainerConfigError",
+            StartError::CreateContainerError(_) => "CreateContainerError",
+        }
+    }
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn search(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
+    let host_path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into());
+    dirs.iter()
+        .cloned()
+        .chain(std::env::split_paths(&host_path))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// argv for a container: image ENTRYPOINT/CMD overridden by `command`/`args`,
+/// as Kubernetes does, after `$(VAR)` expansion.
+pub fn argv(cfg: &NodeConfig, c: &Container, env: &[(String, String)]) -> Result<Vec<String>, StartError> {
+    let image = c.image.clone().unwrap_or_default();
+    let m = cfg.image(&image).ok_or_else(|| {
+        StartError::ErrImagePull(format!(
+            "image {image:?} is not mapped to a local program in the sluice-node config (images:)"
+        ))
+    })?;
+    let lookup = |k: &str| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let command: Vec<String> = c.command.iter().flatten().map(|s| expand(s, &lookup)).collect();
+    let args: Vec<String> = c.args.iter().flatten().map(|s| expand(s, &lookup)).collect();
+    let mut argv = if command.is_empty() {
+        let mut a = m.entrypoint.clone();
+        a.extend(if args.is_empty() && c.args.is_none() { m.cmd.clone() } else { args });
+        a
+    } else {
+        let mut a = command;
+        a.extend(args);
+        a
+    };
+    let Some(first) = argv.first().cloned() else {
+        return Err(StartError::CreateContainerError(format!(
+            "image {image:?} has no entrypoint and the container has no command"
+        )));
+    };
+    if !first.contains('/') {
+        let mut dirs = m.path.clone();
+        if let Some(ep) = m.entrypoint.first() {
+            if let Some(d) = Path::new(ep).parent() {
+                dirs.push(d.to_path_buf());
+            }
+        }
+        let found = search(&first, &dirs).ok_or_else(|| {
+            StartError::CreateContainerError(format!("executable {first:?} not found in the image path or PATH"))
+        })?;
+        argv[0] = found.display().to_string();
+    }
+    if !Path::new(&argv[0]).exists() {
+        return Err(StartError::CreateContainerError(format!("executable {:?} does not exist", argv[0])));
+    }
+    Ok(argv)
+}
+
+fn field_ref(pod: &Pod, path: &str, host_ip: &str, pod_ip: &str) -> Option<String> {
+    let md = &pod.metadata;
+    Some(match path {
+        "metadata.name" => pod.name_any(),
+        "metadata.namespace" => pod.namespace().unwrap_or_default(),
+        "metadata.uid" => md.uid.clone().unwrap_or_default(),
+        "spec.nodeName" => pod.spec.as_ref()?.node_name.clone().unwrap_or_default(),
+        "spec.serviceAccountName" => pod.spec.as_ref()?.service_account_name.clone().unwrap_or_default(),
+        "status.podIP" | "status.podIPs" => pod_ip.to_string(),
+        "status.hostIP" | "status.hostIPs" => host_ip.to_string(),
+        p if p.starts_with("metadata.labels['") => {
+            let k = p.strip_prefix("metadata.labels['")?.strip_suffix("']")?;
+            pod.labels().get(k).cloned().unwrap_or_default()
+        }
+        p if p.starts_with("metadata.annotations['") => {
+            let k = p.strip_prefix("metadata.annotations['")?.strip_suffix("']")?;
+            pod.annotations().get(k).cloned().unwrap_or_default()
+        }
+        "metadata.labels" => pod
+            .labels()
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        "metadata.annotations" => pod
+            .annotations()
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => return None,
+    })
+}
+
+pub(crate) fn resolve_field(pod: &Pod, path: &str, host_ip: &str, pod_ip: &str) -> Option<String> {
+    field_ref(pod, path, host_ip, pod_ip)
+}
+
+fn env_name(svc: &str) -> String {
+    svc.to_ascii_uppercase().replace('-', "_")
+}
+
+/// Service environment variables. There is no kube-proxy, so `*_SERVICE_HOST`
+/// is the first ready endpoint's address and `*_SERVICE_PORT` its target port.
+fn service_env(dir: &Directory, ns: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut services: Vec<_> = dir
+        .services
+        .state()
+        .into_iter()
+        .filter(|s| s.namespace().as_deref() == Some(ns))
+        .collect();
+    let default_ns = "default";
+    if ns != default_ns {
+        if let Some(k) = dir.service(default_ns, "kubernetes") {
+            services.push(k);
+        }
+    }
+    services.sort_by_key(|s| s.name_any());
+    for s in services {
+        let (eps, ports) = dir.endpoints(s.namespace().as_deref().unwrap_or(ns), &s.name_any());
+        let (Some(ep), Some((_, port))) = (eps.first(), ports.first()) else {
+            continue;
+        };
+        let n = env_name(&s.name_any());
+        out.push((format!("{n}_SERVICE_HOST"), ep.ip.to_string()));
+        out.push((format!("{n}_SERVICE_PORT"), port.to_string()));
+        for (pname, p) in &ports {
+            if !pname.is_empty() {
+                out.push((format!("{n}_SERVICE_PORT_{}", env_name(pname)), p.to_string()));
+            }
+            out.push((format!("{n}_PORT_{p}_TCP"), format!("tcp://{}:{p}", ep.ip)));
+            out.push((format!("{n}_PORT_{p}_TCP_PROTO"), "tcp".into()));
+            out.push((format!("{n}_PORT_{p}_TCP_PORT"), p.to_string()));
+            out.push((format!("{n}_PORT_{p}_TCP_ADDR"), ep.ip.to_string()));
+        }
+        out.push((format!("{n}_PORT"), format!("tcp://{}:{port}", ep.ip)));
+    }
+    out
+}
+
+fn push(env: &mut Vec<(String, String)>, k: String, v: String) {
+    env.retain(|(n, _)| *n != k);
+    env.push((k, v));
+}
+
+/// The container's environment, in Kubernetes order: defaults, service
+/// variables, `envFrom`, then `env` (each `$(VAR)`-expanded against what
+/// precedes it).
+pub async fn environment(
+    client: &kube::Client,
+    dir: &Directory,
+    pod: &Pod,
+    c: &Container,
+    host_ip: &str,
+    pod_ip: &str,
+) -> Result<Vec<(String, String)>, StartError> {
+    let ns = pod.namespace().unwrap_or_default();
+    let cfg_err = StartError::CreateContainerConfigError;
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOSTNAME".into(), hostname(pod)),
+        ("HOME".into(), "/root".into()),
+    ];
+    if pod.spec.as_ref().and_then(|s| s.enable_service_links).unwrap_or(true) {
+        for (k, v) in service_env(dir, &ns) {
+            push(&mut env, k, v);
+        }
+    } else if let Some(k) = dir.service("default", "kubernetes") {
+        let _ = k;
+        for (k, v) in service_env(dir, "default")
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("KUBERNETES_"))
+        {
+            push(&mut env, k, v);
+        }
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    for ef in c.env_from.iter().flatten() {
+        let prefix = ef.prefix.clone().unwrap_or_default();
+        if let Some(r) = &ef.config_map_ref {
+            match cms.get_opt(&r.name).await {
+                Ok(Some(cm)) => {
+                    for (k, v) in cm.data.unwrap_or_default() {
+                        push(&mut env, format!("{prefix}{k}"), v);
+                    }
+                }
+                Ok(None) if r.optional == Some(true) => {}
+                Ok(None) => return Err(cfg_err(format!("configmap \"{}\" not found", r.name))),
+                Err(e) => return Err(cfg_err(format!("configmap {}: {e}", r.name))),
+            }
+        }
+        if let Some(r) = &ef.secret_ref {
+            match secrets.get_opt(&r.name).await {
+                Ok(Some(s)) => {
+                    for (k, v) in s.data.unwrap_or_default() {
+                        push(&mut env, format!("{prefix}{k}"), String::from_utf8_lossy(&v.0).into_owned());
+                    }
+                }
+                Ok(None) if r.optional == Some(true) => {}
+                Ok(None) => return Err(cfg_err(format!("secret \"{}\" not found", r.name))),
+                Err(e) => return Err(cfg_err(format!("secret {}: {e}", r.name))),
+            }
+        }
+    }
+    for EnvVar { name, value, value_from } in c.env.iter().flatten() {
+        let v = if let Some(v) = value {
+            let snapshot = env.clone();
+            let lookup = |k: &str| snapshot.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            expand(v, &lookup)
+        } else if let Some(vf) = value_from {
+            if let Some(f) = &vf.field_ref {
+                field_ref(pod, &f.field_path, host_ip, pod_ip)
+                    .ok_or_else(|| cfg_err(format!("unsupported fieldRef {}", f.field_path)))?
+            } else if let Some(s) = &vf.secret_key_ref {
+                match secrets.get_opt(&s.name).await {
+                    Ok(Some(sec)) => match sec.data.unwrap_or_default().get(&s.key) {
+                        Some(b) => String::from_utf8_lossy(&b.0).into_owned(),
+                        None if s.optional == Some(true) => continue,
+                        None => return Err(cfg_err(format!("couldn't find key {} in Secret {}/{}", s.key, ns, s.name))),
+                    },
+                    Ok(None) if s.optional == Some(true) => continue,
+                    Ok(None) => return Err(cfg_err(format!("secret \"{}\" not found", s.name))),
+                    Err(e) => return Err(cfg_err(format!("secret {}: {e}", s.name))),
+                }
+            } else if let Some(s) = &vf.config_map_key_ref {
+                match cms.get_opt(&s.name).await {
+                    Ok(Some(cm)) => match cm.data.unwrap_or_default().get(&s.key) {
+                        Some(b) => b.clone(),
+                        None if s.optional == Some(true) => continue,
+                        None => return Err(cfg_err(format!("couldn't find key {} in ConfigMap {}/{}", s.key, ns, s.name))),
+                    },
+                    Ok(None) if s.optional == Some(true) => continue,
+                    Ok(None) => return Err(cfg_err(format!("configmap \"{}\" not found", s.name))),
+                    Err(e) => return Err(cfg_err(format!("configmap {}: {e}", s.name))),
+                }
+            } else if let Some(r) = &vf.resource_field_ref {
+                // No cgroups: report the declared limit (or the node's capacity).
+                let _ = r;
+                "0".to_string()
+            } else {
+                String::new()
+            }
+        } else {
+            String::new()
+        };
+        push(&mut env, name.clone(), v);
+    }
+    Ok(env)
+}
+
+/// The pod's hostname (`spec.hostname` or its name, as the kubelet does).
+pub fn hostname(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.hostname.clone())
+        .unwrap_or_else(|| pod.name_any())
+        .chars()
+        .take(63)
+        .collect()
+}
+
+/// A bind mount made inside the container's mount namespace.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+/// Everything the pre-exec hook needs, prepared before fork so that the
+/// child only makes system calls (no allocation after fork).
+pub struct Launch {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub netns: OwnedFd,
+    /// Join this mount namespace instead of making a new one (exec probes).
+    pub join_mnt: Option<OwnedFd>,
+    pub mounts: Vec<Mount>,
+    pub hostname: String,
+    pub workdir: PathBuf,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub supplementary: Vec<u32>,
+    pub log: Option<PathBuf>,
+}
+
+struct Prepared {
+    mounts: Vec<(CString, CString, bool)>,
+    hostname: CString,
+    workdir: CString,
+    uid: Option<nix::unistd::Uid>,
+    gid: Option<nix::unistd::Gid>,
+    groups: Vec<nix::unistd::Gid>,
+    netns: OwnedFd,
+    join_mnt: Option<OwnedFd>,
+}
+
+fn cstr(p: &Path) -> Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes()).map_err(|e| anyhow!("path {}: {e}", p.display()))
+}
+
+/// Spawns the process. It gets its own session (so its process group can be
+/// signalled), joins the pod's network namespace, gets a private mount and
+/// UTS namespace with the volumes bind-mounted, then drops to runAsUser.
+pub fn spawn(l: Launch) -> Result<tokio::process::Child> {
+    use nix::mount::{MsFlags, mount};
+    use nix::sched::{CloneFlags, setns, unshare};
+
+    for m in &l.mounts {
+        // The host filesystem is the image: create missing mount points.
+        if !m.target.exists() {
+            if m.source.is_dir() {
+                std::fs::create_dir_all(&m.target)
+                    .with_context(|| format!("creating mount point {}", m.target.display()))?;
+            } else {
+                if let Some(p) = m.target.parent() {
+                    std::fs::create_dir_all(p)?;
+                }
+                std::fs::write(&m.target, b"")?;
+            }
+        }
+    }
+    let prepared = Prepared {
+        mounts: l
+            .mounts
+            .iter()
+            .map(|m| Ok((cstr(&m.source)?, cstr(&m.target)?, m.read_only)))
+            .collect::<Result<_>>()?,
+        hostname: CString::new(l.hostname.clone())?,
+        workdir: cstr(&l.workdir)?,
+        uid: l.uid.map(nix::unistd::Uid::from_raw),
+        gid: l.gid.or(l.uid.map(|_| 0)).map(nix::unistd::Gid::from_raw),
+        groups: l.supplementary.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect(),
+        netns: l.netns,
+        join_mnt: l.join_mnt,
+    };
+    let Some((prog, args)) = l.argv.split_first() else {
+        bail!("empty argv");
+    };
+    let mut cmd = tokio::process::Command::new(prog);
+    cmd.args(args).env_clear().envs(l.env.iter().map(|(k, v)| (k, v)));
+    cmd.stdin(std::process::Stdio::null());
+    cmd.kill_on_drop(l.log.is_none());
+    match &l.log {
+        Some(log) => {
+            if let Some(p) = log.parent() {
+                std::fs::create_dir_all(p)?;
+            }
+            let f = std::fs::File::options().create(true).append(true).open(log)?;
+            cmd.stdout(f.try_clone()?).stderr(f);
+        }
+        None => {
+            cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        }
+    }
+    let hostname_os = std::ffi::OsString::from(l.hostname);
+    // SAFETY: the closure only makes system calls on data prepared above.
+    unsafe {
+        cmd.pre_exec(move || {
+            let io = std::io::Error::from;
+            nix::unistd::setsid().map_err(io)?;
+            setns(&prepared.netns, CloneFlags::CLONE_NEWNET).map_err(io)?;
+            if let Some(mnt) = &prepared.join_mnt {
+                setns(mnt, CloneFlags::CLONE_NEWNS).map_err(io)?;
+            } else {
+                unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS).map_err(io)?;
+                mount(
+                    None::<&std::ffi::CStr>,
+                    c"/",
+                    None::<&std::ffi::CStr>,
+                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                    None::<&std::ffi::CStr>,
+                )
+                .map_err(io)?;
+                for (src, dst, ro) in &prepared.mounts {
+                    mount(
+                        Some(src.as_c_str()),
+                        dst.as_c_str(),
+                        None::<&std::ffi::CStr>,
+                        MsFlags::MS_BIND | MsFlags::MS_REC,
+                        None::<&std::ffi::CStr>,
+                    )
+                    .map_err(io)?;
+                    if *ro {
+                        mount(
+                            None::<&std::ffi::CStr>,
+                            dst.as_c_str(),
+                            None::<&std::ffi::CStr>,
+                            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                            None::<&std::ffi::CStr>,
+                        )
+                        .map_err(io)?;
+                    }
+                }
+                nix::unistd::sethostname(&hostname_os).map_err(io)?;
+            }
+            let _ = &prepared.hostname;
+            if let Some(gid) = prepared.gid {
+                nix::unistd::setgroups(&prepared.groups).map_err(io)?;
+                nix::unistd::setgid(gid).map_err(io)?;
+            }
+            if let Some(uid) = prepared.uid {
+                nix::unistd::setuid(uid).map_err(io)?;
+            }
+            nix::unistd::chdir(prepared.workdir.as_c_str()).map_err(io)?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().with_context(|| format!("starting {prog}"))?;
+    Ok(child)
+}
+
+pub fn open_netns(name: &str) -> Result<OwnedFd> {
+    let f = std::fs::File::open(Path::new("/run/netns").join(name))
+        .with_context(|| format!("opening netns {name}"))?;
+    Ok(OwnedFd::from(f))
+}
+
+pub fn open_mntns(pid: i32) -> Result<OwnedFd> {
+    let f = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
+    let _ = f.as_raw_fd();
+    Ok(OwnedFd::from(f))
+}
+
+pub type EnvMap = BTreeMap<String, String>;
