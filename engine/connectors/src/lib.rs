@@ -14,6 +14,20 @@ use std::path::PathBuf;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
+mod blackhole;
+mod datagen;
+mod filesystem;
+mod format;
+mod javafmt;
+mod nexmark;
+mod options;
+mod print;
+mod rng;
+mod throttle;
+mod types;
+
+use options::Options;
+
 /// Errors of connectors. Each variant names the table, and the file and line
 /// where there is one, so that a user can find the cause.
 #[derive(Debug, thiserror::Error)]
@@ -103,10 +117,108 @@ pub trait SinkWriter: Send {
     fn finish(&mut self) -> Result<(), ConnectorError>;
 }
 
-// The factory functions below are the crate's entry points; the engine calls
-// nothing else.
-//
-// pub fn create_source(ctx: &SourceContext) -> Result<Box<dyn SourceReader>, ConnectorError>;
-// pub fn create_sink(ctx: &SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorError>;
-// pub fn validate_table(table: &str, options: &BTreeMap<String, String>, schema: &SchemaRef, role: Role) -> Result<(), ConnectorError>;
-// pub fn is_bounded(options: &BTreeMap<String, String>) -> bool;
+/// Whether a table is used as a source or as a sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Source,
+    Sink,
+}
+
+/// The connectors and the roles they support.
+const CONNECTORS: &str = "'datagen' (source), 'nexmark' (source), 'filesystem' (source and sink), 'print' (sink) and 'blackhole' (sink)";
+
+/// A connector's parsed and validated configuration.
+enum Config {
+    Datagen(datagen::DatagenConfig),
+    Nexmark(nexmark::NexmarkConfig),
+    Filesystem(filesystem::FsConfig),
+    Print(print::PrintConfig),
+    Blackhole,
+}
+
+/// Parses and validates the options of `table` for `role`; the single place
+/// where option rules live, shared by validation and construction.
+fn configure(table: &str, options: &BTreeMap<String, String>, schema: &SchemaRef, role: Role) -> Result<Config, ConnectorError> {
+    let o = Options::new(table, options);
+    let connector = o.required("connector", &format!("one of {CONNECTORS}"))?.trim();
+    let wrong_role = |what: &str| {
+        Err(ConnectorError::InvalidOption {
+            table: table.to_string(),
+            message: format!("connector '{connector}' can only be used as a {what}"),
+        })
+    };
+    match connector {
+        "datagen" | "nexmark" if role == Role::Sink => wrong_role("source"),
+        "print" | "blackhole" if role == Role::Source => wrong_role("sink"),
+        "datagen" => Ok(Config::Datagen(datagen::DatagenConfig::parse(&o, schema)?)),
+        "nexmark" => Ok(Config::Nexmark(nexmark::NexmarkConfig::parse(&o, schema)?)),
+        "filesystem" => Ok(Config::Filesystem(filesystem::FsConfig::parse(&o, schema)?)),
+        "print" => Ok(Config::Print(print::PrintConfig::parse(&o, schema)?)),
+        "blackhole" => {
+            o.check_all_used("blackhole", "none")?;
+            Ok(Config::Blackhole)
+        }
+        other => Err(ConnectorError::UnknownConnector {
+            table: table.to_string(),
+            connector: other.to_string(),
+            supported: CONNECTORS,
+        }),
+    }
+}
+
+/// Builds the reader of one source subtask.
+pub fn create_source(ctx: &SourceContext) -> Result<Box<dyn SourceReader>, ConnectorError> {
+    match configure(&ctx.table, &ctx.options, &ctx.schema, Role::Source)? {
+        Config::Datagen(c) => Ok(Box::new(datagen::DatagenReader::new(ctx, c))),
+        Config::Nexmark(c) => Ok(Box::new(nexmark::NexmarkReader::new(ctx, c))),
+        Config::Filesystem(c) => Ok(Box::new(filesystem::FsSource::new(ctx, c)?)),
+        Config::Print(_) | Config::Blackhole => Err(ConnectorError::InvalidOption {
+            table: ctx.table.clone(),
+            message: "this connector can only be used as a sink".into(),
+        }),
+    }
+}
+
+/// Builds the writer of one sink subtask.
+pub fn create_sink(ctx: &SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorError> {
+    match configure(&ctx.table, &ctx.options, &ctx.schema, Role::Sink)? {
+        Config::Filesystem(c) => Ok(Box::new(filesystem::FsSink::new(ctx, c)?)),
+        Config::Print(c) => Ok(Box::new(print::PrintSink::new(ctx, c)?)),
+        Config::Blackhole => Ok(Box::new(blackhole::Blackhole::default())),
+        Config::Datagen(_) | Config::Nexmark(_) => Err(ConnectorError::InvalidOption {
+            table: ctx.table.clone(),
+            message: "this connector can only be used as a source".into(),
+        }),
+    }
+}
+
+/// Checks a table's options and column types for `role` without creating
+/// anything: unknown connector, missing or unknown options, bad values,
+/// unsupported formats and column types are all errors naming the table and
+/// the option.
+pub fn validate_table(
+    table: &str,
+    options: &BTreeMap<String, String>,
+    schema: &SchemaRef,
+    role: Role,
+) -> Result<(), ConnectorError> {
+    configure(table, options, schema, role).map(|_| ())
+}
+
+/// Whether a source table with these options ends by itself: datagen with
+/// `number-of-rows` or a sequence field, nexmark with `number-of-events`, a
+/// filesystem source without `source.monitor-interval`. Sink-only connectors
+/// count as bounded; an unknown connector as unbounded.
+pub fn is_bounded(options: &BTreeMap<String, String>) -> bool {
+    let connector = options.get("connector").map(|c| c.trim());
+    match connector {
+        Some("datagen") => {
+            options.contains_key("number-of-rows")
+                || options.iter().any(|(k, v)| k.starts_with("fields.") && k.ends_with(".kind") && v.trim() == "sequence")
+        }
+        Some("nexmark") => options.contains_key("number-of-events"),
+        Some("filesystem") => !options.contains_key("source.monitor-interval"),
+        Some("print") | Some("blackhole") => true,
+        _ => false,
+    }
+}

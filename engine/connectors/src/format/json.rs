@@ -1,0 +1,659 @@
+//! Flink's `json` format: one JSON object per line.
+//!
+//! Writing follows Flink's `JsonRowDataSerializationSchema` (Jackson): keys in
+//! column order, no spaces, NULL as `null`, DOUBLE as `Double.toString` with
+//! non-finite values quoted (`"NaN"`), DECIMAL as a number with trailing zeros
+//! stripped, TIMESTAMP(3) as `"yyyy-MM-dd HH:mm:ss[.fff]"` and
+//! TIMESTAMP_LTZ(3) as the same in UTC followed by `Z`.
+//!
+//! Reading follows Flink's `JsonParserToRowDataConverters`: keys match column
+//! names exactly, missing keys are NULL, numbers and strings are coerced the
+//! way Java would (`"12"` is a valid INT, `1.9` an INT of 1, a non-"true"
+//! string a false BOOLEAN, an object a STRING of its JSON text).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::Field;
+use arrow::record_batch::RecordBatch;
+
+use super::RecordError;
+use super::columns::{Col, RowBuilders, Val, columns, java_parse_boolean, java_parse_double, parse_decimal};
+use crate::ConnectorError;
+use crate::javafmt::{
+    parse_timestamp, push_big_decimal, push_big_decimal_plain, push_i64, push_java_double, push_sql_timestamp,
+    strip_trailing_zeros,
+};
+use crate::options::Options;
+use crate::types::ColType;
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct JsonOptions {
+    pub(crate) ignore_parse_errors: bool,
+    pub(crate) fail_on_missing_field: bool,
+    /// `json.timestamp-format.standard` = 'ISO-8601' (a `T` instead of a space).
+    pub(crate) iso8601: bool,
+    pub(crate) decimal_as_plain_number: bool,
+    pub(crate) ignore_null_fields: bool,
+}
+
+pub(crate) const JSON_OPTIONS: &str = "'json.ignore-parse-errors', 'json.fail-on-missing-field', \
+'json.timestamp-format.standard', 'json.encode.decimal-as-plain-number', 'json.encode.ignore-null-fields', \
+'json.map-null-key.mode', 'json.map-null-key.literal'";
+
+impl JsonOptions {
+    pub(crate) fn parse(o: &Options<'_>) -> Result<Self, ConnectorError> {
+        let ignore_parse_errors = o.bool("json.ignore-parse-errors", false)?;
+        let fail_on_missing_field = o.bool("json.fail-on-missing-field", false)?;
+        if ignore_parse_errors && fail_on_missing_field {
+            return Err(o.error(
+                "options 'json.ignore-parse-errors' and 'json.fail-on-missing-field' cannot both be true",
+            ));
+        }
+        let iso8601 = match o.get("json.timestamp-format.standard").map(str::trim) {
+            None | Some("SQL") => false,
+            Some("ISO-8601") => true,
+            Some(other) => {
+                return Err(o.error(format!(
+                    "option 'json.timestamp-format.standard' = '{other}' is invalid: expected 'SQL' or 'ISO-8601'"
+                )));
+            }
+        };
+        // Maps are not supported column types, so the map-null-key options have
+        // nothing to act on; they are accepted for compatibility.
+        let _ = o.get("json.map-null-key.mode");
+        let _ = o.get("json.map-null-key.literal");
+        Ok(JsonOptions {
+            ignore_parse_errors,
+            fail_on_missing_field,
+            iso8601,
+            decimal_as_plain_number: o.bool("json.encode.decimal-as-plain-number", false)?,
+            ignore_null_fields: o.bool("json.encode.ignore-null-fields", false)?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+/// Appends `s` as a JSON string the way Jackson escapes it: `"` and `\`,
+/// `\b \t \n \f \r` short forms, other control characters as `\u00XX`
+/// (upper-case hex); everything else, including non-ASCII, as is.
+pub(crate) fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in bytes.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0C => b"\\f",
+            0..=0x1F => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(c >> 4)]);
+            out.push(HEX[usize::from(c & 0xF)]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+pub(crate) struct JsonEncoder {
+    opts: JsonOptions,
+    /// `"name":` for each column.
+    keys: Vec<Vec<u8>>,
+    types: Vec<ColType>,
+    scratch: String,
+}
+
+impl JsonEncoder {
+    pub(crate) fn new(opts: JsonOptions, fields: &[Arc<Field>], types: Vec<ColType>) -> Self {
+        let keys = fields
+            .iter()
+            .map(|f| {
+                let mut k = Vec::new();
+                push_json_string(&mut k, f.name());
+                k.push(b':');
+                k
+            })
+            .collect();
+        JsonEncoder { opts, keys, types, scratch: String::new() }
+    }
+
+    pub(crate) fn encode(&mut self, table: &str, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ConnectorError> {
+        let cols = columns(table, batch, &self.types)?;
+        let sep = if self.opts.iso8601 { b'T' } else { b' ' };
+        for row in 0..batch.num_rows() {
+            out.push(b'{');
+            let mut first = true;
+            for (c, key) in cols.iter().zip(&self.keys) {
+                let null = c.is_null(row);
+                if null && self.opts.ignore_null_fields {
+                    continue;
+                }
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(key);
+                if null {
+                    out.extend_from_slice(b"null");
+                    continue;
+                }
+                match c {
+                    Col::Boolean(a) => out.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
+                    Col::Int32(a) => push_i64(out, i64::from(a.value(row))),
+                    Col::Int64(a) => push_i64(out, a.value(row)),
+                    Col::Float64(a) => {
+                        let v = a.value(row);
+                        // Jackson quotes non-numeric doubles (QUOTE_NON_NUMERIC_NUMBERS).
+                        let quote = !v.is_finite();
+                        if quote {
+                            out.push(b'"');
+                        }
+                        push_java_double(out, v, &mut self.scratch);
+                        if quote {
+                            out.push(b'"');
+                        }
+                    }
+                    Col::Decimal(a, scale) => {
+                        let (u, s) = strip_trailing_zeros(a.value(row), *scale);
+                        if self.opts.decimal_as_plain_number {
+                            push_big_decimal_plain(out, u, s);
+                        } else {
+                            push_big_decimal(out, u, s);
+                        }
+                    }
+                    Col::Utf8(a) => push_json_string(out, a.value(row)),
+                    Col::Timestamp(a) => {
+                        out.push(b'"');
+                        push_sql_timestamp(out, a.value(row), sep);
+                        out.push(b'"');
+                    }
+                    Col::TimestampLtz(a) => {
+                        out.push(b'"');
+                        push_sql_timestamp(out, a.value(row), sep);
+                        out.extend_from_slice(b"Z\"");
+                    }
+                }
+            }
+            out.extend_from_slice(b"}\n");
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+/// A parsed JSON value; strings and numbers borrow from the line when they can.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum JVal<'a> {
+    Null,
+    Bool(bool),
+    /// The number's text, validated as JSON number syntax.
+    Num(&'a str),
+    Str(Cow<'a, str>),
+    Arr(Vec<JVal<'a>>),
+    Obj(Vec<(Cow<'a, str>, JVal<'a>)>),
+}
+
+impl JVal<'_> {
+    /// Compact JSON text, as Jackson's `JsonNode.toString()`.
+    fn write_compact(&self, out: &mut Vec<u8>) {
+        match self {
+            JVal::Null => out.extend_from_slice(b"null"),
+            JVal::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            JVal::Num(n) => out.extend_from_slice(n.as_bytes()),
+            JVal::Str(s) => push_json_string(out, s),
+            JVal::Arr(items) => {
+                out.push(b'[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    v.write_compact(out);
+                }
+                out.push(b']');
+            }
+            JVal::Obj(fields) => {
+                out.push(b'{');
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    push_json_string(out, k);
+                    out.push(b':');
+                    v.write_compact(out);
+                }
+                out.push(b'}');
+            }
+        }
+    }
+}
+
+/// A small recursive-descent JSON parser over one line.
+pub(crate) struct Parser<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+const MAX_DEPTH: usize = 256;
+
+impl<'a> Parser<'a> {
+    pub(crate) fn new(s: &'a str) -> Self {
+        Parser { s, b: s.as_bytes(), i: 0, depth: 0 }
+    }
+
+    fn ws(&mut self) {
+        while let Some(c) = self.b.get(self.i) {
+            if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn err(&self, what: &str) -> String {
+        format!("malformed JSON at column {}: {what}", self.i + 1)
+    }
+
+    /// Parses one complete document (only whitespace may follow).
+    pub(crate) fn document(mut self) -> Result<JVal<'a>, String> {
+        self.ws();
+        let v = self.value()?;
+        self.ws();
+        if self.i != self.b.len() {
+            return Err(self.err("unexpected text after the value"));
+        }
+        Ok(v)
+    }
+
+    fn value(&mut self) -> Result<JVal<'a>, String> {
+        match self.b.get(self.i) {
+            None => Err(self.err("unexpected end of line")),
+            Some(b'{') => self.object(),
+            Some(b'[') => self.array(),
+            Some(b'"') => Ok(JVal::Str(self.string()?)),
+            Some(b't') => self.literal("true", JVal::Bool(true)),
+            Some(b'f') => self.literal("false", JVal::Bool(false)),
+            Some(b'n') => self.literal("null", JVal::Null),
+            Some(c) if *c == b'-' || c.is_ascii_digit() => self.number(),
+            Some(_) => Err(self.err("expected a value")),
+        }
+    }
+
+    fn literal(&mut self, word: &str, v: JVal<'a>) -> Result<JVal<'a>, String> {
+        if self.b[self.i..].starts_with(word.as_bytes()) {
+            self.i += word.len();
+            Ok(v)
+        } else {
+            Err(self.err("expected a value"))
+        }
+    }
+
+    fn number(&mut self) -> Result<JVal<'a>, String> {
+        let start = self.i;
+        if self.b.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        let digits = |p: &mut Self| {
+            let s = p.i;
+            while p.b.get(p.i).is_some_and(u8::is_ascii_digit) {
+                p.i += 1;
+            }
+            p.i - s
+        };
+        if digits(self) == 0 {
+            return Err(self.err("invalid number"));
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if digits(self) == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if digits(self) == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        Ok(JVal::Num(&self.s[start..self.i]))
+    }
+
+    fn string(&mut self) -> Result<Cow<'a, str>, String> {
+        self.i += 1; // opening quote
+        let start = self.i;
+        loop {
+            match self.b.get(self.i) {
+                None => return Err(self.err("unterminated string")),
+                Some(b'"') => {
+                    let s = &self.s[start..self.i];
+                    self.i += 1;
+                    return Ok(Cow::Borrowed(s));
+                }
+                Some(b'\\') => break,
+                Some(c) if *c < 0x20 => return Err(self.err("control character in string")),
+                Some(_) => self.i += 1,
+            }
+        }
+        let mut owned = String::from(&self.s[start..self.i]);
+        loop {
+            match self.b.get(self.i) {
+                None => return Err(self.err("unterminated string")),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(Cow::Owned(owned));
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    let c = match self.b.get(self.i) {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => {
+                            let hi = self.hex4()?;
+                            if (0xD800..0xDC00).contains(&hi) && self.b[self.i + 1..].starts_with(b"\\u") {
+                                self.i += 2;
+                                let lo = self.hex4()?;
+                                let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3FF);
+                                char::from_u32(cp).unwrap_or('\u{FFFD}')
+                            } else {
+                                char::from_u32(hi).unwrap_or('\u{FFFD}')
+                            }
+                        }
+                        _ => return Err(self.err("invalid escape in string")),
+                    };
+                    owned.push(c);
+                    self.i += 1;
+                }
+                Some(c) if *c < 0x20 => return Err(self.err("control character in string")),
+                Some(_) => {
+                    // Copy a run of plain characters (keeps UTF-8 sequences whole).
+                    let run_start = self.i;
+                    while self.b.get(self.i).is_some_and(|c| *c != b'"' && *c != b'\\' && *c >= 0x20) {
+                        self.i += 1;
+                    }
+                    owned.push_str(&self.s[run_start..self.i]);
+                }
+            }
+        }
+    }
+
+    /// Reads the 4 hex digits after `\u`; leaves `i` on the last digit.
+    fn hex4(&mut self) -> Result<u32, String> {
+        let digits = self.b.get(self.i + 1..self.i + 5).ok_or_else(|| self.err("invalid \\u escape"))?;
+        let mut v = 0u32;
+        for d in digits {
+            v = v * 16 + (*d as char).to_digit(16).ok_or_else(|| self.err("invalid \\u escape"))?;
+        }
+        self.i += 4;
+        Ok(v)
+    }
+
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH { Err(self.err("nesting too deep")) } else { Ok(()) }
+    }
+
+    fn array(&mut self) -> Result<JVal<'a>, String> {
+        self.enter()?;
+        self.i += 1;
+        let mut items = Vec::new();
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            self.depth -= 1;
+            return Ok(JVal::Arr(items));
+        }
+        loop {
+            self.ws();
+            items.push(self.value()?);
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Ok(JVal::Arr(items));
+                }
+                _ => return Err(self.err("expected ',' or ']'")),
+            }
+        }
+    }
+
+    fn object(&mut self) -> Result<JVal<'a>, String> {
+        self.enter()?;
+        self.i += 1;
+        let mut fields = Vec::new();
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            self.depth -= 1;
+            return Ok(JVal::Obj(fields));
+        }
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return Err(self.err("expected a field name"));
+            }
+            let key = self.string()?;
+            self.ws();
+            if self.b.get(self.i) != Some(&b':') {
+                return Err(self.err("expected ':'"));
+            }
+            self.i += 1;
+            self.ws();
+            let v = self.value()?;
+            fields.push((key, v));
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Ok(JVal::Obj(fields));
+                }
+                _ => return Err(self.err("expected ',' or '}'")),
+            }
+        }
+    }
+}
+
+fn is_integral(n: &str) -> bool {
+    !n.bytes().any(|c| matches!(c, b'.' | b'e' | b'E'))
+}
+
+/// Converts a JSON value to a column's type, as Flink's converters do.
+pub(crate) fn convert<'a>(v: &JVal<'a>, t: ColType, scratch: &mut Vec<u8>) -> Result<Val<'a>, String> {
+    let text_of = |v: &JVal<'a>| -> Option<Cow<'a, str>> {
+        match v {
+            JVal::Str(s) => Some(s.clone()),
+            JVal::Num(n) => Some(Cow::Borrowed(*n)),
+            JVal::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+            _ => None,
+        }
+    };
+    if *v == JVal::Null {
+        return Ok(Val::Null);
+    }
+    Ok(match t {
+        ColType::Boolean => Val::Boolean(match v {
+            JVal::Bool(b) => *b,
+            other => text_of(other).is_some_and(|s| java_parse_boolean(s.trim())),
+        }),
+        ColType::Int32 | ColType::Int64 => {
+            let wide: i64 = match v {
+                JVal::Num(n) if is_integral(n) => {
+                    n.parse::<i64>().map_err(|_| format!("numeric value ({n}) out of range"))?
+                }
+                JVal::Num(n) => {
+                    let d: f64 = n.parse().map_err(|_| format!("invalid number {n}"))?;
+                    if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&d) {
+                        return Err(format!("numeric value ({n}) out of range"));
+                    }
+                    d.trunc() as i64
+                }
+                JVal::Str(s) => s.trim().parse::<i64>().map_err(|_| format!("for input string: \"{s}\""))?,
+                _ => return Err(format!("cannot convert {} to {}", kind(v), t.sql_name())),
+            };
+            if t == ColType::Int32 {
+                Val::Int32(i32::try_from(wide).map_err(|_| format!("numeric value ({wide}) out of range of INT"))?)
+            } else {
+                Val::Int64(wide)
+            }
+        }
+        ColType::Float64 => match text_of(v) {
+            Some(s) => Val::Float64(java_parse_double(&s).ok_or_else(|| format!("for input string: \"{s}\""))?),
+            None => return Err(format!("cannot convert {} to DOUBLE", kind(v))),
+        },
+        ColType::Decimal { precision, scale } => match v {
+            JVal::Num(_) | JVal::Str(_) => {
+                let s = text_of(v).unwrap_or_default();
+                match parse_decimal(&s, precision, scale)? {
+                    Some(u) => Val::Decimal(u),
+                    None => Val::Null,
+                }
+            }
+            _ => return Err(format!("cannot convert {} to {}", kind(v), t.sql_name())),
+        },
+        ColType::Utf8 => match v {
+            JVal::Arr(_) | JVal::Obj(_) => {
+                scratch.clear();
+                v.write_compact(scratch);
+                Val::Utf8(Cow::Owned(String::from_utf8_lossy(scratch).into_owned()))
+            }
+            other => Val::Utf8(text_of(other).unwrap_or_default()),
+        },
+        ColType::Timestamp | ColType::TimestampLtz => match v {
+            JVal::Str(s) => match parse_timestamp(s) {
+                Some((ms, _)) => Val::Timestamp(ms),
+                None => {
+                    return Err(format!(
+                        "'{s}' is not a timestamp; expected 'yyyy-MM-dd HH:mm:ss[.SSS]'{}",
+                        if t == ColType::TimestampLtz { " followed by 'Z'" } else { "" }
+                    ));
+                }
+            },
+            _ => return Err(format!("cannot convert {} to {}", kind(v), t.sql_name())),
+        },
+    })
+}
+
+fn kind(v: &JVal<'_>) -> &'static str {
+    match v {
+        JVal::Null => "null",
+        JVal::Bool(_) => "a boolean",
+        JVal::Num(_) => "a number",
+        JVal::Str(_) => "a string",
+        JVal::Arr(_) => "an array",
+        JVal::Obj(_) => "an object",
+    }
+}
+
+pub(crate) struct JsonDecoder {
+    opts: JsonOptions,
+    names: HashMap<String, usize>,
+    field_names: Vec<String>,
+    types: Vec<ColType>,
+    pub(crate) builders: RowBuilders,
+    scratch: Vec<u8>,
+}
+
+impl JsonDecoder {
+    pub(crate) fn new(opts: JsonOptions, fields: &[Arc<Field>], types: Vec<ColType>) -> Self {
+        let names = fields.iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
+        let builders = RowBuilders::new(&types);
+        JsonDecoder {
+            opts,
+            names,
+            field_names: fields.iter().map(|f| f.name().clone()).collect(),
+            types,
+            builders,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub(crate) fn decode(&mut self, text: &str) -> Result<bool, RecordError> {
+        if text.trim().is_empty() {
+            return Ok(false);
+        }
+        let doc = Parser::new(text).document().map_err(RecordError::Malformed)?;
+        let JVal::Obj(fields) = doc else {
+            return Err(RecordError::Malformed(format!("expected a JSON object but found {}", kind(&doc))));
+        };
+        let mut vals: Vec<Val<'_>> = vec![Val::Null; self.types.len()];
+        let mut seen = vec![false; self.types.len()];
+        for (k, v) in &fields {
+            let Some(&idx) = self.names.get(k.as_ref()) else { continue };
+            seen[idx] = true;
+            match convert(v, self.types[idx], &mut self.scratch) {
+                Ok(x) => vals[idx] = x,
+                Err(e) if self.opts.ignore_parse_errors => {
+                    let _ = e;
+                    vals[idx] = Val::Null;
+                }
+                Err(e) => return Err(RecordError::Field(format!("field `{k}`: {e}"))),
+            }
+        }
+        if self.opts.fail_on_missing_field {
+            if let Some(i) = seen.iter().position(|s| !s) {
+                return Err(RecordError::Malformed(format!("field `{}` is missing", self.field_names[i])));
+            }
+        }
+        for (b, v) in self.builders.cols.iter_mut().zip(&vals) {
+            b.append(v);
+        }
+        self.builders.row_done();
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parser_handles_escapes_nesting_and_errors() {
+        let v = Parser::new(r#" {"a": "x\"y\u00e9\n", "b": [1, -2.5e3, true, null], "c": {}} "#).document().unwrap();
+        let JVal::Obj(f) = v else { panic!() };
+        assert_eq!(f[0].1, JVal::Str(Cow::Owned("x\"yé\n".into())));
+        assert_eq!(f[1].1, JVal::Arr(vec![JVal::Num("1"), JVal::Num("-2.5e3"), JVal::Bool(true), JVal::Null]));
+        assert!(Parser::new("{bad").document().is_err());
+        assert!(Parser::new(r#"{"a":1} x"#).document().is_err());
+        assert!(Parser::new(r#"{"a":01.}"#).document().is_err());
+        assert_eq!(Parser::new(r#""\ud83d\ude00""#).document().unwrap(), JVal::Str(Cow::Owned("😀".into())));
+    }
+
+    #[test]
+    fn strings_escape_like_jackson() {
+        let mut out = Vec::new();
+        push_json_string(&mut out, "a\"b\\c\nd\re\tf\u{1}g/ü");
+        assert_eq!(String::from_utf8(out).unwrap(), r#""a\"b\\c\nd\re\tf\u0001g/ü""#);
+    }
+}

@@ -1,0 +1,127 @@
+//! Text formats (Flink's `json` and `csv`), as row encoders for sinks and
+//! line decoders for sources, plus the `Row.toString` form of the print sink.
+
+pub(crate) mod columns;
+pub(crate) mod csv;
+pub(crate) mod json;
+pub(crate) mod row_string;
+
+use std::sync::Arc;
+
+use arrow::datatypes::Field;
+use arrow::record_batch::RecordBatch;
+
+use crate::ConnectorError;
+use crate::options::Options;
+use crate::types::{ColType, column_types};
+
+pub(crate) const FORMATS: &str = "'json' or 'csv'";
+
+/// A parsed `format` option and its format options.
+#[derive(Debug, Clone)]
+pub(crate) enum Format {
+    Json(json::JsonOptions),
+    Csv(csv::CsvOptions),
+}
+
+impl Format {
+    /// Reads `format` and the `json.*` / `csv.*` options.
+    pub(crate) fn parse(o: &Options<'_>) -> Result<Format, ConnectorError> {
+        let name = o.required("format", "the file format: 'json' or 'csv'")?;
+        match name.trim() {
+            "json" => Ok(Format::Json(json::JsonOptions::parse(o)?)),
+            "csv" => Ok(Format::Csv(csv::CsvOptions::parse(o)?)),
+            other => Err(o.error(format!(
+                "unsupported format '{other}' in option 'format'; supported formats are {FORMATS}"
+            ))),
+        }
+    }
+
+    pub(crate) fn ignore_parse_errors(&self) -> bool {
+        match self {
+            Format::Json(j) => j.ignore_parse_errors,
+            Format::Csv(c) => c.ignore_parse_errors,
+        }
+    }
+}
+
+/// Serializes batches to lines of text.
+pub(crate) enum Encoder {
+    Json(json::JsonEncoder),
+    Csv(csv::CsvEncoder),
+}
+
+impl Encoder {
+    pub(crate) fn new(format: &Format, fields: &[Arc<Field>], types: Vec<ColType>) -> Encoder {
+        match format {
+            Format::Json(o) => Encoder::Json(json::JsonEncoder::new(o.clone(), fields, types)),
+            Format::Csv(o) => Encoder::Csv(csv::CsvEncoder::new(o.clone(), types)),
+        }
+    }
+
+    pub(crate) fn encode(&mut self, table: &str, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ConnectorError> {
+        match self {
+            Encoder::Json(e) => e.encode(table, batch, out),
+            Encoder::Csv(e) => e.encode(table, batch, out),
+        }
+    }
+}
+
+/// Why a record could not be read.
+#[derive(Debug)]
+pub(crate) enum RecordError {
+    /// The record is malformed as a whole (bad JSON, wrong field count): with
+    /// ignore-parse-errors it is skipped.
+    Malformed(String),
+    /// A value could not be converted to its column's type: with
+    /// ignore-parse-errors it becomes NULL, as in Flink.
+    Field(String),
+}
+
+/// Parses records of text into columns.
+pub(crate) enum Decoder {
+    Json(json::JsonDecoder),
+    Csv(csv::CsvDecoder),
+}
+
+impl Decoder {
+    pub(crate) fn new(format: &Format, fields: &[Arc<Field>], connector: &str) -> Result<Decoder, String> {
+        let types = column_types(fields, connector)?;
+        Ok(match format {
+            Format::Json(o) => Decoder::Json(json::JsonDecoder::new(o.clone(), fields, types)),
+            Format::Csv(o) => Decoder::Csv(csv::CsvDecoder::new(o.clone(), fields, types)),
+        })
+    }
+
+    /// Whether `text` (one or more lines) is still an incomplete record (a csv
+    /// quoted field continues on the next line).
+    pub(crate) fn needs_more(&self, text: &[u8]) -> bool {
+        match self {
+            Decoder::Json(_) => false,
+            Decoder::Csv(d) => d.needs_more(text),
+        }
+    }
+
+    /// Appends one record; on a malformed record nothing is appended.
+    /// Returns `Ok(false)` for a line that holds no record (blank, comment).
+    pub(crate) fn decode(&mut self, text: &str) -> Result<bool, RecordError> {
+        match self {
+            Decoder::Json(d) => d.decode(text),
+            Decoder::Csv(d) => d.decode(text),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Decoder::Json(d) => d.builders.len(),
+            Decoder::Csv(d) => d.builders.len(),
+        }
+    }
+
+    pub(crate) fn finish(&mut self, schema: &arrow::datatypes::SchemaRef) -> Result<RecordBatch, String> {
+        match self {
+            Decoder::Json(d) => d.builders.finish(schema),
+            Decoder::Csv(d) => d.builders.finish(schema),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Flink's `Row.toString()` of an inserted row, as the print sink shows it:
+//! `+I[1, abc, 2024-01-01T00:00:10, null]` — Java `toString` of each external
+//! value (`LocalDateTime` for TIMESTAMP, `Instant` for TIMESTAMP_LTZ, the
+//! decimal with its full scale), strings unquoted.
+
+use arrow::record_batch::RecordBatch;
+
+use super::columns::{Col, columns};
+use crate::ConnectorError;
+use crate::javafmt::{push_big_decimal, push_i64, push_instant, push_java_double, push_local_date_time};
+use crate::types::ColType;
+
+pub(crate) struct RowStringEncoder {
+    types: Vec<ColType>,
+    prefix: Vec<u8>,
+    scratch: String,
+}
+
+impl RowStringEncoder {
+    /// `prefix` is written before each row (the print sink's identifier).
+    pub(crate) fn new(types: Vec<ColType>, prefix: String) -> Self {
+        RowStringEncoder { types, prefix: prefix.into_bytes(), scratch: String::new() }
+    }
+
+    pub(crate) fn encode(&mut self, table: &str, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ConnectorError> {
+        let cols = columns(table, batch, &self.types)?;
+        for row in 0..batch.num_rows() {
+            out.extend_from_slice(&self.prefix);
+            out.extend_from_slice(b"+I[");
+            for (i, c) in cols.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                if c.is_null(row) {
+                    out.extend_from_slice(b"null");
+                    continue;
+                }
+                match c {
+                    Col::Boolean(a) => out.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
+                    Col::Int32(a) => push_i64(out, i64::from(a.value(row))),
+                    Col::Int64(a) => push_i64(out, a.value(row)),
+                    Col::Float64(a) => push_java_double(out, a.value(row), &mut self.scratch),
+                    Col::Decimal(a, scale) => push_big_decimal(out, a.value(row), *scale),
+                    Col::Utf8(a) => out.extend_from_slice(a.value(row).as_bytes()),
+                    Col::Timestamp(a) => push_local_date_time(out, a.value(row)),
+                    Col::TimestampLtz(a) => push_instant(out, a.value(row)),
+                }
+            }
+            out.extend_from_slice(b"]\n");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,679 @@
+//! The `nexmark` source: deterministic generators of the Nexmark benchmark's
+//! person, auction and bid streams, after nexmark-flink's `NexmarkGenerator`
+//! (itself from Apache Beam).
+//!
+//! The global event stream repeats a pattern of 50 events: 1 person, 3
+//! auctions, 46 bids. Event `n` happens at `base-time + n / event-rate`
+//! (10 000 events per second of event time by default). Ids are dense and
+//! start at 1000; a bid's auction is one of the last "hot" auctions with
+//! probability 1/2 (else a random recent auction), its bidder a hot person
+//! with probability 3/4, and so on, as in the reference generator.
+//!
+//! Each event's fields come from a PRNG seeded with (seed, event number), so
+//! an event is the same whichever subtask makes it and whatever the batch
+//! size: the three tables of one seed describe one consistent stream, and a
+//! table holds the same rows at any parallelism. Subtask `i` of `p` makes the
+//! `i`-th, `(i+p)`-th, … event of its table's kind, so subtasks advance
+//! through event time together.
+//!
+//! Options: `nexmark.table` (`bid`, `auction` or `person`, required),
+//! `number-of-events` (total events of all three kinds; bounded if set),
+//! `events-per-second` (wall-clock throttle of the whole stream, default
+//! none), `seed` (default 0), `nexmark.event-rate` (events per second of event
+//! time; default `events-per-second`, else 10000), `nexmark.base-time` (the
+//! first event's time, epoch millis or `yyyy-MM-dd HH:mm:ss`, default
+//! 2024-01-01 00:00:00 UTC).
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, StringBuilder, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+
+use crate::options::Options;
+use crate::rng::{SplitMix64, seed_of};
+use crate::throttle::Throttle;
+use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
+
+pub(crate) const OPTIONS: &str =
+    "'nexmark.table', 'number-of-events', 'events-per-second', 'seed', 'nexmark.event-rate', 'nexmark.base-time'";
+
+const PERSON_PROPORTION: u64 = 1;
+const AUCTION_PROPORTION: u64 = 3;
+const BID_PROPORTION: u64 = 46;
+const TOTAL_PROPORTION: u64 = PERSON_PROPORTION + AUCTION_PROPORTION + BID_PROPORTION;
+
+const FIRST_AUCTION_ID: i64 = 1000;
+const FIRST_PERSON_ID: i64 = 1000;
+const FIRST_CATEGORY_ID: i64 = 10;
+const NUM_CATEGORIES: u64 = 5;
+const AUCTION_ID_LEAD: u64 = 10;
+const PERSON_ID_LEAD: u64 = 10;
+const HOT_SELLER_RATIO: u64 = 100;
+const HOT_AUCTION_RATIO: u64 = 100;
+const HOT_BIDDER_RATIO: u64 = 100;
+// NexmarkConfiguration defaults.
+const HOT_AUCTION_RATIO_CFG: u64 = 2;
+const HOT_SELLERS_RATIO_CFG: u64 = 4;
+const HOT_BIDDERS_RATIO_CFG: u64 = 4;
+const NUM_IN_FLIGHT_AUCTIONS: u64 = 100;
+const NUM_ACTIVE_PEOPLE: u64 = 1000;
+const AVG_PERSON_BYTE_SIZE: usize = 200;
+const AVG_AUCTION_BYTE_SIZE: usize = 500;
+const AVG_BID_BYTE_SIZE: usize = 100;
+const DEFAULT_EVENT_RATE: u64 = 10_000;
+/// 2024-01-01 00:00:00 UTC.
+const DEFAULT_BASE_TIME: i64 = 1_704_067_200_000;
+
+const HOT_CHANNELS_RATIO: u64 = 2;
+const CHANNELS_NUMBER: u64 = 10_000;
+const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
+
+const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
+const US_CITIES: [&str; 10] =
+    ["Phoenix", "Los Angeles", "San Francisco", "Boise", "Portland", "Bend", "Redmond", "Seattle", "Kent", "Cheyenne"];
+const FIRST_NAMES: [&str; 11] =
+    ["Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"];
+const LAST_NAMES: [&str; 9] = ["Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Person,
+    Auction,
+    Bid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ColKind {
+    Int64,
+    Utf8,
+    Timestamp,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Person => "person",
+            Kind::Auction => "auction",
+            Kind::Bid => "bid",
+        }
+    }
+
+    /// The table's columns in nexmark-flink's order.
+    fn columns(self) -> &'static [(&'static str, ColKind)] {
+        use ColKind::*;
+        match self {
+            Kind::Bid => &[
+                ("auction", Int64),
+                ("bidder", Int64),
+                ("price", Int64),
+                ("channel", Utf8),
+                ("url", Utf8),
+                ("dateTime", Timestamp),
+                ("extra", Utf8),
+            ],
+            Kind::Auction => &[
+                ("id", Int64),
+                ("itemName", Utf8),
+                ("description", Utf8),
+                ("initialBid", Int64),
+                ("reserve", Int64),
+                ("dateTime", Timestamp),
+                ("expires", Timestamp),
+                ("seller", Int64),
+                ("category", Int64),
+                ("extra", Utf8),
+            ],
+            Kind::Person => &[
+                ("id", Int64),
+                ("name", Utf8),
+                ("emailAddress", Utf8),
+                ("creditCard", Utf8),
+                ("city", Utf8),
+                ("state", Utf8),
+                ("dateTime", Timestamp),
+                ("extra", Utf8),
+            ],
+        }
+    }
+
+    /// Offset of this kind within each group of 50 events, and its count.
+    fn slot(self) -> (u64, u64) {
+        match self {
+            Kind::Person => (0, PERSON_PROPORTION),
+            Kind::Auction => (PERSON_PROPORTION, AUCTION_PROPORTION),
+            Kind::Bid => (PERSON_PROPORTION + AUCTION_PROPORTION, BID_PROPORTION),
+        }
+    }
+
+    /// The event number of the `k`-th event of this kind.
+    pub(crate) fn event_number(self, k: u64) -> u64 {
+        let (off, count) = self.slot();
+        k / count * TOTAL_PROPORTION + off + k % count
+    }
+
+    /// How many of the first `n` events are of this kind.
+    pub(crate) fn count_in(self, n: u64) -> u64 {
+        let (off, count) = self.slot();
+        n / TOTAL_PROPORTION * count + (n % TOTAL_PROPORTION).saturating_sub(off).min(count)
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn kind_of_event(n: u64) -> Kind {
+    match n % TOTAL_PROPORTION {
+        r if r < PERSON_PROPORTION => Kind::Person,
+        r if r < PERSON_PROPORTION + AUCTION_PROPORTION => Kind::Auction,
+        _ => Kind::Bid,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct NexmarkConfig {
+    kind: Kind,
+    number_of_events: Option<u64>,
+    events_per_second: Option<u64>,
+    seed: u64,
+    inter_event_delay_us: f64,
+    base_time: i64,
+    /// For each declared column, the index of the generated column.
+    projection: Vec<usize>,
+}
+
+impl NexmarkConfig {
+    pub(crate) fn parse(o: &Options<'_>, schema: &SchemaRef) -> Result<Self, ConnectorError> {
+        let kind = match o.required("nexmark.table", "'bid', 'auction' or 'person'")?.trim() {
+            t if t.eq_ignore_ascii_case("bid") => Kind::Bid,
+            t if t.eq_ignore_ascii_case("auction") => Kind::Auction,
+            t if t.eq_ignore_ascii_case("person") => Kind::Person,
+            other => {
+                return Err(o.error(format!(
+                    "option 'nexmark.table' = '{other}' is invalid: expected 'bid', 'auction' or 'person'"
+                )));
+            }
+        };
+        let number_of_events = o.u64("number-of-events")?;
+        let events_per_second = o.u64("events-per-second")?;
+        if events_per_second == Some(0) {
+            return Err(o.error("option 'events-per-second' must be at least 1"));
+        }
+        let seed = o.u64("seed")?.unwrap_or(0);
+        let rate = o.u64("nexmark.event-rate")?.or(events_per_second).unwrap_or(DEFAULT_EVENT_RATE);
+        if rate == 0 {
+            return Err(o.error("option 'nexmark.event-rate' must be at least 1"));
+        }
+        let base_time = match o.get("nexmark.base-time") {
+            None => DEFAULT_BASE_TIME,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(ms) => ms,
+                Err(_) => crate::javafmt::parse_timestamp(v.trim()).map(|(ms, _)| ms).ok_or_else(|| {
+                    o.error(format!(
+                        "option 'nexmark.base-time' = '{v}' is invalid: expected epoch milliseconds or 'yyyy-MM-dd HH:mm:ss'"
+                    ))
+                })?,
+            },
+        };
+        let cols = kind.columns();
+        let describe = || {
+            cols.iter()
+                .map(|(n, k)| {
+                    format!("{n} {}", match k {
+                        ColKind::Int64 => "BIGINT",
+                        ColKind::Utf8 => "STRING",
+                        ColKind::Timestamp => "TIMESTAMP(3)",
+                    })
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut projection = Vec::with_capacity(schema.fields().len());
+        for f in schema.fields() {
+            let Some(idx) = cols.iter().position(|(n, _)| n.eq_ignore_ascii_case(f.name())) else {
+                return Err(o.error(format!(
+                    "column `{}` is not a column of nexmark table '{}'; its columns are: {}",
+                    f.name(),
+                    kind.name(),
+                    describe()
+                )));
+            };
+            let ok = match cols[idx].1 {
+                ColKind::Int64 => f.data_type() == &DataType::Int64,
+                ColKind::Utf8 => f.data_type() == &DataType::Utf8,
+                ColKind::Timestamp => matches!(f.data_type(), DataType::Timestamp(TimeUnit::Millisecond, _)),
+            };
+            if !ok {
+                return Err(o.error(format!(
+                    "column `{}` has type {}, but nexmark table '{}' makes it {}",
+                    f.name(),
+                    crate::types::describe_arrow(f.data_type()),
+                    kind.name(),
+                    match cols[idx].1 {
+                        ColKind::Int64 => "BIGINT",
+                        ColKind::Utf8 => "STRING",
+                        ColKind::Timestamp => "TIMESTAMP(3) or TIMESTAMP_LTZ(3)",
+                    }
+                )));
+            }
+            projection.push(idx);
+        }
+        o.check_all_used("nexmark", OPTIONS)?;
+        Ok(NexmarkConfig {
+            kind,
+            number_of_events,
+            events_per_second,
+            seed,
+            inter_event_delay_us: 1_000_000.0 / rate as f64,
+            base_time,
+            projection,
+        })
+    }
+
+}
+
+// ---------------------------------------------------------------------------
+// The generator's arithmetic, after nexmark-flink's model generators.
+
+fn last_base0_person_id(event_id: u64) -> u64 {
+    let epoch = event_id / TOTAL_PROPORTION;
+    let mut offset = event_id % TOTAL_PROPORTION;
+    if offset >= PERSON_PROPORTION {
+        offset = PERSON_PROPORTION - 1;
+    }
+    epoch * PERSON_PROPORTION + offset
+}
+
+fn last_base0_auction_id(event_id: u64) -> u64 {
+    let mut epoch = event_id / TOTAL_PROPORTION;
+    let mut offset = event_id % TOTAL_PROPORTION;
+    if offset < PERSON_PROPORTION {
+        // A person comes next: go back to the last auction of the previous epoch.
+        if epoch == 0 {
+            return 0;
+        }
+        epoch -= 1;
+        offset = AUCTION_PROPORTION - 1;
+    } else if offset >= PERSON_PROPORTION + AUCTION_PROPORTION {
+        offset = AUCTION_PROPORTION - 1;
+    } else {
+        offset -= PERSON_PROPORTION;
+    }
+    epoch * AUCTION_PROPORTION + offset
+}
+
+fn next_base0_person_id(event_id: u64, r: &mut SplitMix64) -> u64 {
+    let num_people = last_base0_person_id(event_id) + 1;
+    let active = num_people.min(NUM_ACTIVE_PEOPLE);
+    let n = r.below(active + PERSON_ID_LEAD);
+    num_people - active + n
+}
+
+fn next_base0_auction_id(event_id: u64, r: &mut SplitMix64) -> u64 {
+    let max_auction = last_base0_auction_id(event_id);
+    let min_auction = max_auction.saturating_sub(NUM_IN_FLIGHT_AUCTIONS);
+    min_auction + r.below(max_auction - min_auction + 1 + AUCTION_ID_LEAD)
+}
+
+fn next_price(r: &mut SplitMix64) -> i64 {
+    (10f64.powf(r.next_f64() * 6.0) * 100.0).round() as i64
+}
+
+/// `StringsGenerator.nextString`: 3..max-1 letters with occasional `special`
+/// characters, trimmed when `special` is a space.
+fn push_next_string(out: &mut String, r: &mut SplitMix64, max_length: u64, special: char) {
+    let len = 3 + r.below(max_length - 3);
+    let start = out.len();
+    for _ in 0..len {
+        if r.below(13) == 0 {
+            out.push(special);
+        } else {
+            out.push((b'a' + r.below(26) as u8) as char);
+        }
+    }
+    if special == ' ' {
+        let trimmed = out[start..].trim().to_string();
+        out.truncate(start);
+        out.push_str(&trimmed);
+    }
+}
+
+/// `StringsGenerator.nextExtra`: letters so that `current + len` averages `desired`.
+fn push_next_extra(out: &mut String, r: &mut SplitMix64, current: usize, desired: usize) {
+    if current > desired {
+        return;
+    }
+    let desired = desired - current;
+    let delta = (desired as f64 * 0.2).round() as usize;
+    let min = desired - delta;
+    let size = min + if delta == 0 { 0 } else { r.below(2 * delta as u64) as usize };
+    // 13 base-26 digits per 64-bit draw.
+    let mut left = size;
+    while left > 0 {
+        let mut x = r.next_u64();
+        for _ in 0..left.min(13) {
+            out.push((b'a' + (x % 26) as u8) as char);
+            x /= 26;
+        }
+        left -= left.min(13);
+    }
+}
+
+fn base_url(r: &mut SplitMix64) -> String {
+    let mut s = String::from("https://www.nexmark.com/");
+    for _ in 0..3 {
+        push_next_string(&mut s, r, 5, '_');
+        s.push('/');
+    }
+    s.push_str("item.htm?query=1");
+    s
+}
+
+// ---------------------------------------------------------------------------
+
+/// Column buffers for one batch; only the generated columns that are
+/// declared are filled.
+struct Buffers {
+    ints: Vec<Vec<i64>>,
+    strs: Vec<StringBuilder>,
+    /// Generated column index → (is string, slot in ints/strs), or None if not wanted.
+    slots: Vec<Option<(bool, usize)>>,
+}
+
+impl Buffers {
+    #[inline]
+    fn int(&mut self, col: usize, v: i64) {
+        if let Some((false, s)) = self.slots[col] {
+            self.ints[s].push(v);
+        }
+    }
+
+    #[inline]
+    fn str(&mut self, col: usize, v: &str) {
+        if let Some((true, s)) = self.slots[col] {
+            self.strs[s].append_value(v);
+        }
+    }
+
+    fn wants(&self, col: usize) -> bool {
+        self.slots[col].is_some()
+    }
+}
+
+pub(crate) struct NexmarkReader {
+    table: String,
+    schema: SchemaRef,
+    cfg: NexmarkConfig,
+    subtask: u64,
+    parallelism: u64,
+    /// Events of this kind this subtask makes in total (None: unbounded).
+    limit: Option<u64>,
+    produced: u64,
+    batch_size: usize,
+    throttle: Option<Throttle>,
+    hot_urls: [String; 4],
+    channel_cache: Vec<Option<(String, String)>>,
+    scratch: String,
+}
+
+impl NexmarkReader {
+    pub(crate) fn new(ctx: &SourceContext, cfg: NexmarkConfig) -> Self {
+        let p = ctx.parallelism.max(1) as u64;
+        let i = ctx.subtask as u64;
+        let limit = cfg.number_of_events.map(|n| {
+            let total = cfg.kind.count_in(n);
+            total / p + u64::from(total % p > i)
+        });
+        // The throttle limits the whole stream; this subtask's share of it is
+        // its share of this kind's events.
+        let (_, count) = cfg.kind.slot();
+        let throttle = cfg.events_per_second.map(|eps| {
+            let kind_rate = (eps as f64 * count as f64 / TOTAL_PROPORTION as f64 / p as f64).max(1.0);
+            Throttle::new(kind_rate.round() as u64)
+        });
+        let mut r = SplitMix64::new(seed_of(&[cfg.seed, 0x4855_5253]));
+        let hot_urls = [base_url(&mut r), base_url(&mut r), base_url(&mut r), base_url(&mut r)];
+        NexmarkReader {
+            table: ctx.table.clone(),
+            schema: ctx.schema.clone(),
+            cfg,
+            subtask: i,
+            parallelism: p,
+            limit,
+            produced: 0,
+            batch_size: ctx.batch_size.max(1),
+            throttle,
+            hot_urls,
+            channel_cache: Vec::new(),
+            scratch: String::new(),
+        }
+    }
+
+    fn timestamp(&self, event_number: u64) -> i64 {
+        self.cfg.base_time + (event_number as f64 * self.cfg.inter_event_delay_us) as i64 / 1000
+    }
+
+    fn channel(&mut self, n: u64) -> (&str, &str) {
+        if self.channel_cache.is_empty() {
+            self.channel_cache = vec![None; CHANNELS_NUMBER as usize];
+        }
+        let seed = self.cfg.seed;
+        let entry = self.channel_cache[n as usize].get_or_insert_with(|| {
+            let mut r = SplitMix64::new(seed_of(&[seed, 0x4348_414e, n]));
+            let mut url = base_url(&mut r);
+            if r.below(10) > 0 {
+                let rev = (n as i32).reverse_bits().unsigned_abs();
+                url.push_str(&format!("&channel_id={rev}"));
+            }
+            (format!("channel-{n}"), url)
+        });
+        (&entry.0, &entry.1)
+    }
+
+    fn gen_bid(&mut self, b: &mut Buffers, n: u64, r: &mut SplitMix64) {
+        let event_id = n;
+        let auction = if r.below(HOT_AUCTION_RATIO_CFG) > 0 {
+            (last_base0_auction_id(event_id) / HOT_AUCTION_RATIO) * HOT_AUCTION_RATIO
+        } else {
+            next_base0_auction_id(event_id, r)
+        } as i64
+            + FIRST_AUCTION_ID;
+        let bidder = if r.below(HOT_BIDDERS_RATIO_CFG) > 0 {
+            (last_base0_person_id(event_id) / HOT_BIDDER_RATIO) * HOT_BIDDER_RATIO + 1
+        } else {
+            next_base0_person_id(event_id, r)
+        } as i64
+            + FIRST_PERSON_ID;
+        let price = next_price(r);
+        b.int(0, auction);
+        b.int(1, bidder);
+        b.int(2, price);
+        if r.below(HOT_CHANNELS_RATIO) > 0 {
+            let i = r.below(4) as usize;
+            b.str(3, HOT_CHANNELS[i]);
+            if b.wants(4) {
+                b.str(4, &self.hot_urls[i]);
+            }
+        } else {
+            let c = r.below(CHANNELS_NUMBER);
+            if b.wants(3) || b.wants(4) {
+                let (ch, url) = self.channel(c);
+                b.str(3, ch);
+                b.str(4, url);
+            }
+        }
+        b.int(5, self.timestamp(n));
+        if b.wants(6) {
+            self.scratch.clear();
+            push_next_extra(&mut self.scratch, r, 32, AVG_BID_BYTE_SIZE);
+            b.str(6, &self.scratch);
+        }
+    }
+
+    fn gen_auction(&mut self, b: &mut Buffers, n: u64, r: &mut SplitMix64) {
+        let event_id = n;
+        let ts = self.timestamp(n);
+        let id = last_base0_auction_id(event_id) as i64 + FIRST_AUCTION_ID;
+        let seller = if r.below(HOT_SELLERS_RATIO_CFG) > 0 {
+            (last_base0_person_id(event_id) / HOT_SELLER_RATIO) * HOT_SELLER_RATIO
+        } else {
+            next_base0_person_id(event_id, r)
+        } as i64
+            + FIRST_PERSON_ID;
+        let category = FIRST_CATEGORY_ID + r.below(NUM_CATEGORIES) as i64;
+        let initial_bid = next_price(r);
+        let num_events_for_auctions = NUM_IN_FLIGHT_AUCTIONS * TOTAL_PROPORTION / AUCTION_PROPORTION;
+        let horizon = self.timestamp(n + num_events_for_auctions) - ts;
+        let expires = ts + 1 + r.below((horizon * 2).max(1) as u64) as i64;
+        let reserve = initial_bid + next_price(r);
+        let mut s = std::mem::take(&mut self.scratch);
+        s.clear();
+        push_next_string(&mut s, r, 20, ' ');
+        let name_len = s.len();
+        push_next_string(&mut s, r, 100, ' ');
+        let (name, desc) = s.split_at(name_len);
+        b.int(0, id);
+        b.str(1, name);
+        b.str(2, desc);
+        b.int(3, initial_bid);
+        b.int(4, reserve);
+        b.int(5, ts);
+        b.int(6, expires);
+        b.int(7, seller);
+        b.int(8, category);
+        if b.wants(9) {
+            let current = 8 + name.len() + desc.len() + 8 + 8 + 8 + 8 + 8;
+            let mut extra = String::new();
+            push_next_extra(&mut extra, r, current, AVG_AUCTION_BYTE_SIZE);
+            b.str(9, &extra);
+        }
+        self.scratch = s;
+    }
+
+    fn gen_person(&mut self, b: &mut Buffers, n: u64, r: &mut SplitMix64) {
+        let id = last_base0_person_id(n) as i64 + FIRST_PERSON_ID;
+        let mut s = std::mem::take(&mut self.scratch);
+        s.clear();
+        s.push_str(FIRST_NAMES[r.below(FIRST_NAMES.len() as u64) as usize]);
+        s.push(' ');
+        s.push_str(LAST_NAMES[r.below(LAST_NAMES.len() as u64) as usize]);
+        let name_end = s.len();
+        push_next_string(&mut s, r, 7, ' ');
+        s.push('@');
+        push_next_string(&mut s, r, 5, ' ');
+        s.push_str(".com");
+        let email_end = s.len();
+        for i in 0..4 {
+            if i > 0 {
+                s.push(' ');
+            }
+            let v = r.below(10_000);
+            s.push_str(&format!("{v:04}"));
+        }
+        let card_end = s.len();
+        let city = US_CITIES[r.below(US_CITIES.len() as u64) as usize];
+        let state = US_STATES[r.below(US_STATES.len() as u64) as usize];
+        b.int(0, id);
+        b.str(1, &s[..name_end]);
+        b.str(2, &s[name_end..email_end]);
+        b.str(3, &s[email_end..card_end]);
+        b.str(4, city);
+        b.str(5, state);
+        b.int(6, self.timestamp(n));
+        if b.wants(7) {
+            let current = 8 + card_end + city.len() + state.len();
+            let mut extra = String::new();
+            push_next_extra(&mut extra, r, current, AVG_PERSON_BYTE_SIZE);
+            b.str(7, &extra);
+        }
+        self.scratch = s;
+    }
+
+    fn generate(&mut self, count: usize) -> Result<RecordBatch, ConnectorError> {
+        let cols = self.cfg.kind.columns();
+        let mut slots = vec![None; cols.len()];
+        let (mut n_int, mut n_str) = (0, 0);
+        for &g in &self.cfg.projection {
+            if slots[g].is_none() {
+                let is_str = cols[g].1 == ColKind::Utf8;
+                slots[g] = Some((is_str, if is_str { n_str } else { n_int }));
+                if is_str {
+                    n_str += 1;
+                } else {
+                    n_int += 1;
+                }
+            }
+        }
+        let mut b = Buffers {
+            ints: (0..n_int).map(|_| Vec::with_capacity(count)).collect(),
+            strs: (0..n_str).map(|_| StringBuilder::with_capacity(count, count * 16)).collect(),
+            slots,
+        };
+        let kind = self.cfg.kind;
+        for j in 0..count as u64 {
+            let k = self.subtask + (self.produced + j) * self.parallelism;
+            let n = kind.event_number(k);
+            let mut r = SplitMix64::new(seed_of(&[self.cfg.seed, n]));
+            match kind {
+                Kind::Bid => self.gen_bid(&mut b, n, &mut r),
+                Kind::Auction => self.gen_auction(&mut b, n, &mut r),
+                Kind::Person => self.gen_person(&mut b, n, &mut r),
+            }
+        }
+        let mut finished_strs: Vec<Option<ArrayRef>> = b.strs.iter_mut().map(|s| Some(Arc::new(s.finish()) as ArrayRef)).collect();
+        let mut finished_ints: Vec<Option<Vec<i64>>> = b.ints.into_iter().map(Some).collect();
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.cfg.projection.len());
+        let mut done: Vec<Option<ArrayRef>> = vec![None; cols.len()];
+        for (f, &g) in self.schema.fields().iter().zip(&self.cfg.projection) {
+            if let Some(a) = &done[g] {
+                arrays.push(a.clone());
+                continue;
+            }
+            let array: ArrayRef = match b.slots[g] {
+                Some((true, s)) => finished_strs[s].take().unwrap_or_else(|| Arc::new(StringBuilder::new().finish())),
+                Some((false, s)) => {
+                    let v = finished_ints[s].take().unwrap_or_default();
+                    if cols[g].1 == ColKind::Timestamp {
+                        Arc::new(TimestampMillisecondArray::from(v).with_data_type(f.data_type().clone()))
+                    } else {
+                        Arc::new(Int64Array::from(v))
+                    }
+                }
+                None => continue,
+            };
+            done[g] = Some(array.clone());
+            arrays.push(array);
+        }
+        self.produced += count as u64;
+        RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(count)),
+        )
+        .map_err(|e| ConnectorError::Arrow { table: self.table.clone(), message: e.to_string() })
+    }
+}
+
+impl SourceReader for NexmarkReader {
+    fn poll(&mut self) -> Result<SourceEvent, ConnectorError> {
+        let remaining = self.limit.map(|l| l.saturating_sub(self.produced));
+        if remaining == Some(0) {
+            return Ok(SourceEvent::End);
+        }
+        let want = remaining.map_or(self.batch_size, |r| r.min(self.batch_size as u64) as usize);
+        let n = match &mut self.throttle {
+            Some(t) => t.acquire(want),
+            None => want,
+        };
+        if n == 0 {
+            return Ok(SourceEvent::Idle);
+        }
+        Ok(SourceEvent::Batch(self.generate(n)?))
+    }
+
+    fn has_work(&self) -> bool {
+        self.limit != Some(0)
+    }
+
+    fn pending_records(&self) -> Option<u64> {
+        self.limit.map(|l| l.saturating_sub(self.produced))
+    }
+}

@@ -1,0 +1,83 @@
+//! The column types connectors read and write, and their Arrow forms.
+
+use arrow::datatypes::{DataType, Field, TimeUnit};
+
+/// A column type Sluice supports, as the engine maps SQL types to Arrow:
+/// BOOLEAN→Boolean, INT→Int32, BIGINT→Int64, DOUBLE→Float64,
+/// DECIMAL(p,s)→Decimal128(p,s), STRING/VARCHAR→Utf8,
+/// TIMESTAMP(3)→Timestamp(ms), TIMESTAMP_LTZ(3)→Timestamp(ms, tz).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ColType {
+    Boolean,
+    Int32,
+    Int64,
+    Float64,
+    Decimal { precision: u8, scale: i8 },
+    Utf8,
+    Timestamp,
+    TimestampLtz,
+}
+
+pub(crate) const SUPPORTED_TYPES: &str =
+    "BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p, s), STRING/VARCHAR, TIMESTAMP(3) and TIMESTAMP_LTZ(3)";
+
+impl ColType {
+    pub(crate) fn from_arrow(dt: &DataType) -> Option<ColType> {
+        Some(match dt {
+            DataType::Boolean => ColType::Boolean,
+            DataType::Int32 => ColType::Int32,
+            DataType::Int64 => ColType::Int64,
+            DataType::Float64 => ColType::Float64,
+            DataType::Decimal128(p, s) => ColType::Decimal { precision: *p, scale: *s },
+            DataType::Utf8 => ColType::Utf8,
+            DataType::Timestamp(TimeUnit::Millisecond, None) => ColType::Timestamp,
+            DataType::Timestamp(TimeUnit::Millisecond, Some(_)) => ColType::TimestampLtz,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn sql_name(self) -> String {
+        match self {
+            ColType::Boolean => "BOOLEAN".into(),
+            ColType::Int32 => "INT".into(),
+            ColType::Int64 => "BIGINT".into(),
+            ColType::Float64 => "DOUBLE".into(),
+            ColType::Decimal { precision, scale } => format!("DECIMAL({precision}, {scale})"),
+            ColType::Utf8 => "STRING".into(),
+            ColType::Timestamp => "TIMESTAMP(3)".into(),
+            ColType::TimestampLtz => "TIMESTAMP_LTZ(3)".into(),
+        }
+    }
+}
+
+/// The SQL-ish name of an Arrow type, for messages about unsupported columns.
+pub(crate) fn describe_arrow(dt: &DataType) -> String {
+    match ColType::from_arrow(dt) {
+        Some(t) => t.sql_name(),
+        None => match dt {
+            DataType::Int8 => "TINYINT".into(),
+            DataType::Int16 => "SMALLINT".into(),
+            DataType::Float32 => "FLOAT".into(),
+            DataType::Date32 => "DATE".into(),
+            DataType::Timestamp(unit, _) => format!("TIMESTAMP with unit {unit:?}"),
+            other => format!("{other}"),
+        },
+    }
+}
+
+/// The column types of a schema, or an error message naming the first column
+/// whose type the connector cannot handle.
+pub(crate) fn column_types(fields: &[std::sync::Arc<Field>], connector: &str) -> Result<Vec<ColType>, String> {
+    fields
+        .iter()
+        .map(|f| {
+            ColType::from_arrow(f.data_type()).ok_or_else(|| {
+                format!(
+                    "column `{}` has type {}, which connector '{connector}' does not support; supported types are {SUPPORTED_TYPES}",
+                    f.name(),
+                    describe_arrow(f.data_type())
+                )
+            })
+        })
+        .collect()
+}
