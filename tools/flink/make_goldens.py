@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Regenerate (or check) the golden outputs under engine/tests/golden/ with Apache Flink.
+
+For every case directory engine/tests/golden/<case>/ holding job.sql and input/,
+run the job on local Flink at parallelism 1 (tools/flink/run_flink.py) and write
+expected/<sink>.txt = all lines Flink wrote for the sink table, byte-wise sorted.
+
+  bash tools/flink/setup.sh                          # once: the Flink venv
+  python3 tools/flink/make_goldens.py                # all cases
+  python3 tools/flink/make_goldens.py tumble_agg     # some cases
+  python3 tools/flink/make_goldens.py --check        # compare, change nothing
+
+If a case has gen.py, it is run first (with the venv's python, cwd = the case
+directory) to rewrite input/. Every sink named in job.sql as
+'${OUTPUT_DIR}/<sink>' must produce at least one row, or the case fails.
+"""
+
+import argparse
+import filecmp
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+DEFAULT_GOLDEN = os.path.join(REPO, "engine", "tests", "golden")
+DEFAULT_VENV = os.environ.get(
+    "SLUICE_FLINK_VENV", os.path.join(os.path.expanduser("~"), ".cache", "sluice", "flink-venv")
+)
+SINK_RE = re.compile(r"\$\{OUTPUT_DIR\}/([A-Za-z0-9_]+)")
+
+
+def run_case(case_dir, python, keep_tmp=False, timeout=900):
+    """Run one case; return (collected_dir, tmp_root, sinks_expected) or raise."""
+    job = os.path.join(case_dir, "job.sql")
+    with open(job, encoding="utf-8") as fh:
+        sinks = sorted(set(SINK_RE.findall(fh.read())))
+    if os.path.exists(os.path.join(case_dir, "gen.py")):
+        subprocess.run([python, "gen.py"], cwd=case_dir, check=True)
+    tmp = tempfile.mkdtemp(prefix="sluice-golden-%s-" % os.path.basename(case_dir))
+    out, coll = os.path.join(tmp, "out"), os.path.join(tmp, "collected")
+    cmd = [
+        python, os.path.join(HERE, "run_flink.py"), job,
+        "--input-dir", os.path.join(case_dir, "input"),
+        "--output-dir", out, "--collect", coll, "--parallelism", "1",
+        "--timeout", str(timeout), "--quiet",
+    ]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("Flink run failed:\n" + "\n".join(
+            l for l in p.stdout.splitlines() if not l.lstrip().startswith("at ")))
+    return coll, tmp, sinks
+
+
+def check_rows(coll, sinks):
+    problems = []
+    for s in sinks:
+        f = os.path.join(coll, s + ".txt")
+        if not os.path.exists(f):
+            problems.append("sink %s wrote no files" % s)
+        elif os.path.getsize(f) == 0:
+            problems.append("sink %s wrote no rows" % s)
+    extra = set(n[:-4] for n in os.listdir(coll)) - set(sinks)
+    if extra:
+        problems.append("unexpected output dirs: %s" % sorted(extra))
+    return problems
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("cases", nargs="*", help="case names (default: all)")
+    ap.add_argument("--golden-dir", default=DEFAULT_GOLDEN)
+    ap.add_argument("--venv", default=DEFAULT_VENV)
+    ap.add_argument("--check", action="store_true", help="compare with expected/, write nothing")
+    ap.add_argument("--keep-tmp", action="store_true")
+    args = ap.parse_args()
+
+    python = os.path.join(args.venv, "bin", "python")
+    if not os.path.exists(python):
+        print("make_goldens: no Flink venv at %s; run tools/flink/setup.sh" % args.venv, file=sys.stderr)
+        return 2
+    names = args.cases or sorted(
+        d for d in os.listdir(args.golden_dir)
+        if os.path.exists(os.path.join(args.golden_dir, d, "job.sql")))
+    failed = []
+    for name in names:
+        case_dir = os.path.join(args.golden_dir, name)
+        t0 = time.monotonic()
+        try:
+            coll, tmp, sinks = run_case(case_dir, python)
+        except Exception as e:
+            print("FAIL %s: %s" % (name, e))
+            failed.append(name)
+            continue
+        problems = check_rows(coll, sinks)
+        exp = os.path.join(case_dir, "expected")
+        counts = {s: sum(1 for _ in open(os.path.join(coll, s + ".txt"), "rb"))
+                  for s in sinks if os.path.exists(os.path.join(coll, s + ".txt"))}
+        if not problems and args.check:
+            for s in sinks:
+                e = os.path.join(exp, s + ".txt")
+                if not os.path.exists(e) or not filecmp.cmp(e, os.path.join(coll, s + ".txt"), shallow=False):
+                    problems.append("expected/%s.txt differs from Flink's output (%s)" % (s, coll))
+        if problems:
+            print("FAIL %s: %s" % (name, "; ".join(problems)))
+            failed.append(name)
+            continue
+        if not args.check:
+            os.makedirs(exp, exist_ok=True)
+            for f in os.listdir(exp):
+                if f.endswith(".txt"):
+                    os.remove(os.path.join(exp, f))
+            for s in sinks:
+                shutil.copyfile(os.path.join(coll, s + ".txt"), os.path.join(exp, s + ".txt"))
+        if not args.keep_tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print("ok   %s (%.1f s) %s" % (name, time.monotonic() - t0,
+                                       " ".join("%s=%d" % kv for kv in sorted(counts.items()))))
+        sys.stdout.flush()
+    if failed:
+        print("%d case(s) failed: %s" % (len(failed), " ".join(failed)))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
