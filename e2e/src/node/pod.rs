@@ -157,16 +157,14 @@ impl PodWorker {
         }
         tracing::info!("pod {}/{}: starting worker", w.ns, w.name);
         loop {
-            let gone = match rx.has_changed() {
-                Ok(true) => match rx.borrow_and_update().clone() {
-                    Some(p) => {
-                        w.pod = p;
-                        false
-                    }
-                    None => true,
-                },
-                Ok(false) => false,
-                Err(_) => true,
+            // `changed()` below marks values as seen, so always read the latest.
+            let latest = rx.borrow_and_update().clone();
+            let gone = match latest {
+                Some(p) => {
+                    w.pod = p;
+                    false
+                }
+                None => true,
             };
             if gone {
                 w.teardown(Duration::from_secs(2), false, &mut rx).await;
@@ -182,7 +180,11 @@ impl PodWorker {
             }
             w.publish().await;
             tokio::select! {
-                _ = rx.changed() => {}
+                r = rx.changed() => if r.is_err() {
+                    // The agent is gone: stop quickly.
+                    w.teardown(Duration::from_secs(2), false, &mut rx).await;
+                    return;
+                },
                 r = probe_rx.recv() => if let Some(r) = r { w.probe_result(r) },
                 _ = tokio::time::sleep(TICK) => {}
             }
@@ -681,7 +683,7 @@ impl PodWorker {
                 break;
             }
             // A force deletion (the object is gone) ends the grace period.
-            if matches!(rx.has_changed(), Ok(true)) && rx.borrow_and_update().is_none() {
+            if rx.borrow_and_update().is_none() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
