@@ -1,0 +1,103 @@
+//! Engine configuration: Flink-style keys from `--config FILE` (YAML), `--set
+//! key=value`, `SET` statements in the job, and flags.
+//!
+//! Precedence, lowest first: the job's `SET` statements, the config file,
+//! `--set`, then dedicated flags such as `--parallelism`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::EngineError;
+
+/// Keys Sluice reads, with their defaults. Others are kept and ignored, as Flink does.
+pub const KEYS: &[(&str, &str, &str)] = &[
+    ("parallelism.default", "1", "parallelism of every vertex"),
+    ("pipeline.max-parallelism", "128", "number of key groups"),
+    ("table.local-time-zone", "UTC", "time zone of TIMESTAMP_LTZ values and their windows"),
+    ("table.exec.source.idle-timeout", "0 ms", "a source without data for this long is idle and holds back no watermark; 0 disables"),
+    ("execution.batch-size", "8192", "rows per record batch produced by sources"),
+    ("execution.buffer-capacity", "8", "record batches buffered per input channel before backpressure"),
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub values: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Reads a YAML map of keys to scalar values. Nested maps are flattened with dots.
+    pub fn from_file(path: &Path) -> Result<Config, EngineError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| EngineError::Io { path: path.display().to_string(), source })?;
+        let value: serde_yaml::Value = serde_yaml::from_str(&text)
+            .map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))?;
+        let mut values = BTreeMap::new();
+        flatten("", &value, &mut values)
+            .map_err(|m| EngineError::Config(format!("{}: {m}", path.display())))?;
+        Ok(Config { values })
+    }
+
+    /// Applies `key=value` overrides.
+    pub fn set_all(&mut self, pairs: &[String]) -> Result<(), EngineError> {
+        for p in pairs {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| EngineError::Config(format!("--set expects key=value, got '{p}'")))?;
+            self.values.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    pub fn usize(&self, key: &str, default: usize) -> Result<usize, EngineError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| EngineError::Config(format!("'{key}' must be a positive integer, not '{v}'"))),
+        }
+    }
+
+    pub fn duration_ms(&self, key: &str, default: u64) -> Result<u64, EngineError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => sluice_sql::plan::parse_duration_ms(v)
+                .ok_or_else(|| EngineError::Config(format!("'{key}': '{v}' is not a duration such as '10 s'"))),
+        }
+    }
+}
+
+fn flatten(prefix: &str, v: &serde_yaml::Value, out: &mut BTreeMap<String, String>) -> Result<(), String> {
+    match v {
+        serde_yaml::Value::Null if prefix.is_empty() => Ok(()),
+        serde_yaml::Value::Mapping(m) => {
+            for (k, v) in m {
+                let k = match k {
+                    serde_yaml::Value::String(s) => s.clone(),
+                    other => serde_yaml::to_string(other).map_err(|e| e.to_string())?.trim().to_string(),
+                };
+                let key = if prefix.is_empty() { k } else { format!("{prefix}.{k}") };
+                flatten(&key, v, out)?;
+            }
+            Ok(())
+        }
+        serde_yaml::Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+            Ok(())
+        }
+        serde_yaml::Value::Number(n) => {
+            out.insert(prefix.to_string(), n.to_string());
+            Ok(())
+        }
+        serde_yaml::Value::Bool(b) => {
+            out.insert(prefix.to_string(), b.to_string());
+            Ok(())
+        }
+        _ => Err(format!("'{prefix}' must be a scalar value")),
+    }
+}

@@ -1,0 +1,36 @@
+//! Engine errors. Each names the job, the file or the vertex it concerns.
+
+use sluice_connectors::ConnectorError;
+use sluice_sql::SqlError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Bad SQL, rendered `FILE:LINE:COL: message`.
+    #[error("{}", .error.render(.file))]
+    Sql { file: String, error: SqlError },
+    #[error("{0}")]
+    Connector(#[from] ConnectorError),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    /// A failure while running, with the vertex and subtask where it happened.
+    #[error("job `{job}` failed in {vertex} (subtask {subtask}): {message}")]
+    Task { job: String, vertex: String, subtask: usize, message: String },
+    /// An invariant of the engine was broken: a bug, reported with context.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Errors inside an operator; the runtime adds the job, vertex and subtask.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("{0}")]
+    Connector(#[from] ConnectorError),
+    #[error("{0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("{0}")]
+    DataFusion(#[from] datafusion_common::DataFusionError),
+    #[error("{0}")]
+    Other(String),
+}

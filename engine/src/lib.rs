@@ -1,0 +1,22 @@
+//! The Sluice engine: runs a Flink-SQL job, compiled by `sluice-sql`, as a graph
+//! of vertices whose subtasks exchange Arrow record batches over bounded
+//! channels.
+//!
+//! - [`plan`] turns the SQL front end's logical plan into a job graph: vertices of
+//!   chained operators, with forward, hash (key group) and rebalance edges.
+//! - [`operators`] are the streaming operators: calc, watermark assignment, window
+//!   assignment and window aggregation, and sinks.
+//! - [`runtime`] runs the graph: one thread per subtask, credit-bounded channels,
+//!   watermark alignment and end-of-input.
+//! - [`metrics`] and [`rest`] expose per-subtask metrics and the REST API.
+
+pub mod config;
+pub mod error;
+pub mod keygroup;
+pub mod metrics;
+pub mod operators;
+pub mod plan;
+pub mod rest;
+pub mod runtime;
+
+pub use error::EngineError;

@@ -1,0 +1,129 @@
+//! Per-subtask metrics, as Flink names them: busy, backpressured and idle time,
+//! records and bytes in and out, the current watermark, source lag, and late
+//! records dropped. Counters are atomics written by the subtask's thread and read
+//! by the REST server and the progress line.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+/// A watermark value meaning "none yet".
+pub const NO_WATERMARK: i64 = i64::MIN;
+
+#[derive(Debug)]
+pub struct SubtaskMetrics {
+    pub vertex: usize,
+    pub subtask: usize,
+    pub records_in: AtomicU64,
+    pub records_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Nanoseconds spent processing.
+    pub busy_ns: AtomicU64,
+    /// Nanoseconds blocked because a downstream channel was full.
+    pub backpressured_ns: AtomicU64,
+    /// Nanoseconds waiting for input.
+    pub idle_ns: AtomicU64,
+    pub watermark: AtomicI64,
+    /// Records waiting at a source, when known; `u64::MAX` when unknown.
+    pub pending_records: AtomicU64,
+    pub late_records_dropped: AtomicU64,
+    pub skipped_records: AtomicU64,
+}
+
+impl SubtaskMetrics {
+    pub fn new(vertex: usize, subtask: usize) -> Self {
+        SubtaskMetrics {
+            vertex,
+            subtask,
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            backpressured_ns: AtomicU64::new(0),
+            idle_ns: AtomicU64::new(0),
+            watermark: AtomicI64::new(NO_WATERMARK),
+            pending_records: AtomicU64::new(u64::MAX),
+            late_records_dropped: AtomicU64::new(0),
+            skipped_records: AtomicU64::new(0),
+        }
+    }
+
+    pub fn add(counter: &AtomicU64, v: u64) {
+        counter.fetch_add(v, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Sample {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Sample {
+            records_in: l(&self.records_in),
+            records_out: l(&self.records_out),
+            bytes_in: l(&self.bytes_in),
+            bytes_out: l(&self.bytes_out),
+            busy_ns: l(&self.busy_ns),
+            backpressured_ns: l(&self.backpressured_ns),
+            idle_ns: l(&self.idle_ns),
+            watermark: self.watermark.load(Ordering::Relaxed),
+            pending_records: match l(&self.pending_records) {
+                u64::MAX => None,
+                v => Some(v),
+            },
+            late_records_dropped: l(&self.late_records_dropped),
+            skipped_records: l(&self.skipped_records),
+            at: Instant::now(),
+        }
+    }
+}
+
+/// A point-in-time reading of one subtask's counters.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub records_in: u64,
+    pub records_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub busy_ns: u64,
+    pub backpressured_ns: u64,
+    pub idle_ns: u64,
+    pub watermark: i64,
+    pub pending_records: Option<u64>,
+    pub late_records_dropped: u64,
+    pub skipped_records: u64,
+    pub at: Instant,
+}
+
+/// Rates between two samples of one subtask.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rates {
+    pub busy_ms_per_second: f64,
+    pub backpressured_ms_per_second: f64,
+    pub idle_ms_per_second: f64,
+    pub records_in_per_second: f64,
+    pub records_out_per_second: f64,
+    pub bytes_in_per_second: f64,
+    pub bytes_out_per_second: f64,
+}
+
+impl Rates {
+    pub fn between(a: &Sample, b: &Sample) -> Rates {
+        let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
+        let d = |x: u64, y: u64| y.saturating_sub(x) as f64;
+        let ms = |x: u64, y: u64| (d(x, y) / 1e6 / secs).min(1000.0);
+        Rates {
+            busy_ms_per_second: ms(a.busy_ns, b.busy_ns),
+            backpressured_ms_per_second: ms(a.backpressured_ns, b.backpressured_ns),
+            idle_ms_per_second: ms(a.idle_ns, b.idle_ns),
+            records_in_per_second: d(a.records_in, b.records_in) / secs,
+            records_out_per_second: d(a.records_out, b.records_out) / secs,
+            bytes_in_per_second: d(a.bytes_in, b.bytes_in) / secs,
+            bytes_out_per_second: d(a.bytes_out, b.bytes_out) / secs,
+        }
+    }
+}
+
+/// All subtasks' metrics of a job, by vertex.
+#[derive(Debug, Default)]
+pub struct JobMetrics {
+    pub subtasks: Vec<Arc<SubtaskMetrics>>,
+}

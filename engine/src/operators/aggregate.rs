@@ -1,0 +1,515 @@
+//! Aggregate functions with Flink's result types, stored column-wise per group.
+//!
+//! A [`GroupAccs`] holds, for each aggregate call, one accumulator column indexed
+//! by group id. Groups are added as keys appear, merged (session windows) and
+//! emitted as Arrow arrays when a window fires.
+//!
+//! | function | input | result |
+//! | --- | --- | --- |
+//! | COUNT(*), COUNT(x), COUNT(DISTINCT x) | any | BIGINT |
+//! | SUM | INT, BIGINT, DOUBLE | same type (wrapping, as Java) |
+//! | SUM | DECIMAL(p, s) | DECIMAL(38, s) |
+//! | AVG | INT, BIGINT | same type, sum / count truncated |
+//! | AVG | DOUBLE | DOUBLE |
+//! | AVG | DECIMAL(p, s) | DECIMAL(38, max(6, s)), rounded half-up |
+//! | MIN, MAX | numeric, STRING, BOOLEAN, TIMESTAMP | same type |
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, StringArray,
+};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use arrow::row::{RowConverter, SortField};
+use datafusion_physical_expr::PhysicalExpr;
+use sluice_sql::plan::AggFunc;
+
+use crate::error::OpError;
+
+/// An aggregate call, lowered.
+#[derive(Clone)]
+pub struct AggDef {
+    pub func: AggFunc,
+    pub arg: Option<Arc<dyn PhysicalExpr>>,
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    pub distinct: bool,
+    pub input_type: Option<DataType>,
+    pub output_type: DataType,
+}
+
+/// The evaluated input of one aggregate over a batch.
+pub struct AggInput {
+    pub values: Option<ArrayRef>,
+    pub filter: Option<BooleanArray>,
+}
+
+impl AggDef {
+    pub fn evaluate(&self, batch: &arrow::record_batch::RecordBatch) -> Result<AggInput, OpError> {
+        let n = batch.num_rows();
+        let values = match &self.arg {
+            Some(e) => Some(e.evaluate(batch)?.into_array(n)?),
+            None => None,
+        };
+        let filter = match &self.filter {
+            Some(f) => {
+                let a = f.evaluate(batch)?.into_array(n)?;
+                Some(a.as_boolean_opt().ok_or_else(|| OpError::Other("FILTER is not boolean".into()))?.clone())
+            }
+            None => None,
+        };
+        Ok(AggInput { values, filter })
+    }
+
+    pub fn new_column(&self) -> Result<Acc, OpError> {
+        let in_t = self.input_type.clone().unwrap_or(DataType::Null);
+        Ok(match self.func {
+            AggFunc::Count if self.distinct => Acc::CountDistinct {
+                conv: RowConverter::new(vec![SortField::new(in_t)])?,
+                sets: Vec::new(),
+            },
+            AggFunc::Count => Acc::Count(Vec::new()),
+            AggFunc::Sum | AggFunc::Avg => match in_t {
+                DataType::Float64 | DataType::Float32 => Acc::SumF64 { sum: Vec::new(), count: Vec::new() },
+                DataType::Decimal128(_, _) => Acc::SumI128 { sum: Vec::new(), count: Vec::new() },
+                _ => Acc::SumI64 { sum: Vec::new(), count: Vec::new() },
+            },
+            AggFunc::Min | AggFunc::Max => {
+                let max = self.func == AggFunc::Max;
+                match in_t {
+                    DataType::Float64 | DataType::Float32 => Acc::ExtF64 { max, v: Vec::new() },
+                    DataType::Decimal128(_, _) => Acc::ExtI128 { max, v: Vec::new() },
+                    DataType::Utf8 => Acc::ExtStr { max, v: Vec::new() },
+                    DataType::Boolean => Acc::ExtBool { max, v: Vec::new() },
+                    _ => Acc::ExtI64 { max, v: Vec::new() },
+                }
+            }
+        })
+    }
+}
+
+/// One aggregate's state for every group.
+pub enum Acc {
+    Count(Vec<i64>),
+    CountDistinct { conv: RowConverter, sets: Vec<hashbrown::HashSet<Box<[u8]>>> },
+    SumI64 { sum: Vec<i64>, count: Vec<i64> },
+    SumF64 { sum: Vec<f64>, count: Vec<i64> },
+    SumI128 { sum: Vec<i128>, count: Vec<i64> },
+    ExtI64 { max: bool, v: Vec<Option<i64>> },
+    ExtF64 { max: bool, v: Vec<Option<f64>> },
+    ExtI128 { max: bool, v: Vec<Option<i128>> },
+    ExtStr { max: bool, v: Vec<Option<String>> },
+    ExtBool { max: bool, v: Vec<Option<bool>> },
+}
+
+fn int64(a: &ArrayRef) -> Result<Int64Array, OpError> {
+    let a = match a.data_type() {
+        DataType::Timestamp(_, Some(_)) => cast(a, &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None))?,
+        _ => a.clone(),
+    };
+    Ok(cast(&a, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+}
+
+fn float64(a: &ArrayRef) -> Result<Float64Array, OpError> {
+    Ok(cast(a, &DataType::Float64)?.as_primitive::<Float64Type>().clone())
+}
+
+fn better<T: PartialOrd>(max: bool, new: &T, old: &T) -> bool {
+    if max { new > old } else { new < old }
+}
+
+impl Acc {
+    fn grow(&mut self, groups: usize) {
+        match self {
+            Acc::Count(v) => v.resize(groups, 0),
+            Acc::CountDistinct { sets, .. } => sets.resize_with(groups, Default::default),
+            Acc::SumI64 { sum, count } => {
+                sum.resize(groups, 0);
+                count.resize(groups, 0)
+            }
+            Acc::SumF64 { sum, count } => {
+                sum.resize(groups, 0.0);
+                count.resize(groups, 0)
+            }
+            Acc::SumI128 { sum, count } => {
+                sum.resize(groups, 0);
+                count.resize(groups, 0)
+            }
+            Acc::ExtI64 { v, .. } => v.resize(groups, None),
+            Acc::ExtF64 { v, .. } => v.resize(groups, None),
+            Acc::ExtI128 { v, .. } => v.resize(groups, None),
+            Acc::ExtStr { v, .. } => v.resize(groups, None),
+            Acc::ExtBool { v, .. } => v.resize(groups, None),
+        }
+    }
+
+    /// Adds rows `rows[i]` of the input to groups `groups[i]`.
+    fn update(&mut self, input: &AggInput, rows: &[u32], groups: &[u32]) -> Result<(), OpError> {
+        let pass = |r: usize| input.filter.as_ref().is_none_or(|f| f.is_valid(r) && f.value(r));
+        let valid = |r: usize| input.values.as_ref().is_none_or(|v| v.is_valid(r));
+        match self {
+            Acc::Count(c) => {
+                for (&r, &g) in rows.iter().zip(groups) {
+                    let r = r as usize;
+                    if pass(r) && valid(r) {
+                        c[g as usize] += 1;
+                    }
+                }
+            }
+            Acc::CountDistinct { conv, sets } => {
+                let Some(values) = &input.values else { return Ok(()) };
+                let encoded = conv.convert_columns(&[values.clone()])?;
+                for (&r, &g) in rows.iter().zip(groups) {
+                    let r = r as usize;
+                    if pass(r) && valid(r) {
+                        let set = &mut sets[g as usize];
+                        let row = encoded.row(r);
+                        if !set.contains(row.as_ref()) {
+                            set.insert(row.as_ref().into());
+                        }
+                    }
+                }
+            }
+            Acc::SumI64 { sum, count } => {
+                let Some(values) = &input.values else { return Ok(()) };
+                let a = int64(values)?;
+                for (&r, &g) in rows.iter().zip(groups) {
+                    let r = r as usize;
+                    if pass(r) && a.is_valid(r) {
+                        sum[g as usize] = sum[g as usize].wrapping_add(a.value(r));
+                        count[g as usize] += 1;
+                    }
+                }
+            }
+            Acc::SumF64 { sum, count } => {
+                let Some(values) = &input.values else { return Ok(()) };
+                let a = float64(values)?;
+                for (&r, &g) in rows.iter().zip(groups) {
+                    let r = r as usize;
+                    if pass(r) && a.is_valid(r) {
+                        sum[g as usize] += a.value(r);
+                        count[g as usize] += 1;
+                    }
+                }
+            }
+            Acc::SumI128 { sum, count } => {
+                let Some(values) = &input.values else { return Ok(()) };
+                let a: &Decimal128Array = values.as_primitive();
+                for (&r, &g) in rows.iter().zip(groups) {
+                    let r = r as usize;
+                    if pass(r) && a.is_valid(r) {
+                        sum[g as usize] = sum[g as usize].wrapping_add(a.value(r));
+                        count[g as usize] += 1;
+                    }
+                }
+            }
+            Acc::ExtI64 { max, v } => {
+                let Some(values) = &input.values else { return Ok(()) };
+                let a = int64(values)?;
+                for (&r, &g) in rows.iter().zip(groups) {
+                    let r = r as usize;
+                    if pass(r) && a.is_valid(r) {
+                        let x = a.value(r);
+                        let slot = &mut v[g as usize];
+                        if slot.is_none_or(|o| better(*max, &x, &o)) {
+                            *slot = Some(x);
+                        }
+                    }
+                }
+            }
+            Acc::ExtF64 { max, v } => {
+                let Some(values) = &input.values else { return Ok(()) };
+                let a = float64(values)?;
+                for (&r, &g) in rows.iter().zip(groups) {
+                    let r = r as usize;
+                    if pass(r) && a.is_valid(r) {
+                        let x = a.value(r);
+                        let slot = &mut v[g as usize];
+                        if slot.is_none_or(|o| better(*max, &x, &o)) {
+                            *slot = Some(x);
+                        }
+                    }
+                }
+            }
+            Acc::ExtI128 { max, v } => {
+                let Some(values) = &input.values else { return Ok(()) };
+                let a: &Decimal128Array = values.as_primitive();
+                for (&r, &g) in rows.iter().zip(groups) {
+                    let r = r as usize;
+                    if pass(r) && a.is_valid(r) {
+                        let x = a.value(r);
+                        let slot = &mut v[g as usize];
+                        if slot.is_none_or(|o| better(*max, &x, &o)) {
+                            *slot = Some(x);
+                        }
+                    }
+                }
+            }
+            Acc::ExtStr { max, v } => {
+                let Some(values) = &input.values else { return Ok(()) };
+                let a = cast(values, &DataType::Utf8)?;
+                let a: &StringArray = a.as_string();
+                for (&r, &g) in rows.iter().zip(groups) {
+                    let r = r as usize;
+                    if pass(r) && a.is_valid(r) {
+                        let x = a.value(r);
+                        let slot = &mut v[g as usize];
+                        if slot.as_deref().is_none_or(|o| better(*max, &x, &o)) {
+                            *slot = Some(x.to_string());
+                        }
+                    }
+                }
+            }
+            Acc::ExtBool { max, v } => {
+                let Some(values) = &input.values else { return Ok(()) };
+                let a: &BooleanArray = values.as_boolean();
+                for (&r, &g) in rows.iter().zip(groups) {
+                    let r = r as usize;
+                    if pass(r) && a.is_valid(r) {
+                        let x = a.value(r);
+                        let slot = &mut v[g as usize];
+                        if slot.is_none_or(|o| better(*max, &x, &o)) {
+                            *slot = Some(x);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Folds group `src` into group `dst` and clears `src`.
+    fn merge(&mut self, dst: usize, src: usize) {
+        fn ext<T: PartialOrd + Clone>(max: bool, v: &mut [Option<T>], dst: usize, src: usize) {
+            if let Some(s) = v[src].take()
+                && v[dst].as_ref().is_none_or(|d| better(max, &s, d))
+            {
+                v[dst] = Some(s);
+            }
+        }
+        match self {
+            Acc::Count(c) => {
+                c[dst] += c[src];
+                c[src] = 0;
+            }
+            Acc::CountDistinct { sets, .. } => {
+                let s = std::mem::take(&mut sets[src]);
+                sets[dst].extend(s);
+            }
+            Acc::SumI64 { sum, count } => {
+                sum[dst] = sum[dst].wrapping_add(sum[src]);
+                count[dst] += count[src];
+                sum[src] = 0;
+                count[src] = 0;
+            }
+            Acc::SumF64 { sum, count } => {
+                sum[dst] += sum[src];
+                count[dst] += count[src];
+                sum[src] = 0.0;
+                count[src] = 0;
+            }
+            Acc::SumI128 { sum, count } => {
+                sum[dst] = sum[dst].wrapping_add(sum[src]);
+                count[dst] += count[src];
+                sum[src] = 0;
+                count[src] = 0;
+            }
+            Acc::ExtI64 { max, v } => ext(*max, v, dst, src),
+            Acc::ExtF64 { max, v } => ext(*max, v, dst, src),
+            Acc::ExtI128 { max, v } => ext(*max, v, dst, src),
+            Acc::ExtStr { max, v } => ext(*max, v, dst, src),
+            Acc::ExtBool { max, v } => ext(*max, v, dst, src),
+        }
+    }
+
+    /// Resets a group so that its id can be reused.
+    fn reset(&mut self, g: usize) {
+        match self {
+            Acc::Count(c) => c[g] = 0,
+            Acc::CountDistinct { sets, .. } => sets[g].clear(),
+            Acc::SumI64 { sum, count } => {
+                sum[g] = 0;
+                count[g] = 0
+            }
+            Acc::SumF64 { sum, count } => {
+                sum[g] = 0.0;
+                count[g] = 0
+            }
+            Acc::SumI128 { sum, count } => {
+                sum[g] = 0;
+                count[g] = 0
+            }
+            Acc::ExtI64 { v, .. } => v[g] = None,
+            Acc::ExtF64 { v, .. } => v[g] = None,
+            Acc::ExtI128 { v, .. } => v[g] = None,
+            Acc::ExtStr { v, .. } => v[g] = None,
+            Acc::ExtBool { v, .. } => v[g] = None,
+        }
+    }
+
+    /// The results of `groups`, as an array of the definition's output type.
+    fn emit(&self, def: &AggDef, groups: &[u32]) -> Result<ArrayRef, OpError> {
+        let g = |i: &u32| *i as usize;
+        let out_t = &def.output_type;
+        let arr: ArrayRef = match self {
+            Acc::Count(c) => Arc::new(Int64Array::from_iter_values(groups.iter().map(|i| c[g(i)]))),
+            Acc::CountDistinct { sets, .. } => {
+                Arc::new(Int64Array::from_iter_values(groups.iter().map(|i| sets[g(i)].len() as i64)))
+            }
+            Acc::SumI64 { sum, count } => {
+                let avg = def.func == AggFunc::Avg;
+                let a: Int64Array = groups
+                    .iter()
+                    .map(|i| {
+                        let (s, c) = (sum[g(i)], count[g(i)]);
+                        if c == 0 {
+                            None
+                        } else if avg {
+                            Some(s.wrapping_div(c))
+                        } else {
+                            Some(s)
+                        }
+                    })
+                    .collect();
+                // SUM(INT) wraps at 32 bits, as Java's int does.
+                if matches!(out_t, DataType::Int32) {
+                    let a: arrow::array::Int32Array = a.iter().map(|v| v.map(|v| v as i32)).collect();
+                    Arc::new(a)
+                } else {
+                    Arc::new(a)
+                }
+            }
+            Acc::SumF64 { sum, count } => {
+                let avg = def.func == AggFunc::Avg;
+                let a: Float64Array = groups
+                    .iter()
+                    .map(|i| {
+                        let (s, c) = (sum[g(i)], count[g(i)]);
+                        if c == 0 {
+                            None
+                        } else if avg {
+                            Some(s / c as f64)
+                        } else {
+                            Some(s)
+                        }
+                    })
+                    .collect();
+                Arc::new(a)
+            }
+            Acc::SumI128 { sum, count } => {
+                let in_scale = match &def.input_type {
+                    Some(DataType::Decimal128(_, s)) => *s,
+                    _ => 0,
+                };
+                let (p, out_scale) = match out_t {
+                    DataType::Decimal128(p, s) => (*p, *s),
+                    _ => (38, in_scale),
+                };
+                let avg = def.func == AggFunc::Avg;
+                let a: Decimal128Array = groups
+                    .iter()
+                    .map(|i| {
+                        let (s, c) = (sum[g(i)], count[g(i)]);
+                        if c == 0 {
+                            None
+                        } else if avg {
+                            let scaled = s.checked_mul(10i128.pow((out_scale - in_scale).max(0) as u32))?;
+                            Some(div_half_up(scaled, c as i128))
+                        } else {
+                            Some(s)
+                        }
+                    })
+                    .collect();
+                Arc::new(a.with_precision_and_scale(p, out_scale)?)
+            }
+            Acc::ExtI64 { v, .. } => Arc::new(groups.iter().map(|i| v[g(i)]).collect::<Int64Array>()),
+            Acc::ExtF64 { v, .. } => Arc::new(groups.iter().map(|i| v[g(i)]).collect::<Float64Array>()),
+            Acc::ExtI128 { v, .. } => {
+                let a = groups.iter().map(|i| v[g(i)]).collect::<Decimal128Array>();
+                match out_t {
+                    DataType::Decimal128(p, s) => Arc::new(a.with_precision_and_scale(*p, *s)?),
+                    _ => Arc::new(a),
+                }
+            }
+            Acc::ExtStr { v, .. } => Arc::new(groups.iter().map(|i| v[g(i)].as_deref()).collect::<StringArray>()),
+            Acc::ExtBool { v, .. } => Arc::new(groups.iter().map(|i| v[g(i)]).collect::<BooleanArray>()),
+        };
+        if arr.data_type() == out_t {
+            return Ok(arr);
+        }
+        // Timestamps and narrower integers are kept as i64 and cast back; a
+        // timestamp with a zone is rebuilt from its epoch value.
+        match out_t {
+            DataType::Timestamp(unit, Some(tz)) => {
+                let plain = cast(&arr, &DataType::Timestamp(*unit, None))?;
+                Ok(cast(&plain, &DataType::Timestamp(*unit, Some(tz.clone())))?)
+            }
+            _ => Ok(cast(&arr, out_t)?),
+        }
+    }
+}
+
+/// Integer division rounding half away from zero (Java's HALF_UP).
+fn div_half_up(n: i128, d: i128) -> i128 {
+    let q = n / d;
+    let r = n % d;
+    if (r.abs() * 2) >= d.abs() { q + n.signum() * d.signum() } else { q }
+}
+
+/// Accumulators for a set of groups, one column per aggregate call.
+pub struct GroupAccs {
+    pub accs: Vec<Acc>,
+    pub groups: usize,
+}
+
+impl GroupAccs {
+    pub fn new(defs: &[AggDef]) -> Result<Self, OpError> {
+        Ok(GroupAccs { accs: defs.iter().map(|d| d.new_column()).collect::<Result<_, _>>()?, groups: 0 })
+    }
+
+    pub fn add_group(&mut self) -> u32 {
+        let id = self.groups;
+        self.groups += 1;
+        for a in self.accs.iter_mut() {
+            a.grow(self.groups);
+        }
+        id as u32
+    }
+
+    pub fn update(&mut self, inputs: &[AggInput], rows: &[u32], groups: &[u32]) -> Result<(), OpError> {
+        for (a, i) in self.accs.iter_mut().zip(inputs) {
+            a.update(i, rows, groups)?;
+        }
+        Ok(())
+    }
+
+    pub fn merge(&mut self, dst: u32, src: u32) {
+        for a in self.accs.iter_mut() {
+            a.merge(dst as usize, src as usize);
+        }
+    }
+
+    pub fn reset(&mut self, g: u32) {
+        for a in self.accs.iter_mut() {
+            a.reset(g as usize);
+        }
+    }
+
+    pub fn emit(&self, defs: &[AggDef], groups: &[u32]) -> Result<Vec<ArrayRef>, OpError> {
+        self.accs.iter().zip(defs).map(|(a, d)| a.emit(d, groups)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::div_half_up;
+
+    #[test]
+    fn half_up_rounds_away_from_zero() {
+        assert_eq!(div_half_up(5, 2), 3);
+        assert_eq!(div_half_up(-5, 2), -3);
+        assert_eq!(div_half_up(4, 3), 1);
+        assert_eq!(div_half_up(-4, 3), -1);
+        assert_eq!(div_half_up(7, 7), 1);
+    }
+}

@@ -1,0 +1,83 @@
+//! Stateless operators: filter and projection with DataFusion physical expressions.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion_physical_expr::PhysicalExpr;
+
+use super::{Event, Operator};
+use crate::error::OpError;
+
+pub struct Filter {
+    pub predicate: Arc<dyn PhysicalExpr>,
+}
+
+impl Operator for Filter {
+    fn name(&self) -> String {
+        format!("Filter({})", self.predicate)
+    }
+
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<Event>) -> Result<(), OpError> {
+        let mask = self.predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
+        let mask = mask.as_boolean_opt().ok_or_else(|| OpError::Other("filter predicate is not boolean".into()))?;
+        let filtered = filter_record_batch(&batch, mask)?;
+        if filtered.num_rows() > 0 {
+            out.push(Event::Batch(filtered));
+        }
+        Ok(())
+    }
+}
+
+pub struct Project {
+    pub exprs: Vec<Arc<dyn PhysicalExpr>>,
+    pub schema: SchemaRef,
+}
+
+impl Project {
+    pub fn evaluate(exprs: &[Arc<dyn PhysicalExpr>], schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch, OpError> {
+        let n = batch.num_rows();
+        let cols: Vec<ArrayRef> = exprs
+            .iter()
+            .map(|e| e.evaluate(batch).and_then(|v| v.into_array(n)))
+            .collect::<Result<_, _>>()?;
+        // Nullability in the planned schema is advisory: the engine never relies
+        // on it, so columns are checked against types only.
+        let cols = cols
+            .into_iter()
+            .zip(schema.fields().iter())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c)
+                } else {
+                    arrow::compute::cast(&c, f.data_type())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let relaxed = relax(schema);
+        Ok(RecordBatch::try_new_with_options(relaxed, cols, &RecordBatchOptions::new().with_row_count(Some(n)))?)
+    }
+}
+
+/// The same schema with every field nullable.
+pub fn relax(schema: &SchemaRef) -> SchemaRef {
+    if schema.fields().iter().all(|f| f.is_nullable()) {
+        return schema.clone();
+    }
+    Arc::new(arrow::datatypes::Schema::new(
+        schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+    ))
+}
+
+impl Operator for Project {
+    fn name(&self) -> String {
+        format!("Project({})", self.exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "))
+    }
+
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<Event>) -> Result<(), OpError> {
+        out.push(Event::Batch(Self::evaluate(&self.exprs, &self.schema, &batch)?));
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! Streaming operators. Each implements [`Operator`]; a vertex chains several,
+//! feeding the output events of one into the next.
+
+pub mod aggregate;
+pub mod calc;
+pub mod session;
+pub mod sink;
+pub mod watermark;
+pub mod window;
+
+use arrow::record_batch::RecordBatch;
+
+use crate::error::OpError;
+
+/// What flows between chained operators.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Batch(RecordBatch),
+    /// Event time has reached this value (milliseconds); no record with a smaller
+    /// or equal time attribute is expected, except late ones.
+    Watermark(i64),
+}
+
+/// A streaming operator. The hooks other than `process_batch` default to
+/// forwarding or doing nothing.
+pub trait Operator: Send {
+    fn name(&self) -> String;
+
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<Event>) -> Result<(), OpError>;
+
+    fn process_watermark(&mut self, watermark: i64, out: &mut Vec<Event>) -> Result<(), OpError> {
+        out.push(Event::Watermark(watermark));
+        Ok(())
+    }
+
+    /// Every input has ended; the final watermark has already been processed.
+    fn finish(&mut self, _out: &mut Vec<Event>) -> Result<(), OpError> {
+        Ok(())
+    }
+
+    /// Records this operator dropped because they were late.
+    fn late_records_dropped(&self) -> u64 {
+        0
+    }
+}
+
+/// A chain of operators run on one thread.
+pub struct Chain {
+    pub ops: Vec<Box<dyn Operator>>,
+}
+
+impl Chain {
+    /// Pushes one event through the whole chain; returns the chain's output.
+    pub fn push(&mut self, event: Event) -> Result<Vec<Event>, OpError> {
+        let mut current = vec![event];
+        for op in self.ops.iter_mut() {
+            let mut next = Vec::with_capacity(current.len());
+            for ev in current {
+                match ev {
+                    Event::Batch(b) => {
+                        if b.num_rows() > 0 {
+                            op.process_batch(b, &mut next)?
+                        }
+                    }
+                    Event::Watermark(w) => op.process_watermark(w, &mut next)?,
+                }
+            }
+            current = next;
+            if current.is_empty() {
+                break;
+            }
+        }
+        Ok(current)
+    }
+
+    /// Finishes each operator in order, passing what one emits to the rest.
+    pub fn finish(&mut self) -> Result<Vec<Event>, OpError> {
+        let mut carried: Vec<Event> = Vec::new();
+        for i in 0..self.ops.len() {
+            let mut produced = Vec::new();
+            for ev in carried.drain(..) {
+                match ev {
+                    Event::Batch(b) => self.ops[i].process_batch(b, &mut produced)?,
+                    Event::Watermark(w) => self.ops[i].process_watermark(w, &mut produced)?,
+                }
+            }
+            self.ops[i].finish(&mut produced)?;
+            carried = produced;
+        }
+        Ok(carried)
+    }
+
+    pub fn late_records_dropped(&self) -> u64 {
+        self.ops.iter().map(|o| o.late_records_dropped()).sum()
+    }
+}

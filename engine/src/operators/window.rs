@@ -1,0 +1,460 @@
+//! Window TVFs: assignment of records to TUMBLE, HOP and CUMULATE windows, the
+//! window aggregation over them, and the plain window TVF (no aggregation).
+//!
+//! Semantics follow Flink's window TVFs:
+//! - windows are aligned to the epoch; for a TIMESTAMP_LTZ time attribute they
+//!   are aligned in `table.local-time-zone`, and `window_start`/`window_end` are
+//!   local TIMESTAMP(3) values while `window_time` is the LTZ instant `end - 1 ms`;
+//! - a window fires when the watermark reaches `end - 1`;
+//! - a record is dropped for a window that has already fired (`end - 1 <=
+//!   watermark`), and counted as late when it is dropped for all its windows.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, TimestampMillisecondArray, UInt32Array};
+use arrow::compute::{cast, take};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
+use chrono::{Offset, TimeZone};
+use datafusion_physical_expr::PhysicalExpr;
+use sluice_sql::plan::WindowKind;
+
+use super::aggregate::{AggDef, GroupAccs};
+use super::calc::relax;
+use super::{Event, Operator};
+use crate::error::OpError;
+use crate::metrics::NO_WATERMARK;
+
+/// The windows `[start, end)` that contain `ts`, for the non-merging kinds.
+/// Session windows are assigned by merging; see [`super::session`].
+pub fn assign(kind: &WindowKind, ts: i64, out: &mut Vec<(i64, i64)>) {
+    out.clear();
+    match *kind {
+        WindowKind::Tumble { size } => {
+            let start = ts - ts.rem_euclid(size);
+            out.push((start, start + size));
+        }
+        WindowKind::Hop { slide, size } => {
+            let last_start = ts - ts.rem_euclid(slide);
+            let mut start = last_start;
+            while start > ts - size {
+                out.push((start, start + size));
+                start -= slide;
+            }
+        }
+        WindowKind::Cumulate { step, max_size } => {
+            let start = ts - ts.rem_euclid(max_size);
+            let mut end = start + (ts - start) / step * step + step;
+            while end <= start + max_size {
+                out.push((start, end));
+                end += step;
+            }
+        }
+        WindowKind::Session { gap } => out.push((ts, ts + gap)),
+    }
+}
+
+/// Converts between instants (UTC epoch ms, the watermark's domain) and the
+/// local wall-clock values windows align to.
+#[derive(Debug, Clone)]
+pub struct TimeShift {
+    tz: Option<arrow::array::timezone::Tz>,
+}
+
+impl TimeShift {
+    pub fn new(time_zone: Option<&str>) -> Result<Self, OpError> {
+        let tz = match time_zone {
+            None => None,
+            Some(z) if z.eq_ignore_ascii_case("UTC") || z == "+00:00" || z == "Z" => None,
+            Some(z) => Some(z.parse().map_err(|e| OpError::Other(format!("time zone {z}: {e}")))?),
+        };
+        Ok(TimeShift { tz })
+    }
+
+    fn offset_ms(&self, utc: i64) -> i64 {
+        match &self.tz {
+            None => 0,
+            Some(tz) => chrono::DateTime::from_timestamp_millis(utc)
+                .map(|d| tz.offset_from_utc_datetime(&d.naive_utc()).fix().local_minus_utc() as i64 * 1000)
+                .unwrap_or(0),
+        }
+    }
+
+    pub fn to_local(&self, utc: i64) -> i64 {
+        utc + self.offset_ms(utc)
+    }
+
+    /// The instant of local time `local`, using the offset in force at `near`.
+    pub fn to_utc(&self, local: i64, near: i64) -> i64 {
+        local - self.offset_ms(near)
+    }
+}
+
+/// Reads a time column as epoch milliseconds.
+pub fn time_values(col: &ArrayRef) -> Result<Int64Array, OpError> {
+    let c = match col.data_type() {
+        DataType::Timestamp(_, Some(_)) => cast(col, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
+        _ => col.clone(),
+    };
+    Ok(cast(&c, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+}
+
+/// Builds the three window columns.
+pub fn window_columns(starts: Vec<i64>, ends: Vec<i64>, times: Vec<i64>, time_type: &DataType) -> Vec<ArrayRef> {
+    let tz = match time_type {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    };
+    let mut wt = TimestampMillisecondArray::from(times);
+    if let Some(tz) = tz {
+        wt = wt.with_timezone(tz);
+    }
+    vec![
+        Arc::new(TimestampMillisecondArray::from(starts)),
+        Arc::new(TimestampMillisecondArray::from(ends)),
+        Arc::new(wt),
+    ]
+}
+
+/// Key columns → row-encoded keys, for hashing into state.
+pub struct Keys {
+    pub exprs: Vec<Arc<dyn PhysicalExpr>>,
+    pub converter: Option<RowConverter>,
+}
+
+impl Keys {
+    pub fn new(exprs: Vec<Arc<dyn PhysicalExpr>>, types: Vec<DataType>) -> Result<Self, OpError> {
+        let converter = if exprs.is_empty() {
+            None
+        } else {
+            Some(RowConverter::new(types.into_iter().map(SortField::new).collect())?)
+        };
+        Ok(Keys { exprs, converter })
+    }
+
+    pub fn encode(&self, batch: &RecordBatch) -> Result<Option<arrow::row::Rows>, OpError> {
+        match &self.converter {
+            None => Ok(None),
+            Some(c) => {
+                let n = batch.num_rows();
+                let cols: Vec<ArrayRef> =
+                    self.exprs.iter().map(|e| e.evaluate(batch).and_then(|v| v.into_array(n))).collect::<Result<_, _>>()?;
+                Ok(Some(c.convert_columns(&cols)?))
+            }
+        }
+    }
+
+    /// Decodes stored keys back into columns.
+    pub fn decode(&self, keys: &[&[u8]]) -> Result<Vec<ArrayRef>, OpError> {
+        match &self.converter {
+            None => Ok(vec![]),
+            Some(c) => {
+                let parser = c.parser();
+                Ok(c.convert_rows(keys.iter().map(|k| parser.parse(k)))?)
+            }
+        }
+    }
+}
+
+/// One window's groups.
+struct Pane {
+    start: i64,
+    end: i64,
+    index: hashbrown::HashMap<Box<[u8]>, u32>,
+    accs: GroupAccs,
+}
+
+pub struct WindowAggregate {
+    pub kind: WindowKind,
+    pub time_col: usize,
+    pub time_type: DataType,
+    pub shift: TimeShift,
+    pub keys: Keys,
+    pub aggs: Vec<AggDef>,
+    pub schema: SchemaRef,
+    panes: BTreeMap<i64, Pane>,
+    watermark: i64,
+    late: u64,
+    scratch: Vec<(i64, i64)>,
+}
+
+impl WindowAggregate {
+    pub fn new(
+        kind: WindowKind,
+        time_col: usize,
+        time_type: DataType,
+        shift: TimeShift,
+        keys: Keys,
+        aggs: Vec<AggDef>,
+        schema: SchemaRef,
+    ) -> Self {
+        WindowAggregate {
+            kind,
+            time_col,
+            time_type,
+            shift,
+            keys,
+            aggs,
+            schema: relax(&schema),
+            panes: BTreeMap::new(),
+            watermark: NO_WATERMARK,
+            late: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn fire(&mut self, watermark: i64, out: &mut Vec<Event>) -> Result<(), OpError> {
+        while let Some(entry) = self.panes.first_entry() {
+            let end_utc = *entry.key();
+            if end_utc - 1 > watermark {
+                break;
+            }
+            let pane = entry.remove();
+            let mut groups: Vec<(&[u8], u32)> = pane.index.iter().map(|(k, g)| (k.as_ref(), *g)).collect();
+            if self.keys.converter.is_none() {
+                groups = vec![(&[][..], 0)];
+            }
+            groups.sort_unstable_by_key(|(_, g)| *g);
+            let n = groups.len();
+            let ids: Vec<u32> = groups.iter().map(|(_, g)| *g).collect();
+            let key_bytes: Vec<&[u8]> = groups.iter().map(|(k, _)| *k).collect();
+            let mut cols = window_columns(vec![pane.start; n], vec![pane.end; n], vec![end_utc - 1; n], &self.time_type);
+            cols.extend(self.keys.decode(&key_bytes)?);
+            cols.extend(pane.accs.emit(&self.aggs, &ids)?);
+            out.push(Event::Batch(RecordBatch::try_new(self.schema.clone(), cols)?));
+        }
+        Ok(())
+    }
+}
+
+impl Operator for WindowAggregate {
+    fn name(&self) -> String {
+        format!("WindowAggregate({})", self.kind)
+    }
+
+    fn process_batch(&mut self, batch: RecordBatch, _out: &mut Vec<Event>) -> Result<(), OpError> {
+        let n = batch.num_rows();
+        let ts = time_values(batch.column(self.time_col))?;
+        // (end instant, start local, end local, row)
+        let mut pairs: Vec<(i64, i64, i64, u32)> = Vec::with_capacity(n);
+        for r in 0..n {
+            if ts.is_null(r) {
+                self.late += 1;
+                continue;
+            }
+            let utc = ts.value(r);
+            let local = self.shift.to_local(utc);
+            assign(&self.kind, local, &mut self.scratch);
+            let mut accepted = false;
+            for &(start, end) in &self.scratch {
+                let end_utc = self.shift.to_utc(end, utc);
+                if end_utc - 1 <= self.watermark {
+                    continue;
+                }
+                accepted = true;
+                pairs.push((end_utc, start, end, r as u32));
+            }
+            if !accepted {
+                self.late += 1;
+            }
+        }
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        pairs.sort_by_key(|p| p.0);
+        let keys = self.keys.encode(&batch)?;
+        let inputs: Vec<_> = self.aggs.iter().map(|a| a.evaluate(&batch)).collect::<Result<_, _>>()?;
+        let mut i = 0;
+        let mut rows = Vec::new();
+        let mut gids = Vec::new();
+        while i < pairs.len() {
+            let (end_utc, start, end, _) = pairs[i];
+            let pane = match self.panes.entry(end_utc) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    let mut accs = GroupAccs::new(&self.aggs)?;
+                    if keys.is_none() {
+                        accs.add_group();
+                    }
+                    v.insert(Pane { start, end, index: hashbrown::HashMap::new(), accs })
+                }
+            };
+            rows.clear();
+            gids.clear();
+            while i < pairs.len() && pairs[i].0 == end_utc {
+                let r = pairs[i].3;
+                let gid = match &keys {
+                    None => 0,
+                    Some(k) => {
+                        let row = k.row(r as usize);
+                        match pane.index.get(row.as_ref()) {
+                            Some(g) => *g,
+                            None => {
+                                let g = pane.accs.add_group();
+                                pane.index.insert(row.as_ref().into(), g);
+                                g
+                            }
+                        }
+                    }
+                };
+                rows.push(r);
+                gids.push(gid);
+                i += 1;
+            }
+            pane.accs.update(&inputs, &rows, &gids)?;
+        }
+        Ok(())
+    }
+
+    fn process_watermark(&mut self, watermark: i64, out: &mut Vec<Event>) -> Result<(), OpError> {
+        if watermark > self.watermark {
+            self.watermark = watermark;
+            self.fire(watermark, out)?;
+        }
+        out.push(Event::Watermark(watermark));
+        Ok(())
+    }
+
+    fn late_records_dropped(&self) -> u64 {
+        self.late
+    }
+}
+
+/// A window TVF without aggregation: each row once per window, with the window
+/// columns appended. Rows are dropped for windows that have fired.
+pub struct WindowAssign {
+    pub kind: WindowKind,
+    pub time_col: usize,
+    pub time_type: DataType,
+    pub shift: TimeShift,
+    pub schema: SchemaRef,
+    watermark: i64,
+    late: u64,
+    scratch: Vec<(i64, i64)>,
+}
+
+impl WindowAssign {
+    pub fn new(kind: WindowKind, time_col: usize, time_type: DataType, shift: TimeShift, schema: SchemaRef) -> Self {
+        WindowAssign { kind, time_col, time_type, shift, schema: relax(&schema), watermark: NO_WATERMARK, late: 0, scratch: Vec::new() }
+    }
+}
+
+impl Operator for WindowAssign {
+    fn name(&self) -> String {
+        format!("WindowAssign({})", self.kind)
+    }
+
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<Event>) -> Result<(), OpError> {
+        let ts = time_values(batch.column(self.time_col))?;
+        let (mut idx, mut starts, mut ends, mut times) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for r in 0..batch.num_rows() {
+            if ts.is_null(r) {
+                self.late += 1;
+                continue;
+            }
+            let utc = ts.value(r);
+            assign(&self.kind, self.shift.to_local(utc), &mut self.scratch);
+            let mut accepted = false;
+            for &(start, end) in &self.scratch {
+                let end_utc = self.shift.to_utc(end, utc);
+                if end_utc - 1 <= self.watermark {
+                    continue;
+                }
+                accepted = true;
+                idx.push(r as u32);
+                starts.push(start);
+                ends.push(end);
+                times.push(end_utc - 1);
+            }
+            if !accepted {
+                self.late += 1;
+            }
+        }
+        if idx.is_empty() {
+            return Ok(());
+        }
+        let indices = UInt32Array::from(idx);
+        let mut cols: Vec<ArrayRef> =
+            batch.columns().iter().map(|c| take(c, &indices, None)).collect::<Result<_, _>>()?;
+        cols.extend(window_columns(starts, ends, times, &self.time_type));
+        out.push(Event::Batch(RecordBatch::try_new(self.schema.clone(), cols)?));
+        Ok(())
+    }
+
+    fn process_watermark(&mut self, watermark: i64, out: &mut Vec<Event>) -> Result<(), OpError> {
+        self.watermark = self.watermark.max(watermark);
+        out.push(Event::Watermark(watermark));
+        Ok(())
+    }
+
+    fn late_records_dropped(&self) -> u64 {
+        self.late
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn tumble_contains_ts(ts in -1_000_000_000_000i64..1_000_000_000_000, size in 1i64..100_000_000) {
+            let mut w = Vec::new();
+            assign(&WindowKind::Tumble { size }, ts, &mut w);
+            prop_assert_eq!(w.len(), 1);
+            let (s, e) = w[0];
+            prop_assert!(s <= ts && ts < e);
+            prop_assert_eq!(e - s, size);
+            prop_assert_eq!(s.rem_euclid(size), 0);
+        }
+
+        #[test]
+        fn hop_windows_are_exactly_those_containing_ts(ts in -1_000_000_000i64..1_000_000_000, slide in 1i64..10_000, k in 1i64..8) {
+            let size = slide * k;
+            let mut w = Vec::new();
+            assign(&WindowKind::Hop { slide, size }, ts, &mut w);
+            prop_assert_eq!(w.len() as i64, k);
+            for &(s, e) in &w {
+                prop_assert!(s <= ts && ts < e);
+                prop_assert_eq!(e - s, size);
+                prop_assert_eq!(s.rem_euclid(slide), 0);
+            }
+        }
+
+        #[test]
+        fn cumulate_windows_share_start_and_grow_by_step(ts in -1_000_000_000i64..1_000_000_000, step in 1i64..10_000, k in 1i64..8) {
+            let max_size = step * k;
+            let mut w = Vec::new();
+            assign(&WindowKind::Cumulate { step, max_size }, ts, &mut w);
+            prop_assert!(!w.is_empty());
+            let start = w[0].0;
+            prop_assert_eq!(start.rem_euclid(max_size), 0);
+            for (i, &(s, e)) in w.iter().enumerate() {
+                prop_assert_eq!(s, start);
+                prop_assert!(s <= ts && ts < e);
+                prop_assert_eq!((e - s) % step, 0);
+                if i > 0 { prop_assert_eq!(e - w[i - 1].1, step); }
+            }
+            prop_assert_eq!(w.last().map(|x| x.1), Some(start + max_size));
+            // The first window is the smallest one that contains ts.
+            prop_assert!(w[0].1 - step <= ts);
+        }
+    }
+
+    #[test]
+    fn negative_timestamps_align_down() {
+        let mut w = Vec::new();
+        assign(&WindowKind::Tumble { size: 10 }, -1, &mut w);
+        assert_eq!(w, vec![(-10, 0)]);
+    }
+
+    #[test]
+    fn shift_to_local_and_back() {
+        let s = TimeShift::new(Some("Asia/Shanghai")).unwrap();
+        assert_eq!(s.to_local(0), 8 * 3600 * 1000);
+        assert_eq!(s.to_utc(8 * 3600 * 1000, 0), 0);
+    }
+}

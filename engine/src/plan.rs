@@ -1,0 +1,361 @@
+//! From the SQL front end's logical plan to a job graph.
+//!
+//! Each vertex is a chain of operators that run on one thread per subtask.
+//! Operators are chained while no repartitioning is needed; a window
+//! aggregation starts a new vertex behind a hash edge on its keys (or a global
+//! edge, at parallelism 1, when it has none); a UNION ALL starts a vertex with an
+//! edge from each input. A table scanned more than once is read by one source
+//! vertex whose output fans out, as Flink's source reuse does.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion_common::DFSchema;
+use datafusion_expr::ExprSchemable;
+use datafusion_physical_expr::PhysicalExpr;
+use sluice_sql::catalog::TableDef;
+use sluice_sql::expr::{Expr, physical};
+use sluice_sql::plan::{Job, PlanNode, Rel, WindowKind};
+
+use crate::error::EngineError;
+use crate::operators::aggregate::AggDef;
+
+pub type PhysExpr = Arc<dyn PhysicalExpr>;
+
+#[derive(Clone)]
+pub enum Partitioning {
+    /// Subtask i sends to subtask i.
+    Forward,
+    /// Round-robin over the downstream subtasks.
+    Rebalance,
+    /// By key group of the key columns.
+    Hash { keys: Vec<PhysExpr>, names: Vec<String> },
+    /// Everything to subtask 0.
+    Global,
+}
+
+impl std::fmt::Display for Partitioning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Partitioning::Forward => write!(f, "FORWARD"),
+            Partitioning::Rebalance => write!(f, "REBALANCE"),
+            Partitioning::Hash { names, .. } => write!(f, "HASH[{}]", names.join(", ")),
+            Partitioning::Global => write!(f, "GLOBAL"),
+        }
+    }
+}
+
+/// An operator to instantiate in each subtask.
+#[derive(Clone)]
+pub enum OpSpec {
+    Filter(PhysExpr),
+    Project { exprs: Vec<PhysExpr>, schema: SchemaRef, label: &'static str },
+    Watermark { time_col: usize, expr: PhysExpr, text: String },
+    WindowAssign { kind: WindowKind, time_col: usize, time_type: DataType, time_zone: Option<String>, schema: SchemaRef },
+    WindowAggregate {
+        kind: WindowKind,
+        time_col: usize,
+        time_type: DataType,
+        time_zone: Option<String>,
+        keys: Vec<PhysExpr>,
+        key_types: Vec<DataType>,
+        aggs: Vec<AggDef>,
+        schema: SchemaRef,
+    },
+    Sink { table: Arc<TableDef> },
+}
+
+impl OpSpec {
+    pub fn label(&self) -> String {
+        match self {
+            OpSpec::Filter(_) => "Filter".into(),
+            OpSpec::Project { label, .. } => (*label).into(),
+            OpSpec::Watermark { text, .. } => format!("Watermark({text})"),
+            OpSpec::WindowAssign { kind, .. } => format!("Window{kind}"),
+            OpSpec::WindowAggregate { kind, .. } => format!("WindowAggregate{kind}"),
+            OpSpec::Sink { table } => format!("Sink: {} [{}]", table.name, table.connector()),
+        }
+    }
+}
+
+pub struct Vertex {
+    pub id: usize,
+    /// Stable id derived from the plan, for matching state to operators.
+    pub uid: String,
+    pub parallelism: usize,
+    /// The table a source vertex reads.
+    pub source: Option<Arc<TableDef>>,
+    pub ops: Vec<OpSpec>,
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
+}
+
+impl Vertex {
+    pub fn name(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(t) = &self.source {
+            parts.push(format!("Source: {} [{}]", t.name, t.connector()));
+        }
+        parts.extend(self.ops.iter().map(|o| o.label()));
+        if parts.is_empty() {
+            parts.push("Union".into());
+        }
+        parts.join(" -> ")
+    }
+}
+
+pub struct Edge {
+    pub id: usize,
+    pub from: usize,
+    pub to: usize,
+    pub partitioning: Partitioning,
+}
+
+pub struct JobGraph {
+    pub vertices: Vec<Vertex>,
+    pub edges: Vec<Edge>,
+    pub max_parallelism: usize,
+    pub local_time_zone: String,
+}
+
+impl JobGraph {
+    /// The graph as text, for `sluice-engine explain`.
+    pub fn explain(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "Job graph: {} vertices, max parallelism {}", self.vertices.len(), self.max_parallelism);
+        for v in &self.vertices {
+            let _ = writeln!(s, "\nVertex {} (parallelism {}, uid {})", v.id, v.parallelism, v.uid);
+            let _ = writeln!(s, "  {}", v.name());
+            for e in v.inputs.iter().map(|i| &self.edges[*i]) {
+                let _ = writeln!(s, "  <- vertex {} via {}", e.from, e.partitioning);
+            }
+        }
+        s
+    }
+}
+
+struct Stream {
+    vertex: usize,
+    /// Whether operators may be chained onto the vertex.
+    open: bool,
+}
+
+struct Builder {
+    graph: JobGraph,
+    parallelism: usize,
+    sources: HashMap<String, usize>,
+    scans: HashMap<String, usize>,
+}
+
+fn count_scans(rel: &Rel, counts: &mut HashMap<String, usize>) {
+    match &rel.node {
+        PlanNode::Source(t) => *counts.entry(t.name.clone()).or_default() += 1,
+        PlanNode::Filter { input, .. }
+        | PlanNode::Project { input, .. }
+        | PlanNode::WindowAssign { input, .. }
+        | PlanNode::WindowAggregate { input, .. } => count_scans(input, counts),
+        PlanNode::Union { inputs } => inputs.iter().for_each(|i| count_scans(i, counts)),
+    }
+}
+
+fn lower(e: &Expr, schema: &DFSchema) -> Result<PhysExpr, EngineError> {
+    physical(e, schema).map_err(|m| EngineError::Internal(format!("lowering `{e}`: {m}")))
+}
+
+fn arrow_schema(s: &DFSchema) -> SchemaRef {
+    Arc::new(Schema::new(s.fields().iter().map(|f| f.as_ref().clone()).collect::<Vec<_>>()))
+}
+
+impl Builder {
+    fn new_vertex(&mut self, parallelism: usize, source: Option<Arc<TableDef>>) -> usize {
+        let id = self.graph.vertices.len();
+        self.graph.vertices.push(Vertex { id, uid: String::new(), parallelism, source, ops: vec![], inputs: vec![], outputs: vec![] });
+        id
+    }
+
+    fn connect(&mut self, from: usize, to: usize, partitioning: Partitioning) {
+        let partitioning = match partitioning {
+            Partitioning::Forward if self.graph.vertices[from].parallelism != self.graph.vertices[to].parallelism => {
+                Partitioning::Rebalance
+            }
+            p => p,
+        };
+        let id = self.graph.edges.len();
+        self.graph.edges.push(Edge { id, from, to, partitioning });
+        self.graph.vertices[from].outputs.push(id);
+        self.graph.vertices[to].inputs.push(id);
+    }
+
+    fn append(&mut self, s: Stream, op: OpSpec) -> Stream {
+        let vertex = if s.open {
+            s.vertex
+        } else {
+            let p = self.graph.vertices[s.vertex].parallelism;
+            let v = self.new_vertex(p, None);
+            self.connect(s.vertex, v, Partitioning::Forward);
+            v
+        };
+        self.graph.vertices[vertex].ops.push(op);
+        Stream { vertex, open: true }
+    }
+
+    fn build(&mut self, rel: &Rel) -> Result<Stream, EngineError> {
+        match &rel.node {
+            PlanNode::Source(t) => {
+                if let Some(v) = self.sources.get(&t.name) {
+                    return Ok(Stream { vertex: *v, open: false });
+                }
+                let v = self.new_vertex(self.parallelism, Some(t.clone()));
+                let identity = t.columns.len() == t.physical.fields().len()
+                    && t.columns.iter().enumerate().all(|(i, c)| matches!(c, Expr::Column(col) if col.name == *t.physical.field(i).name()));
+                if !identity {
+                    let exprs = t.columns.iter().map(|c| lower(c, &t.physical_df)).collect::<Result<_, _>>()?;
+                    self.graph.vertices[v].ops.push(OpSpec::Project { exprs, schema: arrow_schema(&t.schema), label: "Computed" });
+                }
+                if let Some(w) = &t.watermark {
+                    let expr = lower(&w.expr, &t.schema)?;
+                    self.graph.vertices[v].ops.push(OpSpec::Watermark { time_col: w.column, expr, text: w.text.clone() });
+                }
+                self.sources.insert(t.name.clone(), v);
+                let open = self.scans.get(&t.name).copied().unwrap_or(0) <= 1;
+                Ok(Stream { vertex: v, open })
+            }
+            PlanNode::Filter { input, predicate } => {
+                let s = self.build(input)?;
+                let p = lower(predicate, &input.schema)?;
+                Ok(self.append(s, OpSpec::Filter(p)))
+            }
+            PlanNode::Project { input, exprs } => {
+                let s = self.build(input)?;
+                let exprs = exprs.iter().map(|e| lower(e, &input.schema)).collect::<Result<_, _>>()?;
+                Ok(self.append(s, OpSpec::Project { exprs, schema: arrow_schema(&rel.schema), label: "Calc" }))
+            }
+            PlanNode::Union { inputs } => {
+                let streams = inputs.iter().map(|i| self.build(i)).collect::<Result<Vec<_>, _>>()?;
+                let v = self.new_vertex(self.parallelism, None);
+                for s in streams {
+                    self.connect(s.vertex, v, Partitioning::Forward);
+                }
+                Ok(Stream { vertex: v, open: true })
+            }
+            PlanNode::WindowAssign { input, window } => {
+                let s = self.build(input)?;
+                let time_type = input.schema.field(window.time_col).data_type().clone();
+                Ok(self.append(
+                    s,
+                    OpSpec::WindowAssign {
+                        kind: window.kind,
+                        time_col: window.time_col,
+                        time_type,
+                        time_zone: window.time_zone.clone(),
+                        schema: arrow_schema(&rel.schema),
+                    },
+                ))
+            }
+            PlanNode::WindowAggregate { input, window, keys, aggs } => {
+                let s = self.build(input)?;
+                let phys_keys: Vec<PhysExpr> = keys.iter().map(|k| lower(k, &input.schema)).collect::<Result<_, _>>()?;
+                let key_types = keys
+                    .iter()
+                    .map(|k| k.get_type(&input.schema).map_err(|e| EngineError::Internal(e.to_string())))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut defs = Vec::new();
+                for a in aggs {
+                    let arg = a.arg.as_ref().map(|e| lower(e, &input.schema)).transpose()?;
+                    let input_type = a
+                        .arg
+                        .as_ref()
+                        .map(|e| e.get_type(&input.schema).map_err(|e| EngineError::Internal(e.to_string())))
+                        .transpose()?;
+                    let filter = a.filter.as_ref().map(|e| lower(e, &input.schema)).transpose()?;
+                    defs.push(AggDef { func: a.func, arg, filter, distinct: a.distinct, input_type, output_type: a.output_type.clone() });
+                }
+                let p = if keys.is_empty() { 1 } else { self.parallelism };
+                let v = self.new_vertex(p, None);
+                let partitioning = if keys.is_empty() {
+                    Partitioning::Global
+                } else {
+                    Partitioning::Hash { keys: phys_keys.clone(), names: keys.iter().map(|k| k.to_string()).collect() }
+                };
+                self.connect(s.vertex, v, partitioning);
+                let time_type = input.schema.field(window.time_col).data_type().clone();
+                self.graph.vertices[v].ops.push(OpSpec::WindowAggregate {
+                    kind: window.kind,
+                    time_col: window.time_col,
+                    time_type,
+                    time_zone: window.time_zone.clone(),
+                    keys: phys_keys,
+                    key_types,
+                    aggs: defs,
+                    schema: arrow_schema(&rel.schema),
+                });
+                Ok(Stream { vertex: v, open: true })
+            }
+        }
+    }
+}
+
+/// Builds the job graph of a compiled job.
+pub fn build_graph(job: &Job, parallelism: usize, max_parallelism: usize) -> Result<JobGraph, EngineError> {
+    if parallelism > max_parallelism {
+        return Err(EngineError::Config(format!(
+            "parallelism {parallelism} exceeds pipeline.max-parallelism {max_parallelism}"
+        )));
+    }
+    let mut scans = HashMap::new();
+    for s in &job.sinks {
+        count_scans(&s.input, &mut scans);
+    }
+    let mut b = Builder {
+        graph: JobGraph { vertices: vec![], edges: vec![], max_parallelism, local_time_zone: job.local_time_zone.clone() },
+        parallelism,
+        sources: HashMap::new(),
+        scans,
+    };
+    for sink in &job.sinks {
+        let s = b.build(&sink.input)?;
+        let p = match sink.table.options.get("sink.parallelism") {
+            Some(v) => v.parse::<usize>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                EngineError::Config(format!("table `{}`: 'sink.parallelism' must be a positive integer, not '{v}'", sink.table.name))
+            })?,
+            None => parallelism,
+        };
+        let s = if p == b.graph.vertices[s.vertex].parallelism {
+            s
+        } else {
+            let v = b.new_vertex(p, None);
+            b.connect(s.vertex, v, Partitioning::Rebalance);
+            Stream { vertex: v, open: true }
+        };
+        b.append(s, OpSpec::Sink { table: sink.table.clone() });
+    }
+    for (i, v) in b.graph.vertices.iter_mut().enumerate() {
+        // FNV-1a over the vertex's position and name: stable for the same plan.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for byte in format!("{i}/{}", v.name()).bytes() {
+            h = (h ^ byte as u64).wrapping_mul(0x100000001b3);
+        }
+        v.uid = format!("{h:016x}");
+    }
+    Ok(b.graph)
+}
+
+/// Checks every table's connector options against its schema.
+pub fn validate_connectors(job: &Job) -> Result<(), EngineError> {
+    use sluice_connectors::{Role, validate_table};
+    let mut sources = HashMap::new();
+    for s in &job.sinks {
+        count_scans(&s.input, &mut sources);
+    }
+    for s in &job.sinks {
+        validate_table(&s.table.name, &s.table.options, &s.table.physical, Role::Sink)?;
+    }
+    for name in sources.keys() {
+        if let Some(t) = job.tables.get(name) {
+            validate_table(&t.name, &t.options, &t.physical, Role::Source)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! The engine's REST API (axum, JSON, versioned under `/v1`).
+//!
+//! The contract is `engine/openapi.json`, served at `/v1/openapi.json`; a test
+//! checks the server against it. JSON fields are camelCase, times RFC 3339, and
+//! durations milliseconds.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::error::EngineError;
+use crate::metrics::{NO_WATERMARK, Rates, Sample};
+use crate::runtime::{JobState, JobStatus};
+
+/// The OpenAPI document, the REST contract.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// The routes the server answers, as `METHOD path`; the contract test compares
+/// them with the OpenAPI document.
+pub const ROUTES: &[&str] = &[
+    "GET /healthz",
+    "GET /readyz",
+    "GET /metrics",
+    "GET /v1/openapi.json",
+    "GET /v1/job",
+    "GET /v1/job/metrics",
+    "POST /v1/job/cancel",
+];
+
+struct Ctx {
+    job: Arc<JobState>,
+    /// The latest per-subtask rates, refreshed every second.
+    rates: Mutex<Vec<Rates>>,
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+}
+
+/// Starts the REST server on a background thread. Port 0 picks a free port.
+pub fn serve(addr: &str, job: Arc<JobState>) -> Result<Server, EngineError> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| EngineError::Config(format!("--rest-addr {addr}: cannot listen: {e}")))?;
+    listener.set_nonblocking(true).map_err(|e| EngineError::Internal(e.to_string()))?;
+    let local = listener.local_addr().map_err(|e| EngineError::Internal(e.to_string()))?;
+    let ctx = Arc::new(Ctx { rates: Mutex::new(vec![Rates::default(); job.subtasks.len()]), job });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("sluice-rest")
+        .enable_all()
+        .build()
+        .map_err(|e| EngineError::Internal(format!("cannot start the REST runtime: {e}")))?;
+    std::thread::Builder::new()
+        .name("sluice-rest".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+                tokio::spawn(sample_rates(ctx.clone()));
+                let _ = axum::serve(listener, router(ctx)).await;
+            })
+        })
+        .map_err(|e| EngineError::Internal(format!("cannot start the REST thread: {e}")))?;
+    Ok(Server { addr: local })
+}
+
+fn router(ctx: Arc<Ctx>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(prometheus))
+        .route("/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .route("/v1/job", get(job))
+        .route("/v1/job/metrics", get(job_metrics))
+        .route("/v1/job/cancel", post(cancel))
+        .with_state(ctx)
+}
+
+async fn sample_rates(ctx: Arc<Ctx>) {
+    let mut prev: Vec<Sample> = ctx.job.subtasks.iter().map(|m| m.snapshot()).collect();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now: Vec<Sample> = ctx.job.subtasks.iter().map(|m| m.snapshot()).collect();
+        let rates = prev.iter().zip(&now).map(|(a, b)| Rates::between(a, b)).collect();
+        if let Ok(mut r) = ctx.rates.lock() {
+            *r = rates;
+        }
+        prev = now;
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn watermark_json(w: i64) -> Value {
+    if w == NO_WATERMARK {
+        return Value::Null;
+    }
+    if w == i64::MAX {
+        return json!("+inf");
+    }
+    chrono::DateTime::from_timestamp_millis(w)
+        .map(|d| json!(d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+        .unwrap_or(Value::Null)
+}
+
+async fn readyz(State(ctx): State<Arc<Ctx>>) -> Response {
+    match ctx.job.status() {
+        JobStatus::Running | JobStatus::Finished => (StatusCode::OK, "ready").into_response(),
+        s => (StatusCode::SERVICE_UNAVAILABLE, format!("job is {s:?}")).into_response(),
+    }
+}
+
+async fn job(State(ctx): State<Arc<Ctx>>) -> Response {
+    let j = &ctx.job;
+    let end = j.end_time.lock().ok().and_then(|e| *e);
+    let duration = end.unwrap_or_else(SystemTime::now).duration_since(j.start_time).unwrap_or_default();
+    let body = json!({
+        "id": j.job_id,
+        "name": j.job_name,
+        "state": j.status(),
+        "startTime": rfc3339(j.start_time),
+        "endTime": end.map(rfc3339),
+        "durationMs": duration.as_millis() as u64,
+        "restarts": 0,
+        "vertices": j.vertices.iter().map(|v| json!({
+            "id": v.id, "uid": v.uid, "name": v.name, "parallelism": v.parallelism,
+        })).collect::<Vec<_>>(),
+        "lastCompletedCheckpoint": Value::Null,
+        "error": j.error(),
+    });
+    axum::Json(body).into_response()
+}
+
+/// Per vertex, aggregated over subtasks: ratios are averages, rates and counts are sums,
+/// the watermark is the minimum.
+fn vertex_metrics(ctx: &Ctx) -> Vec<Value> {
+    let rates = ctx.rates.lock().map(|r| r.clone()).unwrap_or_default();
+    ctx.job
+        .vertices
+        .iter()
+        .map(|v| {
+            let idx: Vec<usize> = ctx.job.subtasks.iter().enumerate().filter(|(_, m)| m.vertex == v.id).map(|(i, _)| i).collect();
+            let n = idx.len().max(1) as f64;
+            let r = |f: fn(&Rates) -> f64| idx.iter().filter_map(|i| rates.get(*i)).map(f).sum::<f64>();
+            let samples: Vec<Sample> = idx.iter().map(|i| ctx.job.subtasks[*i].snapshot()).collect();
+            let watermark = samples.iter().map(|s| s.watermark).min().unwrap_or(NO_WATERMARK);
+            let lag: Option<u64> = if v.is_source {
+                samples.iter().map(|s| s.pending_records).sum::<Option<u64>>()
+            } else {
+                None
+            };
+            json!({
+                "id": v.id,
+                "name": v.name,
+                "parallelism": v.parallelism,
+                "busyRatio": r(|x| x.busy_ms_per_second) / n / 1000.0,
+                "backpressuredRatio": r(|x| x.backpressured_ms_per_second) / n / 1000.0,
+                "idleRatio": r(|x| x.idle_ms_per_second) / n / 1000.0,
+                "busyTimeMsPerSecond": r(|x| x.busy_ms_per_second) / n,
+                "backPressuredTimeMsPerSecond": r(|x| x.backpressured_ms_per_second) / n,
+                "idleTimeMsPerSecond": r(|x| x.idle_ms_per_second) / n,
+                "recordsInPerSecond": r(|x| x.records_in_per_second),
+                "recordsOutPerSecond": r(|x| x.records_out_per_second),
+                "bytesInPerSecond": r(|x| x.bytes_in_per_second),
+                "bytesOutPerSecond": r(|x| x.bytes_out_per_second),
+                "recordsIn": samples.iter().map(|s| s.records_in).sum::<u64>(),
+                "recordsOut": samples.iter().map(|s| s.records_out).sum::<u64>(),
+                "watermark": watermark_json(watermark),
+                "lag": lag,
+                "lateRecordsDropped": samples.iter().map(|s| s.late_records_dropped).sum::<u64>(),
+            })
+        })
+        .collect()
+}
+
+async fn job_metrics(State(ctx): State<Arc<Ctx>>) -> Response {
+    axum::Json(json!({ "id": ctx.job.job_id, "vertices": vertex_metrics(&ctx) })).into_response()
+}
+
+async fn cancel(State(ctx): State<Arc<Ctx>>) -> Response {
+    if ctx.job.status().is_terminal() {
+        return (StatusCode::CONFLICT, axum::Json(json!({ "state": ctx.job.status(), "error": "the job has already stopped" })))
+            .into_response();
+    }
+    ctx.job.request_cancel();
+    (StatusCode::ACCEPTED, axum::Json(json!({ "state": ctx.job.status() }))).into_response()
+}
+
+async fn prometheus(State(ctx): State<Arc<Ctx>>) -> Response {
+    use std::fmt::Write;
+    let rates = ctx.rates.lock().map(|r| r.clone()).unwrap_or_default();
+    let mut out = String::new();
+    let job = &ctx.job.job_id;
+    let gauges: [(&str, &str, fn(&Sample, &Rates) -> f64); 12] = [
+        ("sluice_records_in_total", "counter", |s, _| s.records_in as f64),
+        ("sluice_records_out_total", "counter", |s, _| s.records_out as f64),
+        ("sluice_bytes_in_total", "counter", |s, _| s.bytes_in as f64),
+        ("sluice_bytes_out_total", "counter", |s, _| s.bytes_out as f64),
+        ("sluice_late_records_dropped_total", "counter", |s, _| s.late_records_dropped as f64),
+        ("sluice_busy_time_ms_per_second", "gauge", |_, r| r.busy_ms_per_second),
+        ("sluice_backpressured_time_ms_per_second", "gauge", |_, r| r.backpressured_ms_per_second),
+        ("sluice_idle_time_ms_per_second", "gauge", |_, r| r.idle_ms_per_second),
+        ("sluice_records_in_per_second", "gauge", |_, r| r.records_in_per_second),
+        ("sluice_records_out_per_second", "gauge", |_, r| r.records_out_per_second),
+        ("sluice_current_watermark_ms", "gauge", |s, _| match s.watermark {
+            NO_WATERMARK => f64::NAN,
+            w => w as f64,
+        }),
+        ("sluice_pending_records", "gauge", |s, _| s.pending_records.map(|p| p as f64).unwrap_or(f64::NAN)),
+    ];
+    let samples: Vec<Sample> = ctx.job.subtasks.iter().map(|m| m.snapshot()).collect();
+    for (name, kind, f) in gauges {
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (i, m) in ctx.job.subtasks.iter().enumerate() {
+            let r = rates.get(i).copied().unwrap_or_default();
+            let v = f(&samples[i], &r);
+            if v.is_nan() {
+                continue;
+            }
+            let _ = writeln!(out, "{name}{{job=\"{job}\",vertex=\"{}\",subtask=\"{}\"}} {v}", m.vertex, m.subtask);
+        }
+    }
+    let _ = writeln!(out, "# TYPE sluice_job_running gauge");
+    let _ = writeln!(out, "sluice_job_running{{job=\"{job}\"}} {}", u8::from(ctx.job.status() == JobStatus::Running));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
