@@ -37,6 +37,19 @@ pub(crate) fn push_java_double(out: &mut Vec<u8>, v: f64, scratch: &mut String) 
     scratch.clear();
     // Rust prints the shortest digits that round-trip, as Java does since JDK 19.
     let _ = write!(scratch, "{:e}", v.abs());
+    if !scratch.contains('.') {
+        // One significant digit: Java prints two (`d.d`), choosing the two-digit
+        // decimal closest to the exact value, which differs from `d.0` for
+        // subnormals (Double.MIN_VALUE is `4.9E-324`, not `5.0E-324`).
+        let shortest_len = scratch.len();
+        let _ = write!(scratch, "|{:.1e}", v.abs());
+        let two = scratch[shortest_len + 1..].to_string();
+        scratch.truncate(shortest_len);
+        if two.parse::<f64>().ok() == Some(v.abs()) {
+            scratch.clear();
+            scratch.push_str(&two);
+        }
+    }
     let (mantissa, exp) = scratch.split_once('e').unwrap_or((scratch.as_str(), "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let mut digits = [0u8; 32];
@@ -46,6 +59,10 @@ pub(crate) fn push_java_double(out: &mut Vec<u8>, v: f64, scratch: &mut String) 
             digits[n] = b;
             n += 1;
         }
+    }
+    // The two-digit form of a one-digit value may end in a zero (`5.0`).
+    while n > 1 && digits[n - 1] == b'0' {
+        n -= 1;
     }
     let digits = &digits[..n];
     if (-3..7).contains(&exp) {

@@ -51,3 +51,30 @@ impl RowStringEncoder {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "../../tests/common/all_types.rs"]
+mod all_types;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::column_types;
+
+    fn encode(prefix: &str) -> String {
+        let batch = all_types::all_types_batch(&(1..=15).collect::<Vec<_>>());
+        let types = column_types(batch.schema().fields(), "print").unwrap();
+        let mut enc = RowStringEncoder::new(types, prefix.to_string());
+        let mut out = Vec::new();
+        enc.encode("t", &batch, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn rows_print_exactly_as_flink() {
+        let want = include_str!("../../tests/flink/all_types.print");
+        assert_eq!(encode(""), want);
+        let tagged = include_str!("../../tests/flink/all_types.print_tagged");
+        assert_eq!(encode("tag> "), tagged);
+    }
+}

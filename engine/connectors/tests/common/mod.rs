@@ -1,0 +1,1 @@
+pub mod all_types;
