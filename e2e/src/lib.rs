@@ -14,6 +14,7 @@ pub mod controlplane;
 pub mod net;
 pub mod node;
 pub mod process;
+pub mod testenv;
 
 use std::path::Path;
 

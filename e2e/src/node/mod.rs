@@ -39,6 +39,7 @@ pub struct Ctx {
     pub client: kube::Client,
     pub dir: dns::Directory,
     ips: Mutex<BTreeSet<u8>>,
+    next_ip: Mutex<u8>,
 }
 
 impl Ctx {
@@ -46,7 +47,13 @@ impl Ctx {
     pub fn alloc_ip(&self) -> Option<Ipv4Addr> {
         let o = self.cfg.node_ip.octets();
         let mut used = self.ips.lock().ok()?;
-        let host = (2..=254u8).find(|h| !used.contains(h))?;
+        // Round-robin, not lowest-free: a pod recreated at once must not get
+        // the address whose old MAC its peers still have in their ARP caches.
+        let mut next = self.next_ip.lock().ok()?;
+        let host = (0..253u16)
+            .map(|i| (2 + (u16::from(*next) - 2 + i) % 253) as u8)
+            .find(|h| !used.contains(h))?;
+        *next = if host == 254 { 2 } else { host + 1 };
         used.insert(host);
         Some(Ipv4Addr::new(o[0], o[1], o[2], host))
     }
@@ -118,6 +125,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl std::future::Future<Output = ()
         client: client.clone(),
         dir: directory,
         ips: Mutex::new(BTreeSet::new()),
+        next_ip: Mutex::new(2),
     });
 
     registration::register(&ctx).await.context("registering the node")?;

@@ -1,0 +1,713 @@
+//! End-to-end tests of the local control plane and `sluice-node`, against the
+//! real binaries: etcd, kube-apiserver, kube-controller-manager,
+//! kube-scheduler and the agent, with `sluice-testhttp` as the workload.
+//! One cluster is shared by the tests of this binary; each test has its own
+//! namespace.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use sluice_e2e::node::config::ImageMapping;
+use sluice_e2e::testenv::{
+    self, Options, TestEnv, container_pid, http_get, is_ready, pod_ip, process_alive, wait_for, wait_object,
+};
+
+const T: Duration = Duration::from_secs(60);
+
+fn opts(suffix: &str) -> Options {
+    Options {
+        node_bin: env!("CARGO_BIN_EXE_sluice-node").into(),
+        images: vec![ImageMapping {
+            image: "sluice/testhttp:*".into(),
+            entrypoint: vec![env!("CARGO_BIN_EXE_sluice-testhttp").into()],
+            cmd: vec![],
+            path: vec![],
+        }],
+        suffix: suffix.into(),
+        // The kubelet's doubling back-off, from 1 s instead of 10 s to keep tests short.
+        backoff_initial_seconds: 1.0,
+    }
+}
+
+async fn setup(prefix: &str) -> (TestEnv, Client, String) {
+    let env = tokio::task::spawn_blocking(|| testenv::shared(&opts(""))).await.unwrap().unwrap();
+    let client = env.client().await.unwrap();
+    let ns = env.namespace(&client, prefix).await.unwrap();
+    (env, client, ns)
+}
+
+fn obj<K: DeserializeOwned>(v: serde_json::Value) -> K {
+    serde_json::from_value(v).unwrap()
+}
+
+async fn create<K>(client: &Client, ns: &str, v: serde_json::Value) -> K
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    api.create(&PostParams::default(), &obj(v)).await.unwrap()
+}
+
+fn web_container(name: &str, extra_args: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--port", "8080"];
+    args.extend_from_slice(extra_args);
+    json!({
+        "name": name,
+        "image": "sluice/testhttp:1",
+        "args": args,
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 1, "failureThreshold": 1},
+        "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 2},
+    })
+}
+
+async fn running_pods(pods: &Api<Pod>, selector: &str, n: usize) -> Vec<Pod> {
+    wait_for(T, &format!("{n} ready pods {selector}"), || async {
+        let l = pods.list(&ListParams::default().labels(selector)).await?;
+        let ready: Vec<Pod> = l
+            .items
+            .into_iter()
+            .filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
+            .collect();
+        Ok((ready.len() == n).then_some(ready))
+    })
+    .await
+    .unwrap()
+}
+
+/// GET from a pod: the pod itself makes the request, resolving `host` through its resolv.conf.
+/// Transport errors are retried for a while (a loaded 2-core CI machine), answers are not.
+async fn fetch_from(pod: &Pod, host: &str, port: u16, path: &str) -> (u16, String) {
+    let ip = pod_ip(pod).unwrap();
+    let url = format!("/fetch/{host}/{port}/{path}");
+    wait_for(T, &format!("GET {url} from {}", pod.name_any()), || async { Ok(http_get(ip, 8080, &url).await.ok()) })
+        .await
+        .unwrap()
+}
+
+async fn resolve_from(pod: &Pod, name: &str) -> BTreeSet<String> {
+    let ip = pod_ip(pod).unwrap();
+    let url = format!("/resolve/{name}");
+    let (code, body) = wait_for(T, &format!("GET {url}"), || async { Ok(http_get(ip, 8080, &url).await.ok()) })
+        .await
+        .unwrap();
+    if code != 200 {
+        return BTreeSet::new();
+    }
+    body.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+fn waiting_reason(p: &Pod) -> Option<(String, String)> {
+    let cs = p.status.as_ref()?.container_statuses.as_ref()?.first()?;
+    let w = cs.state.as_ref()?.waiting.as_ref()?;
+    Some((w.reason.clone().unwrap_or_default(), w.message.clone().unwrap_or_default()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_is_ready_with_resources_and_a_lease() {
+    let (env, client, _ns) = setup("node").await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = nodes.get(&env.node_name).await.unwrap();
+    let st = node.status.unwrap();
+    assert!(st.conditions.unwrap().iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let alloc = st.allocatable.unwrap();
+    assert!(alloc.contains_key("cpu") && alloc.contains_key("memory") && alloc.contains_key("pods"), "{alloc:?}");
+    let addr = st.addresses.unwrap();
+    assert!(addr.iter().any(|a| a.type_ == "InternalIP" && a.address == env.node_ip.to_string()));
+    let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
+    let lease = leases.get(&env.node_name).await.unwrap();
+    let spec = lease.spec.unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some(env.node_name.as_str()));
+    assert!(spec.renew_time.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_runs_as_a_process_with_kubernetes_status() {
+    let (env, client, ns) = setup("status").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let t0 = Instant::now();
+    create::<Pod>(&client, &ns, json!({
+        "metadata": {"name": "one"},
+        "spec": {"containers": [web_container("web", &[])]},
+    }))
+    .await;
+    let running = wait_object(&pods, "one", T, "Running", |p: &Pod| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    })
+    .await
+    .unwrap();
+    eprintln!("FIGURE pod-to-Running: {:.2}s", t0.elapsed().as_secs_f64());
+    let p = wait_object(&pods, "one", T, "Ready", is_ready).await.unwrap();
+    eprintln!("FIGURE pod-to-Ready: {:.2}s", t0.elapsed().as_secs_f64());
+    let _ = running;
+    let st = p.status.clone().unwrap();
+    assert_eq!(st.host_ip.as_deref(), Some(env.node_ip.to_string().as_str()));
+    let ip = pod_ip(&p).unwrap();
+    assert_eq!(ip.octets()[..3], env.node_ip.octets()[..3], "pod IP from the node's /24");
+    let types: BTreeSet<String> = st
+        .conditions
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.status == "True")
+        .map(|c| c.type_)
+        .collect();
+    let want: BTreeSet<String> = ["PodScheduled", "Initialized", "ContainersReady", "Ready"].map(String::from).into();
+    assert_eq!(types, want);
+    let cs = &st.container_statuses.unwrap()[0];
+    assert!(cs.state.as_ref().unwrap().running.is_some());
+    assert_eq!(cs.restart_count, 0);
+    assert!(cs.ready);
+    let pid = container_pid(&p, "web").unwrap();
+    assert!(process_alive(pid));
+    let (code, body) = http_get(ip, 8080, "/").await.unwrap();
+    assert_eq!((code, body.trim()), (200, "hello from one"));
+    // The container writes to its log file.
+    let log = std::fs::read_to_string(env.log_file(&p, "web", 0)).unwrap();
+    assert!(log.contains("listening on :8080"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_becomes_available_serves_through_its_service_and_replaces_deleted_pods() {
+    let (_env, client, ns) = setup("deploy").await;
+    create::<Deployment>(&client, &ns, json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"terminationGracePeriodSeconds": 5, "containers": [web_container("web", &[])]},
+            },
+        },
+    }))
+    .await;
+    create::<Service>(&client, &ns, json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 8080, "targetPort": 8080}]},
+    }))
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    wait_object(&deployments, "web", T, "Available with 2 replicas", |d: &Deployment| {
+        let st = d.status.clone().unwrap_or_default();
+        st.available_replicas == Some(2)
+            && st.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Available" && c.status == "True")
+    })
+    .await
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let ready = running_pods(&pods, "app=web", 2).await;
+    let ips: BTreeSet<String> = ready.iter().map(|p| pod_ip(p).unwrap().to_string()).collect();
+    let names: BTreeSet<String> = ready.iter().map(|p| p.name_any()).collect();
+
+    // A pod reaches the others through the Service name, in its three forms.
+    let a = &ready[0];
+    for host in ["web".to_string(), format!("web.{ns}"), format!("web.{ns}.svc.cluster.local")] {
+        let resolved = wait_for(T, "service name resolves to both pods", || {
+            let host = host.clone();
+            let ips = ips.clone();
+            async move {
+                let r = resolve_from(a, &host).await;
+                Ok((r == ips).then_some(r))
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(resolved, ips);
+        let (code, body) = fetch_from(a, &host, 8080, "").await;
+        assert_eq!(code, 200, "{host}: {body}");
+        let from = body.trim().strip_prefix("hello from ").unwrap().to_string();
+        assert!(names.contains(&from), "{from} not in {names:?}");
+    }
+
+    // Deleting a pod kills its process; the ReplicaSet replaces it.
+    let victim = ready[1].clone();
+    let pid = container_pid(&victim, "web").unwrap();
+    assert!(process_alive(pid));
+    pods.delete(&victim.name_any(), &DeleteParams::default()).await.unwrap();
+    wait_for(T, "deleted pod to disappear", || async {
+        Ok(pods.get_opt(&victim.name_any()).await?.is_none().then_some(()))
+    })
+    .await
+    .unwrap();
+    assert!(!process_alive(pid), "process {pid} of the deleted pod still runs");
+    let after = running_pods(&pods, "app=web", 2).await;
+    let after_names: BTreeSet<String> = after.iter().map(|p| p.name_any()).collect();
+    assert!(!after_names.contains(&victim.name_any()));
+    assert!(after_names.contains(&ready[0].name_any()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_collector_deletes_dependents_of_a_deleted_owner() {
+    let (_env, client, ns) = setup("gc").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let owner: ConfigMap = create(&client, &ns, json!({"metadata": {"name": "owner"}, "data": {"a": "1"}})).await;
+    create::<ConfigMap>(&client, &ns, json!({
+        "metadata": {"name": "dependent", "ownerReferences": [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.uid().unwrap(),
+        }]},
+        "data": {"b": "2"},
+    }))
+    .await;
+    cms.delete("owner", &DeleteParams::background()).await.unwrap();
+    wait_for(T, "dependent to be garbage-collected", || async {
+        Ok(cms.get_opt("dependent").await?.is_none().then_some(()))
+    })
+    .await
+    .unwrap();
+    assert!(cms.get_opt("owner").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_pods_get_stable_dns_names() {
+    let (env, client, ns) = setup("sts").await;
+    create::<Service>(&client, &ns, json!({
+        "metadata": {"name": "db"},
+        "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 8080}]},
+    }))
+    .await;
+    create::<StatefulSet>(&client, &ns, json!({
+        "metadata": {"name": "db"},
+        "spec": {
+            "serviceName": "db", "replicas": 2, "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
+                "terminationGracePeriodSeconds": 2, "containers": [web_container("db", &[])]}},
+        },
+    }))
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    running_pods(&pods, "app=db", 2).await;
+    let db0 = pods.get("db-0").await.unwrap();
+    let db1 = pods.get("db-1").await.unwrap();
+    let ip1 = pod_ip(&db1).unwrap().to_string();
+    for name in ["db-1.db".to_string(), format!("db-1.db.{ns}"), format!("db-1.db.{ns}.svc.cluster.local")] {
+        let r = wait_for(T, "db-1 name", || {
+            let name = name.clone();
+            let db0 = db0.clone();
+            async move {
+                let r = resolve_from(&db0, &name).await;
+                Ok((!r.is_empty()).then_some(r))
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(r, BTreeSet::from([ip1.clone()]), "{name}");
+    }
+    let (code, body) = fetch_from(&db0, "db-1.db", 8080, "").await;
+    assert_eq!((code, body.trim()), (200, "hello from db-1"));
+    // The API server is reachable by its in-cluster name.
+    assert_eq!(resolve_from(&db0, "kubernetes.default.svc").await, BTreeSet::from([env.gateway.to_string()]));
+
+    // The name follows the pod when it is recreated.
+    pods.delete("db-1", &DeleteParams::default()).await.unwrap();
+    let new1 = wait_object(&pods, "db-1", T, "db-1 recreated and Ready", |p: &Pod| {
+        p.uid() != db1.uid() && is_ready(p)
+    })
+    .await
+    .unwrap();
+    let new_ip = pod_ip(&new1).unwrap().to_string();
+    let r = wait_for(T, "db-1 resolves to its new address", || {
+        let db0 = db0.clone();
+        let new_ip = new_ip.clone();
+        async move {
+            let r = resolve_from(&db0, "db-1.db").await;
+            Ok((r == BTreeSet::from([new_ip])).then_some(r))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.len(), 1);
+    let (code, body) = fetch_from(&db0, "db-1.db", 8080, "").await;
+    assert_eq!((code, body.trim()), (200, "hello from db-1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmapped_image_waits_with_err_image_pull_and_the_agent_keeps_working() {
+    let (_env, client, ns) = setup("unmapped").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    create::<Pod>(&client, &ns, json!({
+        "metadata": {"name": "nosuch"},
+        "spec": {"containers": [{"name": "c", "image": "example.com/nosuch:1"}]},
+    }))
+    .await;
+    let p = wait_object(&pods, "nosuch", T, "ErrImagePull", |p: &Pod| {
+        waiting_reason(p).is_some_and(|(r, _)| r == "ErrImagePull")
+    })
+    .await
+    .unwrap();
+    let (_, msg) = waiting_reason(&p).unwrap();
+    assert!(msg.contains("example.com/nosuch:1"), "{msg}");
+    assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
+    create::<Pod>(&client, &ns, json!({"metadata": {"name": "ok"}, "spec": {"containers": [web_container("web", &[])]}})).await;
+    wait_object(&pods, "ok", T, "another pod Ready", is_ready).await.unwrap();
+    let still = pods.get("nosuch").await.unwrap();
+    assert_eq!(waiting_reason(&still).unwrap().0, "ErrImagePull");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_policies_and_crash_loop_back_off() {
+    let (_env, client, ns) = setup("crash").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let crash = |name: &str, policy: &str, code: &str| {
+        json!({
+            "metadata": {"name": name},
+            "spec": {"restartPolicy": policy, "containers": [{
+                "name": "c", "image": "sluice/testhttp:1",
+                "args": ["--port", "8080", "--exit-after-ms", "100", "--exit-code", code],
+            }]},
+        })
+    };
+    create::<Pod>(&client, &ns, crash("always", "Always", "3")).await;
+    create::<Pod>(&client, &ns, crash("never", "Never", "3")).await;
+    create::<Pod>(&client, &ns, crash("onfailure-ok", "OnFailure", "0")).await;
+
+    let p = wait_object(&pods, "always", T, "CrashLoopBackOff after 2 restarts", |p: &Pod| {
+        let cs = p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first().cloned());
+        cs.is_some_and(|c| c.restart_count >= 2)
+            && waiting_reason(p).is_some_and(|(r, _)| r == "CrashLoopBackOff")
+    })
+    .await
+    .unwrap();
+    let st = p.status.unwrap();
+    assert_eq!(st.phase.as_deref(), Some("Running"), "restartPolicy Always keeps the pod Running");
+    let cs = &st.container_statuses.unwrap()[0];
+    let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(last.exit_code, 3);
+    assert_eq!(last.reason.as_deref(), Some("Error"));
+    assert!(!cs.ready);
+
+    let p = wait_object(&pods, "never", T, "Failed", |p: &Pod| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+    })
+    .await
+    .unwrap();
+    let cs = &p.status.unwrap().container_statuses.unwrap()[0];
+    assert_eq!(cs.state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 3);
+    assert_eq!(cs.restart_count, 0);
+
+    let p = wait_object(&pods, "onfailure-ok", T, "Succeeded", |p: &Pod| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+    })
+    .await
+    .unwrap();
+    assert_eq!(p.status.unwrap().container_statuses.unwrap()[0].restart_count, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_readiness_probe_keeps_the_pod_out_of_its_service() {
+    let (_env, client, ns) = setup("ready").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pod = |name: &str, args: &[&str]| {
+        json!({"metadata": {"name": name, "labels": {"app": "mixed"}}, "spec": {"containers": [web_container("web", args)]}})
+    };
+    create::<Pod>(&client, &ns, pod("good", &[])).await;
+    create::<Pod>(&client, &ns, pod("bad", &["--not-ready"])).await;
+    create::<Service>(&client, &ns, json!({
+        "metadata": {"name": "mixed"},
+        "spec": {"selector": {"app": "mixed"}, "ports": [{"port": 8080, "targetPort": 8080}]},
+    }))
+    .await;
+    let good = wait_object(&pods, "good", T, "good Ready", is_ready).await.unwrap();
+    let bad = wait_object(&pods, "bad", T, "bad Running with probes run", |p: &Pod| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") && pod_ip(p).is_some()
+    })
+    .await
+    .unwrap();
+    // The probe has failed by now (period 1 s, threshold 1); it stays not Ready.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let bad = pods.get(&bad.name_any()).await.unwrap();
+    assert!(!is_ready(&bad), "a pod failing its readiness probe is not Ready");
+    assert!(!bad.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0].ready);
+    let good_ip = pod_ip(&good).unwrap().to_string();
+    let bad_ip = pod_ip(&bad).unwrap().to_string();
+    // The EndpointSlice marks it not ready; DNS leaves it out.
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), &ns);
+    let eps = wait_for(T, "endpointslice with the good pod ready", || async {
+        let l = slices.list(&ListParams::default().labels("kubernetes.io/service-name=mixed")).await?;
+        let ready: BTreeSet<String> = l
+            .items
+            .iter()
+            .flat_map(|s| s.endpoints.iter())
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
+            .flat_map(|e| e.addresses.clone())
+            .collect();
+        Ok(ready.contains(&good_ip).then_some(ready))
+    })
+    .await
+    .unwrap();
+    assert!(!eps.contains(&bad_ip));
+    assert_eq!(resolve_from(&good, "mixed").await, BTreeSet::from([good_ip]));
+    let (code, _) = http_get(pod_ip(&bad).unwrap(), 8080, "/ready").await.unwrap();
+    assert_eq!(code, 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_volume_reference_waits_and_recovers_when_the_configmap_appears() {
+    let (_env, client, ns) = setup("vol").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    create::<Pod>(&client, &ns, json!({
+        "metadata": {"name": "p"},
+        "spec": {
+            "containers": [{"name": "web", "image": "sluice/testhttp:1", "args": ["--port", "8080"],
+                "volumeMounts": [{"name": "cfg", "mountPath": "/etc/sluice-e2e-later"}]}],
+            "volumes": [{"name": "cfg", "configMap": {"name": "later"}}],
+        },
+    }))
+    .await;
+    let p = wait_object(&pods, "p", T, "ContainerCreating with a mount error", |p: &Pod| {
+        waiting_reason(p).is_some_and(|(r, m)| r == "ContainerCreating" && m.contains("later"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
+    create::<ConfigMap>(&client, &ns, json!({"metadata": {"name": "later"}, "data": {"key": "value-1"}})).await;
+    let p = wait_object(&pods, "p", T, "Running once the configmap exists", |p: &Pod| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    })
+    .await
+    .unwrap();
+    let (code, body) = http_get(pod_ip(&p).unwrap(), 8080, "/file/etc/sluice-e2e-later/key").await.unwrap();
+    assert_eq!((code, body.as_str()), (200, "value-1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_args_volumes_and_security_context_follow_kubernetes_semantics() {
+    let (env, client, ns) = setup("env").await;
+    create::<ConfigMap>(&client, &ns, json!({"metadata": {"name": "cm"}, "data": {"color": "blue", "size": "3"}})).await;
+    create::<Secret>(&client, &ns, json!({"metadata": {"name": "s3-creds"}, "stringData": {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "sekret"}})).await;
+    create::<Pod>(&client, &ns, json!({
+        "metadata": {"name": "envy", "labels": {"tier": "backend"}},
+        "spec": {
+            "containers": [{
+                "name": "web", "image": "sluice/testhttp:1",
+                "args": ["--port", "$(MY_PORT)"],
+                "envFrom": [{"configMapRef": {"name": "cm"}, "prefix": "CM_"}, {"secretRef": {"name": "s3-creds"}}],
+                "env": [
+                    {"name": "MY_PORT", "value": "8080"},
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "POD_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    {"name": "ADDR", "value": "$(POD_IP):$(MY_PORT)"},
+                    {"name": "ESCAPED", "value": "$$(POD_NAME)"},
+                    {"name": "UNDEFINED", "value": "$(NOPE)"},
+                    {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "AWS_SECRET_ACCESS_KEY"}}},
+                    {"name": "COLOR", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "color"}}},
+                ],
+                "volumeMounts": [
+                    {"name": "scratch", "mountPath": "/tmp/sluice-e2e-scratch"},
+                    {"name": "creds", "mountPath": "/etc/sluice-e2e-creds", "readOnly": true},
+                    {"name": "info", "mountPath": "/etc/sluice-e2e-podinfo"},
+                ],
+            }],
+            "volumes": [
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "creds", "secret": {"secretName": "s3-creds"}},
+                {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+            ],
+        },
+    }))
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let p = wait_object(&pods, "envy", T, "Running", |p: &Pod| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    })
+    .await
+    .unwrap();
+    let ip = pod_ip(&p).unwrap();
+    // The server listens on the port given through `$(MY_PORT)` in args.
+    let get = |path: String| async move {
+        wait_for(T, "pod answers", || {
+            let path = path.clone();
+            async move { Ok(http_get(ip, 8080, &path).await.ok()) }
+        })
+        .await
+        .unwrap()
+    };
+    let cases = [
+        ("/env/POD_NAME", "envy".to_string()),
+        ("/env/POD_NS", ns.clone()),
+        ("/env/POD_IP", ip.to_string()),
+        ("/env/ADDR", format!("{ip}:8080")),
+        ("/env/ESCAPED", "$(POD_NAME)".to_string()),
+        ("/env/UNDEFINED", "$(NOPE)".to_string()),
+        ("/env/SECRET", "sekret".to_string()),
+        ("/env/AWS_ACCESS_KEY_ID", "AKID".to_string()),
+        ("/env/COLOR", "blue".to_string()),
+        ("/env/CM_size", "3".to_string()),
+        ("/env/HOSTNAME", "envy".to_string()),
+        ("/env/KUBERNETES_SERVICE_HOST", env.gateway.to_string()),
+        ("/env/KUBERNETES_SERVICE_PORT", "443".to_string()),
+        ("/file/etc/sluice-e2e-creds/AWS_SECRET_ACCESS_KEY", "sekret".to_string()),
+        ("/file/etc/sluice-e2e-podinfo/labels", "tier=\"backend\"".to_string()),
+        ("/file/var/run/secrets/kubernetes.io/serviceaccount/namespace", ns.clone()),
+        ("/file/etc/hostname", "envy\n".to_string()),
+    ];
+    for (path, want) in cases {
+        let (code, body) = get(path.to_string()).await;
+        assert_eq!((code, body.as_str()), (200, want.as_str()), "{path}");
+    }
+    let (_, token) = get("/file/var/run/secrets/kubernetes.io/serviceaccount/token".into()).await;
+    assert_eq!(token.split('.').count(), 3, "a JWT");
+    let (_, ca) = get("/file/var/run/secrets/kubernetes.io/serviceaccount/ca.crt".into()).await;
+    assert!(ca.contains("BEGIN CERTIFICATE"));
+    // Volumes are only visible inside the pod's mount namespace.
+    assert!(std::fs::read_dir("/etc/sluice-e2e-creds").map(|d| d.count() == 0).unwrap_or(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_as_user_and_group_are_honoured() {
+    let (env, client, ns) = setup("uid").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    create::<Pod>(&client, &ns, json!({
+        "metadata": {"name": "who"},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 2000},
+            "containers": [
+                {"name": "pod-level", "image": "busybox:1", "command": ["sh", "-c", "echo $(id -u):$(id -g)"]},
+                {"name": "own", "image": "busybox:1", "command": ["sh", "-c", "echo $(id -u):$(id -g)"],
+                 "securityContext": {"runAsUser": 3000}},
+            ],
+        },
+    }))
+    .await;
+    let p = wait_object(&pods, "who", T, "Succeeded", |p: &Pod| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+    })
+    .await
+    .unwrap();
+    let out = |c: &str| std::fs::read_to_string(env.log_file(&p, c, 0)).unwrap();
+    assert_eq!(out("pod-level"), "1000:2000\n");
+    assert_eq!(out("own"), "3000:2000\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_deletion_sends_sigterm_waits_the_grace_period_then_kills() {
+    let (env, client, ns) = setup("grace").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    create::<Pod>(&client, &ns, json!({
+        "metadata": {"name": "stubborn"},
+        "spec": {
+            "terminationGracePeriodSeconds": 3,
+            "containers": [{"name": "sh", "image": "busybox:1", "command": ["sh", "-c",
+                "trap 'echo got-sigterm' TERM; echo started; while true; do sleep 0.1; done"]}],
+        },
+    }))
+    .await;
+    let p = wait_object(&pods, "stubborn", T, "Running", |p: &Pod| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    })
+    .await
+    .unwrap();
+    let pid = container_pid(&p, "sh").unwrap();
+    let log = env.log_file(&p, "sh", 0);
+    wait_for(T, "started", || async { Ok(std::fs::read_to_string(&log)?.contains("started").then_some(())) })
+        .await
+        .unwrap();
+    pods.delete("stubborn", &DeleteParams::default()).await.unwrap();
+    wait_for(T, "SIGTERM delivered", || async {
+        Ok(std::fs::read_to_string(&log)?.contains("got-sigterm").then_some(()))
+    })
+    .await
+    .unwrap();
+    // It ignores SIGTERM, so it lives on during the grace period, still Terminating.
+    assert!(process_alive(pid));
+    assert!(pods.get_opt("stubborn").await.unwrap().is_some());
+    wait_for(T, "pod deleted after the grace period", || async {
+        Ok(pods.get_opt("stubborn").await?.is_none().then_some(()))
+    })
+    .await
+    .unwrap();
+    assert!(!process_alive(pid), "SIGKILL after the grace period");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_run_first_and_liveness_failures_restart() {
+    let (_env, client, ns) = setup("init").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    create::<Pod>(&client, &ns, json!({
+        "metadata": {"name": "p"},
+        "spec": {
+            "initContainers": [{"name": "prep", "image": "busybox:1", "command": ["sh", "-c", "echo prepared > /work/marker"],
+                "volumeMounts": [{"name": "w", "mountPath": "/work"}]}],
+            "containers": [{"name": "web", "image": "sluice/testhttp:1", "args": ["--port", "8080"],
+                "volumeMounts": [{"name": "w", "mountPath": "/work"}],
+                // Probes a port nobody listens on: the container is restarted.
+                "livenessProbe": {"tcpSocket": {"port": 9999}, "periodSeconds": 1, "failureThreshold": 2},
+            }],
+            "terminationGracePeriodSeconds": 1,
+            "volumes": [{"name": "w", "emptyDir": {}}],
+        },
+    }))
+    .await;
+    let p = wait_object(&pods, "p", T, "Running", |p: &Pod| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    })
+    .await
+    .unwrap();
+    let init = &p.status.as_ref().unwrap().init_container_statuses.as_ref().unwrap()[0];
+    assert_eq!(init.state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 0);
+    let (code, body) = http_get(pod_ip(&p).unwrap(), 8080, "/file/work/marker").await.unwrap();
+    assert_eq!((code, body.as_str()), (200, "prepared\n"));
+    wait_object(&pods, "p", T, "restarted by its liveness probe", |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|c| c[0].restart_count >= 1)
+    })
+    .await
+    .unwrap();
+}
+
+#[test]
+fn stopping_a_cluster_leaves_no_process_namespace_bridge_or_mount() {
+    let env = testenv::start_cluster(&opts("d")).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let pid = rt.block_on(async {
+        let client = env.client().await.unwrap();
+        let ns = env.namespace(&client, "down").await.unwrap();
+        create::<ConfigMap>(&client, &ns, json!({"metadata": {"name": "cm"}, "data": {"k": "v"}})).await;
+        create::<Pod>(&client, &ns, json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "web", "image": "sluice/testhttp:1", "args": ["--port", "8080"],
+                    "volumeMounts": [{"name": "e", "mountPath": "/tmp/sluice-e2e-down"}, {"name": "c", "mountPath": "/etc/sluice-e2e-down"}]}],
+                "volumes": [{"name": "e", "emptyDir": {}}, {"name": "c", "configMap": {"name": "cm"}}],
+            },
+        }))
+        .await;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let p = wait_object(&pods, "p", T, "Running", |p: &Pod| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+        .await
+        .unwrap();
+        container_pid(&p, "web").unwrap()
+    });
+    let prefix = format!("sluice-{}-", env.node_name);
+    assert_eq!(sluice_e2e::net::list_netns(&prefix).len(), 1);
+    let bridge = format!("sl-e{}d", std::process::id());
+    assert!(sluice_e2e::net::link_exists(&bridge));
+    let pids = testenv::stop_cluster(&env.name);
+    assert!(pids.len() >= 5, "etcd, 3 control-plane processes and the node: {pids:?}");
+    for p in pids.iter().map(|p| *p as i32).chain([pid]) {
+        assert!(!process_alive(p), "process {p} survived");
+    }
+    assert!(sluice_e2e::net::list_netns(&prefix).is_empty(), "netns left behind");
+    assert!(!sluice_e2e::net::link_exists(&bridge), "bridge left behind");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("sluice-e2e-down"), "mount left behind");
+    assert!(!mounts.contains(env.dir.to_str().unwrap()), "mount left behind");
+    let _ = Ipv4Addr::LOCALHOST;
+}
