@@ -13,6 +13,7 @@
 pub mod config;
 pub mod error;
 pub mod keygroup;
+pub mod local;
 pub mod metrics;
 pub mod operators;
 pub mod plan;

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use sluice_engine::config::Config;
 use sluice_engine::error::EngineError;
-use sluice_engine::plan::build_graph;
 use sluice_engine::rest;
 use sluice_engine::runtime::{JobState, JobStatus, RunOptions, execute};
 
@@ -100,10 +99,7 @@ fn main() -> ExitCode {
 }
 
 fn load(job: &Path) -> Result<sluice_sql::Job, EngineError> {
-    let text = std::fs::read_to_string(job).map_err(|source| EngineError::Io { path: job.display().to_string(), source })?;
-    let compiled = sluice_sql::compile(&text).map_err(|error| EngineError::Sql { file: job.display().to_string(), error })?;
-    sluice_engine::plan::validate_connectors(&compiled)?;
-    Ok(compiled)
+    sluice_engine::local::compile_file(job)
 }
 
 struct Prepared {
@@ -111,10 +107,10 @@ struct Prepared {
     options: RunOptions,
 }
 
+/// Configuration layers: SET in the job < --config < --set < flags.
 fn prepare(args: &JobArgs, _job_id: Option<&str>) -> Result<Prepared, EngineError> {
     let job = load(&args.job)?;
-    // SET in the job < --config < --set < flags.
-    let mut config = Config { values: job.settings.clone() };
+    let mut config = Config::default();
     if let Some(path) = &args.config {
         config.values.extend(Config::from_file(path)?.values);
     }
@@ -122,14 +118,7 @@ fn prepare(args: &JobArgs, _job_id: Option<&str>) -> Result<Prepared, EngineErro
     if let Some(p) = args.parallelism {
         config.values.insert("parallelism.default".into(), p.to_string());
     }
-    let parallelism = config.usize("parallelism.default", 1)?;
-    let max_parallelism = config.usize("pipeline.max-parallelism", 128)?;
-    let graph = build_graph(&job, parallelism, max_parallelism)?;
-    let options = RunOptions {
-        batch_size: config.usize("execution.batch-size", 8192)?,
-        buffer_capacity: config.usize("execution.buffer-capacity", 8)?,
-        idle_timeout: Duration::from_millis(config.duration_ms("table.exec.source.idle-timeout", 0)?),
-    };
+    let (graph, options) = sluice_engine::local::prepare(&job, &config)?;
     Ok(Prepared { graph, options })
 }
 

@@ -52,7 +52,7 @@ impl std::fmt::Display for Partitioning {
 pub enum OpSpec {
     Filter(PhysExpr),
     Project { exprs: Vec<PhysExpr>, schema: SchemaRef, label: &'static str },
-    Watermark { time_col: usize, expr: PhysExpr, text: String },
+    Watermark { time_col: usize, expr: PhysExpr, text: String, trigger_intervals: Vec<i64> },
     WindowAssign { kind: WindowKind, time_col: usize, time_type: DataType, time_zone: Option<String>, schema: SchemaRef },
     WindowAggregate {
         kind: WindowKind,
@@ -216,7 +216,7 @@ impl Builder {
                 }
                 if let Some(w) = &t.watermark {
                     let expr = lower(&w.expr, &t.schema)?;
-                    self.graph.vertices[v].ops.push(OpSpec::Watermark { time_col: w.column, expr, text: w.text.clone() });
+                    self.graph.vertices[v].ops.push(OpSpec::Watermark { time_col: w.column, expr, text: w.text.clone(), trigger_intervals: vec![] });
                 }
                 self.sources.insert(t.name.clone(), v);
                 let open = self.scans.get(&t.name).copied().unwrap_or(0) <= 1;
@@ -330,6 +330,27 @@ pub fn build_graph(job: &Job, parallelism: usize, max_parallelism: usize) -> Res
             Stream { vertex: v, open: true }
         };
         b.append(s, OpSpec::Sink { table: sink.table.clone() });
+    }
+    // Every watermark assigner learns the bundle boundaries of every window
+    // aggregation (see operators::watermark).
+    let mut intervals: Vec<i64> = b
+        .graph
+        .vertices
+        .iter()
+        .flat_map(|v| v.ops.iter())
+        .filter_map(|o| match o {
+            OpSpec::WindowAggregate { kind, .. } => crate::operators::window::trigger_interval(kind),
+            _ => None,
+        })
+        .collect();
+    intervals.sort_unstable();
+    intervals.dedup();
+    for v in b.graph.vertices.iter_mut() {
+        for o in v.ops.iter_mut() {
+            if let OpSpec::Watermark { trigger_intervals, .. } = o {
+                *trigger_intervals = intervals.clone();
+            }
+        }
     }
     for (i, v) in b.graph.vertices.iter_mut().enumerate() {
         // FNV-1a over the vertex's position and name: stable for the same plan.

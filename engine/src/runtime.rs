@@ -173,7 +173,6 @@ struct OutEdge {
     partitioning: Partitioning,
     targets: Vec<(SyncSender<Envelope>, u32)>,
     next: usize,
-    subtask: usize,
     max_parallelism: usize,
 }
 
@@ -236,7 +235,7 @@ impl Outputs {
 fn route(e: &mut OutEdge, b: &RecordBatch) -> Result<Vec<(usize, RecordBatch)>, OpError> {
     let n = e.targets.len();
     Ok(match &e.partitioning {
-        Partitioning::Forward => vec![(e.subtask.min(n - 1), b.clone())],
+        Partitioning::Forward => vec![(0, b.clone())],
         Partitioning::Global => vec![(0, b.clone())],
         Partitioning::Rebalance => {
             let t = e.next % n;
@@ -272,7 +271,9 @@ fn instantiate(spec: &OpSpec, subtask: usize, parallelism: usize, job_id: &str, 
     Ok(match spec {
         OpSpec::Filter(p) => Box::new(Filter { predicate: p.clone() }),
         OpSpec::Project { exprs, schema, .. } => Box::new(Project { exprs: exprs.clone(), schema: schema.clone() }),
-        OpSpec::Watermark { time_col, expr, .. } => Box::new(WatermarkAssigner::new(*time_col, expr.clone())),
+        OpSpec::Watermark { time_col, expr, trigger_intervals, .. } => {
+            Box::new(WatermarkAssigner::new(*time_col, expr.clone(), trigger_intervals.clone()))
+        }
         OpSpec::WindowAssign { kind, time_col, time_type, time_zone, schema } => {
             Box::new(WindowAssign::new(*kind, *time_col, time_type.clone(), shift(time_zone)?, schema.clone()))
         }
@@ -317,7 +318,10 @@ struct InputState {
 
 /// Runs the job to completion. Returns when every subtask has stopped.
 pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Result<(), EngineError> {
-    // One input queue per subtask; channel numbers per (edge, upstream subtask).
+    // One input queue per subtask. Channels are numbered per consumer subtask:
+    // a forward edge contributes one channel (from the same-index producer),
+    // other edges one per producer subtask.
+    let forward = |e: usize| matches!(graph.edges[e].partitioning, Partitioning::Forward);
     let mut senders: Vec<Vec<SyncSender<Envelope>>> = Vec::new();
     let mut receivers: Vec<Vec<Option<Receiver<Envelope>>>> = Vec::new();
     let mut channel_base: Vec<Vec<u32>> = Vec::new(); // per vertex, per input edge
@@ -327,7 +331,7 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
         let mut n = 0u32;
         for e in &v.inputs {
             base.push(n);
-            n += graph.vertices[graph.edges[*e].from].parallelism as u32;
+            n += if forward(*e) { 1 } else { graph.vertices[graph.edges[*e].from].parallelism as u32 };
         }
         let cap = opts.buffer_capacity * (n as usize).max(1);
         let (tx, rx): (Vec<_>, Vec<_>) = (0..v.parallelism).map(|_| sync_channel::<Envelope>(cap)).map(|(t, r)| (t, Some(r))).unzip();
@@ -336,15 +340,64 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
         channel_base.push(base);
         channel_count.push(n);
     }
-    // Instantiate every subtask before starting any, so that configuration
-    // errors (a missing file, a bad option) fail the job before it runs.
+    // Create every reader before starting any thread, so that configuration
+    // errors (a missing file, a bad option) fail the job before it runs, and so
+    // that subtasks without work are known to be idle from the start: no
+    // watermark waits for them, whatever the thread timing.
+    let mut readers: Vec<Vec<Option<Box<dyn sluice_connectors::SourceReader>>>> = Vec::new();
+    let mut idle_at_start: Vec<Vec<bool>> = Vec::new();
+    // For each vertex and subtask, the upstream (vertex, subtask) of each channel.
+    let mut channel_sources: Vec<Vec<Vec<(usize, usize)>>> = Vec::new();
+    for v in &graph.vertices {
+        let mut rs = Vec::new();
+        let mut idle = Vec::new();
+        let mut sources = Vec::new();
+        for i in 0..v.parallelism {
+            let mut chans = Vec::new();
+            for e in &v.inputs {
+                let from = graph.edges[*e].from;
+                if forward(*e) {
+                    chans.push((from, i));
+                } else {
+                    chans.extend((0..graph.vertices[from].parallelism).map(|j| (from, j)));
+                }
+            }
+            match &v.source {
+                Some(t) => {
+                    let reader = create_source(&SourceContext {
+                        table: t.name.clone(),
+                        options: t.options.clone(),
+                        schema: t.physical.clone(),
+                        subtask: i,
+                        parallelism: v.parallelism,
+                        batch_size: opts.batch_size,
+                        local_time_zone: graph.local_time_zone.clone(),
+                    })?;
+                    idle.push(!reader.has_work());
+                    rs.push(Some(reader));
+                }
+                None => {
+                    // Vertices are numbered so that producers come first.
+                    let all_idle = !chans.is_empty()
+                        && chans.iter().all(|(u, j)| idle_at_start.get(*u).and_then(|x: &Vec<bool>| x.get(*j)).copied().unwrap_or(false));
+                    idle.push(all_idle);
+                    rs.push(None);
+                }
+            }
+            sources.push(chans);
+        }
+        readers.push(rs);
+        idle_at_start.push(idle);
+        channel_sources.push(sources);
+    }
     struct Task {
         vertex: usize,
         subtask: usize,
         chain: Chain,
         outputs: Outputs,
         input: Option<Receiver<Envelope>>,
-        channels: u32,
+        channels: Vec<bool>,
+        idle: bool,
         source: Option<Box<dyn sluice_connectors::SourceReader>>,
     }
     let mut tasks = Vec::new();
@@ -362,37 +415,31 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
             for e in &v.outputs {
                 let edge = &graph.edges[*e];
                 let pos = graph.vertices[edge.to].inputs.iter().position(|x| x == e).unwrap_or(0);
-                let ch = channel_base[edge.to][pos] + i as u32;
-                let targets = senders[edge.to].iter().map(|tx| (tx.clone(), ch)).collect();
+                let targets = if forward(*e) {
+                    vec![(senders[edge.to][i].clone(), channel_base[edge.to][pos])]
+                } else {
+                    let ch = channel_base[edge.to][pos] + i as u32;
+                    senders[edge.to].iter().map(|tx| (tx.clone(), ch)).collect()
+                };
                 edges.push(OutEdge {
                     partitioning: edge.partitioning.clone(),
                     targets,
                     next: i,
-                    subtask: i,
                     max_parallelism: graph.max_parallelism,
                 });
             }
             let metrics = metrics_of(v.id, i).ok_or_else(|| EngineError::Internal("missing subtask metrics".into()))?;
-            let source = match &v.source {
-                Some(t) => Some(create_source(&SourceContext {
-                    table: t.name.clone(),
-                    options: t.options.clone(),
-                    schema: t.physical.clone(),
-                    subtask: i,
-                    parallelism: v.parallelism,
-                    batch_size: opts.batch_size,
-                    local_time_zone: graph.local_time_zone.clone(),
-                })?),
-                None => None,
-            };
+            let channels = channel_sources[v.id][i].iter().map(|(u, j)| idle_at_start[*u][*j]).collect::<Vec<_>>();
+            debug_assert_eq!(channels.len() as u32, channel_count[v.id]);
             tasks.push(Task {
                 vertex: v.id,
                 subtask: i,
                 chain: Chain { ops },
                 outputs: Outputs { edges, metrics },
                 input: receivers[v.id][i].take(),
-                channels: channel_count[v.id],
-                source,
+                channels,
+                idle: idle_at_start[v.id][i],
+                source: readers[v.id][i].take(),
             });
         }
     }
@@ -407,9 +454,9 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
             .name(format!("v{}-{}", t.vertex, t.subtask))
             .spawn(move || {
                 let r = match t.source.take() {
-                    Some(reader) => run_source(reader, &mut t.chain, &mut t.outputs, &st, &opts),
+                    Some(reader) => run_source(reader, t.idle, &mut t.chain, &mut t.outputs, &st, &opts),
                     None => match t.input.take() {
-                        Some(rx) => run_operator(rx, t.channels, &mut t.chain, &mut t.outputs, &st),
+                        Some(rx) => run_operator(rx, &t.channels, t.idle, &mut t.chain, &mut t.outputs, &st),
                         None => Err(OpError::Other("subtask has no input".into())),
                     },
                 };
@@ -462,19 +509,15 @@ fn finish(chain: &mut Chain, outputs: &mut Outputs) -> Result<(), OpError> {
 
 fn run_source(
     mut reader: Box<dyn sluice_connectors::SourceReader>,
+    idle_at_start: bool,
     chain: &mut Chain,
     outputs: &mut Outputs,
     state: &JobState,
     opts: &RunOptions,
 ) -> Result<(), OpError> {
     let m = outputs.metrics.clone();
-    let mut idle = false;
-    if !reader.has_work() {
-        idle = true;
-        if outputs.broadcast(|| Msg::Idle(true)).is_err() {
-            return Ok(());
-        }
-    }
+    // Downstream subtasks already count a source without work as idle.
+    let mut idle = idle_at_start;
     let mut last_data = Instant::now();
     loop {
         if state.cancel.load(Ordering::Relaxed) {
@@ -523,12 +566,19 @@ fn run_source(
     finish(chain, outputs)
 }
 
-fn run_operator(rx: Receiver<Envelope>, channels: u32, chain: &mut Chain, outputs: &mut Outputs, state: &JobState) -> Result<(), OpError> {
+fn run_operator(
+    rx: Receiver<Envelope>,
+    idle_channels: &[bool],
+    idle_at_start: bool,
+    chain: &mut Chain,
+    outputs: &mut Outputs,
+    state: &JobState,
+) -> Result<(), OpError> {
     let m = outputs.metrics.clone();
     let mut inputs: Vec<InputState> =
-        (0..channels).map(|_| InputState { watermark: NO_WATERMARK, idle: false, ended: false }).collect();
+        idle_channels.iter().map(|idle| InputState { watermark: NO_WATERMARK, idle: *idle, ended: false }).collect();
     let mut current = NO_WATERMARK;
-    let mut idle = false;
+    let mut idle = idle_at_start;
     loop {
         let t = Instant::now();
         let env = match rx.recv() {

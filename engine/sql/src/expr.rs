@@ -158,8 +158,17 @@ impl ExprPlanner {
             .map_err(|err| SqlError::new(pos, clean_df_error(&err.to_string())))?
             .data;
         let fixed = self.flink_casts(coerced, schema).map_err(|err| SqlError::new(pos, clean_df_error(&err.to_string())))?;
-        fixed.get_type(schema).map_err(|err| SqlError::new(pos, clean_df_error(&err.to_string())))?;
-        Ok(fixed)
+        // Simplification also rewrites functions that have no physical form
+        // (COALESCE, NVL) and folds constants.
+        let ctx = datafusion_expr::simplify::SimplifyContext::builder()
+            .with_schema(Arc::new(schema.clone()))
+            .with_config_options(Arc::new(self.provider.options.clone()))
+            .build();
+        let simplified = datafusion_optimizer::simplify_expressions::ExprSimplifier::new(ctx)
+            .simplify(fixed)
+            .map_err(|err| SqlError::new(pos, clean_df_error(&err.to_string())))?;
+        simplified.get_type(schema).map_err(|err| SqlError::new(pos, clean_df_error(&err.to_string())))?;
+        Ok(simplified)
     }
 
     /// Replaces casts to STRING with Flink's formatting function.

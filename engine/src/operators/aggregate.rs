@@ -61,7 +61,7 @@ impl AggDef {
         Ok(AggInput { values, filter })
     }
 
-    pub fn new_column(&self) -> Result<Acc, OpError> {
+    pub fn new_column(&self, bundled: bool) -> Result<Acc, OpError> {
         let in_t = self.input_type.clone().unwrap_or(DataType::Null);
         Ok(match self.func {
             AggFunc::Count if self.distinct => Acc::CountDistinct {
@@ -70,7 +70,7 @@ impl AggDef {
             },
             AggFunc::Count => Acc::Count(Vec::new()),
             AggFunc::Sum | AggFunc::Avg => match in_t {
-                DataType::Float64 | DataType::Float32 => Acc::SumF64 { sum: Vec::new(), count: Vec::new() },
+                DataType::Float64 | DataType::Float32 => Acc::SumF64 { sum: Vec::new(), count: Vec::new(), partial: bundled.then(Vec::new) },
                 DataType::Decimal128(_, _) => Acc::SumI128 { sum: Vec::new(), count: Vec::new() },
                 _ => Acc::SumI64 { sum: Vec::new(), count: Vec::new() },
             },
@@ -93,7 +93,10 @@ pub enum Acc {
     Count(Vec<i64>),
     CountDistinct { conv: RowConverter, sets: Vec<hashbrown::HashSet<Box<[u8]>>> },
     SumI64 { sum: Vec<i64>, count: Vec<i64> },
-    SumF64 { sum: Vec<f64>, count: Vec<i64> },
+    /// `partial` holds the current bundle's sums when bundling is on: Flink's
+    /// two-phase window aggregation sums each bundle from 0.0 and then adds it
+    /// to the window's sum, and floating-point results depend on that grouping.
+    SumF64 { sum: Vec<f64>, count: Vec<i64>, partial: Option<Vec<f64>> },
     SumI128 { sum: Vec<i128>, count: Vec<i64> },
     ExtI64 { max: bool, v: Vec<Option<i64>> },
     ExtF64 { max: bool, v: Vec<Option<f64>> },
@@ -127,9 +130,12 @@ impl Acc {
                 sum.resize(groups, 0);
                 count.resize(groups, 0)
             }
-            Acc::SumF64 { sum, count } => {
+            Acc::SumF64 { sum, count, partial } => {
                 sum.resize(groups, 0.0);
-                count.resize(groups, 0)
+                count.resize(groups, 0);
+                if let Some(p) = partial {
+                    p.resize(groups, 0.0)
+                }
             }
             Acc::SumI128 { sum, count } => {
                 sum.resize(groups, 0);
@@ -181,13 +187,17 @@ impl Acc {
                     }
                 }
             }
-            Acc::SumF64 { sum, count } => {
+            Acc::SumF64 { sum, count, partial } => {
                 let Some(values) = &input.values else { return Ok(()) };
                 let a = float64(values)?;
+                let target = match partial {
+                    Some(p) => p,
+                    None => sum,
+                };
                 for (&r, &g) in rows.iter().zip(groups) {
                     let r = r as usize;
                     if pass(r) && a.is_valid(r) {
-                        sum[g as usize] += a.value(r);
+                        target[g as usize] += a.value(r);
                         count[g as usize] += 1;
                     }
                 }
@@ -302,7 +312,7 @@ impl Acc {
                 sum[src] = 0;
                 count[src] = 0;
             }
-            Acc::SumF64 { sum, count } => {
+            Acc::SumF64 { sum, count, .. } => {
                 sum[dst] += sum[src];
                 count[dst] += count[src];
                 sum[src] = 0.0;
@@ -331,9 +341,12 @@ impl Acc {
                 sum[g] = 0;
                 count[g] = 0
             }
-            Acc::SumF64 { sum, count } => {
+            Acc::SumF64 { sum, count, partial } => {
                 sum[g] = 0.0;
-                count[g] = 0
+                count[g] = 0;
+                if let Some(p) = partial {
+                    p[g] = 0.0
+                }
             }
             Acc::SumI128 { sum, count } => {
                 sum[g] = 0;
@@ -379,7 +392,7 @@ impl Acc {
                     Arc::new(a)
                 }
             }
-            Acc::SumF64 { sum, count } => {
+            Acc::SumF64 { sum, count, .. } => {
                 let avg = def.func == AggFunc::Avg;
                 let a: Float64Array = groups
                     .iter()
@@ -449,6 +462,20 @@ impl Acc {
     }
 }
 
+impl Acc {
+    /// Ends a bundle: adds each group's bundle sum to its total.
+    fn fold(&mut self) {
+        if let Acc::SumF64 { sum, partial: Some(p), .. } = self {
+            for (s, x) in sum.iter_mut().zip(p.iter_mut()) {
+                if *x != 0.0 || x.is_sign_negative() {
+                    *s += *x;
+                }
+                *x = 0.0;
+            }
+        }
+    }
+}
+
 /// Integer division rounding half away from zero (Java's HALF_UP).
 fn div_half_up(n: i128, d: i128) -> i128 {
     let q = n / d;
@@ -463,8 +490,20 @@ pub struct GroupAccs {
 }
 
 impl GroupAccs {
+    /// Accumulators that add every value straight into the group's total.
     pub fn new(defs: &[AggDef]) -> Result<Self, OpError> {
-        Ok(GroupAccs { accs: defs.iter().map(|d| d.new_column()).collect::<Result<_, _>>()?, groups: 0 })
+        Self::with_bundles(defs, false)
+    }
+
+    /// With `bundled`, floating-point sums are kept per bundle until [`Self::fold`].
+    pub fn with_bundles(defs: &[AggDef], bundled: bool) -> Result<Self, OpError> {
+        Ok(GroupAccs { accs: defs.iter().map(|d| d.new_column(bundled)).collect::<Result<_, _>>()?, groups: 0 })
+    }
+
+    pub fn fold(&mut self) {
+        for a in self.accs.iter_mut() {
+            a.fold();
+        }
     }
 
     pub fn add_group(&mut self) -> u32 {

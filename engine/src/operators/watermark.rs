@@ -8,6 +8,12 @@
 //! watermark (the only records that can be late) and emits the watermark there.
 //! In-order input therefore costs one watermark per batch, and the output never
 //! depends on how input is batched.
+//!
+//! The assigner also emits the watermark right after the first record and after
+//! each record that moves it onto or past a slice end - 1 of a downstream window
+//! (`trigger_intervals`): Flink's window aggregation groups partial aggregates
+//! into bundles ending at exactly those watermarks, which decides the rounding
+//! of floating-point sums.
 
 use std::sync::Arc;
 
@@ -28,11 +34,27 @@ pub struct WatermarkAssigner {
     pub current: i64,
     /// The last watermark emitted downstream.
     pub emitted: i64,
+    /// Slice lengths of the job's window aggregations.
+    pub trigger_intervals: Vec<i64>,
 }
 
 impl WatermarkAssigner {
-    pub fn new(time_col: usize, expr: Arc<dyn PhysicalExpr>) -> Self {
-        WatermarkAssigner { time_col, expr, current: NO_WATERMARK, emitted: NO_WATERMARK }
+    pub fn new(time_col: usize, expr: Arc<dyn PhysicalExpr>, trigger_intervals: Vec<i64>) -> Self {
+        WatermarkAssigner { time_col, expr, current: NO_WATERMARK, emitted: NO_WATERMARK, trigger_intervals }
+    }
+
+    /// Whether moving from the emitted watermark to the current one reaches a
+    /// bundle boundary downstream.
+    fn crosses_trigger(&self) -> bool {
+        if self.current <= self.emitted || self.trigger_intervals.is_empty() {
+            return false;
+        }
+        if self.emitted == NO_WATERMARK {
+            return true;
+        }
+        self.trigger_intervals
+            .iter()
+            .any(|i| (self.emitted.saturating_add(1)).div_euclid(*i) < (self.current.saturating_add(1)).div_euclid(*i))
     }
 }
 
@@ -68,6 +90,12 @@ impl Operator for WatermarkAssigner {
             }
             if !wm.is_null(r) && wm.value(r) > self.current {
                 self.current = wm.value(r);
+                if self.crosses_trigger() {
+                    out.push(Event::Batch(batch.slice(seg_start, r + 1 - seg_start)));
+                    out.push(Event::Watermark(self.current));
+                    self.emitted = self.current;
+                    seg_start = r + 1;
+                }
             }
         }
         if seg_start < n {

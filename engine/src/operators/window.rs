@@ -178,6 +178,19 @@ pub struct WindowAggregate {
     watermark: i64,
     late: u64,
     scratch: Vec<(i64, i64)>,
+    /// Bundles end when the watermark reaches this value (see [`trigger_interval`]).
+    next_trigger: i64,
+}
+
+/// The slice length of a window kind: Flink's window aggregation ends a bundle
+/// of partial aggregates when the watermark reaches a slice end - 1.
+pub fn trigger_interval(kind: &WindowKind) -> Option<i64> {
+    match *kind {
+        WindowKind::Tumble { size } => Some(size),
+        WindowKind::Hop { slide, .. } => Some(slide),
+        WindowKind::Cumulate { step, .. } => Some(step),
+        WindowKind::Session { .. } => None,
+    }
 }
 
 impl WindowAggregate {
@@ -202,6 +215,7 @@ impl WindowAggregate {
             watermark: NO_WATERMARK,
             late: 0,
             scratch: Vec::new(),
+            next_trigger: i64::MIN,
         }
     }
 
@@ -274,7 +288,7 @@ impl Operator for WindowAggregate {
             let pane = match self.panes.entry(end_utc) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => {
-                    let mut accs = GroupAccs::new(&self.aggs)?;
+                    let mut accs = GroupAccs::with_bundles(&self.aggs, true)?;
                     if keys.is_none() {
                         accs.add_group();
                     }
@@ -311,6 +325,15 @@ impl Operator for WindowAggregate {
     fn process_watermark(&mut self, watermark: i64, out: &mut Vec<Event>) -> Result<(), OpError> {
         if watermark > self.watermark {
             self.watermark = watermark;
+            if watermark >= self.next_trigger {
+                for pane in self.panes.values_mut() {
+                    pane.accs.fold();
+                }
+                self.next_trigger = match trigger_interval(&self.kind) {
+                    Some(i) if watermark < i64::MAX - i => watermark - watermark.rem_euclid(i) + i - 1,
+                    _ => i64::MAX,
+                };
+            }
             self.fire(watermark, out)?;
         }
         out.push(Event::Watermark(watermark));
