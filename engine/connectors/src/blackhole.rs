@@ -26,3 +26,25 @@ impl SinkWriter for Blackhole {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn counts_and_discards() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
+        let mut b = Blackhole::default();
+        b.write(&batch).unwrap();
+        b.write(&batch).unwrap();
+        b.finish().unwrap();
+        assert_eq!(b.rows(), 6);
+    }
+}

@@ -35,8 +35,7 @@ use crate::rng::{SplitMix64, seed_of};
 use crate::throttle::Throttle;
 use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
 
-pub(crate) const OPTIONS: &str =
-    "'nexmark.table', 'number-of-events', 'events-per-second', 'seed', 'nexmark.event-rate', 'nexmark.base-time'";
+pub(crate) const OPTIONS: &str = "'nexmark.table', 'number-of-events', 'events-per-second', 'seed', 'nexmark.event-rate', 'nexmark.base-time'";
 
 const PERSON_PROPORTION: u64 = 1;
 const AUCTION_PROPORTION: u64 = 3;
@@ -70,11 +69,24 @@ const CHANNELS_NUMBER: u64 = 10_000;
 const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
 
 const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
-const US_CITIES: [&str; 10] =
-    ["Phoenix", "Los Angeles", "San Francisco", "Boise", "Portland", "Bend", "Redmond", "Seattle", "Kent", "Cheyenne"];
-const FIRST_NAMES: [&str; 11] =
-    ["Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"];
-const LAST_NAMES: [&str; 9] = ["Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris"];
+const US_CITIES: [&str; 10] = [
+    "Phoenix",
+    "Los Angeles",
+    "San Francisco",
+    "Boise",
+    "Portland",
+    "Bend",
+    "Redmond",
+    "Seattle",
+    "Kent",
+    "Cheyenne",
+];
+const FIRST_NAMES: [&str; 11] = [
+    "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
+];
+const LAST_NAMES: [&str; 9] = [
+    "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -182,7 +194,10 @@ pub(crate) struct NexmarkConfig {
 
 impl NexmarkConfig {
     pub(crate) fn parse(o: &Options<'_>, schema: &SchemaRef) -> Result<Self, ConnectorError> {
-        let kind = match o.required("nexmark.table", "'bid', 'auction' or 'person'")?.trim() {
+        let kind = match o
+            .required("nexmark.table", "'bid', 'auction' or 'person'")?
+            .trim()
+        {
             t if t.eq_ignore_ascii_case("bid") => Kind::Bid,
             t if t.eq_ignore_ascii_case("auction") => Kind::Auction,
             t if t.eq_ignore_ascii_case("person") => Kind::Person,
@@ -198,7 +213,10 @@ impl NexmarkConfig {
             return Err(o.error("option 'events-per-second' must be at least 1"));
         }
         let seed = o.u64("seed")?.unwrap_or(0);
-        let rate = o.u64("nexmark.event-rate")?.or(events_per_second).unwrap_or(DEFAULT_EVENT_RATE);
+        let rate = o
+            .u64("nexmark.event-rate")?
+            .or(events_per_second)
+            .unwrap_or(DEFAULT_EVENT_RATE);
         if rate == 0 {
             return Err(o.error("option 'nexmark.event-rate' must be at least 1"));
         }
@@ -217,18 +235,24 @@ impl NexmarkConfig {
         let describe = || {
             cols.iter()
                 .map(|(n, k)| {
-                    format!("{n} {}", match k {
-                        ColKind::Int64 => "BIGINT",
-                        ColKind::Utf8 => "STRING",
-                        ColKind::Timestamp => "TIMESTAMP(3)",
-                    })
+                    format!(
+                        "{n} {}",
+                        match k {
+                            ColKind::Int64 => "BIGINT",
+                            ColKind::Utf8 => "STRING",
+                            ColKind::Timestamp => "TIMESTAMP(3)",
+                        }
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
         };
         let mut projection = Vec::with_capacity(schema.fields().len());
         for f in schema.fields() {
-            let Some(idx) = cols.iter().position(|(n, _)| n.eq_ignore_ascii_case(f.name())) else {
+            let Some(idx) = cols
+                .iter()
+                .position(|(n, _)| n.eq_ignore_ascii_case(f.name()))
+            else {
                 return Err(o.error(format!(
                     "column `{}` is not a column of nexmark table '{}'; its columns are: {}",
                     f.name(),
@@ -239,7 +263,9 @@ impl NexmarkConfig {
             let ok = match cols[idx].1 {
                 ColKind::Int64 => f.data_type() == &DataType::Int64,
                 ColKind::Utf8 => f.data_type() == &DataType::Utf8,
-                ColKind::Timestamp => matches!(f.data_type(), DataType::Timestamp(TimeUnit::Millisecond, _)),
+                ColKind::Timestamp => {
+                    matches!(f.data_type(), DataType::Timestamp(TimeUnit::Millisecond, _))
+                }
             };
             if !ok {
                 return Err(o.error(format!(
@@ -267,7 +293,6 @@ impl NexmarkConfig {
             projection,
         })
     }
-
 }
 
 // ---------------------------------------------------------------------------
@@ -344,7 +369,12 @@ fn push_next_extra(out: &mut String, r: &mut SplitMix64, current: usize, desired
     let desired = desired - current;
     let delta = (desired as f64 * 0.2).round() as usize;
     let min = desired - delta;
-    let size = min + if delta == 0 { 0 } else { r.below(2 * delta as u64) as usize };
+    let size = min
+        + if delta == 0 {
+            0
+        } else {
+            r.below(2 * delta as u64) as usize
+        };
     // 13 base-26 digits per 64-bit draw.
     let mut left = size;
     while left > 0 {
@@ -426,11 +456,17 @@ impl NexmarkReader {
         // its share of this kind's events.
         let (_, count) = cfg.kind.slot();
         let throttle = cfg.events_per_second.map(|eps| {
-            let kind_rate = (eps as f64 * count as f64 / TOTAL_PROPORTION as f64 / p as f64).max(1.0);
+            let kind_rate =
+                (eps as f64 * count as f64 / TOTAL_PROPORTION as f64 / p as f64).max(1.0);
             Throttle::new(kind_rate.round() as u64)
         });
         let mut r = SplitMix64::new(seed_of(&[cfg.seed, 0x4855_5253]));
-        let hot_urls = [base_url(&mut r), base_url(&mut r), base_url(&mut r), base_url(&mut r)];
+        let hot_urls = [
+            base_url(&mut r),
+            base_url(&mut r),
+            base_url(&mut r),
+            base_url(&mut r),
+        ];
         NexmarkReader {
             table: ctx.table.clone(),
             schema: ctx.schema.clone(),
@@ -520,7 +556,8 @@ impl NexmarkReader {
             + FIRST_PERSON_ID;
         let category = FIRST_CATEGORY_ID + r.below(NUM_CATEGORIES) as i64;
         let initial_bid = next_price(r);
-        let num_events_for_auctions = NUM_IN_FLIGHT_AUCTIONS * TOTAL_PROPORTION / AUCTION_PROPORTION;
+        let num_events_for_auctions =
+            NUM_IN_FLIGHT_AUCTIONS * TOTAL_PROPORTION / AUCTION_PROPORTION;
         let horizon = self.timestamp(n + num_events_for_auctions) - ts;
         let expires = ts + 1 + r.below((horizon * 2).max(1) as u64) as i64;
         let reserve = initial_bid + next_price(r);
@@ -604,7 +641,9 @@ impl NexmarkReader {
         }
         let mut b = Buffers {
             ints: (0..n_int).map(|_| Vec::with_capacity(count)).collect(),
-            strs: (0..n_str).map(|_| StringBuilder::with_capacity(count, count * 16)).collect(),
+            strs: (0..n_str)
+                .map(|_| StringBuilder::with_capacity(count, count * 16))
+                .collect(),
             slots,
         };
         let kind = self.cfg.kind;
@@ -618,7 +657,11 @@ impl NexmarkReader {
                 Kind::Person => self.gen_person(&mut b, n, &mut r),
             }
         }
-        let mut finished_strs: Vec<Option<ArrayRef>> = b.strs.iter_mut().map(|s| Some(Arc::new(s.finish()) as ArrayRef)).collect();
+        let mut finished_strs: Vec<Option<ArrayRef>> = b
+            .strs
+            .iter_mut()
+            .map(|s| Some(Arc::new(s.finish()) as ArrayRef))
+            .collect();
         let mut finished_ints: Vec<Option<Vec<i64>>> = b.ints.into_iter().map(Some).collect();
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.cfg.projection.len());
         let mut done: Vec<Option<ArrayRef>> = vec![None; cols.len()];
@@ -628,11 +671,16 @@ impl NexmarkReader {
                 continue;
             }
             let array: ArrayRef = match b.slots[g] {
-                Some((true, s)) => finished_strs[s].take().unwrap_or_else(|| Arc::new(StringBuilder::new().finish())),
+                Some((true, s)) => finished_strs[s]
+                    .take()
+                    .unwrap_or_else(|| Arc::new(StringBuilder::new().finish())),
                 Some((false, s)) => {
                     let v = finished_ints[s].take().unwrap_or_default();
                     if cols[g].1 == ColKind::Timestamp {
-                        Arc::new(TimestampMillisecondArray::from(v).with_data_type(f.data_type().clone()))
+                        Arc::new(
+                            TimestampMillisecondArray::from(v)
+                                .with_data_type(f.data_type().clone()),
+                        )
                     } else {
                         Arc::new(Int64Array::from(v))
                     }
@@ -648,7 +696,10 @@ impl NexmarkReader {
             arrays,
             &RecordBatchOptions::new().with_row_count(Some(count)),
         )
-        .map_err(|e| ConnectorError::Arrow { table: self.table.clone(), message: e.to_string() })
+        .map_err(|e| ConnectorError::Arrow {
+            table: self.table.clone(),
+            message: e.to_string(),
+        })
     }
 }
 
@@ -693,22 +744,43 @@ mod tests {
             kind.columns()
                 .iter()
                 .map(|(n, k)| {
-                    Field::new(*n, match k {
-                        ColKind::Int64 => DataType::Int64,
-                        ColKind::Utf8 => DataType::Utf8,
-                        ColKind::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
-                    }, false)
+                    Field::new(
+                        *n,
+                        match k {
+                            ColKind::Int64 => DataType::Int64,
+                            ColKind::Utf8 => DataType::Utf8,
+                            ColKind::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
+                        },
+                        false,
+                    )
                 })
                 .collect::<Vec<_>>(),
         ))
     }
 
-    fn ctx(table: &str, schema: SchemaRef, opts: &[(&str, &str)], subtask: usize, p: usize, batch: usize) -> SourceContext {
-        let mut options: BTreeMap<String, String> =
-            opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    fn ctx(
+        table: &str,
+        schema: SchemaRef,
+        opts: &[(&str, &str)],
+        subtask: usize,
+        p: usize,
+        batch: usize,
+    ) -> SourceContext {
+        let mut options: BTreeMap<String, String> = opts
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         options.insert("connector".into(), "nexmark".into());
         options.insert("nexmark.table".into(), table.into());
-        SourceContext { table: "nx".into(), options, schema, subtask, parallelism: p, batch_size: batch, local_time_zone: "UTC".into() }
+        SourceContext {
+            table: "nx".into(),
+            options,
+            schema,
+            subtask,
+            parallelism: p,
+            batch_size: batch,
+            local_time_zone: "UTC".into(),
+        }
     }
 
     fn drain(c: &SourceContext) -> Vec<RecordBatch> {
@@ -736,7 +808,12 @@ mod tests {
                 })
                 .collect();
             for r in 0..b.num_rows() {
-                out.push(cols.iter().map(|c| c[r].as_str()).collect::<Vec<_>>().join("|"));
+                out.push(
+                    cols.iter()
+                        .map(|c| c[r].as_str())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                );
             }
         }
         out
@@ -744,8 +821,18 @@ mod tests {
 
     #[test]
     fn the_event_mix_is_1_person_3_auctions_46_bids() {
-        assert_eq!((Kind::Person.count_in(50), Kind::Auction.count_in(50), Kind::Bid.count_in(50)), (1, 3, 46));
-        assert_eq!(Kind::Bid.count_in(1000) + Kind::Auction.count_in(1000) + Kind::Person.count_in(1000), 1000);
+        assert_eq!(
+            (
+                Kind::Person.count_in(50),
+                Kind::Auction.count_in(50),
+                Kind::Bid.count_in(50)
+            ),
+            (1, 3, 46)
+        );
+        assert_eq!(
+            Kind::Bid.count_in(1000) + Kind::Auction.count_in(1000) + Kind::Person.count_in(1000),
+            1000
+        );
         assert_eq!(Kind::Bid.count_in(3), 0);
         assert_eq!(Kind::Auction.count_in(3), 2);
         for kind in [Kind::Person, Kind::Auction, Kind::Bid] {
@@ -756,30 +843,62 @@ mod tests {
             }
         }
         let opts = [("number-of-events", "1000")];
-        let count = |t: &str, k: Kind| drain(&ctx(t, schema(k), &opts, 0, 1, 128)).iter().map(|b| b.num_rows()).sum::<usize>();
-        assert_eq!((count("person", Kind::Person), count("auction", Kind::Auction), count("bid", Kind::Bid)), (20, 60, 920));
+        let count = |t: &str, k: Kind| {
+            drain(&ctx(t, schema(k), &opts, 0, 1, 128))
+                .iter()
+                .map(|b| b.num_rows())
+                .sum::<usize>()
+        };
+        assert_eq!(
+            (
+                count("person", Kind::Person),
+                count("auction", Kind::Auction),
+                count("bid", Kind::Bid)
+            ),
+            (20, 60, 920)
+        );
     }
 
     #[test]
     fn output_is_deterministic_across_runs_parallelism_and_batches() {
         let opts = [("number-of-events", "3000")];
-        for (t, k) in [("bid", Kind::Bid), ("auction", Kind::Auction), ("person", Kind::Person)] {
+        for (t, k) in [
+            ("bid", Kind::Bid),
+            ("auction", Kind::Auction),
+            ("person", Kind::Person),
+        ] {
             let one = rows(&drain(&ctx(t, schema(k), &opts, 0, 1, 100)));
             assert_eq!(rows(&drain(&ctx(t, schema(k), &opts, 0, 1, 100))), one);
             assert_eq!(rows(&drain(&ctx(t, schema(k), &opts, 0, 1, 7))), one);
-            let mut three: Vec<String> = (0..3).flat_map(|i| rows(&drain(&ctx(t, schema(k), &opts, i, 3, 50)))).collect();
+            let mut three: Vec<String> = (0..3)
+                .flat_map(|i| rows(&drain(&ctx(t, schema(k), &opts, i, 3, 50))))
+                .collect();
             let mut sorted = one.clone();
             three.sort();
             sorted.sort();
             assert_eq!(three, sorted, "{t} differs at parallelism 3");
-            let other = rows(&drain(&ctx(t, schema(k), &[("number-of-events", "3000"), ("seed", "9")], 0, 1, 100)));
+            let other = rows(&drain(&ctx(
+                t,
+                schema(k),
+                &[("number-of-events", "3000"), ("seed", "9")],
+                0,
+                1,
+                100,
+            )));
             assert_ne!(other, one);
         }
     }
 
     #[test]
     fn events_follow_the_generator_model() {
-        let b = drain(&ctx("bid", schema(Kind::Bid), &[("number-of-events", "50000")], 0, 1, 100_000));
+        let b = drain(&ctx(
+            "bid",
+            schema(Kind::Bid),
+            &[("number-of-events", "50000")],
+            0,
+            1,
+            100_000,
+        ));
         let b = &b[0];
         let auction = b.column(0).as_primitive::<Int64Type>();
         let bidder = b.column(1).as_primitive::<Int64Type>();
@@ -793,42 +912,89 @@ mod tests {
             // 10 000 events per second of event time from 2024-01-01.
             assert_eq!(ts.value(k), DEFAULT_BASE_TIME + (n / 10) as i64);
             let last_auction = last_base0_auction_id(n) as i64 + FIRST_AUCTION_ID;
-            assert!(auction.value(k) >= FIRST_AUCTION_ID && auction.value(k) <= last_auction + AUCTION_ID_LEAD as i64);
-            if auction.value(k) == (last_base0_auction_id(n) / 100 * 100) as i64 + FIRST_AUCTION_ID {
+            assert!(
+                auction.value(k) >= FIRST_AUCTION_ID
+                    && auction.value(k) <= last_auction + AUCTION_ID_LEAD as i64
+            );
+            if auction.value(k) == (last_base0_auction_id(n) / 100 * 100) as i64 + FIRST_AUCTION_ID
+            {
                 hot += 1;
             }
             assert!(bidder.value(k) >= FIRST_PERSON_ID);
-            assert!((100..=100_000_000).contains(&price.value(k)), "{}", price.value(k));
+            assert!(
+                (100..=100_000_000).contains(&price.value(k)),
+                "{}",
+                price.value(k)
+            );
             let len = extra.value(k).len();
             assert!((54..=82).contains(&len), "extra of {len}");
         }
         // P(hot auction) = 1/2 plus the random picks that land on it.
         let share = hot as f64 / b.num_rows() as f64;
         assert!((0.48..0.6).contains(&share), "hot share {share}");
-        let google = channel.iter().filter(|c| *c == Some("Google")).count() as f64 / b.num_rows() as f64;
+        let google =
+            channel.iter().filter(|c| *c == Some("Google")).count() as f64 / b.num_rows() as f64;
         assert!((0.1..0.15).contains(&google), "Google share {google}");
-        let persons = drain(&ctx("person", schema(Kind::Person), &[("number-of-events", "500")], 0, 1, 100));
-        let ids: Vec<i64> = persons[0].column(0).as_primitive::<Int64Type>().values().to_vec();
+        let persons = drain(&ctx(
+            "person",
+            schema(Kind::Person),
+            &[("number-of-events", "500")],
+            0,
+            1,
+            100,
+        ));
+        let ids: Vec<i64> = persons[0]
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
         assert_eq!(ids, (1000..1010).collect::<Vec<_>>());
         let card = persons[0].column(3).as_string::<i32>().value(0);
-        assert!(card.len() == 19 && card.split(' ').all(|g| g.len() == 4), "{card}");
-        let auctions = drain(&ctx("auction", schema(Kind::Auction), &[("number-of-events", "100")], 0, 1, 100));
+        assert!(
+            card.len() == 19 && card.split(' ').all(|g| g.len() == 4),
+            "{card}"
+        );
+        let auctions = drain(&ctx(
+            "auction",
+            schema(Kind::Auction),
+            &[("number-of-events", "100")],
+            0,
+            1,
+            100,
+        ));
         let a = &auctions[0];
         let ids: Vec<i64> = a.column(0).as_primitive::<Int64Type>().values().to_vec();
         assert_eq!(ids, vec![1000, 1001, 1002, 1003, 1004, 1005]);
-        let (dt, exp) = (a.column(5).as_primitive::<TimestampMillisecondType>(), a.column(6).as_primitive::<TimestampMillisecondType>());
+        let (dt, exp) = (
+            a.column(5).as_primitive::<TimestampMillisecondType>(),
+            a.column(6).as_primitive::<TimestampMillisecondType>(),
+        );
         assert!((0..a.num_rows()).all(|r| exp.value(r) > dt.value(r)));
-        let (ib, rs) = (a.column(3).as_primitive::<Int64Type>(), a.column(4).as_primitive::<Int64Type>());
+        let (ib, rs) = (
+            a.column(3).as_primitive::<Int64Type>(),
+            a.column(4).as_primitive::<Int64Type>(),
+        );
         assert!((0..a.num_rows()).all(|r| rs.value(r) >= ib.value(r)));
     }
 
     #[test]
     fn declared_columns_are_matched_case_insensitively_in_any_order() {
         let s = Arc::new(Schema::new(vec![
-            Field::new("DATETIME", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+            Field::new(
+                "DATETIME",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
             Field::new("price", DataType::Int64, false),
         ]));
-        let full = drain(&ctx("bid", schema(Kind::Bid), &[("number-of-events", "200")], 0, 1, 1000));
+        let full = drain(&ctx(
+            "bid",
+            schema(Kind::Bid),
+            &[("number-of-events", "200")],
+            0,
+            1,
+            1000,
+        ));
         let part = drain(&ctx("bid", s, &[("number-of-events", "200")], 0, 1, 1000));
         assert_eq!(part[0].num_columns(), 2);
         assert_eq!(
@@ -836,23 +1002,52 @@ mod tests {
             full[0].column(2).as_primitive::<Int64Type>().values()
         );
         assert_eq!(
-            part[0].column(0).as_primitive::<TimestampMillisecondType>().values(),
-            full[0].column(5).as_primitive::<TimestampMillisecondType>().values()
+            part[0]
+                .column(0)
+                .as_primitive::<TimestampMillisecondType>()
+                .values(),
+            full[0]
+                .column(5)
+                .as_primitive::<TimestampMillisecondType>()
+                .values()
         );
     }
 
     #[test]
     fn bad_tables_are_clear_errors() {
         let opts = |t: &str| -> BTreeMap<String, String> {
-            [("connector", "nexmark"), ("nexmark.table", t)].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            [("connector", "nexmark"), ("nexmark.table", t)]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
-        let s = Arc::new(Schema::new(vec![Field::new("bogus", DataType::Int64, false)]));
-        let e = validate_table("bids", &opts("bid"), &s, Role::Source).unwrap_err().to_string();
+        let s = Arc::new(Schema::new(vec![Field::new(
+            "bogus",
+            DataType::Int64,
+            false,
+        )]));
+        let e = validate_table("bids", &opts("bid"), &s, Role::Source)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("table `bids`: column `bogus` is not a column of nexmark table 'bid'; its columns are: auction BIGINT"), "{e}");
-        let s = Arc::new(Schema::new(vec![Field::new("price", DataType::Int32, false)]));
-        let e = validate_table("bids", &opts("bid"), &s, Role::Source).unwrap_err().to_string();
-        assert_eq!(e, "table `bids`: column `price` has type INT, but nexmark table 'bid' makes it BIGINT");
-        let e = validate_table("x", &opts("bids"), &schema(Kind::Bid), Role::Source).unwrap_err().to_string();
-        assert_eq!(e, "table `x`: option 'nexmark.table' = 'bids' is invalid: expected 'bid', 'auction' or 'person'");
+        let s = Arc::new(Schema::new(vec![Field::new(
+            "price",
+            DataType::Int32,
+            false,
+        )]));
+        let e = validate_table("bids", &opts("bid"), &s, Role::Source)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "table `bids`: column `price` has type INT, but nexmark table 'bid' makes it BIGINT"
+        );
+        let e = validate_table("x", &opts("bids"), &schema(Kind::Bid), Role::Source)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "table `x`: option 'nexmark.table' = 'bids' is invalid: expected 'bid', 'auction' or 'person'"
+        );
     }
 }

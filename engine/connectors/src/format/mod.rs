@@ -59,7 +59,12 @@ impl Encoder {
         }
     }
 
-    pub(crate) fn encode(&mut self, table: &str, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ConnectorError> {
+    pub(crate) fn encode(
+        &mut self,
+        table: &str,
+        batch: &RecordBatch,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ConnectorError> {
         match self {
             Encoder::Json(e) => e.encode(table, batch, out),
             Encoder::Csv(e) => e.encode(table, batch, out),
@@ -85,7 +90,11 @@ pub(crate) enum Decoder {
 }
 
 impl Decoder {
-    pub(crate) fn new(format: &Format, fields: &[Arc<Field>], connector: &str) -> Result<Decoder, String> {
+    pub(crate) fn new(
+        format: &Format,
+        fields: &[Arc<Field>],
+        connector: &str,
+    ) -> Result<Decoder, String> {
         let types = column_types(fields, connector)?;
         Ok(match format {
             Format::Json(o) => Decoder::Json(json::JsonDecoder::new(o.clone(), fields, types)),
@@ -118,7 +127,10 @@ impl Decoder {
         }
     }
 
-    pub(crate) fn finish(&mut self, schema: &arrow::datatypes::SchemaRef) -> Result<RecordBatch, String> {
+    pub(crate) fn finish(
+        &mut self,
+        schema: &arrow::datatypes::SchemaRef,
+    ) -> Result<RecordBatch, String> {
         match self {
             Decoder::Json(d) => d.builders.finish(schema),
             Decoder::Csv(d) => d.builders.finish(schema),
