@@ -51,8 +51,9 @@ def run_case(case_dir, python, keep_tmp=False, timeout=900):
     ]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if p.returncode != 0:
-        raise RuntimeError("Flink run failed:\n" + "\n".join(
-            l for l in p.stdout.splitlines() if not l.lstrip().startswith("at ")))
+        lines = [l for l in p.stdout.splitlines()
+                 if l.startswith(("run_flink", "Caused by")) or "Exception" in l]
+        raise RuntimeError("Flink run failed:\n  " + "\n  ".join(lines[:8]))
     return coll, tmp, sinks
 
 
