@@ -5,6 +5,7 @@
 //! - `DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm')`: Java `SimpleDateFormat` patterns.
 //! - `TO_TIMESTAMP(str [, format])`: parses into TIMESTAMP(3); NULL on bad input.
 //! - `TO_TIMESTAMP_LTZ(n, precision)`: epoch seconds (0) or milliseconds (3).
+//! - `SPLIT_INDEX(str, sep, index)`: the 0-based field, NULL when absent.
 //! - `CONCAT(a, b, ...)`: NULL if any argument is NULL (DataFusion skips NULLs).
 //! - casts to STRING: Flink's text for timestamps (`2024-01-01 00:00:00.000`),
 //!   doubles (Java's `Double.toString`) and booleans (`TRUE`).
@@ -30,6 +31,7 @@ pub fn flink_functions(tz: &str) -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::ToTimestampLtz, tz))),
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::Concat, tz))),
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::ToString, tz))),
+        Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::SplitIndex, tz))),
     ]
 }
 
@@ -44,6 +46,7 @@ enum Kind {
     ToTimestampLtz,
     Concat,
     ToString,
+    SplitIndex,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -72,6 +75,7 @@ impl ScalarUDFImpl for FlinkFn {
             Kind::ToTimestampLtz => "to_timestamp_ltz",
             Kind::Concat => "concat",
             Kind::ToString => TO_STRING,
+            Kind::SplitIndex => "split_index",
         }
     }
 
@@ -116,6 +120,10 @@ impl ScalarUDFImpl for FlinkFn {
                 arity(1, 1, "one argument")?;
                 Ok(DataType::Utf8)
             }
+            Kind::SplitIndex => {
+                arity(3, 3, "(string, separator, index)")?;
+                Ok(DataType::Utf8)
+            }
         }
     }
 
@@ -131,6 +139,7 @@ impl ScalarUDFImpl for FlinkFn {
             Kind::ToTimestampLtz => to_timestamp_ltz(&arrays, &self.tz)?,
             Kind::Concat => concat(&arrays)?,
             Kind::ToString => to_flink_string(&arrays[0], &self.tz)?,
+            Kind::SplitIndex => split_index(&arrays)?,
         };
         if all_scalar {
             Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
@@ -380,6 +389,28 @@ fn concat(args: &[ArrayRef]) -> Result<ArrayRef> {
             buf.push_str(s.value(i));
         }
         b.append_value(&buf);
+    }
+    Ok(Arc::new(b.finish()))
+}
+
+/// Flink's SPLIT_INDEX: the 0-based `index`-th field of `s` split by `sep`, or NULL.
+fn split_index(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let s = utf8(&args[0])?;
+    let sep = utf8(&args[1])?;
+    let idx = cast(&args[2], &DataType::Int64)?;
+    let idx = idx.as_primitive::<arrow::datatypes::Int64Type>();
+    let mut b = StringBuilder::with_capacity(s.len(), s.len() * 8);
+    for i in 0..s.len() {
+        if s.is_null(i) || sep.is_null(i) || idx.is_null(i) || idx.value(i) < 0 {
+            b.append_null();
+            continue;
+        }
+        let (text, sep) = (s.value(i), sep.value(i));
+        let field = if sep.is_empty() { Some(text).filter(|_| idx.value(i) == 0) } else { text.split(sep).nth(idx.value(i) as usize) };
+        match field {
+            Some(f) => b.append_value(f),
+            None => b.append_null(),
+        }
     }
     Ok(Arc::new(b.finish()))
 }

@@ -1,0 +1,43 @@
+# Sluice entry points. See README.md.
+SHELL := /bin/bash
+CARGO ?= cargo
+SLUICE_CACHE ?= $(HOME)/.cache/sluice
+export SLUICE_CACHE
+
+.PHONY: run test test-unit test-e2e lint bench build fmt help
+
+help:
+	@echo "make run     - build the engine and run the demo job (config/examples/demo.sql)"
+	@echo "make test    - the whole test suite (unit, golden, integration, end-to-end)"
+	@echo "make lint    - rustfmt --check and clippy -D warnings"
+	@echo "make bench   - benchmarks; writes .bench/report.md"
+	@echo "make sandbox-up / sandbox-down - a local Kubernetes cluster without Docker"
+
+build:
+	$(CARGO) build --release -p sluice-engine
+
+run: build
+	$(CARGO) run --release -q -p sluice-engine -- run config/examples/demo.sql --rest-addr 127.0.0.1:0
+
+test: test-unit test-e2e
+
+test-unit:
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: build
+	bash scripts/bench.sh
+
+# The local control plane and node agent (e2e/) define sandbox-up,
+# sandbox-down and e2e-test.
+-include e2e/sandbox.mk
+
+test-e2e:
+	@if grep -q '^e2e-test:' e2e/sandbox.mk 2>/dev/null; then $(MAKE) e2e-test; else echo "e2e: no end-to-end suite yet"; fi

@@ -1,0 +1,162 @@
+//! The REST server against its contract, `engine/openapi.json`: every route is
+//! documented, every documented route answers, and every JSON response matches
+//! its schema (required fields present, no undocumented fields, right types).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sluice_engine::config::Config;
+use sluice_engine::local::{compile_text, prepare};
+use sluice_engine::rest::{self, OPENAPI, ROUTES};
+use sluice_engine::runtime::{JobState, JobStatus, execute};
+
+const JOB: &str = "
+CREATE TABLE src (id BIGINT, ts AS TO_TIMESTAMP_LTZ(id * 10, 3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+  WITH ('connector' = 'datagen', 'rows-per-second' = '2000', 'fields.id.kind' = 'sequence',
+        'fields.id.start' = '0', 'fields.id.end' = '100000000');
+CREATE TABLE out1 (window_start TIMESTAMP(3), cnt BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO out1 SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+GROUP BY window_start, window_end;
+";
+
+fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").expect("write");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).expect("read");
+    let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let path = r.trim_start_matches("#/").split('/').fold(doc, |v, k| &v[k]);
+            resolve(doc, path)
+        }
+        None => schema,
+    }
+}
+
+fn check(doc: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
+    let schema = resolve(doc, schema);
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let ok = types.is_empty()
+        || types.iter().any(|t| match *t {
+            "object" => v.is_object(),
+            "array" => v.is_array(),
+            "string" => v.is_string(),
+            "integer" => v.is_i64() || v.is_u64(),
+            "number" => v.is_number(),
+            "boolean" => v.is_boolean(),
+            "null" => v.is_null(),
+            _ => false,
+        });
+    if !ok {
+        errors.push(format!("{at}: {v} is not {types:?}"));
+        return;
+    }
+    if let Some(e) = schema.get("enum").and_then(Value::as_array)
+        && !e.contains(v)
+    {
+        errors.push(format!("{at}: {v} is not one of {e:?}"));
+    }
+    if let Some(obj) = v.as_object() {
+        let props = schema.get("properties").and_then(Value::as_object);
+        for r in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(k) = r.as_str()
+                && !obj.contains_key(k)
+            {
+                errors.push(format!("{at}: missing required field {k}"));
+            }
+        }
+        for (k, val) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(s) => check(doc, s, val, &format!("{at}.{k}"), errors),
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    errors.push(format!("{at}: undocumented field {k}"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), v.as_array()) {
+        for (i, x) in arr.iter().enumerate() {
+            check(doc, items, x, &format!("{at}[{i}]"), errors);
+        }
+    }
+}
+
+#[test]
+fn server_matches_openapi_document() {
+    let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+    // Every served route is documented and every documented route is served.
+    let mut documented: Vec<String> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(p, ops)| ops.as_object().into_iter().flatten().map(move |(m, _)| format!("{} {p}", m.to_uppercase())))
+        .collect();
+    documented.sort();
+    let mut served: Vec<String> = ROUTES.iter().map(|s| s.to_string()).collect();
+    served.sort();
+    assert_eq!(documented, served, "routes and openapi.json disagree");
+
+    let job = compile_text(JOB, "rest.sql").expect("compiles");
+    let (graph, options) = prepare(&job, &Config::default()).expect("prepares");
+    let state = JobState::new("rest-test", "rest.sql", &graph);
+    let server = rest::serve("127.0.0.1:0", state.clone()).expect("serves");
+    let runner = {
+        let state = state.clone();
+        std::thread::spawn(move || execute(&graph, &state, &options))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while state.status() != JobStatus::Running && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Let the rate sampler take a reading.
+    std::thread::sleep(Duration::from_millis(2200));
+
+    let mut errors = Vec::new();
+    for route in ROUTES.iter().filter(|r| r.starts_with("GET ")) {
+        let path = &route[4..];
+        let (status, body) = http(server.addr, "GET", path);
+        assert_eq!(status, 200, "{route}: {body}");
+        let op = &doc["paths"][path]["get"]["responses"]["200"]["content"];
+        if let Some(schema) = op.get("application/json").map(|c| &c["schema"]) {
+            let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{route}: not JSON: {e}"));
+            check(&doc, schema, &v, path, &mut errors);
+        }
+    }
+    assert!(errors.is_empty(), "responses drift from openapi.json:\n{}", errors.join("\n"));
+
+    let (_, job) = http(server.addr, "GET", "/v1/job");
+    let job: Value = serde_json::from_str(&job).expect("json");
+    assert_eq!(job["state"], "RUNNING");
+    assert_eq!(job["vertices"].as_array().map(Vec::len), Some(2));
+    let (_, m) = http(server.addr, "GET", "/v1/job/metrics");
+    let m: Value = serde_json::from_str(&m).expect("json");
+    let source = &m["vertices"][0];
+    assert!(source["recordsOut"].as_u64().unwrap_or(0) > 0, "{source}");
+    assert!(source["recordsOutPerSecond"].as_f64().unwrap_or(0.0) > 0.0, "{source}");
+    assert!(m["vertices"][1]["watermark"].is_string(), "{m}");
+    let (_, prom) = http(server.addr, "GET", "/metrics");
+    assert!(prom.contains("sluice_records_in_total{job=\"rest-test\",vertex=\"1\",subtask=\"0\"}"), "{prom}");
+
+    let (status, _) = http(server.addr, "POST", "/v1/job/cancel");
+    assert_eq!(status, 202);
+    runner.join().expect("runner").expect("cancel is not an error");
+    assert_eq!(state.status(), JobStatus::Canceled);
+    let (status, _) = http(server.addr, "POST", "/v1/job/cancel");
+    assert_eq!(status, 409);
+    let _ = Arc::strong_count(&state);
+}

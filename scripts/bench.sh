@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs the benchmark jobs on Sluice at parallelism 1 and writes .bench/report.md:
+# events per second, wall time and peak RSS, next to Apache Flink's figures for
+# the same SQL from bench/flink/results.tsv (refreshed with BENCH_FLINK=1, which
+# runs Flink locally through bench/flink/run.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=.bench
+mkdir -p "$out"
+bin="${CARGO_TARGET_DIR:-target}/release/sluice-engine"
+[ -x "$bin" ] || { echo "bench: $bin is missing; run 'make build' first" >&2; exit 1; }
+queries=(bench/q_filter.sql bench/q_tumble.sql bench/nexmark/q0.sql bench/nexmark/q1.sql bench/nexmark/q2.sql bench/nexmark/q22.sql bench/nexmark/q5_hop.sql)
+flink_tsv=bench/flink/results.tsv
+if [ "${BENCH_FLINK:-0}" = 1 ]; then
+  bash tools/flink/setup.sh
+  "$SLUICE_CACHE/flink-venv/bin/python" bench/flink/run.py --tsv "$flink_tsv" bench/q_filter.sql bench/q_tumble.sql
+fi
+report="$out/report.md"
+{
+  echo "# Sluice benchmark report"
+  echo
+  echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); parallelism 1; \`make bench\`"
+  echo
+  echo "| query | events | wall s | Sluice events/s | peak RSS MiB | Flink events/s | Flink peak RSS MiB | Sluice / Flink |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+} > "$report"
+for q in "${queries[@]}"; do
+  name=$(basename "$q" .sql)
+  log="$out/$name.log"
+  /usr/bin/time -v "$bin" run "$q" --parallelism 1 --rest-addr 127.0.0.1:0 >"$log.out" 2>"$log"
+  events=$(sed -n 's/.*: \([0-9]*\) records read.*/\1/p' "$log" | tail -1)
+  wall=$(sed -n 's/.*Finished in \([0-9.]*\)s.*/\1/p' "$log" | tail -1)
+  rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\).*/\1/p' "$log")
+  eps=$(awk -v e="$events" -v w="$wall" 'BEGIN { printf "%.0f", e / w }')
+  rss=$(awk -v k="$rss_kb" 'BEGIN { printf "%.0f", k / 1024 }')
+  f_eps="-"; f_rss="-"; ratio="-"
+  if [ -f "$flink_tsv" ]; then
+    line=$(awk -F'\t' -v n="$name" '$1 == n' "$flink_tsv" | tail -1)
+    if [ -n "$line" ]; then
+      f_eps=$(cut -f2 <<<"$line"); f_rss=$(cut -f3 <<<"$line")
+      ratio=$(awk -v a="$eps" -v b="$f_eps" 'BEGIN { printf "%.1fx", a / b }')
+    fi
+  fi
+  echo "| $name | $events | $wall | $eps | $rss | $f_eps | $f_rss | $ratio |" >> "$report"
+  echo "bench: $name: $eps events/s, ${rss} MiB peak RSS"
+done
+{
+  echo
+  echo "Events are records read by the sources; wall time is the engine's run time"
+  echo "excluding process start. Flink figures: bench/flink/results.tsv (see bench/flink/RESULTS.md)."
+} >> "$report"
+cat "$report"
