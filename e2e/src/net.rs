@@ -41,11 +41,10 @@ pub fn link_exists(name: &str) -> bool {
 pub fn ensure_bridge(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
     if !link_exists(name) {
         // Two agents may race on a shared bridge: tolerate "exists".
-        if let Err(e) = ip(&["link", "add", "name", name, "type", "bridge"]) {
-            if !link_exists(name) {
+        if let Err(e) = ip(&["link", "add", "name", name, "type", "bridge"])
+            && !link_exists(name) {
                 return Err(e);
             }
-        }
     }
     let cidr = format!("{addr}/{prefix}");
     let shown = ip(&["-4", "addr", "show", "dev", name])?;

@@ -175,6 +175,9 @@ async fn pod_runs_as_a_process_with_kubernetes_status() {
     // The container writes to its log file.
     let log = std::fs::read_to_string(env.log_file(&p, "web", 0)).unwrap();
     assert!(log.contains("listening on :8080"), "{log}");
+    // `kubectl logs`: the API server proxies to the agent's kubelet endpoint.
+    let logs = pods.logs("one", &kube::api::LogParams::default()).await.unwrap();
+    assert!(logs.contains("listening on :8080"), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,11 +87,10 @@ fn read_pid(dir: &Path) -> Option<i32> {
 }
 
 fn run_foreground(a: &Args) -> Result<()> {
-    if let Some(pid) = read_pid(&a.dir) {
-        if pid_alive(pid) && pid != std::process::id() as i32 {
+    if let Some(pid) = read_pid(&a.dir)
+        && pid_alive(pid) && pid != std::process::id() as i32 {
             bail!("a sandbox is already running (pid {pid}); run `sluice-sandbox down` first");
         }
-    }
     std::fs::create_dir_all(&a.dir)?;
     let _ = std::fs::remove_file(a.dir.join("ready"));
     std::fs::write(a.dir.join("sandbox.pid"), std::process::id().to_string())?;
@@ -146,12 +145,11 @@ fn run_foreground(a: &Args) -> Result<()> {
 }
 
 fn up(a: &Args) -> Result<()> {
-    if let Some(pid) = read_pid(&a.dir) {
-        if pid_alive(pid) {
+    if let Some(pid) = read_pid(&a.dir)
+        && pid_alive(pid) {
             println!("sandbox already running (pid {pid})\nexport KUBECONFIG={}", a.dir.join("kubeconfig").display());
             return Ok(());
         }
-    }
     std::fs::create_dir_all(a.dir.join("logs"))?;
     let _ = std::fs::remove_file(a.dir.join("ready"));
     let log = a.dir.join("logs/sandbox.log");
@@ -184,8 +182,8 @@ fn up(a: &Args) -> Result<()> {
 }
 
 fn down(a: &Args) -> Result<()> {
-    if let Some(pid) = read_pid(&a.dir) {
-        if pid_alive(pid) {
+    if let Some(pid) = read_pid(&a.dir)
+        && pid_alive(pid) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(90);
             while pid_alive(pid) && Instant::now() < deadline {
@@ -195,7 +193,6 @@ fn down(a: &Args) -> Result<()> {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
         }
-    }
     // Whatever a crashed sandbox left behind.
     let s = spec(&a.dir, a.nodes.max(8))?;
     let mut left = Vec::new();

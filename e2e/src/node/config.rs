@@ -107,6 +107,7 @@ impl NodeConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::glob_match;
 

@@ -74,11 +74,10 @@ pub fn argv(cfg: &NodeConfig, c: &Container, env: &[(String, String)]) -> Result
     };
     if !first.contains('/') {
         let mut dirs = m.path.clone();
-        if let Some(ep) = m.entrypoint.first() {
-            if let Some(d) = Path::new(ep).parent() {
+        if let Some(ep) = m.entrypoint.first()
+            && let Some(d) = Path::new(ep).parent() {
                 dirs.push(d.to_path_buf());
             }
-        }
         let found = search(&first, &dirs).ok_or_else(|| {
             StartError::CreateContainerError(format!("executable {first:?} not found in the image path or PATH"))
         })?;
@@ -143,11 +142,10 @@ fn service_env(dir: &Directory, ns: &str) -> Vec<(String, String)> {
         .filter(|s| s.namespace().as_deref() == Some(ns))
         .collect();
     let default_ns = "default";
-    if ns != default_ns {
-        if let Some(k) = dir.service(default_ns, "kubernetes") {
+    if ns != default_ns
+        && let Some(k) = dir.service(default_ns, "kubernetes") {
             services.push(k);
         }
-    }
     services.sort_by_key(|s| s.name_any());
     for s in services {
         let (eps, ports) = dir.endpoints(s.namespace().as_deref().unwrap_or(ns), &s.name_any());

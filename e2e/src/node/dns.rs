@@ -186,6 +186,7 @@ pub async fn serve(addr: SocketAddr, dir: Directory) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -182,11 +182,10 @@ pub async fn run(cfg: NodeConfig, shutdown: impl std::future::Future<Output = ()
                 }
             }
             watcher::Event::Delete(p) => {
-                if let Some(uid) = p.uid() {
-                    if let Some((tx, _)) = workers.get(&uid) {
+                if let Some(uid) = p.uid()
+                    && let Some((tx, _)) = workers.get(&uid) {
                         let _ = tx.send(None);
                     }
-                }
             }
         }
     }

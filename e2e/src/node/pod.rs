@@ -473,11 +473,10 @@ impl PodWorker {
         let pod = self.name.clone();
         let backoff_initial = Duration::from_secs_f64(self.ctx.cfg.backoff_initial_seconds.max(0.0));
         for c in self.init.iter_mut().chain(self.main.iter_mut()) {
-            if let (Some(deadline), Some(pid)) = (c.kill_deadline, c.pid) {
-                if Instant::now() >= deadline {
+            if let (Some(deadline), Some(pid)) = (c.kill_deadline, c.pid)
+                && Instant::now() >= deadline {
                     let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
                 }
-            }
             let Some(child) = c.child.as_mut() else { continue };
             let Ok(Some(st)) = child.try_wait() else { continue };
             use std::os::unix::process::ExitStatusExt;
@@ -604,14 +603,13 @@ impl PodWorker {
             }
         }
         let failed = st.ok == Some(false);
-        if failed && matches!(r.kind, Kind::Liveness | Kind::Startup) {
-            if let Some(pid) = c.pid {
+        if failed && matches!(r.kind, Kind::Liveness | Kind::Startup)
+            && let Some(pid) = c.pid {
                 tracing::info!("pod {pod}: container {} failed its {:?} probe; killing it", c.spec.name, r.kind);
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
                 let g = p.termination_grace_period_seconds.map(|g| g.max(0) as u64).unwrap_or(grace);
                 c.kill_deadline = Some(Instant::now() + Duration::from_secs(g));
             }
-        }
         c.refresh_ready();
     }
 
@@ -624,11 +622,10 @@ impl PodWorker {
         loop {
             let mut alive = false;
             for c in self.init.iter_mut().chain(self.main.iter_mut()) {
-                if let Some(ch) = c.child.as_mut() {
-                    if matches!(ch.try_wait(), Ok(None)) {
+                if let Some(ch) = c.child.as_mut()
+                    && matches!(ch.try_wait(), Ok(None)) {
                         alive = true;
                     }
-                }
             }
             if !alive || Instant::now() >= deadline {
                 break;
@@ -673,11 +670,10 @@ impl PodWorker {
         loop {
             let mut alive = false;
             for c in self.init.iter_mut().chain(self.main.iter_mut()) {
-                if let Some(ch) = c.child.as_mut() {
-                    if matches!(ch.try_wait(), Ok(None)) {
+                if let Some(ch) = c.child.as_mut()
+                    && matches!(ch.try_wait(), Ok(None)) {
                         alive = true;
                     }
-                }
             }
             if !alive || Instant::now() >= deadline || SHUTTING_DOWN.load(Ordering::SeqCst) && Instant::now() + grace >= deadline + Duration::from_secs(2) {
                 break;
@@ -705,11 +701,10 @@ impl PodWorker {
                 preconditions: Some(Preconditions { uid: Some(self.uid.clone()), resource_version: None }),
                 ..Default::default()
             };
-            if let Err(e) = api.delete(&self.name, &dp).await {
-                if !matches!(&e, kube::Error::Api(ae) if ae.code == 404 || ae.code == 409) {
+            if let Err(e) = api.delete(&self.name, &dp).await
+                && !matches!(&e, kube::Error::Api(ae) if ae.code == 404 || ae.code == 409) {
                     tracing::warn!("pod {}/{}: final delete: {e}", self.ns, self.name);
                 }
-            }
         }
         tracing::info!("pod {}/{}: stopped", self.ns, self.name);
     }

@@ -50,7 +50,7 @@ pub async fn run(probe: &Probe, c: &Container, t: &Target) -> bool {
             if s.write_all(req.as_bytes()).await.is_err() {
                 return false;
             }
-            let mut buf = vec![0u8; 64];
+            let mut buf = [0u8; 64];
             let mut n = 0;
             while n < 12 {
                 match s.read(&mut buf[n..]).await {
@@ -72,11 +72,10 @@ pub async fn run(probe: &Probe, c: &Container, t: &Target) -> bool {
             }
             let (Ok(netns), Ok(mnt)) = (open_netns(&t.netns), open_mntns(t.pid)) else { return false };
             let mut argv = argv;
-            if !argv[0].contains('/') {
-                if let Some(p) = which(&argv[0]) {
+            if !argv[0].contains('/')
+                && let Some(p) = which(&argv[0]) {
                     argv[0] = p;
                 }
-            }
             let launch = Launch {
                 argv,
                 env: t.env.clone(),

@@ -223,6 +223,7 @@ pub fn pod_status(f: &PodFacts<'_>, init: &[CStatus], main: &[CStatus]) -> PodSt
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
