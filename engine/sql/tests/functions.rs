@@ -1,0 +1,93 @@
+//! Scalar expressions evaluated on a small batch, against Flink's semantics.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Float64Array, Int32Array, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::array_value_to_string;
+use datafusion_common::DFSchema;
+use sluice_sql::dialect::FlinkDialect;
+use sluice_sql::expr::{ExprPlanner, physical};
+use sluice_sql::Position;
+use sqlparser::parser::Parser;
+
+fn batch() -> RecordBatch {
+    let schema = Schema::new(vec![
+        Field::new("i", DataType::Int32, true),
+        Field::new("b", DataType::Int64, true),
+        Field::new("d", DataType::Float64, true),
+        Field::new("s", DataType::Utf8, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+    ]);
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from(vec![Some(7), None])),
+        Arc::new(Int64Array::from(vec![Some(1_700_000_000_123), Some(5)])),
+        Arc::new(Float64Array::from(vec![Some(0.1), Some(1e7)])),
+        Arc::new(StringArray::from(vec![Some(" Hello/World/x "), None])),
+        Arc::new(TimestampMillisecondArray::from(vec![Some(1_704_067_265_123), Some(0)])),
+    ];
+    RecordBatch::try_new(Arc::new(schema), cols).unwrap()
+}
+
+/// Evaluates `sql` on both rows; NULL prints as "NULL".
+fn eval(sql: &str) -> Vec<String> {
+    let b = batch();
+    let df = DFSchema::try_from_qualified_schema("t", &b.schema()).unwrap();
+    let ast = Parser::new(&FlinkDialect).try_with_sql(sql).unwrap().parse_expr().unwrap();
+    let e = ExprPlanner::new("UTC").plan(&ast, &df, Position::default()).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let p = physical(&e, &df).unwrap();
+    let a = p.evaluate(&b).unwrap().into_array(2).unwrap();
+    (0..2).map(|i| if a.is_null(i) { "NULL".into() } else { array_value_to_string(&a, i).unwrap() }).collect()
+}
+
+#[test]
+fn flink_scalar_functions() {
+    let cases: &[(&str, [&str; 2])] = &[
+        ("UPPER(TRIM(s))", ["HELLO/WORLD/X", "NULL"]),
+        ("CHAR_LENGTH(s)", ["15", "NULL"]),
+        ("CONCAT(s, 'a')", [" Hello/World/x a", "NULL"]),
+        ("SUBSTRING(TRIM(s) FROM 1 FOR 5)", ["Hello", "NULL"]),
+        ("REGEXP_EXTRACT(s, '([A-Z])[a-z]+/([A-Z])', 2)", ["W", "NULL"]),
+        ("REGEXP_EXTRACT(s, 'zzz')", ["NULL", "NULL"]),
+        ("SPLIT_INDEX(s, '/', 1)", ["World", "NULL"]),
+        ("SPLIT_INDEX(s, '/', 9)", ["NULL", "NULL"]),
+        ("COALESCE(i, 0) + 1", ["8", "1"]),
+        ("CASE WHEN i > 5 THEN 'big' ELSE 'small' END", ["big", "small"]),
+        ("IF(i IS NULL, -1, i)", ["7", "-1"]),
+        ("MOD(b, 10)", ["3", "5"]),
+        ("i IN (1, 7)", ["true", "NULL"]),
+        ("s LIKE '%World%'", ["true", "NULL"]),
+        ("i BETWEEN 1 AND 10", ["true", "NULL"]),
+        ("CAST(d AS STRING)", ["0.1", "1.0E7"]),
+        ("CAST(i > 1 AS STRING)", ["TRUE", "NULL"]),
+        ("CAST(ts AS STRING)", ["2024-01-01 00:01:05.123", "1970-01-01 00:00:00.000"]),
+        ("TRY_CAST('x' AS INT)", ["NULL", "NULL"]),
+        ("DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm')", ["2024-01-01 00:01", "1970-01-01 00:00"]),
+        ("EXTRACT(MINUTE FROM ts)", ["1", "0"]),
+        ("CAST(FLOOR(ts TO MINUTE) AS STRING)", ["2024-01-01 00:01:00.000", "1970-01-01 00:00:00.000"]),
+        ("CAST(CEIL(ts TO MINUTE) AS STRING)", ["2024-01-01 00:02:00.000", "1970-01-01 00:00:00.000"]),
+        ("CAST(TO_TIMESTAMP('2024-02-03 04:05:06') AS STRING)", ["2024-02-03 04:05:06.000", "2024-02-03 04:05:06.000"]),
+        ("CAST(TO_TIMESTAMP('03/02/2024', 'dd/MM/yyyy') AS STRING)", ["2024-02-03 00:00:00.000", "2024-02-03 00:00:00.000"]),
+        ("CAST(TO_TIMESTAMP_LTZ(b, 3) AS STRING)", ["2023-11-14 22:13:20.123", "1970-01-01 00:00:00.005"]),
+        ("CAST(ts - INTERVAL '5' SECOND AS STRING)", ["2024-01-01 00:01:00.123", "1969-12-31 23:59:55.000"]),
+    ];
+    let mut failures = Vec::new();
+    for (sql, expected) in cases {
+        let got = eval(sql);
+        if got != expected.iter().map(|s| s.to_string()).collect::<Vec<_>>() {
+            failures.push(format!("{sql}: expected {expected:?}, got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn extract_is_bigint_as_in_flink() {
+    let b = batch();
+    let df = DFSchema::try_from_qualified_schema("t", &b.schema()).unwrap();
+    let ast = Parser::new(&FlinkDialect).try_with_sql("EXTRACT(HOUR FROM ts)").unwrap().parse_expr().unwrap();
+    let e = ExprPlanner::new("UTC").plan(&ast, &df, Position::default()).unwrap();
+    use datafusion_expr::ExprSchemable;
+    assert_eq!(e.get_type(&df).unwrap(), DataType::Int64);
+}
