@@ -14,7 +14,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("parallelism.default", "1", "parallelism of every vertex"),
     ("pipeline.max-parallelism", "128", "number of key groups"),
     ("table.local-time-zone", "UTC", "time zone of TIMESTAMP_LTZ values and their windows"),
-    ("table.exec.source.idle-timeout", "0 ms", "a source without data for this long is idle and holds back no watermark; 0 disables"),
+    (
+        "table.exec.source.idle-timeout",
+        "0 ms",
+        "a source without data for this long is idle and holds back no watermark; 0 disables",
+    ),
     ("execution.batch-size", "8192", "rows per record batch produced by sources"),
     ("execution.buffer-capacity", "8", "record batches buffered per input channel before backpressure"),
 ];
@@ -29,20 +33,18 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config, EngineError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| EngineError::Io { path: path.display().to_string(), source })?;
-        let value: serde_yaml::Value = serde_yaml::from_str(&text)
-            .map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))?;
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(&text).map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))?;
         let mut values = BTreeMap::new();
-        flatten("", &value, &mut values)
-            .map_err(|m| EngineError::Config(format!("{}: {m}", path.display())))?;
+        flatten("", &value, &mut values).map_err(|m| EngineError::Config(format!("{}: {m}", path.display())))?;
         Ok(Config { values })
     }
 
     /// Applies `key=value` overrides.
     pub fn set_all(&mut self, pairs: &[String]) -> Result<(), EngineError> {
         for p in pairs {
-            let (k, v) = p
-                .split_once('=')
-                .ok_or_else(|| EngineError::Config(format!("--set expects key=value, got '{p}'")))?;
+            let (k, v) =
+                p.split_once('=').ok_or_else(|| EngineError::Config(format!("--set expects key=value, got '{p}'")))?;
             self.values.insert(k.trim().to_string(), v.trim().to_string());
         }
         Ok(())

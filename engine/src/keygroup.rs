@@ -79,7 +79,9 @@ fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> Result<(), String> {
         DataType::Int32 => prim!(t::Int32Type, |v: i32| v as i64 as u64),
         DataType::Int64 => prim!(t::Int64Type, |v: i64| v as u64),
         DataType::Float64 => prim!(t::Float64Type, |v: f64| if v == 0.0 { 0 } else { v.to_bits() }),
-        DataType::Decimal128(_, _) => prim!(t::Decimal128Type, |v: i128| (v as u64) ^ ((v >> 64) as u64).rotate_left(17)),
+        DataType::Decimal128(_, _) => {
+            prim!(t::Decimal128Type, |v: i128| (v as u64) ^ ((v >> 64) as u64).rotate_left(17))
+        }
         DataType::Timestamp(_, _) | DataType::Date64 => {
             let c = arrow::compute::cast(col, &DataType::Int64).map_err(|e| e.to_string())?;
             return hash_column(&c, hashes);

@@ -12,7 +12,8 @@ use crate::runtime::{JobState, RunOptions, execute};
 
 /// Reads and compiles a job file, and checks its connectors' options.
 pub fn compile_file(path: &Path) -> Result<sluice_sql::Job, EngineError> {
-    let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io { path: path.display().to_string(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| EngineError::Io { path: path.display().to_string(), source })?;
     compile_text(&text, &path.display().to_string())
 }
 

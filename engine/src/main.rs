@@ -63,9 +63,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
         .try_init();
     match cli.command {
         Command::Validate { job } => match load(&job) {
@@ -145,8 +143,10 @@ fn run(args: &RunArgs) -> Result<(), EngineError> {
         .flat_map(|v| state.metrics_of(v.id))
         .map(|m| m.records_in.load(std::sync::atomic::Ordering::Relaxed))
         .sum();
-    let late: u64 = state.subtasks.iter().map(|m| m.late_records_dropped.load(std::sync::atomic::Ordering::Relaxed)).sum();
-    let skipped: u64 = state.subtasks.iter().map(|m| m.skipped_records.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    let late: u64 =
+        state.subtasks.iter().map(|m| m.late_records_dropped.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    let skipped: u64 =
+        state.subtasks.iter().map(|m| m.skipped_records.load(std::sync::atomic::Ordering::Relaxed)).sum();
     result?;
     eprintln!(
         "sluice: job `{job_id}` {:?} in {:.2}s: {records} records read ({:.0}/s), {late} late records dropped, {skipped} unparsable records skipped",
@@ -180,7 +180,11 @@ fn spawn_progress(state: Arc<JobState>) -> Progress {
     let handle = std::thread::spawn(move || {
         let sources: Vec<_> = state.vertices.iter().filter(|v| v.is_source).map(|v| v.id).collect();
         let read = |s: &JobState| -> u64 {
-            sources.iter().flat_map(|v| s.metrics_of(*v)).map(|m| m.records_in.load(std::sync::atomic::Ordering::Relaxed)).sum()
+            sources
+                .iter()
+                .flat_map(|v| s.metrics_of(*v))
+                .map(|m| m.records_in.load(std::sync::atomic::Ordering::Relaxed))
+                .sum()
         };
         let mut last = (Instant::now(), read(&state));
         while !flag.load(std::sync::atomic::Ordering::SeqCst) {

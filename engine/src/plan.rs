@@ -51,9 +51,24 @@ impl std::fmt::Display for Partitioning {
 #[derive(Clone)]
 pub enum OpSpec {
     Filter(PhysExpr),
-    Project { exprs: Vec<PhysExpr>, schema: SchemaRef, label: &'static str },
-    Watermark { time_col: usize, expr: PhysExpr, text: String, trigger_intervals: Vec<i64> },
-    WindowAssign { kind: WindowKind, time_col: usize, time_type: DataType, time_zone: Option<String>, schema: SchemaRef },
+    Project {
+        exprs: Vec<PhysExpr>,
+        schema: SchemaRef,
+        label: &'static str,
+    },
+    Watermark {
+        time_col: usize,
+        expr: PhysExpr,
+        text: String,
+        trigger_intervals: Vec<i64>,
+    },
+    WindowAssign {
+        kind: WindowKind,
+        time_col: usize,
+        time_type: DataType,
+        time_zone: Option<String>,
+        schema: SchemaRef,
+    },
     WindowAggregate {
         kind: WindowKind,
         time_col: usize,
@@ -64,7 +79,9 @@ pub enum OpSpec {
         aggs: Vec<AggDef>,
         schema: SchemaRef,
     },
-    Sink { table: Arc<TableDef> },
+    Sink {
+        table: Arc<TableDef>,
+    },
 }
 
 impl OpSpec {
@@ -171,7 +188,15 @@ fn arrow_schema(s: &DFSchema) -> SchemaRef {
 impl Builder {
     fn new_vertex(&mut self, parallelism: usize, source: Option<Arc<TableDef>>) -> usize {
         let id = self.graph.vertices.len();
-        self.graph.vertices.push(Vertex { id, uid: String::new(), parallelism, source, ops: vec![], inputs: vec![], outputs: vec![] });
+        self.graph.vertices.push(Vertex {
+            id,
+            uid: String::new(),
+            parallelism,
+            source,
+            ops: vec![],
+            inputs: vec![],
+            outputs: vec![],
+        });
         id
     }
 
@@ -209,14 +234,26 @@ impl Builder {
                 }
                 let v = self.new_vertex(self.parallelism, Some(t.clone()));
                 let identity = t.columns.len() == t.physical.fields().len()
-                    && t.columns.iter().enumerate().all(|(i, c)| matches!(c, Expr::Column(col) if col.name == *t.physical.field(i).name()));
+                    && t.columns
+                        .iter()
+                        .enumerate()
+                        .all(|(i, c)| matches!(c, Expr::Column(col) if col.name == *t.physical.field(i).name()));
                 if !identity {
                     let exprs = t.columns.iter().map(|c| lower(c, &t.physical_df)).collect::<Result<_, _>>()?;
-                    self.graph.vertices[v].ops.push(OpSpec::Project { exprs, schema: arrow_schema(&t.schema), label: "Computed" });
+                    self.graph.vertices[v].ops.push(OpSpec::Project {
+                        exprs,
+                        schema: arrow_schema(&t.schema),
+                        label: "Computed",
+                    });
                 }
                 if let Some(w) = &t.watermark {
                     let expr = lower(&w.expr, &t.schema)?;
-                    self.graph.vertices[v].ops.push(OpSpec::Watermark { time_col: w.column, expr, text: w.text.clone(), trigger_intervals: vec![] });
+                    self.graph.vertices[v].ops.push(OpSpec::Watermark {
+                        time_col: w.column,
+                        expr,
+                        text: w.text.clone(),
+                        trigger_intervals: vec![],
+                    });
                 }
                 self.sources.insert(t.name.clone(), v);
                 let open = self.scans.get(&t.name).copied().unwrap_or(0) <= 1;
@@ -256,7 +293,8 @@ impl Builder {
             }
             PlanNode::WindowAggregate { input, window, keys, aggs } => {
                 let s = self.build(input)?;
-                let phys_keys: Vec<PhysExpr> = keys.iter().map(|k| lower(k, &input.schema)).collect::<Result<_, _>>()?;
+                let phys_keys: Vec<PhysExpr> =
+                    keys.iter().map(|k| lower(k, &input.schema)).collect::<Result<_, _>>()?;
                 let key_types = keys
                     .iter()
                     .map(|k| k.get_type(&input.schema).map_err(|e| EngineError::Internal(e.to_string())))
@@ -270,7 +308,14 @@ impl Builder {
                         .map(|e| e.get_type(&input.schema).map_err(|e| EngineError::Internal(e.to_string())))
                         .transpose()?;
                     let filter = a.filter.as_ref().map(|e| lower(e, &input.schema)).transpose()?;
-                    defs.push(AggDef { func: a.func, arg, filter, distinct: a.distinct, input_type, output_type: a.output_type.clone() });
+                    defs.push(AggDef {
+                        func: a.func,
+                        arg,
+                        filter,
+                        distinct: a.distinct,
+                        input_type,
+                        output_type: a.output_type.clone(),
+                    });
                 }
                 let p = if keys.is_empty() { 1 } else { self.parallelism };
                 let v = self.new_vertex(p, None);
@@ -309,7 +354,12 @@ pub fn build_graph(job: &Job, parallelism: usize, max_parallelism: usize) -> Res
         count_scans(&s.input, &mut scans);
     }
     let mut b = Builder {
-        graph: JobGraph { vertices: vec![], edges: vec![], max_parallelism, local_time_zone: job.local_time_zone.clone() },
+        graph: JobGraph {
+            vertices: vec![],
+            edges: vec![],
+            max_parallelism,
+            local_time_zone: job.local_time_zone.clone(),
+        },
         parallelism,
         sources: HashMap::new(),
         scans,
@@ -318,7 +368,10 @@ pub fn build_graph(job: &Job, parallelism: usize, max_parallelism: usize) -> Res
         let s = b.build(&sink.input)?;
         let p = match sink.table.options.get("sink.parallelism") {
             Some(v) => v.parse::<usize>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                EngineError::Config(format!("table `{}`: 'sink.parallelism' must be a positive integer, not '{v}'", sink.table.name))
+                EngineError::Config(format!(
+                    "table `{}`: 'sink.parallelism' must be a positive integer, not '{v}'",
+                    sink.table.name
+                ))
             })?,
             None => parallelism,
         };

@@ -147,16 +147,14 @@ fn vertex_metrics(ctx: &Ctx) -> Vec<Value> {
         .vertices
         .iter()
         .map(|v| {
-            let idx: Vec<usize> = ctx.job.subtasks.iter().enumerate().filter(|(_, m)| m.vertex == v.id).map(|(i, _)| i).collect();
+            let idx: Vec<usize> =
+                ctx.job.subtasks.iter().enumerate().filter(|(_, m)| m.vertex == v.id).map(|(i, _)| i).collect();
             let n = idx.len().max(1) as f64;
             let r = |f: fn(&Rates) -> f64| idx.iter().filter_map(|i| rates.get(*i)).map(f).sum::<f64>();
             let samples: Vec<Sample> = idx.iter().map(|i| ctx.job.subtasks[*i].snapshot()).collect();
             let watermark = samples.iter().map(|s| s.watermark).min().unwrap_or(NO_WATERMARK);
-            let lag: Option<u64> = if v.is_source {
-                samples.iter().map(|s| s.pending_records).sum::<Option<u64>>()
-            } else {
-                None
-            };
+            let lag: Option<u64> =
+                if v.is_source { samples.iter().map(|s| s.pending_records).sum::<Option<u64>>() } else { None };
             json!({
                 "id": v.id,
                 "name": v.name,
@@ -187,7 +185,10 @@ async fn job_metrics(State(ctx): State<Arc<Ctx>>) -> Response {
 
 async fn cancel(State(ctx): State<Arc<Ctx>>) -> Response {
     if ctx.job.status().is_terminal() {
-        return (StatusCode::CONFLICT, axum::Json(json!({ "state": ctx.job.status(), "error": "the job has already stopped" })))
+        return (
+            StatusCode::CONFLICT,
+            axum::Json(json!({ "state": ctx.job.status(), "error": "the job has already stopped" })),
+        )
             .into_response();
     }
     ctx.job.request_cancel();

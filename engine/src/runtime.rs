@@ -84,7 +84,13 @@ impl JobState {
         let vertices = graph
             .vertices
             .iter()
-            .map(|v| VertexInfo { id: v.id, uid: v.uid.clone(), name: v.name(), parallelism: v.parallelism, is_source: v.source.is_some() })
+            .map(|v| VertexInfo {
+                id: v.id,
+                uid: v.uid.clone(),
+                name: v.name(),
+                parallelism: v.parallelism,
+                is_source: v.source.is_some(),
+            })
             .collect();
         let subtasks = graph
             .vertices
@@ -266,7 +272,13 @@ fn route(e: &mut OutEdge, b: &RecordBatch) -> Result<Vec<(usize, RecordBatch)>, 
     })
 }
 
-fn instantiate(spec: &OpSpec, subtask: usize, parallelism: usize, job_id: &str, tz: &str) -> Result<Box<dyn Operator>, EngineError> {
+fn instantiate(
+    spec: &OpSpec,
+    subtask: usize,
+    parallelism: usize,
+    job_id: &str,
+    tz: &str,
+) -> Result<Box<dyn Operator>, EngineError> {
     let shift = |z: &Option<String>| TimeShift::new(z.as_deref()).map_err(|e| EngineError::Config(e.to_string()));
     Ok(match spec {
         OpSpec::Filter(p) => Box::new(Filter { predicate: p.clone() }),
@@ -281,8 +293,16 @@ fn instantiate(spec: &OpSpec, subtask: usize, parallelism: usize, job_id: &str, 
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
             match kind {
                 WindowKind::Session { gap } => Box::new(
-                    SessionAggregate::new(*gap, *time_col, time_type.clone(), shift(time_zone)?, k, aggs.clone(), schema.clone())
-                        .map_err(|e| EngineError::Internal(e.to_string()))?,
+                    SessionAggregate::new(
+                        *gap,
+                        *time_col,
+                        time_type.clone(),
+                        shift(time_zone)?,
+                        k,
+                        aggs.clone(),
+                        schema.clone(),
+                    )
+                    .map_err(|e| EngineError::Internal(e.to_string()))?,
                 ),
                 _ => Box::new(WindowAggregate::new(
                     *kind,
@@ -334,7 +354,8 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
             n += if forward(*e) { 1 } else { graph.vertices[graph.edges[*e].from].parallelism as u32 };
         }
         let cap = opts.buffer_capacity * (n as usize).max(1);
-        let (tx, rx): (Vec<_>, Vec<_>) = (0..v.parallelism).map(|_| sync_channel::<Envelope>(cap)).map(|(t, r)| (t, Some(r))).unzip();
+        let (tx, rx): (Vec<_>, Vec<_>) =
+            (0..v.parallelism).map(|_| sync_channel::<Envelope>(cap)).map(|(t, r)| (t, Some(r))).unzip();
         senders.push(tx);
         receivers.push(rx);
         channel_base.push(base);
@@ -379,7 +400,9 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
                 None => {
                     // Vertices are numbered so that producers come first.
                     let all_idle = !chans.is_empty()
-                        && chans.iter().all(|(u, j)| idle_at_start.get(*u).and_then(|x: &Vec<bool>| x.get(*j)).copied().unwrap_or(false));
+                        && chans.iter().all(|(u, j)| {
+                            idle_at_start.get(*u).and_then(|x: &Vec<bool>| x.get(*j)).copied().unwrap_or(false)
+                        });
                     idle.push(all_idle);
                     rs.push(None);
                 }
@@ -401,9 +424,7 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
         source: Option<Box<dyn sluice_connectors::SourceReader>>,
     }
     let mut tasks = Vec::new();
-    let metrics_of = |v: usize, i: usize| {
-        state.subtasks.iter().find(|m| m.vertex == v && m.subtask == i).cloned()
-    };
+    let metrics_of = |v: usize, i: usize| state.subtasks.iter().find(|m| m.vertex == v && m.subtask == i).cloned();
     for v in &graph.vertices {
         for i in 0..v.parallelism {
             let ops = v

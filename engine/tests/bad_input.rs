@@ -26,8 +26,10 @@ INSERT INTO out1 SELECT id, name FROM src;
 fn malformed_json_line_fails_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.json");
-    fs::write(&input, "{\"id\":1,\"name\":\"a\",\"ts\":\"2024-01-01 00:00:00.000\"}\n{\"id\":2,\"name\": oops}\n").unwrap();
-    let err = run_text(&source_table(&input.display().to_string(), ""), "job.sql", "job", &Config::default()).unwrap_err();
+    fs::write(&input, "{\"id\":1,\"name\":\"a\",\"ts\":\"2024-01-01 00:00:00.000\"}\n{\"id\":2,\"name\": oops}\n")
+        .unwrap();
+    let err =
+        run_text(&source_table(&input.display().to_string(), ""), "job.sql", "job", &Config::default()).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("in.json:2"), "{msg}");
     assert!(msg.contains("src"), "{msg}");
@@ -40,14 +42,16 @@ fn malformed_json_line_is_skipped_and_counted_when_asked() {
     fs::write(&input, "{\"id\":1,\"name\":\"a\",\"ts\":\"2024-01-01 00:00:00.000\"}\nnot json\n").unwrap();
     let sql = source_table(&input.display().to_string(), ", 'json.ignore-parse-errors' = 'true'");
     let state = run_text(&sql, "job.sql", "job", &Config::default()).unwrap();
-    let skipped: u64 = state.subtasks.iter().map(|m| m.skipped_records.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    let skipped: u64 =
+        state.subtasks.iter().map(|m| m.skipped_records.load(std::sync::atomic::Ordering::Relaxed)).sum();
     let read: u64 = state.metrics_of(0).map(|m| m.records_in.load(std::sync::atomic::Ordering::Relaxed)).sum();
     assert_eq!((read, skipped), (1, 1));
 }
 
 #[test]
 fn missing_file_is_an_error_before_the_job_starts() {
-    let err = run_text(&source_table("/nonexistent/sluice/in.json", ""), "job.sql", "job", &Config::default()).unwrap_err();
+    let err =
+        run_text(&source_table("/nonexistent/sluice/in.json", ""), "job.sql", "job", &Config::default()).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("/nonexistent/sluice/in.json"), "{msg}");
     assert!(msg.contains("src"), "{msg}");
@@ -66,19 +70,47 @@ INSERT INTO out1 SELECT id FROM src;";
 fn sql_errors_give_file_line_and_column() {
     let cases = [
         // A type error: a string compared with arithmetic on it.
-        ("CREATE TABLE t (a INT, s STRING) WITH ('connector' = 'datagen');\nCREATE TABLE o (x INT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT a FROM t WHERE s + 1;", 3, "STRING + "),
+        (
+            "CREATE TABLE t (a INT, s STRING) WITH ('connector' = 'datagen');\nCREATE TABLE o (x INT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT a FROM t WHERE s + 1;",
+            3,
+            "STRING + ",
+        ),
         // An unknown column.
-        ("CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nCREATE TABLE o (x INT) WITH ('connector' = 'blackhole');\nINSERT INTO o\nSELECT nope FROM t;", 4, "nope"),
+        (
+            "CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nCREATE TABLE o (x INT) WITH ('connector' = 'blackhole');\nINSERT INTO o\nSELECT nope FROM t;",
+            4,
+            "nope",
+        ),
         // A sink of the wrong shape.
-        ("CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nCREATE TABLE o (x INT, y INT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT a FROM t;", 3, "2"),
+        (
+            "CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nCREATE TABLE o (x INT, y INT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT a FROM t;",
+            3,
+            "2",
+        ),
         // Non-windowed aggregation is not supported yet, and the error says what is.
-        ("CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nCREATE TABLE o (x BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT COUNT(*) FROM t GROUP BY a;", 3, "TUMBLE"),
+        (
+            "CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nCREATE TABLE o (x BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT COUNT(*) FROM t GROUP BY a;",
+            3,
+            "TUMBLE",
+        ),
         // A join.
-        ("CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nCREATE TABLE o (x INT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT t.a FROM t JOIN t AS u ON t.a = u.a;", 3, "JOIN"),
+        (
+            "CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nCREATE TABLE o (x INT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT t.a FROM t JOIN t AS u ON t.a = u.a;",
+            3,
+            "JOIN",
+        ),
         // A window over a column that is not a time attribute.
-        ("CREATE TABLE t (a INT, ts TIMESTAMP(3)) WITH ('connector' = 'datagen');\nCREATE TABLE o (x BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT COUNT(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end;", 3, "WATERMARK FOR"),
+        (
+            "CREATE TABLE t (a INT, ts TIMESTAMP(3)) WITH ('connector' = 'datagen');\nCREATE TABLE o (x BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT COUNT(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end;",
+            3,
+            "WATERMARK FOR",
+        ),
         // A syntax error.
-        ("CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nCREATE TABLE o (x INT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELEC a FROM t;", 3, "syntax"),
+        (
+            "CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nCREATE TABLE o (x INT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELEC a FROM t;",
+            3,
+            "syntax",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (i, (sql, line, needle)) in cases.iter().enumerate() {

@@ -41,7 +41,8 @@ fn read_output(dir: &Path) -> Vec<String> {
 
 fn run_case(case: &Path, parallelism: usize, batch_size: usize) -> Result<BTreeMap<String, Vec<String>>, String> {
     let out = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let sql = fs::read_to_string(case.join("job.sql")).map_err(|e| e.to_string())?
+    let sql = fs::read_to_string(case.join("job.sql"))
+        .map_err(|e| e.to_string())?
         .replace("${INPUT_DIR}", &case.join("input").display().to_string())
         .replace("${OUTPUT_DIR}", &out.path().display().to_string());
     let mut config = Config::default();
@@ -81,7 +82,8 @@ fn golden_outputs_match_flink_at_parallelism_1_and_3() {
                 Err(e) => failures.push(format!("{name} (p={p}, batch={batch}): {e}")),
                 Ok(outputs) => {
                     for (sink, actual) in outputs {
-                        let text = fs::read_to_string(case.join("expected").join(format!("{sink}.txt"))).unwrap_or_default();
+                        let text =
+                            fs::read_to_string(case.join("expected").join(format!("{sink}.txt"))).unwrap_or_default();
                         let mut expected: Vec<String> = text.lines().map(str::to_string).collect();
                         expected.sort();
                         if expected != actual {

@@ -25,7 +25,8 @@ GROUP BY window_start, window_end;
 fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").expect("write");
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        .expect("write");
     let mut buf = String::new();
     s.read_to_string(&mut buf).expect("read");
     let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
@@ -104,7 +105,9 @@ fn server_matches_openapi_document() {
         .as_object()
         .expect("paths")
         .iter()
-        .flat_map(|(p, ops)| ops.as_object().into_iter().flatten().map(move |(m, _)| format!("{} {p}", m.to_uppercase())))
+        .flat_map(|(p, ops)| {
+            ops.as_object().into_iter().flatten().map(move |(m, _)| format!("{} {p}", m.to_uppercase()))
+        })
         .collect();
     documented.sort();
     let mut served: Vec<String> = ROUTES.iter().map(|s| s.to_string()).collect();

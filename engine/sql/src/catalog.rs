@@ -66,7 +66,10 @@ pub(crate) fn define_table(ct: &CreateTable, exprs: &ExprPlanner, tz: &str) -> R
             let t = types::to_arrow(data_type, tz)
                 .map_err(|m| SqlError::new(c.position, format!("column `{}` of table `{}`: {m}", c.name, ct.name)))?;
             if physical_fields.iter().any(|f: &Field| f.name() == &c.name) {
-                return Err(SqlError::new(c.position, format!("table `{}` declares column `{}` twice", ct.name, c.name)));
+                return Err(SqlError::new(
+                    c.position,
+                    format!("table `{}` declares column `{}` twice", ct.name, c.name),
+                ));
             }
             physical_fields.push(Field::new(&c.name, t, !not_null));
         }
@@ -87,7 +90,10 @@ pub(crate) fn define_table(ct: &CreateTable, exprs: &ExprPlanner, tz: &str) -> R
             }
             ColumnKind::Computed(ast) => {
                 let e = exprs.plan(ast, &physical_df, c.position).map_err(|err| {
-                    SqlError::new(err.position, format!("computed column `{}` of table `{}`: {}", c.name, ct.name, err.message))
+                    SqlError::new(
+                        err.position,
+                        format!("computed column `{}` of table `{}`: {}", c.name, ct.name, err.message),
+                    )
                 })?;
                 let t = e.get_type(&physical_df).map_err(|err| SqlError::new(c.position, err.to_string()))?;
                 (e, Field::new(&c.name, t, true))
@@ -101,13 +107,17 @@ pub(crate) fn define_table(ct: &CreateTable, exprs: &ExprPlanner, tz: &str) -> R
     }
     let full = Schema::new(fields);
     let schema = Arc::new(
-        DFSchema::try_from_qualified_schema(ct.name.as_str(), &full).map_err(|e| SqlError::new(ct.position, e.to_string()))?,
+        DFSchema::try_from_qualified_schema(ct.name.as_str(), &full)
+            .map_err(|e| SqlError::new(ct.position, e.to_string()))?,
     );
     let watermark = match &ct.watermark {
         None => None,
         Some(w) => {
             let column = full.index_of(&w.column).map_err(|_| {
-                SqlError::new(w.position, format!("WATERMARK FOR `{}`: table `{}` has no such column", w.column, ct.name))
+                SqlError::new(
+                    w.position,
+                    format!("WATERMARK FOR `{}`: table `{}` has no such column", w.column, ct.name),
+                )
             })?;
             let col_type = full.field(column).data_type();
             if !matches!(col_type, DataType::Timestamp(_, _)) {
@@ -125,7 +135,11 @@ pub(crate) fn define_table(ct: &CreateTable, exprs: &ExprPlanner, tz: &str) -> R
             if !matches!(t, DataType::Timestamp(_, _)) {
                 return Err(SqlError::new(
                     w.position,
-                    format!("the WATERMARK expression must be a timestamp, such as `{} - INTERVAL '5' SECOND`, not {}", w.column, types::flink_name(&t)),
+                    format!(
+                        "the WATERMARK expression must be a timestamp, such as `{} - INTERVAL '5' SECOND`, not {}",
+                        w.column,
+                        types::flink_name(&t)
+                    ),
                 ));
             }
             Some(WatermarkSpec { column, expr, text: w.expr.to_string() })

@@ -9,8 +9,7 @@
 //! TABLE` are parsed by [`crate::parser`].
 
 use sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
-    ObjectName, ObjectNamePart,
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, ObjectName, ObjectNamePart,
 };
 use sqlparser::dialect::Dialect;
 use sqlparser::keywords::Keyword;
@@ -58,9 +57,7 @@ impl Dialect for FlinkDialect {
 fn parse_table_arg(parser: &mut Parser) -> Result<Expr, ParserError> {
     parser.expect_keyword(Keyword::TABLE)?;
     let name = parser.parse_object_name(false)?;
-    let mut args = vec![Expr::CompoundIdentifier(
-        name.0.iter().filter_map(|p| p.as_ident().cloned()).collect(),
-    )];
+    let mut args = vec![Expr::CompoundIdentifier(name.0.iter().filter_map(|p| p.as_ident().cloned()).collect())];
     if parser.parse_keywords(&[Keyword::PARTITION, Keyword::BY]) {
         let parenthesized = parser.consume_token(&Token::LParen);
         loop {
@@ -97,9 +94,7 @@ fn parse_table_arg(parser: &mut Parser) -> Result<Expr, ParserError> {
 
 fn is_descriptor_ahead(parser: &Parser) -> bool {
     match &parser.peek_token().token {
-        Token::Word(w) => {
-            w.value.eq_ignore_ascii_case("DESCRIPTOR") || w.keyword == Keyword::INTERVAL
-        }
+        Token::Word(w) => w.value.eq_ignore_ascii_case("DESCRIPTOR") || w.keyword == Keyword::INTERVAL,
         _ => true,
     }
 }

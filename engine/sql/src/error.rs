@@ -53,8 +53,7 @@ impl std::error::Error for SqlError {}
 /// positioned error; `fallback` is used when the text carries no position.
 pub(crate) fn from_parser_error(e: sqlparser::parser::ParserError, fallback: Position) -> SqlError {
     let text = match e {
-        sqlparser::parser::ParserError::ParserError(s)
-        | sqlparser::parser::ParserError::TokenizerError(s) => s,
+        sqlparser::parser::ParserError::ParserError(s) | sqlparser::parser::ParserError::TokenizerError(s) => s,
         sqlparser::parser::ParserError::RecursionLimitExceeded => {
             return SqlError::new(fallback, "the statement is nested too deeply");
         }

@@ -22,9 +22,8 @@ use datafusion_optimizer::analyzer::type_coercion::TypeCoercionRewriter;
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use sqlparser::ast::{
-    self, BinaryOperator, CastKind, CeilFloorKind, DateTimeField, Expr as SqlExpr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart, Value,
-    ValueWithSpan, VisitorMut,
+    self, BinaryOperator, CastKind, CeilFloorKind, DateTimeField, Expr as SqlExpr, Function, FunctionArg,
+    FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart, Value, ValueWithSpan, VisitorMut,
 };
 
 use crate::error::{Position, SqlError};
@@ -157,7 +156,8 @@ impl ExprPlanner {
             .rewrite(&mut TypeCoercionRewriter::new(schema))
             .map_err(|err| SqlError::new(pos, clean_df_error(&err.to_string())))?
             .data;
-        let fixed = self.flink_casts(coerced, schema).map_err(|err| SqlError::new(pos, clean_df_error(&err.to_string())))?;
+        let fixed =
+            self.flink_casts(coerced, schema).map_err(|err| SqlError::new(pos, clean_df_error(&err.to_string())))?;
         // Simplification also rewrites functions that have no physical form
         // (COALESCE, NVL) and folds constants.
         let ctx = datafusion_expr::simplify::SimplifyContext::builder()
@@ -348,12 +348,17 @@ impl VisitorMut for FlinkSyntax {
                     (n, _) if AGGREGATES.contains(&n) => {
                         self.error = Some(SqlError::new(
                             pos,
-                            format!("aggregate {n} is not allowed here: aggregates belong in the SELECT list or HAVING of a window aggregation (GROUP BY window_start, window_end)"),
+                            format!(
+                                "aggregate {n} is not allowed here: aggregates belong in the SELECT list or HAVING of a window aggregation (GROUP BY window_start, window_end)"
+                            ),
                         ));
                         return ControlFlow::Break(());
                     }
                     (n, _) if n == crate::dialect::TABLE_ARG_FUNCTION.to_ascii_uppercase() => {
-                        self.error = Some(SqlError::new(pos, "TABLE arguments are only allowed in window TVFs (TUMBLE, HOP, CUMULATE, SESSION) in FROM"));
+                        self.error = Some(SqlError::new(
+                            pos,
+                            "TABLE arguments are only allowed in window TVFs (TUMBLE, HOP, CUMULATE, SESSION) in FROM",
+                        ));
                         return ControlFlow::Break(());
                     }
                     _ => None,

@@ -108,7 +108,10 @@ impl ScalarUDFImpl for FlinkFn {
             Kind::ToTimestampLtz => {
                 arity(1, 2, "(epoch number, precision 0 or 3)")?;
                 if !args[0].is_numeric() && !args[0].is_null() {
-                    return Err(plan_err(format!("TO_TIMESTAMP_LTZ takes a numeric epoch value, not {}", crate::types::flink_name(&args[0]))));
+                    return Err(plan_err(format!(
+                        "TO_TIMESTAMP_LTZ takes a numeric epoch value, not {}",
+                        crate::types::flink_name(&args[0])
+                    )));
                 }
                 Ok(DataType::Timestamp(TimeUnit::Millisecond, Some(self.tz.as_str().into())))
             }
@@ -130,8 +133,7 @@ impl ScalarUDFImpl for FlinkFn {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let n = args.number_rows;
         let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays: Vec<ArrayRef> =
-            args.args.iter().map(|a| a.to_array(n)).collect::<Result<Vec<_>>>()?;
+        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(n)).collect::<Result<Vec<_>>>()?;
         let out: ArrayRef = match self.kind {
             Kind::RegexpExtract => regexp_extract(&arrays)?,
             Kind::DateFormat => date_format(&arrays, &self.tz)?,
@@ -174,9 +176,10 @@ fn regexp_extract(args: &[ArrayRef]) -> Result<ArrayRef> {
             cache = Some((p.to_string(), re));
         }
         let group = idx.as_ref().map(|a| a.value(i)).unwrap_or(0);
-        let m = cache.as_ref().and_then(|(_, re)| re.captures(s.value(i))).and_then(|c| {
-            usize::try_from(group).ok().and_then(|g| if g < c.len() { c.get(g) } else { None })
-        });
+        let m = cache
+            .as_ref()
+            .and_then(|(_, re)| re.captures(s.value(i)))
+            .and_then(|c| usize::try_from(group).ok().and_then(|g| if g < c.len() { c.get(g) } else { None }));
         match m {
             Some(m) => b.append_value(m.as_str()),
             None => b.append_null(),
@@ -281,7 +284,9 @@ fn timestamps(a: &ArrayRef) -> Result<(TimestampMillisecondArray, Option<String>
             let t = to_timestamp(&[a.clone()])?;
             Ok((t.as_primitive::<arrow::datatypes::TimestampMillisecondType>().clone(), None))
         }
-        other => Err(plan_err(format!("DATE_FORMAT takes a TIMESTAMP or a STRING, not {}", crate::types::flink_name(other)))),
+        other => {
+            Err(plan_err(format!("DATE_FORMAT takes a TIMESTAMP or a STRING, not {}", crate::types::flink_name(other))))
+        }
     }
 }
 
@@ -369,8 +374,7 @@ fn to_timestamp_ltz(args: &[ArrayRef], tz: &str) -> Result<ArrayRef> {
     };
     let v = cast(&args[0], &DataType::Float64)?;
     let v: &Float64Array = v.as_primitive();
-    let out: TimestampMillisecondArray =
-        v.iter().map(|x| x.map(|x| (x * factor).floor() as i64)).collect();
+    let out: TimestampMillisecondArray = v.iter().map(|x| x.map(|x| (x * factor).floor() as i64)).collect();
     Ok(Arc::new(out.with_timezone(tz)))
 }
 
@@ -406,7 +410,11 @@ fn split_index(args: &[ArrayRef]) -> Result<ArrayRef> {
             continue;
         }
         let (text, sep) = (s.value(i), sep.value(i));
-        let field = if sep.is_empty() { Some(text).filter(|_| idx.value(i) == 0) } else { text.split(sep).nth(idx.value(i) as usize) };
+        let field = if sep.is_empty() {
+            Some(text).filter(|_| idx.value(i) == 0)
+        } else {
+            text.split(sep).nth(idx.value(i) as usize)
+        };
         match field {
             Some(f) => b.append_value(f),
             None => b.append_null(),

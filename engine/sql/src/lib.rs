@@ -17,4 +17,4 @@ pub use error::{Position, SqlError};
 pub mod catalog;
 pub mod plan;
 
-pub use plan::{compile, Job};
+pub use plan::{Job, compile};

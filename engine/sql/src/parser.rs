@@ -11,7 +11,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
 use crate::dialect::FlinkDialect;
-use crate::error::{from_parser_error, Position, SqlError};
+use crate::error::{Position, SqlError, from_parser_error};
 
 /// One statement of a job.
 #[derive(Debug, Clone)]
@@ -100,7 +100,10 @@ pub fn parse_script(sql: &str) -> Result<Vec<Statement>, SqlError> {
         out.push(stmt);
         let next = parser.peek_token();
         if next.token != Token::SemiColon && next.token != Token::EOF {
-            return Err(SqlError::new(next.span.start, format!("expected ';' after the statement, found {}", next.token)));
+            return Err(SqlError::new(
+                next.span.start,
+                format!("expected ';' after the statement, found {}", next.token),
+            ));
         }
     }
     Ok(out)
@@ -160,15 +163,22 @@ fn parse_statement(parser: &mut Parser, position: Position) -> Result<Statement,
                 other => return Err(SqlError::new(position, format!("INSERT INTO {other} is not supported"))),
             };
             if ins.overwrite {
-                return Err(SqlError::new(position, "INSERT OVERWRITE is not supported in streaming jobs; use INSERT INTO"));
+                return Err(SqlError::new(
+                    position,
+                    "INSERT OVERWRITE is not supported in streaming jobs; use INSERT INTO",
+                ));
             }
             if ins.partitioned.is_some() {
                 return Err(SqlError::new(position, "INSERT INTO ... PARTITION (...) is not supported"));
             }
-            let query = ins
-                .source
-                .ok_or_else(|| SqlError::new(position, "INSERT INTO needs a SELECT or VALUES query"))?;
-            Ok(Statement::Insert(Insert { table, columns: ins.columns.iter().filter_map(|c| c.0.last().and_then(|p| p.as_ident()).cloned()).collect(), query, position }))
+            let query =
+                ins.source.ok_or_else(|| SqlError::new(position, "INSERT INTO needs a SELECT or VALUES query"))?;
+            Ok(Statement::Insert(Insert {
+                table,
+                columns: ins.columns.iter().filter_map(|c| c.0.last().and_then(|p| p.as_ident()).cloned()).collect(),
+                query,
+                position,
+            }))
         }
         ast::Statement::Query(_) => Err(SqlError::new(
             position,

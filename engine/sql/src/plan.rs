@@ -14,8 +14,8 @@ use arrow::datatypes::{DataType, Field, TimeUnit};
 use datafusion_common::{Column, DFSchema, DFSchemaRef, ScalarValue, TableReference};
 use datafusion_expr::{ExprSchemable, lit};
 use sqlparser::ast::{
-    self, DuplicateTreatment, Expr as SqlExpr, FunctionArguments, GroupByExpr, Ident, Query, Select,
-    SelectItem, SetExpr, SetOperator, SetQuantifier, Spanned, TableFactor, Value, VisitorMut,
+    self, DuplicateTreatment, Expr as SqlExpr, FunctionArguments, GroupByExpr, Ident, Query, Select, SelectItem,
+    SetExpr, SetOperator, SetQuantifier, Spanned, TableFactor, Value, VisitorMut,
 };
 
 use crate::catalog::{TableDef, define_table};
@@ -59,15 +59,31 @@ pub enum PlanNode {
     /// A table scan: the connector's physical columns, then computed columns,
     /// then the watermark.
     Source(Arc<TableDef>),
-    Filter { input: Box<Rel>, predicate: Expr },
-    Project { input: Box<Rel>, exprs: Vec<Expr> },
-    Union { inputs: Vec<Rel> },
+    Filter {
+        input: Box<Rel>,
+        predicate: Expr,
+    },
+    Project {
+        input: Box<Rel>,
+        exprs: Vec<Expr>,
+    },
+    Union {
+        inputs: Vec<Rel>,
+    },
     /// A window TVF whose output is not aggregated: each row is repeated for each
     /// window it belongs to, with `window_start`, `window_end`, `window_time`.
-    WindowAssign { input: Box<Rel>, window: WindowSpec },
+    WindowAssign {
+        input: Box<Rel>,
+        window: WindowSpec,
+    },
     /// A window TVF followed by `GROUP BY window_start, window_end, keys`.
     /// Output: window_start, window_end, window_time, keys..., aggregates...
-    WindowAggregate { input: Box<Rel>, window: WindowSpec, keys: Vec<Expr>, aggs: Vec<AggCall> },
+    WindowAggregate {
+        input: Box<Rel>,
+        window: WindowSpec,
+        keys: Vec<Expr>,
+        aggs: Vec<AggCall>,
+    },
 }
 
 /// A window TVF.
@@ -134,7 +150,8 @@ pub fn compile(sql: &str) -> Result<Job, SqlError> {
         }
     }
     let tz = settings.get("table.local-time-zone").cloned().unwrap_or_else(|| "UTC".into());
-    let mut planner = Planner { exprs: ExprPlanner::new(&tz), tz: tz.clone(), tables: BTreeMap::new(), views: HashMap::new() };
+    let mut planner =
+        Planner { exprs: ExprPlanner::new(&tz), tz: tz.clone(), tables: BTreeMap::new(), views: HashMap::new() };
     let mut sinks = Vec::new();
     for s in &statements {
         match s {
@@ -175,13 +192,15 @@ fn validate_setting(key: &str, value: &str, pos: Position) -> Result<(), SqlErro
             Ok(n) if n >= 1 && (key != "pipeline.max-parallelism" || n <= 32768) => Ok(()),
             _ => Err(SqlError::new(pos, format!("'{key}' must be a positive integer, not '{value}'"))),
         },
-        "table.local-time-zone" => value
-            .parse::<arrow::array::timezone::Tz>()
-            .map(|_| ())
-            .map_err(|_| SqlError::new(pos, format!("'{key}': unknown time zone '{value}'; use an IANA name such as 'Europe/Berlin', or 'UTC'"))),
-        "table.exec.source.idle-timeout" => parse_duration_ms(value)
-            .map(|_| ())
-            .ok_or_else(|| SqlError::new(pos, format!("'{key}': '{value}' is not a duration such as '10 s' or '500 ms'"))),
+        "table.local-time-zone" => value.parse::<arrow::array::timezone::Tz>().map(|_| ()).map_err(|_| {
+            SqlError::new(
+                pos,
+                format!("'{key}': unknown time zone '{value}'; use an IANA name such as 'Europe/Berlin', or 'UTC'"),
+            )
+        }),
+        "table.exec.source.idle-timeout" => parse_duration_ms(value).map(|_| ()).ok_or_else(|| {
+            SqlError::new(pos, format!("'{key}': '{value}' is not a duration such as '10 s' or '500 ms'"))
+        }),
         _ => Ok(()),
     }
 }
@@ -264,9 +283,8 @@ fn project(input: Rel, exprs: Vec<(Expr, String)>, pos: Position) -> Result<Rel,
         }
         fields.push((None::<TableReference>, Arc::new(Field::new(name, t, nullable))));
     }
-    let schema = DFSchema::new_with_metadata(fields, HashMap::new()).map_err(|e| {
-        SqlError::new(pos, format!("{e}; give the columns distinct names with AS"))
-    })?;
+    let schema = DFSchema::new_with_metadata(fields, HashMap::new())
+        .map_err(|e| SqlError::new(pos, format!("{e}; give the columns distinct names with AS")))?;
     Ok(Rel {
         node: PlanNode::Project { input: Box::new(input), exprs: exprs.into_iter().map(|(e, _)| e).collect() },
         schema: Arc::new(schema),
@@ -288,12 +306,13 @@ fn is_window_col(e: &SqlExpr) -> Option<&'static str> {
 }
 
 fn interval_ms(e: &SqlExpr, pos: Position) -> Result<i64, SqlError> {
-    let bad = || {
-        SqlError::new(pos, format!("expected an interval such as INTERVAL '10' SECOND, found `{e}`"))
-    };
+    let bad = || SqlError::new(pos, format!("expected an interval such as INTERVAL '10' SECOND, found `{e}`"));
     let SqlExpr::Interval(iv) = e else { return Err(bad()) };
     if iv.last_field.is_some() {
-        return Err(SqlError::new(pos, "compound intervals (... TO ...) are not supported in window TVFs; use one unit, as in INTERVAL '90' SECOND"));
+        return Err(SqlError::new(
+            pos,
+            "compound intervals (... TO ...) are not supported in window TVFs; use one unit, as in INTERVAL '90' SECOND",
+        ));
     }
     let text = match iv.value.as_ref() {
         SqlExpr::Value(v) => match &v.value {
@@ -321,8 +340,20 @@ fn interval_ms(e: &SqlExpr, pos: Position) -> Result<i64, SqlError> {
 
 /// The known aggregate functions Sluice does not implement, for clear errors.
 const OTHER_AGGREGATES: [&str; 14] = [
-    "LISTAGG", "STDDEV", "STDDEV_POP", "STDDEV_SAMP", "VAR_POP", "VAR_SAMP", "VARIANCE", "FIRST_VALUE",
-    "LAST_VALUE", "COLLECT", "ARRAY_AGG", "STRING_AGG", "BIT_AND", "BIT_OR",
+    "LISTAGG",
+    "STDDEV",
+    "STDDEV_POP",
+    "STDDEV_SAMP",
+    "VAR_POP",
+    "VAR_SAMP",
+    "VARIANCE",
+    "FIRST_VALUE",
+    "LAST_VALUE",
+    "COLLECT",
+    "ARRAY_AGG",
+    "STRING_AGG",
+    "BIT_AND",
+    "BIT_OR",
 ];
 
 /// Rewrites a SELECT item or HAVING of a window aggregation: aggregate calls
@@ -362,7 +393,9 @@ impl VisitorMut for AggRewriter<'_> {
             } else if OTHER_AGGREGATES.contains(&name.as_str()) {
                 self.error = Some(SqlError::new(
                     expr_position(e, self.fallback),
-                    format!("aggregate function {name} is not supported yet; supported aggregates are COUNT, COUNT(DISTINCT), SUM, MIN, MAX and AVG"),
+                    format!(
+                        "aggregate function {name} is not supported yet; supported aggregates are COUNT, COUNT(DISTINCT), SUM, MIN, MAX and AVG"
+                    ),
                 ));
                 return ControlFlow::Break(());
             }
@@ -457,17 +490,19 @@ impl Planner {
             let t = if a.data_type() == b.data_type() {
                 a.data_type().clone()
             } else {
-                datafusion_expr::type_coercion::binary::comparison_coercion(a.data_type(), b.data_type()).ok_or_else(|| {
-                    SqlError::new(
-                        pos,
-                        format!(
-                            "UNION ALL column `{}`: {} and {} have no common type",
-                            a.name(),
-                            flink_name(a.data_type()),
-                            flink_name(b.data_type())
-                        ),
-                    )
-                })?
+                datafusion_expr::type_coercion::binary::comparison_coercion(a.data_type(), b.data_type()).ok_or_else(
+                    || {
+                        SqlError::new(
+                            pos,
+                            format!(
+                                "UNION ALL column `{}`: {} and {} have no common type",
+                                a.name(),
+                                flink_name(a.data_type()),
+                                flink_name(b.data_type())
+                            ),
+                        )
+                    },
+                )?
             };
             types.push(t);
         }
@@ -563,7 +598,10 @@ impl Planner {
 
     fn plan_window_tvf(&mut self, e: &SqlExpr, qualifier: Option<String>, pos: Position) -> Result<From, SqlError> {
         let SqlExpr::Function(f) = e else {
-            return Err(SqlError::new(pos, format!("expected a window TVF such as TUMBLE(...) in TABLE(...), found `{e}`")));
+            return Err(SqlError::new(
+                pos,
+                format!("expected a window TVF such as TUMBLE(...) in TABLE(...), found `{e}`"),
+            ));
         };
         let fname = f.name.to_string().to_ascii_uppercase();
         let args = plain_args(f);
@@ -575,7 +613,9 @@ impl Planner {
             other => {
                 return Err(SqlError::new(
                     pos,
-                    format!("unknown table function {other}; supported window TVFs are TUMBLE, HOP, CUMULATE and SESSION"),
+                    format!(
+                        "unknown table function {other}; supported window TVFs are TUMBLE, HOP, CUMULATE and SESSION"
+                    ),
                 ));
             }
         };
@@ -611,15 +651,13 @@ impl Planner {
         let time_col = match &args[1] {
             SqlExpr::Function(d) if d.name.to_string().eq_ignore_ascii_case("DESCRIPTOR") => {
                 let dargs = plain_args(d);
-                let col = dargs.first().and_then(ident_name).ok_or_else(|| {
-                    SqlError::new(pos, format!("{fname}: DESCRIPTOR takes one column name"))
+                let col = dargs
+                    .first()
+                    .and_then(ident_name)
+                    .ok_or_else(|| SqlError::new(pos, format!("{fname}: DESCRIPTOR takes one column name")))?;
+                let idx = input.schema.fields().iter().position(|f| f.name() == col).ok_or_else(|| {
+                    SqlError::new(expr_position(&args[1], pos), format!("{fname}: DESCRIPTOR({col}): no such column"))
                 })?;
-                let idx = input
-                    .schema
-                    .fields()
-                    .iter()
-                    .position(|f| f.name() == col)
-                    .ok_or_else(|| SqlError::new(expr_position(&args[1], pos), format!("{fname}: DESCRIPTOR({col}): no such column")))?;
                 if input.rowtime != Some(idx) {
                     return Err(SqlError::new(
                         expr_position(&args[1], pos),
@@ -664,7 +702,12 @@ impl Planner {
     }
 
     /// The schema of a window TVF's output: the input's columns, then the window columns.
-    fn window_schema(&self, input: &Rel, window: &WindowSpec, qualifier: Option<&str>) -> Result<DFSchemaRef, SqlError> {
+    fn window_schema(
+        &self,
+        input: &Rel,
+        window: &WindowSpec,
+        qualifier: Option<&str>,
+    ) -> Result<DFSchemaRef, SqlError> {
         let mut fields: Vec<(Option<TableReference>, Arc<Field>)> = input
             .schema
             .iter()
@@ -688,7 +731,11 @@ impl Planner {
         if s.from.len() != 1 {
             return Err(SqlError::new(
                 pos,
-                if s.from.is_empty() { "a SELECT needs a FROM clause".into() } else { "joins (FROM a, b) are not supported yet".to_string() },
+                if s.from.is_empty() {
+                    "a SELECT needs a FROM clause".into()
+                } else {
+                    "joins (FROM a, b) are not supported yet".to_string()
+                },
             ));
         }
         if !s.from[0].joins.is_empty() {
@@ -751,7 +798,8 @@ impl Planner {
                     return Err(unsupported(pos, "SESSION without an aggregation (GROUP BY window_start, window_end)"));
                 }
                 let rowtime = Some(wschema.fields().len() - 1);
-                let mut rel = Rel { node: PlanNode::WindowAssign { input: Box::new(input), window }, schema: wschema, rowtime };
+                let mut rel =
+                    Rel { node: PlanNode::WindowAssign { input: Box::new(input), window }, schema: wschema, rowtime };
                 if let Some(w) = late_filter {
                     rel = self.filter(rel, &w, pos)?;
                 }
@@ -767,7 +815,10 @@ impl Planner {
         let predicate = self.plan_expr(w, &rel.schema, pos)?;
         let t = predicate.get_type(&rel.schema).map_err(df_err(pos))?;
         if t != DataType::Boolean && t != DataType::Null {
-            return Err(SqlError::new(expr_position(w, pos), format!("WHERE must be a BOOLEAN condition, not {}", flink_name(&t))));
+            return Err(SqlError::new(
+                expr_position(w, pos),
+                format!("WHERE must be a BOOLEAN condition, not {}", flink_name(&t)),
+            ));
         }
         let schema = rel.schema.clone();
         let rowtime = rel.rowtime;
@@ -918,7 +969,10 @@ impl Planner {
             fields.push((None, Arc::new(Field::new(name, t, nullable))));
         }
         for (i, a) in aggs.iter().enumerate() {
-            fields.push((None, Arc::new(Field::new(format!("__agg{i}"), a.output_type.clone(), a.func != AggFunc::Count))));
+            fields.push((
+                None,
+                Arc::new(Field::new(format!("__agg{i}"), a.output_type.clone(), a.func != AggFunc::Count)),
+            ));
         }
         let schema = Arc::new(
             DFSchema::new_with_metadata(fields, HashMap::new()).map_err(|e| SqlError::new(pos, e.to_string()))?,
@@ -932,7 +986,10 @@ impl Planner {
             if e.message.contains("No field named") {
                 SqlError::new(
                     e.position,
-                    format!("{}: in a window aggregation, a column must be a GROUP BY key or inside an aggregate", e.message),
+                    format!(
+                        "{}: in a window aggregation, a column must be a GROUP BY key or inside an aggregate",
+                        e.message
+                    ),
                 )
             } else {
                 e
@@ -959,7 +1016,10 @@ impl Planner {
         };
         let distinct = matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
         if distinct && func != AggFunc::Count {
-            return Err(SqlError::new(fpos, format!("{name}(DISTINCT ...) is not supported yet; COUNT(DISTINCT ...) is")));
+            return Err(SqlError::new(
+                fpos,
+                format!("{name}(DISTINCT ...) is not supported yet; COUNT(DISTINCT ...) is"),
+            ));
         }
         let arg = match list.args.as_slice() {
             [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)] if func == AggFunc::Count && !distinct => None,
@@ -1018,7 +1078,10 @@ impl Planner {
                 return Err(SqlError::new(ins.position, format!("cannot INSERT INTO view `{}`", ins.table)));
             }
             None => {
-                return Err(SqlError::new(ins.position, format!("sink table `{}` is not defined; declare it with CREATE TABLE", ins.table)));
+                return Err(SqlError::new(
+                    ins.position,
+                    format!("sink table `{}` is not defined; declare it with CREATE TABLE", ins.table),
+                ));
             }
         };
         let rel = self.plan_query(&ins.query, ins.position)?;
@@ -1039,7 +1102,11 @@ impl Planner {
                         src.len(),
                         table.name,
                         sink_fields.len(),
-                        sink_fields.iter().map(|f| format!("{} {}", f.name(), flink_name(f.data_type()))).collect::<Vec<_>>().join(", ")
+                        sink_fields
+                            .iter()
+                            .map(|f| format!("{} {}", f.name(), flink_name(f.data_type())))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -1048,7 +1115,12 @@ impl Planner {
             if ins.columns.len() != src.len() {
                 return Err(SqlError::new(
                     ins.position,
-                    format!("INSERT INTO `{}` lists {} columns but the query produces {}", table.name, ins.columns.len(), src.len()),
+                    format!(
+                        "INSERT INTO `{}` lists {} columns but the query produces {}",
+                        table.name,
+                        ins.columns.len(),
+                        src.len()
+                    ),
                 ));
             }
             for f in sink_fields.iter() {
@@ -1056,7 +1128,10 @@ impl Planner {
             }
             for c in &ins.columns {
                 if sink_fields.iter().all(|f| f.name() != &c.value) {
-                    return Err(SqlError::new(ins.position, format!("sink `{}` has no column `{}`", table.name, c.value)));
+                    return Err(SqlError::new(
+                        ins.position,
+                        format!("sink `{}` has no column `{}`", table.name, c.value),
+                    ));
                 }
             }
         }

@@ -41,7 +41,9 @@ pub fn to_arrow(t: &SqlType, tz: &str) -> Result<DataType, String> {
                 ExactNumberInfo::PrecisionAndScale(p, s) => (*p, u64::try_from(*s).unwrap_or(0)),
             };
             if !(1..=38).contains(&p) || s > p {
-                return Err(format!("DECIMAL({p}, {s}) is out of range: precision is 1..38 and scale at most the precision"));
+                return Err(format!(
+                    "DECIMAL({p}, {s}) is out of range: precision is 1..38 and scale at most the precision"
+                ));
             }
             DataType::Decimal128(p as u8, s as i8)
         }
@@ -57,9 +59,11 @@ pub fn to_arrow(t: &SqlType, tz: &str) -> Result<DataType, String> {
             DataType::Timestamp(TimeUnit::Millisecond, None)
         }
         SqlType::Custom(name, modifiers) if name.to_string().eq_ignore_ascii_case("TIMESTAMP_LTZ") => {
-            let p = modifiers.first().map(|m| m.parse::<u64>()).transpose().map_err(|_| {
-                "TIMESTAMP_LTZ takes a precision, as in TIMESTAMP_LTZ(3)".to_string()
-            })?;
+            let p = modifiers
+                .first()
+                .map(|m| m.parse::<u64>())
+                .transpose()
+                .map_err(|_| "TIMESTAMP_LTZ takes a precision, as in TIMESTAMP_LTZ(3)".to_string())?;
             ts_precision(&p)?;
             DataType::Timestamp(TimeUnit::Millisecond, Some(tz.into()))
         }

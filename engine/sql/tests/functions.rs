@@ -7,9 +7,9 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::array_value_to_string;
 use datafusion_common::DFSchema;
+use sluice_sql::Position;
 use sluice_sql::dialect::FlinkDialect;
 use sluice_sql::expr::{ExprPlanner, physical};
-use sluice_sql::Position;
 use sqlparser::parser::Parser;
 
 fn batch() -> RecordBatch {
@@ -68,7 +68,10 @@ fn flink_scalar_functions() {
         ("CAST(FLOOR(ts TO MINUTE) AS STRING)", ["2024-01-01 00:01:00.000", "1970-01-01 00:00:00.000"]),
         ("CAST(CEIL(ts TO MINUTE) AS STRING)", ["2024-01-01 00:02:00.000", "1970-01-01 00:00:00.000"]),
         ("CAST(TO_TIMESTAMP('2024-02-03 04:05:06') AS STRING)", ["2024-02-03 04:05:06.000", "2024-02-03 04:05:06.000"]),
-        ("CAST(TO_TIMESTAMP('03/02/2024', 'dd/MM/yyyy') AS STRING)", ["2024-02-03 00:00:00.000", "2024-02-03 00:00:00.000"]),
+        (
+            "CAST(TO_TIMESTAMP('03/02/2024', 'dd/MM/yyyy') AS STRING)",
+            ["2024-02-03 00:00:00.000", "2024-02-03 00:00:00.000"],
+        ),
         ("CAST(TO_TIMESTAMP_LTZ(b, 3) AS STRING)", ["2023-11-14 22:13:20.123", "1970-01-01 00:00:00.005"]),
         ("CAST(ts - INTERVAL '5' SECOND AS STRING)", ["2024-01-01 00:01:00.123", "1969-12-31 23:59:55.000"]),
     ];

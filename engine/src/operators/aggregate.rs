@@ -16,9 +16,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, StringArray,
-};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use arrow::row::{RowConverter, SortField};
@@ -64,13 +62,14 @@ impl AggDef {
     pub fn new_column(&self, bundled: bool) -> Result<Acc, OpError> {
         let in_t = self.input_type.clone().unwrap_or(DataType::Null);
         Ok(match self.func {
-            AggFunc::Count if self.distinct => Acc::CountDistinct {
-                conv: RowConverter::new(vec![SortField::new(in_t)])?,
-                sets: Vec::new(),
-            },
+            AggFunc::Count if self.distinct => {
+                Acc::CountDistinct { conv: RowConverter::new(vec![SortField::new(in_t)])?, sets: Vec::new() }
+            }
             AggFunc::Count => Acc::Count(Vec::new()),
             AggFunc::Sum | AggFunc::Avg => match in_t {
-                DataType::Float64 | DataType::Float32 => Acc::SumF64 { sum: Vec::new(), count: Vec::new(), partial: bundled.then(Vec::new) },
+                DataType::Float64 | DataType::Float32 => {
+                    Acc::SumF64 { sum: Vec::new(), count: Vec::new(), partial: bundled.then(Vec::new) }
+                }
                 DataType::Decimal128(_, _) => Acc::SumI128 { sum: Vec::new(), count: Vec::new() },
                 _ => Acc::SumI64 { sum: Vec::new(), count: Vec::new() },
             },
@@ -91,23 +90,53 @@ impl AggDef {
 /// One aggregate's state for every group.
 pub enum Acc {
     Count(Vec<i64>),
-    CountDistinct { conv: RowConverter, sets: Vec<hashbrown::HashSet<Box<[u8]>>> },
-    SumI64 { sum: Vec<i64>, count: Vec<i64> },
+    CountDistinct {
+        conv: RowConverter,
+        sets: Vec<hashbrown::HashSet<Box<[u8]>>>,
+    },
+    SumI64 {
+        sum: Vec<i64>,
+        count: Vec<i64>,
+    },
     /// `partial` holds the current bundle's sums when bundling is on: Flink's
     /// two-phase window aggregation sums each bundle from 0.0 and then adds it
     /// to the window's sum, and floating-point results depend on that grouping.
-    SumF64 { sum: Vec<f64>, count: Vec<i64>, partial: Option<Vec<f64>> },
-    SumI128 { sum: Vec<i128>, count: Vec<i64> },
-    ExtI64 { max: bool, v: Vec<Option<i64>> },
-    ExtF64 { max: bool, v: Vec<Option<f64>> },
-    ExtI128 { max: bool, v: Vec<Option<i128>> },
-    ExtStr { max: bool, v: Vec<Option<String>> },
-    ExtBool { max: bool, v: Vec<Option<bool>> },
+    SumF64 {
+        sum: Vec<f64>,
+        count: Vec<i64>,
+        partial: Option<Vec<f64>>,
+    },
+    SumI128 {
+        sum: Vec<i128>,
+        count: Vec<i64>,
+    },
+    ExtI64 {
+        max: bool,
+        v: Vec<Option<i64>>,
+    },
+    ExtF64 {
+        max: bool,
+        v: Vec<Option<f64>>,
+    },
+    ExtI128 {
+        max: bool,
+        v: Vec<Option<i128>>,
+    },
+    ExtStr {
+        max: bool,
+        v: Vec<Option<String>>,
+    },
+    ExtBool {
+        max: bool,
+        v: Vec<Option<bool>>,
+    },
 }
 
 fn int64(a: &ArrayRef) -> Result<Int64Array, OpError> {
     let a = match a.data_type() {
-        DataType::Timestamp(_, Some(_)) => cast(a, &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None))?,
+        DataType::Timestamp(_, Some(_)) => {
+            cast(a, &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None))?
+        }
         _ => a.clone(),
     };
     Ok(cast(&a, &DataType::Int64)?.as_primitive::<Int64Type>().clone())

@@ -37,24 +37,20 @@ pub struct Project {
 }
 
 impl Project {
-    pub fn evaluate(exprs: &[Arc<dyn PhysicalExpr>], schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch, OpError> {
+    pub fn evaluate(
+        exprs: &[Arc<dyn PhysicalExpr>],
+        schema: &SchemaRef,
+        batch: &RecordBatch,
+    ) -> Result<RecordBatch, OpError> {
         let n = batch.num_rows();
-        let cols: Vec<ArrayRef> = exprs
-            .iter()
-            .map(|e| e.evaluate(batch).and_then(|v| v.into_array(n)))
-            .collect::<Result<_, _>>()?;
+        let cols: Vec<ArrayRef> =
+            exprs.iter().map(|e| e.evaluate(batch).and_then(|v| v.into_array(n))).collect::<Result<_, _>>()?;
         // Nullability in the planned schema is advisory: the engine never relies
         // on it, so columns are checked against types only.
         let cols = cols
             .into_iter()
             .zip(schema.fields().iter())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    arrow::compute::cast(&c, f.data_type())
-                }
-            })
+            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c) } else { arrow::compute::cast(&c, f.data_type()) })
             .collect::<Result<Vec<_>, _>>()?;
         let relaxed = relax(schema);
         Ok(RecordBatch::try_new_with_options(relaxed, cols, &RecordBatchOptions::new().with_row_count(Some(n)))?)

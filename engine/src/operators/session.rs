@@ -101,7 +101,9 @@ impl Operator for SessionAggregate {
             };
             let list = self.sessions.get(key);
             let overlapping: Vec<usize> = list
-                .map(|l| l.iter().enumerate().filter(|(_, s)| s.start <= end && s.end >= start).map(|(i, _)| i).collect())
+                .map(|l| {
+                    l.iter().enumerate().filter(|(_, s)| s.start <= end && s.end >= start).map(|(i, _)| i).collect()
+                })
                 .unwrap_or_default();
             let (mut m_start, mut m_end) = (start, end);
             if let Some(l) = list {
@@ -117,7 +119,12 @@ impl Operator for SessionAggregate {
             }
             let gid = if overlapping.is_empty() {
                 let g = self.new_group();
-                self.sessions.entry(Box::<[u8]>::from(key)).or_default().push(Session { start, end, end_utc: m_end_utc, gid: g });
+                self.sessions.entry(Box::<[u8]>::from(key)).or_default().push(Session {
+                    start,
+                    end,
+                    end_utc: m_end_utc,
+                    gid: g,
+                });
                 g
             } else {
                 if overlapping.len() > 1 {

@@ -139,8 +139,11 @@ impl Keys {
             None => Ok(None),
             Some(c) => {
                 let n = batch.num_rows();
-                let cols: Vec<ArrayRef> =
-                    self.exprs.iter().map(|e| e.evaluate(batch).and_then(|v| v.into_array(n))).collect::<Result<_, _>>()?;
+                let cols: Vec<ArrayRef> = self
+                    .exprs
+                    .iter()
+                    .map(|e| e.evaluate(batch).and_then(|v| v.into_array(n)))
+                    .collect::<Result<_, _>>()?;
                 Ok(Some(c.convert_columns(&cols)?))
             }
         }
@@ -234,7 +237,8 @@ impl WindowAggregate {
             let n = groups.len();
             let ids: Vec<u32> = groups.iter().map(|(_, g)| *g).collect();
             let key_bytes: Vec<&[u8]> = groups.iter().map(|(k, _)| *k).collect();
-            let mut cols = window_columns(vec![pane.start; n], vec![pane.end; n], vec![end_utc - 1; n], &self.time_type);
+            let mut cols =
+                window_columns(vec![pane.start; n], vec![pane.end; n], vec![end_utc - 1; n], &self.time_type);
             cols.extend(self.keys.decode(&key_bytes)?);
             cols.extend(pane.accs.emit(&self.aggs, &ids)?);
             out.push(Event::Batch(RecordBatch::try_new(self.schema.clone(), cols)?));
@@ -360,7 +364,16 @@ pub struct WindowAssign {
 
 impl WindowAssign {
     pub fn new(kind: WindowKind, time_col: usize, time_type: DataType, shift: TimeShift, schema: SchemaRef) -> Self {
-        WindowAssign { kind, time_col, time_type, shift, schema: relax(&schema), watermark: NO_WATERMARK, late: 0, scratch: Vec::new() }
+        WindowAssign {
+            kind,
+            time_col,
+            time_type,
+            shift,
+            schema: relax(&schema),
+            watermark: NO_WATERMARK,
+            late: 0,
+            scratch: Vec::new(),
+        }
     }
 }
 
