@@ -569,6 +569,36 @@ async fn env_args_volumes_and_security_context_follow_kubernetes_semantics() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_reach_the_api_server_with_their_service_account() {
+    let (_env, client, ns) = setup("incluster").await;
+    create::<ConfigMap>(&client, &ns, json!({"metadata": {"name": "visible"}, "data": {"k": "v"}})).await;
+    create::<k8s_openapi::api::rbac::v1::RoleBinding>(&client, &ns, json!({
+        "metadata": {"name": "default-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": ns}],
+    }))
+    .await;
+    create::<Pod>(&client, &ns, json!({"metadata": {"name": "p"}, "spec": {"containers": [web_container("web", &[])]}})).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let p = wait_object(&pods, "p", T, "Ready", is_ready).await.unwrap();
+    let ip = pod_ip(&p).unwrap();
+    let url = format!("/incluster/{ns}");
+    let (code, body) = wait_for(T, "in-cluster list", || async {
+        let r = http_get(ip, 8080, &url).await.ok();
+        // RBAC may take a moment to see the new RoleBinding.
+        Ok(r.filter(|(c, _)| *c == 200))
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(body, "kube-root-ca.crt,visible");
+    // Without a grant, RBAC still applies to the pod's identity.
+    let (code, body) = http_get(ip, 8080, "/incluster/kube-system").await.unwrap();
+    assert_eq!(code, 500);
+    assert!(body.contains("forbidden"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_as_user_and_group_are_honoured() {
     let (env, client, ns) = setup("uid").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);

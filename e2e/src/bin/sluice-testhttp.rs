@@ -8,6 +8,8 @@
 //! - `GET /fetch/<host>/<port>/<path>` → GET `http://host:port/path` (names
 //!   resolved through the pod's resolv.conf) and return its body
 //! - `GET /resolve/<name>` → the addresses the name resolves to
+//! - `GET /incluster/<ns>` → the ConfigMaps of `ns`, listed with an in-cluster
+//!   kube client (service-account token, cluster CA, `KUBERNETES_SERVICE_*`)
 
 use std::time::Duration;
 
@@ -28,6 +30,17 @@ async fn get(host: &str, port: u16, path: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&buf).to_string();
     Ok(text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or(text))
+}
+
+async fn incluster_configmaps(ns: &str) -> Result<Vec<String>, String> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let cfg = kube::Config::incluster().map_err(|e| format!("in-cluster config: {e}"))?;
+    let client = kube::Client::try_from(cfg).map_err(|e| e.to_string())?;
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, ns);
+    let list = api.list(&Default::default()).await.map_err(|e| format!("list: {e}"))?;
+    let mut names: Vec<String> = list.items.into_iter().filter_map(|c| c.metadata.name).collect();
+    names.sort();
+    Ok(names)
 }
 
 async fn handle(mut s: TcpStream, ready: bool) {
@@ -78,6 +91,11 @@ async fn handle(mut s: TcpStream, ready: bool) {
                 (200, v.join(","))
             }
             Err(e) => (404, e.to_string()),
+        }
+    } else if let Some(ns) = path.strip_prefix("/incluster/") {
+        match incluster_configmaps(ns).await {
+            Ok(names) => (200, names.join(",")),
+            Err(e) => (500, e),
         }
     } else {
         (404, "not found\n".to_string())

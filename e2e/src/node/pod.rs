@@ -419,6 +419,14 @@ impl PodWorker {
                 mounts.push(Mount { source: self.pod_dir.join("etc").join(f), target, read_only: false });
             }
         }
+        // The host filesystem is the image, but the host's kubeconfig must not
+        // be: kube clients prefer it over the in-cluster service account.
+        let host_kube = PathBuf::from("/root/.kube");
+        if host_kube.is_dir() {
+            let empty = self.pod_dir.join("empty-kube");
+            let _ = std::fs::create_dir_all(&empty);
+            mounts.push(Mount { source: empty, target: host_kube, read_only: true });
+        }
         for vm in spec.volume_mounts.iter().flatten() {
             let Some(src) = vols.get(&vm.name) else {
                 return Err(StartError::CreateContainerConfigError(format!("volume {:?} is not defined in the pod", vm.name)));
