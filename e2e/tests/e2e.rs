@@ -599,6 +599,29 @@ async fn pods_reach_the_api_server_with_their_service_account() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_server_is_reachable_through_a_selectorless_service() {
+    let (env, client, ns) = setup("hostsvc").await;
+    // What the sandbox does for S3: a Service without selector, its EndpointSlice on the bridge gateway.
+    let host_ns = format!("{ns}-sys");
+    sluice_e2e::cluster::expose_host_service(&client, &host_ns, "s3", env.gateway, 9000).await.unwrap();
+    create::<Pod>(&client, &ns, json!({"metadata": {"name": "p"}, "spec": {"containers": [web_container("web", &[])]}})).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let p = wait_object(&pods, "p", T, "Ready", is_ready).await.unwrap();
+    let name = format!("s3.{host_ns}");
+    let r = wait_for(T, "s3 name resolves", || {
+        let p = p.clone();
+        let name = name.clone();
+        async move {
+            let r = resolve_from(&p, &name).await;
+            Ok((!r.is_empty()).then_some(r))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(r, BTreeSet::from([env.gateway.to_string()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_as_user_and_group_are_honoured() {
     let (env, client, ns) = setup("uid").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);

@@ -22,6 +22,7 @@ use sluice_e2e::node::config::ImageMapping;
 const NAME: &str = "sandbox";
 const BRIDGE: &str = "sl-sandbox";
 const OCTET: u8 = 250;
+const S3_PORT: u16 = 9000;
 
 struct Args {
     cmd: String,
@@ -97,13 +98,41 @@ fn run_foreground(a: &Args) -> Result<()> {
     let t0 = Instant::now();
     let cluster = Cluster::start(spec(&a.dir, a.nodes)?)?;
     let kubeconfig = cluster.kubeconfig().to_path_buf();
+    let gw = cluster.spec.net.gateway();
+    // The S3-compatible server listens on the host at the bridge gateway;
+    // pods reach it as http://s3.sluice-system:9000.
+    let key_id = std::env::var("SANDBOX_S3_ACCESS_KEY_ID").unwrap_or_else(|_| "sluice".into());
+    let secret = std::env::var("SANDBOX_S3_SECRET_ACCESS_KEY").unwrap_or_else(|_| "sluice-sandbox-secret".into());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let client = sluice_e2e::client_from_kubeconfig(&kubeconfig).await?;
+        sluice_e2e::cluster::expose_host_service(&client, "sluice-system", "s3", gw, S3_PORT).await?;
+        for ns in ["default", "sluice-system"] {
+            sluice_e2e::cluster::apply_secret(
+                &client,
+                ns,
+                "s3-creds",
+                &[("AWS_ACCESS_KEY_ID", key_id.as_str()), ("AWS_SECRET_ACCESS_KEY", secret.as_str())],
+            )
+            .await?;
+        }
+        anyhow::Ok(())
+    })
+    .context("creating the s3 Service and the s3-creds Secrets")?;
     std::fs::write(
         a.dir.join("env"),
         format!(
-            "# Written by sluice-sandbox up; source it.\nexport KUBECONFIG={}\nexport SLUICE_SANDBOX_DIR={}\nexport SLUICE_SANDBOX_BRIDGE_IP={}\n",
+            "# Written by sluice-sandbox up; source it.\n\
+             export KUBECONFIG={}\n\
+             export SLUICE_SANDBOX_DIR={}\n\
+             export SLUICE_SANDBOX_BRIDGE_IP={gw}\n\
+             # S3 as the host sees it (in-cluster: http://s3.sluice-system:{S3_PORT}).\n\
+             export SLUICE_S3_ENDPOINT=http://{gw}:{S3_PORT}\n\
+             export AWS_ACCESS_KEY_ID={key_id}\n\
+             export AWS_SECRET_ACCESS_KEY={secret}\n\
+             export AWS_REGION=us-east-1\n",
             kubeconfig.display(),
             a.dir.display(),
-            cluster.spec.net.gateway()
         ),
     )?;
     let msg = format!(

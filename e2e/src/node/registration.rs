@@ -33,12 +33,16 @@ fn host_memory_kib() -> u64 {
 }
 
 fn node_status(ctx: &Ctx) -> NodeStatus {
-    let cpu = ctx
+    // Nothing is enforced (no cgroups), so by default the node advertises
+    // more than the machine has: requests then never block scheduling on a
+    // 2-core machine. Set `cpu`/`memory` in the config to model a real node.
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpu = ctx.cfg.cpu.clone().unwrap_or_else(|| ncpu.max(32).to_string());
+    let memory = ctx
         .cfg
-        .cpu
+        .memory
         .clone()
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string());
-    let memory = ctx.cfg.memory.clone().unwrap_or_else(|| format!("{}Ki", host_memory_kib()));
+        .unwrap_or_else(|| format!("{}Ki", host_memory_kib().max(64 * 1024 * 1024)));
     let resources: BTreeMap<String, Quantity> = [
         ("cpu", cpu),
         ("memory", memory),
