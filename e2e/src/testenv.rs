@@ -91,7 +91,8 @@ fn bridge_name(pid: u32, suffix: &str) -> String {
     format!("sl-e{pid}{suffix}").chars().take(15).collect()
 }
 
-fn free_octet() -> Result<u8> {
+/// A /16 (`10.<octet>.0.0/16`, octet 200–249) no interface uses yet.
+pub fn free_octet() -> Result<u8> {
     let out = std::process::Command::new("ip").args(["-4", "-o", "addr"]).output()?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let start = 200 + (std::process::id() % 50) as u8;

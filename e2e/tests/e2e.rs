@@ -767,3 +767,78 @@ fn stopping_a_cluster_leaves_no_process_namespace_bridge_or_mount() {
     assert!(!mounts.contains(env.dir.to_str().unwrap()), "mount left behind");
     let _ = Ipv4Addr::LOCALHOST;
 }
+
+#[test]
+fn sandbox_binary_up_and_down_leaves_nothing_behind() {
+    // Its own name, bridge and /16: never the developer's `.sandbox`.
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("sluice-e2e-sandbox-{pid}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let name = format!("sbx{pid}");
+    let bridge = format!("sl-s{pid}");
+    let octet = testenv::free_octet().unwrap().to_string();
+    let bin = env!("CARGO_BIN_EXE_sluice-sandbox");
+    let args = |cmd: &str| {
+        let d = dir.display().to_string();
+        vec![cmd.to_string(), "--dir".into(), d, "--name".into(), name.clone(), "--bridge".into(), bridge.clone(), "--octet".into(), octet.clone()]
+    };
+    // Whatever happens below, the sandbox goes down (it outlives this process otherwise).
+    struct Down(Vec<String>);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_sluice-sandbox")).args(&self.0).output();
+        }
+    }
+    let _down = Down(args("down"));
+    let out = std::process::Command::new(bin).args(args("up")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("export KUBECONFIG={}", dir.join("kubeconfig").display())), "{stdout}");
+    let supervisor: i32 = std::fs::read_to_string(dir.join("sandbox.pid")).unwrap().trim().parse().unwrap();
+    let env_file = std::fs::read_to_string(dir.join("env")).unwrap();
+    assert!(env_file.contains("AWS_ACCESS_KEY_ID=") && env_file.contains("SLUICE_S3_ENDPOINT=http://10."), "{env_file}");
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (pid_in_pod, children) = rt.block_on(async {
+        let client = sluice_e2e::client_from_kubeconfig(&dir.join("kubeconfig")).await.unwrap();
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), "sluice-system");
+        assert!(secrets.get("s3-creds").await.unwrap().data.unwrap().contains_key("AWS_SECRET_ACCESS_KEY"));
+        create::<Pod>(&client, "default", json!({"metadata": {"name": "p"}, "spec": {"containers": [{
+            "name": "sh", "image": "busybox:1", "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]}]}}))
+        .await;
+        let pods: Api<Pod> = Api::namespaced(client, "default");
+        let p = wait_object(&pods, "p", T, "Running", |p: &Pod| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+        .await
+        .unwrap();
+        let children: Vec<i32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .ok()
+                    .and_then(|s| s.rsplit(") ").next().map(str::to_string))
+                    .and_then(|rest| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+                    == Some(supervisor)
+            })
+            .collect();
+        (container_pid(&p, "sh").unwrap(), children)
+    });
+    assert!(children.len() >= 5, "etcd, 3 control-plane processes and a node under the supervisor: {children:?}");
+    assert_eq!(sluice_e2e::net::list_netns(&format!("sluice-{name}-node-1-")).len(), 1);
+
+    let out = std::process::Command::new(bin).args(args("down")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert_eq!(stdout.trim(), "sandbox down", "down found nothing left to clean up by hand");
+    for p in children.iter().copied().chain([supervisor, pid_in_pod]) {
+        assert!(!process_alive(p), "process {p} survived sandbox down");
+    }
+    assert!(sluice_e2e::net::list_netns(&format!("sluice-{name}-")).is_empty());
+    assert!(!sluice_e2e::net::link_exists(&bridge));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(dir.to_str().unwrap()));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -28,6 +28,11 @@ struct Args {
     cmd: String,
     dir: PathBuf,
     nodes: u8,
+    /// Cluster name, bridge and /16 (`10.<octet>.0.0/16`): the defaults are
+    /// the developer sandbox's; tests pass their own.
+    name: String,
+    bridge: String,
+    octet: u8,
 }
 
 fn parse() -> Result<Args> {
@@ -37,7 +42,10 @@ fn parse() -> Result<Args> {
     let dir = PathBuf::from(flag("--dir").unwrap_or_else(|| ".sandbox".into()));
     let dir = if dir.is_absolute() { dir } else { std::env::current_dir()?.join(dir) };
     let nodes = flag("--nodes").map(|n| n.parse()).transpose()?.unwrap_or(1);
-    Ok(Args { cmd, dir, nodes })
+    let name = flag("--name").unwrap_or_else(|| NAME.into());
+    let bridge = flag("--bridge").unwrap_or_else(|| BRIDGE.into());
+    let octet = flag("--octet").map(|n| n.parse()).transpose()?.unwrap_or(OCTET);
+    Ok(Args { cmd, dir, nodes, name, bridge, octet })
 }
 
 /// Local programs standing in for images: the Sluice binaries from the
@@ -66,12 +74,13 @@ fn images(repo: &Path) -> Result<Vec<ImageMapping>> {
     Ok(v)
 }
 
-fn spec(dir: &Path, nodes: u8) -> Result<ClusterSpec> {
+fn spec(a: &Args, nodes: u8) -> Result<ClusterSpec> {
+    let dir = a.dir.as_path();
     let repo = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     Ok(ClusterSpec {
-        name: NAME.into(),
+        name: a.name.clone(),
         dir: dir.to_path_buf(),
-        net: ClusterNet { bridge: BRIDGE.into(), octet: OCTET },
+        net: ClusterNet { bridge: a.bridge.clone(), octet: a.octet },
         nodes,
         node_bin: std::env::current_exe()?.with_file_name("sluice-node"),
         images: images(&repo)?,
@@ -96,7 +105,7 @@ fn run_foreground(a: &Args) -> Result<()> {
     let _ = std::fs::remove_file(a.dir.join("ready"));
     std::fs::write(a.dir.join("sandbox.pid"), std::process::id().to_string())?;
     let t0 = Instant::now();
-    let cluster = Cluster::start(spec(&a.dir, a.nodes)?)?;
+    let cluster = Cluster::start(spec(a, a.nodes)?)?;
     let kubeconfig = cluster.kubeconfig().to_path_buf();
     let gw = cluster.spec.net.gateway();
     // The S3-compatible server listens on the host at the bridge gateway;
@@ -185,6 +194,7 @@ fn up(a: &Args) -> Result<()> {
     let out = std::fs::File::create(&log)?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.args(["run", "--dir", &a.dir.display().to_string(), "--nodes", &a.nodes.to_string()])
+        .args(["--name", &a.name, "--bridge", &a.bridge, "--octet", &a.octet.to_string()])
         .stdin(std::process::Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out);
@@ -223,7 +233,7 @@ fn down(a: &Args) -> Result<()> {
             }
         }
     // Whatever a crashed sandbox left behind.
-    let s = spec(&a.dir, a.nodes.max(8))?;
+    let s = spec(a, a.nodes.max(8))?;
     let mut left = Vec::new();
     for k in 1..=s.nodes {
         for ns in net::list_netns(&format!("sluice-{}-", s.node_name(k))) {
@@ -231,9 +241,9 @@ fn down(a: &Args) -> Result<()> {
             left.push(ns);
         }
     }
-    if net::link_exists(BRIDGE) {
-        net::delete_link(BRIDGE);
-        left.push(BRIDGE.into());
+    if net::link_exists(&a.bridge) {
+        net::delete_link(&a.bridge);
+        left.push(a.bridge.clone());
     }
     let _ = std::fs::remove_file(a.dir.join("sandbox.pid"));
     let _ = std::fs::remove_file(a.dir.join("ready"));
@@ -258,6 +268,6 @@ fn main() -> Result<()> {
         "up" => up(&a),
         "run" => run_foreground(&a),
         "down" => down(&a),
-        _ => bail!("usage: sluice-sandbox up|down|run [--dir DIR] [--nodes N]"),
+        _ => bail!("usage: sluice-sandbox up|down|run [--dir DIR] [--nodes N] [--name N --bridge BR --octet O]"),
     }
 }

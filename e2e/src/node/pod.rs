@@ -128,6 +128,7 @@ pub struct PodWorker {
     netns: String,
     veth: String,
     ip: Option<Ipv4Addr>,
+    ip_released: bool,
     sandbox_error: Option<String>,
     next_sandbox_try: Instant,
     volumes: Option<BTreeMap<String, PathBuf>>,
@@ -208,6 +209,7 @@ impl PodWorker {
             netns: format!("{}{short}", ctx.netns_prefix()),
             veth: format!("sl{short}"),
             ip: None,
+            ip_released: false,
             sandbox_error: None,
             next_sandbox_try: Instant::now(),
             volumes: None,
@@ -319,6 +321,12 @@ impl PodWorker {
             self.terminal = true;
             self.kill_all(Duration::from_secs(1)).await;
             net::delete_netns(&self.netns);
+            // The status keeps its podIP (as the kubelet's does); the address is free again.
+            if let Some(ip) = self.ip
+                && !self.ip_released {
+                    self.ctx.release_ip(ip);
+                    self.ip_released = true;
+                }
         }
     }
 
@@ -697,9 +705,11 @@ impl PodWorker {
         }
         self.reap_final().await;
         net::delete_netns(&self.netns);
-        if let Some(ip) = self.ip.take() {
-            self.ctx.release_ip(ip);
-        }
+        if let Some(ip) = self.ip.take()
+            && !self.ip_released {
+                self.ctx.release_ip(ip);
+                self.ip_released = true;
+            }
         let _ = std::fs::remove_dir_all(&self.pod_dir);
         if delete && !SHUTTING_DOWN.load(Ordering::SeqCst) {
             let _ = self.publish().await;
