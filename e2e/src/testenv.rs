@@ -50,6 +50,37 @@ pub struct Options {
     pub backoff_initial_seconds: f64,
 }
 
+impl Options {
+    /// Options for tests outside `e2e/` (the operator's, the engine's): builds
+    /// `sluice-node` and `sluice-testhttp` with cargo into
+    /// `$SLUICE_CACHE/target-e2e` (a no-op when up to date) and maps
+    /// `sluice/testhttp:*` plus the given images.
+    pub fn for_external_tests(images: Vec<ImageMapping>) -> Result<Options> {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let target = crate::controlplane::cache_dir().join("target-e2e");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--manifest-path"])
+            .arg(&manifest)
+            .args(["--bin", "sluice-node", "--bin", "sluice-testhttp"])
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .context("running cargo to build sluice-node")?;
+        if !status.success() {
+            bail!("building sluice-node failed ({status})");
+        }
+        let bin = target.join("debug");
+        let mut all = images;
+        all.push(ImageMapping {
+            image: "sluice/testhttp:*".into(),
+            entrypoint: vec![bin.join("sluice-testhttp").display().to_string()],
+            cmd: Vec::new(),
+            path: Vec::new(),
+        });
+        Ok(Options { node_bin: bin.join("sluice-node"), images: all, suffix: String::new(), backoff_initial_seconds: 1.0 })
+    }
+}
+
 static SHARED: OnceLock<std::result::Result<TestEnv, String>> = OnceLock::new();
 static RUNNING: Mutex<Vec<Cluster>> = Mutex::new(Vec::new());
 

@@ -109,11 +109,20 @@ pub async fn run(cfg: NodeConfig, shutdown: impl std::future::Future<Output = ()
     };
     let dns_addr = SocketAddr::new(cfg.node_ip.into(), 53);
     let dns_sock_dir = directory.clone();
-    let dns_task = tokio::spawn(async move {
-        if let Err(e) = dns::serve(dns_addr, dns_sock_dir).await {
-            tracing::error!("dns server on {dns_addr}: {e:#}");
-        }
-    });
+    // DNS gets a thread of its own: pods' lookups must not wait behind pod
+    // workers that block on `ip` or on the API server.
+    let (dns_stop_tx, dns_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new().name("dns".into()).spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async move {
+            tokio::select! {
+                r = dns::serve(dns_addr, dns_sock_dir) => if let Err(e) = r {
+                    tracing::error!("dns server on {dns_addr}: {e:#}");
+                },
+                _ = dns_stop_rx => {}
+            }
+        });
+    })?;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         let _ = svc_store.wait_until_ready().await;
         let _ = eps_store.wait_until_ready().await;
@@ -199,7 +208,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl std::future::Future<Output = ()
         let _ = tokio::time::timeout(std::time::Duration::from_secs(15), h).await;
     }
     heartbeat.abort();
-    dns_task.abort();
+    let _ = dns_stop_tx.send(());
     kubelet_task.abort();
     svc_task.abort();
     eps_task.abort();

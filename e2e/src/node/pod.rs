@@ -250,7 +250,7 @@ impl PodWorker {
             if now_i < self.next_sandbox_try {
                 return;
             }
-            if let Err(e) = self.make_sandbox() {
+            if let Err(e) = tokio::task::block_in_place(|| self.make_sandbox()) {
                 let msg = format!("creating pod sandbox: {e:#}");
                 tracing::warn!("pod {}/{}: {msg}", self.ns, self.name);
                 self.sandbox_error = Some(msg.clone());
@@ -320,7 +320,7 @@ impl PodWorker {
             tracing::info!("pod {}/{}: {facts_phase}", self.ns, self.name);
             self.terminal = true;
             self.kill_all(Duration::from_secs(1)).await;
-            net::delete_netns(&self.netns);
+            tokio::task::block_in_place(|| net::delete_netns(&self.netns));
             // The status keeps its podIP (as the kubelet's does); the address is free again.
             if let Some(ip) = self.ip
                 && !self.ip_released {
@@ -704,7 +704,7 @@ impl PodWorker {
             let _ = killpg(Pid::from_raw(*pid), Signal::SIGKILL);
         }
         self.reap_final().await;
-        net::delete_netns(&self.netns);
+        tokio::task::block_in_place(|| net::delete_netns(&self.netns));
         if let Some(ip) = self.ip.take()
             && !self.ip_released {
                 self.ctx.release_ip(ip);
