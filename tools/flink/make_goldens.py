@@ -9,6 +9,7 @@ expected/<sink>.txt = all lines Flink wrote for the sink table, byte-wise sorted
   python3 tools/flink/make_goldens.py                # all cases
   python3 tools/flink/make_goldens.py tumble_agg     # some cases
   python3 tools/flink/make_goldens.py --check        # compare, change nothing
+  python3 tools/flink/make_goldens.py --check -p 3   # does Flink at p=3 agree?
 
 If a case has gen.py, it is run first (with the venv's python, cwd = the case
 directory) to rewrite input/. Every sink named in job.sql as
@@ -34,7 +35,7 @@ DEFAULT_VENV = os.environ.get(
 SINK_RE = re.compile(r"\$\{OUTPUT_DIR\}/([A-Za-z0-9_]+)")
 
 
-def run_case(case_dir, python, keep_tmp=False, timeout=900):
+def run_case(case_dir, python, parallelism=1, timeout=900):
     """Run one case; return (collected_dir, tmp_root, sinks_expected) or raise."""
     job = os.path.join(case_dir, "job.sql")
     with open(job, encoding="utf-8") as fh:
@@ -46,7 +47,7 @@ def run_case(case_dir, python, keep_tmp=False, timeout=900):
     cmd = [
         python, os.path.join(HERE, "run_flink.py"), job,
         "--input-dir", os.path.join(case_dir, "input"),
-        "--output-dir", out, "--collect", coll, "--parallelism", "1",
+        "--output-dir", out, "--collect", coll, "--parallelism", str(parallelism),
         "--timeout", str(timeout), "--quiet",
     ]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -78,8 +79,13 @@ def main():
     ap.add_argument("--venv", default=DEFAULT_VENV)
     ap.add_argument("--check", action="store_true", help="compare with expected/, write nothing")
     ap.add_argument("--keep-tmp", action="store_true")
+    ap.add_argument("--parallelism", "-p", type=int, default=1,
+                    help="only with --check: compare Flink at this parallelism with the goldens")
     args = ap.parse_args()
 
+    if args.parallelism != 1 and not args.check:
+        print("make_goldens: goldens are made at parallelism 1; use -p N only with --check", file=sys.stderr)
+        return 2
     python = os.path.join(args.venv, "bin", "python")
     if not os.path.exists(python):
         print("make_goldens: no Flink venv at %s; run tools/flink/setup.sh" % args.venv, file=sys.stderr)
@@ -92,7 +98,7 @@ def main():
         case_dir = os.path.join(args.golden_dir, name)
         t0 = time.monotonic()
         try:
-            coll, tmp, sinks = run_case(case_dir, python)
+            coll, tmp, sinks = run_case(case_dir, python, args.parallelism)
         except Exception as e:
             print("FAIL %s: %s" % (name, e))
             failed.append(name)
