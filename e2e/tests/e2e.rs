@@ -108,6 +108,20 @@ async fn resolve_from(pod: &Pod, name: &str) -> BTreeSet<String> {
     body.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
+/// Waits for an event with `reason` about pod `pod` (events.k8s.io, as `kubectl describe` shows).
+async fn wait_event(client: &Client, ns: &str, pod: &str, reason: &str) -> String {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    wait_for(T, &format!("{reason} event for {pod}"), || async {
+        let l = events.list(&ListParams::default()).await?;
+        Ok(l.items.into_iter().find_map(|e| {
+            (e.reason.as_deref() == Some(reason) && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pod))
+                .then(|| e.note.unwrap_or_default())
+        }))
+    })
+    .await
+    .unwrap()
+}
+
 fn waiting_reason(p: &Pod) -> Option<(String, String)> {
     let cs = p.status.as_ref()?.container_statuses.as_ref()?.first()?;
     let w = cs.state.as_ref()?.waiting.as_ref()?;
@@ -389,6 +403,8 @@ async fn restart_policies_and_crash_loop_back_off() {
     assert_eq!(last.exit_code, 3);
     assert_eq!(last.reason.as_deref(), Some("Error"));
     assert!(!cs.ready);
+    let note = wait_event(&client, &ns, "always", "BackOff").await;
+    assert!(note.contains("Back-off restarting failed container c"), "{note}");
 
     let p = wait_object(&pods, "never", T, "Failed", |p: &Pod| {
         p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
@@ -474,6 +490,8 @@ async fn bad_volume_reference_waits_and_recovers_when_the_configmap_appears() {
     .await
     .unwrap();
     assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
+    let note = wait_event(&client, &ns, "p", "FailedMount").await;
+    assert!(note.contains("configmap \"later\" not found"), "{note}");
     create::<ConfigMap>(&client, &ns, json!({"metadata": {"name": "later"}, "data": {"key": "value-1"}})).await;
     let p = wait_object(&pods, "p", T, "Running once the configmap exists", |p: &Pod| {
         p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")

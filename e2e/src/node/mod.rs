@@ -37,6 +37,8 @@ use crate::net;
 pub struct Ctx {
     pub cfg: NodeConfig,
     pub client: kube::Client,
+    /// Pod events (Started, Killing, BackOff, Unhealthy, FailedMount, Failed), as the kubelet emits them.
+    pub recorder: kube::runtime::events::Recorder,
     pub dir: dns::Directory,
     ips: Mutex<BTreeSet<u8>>,
     next_ip: Mutex<u8>,
@@ -132,6 +134,10 @@ pub async fn run(cfg: NodeConfig, shutdown: impl std::future::Future<Output = ()
     let ctx = Arc::new(Ctx {
         cfg: cfg.clone(),
         client: client.clone(),
+        recorder: kube::runtime::events::Recorder::new(
+            client.clone(),
+            kube::runtime::events::Reporter { controller: "kubelet".into(), instance: Some(cfg.node_name.clone()) },
+        ),
         dir: directory,
         ips: Mutex::new(BTreeSet::new()),
         next_ip: Mutex::new(2),

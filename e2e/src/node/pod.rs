@@ -231,6 +231,26 @@ impl PodWorker {
         }
     }
 
+    /// Publishes a pod event in the background (events are best effort).
+    fn event(&self, warning: bool, reason: &str, note: String) {
+        use kube::Resource;
+        use kube::runtime::events::{Event, EventType};
+        let ctx = self.ctx.clone();
+        let reference = self.pod.object_ref(&());
+        let ev = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+                tracing::debug!("event: {e}");
+            }
+        });
+    }
+
     fn init_done(&self) -> bool {
         self.init.iter().all(|c| c.done)
     }
@@ -277,6 +297,7 @@ impl PodWorker {
                     let msg = format!("MountVolume.SetUp failed: {e:#}");
                     if self.volume_error.as_deref() != Some(msg.as_str()) {
                         tracing::warn!("pod {}/{}: {msg}", self.ns, self.name);
+                        self.event(true, "FailedMount", msg.clone());
                     }
                     self.volume_error = Some(msg.clone());
                     self.set_waiting_all("ContainerCreating", Some(msg));
@@ -375,6 +396,7 @@ impl PodWorker {
         let res = self.launch(&spec, &host_ip, &pod_ip).await;
         let pod_name = format!("{}/{}", self.ns, self.name);
         let backoff_initial = Duration::from_secs_f64(self.ctx.cfg.backoff_initial_seconds.max(0.0));
+        let ev: Option<(bool, &str, String)>;
         let Some(c) = self.ctr(init, i) else { return };
         match res {
             Ok((child, env)) => {
@@ -399,15 +421,20 @@ impl PodWorker {
                     };
                 }
                 tracing::info!("pod {pod_name}: container {} started (pid {pid:?})", spec.name);
+                ev = Some((false, "Started", format!("Started container {}", spec.name)));
             }
             Err(e) => {
                 let msg = e.to_string();
                 tracing::warn!("pod {pod_name}: container {}: {} {msg}", spec.name, e.reason());
+                ev = Some((true, "Failed", format!("Error: {}: {msg}", e.reason())));
                 c.status.state = CState::waiting(e.reason(), Some(msg));
                 let b = c.backoff.map(|b| (b * 2).min(MAX_BACKOFF)).unwrap_or(backoff_initial);
                 c.backoff = Some(b);
                 c.next_start = Instant::now() + b.max(Duration::from_secs(1));
             }
+        }
+        if let Some((warning, reason, note)) = ev {
+            self.event(warning, reason, note);
         }
     }
 
@@ -485,6 +512,7 @@ impl PodWorker {
     }
 
     fn reap(&mut self) {
+        let mut events: Vec<String> = Vec::new();
         let policy = self.restart_policy.clone();
         let pod = self.name.clone();
         let backoff_initial = Duration::from_secs_f64(self.ctx.cfg.backoff_initial_seconds.max(0.0));
@@ -548,6 +576,9 @@ impl PodWorker {
                 }
             };
             c.status.last = Some(terminated);
+            if !delay.is_zero() {
+                events.push(format!("Back-off restarting failed container {} in pod {pod}", c.spec.name));
+            }
             c.status.state = if delay.is_zero() {
                 CState::waiting("ContainerCreating", None)
             } else {
@@ -561,6 +592,9 @@ impl PodWorker {
                 )
             };
             c.next_start = Instant::now() + delay;
+        }
+        for note in events {
+            self.event(true, "BackOff", note);
         }
     }
 
@@ -619,14 +653,22 @@ impl PodWorker {
             }
         }
         let failed = st.ok == Some(false);
+        let mut events: Vec<(bool, &str, String)> = Vec::new();
+        if !r.ok {
+            events.push((true, "Unhealthy", format!("{:?} probe failed for container {}", r.kind, c.spec.name)));
+        }
         if failed && matches!(r.kind, Kind::Liveness | Kind::Startup)
             && let Some(pid) = c.pid {
                 tracing::info!("pod {pod}: container {} failed its {:?} probe; killing it", c.spec.name, r.kind);
+                events.push((false, "Killing", format!("Container {} failed {:?} probe, will be restarted", c.spec.name, r.kind)));
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
                 let g = p.termination_grace_period_seconds.map(|g| g.max(0) as u64).unwrap_or(grace);
                 c.kill_deadline = Some(Instant::now() + Duration::from_secs(g));
             }
         c.refresh_ready();
+        for (warning, reason, note) in events {
+            self.event(warning, reason, note);
+        }
     }
 
     async fn kill_all(&mut self, grace: Duration) {
@@ -678,6 +720,11 @@ impl PodWorker {
     /// delete the pod with grace period 0 (when the API asked for it).
     async fn teardown(&mut self, grace: Duration, delete: bool, rx: &mut watch::Receiver<Option<Pod>>) {
         tracing::info!("pod {}/{}: stopping (grace {grace:?})", self.ns, self.name);
+        if delete {
+            for c in self.init.iter().chain(self.main.iter()).filter(|c| c.pid.is_some()) {
+                self.event(false, "Killing", format!("Stopping container {}", c.spec.name));
+            }
+        }
         let pids: Vec<i32> = self.init.iter().chain(self.main.iter()).filter_map(|c| c.pid).collect();
         for pid in &pids {
             let _ = killpg(Pid::from_raw(*pid), Signal::SIGTERM);
