@@ -373,6 +373,36 @@ async fn unmapped_image_waits_with_err_image_pull_and_the_agent_keeps_working() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_to_completion() {
+    let (env, client, ns) = setup("job").await;
+    create::<k8s_openapi::api::batch::v1::Job>(&client, &ns, json!({
+        "metadata": {"name": "count"},
+        "spec": {"completions": 2, "parallelism": 2, "backoffLimit": 0, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox:1", "command": ["sh", "-c", "echo done-$(JOB_COMPLETION_INDEX)"],
+                "env": [{"name": "JOB_COMPLETION_INDEX", "value": "x"}]}],
+        }}},
+    }))
+    .await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), &ns);
+    let j = wait_object(&jobs, "count", T, "Complete", |j| {
+        j.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+            cs.iter().any(|c| c.type_ == "Complete" && c.status == "True")
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(j.status.unwrap().succeeded, Some(2));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let done = pods.list(&ListParams::default().labels("job-name=count")).await.unwrap().items;
+    assert_eq!(done.len(), 2);
+    for p in done {
+        assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Succeeded"));
+        assert_eq!(std::fs::read_to_string(env.log_file(&p, "c", 0)).unwrap(), "done-x\n");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_policies_and_crash_loop_back_off() {
     let (_env, client, ns) = setup("crash").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
