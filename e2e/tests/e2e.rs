@@ -122,6 +122,13 @@ async fn wait_event(client: &Client, ns: &str, pod: &str, reason: &str) -> Strin
     .unwrap()
 }
 
+/// GET from the host once the server in the pod listens ("Running" is not "listening").
+async fn get_when_up(ip: Ipv4Addr, path: &str) -> (u16, String) {
+    wait_for(T, &format!("GET {path} from {ip}"), || async { Ok(http_get(ip, 8080, path).await.ok()) })
+        .await
+        .unwrap()
+}
+
 fn waiting_reason(p: &Pod) -> Option<(String, String)> {
     let cs = p.status.as_ref()?.container_statuses.as_ref()?.first()?;
     let w = cs.state.as_ref()?.waiting.as_ref()?;
@@ -528,7 +535,7 @@ async fn bad_volume_reference_waits_and_recovers_when_the_configmap_appears() {
     })
     .await
     .unwrap();
-    let (code, body) = http_get(pod_ip(&p).unwrap(), 8080, "/file/etc/sluice-e2e-later/key").await.unwrap();
+    let (code, body) = get_when_up(pod_ip(&p).unwrap(), "/file/etc/sluice-e2e-later/key").await;
     assert_eq!((code, body.as_str()), (200, "value-1"));
 }
 
@@ -762,7 +769,7 @@ async fn init_containers_run_first_and_liveness_failures_restart() {
     .unwrap();
     let init = &p.status.as_ref().unwrap().init_container_statuses.as_ref().unwrap()[0];
     assert_eq!(init.state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 0);
-    let (code, body) = http_get(pod_ip(&p).unwrap(), 8080, "/file/work/marker").await.unwrap();
+    let (code, body) = get_when_up(pod_ip(&p).unwrap(), "/file/work/marker").await;
     assert_eq!((code, body.as_str()), (200, "prepared\n"));
     wait_object(&pods, "p", T, "restarted by its liveness probe", |p: &Pod| {
         p.status
@@ -813,7 +820,6 @@ fn stopping_a_cluster_leaves_no_process_namespace_bridge_or_mount() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains("sluice-e2e-down"), "mount left behind");
     assert!(!mounts.contains(env.dir.to_str().unwrap()), "mount left behind");
-    let _ = Ipv4Addr::LOCALHOST;
 }
 
 #[test]
@@ -828,7 +834,9 @@ fn sandbox_binary_up_and_down_leaves_nothing_behind() {
     let bin = env!("CARGO_BIN_EXE_sluice-sandbox");
     let args = |cmd: &str| {
         let d = dir.display().to_string();
-        vec![cmd.to_string(), "--dir".into(), d, "--name".into(), name.clone(), "--bridge".into(), bridge.clone(), "--octet".into(), octet.clone()]
+        let mut v = vec![cmd.to_string(), "--dir".into(), d, "--name".into(), name.clone(), "--bridge".into(), bridge.clone(), "--octet".into(), octet.clone()];
+        v.extend(["--nodes".to_string(), "2".to_string()]);
+        v
     };
     // Whatever happens below, the sandbox goes down (it outlives this process otherwise).
     struct Down(Vec<String>);
@@ -854,12 +862,27 @@ fn sandbox_binary_up_and_down_leaves_nothing_behind() {
         create::<Pod>(&client, "default", json!({"metadata": {"name": "p"}, "spec": {"containers": [{
             "name": "sh", "image": "busybox:1", "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]}]}}))
         .await;
-        let pods: Api<Pod> = Api::namespaced(client, "default");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
         let p = wait_object(&pods, "p", T, "Running", |p: &Pod| {
             p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
         })
         .await
         .unwrap();
+        // Two nodes on one bridge: a pod on node 1 reaches a pod on node 2 by name.
+        create::<Service>(&client, "default", json!({"metadata": {"name": "peers"},
+            "spec": {"clusterIP": "None", "selector": {"app": "peer"}, "ports": [{"port": 8080}]}})).await;
+        for k in [1, 2] {
+            create::<Pod>(&client, "default", json!({"metadata": {"name": format!("peer{k}"), "labels": {"app": "peer"}},
+                "spec": {"nodeName": format!("{name}-node-{k}"), "hostname": format!("peer{k}"), "subdomain": "peers",
+                    "containers": [web_container("web", &[])]}})).await;
+        }
+        let p1 = wait_object(&pods, "peer1", T, "peer1 Ready", is_ready).await.unwrap();
+        let p2 = wait_object(&pods, "peer2", T, "peer2 Ready", is_ready).await.unwrap();
+        assert_ne!(p1.status.as_ref().unwrap().host_ip, p2.status.as_ref().unwrap().host_ip);
+        let (code, body) = fetch_from(&p1, "peer2.peers", 8080, "").await;
+        assert_eq!((code, body.trim()), (200, "hello from peer2"));
+        let (code, body) = fetch_from(&p2, "peer1.peers", 8080, "").await;
+        assert_eq!((code, body.trim()), (200, "hello from peer1"));
         let children: Vec<i32> = std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
@@ -874,8 +897,8 @@ fn sandbox_binary_up_and_down_leaves_nothing_behind() {
             .collect();
         (container_pid(&p, "sh").unwrap(), children)
     });
-    assert!(children.len() >= 5, "etcd, 3 control-plane processes and a node under the supervisor: {children:?}");
-    assert_eq!(sluice_e2e::net::list_netns(&format!("sluice-{name}-node-1-")).len(), 1);
+    assert!(children.len() >= 6, "etcd, 3 control-plane processes and 2 nodes under the supervisor: {children:?}");
+    assert_eq!(sluice_e2e::net::list_netns(&format!("sluice-{name}-node-")).len(), 3, "one netns per pod");
 
     let out = std::process::Command::new(bin).args(args("down")).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -884,7 +907,7 @@ fn sandbox_binary_up_and_down_leaves_nothing_behind() {
     for p in children.iter().copied().chain([supervisor, pid_in_pod]) {
         assert!(!process_alive(p), "process {p} survived sandbox down");
     }
-    assert!(sluice_e2e::net::list_netns(&format!("sluice-{name}-")).is_empty());
+    assert!(sluice_e2e::net::list_netns(&format!("sluice-{name}-")).is_empty(), "netns left behind");
     assert!(!sluice_e2e::net::link_exists(&bridge));
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(dir.to_str().unwrap()));
