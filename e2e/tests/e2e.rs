@@ -509,6 +509,37 @@ async fn failing_readiness_probe_keeps_the_pod_out_of_its_service() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_and_startup_probes_run_inside_the_container() {
+    let (_env, client, ns) = setup("exec").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    // /tmp/sluice-e2e-probe is an emptyDir: only the container's mount namespace sees the file.
+    create::<Pod>(&client, &ns, json!({
+        "metadata": {"name": "p"},
+        "spec": {
+            "containers": [{"name": "sh", "image": "busybox:1",
+                "command": ["sh", "-c", "sleep 2; touch /tmp/sluice-e2e-probe/ready; while true; do sleep 0.2; done"],
+                "volumeMounts": [{"name": "probe", "mountPath": "/tmp/sluice-e2e-probe"}],
+                "startupProbe": {"exec": {"command": ["sh", "-c", "test -d /tmp/sluice-e2e-probe"]}, "periodSeconds": 1},
+                "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/sluice-e2e-probe/ready"]}, "periodSeconds": 1},
+            }],
+            "volumes": [{"name": "probe", "emptyDir": {}}],
+        },
+    }))
+    .await;
+    let p = wait_object(&pods, "p", T, "Running, started, not yet ready", |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|c| c[0].started == Some(true) && !c[0].ready)
+    })
+    .await
+    .unwrap();
+    assert!(!is_ready(&p));
+    wait_object(&pods, "p", T, "Ready once the file exists inside the container", is_ready).await.unwrap();
+    assert!(!std::path::Path::new("/tmp/sluice-e2e-probe/ready").exists(), "the file is not on the host");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_volume_reference_waits_and_recovers_when_the_configmap_appears() {
     let (_env, client, ns) = setup("vol").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -750,10 +781,10 @@ async fn init_containers_run_first_and_liveness_failures_restart() {
     create::<Pod>(&client, &ns, json!({
         "metadata": {"name": "p"},
         "spec": {
-            "initContainers": [{"name": "prep", "image": "busybox:1", "command": ["sh", "-c", "echo prepared > /work/marker"],
-                "volumeMounts": [{"name": "w", "mountPath": "/work"}]}],
+            "initContainers": [{"name": "prep", "image": "busybox:1", "command": ["sh", "-c", "echo prepared > /tmp/sluice-e2e-work/marker"],
+                "volumeMounts": [{"name": "w", "mountPath": "/tmp/sluice-e2e-work"}]}],
             "containers": [{"name": "web", "image": "sluice/testhttp:1", "args": ["--port", "8080"],
-                "volumeMounts": [{"name": "w", "mountPath": "/work"}],
+                "volumeMounts": [{"name": "w", "mountPath": "/tmp/sluice-e2e-work"}],
                 // Probes a port nobody listens on: the container is restarted.
                 "livenessProbe": {"tcpSocket": {"port": 9999}, "periodSeconds": 1, "failureThreshold": 2},
             }],
@@ -769,7 +800,7 @@ async fn init_containers_run_first_and_liveness_failures_restart() {
     .unwrap();
     let init = &p.status.as_ref().unwrap().init_container_statuses.as_ref().unwrap()[0];
     assert_eq!(init.state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 0);
-    let (code, body) = get_when_up(pod_ip(&p).unwrap(), "/file/work/marker").await;
+    let (code, body) = get_when_up(pod_ip(&p).unwrap(), "/file/tmp/sluice-e2e-work/marker").await;
     assert_eq!((code, body.as_str()), (200, "prepared\n"));
     wait_object(&pods, "p", T, "restarted by its liveness probe", |p: &Pod| {
         p.status

@@ -738,7 +738,7 @@ impl PodWorker {
                         alive = true;
                     }
             }
-            if !alive || Instant::now() >= deadline || SHUTTING_DOWN.load(Ordering::SeqCst) && Instant::now() + grace >= deadline + Duration::from_secs(2) {
+            if !alive || Instant::now() >= deadline {
                 break;
             }
             // A force deletion (the object is gone) ends the grace period.
