@@ -186,6 +186,10 @@ impl ControlPlane {
                 format!("--kubelet-client-certificate={}", p(&pki.admin_cert)),
                 format!("--kubelet-client-key={}", p(&pki.admin_key)),
                 "--kubelet-preferred-address-types=InternalIP".into(),
+                // No kube-proxy: ClusterIPs route nowhere, so admission and
+                // conversion webhooks and aggregated APIs are dialled at an
+                // endpoint's pod IP and target port instead.
+                "--enable-aggregator-routing=true".into(),
                 "--profiling=false".into(),
                 "--event-ttl=1h".into(),
                 "--v=1".into(),
