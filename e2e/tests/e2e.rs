@@ -540,7 +540,7 @@ async fn exec_and_startup_probes_run_inside_the_container() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_volume_reference_waits_and_recovers_when_the_configmap_appears() {
+async fn bad_volume_reference_waits_recovers_and_configmap_updates_reach_the_pod() {
     let (_env, client, ns) = setup("vol").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     create::<Pod>(&client, &ns, json!({
@@ -568,6 +568,18 @@ async fn bad_volume_reference_waits_and_recovers_when_the_configmap_appears() {
     .unwrap();
     let (code, body) = get_when_up(pod_ip(&p).unwrap(), "/file/etc/sluice-e2e-later/key").await;
     assert_eq!((code, body.as_str()), (200, "value-1"));
+    // Updates reach the running container (atomically, through the ..data link).
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    cms.patch("later", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(json!({"data": {"key": "value-2"}})))
+        .await
+        .unwrap();
+    let ip = pod_ip(&p).unwrap();
+    wait_for(T, "the new value in the mounted file", || async {
+        let (_, body) = http_get(ip, 8080, "/file/etc/sluice-e2e-later/key").await?;
+        Ok((body == "value-2").then_some(()))
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,8 @@ pub static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
 
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const TICK: Duration = Duration::from_millis(100);
+/// How often ConfigMap/Secret volume contents are re-read (the kubelet syncs about every minute).
+const VOLUME_REFRESH: Duration = Duration::from_secs(5);
 
 fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
@@ -134,6 +136,7 @@ pub struct PodWorker {
     volumes: Option<BTreeMap<String, PathBuf>>,
     volume_error: Option<String>,
     next_volume_try: Instant,
+    next_volume_refresh: Instant,
     init: Vec<Ctr>,
     main: Vec<Ctr>,
     restart_policy: String,
@@ -215,6 +218,7 @@ impl PodWorker {
             volumes: None,
             volume_error: None,
             next_volume_try: Instant::now(),
+            next_volume_refresh: Instant::now() + VOLUME_REFRESH,
             init: spec.init_containers.clone().unwrap_or_default().into_iter().map(|c| Ctr::new(c, true)).collect(),
             main: spec.containers.clone().into_iter().map(|c| Ctr::new(c, false)).collect(),
             restart_policy: spec.restart_policy.clone().unwrap_or_else(|| "Always".into()),
@@ -287,7 +291,7 @@ impl PodWorker {
             }
             let host_ip = self.ctx.cfg.node_ip.to_string();
             let pod_ip = self.ip.map(|i| i.to_string()).unwrap_or_default();
-            match super::volumes::prepare(&self.ctx.client, &self.pod, &self.pod_dir, &host_ip, &pod_ip).await {
+            match super::volumes::prepare(&self.ctx.client, &self.pod, &self.pod_dir, &host_ip, &pod_ip, false).await {
                 Ok(v) => {
                     self.volumes = Some(v);
                     self.volume_error = None;
@@ -304,6 +308,15 @@ impl PodWorker {
                     self.next_volume_try = now_i + Duration::from_secs(3);
                     return;
                 }
+            }
+        }
+        // ConfigMap/Secret/downwardAPI contents follow their sources, as with the kubelet.
+        if now_i >= self.next_volume_refresh {
+            self.next_volume_refresh = now_i + VOLUME_REFRESH;
+            let host_ip = self.ctx.cfg.node_ip.to_string();
+            let pod_ip = self.ip.map(|i| i.to_string()).unwrap_or_default();
+            if let Err(e) = super::volumes::prepare(&self.ctx.client, &self.pod, &self.pod_dir, &host_ip, &pod_ip, true).await {
+                tracing::debug!("pod {}/{}: refreshing volumes: {e:#}", self.ns, self.name);
             }
         }
         // 3. Exits, liveness kills.

@@ -1,7 +1,15 @@
 //! Volumes, materialised as directories under the pod's directory and
 //! bind-mounted over their container paths: emptyDir, configMap, secret,
 //! downwardAPI, projected (service-account token + CA + namespace) and hostPath.
-//! Contents are written once, when the pod starts.
+//!
+//! ConfigMap, Secret, downwardAPI and projected contents are written as the
+//! kubelet's AtomicWriter does: the files live in a timestamped `..<n>`
+//! directory, `..data` is a symlink to it and each top-level entry is a
+//! symlink through `..data`. An update writes a new directory and swaps the
+//! `..data` link in one rename, so a container (whose bind mount is the
+//! volume directory) sees either all old or all new contents. The pod worker
+//! refreshes them periodically, as the kubelet does; `subPath` mounts keep
+//! what they had, as in Kubernetes.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -17,21 +25,19 @@ use kube::{Api, ResourceExt};
 
 use super::container::resolve_field;
 
-fn write_file(dir: &Path, rel: &str, data: &[u8], mode: i32) -> Result<()> {
-    if rel.split('/').any(|c| c == "..") || rel.starts_with('/') {
+/// Volume contents: relative path → (bytes, mode).
+type Files = BTreeMap<String, (Vec<u8>, u32)>;
+
+fn put(files: &mut Files, rel: &str, data: &[u8], mode: i32) -> Result<()> {
+    if rel.split('/').any(|c| c == ".." || c.is_empty()) || rel.starts_with('/') || rel.starts_with("..") {
         bail!("invalid volume path {rel:?}");
     }
-    let p = dir.join(rel);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&p, data).with_context(|| format!("writing {}", p.display()))?;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode as u32 & 0o777))?;
+    files.insert(rel.to_string(), (data.to_vec(), mode as u32 & 0o777));
     Ok(())
 }
 
-fn write_items(
-    dir: &Path,
+fn put_items(
+    files: &mut Files,
     data: &BTreeMap<String, Vec<u8>>,
     items: Option<&Vec<KeyToPath>>,
     default_mode: i32,
@@ -42,7 +48,7 @@ fn write_items(
         Some(items) => {
             for it in items {
                 match data.get(&it.key) {
-                    Some(v) => write_file(dir, &it.path, v, it.mode.unwrap_or(default_mode))?,
+                    Some(v) => put(files, &it.path, v, it.mode.unwrap_or(default_mode))?,
                     None if optional => {}
                     None => bail!("{what}: key {:?} not found", it.key),
                 }
@@ -50,11 +56,76 @@ fn write_items(
         }
         None => {
             for (k, v) in data {
-                write_file(dir, k, v, default_mode)?;
+                put(files, k, v, default_mode)?;
             }
         }
     }
     Ok(())
+}
+
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Makes `dir` hold exactly `files`, atomically (see the module docs).
+/// Returns whether anything changed.
+fn atomic_write(dir: &Path, files: &Files) -> Result<bool> {
+    use std::os::unix::fs::symlink;
+    std::fs::create_dir_all(dir)?;
+    let data_link = dir.join("..data");
+    let current = std::fs::read_link(&data_link).ok();
+    if let Some(cur) = &current {
+        let cur_dir = dir.join(cur);
+        let same = count_files(&cur_dir) == files.len()
+            && files.iter().all(|(rel, (d, _))| std::fs::read(cur_dir.join(rel)).ok().as_deref() == Some(d.as_slice()));
+        if same {
+            return Ok(false);
+        }
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let ts = format!("..{nanos}");
+    let new_dir = dir.join(&ts);
+    std::fs::create_dir_all(&new_dir)?;
+    for (rel, (data, mode)) in files {
+        let p = new_dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&p, data).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode))?;
+    }
+    std::fs::set_permissions(&new_dir, std::fs::Permissions::from_mode(0o755))?;
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    symlink(&ts, &tmp)?;
+    std::fs::rename(&tmp, &data_link)?;
+    let tops: std::collections::BTreeSet<&str> = files.keys().filter_map(|k| k.split('/').next()).collect();
+    for t in &tops {
+        let l = dir.join(t);
+        if std::fs::symlink_metadata(&l).is_err() {
+            symlink(format!("..data/{t}"), &l)?;
+        }
+    }
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.starts_with("..") && !tops.contains(name.as_str()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    if let Some(cur) = current
+        && cur != Path::new(&ts) {
+            let _ = std::fs::remove_dir_all(dir.join(cur));
+        }
+    Ok(true)
 }
 
 async fn configmap_data(api: &Api<ConfigMap>, name: &str, optional: bool) -> Result<BTreeMap<String, Vec<u8>>> {
@@ -91,7 +162,7 @@ async fn secret_data(api: &Api<Secret>, name: &str, optional: bool) -> Result<BT
     }
 }
 
-fn downward(dir: &Path, pod: &Pod, items: &[DownwardAPIVolumeFile], mode: i32, host_ip: &str, pod_ip: &str) -> Result<()> {
+fn downward(files: &mut Files, pod: &Pod, items: &[DownwardAPIVolumeFile], mode: i32, host_ip: &str, pod_ip: &str) -> Result<()> {
     for it in items {
         let v = if let Some(f) = &it.field_ref {
             resolve_field(pod, &f.field_path, host_ip, pod_ip)
@@ -99,20 +170,22 @@ fn downward(dir: &Path, pod: &Pod, items: &[DownwardAPIVolumeFile], mode: i32, h
         } else {
             String::new()
         };
-        write_file(dir, &it.path, v.as_bytes(), it.mode.unwrap_or(mode))?;
+        put(files, &it.path, v.as_bytes(), it.mode.unwrap_or(mode))?;
     }
     Ok(())
 }
 
 /// Materialises every volume of `pod` under `pod_dir/volumes`, returning
 /// each volume's host path. An error names the volume and what is missing;
-/// the caller retries (the kubelet's FailedMount).
+/// the caller retries (the kubelet's FailedMount). With `refresh`, contents
+/// are brought up to date in place and service-account tokens are kept.
 pub async fn prepare(
     client: &kube::Client,
     pod: &Pod,
     pod_dir: &Path,
     host_ip: &str,
     pod_ip: &str,
+    refresh: bool,
 ) -> Result<BTreeMap<String, PathBuf>> {
     let ns = pod.namespace().unwrap_or_default();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
@@ -133,51 +206,62 @@ pub async fn prepare(
             out.insert(v.name.clone(), p);
             continue;
         }
-        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
+        let mut files = Files::new();
         if v.empty_dir.is_some() {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
+            out.insert(v.name.clone(), dir);
+            continue;
         } else if let Some(cm) = &v.config_map {
             let data = configmap_data(&cms, &cm.name, cm.optional == Some(true)).await.with_context(ctx)?;
-            write_items(&dir, &data, cm.items.as_ref(), cm.default_mode.unwrap_or(0o644), &cm.name, cm.optional == Some(true))
+            put_items(&mut files, &data, cm.items.as_ref(), cm.default_mode.unwrap_or(0o644), &cm.name, cm.optional == Some(true))
                 .with_context(ctx)?;
         } else if let Some(s) = &v.secret {
             let name = s.secret_name.clone().unwrap_or_default();
             let data = secret_data(&secrets, &name, s.optional == Some(true)).await.with_context(ctx)?;
-            write_items(&dir, &data, s.items.as_ref(), s.default_mode.unwrap_or(0o644), &name, s.optional == Some(true))
+            put_items(&mut files, &data, s.items.as_ref(), s.default_mode.unwrap_or(0o644), &name, s.optional == Some(true))
                 .with_context(ctx)?;
         } else if let Some(d) = &v.downward_api {
-            downward(&dir, pod, d.items.as_deref().unwrap_or_default(), d.default_mode.unwrap_or(0o644), host_ip, pod_ip)
+            downward(&mut files, pod, d.items.as_deref().unwrap_or_default(), d.default_mode.unwrap_or(0o644), host_ip, pod_ip)
                 .with_context(ctx)?;
         } else if let Some(p) = &v.projected {
             let mode = p.default_mode.unwrap_or(0o644);
             for src in p.sources.iter().flatten() {
                 if let Some(t) = &src.service_account_token {
-                    let sa = pod
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.service_account_name.clone())
-                        .unwrap_or_else(|| "default".into());
-                    let token = request_token(client, &ns, &sa, pod, t.audience.clone(), t.expiration_seconds)
-                        .await
-                        .with_context(ctx)?;
-                    write_file(&dir, &t.path, token.as_bytes(), mode)?;
+                    // Tokens are requested once (the API server extends them to a year).
+                    let existing = if refresh { std::fs::read(dir.join("..data").join(&t.path)).ok() } else { None };
+                    let token = match existing {
+                        Some(tok) => tok,
+                        None => {
+                            let sa = pod
+                                .spec
+                                .as_ref()
+                                .and_then(|s| s.service_account_name.clone())
+                                .unwrap_or_else(|| "default".into());
+                            request_token(client, &ns, &sa, pod, t.audience.clone(), t.expiration_seconds)
+                                .await
+                                .with_context(ctx)?
+                                .into_bytes()
+                        }
+                    };
+                    put(&mut files, &t.path, &token, mode)?;
                 }
                 if let Some(cm) = &src.config_map {
                     let data = configmap_data(&cms, &cm.name, cm.optional == Some(true)).await.with_context(ctx)?;
-                    write_items(&dir, &data, cm.items.as_ref(), mode, &cm.name, cm.optional == Some(true))?;
+                    put_items(&mut files, &data, cm.items.as_ref(), mode, &cm.name, cm.optional == Some(true))?;
                 }
                 if let Some(s) = &src.secret {
                     let data = secret_data(&secrets, &s.name, s.optional == Some(true)).await.with_context(ctx)?;
-                    write_items(&dir, &data, s.items.as_ref(), mode, &s.name, s.optional == Some(true))?;
+                    put_items(&mut files, &data, s.items.as_ref(), mode, &s.name, s.optional == Some(true))?;
                 }
                 if let Some(d) = &src.downward_api {
-                    downward(&dir, pod, d.items.as_deref().unwrap_or_default(), mode, host_ip, pod_ip)?;
+                    downward(&mut files, pod, d.items.as_deref().unwrap_or_default(), mode, host_ip, pod_ip)?;
                 }
             }
         } else {
             bail!("{}: unsupported volume type (sluice-node supports emptyDir, configMap, secret, downwardAPI, projected, hostPath)", ctx());
         }
+        atomic_write(&dir, &files).with_context(ctx)?;
         out.insert(v.name.clone(), dir);
     }
     Ok(out)
@@ -212,4 +296,38 @@ async fn request_token(
     resp.status
         .map(|s| s.token)
         .ok_or_else(|| anyhow!("token request for {ns}/{sa} returned no token"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_swaps_contents_and_drops_removed_keys() {
+        let dir = std::env::temp_dir().join(format!("sluice-atomic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut files = Files::new();
+        files.insert("a".into(), (b"1".to_vec(), 0o644));
+        files.insert("sub/b".into(), (b"2".to_vec(), 0o600));
+        assert!(atomic_write(&dir, &files).unwrap());
+        assert_eq!(std::fs::read_to_string(dir.join("a")).unwrap(), "1");
+        assert_eq!(std::fs::read_to_string(dir.join("sub/b")).unwrap(), "2");
+        assert!(!atomic_write(&dir, &files).unwrap(), "unchanged contents are not rewritten");
+
+        files.remove("sub/b");
+        files.insert("a".into(), (b"one".to_vec(), 0o644));
+        assert!(atomic_write(&dir, &files).unwrap());
+        assert_eq!(std::fs::read_to_string(dir.join("a")).unwrap(), "one");
+        assert!(!dir.join("sub").exists());
+        let hidden: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(".."))
+            .collect();
+        assert_eq!(hidden.len(), 2, "..data and one timestamped dir: {hidden:?}");
+        assert!(put(&mut files, "../escape", b"x", 0o644).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
