@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use k8s_openapi::api::core::v1::{Node, ServiceAccount};
 use kube::Api;
 use nix::sys::signal::Signal;
@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 use crate::controlplane::{ClusterNet, ControlPlane, ControlPlaneConfig, k8s_version};
 use crate::net;
 use crate::node::config::{ImageMapping, NodeConfig};
-use crate::process::{Proc, free_port};
+use crate::process::Proc;
 
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
@@ -43,6 +43,9 @@ impl Cluster {
     /// Starts the control plane and the nodes and waits until every node is
     /// Ready and the `default` ServiceAccount exists.
     pub fn start(spec: ClusterSpec) -> Result<Cluster> {
+        if !nix::unistd::geteuid().is_root() {
+            bail!("the local cluster must run as root (it makes network namespaces, a bridge and bind mounts)");
+        }
         for k in 1..=spec.nodes {
             let prefix = format!("sluice-{}-", spec.node_name(k));
             for ns in net::list_netns(&prefix) {
@@ -79,7 +82,6 @@ impl Cluster {
                 memory: None,
                 labels: Default::default(),
             };
-            let _ = free_port;
             let cfg_path = spec.dir.join(format!("{name}.yaml"));
             std::fs::write(&cfg_path, serde_yaml::to_string(&cfg)?)?;
             let p = Proc::spawn(
@@ -150,6 +152,33 @@ impl Cluster {
         self.nodes.iter().map(|p| p.pid()).collect()
     }
 
+    /// Restarts node agents that died (they clean up after their previous
+    /// run and start their pods again). Returns the names restarted.
+    pub fn restart_dead_nodes(&mut self) -> Vec<String> {
+        let mut restarted = Vec::new();
+        for p in self.nodes.iter_mut() {
+            if p.exited().is_none() {
+                continue;
+            }
+            let cfg = self.spec.dir.join(format!("{}.yaml", p.name));
+            match Proc::spawn(
+                &p.name.clone(),
+                &self.spec.node_bin,
+                &["--config".into(), cfg.display().to_string()],
+                &[("RUST_LOG".into(), std::env::var("SLUICE_NODE_LOG").unwrap_or_else(|_| "info".into()))],
+                &p.log.clone(),
+                Signal::SIGTERM,
+            ) {
+                Ok(new) => {
+                    restarted.push(new.name.clone());
+                    *p = new;
+                }
+                Err(e) => tracing::warn!("restarting {}: {e:#}", p.name),
+            }
+        }
+        restarted
+    }
+
     /// Processes that died (a healthy cluster has none).
     pub fn dead(&mut self) -> Vec<String> {
         let mut d = self.control_plane.dead();
@@ -196,9 +225,6 @@ pub fn host_image_mappings() -> Vec<ImageMapping> {
         .collect()
 }
 
-pub fn context_err<T>(r: Option<T>, what: &str) -> Result<T> {
-    r.with_context(|| what.to_string())
-}
 
 /// Makes a server on the host reachable from pods as `<name>.<ns>` (and
 /// `<name>.<ns>.svc.cluster.local`): a Service without a selector whose

@@ -76,6 +76,8 @@ pub fn create_pod_netns(
 ) -> Result<()> {
     delete_netns(netns);
     delete_link(host_veth);
+    // The host may still have the address's previous owner in its ARP cache.
+    let _ = ip(&["neigh", "flush", "to", &pod_ip.to_string()]);
     ip(&["netns", "add", netns])?;
     let r = (|| {
         ip(&[

@@ -361,7 +361,3 @@ pub fn process_alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
-
-pub fn dir_exists(p: &Path) -> bool {
-    p.exists()
-}

@@ -170,6 +170,9 @@ fn run_foreground(a: &Args) -> Result<()> {
                     if !dead.is_empty() {
                         eprintln!("sandbox: process died: {}", dead.join(", "));
                     }
+                    for n in cluster.restart_dead_nodes() {
+                        eprintln!("sandbox: restarted node agent {n}");
+                    }
                 }
             }
         }

@@ -1,7 +1,6 @@
 //! Turning a container spec into a process: the image map (ENTRYPOINT/CMD),
 //! Kubernetes env semantics, and the namespaces the process runs in.
 
-use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -455,4 +454,3 @@ pub fn open_mntns(pid: i32) -> Result<OwnedFd> {
     Ok(OwnedFd::from(f))
 }
 
-pub type EnvMap = BTreeMap<String, String>;
