@@ -232,7 +232,8 @@ impl Builder {
                 if let Some(v) = self.sources.get(&t.name) {
                     return Ok(Stream { vertex: *v, open: false });
                 }
-                let v = self.new_vertex(self.parallelism, Some(t.clone()));
+                let p = option_parallelism(t, "scan.parallelism")?.unwrap_or(self.parallelism);
+                let v = self.new_vertex(p, Some(t.clone()));
                 let identity = t.columns.len() == t.physical.fields().len()
                     && t.columns
                         .iter()
@@ -342,6 +343,17 @@ impl Builder {
     }
 }
 
+/// A per-vertex parallelism override from a table option (`scan.parallelism`,
+/// `sink.parallelism`), as in Flink.
+fn option_parallelism(t: &TableDef, key: &str) -> Result<Option<usize>, EngineError> {
+    match t.options.get(key) {
+        None => Ok(None),
+        Some(v) => v.trim().parse::<usize>().ok().filter(|p| *p > 0).map(Some).ok_or_else(|| {
+            EngineError::Config(format!("table `{}`: '{key}' must be a positive integer, not '{v}'", t.name))
+        }),
+    }
+}
+
 /// Builds the job graph of a compiled job.
 pub fn build_graph(job: &Job, parallelism: usize, max_parallelism: usize) -> Result<JobGraph, EngineError> {
     if parallelism > max_parallelism {
@@ -366,15 +378,7 @@ pub fn build_graph(job: &Job, parallelism: usize, max_parallelism: usize) -> Res
     };
     for sink in &job.sinks {
         let s = b.build(&sink.input)?;
-        let p = match sink.table.options.get("sink.parallelism") {
-            Some(v) => v.parse::<usize>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                EngineError::Config(format!(
-                    "table `{}`: 'sink.parallelism' must be a positive integer, not '{v}'",
-                    sink.table.name
-                ))
-            })?,
-            None => parallelism,
-        };
+        let p = option_parallelism(&sink.table, "sink.parallelism")?.unwrap_or(parallelism);
         let s = if p == b.graph.vertices[s.vertex].parallelism {
             s
         } else {
