@@ -787,6 +787,37 @@ async fn graceful_deletion_sends_sigterm_waits_the_grace_period_then_kills() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_stop_hook_runs_in_the_container_before_sigterm() {
+    let (_env, client, ns) = setup("prestop").await;
+    let host_dir = std::env::temp_dir().join(format!("sluice-e2e-prestop-{}-{ns}", std::process::id()));
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    create::<Pod>(&client, &ns, json!({
+        "metadata": {"name": "p"},
+        "spec": {
+            "terminationGracePeriodSeconds": 10,
+            "containers": [{"name": "sh", "image": "busybox:1",
+                "command": ["sh", "-c", "trap 'echo term-after-$(cat /tmp/sluice-e2e-hp/prestop) > /tmp/sluice-e2e-hp/order; exit 0' TERM; while true; do sleep 0.1; done"],
+                "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "echo hook > /tmp/sluice-e2e-hp/prestop"]}}},
+                "volumeMounts": [{"name": "hp", "mountPath": "/tmp/sluice-e2e-hp"}]}],
+            "volumes": [{"name": "hp", "hostPath": {"path": host_dir.display().to_string()}}],
+        },
+    }))
+    .await;
+    wait_object(&pods, "p", T, "Running", |p: &Pod| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pods.delete("p", &DeleteParams::default()).await.unwrap();
+    wait_for(T, "pod deleted", || async { Ok(pods.get_opt("p").await?.is_none().then_some(())) }).await.unwrap();
+    assert_eq!(std::fs::read_to_string(host_dir.join("prestop")).unwrap(), "hook\n");
+    assert_eq!(std::fs::read_to_string(host_dir.join("order")).unwrap(), "term-after-hook\n");
+    let _ = std::fs::remove_dir_all(&host_dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_containers_run_first_and_liveness_failures_restart() {
     let (_env, client, ns) = setup("init").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);

@@ -684,6 +684,43 @@ impl PodWorker {
         }
     }
 
+    /// Runs every running container's `lifecycle.preStop` hook (exec, httpGet,
+    /// sleep) concurrently, within the grace period, before SIGTERM.
+    async fn run_pre_stop_hooks(&self, deadline: Instant) {
+        use k8s_openapi::api::core::v1::Probe;
+        let Some(ip) = self.ip else { return };
+        let mut hooks = Vec::new();
+        for c in self.init.iter().chain(self.main.iter()) {
+            let (Some(pid), Some(h)) = (c.pid, c.spec.lifecycle.as_ref().and_then(|l| l.pre_stop.clone())) else {
+                continue;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Some(s) = &h.sleep {
+                hooks.push(futures::future::Either::Left(tokio::time::sleep(
+                    Duration::from_secs(s.seconds.max(0) as u64).min(left),
+                )));
+                continue;
+            }
+            let probe = Probe {
+                exec: h.exec.clone(),
+                http_get: h.http_get.clone(),
+                tcp_socket: h.tcp_socket.clone(),
+                timeout_seconds: Some(left.as_secs().max(1) as i32),
+                ..Default::default()
+            };
+            let target = probe::Target { pod_ip: ip, netns: self.netns.clone(), pid, env: c.env.clone() };
+            let spec = c.spec.clone();
+            hooks.push(futures::future::Either::Right(async move {
+                let _ = probe::run(&probe, &spec, &target).await;
+            }));
+        }
+        if hooks.is_empty() {
+            return;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = tokio::time::timeout(left, futures::future::join_all(hooks)).await;
+    }
+
     async fn kill_all(&mut self, grace: Duration) {
         let pids: Vec<i32> = self.init.iter().chain(self.main.iter()).filter_map(|c| c.pid).collect();
         for pid in &pids {
@@ -733,16 +770,17 @@ impl PodWorker {
     /// delete the pod with grace period 0 (when the API asked for it).
     async fn teardown(&mut self, grace: Duration, delete: bool, rx: &mut watch::Receiver<Option<Pod>>) {
         tracing::info!("pod {}/{}: stopping (grace {grace:?})", self.ns, self.name);
+        let deadline = Instant::now() + grace;
         if delete {
             for c in self.init.iter().chain(self.main.iter()).filter(|c| c.pid.is_some()) {
                 self.event(false, "Killing", format!("Stopping container {}", c.spec.name));
             }
+            self.run_pre_stop_hooks(deadline).await;
         }
         let pids: Vec<i32> = self.init.iter().chain(self.main.iter()).filter_map(|c| c.pid).collect();
         for pid in &pids {
             let _ = killpg(Pid::from_raw(*pid), Signal::SIGTERM);
         }
-        let deadline = Instant::now() + grace;
         loop {
             let mut alive = false;
             for c in self.init.iter_mut().chain(self.main.iter_mut()) {
