@@ -153,8 +153,7 @@ mod tests {
         let col: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3]));
         let h = hash_column_values(col).unwrap();
         // Pinned values: a change here breaks restoring state written by earlier versions.
-        assert_eq!(h.len(), 3);
-        assert_ne!(h[0], h[1]);
+        assert_eq!(h, vec![17716259293525591087, 1528801830410530911, 2715215960825751607]);
         let again = hash_column_values(Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3]))).unwrap();
         assert_eq!(h, again);
     }

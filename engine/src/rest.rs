@@ -195,12 +195,15 @@ async fn cancel(State(ctx): State<Arc<Ctx>>) -> Response {
     (StatusCode::ACCEPTED, axum::Json(json!({ "state": ctx.job.status() }))).into_response()
 }
 
+/// A Prometheus metric: name, type, and how to read it from a subtask.
+type Gauge = (&'static str, &'static str, fn(&Sample, &Rates) -> f64);
+
 async fn prometheus(State(ctx): State<Arc<Ctx>>) -> Response {
     use std::fmt::Write;
     let rates = ctx.rates.lock().map(|r| r.clone()).unwrap_or_default();
     let mut out = String::new();
     let job = &ctx.job.job_id;
-    let gauges: [(&str, &str, fn(&Sample, &Rates) -> f64); 12] = [
+    let gauges: [Gauge; 12] = [
         ("sluice_records_in_total", "counter", |s, _| s.records_in as f64),
         ("sluice_records_out_total", "counter", |s, _| s.records_out as f64),
         ("sluice_bytes_in_total", "counter", |s, _| s.bytes_in as f64),

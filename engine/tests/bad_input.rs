@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Bad input gets a clear error naming the file, the line or the table, and never
 //! a panic: malformed lines, unknown connectors, missing files, SQL type errors,
 //! unsupported SQL.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Golden SQL tests: every case under `tests/golden/<case>/` runs at parallelism 1
 //! and 3, and each sink's output must equal, line for line after sorting, what
 //! Apache Flink wrote for the same SQL and input (`expected/<sink>.txt`, made by

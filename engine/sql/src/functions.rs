@@ -281,7 +281,7 @@ fn timestamps(a: &ArrayRef) -> Result<(TimestampMillisecondArray, Option<String>
             Ok((c.as_primitive::<arrow::datatypes::TimestampMillisecondType>().clone(), tz))
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            let t = to_timestamp(&[a.clone()])?;
+            let t = to_timestamp(std::slice::from_ref(a))?;
             Ok((t.as_primitive::<arrow::datatypes::TimestampMillisecondType>().clone(), None))
         }
         other => {

@@ -16,7 +16,7 @@ use crate::error::{Position, SqlError, from_parser_error};
 /// One statement of a job.
 #[derive(Debug, Clone)]
 pub enum Statement {
-    CreateTable(CreateTable),
+    CreateTable(Box<CreateTable>),
     CreateView(CreateView),
     Set { key: String, value: String, position: Position },
     Insert(Insert),
@@ -41,7 +41,7 @@ pub struct ColumnDef {
 #[derive(Debug, Clone)]
 pub enum ColumnKind {
     Physical { data_type: SqlType, not_null: bool },
-    Computed(Expr),
+    Computed(Box<Expr>),
 }
 
 #[derive(Debug, Clone)]
@@ -229,7 +229,7 @@ fn parse_create_table(parser: &mut Parser, position: Position) -> Result<Stateme
         } else {
             let col_name = parser.parse_identifier().map_err(perr)?.value;
             let kind = if parser.parse_keyword(Keyword::AS) {
-                ColumnKind::Computed(parser.parse_expr().map_err(perr)?)
+                ColumnKind::Computed(Box::new(parser.parse_expr().map_err(perr)?))
             } else {
                 let mut data_type = parser.parse_data_type().map_err(perr)?;
                 if parser.parse_keywords(&[Keyword::WITH, Keyword::LOCAL, Keyword::TIME, Keyword::ZONE]) {
@@ -291,7 +291,7 @@ fn parse_create_table(parser: &mut Parser, position: Position) -> Result<Stateme
     if parser.parse_keyword(Keyword::LIKE) {
         return Err(SqlError::new(position, "CREATE TABLE ... LIKE is not supported yet"));
     }
-    Ok(Statement::CreateTable(CreateTable { name, columns, watermark, options, position }))
+    Ok(Statement::CreateTable(Box::new(CreateTable { name, columns, watermark, options, position })))
 }
 
 fn parse_string_or_ident(parser: &mut Parser) -> Result<String, SqlError> {

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use sluice_sql::compile;
 use sluice_sql::plan::{PlanNode, WindowKind};
 

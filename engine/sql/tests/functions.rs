@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Scalar expressions evaluated on a small batch, against Flink's semantics.
 
 use std::sync::Arc;

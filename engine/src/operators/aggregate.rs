@@ -193,7 +193,7 @@ impl Acc {
             }
             Acc::CountDistinct { conv, sets } => {
                 let Some(values) = &input.values else { return Ok(()) };
-                let encoded = conv.convert_columns(&[values.clone()])?;
+                let encoded = conv.convert_columns(std::slice::from_ref(values))?;
                 for (&r, &g) in rows.iter().zip(groups) {
                     let r = r as usize;
                     if pass(r) && valid(r) {
