@@ -893,6 +893,9 @@ fn stopping_a_cluster_leaves_no_process_namespace_bridge_or_mount() {
     assert!(!sluice_e2e::net::link_exists(&bridge), "bridge left behind");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains("sluice-e2e-down"), "mount left behind");
+    for p in ["/tmp/sluice-e2e-down", "/etc/sluice-e2e-down"] {
+        assert!(!std::path::Path::new(p).exists(), "mount point {p} left on the host");
+    }
     assert!(!mounts.contains(env.dir.to_str().unwrap()), "mount left behind");
 }
 
@@ -917,6 +920,9 @@ fn sandbox_binary_up_and_down_leaves_nothing_behind() {
     impl Drop for Down {
         fn drop(&mut self) {
             let _ = std::process::Command::new(env!("CARGO_BIN_EXE_sluice-sandbox")).args(&self.0).output();
+            if let Some(i) = self.0.iter().position(|a| a == "--dir") {
+                let _ = std::fs::remove_dir_all(&self.0[i + 1]);
+            }
         }
     }
     let _down = Down(args("down"));
@@ -953,10 +959,18 @@ fn sandbox_binary_up_and_down_leaves_nothing_behind() {
         let p1 = wait_object(&pods, "peer1", T, "peer1 Ready", is_ready).await.unwrap();
         let p2 = wait_object(&pods, "peer2", T, "peer2 Ready", is_ready).await.unwrap();
         assert_ne!(p1.status.as_ref().unwrap().host_ip, p2.status.as_ref().unwrap().host_ip);
-        let (code, body) = fetch_from(&p1, "peer2.peers", 8080, "").await;
-        assert_eq!((code, body.trim()), (200, "hello from peer2"));
-        let (code, body) = fetch_from(&p2, "peer1.peers", 8080, "").await;
-        assert_eq!((code, body.trim()), (200, "hello from peer1"));
+        for (from, to, to_pod) in [(&p1, "peer2.peers", &p2), (&p2, "peer1.peers", &p1)] {
+            // The EndpointSlice lags the pod's readiness a little.
+            let want = BTreeSet::from([pod_ip(to_pod).unwrap().to_string()]);
+            wait_for(T, &format!("{to} resolves"), || {
+                let want = want.clone();
+                async move { Ok((resolve_from(from, to).await == want).then_some(())) }
+            })
+            .await
+            .unwrap();
+            let (code, body) = fetch_from(from, to, 8080, "").await;
+            assert_eq!((code, body.trim()), (200, format!("hello from {}", to_pod.name_any()).as_str()));
+        }
         let children: Vec<i32> = std::fs::read_dir("/proc")
             .unwrap()
             .flatten()

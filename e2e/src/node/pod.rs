@@ -144,6 +144,8 @@ pub struct PodWorker {
     last_published: Option<serde_json::Value>,
     prev_conditions: Vec<PodCondition>,
     terminal: bool,
+    /// Mount points this pod created on the host (they stay empty there).
+    created_mount_points: std::sync::Mutex<Vec<PathBuf>>,
     probe_tx: mpsc::UnboundedSender<ProbeResult>,
 }
 
@@ -226,6 +228,7 @@ impl PodWorker {
             last_published: None,
             prev_conditions: Vec::new(),
             terminal: false,
+            created_mount_points: std::sync::Mutex::new(Vec::new()),
             probe_tx,
             ctx,
             pod,
@@ -355,6 +358,7 @@ impl PodWorker {
             self.terminal = true;
             self.kill_all(Duration::from_secs(1)).await;
             tokio::task::block_in_place(|| net::delete_netns(&self.netns));
+            self.remove_created_mount_points();
             // The status keeps its podIP (as the kubelet's does); the address is free again.
             if let Some(ip) = self.ip
                 && !self.ip_released {
@@ -520,7 +524,29 @@ impl PodWorker {
             supplementary,
             log: Some(self.log_dir.join(&spec.name).join(format!("{starts}.log"))),
         };
+        // Mount points missing on the host are created by `spawn`; remember
+        // them (outermost first) to remove them, if still empty, at teardown.
+        let mut created = Vec::new();
+        for m in &launch.mounts {
+            let mut missing = Vec::new();
+            let mut p = m.target.as_path();
+            while !p.exists() {
+                missing.push(p.to_path_buf());
+                match p.parent() {
+                    Some(parent) => p = parent,
+                    None => break,
+                }
+            }
+            created.extend(missing.into_iter().rev());
+        }
         let child = container::spawn(launch).map_err(|e| StartError::CreateContainerError(format!("{e:#}")))?;
+        if let Ok(mut c) = self.created_mount_points.lock() {
+            for p in created {
+                if !c.contains(&p) {
+                    c.push(p);
+                }
+            }
+        }
         Ok((child, env))
     }
 
@@ -684,6 +710,23 @@ impl PodWorker {
         }
     }
 
+    /// Removes the mount points this pod created, innermost first, if they
+    /// are still empty (another pod may be using the same path).
+    fn remove_created_mount_points(&self) {
+        let Ok(mut created) = self.created_mount_points.lock() else { return };
+        for p in created.drain(..).rev() {
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => {
+                    let _ = std::fs::remove_dir(&p);
+                }
+                Ok(m) if m.is_file() && m.len() == 0 => {
+                    let _ = std::fs::remove_file(&p);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Runs every running container's `lifecycle.preStop` hook (exec, httpGet,
     /// sleep) concurrently, within the grace period, before SIGTERM.
     async fn run_pre_stop_hooks(&self, deadline: Instant) {
@@ -809,6 +852,7 @@ impl PodWorker {
                 self.ip_released = true;
             }
         let _ = std::fs::remove_dir_all(&self.pod_dir);
+        self.remove_created_mount_points();
         if delete && !SHUTTING_DOWN.load(Ordering::SeqCst) {
             let _ = self.publish().await;
             let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.ns);
