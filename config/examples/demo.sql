@@ -1,5 +1,6 @@
 -- Sluice demo: page views per page over 10-second tumbling windows, from
--- 200,000 generated events spanning 100 seconds of event time.
+-- 400,000 generated events (100,000 per second of wall-clock time) spanning
+-- 200 seconds of event time.
 CREATE TABLE page_views (
   id BIGINT,
   page_id INT,
@@ -9,10 +10,10 @@ CREATE TABLE page_views (
   WATERMARK FOR ts AS ts - INTERVAL '2' SECOND
 ) WITH (
   'connector' = 'datagen',
-  'rows-per-second' = '1000000',
+  'rows-per-second' = '100000',
   'fields.id.kind' = 'sequence',
   'fields.id.start' = '0',
-  'fields.id.end' = '199999',
+  'fields.id.end' = '399999',
   'fields.page_id.min' = '1',
   'fields.page_id.max' = '5',
   'fields.user_id.min' = '1',
