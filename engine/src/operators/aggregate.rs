@@ -150,6 +150,31 @@ fn better<T: PartialOrd>(max: bool, new: &T, old: &T) -> bool {
     if max { new > old } else { new < old }
 }
 
+/// Keeps the larger (`max`) or smaller value in `slot`.
+fn keep<T: PartialOrd>(max: bool, slot: &mut Option<T>, x: T) {
+    if slot.as_ref().is_none_or(|o| better(max, &x, o)) {
+        *slot = Some(x);
+    }
+}
+
+/// Calls `apply(group, value)` for each row that passes the filter and has a value.
+fn each_value<T>(
+    rows: &[u32],
+    groups: &[u32],
+    pass: &impl Fn(usize) -> bool,
+    value: impl Fn(usize) -> Option<T>,
+    mut apply: impl FnMut(usize, T),
+) {
+    for (&r, &g) in rows.iter().zip(groups) {
+        let r = r as usize;
+        if pass(r)
+            && let Some(x) = value(r)
+        {
+            apply(g as usize, x);
+        }
+    }
+}
+
 impl Acc {
     fn grow(&mut self, groups: usize) {
         match self {
@@ -208,13 +233,16 @@ impl Acc {
             Acc::SumI64 { sum, count } => {
                 let Some(values) = &input.values else { return Ok(()) };
                 let a = int64(values)?;
-                for (&r, &g) in rows.iter().zip(groups) {
-                    let r = r as usize;
-                    if pass(r) && a.is_valid(r) {
-                        sum[g as usize] = sum[g as usize].wrapping_add(a.value(r));
-                        count[g as usize] += 1;
-                    }
-                }
+                each_value(
+                    rows,
+                    groups,
+                    &pass,
+                    |r| a.is_valid(r).then(|| a.value(r)),
+                    |g, x| {
+                        sum[g] = sum[g].wrapping_add(x);
+                        count[g] += 1;
+                    },
+                );
             }
             Acc::SumF64 { sum, count, partial } => {
                 let Some(values) = &input.values else { return Ok(()) };
@@ -223,66 +251,45 @@ impl Acc {
                     Some(p) => p,
                     None => sum,
                 };
-                for (&r, &g) in rows.iter().zip(groups) {
-                    let r = r as usize;
-                    if pass(r) && a.is_valid(r) {
-                        target[g as usize] += a.value(r);
-                        count[g as usize] += 1;
-                    }
-                }
+                each_value(
+                    rows,
+                    groups,
+                    &pass,
+                    |r| a.is_valid(r).then(|| a.value(r)),
+                    |g, x| {
+                        target[g] += x;
+                        count[g] += 1;
+                    },
+                );
             }
             Acc::SumI128 { sum, count } => {
                 let Some(values) = &input.values else { return Ok(()) };
                 let a: &Decimal128Array = values.as_primitive();
-                for (&r, &g) in rows.iter().zip(groups) {
-                    let r = r as usize;
-                    if pass(r) && a.is_valid(r) {
-                        sum[g as usize] = sum[g as usize].wrapping_add(a.value(r));
-                        count[g as usize] += 1;
-                    }
-                }
+                each_value(
+                    rows,
+                    groups,
+                    &pass,
+                    |r| a.is_valid(r).then(|| a.value(r)),
+                    |g, x| {
+                        sum[g] = sum[g].wrapping_add(x);
+                        count[g] += 1;
+                    },
+                );
             }
             Acc::ExtI64 { max, v } => {
                 let Some(values) = &input.values else { return Ok(()) };
                 let a = int64(values)?;
-                for (&r, &g) in rows.iter().zip(groups) {
-                    let r = r as usize;
-                    if pass(r) && a.is_valid(r) {
-                        let x = a.value(r);
-                        let slot = &mut v[g as usize];
-                        if slot.is_none_or(|o| better(*max, &x, &o)) {
-                            *slot = Some(x);
-                        }
-                    }
-                }
+                each_value(rows, groups, &pass, |r| a.is_valid(r).then(|| a.value(r)), |g, x| keep(*max, &mut v[g], x));
             }
             Acc::ExtF64 { max, v } => {
                 let Some(values) = &input.values else { return Ok(()) };
                 let a = float64(values)?;
-                for (&r, &g) in rows.iter().zip(groups) {
-                    let r = r as usize;
-                    if pass(r) && a.is_valid(r) {
-                        let x = a.value(r);
-                        let slot = &mut v[g as usize];
-                        if slot.is_none_or(|o| better(*max, &x, &o)) {
-                            *slot = Some(x);
-                        }
-                    }
-                }
+                each_value(rows, groups, &pass, |r| a.is_valid(r).then(|| a.value(r)), |g, x| keep(*max, &mut v[g], x));
             }
             Acc::ExtI128 { max, v } => {
                 let Some(values) = &input.values else { return Ok(()) };
                 let a: &Decimal128Array = values.as_primitive();
-                for (&r, &g) in rows.iter().zip(groups) {
-                    let r = r as usize;
-                    if pass(r) && a.is_valid(r) {
-                        let x = a.value(r);
-                        let slot = &mut v[g as usize];
-                        if slot.is_none_or(|o| better(*max, &x, &o)) {
-                            *slot = Some(x);
-                        }
-                    }
-                }
+                each_value(rows, groups, &pass, |r| a.is_valid(r).then(|| a.value(r)), |g, x| keep(*max, &mut v[g], x));
             }
             Acc::ExtStr { max, v } => {
                 let Some(values) = &input.values else { return Ok(()) };
@@ -302,16 +309,7 @@ impl Acc {
             Acc::ExtBool { max, v } => {
                 let Some(values) = &input.values else { return Ok(()) };
                 let a: &BooleanArray = values.as_boolean();
-                for (&r, &g) in rows.iter().zip(groups) {
-                    let r = r as usize;
-                    if pass(r) && a.is_valid(r) {
-                        let x = a.value(r);
-                        let slot = &mut v[g as usize];
-                        if slot.is_none_or(|o| better(*max, &x, &o)) {
-                            *slot = Some(x);
-                        }
-                    }
-                }
+                each_value(rows, groups, &pass, |r| a.is_valid(r).then(|| a.value(r)), |g, x| keep(*max, &mut v[g], x));
             }
         }
         Ok(())
