@@ -105,6 +105,13 @@ pub fn sweep_stale() {
     let Ok(rd) = std::fs::read_dir(root()) else { return };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with("octet-") {
+            let owner = std::fs::read_to_string(e.path()).ok().and_then(|p| p.trim().parse::<i32>().ok());
+            if !owner.is_some_and(pid_alive) {
+                let _ = std::fs::remove_file(e.path());
+            }
+            continue;
+        }
         let pid: i32 = name.split('-').next().and_then(|p| p.parse().ok()).unwrap_or(0);
         if pid == 0 || pid_alive(pid) {
             continue;
@@ -122,15 +129,39 @@ fn bridge_name(pid: u32, suffix: &str) -> String {
     format!("sl-e{pid}{suffix}").chars().take(15).collect()
 }
 
-/// A /16 (`10.<octet>.0.0/16`, octet 200–249) no interface uses yet.
+/// A /16 (`10.<octet>.0.0/16`, octet 200–249) that no interface uses and no
+/// other live test process has reserved. The reservation is a file
+/// `$TMPDIR/sluice-e2e/octet-<o>` holding the owner's pid, created with
+/// O_EXCL, so clusters started at the same moment (in this process or
+/// another) never share one. It is reclaimed once its owner has exited.
 pub fn free_octet() -> Result<u8> {
     let out = std::process::Command::new("ip").args(["-4", "-o", "addr"]).output()?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let start = 200 + (std::process::id() % 50) as u8;
-    (0..50u8)
-        .map(|i| 200 + (start - 200 + i) % 50)
-        .find(|o| !text.contains(&format!(" 10.{o}.")))
-        .ok_or_else(|| anyhow!("no free 10.x.0.0/16 between 10.200 and 10.249 for a test cluster"))
+    std::fs::create_dir_all(root())?;
+    let me = std::process::id();
+    let start = 200 + (me % 50) as u8;
+    for o in (0..50u8).map(|i| 200 + (start - 200 + i) % 50) {
+        if text.contains(&format!(" 10.{o}.")) {
+            continue;
+        }
+        let lock = root().join(format!("octet-{o}"));
+        if let Ok(owner) = std::fs::read_to_string(&lock) {
+            match owner.trim().parse::<i32>() {
+                // Ours (another cluster of this process) or a live process's.
+                Ok(pid) if pid_alive(pid) => continue,
+                _ => {
+                    let _ = std::fs::remove_file(&lock);
+                }
+            }
+        }
+        let created = std::fs::OpenOptions::new().write(true).create_new(true).open(&lock);
+        if let Ok(mut f) = created {
+            use std::io::Write;
+            f.write_all(me.to_string().as_bytes())?;
+            return Ok(o);
+        }
+    }
+    Err(anyhow!("no free 10.x.0.0/16 between 10.200 and 10.249 for a test cluster"))
 }
 
 /// Starts a cluster for this test process (not shared). It is stopped at exit,
