@@ -39,8 +39,7 @@ mod tests {
     #[test]
     fn counts_and_discards() {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
-        let batch =
-            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
         let mut b = Blackhole::default();
         b.write(&batch).unwrap();
         b.write(&batch).unwrap();

@@ -48,31 +48,12 @@ const DEFAULT_STRING_LENGTH: usize = 100;
 #[derive(Debug, Clone)]
 enum Gen {
     Boolean,
-    Int {
-        min: i64,
-        max: i64,
-    },
-    Double {
-        min: f64,
-        max: f64,
-    },
-    Decimal {
-        min: f64,
-        max: f64,
-        pow: f64,
-        limit: i128,
-    },
-    String {
-        length: usize,
-        var_len: bool,
-    },
-    Timestamp {
-        max_past_ms: u64,
-    },
-    Sequence {
-        start: i64,
-        end: i64,
-    },
+    Int { min: i64, max: i64 },
+    Double { min: f64, max: f64 },
+    Decimal { min: f64, max: f64, pow: f64, limit: i128 },
+    String { length: usize, var_len: bool },
+    Timestamp { max_past_ms: u64 },
+    Sequence { start: i64, end: i64 },
 }
 
 #[derive(Debug, Clone)]
@@ -113,29 +94,19 @@ impl DatagenConfig {
         // Options for fields that do not exist are typos; say so precisely.
         for key in o.keys_with_prefix("fields.") {
             let rest = &key["fields.".len()..];
-            let known = schema.fields().iter().any(|f| {
-                rest.strip_prefix(f.name().as_str())
-                    .is_some_and(|r| r.starts_with('.'))
-            });
+            let known = schema
+                .fields()
+                .iter()
+                .any(|f| rest.strip_prefix(f.name().as_str()).is_some_and(|r| r.starts_with('.')));
             if !known {
                 return Err(o.error(format!(
                     "option '{key}' names no column of the table; columns are {}",
-                    schema
-                        .fields()
-                        .iter()
-                        .map(|f| format!("`{}`", f.name()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    schema.fields().iter().map(|f| format!("`{}`", f.name())).collect::<Vec<_>>().join(", ")
                 )));
             }
         }
         o.check_all_used("datagen", OPTIONS)?;
-        Ok(DatagenConfig {
-            rows_per_second,
-            number_of_rows,
-            seed,
-            fields,
-        })
+        Ok(DatagenConfig { rows_per_second, number_of_rows, seed, fields })
     }
 
     /// Rows subtask `i` of `p` produces, or `None` when unbounded.
@@ -152,12 +123,7 @@ impl DatagenConfig {
     }
 }
 
-fn parse_field(
-    o: &Options<'_>,
-    name: &str,
-    ty: ColType,
-    data_type: &DataType,
-) -> Result<FieldGen, ConnectorError> {
+fn parse_field(o: &Options<'_>, name: &str, ty: ColType, data_type: &DataType) -> Result<FieldGen, ConnectorError> {
     let key = |k: &str| format!("fields.{name}.{k}");
     let kind = o.get(&key("kind")).map(str::trim).unwrap_or("random");
     let tname = ty.sql_name();
@@ -171,10 +137,7 @@ fn parse_field(
         None => 0.0,
         Some(r) if (0.0..=1.0).contains(&r) => r as f32,
         Some(r) => {
-            return Err(o.error(format!(
-                "option '{}' = '{r}' must be between 0 and 1",
-                key("null-rate")
-            )));
+            return Err(o.error(format!("option '{}' = '{r}' must be between 0 and 1", key("null-rate"))));
         }
     };
     let generator = match kind {
@@ -201,9 +164,7 @@ fn parse_field(
             match ty {
                 ColType::Int32 => {
                     if i32::try_from(start).is_err() || i32::try_from(end).is_err() {
-                        return Err(o.error(format!(
-                            "sequence bounds of INT field `{name}` must fit in INT"
-                        )));
+                        return Err(o.error(format!("sequence bounds of INT field `{name}` must fit in INT")));
                     }
                 }
                 ColType::Int64 | ColType::Float64 | ColType::Utf8 | ColType::Decimal { .. } => {}
@@ -218,10 +179,7 @@ fn parse_field(
         "random" => {
             reject("start", "for a random field (it is for kind 'sequence')")?;
             reject("end", "for a random field (it is for kind 'sequence')")?;
-            let numeric = matches!(
-                ty,
-                ColType::Int32 | ColType::Int64 | ColType::Float64 | ColType::Decimal { .. }
-            );
+            let numeric = matches!(ty, ColType::Int32 | ColType::Int64 | ColType::Float64 | ColType::Decimal { .. });
             if !numeric {
                 reject("min", &format!("for field `{name}` of type {tname}"))?;
                 reject("max", &format!("for field `{name}` of type {tname}"))?;
@@ -249,9 +207,7 @@ fn parse_field(
                     let min = o.i64(&key("min"))?.unwrap_or(i64::from(i32::MIN));
                     let max = o.i64(&key("max"))?.unwrap_or(i64::from(i32::MAX));
                     if i32::try_from(min).is_err() || i32::try_from(max).is_err() {
-                        return Err(
-                            o.error(format!("min and max of INT field `{name}` must fit in INT"))
-                        );
+                        return Err(o.error(format!("min and max of INT field `{name}` must fit in INT")));
                     }
                     check(min as f64, max as f64)?;
                     Gen::Int { min, max }
@@ -271,12 +227,8 @@ fn parse_field(
                     Gen::Double { min, max }
                 }
                 ColType::Decimal { precision, scale } => {
-                    let largest = 10f64.powi(i32::from(precision) - i32::from(scale))
-                        - 10f64.powi(-i32::from(scale));
-                    let min = o
-                        .f64(&key("min"))?
-                        .unwrap_or(f64::from_bits(1))
-                        .max(-largest);
+                    let largest = 10f64.powi(i32::from(precision) - i32::from(scale)) - 10f64.powi(-i32::from(scale));
+                    let min = o.f64(&key("min"))?.unwrap_or(f64::from_bits(1)).max(-largest);
                     let max = o.f64(&key("max"))?.unwrap_or(f64::MAX).min(largest);
                     check(min, max)?;
                     Gen::Decimal {
@@ -290,38 +242,25 @@ fn parse_field(
                     let length = match o.u64(&key("length"))? {
                         None => DEFAULT_STRING_LENGTH,
                         Some(0) => {
-                            return Err(
-                                o.error(format!("option '{}' must be at least 1", key("length")))
-                            );
+                            return Err(o.error(format!("option '{}' must be at least 1", key("length"))));
                         }
                         Some(n) => usize::try_from(n).map_err(|_| o.error("length too large"))?,
                     };
-                    Gen::String {
-                        length,
-                        var_len: o.bool(&key("var-len"), false)?,
-                    }
+                    Gen::String { length, var_len: o.bool(&key("var-len"), false)? }
                 }
                 ColType::Timestamp | ColType::TimestampLtz => {
-                    let max_past_ms = o
-                        .duration(&key("max-past"))?
-                        .map_or(0, |d| d.as_millis() as u64);
+                    let max_past_ms = o.duration(&key("max-past"))?.map_or(0, |d| d.as_millis() as u64);
                     Gen::Timestamp { max_past_ms }
                 }
             }
         }
         other => {
-            return Err(o.error(format!(
-                "option '{}' = '{other}' is invalid: expected 'random' or 'sequence'",
-                key("kind")
-            )));
+            return Err(
+                o.error(format!("option '{}' = '{other}' is invalid: expected 'random' or 'sequence'", key("kind")))
+            );
         }
     };
-    Ok(FieldGen {
-        ty,
-        data_type: data_type.clone(),
-        generator,
-        null_rate,
-    })
+    Ok(FieldGen { ty, data_type: data_type.clone(), generator, null_rate })
 }
 
 pub(crate) struct DatagenReader {
@@ -344,16 +283,12 @@ impl DatagenReader {
     pub(crate) fn new(ctx: &SourceContext, cfg: DatagenConfig) -> Self {
         let p = ctx.parallelism.max(1);
         let base_seed = cfg.seed.unwrap_or_else(|| {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
             // Without a seed, subtasks must differ: mix in the subtask.
             seed_of(&[now, ctx.subtask as u64])
         });
-        let seeds = (0..cfg.fields.len() as u64)
-            .map(|c| (seed_of(&[base_seed, c, 1]), seed_of(&[base_seed, c, 2])))
-            .collect();
+        let seeds =
+            (0..cfg.fields.len() as u64).map(|c| (seed_of(&[base_seed, c, 1]), seed_of(&[base_seed, c, 2]))).collect();
         let rate = share(cfg.rows_per_second, ctx.subtask, p).max(1);
         DatagenReader {
             table: ctx.table.clone(),
@@ -373,16 +308,11 @@ impl DatagenReader {
     /// Generates `n` rows starting at this subtask's row `first`.
     fn generate(&mut self, n: usize) -> Result<RecordBatch, ConnectorError> {
         let first = self.produced;
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.fields.len());
         for (f, &(vseed, nseed)) in self.fields.iter().zip(&self.seeds) {
             // Global row number of local row k: subtask + (first + k) * p.
-            let g0 = self
-                .subtask
-                .wrapping_add(first.wrapping_mul(self.parallelism));
+            let g0 = self.subtask.wrapping_add(first.wrapping_mul(self.parallelism));
             let step = self.parallelism;
             let nulls = null_buffer(f.null_rate, nseed, g0, step, n);
             // Counter-based stream: value k is mix64(seed + (g0 + k*step) * GOLDEN).
@@ -393,20 +323,13 @@ impl DatagenReader {
                     let v0 = *start as i128 + g0 as i128;
                     let seq = (0..n as i128).map(move |k| (v0 + k * step as i128) as i64);
                     match ty {
-                        ColType::Int32 => {
-                            Arc::new(Int32Array::new(seq.map(|v| v as i32).collect(), nulls))
-                        }
+                        ColType::Int32 => Arc::new(Int32Array::new(seq.map(|v| v as i32).collect(), nulls)),
                         ColType::Int64 => Arc::new(Int64Array::new(seq.collect(), nulls)),
-                        ColType::Float64 => {
-                            Arc::new(Float64Array::new(seq.map(|v| v as f64).collect(), nulls))
-                        }
+                        ColType::Float64 => Arc::new(Float64Array::new(seq.map(|v| v as f64).collect(), nulls)),
                         ColType::Decimal { scale, .. } => {
                             let m = 10i128.pow(u32::try_from(scale).unwrap_or(0));
                             let vals: ScalarBuffer<i128> = seq.map(|v| i128::from(v) * m).collect();
-                            Arc::new(
-                                Decimal128Array::new(vals, nulls)
-                                    .with_data_type(f.data_type.clone()),
-                            )
+                            Arc::new(Decimal128Array::new(vals, nulls).with_data_type(f.data_type.clone()))
                         }
                         _ => {
                             let mut offsets = Vec::with_capacity(n + 1);
@@ -440,10 +363,7 @@ impl DatagenReader {
                         }
                     };
                     if ty == ColType::Int32 {
-                        Arc::new(Int32Array::new(
-                            (0..n).map(|_| draw() as i32).collect(),
-                            nulls,
-                        ))
+                        Arc::new(Int32Array::new((0..n).map(|_| draw() as i32).collect(), nulls))
                     } else {
                         Arc::new(Int64Array::new((0..n).map(|_| draw()).collect(), nulls))
                     }
@@ -455,20 +375,11 @@ impl DatagenReader {
                         .collect();
                     Arc::new(Float64Array::new(vals, nulls))
                 }
-                (
-                    Gen::Decimal {
-                        min,
-                        max,
-                        pow,
-                        limit,
-                    },
-                    _,
-                ) => {
+                (Gen::Decimal { min, max, pow, limit }, _) => {
                     let (min, width, pow, limit) = (*min, *max - *min, *pow, *limit);
                     let vals: ScalarBuffer<i128> = (0..n as u64)
                         .map(|k| {
-                            let v =
-                                min + unit_f64(mix64(s0.wrapping_add(k.wrapping_mul(ds)))) * width;
+                            let v = min + unit_f64(mix64(s0.wrapping_add(k.wrapping_mul(ds)))) * width;
                             ((v * pow).trunc() as i128).clamp(-limit, limit)
                         })
                         .collect();
@@ -481,16 +392,11 @@ impl DatagenReader {
                             if past == 0 {
                                 now_ms
                             } else {
-                                now_ms
-                                    - below(mix64(s0.wrapping_add(k.wrapping_mul(ds))), past + 1)
-                                        as i64
+                                now_ms - below(mix64(s0.wrapping_add(k.wrapping_mul(ds))), past + 1) as i64
                             }
                         })
                         .collect();
-                    Arc::new(
-                        TimestampMillisecondArray::new(vals, nulls)
-                            .with_data_type(f.data_type.clone()),
-                    )
+                    Arc::new(TimestampMillisecondArray::new(vals, nulls).with_data_type(f.data_type.clone()))
                 }
                 (Gen::String { length, var_len }, _) => {
                     let (length, var_len) = (*length, *var_len);
@@ -510,7 +416,8 @@ impl DatagenReader {
                         if values.len() > i32::MAX as usize {
                             return Err(ConnectorError::Arrow {
                                 table: self.table.clone(),
-                                message: "a batch of random strings exceeds 2 GiB; lower the batch size or the length".into(),
+                                message: "a batch of random strings exceeds 2 GiB; lower the batch size or the length"
+                                    .into(),
                             });
                         }
                         offsets.push(values.len() as i32);
@@ -526,10 +433,7 @@ impl DatagenReader {
             arrays,
             &RecordBatchOptions::new().with_row_count(Some(n)),
         )
-        .map_err(|e| ConnectorError::Arrow {
-            table: self.table.clone(),
-            message: e.to_string(),
-        })
+        .map_err(|e| ConnectorError::Arrow { table: self.table.clone(), message: e.to_string() })
     }
 }
 
@@ -559,8 +463,7 @@ fn null_buffer(rate: f32, seed: u64, g0: u64, step: u64, n: usize) -> Option<Nul
     let ds = step.wrapping_mul(GOLDEN);
     // Flink: a value is generated when nextFloat() > nullRate.
     let valid = BooleanBuffer::collect_bool(n, |k| {
-        let u = (mix64(s0.wrapping_add((k as u64).wrapping_mul(ds))) >> 40) as f32
-            / (1u64 << 24) as f32;
+        let u = (mix64(s0.wrapping_add((k as u64).wrapping_mul(ds))) >> 40) as f32 / (1u64 << 24) as f32;
         u > rate
     });
     Some(NullBuffer::new(valid))
@@ -575,10 +478,7 @@ fn string_array(
     let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
     StringArray::try_new(offsets, Buffer::from_vec(values), nulls)
         .map(|a| Arc::new(a) as ArrayRef)
-        .map_err(|e| ConnectorError::Arrow {
-            table: table.to_string(),
-            message: e.to_string(),
-        })
+        .map_err(|e| ConnectorError::Arrow { table: table.to_string(), message: e.to_string() })
 }
 
 impl SourceReader for DatagenReader {
@@ -621,14 +521,9 @@ mod tests {
         parallelism: usize,
         batch: usize,
     ) -> SourceContext {
-        let mut options: BTreeMap<String, String> = opts
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut options: BTreeMap<String, String> = opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         options.insert("connector".into(), "datagen".into());
-        options
-            .entry("rows-per-second".into())
-            .or_insert_with(|| "1000000000".into());
+        options.entry("rows-per-second".into()).or_insert_with(|| "1000000000".into());
         SourceContext {
             table: "gen".into(),
             options,
@@ -653,23 +548,14 @@ mod tests {
     }
 
     fn longs(batches: &[RecordBatch], col: usize) -> Vec<i64> {
-        batches
-            .iter()
-            .flat_map(|b| b.column(col).as_primitive::<Int64Type>().values().to_vec())
-            .collect()
+        batches.iter().flat_map(|b| b.column(col).as_primitive::<Int64Type>().values().to_vec()).collect()
     }
 
     #[test]
     fn sequence_is_split_like_flinks_sequence_generator() {
         let f = || vec![Field::new("id", DataType::Int64, false)];
-        let opts = [
-            ("fields.id.kind", "sequence"),
-            ("fields.id.start", "1"),
-            ("fields.id.end", "10"),
-        ];
-        let per: Vec<Vec<i64>> = (0..3)
-            .map(|i| longs(&drain(&ctx(f(), &opts, i, 3, 2)), 0))
-            .collect();
+        let opts = [("fields.id.kind", "sequence"), ("fields.id.start", "1"), ("fields.id.end", "10")];
+        let per: Vec<Vec<i64>> = (0..3).map(|i| longs(&drain(&ctx(f(), &opts, i, 3, 2)), 0)).collect();
         assert_eq!(per, vec![vec![1, 4, 7, 10], vec![2, 5, 8], vec![3, 6, 9]]);
     }
 
@@ -677,12 +563,7 @@ mod tests {
     fn number_of_rows_is_split_with_the_remainder_first() {
         let f = || vec![Field::new("x", DataType::Int64, false)];
         let counts: Vec<usize> = (0..3)
-            .map(|i| {
-                drain(&ctx(f(), &[("number-of-rows", "10")], i, 3, 3))
-                    .iter()
-                    .map(|b| b.num_rows())
-                    .sum()
-            })
+            .map(|i| drain(&ctx(f(), &[("number-of-rows", "10")], i, 3, 3)).iter().map(|b| b.num_rows()).sum())
             .collect();
         assert_eq!(counts, vec![4, 3, 3]);
     }
@@ -696,27 +577,16 @@ mod tests {
                 Field::new("d", DataType::Float64, true),
             ]
         };
-        let opts = [
-            ("number-of-rows", "1000"),
-            ("seed", "42"),
-            ("fields.s.length", "5"),
-            ("fields.a.null-rate", "0.2"),
-        ];
+        let opts =
+            [("number-of-rows", "1000"), ("seed", "42"), ("fields.s.length", "5"), ("fields.a.null-rate", "0.2")];
         let rows = |batches: &[RecordBatch]| -> Vec<String> {
             let mut v = Vec::new();
             for b in batches {
                 for r in 0..b.num_rows() {
                     let a = b.column(0).as_primitive::<Int64Type>();
-                    let a = if a.is_null(r) {
-                        "null".to_string()
-                    } else {
-                        a.value(r).to_string()
-                    };
+                    let a = if a.is_null(r) { "null".to_string() } else { a.value(r).to_string() };
                     let s = b.column(1).as_string::<i32>().value(r);
-                    let d = b
-                        .column(2)
-                        .as_primitive::<arrow::datatypes::Float64Type>()
-                        .value(r);
+                    let d = b.column(2).as_primitive::<arrow::datatypes::Float64Type>().value(r);
                     v.push(format!("{a}|{s}|{d}"));
                 }
             }
@@ -724,31 +594,16 @@ mod tests {
         };
         let one = rows(&drain(&ctx(f(), &opts, 0, 1, 1000)));
         assert_eq!(one.len(), 1000);
-        assert_eq!(
-            rows(&drain(&ctx(f(), &opts, 0, 1, 7))),
-            one,
-            "batch size changed the rows"
-        );
-        let mut three: Vec<String> = (0..3)
-            .flat_map(|i| rows(&drain(&ctx(f(), &opts, i, 3, 64))))
-            .collect();
+        assert_eq!(rows(&drain(&ctx(f(), &opts, 0, 1, 7))), one, "batch size changed the rows");
+        let mut three: Vec<String> = (0..3).flat_map(|i| rows(&drain(&ctx(f(), &opts, i, 3, 64)))).collect();
         let mut sorted = one.clone();
         three.sort();
         sorted.sort();
         assert_eq!(three, sorted, "parallelism changed the rows");
-        let other = rows(&drain(&ctx(
-            f(),
-            &[("number-of-rows", "1000"), ("seed", "43")],
-            0,
-            1,
-            1000,
-        )));
+        let other = rows(&drain(&ctx(f(), &[("number-of-rows", "1000"), ("seed", "43")], 0, 1, 1000)));
         assert_ne!(other, one);
         let nulls = one.iter().filter(|r| r.starts_with("null|")).count();
-        assert!(
-            (120..280).contains(&nulls),
-            "null-rate 0.2 gave {nulls} nulls in 1000"
-        );
+        assert!((120..280).contains(&nulls), "null-rate 0.2 gave {nulls} nulls in 1000");
     }
 
     #[test]
@@ -772,68 +627,34 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         let mut trues = 0;
         for b in &batches {
-            seen.extend(
-                b.column(0)
-                    .as_primitive::<arrow::datatypes::Int32Type>()
-                    .values()
-                    .iter()
-                    .copied(),
-            );
+            seen.extend(b.column(0).as_primitive::<arrow::datatypes::Int32Type>().values().iter().copied());
             for s in b.column(1).as_string::<i32>().iter().flatten() {
                 assert_eq!(s.len(), 12);
-                assert!(
-                    s.bytes()
-                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
-                    "{s}"
-                );
+                assert!(s.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{s}");
             }
-            for d in b
-                .column(2)
-                .as_primitive::<arrow::datatypes::Float64Type>()
-                .values()
-            {
+            for d in b.column(2).as_primitive::<arrow::datatypes::Float64Type>().values() {
                 assert!((0.5..0.75).contains(d), "{d}");
             }
-            for m in b
-                .column(3)
-                .as_primitive::<arrow::datatypes::Decimal128Type>()
-                .values()
-            {
+            for m in b.column(3).as_primitive::<arrow::datatypes::Decimal128Type>().values() {
                 assert!(m.abs() <= 99_999, "{m}");
             }
             trues += b.column(4).as_boolean().true_count();
         }
-        assert_eq!(
-            seen.into_iter().collect::<Vec<_>>(),
-            vec![-3, -2, -1, 0, 1, 2, 3]
-        );
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![-3, -2, -1, 0, 1, 2, 3]);
         assert!((2200..2800).contains(&trues), "{trues} trues of 5000");
     }
 
     #[test]
     fn default_double_range_is_flinks_positive_range() {
-        let batches = drain(&ctx(
-            vec![Field::new("d", DataType::Float64, false)],
-            &[("number-of-rows", "100")],
-            0,
-            1,
-            100,
-        ));
-        let d = batches[0]
-            .column(0)
-            .as_primitive::<arrow::datatypes::Float64Type>();
+        let batches =
+            drain(&ctx(vec![Field::new("d", DataType::Float64, false)], &[("number-of-rows", "100")], 0, 1, 100));
+        let d = batches[0].column(0).as_primitive::<arrow::datatypes::Float64Type>();
         assert!(d.values().iter().all(|v| *v > 0.0 && v.is_finite()));
     }
 
     #[test]
     fn a_slow_rate_returns_idle_instead_of_sleeping_long() {
-        let c = ctx(
-            vec![Field::new("x", DataType::Int64, false)],
-            &[("rows-per-second", "1")],
-            0,
-            1,
-            100,
-        );
+        let c = ctx(vec![Field::new("x", DataType::Int64, false)], &[("rows-per-second", "1")], 0, 1, 100);
         let mut r = crate::create_source(&c).unwrap();
         match r.poll().unwrap() {
             SourceEvent::Batch(b) => assert_eq!(b.num_rows(), 1),
@@ -845,29 +666,16 @@ mod tests {
     }
 
     fn err(fields: Vec<Field>, opts: &[(&str, &str)]) -> String {
-        let mut options: BTreeMap<String, String> = opts
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut options: BTreeMap<String, String> = opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         options.insert("connector".into(), "datagen".into());
-        validate_table(
-            "gen",
-            &options,
-            &Arc::new(Schema::new(fields)),
-            Role::Source,
-        )
-        .unwrap_err()
-        .to_string()
+        validate_table("gen", &options, &Arc::new(Schema::new(fields)), Role::Source).unwrap_err().to_string()
     }
 
     #[test]
     fn bad_options_are_clear_errors() {
         let id = || vec![Field::new("id", DataType::Int64, false)];
         assert_eq!(
-            err(
-                id(),
-                &[("fields.id.kind", "sequence"), ("fields.id.start", "1")]
-            ),
+            err(id(), &[("fields.id.kind", "sequence"), ("fields.id.start", "1")]),
             "table `gen`: field `id` is a sequence and needs both 'fields.id.start' and 'fields.id.end'"
         );
         assert_eq!(
@@ -878,52 +686,31 @@ mod tests {
             err(id(), &[("rows-per-second", "fast")]),
             "table `gen`: option 'rows-per-second' = 'fast' is invalid: expected a non-negative integer"
         );
+        assert!(err(id(), &[("fields.idd.min", "1")]).contains("option 'fields.idd.min' names no column of the table"));
         assert!(
-            err(id(), &[("fields.idd.min", "1")])
-                .contains("option 'fields.idd.min' names no column of the table")
-        );
-        assert!(
-            err(
-                vec![Field::new("s", DataType::Utf8, false)],
-                &[("fields.s.min", "1")]
-            )
-            .contains("option 'fields.s.min' is not supported for field `s` of type STRING")
+            err(vec![Field::new("s", DataType::Utf8, false)], &[("fields.s.min", "1")])
+                .contains("option 'fields.s.min' is not supported for field `s` of type STRING")
         );
         assert!(
             err(vec![Field::new("t", DataType::Date32, false)], &[])
                 .contains("column `t` has type DATE, which connector 'datagen' does not support")
         );
         assert!(
-            err(id(), &[("rows-per-sec", "5")])
-                .contains("unsupported option 'rows-per-sec' for connector 'datagen'")
+            err(id(), &[("rows-per-sec", "5")]).contains("unsupported option 'rows-per-sec' for connector 'datagen'")
         );
         let mut sink = BTreeMap::new();
         sink.insert("connector".to_string(), "datagen".to_string());
-        let e = validate_table("g", &sink, &Arc::new(Schema::new(id())), Role::Sink)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "table `g`: connector 'datagen' can only be used as a source"
-        );
+        let e = validate_table("g", &sink, &Arc::new(Schema::new(id())), Role::Sink).unwrap_err().to_string();
+        assert_eq!(e, "table `g`: connector 'datagen' can only be used as a source");
     }
 
     #[test]
     fn boundedness_follows_rows_and_sequences() {
         let o = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
         };
         assert!(!crate::is_bounded(&o(&[("connector", "datagen")])));
-        assert!(crate::is_bounded(&o(&[
-            ("connector", "datagen"),
-            ("number-of-rows", "5")
-        ])));
-        assert!(crate::is_bounded(&o(&[
-            ("connector", "datagen"),
-            ("fields.id.kind", "sequence")
-        ])));
+        assert!(crate::is_bounded(&o(&[("connector", "datagen"), ("number-of-rows", "5")])));
+        assert!(crate::is_bounded(&o(&[("connector", "datagen"), ("fields.id.kind", "sequence")])));
     }
 }

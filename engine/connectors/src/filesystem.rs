@@ -59,9 +59,7 @@ impl FsConfig {
         if monitor_interval == Some(Duration::ZERO) {
             return Err(o.error("option 'source.monitor-interval' must be greater than zero"));
         }
-        let roll_size = o
-            .memory_size("sink.rolling-policy.file-size")?
-            .unwrap_or(DEFAULT_ROLL_SIZE);
+        let roll_size = o.memory_size("sink.rolling-policy.file-size")?.unwrap_or(DEFAULT_ROLL_SIZE);
         if roll_size == 0 {
             return Err(o.error("option 'sink.rolling-policy.file-size' must be greater than zero"));
         }
@@ -76,13 +74,7 @@ impl FsConfig {
         }
         let types = column_types(schema.fields(), "filesystem").map_err(|m| o.error(m))?;
         o.check_all_used("filesystem", &supported_options())?;
-        Ok(FsConfig {
-            path,
-            format,
-            monitor_interval,
-            roll_size,
-            types,
-        })
+        Ok(FsConfig { path, format, monitor_interval, roll_size, types })
     }
 }
 
@@ -154,13 +146,8 @@ pub(crate) struct FsSource {
 
 impl FsSource {
     pub(crate) fn new(ctx: &SourceContext, cfg: FsConfig) -> Result<Self, ConnectorError> {
-        let decoder =
-            Decoder::new(&cfg.format, ctx.schema.fields(), "filesystem").map_err(|m| {
-                ConnectorError::InvalidOption {
-                    table: ctx.table.clone(),
-                    message: m,
-                }
-            })?;
+        let decoder = Decoder::new(&cfg.format, ctx.schema.fields(), "filesystem")
+            .map_err(|m| ConnectorError::InvalidOption { table: ctx.table.clone(), message: m })?;
         let mut s = FsSource {
             table: ctx.table.clone(),
             schema: ctx.schema.clone(),
@@ -183,11 +170,7 @@ impl FsSource {
     }
 
     fn io_error(&self, path: &Path, e: std::io::Error) -> ConnectorError {
-        ConnectorError::Io {
-            table: self.table.clone(),
-            path: path.to_path_buf(),
-            source: e,
-        }
+        ConnectorError::Io { table: self.table.clone(), path: path.to_path_buf(), source: e }
     }
 
     /// Lists the path and queues this subtask's files not seen before.
@@ -205,22 +188,14 @@ impl FsSource {
     }
 
     fn parse_error(&self, path: &Path, line: u64, message: String) -> ConnectorError {
-        ConnectorError::Parse {
-            table: self.table.clone(),
-            path: path.to_path_buf(),
-            line,
-            message,
-        }
+        ConnectorError::Parse { table: self.table.clone(), path: path.to_path_buf(), line, message }
     }
 
     fn batch(&mut self) -> Result<SourceEvent, ConnectorError> {
         let b = self
             .decoder
             .finish(&self.schema)
-            .map_err(|m| ConnectorError::Arrow {
-                table: self.table.clone(),
-                message: m,
-            })?;
+            .map_err(|m| ConnectorError::Arrow { table: self.table.clone(), message: m })?;
         Ok(SourceEvent::Batch(b))
     }
 
@@ -233,10 +208,7 @@ impl FsSource {
         let mut eof = false;
         while self.decoder.len() < self.batch_size {
             self.line_buf.clear();
-            let n = f
-                .reader
-                .read_until(b'\n', &mut self.line_buf)
-                .map_err(|e| self.io_error(&f.path, e))?;
+            let n = f.reader.read_until(b'\n', &mut self.line_buf).map_err(|e| self.io_error(&f.path, e))?;
             if n == 0 {
                 eof = true;
                 break;
@@ -244,10 +216,7 @@ impl FsSource {
             f.line += 1;
             let start_line = f.line;
             while self.decoder.needs_more(&self.line_buf) {
-                let more = f
-                    .reader
-                    .read_until(b'\n', &mut self.line_buf)
-                    .map_err(|e| self.io_error(&f.path, e))?;
+                let more = f.reader.read_until(b'\n', &mut self.line_buf).map_err(|e| self.io_error(&f.path, e))?;
                 if more == 0 {
                     break;
                 }
@@ -282,11 +251,7 @@ impl SourceReader for FsSource {
             if self.current.is_none() {
                 if let Some(path) = self.queue.pop_front() {
                     let file = File::open(&path).map_err(|e| self.io_error(&path, e))?;
-                    self.current = Some(OpenFile {
-                        path,
-                        reader: BufReader::with_capacity(1 << 16, file),
-                        line: 0,
-                    });
+                    self.current = Some(OpenFile { path, reader: BufReader::with_capacity(1 << 16, file), line: 0 });
                 } else if self.decoder.len() > 0 {
                     return self.batch();
                 } else if let Some((interval, last)) = self.monitor {
@@ -343,15 +308,7 @@ pub(crate) struct FsSink {
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect()
 }
 
 impl FsSink {
@@ -374,10 +331,7 @@ impl FsSink {
             let name = entry.file_name().to_string_lossy().into_owned();
             let name = name.strip_prefix('.').unwrap_or(&name);
             let name = name.strip_suffix(".inprogress").unwrap_or(name);
-            if let Some(n) = name
-                .strip_prefix(&prefix)
-                .and_then(|n| n.parse::<u64>().ok())
-            {
+            if let Some(n) = name.strip_prefix(&prefix).and_then(|n| n.parse::<u64>().ok()) {
                 next_part = next_part.max(n + 1);
             }
         }
@@ -396,11 +350,7 @@ impl FsSink {
     }
 
     fn io(&self, path: &Path, e: std::io::Error) -> ConnectorError {
-        ConnectorError::Io {
-            table: self.table.clone(),
-            path: path.to_path_buf(),
-            source: e,
-        }
+        ConnectorError::Io { table: self.table.clone(), path: path.to_path_buf(), source: e }
     }
 
     fn close_current(&mut self) -> Result<(), ConnectorError> {
@@ -424,28 +374,17 @@ impl SinkWriter for FsSink {
             self.next_part += 1;
             let tmp = self.dir.join(format!(".{name}.inprogress"));
             let fin = self.dir.join(&name);
-            let file = File::options()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-                .map_err(|e| self.io(&tmp, e))?;
-            self.current = Some(PartFile {
-                tmp,
-                fin,
-                writer: BufWriter::with_capacity(1 << 20, file),
-                size: 0,
-            });
+            let file =
+                File::options().write(true).create(true).truncate(true).open(&tmp).map_err(|e| self.io(&tmp, e))?;
+            self.current = Some(PartFile { tmp, fin, writer: BufWriter::with_capacity(1 << 20, file), size: 0 });
         }
         let table = &self.table;
         if let Some(f) = &mut self.current {
-            f.writer
-                .write_all(&self.buf)
-                .map_err(|e| ConnectorError::Io {
-                    table: table.clone(),
-                    path: f.tmp.clone(),
-                    source: e,
-                })?;
+            f.writer.write_all(&self.buf).map_err(|e| ConnectorError::Io {
+                table: table.clone(),
+                path: f.tmp.clone(),
+                source: e,
+            })?;
             f.size += self.buf.len() as u64;
             if f.size >= self.roll_size {
                 self.close_current()?;

@@ -28,11 +28,7 @@ pub(crate) fn push_java_double(out: &mut Vec<u8>, v: f64, scratch: &mut String) 
         return;
     }
     if v == 0.0 {
-        out.extend_from_slice(if v.is_sign_negative() {
-            b"-0.0"
-        } else {
-            b"0.0"
-        });
+        out.extend_from_slice(if v.is_sign_negative() { b"-0.0" } else { b"0.0" });
         return;
     }
     if v.is_sign_negative() {
@@ -546,31 +542,13 @@ mod tests {
     fn timestamps_print_like_flink() {
         let t = 1_704_067_210_000; // 2024-01-01 00:00:10 UTC
         assert_eq!(s(|o| push_sql_timestamp(o, t, b' ')), "2024-01-01 00:00:10");
-        assert_eq!(
-            s(|o| push_sql_timestamp(o, t + 500, b' ')),
-            "2024-01-01 00:00:10.5"
-        );
-        assert_eq!(
-            s(|o| push_sql_timestamp(o, t + 120, b' ')),
-            "2024-01-01 00:00:10.12"
-        );
-        assert_eq!(
-            s(|o| push_sql_timestamp(o, t + 123, b'T')),
-            "2024-01-01T00:00:10.123"
-        );
-        assert_eq!(
-            s(|o| push_sql_timestamp(o, -1, b' ')),
-            "1969-12-31 23:59:59.999"
-        );
+        assert_eq!(s(|o| push_sql_timestamp(o, t + 500, b' ')), "2024-01-01 00:00:10.5");
+        assert_eq!(s(|o| push_sql_timestamp(o, t + 120, b' ')), "2024-01-01 00:00:10.12");
+        assert_eq!(s(|o| push_sql_timestamp(o, t + 123, b'T')), "2024-01-01T00:00:10.123");
+        assert_eq!(s(|o| push_sql_timestamp(o, -1, b' ')), "1969-12-31 23:59:59.999");
         assert_eq!(s(|o| push_local_date_time(o, t)), "2024-01-01T00:00:10");
-        assert_eq!(
-            s(|o| push_local_date_time(o, t - 10_000)),
-            "2024-01-01T00:00"
-        );
-        assert_eq!(
-            s(|o| push_local_date_time(o, t + 500)),
-            "2024-01-01T00:00:10.500"
-        );
+        assert_eq!(s(|o| push_local_date_time(o, t - 10_000)), "2024-01-01T00:00");
+        assert_eq!(s(|o| push_local_date_time(o, t + 500)), "2024-01-01T00:00:10.500");
         assert_eq!(s(|o| push_instant(o, 0)), "1970-01-01T00:00:00Z");
         assert_eq!(s(|o| push_instant(o, t + 120)), "2024-01-01T00:00:10.120Z");
     }
@@ -579,28 +557,13 @@ mod tests {
     fn timestamps_parse_in_flink_and_iso_forms() {
         let t = 1_704_067_210_000;
         assert_eq!(parse_timestamp("2024-01-01 00:00:10"), Some((t, false)));
-        assert_eq!(
-            parse_timestamp("2024-01-01 00:00:10.5"),
-            Some((t + 500, false))
-        );
-        assert_eq!(
-            parse_timestamp("2024-01-01 00:00:10.123"),
-            Some((t + 123, false))
-        );
-        assert_eq!(
-            parse_timestamp("2024-01-01 00:00:10.123456"),
-            Some((t + 123, false))
-        );
+        assert_eq!(parse_timestamp("2024-01-01 00:00:10.5"), Some((t + 500, false)));
+        assert_eq!(parse_timestamp("2024-01-01 00:00:10.123"), Some((t + 123, false)));
+        assert_eq!(parse_timestamp("2024-01-01 00:00:10.123456"), Some((t + 123, false)));
         assert_eq!(parse_timestamp("2024-01-01T00:00:10"), Some((t, false)));
         assert_eq!(parse_timestamp("2024-01-01 00:00:10Z"), Some((t, true)));
-        assert_eq!(
-            parse_timestamp("2024-01-01T02:00:10+02:00"),
-            Some((t, true))
-        );
-        assert_eq!(
-            parse_timestamp("2024-01-01 00:00"),
-            Some((t - 10_000, false))
-        );
+        assert_eq!(parse_timestamp("2024-01-01T02:00:10+02:00"), Some((t, true)));
+        assert_eq!(parse_timestamp("2024-01-01 00:00"), Some((t - 10_000, false)));
         assert_eq!(parse_timestamp("2024-02-30 00:00:00"), None);
         assert_eq!(parse_timestamp("2024-01-01"), None);
         assert_eq!(parse_timestamp("yesterday"), None);

@@ -32,29 +32,14 @@ use options::Options;
 /// where there is one, so that a user can find the cause.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
-    #[error(
-        "table `{table}`: unknown connector '{connector}'; supported connectors are {supported}"
-    )]
-    UnknownConnector {
-        table: String,
-        connector: String,
-        supported: &'static str,
-    },
+    #[error("table `{table}`: unknown connector '{connector}'; supported connectors are {supported}")]
+    UnknownConnector { table: String, connector: String, supported: &'static str },
     #[error("table `{table}`: {message}")]
     InvalidOption { table: String, message: String },
     #[error("table `{table}`: {path}: {source}")]
-    Io {
-        table: String,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { table: String, path: PathBuf, source: std::io::Error },
     #[error("table `{table}`: {path}:{line}: {message}")]
-    Parse {
-        table: String,
-        path: PathBuf,
-        line: u64,
-        message: String,
-    },
+    Parse { table: String, path: PathBuf, line: u64, message: String },
     #[error("table `{table}`: {message}")]
     Arrow { table: String, message: String },
 }
@@ -140,7 +125,8 @@ pub enum Role {
 }
 
 /// The connectors and the roles they support.
-const CONNECTORS: &str = "'datagen' (source), 'nexmark' (source), 'filesystem' (source and sink), 'print' (sink) and 'blackhole' (sink)";
+const CONNECTORS: &str =
+    "'datagen' (source), 'nexmark' (source), 'filesystem' (source and sink), 'print' (sink) and 'blackhole' (sink)";
 
 /// A connector's parsed and validated configuration.
 enum Config {
@@ -160,9 +146,7 @@ fn configure(
     role: Role,
 ) -> Result<Config, ConnectorError> {
     let o = Options::new(table, options);
-    let connector = o
-        .required("connector", &format!("one of {CONNECTORS}"))?
-        .trim();
+    let connector = o.required("connector", &format!("one of {CONNECTORS}"))?.trim();
     let wrong_role = |what: &str| {
         Err(ConnectorError::InvalidOption {
             table: table.to_string(),
@@ -236,9 +220,9 @@ pub fn is_bounded(options: &BTreeMap<String, String>) -> bool {
     match connector {
         Some("datagen") => {
             options.contains_key("number-of-rows")
-                || options.iter().any(|(k, v)| {
-                    k.starts_with("fields.") && k.ends_with(".kind") && v.trim() == "sequence"
-                })
+                || options
+                    .iter()
+                    .any(|(k, v)| k.starts_with("fields.") && k.ends_with(".kind") && v.trim() == "sequence")
         }
         Some("nexmark") => options.contains_key("number-of-events"),
         Some("filesystem") => !options.contains_key("source.monitor-interval"),

@@ -26,16 +26,18 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, StringBuilder, TimestampMillisecondArray};
+use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::options::Options;
-use crate::rng::{SplitMix64, seed_of};
+use crate::rng::{SplitMix64, below, seed_of};
 use crate::throttle::Throttle;
 use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
 
-pub(crate) const OPTIONS: &str = "'nexmark.table', 'number-of-events', 'events-per-second', 'seed', 'nexmark.event-rate', 'nexmark.base-time'";
+pub(crate) const OPTIONS: &str =
+    "'nexmark.table', 'number-of-events', 'events-per-second', 'seed', 'nexmark.event-rate', 'nexmark.base-time'";
 
 const PERSON_PROPORTION: u64 = 1;
 const AUCTION_PROPORTION: u64 = 3;
@@ -69,24 +71,11 @@ const CHANNELS_NUMBER: u64 = 10_000;
 const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
 
 const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
-const US_CITIES: [&str; 10] = [
-    "Phoenix",
-    "Los Angeles",
-    "San Francisco",
-    "Boise",
-    "Portland",
-    "Bend",
-    "Redmond",
-    "Seattle",
-    "Kent",
-    "Cheyenne",
-];
-const FIRST_NAMES: [&str; 11] = [
-    "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
-];
-const LAST_NAMES: [&str; 9] = [
-    "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
-];
+const US_CITIES: [&str; 10] =
+    ["Phoenix", "Los Angeles", "San Francisco", "Boise", "Portland", "Bend", "Redmond", "Seattle", "Kent", "Cheyenne"];
+const FIRST_NAMES: [&str; 11] =
+    ["Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"];
+const LAST_NAMES: [&str; 9] = ["Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -194,10 +183,7 @@ pub(crate) struct NexmarkConfig {
 
 impl NexmarkConfig {
     pub(crate) fn parse(o: &Options<'_>, schema: &SchemaRef) -> Result<Self, ConnectorError> {
-        let kind = match o
-            .required("nexmark.table", "'bid', 'auction' or 'person'")?
-            .trim()
-        {
+        let kind = match o.required("nexmark.table", "'bid', 'auction' or 'person'")?.trim() {
             t if t.eq_ignore_ascii_case("bid") => Kind::Bid,
             t if t.eq_ignore_ascii_case("auction") => Kind::Auction,
             t if t.eq_ignore_ascii_case("person") => Kind::Person,
@@ -213,10 +199,7 @@ impl NexmarkConfig {
             return Err(o.error("option 'events-per-second' must be at least 1"));
         }
         let seed = o.u64("seed")?.unwrap_or(0);
-        let rate = o
-            .u64("nexmark.event-rate")?
-            .or(events_per_second)
-            .unwrap_or(DEFAULT_EVENT_RATE);
+        let rate = o.u64("nexmark.event-rate")?.or(events_per_second).unwrap_or(DEFAULT_EVENT_RATE);
         if rate == 0 {
             return Err(o.error("option 'nexmark.event-rate' must be at least 1"));
         }
@@ -249,10 +232,7 @@ impl NexmarkConfig {
         };
         let mut projection = Vec::with_capacity(schema.fields().len());
         for f in schema.fields() {
-            let Some(idx) = cols
-                .iter()
-                .position(|(n, _)| n.eq_ignore_ascii_case(f.name()))
-            else {
+            let Some(idx) = cols.iter().position(|(n, _)| n.eq_ignore_ascii_case(f.name())) else {
                 return Err(o.error(format!(
                     "column `{}` is not a column of nexmark table '{}'; its columns are: {}",
                     f.name(),
@@ -343,58 +323,70 @@ fn next_price(r: &mut SplitMix64) -> i64 {
 }
 
 /// `StringsGenerator.nextString`: 3..max-1 letters with occasional `special`
-/// characters, trimmed when `special` is a space.
-fn push_next_string(out: &mut String, r: &mut SplitMix64, max_length: u64, special: char) {
+/// characters (1 in 13), trimmed when `special` is a space. One draw per
+/// character.
+fn push_next_string(out: &mut Vec<u8>, r: &mut SplitMix64, max_length: u64, special: u8) {
     let len = 3 + r.below(max_length - 3);
     let start = out.len();
     for _ in 0..len {
-        if r.below(13) == 0 {
+        let x = r.next_u64();
+        if below(x, 13) == 0 {
             out.push(special);
         } else {
-            out.push((b'a' + r.below(26) as u8) as char);
+            out.push(LETTERS[(x & 0xFF) as usize]);
         }
     }
-    if special == ' ' {
-        let trimmed = out[start..].trim().to_string();
-        out.truncate(start);
-        out.push_str(&trimmed);
+    if special == b' ' {
+        let s = &out[start..];
+        let first = s.iter().position(|c| *c != b' ').unwrap_or(s.len());
+        let last = s.iter().rposition(|c| *c != b' ').map_or(first, |i| i + 1);
+        out.copy_within(start + first..start + last, start);
+        out.truncate(start + last - first);
     }
 }
 
-/// `StringsGenerator.nextExtra`: letters so that `current + len` averages `desired`.
-fn push_next_extra(out: &mut String, r: &mut SplitMix64, current: usize, desired: usize) {
+/// Byte → lower-case letter, evenly (multiply-shift).
+const LETTERS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = b'a' + ((i * 26) >> 8) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// `StringsGenerator.nextExtra`: letters so that `current + len` averages
+/// `desired`. Eight letters per 64-bit draw.
+fn push_next_extra(out: &mut Vec<u8>, r: &mut SplitMix64, current: usize, desired: usize) {
     if current > desired {
         return;
     }
     let desired = desired - current;
     let delta = (desired as f64 * 0.2).round() as usize;
     let min = desired - delta;
-    let size = min
-        + if delta == 0 {
-            0
-        } else {
-            r.below(2 * delta as u64) as usize
-        };
-    // 13 base-26 digits per 64-bit draw.
+    let size = min + if delta == 0 { 0 } else { r.below(2 * delta as u64) as usize };
     let mut left = size;
     while left > 0 {
-        let mut x = r.next_u64();
-        for _ in 0..left.min(13) {
-            out.push((b'a' + (x % 26) as u8) as char);
-            x /= 26;
+        let x = r.next_u64().to_le_bytes();
+        let take = left.min(8);
+        let mut chunk = [0u8; 8];
+        for i in 0..8 {
+            chunk[i] = LETTERS[x[i] as usize];
         }
-        left -= left.min(13);
+        out.extend_from_slice(&chunk[..take]);
+        left -= take;
     }
 }
 
 fn base_url(r: &mut SplitMix64) -> String {
-    let mut s = String::from("https://www.nexmark.com/");
+    let mut s = b"https://www.nexmark.com/".to_vec();
     for _ in 0..3 {
-        push_next_string(&mut s, r, 5, '_');
-        s.push('/');
+        push_next_string(&mut s, r, 5, b'_');
+        s.push(b'/');
     }
-    s.push_str("item.htm?query=1");
-    s
+    s.extend_from_slice(b"item.htm?query=1");
+    String::from_utf8(s).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------
@@ -403,7 +395,7 @@ fn base_url(r: &mut SplitMix64) -> String {
 /// declared are filled.
 struct Buffers {
     ints: Vec<Vec<i64>>,
-    strs: Vec<StringBuilder>,
+    strs: Vec<StrCol>,
     /// Generated column index → (is string, slot in ints/strs), or None if not wanted.
     slots: Vec<Option<(bool, usize)>>,
 }
@@ -419,12 +411,66 @@ impl Buffers {
     #[inline]
     fn str(&mut self, col: usize, v: &str) {
         if let Some((true, s)) = self.slots[col] {
-            self.strs[s].append_value(v);
+            self.strs[s].push(v.as_bytes());
+        }
+    }
+
+    /// Appends generated ASCII text.
+    #[inline]
+    fn bytes(&mut self, col: usize, v: &[u8]) {
+        if let Some((true, s)) = self.slots[col] {
+            self.strs[s].push(v);
+        }
+    }
+
+    /// Generates text straight into the column (or into `scratch` when the
+    /// column is not wanted, so that the same random draws are consumed);
+    /// returns its length.
+    #[inline]
+    fn generate(&mut self, col: usize, scratch: &mut Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) -> usize {
+        if let Some((true, s)) = self.slots[col] {
+            let c = &mut self.strs[s];
+            let start = c.values.len();
+            f(&mut c.values);
+            c.offsets.push(c.values.len() as i32);
+            c.values.len() - start
+        } else {
+            scratch.clear();
+            f(scratch);
+            scratch.len()
         }
     }
 
     fn wants(&self, col: usize) -> bool {
         self.slots[col].is_some()
+    }
+}
+
+/// A string column being built: values and offsets, validated once per batch.
+struct StrCol {
+    values: Vec<u8>,
+    offsets: Vec<i32>,
+}
+
+impl StrCol {
+    fn with_capacity(rows: usize, bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        StrCol { values: Vec::with_capacity(bytes), offsets }
+    }
+
+    #[inline]
+    fn push(&mut self, v: &[u8]) {
+        self.values.extend_from_slice(v);
+        self.offsets.push(self.values.len() as i32);
+    }
+
+    fn finish(self) -> Result<StringArray, String> {
+        if self.values.len() > i32::MAX as usize {
+            return Err("a batch of nexmark strings exceeds 2 GiB; lower the batch size".into());
+        }
+        StringArray::try_new(OffsetBuffer::new(ScalarBuffer::from(self.offsets)), Buffer::from_vec(self.values), None)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -441,7 +487,8 @@ pub(crate) struct NexmarkReader {
     throttle: Option<Throttle>,
     hot_urls: [String; 4],
     channel_cache: Vec<Option<(String, String)>>,
-    scratch: String,
+    scratch: Vec<u8>,
+    extra: Vec<u8>,
 }
 
 impl NexmarkReader {
@@ -456,17 +503,11 @@ impl NexmarkReader {
         // its share of this kind's events.
         let (_, count) = cfg.kind.slot();
         let throttle = cfg.events_per_second.map(|eps| {
-            let kind_rate =
-                (eps as f64 * count as f64 / TOTAL_PROPORTION as f64 / p as f64).max(1.0);
+            let kind_rate = (eps as f64 * count as f64 / TOTAL_PROPORTION as f64 / p as f64).max(1.0);
             Throttle::new(kind_rate.round() as u64)
         });
         let mut r = SplitMix64::new(seed_of(&[cfg.seed, 0x4855_5253]));
-        let hot_urls = [
-            base_url(&mut r),
-            base_url(&mut r),
-            base_url(&mut r),
-            base_url(&mut r),
-        ];
+        let hot_urls = [base_url(&mut r), base_url(&mut r), base_url(&mut r), base_url(&mut r)];
         NexmarkReader {
             table: ctx.table.clone(),
             schema: ctx.schema.clone(),
@@ -479,7 +520,8 @@ impl NexmarkReader {
             throttle,
             hot_urls,
             channel_cache: Vec::new(),
-            scratch: String::new(),
+            scratch: Vec::new(),
+            extra: Vec::new(),
         }
     }
 
@@ -538,9 +580,7 @@ impl NexmarkReader {
         }
         b.int(5, self.timestamp(n));
         if b.wants(6) {
-            self.scratch.clear();
-            push_next_extra(&mut self.scratch, r, 32, AVG_BID_BYTE_SIZE);
-            b.str(6, &self.scratch);
+            b.generate(6, &mut self.extra, |v| push_next_extra(v, r, 32, AVG_BID_BYTE_SIZE));
         }
     }
 
@@ -556,20 +596,19 @@ impl NexmarkReader {
             + FIRST_PERSON_ID;
         let category = FIRST_CATEGORY_ID + r.below(NUM_CATEGORIES) as i64;
         let initial_bid = next_price(r);
-        let num_events_for_auctions =
-            NUM_IN_FLIGHT_AUCTIONS * TOTAL_PROPORTION / AUCTION_PROPORTION;
+        let num_events_for_auctions = NUM_IN_FLIGHT_AUCTIONS * TOTAL_PROPORTION / AUCTION_PROPORTION;
         let horizon = self.timestamp(n + num_events_for_auctions) - ts;
         let expires = ts + 1 + r.below((horizon * 2).max(1) as u64) as i64;
         let reserve = initial_bid + next_price(r);
         let mut s = std::mem::take(&mut self.scratch);
         s.clear();
-        push_next_string(&mut s, r, 20, ' ');
+        push_next_string(&mut s, r, 20, b' ');
         let name_len = s.len();
-        push_next_string(&mut s, r, 100, ' ');
+        push_next_string(&mut s, r, 100, b' ');
         let (name, desc) = s.split_at(name_len);
         b.int(0, id);
-        b.str(1, name);
-        b.str(2, desc);
+        b.bytes(1, name);
+        b.bytes(2, desc);
         b.int(3, initial_bid);
         b.int(4, reserve);
         b.int(5, ts);
@@ -578,9 +617,7 @@ impl NexmarkReader {
         b.int(8, category);
         if b.wants(9) {
             let current = 8 + name.len() + desc.len() + 8 + 8 + 8 + 8 + 8;
-            let mut extra = String::new();
-            push_next_extra(&mut extra, r, current, AVG_AUCTION_BYTE_SIZE);
-            b.str(9, &extra);
+            b.generate(9, &mut self.extra, |v| push_next_extra(v, r, current, AVG_AUCTION_BYTE_SIZE));
         }
         self.scratch = s;
     }
@@ -589,37 +626,40 @@ impl NexmarkReader {
         let id = last_base0_person_id(n) as i64 + FIRST_PERSON_ID;
         let mut s = std::mem::take(&mut self.scratch);
         s.clear();
-        s.push_str(FIRST_NAMES[r.below(FIRST_NAMES.len() as u64) as usize]);
-        s.push(' ');
-        s.push_str(LAST_NAMES[r.below(LAST_NAMES.len() as u64) as usize]);
+        s.extend_from_slice(FIRST_NAMES[r.below(FIRST_NAMES.len() as u64) as usize].as_bytes());
+        s.push(b' ');
+        s.extend_from_slice(LAST_NAMES[r.below(LAST_NAMES.len() as u64) as usize].as_bytes());
         let name_end = s.len();
-        push_next_string(&mut s, r, 7, ' ');
-        s.push('@');
-        push_next_string(&mut s, r, 5, ' ');
-        s.push_str(".com");
+        push_next_string(&mut s, r, 7, b' ');
+        s.push(b'@');
+        push_next_string(&mut s, r, 5, b' ');
+        s.extend_from_slice(b".com");
         let email_end = s.len();
         for i in 0..4 {
             if i > 0 {
-                s.push(' ');
+                s.push(b' ');
             }
-            let v = r.below(10_000);
-            s.push_str(&format!("{v:04}"));
+            let v = r.below(10_000) as u16;
+            s.extend_from_slice(&[
+                b'0' + (v / 1000) as u8,
+                b'0' + (v / 100 % 10) as u8,
+                b'0' + (v / 10 % 10) as u8,
+                b'0' + (v % 10) as u8,
+            ]);
         }
         let card_end = s.len();
         let city = US_CITIES[r.below(US_CITIES.len() as u64) as usize];
         let state = US_STATES[r.below(US_STATES.len() as u64) as usize];
         b.int(0, id);
-        b.str(1, &s[..name_end]);
-        b.str(2, &s[name_end..email_end]);
-        b.str(3, &s[email_end..card_end]);
+        b.bytes(1, &s[..name_end]);
+        b.bytes(2, &s[name_end..email_end]);
+        b.bytes(3, &s[email_end..card_end]);
         b.str(4, city);
         b.str(5, state);
         b.int(6, self.timestamp(n));
         if b.wants(7) {
             let current = 8 + card_end + city.len() + state.len();
-            let mut extra = String::new();
-            push_next_extra(&mut extra, r, current, AVG_PERSON_BYTE_SIZE);
-            b.str(7, &extra);
+            b.generate(7, &mut self.extra, |v| push_next_extra(v, r, current, AVG_PERSON_BYTE_SIZE));
         }
         self.scratch = s;
     }
@@ -641,9 +681,7 @@ impl NexmarkReader {
         }
         let mut b = Buffers {
             ints: (0..n_int).map(|_| Vec::with_capacity(count)).collect(),
-            strs: (0..n_str)
-                .map(|_| StringBuilder::with_capacity(count, count * 16))
-                .collect(),
+            strs: (0..n_str).map(|_| StrCol::with_capacity(count, count * 64)).collect(),
             slots,
         };
         let kind = self.cfg.kind;
@@ -657,11 +695,15 @@ impl NexmarkReader {
                 Kind::Person => self.gen_person(&mut b, n, &mut r),
             }
         }
-        let mut finished_strs: Vec<Option<ArrayRef>> = b
-            .strs
-            .iter_mut()
-            .map(|s| Some(Arc::new(s.finish()) as ArrayRef))
-            .collect();
+        let table = &self.table;
+        let mut finished_strs: Vec<Option<ArrayRef>> = std::mem::take(&mut b.strs)
+            .into_iter()
+            .map(|s| {
+                s.finish()
+                    .map(|a| Some(Arc::new(a) as ArrayRef))
+                    .map_err(|message| ConnectorError::Arrow { table: table.clone(), message })
+            })
+            .collect::<Result<_, _>>()?;
         let mut finished_ints: Vec<Option<Vec<i64>>> = b.ints.into_iter().map(Some).collect();
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.cfg.projection.len());
         let mut done: Vec<Option<ArrayRef>> = vec![None; cols.len()];
@@ -671,16 +713,13 @@ impl NexmarkReader {
                 continue;
             }
             let array: ArrayRef = match b.slots[g] {
-                Some((true, s)) => finished_strs[s]
-                    .take()
-                    .unwrap_or_else(|| Arc::new(StringBuilder::new().finish())),
+                Some((true, s)) => {
+                    finished_strs[s].take().unwrap_or_else(|| Arc::new(StringArray::from(Vec::<&str>::new())))
+                }
                 Some((false, s)) => {
                     let v = finished_ints[s].take().unwrap_or_default();
                     if cols[g].1 == ColKind::Timestamp {
-                        Arc::new(
-                            TimestampMillisecondArray::from(v)
-                                .with_data_type(f.data_type().clone()),
-                        )
+                        Arc::new(TimestampMillisecondArray::from(v).with_data_type(f.data_type().clone()))
                     } else {
                         Arc::new(Int64Array::from(v))
                     }
@@ -696,10 +735,7 @@ impl NexmarkReader {
             arrays,
             &RecordBatchOptions::new().with_row_count(Some(count)),
         )
-        .map_err(|e| ConnectorError::Arrow {
-            table: self.table.clone(),
-            message: e.to_string(),
-        })
+        .map_err(|e| ConnectorError::Arrow { table: self.table.clone(), message: e.to_string() })
     }
 }
 
@@ -766,10 +802,7 @@ mod tests {
         p: usize,
         batch: usize,
     ) -> SourceContext {
-        let mut options: BTreeMap<String, String> = opts
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut options: BTreeMap<String, String> = opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         options.insert("connector".into(), "nexmark".into());
         options.insert("nexmark.table".into(), table.into());
         SourceContext {
@@ -808,12 +841,7 @@ mod tests {
                 })
                 .collect();
             for r in 0..b.num_rows() {
-                out.push(
-                    cols.iter()
-                        .map(|c| c[r].as_str())
-                        .collect::<Vec<_>>()
-                        .join("|"),
-                );
+                out.push(cols.iter().map(|c| c[r].as_str()).collect::<Vec<_>>().join("|"));
             }
         }
         out
@@ -821,18 +849,8 @@ mod tests {
 
     #[test]
     fn the_event_mix_is_1_person_3_auctions_46_bids() {
-        assert_eq!(
-            (
-                Kind::Person.count_in(50),
-                Kind::Auction.count_in(50),
-                Kind::Bid.count_in(50)
-            ),
-            (1, 3, 46)
-        );
-        assert_eq!(
-            Kind::Bid.count_in(1000) + Kind::Auction.count_in(1000) + Kind::Person.count_in(1000),
-            1000
-        );
+        assert_eq!((Kind::Person.count_in(50), Kind::Auction.count_in(50), Kind::Bid.count_in(50)), (1, 3, 46));
+        assert_eq!(Kind::Bid.count_in(1000) + Kind::Auction.count_in(1000) + Kind::Person.count_in(1000), 1000);
         assert_eq!(Kind::Bid.count_in(3), 0);
         assert_eq!(Kind::Auction.count_in(3), 2);
         for kind in [Kind::Person, Kind::Auction, Kind::Bid] {
@@ -843,18 +861,10 @@ mod tests {
             }
         }
         let opts = [("number-of-events", "1000")];
-        let count = |t: &str, k: Kind| {
-            drain(&ctx(t, schema(k), &opts, 0, 1, 128))
-                .iter()
-                .map(|b| b.num_rows())
-                .sum::<usize>()
-        };
+        let count =
+            |t: &str, k: Kind| drain(&ctx(t, schema(k), &opts, 0, 1, 128)).iter().map(|b| b.num_rows()).sum::<usize>();
         assert_eq!(
-            (
-                count("person", Kind::Person),
-                count("auction", Kind::Auction),
-                count("bid", Kind::Bid)
-            ),
+            (count("person", Kind::Person), count("auction", Kind::Auction), count("bid", Kind::Bid)),
             (20, 60, 920)
         );
     }
@@ -862,43 +872,24 @@ mod tests {
     #[test]
     fn output_is_deterministic_across_runs_parallelism_and_batches() {
         let opts = [("number-of-events", "3000")];
-        for (t, k) in [
-            ("bid", Kind::Bid),
-            ("auction", Kind::Auction),
-            ("person", Kind::Person),
-        ] {
+        for (t, k) in [("bid", Kind::Bid), ("auction", Kind::Auction), ("person", Kind::Person)] {
             let one = rows(&drain(&ctx(t, schema(k), &opts, 0, 1, 100)));
             assert_eq!(rows(&drain(&ctx(t, schema(k), &opts, 0, 1, 100))), one);
             assert_eq!(rows(&drain(&ctx(t, schema(k), &opts, 0, 1, 7))), one);
-            let mut three: Vec<String> = (0..3)
-                .flat_map(|i| rows(&drain(&ctx(t, schema(k), &opts, i, 3, 50))))
-                .collect();
+            let mut three: Vec<String> =
+                (0..3).flat_map(|i| rows(&drain(&ctx(t, schema(k), &opts, i, 3, 50)))).collect();
             let mut sorted = one.clone();
             three.sort();
             sorted.sort();
             assert_eq!(three, sorted, "{t} differs at parallelism 3");
-            let other = rows(&drain(&ctx(
-                t,
-                schema(k),
-                &[("number-of-events", "3000"), ("seed", "9")],
-                0,
-                1,
-                100,
-            )));
+            let other = rows(&drain(&ctx(t, schema(k), &[("number-of-events", "3000"), ("seed", "9")], 0, 1, 100)));
             assert_ne!(other, one);
         }
     }
 
     #[test]
     fn events_follow_the_generator_model() {
-        let b = drain(&ctx(
-            "bid",
-            schema(Kind::Bid),
-            &[("number-of-events", "50000")],
-            0,
-            1,
-            100_000,
-        ));
+        let b = drain(&ctx("bid", schema(Kind::Bid), &[("number-of-events", "50000")], 0, 1, 100_000));
         let b = &b[0];
         let auction = b.column(0).as_primitive::<Int64Type>();
         let bidder = b.column(1).as_primitive::<Int64Type>();
@@ -912,56 +903,26 @@ mod tests {
             // 10 000 events per second of event time from 2024-01-01.
             assert_eq!(ts.value(k), DEFAULT_BASE_TIME + (n / 10) as i64);
             let last_auction = last_base0_auction_id(n) as i64 + FIRST_AUCTION_ID;
-            assert!(
-                auction.value(k) >= FIRST_AUCTION_ID
-                    && auction.value(k) <= last_auction + AUCTION_ID_LEAD as i64
-            );
-            if auction.value(k) == (last_base0_auction_id(n) / 100 * 100) as i64 + FIRST_AUCTION_ID
-            {
+            assert!(auction.value(k) >= FIRST_AUCTION_ID && auction.value(k) <= last_auction + AUCTION_ID_LEAD as i64);
+            if auction.value(k) == (last_base0_auction_id(n) / 100 * 100) as i64 + FIRST_AUCTION_ID {
                 hot += 1;
             }
             assert!(bidder.value(k) >= FIRST_PERSON_ID);
-            assert!(
-                (100..=100_000_000).contains(&price.value(k)),
-                "{}",
-                price.value(k)
-            );
+            assert!((100..=100_000_000).contains(&price.value(k)), "{}", price.value(k));
             let len = extra.value(k).len();
             assert!((54..=82).contains(&len), "extra of {len}");
         }
         // P(hot auction) = 1/2 plus the random picks that land on it.
         let share = hot as f64 / b.num_rows() as f64;
         assert!((0.48..0.6).contains(&share), "hot share {share}");
-        let google =
-            channel.iter().filter(|c| *c == Some("Google")).count() as f64 / b.num_rows() as f64;
+        let google = channel.iter().filter(|c| *c == Some("Google")).count() as f64 / b.num_rows() as f64;
         assert!((0.1..0.15).contains(&google), "Google share {google}");
-        let persons = drain(&ctx(
-            "person",
-            schema(Kind::Person),
-            &[("number-of-events", "500")],
-            0,
-            1,
-            100,
-        ));
-        let ids: Vec<i64> = persons[0]
-            .column(0)
-            .as_primitive::<Int64Type>()
-            .values()
-            .to_vec();
+        let persons = drain(&ctx("person", schema(Kind::Person), &[("number-of-events", "500")], 0, 1, 100));
+        let ids: Vec<i64> = persons[0].column(0).as_primitive::<Int64Type>().values().to_vec();
         assert_eq!(ids, (1000..1010).collect::<Vec<_>>());
         let card = persons[0].column(3).as_string::<i32>().value(0);
-        assert!(
-            card.len() == 19 && card.split(' ').all(|g| g.len() == 4),
-            "{card}"
-        );
-        let auctions = drain(&ctx(
-            "auction",
-            schema(Kind::Auction),
-            &[("number-of-events", "100")],
-            0,
-            1,
-            100,
-        ));
+        assert!(card.len() == 19 && card.split(' ').all(|g| g.len() == 4), "{card}");
+        let auctions = drain(&ctx("auction", schema(Kind::Auction), &[("number-of-events", "100")], 0, 1, 100));
         let a = &auctions[0];
         let ids: Vec<i64> = a.column(0).as_primitive::<Int64Type>().values().to_vec();
         assert_eq!(ids, vec![1000, 1001, 1002, 1003, 1004, 1005]);
@@ -970,31 +931,17 @@ mod tests {
             a.column(6).as_primitive::<TimestampMillisecondType>(),
         );
         assert!((0..a.num_rows()).all(|r| exp.value(r) > dt.value(r)));
-        let (ib, rs) = (
-            a.column(3).as_primitive::<Int64Type>(),
-            a.column(4).as_primitive::<Int64Type>(),
-        );
+        let (ib, rs) = (a.column(3).as_primitive::<Int64Type>(), a.column(4).as_primitive::<Int64Type>());
         assert!((0..a.num_rows()).all(|r| rs.value(r) >= ib.value(r)));
     }
 
     #[test]
     fn declared_columns_are_matched_case_insensitively_in_any_order() {
         let s = Arc::new(Schema::new(vec![
-            Field::new(
-                "DATETIME",
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                false,
-            ),
+            Field::new("DATETIME", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
             Field::new("price", DataType::Int64, false),
         ]));
-        let full = drain(&ctx(
-            "bid",
-            schema(Kind::Bid),
-            &[("number-of-events", "200")],
-            0,
-            1,
-            1000,
-        ));
+        let full = drain(&ctx("bid", schema(Kind::Bid), &[("number-of-events", "200")], 0, 1, 1000));
         let part = drain(&ctx("bid", s, &[("number-of-events", "200")], 0, 1, 1000));
         assert_eq!(part[0].num_columns(), 2);
         assert_eq!(
@@ -1002,14 +949,8 @@ mod tests {
             full[0].column(2).as_primitive::<Int64Type>().values()
         );
         assert_eq!(
-            part[0]
-                .column(0)
-                .as_primitive::<TimestampMillisecondType>()
-                .values(),
-            full[0]
-                .column(5)
-                .as_primitive::<TimestampMillisecondType>()
-                .values()
+            part[0].column(0).as_primitive::<TimestampMillisecondType>().values(),
+            full[0].column(5).as_primitive::<TimestampMillisecondType>().values()
         );
     }
 
@@ -1021,33 +962,18 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()
         };
-        let s = Arc::new(Schema::new(vec![Field::new(
-            "bogus",
-            DataType::Int64,
-            false,
-        )]));
-        let e = validate_table("bids", &opts("bid"), &s, Role::Source)
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("table `bids`: column `bogus` is not a column of nexmark table 'bid'; its columns are: auction BIGINT"), "{e}");
-        let s = Arc::new(Schema::new(vec![Field::new(
-            "price",
-            DataType::Int32,
-            false,
-        )]));
-        let e = validate_table("bids", &opts("bid"), &s, Role::Source)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "table `bids`: column `price` has type INT, but nexmark table 'bid' makes it BIGINT"
+        let s = Arc::new(Schema::new(vec![Field::new("bogus", DataType::Int64, false)]));
+        let e = validate_table("bids", &opts("bid"), &s, Role::Source).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "table `bids`: column `bogus` is not a column of nexmark table 'bid'; its columns are: auction BIGINT"
+            ),
+            "{e}"
         );
-        let e = validate_table("x", &opts("bids"), &schema(Kind::Bid), Role::Source)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "table `x`: option 'nexmark.table' = 'bids' is invalid: expected 'bid', 'auction' or 'person'"
-        );
+        let s = Arc::new(Schema::new(vec![Field::new("price", DataType::Int32, false)]));
+        let e = validate_table("bids", &opts("bid"), &s, Role::Source).unwrap_err().to_string();
+        assert_eq!(e, "table `bids`: column `price` has type INT, but nexmark table 'bid' makes it BIGINT");
+        let e = validate_table("x", &opts("bids"), &schema(Kind::Bid), Role::Source).unwrap_err().to_string();
+        assert_eq!(e, "table `x`: option 'nexmark.table' = 'bids' is invalid: expected 'bid', 'auction' or 'person'");
     }
 }

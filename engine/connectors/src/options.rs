@@ -21,25 +21,16 @@ pub(crate) struct Options<'a> {
 
 impl<'a> Options<'a> {
     pub(crate) fn new(table: &'a str, map: &'a BTreeMap<String, String>) -> Self {
-        Options {
-            table,
-            map,
-            used: RefCell::new(BTreeSet::new()),
-        }
+        Options { table, map, used: RefCell::new(BTreeSet::new()) }
     }
 
     /// An error about this table.
     pub(crate) fn error(&self, message: impl Into<String>) -> ConnectorError {
-        ConnectorError::InvalidOption {
-            table: self.table.to_string(),
-            message: message.into(),
-        }
+        ConnectorError::InvalidOption { table: self.table.to_string(), message: message.into() }
     }
 
     fn invalid(&self, key: &str, value: &str, expected: &str) -> ConnectorError {
-        self.error(format!(
-            "option '{key}' = '{value}' is invalid: expected {expected}"
-        ))
+        self.error(format!("option '{key}' = '{value}' is invalid: expected {expected}"))
     }
 
     /// The raw value of `key`, marking it as understood.
@@ -70,22 +61,14 @@ impl<'a> Options<'a> {
     pub(crate) fn u64(&self, key: &str) -> Result<Option<u64>, ConnectorError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| self.invalid(key, v, "a non-negative integer")),
+            Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| self.invalid(key, v, "a non-negative integer")),
         }
     }
 
     pub(crate) fn i64(&self, key: &str) -> Result<Option<i64>, ConnectorError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse::<i64>()
-                .map(Some)
-                .map_err(|_| self.invalid(key, v, "an integer")),
+            Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| self.invalid(key, v, "an integer")),
         }
     }
 
@@ -104,13 +87,9 @@ impl<'a> Options<'a> {
     pub(crate) fn duration(&self, key: &str) -> Result<Option<Duration>, ConnectorError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => parse_duration(v).map(Some).ok_or_else(|| {
-                self.invalid(
-                    key,
-                    v,
-                    "a duration such as '500 ms', '1 s', '2 min', '1 h' or '1 d'",
-                )
-            }),
+            Some(v) => parse_duration(v)
+                .map(Some)
+                .ok_or_else(|| self.invalid(key, v, "a duration such as '500 ms', '1 s', '2 min', '1 h' or '1 d'")),
         }
     }
 
@@ -118,9 +97,9 @@ impl<'a> Options<'a> {
     pub(crate) fn memory_size(&self, key: &str) -> Result<Option<u64>, ConnectorError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => parse_memory_size(v).map(Some).ok_or_else(|| {
-                self.invalid(key, v, "a size such as '128mb', '1gb', '64kb' or bytes")
-            }),
+            Some(v) => parse_memory_size(v)
+                .map(Some)
+                .ok_or_else(|| self.invalid(key, v, "a size such as '128mb', '1gb', '64kb' or bytes")),
         }
     }
 
@@ -134,11 +113,7 @@ impl<'a> Options<'a> {
 
     /// Fails if an option was given that no getter asked for. `supported` lists
     /// the options of the connector for the message.
-    pub(crate) fn check_all_used(
-        &self,
-        connector: &str,
-        supported: &str,
-    ) -> Result<(), ConnectorError> {
+    pub(crate) fn check_all_used(&self, connector: &str, supported: &str) -> Result<(), ConnectorError> {
         let used = self.used.borrow();
         let unknown: Vec<&str> = self
             .map
@@ -153,11 +128,7 @@ impl<'a> Options<'a> {
         if unknown.is_empty() {
             return Ok(());
         }
-        let list = unknown
-            .iter()
-            .map(|k| format!("'{k}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = unknown.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ");
         Err(self.error(format!(
             "unsupported option{} {list} for connector '{connector}'; supported options are: {supported}",
             if unknown.len() > 1 { "s" } else { "" }
@@ -166,11 +137,7 @@ impl<'a> Options<'a> {
 
     /// Keys starting with `prefix`, for per-field options such as `fields.<f>.kind`.
     pub(crate) fn keys_with_prefix(&self, prefix: &str) -> Vec<&'a str> {
-        self.map
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .map(String::as_str)
-            .collect()
+        self.map.keys().filter(|k| k.starts_with(prefix)).map(String::as_str).collect()
     }
 }
 
@@ -201,9 +168,7 @@ pub(crate) fn parse_duration(v: &str) -> Option<Duration> {
         "min" | "m" | "minute" | "minutes" => Duration::from_secs(n.checked_mul(60)?),
         "h" | "hour" | "hours" => Duration::from_secs(n.checked_mul(3600)?),
         "d" | "day" | "days" => Duration::from_secs(n.checked_mul(86_400)?),
-        "us" | "µs" | "micro" | "micros" | "microsecond" | "microseconds" => {
-            Duration::from_micros(n)
-        }
+        "us" | "µs" | "micro" | "micros" | "microsecond" | "microseconds" => Duration::from_micros(n),
         "ns" | "nano" | "nanos" | "nanosecond" | "nanoseconds" => Duration::from_nanos(n),
         _ => return None,
     };
@@ -273,10 +238,7 @@ mod tests {
         m.insert("pth".to_string(), "/tmp".to_string());
         m.insert("scan.watermark.idle-timeout".to_string(), "1 s".to_string());
         let o = Options::new("t", &m);
-        let err = o
-            .check_all_used("filesystem", "'path', 'format'")
-            .err()
-            .map(|e| e.to_string());
+        let err = o.check_all_used("filesystem", "'path', 'format'").err().map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
             Some(

@@ -20,10 +20,7 @@ pub(crate) struct PrintConfig {
 }
 
 impl PrintConfig {
-    pub(crate) fn parse(
-        o: &Options<'_>,
-        schema: &arrow::datatypes::SchemaRef,
-    ) -> Result<Self, ConnectorError> {
+    pub(crate) fn parse(o: &Options<'_>, schema: &arrow::datatypes::SchemaRef) -> Result<Self, ConnectorError> {
         let identifier = o.get("print-identifier").unwrap_or("").to_string();
         let stderr = o.bool("standard-error", false)?;
         column_types(schema.fields(), "print").map_err(|m| o.error(m))?;
@@ -56,18 +53,11 @@ pub(crate) struct PrintSink {
 
 impl PrintSink {
     pub(crate) fn new(ctx: &SinkContext, cfg: PrintConfig) -> Result<Self, ConnectorError> {
-        let types = column_types(ctx.schema.fields(), "print").map_err(|m| {
-            ConnectorError::InvalidOption {
-                table: ctx.table.clone(),
-                message: m,
-            }
-        })?;
+        let types = column_types(ctx.schema.fields(), "print")
+            .map_err(|m| ConnectorError::InvalidOption { table: ctx.table.clone(), message: m })?;
         Ok(PrintSink {
             table: ctx.table.clone(),
-            encoder: RowStringEncoder::new(
-                types,
-                prefix(&cfg.identifier, ctx.subtask, ctx.parallelism),
-            ),
+            encoder: RowStringEncoder::new(types, prefix(&cfg.identifier, ctx.subtask, ctx.parallelism)),
             stderr: cfg.stderr,
             buf: Vec::new(),
         })
@@ -92,16 +82,8 @@ impl SinkWriter for PrintSink {
     }
 
     fn finish(&mut self) -> Result<(), ConnectorError> {
-        let res = if self.stderr {
-            std::io::stderr().flush()
-        } else {
-            std::io::stdout().flush()
-        };
-        res.map_err(|e| ConnectorError::Io {
-            table: self.table.clone(),
-            path: "<stdout>".into(),
-            source: e,
-        })
+        let res = if self.stderr { std::io::stderr().flush() } else { std::io::stdout().flush() };
+        res.map_err(|e| ConnectorError::Io { table: self.table.clone(), path: "<stdout>".into(), source: e })
     }
 }
 

@@ -14,11 +14,7 @@ pub(crate) struct Throttle {
 
 impl Throttle {
     pub(crate) fn new(rows_per_second: u64) -> Self {
-        Throttle {
-            rows_per_second: rows_per_second.max(1) as f64,
-            start: None,
-            granted: 0,
-        }
+        Throttle { rows_per_second: rows_per_second.max(1) as f64, start: None, granted: 0 }
     }
 
     /// How many rows (at most `max`) may be produced now. Sleeps at most 100 ms

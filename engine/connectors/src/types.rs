@@ -18,7 +18,8 @@ pub(crate) enum ColType {
     TimestampLtz,
 }
 
-pub(crate) const SUPPORTED_TYPES: &str = "BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p, s), STRING/VARCHAR, TIMESTAMP(3) and TIMESTAMP_LTZ(3)";
+pub(crate) const SUPPORTED_TYPES: &str =
+    "BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p, s), STRING/VARCHAR, TIMESTAMP(3) and TIMESTAMP_LTZ(3)";
 
 impl ColType {
     pub(crate) fn from_arrow(dt: &DataType) -> Option<ColType> {
@@ -27,10 +28,7 @@ impl ColType {
             DataType::Int32 => ColType::Int32,
             DataType::Int64 => ColType::Int64,
             DataType::Float64 => ColType::Float64,
-            DataType::Decimal128(p, s) => ColType::Decimal {
-                precision: *p,
-                scale: *s,
-            },
+            DataType::Decimal128(p, s) => ColType::Decimal { precision: *p, scale: *s },
             DataType::Utf8 => ColType::Utf8,
             DataType::Timestamp(TimeUnit::Millisecond, None) => ColType::Timestamp,
             DataType::Timestamp(TimeUnit::Millisecond, Some(_)) => ColType::TimestampLtz,
@@ -69,10 +67,7 @@ pub(crate) fn describe_arrow(dt: &DataType) -> String {
 
 /// The column types of a schema, or an error message naming the first column
 /// whose type the connector cannot handle.
-pub(crate) fn column_types(
-    fields: &[std::sync::Arc<Field>],
-    connector: &str,
-) -> Result<Vec<ColType>, String> {
+pub(crate) fn column_types(fields: &[std::sync::Arc<Field>], connector: &str) -> Result<Vec<ColType>, String> {
     fields
         .iter()
         .map(|f| {

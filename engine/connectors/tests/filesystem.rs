@@ -13,32 +13,23 @@ use arrow::array::{AsArray, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use sluice_connectors::{
-    ConnectorError, Role, SinkContext, SourceContext, SourceEvent, SourceReader, create_sink,
-    create_source, is_bounded, validate_table,
+    ConnectorError, Role, SinkContext, SourceContext, SourceEvent, SourceReader, create_sink, create_source,
+    is_bounded, validate_table,
 };
 
 fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, true),
-        Field::new("name", DataType::Utf8, true),
-    ]))
+    Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("name", DataType::Utf8, true)]))
 }
 
 fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
     let names: Vec<String> = ids.clone().map(|i| format!("n{i}")).collect();
     RecordBatch::try_new(
         schema(),
-        vec![
-            Arc::new(Int64Array::from(ids.collect::<Vec<_>>())),
-            Arc::new(StringArray::from(names)),
-        ],
+        vec![Arc::new(Int64Array::from(ids.collect::<Vec<_>>())), Arc::new(StringArray::from(names))],
     )
     .unwrap()
 }
@@ -49,10 +40,7 @@ fn source(
     subtask: usize,
     parallelism: usize,
 ) -> Result<Box<dyn SourceReader>, ConnectorError> {
-    let mut o = opts(&[
-        ("connector", "filesystem"),
-        ("path", path.to_str().unwrap()),
-    ]);
+    let mut o = opts(&[("connector", "filesystem"), ("path", path.to_str().unwrap())]);
     o.extend(opts(extra));
     create_source(&SourceContext {
         table: "src".into(),
@@ -66,10 +54,7 @@ fn source(
 }
 
 fn sink_ctx(path: &Path, extra: &[(&str, &str)], subtask: usize) -> SinkContext {
-    let mut o = opts(&[
-        ("connector", "filesystem"),
-        ("path", path.to_str().unwrap()),
-    ]);
+    let mut o = opts(&[("connector", "filesystem"), ("path", path.to_str().unwrap())]);
     o.extend(opts(extra));
     SinkContext {
         table: "dst".into(),
@@ -83,10 +68,7 @@ fn sink_ctx(path: &Path, extra: &[(&str, &str)], subtask: usize) -> SinkContext 
 }
 
 fn ids(batches: &[RecordBatch]) -> Vec<i64> {
-    batches
-        .iter()
-        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
-        .collect()
+    batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect()
 }
 
 fn drain(src: &mut dyn SourceReader) -> Result<Vec<RecordBatch>, ConnectorError> {
@@ -101,10 +83,8 @@ fn drain(src: &mut dyn SourceReader) -> Result<Vec<RecordBatch>, ConnectorError>
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -127,51 +107,30 @@ fn in_progress_files_are_hidden_until_finish() {
         let mut src = source(&out, &[("format", format)], 0, 1).unwrap();
         let got = drain(src.as_mut()).unwrap();
         assert_eq!(ids(&got), (0..7).collect::<Vec<_>>());
-        assert_eq!(
-            arrow::compute::concat_batches(&schema(), &got).unwrap(),
-            batch(0..7),
-            "{format} round trip"
-        );
+        assert_eq!(arrow::compute::concat_batches(&schema(), &got).unwrap(), batch(0..7), "{format} round trip");
     }
 }
 
 #[test]
 fn files_roll_at_the_size_limit_and_numbering_continues() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = sink_ctx(
-        dir.path(),
-        &[("format", "json"), ("sink.rolling-policy.file-size", "10b")],
-        0,
-    );
+    let ctx = sink_ctx(dir.path(), &[("format", "json"), ("sink.rolling-policy.file-size", "10b")], 0);
     let mut sink = create_sink(&ctx).unwrap();
     for i in 0..3 {
         sink.write(&batch(i..i + 1)).unwrap();
     }
     assert_eq!(
         names(dir.path()),
-        vec![
-            ".part-j1-0-0.inprogress",
-            ".part-j1-0-1.inprogress",
-            ".part-j1-0-2.inprogress"
-        ]
+        vec![".part-j1-0-0.inprogress", ".part-j1-0-1.inprogress", ".part-j1-0-2.inprogress"]
     );
     sink.finish().unwrap();
-    assert_eq!(
-        names(dir.path()),
-        vec!["part-j1-0-0", "part-j1-0-1", "part-j1-0-2"]
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("part-j1-0-1")).unwrap(),
-        "{\"id\":1,\"name\":\"n1\"}\n"
-    );
+    assert_eq!(names(dir.path()), vec!["part-j1-0-0", "part-j1-0-1", "part-j1-0-2"]);
+    assert_eq!(std::fs::read_to_string(dir.path().join("part-j1-0-1")).unwrap(), "{\"id\":1,\"name\":\"n1\"}\n");
     // A second run of the same job adds parts; it never overwrites.
     let mut sink = create_sink(&ctx).unwrap();
     sink.write(&batch(9..10)).unwrap();
     sink.finish().unwrap();
-    assert_eq!(
-        names(dir.path()).last().map(String::as_str),
-        Some("part-j1-0-3")
-    );
+    assert_eq!(names(dir.path()).last().map(String::as_str), Some("part-j1-0-3"));
     // A subtask that got no rows writes no file.
     let mut empty = create_sink(&sink_ctx(dir.path(), &[("format", "json")], 1)).unwrap();
     empty.finish().unwrap();
@@ -183,26 +142,12 @@ fn files_are_split_across_subtasks_and_hidden_names_skipped() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("sub")).unwrap();
     std::fs::create_dir_all(dir.path().join("_meta")).unwrap();
-    for (name, id) in [
-        ("a", 0),
-        ("b", 1),
-        ("c", 2),
-        ("sub/d", 3),
-        ("sub/e", 4),
-        (".hidden", 90),
-        ("_SUCCESS", 91),
-        ("_meta/x", 92),
-    ] {
+    for (name, id) in
+        [("a", 0), ("b", 1), ("c", 2), ("sub/d", 3), ("sub/e", 4), (".hidden", 90), ("_SUCCESS", 91), ("_meta/x", 92)]
+    {
         std::fs::write(dir.path().join(name), format!("{{\"id\":{id}}}\n")).unwrap();
     }
-    let read = |i: usize| {
-        ids(&drain(
-            source(dir.path(), &[("format", "json")], i, 2)
-                .unwrap()
-                .as_mut(),
-        )
-        .unwrap())
-    };
+    let read = |i: usize| ids(&drain(source(dir.path(), &[("format", "json")], i, 2).unwrap().as_mut()).unwrap());
     // Sorted: a b c sub/d sub/e → subtask 0 reads a, c, sub/e.
     assert_eq!(read(0), vec![0, 2, 4]);
     assert_eq!(read(1), vec![1, 3]);
@@ -211,12 +156,7 @@ fn files_are_split_across_subtasks_and_hidden_names_skipped() {
     assert!(matches!(idle.poll().unwrap(), SourceEvent::End));
     // A single file as the path.
     assert_eq!(
-        ids(&drain(
-            source(&dir.path().join("b"), &[("format", "json")], 0, 1)
-                .unwrap()
-                .as_mut()
-        )
-        .unwrap()),
+        ids(&drain(source(&dir.path().join("b"), &[("format", "json")], 0, 1).unwrap().as_mut()).unwrap()),
         vec![1]
     );
 }
@@ -225,17 +165,9 @@ fn files_are_split_across_subtasks_and_hidden_names_skipped() {
 fn a_malformed_json_line_fails_with_file_and_line_or_is_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("in.json");
-    std::fs::write(
-        &file,
-        "{\"id\":1}\n\n{\"id\":2,\"name\":\"x\"}\n{\"id\":3,\n{\"id\":4}\n{\"id\":\"five\"}\n",
-    )
-    .unwrap();
-    let err = drain(
-        source(dir.path(), &[("format", "json")], 0, 1)
-            .unwrap()
-            .as_mut(),
-    )
-    .unwrap_err();
+    std::fs::write(&file, "{\"id\":1}\n\n{\"id\":2,\"name\":\"x\"}\n{\"id\":3,\n{\"id\":4}\n{\"id\":\"five\"}\n")
+        .unwrap();
+    let err = drain(source(dir.path(), &[("format", "json")], 0, 1).unwrap().as_mut()).unwrap_err();
     match &err {
         ConnectorError::Parse { path, line, .. } => {
             assert_eq!(path, &file);
@@ -243,42 +175,19 @@ fn a_malformed_json_line_fails_with_file_and_line_or_is_skipped() {
         }
         other => panic!("expected a parse error, got {other}"),
     }
-    assert!(
-        err.to_string().starts_with(&format!(
-            "table `src`: {}:4: malformed JSON",
-            file.display()
-        )),
-        "{err}"
-    );
-    let mut src = source(
-        dir.path(),
-        &[("format", "json"), ("json.ignore-parse-errors", "true")],
-        0,
-        1,
-    )
-    .unwrap();
+    assert!(err.to_string().starts_with(&format!("table `src`: {}:4: malformed JSON", file.display())), "{err}");
+    let mut src = source(dir.path(), &[("format", "json"), ("json.ignore-parse-errors", "true")], 0, 1).unwrap();
     let got = drain(src.as_mut()).unwrap();
     // The malformed line is skipped and counted; the bad value becomes NULL, as in Flink.
     assert_eq!(got.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
     let all = arrow::compute::concat_batches(&schema(), &got).unwrap();
     let idcol = all.column(0).as_primitive::<Int64Type>();
-    assert_eq!(
-        idcol.iter().collect::<Vec<_>>(),
-        vec![Some(1), Some(2), Some(4), None]
-    );
+    assert_eq!(idcol.iter().collect::<Vec<_>>(), vec![Some(1), Some(2), Some(4), None]);
     assert_eq!(src.skipped_records(), 1);
     // Without ignore, a bad value fails with its line too.
     std::fs::write(&file, "{\"id\":1}\n{\"id\":\"five\"}\n").unwrap();
-    let err = drain(
-        source(dir.path(), &[("format", "json")], 0, 1)
-            .unwrap()
-            .as_mut(),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(err, ConnectorError::Parse { line: 2, .. }),
-        "{err}"
-    );
+    let err = drain(source(dir.path(), &[("format", "json")], 0, 1).unwrap().as_mut()).unwrap_err();
+    assert!(matches!(err, ConnectorError::Parse { line: 2, .. }), "{err}");
     assert!(err.to_string().contains("field `id`"), "{err}");
 }
 
@@ -287,28 +196,10 @@ fn csv_errors_count_lines_of_multi_line_records() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("in.csv");
     std::fs::write(&file, "1,\"two\nlines\"\n2,ok\n3\n4,x\n").unwrap();
-    let err = drain(
-        source(dir.path(), &[("format", "csv")], 0, 1)
-            .unwrap()
-            .as_mut(),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(err, ConnectorError::Parse { line: 4, .. }),
-        "{err}"
-    );
-    assert!(
-        err.to_string()
-            .ends_with(":4: row length mismatch: 2 fields expected but was 1"),
-        "{err}"
-    );
-    let mut src = source(
-        dir.path(),
-        &[("format", "csv"), ("csv.ignore-parse-errors", "true")],
-        0,
-        1,
-    )
-    .unwrap();
+    let err = drain(source(dir.path(), &[("format", "csv")], 0, 1).unwrap().as_mut()).unwrap_err();
+    assert!(matches!(err, ConnectorError::Parse { line: 4, .. }), "{err}");
+    assert!(err.to_string().ends_with(":4: row length mismatch: 2 fields expected but was 1"), "{err}");
+    let mut src = source(dir.path(), &[("format", "csv"), ("csv.ignore-parse-errors", "true")], 0, 1).unwrap();
     let got = drain(src.as_mut()).unwrap();
     assert_eq!(ids(&got), vec![1, 2, 4]);
     assert_eq!(got[0].column(1).as_string::<i32>().value(0), "two\nlines");
@@ -320,10 +211,7 @@ fn monitor_interval_picks_up_new_files_once() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("1.json"), "{\"id\":1}\n{\"id\":2}\n").unwrap();
     let o = [("format", "json"), ("source.monitor-interval", "50 ms")];
-    assert!(!is_bounded(&opts(&[
-        ("connector", "filesystem"),
-        ("source.monitor-interval", "50 ms")
-    ])));
+    assert!(!is_bounded(&opts(&[("connector", "filesystem"), ("source.monitor-interval", "50 ms")])));
     let mut src = source(dir.path(), &o, 0, 1).unwrap();
     let mut seen = Vec::new();
     let poll_until = |src: &mut Box<dyn SourceReader>, want: usize, seen: &mut Vec<i64>| {
@@ -355,21 +243,12 @@ fn missing_paths_and_bad_options_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
     let err = source(&missing, &[("format", "json")], 0, 1).err().unwrap();
-    assert!(
-        matches!(err, ConnectorError::Io { ref path, .. } if path == &missing),
-        "{err}"
-    );
+    assert!(matches!(err, ConnectorError::Io { ref path, .. } if path == &missing), "{err}");
     let check = |pairs: &[(&str, &str)], role: Role| {
-        validate_table("t", &opts(pairs), &schema(), role)
-            .err()
-            .map(|e| e.to_string())
+        validate_table("t", &opts(pairs), &schema(), role).err().map(|e| e.to_string())
     };
     assert_eq!(
-        check(
-            &[("connector", "filesystem"), ("format", "json")],
-            Role::Source
-        )
-        .as_deref(),
+        check(&[("connector", "filesystem"), ("format", "json")], Role::Source).as_deref(),
         Some("table `t`: missing required option 'path' (a file or directory path)")
     );
     assert_eq!(
@@ -377,27 +256,12 @@ fn missing_paths_and_bad_options_are_clear_errors() {
         Some("table `t`: missing required option 'format' (the file format: 'json' or 'csv')")
     );
     assert_eq!(
-        check(
-            &[
-                ("connector", "filesystem"),
-                ("path", "/x"),
-                ("format", "avro")
-            ],
-            Role::Sink
-        )
-        .as_deref(),
-        Some(
-            "table `t`: unsupported format 'avro' in option 'format'; supported formats are 'json' or 'csv'"
-        )
+        check(&[("connector", "filesystem"), ("path", "/x"), ("format", "avro")], Role::Sink).as_deref(),
+        Some("table `t`: unsupported format 'avro' in option 'format'; supported formats are 'json' or 'csv'")
     );
     assert_eq!(
         check(
-            &[
-                ("connector", "filesystem"),
-                ("path", "/x"),
-                ("format", "json"),
-                ("source.monitor-interval", "often")
-            ],
+            &[("connector", "filesystem"), ("path", "/x"), ("format", "json"), ("source.monitor-interval", "often")],
             Role::Source
         )
         .as_deref(),
@@ -407,45 +271,25 @@ fn missing_paths_and_bad_options_are_clear_errors() {
     );
     assert!(
         check(
-            &[
-                ("connector", "filesystem"),
-                ("path", "/x"),
-                ("format", "json"),
-                ("json.ignore-parse-errors", "yes")
-            ],
+            &[("connector", "filesystem"), ("path", "/x"), ("format", "json"), ("json.ignore-parse-errors", "yes")],
             Role::Source
         )
         .unwrap()
-        .contains(
-            "option 'json.ignore-parse-errors' = 'yes' is invalid: expected 'true' or 'false'"
-        )
+        .contains("option 'json.ignore-parse-errors' = 'yes' is invalid: expected 'true' or 'false'")
     );
     // Options of the other format are unknown here, as in Flink.
     assert!(
         check(
-            &[
-                ("connector", "filesystem"),
-                ("path", "/x"),
-                ("format", "csv"),
-                ("json.ignore-parse-errors", "true")
-            ],
+            &[("connector", "filesystem"), ("path", "/x"), ("format", "csv"), ("json.ignore-parse-errors", "true")],
             Role::Source
         )
         .unwrap()
         .contains("unsupported option 'json.ignore-parse-errors' for connector 'filesystem'")
     );
     assert!(
-        check(
-            &[
-                ("connector", "filesystem"),
-                ("path", "/x"),
-                ("format", "csv"),
-                ("csv.delimiter", ";")
-            ],
-            Role::Source
-        )
-        .unwrap()
-        .contains("unsupported option 'csv.delimiter' for connector 'filesystem'")
+        check(&[("connector", "filesystem"), ("path", "/x"), ("format", "csv"), ("csv.delimiter", ";")], Role::Source)
+            .unwrap()
+            .contains("unsupported option 'csv.delimiter' for connector 'filesystem'")
     );
     assert_eq!(
         check(&[("connector", "kafka")], Role::Source).as_deref(),
@@ -454,9 +298,7 @@ fn missing_paths_and_bad_options_are_clear_errors() {
         )
     );
     assert_eq!(
-        check(&[], Role::Source)
-            .as_deref()
-            .map(|s| s.starts_with("table `t`: missing required option 'connector'")),
+        check(&[], Role::Source).as_deref().map(|s| s.starts_with("table `t`: missing required option 'connector'")),
         Some(true)
     );
     assert_eq!(
@@ -466,11 +308,7 @@ fn missing_paths_and_bad_options_are_clear_errors() {
     let dates = Arc::new(Schema::new(vec![Field::new("day", DataType::Date32, true)]));
     let e = validate_table(
         "t",
-        &opts(&[
-            ("connector", "filesystem"),
-            ("path", "/x"),
-            ("format", "json"),
-        ]),
+        &opts(&[("connector", "filesystem"), ("path", "/x"), ("format", "json")]),
         &dates,
         Role::Sink,
     )
@@ -478,12 +316,7 @@ fn missing_paths_and_bad_options_are_clear_errors() {
     .to_string();
     assert!(e.starts_with("table `t`: column `day` has type DATE, which connector 'filesystem' does not support; supported types are BOOLEAN"), "{e}");
     assert!(
-        validate_table(
-            "t",
-            &opts(&[("connector", "blackhole"), ("sink.parallelism", "2")]),
-            &schema(),
-            Role::Sink
-        )
-        .is_ok()
+        validate_table("t", &opts(&[("connector", "blackhole"), ("sink.parallelism", "2")]), &schema(), Role::Sink)
+            .is_ok()
     );
 }

@@ -17,19 +17,11 @@ use common::all_types::{all_types_batch, all_types_schema};
 use sluice_connectors::{SinkContext, SourceContext, SourceEvent, create_sink, create_source};
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/flink")
-            .join(name),
-    )
-    .unwrap()
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flink").join(name)).unwrap()
 }
 
 fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// Writes `batch` through a filesystem sink and returns the one part file's text.
@@ -50,19 +42,13 @@ fn write_with_sink(schema: SchemaRef, batch: &RecordBatch, extra: &[(&str, &str)
     let mut sink = create_sink(&ctx).unwrap();
     sink.write(batch).unwrap();
     sink.finish().unwrap();
-    let files: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(files, vec![std::ffi::OsString::from("part-job-0-0")]);
     std::fs::read_to_string(dir.path().join("part-job-0-0")).unwrap()
 }
 
 fn read_all(schema: SchemaRef, path: &Path, extra: &[(&str, &str)]) -> Vec<RecordBatch> {
-    let mut opts = options(&[
-        ("connector", "filesystem"),
-        ("path", path.to_str().unwrap()),
-    ]);
+    let mut opts = options(&[("connector", "filesystem"), ("path", path.to_str().unwrap())]);
     opts.extend(options(extra));
     let ctx = SourceContext {
         table: "in".into(),
@@ -89,21 +75,13 @@ const CSV_ORDER: [usize; 15] = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 1, 14, 1
 
 #[test]
 fn json_text_equals_flink() {
-    let text = write_with_sink(
-        all_types_schema(),
-        &all_types_batch(&JSON_ORDER),
-        &[("format", "json")],
-    );
+    let text = write_with_sink(all_types_schema(), &all_types_batch(&JSON_ORDER), &[("format", "json")]);
     assert_eq!(text, fixture("all_types.json"));
 }
 
 #[test]
 fn csv_text_equals_flink() {
-    let text = write_with_sink(
-        all_types_schema(),
-        &all_types_batch(&CSV_ORDER),
-        &[("format", "csv")],
-    );
+    let text = write_with_sink(all_types_schema(), &all_types_batch(&CSV_ORDER), &[("format", "csv")]);
     assert_eq!(text, fixture("all_types.csv"));
 }
 
@@ -120,13 +98,8 @@ fn extra_schema() -> SchemaRef {
 }
 
 fn extra_batch() -> RecordBatch {
-    let dec = |v: i128| -> ArrayRef {
-        Arc::new(
-            Decimal128Array::from(vec![v])
-                .with_precision_and_scale(10, 2)
-                .unwrap(),
-        )
-    };
+    let dec =
+        |v: i128| -> ArrayRef { Arc::new(Decimal128Array::from(vec![v]).with_precision_and_scale(10, 2).unwrap()) };
     RecordBatch::try_new(
         extra_schema(),
         vec![
@@ -144,14 +117,8 @@ fn extra_batch() -> RecordBatch {
 
 #[test]
 fn decimals_and_long_strings_equal_flink() {
-    assert_eq!(
-        write_with_sink(extra_schema(), &extra_batch(), &[("format", "json")]),
-        fixture("extra.json")
-    );
-    assert_eq!(
-        write_with_sink(extra_schema(), &extra_batch(), &[("format", "csv")]),
-        fixture("extra.csv")
-    );
+    assert_eq!(write_with_sink(extra_schema(), &extra_batch(), &[("format", "json")]), fixture("extra.json"));
+    assert_eq!(write_with_sink(extra_schema(), &extra_batch(), &[("format", "csv")]), fixture("extra.csv"));
 }
 
 #[test]
@@ -164,43 +131,28 @@ fn custom_csv_options_equal_flink() {
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
-            Arc::new(
-                Decimal128Array::from(vec![150])
-                    .with_precision_and_scale(10, 2)
-                    .unwrap(),
-            ),
+            Arc::new(Decimal128Array::from(vec![150]).with_precision_and_scale(10, 2).unwrap()),
             Arc::new(StringArray::from(vec!["it's a;b"])),
             Arc::new(StringArray::from(vec![None::<&str>])),
         ],
     )
     .unwrap();
-    let opts = [
-        ("format", "csv"),
-        ("csv.field-delimiter", ";"),
-        ("csv.null-literal", "NULL"),
-        ("csv.quote-character", "'"),
-    ];
+    let opts =
+        [("format", "csv"), ("csv.field-delimiter", ";"), ("csv.null-literal", "NULL"), ("csv.quote-character", "'")];
     let text = write_with_sink(schema.clone(), &batch, &opts);
     assert_eq!(text, fixture("custom.csv"));
     // And it reads back, NULL literal included.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("f.csv"), &text).unwrap();
     let got = read_all(schema, dir.path(), &opts);
-    assert_eq!(
-        arrow::compute::concat_batches(&got[0].schema(), &got).unwrap(),
-        batch
-    );
+    assert_eq!(arrow::compute::concat_batches(&got[0].schema(), &got).unwrap(), batch);
 }
 
 /// Flink's own files read back into exactly the rows that produced them
 /// (decimals come back at the declared scale, so equality is exact).
 fn read_back(format: &str, order: &[usize]) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("flink.txt"),
-        fixture(&format!("all_types.{format}")),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("flink.txt"), fixture(&format!("all_types.{format}"))).unwrap();
     let batches = read_all(all_types_schema(), dir.path(), &[("format", format)]);
     let got = arrow::compute::concat_batches(&all_types_schema(), &batches).unwrap();
     let want = all_types_batch(order);
@@ -208,16 +160,8 @@ fn read_back(format: &str, order: &[usize]) {
     for c in 0..want.num_columns() {
         if c == 3 {
             // NaN != NaN: compare doubles by their bits.
-            let g = got
-                .column(c)
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .unwrap();
-            let w = want
-                .column(c)
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .unwrap();
+            let g = got.column(c).as_any().downcast_ref::<Float64Array>().unwrap();
+            let w = want.column(c).as_any().downcast_ref::<Float64Array>().unwrap();
             let gb: Vec<u64> = g.values().iter().map(|v| v.to_bits()).collect();
             let wb: Vec<u64> = w.values().iter().map(|v| v.to_bits()).collect();
             assert_eq!(gb, wb);
@@ -225,27 +169,14 @@ fn read_back(format: &str, order: &[usize]) {
         }
         if format == "csv" && c == 6 {
             // Flink's csv writes NULL and '' alike: both read back as ''.
-            let g = got
-                .column(c)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .unwrap();
-            let w = want
-                .column(c)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .unwrap();
+            let g = got.column(c).as_any().downcast_ref::<StringArray>().unwrap();
+            let w = want.column(c).as_any().downcast_ref::<StringArray>().unwrap();
             let gv: Vec<&str> = g.iter().map(|v| v.unwrap()).collect();
             let wv: Vec<&str> = w.iter().map(|v| v.unwrap_or("")).collect();
             assert_eq!(gv, wv);
             continue;
         }
-        assert_eq!(
-            got.column(c).as_ref(),
-            want.column(c).as_ref(),
-            "column {}",
-            want.schema().field(c).name()
-        );
+        assert_eq!(got.column(c).as_ref(), want.column(c).as_ref(), "column {}", want.schema().field(c).name());
     }
 }
 

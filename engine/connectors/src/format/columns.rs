@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, BooleanBuilder, Decimal128Array, Decimal128Builder,
-    Float64Array, Float64Builder, Int32Array, Int32Builder, Int64Array, Int64Builder, StringArray,
-    StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder,
+    Array, ArrayRef, BooleanArray, BooleanBuilder, Decimal128Array, Decimal128Builder, Float64Array, Float64Builder,
+    Int32Array, Int32Builder, Int64Array, Int64Builder, StringArray, StringBuilder, TimestampMillisecondArray,
+    TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -50,11 +50,7 @@ pub(crate) fn columns<'a>(
     if batch.num_columns() != types.len() {
         return Err(ConnectorError::Arrow {
             table: table.to_string(),
-            message: format!(
-                "a batch has {} columns but the table has {}",
-                batch.num_columns(),
-                types.len()
-            ),
+            message: format!("a batch has {} columns but the table has {}", batch.num_columns(), types.len()),
         });
     }
     batch
@@ -69,9 +65,7 @@ pub(crate) fn columns<'a>(
                 ColType::Int32 => any.downcast_ref().map(Col::Int32),
                 ColType::Int64 => any.downcast_ref().map(Col::Int64),
                 ColType::Float64 => any.downcast_ref().map(Col::Float64),
-                ColType::Decimal { scale, .. } => any
-                    .downcast_ref()
-                    .map(|a| Col::Decimal(a, i32::from(*scale))),
+                ColType::Decimal { scale, .. } => any.downcast_ref().map(|a| Col::Decimal(a, i32::from(*scale))),
                 ColType::Utf8 => any.downcast_ref().map(Col::Utf8),
                 ColType::Timestamp => any.downcast_ref().map(Col::Timestamp),
                 ColType::TimestampLtz => any.downcast_ref().map(Col::TimestampLtz),
@@ -109,9 +103,7 @@ impl ColBuilder {
             ColType::Float64 => ColBuilder::Float64(Float64Builder::new()),
             ColType::Decimal { .. } => ColBuilder::Decimal(Decimal128Builder::new()),
             ColType::Utf8 => ColBuilder::Utf8(StringBuilder::new()),
-            ColType::Timestamp | ColType::TimestampLtz => {
-                ColBuilder::Timestamp(TimestampMillisecondBuilder::new())
-            }
+            ColType::Timestamp | ColType::TimestampLtz => ColBuilder::Timestamp(TimestampMillisecondBuilder::new()),
         }
     }
 
@@ -138,11 +130,7 @@ impl ColBuilder {
                     DataType::Decimal128(p, s) => (*p, *s),
                     _ => return Err(format!("decimal builder for a column of type {data_type}")),
                 };
-                Arc::new(
-                    b.finish()
-                        .with_precision_and_scale(p, s)
-                        .map_err(|e| e.to_string())?,
-                )
+                Arc::new(b.finish().with_precision_and_scale(p, s).map_err(|e| e.to_string())?)
             }
             ColBuilder::Utf8(b) => Arc::new(b.finish()),
             ColBuilder::Timestamp(b) => Arc::new(b.finish().with_data_type(data_type.clone())),
@@ -158,10 +146,7 @@ pub(crate) struct RowBuilders {
 
 impl RowBuilders {
     pub(crate) fn new(types: &[ColType]) -> Self {
-        RowBuilders {
-            cols: types.iter().map(|t| ColBuilder::new(*t)).collect(),
-            rows: 0,
-        }
+        RowBuilders { cols: types.iter().map(|t| ColBuilder::new(*t)).collect(), rows: 0 }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -181,12 +166,8 @@ impl RowBuilders {
             .map(|(b, f)| b.finish(f.data_type()))
             .collect::<Result<Vec<_>, _>>()?;
         let rows = std::mem::take(&mut self.rows);
-        RecordBatch::try_new_with_options(
-            schema.clone(),
-            arrays,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )
-        .map_err(|e| e.to_string())
+        RecordBatch::try_new_with_options(schema.clone(), arrays, &RecordBatchOptions::new().with_row_count(Some(rows)))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -236,11 +217,7 @@ pub(crate) fn java_parse_double(s: &str) -> Option<f64> {
         _ => {}
     }
     let s = s.strip_suffix(['d', 'D', 'f', 'F']).unwrap_or(s);
-    if s.is_empty()
-        || !s
-            .bytes()
-            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-')) {
         return None;
     }
     s.parse::<f64>().ok()
@@ -281,10 +258,7 @@ pub(crate) fn parse_decimal(s: &str, precision: u8, scale: i8) -> Result<Option<
     for (i, c) in digits.enumerate() {
         let d = c - b'0';
         if (i as i64) < keep {
-            unscaled = match unscaled
-                .checked_mul(10)
-                .and_then(|u| u.checked_add(i128::from(d)))
-            {
+            unscaled = match unscaled.checked_mul(10).and_then(|u| u.checked_add(i128::from(d))) {
                 Some(u) if u < limit * 10 => u,
                 _ => return Ok(None),
             };

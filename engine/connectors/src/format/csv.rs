@@ -24,13 +24,11 @@ use std::sync::Arc;
 use arrow::datatypes::Field;
 
 use super::RecordError;
-use super::columns::{
-    Col, RowBuilders, Val, columns, java_parse_boolean, java_parse_double, parse_decimal,
-};
+use super::columns::{Col, RowBuilders, Val, columns, java_parse_boolean, java_parse_double, parse_decimal};
 use crate::ConnectorError;
 use crate::javafmt::{
-    parse_timestamp, push_big_decimal, push_big_decimal_plain, push_i64, push_java_double,
-    push_sql_timestamp, strip_trailing_zeros,
+    parse_timestamp, push_big_decimal, push_big_decimal_plain, push_i64, push_java_double, push_sql_timestamp,
+    strip_trailing_zeros,
 };
 use crate::options::Options;
 use crate::types::ColType;
@@ -70,9 +68,9 @@ impl CsvOptions {
         let disable_quote = o.bool("csv.disable-quote-character", false)?;
         let quote = o.char("csv.quote-character", '"')?;
         if disable_quote && o.contains("csv.quote-character") {
-            return Err(o.error(
-                "options 'csv.disable-quote-character' and 'csv.quote-character' cannot be used together",
-            ));
+            return Err(
+                o.error("options 'csv.disable-quote-character' and 'csv.quote-character' cannot be used together")
+            );
         }
         let escape = match o.get("csv.escape-character") {
             None => None,
@@ -82,11 +80,7 @@ impl CsvOptions {
         // nothing to act on; it is accepted for compatibility.
         let _ = o.get("csv.array-element-delimiter");
         let quote = if disable_quote { None } else { Some(quote) };
-        if Some(delimiter) == quote
-            || Some(delimiter) == escape
-            || delimiter == '\n'
-            || delimiter == '\r'
-        {
+        if Some(delimiter) == quote || Some(delimiter) == escape || delimiter == '\n' || delimiter == '\r' {
             return Err(o.error(format!(
                 "option 'csv.field-delimiter' = '{delimiter}' clashes with the quote or escape character or a line break"
             )));
@@ -127,15 +121,7 @@ impl CsvEncoder {
         }
         let delimiter = opts.delimiter.to_string().into_bytes();
         let null = opts.null_literal.clone().unwrap_or_default().into_bytes();
-        CsvEncoder {
-            opts,
-            types,
-            delimiter,
-            null,
-            min_safe: max + 1,
-            scratch: String::new(),
-            field: Vec::new(),
-        }
+        CsvEncoder { opts, types, delimiter, null, min_safe: max + 1, scratch: String::new(), field: Vec::new() }
     }
 
     fn needs_quotes(&self, s: &str) -> bool {
@@ -146,8 +132,7 @@ impl CsvEncoder {
             return true;
         }
         let special = self.opts.escape.unwrap_or('\\');
-        s.chars()
-            .any(|c| u32::from(c) < self.min_safe || Some(c) == self.opts.quote || c == special)
+        s.chars().any(|c| u32::from(c) < self.min_safe || Some(c) == self.opts.quote || c == special)
     }
 
     /// Writes a text value, quoted when Jackson would quote it.
@@ -172,12 +157,7 @@ impl CsvEncoder {
         out.extend_from_slice(&q);
     }
 
-    pub(crate) fn encode(
-        &mut self,
-        table: &str,
-        batch: &RecordBatch,
-        out: &mut Vec<u8>,
-    ) -> Result<(), ConnectorError> {
+    pub(crate) fn encode(&mut self, table: &str, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ConnectorError> {
         let cols = columns(table, batch, &self.types)?;
         let mut field = std::mem::take(&mut self.field);
         for row in 0..batch.num_rows() {
@@ -190,9 +170,7 @@ impl CsvEncoder {
                     continue;
                 }
                 match c {
-                    Col::Boolean(a) => {
-                        out.extend_from_slice(if a.value(row) { b"true" } else { b"false" })
-                    }
+                    Col::Boolean(a) => out.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
                     Col::Int32(a) => push_i64(out, i64::from(a.value(row))),
                     Col::Int64(a) => push_i64(out, a.value(row)),
                     Col::Float64(a) => push_java_double(out, a.value(row), &mut self.scratch),
@@ -234,11 +212,7 @@ pub(crate) struct CsvDecoder {
 }
 
 /// Splits one record into fields. `Err` for an unterminated quote.
-fn split_record<'a>(
-    opts: &CsvOptions,
-    text: &'a str,
-    out: &mut Vec<(Cow<'a, str>, bool)>,
-) -> Result<(), String> {
+fn split_record<'a>(opts: &CsvOptions, text: &'a str, out: &mut Vec<(Cow<'a, str>, bool)>) -> Result<(), String> {
     out.clear();
     let mut chars = text.char_indices().peekable();
     let mut field = String::new();
@@ -251,11 +225,7 @@ fn split_record<'a>(
             if in_quotes {
                 return Err("a quoted field is not terminated".into());
             }
-            let f = if simple {
-                Cow::Borrowed(&text[start..])
-            } else {
-                Cow::Owned(std::mem::take(&mut field))
-            };
+            let f = if simple { Cow::Borrowed(&text[start..]) } else { Cow::Owned(std::mem::take(&mut field)) };
             out.push((f, quoted_field));
             return Ok(());
         };
@@ -265,11 +235,7 @@ fn split_record<'a>(
                     field.push(n);
                 }
             } else if Some(c) == opts.quote {
-                if chars
-                    .peek()
-                    .map(|(_, n)| Some(*n) == opts.quote)
-                    .unwrap_or(false)
-                {
+                if chars.peek().map(|(_, n)| Some(*n) == opts.quote).unwrap_or(false) {
                     chars.next();
                     field.push(c);
                 } else {
@@ -281,11 +247,7 @@ fn split_record<'a>(
             continue;
         }
         if c == opts.delimiter {
-            let f = if simple {
-                Cow::Borrowed(&text[start..i])
-            } else {
-                Cow::Owned(std::mem::take(&mut field))
-            };
+            let f = if simple { Cow::Borrowed(&text[start..i]) } else { Cow::Owned(std::mem::take(&mut field)) };
             out.push((f, quoted_field));
             start = i + c.len_utf8();
             simple = true;
@@ -319,12 +281,7 @@ fn split_record<'a>(
 impl CsvDecoder {
     pub(crate) fn new(opts: CsvOptions, _fields: &[Arc<Field>], types: Vec<ColType>) -> Self {
         let builders = RowBuilders::new(&types);
-        CsvDecoder {
-            opts,
-            types,
-            builders,
-            fields: Vec::new(),
-        }
+        CsvDecoder { opts, types, builders, fields: Vec::new() }
     }
 
     /// Whether the text ends inside a quoted field.
@@ -417,9 +374,7 @@ pub(crate) fn convert_text<'a>(
             Some(u) => Val::Decimal(u),
             None => Val::Null,
         },
-        ColType::Timestamp | ColType::TimestampLtz => {
-            Val::Timestamp(parse_timestamp(s.trim()).ok_or_else(bad)?.0)
-        }
+        ColType::Timestamp | ColType::TimestampLtz => Val::Timestamp(parse_timestamp(s.trim()).ok_or_else(bad)?.0),
     })
 }
 
@@ -436,10 +391,7 @@ mod tests {
     #[test]
     fn splits_quoted_fields() {
         assert_eq!(split("a,b,c"), vec!["a", "b", "c"]);
-        assert_eq!(
-            split("\"a,b\",\"say \"\"hi\"\"\","),
-            vec!["a,b", "say \"hi\"", ""]
-        );
+        assert_eq!(split("\"a,b\",\"say \"\"hi\"\"\","), vec!["a,b", "say \"hi\"", ""]);
         assert_eq!(split("\"line\nbreak\",x"), vec!["line\nbreak", "x"]);
         assert_eq!(split(",,"), vec!["", "", ""]);
         let mut out = Vec::new();

@@ -19,13 +19,11 @@ use arrow::datatypes::Field;
 use arrow::record_batch::RecordBatch;
 
 use super::RecordError;
-use super::columns::{
-    Col, RowBuilders, Val, columns, java_parse_boolean, java_parse_double, parse_decimal,
-};
+use super::columns::{Col, RowBuilders, Val, columns, java_parse_boolean, java_parse_double, parse_decimal};
 use crate::ConnectorError;
 use crate::javafmt::{
-    parse_timestamp, push_big_decimal, push_big_decimal_plain, push_i64, push_java_double,
-    push_sql_timestamp, strip_trailing_zeros,
+    parse_timestamp, push_big_decimal, push_big_decimal_plain, push_i64, push_java_double, push_sql_timestamp,
+    strip_trailing_zeros,
 };
 use crate::options::Options;
 use crate::types::ColType;
@@ -49,9 +47,9 @@ impl JsonOptions {
         let ignore_parse_errors = o.bool("json.ignore-parse-errors", false)?;
         let fail_on_missing_field = o.bool("json.fail-on-missing-field", false)?;
         if ignore_parse_errors && fail_on_missing_field {
-            return Err(o.error(
-                "options 'json.ignore-parse-errors' and 'json.fail-on-missing-field' cannot both be true",
-            ));
+            return Err(
+                o.error("options 'json.ignore-parse-errors' and 'json.fail-on-missing-field' cannot both be true")
+            );
         }
         let iso8601 = match o.get("json.timestamp-format.standard").map(str::trim) {
             None | Some("SQL") => false,
@@ -132,20 +130,10 @@ impl JsonEncoder {
                 k
             })
             .collect();
-        JsonEncoder {
-            opts,
-            keys,
-            types,
-            scratch: String::new(),
-        }
+        JsonEncoder { opts, keys, types, scratch: String::new() }
     }
 
-    pub(crate) fn encode(
-        &mut self,
-        table: &str,
-        batch: &RecordBatch,
-        out: &mut Vec<u8>,
-    ) -> Result<(), ConnectorError> {
+    pub(crate) fn encode(&mut self, table: &str, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ConnectorError> {
         let cols = columns(table, batch, &self.types)?;
         let sep = if self.opts.iso8601 { b'T' } else { b' ' };
         for row in 0..batch.num_rows() {
@@ -166,9 +154,7 @@ impl JsonEncoder {
                     continue;
                 }
                 match c {
-                    Col::Boolean(a) => {
-                        out.extend_from_slice(if a.value(row) { b"true" } else { b"false" })
-                    }
+                    Col::Boolean(a) => out.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
                     Col::Int32(a) => push_i64(out, i64::from(a.value(row))),
                     Col::Int64(a) => push_i64(out, a.value(row)),
                     Col::Float64(a) => {
@@ -271,12 +257,7 @@ const MAX_DEPTH: usize = 256;
 
 impl<'a> Parser<'a> {
     pub(crate) fn new(s: &'a str) -> Self {
-        Parser {
-            s,
-            b: s.as_bytes(),
-            i: 0,
-            depth: 0,
-        }
+        Parser { s, b: s.as_bytes(), i: 0, depth: 0 }
     }
 
     fn ws(&mut self) {
@@ -397,14 +378,10 @@ impl<'a> Parser<'a> {
                         Some(b't') => '\t',
                         Some(b'u') => {
                             let hi = self.hex4()?;
-                            if (0xD800..0xDC00).contains(&hi)
-                                && self.b[self.i + 1..].starts_with(b"\\u")
-                            {
+                            if (0xD800..0xDC00).contains(&hi) && self.b[self.i + 1..].starts_with(b"\\u") {
                                 self.i += 2;
                                 let lo = self.hex4()?;
-                                let cp = 0x10000
-                                    + ((hi - 0xD800) << 10)
-                                    + (lo.wrapping_sub(0xDC00) & 0x3FF);
+                                let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3FF);
                                 char::from_u32(cp).unwrap_or('\u{FFFD}')
                             } else {
                                 char::from_u32(hi).unwrap_or('\u{FFFD}')
@@ -419,11 +396,7 @@ impl<'a> Parser<'a> {
                 Some(_) => {
                     // Copy a run of plain characters (keeps UTF-8 sequences whole).
                     let run_start = self.i;
-                    while self
-                        .b
-                        .get(self.i)
-                        .is_some_and(|c| *c != b'"' && *c != b'\\' && *c >= 0x20)
-                    {
+                    while self.b.get(self.i).is_some_and(|c| *c != b'"' && *c != b'\\' && *c >= 0x20) {
                         self.i += 1;
                     }
                     owned.push_str(&self.s[run_start..self.i]);
@@ -434,16 +407,10 @@ impl<'a> Parser<'a> {
 
     /// Reads the 4 hex digits after `\u`; leaves `i` on the last digit.
     fn hex4(&mut self) -> Result<u32, String> {
-        let digits = self
-            .b
-            .get(self.i + 1..self.i + 5)
-            .ok_or_else(|| self.err("invalid \\u escape"))?;
+        let digits = self.b.get(self.i + 1..self.i + 5).ok_or_else(|| self.err("invalid \\u escape"))?;
         let mut v = 0u32;
         for d in digits {
-            v = v * 16
-                + (*d as char)
-                    .to_digit(16)
-                    .ok_or_else(|| self.err("invalid \\u escape"))?;
+            v = v * 16 + (*d as char).to_digit(16).ok_or_else(|| self.err("invalid \\u escape"))?;
         }
         self.i += 4;
         Ok(v)
@@ -451,11 +418,7 @@ impl<'a> Parser<'a> {
 
     fn enter(&mut self) -> Result<(), String> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            Err(self.err("nesting too deep"))
-        } else {
-            Ok(())
-        }
+        if self.depth > MAX_DEPTH { Err(self.err("nesting too deep")) } else { Ok(()) }
     }
 
     fn array(&mut self) -> Result<JVal<'a>, String> {
@@ -527,11 +490,7 @@ fn is_integral(n: &str) -> bool {
 }
 
 /// Converts a JSON value to a column's type, as Flink's converters do.
-pub(crate) fn convert<'a>(
-    v: &JVal<'a>,
-    t: ColType,
-    scratch: &mut Vec<u8>,
-) -> Result<Val<'a>, String> {
+pub(crate) fn convert<'a>(v: &JVal<'a>, t: ColType, scratch: &mut Vec<u8>) -> Result<Val<'a>, String> {
     let text_of = |v: &JVal<'a>| -> Option<Cow<'a, str>> {
         match v {
             JVal::Str(s) => Some(s.clone()),
@@ -550,9 +509,9 @@ pub(crate) fn convert<'a>(
         }),
         ColType::Int32 | ColType::Int64 => {
             let wide: i64 = match v {
-                JVal::Num(n) if is_integral(n) => n
-                    .parse::<i64>()
-                    .map_err(|_| format!("numeric value ({n}) out of range"))?,
+                JVal::Num(n) if is_integral(n) => {
+                    n.parse::<i64>().map_err(|_| format!("numeric value ({n}) out of range"))?
+                }
                 JVal::Num(n) => {
                     let d: f64 = n.parse().map_err(|_| format!("invalid number {n}"))?;
                     if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&d) {
@@ -560,25 +519,17 @@ pub(crate) fn convert<'a>(
                     }
                     d.trunc() as i64
                 }
-                JVal::Str(s) => s
-                    .trim()
-                    .parse::<i64>()
-                    .map_err(|_| format!("for input string: \"{s}\""))?,
+                JVal::Str(s) => s.trim().parse::<i64>().map_err(|_| format!("for input string: \"{s}\""))?,
                 _ => return Err(format!("cannot convert {} to {}", kind(v), t.sql_name())),
             };
             if t == ColType::Int32 {
-                Val::Int32(
-                    i32::try_from(wide)
-                        .map_err(|_| format!("numeric value ({wide}) out of range of INT"))?,
-                )
+                Val::Int32(i32::try_from(wide).map_err(|_| format!("numeric value ({wide}) out of range of INT"))?)
             } else {
                 Val::Int64(wide)
             }
         }
         ColType::Float64 => match text_of(v) {
-            Some(s) => Val::Float64(
-                java_parse_double(&s).ok_or_else(|| format!("for input string: \"{s}\""))?,
-            ),
+            Some(s) => Val::Float64(java_parse_double(&s).ok_or_else(|| format!("for input string: \"{s}\""))?),
             None => return Err(format!("cannot convert {} to DOUBLE", kind(v))),
         },
         ColType::Decimal { precision, scale } => match v {
@@ -605,11 +556,7 @@ pub(crate) fn convert<'a>(
                 None => {
                     return Err(format!(
                         "'{s}' is not a timestamp; expected 'yyyy-MM-dd HH:mm:ss[.SSS]'{}",
-                        if t == ColType::TimestampLtz {
-                            " followed by 'Z'"
-                        } else {
-                            ""
-                        }
+                        if t == ColType::TimestampLtz { " followed by 'Z'" } else { "" }
                     ));
                 }
             },
@@ -640,11 +587,7 @@ pub(crate) struct JsonDecoder {
 
 impl JsonDecoder {
     pub(crate) fn new(opts: JsonOptions, fields: &[Arc<Field>], types: Vec<ColType>) -> Self {
-        let names = fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.name().clone(), i))
-            .collect();
+        let names = fields.iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
         let builders = RowBuilders::new(&types);
         JsonDecoder {
             opts,
@@ -660,14 +603,9 @@ impl JsonDecoder {
         if text.trim().is_empty() {
             return Ok(false);
         }
-        let doc = Parser::new(text)
-            .document()
-            .map_err(RecordError::Malformed)?;
+        let doc = Parser::new(text).document().map_err(RecordError::Malformed)?;
         let JVal::Obj(fields) = doc else {
-            return Err(RecordError::Malformed(format!(
-                "expected a JSON object but found {}",
-                kind(&doc)
-            )));
+            return Err(RecordError::Malformed(format!("expected a JSON object but found {}", kind(&doc))));
         };
         let mut vals: Vec<Val<'_>> = vec![Val::Null; self.types.len()];
         let mut seen = vec![false; self.types.len()];
@@ -688,10 +626,7 @@ impl JsonDecoder {
         if self.opts.fail_on_missing_field
             && let Some(i) = seen.iter().position(|s| !s)
         {
-            return Err(RecordError::Malformed(format!(
-                "field `{}` is missing",
-                self.field_names[i]
-            )));
+            return Err(RecordError::Malformed(format!("field `{}` is missing", self.field_names[i])));
         }
         for (b, v) in self.builders.cols.iter_mut().zip(&vals) {
             b.append(v);
@@ -707,36 +642,20 @@ mod tests {
 
     #[test]
     fn parser_handles_escapes_nesting_and_errors() {
-        let v = Parser::new(r#" {"a": "x\"y\u00e9\n", "b": [1, -2.5e3, true, null], "c": {}} "#)
-            .document()
-            .unwrap();
+        let v = Parser::new(r#" {"a": "x\"y\u00e9\n", "b": [1, -2.5e3, true, null], "c": {}} "#).document().unwrap();
         let JVal::Obj(f) = v else { panic!() };
         assert_eq!(f[0].1, JVal::Str(Cow::Owned("x\"yé\n".into())));
-        assert_eq!(
-            f[1].1,
-            JVal::Arr(vec![
-                JVal::Num("1"),
-                JVal::Num("-2.5e3"),
-                JVal::Bool(true),
-                JVal::Null
-            ])
-        );
+        assert_eq!(f[1].1, JVal::Arr(vec![JVal::Num("1"), JVal::Num("-2.5e3"), JVal::Bool(true), JVal::Null]));
         assert!(Parser::new("{bad").document().is_err());
         assert!(Parser::new(r#"{"a":1} x"#).document().is_err());
         assert!(Parser::new(r#"{"a":01.}"#).document().is_err());
-        assert_eq!(
-            Parser::new(r#""\ud83d\ude00""#).document().unwrap(),
-            JVal::Str(Cow::Owned("😀".into()))
-        );
+        assert_eq!(Parser::new(r#""\ud83d\ude00""#).document().unwrap(), JVal::Str(Cow::Owned("😀".into())));
     }
 
     #[test]
     fn strings_escape_like_jackson() {
         let mut out = Vec::new();
         push_json_string(&mut out, "a\"b\\c\nd\re\tf\u{1}g/ü");
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#""a\"b\\c\nd\re\tf\u0001g/ü""#
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), r#""a\"b\\c\nd\re\tf\u0001g/ü""#);
     }
 }

@@ -31,9 +31,10 @@ impl Format {
         match name.trim() {
             "json" => Ok(Format::Json(json::JsonOptions::parse(o)?)),
             "csv" => Ok(Format::Csv(csv::CsvOptions::parse(o)?)),
-            other => Err(o.error(format!(
-                "unsupported format '{other}' in option 'format'; supported formats are {FORMATS}"
-            ))),
+            other => {
+                Err(o
+                    .error(format!("unsupported format '{other}' in option 'format'; supported formats are {FORMATS}")))
+            }
         }
     }
 
@@ -59,12 +60,7 @@ impl Encoder {
         }
     }
 
-    pub(crate) fn encode(
-        &mut self,
-        table: &str,
-        batch: &RecordBatch,
-        out: &mut Vec<u8>,
-    ) -> Result<(), ConnectorError> {
+    pub(crate) fn encode(&mut self, table: &str, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ConnectorError> {
         match self {
             Encoder::Json(e) => e.encode(table, batch, out),
             Encoder::Csv(e) => e.encode(table, batch, out),
@@ -90,11 +86,7 @@ pub(crate) enum Decoder {
 }
 
 impl Decoder {
-    pub(crate) fn new(
-        format: &Format,
-        fields: &[Arc<Field>],
-        connector: &str,
-    ) -> Result<Decoder, String> {
+    pub(crate) fn new(format: &Format, fields: &[Arc<Field>], connector: &str) -> Result<Decoder, String> {
         let types = column_types(fields, connector)?;
         Ok(match format {
             Format::Json(o) => Decoder::Json(json::JsonDecoder::new(o.clone(), fields, types)),
@@ -127,10 +119,7 @@ impl Decoder {
         }
     }
 
-    pub(crate) fn finish(
-        &mut self,
-        schema: &arrow::datatypes::SchemaRef,
-    ) -> Result<RecordBatch, String> {
+    pub(crate) fn finish(&mut self, schema: &arrow::datatypes::SchemaRef) -> Result<RecordBatch, String> {
         match self {
             Decoder::Json(d) => d.builders.finish(schema),
             Decoder::Csv(d) => d.builders.finish(schema),

@@ -7,9 +7,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::columns::{Col, columns};
 use crate::ConnectorError;
-use crate::javafmt::{
-    push_big_decimal, push_i64, push_instant, push_java_double, push_local_date_time,
-};
+use crate::javafmt::{push_big_decimal, push_i64, push_instant, push_java_double, push_local_date_time};
 use crate::types::ColType;
 
 pub(crate) struct RowStringEncoder {
@@ -21,19 +19,10 @@ pub(crate) struct RowStringEncoder {
 impl RowStringEncoder {
     /// `prefix` is written before each row (the print sink's identifier).
     pub(crate) fn new(types: Vec<ColType>, prefix: String) -> Self {
-        RowStringEncoder {
-            types,
-            prefix: prefix.into_bytes(),
-            scratch: String::new(),
-        }
+        RowStringEncoder { types, prefix: prefix.into_bytes(), scratch: String::new() }
     }
 
-    pub(crate) fn encode(
-        &mut self,
-        table: &str,
-        batch: &RecordBatch,
-        out: &mut Vec<u8>,
-    ) -> Result<(), ConnectorError> {
+    pub(crate) fn encode(&mut self, table: &str, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ConnectorError> {
         let cols = columns(table, batch, &self.types)?;
         for row in 0..batch.num_rows() {
             out.extend_from_slice(&self.prefix);
@@ -47,9 +36,7 @@ impl RowStringEncoder {
                     continue;
                 }
                 match c {
-                    Col::Boolean(a) => {
-                        out.extend_from_slice(if a.value(row) { b"true" } else { b"false" })
-                    }
+                    Col::Boolean(a) => out.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
                     Col::Int32(a) => push_i64(out, i64::from(a.value(row))),
                     Col::Int64(a) => push_i64(out, a.value(row)),
                     Col::Float64(a) => push_java_double(out, a.value(row), &mut self.scratch),
