@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
 };
 
 /// Paths of the PEM files written by [`Pki::generate`].
@@ -29,11 +29,7 @@ fn ca_params() -> Result<CertificateParams> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     p.distinguished_name.push(DnType::CommonName, "sluice-sandbox-ca");
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     Ok(p)
 }
 
@@ -72,15 +68,9 @@ pub fn issue_leaf(
     for ip in ips {
         p.subject_alt_names.push(SanType::IpAddress(*ip));
     }
-    p.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     p.extended_key_usages = if server {
-        vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ]
+        vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
     } else {
         vec![ExtendedKeyUsagePurpose::ClientAuth]
     };
@@ -129,16 +119,7 @@ impl Pki {
             &pki.apiserver_cert,
             &pki.apiserver_key,
         )?;
-        issue_leaf(
-            &pki,
-            "sluice-admin",
-            Some("system:masters"),
-            &[],
-            &[],
-            false,
-            &pki.admin_cert,
-            &pki.admin_key,
-        )?;
+        issue_leaf(&pki, "sluice-admin", Some("system:masters"), &[], &[], false, &pki.admin_cert, &pki.admin_key)?;
         let sa = KeyPair::generate()?;
         write(&pki.sa_key, &sa.serialize_pem(), 0o600)?;
         write(&pki.sa_pub, &sa.public_key_pem(), 0o644)?;

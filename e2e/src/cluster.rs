@@ -225,41 +225,58 @@ pub fn host_image_mappings() -> Vec<ImageMapping> {
         .collect()
 }
 
-
 /// Makes a server on the host reachable from pods as `<name>.<ns>` (and
 /// `<name>.<ns>.svc.cluster.local`): a Service without a selector whose
 /// EndpointSlice points at `ip:port` (the bridge gateway, for a host server).
 /// Idempotent (server-side apply).
-pub async fn expose_host_service(client: &kube::Client, ns: &str, name: &str, ip: std::net::Ipv4Addr, port: u16) -> Result<()> {
+pub async fn expose_host_service(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    ip: std::net::Ipv4Addr,
+    port: u16,
+) -> Result<()> {
     use k8s_openapi::api::core::v1::{Namespace, Service};
     use k8s_openapi::api::discovery::v1::EndpointSlice;
     use kube::api::{Patch, PatchParams};
     let pp = PatchParams::apply("sluice-sandbox").force();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
-        .patch(ns, &pp, &Patch::Apply(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})))
+        .patch(
+            ns,
+            &pp,
+            &Patch::Apply(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})),
+        )
         .await?;
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     services
-        .patch(name, &pp, &Patch::Apply(serde_json::json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}]},
-        })))
+        .patch(
+            name,
+            &pp,
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}]},
+            })),
+        )
         .await?;
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
     let slice = format!("{name}-host");
     slices
-        .patch(&slice, &pp, &Patch::Apply(serde_json::json!({
-            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": slice, "namespace": ns, "labels": {
-                "kubernetes.io/service-name": name,
-                "endpointslice.kubernetes.io/managed-by": "sluice-sandbox",
-            }},
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [ip.to_string()], "conditions": {"ready": true}}],
-        })))
+        .patch(
+            &slice,
+            &pp,
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": slice, "namespace": ns, "labels": {
+                    "kubernetes.io/service-name": name,
+                    "endpointslice.kubernetes.io/managed-by": "sluice-sandbox",
+                }},
+                "addressType": "IPv4",
+                "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+                "endpoints": [{"addresses": [ip.to_string()], "conditions": {"ready": true}}],
+            })),
+        )
         .await?;
     Ok(())
 }
@@ -272,12 +289,16 @@ pub async fn apply_secret(client: &kube::Client, ns: &str, name: &str, data: &[(
         data.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     secrets
-        .patch(name, &PatchParams::apply("sluice-sandbox").force(), &Patch::Apply(serde_json::json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": name, "namespace": ns},
-            "type": "Opaque",
-            "stringData": string_data,
-        })))
+        .patch(
+            name,
+            &PatchParams::apply("sluice-sandbox").force(),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": ns},
+                "type": "Opaque",
+                "stringData": string_data,
+            })),
+        )
         .await?;
     Ok(())
 }

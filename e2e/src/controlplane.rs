@@ -43,10 +43,7 @@ pub fn ensure_k8s_binaries(version: &str) -> Result<PathBuf> {
         return Ok(bin);
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-k8s.sh");
-    eprintln!(
-        "sluice-e2e: building Kubernetes {version} into {} (once; takes a while)",
-        bin.display()
-    );
+    eprintln!("sluice-e2e: building Kubernetes {version} into {} (once; takes a while)", bin.display());
     let status = std::process::Command::new("bash")
         .arg(&script)
         .arg(version)
@@ -114,10 +111,8 @@ impl ControlPlane {
         let gw = config.net.gateway();
         net::ensure_bridge(&config.net.bridge, gw, ClusterNet::PREFIX)?;
 
-        let pki = Pki::generate(
-            &dir.join("pki"),
-            &[IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V4(gw), "10.96.0.1".parse()?],
-        )?;
+        let pki =
+            Pki::generate(&dir.join("pki"), &[IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V4(gw), "10.96.0.1".parse()?])?;
 
         let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let etcd_port = free_port(lo)?;
@@ -130,9 +125,7 @@ impl ControlPlane {
         let mut procs = Vec::new();
 
         // etcd
-        let etcd_bin = etcd_bin_vendored::etcd_bin_path()
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .to_path_buf();
+        let etcd_bin = etcd_bin_vendored::etcd_bin_path().map_err(|e| anyhow::anyhow!("{e}"))?.to_path_buf();
         let etcd_dir = dir.join("etcd");
         let _ = std::fs::remove_dir_all(&etcd_dir);
         let client = format!("http://127.0.0.1:{etcd_port}");
@@ -156,11 +149,7 @@ impl ControlPlane {
             &logs.join("etcd.log"),
             Signal::SIGTERM,
         )?;
-        wait_tcp(
-            SocketAddr::new(lo, etcd_port),
-            Duration::from_secs(20),
-            &mut etcd,
-        )?;
+        wait_tcp(SocketAddr::new(lo, etcd_port), Duration::from_secs(20), &mut etcd)?;
         procs.push(etcd);
 
         // kube-apiserver
@@ -198,11 +187,7 @@ impl ControlPlane {
             &logs.join("kube-apiserver.log"),
             Signal::SIGTERM,
         )?;
-        wait_tcp(
-            SocketAddr::new(IpAddr::V4(gw), api_port),
-            Duration::from_secs(60),
-            &mut apiserver,
-        )?;
+        wait_tcp(SocketAddr::new(IpAddr::V4(gw), api_port), Duration::from_secs(60), &mut apiserver)?;
         procs.push(apiserver);
 
         let kubeconfig = dir.join("kubeconfig");
@@ -263,24 +248,12 @@ impl ControlPlane {
             t0.elapsed(),
             kubeconfig.display()
         );
-        Ok(ControlPlane {
-            config,
-            pki,
-            kubeconfig,
-            api_url,
-            api_port,
-            logs,
-            startup,
-            procs,
-        })
+        Ok(ControlPlane { config, pki, kubeconfig, api_url, api_port, logs, startup, procs })
     }
 
     /// Names of processes that have died (a healthy control plane has none).
     pub fn dead(&mut self) -> Vec<String> {
-        self.procs
-            .iter_mut()
-            .filter_map(|p| p.exited().map(|s| format!("{} ({s})", p.name)))
-            .collect()
+        self.procs.iter_mut().filter_map(|p| p.exited().map(|s| format!("{} ({s})", p.name))).collect()
     }
 
     pub fn pids(&self) -> Vec<u32> {
@@ -302,29 +275,18 @@ impl Drop for ControlPlane {
 
 fn wait_ready(kubeconfig: &Path, procs: &mut [Proc], timeout: Duration) -> Result<()> {
     // A plain blocking probe with curl-free Rust: use a throwaway runtime.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let deadline = Instant::now() + timeout;
     let client = rt.block_on(crate::client_from_kubeconfig(kubeconfig))?;
     loop {
-        let req = http::Request::get("/readyz")
-            .body(Vec::new())
-            .context("building /readyz request")?;
-        match rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(5), client.request_text(req)).await
-        }) {
+        let req = http::Request::get("/readyz").body(Vec::new()).context("building /readyz request")?;
+        match rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), client.request_text(req)).await }) {
             Ok(Ok(body)) if body.trim() == "ok" => return Ok(()),
             _ => {}
         }
         for p in procs.iter_mut() {
             if let Some(st) = p.exited() {
-                bail!(
-                    "{} exited ({st}); log {}:\n{}",
-                    p.name,
-                    p.log.display(),
-                    p.log_tail(40)
-                );
+                bail!("{} exited ({st}); log {}:\n{}", p.name, p.log.display(), p.log_tail(40));
             }
         }
         if Instant::now() > deadline {

@@ -12,17 +12,10 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 
 fn ip(args: &[&str]) -> Result<String> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("running ip (iproute2 is required)")?;
+    let out =
+        Command::new("ip").args(args).stdin(Stdio::null()).output().context("running ip (iproute2 is required)")?;
     if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -42,9 +35,10 @@ pub fn ensure_bridge(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
     if !link_exists(name) {
         // Two agents may race on a shared bridge: tolerate "exists".
         if let Err(e) = ip(&["link", "add", "name", name, "type", "bridge"])
-            && !link_exists(name) {
-                return Err(e);
-            }
+            && !link_exists(name)
+        {
+            return Err(e);
+        }
     }
     let cidr = format!("{addr}/{prefix}");
     let shown = ip(&["-4", "addr", "show", "dev", name])?;
@@ -67,22 +61,14 @@ pub fn delete_link(name: &str) {
 
 /// Creates a named network namespace with `lo` up and `eth0` (the peer of
 /// `host_veth`, which is enslaved to `bridge`) holding `pod_ip/prefix`.
-pub fn create_pod_netns(
-    netns: &str,
-    host_veth: &str,
-    bridge: &str,
-    pod_ip: Ipv4Addr,
-    prefix: u8,
-) -> Result<()> {
+pub fn create_pod_netns(netns: &str, host_veth: &str, bridge: &str, pod_ip: Ipv4Addr, prefix: u8) -> Result<()> {
     delete_netns(netns);
     delete_link(host_veth);
     // The host may still have the address's previous owner in its ARP cache.
     let _ = ip(&["neigh", "flush", "to", &pod_ip.to_string()]);
     ip(&["netns", "add", netns])?;
     let r = (|| {
-        ip(&[
-            "link", "add", host_veth, "type", "veth", "peer", "name", "eth0", "netns", netns,
-        ])?;
+        ip(&["link", "add", host_veth, "type", "veth", "peer", "name", "eth0", "netns", netns])?;
         ip(&["link", "set", host_veth, "master", bridge, "up"])?;
         ip(&["-n", netns, "addr", "add", &format!("{pod_ip}/{prefix}"), "dev", "eth0"])?;
         ip(&["-n", netns, "link", "set", "eth0", "up"])?;
@@ -104,10 +90,7 @@ pub fn delete_netns(netns: &str) {
     }
     if let Ok(pids) = ip(&["netns", "pids", netns]) {
         for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
     let _ = ip(&["netns", "del", netns]);

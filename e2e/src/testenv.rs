@@ -77,7 +77,12 @@ impl Options {
             cmd: Vec::new(),
             path: Vec::new(),
         });
-        Ok(Options { node_bin: bin.join("sluice-node"), images: all, suffix: String::new(), backoff_initial_seconds: 1.0 })
+        Ok(Options {
+            node_bin: bin.join("sluice-node"),
+            images: all,
+            suffix: String::new(),
+            backoff_initial_seconds: 1.0,
+        })
     }
 }
 
@@ -270,10 +275,8 @@ impl TestEnv {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!("{prefix}-{n}");
         let api: Api<Namespace> = Api::all(client.clone());
-        let ns = Namespace {
-            metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
-            ..Default::default()
-        };
+        let ns =
+            Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
         api.create(&PostParams::default(), &ns).await?;
         let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
         wait_for(Duration::from_secs(30), "default serviceaccount", || async {
@@ -320,7 +323,13 @@ where
 }
 
 /// Waits until `pred` holds for the named object.
-pub async fn wait_object<K>(api: &Api<K>, name: &str, timeout: Duration, what: &str, pred: impl Fn(&K) -> bool) -> Result<K>
+pub async fn wait_object<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&K) -> bool,
+) -> Result<K>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {

@@ -52,7 +52,11 @@ fn obj<K: DeserializeOwned>(v: serde_json::Value) -> K {
 
 async fn create<K>(client: &Client, ns: &str, v: serde_json::Value) -> K
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
     K::DynamicType: Default,
 {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
@@ -75,11 +79,8 @@ fn web_container(name: &str, extra_args: &[&str]) -> serde_json::Value {
 async fn running_pods(pods: &Api<Pod>, selector: &str, n: usize) -> Vec<Pod> {
     wait_for(T, &format!("{n} ready pods {selector}"), || async {
         let l = pods.list(&ListParams::default().labels(selector)).await?;
-        let ready: Vec<Pod> = l
-            .items
-            .into_iter()
-            .filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
-            .collect();
+        let ready: Vec<Pod> =
+            l.items.into_iter().filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none()).collect();
         Ok((ready.len() == n).then_some(ready))
     })
     .await
@@ -99,9 +100,8 @@ async fn fetch_from(pod: &Pod, host: &str, port: u16, path: &str) -> (u16, Strin
 async fn resolve_from(pod: &Pod, name: &str) -> BTreeSet<String> {
     let ip = pod_ip(pod).unwrap();
     let url = format!("/resolve/{name}");
-    let (code, body) = wait_for(T, &format!("GET {url}"), || async { Ok(http_get(ip, 8080, &url).await.ok()) })
-        .await
-        .unwrap();
+    let (code, body) =
+        wait_for(T, &format!("GET {url}"), || async { Ok(http_get(ip, 8080, &url).await.ok()) }).await.unwrap();
     if code != 200 {
         return BTreeSet::new();
     }
@@ -124,9 +124,7 @@ async fn wait_event(client: &Client, ns: &str, pod: &str, reason: &str) -> Strin
 
 /// GET from the host once the server in the pod listens ("Running" is not "listening").
 async fn get_when_up(ip: Ipv4Addr, path: &str) -> (u16, String) {
-    wait_for(T, &format!("GET {path} from {ip}"), || async { Ok(http_get(ip, 8080, path).await.ok()) })
-        .await
-        .unwrap()
+    wait_for(T, &format!("GET {path} from {ip}"), || async { Ok(http_get(ip, 8080, path).await.ok()) }).await.unwrap()
 }
 
 fn waiting_reason(p: &Pod) -> Option<(String, String)> {
@@ -158,10 +156,14 @@ async fn pod_runs_as_a_process_with_kubernetes_status() {
     let (env, client, ns) = setup("status").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let t0 = Instant::now();
-    create::<Pod>(&client, &ns, json!({
-        "metadata": {"name": "one"},
-        "spec": {"containers": [web_container("web", &[])]},
-    }))
+    create::<Pod>(
+        &client,
+        &ns,
+        json!({
+            "metadata": {"name": "one"},
+            "spec": {"containers": [web_container("web", &[])]},
+        }),
+    )
     .await;
     let running = wait_object(&pods, "one", T, "Running", |p: &Pod| {
         p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
@@ -176,13 +178,8 @@ async fn pod_runs_as_a_process_with_kubernetes_status() {
     assert_eq!(st.host_ip.as_deref(), Some(env.node_ip.to_string().as_str()));
     let ip = pod_ip(&p).unwrap();
     assert_eq!(ip.octets()[..3], env.node_ip.octets()[..3], "pod IP from the node's /24");
-    let types: BTreeSet<String> = st
-        .conditions
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.status == "True")
-        .map(|c| c.type_)
-        .collect();
+    let types: BTreeSet<String> =
+        st.conditions.unwrap().into_iter().filter(|c| c.status == "True").map(|c| c.type_).collect();
     let want: BTreeSet<String> = ["PodScheduled", "Initialized", "ContainersReady", "Ready"].map(String::from).into();
     assert_eq!(types, want);
     let cs = &st.container_statuses.unwrap()[0];
@@ -204,22 +201,30 @@ async fn pod_runs_as_a_process_with_kubernetes_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployment_becomes_available_serves_through_its_service_and_replaces_deleted_pods() {
     let (_env, client, ns) = setup("deploy").await;
-    create::<Deployment>(&client, &ns, json!({
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"terminationGracePeriodSeconds": 5, "containers": [web_container("web", &[])]},
+    create::<Deployment>(
+        &client,
+        &ns,
+        json!({
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"terminationGracePeriodSeconds": 5, "containers": [web_container("web", &[])]},
+                },
             },
-        },
-    }))
+        }),
+    )
     .await;
-    create::<Service>(&client, &ns, json!({
-        "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 8080, "targetPort": 8080}]},
-    }))
+    create::<Service>(
+        &client,
+        &ns,
+        json!({
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 8080, "targetPort": 8080}]},
+        }),
+    )
     .await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     wait_object(&deployments, "web", T, "Available with 2 replicas", |d: &Deployment| {
@@ -276,12 +281,16 @@ async fn garbage_collector_deletes_dependents_of_a_deleted_owner() {
     let (_env, client, ns) = setup("gc").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let owner: ConfigMap = create(&client, &ns, json!({"metadata": {"name": "owner"}, "data": {"a": "1"}})).await;
-    create::<ConfigMap>(&client, &ns, json!({
-        "metadata": {"name": "dependent", "ownerReferences": [{
-            "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.uid().unwrap(),
-        }]},
-        "data": {"b": "2"},
-    }))
+    create::<ConfigMap>(
+        &client,
+        &ns,
+        json!({
+            "metadata": {"name": "dependent", "ownerReferences": [{
+                "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.uid().unwrap(),
+            }]},
+            "data": {"b": "2"},
+        }),
+    )
     .await;
     cms.delete("owner", &DeleteParams::background()).await.unwrap();
     wait_for(T, "dependent to be garbage-collected", || async {
@@ -295,20 +304,28 @@ async fn garbage_collector_deletes_dependents_of_a_deleted_owner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_pods_get_stable_dns_names() {
     let (env, client, ns) = setup("sts").await;
-    create::<Service>(&client, &ns, json!({
-        "metadata": {"name": "db"},
-        "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 8080}]},
-    }))
+    create::<Service>(
+        &client,
+        &ns,
+        json!({
+            "metadata": {"name": "db"},
+            "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 8080}]},
+        }),
+    )
     .await;
-    create::<StatefulSet>(&client, &ns, json!({
-        "metadata": {"name": "db"},
-        "spec": {
-            "serviceName": "db", "replicas": 2, "podManagementPolicy": "Parallel",
-            "selector": {"matchLabels": {"app": "db"}},
-            "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
-                "terminationGracePeriodSeconds": 2, "containers": [web_container("db", &[])]}},
-        },
-    }))
+    create::<StatefulSet>(
+        &client,
+        &ns,
+        json!({
+            "metadata": {"name": "db"},
+            "spec": {
+                "serviceName": "db", "replicas": 2, "podManagementPolicy": "Parallel",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
+                    "terminationGracePeriodSeconds": 2, "containers": [web_container("db", &[])]}},
+            },
+        }),
+    )
     .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     running_pods(&pods, "app=db", 2).await;
@@ -335,11 +352,9 @@ async fn statefulset_pods_get_stable_dns_names() {
 
     // The name follows the pod when it is recreated.
     pods.delete("db-1", &DeleteParams::default()).await.unwrap();
-    let new1 = wait_object(&pods, "db-1", T, "db-1 recreated and Ready", |p: &Pod| {
-        p.uid() != db1.uid() && is_ready(p)
-    })
-    .await
-    .unwrap();
+    let new1 = wait_object(&pods, "db-1", T, "db-1 recreated and Ready", |p: &Pod| p.uid() != db1.uid() && is_ready(p))
+        .await
+        .unwrap();
     let new_ip = pod_ip(&new1).unwrap().to_string();
     let r = wait_for(T, "db-1 resolves to its new address", || {
         let db0 = db0.clone();
@@ -360,10 +375,14 @@ async fn statefulset_pods_get_stable_dns_names() {
 async fn unmapped_image_waits_with_err_image_pull_and_the_agent_keeps_working() {
     let (_env, client, ns) = setup("unmapped").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    create::<Pod>(&client, &ns, json!({
-        "metadata": {"name": "nosuch"},
-        "spec": {"containers": [{"name": "c", "image": "example.com/nosuch:1"}]},
-    }))
+    create::<Pod>(
+        &client,
+        &ns,
+        json!({
+            "metadata": {"name": "nosuch"},
+            "spec": {"containers": [{"name": "c", "image": "example.com/nosuch:1"}]},
+        }),
+    )
     .await;
     let p = wait_object(&pods, "nosuch", T, "ErrImagePull", |p: &Pod| {
         waiting_reason(p).is_some_and(|(r, _)| r == "ErrImagePull")
@@ -373,7 +392,12 @@ async fn unmapped_image_waits_with_err_image_pull_and_the_agent_keeps_working() 
     let (_, msg) = waiting_reason(&p).unwrap();
     assert!(msg.contains("example.com/nosuch:1"), "{msg}");
     assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
-    create::<Pod>(&client, &ns, json!({"metadata": {"name": "ok"}, "spec": {"containers": [web_container("web", &[])]}})).await;
+    create::<Pod>(
+        &client,
+        &ns,
+        json!({"metadata": {"name": "ok"}, "spec": {"containers": [web_container("web", &[])]}}),
+    )
+    .await;
     wait_object(&pods, "ok", T, "another pod Ready", is_ready).await.unwrap();
     let still = pods.get("nosuch").await.unwrap();
     assert_eq!(waiting_reason(&still).unwrap().0, "ErrImagePull");
@@ -393,9 +417,10 @@ async fn a_job_runs_to_completion() {
     .await;
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), &ns);
     let j = wait_object(&jobs, "count", T, "Complete", |j| {
-        j.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-            cs.iter().any(|c| c.type_ == "Complete" && c.status == "True")
-        })
+        j.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Complete" && c.status == "True"))
     })
     .await
     .unwrap();
@@ -428,8 +453,7 @@ async fn restart_policies_and_crash_loop_back_off() {
 
     let p = wait_object(&pods, "always", T, "CrashLoopBackOff after 2 restarts", |p: &Pod| {
         let cs = p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first().cloned());
-        cs.is_some_and(|c| c.restart_count >= 2)
-            && waiting_reason(p).is_some_and(|(r, _)| r == "CrashLoopBackOff")
+        cs.is_some_and(|c| c.restart_count >= 2) && waiting_reason(p).is_some_and(|(r, _)| r == "CrashLoopBackOff")
     })
     .await
     .unwrap();
@@ -464,15 +488,17 @@ async fn restart_policies_and_crash_loop_back_off() {
 async fn failing_readiness_probe_keeps_the_pod_out_of_its_service() {
     let (_env, client, ns) = setup("ready").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let pod = |name: &str, args: &[&str]| {
-        json!({"metadata": {"name": name, "labels": {"app": "mixed"}}, "spec": {"containers": [web_container("web", args)]}})
-    };
+    let pod = |name: &str, args: &[&str]| json!({"metadata": {"name": name, "labels": {"app": "mixed"}}, "spec": {"containers": [web_container("web", args)]}});
     create::<Pod>(&client, &ns, pod("good", &[])).await;
     create::<Pod>(&client, &ns, pod("bad", &["--not-ready"])).await;
-    create::<Service>(&client, &ns, json!({
-        "metadata": {"name": "mixed"},
-        "spec": {"selector": {"app": "mixed"}, "ports": [{"port": 8080, "targetPort": 8080}]},
-    }))
+    create::<Service>(
+        &client,
+        &ns,
+        json!({
+            "metadata": {"name": "mixed"},
+            "spec": {"selector": {"app": "mixed"}, "ports": [{"port": 8080, "targetPort": 8080}]},
+        }),
+    )
     .await;
     let good = wait_object(&pods, "good", T, "good Ready", is_ready).await.unwrap();
     let bad = wait_object(&pods, "bad", T, "bad Running with probes run", |p: &Pod| {
@@ -543,14 +569,18 @@ async fn exec_and_startup_probes_run_inside_the_container() {
 async fn bad_volume_reference_waits_recovers_and_configmap_updates_reach_the_pod() {
     let (_env, client, ns) = setup("vol").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    create::<Pod>(&client, &ns, json!({
-        "metadata": {"name": "p"},
-        "spec": {
-            "containers": [{"name": "web", "image": "sluice/testhttp:1", "args": ["--port", "8080"],
-                "volumeMounts": [{"name": "cfg", "mountPath": "/etc/sluice-e2e-later"}]}],
-            "volumes": [{"name": "cfg", "configMap": {"name": "later"}}],
-        },
-    }))
+    create::<Pod>(
+        &client,
+        &ns,
+        json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "web", "image": "sluice/testhttp:1", "args": ["--port", "8080"],
+                    "volumeMounts": [{"name": "cfg", "mountPath": "/etc/sluice-e2e-later"}]}],
+                "volumes": [{"name": "cfg", "configMap": {"name": "later"}}],
+            },
+        }),
+    )
     .await;
     let p = wait_object(&pods, "p", T, "ContainerCreating with a mount error", |p: &Pod| {
         waiting_reason(p).is_some_and(|(r, m)| r == "ContainerCreating" && m.contains("later"))
@@ -570,9 +600,13 @@ async fn bad_volume_reference_waits_recovers_and_configmap_updates_reach_the_pod
     assert_eq!((code, body.as_str()), (200, "value-1"));
     // Updates reach the running container (atomically, through the ..data link).
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    cms.patch("later", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(json!({"data": {"key": "value-2"}})))
-        .await
-        .unwrap();
+    cms.patch(
+        "later",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"data": {"key": "value-2"}})),
+    )
+    .await
+    .unwrap();
     let ip = pod_ip(&p).unwrap();
     wait_for(T, "the new value in the mounted file", || async {
         let (_, body) = http_get(ip, 8080, "/file/etc/sluice-e2e-later/key").await?;
@@ -585,7 +619,8 @@ async fn bad_volume_reference_waits_recovers_and_configmap_updates_reach_the_pod
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn env_args_volumes_and_security_context_follow_kubernetes_semantics() {
     let (env, client, ns) = setup("env").await;
-    create::<ConfigMap>(&client, &ns, json!({"metadata": {"name": "cm"}, "data": {"color": "blue", "size": "3"}})).await;
+    create::<ConfigMap>(&client, &ns, json!({"metadata": {"name": "cm"}, "data": {"color": "blue", "size": "3"}}))
+        .await;
     create::<Secret>(&client, &ns, json!({"metadata": {"name": "s3-creds"}, "stringData": {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "sekret"}})).await;
     create::<Pod>(&client, &ns, json!({
         "metadata": {"name": "envy", "labels": {"tier": "backend"}},
@@ -670,13 +705,22 @@ async fn env_args_volumes_and_security_context_follow_kubernetes_semantics() {
 async fn pods_reach_the_api_server_with_their_service_account() {
     let (_env, client, ns) = setup("incluster").await;
     create::<ConfigMap>(&client, &ns, json!({"metadata": {"name": "visible"}, "data": {"k": "v"}})).await;
-    create::<k8s_openapi::api::rbac::v1::RoleBinding>(&client, &ns, json!({
-        "metadata": {"name": "default-view"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
-        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": ns}],
-    }))
+    create::<k8s_openapi::api::rbac::v1::RoleBinding>(
+        &client,
+        &ns,
+        json!({
+            "metadata": {"name": "default-view"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": ns}],
+        }),
+    )
     .await;
-    create::<Pod>(&client, &ns, json!({"metadata": {"name": "p"}, "spec": {"containers": [web_container("web", &[])]}})).await;
+    create::<Pod>(
+        &client,
+        &ns,
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [web_container("web", &[])]}}),
+    )
+    .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let p = wait_object(&pods, "p", T, "Ready", is_ready).await.unwrap();
     let ip = pod_ip(&p).unwrap();
@@ -702,7 +746,12 @@ async fn a_host_server_is_reachable_through_a_selectorless_service() {
     // What the sandbox does for S3: a Service without selector, its EndpointSlice on the bridge gateway.
     let host_ns = format!("{ns}-sys");
     sluice_e2e::cluster::expose_host_service(&client, &host_ns, "s3", env.gateway, 9000).await.unwrap();
-    create::<Pod>(&client, &ns, json!({"metadata": {"name": "p"}, "spec": {"containers": [web_container("web", &[])]}})).await;
+    create::<Pod>(
+        &client,
+        &ns,
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [web_container("web", &[])]}}),
+    )
+    .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let p = wait_object(&pods, "p", T, "Ready", is_ready).await.unwrap();
     let name = format!("s3.{host_ns}");
@@ -723,18 +772,22 @@ async fn a_host_server_is_reachable_through_a_selectorless_service() {
 async fn run_as_user_and_group_are_honoured() {
     let (env, client, ns) = setup("uid").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    create::<Pod>(&client, &ns, json!({
-        "metadata": {"name": "who"},
-        "spec": {
-            "restartPolicy": "Never",
-            "securityContext": {"runAsUser": 1000, "runAsGroup": 2000},
-            "containers": [
-                {"name": "pod-level", "image": "busybox:1", "command": ["sh", "-c", "echo $(id -u):$(id -g)"]},
-                {"name": "own", "image": "busybox:1", "command": ["sh", "-c", "echo $(id -u):$(id -g)"],
-                 "securityContext": {"runAsUser": 3000}},
-            ],
-        },
-    }))
+    create::<Pod>(
+        &client,
+        &ns,
+        json!({
+            "metadata": {"name": "who"},
+            "spec": {
+                "restartPolicy": "Never",
+                "securityContext": {"runAsUser": 1000, "runAsGroup": 2000},
+                "containers": [
+                    {"name": "pod-level", "image": "busybox:1", "command": ["sh", "-c", "echo $(id -u):$(id -g)"]},
+                    {"name": "own", "image": "busybox:1", "command": ["sh", "-c", "echo $(id -u):$(id -g)"],
+                     "securityContext": {"runAsUser": 3000}},
+                ],
+            },
+        }),
+    )
     .await;
     let p = wait_object(&pods, "who", T, "Succeeded", |p: &Pod| {
         p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
@@ -750,14 +803,18 @@ async fn run_as_user_and_group_are_honoured() {
 async fn graceful_deletion_sends_sigterm_waits_the_grace_period_then_kills() {
     let (env, client, ns) = setup("grace").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    create::<Pod>(&client, &ns, json!({
-        "metadata": {"name": "stubborn"},
-        "spec": {
-            "terminationGracePeriodSeconds": 3,
-            "containers": [{"name": "sh", "image": "busybox:1", "command": ["sh", "-c",
-                "trap 'echo got-sigterm' TERM; echo started; while true; do sleep 0.1; done"]}],
-        },
-    }))
+    create::<Pod>(
+        &client,
+        &ns,
+        json!({
+            "metadata": {"name": "stubborn"},
+            "spec": {
+                "terminationGracePeriodSeconds": 3,
+                "containers": [{"name": "sh", "image": "busybox:1", "command": ["sh", "-c",
+                    "trap 'echo got-sigterm' TERM; echo started; while true; do sleep 0.1; done"]}],
+            },
+        }),
+    )
     .await;
     let p = wait_object(&pods, "stubborn", T, "Running", |p: &Pod| {
         p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
@@ -846,10 +903,7 @@ async fn init_containers_run_first_and_liveness_failures_restart() {
     let (code, body) = get_when_up(pod_ip(&p).unwrap(), "/file/tmp/sluice-e2e-work/marker").await;
     assert_eq!((code, body.as_str()), (200, "prepared\n"));
     wait_object(&pods, "p", T, "restarted by its liveness probe", |p: &Pod| {
-        p.status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .is_some_and(|c| c[0].restart_count >= 1)
+        p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_some_and(|c| c[0].restart_count >= 1)
     })
     .await
     .unwrap();
@@ -911,7 +965,17 @@ fn sandbox_binary_up_and_down_leaves_nothing_behind() {
     let bin = env!("CARGO_BIN_EXE_sluice-sandbox");
     let args = |cmd: &str| {
         let d = dir.display().to_string();
-        let mut v = vec![cmd.to_string(), "--dir".into(), d, "--name".into(), name.clone(), "--bridge".into(), bridge.clone(), "--octet".into(), octet.clone()];
+        let mut v = vec![
+            cmd.to_string(),
+            "--dir".into(),
+            d,
+            "--name".into(),
+            name.clone(),
+            "--bridge".into(),
+            bridge.clone(),
+            "--octet".into(),
+            octet.clone(),
+        ];
         v.extend(["--nodes".to_string(), "2".to_string()]);
         v
     };
@@ -932,7 +996,10 @@ fn sandbox_binary_up_and_down_leaves_nothing_behind() {
     assert!(stdout.contains(&format!("export KUBECONFIG={}", dir.join("kubeconfig").display())), "{stdout}");
     let supervisor: i32 = std::fs::read_to_string(dir.join("sandbox.pid")).unwrap().trim().parse().unwrap();
     let env_file = std::fs::read_to_string(dir.join("env")).unwrap();
-    assert!(env_file.contains("AWS_ACCESS_KEY_ID=") && env_file.contains("SLUICE_S3_ENDPOINT=http://10."), "{env_file}");
+    assert!(
+        env_file.contains("AWS_ACCESS_KEY_ID=") && env_file.contains("SLUICE_S3_ENDPOINT=http://10."),
+        "{env_file}"
+    );
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (pid_in_pod, children) = rt.block_on(async {

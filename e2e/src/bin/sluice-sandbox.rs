@@ -65,11 +65,26 @@ fn images(repo: &Path) -> Result<Vec<ImageMapping>> {
             let rel = target.join("release").join(bin);
             if rel.exists() { rel } else { target.join("debug").join(bin) }
         });
-        v.push(ImageMapping { image: image.into(), entrypoint: vec![path.display().to_string()], cmd: vec![], path: vec![] });
-        v.push(ImageMapping { image: format!("*/{image}"), entrypoint: vec![path.display().to_string()], cmd: vec![], path: vec![] });
+        v.push(ImageMapping {
+            image: image.into(),
+            entrypoint: vec![path.display().to_string()],
+            cmd: vec![],
+            path: vec![],
+        });
+        v.push(ImageMapping {
+            image: format!("*/{image}"),
+            entrypoint: vec![path.display().to_string()],
+            cmd: vec![],
+            path: vec![],
+        });
     }
     let testhttp = std::env::current_exe()?.with_file_name("sluice-testhttp");
-    v.push(ImageMapping { image: "sluice/testhttp:*".into(), entrypoint: vec![testhttp.display().to_string()], cmd: vec![], path: vec![] });
+    v.push(ImageMapping {
+        image: "sluice/testhttp:*".into(),
+        entrypoint: vec![testhttp.display().to_string()],
+        cmd: vec![],
+        path: vec![],
+    });
     v.extend(host_image_mappings());
     Ok(v)
 }
@@ -98,9 +113,11 @@ fn read_pid(dir: &Path) -> Option<i32> {
 
 fn run_foreground(a: &Args) -> Result<()> {
     if let Some(pid) = read_pid(&a.dir)
-        && pid_alive(pid) && pid != std::process::id() as i32 {
-            bail!("a sandbox is already running (pid {pid}); run `sluice-sandbox down` first");
-        }
+        && pid_alive(pid)
+        && pid != std::process::id() as i32
+    {
+        bail!("a sandbox is already running (pid {pid}); run `sluice-sandbox down` first");
+    }
     std::fs::create_dir_all(&a.dir)?;
     let _ = std::fs::remove_file(a.dir.join("ready"));
     std::fs::write(a.dir.join("sandbox.pid"), std::process::id().to_string())?;
@@ -187,10 +204,11 @@ fn run_foreground(a: &Args) -> Result<()> {
 
 fn up(a: &Args) -> Result<()> {
     if let Some(pid) = read_pid(&a.dir)
-        && pid_alive(pid) {
-            println!("sandbox already running (pid {pid})\nexport KUBECONFIG={}", a.dir.join("kubeconfig").display());
-            return Ok(());
-        }
+        && pid_alive(pid)
+    {
+        println!("sandbox already running (pid {pid})\nexport KUBECONFIG={}", a.dir.join("kubeconfig").display());
+        return Ok(());
+    }
     std::fs::create_dir_all(a.dir.join("logs"))?;
     let _ = std::fs::remove_file(a.dir.join("ready"));
     let log = a.dir.join("logs/sandbox.log");
@@ -225,16 +243,17 @@ fn up(a: &Args) -> Result<()> {
 
 fn down(a: &Args) -> Result<()> {
     if let Some(pid) = read_pid(&a.dir)
-        && pid_alive(pid) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(90);
-            while pid_alive(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            if pid_alive(pid) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            }
+        && pid_alive(pid)
+    {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while pid_alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
         }
+        if pid_alive(pid) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
     // Whatever a crashed sandbox left behind.
     let s = spec(a, a.nodes.max(8))?;
     let mut left = Vec::new();

@@ -111,10 +111,7 @@ async fn handle(mut s: TcpStream, ready: bool) {
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let port: u16 = flag("--port")
-        .or_else(|| std::env::var("PORT").ok())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8080);
+    let port: u16 = flag("--port").or_else(|| std::env::var("PORT").ok()).and_then(|p| p.parse().ok()).unwrap_or(8080);
     let ready = !args.iter().any(|a| a == "--not-ready");
     let exit_after = flag("--exit-after-ms").and_then(|v| v.parse::<u64>().ok());
     let exit_code = flag("--exit-code").and_then(|v| v.parse::<i32>().ok()).unwrap_or(1);

@@ -38,11 +38,7 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 fn search(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
     let host_path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into());
-    dirs.iter()
-        .cloned()
-        .chain(std::env::split_paths(&host_path))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    dirs.iter().cloned().chain(std::env::split_paths(&host_path)).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 /// argv for a container: image ENTRYPOINT/CMD overridden by `command`/`args`,
@@ -74,9 +70,10 @@ pub fn argv(cfg: &NodeConfig, c: &Container, env: &[(String, String)]) -> Result
     if !first.contains('/') {
         let mut dirs = m.path.clone();
         if let Some(ep) = m.entrypoint.first()
-            && let Some(d) = Path::new(ep).parent() {
-                dirs.push(d.to_path_buf());
-            }
+            && let Some(d) = Path::new(ep).parent()
+        {
+            dirs.push(d.to_path_buf());
+        }
         let found = search(&first, &dirs).ok_or_else(|| {
             StartError::CreateContainerError(format!("executable {first:?} not found in the image path or PATH"))
         })?;
@@ -106,18 +103,10 @@ fn field_ref(pod: &Pod, path: &str, host_ip: &str, pod_ip: &str) -> Option<Strin
             let k = p.strip_prefix("metadata.annotations['")?.strip_suffix("']")?;
             pod.annotations().get(k).cloned().unwrap_or_default()
         }
-        "metadata.labels" => pod
-            .labels()
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{v}\""))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        "metadata.annotations" => pod
-            .annotations()
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{v}\""))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        "metadata.labels" => pod.labels().iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect::<Vec<_>>().join("\n"),
+        "metadata.annotations" => {
+            pod.annotations().iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect::<Vec<_>>().join("\n")
+        }
         _ => return None,
     })
 }
@@ -134,17 +123,14 @@ fn env_name(svc: &str) -> String {
 /// is the first ready endpoint's address and `*_SERVICE_PORT` its target port.
 fn service_env(dir: &Directory, ns: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut services: Vec<_> = dir
-        .services
-        .state()
-        .into_iter()
-        .filter(|s| s.namespace().as_deref() == Some(ns))
-        .collect();
+    let mut services: Vec<_> =
+        dir.services.state().into_iter().filter(|s| s.namespace().as_deref() == Some(ns)).collect();
     let default_ns = "default";
     if ns != default_ns
-        && let Some(k) = dir.service(default_ns, "kubernetes") {
-            services.push(k);
-        }
+        && let Some(k) = dir.service(default_ns, "kubernetes")
+    {
+        services.push(k);
+    }
     services.sort_by_key(|s| s.name_any());
     for s in services {
         let (eps, ports) = dir.endpoints(s.namespace().as_deref().unwrap_or(ns), &s.name_any());
@@ -186,21 +172,15 @@ pub async fn environment(
 ) -> Result<Vec<(String, String)>, StartError> {
     let ns = pod.namespace().unwrap_or_default();
     let cfg_err = StartError::CreateContainerConfigError;
-    let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), DEFAULT_PATH.into()),
-        ("HOSTNAME".into(), hostname(pod)),
-        ("HOME".into(), "/root".into()),
-    ];
+    let mut env: Vec<(String, String)> =
+        vec![("PATH".into(), DEFAULT_PATH.into()), ("HOSTNAME".into(), hostname(pod)), ("HOME".into(), "/root".into())];
     if pod.spec.as_ref().and_then(|s| s.enable_service_links).unwrap_or(true) {
         for (k, v) in service_env(dir, &ns) {
             push(&mut env, k, v);
         }
     } else if let Some(k) = dir.service("default", "kubernetes") {
         let _ = k;
-        for (k, v) in service_env(dir, "default")
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("KUBERNETES_"))
-        {
+        for (k, v) in service_env(dir, "default").into_iter().filter(|(k, _)| k.starts_with("KUBERNETES_")) {
             push(&mut env, k, v);
         }
     }
@@ -247,7 +227,9 @@ pub async fn environment(
                     Ok(Some(sec)) => match sec.data.unwrap_or_default().get(&s.key) {
                         Some(b) => String::from_utf8_lossy(&b.0).into_owned(),
                         None if s.optional == Some(true) => continue,
-                        None => return Err(cfg_err(format!("couldn't find key {} in Secret {}/{}", s.key, ns, s.name))),
+                        None => {
+                            return Err(cfg_err(format!("couldn't find key {} in Secret {}/{}", s.key, ns, s.name)));
+                        }
                     },
                     Ok(None) if s.optional == Some(true) => continue,
                     Ok(None) => return Err(cfg_err(format!("secret \"{}\" not found", s.name))),
@@ -258,7 +240,9 @@ pub async fn environment(
                     Ok(Some(cm)) => match cm.data.unwrap_or_default().get(&s.key) {
                         Some(b) => b.clone(),
                         None if s.optional == Some(true) => continue,
-                        None => return Err(cfg_err(format!("couldn't find key {} in ConfigMap {}/{}", s.key, ns, s.name))),
+                        None => {
+                            return Err(cfg_err(format!("couldn't find key {} in ConfigMap {}/{}", s.key, ns, s.name)));
+                        }
                     },
                     Ok(None) if s.optional == Some(true) => continue,
                     Ok(None) => return Err(cfg_err(format!("configmap \"{}\" not found", s.name))),
@@ -281,13 +265,7 @@ pub async fn environment(
 
 /// The pod's hostname (`spec.hostname` or its name, as the kubelet does).
 pub fn hostname(pod: &Pod) -> String {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.hostname.clone())
-        .unwrap_or_else(|| pod.name_any())
-        .chars()
-        .take(63)
-        .collect()
+    pod.spec.as_ref().and_then(|s| s.hostname.clone()).unwrap_or_else(|| pod.name_any()).chars().take(63).collect()
 }
 
 /// A bind mount made inside the container's mount namespace.
@@ -443,8 +421,7 @@ pub fn spawn(l: Launch) -> Result<tokio::process::Child> {
 }
 
 pub fn open_netns(name: &str) -> Result<OwnedFd> {
-    let f = std::fs::File::open(Path::new("/run/netns").join(name))
-        .with_context(|| format!("opening netns {name}"))?;
+    let f = std::fs::File::open(Path::new("/run/netns").join(name)).with_context(|| format!("opening netns {name}"))?;
     Ok(OwnedFd::from(f))
 }
 
@@ -453,4 +430,3 @@ pub fn open_mntns(pid: i32) -> Result<OwnedFd> {
     let _ = f.as_raw_fd();
     Ok(OwnedFd::from(f))
 }
-

@@ -34,10 +34,7 @@ pub struct Endpoint {
 
 impl Directory {
     pub fn service(&self, ns: &str, name: &str) -> Option<Arc<Service>> {
-        self.services
-            .state()
-            .into_iter()
-            .find(|s| s.name_any() == name && s.namespace().as_deref() == Some(ns))
+        self.services.state().into_iter().find(|s| s.name_any() == name && s.namespace().as_deref() == Some(ns))
     }
 
     /// Ready IPv4 endpoints of a Service, with their ports as (name, port).
@@ -60,20 +57,13 @@ impl Directory {
                 }
             }
             for e in &s.endpoints {
-                let ready = e
-                    .conditions
-                    .as_ref()
-                    .and_then(|c| c.ready)
-                    .unwrap_or(true);
+                let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
                 if !ready {
                     continue;
                 }
                 for a in &e.addresses {
                     if let Ok(ip) = a.parse::<Ipv4Addr>() {
-                        let ep = Endpoint {
-                            ip,
-                            hostname: e.hostname.clone(),
-                        };
+                        let ep = Endpoint { ip, hostname: e.hostname.clone() };
                         if !eps.contains(&ep) {
                             eps.push(ep);
                         }
@@ -203,8 +193,7 @@ mod tests {
     }
 
     fn resolver(name: &str) -> Option<Vec<Ipv4Addr>> {
-        (name == "web.default.svc.cluster.local")
-            .then(|| vec![Ipv4Addr::new(10, 9, 1, 2), Ipv4Addr::new(10, 9, 1, 3)])
+        (name == "web.default.svc.cluster.local").then(|| vec![Ipv4Addr::new(10, 9, 1, 2), Ipv4Addr::new(10, 9, 1, 3)])
     }
 
     #[test]

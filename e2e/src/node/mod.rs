@@ -52,9 +52,7 @@ impl Ctx {
         // Round-robin, not lowest-free: a pod recreated at once must not get
         // the address whose old MAC its peers still have in their ARP caches.
         let mut next = self.next_ip.lock().ok()?;
-        let host = (0..253u16)
-            .map(|i| (2 + (u16::from(*next) - 2 + i) % 253) as u8)
-            .find(|h| !used.contains(h))?;
+        let host = (0..253u16).map(|i| (2 + (u16::from(*next) - 2 + i) % 253) as u8).find(|h| !used.contains(h))?;
         *next = if host == 254 { 2 } else { host + 1 };
         used.insert(host);
         Some(Ipv4Addr::new(o[0], o[1], o[2], host))
@@ -104,11 +102,8 @@ pub async fn run(cfg: NodeConfig, shutdown: impl std::future::Future<Output = ()
             .touched_objects()
             .for_each(|_| futures::future::ready(())),
     );
-    let directory = dns::Directory {
-        services: svc_store.clone(),
-        slices: eps_store.clone(),
-        domain: cfg.cluster_domain.clone(),
-    };
+    let directory =
+        dns::Directory { services: svc_store.clone(), slices: eps_store.clone(), domain: cfg.cluster_domain.clone() };
     let dns_addr = SocketAddr::new(cfg.node_ip.into(), 53);
     let dns_sock_dir = directory.clone();
     // DNS gets a thread of its own: pods' lookups must not wait behind pod
@@ -198,9 +193,10 @@ pub async fn run(cfg: NodeConfig, shutdown: impl std::future::Future<Output = ()
             }
             watcher::Event::Delete(p) => {
                 if let Some(uid) = p.uid()
-                    && let Some((tx, _)) = workers.get(&uid) {
-                        let _ = tx.send(None);
-                    }
+                    && let Some((tx, _)) = workers.get(&uid)
+                {
+                    let _ = tx.send(None);
+                }
             }
         }
     }

@@ -154,10 +154,8 @@ impl PodWorker {
         let Some(pod) = rx.borrow_and_update().clone() else { return };
         let (probe_tx, mut probe_rx) = mpsc::unbounded_channel();
         let mut w = PodWorker::new(ctx, pod, probe_tx);
-        let already_done = matches!(
-            w.pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-            Some("Succeeded") | Some("Failed")
-        );
+        let already_done =
+            matches!(w.pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded") | Some("Failed"));
         if already_done {
             w.terminal = true;
         }
@@ -203,11 +201,7 @@ impl PodWorker {
         let name = pod.name_any();
         let spec = pod.spec.clone().unwrap_or_default();
         let short: String = uid.chars().filter(|c| *c != '-').take(11).collect();
-        let start_time = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.start_time.clone())
-            .unwrap_or_else(now);
+        let start_time = pod.status.as_ref().and_then(|s| s.start_time.clone()).unwrap_or_else(now);
         PodWorker {
             pod_dir: ctx.cfg.state_dir.join("pods").join(&uid),
             log_dir: ctx.cfg.state_dir.join("logs").join(format!("{ns}_{name}_{uid}")),
@@ -318,7 +312,9 @@ impl PodWorker {
             self.next_volume_refresh = now_i + VOLUME_REFRESH;
             let host_ip = self.ctx.cfg.node_ip.to_string();
             let pod_ip = self.ip.map(|i| i.to_string()).unwrap_or_default();
-            if let Err(e) = super::volumes::prepare(&self.ctx.client, &self.pod, &self.pod_dir, &host_ip, &pod_ip, true).await {
+            if let Err(e) =
+                super::volumes::prepare(&self.ctx.client, &self.pod, &self.pod_dir, &host_ip, &pod_ip, true).await
+            {
                 tracing::debug!("pod {}/{}: refreshing volumes: {e:#}", self.ns, self.name);
             }
         }
@@ -328,7 +324,11 @@ impl PodWorker {
         if !self.init_done() {
             if let Some(i) = self.init.iter().position(|c| !c.done) {
                 let c = &self.init[i];
-                if c.child.is_none() && c.kill_deadline.is_none() && Instant::now() >= c.next_start && !self.init_failed_for_good() {
+                if c.child.is_none()
+                    && c.kill_deadline.is_none()
+                    && Instant::now() >= c.next_start
+                    && !self.init_failed_for_good()
+                {
                     self.start(true, i).await;
                 }
             }
@@ -361,16 +361,20 @@ impl PodWorker {
             self.remove_created_mount_points();
             // The status keeps its podIP (as the kubelet's does); the address is free again.
             if let Some(ip) = self.ip
-                && !self.ip_released {
-                    self.ctx.release_ip(ip);
-                    self.ip_released = true;
-                }
+                && !self.ip_released
+            {
+                self.ctx.release_ip(ip);
+                self.ip_released = true;
+            }
         }
     }
 
     fn init_failed_for_good(&self) -> bool {
         self.restart_policy == "Never"
-            && self.init.iter().any(|c| matches!(c.status.state, CState::Terminated { exit_code, .. } if exit_code != 0))
+            && self
+                .init
+                .iter()
+                .any(|c| matches!(c.status.state, CState::Terminated { exit_code, .. } if exit_code != 0))
     }
 
     fn make_sandbox(&mut self) -> anyhow::Result<()> {
@@ -432,10 +436,8 @@ impl PodWorker {
                 let now_i = Instant::now();
                 for k in [Kind::Startup, Kind::Liveness, Kind::Readiness] {
                     let delay = c.probe(k).and_then(|p| p.initial_delay_seconds).unwrap_or(0).max(0) as u64;
-                    c.probes[k as usize] = ProbeState {
-                        next_due: Some(now_i + Duration::from_secs(delay)),
-                        ..Default::default()
-                    };
+                    c.probes[k as usize] =
+                        ProbeState { next_due: Some(now_i + Duration::from_secs(delay)), ..Default::default() };
                 }
                 tracing::info!("pod {pod_name}: container {} started (pid {pid:?})", spec.name);
                 ev = Some((false, "Started", format!("Started container {}", spec.name)));
@@ -481,7 +483,10 @@ impl PodWorker {
         }
         for vm in spec.volume_mounts.iter().flatten() {
             let Some(src) = vols.get(&vm.name) else {
-                return Err(StartError::CreateContainerConfigError(format!("volume {:?} is not defined in the pod", vm.name)));
+                return Err(StartError::CreateContainerConfigError(format!(
+                    "volume {:?} is not defined in the pod",
+                    vm.name
+                )));
             };
             let mut source = src.clone();
             if let Some(sp) = vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
@@ -503,14 +508,10 @@ impl PodWorker {
         if let Some(fs) = psc.fs_group {
             supplementary.push(fs as u32);
         }
-        let netns = container::open_netns(&self.netns).map_err(|e| StartError::CreateContainerError(format!("{e:#}")))?;
-        let starts = self
-            .init
-            .iter()
-            .chain(self.main.iter())
-            .find(|c| c.spec.name == spec.name)
-            .map(|c| c.starts)
-            .unwrap_or(0);
+        let netns =
+            container::open_netns(&self.netns).map_err(|e| StartError::CreateContainerError(format!("{e:#}")))?;
+        let starts =
+            self.init.iter().chain(self.main.iter()).find(|c| c.spec.name == spec.name).map(|c| c.starts).unwrap_or(0);
         let launch = Launch {
             argv,
             env: env.clone(),
@@ -557,9 +558,10 @@ impl PodWorker {
         let backoff_initial = Duration::from_secs_f64(self.ctx.cfg.backoff_initial_seconds.max(0.0));
         for c in self.init.iter_mut().chain(self.main.iter_mut()) {
             if let (Some(deadline), Some(pid)) = (c.kill_deadline, c.pid)
-                && Instant::now() >= deadline {
-                    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-                }
+                && Instant::now() >= deadline
+            {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
             let Some(child) = c.child.as_mut() else { continue };
             let Ok(Some(st)) = child.try_wait() else { continue };
             use std::os::unix::process::ExitStatusExt;
@@ -696,14 +698,20 @@ impl PodWorker {
         if !r.ok {
             events.push((true, "Unhealthy", format!("{:?} probe failed for container {}", r.kind, c.spec.name)));
         }
-        if failed && matches!(r.kind, Kind::Liveness | Kind::Startup)
-            && let Some(pid) = c.pid {
-                tracing::info!("pod {pod}: container {} failed its {:?} probe; killing it", c.spec.name, r.kind);
-                events.push((false, "Killing", format!("Container {} failed {:?} probe, will be restarted", c.spec.name, r.kind)));
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
-                let g = p.termination_grace_period_seconds.map(|g| g.max(0) as u64).unwrap_or(grace);
-                c.kill_deadline = Some(Instant::now() + Duration::from_secs(g));
-            }
+        if failed
+            && matches!(r.kind, Kind::Liveness | Kind::Startup)
+            && let Some(pid) = c.pid
+        {
+            tracing::info!("pod {pod}: container {} failed its {:?} probe; killing it", c.spec.name, r.kind);
+            events.push((
+                false,
+                "Killing",
+                format!("Container {} failed {:?} probe, will be restarted", c.spec.name, r.kind),
+            ));
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
+            let g = p.termination_grace_period_seconds.map(|g| g.max(0) as u64).unwrap_or(grace);
+            c.kill_deadline = Some(Instant::now() + Duration::from_secs(g));
+        }
         c.refresh_ready();
         for (warning, reason, note) in events {
             self.event(warning, reason, note);
@@ -774,9 +782,10 @@ impl PodWorker {
             let mut alive = false;
             for c in self.init.iter_mut().chain(self.main.iter_mut()) {
                 if let Some(ch) = c.child.as_mut()
-                    && matches!(ch.try_wait(), Ok(None)) {
-                        alive = true;
-                    }
+                    && matches!(ch.try_wait(), Ok(None))
+                {
+                    alive = true;
+                }
             }
             if !alive || Instant::now() >= deadline {
                 break;
@@ -828,9 +837,10 @@ impl PodWorker {
             let mut alive = false;
             for c in self.init.iter_mut().chain(self.main.iter_mut()) {
                 if let Some(ch) = c.child.as_mut()
-                    && matches!(ch.try_wait(), Ok(None)) {
-                        alive = true;
-                    }
+                    && matches!(ch.try_wait(), Ok(None))
+                {
+                    alive = true;
+                }
             }
             if !alive || Instant::now() >= deadline {
                 break;
@@ -847,10 +857,11 @@ impl PodWorker {
         self.reap_final().await;
         tokio::task::block_in_place(|| net::delete_netns(&self.netns));
         if let Some(ip) = self.ip.take()
-            && !self.ip_released {
-                self.ctx.release_ip(ip);
-                self.ip_released = true;
-            }
+            && !self.ip_released
+        {
+            self.ctx.release_ip(ip);
+            self.ip_released = true;
+        }
         let _ = std::fs::remove_dir_all(&self.pod_dir);
         self.remove_created_mount_points();
         if delete && !SHUTTING_DOWN.load(Ordering::SeqCst) {
@@ -862,9 +873,10 @@ impl PodWorker {
                 ..Default::default()
             };
             if let Err(e) = api.delete(&self.name, &dp).await
-                && !matches!(&e, kube::Error::Api(ae) if ae.code == 404 || ae.code == 409) {
-                    tracing::warn!("pod {}/{}: final delete: {e}", self.ns, self.name);
-                }
+                && !matches!(&e, kube::Error::Api(ae) if ae.code == 404 || ae.code == 409)
+            {
+                tracing::warn!("pod {}/{}: final delete: {e}", self.ns, self.name);
+            }
         }
         tracing::info!("pod {}/{}: stopped", self.ns, self.name);
     }

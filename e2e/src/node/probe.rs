@@ -73,9 +73,10 @@ pub async fn run(probe: &Probe, c: &Container, t: &Target) -> bool {
             let (Ok(netns), Ok(mnt)) = (open_netns(&t.netns), open_mntns(t.pid)) else { return false };
             let mut argv = argv;
             if !argv[0].contains('/')
-                && let Some(p) = which(&argv[0]) {
-                    argv[0] = p;
-                }
+                && let Some(p) = which(&argv[0])
+            {
+                argv[0] = p;
+            }
             let launch = Launch {
                 argv,
                 env: t.env.clone(),

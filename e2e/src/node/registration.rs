@@ -7,8 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
-    NodeSystemInfo,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
@@ -38,20 +37,12 @@ fn node_status(ctx: &Ctx) -> NodeStatus {
     // 2-core machine. Set `cpu`/`memory` in the config to model a real node.
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cpu = ctx.cfg.cpu.clone().unwrap_or_else(|| ncpu.max(32).to_string());
-    let memory = ctx
-        .cfg
-        .memory
-        .clone()
-        .unwrap_or_else(|| format!("{}Ki", host_memory_kib().max(64 * 1024 * 1024)));
-    let resources: BTreeMap<String, Quantity> = [
-        ("cpu", cpu),
-        ("memory", memory),
-        ("pods", "110".to_string()),
-        ("ephemeral-storage", "100Gi".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), Quantity(v)))
-    .collect();
+    let memory = ctx.cfg.memory.clone().unwrap_or_else(|| format!("{}Ki", host_memory_kib().max(64 * 1024 * 1024)));
+    let resources: BTreeMap<String, Quantity> =
+        [("cpu", cpu), ("memory", memory), ("pods", "110".to_string()), ("ephemeral-storage", "100Gi".to_string())]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Quantity(v)))
+            .collect();
     let t = now();
     let cond = |type_: &str, status: &str, reason: &str, message: &str| NodeCondition {
         type_: type_.into(),
@@ -120,10 +111,14 @@ pub async fn register(ctx: &Ctx) -> Result<()> {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {
             nodes
-                .patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({
-                    "metadata": {"labels": node.metadata.labels},
-                    "spec": {"unschedulable": false},
-                })))
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({
+                        "metadata": {"labels": node.metadata.labels},
+                        "spec": {"unschedulable": false},
+                    })),
+                )
                 .await?;
         }
         Err(e) => return Err(e.into()),
@@ -137,7 +132,11 @@ async fn update_status(ctx: &Ctx) -> Result<()> {
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let status = node_status(ctx);
     nodes
-        .patch_status(&ctx.cfg.node_name, &PatchParams::default(), &Patch::Merge(serde_json::json!({ "status": status })))
+        .patch_status(
+            &ctx.cfg.node_name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": status })),
+        )
         .await?;
     Ok(())
 }
@@ -171,9 +170,7 @@ async fn renew_lease(ctx: &Ctx) -> Result<()> {
         obj.insert("apiVersion".into(), "coordination.k8s.io/v1".into());
         obj.insert("kind".into(), "Lease".into());
     }
-    leases
-        .patch(&ctx.cfg.node_name, &PatchParams::apply("sluice-node").force(), &Patch::Apply(value))
-        .await?;
+    leases.patch(&ctx.cfg.node_name, &PatchParams::apply("sluice-node").force(), &Patch::Apply(value)).await?;
     Ok(())
 }
 

@@ -2,8 +2,8 @@
 //! condition rules. Pure: the pod worker feeds it what it observed.
 
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, PodCondition, PodIP, PodStatus, HostIP,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, HostIP,
+    PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -29,35 +29,20 @@ pub enum CState {
 
 impl CState {
     pub fn waiting(reason: &str, message: Option<String>) -> CState {
-        CState::Waiting {
-            reason: reason.into(),
-            message,
-        }
+        CState::Waiting { reason: reason.into(), message }
     }
 
     fn to_k8s(&self) -> ContainerState {
         match self {
             CState::Waiting { reason, message } => ContainerState {
-                waiting: Some(ContainerStateWaiting {
-                    reason: Some(reason.clone()),
-                    message: message.clone(),
-                }),
+                waiting: Some(ContainerStateWaiting { reason: Some(reason.clone()), message: message.clone() }),
                 ..Default::default()
             },
             CState::Running { started_at } => ContainerState {
-                running: Some(ContainerStateRunning {
-                    started_at: Some(started_at.clone()),
-                }),
+                running: Some(ContainerStateRunning { started_at: Some(started_at.clone()) }),
                 ..Default::default()
             },
-            CState::Terminated {
-                exit_code,
-                signal,
-                reason,
-                message,
-                started_at,
-                finished_at,
-            } => ContainerState {
+            CState::Terminated { exit_code, signal, reason, message, started_at, finished_at } => ContainerState {
                 terminated: Some(ContainerStateTerminated {
                     exit_code: *exit_code,
                     signal: *signal,
@@ -119,9 +104,7 @@ impl CStatus {
 pub fn phase(init_done: bool, init: &[CStatus], main: &[CStatus], restart_policy: &str) -> &'static str {
     if !init_done {
         let init_failed_for_good = restart_policy == "Never"
-            && init.iter().any(|c| {
-                matches!(c.state, CState::Terminated { exit_code, .. } if exit_code != 0)
-            });
+            && init.iter().any(|c| matches!(c.state, CState::Terminated { exit_code, .. } if exit_code != 0));
         return if init_failed_for_good { "Failed" } else { "Pending" };
     }
     let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
@@ -210,11 +193,7 @@ pub fn pod_status(f: &PodFacts<'_>, init: &[CStatus], main: &[CStatus]) -> PodSt
         pod_ips: f.pod_ip.clone().map(|ip| vec![PodIP { ip }]),
         start_time: Some(f.start_time.clone()),
         container_statuses: Some(main.iter().map(CStatus::to_k8s).collect()),
-        init_container_statuses: if init.is_empty() {
-            None
-        } else {
-            Some(init.iter().map(CStatus::to_k8s).collect())
-        },
+        init_container_statuses: if init.is_empty() { None } else { Some(init.iter().map(CStatus::to_k8s).collect()) },
         qos_class: Some("BestEffort".into()),
         message: f.message.clone(),
         reason: f.reason.clone(),
@@ -246,9 +225,7 @@ mod tests {
         }
     }
     fn run() -> CState {
-        CState::Running {
-            started_at: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
-        }
+        CState::Running { started_at: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH) }
     }
 
     #[test]

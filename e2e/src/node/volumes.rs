@@ -17,9 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, ServiceAccount, Volume,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, ServiceAccount, Volume};
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
@@ -65,11 +63,7 @@ fn put_items(
 
 fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
-                .sum()
-        })
+        .map(|rd| rd.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum())
         .unwrap_or(0)
 }
 
@@ -88,10 +82,8 @@ fn atomic_write(dir: &Path, files: &Files) -> Result<bool> {
             return Ok(false);
         }
     }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     let ts = format!("..{nanos}");
     let new_dir = dir.join(&ts);
     std::fs::create_dir_all(&new_dir)?;
@@ -122,21 +114,18 @@ fn atomic_write(dir: &Path, files: &Files) -> Result<bool> {
         }
     }
     if let Some(cur) = current
-        && cur != Path::new(&ts) {
-            let _ = std::fs::remove_dir_all(dir.join(cur));
-        }
+        && cur != Path::new(&ts)
+    {
+        let _ = std::fs::remove_dir_all(dir.join(cur));
+    }
     Ok(true)
 }
 
 async fn configmap_data(api: &Api<ConfigMap>, name: &str, optional: bool) -> Result<BTreeMap<String, Vec<u8>>> {
     match api.get_opt(name).await? {
         Some(cm) => {
-            let mut m: BTreeMap<String, Vec<u8>> = cm
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.into_bytes()))
-                .collect();
+            let mut m: BTreeMap<String, Vec<u8>> =
+                cm.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
             for (k, v) in cm.binary_data.unwrap_or_default() {
                 m.insert(k, v.0);
             }
@@ -162,7 +151,14 @@ async fn secret_data(api: &Api<Secret>, name: &str, optional: bool) -> Result<BT
     }
 }
 
-fn downward(files: &mut Files, pod: &Pod, items: &[DownwardAPIVolumeFile], mode: i32, host_ip: &str, pod_ip: &str) -> Result<()> {
+fn downward(
+    files: &mut Files,
+    pod: &Pod,
+    items: &[DownwardAPIVolumeFile],
+    mode: i32,
+    host_ip: &str,
+    pod_ip: &str,
+) -> Result<()> {
     for it in items {
         let v = if let Some(f) = &it.field_ref {
             resolve_field(pod, &f.field_path, host_ip, pod_ip)
@@ -214,16 +210,37 @@ pub async fn prepare(
             continue;
         } else if let Some(cm) = &v.config_map {
             let data = configmap_data(&cms, &cm.name, cm.optional == Some(true)).await.with_context(ctx)?;
-            put_items(&mut files, &data, cm.items.as_ref(), cm.default_mode.unwrap_or(0o644), &cm.name, cm.optional == Some(true))
-                .with_context(ctx)?;
+            put_items(
+                &mut files,
+                &data,
+                cm.items.as_ref(),
+                cm.default_mode.unwrap_or(0o644),
+                &cm.name,
+                cm.optional == Some(true),
+            )
+            .with_context(ctx)?;
         } else if let Some(s) = &v.secret {
             let name = s.secret_name.clone().unwrap_or_default();
             let data = secret_data(&secrets, &name, s.optional == Some(true)).await.with_context(ctx)?;
-            put_items(&mut files, &data, s.items.as_ref(), s.default_mode.unwrap_or(0o644), &name, s.optional == Some(true))
-                .with_context(ctx)?;
+            put_items(
+                &mut files,
+                &data,
+                s.items.as_ref(),
+                s.default_mode.unwrap_or(0o644),
+                &name,
+                s.optional == Some(true),
+            )
+            .with_context(ctx)?;
         } else if let Some(d) = &v.downward_api {
-            downward(&mut files, pod, d.items.as_deref().unwrap_or_default(), d.default_mode.unwrap_or(0o644), host_ip, pod_ip)
-                .with_context(ctx)?;
+            downward(
+                &mut files,
+                pod,
+                d.items.as_deref().unwrap_or_default(),
+                d.default_mode.unwrap_or(0o644),
+                host_ip,
+                pod_ip,
+            )
+            .with_context(ctx)?;
         } else if let Some(p) = &v.projected {
             let mode = p.default_mode.unwrap_or(0o644);
             for src in p.sources.iter().flatten() {
@@ -259,7 +276,10 @@ pub async fn prepare(
                 }
             }
         } else {
-            bail!("{}: unsupported volume type (sluice-node supports emptyDir, configMap, secret, downwardAPI, projected, hostPath)", ctx());
+            bail!(
+                "{}: unsupported volume type (sluice-node supports emptyDir, configMap, secret, downwardAPI, projected, hostPath)",
+                ctx()
+            );
         }
         atomic_write(&dir, &files).with_context(ctx)?;
         out.insert(v.name.clone(), dir);
@@ -293,9 +313,7 @@ async fn request_token(
         .create_token_request(sa, &PostParams::default(), &req)
         .await
         .with_context(|| format!("requesting a token for serviceaccount {ns}/{sa}"))?;
-    resp.status
-        .map(|s| s.token)
-        .ok_or_else(|| anyhow!("token request for {ns}/{sa} returned no token"))
+    resp.status.map(|s| s.token).ok_or_else(|| anyhow!("token request for {ns}/{sa} returned no token"))
 }
 
 #[cfg(test)]
