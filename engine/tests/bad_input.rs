@@ -106,6 +106,12 @@ fn sql_errors_give_file_line_and_column() {
             3,
             "WATERMARK FOR",
         ),
+        // A window over a view that already has window columns.
+        (
+            "CREATE TABLE t (a INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen');\nCREATE VIEW w AS SELECT window_start, window_end, window_time, COUNT(*) AS c FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY window_start, window_end, window_time;\nCREATE TABLE o (x BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT SUM(c) FROM TABLE(TUMBLE(TABLE w, DESCRIPTOR(window_time), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end;",
+            4,
+            "rename it",
+        ),
         // A syntax error.
         (
             "CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nCREATE TABLE o (x INT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELEC a FROM t;",

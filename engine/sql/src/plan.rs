@@ -240,10 +240,10 @@ fn unsupported(pos: Position, what: &str) -> SqlError {
 }
 
 /// Requalifies a relation's columns (a table alias, a view name).
-fn requalify(rel: Rel, qualifier: &str) -> Result<Rel, SqlError> {
+fn requalify(rel: Rel, qualifier: &str, pos: Position) -> Result<Rel, SqlError> {
     let fields: Vec<Field> = rel.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     let schema = DFSchema::try_from_qualified_schema(qualifier, &arrow::datatypes::Schema::new(fields))
-        .map_err(|e| SqlError::new(Position::default(), e.to_string()))?;
+        .map_err(|e| SqlError::new(pos, format!("{e}; give the columns distinct names with AS")))?;
     Ok(Rel { schema: Arc::new(schema), ..rel })
 }
 
@@ -448,7 +448,7 @@ impl Planner {
             for cte in &with.cte_tables {
                 let name = cte.alias.name.value.clone();
                 let rel = self.plan_query(&cte.query, pos)?;
-                let rel = requalify(rel, &name)?;
+                let rel = requalify(rel, &name, pos)?;
                 saved.push((name.clone(), self.views.insert(name, rel)));
             }
         }
@@ -537,7 +537,7 @@ impl Planner {
 
     fn lookup(&self, name: &str, pos: Position) -> Result<Rel, SqlError> {
         if let Some(v) = self.views.get(name) {
-            return requalify(v.clone(), name);
+            return requalify(v.clone(), name, pos);
         }
         if let Some(t) = self.tables.get(name) {
             return Ok(Rel { node: PlanNode::Source(t.clone()), schema: t.schema.clone(), rowtime: t.rowtime() });
@@ -593,7 +593,7 @@ impl Planner {
         } else {
             rename(rel, &a.columns.iter().map(|c| c.name.value.clone()).collect::<Vec<_>>(), pos)?
         };
-        requalify(rel, &a.name.value)
+        requalify(rel, &a.name.value, pos)
     }
 
     fn plan_window_tvf(&mut self, e: &SqlExpr, qualifier: Option<String>, pos: Position) -> Result<From, SqlError> {
@@ -694,6 +694,15 @@ impl Planner {
                 WindowKind::Cumulate { step: a, max_size }
             }
         };
+        if let Some(dup) = input.schema.fields().iter().find(|f| WINDOW_COLUMNS.contains(&f.name().as_str())) {
+            return Err(SqlError::new(
+                pos,
+                format!(
+                    "{fname}: its input already has a column named {}; rename it (for example `window_start AS w_start`) in the view or subquery it comes from",
+                    dup.name()
+                ),
+            ));
+        }
         let time_zone = match input.schema.field(time_col).data_type() {
             DataType::Timestamp(_, Some(_)) => Some(self.tz.clone()),
             _ => None,
@@ -707,6 +716,7 @@ impl Planner {
         input: &Rel,
         window: &WindowSpec,
         qualifier: Option<&str>,
+        pos: Position,
     ) -> Result<DFSchemaRef, SqlError> {
         let mut fields: Vec<(Option<TableReference>, Arc<Field>)> = input
             .schema
@@ -718,9 +728,7 @@ impl Planner {
         for (name, t) in WINDOW_COLUMNS.iter().zip([ts.clone(), ts, wt]) {
             fields.push((qualifier.map(TableReference::bare), Arc::new(Field::new(*name, t, false))));
         }
-        DFSchema::new_with_metadata(fields, HashMap::new())
-            .map(Arc::new)
-            .map_err(|e| SqlError::new(Position::default(), e.to_string()))
+        DFSchema::new_with_metadata(fields, HashMap::new()).map(Arc::new).map_err(|e| SqlError::new(pos, e.to_string()))
     }
 
     fn plan_select(&mut self, s: &Select, pos: Position) -> Result<Rel, SqlError> {
@@ -768,7 +776,7 @@ impl Planner {
             }
             From::Window { input, window, partition_by, qualifier } => {
                 // A WHERE over the input's columns is applied before the window.
-                let wschema = self.window_schema(&input, &window, qualifier.as_deref())?;
+                let wschema = self.window_schema(&input, &window, qualifier.as_deref(), pos)?;
                 let mut input = input;
                 let mut late_filter = None;
                 if let Some(w) = &s.selection {
