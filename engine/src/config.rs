@@ -9,20 +9,6 @@ use std::path::Path;
 
 use crate::error::EngineError;
 
-/// Keys Sluice reads, with their defaults. Others are kept and ignored, as Flink does.
-pub const KEYS: &[(&str, &str, &str)] = &[
-    ("parallelism.default", "1", "parallelism of every vertex"),
-    ("pipeline.max-parallelism", "128", "number of key groups"),
-    ("table.local-time-zone", "UTC", "time zone of TIMESTAMP_LTZ values and their windows"),
-    (
-        "table.exec.source.idle-timeout",
-        "0 ms",
-        "a source without data for this long is idle and holds back no watermark; 0 disables",
-    ),
-    ("execution.batch-size", "8192", "rows per record batch produced by sources"),
-    ("execution.buffer-capacity", "8", "record batches buffered per input channel before backpressure"),
-];
-
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub values: BTreeMap<String, String>,

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Explain(args) => match prepare(&args, None) {
+        Command::Explain(args) => match prepare(&args) {
             Ok(p) => {
                 print!("{}", p.graph.explain());
                 ExitCode::SUCCESS
@@ -106,7 +106,7 @@ struct Prepared {
 }
 
 /// Configuration layers: SET in the job < --config < --set < flags.
-fn prepare(args: &JobArgs, _job_id: Option<&str>) -> Result<Prepared, EngineError> {
+fn prepare(args: &JobArgs) -> Result<Prepared, EngineError> {
     let job = load(&args.job)?;
     let mut config = Config::default();
     if let Some(path) = &args.config {
@@ -125,7 +125,7 @@ fn run(args: &RunArgs) -> Result<(), EngineError> {
         Some(id) => id.clone(),
         None => args.job.job.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "job".into()),
     };
-    let prepared = prepare(&args.job, Some(&job_id))?;
+    let prepared = prepare(&args.job)?;
     let state = JobState::new(&job_id, &args.job.job.display().to_string(), &prepared.graph);
     let server = rest::serve(&args.rest_addr, state.clone())?;
     eprintln!("sluice: job `{job_id}` REST API on http://{}", server.addr);

@@ -345,7 +345,6 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
     let mut senders: Vec<Vec<SyncSender<Envelope>>> = Vec::new();
     let mut receivers: Vec<Vec<Option<Receiver<Envelope>>>> = Vec::new();
     let mut channel_base: Vec<Vec<u32>> = Vec::new(); // per vertex, per input edge
-    let mut channel_count: Vec<u32> = Vec::new();
     for v in &graph.vertices {
         let mut base = Vec::new();
         let mut n = 0u32;
@@ -359,7 +358,6 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
         senders.push(tx);
         receivers.push(rx);
         channel_base.push(base);
-        channel_count.push(n);
     }
     // Create every reader before starting any thread, so that configuration
     // errors (a missing file, a bad option) fail the job before it runs, and so
@@ -451,7 +449,6 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
             }
             let metrics = metrics_of(v.id, i).ok_or_else(|| EngineError::Internal("missing subtask metrics".into()))?;
             let channels = channel_sources[v.id][i].iter().map(|(u, j)| idle_at_start[*u][*j]).collect::<Vec<_>>();
-            debug_assert_eq!(channels.len() as u32, channel_count[v.id]);
             tasks.push(Task {
                 vertex: v.id,
                 subtask: i,
@@ -640,14 +637,15 @@ fn run_operator(
         }
         if recompute {
             let all_ended = inputs.iter().all(|i| i.ended);
-            let active: Vec<i64> = inputs.iter().filter(|i| !i.ended && !i.idle).map(|i| i.watermark).collect();
-            let combined = if all_ended { Some(i64::MAX) } else { active.iter().min().copied() };
-            if active.is_empty() && !all_ended && !idle {
+            // The minimum over active inputs; None when every input is idle or ended.
+            let active_min = inputs.iter().filter(|i| !i.ended && !i.idle).map(|i| i.watermark).min();
+            let combined = if all_ended { Some(i64::MAX) } else { active_min };
+            if active_min.is_none() && !all_ended && !idle {
                 idle = true;
                 if outputs.broadcast(|| Msg::Idle(true)).is_err() {
                     return Ok(());
                 }
-            } else if !active.is_empty() && idle {
+            } else if active_min.is_some() && idle {
                 idle = false;
                 if outputs.broadcast(|| Msg::Idle(false)).is_err() {
                     return Ok(());

@@ -97,8 +97,8 @@ pub(crate) fn push_java_double(out: &mut Vec<u8>, v: f64, scratch: &mut String) 
     }
 }
 
-#[cfg(test)]
-pub(crate) fn java_double(v: f64) -> String {
+/// Java's `Double.toString` of `v`, as Flink prints DOUBLE values.
+pub fn java_double(v: f64) -> String {
     let mut out = Vec::new();
     push_java_double(&mut out, v, &mut String::new());
     String::from_utf8(out).unwrap_or_default()

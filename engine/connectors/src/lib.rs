@@ -26,6 +26,7 @@ mod rng;
 mod throttle;
 mod types;
 
+pub use javafmt::java_double;
 use options::Options;
 
 /// Errors of connectors. Each variant names the table, and the file and line

@@ -48,11 +48,6 @@ impl TableDef {
         self.options.get("connector").map(String::as_str).unwrap_or("")
     }
 
-    /// The index of the physical column `name`, if any.
-    pub fn is_computed(&self, idx: usize) -> bool {
-        !matches!(&self.columns[idx], Expr::Column(_))
-    }
-
     /// The full schema's rowtime column, when a watermark is declared.
     pub fn rowtime(&self) -> Option<usize> {
         self.watermark.as_ref().map(|w| w.column)

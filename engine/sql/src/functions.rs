@@ -427,31 +427,6 @@ fn utf8_flink(a: &ArrayRef) -> Result<StringArray> {
     Ok(to_flink_string(a, "UTC")?.as_string::<i32>().clone())
 }
 
-/// Formats a double as Java's `Double.toString` does: plain notation for
-/// 1e-3 <= |x| < 1e7, otherwise `d.dddE[-]n`, with the shortest digits that
-/// round-trip.
-pub fn java_double(x: f64) -> String {
-    if x.is_nan() {
-        return "NaN".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "Infinity".into() } else { "-Infinity".into() };
-    }
-    if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
-    }
-    let abs = x.abs();
-    if (1e-3..1e7).contains(&abs) {
-        let s = format!("{x}");
-        if s.contains('.') { s } else { format!("{s}.0") }
-    } else {
-        let s = format!("{x:e}");
-        let (mantissa, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
-        let mantissa = if mantissa.contains('.') { mantissa.to_string() } else { format!("{mantissa}.0") };
-        format!("{mantissa}E{exp}")
-    }
-}
-
 /// Casts any array to STRING with Flink's text for each type.
 pub fn to_flink_string(a: &ArrayRef, _tz: &str) -> Result<ArrayRef> {
     match a.data_type() {
@@ -469,7 +444,7 @@ pub fn to_flink_string(a: &ArrayRef, _tz: &str) -> Result<ArrayRef> {
         DataType::Float64 | DataType::Float32 => {
             let f = cast(a, &DataType::Float64)?;
             let f: &Float64Array = f.as_primitive();
-            let out: StringArray = f.iter().map(|v| v.map(java_double)).collect();
+            let out: StringArray = f.iter().map(|v| v.map(sluice_connectors::java_double)).collect();
             Ok(Arc::new(out))
         }
         DataType::Boolean => {

@@ -1170,9 +1170,10 @@ impl Planner {
             };
             exprs.push((e, f.name().clone()));
         }
+        // Sinks write columns by position under the table's own names, so a query
+        // whose columns differ only in name needs no projection.
         let identity = mapping.iter().enumerate().all(|(i, m)| *m == Some(i))
-            && src.iter().zip(sink_fields.iter()).all(|((_, t), f)| t == f.data_type())
-            && rel.schema.fields().iter().zip(sink_fields.iter()).all(|(a, b)| a.name() == b.name());
+            && src.iter().zip(sink_fields.iter()).all(|((_, t), f)| t == f.data_type());
         let input = if identity { rel } else { project(rel, exprs, ins.position)? };
         Ok(SinkPlan { table, input, position: ins.position })
     }

@@ -18,11 +18,12 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, StringArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use arrow::datatypes::{DataType, Float64Type};
 use arrow::row::{RowConverter, SortField};
 use datafusion_physical_expr::PhysicalExpr;
 use sluice_sql::plan::AggFunc;
 
+use super::epoch_millis;
 use crate::error::OpError;
 
 /// An aggregate call, lowered.
@@ -132,16 +133,6 @@ pub enum Acc {
     },
 }
 
-fn int64(a: &ArrayRef) -> Result<Int64Array, OpError> {
-    let a = match a.data_type() {
-        DataType::Timestamp(_, Some(_)) => {
-            cast(a, &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None))?
-        }
-        _ => a.clone(),
-    };
-    Ok(cast(&a, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
-}
-
 fn float64(a: &ArrayRef) -> Result<Float64Array, OpError> {
     Ok(cast(a, &DataType::Float64)?.as_primitive::<Float64Type>().clone())
 }
@@ -232,7 +223,7 @@ impl Acc {
             }
             Acc::SumI64 { sum, count } => {
                 let Some(values) = &input.values else { return Ok(()) };
-                let a = int64(values)?;
+                let a = epoch_millis(values)?;
                 each_value(
                     rows,
                     groups,
@@ -278,7 +269,7 @@ impl Acc {
             }
             Acc::ExtI64 { max, v } => {
                 let Some(values) = &input.values else { return Ok(()) };
-                let a = int64(values)?;
+                let a = epoch_millis(values)?;
                 each_value(rows, groups, &pass, |r| a.is_valid(r).then(|| a.value(r)), |g, x| keep(*max, &mut v[g], x));
             }
             Acc::ExtF64 { max, v } => {

@@ -8,9 +8,22 @@ pub mod sink;
 pub mod watermark;
 pub mod window;
 
+use arrow::array::{ArrayRef, AsArray, Int64Array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use crate::error::OpError;
+
+/// Reads an integer or timestamp column as i64 values; timestamps become epoch
+/// milliseconds whatever their time zone.
+pub fn epoch_millis(col: &ArrayRef) -> Result<Int64Array, OpError> {
+    let col = match col.data_type() {
+        DataType::Timestamp(_, Some(_)) => cast(col, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
+        _ => col.clone(),
+    };
+    Ok(cast(&col, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+}
 
 /// What flows between chained operators.
 #[derive(Debug, Clone)]

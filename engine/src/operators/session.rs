@@ -12,8 +12,8 @@ use arrow::record_batch::RecordBatch;
 
 use super::aggregate::{AggDef, GroupAccs};
 use super::calc::relax;
-use super::window::{Keys, TimeShift, time_values, window_columns};
-use super::{Event, Operator};
+use super::window::{Keys, TimeShift, window_columns};
+use super::{Event, Operator, epoch_millis};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
 
@@ -83,7 +83,7 @@ impl Operator for SessionAggregate {
     }
 
     fn process_batch(&mut self, batch: RecordBatch, _out: &mut Vec<Event>) -> Result<(), OpError> {
-        let ts = time_values(batch.column(self.time_col))?;
+        let ts = epoch_millis(batch.column(self.time_col))?;
         let keys = self.keys.encode(&batch)?;
         let inputs: Vec<_> = self.aggs.iter().map(|a| a.evaluate(&batch)).collect::<Result<_, _>>()?;
         let (mut rows, mut gids) = (Vec::new(), Vec::new());

@@ -17,13 +17,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use datafusion_physical_expr::PhysicalExpr;
 
-use super::{Event, Operator};
+use super::{Event, Operator, epoch_millis};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
 
@@ -58,16 +56,6 @@ impl WatermarkAssigner {
     }
 }
 
-fn as_i64(a: &arrow::array::ArrayRef) -> Result<arrow::array::Int64Array, OpError> {
-    let c = match a.data_type() {
-        DataType::Timestamp(_, Some(_)) => {
-            cast(&cast(a, &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None))?, &DataType::Int64)?
-        }
-        _ => cast(a, &DataType::Int64)?,
-    };
-    Ok(c.as_primitive::<Int64Type>().clone())
-}
-
 impl Operator for WatermarkAssigner {
     fn name(&self) -> String {
         format!("WatermarkAssigner({})", self.expr)
@@ -76,8 +64,8 @@ impl Operator for WatermarkAssigner {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<Event>) -> Result<(), OpError> {
         let n = batch.num_rows();
         let wm = self.expr.evaluate(&batch)?.into_array(n)?;
-        let wm = as_i64(&wm)?;
-        let ts = as_i64(batch.column(self.time_col))?;
+        let wm = epoch_millis(&wm)?;
+        let ts = epoch_millis(batch.column(self.time_col))?;
         let mut seg_start = 0;
         for r in 0..n {
             if !ts.is_null(r) && ts.value(r) <= self.current && self.current > self.emitted {

@@ -12,9 +12,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, TimestampMillisecondArray, UInt32Array};
-use arrow::compute::{cast, take};
-use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use arrow::array::{Array, ArrayRef, Int64Array, TimestampMillisecondArray, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use chrono::{Offset, TimeZone};
@@ -23,7 +23,7 @@ use sluice_sql::plan::WindowKind;
 
 use super::aggregate::{AggDef, GroupAccs};
 use super::calc::relax;
-use super::{Event, Operator};
+use super::{Event, Operator, epoch_millis};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
 
@@ -92,13 +92,44 @@ impl TimeShift {
     }
 }
 
-/// Reads a time column as epoch milliseconds.
-pub fn time_values(col: &ArrayRef) -> Result<Int64Array, OpError> {
-    let c = match col.data_type() {
-        DataType::Timestamp(_, Some(_)) => cast(col, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
-        _ => col.clone(),
-    };
-    Ok(cast(&c, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+/// Assigns rows to the windows of a kind and applies the lateness rule; shared by
+/// the window aggregation and the plain window TVF.
+pub struct WindowAssigner {
+    pub kind: WindowKind,
+    pub shift: TimeShift,
+    /// Rows dropped because every window they belong to had fired.
+    pub late: u64,
+    scratch: Vec<(i64, i64)>,
+}
+
+impl WindowAssigner {
+    pub fn new(kind: WindowKind, shift: TimeShift) -> Self {
+        WindowAssigner { kind, shift, late: 0, scratch: Vec::new() }
+    }
+
+    /// Calls `f(row, start, end, end_instant)` for each row and each of its windows
+    /// that has not fired at `watermark`. `start` and `end` are local values.
+    pub fn for_each_open(&mut self, ts: &Int64Array, watermark: i64, mut f: impl FnMut(u32, i64, i64, i64)) {
+        for r in 0..ts.len() {
+            if ts.is_null(r) {
+                self.late += 1;
+                continue;
+            }
+            let utc = ts.value(r);
+            assign(&self.kind, self.shift.to_local(utc), &mut self.scratch);
+            let mut accepted = false;
+            for &(start, end) in &self.scratch {
+                let end_utc = self.shift.to_utc(end, utc);
+                if end_utc - 1 > watermark {
+                    accepted = true;
+                    f(r as u32, start, end, end_utc);
+                }
+            }
+            if !accepted {
+                self.late += 1;
+            }
+        }
+    }
 }
 
 /// Builds the three window columns.
@@ -170,17 +201,14 @@ struct Pane {
 }
 
 pub struct WindowAggregate {
-    pub kind: WindowKind,
-    pub time_col: usize,
-    pub time_type: DataType,
-    pub shift: TimeShift,
-    pub keys: Keys,
-    pub aggs: Vec<AggDef>,
-    pub schema: SchemaRef,
+    assigner: WindowAssigner,
+    time_col: usize,
+    time_type: DataType,
+    keys: Keys,
+    aggs: Vec<AggDef>,
+    schema: SchemaRef,
     panes: BTreeMap<i64, Pane>,
     watermark: i64,
-    late: u64,
-    scratch: Vec<(i64, i64)>,
     /// Bundles end when the watermark reaches this value (see [`trigger_interval`]).
     next_trigger: i64,
 }
@@ -207,17 +235,14 @@ impl WindowAggregate {
         schema: SchemaRef,
     ) -> Self {
         WindowAggregate {
-            kind,
+            assigner: WindowAssigner::new(kind, shift),
             time_col,
             time_type,
-            shift,
             keys,
             aggs,
             schema: relax(&schema),
             panes: BTreeMap::new(),
             watermark: NO_WATERMARK,
-            late: 0,
-            scratch: Vec::new(),
             next_trigger: i64::MIN,
         }
     }
@@ -249,35 +274,15 @@ impl WindowAggregate {
 
 impl Operator for WindowAggregate {
     fn name(&self) -> String {
-        format!("WindowAggregate({})", self.kind)
+        format!("WindowAggregate({})", self.assigner.kind)
     }
 
     fn process_batch(&mut self, batch: RecordBatch, _out: &mut Vec<Event>) -> Result<(), OpError> {
         let n = batch.num_rows();
-        let ts = time_values(batch.column(self.time_col))?;
+        let ts = epoch_millis(batch.column(self.time_col))?;
         // (end instant, start local, end local, row)
         let mut pairs: Vec<(i64, i64, i64, u32)> = Vec::with_capacity(n);
-        for r in 0..n {
-            if ts.is_null(r) {
-                self.late += 1;
-                continue;
-            }
-            let utc = ts.value(r);
-            let local = self.shift.to_local(utc);
-            assign(&self.kind, local, &mut self.scratch);
-            let mut accepted = false;
-            for &(start, end) in &self.scratch {
-                let end_utc = self.shift.to_utc(end, utc);
-                if end_utc - 1 <= self.watermark {
-                    continue;
-                }
-                accepted = true;
-                pairs.push((end_utc, start, end, r as u32));
-            }
-            if !accepted {
-                self.late += 1;
-            }
-        }
+        self.assigner.for_each_open(&ts, self.watermark, |r, start, end, end_utc| pairs.push((end_utc, start, end, r)));
         if pairs.is_empty() {
             return Ok(());
         }
@@ -333,7 +338,7 @@ impl Operator for WindowAggregate {
                 for pane in self.panes.values_mut() {
                     pane.accs.fold();
                 }
-                self.next_trigger = match trigger_interval(&self.kind) {
+                self.next_trigger = match trigger_interval(&self.assigner.kind) {
                     Some(i) if watermark < i64::MAX - i => watermark - watermark.rem_euclid(i) + i - 1,
                     _ => i64::MAX,
                 };
@@ -345,69 +350,46 @@ impl Operator for WindowAggregate {
     }
 
     fn late_records_dropped(&self) -> u64 {
-        self.late
+        self.assigner.late
     }
 }
 
 /// A window TVF without aggregation: each row once per window, with the window
 /// columns appended. Rows are dropped for windows that have fired.
 pub struct WindowAssign {
-    pub kind: WindowKind,
-    pub time_col: usize,
-    pub time_type: DataType,
-    pub shift: TimeShift,
-    pub schema: SchemaRef,
+    assigner: WindowAssigner,
+    time_col: usize,
+    time_type: DataType,
+    schema: SchemaRef,
     watermark: i64,
-    late: u64,
-    scratch: Vec<(i64, i64)>,
 }
 
 impl WindowAssign {
     pub fn new(kind: WindowKind, time_col: usize, time_type: DataType, shift: TimeShift, schema: SchemaRef) -> Self {
         WindowAssign {
-            kind,
+            assigner: WindowAssigner::new(kind, shift),
             time_col,
             time_type,
-            shift,
             schema: relax(&schema),
             watermark: NO_WATERMARK,
-            late: 0,
-            scratch: Vec::new(),
         }
     }
 }
 
 impl Operator for WindowAssign {
     fn name(&self) -> String {
-        format!("WindowAssign({})", self.kind)
+        format!("WindowAssign({})", self.assigner.kind)
     }
 
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<Event>) -> Result<(), OpError> {
-        let ts = time_values(batch.column(self.time_col))?;
+        let ts = epoch_millis(batch.column(self.time_col))?;
         let (mut idx, mut starts, mut ends, mut times) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for r in 0..batch.num_rows() {
-            if ts.is_null(r) {
-                self.late += 1;
-                continue;
-            }
-            let utc = ts.value(r);
-            assign(&self.kind, self.shift.to_local(utc), &mut self.scratch);
-            let mut accepted = false;
-            for &(start, end) in &self.scratch {
-                let end_utc = self.shift.to_utc(end, utc);
-                if end_utc - 1 <= self.watermark {
-                    continue;
-                }
-                accepted = true;
-                idx.push(r as u32);
-                starts.push(start);
-                ends.push(end);
-                times.push(end_utc - 1);
-            }
-            if !accepted {
-                self.late += 1;
-            }
-        }
+        self.assigner.for_each_open(&ts, self.watermark, |r, start, end, end_utc| {
+            idx.push(r);
+            starts.push(start);
+            ends.push(end);
+            times.push(end_utc - 1);
+        });
         if idx.is_empty() {
             return Ok(());
         }
@@ -426,7 +408,7 @@ impl Operator for WindowAssign {
     }
 
     fn late_records_dropped(&self) -> u64 {
-        self.late
+        self.assigner.late
     }
 }
 
