@@ -19,6 +19,7 @@ fn run(name: &str, fields: Vec<Field>, opts: &[(&str, &str)]) -> Result<(), Conn
         parallelism: 1,
         batch_size: 8192,
         local_time_zone: "UTC".into(),
+        restored_splits: None,
     };
     let mut src = create_source(&ctx)?;
     let start = Instant::now();

@@ -25,6 +25,14 @@ impl SinkWriter for Blackhole {
     fn finish(&mut self) -> Result<(), ConnectorError> {
         Ok(())
     }
+
+    fn pre_commit(&mut self, _checkpoint_id: u64) -> Result<Vec<u8>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
+    fn commit(&mut self, _committables: &[Vec<u8>]) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

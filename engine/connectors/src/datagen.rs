@@ -19,6 +19,14 @@
 //!   rows at any parallelism and batch size (timestamps, which are relative to
 //!   the wall clock, excepted).
 //!
+//! Checkpoints: the splits of datagen are the strides of the global row
+//! stream. A fresh subtask `i` of `p` owns split `i` of stride `p`; its state
+//! is (split, stride, rows produced, row limit of the split). After a restore
+//! at parallelism `q`, subtask `j` owns every restored split whose index is `j`
+//! modulo `q` and takes batches from them in turn, so that a seeded table
+//! holds the same rows, each once, however often it is rescaled. The rate
+//! stays `rows-per-second` split evenly across the new subtasks.
+//!
 //! Generation is column-wise into plain vectors, with no per-row allocation.
 
 use std::sync::Arc;
@@ -34,6 +42,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::options::Options;
 use crate::rng::{GOLDEN, below, mix64, seed_of, unit_f64};
+use crate::state::{Dec, Enc, StrideSplit, TAG_DATAGEN};
 use crate::throttle::Throttle;
 use crate::types::{ColType, column_types};
 use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
@@ -269,19 +278,32 @@ pub(crate) struct DatagenReader {
     fields: Vec<FieldGen>,
     /// Per column: the seeds of its value and null streams.
     seeds: Vec<(u64, u64)>,
-    subtask: u64,
-    parallelism: u64,
-    /// Rows produced so far by this subtask.
-    produced: u64,
-    limit: Option<u64>,
+    /// The strides of the global row stream this subtask makes: on a fresh
+    /// start one, split `i` of stride `p`; after a restore, those it owns.
+    splits: Vec<StrideSplit>,
+    /// The split the next batch comes from (round robin).
+    cursor: usize,
+    /// Whether the table is bounded (a reader without splits then ends).
+    bounded: bool,
     batch_size: usize,
     throttle: Throttle,
     hex: Vec<u8>,
 }
 
 impl DatagenReader {
-    pub(crate) fn new(ctx: &SourceContext, cfg: DatagenConfig) -> Self {
+    pub(crate) fn new(ctx: &SourceContext, cfg: DatagenConfig) -> Result<Self, ConnectorError> {
         let p = ctx.parallelism.max(1);
+        let restored = match &ctx.restored_splits {
+            None => None,
+            Some(blobs) => Some(
+                blobs
+                    .iter()
+                    .map(|b| decode_split(b))
+                    .collect::<Result<Vec<_>, String>>()
+                    .map_err(|message| ConnectorError::State { table: ctx.table.clone(), message })?,
+            ),
+        };
+        let splits = StrideSplit::assign(restored, ctx.subtask, p, |i, p| cfg.rows_for(i, p));
         let base_seed = cfg.seed.unwrap_or_else(|| {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
             // Without a seed, subtasks must differ: mix in the subtask.
@@ -290,30 +312,31 @@ impl DatagenReader {
         let seeds =
             (0..cfg.fields.len() as u64).map(|c| (seed_of(&[base_seed, c, 1]), seed_of(&[base_seed, c, 2]))).collect();
         let rate = share(cfg.rows_per_second, ctx.subtask, p).max(1);
-        DatagenReader {
+        Ok(DatagenReader {
             table: ctx.table.clone(),
             schema: ctx.schema.clone(),
-            limit: cfg.rows_for(ctx.subtask, p),
+            bounded: cfg.rows_for(0, 1).is_some(),
             fields: cfg.fields,
             seeds,
-            subtask: ctx.subtask as u64,
-            parallelism: p as u64,
-            produced: 0,
+            splits,
+            cursor: 0,
             batch_size: ctx.batch_size.max(1),
             throttle: Throttle::new(rate),
             hex: Vec::new(),
-        }
+        })
     }
 
-    /// Generates `n` rows starting at this subtask's row `first`.
-    fn generate(&mut self, n: usize) -> Result<RecordBatch, ConnectorError> {
-        let first = self.produced;
+    /// Generates the next `n` rows of split `split`.
+    fn generate(&mut self, split: usize, n: usize) -> Result<RecordBatch, ConnectorError> {
+        let Some(&sp) = self.splits.get(split) else {
+            return Err(ConnectorError::Arrow { table: self.table.clone(), message: format!("no split {split}") });
+        };
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.fields.len());
         for (f, &(vseed, nseed)) in self.fields.iter().zip(&self.seeds) {
-            // Global row number of local row k: subtask + (first + k) * p.
-            let g0 = self.subtask.wrapping_add(first.wrapping_mul(self.parallelism));
-            let step = self.parallelism;
+            // Global row number of the split's row k: index + k * stride.
+            let g0 = sp.global(sp.produced);
+            let step = sp.stride;
             let nulls = null_buffer(f.null_rate, nseed, g0, step, n);
             // Counter-based stream: value k is mix64(seed + (g0 + k*step) * GOLDEN).
             let s0 = vseed.wrapping_add(g0.wrapping_mul(GOLDEN));
@@ -427,7 +450,9 @@ impl DatagenReader {
             };
             arrays.push(array);
         }
-        self.produced += n as u64;
+        if let Some(s) = self.splits.get_mut(split) {
+            s.produced += n as u64;
+        }
         RecordBatch::try_new_with_options(
             self.schema.clone(),
             arrays,
@@ -481,26 +506,41 @@ fn string_array(
         .map_err(|e| ConnectorError::Arrow { table: table.to_string(), message: e.to_string() })
 }
 
+fn decode_split(blob: &[u8]) -> Result<StrideSplit, String> {
+    let mut d = Dec::new(blob, TAG_DATAGEN)?;
+    let s = StrideSplit::decode(&mut d)?;
+    d.end()?;
+    Ok(s)
+}
+
 impl SourceReader for DatagenReader {
     fn poll(&mut self) -> Result<SourceEvent, ConnectorError> {
-        let remaining = self.limit.map(|l| l.saturating_sub(self.produced));
-        if remaining == Some(0) {
-            return Ok(SourceEvent::End);
-        }
+        // The next split with rows left, in turn from the cursor.
+        let len = self.splits.len();
+        let Some(split) = (0..len).map(|k| (self.cursor + k) % len).find(|&s| self.splits[s].remaining() != Some(0))
+        else {
+            return Ok(if self.bounded { SourceEvent::End } else { SourceEvent::Idle });
+        };
+        let remaining = self.splits[split].remaining();
         let want = remaining.map_or(self.batch_size, |r| r.min(self.batch_size as u64) as usize);
         let n = self.throttle.acquire(want);
         if n == 0 {
             return Ok(SourceEvent::Idle);
         }
-        Ok(SourceEvent::Batch(self.generate(n)?))
+        self.cursor = (split + 1) % len;
+        Ok(SourceEvent::Batch(self.generate(split, n)?))
     }
 
     fn has_work(&self) -> bool {
-        self.limit != Some(0)
+        self.splits.iter().any(|s| s.remaining() != Some(0))
     }
 
     fn pending_records(&self) -> Option<u64> {
-        self.limit.map(|l| l.saturating_sub(self.produced))
+        self.splits.iter().map(StrideSplit::remaining).sum()
+    }
+
+    fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError> {
+        Ok(self.splits.iter().map(|s| s.encode(Enc::new(TAG_DATAGEN))).collect())
     }
 }
 
@@ -532,6 +572,7 @@ mod tests {
             parallelism,
             batch_size: batch,
             local_time_zone: "UTC".into(),
+            restored_splits: None,
         }
     }
 

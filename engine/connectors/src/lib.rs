@@ -23,6 +23,7 @@ mod nexmark;
 mod options;
 mod print;
 mod rng;
+mod state;
 mod throttle;
 mod types;
 
@@ -43,6 +44,10 @@ pub enum ConnectorError {
     Parse { table: String, path: PathBuf, line: u64, message: String },
     #[error("table `{table}`: {message}")]
     Arrow { table: String, message: String },
+    /// Checkpoint state (a split, a committable, a sink state) that cannot be
+    /// used: corrupt, of another connector, or of a newer format version.
+    #[error("table `{table}`: cannot restore from checkpoint state: {message}")]
+    State { table: String, message: String },
 }
 
 /// What a source subtask needs to know to build its reader.
@@ -63,6 +68,12 @@ pub struct SourceContext {
     pub batch_size: usize,
     /// `table.local-time-zone`, an IANA name or a fixed offset; `UTC` by default.
     pub local_time_zone: String,
+    /// Split states restored from a checkpoint: ALL splits snapshotted by ALL
+    /// subtasks of this source (at whatever parallelism it had), in any order;
+    /// None on a fresh start. Each reader takes the splits it owns by its own
+    /// deterministic rule for (subtask, parallelism) and may use the others as
+    /// knowledge (e.g. which files are done).
+    pub restored_splits: Option<Vec<Vec<u8>>>,
 }
 
 /// What a reader returns on each poll.
@@ -94,6 +105,11 @@ pub trait SourceReader: Send {
     fn skipped_records(&self) -> u64 {
         0
     }
+    /// The state of every split this reader owns, opaque bytes each, taken
+    /// between two polls: after a restore from these bytes, the reader
+    /// continues exactly after the last row returned by poll() before the
+    /// snapshot (no row lost, none repeated).
+    fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError>;
 }
 
 /// What a sink subtask needs to know to build its writer.
@@ -108,6 +124,10 @@ pub struct SinkContext {
     /// The job id, stable across restarts; usable in part-file names.
     pub job_id: String,
     pub local_time_zone: String,
+    /// Sink states restored from a checkpoint: every
+    /// [`SinkWriter::snapshot_state`] of every subtask at the old parallelism;
+    /// None on a fresh start.
+    pub restored_states: Option<Vec<Vec<u8>>>,
 }
 
 /// One sink subtask's writer.
@@ -116,6 +136,21 @@ pub trait SinkWriter: Send {
     /// Called once when every input has ended (a bounded job finished): flush and
     /// make all output final and visible.
     fn finish(&mut self) -> Result<(), ConnectorError>;
+    /// Checkpoint barrier (pre-commit): flush everything written since the last
+    /// pre_commit into durable, invisible pending form and return an opaque
+    /// committable describing it (may describe nothing). Output written after
+    /// this call belongs to the next checkpoint.
+    fn pre_commit(&mut self, checkpoint_id: u64) -> Result<Vec<u8>, ConnectorError>;
+    /// Make these committables visible (the checkpoint completed). Idempotent:
+    /// a committable already committed (pending file gone, final file present)
+    /// is skipped without error. Called on the same writer that produced them.
+    fn commit(&mut self, committables: &[Vec<u8>]) -> Result<(), ConnectorError>;
+    /// Small per-subtask state stored in the checkpoint with the committable
+    /// (e.g. the next part-file counter), handed back through
+    /// [`SinkContext::restored_states`].
+    fn snapshot_state(&self) -> Result<Vec<u8>, ConnectorError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Whether a table is used as a source or as a sink.
@@ -176,8 +211,8 @@ fn configure(
 /// Builds the reader of one source subtask.
 pub fn create_source(ctx: &SourceContext) -> Result<Box<dyn SourceReader>, ConnectorError> {
     match configure(&ctx.table, &ctx.options, &ctx.schema, Role::Source)? {
-        Config::Datagen(c) => Ok(Box::new(datagen::DatagenReader::new(ctx, c))),
-        Config::Nexmark(c) => Ok(Box::new(nexmark::NexmarkReader::new(ctx, c))),
+        Config::Datagen(c) => Ok(Box::new(datagen::DatagenReader::new(ctx, c)?)),
+        Config::Nexmark(c) => Ok(Box::new(nexmark::NexmarkReader::new(ctx, c)?)),
         Config::Filesystem(c) => Ok(Box::new(filesystem::FsSource::new(ctx, c)?)),
         Config::Print(_) | Config::Blackhole => Err(ConnectorError::InvalidOption {
             table: ctx.table.clone(),
@@ -192,6 +227,24 @@ pub fn create_sink(ctx: &SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorEr
         Config::Filesystem(c) => Ok(Box::new(filesystem::FsSink::new(ctx, c)?)),
         Config::Print(c) => Ok(Box::new(print::PrintSink::new(ctx, c)?)),
         Config::Blackhole => Ok(Box::new(blackhole::Blackhole::default())),
+        Config::Datagen(_) | Config::Nexmark(_) => Err(ConnectorError::InvalidOption {
+            table: ctx.table.clone(),
+            message: "this connector can only be used as a source".into(),
+        }),
+    }
+}
+
+/// Called once per sink table by the engine before a restored job starts
+/// (with the committables of the restored checkpoint that may not have been
+/// committed yet), and also on a fresh start with job_id-based cleanup
+/// (committables empty): commits the given committables (idempotent) and
+/// deletes pending/in-progress hidden files of THIS job_id left by an earlier
+/// attempt that are not among them. Never touches other jobs' files or
+/// visible `part-*` files. Connectors without files do nothing.
+pub fn recover_sink(ctx: &SinkContext, committables: &[Vec<u8>]) -> Result<(), ConnectorError> {
+    match configure(&ctx.table, &ctx.options, &ctx.schema, Role::Sink)? {
+        Config::Filesystem(c) => filesystem::recover(ctx, &c, committables),
+        Config::Print(_) | Config::Blackhole => Ok(()),
         Config::Datagen(_) | Config::Nexmark(_) => Err(ConnectorError::InvalidOption {
             table: ctx.table.clone(),
             message: "this connector can only be used as a source".into(),

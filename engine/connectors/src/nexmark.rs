@@ -16,6 +16,12 @@
 //! `i`-th, `(i+p)`-th, … event of its table's kind, so subtasks advance
 //! through event time together.
 //!
+//! Checkpoints: a split is one stride of the table's events, state (kind,
+//! split, stride, events produced, event limit of the split). A fresh subtask
+//! `i` of `p` owns split `i` of stride `p`; after a restore at parallelism
+//! `q`, subtask `j` owns the restored splits whose index is `j` modulo `q` and
+//! takes batches from them in turn.
+//!
 //! Options: `nexmark.table` (`bid`, `auction` or `person`, required),
 //! `number-of-events` (total events of all three kinds; bounded if set),
 //! `events-per-second` (wall-clock throttle of the whole stream, default
@@ -33,6 +39,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::options::Options;
 use crate::rng::{SplitMix64, below, seed_of};
+use crate::state::{Dec, Enc, StrideSplit, TAG_NEXMARK};
 use crate::throttle::Throttle;
 use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
 
@@ -478,11 +485,11 @@ pub(crate) struct NexmarkReader {
     table: String,
     schema: SchemaRef,
     cfg: NexmarkConfig,
-    subtask: u64,
-    parallelism: u64,
-    /// Events of this kind this subtask makes in total (None: unbounded).
-    limit: Option<u64>,
-    produced: u64,
+    /// The strides of this kind's events this subtask makes: on a fresh start
+    /// one, split `i` of stride `p`; after a restore, those it owns.
+    splits: Vec<StrideSplit>,
+    /// The split the next batch comes from (round robin).
+    cursor: usize,
     batch_size: usize,
     throttle: Option<Throttle>,
     hot_urls: [String; 4],
@@ -492,12 +499,23 @@ pub(crate) struct NexmarkReader {
 }
 
 impl NexmarkReader {
-    pub(crate) fn new(ctx: &SourceContext, cfg: NexmarkConfig) -> Self {
+    pub(crate) fn new(ctx: &SourceContext, cfg: NexmarkConfig) -> Result<Self, ConnectorError> {
         let p = ctx.parallelism.max(1) as u64;
-        let i = ctx.subtask as u64;
-        let limit = cfg.number_of_events.map(|n| {
-            let total = cfg.kind.count_in(n);
-            total / p + u64::from(total % p > i)
+        let restored = match &ctx.restored_splits {
+            None => None,
+            Some(blobs) => Some(
+                blobs
+                    .iter()
+                    .map(|b| decode_split(b, cfg.kind))
+                    .collect::<Result<Vec<_>, String>>()
+                    .map_err(|message| ConnectorError::State { table: ctx.table.clone(), message })?,
+            ),
+        };
+        let splits = StrideSplit::assign(restored, ctx.subtask, p as usize, |i, p| {
+            cfg.number_of_events.map(|n| {
+                let total = cfg.kind.count_in(n);
+                total / p as u64 + u64::from(total % p as u64 > i as u64)
+            })
         });
         // The throttle limits the whole stream; this subtask's share of it is
         // its share of this kind's events.
@@ -508,21 +526,19 @@ impl NexmarkReader {
         });
         let mut r = SplitMix64::new(seed_of(&[cfg.seed, 0x4855_5253]));
         let hot_urls = [base_url(&mut r), base_url(&mut r), base_url(&mut r), base_url(&mut r)];
-        NexmarkReader {
+        Ok(NexmarkReader {
             table: ctx.table.clone(),
             schema: ctx.schema.clone(),
             cfg,
-            subtask: i,
-            parallelism: p,
-            limit,
-            produced: 0,
+            splits,
+            cursor: 0,
             batch_size: ctx.batch_size.max(1),
             throttle,
             hot_urls,
             channel_cache: Vec::new(),
             scratch: Vec::new(),
             extra: Vec::new(),
-        }
+        })
     }
 
     fn timestamp(&self, event_number: u64) -> i64 {
@@ -664,7 +680,11 @@ impl NexmarkReader {
         self.scratch = s;
     }
 
-    fn generate(&mut self, count: usize) -> Result<RecordBatch, ConnectorError> {
+    /// Generates the next `count` events of split `split`.
+    fn generate(&mut self, split: usize, count: usize) -> Result<RecordBatch, ConnectorError> {
+        let Some(&sp) = self.splits.get(split) else {
+            return Err(ConnectorError::Arrow { table: self.table.clone(), message: format!("no split {split}") });
+        };
         let cols = self.cfg.kind.columns();
         let mut slots = vec![None; cols.len()];
         let (mut n_int, mut n_str) = (0, 0);
@@ -686,7 +706,7 @@ impl NexmarkReader {
         };
         let kind = self.cfg.kind;
         for j in 0..count as u64 {
-            let k = self.subtask + (self.produced + j) * self.parallelism;
+            let k = sp.global(sp.produced + j);
             let n = kind.event_number(k);
             let mut r = SplitMix64::new(seed_of(&[self.cfg.seed, n]));
             match kind {
@@ -729,7 +749,9 @@ impl NexmarkReader {
             done[g] = Some(array.clone());
             arrays.push(array);
         }
-        self.produced += count as u64;
+        if let Some(s) = self.splits.get_mut(split) {
+            s.produced += count as u64;
+        }
         RecordBatch::try_new_with_options(
             self.schema.clone(),
             arrays,
@@ -739,12 +761,35 @@ impl NexmarkReader {
     }
 }
 
+fn kind_code(kind: Kind) -> u8 {
+    match kind {
+        Kind::Person => 0,
+        Kind::Auction => 1,
+        Kind::Bid => 2,
+    }
+}
+
+fn decode_split(blob: &[u8], kind: Kind) -> Result<StrideSplit, String> {
+    let mut d = Dec::new(blob, TAG_NEXMARK)?;
+    let code = d.u8()?;
+    if code != kind_code(kind) {
+        return Err(format!("a nexmark split of another table than '{}' (kind code {code})", kind.name()));
+    }
+    let s = StrideSplit::decode(&mut d)?;
+    d.end()?;
+    Ok(s)
+}
+
 impl SourceReader for NexmarkReader {
     fn poll(&mut self) -> Result<SourceEvent, ConnectorError> {
-        let remaining = self.limit.map(|l| l.saturating_sub(self.produced));
-        if remaining == Some(0) {
-            return Ok(SourceEvent::End);
-        }
+        // The next split with events left, in turn from the cursor.
+        let len = self.splits.len();
+        let Some(split) = (0..len).map(|k| (self.cursor + k) % len).find(|&s| self.splits[s].remaining() != Some(0))
+        else {
+            let bounded = self.cfg.number_of_events.is_some();
+            return Ok(if bounded { SourceEvent::End } else { SourceEvent::Idle });
+        };
+        let remaining = self.splits[split].remaining();
         let want = remaining.map_or(self.batch_size, |r| r.min(self.batch_size as u64) as usize);
         let n = match &mut self.throttle {
             Some(t) => t.acquire(want),
@@ -753,15 +798,21 @@ impl SourceReader for NexmarkReader {
         if n == 0 {
             return Ok(SourceEvent::Idle);
         }
-        Ok(SourceEvent::Batch(self.generate(n)?))
+        self.cursor = (split + 1) % len;
+        Ok(SourceEvent::Batch(self.generate(split, n)?))
     }
 
     fn has_work(&self) -> bool {
-        self.limit != Some(0)
+        self.splits.iter().any(|s| s.remaining() != Some(0))
     }
 
     fn pending_records(&self) -> Option<u64> {
-        self.limit.map(|l| l.saturating_sub(self.produced))
+        self.splits.iter().map(StrideSplit::remaining).sum()
+    }
+
+    fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError> {
+        let code = kind_code(self.cfg.kind);
+        Ok(self.splits.iter().map(|s| s.encode(Enc::new(TAG_NEXMARK).u8(code))).collect())
     }
 }
 
@@ -813,6 +864,7 @@ mod tests {
             parallelism: p,
             batch_size: batch,
             local_time_zone: "UTC".into(),
+            restored_splits: None,
         }
     }
 

@@ -50,6 +50,7 @@ fn source(
         parallelism,
         batch_size: 3,
         local_time_zone: "UTC".into(),
+        restored_splits: None,
     })
 }
 
@@ -64,6 +65,7 @@ fn sink_ctx(path: &Path, extra: &[(&str, &str)], subtask: usize) -> SinkContext 
         parallelism: 2,
         job_id: "j1".into(),
         local_time_zone: "UTC".into(),
+        restored_states: None,
     }
 }
 

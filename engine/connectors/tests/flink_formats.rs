@@ -38,6 +38,7 @@ fn write_with_sink(schema: SchemaRef, batch: &RecordBatch, extra: &[(&str, &str)
         parallelism: 1,
         job_id: "job".into(),
         local_time_zone: "UTC".into(),
+        restored_states: None,
     };
     let mut sink = create_sink(&ctx).unwrap();
     sink.write(batch).unwrap();
@@ -58,6 +59,7 @@ fn read_all(schema: SchemaRef, path: &Path, extra: &[(&str, &str)]) -> Vec<Recor
         parallelism: 1,
         batch_size: 4,
         local_time_zone: "UTC".into(),
+        restored_splits: None,
     };
     let mut src = create_source(&ctx).unwrap();
     let mut out = Vec::new();
