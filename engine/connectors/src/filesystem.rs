@@ -91,7 +91,8 @@ impl FsConfig {
         if roll_size == 0 {
             return Err(o.error("option 'sink.rolling-policy.file-size' must be greater than zero"));
         }
-        let rollover_interval = o.duration("sink.rolling-policy.rollover-interval")?.unwrap_or(DEFAULT_ROLLOVER_INTERVAL);
+        let rollover_interval =
+            o.duration("sink.rolling-policy.rollover-interval")?.unwrap_or(DEFAULT_ROLLOVER_INTERVAL);
         let inactivity_interval =
             o.duration("sink.rolling-policy.inactivity-interval")?.unwrap_or(DEFAULT_INACTIVITY_INTERVAL);
         // Sluice checks the time-based policies whenever rows arrive and closes
@@ -385,9 +386,7 @@ impl FsSource {
             // then the furthest offset.
             let replace = match files.get(&f.path) {
                 None => true,
-                Some(old) => {
-                    old.status != FileStatus::Done && (f.status == FileStatus::Done || f.offset > old.offset)
-                }
+                Some(old) => old.status != FileStatus::Done && (f.status == FileStatus::Done || f.offset > old.offset),
             };
             if replace {
                 files.insert(f.path.clone(), f);
