@@ -434,7 +434,7 @@ impl ObjectStore for S3Store {
     fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
         let ctx = &self.ctx;
         let uri = &ctx.uri(key);
-        self.run(&uri, |client| async move {
+        self.run(uri, |client| async move {
             if data.len() > PART_SIZE {
                 return put_multipart(&client, ctx, key, data).await;
             }
@@ -446,16 +446,16 @@ impl ObjectStore for S3Store {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| ctx.map(&uri, e))
+                .map_err(|e| ctx.map(uri, e))
         })
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
         let ctx = &self.ctx;
         let uri = &ctx.uri(key);
-        self.run(&uri, |client| async move {
-            let out = client.get_object().bucket(&ctx.bucket).key(key).send().await.map_err(|e| ctx.map(&uri, e))?;
-            read_body(ctx, &uri, out.body).await
+        self.run(uri, |client| async move {
+            let out = client.get_object().bucket(&ctx.bucket).key(key).send().await.map_err(|e| ctx.map(uri, e))?;
+            read_body(ctx, uri, out.body).await
         })
     }
 
@@ -466,12 +466,12 @@ impl ObjectStore for S3Store {
         let ctx = &self.ctx;
         let uri = &ctx.uri(key);
         let range = format!("bytes={offset}-{}", offset.saturating_add(len - 1));
-        self.run(&uri, |client| async move {
+        self.run(uri, |client| async move {
             match client.get_object().bucket(&ctx.bucket).key(key).range(range).send().await {
-                Ok(out) => read_body(ctx, &uri, out.body).await,
+                Ok(out) => read_body(ctx, uri, out.body).await,
                 // The range starts past the end of an existing object.
                 Err(e) if e.code() == Some("InvalidRange") => Ok(Vec::new()),
-                Err(e) => Err(ctx.map(&uri, e)),
+                Err(e) => Err(ctx.map(uri, e)),
             }
         })
     }
@@ -485,7 +485,7 @@ impl ObjectStore for S3Store {
         let ctx = &self.ctx;
         let uri = &ctx.uri(dir);
         let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
-        self.run(&uri, |client| async move {
+        self.run(uri, |client| async move {
             let mut out = Vec::new();
             let mut token = None;
             loop {
@@ -497,7 +497,7 @@ impl ObjectStore for S3Store {
                     .set_continuation_token(token)
                     .send()
                     .await
-                    .map_err(|e| ctx.map(&uri, e))?;
+                    .map_err(|e| ctx.map(uri, e))?;
                 for cp in page.common_prefixes() {
                     if let Some(name) = cp.prefix().and_then(|p| p.strip_prefix(prefix.as_str()))
                         && let Some(name) = name.strip_suffix('/').filter(|n| !n.is_empty())
@@ -516,10 +516,10 @@ impl ObjectStore for S3Store {
     fn exists(&self, key: &str) -> Result<bool, StorageError> {
         let ctx = &self.ctx;
         let uri = &ctx.uri(key);
-        self.run(&uri, |client| async move {
+        self.run(uri, |client| async move {
             match client.head_object().bucket(&ctx.bucket).key(key).send().await {
                 Ok(_) => Ok(true),
-                Err(e) => match ctx.map(&uri, e) {
+                Err(e) => match ctx.map(uri, e) {
                     StorageError::NotFound { .. } => Ok(false),
                     other => Err(other),
                 },
@@ -530,10 +530,10 @@ impl ObjectStore for S3Store {
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         let ctx = &self.ctx;
         let uri = &ctx.uri(key);
-        self.run(&uri, |client| async move {
+        self.run(uri, |client| async move {
             match client.delete_object().bucket(&ctx.bucket).key(key).send().await {
                 Ok(_) => Ok(()),
-                Err(e) => match ctx.map(&uri, e) {
+                Err(e) => match ctx.map(uri, e) {
                     StorageError::NotFound { .. } => Ok(()),
                     other => Err(other),
                 },
@@ -544,7 +544,7 @@ impl ObjectStore for S3Store {
     fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
         let ctx = &self.ctx;
         let uri = &ctx.uri(prefix);
-        self.run(&uri, |client| async move {
+        self.run(uri, |client| async move {
             let keys = list_objects(&client, ctx, prefix).await?;
             for batch in keys.chunks(DELETE_BATCH) {
                 let ids = batch
@@ -563,7 +563,7 @@ impl ObjectStore for S3Store {
                     .delete(delete)
                     .send()
                     .await
-                    .map_err(|e| ctx.map(&uri, e))?;
+                    .map_err(|e| ctx.map(uri, e))?;
                 if let Some(failed) = out.errors().first() {
                     let key = failed.key().unwrap_or_default();
                     return Err(StorageError::Other {
@@ -586,7 +586,7 @@ impl ObjectStore for S3Store {
         let ctx = &self.ctx;
         let uri = &ctx.uri(from);
         let source = format!("{}/{}", ctx.bucket, encode_key(from));
-        self.run(&uri, |client| async move {
+        self.run(uri, |client| async move {
             client
                 .copy_object()
                 .bucket(&ctx.bucket)
@@ -594,8 +594,8 @@ impl ObjectStore for S3Store {
                 .copy_source(source)
                 .send()
                 .await
-                .map_err(|e| ctx.map(&uri, e))?;
-            client.delete_object().bucket(&ctx.bucket).key(from).send().await.map_err(|e| ctx.map(&uri, e))?;
+                .map_err(|e| ctx.map(uri, e))?;
+            client.delete_object().bucket(&ctx.bucket).key(from).send().await.map_err(|e| ctx.map(uri, e))?;
             Ok(())
         })
     }
@@ -603,7 +603,7 @@ impl ObjectStore for S3Store {
     fn check(&self, prefix: &str) -> Result<(), StorageError> {
         let ctx = &self.ctx;
         let uri = &ctx.uri(prefix);
-        self.run(&uri, |client| async move {
+        self.run(uri, |client| async move {
             client
                 .list_objects_v2()
                 .bucket(&ctx.bucket)
@@ -612,7 +612,7 @@ impl ObjectStore for S3Store {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| ctx.map(&uri, e))
+                .map_err(|e| ctx.map(uri, e))
         })
     }
 
@@ -637,7 +637,7 @@ impl ObjectStore for S3Store {
         let ctx = Ctx { bucket: bucket.clone(), endpoint: self.ctx.endpoint.clone() };
         let ctx = &ctx;
         let uri = &ctx.uri(key);
-        self.run(&uri, |client| async move {
+        self.run(uri, |client| async move {
             let Some(upload_id) = upload_id else {
                 // Nothing was written: the object is empty.
                 return client
@@ -648,19 +648,19 @@ impl ObjectStore for S3Store {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| ctx.map(&uri, e));
+                    .map_err(|e| ctx.map(uri, e));
             };
             let err = match complete_upload(&client, ctx, key, upload_id, parts).await {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
             if err.code() != Some("NoSuchUpload") {
-                return Err(ctx.map(&uri, err));
+                return Err(ctx.map(uri, err));
             }
             // Completed before (the upload id is gone once completed): fine if the object is there.
             match client.head_object().bucket(&ctx.bucket).key(key).send().await {
                 Ok(_) => Ok(()),
-                Err(e) => match ctx.map(&uri, e) {
+                Err(e) => match ctx.map(uri, e) {
                     StorageError::NotFound { .. } => Err(StorageError::UploadLost {
                         uri: uri.clone(),
                         detail: format!("upload id {upload_id} is unknown"),
@@ -712,7 +712,7 @@ impl S3Upload {
         let number = i32::try_from(self.parts.len() + 1)
             .map_err(|_| StorageError::Other { uri: uri.clone(), detail: "too many parts".into() })?;
         let existing = self.upload_id.clone();
-        let (upload_id, part) = block_on(&uri, async move {
+        let (upload_id, part) = block_on(uri, async move {
             let upload_id = match existing {
                 Some(id) => id,
                 None => create_upload(client, ctx, key).await?,
