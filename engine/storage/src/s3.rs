@@ -517,8 +517,12 @@ impl ObjectStore for S3Store {
         let ctx = &self.ctx;
         let uri = &ctx.uri(key);
         self.run(uri, |client| async move {
-            match client.head_object().bucket(&ctx.bucket).key(key).send().await {
+            // A one-byte GET rather than HEAD: a HEAD error has no body, so a missing bucket would
+            // look like a missing object, and a restore would silently find "no checkpoint".
+            match client.get_object().bucket(&ctx.bucket).key(key).range("bytes=0-0").send().await {
                 Ok(_) => Ok(true),
+                // An empty object has no byte 0.
+                Err(e) if e.code() == Some("InvalidRange") => Ok(true),
                 Err(e) => match ctx.map(uri, e) {
                     StorageError::NotFound { .. } => Ok(false),
                     other => Err(other),

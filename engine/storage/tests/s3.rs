@@ -42,6 +42,11 @@ fn objects_round_trip_list_and_delete() {
     s.put("chk-1/op-a/state", b"0123456789").unwrap();
     s.put("chk-10/_metadata", b"meta-10").unwrap();
     s.put("chk-1/_metadata", b"meta-1b").unwrap(); // replaces
+    s.put("empty", b"").unwrap();
+    assert!(s.exists("empty").unwrap());
+    assert_eq!(s.get("empty").unwrap(), b"");
+    s.delete("empty").unwrap();
+    assert!(!s.exists("empty").unwrap());
     root.put("job-2/chk-1/_metadata", b"other job").unwrap();
 
     assert_eq!(s.get("chk-1/_metadata").unwrap(), b"meta-1b");
@@ -198,7 +203,13 @@ fn missing_bucket_and_bad_credentials_are_named() {
     let server = S3Server::start();
     server.create_bucket("real");
     let missing = open(&server, "s3://no-such-bucket/chk");
-    for err in [missing.check().unwrap_err(), missing.list("").unwrap_err(), missing.put("x", b"x").unwrap_err()] {
+    let errors = [
+        missing.check().unwrap_err(),
+        missing.list("").unwrap_err(),
+        missing.put("x", b"x").unwrap_err(),
+        missing.exists("chk-1/_metadata").unwrap_err(),
+    ];
+    for err in errors {
         match &err {
             StorageError::NoSuchBucket { bucket, .. } => assert_eq!(bucket, "no-such-bucket"),
             other => panic!("expected NoSuchBucket, got {other:?}"),
