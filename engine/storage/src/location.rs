@@ -64,8 +64,8 @@ fn validate_bucket(bucket: &str) -> Result<(), String> {
     if bucket.is_empty() {
         return Err("the bucket name is missing (s3://bucket/prefix)".into());
     }
-    if bucket.len() > 63 {
-        return Err(format!("bucket name '{bucket}' is longer than 63 characters"));
+    if !(3..=63).contains(&bucket.len()) {
+        return Err(format!("bucket name '{bucket}' must have 3 to 63 characters"));
     }
     if !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_')) {
         return Err(format!("bucket name '{bucket}' may only contain lowercase letters, digits, '.', '-' and '_'"));
@@ -146,7 +146,8 @@ mod tests {
             ("", "empty"),
             ("s3://", "bucket name is missing"),
             ("s3://Bucket/x", "lowercase"),
-            ("s3://b/../x", "'..'"),
+            ("s3://ab/x", "3 to 63 characters"),
+            ("s3://bkt/../x", "'..'"),
             ("file://host/x", "no host"),
             ("gs://b/x", "unsupported scheme 'gs'"),
             ("s3:bucket/x", "did you mean 's3://'"),

@@ -13,7 +13,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use tokio::runtime::Runtime;
@@ -111,6 +111,22 @@ pub(crate) fn create_bucket(opts: &S3Options, bucket: &str) -> Result<(), Storag
     }
 }
 
+/// An error and its sources, `: `-separated, skipping repeats (SDK layers often repeat their
+/// source's message).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let msg = e.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        source = e.source();
+    }
+    out
+}
+
 /// What error mapping needs to know; cheap to clone into tasks.
 #[derive(Clone)]
 struct Ctx {
@@ -130,7 +146,11 @@ impl Ctx {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let uri = uri.to_string();
-        let detail = DisplayErrorContext(&err).to_string();
+        let detail = match (err.code(), err.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_string(),
+            _ => error_chain(&err),
+        };
         let unreachable =
             |detail: String| StorageError::Unreachable { endpoint: self.endpoint.clone(), uri: uri.clone(), detail };
         match &err {
@@ -695,7 +715,7 @@ async fn read_body(ctx: &Ctx, uri: &str, body: ByteStream) -> Result<Vec<u8>, St
     body.collect().await.map(|b| b.into_bytes().to_vec()).map_err(|e| StorageError::Unreachable {
         endpoint: ctx.endpoint.clone(),
         uri: uri.to_string(),
-        detail: format!("reading the response failed: {}", DisplayErrorContext(&e)),
+        detail: format!("reading the response failed: {}", error_chain(&e)),
     })
 }
 
