@@ -31,7 +31,10 @@
 //! `.part-<job>-<subtask>-<n>.pending`, and returns them as the committable;
 //! when the checkpoint completes, `commit` renames each to
 //! `part-<job>-<subtask>-<n>`. Without checkpoints, `finish()` makes every file
-//! visible at the end. Readers ignore names starting with `.`, so no reader
+//! visible at the end (including files pre-committed and not yet committed).
+//! `recover_sink` commits the restored checkpoint's committables and deletes
+//! every other hidden part file of the job (`.part-<job>-<subtask>-<n>.pending`
+//! or `.inprogress`), never another job's or a visible file. Readers ignore names starting with `.`, so no reader
 //! ever sees a partial or uncommitted file. A subtask that received no rows
 //! writes no file. Part numbers continue after those already in the
 //! directory and after every restored subtask's counter, so neither a re-run
