@@ -51,6 +51,15 @@ impl Config {
         }
     }
 
+    pub fn bool(&self, key: &str) -> Result<bool, EngineError> {
+        match self.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(false),
+            Some(v) if v == "true" => Ok(true),
+            Some(v) if v == "false" => Ok(false),
+            Some(v) => Err(EngineError::Config(format!("'{key}' must be true or false, not '{v}'"))),
+        }
+    }
+
     pub fn duration_ms(&self, key: &str, default: u64) -> Result<u64, EngineError> {
         match self.get(key) {
             None => Ok(default),

@@ -17,6 +17,12 @@ pub enum EngineError {
     /// A failure while running, with the vertex and subtask where it happened.
     #[error("job `{job}` failed in {vertex} (subtask {subtask}): {message}")]
     Task { job: String, vertex: String, subtask: usize, message: String },
+    /// Checkpoint or savepoint storage failed.
+    #[error("{0}")]
+    Storage(String),
+    /// A snapshot cannot be restored into this job.
+    #[error("cannot restore from {location}: {message}")]
+    Restore { location: String, message: String },
     /// An invariant of the engine was broken: a bug, reported with context.
     #[error("internal error: {0}")]
     Internal(String),

@@ -6,10 +6,14 @@
 //!   chained operators, with forward, hash (key group) and rebalance edges.
 //! - [`operators`] are the streaming operators: calc, watermark assignment, window
 //!   assignment and window aggregation, and sinks.
-//! - [`runtime`] runs the graph: one thread per subtask, credit-bounded channels,
-//!   watermark alignment and end-of-input.
+//! - [`runtime`] runs the graph: one thread per subtask, credit-based channels,
+//!   watermark alignment, barrier alignment and end-of-input, and restarts.
+//! - [`checkpoint`] is the exactly-once protocol: the coordinator, the snapshot
+//!   format and its storage (`file://` or `s3://`), restore and rescaling;
+//!   [`state`] encodes operator state by key group.
 //! - [`metrics`] and [`rest`] expose per-subtask metrics and the REST API.
 
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod keygroup;
@@ -19,5 +23,6 @@ pub mod operators;
 pub mod plan;
 pub mod rest;
 pub mod runtime;
+pub mod state;
 
 pub use error::EngineError;

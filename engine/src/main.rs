@@ -51,9 +51,30 @@ struct JobArgs {
 struct RunArgs {
     #[command(flatten)]
     job: JobArgs,
-    /// The job id, stable across restarts. Defaults to the job file's stem.
+    /// The job id, stable across restarts: it names the job's directory under
+    /// the checkpoint directory. Defaults to the job file's stem.
     #[arg(long)]
     job_id: Option<String>,
+    /// Where checkpoints go: a directory, file:///dir or s3://bucket/prefix
+    /// (execution.checkpointing.dir). Turns on exactly-once output.
+    #[arg(long, value_name = "URI")]
+    checkpoint_dir: Option<String>,
+    /// Take a checkpoint this often, e.g. 10s (execution.checkpointing.interval).
+    #[arg(long, value_name = "DURATION")]
+    checkpoint_interval: Option<String>,
+    /// The default target of savepoints (execution.checkpointing.savepoint-dir).
+    #[arg(long, value_name = "URI")]
+    savepoint_dir: Option<String>,
+    /// Start from a checkpoint or savepoint directory, or `latest`: the newest
+    /// complete checkpoint under --checkpoint-dir (execution.state-recovery.path).
+    #[arg(long, value_name = "URI|latest")]
+    restore: Option<String>,
+    /// Skip snapshot state that no operator of the job claims.
+    #[arg(long)]
+    allow_non_restored_state: bool,
+    /// The endpoint of an S3-compatible store, e.g. http://127.0.0.1:9000 (s3.endpoint).
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
     /// Address of the REST API; port 0 picks a free port and prints it.
     #[arg(long, default_value = "127.0.0.1:8081")]
     rest_addr: String,
@@ -107,6 +128,14 @@ struct Prepared {
 
 /// Configuration layers: SET in the job < --config < --set < flags.
 fn prepare(args: &JobArgs) -> Result<Prepared, EngineError> {
+    prepare_with(args, &[], &default_job_id(args))
+}
+
+fn default_job_id(args: &JobArgs) -> String {
+    args.job.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "job".into())
+}
+
+fn prepare_with(args: &JobArgs, flags: &[(&str, Option<String>)], job_id: &str) -> Result<Prepared, EngineError> {
     let job = load(&args.job)?;
     let mut config = Config::default();
     if let Some(path) = &args.config {
@@ -116,16 +145,26 @@ fn prepare(args: &JobArgs) -> Result<Prepared, EngineError> {
     if let Some(p) = args.parallelism {
         config.values.insert("parallelism.default".into(), p.to_string());
     }
-    let (graph, options) = sluice_engine::local::prepare(&job, &config)?;
+    for (key, value) in flags {
+        if let Some(v) = value {
+            config.values.insert(key.to_string(), v.clone());
+        }
+    }
+    let (graph, options) = sluice_engine::local::prepare(&job, &config, job_id)?;
     Ok(Prepared { graph, options })
 }
 
 fn run(args: &RunArgs) -> Result<(), EngineError> {
-    let job_id = match &args.job_id {
-        Some(id) => id.clone(),
-        None => args.job.job.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "job".into()),
-    };
-    let prepared = prepare(&args.job)?;
+    let job_id = args.job_id.clone().unwrap_or_else(|| default_job_id(&args.job));
+    let flags = [
+        ("execution.checkpointing.dir", args.checkpoint_dir.clone()),
+        ("execution.checkpointing.interval", args.checkpoint_interval.clone()),
+        ("execution.checkpointing.savepoint-dir", args.savepoint_dir.clone()),
+        ("execution.state-recovery.path", args.restore.clone()),
+        ("execution.state-recovery.ignore-unclaimed-state", args.allow_non_restored_state.then(|| "true".into())),
+        ("s3.endpoint", args.s3_endpoint.clone()),
+    ];
+    let prepared = prepare_with(&args.job, &flags, &job_id)?;
     let state = JobState::new(&job_id, &args.job.job.display().to_string(), &prepared.graph);
     let server = rest::serve(&args.rest_addr, state.clone())?;
     eprintln!("sluice: job `{job_id}` REST API on http://{}", server.addr);

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,6 +32,9 @@ pub const ROUTES: &[&str] = &[
     "GET /v1/job",
     "GET /v1/job/metrics",
     "POST /v1/job/cancel",
+    "GET /v1/job/checkpoints",
+    "POST /v1/job/savepoints",
+    "GET /v1/job/savepoints/{triggerId}",
 ];
 
 struct Ctx {
@@ -79,6 +82,9 @@ fn router(ctx: Arc<Ctx>) -> Router {
         .route("/v1/job", get(job))
         .route("/v1/job/metrics", get(job_metrics))
         .route("/v1/job/cancel", post(cancel))
+        .route("/v1/job/checkpoints", get(checkpoints))
+        .route("/v1/job/savepoints", post(trigger_savepoint))
+        .route("/v1/job/savepoints/{trigger_id}", get(savepoint_status))
         .with_state(ctx)
 }
 
@@ -129,11 +135,11 @@ async fn job(State(ctx): State<Arc<Ctx>>) -> Response {
         "startTime": rfc3339(j.start_time),
         "endTime": end.map(rfc3339),
         "durationMs": duration.as_millis() as u64,
-        "restarts": 0,
+        "restarts": j.restarts.load(std::sync::atomic::Ordering::Relaxed),
         "vertices": j.vertices.iter().map(|v| json!({
             "id": v.id, "uid": v.uid, "name": v.name, "parallelism": v.parallelism,
         })).collect::<Vec<_>>(),
-        "lastCompletedCheckpoint": Value::Null,
+        "lastCompletedCheckpoint": j.last_completed_checkpoint(),
         "error": j.error(),
     });
     axum::Json(body).into_response()
@@ -193,6 +199,58 @@ async fn cancel(State(ctx): State<Arc<Ctx>>) -> Response {
     }
     ctx.job.request_cancel();
     (StatusCode::ACCEPTED, axum::Json(json!({ "state": ctx.job.status() }))).into_response()
+}
+
+async fn checkpoints(State(ctx): State<Arc<Ctx>>) -> Response {
+    let history = ctx.job.checkpoints();
+    let completed = history.iter().filter(|c| c.status == "COMPLETED").count();
+    let failed = history.iter().filter(|c| c.status == "FAILED").count();
+    axum::Json(json!({
+        "counts": { "completed": completed, "failed": failed, "inProgress": history.len() - completed - failed },
+        "latestCompleted": ctx.job.last_completed_checkpoint(),
+        "history": history.iter().rev().collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SavepointBody {
+    trigger_id: Option<String>,
+    target_directory: Option<String>,
+    #[serde(default)]
+    stop: bool,
+    #[serde(default)]
+    drain: bool,
+}
+
+fn bad_request(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": message }))).into_response()
+}
+
+async fn trigger_savepoint(State(ctx): State<Arc<Ctx>>, body: axum::body::Bytes) -> Response {
+    let req: SavepointBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return bad_request(format!("invalid savepoint request: {e}")),
+    };
+    if req.trigger_id.as_deref().is_some_and(|t| t.is_empty() || t.len() > 200) {
+        return bad_request("triggerId must be 1 to 200 characters".into());
+    }
+    if req.drain && !req.stop {
+        return bad_request("drain needs stop: true (a drained job cannot go on)".into());
+    }
+    match ctx.job.request_savepoint(req.trigger_id, req.target_directory, req.stop, req.drain) {
+        Ok(id) => (StatusCode::ACCEPTED, axum::Json(json!({ "triggerId": id }))).into_response(),
+        Err(e) => (StatusCode::CONFLICT, axum::Json(json!({ "error": e }))).into_response(),
+    }
+}
+
+async fn savepoint_status(State(ctx): State<Arc<Ctx>>, Path(trigger_id): Path<String>) -> Response {
+    match ctx.job.savepoint(&trigger_id) {
+        Some(s) => axum::Json(s).into_response(),
+        None => (StatusCode::NOT_FOUND, axum::Json(json!({ "error": format!("no savepoint with triggerId '{trigger_id}'") })))
+            .into_response(),
+    }
 }
 
 /// A Prometheus metric: name, type, and how to read it from a subtask.

@@ -23,10 +23,18 @@ GROUP BY window_start, window_end;
 ";
 
 fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    http_body(addr, method, path, "")
+}
+
+fn http_body(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-        .expect("write");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
     let mut buf = String::new();
     s.read_to_string(&mut buf).expect("read");
     let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
@@ -115,7 +123,15 @@ fn server_matches_openapi_document() {
     assert_eq!(documented, served, "routes and openapi.json disagree");
 
     let job = compile_text(JOB, "rest.sql").expect("compiles");
-    let (graph, options) = prepare(&job, &Config::default()).expect("prepares");
+    let ckpt = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        values: [
+            ("execution.checkpointing.dir".to_string(), ckpt.path().display().to_string()),
+            ("execution.checkpointing.interval".to_string(), "200ms".to_string()),
+        ]
+        .into(),
+    };
+    let (graph, options) = prepare(&job, &config, "rest-test").expect("prepares");
     let state = JobState::new("rest-test", "rest.sql", &graph);
     let server = rest::serve("127.0.0.1:0", state.clone()).expect("serves");
     let runner = {
@@ -126,11 +142,41 @@ fn server_matches_openapi_document() {
     while state.status() != JobStatus::Running && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Let the rate sampler take a reading.
+    // Let the rate sampler take a reading, and a checkpoint complete.
     std::thread::sleep(Duration::from_millis(2200));
 
+    // A savepoint, with a caller-chosen trigger id: the second call is the same savepoint.
+    let sp_dir = ckpt.path().join("sp").display().to_string();
+    let request = format!("{{\"triggerId\":\"t-1\",\"targetDirectory\":\"{sp_dir}\",\"stop\":false}}");
     let mut errors = Vec::new();
-    for route in ROUTES.iter().filter(|r| r.starts_with("GET ")) {
+    for _ in 0..2 {
+        let (status, body) = http_body(server.addr, "POST", "/v1/job/savepoints", &request);
+        assert_eq!(status, 202, "{body}");
+        let v: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["triggerId"], "t-1");
+        let schema = &doc["paths"]["/v1/job/savepoints"]["post"]["responses"]["202"]["content"]["application/json"]["schema"];
+        check(&doc, schema, &v, "POST /v1/job/savepoints", &mut errors);
+    }
+    let (status, body) = http_body(server.addr, "POST", "/v1/job/savepoints", "{\"stop\": \"yes\"}");
+    assert_eq!(status, 400, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let (code, body) = http(server.addr, "GET", "/v1/job/savepoints/t-1");
+        assert_eq!(code, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).expect("json");
+        let schema = &doc["paths"]["/v1/job/savepoints/{triggerId}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        check(&doc, schema, &v, "GET /v1/job/savepoints/t-1", &mut errors);
+        if v["status"] != "IN_PROGRESS" || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status["status"], "COMPLETED", "{status}");
+    assert!(status["location"].as_str().is_some_and(|l| l.ends_with("savepoint-t-1")), "{status}");
+    let (code, _) = http(server.addr, "GET", "/v1/job/savepoints/unknown");
+    assert_eq!(code, 404);
+
+    for route in ROUTES.iter().filter(|r| r.starts_with("GET ") && !r.contains('{')) {
         let path = &route[4..];
         let (status, body) = http(server.addr, "GET", path);
         assert_eq!(status, 200, "{route}: {body}");
@@ -145,6 +191,11 @@ fn server_matches_openapi_document() {
     let (_, job) = http(server.addr, "GET", "/v1/job");
     let job: Value = serde_json::from_str(&job).expect("json");
     assert_eq!(job["state"], "RUNNING");
+    assert!(job["lastCompletedCheckpoint"]["id"].as_u64().is_some(), "{job}");
+    let (_, history) = http(server.addr, "GET", "/v1/job/checkpoints");
+    let history: Value = serde_json::from_str(&history).expect("json");
+    assert!(history["counts"]["completed"].as_u64().unwrap_or(0) >= 2, "{history}");
+    assert!(history["history"].as_array().is_some_and(|h| h.iter().any(|c| c["kind"] == "savepoint")), "{history}");
     assert_eq!(job["vertices"].as_array().map(Vec::len), Some(2));
     let (_, m) = http(server.addr, "GET", "/v1/job/metrics");
     let m: Value = serde_json::from_str(&m).expect("json");

@@ -55,6 +55,49 @@ pub trait Operator: Send {
     fn late_records_dropped(&self) -> u64 {
         0
     }
+
+    /// The layout of this operator's keyed state, compared on restore so that
+    /// state is never read by an operator it was not written for; `None` for an
+    /// operator without keyed state.
+    fn state_layout(&self) -> Option<String> {
+        None
+    }
+
+    /// Writes the keyed state, one buffer per key group (of `max_parallelism`).
+    /// Called when a checkpoint barrier has been aligned, before it is forwarded;
+    /// pending bundles are flushed first, as Flink does before a barrier.
+    fn snapshot(&mut self, _max_parallelism: usize, _out: &mut KeyGroupWriters) -> Result<(), OpError> {
+        Ok(())
+    }
+
+    /// Loads the state of the key groups this subtask owns, as written by
+    /// [`Operator::snapshot`] of any subtask at any parallelism.
+    fn restore(&mut self, _key_group: u32, _state: &[u8]) -> Result<(), OpError> {
+        Ok(())
+    }
+
+    /// Sinks: the checkpoint barrier. Flushes output written since the last call
+    /// into pending form and returns what [`Operator::commit`] makes visible.
+    fn pre_commit(&mut self, _checkpoint: u64) -> Result<Option<SinkSnapshot>, OpError> {
+        Ok(None)
+    }
+
+    /// Sinks: a checkpoint that included these committables has completed.
+    fn commit(&mut self, _committables: &[Vec<u8>]) -> Result<(), OpError> {
+        Ok(())
+    }
+}
+
+/// Keyed state being written, by key group.
+pub type KeyGroupWriters = std::collections::BTreeMap<u32, crate::state::codec::Writer>;
+
+/// A sink subtask's part of a checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct SinkSnapshot {
+    /// What the checkpoint's completion makes visible.
+    pub committable: Vec<u8>,
+    /// The writer's own small state (its part-file counter).
+    pub state: Vec<u8>,
 }
 
 /// A chain of operators run on one thread.

@@ -13,9 +13,10 @@ use arrow::record_batch::RecordBatch;
 use super::aggregate::{AggDef, GroupAccs};
 use super::calc::relax;
 use super::window::{Keys, TimeShift, window_columns};
-use super::{Event, Operator, epoch_millis};
+use super::{Event, KeyGroupWriters, Operator, epoch_millis};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
+use crate::state::codec::Reader;
 
 #[derive(Debug, Clone, Copy)]
 struct Session {
@@ -199,5 +200,44 @@ impl Operator for SessionAggregate {
 
     fn late_records_dropped(&self) -> u64 {
         self.late
+    }
+
+    fn state_layout(&self) -> Option<String> {
+        Some(format!("{}; {}; aggregates [{}]", self.name(), self.keys.layout(), self.accs.layout()))
+    }
+
+    /// Entry per key: the key, then its sessions with their accumulators.
+    fn snapshot(&mut self, max_parallelism: usize, out: &mut KeyGroupWriters) -> Result<(), OpError> {
+        let keys: Vec<&[u8]> = self.sessions.keys().map(|k| k.as_ref()).collect();
+        let kgs = self.keys.key_groups(&keys, max_parallelism)?;
+        for ((key, list), kg) in self.sessions.iter().zip(kgs) {
+            let w = out.entry(kg).or_default();
+            w.bytes(key);
+            w.u32(list.len() as u32);
+            for s in list {
+                w.i64(s.start);
+                w.i64(s.end);
+                w.i64(s.end_utc);
+                self.accs.encode_group(s.gid, w);
+            }
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, _key_group: u32, state: &[u8]) -> Result<(), OpError> {
+        let mut r = Reader::new(state);
+        while !r.is_empty() {
+            let key: Box<[u8]> = r.bytes()?.into();
+            let n = r.u32()?;
+            let mut list = Vec::new();
+            for _ in 0..n {
+                let (start, end, end_utc) = (r.i64()?, r.i64()?, r.i64()?);
+                let gid = self.accs.decode_group(&mut r)?;
+                self.min_end_utc = self.min_end_utc.min(end_utc);
+                list.push(Session { start, end, end_utc, gid });
+            }
+            self.sessions.entry(key).or_default().extend(list);
+        }
+        Ok(())
     }
 }

@@ -3,12 +3,15 @@
 use arrow::record_batch::RecordBatch;
 use sluice_connectors::SinkWriter;
 
-use super::{Event, Operator};
+use super::{Event, Operator, SinkSnapshot};
 use crate::error::OpError;
 
 pub struct Sink {
     pub table: String,
     pub writer: Box<dyn SinkWriter>,
+    /// With checkpointing, output becomes visible only through pre-commit and
+    /// commit, also at the end of a bounded job (its final checkpoint).
+    pub exactly_once: bool,
 }
 
 impl Operator for Sink {
@@ -26,7 +29,19 @@ impl Operator for Sink {
     }
 
     fn finish(&mut self, _out: &mut Vec<Event>) -> Result<(), OpError> {
-        self.writer.finish()?;
+        if !self.exactly_once {
+            self.writer.finish()?;
+        }
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<SinkSnapshot>, OpError> {
+        let committable = self.writer.pre_commit(checkpoint)?;
+        Ok(Some(SinkSnapshot { committable, state: self.writer.snapshot_state()? }))
+    }
+
+    fn commit(&mut self, committables: &[Vec<u8>]) -> Result<(), OpError> {
+        self.writer.commit(committables)?;
         Ok(())
     }
 }

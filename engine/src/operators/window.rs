@@ -23,9 +23,10 @@ use sluice_sql::plan::WindowKind;
 
 use super::aggregate::{AggDef, GroupAccs};
 use super::calc::relax;
-use super::{Event, Operator, epoch_millis};
+use super::{Event, KeyGroupWriters, Operator, epoch_millis};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
+use crate::state::codec::Reader;
 
 /// The windows `[start, end)` that contain `ts`, for the non-merging kinds.
 /// Session windows are assigned by merging; see [`super::session`].
@@ -153,6 +154,7 @@ pub fn window_columns(starts: Vec<i64>, ends: Vec<i64>, times: Vec<i64>, time_ty
 pub struct Keys {
     pub exprs: Vec<Arc<dyn PhysicalExpr>>,
     pub converter: Option<RowConverter>,
+    types: Vec<DataType>,
 }
 
 impl Keys {
@@ -160,9 +162,9 @@ impl Keys {
         let converter = if exprs.is_empty() {
             None
         } else {
-            Some(RowConverter::new(types.into_iter().map(SortField::new).collect())?)
+            Some(RowConverter::new(types.iter().cloned().map(SortField::new).collect())?)
         };
-        Ok(Keys { exprs, converter })
+        Ok(Keys { exprs, converter, types })
     }
 
     pub fn encode(&self, batch: &RecordBatch) -> Result<Option<arrow::row::Rows>, OpError> {
@@ -177,6 +179,25 @@ impl Keys {
                     .collect::<Result<_, _>>()?;
                 Ok(Some(c.convert_columns(&cols)?))
             }
+        }
+    }
+
+    /// The key group of each stored key: the hash of the decoded key columns,
+    /// the same hash the keyed exchange routes by. Without keys, group 0.
+    pub fn key_groups(&self, keys: &[&[u8]], max_parallelism: usize) -> Result<Vec<u32>, OpError> {
+        if self.converter.is_none() || keys.is_empty() {
+            return Ok(vec![0; keys.len()]);
+        }
+        let cols = self.decode(keys)?;
+        let hashes = crate::keygroup::hash_rows(&cols, keys.len()).map_err(OpError::Other)?;
+        Ok(hashes.into_iter().map(|h| crate::keygroup::key_group(h, max_parallelism) as u32).collect())
+    }
+
+    /// A description of the key types, for state compatibility checks.
+    pub fn layout(&self) -> String {
+        match &self.converter {
+            None => "no keys".into(),
+            Some(_) => format!("keys {:?}", self.types),
         }
     }
 
@@ -351,6 +372,56 @@ impl Operator for WindowAggregate {
 
     fn late_records_dropped(&self) -> u64 {
         self.assigner.late
+    }
+
+    fn state_layout(&self) -> Option<String> {
+        let accs = GroupAccs::with_bundles(&self.aggs, true).map(|a| a.layout()).unwrap_or_default();
+        Some(format!("{}; {}; aggregates [{accs}]", self.name(), self.keys.layout()))
+    }
+
+    /// Entry per (window, key): end instant, start, end, key, accumulators.
+    fn snapshot(&mut self, max_parallelism: usize, out: &mut KeyGroupWriters) -> Result<(), OpError> {
+        for (end_utc, pane) in self.panes.iter_mut() {
+            pane.accs.fold();
+            let mut entries: Vec<(&[u8], u32)> = pane.index.iter().map(|(k, g)| (k.as_ref(), *g)).collect();
+            if self.keys.converter.is_none() {
+                entries = vec![(&[][..], 0)];
+            }
+            let kgs = self.keys.key_groups(&entries.iter().map(|e| e.0).collect::<Vec<_>>(), max_parallelism)?;
+            for ((key, g), kg) in entries.into_iter().zip(kgs) {
+                let w = out.entry(kg).or_default();
+                w.i64(*end_utc);
+                w.i64(pane.start);
+                w.i64(pane.end);
+                w.bytes(key);
+                pane.accs.encode_group(g, w);
+            }
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, _key_group: u32, state: &[u8]) -> Result<(), OpError> {
+        let mut r = Reader::new(state);
+        while !r.is_empty() {
+            let end_utc = r.i64()?;
+            let start = r.i64()?;
+            let end = r.i64()?;
+            let key = r.bytes()?;
+            let pane = match self.panes.entry(end_utc) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => v.insert(Pane {
+                    start,
+                    end,
+                    index: hashbrown::HashMap::new(),
+                    accs: GroupAccs::with_bundles(&self.aggs, true)?,
+                }),
+            };
+            let g = pane.accs.decode_group(&mut r)?;
+            if self.keys.converter.is_some() {
+                pane.index.insert(key.into(), g);
+            }
+        }
+        Ok(())
     }
 }
 

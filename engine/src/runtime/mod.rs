@@ -1,156 +1,61 @@
 //! Runs a job graph in one process: one thread per subtask, connected by
-//! bounded channels.
-//!
-//! Flow control: every subtask has one input queue holding at most
-//! `execution.buffer-capacity` messages per upstream channel; a producer that
-//! finds it full blocks (and counts the time as backpressure), so a slow operator
-//! slows its producers and, in the end, the sources.
+//! credit-based channels (see [`channel`]).
 //!
 //! Watermarks: a subtask's watermark is the minimum over its input channels that
 //! are neither idle nor ended; when every input has ended it is +∞, which fires
 //! every window, and then operators finish and sinks make their output final.
 //!
-//! Failure: the first error is recorded, the job is marked failed, and every
-//! thread stops once its channels close. A canceled job stops without finishing
-//! its sinks, so no partial output becomes visible.
+//! Checkpoints: see [`crate::checkpoint`]. With a checkpoint directory, output
+//! is exactly-once: sinks make output visible only when a checkpoint covering
+//! it completes, and a bounded job ends with a final checkpoint.
+//!
+//! Failure: the first error stops the attempt. With a restart strategy, the job
+//! restarts from the newest complete checkpoint; otherwise it fails. A canceled
+//! job stops without finishing its sinks, so no partial output becomes visible.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+pub mod channel;
+pub mod job;
+mod task;
 
-use arrow::array::{ArrayRef, UInt32Array};
-use arrow::compute::take_record_batch;
-use arrow::record_batch::RecordBatch;
-use sluice_connectors::{SinkContext, SourceContext, SourceEvent, create_sink, create_source};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use sluice_connectors::{SinkContext, SourceContext, create_sink, create_source, recover_sink};
+use sluice_storage::Storage;
+
+use crate::checkpoint::coordinator::{CheckpointOptions, Cluster, Coordinator, Ending, VertexMeta};
+use crate::checkpoint::metadata::OperatorState;
+use crate::checkpoint::restart::RestartStrategy;
+use crate::checkpoint::restore::{self, NewVertex};
+use crate::checkpoint::store::{self, Loaded};
+use crate::checkpoint::{Barrier, CoordMsg, SourceControl};
 use crate::error::{EngineError, OpError};
-use crate::keygroup;
-use crate::metrics::{NO_WATERMARK, SubtaskMetrics};
+use crate::metrics::SubtaskMetrics;
 use crate::operators::calc::{Filter, Project};
 use crate::operators::session::SessionAggregate;
 use crate::operators::sink::Sink;
 use crate::operators::watermark::WatermarkAssigner;
 use crate::operators::window::{Keys, TimeShift, WindowAggregate, WindowAssign};
-use crate::operators::{Chain, Event, Operator};
+use crate::operators::{Chain, Operator};
 use crate::plan::{JobGraph, OpSpec, Partitioning};
+use channel::{CONTROL, CloseOnDrop, Credit, Envelope, Msg, Target};
+pub use job::{CheckpointRecord, JobState, JobStatus, SavepointRequest, SavepointStatus, VertexInfo};
 use sluice_sql::plan::WindowKind;
+use task::{InputRun, OutEdge, Outputs, SourceRun, TaskCtx};
 
-/// Job states, as the REST API reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum JobStatus {
-    Created,
-    Running,
-    Failing,
-    Restarting,
-    Finished,
-    Failed,
-    Canceled,
-    Suspended,
-}
-
-impl JobStatus {
-    pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Finished | JobStatus::Failed | JobStatus::Canceled | JobStatus::Suspended)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct VertexInfo {
-    pub id: usize,
-    pub uid: String,
-    pub name: String,
-    pub parallelism: usize,
-    pub is_source: bool,
-}
-
-/// What the REST API and the progress line read about a running job.
-#[derive(Debug)]
-pub struct JobState {
-    pub job_id: String,
-    pub job_name: String,
-    pub status: Mutex<JobStatus>,
-    pub start_time: SystemTime,
-    pub end_time: Mutex<Option<SystemTime>>,
-    pub error: Mutex<Option<String>>,
-    pub cancel: AtomicBool,
-    pub vertices: Vec<VertexInfo>,
-    pub subtasks: Vec<Arc<SubtaskMetrics>>,
-}
-
-impl JobState {
-    pub fn new(job_id: &str, job_name: &str, graph: &JobGraph) -> Arc<JobState> {
-        let vertices = graph
-            .vertices
-            .iter()
-            .map(|v| VertexInfo {
-                id: v.id,
-                uid: v.uid.clone(),
-                name: v.name(),
-                parallelism: v.parallelism,
-                is_source: v.source.is_some(),
-            })
-            .collect();
-        let subtasks = graph
-            .vertices
-            .iter()
-            .flat_map(|v| (0..v.parallelism).map(move |i| Arc::new(SubtaskMetrics::new(v.id, i))))
-            .collect();
-        Arc::new(JobState {
-            job_id: job_id.to_string(),
-            job_name: job_name.to_string(),
-            status: Mutex::new(JobStatus::Created),
-            start_time: SystemTime::now(),
-            end_time: Mutex::new(None),
-            error: Mutex::new(None),
-            cancel: AtomicBool::new(false),
-            vertices,
-            subtasks,
-        })
-    }
-
-    pub fn status(&self) -> JobStatus {
-        self.status.lock().map(|s| *s).unwrap_or(JobStatus::Failed)
-    }
-
-    fn set_status(&self, s: JobStatus) {
-        if let Ok(mut g) = self.status.lock() {
-            *g = s;
-        }
-        if s.is_terminal()
-            && let Ok(mut e) = self.end_time.lock()
-        {
-            *e = Some(SystemTime::now());
-        }
-    }
-
-    /// Records the first failure and stops the job.
-    fn fail(&self, message: String) {
-        if let Ok(mut e) = self.error.lock()
-            && e.is_none()
-        {
-            *e = Some(message);
-        }
-        if let Ok(mut g) = self.status.lock()
-            && !g.is_terminal()
-        {
-            *g = JobStatus::Failing;
-        }
-        self.cancel.store(true, Ordering::SeqCst);
-    }
-
-    pub fn request_cancel(&self) {
-        self.cancel.store(true, Ordering::SeqCst);
-    }
-
-    pub fn error(&self) -> Option<String> {
-        self.error.lock().ok().and_then(|e| e.clone())
-    }
-
-    pub fn metrics_of(&self, vertex: usize) -> impl Iterator<Item = &Arc<SubtaskMetrics>> {
-        self.subtasks.iter().filter(move |m| m.vertex == vertex)
-    }
+/// Where a run starts from.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Restore {
+    /// Empty state.
+    #[default]
+    None,
+    /// The newest complete checkpoint under the checkpoint directory, if any;
+    /// a job that finished or stopped stays terminal.
+    Latest,
+    /// A checkpoint or savepoint directory, or its `_metadata`.
+    Uri(String),
 }
 
 /// Runtime settings.
@@ -160,116 +65,24 @@ pub struct RunOptions {
     pub buffer_capacity: usize,
     /// 0 disables idleness.
     pub idle_timeout: Duration,
+    pub checkpoint: CheckpointOptions,
+    pub restart: RestartStrategy,
+    pub restore: Restore,
+    pub allow_non_restored_state: bool,
 }
 
-enum Msg {
-    Batch(RecordBatch),
-    Watermark(i64),
-    Idle(bool),
-    End,
-}
-
-struct Envelope {
-    channel: u32,
-    msg: Msg,
-}
-
-/// The downstream side of one output edge of a subtask.
-struct OutEdge {
-    partitioning: Partitioning,
-    targets: Vec<(SyncSender<Envelope>, u32)>,
-    next: usize,
-    max_parallelism: usize,
-}
-
-/// Raised when a downstream subtask has gone away (the job is stopping).
-struct Disconnected;
-
-struct Outputs {
-    edges: Vec<OutEdge>,
-    metrics: Arc<SubtaskMetrics>,
-}
-
-impl Outputs {
-    fn send(&self, tx: &SyncSender<Envelope>, env: Envelope) -> Result<(), Disconnected> {
-        match tx.try_send(env) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(env)) => {
-                let t = Instant::now();
-                let r = tx.send(env).map_err(|_| Disconnected);
-                SubtaskMetrics::add(&self.metrics.backpressured_ns, t.elapsed().as_nanos() as u64);
-                r
-            }
-            Err(TrySendError::Disconnected(_)) => Err(Disconnected),
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            batch_size: 8192,
+            buffer_capacity: 8,
+            idle_timeout: Duration::ZERO,
+            checkpoint: CheckpointOptions::default(),
+            restart: RestartStrategy::None,
+            restore: Restore::None,
+            allow_non_restored_state: false,
         }
     }
-
-    fn broadcast(&self, make: impl Fn() -> Msg) -> Result<(), Disconnected> {
-        for e in &self.edges {
-            for (tx, ch) in &e.targets {
-                self.send(tx, Envelope { channel: *ch, msg: make() })?;
-            }
-        }
-        Ok(())
-    }
-
-    fn emit(&mut self, ev: Event) -> Result<Result<(), Disconnected>, OpError> {
-        match ev {
-            Event::Watermark(w) => {
-                self.metrics.watermark.store(w, Ordering::Relaxed);
-                Ok(self.broadcast(|| Msg::Watermark(w)))
-            }
-            Event::Batch(b) => {
-                SubtaskMetrics::add(&self.metrics.records_out, b.num_rows() as u64);
-                SubtaskMetrics::add(&self.metrics.bytes_out, b.get_array_memory_size() as u64);
-                for i in 0..self.edges.len() {
-                    let routed = route(&mut self.edges[i], &b)?;
-                    for (t, batch) in routed {
-                        let (tx, ch) = &self.edges[i].targets[t];
-                        if let Err(d) = self.send(tx, Envelope { channel: *ch, msg: Msg::Batch(batch) }) {
-                            return Ok(Err(d));
-                        }
-                    }
-                }
-                Ok(Ok(()))
-            }
-        }
-    }
-}
-
-/// Splits a batch among an edge's targets.
-fn route(e: &mut OutEdge, b: &RecordBatch) -> Result<Vec<(usize, RecordBatch)>, OpError> {
-    let n = e.targets.len();
-    Ok(match &e.partitioning {
-        Partitioning::Forward => vec![(0, b.clone())],
-        Partitioning::Global => vec![(0, b.clone())],
-        Partitioning::Rebalance => {
-            let t = e.next % n;
-            e.next = e.next.wrapping_add(1);
-            vec![(t, b.clone())]
-        }
-        Partitioning::Hash { keys, .. } => {
-            if n == 1 {
-                return Ok(vec![(0, b.clone())]);
-            }
-            let rows = b.num_rows();
-            let cols: Vec<ArrayRef> =
-                keys.iter().map(|k| k.evaluate(b).and_then(|v| v.into_array(rows))).collect::<Result<_, _>>()?;
-            let hashes = keygroup::hash_rows(&cols, rows).map_err(OpError::Other)?;
-            let mut idx: Vec<Vec<u32>> = vec![Vec::new(); n];
-            for (r, h) in hashes.iter().enumerate() {
-                let kg = keygroup::key_group(*h, e.max_parallelism);
-                idx[keygroup::operator_index(kg, e.max_parallelism, n)].push(r as u32);
-            }
-            let mut out = Vec::new();
-            for (t, rows) in idx.into_iter().enumerate() {
-                if !rows.is_empty() {
-                    out.push((t, take_record_batch(b, &UInt32Array::from(rows))?));
-                }
-            }
-            out
-        }
-    })
 }
 
 fn instantiate(
@@ -278,6 +91,7 @@ fn instantiate(
     parallelism: usize,
     job_id: &str,
     tz: &str,
+    sink: &SinkSetup,
 ) -> Result<Box<dyn Operator>, EngineError> {
     let shift = |z: &Option<String>| TimeShift::new(z.as_deref()).map_err(|e| EngineError::Config(e.to_string()));
     Ok(match spec {
@@ -324,27 +138,288 @@ fn instantiate(
                 parallelism,
                 job_id: job_id.to_string(),
                 local_time_zone: tz.to_string(),
+                restored_states: sink.restored_states.clone(),
+                s3: sink.s3.clone(),
             };
-            Box::new(Sink { table: table.name.clone(), writer: create_sink(&ctx)? })
+            Box::new(Sink { table: table.name.clone(), writer: create_sink(&ctx)?, exactly_once: sink.exactly_once })
         }
     })
 }
 
-struct InputState {
-    watermark: i64,
-    idle: bool,
-    ended: bool,
+/// What a sink needs beyond its table: restored writer states and the mode.
+#[derive(Default, Clone)]
+struct SinkSetup {
+    restored_states: Option<Vec<Vec<u8>>>,
+    exactly_once: bool,
+    s3: sluice_storage::S3Options,
 }
 
-/// Runs the job to completion. Returns when every subtask has stopped.
+fn sink_context(
+    table: &sluice_sql::catalog::TableDef,
+    graph: &JobGraph,
+    job_id: &str,
+    p: usize,
+    s3: &sluice_storage::S3Options,
+) -> SinkContext {
+    SinkContext {
+        table: table.name.clone(),
+        options: table.options.clone(),
+        schema: table.physical.clone(),
+        subtask: 0,
+        parallelism: p,
+        job_id: job_id.to_string(),
+        local_time_zone: graph.local_time_zone.clone(),
+        restored_states: None,
+        s3: s3.clone(),
+    }
+}
+
+/// How one attempt of the job ended.
+enum AttemptEnd {
+    Finished,
+    Stopped,
+    Canceled,
+}
+
+/// Runs the job until it finishes, is canceled, stops with a savepoint, or
+/// fails beyond its restart strategy.
 pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Result<(), EngineError> {
-    // One input queue per subtask. Channels are numbered per consumer subtask:
-    // a forward edge contributes one channel (from the same-index producer),
-    // other edges one per producer subtask.
+    let ck = &opts.checkpoint;
+    if let Some(dir) = &ck.job_dir {
+        dir.check().map_err(|e| EngineError::Storage(format!("checkpoint storage is not usable: {e}")))?;
+    }
+    let initial: Option<Loaded> = match &opts.restore {
+        Restore::None => None,
+        Restore::Latest => {
+            let dir = ck.job_dir.as_ref().ok_or_else(|| {
+                EngineError::Config("--restore latest needs a checkpoint directory (--checkpoint-dir)".into())
+            })?;
+            if let Some(t) = store::read_terminal(dir).map_err(EngineError::Storage)? {
+                eprintln!(
+                    "sluice: job `{}` already ended ({} at {}, {}); it stays terminal. Restore that snapshot explicitly with --restore, or use another --job-id.",
+                    state.job_id, t.reason, t.time, t.location
+                );
+                state.set_status(JobStatus::Finished);
+                return Ok(());
+            }
+            let l = store::load_latest(dir).map_err(EngineError::Storage)?;
+            match &l {
+                Some(l) => eprintln!("sluice: job `{}` restoring from {}", state.job_id, l.location),
+                None => eprintln!("sluice: job `{}`: no complete checkpoint under {}; starting empty", state.job_id, dir.uri()),
+            }
+            l
+        }
+        Restore::Uri(uri) => {
+            let dir = Storage::open(store::snapshot_root(uri), &ck.s3).map_err(|e| EngineError::Storage(e.to_string()))?;
+            let l = store::load(&dir).map_err(|message| EngineError::Restore { location: dir.uri(), message })?;
+            eprintln!("sluice: job `{}` restoring from {}", state.job_id, l.location);
+            Some(l)
+        }
+    };
+    if let Some(l) = &initial {
+        l.metadata.check_version(&l.location).map_err(|message| EngineError::Restore { location: l.location.clone(), message })?;
+    }
+    let mut first_id = initial.as_ref().map_or(0, |l| l.metadata.checkpoint_id) + 1;
+    if let Some(dir) = &ck.job_dir {
+        let newest = store::checkpoint_ids(dir).map_err(|e| EngineError::Storage(e.to_string()))?.first().copied();
+        first_id = first_id.max(newest.unwrap_or(0) + 1);
+    }
+    let mut coord = Coordinator::new(ck.clone(), state.clone(), graph.max_parallelism, Vec::new(), first_id);
+    let mut restored_from: Option<Loaded> = None;
+    let mut attempt = 0u32;
+    loop {
+        let restore = restored_from.as_ref().or(initial.as_ref());
+        let result = run_attempt(graph, state, opts, restore, &mut coord);
+        match result {
+            Ok(AttemptEnd::Finished) | Ok(AttemptEnd::Stopped) => {
+                state.set_status(JobStatus::Finished);
+                return Ok(());
+            }
+            Ok(AttemptEnd::Canceled) => {
+                state.set_status(JobStatus::Canceled);
+                return Ok(());
+            }
+            Err(e) => {
+                // Errors while setting up the first attempt are the user's to fix.
+                let setup = matches!(e, AttemptError::Setup(_)) && attempt == 0;
+                let err = e.into_inner();
+                attempt += 1;
+                let delay = if setup || state.user_cancel.load(Ordering::SeqCst) { None } else { opts.restart.delay(attempt) };
+                let Some(delay) = delay else {
+                    if state.user_cancel.load(Ordering::SeqCst) && !setup {
+                        state.set_status(JobStatus::Canceled);
+                        return Ok(());
+                    }
+                    state.set_status(JobStatus::Failed);
+                    return Err(err);
+                };
+                state.set_status(JobStatus::Restarting);
+                state.restarts.store(attempt as u64, Ordering::SeqCst);
+                let from = coord.latest.as_ref().map(|d| d.uri()).or_else(|| initial.as_ref().map(|l| l.location.clone()));
+                eprintln!(
+                    "sluice: job `{}` failed: {err}\nsluice: restart {attempt} in {} ms, from {}",
+                    state.job_id,
+                    delay.as_millis(),
+                    from.as_deref().unwrap_or("the beginning")
+                );
+                let until = Instant::now() + delay;
+                while Instant::now() < until && !state.user_cancel.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())));
+                }
+                if state.user_cancel.load(Ordering::SeqCst) {
+                    state.set_status(JobStatus::Canceled);
+                    return Ok(());
+                }
+                state.clear_failure();
+                if let Some(dir) = coord.latest.clone() {
+                    restored_from = match store::load(&dir) {
+                        Ok(l) => Some(l),
+                        Err(why) => {
+                            tracing::warn!("cannot restore from {}: {why}; trying older checkpoints", dir.uri());
+                            match &ck.job_dir {
+                                Some(j) => store::load_latest(j).ok().flatten(),
+                                None => None,
+                            }
+                        }
+                    };
+                }
+            }
+        }
+    }
+}
+
+enum AttemptError {
+    /// Building the attempt failed (configuration, restore compatibility).
+    Setup(EngineError),
+    /// A subtask failed while running.
+    Run(EngineError),
+}
+
+impl AttemptError {
+    fn into_inner(self) -> EngineError {
+        match self {
+            AttemptError::Setup(e) | AttemptError::Run(e) => e,
+        }
+    }
+}
+
+/// The coordinator's view of one attempt's subtasks.
+struct Wiring {
+    sources: Vec<Sender<SourceControl>>,
+    sinks: Vec<((usize, usize), Sender<Envelope>)>,
+}
+
+impl Cluster for Wiring {
+    fn trigger(&self, barrier: &Barrier) {
+        for s in &self.sources {
+            let _ = s.send(SourceControl::Trigger(barrier.clone()));
+        }
+    }
+
+    fn resume(&self) {
+        for s in &self.sources {
+            let _ = s.send(SourceControl::Resume);
+        }
+    }
+
+    fn commit(&self, id: u64) -> std::collections::HashSet<(usize, usize)> {
+        self.sinks
+            .iter()
+            .filter(|(_, tx)| tx.send(Envelope { channel: CONTROL, msg: Msg::Commit(id) }).is_ok())
+            .map(|(k, _)| *k)
+            .collect()
+    }
+}
+
+fn run_attempt(
+    graph: &JobGraph,
+    state: &Arc<JobState>,
+    opts: &RunOptions,
+    restore: Option<&Loaded>,
+    coord: &mut Coordinator,
+) -> Result<AttemptEnd, AttemptError> {
+    let setup = AttemptError::Setup;
+    let exactly_once = opts.checkpoint.exactly_once();
     let forward = |e: usize| matches!(graph.edges[e].partitioning, Partitioning::Forward);
-    let mut senders: Vec<Vec<SyncSender<Envelope>>> = Vec::new();
+    let is_sink = |v: &crate::plan::Vertex| matches!(v.ops.last(), Some(OpSpec::Sink { .. }));
+
+    // Sinks: commit what the restored snapshot covers, clean up what an
+    // earlier attempt left pending, and hand the writers their states.
+    let mut sink_setup: Vec<SinkSetup> = vec![SinkSetup::default(); graph.vertices.len()];
+    for v in &graph.vertices {
+        let Some(OpSpec::Sink { table }) = v.ops.last() else { continue };
+        let restored = match restore {
+            Some(l) => restore::sink_for(l, &v.uid).map_err(setup)?,
+            None => None,
+        };
+        if exactly_once || restored.is_some() {
+            let committables = restored.as_ref().map(|r| r.0.clone()).unwrap_or_default();
+            recover_sink(&sink_context(table, graph, &state.job_id, v.parallelism, &opts.checkpoint.s3), &committables)
+                .map_err(|e| setup(e.into()))?;
+        }
+        sink_setup[v.id] =
+            SinkSetup { restored_states: restored.map(|r| r.1), exactly_once, s3: opts.checkpoint.s3.clone() };
+    }
+
+    // Operators, with their keyed state.
+    let mut chains: Vec<Vec<Option<Chain>>> = Vec::new();
+    let mut metas = Vec::new();
+    for v in &graph.vertices {
+        let mut per = Vec::new();
+        let mut operators: Vec<OperatorState> = Vec::new();
+        for i in 0..v.parallelism {
+            let mut ops = v
+                .ops
+                .iter()
+                .map(|o| instantiate(o, i, v.parallelism, &state.job_id, &graph.local_time_zone, &sink_setup[v.id]))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(setup)?;
+            if i == 0 {
+                operators = ops
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, o)| o.state_layout().map(|layout| OperatorState { index, name: o.name(), layout }))
+                    .collect();
+            }
+            if let Some(l) = restore {
+                for (op, kg, bytes) in restore::keyed_for(l, &v.uid, i, v.parallelism).map_err(setup)? {
+                    let target = ops.get_mut(op).ok_or_else(|| {
+                        setup(EngineError::Restore {
+                            location: l.location.clone(),
+                            message: format!("`{}` has no operator {op} for the snapshot's state", v.name()),
+                        })
+                    })?;
+                    target.restore(kg, bytes).map_err(|e| {
+                        setup(EngineError::Restore {
+                            location: l.location.clone(),
+                            message: format!("operator `{}` (uid {}): cannot read its state: {e}", target.name(), v.uid),
+                        })
+                    })?;
+                }
+            }
+            per.push(Some(Chain { ops }));
+        }
+        chains.push(per);
+        metas.push(VertexMeta { uid: v.uid.clone(), name: v.name(), parallelism: v.parallelism, operators });
+    }
+    if let Some(l) = restore {
+        let news: Vec<NewVertex> = graph
+            .vertices
+            .iter()
+            .zip(&metas)
+            .map(|(v, m)| NewVertex { uid: &v.uid, name: v.name(), parallelism: v.parallelism, operators: &m.operators })
+            .collect();
+        restore::check(l, &news, graph.max_parallelism, opts.allow_non_restored_state).map_err(setup)?;
+    }
+    coord.set_vertices(metas);
+
+    // One unbounded input queue per subtask; one credit counter per channel.
+    // Channels are numbered per consumer subtask: a forward edge contributes
+    // one channel (from the same-index producer), other edges one per producer.
+    let mut senders: Vec<Vec<Sender<Envelope>>> = Vec::new();
     let mut receivers: Vec<Vec<Option<Receiver<Envelope>>>> = Vec::new();
-    let mut channel_base: Vec<Vec<u32>> = Vec::new(); // per vertex, per input edge
+    let mut credits: Vec<Vec<Vec<Arc<Credit>>>> = Vec::new();
+    let mut channel_base: Vec<Vec<u32>> = Vec::new();
     for v in &graph.vertices {
         let mut base = Vec::new();
         let mut n = 0u32;
@@ -352,25 +427,25 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
             base.push(n);
             n += if forward(*e) { 1 } else { graph.vertices[graph.edges[*e].from].parallelism as u32 };
         }
-        let cap = opts.buffer_capacity * (n as usize).max(1);
-        let (tx, rx): (Vec<_>, Vec<_>) =
-            (0..v.parallelism).map(|_| sync_channel::<Envelope>(cap)).map(|(t, r)| (t, Some(r))).unzip();
+        let (tx, rx): (Vec<_>, Vec<_>) = (0..v.parallelism).map(|_| channel::<Envelope>()).map(|(t, r)| (t, Some(r))).unzip();
         senders.push(tx);
         receivers.push(rx);
+        credits.push((0..v.parallelism).map(|_| (0..n).map(|_| Credit::new(opts.buffer_capacity)).collect()).collect());
         channel_base.push(base);
     }
-    // Create every reader before starting any thread, so that configuration
-    // errors (a missing file, a bad option) fail the job before it runs, and so
-    // that subtasks without work are known to be idle from the start: no
-    // watermark waits for them, whatever the thread timing.
+    // Readers first, so that configuration errors fail before anything runs,
+    // and so that subtasks without work are known to be idle from the start.
     let mut readers: Vec<Vec<Option<Box<dyn sluice_connectors::SourceReader>>>> = Vec::new();
     let mut idle_at_start: Vec<Vec<bool>> = Vec::new();
-    // For each vertex and subtask, the upstream (vertex, subtask) of each channel.
     let mut channel_sources: Vec<Vec<Vec<(usize, usize)>>> = Vec::new();
     for v in &graph.vertices {
         let mut rs = Vec::new();
         let mut idle = Vec::new();
         let mut sources = Vec::new();
+        let splits = match (restore, &v.source) {
+            (Some(l), Some(_)) => restore::splits_for(l, &v.uid).map_err(setup)?,
+            _ => None,
+        };
         for i in 0..v.parallelism {
             let mut chans = Vec::new();
             for e in &v.inputs {
@@ -391,7 +466,10 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
                         parallelism: v.parallelism,
                         batch_size: opts.batch_size,
                         local_time_zone: graph.local_time_zone.clone(),
-                    })?;
+                        restored_splits: splits.clone(),
+                        s3: opts.checkpoint.s3.clone(),
+                    })
+                    .map_err(|e| setup(e.into()))?;
                     idle.push(!reader.has_work());
                     rs.push(Some(reader));
                 }
@@ -411,34 +489,39 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
         idle_at_start.push(idle);
         channel_sources.push(sources);
     }
+
+    let (coord_tx, coord_rx) = channel::<CoordMsg>();
+    let mut wiring = Wiring { sources: Vec::new(), sinks: Vec::new() };
     struct Task {
         vertex: usize,
         subtask: usize,
         chain: Chain,
         outputs: Outputs,
-        input: Option<Receiver<Envelope>>,
+        input: Option<(Receiver<Envelope>, Vec<Arc<Credit>>)>,
         channels: Vec<bool>,
         idle: bool,
-        source: Option<Box<dyn sluice_connectors::SourceReader>>,
+        source: Option<(Box<dyn sluice_connectors::SourceReader>, Receiver<SourceControl>)>,
+        ctx: TaskCtx,
     }
     let mut tasks = Vec::new();
     let metrics_of = |v: usize, i: usize| state.subtasks.iter().find(|m| m.vertex == v && m.subtask == i).cloned();
     for v in &graph.vertices {
         for i in 0..v.parallelism {
-            let ops = v
-                .ops
-                .iter()
-                .map(|o| instantiate(o, i, v.parallelism, &state.job_id, &graph.local_time_zone))
-                .collect::<Result<Vec<_>, _>>()?;
+            let chain = chains[v.id][i].take().ok_or_else(|| setup(EngineError::Internal("chain built twice".into())))?;
             let mut edges = Vec::new();
             for e in &v.outputs {
                 let edge = &graph.edges[*e];
                 let pos = graph.vertices[edge.to].inputs.iter().position(|x| x == e).unwrap_or(0);
+                let target = |j: usize, ch: u32| Target {
+                    tx: senders[edge.to][j].clone(),
+                    channel: ch,
+                    credit: credits[edge.to][j][ch as usize].clone(),
+                };
                 let targets = if forward(*e) {
-                    vec![(senders[edge.to][i].clone(), channel_base[edge.to][pos])]
+                    vec![target(i, channel_base[edge.to][pos])]
                 } else {
                     let ch = channel_base[edge.to][pos] + i as u32;
-                    senders[edge.to].iter().map(|tx| (tx.clone(), ch)).collect()
+                    (0..graph.vertices[edge.to].parallelism).map(|j| target(j, ch)).collect()
                 };
                 edges.push(OutEdge {
                     partitioning: edge.partitioning.clone(),
@@ -447,230 +530,121 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
                     max_parallelism: graph.max_parallelism,
                 });
             }
-            let metrics = metrics_of(v.id, i).ok_or_else(|| EngineError::Internal("missing subtask metrics".into()))?;
+            let metrics = metrics_of(v.id, i).ok_or_else(|| setup(EngineError::Internal("missing subtask metrics".into())))?;
             let channels = channel_sources[v.id][i].iter().map(|(u, j)| idle_at_start[*u][*j]).collect::<Vec<_>>();
+            let source = match readers[v.id][i].take() {
+                Some(r) => {
+                    let (tx, rx) = channel();
+                    wiring.sources.push(tx);
+                    Some((r, rx))
+                }
+                None => None,
+            };
+            if is_sink(v) {
+                wiring.sinks.push(((v.id, i), senders[v.id][i].clone()));
+            }
             tasks.push(Task {
                 vertex: v.id,
                 subtask: i,
-                chain: Chain { ops },
+                chain,
                 outputs: Outputs { edges, metrics },
-                input: receivers[v.id][i].take(),
+                input: receivers[v.id][i].take().map(|rx| (rx, std::mem::take(&mut credits[v.id][i]))),
                 channels,
                 idle: idle_at_start[v.id][i],
-                source: readers[v.id][i].take(),
+                source,
+                ctx: TaskCtx {
+                    vertex: v.id,
+                    subtask: i,
+                    uid: v.uid.clone(),
+                    state: state.clone(),
+                    coord: coord_tx.clone(),
+                    max_parallelism: graph.max_parallelism,
+                    exactly_once,
+                    is_sink: is_sink(v),
+                    uncommitted: Vec::new(),
+                    last_checkpoint: 0,
+                },
             });
         }
     }
     drop(senders);
+    drop(coord_tx);
+    coord.reset_attempt(&wiring);
     state.set_status(JobStatus::Running);
+    let total = tasks.len();
     let mut handles = Vec::new();
     for mut t in tasks {
         let st = state.clone();
-        let opts = opts.clone();
+        let idle_timeout = opts.idle_timeout;
         let vname = graph.vertices[t.vertex].name();
         let h = std::thread::Builder::new()
             .name(format!("v{}-{}", t.vertex, t.subtask))
             .spawn(move || {
-                let r = match t.source.take() {
-                    Some(reader) => run_source(reader, t.idle, &mut t.chain, &mut t.outputs, &st, &opts),
-                    None => match t.input.take() {
-                        Some(rx) => run_operator(rx, &t.channels, t.idle, &mut t.chain, &mut t.outputs, &st),
-                        None => Err(OpError::Other("subtask has no input".into())),
-                    },
+                let _close = CloseOnDrop(t.input.as_ref().map(|i| i.1.clone()).unwrap_or_default());
+                let r: Result<(), OpError> = match (t.source.take(), t.input.take()) {
+                    (Some((reader, control)), _) => task::run_source(
+                        SourceRun { reader, control, idle_at_start: t.idle, idle_timeout, ctx: &mut t.ctx },
+                        &mut t.chain,
+                        &mut t.outputs,
+                    ),
+                    (None, Some((rx, credits))) => task::run_operator(
+                        InputRun { rx, credits, idle_channels: t.channels, idle_at_start: t.idle, ctx: &mut t.ctx },
+                        &mut t.chain,
+                        &mut t.outputs,
+                    ),
+                    (None, None) => Err(OpError::Other("subtask has no input".into())),
                 };
                 SubtaskMetrics::add(&t.outputs.metrics.late_records_dropped, t.chain.late_records_dropped());
                 if let Err(e) = r {
                     st.fail(format!("job `{}` failed in {} (subtask {}): {e}", st.job_id, vname, t.subtask));
                 }
+                let _ = t.ctx.coord.send(CoordMsg::Exited { vertex: t.vertex, subtask: t.subtask });
             })
-            .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))?;
+            .map_err(|e| setup(EngineError::Internal(format!("cannot start a thread: {e}"))))?;
         handles.push(h);
     }
+
+    // Drive the coordinator until every subtask has exited.
+    let mut exited = 0;
+    let mut ending: Option<Ending> = None;
+    while exited < total {
+        match coord_rx.recv_timeout(Duration::from_millis(10)) {
+            Ok(CoordMsg::Exited { .. }) => exited += 1,
+            Ok(msg) => {
+                if let Some(e) = coord.on_message(msg, &wiring) {
+                    ending = Some(e);
+                    // The job is complete: stop every subtask.
+                    state.cancel.store(true, Ordering::SeqCst);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if !state.cancel.load(Ordering::Relaxed) {
+            coord.tick(&wiring);
+        }
+    }
+    drop(wiring);
     for h in handles {
         if h.join().is_err() {
             state.fail("a subtask thread panicked".into());
         }
     }
+    // Acknowledgements still in flight are dropped with the attempt.
+    coord.reset_attempt(&Wiring { sources: Vec::new(), sinks: Vec::new() });
+    if let Some(e) = ending {
+        match &e {
+            Ending::Finished { location } => tracing::info!("job `{}` finished; final checkpoint {location}", state.job_id),
+            Ending::Stopped { location } => eprintln!("sluice: job `{}` stopped with savepoint {location}", state.job_id),
+        }
+        state.cancel.store(false, Ordering::SeqCst);
+        return Ok(if matches!(e, Ending::Stopped { .. }) { AttemptEnd::Stopped } else { AttemptEnd::Finished });
+    }
     if let Some(e) = state.error() {
-        state.set_status(JobStatus::Failed);
-        return Err(EngineError::Task { job: state.job_id.clone(), vertex: String::new(), subtask: 0, message: e });
+        return Err(AttemptError::Run(EngineError::Task { job: state.job_id.clone(), vertex: String::new(), subtask: 0, message: e }));
     }
     if state.cancel.load(Ordering::SeqCst) {
-        state.set_status(JobStatus::Canceled);
-    } else {
-        state.set_status(JobStatus::Finished);
+        return Ok(AttemptEnd::Canceled);
     }
-    Ok(())
-}
-
-fn forward(chain: &mut Chain, outputs: &mut Outputs, ev: Event) -> Result<Result<(), Disconnected>, OpError> {
-    for out in chain.push(ev)? {
-        if let Err(d) = outputs.emit(out)? {
-            return Ok(Err(d));
-        }
-    }
-    Ok(Ok(()))
-}
-
-fn finish(chain: &mut Chain, outputs: &mut Outputs) -> Result<(), OpError> {
-    if forward(chain, outputs, Event::Watermark(i64::MAX))?.is_err() {
-        return Ok(());
-    }
-    for out in chain.finish()? {
-        if outputs.emit(out)?.is_err() {
-            return Ok(());
-        }
-    }
-    let _ = outputs.broadcast(|| Msg::End);
-    Ok(())
-}
-
-fn run_source(
-    mut reader: Box<dyn sluice_connectors::SourceReader>,
-    idle_at_start: bool,
-    chain: &mut Chain,
-    outputs: &mut Outputs,
-    state: &JobState,
-    opts: &RunOptions,
-) -> Result<(), OpError> {
-    let m = outputs.metrics.clone();
-    // Downstream subtasks already count a source without work as idle.
-    let mut idle = idle_at_start;
-    let mut last_data = Instant::now();
-    loop {
-        if state.cancel.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let t = Instant::now();
-        let bp_before = m.backpressured_ns.load(Ordering::Relaxed);
-        match reader.poll()? {
-            SourceEvent::Batch(b) => {
-                last_data = Instant::now();
-                if idle {
-                    idle = false;
-                    if outputs.broadcast(|| Msg::Idle(false)).is_err() {
-                        return Ok(());
-                    }
-                }
-                SubtaskMetrics::add(&m.records_in, b.num_rows() as u64);
-                SubtaskMetrics::add(&m.bytes_in, b.get_array_memory_size() as u64);
-                if forward(chain, outputs, Event::Batch(b))?.is_err() {
-                    return Ok(());
-                }
-                let bp = m.backpressured_ns.load(Ordering::Relaxed).saturating_sub(bp_before);
-                SubtaskMetrics::add(&m.busy_ns, (t.elapsed().as_nanos() as u64).saturating_sub(bp));
-            }
-            SourceEvent::Idle => {
-                SubtaskMetrics::add(&m.idle_ns, t.elapsed().as_nanos() as u64);
-                if !idle && !opts.idle_timeout.is_zero() && last_data.elapsed() >= opts.idle_timeout {
-                    idle = true;
-                    if outputs.broadcast(|| Msg::Idle(true)).is_err() {
-                        return Ok(());
-                    }
-                }
-                let pause = Instant::now();
-                std::thread::sleep(Duration::from_millis(1));
-                SubtaskMetrics::add(&m.idle_ns, pause.elapsed().as_nanos() as u64);
-            }
-            SourceEvent::End => break,
-        }
-        if let Some(p) = reader.pending_records() {
-            m.pending_records.store(p, Ordering::Relaxed);
-        }
-        m.skipped_records.store(reader.skipped_records(), Ordering::Relaxed);
-    }
-    m.skipped_records.store(reader.skipped_records(), Ordering::Relaxed);
-    m.pending_records.store(0, Ordering::Relaxed);
-    finish(chain, outputs)
-}
-
-fn run_operator(
-    rx: Receiver<Envelope>,
-    idle_channels: &[bool],
-    idle_at_start: bool,
-    chain: &mut Chain,
-    outputs: &mut Outputs,
-    state: &JobState,
-) -> Result<(), OpError> {
-    let m = outputs.metrics.clone();
-    let mut inputs: Vec<InputState> =
-        idle_channels.iter().map(|idle| InputState { watermark: NO_WATERMARK, idle: *idle, ended: false }).collect();
-    let mut current = NO_WATERMARK;
-    let mut idle = idle_at_start;
-    loop {
-        let t = Instant::now();
-        let env = match rx.recv() {
-            Ok(e) => e,
-            // Every upstream subtask is gone without ending: the job is stopping.
-            Err(_) => return Ok(()),
-        };
-        SubtaskMetrics::add(&m.idle_ns, t.elapsed().as_nanos() as u64);
-        let t = Instant::now();
-        let bp_before = m.backpressured_ns.load(Ordering::Relaxed);
-        let ch = env.channel as usize;
-        let Some(input) = inputs.get_mut(ch) else {
-            return Err(OpError::Other(format!("message on unknown channel {ch}")));
-        };
-        let mut recompute = false;
-        match env.msg {
-            Msg::Batch(b) => {
-                SubtaskMetrics::add(&m.records_in, b.num_rows() as u64);
-                SubtaskMetrics::add(&m.bytes_in, b.get_array_memory_size() as u64);
-                if forward(chain, outputs, Event::Batch(b))?.is_err() {
-                    return Ok(());
-                }
-            }
-            Msg::Watermark(w) => {
-                if w > input.watermark {
-                    input.watermark = w;
-                    recompute = true;
-                }
-            }
-            Msg::Idle(flag) => {
-                input.idle = flag;
-                recompute = true;
-            }
-            Msg::End => {
-                input.ended = true;
-                recompute = true;
-            }
-        }
-        if recompute {
-            let all_ended = inputs.iter().all(|i| i.ended);
-            // The minimum over active inputs; None when every input is idle or ended.
-            let active_min = inputs.iter().filter(|i| !i.ended && !i.idle).map(|i| i.watermark).min();
-            let combined = if all_ended { Some(i64::MAX) } else { active_min };
-            if active_min.is_none() && !all_ended && !idle {
-                idle = true;
-                if outputs.broadcast(|| Msg::Idle(true)).is_err() {
-                    return Ok(());
-                }
-            } else if active_min.is_some() && idle {
-                idle = false;
-                if outputs.broadcast(|| Msg::Idle(false)).is_err() {
-                    return Ok(());
-                }
-            }
-            if all_ended {
-                current = i64::MAX;
-                m.watermark.store(current, Ordering::Relaxed);
-                finish(chain, outputs)?;
-                return Ok(());
-            }
-            if let Some(w) = combined
-                && w > current
-            {
-                current = w;
-                m.watermark.store(w, Ordering::Relaxed);
-                if forward(chain, outputs, Event::Watermark(w))?.is_err() {
-                    return Ok(());
-                }
-            }
-        }
-        let bp = m.backpressured_ns.load(Ordering::Relaxed).saturating_sub(bp_before);
-        SubtaskMetrics::add(&m.busy_ns, (t.elapsed().as_nanos() as u64).saturating_sub(bp));
-        if state.cancel.load(Ordering::Relaxed) && state.error().is_some() {
-            return Ok(());
-        }
-    }
+    Ok(AttemptEnd::Finished)
 }

@@ -1,0 +1,464 @@
+//! The checkpoint coordinator: triggers checkpoints and savepoints, collects
+//! acknowledgements, writes `_metadata`, tells sinks to commit, enforces the
+//! timeout and the retention, and ends a job that finished or stopped with a
+//! savepoint. It runs on the thread that drives one attempt of the job and
+//! talks to subtasks through [`Cluster`], so its decisions are testable
+//! without threads.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sluice_storage::{S3Options, Storage};
+
+use super::metadata::{
+    FORMAT_VERSION, FileEntry, Metadata, OperatorState, SnapshotKind, SubtaskSnapshot, SubtaskState, VertexState,
+    state_file,
+};
+use super::store::{self, Terminal};
+use super::{Barrier, BarrierInfo, CoordMsg};
+use crate::runtime::{CheckpointRecord, JobState, SavepointRequest, SavepointStatus};
+
+/// Checkpointing settings of a run.
+#[derive(Debug, Clone)]
+pub struct CheckpointOptions {
+    /// `<checkpoint-dir>/<job-id>`; `None` disables checkpoints (savepoints
+    /// still work when a target directory is given).
+    pub job_dir: Option<Storage>,
+    pub interval: Option<Duration>,
+    pub timeout: Duration,
+    pub retained: usize,
+    /// The default target of savepoints.
+    pub savepoint_dir: Option<String>,
+    pub s3: S3Options,
+}
+
+impl Default for CheckpointOptions {
+    fn default() -> Self {
+        CheckpointOptions {
+            job_dir: None,
+            interval: None,
+            timeout: Duration::from_secs(600),
+            retained: 3,
+            savepoint_dir: None,
+            s3: S3Options::default(),
+        }
+    }
+}
+
+impl CheckpointOptions {
+    /// Output is exactly-once when checkpoints are stored: sinks commit only
+    /// what a complete checkpoint covers, also at the end of a bounded job.
+    pub fn exactly_once(&self) -> bool {
+        self.job_dir.is_some()
+    }
+}
+
+/// What the coordinator needs from the running subtasks of one attempt.
+pub trait Cluster {
+    /// Sends the barrier to every running source subtask.
+    fn trigger(&self, barrier: &Barrier);
+    /// Tells stopped sources to go on after a failed stop-with-savepoint.
+    fn resume(&self);
+    /// Tells every sink subtask to commit up to `id`; returns those reached.
+    fn commit(&self, id: u64) -> HashSet<(usize, usize)>;
+}
+
+/// A stateful vertex as the coordinator describes it in `_metadata`.
+#[derive(Debug, Clone)]
+pub struct VertexMeta {
+    pub uid: String,
+    pub name: String,
+    pub parallelism: usize,
+    pub operators: Vec<OperatorState>,
+}
+
+/// How an attempt ends, when the coordinator ends it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    /// A bounded job finished and its final checkpoint is committed.
+    Finished { location: String },
+    /// A stop-with-savepoint completed and the sinks committed.
+    Stopped { location: String },
+}
+
+struct Pending {
+    barrier: Barrier,
+    started: Instant,
+    trigger_time: SystemTime,
+    acks: HashMap<(usize, usize), SubtaskState>,
+    files: Vec<FileEntry>,
+    alignment_ms: u64,
+    savepoint: Option<String>,
+    /// The final checkpoint of a finished bounded job.
+    is_final: bool,
+}
+
+struct AwaitCommit {
+    id: u64,
+    waiting: HashSet<(usize, usize)>,
+    ending: Ending,
+}
+
+pub struct Coordinator {
+    opts: CheckpointOptions,
+    job: Arc<JobState>,
+    max_parallelism: usize,
+    vertices: Vec<VertexMeta>,
+    subtasks: Vec<(usize, usize)>,
+    next_id: u64,
+    next_periodic: Option<Instant>,
+    pending: Option<Pending>,
+    /// Finished subtasks: their final state and the last checkpoint they acknowledged.
+    finished: HashMap<(usize, usize), (SubtaskSnapshot, u64)>,
+    await_commit: Option<AwaitCommit>,
+    /// The newest complete checkpoint or savepoint of this run.
+    pub latest: Option<Storage>,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Coordinator {
+    /// `first_id`: the id of the first checkpoint (after the restored one).
+    pub fn new(
+        opts: CheckpointOptions,
+        job: Arc<JobState>,
+        max_parallelism: usize,
+        vertices: Vec<VertexMeta>,
+        first_id: u64,
+    ) -> Coordinator {
+        let subtasks = vertices.iter().enumerate().flat_map(|(v, m)| (0..m.parallelism).map(move |s| (v, s))).collect();
+        Coordinator {
+            next_periodic: opts.interval.map(|i| Instant::now() + i),
+            opts,
+            job,
+            max_parallelism,
+            vertices,
+            subtasks,
+            next_id: first_id.max(1),
+            pending: None,
+            finished: HashMap::new(),
+            await_commit: None,
+            latest: None,
+        }
+    }
+
+    /// The vertices of the job, with their stateful operators.
+    pub fn set_vertices(&mut self, vertices: Vec<VertexMeta>) {
+        self.subtasks = vertices.iter().enumerate().flat_map(|(v, m)| (0..m.parallelism).map(move |s| (v, s))).collect();
+        self.vertices = vertices;
+    }
+
+    /// Starts a new attempt: the subtasks are new, nothing is in flight.
+    pub fn reset_attempt(&mut self, cluster: &dyn Cluster) {
+        if let Some(p) = self.pending.take() {
+            self.fail(p, "the job restarted".into(), cluster);
+        }
+        self.finished.clear();
+        self.await_commit = None;
+        self.next_periodic = self.opts.interval.map(|i| Instant::now() + i);
+    }
+
+    pub fn on_message(&mut self, msg: CoordMsg, cluster: &dyn Cluster) -> Option<Ending> {
+        match msg {
+            CoordMsg::Ack { id, vertex, subtask, result, alignment_ms, file } => {
+                let Some(p) = self.pending.as_mut().filter(|p| p.barrier.id == id) else {
+                    return None; // a late ack of an aborted checkpoint
+                };
+                match result {
+                    Ok(state) => {
+                        p.alignment_ms = p.alignment_ms.max(alignment_ms);
+                        p.files.extend(file);
+                        p.acks.insert((vertex, subtask), state);
+                    }
+                    Err(e) => {
+                        let name = self.vertices.get(vertex).map(|v| v.name.clone()).unwrap_or_default();
+                        if let Some(p) = self.pending.take() {
+                            self.fail(p, format!("{name} (subtask {subtask}): {e}"), cluster);
+                        }
+                        return None;
+                    }
+                }
+                self.try_complete(cluster)
+            }
+            CoordMsg::Finished { vertex, subtask, snapshot, last_checkpoint } => {
+                self.finished.insert((vertex, subtask), (snapshot, last_checkpoint));
+                if self.pending.is_some() {
+                    return self.try_complete(cluster);
+                }
+                self.maybe_final(cluster);
+                None
+            }
+            CoordMsg::Committed { id, vertex, subtask } => {
+                if let Some(a) = self.await_commit.as_mut()
+                    && id >= a.id
+                {
+                    a.waiting.remove(&(vertex, subtask));
+                    if a.waiting.is_empty() {
+                        return self.await_commit.take().map(|a| self.end(a.ending));
+                    }
+                }
+                None
+            }
+            CoordMsg::Exited { .. } => None,
+        }
+    }
+
+    /// Periodic checkpoints, savepoint requests and the timeout.
+    pub fn tick(&mut self, cluster: &dyn Cluster) {
+        if let Some(p) = &self.pending {
+            if p.started.elapsed() > self.opts.timeout {
+                let timeout = self.opts.timeout;
+                if let Some(p) = self.pending.take() {
+                    self.fail(p, format!("timed out after {} ms (execution.checkpointing.timeout)", timeout.as_millis()), cluster);
+                }
+            }
+            return;
+        }
+        if self.await_commit.is_some() || self.job.status().is_terminal() {
+            return;
+        }
+        if let Some(req) = self.job.next_savepoint_request() {
+            self.trigger_savepoint(req, cluster);
+            return;
+        }
+        if let (Some(at), Some(dir)) = (self.next_periodic, self.opts.job_dir.clone())
+            && Instant::now() >= at
+        {
+            self.next_periodic = self.opts.interval.map(|i| Instant::now() + i);
+            let id = self.take_id();
+            let barrier = Arc::new(BarrierInfo {
+                id,
+                kind: SnapshotKind::Checkpoint,
+                stop: false,
+                drain: false,
+                dir: dir.child(&store::checkpoint_dir(id)),
+            });
+            self.start(barrier, None, false, cluster);
+        }
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn trigger_savepoint(&mut self, req: SavepointRequest, cluster: &dyn Cluster) {
+        let target = match req.target_directory.clone().or_else(|| self.opts.savepoint_dir.clone()) {
+            Some(t) => t,
+            None => {
+                self.job.set_savepoint(&req.trigger_id, SavepointStatus::failed("no targetDirectory and no --savepoint-dir"));
+                return;
+            }
+        };
+        let dir = match Storage::open(&target, &self.opts.s3) {
+            Ok(s) => s.child(&store::savepoint_dir(&req.trigger_id)),
+            Err(e) => {
+                self.job.set_savepoint(&req.trigger_id, SavepointStatus::failed(&e.to_string()));
+                return;
+            }
+        };
+        let id = self.take_id();
+        let barrier =
+            Arc::new(BarrierInfo { id, kind: SnapshotKind::Savepoint, stop: req.stop, drain: req.drain, dir });
+        self.start(barrier, Some(req.trigger_id), false, cluster);
+    }
+
+    fn start(&mut self, barrier: Barrier, savepoint: Option<String>, is_final: bool, cluster: &dyn Cluster) {
+        tracing::info!("job `{}`: triggering {:?} {} to {}", self.job.job_id, barrier.kind, barrier.id, barrier.dir.uri());
+        self.job.record_checkpoint(CheckpointRecord::started(barrier.id, barrier.kind, barrier.dir.uri()));
+        self.pending = Some(Pending {
+            barrier: barrier.clone(),
+            started: Instant::now(),
+            trigger_time: SystemTime::now(),
+            acks: HashMap::new(),
+            files: Vec::new(),
+            alignment_ms: 0,
+            savepoint,
+            is_final,
+        });
+        if !is_final {
+            cluster.trigger(&barrier);
+        }
+    }
+
+    /// After every subtask finished, a bounded job takes a final checkpoint so
+    /// that its last output is committed exactly once.
+    fn maybe_final(&mut self, cluster: &dyn Cluster) {
+        if self.finished.len() < self.subtasks.len() || self.pending.is_some() || self.await_commit.is_some() {
+            return;
+        }
+        let Some(dir) = self.opts.job_dir.clone() else { return };
+        let id = self.take_id();
+        let barrier = Arc::new(BarrierInfo {
+            id,
+            kind: SnapshotKind::Checkpoint,
+            stop: false,
+            drain: false,
+            dir: dir.child(&store::checkpoint_dir(id)),
+        });
+        self.start(barrier, None, true, cluster);
+        // Nothing to wait for: every subtask's state is its final one.
+        let _ = self.try_complete(cluster);
+    }
+
+    fn try_complete(&mut self, cluster: &dyn Cluster) -> Option<Ending> {
+        let p = self.pending.as_ref()?;
+        let id = p.barrier.id;
+        let done = self
+            .subtasks
+            .iter()
+            .all(|k| p.acks.contains_key(k) || self.finished.get(k).is_some_and(|(_, last)| *last < id));
+        if !done {
+            return None;
+        }
+        let p = self.pending.take()?;
+        match self.complete(&p) {
+            Ok(metadata) => {
+                let location = p.barrier.dir.uri();
+                let duration = p.started.elapsed().as_millis() as u64;
+                self.job.update_checkpoint(p.barrier.id, |r| {
+                    r.status = "COMPLETED".into();
+                    r.duration_ms = duration;
+                    r.size_bytes = metadata.total_size();
+                    r.alignment_ms = p.alignment_ms;
+                });
+                tracing::info!(
+                    "job `{}`: {:?} {} complete in {duration} ms ({} bytes, alignment {} ms)",
+                    self.job.job_id,
+                    p.barrier.kind,
+                    p.barrier.id,
+                    metadata.total_size(),
+                    p.alignment_ms
+                );
+                self.latest = Some(p.barrier.dir.clone());
+                if let Some(t) = &p.savepoint {
+                    self.job.set_savepoint(t, SavepointStatus::completed(&location));
+                }
+                if p.barrier.kind == SnapshotKind::Checkpoint
+                    && let Some(job_dir) = &self.opts.job_dir
+                    && let Err(e) = store::retain(job_dir, self.opts.retained, p.barrier.id)
+                {
+                    tracing::warn!("job `{}`: cannot delete old checkpoints: {e}", self.job.job_id);
+                }
+                let reached = cluster.commit(p.barrier.id);
+                let ending = if p.barrier.stop {
+                    Some(Ending::Stopped { location })
+                } else if p.is_final {
+                    Some(Ending::Finished { location })
+                } else {
+                    None
+                };
+                if let Some(ending) = ending {
+                    if reached.is_empty() {
+                        return Some(self.end(ending));
+                    }
+                    self.await_commit = Some(AwaitCommit { id: p.barrier.id, waiting: reached, ending });
+                }
+                // Subtasks that finished while this checkpoint was in flight.
+                self.maybe_final(cluster);
+                None
+            }
+            Err(e) => {
+                self.fail(p, e, cluster);
+                None
+            }
+        }
+    }
+
+    /// Writes the state of finished subtasks and `_metadata`.
+    fn complete(&self, p: &Pending) -> Result<Metadata, String> {
+        let dir = &p.barrier.dir;
+        let mut files = p.files.clone();
+        let mut by_vertex: BTreeMap<usize, Vec<SubtaskState>> = BTreeMap::new();
+        for &(v, s) in &self.subtasks {
+            let state = match p.acks.get(&(v, s)) {
+                Some(st) => st.clone(),
+                None => {
+                    let snap = self.finished.get(&(v, s)).map(|f| f.0.clone()).unwrap_or_default();
+                    if snap.is_empty() {
+                        SubtaskState { subtask: s, file: None, sections: vec![] }
+                    } else {
+                        let rel = state_file(&self.vertices[v].uid, s);
+                        let (bytes, sections) = snap.encode();
+                        files.push(store::write_file(dir, &rel, &bytes).map_err(|e| e.to_string())?);
+                        SubtaskState { subtask: s, file: Some(rel), sections }
+                    }
+                }
+            };
+            by_vertex.entry(v).or_default().push(state);
+        }
+        let vertices = self
+            .vertices
+            .iter()
+            .enumerate()
+            .map(|(i, v)| VertexState {
+                uid: v.uid.clone(),
+                name: v.name.clone(),
+                parallelism: v.parallelism,
+                operators: v.operators.clone(),
+                subtasks: by_vertex.remove(&i).unwrap_or_default(),
+            })
+            .collect();
+        let metadata = Metadata {
+            format_version: FORMAT_VERSION,
+            job_id: self.job.job_id.clone(),
+            checkpoint_id: p.barrier.id,
+            kind: p.barrier.kind,
+            max_parallelism: self.max_parallelism,
+            timestamp: chrono::DateTime::<chrono::Utc>::from(p.trigger_time)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            vertices,
+            files,
+        };
+        store::write_metadata(dir, &metadata).map_err(|e| e.to_string())?;
+        Ok(metadata)
+    }
+
+    fn fail(&mut self, p: Pending, reason: String, cluster: &dyn Cluster) {
+        tracing::warn!(
+            "job `{}`: {:?} {} failed: {reason}; the job goes on",
+            self.job.job_id,
+            p.barrier.kind,
+            p.barrier.id
+        );
+        let duration = p.started.elapsed().as_millis() as u64;
+        self.job.update_checkpoint(p.barrier.id, |r| {
+            r.status = "FAILED".into();
+            r.duration_ms = duration;
+            r.failure = Some(reason.clone());
+        });
+        if let Some(t) = &p.savepoint {
+            self.job.set_savepoint(t, SavepointStatus::failed(&reason));
+        }
+        if p.barrier.stop {
+            cluster.resume();
+        }
+        // Best effort: the storage may be what failed.
+        if let Err(e) = p.barrier.dir.delete_prefix("") {
+            tracing::debug!("cannot clean up {}: {e}", p.barrier.dir.uri());
+        }
+    }
+
+    /// Writes the terminal marker, so that resuming this job id stays terminal.
+    fn end(&self, ending: Ending) -> Ending {
+        if let Some(job_dir) = &self.opts.job_dir {
+            let (reason, location) = match &ending {
+                Ending::Finished { location } => ("FINISHED", location),
+                Ending::Stopped { location } => ("STOPPED", location),
+            };
+            let t = Terminal { reason: reason.into(), location: location.clone(), time: now_rfc3339() };
+            if let Err(e) = store::write_terminal(job_dir, &t) {
+                tracing::warn!("job `{}`: cannot write the terminal marker: {e}", self.job.job_id);
+            }
+        }
+        ending
+    }
+
+    pub fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+}

@@ -1,0 +1,128 @@
+//! Restoring a job from a snapshot: compatibility checks, and which bytes go
+//! to which new subtask. State is matched to vertices by uid; keyed state goes
+//! to the subtask that owns its key group at the new parallelism; every source
+//! subtask sees every split (the connector picks its own); sinks get every
+//! committable, to commit again, idempotently, before the job starts.
+
+use super::metadata::{OperatorState, SectionKind};
+use super::store::Loaded;
+use crate::error::EngineError;
+use crate::keygroup;
+
+/// A stateful vertex of the new job, as the checks see it.
+pub struct NewVertex<'a> {
+    pub uid: &'a str,
+    pub name: String,
+    pub parallelism: usize,
+    pub operators: &'a [OperatorState],
+}
+
+fn restore_error(loaded: &Loaded, message: String) -> EngineError {
+    EngineError::Restore { location: loaded.location.clone(), message }
+}
+
+/// Checks that the snapshot can be restored into the new job.
+pub fn check(loaded: &Loaded, vertices: &[NewVertex], max_parallelism: usize, allow_non_restored: bool) -> Result<(), EngineError> {
+    let m = &loaded.metadata;
+    if m.max_parallelism != max_parallelism {
+        return Err(restore_error(
+            loaded,
+            format!(
+                "the snapshot was taken with maxParallelism {} but the job has {max_parallelism}; key groups cannot move between them (set pipeline.max-parallelism to {})",
+                m.max_parallelism, m.max_parallelism
+            ),
+        ));
+    }
+    for old in &m.vertices {
+        let has_state = old.subtasks.iter().any(|s| !s.sections.is_empty());
+        let Some(new) = vertices.iter().find(|v| v.uid == old.uid) else {
+            if has_state && !allow_non_restored {
+                return Err(restore_error(
+                    loaded,
+                    format!(
+                        "state of operator `{}` (uid {}) has no matching operator in the job; pass --allow-non-restored-state to skip it",
+                        old.name, old.uid
+                    ),
+                ));
+            }
+            if has_state {
+                tracing::warn!("{}: skipping the state of `{}` (uid {}): no matching operator", loaded.location, old.name, old.uid);
+            }
+            continue;
+        };
+        if new.parallelism > max_parallelism {
+            return Err(restore_error(loaded, format!("`{}`: parallelism {} exceeds maxParallelism {max_parallelism}", new.name, new.parallelism)));
+        }
+        for op in &old.operators {
+            let matching = new.operators.iter().find(|o| o.index == op.index);
+            match matching {
+                Some(n) if n.layout == op.layout => {}
+                Some(n) => {
+                    return Err(restore_error(
+                        loaded,
+                        format!(
+                            "operator `{}` (uid {}): incompatible state; the snapshot holds `{}` but the job's operator keeps `{}`",
+                            n.name, old.uid, op.layout, n.layout
+                        ),
+                    ));
+                }
+                None if old.subtasks.iter().any(|s| s.sections.iter().any(|x| matches!(x.kind, SectionKind::Keyed { operator, .. } if operator == op.index))) => {
+                    return Err(restore_error(
+                        loaded,
+                        format!("operator `{}` (uid {}): the job's vertex `{}` has no operator for this state", op.name, old.uid, new.name),
+                    ));
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The keyed state a new subtask owns: (operator index, key group, bytes).
+pub fn keyed_for<'a>(
+    loaded: &'a Loaded,
+    uid: &str,
+    subtask: usize,
+    parallelism: usize,
+) -> Result<Vec<(usize, u32, &'a [u8])>, EngineError> {
+    let Some(v) = loaded.metadata.vertex(uid) else { return Ok(vec![]) };
+    let owned = keygroup::range(subtask, loaded.metadata.max_parallelism, parallelism);
+    let mut out = Vec::new();
+    for s in &v.subtasks {
+        let Some(file) = &s.file else { continue };
+        for sec in &s.sections {
+            if let SectionKind::Keyed { operator, key_group } = sec.kind
+                && owned.contains(&(key_group as usize))
+            {
+                out.push((operator, key_group, loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every section of one kind of a vertex, across its old subtasks.
+fn sections_of(loaded: &Loaded, uid: &str, want: impl Fn(&SectionKind) -> bool) -> Result<Option<Vec<Vec<u8>>>, EngineError> {
+    let Some(v) = loaded.metadata.vertex(uid) else { return Ok(None) };
+    let mut out = Vec::new();
+    for s in &v.subtasks {
+        let Some(file) = &s.file else { continue };
+        for sec in s.sections.iter().filter(|x| want(&x.kind)) {
+            out.push(loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?.to_vec());
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Every split of a source vertex; `None` if the snapshot does not have it.
+pub fn splits_for(loaded: &Loaded, uid: &str) -> Result<Option<Vec<Vec<u8>>>, EngineError> {
+    sections_of(loaded, uid, |k| matches!(k, SectionKind::Split))
+}
+
+/// A sink vertex's committables and writer states.
+pub fn sink_for(loaded: &Loaded, uid: &str) -> Result<Option<(Vec<Vec<u8>>, Vec<Vec<u8>>)>, EngineError> {
+    let c = sections_of(loaded, uid, |k| matches!(k, SectionKind::Committable { .. }))?;
+    let s = sections_of(loaded, uid, |k| matches!(k, SectionKind::SinkState))?;
+    Ok(c.zip(s))
+}

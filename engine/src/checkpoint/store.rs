@@ -1,0 +1,253 @@
+//! Where snapshots live, and reading and writing them. This module owns every
+//! object key under a checkpoint or savepoint directory:
+//!
+//! ```text
+//! <checkpoint-dir>/<job-id>/chk-<n>/<vertex-uid>/<subtask>.state
+//! <checkpoint-dir>/<job-id>/chk-<n>/_metadata        (written last)
+//! <checkpoint-dir>/<job-id>/_terminal                (the job finished or stopped)
+//! <savepoint-dir>/savepoint-<id>/...                 (same layout as chk-<n>)
+//! ```
+//!
+//! A directory without `_metadata` is not a snapshot. A snapshot whose files
+//! are missing, truncated or fail their checksum is never restored from.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use sluice_storage::{Storage, StorageError};
+
+use super::metadata::{FileEntry, Metadata};
+
+pub const METADATA: &str = "_metadata";
+pub const TERMINAL: &str = "_terminal";
+
+pub fn checkpoint_dir(id: u64) -> String {
+    format!("chk-{id}")
+}
+
+/// A savepoint's directory name under the savepoint directory.
+pub fn savepoint_dir(trigger_id: &str) -> String {
+    let safe: String =
+        trigger_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    format!("savepoint-{safe}")
+}
+
+/// Writes one state file and returns its manifest entry.
+pub fn write_file(dir: &Storage, rel: &str, bytes: &[u8]) -> Result<FileEntry, StorageError> {
+    dir.put(rel, bytes)?;
+    Ok(FileEntry { path: rel.to_string(), size: bytes.len() as u64, crc32: crc32fast::hash(bytes) })
+}
+
+pub fn write_metadata(dir: &Storage, m: &Metadata) -> Result<(), StorageError> {
+    let text = serde_json::to_vec_pretty(m).map_err(|e| StorageError::Other {
+        uri: format!("{}/{METADATA}", dir.uri()),
+        detail: format!("cannot encode the manifest: {e}"),
+    })?;
+    dir.put(METADATA, &text)
+}
+
+/// A snapshot read into memory and verified.
+pub struct Loaded {
+    pub metadata: Metadata,
+    /// The snapshot directory's URI.
+    pub location: String,
+    pub files: HashMap<String, Vec<u8>>,
+}
+
+impl Loaded {
+    /// The bytes of a section of a subtask's state file.
+    pub fn section(&self, file: &str, offset: u64, len: u64) -> Result<&[u8], String> {
+        let bytes = self.files.get(file).ok_or_else(|| format!("{}/{file}: not in the snapshot", self.location))?;
+        let end = offset.checked_add(len).filter(|e| *e <= bytes.len() as u64);
+        match end {
+            Some(end) => Ok(&bytes[offset as usize..end as usize]),
+            None => Err(format!("{}/{file}: a section lies outside the file", self.location)),
+        }
+    }
+}
+
+/// Reads a snapshot directory (or its `_metadata` URI) and verifies every file.
+pub fn load(dir: &Storage) -> Result<Loaded, String> {
+    let location = dir.uri();
+    let raw = dir.get(METADATA).map_err(|e| {
+        if e.is_not_found() {
+            format!("{location}: no {METADATA}; the snapshot is incomplete (it was interrupted) or this is not a snapshot directory")
+        } else {
+            e.to_string()
+        }
+    })?;
+    let metadata: Metadata =
+        serde_json::from_slice(&raw).map_err(|e| format!("{location}/{METADATA}: unreadable manifest: {e}"))?;
+    metadata.check_version(&location)?;
+    let mut files = HashMap::new();
+    for f in &metadata.files {
+        let bytes = dir.get(&f.path).map_err(|e| format!("{location}/{}: {e}", f.path))?;
+        if bytes.len() as u64 != f.size {
+            return Err(format!(
+                "{location}/{}: size {} differs from the manifest's {}; the file is truncated or damaged",
+                f.path,
+                bytes.len(),
+                f.size
+            ));
+        }
+        if crc32fast::hash(&bytes) != f.crc32 {
+            return Err(format!("{location}/{}: checksum mismatch; the file is damaged", f.path));
+        }
+        files.insert(f.path.clone(), bytes);
+    }
+    Ok(Loaded { metadata, location, files })
+}
+
+/// Ids of the `chk-<n>` directories under a job's directory, newest first.
+pub fn checkpoint_ids(job_dir: &Storage) -> Result<Vec<u64>, StorageError> {
+    let mut ids: Vec<u64> =
+        job_dir.list_dirs("")?.iter().filter_map(|d| d.strip_prefix("chk-")).filter_map(|n| n.parse().ok()).collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(ids)
+}
+
+/// The newest complete and intact checkpoint of a job. Incomplete or damaged
+/// ones are skipped, and the reason is logged.
+pub fn load_latest(job_dir: &Storage) -> Result<Option<Loaded>, String> {
+    for id in checkpoint_ids(job_dir).map_err(|e| e.to_string())? {
+        let dir = job_dir.child(&checkpoint_dir(id));
+        match load(&dir) {
+            Ok(l) => return Ok(Some(l)),
+            Err(why) => tracing::warn!("not restoring from checkpoint {id}: {why}; trying an older one"),
+        }
+    }
+    Ok(None)
+}
+
+/// Deletes all but the newest `keep` complete checkpoints, and incomplete ones
+/// older than the newest complete one. `keep_id` is never deleted.
+pub fn retain(job_dir: &Storage, keep: usize, keep_id: u64) -> Result<usize, StorageError> {
+    let mut complete = 0;
+    let mut deleted = 0;
+    for id in checkpoint_ids(job_dir)? {
+        let dir = checkpoint_dir(id);
+        let has_metadata = job_dir.child(&dir).exists(METADATA)?;
+        if id > keep_id {
+            continue; // in flight
+        }
+        if has_metadata && complete < keep {
+            complete += 1;
+            continue;
+        }
+        if id == keep_id {
+            continue;
+        }
+        job_dir.delete_prefix(&dir)?;
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
+/// Written when a job finished or stopped with a savepoint: a process resuming
+/// the job id stays in that terminal state instead of running past it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Terminal {
+    /// `FINISHED` (a bounded job ended) or `STOPPED` (stop with savepoint).
+    pub reason: String,
+    /// The savepoint or final checkpoint.
+    pub location: String,
+    pub time: String,
+}
+
+pub fn write_terminal(job_dir: &Storage, t: &Terminal) -> Result<(), StorageError> {
+    let text = serde_json::to_vec_pretty(t).map_err(|e| StorageError::Other {
+        uri: format!("{}/{TERMINAL}", job_dir.uri()),
+        detail: e.to_string(),
+    })?;
+    job_dir.put(TERMINAL, &text)
+}
+
+pub fn read_terminal(job_dir: &Storage) -> Result<Option<Terminal>, String> {
+    match job_dir.get(TERMINAL) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| format!("{}/{TERMINAL}: unreadable terminal marker: {e}", job_dir.uri())),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A restore URI may name the snapshot directory or its `_metadata`.
+pub fn snapshot_root(uri: &str) -> &str {
+    let u = uri.trim_end_matches('/');
+    u.strip_suffix(METADATA).map(|d| d.trim_end_matches('/')).unwrap_or(u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::metadata::{FORMAT_VERSION, SnapshotKind};
+
+    fn meta(id: u64, files: Vec<FileEntry>) -> Metadata {
+        Metadata {
+            format_version: FORMAT_VERSION,
+            job_id: "j".into(),
+            checkpoint_id: id,
+            kind: SnapshotKind::Checkpoint,
+            max_parallelism: 128,
+            timestamp: String::new(),
+            vertices: vec![],
+            files,
+        }
+    }
+
+    fn write_chk(job: &Storage, id: u64, data: &[u8]) {
+        let dir = job.child(&checkpoint_dir(id));
+        let f = write_file(&dir, "v/0.state", data).unwrap();
+        write_metadata(&dir, &meta(id, vec![f])).unwrap();
+    }
+
+    #[test]
+    fn latest_skips_incomplete_and_damaged_checkpoints() {
+        let job = Storage::in_memory().child("job");
+        write_chk(&job, 1, b"one");
+        write_chk(&job, 2, b"two");
+        write_chk(&job, 3, b"three");
+        // 4 has no _metadata; 3 is damaged.
+        job.child("chk-4").put("v/0.state", b"four").unwrap();
+        job.child("chk-3").put("v/0.state", b"thrEe").unwrap();
+        let l = load_latest(&job).unwrap().unwrap();
+        assert_eq!(l.metadata.checkpoint_id, 2);
+        assert_eq!(l.files["v/0.state"], b"two");
+        let e = load(&job.child("chk-3")).err().unwrap();
+        assert!(e.contains("checksum mismatch"), "{e}");
+        let e = load(&job.child("chk-4")).err().unwrap();
+        assert!(e.contains("no _metadata"), "{e}");
+        job.child("chk-2").put("v/0.state", b"tw").unwrap();
+        let e = load(&job.child("chk-2")).err().unwrap();
+        assert!(e.contains("truncated"), "{e}");
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_complete_checkpoints() {
+        let job = Storage::in_memory().child("job");
+        for id in 1..=5 {
+            write_chk(&job, id, b"x");
+        }
+        job.child("chk-6").put("v/0.state", b"in flight").unwrap();
+        assert_eq!(retain(&job, 2, 5).unwrap(), 3);
+        assert_eq!(checkpoint_ids(&job).unwrap(), vec![6, 5, 4]);
+    }
+
+    #[test]
+    fn restore_uris() {
+        assert_eq!(snapshot_root("s3://b/sp/savepoint-1/_metadata"), "s3://b/sp/savepoint-1");
+        assert_eq!(snapshot_root("/tmp/c/job/chk-3/"), "/tmp/c/job/chk-3");
+        assert_eq!(savepoint_dir("up/7"), "savepoint-up_7");
+    }
+
+    #[test]
+    fn terminal_marker_round_trip() {
+        let job = Storage::in_memory().child("job");
+        assert_eq!(read_terminal(&job).unwrap(), None);
+        let t = Terminal { reason: "STOPPED".into(), location: "file:///sp".into(), time: "t".into() };
+        write_terminal(&job, &t).unwrap();
+        assert_eq!(read_terminal(&job).unwrap(), Some(t));
+    }
+}

@@ -1,0 +1,334 @@
+//! What the REST API and the progress line read about a running job, and the
+//! requests they make of it (cancel, savepoints).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::checkpoint::SnapshotKind;
+use crate::metrics::SubtaskMetrics;
+use crate::plan::JobGraph;
+
+/// Job states, as the REST API reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    Created,
+    Running,
+    Failing,
+    Restarting,
+    Finished,
+    Failed,
+    Canceled,
+    Suspended,
+}
+
+impl JobStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Finished | JobStatus::Failed | JobStatus::Canceled | JobStatus::Suspended)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct VertexInfo {
+    pub id: usize,
+    pub uid: String,
+    pub name: String,
+    pub parallelism: usize,
+    pub is_source: bool,
+}
+
+/// One checkpoint or savepoint, as `GET /v1/job/checkpoints` reports it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointRecord {
+    pub id: u64,
+    pub kind: SnapshotKind,
+    /// `IN_PROGRESS`, `COMPLETED` or `FAILED`.
+    pub status: String,
+    /// RFC 3339.
+    pub trigger_time: String,
+    pub duration_ms: u64,
+    pub size_bytes: u64,
+    /// The longest time a subtask held input channels while aligning barriers.
+    pub alignment_ms: u64,
+    pub location: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+impl CheckpointRecord {
+    pub fn started(id: u64, kind: SnapshotKind, location: String) -> Self {
+        CheckpointRecord {
+            id,
+            kind,
+            status: "IN_PROGRESS".into(),
+            trigger_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            duration_ms: 0,
+            size_bytes: 0,
+            alignment_ms: 0,
+            location,
+            failure: None,
+        }
+    }
+}
+
+/// A savepoint request from the REST API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavepointRequest {
+    pub trigger_id: String,
+    pub target_directory: Option<String>,
+    pub stop: bool,
+    pub drain: bool,
+}
+
+/// `GET /v1/job/savepoints/{triggerId}`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SavepointStatus {
+    /// `IN_PROGRESS`, `COMPLETED` or `FAILED`.
+    pub status: String,
+    pub location: Option<String>,
+    pub error: Option<String>,
+}
+
+impl SavepointStatus {
+    pub fn in_progress() -> Self {
+        SavepointStatus { status: "IN_PROGRESS".into(), location: None, error: None }
+    }
+    pub fn completed(location: &str) -> Self {
+        SavepointStatus { status: "COMPLETED".into(), location: Some(location.into()), error: None }
+    }
+    pub fn failed(error: &str) -> Self {
+        SavepointStatus { status: "FAILED".into(), location: None, error: Some(error.into()) }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Savepoints {
+    queue: VecDeque<SavepointRequest>,
+    requests: BTreeMap<String, SavepointRequest>,
+    status: BTreeMap<String, SavepointStatus>,
+    counter: u64,
+}
+
+/// Checkpoint history kept for the REST API.
+const HISTORY: usize = 100;
+
+#[derive(Debug)]
+pub struct JobState {
+    pub job_id: String,
+    pub job_name: String,
+    pub status: Mutex<JobStatus>,
+    pub start_time: SystemTime,
+    pub end_time: Mutex<Option<SystemTime>>,
+    pub error: Mutex<Option<String>>,
+    /// Stops every subtask of the current attempt.
+    pub cancel: AtomicBool,
+    /// `POST /v1/job/cancel`: no restart follows.
+    pub user_cancel: AtomicBool,
+    pub restarts: AtomicU64,
+    pub vertices: Vec<VertexInfo>,
+    pub subtasks: Vec<Arc<SubtaskMetrics>>,
+    checkpoints: Mutex<VecDeque<CheckpointRecord>>,
+    savepoints: Mutex<Savepoints>,
+}
+
+impl JobState {
+    pub fn new(job_id: &str, job_name: &str, graph: &JobGraph) -> Arc<JobState> {
+        let vertices = graph
+            .vertices
+            .iter()
+            .map(|v| VertexInfo {
+                id: v.id,
+                uid: v.uid.clone(),
+                name: v.name(),
+                parallelism: v.parallelism,
+                is_source: v.source.is_some(),
+            })
+            .collect();
+        let subtasks = graph
+            .vertices
+            .iter()
+            .flat_map(|v| (0..v.parallelism).map(move |i| Arc::new(SubtaskMetrics::new(v.id, i))))
+            .collect();
+        Arc::new(JobState {
+            job_id: job_id.to_string(),
+            job_name: job_name.to_string(),
+            status: Mutex::new(JobStatus::Created),
+            start_time: SystemTime::now(),
+            end_time: Mutex::new(None),
+            error: Mutex::new(None),
+            cancel: AtomicBool::new(false),
+            user_cancel: AtomicBool::new(false),
+            restarts: AtomicU64::new(0),
+            vertices,
+            subtasks,
+            checkpoints: Mutex::new(VecDeque::new()),
+            savepoints: Mutex::new(Savepoints::default()),
+        })
+    }
+
+    pub fn status(&self) -> JobStatus {
+        self.status.lock().map(|s| *s).unwrap_or(JobStatus::Failed)
+    }
+
+    pub fn set_status(&self, s: JobStatus) {
+        if let Ok(mut g) = self.status.lock() {
+            *g = s;
+        }
+        if s.is_terminal()
+            && let Ok(mut e) = self.end_time.lock()
+        {
+            *e = Some(SystemTime::now());
+        }
+        if s.is_terminal() {
+            // Savepoints that can no longer complete.
+            if let Ok(mut sp) = self.savepoints.lock() {
+                sp.queue.clear();
+                for st in sp.status.values_mut() {
+                    if st.status == "IN_PROGRESS" {
+                        *st = SavepointStatus::failed(&format!("the job ended ({s:?}) before the savepoint completed"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the first failure and stops the current attempt.
+    pub fn fail(&self, message: String) {
+        if let Ok(mut e) = self.error.lock()
+            && e.is_none()
+        {
+            *e = Some(message);
+        }
+        if let Ok(mut g) = self.status.lock()
+            && !g.is_terminal()
+        {
+            *g = JobStatus::Failing;
+        }
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// Clears the failure of an attempt before a restart.
+    pub fn clear_failure(&self) -> Option<String> {
+        self.cancel.store(false, Ordering::SeqCst);
+        self.error.lock().ok().and_then(|mut e| e.take())
+    }
+
+    pub fn request_cancel(&self) {
+        self.user_cancel.store(true, Ordering::SeqCst);
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().ok().and_then(|e| e.clone())
+    }
+
+    pub fn metrics_of(&self, vertex: usize) -> impl Iterator<Item = &Arc<SubtaskMetrics>> {
+        self.subtasks.iter().filter(move |m| m.vertex == vertex)
+    }
+
+    pub fn record_checkpoint(&self, r: CheckpointRecord) {
+        if let Ok(mut h) = self.checkpoints.lock() {
+            h.push_back(r);
+            while h.len() > HISTORY {
+                h.pop_front();
+            }
+        }
+    }
+
+    pub fn update_checkpoint(&self, id: u64, f: impl FnOnce(&mut CheckpointRecord)) {
+        if let Ok(mut h) = self.checkpoints.lock()
+            && let Some(r) = h.iter_mut().rev().find(|r| r.id == id)
+        {
+            f(r);
+        }
+    }
+
+    /// The checkpoint history, newest last.
+    pub fn checkpoints(&self) -> Vec<CheckpointRecord> {
+        self.checkpoints.lock().map(|h| h.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn last_completed_checkpoint(&self) -> Option<CheckpointRecord> {
+        self.checkpoints.lock().ok().and_then(|h| h.iter().rev().find(|r| r.status == "COMPLETED").cloned())
+    }
+
+    /// Queues a savepoint. A known `trigger_id` returns the same savepoint
+    /// (idempotent); the same id with different parameters is an error.
+    pub fn request_savepoint(
+        &self,
+        trigger_id: Option<String>,
+        target_directory: Option<String>,
+        stop: bool,
+        drain: bool,
+    ) -> Result<String, String> {
+        let mut sp = self.savepoints.lock().map_err(|_| "internal error: savepoint state poisoned".to_string())?;
+        if let Some(id) = &trigger_id
+            && let Some(old) = sp.requests.get(id)
+        {
+            if old.target_directory != target_directory || old.stop != stop || old.drain != drain {
+                return Err(format!("triggerId '{id}' was already used for a savepoint with other parameters"));
+            }
+            return Ok(id.clone());
+        }
+        if self.status().is_terminal() {
+            return Err(format!("job `{}` is {:?}; it cannot take a savepoint", self.job_id, self.status()));
+        }
+        sp.counter += 1;
+        let id = trigger_id.unwrap_or_else(|| {
+            let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            format!("sp-{}-{:x}", sp.counter, (nanos as u64) & 0xffff_ffff)
+        });
+        let req = SavepointRequest { trigger_id: id.clone(), target_directory, stop, drain };
+        sp.requests.insert(id.clone(), req.clone());
+        sp.status.insert(id.clone(), SavepointStatus::in_progress());
+        sp.queue.push_back(req);
+        Ok(id)
+    }
+
+    pub fn next_savepoint_request(&self) -> Option<SavepointRequest> {
+        self.savepoints.lock().ok().and_then(|mut s| s.queue.pop_front())
+    }
+
+    pub fn set_savepoint(&self, trigger_id: &str, status: SavepointStatus) {
+        if let Ok(mut s) = self.savepoints.lock() {
+            s.status.insert(trigger_id.to_string(), status);
+        }
+    }
+
+    pub fn savepoint(&self, trigger_id: &str) -> Option<SavepointStatus> {
+        self.savepoints.lock().ok().and_then(|s| s.status.get(trigger_id).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Arc<JobState> {
+        let g = JobGraph { vertices: vec![], edges: vec![], max_parallelism: 128, local_time_zone: "UTC".into() };
+        JobState::new("j", "j.sql", &g)
+    }
+
+    #[test]
+    fn savepoint_trigger_ids_are_idempotent() {
+        let j = job();
+        let a = j.request_savepoint(Some("up-1".into()), Some("/sp".into()), true, false).unwrap();
+        let b = j.request_savepoint(Some("up-1".into()), Some("/sp".into()), true, false).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(j.next_savepoint_request().map(|r| r.trigger_id), Some("up-1".into()));
+        assert_eq!(j.next_savepoint_request(), None, "the repeated call queued a second savepoint");
+        let e = j.request_savepoint(Some("up-1".into()), Some("/other".into()), true, false).unwrap_err();
+        assert!(e.contains("other parameters"), "{e}");
+        let generated = j.request_savepoint(None, None, false, false).unwrap();
+        assert_ne!(generated, "up-1");
+        assert_eq!(j.savepoint(&generated), Some(SavepointStatus::in_progress()));
+        j.set_status(JobStatus::Canceled);
+        assert_eq!(j.savepoint(&generated).unwrap().status, "FAILED");
+    }
+}

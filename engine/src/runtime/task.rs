@@ -1,0 +1,540 @@
+//! The loop of one subtask: a source loop or an input loop, with watermark
+//! combination, barrier alignment, snapshots, and sink commits.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::record_batch::RecordBatch;
+use sluice_connectors::{SourceEvent, SourceReader};
+
+use super::channel::{CONTROL, Disconnected, Envelope, Msg, Target};
+use super::job::JobState;
+use crate::checkpoint::metadata::{SectionKind, SubtaskState, state_file};
+use crate::checkpoint::{Barrier, CoordMsg, SourceControl, SubtaskSnapshot, store};
+use crate::error::OpError;
+use crate::keygroup;
+use crate::metrics::{NO_WATERMARK, SubtaskMetrics};
+use crate::operators::{Chain, Event, KeyGroupWriters};
+use crate::plan::Partitioning;
+
+/// The checkpoint id that labels a sink's output pre-committed when it finished.
+pub const FINAL: u64 = u64::MAX;
+
+/// The downstream side of one output edge of a subtask.
+pub struct OutEdge {
+    pub partitioning: Partitioning,
+    pub targets: Vec<Target>,
+    pub next: usize,
+    pub max_parallelism: usize,
+}
+
+pub struct Outputs {
+    pub edges: Vec<OutEdge>,
+    pub metrics: Arc<SubtaskMetrics>,
+}
+
+impl Outputs {
+    pub fn broadcast(&self, make: impl Fn() -> Msg) -> Result<(), Disconnected> {
+        for e in &self.edges {
+            for t in &e.targets {
+                t.send_control(make())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, ev: Event) -> Result<Result<(), Disconnected>, OpError> {
+        match ev {
+            Event::Watermark(w) => {
+                self.metrics.watermark.store(w, Ordering::Relaxed);
+                Ok(self.broadcast(|| Msg::Watermark(w)))
+            }
+            Event::Batch(b) => {
+                SubtaskMetrics::add(&self.metrics.records_out, b.num_rows() as u64);
+                SubtaskMetrics::add(&self.metrics.bytes_out, b.get_array_memory_size() as u64);
+                for i in 0..self.edges.len() {
+                    let routed = route(&mut self.edges[i], &b)?;
+                    for (t, batch) in routed {
+                        if let Err(d) = self.edges[i].targets[t].send_batch(batch, &self.metrics) {
+                            return Ok(Err(d));
+                        }
+                    }
+                }
+                Ok(Ok(()))
+            }
+        }
+    }
+}
+
+/// Splits a batch among an edge's targets.
+fn route(e: &mut OutEdge, b: &RecordBatch) -> Result<Vec<(usize, RecordBatch)>, OpError> {
+    let n = e.targets.len();
+    Ok(match &e.partitioning {
+        Partitioning::Forward | Partitioning::Global => vec![(0, b.clone())],
+        Partitioning::Rebalance => {
+            let t = e.next % n;
+            e.next = e.next.wrapping_add(1);
+            vec![(t, b.clone())]
+        }
+        Partitioning::Hash { keys, .. } => {
+            if n == 1 {
+                return Ok(vec![(0, b.clone())]);
+            }
+            let rows = b.num_rows();
+            let cols: Vec<ArrayRef> =
+                keys.iter().map(|k| k.evaluate(b).and_then(|v| v.into_array(rows))).collect::<Result<_, _>>()?;
+            let hashes = keygroup::hash_rows(&cols, rows).map_err(OpError::Other)?;
+            let mut idx: Vec<Vec<u32>> = vec![Vec::new(); n];
+            for (r, h) in hashes.iter().enumerate() {
+                let kg = keygroup::key_group(*h, e.max_parallelism);
+                idx[keygroup::operator_index(kg, e.max_parallelism, n)].push(r as u32);
+            }
+            let mut out = Vec::new();
+            for (t, rows) in idx.into_iter().enumerate() {
+                if !rows.is_empty() {
+                    out.push((t, take_record_batch(b, &UInt32Array::from(rows))?));
+                }
+            }
+            out
+        }
+    })
+}
+
+/// What a subtask knows about checkpointing.
+pub struct TaskCtx {
+    pub vertex: usize,
+    pub subtask: usize,
+    pub uid: String,
+    pub state: Arc<JobState>,
+    pub coord: Sender<CoordMsg>,
+    pub max_parallelism: usize,
+    pub exactly_once: bool,
+    pub is_sink: bool,
+    /// Sink output pre-committed and not yet committed, by checkpoint id.
+    pub uncommitted: Vec<(u64, Vec<u8>)>,
+    pub last_checkpoint: u64,
+}
+
+impl TaskCtx {
+    fn stopping(&self) -> bool {
+        self.state.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Snapshots the chain (and the reader's splits) for checkpoint `id`.
+    fn snapshot(
+        &mut self,
+        chain: &mut Chain,
+        reader: Option<&dyn SourceReader>,
+        id: u64,
+    ) -> Result<SubtaskSnapshot, OpError> {
+        let mut snap = SubtaskSnapshot::default();
+        let mut sink_state = None;
+        // Without exactly-once output, a finished sink has made its output
+        // visible already and has nothing to pre-commit.
+        let pre_commit = self.exactly_once || id != FINAL;
+        for (i, op) in chain.ops.iter_mut().enumerate() {
+            let mut w = KeyGroupWriters::new();
+            op.snapshot(self.max_parallelism, &mut w)?;
+            snap.add_keyed(i, w);
+            if !pre_commit {
+                continue;
+            }
+            if let Some(s) = op.pre_commit(id)? {
+                if !s.committable.is_empty() {
+                    self.uncommitted.push((id, s.committable));
+                }
+                sink_state = Some(s.state);
+            }
+        }
+        if let Some(r) = reader {
+            for split in r.snapshot()? {
+                snap.sections.push((SectionKind::Split, split));
+            }
+        }
+        for (cid, c) in &self.uncommitted {
+            snap.sections.push((SectionKind::Committable { checkpoint: *cid }, c.clone()));
+        }
+        if let Some(s) = sink_state {
+            snap.sections.push((SectionKind::SinkState, s));
+        }
+        self.last_checkpoint = id;
+        Ok(snap)
+    }
+
+    /// Writes the snapshot on another thread and acknowledges it.
+    fn upload(&self, barrier: &Barrier, snap: SubtaskSnapshot, alignment: Duration) {
+        let (vertex, subtask, id) = (self.vertex, self.subtask, barrier.id);
+        let coord = self.coord.clone();
+        let dir = barrier.dir.clone();
+        let rel = state_file(&self.uid, subtask);
+        let alignment_ms = alignment.as_millis() as u64;
+        let spawned = std::thread::Builder::new().name(format!("upload-{vertex}-{subtask}")).spawn(move || {
+            let (result, file) = if snap.is_empty() {
+                (Ok(SubtaskState { subtask, file: None, sections: vec![] }), None)
+            } else {
+                let (bytes, sections) = snap.encode();
+                match store::write_file(&dir, &rel, &bytes) {
+                    Ok(f) => (Ok(SubtaskState { subtask, file: Some(rel), sections }), Some(f)),
+                    Err(e) => (Err(e.to_string()), None),
+                }
+            };
+            let _ = coord.send(CoordMsg::Ack { id, vertex, subtask, result, alignment_ms, file });
+        });
+        if let Err(e) = spawned {
+            let _ = self.coord.send(CoordMsg::Ack {
+                id,
+                vertex,
+                subtask,
+                result: Err(format!("cannot start an upload thread: {e}")),
+                alignment_ms,
+                file: None,
+            });
+        }
+    }
+
+    /// Takes a snapshot on an aligned barrier and forwards the barrier.
+    fn on_barrier(
+        &mut self,
+        barrier: &Barrier,
+        chain: &mut Chain,
+        outputs: &mut Outputs,
+        reader: Option<&dyn SourceReader>,
+        alignment: Duration,
+    ) -> Result<Result<(), Disconnected>, OpError> {
+        if barrier.drain && reader.is_some() {
+            // Flink's --drain: fire every window before the savepoint.
+            if forward(chain, outputs, Event::Watermark(i64::MAX))?.is_err() {
+                return Ok(Err(Disconnected));
+            }
+        }
+        let snap = self.snapshot(chain, reader, barrier.id)?;
+        self.upload(barrier, snap, alignment);
+        let b = barrier.clone();
+        Ok(outputs.broadcast(|| Msg::Barrier(b.clone())))
+    }
+
+    /// Commits sink output up to checkpoint `id`.
+    fn commit(&mut self, chain: &mut Chain, id: u64, all: bool) -> Result<(), OpError> {
+        let (ready, rest): (Vec<_>, Vec<_>) = self.uncommitted.drain(..).partition(|(c, _)| all || *c <= id);
+        self.uncommitted = rest;
+        let committables: Vec<Vec<u8>> = ready.into_iter().map(|(_, c)| c).collect();
+        if !committables.is_empty()
+            && let Some(sink) = chain.ops.last_mut()
+        {
+            sink.commit(&committables)?;
+        }
+        let _ = self.coord.send(CoordMsg::Committed { id, vertex: self.vertex, subtask: self.subtask });
+        Ok(())
+    }
+
+    /// Input has ended: report the final state; an exactly-once sink then
+    /// waits for the final checkpoint to commit its last output.
+    fn finished(
+        &mut self,
+        chain: &mut Chain,
+        reader: Option<&dyn SourceReader>,
+        rx: Option<&Receiver<Envelope>>,
+    ) -> Result<(), OpError> {
+        let last_checkpoint = self.last_checkpoint;
+        let snapshot = self.snapshot(chain, reader, FINAL)?;
+        self.last_checkpoint = last_checkpoint;
+        let _ = self.coord.send(CoordMsg::Finished {
+            vertex: self.vertex,
+            subtask: self.subtask,
+            snapshot,
+            last_checkpoint,
+        });
+        if !(self.is_sink && self.exactly_once) {
+            return Ok(());
+        }
+        let Some(rx) = rx else { return Ok(()) };
+        while !self.stopping() {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(Envelope { msg: Msg::Commit(id), .. }) => {
+                    self.commit(chain, id, true)?;
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn forward(chain: &mut Chain, outputs: &mut Outputs, ev: Event) -> Result<Result<(), Disconnected>, OpError> {
+    for out in chain.push(ev)? {
+        if let Err(d) = outputs.emit(out)? {
+            return Ok(Err(d));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// End of input: the final watermark, then each operator's finish.
+fn finish_chain(chain: &mut Chain, outputs: &mut Outputs) -> Result<Result<(), Disconnected>, OpError> {
+    if forward(chain, outputs, Event::Watermark(i64::MAX))?.is_err() {
+        return Ok(Err(Disconnected));
+    }
+    for out in chain.finish()? {
+        if outputs.emit(out)?.is_err() {
+            return Ok(Err(Disconnected));
+        }
+    }
+    Ok(Ok(()))
+}
+
+pub struct SourceRun<'a> {
+    pub reader: Box<dyn SourceReader>,
+    pub control: Receiver<SourceControl>,
+    pub idle_at_start: bool,
+    pub idle_timeout: Duration,
+    pub ctx: &'a mut TaskCtx,
+}
+
+pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) -> Result<(), OpError> {
+    let m = outputs.metrics.clone();
+    // Downstream subtasks already count a source without work as idle.
+    let mut idle = s.idle_at_start;
+    let mut last_data = Instant::now();
+    loop {
+        if s.ctx.stopping() {
+            return Ok(());
+        }
+        if let Ok(SourceControl::Trigger(b)) = s.control.try_recv() {
+            if s.ctx.on_barrier(&b, chain, outputs, Some(s.reader.as_ref()), Duration::ZERO)?.is_err() {
+                return Ok(());
+            }
+            if b.stop {
+                // Emit nothing more: wait for the job to end, or to resume if
+                // the savepoint fails.
+                loop {
+                    if s.ctx.stopping() {
+                        return Ok(());
+                    }
+                    match s.control.recv_timeout(Duration::from_millis(20)) {
+                        Ok(SourceControl::Resume) => break,
+                        Ok(SourceControl::Trigger(_)) | Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                    }
+                }
+            }
+            continue;
+        }
+        let t = Instant::now();
+        let bp_before = m.backpressured_ns.load(Ordering::Relaxed);
+        match s.reader.poll()? {
+            SourceEvent::Batch(b) => {
+                last_data = Instant::now();
+                if idle {
+                    idle = false;
+                    if outputs.broadcast(|| Msg::Idle(false)).is_err() {
+                        return Ok(());
+                    }
+                }
+                SubtaskMetrics::add(&m.records_in, b.num_rows() as u64);
+                SubtaskMetrics::add(&m.bytes_in, b.get_array_memory_size() as u64);
+                if forward(chain, outputs, Event::Batch(b))?.is_err() {
+                    return Ok(());
+                }
+                let bp = m.backpressured_ns.load(Ordering::Relaxed).saturating_sub(bp_before);
+                SubtaskMetrics::add(&m.busy_ns, (t.elapsed().as_nanos() as u64).saturating_sub(bp));
+            }
+            SourceEvent::Idle => {
+                SubtaskMetrics::add(&m.idle_ns, t.elapsed().as_nanos() as u64);
+                if !idle && !s.idle_timeout.is_zero() && last_data.elapsed() >= s.idle_timeout {
+                    idle = true;
+                    if outputs.broadcast(|| Msg::Idle(true)).is_err() {
+                        return Ok(());
+                    }
+                }
+                let pause = Instant::now();
+                std::thread::sleep(Duration::from_millis(1));
+                SubtaskMetrics::add(&m.idle_ns, pause.elapsed().as_nanos() as u64);
+            }
+            SourceEvent::End => break,
+        }
+        if let Some(p) = s.reader.pending_records() {
+            m.pending_records.store(p, Ordering::Relaxed);
+        }
+        m.skipped_records.store(s.reader.skipped_records(), Ordering::Relaxed);
+    }
+    m.skipped_records.store(s.reader.skipped_records(), Ordering::Relaxed);
+    m.pending_records.store(0, Ordering::Relaxed);
+    if finish_chain(chain, outputs)?.is_err() {
+        return Ok(());
+    }
+    s.ctx.finished(chain, Some(s.reader.as_ref()), None)?;
+    let _ = outputs.broadcast(|| Msg::End);
+    Ok(())
+}
+
+struct InputState {
+    watermark: i64,
+    idle: bool,
+    ended: bool,
+    /// Holding this channel's messages until the barrier is aligned.
+    blocked: bool,
+}
+
+pub struct InputRun<'a> {
+    pub rx: Receiver<Envelope>,
+    pub credits: Vec<Arc<super::channel::Credit>>,
+    pub idle_channels: Vec<bool>,
+    pub idle_at_start: bool,
+    pub ctx: &'a mut TaskCtx,
+}
+
+pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Result<(), OpError> {
+    let InputRun { rx, credits, idle_channels, idle_at_start, ctx } = r;
+    let m = outputs.metrics.clone();
+    let mut inputs: Vec<InputState> = idle_channels
+        .iter()
+        .map(|idle| InputState { watermark: NO_WATERMARK, idle: *idle, ended: false, blocked: false })
+        .collect();
+    let mut current = NO_WATERMARK;
+    let mut idle = idle_at_start;
+    // Barrier alignment: the barrier being aligned, since when, the held
+    // messages, and held messages released for processing.
+    let mut aligning: Option<(Barrier, Instant)> = None;
+    let mut held: VecDeque<Envelope> = VecDeque::new();
+    let mut replay: VecDeque<Envelope> = VecDeque::new();
+    loop {
+        let t = Instant::now();
+        let env = match replay.pop_front() {
+            Some(e) => e,
+            None => match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(e) => e,
+                Err(RecvTimeoutError::Timeout) => {
+                    SubtaskMetrics::add(&m.idle_ns, t.elapsed().as_nanos() as u64);
+                    if ctx.stopping() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            },
+        };
+        SubtaskMetrics::add(&m.idle_ns, t.elapsed().as_nanos() as u64);
+        let t = Instant::now();
+        let bp_before = m.backpressured_ns.load(Ordering::Relaxed);
+        if env.channel == CONTROL {
+            if let Msg::Commit(id) = env.msg {
+                ctx.commit(chain, id, false)?;
+            }
+            continue;
+        }
+        let ch = env.channel as usize;
+        let Some(input) = inputs.get_mut(ch) else {
+            return Err(OpError::Other(format!("message on unknown channel {ch}")));
+        };
+        if input.blocked {
+            held.push_back(env);
+            continue;
+        }
+        let mut recompute = false;
+        let mut check_alignment = false;
+        match env.msg {
+            Msg::Batch(b) => {
+                SubtaskMetrics::add(&m.records_in, b.num_rows() as u64);
+                SubtaskMetrics::add(&m.bytes_in, b.get_array_memory_size() as u64);
+                let r = forward(chain, outputs, Event::Batch(b))?;
+                if let Some(c) = credits.get(ch) {
+                    c.release();
+                }
+                if r.is_err() {
+                    return Ok(());
+                }
+            }
+            Msg::Watermark(w) => {
+                if w > input.watermark {
+                    input.watermark = w;
+                    recompute = true;
+                }
+            }
+            Msg::Idle(flag) => {
+                input.idle = flag;
+                recompute = true;
+            }
+            Msg::End => {
+                input.ended = true;
+                recompute = true;
+                check_alignment = aligning.is_some();
+            }
+            Msg::Barrier(b) => {
+                input.blocked = true;
+                match &aligning {
+                    Some((a, _)) if a.id == b.id => {}
+                    Some((a, _)) => {
+                        return Err(OpError::Other(format!(
+                            "barrier {} arrived while aligning barrier {}; channels are out of order",
+                            b.id, a.id
+                        )));
+                    }
+                    None => aligning = Some((b, Instant::now())),
+                }
+                check_alignment = true;
+            }
+            Msg::Commit(_) => {}
+        }
+        if check_alignment && inputs.iter().all(|i| i.ended || i.blocked) {
+            if let Some((b, since)) = aligning.take() {
+                if ctx.on_barrier(&b, chain, outputs, None, since.elapsed())?.is_err() {
+                    return Ok(());
+                }
+                for i in inputs.iter_mut() {
+                    i.blocked = false;
+                }
+                // Held messages come before what is left to replay.
+                held.extend(replay.drain(..));
+                std::mem::swap(&mut held, &mut replay);
+            }
+        }
+        if recompute {
+            let all_ended = inputs.iter().all(|i| i.ended);
+            // The minimum over active inputs; None when every input is idle or ended.
+            let active_min = inputs.iter().filter(|i| !i.ended && !i.idle).map(|i| i.watermark).min();
+            if active_min.is_none() && !all_ended && !idle {
+                idle = true;
+                if outputs.broadcast(|| Msg::Idle(true)).is_err() {
+                    return Ok(());
+                }
+            } else if active_min.is_some() && idle {
+                idle = false;
+                if outputs.broadcast(|| Msg::Idle(false)).is_err() {
+                    return Ok(());
+                }
+            }
+            if all_ended {
+                current = i64::MAX;
+                m.watermark.store(current, Ordering::Relaxed);
+                if finish_chain(chain, outputs)?.is_err() {
+                    return Ok(());
+                }
+                ctx.finished(chain, None, Some(&rx))?;
+                let _ = outputs.broadcast(|| Msg::End);
+                return Ok(());
+            }
+            if let Some(w) = active_min
+                && w > current
+            {
+                current = w;
+                m.watermark.store(w, Ordering::Relaxed);
+                if forward(chain, outputs, Event::Watermark(w))?.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        let bp = m.backpressured_ns.load(Ordering::Relaxed).saturating_sub(bp_before);
+        SubtaskMetrics::add(&m.busy_ns, (t.elapsed().as_nanos() as u64).saturating_sub(bp));
+        if ctx.stopping() {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,326 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Exactly-once checkpoints, savepoints and restores, end to end through the
+//! engine: a job killed with `kill -9` and restored from its latest checkpoint,
+//! a stop-with-savepoint restored at other parallelisms, and damaged snapshots.
+//! Every test compares the committed output with a run that never stopped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_engine::config::Config;
+use sluice_engine::local::{compile_text, prepare};
+use sluice_engine::runtime::{JobState, JobStatus, execute};
+
+/// A rate-limited, seeded, bounded source: deterministic rows, so every run
+/// (interrupted or not, at any parallelism) must commit the same output.
+fn job(out: &Path, rows: u64, rate: u64) -> String {
+    format!(
+        "CREATE TABLE src (id BIGINT, k INT, v INT,
+   ts AS TO_TIMESTAMP_LTZ(id * 10, 3),
+   WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+ WITH ('connector' = 'datagen', 'seed' = '7', 'rows-per-second' = '{rate}',
+   'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{last}',
+   'fields.k.min' = '0', 'fields.k.max' = '15', 'fields.v.min' = '0', 'fields.v.max' = '1000');
+CREATE TABLE per_window (k INT, window_start TIMESTAMP(3), c BIGINT, s INT, m INT)
+ WITH ('connector' = 'filesystem', 'path' = '{w}', 'format' = 'csv');
+CREATE TABLE rows_out (id BIGINT, k INT, v INT)
+ WITH ('connector' = 'filesystem', 'path' = '{r}', 'format' = 'csv');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO per_window SELECT k, window_start, COUNT(*), SUM(v), MAX(v)
+  FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;
+INSERT INTO rows_out SELECT id, k, v FROM src WHERE MOD(id, 3) = 0;
+END;
+",
+        last = rows - 1,
+        w = out.join("windows").display(),
+        r = out.join("rows").display()
+    )
+}
+
+/// The committed output: every visible line of every `part-*` file, sorted.
+fn committed(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return lines };
+    for e in entries {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        lines.extend(std::fs::read_to_string(e.path()).unwrap().lines().map(str::to_string));
+    }
+    lines.sort();
+    lines
+}
+
+fn outputs(out: &Path) -> (Vec<String>, Vec<String>) {
+    (committed(&out.join("windows")), committed(&out.join("rows")))
+}
+
+fn config(pairs: &[(&str, String)]) -> Config {
+    Config { values: pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect() }
+}
+
+/// Runs the job in this process; returns its state and the runner thread.
+fn start(sql: &str, job_id: &str, cfg: &Config) -> (Arc<JobState>, std::thread::JoinHandle<Result<(), String>>) {
+    let job = compile_text(sql, "job.sql").unwrap();
+    let (graph, options) = prepare(&job, cfg, job_id).unwrap();
+    let state = JobState::new(job_id, "job.sql", &graph);
+    let s = state.clone();
+    let h = std::thread::spawn(move || execute(&graph, &s, &options).map_err(|e| e.to_string()));
+    (state, h)
+}
+
+fn reference(rows: u64) -> (Vec<String>, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, h) = start(&job(dir.path(), rows, 1_000_000), "reference", &config(&[("parallelism.default", "2".into())]));
+    h.join().unwrap().unwrap();
+    let o = outputs(dir.path());
+    assert!(o.0.len() > 50 && o.1.len() > 100, "the reference run produced too little: {} {}", o.0.len(), o.1.len());
+    o
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn complete_checkpoints(job_dir: &Path) -> usize {
+    std::fs::read_dir(job_dir)
+        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().join("_metadata").exists()).count())
+        .unwrap_or(0)
+}
+
+fn engine() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sluice-engine"))
+}
+
+fn spawn_run(job_file: &Path, args: &[&str]) -> Child {
+    engine()
+        .arg("run")
+        .arg(job_file)
+        .args(["--rest-addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn kill_9_and_restore_latest_commits_exactly_once() {
+    let rows = 12_000;
+    let expected = reference(rows);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let ckpt = dir.path().join("ckpt");
+    let job_file = dir.path().join("clicks.sql");
+    std::fs::write(&job_file, job(&out, rows, 3000)).unwrap();
+    let ck = ckpt.display().to_string();
+    let args = ["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "2"];
+    let mut child = spawn_run(&job_file, &args);
+    // The job id defaults to the file's stem.
+    wait_for("two complete checkpoints", Duration::from_secs(60), || complete_checkpoints(&ckpt.join("clicks")) >= 2);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = outputs(&out);
+    assert!(partial.1.len() < expected.1.len(), "the job finished before it was killed");
+    // Committed output so far is a subset of the final output: nothing uncommitted is visible.
+    for l in &partial.1 {
+        assert!(expected.1.binary_search(l).is_ok(), "visible line not in the expected output: {l}");
+    }
+    let status = engine()
+        .arg("run")
+        .arg(&job_file)
+        .args(["--rest-addr", "127.0.0.1:0", "--restore", "latest"])
+        .args(&args)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(status.status.success(), "{stderr}");
+    assert!(stderr.contains("restoring from"), "{stderr}");
+    let got = outputs(&out);
+    assert_eq!(got.1, expected.1, "rows lost or duplicated");
+    assert_eq!(got.0, expected.0, "window results differ");
+    // The job finished: resuming it again stays terminal and writes nothing.
+    let again = engine()
+        .arg("run")
+        .arg(&job_file)
+        .args(["--rest-addr", "127.0.0.1:0", "--restore", "latest"])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("stays terminal"));
+    assert_eq!(outputs(&out), expected);
+}
+
+/// Stops with a savepoint at parallelism 2 and restores it at `p`.
+fn savepoint_then_restore(p: usize, expected: &(Vec<String>, Vec<String>), rows: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let sql = job(&out, rows, 4000);
+    let sp_dir = dir.path().join("savepoints").display().to_string();
+    let ck_dir = dir.path().join("ckpt").display().to_string();
+    let cfg = config(&[
+        ("parallelism.default", "2".into()),
+        ("execution.checkpointing.dir", ck_dir.clone()),
+        ("execution.checkpointing.interval", "200ms".into()),
+    ]);
+    let (state, h) = start(&sql, "rescale", &cfg);
+    wait_for("some output", Duration::from_secs(30), || !committed(&out.join("rows")).is_empty());
+    let trigger = state.request_savepoint(Some("stop-1".into()), Some(sp_dir.clone()), true, false).unwrap();
+    h.join().unwrap().unwrap();
+    assert_eq!(state.status(), JobStatus::Finished);
+    let sp = state.savepoint(&trigger).unwrap();
+    assert_eq!(sp.status, "COMPLETED", "{sp:?}");
+    let location = sp.location.unwrap();
+    assert!(location.ends_with("savepoint-stop-1"), "{location}");
+    let stopped = outputs(&out);
+    assert!(stopped.1.len() < expected.1.len(), "the job finished before the savepoint");
+    let cfg = config(&[
+        ("parallelism.default", p.to_string()),
+        ("execution.checkpointing.dir", ck_dir),
+        ("execution.state-recovery.path", location),
+    ]);
+    let (state, h) = start(&sql, "rescale", &cfg);
+    h.join().unwrap().unwrap();
+    assert_eq!(state.status(), JobStatus::Finished);
+    let got = outputs(&out);
+    assert_eq!(got.1, expected.1, "p=2 -> p={p}: rows lost or duplicated");
+    assert_eq!(got.0, expected.0, "p=2 -> p={p}: window results differ");
+}
+
+#[test]
+fn stop_with_savepoint_restores_at_other_parallelisms() {
+    let rows = 8_000;
+    let expected = reference(rows);
+    savepoint_then_restore(1, &expected, rows);
+    savepoint_then_restore(3, &expected, rows);
+}
+
+/// Takes one savepoint of a running job and stops it; returns the savepoint dir.
+fn take_savepoint(dir: &Path) -> PathBuf {
+    let sql = job(&dir.join("out"), 20_000, 2000);
+    let (state, h) = start(&sql, "damaged", &config(&[]));
+    wait_for("running", Duration::from_secs(20), || state.status() == JobStatus::Running);
+    std::thread::sleep(Duration::from_millis(600));
+    let sp_dir = dir.join("sp").display().to_string();
+    state.request_savepoint(Some("one".into()), Some(sp_dir), true, false).unwrap();
+    h.join().unwrap().unwrap();
+    let loc = state.savepoint("one").unwrap().location.unwrap();
+    PathBuf::from(loc.trim_start_matches("file://"))
+}
+
+fn restore_error(dir: &Path, from: &Path) -> String {
+    let sql = job(&dir.join("out2"), 20_000, 1_000_000);
+    let job = compile_text(&sql, "job.sql").unwrap();
+    let cfg = config(&[("execution.state-recovery.path", from.display().to_string())]);
+    let (graph, options) = prepare(&job, &cfg, "damaged").unwrap();
+    let state = JobState::new("damaged", "job.sql", &graph);
+    execute(&graph, &state, &options).unwrap_err().to_string()
+}
+
+#[test]
+fn damaged_savepoints_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let sp = take_savepoint(dir.path());
+    let state_file = walk(&sp).into_iter().find(|p| p.extension().is_some_and(|e| e == "state")).expect("a state file");
+    let original = std::fs::read(&state_file).unwrap();
+
+    // Truncated.
+    std::fs::write(&state_file, &original[..original.len() / 2]).unwrap();
+    let e = restore_error(dir.path(), &sp);
+    assert!(e.contains("truncated") && e.contains(".state"), "{e}");
+    // Same size, one byte flipped.
+    let mut flipped = original.clone();
+    flipped[0] ^= 0xff;
+    std::fs::write(&state_file, &flipped).unwrap();
+    let e = restore_error(dir.path(), &sp);
+    assert!(e.contains("checksum mismatch"), "{e}");
+    std::fs::write(&state_file, &original).unwrap();
+    // A newer format.
+    let meta = sp.join("_metadata");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    std::fs::write(&meta, text.replace("\"formatVersion\": 1", "\"formatVersion\": 99")).unwrap();
+    let e = restore_error(dir.path(), &sp);
+    assert!(e.contains("format version 99 is newer"), "{e}");
+    // No _metadata.
+    std::fs::remove_file(&meta).unwrap();
+    let e = restore_error(dir.path(), &sp);
+    assert!(e.contains("no _metadata"), "{e}");
+}
+
+#[test]
+fn a_changed_query_names_the_operator_whose_state_does_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sp = take_savepoint(dir.path());
+    // MAX became MIN: the window aggregate's state layout differs.
+    let sql = job(&dir.path().join("out2"), 20_000, 1_000_000).replace("MAX(v)", "MIN(v)");
+    let job = compile_text(&sql, "job.sql").unwrap();
+    let cfg = config(&[("execution.state-recovery.path", sp.display().to_string())]);
+    let (graph, options) = prepare(&job, &cfg, "damaged").unwrap();
+    let state = JobState::new("damaged", "job.sql", &graph);
+    let e = execute(&graph, &state, &options).unwrap_err().to_string();
+    assert!(e.contains("WindowAggregate") && e.contains("incompatible state"), "{e}");
+    // Another maxParallelism cannot take the key groups.
+    let cfg = config(&[
+        ("execution.state-recovery.path", sp.display().to_string()),
+        ("pipeline.max-parallelism", "64".into()),
+    ]);
+    let job = compile_text(&job_sql_unchanged(dir.path()), "job.sql").unwrap();
+    let (graph, options) = prepare(&job, &cfg, "damaged").unwrap();
+    let state = JobState::new("damaged", "job.sql", &graph);
+    let e = execute(&graph, &state, &options).unwrap_err().to_string();
+    assert!(e.contains("maxParallelism 128") && e.contains("64"), "{e}");
+}
+
+fn job_sql_unchanged(dir: &Path) -> String {
+    job(&dir.join("out3"), 20_000, 1_000_000)
+}
+
+#[test]
+fn state_without_an_operator_needs_allow_non_restored_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let sp = take_savepoint(dir.path());
+    // Only the pass-through insert is left: the window aggregate's state is unclaimed.
+    let full = job(&dir.path().join("out4"), 20_000, 1_000_000);
+    let start_at = full.find("EXECUTE STATEMENT SET").unwrap();
+    let sql = format!(
+        "{}INSERT INTO rows_out SELECT id, k, v FROM src WHERE MOD(id, 3) = 0;\n",
+        &full[..start_at]
+    );
+    let job = compile_text(&sql, "job.sql").unwrap();
+    let cfg = config(&[("execution.state-recovery.path", sp.display().to_string())]);
+    let (graph, options) = prepare(&job, &cfg, "damaged").unwrap();
+    let state = JobState::new("damaged", "job.sql", &graph);
+    let e = execute(&graph, &state, &options).unwrap_err().to_string();
+    assert!(e.contains("has no matching operator") && e.contains("--allow-non-restored-state"), "{e}");
+    let cfg = config(&[
+        ("execution.state-recovery.path", sp.display().to_string()),
+        ("execution.state-recovery.ignore-unclaimed-state", "true".into()),
+    ]);
+    let (graph, options) = prepare(&job, &cfg, "damaged").unwrap();
+    let state = JobState::new("damaged", "job.sql", &graph);
+    execute(&graph, &state, &options).unwrap();
+    assert_eq!(state.status(), JobStatus::Finished);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
