@@ -20,6 +20,7 @@ fn run(name: &str, fields: Vec<Field>, opts: &[(&str, &str)]) -> Result<(), Conn
         batch_size: 8192,
         local_time_zone: "UTC".into(),
         restored_splits: None,
+        s3: sluice_connectors::S3Options::default(),
     };
     let mut src = create_source(&ctx)?;
     let start = Instant::now();

@@ -40,10 +40,34 @@
 //! directory and after every restored subtask's counter, so neither a re-run
 //! nor a restore at another parallelism ever reuses a name.
 //!
-//! All file-system access goes through the few functions of [`fsio`], so that
-//! another storage backend is a local change.
+//! S3: `path` may be `s3://bucket/prefix` (also `s3a://`, `s3p://`), reached
+//! through `sluice-storage` with the engine's S3 settings
+//! ([`SourceContext::s3`], [`SinkContext::s3`]). The source lists the objects
+//! under the prefix (skipping every name with a path segment that starts with
+//! `.` or `_`, as for directories), assigns and snapshots them exactly like
+//! local files (a split names the object's `s3://bucket/key` URI) and reads
+//! them with ranged GETs, so a restored split resumes at its byte offset. The
+//! sink writes each part file as a multipart upload to
+//! `<prefix>/part-<job>-<subtask>-<n>`; rolling prepares the upload (its data
+//! is durable, the object does not exist yet), `pre_commit` prepares the open
+//! one and returns the upload handles as the committable, and `commit`
+//! completes them: a part becomes visible only then, atomically, and
+//! completing again is a no-op. `finish()` completes everything. Part numbers
+//! continue after the visible parts of the job and subtask and after the
+//! restored counters. `recover_sink` completes the committables and aborts
+//! this job's pending uploads under the prefix. AWS S3 lists pending uploads
+//! by prefix; MinIO lists them only for an exact key, so recovery also asks
+//! for the exact keys the job's subtasks would have used next (the
+//! [`S3_PROBE_PARTS`] part numbers after each subtask's last visible part and
+//! after each restored counter, for the subtasks of the old and the new
+//! parallelism). Uploads it cannot find stay invisible and cost storage until
+//! MinIO drops them after 24 h (`MINIO_API_STALE_UPLOADS_EXPIRY`) or an AWS
+//! lifecycle rule aborts them.
+//!
+//! All local file-system access goes through the few functions of [`fsio`],
+//! and all S3 access through [`s3io`].
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,11 +77,23 @@ use arrow::record_batch::RecordBatch;
 
 use crate::format::{Decoder, Encoder, Format, RecordError, csv::CSV_OPTIONS, json::JSON_OPTIONS};
 use crate::options::Options;
-use crate::state::{Dec, Enc, TAG_FS_COMMITTABLE, TAG_FS_SINK_STATE, TAG_FS_SPLIT};
+use sluice_storage::{S3Options, Storage, StorageError, Upload, UploadHandle};
+
+use crate::state::{Dec, Enc, TAG_FS_COMMITTABLE, TAG_FS_S3_COMMITTABLE, TAG_FS_SINK_STATE, TAG_FS_SPLIT};
 use crate::types::{ColType, column_types};
 use crate::{ConnectorError, SinkContext, SinkWriter, SourceContext, SourceEvent, SourceReader};
 
+mod s3io;
+
+use s3io::S3Root;
+
 const DEFAULT_ROLL_SIZE: u64 = 128 << 20;
+/// On S3 recovery, how many part numbers are asked for by exact key after
+/// each subtask's last visible part and after each restored counter (MinIO
+/// lists pending multipart uploads only for exact keys).
+pub(crate) const S3_PROBE_PARTS: u64 = 4;
+/// At most this many exact-key lookups per recovery.
+const S3_MAX_PROBES: usize = 2048;
 /// Flink's defaults of `sink.rolling-policy.rollover-interval` and
 /// `sink.rolling-policy.inactivity-interval`.
 const DEFAULT_ROLLOVER_INTERVAL: Duration = Duration::from_secs(30 * 60);
@@ -73,7 +109,10 @@ pub(crate) fn supported_options() -> String {
 
 #[derive(Debug, Clone)]
 pub(crate) struct FsConfig {
+    /// The local path, or the `s3://` URI as written.
     path: PathBuf,
+    /// Whether `path` is an S3 URI.
+    s3: bool,
     format: Format,
     monitor_interval: Option<Duration>,
     roll_size: u64,
@@ -84,7 +123,13 @@ pub(crate) struct FsConfig {
 
 impl FsConfig {
     pub(crate) fn parse(o: &Options<'_>, schema: &SchemaRef) -> Result<Self, ConnectorError> {
-        let path = PathBuf::from(o.required("path", "a file or directory path")?.trim());
+        let raw = o.required("path", "a file or directory path")?.trim();
+        let s3 = s3io::is_s3(raw);
+        if s3 {
+            // Syntax only (bucket name, no '..'); no I/O.
+            S3Root::open(raw, &S3Options::default()).map_err(|e| o.error(format!("option 'path': {e}")))?;
+        }
+        let path = PathBuf::from(raw);
         let format = Format::parse(o)?;
         let monitor_interval = o.duration("source.monitor-interval")?;
         if monitor_interval == Some(Duration::ZERO) {
@@ -103,7 +148,7 @@ impl FsConfig {
         o.duration("sink.rolling-policy.check-interval")?;
         let types = column_types(schema.fields(), "filesystem").map_err(|m| o.error(m))?;
         o.check_all_used("filesystem", &supported_options())?;
-        Ok(FsConfig { path, format, monitor_interval, roll_size, rollover_interval, inactivity_interval, types })
+        Ok(FsConfig { path, s3, format, monitor_interval, roll_size, rollover_interval, inactivity_interval, types })
     }
 }
 
@@ -213,6 +258,35 @@ pub(crate) mod fsio {
     }
 }
 
+/// An I/O error on `path`; a storage error carried inside it (reading an S3
+/// object) becomes [`ConnectorError::Storage`], whose message names the URI.
+fn connector_io_error(table: &str, path: &Path, e: std::io::Error) -> ConnectorError {
+    if e.get_ref().is_some_and(|inner| inner.is::<StorageError>()) {
+        match e.into_inner().map(|inner| inner.downcast::<StorageError>()) {
+            Some(Ok(source)) => return storage_error(table, *source),
+            Some(Err(other)) => {
+                return ConnectorError::Io {
+                    table: table.to_string(),
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other(other),
+                };
+            }
+            None => {
+                return ConnectorError::Io {
+                    table: table.to_string(),
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other("unknown error"),
+                };
+            }
+        }
+    }
+    ConnectorError::Io { table: table.to_string(), path: path.to_path_buf(), source: e }
+}
+
+fn storage_error(table: &str, source: StorageError) -> ConnectorError {
+    ConnectorError::Storage { table: table.to_string(), source }
+}
+
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
     let b = name.as_encoded_bytes();
     b.first().is_some_and(|c| *c == b'.' || *c == b'_')
@@ -313,6 +387,10 @@ pub(crate) struct FsSource {
     table: String,
     schema: SchemaRef,
     root: PathBuf,
+    /// Set when `root` is an `s3://` URI.
+    s3_root: Option<S3Root>,
+    /// The engine's S3 settings, also for restored splits in other buckets.
+    s3: S3Options,
     decoder: Decoder,
     ignore_parse_errors: bool,
     queue: VecDeque<QueuedFile>,
@@ -337,10 +415,17 @@ impl FsSource {
     pub(crate) fn new(ctx: &SourceContext, cfg: FsConfig) -> Result<Self, ConnectorError> {
         let decoder = Decoder::new(&cfg.format, ctx.schema.fields(), "filesystem")
             .map_err(|m| ConnectorError::InvalidOption { table: ctx.table.clone(), message: m })?;
+        let s3_root = if cfg.s3 {
+            Some(S3Root::open(&cfg.path.to_string_lossy(), &ctx.s3).map_err(|e| storage_error(&ctx.table, e))?)
+        } else {
+            None
+        };
         let mut s = FsSource {
             table: ctx.table.clone(),
             schema: ctx.schema.clone(),
             root: cfg.path.clone(),
+            s3_root,
+            s3: ctx.s3.clone(),
             decoder,
             ignore_parse_errors: cfg.format.ignore_parse_errors(),
             queue: VecDeque::new(),
@@ -371,7 +456,30 @@ impl FsSource {
     }
 
     fn io_error(&self, path: &Path, e: std::io::Error) -> ConnectorError {
-        ConnectorError::Io { table: self.table.clone(), path: path.to_path_buf(), source: e }
+        connector_io_error(&self.table, path, e)
+    }
+
+    /// Every visible file under the path, sorted: local paths, or the
+    /// `s3://bucket/key` URIs of objects.
+    fn list_files(&self) -> Result<Vec<PathBuf>, ConnectorError> {
+        match &self.s3_root {
+            Some(root) => root.list_files().map_err(|e| storage_error(&self.table, e)),
+            None => fsio::list_files(&self.root).map_err(|e| self.io_error(&self.root, e)),
+        }
+    }
+
+    /// Opens a split's file (local) or object (`s3://` URI) at `offset`.
+    fn open_read(&self, path: &Path, offset: u64) -> Result<Box<dyn BufRead + Send>, ConnectorError> {
+        if !s3io::is_s3_path(path) {
+            return fsio::open_read(path, offset).map_err(|e| self.io_error(path, e));
+        }
+        let uri = path.to_string_lossy();
+        let opened = match &self.s3_root {
+            Some(root) => root.open_read(&uri, offset, &self.s3),
+            // A split restored after `path` changed from S3 to local.
+            None => S3Root::open(&uri, &self.s3).and_then(|root| root.open_read(&uri, offset, &self.s3)),
+        };
+        opened.map_err(|e| storage_error(&self.table, e))
     }
 
     fn owns_by_hash(&self, path: &Path) -> bool {
@@ -412,7 +520,7 @@ impl FsSource {
 
     /// Lists the path and queues this subtask's files not seen before.
     fn scan(&mut self) -> Result<(), ConnectorError> {
-        let files = fsio::list_files(&self.root).map_err(|e| self.io_error(&self.root, e))?;
+        let files = self.list_files()?;
         let by_hash = self.monitor.is_some() || self.restored;
         for (i, f) in files.into_iter().enumerate() {
             let owner = if by_hash { path_hash(&f) } else { i as u64 } % self.parallelism;
@@ -495,7 +603,7 @@ impl SourceReader for FsSource {
         loop {
             if self.current.is_none() {
                 if let Some(q) = self.queue.pop_front() {
-                    let reader = fsio::open_read(&q.path, q.offset).map_err(|e| self.io_error(&q.path, e))?;
+                    let reader = self.open_read(&q.path, q.offset)?;
                     self.current = Some(OpenFile { path: q.path, reader, offset: q.offset, line: q.line });
                 } else if self.decoder.len() > 0 {
                     return self.batch();
@@ -558,15 +666,29 @@ impl SourceReader for FsSource {
 
 // ---------------------------------------------------------------------------
 
+/// Where a part file's bytes go.
+enum PartOut {
+    /// A hidden local `.part-….inprogress` file.
+    Local { tmp: PathBuf, out: fsio::OutFile },
+    /// A multipart upload to `<prefix>/part-…`, invisible until completed.
+    S3(Upload),
+}
+
 /// The part file being written.
 struct PartFile {
     /// The final name, `part-<job>-<subtask>-<n>`.
     name: String,
-    tmp: PathBuf,
-    out: fsio::OutFile,
+    out: PartOut,
     size: u64,
     opened: Instant,
     last_write: Instant,
+}
+
+/// A part file closed (rolled) and not yet pre-committed: a local
+/// `.inprogress` file (`upload` None) or a prepared upload.
+struct ClosedPart {
+    name: String,
+    upload: Option<UploadHandle>,
 }
 
 fn in_progress_name(name: &str) -> String {
@@ -606,23 +728,38 @@ struct Pending {
     fin: String,
 }
 
-fn encode_committable(files: &[Pending]) -> Result<Vec<u8>, String> {
-    if files.is_empty() {
+/// One file of a committable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PendingPart {
+    /// A local hidden pending file, renamed at commit.
+    File(Pending),
+    /// A prepared multipart upload to `<prefix>/<fin>`, completed at commit.
+    Upload { fin: String, handle: UploadHandle },
+}
+
+fn encode_committable(files: &[PendingPart]) -> Result<Vec<u8>, String> {
+    let Some(first) = files.first() else {
         return Ok(Vec::new());
-    }
+    };
     let count = u32::try_from(files.len()).map_err(|_| "too many files in one committable".to_string())?;
-    let mut e = Enc::new(TAG_FS_COMMITTABLE).u32(count);
+    let s3 = matches!(first, PendingPart::Upload { .. });
+    let mut e = Enc::new(if s3 { TAG_FS_S3_COMMITTABLE } else { TAG_FS_COMMITTABLE }).u32(count);
     for f in files {
-        e = e.bytes(f.pending.as_bytes())?.bytes(f.fin.as_bytes())?;
+        e = match f {
+            PendingPart::File(p) if !s3 => e.bytes(p.pending.as_bytes())?.bytes(p.fin.as_bytes())?,
+            PendingPart::Upload { fin, handle } if s3 => e.bytes(fin.as_bytes())?.bytes(&handle.to_bytes())?,
+            _ => return Err("a committable cannot mix local files and S3 uploads".into()),
+        };
     }
     Ok(e.finish())
 }
 
-fn decode_committable(blob: &[u8]) -> Result<Vec<Pending>, String> {
+fn decode_committable(blob: &[u8]) -> Result<Vec<PendingPart>, String> {
     if blob.is_empty() {
         return Ok(Vec::new());
     }
-    let mut d = Dec::new(blob, TAG_FS_COMMITTABLE)?;
+    let s3 = blob.get(1) == Some(&TAG_FS_S3_COMMITTABLE);
+    let mut d = Dec::new(blob, if s3 { TAG_FS_S3_COMMITTABLE } else { TAG_FS_COMMITTABLE })?;
     let count = d.u32()?;
     let mut out = Vec::new();
     let name = |b: &[u8]| -> Result<String, String> {
@@ -634,9 +771,21 @@ fn decode_committable(blob: &[u8]) -> Result<Vec<Pending>, String> {
         Ok(s.to_string())
     };
     for _ in 0..count {
-        let pending = name(d.bytes()?)?;
-        let fin = name(d.bytes()?)?;
-        out.push(Pending { pending, fin });
+        if s3 {
+            let fin = name(d.bytes()?)?;
+            let handle = UploadHandle::from_bytes(d.bytes()?).map_err(|e| e.to_string())?;
+            if !handle.target_uri().ends_with(&format!("/{fin}")) {
+                return Err(format!(
+                    "a committable's upload to {} does not match its file '{fin}'",
+                    handle.target_uri()
+                ));
+            }
+            out.push(PendingPart::Upload { fin, handle });
+        } else {
+            let pending = name(d.bytes()?)?;
+            let fin = name(d.bytes()?)?;
+            out.push(PendingPart::File(Pending { pending, fin }));
+        }
     }
     d.end()?;
     Ok(out)
@@ -667,20 +816,45 @@ fn commit_file(table: &str, dir: &Path, f: &Pending) -> Result<(), ConnectorErro
     ))
 }
 
+/// Commits one part: renames a local pending file (`s3` None), or completes
+/// a multipart upload (idempotent: an upload already completed is fine).
+fn commit_part(table: &str, dir: &Path, s3: Option<&Storage>, part: &PendingPart) -> Result<(), ConnectorError> {
+    let mismatch = |message: String| ConnectorError::State { table: table.to_string(), message };
+    match (part, s3) {
+        (PendingPart::File(f), None) => commit_file(table, dir, f),
+        (PendingPart::Upload { handle, .. }, Some(storage)) => {
+            storage.complete_recorded(handle).map_err(|e| storage_error(table, e))
+        }
+        (PendingPart::File(f), Some(_)) => Err(mismatch(format!(
+            "a committable names the local file '{}', but the sink path {} is on S3",
+            f.pending,
+            dir.display()
+        ))),
+        (PendingPart::Upload { handle, .. }, None) => Err(mismatch(format!(
+            "a committable names an S3 upload to {}, but the sink path {} is local",
+            handle.target_uri(),
+            dir.display()
+        ))),
+    }
+}
+
 pub(crate) struct FsSink {
     table: String,
+    /// The local directory, or the `s3://` URI as written.
     dir: PathBuf,
+    /// The storage at the sink's prefix when `dir` is an `s3://` URI.
+    s3: Option<Storage>,
     prefix: String,
     encoder: Encoder,
     roll_size: u64,
     rollover_interval: Duration,
     inactivity_interval: Duration,
     current: Option<PartFile>,
-    /// Final names of closed files, still `.inprogress`, not yet pre-committed.
-    closed: Vec<String>,
+    /// Closed files, still `.inprogress` or prepared uploads, not yet pre-committed.
+    closed: Vec<ClosedPart>,
     /// Files pre-committed and not yet known to be committed; `finish()`
     /// commits them.
-    uncommitted: Vec<Pending>,
+    uncommitted: Vec<PendingPart>,
     next_part: u64,
     buf: Vec<u8>,
 }
@@ -696,11 +870,15 @@ fn decode_sink_state(blob: &[u8]) -> Result<u64, String> {
     Ok(next)
 }
 
+/// The storage at an S3 sink's prefix.
+fn sink_storage(ctx: &SinkContext, cfg: &FsConfig) -> Result<Storage, ConnectorError> {
+    S3Root::open(&cfg.path.to_string_lossy(), &ctx.s3).map(|r| r.storage()).map_err(|e| storage_error(&ctx.table, e))
+}
+
 impl FsSink {
     pub(crate) fn new(ctx: &SinkContext, cfg: FsConfig) -> Result<Self, ConnectorError> {
         let dir = cfg.path.clone();
         let io = |e| ConnectorError::Io { table: ctx.table.clone(), path: dir.clone(), source: e };
-        fsio::create_dir_all(&dir).map_err(io)?;
         let job = sanitize(&ctx.job_id);
         let prefix = format!("part-{job}-{}-", ctx.subtask);
         // Part numbers start above every restored subtask's counter and above
@@ -711,7 +889,17 @@ impl FsSink {
                 .map_err(|message| ConnectorError::State { table: ctx.table.clone(), message })?;
             next_part = next_part.max(n);
         }
-        for name in fsio::list_names(&dir).map_err(io)? {
+        let (s3, names) = if cfg.s3 {
+            let storage = sink_storage(ctx, &cfg)?;
+            // Fails here, naming the URI, on a missing bucket or bad credentials.
+            let listed = storage.list("").map_err(|e| storage_error(&ctx.table, e))?;
+            let names = listed.into_iter().map(|o| o.path).filter(|p| !p.contains('/')).collect();
+            (Some(storage), names)
+        } else {
+            fsio::create_dir_all(&dir).map_err(io)?;
+            (None, fsio::list_names(&dir).map_err(io)?)
+        };
+        for name in names {
             if let Some((j, s, n, _)) = parse_part_name(&name)
                 && j == job
                 && s == ctx.subtask as u64
@@ -723,6 +911,7 @@ impl FsSink {
         Ok(FsSink {
             table: ctx.table.clone(),
             dir,
+            s3,
             prefix,
             encoder,
             roll_size: cfg.roll_size,
@@ -737,31 +926,51 @@ impl FsSink {
     }
 
     fn io(&self, path: &Path, e: std::io::Error) -> ConnectorError {
-        ConnectorError::Io { table: self.table.clone(), path: path.to_path_buf(), source: e }
+        connector_io_error(&self.table, path, e)
     }
 
-    /// Flushes and syncs the open file; it stays hidden.
+    /// Closes the open file: a local file is flushed and synced and stays
+    /// hidden; an upload is prepared (durable, still invisible).
     fn close_current(&mut self) -> Result<(), ConnectorError> {
         if let Some(f) = self.current.take() {
-            f.out.close().map_err(|e| self.io(&f.tmp, e))?;
-            self.closed.push(f.name);
+            let upload = match f.out {
+                PartOut::Local { tmp, out } => {
+                    out.close().map_err(|e| self.io(&tmp, e))?;
+                    None
+                }
+                PartOut::S3(upload) => Some(upload.prepare().map_err(|e| storage_error(&self.table, e))?),
+            };
+            self.closed.push(ClosedPart { name: f.name, upload });
         }
         Ok(())
     }
 
-    /// A name not used by any file in the directory.
+    /// A name not used by any file in the directory (on S3: by any object).
     fn next_name(&mut self) -> Result<String, ConnectorError> {
         loop {
             let name = format!("{}{}", self.prefix, self.next_part);
             self.next_part += 1;
-            let mut taken = false;
-            for candidate in [name.clone(), in_progress_name(&name), pending_name(&name)] {
-                let path = self.dir.join(&candidate);
-                taken |= fsio::exists(&path).map_err(|e| self.io(&path, e))?;
-            }
+            let taken = match &self.s3 {
+                Some(storage) => storage.exists(&name).map_err(|e| storage_error(&self.table, e))?,
+                None => {
+                    let mut taken = false;
+                    for candidate in [name.clone(), in_progress_name(&name), pending_name(&name)] {
+                        let path = self.dir.join(&candidate);
+                        taken |= fsio::exists(&path).map_err(|e| self.io(&path, e))?;
+                    }
+                    taken
+                }
+            };
             if !taken {
                 return Ok(name);
             }
+        }
+    }
+
+    fn sync_dir(&self) -> Result<(), ConnectorError> {
+        match self.s3 {
+            Some(_) => Ok(()),
+            None => fsio::sync_dir(&self.dir).map_err(|e| self.io(&self.dir, e)),
         }
     }
 }
@@ -780,18 +989,25 @@ impl SinkWriter for FsSink {
         self.encoder.encode(&self.table, batch, &mut self.buf)?;
         if self.current.is_none() {
             let name = self.next_name()?;
-            let tmp = self.dir.join(in_progress_name(&name));
-            let out = fsio::create(&tmp).map_err(|e| self.io(&tmp, e))?;
+            let out = match &self.s3 {
+                Some(storage) => PartOut::S3(storage.begin_upload(&name).map_err(|e| storage_error(&self.table, e))?),
+                None => {
+                    let tmp = self.dir.join(in_progress_name(&name));
+                    let out = fsio::create(&tmp).map_err(|e| self.io(&tmp, e))?;
+                    PartOut::Local { tmp, out }
+                }
+            };
             let now = Instant::now();
-            self.current = Some(PartFile { name, tmp, out, size: 0, opened: now, last_write: now });
+            self.current = Some(PartFile { name, out, size: 0, opened: now, last_write: now });
         }
         let table = &self.table;
         if let Some(f) = &mut self.current {
-            f.out.write_all(&self.buf).map_err(|e| ConnectorError::Io {
-                table: table.clone(),
-                path: f.tmp.clone(),
-                source: e,
-            })?;
+            match &mut f.out {
+                PartOut::Local { tmp, out } => {
+                    out.write_all(&self.buf).map_err(|e| connector_io_error(table, tmp, e))?;
+                }
+                PartOut::S3(upload) => upload.write(&self.buf).map_err(|e| storage_error(table, e))?,
+            }
             f.size += self.buf.len() as u64;
             f.last_write = Instant::now();
             if f.size >= self.roll_size {
@@ -803,29 +1019,42 @@ impl SinkWriter for FsSink {
 
     fn finish(&mut self) -> Result<(), ConnectorError> {
         self.close_current()?;
-        for name in std::mem::take(&mut self.closed) {
-            let tmp = self.dir.join(in_progress_name(&name));
-            fsio::rename(&tmp, &self.dir.join(&name)).map_err(|e| self.io(&tmp, e))?;
+        for c in std::mem::take(&mut self.closed) {
+            match c.upload {
+                Some(handle) => {
+                    let part = PendingPart::Upload { fin: c.name, handle };
+                    commit_part(&self.table, &self.dir, self.s3.as_ref(), &part)?;
+                }
+                None => {
+                    let tmp = self.dir.join(in_progress_name(&c.name));
+                    fsio::rename(&tmp, &self.dir.join(&c.name)).map_err(|e| self.io(&tmp, e))?;
+                }
+            }
         }
         for f in std::mem::take(&mut self.uncommitted) {
-            commit_file(&self.table, &self.dir, &f)?;
+            commit_part(&self.table, &self.dir, self.s3.as_ref(), &f)?;
         }
-        fsio::sync_dir(&self.dir).map_err(|e| self.io(&self.dir, e))
+        self.sync_dir()
     }
 
     fn pre_commit(&mut self, _checkpoint_id: u64) -> Result<Vec<u8>, ConnectorError> {
         self.close_current()?;
         let mut files = Vec::with_capacity(self.closed.len());
-        for name in std::mem::take(&mut self.closed) {
-            let tmp = self.dir.join(in_progress_name(&name));
-            let pending = pending_name(&name);
-            fsio::rename(&tmp, &self.dir.join(&pending)).map_err(|e| self.io(&tmp, e))?;
-            files.push(Pending { pending, fin: name });
+        for c in std::mem::take(&mut self.closed) {
+            match c.upload {
+                Some(handle) => files.push(PendingPart::Upload { fin: c.name, handle }),
+                None => {
+                    let tmp = self.dir.join(in_progress_name(&c.name));
+                    let pending = pending_name(&c.name);
+                    fsio::rename(&tmp, &self.dir.join(&pending)).map_err(|e| self.io(&tmp, e))?;
+                    files.push(PendingPart::File(Pending { pending, fin: c.name }));
+                }
+            }
         }
         if files.is_empty() {
             return Ok(Vec::new());
         }
-        fsio::sync_dir(&self.dir).map_err(|e| self.io(&self.dir, e))?;
+        self.sync_dir()?;
         let blob = encode_committable(&files)
             .map_err(|message| ConnectorError::State { table: self.table.clone(), message })?;
         self.uncommitted.extend(files);
@@ -838,13 +1067,13 @@ impl SinkWriter for FsSink {
             let files = decode_committable(blob)
                 .map_err(|message| ConnectorError::State { table: self.table.clone(), message })?;
             for f in &files {
-                commit_file(&self.table, &self.dir, f)?;
+                commit_part(&self.table, &self.dir, self.s3.as_ref(), f)?;
                 self.uncommitted.retain(|u| u != f);
                 any = true;
             }
         }
         if any {
-            fsio::sync_dir(&self.dir).map_err(|e| self.io(&self.dir, e))?;
+            self.sync_dir()?;
         }
         Ok(())
     }
@@ -856,8 +1085,11 @@ impl SinkWriter for FsSink {
 
 /// [`crate::recover_sink`] for a filesystem sink: commits `committables`,
 /// then deletes every hidden part file of this job (pending or in progress)
-/// that they do not name.
+/// that they do not name; on S3, aborts this job's pending uploads.
 pub(crate) fn recover(ctx: &SinkContext, cfg: &FsConfig, committables: &[Vec<u8>]) -> Result<(), ConnectorError> {
+    if cfg.s3 {
+        return recover_s3(ctx, cfg, committables);
+    }
     let dir = &cfg.path;
     let io = |path: &Path, e| ConnectorError::Io { table: ctx.table.clone(), path: path.to_path_buf(), source: e };
     let mut keep = HashSet::new();
@@ -865,8 +1097,10 @@ pub(crate) fn recover(ctx: &SinkContext, cfg: &FsConfig, committables: &[Vec<u8>
         let files =
             decode_committable(blob).map_err(|message| ConnectorError::State { table: ctx.table.clone(), message })?;
         for f in files {
-            commit_file(&ctx.table, dir, &f)?;
-            keep.insert(f.pending);
+            commit_part(&ctx.table, dir, None, &f)?;
+            if let PendingPart::File(f) = f {
+                keep.insert(f.pending);
+            }
         }
     }
     if !fsio::exists(dir).map_err(|e| io(dir, e))? {
@@ -883,4 +1117,68 @@ pub(crate) fn recover(ctx: &SinkContext, cfg: &FsConfig, committables: &[Vec<u8>
         }
     }
     fsio::sync_dir(dir).map_err(|e| io(dir, e))
+}
+
+/// [`recover`] on S3: completes the committables' uploads, then aborts every
+/// pending multipart upload of this job directly under the prefix that can
+/// be found: by prefix (AWS S3) and by the exact keys of the next
+/// [`S3_PROBE_PARTS`] part numbers of each subtask (MinIO), see the module
+/// docs.
+fn recover_s3(ctx: &SinkContext, cfg: &FsConfig, committables: &[Vec<u8>]) -> Result<(), ConnectorError> {
+    let table = ctx.table.as_str();
+    let serr = |e| storage_error(table, e);
+    let state = |message| ConnectorError::State { table: table.to_string(), message };
+    let storage = sink_storage(ctx, cfg)?;
+    for blob in committables {
+        for f in decode_committable(blob).map_err(state)? {
+            commit_part(table, &cfg.path, Some(&storage), &f)?;
+        }
+    }
+    let job = sanitize(&ctx.job_id);
+    // The part number after each subtask's last visible part of this job.
+    let mut next_visible: BTreeMap<u64, u64> = BTreeMap::new();
+    for o in storage.list("").map_err(serr)? {
+        if let Some((j, s, n, false)) = parse_part_name(&o.path)
+            && j == job
+        {
+            let next = next_visible.entry(s).or_insert(0);
+            *next = (*next).max(n + 1);
+        }
+    }
+    let mut counters = Vec::new();
+    for blob in ctx.restored_states.iter().flatten().filter(|b| !b.is_empty()) {
+        counters.push(decode_sink_state(blob).map_err(state)?);
+    }
+    counters.sort_unstable();
+    counters.dedup();
+    let old_parallelism = ctx.restored_states.as_ref().map_or(0, Vec::len);
+    let subtasks = ctx.parallelism.max(old_parallelism).max(1) as u64;
+    let mut probes = BTreeSet::new();
+    'probe: for s in (0..subtasks).chain(next_visible.keys().copied()) {
+        let first = next_visible.get(&s).copied().unwrap_or(0);
+        for start in std::iter::once(first).chain(counters.iter().copied()) {
+            for n in start..start.saturating_add(S3_PROBE_PARTS) {
+                if probes.len() >= S3_MAX_PROBES {
+                    break 'probe;
+                }
+                probes.insert(format!("part-{job}-{s}-{n}"));
+            }
+        }
+    }
+    let mut pending = storage.list_pending_uploads("").map_err(serr)?;
+    for name in &probes {
+        pending.extend(storage.list_pending_uploads(name).map_err(serr)?);
+    }
+    let base = storage.uri();
+    let mut aborted = HashSet::new();
+    for h in pending {
+        let Some(name) = h.target_uri().strip_prefix(base.as_str()).and_then(|r| r.strip_prefix('/')) else {
+            continue;
+        };
+        let ours = matches!(parse_part_name(name), Some((j, _, _, false)) if j == job);
+        if ours && !name.contains('/') && aborted.insert(h.to_bytes()) {
+            storage.abort_recorded(&h).map_err(serr)?;
+        }
+    }
+    Ok(())
 }

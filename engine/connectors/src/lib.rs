@@ -17,6 +17,10 @@
 //! [`SinkWriter::commit`], [`recover_sink`]): the filesystem sink is
 //! exactly-once; print is at-least-once, as in Flink; blackhole keeps nothing.
 //! The encoding of every state blob is described in `state.rs`.
+//!
+//! The filesystem connector reads and writes local paths and `s3://bucket/prefix`
+//! URIs (also `s3a://`, `s3p://`), the latter through `sluice-storage` with the
+//! engine's S3 settings ([`SourceContext::s3`], [`SinkContext::s3`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +43,8 @@ mod types;
 
 pub use javafmt::java_double;
 use options::Options;
+/// The S3 settings type of [`SourceContext::s3`] and [`SinkContext::s3`].
+pub use sluice_storage::S3Options;
 
 /// Errors of connectors. Each variant names the table, and the file and line
 /// where there is one, so that a user can find the cause.
@@ -50,6 +56,10 @@ pub enum ConnectorError {
     InvalidOption { table: String, message: String },
     #[error("table `{table}`: {path}: {source}")]
     Io { table: String, path: PathBuf, source: std::io::Error },
+    /// An object-storage (S3) operation failed. The storage error names the
+    /// full `s3://` URI and what to check (bucket, credentials, endpoint).
+    #[error("table `{table}`: {source}")]
+    Storage { table: String, source: sluice_storage::StorageError },
     #[error("table `{table}`: {path}:{line}: {message}")]
     Parse { table: String, path: PathBuf, line: u64, message: String },
     #[error("table `{table}`: {message}")]
@@ -84,6 +94,10 @@ pub struct SourceContext {
     /// deterministic rule for (subtask, parallelism) and may use the others as
     /// knowledge (e.g. which files are done).
     pub restored_splits: Option<Vec<Vec<u8>>>,
+    /// S3 settings from the engine configuration (`s3.*` keys, see
+    /// [`S3Options::from_config`]), used for `s3://` paths.
+    /// `S3Options::default()` uses the standard AWS chain only.
+    pub s3: S3Options,
 }
 
 /// What a reader returns on each poll.
@@ -138,6 +152,10 @@ pub struct SinkContext {
     /// [`SinkWriter::snapshot_state`] of every subtask at the old parallelism;
     /// None on a fresh start.
     pub restored_states: Option<Vec<Vec<u8>>>,
+    /// S3 settings from the engine configuration (`s3.*` keys, see
+    /// [`S3Options::from_config`]), used for `s3://` paths.
+    /// `S3Options::default()` uses the standard AWS chain only.
+    pub s3: S3Options,
 }
 
 /// One sink subtask's writer.
@@ -250,7 +268,10 @@ pub fn create_sink(ctx: &SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorEr
 /// (committables empty): commits the given committables (idempotent) and
 /// deletes pending/in-progress hidden files of THIS job_id left by an earlier
 /// attempt that are not among them. Never touches other jobs' files or
-/// visible `part-*` files. Connectors without files do nothing.
+/// visible `part-*` files. On S3 the committables are multipart uploads that
+/// are completed, and "hidden files" are pending multipart uploads of this job,
+/// which are aborted (see the filesystem module for MinIO's limits). Connectors
+/// without files do nothing.
 pub fn recover_sink(ctx: &SinkContext, committables: &[Vec<u8>]) -> Result<(), ConnectorError> {
     match configure(&ctx.table, &ctx.options, &ctx.schema, Role::Sink)? {
         Config::Filesystem(c) => filesystem::recover(ctx, &c, committables),

@@ -865,6 +865,7 @@ mod tests {
             batch_size: batch,
             local_time_zone: "UTC".into(),
             restored_splits: None,
+            s3: crate::S3Options::default(),
         }
     }
 

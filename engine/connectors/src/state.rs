@@ -10,10 +10,11 @@
 //! | `N` | nexmark split | kind `u8` (0 person, 1 auction, 2 bid), then as datagen |
 //! | `F` | filesystem source split (one file) | status `u8` (0 queued, 1 reading, 2 done), byte offset `u64`, line `u64`, path bytes |
 //! | `C` | filesystem sink committable | count `u32`, then per file: pending name bytes, final name bytes |
+//! | `U` | filesystem sink committable on S3 | count `u32`, then per file: final name bytes, upload handle bytes (`sluice_storage::UploadHandle::to_bytes`, JSON) |
 //! | `S` | filesystem sink state | next part number `u64` |
 //!
 //! Byte strings are a `u32` length and the bytes. A filesystem sink's
-//! committable that describes no file is the empty blob.
+//! committable that describes no file is the empty blob (local or S3).
 
 /// The current format version; a newer one is refused with a clear error.
 pub(crate) const VERSION: u8 = 1;
@@ -23,6 +24,7 @@ pub(crate) const TAG_NEXMARK: u8 = b'N';
 pub(crate) const TAG_FS_SPLIT: u8 = b'F';
 pub(crate) const TAG_FS_COMMITTABLE: u8 = b'C';
 pub(crate) const TAG_FS_SINK_STATE: u8 = b'S';
+pub(crate) const TAG_FS_S3_COMMITTABLE: u8 = b'U';
 
 fn tag_name(tag: u8) -> &'static str {
     match tag {
@@ -31,6 +33,7 @@ fn tag_name(tag: u8) -> &'static str {
         TAG_FS_SPLIT => "a filesystem source split",
         TAG_FS_COMMITTABLE => "a filesystem sink committable",
         TAG_FS_SINK_STATE => "a filesystem sink state",
+        TAG_FS_S3_COMMITTABLE => "a filesystem sink committable on S3",
         _ => "unknown state",
     }
 }

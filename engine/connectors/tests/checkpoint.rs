@@ -38,6 +38,7 @@ fn src_ctx(
         batch_size,
         local_time_zone: "UTC".into(),
         restored_splits: restored.map(<[Vec<u8>]>::to_vec),
+        s3: sluice_connectors::S3Options::default(),
     }
 }
 
@@ -469,6 +470,7 @@ fn sink_ctx(dir: &Path, extra: &[(&str, &str)], job: &str, subtask: usize, p: us
         job_id: job.into(),
         local_time_zone: "UTC".into(),
         restored_states: None,
+        s3: sluice_connectors::S3Options::default(),
     }
 }
 

@@ -51,6 +51,7 @@ fn source(
         batch_size: 3,
         local_time_zone: "UTC".into(),
         restored_splits: None,
+        s3: sluice_connectors::S3Options::default(),
     })
 }
 
@@ -66,6 +67,7 @@ fn sink_ctx(path: &Path, extra: &[(&str, &str)], subtask: usize) -> SinkContext 
         job_id: "j1".into(),
         local_time_zone: "UTC".into(),
         restored_states: None,
+        s3: sluice_connectors::S3Options::default(),
     }
 }
 

@@ -39,6 +39,7 @@ fn write_with_sink(schema: SchemaRef, batch: &RecordBatch, extra: &[(&str, &str)
         job_id: "job".into(),
         local_time_zone: "UTC".into(),
         restored_states: None,
+        s3: sluice_connectors::S3Options::default(),
     };
     let mut sink = create_sink(&ctx).unwrap();
     sink.write(batch).unwrap();
@@ -60,6 +61,7 @@ fn read_all(schema: SchemaRef, path: &Path, extra: &[(&str, &str)]) -> Vec<Recor
         batch_size: 4,
         local_time_zone: "UTC".into(),
         restored_splits: None,
+        s3: sluice_connectors::S3Options::default(),
     };
     let mut src = create_source(&ctx).unwrap();
     let mut out = Vec::new();
