@@ -343,6 +343,33 @@ fn run_attempt(
     let forward = |e: usize| matches!(graph.edges[e].partitioning, Partitioning::Forward);
     let is_sink = |v: &crate::plan::Vertex| matches!(v.ops.last(), Some(OpSpec::Sink { .. }));
 
+    // The stateful operators of each vertex, and whether a snapshot fits them,
+    // before anything with side effects (sink recovery) happens.
+    let mut metas = Vec::new();
+    for v in &graph.vertices {
+        let mut operators: Vec<OperatorState> = Vec::new();
+        for (index, spec) in v.ops.iter().enumerate() {
+            if matches!(spec, OpSpec::Sink { .. }) {
+                continue;
+            }
+            let op = instantiate(spec, 0, v.parallelism, &state.job_id, &graph.local_time_zone, &SinkSetup::default())
+                .map_err(setup)?;
+            if let Some(layout) = op.state_layout() {
+                operators.push(OperatorState { index, name: op.name(), layout });
+            }
+        }
+        metas.push(VertexMeta { uid: v.uid.clone(), name: v.name(), parallelism: v.parallelism, operators });
+    }
+    if let Some(l) = restore {
+        let news: Vec<NewVertex> = graph
+            .vertices
+            .iter()
+            .zip(&metas)
+            .map(|(v, m)| NewVertex { uid: &v.uid, name: v.name(), parallelism: v.parallelism, operators: &m.operators })
+            .collect();
+        restore::check(l, &news, graph.max_parallelism, opts.allow_non_restored_state).map_err(setup)?;
+    }
+
     // Sinks: commit what the restored snapshot covers, clean up what an
     // earlier attempt left pending, and hand the writers their states.
     let mut sink_setup: Vec<SinkSetup> = vec![SinkSetup::default(); graph.vertices.len()];
@@ -363,10 +390,8 @@ fn run_attempt(
 
     // Operators, with their keyed state.
     let mut chains: Vec<Vec<Option<Chain>>> = Vec::new();
-    let mut metas = Vec::new();
     for v in &graph.vertices {
         let mut per = Vec::new();
-        let mut operators: Vec<OperatorState> = Vec::new();
         for i in 0..v.parallelism {
             let mut ops = v
                 .ops
@@ -374,13 +399,6 @@ fn run_attempt(
                 .map(|o| instantiate(o, i, v.parallelism, &state.job_id, &graph.local_time_zone, &sink_setup[v.id]))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(setup)?;
-            if i == 0 {
-                operators = ops
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(index, o)| o.state_layout().map(|layout| OperatorState { index, name: o.name(), layout }))
-                    .collect();
-            }
             if let Some(l) = restore {
                 for (op, kg, bytes) in restore::keyed_for(l, &v.uid, i, v.parallelism).map_err(setup)? {
                     let target = ops.get_mut(op).ok_or_else(|| {
@@ -400,16 +418,6 @@ fn run_attempt(
             per.push(Some(Chain { ops }));
         }
         chains.push(per);
-        metas.push(VertexMeta { uid: v.uid.clone(), name: v.name(), parallelism: v.parallelism, operators });
-    }
-    if let Some(l) = restore {
-        let news: Vec<NewVertex> = graph
-            .vertices
-            .iter()
-            .zip(&metas)
-            .map(|(v, m)| NewVertex { uid: &v.uid, name: v.name(), parallelism: v.parallelism, operators: &m.operators })
-            .collect();
-        restore::check(l, &news, graph.max_parallelism, opts.allow_non_restored_state).map_err(setup)?;
     }
     coord.set_vertices(metas);
 
