@@ -4,7 +4,7 @@ CARGO ?= cargo
 SLUICE_CACHE ?= $(HOME)/.cache/sluice
 export SLUICE_CACHE
 
-.PHONY: run test test-unit test-e2e lint bench build fmt help
+.PHONY: run test test-unit test-e2e lint bench build fmt help s3-server
 
 help:
 	@echo "make run     - build the engine and run the demo job (config/examples/demo.sql)"
@@ -21,7 +21,12 @@ run: build
 
 test: test-unit test-e2e
 
-test-unit:
+# The S3-compatible server (MinIO, built with Go once and cached under
+# $(SLUICE_CACHE)/bin) that the storage, connector and engine S3 tests start.
+s3-server:
+	bash scripts/s3-server.sh install >/dev/null
+
+test-unit: s3-server
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 
