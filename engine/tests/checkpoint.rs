@@ -324,3 +324,47 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_failed_task_restarts_from_the_latest_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&input).unwrap();
+    let rows = |from: u64, to: u64| (from..to).map(|i| format!("{{\"id\":{i}}}\n")).collect::<String>();
+    std::fs::write(input.join("a.json"), rows(0, 500)).unwrap();
+    let sql = format!(
+        "CREATE TABLE src (id BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json',
+   'source.monitor-interval' = '50ms');
+CREATE TABLE dst (id BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+INSERT INTO dst SELECT id FROM src;",
+        input.display(),
+        out.display()
+    );
+    let cfg = config(&[
+        ("execution.checkpointing.dir", dir.path().join("ckpt").display().to_string()),
+        ("execution.checkpointing.interval", "100ms".into()),
+        ("restart-strategy.type", "fixed-delay".into()),
+        ("restart-strategy.fixed-delay.delay", "1500ms".into()),
+        ("restart-strategy.fixed-delay.attempts", "3".into()),
+    ]);
+    let (state, h) = start(&sql, "restart", &cfg);
+    wait_for("a.json committed", Duration::from_secs(30), || committed(&out).len() == 500);
+    // A malformed file fails the source task; the job restarts after the delay.
+    std::fs::write(input.join("b.json"), format!("{}{{\"id\": oops}}\n", rows(500, 700))).unwrap();
+    wait_for("a restart", Duration::from_secs(30), || state.status() == JobStatus::Restarting);
+    assert!(state.error().is_some() || state.restarts.load(std::sync::atomic::Ordering::SeqCst) == 1);
+    // Fixed before the restart: the new attempt reads the corrected file.
+    let fixed = input.join(".b.tmp");
+    std::fs::write(&fixed, rows(500, 700)).unwrap();
+    std::fs::rename(&fixed, input.join("b.json")).unwrap();
+    wait_for("b.json committed", Duration::from_secs(30), || committed(&out).len() >= 700);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(state.status(), JobStatus::Running);
+    assert_eq!(state.restarts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    state.request_cancel();
+    h.join().unwrap().unwrap();
+    let mut ids: Vec<u64> = committed(&out).iter().map(|l| l.parse().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..700).collect::<Vec<_>>(), "rows lost or duplicated across the restart");
+}

@@ -79,4 +79,6 @@ pub enum SourceControl {
     Trigger(Barrier),
     /// A stop-with-savepoint failed: go on reading.
     Resume,
+    /// A sink chained to the source: checkpoint `id` is complete; commit.
+    Commit(u64),
 }

@@ -303,10 +303,18 @@ impl AttemptError {
     }
 }
 
+/// How the coordinator reaches a sink subtask.
+enum SinkInbox {
+    /// Its input queue.
+    Queue(Sender<Envelope>),
+    /// The control channel of the source it is chained to.
+    Source(Sender<SourceControl>),
+}
+
 /// The coordinator's view of one attempt's subtasks.
 struct Wiring {
     sources: Vec<Sender<SourceControl>>,
-    sinks: Vec<((usize, usize), Sender<Envelope>)>,
+    sinks: Vec<((usize, usize), SinkInbox)>,
 }
 
 impl Cluster for Wiring {
@@ -325,7 +333,10 @@ impl Cluster for Wiring {
     fn commit(&self, id: u64) -> std::collections::HashSet<(usize, usize)> {
         self.sinks
             .iter()
-            .filter(|(_, tx)| tx.send(Envelope { channel: CONTROL, msg: Msg::Commit(id) }).is_ok())
+            .filter(|(_, inbox)| match inbox {
+                SinkInbox::Queue(tx) => tx.send(Envelope { channel: CONTROL, msg: Msg::Commit(id) }).is_ok(),
+                SinkInbox::Source(tx) => tx.send(SourceControl::Commit(id)).is_ok(),
+            })
             .map(|(k, _)| *k)
             .collect()
     }
@@ -543,14 +554,19 @@ fn run_attempt(
             let source = match readers[v.id][i].take() {
                 Some(r) => {
                     let (tx, rx) = channel();
+                    if is_sink(v) {
+                        wiring.sinks.push(((v.id, i), SinkInbox::Source(tx.clone())));
+                    }
                     wiring.sources.push(tx);
                     Some((r, rx))
                 }
-                None => None,
+                None => {
+                    if is_sink(v) {
+                        wiring.sinks.push(((v.id, i), SinkInbox::Queue(senders[v.id][i].clone())));
+                    }
+                    None
+                }
             };
-            if is_sink(v) {
-                wiring.sinks.push(((v.id, i), senders[v.id][i].clone()));
-            }
             tasks.push(Task {
                 vertex: v.id,
                 subtask: i,

@@ -234,12 +234,7 @@ impl TaskCtx {
 
     /// Input has ended: report the final state; an exactly-once sink then
     /// waits for the final checkpoint to commit its last output.
-    fn finished(
-        &mut self,
-        chain: &mut Chain,
-        reader: Option<&dyn SourceReader>,
-        rx: Option<&Receiver<Envelope>>,
-    ) -> Result<(), OpError> {
+    fn finished(&mut self, chain: &mut Chain, reader: Option<&dyn SourceReader>, inbox: Inbox) -> Result<(), OpError> {
         let last_checkpoint = self.last_checkpoint;
         let snapshot = self.snapshot(chain, reader, FINAL)?;
         self.last_checkpoint = last_checkpoint;
@@ -252,19 +247,45 @@ impl TaskCtx {
         if !(self.is_sink && self.exactly_once) {
             return Ok(());
         }
-        let Some(rx) = rx else { return Ok(()) };
         while !self.stopping() {
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(Envelope { msg: Msg::Commit(id), .. }) => {
+            match inbox.next_commit(Duration::from_millis(50)) {
+                Ok(Some(id)) => {
                     self.commit(chain, id, true)?;
                     return Ok(());
                 }
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Ok(None) => {}
+                Err(Disconnected) => return Ok(()),
             }
         }
         Ok(())
+    }
+}
+
+/// Where a subtask's commit notifications arrive: its input queue, or a
+/// source's control channel.
+enum Inbox<'a> {
+    Queue(&'a Receiver<Envelope>),
+    Control(&'a Receiver<SourceControl>),
+}
+
+impl Inbox<'_> {
+    /// The next commit notification; `None` on timeout or another message.
+    fn next_commit(&self, timeout: Duration) -> Result<Option<u64>, Disconnected> {
+        let r = match self {
+            Inbox::Queue(rx) => rx.recv_timeout(timeout).map(|e| match e.msg {
+                Msg::Commit(id) => Some(id),
+                _ => None,
+            }),
+            Inbox::Control(rx) => rx.recv_timeout(timeout).map(|c| match c {
+                SourceControl::Commit(id) => Some(id),
+                _ => None,
+            }),
+        };
+        match r {
+            Ok(x) => Ok(x),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(Disconnected),
+        }
     }
 }
 
@@ -307,25 +328,33 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
         if s.ctx.stopping() {
             return Ok(());
         }
-        if let Ok(SourceControl::Trigger(b)) = s.control.try_recv() {
-            if s.ctx.on_barrier(&b, chain, outputs, Some(s.reader.as_ref()), Duration::ZERO)?.is_err() {
-                return Ok(());
-            }
-            if b.stop {
-                // Emit nothing more: wait for the job to end, or to resume if
-                // the savepoint fails.
-                loop {
-                    if s.ctx.stopping() {
-                        return Ok(());
-                    }
-                    match s.control.recv_timeout(Duration::from_millis(20)) {
-                        Ok(SourceControl::Resume) => break,
-                        Ok(SourceControl::Trigger(_)) | Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        match s.control.try_recv() {
+            Ok(SourceControl::Trigger(b)) => {
+                if s.ctx.on_barrier(&b, chain, outputs, Some(s.reader.as_ref()), Duration::ZERO)?.is_err() {
+                    return Ok(());
+                }
+                if b.stop {
+                    // Emit nothing more: wait for the job to end (after the
+                    // commit), or to resume if the savepoint fails.
+                    loop {
+                        if s.ctx.stopping() {
+                            return Ok(());
+                        }
+                        match s.control.recv_timeout(Duration::from_millis(20)) {
+                            Ok(SourceControl::Resume) => break,
+                            Ok(SourceControl::Commit(id)) => s.ctx.commit(chain, id, false)?,
+                            Ok(SourceControl::Trigger(_)) | Err(RecvTimeoutError::Timeout) => {}
+                            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                        }
                     }
                 }
+                continue;
             }
-            continue;
+            Ok(SourceControl::Commit(id)) => {
+                s.ctx.commit(chain, id, false)?;
+                continue;
+            }
+            Ok(SourceControl::Resume) | Err(_) => {}
         }
         let t = Instant::now();
         let bp_before = m.backpressured_ns.load(Ordering::Relaxed);
@@ -370,7 +399,7 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
     if finish_chain(chain, outputs)?.is_err() {
         return Ok(());
     }
-    s.ctx.finished(chain, Some(s.reader.as_ref()), None)?;
+    s.ctx.finished(chain, Some(s.reader.as_ref()), Inbox::Control(&s.control))?;
     let _ = outputs.broadcast(|| Msg::End);
     Ok(())
 }
@@ -517,7 +546,7 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
                 if finish_chain(chain, outputs)?.is_err() {
                     return Ok(());
                 }
-                ctx.finished(chain, None, Some(&rx))?;
+                ctx.finished(chain, None, Inbox::Queue(&rx))?;
                 let _ = outputs.broadcast(|| Msg::End);
                 return Ok(());
             }
