@@ -82,9 +82,7 @@ pub fn checkpoint_options(config: &Config, job_id: &str) -> Result<CheckpointOpt
     };
     let job_dir = match first(config, &["execution.checkpointing.dir", "state.checkpoints.dir"]) {
         Some((uri, key)) => Some(
-            Storage::open(uri.trim(), &s3)
-                .map_err(|e| EngineError::Config(format!("'{key}': {e}")))?
-                .child(job_id),
+            Storage::open(uri.trim(), &s3).map_err(|e| EngineError::Config(format!("'{key}': {e}")))?.child(job_id),
         ),
         None if interval.is_some() => {
             return Err(EngineError::Config(

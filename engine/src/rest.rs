@@ -248,7 +248,10 @@ async fn trigger_savepoint(State(ctx): State<Arc<Ctx>>, body: axum::body::Bytes)
 async fn savepoint_status(State(ctx): State<Arc<Ctx>>, Path(trigger_id): Path<String>) -> Response {
     match ctx.job.savepoint(&trigger_id) {
         Some(s) => axum::Json(s).into_response(),
-        None => (StatusCode::NOT_FOUND, axum::Json(json!({ "error": format!("no savepoint with triggerId '{trigger_id}'") })))
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({ "error": format!("no savepoint with triggerId '{trigger_id}'") })),
+        )
             .into_response(),
     }
 }

@@ -138,7 +138,7 @@ fn kill_9_and_restore_latest_commits_exactly_once() {
         .arg("run")
         .arg(&job_file)
         .args(["--rest-addr", "127.0.0.1:0", "--restore", "latest"])
-        .args(&args)
+        .args(args)
         .stderr(Stdio::piped())
         .output()
         .unwrap();
@@ -153,7 +153,7 @@ fn kill_9_and_restore_latest_commits_exactly_once() {
         .arg("run")
         .arg(&job_file)
         .args(["--rest-addr", "127.0.0.1:0", "--restore", "latest"])
-        .args(&args)
+        .args(args)
         .output()
         .unwrap();
     assert!(again.status.success());
@@ -292,10 +292,7 @@ fn state_without_an_operator_needs_allow_non_restored_state() {
     // Only the pass-through insert is left: the window aggregate's state is unclaimed.
     let full = job(&dir.path().join("out4"), 20_000, 1_000_000);
     let start_at = full.find("EXECUTE STATEMENT SET").unwrap();
-    let sql = format!(
-        "{}INSERT INTO rows_out SELECT id, k, v FROM src WHERE MOD(id, 3) = 0;\n",
-        &full[..start_at]
-    );
+    let sql = format!("{}INSERT INTO rows_out SELECT id, k, v FROM src WHERE MOD(id, 3) = 0;\n", &full[..start_at]);
     let job = compile_text(&sql, "job.sql").unwrap();
     let cfg = config(&[("execution.state-recovery.path", sp.display().to_string())]);
     let (graph, options) = prepare(&job, &cfg, "damaged").unwrap();

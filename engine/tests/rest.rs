@@ -154,7 +154,8 @@ fn server_matches_openapi_document() {
         assert_eq!(status, 202, "{body}");
         let v: Value = serde_json::from_str(&body).expect("json");
         assert_eq!(v["triggerId"], "t-1");
-        let schema = &doc["paths"]["/v1/job/savepoints"]["post"]["responses"]["202"]["content"]["application/json"]["schema"];
+        let schema =
+            &doc["paths"]["/v1/job/savepoints"]["post"]["responses"]["202"]["content"]["application/json"]["schema"];
         check(&doc, schema, &v, "POST /v1/job/savepoints", &mut errors);
     }
     let (status, body) = http_body(server.addr, "POST", "/v1/job/savepoints", "{\"stop\": \"yes\"}");
@@ -164,7 +165,8 @@ fn server_matches_openapi_document() {
         let (code, body) = http(server.addr, "GET", "/v1/job/savepoints/t-1");
         assert_eq!(code, 200, "{body}");
         let v: Value = serde_json::from_str(&body).expect("json");
-        let schema = &doc["paths"]["/v1/job/savepoints/{triggerId}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        let schema = &doc["paths"]["/v1/job/savepoints/{triggerId}"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"];
         check(&doc, schema, &v, "GET /v1/job/savepoints/t-1", &mut errors);
         if v["status"] != "IN_PROGRESS" || Instant::now() > deadline {
             break v;

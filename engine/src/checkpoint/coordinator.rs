@@ -147,7 +147,8 @@ impl Coordinator {
 
     /// The vertices of the job, with their stateful operators.
     pub fn set_vertices(&mut self, vertices: Vec<VertexMeta>) {
-        self.subtasks = vertices.iter().enumerate().flat_map(|(v, m)| (0..m.parallelism).map(move |s| (v, s))).collect();
+        self.subtasks =
+            vertices.iter().enumerate().flat_map(|(v, m)| (0..m.parallelism).map(move |s| (v, s))).collect();
         self.vertices = vertices;
     }
 
@@ -212,7 +213,11 @@ impl Coordinator {
             if p.started.elapsed() > self.opts.timeout {
                 let timeout = self.opts.timeout;
                 if let Some(p) = self.pending.take() {
-                    self.fail(p, format!("timed out after {} ms (execution.checkpointing.timeout)", timeout.as_millis()), cluster);
+                    self.fail(
+                        p,
+                        format!("timed out after {} ms (execution.checkpointing.timeout)", timeout.as_millis()),
+                        cluster,
+                    );
                 }
             }
             return;
@@ -250,7 +255,10 @@ impl Coordinator {
         let target = match req.target_directory.clone().or_else(|| self.opts.savepoint_dir.clone()) {
             Some(t) => t,
             None => {
-                self.job.set_savepoint(&req.trigger_id, SavepointStatus::failed("no targetDirectory and no --savepoint-dir"));
+                self.job.set_savepoint(
+                    &req.trigger_id,
+                    SavepointStatus::failed("no targetDirectory and no --savepoint-dir"),
+                );
                 return;
             }
         };
@@ -268,7 +276,13 @@ impl Coordinator {
     }
 
     fn start(&mut self, barrier: Barrier, savepoint: Option<String>, is_final: bool, cluster: &dyn Cluster) {
-        tracing::info!("job `{}`: triggering {:?} {} to {}", self.job.job_id, barrier.kind, barrier.id, barrier.dir.uri());
+        tracing::info!(
+            "job `{}`: triggering {:?} {} to {}",
+            self.job.job_id,
+            barrier.kind,
+            barrier.id,
+            barrier.dir.uri()
+        );
         self.job.record_checkpoint(CheckpointRecord::started(barrier.id, barrier.kind, barrier.dir.uri()));
         self.pending = Some(Pending {
             barrier: barrier.clone(),

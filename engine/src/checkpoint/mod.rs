@@ -62,7 +62,14 @@ pub type Barrier = Arc<BarrierInfo>;
 #[derive(Debug)]
 pub enum CoordMsg {
     /// A subtask's state for checkpoint `id` is written (or could not be).
-    Ack { id: u64, vertex: usize, subtask: usize, result: Result<metadata::SubtaskState, String>, alignment_ms: u64, file: Option<metadata::FileEntry> },
+    Ack {
+        id: u64,
+        vertex: usize,
+        subtask: usize,
+        result: Result<metadata::SubtaskState, String>,
+        alignment_ms: u64,
+        file: Option<metadata::FileEntry>,
+    },
     /// A subtask has finished (its input ended); this is its state from now on.
     /// `last_checkpoint` is the last checkpoint it took part in: it counts for
     /// later checkpoints only, and acknowledges that one itself.

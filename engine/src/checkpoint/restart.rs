@@ -23,7 +23,8 @@ pub enum RestartStrategy {
 
 impl RestartStrategy {
     pub fn from_config(config: &Config, checkpointing: bool) -> Result<RestartStrategy, EngineError> {
-        let kind = config.get("restart-strategy.type").or(config.get("restart-strategy")).map(|s| s.trim().to_lowercase());
+        let kind =
+            config.get("restart-strategy.type").or(config.get("restart-strategy")).map(|s| s.trim().to_lowercase());
         let kind = kind.unwrap_or_else(|| if checkpointing { "exponential-delay".into() } else { "none".into() });
         let ms = |k: &str, d: u64| config.duration_ms(k, d).map(Duration::from_millis);
         Ok(match kind.as_str() {
@@ -100,7 +101,10 @@ mod tests {
     #[test]
     fn defaults_follow_checkpointing() {
         assert_eq!(RestartStrategy::from_config(&config(&[]), false).unwrap(), RestartStrategy::None);
-        assert!(matches!(RestartStrategy::from_config(&config(&[]), true).unwrap(), RestartStrategy::Exponential { .. }));
+        assert!(matches!(
+            RestartStrategy::from_config(&config(&[]), true).unwrap(),
+            RestartStrategy::Exponential { .. }
+        ));
         let f = RestartStrategy::from_config(&config(&[("restart-strategy.type", "fixed-delay")]), false).unwrap();
         assert_eq!(f.delay(3), Some(Duration::from_secs(1)));
         assert_eq!(f.delay(4), None);

@@ -22,7 +22,12 @@ fn restore_error(loaded: &Loaded, message: String) -> EngineError {
 }
 
 /// Checks that the snapshot can be restored into the new job.
-pub fn check(loaded: &Loaded, vertices: &[NewVertex], max_parallelism: usize, allow_non_restored: bool) -> Result<(), EngineError> {
+pub fn check(
+    loaded: &Loaded,
+    vertices: &[NewVertex],
+    max_parallelism: usize,
+    allow_non_restored: bool,
+) -> Result<(), EngineError> {
     let m = &loaded.metadata;
     if m.max_parallelism != max_parallelism {
         return Err(restore_error(
@@ -46,12 +51,20 @@ pub fn check(loaded: &Loaded, vertices: &[NewVertex], max_parallelism: usize, al
                 ));
             }
             if has_state {
-                tracing::warn!("{}: skipping the state of `{}` (uid {}): no matching operator", loaded.location, old.name, old.uid);
+                tracing::warn!(
+                    "{}: skipping the state of `{}` (uid {}): no matching operator",
+                    loaded.location,
+                    old.name,
+                    old.uid
+                );
             }
             continue;
         };
         if new.parallelism > max_parallelism {
-            return Err(restore_error(loaded, format!("`{}`: parallelism {} exceeds maxParallelism {max_parallelism}", new.name, new.parallelism)));
+            return Err(restore_error(
+                loaded,
+                format!("`{}`: parallelism {} exceeds maxParallelism {max_parallelism}", new.name, new.parallelism),
+            ));
         }
         for op in &old.operators {
             let matching = new.operators.iter().find(|o| o.index == op.index);
@@ -66,10 +79,18 @@ pub fn check(loaded: &Loaded, vertices: &[NewVertex], max_parallelism: usize, al
                         ),
                     ));
                 }
-                None if old.subtasks.iter().any(|s| s.sections.iter().any(|x| matches!(x.kind, SectionKind::Keyed { operator, .. } if operator == op.index))) => {
+                None if old.subtasks.iter().any(|s| {
+                    s.sections
+                        .iter()
+                        .any(|x| matches!(x.kind, SectionKind::Keyed { operator, .. } if operator == op.index))
+                }) =>
+                {
                     return Err(restore_error(
                         loaded,
-                        format!("operator `{}` (uid {}): the job's vertex `{}` has no operator for this state", op.name, old.uid, new.name),
+                        format!(
+                            "operator `{}` (uid {}): the job's vertex `{}` has no operator for this state",
+                            op.name, old.uid, new.name
+                        ),
                     ));
                 }
                 None => {}
@@ -79,13 +100,22 @@ pub fn check(loaded: &Loaded, vertices: &[NewVertex], max_parallelism: usize, al
     Ok(())
 }
 
+/// Keyed state for one subtask: (operator index in the chain, key group, bytes).
+pub type KeyedState<'a> = Vec<(usize, u32, &'a [u8])>;
+
+/// A sink's restored committables and writer states.
+pub struct SinkRestore {
+    pub committables: Vec<Vec<u8>>,
+    pub states: Vec<Vec<u8>>,
+}
+
 /// The keyed state a new subtask owns: (operator index, key group, bytes).
 pub fn keyed_for<'a>(
     loaded: &'a Loaded,
     uid: &str,
     subtask: usize,
     parallelism: usize,
-) -> Result<Vec<(usize, u32, &'a [u8])>, EngineError> {
+) -> Result<KeyedState<'a>, EngineError> {
     let Some(v) = loaded.metadata.vertex(uid) else { return Ok(vec![]) };
     let owned = keygroup::range(subtask, loaded.metadata.max_parallelism, parallelism);
     let mut out = Vec::new();
@@ -95,7 +125,11 @@ pub fn keyed_for<'a>(
             if let SectionKind::Keyed { operator, key_group } = sec.kind
                 && owned.contains(&(key_group as usize))
             {
-                out.push((operator, key_group, loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?));
+                out.push((
+                    operator,
+                    key_group,
+                    loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?,
+                ));
             }
         }
     }
@@ -103,7 +137,11 @@ pub fn keyed_for<'a>(
 }
 
 /// Every section of one kind of a vertex, across its old subtasks.
-fn sections_of(loaded: &Loaded, uid: &str, want: impl Fn(&SectionKind) -> bool) -> Result<Option<Vec<Vec<u8>>>, EngineError> {
+fn sections_of(
+    loaded: &Loaded,
+    uid: &str,
+    want: impl Fn(&SectionKind) -> bool,
+) -> Result<Option<Vec<Vec<u8>>>, EngineError> {
     let Some(v) = loaded.metadata.vertex(uid) else { return Ok(None) };
     let mut out = Vec::new();
     for s in &v.subtasks {
@@ -121,8 +159,8 @@ pub fn splits_for(loaded: &Loaded, uid: &str) -> Result<Option<Vec<Vec<u8>>>, En
 }
 
 /// A sink vertex's committables and writer states.
-pub fn sink_for(loaded: &Loaded, uid: &str) -> Result<Option<(Vec<Vec<u8>>, Vec<Vec<u8>>)>, EngineError> {
+pub fn sink_for(loaded: &Loaded, uid: &str) -> Result<Option<SinkRestore>, EngineError> {
     let c = sections_of(loaded, uid, |k| matches!(k, SectionKind::Committable { .. }))?;
     let s = sections_of(loaded, uid, |k| matches!(k, SectionKind::SinkState))?;
-    Ok(c.zip(s))
+    Ok(c.zip(s).map(|(committables, states)| SinkRestore { committables, states }))
 }

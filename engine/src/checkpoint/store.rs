@@ -156,10 +156,8 @@ pub struct Terminal {
 }
 
 pub fn write_terminal(job_dir: &Storage, t: &Terminal) -> Result<(), StorageError> {
-    let text = serde_json::to_vec_pretty(t).map_err(|e| StorageError::Other {
-        uri: format!("{}/{TERMINAL}", job_dir.uri()),
-        detail: e.to_string(),
-    })?;
+    let text = serde_json::to_vec_pretty(t)
+        .map_err(|e| StorageError::Other { uri: format!("{}/{TERMINAL}", job_dir.uri()), detail: e.to_string() })?;
     job_dir.put(TERMINAL, &text)
 }
 

@@ -506,11 +506,41 @@ impl Acc {
             Acc::SumI64 { .. } => "sum-i64",
             Acc::SumF64 { .. } => "sum-f64",
             Acc::SumI128 { .. } => "sum-i128",
-            Acc::ExtI64 { max, .. } => if *max { "max-i64" } else { "min-i64" },
-            Acc::ExtF64 { max, .. } => if *max { "max-f64" } else { "min-f64" },
-            Acc::ExtI128 { max, .. } => if *max { "max-i128" } else { "min-i128" },
-            Acc::ExtStr { max, .. } => if *max { "max-str" } else { "min-str" },
-            Acc::ExtBool { max, .. } => if *max { "max-bool" } else { "min-bool" },
+            Acc::ExtI64 { max, .. } => {
+                if *max {
+                    "max-i64"
+                } else {
+                    "min-i64"
+                }
+            }
+            Acc::ExtF64 { max, .. } => {
+                if *max {
+                    "max-f64"
+                } else {
+                    "min-f64"
+                }
+            }
+            Acc::ExtI128 { max, .. } => {
+                if *max {
+                    "max-i128"
+                } else {
+                    "min-i128"
+                }
+            }
+            Acc::ExtStr { max, .. } => {
+                if *max {
+                    "max-str"
+                } else {
+                    "min-str"
+                }
+            }
+            Acc::ExtBool { max, .. } => {
+                if *max {
+                    "max-bool"
+                } else {
+                    "min-bool"
+                }
+            }
         }
     }
 

@@ -17,9 +17,9 @@ pub mod channel;
 pub mod job;
 mod task;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_connectors::{SinkContext, SourceContext, create_sink, create_source, recover_sink};
@@ -205,19 +205,26 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
             let l = store::load_latest(dir).map_err(EngineError::Storage)?;
             match &l {
                 Some(l) => eprintln!("sluice: job `{}` restoring from {}", state.job_id, l.location),
-                None => eprintln!("sluice: job `{}`: no complete checkpoint under {}; starting empty", state.job_id, dir.uri()),
+                None => eprintln!(
+                    "sluice: job `{}`: no complete checkpoint under {}; starting empty",
+                    state.job_id,
+                    dir.uri()
+                ),
             }
             l
         }
         Restore::Uri(uri) => {
-            let dir = Storage::open(store::snapshot_root(uri), &ck.s3).map_err(|e| EngineError::Storage(e.to_string()))?;
+            let dir =
+                Storage::open(store::snapshot_root(uri), &ck.s3).map_err(|e| EngineError::Storage(e.to_string()))?;
             let l = store::load(&dir).map_err(|message| EngineError::Restore { location: dir.uri(), message })?;
             eprintln!("sluice: job `{}` restoring from {}", state.job_id, l.location);
             Some(l)
         }
     };
     if let Some(l) = &initial {
-        l.metadata.check_version(&l.location).map_err(|message| EngineError::Restore { location: l.location.clone(), message })?;
+        l.metadata
+            .check_version(&l.location)
+            .map_err(|message| EngineError::Restore { location: l.location.clone(), message })?;
     }
     let mut first_id = initial.as_ref().map_or(0, |l| l.metadata.checkpoint_id) + 1;
     if let Some(dir) = &ck.job_dir {
@@ -244,7 +251,8 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
                 let setup = matches!(e, AttemptError::Setup(_)) && attempt == 0;
                 let err = e.into_inner();
                 attempt += 1;
-                let delay = if setup || state.user_cancel.load(Ordering::SeqCst) { None } else { opts.restart.delay(attempt) };
+                let delay =
+                    if setup || state.user_cancel.load(Ordering::SeqCst) { None } else { opts.restart.delay(attempt) };
                 let Some(delay) = delay else {
                     if state.user_cancel.load(Ordering::SeqCst) && !setup {
                         state.set_status(JobStatus::Canceled);
@@ -255,7 +263,8 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
                 };
                 state.set_status(JobStatus::Restarting);
                 state.restarts.store(attempt as u64, Ordering::SeqCst);
-                let from = coord.latest.as_ref().map(|d| d.uri()).or_else(|| initial.as_ref().map(|l| l.location.clone()));
+                let from =
+                    coord.latest.as_ref().map(|d| d.uri()).or_else(|| initial.as_ref().map(|l| l.location.clone()));
                 eprintln!(
                     "sluice: job `{}` failed: {err}\nsluice: restart {attempt} in {} ms, from {}",
                     state.job_id,
@@ -376,7 +385,12 @@ fn run_attempt(
             .vertices
             .iter()
             .zip(&metas)
-            .map(|(v, m)| NewVertex { uid: &v.uid, name: v.name(), parallelism: v.parallelism, operators: &m.operators })
+            .map(|(v, m)| NewVertex {
+                uid: &v.uid,
+                name: v.name(),
+                parallelism: v.parallelism,
+                operators: &m.operators,
+            })
             .collect();
         restore::check(l, &news, graph.max_parallelism, opts.allow_non_restored_state).map_err(setup)?;
     }
@@ -391,12 +405,12 @@ fn run_attempt(
             None => None,
         };
         if exactly_once || restored.is_some() {
-            let committables = restored.as_ref().map(|r| r.0.clone()).unwrap_or_default();
+            let committables = restored.as_ref().map(|r| r.committables.clone()).unwrap_or_default();
             recover_sink(&sink_context(table, graph, &state.job_id, v.parallelism, &opts.checkpoint.s3), &committables)
                 .map_err(|e| setup(e.into()))?;
         }
         sink_setup[v.id] =
-            SinkSetup { restored_states: restored.map(|r| r.1), exactly_once, s3: opts.checkpoint.s3.clone() };
+            SinkSetup { restored_states: restored.map(|r| r.states), exactly_once, s3: opts.checkpoint.s3.clone() };
     }
 
     // Operators, with their keyed state.
@@ -421,7 +435,11 @@ fn run_attempt(
                     target.restore(kg, bytes).map_err(|e| {
                         setup(EngineError::Restore {
                             location: l.location.clone(),
-                            message: format!("operator `{}` (uid {}): cannot read its state: {e}", target.name(), v.uid),
+                            message: format!(
+                                "operator `{}` (uid {}): cannot read its state: {e}",
+                                target.name(),
+                                v.uid
+                            ),
                         })
                     })?;
                 }
@@ -446,7 +464,8 @@ fn run_attempt(
             base.push(n);
             n += if forward(*e) { 1 } else { graph.vertices[graph.edges[*e].from].parallelism as u32 };
         }
-        let (tx, rx): (Vec<_>, Vec<_>) = (0..v.parallelism).map(|_| channel::<Envelope>()).map(|(t, r)| (t, Some(r))).unzip();
+        let (tx, rx): (Vec<_>, Vec<_>) =
+            (0..v.parallelism).map(|_| channel::<Envelope>()).map(|(t, r)| (t, Some(r))).unzip();
         senders.push(tx);
         receivers.push(rx);
         credits.push((0..v.parallelism).map(|_| (0..n).map(|_| Credit::new(opts.buffer_capacity)).collect()).collect());
@@ -526,7 +545,8 @@ fn run_attempt(
     let metrics_of = |v: usize, i: usize| state.subtasks.iter().find(|m| m.vertex == v && m.subtask == i).cloned();
     for v in &graph.vertices {
         for i in 0..v.parallelism {
-            let chain = chains[v.id][i].take().ok_or_else(|| setup(EngineError::Internal("chain built twice".into())))?;
+            let chain =
+                chains[v.id][i].take().ok_or_else(|| setup(EngineError::Internal("chain built twice".into())))?;
             let mut edges = Vec::new();
             for e in &v.outputs {
                 let edge = &graph.edges[*e];
@@ -549,7 +569,8 @@ fn run_attempt(
                     max_parallelism: graph.max_parallelism,
                 });
             }
-            let metrics = metrics_of(v.id, i).ok_or_else(|| setup(EngineError::Internal("missing subtask metrics".into())))?;
+            let metrics =
+                metrics_of(v.id, i).ok_or_else(|| setup(EngineError::Internal("missing subtask metrics".into())))?;
             let channels = channel_sources[v.id][i].iter().map(|(u, j)| idle_at_start[*u][*j]).collect::<Vec<_>>();
             let source = match readers[v.id][i].take() {
                 Some(r) => {
@@ -658,14 +679,23 @@ fn run_attempt(
     coord.reset_attempt(&Wiring { sources: Vec::new(), sinks: Vec::new() });
     if let Some(e) = ending {
         match &e {
-            Ending::Finished { location } => tracing::info!("job `{}` finished; final checkpoint {location}", state.job_id),
-            Ending::Stopped { location } => eprintln!("sluice: job `{}` stopped with savepoint {location}", state.job_id),
+            Ending::Finished { location } => {
+                tracing::info!("job `{}` finished; final checkpoint {location}", state.job_id)
+            }
+            Ending::Stopped { location } => {
+                eprintln!("sluice: job `{}` stopped with savepoint {location}", state.job_id)
+            }
         }
         state.cancel.store(false, Ordering::SeqCst);
         return Ok(if matches!(e, Ending::Stopped { .. }) { AttemptEnd::Stopped } else { AttemptEnd::Finished });
     }
     if let Some(e) = state.error() {
-        return Err(AttemptError::Run(EngineError::Task { job: state.job_id.clone(), vertex: String::new(), subtask: 0, message: e }));
+        return Err(AttemptError::Run(EngineError::Task {
+            job: state.job_id.clone(),
+            vertex: String::new(),
+            subtask: 0,
+            message: e,
+        }));
     }
     if state.cancel.load(Ordering::SeqCst) {
         return Ok(AttemptEnd::Canceled);

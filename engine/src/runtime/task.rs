@@ -2,9 +2,9 @@
 //! combination, barrier alignment, snapshots, and sink commits.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, UInt32Array};
@@ -512,18 +512,19 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
             }
             Msg::Commit(_) => {}
         }
-        if check_alignment && inputs.iter().all(|i| i.ended || i.blocked) {
-            if let Some((b, since)) = aligning.take() {
-                if ctx.on_barrier(&b, chain, outputs, None, since.elapsed())?.is_err() {
-                    return Ok(());
-                }
-                for i in inputs.iter_mut() {
-                    i.blocked = false;
-                }
-                // Held messages come before what is left to replay.
-                held.extend(replay.drain(..));
-                std::mem::swap(&mut held, &mut replay);
+        if check_alignment
+            && inputs.iter().all(|i| i.ended || i.blocked)
+            && let Some((b, since)) = aligning.take()
+        {
+            if ctx.on_barrier(&b, chain, outputs, None, since.elapsed())?.is_err() {
+                return Ok(());
             }
+            for i in inputs.iter_mut() {
+                i.blocked = false;
+            }
+            // Held messages come before what is left to replay.
+            held.extend(replay.drain(..));
+            std::mem::swap(&mut held, &mut replay);
         }
         if recompute {
             let all_ended = inputs.iter().all(|i| i.ended);
