@@ -74,8 +74,13 @@ fn start(sql: &str, job_id: &str, cfg: &Config) -> (Arc<JobState>, std::thread::
 }
 
 fn reference(rows: u64) -> (Vec<String>, Vec<String>) {
+    reference_of(job, rows)
+}
+
+fn reference_of(make: JobText, rows: u64) -> (Vec<String>, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let (_, h) = start(&job(dir.path(), rows, 1_000_000), "reference", &config(&[("parallelism.default", "2".into())]));
+    let (_, h) =
+        start(&make(dir.path(), rows, 1_000_000), "reference", &config(&[("parallelism.default", "2".into())]));
     h.join().unwrap().unwrap();
     let o = outputs(dir.path());
     assert!(o.0.len() > 50 && o.1.len() > 100, "the reference run produced too little: {} {}", o.0.len(), o.1.len());
@@ -161,11 +166,50 @@ fn kill_9_and_restore_latest_commits_exactly_once() {
     assert_eq!(outputs(&out), expected);
 }
 
+/// Session, hopping and cumulating windows with DOUBLE, STRING and COUNT
+/// DISTINCT state, written to the same two tables as [`job`].
+fn windows_job(out: &Path, rows: u64, rate: u64) -> String {
+    format!(
+        "CREATE TABLE src (id BIGINT, k INT, v INT, name STRING,
+   ts AS TO_TIMESTAMP_LTZ(id * 10 + MOD(id, 7) * 300, 3),
+   WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)
+ WITH ('connector' = 'datagen', 'seed' = '11', 'rows-per-second' = '{rate}',
+   'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{last}',
+   'fields.k.min' = '0', 'fields.k.max' = '40', 'fields.v.min' = '0', 'fields.v.max' = '50',
+   'fields.name.length' = '2');
+CREATE TABLE per_window (k INT, window_start TIMESTAMP(3), c BIGINT, s DOUBLE, m STRING)
+ WITH ('connector' = 'filesystem', 'path' = '{w}', 'format' = 'csv');
+CREATE TABLE rows_out (k INT, window_start TIMESTAMP(3), c BIGINT)
+ WITH ('connector' = 'filesystem', 'path' = '{r}', 'format' = 'csv');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO per_window SELECT k, window_start, COUNT(DISTINCT name), AVG(CAST(v AS DOUBLE)), MIN(name)
+  FROM TABLE(SESSION(TABLE src PARTITION BY k, DESCRIPTOR(ts), INTERVAL '400' MILLISECOND))
+  GROUP BY k, window_start, window_end;
+INSERT INTO rows_out SELECT k, window_start, COUNT(*)
+  FROM TABLE(HOP(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '3' SECOND))
+  GROUP BY k, window_start, window_end
+UNION ALL SELECT k, window_start, CAST(SUM(v) AS BIGINT)
+  FROM TABLE(CUMULATE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '4' SECOND))
+  GROUP BY k, window_start, window_end;
+END;
+",
+        last = rows - 1,
+        w = out.join("windows").display(),
+        r = out.join("rows").display()
+    )
+}
+
 /// Stops with a savepoint at parallelism 2 and restores it at `p`.
 fn savepoint_then_restore(p: usize, expected: &(Vec<String>, Vec<String>), rows: u64) {
+    savepoint_then_restore_job(job, p, expected, rows)
+}
+
+type JobText = fn(&Path, u64, u64) -> String;
+
+fn savepoint_then_restore_job(make: JobText, p: usize, expected: &(Vec<String>, Vec<String>), rows: u64) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let sql = job(&out, rows, 4000);
+    let sql = make(&out, rows, 4000);
     let sp_dir = dir.path().join("savepoints").display().to_string();
     let ck_dir = dir.path().join("ckpt").display().to_string();
     let cfg = config(&[
@@ -195,6 +239,14 @@ fn savepoint_then_restore(p: usize, expected: &(Vec<String>, Vec<String>), rows:
     let got = outputs(&out);
     assert_eq!(got.1, expected.1, "p=2 -> p={p}: rows lost or duplicated");
     assert_eq!(got.0, expected.0, "p=2 -> p={p}: window results differ");
+}
+
+#[test]
+fn session_hop_and_cumulate_windows_restore_at_other_parallelisms() {
+    let rows = 6_000;
+    let expected = reference_of(windows_job, rows);
+    savepoint_then_restore_job(windows_job, 1, &expected, rows);
+    savepoint_then_restore_job(windows_job, 3, &expected, rows);
 }
 
 #[test]

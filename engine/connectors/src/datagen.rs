@@ -42,7 +42,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::options::Options;
 use crate::rng::{GOLDEN, below, mix64, seed_of, unit_f64};
-use crate::state::{Dec, Enc, StrideSplit, TAG_DATAGEN};
+use crate::state::{Dec, Enc, StrideSplit, TAG_DATAGEN, interleave_parts, merge_plan, total_remaining};
 use crate::throttle::Throttle;
 use crate::types::{ColType, column_types};
 use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
@@ -513,6 +513,22 @@ fn decode_split(blob: &[u8]) -> Result<StrideSplit, String> {
     Ok(s)
 }
 
+impl DatagenReader {
+    /// `n` rows from several splits, in global order (see [`merge_plan`]).
+    fn merged(&mut self, n: usize) -> Result<SourceEvent, ConnectorError> {
+        let (counts, order) = merge_plan(&self.splits, n);
+        let mut parts = Vec::with_capacity(counts.len());
+        for (i, c) in counts.iter().enumerate() {
+            parts.push(if *c > 0 { Some(self.generate(i, *c)?) } else { None });
+        }
+        match interleave_parts(&parts, &order) {
+            Ok(Some(b)) => Ok(SourceEvent::Batch(b)),
+            Ok(None) => Ok(SourceEvent::Idle),
+            Err(e) => Err(ConnectorError::Arrow { table: self.table.clone(), message: e.to_string() }),
+        }
+    }
+}
+
 impl SourceReader for DatagenReader {
     fn poll(&mut self) -> Result<SourceEvent, ConnectorError> {
         // The next split with rows left, in turn from the cursor.
@@ -521,14 +537,17 @@ impl SourceReader for DatagenReader {
         else {
             return Ok(if self.bounded { SourceEvent::End } else { SourceEvent::Idle });
         };
-        let remaining = self.splits[split].remaining();
+        let remaining = if len > 1 { total_remaining(&self.splits) } else { self.splits[split].remaining() };
         let want = remaining.map_or(self.batch_size, |r| r.min(self.batch_size as u64) as usize);
         let n = self.throttle.acquire(want);
         if n == 0 {
             return Ok(SourceEvent::Idle);
         }
         self.cursor = (split + 1) % len;
-        Ok(SourceEvent::Batch(self.generate(split, n)?))
+        if len == 1 {
+            return Ok(SourceEvent::Batch(self.generate(split, n)?));
+        }
+        self.merged(n)
     }
 
     fn has_work(&self) -> bool {

@@ -248,3 +248,85 @@ mod tests {
         assert_eq!(fresh, vec![StrideSplit { index: 1, stride: 3, produced: 0, limit: Some(13) }]);
     }
 }
+
+/// Which rows to take next from several strided splits: `n` rows in order of
+/// their global number. A reader that owns several splits (after a restore at
+/// a lower parallelism) thereby emits rows in the order of the original
+/// sequence; taking whole batches from one split after another would push
+/// event time ahead in jumps and make the other splits' rows late.
+///
+/// Returns the number of rows per split, and for each output row its split and
+/// its position within that split's rows.
+pub(crate) fn merge_plan(splits: &[StrideSplit], n: usize) -> (Vec<usize>, Vec<(usize, usize)>) {
+    let mut counts = vec![0usize; splits.len()];
+    let mut order = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut best: Option<(u64, usize)> = None;
+        for (i, s) in splits.iter().enumerate() {
+            let k = s.produced + counts[i] as u64;
+            if s.limit.is_some_and(|l| k >= l) {
+                continue;
+            }
+            let g = s.global(k);
+            if best.is_none_or(|(bg, _)| g < bg) {
+                best = Some((g, i));
+            }
+        }
+        let Some((_, i)) = best else { break };
+        order.push((i, counts[i]));
+        counts[i] += 1;
+    }
+    (counts, order)
+}
+
+/// Rows left in all splits; `None` when any split is unbounded.
+pub(crate) fn total_remaining(splits: &[StrideSplit]) -> Option<u64> {
+    splits.iter().map(StrideSplit::remaining).sum()
+}
+
+/// Interleaves the per-split batches of a [`merge_plan`] into one batch.
+/// `parts[i]` holds split `i`'s rows (an empty slot for splits without rows).
+pub(crate) fn interleave_parts(
+    parts: &[Option<arrow::record_batch::RecordBatch>],
+    order: &[(usize, usize)],
+) -> Result<Option<arrow::record_batch::RecordBatch>, arrow::error::ArrowError> {
+    let present: Vec<(usize, &arrow::record_batch::RecordBatch)> =
+        parts.iter().enumerate().filter_map(|(i, b)| b.as_ref().map(|b| (i, b))).collect();
+    let Some((_, first)) = present.first() else { return Ok(None) };
+    let mut slot = vec![usize::MAX; parts.len()];
+    for (j, (i, _)) in present.iter().enumerate() {
+        slot[*i] = j;
+    }
+    let indices: Vec<(usize, usize)> = order.iter().map(|(s, r)| (slot[*s], *r)).collect();
+    let mut columns = Vec::with_capacity(first.num_columns());
+    for c in 0..first.num_columns() {
+        let arrays: Vec<&dyn arrow::array::Array> = present.iter().map(|(_, b)| b.column(c).as_ref()).collect();
+        columns.push(arrow::compute::interleave(&arrays, &indices)?);
+    }
+    arrow::record_batch::RecordBatch::try_new_with_options(
+        first.schema(),
+        columns,
+        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(indices.len())),
+    )
+    .map(Some)
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    #[test]
+    fn several_splits_merge_in_global_order() {
+        // Two strides of 2 that drifted apart, and an exhausted one of stride 3.
+        let splits = vec![
+            StrideSplit { index: 0, stride: 2, produced: 10, limit: None },
+            StrideSplit { index: 1, stride: 2, produced: 8, limit: Some(12) },
+            StrideSplit { index: 2, stride: 3, produced: 5, limit: Some(5) },
+        ];
+        let (counts, order) = merge_plan(&splits, 8);
+        let globals: Vec<u64> = order.iter().map(|(s, r)| splits[*s].global(splits[*s].produced + *r as u64)).collect();
+        assert_eq!(globals, vec![17, 19, 20, 21, 22, 23, 24, 26]);
+        assert_eq!(counts, vec![4, 4, 0]);
+        assert_eq!(total_remaining(&splits), None);
+    }
+}
