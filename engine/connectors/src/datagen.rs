@@ -42,7 +42,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::options::Options;
 use crate::rng::{GOLDEN, below, mix64, seed_of, unit_f64};
-use crate::state::{Dec, Enc, StrideSplit, TAG_DATAGEN, interleave_parts, merge_plan, total_remaining};
+use crate::state::{Dec, Enc, StrideSplit, TAG_DATAGEN, merge_plan, merged_batch, total_remaining};
 use crate::throttle::Throttle;
 use crate::types::{ColType, column_types};
 use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
@@ -516,16 +516,9 @@ fn decode_split(blob: &[u8]) -> Result<StrideSplit, String> {
 impl DatagenReader {
     /// `n` rows from several splits, in global order (see [`merge_plan`]).
     fn merged(&mut self, n: usize) -> Result<SourceEvent, ConnectorError> {
-        let (counts, order) = merge_plan(&self.splits, n);
-        let mut parts = Vec::with_capacity(counts.len());
-        for (i, c) in counts.iter().enumerate() {
-            parts.push(if *c > 0 { Some(self.generate(i, *c)?) } else { None });
-        }
-        match interleave_parts(&parts, &order) {
-            Ok(Some(b)) => Ok(SourceEvent::Batch(b)),
-            Ok(None) => Ok(SourceEvent::Idle),
-            Err(e) => Err(ConnectorError::Arrow { table: self.table.clone(), message: e.to_string() }),
-        }
+        let plan = merge_plan(&self.splits, n);
+        let table = self.table.clone();
+        merged_batch(plan, &table, |split, rows| self.generate(split, rows))
     }
 }
 

@@ -311,6 +311,23 @@ pub(crate) fn interleave_parts(
     .map(Some)
 }
 
+/// Generates a [`merge_plan`]'s rows split by split and interleaves them.
+pub(crate) fn merged_batch(
+    (counts, order): (Vec<usize>, Vec<(usize, usize)>),
+    table: &str,
+    mut generate: impl FnMut(usize, usize) -> Result<arrow::record_batch::RecordBatch, crate::ConnectorError>,
+) -> Result<crate::SourceEvent, crate::ConnectorError> {
+    let mut parts = Vec::with_capacity(counts.len());
+    for (i, c) in counts.iter().enumerate() {
+        parts.push(if *c > 0 { Some(generate(i, *c)?) } else { None });
+    }
+    match interleave_parts(&parts, &order) {
+        Ok(Some(b)) => Ok(crate::SourceEvent::Batch(b)),
+        Ok(None) => Ok(crate::SourceEvent::Idle),
+        Err(e) => Err(crate::ConnectorError::Arrow { table: table.to_string(), message: e.to_string() }),
+    }
+}
+
 #[cfg(test)]
 mod merge_tests {
     use super::*;

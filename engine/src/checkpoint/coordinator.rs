@@ -233,16 +233,21 @@ impl Coordinator {
             && Instant::now() >= at
         {
             self.next_periodic = self.opts.interval.map(|i| Instant::now() + i);
-            let id = self.take_id();
-            let barrier = Arc::new(BarrierInfo {
-                id,
-                kind: SnapshotKind::Checkpoint,
-                stop: false,
-                drain: false,
-                dir: dir.child(&store::checkpoint_dir(id)),
-            });
+            let barrier = self.checkpoint_barrier(&dir);
             self.start(barrier, None, false, cluster);
         }
+    }
+
+    /// The barrier of the next checkpoint, into `<job_dir>/chk-<id>`.
+    fn checkpoint_barrier(&mut self, job_dir: &Storage) -> Barrier {
+        let id = self.take_id();
+        Arc::new(BarrierInfo {
+            id,
+            kind: SnapshotKind::Checkpoint,
+            stop: false,
+            drain: false,
+            dir: job_dir.child(&store::checkpoint_dir(id)),
+        })
     }
 
     fn take_id(&mut self) -> u64 {
@@ -306,14 +311,7 @@ impl Coordinator {
             return;
         }
         let Some(dir) = self.opts.job_dir.clone() else { return };
-        let id = self.take_id();
-        let barrier = Arc::new(BarrierInfo {
-            id,
-            kind: SnapshotKind::Checkpoint,
-            stop: false,
-            drain: false,
-            dir: dir.child(&store::checkpoint_dir(id)),
-        });
+        let barrier = self.checkpoint_barrier(&dir);
         self.start(barrier, None, true, cluster);
         // Nothing to wait for: every subtask's state is its final one.
         let _ = self.try_complete(cluster);
