@@ -274,6 +274,10 @@ impl Coordinator {
                 return;
             }
         };
+        self.trigger_savepoint_to(req, dir, cluster);
+    }
+
+    fn trigger_savepoint_to(&mut self, req: SavepointRequest, dir: Storage, cluster: &dyn Cluster) {
         let id = self.take_id();
         let barrier =
             Arc::new(BarrierInfo { id, kind: SnapshotKind::Savepoint, stop: req.stop, drain: req.drain, dir });
@@ -472,5 +476,136 @@ impl Coordinator {
 
     pub fn has_pending(&self) -> bool {
         self.pending.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::checkpoint::metadata::SectionKind;
+    use crate::plan::JobGraph;
+
+    /// Records what the coordinator asks of the subtasks.
+    #[derive(Default)]
+    struct Fake {
+        triggered: RefCell<Vec<u64>>,
+        resumed: RefCell<usize>,
+        committed: RefCell<Vec<u64>>,
+        sinks: HashSet<(usize, usize)>,
+    }
+
+    impl Cluster for Fake {
+        fn trigger(&self, barrier: &Barrier) {
+            self.triggered.borrow_mut().push(barrier.id);
+        }
+        fn resume(&self) {
+            *self.resumed.borrow_mut() += 1;
+        }
+        fn commit(&self, id: u64) -> HashSet<(usize, usize)> {
+            self.committed.borrow_mut().push(id);
+            self.sinks.clone()
+        }
+    }
+
+    /// Two vertices: a source (2 subtasks) and a sink (1 subtask).
+    fn coordinator(job_dir: &Storage, interval: Option<Duration>) -> Coordinator {
+        let g = JobGraph { vertices: vec![], edges: vec![], max_parallelism: 128, local_time_zone: "UTC".into() };
+        let job = JobState::new("j", "j.sql", &g);
+        let opts = CheckpointOptions { job_dir: Some(job_dir.clone()), interval, ..CheckpointOptions::default() };
+        let v = |uid: &str, p| VertexMeta { uid: uid.into(), name: uid.into(), parallelism: p, operators: vec![] };
+        Coordinator::new(opts, job, 128, vec![v("src", 2), v("sink", 1)], 1)
+    }
+
+    fn ack(id: u64, vertex: usize, subtask: usize) -> CoordMsg {
+        CoordMsg::Ack {
+            id,
+            vertex,
+            subtask,
+            result: Ok(SubtaskState { subtask, file: None, sections: vec![] }),
+            alignment_ms: 3,
+            file: None,
+        }
+    }
+
+    fn finished(vertex: usize, subtask: usize, last_checkpoint: u64) -> CoordMsg {
+        let mut snapshot = SubtaskSnapshot::default();
+        snapshot.sections.push((SectionKind::Split, vec![1, 2, 3]));
+        CoordMsg::Finished { vertex, subtask, snapshot, last_checkpoint }
+    }
+
+    #[test]
+    fn a_checkpoint_completes_on_the_last_ack_and_then_sinks_commit() {
+        let dir = Storage::in_memory().child("j");
+        let mut c = coordinator(&dir, Some(Duration::ZERO));
+        let fake = Fake::default();
+        c.reset_attempt(&fake);
+        c.tick(&fake);
+        assert_eq!(*fake.triggered.borrow(), vec![1]);
+        c.tick(&fake); // one checkpoint at a time
+        assert_eq!(*fake.triggered.borrow(), vec![1]);
+        assert_eq!(c.on_message(ack(1, 0, 0), &fake), None);
+        assert_eq!(c.on_message(ack(1, 0, 1), &fake), None);
+        assert!(fake.committed.borrow().is_empty(), "committed before every subtask acknowledged");
+        assert!(!dir.child("chk-1").exists("_metadata").unwrap());
+        assert_eq!(c.on_message(ack(1, 1, 0), &fake), None);
+        assert!(dir.child("chk-1").exists("_metadata").unwrap());
+        assert_eq!(*fake.committed.borrow(), vec![1]);
+        let r = c.job.last_completed_checkpoint().unwrap();
+        assert_eq!((r.id, r.alignment_ms, r.status.as_str()), (1, 3, "COMPLETED"));
+    }
+
+    #[test]
+    fn a_failed_ack_aborts_and_resumes_a_stop_with_savepoint() {
+        let dir = Storage::in_memory().child("j");
+        let mut c = coordinator(&dir, None);
+        let fake = Fake::default();
+        c.reset_attempt(&fake);
+        c.job.request_savepoint(Some("t".into()), None, true, false).unwrap();
+        // The in-memory store has no URI: trigger into a directory of it directly.
+        let req = c.job.next_savepoint_request().unwrap();
+        c.trigger_savepoint_to(req, dir.child("sp"), &fake);
+        assert_eq!(fake.triggered.borrow().len(), 1);
+        let id = fake.triggered.borrow()[0];
+        let failed = CoordMsg::Ack {
+            id,
+            vertex: 0,
+            subtask: 1,
+            result: Err("s3://b/x: unreachable".into()),
+            alignment_ms: 0,
+            file: None,
+        };
+        assert_eq!(c.on_message(failed, &fake), None);
+        assert_eq!(*fake.resumed.borrow(), 1, "sources were not resumed");
+        assert_eq!(c.job.savepoint("t").unwrap().status, "FAILED");
+        assert!(fake.committed.borrow().is_empty());
+        // A late ack of the aborted checkpoint changes nothing.
+        assert_eq!(c.on_message(ack(id, 0, 0), &fake), None);
+        assert!(!c.has_pending());
+    }
+
+    #[test]
+    fn a_finished_subtask_counts_only_for_checkpoints_after_its_last_one() {
+        let dir = Storage::in_memory().child("j");
+        let mut c = coordinator(&dir, Some(Duration::ZERO));
+        let fake = Fake { sinks: [(1, 0)].into(), ..Fake::default() };
+        c.reset_attempt(&fake);
+        c.tick(&fake); // checkpoint 1
+        // Source 0 took part in checkpoint 1, then finished: its ack is still due.
+        assert_eq!(c.on_message(finished(0, 0, 1), &fake), None);
+        assert_eq!(c.on_message(ack(1, 0, 1), &fake), None);
+        assert_eq!(c.on_message(ack(1, 1, 0), &fake), None);
+        assert!(fake.committed.borrow().is_empty(), "completed without source 0's ack");
+        assert_eq!(c.on_message(ack(1, 0, 0), &fake), None);
+        assert_eq!(*fake.committed.borrow(), vec![1]);
+        // Everything finishes: a final checkpoint, then the job ends once the sink committed.
+        assert_eq!(c.on_message(finished(0, 1, 1), &fake), None);
+        assert_eq!(c.on_message(finished(1, 0, 1), &fake), None);
+        assert_eq!(*fake.committed.borrow(), vec![1, 2]);
+        assert!(dir.child("chk-2").exists("_metadata").unwrap());
+        let end = c.on_message(CoordMsg::Committed { id: 2, vertex: 1, subtask: 0 }, &fake);
+        assert_eq!(end, Some(Ending::Finished { location: dir.child("chk-2").uri() }));
+        assert!(store::read_terminal(&dir).unwrap().is_some_and(|t| t.reason == "FINISHED"));
     }
 }
