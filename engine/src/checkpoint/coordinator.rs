@@ -557,6 +557,28 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_past_its_timeout_is_aborted_and_the_next_one_starts() {
+        let dir = Storage::in_memory().child("j");
+        let mut c = coordinator(&dir, Some(Duration::ZERO));
+        c.opts.timeout = Duration::from_millis(1);
+        let fake = Fake::default();
+        c.reset_attempt(&fake);
+        c.tick(&fake);
+        std::thread::sleep(Duration::from_millis(5));
+        c.tick(&fake); // aborts checkpoint 1
+        let history = c.job.checkpoints();
+        assert_eq!(history[0].status, "FAILED");
+        assert!(history[0].failure.as_deref().is_some_and(|f| f.contains("execution.checkpointing.timeout")));
+        c.tick(&fake);
+        assert_eq!(*fake.triggered.borrow(), vec![1, 2]);
+        // The aborted checkpoint's acks no longer count.
+        for (v, s) in [(0, 0), (0, 1), (1, 0)] {
+            assert_eq!(c.on_message(ack(1, v, s), &fake), None);
+        }
+        assert!(fake.committed.borrow().is_empty());
+    }
+
+    #[test]
     fn a_failed_ack_aborts_and_resumes_a_stop_with_savepoint() {
         let dir = Storage::in_memory().child("j");
         let mut c = coordinator(&dir, None);
