@@ -101,6 +101,19 @@ fn complete_checkpoints(job_dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// The id of the newest complete checkpoint (retention keeps only a few).
+fn newest_checkpoint(job_dir: &Path) -> u64 {
+    std::fs::read_dir(job_dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("_metadata").exists())
+                .filter_map(|e| e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
 fn engine() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sluice-engine"))
 }
@@ -164,6 +177,17 @@ fn kill_9_and_restore_latest_commits_exactly_once() {
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("stays terminal"));
     assert_eq!(outputs(&out), expected);
+    // A fresh run (no --restore) of the same job id is a new run: it clears the
+    // marker at its start, so that --restore latest after a crash resumes it.
+    assert!(ckpt.join("clicks/_terminal").exists());
+    let mut fresh = spawn_run(&job_file, &args);
+    let before = newest_checkpoint(&ckpt.join("clicks"));
+    wait_for("a checkpoint of the new run", Duration::from_secs(60), || {
+        newest_checkpoint(&ckpt.join("clicks")) > before
+    });
+    fresh.kill().unwrap();
+    fresh.wait().unwrap();
+    assert!(!ckpt.join("clicks/_terminal").exists(), "the new run did not clear the old terminal marker");
 }
 
 /// Session, hopping and cumulating windows with DOUBLE, STRING and COUNT

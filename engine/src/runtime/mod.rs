@@ -221,6 +221,14 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
             Some(l)
         }
     };
+    // A new run of a job id that had ended: it is no longer terminal.
+    if opts.restore != Restore::Latest
+        && let Some(dir) = &ck.job_dir
+        && store::read_terminal(dir).map_err(EngineError::Storage)?.is_some()
+    {
+        dir.delete(store::TERMINAL).map_err(|e| EngineError::Storage(e.to_string()))?;
+        tracing::info!("job `{}`: a new run replaces the terminal marker of the previous one", state.job_id);
+    }
     if let Some(l) = &initial {
         l.metadata
             .check_version(&l.location)
