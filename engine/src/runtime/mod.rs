@@ -174,6 +174,23 @@ fn sink_context(
     }
 }
 
+/// Tells the user where the state comes from and how big it is.
+fn restoring(state: &JobState, l: &Loaded, since: Instant) {
+    eprintln!(
+        "sluice: job `{}` restoring from {} ({} {}, {} files, {} bytes, read and verified in {} ms)",
+        state.job_id,
+        l.location,
+        match l.metadata.kind {
+            crate::checkpoint::SnapshotKind::Checkpoint => "checkpoint",
+            crate::checkpoint::SnapshotKind::Savepoint => "savepoint",
+        },
+        l.metadata.checkpoint_id,
+        l.metadata.files.len(),
+        l.metadata.total_size(),
+        since.elapsed().as_millis()
+    );
+}
+
 /// How one attempt of the job ended.
 enum AttemptEnd {
     Finished,
@@ -202,9 +219,10 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
                 state.set_status(JobStatus::Finished);
                 return Ok(());
             }
+            let t = Instant::now();
             let l = store::load_latest(dir).map_err(EngineError::Storage)?;
             match &l {
-                Some(l) => eprintln!("sluice: job `{}` restoring from {}", state.job_id, l.location),
+                Some(l) => restoring(state, l, t),
                 None => eprintln!(
                     "sluice: job `{}`: no complete checkpoint under {}; starting empty",
                     state.job_id,
@@ -216,8 +234,9 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
         Restore::Uri(uri) => {
             let dir =
                 Storage::open(store::snapshot_root(uri), &ck.s3).map_err(|e| EngineError::Storage(e.to_string()))?;
+            let t = Instant::now();
             let l = store::load(&dir).map_err(|message| EngineError::Restore { location: dir.uri(), message })?;
-            eprintln!("sluice: job `{}` restoring from {}", state.job_id, l.location);
+            restoring(state, &l, t);
             Some(l)
         }
     };
