@@ -64,4 +64,17 @@ done
   echo "Events are records read by the sources; wall time is the engine's run time"
   echo "excluding process start. Flink figures: bench/flink/results.tsv (see bench/flink/RESULTS.md)."
 } >> "$report"
+# Checkpoint and state benchmarks (scripts/bench_state.py): state build, checkpoint and
+# savepoint durations to a local directory and to MinIO, restore times, barrier alignment.
+# BENCH_STATE=0 skips them; BENCH_STATE_ARGS passes options (e.g. "--sizes 10M,100M").
+if [ "${BENCH_STATE:-1}" != 0 ]; then
+  # shellcheck disable=SC2086
+  if python3 scripts/bench_state.py --bin "$bin" --out "$out/state.md" ${BENCH_STATE_ARGS:-}; then
+    { echo; cat "$out/state.md"; } >> "$report"
+  else
+    { echo; echo "## State and checkpoint benchmarks"; echo; echo "Failed: see the output of scripts/bench_state.py."; } >> "$report"
+    cat "$report"
+    exit 1
+  fi
+fi
 cat "$report"
