@@ -17,6 +17,9 @@ pub enum EngineError {
     /// A failure while running, with the vertex and subtask where it happened.
     #[error("job `{job}` failed in {vertex} (subtask {subtask}): {message}")]
     Task { job: String, vertex: String, subtask: usize, message: String },
+    /// The job ended without finishing (it was canceled).
+    #[error("job `{job}` ended {state}, not FINISHED")]
+    Ended { job: String, state: String },
     /// Checkpoint or savepoint storage failed.
     #[error("{0}")]
     Storage(String),

@@ -194,7 +194,7 @@ fn run(args: &RunArgs) -> Result<(), EngineError> {
         records as f64 / elapsed.as_secs_f64().max(1e-9),
     );
     if state.status() != JobStatus::Finished {
-        return Err(EngineError::Config(format!("job `{job_id}` ended {:?}", state.status())));
+        return Err(EngineError::Ended { job: job_id, state: format!("{:?}", state.status()).to_uppercase() });
     }
     Ok(())
 }
