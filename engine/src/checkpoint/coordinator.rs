@@ -13,7 +13,6 @@ use sluice_storage::{S3Options, Storage};
 
 use super::metadata::{
     FORMAT_VERSION, FileEntry, Metadata, OperatorState, SnapshotKind, SubtaskSnapshot, SubtaskState, VertexState,
-    state_file,
 };
 use super::store::{self, Terminal};
 use super::{Barrier, BarrierInfo, CoordMsg};
@@ -129,20 +128,21 @@ impl Coordinator {
         vertices: Vec<VertexMeta>,
         first_id: u64,
     ) -> Coordinator {
-        let subtasks = vertices.iter().enumerate().flat_map(|(v, m)| (0..m.parallelism).map(move |s| (v, s))).collect();
-        Coordinator {
+        let mut c = Coordinator {
             next_periodic: opts.interval.map(|i| Instant::now() + i),
             opts,
             job,
             max_parallelism,
-            vertices,
-            subtasks,
+            vertices: Vec::new(),
+            subtasks: Vec::new(),
             next_id: first_id.max(1),
             pending: None,
             finished: HashMap::new(),
             await_commit: None,
             latest: None,
-        }
+        };
+        c.set_vertices(vertices);
+        c
     }
 
     /// The vertices of the job, with their stateful operators.
@@ -164,12 +164,12 @@ impl Coordinator {
 
     pub fn on_message(&mut self, msg: CoordMsg, cluster: &dyn Cluster) -> Option<Ending> {
         match msg {
-            CoordMsg::Ack { id, vertex, subtask, result, alignment_ms, file } => {
+            CoordMsg::Ack { id, vertex, subtask, result, alignment_ms } => {
                 let Some(p) = self.pending.as_mut().filter(|p| p.barrier.id == id) else {
                     return None; // a late ack of an aborted checkpoint
                 };
                 match result {
-                    Ok(state) => {
+                    Ok((state, file)) => {
                         p.alignment_ms = p.alignment_ms.max(alignment_ms);
                         p.files.extend(file);
                         p.acks.insert((vertex, subtask), state);
@@ -394,15 +394,11 @@ impl Coordinator {
             let state = match p.acks.get(&(v, s)) {
                 Some(st) => st.clone(),
                 None => {
-                    let snap = self.finished.get(&(v, s)).map(|f| f.0.clone()).unwrap_or_default();
-                    if snap.is_empty() {
-                        SubtaskState { subtask: s, file: None, sections: vec![] }
-                    } else {
-                        let rel = state_file(&self.vertices[v].uid, s);
-                        let (bytes, sections) = snap.encode();
-                        files.push(store::write_file(dir, &rel, &bytes).map_err(|e| e.to_string())?);
-                        SubtaskState { subtask: s, file: Some(rel), sections }
-                    }
+                    let snap = self.finished.get(&(v, s)).map(|f| &f.0).cloned().unwrap_or_default();
+                    let (state, file) =
+                        store::write_subtask(dir, &self.vertices[v].uid, s, &snap).map_err(|e| e.to_string())?;
+                    files.extend(file);
+                    state
                 }
             };
             by_vertex.entry(v).or_default().push(state);
@@ -523,9 +519,8 @@ mod tests {
             id,
             vertex,
             subtask,
-            result: Ok(SubtaskState { subtask, file: None, sections: vec![] }),
+            result: Ok((SubtaskState { subtask, file: None, sections: vec![] }, None)),
             alignment_ms: 3,
-            file: None,
         }
     }
 
@@ -590,14 +585,8 @@ mod tests {
         c.trigger_savepoint_to(req, dir.child("sp"), &fake);
         assert_eq!(fake.triggered.borrow().len(), 1);
         let id = fake.triggered.borrow()[0];
-        let failed = CoordMsg::Ack {
-            id,
-            vertex: 0,
-            subtask: 1,
-            result: Err("s3://b/x: unreachable".into()),
-            alignment_ms: 0,
-            file: None,
-        };
+        let failed =
+            CoordMsg::Ack { id, vertex: 0, subtask: 1, result: Err("s3://b/x: unreachable".into()), alignment_ms: 0 };
         assert_eq!(c.on_message(failed, &fake), None);
         assert_eq!(*fake.resumed.borrow(), 1, "sources were not resumed");
         assert_eq!(c.job.savepoint("t").unwrap().status, "FAILED");

@@ -66,9 +66,9 @@ pub enum CoordMsg {
         id: u64,
         vertex: usize,
         subtask: usize,
-        result: Result<metadata::SubtaskState, String>,
+        /// The subtask's manifest entry and its state file's, or why it could not be written.
+        result: Result<(metadata::SubtaskState, Option<metadata::FileEntry>), String>,
         alignment_ms: u64,
-        file: Option<metadata::FileEntry>,
     },
     /// A subtask has finished (its input ended); this is its state from now on.
     /// `last_checkpoint` is the last checkpoint it took part in: it counts for

@@ -4,18 +4,11 @@
 //! subtask sees every split (the connector picks its own); sinks get every
 //! committable, to commit again, idempotently, before the job starts.
 
-use super::metadata::{OperatorState, SectionKind};
+use super::coordinator::VertexMeta;
+use super::metadata::{SectionKind, VertexState};
 use super::store::Loaded;
 use crate::error::EngineError;
 use crate::keygroup;
-
-/// A stateful vertex of the new job, as the checks see it.
-pub struct NewVertex<'a> {
-    pub uid: &'a str,
-    pub name: String,
-    pub parallelism: usize,
-    pub operators: &'a [OperatorState],
-}
 
 fn restore_error(loaded: &Loaded, message: String) -> EngineError {
     EngineError::Restore { location: loaded.location.clone(), message }
@@ -24,7 +17,7 @@ fn restore_error(loaded: &Loaded, message: String) -> EngineError {
 /// Checks that the snapshot can be restored into the new job.
 pub fn check(
     loaded: &Loaded,
-    vertices: &[NewVertex],
+    vertices: &[VertexMeta],
     max_parallelism: usize,
     allow_non_restored: bool,
 ) -> Result<(), EngineError> {
@@ -79,12 +72,7 @@ pub fn check(
                         ),
                     ));
                 }
-                None if old.subtasks.iter().any(|s| {
-                    s.sections
-                        .iter()
-                        .any(|x| matches!(x.kind, SectionKind::Keyed { operator, .. } if operator == op.index))
-                }) =>
-                {
+                None if has_keyed_state(old, op.index) => {
                     return Err(restore_error(
                         loaded,
                         format!(
@@ -98,6 +86,14 @@ pub fn check(
         }
     }
     Ok(())
+}
+
+/// Whether any old subtask wrote keyed state for the operator at `index`.
+fn has_keyed_state(old: &VertexState, index: usize) -> bool {
+    old.subtasks
+        .iter()
+        .flat_map(|s| &s.sections)
+        .any(|x| matches!(x.kind, SectionKind::Keyed { operator, .. } if operator == index))
 }
 
 /// Keyed state for one subtask: (operator index in the chain, key group, bytes).

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use sluice_storage::{Storage, StorageError};
 
-use super::metadata::{FileEntry, Metadata};
+use super::metadata::{FileEntry, Metadata, SubtaskSnapshot, SubtaskState, state_file};
 
 pub const METADATA: &str = "_metadata";
 pub const TERMINAL: &str = "_terminal";
@@ -38,12 +38,34 @@ pub fn write_file(dir: &Storage, rel: &str, bytes: &[u8]) -> Result<FileEntry, S
     Ok(FileEntry { path: rel.to_string(), size: bytes.len() as u64, crc32: crc32fast::hash(bytes) })
 }
 
-pub fn write_metadata(dir: &Storage, m: &Metadata) -> Result<(), StorageError> {
-    let text = serde_json::to_vec_pretty(m).map_err(|e| StorageError::Other {
-        uri: format!("{}/{METADATA}", dir.uri()),
-        detail: format!("cannot encode the manifest: {e}"),
+/// Writes a subtask's snapshot as its state file (none if it is empty) and
+/// returns its manifest entries.
+pub fn write_subtask(
+    dir: &Storage,
+    vertex_uid: &str,
+    subtask: usize,
+    snap: &SubtaskSnapshot,
+) -> Result<(SubtaskState, Option<FileEntry>), StorageError> {
+    if snap.is_empty() {
+        return Ok((SubtaskState { subtask, file: None, sections: vec![] }, None));
+    }
+    let rel = state_file(vertex_uid, subtask);
+    let (bytes, sections) = snap.encode();
+    let entry = write_file(dir, &rel, &bytes)?;
+    Ok((SubtaskState { subtask, file: Some(rel), sections }, Some(entry)))
+}
+
+/// Writes `value` as pretty JSON to `rel`.
+fn put_json(dir: &Storage, rel: &str, value: &impl Serialize) -> Result<(), StorageError> {
+    let text = serde_json::to_vec_pretty(value).map_err(|e| StorageError::Other {
+        uri: format!("{}/{rel}", dir.uri()),
+        detail: format!("cannot encode: {e}"),
     })?;
-    dir.put(METADATA, &text)
+    dir.put(rel, &text)
+}
+
+pub fn write_metadata(dir: &Storage, m: &Metadata) -> Result<(), StorageError> {
+    put_json(dir, METADATA, m)
 }
 
 /// A snapshot read into memory and verified.
@@ -156,9 +178,7 @@ pub struct Terminal {
 }
 
 pub fn write_terminal(job_dir: &Storage, t: &Terminal) -> Result<(), StorageError> {
-    let text = serde_json::to_vec_pretty(t)
-        .map_err(|e| StorageError::Other { uri: format!("{}/{TERMINAL}", job_dir.uri()), detail: e.to_string() })?;
-    job_dir.put(TERMINAL, &text)
+    put_json(job_dir, TERMINAL, t)
 }
 
 pub fn read_terminal(job_dir: &Storage) -> Result<Option<Terminal>, String> {

@@ -28,7 +28,7 @@ use sluice_storage::Storage;
 use crate::checkpoint::coordinator::{CheckpointOptions, Cluster, Coordinator, Ending, VertexMeta};
 use crate::checkpoint::metadata::OperatorState;
 use crate::checkpoint::restart::RestartStrategy;
-use crate::checkpoint::restore::{self, NewVertex};
+use crate::checkpoint::restore;
 use crate::checkpoint::store::{self, Loaded};
 use crate::checkpoint::{Barrier, CoordMsg, SourceControl};
 use crate::error::{EngineError, OpError};
@@ -130,17 +130,7 @@ fn instantiate(
             }
         }
         OpSpec::Sink { table } => {
-            let ctx = SinkContext {
-                table: table.name.clone(),
-                options: table.options.clone(),
-                schema: table.physical.clone(),
-                subtask,
-                parallelism,
-                job_id: job_id.to_string(),
-                local_time_zone: tz.to_string(),
-                restored_states: sink.restored_states.clone(),
-                s3: sink.s3.clone(),
-            };
+            let ctx = sink_context(table, subtask, parallelism, job_id, tz, sink);
             Box::new(Sink { table: table.name.clone(), writer: create_sink(&ctx)?, exactly_once: sink.exactly_once })
         }
     })
@@ -154,23 +144,25 @@ struct SinkSetup {
     s3: sluice_storage::S3Options,
 }
 
+/// The context of one sink subtask (subtask 0 for per-table work such as recovery).
 fn sink_context(
     table: &sluice_sql::catalog::TableDef,
-    graph: &JobGraph,
+    subtask: usize,
+    parallelism: usize,
     job_id: &str,
-    p: usize,
-    s3: &sluice_storage::S3Options,
+    tz: &str,
+    sink: &SinkSetup,
 ) -> SinkContext {
     SinkContext {
         table: table.name.clone(),
         options: table.options.clone(),
         schema: table.physical.clone(),
-        subtask: 0,
-        parallelism: p,
+        subtask,
+        parallelism,
         job_id: job_id.to_string(),
-        local_time_zone: graph.local_time_zone.clone(),
-        restored_states: None,
-        s3: s3.clone(),
+        local_time_zone: tz.to_string(),
+        restored_states: sink.restored_states.clone(),
+        s3: sink.s3.clone(),
     }
 }
 
@@ -288,8 +280,8 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
                     state.set_status(JobStatus::Failed);
                     return Err(err);
                 };
-                state.set_status(JobStatus::Restarting);
                 state.restarts.store(attempt as u64, Ordering::SeqCst);
+                state.set_status(JobStatus::Restarting);
                 let from =
                     coord.latest.as_ref().map(|d| d.uri()).or_else(|| initial.as_ref().map(|l| l.location.clone()));
                 eprintln!(
@@ -408,18 +400,7 @@ fn run_attempt(
         metas.push(VertexMeta { uid: v.uid.clone(), name: v.name(), parallelism: v.parallelism, operators });
     }
     if let Some(l) = restore {
-        let news: Vec<NewVertex> = graph
-            .vertices
-            .iter()
-            .zip(&metas)
-            .map(|(v, m)| NewVertex {
-                uid: &v.uid,
-                name: v.name(),
-                parallelism: v.parallelism,
-                operators: &m.operators,
-            })
-            .collect();
-        restore::check(l, &news, graph.max_parallelism, opts.allow_non_restored_state).map_err(setup)?;
+        restore::check(l, &metas, graph.max_parallelism, opts.allow_non_restored_state).map_err(setup)?;
     }
 
     // Sinks: commit what the restored snapshot covers, clean up what an
@@ -431,13 +412,17 @@ fn run_attempt(
             Some(l) => restore::sink_for(l, &v.uid).map_err(setup)?,
             None => None,
         };
-        if exactly_once || restored.is_some() {
-            let committables = restored.as_ref().map(|r| r.committables.clone()).unwrap_or_default();
-            recover_sink(&sink_context(table, graph, &state.job_id, v.parallelism, &opts.checkpoint.s3), &committables)
-                .map_err(|e| setup(e.into()))?;
+        let recover = exactly_once || restored.is_some();
+        let (committables, restored_states) = match restored {
+            Some(r) => (r.committables, Some(r.states)),
+            None => (Vec::new(), None),
+        };
+        let sink = SinkSetup { restored_states, exactly_once, s3: opts.checkpoint.s3.clone() };
+        if recover {
+            let ctx = sink_context(table, 0, v.parallelism, &state.job_id, &graph.local_time_zone, &sink);
+            recover_sink(&ctx, &committables).map_err(|e| setup(e.into()))?;
         }
-        sink_setup[v.id] =
-            SinkSetup { restored_states: restored.map(|r| r.states), exactly_once, s3: opts.checkpoint.s3.clone() };
+        sink_setup[v.id] = sink;
     }
 
     // Operators, with their keyed state.

@@ -14,7 +14,7 @@ use sluice_connectors::{SourceEvent, SourceReader};
 
 use super::channel::{CONTROL, Disconnected, Envelope, Msg, Target};
 use super::job::JobState;
-use crate::checkpoint::metadata::{SectionKind, SubtaskState, state_file};
+use crate::checkpoint::metadata::SectionKind;
 use crate::checkpoint::{Barrier, CoordMsg, SourceControl, SubtaskSnapshot, store};
 use crate::error::OpError;
 use crate::keygroup;
@@ -171,29 +171,15 @@ impl TaskCtx {
         let (vertex, subtask, id) = (self.vertex, self.subtask, barrier.id);
         let coord = self.coord.clone();
         let dir = barrier.dir.clone();
-        let rel = state_file(&self.uid, subtask);
+        let uid = self.uid.clone();
         let alignment_ms = alignment.as_millis() as u64;
+        let ack = move |result| CoordMsg::Ack { id, vertex, subtask, result, alignment_ms };
         let spawned = std::thread::Builder::new().name(format!("upload-{vertex}-{subtask}")).spawn(move || {
-            let (result, file) = if snap.is_empty() {
-                (Ok(SubtaskState { subtask, file: None, sections: vec![] }), None)
-            } else {
-                let (bytes, sections) = snap.encode();
-                match store::write_file(&dir, &rel, &bytes) {
-                    Ok(f) => (Ok(SubtaskState { subtask, file: Some(rel), sections }), Some(f)),
-                    Err(e) => (Err(e.to_string()), None),
-                }
-            };
-            let _ = coord.send(CoordMsg::Ack { id, vertex, subtask, result, alignment_ms, file });
+            let result = store::write_subtask(&dir, &uid, subtask, &snap).map_err(|e| e.to_string());
+            let _ = coord.send(ack(result));
         });
         if let Err(e) = spawned {
-            let _ = self.coord.send(CoordMsg::Ack {
-                id,
-                vertex,
-                subtask,
-                result: Err(format!("cannot start an upload thread: {e}")),
-                alignment_ms,
-                file: None,
-            });
+            let _ = self.coord.send(ack(Err(format!("cannot start an upload thread: {e}"))));
         }
     }
 
