@@ -426,7 +426,8 @@ INSERT INTO dst SELECT id FROM src;",
     // A malformed file fails the source task; the job restarts after the delay.
     std::fs::write(input.join("b.json"), format!("{}{{\"id\": oops}}\n", rows(500, 700))).unwrap();
     wait_for("a restart", Duration::from_secs(30), || state.status() == JobStatus::Restarting);
-    assert!(state.error().is_some() || state.restarts.load(std::sync::atomic::Ordering::SeqCst) == 1);
+    assert_eq!(state.restarts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(state.error().is_some_and(|e| e.contains("b.json")), "{:?}", state.error());
     // Fixed before the restart: the new attempt reads the corrected file.
     let fixed = input.join(".b.tmp");
     std::fs::write(&fixed, rows(500, 700)).unwrap();

@@ -469,10 +469,6 @@ impl Coordinator {
         }
         ending
     }
-
-    pub fn has_pending(&self) -> bool {
-        self.pending.is_some()
-    }
 }
 
 #[cfg(test)]
@@ -593,7 +589,7 @@ mod tests {
         assert!(fake.committed.borrow().is_empty());
         // A late ack of the aborted checkpoint changes nothing.
         assert_eq!(c.on_message(ack(id, 0, 0), &fake), None);
-        assert!(!c.has_pending());
+        assert!(c.pending.is_none());
     }
 
     #[test]

@@ -214,9 +214,11 @@ impl JobState {
     }
 
     /// Clears the failure of an attempt before a restart.
-    pub fn clear_failure(&self) -> Option<String> {
+    pub fn clear_failure(&self) {
         self.cancel.store(false, Ordering::SeqCst);
-        self.error.lock().ok().and_then(|mut e| e.take())
+        if let Ok(mut e) = self.error.lock() {
+            *e = None;
+        }
     }
 
     pub fn request_cancel(&self) {

@@ -240,11 +240,6 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
         dir.delete(store::TERMINAL).map_err(|e| EngineError::Storage(e.to_string()))?;
         tracing::info!("job `{}`: a new run replaces the terminal marker of the previous one", state.job_id);
     }
-    if let Some(l) = &initial {
-        l.metadata
-            .check_version(&l.location)
-            .map_err(|message| EngineError::Restore { location: l.location.clone(), message })?;
-    }
     let mut first_id = initial.as_ref().map_or(0, |l| l.metadata.checkpoint_id) + 1;
     if let Some(dir) = &ck.job_dir {
         let newest = store::checkpoint_ids(dir).map_err(|e| EngineError::Storage(e.to_string()))?.first().copied();
