@@ -162,7 +162,6 @@ impl TaskCtx {
         if let Some(s) = sink_state {
             snap.sections.push((SectionKind::SinkState, s));
         }
-        self.last_checkpoint = id;
         Ok(snap)
     }
 
@@ -199,6 +198,7 @@ impl TaskCtx {
             }
         }
         let snap = self.snapshot(chain, reader, barrier.id)?;
+        self.last_checkpoint = barrier.id;
         self.upload(barrier, snap, alignment);
         let b = barrier.clone();
         Ok(outputs.broadcast(|| Msg::Barrier(b.clone())))
@@ -221,14 +221,12 @@ impl TaskCtx {
     /// Input has ended: report the final state; an exactly-once sink then
     /// waits for the final checkpoint to commit its last output.
     fn finished(&mut self, chain: &mut Chain, reader: Option<&dyn SourceReader>, inbox: Inbox) -> Result<(), OpError> {
-        let last_checkpoint = self.last_checkpoint;
         let snapshot = self.snapshot(chain, reader, FINAL)?;
-        self.last_checkpoint = last_checkpoint;
         let _ = self.coord.send(CoordMsg::Finished {
             vertex: self.vertex,
             subtask: self.subtask,
             snapshot,
-            last_checkpoint,
+            last_checkpoint: self.last_checkpoint,
         });
         if !(self.is_sink && self.exactly_once) {
             return Ok(());
