@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::error::EngineError;
 use crate::metrics::{NO_WATERMARK, Rates, Sample};
+use crate::runtime::job::rfc3339;
 use crate::runtime::{JobState, JobStatus};
 
 /// The OpenAPI document, the REST contract.
@@ -99,10 +100,6 @@ async fn sample_rates(ctx: Arc<Ctx>) {
         }
         prev = now;
     }
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn watermark_json(w: i64) -> Value {

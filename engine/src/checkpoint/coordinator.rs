@@ -16,6 +16,7 @@ use super::metadata::{
 };
 use super::store::{self, Terminal};
 use super::{Barrier, BarrierInfo, CoordMsg};
+use crate::runtime::job::rfc3339;
 use crate::runtime::{CheckpointRecord, JobState, SavepointRequest, SavepointStatus};
 
 /// Checkpointing settings of a run.
@@ -113,10 +114,6 @@ pub struct Coordinator {
     await_commit: Option<AwaitCommit>,
     /// The newest complete checkpoint or savepoint of this run.
     pub latest: Option<Storage>,
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl Coordinator {
@@ -421,8 +418,7 @@ impl Coordinator {
             checkpoint_id: p.barrier.id,
             kind: p.barrier.kind,
             max_parallelism: self.max_parallelism,
-            timestamp: chrono::DateTime::<chrono::Utc>::from(p.trigger_time)
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            timestamp: rfc3339(p.trigger_time),
             vertices,
             files,
         };
@@ -462,7 +458,7 @@ impl Coordinator {
                 Ending::Finished { location } => ("FINISHED", location),
                 Ending::Stopped { location } => ("STOPPED", location),
             };
-            let t = Terminal { reason: reason.into(), location: location.clone(), time: now_rfc3339() };
+            let t = Terminal { reason: reason.into(), location: location.clone(), time: rfc3339(SystemTime::now()) };
             if let Err(e) = store::write_terminal(job_dir, &t) {
                 tracing::warn!("job `{}`: cannot write the terminal marker: {e}", self.job.job_id);
             }

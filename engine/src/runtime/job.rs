@@ -12,6 +12,11 @@ use crate::checkpoint::SnapshotKind;
 use crate::metrics::SubtaskMetrics;
 use crate::plan::JobGraph;
 
+/// A time as the REST API and the snapshot manifests write it: RFC 3339, UTC, milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// Job states, as the REST API reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -66,7 +71,7 @@ impl CheckpointRecord {
             id,
             kind,
             status: "IN_PROGRESS".into(),
-            trigger_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            trigger_time: rfc3339(SystemTime::now()),
             duration_ms: 0,
             size_bytes: 0,
             alignment_ms: 0,
