@@ -26,6 +26,12 @@ pub enum EngineError {
     /// A snapshot cannot be restored into this job.
     #[error("cannot restore from {location}: {message}")]
     Restore { location: String, message: String },
+    /// A newer coordinator took over the job.
+    #[error("fenced: {0}")]
+    Fenced(String),
+    /// Talking to another engine process failed.
+    #[error("{0}")]
+    Cluster(String),
     /// An invariant of the engine was broken: a bug, reported with context.
     #[error("internal error: {0}")]
     Internal(String),

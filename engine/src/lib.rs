@@ -14,6 +14,7 @@
 //! - [`metrics`] and [`rest`] expose per-subtask metrics and the REST API.
 
 pub mod checkpoint;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod keygroup;

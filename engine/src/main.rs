@@ -25,6 +25,11 @@ enum Command {
     Run(RunArgs),
     /// Print the job graph: vertices, their parallelism and partitioning.
     Explain(JobArgs),
+    /// Coordinate a job whose subtasks run on `worker` processes: plan it,
+    /// place its subtasks, drive checkpoints and serve the REST API.
+    Coordinator(CoordinatorArgs),
+    /// Run subtasks for a coordinator and exchange data with other workers.
+    Worker(WorkerArgs),
     /// Check a job's SQL; prints FILE:LINE:COL: message and exits 1 on error.
     Validate {
         /// The job file.
@@ -51,6 +56,73 @@ struct JobArgs {
 struct RunArgs {
     #[command(flatten)]
     job: JobArgs,
+    #[command(flatten)]
+    state: StateArgs,
+    /// Address of the REST API; port 0 picks a free port and prints it.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    rest_addr: String,
+}
+
+#[derive(Args)]
+struct CoordinatorArgs {
+    /// The job file: Flink SQL statements.
+    #[arg(long)]
+    job: PathBuf,
+    /// Parallelism of every vertex (overrides parallelism.default).
+    #[arg(long, short = 'p')]
+    parallelism: Option<usize>,
+    /// A YAML file of Flink-style configuration keys.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Sets a configuration key; repeatable. Wins over --config.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    #[command(flatten)]
+    state: StateArgs,
+    /// Where workers connect; port 0 picks a free port and prints it.
+    #[arg(long, default_value = "127.0.0.1:6123")]
+    rpc_addr: String,
+    /// Address of the REST API; port 0 picks a free port and prints it.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    rest_addr: String,
+    /// What to do once the job has finished or stopped with a savepoint:
+    /// `exit` (0, and the workers exit too) or `stay` (keep answering REST).
+    #[arg(long, value_enum, default_value = "exit")]
+    on_finish: OnFinish,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum OnFinish {
+    Exit,
+    Stay,
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    /// The coordinator's RPC address, HOST:PORT (a Service name on Kubernetes).
+    #[arg(long, env = "SLUICE_COORDINATOR")]
+    coordinator: String,
+    /// How many slots this worker offers; a slot runs one subtask of each vertex.
+    #[arg(long, default_value_t = 1, env = "SLUICE_SLOTS")]
+    slots: usize,
+    /// Where the data exchange listens; port 0 picks a free port.
+    #[arg(long, default_value = "0.0.0.0:6124", env = "SLUICE_DATA_ADDR")]
+    data_addr: String,
+    /// The host other workers use to reach this one, e.g. the pod IP.
+    /// Defaults to the --data-addr host, or 127.0.0.1 if that is 0.0.0.0.
+    #[arg(long, env = "SLUICE_ADVERTISE_ADDR")]
+    advertise_addr: Option<String>,
+    /// Serve /healthz and /readyz here (ready once registered and deployed).
+    #[arg(long, env = "SLUICE_PROBE_ADDR")]
+    rest_addr: Option<String>,
+    /// Sets a configuration key (heartbeat.interval, heartbeat.timeout); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+/// Checkpoint, savepoint and restore flags, shared by `run` and `coordinator`.
+#[derive(Args)]
+struct StateArgs {
     /// The job id, stable across restarts: it names the job's directory under
     /// the checkpoint directory. Defaults to the job file's stem.
     #[arg(long)]
@@ -75,9 +147,20 @@ struct RunArgs {
     /// The endpoint of an S3-compatible store, e.g. http://127.0.0.1:9000 (s3.endpoint).
     #[arg(long, value_name = "URL")]
     s3_endpoint: Option<String>,
-    /// Address of the REST API; port 0 picks a free port and prints it.
-    #[arg(long, default_value = "127.0.0.1:8081")]
-    rest_addr: String,
+}
+
+impl StateArgs {
+    /// The configuration keys the flags set.
+    fn flags(&self) -> [(&'static str, Option<String>); 6] {
+        [
+            ("execution.checkpointing.dir", self.checkpoint_dir.clone()),
+            ("execution.checkpointing.interval", self.checkpoint_interval.clone()),
+            ("execution.checkpointing.savepoint-dir", self.savepoint_dir.clone()),
+            ("execution.state-recovery.path", self.restore.clone()),
+            ("execution.state-recovery.ignore-unclaimed-state", self.allow_non_restored_state.then(|| "true".into())),
+            ("s3.endpoint", self.s3_endpoint.clone()),
+        ]
+    }
 }
 
 fn main() -> ExitCode {
@@ -107,14 +190,112 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Run(args) => match run(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Run(args) => exit(run(&args)),
+        Command::Coordinator(args) => exit(coordinator(&args)),
+        Command::Worker(args) => exit(worker(&args)),
     }
+}
+
+fn exit(result: Result<(), EngineError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Sets the flag on SIGTERM or SIGINT.
+fn on_termination() -> Result<Arc<std::sync::atomic::AtomicBool>, EngineError> {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = flag.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| EngineError::Internal(format!("cannot start the signal runtime: {e}")))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+                else {
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                f.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+        })
+        .map_err(|e| EngineError::Internal(format!("cannot start the signal thread: {e}")))?;
+    Ok(flag)
+}
+
+fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
+    let job_args = JobArgs {
+        job: args.job.clone(),
+        parallelism: args.parallelism,
+        config: args.config.clone(),
+        set: args.set.clone(),
+    };
+    let job_id = args.state.job_id.clone().unwrap_or_else(|| default_job_id(&job_args));
+    let (prepared, config) = prepare_config(&job_args, &args.state.flags(), &job_id)?;
+    let text = std::fs::read_to_string(&args.job)
+        .map_err(|source| EngineError::Io { path: args.job.display().to_string(), source })?;
+    let source = sluice_engine::cluster::coordinator::JobSource {
+        job_id: job_id.clone(),
+        file: args.job.display().to_string(),
+        text,
+        config: config.values.clone(),
+    };
+    let copts = sluice_engine::cluster::coordinator::CoordinatorOptions {
+        rpc_addr: args.rpc_addr.clone(),
+        heartbeat_interval: Duration::from_millis(config.duration_ms("heartbeat.interval", 1000)?),
+        heartbeat_timeout: Duration::from_millis(config.duration_ms("heartbeat.timeout", 10_000)?),
+    };
+    let shutdown = on_termination()?;
+    let state = JobState::new(&job_id, &args.job.display().to_string(), &prepared.graph);
+    let server = rest::serve(&args.rest_addr, state.clone())?;
+    eprintln!("sluice: job `{job_id}` REST API on http://{}", server.addr);
+    let stay = args.on_finish == OnFinish::Stay;
+    sluice_engine::cluster::coordinator::run(
+        source,
+        &prepared.graph,
+        prepared.options,
+        &copts,
+        state.clone(),
+        stay,
+        shutdown.clone(),
+    )?;
+    let status = state.status();
+    eprintln!("sluice: job `{job_id}` {}", format!("{status:?}").to_uppercase());
+    if status != JobStatus::Finished && !shutdown.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(EngineError::Ended { job: job_id, state: format!("{status:?}").to_uppercase() });
+    }
+    Ok(())
+}
+
+fn worker(args: &WorkerArgs) -> Result<(), EngineError> {
+    let mut config = Config::default();
+    config.set_all(&args.set)?;
+    let opts = sluice_engine::cluster::worker::WorkerOptions {
+        coordinator: args.coordinator.clone(),
+        slots: args.slots,
+        data_addr: args.data_addr.clone(),
+        advertise: args.advertise_addr.clone(),
+        heartbeat_interval: Duration::from_millis(config.duration_ms("heartbeat.interval", 1000)?),
+        heartbeat_timeout: Duration::from_millis(config.duration_ms("heartbeat.timeout", 10_000)?),
+    };
+    let shutdown = on_termination()?;
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(addr) = &args.rest_addr {
+        let server = rest::serve_probes(addr, ready.clone())?;
+        eprintln!("sluice: worker probes on http://{}", server.addr);
+    }
+    sluice_engine::cluster::worker::run(&opts, &shutdown, &ready)
 }
 
 fn load(job: &Path) -> Result<sluice_sql::Job, EngineError> {
@@ -136,6 +317,16 @@ fn default_job_id(args: &JobArgs) -> String {
 }
 
 fn prepare_with(args: &JobArgs, flags: &[(&str, Option<String>)], job_id: &str) -> Result<Prepared, EngineError> {
+    prepare_config(args, flags, job_id).map(|p| p.0)
+}
+
+/// The prepared job and the configuration it was prepared with (without the
+/// job's own SET statements, which every process reads from the job text).
+fn prepare_config(
+    args: &JobArgs,
+    flags: &[(&str, Option<String>)],
+    job_id: &str,
+) -> Result<(Prepared, Config), EngineError> {
     let job = load(&args.job)?;
     let mut config = Config::default();
     if let Some(path) = &args.config {
@@ -151,20 +342,12 @@ fn prepare_with(args: &JobArgs, flags: &[(&str, Option<String>)], job_id: &str) 
         }
     }
     let (graph, options) = sluice_engine::local::prepare(&job, &config, job_id)?;
-    Ok(Prepared { graph, options })
+    Ok((Prepared { graph, options }, config))
 }
 
 fn run(args: &RunArgs) -> Result<(), EngineError> {
-    let job_id = args.job_id.clone().unwrap_or_else(|| default_job_id(&args.job));
-    let flags = [
-        ("execution.checkpointing.dir", args.checkpoint_dir.clone()),
-        ("execution.checkpointing.interval", args.checkpoint_interval.clone()),
-        ("execution.checkpointing.savepoint-dir", args.savepoint_dir.clone()),
-        ("execution.state-recovery.path", args.restore.clone()),
-        ("execution.state-recovery.ignore-unclaimed-state", args.allow_non_restored_state.then(|| "true".into())),
-        ("s3.endpoint", args.s3_endpoint.clone()),
-    ];
-    let prepared = prepare_with(&args.job, &flags, &job_id)?;
+    let job_id = args.state.job_id.clone().unwrap_or_else(|| default_job_id(&args.job));
+    let prepared = prepare_with(&args.job, &args.state.flags(), &job_id)?;
     let state = JobState::new(&job_id, &args.job.job.display().to_string(), &prepared.graph);
     let server = rest::serve(&args.rest_addr, state.clone())?;
     eprintln!("sluice: job `{job_id}` REST API on http://{}", server.addr);

@@ -50,11 +50,35 @@ pub struct Server {
 
 /// Starts the REST server on a background thread. Port 0 picks a free port.
 pub fn serve(addr: &str, job: Arc<JobState>) -> Result<Server, EngineError> {
+    let ctx = Arc::new(Ctx { rates: Mutex::new(vec![Rates::default(); job.subtasks.len()]), job });
+    let sampler = ctx.clone();
+    serve_router(addr, router(ctx), Some(sampler))
+}
+
+/// A worker's probes: `/healthz`, and `/readyz`, which is 200 only while
+/// `ready` (registered with the coordinator and running its subtasks).
+pub fn serve_probes(addr: &str, ready: Arc<std::sync::atomic::AtomicBool>) -> Result<Server, EngineError> {
+    let router = Router::new().route("/healthz", get(|| async { "ok" })).route(
+        "/readyz",
+        get(move || {
+            let ready = ready.load(std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if ready {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not registered or not deployed")
+                }
+            }
+        }),
+    );
+    serve_router(addr, router, None)
+}
+
+fn serve_router(addr: &str, router: Router, sampler: Option<Arc<Ctx>>) -> Result<Server, EngineError> {
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| EngineError::Config(format!("--rest-addr {addr}: cannot listen: {e}")))?;
     listener.set_nonblocking(true).map_err(|e| EngineError::Internal(e.to_string()))?;
     let local = listener.local_addr().map_err(|e| EngineError::Internal(e.to_string()))?;
-    let ctx = Arc::new(Ctx { rates: Mutex::new(vec![Rates::default(); job.subtasks.len()]), job });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("sluice-rest")
@@ -66,8 +90,10 @@ pub fn serve(addr: &str, job: Arc<JobState>) -> Result<Server, EngineError> {
         .spawn(move || {
             runtime.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-                tokio::spawn(sample_rates(ctx.clone()));
-                let _ = axum::serve(listener, router(ctx)).await;
+                if let Some(ctx) = sampler {
+                    tokio::spawn(sample_rates(ctx));
+                }
+                let _ = axum::serve(listener, router).await;
             })
         })
         .map_err(|e| EngineError::Internal(format!("cannot start the REST thread: {e}")))?;

@@ -114,6 +114,70 @@ pub struct Coordinator {
     await_commit: Option<AwaitCommit>,
     /// The newest complete checkpoint or savepoint of this run.
     pub latest: Option<Storage>,
+    /// This coordinator's generation, checked before a checkpoint completes.
+    pub fence: Option<Fence>,
+    /// Why this coordinator stopped completing checkpoints: a newer one took over.
+    fenced: Option<String>,
+}
+
+/// Fencing of coordinators: each coordinator of a job takes the next
+/// generation number when it starts and records it under the job's checkpoint
+/// directory (`_generation`). Before it completes a checkpoint, and so before
+/// any sink commits, it reads the record again; a coordinator whose
+/// generation is no longer the newest is a zombie, and it stops.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    pub generation: u64,
+    pub job_dir: Storage,
+}
+
+/// The generation record.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Generation {
+    pub generation: u64,
+    /// Identifies the deployment (job text and configuration): a coordinator
+    /// restarted with the same deployment recovers the newest checkpoint.
+    pub fingerprint: String,
+    pub started: String,
+}
+
+pub const GENERATION: &str = "_generation";
+
+impl Fence {
+    /// Reads the generation record, if any.
+    pub fn read(job_dir: &Storage) -> Result<Option<Generation>, String> {
+        match job_dir.get(GENERATION) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("{}/{GENERATION} is damaged: {e}", job_dir.uri())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(format!("cannot read {}/{GENERATION}: {e}", job_dir.uri())),
+        }
+    }
+
+    /// Takes the next generation, recording it with `fingerprint`; returns
+    /// the fence and the previous record.
+    pub fn acquire(job_dir: &Storage, fingerprint: &str) -> Result<(Fence, Option<Generation>), String> {
+        let previous = Fence::read(job_dir)?;
+        let generation = previous.as_ref().map_or(0, |g| g.generation) + 1;
+        let record =
+            Generation { generation, fingerprint: fingerprint.to_string(), started: rfc3339(SystemTime::now()) };
+        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| e.to_string())?;
+        job_dir.put(GENERATION, &bytes).map_err(|e| format!("cannot write {}/{GENERATION}: {e}", job_dir.uri()))?;
+        Ok((Fence { generation, job_dir: job_dir.clone() }, previous))
+    }
+
+    /// Fails if a newer coordinator has started for the job.
+    pub fn check(&self) -> Result<(), String> {
+        match Fence::read(&self.job_dir)? {
+            Some(g) if g.generation != self.generation => Err(format!(
+                "this coordinator (generation {}) was superseded by generation {} started at {}; it stops without committing",
+                self.generation, g.generation, g.started
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Coordinator {
@@ -137,6 +201,8 @@ impl Coordinator {
             finished: HashMap::new(),
             await_commit: None,
             latest: None,
+            fence: None,
+            fenced: None,
         };
         c.set_vertices(vertices);
         c
@@ -147,6 +213,11 @@ impl Coordinator {
         self.subtasks =
             vertices.iter().enumerate().flat_map(|(v, m)| (0..m.parallelism).map(move |s| (v, s))).collect();
         self.vertices = vertices;
+    }
+
+    /// Why this coordinator was fenced off, if it was.
+    pub fn fenced(&self) -> Option<String> {
+        self.fenced.clone()
     }
 
     /// Starts a new attempt: the subtasks are new, nothing is in flight.
@@ -329,6 +400,13 @@ impl Coordinator {
             return None;
         }
         let p = self.pending.take()?;
+        if let Some(why) = self.fence.as_ref().and_then(|f| f.check().err()) {
+            tracing::error!("job `{}`: {why}", self.job.job_id);
+            self.fenced = Some(why.clone());
+            self.fail(p, why.clone(), cluster);
+            self.job.fail(why);
+            return None;
+        }
         match self.complete(&p) {
             Ok(metadata) => {
                 let location = p.barrier.dir.uri();

@@ -97,7 +97,7 @@ pub struct FileEntry {
 }
 
 /// One subtask's snapshot before it is written: its sections' bytes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SubtaskSnapshot {
     pub sections: Vec<(SectionKind, Vec<u8>)>,
 }

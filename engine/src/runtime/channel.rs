@@ -18,6 +18,7 @@ use arrow::record_batch::RecordBatch;
 use crate::checkpoint::Barrier;
 use crate::metrics::SubtaskMetrics;
 
+#[derive(Debug)]
 pub enum Msg {
     Batch(RecordBatch),
     Watermark(i64),
@@ -40,15 +41,26 @@ pub const CONTROL: u32 = u32::MAX;
 #[derive(Debug)]
 pub struct Disconnected;
 
-#[derive(Debug)]
+/// What releasing a credit does on the consumer's side of a network channel:
+/// send the credit back to the producer's worker.
+pub type ReleaseHook = Box<dyn Fn() + Send + Sync>;
+
 pub struct Credit {
     state: Mutex<(usize, bool)>,
     cv: Condvar,
+    /// Set on the consumer's side of a channel from another worker.
+    hook: Option<ReleaseHook>,
 }
 
 impl Credit {
     pub fn new(credits: usize) -> Arc<Credit> {
-        Arc::new(Credit { state: Mutex::new((credits.max(1), false)), cv: Condvar::new() })
+        Arc::new(Credit { state: Mutex::new((credits.max(1), false)), cv: Condvar::new(), hook: None })
+    }
+
+    /// The consumer's side of a channel whose producer is on another worker:
+    /// releasing returns the credit over the network.
+    pub fn remote(hook: ReleaseHook) -> Arc<Credit> {
+        Arc::new(Credit { state: Mutex::new((0, false)), cv: Condvar::new(), hook: Some(hook) })
     }
 
     /// Takes one credit, waiting while there is none.
@@ -69,8 +81,18 @@ impl Credit {
     }
 
     pub fn release(&self) {
+        self.release_n(1);
+    }
+
+    pub fn release_n(&self, n: usize) {
+        if let Some(hook) = &self.hook {
+            for _ in 0..n {
+                hook();
+            }
+            return;
+        }
         if let Ok(mut g) = self.state.lock() {
-            g.0 += 1;
+            g.0 += n;
             self.cv.notify_one();
         }
     }
@@ -84,10 +106,27 @@ impl Credit {
     }
 }
 
+/// A message for a consumer subtask on another worker.
+pub struct RemoteMsg {
+    pub vertex: u32,
+    pub subtask: u32,
+    pub channel: u32,
+    pub msg: Msg,
+}
+
+/// Where a producer's messages for one consumer go.
+#[derive(Clone)]
+pub enum Outbox {
+    /// The consumer's input queue, in this process.
+    Local(Sender<Envelope>),
+    /// The link to the consumer's worker.
+    Remote { link: Sender<RemoteMsg>, vertex: u32, subtask: u32 },
+}
+
 /// One downstream channel of a producer.
 #[derive(Clone)]
 pub struct Target {
-    pub tx: Sender<Envelope>,
+    pub tx: Outbox,
     pub channel: u32,
     pub credit: Arc<Credit>,
 }
@@ -95,11 +134,20 @@ pub struct Target {
 impl Target {
     pub fn send_batch(&self, batch: RecordBatch, metrics: &SubtaskMetrics) -> Result<(), Disconnected> {
         self.credit.acquire(metrics)?;
-        self.tx.send(Envelope { channel: self.channel, msg: Msg::Batch(batch) }).map_err(|_| Disconnected)
+        self.send(Msg::Batch(batch))
     }
 
     pub fn send_control(&self, msg: Msg) -> Result<(), Disconnected> {
-        self.tx.send(Envelope { channel: self.channel, msg }).map_err(|_| Disconnected)
+        self.send(msg)
+    }
+
+    fn send(&self, msg: Msg) -> Result<(), Disconnected> {
+        match &self.tx {
+            Outbox::Local(tx) => tx.send(Envelope { channel: self.channel, msg }).map_err(|_| Disconnected),
+            Outbox::Remote { link, vertex, subtask } => link
+                .send(RemoteMsg { vertex: *vertex, subtask: *subtask, channel: self.channel, msg })
+                .map_err(|_| Disconnected),
+        }
     }
 }
 
@@ -122,7 +170,7 @@ mod tests {
     fn a_producer_without_credit_waits_until_one_is_returned() {
         let (tx, rx) = std::sync::mpsc::channel();
         let credit = Credit::new(2);
-        let target = Target { tx, channel: 0, credit: credit.clone() };
+        let target = Target { tx: Outbox::Local(tx), channel: 0, credit: credit.clone() };
         let metrics = Arc::new(SubtaskMetrics::new(0, 0));
         let batch = RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty()));
         let (t2, m2, b2) = (target.clone(), metrics.clone(), batch.clone());

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use sluice_connectors::{SinkContext, SourceContext, create_sink, create_source, recover_sink};
 use sluice_storage::Storage;
 
-use crate::checkpoint::coordinator::{CheckpointOptions, Cluster, Coordinator, Ending, VertexMeta};
+use crate::checkpoint::coordinator::{CheckpointOptions, Cluster, Coordinator, Ending, Fence, VertexMeta};
 use crate::checkpoint::metadata::OperatorState;
 use crate::checkpoint::restart::RestartStrategy;
 use crate::checkpoint::restore;
@@ -40,7 +40,7 @@ use crate::operators::watermark::WatermarkAssigner;
 use crate::operators::window::{Keys, TimeShift, WindowAggregate, WindowAssign};
 use crate::operators::{Chain, Operator};
 use crate::plan::{JobGraph, OpSpec, Partitioning};
-use channel::{CONTROL, CloseOnDrop, Credit, Envelope, Msg, Target};
+use channel::{CONTROL, CloseOnDrop, Credit, Envelope, Msg, Outbox, Target};
 pub use job::{CheckpointRecord, JobState, JobStatus, SavepointRequest, SavepointStatus, VertexInfo};
 use sluice_sql::plan::WindowKind;
 use task::{InputRun, OutEdge, Outputs, SourceRun, TaskCtx};
@@ -138,7 +138,7 @@ fn instantiate(
 
 /// What a sink needs beyond its table: restored writer states and the mode.
 #[derive(Default, Clone)]
-struct SinkSetup {
+pub struct SinkSetup {
     restored_states: Option<Vec<Vec<u8>>>,
     exactly_once: bool,
     s3: sluice_storage::S3Options,
@@ -183,8 +183,20 @@ fn restoring(state: &JobState, l: &Loaded, since: Instant) {
     );
 }
 
+/// Runs one attempt of a job: in this process, or on workers.
+pub trait Attempts {
+    fn run(
+        &mut self,
+        graph: &JobGraph,
+        state: &Arc<JobState>,
+        opts: &RunOptions,
+        restore: Option<&Loaded>,
+        coord: &mut Coordinator,
+    ) -> Result<AttemptEnd, AttemptError>;
+}
+
 /// How one attempt of the job ended.
-enum AttemptEnd {
+pub enum AttemptEnd {
     Finished,
     Stopped,
     Canceled,
@@ -193,6 +205,18 @@ enum AttemptEnd {
 /// Runs the job until it finishes, is canceled, stops with a savepoint, or
 /// fails beyond its restart strategy.
 pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Result<(), EngineError> {
+    execute_with(graph, state, opts, &mut LocalAttempts, None)
+}
+
+/// [`execute`] with another attempt runner, and optionally a fence: the
+/// generation of this coordinator, checked before each checkpoint completes.
+pub fn execute_with(
+    graph: &JobGraph,
+    state: &Arc<JobState>,
+    opts: &RunOptions,
+    attempts: &mut dyn Attempts,
+    fence: Option<Fence>,
+) -> Result<(), EngineError> {
     let ck = &opts.checkpoint;
     if let Some(dir) = &ck.job_dir {
         dir.check().map_err(|e| EngineError::Storage(format!("checkpoint storage is not usable: {e}")))?;
@@ -246,11 +270,12 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
         first_id = first_id.max(newest.unwrap_or(0) + 1);
     }
     let mut coord = Coordinator::new(ck.clone(), state.clone(), graph.max_parallelism, Vec::new(), first_id);
+    coord.fence = fence;
     let mut restored_from: Option<Loaded> = None;
     let mut attempt = 0u32;
     loop {
         let restore = restored_from.as_ref().or(initial.as_ref());
-        let result = run_attempt(graph, state, opts, restore, &mut coord);
+        let result = attempts.run(graph, state, opts, restore, &mut coord);
         match result {
             Ok(AttemptEnd::Finished) | Ok(AttemptEnd::Stopped) => {
                 state.set_status(JobStatus::Finished);
@@ -259,6 +284,11 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
             Ok(AttemptEnd::Canceled) => {
                 state.set_status(JobStatus::Canceled);
                 return Ok(());
+            }
+            Err(AttemptError::Fatal(e)) => {
+                state.fail(e.to_string());
+                state.set_status(JobStatus::Failed);
+                return Err(e);
             }
             Err(e) => {
                 // Errors while setting up the first attempt are the user's to fix.
@@ -311,17 +341,19 @@ pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Re
     }
 }
 
-enum AttemptError {
+pub enum AttemptError {
     /// Building the attempt failed (configuration, restore compatibility).
     Setup(EngineError),
     /// A subtask failed while running.
     Run(EngineError),
+    /// The job must not restart (this coordinator was fenced off).
+    Fatal(EngineError),
 }
 
 impl AttemptError {
     fn into_inner(self) -> EngineError {
         match self {
-            AttemptError::Setup(e) | AttemptError::Run(e) => e,
+            AttemptError::Setup(e) | AttemptError::Run(e) | AttemptError::Fatal(e) => e,
         }
     }
 }
@@ -334,8 +366,9 @@ enum SinkInbox {
     Source(Sender<SourceControl>),
 }
 
-/// The coordinator's view of one attempt's subtasks.
-struct Wiring {
+/// The control side of the subtasks that run in this process.
+#[derive(Default)]
+pub struct Wiring {
     sources: Vec<Sender<SourceControl>>,
     sinks: Vec<((usize, usize), SinkInbox)>,
 }
@@ -365,20 +398,22 @@ impl Cluster for Wiring {
     }
 }
 
-fn run_attempt(
-    graph: &JobGraph,
-    state: &Arc<JobState>,
-    opts: &RunOptions,
-    restore: Option<&Loaded>,
-    coord: &mut Coordinator,
-) -> Result<AttemptEnd, AttemptError> {
-    let setup = AttemptError::Setup;
-    let exactly_once = opts.checkpoint.exactly_once();
-    let forward = |e: usize| matches!(graph.edges[e].partitioning, Partitioning::Forward);
-    let is_sink = |v: &crate::plan::Vertex| matches!(v.ops.last(), Some(OpSpec::Sink { .. }));
+/// Where the subtasks of an attempt run, when not all of them run in this
+/// process: the network side of the channels between workers.
+pub trait Exchange {
+    /// Whether subtask `i` of vertex `v` runs in this process.
+    fn is_local(&self, v: usize, i: usize) -> bool;
+    /// The producer's side of channel `ch` into subtask `i` of vertex `v`, on another worker.
+    fn outbox(&self, v: usize, i: usize, ch: u32, capacity: usize) -> Result<(Outbox, Arc<Credit>), EngineError>;
+    /// The consumer's side of channel `ch` of local subtask `i` of vertex `v`,
+    /// whose producer `from` runs on another worker.
+    fn inbound(&self, v: usize, i: usize, ch: u32, from: (usize, usize)) -> Arc<Credit>;
+    /// Messages from other workers for local subtask `i` of vertex `v` go to `tx`.
+    fn register(&self, v: usize, i: usize, tx: Sender<Envelope>);
+}
 
-    // The stateful operators of each vertex, and whether a snapshot fits them,
-    // before anything with side effects (sink recovery) happens.
+/// The stateful operators of each vertex, as the coordinator describes them.
+pub fn vertex_metas(graph: &JobGraph, state: &JobState) -> Result<Vec<VertexMeta>, EngineError> {
     let mut metas = Vec::new();
     for v in &graph.vertices {
         let mut operators: Vec<OperatorState> = Vec::new();
@@ -386,68 +421,109 @@ fn run_attempt(
             if matches!(spec, OpSpec::Sink { .. }) {
                 continue;
             }
-            let op = instantiate(spec, 0, v.parallelism, &state.job_id, &graph.local_time_zone, &SinkSetup::default())
-                .map_err(setup)?;
+            let op = instantiate(spec, 0, v.parallelism, &state.job_id, &graph.local_time_zone, &SinkSetup::default())?;
             if let Some(layout) = op.state_layout() {
                 operators.push(OperatorState { index, name: op.name(), layout });
             }
         }
         metas.push(VertexMeta { uid: v.uid.clone(), name: v.name(), parallelism: v.parallelism, operators });
     }
-    if let Some(l) = restore {
-        restore::check(l, &metas, graph.max_parallelism, opts.allow_non_restored_state).map_err(setup)?;
-    }
+    Ok(metas)
+}
 
-    // Sinks: commit what the restored snapshot covers, clean up what an
-    // earlier attempt left pending, and hand the writers their states.
-    let mut sink_setup: Vec<SinkSetup> = vec![SinkSetup::default(); graph.vertices.len()];
+/// What each sink vertex needs: the restored writer states and the mode.
+/// With `recover`, this also commits what the restored snapshot covers and
+/// cleans up what an earlier attempt left pending (the coordinator's job).
+pub fn sink_setups(
+    graph: &JobGraph,
+    state: &JobState,
+    opts: &RunOptions,
+    restore: Option<&Loaded>,
+    recover: bool,
+) -> Result<Vec<SinkSetup>, EngineError> {
+    let exactly_once = opts.checkpoint.exactly_once();
+    let mut setups: Vec<SinkSetup> = vec![SinkSetup::default(); graph.vertices.len()];
     for v in &graph.vertices {
         let Some(OpSpec::Sink { table }) = v.ops.last() else { continue };
         let restored = match restore {
-            Some(l) => restore::sink_for(l, &v.uid).map_err(setup)?,
+            Some(l) => restore::sink_for(l, &v.uid)?,
             None => None,
         };
-        let recover = exactly_once || restored.is_some();
+        let recovering = exactly_once || restored.is_some();
         let (committables, restored_states) = match restored {
             Some(r) => (r.committables, Some(r.states)),
             None => (Vec::new(), None),
         };
         let sink = SinkSetup { restored_states, exactly_once, s3: opts.checkpoint.s3.clone() };
-        if recover {
+        if recover && recovering {
             let ctx = sink_context(table, 0, v.parallelism, &state.job_id, &graph.local_time_zone, &sink);
-            recover_sink(&ctx, &committables).map_err(|e| setup(e.into()))?;
+            recover_sink(&ctx, &committables)?;
         }
-        sink_setup[v.id] = sink;
+        setups[v.id] = sink;
     }
+    Ok(setups)
+}
+
+/// One subtask, built and wired, before its thread starts.
+pub struct Task {
+    vertex: usize,
+    subtask: usize,
+    chain: Chain,
+    outputs: Outputs,
+    input: Option<(Receiver<Envelope>, Vec<Arc<Credit>>)>,
+    channels: Vec<bool>,
+    idle: bool,
+    source: Option<(Box<dyn sluice_connectors::SourceReader>, Receiver<SourceControl>)>,
+    ctx: TaskCtx,
+}
+
+/// The subtasks of one attempt that run in this process.
+pub struct Deployment {
+    pub tasks: Vec<Task>,
+    pub wiring: Wiring,
+    /// Acknowledgements and other messages from the subtasks.
+    pub coord_rx: Receiver<CoordMsg>,
+}
+
+/// Builds this process's subtasks of an attempt: operators with their keyed
+/// state, readers with their splits, and the channels between them (through
+/// `exchange` for subtasks on other workers).
+pub fn deploy(
+    graph: &JobGraph,
+    state: &Arc<JobState>,
+    opts: &RunOptions,
+    restore: Option<&Loaded>,
+    sink_setup: &[SinkSetup],
+    exchange: Option<&dyn Exchange>,
+) -> Result<Deployment, EngineError> {
+    let exactly_once = opts.checkpoint.exactly_once();
+    let local = |v: usize, i: usize| exchange.is_none_or(|x| x.is_local(v, i));
+    let forward = |e: usize| matches!(graph.edges[e].partitioning, Partitioning::Forward);
+    let is_sink = |v: &crate::plan::Vertex| matches!(v.ops.last(), Some(OpSpec::Sink { .. }));
 
     // Operators, with their keyed state.
     let mut chains: Vec<Vec<Option<Chain>>> = Vec::new();
     for v in &graph.vertices {
         let mut per = Vec::new();
         for i in 0..v.parallelism {
+            if !local(v.id, i) {
+                per.push(None);
+                continue;
+            }
             let mut ops = v
                 .ops
                 .iter()
                 .map(|o| instantiate(o, i, v.parallelism, &state.job_id, &graph.local_time_zone, &sink_setup[v.id]))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(setup)?;
+                .collect::<Result<Vec<_>, _>>()?;
             if let Some(l) = restore {
-                for (op, kg, bytes) in restore::keyed_for(l, &v.uid, i, v.parallelism).map_err(setup)? {
-                    let target = ops.get_mut(op).ok_or_else(|| {
-                        setup(EngineError::Restore {
-                            location: l.location.clone(),
-                            message: format!("`{}` has no operator {op} for the snapshot's state", v.name()),
-                        })
+                for (op, kg, bytes) in restore::keyed_for(l, &v.uid, i, v.parallelism)? {
+                    let target = ops.get_mut(op).ok_or_else(|| EngineError::Restore {
+                        location: l.location.clone(),
+                        message: format!("`{}` has no operator {op} for the snapshot's state", v.name()),
                     })?;
-                    target.restore(kg, bytes).map_err(|e| {
-                        setup(EngineError::Restore {
-                            location: l.location.clone(),
-                            message: format!(
-                                "operator `{}` (uid {}): cannot read its state: {e}",
-                                target.name(),
-                                v.uid
-                            ),
-                        })
+                    target.restore(kg, bytes).map_err(|e| EngineError::Restore {
+                        location: l.location.clone(),
+                        message: format!("operator `{}` (uid {}): cannot read its state: {e}", target.name(), v.uid),
                     })?;
                 }
             }
@@ -455,15 +531,11 @@ fn run_attempt(
         }
         chains.push(per);
     }
-    coord.set_vertices(metas);
 
-    // One unbounded input queue per subtask; one credit counter per channel.
     // Channels are numbered per consumer subtask: a forward edge contributes
     // one channel (from the same-index producer), other edges one per producer.
-    let mut senders: Vec<Vec<Sender<Envelope>>> = Vec::new();
-    let mut receivers: Vec<Vec<Option<Receiver<Envelope>>>> = Vec::new();
-    let mut credits: Vec<Vec<Vec<Arc<Credit>>>> = Vec::new();
     let mut channel_base: Vec<Vec<u32>> = Vec::new();
+    let mut channel_sources: Vec<Vec<Vec<(usize, usize)>>> = Vec::new();
     for v in &graph.vertices {
         let mut base = Vec::new();
         let mut n = 0u32;
@@ -471,36 +543,70 @@ fn run_attempt(
             base.push(n);
             n += if forward(*e) { 1 } else { graph.vertices[graph.edges[*e].from].parallelism as u32 };
         }
-        let (tx, rx): (Vec<_>, Vec<_>) =
-            (0..v.parallelism).map(|_| channel::<Envelope>()).map(|(t, r)| (t, Some(r))).unzip();
+        channel_base.push(base);
+        channel_sources.push(
+            (0..v.parallelism)
+                .map(|i| {
+                    let mut chans = Vec::new();
+                    for e in &v.inputs {
+                        let from = graph.edges[*e].from;
+                        if forward(*e) {
+                            chans.push((from, i));
+                        } else {
+                            chans.extend((0..graph.vertices[from].parallelism).map(|j| (from, j)));
+                        }
+                    }
+                    chans
+                })
+                .collect(),
+        );
+    }
+    // One unbounded input queue per local subtask; one credit counter per channel.
+    let mut senders: Vec<Vec<Option<Sender<Envelope>>>> = Vec::new();
+    let mut receivers: Vec<Vec<Option<Receiver<Envelope>>>> = Vec::new();
+    let mut credits: Vec<Vec<Vec<Arc<Credit>>>> = Vec::new();
+    for v in &graph.vertices {
+        let (mut tx, mut rx, mut cr) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..v.parallelism {
+            if !local(v.id, i) {
+                tx.push(None);
+                rx.push(None);
+                cr.push(Vec::new());
+                continue;
+            }
+            let (t, r) = channel::<Envelope>();
+            let mut c = Vec::new();
+            for (ch, (u, j)) in channel_sources[v.id][i].iter().enumerate() {
+                c.push(match exchange {
+                    Some(x) if !x.is_local(*u, *j) => x.inbound(v.id, i, ch as u32, (*u, *j)),
+                    _ => Credit::new(opts.buffer_capacity),
+                });
+            }
+            if let Some(x) = exchange {
+                x.register(v.id, i, t.clone());
+            }
+            tx.push(Some(t));
+            rx.push(Some(r));
+            cr.push(c);
+        }
         senders.push(tx);
         receivers.push(rx);
-        credits.push((0..v.parallelism).map(|_| (0..n).map(|_| Credit::new(opts.buffer_capacity)).collect()).collect());
-        channel_base.push(base);
+        credits.push(cr);
     }
     // Readers first, so that configuration errors fail before anything runs,
     // and so that subtasks without work are known to be idle from the start.
+    // Every worker opens every reader of a vertex it runs a subtask of, to know
+    // which of them are idle; it keeps its own.
     let mut readers: Vec<Vec<Option<Box<dyn sluice_connectors::SourceReader>>>> = Vec::new();
     let mut idle_at_start: Vec<Vec<bool>> = Vec::new();
-    let mut channel_sources: Vec<Vec<Vec<(usize, usize)>>> = Vec::new();
     for v in &graph.vertices {
         let mut rs = Vec::new();
         let mut idle = Vec::new();
-        let mut sources = Vec::new();
         let splits = match (restore, &v.source) {
-            (Some(l), Some(_)) => restore::splits_for(l, &v.uid).map_err(setup)?,
+            (Some(l), Some(_)) => restore::splits_for(l, &v.uid)?,
             _ => None,
         };
         for i in 0..v.parallelism {
-            let mut chans = Vec::new();
-            for e in &v.inputs {
-                let from = graph.edges[*e].from;
-                if forward(*e) {
-                    chans.push((from, i));
-                } else {
-                    chans.extend((0..graph.vertices[from].parallelism).map(|j| (from, j)));
-                }
-            }
             match &v.source {
                 Some(t) => {
                     let reader = create_source(&SourceContext {
@@ -513,13 +619,13 @@ fn run_attempt(
                         local_time_zone: graph.local_time_zone.clone(),
                         restored_splits: splits.clone(),
                         s3: opts.checkpoint.s3.clone(),
-                    })
-                    .map_err(|e| setup(e.into()))?;
+                    })?;
                     idle.push(!reader.has_work());
-                    rs.push(Some(reader));
+                    rs.push(if local(v.id, i) { Some(reader) } else { None });
                 }
                 None => {
                     // Vertices are numbered so that producers come first.
+                    let chans = &channel_sources[v.id][i];
                     let all_idle = !chans.is_empty()
                         && chans.iter().all(|(u, j)| {
                             idle_at_start.get(*u).and_then(|x: &Vec<bool>| x.get(*j)).copied().unwrap_or(false)
@@ -528,46 +634,41 @@ fn run_attempt(
                     rs.push(None);
                 }
             }
-            sources.push(chans);
         }
         readers.push(rs);
         idle_at_start.push(idle);
-        channel_sources.push(sources);
     }
 
     let (coord_tx, coord_rx) = channel::<CoordMsg>();
-    let mut wiring = Wiring { sources: Vec::new(), sinks: Vec::new() };
-    struct Task {
-        vertex: usize,
-        subtask: usize,
-        chain: Chain,
-        outputs: Outputs,
-        input: Option<(Receiver<Envelope>, Vec<Arc<Credit>>)>,
-        channels: Vec<bool>,
-        idle: bool,
-        source: Option<(Box<dyn sluice_connectors::SourceReader>, Receiver<SourceControl>)>,
-        ctx: TaskCtx,
-    }
+    let mut wiring = Wiring::default();
     let mut tasks = Vec::new();
     let metrics_of = |v: usize, i: usize| state.subtasks.iter().find(|m| m.vertex == v && m.subtask == i).cloned();
     for v in &graph.vertices {
         for i in 0..v.parallelism {
-            let chain =
-                chains[v.id][i].take().ok_or_else(|| setup(EngineError::Internal("chain built twice".into())))?;
+            let Some(chain) = chains[v.id][i].take() else { continue };
             let mut edges = Vec::new();
             for e in &v.outputs {
                 let edge = &graph.edges[*e];
                 let pos = graph.vertices[edge.to].inputs.iter().position(|x| x == e).unwrap_or(0);
-                let target = |j: usize, ch: u32| Target {
-                    tx: senders[edge.to][j].clone(),
-                    channel: ch,
-                    credit: credits[edge.to][j][ch as usize].clone(),
+                let target = |j: usize, ch: u32| -> Result<Target, EngineError> {
+                    match (&senders[edge.to][j], exchange) {
+                        (Some(tx), _) => Ok(Target {
+                            tx: Outbox::Local(tx.clone()),
+                            channel: ch,
+                            credit: credits[edge.to][j][ch as usize].clone(),
+                        }),
+                        (None, Some(x)) => {
+                            let (tx, credit) = x.outbox(edge.to, j, ch, opts.buffer_capacity)?;
+                            Ok(Target { tx, channel: ch, credit })
+                        }
+                        (None, None) => Err(EngineError::Internal("a consumer subtask has no queue".into())),
+                    }
                 };
                 let targets = if forward(*e) {
-                    vec![target(i, channel_base[edge.to][pos])]
+                    vec![target(i, channel_base[edge.to][pos])?]
                 } else {
                     let ch = channel_base[edge.to][pos] + i as u32;
-                    (0..graph.vertices[edge.to].parallelism).map(|j| target(j, ch)).collect()
+                    (0..graph.vertices[edge.to].parallelism).map(|j| target(j, ch)).collect::<Result<_, _>>()?
                 };
                 edges.push(OutEdge {
                     partitioning: edge.partitioning.clone(),
@@ -576,8 +677,7 @@ fn run_attempt(
                     max_parallelism: graph.max_parallelism,
                 });
             }
-            let metrics =
-                metrics_of(v.id, i).ok_or_else(|| setup(EngineError::Internal("missing subtask metrics".into())))?;
+            let metrics = metrics_of(v.id, i).ok_or_else(|| EngineError::Internal("missing subtask metrics".into()))?;
             let channels = channel_sources[v.id][i].iter().map(|(u, j)| idle_at_start[*u][*j]).collect::<Vec<_>>();
             let source = match readers[v.id][i].take() {
                 Some(r) => {
@@ -589,8 +689,10 @@ fn run_attempt(
                     Some((r, rx))
                 }
                 None => {
-                    if is_sink(v) {
-                        wiring.sinks.push(((v.id, i), SinkInbox::Queue(senders[v.id][i].clone())));
+                    if is_sink(v)
+                        && let Some(tx) = &senders[v.id][i]
+                    {
+                        wiring.sinks.push(((v.id, i), SinkInbox::Queue(tx.clone())));
                     }
                     None
                 }
@@ -619,11 +721,17 @@ fn run_attempt(
             });
         }
     }
-    drop(senders);
-    drop(coord_tx);
-    coord.reset_attempt(&wiring);
-    state.set_status(JobStatus::Running);
-    let total = tasks.len();
+    Ok(Deployment { tasks, wiring, coord_rx })
+}
+
+/// Starts one thread per subtask. Each reports `Exited` when it ends; a
+/// failure fails the job state.
+pub fn spawn(
+    graph: &JobGraph,
+    state: &Arc<JobState>,
+    opts: &RunOptions,
+    tasks: Vec<Task>,
+) -> Result<Vec<std::thread::JoinHandle<()>>, EngineError> {
     let mut handles = Vec::new();
     for mut t in tasks {
         let st = state.clone();
@@ -652,47 +760,42 @@ fn run_attempt(
                 }
                 let _ = t.ctx.coord.send(CoordMsg::Exited { vertex: t.vertex, subtask: t.subtask });
             })
-            .map_err(|e| setup(EngineError::Internal(format!("cannot start a thread: {e}"))))?;
+            .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))?;
         handles.push(h);
     }
+    Ok(handles)
+}
 
-    // Drive the coordinator until every subtask has exited.
-    let mut exited = 0;
-    let mut ending: Option<Ending> = None;
-    while exited < total {
-        match coord_rx.recv_timeout(Duration::from_millis(10)) {
-            Ok(CoordMsg::Exited { .. }) => exited += 1,
-            Ok(msg) => {
-                if let Some(e) = coord.on_message(msg, &wiring) {
-                    ending = Some(e);
-                    // The job is complete: stop every subtask.
-                    state.cancel.store(true, Ordering::SeqCst);
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if !state.cancel.load(Ordering::Relaxed) {
-            coord.tick(&wiring);
-        }
+/// The coordinator's side of an attempt, shared by the local runner and the
+/// distributed coordinator: the stateful layouts, the restore check (before
+/// anything has side effects), and sink recovery.
+pub fn prepare_attempt(
+    graph: &JobGraph,
+    state: &Arc<JobState>,
+    opts: &RunOptions,
+    restore: Option<&Loaded>,
+) -> Result<(Vec<VertexMeta>, Vec<SinkSetup>), EngineError> {
+    let metas = vertex_metas(graph, state)?;
+    if let Some(l) = restore {
+        restore::check(l, &metas, graph.max_parallelism, opts.allow_non_restored_state)?;
     }
-    drop(wiring);
-    for h in handles {
-        if h.join().is_err() {
-            state.fail("a subtask thread panicked".into());
-        }
+    let setups = sink_setups(graph, state, opts, restore, true)?;
+    Ok((metas, setups))
+}
+
+/// What ends an attempt that the coordinator ended.
+pub fn log_ending(state: &JobState, e: &Ending) {
+    match e {
+        Ending::Finished { location } => tracing::info!("job `{}` finished; final checkpoint {location}", state.job_id),
+        Ending::Stopped { location } => eprintln!("sluice: job `{}` stopped with savepoint {location}", state.job_id),
     }
-    // Acknowledgements still in flight are dropped with the attempt.
-    coord.reset_attempt(&Wiring { sources: Vec::new(), sinks: Vec::new() });
+}
+
+/// How an attempt ended, from the ending the coordinator chose (if any) and
+/// the job state.
+pub fn attempt_result(state: &JobState, ending: Option<Ending>) -> Result<AttemptEnd, AttemptError> {
     if let Some(e) = ending {
-        match &e {
-            Ending::Finished { location } => {
-                tracing::info!("job `{}` finished; final checkpoint {location}", state.job_id)
-            }
-            Ending::Stopped { location } => {
-                eprintln!("sluice: job `{}` stopped with savepoint {location}", state.job_id)
-            }
-        }
+        log_ending(state, &e);
         state.cancel.store(false, Ordering::SeqCst);
         return Ok(if matches!(e, Ending::Stopped { .. }) { AttemptEnd::Stopped } else { AttemptEnd::Finished });
     }
@@ -708,4 +811,61 @@ fn run_attempt(
         return Ok(AttemptEnd::Canceled);
     }
     Ok(AttemptEnd::Finished)
+}
+
+/// Runs every subtask in this process.
+pub struct LocalAttempts;
+
+impl Attempts for LocalAttempts {
+    fn run(
+        &mut self,
+        graph: &JobGraph,
+        state: &Arc<JobState>,
+        opts: &RunOptions,
+        restore: Option<&Loaded>,
+        coord: &mut Coordinator,
+    ) -> Result<AttemptEnd, AttemptError> {
+        let setup = AttemptError::Setup;
+        let (metas, setups) = prepare_attempt(graph, state, opts, restore).map_err(setup)?;
+        let d = deploy(graph, state, opts, restore, &setups, None).map_err(setup)?;
+        coord.set_vertices(metas);
+        let Deployment { tasks, wiring, coord_rx } = d;
+        coord.reset_attempt(&wiring);
+        state.set_status(JobStatus::Running);
+        let total = tasks.len();
+        let handles = spawn(graph, state, opts, tasks).map_err(setup)?;
+
+        // Drive the coordinator until every subtask has exited.
+        let mut exited = 0;
+        let mut ending: Option<Ending> = None;
+        while exited < total {
+            match coord_rx.recv_timeout(Duration::from_millis(10)) {
+                Ok(CoordMsg::Exited { .. }) => exited += 1,
+                Ok(msg) => {
+                    if let Some(e) = coord.on_message(msg, &wiring) {
+                        ending = Some(e);
+                        // The job is complete: stop every subtask.
+                        state.cancel.store(true, Ordering::SeqCst);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if !state.cancel.load(Ordering::Relaxed) {
+                coord.tick(&wiring);
+            }
+        }
+        drop(wiring);
+        for h in handles {
+            if h.join().is_err() {
+                state.fail("a subtask thread panicked".into());
+            }
+        }
+        // Acknowledgements still in flight are dropped with the attempt.
+        coord.reset_attempt(&Wiring::default());
+        if let Some(why) = coord.fenced() {
+            return Err(AttemptError::Fatal(EngineError::Fenced(why)));
+        }
+        attempt_result(state, ending)
+    }
 }

@@ -1,0 +1,277 @@
+//! Running a job across processes: one coordinator and any number of workers.
+//!
+//! - [`coordinator`] plans the job, waits for workers to register, places
+//!   subtasks in their slots, drives checkpoints and serves the REST API. It
+//!   runs the same checkpoint coordinator and restart strategy as the local
+//!   runner; only the subtasks are elsewhere.
+//! - [`worker`] runs the subtasks it is given, and exchanges data with the
+//!   other workers ([`exchange`]).
+//!
+//! Control traffic is a typed protocol over one TCP connection per worker:
+//! length-prefixed JSON frames of [`ToCoordinator`] and [`ToWorker`]. Both
+//! ends are the same binary, and the first frame carries [`PROTOCOL`], so a
+//! mismatch is refused with a clear message. (gRPC would need `protoc` or a
+//! code generator at build time and adds HTTP/2 for what is one long-lived,
+//! ordered, bidirectional stream per worker; the data plane needs its own
+//! framing over TCP anyway.)
+//!
+//! Data traffic: see [`exchange`].
+//!
+//! Placement: a job needs as many slots as its highest vertex parallelism.
+//! Slot `k` holds subtask `k` of every vertex, as Flink's slot sharing does,
+//! so forward edges stay inside a worker; slots are spread over workers so
+//! that each gets an equal share.
+//!
+//! Fencing: each coordinator takes the next generation number under the
+//! job's checkpoint directory ([`crate::checkpoint::coordinator::Fence`]) and
+//! checks it before every checkpoint completes, so a zombie coordinator can
+//! never commit. Workers refuse a coordinator older than one they have seen.
+
+pub mod coordinator;
+pub mod exchange;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::metadata::{FileEntry, SectionKind, SubtaskState};
+use crate::checkpoint::{BarrierInfo, SnapshotKind};
+use crate::metrics::SubtaskMetrics;
+
+/// The version of the coordinator–worker protocol.
+pub const PROTOCOL: u32 = 1;
+
+/// The largest frame either side accepts.
+const MAX_FRAME: usize = 1 << 30;
+
+/// Messages from a worker to the coordinator.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ToCoordinator {
+    Register {
+        protocol: u32,
+        /// A name for logs: the advertised data address.
+        name: String,
+        slots: usize,
+        /// Where other workers reach this one's data exchange.
+        data_addr: String,
+        /// The newest coordinator generation this worker has served.
+        generation_seen: u64,
+    },
+    Heartbeat,
+    /// Every subtask of the attempt is running.
+    Deployed {
+        attempt: u64,
+    },
+    /// Setting up or running the attempt failed.
+    Failed {
+        attempt: u64,
+        message: String,
+    },
+    Ack {
+        attempt: u64,
+        id: u64,
+        vertex: usize,
+        subtask: usize,
+        result: Result<(SubtaskState, Option<FileEntry>), String>,
+        alignment_ms: u64,
+    },
+    Finished {
+        attempt: u64,
+        vertex: usize,
+        subtask: usize,
+        sections: Vec<(SectionKind, Vec<u8>)>,
+        last_checkpoint: u64,
+    },
+    Committed {
+        attempt: u64,
+        id: u64,
+        vertex: usize,
+        subtask: usize,
+    },
+    Exited {
+        attempt: u64,
+        vertex: usize,
+        subtask: usize,
+    },
+    Metrics {
+        attempt: u64,
+        samples: Vec<MetricSample>,
+    },
+}
+
+/// Messages from the coordinator to a worker.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ToWorker {
+    Registered {
+        generation: u64,
+        worker: usize,
+    },
+    /// Registration refused: the message says why.
+    Refused {
+        reason: String,
+    },
+    Heartbeat,
+    Deploy(Box<DeploySpec>),
+    Trigger {
+        attempt: u64,
+        barrier: BarrierWire,
+    },
+    Commit {
+        attempt: u64,
+        id: u64,
+    },
+    Resume {
+        attempt: u64,
+    },
+    Cancel {
+        attempt: u64,
+    },
+    /// The job is over: exit.
+    Exit {
+        reason: String,
+    },
+}
+
+/// What a worker needs to run its part of an attempt. It compiles the job
+/// itself, from the same text and configuration, so that every process has
+/// the same graph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploySpec {
+    pub generation: u64,
+    pub attempt: u64,
+    pub job_id: String,
+    /// The job file's name, for errors.
+    pub file: String,
+    pub job_text: String,
+    pub config: BTreeMap<String, String>,
+    /// The snapshot to restore from.
+    pub restore: Option<String>,
+    /// The data address of each worker, by worker index.
+    pub workers: Vec<String>,
+    /// For each vertex, the worker index of each subtask.
+    pub placement: Vec<Vec<usize>>,
+    /// The index of the worker this spec is for.
+    pub you: usize,
+}
+
+impl DeploySpec {
+    /// The subtasks placed on this worker.
+    pub fn tasks(&self) -> usize {
+        self.placement.iter().flatten().filter(|w| **w == self.you).count()
+    }
+}
+
+/// A barrier as it crosses the network: the snapshot directory by URI.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BarrierWire {
+    pub id: u64,
+    pub kind: SnapshotKind,
+    pub stop: bool,
+    pub drain: bool,
+    pub dir: String,
+}
+
+impl BarrierWire {
+    pub fn of(b: &BarrierInfo) -> BarrierWire {
+        BarrierWire { id: b.id, kind: b.kind, stop: b.stop, drain: b.drain, dir: b.dir.uri() }
+    }
+
+    pub fn open(&self, s3: &sluice_storage::S3Options) -> Result<BarrierInfo, String> {
+        let dir = sluice_storage::Storage::open(&self.dir, s3).map_err(|e| format!("{}: {e}", self.dir))?;
+        Ok(BarrierInfo { id: self.id, kind: self.kind, stop: self.stop, drain: self.drain, dir })
+    }
+}
+
+/// One subtask's counters, as a worker reports them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSample {
+    pub vertex: usize,
+    pub subtask: usize,
+    /// records in, records out, bytes in, bytes out, busy ns, backpressured ns,
+    /// idle ns, late records dropped, skipped records.
+    pub counters: [u64; 9],
+    pub watermark: i64,
+    pub pending_records: u64,
+}
+
+impl MetricSample {
+    pub fn of(m: &SubtaskMetrics) -> MetricSample {
+        use std::sync::atomic::Ordering::Relaxed;
+        MetricSample {
+            vertex: m.vertex,
+            subtask: m.subtask,
+            counters: [
+                m.records_in.load(Relaxed),
+                m.records_out.load(Relaxed),
+                m.bytes_in.load(Relaxed),
+                m.bytes_out.load(Relaxed),
+                m.busy_ns.load(Relaxed),
+                m.backpressured_ns.load(Relaxed),
+                m.idle_ns.load(Relaxed),
+                m.late_records_dropped.load(Relaxed),
+                m.skipped_records.load(Relaxed),
+            ],
+            watermark: m.watermark.load(Relaxed),
+            pending_records: m.pending_records.load(Relaxed),
+        }
+    }
+
+    /// Adds the growth since `last` to the coordinator's counters of the subtask.
+    pub fn apply(&self, m: &SubtaskMetrics, last: Option<&MetricSample>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let targets = [
+            &m.records_in,
+            &m.records_out,
+            &m.bytes_in,
+            &m.bytes_out,
+            &m.busy_ns,
+            &m.backpressured_ns,
+            &m.idle_ns,
+            &m.late_records_dropped,
+            &m.skipped_records,
+        ];
+        for (k, t) in targets.iter().enumerate() {
+            let before = last.map_or(0, |l| l.counters[k]);
+            t.fetch_add(self.counters[k].saturating_sub(before), Relaxed);
+        }
+        m.watermark.store(self.watermark, Relaxed);
+        m.pending_records.store(self.pending_records, Relaxed);
+    }
+}
+
+/// Writes one length-prefixed JSON frame.
+pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> std::io::Result<()> {
+    let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    w.write_all(&(body.len() as u32).to_le_bytes())?;
+    w.write_all(&body)?;
+    w.flush()
+}
+
+/// Reads one length-prefixed JSON frame.
+pub fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> std::io::Result<T> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes is too large")));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    serde_json::from_slice(&body).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Resolves `host:port` (a Service name, a pod IP or a literal address).
+pub fn resolve(addr: &str) -> std::io::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, format!("`{addr}` does not resolve to an address"))
+    })
+}
