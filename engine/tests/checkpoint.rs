@@ -5,118 +5,14 @@
 //! Every test compares the committed output with a run that never stopped.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
-use sluice_engine::config::Config;
 use sluice_engine::local::{compile_text, prepare};
 use sluice_engine::runtime::{JobState, JobStatus, execute};
 
-/// A rate-limited, seeded, bounded source: deterministic rows, so every run
-/// (interrupted or not, at any parallelism) must commit the same output.
-fn job(out: &Path, rows: u64, rate: u64) -> String {
-    format!(
-        "CREATE TABLE src (id BIGINT, k INT, v INT,
-   ts AS TO_TIMESTAMP_LTZ(id * 10, 3),
-   WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
- WITH ('connector' = 'datagen', 'seed' = '7', 'rows-per-second' = '{rate}',
-   'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{last}',
-   'fields.k.min' = '0', 'fields.k.max' = '15', 'fields.v.min' = '0', 'fields.v.max' = '1000');
-CREATE TABLE per_window (k INT, window_start TIMESTAMP(3), c BIGINT, s INT, m INT)
- WITH ('connector' = 'filesystem', 'path' = '{w}', 'format' = 'csv');
-CREATE TABLE rows_out (id BIGINT, k INT, v INT)
- WITH ('connector' = 'filesystem', 'path' = '{r}', 'format' = 'csv');
-EXECUTE STATEMENT SET BEGIN
-INSERT INTO per_window SELECT k, window_start, COUNT(*), SUM(v), MAX(v)
-  FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;
-INSERT INTO rows_out SELECT id, k, v FROM src WHERE MOD(id, 3) = 0;
-END;
-",
-        last = rows - 1,
-        w = out.join("windows").display(),
-        r = out.join("rows").display()
-    )
-}
-
-/// The committed output: every visible line of every `part-*` file, sorted.
-fn committed(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return lines };
-    for e in entries {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || name.starts_with('_') {
-            continue;
-        }
-        lines.extend(std::fs::read_to_string(e.path()).unwrap().lines().map(str::to_string));
-    }
-    lines.sort();
-    lines
-}
-
-fn outputs(out: &Path) -> (Vec<String>, Vec<String>) {
-    (committed(&out.join("windows")), committed(&out.join("rows")))
-}
-
-fn config(pairs: &[(&str, String)]) -> Config {
-    Config { values: pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect() }
-}
-
-/// Runs the job in this process; returns its state and the runner thread.
-fn start(sql: &str, job_id: &str, cfg: &Config) -> (Arc<JobState>, std::thread::JoinHandle<Result<(), String>>) {
-    let job = compile_text(sql, "job.sql").unwrap();
-    let (graph, options) = prepare(&job, cfg, job_id).unwrap();
-    let state = JobState::new(job_id, "job.sql", &graph);
-    let s = state.clone();
-    let h = std::thread::spawn(move || execute(&graph, &s, &options).map_err(|e| e.to_string()));
-    (state, h)
-}
-
-fn reference(rows: u64) -> (Vec<String>, Vec<String>) {
-    reference_of(job, rows)
-}
-
-fn reference_of(make: JobText, rows: u64) -> (Vec<String>, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, h) =
-        start(&make(dir.path(), rows, 1_000_000), "reference", &config(&[("parallelism.default", "2".into())]));
-    h.join().unwrap().unwrap();
-    let o = outputs(dir.path());
-    assert!(o.0.len() > 50 && o.1.len() > 100, "the reference run produced too little: {} {}", o.0.len(), o.1.len());
-    o
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn complete_checkpoints(job_dir: &Path) -> usize {
-    std::fs::read_dir(job_dir)
-        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().join("_metadata").exists()).count())
-        .unwrap_or(0)
-}
-
-/// The id of the newest complete checkpoint (retention keeps only a few).
-fn newest_checkpoint(job_dir: &Path) -> u64 {
-    std::fs::read_dir(job_dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.path().join("_metadata").exists())
-                .filter_map(|e| e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
-                .max()
-                .unwrap_or(0)
-        })
-        .unwrap_or(0)
-}
-
-fn engine() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sluice-engine"))
-}
+mod common;
+use common::*;
 
 fn spawn_run(job_file: &Path, args: &[&str]) -> Child {
     engine()
@@ -227,8 +123,6 @@ END;
 fn savepoint_then_restore(p: usize, expected: &(Vec<String>, Vec<String>), rows: u64) {
     savepoint_then_restore_job(job, p, expected, rows)
 }
-
-type JobText = fn(&Path, u64, u64) -> String;
 
 fn savepoint_then_restore_job(make: JobText, p: usize, expected: &(Vec<String>, Vec<String>), rows: u64) {
     let dir = tempfile::tempdir().unwrap();

@@ -198,7 +198,8 @@ enum Config {
     Nexmark(nexmark::NexmarkConfig),
     Filesystem(filesystem::FsConfig),
     Print(print::PrintConfig),
-    Blackhole,
+    /// Rows per second per sink subtask, if throttled.
+    Blackhole(Option<u64>),
 }
 
 /// Parses and validates the options of `table` for `role`; the single place
@@ -225,8 +226,12 @@ fn configure(
         "filesystem" => Ok(Config::Filesystem(filesystem::FsConfig::parse(&o, schema)?)),
         "print" => Ok(Config::Print(print::PrintConfig::parse(&o, schema)?)),
         "blackhole" => {
-            o.check_all_used("blackhole", "none")?;
-            Ok(Config::Blackhole)
+            let throttle = o.u64("sink.throttle")?;
+            if throttle == Some(0) {
+                return Err(o.error("'sink.throttle' must be a positive number of rows per second"));
+            }
+            o.check_all_used("blackhole", "'sink.throttle' (rows per second per subtask, for testing backpressure)")?;
+            Ok(Config::Blackhole(throttle))
         }
         other => Err(ConnectorError::UnknownConnector {
             table: table.to_string(),
@@ -242,7 +247,7 @@ pub fn create_source(ctx: &SourceContext) -> Result<Box<dyn SourceReader>, Conne
         Config::Datagen(c) => Ok(Box::new(datagen::DatagenReader::new(ctx, c)?)),
         Config::Nexmark(c) => Ok(Box::new(nexmark::NexmarkReader::new(ctx, c)?)),
         Config::Filesystem(c) => Ok(Box::new(filesystem::FsSource::new(ctx, c)?)),
-        Config::Print(_) | Config::Blackhole => Err(ConnectorError::InvalidOption {
+        Config::Print(_) | Config::Blackhole(_) => Err(ConnectorError::InvalidOption {
             table: ctx.table.clone(),
             message: "this connector can only be used as a sink".into(),
         }),
@@ -254,7 +259,7 @@ pub fn create_sink(ctx: &SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorEr
     match configure(&ctx.table, &ctx.options, &ctx.schema, Role::Sink)? {
         Config::Filesystem(c) => Ok(Box::new(filesystem::FsSink::new(ctx, c)?)),
         Config::Print(c) => Ok(Box::new(print::PrintSink::new(ctx, c)?)),
-        Config::Blackhole => Ok(Box::new(blackhole::Blackhole::default())),
+        Config::Blackhole(throttle) => Ok(Box::new(blackhole::Blackhole::new(throttle))),
         Config::Datagen(_) | Config::Nexmark(_) => Err(ConnectorError::InvalidOption {
             table: ctx.table.clone(),
             message: "this connector can only be used as a source".into(),
@@ -275,7 +280,7 @@ pub fn create_sink(ctx: &SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorEr
 pub fn recover_sink(ctx: &SinkContext, committables: &[Vec<u8>]) -> Result<(), ConnectorError> {
     match configure(&ctx.table, &ctx.options, &ctx.schema, Role::Sink)? {
         Config::Filesystem(c) => filesystem::recover(ctx, &c, committables),
-        Config::Print(_) | Config::Blackhole => Ok(()),
+        Config::Print(_) | Config::Blackhole(_) => Ok(()),
         Config::Datagen(_) | Config::Nexmark(_) => Err(ConnectorError::InvalidOption {
             table: ctx.table.clone(),
             message: "this connector can only be used as a source".into(),
