@@ -41,6 +41,7 @@ fmt:
 	cd e2e && $(CARGO) fmt --all
 
 bench: build
+	$(CARGO) build --release -p sluice-engine --example shuffle_bench
 	bash scripts/bench.sh
 
 # The local control plane and node agent (e2e/, its own cargo workspace with

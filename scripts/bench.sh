@@ -77,4 +77,18 @@ if [ "${BENCH_STATE:-1}" != 0 ]; then
     exit 1
   fi
 fi
+# Distributed-engine benchmarks (scripts/bench_cluster.py): shuffle throughput between
+# two workers, the TUMBLE job on 1 and 2 workers, recovery after kill -9 of a worker.
+# BENCH_CLUSTER=0 skips them; BENCH_CLUSTER_ARGS passes options (e.g. "--state-mb 20").
+if [ "${BENCH_CLUSTER:-1}" != 0 ]; then
+  example="${CARGO_TARGET_DIR:-target}/release/examples/shuffle_bench"
+  # shellcheck disable=SC2086
+  if python3 scripts/bench_cluster.py --bin "$bin" --example "$example" --out "$out/cluster.md" ${BENCH_CLUSTER_ARGS:-}; then
+    { echo; cat "$out/cluster.md"; } >> "$report"
+  else
+    { echo; echo "## Distributed engine"; echo; echo "Failed: see the output of scripts/bench_cluster.py."; } >> "$report"
+    cat "$report"
+    exit 1
+  fi
+fi
 cat "$report"

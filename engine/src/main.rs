@@ -261,6 +261,7 @@ fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
     let server = rest::serve(&args.rest_addr, state.clone())?;
     eprintln!("sluice: job `{job_id}` REST API on http://{}", server.addr);
     let stay = args.on_finish == OnFinish::Stay;
+    let started = Instant::now();
     sluice_engine::cluster::coordinator::run(
         source,
         &prepared.graph,
@@ -271,7 +272,7 @@ fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
         shutdown.clone(),
     )?;
     let status = state.status();
-    eprintln!("sluice: job `{job_id}` {}", format!("{status:?}").to_uppercase());
+    summary(&state, started.elapsed());
     if status != JobStatus::Finished && !shutdown.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(EngineError::Ended { job: job_id, state: format!("{status:?}").to_uppercase() });
     }
@@ -357,29 +358,28 @@ fn run(args: &RunArgs) -> Result<(), EngineError> {
     if let Some(p) = progress {
         p.stop();
     }
-    let elapsed = started.elapsed();
-    let records: u64 = state
-        .vertices
-        .iter()
-        .filter(|v| v.is_source)
-        .flat_map(|v| state.metrics_of(v.id))
-        .map(|m| m.records_in.load(std::sync::atomic::Ordering::Relaxed))
-        .sum();
-    let late: u64 =
-        state.subtasks.iter().map(|m| m.late_records_dropped.load(std::sync::atomic::Ordering::Relaxed)).sum();
-    let skipped: u64 =
-        state.subtasks.iter().map(|m| m.skipped_records.load(std::sync::atomic::Ordering::Relaxed)).sum();
     result?;
-    eprintln!(
-        "sluice: job `{job_id}` {:?} in {:.2}s: {records} records read ({:.0}/s), {late} late records dropped, {skipped} unparsable records skipped",
-        state.status(),
-        elapsed.as_secs_f64(),
-        records as f64 / elapsed.as_secs_f64().max(1e-9),
-    );
+    summary(&state, started.elapsed());
     if state.status() != JobStatus::Finished {
         return Err(EngineError::Ended { job: job_id, state: format!("{:?}", state.status()).to_uppercase() });
     }
     Ok(())
+}
+
+/// The closing line of a run: records read, rate, late and skipped records.
+fn summary(state: &JobState, elapsed: Duration) {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let records: u64 =
+        state.vertices.iter().filter(|v| v.is_source).flat_map(|v| state.metrics_of(v.id)).map(|m| load(&m.records_in)).sum();
+    let late: u64 = state.subtasks.iter().map(|m| load(&m.late_records_dropped)).sum();
+    let skipped: u64 = state.subtasks.iter().map(|m| load(&m.skipped_records)).sum();
+    eprintln!(
+        "sluice: job `{}` {:?} in {:.2}s: {records} records read ({:.0}/s), {late} late records dropped, {skipped} unparsable records skipped",
+        state.job_id,
+        state.status(),
+        elapsed.as_secs_f64(),
+        records as f64 / elapsed.as_secs_f64().max(1e-9),
+    );
 }
 
 struct Progress {
