@@ -369,8 +369,13 @@ fn run(args: &RunArgs) -> Result<(), EngineError> {
 /// The closing line of a run: records read, rate, late and skipped records.
 fn summary(state: &JobState, elapsed: Duration) {
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    let records: u64 =
-        state.vertices.iter().filter(|v| v.is_source).flat_map(|v| state.metrics_of(v.id)).map(|m| load(&m.records_in)).sum();
+    let records: u64 = state
+        .vertices
+        .iter()
+        .filter(|v| v.is_source)
+        .flat_map(|v| state.metrics_of(v.id))
+        .map(|m| load(&m.records_in))
+        .sum();
     let late: u64 = state.subtasks.iter().map(|m| load(&m.late_records_dropped)).sum();
     let skipped: u64 = state.subtasks.iter().map(|m| load(&m.skipped_records)).sum();
     eprintln!(

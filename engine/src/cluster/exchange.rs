@@ -188,6 +188,8 @@ pub struct Inbound {
     key: AttemptKey,
     /// For barriers: the attempt's S3 settings.
     s3: sluice_storage::S3Options,
+    /// Fails the attempt when a connection delivers garbage.
+    fail: FailHook,
     /// The input queue of each local consumer subtask.
     queues: Mutex<HashMap<(u32, u32), Sender<Envelope>>>,
     /// Where credits for each peer worker go: the writer of its connection.
@@ -255,10 +257,11 @@ impl DataServer {
     }
 
     /// Sets up the receiving side of an attempt, replacing the previous one.
-    pub fn begin(&self, key: AttemptKey, s3: sluice_storage::S3Options) -> Arc<Inbound> {
+    pub fn begin(&self, key: AttemptKey, s3: sluice_storage::S3Options, fail: FailHook) -> Arc<Inbound> {
         let inbound = Arc::new(Inbound {
             key,
             s3,
+            fail,
             queues: Mutex::new(HashMap::new()),
             credit_out: Mutex::new(HashMap::new()),
             streams: Mutex::new(Vec::new()),
@@ -316,10 +319,28 @@ fn serve_inbound(stream: TcpStream, current: &(Mutex<Option<Arc<Inbound>>>, Cond
     if let Ok(mut s) = inbound.streams.lock() {
         s.push(stream.try_clone()?);
     }
+    let result = route_inbound(&inbound, &stream, hello.from, &mut reader);
+    if let Err(e) = &result
+        && e.kind() != std::io::ErrorKind::UnexpectedEof
+        && !inbound.closed.load(Ordering::SeqCst)
+    {
+        (inbound.fail)(format!("data from worker {} failed: {e}", hello.from));
+    }
+    result
+}
+
+/// Routes one connection's frames into the local input queues; credits go
+/// back on the same connection.
+fn route_inbound(
+    inbound: &Arc<Inbound>,
+    stream: &TcpStream,
+    from: usize,
+    reader: &mut impl Read,
+) -> std::io::Result<()> {
     // Credits go back on the same connection, from their own thread.
     let (credit_tx, credit_rx) = channel::<Vec<u8>>();
     if let Ok(mut c) = inbound.credit_out.lock() {
-        c.insert(hello.from, credit_tx);
+        c.insert(from, credit_tx);
     }
     let mut writer = stream.try_clone()?;
     let _ = std::thread::Builder::new().name("data-credits".into()).spawn(move || {
@@ -337,7 +358,7 @@ fn serve_inbound(stream: TcpStream, current: &(Mutex<Option<Arc<Inbound>>>, Cond
         if inbound.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        match read(&mut reader, &inbound.s3)? {
+        match read(reader, &inbound.s3)? {
             Frame::Data { vertex, subtask, channel, msg } => {
                 let tx = inbound.queues.lock().ok().and_then(|q| q.get(&(vertex, subtask)).cloned());
                 match tx {
@@ -392,7 +413,7 @@ impl AttemptExchange {
         s3: sluice_storage::S3Options,
         fail: FailHook,
     ) -> AttemptExchange {
-        let inbound = server.begin(key, s3);
+        let inbound = server.begin(key, s3, fail.clone());
         AttemptExchange {
             key,
             me,
@@ -492,9 +513,12 @@ impl AttemptExchange {
                             fail(format!("unexpected frame from {name}"));
                             break;
                         }
+                        // The end of the stream is normal once the peer's
+                        // consumers are done; a dead peer is the
+                        // coordinator's to notice. Garbage is not.
                         Err(e) => {
-                            if !closing.load(Ordering::SeqCst) {
-                                fail(format!("lost the data connection to {name}: {e}"));
+                            if e.kind() != std::io::ErrorKind::UnexpectedEof && !closing.load(Ordering::SeqCst) {
+                                fail(format!("the data connection to {name} failed: {e}"));
                             }
                             break;
                         }

@@ -202,16 +202,34 @@ fn session(
             }
         })
         .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))?;
-    let writer = Mutex::new(stream);
+    let writer = Arc::new(Mutex::new(stream));
     let send = |m: &ToCoordinator| -> bool {
         match writer.lock() {
             Ok(mut w) => write_frame(&mut *w, m).is_ok(),
             Err(_) => false,
         }
     };
+    // Heartbeats from their own thread, so that a long deployment (loading a
+    // large snapshot) does not look like a dead worker.
+    let beating = Arc::new(AtomicBool::new(true));
+    let _stop_beating = StopOnDrop(beating.clone());
+    {
+        let (writer, beating, interval) = (writer.clone(), beating.clone(), opts.heartbeat_interval);
+        std::thread::Builder::new()
+            .name("heartbeat".into())
+            .spawn(move || {
+                while beating.load(Ordering::SeqCst) {
+                    let ok = writer.lock().map(|mut w| write_frame(&mut *w, &ToCoordinator::Heartbeat).is_ok());
+                    if !ok.unwrap_or(false) {
+                        return;
+                    }
+                    std::thread::sleep(interval);
+                }
+            })
+            .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))?;
+    }
     let mut running: Option<Running> = None;
     let mut last_heard = Instant::now();
-    let mut last_beat = Instant::now();
     let mut last_metrics = Instant::now();
     let end_session = |running: &mut Option<Running>| {
         if let Some(r) = running.take() {
@@ -359,13 +377,6 @@ fn session(
             end_session(&mut running);
             return Ok(false);
         }
-        if last_beat.elapsed() >= opts.heartbeat_interval {
-            last_beat = Instant::now();
-            if !send(&ToCoordinator::Heartbeat) {
-                end_session(&mut running);
-                return Ok(false);
-            }
-        }
         if last_metrics.elapsed() >= Duration::from_millis(500)
             && let Some(r) = &running
         {
@@ -374,6 +385,15 @@ fn session(
             let samples: Vec<MetricSample> = samples.map(|m| MetricSample::of(m)).collect();
             send(&ToCoordinator::Metrics { attempt: r.attempt, samples });
         }
+    }
+}
+
+/// Clears the flag when dropped: stops the heartbeat thread with the session.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 
