@@ -14,9 +14,10 @@ pub enum EngineError {
     Config(String),
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
-    /// A failure while running, with the vertex and subtask where it happened.
-    #[error("job `{job}` failed in {vertex} (subtask {subtask}): {message}")]
-    Task { job: String, vertex: String, subtask: usize, message: String },
+    /// A failure while running; the message names the job and the vertex and
+    /// subtask (or the worker) where it happened.
+    #[error("{0}")]
+    Failed(String),
     /// The job ended without finishing (it was canceled).
     #[error("job `{job}` ended {state}, not FINISHED")]
     Ended { job: String, state: String },

@@ -41,6 +41,13 @@ enum Command {
 struct JobArgs {
     /// The job file: Flink SQL statements.
     job: PathBuf,
+    #[command(flatten)]
+    conf: ConfigArgs,
+}
+
+/// Parallelism and configuration, shared by every command that plans a job.
+#[derive(Args, Clone)]
+struct ConfigArgs {
     /// Parallelism of every vertex (overrides parallelism.default).
     #[arg(long, short = 'p')]
     parallelism: Option<usize>,
@@ -68,15 +75,8 @@ struct CoordinatorArgs {
     /// The job file: Flink SQL statements.
     #[arg(long)]
     job: PathBuf,
-    /// Parallelism of every vertex (overrides parallelism.default).
-    #[arg(long, short = 'p')]
-    parallelism: Option<usize>,
-    /// A YAML file of Flink-style configuration keys.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Sets a configuration key; repeatable. Wins over --config.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
+    #[command(flatten)]
+    conf: ConfigArgs,
     #[command(flatten)]
     state: StateArgs,
     /// Where workers connect; port 0 picks a free port and prints it.
@@ -235,12 +235,7 @@ fn on_termination() -> Result<Arc<std::sync::atomic::AtomicBool>, EngineError> {
 }
 
 fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
-    let job_args = JobArgs {
-        job: args.job.clone(),
-        parallelism: args.parallelism,
-        config: args.config.clone(),
-        set: args.set.clone(),
-    };
+    let job_args = JobArgs { job: args.job.clone(), conf: args.conf.clone() };
     let job_id = args.state.job_id.clone().unwrap_or_else(|| default_job_id(&job_args));
     let (prepared, config) = prepare_config(&job_args, &args.state.flags(), &job_id)?;
     let text = std::fs::read_to_string(&args.job)
@@ -330,11 +325,11 @@ fn prepare_config(
 ) -> Result<(Prepared, Config), EngineError> {
     let job = load(&args.job)?;
     let mut config = Config::default();
-    if let Some(path) = &args.config {
+    if let Some(path) = &args.conf.config {
         config.values.extend(Config::from_file(path)?.values);
     }
-    config.set_all(&args.set)?;
-    if let Some(p) = args.parallelism {
+    config.set_all(&args.conf.set)?;
+    if let Some(p) = args.conf.parallelism {
         config.values.insert("parallelism.default".into(), p.to_string());
     }
     for (key, value) in flags {

@@ -168,15 +168,16 @@ impl Fence {
         Ok((Fence { generation, job_dir: job_dir.clone() }, previous))
     }
 
-    /// Fails if a newer coordinator has started for the job.
-    pub fn check(&self) -> Result<(), String> {
-        match Fence::read(&self.job_dir)? {
-            Some(g) if g.generation != self.generation => Err(format!(
+    /// `Ok(Some(why))` if a newer coordinator has started for the job;
+    /// `Err` if the record cannot be read (the checkpoint fails, the job goes on).
+    pub fn check(&self) -> Result<Option<String>, String> {
+        Ok(match Fence::read(&self.job_dir)? {
+            Some(g) if g.generation != self.generation => Some(format!(
                 "this coordinator (generation {}) was superseded by generation {} started at {}; it stops without committing",
                 self.generation, g.generation, g.started
             )),
-            _ => Ok(()),
-        }
+            _ => None,
+        })
     }
 }
 
@@ -400,12 +401,19 @@ impl Coordinator {
             return None;
         }
         let p = self.pending.take()?;
-        if let Some(why) = self.fence.as_ref().and_then(|f| f.check().err()) {
-            tracing::error!("job `{}`: {why}", self.job.job_id);
-            self.fenced = Some(why.clone());
-            self.fail(p, why.clone(), cluster);
-            self.job.fail(why);
-            return None;
+        match self.fence.as_ref().map(Fence::check) {
+            Some(Ok(Some(why))) => {
+                tracing::error!("job `{}`: {why}", self.job.job_id);
+                self.fenced = Some(why.clone());
+                self.fail(p, why.clone(), cluster);
+                self.job.fail(why);
+                return None;
+            }
+            Some(Err(e)) => {
+                self.fail(p, format!("cannot verify this coordinator's generation: {e}"), cluster);
+                return None;
+            }
+            Some(Ok(None)) | None => {}
         }
         match self.complete(&p) {
             Ok(metadata) => {
@@ -688,5 +696,22 @@ mod tests {
         let end = c.on_message(CoordMsg::Committed { id: 2, vertex: 1, subtask: 0 }, &fake);
         assert_eq!(end, Some(Ending::Finished { location: dir.child("chk-2").uri() }));
         assert!(store::read_terminal(&dir).unwrap().is_some_and(|t| t.reason == "FINISHED"));
+    }
+
+    #[test]
+    fn a_newer_generation_fences_the_older_coordinator() {
+        let dir = Storage::in_memory();
+        let (first, previous) = Fence::acquire(&dir, "a").unwrap();
+        assert_eq!((first.generation, previous.is_none()), (1, true));
+        assert_eq!(first.check().unwrap(), None);
+        let (second, previous) = Fence::acquire(&dir, "a").unwrap();
+        assert_eq!(second.generation, 2);
+        assert_eq!(previous.unwrap().fingerprint, "a");
+        let why = first.check().unwrap().unwrap();
+        assert!(why.contains("superseded by generation 2"), "{why}");
+        assert_eq!(second.check().unwrap(), None);
+        // A damaged record is an error, not a fence.
+        dir.put(GENERATION, b"{").unwrap();
+        assert!(second.check().unwrap_err().contains("damaged"));
     }
 }

@@ -130,8 +130,7 @@ impl Rpc {
             Err(_) => None,
         };
         let Some(writer) = writer else { return false };
-        let ok = writer.lock().map(|mut s| write_frame(&mut *s, msg).is_ok()).unwrap_or(false);
-        ok
+        writer.lock().map(|mut s| write_frame(&mut *s, msg).is_ok()).unwrap_or(false)
     }
 
     /// Live workers: index, slots, data address, name.

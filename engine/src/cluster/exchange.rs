@@ -376,11 +376,15 @@ fn route_inbound(
     }
 }
 
+/// The producer's credits of each channel on a link, by (consumer vertex,
+/// consumer subtask, channel).
+type LinkCredits = Mutex<HashMap<(u32, u32, u32), Arc<Credit>>>;
+
 /// An outgoing connection to one peer worker.
 struct Link {
     tx: Sender<RemoteMsg>,
     /// The producer's credits of each channel on this link.
-    credits: Arc<Mutex<HashMap<(u32, u32, u32), Arc<Credit>>>>,
+    credits: Arc<LinkCredits>,
     stream: TcpStream,
 }
 
@@ -479,7 +483,7 @@ impl AttemptExchange {
         encode_hello(&mut hello, &Hello { key: self.key, from: self.me }).map_err(EngineError::Internal)?;
         let mut w = stream.try_clone().map_err(cluster)?;
         w.write_all(&hello).map_err(cluster)?;
-        let credits: Arc<Mutex<HashMap<(u32, u32, u32), Arc<Credit>>>> = Arc::new(Mutex::new(HashMap::new()));
+        let credits: Arc<LinkCredits> = Arc::new(Mutex::new(HashMap::new()));
         let (tx, rx) = channel::<RemoteMsg>();
         let name = format!("worker {peer} at {addr}");
         let c2 = credits.clone();
@@ -532,7 +536,7 @@ impl AttemptExchange {
     }
 }
 
-fn close_all(credits: &Mutex<HashMap<(u32, u32, u32), Arc<Credit>>>) {
+fn close_all(credits: &LinkCredits) {
     if let Ok(c) = credits.lock() {
         for credit in c.values() {
             credit.close();
@@ -571,11 +575,10 @@ impl Exchange for AttemptExchange {
     fn outbox(&self, v: usize, i: usize, ch: u32, capacity: usize) -> Result<(Outbox, Arc<Credit>), EngineError> {
         let peer = self.worker_of(v, i);
         let mut links = self.links.lock().map_err(|_| EngineError::Internal("poisoned link table".into()))?;
-        if !links.contains_key(&peer) {
-            let link = self.connect(peer)?;
-            links.insert(peer, link);
-        }
-        let link = links.get(&peer).ok_or_else(|| EngineError::Internal("link vanished".into()))?;
+        let link = match links.entry(peer) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(self.connect(peer)?),
+        };
         let credit = Credit::new(capacity);
         if let Ok(mut c) = link.credits.lock() {
             c.insert((v as u32, i as u32, ch), credit.clone());

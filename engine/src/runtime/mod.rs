@@ -325,8 +325,12 @@ pub fn execute_with(
                 }
                 state.clear_failure();
                 if let Some(dir) = coord.latest.clone() {
+                    let t = Instant::now();
                     restored_from = match store::load(&dir) {
-                        Ok(l) => Some(l),
+                        Ok(l) => {
+                            restoring(state, &l, t);
+                            Some(l)
+                        }
                         Err(why) => {
                             tracing::warn!("cannot restore from {}: {why}; trying older checkpoints", dir.uri());
                             match &ck.job_dir {
@@ -567,7 +571,7 @@ pub fn deploy(
     let mut credits: Vec<Vec<Vec<Arc<Credit>>>> = Vec::new();
     for v in &graph.vertices {
         let (mut tx, mut rx, mut cr) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..v.parallelism {
+        for (i, sources) in channel_sources[v.id].iter().enumerate() {
             if !local(v.id, i) {
                 tx.push(None);
                 rx.push(None);
@@ -576,7 +580,7 @@ pub fn deploy(
             }
             let (t, r) = channel::<Envelope>();
             let mut c = Vec::new();
-            for (ch, (u, j)) in channel_sources[v.id][i].iter().enumerate() {
+            for (ch, (u, j)) in sources.iter().enumerate() {
                 c.push(match exchange {
                     Some(x) if !x.is_local(*u, *j) => x.inbound(v.id, i, ch as u32, (*u, *j)),
                     _ => Credit::new(opts.buffer_capacity),
@@ -606,7 +610,7 @@ pub fn deploy(
             (Some(l), Some(_)) => restore::splits_for(l, &v.uid)?,
             _ => None,
         };
-        for i in 0..v.parallelism {
+        for (i, chans) in channel_sources[v.id].iter().enumerate() {
             match &v.source {
                 Some(t) => {
                     let reader = create_source(&SourceContext {
@@ -625,7 +629,6 @@ pub fn deploy(
                 }
                 None => {
                     // Vertices are numbered so that producers come first.
-                    let chans = &channel_sources[v.id][i];
                     let all_idle = !chans.is_empty()
                         && chans.iter().all(|(u, j)| {
                             idle_at_start.get(*u).and_then(|x: &Vec<bool>| x.get(*j)).copied().unwrap_or(false)
@@ -800,12 +803,8 @@ pub fn attempt_result(state: &JobState, ending: Option<Ending>) -> Result<Attemp
         return Ok(if matches!(e, Ending::Stopped { .. }) { AttemptEnd::Stopped } else { AttemptEnd::Finished });
     }
     if let Some(e) = state.error() {
-        return Err(AttemptError::Run(EngineError::Task {
-            job: state.job_id.clone(),
-            vertex: String::new(),
-            subtask: 0,
-            message: e,
-        }));
+        // The message names the job, the vertex and the subtask (or the worker).
+        return Err(AttemptError::Run(EngineError::Failed(e)));
     }
     if state.cancel.load(Ordering::SeqCst) {
         return Ok(AttemptEnd::Canceled);
