@@ -377,3 +377,45 @@ INSERT INTO slow SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts),
         assert!(*b < *a + 200 * 1024, "worker RSS grew from {a} KiB to {b} KiB while backpressured");
     }
 }
+
+#[test]
+fn worker_probes_are_ready_only_while_registered_and_deployed() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::new(dir.path());
+    c.write_job(&job(dir.path(), 1_000_000, 2_000));
+    let probes = format!("127.0.0.1:{}", free_port());
+    let args = ["worker", "--coordinator", &c.rpc, "--data-addr", "127.0.0.1:0", "--rest-addr", &probes];
+    let w = spawn(&args, dir.path().join("w0.log"));
+    wait_for("the probes", Duration::from_secs(20), || http(&probes, "GET", "/healthz", "").is_some());
+    // No coordinator yet: alive, not ready, and saying what it waits for.
+    assert_eq!(http(&probes, "GET", "/readyz", "").unwrap().0, 503);
+    wait_for("the worker to log", Duration::from_secs(20), || w.log().contains("waiting for coordinator"));
+    let _coord = c.coordinator("coordinator", 1, &[]);
+    wait_for("readiness", Duration::from_secs(60), || http(&probes, "GET", "/readyz", "").is_some_and(|r| r.0 == 200));
+}
+
+#[test]
+fn a_worker_of_another_protocol_version_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::new(dir.path());
+    c.write_job(&job(dir.path(), 1_000_000, 2_000));
+    let _coord = c.coordinator("coordinator", 1, &[]);
+    let mut stream = None;
+    wait_for("the RPC port", Duration::from_secs(20), || {
+        stream = TcpStream::connect(&c.rpc).ok();
+        stream.is_some()
+    });
+    let mut s = stream.unwrap();
+    let register =
+        br#"{"type":"register","protocol":999,"name":"old","slots":1,"dataAddr":"127.0.0.1:1","generationSeen":0}"#;
+    s.write_all(&(register.len() as u32).to_le_bytes()).unwrap();
+    s.write_all(register).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+    s.read_exact(&mut body).unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reply["type"], "refused", "{reply}");
+    assert!(reply["reason"].as_str().unwrap().contains("protocol 999"), "{reply}");
+}

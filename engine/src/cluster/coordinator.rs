@@ -185,7 +185,16 @@ fn serve_worker(mut stream: TcpStream, generation: u64, workers: &Mutex<Vec<Work
             }
             (name, slots, data_addr, generation_seen)
         }
-        _ => return,
+        Ok(other) => {
+            let reason = format!("the first message must be a registration, not {other:?}");
+            let _ = write_frame(&mut stream, &ToWorker::Refused { reason });
+            return;
+        }
+        Err(e) => {
+            let reason = format!("unreadable registration ({e}); is this a Sluice worker of the same version?");
+            let _ = write_frame(&mut stream, &ToWorker::Refused { reason });
+            return;
+        }
     };
     if seen > generation {
         // A newer coordinator exists: this one is a zombie.

@@ -49,7 +49,7 @@ const MAX_FRAME: usize = 1 << 30;
 
 /// Messages from a worker to the coordinator.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum ToCoordinator {
     Register {
         protocol: u32,
@@ -105,7 +105,7 @@ pub enum ToCoordinator {
 
 /// Messages from the coordinator to a worker.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum ToWorker {
     Registered {
         generation: u64,
