@@ -183,6 +183,9 @@ fn session(
 ) -> Result<bool, EngineError> {
     let (events_tx, events) = channel::<Event>();
     let mut reader = stream.try_clone().map_err(|e| EngineError::Cluster(e.to_string()))?;
+    // However the session ends, the connection closes: a coordinator that
+    // went silent (rather than away) must see this worker leave.
+    let _close = CloseOnDrop(stream.try_clone().map_err(|e| EngineError::Cluster(e.to_string()))?);
     let tx = events_tx.clone();
     std::thread::Builder::new()
         .name("coordinator-in".into())
@@ -385,6 +388,15 @@ fn session(
             let samples: Vec<MetricSample> = samples.map(|m| MetricSample::of(m)).collect();
             send(&ToCoordinator::Metrics { attempt: r.attempt, samples });
         }
+    }
+}
+
+/// Shuts the connection down when dropped.
+struct CloseOnDrop(TcpStream);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
     }
 }
 
