@@ -212,7 +212,10 @@ fn a_worker_killed_with_kill_9_is_replaced_and_output_is_exactly_once() {
     let job = json(&c.rest, "/v1/job");
     assert!(job["restarts"].as_u64().unwrap() >= 1, "{job}");
     assert_eq!(outputs(dir.path()), expected);
-    assert!(coord.log().contains("was lost"), "{}", coord.log());
+    // The coordinator sees the connection close, or a surviving worker sees
+    // its data connection to the dead one reset first; either fails the attempt.
+    let log = coord.log();
+    assert!(log.contains("was lost") || log.contains("data connection"), "{log}");
     // --on-finish stay: the coordinator is still up; SIGTERM ends it cleanly.
     coord.sigterm();
     assert!(coord.wait(Duration::from_secs(20)).success(), "{}", coord.log());
@@ -310,9 +313,13 @@ fn stop_with_savepoint_on_two_workers_resumes_on_three_at_higher_parallelism() {
     }
     // Three workers, parallelism 3, from the savepoint.
     let mut resumed = c.coordinator("coordinator-p3", 3, &["--restore", &location]);
-    let _w: Vec<Proc> = (0..3).map(|i| c.worker(&format!("v{i}"), 1)).collect();
+    let w: Vec<Proc> = (0..3).map(|i| c.worker(&format!("v{i}"), 1)).collect();
     assert!(resumed.wait(Duration::from_secs(120)).success(), "{}", resumed.log());
     assert_eq!(outputs(dir.path()), expected);
+    // Each worker says what it restored.
+    for x in &w {
+        assert!(x.log().contains("worker restoring from"), "{}", x.log());
+    }
 }
 
 #[test]

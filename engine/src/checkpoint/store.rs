@@ -79,6 +79,9 @@ pub struct Loaded {
 impl Loaded {
     /// The bytes of a section of a subtask's state file.
     pub fn section(&self, file: &str, offset: u64, len: u64) -> Result<&[u8], String> {
+        if len == 0 {
+            return Ok(&[]);
+        }
         let bytes = self.files.get(file).ok_or_else(|| format!("{}/{file}: not in the snapshot", self.location))?;
         let end = offset.checked_add(len).filter(|e| *e <= bytes.len() as u64);
         match end {
@@ -90,6 +93,13 @@ impl Loaded {
 
 /// Reads a snapshot directory (or its `_metadata` URI) and verifies every file.
 pub fn load(dir: &Storage) -> Result<Loaded, String> {
+    load_only(dir, |_, _| true)
+}
+
+/// Like [`load`], but reads and verifies only the state files that `want`
+/// (given the manifest and a file's entry) selects: a worker loads what its
+/// own subtasks restore, not the whole snapshot.
+pub fn load_only(dir: &Storage, want: impl Fn(&Metadata, &FileEntry) -> bool) -> Result<Loaded, String> {
     let location = dir.uri();
     let raw = dir.get(METADATA).map_err(|e| {
         if e.is_not_found() {
@@ -102,7 +112,7 @@ pub fn load(dir: &Storage) -> Result<Loaded, String> {
         serde_json::from_slice(&raw).map_err(|e| format!("{location}/{METADATA}: unreadable manifest: {e}"))?;
     metadata.check_version(&location)?;
     let mut files = HashMap::new();
-    for f in &metadata.files {
+    for f in metadata.files.iter().filter(|f| want(&metadata, f)) {
         let bytes = dir.get(&f.path).map_err(|e| format!("{location}/{}: {e}", f.path))?;
         if bytes.len() as u64 != f.size {
             return Err(format!(

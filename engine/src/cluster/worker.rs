@@ -19,6 +19,7 @@ use sluice_storage::{S3Options, Storage};
 use super::exchange::{AttemptExchange, AttemptKey, DataServer, FailHook};
 use super::{DeploySpec, MetricSample, PROTOCOL, ToCoordinator, ToWorker, read_frame, resolve, write_frame};
 use crate::checkpoint::coordinator::Cluster;
+use crate::checkpoint::metadata::{FileEntry, Metadata, SectionKind};
 use crate::checkpoint::{CoordMsg, store};
 use crate::config::Config;
 use crate::error::EngineError;
@@ -409,6 +410,30 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// Whether a snapshot's state file holds something this worker's subtasks
+/// restore: keyed state in their key groups, or the splits, committables and
+/// writer states of a vertex they belong to (every subtask of a source or sink
+/// sees all of those, so a chained sink with state makes its vertex's files
+/// needed everywhere).
+fn needed(graph: &crate::plan::JobGraph, spec: &DeploySpec, m: &Metadata, path: &str) -> bool {
+    for vs in &m.vertices {
+        let Some(st) = vs.subtasks.iter().find(|st| st.file.as_deref() == Some(path)) else { continue };
+        let Some(v) = graph.vertices.iter().find(|v| v.uid == vs.uid) else { return false };
+        let local: Vec<usize> = (0..v.parallelism).filter(|i| spec.placement[v.id][*i] == spec.you).collect();
+        return !local.is_empty()
+            && st.sections.iter().any(|sec| match sec.kind {
+                SectionKind::Keyed { key_group, .. } => local.contains(&crate::keygroup::operator_index(
+                    key_group as usize,
+                    m.max_parallelism,
+                    v.parallelism,
+                )),
+                // Empty sections (a blackhole's writer state) need no file.
+                _ => sec.len > 0,
+            });
+    }
+    false
+}
+
 /// Builds and starts this worker's subtasks of an attempt.
 fn start(spec: &DeploySpec, server: &DataServer, events: &Sender<Event>) -> Result<Running, EngineError> {
     let job = crate::local::compile_text(&spec.job_text, &spec.file)?;
@@ -425,7 +450,19 @@ fn start(spec: &DeploySpec, server: &DataServer, events: &Sender<Event>) -> Resu
     let restore = match &spec.restore {
         Some(uri) => {
             let dir = Storage::open(store::snapshot_root(uri), &s3).map_err(|e| EngineError::Storage(e.to_string()))?;
-            Some(store::load(&dir).map_err(|message| EngineError::Restore { location: dir.uri(), message })?)
+            let t = Instant::now();
+            let want = |m: &Metadata, f: &FileEntry| needed(&graph, spec, m, &f.path);
+            let l = store::load_only(&dir, want)
+                .map_err(|message| EngineError::Restore { location: dir.uri(), message })?;
+            let bytes: usize = l.files.values().map(Vec::len).sum();
+            eprintln!(
+                "sluice: worker restoring from {} ({} of {} files, {bytes} bytes, read and verified in {} ms)",
+                l.location,
+                l.files.len(),
+                l.metadata.files.len(),
+                t.elapsed().as_millis()
+            );
+            Some(l)
         }
         None => None,
     };
