@@ -109,7 +109,8 @@ struct WorkerArgs {
     #[arg(long, default_value = "0.0.0.0:6124", env = "SLUICE_DATA_ADDR")]
     data_addr: String,
     /// The host other workers use to reach this one, e.g. the pod IP.
-    /// Defaults to the --data-addr host, or 127.0.0.1 if that is 0.0.0.0.
+    /// Defaults to the --data-addr host; if that is 0.0.0.0, to the address
+    /// the host name resolves to (the pod IP on Kubernetes), else 127.0.0.1.
     #[arg(long, env = "SLUICE_ADVERTISE_ADDR")]
     advertise_addr: Option<String>,
     /// Serve /healthz and /readyz here (ready once registered and deployed).

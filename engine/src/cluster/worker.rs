@@ -81,7 +81,18 @@ pub fn run(opts: &WorkerOptions, shutdown: &AtomicBool, ready: &AtomicBool) -> R
     let server = DataServer::start(&opts.data_addr)?;
     let host = match &opts.advertise {
         Some(h) => h.clone(),
-        None if server.addr.ip().is_unspecified() => "127.0.0.1".into(),
+        None if server.addr.ip().is_unspecified() => match host_address() {
+            Some(h) => {
+                eprintln!("sluice: worker advertises {h}, its host name's address; set --advertise-addr to override");
+                h
+            }
+            None => {
+                eprintln!(
+                    "sluice: worker advertises 127.0.0.1: its host name resolves to no other address; set --advertise-addr (the pod IP) so that other hosts can reach it"
+                );
+                "127.0.0.1".into()
+            }
+        },
         None => server.addr.ip().to_string(),
     };
     let data_addr = if host.contains(':') && !host.starts_with('[') {
@@ -129,6 +140,18 @@ pub fn run(opts: &WorkerOptions, shutdown: &AtomicBool, ready: &AtomicBool) -> R
         waiting_since = Instant::now();
     }
     Ok(())
+}
+
+/// The address this host's name resolves to, if it is not a loopback
+/// address: on Kubernetes, the pod IP.
+fn host_address() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    let addrs = std::net::ToSocketAddrs::to_socket_addrs(&(name, 0)).ok()?;
+    addrs.map(|a| a.ip()).find(|ip| !ip.is_loopback() && !ip.is_unspecified()).map(|ip| match ip {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    })
 }
 
 enum ConnectError {
