@@ -91,15 +91,36 @@ impl Loaded {
     }
 }
 
+/// Which state files a load keeps, given the manifest and a file's entry.
+pub type Want<'a> = &'a dyn Fn(&Metadata, &FileEntry) -> bool;
+
 /// Reads a snapshot directory (or its `_metadata` URI) and verifies every file.
 pub fn load(dir: &Storage) -> Result<Loaded, String> {
-    load_only(dir, |_, _| true)
+    load_with(dir, &|_, _| true, false)
 }
 
 /// Like [`load`], but reads and verifies only the state files that `want`
-/// (given the manifest and a file's entry) selects: a worker loads what its
-/// own subtasks restore, not the whole snapshot.
+/// selects: a worker loads what its own subtasks restore, not the whole snapshot.
 pub fn load_only(dir: &Storage, want: impl Fn(&Metadata, &FileEntry) -> bool) -> Result<Loaded, String> {
+    load_with(dir, &want, false)
+}
+
+/// Reads and verifies every file, but keeps in memory only those that `keep`
+/// selects: the distributed coordinator checks a snapshot whole without
+/// holding its keyed state.
+pub fn load_verified(dir: &Storage, keep: Want) -> Result<Loaded, String> {
+    load_with(dir, keep, true)
+}
+
+/// Whether a state file holds anything but keyed state: splits, committables
+/// or a sink writer's state (what a coordinator needs to recover sinks).
+pub fn holds_unkeyed(m: &Metadata, f: &FileEntry) -> bool {
+    m.vertices.iter().flat_map(|v| &v.subtasks).filter(|s| s.file.as_deref() == Some(f.path.as_str())).any(|s| {
+        s.sections.iter().any(|sec| sec.len > 0 && !matches!(sec.kind, super::metadata::SectionKind::Keyed { .. }))
+    })
+}
+
+fn load_with(dir: &Storage, want: Want, verify_all: bool) -> Result<Loaded, String> {
     let location = dir.uri();
     let raw = dir.get(METADATA).map_err(|e| {
         if e.is_not_found() {
@@ -112,7 +133,11 @@ pub fn load_only(dir: &Storage, want: impl Fn(&Metadata, &FileEntry) -> bool) ->
         serde_json::from_slice(&raw).map_err(|e| format!("{location}/{METADATA}: unreadable manifest: {e}"))?;
     metadata.check_version(&location)?;
     let mut files = HashMap::new();
-    for f in metadata.files.iter().filter(|f| want(&metadata, f)) {
+    for f in metadata.files.iter() {
+        let wanted = want(&metadata, f);
+        if !wanted && !verify_all {
+            continue;
+        }
         let bytes = dir.get(&f.path).map_err(|e| format!("{location}/{}: {e}", f.path))?;
         if bytes.len() as u64 != f.size {
             return Err(format!(
@@ -125,7 +150,9 @@ pub fn load_only(dir: &Storage, want: impl Fn(&Metadata, &FileEntry) -> bool) ->
         if crc32fast::hash(&bytes) != f.crc32 {
             return Err(format!("{location}/{}: checksum mismatch; the file is damaged", f.path));
         }
-        files.insert(f.path.clone(), bytes);
+        if wanted {
+            files.insert(f.path.clone(), bytes);
+        }
     }
     Ok(Loaded { metadata, location, files })
 }
@@ -141,9 +168,14 @@ pub fn checkpoint_ids(job_dir: &Storage) -> Result<Vec<u64>, StorageError> {
 /// The newest complete and intact checkpoint of a job. Incomplete or damaged
 /// ones are skipped, and the reason is logged.
 pub fn load_latest(job_dir: &Storage) -> Result<Option<Loaded>, String> {
+    load_latest_keeping(job_dir, &|_, _| true)
+}
+
+/// [`load_latest`], keeping in memory only the files that `keep` selects.
+pub fn load_latest_keeping(job_dir: &Storage, keep: Want) -> Result<Option<Loaded>, String> {
     for id in checkpoint_ids(job_dir).map_err(|e| e.to_string())? {
         let dir = job_dir.child(&checkpoint_dir(id));
-        match load(&dir) {
+        match load_verified(&dir, keep) {
             Ok(l) => return Ok(Some(l)),
             Err(why) => tracing::warn!("not restoring from checkpoint {id}: {why}; trying an older one"),
         }
@@ -229,6 +261,23 @@ mod tests {
         let dir = job.child(&checkpoint_dir(id));
         let f = write_file(&dir, "v/0.state", data).unwrap();
         write_metadata(&dir, &meta(id, vec![f])).unwrap();
+    }
+
+    #[test]
+    fn a_coordinator_keeps_only_what_it_asks_for_but_verifies_everything() {
+        let job = Storage::in_memory().child("job");
+        write_chk(&job, 1, b"one");
+        write_chk(&job, 2, b"two");
+        let keep_nothing = |_: &Metadata, _: &FileEntry| false;
+        let l = load_latest_keeping(&job, &keep_nothing).unwrap().unwrap();
+        assert_eq!(l.metadata.checkpoint_id, 2);
+        assert!(l.files.is_empty());
+        // A damaged file it does not keep still disqualifies the checkpoint.
+        job.child("chk-2").put("v/0.state", b"tWo").unwrap();
+        let l = load_latest_keeping(&job, &keep_nothing).unwrap().unwrap();
+        assert_eq!(l.metadata.checkpoint_id, 1);
+        // A worker reads only what it wants, so it does not notice.
+        assert!(load_only(&job.child("chk-2"), |_, _| false).is_ok());
     }
 
     #[test]

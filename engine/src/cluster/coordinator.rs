@@ -359,6 +359,12 @@ impl RemoteAttempts {
 }
 
 impl Attempts for RemoteAttempts {
+    /// Workers restore keyed state; the coordinator needs only the manifest
+    /// and the sinks' sections.
+    fn restores_keyed_state(&self) -> bool {
+        false
+    }
+
     fn run(
         &mut self,
         graph: &JobGraph,

@@ -185,6 +185,12 @@ fn restoring(state: &JobState, l: &Loaded, since: Instant) {
 
 /// Runs one attempt of a job: in this process, or on workers.
 pub trait Attempts {
+    /// Whether this process restores keyed state itself, so that a restore
+    /// must keep it in memory (every file is verified either way).
+    fn restores_keyed_state(&self) -> bool {
+        true
+    }
+
     fn run(
         &mut self,
         graph: &JobGraph,
@@ -218,6 +224,10 @@ pub fn execute_with(
     fence: Option<Fence>,
 ) -> Result<(), EngineError> {
     let ck = &opts.checkpoint;
+    let keyed = attempts.restores_keyed_state();
+    let keep = |m: &crate::checkpoint::Metadata, f: &crate::checkpoint::metadata::FileEntry| {
+        keyed || store::holds_unkeyed(m, f)
+    };
     if let Some(dir) = &ck.job_dir {
         dir.check().map_err(|e| EngineError::Storage(format!("checkpoint storage is not usable: {e}")))?;
     }
@@ -236,7 +246,7 @@ pub fn execute_with(
                 return Ok(());
             }
             let t = Instant::now();
-            let l = store::load_latest(dir).map_err(EngineError::Storage)?;
+            let l = store::load_latest_keeping(dir, &keep).map_err(EngineError::Storage)?;
             match &l {
                 Some(l) => restoring(state, l, t),
                 None => eprintln!(
@@ -251,7 +261,8 @@ pub fn execute_with(
             let dir =
                 Storage::open(store::snapshot_root(uri), &ck.s3).map_err(|e| EngineError::Storage(e.to_string()))?;
             let t = Instant::now();
-            let l = store::load(&dir).map_err(|message| EngineError::Restore { location: dir.uri(), message })?;
+            let l = store::load_verified(&dir, &keep)
+                .map_err(|message| EngineError::Restore { location: dir.uri(), message })?;
             restoring(state, &l, t);
             Some(l)
         }
@@ -326,7 +337,7 @@ pub fn execute_with(
                 state.clear_failure();
                 if let Some(dir) = coord.latest.clone() {
                     let t = Instant::now();
-                    restored_from = match store::load(&dir) {
+                    restored_from = match store::load_verified(&dir, &keep) {
                         Ok(l) => {
                             restoring(state, &l, t);
                             Some(l)
@@ -334,7 +345,7 @@ pub fn execute_with(
                         Err(why) => {
                             tracing::warn!("cannot restore from {}: {why}; trying older checkpoints", dir.uri());
                             match &ck.job_dir {
-                                Some(j) => store::load_latest(j).ok().flatten(),
+                                Some(j) => store::load_latest_keeping(j, &keep).ok().flatten(),
                                 None => None,
                             }
                         }
