@@ -427,11 +427,11 @@ impl Attempts for RemoteAttempts {
         coord.reset_attempt(&remote);
         let mut deployed: HashSet<usize> = HashSet::new();
         let mut last_samples: BTreeMap<(usize, usize), MetricSample> = BTreeMap::new();
-        let mut exited = 0usize;
         let mut ending: Option<Ending> = None;
         let mut setup_failure: Option<String> = None;
         let mut cancel_sent: Option<Instant> = None;
-        while exited < total {
+        // Subtasks still running, per worker.
+        while remaining.values().any(|n| *n > 0) {
             let event = match self.rpc.events.recv_timeout(Duration::from_millis(10)) {
                 Ok(e) => Some(e),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -454,7 +454,7 @@ impl Attempts for RemoteAttempts {
                             let why = format!("worker {}: {message}", self.rpc.name(w));
                             if !deployed.contains(&w) {
                                 // Its subtasks never started.
-                                exited += remaining.insert(w, 0).unwrap_or(0);
+                                remaining.insert(w, 0);
                                 setup_failure.get_or_insert(why.clone());
                             }
                             state.fail(why);
@@ -479,11 +479,8 @@ impl Attempts for RemoteAttempts {
                             Some(CoordMsg::Committed { id, vertex, subtask })
                         }
                         ToCoordinator::Exited { attempt: a, .. } if a == attempt => {
-                            if let Some(n) = remaining.get_mut(&w)
-                                && *n > 0
-                            {
-                                *n -= 1;
-                                exited += 1;
+                            if let Some(n) = remaining.get_mut(&w) {
+                                *n = n.saturating_sub(1);
                             }
                             None
                         }
@@ -509,11 +506,7 @@ impl Attempts for RemoteAttempts {
                     }
                 }
                 Some(Event::Lost(w, why)) => {
-                    if let Some(n) = remaining.get_mut(&w)
-                        && *n > 0
-                    {
-                        exited += *n;
-                        *n = 0;
+                    if remaining.get_mut(&w).map(std::mem::take).unwrap_or(0) > 0 {
                         state.fail(format!("worker {} was lost: {why}", self.rpc.name(w)));
                     } else {
                         eprintln!("sluice: worker {} left: {why}", self.rpc.name(w));
@@ -534,7 +527,7 @@ impl Attempts for RemoteAttempts {
                         eprintln!(
                             "sluice: job `{}`: {} subtasks did not stop within 30 s of being canceled; going on without them",
                             state.job_id,
-                            total - exited
+                            remaining.values().sum::<usize>()
                         );
                         break;
                     }
@@ -543,8 +536,7 @@ impl Attempts for RemoteAttempts {
                 // Workers that died after the cancel still count as stopped.
                 let alive: HashSet<usize> = self.rpc.alive().into_iter().map(|a| a.0).collect();
                 for (w, n) in remaining.iter_mut() {
-                    if *n > 0 && !alive.contains(w) {
-                        exited += *n;
+                    if !alive.contains(w) {
                         *n = 0;
                     }
                 }

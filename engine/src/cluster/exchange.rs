@@ -35,7 +35,7 @@ use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use super::BarrierWire;
+use super::{BarrierWire, MAX_FRAME};
 use crate::error::EngineError;
 use crate::runtime::Exchange;
 use crate::runtime::channel::{Credit, Envelope, Msg, Outbox, RemoteMsg};
@@ -48,7 +48,6 @@ const END: u8 = 4;
 const BARRIER: u8 = 5;
 const CREDIT: u8 = 6;
 const HEADER: usize = 16;
-const MAX_FRAME: usize = 1 << 30;
 /// How long an incoming connection waits for its attempt to be set up here.
 const ATTEMPT_WAIT: Duration = Duration::from_secs(60);
 
@@ -143,8 +142,12 @@ fn read(r: &mut impl Read, s3: &sluice_storage::S3Options) -> std::io::Result<Fr
         return Err(bad(format!("bad frame length {len}")));
     }
     // The payload starts 16 bytes into the body, so a batch stays aligned.
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
+    // The buffer is filled by the read, not zeroed first: batches are large.
+    let mut body = Vec::with_capacity(len);
+    r.take(len as u64).read_to_end(&mut body)?;
+    if body.len() != len {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the connection ended inside a frame"));
+    }
     let word = |o: usize| u32::from_le_bytes([body[o], body[o + 1], body[o + 2], body[o + 3]]);
     let (tag, vertex, subtask, channel) = (body[0], word(4), word(8), word(12));
     let payload = &body[HEADER..];
@@ -354,14 +357,22 @@ fn route_inbound(
             }
         }
     });
+    // Every queue is registered before the attempt accepts connections: look
+    // each one up once per connection, not once per frame.
+    let mut queues: HashMap<(u32, u32), Sender<Envelope>> = HashMap::new();
     loop {
         if inbound.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
         match read(reader, &inbound.s3)? {
             Frame::Data { vertex, subtask, channel, msg } => {
-                let tx = inbound.queues.lock().ok().and_then(|q| q.get(&(vertex, subtask)).cloned());
-                match tx {
+                let key = (vertex, subtask);
+                if !queues.contains_key(&key)
+                    && let Some(tx) = inbound.queues.lock().ok().and_then(|q| q.get(&key).cloned())
+                {
+                    queues.insert(key, tx);
+                }
+                match queues.get(&key) {
                     Some(tx) => {
                         if tx.send(Envelope { channel, msg }).is_err() {
                             return Ok(()); // the consumer is gone: the attempt is ending

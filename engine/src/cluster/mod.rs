@@ -44,7 +44,7 @@ use crate::metrics::SubtaskMetrics;
 /// The version of the coordinator–worker protocol.
 pub const PROTOCOL: u32 = 1;
 
-/// The largest frame either side accepts.
+/// The largest frame either side accepts, on control and data connections.
 const MAX_FRAME: usize = 1 << 30;
 
 /// Messages from a worker to the coordinator.
@@ -158,13 +158,6 @@ pub struct DeploySpec {
     pub placement: Vec<Vec<usize>>,
     /// The index of the worker this spec is for.
     pub you: usize,
-}
-
-impl DeploySpec {
-    /// The subtasks placed on this worker.
-    pub fn tasks(&self) -> usize {
-        self.placement.iter().flatten().filter(|w| **w == self.you).count()
-    }
 }
 
 /// A barrier as it crosses the network: the snapshot directory by URI.
