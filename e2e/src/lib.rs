@@ -7,6 +7,8 @@
 //!   pod's containers as local processes in per-pod network and mount namespaces.
 //! - [`cluster`]: control plane + nodes together, used by `sluice-sandbox`
 //!   (`make sandbox-up`) and by the tests (test-support API).
+//! - [`s3`]: MinIO (via `scripts/s3-server.sh`) and a minimal SigV4 client,
+//!   for the sandbox's S3 and [`testenv::TestEnv::start_s3`].
 
 pub mod certs;
 pub mod cluster;
@@ -14,6 +16,7 @@ pub mod controlplane;
 pub mod net;
 pub mod node;
 pub mod process;
+pub mod s3;
 pub mod testenv;
 
 use std::path::Path;

@@ -98,6 +98,41 @@ pub fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `f` on a thread that lives as long as the process, and returns its
+/// result. Spawn processes there that must die with *this process* rather
+/// than with the calling thread: PR_SET_PDEATHSIG fires when the thread that
+/// forked the child exits, and a test's tokio worker or `spawn_blocking`
+/// thread may exit long before the test process does.
+pub fn on_keeper_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R> {
+    static KEEPER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> = std::sync::OnceLock::new();
+    let keeper = KEEPER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        // If the thread cannot be created, the send below fails and says so.
+        let _ = std::thread::Builder::new().name("sluice-e2e-keeper".into()).spawn(move || {
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+            // Every sender is gone only at process exit; never let this thread end first.
+            loop {
+                std::thread::park();
+            }
+        });
+        std::sync::Mutex::new(tx)
+    });
+    let (rtx, rrx) = std::sync::mpsc::channel();
+    let job: Job = Box::new(move || {
+        let _ = rtx.send(f());
+    });
+    keeper
+        .lock()
+        .map_err(|_| anyhow::anyhow!("keeper thread lock poisoned"))?
+        .send(job)
+        .map_err(|_| anyhow::anyhow!("the keeper thread is gone"))?;
+    rrx.recv().context("keeper thread died")
+}
+
 /// A free TCP port on `ip` (bound and released; good enough for a harness).
 pub fn free_port(ip: std::net::IpAddr) -> Result<u16> {
     let l = std::net::TcpListener::bind((ip, 0)).context("finding a free port")?;

@@ -301,6 +301,101 @@ impl TestEnv {
     }
 }
 
+/// An S3-compatible server (MinIO) for a test, reachable from the host at
+/// [`TestS3::endpoint`] and from pods as the Service `s3` of its namespace
+/// ([`TestS3::cluster_endpoint`]), with the Secret `s3-creds`
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`) next to it. Dropping it
+/// stops the server; it is killed (PR_SET_PDEATHSIG) if the test process
+/// exits first. Its data and log stay in the cluster's directory
+/// (`<dir>/s3-<port>/`, `<dir>/logs/s3-<port>.log`) until the next sweep.
+#[derive(Debug)]
+pub struct TestS3 {
+    /// The namespace holding the Service `s3` and the Secret `s3-creds`.
+    pub namespace: String,
+    /// The server's port, on the cluster's gateway; the Service has port == targetPort == this.
+    pub port: u16,
+    /// As the host (the test) sees it: `http://<gateway>:<port>`.
+    pub endpoint: String,
+    /// As pods see it: `http://s3.<namespace>:<port>`.
+    pub cluster_endpoint: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// `us-east-1`.
+    pub region: String,
+    pub server: crate::s3::S3Server,
+}
+
+impl TestS3 {
+    /// Creates a bucket (an existing one is fine).
+    pub fn create_bucket(&self, bucket: &str) -> Result<()> {
+        self.server.create_bucket(bucket)
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.server.pid()
+    }
+}
+
+impl TestEnv {
+    /// Starts MinIO on this cluster's gateway address and a free port (building
+    /// it first if `$SLUICE_CACHE/bin` has none: minutes, once), creates
+    /// `buckets`, and exposes it in `ns` as the Service `s3` with the Secret
+    /// `s3-creds`. The namespace is created if missing.
+    pub async fn start_s3(&self, client: &kube::Client, ns: &str, buckets: &[&str]) -> Result<TestS3> {
+        let gateway = self.gateway;
+        let dir = self.dir.clone();
+        let buckets: Vec<String> = buckets.iter().map(|b| b.to_string()).collect();
+        let server = tokio::task::spawn_blocking(move || -> Result<crate::s3::S3Server> {
+            let port = crate::process::free_port(std::net::IpAddr::V4(gateway))?;
+            let server = crate::s3::S3Server::start(crate::s3::S3Config {
+                addr: std::net::SocketAddr::from((gateway, port)),
+                dir: dir.join(format!("s3-{port}")),
+                access_key: "sluice-test".into(),
+                secret_key: "sluice-test-secret".into(),
+                log: dir.join("logs").join(format!("s3-{port}.log")),
+                death_signal: nix::sys::signal::Signal::SIGKILL,
+            })?;
+            for b in &buckets {
+                server.create_bucket(b)?;
+            }
+            Ok(server)
+        })
+        .await
+        .context("starting the S3 server")??;
+        let port = server.config.addr.port();
+        let s3 = TestS3 {
+            namespace: ns.to_string(),
+            port,
+            endpoint: server.endpoint(),
+            cluster_endpoint: format!("http://s3.{ns}:{port}"),
+            access_key_id: server.config.access_key.clone(),
+            secret_access_key: server.config.secret_key.clone(),
+            region: crate::s3::REGION.to_string(),
+            server,
+        };
+        crate::cluster::expose_host_service(client, ns, "s3", gateway, port).await?;
+        crate::cluster::apply_secret(
+            client,
+            ns,
+            "s3-creds",
+            &[
+                ("AWS_ACCESS_KEY_ID", s3.access_key_id.as_str()),
+                ("AWS_SECRET_ACCESS_KEY", s3.secret_access_key.as_str()),
+            ],
+        )
+        .await?;
+        eprintln!(
+            "sluice-e2e: S3 for {ns} at {} ({}), ready in {:.1}s; log {}",
+            s3.endpoint,
+            s3.cluster_endpoint,
+            s3.server.startup.as_secs_f64(),
+            s3.server.log().display()
+        );
+        Ok(s3)
+    }
+}
+
 /// Polls `f` until it returns `Some`, or fails after `timeout` naming `what`.
 pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> Result<T>
 where

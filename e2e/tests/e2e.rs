@@ -769,6 +769,45 @@ async fn a_host_server_is_reachable_through_a_selectorless_service() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_s3_server_is_reachable_from_a_pod_through_its_service() {
+    let (env, client, ns) = setup("s3").await;
+    let s3 = env.start_s3(&client, &ns, &["data"]).await.unwrap();
+    assert_eq!(s3.cluster_endpoint, format!("http://s3.{ns}:{}", s3.port));
+    assert_eq!(s3.endpoint, format!("http://{}:{}", env.gateway, s3.port));
+    // Signed HEADs from the host (a short blocking call).
+    assert!(s3.server.bucket_exists("data").unwrap());
+    assert!(!s3.server.bucket_exists("nosuch").unwrap());
+    // The pod resolves s3.<ns>, reaches the host's MinIO on the bridge, and gets the credentials from s3-creds.
+    let script = format!(
+        "set -e; test \"$AWS_ACCESS_KEY_ID\" = {id}; test -n \"$AWS_SECRET_ACCESS_KEY\"; u={url}/minio/health/ready; \
+         if command -v curl >/dev/null; then curl -fsS -o /dev/null \"$u\"; else wget -q -O /dev/null \"$u\"; fi; echo reached",
+        id = s3.access_key_id,
+        url = s3.cluster_endpoint,
+    );
+    create::<Pod>(
+        &client,
+        &ns,
+        json!({"metadata": {"name": "client"}, "spec": {"restartPolicy": "Never", "containers": [{
+        "name": "c", "image": "busybox:1", "command": ["sh", "-c", script],
+        "envFrom": [{"secretRef": {"name": "s3-creds"}}]}]}}),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let p = wait_object(&pods, "client", T, "Succeeded or Failed", |p: &Pod| {
+        matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+    })
+    .await
+    .unwrap();
+    let log = std::fs::read_to_string(env.log_file(&p, "c", 0)).unwrap_or_default();
+    assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Succeeded"), "pod log: {log}");
+    assert_eq!(log.trim(), "reached");
+    let pid = s3.pid() as i32;
+    assert!(process_alive(pid));
+    drop(s3);
+    assert!(!process_alive(pid), "the S3 server survived its handle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_as_user_and_group_are_honoured() {
     let (env, client, ns) = setup("uid").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -953,15 +992,120 @@ fn stopping_a_cluster_leaves_no_process_namespace_bridge_or_mount() {
     assert!(!mounts.contains(env.dir.to_str().unwrap()), "mount left behind");
 }
 
+/// The direct children of a process.
+fn children_of(parent: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit(") ").next().map(str::to_string))
+                .and_then(|rest| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+                == Some(parent)
+        })
+        .collect()
+}
+
+fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// A throwaway repository for `sluice-sandbox`: `crds/` with two CRDs in one
+/// file (plus a README that must be ignored) and a fake operator that logs
+/// its arguments and environment and runs until SIGTERM.
+fn fake_repo(root: &std::path::Path) {
+    std::fs::create_dir_all(root.join("crds")).unwrap();
+    let crd = |plural: &str, kind: &str| {
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: PLURAL.fake.sluice.dev}
+spec:
+  group: fake.sluice.dev
+  scope: Namespaced
+  names: {kind: KIND, plural: PLURAL, singular: SINGULAR, listKind: KINDList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#
+        .replace("PLURAL", plural)
+        .replace("SINGULAR", &kind.to_lowercase())
+        .replace("KIND", kind)
+    };
+    std::fs::write(
+        root.join("crds/fake.yaml"),
+        format!("# two documents\n{}---\n{}", crd("widgets", "Widget"), crd("gadgets", "Gadget")),
+    )
+    .unwrap();
+    std::fs::write(root.join("crds/README.md"), "not a CRD\n").unwrap();
+    let op = root.join("fake-operator");
+    std::fs::write(
+        &op,
+        "#!/bin/sh\necho \"fake-operator $*\"\necho \"KUBECONFIG=$KUBECONFIG RUST_LOG=$RUST_LOG\"\n\
+         trap 'echo stopped; exit 0' TERM\nwhile true; do sleep 0.1; done\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&op, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn sandbox_up_refuses_helm_a_missing_operator_binary_and_missing_crds() {
+    let root = std::env::temp_dir().join(format!("sluice-e2e-sandbox-refuse-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    fake_repo(&root);
+    let dir = root.join(".sandbox");
+    let up = |envs: &[(&str, String)]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice-sandbox"))
+            .args(["up", "--dir", dir.to_str().unwrap(), "--name", "refuse", "--bridge", "sl-refuse", "--octet", "199"])
+            .env_remove("SLUICE_OPERATOR_BIN")
+            .env("CARGO_TARGET_DIR", root.join("target"))
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "up succeeded with {envs:?}");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = up(&[("SANDBOX_OPERATOR", "helm".into())]);
+    assert!(
+        err.contains("SANDBOX_OPERATOR=helm needs the Helm chart (charts/sluice), which does not exist yet"),
+        "{err}"
+    );
+    // `process` is the default.
+    let err = up(&[]);
+    assert!(err.contains("cargo build -p sluice-operator"), "{err}");
+    assert!(err.contains(&root.join("target/debug/sluice-operator").display().to_string()), "{err}");
+    std::fs::remove_file(root.join("crds/fake.yaml")).unwrap();
+    let err = up(&[
+        ("SANDBOX_OPERATOR", "process".into()),
+        ("SLUICE_OPERATOR_BIN", root.join("fake-operator").display().to_string()),
+    ]);
+    assert!(err.contains("crdgen"), "{err}");
+    let err = up(&[("SANDBOX_OPERATOR", "kubectl".into())]);
+    assert!(err.contains("expected process, helm or none"), "{err}");
+    // Refused before anything started.
+    assert!(!dir.join("sandbox.pid").exists());
+    assert!(!sluice_e2e::net::link_exists("sl-refuse"));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 #[test]
 fn sandbox_binary_up_and_down_leaves_nothing_behind() {
-    // Its own name, bridge and /16: never the developer's `.sandbox`.
+    // Its own name, bridge and /16: never the developer's `.sandbox`. Its
+    // "repository" (the sandbox dir's parent) has throwaway CRDs and a fake operator.
     let pid = std::process::id();
-    let dir = std::env::temp_dir().join(format!("sluice-e2e-sandbox-{pid}"));
-    let _ = std::fs::remove_dir_all(&dir);
+    let root = std::env::temp_dir().join(format!("sluice-e2e-sandbox-{pid}"));
+    let _ = std::fs::remove_dir_all(&root);
+    fake_repo(&root);
+    let dir = root.join(".sandbox");
     let name = format!("sbx{pid}");
     let bridge = format!("sl-s{pid}");
-    let octet = testenv::free_octet().unwrap().to_string();
+    let octet: u8 = testenv::free_octet().unwrap();
     let bin = env!("CARGO_BIN_EXE_sluice-sandbox");
     let args = |cmd: &str| {
         let d = dir.display().to_string();
@@ -974,40 +1118,79 @@ fn sandbox_binary_up_and_down_leaves_nothing_behind() {
             "--bridge".into(),
             bridge.clone(),
             "--octet".into(),
-            octet.clone(),
+            octet.to_string(),
         ];
         v.extend(["--nodes".to_string(), "2".to_string()]);
         v
     };
     // Whatever happens below, the sandbox goes down (it outlives this process otherwise).
-    struct Down(Vec<String>);
+    struct Down(Vec<String>, std::path::PathBuf);
     impl Drop for Down {
         fn drop(&mut self) {
             let _ = std::process::Command::new(env!("CARGO_BIN_EXE_sluice-sandbox")).args(&self.0).output();
-            if let Some(i) = self.0.iter().position(|a| a == "--dir") {
-                let _ = std::fs::remove_dir_all(&self.0[i + 1]);
-            }
+            let _ = std::fs::remove_dir_all(&self.1);
         }
     }
-    let _down = Down(args("down"));
-    let out = std::process::Command::new(bin).args(args("up")).output().unwrap();
+    let _down = Down(args("down"), root.clone());
+    let out = std::process::Command::new(bin)
+        .args(args("up"))
+        .env("SANDBOX_OPERATOR", "process")
+        .env("SLUICE_OPERATOR_BIN", root.join("fake-operator"))
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("export KUBECONFIG={}", dir.join("kubeconfig").display())), "{stdout}");
+    let op_log = dir.join("logs/operator.log");
+    assert!(stdout.contains(&format!("log {}", op_log.display())), "{stdout}");
+    assert!(stdout.contains("bucket sluice"), "{stdout}");
     let supervisor: i32 = std::fs::read_to_string(dir.join("sandbox.pid")).unwrap().trim().parse().unwrap();
     let env_file = std::fs::read_to_string(dir.join("env")).unwrap();
+    let gw = Ipv4Addr::new(10, octet, 0, 1);
+    for want in [
+        "AWS_ACCESS_KEY_ID=sluice\n".to_string(),
+        format!("SLUICE_S3_ENDPOINT=http://{gw}:9000\n"),
+        "SLUICE_S3_BUCKET=sluice\n".into(),
+    ] {
+        assert!(env_file.contains(&want), "{want} not in {env_file}");
+    }
+
+    // S3: MinIO on the gateway, with the bucket `sluice` (a signed HEAD from the host).
+    let s3_addr = std::net::SocketAddr::from((gw, 9000));
+    assert!(sluice_e2e::s3::ready(s3_addr));
+    let creds = sluice_e2e::s3::Credentials { access_key: "sluice", secret_key: "sluice-sandbox-secret" };
+    assert_eq!(sluice_e2e::s3::signed_request(s3_addr, &creds, "HEAD", "/sluice", b"").unwrap().0, 200);
+    assert_eq!(sluice_e2e::s3::signed_request(s3_addr, &creds, "HEAD", "/nosuch", b"").unwrap().0, 404);
+    // The operator: started with its arguments and environment.
+    let log = std::fs::read_to_string(&op_log).unwrap();
     assert!(
-        env_file.contains("AWS_ACCESS_KEY_ID=") && env_file.contains("SLUICE_S3_ENDPOINT=http://10."),
-        "{env_file}"
+        log.contains(
+            "fake-operator --engine-access apiserver-proxy --http-addr 127.0.0.1:9464 --lease-namespace sluice-system\n"
+        ),
+        "{log}"
     );
+    assert!(log.contains(&format!("KUBECONFIG={} RUST_LOG=info\n", dir.join("kubeconfig").display())), "{log}");
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (pid_in_pod, children) = rt.block_on(async {
+    let pid_in_pod = rt.block_on(async {
         let client = sluice_e2e::client_from_kubeconfig(&dir.join("kubeconfig")).await.unwrap();
         let secrets: Api<Secret> = Api::namespaced(client.clone(), "sluice-system");
         assert!(secrets.get("s3-creds").await.unwrap().data.unwrap().contains_key("AWS_SECRET_ACCESS_KEY"));
+        // Both CRDs of crds/fake.yaml, applied server-side by sluice-sandbox and Established.
+        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+            Api::all(client.clone());
+        for n in ["widgets.fake.sluice.dev", "gadgets.fake.sluice.dev"] {
+            let c = crds.get(n).await.unwrap();
+            assert!(c.status.unwrap().conditions.unwrap().iter().any(|c| c.type_ == "Established" && c.status == "True"));
+            assert!(c.metadata.managed_fields.unwrap().iter().any(|m| m.manager.as_deref() == Some("sluice-sandbox")));
+        }
         create::<Pod>(&client, "default", json!({"metadata": {"name": "p"}, "spec": {"containers": [{
             "name": "sh", "image": "busybox:1", "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]}]}}))
+        .await;
+        // A pod reaches the sandbox's S3 by its documented in-cluster name.
+        create::<Pod>(&client, "default", json!({"metadata": {"name": "s3-client"}, "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "c", "image": "busybox:1", "command": ["sh", "-c", "u=http://s3.sluice-system:9000/minio/health/ready; \
+                if command -v curl >/dev/null; then curl -fsS -o /dev/null $u; else wget -q -O /dev/null $u; fi"]}]}}))
         .await;
         let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
         let p = wait_object(&pods, "p", T, "Running", |p: &Pod| {
@@ -1015,6 +1198,12 @@ fn sandbox_binary_up_and_down_leaves_nothing_behind() {
         })
         .await
         .unwrap();
+        let c = wait_object(&pods, "s3-client", T, "Succeeded or Failed", |p: &Pod| {
+            matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+        })
+        .await
+        .unwrap();
+        assert_eq!(c.status.unwrap().phase.as_deref(), Some("Succeeded"), "s3-client could not reach S3");
         // Two nodes on one bridge: a pod on node 1 reaches a pod on node 2 by name.
         create::<Service>(&client, "default", json!({"metadata": {"name": "peers"},
             "spec": {"clusterIP": "None", "selector": {"app": "peer"}, "ports": [{"port": 8080}]}})).await;
@@ -1038,33 +1227,57 @@ fn sandbox_binary_up_and_down_leaves_nothing_behind() {
             let (code, body) = fetch_from(from, to, 8080, "").await;
             assert_eq!((code, body.trim()), (200, format!("hello from {}", to_pod.name_any()).as_str()));
         }
-        let children: Vec<i32> = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/stat"))
-                    .ok()
-                    .and_then(|s| s.rsplit(") ").next().map(str::to_string))
-                    .and_then(|rest| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
-                    == Some(supervisor)
-            })
-            .collect();
-        (container_pid(&p, "sh").unwrap(), children)
+        container_pid(&p, "sh").unwrap()
     });
-    assert!(children.len() >= 6, "etcd, 3 control-plane processes and 2 nodes under the supervisor: {children:?}");
-    assert_eq!(sluice_e2e::net::list_netns(&format!("sluice-{name}-node-")).len(), 3, "one netns per pod");
+    let children = children_of(supervisor);
+    let named = |what: &str| children.iter().copied().filter(|p| cmdline(*p).contains(what)).collect::<Vec<_>>();
+    assert_eq!(named("minio").len(), 1, "one MinIO under the supervisor: {children:?}");
+    let operator = named("fake-operator");
+    assert_eq!(operator.len(), 1, "one operator under the supervisor: {children:?}");
+    assert!(
+        children.len() >= 8,
+        "etcd, 3 control-plane processes, 2 nodes, MinIO and the operator under the supervisor: {children:?}"
+    );
+    // One netns per running pod (p, peer1, peer2); the finished s3-client's goes with its containers.
+    wait_until(Duration::from_secs(10), || sluice_e2e::net::list_netns(&format!("sluice-{name}-node-")).len() == 3);
+
+    // The supervisor restarts an operator that dies.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(operator[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let restarted = loop {
+        let now: Vec<i32> = children_of(supervisor)
+            .into_iter()
+            .filter(|p| cmdline(*p).contains("fake-operator") && *p != operator[0])
+            .collect();
+        if let Some(p) = now.first() {
+            break *p;
+        }
+        assert!(Instant::now() < deadline, "the operator was not restarted");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&op_log).unwrap().matches("fake-operator --engine-access").count() == 2
+    });
 
     let out = std::process::Command::new(bin).args(args("down")).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert_eq!(stdout.trim(), "sandbox down", "down found nothing left to clean up by hand");
-    for p in children.iter().copied().chain([supervisor, pid_in_pod]) {
-        assert!(!process_alive(p), "process {p} survived sandbox down");
+    for p in children.iter().copied().chain([supervisor, pid_in_pod, restarted]) {
+        assert!(!process_alive(p), "process {p} ({}) survived sandbox down", cmdline(p));
     }
+    assert!(std::fs::read_to_string(&op_log).unwrap().ends_with("stopped\n"), "the operator got SIGTERM");
+    assert!(!sluice_e2e::s3::ready(s3_addr));
     assert!(sluice_e2e::net::list_netns(&format!("sluice-{name}-")).is_empty(), "netns left behind");
     assert!(!sluice_e2e::net::link_exists(&bridge));
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(dir.to_str().unwrap()));
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn wait_until(timeout: Duration, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "condition not met within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

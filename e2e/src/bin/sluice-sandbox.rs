@@ -1,9 +1,11 @@
 //! `sluice-sandbox`: a Docker-free local cluster for developers and users.
 //!
 //! - `sluice-sandbox up [--dir DIR] [--nodes N]` starts etcd, the control
-//!   plane and N `sluice-node` agents in the background, waits until the
-//!   nodes are Ready, writes `DIR/kubeconfig` and `DIR/env`, and prints the
-//!   `export KUBECONFIG=…` line.
+//!   plane, N `sluice-node` agents, the S3 server (MinIO, with a bucket
+//!   `sluice`) and, with `SANDBOX_OPERATOR=process` (the default), the CRDs of
+//!   `crds/` and the `sluice-operator` binary, all in the background under one
+//!   supervisor; waits until the nodes are Ready, writes `DIR/kubeconfig` and
+//!   `DIR/env`, and prints the `export KUBECONFIG=…` line.
 //! - `sluice-sandbox down [--dir DIR]` stops everything and checks that no
 //!   process, network namespace or bridge is left.
 //! - `sluice-sandbox run [--dir DIR] [--nodes N]` is `up` in the foreground.
@@ -14,15 +16,22 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use nix::sys::signal::Signal;
 use sluice_e2e::cluster::{Cluster, ClusterSpec, host_image_mappings};
 use sluice_e2e::controlplane::ClusterNet;
 use sluice_e2e::net;
 use sluice_e2e::node::config::ImageMapping;
+use sluice_e2e::process::{Proc, on_keeper_thread};
+use sluice_e2e::s3::{S3Config, S3Server};
 
 const NAME: &str = "sandbox";
 const BRIDGE: &str = "sl-sandbox";
 const OCTET: u8 = 250;
 const S3_PORT: u16 = 9000;
+const S3_BUCKET: &str = "sluice";
+const FIELD_MANAGER: &str = "sluice-sandbox";
+const OPERATOR_ARGS: [&str; 6] =
+    ["--engine-access", "apiserver-proxy", "--http-addr", "127.0.0.1:9464", "--lease-namespace", "sluice-system"];
 
 struct Args {
     cmd: String,
@@ -58,13 +67,8 @@ fn images(repo: &Path) -> Result<Vec<ImageMapping>> {
         let extra: Vec<ImageMapping> = serde_yaml::from_str(&text)?;
         v.extend(extra);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo.join("target"));
     for (image, bin) in [("sluice/engine:*", "sluice-engine"), ("sluice/operator:*", "sluice-operator")] {
-        let env = format!("SLUICE_{}_BIN", bin.trim_start_matches("sluice-").to_uppercase());
-        let path = std::env::var_os(&env).map(PathBuf::from).unwrap_or_else(|| {
-            let rel = target.join("release").join(bin);
-            if rel.exists() { rel } else { target.join("debug").join(bin) }
-        });
+        let path = sluice_bin(repo, bin);
         v.push(ImageMapping {
             image: image.into(),
             entrypoint: vec![path.display().to_string()],
@@ -89,9 +93,165 @@ fn images(repo: &Path) -> Result<Vec<ImageMapping>> {
     Ok(v)
 }
 
+/// The repository whose binaries and CRDs the sandbox uses: the parent of its directory.
+fn repo(a: &Args) -> PathBuf {
+    a.dir.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// A Sluice binary of the working tree: `SLUICE_<NAME>_BIN`, else the newer of
+/// `$CARGO_TARGET_DIR/{release,debug}/<bin>` (`<repo>/target` by default), else the debug path.
+fn sluice_bin(repo: &Path, bin: &str) -> PathBuf {
+    let env = format!("SLUICE_{}_BIN", bin.trim_start_matches("sluice-").to_uppercase());
+    if let Some(p) = std::env::var_os(&env) {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo.join("target"));
+    let debug = target.join("debug").join(bin);
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let release = target.join("release").join(bin);
+    match (mtime(&release), mtime(&debug)) {
+        (Some(r), Some(d)) if r > d => release,
+        (Some(_), None) => release,
+        _ => debug,
+    }
+}
+
+/// How the sandbox runs the operator (`SANDBOX_OPERATOR`, default `process`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OperatorMode {
+    /// CRDs from `crds/` and the binary as a supervised host process.
+    Process {
+        bin: PathBuf,
+        crds: Vec<PathBuf>,
+    },
+    None,
+}
+
+/// Checks `SANDBOX_OPERATOR` and what it needs, before anything starts.
+fn operator_mode(a: &Args) -> Result<OperatorMode> {
+    let mode = std::env::var("SANDBOX_OPERATOR").unwrap_or_else(|_| "process".into());
+    match mode.as_str() {
+        "none" => Ok(OperatorMode::None),
+        "helm" => bail!("SANDBOX_OPERATOR=helm needs the Helm chart (charts/sluice), which does not exist yet"),
+        "process" => {
+            let repo = repo(a);
+            let bin = sluice_bin(&repo, "sluice-operator");
+            if !bin.is_file() {
+                bail!(
+                    "SANDBOX_OPERATOR=process: the operator binary {} is missing; build it with \
+                     `cargo build -p sluice-operator` at the repository root (or set SLUICE_OPERATOR_BIN, \
+                     or SANDBOX_OPERATOR=none)",
+                    bin.display()
+                );
+            }
+            let dir = repo.join("crds");
+            let mut crds: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.is_file())
+                        .collect()
+                })
+                .unwrap_or_default();
+            crds.sort();
+            if crds.is_empty() {
+                bail!(
+                    "SANDBOX_OPERATOR=process: no CRDs in {} (*.yaml); they are generated by the operator's \
+                     crdgen binary (`cargo run -p sluice-operator --bin crdgen` at the repository root), \
+                     or set SANDBOX_OPERATOR=none",
+                    dir.display()
+                );
+            }
+            Ok(OperatorMode::Process { bin, crds })
+        }
+        other => bail!("SANDBOX_OPERATOR={other}: expected process, helm or none"),
+    }
+}
+
+/// Applies every CRD of `files` (server-side apply, field manager
+/// `sluice-sandbox`; a file may hold several documents) and waits until each
+/// is Established. Returns their names.
+async fn apply_crds(client: &kube::Client, files: &[PathBuf]) -> Result<Vec<String>> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, Patch, PatchParams};
+    use serde::Deserialize;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    let mut names = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let v = serde_json::Value::deserialize(doc).with_context(|| format!("parsing {}", f.display()))?;
+            if v.is_null() {
+                continue;
+            }
+            let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+            let name = v.pointer("/metadata/name").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+            if kind != "CustomResourceDefinition" || name.is_empty() {
+                bail!("{}: expected CustomResourceDefinitions with a name, found kind '{kind}'", f.display());
+            }
+            api.patch(&name, &pp, &Patch::Apply(&v))
+                .await
+                .with_context(|| format!("applying {name} from {}", f.display()))?;
+            names.push(name);
+        }
+    }
+    for name in &names {
+        sluice_e2e::testenv::wait_object(
+            &api,
+            name,
+            Duration::from_secs(30),
+            &format!("CRD {name} Established"),
+            |c| {
+                c.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+            },
+        )
+        .await?;
+    }
+    Ok(names)
+}
+
+/// The operator as a host process, restarted by the supervisor when it exits.
+struct Operator {
+    bin: PathBuf,
+    envs: Vec<(String, String)>,
+    log: PathBuf,
+    proc: Proc,
+}
+
+impl Operator {
+    fn spawn(bin: &Path, envs: &[(String, String)], log: &Path) -> Result<Proc> {
+        let (bin, envs, log) = (bin.to_path_buf(), envs.to_vec(), log.to_path_buf());
+        let args: Vec<String> = OPERATOR_ARGS.iter().map(|s| s.to_string()).collect();
+        on_keeper_thread(move || Proc::spawn("sluice-operator", &bin, &args, &envs, &log, Signal::SIGTERM))?
+    }
+
+    fn start(bin: &Path, kubeconfig: &Path, log: &Path) -> Result<Operator> {
+        let envs = vec![
+            ("KUBECONFIG".to_string(), kubeconfig.display().to_string()),
+            ("RUST_LOG".to_string(), "info".to_string()),
+        ];
+        let proc = Operator::spawn(bin, &envs, log)?;
+        Ok(Operator { bin: bin.to_path_buf(), envs, log: log.to_path_buf(), proc })
+    }
+
+    /// Restarts the operator if it exited (checked on the supervisor's 5 s tick, like the node agents).
+    fn restart_if_dead(&mut self) {
+        let Some(st) = self.proc.exited() else { return };
+        eprintln!("sandbox: sluice-operator exited ({st}); restarting it (log {})", self.log.display());
+        match Operator::spawn(&self.bin, &self.envs, &self.log) {
+            Ok(p) => self.proc = p,
+            Err(e) => eprintln!("sandbox: restarting sluice-operator: {e:#}"),
+        }
+    }
+}
+
 fn spec(a: &Args, nodes: u8) -> Result<ClusterSpec> {
     let dir = a.dir.as_path();
-    let repo = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let repo = repo(a);
     Ok(ClusterSpec {
         name: a.name.clone(),
         dir: dir.to_path_buf(),
@@ -118,6 +278,7 @@ fn run_foreground(a: &Args) -> Result<()> {
     {
         bail!("a sandbox is already running (pid {pid}); run `sluice-sandbox down` first");
     }
+    let operator_mode = operator_mode(a)?;
     std::fs::create_dir_all(&a.dir)?;
     let _ = std::fs::remove_file(a.dir.join("ready"));
     std::fs::write(a.dir.join("sandbox.pid"), std::process::id().to_string())?;
@@ -129,9 +290,23 @@ fn run_foreground(a: &Args) -> Result<()> {
     // pods reach it as http://s3.sluice-system:9000.
     let key_id = std::env::var("SANDBOX_S3_ACCESS_KEY_ID").unwrap_or_else(|_| "sluice".into());
     let secret = std::env::var("SANDBOX_S3_SECRET_ACCESS_KEY").unwrap_or_else(|_| "sluice-sandbox-secret".into());
+    let logs = cluster.control_plane.logs.clone();
+    // A fresh store for a fresh cluster (etcd starts empty too); the data of
+    // the previous run stays in `<dir>/s3` until then.
+    let _ = std::fs::remove_dir_all(a.dir.join("s3"));
+    let mut s3 = S3Server::start(S3Config {
+        addr: std::net::SocketAddr::from((gw, S3_PORT)),
+        dir: a.dir.join("s3"),
+        access_key: key_id.clone(),
+        secret_key: secret.clone(),
+        log: logs.join("s3.log"),
+        death_signal: Signal::SIGTERM,
+    })
+    .context("starting the S3 server")?;
+    s3.create_bucket(S3_BUCKET)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = rt.block_on(sluice_e2e::client_from_kubeconfig(&kubeconfig))?;
     rt.block_on(async {
-        let client = sluice_e2e::client_from_kubeconfig(&kubeconfig).await?;
         sluice_e2e::cluster::expose_host_service(&client, "sluice-system", "s3", gw, S3_PORT).await?;
         for ns in ["default", "sluice-system"] {
             sluice_e2e::cluster::apply_secret(
@@ -145,6 +320,21 @@ fn run_foreground(a: &Args) -> Result<()> {
         anyhow::Ok(())
     })
     .context("creating the s3 Service and the s3-creds Secrets")?;
+    let mut operator = None;
+    let mut operator_msg = "operator: none (SANDBOX_OPERATOR=none)\n".to_string();
+    if let OperatorMode::Process { bin, crds } = &operator_mode {
+        let names = rt.block_on(apply_crds(&client, crds)).context("applying crds/")?;
+        let op = Operator::start(bin, &kubeconfig, &logs.join("operator.log"))?;
+        operator_msg = format!(
+            "CRDs applied and Established: {}\noperator: {} (pid {}), log {}\n",
+            names.join(", "),
+            bin.display(),
+            op.proc.pid(),
+            op.log.display()
+        );
+        operator = Some(op);
+    }
+    drop(rt);
     std::fs::write(
         a.dir.join("env"),
         format!(
@@ -154,6 +344,7 @@ fn run_foreground(a: &Args) -> Result<()> {
              export SLUICE_SANDBOX_BRIDGE_IP={gw}\n\
              # S3 as the host sees it (in-cluster: http://s3.sluice-system:{S3_PORT}).\n\
              export SLUICE_S3_ENDPOINT=http://{gw}:{S3_PORT}\n\
+             export SLUICE_S3_BUCKET={S3_BUCKET}\n\
              export AWS_ACCESS_KEY_ID={key_id}\n\
              export AWS_SECRET_ACCESS_KEY={secret}\n\
              export AWS_REGION=us-east-1\n",
@@ -162,10 +353,16 @@ fn run_foreground(a: &Args) -> Result<()> {
         ),
     )?;
     let msg = format!(
-        "sandbox up in {:.1}s (control plane {:.1}s, nodes Ready {:.1}s later)\nexport KUBECONFIG={}\n",
+        "sandbox up in {:.1}s (control plane {:.1}s, nodes Ready {:.1}s later)\n\
+         S3: http://{gw}:{S3_PORT} (in-cluster http://s3.sluice-system:{S3_PORT}), bucket {S3_BUCKET}, \
+         ready in {:.1}s, log {}\n\
+         {operator_msg}\
+         export KUBECONFIG={}\n",
         t0.elapsed().as_secs_f64(),
         cluster.control_plane.startup.as_secs_f64(),
         cluster.node_startup.as_secs_f64(),
+        s3.startup.as_secs_f64(),
+        s3.log().display(),
         kubeconfig.display()
     );
     std::fs::write(a.dir.join("ready"), &msg)?;
@@ -190,12 +387,26 @@ fn run_foreground(a: &Args) -> Result<()> {
                     for n in cluster.restart_dead_nodes() {
                         eprintln!("sandbox: restarted node agent {n}");
                     }
+                    if let Some(st) = s3.exited() {
+                        eprintln!("sandbox: the S3 server exited ({st}); restarting it (log {})", s3.log().display());
+                        if let Err(e) = s3.restart() {
+                            eprintln!("sandbox: restarting the S3 server: {e:#}");
+                        }
+                    }
+                    if let Some(op) = operator.as_mut() {
+                        op.restart_if_dead();
+                    }
                 }
             }
         }
         anyhow::Ok(())
     })?;
     eprintln!("sandbox: stopping");
+    // The operator first (it talks to the API server), then S3, then the cluster.
+    if let Some(mut op) = operator.take() {
+        op.proc.stop(Duration::from_secs(10));
+    }
+    s3.stop();
     cluster.stop();
     let _ = std::fs::remove_file(a.dir.join("ready"));
     let _ = std::fs::remove_file(a.dir.join("sandbox.pid"));
@@ -209,6 +420,8 @@ fn up(a: &Args) -> Result<()> {
         println!("sandbox already running (pid {pid})\nexport KUBECONFIG={}", a.dir.join("kubeconfig").display());
         return Ok(());
     }
+    // Fail fast, before anything starts (`run` checks again).
+    operator_mode(a)?;
     std::fs::create_dir_all(a.dir.join("logs"))?;
     let _ = std::fs::remove_file(a.dir.join("ready"));
     let log = a.dir.join("logs/sandbox.log");
@@ -277,7 +490,7 @@ fn down(a: &Args) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -285,11 +498,17 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let a = parse()?;
-    match a.cmd.as_str() {
+    let r = parse().and_then(|a| match a.cmd.as_str() {
         "up" => up(&a),
         "run" => run_foreground(&a),
         "down" => down(&a),
         _ => bail!("usage: sluice-sandbox up|down|run [--dir DIR] [--nodes N] [--name N --bridge BR --octet O]"),
+    });
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice-sandbox: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
