@@ -4,13 +4,14 @@ CARGO ?= cargo
 SLUICE_CACHE ?= $(HOME)/.cache/sluice
 export SLUICE_CACHE
 
-.PHONY: run test test-unit test-e2e lint bench build fmt help s3-server
+.PHONY: run test test-unit test-e2e lint bench build fmt help s3-server crds crds-check
 
 help:
 	@echo "make run     - build the engine and run the demo job (config/examples/demo.sql)"
 	@echo "make test    - the whole test suite (unit, golden, integration, end-to-end)"
 	@echo "make lint    - rustfmt --check and clippy -D warnings"
 	@echo "make bench   - benchmarks; writes .bench/report.md"
+	@echo "make crds    - regenerate crds/ from the operator's Rust types"
 	@echo "make sandbox-up / sandbox-down - a local Kubernetes cluster without Docker"
 
 build:
@@ -26,9 +27,18 @@ test: test-unit test-e2e
 s3-server:
 	bash scripts/s3-server.sh install >/dev/null
 
-test-unit: s3-server
+# The operator's cluster tests (operator/tests/cluster.rs) need the Kubernetes
+# binaries and the node agent of e2e/, as the e2e suite does.
+test-unit: s3-server k8s-binaries crds-check
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+
+# crds/ is generated from the operator's Rust types; CI fails on drift.
+crds:
+	$(CARGO) run -q -p sluice-operator --bin crdgen -- crds
+
+crds-check:
+	$(CARGO) run -q -p sluice-operator --bin crdgen -- --check crds
 
 lint:
 	$(CARGO) fmt --all --check

@@ -1,0 +1,239 @@
+//! A client of the engine's REST contract (`engine/openapi.json`), reached
+//! either directly (`http://<job>-coordinator.<ns>:8081`) or through the API
+//! server's service proxy, for an operator that runs outside the cluster.
+//!
+//! Every call has a timeout and is retried a few times on transport errors.
+//! Savepoint triggers carry a caller-chosen `triggerId`, which makes a retried
+//! POST idempotent.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+
+/// The coordinator's REST port, as in ARCHITECTURE.md.
+pub const REST_PORT: u16 = 8081;
+const ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Access {
+    /// `http://<job>-coordinator.<ns>:8081`: the operator runs in the cluster.
+    Direct,
+    /// The API server's `services/<job>-coordinator:8081/proxy/` subresource.
+    ApiserverProxy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the engine of job {job} is unreachable: {message}")]
+    Unreachable { job: String, message: String },
+    #[error("the engine of job {job} answered {path} with HTTP {code}: {message}")]
+    Status { job: String, path: String, code: u16, message: String },
+    #[error("the engine of job {job} sent an unreadable answer to {path}: {message}")]
+    Decode { job: String, path: String, message: String },
+}
+
+/// `GET /v1/job`, the fields the operator uses.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobInfo {
+    pub state: String,
+    #[serde(default)]
+    pub restarts: u64,
+    #[serde(default)]
+    pub vertices: Vec<VertexInfo>,
+    #[serde(default)]
+    pub last_completed_checkpoint: Option<CheckpointInfo>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl JobInfo {
+    /// The largest vertex parallelism: what the job runs at.
+    pub fn parallelism(&self) -> Option<i32> {
+        self.vertices.iter().map(|v| v.parallelism).max()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct VertexInfo {
+    pub parallelism: i32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointInfo {
+    pub id: u64,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub trigger_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SavepointRequest {
+    pub trigger_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_directory: Option<String>,
+    pub stop: bool,
+    pub drain: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct SavepointState {
+    pub status: String,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The engine REST client.
+#[derive(Clone)]
+pub struct Engine {
+    access: Access,
+    kube: kube::Client,
+    http: HttpClient<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl Engine {
+    pub fn new(access: Access, kube: kube::Client, timeout: Duration) -> Engine {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeout));
+        let http = HttpClient::builder(TokioExecutor::new()).build(connector);
+        Engine { access, kube, http, timeout }
+    }
+
+    /// The coordinator Service's name for a job.
+    pub fn service(job: &str) -> String {
+        format!("{job}-coordinator")
+    }
+
+    pub async fn job(&self, ns: &str, job: &str) -> Result<JobInfo, EngineError> {
+        let (code, body) = self.call(ns, job, http::Method::GET, "/v1/job", None).await?;
+        decode(job, "/v1/job", code, &body)
+    }
+
+    pub async fn trigger_savepoint(&self, ns: &str, job: &str, req: &SavepointRequest) -> Result<(), EngineError> {
+        let body = serde_json::to_vec(req).map_err(|e| EngineError::Decode {
+            job: job.into(),
+            path: "/v1/job/savepoints".into(),
+            message: e.to_string(),
+        })?;
+        let (code, body) = self.call(ns, job, http::Method::POST, "/v1/job/savepoints", Some(body)).await?;
+        if (200..300).contains(&code) {
+            Ok(())
+        } else {
+            Err(status_error(job, "/v1/job/savepoints", code, &body))
+        }
+    }
+
+    /// A savepoint's state, or `None` if this coordinator does not know the trigger
+    /// (it was restarted since the trigger was sent).
+    pub async fn savepoint(&self, ns: &str, job: &str, trigger_id: &str) -> Result<Option<SavepointState>, EngineError> {
+        let path = format!("/v1/job/savepoints/{trigger_id}");
+        let (code, body) = self.call(ns, job, http::Method::GET, &path, None).await?;
+        if code == 404 {
+            return Ok(None);
+        }
+        decode(job, &path, code, &body).map(Some)
+    }
+
+    pub async fn cancel(&self, ns: &str, job: &str) -> Result<(), EngineError> {
+        let (code, body) = self.call(ns, job, http::Method::POST, "/v1/job/cancel", Some(b"{}".to_vec())).await?;
+        if (200..300).contains(&code) { Ok(()) } else { Err(status_error(job, "/v1/job/cancel", code, &body)) }
+    }
+
+    async fn call(
+        &self,
+        ns: &str,
+        job: &str,
+        method: http::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Vec<u8>), EngineError> {
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            let call = self.once(ns, job, method.clone(), path, body.clone());
+            match tokio::time::timeout(self.timeout, call).await {
+                Ok(Ok((code, bytes))) if !proxy_unavailable(self.access, code) => return Ok((code, bytes)),
+                Ok(Ok((code, bytes))) => last = format!("HTTP {code}: {}", String::from_utf8_lossy(&bytes).trim()),
+                Ok(Err(e)) => last = e,
+                Err(_) => last = format!("no answer within {:?}", self.timeout),
+            }
+        }
+        Err(EngineError::Unreachable { job: job.into(), message: format!("{method} {path}: {last}") })
+    }
+
+    async fn once(
+        &self,
+        ns: &str,
+        job: &str,
+        method: http::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let svc = Engine::service(job);
+        match self.access {
+            Access::Direct => {
+                let uri = format!("http://{svc}.{ns}:{REST_PORT}{path}");
+                let req = http::Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                    .map_err(|e| e.to_string())?;
+                let resp = self.http.request(req).await.map_err(|e| e.to_string())?;
+                let code = resp.status().as_u16();
+                let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+                Ok((code, bytes.to_vec()))
+            }
+            Access::ApiserverProxy => {
+                let uri = format!("/api/v1/namespaces/{ns}/services/{svc}:{REST_PORT}/proxy{path}");
+                let req = http::Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(kube::client::Body::from(body.unwrap_or_default()))
+                    .map_err(|e| e.to_string())?;
+                let resp = self.kube.send(req).await.map_err(|e| e.to_string())?;
+                let code = resp.status().as_u16();
+                let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+                Ok((code, bytes.to_vec()))
+            }
+        }
+    }
+}
+
+/// Through the API server proxy, a Service without a ready endpoint answers 503
+/// (and a dial error 502): the engine is not reachable, as opposed to answering.
+fn proxy_unavailable(access: Access, code: u16) -> bool {
+    access == Access::ApiserverProxy && (code == 502 || code == 503)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(job: &str, path: &str, code: u16, body: &[u8]) -> Result<T, EngineError> {
+    if !(200..300).contains(&code) {
+        return Err(status_error(job, path, code, body));
+    }
+    serde_json::from_slice(body).map_err(|e| EngineError::Decode { job: job.into(), path: path.into(), message: e.to_string() })
+}
+
+fn status_error(job: &str, path: &str, code: u16, body: &[u8]) -> EngineError {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: String,
+    }
+    let message = serde_json::from_slice::<ErrorBody>(body)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).trim().to_string());
+    EngineError::Status { job: job.into(), path: path.into(), code, message }
+}

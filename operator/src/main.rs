@@ -1,0 +1,195 @@
+//! `sluice-operator`: runs StreamJobs and StreamSavepoints on Kubernetes.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use clap::Parser;
+use kube::runtime::events::{Recorder, Reporter};
+use sluice_operator::engine::{Access, Engine};
+use sluice_operator::leader::{Attempt, Elector};
+use sluice_operator::metrics::Metrics;
+use sluice_operator::reconcile::{self, Ctx};
+use sluice_operator::savepoint;
+
+#[derive(Parser)]
+#[command(name = "sluice-operator", version, about = "The Sluice Kubernetes operator")]
+struct Args {
+    /// How to reach a job's engine REST API: `direct` (in the cluster) or
+    /// `apiserver-proxy` (through the API server, for an operator outside the cluster).
+    #[arg(long, value_enum, default_value = "direct", env = "SLUICE_ENGINE_ACCESS")]
+    engine_access: Access,
+    /// Namespaces to watch, comma-separated; all namespaces when empty.
+    #[arg(long, value_delimiter = ',', env = "SLUICE_WATCH_NAMESPACES")]
+    namespaces: Vec<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "SLUICE_HTTP_ADDR")]
+    http_addr: SocketAddr,
+    /// Run leader election on a Lease (two replicas, one active).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "SLUICE_LEADER_ELECTION")]
+    leader_election: bool,
+    /// The Lease's namespace (default: the pod's namespace, POD_NAMESPACE, else `default`).
+    #[arg(long, env = "SLUICE_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    #[arg(long, default_value = "sluice-operator")]
+    lease_name: String,
+    /// The S3 endpoint the operator itself uses to delete and find savepoints, when the
+    /// jobs' in-cluster endpoint is not reachable from where the operator runs.
+    #[arg(long, env = "SLUICE_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// Timeout of one engine REST call, in seconds.
+    #[arg(long, default_value_t = 5)]
+    engine_timeout: u64,
+    /// Log format: `json` (default) or `text`.
+    #[arg(long, default_value = "json", env = "SLUICE_LOG_FORMAT")]
+    log_format: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if args.log_format == "text" {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    } else {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sluice-operator: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "sluice-operator stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("cannot configure a Kubernetes client (in-cluster or KUBECONFIG): {e}"))?;
+    let identity = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("sluice-operator-{}", std::process::id()));
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .map_err(|e| format!("cannot listen on --http-addr {}: {e}", args.http_addr))?;
+    tracing::info!(addr = %args.http_addr, "serving /metrics, /healthz and /readyz");
+    let router = {
+        let (m, r) = (metrics.clone(), ready.clone());
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/readyz",
+                get(move || {
+                    let ok = r.load(Ordering::SeqCst);
+                    async move {
+                        if ok { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting") }
+                    }
+                }),
+            )
+            .route("/metrics", get(move || {
+                let text = m.encode();
+                async move { ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text) }
+            }))
+    };
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    });
+    client.apiserver_version().await.map_err(|e| format!("cannot reach the API server: {e}"))?;
+    ready.store(true, Ordering::SeqCst);
+
+    let elector = if args.leader_election {
+        let ns = args
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".into());
+        let e = Elector::new(client.clone(), &ns, &args.lease_name, &identity, Duration::from_secs(15));
+        let mut waiting_logged = false;
+        loop {
+            match e.try_acquire().await {
+                Ok(Attempt::Acquired) => break,
+                Ok(Attempt::HeldBy(h)) => {
+                    if !waiting_logged {
+                        tracing::info!(holder = %h, lease = %format!("{ns}/{}", args.lease_name), "standing by: another replica leads");
+                        waiting_logged = true;
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "leader election failed; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            }
+        }
+        tracing::info!(identity = %identity, "leading");
+        Some(Arc::new(e))
+    } else {
+        None
+    };
+    metrics.leader.set(1);
+
+    let reporter = Reporter { controller: "sluice-operator".into(), instance: Some(identity.clone()) };
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        engine: Engine::new(args.engine_access, client.clone(), Duration::from_secs(args.engine_timeout.max(1))),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics: metrics.clone(),
+        s3_endpoint: args.s3_endpoint.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        validated: Default::default(),
+    });
+    let lost = async {
+        let Some(e) = elector.clone() else { return std::future::pending::<String>().await };
+        let mut last_ok = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            match e.try_acquire().await {
+                Ok(Attempt::Acquired) => last_ok = tokio::time::Instant::now(),
+                Ok(Attempt::HeldBy(h)) => return format!("the Lease was taken over by {h}"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot renew the Lease");
+                    if last_ok.elapsed() >= Duration::from_secs(10) {
+                        return "the Lease could not be renewed for 10 s".into();
+                    }
+                }
+            }
+        }
+    };
+    let namespaces = args.namespaces.clone();
+    tracing::info!(namespaces = ?namespaces, access = ?args.engine_access, "starting the StreamJob and StreamSavepoint controllers");
+    let controllers = futures::future::join(reconcile::run(ctx.clone(), &namespaces), savepoint::run(ctx.clone(), &namespaces));
+    tokio::select! {
+        _ = controllers => {
+            tracing::info!("shutting down (signal)");
+        }
+        why = lost => {
+            return Err(format!("lost leadership: {why}; exiting so that only the new leader reconciles"));
+        }
+    }
+    if let Some(e) = elector {
+        e.release().await;
+    }
+    Ok(())
+}

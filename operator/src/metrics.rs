@@ -1,0 +1,160 @@
+//! The operator's Prometheus metrics, served at `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::crd::{Phase, UpgradeKind};
+use crate::error::Error;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabel {
+    error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+fn reconcile_buckets() -> Histogram {
+    Histogram::new([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0])
+}
+
+fn transition_buckets() -> Histogram {
+    Histogram::new([1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0])
+}
+
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabel, Counter>,
+    errors: Family<ErrorLabel, Counter>,
+    duration: Histogram,
+    engine: Histogram,
+    phases: Family<PhaseLabel, Gauge>,
+    transitions: Family<KindLabel, Histogram, fn() -> Histogram>,
+    engine_wait_micros: AtomicU64,
+    jobs: Mutex<HashMap<String, Phase>>,
+    pub leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("sluice_operator");
+        let reconciles = Family::<ResultLabel, Counter>::default();
+        let errors = Family::<ErrorLabel, Counter>::default();
+        let duration = reconcile_buckets();
+        let engine = reconcile_buckets();
+        let phases = Family::<PhaseLabel, Gauge>::default();
+        let transitions = Family::<KindLabel, Histogram, fn() -> Histogram>::new_with_constructor(transition_buckets);
+        let leader = Gauge::default();
+        registry.register("reconciles", "StreamJob reconciles, by result", reconciles.clone());
+        registry.register("reconcile_errors", "Failed reconciles, by error kind", errors.clone());
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile time, excluding time spent waiting on engine REST calls",
+            duration.clone(),
+        );
+        registry.register("engine_request_duration_seconds", "Engine REST calls", engine.clone());
+        registry.register("jobs", "StreamJobs per phase", phases.clone());
+        registry.register(
+            "transition_duration_seconds",
+            "Upgrade, suspend, restart and rollback durations, from the write-ahead record to the new deployment",
+            transitions.clone(),
+        );
+        registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
+        for p in Phase::ALL {
+            phases.get_or_create(&PhaseLabel { phase: p.as_str().into() }).set(0);
+        }
+        Metrics {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            engine,
+            phases,
+            transitions,
+            engine_wait_micros: AtomicU64::new(0),
+            jobs: Mutex::new(HashMap::new()),
+            leader,
+        }
+    }
+
+    pub fn reconciled(&self, own: Duration, error: Option<&Error>) {
+        let result = if error.is_some() { "error" } else { "ok" };
+        self.reconciles.get_or_create(&ResultLabel { result: result.into() }).inc();
+        if let Some(e) = error {
+            self.errors.get_or_create(&ErrorLabel { error: e.metric_label().into() }).inc();
+        }
+        self.duration.observe(own.as_secs_f64());
+    }
+
+    pub fn engine_wait(&self, d: Duration) {
+        self.engine.observe(d.as_secs_f64());
+        self.engine_wait_micros.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Total engine wait so far (the reconcile subtracts its own share).
+    pub fn engine_wait_total(&self) -> Duration {
+        Duration::from_micros(self.engine_wait_micros.load(Ordering::Relaxed))
+    }
+
+    /// Records a job's phase (`None` when it is gone) and refreshes the per-phase gauges.
+    pub fn phase(&self, job: &str, phase: Option<Phase>) {
+        let Ok(mut jobs) = self.jobs.lock() else { return };
+        match phase {
+            Some(p) => {
+                jobs.insert(job.to_string(), p);
+            }
+            None => {
+                jobs.remove(job);
+            }
+        }
+        for p in Phase::ALL {
+            let n = jobs.values().filter(|x| **x == p).count();
+            self.phases.get_or_create(&PhaseLabel { phase: p.as_str().into() }).set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    pub fn transition(&self, kind: UpgradeKind, secs: f64) {
+        let kind = match kind {
+            UpgradeKind::Upgrade => "upgrade",
+            UpgradeKind::Suspend => "suspend",
+            UpgradeKind::Restart => "restart",
+            UpgradeKind::Rollback => "rollback",
+        };
+        self.transitions.get_or_create(&KindLabel { kind: kind.into() }).observe(secs);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,151 @@
+//! Apply: server-side apply of the children (field manager `sluice-operator`),
+//! deletion of the engine pods' owners, savepoint triggers, finalizer removal
+//! and savepoint disposal. Every action is idempotent.
+
+use k8s_openapi::api::apps::v1::{Deployment as K8sDeployment, StatefulSet};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::plan::Action;
+use super::{Ctx, FINALIZER, parse_spec};
+use crate::crd::{StreamJob, StreamJobStatus};
+use crate::error::Error;
+use crate::resources::{self, Deployment};
+use crate::storage;
+
+pub const MANAGER: &str = "sluice-operator";
+
+pub async fn run(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus, action: &Action) -> Result<(), Error> {
+    let ns = job.namespace().unwrap_or_default();
+    let name = job.name_any();
+    match action {
+        Action::ApplyChildren => apply_children(ctx, job, status).await,
+        Action::DeleteEngine => {
+            let dp = DeleteParams::background();
+            ignore_missing(Api::<K8sDeployment>::namespaced(ctx.client.clone(), &ns).delete(&format!("{name}-coordinator"), &dp).await)?;
+            ignore_missing(Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).delete(&format!("{name}-workers"), &dp).await)?;
+            Ok(())
+        }
+        Action::TriggerSavepoint(req) => {
+            let t = std::time::Instant::now();
+            let r = ctx.engine.trigger_savepoint(&ns, &name, req).await;
+            ctx.metrics.engine_wait(t.elapsed());
+            r.map_err(Error::from)
+        }
+        Action::RemoveFinalizer => remove_finalizer(ctx, job).await,
+        Action::Dispose(locations) => {
+            let spec = status.reconciled_spec.as_deref().and_then(parse_spec).unwrap_or_else(|| job.spec.clone());
+            let access = storage::access(&ctx.client, &ns, &spec, ctx.s3_endpoint.as_deref()).await?;
+            for l in locations {
+                storage::dispose(&access, l).await?;
+                tracing::info!(location = %l, "deleted an old savepoint (retention)");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn ignore_missing<T>(r: Result<T, kube::Error>) -> Result<(), Error> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn apply<K>(ctx: &Ctx, ns: &str, obj: &K) -> Result<(), Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    Api::<K>::namespaced(ctx.client.clone(), ns)
+        .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(obj))
+        .await?;
+    Ok(())
+}
+
+/// The deployment recorded in the status, as children.
+pub fn deployment<'a>(
+    job: &'a StreamJob,
+    status: &'a StreamJobStatus,
+    spec: &'a crate::crd::StreamJobSpec,
+    version: &'a str,
+) -> Result<Deployment<'a>, Error> {
+    let owner = job.controller_owner_ref(&()).ok_or_else(|| Error::Internal("the StreamJob has no uid".into()))?;
+    Ok(Deployment {
+        name: job.meta().name.as_deref().unwrap_or_default(),
+        namespace: job.meta().namespace.as_deref().unwrap_or_default(),
+        uid: job.meta().uid.as_deref().unwrap_or_default(),
+        owner,
+        spec,
+        sql: spec.sql.as_deref().unwrap_or_default(),
+        deployment: status.deployment,
+        restore: status.deployed_from.as_deref(),
+        version,
+    })
+}
+
+async fn apply_children(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus) -> Result<(), Error> {
+    let name = job.name_any();
+    let ns = job.namespace().unwrap_or_default();
+    let spec = status
+        .reconciled_spec
+        .as_deref()
+        .and_then(parse_spec)
+        .ok_or_else(|| Error::Internal(format!("job {ns}/{name}: no readable reconciledSpec to deploy")))?;
+    let d = deployment(job, status, &spec, &ctx.version)?;
+    let build = |message: String| Error::Build { job: format!("{ns}/{name}"), message };
+    apply(ctx, &ns, &resources::configmap::build(&d)).await?;
+    apply(ctx, &ns, &resources::service::coordinator(&d)).await?;
+    apply(ctx, &ns, &resources::service::workers(&d)).await?;
+    apply(ctx, &ns, &resources::pdb::build(&d)).await?;
+    apply(ctx, &ns, &resources::workers::build(&d).map_err(build)?).await?;
+    apply(ctx, &ns, &resources::coordinator::build(&d).map_err(build)?).await?;
+    Ok(())
+}
+
+/// Adds the finalizer if it is missing (a JSON patch guarded by a test of the list).
+pub async fn ensure_finalizer(ctx: &Ctx, job: &StreamJob) -> Result<bool, Error> {
+    if job.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(false);
+    }
+    let api = Api::<StreamJob>::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
+    let patch = match job.meta().finalizers.as_ref() {
+        None => serde_json::json!([{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]),
+        Some(list) => serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": list},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}
+        ]),
+    };
+    let patch: json_patch::Patch = serde_json::from_value(patch).map_err(|e| Error::Internal(e.to_string()))?;
+    api.patch(&job.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch)).await?;
+    Ok(true)
+}
+
+async fn remove_finalizer(ctx: &Ctx, job: &StreamJob) -> Result<(), Error> {
+    let Some(idx) = job.finalizers().iter().position(|f| f == FINALIZER) else { return Ok(()) };
+    let api = Api::<StreamJob>::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
+    let path = format!("/metadata/finalizers/{idx}");
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        {"op": "test", "path": path, "value": FINALIZER},
+        {"op": "remove", "path": path}
+    ]))
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    ignore_missing(api.patch(&job.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch)).await)
+}
+
+/// Patches the status through the status subresource with its own field manager.
+pub async fn patch_status(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus) -> Result<(), Error> {
+    let api = Api::<StreamJob>::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
+    let body = serde_json::json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "StreamJob",
+        "status": status,
+    });
+    api.patch_status(&job.name_any(), &PatchParams::apply("sluice-operator/status").force(), &Patch::Apply(&body))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! The StreamJob reconciler: observe → validate → plan → apply → status.
+//!
+//! [`plan`] is pure; this module runs it: it observes, patches the planned
+//! status first (the write-ahead log), then runs the planned actions and
+//! publishes the Events.
+
+pub mod apply;
+pub mod observe;
+pub mod plan;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+
+pub use plan::parse_spec;
+
+use crate::crd::StreamJob;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::metrics::Metrics;
+
+/// The finalizer that lets a deletion take a savepoint first.
+pub const FINALIZER: &str = "sluice.dev/finalizer";
+
+/// What every reconcile shares.
+pub struct Ctx {
+    pub client: kube::Client,
+    pub engine: Engine,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// The operator's own S3 endpoint, for an operator outside the cluster.
+    pub s3_endpoint: Option<String>,
+    pub version: String,
+    /// The last validation per job: (hash of the SQL, result).
+    pub validated: Mutex<HashMap<String, (u64, Result<(), String>)>>,
+}
+
+/// Reconciles one StreamJob.
+pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+    let ns = job.namespace().unwrap_or_default();
+    let name = job.name_any();
+    let span = tracing::info_span!("reconcile", job = %name, namespace = %ns);
+    let started = Instant::now();
+    let engine_before = ctx.metrics.engine_wait_total();
+    let result = tracing::Instrument::instrument(reconcile_inner(&job, &ctx), span).await;
+    let engine_spent = ctx.metrics.engine_wait_total().saturating_sub(engine_before);
+    ctx.metrics.reconciled(started.elapsed().saturating_sub(engine_spent), result.as_ref().err());
+    result
+}
+
+async fn reconcile_inner(job: &StreamJob, ctx: &Ctx) -> Result<Requeue, Error> {
+    let deleting = job.meta().deletion_timestamp.is_some();
+    if !deleting && apply::ensure_finalizer(ctx, job).await? {
+        // The patch triggers the next reconcile.
+        return Ok(Requeue::requeue(Duration::from_secs(1)));
+    }
+    if deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Requeue::await_change());
+    }
+    let validated = observe::validate(ctx, job).await?;
+    let children = observe::children(ctx, job).await?;
+    let engine = observe::engine(ctx, job, &children).await;
+    let trigger = observe::trigger(ctx, job, &engine).await?;
+    let status = job.status.clone().unwrap_or_default();
+    let input = plan::Input {
+        name: job.meta().name.as_deref().unwrap_or_default(),
+        now: jiff::Timestamp::now(),
+        generation: job.meta().generation.unwrap_or_default(),
+        deleting,
+        spec: &job.spec,
+        validated,
+        status: &status,
+        engine,
+        trigger,
+        children,
+    };
+    let planned = plan::plan(&input);
+    if planned.status != status {
+        apply::patch_status(ctx, job, &planned.status).await?;
+    }
+    ctx.metrics.phase(&format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any()), Some(planned.status.phase));
+    if let (Some(old), None) = (&status.upgrade, &planned.status.upgrade)
+        && let Ok(t) = old.started.parse::<jiff::Timestamp>()
+    {
+        let secs = jiff::Timestamp::now().duration_since(t).as_secs_f64();
+        ctx.metrics.transition(old.kind, secs);
+    }
+    publish(ctx, job, &planned.events).await;
+    for action in &planned.actions {
+        apply::run(ctx, job, &planned.status, action).await?;
+    }
+    if planned.actions.contains(&plan::Action::RemoveFinalizer) {
+        ctx.metrics.phase(&format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any()), None);
+        return Ok(Requeue::await_change());
+    }
+    Ok(Requeue::requeue(planned.requeue))
+}
+
+async fn publish(ctx: &Ctx, job: &StreamJob, events: &[plan::Event]) {
+    let reference = job.object_ref(&());
+    for e in events {
+        if e.warning {
+            tracing::warn!(reason = %e.reason, "{}", e.message);
+        } else {
+            tracing::info!(reason = %e.reason, "{}", e.message);
+        }
+        let ev = KubeEvent {
+            type_: if e.warning { EventType::Warning } else { EventType::Normal },
+            reason: e.reason.clone(),
+            note: Some(e.message.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(err) = ctx.recorder.publish(&ev, &reference).await {
+            tracing::warn!(error = %err, "cannot publish an Event");
+        }
+    }
+}
+
+fn error_policy(job: Arc<StreamJob>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
+    tracing::warn!(job = %job.name_any(), namespace = %job.namespace().unwrap_or_default(), error = %error, "reconcile failed; retrying");
+    Requeue::requeue(Duration::from_secs(5))
+}
+
+/// Runs the StreamJob controller over `namespaces` (all when empty) until the stream ends.
+pub async fn run(ctx: Arc<Ctx>, namespaces: &[String]) {
+    let scopes: Vec<Option<String>> =
+        if namespaces.is_empty() { vec![None] } else { namespaces.iter().cloned().map(Some).collect() };
+    let mut all = Vec::new();
+    for scope in scopes {
+        let client = ctx.client.clone();
+        let (jobs, deployments, sets) = match &scope {
+            None => (Api::<StreamJob>::all(client.clone()), Api::<Deployment>::all(client.clone()), Api::<StatefulSet>::all(client)),
+            Some(ns) => (
+                Api::<StreamJob>::namespaced(client.clone(), ns),
+                Api::<Deployment>::namespaced(client.clone(), ns),
+                Api::<StatefulSet>::namespaced(client, ns),
+            ),
+        };
+        let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=sluice-operator");
+        let ctx = ctx.clone();
+        all.push(async move {
+            Controller::new(jobs, watcher::Config::default())
+                .owns(deployments, owned.clone())
+                .owns(sets, owned)
+                .shutdown_on_signal()
+                .run(reconcile, error_policy, ctx)
+                .for_each(|r| async move {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "controller");
+                    }
+                })
+                .await;
+        });
+    }
+    futures::future::join_all(all).await;
+}

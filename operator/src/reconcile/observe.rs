@@ -1,0 +1,159 @@
+//! Observe: the child objects, the engine's REST API, the savepoint in flight,
+//! and whether the spec is valid (the SQL is compiled by the engine's front end).
+
+use std::time::Instant;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+
+use super::plan::{ChildrenView, EngineView, TriggerView};
+use super::{Ctx, parse_spec};
+use crate::crd::{StreamJob, StreamJobSpec, UpgradeStep};
+use crate::error::Error;
+use crate::resources::DEPLOYMENT_ANNOTATION;
+use crate::storage;
+
+/// Resolves the SQL and validates the spec. `Err` carries a message for the
+/// status and an Event, with the SQL's line and column.
+pub async fn validate(ctx: &Ctx, job: &StreamJob) -> Result<Result<String, String>, Error> {
+    let ns = job.namespace().unwrap_or_default();
+    let spec = &job.spec;
+    let sql = match (&spec.sql, &spec.sql_config_map_ref) {
+        (Some(sql), _) => sql.clone(),
+        (None, Some(r)) => match Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns).get_opt(&r.name).await? {
+            None => return Ok(Err(format!("invalid spec: sqlConfigMapRef: ConfigMap {ns}/{} not found", r.name))),
+            Some(cm) => match cm.data.and_then(|mut d| d.remove(&r.key)) {
+                Some(sql) => sql,
+                None => {
+                    return Ok(Err(format!(
+                        "invalid spec: sqlConfigMapRef: ConfigMap {ns}/{} has no key '{}'",
+                        r.name, r.key
+                    )));
+                }
+            },
+        },
+        (None, None) => return Ok(Err("invalid spec: set spec.sql or spec.sqlConfigMapRef".into())),
+    };
+    Ok(check(ctx, &job.name_any(), spec, &sql).map(|()| sql))
+}
+
+/// Static checks of a spec whose SQL is known. Compiling is cached per job and SQL text.
+pub fn check(ctx: &Ctx, name: &str, spec: &StreamJobSpec, sql: &str) -> Result<(), String> {
+    for (field, d) in [
+        ("upgrade.readinessTimeout", Some(&spec.upgrade.readiness_timeout)),
+        ("upgrade.stabilizationPeriod", Some(&spec.upgrade.stabilization_period)),
+        ("upgrade.savepointTimeout", Some(&spec.upgrade.savepoint_timeout)),
+        ("checkpointing.interval", Some(&spec.checkpointing.interval)),
+        ("savepoints.interval", spec.savepoints.interval.as_ref()),
+        ("savepoints.maxAge", spec.savepoints.max_age.as_ref()),
+    ] {
+        if let Some(d) = d
+            && crate::crd::parse_duration(d).is_none()
+        {
+            return Err(format!("invalid spec: {field}: '{d}' is not a duration such as 30s, 5m or 1h"));
+        }
+    }
+    let key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        sql.hash(&mut h);
+        h.finish()
+    };
+    if let Ok(cache) = ctx.validated.lock()
+        && let Some((k, r)) = cache.get(name)
+        && *k == key
+    {
+        return r.clone();
+    }
+    let result = sluice_sql::compile(sql).map(|_| ()).map_err(|e| format!("invalid spec: {}", e.render("job.sql")));
+    if let Ok(mut cache) = ctx.validated.lock() {
+        cache.insert(name.to_string(), (key, result.clone()));
+    }
+    result
+}
+
+pub async fn children(ctx: &Ctx, job: &StreamJob) -> Result<ChildrenView, Error> {
+    let ns = job.namespace().unwrap_or_default();
+    let name = job.name_any();
+    let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &ns).get_opt(&format!("{name}-coordinator")).await?;
+    let workers = Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).get_opt(&format!("{name}-workers")).await?;
+    let config_map = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns).get_opt(&format!("{name}-config")).await?;
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+        .list_metadata(&ListParams::default().labels(&format!("sluice.dev/job={name},sluice.dev/role")))
+        .await?;
+    let annotation = deployment
+        .as_ref()
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(DEPLOYMENT_ANNOTATION))
+        .and_then(|v| v.parse().ok());
+    Ok(ChildrenView {
+        engine_objects: deployment.is_some() || workers.is_some(),
+        pods: pods.items.len(),
+        deployment: annotation,
+        config_map: config_map.is_some(),
+    })
+}
+
+/// The engine's view, or why it cannot be had. Time spent here is engine wait time.
+pub async fn engine(ctx: &Ctx, job: &StreamJob, children: &ChildrenView) -> EngineView {
+    if !children.engine_objects {
+        return EngineView::Down("no engine pods are deployed".into());
+    }
+    let t = Instant::now();
+    let r = ctx.engine.job(&job.namespace().unwrap_or_default(), &job.name_any()).await;
+    ctx.metrics.engine_wait(t.elapsed());
+    match r {
+        Ok(j) => EngineView::Up(j),
+        Err(e) => EngineView::Down(e.to_string()),
+    }
+}
+
+/// The savepoint in flight, if any: asked of the engine, and, if the engine does
+/// not know it (it was restarted), looked for in storage.
+pub async fn trigger(ctx: &Ctx, job: &StreamJob, engine: &EngineView) -> Result<Option<TriggerView>, Error> {
+    let Some(status) = &job.status else { return Ok(None) };
+    let id = match (&status.upgrade, &status.pending_savepoint) {
+        (Some(u), _) if u.step == UpgradeStep::Stopping => u.trigger_id.clone(),
+        (None, Some(p)) => Some(p.trigger_id.clone()),
+        _ => None,
+    };
+    let Some(id) = id else { return Ok(None) };
+    let spec = status
+        .upgrade
+        .as_ref()
+        .and_then(|u| parse_spec(&u.target_spec))
+        .or_else(|| status.reconciled_spec.as_deref().and_then(parse_spec))
+        .unwrap_or_else(|| job.spec.clone());
+    let ns = job.namespace().unwrap_or_default();
+    if matches!(engine, EngineView::Up(_)) {
+        let t = Instant::now();
+        let r = ctx.engine.savepoint(&ns, &job.name_any(), &id).await;
+        ctx.metrics.engine_wait(t.elapsed());
+        match r {
+            Ok(Some(s)) => {
+                return Ok(Some(match s.status.as_str() {
+                    "COMPLETED" => TriggerView::Completed(s.location.unwrap_or_default()),
+                    "FAILED" => TriggerView::Failed(s.error.unwrap_or_else(|| "no reason given".into())),
+                    _ => TriggerView::InProgress,
+                }));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the savepoint's state; looking in storage"),
+        }
+    }
+    let Some(dir) = spec.savepoints.directory.as_deref() else { return Ok(Some(TriggerView::Unknown)) };
+    let location = storage::savepoint_location(dir, &id);
+    let access = storage::access(&ctx.client, &ns, &spec, ctx.s3_endpoint.as_deref()).await?;
+    match storage::savepoint_exists(&access, &location).await {
+        Ok(true) => Ok(Some(TriggerView::Completed(location))),
+        Ok(false) => Ok(Some(TriggerView::Unknown)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for the savepoint in storage");
+            Ok(Some(TriggerView::Unknown))
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The ConfigMap with `job.sql` and `engine.yaml`, mounted at `/etc/sluice`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use super::{DEPLOYMENT_KEY, Deployment};
+
+/// The engine keys of a deployment. The spec's own fields win over the same keys
+/// in `spec.config`, so that what `kubectl get sj` shows is what runs.
+pub fn engine_config(d: &Deployment) -> BTreeMap<String, String> {
+    let spec = d.spec;
+    let mut c = spec.config.clone();
+    c.insert("parallelism.default".into(), spec.parallelism.to_string());
+    c.insert("pipeline.max-parallelism".into(), spec.max_parallelism.to_string());
+    c.insert("execution.checkpointing.interval".into(), spec.checkpointing.interval.clone());
+    if let Some(s) = &spec.checkpointing.storage {
+        c.insert("execution.checkpointing.dir".into(), s.clone());
+    }
+    if let Some(s) = &spec.savepoints.directory {
+        c.insert("execution.checkpointing.savepoint-dir".into(), s.clone());
+    }
+    if let Some(e) = spec.s3.as_ref().and_then(|s| s.endpoint.as_ref()) {
+        c.insert("s3.endpoint".into(), e.clone());
+    }
+    match d.restore {
+        Some(r) => {
+            c.insert("execution.state-recovery.path".into(), r.into());
+        }
+        None => {
+            c.remove("execution.state-recovery.path");
+        }
+    }
+    if spec.allow_non_restored_state {
+        c.insert("execution.state-recovery.ignore-unclaimed-state".into(), "true".into());
+    }
+    c.insert(DEPLOYMENT_KEY.into(), d.deployment.to_string());
+    c
+}
+
+pub fn build(d: &Deployment) -> ConfigMap {
+    let yaml = engine_config(d)
+        .iter()
+        .map(|(k, v)| format!("{}: {}\n", quote(k), quote(v)))
+        .collect::<String>();
+    ConfigMap {
+        metadata: d.meta(d.config_map_name(), None),
+        data: Some(BTreeMap::from([("job.sql".to_string(), d.sql.to_string()), ("engine.yaml".to_string(), yaml)])),
+        ..ConfigMap::default()
+    }
+}
+
+/// A YAML double-quoted scalar: every key and value stays a string.
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing;
+
+    #[test]
+    fn engine_yaml_holds_the_spec_and_the_restore() {
+        let spec = testing::spec();
+        let cm = build(&testing::deployment(&spec));
+        let data = cm.data.unwrap_or_default();
+        assert_eq!(
+            data.get("engine.yaml").map(String::as_str),
+            Some(concat!(
+                "\"execution.checkpointing.dir\": \"s3://sluice/checkpoints\"\n",
+                "\"execution.checkpointing.interval\": \"5s\"\n",
+                "\"execution.checkpointing.savepoint-dir\": \"s3://sluice/savepoints\"\n",
+                "\"execution.state-recovery.path\": \"s3://sluice/savepoints/savepoint-up-3\"\n",
+                "\"kubernetes.operator.deployment\": \"4\"\n",
+                "\"parallelism.default\": \"3\"\n",
+                "\"pipeline.max-parallelism\": \"128\"\n",
+                "\"restart-strategy.type\": \"fixed-delay\"\n",
+                "\"s3.endpoint\": \"http://s3.sluice-system:9000\"\n",
+            ))
+        );
+        assert_eq!(data.get("job.sql").map(String::as_str), spec.sql.as_deref());
+        assert_eq!(cm.metadata.name.as_deref(), Some("clicks-config"));
+    }
+
+    #[test]
+    fn yaml_parses_back_to_strings() {
+        let mut spec = testing::spec();
+        spec.config.insert("weird: key".into(), "a \"quoted\" # value".into());
+        let cm = build(&testing::deployment(&spec));
+        let yaml = cm.data.unwrap_or_default().remove("engine.yaml").unwrap_or_default();
+        let back: BTreeMap<String, String> = serde_yaml::from_str(&yaml).unwrap_or_default();
+        assert_eq!(back.get("weird: key").map(String::as_str), Some("a \"quoted\" # value"));
+    }
+}

@@ -1,0 +1,46 @@
+//! The coordinator Deployment: one replica, recreated (never two at once).
+
+use k8s_openapi::api::apps::v1::{Deployment as K8sDeployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use super::pod::{Role, template};
+use super::{CONFIG_DIR, Deployment, REST_PORT, RPC_PORT, selector};
+
+pub fn build(d: &Deployment) -> Result<K8sDeployment, String> {
+    let args = [
+        "coordinator",
+        "--job",
+        &format!("{CONFIG_DIR}/job.sql"),
+        "--config",
+        &format!("{CONFIG_DIR}/engine.yaml"),
+        "--job-id",
+        d.uid,
+        "--rpc-addr",
+        &format!("0.0.0.0:{RPC_PORT}"),
+        "--rest-addr",
+        &format!("0.0.0.0:{REST_PORT}"),
+        "--on-finish",
+        "stay",
+    ]
+    .map(String::from)
+    .to_vec();
+    let role = Role {
+        role: "coordinator",
+        args,
+        ports: vec![("rpc", RPC_PORT), ("rest", REST_PORT)],
+        // Ready once REST answers: the operator must see FAILED and FINISHED too.
+        readiness: ("/healthz", REST_PORT),
+        resources: d.spec.coordinator.as_ref(),
+    };
+    Ok(K8sDeployment {
+        metadata: d.meta(d.coordinator_name(), Some("coordinator")),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector { match_labels: Some(selector(d.name, Some("coordinator"))), ..Default::default() },
+            strategy: Some(DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() }),
+            template: template(d, &role)?,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}

@@ -1,0 +1,131 @@
+//! The engine pod template shared by the coordinator and the workers.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{CONFIG_DIR, DEPLOYMENT_ANNOTATION, Deployment, merge_json};
+use crate::crd::PodResources;
+
+/// The engine container's name; a `podTemplate` container of this name is merged into it.
+pub const CONTAINER: &str = "engine";
+
+/// One role's pod: its arguments, ports, probe port and resources.
+pub struct Role<'a> {
+    pub role: &'a str,
+    pub args: Vec<String>,
+    pub ports: Vec<(&'a str, i32)>,
+    /// `(path, port)` of the readiness probe; liveness uses `/healthz` on the same port.
+    pub readiness: (&'a str, i32),
+    pub resources: Option<&'a PodResources>,
+}
+
+/// The pod template of a role, with the user's `podTemplate` merged in.
+pub fn template(d: &Deployment, r: &Role) -> Result<PodTemplateSpec, String> {
+    let spec = d.spec;
+    let mut env = vec![EnvVar {
+        name: "POD_IP".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: "status.podIP".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    if let Some(region) = spec.s3.as_ref().and_then(|s| s.region.as_ref()) {
+        env.push(EnvVar { name: "AWS_REGION".into(), value: Some(region.clone()), ..Default::default() });
+    }
+    let env_from = spec.s3.as_ref().and_then(|s| s.credentials_secret_ref.as_ref()).map(|r| {
+        vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource { name: r.name.clone(), optional: Some(false) }),
+            ..Default::default()
+        }]
+    });
+    let probe = |path: &str, port: i32, period: i32| Probe {
+        http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(port), ..Default::default() }),
+        period_seconds: Some(period),
+        failure_threshold: Some(3),
+        ..Default::default()
+    };
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(spec.image.clone()),
+        args: Some(r.args.clone()),
+        env: Some(env),
+        env_from,
+        ports: Some(
+            r.ports
+                .iter()
+                .map(|(name, port)| ContainerPort {
+                    name: Some((*name).into()),
+                    container_port: *port,
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        readiness_probe: Some(probe(r.readiness.0, r.readiness.1, 2)),
+        liveness_probe: Some(Probe { initial_delay_seconds: Some(10), ..probe("/healthz", r.readiness.1, 10) }),
+        resources: r.resources.map(resources),
+        volume_mounts: Some(vec![
+            VolumeMount { name: "config".into(), mount_path: CONFIG_DIR.into(), read_only: Some(true), ..Default::default() },
+            VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
+        ]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pod = PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(d.labels(Some(r.role))),
+            annotations: Some(BTreeMap::from([(DEPLOYMENT_ANNOTATION.to_string(), d.deployment.to_string())])),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            termination_grace_period_seconds: Some(30),
+            security_context: Some(PodSecurityContext {
+                seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                ..Default::default()
+            }),
+            volumes: Some(vec![
+                Volume {
+                    name: "config".into(),
+                    config_map: Some(ConfigMapVolumeSource { name: d.config_map_name(), ..Default::default() }),
+                    ..Default::default()
+                },
+                Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+            ]),
+            ..Default::default()
+        }),
+    };
+    let Some(overlay) = &spec.pod_template else { return Ok(pod) };
+    let mut value = serde_json::to_value(&pod).map_err(|e| e.to_string())?;
+    merge_json(&mut value, overlay);
+    let mut merged: PodTemplateSpec =
+        serde_json::from_value(value).map_err(|e| format!("spec.podTemplate does not merge into a pod template: {e}"))?;
+    // The operator's labels select the pods: the template may add labels, not change these.
+    if let Some(meta) = merged.metadata.as_mut() {
+        let labels = meta.labels.get_or_insert_with(BTreeMap::new);
+        labels.extend(d.labels(Some(r.role)));
+    }
+    Ok(merged)
+}
+
+fn resources(r: &PodResources) -> ResourceRequirements {
+    let q = |m: &BTreeMap<String, String>| {
+        (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), Quantity(v.clone()))).collect())
+    };
+    ResourceRequirements { requests: q(&r.requests), limits: q(&r.limits), ..Default::default() }
+}

@@ -1,0 +1,194 @@
+//! The StreamSavepoint controller: a one-off savepoint of a StreamJob, with
+//! retries and back-off, and (with `disposeOnDelete`) deletion of its data.
+//!
+//! Each attempt uses its own trigger id (`<name>-<attempt>`), recorded in the
+//! status before the engine is called, so a retried call is idempotent and a
+//! failed savepoint is never mistaken for the next attempt's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+
+use crate::crd::{SavepointPhase, StreamJob, StreamSavepoint, StreamSavepointStatus};
+use crate::error::Error;
+use crate::reconcile::{Ctx, parse_spec};
+use crate::storage;
+
+pub const FINALIZER: &str = "sluice.dev/savepoint-data";
+/// Attempts before a StreamSavepoint is Failed.
+pub const MAX_ATTEMPTS: i32 = 5;
+
+fn backoff(attempts: i32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(u32::try_from(attempts.clamp(0, 6)).unwrap_or(6)))
+}
+
+pub async fn reconcile(ssp: Arc<StreamSavepoint>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+    let ns = ssp.namespace().unwrap_or_default();
+    let api = Api::<StreamSavepoint>::namespaced(ctx.client.clone(), &ns);
+    let name = ssp.name_any();
+    let status = ssp.status.clone().unwrap_or_default();
+    let jobs = Api::<StreamJob>::namespaced(ctx.client.clone(), &ns);
+    let job = jobs.get_opt(&ssp.spec.job_ref.name).await?;
+    let job_spec = job.as_ref().map(|j| {
+        j.status.as_ref().and_then(|s| s.reconciled_spec.as_deref()).and_then(parse_spec).unwrap_or_else(|| j.spec.clone())
+    });
+
+    if ssp.meta().deletion_timestamp.is_some() {
+        if !ssp.finalizers().iter().any(|f| f == FINALIZER) {
+            return Ok(Requeue::await_change());
+        }
+        if let (Some(location), Some(spec)) = (&status.location, &job_spec) {
+            let access = storage::access(&ctx.client, &ns, spec, ctx.s3_endpoint.as_deref()).await?;
+            if let Err(e) = storage::dispose(&access, location).await {
+                tracing::warn!(savepoint = %name, error = %e, "cannot delete the savepoint data; the finalizer is removed anyway");
+            } else {
+                tracing::info!(savepoint = %name, %location, "deleted the savepoint data (disposeOnDelete)");
+            }
+        } else if status.location.is_some() {
+            tracing::warn!(savepoint = %name, "the StreamJob is gone, so its S3 settings are unknown; the savepoint data stays");
+        }
+        let keep: Vec<String> = ssp.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"finalizers": keep}})))
+            .await?;
+        return Ok(Requeue::await_change());
+    }
+    if ssp.spec.dispose_on_delete && !ssp.finalizers().iter().any(|f| f == FINALIZER) {
+        let mut list = ssp.finalizers().to_vec();
+        list.push(FINALIZER.into());
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"finalizers": list}})))
+            .await?;
+        return Ok(Requeue::requeue(Duration::from_millis(200)));
+    }
+    if matches!(status.phase, SavepointPhase::Completed | SavepointPhase::Failed) {
+        return Ok(Requeue::await_change());
+    }
+
+    let mut next = status.clone();
+    let requeue = step(&ctx, &ssp, job.as_ref(), job_spec.as_ref(), &mut next).await;
+    if next != status {
+        let body = serde_json::json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "StreamSavepoint", "status": next});
+        api.patch_status(&name, &PatchParams::apply("sluice-operator/status").force(), &Patch::Apply(&body)).await?;
+    }
+    Ok(requeue)
+}
+
+/// One step of the state machine; the caller patches `st`.
+async fn step(
+    ctx: &Ctx,
+    ssp: &StreamSavepoint,
+    job: Option<&StreamJob>,
+    spec: Option<&crate::crd::StreamJobSpec>,
+    st: &mut StreamSavepointStatus,
+) -> Requeue {
+    let ns = ssp.namespace().unwrap_or_default();
+    let job_name = &ssp.spec.job_ref.name;
+    let fail_or_retry = |st: &mut StreamSavepointStatus, error: String| {
+        st.error = Some(error);
+        if st.attempts >= MAX_ATTEMPTS {
+            st.phase = SavepointPhase::Failed;
+            Requeue::await_change()
+        } else {
+            st.phase = SavepointPhase::Pending;
+            st.trigger_id = None;
+            Requeue::requeue(backoff(st.attempts))
+        }
+    };
+    let (Some(_job), Some(spec)) = (job, spec) else {
+        st.attempts += 1;
+        return fail_or_retry(st, format!("StreamJob {ns}/{job_name} not found"));
+    };
+    let Some(directory) = ssp.spec.directory.clone().or_else(|| spec.savepoints.directory.clone()) else {
+        st.phase = SavepointPhase::Failed;
+        st.error = Some(format!("no directory: set spec.directory or the StreamJob's savepoints.directory ({ns}/{job_name})"));
+        return Requeue::await_change();
+    };
+    match (st.phase, st.trigger_id.clone()) {
+        (SavepointPhase::InProgress, Some(id)) => match ctx.engine.savepoint(&ns, job_name, &id).await {
+            Ok(Some(s)) if s.status == "COMPLETED" => {
+                st.phase = SavepointPhase::Completed;
+                st.location = s.location;
+                st.error = None;
+                st.completion_time = Some(jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string());
+                Requeue::await_change()
+            }
+            Ok(Some(s)) if s.status == "FAILED" => {
+                fail_or_retry(st, format!("the savepoint failed: {}", s.error.unwrap_or_default()))
+            }
+            Ok(Some(_)) => Requeue::requeue(Duration::from_secs(1)),
+            Ok(None) => {
+                // The coordinator restarted: the savepoint may have completed before.
+                let location = storage::savepoint_location(&directory, &id);
+                let found = match storage::access(&ctx.client, &ns, spec, ctx.s3_endpoint.as_deref()).await {
+                    Ok(a) => storage::savepoint_exists(&a, &location).await.unwrap_or(false),
+                    Err(_) => false,
+                };
+                if found {
+                    st.phase = SavepointPhase::Completed;
+                    st.location = Some(location);
+                    Requeue::await_change()
+                } else {
+                    fail_or_retry(st, "the engine restarted and lost the savepoint".into())
+                }
+            }
+            Err(e) => fail_or_retry(st, e.to_string()),
+        },
+        _ => {
+            st.attempts += 1;
+            let id = format!("{}-{}", ssp.name_any(), st.attempts);
+            let req = crate::engine::SavepointRequest {
+                trigger_id: id.clone(),
+                target_directory: Some(directory),
+                stop: false,
+                drain: false,
+            };
+            match ctx.engine.trigger_savepoint(&ns, job_name, &req).await {
+                Ok(()) => {
+                    st.phase = SavepointPhase::InProgress;
+                    st.trigger_id = Some(id);
+                    st.error = None;
+                    Requeue::requeue(Duration::from_secs(1))
+                }
+                Err(e) => fail_or_retry(st, e.to_string()),
+            }
+        }
+    }
+}
+
+fn error_policy(ssp: Arc<StreamSavepoint>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
+    tracing::warn!(savepoint = %ssp.name_any(), namespace = %ssp.namespace().unwrap_or_default(), error = %error, "reconcile failed; retrying");
+    Requeue::requeue(Duration::from_secs(5))
+}
+
+pub async fn run(ctx: Arc<Ctx>, namespaces: &[String]) {
+    let apis: Vec<Api<StreamSavepoint>> = if namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        namespaces.iter().map(|ns| Api::namespaced(ctx.client.clone(), ns)).collect()
+    };
+    let runs = apis.into_iter().map(|api| {
+        let ctx = ctx.clone();
+        async move {
+            Controller::new(api, watcher::Config::default())
+                .shutdown_on_signal()
+                .run(reconcile, error_policy, ctx)
+                .for_each(|_| async {})
+                .await;
+        }
+    });
+    futures::future::join_all(runs).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(super::backoff(1), std::time::Duration::from_secs(2));
+        assert_eq!(super::backoff(3), std::time::Duration::from_secs(8));
+        assert_eq!(super::backoff(40), std::time::Duration::from_secs(64));
+    }
+}

@@ -1,0 +1,305 @@
+//! The operator against a real kube-apiserver (the e2e harness's local control
+//! plane), real engine pods run by the node agent, and a real S3-compatible
+//! server (MinIO): CRD schema and CEL rules, the subresources, and a job's
+//! whole life — apply, Stable, invalid SQL, a savepoint upgrade with the
+//! operator killed in the middle, exactly-once output, and deletion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, CustomResourceExt};
+use serde_json::json;
+use sluice_e2e::node::config::ImageMapping;
+use sluice_e2e::testenv::{self, TestEnv, wait_for, wait_object};
+use sluice_operator::crd::{Phase, StreamJob, StreamSavepoint, UpgradeStep};
+
+fn engine_bin() -> PathBuf {
+    // target/debug/deps/cluster-… → target/debug/sluice-engine (built by `cargo test --workspace`).
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|p| p.parent()).unwrap().join("sluice-engine");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo).args(["build", "-p", "sluice-engine", "--bin", "sluice-engine"]).status().unwrap();
+        assert!(ok.success(), "building sluice-engine failed");
+    }
+    bin
+}
+
+async fn env() -> (TestEnv, kube::Client) {
+    let images = vec![ImageMapping {
+        image: "sluice/engine:*".into(),
+        entrypoint: vec![engine_bin().display().to_string()],
+        cmd: vec![],
+        path: vec![],
+    }];
+    let opts = testenv::Options::for_external_tests(images).unwrap();
+    let env = tokio::task::spawn_blocking(move || testenv::shared(&opts)).await.unwrap().unwrap();
+    let client = env.client().await.unwrap();
+    install_crds(&client).await.unwrap();
+    (env, client)
+}
+
+async fn install_crds(client: &kube::Client) -> Result<()> {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for crd in [StreamJob::crd(), StreamSavepoint::crd()] {
+        let name = crd.metadata.name.clone().unwrap();
+        api.patch(&name, &PatchParams::apply("sluice-test").force(), &Patch::Apply(&crd)).await?;
+        wait_object(&api, &name, Duration::from_secs(30), "CRD Established", |c| {
+            c.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+                cs.iter().any(|c| c.type_ == "Established" && c.status == "True")
+            })
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+fn job(name: &str, spec: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "StreamJob", "metadata": {"name": name}, "spec": spec})
+}
+
+async fn create(api: &Api<StreamJob>, obj: serde_json::Value) -> Result<StreamJob, kube::Error> {
+    let obj: StreamJob = serde_json::from_value(obj).unwrap();
+    api.create(&PostParams::default(), &obj).await
+}
+
+fn rejection(r: Result<StreamJob, kube::Error>) -> String {
+    match r {
+        Ok(_) => panic!("the API server accepted an invalid StreamJob"),
+        Err(kube::Error::Api(s)) => s.message,
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crd_schema_and_cel_rules_reject_bad_manifests_and_fill_defaults() {
+    let (env, client) = env().await;
+    let ns = env.namespace(&client, "crd").await.unwrap();
+    let api = Api::<StreamJob>::namespaced(client.clone(), &ns);
+    let base = json!({"image": "sluice/engine:0.1.0", "sql": "SELECT 1"});
+
+    let mut over = base.clone();
+    over["parallelism"] = json!(200);
+    assert!(rejection(create(&api, job("a", over)).await).contains("parallelism must not exceed maxParallelism"));
+
+    let mut both = base.clone();
+    both["sqlConfigMapRef"] = json!({"name": "cm"});
+    assert!(rejection(create(&api, job("b", both)).await).contains("set exactly one of sql and sqlConfigMapRef"));
+
+    let mut sp = base.clone();
+    sp["upgradeMode"] = json!("savepoint");
+    assert!(rejection(create(&api, job("c", sp)).await).contains("upgradeMode savepoint needs savepoints.directory"));
+
+    let mut bad_duration = base.clone();
+    bad_duration["checkpointing"] = json!({"interval": "ten seconds"});
+    assert!(rejection(create(&api, job("d", bad_duration)).await).contains("checkpointing.interval"));
+
+    let mut bad_enum = base.clone();
+    bad_enum["upgradeMode"] = json!("yolo");
+    assert!(rejection(create(&api, job("e", bad_enum)).await).contains("upgradeMode"));
+
+    // A valid minimal manifest gets the schema's defaults (so GitOps sees no drift).
+    let ok = create(&api, job("ok", base.clone())).await.unwrap();
+    assert_eq!(ok.spec.parallelism, 1);
+    assert_eq!(ok.spec.max_parallelism, 128);
+    assert_eq!(ok.spec.upgrade.readiness_timeout, "5m");
+    assert_eq!(ok.spec.checkpointing.interval, "10s");
+    assert_eq!(ok.spec.savepoints.max_count, 10);
+
+    // The scale subresource maps onto spec.parallelism.
+    api.patch_scale("ok", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 4}}))).await.unwrap();
+    assert_eq!(api.get("ok").await.unwrap().spec.parallelism, 4);
+
+    // The status subresource; then maxParallelism is immutable once the job has run.
+    api.patch_status(
+        "ok",
+        &PatchParams::apply("sluice-test").force(),
+        &Patch::Apply(json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "StreamJob", "status": {"phase": "Running", "reconciledSpec": "{}", "currentParallelism": 4}})),
+    )
+    .await
+    .unwrap();
+    let scale = api.get_scale("ok").await.unwrap();
+    assert_eq!(scale.status.and_then(|s| Some(s.replicas)), Some(4));
+    let err = api
+        .patch("ok", &PatchParams::default(), &Patch::Merge(json!({"spec": {"maxParallelism": 256}})))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("maxParallelism is immutable"), "{err}");
+    // Other spec changes still go through.
+    api.patch("ok", &PatchParams::default(), &Patch::Merge(json!({"spec": {"parallelism": 2}}))).await.unwrap();
+}
+
+/// The operator binary, run as a process the way the sandbox runs it.
+struct Operator {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Operator {
+    fn start(env: &TestEnv, ns: &str, s3_endpoint: &str, log: PathBuf) -> Operator {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice-operator"))
+            .args(["--engine-access", "apiserver-proxy", "--namespaces", ns, "--lease-namespace", ns])
+            .args(["--http-addr", "127.0.0.1:0", "--s3-endpoint", s3_endpoint, "--log-format", "text"])
+            .env("KUBECONFIG", &env.kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Operator { child, log }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Ids in the committed part files under `prefix`.
+fn committed_ids(s3: &testenv::TestS3, uri: &str) -> Result<Vec<i64>> {
+    let opts = sluice_storage::S3Options {
+        endpoint: Some(s3.endpoint.clone()),
+        region: Some(s3.region.clone()),
+        path_style: Some(true),
+        access_key: Some(s3.access_key_id.clone()),
+        secret_key: Some(s3.secret_access_key.clone()),
+    };
+    let storage = sluice_storage::Storage::open(uri, &opts)?;
+    let mut ids = Vec::new();
+    for o in storage.list("")? {
+        let name = o.path.rsplit('/').next().unwrap_or_default().to_string();
+        if !name.starts_with("part-") {
+            continue;
+        }
+        let text = String::from_utf8(storage.get(&o.path)?)?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            ids.push(line.trim().parse::<i64>().with_context(|| format!("line '{line}' of {}", o.path))?);
+        }
+    }
+    Ok(ids)
+}
+
+fn phase(j: &StreamJob) -> Option<Phase> {
+    j.status.as_ref().map(|s| s.phase)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_upgrades_with_a_savepoint_through_an_operator_crash_and_is_deleted() {
+    let (env, client) = env().await;
+    let ns = env.namespace(&client, "life").await.unwrap();
+    let s3 = env.start_s3(&client, &ns, &["sluice"]).await.unwrap();
+    let log = env.dir.join(format!("operator-{ns}.log"));
+    let mut op = Operator::start(&env, &ns, &s3.endpoint, log.clone());
+    let api = Api::<StreamJob>::namespaced(client.clone(), &ns);
+    let rows = 3000;
+    let sql = format!(
+        "CREATE TABLE src (id BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '60', \
+         'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{}');\n\
+         CREATE TABLE out (id BIGINT) WITH ('connector' = 'filesystem', 'path' = 's3://sluice/out', 'format' = 'csv');\n\
+         INSERT INTO out SELECT id FROM src;\n",
+        rows - 1
+    );
+    let spec = json!({
+        "image": "sluice/engine:test",
+        "sql": sql,
+        "parallelism": 1,
+        "upgradeMode": "savepoint",
+        "checkpointing": {"interval": "2s", "storage": "s3://sluice/checkpoints"},
+        "savepoints": {"directory": "s3://sluice/savepoints", "onDeletion": false},
+        "upgrade": {"stabilizationPeriod": "4s", "readinessTimeout": "3m", "savepointTimeout": "1m"},
+        "s3": {"endpoint": s3.cluster_endpoint, "credentialsSecretRef": {"name": "s3-creds"}}
+    });
+    create(&api, job("clicks", spec)).await.unwrap();
+    let result = async {
+        let stable = wait_object(&api, "clicks", Duration::from_secs(120), "Stable", |j| phase(j) == Some(Phase::Stable)).await?;
+        let st = stable.status.clone().unwrap();
+        if st.deployment != 1 || st.job_state.as_deref() != Some("RUNNING") {
+            bail!("unexpected status once Stable: {st:?}");
+        }
+        // The children exist and are owned by the job.
+        let dep = Api::<Deployment>::namespaced(client.clone(), &ns).get("clicks-coordinator").await?;
+        assert_eq!(dep.metadata.owner_references.unwrap()[0].name, "clicks");
+        Api::<StatefulSet>::namespaced(client.clone(), &ns).get("clicks-workers").await?;
+
+        // Broken SQL: Stalled with the line and column, and the job keeps running its last good spec.
+        api.patch("clicks", &PatchParams::default(), &Patch::Merge(json!({"spec": {"sql": "INSERT INTO out SELEC id FROM src;"}})))
+            .await?;
+        let stalled = wait_object(&api, "clicks", Duration::from_secs(30), "Stalled", |j| {
+            j.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| c.type_ == "Stalled" && c.status == "True" && c.message.contains("job.sql:1:"))
+                    && s.observed_generation == j.metadata.generation
+            })
+        })
+        .await?;
+        let st = stalled.status.unwrap();
+        if st.deployment != 1 || st.upgrade.is_some() || st.job_state.as_deref() != Some("RUNNING") {
+            bail!("the broken spec disturbed the running job: {st:?}");
+        }
+
+        // A valid change of parallelism: a savepoint upgrade. Kill the operator once the
+        // write-ahead record names the savepoint, and start a new one.
+        let mut fixed = json!({"spec": {"sql": sql, "parallelism": 2}});
+        fixed["spec"]["sql"] = json!(sql);
+        api.patch("clicks", &PatchParams::default(), &Patch::Merge(fixed)).await?;
+        wait_object(&api, "clicks", Duration::from_secs(30), "the upgrade record", |j| {
+            j.status.as_ref().and_then(|s| s.upgrade.as_ref()).is_some_and(|u| u.step == UpgradeStep::Stopping)
+        })
+        .await?;
+        op.kill();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        op = Operator::start(&env, &ns, &s3.endpoint, log.clone());
+        let upgraded = wait_object(&api, "clicks", Duration::from_secs(120), "deployment 2 running", |j| {
+            j.status.as_ref().is_some_and(|s| s.deployment == 2 && s.job_state.as_deref() == Some("RUNNING"))
+        })
+        .await?;
+        let st = upgraded.status.unwrap();
+        let from = st.deployed_from.clone().unwrap_or_default();
+        if !from.contains("savepoint-clicks-upgrade") || st.last_savepoint.as_ref().map(|s| s.trigger.as_str()) != Some("upgrade") {
+            bail!("the upgrade did not restore from its savepoint: {st:?}");
+        }
+        // The bounded job finishes on its new parallelism.
+        let done = wait_object(&api, "clicks", Duration::from_secs(180), "Finished", |j| phase(j) == Some(Phase::Finished)).await?;
+        assert_eq!(done.status.unwrap().current_parallelism, Some(2));
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let j = api.get_opt("clicks").await.ok().flatten();
+        panic!("{e:#}\n--- job status: {:#?}\n--- operator log:\n{}", j.and_then(|j| j.status), op.log());
+    }
+
+    // Exactly once across the upgrade: every id, once.
+    let ids = committed_ids(&s3, "s3://sluice/out").unwrap();
+    let unique: BTreeSet<i64> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "duplicates in the output");
+    assert_eq!(unique, (0..rows).collect::<BTreeSet<i64>>(), "gaps in the output");
+
+    // Deletion: the finalizer goes and the children are garbage-collected.
+    api.delete("clicks", &Default::default()).await.unwrap();
+    wait_for(Duration::from_secs(60), "the StreamJob to be gone", || async {
+        Ok(api.get_opt("clicks").await?.is_none().then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n--- operator log:\n{}", op.log()));
+    let events = op.log();
+    assert!(events.contains("Upgraded") || events.contains("upgrade rolled out"), "operator log lacks the upgrade:\n{events}");
+}
