@@ -52,7 +52,12 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // kube (ring) and the AWS SDK (aws-lc-rs) both link rustls: choose one provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // kube logs every non-2xx answer at ERROR; an engine that is not up yet answers 503 through
+    // the API server proxy, which the operator reports itself.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube_client::client::builder=off".into());
     if args.log_format == "text" {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     } else {

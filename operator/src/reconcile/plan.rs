@@ -260,7 +260,7 @@ impl<'a> Planner<'a> {
         let from = restore.map(|r| format!(" from {r}")).unwrap_or_else(|| " with empty state".into());
         self.event(
             false,
-            "Deploying",
+            "Deployment",
             format!("deployment {} at parallelism {}{from}", self.st.deployment, spec.parallelism),
         );
         self.actions.push(Action::ApplyChildren);

@@ -130,7 +130,7 @@ fn a_new_job_is_deployed_from_its_initial_savepoint() {
     assert_eq!(p.status.reconciled_spec, Some(spec_json(&s)));
     assert_eq!(p.status.observed_generation, Some(1));
     assert_eq!(condition(&p, "Reconciling").status, "True");
-    assert_eq!(reasons(&p), vec!["Deploying", "Deploying"]);
+    assert_eq!(reasons(&p), vec!["Deploying", "Deployment"]);
 }
 
 #[test]
