@@ -180,12 +180,20 @@ pub struct Credentials<'a> {
 }
 
 /// CreateBucket (`PUT /<bucket>`, path-style). 200 and `BucketAlreadyOwnedByYou` are success.
+/// MinIO can report ready and still answer 503 `XMinioServerNotInitialized` for a moment,
+/// longer on a loaded machine: that answer is retried for up to 30 s.
 pub fn create_bucket(addr: SocketAddr, creds: &Credentials<'_>, bucket: &str) -> Result<()> {
-    let (code, body) = signed_request(addr, creds, "PUT", &format!("/{bucket}"), b"")?;
-    if code == 200 || body.contains("BucketAlreadyOwnedByYou") {
-        return Ok(());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (code, body) = signed_request(addr, creds, "PUT", &format!("/{bucket}"), b"")?;
+        if code == 200 || body.contains("BucketAlreadyOwnedByYou") {
+            return Ok(());
+        }
+        if code != 503 || std::time::Instant::now() > deadline {
+            bail!("creating bucket {bucket} on {addr}: HTTP {code} {body}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    bail!("creating bucket {bucket} on {addr}: HTTP {code} {body}")
 }
 
 /// An S3 request signed with SigV4 (`host`, `x-amz-content-sha256` and

@@ -499,6 +499,10 @@ pub struct StreamSavepointStatus {
     pub error: Option<String>,
     #[serde(default)]
     pub attempts: i32,
+    /// The job's S3 settings (no secret values) when the savepoint completed, so that
+    /// `disposeOnDelete` still works after the StreamJob is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Spec>,
 }
 
 /// Parses `10s`, `5m`, `1h30m`, `500ms`, `2d`.

@@ -42,15 +42,17 @@ pub async fn reconcile(ssp: Arc<StreamSavepoint>, ctx: Arc<Ctx>) -> Result<Reque
         if !ssp.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(Requeue::await_change());
         }
-        if let (Some(location), Some(spec)) = (&status.location, &job_spec) {
-            let access = storage::access(&ctx.client, &ns, spec, ctx.s3_endpoint.as_deref()).await?;
-            if let Err(e) = storage::dispose(&access, location).await {
-                tracing::warn!(savepoint = %name, error = %e, "cannot delete the savepoint data; the finalizer is removed anyway");
-            } else {
-                tracing::info!(savepoint = %name, %location, "deleted the savepoint data (disposeOnDelete)");
+        let s3 = status.s3.clone().or_else(|| job_spec.as_ref().and_then(|s| s.s3.clone()));
+        if let Some(location) = &status.location {
+            // Deletion never waits on storage: a failure is logged and the finalizer still goes.
+            let disposed = match storage::access_s3(&ctx.client, &ns, s3.as_ref(), ctx.s3_endpoint.as_deref()).await {
+                Ok(access) => storage::dispose(&access, location).await,
+                Err(e) => Err(e),
+            };
+            match disposed {
+                Ok(()) => tracing::info!(savepoint = %name, %location, "deleted the savepoint data (disposeOnDelete)"),
+                Err(e) => tracing::warn!(savepoint = %name, %location, error = %e, "cannot delete the savepoint data; the finalizer is removed anyway"),
             }
-        } else if status.location.is_some() {
-            tracing::warn!(savepoint = %name, "the StreamJob is gone, so its S3 settings are unknown; the savepoint data stays");
         }
         let keep: Vec<String> = ssp.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
         api.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"finalizers": keep}})))
@@ -112,6 +114,7 @@ async fn step(
             Ok(Some(s)) if s.status == "COMPLETED" => {
                 st.phase = SavepointPhase::Completed;
                 st.location = s.location;
+                st.s3 = spec.s3.clone();
                 st.error = None;
                 st.completion_time = Some(jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string());
                 Requeue::await_change()
@@ -130,6 +133,7 @@ async fn step(
                 if found {
                     st.phase = SavepointPhase::Completed;
                     st.location = Some(location);
+                    st.s3 = spec.s3.clone();
                     Requeue::await_change()
                 } else {
                     fail_or_retry(st, "the engine restarted and lost the savepoint".into())

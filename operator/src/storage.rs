@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use sluice_storage::{S3Options, Storage};
 
-use crate::crd::StreamJobSpec;
+use crate::crd::{S3Spec, StreamJobSpec};
 use crate::error::Error;
 
 /// Where the operator reaches S3: the job's endpoint and credentials, or the
@@ -24,8 +24,13 @@ impl std::fmt::Debug for Access {
 }
 
 pub async fn access(client: &kube::Client, ns: &str, spec: &StreamJobSpec, endpoint: Option<&str>) -> Result<Access, Error> {
+    access_s3(client, ns, spec.s3.as_ref(), endpoint).await
+}
+
+/// [`access`] from S3 settings alone.
+pub async fn access_s3(client: &kube::Client, ns: &str, s3: Option<&S3Spec>, endpoint: Option<&str>) -> Result<Access, Error> {
     let mut options = S3Options { path_style: Some(true), ..Default::default() };
-    if let Some(s3) = &spec.s3 {
+    if let Some(s3) = s3 {
         options.endpoint = endpoint.map(str::to_string).or_else(|| s3.endpoint.clone());
         options.region = s3.region.clone().or_else(|| Some("us-east-1".into()));
         if let Some(r) = &s3.credentials_secret_ref {

@@ -229,10 +229,13 @@ impl Operator {
         on_keeper_thread(move || Proc::spawn("sluice-operator", &bin, &args, &envs, &log, Signal::SIGTERM))?
     }
 
-    fn start(bin: &Path, kubeconfig: &Path, log: &Path) -> Result<Operator> {
+    /// `s3` is the S3 endpoint as the host sees it: the operator runs on the host, where
+    /// the jobs' in-cluster endpoint (`s3.sluice-system`) does not resolve.
+    fn start(bin: &Path, kubeconfig: &Path, s3: &str, log: &Path) -> Result<Operator> {
         let envs = vec![
             ("KUBECONFIG".to_string(), kubeconfig.display().to_string()),
             ("RUST_LOG".to_string(), "info".to_string()),
+            ("SLUICE_S3_ENDPOINT".to_string(), s3.to_string()),
         ];
         let proc = Operator::spawn(bin, &envs, log)?;
         Ok(Operator { bin: bin.to_path_buf(), envs, log: log.to_path_buf(), proc })
@@ -324,7 +327,7 @@ fn run_foreground(a: &Args) -> Result<()> {
     let mut operator_msg = "operator: none (SANDBOX_OPERATOR=none)\n".to_string();
     if let OperatorMode::Process { bin, crds } = &operator_mode {
         let names = rt.block_on(apply_crds(&client, crds)).context("applying crds/")?;
-        let op = Operator::start(bin, &kubeconfig, &logs.join("operator.log"))?;
+        let op = Operator::start(bin, &kubeconfig, &format!("http://{gw}:{S3_PORT}"), &logs.join("operator.log"))?;
         operator_msg = format!(
             "CRDs applied and Established: {}\noperator: {} (pid {}), log {}\n",
             names.join(", "),

@@ -726,6 +726,7 @@ impl<'a> Planner<'a> {
         match (&self.st.pending_savepoint, &self.i.trigger) {
             (Some(p), Some(TriggerView::Completed(location))) if p.trigger == "deletion" => {
                 let location = location.clone();
+                self.st.pending_savepoint = None;
                 self.record_savepoint(&location, "deletion");
                 self.event(false, "SavepointCompleted", format!("deletion savepoint at {location}"));
                 self.actions.retain(|a| !matches!(a, Action::Dispose(_)));
@@ -773,7 +774,8 @@ impl<'a> Planner<'a> {
                 self.soon(FAST);
             }
             _ => {
-                if wanted {
+                let taken = self.st.last_savepoint.as_ref().is_some_and(|s| s.trigger == "deletion");
+                if wanted && !taken {
                     self.event(
                         true,
                         "DeletedWithoutSavepoint",
