@@ -50,8 +50,9 @@ fmt:
 	$(CARGO) fmt --all
 	cd e2e && $(CARGO) fmt --all
 
-bench: build
+bench: build k8s-binaries s3-server
 	$(CARGO) build --release -p sluice-engine --example shuffle_bench
+	$(CARGO) build --release -p sluice-operator --bin sluice-operator
 	bash scripts/bench.sh
 
 # The local control plane and node agent (e2e/, its own cargo workspace with

@@ -73,7 +73,21 @@ if [ "${BENCH_STATE:-1}" != 0 ]; then
     { echo; cat "$out/state.md"; } >> "$report"
   else
     { echo; echo "## State and checkpoint benchmarks"; echo; echo "Failed: see the output of scripts/bench_state.py."; } >> "$report"
+    # Operator benchmarks (operator/tests/bench.rs, in a test cluster with MinIO): reconcile
+# time, apply → Running, the pause of a savepoint upgrade with 100 MB of state, and the
+# operator's RSS idle and with 1,000 suspended StreamJobs. BENCH_OPERATOR=0 skips them.
+if [ "${BENCH_OPERATOR:-1}" != 0 ]; then
+  tdir="${CARGO_TARGET_DIR:-target}"
+  if SLUICE_OPERATOR_BIN="$tdir/release/sluice-operator" SLUICE_ENGINE_BIN="$bin" BENCH_OUT="$PWD/$out/operator.md" \
+      cargo test -q -p sluice-operator --test bench -- --ignored --nocapture; then
+    { echo; cat "$out/operator.md"; } >> "$report"
+  else
+    { echo; echo "## Operator"; echo; echo "Failed: see the output of operator/tests/bench.rs."; } >> "$report"
     cat "$report"
+    exit 1
+  fi
+fi
+cat "$report"
     exit 1
   fi
 fi
@@ -87,6 +101,34 @@ if [ "${BENCH_CLUSTER:-1}" != 0 ]; then
     { echo; cat "$out/cluster.md"; } >> "$report"
   else
     { echo; echo "## Distributed engine"; echo; echo "Failed: see the output of scripts/bench_cluster.py."; } >> "$report"
+    # Operator benchmarks (operator/tests/bench.rs, in a test cluster with MinIO): reconcile
+# time, apply → Running, the pause of a savepoint upgrade with 100 MB of state, and the
+# operator's RSS idle and with 1,000 suspended StreamJobs. BENCH_OPERATOR=0 skips them.
+if [ "${BENCH_OPERATOR:-1}" != 0 ]; then
+  tdir="${CARGO_TARGET_DIR:-target}"
+  if SLUICE_OPERATOR_BIN="$tdir/release/sluice-operator" SLUICE_ENGINE_BIN="$bin" BENCH_OUT="$PWD/$out/operator.md" \
+      cargo test -q -p sluice-operator --test bench -- --ignored --nocapture; then
+    { echo; cat "$out/operator.md"; } >> "$report"
+  else
+    { echo; echo "## Operator"; echo; echo "Failed: see the output of operator/tests/bench.rs."; } >> "$report"
+    cat "$report"
+    exit 1
+  fi
+fi
+cat "$report"
+    exit 1
+  fi
+fi
+# Operator benchmarks (operator/tests/bench.rs, in a test cluster with MinIO): reconcile
+# time, apply → Running, the pause of a savepoint upgrade with 100 MB of state, and the
+# operator's RSS idle and with 1,000 suspended StreamJobs. BENCH_OPERATOR=0 skips them.
+if [ "${BENCH_OPERATOR:-1}" != 0 ]; then
+  tdir="${CARGO_TARGET_DIR:-target}"
+  if SLUICE_OPERATOR_BIN="$tdir/release/sluice-operator" SLUICE_ENGINE_BIN="$bin" BENCH_OUT="$PWD/$out/operator.md" \
+      cargo test -q -p sluice-operator --test bench -- --ignored --nocapture; then
+    { echo; cat "$out/operator.md"; } >> "$report"
+  else
+    { echo; echo "## Operator"; echo; echo "Failed: see the output of operator/tests/bench.rs."; } >> "$report"
     cat "$report"
     exit 1
   fi

@@ -43,6 +43,21 @@ fn transition_buckets() -> Histogram {
     Histogram::new([1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0])
 }
 
+tokio::task_local! {
+    static ENGINE_CLOCK: std::cell::Cell<u64>;
+}
+
+/// Runs `f` and returns its output with the time it spent waiting on the engine.
+pub async fn with_engine_clock<F: std::future::Future>(f: F) -> (F::Output, Duration) {
+    ENGINE_CLOCK
+        .scope(std::cell::Cell::new(0), async move {
+            let out = f.await;
+            let micros = ENGINE_CLOCK.try_with(|c| c.get()).unwrap_or(0);
+            (out, Duration::from_micros(micros))
+        })
+        .await
+}
+
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<ResultLabel, Counter>,
@@ -113,14 +128,12 @@ impl Metrics {
         self.duration.observe(own.as_secs_f64());
     }
 
+    /// Records an engine call; inside [`with_engine_clock`] it is also charged to that reconcile.
     pub fn engine_wait(&self, d: Duration) {
         self.engine.observe(d.as_secs_f64());
-        self.engine_wait_micros.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
-
-    /// Total engine wait so far (the reconcile subtracts its own share).
-    pub fn engine_wait_total(&self) -> Duration {
-        Duration::from_micros(self.engine_wait_micros.load(Ordering::Relaxed))
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.engine_wait_micros.fetch_add(micros, Ordering::Relaxed);
+        let _ = ENGINE_CLOCK.try_with(|c| c.set(c.get().saturating_add(micros)));
     }
 
     /// Records a job's phase (`None` when it is gone) and refreshes the per-phase gauges.

@@ -114,6 +114,17 @@ async fn the_crd_schema_and_cel_rules_reject_bad_manifests_and_fill_defaults() {
     bad_enum["upgradeMode"] = json!("yolo");
     assert!(rejection(create_raw(&client, &ns, job("e", bad_enum)).await).contains("upgradeMode"));
 
+    // The example manifests pass the schema and the CEL rules (server-side dry run).
+    for e in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples")).unwrap().flatten() {
+        if e.path().extension().and_then(|x| x.to_str()) != Some("yaml") {
+            continue;
+        }
+        let mut obj: StreamJob = serde_yaml::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
+        obj.metadata.namespace = Some(ns.clone());
+        let dry = PostParams { dry_run: true, ..Default::default() };
+        api.create(&dry, &obj).await.unwrap_or_else(|err| panic!("{}: {err}", e.path().display()));
+    }
+
     // A valid minimal manifest gets the schema's defaults (so GitOps sees no drift).
     let ok = create(&api, job("ok", base.clone())).await.unwrap();
     assert_eq!(ok.spec.parallelism, 1);
@@ -149,14 +160,16 @@ async fn the_crd_schema_and_cel_rules_reject_bad_manifests_and_fill_defaults() {
 struct Operator {
     child: Child,
     log: PathBuf,
+    port: u16,
 }
 
 impl Operator {
     fn start(env: &TestEnv, ns: &str, s3_endpoint: &str, log: PathBuf) -> Operator {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(env!("CARGO_BIN_EXE_sluice-operator"))
             .args(["--engine-access", "apiserver-proxy", "--namespaces", ns, "--lease-namespace", ns])
-            .args(["--http-addr", "127.0.0.1:0", "--s3-endpoint", s3_endpoint, "--log-format", "text"])
+            .args(["--http-addr", &format!("127.0.0.1:{port}"), "--s3-endpoint", s3_endpoint, "--log-format", "text"])
             .env("KUBECONFIG", &env.kubeconfig)
             .env("RUST_LOG", "info,kube=warn,kube_client::client::builder=off")
             .stdout(out.try_clone().unwrap())
@@ -164,7 +177,11 @@ impl Operator {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        Operator { child, log }
+        Operator { child, log, port }
+    }
+
+    async fn metrics(&self) -> String {
+        testenv::http_get(std::net::Ipv4Addr::LOCALHOST, self.port, "/metrics").await.map(|r| r.1).unwrap_or_default()
     }
 
     fn kill(&mut self) {
@@ -317,7 +334,19 @@ async fn a_job_runs_upgrades_with_a_savepoint_through_an_operator_crash_and_is_d
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n--- operator log:\n{}", op.log()));
     let events = op.log();
-    assert!(events.contains("Upgraded") || events.contains("upgrade rolled out"), "operator log lacks the upgrade:\n{events}");
+    assert!(events.contains("upgrade rolled out"), "operator log lacks the upgrade:\n{events}");
+    // The restarted operator stood by until the killed one's Lease expired.
+    assert!(events.contains("standing by: another replica leads"), "no leader-election standby:\n{events}");
+    let metrics = op.metrics().await;
+    for needle in [
+        "sluice_operator_reconciles_total{result=\"ok\"}",
+        "sluice_operator_reconcile_duration_seconds_bucket",
+        "sluice_operator_jobs{phase=\"Stable\"}",
+        "sluice_operator_transition_duration_seconds_count{kind=\"upgrade\"} 1",
+        "sluice_operator_leader 1",
+    ] {
+        assert!(metrics.contains(needle), "/metrics lacks {needle}:\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,10 +48,17 @@ pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Ctx>) -> Result<Requeue, Er
     let name = job.name_any();
     let span = tracing::info_span!("reconcile", job = %name, namespace = %ns);
     let started = Instant::now();
-    let engine_before = ctx.metrics.engine_wait_total();
-    let result = tracing::Instrument::instrument(reconcile_inner(&job, &ctx), span).await;
-    let engine_spent = ctx.metrics.engine_wait_total().saturating_sub(engine_before);
-    ctx.metrics.reconciled(started.elapsed().saturating_sub(engine_spent), result.as_ref().err());
+    let (result, engine_spent) =
+        crate::metrics::with_engine_clock(tracing::Instrument::instrument(reconcile_inner(&job, &ctx), span)).await;
+    let own = started.elapsed().saturating_sub(engine_spent);
+    ctx.metrics.reconciled(own, result.as_ref().err());
+    tracing::debug!(
+        job = %name,
+        namespace = %ns,
+        own_us = u64::try_from(own.as_micros()).unwrap_or(u64::MAX),
+        engine_us = u64::try_from(engine_spent.as_micros()).unwrap_or(u64::MAX),
+        "reconciled"
+    );
     result
 }
 
@@ -86,11 +93,23 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Ctx) -> Result<Requeue, Error> {
         apply::patch_status(ctx, job, &planned.status).await?;
     }
     ctx.metrics.phase(&format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any()), Some(planned.status.phase));
-    if let (Some(old), None) = (&status.upgrade, &planned.status.upgrade)
-        && let Ok(t) = old.started.parse::<jiff::Timestamp>()
+    // Transition durations: an upgrade, restart or rollback ends when its record is
+    // cleared by the new deployment; a suspend when the phase becomes Suspended.
+    let ended = match (&status.upgrade, &planned.status.upgrade) {
+        (Some(old), None) if old.kind != crate::crd::UpgradeKind::Suspend => Some(old),
+        (_, Some(new))
+            if new.kind == crate::crd::UpgradeKind::Suspend
+                && planned.status.phase == crate::crd::Phase::Suspended
+                && status.phase != crate::crd::Phase::Suspended =>
+        {
+            Some(new)
+        }
+        _ => None,
+    };
+    if let Some(rec) = ended
+        && let Ok(t) = rec.started.parse::<jiff::Timestamp>()
     {
-        let secs = jiff::Timestamp::now().duration_since(t).as_secs_f64();
-        ctx.metrics.transition(old.kind, secs);
+        ctx.metrics.transition(rec.kind, jiff::Timestamp::now().duration_since(t).as_secs_f64());
     }
     publish(ctx, job, &planned.events).await;
     for action in &planned.actions {

@@ -86,7 +86,7 @@ pub fn template(d: &Deployment, r: &Role) -> Result<PodTemplateSpec, String> {
     };
     let pod = PodTemplateSpec {
         metadata: Some(ObjectMeta {
-            labels: Some(d.labels(Some(r.role))),
+            labels: Some(pod_labels(d, r.role)),
             annotations: Some(BTreeMap::from([(DEPLOYMENT_ANNOTATION.to_string(), d.deployment.to_string())])),
             ..Default::default()
         }),
@@ -118,9 +118,16 @@ pub fn template(d: &Deployment, r: &Role) -> Result<PodTemplateSpec, String> {
     // The operator's labels select the pods: the template may add labels, not change these.
     if let Some(meta) = merged.metadata.as_mut() {
         let labels = meta.labels.get_or_insert_with(BTreeMap::new);
-        labels.extend(d.labels(Some(r.role)));
+        labels.extend(pod_labels(d, r.role));
     }
     Ok(merged)
+}
+
+/// Pod labels carry no version: a new operator must not roll running jobs' pods.
+fn pod_labels(d: &Deployment, role: &str) -> BTreeMap<String, String> {
+    let mut l = super::selector(d.name, Some(role));
+    l.insert("app.kubernetes.io/managed-by".into(), "sluice-operator".into());
+    l
 }
 
 fn resources(r: &PodResources) -> ResourceRequirements {

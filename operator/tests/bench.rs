@@ -1,0 +1,293 @@
+//! The operator benchmark (`make bench`; ignored by `cargo test`). In a test
+//! cluster with engine pods and MinIO it measures:
+//! - apply → Running of a StreamJob;
+//! - the pause of a savepoint upgrade with ~100 MB of keyed state: the last record
+//!   the old job's sink took to the first one the new job's sink took;
+//! - reconcile time without engine waits (p50/p99, from the operator's debug log);
+//! - operator RSS idle and with 1,000 suspended StreamJobs.
+//!
+//! It writes `BENCH_OUT` (default `.bench/operator.md`). `SLUICE_OPERATOR_BIN` and
+//! `SLUICE_ENGINE_BIN` choose the binaries (release builds in `make bench`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, CustomResourceExt};
+use serde_json::json;
+use sluice_e2e::node::config::ImageMapping;
+use sluice_e2e::testenv::{self, wait_object};
+use sluice_operator::crd::{Phase, StreamJob, StreamSavepoint};
+
+const STATE_MB: u64 = 100;
+
+fn bin(var: &str, fallback: PathBuf) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or(fallback)
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// `(own_ms, engine_ms)` of every reconcile in the operator's JSON log.
+fn reconcile_times(log: &str) -> Vec<(f64, f64)> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "reconciled")
+        .filter_map(|v| {
+            let own = v["fields"]["own_us"].as_f64()?;
+            let engine = v["fields"]["engine_us"].as_f64()?;
+            Some((own / 1000.0, engine / 1000.0))
+        })
+        .collect()
+}
+
+/// Records taken by the `pass` sink, from a coordinator's REST API, straight to the pod.
+async fn pass_records(pod: &Pod) -> Option<u64> {
+    let ip = testenv::pod_ip(pod)?;
+    let (code, body) = testenv::http_get(ip, 8081, "/v1/job/metrics").await.ok()?;
+    if code != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let n = v["vertices"]
+        .as_array()?
+        .iter()
+        .filter(|x| x["name"].as_str().is_some_and(|n| n.contains("Sink: pass")))
+        .map(|x| x["recordsIn"].as_u64().unwrap_or(0).max(x["recordsOut"].as_u64().unwrap_or(0)))
+        .sum();
+    Some(n)
+}
+
+async fn coordinator(pods: &Api<Pod>, job: &str) -> Option<Pod> {
+    let l = pods.list(&ListParams::default().labels(&format!("sluice.dev/job={job},sluice.dev/role=coordinator"))).await.ok()?;
+    l.items.into_iter().find(|p| p.metadata.deletion_timestamp.is_none() && testenv::pod_ip(p).is_some())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run by `make bench` (scripts/bench.sh)"]
+async fn operator_bench() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.parent().and_then(|p| p.parent()).unwrap().to_path_buf();
+    let engine = bin("SLUICE_ENGINE_BIN", target.join("sluice-engine"));
+    let operator = bin("SLUICE_OPERATOR_BIN", PathBuf::from(env!("CARGO_BIN_EXE_sluice-operator")));
+    let out = bin("BENCH_OUT", PathBuf::from(".bench/operator.md"));
+    let images = vec![ImageMapping {
+        image: "sluice/engine:*".into(),
+        entrypoint: vec![engine.display().to_string()],
+        cmd: vec![],
+        path: vec![],
+    }];
+    let opts = testenv::Options::for_external_tests(images).unwrap();
+    let env = tokio::task::spawn_blocking(move || testenv::shared(&opts)).await.unwrap().unwrap();
+    let client = env.client().await.unwrap();
+    for crd in [StreamJob::crd(), StreamSavepoint::crd()] {
+        let api = Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(client.clone());
+        let name = crd.metadata.name.clone().unwrap();
+        api.patch(&name, &PatchParams::apply("sluice-bench").force(), &Patch::Apply(&crd)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ns = env.namespace(&client, "bench").await.unwrap();
+    let many = env.namespace(&client, "many").await.unwrap();
+    let s3 = env.start_s3(&client, &ns, &["sluice"]).await.unwrap();
+    let log = env.dir.join("operator-bench.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child: Child = Command::new(&operator)
+        .args(["--engine-access", "apiserver-proxy", "--namespaces", &format!("{ns},{many}"), "--lease-namespace", &ns])
+        .args(["--http-addr", &format!("127.0.0.1:{port}"), "--s3-endpoint", &s3.endpoint])
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("RUST_LOG", "info,sluice_operator::reconcile=debug,kube_client::client::builder=off")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle_rss = rss_mib(pid);
+    eprintln!("bench: operator idle RSS {idle_rss:.1} MiB");
+
+    // apply → Running, with a job that builds STATE_MB of keyed state.
+    let keys = STATE_MB * 18_000;
+    let sql = format!(
+        "CREATE TABLE src (k INT, v INT, ts AS TO_TIMESTAMP_LTZ(1700000000000, 3), WATERMARK FOR ts AS ts) \
+         WITH ('connector' = 'datagen', 'rows-per-second' = '300000', 'fields.k.min' = '0', 'fields.k.max' = '{keys}', \
+         'fields.v.min' = '0', 'fields.v.max' = '1000');\n\
+         CREATE TABLE agg (k INT, c BIGINT, s INT) WITH ('connector' = 'blackhole');\n\
+         CREATE TABLE pass (k INT) WITH ('connector' = 'blackhole');\n\
+         EXECUTE STATEMENT SET BEGIN\n\
+         INSERT INTO agg SELECT k, COUNT(*), SUM(v) FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' DAY)) GROUP BY k, window_start, window_end;\n\
+         INSERT INTO pass SELECT k FROM src;\n\
+         END;\n"
+    );
+    let api = Api::<StreamJob>::namespaced(client.clone(), &ns);
+    let job: StreamJob = serde_json::from_value(json!({
+        "apiVersion": "sluice.dev/v1alpha1", "kind": "StreamJob", "metadata": {"name": "state"},
+        "spec": {
+            "image": "sluice/engine:bench", "sql": sql, "parallelism": 2, "upgradeMode": "savepoint",
+            "checkpointing": {"interval": "5s", "storage": "s3://sluice/checkpoints"},
+            "savepoints": {"directory": "s3://sluice/savepoints"},
+            "upgrade": {"stabilizationPeriod": "5s", "savepointTimeout": "5m", "readinessTimeout": "10m"},
+            "s3": {"endpoint": s3.cluster_endpoint, "credentialsSecretRef": {"name": "s3-creds"}}
+        }
+    }))
+    .unwrap();
+    let t0 = Instant::now();
+    api.create(&PostParams::default(), &job).await.unwrap();
+    wait_object(&api, "state", Duration::from_secs(120), "Running", |j| {
+        j.status.as_ref().is_some_and(|s| matches!(s.phase, Phase::Running | Phase::Stable))
+    })
+    .await
+    .unwrap();
+    let apply_to_running = t0.elapsed().as_secs_f64();
+    eprintln!("bench: apply → Running in {apply_to_running:.2} s");
+
+    // Wait for a checkpoint of STATE_MB.
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    let old = coordinator(&pods, "state").await.unwrap();
+    let ip = testenv::pod_ip(&old).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let state_bytes = loop {
+        let size = testenv::http_get(ip, 8081, "/v1/job/checkpoints")
+            .await
+            .ok()
+            .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["latestCompleted"]["sizeBytes"].as_u64())
+            .unwrap_or(0);
+        if size >= STATE_MB * 1_000_000 {
+            break size;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint of {STATE_MB} MB within 15 min (last {size} bytes)");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!("bench: checkpoint of {:.0} MB", state_bytes as f64 / 1e6);
+
+    // The savepoint upgrade: change a config key, follow both jobs' pass sinks.
+    let old_name = old.metadata.name.clone().unwrap();
+    let mut last_old = pass_records(&old).await.unwrap_or(0);
+    let mut last_old_at = Instant::now();
+    let t_upgrade = Instant::now();
+    api.patch("state", &PatchParams::default(), &Patch::Merge(json!({"spec": {"config": {"pipeline.name": "state-v2"}}})))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let first_new_at = loop {
+        assert!(Instant::now() < deadline, "the upgraded job produced nothing within 10 min");
+        if let Some(n) = pass_records(&old).await
+            && n > last_old
+        {
+            last_old = n;
+            last_old_at = Instant::now();
+        }
+        if let Some(p) = coordinator(&pods, "state").await
+            && p.metadata.name.as_deref() != Some(old_name.as_str())
+            && pass_records(&p).await.unwrap_or(0) > 0
+        {
+            break Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let pause = first_new_at.duration_since(last_old_at).as_secs_f64();
+    let upgrade_total = first_new_at.duration_since(t_upgrade).as_secs_f64();
+    eprintln!("bench: upgrade pause {pause:.2} s (patch → first new record {upgrade_total:.2} s)");
+    let st = api.get("state").await.unwrap().status.unwrap();
+    assert!(st.deployed_from.unwrap_or_default().contains("savepoint-"), "the upgrade did not use a savepoint");
+    api.delete("state", &Default::default()).await.unwrap();
+
+    // 1,000 suspended StreamJobs.
+    let many_api = Api::<StreamJob>::namespaced(client.clone(), &many);
+    let t_many = Instant::now();
+    let creates = (0..1000).map(|i| {
+        let api = many_api.clone();
+        async move {
+            let j: StreamJob = serde_json::from_value(json!({
+                "apiVersion": "sluice.dev/v1alpha1", "kind": "StreamJob", "metadata": {"name": format!("job-{i}")},
+                "spec": {"image": "sluice/engine:bench", "state": "suspended",
+                         "sql": format!("CREATE TABLE s (x BIGINT) WITH ('connector' = 'datagen');\nCREATE TABLE o (x BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT x + {i} FROM s;")}
+            }))
+            .unwrap();
+            api.create(&PostParams::default(), &j).await.unwrap();
+        }
+    });
+    futures::stream::iter(creates).buffer_unordered(8).collect::<Vec<()>>().await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let l = many_api.list(&ListParams::default()).await.unwrap();
+        let n = l.items.iter().filter(|j| j.status.as_ref().is_some_and(|s| s.phase == Phase::Suspended)).count();
+        if n == 1000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {n} of 1000 jobs Suspended after 10 min");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let many_secs = t_many.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let many_rss = rss_mib(pid);
+    eprintln!("bench: 1000 suspended jobs reconciled in {many_secs:.1} s; RSS {many_rss:.1} MiB");
+    let metrics = testenv::http_get(std::net::Ipv4Addr::LOCALHOST, port, "/metrics").await.unwrap().1;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let times = reconcile_times(&text);
+    let mut own: Vec<f64> = times.iter().map(|t| t.0).collect();
+    own.sort_by(f64::total_cmp);
+    let mut engine_waits: Vec<f64> = times.iter().map(|t| t.1).filter(|e| *e > 0.0).collect();
+    engine_waits.sort_by(f64::total_cmp);
+    let suspended_line = metrics.lines().find(|l| l.starts_with("sluice_operator_jobs{phase=\"Suspended\"}")).unwrap_or("");
+    let report = format!(
+        "## Operator\n\n\
+         {date} on {cores} cores; operator `{op}`, engine `{eng}`; `make bench` (operator/tests/bench.rs)\n\n\
+         | what | figure | target |\n| --- | ---: | ---: |\n\
+         | reconcile time without engine waits, p50 | {p50:.1} ms | |\n\
+         | reconcile time without engine waits, p99 | {p99:.1} ms | < 50 ms |\n\
+         | reconciles measured | {n} | |\n\
+         | engine REST wait per reconcile that called it, p50 / p99 | {e50:.1} / {e99:.1} ms | |\n\
+         | `kubectl apply` → Running (2 workers) | {apply:.2} s | |\n\
+         | savepoint upgrade pause, {mb:.0} MB of keyed state (last old sink record → first new one) | {pause:.2} s | < 5 s |\n\
+         | spec patch → first record of the upgraded job | {total:.2} s | |\n\
+         | operator RSS, idle | {idle:.1} MiB | < 50 MB |\n\
+         | operator RSS, 1,000 suspended StreamJobs | {many:.1} MiB | < 150 MB |\n\
+         | 1,000 StreamJobs created → all Suspended | {many_secs:.1} s | |\n\n\
+         `{suspended_line}` at the end of the run.\n",
+        date = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap(),
+        cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        op = operator.display(),
+        eng = engine.display(),
+        p50 = percentile(&own, 0.5),
+        p99 = percentile(&own, 0.99),
+        n = own.len(),
+        e50 = percentile(&engine_waits, 0.5),
+        e99 = percentile(&engine_waits, 0.99),
+        apply = apply_to_running,
+        mb = state_bytes as f64 / 1e6,
+        total = upgrade_total,
+        idle = idle_rss,
+        many = many_rss,
+    );
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(&out, &report).unwrap();
+    eprintln!("{report}");
+}
+
+use futures::StreamExt;
