@@ -246,7 +246,13 @@ fn default_max_count() -> i32 {
 
 impl Default for SavepointsSpec {
     fn default() -> Self {
-        SavepointsSpec { directory: None, interval: None, max_count: default_max_count(), max_age: None, on_deletion: false }
+        SavepointsSpec {
+            directory: None,
+            interval: None,
+            max_count: default_max_count(),
+            max_age: None,
+            on_deletion: false,
+        }
     }
 }
 
@@ -269,7 +275,9 @@ pub struct LocalObjectRef {
 }
 
 /// The lifecycle phase of a StreamJob.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema, Hash, PartialOrd, Ord)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema, Hash, PartialOrd, Ord,
+)]
 pub enum Phase {
     #[default]
     Created,
@@ -447,6 +455,8 @@ pub struct PendingSavepoint {
 }
 
 /// A one-off savepoint of a StreamJob.
+// kube's printcolumn(...) lists repeat `type_ = "string"`, which this lint misreads.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "sluice.dev",
@@ -555,8 +565,9 @@ mod tests {
 
     #[test]
     fn defaults_fill_a_minimal_spec() {
-        let spec: StreamJobSpec = serde_json::from_value(serde_json::json!({"image": "sluice/engine:0.1.0", "sql": "x"}))
-            .expect("minimal spec");
+        let spec: StreamJobSpec =
+            serde_json::from_value(serde_json::json!({"image": "sluice/engine:0.1.0", "sql": "x"}))
+                .expect("minimal spec");
         assert_eq!(spec.parallelism, 1);
         assert_eq!(spec.max_parallelism, 128);
         assert_eq!(spec.upgrade_mode, UpgradeMode::Stateless);

@@ -127,16 +127,17 @@ impl Engine {
             message: e.to_string(),
         })?;
         let (code, body) = self.call(ns, job, http::Method::POST, "/v1/job/savepoints", Some(body)).await?;
-        if (200..300).contains(&code) {
-            Ok(())
-        } else {
-            Err(status_error(job, "/v1/job/savepoints", code, &body))
-        }
+        if (200..300).contains(&code) { Ok(()) } else { Err(status_error(job, "/v1/job/savepoints", code, &body)) }
     }
 
     /// A savepoint's state, or `None` if this coordinator does not know the trigger
     /// (it was restarted since the trigger was sent).
-    pub async fn savepoint(&self, ns: &str, job: &str, trigger_id: &str) -> Result<Option<SavepointState>, EngineError> {
+    pub async fn savepoint(
+        &self,
+        ns: &str,
+        job: &str,
+        trigger_id: &str,
+    ) -> Result<Option<SavepointState>, EngineError> {
         let path = format!("/v1/job/savepoints/{trigger_id}");
         let (code, body) = self.call(ns, job, http::Method::GET, &path, None).await?;
         if code == 404 {
@@ -224,7 +225,11 @@ fn decode<T: serde::de::DeserializeOwned>(job: &str, path: &str, code: u16, body
     if !(200..300).contains(&code) {
         return Err(status_error(job, path, code, body));
     }
-    serde_json::from_slice(body).map_err(|e| EngineError::Decode { job: job.into(), path: path.into(), message: e.to_string() })
+    serde_json::from_slice(body).map_err(|e| EngineError::Decode {
+        job: job.into(),
+        path: path.into(),
+        message: e.to_string(),
+    })
 }
 
 fn status_error(job: &str, path: &str, code: u16, body: &[u8]) -> EngineError {

@@ -184,7 +184,8 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let namespaces = args.namespaces.clone();
     tracing::info!(namespaces = ?namespaces, access = ?args.engine_access, "starting the StreamJob and StreamSavepoint controllers");
-    let controllers = futures::future::join(reconcile::run(ctx.clone(), &namespaces), savepoint::run(ctx.clone(), &namespaces));
+    let controllers =
+        futures::future::join(reconcile::run(ctx.clone(), &namespaces), savepoint::run(ctx.clone(), &namespaces));
     tokio::select! {
         _ = controllers => {
             tracing::info!("shutting down (signal)");

@@ -149,7 +149,9 @@ impl Metrics {
         }
         for p in Phase::ALL {
             let n = jobs.values().filter(|x| **x == p).count();
-            self.phases.get_or_create(&PhaseLabel { phase: p.as_str().into() }).set(i64::try_from(n).unwrap_or(i64::MAX));
+            self.phases
+                .get_or_create(&PhaseLabel { phase: p.as_str().into() })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 

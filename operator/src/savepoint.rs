@@ -35,7 +35,11 @@ pub async fn reconcile(ssp: Arc<StreamSavepoint>, ctx: Arc<Ctx>) -> Result<Reque
     let jobs = Api::<StreamJob>::namespaced(ctx.client.clone(), &ns);
     let job = jobs.get_opt(&ssp.spec.job_ref.name).await?;
     let job_spec = job.as_ref().map(|j| {
-        j.status.as_ref().and_then(|s| s.reconciled_spec.as_deref()).and_then(parse_spec).unwrap_or_else(|| j.spec.clone())
+        j.status
+            .as_ref()
+            .and_then(|s| s.reconciled_spec.as_deref())
+            .and_then(parse_spec)
+            .unwrap_or_else(|| j.spec.clone())
     });
 
     if ssp.meta().deletion_timestamp.is_some() {
@@ -51,7 +55,9 @@ pub async fn reconcile(ssp: Arc<StreamSavepoint>, ctx: Arc<Ctx>) -> Result<Reque
             };
             match disposed {
                 Ok(()) => tracing::info!(savepoint = %name, %location, "deleted the savepoint data (disposeOnDelete)"),
-                Err(e) => tracing::warn!(savepoint = %name, %location, error = %e, "cannot delete the savepoint data; the finalizer is removed anyway"),
+                Err(e) => {
+                    tracing::warn!(savepoint = %name, %location, error = %e, "cannot delete the savepoint data; the finalizer is removed anyway")
+                }
             }
         }
         let keep: Vec<String> = ssp.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
@@ -106,7 +112,8 @@ async fn step(
     };
     let Some(directory) = ssp.spec.directory.clone().or_else(|| spec.savepoints.directory.clone()) else {
         st.phase = SavepointPhase::Failed;
-        st.error = Some(format!("no directory: set spec.directory or the StreamJob's savepoints.directory ({ns}/{job_name})"));
+        st.error =
+            Some(format!("no directory: set spec.directory or the StreamJob's savepoints.directory ({ns}/{job_name})"));
         return Requeue::await_change();
     };
     match (st.phase, st.trigger_id.clone()) {
@@ -116,7 +123,12 @@ async fn step(
                 st.location = s.location;
                 st.s3 = spec.s3.clone();
                 st.error = None;
-                st.completion_time = Some(jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string());
+                st.completion_time = Some(
+                    jiff::Timestamp::now()
+                        .round(jiff::Unit::Second)
+                        .unwrap_or_else(|_| jiff::Timestamp::now())
+                        .to_string(),
+                );
                 Requeue::await_change()
             }
             Ok(Some(s)) if s.status == "FAILED" => {

@@ -23,12 +23,22 @@ impl std::fmt::Debug for Access {
     }
 }
 
-pub async fn access(client: &kube::Client, ns: &str, spec: &StreamJobSpec, endpoint: Option<&str>) -> Result<Access, Error> {
+pub async fn access(
+    client: &kube::Client,
+    ns: &str,
+    spec: &StreamJobSpec,
+    endpoint: Option<&str>,
+) -> Result<Access, Error> {
     access_s3(client, ns, spec.s3.as_ref(), endpoint).await
 }
 
 /// [`access`] from S3 settings alone.
-pub async fn access_s3(client: &kube::Client, ns: &str, s3: Option<&S3Spec>, endpoint: Option<&str>) -> Result<Access, Error> {
+pub async fn access_s3(
+    client: &kube::Client,
+    ns: &str,
+    s3: Option<&S3Spec>,
+    endpoint: Option<&str>,
+) -> Result<Access, Error> {
     let mut options = S3Options { path_style: Some(true), ..Default::default() };
     if let Some(s3) = s3 {
         options.endpoint = endpoint.map(str::to_string).or_else(|| s3.endpoint.clone());

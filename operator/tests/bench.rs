@@ -78,7 +78,10 @@ async fn pass_records(pod: &Pod) -> Option<u64> {
 }
 
 async fn coordinator(pods: &Api<Pod>, job: &str) -> Option<Pod> {
-    let l = pods.list(&ListParams::default().labels(&format!("sluice.dev/job={job},sluice.dev/role=coordinator"))).await.ok()?;
+    let l = pods
+        .list(&ListParams::default().labels(&format!("sluice.dev/job={job},sluice.dev/role=coordinator")))
+        .await
+        .ok()?;
     l.items.into_iter().find(|p| p.metadata.deletion_timestamp.is_none() && testenv::pod_ip(p).is_some())
 }
 
@@ -101,7 +104,10 @@ async fn operator_bench() {
     let env = tokio::task::spawn_blocking(move || testenv::shared(&opts)).await.unwrap().unwrap();
     let client = env.client().await.unwrap();
     for crd in [StreamJob::crd(), StreamSavepoint::crd()] {
-        let api = Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(client.clone());
+        let api =
+            Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(
+                client.clone(),
+            );
         let name = crd.metadata.name.clone().unwrap();
         api.patch(&name, &PatchParams::apply("sluice-bench").force(), &Patch::Apply(&crd)).await.unwrap();
     }
@@ -185,9 +191,13 @@ async fn operator_bench() {
     let mut last_old = pass_records(&old).await.unwrap_or(0);
     let mut last_old_at = Instant::now();
     let t_upgrade = Instant::now();
-    api.patch("state", &PatchParams::default(), &Patch::Merge(json!({"spec": {"config": {"pipeline.name": "state-v2"}}})))
-        .await
-        .unwrap();
+    api.patch(
+        "state",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"config": {"pipeline.name": "state-v2"}}})),
+    )
+    .await
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(600);
     let first_new_at = loop {
         assert!(Instant::now() < deadline, "the upgraded job produced nothing within 10 min");
@@ -252,7 +262,8 @@ async fn operator_bench() {
     own.sort_by(f64::total_cmp);
     let mut engine_waits: Vec<f64> = times.iter().map(|t| t.1).filter(|e| *e > 0.0).collect();
     engine_waits.sort_by(f64::total_cmp);
-    let suspended_line = metrics.lines().find(|l| l.starts_with("sluice_operator_jobs{phase=\"Suspended\"}")).unwrap_or("");
+    let suspended_line =
+        metrics.lines().find(|l| l.starts_with("sluice_operator_jobs{phase=\"Suspended\"}")).unwrap_or("");
     let report = format!(
         "## Operator\n\n\
          {date} on {cores} cores; operator `{op}`, engine `{eng}`; `make bench` (operator/tests/bench.rs)\n\n\

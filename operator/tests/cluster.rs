@@ -53,9 +53,10 @@ async fn install_crds(client: &kube::Client) -> Result<()> {
         let name = crd.metadata.name.clone().unwrap();
         api.patch(&name, &PatchParams::apply("sluice-test").force(), &Patch::Apply(&crd)).await?;
         wait_object(&api, &name, Duration::from_secs(30), "CRD Established", |c| {
-            c.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-                cs.iter().any(|c| c.type_ == "Established" && c.status == "True")
-            })
+            c.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
         })
         .await?;
     }
@@ -96,15 +97,24 @@ async fn the_crd_schema_and_cel_rules_reject_bad_manifests_and_fill_defaults() {
 
     let mut over = base.clone();
     over["parallelism"] = json!(200);
-    assert!(rejection(create_raw(&client, &ns, job("a", over)).await).contains("parallelism must not exceed maxParallelism"));
+    assert!(
+        rejection(create_raw(&client, &ns, job("a", over)).await)
+            .contains("parallelism must not exceed maxParallelism")
+    );
 
     let mut both = base.clone();
     both["sqlConfigMapRef"] = json!({"name": "cm"});
-    assert!(rejection(create_raw(&client, &ns, job("b", both)).await).contains("set exactly one of sql and sqlConfigMapRef"));
+    assert!(
+        rejection(create_raw(&client, &ns, job("b", both)).await)
+            .contains("set exactly one of sql and sqlConfigMapRef")
+    );
 
     let mut sp = base.clone();
     sp["upgradeMode"] = json!("savepoint");
-    assert!(rejection(create_raw(&client, &ns, job("c", sp)).await).contains("upgradeMode savepoint needs savepoints.directory"));
+    assert!(
+        rejection(create_raw(&client, &ns, job("c", sp)).await)
+            .contains("upgradeMode savepoint needs savepoints.directory")
+    );
 
     let mut bad_duration = base.clone();
     bad_duration["checkpointing"] = json!({"interval": "ten seconds"});
@@ -146,7 +156,7 @@ async fn the_crd_schema_and_cel_rules_reject_bad_manifests_and_fill_defaults() {
     .await
     .unwrap();
     let scale = api.get_scale("ok").await.unwrap();
-    assert_eq!(scale.status.and_then(|s| Some(s.replicas)), Some(4));
+    assert_eq!(scale.status.map(|s| s.replicas), Some(4));
     let err = api
         .patch("ok", &PatchParams::default(), &Patch::Merge(json!({"spec": {"maxParallelism": 256}})))
         .await
@@ -403,7 +413,8 @@ async fn suspend_resume_a_streamsavepoint_and_a_deletion_savepoint_lose_nothing(
 
         // Suspend: a savepoint, the pods go, the ConfigMap and the status stay.
         api.patch("orders", &PatchParams::default(), &Patch::Merge(json!({"spec": {"state": "suspended"}}))).await?;
-        wait_object(&api, "orders", Duration::from_secs(60), "Suspended", |j| phase(j) == Some(Phase::Suspended)).await?;
+        wait_object(&api, "orders", Duration::from_secs(60), "Suspended", |j| phase(j) == Some(Phase::Suspended))
+            .await?;
         wait_for(Duration::from_secs(60), "the engine pods to go", || async {
             let l = pods.list(&kube::api::ListParams::default().labels("sluice.dev/job=orders")).await?;
             Ok(l.items.is_empty().then_some(()))
@@ -429,7 +440,10 @@ async fn suspend_resume_a_streamsavepoint_and_a_deletion_savepoint_lose_nothing(
             Ok(api.get_opt("orders").await?.is_none().then_some(()))
         })
         .await?;
-        let deletion = storage("s3://sluice/savepoints").list("")?.into_iter().any(|o| o.path.contains("savepoint-orders-deletion"));
+        let deletion = storage("s3://sluice/savepoints")
+            .list("")?
+            .into_iter()
+            .any(|o| o.path.contains("savepoint-orders-deletion"));
         if !deletion {
             bail!("no deletion savepoint under s3://sluice/savepoints");
         }

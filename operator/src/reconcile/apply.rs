@@ -24,8 +24,14 @@ pub async fn run(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus, action: &
         Action::ApplyChildren => apply_children(ctx, job, status).await,
         Action::DeleteEngine => {
             let dp = DeleteParams::background();
-            ignore_missing(Api::<K8sDeployment>::namespaced(ctx.client.clone(), &ns).delete(&format!("{name}-coordinator"), &dp).await)?;
-            ignore_missing(Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).delete(&format!("{name}-workers"), &dp).await)?;
+            ignore_missing(
+                Api::<K8sDeployment>::namespaced(ctx.client.clone(), &ns)
+                    .delete(&format!("{name}-coordinator"), &dp)
+                    .await,
+            )?;
+            ignore_missing(
+                Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).delete(&format!("{name}-workers"), &dp).await,
+            )?;
             Ok(())
         }
         Action::TriggerSavepoint(req) => {

@@ -29,6 +29,9 @@ use crate::metrics::Metrics;
 /// The finalizer that lets a deletion take a savepoint first.
 pub const FINALIZER: &str = "sluice.dev/finalizer";
 
+/// A cached validation: the hash of the SQL it judged, and the verdict.
+pub type Validation = (u64, Result<(), String>);
+
 /// What every reconcile shares.
 pub struct Ctx {
     pub client: kube::Client,
@@ -39,7 +42,7 @@ pub struct Ctx {
     pub s3_endpoint: Option<String>,
     pub version: String,
     /// The last validation per job: (hash of the SQL, result).
-    pub validated: Mutex<HashMap<String, (u64, Result<(), String>)>>,
+    pub validated: Mutex<HashMap<String, Validation>>,
 }
 
 /// Reconciles one StreamJob.
@@ -92,7 +95,8 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Ctx) -> Result<Requeue, Error> {
     if planned.status != status {
         apply::patch_status(ctx, job, &planned.status).await?;
     }
-    ctx.metrics.phase(&format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any()), Some(planned.status.phase));
+    ctx.metrics
+        .phase(&format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any()), Some(planned.status.phase));
     // Transition durations: an upgrade, restart or rollback ends when its record is
     // cleared by the new deployment; a suspend when the phase becomes Suspended.
     let ended = match (&status.upgrade, &planned.status.upgrade) {
@@ -156,7 +160,11 @@ pub async fn run(ctx: Arc<Ctx>, namespaces: &[String]) {
     for scope in scopes {
         let client = ctx.client.clone();
         let (jobs, deployments, sets) = match &scope {
-            None => (Api::<StreamJob>::all(client.clone()), Api::<Deployment>::all(client.clone()), Api::<StatefulSet>::all(client)),
+            None => (
+                Api::<StreamJob>::all(client.clone()),
+                Api::<Deployment>::all(client.clone()),
+                Api::<StatefulSet>::all(client),
+            ),
             Some(ns) => (
                 Api::<StreamJob>::namespaced(client.clone(), ns),
                 Api::<Deployment>::namespaced(client.clone(), ns),

@@ -77,7 +77,8 @@ pub fn check(ctx: &Ctx, name: &str, spec: &StreamJobSpec, sql: &str) -> Result<(
 pub async fn children(ctx: &Ctx, job: &StreamJob) -> Result<ChildrenView, Error> {
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
-    let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &ns).get_opt(&format!("{name}-coordinator")).await?;
+    let deployment =
+        Api::<Deployment>::namespaced(ctx.client.clone(), &ns).get_opt(&format!("{name}-coordinator")).await?;
     let workers = Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).get_opt(&format!("{name}-workers")).await?;
     let config_map = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns).get_opt(&format!("{name}-config")).await?;
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)

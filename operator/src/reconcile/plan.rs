@@ -379,7 +379,9 @@ impl<'a> Planner<'a> {
                 return self.upgrade();
             }
             Some(TriggerView::Failed(e)) => Some(format!("the savepoint failed: {e}")),
-            _ if timed_out => Some(format!("the savepoint did not complete within {}", target.upgrade.savepoint_timeout)),
+            _ if timed_out => {
+                Some(format!("the savepoint did not complete within {}", target.upgrade.savepoint_timeout))
+            }
             Some(TriggerView::InProgress) => None,
             Some(TriggerView::Unknown) | None => {
                 if let EngineView::Up(j) = &self.i.engine
@@ -400,7 +402,8 @@ impl<'a> Planner<'a> {
             return;
         };
         let job_running = matches!(&self.i.engine, EngineView::Up(j) if j.state == "RUNNING");
-        let fallback = self.fallback_restore(target, rec.kind).filter(|_| target.upgrade_mode != UpgradeMode::Stateless);
+        let fallback =
+            self.fallback_restore(target, rec.kind).filter(|_| target.upgrade_mode != UpgradeMode::Stateless);
         match fallback {
             Some(from) => {
                 let note = format!("{failure}; falling back to restoring from {from}");
@@ -452,7 +455,7 @@ impl<'a> Planner<'a> {
         self.st.running_since = None;
         match rec.kind {
             UpgradeKind::Suspend => {
-                let resume = matches!(&self.i.validated, Ok(_)) && self.i.spec.state == DesiredState::Running;
+                let resume = self.i.validated.is_ok() && self.i.spec.state == DesiredState::Running;
                 if !resume {
                     self.st.current_parallelism = None;
                     self.set_phase(Phase::Suspended);
@@ -634,7 +637,8 @@ impl<'a> Planner<'a> {
             }
             return;
         }
-        self.st.pending_savepoint = Some(PendingSavepoint { trigger_id: id.clone(), trigger: kind.into(), started: self.now() });
+        self.st.pending_savepoint =
+            Some(PendingSavepoint { trigger_id: id.clone(), trigger: kind.into(), started: self.now() });
         self.actions.push(Action::TriggerSavepoint(SavepointRequest {
             trigger_id: id,
             target_directory: Some(dir),
@@ -676,7 +680,11 @@ impl<'a> Planner<'a> {
             }
             _ if timed_out => {
                 self.st.pending_savepoint = None;
-                self.event(true, "SavepointTimedOut", format!("{} savepoint {} abandoned after {timeout:?}", p.trigger, p.trigger_id));
+                self.event(
+                    true,
+                    "SavepointTimedOut",
+                    format!("{} savepoint {} abandoned after {timeout:?}", p.trigger, p.trigger_id),
+                );
             }
             _ => self.soon(FAST),
         }
@@ -699,9 +707,8 @@ impl<'a> Planner<'a> {
         for (idx, s) in self.st.savepoint_history.drain(..).enumerate() {
             let newest = idx + 1 == n;
             let too_many = n - idx > max_count;
-            let too_old = max_age.is_some_and(|a| {
-                s.time.parse::<Timestamp>().is_ok_and(|t| elapsed(self.i.now, t) > a)
-            });
+            let too_old =
+                max_age.is_some_and(|a| s.time.parse::<Timestamp>().is_ok_and(|t| elapsed(self.i.now, t) > a));
             let protected = keep.iter().flatten().any(|k| *k == s.location);
             if !newest && !protected && (too_many || too_old) {
                 dispose.push(s.location);
@@ -779,7 +786,10 @@ impl<'a> Planner<'a> {
                     self.event(
                         true,
                         "DeletedWithoutSavepoint",
-                        format!("savepoints.onDeletion is set but the job is not RUNNING ({}); the finalizer is removed", self.engine_state()),
+                        format!(
+                            "savepoints.onDeletion is set but the job is not RUNNING ({}); the finalizer is removed",
+                            self.engine_state()
+                        ),
                     );
                 }
                 self.actions.push(Action::RemoveFinalizer);
@@ -789,7 +799,8 @@ impl<'a> Planner<'a> {
 
     fn finish(mut self) -> Plan {
         self.st.observed_generation = Some(self.i.generation);
-        self.st.conditions = conditions(&self.st, self.invalid.as_deref(), self.i.generation, self.i.now, &self.i.status.conditions);
+        self.st.conditions =
+            conditions(&self.st, self.invalid.as_deref(), self.i.generation, self.i.now, &self.i.status.conditions);
         Plan { status: self.st, actions: self.actions, events: self.events, requeue: self.requeue }
     }
 }
@@ -853,7 +864,12 @@ pub fn conditions(
     };
     vec![
         make("Ready", ready, phase.as_str(), format!("phase {phase}")),
-        make("Reconciling", reconciling, phase.as_str(), if reconciling { format!("phase {phase}") } else { String::new() }),
+        make(
+            "Reconciling",
+            reconciling,
+            phase.as_str(),
+            if reconciling { format!("phase {phase}") } else { String::new() },
+        ),
         make("Stalled", stalled, stalled_reason, stalled_msg),
     ]
 }

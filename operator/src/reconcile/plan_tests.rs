@@ -29,14 +29,23 @@ fn running(checkpoint_at: Option<&str>) -> EngineView {
         state: "RUNNING".into(),
         restarts: 0,
         vertices: vec![VertexInfo { parallelism: 2 }],
-        last_completed_checkpoint: checkpoint_at
-            .map(|t| CheckpointInfo { id: 3, kind: Some("CHECKPOINT".into()), trigger_time: Some(t.into()) }),
+        last_completed_checkpoint: checkpoint_at.map(|t| CheckpointInfo {
+            id: 3,
+            kind: Some("CHECKPOINT".into()),
+            trigger_time: Some(t.into()),
+        }),
         error: None,
     })
 }
 
 fn state(s: &str) -> EngineView {
-    EngineView::Up(JobInfo { state: s.into(), restarts: 1, vertices: vec![], last_completed_checkpoint: None, error: Some(format!("job is {s}")) })
+    EngineView::Up(JobInfo {
+        state: s.into(),
+        restarts: 1,
+        vertices: vec![],
+        last_completed_checkpoint: None,
+        error: Some(format!("job is {s}")),
+    })
 }
 
 fn children() -> ChildrenView {

@@ -39,10 +39,7 @@ pub fn engine_config(d: &Deployment) -> BTreeMap<String, String> {
 }
 
 pub fn build(d: &Deployment) -> ConfigMap {
-    let yaml = engine_config(d)
-        .iter()
-        .map(|(k, v)| format!("{}: {}\n", quote(k), quote(v)))
-        .collect::<String>();
+    let yaml = engine_config(d).iter().map(|(k, v)| format!("{}: {}\n", quote(k), quote(v))).collect::<String>();
     ConfigMap {
         metadata: d.meta(d.config_map_name(), None),
         data: Some(BTreeMap::from([("job.sql".to_string(), d.sql.to_string()), ("engine.yaml".to_string(), yaml)])),

@@ -73,7 +73,12 @@ pub fn template(d: &Deployment, r: &Role) -> Result<PodTemplateSpec, String> {
         liveness_probe: Some(Probe { initial_delay_seconds: Some(10), ..probe("/healthz", r.readiness.1, 10) }),
         resources: r.resources.map(resources),
         volume_mounts: Some(vec![
-            VolumeMount { name: "config".into(), mount_path: CONFIG_DIR.into(), read_only: Some(true), ..Default::default() },
+            VolumeMount {
+                name: "config".into(),
+                mount_path: CONFIG_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
             VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
         ]),
         security_context: Some(SecurityContext {
@@ -113,8 +118,8 @@ pub fn template(d: &Deployment, r: &Role) -> Result<PodTemplateSpec, String> {
     let Some(overlay) = &spec.pod_template else { return Ok(pod) };
     let mut value = serde_json::to_value(&pod).map_err(|e| e.to_string())?;
     merge_json(&mut value, overlay);
-    let mut merged: PodTemplateSpec =
-        serde_json::from_value(value).map_err(|e| format!("spec.podTemplate does not merge into a pod template: {e}"))?;
+    let mut merged: PodTemplateSpec = serde_json::from_value(value)
+        .map_err(|e| format!("spec.podTemplate does not merge into a pod template: {e}"))?;
     // The operator's labels select the pods: the template may add labels, not change these.
     if let Some(meta) = merged.metadata.as_mut() {
         let labels = meta.labels.get_or_insert_with(BTreeMap::new);
