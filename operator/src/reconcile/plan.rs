@@ -211,7 +211,8 @@ impl<'a> Planner<'a> {
         };
         let Some(deployed) = self.deployed() else {
             if target.state == DesiredState::Suspended {
-                self.st.phase = Phase::Suspended;
+                // Created suspended: nothing runs until `state: running`.
+                self.set_phase(Phase::Suspended);
                 return;
             }
             let restore = target.initial_savepoint.clone();

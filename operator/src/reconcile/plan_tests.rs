@@ -557,3 +557,25 @@ fn missing_children_are_applied_again_and_conditions_keep_their_times() {
     assert_eq!(later.status.conditions, first.status.conditions);
     assert_eq!(later.status, first.status, "a steady reconcile changes nothing");
 }
+
+#[test]
+fn a_job_created_suspended_runs_nothing_until_it_is_set_running() {
+    let mut s = spec();
+    s.state = DesiredState::Suspended;
+    let st = StreamJobStatus::default();
+    let mut c = Case::new(&s, &st);
+    c.engine = EngineView::Down("no engine pods are deployed".into());
+    c.children = ChildrenView::default();
+    let p = c.plan();
+    assert!(p.actions.is_empty());
+    assert_eq!(p.status.phase, Phase::Suspended);
+    assert_eq!(p.status.deployment, 0);
+    assert_eq!(reasons(&p), vec!["Suspended"]);
+    let running = spec();
+    let mut c = Case::new(&running, &p.status);
+    c.engine = EngineView::Down("no engine pods are deployed".into());
+    c.children = ChildrenView::default();
+    let p = c.plan();
+    assert_eq!(p.actions, vec![Action::ApplyChildren]);
+    assert_eq!(p.status.deployment, 1);
+}
