@@ -164,6 +164,7 @@ async fn run(args: Args) -> Result<(), String> {
         s3_endpoint: args.s3_endpoint.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
         validated: Default::default(),
+        caches: Default::default(),
     });
     let lost = async {
         let Some(e) = elector.clone() else { return std::future::pending::<String>().await };

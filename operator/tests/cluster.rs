@@ -471,3 +471,50 @@ async fn suspend_resume_a_streamsavepoint_and_a_deletion_savepoint_lose_nothing(
     assert!(n > 100, "too little output: {n}");
     assert_eq!(unique, (0..n).collect::<BTreeSet<i64>>(), "gaps in the output");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_is_reported_and_fixing_the_spec_recovers() {
+    let (env, client) = env().await;
+    let ns = env.namespace(&client, "bucket").await.unwrap();
+    let s3 = env.start_s3(&client, &ns, &["sluice"]).await.unwrap();
+    let op = Operator::start(&env, &ns, &s3.endpoint, env.dir.join(format!("operator-{ns}.log")));
+    let api = Api::<StreamJob>::namespaced(client.clone(), &ns);
+    let spec = json!({
+        "image": "sluice/engine:test",
+        "sql": "CREATE TABLE s (x BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '10');\n\
+                CREATE TABLE o (x BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT x FROM s;\n",
+        "upgradeMode": "last-state",
+        "checkpointing": {"interval": "2s", "storage": "s3://no-such-bucket/checkpoints"},
+        "upgrade": {"stabilizationPeriod": "2s"},
+        "s3": {"endpoint": s3.cluster_endpoint, "credentialsSecretRef": {"name": "s3-creds"}}
+    });
+    create(&api, job("lost", spec)).await.unwrap();
+    let result = async {
+        // The coordinator cannot write to the bucket: the status says so, with the bucket's name.
+        let failing = wait_object(&api, "lost", Duration::from_secs(90), "the error in the status", |j| {
+            j.status.as_ref().and_then(|s| s.error.as_deref()).is_some_and(|e| e.contains("no-such-bucket"))
+        })
+        .await?;
+        let st = failing.status.unwrap();
+        if st.phase != Phase::Deploying {
+            bail!("a job that cannot start should be Deploying, not {:?}", st.phase);
+        }
+        // Fixing the spec rolls out (last-state: nothing to restore yet) and the job runs.
+        api.patch(
+            "lost",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"checkpointing": {"storage": "s3://sluice/checkpoints"}}})),
+        )
+        .await?;
+        wait_object(&api, "lost", Duration::from_secs(120), "Stable after the fix", |j| {
+            phase(j) == Some(Phase::Stable)
+        })
+        .await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let j = api.get_opt("lost").await.ok().flatten();
+        panic!("{e:#}\n--- job status: {:#?}\n--- operator log:\n{}", j.and_then(|j| j.status), op.log());
+    }
+}

@@ -556,6 +556,7 @@ impl PodWorker {
         let policy = self.restart_policy.clone();
         let pod = self.name.clone();
         let backoff_initial = Duration::from_secs_f64(self.ctx.cfg.backoff_initial_seconds.max(0.0));
+        let log_dir = self.log_dir.clone();
         for c in self.init.iter_mut().chain(self.main.iter_mut()) {
             if let (Some(deadline), Some(pid)) = (c.kill_deadline, c.pid)
                 && Instant::now() >= deadline
@@ -580,7 +581,11 @@ impl PodWorker {
                 exit_code: code,
                 signal,
                 reason: if code == 0 { "Completed".into() } else { "Error".into() },
-                message: None,
+                // As the kubelet does: with FallbackToLogsOnError, a failed container's
+                // message is the tail of its log (80 lines or 2048 bytes, the smaller).
+                message: (code != 0 && c.spec.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"))
+                    .then(|| log_tail(&log_dir.join(&c.spec.name)))
+                    .flatten(),
                 started_at,
                 finished_at: now(),
             };
@@ -922,4 +927,29 @@ impl PodWorker {
             }
         }
     }
+}
+
+/// The tail of the newest `<n>.log` in a container's log directory.
+fn log_tail(dir: &std::path::Path) -> Option<String> {
+    let newest = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let n: u32 = e.file_name().to_string_lossy().strip_suffix(".log")?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .max_by_key(|(n, _)| *n)?
+        .1;
+    let text = std::fs::read_to_string(newest).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut tail = lines[lines.len().saturating_sub(80)..].join("\n");
+    if tail.len() > 2048 {
+        let mut cut = tail.len() - 2048;
+        while !tail.is_char_boundary(cut) {
+            cut += 1;
+        }
+        tail = tail[cut..].to_string();
+    }
+    let tail = tail.trim().to_string();
+    (!tail.is_empty()).then_some(tail)
 }

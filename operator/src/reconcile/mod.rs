@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 
 pub use plan::parse_spec;
@@ -43,6 +45,8 @@ pub struct Ctx {
     pub version: String,
     /// The last validation per job: (hash of the SQL, result).
     pub validated: Mutex<HashMap<String, Validation>>,
+    /// Child caches per watch scope (`None`: all namespaces), filled by [`run`].
+    pub caches: std::sync::RwLock<Vec<(Option<String>, Caches)>>,
 }
 
 /// Reconciles one StreamJob.
@@ -141,9 +145,13 @@ async fn publish(ctx: &Ctx, job: &StreamJob, events: &[plan::Event]) {
             action: "Reconcile".into(),
             secondary: None,
         };
-        if let Err(err) = ctx.recorder.publish(&ev, &reference).await {
-            tracing::warn!(error = %err, "cannot publish an Event");
-        }
+        // Published in the background: an Event is a report, not a step of the reconcile.
+        let (recorder, reference) = (ctx.recorder.clone(), reference.clone());
+        tokio::spawn(async move {
+            if let Err(err) = recorder.publish(&ev, &reference).await {
+                tracing::warn!(error = %err, "cannot publish an Event");
+            }
+        });
     }
 }
 
@@ -152,31 +160,86 @@ fn error_policy(job: Arc<StreamJob>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
     Requeue::requeue(Duration::from_secs(5))
 }
 
+/// Caches of one watch scope's children, fed by the same watches that trigger reconciles.
+#[derive(Clone)]
+pub struct Caches {
+    pub deployments: Store<Deployment>,
+    pub stateful_sets: Store<StatefulSet>,
+    pub config_maps: Store<ConfigMap>,
+    pub pods: Store<Pod>,
+}
+
+impl Ctx {
+    /// The caches that cover namespace `ns`, once they hold a complete list.
+    pub async fn caches(&self, ns: &str) -> Option<Caches> {
+        let c = {
+            let all = self.caches.read().ok()?;
+            all.iter().find(|(scope, _)| scope.as_deref().is_none_or(|s| s == ns)).map(|(_, c)| c.clone())?
+        };
+        c.deployments.wait_until_ready().await.ok()?;
+        c.stateful_sets.wait_until_ready().await.ok()?;
+        c.config_maps.wait_until_ready().await.ok()?;
+        c.pods.wait_until_ready().await.ok()?;
+        Some(c)
+    }
+}
+
+fn api<K>(client: &kube::Client, scope: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match scope {
+        None => Api::all(client.clone()),
+        Some(ns) => Api::namespaced(client.clone(), ns),
+    }
+}
+
+/// A reflected watch: the store it fills and the stream of touched objects.
+fn reflected<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, cfg)).default_backoff().touched_objects();
+    (reader, stream)
+}
+
 /// Runs the StreamJob controller over `namespaces` (all when empty) until the stream ends.
 pub async fn run(ctx: Arc<Ctx>, namespaces: &[String]) {
     let scopes: Vec<Option<String>> =
         if namespaces.is_empty() { vec![None] } else { namespaces.iter().cloned().map(Some).collect() };
     let mut all = Vec::new();
     for scope in scopes {
-        let client = ctx.client.clone();
-        let (jobs, deployments, sets) = match &scope {
-            None => (
-                Api::<StreamJob>::all(client.clone()),
-                Api::<Deployment>::all(client.clone()),
-                Api::<StatefulSet>::all(client),
-            ),
-            Some(ns) => (
-                Api::<StreamJob>::namespaced(client.clone(), ns),
-                Api::<Deployment>::namespaced(client.clone(), ns),
-                Api::<StatefulSet>::namespaced(client, ns),
-            ),
-        };
+        let client = &ctx.client;
         let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=sluice-operator");
+        let (deployments, dep_stream) = reflected(api::<Deployment>(client, &scope), owned.clone());
+        let (stateful_sets, sts_stream) = reflected(api::<StatefulSet>(client, &scope), owned.clone());
+        let (config_maps, cm_stream) = reflected(api::<ConfigMap>(client, &scope), owned);
+        let (pods, pod_stream) =
+            reflected(api::<Pod>(client, &scope), watcher::Config::default().labels("sluice.dev/job,sluice.dev/role"));
+        if let Ok(mut c) = ctx.caches.write() {
+            c.push((scope.clone(), Caches { deployments, stateful_sets, config_maps, pods }));
+        }
+        let jobs = api::<StreamJob>(client, &scope);
         let ctx = ctx.clone();
         all.push(async move {
             Controller::new(jobs, watcher::Config::default())
-                .owns(deployments, owned.clone())
-                .owns(sets, owned)
+                .owns_stream(dep_stream)
+                .owns_stream(sts_stream)
+                .owns_stream(cm_stream)
+                // Engine pods carry no ownerReference to the job: map them by label, so that
+                // an upgrade goes on the moment the old pods are gone.
+                .watches_stream(pod_stream, |pod: Pod| {
+                    let ns = pod.namespace();
+                    pod.labels()
+                        .get("sluice.dev/job")
+                        .map(|job| ObjectRef::<StreamJob>::new(job).within(&ns.unwrap_or_default()))
+                })
                 .shutdown_on_signal()
                 .run(reconcile, error_policy, ctx)
                 .for_each(|r| async move {

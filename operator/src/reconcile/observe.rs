@@ -6,6 +6,7 @@ use std::time::Instant;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::ListParams;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::plan::{ChildrenView, EngineView, TriggerView};
@@ -74,16 +75,43 @@ pub fn check(ctx: &Ctx, name: &str, spec: &StreamJobSpec, sql: &str) -> Result<(
     result
 }
 
+/// The children, from the watch caches (no API call), or from the API when this
+/// namespace has no cache.
 pub async fn children(ctx: &Ctx, job: &StreamJob) -> Result<ChildrenView, Error> {
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
-    let deployment =
-        Api::<Deployment>::namespaced(ctx.client.clone(), &ns).get_opt(&format!("{name}-coordinator")).await?;
-    let workers = Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).get_opt(&format!("{name}-workers")).await?;
-    let config_map = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns).get_opt(&format!("{name}-config")).await?;
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .list_metadata(&ListParams::default().labels(&format!("sluice.dev/job={name},sluice.dev/role")))
-        .await?;
+    let (coordinator, workers, config) =
+        (format!("{name}-coordinator"), format!("{name}-workers"), format!("{name}-config"));
+    let (deployment, has_workers, config_map, pods, pod_problem) = match ctx.caches(&ns).await {
+        Some(c) => {
+            let deployment = c.deployments.get(&ObjectRef::new(&coordinator).within(&ns)).map(|d| (*d).clone());
+            let has_workers = c.stateful_sets.get(&ObjectRef::new(&workers).within(&ns)).is_some();
+            let config_map = c.config_maps.get(&ObjectRef::new(&config).within(&ns)).is_some();
+            let mine: Vec<_> = c
+                .pods
+                .state()
+                .into_iter()
+                .filter(|p| {
+                    p.metadata.namespace.as_deref() == Some(ns.as_str())
+                        && p.labels().get("sluice.dev/job") == Some(&name)
+                })
+                .collect();
+            let problem = mine.iter().find_map(|p| pod_problem(p));
+            (deployment, has_workers, config_map, mine.len(), problem)
+        }
+        None => {
+            let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &ns).get_opt(&coordinator).await?;
+            let has_workers =
+                Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).get_opt(&workers).await?.is_some();
+            let config_map = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns).get_opt(&config).await?.is_some();
+            let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+                .list_metadata(&ListParams::default().labels(&format!("sluice.dev/job={name},sluice.dev/role")))
+                .await?
+                .items
+                .len();
+            (deployment, has_workers, config_map, pods, None)
+        }
+    };
     let annotation = deployment
         .as_ref()
         .and_then(|d| d.spec.as_ref())
@@ -92,10 +120,35 @@ pub async fn children(ctx: &Ctx, job: &StreamJob) -> Result<ChildrenView, Error>
         .and_then(|a| a.get(DEPLOYMENT_ANNOTATION))
         .and_then(|v| v.parse().ok());
     Ok(ChildrenView {
-        engine_objects: deployment.is_some() || workers.is_some(),
-        pods: pods.items.len(),
+        engine_objects: deployment.is_some() || has_workers,
+        pods,
         deployment: annotation,
-        config_map: config_map.is_some(),
+        config_map,
+        pod_problem,
+    })
+}
+
+/// Why a pod's engine container is not running, from its status: a waiting reason
+/// such as CrashLoopBackOff or ErrImagePull, with the last exit and its message.
+pub fn pod_problem(pod: &Pod) -> Option<String> {
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.iter().find_map(|c| {
+        let waiting = c.state.as_ref()?.waiting.as_ref()?;
+        let reason = waiting.reason.clone().unwrap_or_default();
+        if reason.is_empty() || reason == "ContainerCreating" || reason == "PodInitializing" {
+            return None;
+        }
+        let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref()).map(|t| {
+            let msg = t.message.as_deref().map(str::trim).filter(|m| !m.is_empty());
+            format!("exited with {}{}", t.exit_code, msg.map(|m| format!(": {m}")).unwrap_or_default())
+        });
+        let detail = last.or_else(|| waiting.message.clone()).unwrap_or_default();
+        Some(format!(
+            "pod {name}: container {} is {reason}{}",
+            c.name,
+            if detail.is_empty() { String::new() } else { format!(" ({detail})") }
+        ))
     })
 }
 

@@ -65,6 +65,8 @@ pub struct ChildrenView {
     /// The `sluice.dev/deployment` of the coordinator Deployment's pod template, if any.
     pub deployment: Option<i64>,
     pub config_map: bool,
+    /// Why an engine pod is failing (CrashLoopBackOff, an image or config error), if one is.
+    pub pod_problem: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +96,8 @@ pub struct Plan {
     pub requeue: Duration,
 }
 
-const FAST: Duration = Duration::from_secs(1);
+/// Steps of an upgrade are polled this often (the pods' own changes also trigger a reconcile).
+const FAST: Duration = Duration::from_millis(250);
 const WATCH: Duration = Duration::from_secs(3);
 const IDLE: Duration = Duration::from_secs(30);
 const ABORT_BACKOFF: Duration = Duration::from_secs(60);
@@ -495,7 +498,8 @@ impl<'a> Planner<'a> {
         let job = match &self.i.engine {
             EngineView::Up(j) => j.clone(),
             EngineView::Down(e) => {
-                self.st.error = Some(e.clone());
+                // A crashing pod says more than an unreachable REST API.
+                self.st.error = Some(self.i.children.pod_problem.clone().unwrap_or_else(|| e.clone()));
                 if self.st.running_since.is_none() && self.st.phase != Phase::RolledBack {
                     self.set_phase(Phase::Deploying);
                 }

@@ -49,11 +49,11 @@ fn state(s: &str) -> EngineView {
 }
 
 fn children() -> ChildrenView {
-    ChildrenView { engine_objects: true, pods: 3, deployment: Some(1), config_map: true }
+    ChildrenView { engine_objects: true, pods: 3, deployment: Some(1), config_map: true, pod_problem: None }
 }
 
 fn gone() -> ChildrenView {
-    ChildrenView { engine_objects: false, pods: 0, deployment: None, config_map: true }
+    ChildrenView { engine_objects: false, pods: 0, deployment: None, config_map: true, pod_problem: None }
 }
 
 /// A job deployed once (deployment 1) from `spec`, Stable.
@@ -276,7 +276,8 @@ fn a_completed_upgrade_savepoint_deletes_the_old_pods_then_deploys_from_it() {
     // Pods still terminating: wait.
     let mut c2 = Case::new(&changed, &p.status);
     c2.generation = 2;
-    c2.children = ChildrenView { engine_objects: false, pods: 2, deployment: None, config_map: true };
+    c2.children =
+        ChildrenView { engine_objects: false, pods: 2, deployment: None, config_map: true, pod_problem: None };
     c2.engine = EngineView::Down("gone".into());
     let p2 = c2.plan();
     assert!(p2.actions.is_empty());
@@ -548,7 +549,8 @@ fn missing_children_are_applied_again_and_conditions_keep_their_times() {
     let s = spec();
     let st = deployed(&s);
     let mut c = Case::new(&s, &st);
-    c.children = ChildrenView { engine_objects: false, pods: 0, deployment: None, config_map: false };
+    c.children =
+        ChildrenView { engine_objects: false, pods: 0, deployment: None, config_map: false, pod_problem: None };
     assert!(c.plan().actions.contains(&Action::ApplyChildren));
     let first = Case::new(&s, &st).plan();
     let mut c = Case::new(&s, &first.status);
@@ -578,4 +580,20 @@ fn a_job_created_suspended_runs_nothing_until_it_is_set_running() {
     let p = c.plan();
     assert_eq!(p.actions, vec![Action::ApplyChildren]);
     assert_eq!(p.status.deployment, 1);
+}
+
+#[test]
+fn a_crashing_engine_pod_explains_the_error() {
+    let s = spec();
+    let mut st = deployed(&s);
+    st.phase = Phase::Deploying;
+    st.running_since = None;
+    let mut c = Case::new(&s, &st);
+    c.engine = EngineView::Down("the engine of job clicks is unreachable".into());
+    c.children.pod_problem = Some(
+        "pod clicks-coordinator-x: container engine exited with 1 (CrashLoopBackOff): error: bucket missing".into(),
+    );
+    let p = c.plan();
+    assert_eq!(p.status.error, c.children.pod_problem);
+    assert_eq!(p.status.phase, Phase::Deploying);
 }

@@ -56,6 +56,8 @@ pub fn template(d: &Deployment, r: &Role) -> Result<PodTemplateSpec, String> {
     let container = Container {
         name: CONTAINER.into(),
         image: Some(spec.image.clone()),
+        // The log's tail becomes the termination message, which the operator reports.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         args: Some(r.args.clone()),
         env: Some(env),
         env_from,
