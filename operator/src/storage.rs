@@ -61,26 +61,29 @@ pub fn savepoint_location(dir: &str, trigger_id: &str) -> String {
     format!("{}/savepoint-{safe}", dir.trim_end_matches('/'))
 }
 
-/// Whether a complete savepoint (its `_metadata`) exists at `location`.
-pub async fn savepoint_exists(access: &Access, location: &str) -> Result<bool, Error> {
+/// Runs a blocking storage call on the savepoint at `location`.
+async fn at<T: Send + 'static>(
+    access: &Access,
+    location: &str,
+    f: impl FnOnce(&Storage) -> Result<T, sluice_storage::StorageError> + Send + 'static,
+) -> Result<T, Error> {
     let (access, location) = (access.clone(), location.to_string());
     tokio::task::spawn_blocking(move || {
         let s = Storage::open(&location, &access.options).map_err(|e| Error::Storage(e.to_string()))?;
-        s.exists("_metadata").map_err(|e| Error::Storage(format!("{location}: {e}")))
+        f(&s).map_err(|e| Error::Storage(format!("{location}: {e}")))
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))?
 }
 
+/// Whether a complete savepoint (its `_metadata`) exists at `location`.
+pub async fn savepoint_exists(access: &Access, location: &str) -> Result<bool, Error> {
+    at(access, location, |s| s.exists("_metadata")).await
+}
+
 /// Deletes a savepoint's files.
 pub async fn dispose(access: &Access, location: &str) -> Result<(), Error> {
-    let (access, location) = (access.clone(), location.to_string());
-    tokio::task::spawn_blocking(move || {
-        let s = Storage::open(&location, &access.options).map_err(|e| Error::Storage(e.to_string()))?;
-        s.delete_prefix("").map_err(|e| Error::Storage(format!("deleting {location}: {e}")))
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))?
+    at(access, location, |s| s.delete_prefix("")).await
 }
 
 #[cfg(test)]

@@ -53,7 +53,9 @@ fn reconcile_times(log: &str, from: Option<jiff::Timestamp>) -> Vec<(f64, f64)> 
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["fields"]["message"] == "reconciled")
         .filter(|v| {
-            from.is_none_or(|f| v["timestamp"].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()).is_some_and(|t| t >= f))
+            from.is_none_or(|f| {
+                v["timestamp"].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()).is_some_and(|t| t >= f)
+            })
         })
         .filter_map(|v| {
             let own = v["fields"]["own_us"].as_f64()?;
@@ -261,7 +263,11 @@ async fn operator_bench() {
     let steady_from = jiff::Timestamp::now();
     for i in 0..1000 {
         many_api
-            .patch(&format!("job-{i}"), &PatchParams::default(), &Patch::Merge(json!({"spec": {"savepoints": {"maxCount": 3}}})))
+            .patch(
+                &format!("job-{i}"),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"savepoints": {"maxCount": 3}}})),
+            )
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(25)).await;

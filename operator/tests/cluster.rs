@@ -210,8 +210,8 @@ impl Drop for Operator {
     }
 }
 
-/// Ids in the committed part files under `prefix`.
-fn committed_ids(s3: &testenv::TestS3, uri: &str) -> Result<Vec<i64>> {
+/// `uri` on the test's S3 server, from the host.
+fn s3_storage(s3: &testenv::TestS3, uri: &str) -> sluice_storage::Storage {
     let opts = sluice_storage::S3Options {
         endpoint: Some(s3.endpoint.clone()),
         region: Some(s3.region.clone()),
@@ -219,7 +219,12 @@ fn committed_ids(s3: &testenv::TestS3, uri: &str) -> Result<Vec<i64>> {
         access_key: Some(s3.access_key_id.clone()),
         secret_key: Some(s3.secret_access_key.clone()),
     };
-    let storage = sluice_storage::Storage::open(uri, &opts)?;
+    sluice_storage::Storage::open(uri, &opts).unwrap()
+}
+
+/// Ids in the committed part files under `prefix`.
+fn committed_ids(s3: &testenv::TestS3, uri: &str) -> Result<Vec<i64>> {
+    let storage = s3_storage(s3, uri);
     let mut ids = Vec::new();
     for o in storage.list("")? {
         let name = o.path.rsplit('/').next().unwrap_or_default().to_string();
@@ -382,16 +387,7 @@ async fn suspend_resume_a_streamsavepoint_and_a_deletion_savepoint_lose_nothing(
         "s3": {"endpoint": s3.cluster_endpoint, "credentialsSecretRef": {"name": "s3-creds"}}
     });
     create(&api, job("orders", spec)).await.unwrap();
-    let storage = |uri: &str| {
-        let opts = sluice_storage::S3Options {
-            endpoint: Some(s3.endpoint.clone()),
-            region: Some(s3.region.clone()),
-            path_style: Some(true),
-            access_key: Some(s3.access_key_id.clone()),
-            secret_key: Some(s3.secret_access_key.clone()),
-        };
-        sluice_storage::Storage::open(uri, &opts).unwrap()
-    };
+    let storage = |uri: &str| s3_storage(&s3, uri);
     let result = async {
         wait_object(&api, "orders", Duration::from_secs(120), "Stable", |j| phase(j) == Some(Phase::Stable)).await?;
 

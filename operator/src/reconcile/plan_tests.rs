@@ -72,6 +72,20 @@ fn deployed(spec: &StreamJobSpec) -> StreamJobStatus {
     }
 }
 
+/// An upgrade record of `kind` to `target`, at `step`, begun at T0.
+fn record(kind: UpgradeKind, target: &StreamJobSpec, step: UpgradeStep, trigger: Option<&str>) -> UpgradeRecord {
+    UpgradeRecord {
+        kind,
+        target_generation: 2,
+        target_spec: spec_json(target),
+        step,
+        trigger_id: trigger.map(str::to_string),
+        restore_from: None,
+        started: T0.into(),
+        note: None,
+    }
+}
+
 struct Case<'a> {
     spec: &'a StreamJobSpec,
     status: &'a StreamJobStatus,
@@ -252,16 +266,7 @@ fn a_completed_upgrade_savepoint_deletes_the_old_pods_then_deploys_from_it() {
     let mut changed = s.clone();
     changed.parallelism = 3;
     let mut st = deployed(&s);
-    st.upgrade = Some(UpgradeRecord {
-        kind: UpgradeKind::Upgrade,
-        target_generation: 2,
-        target_spec: spec_json(&changed),
-        step: UpgradeStep::Stopping,
-        trigger_id: Some("clicks-upgrade-2-1".into()),
-        restore_from: None,
-        started: T0.into(),
-        note: None,
-    });
+    st.upgrade = Some(record(UpgradeKind::Upgrade, &changed, UpgradeStep::Stopping, Some("clicks-upgrade-2-1")));
     let mut c = Case::new(&changed, &st);
     c.generation = 2;
     c.engine = state("FINISHED");
@@ -301,16 +306,7 @@ fn a_failed_savepoint_falls_back_to_the_newest_checkpoint() {
     let mut changed = s.clone();
     changed.parallelism = 1;
     let mut st = deployed(&s);
-    st.upgrade = Some(UpgradeRecord {
-        kind: UpgradeKind::Upgrade,
-        target_generation: 2,
-        target_spec: spec_json(&changed),
-        step: UpgradeStep::Stopping,
-        trigger_id: Some("t".into()),
-        restore_from: None,
-        started: T0.into(),
-        note: None,
-    });
+    st.upgrade = Some(record(UpgradeKind::Upgrade, &changed, UpgradeStep::Stopping, Some("t")));
     let mut c = Case::new(&changed, &st);
     c.trigger = Some(TriggerView::Failed("disk full".into()));
     let p = c.plan();
@@ -335,16 +331,7 @@ fn without_a_fallback_a_failing_upgrade_is_aborted_and_held_back() {
     let mut changed = s.clone();
     changed.parallelism = 1;
     let mut st = deployed(&s);
-    st.upgrade = Some(UpgradeRecord {
-        kind: UpgradeKind::Upgrade,
-        target_generation: 2,
-        target_spec: spec_json(&changed),
-        step: UpgradeStep::Stopping,
-        trigger_id: Some("t".into()),
-        restore_from: None,
-        started: T0.into(),
-        note: None,
-    });
+    st.upgrade = Some(record(UpgradeKind::Upgrade, &changed, UpgradeStep::Stopping, Some("t")));
     let mut c = Case::new(&changed, &st);
     c.generation = 2;
     c.trigger = Some(TriggerView::Failed("no space".into()));
