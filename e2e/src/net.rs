@@ -40,6 +40,16 @@ pub fn ensure_bridge(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
             return Err(e);
         }
     }
+    // A bridge without an address of its own takes the lowest MAC of its ports, so
+    // deleting a pod could change it: every other pod's ARP entry for the gateway (the
+    // API server, DNS, the host's S3 server) then points at a MAC that no longer
+    // answers, for up to half a minute. A fixed, locally administered MAC derived from
+    // the bridge's name keeps it stable (the control plane and the agents all agree on it).
+    let h = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193)).to_be_bytes();
+    let mac = format!("02:5c:{:02x}:{:02x}:{:02x}:{:02x}", h[0], h[1], h[2], h[3]);
+    if !ip(&["link", "show", "dev", name])?.contains(&format!("link/ether {mac} ")) {
+        ip(&["link", "set", "dev", name, "address", &mac])?;
+    }
     let cidr = format!("{addr}/{prefix}");
     let shown = ip(&["-4", "addr", "show", "dev", name])?;
     if !shown.contains(&format!("inet {cidr} ")) {
