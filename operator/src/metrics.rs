@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -66,7 +65,6 @@ pub struct Metrics {
     engine: Histogram,
     phases: Family<PhaseLabel, Gauge>,
     transitions: Family<KindLabel, Histogram, fn() -> Histogram>,
-    engine_wait_micros: AtomicU64,
     jobs: Mutex<HashMap<String, Phase>>,
     pub leader: Gauge,
 }
@@ -113,7 +111,6 @@ impl Metrics {
             engine,
             phases,
             transitions,
-            engine_wait_micros: AtomicU64::new(0),
             jobs: Mutex::new(HashMap::new()),
             leader,
         }
@@ -132,7 +129,6 @@ impl Metrics {
     pub fn engine_wait(&self, d: Duration) {
         self.engine.observe(d.as_secs_f64());
         let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.engine_wait_micros.fetch_add(micros, Ordering::Relaxed);
         let _ = ENGINE_CLOCK.try_with(|c| c.set(c.get().saturating_add(micros)));
     }
 
