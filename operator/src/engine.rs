@@ -146,11 +146,6 @@ impl Engine {
         decode(job, &path, code, &body).map(Some)
     }
 
-    pub async fn cancel(&self, ns: &str, job: &str) -> Result<(), EngineError> {
-        let (code, body) = self.call(ns, job, http::Method::POST, "/v1/job/cancel", Some(b"{}".to_vec())).await?;
-        if (200..300).contains(&code) { Ok(()) } else { Err(status_error(job, "/v1/job/cancel", code, &body)) }
-    }
-
     async fn call(
         &self,
         ns: &str,

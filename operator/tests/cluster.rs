@@ -271,7 +271,9 @@ async fn a_job_runs_upgrades_with_a_savepoint_through_an_operator_crash_and_is_d
     });
     create(&api, job("clicks", spec)).await.unwrap();
     let result = async {
-        let stable = wait_object(&api, "clicks", Duration::from_secs(120), "Stable", |j| phase(j) == Some(Phase::Stable)).await?;
+        let stable =
+            wait_object(&api, "clicks", Duration::from_secs(120), "Stable", |j| phase(j) == Some(Phase::Stable))
+                .await?;
         let st = stable.status.clone().unwrap();
         if st.deployment != 1 || st.job_state.as_deref() != Some("RUNNING") {
             bail!("unexpected status once Stable: {st:?}");
@@ -282,11 +284,17 @@ async fn a_job_runs_upgrades_with_a_savepoint_through_an_operator_crash_and_is_d
         Api::<StatefulSet>::namespaced(client.clone(), &ns).get("clicks-workers").await?;
 
         // Broken SQL: Stalled with the line and column, and the job keeps running its last good spec.
-        api.patch("clicks", &PatchParams::default(), &Patch::Merge(json!({"spec": {"sql": "INSERT INTO out SELEC id FROM src;"}})))
-            .await?;
+        api.patch(
+            "clicks",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"sql": "INSERT INTO out SELEC id FROM src;"}})),
+        )
+        .await?;
         let stalled = wait_object(&api, "clicks", Duration::from_secs(30), "Stalled", |j| {
             j.status.as_ref().is_some_and(|s| {
-                s.conditions.iter().any(|c| c.type_ == "Stalled" && c.status == "True" && c.message.contains("job.sql:1:"))
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Stalled" && c.status == "True" && c.message.contains("job.sql:1:"))
                     && s.observed_generation == j.metadata.generation
             })
         })
@@ -314,18 +322,19 @@ async fn a_job_runs_upgrades_with_a_savepoint_through_an_operator_crash_and_is_d
         .await?;
         let st = upgraded.status.unwrap();
         let from = st.deployed_from.clone().unwrap_or_default();
-        let savepointed =
-            from.contains("savepoint-clicks-upgrade") && st.last_savepoint.as_ref().map(|s| s.trigger.as_str()) == Some("upgrade");
-        // If the savepoint itself fails (on this loaded 2-core machine the engine has lost S3 for
-        // half a minute), the operator must say so and fall back to the newest checkpoint; the
-        // output below must be exactly-once either way.
-        let fell_back = from == "latest" && op.log().contains("falling back to restoring from latest");
-        if !savepointed && !fell_back {
-            bail!("the upgrade restored neither from its savepoint nor, after a reported failure, from the newest checkpoint: {st:?}");
+        // The savepoint must have been used: the intermittent outage that once made it
+        // fail (and the operator fall back to the newest checkpoint) was the bridge's MAC
+        // changing under the pods, fixed in e2e/src/net.rs.
+        if !from.contains("savepoint-clicks-upgrade")
+            || st.last_savepoint.as_ref().map(|s| s.trigger.as_str()) != Some("upgrade")
+        {
+            bail!("the upgrade did not restore from its savepoint: {st:?}");
         }
         eprintln!("upgrade restored from {from}");
         // The bounded job finishes on its new parallelism.
-        let done = wait_object(&api, "clicks", Duration::from_secs(180), "Finished", |j| phase(j) == Some(Phase::Finished)).await?;
+        let done =
+            wait_object(&api, "clicks", Duration::from_secs(180), "Finished", |j| phase(j) == Some(Phase::Finished))
+                .await?;
         assert_eq!(done.status.unwrap().current_parallelism, Some(2));
         anyhow::Ok(())
     }
