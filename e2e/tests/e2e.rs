@@ -823,6 +823,11 @@ async fn run_as_user_and_group_are_honoured() {
                     {"name": "pod-level", "image": "busybox:1", "command": ["sh", "-c", "echo $(id -u):$(id -g)"]},
                     {"name": "own", "image": "busybox:1", "command": ["sh", "-c", "echo $(id -u):$(id -g)"],
                      "securityContext": {"runAsUser": 3000}},
+                    // A mapped program under /root (mode 0700), exec'd through its file
+                    // descriptor as a container runtime would: a non-root user can run it.
+                    {"name": "mapped", "image": "sluice/testhttp:1",
+                     "args": ["--exit-after-ms", "100", "--exit-code", "0"],
+                     "securityContext": {"runAsUser": 65532, "runAsNonRoot": true}},
                 ],
             },
         }),

@@ -347,7 +347,16 @@ pub fn spawn(l: Launch) -> Result<tokio::process::Child> {
     let Some((prog, args)) = l.argv.split_first() else {
         bail!("empty argv");
     };
-    let mut cmd = tokio::process::Command::new(prog);
+    // Held open until the child has exec'd it (O_CLOEXEC closes it then).
+    let exe = open_program(prog, &l.mounts);
+    let mut cmd = match &exe {
+        Some(f) => {
+            let mut c = tokio::process::Command::new(format!("/proc/self/fd/{}", f.as_raw_fd()));
+            c.arg0(prog);
+            c
+        }
+        None => tokio::process::Command::new(prog),
+    };
     cmd.args(args).env_clear().envs(l.env.iter().map(|(k, v)| (k, v)));
     cmd.stdin(std::process::Stdio::null());
     cmd.kill_on_drop(l.log.is_none());
@@ -417,7 +426,28 @@ pub fn spawn(l: Launch) -> Result<tokio::process::Child> {
         });
     }
     let child = cmd.spawn().with_context(|| format!("starting {prog}"))?;
+    drop(exe);
     Ok(child)
+}
+
+/// Opens a mapped program so that the child can exec it through its file
+/// descriptor (`/proc/self/fd/N`), as a container runtime execs the image's
+/// entrypoint: the container's user (`runAsUser`) then needs execute permission
+/// on the file only, not on the host directories above it (such as `/root`), and
+/// a volume mounted over a parent directory (an emptyDir at `/tmp`) does not hide
+/// it. Only ELF files outside every volume are opened this way: a script cannot
+/// be exec'd through a close-on-exec descriptor, and a program inside a volume
+/// must be looked up in the container's mounts.
+fn open_program(prog: &str, mounts: &[Mount]) -> Option<std::fs::File> {
+    use std::io::Read;
+    let path = Path::new(prog);
+    if !path.is_absolute() || mounts.iter().any(|m| path.starts_with(&m.target)) {
+        return None;
+    }
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut magic = [0u8; 4];
+    f.read_exact(&mut magic).ok()?;
+    (magic == *b"\x7fELF" && f.metadata().ok()?.is_file()).then_some(f)
 }
 
 pub fn open_netns(name: &str) -> Result<OwnedFd> {
