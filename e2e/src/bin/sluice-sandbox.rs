@@ -4,7 +4,8 @@
 //!   plane, N `sluice-node` agents, the S3 server (MinIO, with a bucket
 //!   `sluice`) and, with `SANDBOX_OPERATOR=process` (the default), the CRDs of
 //!   `crds/` and the `sluice-operator` binary, all in the background under one
-//!   supervisor; waits until the nodes are Ready, writes `DIR/kubeconfig` and
+//!   supervisor (`SANDBOX_OPERATOR=helm` installs the chart `charts/sluice`
+//!   instead: CRDs, RBAC and the operator as pods); waits until the nodes are Ready, writes `DIR/kubeconfig` and
 //!   `DIR/env`, and prints the `export KUBECONFIG=…` line.
 //! - `sluice-sandbox down [--dir DIR]` stops everything and checks that no
 //!   process, network namespace or bridge is left.
@@ -124,7 +125,67 @@ enum OperatorMode {
         bin: PathBuf,
         crds: Vec<PathBuf>,
     },
+    /// `helm upgrade --install` of `charts/sluice`: the CRDs, the RBAC and the
+    /// operator as pods (image `sluice/operator`, mapped to the binary).
+    Helm {
+        helm: PathBuf,
+        chart: PathBuf,
+    },
     None,
+}
+
+const HELM_RELEASE: &str = "sluice";
+const HELM_NAMESPACE: &str = "sluice-system";
+
+/// The operator binary of the working tree, which `process` runs and the `sluice/operator` image maps to.
+fn operator_bin(a: &Args, mode: &str) -> Result<PathBuf> {
+    let bin = sluice_bin(&repo(a), "sluice-operator");
+    if !bin.is_file() {
+        bail!(
+            "SANDBOX_OPERATOR={mode}: the operator binary {} is missing; build it with \
+             `cargo build -p sluice-operator` at the repository root (or set SLUICE_OPERATOR_BIN, \
+             or SANDBOX_OPERATOR=none)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// The pinned `helm` of `scripts/helm.sh` (built with `go install` the first time), or `SLUICE_HELM_BIN`.
+fn helm_bin(repo: &Path) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("SLUICE_HELM_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let script = repo.join("scripts/helm.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("install")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {} install", script.display()))?;
+    if !out.status.success() {
+        bail!("SANDBOX_OPERATOR=helm: {} install failed ({}); set SLUICE_HELM_BIN to a helm v3 binary", script.display(), out.status);
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// Installs (or upgrades) the chart and waits until the operator Deployment is available.
+fn helm_install(helm: &Path, chart: &Path, kubeconfig: &Path, log: &Path) -> Result<Duration> {
+    let t0 = Instant::now();
+    let out = std::process::Command::new(helm)
+        .args(["upgrade", "--install", HELM_RELEASE])
+        .arg(chart)
+        .args(["--namespace", HELM_NAMESPACE, "--create-namespace", "--wait", "--timeout", "5m"])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .output()
+        .with_context(|| format!("running {}", helm.display()))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::write(log, &text);
+    if !out.status.success() {
+        bail!("helm upgrade --install {HELM_RELEASE} {} failed ({}):\n{text}", chart.display(), out.status);
+    }
+    Ok(t0.elapsed())
 }
 
 /// Checks `SANDBOX_OPERATOR` and what it needs, before anything starts.
@@ -132,18 +193,18 @@ fn operator_mode(a: &Args) -> Result<OperatorMode> {
     let mode = std::env::var("SANDBOX_OPERATOR").unwrap_or_else(|_| "process".into());
     match mode.as_str() {
         "none" => Ok(OperatorMode::None),
-        "helm" => bail!("SANDBOX_OPERATOR=helm needs the Helm chart (charts/sluice), which does not exist yet"),
+        "helm" => {
+            let repo = repo(a);
+            let chart = repo.join("charts/sluice");
+            if !chart.join("Chart.yaml").is_file() {
+                bail!("SANDBOX_OPERATOR=helm: no Helm chart at {} (Chart.yaml)", chart.display());
+            }
+            operator_bin(a, "helm")?;
+            Ok(OperatorMode::Helm { helm: helm_bin(&repo)?, chart })
+        }
         "process" => {
             let repo = repo(a);
-            let bin = sluice_bin(&repo, "sluice-operator");
-            if !bin.is_file() {
-                bail!(
-                    "SANDBOX_OPERATOR=process: the operator binary {} is missing; build it with \
-                     `cargo build -p sluice-operator` at the repository root (or set SLUICE_OPERATOR_BIN, \
-                     or SANDBOX_OPERATOR=none)",
-                    bin.display()
-                );
-            }
+            let bin = operator_bin(a, "process")?;
             let dir = repo.join("crds");
             let mut crds: Vec<PathBuf> = std::fs::read_dir(&dir)
                 .map(|rd| {
@@ -336,6 +397,17 @@ fn run_foreground(a: &Args) -> Result<()> {
             op.log.display()
         );
         operator = Some(op);
+    }
+    if let OperatorMode::Helm { helm, chart } = &operator_mode {
+        let log = logs.join("helm.log");
+        let took = helm_install(helm, chart, &kubeconfig, &log)?;
+        operator_msg = format!(
+            "operator: Helm release {HELM_RELEASE} of {} in {HELM_NAMESPACE} (CRDs, RBAC, 2 operator pods), \
+             ready in {:.1}s; helm is {}\n",
+            chart.display(),
+            took.as_secs_f64(),
+            helm.display()
+        );
     }
     drop(rt);
     std::fs::write(

@@ -16,6 +16,9 @@ use crate::crd::PodResources;
 
 /// The engine container's name; a `podTemplate` container of this name is merged into it.
 pub const CONTAINER: &str = "engine";
+/// The user and group the engine runs as: the `nonroot` user of the engine image
+/// (`engine/Dockerfile`, distroless), so that engine pods pass Pod Security "restricted".
+pub const ENGINE_UID: i64 = 65532;
 
 /// One role's pod: its arguments, ports, probe port and resources.
 pub struct Role<'a> {
@@ -102,7 +105,12 @@ pub fn template(d: &Deployment, r: &Role) -> Result<PodTemplateSpec, String> {
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
             termination_grace_period_seconds: Some(30),
+            // Pod Security "restricted": a non-root numeric user (the engine image's,
+            // overridable through podTemplate) and the runtime's seccomp profile.
             security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(ENGINE_UID),
+                run_as_group: Some(ENGINE_UID),
                 seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
                 ..Default::default()
             }),
