@@ -819,6 +819,7 @@ async fn run_as_user_and_group_are_honoured() {
             "spec": {
                 "restartPolicy": "Never",
                 "securityContext": {"runAsUser": 1000, "runAsGroup": 2000},
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
                 "containers": [
                     {"name": "pod-level", "image": "busybox:1", "command": ["sh", "-c", "echo $(id -u):$(id -g)"]},
                     {"name": "own", "image": "busybox:1", "command": ["sh", "-c", "echo $(id -u):$(id -g)"],
@@ -827,6 +828,11 @@ async fn run_as_user_and_group_are_honoured() {
                     // descriptor as a container runtime would: a non-root user can run it.
                     {"name": "mapped", "image": "sluice/testhttp:1",
                      "args": ["--exit-after-ms", "100", "--exit-code", "0"],
+                     // Requests make the pod Burstable: the agent keeps the API server's qosClass.
+                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                     // An emptyDir over /tmp, where the test cluster's state lives, mounted
+                     // before the service-account volume whose source is under /tmp.
+                     "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                      "securityContext": {"runAsUser": 65532, "runAsNonRoot": true}},
                 ],
             },
@@ -838,6 +844,7 @@ async fn run_as_user_and_group_are_honoured() {
     })
     .await
     .unwrap();
+    assert_eq!(p.status.as_ref().and_then(|s| s.qos_class.as_deref()), Some("Burstable"));
     let out = |c: &str| std::fs::read_to_string(env.log_file(&p, c, 0)).unwrap();
     assert_eq!(out("pod-level"), "1000:2000\n");
     assert_eq!(out("own"), "3000:2000\n");
@@ -1077,10 +1084,7 @@ fn sandbox_up_refuses_helm_a_missing_operator_binary_and_missing_crds() {
         String::from_utf8_lossy(&out.stderr).to_string()
     };
     let err = up(&[("SANDBOX_OPERATOR", "helm".into())]);
-    assert!(
-        err.contains("SANDBOX_OPERATOR=helm: no Helm chart at") && err.contains("charts/sluice"),
-        "{err}"
-    );
+    assert!(err.contains("SANDBOX_OPERATOR=helm: no Helm chart at") && err.contains("charts/sluice"), "{err}");
     // `process` is the default.
     let err = up(&[]);
     assert!(err.contains("cargo build -p sluice-operator"), "{err}");

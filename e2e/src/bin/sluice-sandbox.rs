@@ -164,7 +164,11 @@ fn helm_bin(repo: &Path) -> Result<PathBuf> {
         .output()
         .with_context(|| format!("running {} install", script.display()))?;
     if !out.status.success() {
-        bail!("SANDBOX_OPERATOR=helm: {} install failed ({}); set SLUICE_HELM_BIN to a helm v3 binary", script.display(), out.status);
+        bail!(
+            "SANDBOX_OPERATOR=helm: {} install failed ({}); set SLUICE_HELM_BIN to a helm v3 binary",
+            script.display(),
+            out.status
+        );
     }
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }

@@ -294,7 +294,8 @@ pub struct Launch {
 }
 
 struct Prepared {
-    mounts: Vec<(CString, CString, bool)>,
+    /// (a detached clone of the source's mount tree, target, read-only).
+    mounts: Vec<(OwnedFd, CString, bool)>,
     hostname: CString,
     workdir: CString,
     uid: Option<nix::unistd::Uid>,
@@ -334,7 +335,7 @@ pub fn spawn(l: Launch) -> Result<tokio::process::Child> {
         mounts: l
             .mounts
             .iter()
-            .map(|m| Ok((cstr(&m.source)?, cstr(&m.target)?, m.read_only)))
+            .map(|m| Ok((clone_tree(&m.source)?, cstr(&m.target)?, m.read_only)))
             .collect::<Result<_>>()?,
         hostname: CString::new(l.hostname.clone())?,
         workdir: cstr(&l.workdir)?,
@@ -391,15 +392,19 @@ pub fn spawn(l: Launch) -> Result<tokio::process::Child> {
                     None::<&std::ffi::CStr>,
                 )
                 .map_err(io)?;
-                for (src, dst, ro) in &prepared.mounts {
-                    mount(
-                        Some(src.as_c_str()),
-                        dst.as_c_str(),
-                        None::<&std::ffi::CStr>,
-                        MsFlags::MS_BIND | MsFlags::MS_REC,
-                        None::<&std::ffi::CStr>,
-                    )
-                    .map_err(io)?;
+                for (tree, dst, ro) in &prepared.mounts {
+                    // move_mount(2) with a valid descriptor and NUL-terminated paths.
+                    let r = libc::syscall(
+                        libc::SYS_move_mount,
+                        tree.as_raw_fd(),
+                        c"".as_ptr(),
+                        libc::AT_FDCWD,
+                        dst.as_ptr(),
+                        MOVE_MOUNT_F_EMPTY_PATH,
+                    );
+                    if r < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                     if *ro {
                         mount(
                             None::<&std::ffi::CStr>,
@@ -428,6 +433,29 @@ pub fn spawn(l: Launch) -> Result<tokio::process::Child> {
     let child = cmd.spawn().with_context(|| format!("starting {prog}"))?;
     drop(exe);
     Ok(child)
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+/// A detached recursive bind mount of `source` (open_tree(2) with OPEN_TREE_CLONE),
+/// which the child attaches at the volume's target with move_mount(2). Sources are
+/// resolved here, in the host's view, as a runtime prepares them: a volume mounted
+/// earlier in the container (an emptyDir at `/tmp`) cannot hide a later volume's
+/// source below it, as a path looked up inside the container would be.
+fn clone_tree(source: &Path) -> Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let path = cstr(source)?;
+    let flags = OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: open_tree(2) with a NUL-terminated path; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("cloning volume source {}", source.display()));
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Opens a mapped program so that the child can exec it through its file

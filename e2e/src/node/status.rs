@@ -194,7 +194,9 @@ pub fn pod_status(f: &PodFacts<'_>, init: &[CStatus], main: &[CStatus]) -> PodSt
         start_time: Some(f.start_time.clone()),
         container_statuses: Some(main.iter().map(CStatus::to_k8s).collect()),
         init_container_statuses: if init.is_empty() { None } else { Some(init.iter().map(CStatus::to_k8s).collect()) },
-        qos_class: Some("BestEffort".into()),
+        // The API server sets status.qosClass when it creates the pod, from the
+        // containers' requests and limits, and refuses any change: leave it out.
+        qos_class: None,
         message: f.message.clone(),
         reason: f.reason.clone(),
         ..Default::default()
