@@ -40,9 +40,12 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct StreamJobSpec {
-    /// The engine image, e.g. `sluice/engine:0.1.0`.
+    /// The engine image, e.g. `sluice/engine:0.1.0`. Unset: the image the job's current
+    /// deployment runs, or for a new job the operator's `--default-engine-image` (the Helm
+    /// value `engine.image`), so that a new operator default never restarts a running job.
     #[x_kube(validation = Rule::new("self != ''").message("image must not be empty"))]
-    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// The job: Flink SQL statements. Exclusive with `sqlConfigMapRef`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql: Option<String>,

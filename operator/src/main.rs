@@ -42,6 +42,9 @@ struct Args {
     /// jobs' in-cluster endpoint is not reachable from where the operator runs.
     #[arg(long, env = "SLUICE_S3_ENDPOINT")]
     s3_endpoint: Option<String>,
+    /// The engine image of StreamJobs that do not set `spec.image` (the Helm value `engine.image`).
+    #[arg(long, env = "SLUICE_DEFAULT_ENGINE_IMAGE")]
+    default_engine_image: Option<String>,
     /// Timeout of one engine REST call, in seconds.
     #[arg(long, default_value_t = 5)]
     engine_timeout: u64,
@@ -162,6 +165,7 @@ async fn run(args: Args) -> Result<(), String> {
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         s3_endpoint: args.s3_endpoint.clone(),
+        default_image: args.default_engine_image.clone().filter(|i| !i.is_empty()),
         version: env!("CARGO_PKG_VERSION").into(),
         validated: Default::default(),
         caches: Default::default(),

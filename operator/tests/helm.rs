@@ -186,6 +186,7 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
     let c = &pod["containers"][0];
     let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert!(args.contains(&"--leader-election=true") && args.contains(&"--engine-access=direct"), "{args:?}");
+    assert!(args.contains(&"--default-engine-image=sluice/engine:0.1.0"), "{args:?}");
     assert!(!args.iter().any(|a| a.starts_with("--namespaces")), "{args:?}");
     assert_eq!(c["image"], "sluice/operator:0.1.0");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
@@ -383,6 +384,8 @@ async fn helm_install_runs_a_job_upgrade_keeps_it_running_and_uninstall_leaves_o
     let mut job: Value = serde_yaml::from_str(&text).unwrap();
     job["metadata"]["namespace"] = json!(jobs_ns);
     job["spec"]["s3"]["endpoint"] = json!(s3.cluster_endpoint);
+    // No image: the chart's engine.image (--default-engine-image) is used.
+    job["spec"].as_object_mut().unwrap().remove("image");
     let api = Api::<StreamJob>::namespaced(client.clone(), &jobs_ns);
     let pp = PatchParams::apply("sluice-test");
     api.patch("clicks", &pp, &Patch::Apply(&job)).await.unwrap();
@@ -399,6 +402,11 @@ async fn helm_install_runs_a_job_upgrade_keeps_it_running_and_uninstall_leaves_o
             assert!(!fields.contains("\"f:spec\""), "{:?} owns spec fields: {fields}", mf.manager);
         }
     }
+    assert!(stable.spec.image.is_none(), "the operator wrote spec.image");
+    let deployments = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &jobs_ns);
+    let coordinator = deployments.get("clicks-coordinator").await.unwrap();
+    let image = coordinator.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
+    assert_eq!(image.as_deref(), Some("sluice/engine:0.1.0"));
     let dry = api.patch("clicks", &PatchParams { dry_run: true, ..pp.clone() }, &Patch::Apply(&job)).await.unwrap();
     assert_eq!(dry.metadata.generation, stable.metadata.generation);
     assert_eq!(serde_json::to_value(&dry.spec).unwrap(), serde_json::to_value(&stable.spec).unwrap());

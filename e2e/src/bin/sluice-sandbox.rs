@@ -31,8 +31,16 @@ const OCTET: u8 = 250;
 const S3_PORT: u16 = 9000;
 const S3_BUCKET: &str = "sluice";
 const FIELD_MANAGER: &str = "sluice-sandbox";
-const OPERATOR_ARGS: [&str; 6] =
-    ["--engine-access", "apiserver-proxy", "--http-addr", "127.0.0.1:9464", "--lease-namespace", "sluice-system"];
+const OPERATOR_ARGS: [&str; 8] = [
+    "--engine-access",
+    "apiserver-proxy",
+    "--http-addr",
+    "127.0.0.1:9464",
+    "--lease-namespace",
+    "sluice-system",
+    "--default-engine-image",
+    "sluice/engine:0.1.0",
+];
 
 struct Args {
     cmd: String,

@@ -23,7 +23,7 @@ use kube::{Api, Resource, ResourceExt};
 
 pub use plan::parse_spec;
 
-use crate::crd::StreamJob;
+use crate::crd::{StreamJob, StreamJobSpec, StreamJobStatus};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -42,11 +42,35 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// The operator's own S3 endpoint, for an operator outside the cluster.
     pub s3_endpoint: Option<String>,
+    /// `--default-engine-image`: the image of jobs that set none.
+    pub default_image: Option<String>,
     pub version: String,
     /// The last validation per job: (hash of the SQL, result).
     pub validated: Mutex<HashMap<String, Validation>>,
     /// Child caches per watch scope (`None`: all namespaces), filled by [`run`].
     pub caches: std::sync::RwLock<Vec<(Option<String>, Caches)>>,
+}
+
+/// The spec the operator acts on: the object's, with the engine image filled in when it
+/// sets none — the image of the deployed spec (a new operator default must not restart a
+/// running job), else the operator's default. Without either it stays unset, and
+/// validation reports it.
+pub fn effective_spec<'a>(
+    spec: &'a StreamJobSpec,
+    status: &StreamJobStatus,
+    default: Option<&str>,
+) -> std::borrow::Cow<'a, StreamJobSpec> {
+    if spec.image.is_some() {
+        return std::borrow::Cow::Borrowed(spec);
+    }
+    let deployed = status
+        .reconciled_spec
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .and_then(|v| v.get("image").and_then(|i| i.as_str()).map(str::to_string));
+    let mut s = spec.clone();
+    s.image = deployed.or_else(|| default.map(str::to_string));
+    std::borrow::Cow::Owned(s)
 }
 
 /// Reconciles one StreamJob.
@@ -78,17 +102,18 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Ctx) -> Result<Requeue, Error> {
     if deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Requeue::await_change());
     }
-    let validated = observe::validate(ctx, job).await?;
+    let status = job.status.clone().unwrap_or_default();
+    let spec = effective_spec(&job.spec, &status, ctx.default_image.as_deref());
+    let validated = observe::validate(ctx, job, &spec).await?;
     let children = observe::children(ctx, job).await?;
     let engine = observe::engine(ctx, job, &children).await;
     let trigger = observe::trigger(ctx, job, &engine).await?;
-    let status = job.status.clone().unwrap_or_default();
     let input = plan::Input {
         name: job.meta().name.as_deref().unwrap_or_default(),
         now: jiff::Timestamp::now(),
         generation: job.meta().generation.unwrap_or_default(),
         deleting,
-        spec: &job.spec,
+        spec: &spec,
         validated,
         status: &status,
         engine,
@@ -251,4 +276,36 @@ pub async fn run(ctx: Arc<Ctx>, namespaces: &[String]) {
         });
     }
     futures::future::join_all(all).await;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn spec(image: Option<&str>) -> StreamJobSpec {
+        let mut v = serde_json::json!({"sql": "x"});
+        if let Some(i) = image {
+            v["image"] = i.into();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn deployed(image: &str) -> StreamJobStatus {
+        let mut spec = spec(Some(image));
+        spec.sql = Some("x".into());
+        StreamJobStatus { reconciled_spec: Some(serde_json::to_string(&spec).unwrap()), ..Default::default() }
+    }
+
+    #[test]
+    fn the_engine_image_is_the_jobs_else_the_deployed_one_else_the_operators_default() {
+        let none = StreamJobStatus::default();
+        let own = spec(Some("sluice/engine:pinned"));
+        assert_eq!(effective_spec(&own, &deployed("old"), Some("new")).image.as_deref(), Some("sluice/engine:pinned"));
+        let unset = spec(None);
+        // A running job keeps its image when the operator's default changes.
+        assert_eq!(effective_spec(&unset, &deployed("sluice/engine:0.1.0"), Some("sluice/engine:0.2.0")).image.as_deref(), Some("sluice/engine:0.1.0"));
+        assert_eq!(effective_spec(&unset, &none, Some("sluice/engine:0.2.0")).image.as_deref(), Some("sluice/engine:0.2.0"));
+        assert_eq!(effective_spec(&unset, &none, None).image, None);
+    }
 }

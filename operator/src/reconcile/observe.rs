@@ -18,9 +18,8 @@ use crate::storage;
 
 /// Resolves the SQL and validates the spec. `Err` carries a message for the
 /// status and an Event, with the SQL's line and column.
-pub async fn validate(ctx: &Ctx, job: &StreamJob) -> Result<Result<String, String>, Error> {
+pub async fn validate(ctx: &Ctx, job: &StreamJob, spec: &StreamJobSpec) -> Result<Result<String, String>, Error> {
     let ns = job.namespace().unwrap_or_default();
-    let spec = &job.spec;
     let sql = match (&spec.sql, &spec.sql_config_map_ref) {
         (Some(sql), _) => sql.clone(),
         (None, Some(r)) => match Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns).get_opt(&r.name).await? {
@@ -42,6 +41,11 @@ pub async fn validate(ctx: &Ctx, job: &StreamJob) -> Result<Result<String, Strin
 
 /// Static checks of a spec whose SQL is known. Compiling is cached per job and SQL text.
 pub fn check(ctx: &Ctx, name: &str, spec: &StreamJobSpec, sql: &str) -> Result<(), String> {
+    if spec.image.is_none() {
+        return Err("invalid spec: spec.image is not set and the operator has no default engine image \
+                    (--default-engine-image; the Helm value engine.image)"
+            .into());
+    }
     for (field, d) in [
         ("upgrade.readinessTimeout", Some(&spec.upgrade.readiness_timeout)),
         ("upgrade.stabilizationPeriod", Some(&spec.upgrade.stabilization_period)),

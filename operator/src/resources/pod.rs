@@ -58,7 +58,7 @@ pub fn template(d: &Deployment, r: &Role) -> Result<PodTemplateSpec, String> {
     };
     let container = Container {
         name: CONTAINER.into(),
-        image: Some(spec.image.clone()),
+        image: spec.image.clone(),
         // The log's tail becomes the termination message, which the operator reports.
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         args: Some(r.args.clone()),
