@@ -22,7 +22,8 @@ E2E_CARGO = cd $(SLUICE_E2E_DIR) && CARGO_TARGET_DIR=$(E2E_TARGET_DIR) SLUICE_CA
 SANDBOX_DIR ?= $(CURDIR)/.sandbox
 SANDBOX_NODES ?= 1
 # process|helm|none: how sandbox-up runs the operator. `process` builds it with
-# `cargo build -p sluice-operator` (root workspace, honouring CARGO_TARGET_DIR),
+# `cargo build --workspace --bins` (root workspace, honouring CARGO_TARGET_DIR;
+# the same features as `make test`, so it reuses its build),
 # applies crds/*.yaml and runs the binary on the host; `helm` installs
 # charts/sluice (CRDs, RBAC, the operator as pods of image sluice/operator,
 # mapped to the same binary) with the pinned helm of scripts/helm.sh.
@@ -45,8 +46,8 @@ e2e-build:
 
 sandbox-operator:
 	@if [ "$(SANDBOX_OPERATOR)" = process ] || [ "$(SANDBOX_OPERATOR)" = helm ]; then \
-	  echo "cd $(SLUICE_REPO_DIR) && cargo build -p sluice-operator -p sluice-engine"; \
-	  cd $(SLUICE_REPO_DIR) && cargo build -p sluice-operator -p sluice-engine; \
+	  echo "cd $(SLUICE_REPO_DIR) && cargo build --workspace --bins"; \
+	  cd $(SLUICE_REPO_DIR) && cargo build --workspace --bins; \
 	fi
 	@if [ "$(SANDBOX_OPERATOR)" = helm ]; then bash $(SLUICE_REPO_DIR)/scripts/helm.sh install >/dev/null; fi
 

@@ -66,10 +66,7 @@ fn template(sets: &[&str]) -> Result<Vec<Value>, String> {
 
 fn docs(yaml: &str) -> Vec<Value> {
     use serde::Deserialize;
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|d| Value::deserialize(d).unwrap())
-        .filter(|v| !v.is_null())
-        .collect()
+    serde_yaml::Deserializer::from_str(yaml).map(|d| Value::deserialize(d).unwrap()).filter(|v| !v.is_null()).collect()
 }
 
 /// Helm's YAML round trip writes `32768.0` as `32768`: compare numbers by value.
@@ -206,7 +203,11 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
         // crds/ is checked against the Rust types by `make crds-check`.
         let file = std::fs::read_to_string(repo().join(format!("crds/{name}.yaml"))).unwrap();
         let file: Value = serde_yaml::from_str(&file).unwrap();
-        assert_eq!(numbers_as_f64(&crd["spec"]), numbers_as_f64(&file["spec"]), "the chart's {name} differs from crds/");
+        assert_eq!(
+            numbers_as_f64(&crd["spec"]),
+            numbers_as_f64(&file["spec"]),
+            "the chart's {name} differs from crds/"
+        );
         let size = serde_json::to_string(crd).unwrap().len();
         eprintln!("{name}: {size} bytes as JSON (the last-applied annotation's size)");
         assert!(size < CLIENT_SIDE_APPLY_LIMIT / 2, "{name} is {size} bytes");
@@ -319,8 +320,7 @@ async fn the_rendered_chart_passes_a_server_side_dry_run() {
         spec["serviceAccountName"] = json!("default");
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "operator-pod"}, "spec": spec});
         let file = write_docs(&[&pod], &format!("{name}-pod"));
-        let (success, out, err) =
-            run(kubectl(&env).args(["create", "--dry-run=server", "-n", &rel, "-f"]).arg(&file));
+        let (success, out, err) = run(kubectl(&env).args(["create", "--dry-run=server", "-n", &rel, "-f"]).arg(&file));
         assert!(success, "the operator pod does not pass Pod Security restricted:\n{out}\n{err}");
         let _ = std::fs::remove_file(file);
     }
@@ -449,9 +449,7 @@ async fn helm_install_runs_a_job_upgrade_keeps_it_running_and_uninstall_leaves_o
 
     // Documented order: delete the jobs (the operator takes deletion savepoints), then uninstall.
     api.delete("clicks", &Default::default()).await.unwrap();
-    wait_for(T, "clicks deleted", || async { Ok(api.get_opt("clicks").await?.is_none().then_some(())) })
-        .await
-        .unwrap();
+    wait_for(T, "clicks deleted", || async { Ok(api.get_opt("clicks").await?.is_none().then_some(())) }).await.unwrap();
     ok(helm_cmd(&env).args(["uninstall", "sluice", "-n", &rel, "--wait", "--timeout", "2m"]));
     let left = wait_for(T, "nothing but the documented leftovers", || async {
         let now = snapshot(&env, &[&rel, &jobs_ns]);

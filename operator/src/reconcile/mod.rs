@@ -304,8 +304,14 @@ mod tests {
         assert_eq!(effective_spec(&own, &deployed("old"), Some("new")).image.as_deref(), Some("sluice/engine:pinned"));
         let unset = spec(None);
         // A running job keeps its image when the operator's default changes.
-        assert_eq!(effective_spec(&unset, &deployed("sluice/engine:0.1.0"), Some("sluice/engine:0.2.0")).image.as_deref(), Some("sluice/engine:0.1.0"));
-        assert_eq!(effective_spec(&unset, &none, Some("sluice/engine:0.2.0")).image.as_deref(), Some("sluice/engine:0.2.0"));
+        assert_eq!(
+            effective_spec(&unset, &deployed("sluice/engine:0.1.0"), Some("sluice/engine:0.2.0")).image.as_deref(),
+            Some("sluice/engine:0.1.0")
+        );
+        assert_eq!(
+            effective_spec(&unset, &none, Some("sluice/engine:0.2.0")).image.as_deref(),
+            Some("sluice/engine:0.2.0")
+        );
         assert_eq!(effective_spec(&unset, &none, None).image, None);
     }
 }

@@ -13,8 +13,10 @@ pub fn engine_config(d: &Deployment) -> BTreeMap<String, String> {
     let mut c = spec.config.clone();
     c.insert("parallelism.default".into(), spec.parallelism.to_string());
     c.insert("pipeline.max-parallelism".into(), spec.max_parallelism.to_string());
-    c.insert("execution.checkpointing.interval".into(), spec.checkpointing.interval.clone());
+    // Checkpoints need somewhere to go: without `checkpointing.storage` the job runs
+    // without them (the engine refuses an interval without a directory).
     if let Some(s) = &spec.checkpointing.storage {
+        c.insert("execution.checkpointing.interval".into(), spec.checkpointing.interval.clone());
         c.insert("execution.checkpointing.dir".into(), s.clone());
     }
     if let Some(s) = &spec.savepoints.directory {
@@ -78,6 +80,16 @@ mod tests {
         );
         assert_eq!(data.get("job.sql").map(String::as_str), spec.sql.as_deref());
         assert_eq!(cm.metadata.name.as_deref(), Some("clicks-config"));
+    }
+
+    #[test]
+    fn without_checkpoint_storage_there_is_no_checkpoint_interval() {
+        let mut spec = testing::spec();
+        spec.checkpointing.storage = None;
+        let yaml =
+            build(&testing::deployment(&spec)).data.unwrap_or_default().remove("engine.yaml").unwrap_or_default();
+        assert!(!yaml.contains("execution.checkpointing.interval"), "{yaml}");
+        assert!(!yaml.contains("execution.checkpointing.dir"), "{yaml}");
     }
 
     #[test]
