@@ -42,7 +42,7 @@ pub fn ensure_k8s_binaries(version: &str) -> Result<PathBuf> {
     if ok.exists() {
         return Ok(bin);
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-k8s.sh");
+    let script = crate::repo_root().join("e2e/scripts/build-k8s.sh");
     eprintln!("sluice-e2e: building Kubernetes {version} into {} (once; takes a while)", bin.display());
     let status = std::process::Command::new("bash")
         .arg(&script)

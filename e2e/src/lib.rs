@@ -19,9 +19,26 @@ pub mod process;
 pub mod s3;
 pub mod testenv;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+
+/// The repository this crate lives in. Test binaries find it from the
+/// `CARGO_MANIFEST_DIR` that cargo sets when it runs them (any crate of the
+/// repository), not from the path baked in at compile time: cargo reuses a
+/// cached build in a clone at another path when the sources are unchanged, and
+/// that path may be gone. Binaries run outside cargo fall back to the
+/// compile-time path.
+pub fn repo_root() -> PathBuf {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fallback = built.parent().unwrap_or(built).to_path_buf();
+    let Some(start) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) else { return fallback };
+    start
+        .ancestors()
+        .find(|d| d.join("e2e/Cargo.toml").is_file() && d.join("scripts").is_dir())
+        .map(Path::to_path_buf)
+        .unwrap_or(fallback)
+}
 
 /// A kube-rs client for a kubeconfig file.
 pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client> {

@@ -21,8 +21,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `scripts/s3-server.sh` of the repository this crate lives in.
 pub fn script() -> PathBuf {
-    let e2e = Path::new(env!("CARGO_MANIFEST_DIR"));
-    e2e.parent().unwrap_or(e2e).join("scripts/s3-server.sh")
+    crate::repo_root().join("scripts/s3-server.sh")
 }
 
 /// Builds MinIO into `$SLUICE_CACHE/bin` if it is not there yet (minutes, the

@@ -9,7 +9,7 @@
 //! whatever a killed one left behind.
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -56,7 +56,7 @@ impl Options {
     /// `$SLUICE_CACHE/target-e2e` (a no-op when up to date) and maps
     /// `sluice/testhttp:*` plus the given images.
     pub fn for_external_tests(images: Vec<ImageMapping>) -> Result<Options> {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let manifest = crate::repo_root().join("e2e/Cargo.toml");
         let target = crate::controlplane::cache_dir().join("target-e2e");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)

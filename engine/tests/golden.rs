@@ -12,7 +12,10 @@ use sluice_engine::config::Config;
 use sluice_engine::local::run_text;
 
 fn cases() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let root = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/golden");
     let only = std::env::var("GOLDEN").ok();
     let mut v: Vec<PathBuf> = fs::read_dir(&root)
         .expect("tests/golden exists")

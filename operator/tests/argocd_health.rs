@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use mlua::{Lua, LuaOptions, StdLib, Table};
 use serde::Deserialize;
@@ -18,7 +18,7 @@ use serde_json::Value;
 const KINDS: [(&str, usize); 2] = [("StreamJob", 20), ("StreamSavepoint", 6)];
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    sluice_e2e::repo_root()
 }
 
 fn checks_dir() -> PathBuf {

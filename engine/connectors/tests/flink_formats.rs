@@ -17,7 +17,14 @@ use common::all_types::{all_types_batch, all_types_schema};
 use sluice_connectors::{SinkContext, SourceContext, SourceEvent, create_sink, create_source};
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flink").join(name)).unwrap()
+    std::fs::read_to_string(
+        std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("tests/flink")
+        .join(name),
+    )
+    .unwrap()
 }
 
 fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

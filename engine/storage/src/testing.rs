@@ -30,8 +30,12 @@ pub struct S3Server {
     child: Option<Child>,
 }
 
+/// `scripts/s3-server.sh`, found from the `CARGO_MANIFEST_DIR` cargo sets when it runs a
+/// test (a cached build may have been compiled in a clone at another path).
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/s3-server.sh")
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/s3-server.sh");
+    let Some(start) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) else { return built };
+    start.ancestors().map(|d| d.join("scripts/s3-server.sh")).find(|p| p.is_file()).unwrap_or(built)
 }
 
 /// Runs `scripts/s3-server.sh install` (a no-op once installed).
