@@ -1174,7 +1174,8 @@ fn sandbox_binary_up_and_down_leaves_nothing_behind() {
     let log = std::fs::read_to_string(&op_log).unwrap();
     assert!(
         log.contains(
-            "fake-operator --engine-access apiserver-proxy --http-addr 127.0.0.1:9464 --lease-namespace sluice-system\n"
+            "fake-operator --engine-access apiserver-proxy --http-addr 127.0.0.1:9464 --lease-namespace sluice-system \
+             --default-engine-image sluice/engine:0.1.0\n"
         ),
         "{log}"
     );
