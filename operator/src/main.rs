@@ -45,12 +45,35 @@ struct Args {
     /// The engine image of StreamJobs that do not set `spec.image` (the Helm value `engine.image`).
     #[arg(long, env = "SLUICE_DEFAULT_ENGINE_IMAGE")]
     default_engine_image: Option<String>,
+    /// `spec.s3.endpoint` of StreamJobs that do not set `spec.s3` (the Helm value `s3.defaults.endpoint`).
+    #[arg(long, env = "SLUICE_DEFAULT_S3_ENDPOINT")]
+    default_s3_endpoint: Option<String>,
+    /// `spec.s3.region` of StreamJobs that do not set `spec.s3`.
+    #[arg(long, env = "SLUICE_DEFAULT_S3_REGION")]
+    default_s3_region: Option<String>,
+    /// `spec.s3.credentialsSecretRef.name` of StreamJobs that do not set `spec.s3`: a Secret
+    /// of that name in the job's namespace.
+    #[arg(long, env = "SLUICE_DEFAULT_S3_CREDENTIALS_SECRET")]
+    default_s3_credentials_secret: Option<String>,
     /// Timeout of one engine REST call, in seconds.
     #[arg(long, default_value_t = 5)]
     engine_timeout: u64,
     /// Log format: `json` (default) or `text`.
     #[arg(long, default_value = "json", env = "SLUICE_LOG_FORMAT")]
     log_format: String,
+}
+
+/// The defaults for what a StreamJob leaves unset; empty flags count as unset.
+fn defaults(args: &Args) -> reconcile::Defaults {
+    let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let (endpoint, region) = (set(&args.default_s3_endpoint), set(&args.default_s3_region));
+    let secret = set(&args.default_s3_credentials_secret).map(|name| sluice_operator::crd::LocalObjectRef { name });
+    let s3 = (endpoint.is_some() || region.is_some() || secret.is_some()).then_some(sluice_operator::crd::S3Spec {
+        endpoint,
+        region,
+        credentials_secret_ref: secret,
+    });
+    reconcile::Defaults { image: set(&args.default_engine_image), s3 }
 }
 
 fn main() -> ExitCode {
@@ -165,7 +188,7 @@ async fn run(args: Args) -> Result<(), String> {
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         s3_endpoint: args.s3_endpoint.clone(),
-        default_image: args.default_engine_image.clone().filter(|i| !i.is_empty()),
+        defaults: defaults(&args),
         version: env!("CARGO_PKG_VERSION").into(),
         validated: Default::default(),
         caches: Default::default(),

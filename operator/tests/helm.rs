@@ -184,6 +184,7 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
     let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert!(args.contains(&"--leader-election=true") && args.contains(&"--engine-access=direct"), "{args:?}");
     assert!(args.contains(&"--default-engine-image=sluice/engine:0.1.0"), "{args:?}");
+    assert!(!args.iter().any(|a| a.starts_with("--default-s3") || a.starts_with("--s3-endpoint")), "{args:?}");
     assert!(!args.iter().any(|a| a.starts_with("--namespaces")), "{args:?}");
     assert_eq!(c["image"], "sluice/operator:0.1.0");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
@@ -247,6 +248,8 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
         "networkPolicy.enabled=true",
         "operator.engineAccess=apiserver-proxy",
         "imageRegistry=registry.example.com/",
+        "s3.defaults.endpoint=http://minio.storage:9000",
+        "s3.defaults.credentialsSecret=s3-creds",
         "crds.install=false",
     ])
     .unwrap();
@@ -279,6 +282,9 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
     let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert!(args.contains(&"--namespaces=team-a,team-b") && args.contains(&"--engine-access=apiserver-proxy"));
     assert_eq!(c["image"], "registry.example.com/sluice/operator:0.1.0");
+    assert!(args.contains(&"--default-engine-image=registry.example.com/sluice/engine:0.1.0"), "{args:?}");
+    assert!(args.contains(&"--default-s3-endpoint=http://minio.storage:9000"), "{args:?}");
+    assert!(args.contains(&"--default-s3-credentials-secret=s3-creds"), "{args:?}");
     let engine_policies: Vec<&Value> =
         find(&d, "NetworkPolicy").into_iter().filter(|p| p["metadata"]["namespace"] != "sluice-system").collect();
     assert_eq!(engine_policies.len(), 2);
@@ -361,7 +367,13 @@ async fn helm_install_runs_a_job_upgrade_keeps_it_running_and_uninstall_leaves_o
 
     // Install: CRDs, RBAC and two operator pods (image sluice/operator → the binary).
     let t0 = Instant::now();
-    ok(helm_cmd(&env).args(["install", "sluice", &chart(), "-n", &rel, "--wait", "--timeout", "3m"]));
+    // S3 defaults for jobs that set no spec.s3: this test's MinIO and its Secret.
+    ok(helm_cmd(&env).args(["install", "sluice", &chart(), "-n", &rel, "--wait", "--timeout", "3m"]).args([
+        "--set",
+        &format!("s3.defaults.endpoint={}", s3.cluster_endpoint),
+        "--set",
+        "s3.defaults.credentialsSecret=s3-creds",
+    ]));
     eprintln!("helm install → operator Deployment available: {:.1} s", t0.elapsed().as_secs_f64());
     let operators = pods(&client, &rel, "app.kubernetes.io/name=sluice-operator").await;
     assert_eq!(operators.len(), 2);
@@ -383,9 +395,9 @@ async fn helm_install_runs_a_job_upgrade_keeps_it_running_and_uninstall_leaves_o
     let text = std::fs::read_to_string(repo().join("config/examples/clicks.yaml")).unwrap();
     let mut job: Value = serde_yaml::from_str(&text).unwrap();
     job["metadata"]["namespace"] = json!(jobs_ns);
-    job["spec"]["s3"]["endpoint"] = json!(s3.cluster_endpoint);
-    // No image: the chart's engine.image (--default-engine-image) is used.
+    // No image and no S3 settings: the chart's engine.image and s3.defaults are used.
     job["spec"].as_object_mut().unwrap().remove("image");
+    job["spec"].as_object_mut().unwrap().remove("s3");
     let api = Api::<StreamJob>::namespaced(client.clone(), &jobs_ns);
     let pp = PatchParams::apply("sluice-test");
     api.patch("clicks", &pp, &Patch::Apply(&job)).await.unwrap();
@@ -402,7 +414,10 @@ async fn helm_install_runs_a_job_upgrade_keeps_it_running_and_uninstall_leaves_o
             assert!(!fields.contains("\"f:spec\""), "{:?} owns spec fields: {fields}", mf.manager);
         }
     }
-    assert!(stable.spec.image.is_none(), "the operator wrote spec.image");
+    assert!(stable.spec.image.is_none() && stable.spec.s3.is_none(), "the operator wrote spec.image or spec.s3");
+    let deployed: Value =
+        serde_json::from_str(stable.status.as_ref().unwrap().reconciled_spec.as_deref().unwrap()).unwrap();
+    assert_eq!(deployed["s3"], json!({"endpoint": s3.cluster_endpoint, "credentialsSecretRef": {"name": "s3-creds"}}));
     let deployments = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &jobs_ns);
     let coordinator = deployments.get("clicks-coordinator").await.unwrap();
     let image = coordinator.spec.unwrap().template.spec.unwrap().containers[0].image.clone();

@@ -23,7 +23,7 @@ use kube::{Api, Resource, ResourceExt};
 
 pub use plan::parse_spec;
 
-use crate::crd::{StreamJob, StreamJobSpec, StreamJobStatus};
+use crate::crd::{S3Spec, StreamJob, StreamJobSpec, StreamJobStatus};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -42,8 +42,8 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// The operator's own S3 endpoint, for an operator outside the cluster.
     pub s3_endpoint: Option<String>,
-    /// `--default-engine-image`: the image of jobs that set none.
-    pub default_image: Option<String>,
+    /// `--default-engine-image` and `--default-s3-*`: for jobs that set none.
+    pub defaults: Defaults,
     pub version: String,
     /// The last validation per job: (hash of the SQL, result).
     pub validated: Mutex<HashMap<String, Validation>>,
@@ -51,25 +51,36 @@ pub struct Ctx {
     pub caches: std::sync::RwLock<Vec<(Option<String>, Caches)>>,
 }
 
-/// The spec the operator acts on: the object's, with the engine image filled in when it
-/// sets none — the image of the deployed spec (a new operator default must not restart a
-/// running job), else the operator's default. Without either it stays unset, and
-/// validation reports it.
+/// The operator's defaults for what a StreamJob leaves unset (the Helm values
+/// `engine.image` and `s3.defaults`).
+#[derive(Clone, Debug, Default)]
+pub struct Defaults {
+    pub image: Option<String>,
+    pub s3: Option<S3Spec>,
+}
+
+/// The spec the operator acts on: the object's, with `image` and `s3` filled in when it
+/// sets none — from the deployed spec (a new operator default must not restart a running
+/// job, or move its state to another store), else from the operator's defaults. An image
+/// that stays unset is reported by validation.
 pub fn effective_spec<'a>(
     spec: &'a StreamJobSpec,
     status: &StreamJobStatus,
-    default: Option<&str>,
+    defaults: &Defaults,
 ) -> std::borrow::Cow<'a, StreamJobSpec> {
-    if spec.image.is_some() {
+    if spec.image.is_some() && spec.s3.is_some() {
         return std::borrow::Cow::Borrowed(spec);
     }
-    let deployed = status
-        .reconciled_spec
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        .and_then(|v| v.get("image").and_then(|i| i.as_str()).map(str::to_string));
+    let deployed: Option<serde_json::Value> =
+        status.reconciled_spec.as_deref().and_then(|s| serde_json::from_str(s).ok());
+    let field = |k: &str| deployed.as_ref().and_then(|v| v.get(k)).filter(|v| !v.is_null()).cloned();
     let mut s = spec.clone();
-    s.image = deployed.or_else(|| default.map(str::to_string));
+    if s.image.is_none() {
+        s.image = field("image").and_then(|v| v.as_str().map(str::to_string)).or_else(|| defaults.image.clone());
+    }
+    if s.s3.is_none() {
+        s.s3 = field("s3").and_then(|v| serde_json::from_value(v).ok()).or_else(|| defaults.s3.clone());
+    }
     std::borrow::Cow::Owned(s)
 }
 
@@ -103,7 +114,7 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Ctx) -> Result<Requeue, Error> {
         return Ok(Requeue::await_change());
     }
     let status = job.status.clone().unwrap_or_default();
-    let spec = effective_spec(&job.spec, &status, ctx.default_image.as_deref());
+    let spec = effective_spec(&job.spec, &status, &ctx.defaults);
     let validated = observe::validate(ctx, job, &spec).await?;
     let children = observe::children(ctx, job).await?;
     let engine = observe::engine(ctx, job, &children).await;
@@ -297,21 +308,35 @@ mod tests {
         StreamJobStatus { reconciled_spec: Some(serde_json::to_string(&spec).unwrap()), ..Default::default() }
     }
 
+    fn defaults(image: &str, endpoint: &str) -> Defaults {
+        let s3 = S3Spec { endpoint: Some(endpoint.into()), ..Default::default() };
+        Defaults { image: Some(image.into()), s3: Some(s3) }
+    }
+
     #[test]
-    fn the_engine_image_is_the_jobs_else_the_deployed_one_else_the_operators_default() {
+    fn image_and_s3_are_the_jobs_else_the_deployed_ones_else_the_operators_defaults() {
         let none = StreamJobStatus::default();
-        let own = spec(Some("sluice/engine:pinned"));
-        assert_eq!(effective_spec(&own, &deployed("old"), Some("new")).image.as_deref(), Some("sluice/engine:pinned"));
+        let new = defaults("sluice/engine:0.2.0", "http://new:9000");
+        let mut own = spec(Some("sluice/engine:pinned"));
+        own.s3 = Some(S3Spec { endpoint: Some("http://own:9000".into()), ..Default::default() });
+        let e = effective_spec(&own, &deployed("old"), &new);
+        assert!(matches!(e, std::borrow::Cow::Borrowed(_)));
+        assert_eq!(e.image.as_deref(), Some("sluice/engine:pinned"));
         let unset = spec(None);
-        // A running job keeps its image when the operator's default changes.
-        assert_eq!(
-            effective_spec(&unset, &deployed("sluice/engine:0.1.0"), Some("sluice/engine:0.2.0")).image.as_deref(),
-            Some("sluice/engine:0.1.0")
-        );
-        assert_eq!(
-            effective_spec(&unset, &none, Some("sluice/engine:0.2.0")).image.as_deref(),
-            Some("sluice/engine:0.2.0")
-        );
-        assert_eq!(effective_spec(&unset, &none, None).image, None);
+        // A running job keeps its image and store when the operator's defaults change.
+        let mut was = spec(Some("sluice/engine:0.1.0"));
+        was.s3 = Some(S3Spec { endpoint: Some("http://old:9000".into()), ..Default::default() });
+        let st = StreamJobStatus { reconciled_spec: Some(serde_json::to_string(&was).unwrap()), ..Default::default() };
+        let e = effective_spec(&unset, &st, &new);
+        assert_eq!(e.image.as_deref(), Some("sluice/engine:0.1.0"));
+        assert_eq!(e.s3.as_ref().and_then(|s| s.endpoint.as_deref()), Some("http://old:9000"));
+        // A deployed job that had no S3 gets the default (nothing of it is in a store yet).
+        let e = effective_spec(&unset, &deployed("sluice/engine:0.1.0"), &new);
+        assert_eq!(e.s3.as_ref().and_then(|s| s.endpoint.as_deref()), Some("http://new:9000"));
+        let e = effective_spec(&unset, &none, &new);
+        assert_eq!(e.image.as_deref(), Some("sluice/engine:0.2.0"));
+        assert_eq!(e.s3.as_ref().and_then(|s| s.endpoint.as_deref()), Some("http://new:9000"));
+        let e = effective_spec(&unset, &none, &Defaults::default());
+        assert_eq!((e.image.clone(), e.s3.clone()), (None, None));
     }
 }
