@@ -14,27 +14,10 @@ bin="$cache/bin/helm-$HELM_VERSION"
 
 die() { echo "helm.sh: $*" >&2; exit 1; }
 
-install() {
-  [ -x "$bin" ] && { echo "$bin"; return; }
-  command -v go >/dev/null || die "'go' is not on PATH; install Go >= 1.24 to build Helm"
-  mkdir -p "$cache/bin"
-  # Concurrent test processes may all call install; one builds, the others wait.
-  exec 9>"$cache/bin/.helm-install.lock"
-  flock 9
-  if [ ! -x "$bin" ]; then
-    echo "helm.sh: building Helm $HELM_VERSION (a few minutes the first time)..." >&2
-    local gobin start
-    gobin="$(mktemp -d "$cache/bin/.helm-build.XXXXXX")"
-    start=$(date +%s)
-    GOBIN="$gobin" GOTOOLCHAIN=local CGO_ENABLED=0 go install "$HELM_MODULE@$HELM_VERSION" >&2 \
-      || { rm -rf "$gobin"; die "go install $HELM_MODULE@$HELM_VERSION failed"; }
-    mv "$gobin/helm" "$bin"
-    rm -rf "$gobin"
-    echo "helm.sh: built $bin in $(( $(date +%s) - start )) s" >&2
-  fi
-  flock -u 9
-  echo "$bin"
-}
+# shellcheck source=scripts/go-install.sh
+. "$(dirname "$0")/go-install.sh"
+
+install() { go_install_cached helm.sh "$HELM_MODULE@$HELM_VERSION" helm "$bin"; }
 
 case "${1:-}" in
   install) install ;;

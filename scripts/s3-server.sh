@@ -22,27 +22,10 @@ bin="$cache/bin/minio-${MINIO_VERSION##*-}"
 
 die() { echo "s3-server: $*" >&2; exit 1; }
 
-install() {
-  [ -x "$bin" ] && { echo "$bin"; return; }
-  command -v go >/dev/null || die "'go' is not on PATH; install Go >= 1.24 to build MinIO"
-  mkdir -p "$cache/bin"
-  # Concurrent test processes may all call install; one builds, the others wait.
-  exec 9>"$cache/bin/.minio-install.lock"
-  flock 9
-  if [ ! -x "$bin" ]; then
-    echo "s3-server: building MinIO $MINIO_VERSION (several minutes the first time)..." >&2
-    local gobin
-    gobin="$(mktemp -d "$cache/bin/.minio-build.XXXXXX")"
-    start=$(date +%s)
-    GOBIN="$gobin" GOTOOLCHAIN=local CGO_ENABLED=0 go install "$MINIO_MODULE@$MINIO_VERSION" >&2 \
-      || { rm -rf "$gobin"; die "go install $MINIO_MODULE@$MINIO_VERSION failed"; }
-    mv "$gobin/minio" "$bin"
-    rm -rf "$gobin"
-    echo "s3-server: built $bin in $(( $(date +%s) - start )) s" >&2
-  fi
-  flock -u 9
-  echo "$bin"
-}
+# shellcheck source=scripts/go-install.sh
+. "$(dirname "$0")/go-install.sh"
+
+install() { go_install_cached s3-server "$MINIO_MODULE@$MINIO_VERSION" minio "$bin"; }
 
 run() {
   local addr="" dir="" ak="" sk=""
