@@ -39,12 +39,17 @@ test-unit: s3-server k8s-binaries helm crds-check
 	$(CARGO) test --workspace --doc
 
 # crds/ and the Helm chart's copy are generated from the operator's Rust types; CI fails on drift.
+# crdgen is built with the whole workspace (`cargo run -p sluice-operator` would build
+# Arrow and DataFusion a second time, with the operator's features alone).
 CRD_DIRS := crds charts/sluice/files/crds
+CRDGEN = "$${CARGO_TARGET_DIR:-target}/debug/crdgen"
 crds:
-	$(CARGO) run -q -p sluice-operator --bin crdgen -- $(CRD_DIRS)
+	$(CARGO) build -q --workspace --bins
+	$(CRDGEN) $(CRD_DIRS)
 
 crds-check:
-	$(CARGO) run -q -p sluice-operator --bin crdgen -- --check $(CRD_DIRS)
+	$(CARGO) build -q --workspace --bins
+	$(CRDGEN) --check $(CRD_DIRS)
 
 lint:
 	$(CARGO) fmt --all --check
