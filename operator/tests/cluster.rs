@@ -125,15 +125,7 @@ async fn the_crd_schema_and_cel_rules_reject_bad_manifests_and_fill_defaults() {
     assert!(rejection(create_raw(&client, &ns, job("e", bad_enum)).await).contains("upgradeMode"));
 
     // The example manifests pass the schema and the CEL rules (server-side dry run).
-    for e in std::fs::read_dir(
-        std::path::PathBuf::from(
-            std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-        )
-        .join("../config/examples"),
-    )
-    .unwrap()
-    .flatten()
-    {
+    for e in std::fs::read_dir(sluice_e2e::repo_root().join("config/examples")).unwrap().flatten() {
         if e.path().extension().and_then(|x| x.to_str()) != Some("yaml") {
             continue;
         }

@@ -61,8 +61,12 @@ fn pod_log_dir(logs: &Path, ns: &str, pod: &str) -> Option<PathBuf> {
 }
 
 fn log_file(logs: &Path, ns: &str, pod: &str, container: &str, previous: bool) -> Option<PathBuf> {
-    let dir = pod_log_dir(logs, ns, pod)?.join(container);
-    let mut runs: Vec<u32> = std::fs::read_dir(&dir)
+    run_log(&pod_log_dir(logs, ns, pod)?.join(container), previous)
+}
+
+/// The newest (or, with `previous`, the one before) `<n>.log` of a container's log directory.
+pub(super) fn run_log(dir: &Path, previous: bool) -> Option<PathBuf> {
+    let mut runs: Vec<u32> = std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".log")?.parse().ok())

@@ -931,18 +931,7 @@ impl PodWorker {
 
 /// The tail of the newest `<n>.log` in a container's log directory.
 fn log_tail(dir: &std::path::Path) -> Option<String> {
-    let newest = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter_map(|e| {
-            let n: u32 = e.file_name().to_string_lossy().strip_suffix(".log")?.parse().ok()?;
-            Some((n, e.path()))
-        })
-        .max_by_key(|(n, _)| *n)?
-        .1;
-    let text = std::fs::read_to_string(newest).ok()?;
-    let lines: Vec<&str> = text.lines().collect();
-    let mut tail = lines[lines.len().saturating_sub(80)..].join("\n");
+    let mut tail = crate::process::tail(&super::kubelet::run_log(dir, false)?, 80);
     if tail.len() > 2048 {
         let mut cut = tail.len() - 2048;
         while !tail.is_char_boundary(cut) {

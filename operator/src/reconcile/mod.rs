@@ -71,15 +71,13 @@ pub fn effective_spec<'a>(
     if spec.image.is_some() && spec.s3.is_some() {
         return std::borrow::Cow::Borrowed(spec);
     }
-    let deployed: Option<serde_json::Value> =
-        status.reconciled_spec.as_deref().and_then(|s| serde_json::from_str(s).ok());
-    let field = |k: &str| deployed.as_ref().and_then(|v| v.get(k)).filter(|v| !v.is_null()).cloned();
+    let deployed = status.reconciled_spec.as_deref().and_then(parse_spec);
     let mut s = spec.clone();
     if s.image.is_none() {
-        s.image = field("image").and_then(|v| v.as_str().map(str::to_string)).or_else(|| defaults.image.clone());
+        s.image = deployed.as_ref().and_then(|d| d.image.clone()).or_else(|| defaults.image.clone());
     }
     if s.s3.is_none() {
-        s.s3 = field("s3").and_then(|v| serde_json::from_value(v).ok()).or_else(|| defaults.s3.clone());
+        s.s3 = deployed.and_then(|d| d.s3).or_else(|| defaults.s3.clone());
     }
     std::borrow::Cow::Owned(s)
 }
