@@ -27,16 +27,38 @@ const T: Duration = Duration::from_secs(60);
 fn opts(suffix: &str) -> Options {
     Options {
         node_bin: env!("CARGO_BIN_EXE_sluice-node").into(),
-        images: vec![ImageMapping {
-            image: "sluice/testhttp:*".into(),
-            entrypoint: vec![env!("CARGO_BIN_EXE_sluice-testhttp").into()],
-            cmd: vec![],
-            path: vec![],
-        }],
+        images: vec![
+            ImageMapping {
+                image: "sluice/testhttp:*".into(),
+                entrypoint: vec![env!("CARGO_BIN_EXE_sluice-testhttp").into()],
+                cmd: vec![],
+                path: vec![],
+            },
+            // Programs of a repository cloned under /tmp (issue 14), staged by the test
+            // that uses them.
+            ImageMapping {
+                image: "sluice/clone-under-tmp:*".into(),
+                entrypoint: vec![tmp_clone().join("target/debug/sluice-testhttp").display().to_string()],
+                cmd: vec![],
+                path: vec![],
+            },
+            ImageMapping {
+                image: "sluice/clone-under-tmp-script:*".into(),
+                entrypoint: vec![tmp_clone().join("target/debug/hello.sh").display().to_string()],
+                cmd: vec![],
+                path: vec![],
+            },
+        ],
         suffix: suffix.into(),
         // The kubelet's doubling back-off, from 1 s instead of 10 s to keep tests short.
         backoff_initial_seconds: 1.0,
     }
+}
+
+/// Where a test stages a repository "cloned" under `/tmp` (the literal path the
+/// engine pods mount an emptyDir over, whatever `TMPDIR` says).
+fn tmp_clone() -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/tmp/sluice-e2e-clone-{}", std::process::id()))
 }
 
 async fn setup(prefix: &str) -> (TestEnv, Client, String) {
@@ -848,6 +870,90 @@ async fn run_as_user_and_group_are_honoured() {
     let out = |c: &str| std::fs::read_to_string(env.log_file(&p, c, 0)).unwrap();
     assert_eq!(out("pod-level"), "1000:2000\n");
     assert_eq!(out("own"), "3000:2000\n");
+}
+
+/// Issue 14: `make test` from a clone under /tmp. The engine pods mount an
+/// emptyDir at /tmp, which hid the mapped program (`CreateContainerError …
+/// No such file or directory`). In a real image the entrypoint has a path of its
+/// own; here the image maps to a host path, which the pod's volumes must not
+/// hide, for an ELF program and for a `#!` script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_mapped_from_a_clone_under_tmp_runs_in_a_pod_with_an_empty_dir_at_tmp() {
+    struct RemoveOnDrop(std::path::PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let clone = RemoveOnDrop(tmp_clone());
+    let bin = clone.0.join("target/debug");
+    std::fs::create_dir_all(&bin).unwrap();
+    let exe = bin.join("sluice-testhttp");
+    let _ = std::fs::remove_file(&exe);
+    // A hard link is a real directory entry under /tmp, like a build in a clone, without
+    // copying the binary; a copy where /tmp is another filesystem.
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_sluice-testhttp"), &exe).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_sluice-testhttp"), &exe).unwrap();
+    }
+    let script = bin.join("hello.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"ran as $(id -u) with $1\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(clone.0.join("README.md"), "a clone\n").unwrap();
+
+    let (env, client, ns) = setup("tmpclone").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let tmp = json!([{"name": "tmp", "mountPath": "/tmp"}]);
+    // As the operator's engine pods: non-root, an emptyDir at /tmp.
+    create::<Pod>(
+        &client,
+        &ns,
+        json!({
+            "metadata": {"name": "clone"},
+            "spec": {
+                "restartPolicy": "Never",
+                "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532},
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
+                "containers": [
+                    {"name": "engine", "image": "sluice/clone-under-tmp:1", "args": ["--port", "8080"],
+                     "volumeMounts": tmp},
+                    {"name": "script", "image": "sluice/clone-under-tmp-script:1", "args": ["from-tmp"],
+                     "volumeMounts": tmp},
+                ],
+            },
+        }),
+    )
+    .await;
+    let statuses = |p: &Pod| p.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
+    let p = wait_object(&pods, "clone", T, "both containers started, or one failing to", |p: &Pod| {
+        let cs = statuses(p);
+        let failed = cs.iter().any(|c| {
+            c.state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .is_some_and(|w| w.reason.as_deref() == Some("CreateContainerError"))
+        });
+        let started = |name: &str, f: fn(&k8s_openapi::api::core::v1::ContainerState) -> bool| {
+            cs.iter().any(|c| c.name == name && c.state.as_ref().is_some_and(f))
+        };
+        failed || (started("engine", |s| s.running.is_some()) && started("script", |s| s.terminated.is_some()))
+    })
+    .await
+    .unwrap();
+    for c in statuses(&p) {
+        let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
+        assert!(waiting.is_none(), "container {} waits: {waiting:?}", c.name);
+    }
+    let script_state = statuses(&p).into_iter().find(|c| c.name == "script").unwrap().state.unwrap();
+    assert_eq!(script_state.terminated.unwrap().exit_code, 0);
+    assert_eq!(std::fs::read_to_string(env.log_file(&p, "script", 0)).unwrap(), "ran as 65532 with from-tmp\n");
+    let ip = pod_ip(&p).unwrap();
+    let (code, body) = get_when_up(ip, "/").await;
+    assert_eq!((code, body.as_str()), (200, "hello from clone\n"));
+    // The emptyDir really hides the clone inside the pod: the program ran although
+    // its path does not exist there.
+    let (code, body) = http_get(ip, 8080, &format!("/file{}", clone.0.join("README.md").display())).await.unwrap();
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("No such file or directory"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

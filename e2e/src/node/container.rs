@@ -41,9 +41,20 @@ fn search(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
     dirs.iter().cloned().chain(std::env::split_paths(&host_path)).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
+/// A container's command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandLine {
+    pub argv: Vec<String>,
+    /// `argv[0]` is the image's program: its ENTRYPOINT or CMD, or a bare name that
+    /// the agent looked up in the image's dirs or the host PATH. Its path is where
+    /// this machine keeps the image's file, not a path the container chose, so the
+    /// container's volumes must not hide it (see `open_program`).
+    pub from_image: bool,
+}
+
 /// argv for a container: image ENTRYPOINT/CMD overridden by `command`/`args`,
 /// as Kubernetes does, after `$(VAR)` expansion.
-pub fn argv(cfg: &NodeConfig, c: &Container, env: &[(String, String)]) -> Result<Vec<String>, StartError> {
+pub fn argv(cfg: &NodeConfig, c: &Container, env: &[(String, String)]) -> Result<CommandLine, StartError> {
     let image = c.image.clone().unwrap_or_default();
     let m = cfg.image(&image).ok_or_else(|| {
         StartError::ErrImagePull(format!(
@@ -53,6 +64,8 @@ pub fn argv(cfg: &NodeConfig, c: &Container, env: &[(String, String)]) -> Result
     let lookup = |k: &str| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let command: Vec<String> = c.command.iter().flatten().map(|s| expand(s, &lookup)).collect();
     let args: Vec<String> = c.args.iter().flatten().map(|s| expand(s, &lookup)).collect();
+    // Without an ENTRYPOINT, `args` replace CMD and their first word is the program.
+    let image_first = command.is_empty() && (!m.entrypoint.is_empty() || (args.is_empty() && c.args.is_none()));
     let mut argv = if command.is_empty() {
         let mut a = m.entrypoint.clone();
         a.extend(if args.is_empty() && c.args.is_none() { m.cmd.clone() } else { args });
@@ -67,7 +80,8 @@ pub fn argv(cfg: &NodeConfig, c: &Container, env: &[(String, String)]) -> Result
             "image {image:?} has no entrypoint and the container has no command"
         )));
     };
-    if !first.contains('/') {
+    let looked_up = !first.contains('/');
+    if looked_up {
         let mut dirs = m.path.clone();
         if let Some(ep) = m.entrypoint.first()
             && let Some(d) = Path::new(ep).parent()
@@ -82,7 +96,7 @@ pub fn argv(cfg: &NodeConfig, c: &Container, env: &[(String, String)]) -> Result
     if !Path::new(&argv[0]).exists() {
         return Err(StartError::CreateContainerError(format!("executable {:?} does not exist", argv[0])));
     }
-    Ok(argv)
+    Ok(CommandLine { argv, from_image: image_first || looked_up })
 }
 
 fn field_ref(pod: &Pod, path: &str, host_ip: &str, pod_ip: &str) -> Option<String> {
@@ -280,6 +294,8 @@ pub struct Mount {
 /// child only makes system calls (no allocation after fork).
 pub struct Launch {
     pub argv: Vec<String>,
+    /// See [`CommandLine::from_image`].
+    pub from_image: bool,
     pub env: Vec<(String, String)>,
     pub netns: OwnedFd,
     /// Join this mount namespace instead of making a new one (exec probes).
@@ -348,16 +364,22 @@ pub fn spawn(l: Launch) -> Result<tokio::process::Child> {
     let Some((prog, args)) = l.argv.split_first() else {
         bail!("empty argv");
     };
-    // Held open until the child has exec'd it (O_CLOEXEC closes it then).
-    let exe = open_program(prog, &l.mounts);
+    // Opened here, in the agent's (the host's) mount namespace, before the child
+    // mounts any volume; held open until the child has exec'd it.
+    let exe = open_program(prog, l.from_image, &l.mounts);
     let mut cmd = match &exe {
-        Some(f) => {
-            let mut c = tokio::process::Command::new(format!("/proc/self/fd/{}", f.as_raw_fd()));
+        Some(p) => {
+            let mut c = tokio::process::Command::new(format!("/proc/self/fd/{}", p.file.as_raw_fd()));
             c.arg0(prog);
             c
         }
         None => tokio::process::Command::new(prog),
     };
+    // A script's interpreter opens the script by the name the kernel hands it,
+    // `/proc/self/fd/N`, after the exec: the descriptor must survive the exec in this
+    // child only (std opens files close-on-exec, so that other children forked by
+    // the agent meanwhile do not inherit it).
+    let inherit_fd = exe.as_ref().filter(|p| p.script).map(|p| p.file.as_raw_fd());
     cmd.args(args).env_clear().envs(l.env.iter().map(|(k, v)| (k, v)));
     cmd.stdin(std::process::Stdio::null());
     cmd.kill_on_drop(l.log.is_none());
@@ -427,6 +449,11 @@ pub fn spawn(l: Launch) -> Result<tokio::process::Child> {
                 nix::unistd::setuid(uid).map_err(io)?;
             }
             nix::unistd::chdir(prepared.workdir.as_c_str()).map_err(io)?;
+            if let Some(fd) = inherit_fd
+                && libc::fcntl(fd, libc::F_SETFD, 0) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
@@ -458,24 +485,52 @@ fn clone_tree(source: &Path) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Opens a mapped program so that the child can exec it through its file
-/// descriptor (`/proc/self/fd/N`), as a container runtime execs the image's
+/// A program opened by the agent, which the child execs through its descriptor.
+struct OpenProgram {
+    file: std::fs::File,
+    /// A `#!` script rather than an ELF binary.
+    script: bool,
+}
+
+/// Opens the program in the agent's view of the filesystem, before the child
+/// mounts the container's volumes, so that the child can exec it through its
+/// descriptor (`/proc/self/fd/N`) as a container runtime execs an image's
 /// entrypoint: the container's user (`runAsUser`) then needs execute permission
-/// on the file only, not on the host directories above it (such as `/root`), and
-/// a volume mounted over a parent directory (an emptyDir at `/tmp`) does not hide
-/// it. Only ELF files outside every volume are opened this way: a script cannot
-/// be exec'd through a close-on-exec descriptor, and a program inside a volume
-/// must be looked up in the container's mounts.
-fn open_program(prog: &str, mounts: &[Mount]) -> Option<std::fs::File> {
+/// on the file only, not on the host directories above it (such as `/root`).
+///
+/// The image's program ([`CommandLine::from_image`]) is always opened this way,
+/// even below a volume's mount point. Its path is where this machine keeps the
+/// image's file (`target/debug` of a clone under `/tmp`, where the engine pods
+/// mount an emptyDir), whereas a real image has it at a path of its own that the
+/// pod's volumes do not cover. A path that the container's `command` names below
+/// a volume is left to the container's view, where it is a file of that volume.
+/// The kernel still resolves the ELF interpreter, and `ld.so` the shared
+/// libraries, in the container's view, after the volumes: `/lib` and `/usr` are
+/// not mounted over.
+///
+/// A script is exec'd through its descriptor only when a volume covers its path:
+/// its interpreter then gets `/proc/self/fd/N` as the script's name (`$0`), which
+/// breaks scripts that find their siblings through `$0`; by path it keeps it.
+fn open_program(prog: &str, from_image: bool, mounts: &[Mount]) -> Option<OpenProgram> {
     use std::io::Read;
     let path = Path::new(prog);
-    if !path.is_absolute() || mounts.iter().any(|m| path.starts_with(&m.target)) {
+    let covered = mounts.iter().any(|m| path.starts_with(&m.target));
+    if !path.is_absolute() || (covered && !from_image) {
         return None;
     }
-    let mut f = std::fs::File::open(path).ok()?;
+    let mut file = std::fs::File::open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut magic = [0u8; 4];
-    f.read_exact(&mut magic).ok()?;
-    (magic == *b"\x7fELF" && f.metadata().ok()?.is_file()).then_some(f)
+    let n = file.read(&mut magic).ok()?;
+    if n == magic.len() && magic == *b"\x7fELF" {
+        Some(OpenProgram { file, script: false })
+    } else if covered && magic[..n].starts_with(b"#!") {
+        Some(OpenProgram { file, script: true })
+    } else {
+        None
+    }
 }
 
 pub fn open_netns(name: &str) -> Result<OwnedFd> {
@@ -487,4 +542,55 @@ pub fn open_mntns(pid: i32) -> Result<OwnedFd> {
     let f = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
     let _ = f.as_raw_fd();
     Ok(OwnedFd::from(f))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_program_comes_from_the_image_unless_the_container_names_its_path() {
+        let cfg: NodeConfig = serde_yaml::from_str(
+            "{nodeName: n, kubeconfig: k, bridge: b, nodeIp: 10.0.0.1, stateDir: s, images: [
+               {image: 'eng:*', entrypoint: [/bin/true]},
+               {image: 'shell:*', cmd: [/bin/sh]}]}",
+        )
+        .unwrap();
+        // (image, command, args) → (argv, from_image); `None` for an absent field.
+        type Case<'a> = (&'a str, Option<&'a [&'a str]>, Option<&'a [&'a str]>, &'a [&'a str], bool);
+        let cases: &[Case] = &[
+            ("eng:1", None, None, &["/bin/true"], true),
+            ("eng:1", None, Some(&["--x"]), &["/bin/true", "--x"], true),
+            ("eng:1", Some(&["/bin/sh", "-c", "x"]), None, &["/bin/sh", "-c", "x"], false),
+            ("shell:1", None, None, &["/bin/sh"], true),
+            // Without an ENTRYPOINT, args replace CMD: their first word is the container's.
+            ("shell:1", None, Some(&["/bin/true", "y"]), &["/bin/true", "y"], false),
+        ];
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (image, command, args, want, from_image) in cases {
+            let c = Container {
+                name: "c".into(),
+                image: Some(image.to_string()),
+                command: command.map(strings),
+                args: args.map(strings),
+                ..Default::default()
+            };
+            let got = argv(&cfg, &c, &[]).unwrap();
+            assert_eq!(
+                got,
+                CommandLine { argv: strings(want), from_image: *from_image },
+                "{image} {command:?} {args:?}"
+            );
+        }
+        // A bare name is looked up by the agent, in the image's dirs or the host PATH.
+        let c = Container {
+            name: "c".into(),
+            image: Some("eng:1".into()),
+            command: Some(vec!["sh".into()]),
+            ..Default::default()
+        };
+        let got = argv(&cfg, &c, &[]).unwrap();
+        assert!(got.from_image && got.argv[0].ends_with("/sh"), "{got:?}");
+    }
 }

@@ -464,7 +464,7 @@ impl PodWorker {
         pod_ip: &str,
     ) -> Result<(tokio::process::Child, Vec<(String, String)>), StartError> {
         let env = container::environment(&self.ctx.client, &self.ctx.dir, &self.pod, spec, host_ip, pod_ip).await?;
-        let argv = container::argv(&self.ctx.cfg, spec, &env)?;
+        let command_line = container::argv(&self.ctx.cfg, spec, &env)?;
         let vols = self.volumes.clone().unwrap_or_default();
         let mut mounts = Vec::new();
         for f in ["hosts", "resolv.conf", "hostname"] {
@@ -513,7 +513,8 @@ impl PodWorker {
         let starts =
             self.init.iter().chain(self.main.iter()).find(|c| c.spec.name == spec.name).map(|c| c.starts).unwrap_or(0);
         let launch = Launch {
-            argv,
+            argv: command_line.argv,
+            from_image: command_line.from_image,
             env: env.clone(),
             netns,
             join_mnt: None,

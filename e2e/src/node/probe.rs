@@ -79,6 +79,7 @@ pub async fn run(probe: &Probe, c: &Container, t: &Target) -> bool {
             }
             let launch = Launch {
                 argv,
+                from_image: false,
                 env: t.env.clone(),
                 netns,
                 join_mnt: Some(mnt),
