@@ -35,7 +35,7 @@ helm:
 # The operator's cluster and chart tests (operator/tests/{cluster,helm}.rs) need the
 # Kubernetes binaries and the node agent of e2e/, as the e2e suite does, and helm.
 test-unit: s3-server k8s-binaries helm crds-check
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
 
 # crds/ and the Helm chart's copy are generated from the operator's Rust types; CI fails on drift.

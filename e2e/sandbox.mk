@@ -58,4 +58,4 @@ sandbox-down:
 	@if [ -x $(SLUICE_SANDBOX) ]; then $(SLUICE_SANDBOX) down --dir $(SANDBOX_DIR); else echo "sandbox not built; nothing to stop"; fi
 
 e2e-test: k8s-binaries s3-binary
-	$(E2E_CARGO) test
+	$(E2E_CARGO) test --no-fail-fast
