@@ -1,0 +1,369 @@
+//! The pure heart of the operator: from (spec, status, observation) to the next
+//! status, the actions that follow it, the Events, and when to look again.
+//!
+//! The status is a write-ahead log. The caller patches the returned status
+//! first and only then runs the actions, so every destructive step is recorded
+//! before it is taken:
+//! - an upgrade records its target spec and savepoint `triggerId` (step `Stopping`)
+//!   before the savepoint is requested; the engine's trigger is idempotent per id;
+//! - it records where the new deployment restores from (step `Stopped`) before
+//!   any engine pod is deleted;
+//! - a new deployment's number, spec and restore point are recorded before its
+//!   children are applied.
+//!
+//! An operator restarted at any point therefore repeats only idempotent steps.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::crd::{
+    DesiredState, PendingSavepoint, Phase, SavepointInfo, StreamJobSpec, StreamJobStatus, UpgradeKind, UpgradeMode,
+    UpgradeRecord, UpgradeStep, parse_duration,
+};
+use crate::engine::{JobInfo, SavepointRequest};
+
+mod running;
+mod savepoints;
+#[cfg(test)]
+mod tests;
+mod upgrade;
+
+/// What observe found.
+#[derive(Debug, Clone)]
+pub struct Input<'a> {
+    pub name: &'a str,
+    pub now: Timestamp,
+    pub generation: i64,
+    pub deleting: bool,
+    pub spec: &'a StreamJobSpec,
+    /// The resolved SQL, or why the spec is invalid (with the SQL's line and column).
+    pub validated: Result<String, String>,
+    pub status: &'a StreamJobStatus,
+    pub engine: EngineView,
+    /// The state of the savepoint in flight (`status.upgrade` or `status.pendingSavepoint`).
+    pub trigger: Option<TriggerView>,
+    pub children: ChildrenView,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineView {
+    Up(JobInfo),
+    Down(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TriggerView {
+    /// The engine does not know the trigger, and storage holds no such savepoint.
+    Unknown,
+    InProgress,
+    Completed(String),
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChildrenView {
+    /// The coordinator Deployment or the worker StatefulSet exists.
+    pub engine_objects: bool,
+    /// Engine pods that still exist (terminating or not).
+    pub pods: usize,
+    /// The `sluice.dev/deployment` of the coordinator Deployment's pod template, if any.
+    pub deployment: Option<i64>,
+    pub config_map: bool,
+    /// Why an engine pod is failing (CrashLoopBackOff, an image or config error), if one is.
+    pub pod_problem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Apply every child for `status.reconciledSpec`, `status.deployment` and `status.deployedFrom`.
+    ApplyChildren,
+    /// Delete the coordinator Deployment and the worker StatefulSet (the ConfigMap stays).
+    DeleteEngine,
+    TriggerSavepoint(SavepointRequest),
+    RemoveFinalizer,
+    /// Delete these savepoints' data from storage (retention).
+    Dispose(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub status: StreamJobStatus,
+    pub actions: Vec<Action>,
+    pub events: Vec<Event>,
+    pub requeue: Duration,
+}
+
+/// Steps of an upgrade are polled this often (the pods' own changes also trigger a reconcile).
+const FAST: Duration = Duration::from_millis(250);
+const WATCH: Duration = Duration::from_secs(3);
+const IDLE: Duration = Duration::from_secs(30);
+const ABORT_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Plans one reconcile.
+pub fn plan(input: &Input) -> Plan {
+    let mut p = Planner {
+        i: input,
+        st: input.status.clone(),
+        actions: Vec::new(),
+        events: Vec::new(),
+        requeue: IDLE,
+        invalid: None,
+    };
+    p.run();
+    p.finish()
+}
+
+struct Planner<'a> {
+    i: &'a Input<'a>,
+    st: StreamJobStatus,
+    actions: Vec<Action>,
+    events: Vec<Event>,
+    requeue: Duration,
+    invalid: Option<String>,
+}
+
+/// The spec as deployed: the object's spec with the SQL resolved into `sql`.
+pub fn resolved_spec(spec: &StreamJobSpec, sql: &str) -> StreamJobSpec {
+    let mut s = spec.clone();
+    s.sql = Some(sql.to_string());
+    s
+}
+
+/// The fields whose change restarts the job. Snapshot scheduling, upgrade
+/// settings and the desired state are handled without a redeploy.
+pub fn identity(spec: &StreamJobSpec) -> serde_json::Value {
+    let mut s = spec.clone();
+    s.state = DesiredState::Running;
+    s.upgrade_mode = UpgradeMode::Stateless;
+    s.upgrade = Default::default();
+    s.savepoints = crate::crd::SavepointsSpec { directory: s.savepoints.directory.clone(), ..Default::default() };
+    s.initial_savepoint = None;
+    s.allow_non_restored_state = false;
+    s.savepoint_nonce = None;
+    serde_json::to_value(&s).unwrap_or_default()
+}
+
+pub fn spec_json(spec: &StreamJobSpec) -> String {
+    serde_json::to_string(spec).unwrap_or_default()
+}
+
+pub fn parse_spec(json: &str) -> Option<StreamJobSpec> {
+    serde_json::from_str(json).ok()
+}
+
+fn ts(s: &Option<String>) -> Option<Timestamp> {
+    s.as_deref().and_then(|t| t.parse().ok())
+}
+
+fn elapsed(now: Timestamp, since: Timestamp) -> Duration {
+    now.duration_since(since).try_into().unwrap_or(Duration::ZERO)
+}
+
+fn dur(s: &str, default: Duration) -> Duration {
+    parse_duration(s).unwrap_or(default)
+}
+
+impl<'a> Planner<'a> {
+    fn now(&self) -> String {
+        self.i.now.round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_else(|_| self.i.now.to_string())
+    }
+
+    fn event(&mut self, warning: bool, reason: &str, message: String) {
+        self.events.push(Event { warning, reason: reason.into(), message });
+    }
+
+    fn soon(&mut self, d: Duration) {
+        self.requeue = self.requeue.min(d);
+    }
+
+    /// The spec to work with: the current one if it is valid, else the last deployed one.
+    fn target(&self) -> Option<StreamJobSpec> {
+        match &self.i.validated {
+            Ok(sql) => Some(resolved_spec(self.i.spec, sql)),
+            Err(_) => self.st.reconciled_spec.as_deref().and_then(parse_spec),
+        }
+    }
+
+    fn deployed(&self) -> Option<StreamJobSpec> {
+        self.st.reconciled_spec.as_deref().and_then(parse_spec)
+    }
+
+    fn run(&mut self) {
+        if let Err(e) = &self.i.validated {
+            self.invalid = Some(e.clone());
+            if self.st.error.as_deref() != Some(e.as_str()) {
+                self.event(true, "InvalidSpec", format!("{e}; the job keeps running its last valid spec"));
+            }
+            self.st.error = Some(e.clone());
+        } else if self.st.error.as_deref().is_some_and(|e| e.starts_with("invalid spec")) {
+            self.st.error = None;
+        }
+        if self.i.deleting {
+            return self.delete();
+        }
+        if self.st.upgrade.is_some() {
+            return self.upgrade();
+        }
+        self.pending_savepoint();
+        let Some(target) = self.target() else {
+            // Invalid and never deployed: nothing to run yet.
+            return;
+        };
+        let Some(deployed) = self.deployed() else {
+            if target.state == DesiredState::Suspended {
+                // Created suspended: nothing runs until `state: running`.
+                self.set_phase(Phase::Suspended);
+                return;
+            }
+            let restore = target.initial_savepoint.clone();
+            return self.deploy(&target, restore, Phase::Deploying);
+        };
+        if target.state == DesiredState::Suspended {
+            return self.begin(UpgradeKind::Suspend, &deployed);
+        }
+        let rolled_back = self.st.rolled_back_generation == Some(self.i.generation);
+        let held = ts(&self.st.upgrade_retry_after).is_some_and(|t| t > self.i.now);
+        if held {
+            self.soon(FAST.max(ts(&self.st.upgrade_retry_after).map(|t| elapsed(t, self.i.now)).unwrap_or(FAST)));
+        }
+        if identity(&target) != identity(&deployed) && !rolled_back && !held && self.invalid.is_none() {
+            let only_nonce = {
+                let mut a = identity(&target);
+                let mut b = identity(&deployed);
+                for v in [&mut a, &mut b] {
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("restartNonce");
+                    }
+                }
+                a == b
+            };
+            let kind = if only_nonce { UpgradeKind::Restart } else { UpgradeKind::Upgrade };
+            return self.begin(kind, &target);
+        }
+        self.observe_running(&deployed);
+        if self.st.upgrade.is_none() && self.st.pending_savepoint.is_none() {
+            self.schedule_savepoints(&target);
+        }
+    }
+
+    /// Records a new deployment, then applies it.
+    fn deploy(&mut self, spec: &StreamJobSpec, restore: Option<String>, phase: Phase) {
+        self.st.deployment += 1;
+        self.st.reconciled_spec = Some(spec_json(spec));
+        self.st.reconciled_generation = Some(self.i.generation);
+        self.st.deployed_from = restore.clone();
+        self.st.deployed_at = Some(self.now());
+        self.st.running_since = None;
+        self.st.job_state = None;
+        self.st.current_parallelism = Some(spec.parallelism);
+        self.st.upgrade = None;
+        self.set_phase(phase);
+        let from = restore.map(|r| format!(" from {r}")).unwrap_or_else(|| " with empty state".into());
+        self.event(
+            false,
+            "Deployment",
+            format!("deployment {} at parallelism {}{from}", self.st.deployment, spec.parallelism),
+        );
+        self.actions.push(Action::ApplyChildren);
+        self.soon(WATCH);
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        if self.st.phase != phase {
+            self.event(false, phase.as_str(), format!("phase {} → {}", self.st.phase, phase));
+            self.st.phase = phase;
+        }
+    }
+
+    fn engine_state(&self) -> String {
+        match &self.i.engine {
+            EngineView::Up(j) => j.state.clone(),
+            EngineView::Down(e) => format!("unreachable: {e}"),
+        }
+    }
+
+    fn finish(mut self) -> Plan {
+        self.st.observed_generation = Some(self.i.generation);
+        self.st.conditions =
+            conditions(&self.st, self.invalid.as_deref(), self.i.generation, self.i.now, &self.i.status.conditions);
+        Plan { status: self.st, actions: self.actions, events: self.events, requeue: self.requeue }
+    }
+}
+
+fn kind_name(k: UpgradeKind) -> &'static str {
+    match k {
+        UpgradeKind::Upgrade => "upgrade",
+        UpgradeKind::Suspend => "suspend",
+        UpgradeKind::Restart => "restart",
+        UpgradeKind::Rollback => "rollback",
+    }
+}
+
+fn mode_name(m: UpgradeMode) -> &'static str {
+    match m {
+        UpgradeMode::Stateless => "stateless",
+        UpgradeMode::Savepoint => "savepoint",
+        UpgradeMode::LastState => "last-state",
+    }
+}
+
+/// kstatus conditions: `Ready`, `Reconciling` and `Stalled`, each with
+/// `observedGeneration`. A condition keeps its `lastTransitionTime` until its
+/// status changes, so a reconcile never rewrites a timestamp for nothing.
+pub fn conditions(
+    st: &StreamJobStatus,
+    invalid: Option<&str>,
+    generation: i64,
+    now: Timestamp,
+    previous: &[Condition],
+) -> Vec<Condition> {
+    let phase = st.phase;
+    let ready = matches!(phase, Phase::Stable | Phase::Finished | Phase::Suspended) && invalid.is_none();
+    let reconciling = matches!(
+        phase,
+        Phase::Created | Phase::Deploying | Phase::Running | Phase::Upgrading | Phase::RollingBack | Phase::Deleting
+    ) && invalid.is_none();
+    let (stalled, stalled_reason, stalled_msg) = match (invalid, phase) {
+        (Some(e), _) => (true, "InvalidSpec", e.to_string()),
+        (None, Phase::Failed) => (true, "Failed", st.error.clone().unwrap_or_else(|| "the job failed".into())),
+        (None, Phase::RolledBack) => {
+            (true, "RolledBack", st.error.clone().unwrap_or_else(|| "the upgrade was rolled back".into()))
+        }
+        _ => (false, phase.as_str(), String::new()),
+    };
+    let make = |type_: &str, status: bool, reason: &str, message: String| {
+        let status = if status { "True" } else { "False" }.to_string();
+        let last = previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| Time(now.round(jiff::Unit::Second).unwrap_or(now)));
+        Condition {
+            type_: type_.into(),
+            status,
+            reason: reason.into(),
+            message,
+            observed_generation: Some(generation),
+            last_transition_time: last,
+        }
+    };
+    vec![
+        make("Ready", ready, phase.as_str(), format!("phase {phase}")),
+        make(
+            "Reconciling",
+            reconciling,
+            phase.as_str(),
+            if reconciling { format!("phase {phase}") } else { String::new() },
+        ),
+        make("Stalled", stalled, stalled_reason, stalled_msg),
+    ]
+}

@@ -1,0 +1,197 @@
+//! Savepoints that stop nothing (periodic, nonce), retention, and the deletion savepoint.
+
+use super::*;
+
+impl Planner<'_> {
+    /// Periodic and nonce-triggered savepoints, which stop nothing.
+    pub(super) fn schedule_savepoints(&mut self, spec: &StreamJobSpec) {
+        let Some(dir) = spec.savepoints.directory.clone() else { return };
+        let running = matches!(&self.i.engine, EngineView::Up(j) if j.state == "RUNNING");
+        let nonce = self.i.spec.savepoint_nonce;
+        let trigger = if nonce.is_some() && nonce != self.st.savepoint_nonce {
+            self.st.savepoint_nonce = nonce;
+            Some(("manual", format!("{}-manual-{}", self.i.name, nonce.unwrap_or_default())))
+        } else if let Some(interval) = spec.savepoints.interval.as_deref().and_then(parse_duration) {
+            let last = self.st.last_savepoint.as_ref().and_then(|s| s.time.parse::<Timestamp>().ok());
+            let base = last.into_iter().chain(ts(&self.st.deployed_at)).max();
+            match base {
+                Some(b) if elapsed(self.i.now, b) >= interval => Some((
+                    "periodic",
+                    format!("{}-periodic-{}-{}", self.i.name, self.st.deployment, self.i.now.as_second()),
+                )),
+                Some(b) => {
+                    self.soon(interval - elapsed(self.i.now, b));
+                    None
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        let Some((kind, id)) = trigger else { return };
+        if !running {
+            if kind == "manual" {
+                self.event(true, "SavepointSkipped", "savepointNonce changed, but the job is not RUNNING".into());
+            }
+            return;
+        }
+        self.st.pending_savepoint =
+            Some(PendingSavepoint { trigger_id: id.clone(), trigger: kind.into(), started: self.now() });
+        self.actions.push(Action::TriggerSavepoint(SavepointRequest {
+            trigger_id: id,
+            target_directory: Some(dir),
+            stop: false,
+            drain: false,
+        }));
+        self.soon(FAST);
+    }
+
+    pub(super) fn pending_savepoint(&mut self) {
+        let Some(p) = self.st.pending_savepoint.clone() else { return };
+        let timeout = self
+            .deployed()
+            .map(|s| dur(&s.upgrade.savepoint_timeout, Duration::from_secs(300)))
+            .unwrap_or(Duration::from_secs(300));
+        let timed_out = p.started.parse::<Timestamp>().is_ok_and(|s| elapsed(self.i.now, s) >= timeout);
+        match &self.i.trigger {
+            Some(TriggerView::Completed(location)) => {
+                let location = location.clone();
+                self.st.pending_savepoint = None;
+                self.record_savepoint(&location, &p.trigger);
+                self.event(false, "SavepointCompleted", format!("{} savepoint at {location}", p.trigger));
+            }
+            Some(TriggerView::Failed(e)) => {
+                self.st.pending_savepoint = None;
+                self.event(true, "SavepointFailed", format!("{} savepoint failed: {e}", p.trigger));
+            }
+            Some(TriggerView::Unknown) | None if !timed_out => {
+                // Not known yet (the trigger may not have reached the engine): send it again.
+                if let Some(dir) = self.deployed().and_then(|s| s.savepoints.directory) {
+                    self.actions.push(Action::TriggerSavepoint(SavepointRequest {
+                        trigger_id: p.trigger_id.clone(),
+                        target_directory: Some(dir),
+                        stop: false,
+                        drain: false,
+                    }));
+                }
+                self.soon(FAST);
+            }
+            _ if timed_out => {
+                self.st.pending_savepoint = None;
+                self.event(
+                    true,
+                    "SavepointTimedOut",
+                    format!("{} savepoint {} abandoned after {timeout:?}", p.trigger, p.trigger_id),
+                );
+            }
+            _ => self.soon(FAST),
+        }
+    }
+
+    /// Adds a completed savepoint to the history and applies retention.
+    pub(super) fn record_savepoint(&mut self, location: &str, trigger: &str) {
+        let info = SavepointInfo { location: location.into(), time: self.now(), trigger: trigger.into() };
+        if self.st.savepoint_history.iter().all(|s| s.location != location) {
+            self.st.savepoint_history.push(info.clone());
+        }
+        self.st.last_savepoint = Some(info);
+        let Some(spec) = self.target() else { return };
+        let max_count = usize::try_from(spec.savepoints.max_count.max(1)).unwrap_or(1);
+        let max_age = spec.savepoints.max_age.as_deref().and_then(parse_duration);
+        let keep = [self.st.deployed_from.clone(), self.st.upgrade.as_ref().and_then(|u| u.restore_from.clone())];
+        let n = self.st.savepoint_history.len();
+        let mut dispose = Vec::new();
+        let mut kept = Vec::new();
+        for (idx, s) in self.st.savepoint_history.drain(..).enumerate() {
+            let newest = idx + 1 == n;
+            let too_many = n - idx > max_count;
+            let too_old =
+                max_age.is_some_and(|a| s.time.parse::<Timestamp>().is_ok_and(|t| elapsed(self.i.now, t) > a));
+            let protected = keep.iter().flatten().any(|k| *k == s.location);
+            if !newest && !protected && (too_many || too_old) {
+                dispose.push(s.location);
+            } else {
+                kept.push(s);
+            }
+        }
+        self.st.savepoint_history = kept;
+        if !dispose.is_empty() {
+            self.actions.push(Action::Dispose(dispose));
+        }
+    }
+
+    pub(super) fn delete(&mut self) {
+        self.set_phase(Phase::Deleting);
+        let Some(spec) = self.deployed() else {
+            self.actions.push(Action::RemoveFinalizer);
+            return;
+        };
+        let running = matches!(&self.i.engine, EngineView::Up(j) if j.state == "RUNNING");
+        let wanted = spec.savepoints.on_deletion && spec.savepoints.directory.is_some();
+        match (&self.st.pending_savepoint, &self.i.trigger) {
+            (Some(p), Some(TriggerView::Completed(location))) if p.trigger == "deletion" => {
+                let location = location.clone();
+                self.st.pending_savepoint = None;
+                self.record_savepoint(&location, "deletion");
+                self.event(false, "SavepointCompleted", format!("deletion savepoint at {location}"));
+                self.actions.retain(|a| !matches!(a, Action::Dispose(_)));
+                self.actions.push(Action::RemoveFinalizer);
+            }
+            (Some(p), trigger) if p.trigger == "deletion" => {
+                let timeout = dur(&spec.upgrade.savepoint_timeout, Duration::from_secs(300));
+                let timed_out = p.started.parse::<Timestamp>().is_ok_and(|s| elapsed(self.i.now, s) >= timeout);
+                let failed = match trigger {
+                    Some(TriggerView::Failed(e)) => Some(format!("the deletion savepoint failed: {e}")),
+                    _ if timed_out => Some(format!("the deletion savepoint did not complete within {timeout:?}")),
+                    _ if !running && !matches!(trigger, Some(TriggerView::InProgress)) => {
+                        Some(format!("the engine is gone ({})", self.engine_state()))
+                    }
+                    _ => None,
+                };
+                match failed {
+                    Some(why) => {
+                        self.event(true, "DeletedWithoutSavepoint", format!("{why}; the finalizer is removed"));
+                        self.actions.push(Action::RemoveFinalizer);
+                    }
+                    None => {
+                        if !matches!(trigger, Some(TriggerView::InProgress)) {
+                            self.actions.push(Action::TriggerSavepoint(SavepointRequest {
+                                trigger_id: p.trigger_id.clone(),
+                                target_directory: spec.savepoints.directory.clone(),
+                                stop: true,
+                                drain: false,
+                            }));
+                        }
+                        self.soon(FAST);
+                    }
+                }
+            }
+            _ if wanted && running => {
+                let id = format!("{}-deletion-{}", self.i.name, self.st.deployment);
+                self.st.pending_savepoint =
+                    Some(PendingSavepoint { trigger_id: id.clone(), trigger: "deletion".into(), started: self.now() });
+                self.actions.push(Action::TriggerSavepoint(SavepointRequest {
+                    trigger_id: id,
+                    target_directory: spec.savepoints.directory.clone(),
+                    stop: true,
+                    drain: false,
+                }));
+                self.soon(FAST);
+            }
+            _ => {
+                let taken = self.st.last_savepoint.as_ref().is_some_and(|s| s.trigger == "deletion");
+                if wanted && !taken {
+                    self.event(
+                        true,
+                        "DeletedWithoutSavepoint",
+                        format!(
+                            "savepoints.onDeletion is set but the job is not RUNNING ({}); the finalizer is removed",
+                            self.engine_state()
+                        ),
+                    );
+                }
+                self.actions.push(Action::RemoveFinalizer);
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Table-driven tests of the planner: every phase and the events that move it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use crate::crd::{StreamJobSpec, StreamJobStatus};
+use crate::engine::{CheckpointInfo, JobInfo, VertexInfo};
+
+const T0: &str = "2026-11-30T12:00:00Z";
+
+fn now(offset_secs: i64) -> Timestamp {
+    T0.parse::<Timestamp>().unwrap().checked_add(jiff::SignedDuration::from_secs(offset_secs)).unwrap()
+}
+
+fn spec() -> StreamJobSpec {
+    serde_json::from_value(serde_json::json!({
+        "image": "sluice/engine:0.1.0",
+        "sql": "INSERT INTO a SELECT * FROM b;",
+        "parallelism": 2,
+        "upgradeMode": "savepoint",
+        "checkpointing": {"interval": "5s", "storage": "s3://b/chk"},
+        "savepoints": {"directory": "s3://b/sp", "maxCount": 2},
+        "upgrade": {"stabilizationPeriod": "30s", "readinessTimeout": "2m", "savepointTimeout": "1m"}
+    }))
+    .unwrap()
+}
+
+fn running(checkpoint_at: Option<&str>) -> EngineView {
+    EngineView::Up(JobInfo {
+        state: "RUNNING".into(),
+        restarts: 0,
+        vertices: vec![VertexInfo { parallelism: 2 }],
+        last_completed_checkpoint: checkpoint_at.map(|t| CheckpointInfo {
+            id: 3,
+            kind: Some("CHECKPOINT".into()),
+            trigger_time: Some(t.into()),
+        }),
+        error: None,
+    })
+}
+
+fn state(s: &str) -> EngineView {
+    EngineView::Up(JobInfo {
+        state: s.into(),
+        restarts: 1,
+        vertices: vec![],
+        last_completed_checkpoint: None,
+        error: Some(format!("job is {s}")),
+    })
+}
+
+fn children() -> ChildrenView {
+    ChildrenView { engine_objects: true, pods: 3, deployment: Some(1), config_map: true, pod_problem: None }
+}
+
+fn gone() -> ChildrenView {
+    ChildrenView { engine_objects: false, pods: 0, deployment: None, config_map: true, pod_problem: None }
+}
+
+/// A job deployed once (deployment 1) from `spec`, Stable.
+fn deployed(spec: &StreamJobSpec) -> StreamJobStatus {
+    let json = spec_json(spec);
+    StreamJobStatus {
+        phase: Phase::Stable,
+        deployment: 1,
+        reconciled_spec: Some(json.clone()),
+        last_stable_spec: Some(json),
+        reconciled_generation: Some(1),
+        deployed_at: Some(T0.into()),
+        running_since: Some(T0.into()),
+        job_state: Some("RUNNING".into()),
+        ..Default::default()
+    }
+}
+
+/// An upgrade record of `kind` to `target`, at `step`, begun at T0.
+fn record(kind: UpgradeKind, target: &StreamJobSpec, step: UpgradeStep, trigger: Option<&str>) -> UpgradeRecord {
+    UpgradeRecord {
+        kind,
+        target_generation: 2,
+        target_spec: spec_json(target),
+        step,
+        trigger_id: trigger.map(str::to_string),
+        restore_from: None,
+        started: T0.into(),
+        note: None,
+    }
+}
+
+struct Case<'a> {
+    spec: &'a StreamJobSpec,
+    status: &'a StreamJobStatus,
+    engine: EngineView,
+    trigger: Option<TriggerView>,
+    children: ChildrenView,
+    at: i64,
+    generation: i64,
+    validated: Result<String, String>,
+    deleting: bool,
+}
+
+impl<'a> Case<'a> {
+    fn new(spec: &'a StreamJobSpec, status: &'a StreamJobStatus) -> Case<'a> {
+        Case {
+            spec,
+            status,
+            engine: running(Some(T0)),
+            trigger: None,
+            children: children(),
+            at: 60,
+            generation: 1,
+            validated: Ok(spec.sql.clone().unwrap_or_default()),
+            deleting: false,
+        }
+    }
+
+    fn plan(&self) -> Plan {
+        plan(&Input {
+            name: "clicks",
+            now: now(self.at),
+            generation: self.generation,
+            deleting: self.deleting,
+            spec: self.spec,
+            validated: self.validated.clone(),
+            status: self.status,
+            engine: self.engine.clone(),
+            trigger: self.trigger.clone(),
+            children: self.children.clone(),
+        })
+    }
+}
+
+fn condition<'a>(p: &'a Plan, t: &str) -> &'a Condition {
+    p.status.conditions.iter().find(|c| c.type_ == t).unwrap()
+}
+
+fn reasons(p: &Plan) -> Vec<&str> {
+    p.events.iter().map(|e| e.reason.as_str()).collect()
+}
+
+#[test]
+fn a_new_job_is_deployed_from_its_initial_savepoint() {
+    let mut s = spec();
+    s.initial_savepoint = Some("s3://b/sp/savepoint-x".into());
+    let st = StreamJobStatus::default();
+    let mut c = Case::new(&s, &st);
+    c.engine = EngineView::Down("no engine pods are deployed".into());
+    c.children = ChildrenView::default();
+    let p = c.plan();
+    assert_eq!(p.actions, vec![Action::ApplyChildren]);
+    assert_eq!(p.status.phase, Phase::Deploying);
+    assert_eq!(p.status.deployment, 1);
+    assert_eq!(p.status.deployed_from.as_deref(), Some("s3://b/sp/savepoint-x"));
+    assert_eq!(p.status.reconciled_spec, Some(spec_json(&s)));
+    assert_eq!(p.status.observed_generation, Some(1));
+    assert_eq!(condition(&p, "Reconciling").status, "True");
+    assert_eq!(reasons(&p), vec!["Deploying", "Deployment"]);
+}
+
+#[test]
+fn invalid_sql_on_a_new_job_stalls_and_deploys_nothing() {
+    let s = spec();
+    let st = StreamJobStatus::default();
+    let mut c = Case::new(&s, &st);
+    c.validated = Err("invalid spec: job.sql:1:8: unknown table b".into());
+    let p = c.plan();
+    assert!(p.actions.is_empty());
+    assert_eq!(p.status.phase, Phase::Created);
+    let stalled = condition(&p, "Stalled");
+    assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "InvalidSpec"));
+    assert!(stalled.message.contains("job.sql:1:8"));
+    assert_eq!(p.events[0].reason, "InvalidSpec");
+    assert!(p.events[0].warning);
+}
+
+#[test]
+fn invalid_sql_on_a_running_job_keeps_the_last_valid_spec_running() {
+    let s = spec();
+    let st = deployed(&s);
+    let mut changed = s.clone();
+    changed.sql = Some("INSERT INTO nowhere SELEC".into());
+    let mut c = Case::new(&changed, &st);
+    c.validated = Err("invalid spec: job.sql:1:21: expected SELECT".into());
+    c.generation = 2;
+    let p = c.plan();
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert!(p.status.upgrade.is_none());
+    assert_eq!(p.status.phase, Phase::Stable);
+    assert_eq!(condition(&p, "Stalled").status, "True");
+    assert_eq!(condition(&p, "Ready").status, "False");
+    assert_eq!(p.status.observed_generation, Some(2));
+}
+
+#[test]
+fn missing_children_are_applied_again_and_conditions_keep_their_times() {
+    let s = spec();
+    let st = deployed(&s);
+    let mut c = Case::new(&s, &st);
+    c.children =
+        ChildrenView { engine_objects: false, pods: 0, deployment: None, config_map: false, pod_problem: None };
+    assert!(c.plan().actions.contains(&Action::ApplyChildren));
+    let first = Case::new(&s, &st).plan();
+    let mut c = Case::new(&s, &first.status);
+    c.at = 500;
+    let later = c.plan();
+    assert_eq!(later.status.conditions, first.status.conditions);
+    assert_eq!(later.status, first.status, "a steady reconcile changes nothing");
+}
+
+#[test]
+fn a_job_created_suspended_runs_nothing_until_it_is_set_running() {
+    let mut s = spec();
+    s.state = DesiredState::Suspended;
+    let st = StreamJobStatus::default();
+    let mut c = Case::new(&s, &st);
+    c.engine = EngineView::Down("no engine pods are deployed".into());
+    c.children = ChildrenView::default();
+    let p = c.plan();
+    assert!(p.actions.is_empty());
+    assert_eq!(p.status.phase, Phase::Suspended);
+    assert_eq!(p.status.deployment, 0);
+    assert_eq!(reasons(&p), vec!["Suspended"]);
+    let running = spec();
+    let mut c = Case::new(&running, &p.status);
+    c.engine = EngineView::Down("no engine pods are deployed".into());
+    c.children = ChildrenView::default();
+    let p = c.plan();
+    assert_eq!(p.actions, vec![Action::ApplyChildren]);
+    assert_eq!(p.status.deployment, 1);
+}
+
+mod running;
+mod savepoints;
+mod upgrade;

@@ -1,0 +1,199 @@
+//! Upgrades, restarts and suspends: the write-ahead record, savepoints and fallbacks.
+
+use super::*;
+
+#[test]
+fn a_sql_change_starts_a_savepoint_upgrade_recorded_before_the_trigger() {
+    let s = spec();
+    let st = deployed(&s);
+    let mut changed = s.clone();
+    changed.sql = Some("INSERT INTO a SELECT x FROM b;".into());
+    let mut c = Case::new(&changed, &st);
+    c.generation = 2;
+    let p = c.plan();
+    let rec = p.status.upgrade.clone().unwrap();
+    assert_eq!((rec.kind, rec.step, rec.target_generation), (UpgradeKind::Upgrade, UpgradeStep::Stopping, 2));
+    let id = format!("clicks-upgrade-2-{}", now(60).as_second());
+    assert_eq!(rec.trigger_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        p.actions,
+        vec![Action::TriggerSavepoint(SavepointRequest {
+            trigger_id: id.clone(),
+            target_directory: Some("s3://b/sp".into()),
+            stop: true,
+            drain: false
+        })]
+    );
+    assert_eq!(p.status.phase, Phase::Upgrading);
+}
+
+#[test]
+fn a_completed_upgrade_savepoint_deletes_the_old_pods_then_deploys_from_it() {
+    let s = spec();
+    let mut changed = s.clone();
+    changed.parallelism = 3;
+    let mut st = deployed(&s);
+    st.upgrade = Some(record(UpgradeKind::Upgrade, &changed, UpgradeStep::Stopping, Some("clicks-upgrade-2-1")));
+    let mut c = Case::new(&changed, &st);
+    c.generation = 2;
+    c.engine = state("FINISHED");
+    c.trigger = Some(TriggerView::Completed("s3://b/sp/savepoint-clicks-upgrade-2-1".into()));
+    let p = c.plan();
+    let rec = p.status.upgrade.clone().unwrap();
+    assert_eq!(rec.step, UpgradeStep::Stopped);
+    assert_eq!(rec.restore_from.as_deref(), Some("s3://b/sp/savepoint-clicks-upgrade-2-1"));
+    assert_eq!(p.actions, vec![Action::DeleteEngine]);
+    assert_eq!(p.status.last_savepoint.as_ref().map(|s| s.trigger.as_str()), Some("upgrade"));
+
+    // Pods still terminating: wait.
+    let mut c2 = Case::new(&changed, &p.status);
+    c2.generation = 2;
+    c2.children =
+        ChildrenView { engine_objects: false, pods: 2, deployment: None, config_map: true, pod_problem: None };
+    c2.engine = EngineView::Down("gone".into());
+    let p2 = c2.plan();
+    assert!(p2.actions.is_empty());
+    assert!(p2.status.upgrade.is_some());
+
+    // Pods gone: the new deployment is recorded, then applied.
+    c2.children = gone();
+    let p3 = c2.plan();
+    assert_eq!(p3.actions, vec![Action::ApplyChildren]);
+    assert!(p3.status.upgrade.is_none());
+    assert_eq!(p3.status.deployment, 2);
+    assert_eq!(p3.status.deployed_from.as_deref(), Some("s3://b/sp/savepoint-clicks-upgrade-2-1"));
+    assert_eq!(p3.status.reconciled_spec, Some(spec_json(&changed)));
+    assert_eq!(p3.status.phase, Phase::Deploying);
+    assert_eq!(p3.status.current_parallelism, Some(3));
+}
+
+#[test]
+fn a_failed_savepoint_falls_back_to_the_newest_checkpoint() {
+    let s = spec();
+    let mut changed = s.clone();
+    changed.parallelism = 1;
+    let mut st = deployed(&s);
+    st.upgrade = Some(record(UpgradeKind::Upgrade, &changed, UpgradeStep::Stopping, Some("t")));
+    let mut c = Case::new(&changed, &st);
+    c.trigger = Some(TriggerView::Failed("disk full".into()));
+    let p = c.plan();
+    let rec = p.status.upgrade.clone().unwrap();
+    assert_eq!((rec.step, rec.restore_from.as_deref()), (UpgradeStep::Stopped, Some("latest")));
+    assert!(rec.note.unwrap().contains("disk full"));
+    assert!(reasons(&p).contains(&"SavepointFallback"));
+    // A savepoint still in progress after savepointTimeout falls back the same way.
+    c.trigger = Some(TriggerView::InProgress);
+    c.at = 61;
+    assert_eq!(c.plan().status.upgrade.unwrap().restore_from.as_deref(), Some("latest"));
+    c.at = 30;
+    let waiting = c.plan();
+    assert_eq!(waiting.status.upgrade.unwrap().step, UpgradeStep::Stopping);
+    assert!(waiting.actions.is_empty());
+}
+
+#[test]
+fn without_a_fallback_a_failing_upgrade_is_aborted_and_held_back() {
+    let mut s = spec();
+    s.checkpointing.storage = None;
+    let mut changed = s.clone();
+    changed.parallelism = 1;
+    let mut st = deployed(&s);
+    st.upgrade = Some(record(UpgradeKind::Upgrade, &changed, UpgradeStep::Stopping, Some("t")));
+    let mut c = Case::new(&changed, &st);
+    c.generation = 2;
+    c.trigger = Some(TriggerView::Failed("no space".into()));
+    let p = c.plan();
+    assert!(p.status.upgrade.is_none());
+    assert!(p.actions.is_empty());
+    assert!(p.status.error.clone().unwrap().contains("aborted"));
+    assert_eq!(p.status.upgrade_retry_after.as_deref(), Some("2026-11-30T12:02:00Z"));
+    // Held back until the retry time, then started again.
+    let mut c2 = Case::new(&changed, &p.status);
+    c2.generation = 2;
+    c2.at = 90;
+    assert!(c2.plan().status.upgrade.is_none());
+    c2.at = 121;
+    assert_eq!(c2.plan().status.upgrade.unwrap().step, UpgradeStep::Stopping);
+}
+
+#[test]
+fn last_state_and_stateless_upgrades_stop_without_a_savepoint() {
+    for (mode, restore) in [(UpgradeMode::LastState, Some("latest")), (UpgradeMode::Stateless, None)] {
+        let mut s = spec();
+        s.upgrade_mode = mode;
+        let st = deployed(&s);
+        let mut changed = s.clone();
+        changed.sql = Some("INSERT INTO a SELECT 1 FROM b;".into());
+        let mut c = Case::new(&changed, &st);
+        c.generation = 2;
+        let p = c.plan();
+        let rec = p.status.upgrade.clone().unwrap();
+        assert_eq!((rec.step, rec.restore_from.as_deref()), (UpgradeStep::Stopped, restore), "{mode:?}");
+        assert_eq!(p.actions, vec![Action::DeleteEngine]);
+    }
+}
+
+#[test]
+fn a_restart_nonce_restarts_and_a_savepoint_nonce_only_snapshots() {
+    let s = spec();
+    let st = deployed(&s);
+    let mut restart = s.clone();
+    restart.restart_nonce = Some(7);
+    let p = Case::new(&restart, &st).plan();
+    assert_eq!(p.status.upgrade.unwrap().kind, UpgradeKind::Restart);
+
+    let mut snap = s.clone();
+    snap.savepoint_nonce = Some(3);
+    let p = Case::new(&snap, &st).plan();
+    assert!(p.status.upgrade.is_none());
+    assert_eq!(p.status.savepoint_nonce, Some(3));
+    assert_eq!(p.status.pending_savepoint.as_ref().map(|s| s.trigger.as_str()), Some("manual"));
+    assert_eq!(
+        p.actions,
+        vec![Action::TriggerSavepoint(SavepointRequest {
+            trigger_id: "clicks-manual-3".into(),
+            target_directory: Some("s3://b/sp".into()),
+            stop: false,
+            drain: false
+        })]
+    );
+    // Acted on once only.
+    let again = Case::new(&snap, &p.status);
+    let mut again_status = p.status.clone();
+    again_status.pending_savepoint = None;
+    let again = Case { status: &again_status, ..again };
+    assert!(again.plan().actions.is_empty());
+}
+
+#[test]
+fn suspend_takes_a_savepoint_removes_the_pods_and_resume_restores_it() {
+    let s = spec();
+    let st = deployed(&s);
+    let mut suspended = s.clone();
+    suspended.state = DesiredState::Suspended;
+    let p = Case::new(&suspended, &st).plan();
+    let rec = p.status.upgrade.clone().unwrap();
+    assert_eq!((rec.kind, rec.step), (UpgradeKind::Suspend, UpgradeStep::Stopping));
+    // Savepoint done, pods gone: Suspended, the record kept for the resume.
+    let mut st2 = p.status.clone();
+    if let Some(u) = st2.upgrade.as_mut() {
+        u.step = UpgradeStep::Stopped;
+        u.restore_from = Some("s3://b/sp/savepoint-s".into());
+    }
+    let mut c = Case::new(&suspended, &st2);
+    c.children = gone();
+    c.engine = EngineView::Down("none".into());
+    let p = c.plan();
+    assert_eq!(p.status.phase, Phase::Suspended);
+    assert!(p.actions.is_empty());
+    assert_eq!(condition(&p, "Ready").status, "True");
+    // Resume.
+    let mut c = Case::new(&s, &p.status);
+    c.children = gone();
+    c.engine = EngineView::Down("none".into());
+    let p = c.plan();
+    assert_eq!(p.actions, vec![Action::ApplyChildren]);
+    assert_eq!(p.status.deployed_from.as_deref(), Some("s3://b/sp/savepoint-s"));
+    assert_eq!(p.status.phase, Phase::Deploying);
+    assert!(reasons(&p).contains(&"Resuming"));
+}

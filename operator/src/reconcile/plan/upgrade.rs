@@ -1,0 +1,205 @@
+//! Stop-and-redeploy: upgrades, restarts, suspends and rollbacks, step by step.
+
+use super::*;
+
+impl Planner<'_> {
+    /// Starts a stop-and-redeploy: the record is written before anything happens.
+    pub(super) fn begin(&mut self, kind: UpgradeKind, target: &StreamJobSpec) {
+        // The old deployment is going away: do not re-apply it.
+        self.actions.retain(|a| *a != Action::ApplyChildren);
+        let mode = target.upgrade_mode;
+        let dir = target.savepoints.directory.clone();
+        let savepoint = match kind {
+            UpgradeKind::Rollback => false,
+            UpgradeKind::Suspend => mode != UpgradeMode::Stateless && dir.is_some(),
+            _ => mode == UpgradeMode::Savepoint && dir.is_some(),
+        };
+        let job_alive = matches!(&self.i.engine, EngineView::Up(j) if j.state == "RUNNING");
+        let (step, trigger_id, restore_from) = if savepoint && job_alive {
+            // Unique per attempt: an aborted upgrade retried later must not get the failed savepoint back.
+            let id = format!("{}-{}-{}-{}", self.i.name, kind_name(kind), self.i.generation, self.i.now.as_second());
+            (UpgradeStep::Stopping, Some(id), None)
+        } else {
+            (UpgradeStep::Stopped, None, self.fallback_restore(target, kind))
+        };
+        if self.st.pending_savepoint.take().is_some() {
+            self.event(
+                false,
+                "SavepointSuperseded",
+                format!("a pending savepoint is dropped: the {} takes its own", kind_name(kind)),
+            );
+        }
+        let note = (step == UpgradeStep::Stopped && savepoint).then(|| {
+            format!(
+                "the job is not RUNNING ({}), so no savepoint can be taken; restoring from {}",
+                self.engine_state(),
+                restore_from.as_deref().unwrap_or("nothing (empty state)")
+            )
+        });
+        if let Some(n) = &note {
+            self.event(true, "SavepointSkipped", n.clone());
+        }
+        self.st.upgrade_retry_after = None;
+        self.st.upgrade = Some(UpgradeRecord {
+            kind,
+            target_generation: self.i.generation,
+            target_spec: spec_json(target),
+            step,
+            trigger_id,
+            restore_from,
+            started: self.now(),
+            note,
+        });
+        self.set_phase(match kind {
+            UpgradeKind::Rollback => Phase::RollingBack,
+            _ => Phase::Upgrading,
+        });
+        self.event(false, "UpgradeStarted", format!("{} started ({} mode)", kind_name(kind), mode_name(mode)));
+        self.upgrade();
+    }
+
+    /// Where a deployment restores from when no savepoint is taken.
+    pub(super) fn fallback_restore(&self, target: &StreamJobSpec, kind: UpgradeKind) -> Option<String> {
+        if kind == UpgradeKind::Rollback {
+            return self.st.deployed_from.clone();
+        }
+        match target.upgrade_mode {
+            UpgradeMode::Stateless => None,
+            _ if target.checkpointing.storage.is_some() => Some("latest".into()),
+            _ => self.st.last_savepoint.as_ref().map(|s| s.location.clone()),
+        }
+    }
+
+    pub(super) fn upgrade(&mut self) {
+        let Some(rec) = self.st.upgrade.clone() else { return };
+        let Some(target) = parse_spec(&rec.target_spec) else {
+            self.st.upgrade = None;
+            self.st.error = Some("the upgrade record's target spec is unreadable; the upgrade is dropped".into());
+            return;
+        };
+        match rec.step {
+            UpgradeStep::Stopping => self.stopping(rec, &target),
+            UpgradeStep::Stopped => self.stopped(rec, target),
+        }
+    }
+
+    pub(super) fn stopping(&mut self, mut rec: UpgradeRecord, target: &StreamJobSpec) {
+        let Some(trigger_id) = rec.trigger_id.clone() else {
+            rec.step = UpgradeStep::Stopped;
+            self.st.upgrade = Some(rec);
+            return self.upgrade();
+        };
+        let timeout = dur(&target.upgrade.savepoint_timeout, Duration::from_secs(300));
+        let timed_out = ts(&Some(rec.started.clone())).is_some_and(|s| elapsed(self.i.now, s) >= timeout);
+        let failure = match &self.i.trigger {
+            Some(TriggerView::Completed(location)) => {
+                let location = location.clone();
+                self.record_savepoint(&location, kind_name(rec.kind));
+                rec.step = UpgradeStep::Stopped;
+                rec.restore_from = Some(location);
+                self.st.upgrade = Some(rec);
+                return self.upgrade();
+            }
+            Some(TriggerView::Failed(e)) => Some(format!("the savepoint failed: {e}")),
+            _ if timed_out => {
+                Some(format!("the savepoint did not complete within {}", target.upgrade.savepoint_timeout))
+            }
+            Some(TriggerView::InProgress) => None,
+            Some(TriggerView::Unknown) | None => {
+                if let EngineView::Up(j) = &self.i.engine
+                    && j.state == "RUNNING"
+                {
+                    self.actions.push(Action::TriggerSavepoint(SavepointRequest {
+                        trigger_id,
+                        target_directory: target.savepoints.directory.clone(),
+                        stop: true,
+                        drain: false,
+                    }));
+                }
+                None
+            }
+        };
+        let Some(failure) = failure else {
+            self.soon(FAST);
+            return;
+        };
+        let job_running = matches!(&self.i.engine, EngineView::Up(j) if j.state == "RUNNING");
+        let fallback =
+            self.fallback_restore(target, rec.kind).filter(|_| target.upgrade_mode != UpgradeMode::Stateless);
+        match fallback {
+            Some(from) => {
+                let note = format!("{failure}; falling back to restoring from {from}");
+                self.event(true, "SavepointFallback", note.clone());
+                rec.step = UpgradeStep::Stopped;
+                rec.restore_from = Some(from);
+                rec.note = Some(note);
+                self.st.upgrade = Some(rec);
+                self.upgrade()
+            }
+            None if job_running => {
+                let msg = format!(
+                    "{} aborted: {failure}, and there is no checkpoint storage or earlier savepoint to fall back to; the job keeps running its current spec and the {} is retried",
+                    kind_name(rec.kind),
+                    kind_name(rec.kind)
+                );
+                self.event(true, "UpgradeAborted", msg.clone());
+                self.st.error = Some(msg);
+                self.st.upgrade = None;
+                self.set_phase(Phase::Running);
+                // The next attempt waits, so that a failing savepoint is not retried in a loop.
+                let retry = self.i.now.checked_add(ABORT_BACKOFF).unwrap_or(self.i.now);
+                self.st.upgrade_retry_after = Some(retry.round(jiff::Unit::Second).unwrap_or(retry).to_string());
+                self.soon(ABORT_BACKOFF);
+            }
+            None => {
+                let note = format!("{failure}; the job is not running, so it restarts with empty state");
+                self.event(true, "SavepointFallback", note.clone());
+                rec.step = UpgradeStep::Stopped;
+                rec.restore_from = None;
+                rec.note = Some(note);
+                self.st.upgrade = Some(rec);
+                self.upgrade()
+            }
+        }
+    }
+
+    pub(super) fn stopped(&mut self, rec: UpgradeRecord, target: StreamJobSpec) {
+        if self.i.children.engine_objects {
+            self.actions.push(Action::DeleteEngine);
+            self.soon(FAST);
+            return;
+        }
+        if self.i.children.pods > 0 {
+            self.soon(FAST);
+            return;
+        }
+        self.st.job_state = None;
+        self.st.running_since = None;
+        match rec.kind {
+            UpgradeKind::Suspend => {
+                let resume = self.i.validated.is_ok() && self.i.spec.state == DesiredState::Running;
+                if !resume {
+                    self.st.current_parallelism = None;
+                    self.set_phase(Phase::Suspended);
+                    return;
+                }
+                let Some(spec) = self.target() else { return };
+                self.event(
+                    false,
+                    "Resuming",
+                    format!("resuming from {}", rec.restore_from.as_deref().unwrap_or("nothing (empty state)")),
+                );
+                self.deploy(&spec, rec.restore_from, Phase::Deploying);
+            }
+            UpgradeKind::Rollback => {
+                self.st.rolled_back_generation = Some(rec.target_generation);
+                self.deploy(&target, rec.restore_from, Phase::RolledBack);
+            }
+            UpgradeKind::Upgrade | UpgradeKind::Restart => {
+                let secs = ts(&Some(rec.started.clone())).map(|s| elapsed(self.i.now, s).as_secs()).unwrap_or(0);
+                self.event(false, "Upgraded", format!("{} rolled out after {secs} s", kind_name(rec.kind)));
+                self.deploy(&target, rec.restore_from, Phase::Deploying);
+            }
+        }
+    }
+}
