@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod keygroup;
 pub mod local;
 pub mod metrics;

@@ -3,177 +3,16 @@
 //! `sluice-engine worker`s on this machine, talking over loopback. The
 //! committed output is compared with a local run that never stopped: a keyed
 //! shuffle across workers, a worker and a coordinator killed with `kill -9`, a
-//! zombie coordinator fenced off, a rescale from 2 to 3 workers through a
+//! rescale from 2 to 3 workers through a
 //! savepoint, SIGTERM, and backpressure from a slow sink across the network.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
 
 mod common;
+use common::cluster::*;
 use common::*;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A child process, killed when the test ends however it ends.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill_9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn sigterm(&self) {
-        let ok = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "process did not exit in time; its log:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(args: &[&str], log: PathBuf) -> Proc {
-    let file = std::fs::File::create(&log).unwrap();
-    let child =
-        engine().args(args).env("SLUICE_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::from(file)).spawn().unwrap();
-    Proc { child, log }
-}
-
-/// A job's directory, its ports and its processes.
-struct Cluster {
-    dir: PathBuf,
-    rpc: String,
-    rest: String,
-}
-
-impl Cluster {
-    fn new(dir: &Path) -> Cluster {
-        Cluster {
-            dir: dir.to_path_buf(),
-            rpc: format!("127.0.0.1:{}", free_port()),
-            rest: format!("127.0.0.1:{}", free_port()),
-        }
-    }
-
-    fn coordinator(&self, name: &str, p: usize, extra: &[&str]) -> Proc {
-        let ck = self.dir.join("ck");
-        let job = self.dir.join("job.sql");
-        let p = p.to_string();
-        let mut args = vec![
-            "coordinator",
-            "--job",
-            job.to_str().unwrap(),
-            "-p",
-            &p,
-            "--job-id",
-            "clustered",
-            "--rpc-addr",
-            &self.rpc,
-            "--rest-addr",
-            &self.rest,
-            "--checkpoint-dir",
-            ck.to_str().unwrap(),
-            "--checkpoint-interval",
-            "300ms",
-            "--set",
-            "restart-strategy.type=fixed-delay",
-            "--set",
-            "restart-strategy.fixed-delay.attempts=20",
-            "--set",
-            "restart-strategy.fixed-delay.delay=200ms",
-            "--set",
-            "heartbeat.timeout=5s",
-        ];
-        args.extend_from_slice(extra);
-        spawn(&args, self.dir.join(format!("{name}.log")))
-    }
-
-    fn worker(&self, name: &str, slots: usize) -> Proc {
-        let slots = slots.to_string();
-        let args = [
-            "worker",
-            "--coordinator",
-            &self.rpc,
-            "--slots",
-            &slots,
-            "--data-addr",
-            "127.0.0.1:0",
-            "--set",
-            "heartbeat.timeout=5s",
-        ];
-        spawn(&args, self.dir.join(format!("{name}.log")))
-    }
-
-    fn write_job(&self, sql: &str) {
-        std::fs::write(self.dir.join("job.sql"), sql).unwrap();
-    }
-
-    fn job_dir(&self) -> PathBuf {
-        self.dir.join("ck").join("clustered")
-    }
-}
-
-/// A minimal HTTP/1.1 client: status and body.
-fn http(addr: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-    let body = resp.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
-    Some((status, body))
-}
-
-fn json(addr: &str, path: &str) -> serde_json::Value {
-    let (status, body) = http(addr, "GET", path, "").unwrap_or((0, String::new()));
-    assert_eq!(status, 200, "GET {path}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
 
 #[test]
 fn three_workers_commit_what_the_local_runner_commits() {
@@ -240,43 +79,6 @@ fn a_coordinator_killed_with_kill_9_is_replaced_and_output_is_exactly_once() {
     assert!(second.log().contains("generation 2"), "{}", second.log());
     assert!(second.log().contains("restoring from"), "{}", second.log());
     assert_eq!(outputs(dir.path()), expected);
-}
-
-#[test]
-fn a_zombie_coordinator_is_fenced_and_cannot_commit() {
-    let rows = 1_000_000;
-    let dir = tempfile::tempdir().unwrap();
-    let c = Cluster::new(dir.path());
-    c.write_job(&job(dir.path(), rows, 2_000));
-    let mut old = c.coordinator("coordinator-old", 2, &[]);
-    let _w: Vec<Proc> = (0..2).map(|i| c.worker(&format!("w{i}"), 1)).collect();
-    wait_for("a checkpoint", Duration::from_secs(60), || complete_checkpoints(&c.job_dir()) >= 1);
-    // A second coordinator for the same job (as after a network partition):
-    // it takes generation 2. It has no workers, so it only waits.
-    let other = Cluster {
-        dir: c.dir.clone(),
-        rpc: format!("127.0.0.1:{}", free_port()),
-        rest: format!("127.0.0.1:{}", free_port()),
-    };
-    let _new = other.coordinator("coordinator-new", 2, &[]);
-    wait_for("generation 2", Duration::from_secs(20), || {
-        std::fs::read_to_string(c.job_dir().join("_generation")).is_ok_and(|g| g.contains("\"generation\": 2"))
-    });
-    let newest = newest_checkpoint(&c.job_dir());
-    // The old coordinator fails its next checkpoint and stops.
-    let status = old.wait(Duration::from_secs(60));
-    assert!(!status.success());
-    let log = old.log();
-    assert!(log.contains("superseded by generation 2"), "{log}");
-    // A checkpoint whose fence check passed just before generation 2 was
-    // written may complete; none after it.
-    assert!(newest_checkpoint(&c.job_dir()) <= newest + 1);
-    let after = outputs(dir.path());
-    // The rows sink keeps ids divisible by 3, each once.
-    let ids: Vec<u64> = after.1.iter().map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
-    assert!(ids.iter().all(|id| id % 3 == 0));
-    let unique: std::collections::HashSet<_> = ids.iter().collect();
-    assert_eq!(unique.len(), ids.len(), "committed rows are duplicated");
 }
 
 #[test]

@@ -7,10 +7,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use sluice_storage::{S3Options, Storage};
 
+use super::lineage::{Fence, OWNER};
 use super::metadata::{
     FORMAT_VERSION, FileEntry, Metadata, OperatorState, SnapshotKind, SubtaskSnapshot, SubtaskState, VertexState,
 };
@@ -112,73 +114,15 @@ pub struct Coordinator {
     /// Finished subtasks: their final state and the last checkpoint they acknowledged.
     finished: HashMap<(usize, usize), (SubtaskSnapshot, u64)>,
     await_commit: Option<AwaitCommit>,
-    /// The newest complete checkpoint or savepoint of this run.
+    /// The newest snapshot of this run that output was committed for: a
+    /// checkpoint or a stop-with-savepoint (intermediate savepoints commit
+    /// nothing and are not recovery points, as in Flink since 1.15).
     pub latest: Option<Storage>,
-    /// This coordinator's generation, checked before a checkpoint completes.
+    /// This coordinator's generation: it reserves checkpoint directories and
+    /// is checked after `_metadata` is durable, before anything is committed.
     pub fence: Option<Fence>,
     /// Why this coordinator stopped completing checkpoints: a newer one took over.
     fenced: Option<String>,
-}
-
-/// Fencing of coordinators: each coordinator of a job takes the next
-/// generation number when it starts and records it under the job's checkpoint
-/// directory (`_generation`). Before it completes a checkpoint, and so before
-/// any sink commits, it reads the record again; a coordinator whose
-/// generation is no longer the newest is a zombie, and it stops.
-#[derive(Debug, Clone)]
-pub struct Fence {
-    pub generation: u64,
-    pub job_dir: Storage,
-}
-
-/// The generation record.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Generation {
-    pub generation: u64,
-    /// Identifies the deployment (job text and configuration): a coordinator
-    /// restarted with the same deployment recovers the newest checkpoint.
-    pub fingerprint: String,
-    pub started: String,
-}
-
-pub const GENERATION: &str = "_generation";
-
-impl Fence {
-    /// Reads the generation record, if any.
-    pub fn read(job_dir: &Storage) -> Result<Option<Generation>, String> {
-        match job_dir.get(GENERATION) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| format!("{}/{GENERATION} is damaged: {e}", job_dir.uri())),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(format!("cannot read {}/{GENERATION}: {e}", job_dir.uri())),
-        }
-    }
-
-    /// Takes the next generation, recording it with `fingerprint`; returns
-    /// the fence and the previous record.
-    pub fn acquire(job_dir: &Storage, fingerprint: &str) -> Result<(Fence, Option<Generation>), String> {
-        let previous = Fence::read(job_dir)?;
-        let generation = previous.as_ref().map_or(0, |g| g.generation) + 1;
-        let record =
-            Generation { generation, fingerprint: fingerprint.to_string(), started: rfc3339(SystemTime::now()) };
-        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| e.to_string())?;
-        job_dir.put(GENERATION, &bytes).map_err(|e| format!("cannot write {}/{GENERATION}: {e}", job_dir.uri()))?;
-        Ok((Fence { generation, job_dir: job_dir.clone() }, previous))
-    }
-
-    /// `Ok(Some(why))` if a newer coordinator has started for the job;
-    /// `Err` if the record cannot be read (the checkpoint fails, the job goes on).
-    pub fn check(&self) -> Result<Option<String>, String> {
-        Ok(match Fence::read(&self.job_dir)? {
-            Some(g) if g.generation != self.generation => Some(format!(
-                "this coordinator (generation {}) was superseded by generation {} started at {}; it stops without committing",
-                self.generation, g.generation, g.started
-            )),
-            _ => None,
-        })
-    }
 }
 
 impl Coordinator {
@@ -224,7 +168,7 @@ impl Coordinator {
     /// Starts a new attempt: the subtasks are new, nothing is in flight.
     pub fn reset_attempt(&mut self, cluster: &dyn Cluster) {
         if let Some(p) = self.pending.take() {
-            self.fail(p, "the job restarted".into(), cluster);
+            self.fail(p, "the job restarted".into(), true, cluster);
         }
         self.finished.clear();
         self.await_commit = None;
@@ -246,7 +190,7 @@ impl Coordinator {
                     Err(e) => {
                         let name = self.vertices.get(vertex).map(|v| v.name.clone()).unwrap_or_default();
                         if let Some(p) = self.pending.take() {
-                            self.fail(p, format!("{name} (subtask {subtask}): {e}"), cluster);
+                            self.fail(p, format!("{name} (subtask {subtask}): {e}"), true, cluster);
                         }
                         return None;
                     }
@@ -267,7 +211,7 @@ impl Coordinator {
                 {
                     a.waiting.remove(&(vertex, subtask));
                     if a.waiting.is_empty() {
-                        return self.await_commit.take().map(|a| self.end(a.ending));
+                        return self.await_commit.take().map(|a| a.ending);
                     }
                 }
                 None
@@ -285,6 +229,7 @@ impl Coordinator {
                     self.fail(
                         p,
                         format!("timed out after {} ms (execution.checkpointing.timeout)", timeout.as_millis()),
+                        true,
                         cluster,
                     );
                 }
@@ -302,21 +247,51 @@ impl Coordinator {
             && Instant::now() >= at
         {
             self.next_periodic = self.opts.interval.map(|i| Instant::now() + i);
-            let barrier = self.checkpoint_barrier(&dir);
-            self.start(barrier, None, false, cluster);
+            match self.checkpoint_barrier(&dir) {
+                Ok(barrier) => self.start(barrier, None, false, cluster),
+                Err((id, e)) => {
+                    tracing::warn!("job `{}`: checkpoint {id} failed: {e}; the job goes on", self.job.job_id);
+                    let mut r = CheckpointRecord::started(
+                        id,
+                        SnapshotKind::Checkpoint,
+                        dir.child(&store::checkpoint_dir(id)).uri(),
+                    );
+                    r.status = "FAILED".into();
+                    r.failure = Some(e);
+                    self.job.record_checkpoint(r);
+                }
+            }
         }
     }
 
-    /// The barrier of the next checkpoint, into `<job_dir>/chk-<id>`.
-    fn checkpoint_barrier(&mut self, job_dir: &Storage) -> Barrier {
-        let id = self.take_id();
-        Arc::new(BarrierInfo {
+    /// The barrier of the next checkpoint, into `<job_dir>/chk-<id>`, a
+    /// directory reserved for this generation (see [`super::lineage`]).
+    fn checkpoint_barrier(&mut self, job_dir: &Storage) -> Result<Barrier, (u64, String)> {
+        let mut id = self.take_id();
+        if let Some(fence) = self.fence.clone() {
+            let mut taken = 0;
+            loop {
+                match fence.reserve(id) {
+                    Ok(true) => break,
+                    // Another generation holds this id (it started at the same time, or it is a zombie).
+                    Ok(false) if taken < 100 => {
+                        taken += 1;
+                        id = self.take_id();
+                    }
+                    Ok(false) => {
+                        return Err((id, format!("checkpoint ids up to {id} are reserved by other coordinators")));
+                    }
+                    Err(e) => return Err((id, format!("cannot reserve its directory: {e}"))),
+                }
+            }
+        }
+        Ok(Arc::new(BarrierInfo {
             id,
             kind: SnapshotKind::Checkpoint,
             stop: false,
             drain: false,
             dir: job_dir.child(&store::checkpoint_dir(id)),
-        })
+        }))
     }
 
     fn take_id(&mut self) -> u64 {
@@ -343,6 +318,13 @@ impl Coordinator {
                 return;
             }
         };
+        // A savepoint of this trigger id completed before (a restarted coordinator
+        // was asked again): it is the answer; writing into it would damage it.
+        if dir.exists(store::METADATA).unwrap_or(false) {
+            tracing::info!("job `{}`: savepoint {} already exists at {}", self.job.job_id, req.trigger_id, dir.uri());
+            self.job.set_savepoint(&req.trigger_id, SavepointStatus::completed(&dir.uri()));
+            return;
+        }
         self.trigger_savepoint_to(req, dir, cluster);
     }
 
@@ -384,7 +366,14 @@ impl Coordinator {
             return;
         }
         let Some(dir) = self.opts.job_dir.clone() else { return };
-        let barrier = self.checkpoint_barrier(&dir);
+        let barrier = match self.checkpoint_barrier(&dir) {
+            Ok(b) => b,
+            Err((_, e)) => {
+                // The attempt restarts and finishes again.
+                self.job.fail(format!("cannot start the final checkpoint: {e}"));
+                return;
+            }
+        };
         self.start(barrier, None, true, cluster);
         // Nothing to wait for: every subtask's state is its final one.
         let _ = self.try_complete(cluster);
@@ -401,71 +390,101 @@ impl Coordinator {
             return None;
         }
         let p = self.pending.take()?;
+        if self.job.user_cancel.load(Ordering::SeqCst) {
+            self.fail(
+                p,
+                "the job is being canceled (SIGTERM or POST /v1/job/cancel); nothing more is committed".into(),
+                true,
+                cluster,
+            );
+            return None;
+        }
+        if let Some(e) = crate::failpoint::hit("checkpoint.before-metadata") {
+            self.fail(p, e, true, cluster);
+            return None;
+        }
+        let metadata = match self.complete(&p) {
+            Ok(m) => m,
+            Err(e) => {
+                self.fail(p, e, true, cluster);
+                return None;
+            }
+        };
+        // `_metadata` is durable: a newer generation that starts from now on sees
+        // this snapshot. Commit only if none started before (lineage invariant 1).
+        // If one did, the snapshot stays: that generation may have restored it.
         match self.fence.as_ref().map(Fence::check) {
             Some(Ok(Some(why))) => {
                 tracing::error!("job `{}`: {why}", self.job.job_id);
                 self.fenced = Some(why.clone());
-                self.fail(p, why.clone(), cluster);
+                self.fail(p, why.clone(), false, cluster);
                 self.job.fail(why);
                 return None;
             }
             Some(Err(e)) => {
-                self.fail(p, format!("cannot verify this coordinator's generation: {e}"), cluster);
+                self.fail(p, format!("cannot verify this coordinator's generation: {e}"), false, cluster);
                 return None;
             }
             Some(Ok(None)) | None => {}
         }
-        match self.complete(&p) {
-            Ok(metadata) => {
-                let location = p.barrier.dir.uri();
-                let duration = p.started.elapsed().as_millis() as u64;
-                self.job.update_checkpoint(p.barrier.id, |r| {
-                    r.status = "COMPLETED".into();
-                    r.duration_ms = duration;
-                    r.size_bytes = metadata.total_size();
-                    r.alignment_ms = p.alignment_ms;
-                });
-                tracing::info!(
-                    "job `{}`: {:?} {} complete in {duration} ms ({} bytes, alignment {} ms)",
-                    self.job.job_id,
-                    p.barrier.kind,
-                    p.barrier.id,
-                    metadata.total_size(),
-                    p.alignment_ms
-                );
-                self.latest = Some(p.barrier.dir.clone());
-                if let Some(t) = &p.savepoint {
-                    self.job.set_savepoint(t, SavepointStatus::completed(&location));
-                }
-                if p.barrier.kind == SnapshotKind::Checkpoint
-                    && let Some(job_dir) = &self.opts.job_dir
-                    && let Err(e) = store::retain(job_dir, self.opts.retained, p.barrier.id)
-                {
-                    tracing::warn!("job `{}`: cannot delete old checkpoints: {e}", self.job.job_id);
-                }
-                let reached = cluster.commit(p.barrier.id);
-                let ending = if p.barrier.stop {
-                    Some(Ending::Stopped { location })
-                } else if p.is_final {
-                    Some(Ending::Finished { location })
-                } else {
-                    None
-                };
-                if let Some(ending) = ending {
-                    if reached.is_empty() {
-                        return Some(self.end(ending));
-                    }
-                    self.await_commit = Some(AwaitCommit { id: p.barrier.id, waiting: reached, ending });
-                }
-                // Subtasks that finished while this checkpoint was in flight.
-                self.maybe_final(cluster);
-                None
-            }
-            Err(e) => {
-                self.fail(p, e, cluster);
-                None
-            }
+        crate::failpoint::hit("checkpoint.before-commit");
+        let location = p.barrier.dir.uri();
+        let duration = p.started.elapsed().as_millis() as u64;
+        self.job.update_checkpoint(p.barrier.id, |r| {
+            r.status = "COMPLETED".into();
+            r.duration_ms = duration;
+            r.size_bytes = metadata.total_size();
+            r.alignment_ms = p.alignment_ms;
+        });
+        tracing::info!(
+            "job `{}`: {:?} {} complete in {duration} ms ({} bytes, alignment {} ms)",
+            self.job.job_id,
+            p.barrier.kind,
+            p.barrier.id,
+            metadata.total_size(),
+            p.alignment_ms
+        );
+        if let Some(t) = &p.savepoint {
+            self.job.set_savepoint(t, SavepointStatus::completed(&location));
         }
+        if p.barrier.kind == SnapshotKind::Checkpoint
+            && let Some(job_dir) = &self.opts.job_dir
+            && let Err(e) = store::retain(job_dir, self.opts.retained, p.barrier.id)
+        {
+            tracing::warn!("job `{}`: cannot delete old checkpoints: {e}", self.job.job_id);
+        }
+        let ending = if p.barrier.stop {
+            Some(Ending::Stopped { location: location.clone() })
+        } else if p.is_final {
+            Some(Ending::Finished { location: location.clone() })
+        } else {
+            None
+        };
+        // Output is committed by checkpoints and by a stop-with-savepoint only.
+        if !commits(&p.barrier) {
+            return None;
+        }
+        if let Some(ending) = &ending
+            && let Err(e) = self.write_terminal(ending)
+        {
+            // Without the marker a restart could resume past this snapshot: commit nothing.
+            self.job.fail(format!("cannot write the terminal marker: {e}"));
+            return None;
+        }
+        self.latest = Some(p.barrier.dir.clone());
+        let reached = cluster.commit(p.barrier.id);
+        if let Some(e) = crate::failpoint::hit("checkpoint.committed") {
+            self.job.fail(e);
+        }
+        if let Some(ending) = ending {
+            if reached.is_empty() {
+                return Some(ending);
+            }
+            self.await_commit = Some(AwaitCommit { id: p.barrier.id, waiting: reached, ending });
+        }
+        // Subtasks that finished while this checkpoint was in flight.
+        self.maybe_final(cluster);
+        None
     }
 
     /// Writes the state of finished subtasks and `_metadata`.
@@ -500,6 +519,7 @@ impl Coordinator {
             .collect();
         let metadata = Metadata {
             format_version: FORMAT_VERSION,
+            generation: self.fence.as_ref().map_or(0, |f| f.generation),
             job_id: self.job.job_id.clone(),
             checkpoint_id: p.barrier.id,
             kind: p.barrier.kind,
@@ -512,7 +532,10 @@ impl Coordinator {
         Ok(metadata)
     }
 
-    fn fail(&mut self, p: Pending, reason: String, cluster: &dyn Cluster) {
+    /// Marks a checkpoint failed. With `clean_up`, its files go (but not the
+    /// directory's reservation, so that no other generation reuses the id
+    /// while late uploads of this one may still arrive).
+    fn fail(&mut self, p: Pending, reason: String, clean_up: bool, cluster: &dyn Cluster) {
         tracing::warn!(
             "job `{}`: {:?} {} failed: {reason}; the job goes on",
             self.job.job_id,
@@ -531,26 +554,43 @@ impl Coordinator {
         if p.barrier.stop {
             cluster.resume();
         }
+        if !clean_up {
+            return;
+        }
         // Best effort: the storage may be what failed.
-        if let Err(e) = p.barrier.dir.delete_prefix("") {
-            tracing::debug!("cannot clean up {}: {e}", p.barrier.dir.uri());
+        let dir = &p.barrier.dir;
+        let removed = dir
+            .list("")
+            .and_then(|objects| objects.iter().filter(|o| o.path != OWNER).try_for_each(|o| dir.delete(&o.path)));
+        if let Err(e) = removed {
+            tracing::debug!("cannot clean up {}: {e}", dir.uri());
         }
     }
 
-    /// Writes the terminal marker, so that resuming this job id stays terminal.
-    fn end(&self, ending: Ending) -> Ending {
-        if let Some(job_dir) = &self.opts.job_dir {
-            let (reason, location) = match &ending {
-                Ending::Finished { location } => ("FINISHED", location),
-                Ending::Stopped { location } => ("STOPPED", location),
-            };
-            let t = Terminal { reason: reason.into(), location: location.clone(), time: rfc3339(SystemTime::now()) };
-            if let Err(e) = store::write_terminal(job_dir, &t) {
-                tracing::warn!("job `{}`: cannot write the terminal marker: {e}", self.job.job_id);
-            }
-        }
-        ending
+    /// Writes the terminal marker before the last commit, so that a restart of
+    /// this deployment stays terminal instead of resuming past the snapshot.
+    fn write_terminal(&self, ending: &Ending) -> Result<(), String> {
+        let Some(job_dir) = &self.opts.job_dir else { return Ok(()) };
+        let (reason, location) = match ending {
+            Ending::Finished { location } => ("FINISHED", location),
+            Ending::Stopped { location } => ("STOPPED", location),
+        };
+        let t = Terminal {
+            reason: reason.into(),
+            location: location.clone(),
+            time: rfc3339(SystemTime::now()),
+            generation: self.fence.as_ref().map_or(0, |f| f.generation),
+        };
+        store::write_terminal(job_dir, &t).map_err(|e| e.to_string())
     }
+}
+
+/// Whether completing this snapshot commits output: a checkpoint or a
+/// stop-with-savepoint does. An intermediate savepoint does not, as in Flink
+/// since 1.15 (FLINK-25191): it is not a recovery point, so output committed
+/// by it would be written again by a restore of the previous checkpoint.
+pub fn commits(barrier: &BarrierInfo) -> bool {
+    barrier.kind == SnapshotKind::Checkpoint || barrier.stop
 }
 
 #[cfg(test)]
@@ -699,19 +739,60 @@ mod tests {
     }
 
     #[test]
-    fn a_newer_generation_fences_the_older_coordinator() {
-        let dir = Storage::in_memory();
-        let (first, previous) = Fence::acquire(&dir, "a").unwrap();
-        assert_eq!((first.generation, previous.is_none()), (1, true));
-        assert_eq!(first.check().unwrap(), None);
-        let (second, previous) = Fence::acquire(&dir, "a").unwrap();
-        assert_eq!(second.generation, 2);
-        assert_eq!(previous.unwrap().fingerprint, "a");
-        let why = first.check().unwrap().unwrap();
-        assert!(why.contains("superseded by generation 2"), "{why}");
-        assert_eq!(second.check().unwrap(), None);
-        // A damaged record is an error, not a fence.
-        dir.put(GENERATION, b"{").unwrap();
-        assert!(second.check().unwrap_err().contains("damaged"));
+    fn an_intermediate_savepoint_commits_nothing_and_a_stop_savepoint_commits_after_the_terminal_marker() {
+        let dir = Storage::in_memory().child("j");
+        let mut c = coordinator(&dir, None);
+        let fake = Fake { sinks: [(1, 0)].into(), ..Fake::default() };
+        c.reset_attempt(&fake);
+        c.job.request_savepoint(Some("sp".into()), None, false, false).unwrap();
+        let req = c.job.next_savepoint_request().unwrap();
+        c.trigger_savepoint_to(req, dir.child("sp"), &fake);
+        for (v, s) in [(0, 0), (0, 1), (1, 0)] {
+            assert_eq!(c.on_message(ack(1, v, s), &fake), None);
+        }
+        assert_eq!(c.job.savepoint("sp").unwrap().status, "COMPLETED");
+        assert!(fake.committed.borrow().is_empty(), "an intermediate savepoint committed output");
+        assert!(c.latest.is_none(), "an intermediate savepoint became a recovery point");
+        c.job.request_savepoint(Some("stop".into()), None, true, false).unwrap();
+        let req = c.job.next_savepoint_request().unwrap();
+        c.trigger_savepoint_to(req, dir.child("stop"), &fake);
+        for (v, s) in [(0, 0), (0, 1), (1, 0)] {
+            assert_eq!(c.on_message(ack(2, v, s), &fake), None);
+        }
+        assert_eq!(*fake.committed.borrow(), vec![2]);
+        // The marker is written before the sinks commit.
+        assert!(store::read_terminal(&dir).unwrap().is_some_and(|t| t.reason == "STOPPED"));
+        let end = c.on_message(CoordMsg::Committed { id: 2, vertex: 1, subtask: 0 }, &fake);
+        assert_eq!(end, Some(Ending::Stopped { location: dir.child("stop").uri() }));
+    }
+
+    #[test]
+    fn a_coordinator_superseded_while_completing_keeps_the_snapshot_and_commits_nothing() {
+        let dir = Storage::in_memory().child("j");
+        let mut c = coordinator(&dir, Some(Duration::ZERO));
+        let (fence, _) = crate::checkpoint::lineage::claim(&dir, "a").unwrap();
+        c.fence = Some(fence);
+        let fake = Fake { sinks: [(1, 0)].into(), ..Fake::default() };
+        c.reset_attempt(&fake);
+        c.tick(&fake);
+        assert!(dir.child("chk-1").exists(OWNER).unwrap(), "the checkpoint directory was not reserved");
+        assert_eq!(c.on_message(ack(1, 0, 0), &fake), None);
+        assert_eq!(c.on_message(ack(1, 0, 1), &fake), None);
+        // A new coordinator claims generation 2 before the last acknowledgement.
+        crate::checkpoint::lineage::claim(&dir, "a").unwrap();
+        assert_eq!(c.on_message(ack(1, 1, 0), &fake), None);
+        assert!(fake.committed.borrow().is_empty(), "a superseded coordinator committed");
+        assert!(c.fenced().is_some_and(|w| w.contains("superseded by generation 2")));
+        // The snapshot stays: the new coordinator may have restored it.
+        assert!(dir.child("chk-1").exists("_metadata").unwrap());
+        // Ids reserved by another generation are skipped.
+        let (other, _) = crate::checkpoint::lineage::claim(&dir, "b").unwrap();
+        assert!(other.reserve(2).unwrap());
+        let mut d = coordinator(&dir, Some(Duration::ZERO));
+        d.fence = Some(crate::checkpoint::lineage::claim(&dir, "c").unwrap().0);
+        d.next_id = 2;
+        d.reset_attempt(&fake);
+        d.tick(&fake);
+        assert_eq!(fake.triggered.borrow().last(), Some(&3));
     }
 }

@@ -29,6 +29,9 @@ pub enum SnapshotKind {
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
     pub format_version: u32,
+    /// The coordinator generation that wrote it (see `lineage`); 0 before generations.
+    #[serde(default)]
+    pub generation: u64,
     pub job_id: String,
     pub checkpoint_id: u64,
     pub kind: SnapshotKind,
@@ -183,6 +186,7 @@ mod tests {
     #[test]
     fn newer_formats_are_refused() {
         let m = Metadata {
+            generation: 0,
             format_version: FORMAT_VERSION + 1,
             job_id: "j".into(),
             checkpoint_id: 1,

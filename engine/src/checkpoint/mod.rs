@@ -18,20 +18,37 @@
 //!    processing. The acknowledgement carries the file's size, checksum and
 //!    section index.
 //! 5. When every subtask has acknowledged (a finished subtask counts with its
-//!    final state), the coordinator writes `_metadata`, last. Only then is the
-//!    checkpoint complete, and only then are sinks told to commit, which makes
-//!    their pending output visible. A commit is idempotent, so a restore from a
-//!    complete checkpoint commits its committables again without harm.
+//!    final state), the coordinator writes `_metadata`, last, and never over an
+//!    existing one. Only then is the checkpoint complete. If no newer
+//!    coordinator generation has been claimed since (see [`lineage`]), sinks
+//!    are told to commit, which makes their pending output visible. A commit is
+//!    idempotent, so a restore from a complete checkpoint commits its
+//!    committables again without harm.
 //! 6. A checkpoint that is not complete within the timeout, or whose state
 //!    cannot be written, is aborted; the job goes on and the next one can
 //!    succeed. Its pending output is committed by the next checkpoint.
 //!
+//! What commits:
+//! - Checkpoints and a stop-with-savepoint commit; an intermediate savepoint
+//!   does not (as in Flink since 1.15): its pending output is committed by the
+//!   next checkpoint, and it is never a recovery point, so a failover to the
+//!   previous checkpoint cannot write output that the savepoint made visible.
+//! - A sink that finished commits its last output only with the first
+//!   checkpoint after the last one it took part in: only that one holds its
+//!   final state.
+//! - A job that ends (it finished, or stopped with a savepoint) writes its
+//!   terminal marker before the sinks' last commit.
+//! - Once the job is being canceled (SIGTERM, `POST /v1/job/cancel`), no
+//!   checkpoint completes.
+//!
 //! Invariants: output is visible only after the checkpoint that covers it is
 //! complete; a snapshot without `_metadata` is never restored from; state is
 //! matched to operators by vertex uid and checked against the operator's state
-//! layout before it is loaded.
+//! layout before it is loaded; a coordinator recovers only from its job's
+//! current lineage (see [`lineage`]).
 
 pub mod coordinator;
+pub mod lineage;
 pub mod metadata;
 pub mod restart;
 pub mod restore;

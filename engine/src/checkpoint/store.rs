@@ -64,8 +64,20 @@ fn put_json(dir: &Storage, rel: &str, value: &impl Serialize) -> Result<(), Stor
     dir.put(rel, &text)
 }
 
+/// Writes `_metadata`, which makes the snapshot complete. It is never
+/// replaced: a snapshot directory that already has one belongs to someone else.
 pub fn write_metadata(dir: &Storage, m: &Metadata) -> Result<(), StorageError> {
-    put_json(dir, METADATA, m)
+    let text = serde_json::to_vec_pretty(m).map_err(|e| StorageError::Other {
+        uri: format!("{}/{METADATA}", dir.uri()),
+        detail: format!("cannot encode: {e}"),
+    })?;
+    if dir.put_if_absent(METADATA, &text)? {
+        return Ok(());
+    }
+    Err(StorageError::Other {
+        uri: format!("{}/{METADATA}", dir.uri()),
+        detail: "a complete snapshot is already there; it is left as it is".into(),
+    })
 }
 
 /// A snapshot read into memory and verified.
@@ -173,8 +185,25 @@ pub fn load_latest(job_dir: &Storage) -> Result<Option<Loaded>, String> {
 
 /// [`load_latest`], keeping in memory only the files that `keep` selects.
 pub fn load_latest_keeping(job_dir: &Storage, keep: Want) -> Result<Option<Loaded>, String> {
+    load_latest_of(job_dir, None, keep)
+}
+
+/// The newest complete and intact checkpoint written by `generation` (by
+/// any, if `None`), keeping in memory only the files that `keep` selects.
+pub fn load_latest_of(job_dir: &Storage, generation: Option<u64>, keep: Want) -> Result<Option<Loaded>, String> {
     for id in checkpoint_ids(job_dir).map_err(|e| e.to_string())? {
         let dir = job_dir.child(&checkpoint_dir(id));
+        if let Some(g) = generation {
+            let written_by = dir
+                .get(METADATA)
+                .ok()
+                .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
+                .and_then(|m| m.get("generation").and_then(serde_json::Value::as_u64))
+                .unwrap_or(0);
+            if written_by != g {
+                continue;
+            }
+        }
         match load_verified(&dir, keep) {
             Ok(l) => return Ok(Some(l)),
             Err(why) => tracing::warn!("not restoring from checkpoint {id}: {why}; trying an older one"),
@@ -207,8 +236,9 @@ pub fn retain(job_dir: &Storage, keep: usize, keep_id: u64) -> Result<usize, Sto
     Ok(deleted)
 }
 
-/// Written when a job finished or stopped with a savepoint: a process resuming
-/// the job id stays in that terminal state instead of running past it.
+/// Written when a job finished or stopped with a savepoint, before the last
+/// commit: a restarted coordinator of that deployment stays in that terminal
+/// state instead of running past it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Terminal {
@@ -217,6 +247,9 @@ pub struct Terminal {
     /// The savepoint or final checkpoint.
     pub location: String,
     pub time: String,
+    /// The generation that wrote it (see `lineage`); 0 before generations.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 pub fn write_terminal(job_dir: &Storage, t: &Terminal) -> Result<(), StorageError> {
@@ -247,6 +280,7 @@ mod tests {
     fn meta(id: u64, files: Vec<FileEntry>) -> Metadata {
         Metadata {
             format_version: FORMAT_VERSION,
+            generation: 0,
             job_id: "j".into(),
             checkpoint_id: id,
             kind: SnapshotKind::Checkpoint,
@@ -302,6 +336,24 @@ mod tests {
     }
 
     #[test]
+    fn latest_of_a_generation_skips_other_generations_and_metadata_is_never_replaced() {
+        let job = Storage::in_memory().child("job");
+        for (id, generation) in [(1, 1), (2, 2), (3, 1)] {
+            let dir = job.child(&checkpoint_dir(id));
+            let f = write_file(&dir, "v/0.state", b"x").unwrap();
+            write_metadata(&dir, &Metadata { generation, ..meta(id, vec![f]) }).unwrap();
+        }
+        let of = |g| load_latest_of(&job, g, &|_, _| true).unwrap().map(|l| l.metadata.checkpoint_id);
+        assert_eq!(of(Some(2)), Some(2));
+        assert_eq!(of(Some(1)), Some(3));
+        assert_eq!(of(Some(7)), None);
+        assert_eq!(of(None), Some(3));
+        let e = write_metadata(&job.child("chk-2"), &meta(2, vec![])).unwrap_err();
+        assert!(e.to_string().contains("already there"), "{e}");
+        assert_eq!(load(&job.child("chk-2")).unwrap().metadata.generation, 2);
+    }
+
+    #[test]
     fn retention_keeps_the_newest_complete_checkpoints() {
         let job = Storage::in_memory().child("job");
         for id in 1..=5 {
@@ -323,7 +375,7 @@ mod tests {
     fn terminal_marker_round_trip() {
         let job = Storage::in_memory().child("job");
         assert_eq!(read_terminal(&job).unwrap(), None);
-        let t = Terminal { reason: "STOPPED".into(), location: "file:///sp".into(), time: "t".into() };
+        let t = Terminal { reason: "STOPPED".into(), location: "file:///sp".into(), time: "t".into(), generation: 3 };
         write_terminal(&job, &t).unwrap();
         assert_eq!(read_terminal(&job).unwrap(), Some(t));
     }

@@ -15,15 +15,17 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{BarrierWire, DeploySpec, MetricSample, PROTOCOL, ToCoordinator, ToWorker, read_frame, write_frame};
-use crate::checkpoint::coordinator::{Cluster, Coordinator, Ending, Fence};
-use crate::checkpoint::store::{self, Loaded};
+use super::{
+    BarrierWire, ConnectionLimit, DeploySpec, MetricSample, PROTOCOL, ToCoordinator, ToWorker, read_frame, write_frame,
+};
+use crate::checkpoint::coordinator::{Cluster, Coordinator, Ending};
+use crate::checkpoint::store::Loaded;
 use crate::checkpoint::{Barrier, CoordMsg, SubtaskSnapshot};
 use crate::error::EngineError;
 use crate::plan::JobGraph;
 use crate::runtime::{
-    AttemptEnd, AttemptError, Attempts, JobState, JobStatus, Restore, RunOptions, attempt_result, execute_with,
-    prepare_attempt,
+    AttemptEnd, AttemptError, Attempts, Claimed, JobState, JobStatus, RunOptions, attempt_result, execute_with,
+    prepare_attempt, start,
 };
 
 /// How the coordinator is started, beyond the job and its configuration.
@@ -93,9 +95,12 @@ impl Rpc {
         std::thread::Builder::new()
             .name("rpc-accept".into())
             .spawn(move || {
+                let limit = ConnectionLimit::default();
                 for stream in listener.incoming().flatten() {
+                    let Some(admitted) = limit.admit("the RPC port") else { continue };
                     let (w, tx) = (w.clone(), tx.clone());
                     let _ = std::thread::Builder::new().name("rpc-worker".into()).spawn(move || {
+                        let _admitted = admitted;
                         serve_worker(stream, generation, &w, &tx);
                     });
                 }
@@ -557,53 +562,39 @@ impl Attempts for RemoteAttempts {
     }
 }
 
-/// Decides where a coordinator starts from. A coordinator restarted for the
-/// same deployment (same job text and configuration, per the generation
-/// record) recovers like Flink's JobManager: from the newest complete
-/// checkpoint, or stays terminal if the job had ended; with no checkpoint yet,
-/// from what the deployment asked for.
-pub fn recovery(opts: &mut RunOptions, previous_same_deployment: bool) -> Result<(), EngineError> {
-    let Some(dir) = &opts.checkpoint.job_dir else { return Ok(()) };
-    if !previous_same_deployment || opts.restore == Restore::Latest {
-        return Ok(());
-    }
-    let has_checkpoint = !store::checkpoint_ids(dir).map_err(|e| EngineError::Storage(e.to_string()))?.is_empty();
-    let terminal = store::read_terminal(dir).map_err(EngineError::Storage)?.is_some();
-    if has_checkpoint || terminal {
-        eprintln!(
-            "sluice: coordinator restarted for the same deployment of job `{}`: recovering from the newest checkpoint under {}",
-            dir.uri().rsplit('/').next().unwrap_or_default(),
-            dir.uri()
-        );
-        opts.restore = Restore::Latest;
-    }
-    Ok(())
-}
-
 /// Runs a job as its coordinator until it ends (or, with `stay`, until
 /// `shutdown`). `shutdown` (SIGTERM) cancels the job without committing and
 /// without marking it terminal, so a new coordinator resumes it.
 pub fn run(
     source: JobSource,
     graph: &JobGraph,
-    mut opts: RunOptions,
+    opts: RunOptions,
     copts: &CoordinatorOptions,
     state: Arc<JobState>,
     stay: bool,
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), EngineError> {
-    let (fence, generation) = match &opts.checkpoint.job_dir {
-        Some(dir) => {
-            let fp = source.fingerprint();
-            let (fence, previous) = Fence::acquire(dir, &fp).map_err(EngineError::Storage)?;
-            recovery(&mut opts, previous.is_some_and(|p| p.fingerprint == fp))?;
-            let g = fence.generation;
-            (Some(fence), g)
-        }
-        None => (None, 1),
+    // A coordinator is a restart of its deployment when the deployment ran
+    // before (see `lineage::decide`); the first one starts as its flags say.
+    let setup = || -> Result<(Option<Claimed>, Rpc), EngineError> {
+        let claimed = match &opts.checkpoint.job_dir {
+            Some(dir) => Some(Claimed::claim(dir, &source.fingerprint(), true)?),
+            None => None,
+        };
+        let generation = claimed.as_ref().map_or(1, |c| c.fence.generation);
+        let rpc = Rpc::start(copts, generation)?;
+        eprintln!("sluice: job `{}` coordinator (generation {generation}) RPC on {}", source.job_id, rpc.addr);
+        Ok((claimed, rpc))
     };
-    let rpc = Rpc::start(copts, generation)?;
-    eprintln!("sluice: job `{}` coordinator (generation {generation}) RPC on {}", source.job_id, rpc.addr);
+    let (claimed, rpc) = match setup() {
+        Ok(x) => x,
+        Err(e) => {
+            let e = start::failed(&state, e);
+            stay_until(&state, stay, &shutdown);
+            return Err(e);
+        }
+    };
+    let generation = claimed.as_ref().map_or(1, |c| c.fence.generation);
     let st = state.clone();
     let sd = shutdown.clone();
     std::thread::Builder::new()
@@ -619,22 +610,35 @@ pub fn run(
         })
         .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))?;
     let mut attempts = RemoteAttempts::new(rpc, source, generation);
-    let result = execute_with(graph, &state, &opts, &mut attempts, fence);
-    let status = state.status();
+    let result = execute_with(graph, &state, &opts, &mut attempts, claimed);
     let by_signal = shutdown.load(Ordering::SeqCst);
-    if !stay && !by_signal && status == JobStatus::Finished {
+    if !stay && !by_signal && state.status() == JobStatus::Finished {
         attempts.rpc.exit_all("the job finished");
     }
-    if stay && !by_signal {
-        eprintln!(
-            "sluice: job `{}` is {:?}; the coordinator stays up (--on-finish stay) until SIGTERM",
-            state.job_id, status
-        );
-        while !shutdown.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    stay_until(&state, stay, &shutdown);
     result
+}
+
+/// With `--on-finish stay`, keeps the process (and its REST API) up in the
+/// job's final state until SIGTERM.
+fn stay_until(state: &JobState, stay: bool, shutdown: &AtomicBool) {
+    if !stay || shutdown.load(Ordering::SeqCst) {
+        return;
+    }
+    match state.error() {
+        Some(e) if state.status() == JobStatus::Failed => eprintln!(
+            "sluice: job `{}` FAILED: {e}\nsluice: the coordinator stays up (--on-finish stay) until SIGTERM",
+            state.job_id
+        ),
+        _ => eprintln!(
+            "sluice: job `{}` is {:?}; the coordinator stays up (--on-finish stay) until SIGTERM",
+            state.job_id,
+            state.status()
+        ),
+    }
+    while !shutdown.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use super::{BarrierWire, MAX_FRAME};
+use super::{BarrierWire, ConnectionLimit, MAX_FRAME, read_body};
 use crate::error::EngineError;
 use crate::runtime::Exchange;
 use crate::runtime::channel::{Credit, Envelope, Msg, Outbox, RemoteMsg};
@@ -142,12 +142,8 @@ fn read(r: &mut impl Read, s3: &sluice_storage::S3Options) -> std::io::Result<Fr
         return Err(bad(format!("bad frame length {len}")));
     }
     // The payload starts 16 bytes into the body, so a batch stays aligned.
-    // The buffer is filled by the read, not zeroed first: batches are large.
-    let mut body = Vec::with_capacity(len);
-    r.take(len as u64).read_to_end(&mut body)?;
-    if body.len() != len {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the connection ended inside a frame"));
-    }
+    // The buffer grows as the bytes arrive, not zeroed first: batches are large.
+    let body = read_body(r, len)?;
     let word = |o: usize| u32::from_le_bytes([body[o], body[o + 1], body[o + 2], body[o + 3]]);
     let (tag, vertex, subtask, channel) = (body[0], word(4), word(8), word(12));
     let payload = &body[HEADER..];
@@ -246,9 +242,12 @@ impl DataServer {
         std::thread::Builder::new()
             .name("data-accept".into())
             .spawn(move || {
+                let limit = ConnectionLimit::default();
                 for stream in listener.incoming().flatten() {
+                    let Some(admitted) = limit.admit("the data port") else { continue };
                     let cur = cur.clone();
                     let _ = std::thread::Builder::new().name("data-in".into()).spawn(move || {
+                        let _admitted = admitted;
                         if let Err(e) = serve_inbound(stream, &cur) {
                             tracing::debug!("data connection ended: {e}");
                         }

@@ -22,10 +22,12 @@
 //! so forward edges stay inside a worker; slots are spread over workers so
 //! that each gets an equal share.
 //!
-//! Fencing: each coordinator takes the next generation number under the
-//! job's checkpoint directory ([`crate::checkpoint::coordinator::Fence`]) and
-//! checks it before every checkpoint completes, so a zombie coordinator can
-//! never commit. Workers refuse a coordinator older than one they have seen.
+//! Fencing: each coordinator claims the next generation number under the
+//! job's checkpoint directory with a conditional write, and checks it after
+//! every `_metadata` is durable and before anything is committed, so a zombie
+//! coordinator can never commit output that its successor does not see
+//! ([`crate::checkpoint::lineage`]). Workers refuse a coordinator older than
+//! one they have seen.
 
 pub mod coordinator;
 pub mod exchange;
@@ -45,7 +47,54 @@ use crate::metrics::SubtaskMetrics;
 pub const PROTOCOL: u32 = 1;
 
 /// The largest frame either side accepts, on control and data connections.
-const MAX_FRAME: usize = 1 << 30;
+/// The biggest real frames are record batches (`execution.batch-size` rows)
+/// and a finished subtask's final state. Frames are read as their bytes
+/// arrive, so a bogus length costs no memory up front.
+const MAX_FRAME: usize = 256 << 20;
+
+/// Reading starts with at most this much room; the buffer grows as bytes arrive.
+const FRAME_CHUNK: usize = 1 << 20;
+
+/// Connections one listening port serves at once; more are closed at once.
+/// A job needs one control connection per worker and, per worker, one data
+/// connection from every other worker.
+const MAX_CONNECTIONS: usize = 512;
+
+/// Counts the open connections of one listening port.
+#[derive(Clone, Default)]
+struct ConnectionLimit(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+/// An admitted connection; dropping it frees its place.
+struct Admitted(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl ConnectionLimit {
+    fn admit(&self, port: &str) -> Option<Admitted> {
+        use std::sync::atomic::Ordering;
+        let open = self.0.fetch_add(1, Ordering::SeqCst);
+        if open >= MAX_CONNECTIONS {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!("{port}: {open} connections are open; refusing another");
+            return None;
+        }
+        Some(Admitted(self.0.clone()))
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Reads `len` bytes of a frame body as they arrive.
+fn read_body(r: &mut impl Read, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(len.min(FRAME_CHUNK));
+    r.take(len as u64).read_to_end(&mut body)?;
+    if body.len() != len {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the connection ended inside a frame"));
+    }
+    Ok(body)
+}
 
 /// Messages from a worker to the coordinator.
 #[derive(Debug, Serialize, Deserialize)]
@@ -254,10 +303,14 @@ pub fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> std::io::Result<T> 
     r.read_exact(&mut len)?;
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes is too large")));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "frame of {len} bytes is larger than the limit of {MAX_FRAME}; is this a Sluice engine of the same version?"
+            ),
+        ));
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
+    let body = read_body(r, len)?;
     serde_json::from_slice(&body).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
@@ -267,4 +320,32 @@ pub fn resolve(addr: &str) -> std::io::Result<std::net::SocketAddr> {
     addr.to_socket_addrs()?.next().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::NotFound, format!("`{addr}` does not resolve to an address"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_frame_length_is_refused_and_a_short_frame_costs_only_its_bytes() {
+        let mut bogus = Vec::from(((MAX_FRAME + 1) as u32).to_le_bytes());
+        bogus.extend_from_slice(b"{}");
+        let e = read_frame::<serde_json::Value>(&mut bogus.as_slice()).unwrap_err();
+        assert!(e.to_string().contains("larger than the limit"), "{e}");
+        // A length of 200 MiB with 2 bytes behind it: an EOF, not a 200 MiB buffer.
+        let mut short = Vec::from((200u32 << 20).to_le_bytes());
+        short.extend_from_slice(b"{}");
+        let e = read_frame::<serde_json::Value>(&mut short.as_slice()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+    }
+
+    #[test]
+    fn a_port_admits_a_bounded_number_of_connections() {
+        let limit = ConnectionLimit::default();
+        let open: Vec<Admitted> = (0..MAX_CONNECTIONS).map_while(|_| limit.admit("test")).collect();
+        assert_eq!(open.len(), MAX_CONNECTIONS);
+        assert!(limit.admit("test").is_none());
+        drop(open);
+        assert!(limit.admit("test").is_some());
+    }
 }

@@ -117,8 +117,16 @@ struct Savepoints {
     queue: VecDeque<SavepointRequest>,
     requests: BTreeMap<String, SavepointRequest>,
     status: BTreeMap<String, SavepointStatus>,
+    /// Trigger ids, oldest first, for forgetting the oldest finished ones.
+    order: VecDeque<String>,
     counter: u64,
 }
+
+/// Savepoint requests waiting to be triggered; more are refused.
+const MAX_QUEUED_SAVEPOINTS: usize = 16;
+/// Savepoints whose status the REST API remembers; the oldest finished ones
+/// are forgotten first (an unknown trigger id is a 404, as after a restart).
+const REMEMBERED_SAVEPOINTS: usize = 1000;
 
 /// Checkpoint history kept for the REST API.
 const HISTORY: usize = 100;
@@ -140,6 +148,25 @@ pub struct JobState {
     pub subtasks: Vec<Arc<SubtaskMetrics>>,
     checkpoints: Mutex<VecDeque<CheckpointRecord>>,
     savepoints: Mutex<Savepoints>,
+}
+
+/// Keeps the savepoint maps bounded: forgets the oldest finished savepoints
+/// beyond [`REMEMBERED_SAVEPOINTS`] (in-progress ones are at most the queue).
+fn forget_oldest(sp: &mut Savepoints) {
+    let mut kept = VecDeque::new();
+    while sp.order.len() + kept.len() > REMEMBERED_SAVEPOINTS
+        && let Some(id) = sp.order.pop_front()
+    {
+        if sp.status.get(&id).is_some_and(|s| s.status == "IN_PROGRESS") {
+            kept.push_back(id);
+        } else {
+            sp.status.remove(&id);
+            sp.requests.remove(&id);
+        }
+    }
+    while let Some(id) = kept.pop_back() {
+        sp.order.push_front(id);
+    }
 }
 
 impl JobState {
@@ -286,6 +313,13 @@ impl JobState {
         if self.status().is_terminal() {
             return Err(format!("job `{}` is {:?}; it cannot take a savepoint", self.job_id, self.status()));
         }
+        if sp.queue.len() >= MAX_QUEUED_SAVEPOINTS {
+            return Err(format!(
+                "job `{}` has {} savepoint requests waiting already; retry once they are done",
+                self.job_id,
+                sp.queue.len()
+            ));
+        }
         sp.counter += 1;
         let id = trigger_id.unwrap_or_else(|| {
             let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
@@ -294,7 +328,9 @@ impl JobState {
         let req = SavepointRequest { trigger_id: id.clone(), target_directory, stop, drain };
         sp.requests.insert(id.clone(), req.clone());
         sp.status.insert(id.clone(), SavepointStatus::in_progress());
+        sp.order.push_back(id.clone());
         sp.queue.push_back(req);
+        forget_oldest(&mut sp);
         Ok(id)
     }
 
@@ -337,5 +373,29 @@ mod tests {
         assert_eq!(j.savepoint(&generated), Some(SavepointStatus::in_progress()));
         j.set_status(JobStatus::Canceled);
         assert_eq!(j.savepoint(&generated).unwrap().status, "FAILED");
+    }
+
+    #[test]
+    fn savepoint_requests_and_their_history_are_bounded() {
+        let j = job();
+        for i in 0..MAX_QUEUED_SAVEPOINTS {
+            j.request_savepoint(Some(format!("q{i}")), None, false, false).unwrap();
+        }
+        let e = j.request_savepoint(Some("one-too-many".into()), None, false, false).unwrap_err();
+        assert!(e.contains("waiting already"), "{e}");
+        while let Some(r) = j.next_savepoint_request() {
+            j.set_savepoint(&r.trigger_id, SavepointStatus::completed("/sp"));
+        }
+        for i in 0..REMEMBERED_SAVEPOINTS + 50 {
+            j.request_savepoint(Some(format!("t{i}")), None, false, false).unwrap();
+            let r = j.next_savepoint_request().unwrap();
+            j.set_savepoint(&r.trigger_id, SavepointStatus::completed("/sp"));
+        }
+        let sp = j.savepoints.lock().unwrap();
+        assert_eq!(
+            (sp.status.len(), sp.requests.len(), sp.order.len()),
+            (REMEMBERED_SAVEPOINTS, REMEMBERED_SAVEPOINTS, REMEMBERED_SAVEPOINTS)
+        );
+        assert!(!sp.status.contains_key("q0") && sp.status.contains_key(&format!("t{}", REMEMBERED_SAVEPOINTS + 49)));
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod channel;
 pub mod job;
+pub mod start;
 mod task;
 
 use std::sync::Arc;
@@ -23,9 +24,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 use sluice_connectors::{SinkContext, SourceContext, create_sink, create_source, recover_sink};
-use sluice_storage::Storage;
 
-use crate::checkpoint::coordinator::{CheckpointOptions, Cluster, Coordinator, Ending, Fence, VertexMeta};
+use crate::checkpoint::coordinator::{CheckpointOptions, Cluster, Coordinator, Ending, VertexMeta};
 use crate::checkpoint::metadata::OperatorState;
 use crate::checkpoint::restart::RestartStrategy;
 use crate::checkpoint::restore;
@@ -43,6 +43,8 @@ use crate::plan::{JobGraph, OpSpec, Partitioning};
 use channel::{CONTROL, CloseOnDrop, Credit, Envelope, Msg, Outbox, Target};
 pub use job::{CheckpointRecord, JobState, JobStatus, SavepointRequest, SavepointStatus, VertexInfo};
 use sluice_sql::plan::WindowKind;
+use start::Begin;
+pub use start::Claimed;
 use task::{InputRun, OutEdge, Outputs, SourceRun, TaskCtx};
 
 /// Where a run starts from.
@@ -167,7 +169,7 @@ fn sink_context(
 }
 
 /// Tells the user where the state comes from and how big it is.
-fn restoring(state: &JobState, l: &Loaded, since: Instant) {
+pub(crate) fn restoring(state: &JobState, l: &Loaded, since: Instant) {
     eprintln!(
         "sluice: job `{}` restoring from {} ({} {}, {} files, {} bytes, read and verified in {} ms)",
         state.job_id,
@@ -209,79 +211,38 @@ pub enum AttemptEnd {
 }
 
 /// Runs the job until it finishes, is canceled, stops with a savepoint, or
-/// fails beyond its restart strategy.
+/// fails beyond its restart strategy. With checkpoint storage, it claims a
+/// generation of the job first (a new run, never a restart).
 pub fn execute(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions) -> Result<(), EngineError> {
-    execute_with(graph, state, opts, &mut LocalAttempts, None)
+    let claimed = match &opts.checkpoint.job_dir {
+        Some(dir) => Some(Claimed::claim(dir, "run", false).map_err(|e| start::failed(state, e))?),
+        None => None,
+    };
+    execute_with(graph, state, opts, &mut LocalAttempts, claimed)
 }
 
-/// [`execute`] with another attempt runner, and optionally a fence: the
-/// generation of this coordinator, checked before each checkpoint completes.
+/// [`execute`] with another attempt runner and the generation it claimed, if
+/// the job has checkpoint storage: its fence is checked before anything is
+/// committed, and it decides where the run starts (see [`start`]).
 pub fn execute_with(
     graph: &JobGraph,
     state: &Arc<JobState>,
     opts: &RunOptions,
     attempts: &mut dyn Attempts,
-    fence: Option<Fence>,
+    claimed: Option<Claimed>,
 ) -> Result<(), EngineError> {
     let ck = &opts.checkpoint;
     let keyed = attempts.restores_keyed_state();
     let keep = |m: &crate::checkpoint::Metadata, f: &crate::checkpoint::metadata::FileEntry| {
         keyed || store::holds_unkeyed(m, f)
     };
-    if let Some(dir) = &ck.job_dir {
-        dir.check().map_err(|e| EngineError::Storage(format!("checkpoint storage is not usable: {e}")))?;
-    }
-    let initial: Option<Loaded> = match &opts.restore {
-        Restore::None => None,
-        Restore::Latest => {
-            let dir = ck.job_dir.as_ref().ok_or_else(|| {
-                EngineError::Config("--restore latest needs a checkpoint directory (--checkpoint-dir)".into())
-            })?;
-            if let Some(t) = store::read_terminal(dir).map_err(EngineError::Storage)? {
-                eprintln!(
-                    "sluice: job `{}` already ended ({} at {}, {}); it stays terminal. Restore that snapshot explicitly with --restore, or use another --job-id.",
-                    state.job_id, t.reason, t.time, t.location
-                );
-                state.set_status(JobStatus::Finished);
-                return Ok(());
-            }
-            let t = Instant::now();
-            let l = store::load_latest_keeping(dir, &keep).map_err(EngineError::Storage)?;
-            match &l {
-                Some(l) => restoring(state, l, t),
-                None => eprintln!(
-                    "sluice: job `{}`: no complete checkpoint under {}; starting empty",
-                    state.job_id,
-                    dir.uri()
-                ),
-            }
-            l
-        }
-        Restore::Uri(uri) => {
-            let dir =
-                Storage::open(store::snapshot_root(uri), &ck.s3).map_err(|e| EngineError::Storage(e.to_string()))?;
-            let t = Instant::now();
-            let l = store::load_verified(&dir, &keep)
-                .map_err(|message| EngineError::Restore { location: dir.uri(), message })?;
-            restoring(state, &l, t);
-            Some(l)
-        }
+    let (initial, first_id) = match start::begin(graph, state, opts, claimed.as_ref(), &keep) {
+        Ok(Some(Begin { initial, first_id })) => (initial, first_id),
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(start::failed(state, e)),
     };
-    // A new run of a job id that had ended: it is no longer terminal.
-    if opts.restore != Restore::Latest
-        && let Some(dir) = &ck.job_dir
-        && store::read_terminal(dir).map_err(EngineError::Storage)?.is_some()
-    {
-        dir.delete(store::TERMINAL).map_err(|e| EngineError::Storage(e.to_string()))?;
-        tracing::info!("job `{}`: a new run replaces the terminal marker of the previous one", state.job_id);
-    }
-    let mut first_id = initial.as_ref().map_or(0, |l| l.metadata.checkpoint_id) + 1;
-    if let Some(dir) = &ck.job_dir {
-        let newest = store::checkpoint_ids(dir).map_err(|e| EngineError::Storage(e.to_string()))?.first().copied();
-        first_id = first_id.max(newest.unwrap_or(0) + 1);
-    }
     let mut coord = Coordinator::new(ck.clone(), state.clone(), graph.max_parallelism, Vec::new(), first_id);
-    coord.fence = fence;
+    coord.fence = claimed.map(|c| c.fence);
     let mut restored_from: Option<Loaded> = None;
     let mut attempt = 0u32;
     loop {
@@ -296,11 +257,7 @@ pub fn execute_with(
                 state.set_status(JobStatus::Canceled);
                 return Ok(());
             }
-            Err(AttemptError::Fatal(e)) => {
-                state.fail(e.to_string());
-                state.set_status(JobStatus::Failed);
-                return Err(e);
-            }
+            Err(AttemptError::Fatal(e)) => return Err(start::failed(state, e)),
             Err(e) => {
                 // Errors while setting up the first attempt are the user's to fix.
                 let setup = matches!(e, AttemptError::Setup(_)) && attempt == 0;
@@ -313,8 +270,7 @@ pub fn execute_with(
                         state.set_status(JobStatus::Canceled);
                         return Ok(());
                     }
-                    state.set_status(JobStatus::Failed);
-                    return Err(err);
+                    return Err(start::failed(state, err));
                 };
                 state.restarts.store(attempt as u64, Ordering::SeqCst);
                 state.set_status(JobStatus::Restarting);
@@ -344,8 +300,10 @@ pub fn execute_with(
                         }
                         Err(why) => {
                             tracing::warn!("cannot restore from {}: {why}; trying older checkpoints", dir.uri());
+                            // This generation's newest other checkpoint, else where it started.
+                            let generation = coord.fence.as_ref().map(|f| f.generation);
                             match &ck.job_dir {
-                                Some(j) => store::load_latest_keeping(j, &keep).ok().flatten(),
+                                Some(j) => store::load_latest_of(j, generation, &keep).ok().flatten(),
                                 None => None,
                             }
                         }

@@ -22,8 +22,23 @@ use crate::metrics::{NO_WATERMARK, SubtaskMetrics};
 use crate::operators::{Chain, Event, KeyGroupWriters};
 use crate::plan::Partitioning;
 
-/// The checkpoint id that labels a sink's output pre-committed when it finished.
+/// The checkpoint id a subtask snapshots with when its input has ended.
 pub const FINAL: u64 = u64::MAX;
+
+/// The checkpoint that makes output pre-committed under `id` visible. A
+/// finished sink's last output (`FINAL`) is covered by the first checkpoint
+/// after the last one the sink took part in: only that one holds the sink's
+/// final state, so an earlier one completing must not commit it.
+fn covering_checkpoint(id: u64, last_checkpoint: u64) -> u64 {
+    if id == FINAL { last_checkpoint + 1 } else { id }
+}
+
+/// Takes out the committables that checkpoint `id` covers.
+fn ready_to_commit(uncommitted: &mut Vec<(u64, Vec<u8>)>, id: u64) -> Vec<Vec<u8>> {
+    let (ready, rest): (Vec<_>, Vec<_>) = uncommitted.drain(..).partition(|(c, _)| *c <= id);
+    *uncommitted = rest;
+    ready.into_iter().map(|(_, c)| c).collect()
+}
 
 /// The downstream side of one output edge of a subtask.
 pub struct OutEdge {
@@ -146,7 +161,7 @@ impl TaskCtx {
             }
             if let Some(s) = op.pre_commit(id)? {
                 if !s.committable.is_empty() {
-                    self.uncommitted.push((id, s.committable));
+                    self.uncommitted.push((covering_checkpoint(id, self.last_checkpoint), s.committable));
                 }
                 sink_state = Some(s.state);
             }
@@ -204,11 +219,9 @@ impl TaskCtx {
         Ok(outputs.broadcast(|| Msg::Barrier(b.clone())))
     }
 
-    /// Commits sink output up to checkpoint `id`.
-    fn commit(&mut self, chain: &mut Chain, id: u64, all: bool) -> Result<(), OpError> {
-        let (ready, rest): (Vec<_>, Vec<_>) = self.uncommitted.drain(..).partition(|(c, _)| all || *c <= id);
-        self.uncommitted = rest;
-        let committables: Vec<Vec<u8>> = ready.into_iter().map(|(_, c)| c).collect();
+    /// Commits the sink output that checkpoint `id` covers.
+    fn commit(&mut self, chain: &mut Chain, id: u64) -> Result<(), OpError> {
+        let committables = ready_to_commit(&mut self.uncommitted, id);
         if !committables.is_empty()
             && let Some(sink) = chain.ops.last_mut()
         {
@@ -219,7 +232,8 @@ impl TaskCtx {
     }
 
     /// Input has ended: report the final state; an exactly-once sink then
-    /// waits for the final checkpoint to commit its last output.
+    /// waits for the checkpoint that covers its last output, committing what
+    /// earlier checkpoints cover on the way.
     fn finished(&mut self, chain: &mut Chain, reader: Option<&dyn SourceReader>, inbox: Inbox) -> Result<(), OpError> {
         let snapshot = self.snapshot(chain, reader, FINAL)?;
         let _ = self.coord.send(CoordMsg::Finished {
@@ -231,11 +245,14 @@ impl TaskCtx {
         if !(self.is_sink && self.exactly_once) {
             return Ok(());
         }
+        crate::failpoint::hit("sink.finished");
         while !self.stopping() {
             match inbox.next_commit(Duration::from_millis(50)) {
                 Ok(Some(id)) => {
-                    self.commit(chain, id, true)?;
-                    return Ok(());
+                    self.commit(chain, id)?;
+                    if id > self.last_checkpoint {
+                        return Ok(());
+                    }
                 }
                 Ok(None) => {}
                 Err(Disconnected) => return Ok(()),
@@ -326,7 +343,7 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
                         }
                         match s.control.recv_timeout(Duration::from_millis(20)) {
                             Ok(SourceControl::Resume) => break,
-                            Ok(SourceControl::Commit(id)) => s.ctx.commit(chain, id, false)?,
+                            Ok(SourceControl::Commit(id)) => s.ctx.commit(chain, id)?,
                             Ok(SourceControl::Trigger(_)) | Err(RecvTimeoutError::Timeout) => {}
                             Err(RecvTimeoutError::Disconnected) => return Ok(()),
                         }
@@ -335,7 +352,7 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
                 continue;
             }
             Ok(SourceControl::Commit(id)) => {
-                s.ctx.commit(chain, id, false)?;
+                s.ctx.commit(chain, id)?;
                 continue;
             }
             Ok(SourceControl::Resume) | Err(_) => {}
@@ -439,7 +456,7 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
         let bp_before = m.backpressured_ns.load(Ordering::Relaxed);
         if env.channel == CONTROL {
             if let Msg::Commit(id) = env.msg {
-                ctx.commit(chain, id, false)?;
+                ctx.commit(chain, id)?;
             }
             continue;
         }
@@ -550,5 +567,27 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
         if ctx.stopping() {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_sinks_last_output_waits_for_the_checkpoint_after_its_last_one() {
+        // The sink took part in checkpoint 4, then finished while 4 was completing.
+        let last = 4;
+        let mut uncommitted =
+            vec![(3, b"c3".to_vec()), (4, b"c4".to_vec()), (covering_checkpoint(FINAL, last), b"end".to_vec())];
+        assert_eq!(ready_to_commit(&mut uncommitted, 3), [b"c3".to_vec()]);
+        assert_eq!(
+            ready_to_commit(&mut uncommitted, 4),
+            [b"c4".to_vec()],
+            "checkpoint 4 does not cover the last output"
+        );
+        assert_eq!(ready_to_commit(&mut uncommitted, 5), [b"end".to_vec()]);
+        assert!(uncommitted.is_empty());
+        assert_eq!(covering_checkpoint(7, last), 7);
     }
 }

@@ -117,6 +117,31 @@ impl ObjectStore for FileStore {
         sync_dir(dir)
     }
 
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool, StorageError> {
+        let path = self.path(key);
+        let dir = parent_of(&path)?;
+        create_dirs(dir)?;
+        // A complete temporary file is hard-linked to the name: link(2) fails if the name
+        // exists, so readers never see a partial object and only one writer wins.
+        let tmp = dir.join(format!(".{}.tmp-{}", location::file_name(key), unique_suffix()));
+        let linked = (|| {
+            let mut f = File::create_new(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            match fs::hard_link(&tmp, &path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            }
+        })();
+        let _ = fs::remove_file(&tmp);
+        let created = linked.map_err(|e| StorageError::Io { uri: path_uri(&path), source: e })?;
+        if created {
+            sync_dir(dir)?;
+        }
+        Ok(created)
+    }
+
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
         let path = self.path(key);
         fs::read(&path).map_err(io_err(&path))

@@ -100,6 +100,14 @@ impl Storage {
         self.store.put(&self.object_key(rel)?, data)
     }
 
+    /// Creates `rel` with `data` unless it exists: `Ok(true)` if this call created it,
+    /// `Ok(false)` if an object was already there (it is left unchanged). Atomic on every
+    /// backend (a hard link of a complete temporary file locally, `If-None-Match: *` on S3), so
+    /// of two writers racing for one name exactly one wins: the basis of fencing.
+    pub fn put_if_absent(&self, rel: &str, data: &[u8]) -> Result<bool, StorageError> {
+        self.store.put_if_absent(&self.object_key(rel)?, data)
+    }
+
     /// The whole content of `rel`; [`StorageError::NotFound`] when it does not exist.
     pub fn get(&self, rel: &str) -> Result<Vec<u8>, StorageError> {
         self.store.get(&self.object_key(rel)?)

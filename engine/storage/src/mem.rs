@@ -49,6 +49,15 @@ impl ObjectStore for MemStore {
         Ok(())
     }
 
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool, StorageError> {
+        let mut state = self.state();
+        if state.objects.contains_key(key) {
+            return Ok(false);
+        }
+        state.objects.insert(key.to_string(), data.to_vec());
+        Ok(true)
+    }
+
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
         self.state().objects.get(key).cloned().ok_or_else(|| StorageError::NotFound { uri: mem_uri(key) })
     }
@@ -180,6 +189,14 @@ mod tests {
 
     fn paths(list: Vec<ObjectInfo>) -> Vec<String> {
         list.into_iter().map(|o| o.path).collect()
+    }
+
+    #[test]
+    fn put_if_absent_keeps_the_first_object() {
+        let s = Storage::in_memory();
+        assert!(s.put_if_absent("a", b"1").unwrap());
+        assert!(!s.put_if_absent("a", b"2").unwrap());
+        assert_eq!(s.get("a").unwrap(), b"1");
     }
 
     #[test]

@@ -470,6 +470,42 @@ impl ObjectStore for S3Store {
         })
     }
 
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool, StorageError> {
+        let ctx = &self.ctx;
+        let uri = &ctx.uri(key);
+        self.run(uri, |client| async move {
+            // Conditional writes: 412 when the object exists. AWS answers 409 to a conditional
+            // write that races another one for the same key; the object then exists or is about
+            // to, so the loser reads that as "already there" only after it sees the object.
+            for _ in 0..10 {
+                let sent = client
+                    .put_object()
+                    .bucket(&ctx.bucket)
+                    .key(key)
+                    .if_none_match("*")
+                    .body(ByteStream::from(data.to_vec()))
+                    .send()
+                    .await;
+                let err = match sent {
+                    Ok(_) => return Ok(true),
+                    Err(e) => e,
+                };
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                match (err.code(), status) {
+                    (Some("PreconditionFailed"), _) | (_, Some(412)) => return Ok(false),
+                    (Some("ConditionalRequestConflict"), _) | (_, Some(409)) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    _ => return Err(ctx.map(uri, err)),
+                }
+            }
+            Err(StorageError::Other {
+                uri: uri.clone(),
+                detail: "conditional write kept conflicting with concurrent writes (409); retry later".into(),
+            })
+        })
+    }
+
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
         let ctx = &self.ctx;
         let uri = &ctx.uri(key);

@@ -7,6 +7,9 @@ pub(crate) trait ObjectStore: Send + Sync {
     /// The URI of `key` ("" for the store's root).
     fn uri(&self, key: &str) -> String;
     fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError>;
+    /// Writes `data` to `key` only if no object is there; `Ok(false)` if one was. Atomic: of
+    /// two concurrent calls for one key, exactly one returns `Ok(true)`.
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool, StorageError>;
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError>;
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, StorageError>;
     /// Objects at or under `prefix` (directory semantics) with full keys, in any order.

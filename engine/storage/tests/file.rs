@@ -206,3 +206,29 @@ fn empty_upload_completes_to_an_empty_file() {
     s.complete_recorded(&h).unwrap();
     assert_eq!(s.get("empty").unwrap(), b"");
 }
+
+#[test]
+fn put_if_absent_creates_once_and_racing_writers_get_one_winner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = open(tmp.path()).child("job");
+    assert!(s.put_if_absent("_fence/1", b"first").unwrap());
+    assert!(!s.put_if_absent("_fence/1", b"second").unwrap());
+    assert_eq!(s.get("_fence/1").unwrap(), b"first");
+    // No temporary files are left next to it.
+    assert_eq!(all_files(&tmp.path().join("job")), ["_fence/1"]);
+    // Eight threads race for each of 20 names: exactly one wins each.
+    for n in 0..20 {
+        let name = format!("race/{n}");
+        let wins: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8u8)
+                .map(|t| {
+                    let (s, name) = (s.clone(), name.clone());
+                    scope.spawn(move || s.put_if_absent(&name, &[t]).unwrap())
+                })
+                .collect();
+            handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+        });
+        assert_eq!(wins, 1, "{name}");
+        assert_eq!(s.get(&name).unwrap().len(), 1);
+    }
+}

@@ -265,3 +265,26 @@ fn stopped_server_fails_fast_and_recovers_after_restart() {
     s.put("chk-2/_metadata", b"two").unwrap();
     assert_eq!(paths(s.list("").unwrap()), ["chk-1/_metadata", "chk-2/_metadata"]);
 }
+
+#[test]
+fn put_if_absent_is_a_conditional_write() {
+    let server = S3Server::start();
+    server.create_bucket("fence");
+    let s = open(&server, "s3://fence/job");
+    assert!(s.put_if_absent("_fence/1", b"first").unwrap());
+    assert!(!s.put_if_absent("_fence/1", b"second").unwrap());
+    assert_eq!(s.get("_fence/1").unwrap(), b"first");
+    // Racing writers: exactly one wins.
+    let wins: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6u8)
+            .map(|t| {
+                let s = s.clone();
+                scope.spawn(move || s.put_if_absent("_fence/2", &[t]).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+    });
+    assert_eq!(wins, 1);
+    let missing = open(&server, "s3://no-such-bucket/job").put_if_absent("x", b"x").unwrap_err();
+    assert!(matches!(missing, StorageError::NoSuchBucket { .. }), "{missing}");
+}

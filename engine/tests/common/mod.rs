@@ -3,6 +3,8 @@
 //! output, and a reference run that never stops.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod cluster;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;

@@ -1,0 +1,184 @@
+//! Engine processes for the integration tests: `sluice-engine` children that
+//! are killed when a test ends, a coordinator with its workers on loopback,
+//! and a minimal HTTP client for the REST API.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::engine;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process, killed when the test ends however it ends.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn sigterm(&self) {
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "process did not exit in time; its log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn spawn(args: &[&str], log: PathBuf) -> Proc {
+    spawn_with(args, log, &[])
+}
+
+/// [`spawn`] with extra environment, such as `SLUICE_FAILPOINTS`.
+pub fn spawn_with(args: &[&str], log: PathBuf, env: &[(&str, String)]) -> Proc {
+    let file = std::fs::File::create(&log).unwrap();
+    let mut cmd = engine();
+    cmd.args(args).env("SLUICE_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::from(file));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc { child: cmd.spawn().unwrap(), log }
+}
+
+/// A job's directory, its ports and its processes.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub rpc: String,
+    pub rest: String,
+}
+
+impl Cluster {
+    pub fn new(dir: &Path) -> Cluster {
+        Cluster {
+            dir: dir.to_path_buf(),
+            rpc: format!("127.0.0.1:{}", free_port()),
+            rest: format!("127.0.0.1:{}", free_port()),
+        }
+    }
+
+    pub fn coordinator(&self, name: &str, p: usize, extra: &[&str]) -> Proc {
+        self.coordinator_with(name, p, extra, &[])
+    }
+
+    /// A coordinator with extra environment, such as `SLUICE_FAILPOINTS`.
+    pub fn coordinator_with(&self, name: &str, p: usize, extra: &[&str], env: &[(&str, String)]) -> Proc {
+        let ck = self.dir.join("ck");
+        let job = self.dir.join("job.sql");
+        let p = p.to_string();
+        let mut args = vec![
+            "coordinator",
+            "--job",
+            job.to_str().unwrap(),
+            "-p",
+            &p,
+            "--job-id",
+            "clustered",
+            "--rpc-addr",
+            &self.rpc,
+            "--rest-addr",
+            &self.rest,
+            "--checkpoint-dir",
+            ck.to_str().unwrap(),
+            "--checkpoint-interval",
+            "300ms",
+            "--set",
+            "restart-strategy.type=fixed-delay",
+            "--set",
+            "restart-strategy.fixed-delay.attempts=20",
+            "--set",
+            "restart-strategy.fixed-delay.delay=200ms",
+            "--set",
+            "heartbeat.timeout=5s",
+        ];
+        args.extend_from_slice(extra);
+        spawn_with(&args, self.dir.join(format!("{name}.log")), env)
+    }
+
+    pub fn worker(&self, name: &str, slots: usize) -> Proc {
+        let slots = slots.to_string();
+        let args = [
+            "worker",
+            "--coordinator",
+            &self.rpc,
+            "--slots",
+            &slots,
+            "--data-addr",
+            "127.0.0.1:0",
+            "--set",
+            "heartbeat.timeout=5s",
+        ];
+        spawn(&args, self.dir.join(format!("{name}.log")))
+    }
+
+    pub fn write_job(&self, sql: &str) {
+        std::fs::write(self.dir.join("job.sql"), sql).unwrap();
+    }
+
+    pub fn job_dir(&self) -> PathBuf {
+        self.dir.join("ck").join("clustered")
+    }
+}
+
+/// A minimal HTTP/1.1 client: status and body.
+pub fn http(addr: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+pub fn json(addr: &str, path: &str) -> serde_json::Value {
+    let (status, body) = http(addr, "GET", path, "").unwrap_or((0, String::new()));
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
