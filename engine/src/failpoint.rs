@@ -19,12 +19,13 @@
 //!   `dir/<name>.go` exists, so that a test can act while the process stands
 //!   still at that point.
 //!
-//! Without `SLUICE_FAILPOINTS` every point costs one atomic load. A malformed
+//! Without `SLUICE_FAILPOINTS` a point costs two atomic loads. A malformed
 //! entry is reported on stderr and ignored: fault points never change a
 //! production run.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -46,6 +47,9 @@ struct Point {
     action: Action,
 }
 
+/// Whether any point is set: the fast path of [`hit`] reads only this.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
 fn registry() -> &'static Mutex<HashMap<String, Point>> {
     static POINTS: OnceLock<Mutex<HashMap<String, Point>>> = OnceLock::new();
     POINTS.get_or_init(|| {
@@ -54,6 +58,7 @@ fn registry() -> &'static Mutex<HashMap<String, Point>> {
         for e in errors {
             eprintln!("sluice: {ENV}: {e}; ignored");
         }
+        ACTIVE.store(!points.is_empty(), Ordering::SeqCst);
         Mutex::new(points)
     })
 }
@@ -103,8 +108,12 @@ pub fn hit(name: &str) -> Option<String> {
 /// [`hit`], where an entry `name@scope` (for example a job directory's URI)
 /// applies only to this scope, ahead of a plain `name` entry.
 pub fn hit_in(name: &str, scope: &str) -> Option<String> {
+    let registry = registry();
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return None;
+    }
     let action = {
-        let Ok(mut points) = registry().lock() else { return None };
+        let Ok(mut points) = registry.lock() else { return None };
         let scoped = format!("{name}@{scope}");
         let key = if !scope.is_empty() && points.contains_key(&scoped) { scoped.as_str() } else { name };
         let point = points.get_mut(key)?;
@@ -141,6 +150,7 @@ pub(crate) fn set(name: &str, spec: &str) {
     if let Ok(mut r) = registry().lock() {
         r.extend(points);
     }
+    ACTIVE.store(true, Ordering::SeqCst);
 }
 
 #[cfg(test)]
