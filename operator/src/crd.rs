@@ -423,6 +423,10 @@ pub enum UpgradeKind {
 pub enum UpgradeStep {
     /// The stop-with-savepoint was (or is about to be) requested with `triggerId`.
     Stopping,
+    /// The savepoint failed or outlived `savepointTimeout`. The old engine pods are being
+    /// removed; once they are all gone, storage is checked for the savepoint, which is
+    /// restored if it completed after all, else the fallback (`note` says why).
+    Fencing,
     /// The old job is stopped (`restoreFrom` says from where the new one starts); pods are removed next.
     Stopped,
 }

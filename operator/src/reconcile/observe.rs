@@ -175,7 +175,7 @@ pub async fn engine(ctx: &Ctx, job: &StreamJob, children: &ChildrenView) -> Engi
 pub async fn trigger(ctx: &Ctx, job: &StreamJob, engine: &EngineView) -> Result<Option<TriggerView>, Error> {
     let Some(status) = &job.status else { return Ok(None) };
     let id = match (&status.upgrade, &status.pending_savepoint) {
-        (Some(u), _) if u.step == UpgradeStep::Stopping => u.trigger_id.clone(),
+        (Some(u), _) if matches!(u.step, UpgradeStep::Stopping | UpgradeStep::Fencing) => u.trigger_id.clone(),
         (None, Some(p)) => Some(p.trigger_id.clone()),
         _ => None,
     };
@@ -205,13 +205,16 @@ pub async fn trigger(ctx: &Ctx, job: &StreamJob, engine: &EngineView) -> Result<
     }
     let Some(dir) = spec.savepoints.directory.as_deref() else { return Ok(Some(TriggerView::Unknown)) };
     let location = storage::savepoint_location(dir, &id);
-    let access = storage::access(&ctx.client, &ns, &spec, ctx.s3_endpoint.as_deref()).await?;
-    match storage::savepoint_exists(&access, &location).await {
-        Ok(true) => Ok(Some(TriggerView::Completed(location))),
-        Ok(false) => Ok(Some(TriggerView::Unknown)),
+    let found = match storage::access(&ctx.client, &ns, &spec, ctx.s3_endpoint.as_deref()).await {
+        Ok(access) => storage::savepoint_exists(&access, &location).await,
+        Err(e) => Err(e),
+    };
+    Ok(Some(match found {
+        Ok(true) => TriggerView::Completed(location),
+        Ok(false) => TriggerView::Unknown,
         Err(e) => {
             tracing::warn!(error = %e, "cannot look for the savepoint in storage");
-            Ok(Some(TriggerView::Unknown))
+            TriggerView::Unreadable(format!("{location}: {e}"))
         }
-    }
+    }))
 }

@@ -8,6 +8,11 @@
 //!   before the savepoint is requested; the engine's trigger is idempotent per id;
 //! - it records where the new deployment restores from (step `Stopped`) before
 //!   any engine pod is deleted;
+//! - a savepoint that fails or outlives `savepointTimeout` is not given up while the
+//!   old deployment could still complete and commit it (the engine keeps handling
+//!   acknowledgements after SIGTERM): step `Fencing` removes the old pods first, and
+//!   only once every one is gone is storage asked whether the savepoint exists; it is
+//!   restored if it does, else the fallback (`latest`, the last savepoint, or empty);
 //! - a new deployment's number, spec and restore point are recorded before its
 //!   children are applied.
 //!
@@ -60,6 +65,8 @@ pub enum TriggerView {
     InProgress,
     Completed(String),
     Failed(String),
+    /// The engine does not know the trigger, and storage could not be read.
+    Unreadable(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

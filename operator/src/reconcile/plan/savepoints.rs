@@ -64,7 +64,7 @@ impl Planner<'_> {
                 self.st.pending_savepoint = None;
                 self.event(true, "SavepointFailed", format!("{} savepoint failed: {e}", p.trigger));
             }
-            Some(TriggerView::Unknown) | None if !timed_out => {
+            Some(TriggerView::Unknown | TriggerView::Unreadable(_)) | None if !timed_out => {
                 // Not known yet (the trigger may not have reached the engine): send it again.
                 if let Some(dir) = self.deployed().and_then(|s| s.savepoints.directory) {
                     self.actions.push(Action::TriggerSavepoint(SavepointRequest {

@@ -79,10 +79,14 @@ impl Planner<'_> {
         };
         match rec.step {
             UpgradeStep::Stopping => self.stopping(rec, &target),
+            UpgradeStep::Fencing => self.fencing(rec, &target),
             UpgradeStep::Stopped => self.stopped(rec, target),
         }
     }
 
+    /// Waits for the stop-with-savepoint. A savepoint that fails or outlives
+    /// `savepointTimeout` is not abandoned while the old deployment could still
+    /// complete it: the upgrade moves to [`UpgradeStep::Fencing`] instead.
     pub(super) fn stopping(&mut self, mut rec: UpgradeRecord, target: &StreamJobSpec) {
         let Some(trigger_id) = rec.trigger_id.clone() else {
             rec.step = UpgradeStep::Stopped;
@@ -91,7 +95,7 @@ impl Planner<'_> {
         };
         let timeout = dur(&target.upgrade.savepoint_timeout, Duration::from_secs(300));
         let timed_out = ts(&Some(rec.started.clone())).is_some_and(|s| elapsed(self.i.now, s) >= timeout);
-        let failure = match &self.i.trigger {
+        let (failure, reason) = match &self.i.trigger {
             Some(TriggerView::Completed(location)) => {
                 let location = location.clone();
                 self.record_savepoint(&location, kind_name(rec.kind));
@@ -100,13 +104,10 @@ impl Planner<'_> {
                 self.st.upgrade = Some(rec);
                 return self.upgrade();
             }
-            Some(TriggerView::Failed(e)) => Some(format!("the savepoint failed: {e}")),
-            _ if timed_out => {
-                Some(format!("the savepoint did not complete within {}", target.upgrade.savepoint_timeout))
-            }
-            Some(TriggerView::InProgress) => None,
-            Some(TriggerView::Unknown) | None => {
-                if let EngineView::Up(j) = &self.i.engine
+            Some(TriggerView::Failed(e)) => (format!("the savepoint failed: {e}"), "SavepointFailed"),
+            _ if !timed_out => {
+                if !matches!(self.i.trigger, Some(TriggerView::InProgress))
+                    && let EngineView::Up(j) = &self.i.engine
                     && j.state == "RUNNING"
                 {
                     self.actions.push(Action::TriggerSavepoint(SavepointRequest {
@@ -116,51 +117,134 @@ impl Planner<'_> {
                         drain: false,
                     }));
                 }
-                None
+                self.soon(FAST);
+                return;
             }
-        };
-        let Some(failure) = failure else {
-            self.soon(FAST);
-            return;
+            _ => (
+                format!("the savepoint did not complete within {}", target.upgrade.savepoint_timeout),
+                "SavepointTimedOut",
+            ),
         };
         let job_running = matches!(&self.i.engine, EngineView::Up(j) if j.state == "RUNNING");
         let fallback =
-            self.fallback_restore(target, rec.kind).filter(|_| target.upgrade_mode != UpgradeMode::Stateless);
-        match fallback {
-            Some(from) => {
-                let note = format!("{failure}; falling back to restoring from {from}");
-                self.event(true, "SavepointFallback", note.clone());
-                rec.step = UpgradeStep::Stopped;
-                rec.restore_from = Some(from);
-                rec.note = Some(note);
-                self.st.upgrade = Some(rec);
-                self.upgrade()
+            self.fallback_restore(target, rec.kind).is_some() && target.upgrade_mode != UpgradeMode::Stateless;
+        if !fallback && job_running {
+            if matches!(self.i.trigger, Some(TriggerView::InProgress)) {
+                // Nothing to fall back to, and stopping the pods now would lose the state:
+                // wait for the engine's own answer (its savepoint completes or fails).
+                if rec.note.is_none() {
+                    let note = format!(
+                        "{failure}, and there is nothing to fall back to; waiting for the engine to complete or fail it"
+                    );
+                    self.event(true, reason, note.clone());
+                    rec.note = Some(note);
+                    self.st.upgrade = Some(rec);
+                }
+                self.soon(WATCH);
+                return;
             }
-            None if job_running => {
+            // The engine does not have the savepoint in flight (it failed, or the engine
+            // never received it): the job keeps running as it is.
+            let msg = format!(
+                "{} aborted: {failure}, and there is no checkpoint storage or earlier savepoint to fall back to; the job keeps running its current spec and the {} is retried",
+                kind_name(rec.kind),
+                kind_name(rec.kind)
+            );
+            self.event(true, "UpgradeAborted", msg.clone());
+            self.st.error = Some(msg);
+            self.st.upgrade = None;
+            self.set_phase(Phase::Running);
+            // The next attempt waits, so that a failing savepoint is not retried in a loop.
+            let retry = self.i.now.checked_add(ABORT_BACKOFF).unwrap_or(self.i.now);
+            self.st.upgrade_retry_after = Some(retry.round(jiff::Unit::Second).unwrap_or(retry).to_string());
+            self.soon(ABORT_BACKOFF);
+            return;
+        }
+        // The savepoint may still complete (and commit) until the old pods are gone:
+        // remove them first, then choose the restore point.
+        self.event(
+            true,
+            reason,
+            format!(
+                "{} savepoint {trigger_id}: {failure}; removing the old engine pods before choosing where to restore from \
+                 (the savepoint is used if it completes before they are gone)",
+                kind_name(rec.kind)
+            ),
+        );
+        rec.step = UpgradeStep::Fencing;
+        rec.note = Some(failure);
+        self.st.upgrade = Some(rec);
+        self.upgrade()
+    }
+
+    /// After a savepoint was given up on: the old deployment's pods are removed, and only
+    /// once every one is gone (nothing of that deployment can commit any more) is the
+    /// restore point chosen: the savepoint if it completed after all, else the fallback.
+    /// Every step is idempotent, so an operator restarted here repeats it safely.
+    pub(super) fn fencing(&mut self, mut rec: UpgradeRecord, target: &StreamJobSpec) {
+        let failure = rec.note.clone().unwrap_or_else(|| "the savepoint did not complete".into());
+        let trigger_id = rec.trigger_id.clone().unwrap_or_default();
+        let gone = !self.i.children.engine_objects && self.i.children.pods == 0;
+        match &self.i.trigger {
+            Some(TriggerView::Completed(location)) => {
+                let location = location.clone();
+                self.record_savepoint(&location, kind_name(rec.kind));
+                self.event(
+                    false,
+                    "SavepointCompleted",
+                    format!(
+                        "the {} savepoint completed after all, at {location} ({failure} before); restoring from it",
+                        kind_name(rec.kind)
+                    ),
+                );
+                rec.step = UpgradeStep::Stopped;
+                rec.restore_from = Some(location);
+                rec.note = Some(format!("{failure}; it completed before the old pods were gone"));
+                self.st.upgrade = Some(rec);
+                return self.upgrade();
+            }
+            _ if !gone => {
+                if self.i.children.engine_objects {
+                    self.actions.push(Action::DeleteEngine);
+                }
+                self.soon(FAST);
+                return;
+            }
+            Some(TriggerView::Unreadable(e)) => {
+                // Falling back without knowing whether the savepoint exists could restore
+                // an older snapshot than one that committed output: wait for storage.
                 let msg = format!(
-                    "{} aborted: {failure}, and there is no checkpoint storage or earlier savepoint to fall back to; the job keeps running its current spec and the {} is retried",
-                    kind_name(rec.kind),
+                    "cannot tell whether the {} savepoint {trigger_id} completed: {e}; the old pods are gone, and the \
+                     restore point is chosen once storage answers",
                     kind_name(rec.kind)
                 );
-                self.event(true, "UpgradeAborted", msg.clone());
-                self.st.error = Some(msg);
-                self.st.upgrade = None;
-                self.set_phase(Phase::Running);
-                // The next attempt waits, so that a failing savepoint is not retried in a loop.
-                let retry = self.i.now.checked_add(ABORT_BACKOFF).unwrap_or(self.i.now);
-                self.st.upgrade_retry_after = Some(retry.round(jiff::Unit::Second).unwrap_or(retry).to_string());
-                self.soon(ABORT_BACKOFF);
+                if self.st.error.as_deref() != Some(msg.as_str()) {
+                    self.event(true, "SavepointUnknown", msg.clone());
+                    self.st.error = Some(msg);
+                }
+                self.soon(WATCH);
+                return;
             }
-            None => {
-                let note = format!("{failure}; the job is not running, so it restarts with empty state");
-                self.event(true, "SavepointFallback", note.clone());
-                rec.step = UpgradeStep::Stopped;
-                rec.restore_from = None;
-                rec.note = Some(note);
-                self.st.upgrade = Some(rec);
-                self.upgrade()
+            Some(TriggerView::InProgress) => {
+                self.soon(FAST);
+                return;
             }
+            Some(TriggerView::Unknown | TriggerView::Failed(_)) | None => {}
         }
+        let from = self.fallback_restore(target, rec.kind).filter(|_| target.upgrade_mode != UpgradeMode::Stateless);
+        let note = match &from {
+            Some(from) => format!("{failure}; the old pods are gone and it was not written; restoring from {from}"),
+            None => format!("{failure}; the old pods are gone and it was not written; restarting with empty state"),
+        };
+        self.event(true, "SavepointFallback", note.clone());
+        if self.st.error.as_deref().is_some_and(|e| e.starts_with("cannot tell whether")) {
+            self.st.error = None;
+        }
+        rec.step = UpgradeStep::Stopped;
+        rec.restore_from = from;
+        rec.note = Some(note);
+        self.st.upgrade = Some(rec);
+        self.upgrade()
     }
 
     pub(super) fn stopped(&mut self, rec: UpgradeRecord, target: StreamJobSpec) {

@@ -68,27 +68,38 @@ fn a_completed_upgrade_savepoint_deletes_the_old_pods_then_deploys_from_it() {
 }
 
 #[test]
-fn a_failed_savepoint_falls_back_to_the_newest_checkpoint() {
+fn a_failed_savepoint_removes_the_old_pods_then_falls_back_to_the_newest_checkpoint() {
     let s = spec();
     let mut changed = s.clone();
     changed.parallelism = 1;
     let mut st = deployed(&s);
     st.upgrade = Some(record(UpgradeKind::Upgrade, &changed, UpgradeStep::Stopping, Some("t")));
     let mut c = Case::new(&changed, &st);
-    c.trigger = Some(TriggerView::Failed("disk full".into()));
-    let p = c.plan();
-    let rec = p.status.upgrade.clone().unwrap();
-    assert_eq!((rec.step, rec.restore_from.as_deref()), (UpgradeStep::Stopped, Some("latest")));
-    assert!(rec.note.unwrap().contains("disk full"));
-    assert!(reasons(&p).contains(&"SavepointFallback"));
-    // A savepoint still in progress after savepointTimeout falls back the same way.
-    c.trigger = Some(TriggerView::InProgress);
-    c.at = 61;
-    assert_eq!(c.plan().status.upgrade.unwrap().restore_from.as_deref(), Some("latest"));
+    c.generation = 2;
     c.at = 30;
+    c.trigger = Some(TriggerView::InProgress);
     let waiting = c.plan();
     assert_eq!(waiting.status.upgrade.unwrap().step, UpgradeStep::Stopping);
     assert!(waiting.actions.is_empty());
+    c.trigger = Some(TriggerView::Failed("disk full".into()));
+    let p = c.plan();
+    let rec = p.status.upgrade.clone().unwrap();
+    assert_eq!((rec.step, rec.restore_from.as_deref()), (UpgradeStep::Fencing, None));
+    assert!(rec.note.unwrap().contains("disk full"));
+    assert_eq!(p.actions, vec![Action::DeleteEngine]);
+    assert_eq!(reasons(&p), vec!["SavepointFailed"]);
+    // The pods are gone and storage has no such savepoint: the newest checkpoint.
+    let mut c = Case::new(&changed, &p.status);
+    c.generation = 2;
+    c.at = 31;
+    c.children = gone();
+    c.engine = EngineView::Down("no engine pods are deployed".into());
+    c.trigger = Some(TriggerView::Unknown);
+    let p = c.plan();
+    assert_eq!(p.actions, vec![Action::ApplyChildren]);
+    assert_eq!((p.status.deployment, p.status.deployed_from.as_deref()), (2, Some("latest")));
+    let fallback = p.events.iter().find(|e| e.reason == "SavepointFallback").unwrap();
+    assert!(fallback.warning && fallback.message.contains("disk full"), "{fallback:?}");
 }
 
 #[test]
@@ -196,4 +207,122 @@ fn suspend_takes_a_savepoint_removes_the_pods_and_resume_restores_it() {
     assert_eq!(p.status.deployed_from.as_deref(), Some("s3://b/sp/savepoint-s"));
     assert_eq!(p.status.phase, Phase::Deploying);
     assert!(reasons(&p).contains(&"Resuming"));
+}
+
+/// Finding 4 of issue 14: the savepoint may still complete, commit and mark the job
+/// terminal after SIGTERM, so no restore point is chosen before every old pod is gone.
+#[test]
+fn a_stop_savepoint_in_flight_at_its_timeout_is_not_abandoned_before_the_old_pods_are_gone() {
+    let s = spec();
+    let mut changed = s.clone();
+    changed.parallelism = 1;
+    let mut st = deployed(&s);
+    st.upgrade = Some(record(UpgradeKind::Upgrade, &changed, UpgradeStep::Stopping, Some("t")));
+    let mut c = Case::new(&changed, &st);
+    c.generation = 2;
+    c.trigger = Some(TriggerView::InProgress);
+    c.at = 61;
+    let p = c.plan();
+    let rec = p.status.upgrade.clone().unwrap();
+    // The old deployment can still complete and commit the savepoint: no restore point yet.
+    assert_eq!((rec.step, rec.restore_from.as_deref()), (UpgradeStep::Fencing, None), "{rec:?}");
+    assert_eq!(p.actions, vec![Action::DeleteEngine]);
+    assert_eq!(reasons(&p), vec!["SavepointTimedOut"]);
+    let fencing = p.status.clone();
+    let at = |children: ChildrenView, trigger: TriggerView| {
+        let mut c = Case::new(&changed, &fencing);
+        c.generation = 2;
+        c.at = 62;
+        c.children = children;
+        c.engine = EngineView::Down("no engine pods are deployed".into());
+        c.trigger = Some(trigger);
+        c.plan()
+    };
+    // An operator restarted before the deletion deletes again; pods still terminating: wait.
+    let mut c = Case::new(&changed, &fencing);
+    c.generation = 2;
+    c.trigger = Some(TriggerView::InProgress);
+    assert_eq!(c.plan().actions, vec![Action::DeleteEngine]);
+    let terminating = ChildrenView { engine_objects: false, pods: 2, ..gone() };
+    let p = at(terminating, TriggerView::Unknown);
+    assert!(p.actions.is_empty());
+    assert_eq!(p.status.upgrade, fencing.upgrade, "nothing is chosen while a pod may still commit");
+    // Once they are gone: the savepoint completed after all, and it is restored.
+    let p = at(gone(), TriggerView::Completed("s3://b/sp/savepoint-t".into()));
+    assert_eq!(p.actions, vec![Action::ApplyChildren]);
+    assert_eq!((p.status.deployment, p.status.deployed_from.as_deref()), (2, Some("s3://b/sp/savepoint-t")));
+    assert_eq!(p.status.last_savepoint.as_ref().map(|s| s.location.as_str()), Some("s3://b/sp/savepoint-t"));
+    assert!(reasons(&p).contains(&"SavepointCompleted"), "{:?}", reasons(&p));
+    assert!(!reasons(&p).contains(&"SavepointFallback"));
+    // Storage cannot be read: wait, and say so once.
+    let p = at(gone(), TriggerView::Unreadable("connection refused".into()));
+    assert!(p.actions.is_empty());
+    assert_eq!(p.status.upgrade.as_ref().map(|u| u.step), Some(UpgradeStep::Fencing));
+    assert!(p.status.error.as_deref().is_some_and(|e| e.contains("connection refused")));
+    assert_eq!(reasons(&p), vec!["SavepointUnknown"]);
+    let mut c = Case::new(&changed, &p.status);
+    c.generation = 2;
+    c.children = gone();
+    c.engine = EngineView::Down("none".into());
+    c.trigger = Some(TriggerView::Unreadable("connection refused".into()));
+    assert!(c.plan().events.is_empty());
+    // It was never written: the fallback, and the storage error is cleared.
+    let mut c = Case::new(&changed, &p.status);
+    c.generation = 2;
+    c.children = gone();
+    c.engine = EngineView::Down("none".into());
+    c.trigger = Some(TriggerView::Unknown);
+    let p = c.plan();
+    assert_eq!(p.status.deployed_from.as_deref(), Some("latest"));
+    assert_eq!(p.status.error, None);
+    assert!(reasons(&p).contains(&"SavepointFallback"));
+    // The engine reports it completed before its pods were removed: used at once.
+    let mut c = Case::new(&changed, &fencing);
+    c.generation = 2;
+    c.engine = state("FINISHED");
+    c.trigger = Some(TriggerView::Completed("s3://b/sp/savepoint-t".into()));
+    let p = c.plan();
+    let rec = p.status.upgrade.unwrap();
+    assert_eq!((rec.step, rec.restore_from.as_deref()), (UpgradeStep::Stopped, Some("s3://b/sp/savepoint-t")));
+    assert_eq!(p.actions, vec![Action::DeleteEngine]);
+}
+
+#[test]
+fn with_nothing_to_fall_back_to_a_savepoint_in_flight_is_awaited_not_aborted() {
+    let mut s = spec();
+    s.checkpointing.storage = None;
+    let mut changed = s.clone();
+    changed.parallelism = 1;
+    let mut st = deployed(&s);
+    st.upgrade = Some(record(UpgradeKind::Upgrade, &changed, UpgradeStep::Stopping, Some("t")));
+    let mut c = Case::new(&changed, &st);
+    c.generation = 2;
+    c.at = 61;
+    c.trigger = Some(TriggerView::InProgress);
+    let p = c.plan();
+    let rec = p.status.upgrade.clone().unwrap();
+    assert_eq!(rec.step, UpgradeStep::Stopping);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(reasons(&p), vec!["SavepointTimedOut"]);
+    // Said once.
+    let mut c = Case::new(&changed, &p.status);
+    c.generation = 2;
+    c.at = 90;
+    c.trigger = Some(TriggerView::InProgress);
+    let again = c.plan();
+    assert!(again.events.is_empty() && again.actions.is_empty());
+    // The engine died meanwhile: the pods go, then storage decides; nothing there, empty state.
+    c.engine = EngineView::Down("connection refused".into());
+    c.trigger = Some(TriggerView::Unknown);
+    let p = c.plan();
+    assert_eq!(p.status.upgrade.as_ref().map(|u| u.step), Some(UpgradeStep::Fencing));
+    assert_eq!(p.actions, vec![Action::DeleteEngine]);
+    let mut c = Case::new(&changed, &p.status);
+    c.generation = 2;
+    c.children = gone();
+    c.engine = EngineView::Down("none".into());
+    c.trigger = Some(TriggerView::Unknown);
+    let p = c.plan();
+    assert_eq!((p.status.deployment, p.status.deployed_from.as_deref()), (2, None));
+    assert!(p.events.iter().any(|e| e.reason == "SavepointFallback" && e.message.contains("empty state")));
 }
