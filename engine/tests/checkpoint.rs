@@ -279,19 +279,6 @@ fn state_without_an_operator_needs_allow_non_restored_state() {
     assert_eq!(state.status(), JobStatus::Finished);
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn a_failed_task_restarts_from_the_latest_checkpoint() {
     let dir = tempfile::tempdir().unwrap();

@@ -88,28 +88,7 @@ fn stop_with_savepoint_on_two_workers_resumes_on_three_at_higher_parallelism() {
     let dir = tempfile::tempdir().unwrap();
     let c = Cluster::new(dir.path());
     c.write_job(&job(dir.path(), rows, 3_000));
-    let mut coord = c.coordinator("coordinator-p2", 2, &[]);
-    let mut w: Vec<Proc> = (0..2).map(|i| c.worker(&format!("w{i}"), 1)).collect();
-    wait_for("a checkpoint", Duration::from_secs(60), || complete_checkpoints(&c.job_dir()) >= 1);
-    let target = dir.path().join("savepoints");
-    let body = format!(r#"{{"triggerId":"rescale-1","targetDirectory":"{}","stop":true}}"#, target.display());
-    let (status, resp) = http(&c.rest, "POST", "/v1/job/savepoints", &body).unwrap();
-    assert!(status == 200 || status == 202, "{status} {resp}");
-    let mut location = String::new();
-    wait_for("the savepoint", Duration::from_secs(60), || {
-        match http(&c.rest, "GET", "/v1/job/savepoints/rescale-1", "") {
-            Some((200, b)) if b.contains("COMPLETED") => {
-                let v: serde_json::Value = serde_json::from_str(&b).unwrap();
-                location = v["location"].as_str().unwrap().to_string();
-                true
-            }
-            _ => false,
-        }
-    });
-    assert!(coord.wait(Duration::from_secs(30)).success(), "{}", coord.log());
-    for x in w.iter_mut() {
-        assert!(x.wait(Duration::from_secs(30)).success(), "a worker did not exit with the job");
-    }
+    let location = c.stop_with_savepoint("rescale-1");
     // Three workers, parallelism 3, from the savepoint.
     let mut resumed = c.coordinator("coordinator-p3", 3, &["--restore", &location]);
     let w: Vec<Proc> = (0..3).map(|i| c.worker(&format!("v{i}"), 1)).collect();

@@ -34,75 +34,41 @@ impl Gate {
     }
 }
 
-/// Stops a job on two workers with a savepoint; returns its location.
-fn stop_with_savepoint(c: &Cluster) -> String {
-    let mut coord = c.coordinator("coordinator-d1", 2, &[]);
-    let mut w: Vec<Proc> = (0..2).map(|i| c.worker(&format!("w{i}"), 1)).collect();
-    wait_for("a checkpoint", Duration::from_secs(60), || complete_checkpoints(&c.job_dir()) >= 1);
-    let target = c.dir.join("savepoints");
-    let body = format!(r#"{{"triggerId":"upgrade-1","targetDirectory":"{}","stop":true}}"#, target.display());
-    let (status, resp) = http(&c.rest, "POST", "/v1/job/savepoints", &body).unwrap();
-    assert!(status == 200 || status == 202, "{status} {resp}");
-    let mut location = String::new();
-    wait_for("the savepoint", Duration::from_secs(60), || {
-        match http(&c.rest, "GET", "/v1/job/savepoints/upgrade-1", "") {
-            Some((200, b)) if b.contains("COMPLETED") => {
-                let v: serde_json::Value = serde_json::from_str(&b).unwrap();
-                location = v["location"].as_str().unwrap().to_string();
-                true
-            }
-            _ => false,
-        }
-    });
-    assert!(coord.wait(Duration::from_secs(30)).success(), "{}", coord.log());
-    for x in w.iter_mut() {
-        assert!(x.wait(Duration::from_secs(30)).success(), "a worker did not exit with the job");
-    }
-    location
-}
-
-/// Finding 1 (a): the new deployment's coordinator dies while it loads the
-/// savepoint, before the old deployment's terminal marker is gone; restarted
-/// with the same command line, it must restore the savepoint, not stay
-/// FINISHED because of its predecessor's marker.
-#[test]
-fn a_new_deployment_killed_while_restoring_starts_again_from_its_savepoint() {
+/// The job stops with a savepoint on two workers; a new deployment at
+/// parallelism 3 starts from it on three workers, and its coordinator dies at
+/// fault point `crash`. Restarted with the same command line, it must restore
+/// that savepoint (not the old deployment's checkpoints or terminal marker)
+/// and commit exactly the reference output.
+fn a_new_deployment_dies_at(crash: &str) {
     let rows = 16_000;
     let expected = reference(rows);
     let dir = tempfile::tempdir().unwrap();
     let c = Cluster::new(dir.path());
     c.write_job(&job(dir.path(), rows, 3_000));
-    let location = stop_with_savepoint(&c);
+    let location = c.stop_with_savepoint("upgrade-1");
     let restore = ["--restore", location.as_str()];
-    let crash = [(FAILPOINTS, "restore.loaded=1*exit".to_string())];
-    let mut first = c.coordinator_with("coordinator-d2-crashed", 3, &restore, &crash);
-    assert_eq!(first.wait(Duration::from_secs(60)).code(), Some(137), "{}", first.log());
     let _w: Vec<Proc> = (0..3).map(|i| c.worker(&format!("v{i}"), 1)).collect();
-    let mut again = c.coordinator("coordinator-d2", 3, &restore);
-    assert!(again.wait(Duration::from_secs(120)).success(), "{}", again.log());
-    assert!(again.log().contains("restoring from"), "{}", again.log());
-    assert_eq!(outputs(dir.path()), expected);
-}
-
-/// Finding 1 (b): the new deployment's coordinator dies before its first
-/// checkpoint completes; restarted with the same command line, it must start
-/// from its savepoint again, not from the old deployment's older checkpoint.
-#[test]
-fn a_new_deployment_killed_before_its_first_checkpoint_starts_again_from_its_savepoint() {
-    let rows = 16_000;
-    let expected = reference(rows);
-    let dir = tempfile::tempdir().unwrap();
-    let c = Cluster::new(dir.path());
-    c.write_job(&job(dir.path(), rows, 3_000));
-    let location = stop_with_savepoint(&c);
-    let restore = ["--restore", location.as_str()];
-    let crash = [(FAILPOINTS, "checkpoint.before-metadata=1*exit".to_string())];
-    let _w: Vec<Proc> = (0..3).map(|i| c.worker(&format!("v{i}"), 1)).collect();
-    let mut first = c.coordinator_with("coordinator-d2-crashed", 3, &restore, &crash);
+    let points = [(FAILPOINTS, format!("{crash}=1*exit"))];
+    let mut first = c.coordinator_with("coordinator-d2-crashed", 3, &restore, &points);
     assert_eq!(first.wait(Duration::from_secs(120)).code(), Some(137), "{}", first.log());
     let mut again = c.coordinator("coordinator-d2", 3, &restore);
     assert!(again.wait(Duration::from_secs(120)).success(), "{}", again.log());
+    assert!(again.log().contains(&format!("restoring from {location}")), "{}", again.log());
     assert_eq!(outputs(dir.path()), expected);
+}
+
+/// Finding 1 (a): the new deployment's coordinator dies while it loads the
+/// savepoint, before the old deployment's terminal marker is gone.
+#[test]
+fn a_new_deployment_killed_while_restoring_starts_again_from_its_savepoint() {
+    a_new_deployment_dies_at("restore.loaded");
+}
+
+/// Finding 1 (b): the new deployment's coordinator dies before its first
+/// checkpoint completes.
+#[test]
+fn a_new_deployment_killed_before_its_first_checkpoint_starts_again_from_its_savepoint() {
+    a_new_deployment_dies_at("checkpoint.before-metadata");
 }
 
 /// Finding 5: a coordinator that passed every check before a new one started
@@ -283,26 +249,5 @@ fn a_restore_that_fails_makes_the_job_failed_with_the_reason() {
         assert!(error.contains(why) && error.contains(snapshot.to_str().unwrap()), "{job}");
         coord.sigterm();
         coord.wait(Duration::from_secs(20));
-    }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for f in walk(from) {
-        let target = to.join(f.strip_prefix(from).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&f, &target).unwrap();
     }
 }

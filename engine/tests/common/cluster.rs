@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::engine;
+use super::{complete_checkpoints, engine, wait_for};
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -154,6 +154,35 @@ impl Cluster {
 
     pub fn write_job(&self, sql: &str) {
         std::fs::write(self.dir.join("job.sql"), sql).unwrap();
+    }
+
+    /// Runs the job at parallelism 2 on two workers until a checkpoint, then
+    /// stops it with savepoint `trigger`; returns the savepoint's location once
+    /// the coordinator and the workers have exited.
+    pub fn stop_with_savepoint(&self, trigger: &str) -> String {
+        let mut coord = self.coordinator("coordinator-p2", 2, &[]);
+        let mut w: Vec<Proc> = (0..2).map(|i| self.worker(&format!("w{i}"), 1)).collect();
+        wait_for("a checkpoint", Duration::from_secs(60), || complete_checkpoints(&self.job_dir()) >= 1);
+        let target = self.dir.join("savepoints");
+        let body = format!(r#"{{"triggerId":"{trigger}","targetDirectory":"{}","stop":true}}"#, target.display());
+        let (status, resp) = http(&self.rest, "POST", "/v1/job/savepoints", &body).unwrap();
+        assert!(status == 200 || status == 202, "{status} {resp}");
+        let mut location = String::new();
+        wait_for("the savepoint", Duration::from_secs(60), || {
+            match http(&self.rest, "GET", &format!("/v1/job/savepoints/{trigger}"), "") {
+                Some((200, b)) if b.contains("COMPLETED") => {
+                    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+                    location = v["location"].as_str().unwrap().to_string();
+                    true
+                }
+                _ => false,
+            }
+        });
+        assert!(coord.wait(Duration::from_secs(30)).success(), "{}", coord.log());
+        for x in w.iter_mut() {
+            assert!(x.wait(Duration::from_secs(30)).success(), "a worker did not exit with the job");
+        }
+        location
     }
 
     pub fn job_dir(&self) -> PathBuf {

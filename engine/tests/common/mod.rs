@@ -5,7 +5,7 @@
 
 pub mod cluster;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -119,4 +119,27 @@ pub fn newest_checkpoint(job_dir: &Path) -> u64 {
 
 pub fn engine() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sluice-engine"))
+}
+
+/// Every file below `dir`, recursively.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Copies the files below `from` to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for f in walk(from) {
+        let target = to.join(f.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &target).unwrap();
+    }
 }
