@@ -5,72 +5,19 @@
 //! operator killed in the middle, exactly-once output, and deletion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
+use common::{Operator, committed_ids, create, env, job, phase, s3_storage};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, CustomResourceExt};
 use serde_json::json;
-use sluice_e2e::node::config::ImageMapping;
-use sluice_e2e::testenv::{self, TestEnv, wait_for, wait_object};
+use sluice_e2e::testenv::{wait_for, wait_object};
 use sluice_operator::crd::{Phase, StreamJob, StreamSavepoint, UpgradeStep};
-
-fn engine_bin() -> PathBuf {
-    // target/debug/deps/cluster-… → target/debug/sluice-engine (built by `cargo test --workspace`).
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(|p| p.parent()).unwrap().join("sluice-engine");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo).args(["build", "-p", "sluice-engine", "--bin", "sluice-engine"]).status().unwrap();
-        assert!(ok.success(), "building sluice-engine failed");
-    }
-    bin
-}
-
-async fn env() -> (TestEnv, kube::Client) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let images = vec![ImageMapping {
-        image: "sluice/engine:*".into(),
-        entrypoint: vec![engine_bin().display().to_string()],
-        cmd: vec![],
-        path: vec![],
-    }];
-    let opts = testenv::Options::for_external_tests(images).unwrap();
-    let env = tokio::task::spawn_blocking(move || testenv::shared(&opts)).await.unwrap().unwrap();
-    let client = env.client().await.unwrap();
-    install_crds(&client).await.unwrap();
-    (env, client)
-}
-
-async fn install_crds(client: &kube::Client) -> Result<()> {
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
-    for crd in [StreamJob::crd(), StreamSavepoint::crd()] {
-        let name = crd.metadata.name.clone().unwrap();
-        api.patch(&name, &PatchParams::apply("sluice-test").force(), &Patch::Apply(&crd)).await?;
-        wait_object(&api, &name, Duration::from_secs(30), "CRD Established", |c| {
-            c.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-        })
-        .await?;
-    }
-    Ok(())
-}
-
-fn job(name: &str, spec: serde_json::Value) -> serde_json::Value {
-    json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "StreamJob", "metadata": {"name": name}, "spec": spec})
-}
-
-async fn create(api: &Api<StreamJob>, obj: serde_json::Value) -> Result<StreamJob, kube::Error> {
-    let obj: StreamJob = serde_json::from_value(obj).unwrap();
-    api.create(&PostParams::default(), &obj).await
-}
 
 /// Creates an object as raw JSON, so that the API server, not serde, judges it.
 async fn create_raw(client: &kube::Client, ns: &str, obj: serde_json::Value) -> Result<(), kube::Error> {
@@ -164,83 +111,6 @@ async fn the_crd_schema_and_cel_rules_reject_bad_manifests_and_fill_defaults() {
     assert!(err.to_string().contains("maxParallelism is immutable"), "{err}");
     // Other spec changes still go through.
     api.patch("ok", &PatchParams::default(), &Patch::Merge(json!({"spec": {"parallelism": 2}}))).await.unwrap();
-}
-
-/// The operator binary, run as a process the way the sandbox runs it.
-struct Operator {
-    child: Child,
-    log: PathBuf,
-    port: u16,
-}
-
-impl Operator {
-    fn start(env: &TestEnv, ns: &str, s3_endpoint: &str, log: PathBuf) -> Operator {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice-operator"))
-            .args(["--engine-access", "apiserver-proxy", "--namespaces", ns, "--lease-namespace", ns])
-            .args(["--http-addr", &format!("127.0.0.1:{port}"), "--s3-endpoint", s3_endpoint, "--log-format", "text"])
-            .env("KUBECONFIG", &env.kubeconfig)
-            .env("RUST_LOG", "info,kube=warn,kube_client::client::builder=off")
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        Operator { child, log, port }
-    }
-
-    async fn metrics(&self) -> String {
-        testenv::http_get(std::net::Ipv4Addr::LOCALHOST, self.port, "/metrics").await.map(|r| r.1).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// `uri` on the test's S3 server, from the host.
-fn s3_storage(s3: &testenv::TestS3, uri: &str) -> sluice_storage::Storage {
-    let opts = sluice_storage::S3Options {
-        endpoint: Some(s3.endpoint.clone()),
-        region: Some(s3.region.clone()),
-        path_style: Some(true),
-        access_key: Some(s3.access_key_id.clone()),
-        secret_key: Some(s3.secret_access_key.clone()),
-    };
-    sluice_storage::Storage::open(uri, &opts).unwrap()
-}
-
-/// Ids in the committed part files under `prefix`.
-fn committed_ids(s3: &testenv::TestS3, uri: &str) -> Result<Vec<i64>> {
-    let storage = s3_storage(s3, uri);
-    let mut ids = Vec::new();
-    for o in storage.list("")? {
-        let name = o.path.rsplit('/').next().unwrap_or_default().to_string();
-        if !name.starts_with("part-") {
-            continue;
-        }
-        let text = String::from_utf8(storage.get(&o.path)?)?;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            ids.push(line.trim().parse::<i64>().with_context(|| format!("line '{line}' of {}", o.path))?);
-        }
-    }
-    Ok(ids)
-}
-
-fn phase(j: &StreamJob) -> Option<Phase> {
-    j.status.as_ref().map(|s| s.phase)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
