@@ -380,6 +380,12 @@ pub struct StreamJobStatus {
     /// where a rollback of an upgrade restarts the last stable spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed_from: Option<String>,
+    /// Savepoint triggers the operator has issued for this job. Each trigger id carries the
+    /// next number, so ids follow from this write-ahead log and never from a clock: two
+    /// reconciles planned from the same status ask for the same savepoint (the engine's
+    /// trigger is idempotent per id), and a retried upgrade gets a new one.
+    #[serde(default)]
+    pub savepoint_triggers: i64,
     /// After an aborted upgrade, the next attempt waits until this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_retry_after: Option<String>,

@@ -14,6 +14,14 @@ pub enum Error {
     Storage(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// This process is not (or no longer) the leader: nothing more is written.
+    #[error("not the leader: {0} refused")]
+    NotLeader(String),
+    #[error("leader election: {0}")]
+    LeaseTimeout(String),
+    /// A status write planned from a resourceVersion that is no longer current.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 impl Error {
@@ -25,6 +33,9 @@ impl Error {
             Error::Build { .. } => "build",
             Error::Storage(_) => "storage",
             Error::Internal(_) => "internal",
+            Error::NotLeader(_) => "not_leader",
+            Error::LeaseTimeout(_) => "lease",
+            Error::Conflict(_) => "conflict",
         }
     }
 }

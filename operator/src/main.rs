@@ -12,7 +12,7 @@ use axum::routing::get;
 use clap::Parser;
 use kube::runtime::events::{Recorder, Reporter};
 use sluice_operator::engine::{Access, Engine};
-use sluice_operator::leader::{Attempt, Elector};
+use sluice_operator::leader::{Attempt, Elector, Leadership, Timings};
 use sluice_operator::metrics::Metrics;
 use sluice_operator::reconcile::{self, Ctx};
 use sluice_operator::savepoint;
@@ -150,17 +150,20 @@ async fn run(args: Args) -> Result<(), String> {
     client.apiserver_version().await.map_err(|e| format!("cannot reach the API server: {e}"))?;
     ready.store(true, Ordering::SeqCst);
 
+    let timings = Timings::default();
+    let leadership = Arc::new(if args.leader_election { Leadership::elected() } else { Leadership::always() });
     let elector = if args.leader_election {
         let ns = args
             .lease_namespace
             .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .unwrap_or_else(|| "default".into());
-        let e = Elector::new(client.clone(), &ns, &args.lease_name, &identity, Duration::from_secs(15));
+        let e = Elector::new(client.clone(), &ns, &args.lease_name, &identity, timings);
         let mut waiting_logged = false;
-        loop {
-            match e.try_acquire().await {
-                Ok(Attempt::Acquired) => break,
+        let renewed = loop {
+            let start = tokio::time::Instant::now();
+            match e.try_acquire(start + timings.renew_deadline).await {
+                Ok(Attempt::Acquired) => break start,
                 Ok(Attempt::HeldBy(h)) => {
                     if !waiting_logged {
                         tracing::info!(holder = %h, lease = %format!("{ns}/{}", args.lease_name), "standing by: another replica leads");
@@ -170,12 +173,18 @@ async fn run(args: Args) -> Result<(), String> {
                 Err(err) => tracing::warn!(error = %err, "leader election failed; retrying"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = tokio::time::sleep(timings.retry_period) => {}
                 _ = tokio::signal::ctrl_c() => return Ok(()),
             }
-        }
-        tracing::info!(identity = %identity, "leading");
-        Some(Arc::new(e))
+        };
+        leadership.renewed(renewed + timings.renew_deadline);
+        tracing::info!(
+            identity = %identity,
+            lease_duration = ?timings.lease_duration,
+            renew_deadline = ?timings.renew_deadline,
+            "leading"
+        );
+        Some((Arc::new(e), renewed))
     } else {
         None
     };
@@ -192,21 +201,14 @@ async fn run(args: Args) -> Result<(), String> {
         version: env!("CARGO_PKG_VERSION").into(),
         validated: Default::default(),
         caches: Default::default(),
+        leadership: leadership.clone(),
     });
-    let lost = async {
-        let Some(e) = elector.clone() else { return std::future::pending::<String>().await };
-        let mut last_ok = tokio::time::Instant::now();
-        loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            match e.try_acquire().await {
-                Ok(Attempt::Acquired) => last_ok = tokio::time::Instant::now(),
-                Ok(Attempt::HeldBy(h)) => return format!("the Lease was taken over by {h}"),
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot renew the Lease");
-                    if last_ok.elapsed() >= Duration::from_secs(10) {
-                        return "the Lease could not be renewed for 10 s".into();
-                    }
-                }
+    let lost = {
+        let (elector, leadership) = (elector.clone(), leadership.clone());
+        async move {
+            match elector {
+                Some((e, renewed)) => e.hold(&leadership, renewed).await,
+                None => std::future::pending::<String>().await,
             }
         }
     };
@@ -219,10 +221,12 @@ async fn run(args: Args) -> Result<(), String> {
             tracing::info!("shutting down (signal)");
         }
         why = lost => {
+            metrics.leader.set(0);
             return Err(format!("lost leadership: {why}; exiting so that only the new leader reconciles"));
         }
     }
-    if let Some(e) = elector {
+    leadership.drop_now();
+    if let Some((e, _)) = elector {
         e.release().await;
     }
     Ok(())

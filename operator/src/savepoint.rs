@@ -28,6 +28,7 @@ fn backoff(attempts: i32) -> Duration {
 }
 
 pub async fn reconcile(ssp: Arc<StreamSavepoint>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+    ctx.leadership.check("the StreamSavepoint reconcile")?;
     let ns = ssp.namespace().unwrap_or_default();
     let api = Api::<StreamSavepoint>::namespaced(ctx.client.clone(), &ns);
     let name = ssp.name_any();
@@ -79,8 +80,25 @@ pub async fn reconcile(ssp: Arc<StreamSavepoint>, ctx: Arc<Ctx>) -> Result<Reque
     let mut next = status.clone();
     let requeue = step(&ctx, &ssp, job.as_ref(), job_spec.as_ref(), &mut next).await;
     if next != status {
-        let body = serde_json::json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "StreamSavepoint", "status": next});
-        api.patch_status(&name, &PatchParams::apply("sluice-operator/status").force(), &Patch::Apply(&body)).await?;
+        ctx.leadership.check("the StreamSavepoint status write")?;
+        // Guarded by the resourceVersion it was planned from, as the StreamJob's status.
+        let body = serde_json::json!({
+            "apiVersion": "sluice.dev/v1alpha1",
+            "kind": "StreamSavepoint",
+            "metadata": {"resourceVersion": ssp.resource_version()},
+            "status": next
+        });
+        match api.patch_status(&name, &PatchParams::apply("sluice-operator/status").force(), &Patch::Apply(&body)).await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                return Err(Error::Conflict(format!(
+                    "the status of StreamSavepoint {ns}/{name} changed: {}",
+                    s.message
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(requeue)
 }
@@ -162,6 +180,9 @@ async fn step(
                 stop: false,
                 drain: false,
             };
+            if let Err(e) = ctx.leadership.check("a savepoint trigger") {
+                return fail_or_retry(st, e.to_string());
+            }
             match ctx.engine.trigger_savepoint(&ns, job_name, &req).await {
                 Ok(()) => {
                     st.phase = SavepointPhase::InProgress;

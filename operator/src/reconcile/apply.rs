@@ -20,6 +20,7 @@ pub const MANAGER: &str = "sluice-operator";
 pub async fn run(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus, action: &Action) -> Result<(), Error> {
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
+    ctx.leadership.check(&format!("{action:?} of job {ns}/{name}"))?;
     match action {
         Action::ApplyChildren => apply_children(ctx, job, status).await,
         Action::DeleteEngine => {
@@ -118,6 +119,7 @@ pub async fn ensure_finalizer(ctx: &Ctx, job: &StreamJob) -> Result<bool, Error>
     if job.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(false);
     }
+    ctx.leadership.check("adding the finalizer")?;
     let api = Api::<StreamJob>::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
     let patch = match job.meta().finalizers.as_ref() {
         None => serde_json::json!([{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]),
@@ -133,6 +135,7 @@ pub async fn ensure_finalizer(ctx: &Ctx, job: &StreamJob) -> Result<bool, Error>
 
 async fn remove_finalizer(ctx: &Ctx, job: &StreamJob) -> Result<(), Error> {
     let Some(idx) = job.finalizers().iter().position(|f| f == FINALIZER) else { return Ok(()) };
+    ctx.leadership.check("removing the finalizer")?;
     let api = Api::<StreamJob>::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
     let path = format!("/metadata/finalizers/{idx}");
     let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
@@ -143,15 +146,59 @@ async fn remove_finalizer(ctx: &Ctx, job: &StreamJob) -> Result<(), Error> {
     ignore_missing(api.patch(&job.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch)).await)
 }
 
-/// Patches the status through the status subresource with its own field manager.
+/// Writes the status through the status subresource with its own field manager.
+///
+/// The write carries the resourceVersion of the object it was planned from: a status
+/// changed since (by another reconciler, or read from a stale cache) makes it fail with
+/// [`Error::Conflict`] instead of overwriting the write-ahead record, and the caller
+/// plans again from fresh state.
 pub async fn patch_status(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus) -> Result<(), Error> {
-    let api = Api::<StreamJob>::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
-    let body = serde_json::json!({
+    let (ns, name) = (job.namespace().unwrap_or_default(), job.name_any());
+    ctx.leadership.check(&format!("the status write of job {ns}/{name}"))?;
+    let api = Api::<StreamJob>::namespaced(ctx.client.clone(), &ns);
+    let body = status_body(job.resource_version().as_deref(), status);
+    match api.patch_status(&name, &PatchParams::apply(STATUS_MANAGER).force(), &Patch::Apply(&body)).await {
+        Ok(_) => {
+            tracing::debug!("status written");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Conflict(format!(
+            "the status of job {ns}/{name} changed since resourceVersion {}: {}",
+            job.resource_version().unwrap_or_default(),
+            s.message
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The field manager of status writes.
+pub const STATUS_MANAGER: &str = "sluice-operator/status";
+
+/// The server-side apply body of a status write, guarded by `resource_version`.
+pub fn status_body(resource_version: Option<&str>, status: &StreamJobStatus) -> serde_json::Value {
+    let mut body = serde_json::json!({
         "apiVersion": "sluice.dev/v1alpha1",
         "kind": "StreamJob",
         "status": status,
     });
-    api.patch_status(&job.name_any(), &PatchParams::apply("sluice-operator/status").force(), &Patch::Apply(&body))
-        .await?;
-    Ok(())
+    if let Some(rv) = resource_version {
+        body["metadata"] = serde_json::json!({"resourceVersion": rv});
+    }
+    body
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_write_carries_the_resource_version_it_was_planned_from() {
+        let st = StreamJobStatus { deployment: 3, ..Default::default() };
+        let body = status_body(Some("4711"), &st);
+        assert_eq!(body["metadata"]["resourceVersion"], "4711");
+        assert_eq!(body["status"]["deployment"], 3);
+        assert_eq!(body["kind"], "StreamJob");
+        assert!(status_body(None, &st).get("metadata").is_none());
+    }
 }

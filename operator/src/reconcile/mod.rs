@@ -49,6 +49,8 @@ pub struct Ctx {
     pub validated: Mutex<HashMap<String, Validation>>,
     /// Child caches per watch scope (`None`: all namespaces), filled by [`run`].
     pub caches: std::sync::RwLock<Vec<(Option<String>, Caches)>>,
+    /// Whether this process may still act; asked before every write.
+    pub leadership: Arc<crate::leader::Leadership>,
 }
 
 /// The operator's defaults for what a StreamJob leaves unset (the Helm values
@@ -89,7 +91,7 @@ pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Ctx>) -> Result<Requeue, Er
     let span = tracing::info_span!("reconcile", job = %name, namespace = %ns);
     let started = Instant::now();
     let (result, engine_spent) =
-        crate::metrics::with_engine_clock(tracing::Instrument::instrument(reconcile_inner(&job, &ctx), span)).await;
+        crate::metrics::with_engine_clock(tracing::Instrument::instrument(reconcile_fresh(job, &ctx), span)).await;
     let own = started.elapsed().saturating_sub(engine_spent);
     ctx.metrics.reconciled(own, result.as_ref().err());
     tracing::debug!(
@@ -102,7 +104,32 @@ pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Ctx>) -> Result<Requeue, Er
     result
 }
 
+/// Reconciles, and plans again from the API server's copy when the status write finds
+/// that the object it planned from is stale (another writer, or a lagging cache).
+async fn reconcile_fresh(job: Arc<StreamJob>, ctx: &Ctx) -> Result<Requeue, Error> {
+    const ATTEMPTS: u32 = 3;
+    let mut job = job;
+    let mut attempt = 1;
+    loop {
+        match reconcile_inner(&job, ctx).await {
+            Err(Error::Conflict(why)) if attempt < ATTEMPTS => {
+                tracing::debug!(%why, "planning again from the API server's copy");
+                let api = Api::<StreamJob>::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
+                match api.get_opt(&job.name_any()).await? {
+                    Some(fresh) => job = Arc::new(fresh),
+                    None => return Ok(Requeue::await_change()),
+                }
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
 async fn reconcile_inner(job: &StreamJob, ctx: &Ctx) -> Result<Requeue, Error> {
+    // A process that lost the Lease (its renewal hung, or it was paused) does nothing.
+    ctx.leadership.check("the reconcile")?;
+    tracing::debug!("reconciling");
     let deleting = job.meta().deletion_timestamp.is_some();
     if !deleting && apply::ensure_finalizer(ctx, job).await? {
         // The patch triggers the next reconcile.
@@ -130,7 +157,9 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Ctx) -> Result<Requeue, Error> {
         children,
     };
     let planned = plan::plan(&input);
-    if planned.status != status {
+    // The status write is also the precondition of every action and Event: one planned
+    // from a stale object fails there with a conflict, before anything is done.
+    if planned.status != status || !planned.actions.is_empty() || !planned.events.is_empty() {
         apply::patch_status(ctx, job, &planned.status).await?;
     }
     ctx.metrics
@@ -190,6 +219,10 @@ async fn publish(ctx: &Ctx, job: &StreamJob, events: &[plan::Event]) {
 }
 
 fn error_policy(job: Arc<StreamJob>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
+    if let Error::NotLeader(what) = error {
+        tracing::warn!(job = %job.name_any(), "not the leader any more: {what} refused");
+        return Requeue::await_change();
+    }
     tracing::warn!(job = %job.name_any(), namespace = %job.namespace().unwrap_or_default(), error = %error, "reconcile failed; retrying");
     Requeue::requeue(Duration::from_secs(5))
 }

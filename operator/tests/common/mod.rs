@@ -77,13 +77,29 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(env: &TestEnv, ns: &str, s3_endpoint: &str, log: PathBuf) -> Operator {
+        Operator::start_as(env, ns, s3_endpoint, log, None, "info")
+    }
+
+    /// An operator with its own leader-election identity (`POD_NAME`) and log filter.
+    pub fn start_as(
+        env: &TestEnv,
+        ns: &str,
+        s3_endpoint: &str,
+        log: PathBuf,
+        identity: Option<&str>,
+        level: &str,
+    ) -> Operator {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice-operator"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice-operator"));
+        if let Some(id) = identity {
+            cmd.env("POD_NAME", id);
+        }
+        let child = cmd
             .args(["--engine-access", "apiserver-proxy", "--namespaces", ns, "--lease-namespace", ns])
             .args(["--http-addr", &format!("127.0.0.1:{port}"), "--s3-endpoint", s3_endpoint, "--log-format", "text"])
             .env("KUBECONFIG", &env.kubeconfig)
-            .env("RUST_LOG", "info,kube=warn,kube_client::client::builder=off")
+            .env("RUST_LOG", format!("{level},kube=warn,kube_client::client::builder=off"))
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())
@@ -94,6 +110,17 @@ impl Operator {
 
     pub async fn metrics(&self) -> String {
         testenv::http_get(std::net::Ipv4Addr::LOCALHOST, self.port, "/metrics").await.map(|r| r.1).unwrap_or_default()
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, ...) to the process.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([format!("-{sig}"), self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success(), "kill -{sig} failed");
+    }
+
+    /// The exit status, once the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
     }
 
     pub fn kill(&mut self) {

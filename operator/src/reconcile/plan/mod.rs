@@ -16,6 +16,12 @@
 //! - a new deployment's number, spec and restore point are recorded before its
 //!   children are applied.
 //!
+//! Savepoint trigger ids are derived from the record (the job, the kind, the target
+//! generation and `savepointTriggers`, a counter in the status), never from the clock,
+//! so two reconciles planned from the same status ask for the same savepoint. The
+//! caller writes the status with the resourceVersion it planned from, so a plan from a
+//! stale status fails before any of its actions is taken.
+//!
 //! An operator restarted at any point therefore repeats only idempotent steps.
 
 use std::time::Duration;
@@ -282,6 +288,12 @@ impl<'a> Planner<'a> {
         );
         self.actions.push(Action::ApplyChildren);
         self.soon(WATCH);
+    }
+
+    /// The number of the next savepoint trigger, counted in the status (see `savepointTriggers`).
+    fn next_trigger(&mut self) -> i64 {
+        self.st.savepoint_triggers += 1;
+        self.st.savepoint_triggers
     }
 
     fn set_phase(&mut self, phase: Phase) {

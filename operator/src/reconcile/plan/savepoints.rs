@@ -15,10 +15,7 @@ impl Planner<'_> {
             let last = self.st.last_savepoint.as_ref().and_then(|s| s.time.parse::<Timestamp>().ok());
             let base = last.into_iter().chain(ts(&self.st.deployed_at)).max();
             match base {
-                Some(b) if elapsed(self.i.now, b) >= interval => Some((
-                    "periodic",
-                    format!("{}-periodic-{}-{}", self.i.name, self.st.deployment, self.i.now.as_second()),
-                )),
+                Some(b) if elapsed(self.i.now, b) >= interval => Some(("periodic", String::new())),
                 Some(b) => {
                     self.soon(interval - elapsed(self.i.now, b));
                     None
@@ -35,6 +32,12 @@ impl Planner<'_> {
             }
             return;
         }
+        let id = if kind == "periodic" {
+            let n = self.next_trigger();
+            format!("{}-periodic-{}-{n}", self.i.name, self.st.deployment)
+        } else {
+            id
+        };
         self.st.pending_savepoint =
             Some(PendingSavepoint { trigger_id: id.clone(), trigger: kind.into(), started: self.now() });
         self.actions.push(Action::TriggerSavepoint(SavepointRequest {

@@ -16,8 +16,9 @@ impl Planner<'_> {
         };
         let job_alive = matches!(&self.i.engine, EngineView::Up(j) if j.state == "RUNNING");
         let (step, trigger_id, restore_from) = if savepoint && job_alive {
-            // Unique per attempt: an aborted upgrade retried later must not get the failed savepoint back.
-            let id = format!("{}-{}-{}-{}", self.i.name, kind_name(kind), self.i.generation, self.i.now.as_second());
+            // From the write-ahead record, unique per attempt: an aborted upgrade retried
+            // later must not get the failed savepoint back.
+            let id = format!("{}-{}-{}-{}", self.i.name, kind_name(kind), self.i.generation, self.next_trigger());
             (UpgradeStep::Stopping, Some(id), None)
         } else {
             (UpgradeStep::Stopped, None, self.fallback_restore(target, kind))

@@ -14,6 +14,10 @@ fn periodic_savepoints_and_retention() {
     c.at = 601;
     let p = c.plan();
     assert_eq!(p.status.pending_savepoint.as_ref().map(|s| s.trigger.as_str()), Some("periodic"));
+    // Its id follows from the status (deployment 1, first trigger), not from the clock.
+    assert_eq!(p.status.pending_savepoint.as_ref().map(|s| s.trigger_id.as_str()), Some("clicks-periodic-1-1"));
+    c.at = 700;
+    assert_eq!(c.plan().status.pending_savepoint.map(|s| s.trigger_id), Some("clicks-periodic-1-1".into()));
     // Completion adds it to the history; maxCount 2 disposes the oldest, never the newest.
     st.pending_savepoint = p.status.pending_savepoint.clone();
     st.savepoint_history = vec![

@@ -13,7 +13,7 @@ fn a_sql_change_starts_a_savepoint_upgrade_recorded_before_the_trigger() {
     let p = c.plan();
     let rec = p.status.upgrade.clone().unwrap();
     assert_eq!((rec.kind, rec.step, rec.target_generation), (UpgradeKind::Upgrade, UpgradeStep::Stopping, 2));
-    let id = format!("clicks-upgrade-2-{}", now(60).as_second());
+    let id = "clicks-upgrade-2-1".to_string();
     assert_eq!(rec.trigger_id.as_deref(), Some(id.as_str()));
     assert_eq!(
         p.actions,
@@ -325,4 +325,37 @@ fn with_nothing_to_fall_back_to_a_savepoint_in_flight_is_awaited_not_aborted() {
     let p = c.plan();
     assert_eq!((p.status.deployment, p.status.deployed_from.as_deref()), (2, None));
     assert!(p.events.iter().any(|e| e.reason == "SavepointFallback" && e.message.contains("empty state")));
+}
+
+/// Finding 6 of issue 14: two reconciles planned from the same status (two operators,
+/// or one with a stale cache) must ask for the same savepoint, whatever their clocks.
+#[test]
+fn trigger_ids_follow_from_the_status_not_the_clock_and_a_retry_gets_a_new_one() {
+    let mut s = spec();
+    s.checkpointing.storage = None;
+    let st = deployed(&s);
+    let mut changed = s.clone();
+    changed.parallelism = 3;
+    let id = |st: &StreamJobStatus, at: i64| {
+        let mut c = Case::new(&changed, st);
+        c.generation = 2;
+        c.at = at;
+        let p = c.plan();
+        (p.status.upgrade.as_ref().and_then(|u| u.trigger_id.clone()).unwrap(), p)
+    };
+    let (first, p) = id(&st, 60);
+    assert_eq!(id(&st, 61).0, first, "two reconcilers of the same status, a second apart");
+    assert_eq!(id(&st, 3600).0, first);
+    assert!(first.starts_with("clicks-upgrade-2-"), "{first}");
+    // The savepoint fails and the upgrade is aborted (nothing to fall back to); its retry
+    // gets a fresh id, so that the failed savepoint is not returned for it.
+    let mut c = Case::new(&changed, &p.status);
+    c.generation = 2;
+    c.at = 62;
+    c.trigger = Some(TriggerView::Failed("disk full".into()));
+    let aborted = c.plan();
+    assert!(aborted.status.upgrade.is_none(), "{:?}", aborted.status.upgrade);
+    let (retry, _) = id(&aborted.status, 200);
+    assert_ne!(retry, first);
+    assert_eq!(id(&aborted.status, 201).0, retry);
 }
