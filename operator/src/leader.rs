@@ -349,6 +349,26 @@ mod tests {
         assert!(expired("a", Some(5), t0, t0 + s(5)));
     }
 
+    /// A renewal whose API calls never answer: leadership ends at the renew deadline,
+    /// before the Lease could expire for anyone else.
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_renewal_drops_leadership_at_the_renew_deadline() {
+        let hung = tower::service_fn(|_: http::Request<kube::client::Body>| {
+            std::future::pending::<Result<http::Response<kube::client::Body>, std::convert::Infallible>>()
+        });
+        let t = Timings::default();
+        let e = Elector::new(kube::Client::new(hung, "default"), "default", "lease", "me", t);
+        let leadership = Leadership::elected();
+        let t0 = Instant::now();
+        leadership.renewed(t0 + t.renew_deadline);
+        let why = e.hold(&leadership, t0).await;
+        assert!(why.contains("renew deadline"), "{why}");
+        assert!(!leadership.is_leading());
+        assert!(matches!(leadership.check("apply"), Err(Error::NotLeader(_))));
+        assert_eq!(Instant::now() - t0, t.renew_deadline);
+        assert!(Instant::now() - t0 < t.lease_duration);
+    }
+
     #[test]
     fn leadership_holds_until_its_deadline_and_can_be_dropped() {
         let l = Leadership::elected();
