@@ -4,7 +4,8 @@
 //!
 //! Every call has a timeout and is retried a few times on transport errors.
 //! Savepoint triggers carry a caller-chosen `triggerId`, which makes a retried
-//! POST idempotent.
+//! POST idempotent. Answers are read up to [`MAX_RESPONSE`] bytes: the engine runs
+//! the image a user chose (`spec.image`), so its answers are not trusted to be small.
 
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ use serde::{Deserialize, Serialize};
 /// The coordinator's REST port, as in ARCHITECTURE.md.
 pub const REST_PORT: u16 = 8081;
 const ATTEMPTS: u32 = 3;
+/// The largest engine answer the operator reads (1 MiB); the contract's are a few KiB.
+pub const MAX_RESPONSE: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Access {
@@ -35,6 +38,29 @@ pub enum EngineError {
     Status { job: String, path: String, code: u16, message: String },
     #[error("the engine of job {job} sent an unreadable answer to {path}: {message}")]
     Decode { job: String, path: String, message: String },
+    #[error("the engine of job {job} answered {path} with more than {limit} bytes; the answer is refused")]
+    TooLarge { job: String, path: String, limit: usize },
+}
+
+/// Why one call failed.
+enum CallError {
+    Transport(String),
+    /// The answer exceeded [`MAX_RESPONSE`]: not retried.
+    TooLarge,
+}
+
+/// Reads `body` up to `limit` bytes. `Ok(None)` if it is longer: reading stops at the
+/// limit, so an endless or huge answer costs at most `limit` bytes of memory.
+pub async fn read_limited<B>(body: B, limit: usize) -> Result<Option<Bytes>, String>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(Some(collected.to_bytes())),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// `GET /v1/job`, the fields the operator uses.
@@ -163,7 +189,10 @@ impl Engine {
             match tokio::time::timeout(self.timeout, call).await {
                 Ok(Ok((code, bytes))) if !proxy_unavailable(self.access, code) => return Ok((code, bytes)),
                 Ok(Ok((code, bytes))) => last = format!("HTTP {code}: {}", String::from_utf8_lossy(&bytes).trim()),
-                Ok(Err(e)) => last = e,
+                Ok(Err(CallError::TooLarge)) => {
+                    return Err(EngineError::TooLarge { job: job.into(), path: path.into(), limit: MAX_RESPONSE });
+                }
+                Ok(Err(CallError::Transport(e))) => last = e,
                 Err(_) => last = format!("no answer within {:?}", self.timeout),
             }
         }
@@ -177,8 +206,9 @@ impl Engine {
         method: http::Method,
         path: &str,
         body: Option<Vec<u8>>,
-    ) -> Result<(u16, Vec<u8>), String> {
+    ) -> Result<(u16, Vec<u8>), CallError> {
         let svc = Engine::service(job);
+        let transport = |e: String| CallError::Transport(e);
         match self.access {
             Access::Direct => {
                 let uri = format!("http://{svc}.{ns}:{REST_PORT}{path}");
@@ -187,11 +217,11 @@ impl Engine {
                     .uri(uri)
                     .header(http::header::CONTENT_TYPE, "application/json")
                     .body(Full::new(Bytes::from(body.unwrap_or_default())))
-                    .map_err(|e| e.to_string())?;
-                let resp = self.http.request(req).await.map_err(|e| e.to_string())?;
+                    .map_err(|e| transport(e.to_string()))?;
+                let resp = self.http.request(req).await.map_err(|e| transport(e.to_string()))?;
                 let code = resp.status().as_u16();
-                let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-                Ok((code, bytes.to_vec()))
+                let bytes = read_limited(resp.into_body(), MAX_RESPONSE).await.map_err(transport)?;
+                Ok((code, bytes.ok_or(CallError::TooLarge)?.to_vec()))
             }
             Access::ApiserverProxy => {
                 let uri = format!("/api/v1/namespaces/{ns}/services/{svc}:{REST_PORT}/proxy{path}");
@@ -200,11 +230,11 @@ impl Engine {
                     .uri(uri)
                     .header(http::header::CONTENT_TYPE, "application/json")
                     .body(kube::client::Body::from(body.unwrap_or_default()))
-                    .map_err(|e| e.to_string())?;
-                let resp = self.kube.send(req).await.map_err(|e| e.to_string())?;
+                    .map_err(|e| transport(e.to_string()))?;
+                let resp = self.kube.send(req).await.map_err(|e| transport(e.to_string()))?;
                 let code = resp.status().as_u16();
-                let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-                Ok((code, bytes.to_vec()))
+                let bytes = read_limited(resp.into_body(), MAX_RESPONSE).await.map_err(transport)?;
+                Ok((code, bytes.ok_or(CallError::TooLarge)?.to_vec()))
             }
         }
     }
@@ -236,4 +266,37 @@ fn status_error(job: &str, path: &str, code: u16, body: &[u8]) -> EngineError {
         .map(|b| b.error)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).trim().to_string());
     EngineError::Status { job: job.into(), path: path.into(), code, message }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    #[tokio::test]
+    async fn answers_are_read_up_to_the_limit_and_refused_beyond_it() {
+        let small = Full::new(Bytes::from(vec![b'x'; 1024]));
+        assert_eq!(read_limited(small, MAX_RESPONSE).await.unwrap().map(|b| b.len()), Some(1024));
+        let exact = Full::new(Bytes::from(vec![b'x'; MAX_RESPONSE]));
+        assert_eq!(read_limited(exact, MAX_RESPONSE).await.unwrap().map(|b| b.len()), Some(MAX_RESPONSE));
+        let big = Full::new(Bytes::from(vec![b'x'; MAX_RESPONSE + 1]));
+        assert_eq!(read_limited(big, MAX_RESPONSE).await.unwrap(), None);
+        // An endless answer: reading stops at the limit.
+        let chunk = Bytes::from_static(&[b'x'; 4096]);
+        let endless = StreamBody::new(futures::stream::repeat_with(move || {
+            Ok::<_, std::convert::Infallible>(Frame::data(chunk.clone()))
+        }));
+        assert_eq!(read_limited(endless, MAX_RESPONSE).await.unwrap(), None);
+    }
+
+    #[test]
+    fn a_refused_answer_names_the_job_and_the_path() {
+        let e = EngineError::TooLarge { job: "clicks".into(), path: "/v1/job".into(), limit: MAX_RESPONSE };
+        assert_eq!(
+            e.to_string(),
+            "the engine of job clicks answered /v1/job with more than 1048576 bytes; the answer is refused"
+        );
+    }
 }
