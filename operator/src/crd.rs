@@ -522,6 +522,9 @@ pub struct StreamSavepointStatus {
     pub error: Option<String>,
     #[serde(default)]
     pub attempts: i32,
+    /// The directory the savepoint was taken into: `disposeOnDelete` deletes only under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
     /// The job's S3 settings (no secret values) when the savepoint completed, so that
     /// `disposeOnDelete` still works after the StreamJob is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -49,15 +49,29 @@ pub async fn reconcile(ssp: Arc<StreamSavepoint>, ctx: Arc<Ctx>) -> Result<Reque
         }
         let s3 = status.s3.clone().or_else(|| job_spec.as_ref().and_then(|s| s.s3.clone()));
         if let Some(location) = &status.location {
-            // Deletion never waits on storage: a failure is logged and the finalizer still goes.
-            let disposed = match storage::access_s3(&ctx.client, &ns, s3.as_ref(), ctx.s3_endpoint.as_deref()).await {
-                Ok(access) => storage::dispose(&access, location).await,
-                Err(e) => Err(e),
-            };
-            match disposed {
-                Ok(()) => tracing::info!(savepoint = %name, %location, "deleted the savepoint data (disposeOnDelete)"),
-                Err(e) => {
-                    tracing::warn!(savepoint = %name, %location, error = %e, "cannot delete the savepoint data; the finalizer is removed anyway")
+            let roots = disposal_roots(&ssp, job_spec.as_ref());
+            if !storage::may_dispose(location, &roots) {
+                // The engine reported the location; only its own directory is ever deleted.
+                let why = format!(
+                    "disposeOnDelete: {location} is not under the savepoint's directory ({}); its data is kept",
+                    if roots.is_empty() { "unknown".into() } else { roots.join(", ") }
+                );
+                tracing::warn!(savepoint = %name, "{why}");
+                warn(&ctx, &ssp, "DisposeRefused", why).await;
+            } else {
+                // Deletion never waits on storage: a failure is logged and the finalizer still goes.
+                let disposed = match storage::access_s3(&ctx.client, &ns, s3.as_ref(), ctx.s3_endpoint.as_deref()).await
+                {
+                    Ok(access) => storage::dispose(&access, location, &roots).await,
+                    Err(e) => Err(e),
+                };
+                match disposed {
+                    Ok(()) => {
+                        tracing::info!(savepoint = %name, %location, "deleted the savepoint data (disposeOnDelete)")
+                    }
+                    Err(e) => {
+                        tracing::warn!(savepoint = %name, %location, error = %e, "cannot delete the savepoint data; the finalizer is removed anyway")
+                    }
                 }
             }
         }
@@ -101,6 +115,30 @@ pub async fn reconcile(ssp: Arc<StreamSavepoint>, ctx: Arc<Ctx>) -> Result<Reque
         }
     }
     Ok(requeue)
+}
+
+/// Where `disposeOnDelete` may delete: the directory the savepoint was taken into (in
+/// the status since it was triggered), else its own `spec.directory`, else (for one
+/// recorded before the status kept it) the job's savepoint directory.
+fn disposal_roots(ssp: &StreamSavepoint, job: Option<&crate::crd::StreamJobSpec>) -> Vec<String> {
+    let recorded = ssp.status.as_ref().and_then(|s| s.directory.clone());
+    let dir =
+        recorded.or_else(|| ssp.spec.directory.clone()).or_else(|| job.and_then(|j| j.savepoints.directory.clone()));
+    dir.into_iter().collect()
+}
+
+/// Publishes a Warning Event about the StreamSavepoint; a report, so a failure is only logged.
+async fn warn(ctx: &Ctx, ssp: &StreamSavepoint, reason: &str, message: String) {
+    let ev = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Warning,
+        reason: reason.into(),
+        note: Some(message.chars().take(1000).collect()),
+        action: "Dispose".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &ssp.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot publish an Event");
+    }
 }
 
 /// One step of the state machine; the caller patches `st`.
@@ -183,10 +221,12 @@ async fn step(
             if let Err(e) = ctx.leadership.check("a savepoint trigger") {
                 return fail_or_retry(st, e.to_string());
             }
+            let directory = req.target_directory.clone();
             match ctx.engine.trigger_savepoint(&ns, job_name, &req).await {
                 Ok(()) => {
                     st.phase = SavepointPhase::InProgress;
                     st.trigger_id = Some(id);
+                    st.directory = directory;
                     st.error = None;
                     Requeue::requeue(Duration::from_secs(1))
                 }
@@ -221,7 +261,37 @@ pub async fn run(ctx: Arc<Ctx>, namespaces: &[String]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+    use super::*;
+
+    fn ssp(spec_dir: Option<&str>, recorded: Option<&str>) -> StreamSavepoint {
+        let mut s: StreamSavepoint = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sluice.dev/v1alpha1", "kind": "StreamSavepoint",
+            "metadata": {"name": "s"}, "spec": {"jobRef": {"name": "j"}, "disposeOnDelete": true}
+        }))
+        .unwrap();
+        s.spec.directory = spec_dir.map(str::to_string);
+        s.status = Some(StreamSavepointStatus { directory: recorded.map(str::to_string), ..Default::default() });
+        s
+    }
+
+    #[test]
+    fn dispose_on_delete_deletes_only_under_the_savepoints_directory() {
+        let mut job: crate::crd::StreamJobSpec = serde_json::from_value(serde_json::json!({"sql": "x"})).unwrap();
+        job.savepoints.directory = Some("s3://b/job-sp".into());
+        // The directory recorded when it was triggered wins, then its own, then the job's.
+        assert_eq!(disposal_roots(&ssp(Some("s3://b/own"), Some("s3://b/then")), Some(&job)), vec!["s3://b/then"]);
+        assert_eq!(disposal_roots(&ssp(Some("s3://b/own"), None), Some(&job)), vec!["s3://b/own"]);
+        assert_eq!(disposal_roots(&ssp(None, None), Some(&job)), vec!["s3://b/job-sp"]);
+        assert!(disposal_roots(&ssp(None, None), None).is_empty());
+        let roots = disposal_roots(&ssp(None, Some("s3://b/sp")), None);
+        assert!(storage::may_dispose("s3://b/sp/savepoint-s-1", &roots));
+        for bad in ["s3://b/sp2/savepoint-s-1", "s3://b/sp", "s3://b/sp/../other", "s3://other/sp/x"] {
+            assert!(!storage::may_dispose(bad, &roots), "{bad}");
+        }
+    }
+
     #[test]
     fn backoff_grows_and_is_capped() {
         assert_eq!(super::backoff(1), std::time::Duration::from_secs(2));

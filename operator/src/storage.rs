@@ -61,6 +61,63 @@ pub fn savepoint_location(dir: &str, trigger_id: &str) -> String {
     format!("{}/savepoint-{safe}", dir.trim_end_matches('/'))
 }
 
+/// A storage URI as its scheme, whether its path is absolute, and its path segments:
+/// `file:///a/b`, `/a/b` and `/a/b/` are the same. `None` for a URI that could reach
+/// outside what it names: `.` or `..` segments (also percent-encoded), empty segments
+/// inside the path, backslashes, or a scheme other than `s3` and `file`.
+fn segments(uri: &str) -> Option<(&'static str, bool, Vec<&str>)> {
+    let (scheme, path) = match uri.split_once("://") {
+        Some(("s3", rest)) => ("s3", rest),
+        Some(("file", rest)) => ("file", rest),
+        Some(_) => return None,
+        None => ("file", uri),
+    };
+    let absolute = scheme == "s3" || path.starts_with('/');
+    let path = path.trim_start_matches('/').trim_end_matches('/');
+    if path.is_empty() {
+        return Some((scheme, absolute, Vec::new()));
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    let bad = |p: &&str| {
+        let lower = p.to_ascii_lowercase();
+        p.is_empty() || *p == "." || *p == ".." || lower.contains("%2e") || lower.contains("%2f") || p.contains('\\')
+    };
+    if parts.iter().any(bad) {
+        return None;
+    }
+    Some((scheme, absolute, parts))
+}
+
+/// Whether `location` lies strictly under the directory `root`, by whole path segments:
+/// `s3://b/sp/x` is under `s3://b/sp`, `s3://b/sp2/x` and `s3://b/sp` itself are not.
+pub fn is_under(location: &str, root: &str) -> bool {
+    match (segments(location), segments(root)) {
+        (Some((ls, la, l)), Some((rs, ra, r))) => {
+            ls == rs && la == ra && !r.is_empty() && l.len() > r.len() && l[..r.len()] == r[..]
+        }
+        _ => false,
+    }
+}
+
+/// The directories under which the operator may delete snapshot data of a job: its
+/// savepoint directory and its checkpoint storage, as in each of `specs`.
+pub fn disposal_roots<'a>(specs: impl IntoIterator<Item = &'a StreamJobSpec>) -> Vec<String> {
+    let mut roots: Vec<String> = Vec::new();
+    for s in specs {
+        for r in [&s.savepoints.directory, &s.checkpointing.storage].into_iter().flatten() {
+            if !roots.contains(r) {
+                roots.push(r.clone());
+            }
+        }
+    }
+    roots
+}
+
+/// Whether `location` may be deleted: it lies under one of `roots`.
+pub fn may_dispose(location: &str, roots: &[String]) -> bool {
+    roots.iter().any(|r| is_under(location, r))
+}
+
 /// Runs a blocking storage call on the savepoint at `location`.
 async fn at<T: Send + 'static>(
     access: &Access,
@@ -81,15 +138,73 @@ pub async fn savepoint_exists(access: &Access, location: &str) -> Result<bool, E
     at(access, location, |s| s.exists("_metadata")).await
 }
 
-/// Deletes a savepoint's files.
-pub async fn dispose(access: &Access, location: &str) -> Result<(), Error> {
+/// Deletes a savepoint's files, if `location` lies under one of `roots` (see [`may_dispose`]).
+pub async fn dispose(access: &Access, location: &str, roots: &[String]) -> Result<(), Error> {
+    if !may_dispose(location, roots) {
+        return Err(Error::Storage(format!(
+            "refusing to delete {location}: it is not under {}",
+            if roots.is_empty() { "any configured savepoint or checkpoint directory".into() } else { roots.join(", ") }
+        )));
+    }
     at(access, location, |s| s.delete_prefix("")).await
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+    use super::*;
+
     #[test]
     fn location_matches_the_engine() {
         assert_eq!(super::savepoint_location("s3://b/sp/", "job-up/7"), "s3://b/sp/savepoint-job-up_7");
+    }
+
+    #[test]
+    fn only_what_lies_under_a_configured_directory_may_be_deleted() {
+        for (location, root, under) in [
+            ("s3://b/sp/savepoint-x", "s3://b/sp", true),
+            ("s3://b/sp/savepoint-x/", "s3://b/sp/", true),
+            ("s3://b/sp/a/b", "s3://b/sp", true),
+            // Directory semantics, not string prefixes.
+            ("s3://b/sp2/savepoint-x", "s3://b/sp", false),
+            ("s3://b/spx", "s3://b/sp", false),
+            // Never the directory itself, another bucket, another scheme.
+            ("s3://b/sp", "s3://b/sp", false),
+            ("s3://b/sp/", "s3://b/sp", false),
+            ("s3://c/sp/savepoint-x", "s3://b/sp", false),
+            ("file:///b/sp/savepoint-x", "s3://b/sp", false),
+            // `file://` and plain paths are the same.
+            ("file:///data/sp/savepoint-x", "/data/sp", true),
+            ("/data/sp/savepoint-x", "file:///data/sp", true),
+            ("/data/sp/savepoint-x", "/data/sp/", true),
+            ("data/sp/savepoint-x", "/data/sp", false),
+            // Nothing that climbs out or hides a segment.
+            ("s3://b/sp/../other", "s3://b/sp", false),
+            ("s3://b/sp/x/../../other", "s3://b/sp", false),
+            ("/data/sp/./x", "/data/sp", false),
+            ("s3://b/sp/%2E%2E/other", "s3://b/sp", false),
+            ("s3://b/sp//x", "s3://b/sp", false),
+            ("s3://b/sp/x", "s3://b/sp/../sp", false),
+            ("http://b/sp/x", "http://b/sp", false),
+            ("s3://b/sp/x", "", false),
+        ] {
+            assert_eq!(is_under(location, root), under, "{location} under {root}");
+        }
+    }
+
+    #[test]
+    fn the_roots_are_the_savepoint_directory_and_the_checkpoint_storage() {
+        let spec = |sp: Option<&str>, chk: Option<&str>| {
+            let mut s: StreamJobSpec = serde_json::from_value(serde_json::json!({"sql": "x"})).unwrap();
+            s.savepoints.directory = sp.map(str::to_string);
+            s.checkpointing.storage = chk.map(str::to_string);
+            s
+        };
+        let (now, before) = (spec(Some("s3://b/sp"), Some("s3://b/chk")), spec(Some("s3://b/old"), None));
+        let roots = disposal_roots([&now, &before, &now]);
+        assert_eq!(roots, vec!["s3://b/sp", "s3://b/chk", "s3://b/old"]);
+        assert!(may_dispose("s3://b/old/savepoint-1", &roots));
+        assert!(!may_dispose("s3://b/elsewhere/savepoint-1", &roots));
+        assert!(!may_dispose("s3://b/sp/savepoint-1", &[]));
     }
 }

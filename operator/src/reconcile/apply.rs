@@ -42,11 +42,11 @@ pub async fn run(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus, action: &
             r.map_err(Error::from)
         }
         Action::RemoveFinalizer => remove_finalizer(ctx, job).await,
-        Action::Dispose(locations) => {
+        Action::Dispose { locations, roots } => {
             let spec = status.reconciled_spec.as_deref().and_then(parse_spec).unwrap_or_else(|| job.spec.clone());
             let access = storage::access(&ctx.client, &ns, &spec, ctx.s3_endpoint.as_deref()).await?;
             for l in locations {
-                storage::dispose(&access, l).await?;
+                storage::dispose(&access, l, roots).await?;
                 tracing::info!(location = %l, "deleted an old savepoint (retention)");
             }
             Ok(())

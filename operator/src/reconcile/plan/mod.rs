@@ -96,8 +96,12 @@ pub enum Action {
     DeleteEngine,
     TriggerSavepoint(SavepointRequest),
     RemoveFinalizer,
-    /// Delete these savepoints' data from storage (retention).
-    Dispose(Vec<String>),
+    /// Delete these savepoints' data from storage (retention); each lies under one of
+    /// `roots` (the job's savepoint directory and checkpoint storage), which apply checks again.
+    Dispose {
+        locations: Vec<String>,
+        roots: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -99,27 +99,42 @@ impl Planner<'_> {
         }
         self.st.last_savepoint = Some(info);
         let Some(spec) = self.target() else { return };
+        // Only data under the job's own directories is ever deleted: the engine reports
+        // the location, and the engine runs an image the user chose.
+        let roots = crate::storage::disposal_roots(std::iter::once(&spec).chain(self.deployed().as_ref()));
         let max_count = usize::try_from(spec.savepoints.max_count.max(1)).unwrap_or(1);
         let max_age = spec.savepoints.max_age.as_deref().and_then(parse_duration);
         let keep = [self.st.deployed_from.clone(), self.st.upgrade.as_ref().and_then(|u| u.restore_from.clone())];
         let n = self.st.savepoint_history.len();
         let mut dispose = Vec::new();
         let mut kept = Vec::new();
-        for (idx, s) in self.st.savepoint_history.drain(..).enumerate() {
+        for (idx, s) in std::mem::take(&mut self.st.savepoint_history).into_iter().enumerate() {
             let newest = idx + 1 == n;
             let too_many = n - idx > max_count;
             let too_old =
                 max_age.is_some_and(|a| s.time.parse::<Timestamp>().is_ok_and(|t| elapsed(self.i.now, t) > a));
             let protected = keep.iter().flatten().any(|k| *k == s.location);
             if !newest && !protected && (too_many || too_old) {
-                dispose.push(s.location);
-            } else {
-                kept.push(s);
+                if crate::storage::may_dispose(&s.location, &roots) {
+                    dispose.push(s.location);
+                    continue;
+                }
+                self.event(
+                    true,
+                    "DisposeRefused",
+                    format!(
+                        "savepoint {} is due for deletion (retention), but it is not under the job's savepoint \
+                         directory or checkpoint storage ({}); it is kept, and its record too",
+                        s.location,
+                        if roots.is_empty() { "none configured".into() } else { roots.join(", ") }
+                    ),
+                );
             }
+            kept.push(s);
         }
         self.st.savepoint_history = kept;
         if !dispose.is_empty() {
-            self.actions.push(Action::Dispose(dispose));
+            self.actions.push(Action::Dispose { locations: dispose, roots });
         }
     }
 
@@ -137,7 +152,7 @@ impl Planner<'_> {
                 self.st.pending_savepoint = None;
                 self.record_savepoint(&location, "deletion");
                 self.event(false, "SavepointCompleted", format!("deletion savepoint at {location}"));
-                self.actions.retain(|a| !matches!(a, Action::Dispose(_)));
+                self.actions.retain(|a| !matches!(a, Action::Dispose { .. }));
                 self.actions.push(Action::RemoveFinalizer);
             }
             (Some(p), trigger) if p.trigger == "deletion" => {

@@ -29,7 +29,8 @@ fn periodic_savepoints_and_retention() {
     c.trigger = Some(TriggerView::Completed("s3://b/sp/three".into()));
     let p = c.plan();
     assert!(p.status.pending_savepoint.is_none());
-    assert_eq!(p.actions, vec![Action::Dispose(vec!["s3://b/sp/one".into()])]);
+    let roots = vec!["s3://b/sp".to_string(), "s3://b/chk".to_string()];
+    assert_eq!(p.actions, vec![Action::Dispose { locations: vec!["s3://b/sp/one".into()], roots }]);
     let kept: Vec<&str> = p.status.savepoint_history.iter().map(|s| s.location.as_str()).collect();
     assert_eq!(kept, vec!["s3://b/sp/two", "s3://b/sp/three"]);
     assert_eq!(p.status.last_savepoint.unwrap().location, "s3://b/sp/three");
@@ -61,4 +62,41 @@ fn deletion_takes_a_savepoint_when_asked_and_never_deadlocks() {
     let mut c3 = Case::new(&plain, &plain_status);
     c3.deleting = true;
     assert_eq!(c3.plan().actions, vec![Action::RemoveFinalizer]);
+}
+
+#[test]
+fn retention_deletes_nothing_outside_the_jobs_directories_and_keeps_its_record() {
+    let mut s = spec();
+    s.savepoints.interval = Some("10m".into());
+    let mut st = deployed(&s);
+    st.pending_savepoint = Some(PendingSavepoint {
+        trigger_id: "clicks-periodic-1-3".into(),
+        trigger: "periodic".into(),
+        started: T0.into(),
+    });
+    // Locations as an engine reported them: a sibling directory sharing the prefix, a
+    // climb out of the directory, the directory itself, and one that is fine.
+    st.savepoint_history = ["s3://b/sp2/one", "s3://b/sp/../chk-evil", "s3://b/sp", "s3://b/chk/old", "s3://b/sp/two"]
+        .into_iter()
+        .map(|l| SavepointInfo { location: l.into(), time: T0.into(), trigger: "periodic".into() })
+        .collect();
+    let mut c = Case::new(&s, &st);
+    c.at = 602;
+    c.trigger = Some(TriggerView::Completed("s3://b/sp/three".into()));
+    let p = c.plan();
+    // maxCount 2: all but the two newest are due; only the one under checkpoint storage goes.
+    let disposed: Vec<&Action> = p.actions.iter().filter(|a| matches!(a, Action::Dispose { .. })).collect();
+    assert_eq!(
+        disposed,
+        vec![&Action::Dispose {
+            locations: vec!["s3://b/chk/old".into()],
+            roots: vec!["s3://b/sp".into(), "s3://b/chk".into()]
+        }]
+    );
+    let refused: Vec<&Event> = p.events.iter().filter(|e| e.reason == "DisposeRefused").collect();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(refused.iter().all(|e| e.warning));
+    assert!(refused[0].message.contains("s3://b/sp2/one") && refused[0].message.contains("s3://b/sp, s3://b/chk"));
+    let kept: Vec<&str> = p.status.savepoint_history.iter().map(|s| s.location.as_str()).collect();
+    assert_eq!(kept, vec!["s3://b/sp2/one", "s3://b/sp/../chk-evil", "s3://b/sp", "s3://b/sp/two", "s3://b/sp/three"]);
 }
