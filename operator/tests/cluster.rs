@@ -393,3 +393,62 @@ async fn a_missing_bucket_is_reported_and_fixing_the_spec_recovers() {
         panic!("{e:#}\n--- job status: {:#?}\n--- operator log:\n{}", j.and_then(|j| j.status), op.log());
     }
 }
+
+/// A restore that fails is reported, not left in Deploying: the engine reports FAILED with
+/// its message, and the operator puts it in the status and a Warning Event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_initial_savepoint_fails_the_job_with_the_engines_message() {
+    let (env, client) = env().await;
+    let ns = env.namespace(&client, "restore").await.unwrap();
+    let s3 = env.start_s3(&client, &ns, &["sluice"]).await.unwrap();
+    let op = Operator::start(&env, &ns, &s3.endpoint, env.dir.join(format!("operator-{ns}.log")));
+    let api = Api::<StreamJob>::namespaced(client.clone(), &ns);
+    let missing = "s3://sluice/savepoints/savepoint-does-not-exist";
+    let spec = json!({
+        "image": "sluice/engine:test",
+        "sql": "CREATE TABLE s (x BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '10');\n\
+                CREATE TABLE o (x BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT x FROM s;\n",
+        "upgradeMode": "savepoint",
+        "initialSavepoint": missing,
+        "checkpointing": {"interval": "2s", "storage": "s3://sluice/checkpoints"},
+        "savepoints": {"directory": "s3://sluice/savepoints"},
+        "s3": {"endpoint": s3.cluster_endpoint, "credentialsSecretRef": {"name": "s3-creds"}}
+    });
+    create(&api, job("norestore", spec)).await.unwrap();
+    let result = async {
+        let failed = wait_object(&api, "norestore", Duration::from_secs(90), "Failed with the restore error", |j| {
+            phase(j) == Some(Phase::Failed)
+                && j.status.as_ref().and_then(|s| s.error.as_deref()).is_some_and(|e| e.contains(missing))
+        })
+        .await?;
+        let st = failed.status.unwrap();
+        if st.job_state.as_deref() != Some("FAILED") {
+            bail!("the engine's state is {:?}, not FAILED", st.job_state);
+        }
+        let stalled = st.conditions.iter().find(|c| c.type_ == "Stalled");
+        if !stalled.is_some_and(|c| c.status == "True" && c.message.contains(missing)) {
+            bail!("Stalled does not carry the restore error: {stalled:?}");
+        }
+        wait_for(Duration::from_secs(30), "a JobFailed Warning Event", || async {
+            let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), &ns)
+                .list(&Default::default())
+                .await?;
+            Ok(events
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("JobFailed")
+                        && e.type_.as_deref() == Some("Warning")
+                        && e.note.as_deref().is_some_and(|n| n.contains(missing))
+                })
+                .then_some(()))
+        })
+        .await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let j = api.get_opt("norestore").await.ok().flatten();
+        panic!("{e:#}\n--- job status: {:#?}\n--- operator log:\n{}", j.and_then(|j| j.status), op.log());
+    }
+}

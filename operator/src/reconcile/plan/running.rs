@@ -75,10 +75,25 @@ impl Planner<'_> {
                 }
             }
             "FAILED" | "CANCELED" => {
+                // Also a restore that failed (a missing, truncated or unreadable snapshot):
+                // the engine reports it as FAILED with its message.
                 self.st.running_since = None;
                 let why = job.error.clone().unwrap_or_else(|| format!("the job is {}", job.state));
+                let known = matches!(self.i.status.phase, Phase::Failed | Phase::RollingBack)
+                    && self.i.status.error.as_deref().is_some_and(|e| e.contains(why.as_str()));
+                if !known {
+                    let what = if rolled_back { "the rolled-back job" } else { "the job" };
+                    self.event(
+                        true,
+                        "JobFailed",
+                        format!("{what} (deployment {}) is {}: {why}", self.st.deployment, job.state),
+                    );
+                }
                 self.st.error = Some(why.clone());
-                if !self.maybe_rollback(Duration::ZERO, &why) && !rolled_back {
+                if rolled_back {
+                    // The rollback's own deployment failed: nothing older to go back to.
+                    self.set_phase(Phase::Failed);
+                } else if !self.maybe_rollback(Duration::ZERO, &why) {
                     self.set_phase(Phase::Failed);
                 }
             }
@@ -113,10 +128,10 @@ impl Planner<'_> {
             return false;
         }
         let Some(spec) = parse_spec(&stable) else { return false };
+        let within = if readiness.is_zero() { String::new() } else { format!(" within {readiness:?}") };
         let msg = format!(
-            "rolling back to the last stable spec from {}: {why} within {:?}",
+            "rolling back to the last stable spec from {}: {why}{within}",
             self.st.deployed_from.as_deref().unwrap_or("empty state"),
-            readiness
         );
         self.event(true, "RollingBack", msg.clone());
         self.st.error = Some(msg);

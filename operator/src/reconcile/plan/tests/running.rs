@@ -105,3 +105,82 @@ fn a_crashing_engine_pod_explains_the_error() {
     assert_eq!(p.status.error, c.children.pod_problem);
     assert_eq!(p.status.phase, Phase::Deploying);
 }
+
+fn failed(message: &str) -> EngineView {
+    EngineView::Up(JobInfo {
+        state: "FAILED".into(),
+        restarts: 0,
+        vertices: vec![],
+        last_completed_checkpoint: None,
+        error: Some(message.into()),
+    })
+}
+
+/// A restore that fails (a missing, truncated or unreadable savepoint) is reported by
+/// the engine as FAILED with its message: the job must not sit in Deploying without one.
+#[test]
+fn a_deployment_whose_restore_fails_is_failed_with_the_engines_message_and_a_warning() {
+    let mut s = spec();
+    s.initial_savepoint = Some("s3://b/sp/missing".into());
+    let mut st = deployed(&s);
+    st.phase = Phase::Deploying;
+    st.last_stable_spec = None;
+    st.running_since = None;
+    st.deployed_from = s.initial_savepoint.clone();
+    let msg = "cannot restore from s3://b/sp/missing: no _metadata";
+    let mut c = Case::new(&s, &st);
+    c.engine = failed(msg);
+    let p = c.plan();
+    assert_eq!(p.status.phase, Phase::Failed);
+    assert_eq!(p.status.error.as_deref(), Some(msg));
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    let warning = p.events.iter().find(|e| e.reason == "JobFailed").expect("a JobFailed Event");
+    assert!(warning.warning && warning.message.contains(msg), "{warning:?}");
+    let stalled = condition(&p, "Stalled");
+    assert_eq!((stalled.status.as_str(), stalled.message.as_str()), ("True", msg));
+    // Said once.
+    let mut c = Case::new(&s, &p.status);
+    c.engine = failed(msg);
+    let again = c.plan();
+    assert!(again.events.is_empty(), "{:?}", again.events);
+    assert_eq!(again.status, p.status);
+}
+
+#[test]
+fn an_upgrade_whose_restore_fails_is_rolled_back_and_a_failing_rollback_is_failed() {
+    let s = spec();
+    let mut up = s.clone();
+    up.parallelism = 3;
+    let mut st = deployed(&s);
+    st.reconciled_spec = Some(spec_json(&up));
+    st.reconciled_generation = Some(2);
+    st.deployment = 2;
+    st.deployed_from = Some("s3://b/sp/savepoint-up".into());
+    st.phase = Phase::Deploying;
+    st.running_since = None;
+    let msg = "cannot restore from s3://b/sp/savepoint-up: _metadata is truncated";
+    let mut c = Case::new(&up, &st);
+    c.generation = 2;
+    c.engine = failed(msg);
+    let p = c.plan();
+    assert_eq!(p.status.phase, Phase::RollingBack);
+    assert!(p.status.error.as_deref().is_some_and(|e| e.contains(msg)), "{:?}", p.status.error);
+    assert!(reasons(&p).contains(&"JobFailed") && reasons(&p).contains(&"RollingBack"), "{:?}", reasons(&p));
+    // The rollback restores from the same savepoint, and fails the same way: Failed, not RolledBack.
+    let mut rolled = p.status.clone();
+    rolled.upgrade = None;
+    rolled.phase = Phase::RolledBack;
+    rolled.rolled_back_generation = Some(2);
+    rolled.deployment = 3;
+    rolled.reconciled_spec = Some(spec_json(&s));
+    rolled.error = None;
+    let mut c = Case::new(&up, &rolled);
+    c.generation = 2;
+    c.children = ChildrenView { deployment: Some(3), ..children() };
+    c.engine = failed(msg);
+    let p = c.plan();
+    assert_eq!(p.status.phase, Phase::Failed);
+    assert!(p.status.error.as_deref().is_some_and(|e| e.contains(msg)), "{:?}", p.status.error);
+    assert!(p.events.iter().any(|e| e.warning && e.reason == "JobFailed"), "{:?}", p.events);
+    assert!(p.status.upgrade.is_none());
+}
