@@ -370,9 +370,12 @@ async fn a_missing_bucket_is_reported_and_fixing_the_spec_recovers() {
             j.status.as_ref().and_then(|s| s.error.as_deref()).is_some_and(|e| e.contains("no-such-bucket"))
         })
         .await?;
+        // The coordinator reports a start it cannot make as FAILED, with the reason, and
+        // stays up: the job is Failed and Stalled, not Deploying with no end.
         let st = failing.status.unwrap();
-        if st.phase != Phase::Deploying {
-            bail!("a job that cannot start should be Deploying, not {:?}", st.phase);
+        let stalled = st.conditions.iter().any(|c| c.type_ == "Stalled" && c.status == "True");
+        if st.phase != Phase::Failed || st.job_state.as_deref() != Some("FAILED") || !stalled {
+            bail!("a job that cannot start should be Failed and Stalled: {st:?}");
         }
         // Fixing the spec rolls out (last-state: nothing to restore yet) and the job runs.
         api.patch(
