@@ -24,7 +24,9 @@ pub async fn run(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus, action: &
     match action {
         Action::ApplyChildren => apply_children(ctx, job, status).await,
         Action::DeleteEngine => {
-            let dp = DeleteParams::background();
+            // Foreground: the Deployment and the StatefulSet stay until their pods are gone,
+            // so that "no engine objects" also means "no engine pods to come".
+            let dp = DeleteParams::foreground();
             ignore_missing(
                 Api::<K8sDeployment>::namespaced(ctx.client.clone(), &ns)
                     .delete(&format!("{name}-coordinator"), &dp)

@@ -23,7 +23,7 @@ use kube::{Api, Resource, ResourceExt};
 
 pub use plan::parse_spec;
 
-use crate::crd::{S3Spec, StreamJob, StreamJobSpec, StreamJobStatus};
+use crate::crd::{S3Spec, StreamJob, StreamJobSpec, StreamJobStatus, UpgradeStep};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -141,7 +141,14 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Ctx) -> Result<Requeue, Error> {
     let status = job.status.clone().unwrap_or_default();
     let spec = effective_spec(&job.spec, &status, &ctx.defaults);
     let validated = observe::validate(ctx, job, &spec).await?;
-    let children = observe::children(ctx, job).await?;
+    let mut children = observe::children(ctx, job, true).await?;
+    let choosing =
+        status.upgrade.as_ref().is_some_and(|u| matches!(u.step, UpgradeStep::Fencing | UpgradeStep::Stopped));
+    if choosing && !children.engine_objects && children.pods == 0 {
+        // The old pods are gone by the cache: confirm it with the API server before a
+        // restore point or a new deployment is chosen on it.
+        children = observe::children(ctx, job, false).await?;
+    }
     let engine = observe::engine(ctx, job, &children).await;
     let trigger = observe::trigger(ctx, job, &engine).await?;
     let input = plan::Input {

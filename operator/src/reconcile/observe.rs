@@ -79,14 +79,16 @@ pub fn check(ctx: &Ctx, name: &str, spec: &StreamJobSpec, sql: &str) -> Result<(
     result
 }
 
-/// The children, from the watch caches (no API call), or from the API when this
-/// namespace has no cache.
-pub async fn children(ctx: &Ctx, job: &StreamJob) -> Result<ChildrenView, Error> {
+/// The children, from the watch caches (no API call) when `cached`, else (or when this
+/// namespace has no cache) from the API server: a consistent read, for decisions that
+/// must not rest on a lagging cache, such as "every old engine pod is gone".
+pub async fn children(ctx: &Ctx, job: &StreamJob, cached: bool) -> Result<ChildrenView, Error> {
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
     let (coordinator, workers, config) =
         (format!("{name}-coordinator"), format!("{name}-workers"), format!("{name}-config"));
-    let (deployment, has_workers, config_map, pods, pod_problem) = match ctx.caches(&ns).await {
+    let caches = if cached { ctx.caches(&ns).await } else { None };
+    let (deployment, has_workers, config_map, pods, pod_problem) = match caches {
         Some(c) => {
             let deployment = c.deployments.get(&ObjectRef::new(&coordinator).within(&ns)).map(|d| (*d).clone());
             let has_workers = c.stateful_sets.get(&ObjectRef::new(&workers).within(&ns)).is_some();
