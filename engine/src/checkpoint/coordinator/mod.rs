@@ -311,19 +311,36 @@ impl Coordinator {
                 return;
             }
         };
-        let dir = match Storage::open(&target, &self.opts.s3) {
-            Ok(s) => s.child(&store::savepoint_dir(&req.trigger_id)),
-            Err(e) => {
-                self.job.set_savepoint(&req.trigger_id, SavepointStatus::failed(&e.to_string()));
-                return;
-            }
-        };
+        match Storage::open(&target, &self.opts.s3) {
+            Ok(base) => self.trigger_savepoint_into(req, base, cluster),
+            Err(e) => self.job.set_savepoint(&req.trigger_id, SavepointStatus::failed(&e.to_string())),
+        }
+    }
+
+    /// Takes the savepoint into `savepoint-<triggerId>` under `base`.
+    fn trigger_savepoint_into(&mut self, req: SavepointRequest, base: Storage, cluster: &dyn Cluster) {
+        let dir = base.child(&store::savepoint_dir(&req.trigger_id));
         // A savepoint of this trigger id completed before (a restarted coordinator
         // was asked again): it is the answer; writing into it would damage it.
-        if dir.exists(store::METADATA).unwrap_or(false) {
-            tracing::info!("job `{}`: savepoint {} already exists at {}", self.job.job_id, req.trigger_id, dir.uri());
-            self.job.set_savepoint(&req.trigger_id, SavepointStatus::completed(&dir.uri()));
-            return;
+        match existing_savepoint(&dir) {
+            Ok(None) => {}
+            Ok(Some(job)) if job == self.job.job_id => {
+                tracing::info!("job `{}`: savepoint {} already exists at {}", job, req.trigger_id, dir.uri());
+                self.job.set_savepoint(&req.trigger_id, SavepointStatus::completed(&dir.uri()));
+                return;
+            }
+            Ok(Some(other)) => {
+                let why = format!(
+                    "{} already holds a savepoint of job `{other}`; use another triggerId or targetDirectory",
+                    dir.uri()
+                );
+                self.job.set_savepoint(&req.trigger_id, SavepointStatus::failed(&why));
+                return;
+            }
+            Err(e) => {
+                self.job.set_savepoint(&req.trigger_id, SavepointStatus::failed(&e));
+                return;
+            }
         }
         self.trigger_savepoint_to(req, dir, cluster);
     }
@@ -585,6 +602,17 @@ impl Coordinator {
     }
 }
 
+/// The job id of the complete savepoint in `dir`, if there is one.
+fn existing_savepoint(dir: &Storage) -> Result<Option<String>, String> {
+    match dir.get(store::METADATA) {
+        Ok(raw) => serde_json::from_slice::<Metadata>(&raw)
+            .map(|m| Some(m.job_id))
+            .map_err(|e| format!("{}/{}: unreadable manifest: {e}", dir.uri(), store::METADATA)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Whether completing this snapshot commits output: a checkpoint or a
 /// stop-with-savepoint does. An intermediate savepoint does not, as in Flink
 /// since 1.15 (FLINK-25191): it is not a recovery point, so output committed
@@ -594,205 +622,4 @@ pub fn commits(barrier: &BarrierInfo) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::cell::RefCell;
-
-    use super::*;
-    use crate::checkpoint::metadata::SectionKind;
-    use crate::plan::JobGraph;
-
-    /// Records what the coordinator asks of the subtasks.
-    #[derive(Default)]
-    struct Fake {
-        triggered: RefCell<Vec<u64>>,
-        resumed: RefCell<usize>,
-        committed: RefCell<Vec<u64>>,
-        sinks: HashSet<(usize, usize)>,
-    }
-
-    impl Cluster for Fake {
-        fn trigger(&self, barrier: &Barrier) {
-            self.triggered.borrow_mut().push(barrier.id);
-        }
-        fn resume(&self) {
-            *self.resumed.borrow_mut() += 1;
-        }
-        fn commit(&self, id: u64) -> HashSet<(usize, usize)> {
-            self.committed.borrow_mut().push(id);
-            self.sinks.clone()
-        }
-    }
-
-    /// Two vertices: a source (2 subtasks) and a sink (1 subtask).
-    fn coordinator(job_dir: &Storage, interval: Option<Duration>) -> Coordinator {
-        let g = JobGraph { vertices: vec![], edges: vec![], max_parallelism: 128, local_time_zone: "UTC".into() };
-        let job = JobState::new("j", "j.sql", &g);
-        let opts = CheckpointOptions { job_dir: Some(job_dir.clone()), interval, ..CheckpointOptions::default() };
-        let v = |uid: &str, p| VertexMeta { uid: uid.into(), name: uid.into(), parallelism: p, operators: vec![] };
-        Coordinator::new(opts, job, 128, vec![v("src", 2), v("sink", 1)], 1)
-    }
-
-    fn ack(id: u64, vertex: usize, subtask: usize) -> CoordMsg {
-        CoordMsg::Ack {
-            id,
-            vertex,
-            subtask,
-            result: Ok((SubtaskState { subtask, file: None, sections: vec![] }, None)),
-            alignment_ms: 3,
-        }
-    }
-
-    fn finished(vertex: usize, subtask: usize, last_checkpoint: u64) -> CoordMsg {
-        let mut snapshot = SubtaskSnapshot::default();
-        snapshot.sections.push((SectionKind::Split, vec![1, 2, 3]));
-        CoordMsg::Finished { vertex, subtask, snapshot, last_checkpoint }
-    }
-
-    #[test]
-    fn a_checkpoint_completes_on_the_last_ack_and_then_sinks_commit() {
-        let dir = Storage::in_memory().child("j");
-        let mut c = coordinator(&dir, Some(Duration::ZERO));
-        let fake = Fake::default();
-        c.reset_attempt(&fake);
-        c.tick(&fake);
-        assert_eq!(*fake.triggered.borrow(), vec![1]);
-        c.tick(&fake); // one checkpoint at a time
-        assert_eq!(*fake.triggered.borrow(), vec![1]);
-        assert_eq!(c.on_message(ack(1, 0, 0), &fake), None);
-        assert_eq!(c.on_message(ack(1, 0, 1), &fake), None);
-        assert!(fake.committed.borrow().is_empty(), "committed before every subtask acknowledged");
-        assert!(!dir.child("chk-1").exists("_metadata").unwrap());
-        assert_eq!(c.on_message(ack(1, 1, 0), &fake), None);
-        assert!(dir.child("chk-1").exists("_metadata").unwrap());
-        assert_eq!(*fake.committed.borrow(), vec![1]);
-        let r = c.job.last_completed_checkpoint().unwrap();
-        assert_eq!((r.id, r.alignment_ms, r.status.as_str()), (1, 3, "COMPLETED"));
-    }
-
-    #[test]
-    fn a_checkpoint_past_its_timeout_is_aborted_and_the_next_one_starts() {
-        let dir = Storage::in_memory().child("j");
-        let mut c = coordinator(&dir, Some(Duration::ZERO));
-        c.opts.timeout = Duration::from_millis(1);
-        let fake = Fake::default();
-        c.reset_attempt(&fake);
-        c.tick(&fake);
-        std::thread::sleep(Duration::from_millis(5));
-        c.tick(&fake); // aborts checkpoint 1
-        let history = c.job.checkpoints();
-        assert_eq!(history[0].status, "FAILED");
-        assert!(history[0].failure.as_deref().is_some_and(|f| f.contains("execution.checkpointing.timeout")));
-        c.tick(&fake);
-        assert_eq!(*fake.triggered.borrow(), vec![1, 2]);
-        // The aborted checkpoint's acks no longer count.
-        for (v, s) in [(0, 0), (0, 1), (1, 0)] {
-            assert_eq!(c.on_message(ack(1, v, s), &fake), None);
-        }
-        assert!(fake.committed.borrow().is_empty());
-    }
-
-    #[test]
-    fn a_failed_ack_aborts_and_resumes_a_stop_with_savepoint() {
-        let dir = Storage::in_memory().child("j");
-        let mut c = coordinator(&dir, None);
-        let fake = Fake::default();
-        c.reset_attempt(&fake);
-        c.job.request_savepoint(Some("t".into()), None, true, false).unwrap();
-        // The in-memory store has no URI: trigger into a directory of it directly.
-        let req = c.job.next_savepoint_request().unwrap();
-        c.trigger_savepoint_to(req, dir.child("sp"), &fake);
-        assert_eq!(fake.triggered.borrow().len(), 1);
-        let id = fake.triggered.borrow()[0];
-        let failed =
-            CoordMsg::Ack { id, vertex: 0, subtask: 1, result: Err("s3://b/x: unreachable".into()), alignment_ms: 0 };
-        assert_eq!(c.on_message(failed, &fake), None);
-        assert_eq!(*fake.resumed.borrow(), 1, "sources were not resumed");
-        assert_eq!(c.job.savepoint("t").unwrap().status, "FAILED");
-        assert!(fake.committed.borrow().is_empty());
-        // A late ack of the aborted checkpoint changes nothing.
-        assert_eq!(c.on_message(ack(id, 0, 0), &fake), None);
-        assert!(c.pending.is_none());
-    }
-
-    #[test]
-    fn a_finished_subtask_counts_only_for_checkpoints_after_its_last_one() {
-        let dir = Storage::in_memory().child("j");
-        let mut c = coordinator(&dir, Some(Duration::ZERO));
-        let fake = Fake { sinks: [(1, 0)].into(), ..Fake::default() };
-        c.reset_attempt(&fake);
-        c.tick(&fake); // checkpoint 1
-        // Source 0 took part in checkpoint 1, then finished: its ack is still due.
-        assert_eq!(c.on_message(finished(0, 0, 1), &fake), None);
-        assert_eq!(c.on_message(ack(1, 0, 1), &fake), None);
-        assert_eq!(c.on_message(ack(1, 1, 0), &fake), None);
-        assert!(fake.committed.borrow().is_empty(), "completed without source 0's ack");
-        assert_eq!(c.on_message(ack(1, 0, 0), &fake), None);
-        assert_eq!(*fake.committed.borrow(), vec![1]);
-        // Everything finishes: a final checkpoint, then the job ends once the sink committed.
-        assert_eq!(c.on_message(finished(0, 1, 1), &fake), None);
-        assert_eq!(c.on_message(finished(1, 0, 1), &fake), None);
-        assert_eq!(*fake.committed.borrow(), vec![1, 2]);
-        assert!(dir.child("chk-2").exists("_metadata").unwrap());
-        let end = c.on_message(CoordMsg::Committed { id: 2, vertex: 1, subtask: 0 }, &fake);
-        assert_eq!(end, Some(Ending::Finished { location: dir.child("chk-2").uri() }));
-        assert!(store::read_terminal(&dir).unwrap().is_some_and(|t| t.reason == "FINISHED"));
-    }
-
-    #[test]
-    fn an_intermediate_savepoint_commits_nothing_and_a_stop_savepoint_commits_after_the_terminal_marker() {
-        let dir = Storage::in_memory().child("j");
-        let mut c = coordinator(&dir, None);
-        let fake = Fake { sinks: [(1, 0)].into(), ..Fake::default() };
-        c.reset_attempt(&fake);
-        c.job.request_savepoint(Some("sp".into()), None, false, false).unwrap();
-        let req = c.job.next_savepoint_request().unwrap();
-        c.trigger_savepoint_to(req, dir.child("sp"), &fake);
-        for (v, s) in [(0, 0), (0, 1), (1, 0)] {
-            assert_eq!(c.on_message(ack(1, v, s), &fake), None);
-        }
-        assert_eq!(c.job.savepoint("sp").unwrap().status, "COMPLETED");
-        assert!(fake.committed.borrow().is_empty(), "an intermediate savepoint committed output");
-        assert!(c.latest.is_none(), "an intermediate savepoint became a recovery point");
-        c.job.request_savepoint(Some("stop".into()), None, true, false).unwrap();
-        let req = c.job.next_savepoint_request().unwrap();
-        c.trigger_savepoint_to(req, dir.child("stop"), &fake);
-        for (v, s) in [(0, 0), (0, 1), (1, 0)] {
-            assert_eq!(c.on_message(ack(2, v, s), &fake), None);
-        }
-        assert_eq!(*fake.committed.borrow(), vec![2]);
-        // The marker is written before the sinks commit.
-        assert!(store::read_terminal(&dir).unwrap().is_some_and(|t| t.reason == "STOPPED"));
-        let end = c.on_message(CoordMsg::Committed { id: 2, vertex: 1, subtask: 0 }, &fake);
-        assert_eq!(end, Some(Ending::Stopped { location: dir.child("stop").uri() }));
-    }
-
-    #[test]
-    fn a_coordinator_superseded_while_completing_keeps_the_snapshot_and_commits_nothing() {
-        let dir = Storage::in_memory().child("j");
-        let mut c = coordinator(&dir, Some(Duration::ZERO));
-        let (fence, _) = crate::checkpoint::lineage::claim(&dir, "a").unwrap();
-        c.fence = Some(fence);
-        let fake = Fake { sinks: [(1, 0)].into(), ..Fake::default() };
-        c.reset_attempt(&fake);
-        c.tick(&fake);
-        assert!(dir.child("chk-1").exists(OWNER).unwrap(), "the checkpoint directory was not reserved");
-        assert_eq!(c.on_message(ack(1, 0, 0), &fake), None);
-        assert_eq!(c.on_message(ack(1, 0, 1), &fake), None);
-        // A new coordinator claims generation 2 before the last acknowledgement.
-        crate::checkpoint::lineage::claim(&dir, "a").unwrap();
-        assert_eq!(c.on_message(ack(1, 1, 0), &fake), None);
-        assert!(fake.committed.borrow().is_empty(), "a superseded coordinator committed");
-        assert!(c.fenced().is_some_and(|w| w.contains("superseded by generation 2")));
-        // The snapshot stays: the new coordinator may have restored it.
-        assert!(dir.child("chk-1").exists("_metadata").unwrap());
-        // Ids reserved by another generation are skipped.
-        let (other, _) = crate::checkpoint::lineage::claim(&dir, "b").unwrap();
-        assert!(other.reserve(2).unwrap());
-        let mut d = coordinator(&dir, Some(Duration::ZERO));
-        d.fence = Some(crate::checkpoint::lineage::claim(&dir, "c").unwrap().0);
-        d.next_id = 2;
-        d.reset_attempt(&fake);
-        d.tick(&fake);
-        assert_eq!(fake.triggered.borrow().last(), Some(&3));
-    }
-}
+mod tests;
