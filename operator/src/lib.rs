@@ -13,3 +13,4 @@ pub mod reconcile;
 pub mod resources;
 pub mod savepoint;
 pub mod storage;
+pub mod trigger_id;

@@ -1,9 +1,12 @@
 //! The StreamSavepoint controller: a one-off savepoint of a StreamJob, with
 //! retries and back-off, and (with `disposeOnDelete`) deletion of its data.
 //!
-//! Each attempt uses its own trigger id (`<name>-<attempt>`), recorded in the
-//! status before the engine is called, so a retried call is idempotent and a
-//! failed savepoint is never mistaken for the next attempt's.
+//! Each attempt uses its own trigger id, recorded in the status before the engine is
+//! called, so a retried call is idempotent and a failed savepoint is never mistaken for
+//! the next attempt's. The id carries both objects' uids
+//! (`<job>-<job uid8>-ssp-<name>-<uid8>-<attempt>`, see [`crate::trigger_id`]): a
+//! StreamSavepoint re-created with its name, or one of a re-created job, or of a job of
+//! the same name elsewhere sharing the directory, is never handed another's savepoint.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,7 +165,7 @@ async fn step(
             Requeue::requeue(backoff(st.attempts))
         }
     };
-    let (Some(_job), Some(spec)) = (job, spec) else {
+    let (Some(job), Some(spec)) = (job, spec) else {
         st.attempts += 1;
         return fail_or_retry(st, format!("StreamJob {ns}/{job_name} not found"));
     };
@@ -211,7 +214,11 @@ async fn step(
         },
         _ => {
             st.attempts += 1;
-            let id = format!("{}-{}", ssp.name_any(), st.attempts);
+            // Objects read from the API server always have a uid.
+            let (Some(job_uid), Some(uid)) = (job.meta().uid.as_deref(), ssp.meta().uid.as_deref()) else {
+                return fail_or_retry(st, format!("StreamJob {ns}/{job_name} or this StreamSavepoint has no uid"));
+            };
+            let id = crate::trigger_id::stream_savepoint(job_name, job_uid, &ssp.name_any(), uid, st.attempts);
             let req = crate::engine::SavepointRequest {
                 trigger_id: id.clone(),
                 target_directory: Some(directory),

@@ -18,6 +18,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use sluice_e2e::testenv::{wait_for, wait_object};
 use sluice_operator::crd::{Phase, StreamJob, StreamSavepoint, UpgradeStep};
+use sluice_operator::trigger_id;
 
 /// Creates an object as raw JSON, so that the API server, not serde, judges it.
 async fn create_raw(client: &kube::Client, ns: &str, obj: serde_json::Value) -> Result<(), kube::Error> {
@@ -194,8 +195,9 @@ async fn a_job_runs_upgrades_with_a_savepoint_through_an_operator_crash_and_is_d
         let from = st.deployed_from.clone().unwrap_or_default();
         // The savepoint must have been used: the intermittent outage that once made it
         // fail (and the operator fall back to the newest checkpoint) was the bridge's MAC
-        // changing under the pods, fixed in e2e/src/net.rs.
-        if !from.contains("savepoint-clicks-upgrade")
+        // changing under the pods, fixed in e2e/src/net.rs. Its id carries the job's uid.
+        let uid = upgraded.metadata.uid.clone().unwrap_or_default();
+        if !from.contains(&format!("savepoint-{}", trigger_id::job("clicks", &uid, "upgrade", &[])))
             || st.last_savepoint.as_ref().map(|s| s.trigger.as_str()) != Some("upgrade")
         {
             bail!("the upgrade did not restore from its savepoint: {st:?}");
@@ -265,7 +267,7 @@ async fn suspend_resume_a_streamsavepoint_and_a_deletion_savepoint_lose_nothing(
         "upgrade": {"stabilizationPeriod": "3s"},
         "s3": {"endpoint": s3.cluster_endpoint, "credentialsSecretRef": {"name": "s3-creds"}}
     });
-    create(&api, job("orders", spec)).await.unwrap();
+    let uid = create(&api, job("orders", spec)).await.unwrap().metadata.uid.unwrap();
     let storage = |uri: &str| s3_storage(&s3, uri);
     let result = async {
         wait_object(&api, "orders", Duration::from_secs(120), "Stable", |j| phase(j) == Some(Phase::Stable)).await?;
@@ -304,7 +306,7 @@ async fn suspend_resume_a_streamsavepoint_and_a_deletion_savepoint_lose_nothing(
         })
         .await?;
         let from = resumed.status.and_then(|s| s.deployed_from).unwrap_or_default();
-        if !from.contains("savepoint-orders-suspend") {
+        if !from.contains(&format!("savepoint-{}", trigger_id::job("orders", &uid, "suspend", &[]))) {
             bail!("resumed from {from}, not from the suspend savepoint");
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -318,7 +320,7 @@ async fn suspend_resume_a_streamsavepoint_and_a_deletion_savepoint_lose_nothing(
         let deletion = storage("s3://sluice/savepoints")
             .list("")?
             .into_iter()
-            .any(|o| o.path.contains("savepoint-orders-deletion"));
+            .any(|o| o.path.contains(&format!("savepoint-{}", trigger_id::job("orders", &uid, "deletion", &[]))));
         if !deletion {
             bail!("no deletion savepoint under s3://sluice/savepoints");
         }

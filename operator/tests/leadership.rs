@@ -19,6 +19,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
 use sluice_e2e::testenv::{wait_for, wait_object};
 use sluice_operator::crd::{Phase, StreamJob};
+use sluice_operator::trigger_id;
 
 /// The marker the test writes into the paused operator's log before resuming it.
 const RESUMED: &str = "=== test: SIGCONT ===";
@@ -96,9 +97,10 @@ async fn a_paused_leader_stops_on_resume_and_an_upgrade_takes_one_stop_savepoint
             j.status.as_ref().is_some_and(|s| s.deployment == 2 && s.phase == Phase::Stable)
         })
         .await?;
+        let uid = upgraded.metadata.uid.clone().unwrap_or_default();
         let st = upgraded.status.unwrap();
         let from = st.deployed_from.clone().unwrap_or_default();
-        if !from.contains("savepoint-ha-upgrade") {
+        if !from.contains(&format!("savepoint-{}", trigger_id::job("ha", &uid, "upgrade", &[]))) {
             bail!("the upgrade did not restore from its savepoint: {st:?}");
         }
         anyhow::Ok(())
@@ -118,11 +120,13 @@ async fn a_paused_leader_stops_on_resume_and_an_upgrade_takes_one_stop_savepoint
     }
 
     // One stop-savepoint for the upgrade: in storage and in the Events.
+    let uid = api.get("ha").await.unwrap().metadata.uid.unwrap();
+    let upgrade = format!("savepoint-{}", trigger_id::job("ha", &uid, "upgrade", &[]));
     let savepoints: BTreeSet<String> = s3_storage(&s3, "s3://sluice/savepoints")
         .list("")
         .unwrap()
         .into_iter()
-        .filter_map(|o| o.path.split('/').find(|p| p.starts_with("savepoint-ha-upgrade")).map(str::to_string))
+        .filter_map(|o| o.path.split('/').find(|p| p.starts_with(&upgrade)).map(str::to_string))
         .collect();
     assert_eq!(savepoints.len(), 1, "stop-savepoints of the upgrade: {savepoints:?}\n{}", logs(&a, Some(&b)));
     let events = Api::<Event>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();

@@ -139,6 +139,9 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Ctx) -> Result<Requeue, Error> {
         return Ok(Requeue::await_change());
     }
     let status = job.status.clone().unwrap_or_default();
+    // Every object the API server returns has one; trigger ids are built on it.
+    let uid =
+        job.meta().uid.as_deref().ok_or_else(|| Error::Internal(format!("StreamJob {} has no uid", job.name_any())))?;
     let spec = effective_spec(&job.spec, &status, &ctx.defaults);
     let validated = observe::validate(ctx, job, &spec).await?;
     let mut children = observe::children(ctx, job, true).await?;
@@ -153,6 +156,7 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Ctx) -> Result<Requeue, Error> {
     let trigger = observe::trigger(ctx, job, &engine).await?;
     let input = plan::Input {
         name: job.meta().name.as_deref().unwrap_or_default(),
+        uid,
         now: jiff::Timestamp::now(),
         generation: job.meta().generation.unwrap_or_default(),
         deleting,

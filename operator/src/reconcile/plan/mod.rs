@@ -16,9 +16,11 @@
 //! - a new deployment's number, spec and restore point are recorded before its
 //!   children are applied.
 //!
-//! Savepoint trigger ids are derived from the record (the job, the kind, the target
-//! generation and `savepointTriggers`, a counter in the status), never from the clock,
-//! so two reconciles planned from the same status ask for the same savepoint. The
+//! Savepoint trigger ids are derived from the record (the job's name and a prefix of its
+//! uid, the kind, the target generation and `savepointTriggers`, a counter in the
+//! status), never from the clock, so two reconciles planned from the same status ask for
+//! the same savepoint, and no other job object (the same name in another namespace, or
+//! re-created) ever asks for it. The
 //! caller writes the status with the resourceVersion it planned from, so a plan from a
 //! stale status fails before any of its actions is taken.
 //!
@@ -45,6 +47,9 @@ mod upgrade;
 #[derive(Debug, Clone)]
 pub struct Input<'a> {
     pub name: &'a str,
+    /// The StreamJob's `metadata.uid`: trigger ids carry a prefix of it, so that no other
+    /// job object (same name in another namespace, or re-created) shares one.
+    pub uid: &'a str,
     pub now: Timestamp,
     pub generation: i64,
     pub deleting: bool,
@@ -292,6 +297,11 @@ impl<'a> Planner<'a> {
         );
         self.actions.push(Action::ApplyChildren);
         self.soon(WATCH);
+    }
+
+    /// A trigger id of this job object (see [`crate::trigger_id`]).
+    fn trigger_id(&self, kind: &str, parts: &[i64]) -> String {
+        crate::trigger_id::job(self.i.name, self.i.uid, kind, parts)
     }
 
     /// The number of the next savepoint trigger, counted in the status (see `savepointTriggers`).

@@ -10,12 +10,12 @@ impl Planner<'_> {
         let nonce = self.i.spec.savepoint_nonce;
         let trigger = if nonce.is_some() && nonce != self.st.savepoint_nonce {
             self.st.savepoint_nonce = nonce;
-            Some(("manual", format!("{}-manual-{}", self.i.name, nonce.unwrap_or_default())))
+            Some("manual")
         } else if let Some(interval) = spec.savepoints.interval.as_deref().and_then(parse_duration) {
             let last = self.st.last_savepoint.as_ref().and_then(|s| s.time.parse::<Timestamp>().ok());
             let base = last.into_iter().chain(ts(&self.st.deployed_at)).max();
             match base {
-                Some(b) if elapsed(self.i.now, b) >= interval => Some(("periodic", String::new())),
+                Some(b) if elapsed(self.i.now, b) >= interval => Some("periodic"),
                 Some(b) => {
                     self.soon(interval - elapsed(self.i.now, b));
                     None
@@ -25,18 +25,19 @@ impl Planner<'_> {
         } else {
             None
         };
-        let Some((kind, id)) = trigger else { return };
+        let Some(kind) = trigger else { return };
         if !running {
             if kind == "manual" {
                 self.event(true, "SavepointSkipped", "savepointNonce changed, but the job is not RUNNING".into());
             }
             return;
         }
+        // The counter also tells apart two savepoints of one nonce value set again later.
+        let n = self.next_trigger();
         let id = if kind == "periodic" {
-            let n = self.next_trigger();
-            format!("{}-periodic-{}-{n}", self.i.name, self.st.deployment)
+            self.trigger_id(kind, &[self.st.deployment, n])
         } else {
-            id
+            self.trigger_id(kind, &[nonce.unwrap_or_default(), n])
         };
         self.st.pending_savepoint =
             Some(PendingSavepoint { trigger_id: id.clone(), trigger: kind.into(), started: self.now() });
@@ -185,7 +186,7 @@ impl Planner<'_> {
                 }
             }
             _ if wanted && running => {
-                let id = format!("{}-deletion-{}", self.i.name, self.st.deployment);
+                let id = self.trigger_id("deletion", &[self.st.deployment]);
                 self.st.pending_savepoint =
                     Some(PendingSavepoint { trigger_id: id.clone(), trigger: "deletion".into(), started: self.now() });
                 self.actions.push(Action::TriggerSavepoint(SavepointRequest {

@@ -18,7 +18,8 @@ impl Planner<'_> {
         let (step, trigger_id, restore_from) = if savepoint && job_alive {
             // From the write-ahead record, unique per attempt: an aborted upgrade retried
             // later must not get the failed savepoint back.
-            let id = format!("{}-{}-{}-{}", self.i.name, kind_name(kind), self.i.generation, self.next_trigger());
+            let n = self.next_trigger();
+            let id = self.trigger_id(kind_name(kind), &[self.i.generation, n]);
             (UpgradeStep::Stopping, Some(id), None)
         } else {
             (UpgradeStep::Stopped, None, self.fallback_restore(target, kind))

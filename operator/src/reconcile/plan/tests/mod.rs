@@ -6,6 +6,8 @@ use crate::crd::{StreamJobSpec, StreamJobStatus};
 use crate::engine::{CheckpointInfo, JobInfo, VertexInfo};
 
 const T0: &str = "2026-11-30T12:00:00Z";
+/// The job's `metadata.uid`; trigger ids carry its first 8 characters.
+const UID: &str = "3f2a9c1e-5b7d-4e21-9a0c-6d8e1f2b3c4d";
 
 fn now(offset_secs: i64) -> Timestamp {
     T0.parse::<Timestamp>().unwrap().checked_add(jiff::SignedDuration::from_secs(offset_secs)).unwrap()
@@ -96,6 +98,7 @@ struct Case<'a> {
     generation: i64,
     validated: Result<String, String>,
     deleting: bool,
+    uid: &'a str,
 }
 
 impl<'a> Case<'a> {
@@ -110,12 +113,14 @@ impl<'a> Case<'a> {
             generation: 1,
             validated: Ok(spec.sql.clone().unwrap_or_default()),
             deleting: false,
+            uid: UID,
         }
     }
 
     fn plan(&self) -> Plan {
         plan(&Input {
             name: "clicks",
+            uid: self.uid,
             now: now(self.at),
             generation: self.generation,
             deleting: self.deleting,

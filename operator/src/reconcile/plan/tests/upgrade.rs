@@ -13,7 +13,7 @@ fn a_sql_change_starts_a_savepoint_upgrade_recorded_before_the_trigger() {
     let p = c.plan();
     let rec = p.status.upgrade.clone().unwrap();
     assert_eq!((rec.kind, rec.step, rec.target_generation), (UpgradeKind::Upgrade, UpgradeStep::Stopping, 2));
-    let id = "clicks-upgrade-2-1".to_string();
+    let id = "clicks-3f2a9c1e-upgrade-2-1".to_string();
     assert_eq!(rec.trigger_id.as_deref(), Some(id.as_str()));
     assert_eq!(
         p.actions,
@@ -33,15 +33,16 @@ fn a_completed_upgrade_savepoint_deletes_the_old_pods_then_deploys_from_it() {
     let mut changed = s.clone();
     changed.parallelism = 3;
     let mut st = deployed(&s);
-    st.upgrade = Some(record(UpgradeKind::Upgrade, &changed, UpgradeStep::Stopping, Some("clicks-upgrade-2-1")));
+    st.upgrade =
+        Some(record(UpgradeKind::Upgrade, &changed, UpgradeStep::Stopping, Some("clicks-3f2a9c1e-upgrade-2-1")));
     let mut c = Case::new(&changed, &st);
     c.generation = 2;
     c.engine = state("FINISHED");
-    c.trigger = Some(TriggerView::Completed("s3://b/sp/savepoint-clicks-upgrade-2-1".into()));
+    c.trigger = Some(TriggerView::Completed("s3://b/sp/savepoint-clicks-3f2a9c1e-upgrade-2-1".into()));
     let p = c.plan();
     let rec = p.status.upgrade.clone().unwrap();
     assert_eq!(rec.step, UpgradeStep::Stopped);
-    assert_eq!(rec.restore_from.as_deref(), Some("s3://b/sp/savepoint-clicks-upgrade-2-1"));
+    assert_eq!(rec.restore_from.as_deref(), Some("s3://b/sp/savepoint-clicks-3f2a9c1e-upgrade-2-1"));
     assert_eq!(p.actions, vec![Action::DeleteEngine]);
     assert_eq!(p.status.last_savepoint.as_ref().map(|s| s.trigger.as_str()), Some("upgrade"));
 
@@ -61,7 +62,7 @@ fn a_completed_upgrade_savepoint_deletes_the_old_pods_then_deploys_from_it() {
     assert_eq!(p3.actions, vec![Action::ApplyChildren]);
     assert!(p3.status.upgrade.is_none());
     assert_eq!(p3.status.deployment, 2);
-    assert_eq!(p3.status.deployed_from.as_deref(), Some("s3://b/sp/savepoint-clicks-upgrade-2-1"));
+    assert_eq!(p3.status.deployed_from.as_deref(), Some("s3://b/sp/savepoint-clicks-3f2a9c1e-upgrade-2-1"));
     assert_eq!(p3.status.reconciled_spec, Some(spec_json(&changed)));
     assert_eq!(p3.status.phase, Phase::Deploying);
     assert_eq!(p3.status.current_parallelism, Some(3));
@@ -162,7 +163,7 @@ fn a_restart_nonce_restarts_and_a_savepoint_nonce_only_snapshots() {
     assert_eq!(
         p.actions,
         vec![Action::TriggerSavepoint(SavepointRequest {
-            trigger_id: "clicks-manual-3".into(),
+            trigger_id: "clicks-3f2a9c1e-manual-3-1".into(),
             target_directory: Some("s3://b/sp".into()),
             stop: false,
             drain: false
@@ -174,6 +175,19 @@ fn a_restart_nonce_restarts_and_a_savepoint_nonce_only_snapshots() {
     again_status.pending_savepoint = None;
     let again = Case { status: &again_status, ..again };
     assert!(again.plan().actions.is_empty());
+    // Set to another value and back later: a new savepoint each time, never the first one
+    // again (the engine would answer a known id with its old savepoint).
+    let mut ids = Vec::new();
+    let mut st = again_status.clone();
+    for nonce in [4, 3] {
+        let mut next = s.clone();
+        next.savepoint_nonce = Some(nonce);
+        let p = Case::new(&next, &st).plan();
+        ids.push(p.status.pending_savepoint.clone().unwrap().trigger_id);
+        st = p.status;
+        st.pending_savepoint = None;
+    }
+    assert_eq!(ids, vec!["clicks-3f2a9c1e-manual-4-2", "clicks-3f2a9c1e-manual-3-3"]);
 }
 
 #[test]
@@ -346,7 +360,7 @@ fn trigger_ids_follow_from_the_status_not_the_clock_and_a_retry_gets_a_new_one()
     let (first, p) = id(&st, 60);
     assert_eq!(id(&st, 61).0, first, "two reconcilers of the same status, a second apart");
     assert_eq!(id(&st, 3600).0, first);
-    assert!(first.starts_with("clicks-upgrade-2-"), "{first}");
+    assert!(first.starts_with("clicks-3f2a9c1e-upgrade-2-"), "{first}");
     // The savepoint fails and the upgrade is aborted (nothing to fall back to); its retry
     // gets a fresh id, so that the failed savepoint is not returned for it.
     let mut c = Case::new(&changed, &p.status);
