@@ -90,7 +90,9 @@ pub struct StreamJobSpec {
     pub checkpointing: CheckpointingSpec,
     #[serde(default)]
     pub savepoints: SavepointsSpec,
-    /// Start from this savepoint on the first deployment.
+    /// Start from this savepoint on the first deployment. Until the job has run
+    /// (`status.neverRan`), it also applies to every redeploy, and changing it (or
+    /// `allowNonRestoredState`) redeploys: a first restore that failed is fixed here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_savepoint: Option<String>,
     /// Let a restore skip savepoint state that no operator of the new job claims.
@@ -380,6 +382,14 @@ pub struct StreamJobStatus {
     /// where a rollback of an upgrade restarts the last stable spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed_from: Option<String>,
+    /// The job has not run yet: set by its first deployment, cleared once the engine shows
+    /// a deployment started (RUNNING, a restart or a completed checkpoint). While it is
+    /// set nothing can have been committed, and the engine's `latest` would be empty
+    /// state (it records where a run started only once its restore succeeded), so a
+    /// redeploy restores `spec.initialSavepoint` and a change of it redeploys. Absent
+    /// from a status written before this field: the job is taken to have run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub never_ran: bool,
     /// Savepoint triggers the operator has issued for this job. Each trigger id carries the
     /// next number, so ids follow from this write-ahead log and never from a clock: two
     /// reconciles planned from the same status ask for the same savepoint (the engine's

@@ -400,35 +400,64 @@ async fn a_missing_bucket_is_reported_and_fixing_the_spec_recovers() {
 }
 
 /// A restore that fails is reported, not left in Deploying: the engine reports FAILED with
-/// its message, and the operator puts it in the status and a Warning Event.
+/// its message, and the operator puts it in the status and a Warning Event. The job has
+/// never run, so correcting `spec.initialSavepoint` redeploys it from the corrected
+/// savepoint (not from `latest`, which would be empty state): it runs, is Stable, and its
+/// output continues the savepoint's with no gap and no duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_initial_savepoint_fails_the_job_with_the_engines_message() {
+async fn a_missing_initial_savepoint_fails_the_job_with_the_engines_message_and_fixing_it_recovers() {
     let (env, client) = env().await;
     let ns = env.namespace(&client, "restore").await.unwrap();
     let s3 = env.start_s3(&client, &ns, &["sluice"]).await.unwrap();
     let op = Operator::start(&env, &ns, &s3.endpoint, env.dir.join(format!("operator-{ns}.log")));
     let api = Api::<StreamJob>::namespaced(client.clone(), &ns);
     let missing = "s3://sluice/savepoints/savepoint-does-not-exist";
-    let spec = json!({
-        "image": "sluice/engine:test",
-        "sql": "CREATE TABLE s (x BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '10');\n\
-                CREATE TABLE o (x BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT x FROM s;\n",
-        "upgradeMode": "savepoint",
-        "initialSavepoint": missing,
-        "checkpointing": {"interval": "2s", "storage": "s3://sluice/checkpoints"},
-        "savepoints": {"directory": "s3://sluice/savepoints"},
-        "s3": {"endpoint": s3.cluster_endpoint, "credentialsSecretRef": {"name": "s3-creds"}}
-    });
-    create(&api, job("norestore", spec)).await.unwrap();
+    // Both jobs run the same query into the same directory (part files are named by job).
+    let spec = |initial: Option<&str>| {
+        let mut spec = json!({
+            "image": "sluice/engine:test",
+            "sql": "CREATE TABLE s (id BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '20', \
+                    'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '100000');\n\
+                    CREATE TABLE o (id BIGINT) WITH ('connector' = 'filesystem', 'path' = 's3://sluice/restored', 'format' = 'csv');\n\
+                    INSERT INTO o SELECT id FROM s;\n",
+            "upgradeMode": "savepoint",
+            "checkpointing": {"interval": "2s", "storage": "s3://sluice/checkpoints"},
+            "savepoints": {"directory": "s3://sluice/savepoints"},
+            "upgrade": {"stabilizationPeriod": "3s"},
+            "s3": {"endpoint": s3.cluster_endpoint, "credentialsSecretRef": {"name": "s3-creds"}}
+        });
+        if let Some(i) = initial {
+            spec["initialSavepoint"] = json!(i);
+        }
+        spec
+    };
     let result = async {
+        // A real savepoint: a first job runs, and is suspended with a savepoint (its pods go).
+        create(&api, job("seed", spec(None))).await?;
+        wait_object(&api, "seed", Duration::from_secs(120), "seed Stable", |j| phase(j) == Some(Phase::Stable)).await?;
+        api.patch("seed", &PatchParams::default(), &Patch::Merge(json!({"spec": {"state": "suspended"}}))).await?;
+        let seed = wait_object(&api, "seed", Duration::from_secs(60), "seed Suspended", |j| {
+            phase(j) == Some(Phase::Suspended)
+        })
+        .await?;
+        let real = seed.status.and_then(|s| s.last_savepoint).map(|s| s.location).unwrap_or_default();
+        if !s3_storage(&s3, &real).exists("_metadata")? {
+            bail!("the seed's savepoint {real:?} has no _metadata");
+        }
+        let seeded = committed_ids(&s3, "s3://sluice/restored")?.len();
+        if seeded == 0 {
+            bail!("the seed job committed nothing");
+        }
+
+        create(&api, job("norestore", spec(Some(missing)))).await?;
         let failed = wait_object(&api, "norestore", Duration::from_secs(90), "Failed with the restore error", |j| {
             phase(j) == Some(Phase::Failed)
                 && j.status.as_ref().and_then(|s| s.error.as_deref()).is_some_and(|e| e.contains(missing))
         })
         .await?;
         let st = failed.status.unwrap();
-        if st.job_state.as_deref() != Some("FAILED") {
-            bail!("the engine's state is {:?}, not FAILED", st.job_state);
+        if st.job_state.as_deref() != Some("FAILED") || !st.never_ran {
+            bail!("the engine's state is {:?} (not FAILED), or the job is not marked as never run", st.job_state);
         }
         let stalled = st.conditions.iter().find(|c| c.type_ == "Stalled");
         if !stalled.is_some_and(|c| c.status == "True" && c.message.contains(missing)) {
@@ -449,6 +478,32 @@ async fn a_missing_initial_savepoint_fails_the_job_with_the_engines_message() {
                 .then_some(()))
         })
         .await?;
+
+        // Fixing initialSavepoint redeploys from it, and the job runs.
+        api.patch("norestore", &PatchParams::default(), &Patch::Merge(json!({"spec": {"initialSavepoint": real}})))
+            .await?;
+        let fixed = wait_object(&api, "norestore", Duration::from_secs(120), "Stable from the fixed savepoint", |j| {
+            phase(j) == Some(Phase::Stable)
+        })
+        .await?;
+        let st = fixed.status.unwrap();
+        if st.deployment != 2 || st.deployed_from.as_deref() != Some(real.as_str()) || st.never_ran {
+            bail!("not redeployed from {real}: {st:?}");
+        }
+        // Its output continues the seed's: had it started empty, ids from 0 would be written twice.
+        wait_for(Duration::from_secs(60), "output beyond the savepoint", || async {
+            Ok((committed_ids(&s3, "s3://sluice/restored")?.len() > seeded + 20).then_some(()))
+        })
+        .await?;
+        let ids = committed_ids(&s3, "s3://sluice/restored")?;
+        let unique: BTreeSet<i64> = ids.iter().copied().collect();
+        if unique.len() != ids.len() {
+            bail!("duplicates: {} ids, {} distinct", ids.len(), unique.len());
+        }
+        let n = i64::try_from(ids.len())?;
+        if unique != (0..n).collect::<BTreeSet<i64>>() {
+            bail!("gaps in the output of the seed and the restored job");
+        }
         anyhow::Ok(())
     }
     .await;

@@ -25,6 +25,12 @@
 //! stale status fails before any of its actions is taken.
 //!
 //! An operator restarted at any point therefore repeats only idempotent steps.
+//!
+//! A job that has never run (`neverRan`: its first restore failed, or its pods never
+//! started) has committed nothing, and the engine's `latest` would start it empty, as
+//! it records where a run started only once the restore succeeded. Until it runs, every
+//! redeploy restores `spec.initialSavepoint`, and changing that field (or
+//! `allowNonRestoredState`) redeploys; afterwards they are history, as in Flink's operator.
 
 use std::time::Duration;
 
@@ -161,7 +167,8 @@ pub fn resolved_spec(spec: &StreamJobSpec, sql: &str) -> StreamJobSpec {
 }
 
 /// The fields whose change restarts the job. Snapshot scheduling, upgrade
-/// settings and the desired state are handled without a redeploy.
+/// settings and the desired state are handled without a redeploy; the first start
+/// ([`first_start`]) only while the job has never run.
 pub fn identity(spec: &StreamJobSpec) -> serde_json::Value {
     let mut s = spec.clone();
     s.state = DesiredState::Running;
@@ -172,6 +179,18 @@ pub fn identity(spec: &StreamJobSpec) -> serde_json::Value {
     s.allow_non_restored_state = false;
     s.savepoint_nonce = None;
     serde_json::to_value(&s).unwrap_or_default()
+}
+
+/// How the job's first run starts: `initialSavepoint` and `allowNonRestoredState`.
+pub fn first_start(spec: &StreamJobSpec) -> (Option<&str>, bool) {
+    (spec.initial_savepoint.as_deref(), spec.allow_non_restored_state)
+}
+
+/// Whether the engine's view shows that a deployment started: it ran, restarted or
+/// completed a checkpoint. `CREATED` (still restoring) and a `FAILED` with no restart
+/// and no checkpoint (a restore that failed) do not.
+fn started(job: &JobInfo) -> bool {
+    !matches!(job.state.as_str(), "CREATED" | "FAILED") || job.restarts > 0 || job.last_completed_checkpoint.is_some()
 }
 
 pub fn spec_json(spec: &StreamJobSpec) -> String {
@@ -229,6 +248,7 @@ impl<'a> Planner<'a> {
         } else if self.st.error.as_deref().is_some_and(|e| e.starts_with("invalid spec")) {
             self.st.error = None;
         }
+        self.note_started();
         if self.i.deleting {
             return self.delete();
         }
@@ -247,6 +267,7 @@ impl<'a> Planner<'a> {
                 return;
             }
             let restore = target.initial_savepoint.clone();
+            self.st.never_ran = true;
             return self.deploy(&target, restore, Phase::Deploying);
         };
         if target.state == DesiredState::Suspended {
@@ -257,8 +278,11 @@ impl<'a> Planner<'a> {
         if held {
             self.soon(FAST.max(ts(&self.st.upgrade_retry_after).map(|t| elapsed(t, self.i.now)).unwrap_or(FAST)));
         }
-        if identity(&target) != identity(&deployed) && !rolled_back && !held && self.invalid.is_none() {
-            let only_nonce = {
+        // A first start that failed is fixed by correcting it.
+        let first_start_changed = self.st.never_ran && first_start(&target) != first_start(&deployed);
+        let changed = identity(&target) != identity(&deployed) || first_start_changed;
+        if changed && !rolled_back && !held && self.invalid.is_none() {
+            let only_nonce = !first_start_changed && {
                 let mut a = identity(&target);
                 let mut b = identity(&deployed);
                 for v in [&mut a, &mut b] {
@@ -297,6 +321,16 @@ impl<'a> Planner<'a> {
         );
         self.actions.push(Action::ApplyChildren);
         self.soon(WATCH);
+    }
+
+    /// Clears `neverRan` once the engine shows that the current deployment started.
+    fn note_started(&mut self) {
+        if self.st.never_ran
+            && self.i.children.deployment == Some(self.st.deployment)
+            && matches!(&self.i.engine, EngineView::Up(j) if started(j))
+        {
+            self.st.never_ran = false;
+        }
     }
 
     /// A trigger id of this job object (see [`crate::trigger_id`]).

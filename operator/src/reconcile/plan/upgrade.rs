@@ -65,6 +65,11 @@ impl Planner<'_> {
         if kind == UpgradeKind::Rollback {
             return self.st.deployed_from.clone();
         }
+        if self.st.never_ran {
+            // Nothing has run, so nothing was committed: the job still starts as its first
+            // deployment would (`latest` would be empty state), whatever the upgrade mode.
+            return target.initial_savepoint.clone();
+        }
         match target.upgrade_mode {
             UpgradeMode::Stateless => None,
             _ if target.checkpointing.storage.is_some() => Some("latest".into()),
@@ -270,12 +275,14 @@ impl Planner<'_> {
                     return;
                 }
                 let Some(spec) = self.target() else { return };
+                // A job suspended before it ever ran starts from its initialSavepoint as it is now.
+                let restore = if self.st.never_ran { spec.initial_savepoint.clone() } else { rec.restore_from };
                 self.event(
                     false,
                     "Resuming",
-                    format!("resuming from {}", rec.restore_from.as_deref().unwrap_or("nothing (empty state)")),
+                    format!("resuming from {}", restore.as_deref().unwrap_or("nothing (empty state)")),
                 );
-                self.deploy(&spec, rec.restore_from, Phase::Deploying);
+                self.deploy(&spec, restore, Phase::Deploying);
             }
             UpgradeKind::Rollback => {
                 self.st.rolled_back_generation = Some(rec.target_generation);

@@ -50,6 +50,18 @@ fn state(s: &str) -> EngineView {
     })
 }
 
+/// The engine's view of a job that failed without ever running (restarts 0, no
+/// checkpoint), as after a restore that failed.
+fn failed(message: &str) -> EngineView {
+    EngineView::Up(JobInfo {
+        state: "FAILED".into(),
+        restarts: 0,
+        vertices: vec![],
+        last_completed_checkpoint: None,
+        error: Some(message.into()),
+    })
+}
+
 fn children() -> ChildrenView {
     ChildrenView { engine_objects: true, pods: 3, deployment: Some(1), config_map: true, pod_problem: None }
 }
@@ -233,6 +245,7 @@ fn a_job_created_suspended_runs_nothing_until_it_is_set_running() {
     assert_eq!(p.status.deployment, 1);
 }
 
+mod initial_savepoint;
 mod running;
 mod savepoints;
 mod upgrade;

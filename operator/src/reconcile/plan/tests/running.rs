@@ -106,16 +106,6 @@ fn a_crashing_engine_pod_explains_the_error() {
     assert_eq!(p.status.phase, Phase::Deploying);
 }
 
-fn failed(message: &str) -> EngineView {
-    EngineView::Up(JobInfo {
-        state: "FAILED".into(),
-        restarts: 0,
-        vertices: vec![],
-        last_completed_checkpoint: None,
-        error: Some(message.into()),
-    })
-}
-
 /// A restore that fails (a missing, truncated or unreadable savepoint) is reported by
 /// the engine as FAILED with its message: the job must not sit in Deploying without one.
 #[test]
