@@ -34,22 +34,19 @@ helm:
 
 # The operator's cluster and chart tests (operator/tests/{cluster,helm}.rs) need the
 # Kubernetes binaries and the node agent of e2e/, as the e2e suite does, and helm.
-test-unit: s3-server k8s-binaries helm crds-check
+test-unit: s3-server k8s-binaries helm
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
 
-# crds/ and the Helm chart's copy are generated from the operator's Rust types; CI fails on drift.
-# crdgen is built with the whole workspace (`cargo run -p sluice-operator` would build
-# Arrow and DataFusion a second time, with the operator's features alone).
+# crds/ and the Helm chart's copy are generated from the Rust types of the sluice-crd crate,
+# which builds without Arrow and DataFusion. CI fails on drift: `cargo test` runs
+# operator/crd/tests/drift.rs (also `make crds-check`).
 CRD_DIRS := crds charts/sluice/files/crds
-CRDGEN = "$${CARGO_TARGET_DIR:-target}/debug/crdgen"
 crds:
-	$(CARGO) build -q --workspace --bins
-	$(CRDGEN) $(CRD_DIRS)
+	$(CARGO) run -q -p sluice-crd --bin crdgen -- $(CRD_DIRS)
 
 crds-check:
-	$(CARGO) build -q --workspace --bins
-	$(CRDGEN) --check $(CRD_DIRS)
+	$(CARGO) run -q -p sluice-crd --bin crdgen -- --check $(CRD_DIRS)
 
 lint:
 	$(CARGO) fmt --all --check

@@ -63,8 +63,8 @@ impl Config {
     pub fn duration_ms(&self, key: &str, default: u64) -> Result<u64, EngineError> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => sluice_sql::plan::parse_duration_ms(v)
-                .ok_or_else(|| EngineError::Config(format!("'{key}': '{v}' is not a duration such as '10 s'"))),
+            Some(v) => sluice_api::duration::parse_ms(v)
+                .ok_or_else(|| EngineError::Config(sluice_api::duration::invalid(key, v))),
         }
     }
 }

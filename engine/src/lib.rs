@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod failpoint;
+pub mod job;
 pub mod keygroup;
 pub mod local;
 pub mod metrics;

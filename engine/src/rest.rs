@@ -13,12 +13,13 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::json;
+use sluice_api::rest as api;
 
 use crate::error::EngineError;
+use crate::job::rfc3339;
+use crate::job::{JobState, JobStatus, SnapshotStatus};
 use crate::metrics::{NO_WATERMARK, Rates, Sample};
-use crate::runtime::job::rfc3339;
-use crate::runtime::{JobState, JobStatus};
 
 /// The OpenAPI document, the REST contract.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -128,16 +129,13 @@ async fn sample_rates(ctx: Arc<Ctx>) {
     }
 }
 
-fn watermark_json(w: i64) -> Value {
-    if w == NO_WATERMARK {
-        return Value::Null;
+/// A watermark as the API writes it: RFC 3339, `+inf` at the end of input.
+fn watermark_text(w: i64) -> Option<String> {
+    match w {
+        NO_WATERMARK => None,
+        i64::MAX => Some("+inf".into()),
+        w => chrono::DateTime::from_timestamp_millis(w).map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
     }
-    if w == i64::MAX {
-        return json!("+inf");
-    }
-    chrono::DateTime::from_timestamp_millis(w)
-        .map(|d| json!(d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
-        .unwrap_or(Value::Null)
 }
 
 async fn readyz(State(ctx): State<Arc<Ctx>>) -> Response {
@@ -151,26 +149,28 @@ async fn job(State(ctx): State<Arc<Ctx>>) -> Response {
     let j = &ctx.job;
     let end = j.end_time.lock().ok().and_then(|e| *e);
     let duration = end.unwrap_or_else(SystemTime::now).duration_since(j.start_time).unwrap_or_default();
-    let body = json!({
-        "id": j.job_id,
-        "name": j.job_name,
-        "state": j.status(),
-        "startTime": rfc3339(j.start_time),
-        "endTime": end.map(rfc3339),
-        "durationMs": duration.as_millis() as u64,
-        "restarts": j.restarts.load(std::sync::atomic::Ordering::Relaxed),
-        "vertices": j.vertices.iter().map(|v| json!({
-            "id": v.id, "uid": v.uid, "name": v.name, "parallelism": v.parallelism,
-        })).collect::<Vec<_>>(),
-        "lastCompletedCheckpoint": j.last_completed_checkpoint(),
-        "error": j.error(),
-    });
+    let body = api::Job {
+        id: j.job_id.clone(),
+        name: j.job_name.clone(),
+        state: j.status(),
+        start_time: rfc3339(j.start_time),
+        end_time: end.map(rfc3339),
+        duration_ms: duration.as_millis() as u64,
+        restarts: j.restarts.load(std::sync::atomic::Ordering::Relaxed),
+        vertices: j
+            .vertices
+            .iter()
+            .map(|v| api::Vertex { id: v.id, uid: v.uid.clone(), name: v.name.clone(), parallelism: v.parallelism })
+            .collect(),
+        last_completed_checkpoint: j.last_completed_checkpoint(),
+        error: j.error(),
+    };
     axum::Json(body).into_response()
 }
 
 /// Per vertex, aggregated over subtasks: ratios are averages, rates and counts are sums,
 /// the watermark is the minimum.
-fn vertex_metrics(ctx: &Ctx) -> Vec<Value> {
+fn vertex_metrics(ctx: &Ctx) -> Vec<api::VertexMetrics> {
     let rates = ctx.rates.lock().map(|r| r.clone()).unwrap_or_default();
     ctx.job
         .vertices
@@ -182,34 +182,32 @@ fn vertex_metrics(ctx: &Ctx) -> Vec<Value> {
             let r = |f: fn(&Rates) -> f64| idx.iter().filter_map(|i| rates.get(*i)).map(f).sum::<f64>();
             let samples: Vec<Sample> = idx.iter().map(|i| ctx.job.subtasks[*i].snapshot()).collect();
             let watermark = samples.iter().map(|s| s.watermark).min().unwrap_or(NO_WATERMARK);
-            let lag: Option<u64> =
-                if v.is_source { samples.iter().map(|s| s.pending_records).sum::<Option<u64>>() } else { None };
-            json!({
-                "id": v.id,
-                "name": v.name,
-                "parallelism": v.parallelism,
-                "busyRatio": r(|x| x.busy_ms_per_second) / n / 1000.0,
-                "backpressuredRatio": r(|x| x.backpressured_ms_per_second) / n / 1000.0,
-                "idleRatio": r(|x| x.idle_ms_per_second) / n / 1000.0,
-                "busyTimeMsPerSecond": r(|x| x.busy_ms_per_second) / n,
-                "backPressuredTimeMsPerSecond": r(|x| x.backpressured_ms_per_second) / n,
-                "idleTimeMsPerSecond": r(|x| x.idle_ms_per_second) / n,
-                "recordsInPerSecond": r(|x| x.records_in_per_second),
-                "recordsOutPerSecond": r(|x| x.records_out_per_second),
-                "bytesInPerSecond": r(|x| x.bytes_in_per_second),
-                "bytesOutPerSecond": r(|x| x.bytes_out_per_second),
-                "recordsIn": samples.iter().map(|s| s.records_in).sum::<u64>(),
-                "recordsOut": samples.iter().map(|s| s.records_out).sum::<u64>(),
-                "watermark": watermark_json(watermark),
-                "lag": lag,
-                "lateRecordsDropped": samples.iter().map(|s| s.late_records_dropped).sum::<u64>(),
-            })
+            api::VertexMetrics {
+                id: v.id,
+                name: v.name.clone(),
+                parallelism: v.parallelism,
+                busy_ratio: r(|x| x.busy_ms_per_second) / n / 1000.0,
+                backpressured_ratio: r(|x| x.backpressured_ms_per_second) / n / 1000.0,
+                idle_ratio: r(|x| x.idle_ms_per_second) / n / 1000.0,
+                busy_time_ms_per_second: r(|x| x.busy_ms_per_second) / n,
+                back_pressured_time_ms_per_second: r(|x| x.backpressured_ms_per_second) / n,
+                idle_time_ms_per_second: r(|x| x.idle_ms_per_second) / n,
+                records_in_per_second: r(|x| x.records_in_per_second),
+                records_out_per_second: r(|x| x.records_out_per_second),
+                bytes_in_per_second: r(|x| x.bytes_in_per_second),
+                bytes_out_per_second: r(|x| x.bytes_out_per_second),
+                records_in: samples.iter().map(|s| s.records_in).sum(),
+                records_out: samples.iter().map(|s| s.records_out).sum(),
+                watermark: watermark_text(watermark),
+                lag: if v.is_source { samples.iter().map(|s| s.pending_records).sum() } else { None },
+                late_records_dropped: samples.iter().map(|s| s.late_records_dropped).sum(),
+            }
         })
         .collect()
 }
 
 async fn job_metrics(State(ctx): State<Arc<Ctx>>) -> Response {
-    axum::Json(json!({ "id": ctx.job.job_id, "vertices": vertex_metrics(&ctx) })).into_response()
+    axum::Json(api::JobMetrics { id: ctx.job.job_id.clone(), vertices: vertex_metrics(&ctx) }).into_response()
 }
 
 async fn cancel(State(ctx): State<Arc<Ctx>>) -> Response {
@@ -226,33 +224,20 @@ async fn cancel(State(ctx): State<Arc<Ctx>>) -> Response {
 
 async fn checkpoints(State(ctx): State<Arc<Ctx>>) -> Response {
     let history = ctx.job.checkpoints();
-    let completed = history.iter().filter(|c| c.status == "COMPLETED").count();
-    let failed = history.iter().filter(|c| c.status == "FAILED").count();
-    axum::Json(json!({
-        "counts": { "completed": completed, "failed": failed, "inProgress": history.len() - completed - failed },
-        "latestCompleted": ctx.job.last_completed_checkpoint(),
-        "history": history.iter().rev().collect::<Vec<_>>(),
-    }))
-    .into_response()
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SavepointBody {
-    trigger_id: Option<String>,
-    target_directory: Option<String>,
-    #[serde(default)]
-    stop: bool,
-    #[serde(default)]
-    drain: bool,
+    let completed = history.iter().filter(|c| c.status == SnapshotStatus::Completed).count();
+    let failed = history.iter().filter(|c| c.status == SnapshotStatus::Failed).count();
+    let counts = api::CheckpointCounts { completed, failed, in_progress: history.len() - completed - failed };
+    let latest_completed = ctx.job.last_completed_checkpoint();
+    let history = history.into_iter().rev().collect();
+    axum::Json(api::Checkpoints { counts, latest_completed, history }).into_response()
 }
 
 fn bad_request(message: String) -> Response {
-    (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": message }))).into_response()
+    (StatusCode::BAD_REQUEST, axum::Json(api::ErrorBody { error: message })).into_response()
 }
 
 async fn trigger_savepoint(State(ctx): State<Arc<Ctx>>, body: axum::body::Bytes) -> Response {
-    let req: SavepointBody = match serde_json::from_slice(&body) {
+    let req: api::SavepointRequest = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return bad_request(format!("invalid savepoint request: {e}")),
     };
@@ -263,8 +248,8 @@ async fn trigger_savepoint(State(ctx): State<Arc<Ctx>>, body: axum::body::Bytes)
         return bad_request("drain needs stop: true (a drained job cannot go on)".into());
     }
     match ctx.job.request_savepoint(req.trigger_id, req.target_directory, req.stop, req.drain) {
-        Ok(id) => (StatusCode::ACCEPTED, axum::Json(json!({ "triggerId": id }))).into_response(),
-        Err(e) => (StatusCode::CONFLICT, axum::Json(json!({ "error": e }))).into_response(),
+        Ok(trigger_id) => (StatusCode::ACCEPTED, axum::Json(api::SavepointTriggered { trigger_id })).into_response(),
+        Err(error) => (StatusCode::CONFLICT, axum::Json(api::ErrorBody { error })).into_response(),
     }
 }
 
@@ -273,7 +258,7 @@ async fn savepoint_status(State(ctx): State<Arc<Ctx>>, Path(trigger_id): Path<St
         Some(s) => axum::Json(s).into_response(),
         None => (
             StatusCode::NOT_FOUND,
-            axum::Json(json!({ "error": format!("no savepoint with triggerId '{trigger_id}'") })),
+            axum::Json(api::ErrorBody { error: format!("no savepoint with triggerId '{trigger_id}'") }),
         )
             .into_response(),
     }

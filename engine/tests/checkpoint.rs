@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use sluice_engine::job::{JobState, JobStatus, SnapshotStatus};
 use sluice_engine::local::{compile_text, prepare};
-use sluice_engine::runtime::{JobState, JobStatus, execute};
+use sluice_engine::runtime::execute;
 
 mod common;
 use common::*;
@@ -141,7 +142,7 @@ fn savepoint_then_restore_job(make: JobText, p: usize, expected: &(Vec<String>, 
     h.join().unwrap().unwrap();
     assert_eq!(state.status(), JobStatus::Finished);
     let sp = state.savepoint(&trigger).unwrap();
-    assert_eq!(sp.status, "COMPLETED", "{sp:?}");
+    assert_eq!(sp.status, SnapshotStatus::Completed, "{sp:?}");
     let location = sp.location.unwrap();
     assert!(location.ends_with("savepoint-stop-1"), "{location}");
     let stopped = outputs(&out);
@@ -340,7 +341,7 @@ fn stop_with_drain_fires_every_window_before_the_savepoint() {
     let sp = dir.path().join("sp").display().to_string();
     state.request_savepoint(Some("drained".into()), Some(sp), true, true).unwrap();
     h.join().unwrap().unwrap();
-    assert_eq!(state.savepoint("drained").unwrap().status, "COMPLETED");
+    assert_eq!(state.savepoint("drained").unwrap().status, SnapshotStatus::Completed);
     let (windows, passed) = outputs(&out);
     assert!(passed.len() < expected.1.len(), "the job finished before the savepoint");
     // Every window with data was fired: the newest one is partial, so the

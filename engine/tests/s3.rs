@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_engine::config::Config;
+use sluice_engine::job::{JobState, JobStatus, SnapshotStatus};
 use sluice_engine::local::{compile_text, prepare};
-use sluice_engine::runtime::{JobState, JobStatus, execute};
+use sluice_engine::runtime::execute;
 use sluice_storage::testing::S3Server;
 
 fn job(out: &Path, rows: u64, rate: u64) -> String {
@@ -98,7 +99,7 @@ fn savepoint_on_s3_restores_at_another_parallelism() {
     state.request_savepoint(Some("s3-stop".into()), Some("s3://state/savepoints".into()), true, false).unwrap();
     h.join().unwrap().unwrap();
     let sp = state.savepoint("s3-stop").unwrap();
-    assert_eq!(sp.status, "COMPLETED", "{sp:?}");
+    assert_eq!(sp.status, SnapshotStatus::Completed, "{sp:?}");
     let location = sp.location.unwrap();
     assert_eq!(location, "s3://state/savepoints/savepoint-s3-stop");
     assert!(committed(&out).len() < expected.len(), "the job finished before the savepoint");
@@ -134,9 +135,9 @@ fn an_s3_outage_fails_checkpoints_but_not_the_job() {
     wait_for("a completed checkpoint", Duration::from_secs(30), || state.last_completed_checkpoint().is_some());
     server.stop();
     wait_for("a failed checkpoint", Duration::from_secs(60), || {
-        state.checkpoints().iter().any(|c| c.status == "FAILED")
+        state.checkpoints().iter().any(|c| c.status == SnapshotStatus::Failed)
     });
-    let failed = state.checkpoints().into_iter().find(|c| c.status == "FAILED").unwrap();
+    let failed = state.checkpoints().into_iter().find(|c| c.status == SnapshotStatus::Failed).unwrap();
     assert!(failed.failure.as_deref().is_some_and(|f| !f.is_empty()), "{failed:?}");
     assert_eq!(state.status(), JobStatus::Running, "the outage stopped the job");
     server.restart();

@@ -4,7 +4,6 @@
 //! ([`reconcile`]); child objects come from pure builders ([`resources`]); the
 //! engine is reached through its REST contract ([`engine`]).
 
-pub mod crd;
 pub mod engine;
 pub mod error;
 pub mod leader;
@@ -14,3 +13,6 @@ pub mod resources;
 pub mod savepoint;
 pub mod storage;
 pub mod trigger_id;
+
+/// The custom resources, from their own crate (so that `crdgen` builds without the operator).
+pub use sluice_crd as crd;

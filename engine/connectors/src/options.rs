@@ -152,27 +152,9 @@ pub(crate) fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-/// Flink's `TimeUtils.parseDuration`: a number, optional spaces, an optional
-/// unit; no unit means milliseconds.
+/// Flink's `TimeUtils.parseDuration` (one parser for the whole project).
 pub(crate) fn parse_duration(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    let digits_end = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    if digits_end == 0 {
-        return None;
-    }
-    let n: u64 = v[..digits_end].parse().ok()?;
-    let unit = v[digits_end..].trim().to_ascii_lowercase();
-    let d = match unit.as_str() {
-        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => Duration::from_millis(n),
-        "s" | "sec" | "secs" | "second" | "seconds" => Duration::from_secs(n),
-        "min" | "m" | "minute" | "minutes" => Duration::from_secs(n.checked_mul(60)?),
-        "h" | "hour" | "hours" => Duration::from_secs(n.checked_mul(3600)?),
-        "d" | "day" | "days" => Duration::from_secs(n.checked_mul(86_400)?),
-        "us" | "µs" | "micro" | "micros" | "microsecond" | "microseconds" => Duration::from_micros(n),
-        "ns" | "nano" | "nanos" | "nanosecond" | "nanoseconds" => Duration::from_nanos(n),
-        _ => return None,
-    };
-    Some(d)
+    sluice_api::duration::parse(v)
 }
 
 /// Flink's `MemorySize.parse`: binary units, no unit means bytes.

@@ -198,28 +198,11 @@ fn validate_setting(key: &str, value: &str, pos: Position) -> Result<(), SqlErro
                 format!("'{key}': unknown time zone '{value}'; use an IANA name such as 'Europe/Berlin', or 'UTC'"),
             )
         }),
-        "table.exec.source.idle-timeout" => parse_duration_ms(value).map(|_| ()).ok_or_else(|| {
+        "table.exec.source.idle-timeout" => sluice_api::duration::parse_ms(value).map(|_| ()).ok_or_else(|| {
             SqlError::new(pos, format!("'{key}': '{value}' is not a duration such as '10 s' or '500 ms'"))
         }),
         _ => Ok(()),
     }
-}
-
-/// Parses a Flink duration: `10 s`, `500 ms`, `1 min`, `2h`, or bare milliseconds.
-pub fn parse_duration_ms(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
-        "s" | "sec" | "secs" | "second" | "seconds" => 1000,
-        "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
-        "h" | "hour" | "hours" => 3_600_000,
-        "d" | "day" | "days" => 86_400_000,
-        _ => return None,
-    };
-    n.checked_mul(mult)
 }
 
 struct Planner {

@@ -37,14 +37,12 @@ use serde::{Deserialize, Serialize};
 use sluice_storage::Storage;
 
 use super::store::Terminal;
+use crate::job::rfc3339;
 use crate::runtime::Restore;
-use crate::runtime::job::rfc3339;
 
-pub const GENERATIONS: &str = "_generations";
+pub use sluice_api::layout::{GENERATIONS, OWNER};
 /// The single generation record of engines before `_generations/`.
 const LEGACY_GENERATION: &str = "_generation";
-/// The reservation of a checkpoint directory by a generation.
-pub const OWNER: &str = "_owner";
 
 /// A claimed generation: `_generations/<g>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,12 +18,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The oldest format this engine still reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SnapshotKind {
-    Checkpoint,
-    Savepoint,
-}
+pub use sluice_api::rest::SnapshotKind;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

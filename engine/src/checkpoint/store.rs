@@ -18,19 +18,7 @@ use sluice_storage::{Storage, StorageError};
 
 use super::metadata::{FileEntry, Metadata, SubtaskSnapshot, SubtaskState, state_file};
 
-pub const METADATA: &str = "_metadata";
-pub const TERMINAL: &str = "_terminal";
-
-pub fn checkpoint_dir(id: u64) -> String {
-    format!("chk-{id}")
-}
-
-/// A savepoint's directory name under the savepoint directory.
-pub fn savepoint_dir(trigger_id: &str) -> String {
-    let safe: String =
-        trigger_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    format!("savepoint-{safe}")
-}
+pub use sluice_api::layout::{METADATA, TERMINAL, checkpoint_dir, savepoint_dir};
 
 /// Writes one state file and returns its manifest entry.
 pub fn write_file(dir: &Storage, rel: &str, bytes: &[u8]) -> Result<FileEntry, StorageError> {
@@ -172,7 +160,7 @@ fn load_with(dir: &Storage, want: Want, verify_all: bool) -> Result<Loaded, Stri
 /// Ids of the `chk-<n>` directories under a job's directory, newest first.
 pub fn checkpoint_ids(job_dir: &Storage) -> Result<Vec<u64>, StorageError> {
     let mut ids: Vec<u64> =
-        job_dir.list_dirs("")?.iter().filter_map(|d| d.strip_prefix("chk-")).filter_map(|n| n.parse().ok()).collect();
+        job_dir.list_dirs("")?.iter().filter_map(|d| sluice_api::layout::checkpoint_id(d)).collect();
     ids.sort_unstable_by(|a, b| b.cmp(a));
     Ok(ids)
 }

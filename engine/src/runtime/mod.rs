@@ -14,7 +14,6 @@
 //! job stops without finishing its sinks, so no partial output becomes visible.
 
 pub mod channel;
-pub mod job;
 pub mod start;
 mod task;
 
@@ -32,6 +31,7 @@ use crate::checkpoint::restore;
 use crate::checkpoint::store::{self, Loaded};
 use crate::checkpoint::{Barrier, CoordMsg, SourceControl};
 use crate::error::{EngineError, OpError};
+pub use crate::job::{JobState, JobStatus};
 use crate::metrics::SubtaskMetrics;
 use crate::operators::calc::{Filter, Project};
 use crate::operators::session::SessionAggregate;
@@ -41,7 +41,6 @@ use crate::operators::window::{Keys, TimeShift, WindowAggregate, WindowAssign};
 use crate::operators::{Chain, Operator};
 use crate::plan::{JobGraph, OpSpec, Partitioning};
 use channel::{CONTROL, CloseOnDrop, Credit, Envelope, Msg, Outbox, Target};
-pub use job::{CheckpointRecord, JobState, JobStatus, SavepointRequest, SavepointStatus, VertexInfo};
 use sluice_sql::plan::WindowKind;
 use start::Begin;
 pub use start::Claimed;

@@ -13,10 +13,10 @@ use arrow::record_batch::RecordBatch;
 use sluice_connectors::{SourceEvent, SourceReader};
 
 use super::channel::{CONTROL, Disconnected, Envelope, Msg, Target};
-use super::job::JobState;
 use crate::checkpoint::metadata::SectionKind;
 use crate::checkpoint::{Barrier, CoordMsg, SourceControl, SubtaskSnapshot, store};
 use crate::error::OpError;
+use crate::job::JobState;
 use crate::keygroup;
 use crate::metrics::{NO_WATERMARK, SubtaskMetrics};
 use crate::operators::{Chain, Event, KeyGroupWriters};

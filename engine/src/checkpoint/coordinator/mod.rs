@@ -18,8 +18,8 @@ use super::metadata::{
 };
 use super::store::{self, Terminal};
 use super::{Barrier, BarrierInfo, CoordMsg};
-use crate::runtime::job::rfc3339;
-use crate::runtime::{CheckpointRecord, JobState, SavepointRequest, SavepointStatus};
+use crate::job::rfc3339;
+use crate::job::{JobState, SavepointRequest, SavepointStatus, SnapshotStatus, checkpoint_started};
 
 /// Checkpointing settings of a run.
 #[derive(Debug, Clone)]
@@ -251,12 +251,9 @@ impl Coordinator {
                 Ok(barrier) => self.start(barrier, None, false, cluster),
                 Err((id, e)) => {
                     tracing::warn!("job `{}`: checkpoint {id} failed: {e}; the job goes on", self.job.job_id);
-                    let mut r = CheckpointRecord::started(
-                        id,
-                        SnapshotKind::Checkpoint,
-                        dir.child(&store::checkpoint_dir(id)).uri(),
-                    );
-                    r.status = "FAILED".into();
+                    let mut r =
+                        checkpoint_started(id, SnapshotKind::Checkpoint, dir.child(&store::checkpoint_dir(id)).uri());
+                    r.status = SnapshotStatus::Failed;
                     r.failure = Some(e);
                     self.job.record_checkpoint(r);
                 }
@@ -360,7 +357,7 @@ impl Coordinator {
             barrier.id,
             barrier.dir.uri()
         );
-        self.job.record_checkpoint(CheckpointRecord::started(barrier.id, barrier.kind, barrier.dir.uri()));
+        self.job.record_checkpoint(checkpoint_started(barrier.id, barrier.kind, barrier.dir.uri()));
         self.pending = Some(Pending {
             barrier: barrier.clone(),
             started: Instant::now(),
@@ -448,7 +445,7 @@ impl Coordinator {
         let location = p.barrier.dir.uri();
         let duration = p.started.elapsed().as_millis() as u64;
         self.job.update_checkpoint(p.barrier.id, |r| {
-            r.status = "COMPLETED".into();
+            r.status = SnapshotStatus::Completed;
             r.duration_ms = duration;
             r.size_bytes = metadata.total_size();
             r.alignment_ms = p.alignment_ms;
@@ -561,7 +558,7 @@ impl Coordinator {
         );
         let duration = p.started.elapsed().as_millis() as u64;
         self.job.update_checkpoint(p.barrier.id, |r| {
-            r.status = "FAILED".into();
+            r.status = SnapshotStatus::Failed;
             r.duration_ms = duration;
             r.failure = Some(reason.clone());
         });

@@ -71,7 +71,7 @@ fn a_checkpoint_completes_on_the_last_ack_and_then_sinks_commit() {
     assert!(dir.child("chk-1").exists("_metadata").unwrap());
     assert_eq!(*fake.committed.borrow(), vec![1]);
     let r = c.job.last_completed_checkpoint().unwrap();
-    assert_eq!((r.id, r.alignment_ms, r.status.as_str()), (1, 3, "COMPLETED"));
+    assert_eq!((r.id, r.alignment_ms, r.status), (1, 3, SnapshotStatus::Completed));
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn a_checkpoint_past_its_timeout_is_aborted_and_the_next_one_starts() {
     std::thread::sleep(Duration::from_millis(5));
     c.tick(&fake); // aborts checkpoint 1
     let history = c.job.checkpoints();
-    assert_eq!(history[0].status, "FAILED");
+    assert_eq!(history[0].status, SnapshotStatus::Failed);
     assert!(history[0].failure.as_deref().is_some_and(|f| f.contains("execution.checkpointing.timeout")));
     c.tick(&fake);
     assert_eq!(*fake.triggered.borrow(), vec![1, 2]);
@@ -112,7 +112,7 @@ fn a_failed_ack_aborts_and_resumes_a_stop_with_savepoint() {
         CoordMsg::Ack { id, vertex: 0, subtask: 1, result: Err("s3://b/x: unreachable".into()), alignment_ms: 0 };
     assert_eq!(c.on_message(failed, &fake), None);
     assert_eq!(*fake.resumed.borrow(), 1, "sources were not resumed");
-    assert_eq!(c.job.savepoint("t").unwrap().status, "FAILED");
+    assert_eq!(c.job.savepoint("t").unwrap().status, SnapshotStatus::Failed);
     assert!(fake.committed.borrow().is_empty());
     // A late ack of the aborted checkpoint changes nothing.
     assert_eq!(c.on_message(ack(id, 0, 0), &fake), None);
@@ -155,7 +155,7 @@ fn an_intermediate_savepoint_commits_nothing_and_a_stop_savepoint_commits_after_
     for (v, s) in [(0, 0), (0, 1), (1, 0)] {
         assert_eq!(c.on_message(ack(1, v, s), &fake), None);
     }
-    assert_eq!(c.job.savepoint("sp").unwrap().status, "COMPLETED");
+    assert_eq!(c.job.savepoint("sp").unwrap().status, SnapshotStatus::Completed);
     assert!(fake.committed.borrow().is_empty(), "an intermediate savepoint committed output");
     assert!(c.latest.is_none(), "an intermediate savepoint became a recovery point");
     c.job.request_savepoint(Some("stop".into()), None, true, false).unwrap();

@@ -121,7 +121,8 @@ fn preserve_unknown(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
 }
 
-const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h|d))+$";
+/// Durations as Flink writes them, exactly what the engine parses (`sluice_api::duration`).
+const DURATION_PATTERN: &str = sluice_api::duration::PATTERN;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -541,36 +542,9 @@ pub struct StreamSavepointStatus {
     pub s3: Option<S3Spec>,
 }
 
-/// Parses `10s`, `5m`, `1h30m`, `500ms`, `2d`.
+/// A duration as the engine reads it (Flink's syntax: `10 s`, `10s`, `5 min`, `500 ms`).
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (unit, len) = if rest.starts_with("ms") {
-            (Duration::from_millis(1), 2)
-        } else {
-            let u = match rest.chars().next()? {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86400,
-                _ => return None,
-            };
-            (Duration::from_secs(u), 1)
-        };
-        total += unit.checked_mul(u32::try_from(n).ok()?)?;
-        rest = &rest[len..];
-    }
-    Some(total)
+    sluice_api::duration::parse(s)
 }
 
 #[cfg(test)]
@@ -578,15 +552,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172800)));
-        for bad in ["", "s", "10", "10x", "1.5s", "-1s"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
+    fn every_duration_default_of_the_schema_is_one_the_engine_parses() {
+        use kube::CustomResourceExt;
+        fn walk(v: &serde_json::Value, path: &str, found: &mut Vec<(String, String)>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if m.get("pattern").and_then(|p| p.as_str()) == Some(DURATION_PATTERN)
+                        && let Some(d) = m.get("default").and_then(|d| d.as_str())
+                    {
+                        found.push((path.to_string(), d.to_string()));
+                    }
+                    for (k, v) in m {
+                        walk(v, &format!("{path}/{k}"), found);
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, path, found)),
+                _ => {}
+            }
         }
+        let crd = serde_json::to_value(StreamJob::crd()).unwrap();
+        let mut found = Vec::new();
+        walk(&crd, "", &mut found);
+        assert!(found.len() >= 3, "no duration defaults found: {found:?}");
+        for (path, d) in found {
+            assert!(parse_duration(&d).is_some(), "{path}: the default {d:?} is not a duration the engine reads");
+        }
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), None, "the engine does not read compound durations");
     }
 
     #[test]

@@ -1,40 +1,21 @@
-//! What the REST API and the progress line read about a running job, and the
-//! requests they make of it (cancel, savepoints).
+//! The shared state of a running job: what the REST API and the progress
+//! line read about it, and the requests they make of it (cancel, savepoints).
+//! The runtime, the checkpoint coordinator and the REST server all use it, so
+//! it sits below them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use serde::Serialize;
+pub use sluice_api::rest::{Checkpoint, JobStatus, Savepoint, SnapshotKind, SnapshotStatus};
 
-use crate::checkpoint::SnapshotKind;
 use crate::metrics::SubtaskMetrics;
 use crate::plan::JobGraph;
 
 /// A time as the REST API and the snapshot manifests write it: RFC 3339, UTC, milliseconds.
 pub fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// Job states, as the REST API reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum JobStatus {
-    Created,
-    Running,
-    Failing,
-    Restarting,
-    Finished,
-    Failed,
-    Canceled,
-    Suspended,
-}
-
-impl JobStatus {
-    pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Finished | JobStatus::Failed | JobStatus::Canceled | JobStatus::Suspended)
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -47,37 +28,20 @@ pub struct VertexInfo {
 }
 
 /// One checkpoint or savepoint, as `GET /v1/job/checkpoints` reports it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CheckpointRecord {
-    pub id: u64,
-    pub kind: SnapshotKind,
-    /// `IN_PROGRESS`, `COMPLETED` or `FAILED`.
-    pub status: String,
-    /// RFC 3339.
-    pub trigger_time: String,
-    pub duration_ms: u64,
-    pub size_bytes: u64,
-    /// The longest time a subtask held input channels while aligning barriers.
-    pub alignment_ms: u64,
-    pub location: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failure: Option<String>,
-}
+pub type CheckpointRecord = Checkpoint;
 
-impl CheckpointRecord {
-    pub fn started(id: u64, kind: SnapshotKind, location: String) -> Self {
-        CheckpointRecord {
-            id,
-            kind,
-            status: "IN_PROGRESS".into(),
-            trigger_time: rfc3339(SystemTime::now()),
-            duration_ms: 0,
-            size_bytes: 0,
-            alignment_ms: 0,
-            location,
-            failure: None,
-        }
+/// A checkpoint or savepoint that has just been triggered.
+pub fn checkpoint_started(id: u64, kind: SnapshotKind, location: String) -> CheckpointRecord {
+    Checkpoint {
+        id,
+        kind,
+        status: SnapshotStatus::InProgress,
+        trigger_time: rfc3339(SystemTime::now()),
+        duration_ms: 0,
+        size_bytes: 0,
+        alignment_ms: 0,
+        location,
+        failure: None,
     }
 }
 
@@ -91,26 +55,7 @@ pub struct SavepointRequest {
 }
 
 /// `GET /v1/job/savepoints/{triggerId}`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SavepointStatus {
-    /// `IN_PROGRESS`, `COMPLETED` or `FAILED`.
-    pub status: String,
-    pub location: Option<String>,
-    pub error: Option<String>,
-}
-
-impl SavepointStatus {
-    pub fn in_progress() -> Self {
-        SavepointStatus { status: "IN_PROGRESS".into(), location: None, error: None }
-    }
-    pub fn completed(location: &str) -> Self {
-        SavepointStatus { status: "COMPLETED".into(), location: Some(location.into()), error: None }
-    }
-    pub fn failed(error: &str) -> Self {
-        SavepointStatus { status: "FAILED".into(), location: None, error: Some(error.into()) }
-    }
-}
+pub type SavepointStatus = Savepoint;
 
 #[derive(Debug, Default)]
 struct Savepoints {
@@ -157,7 +102,7 @@ fn forget_oldest(sp: &mut Savepoints) {
     while sp.order.len() + kept.len() > REMEMBERED_SAVEPOINTS
         && let Some(id) = sp.order.pop_front()
     {
-        if sp.status.get(&id).is_some_and(|s| s.status == "IN_PROGRESS") {
+        if sp.status.get(&id).is_some_and(|s| s.status == SnapshotStatus::InProgress) {
             kept.push_back(id);
         } else {
             sp.status.remove(&id);
@@ -222,7 +167,7 @@ impl JobState {
             if let Ok(mut sp) = self.savepoints.lock() {
                 sp.queue.clear();
                 for st in sp.status.values_mut() {
-                    if st.status == "IN_PROGRESS" {
+                    if st.status == SnapshotStatus::InProgress {
                         *st = SavepointStatus::failed(&format!("the job ended ({s:?}) before the savepoint completed"));
                     }
                 }
@@ -289,7 +234,10 @@ impl JobState {
     }
 
     pub fn last_completed_checkpoint(&self) -> Option<CheckpointRecord> {
-        self.checkpoints.lock().ok().and_then(|h| h.iter().rev().find(|r| r.status == "COMPLETED").cloned())
+        self.checkpoints
+            .lock()
+            .ok()
+            .and_then(|h| h.iter().rev().find(|r| r.status == SnapshotStatus::Completed).cloned())
     }
 
     /// Queues a savepoint. A known `trigger_id` returns the same savepoint
@@ -372,7 +320,7 @@ mod tests {
         assert_ne!(generated, "up-1");
         assert_eq!(j.savepoint(&generated), Some(SavepointStatus::in_progress()));
         j.set_status(JobStatus::Canceled);
-        assert_eq!(j.savepoint(&generated).unwrap().status, "FAILED");
+        assert_eq!(j.savepoint(&generated).unwrap().status, SnapshotStatus::Failed);
     }
 
     #[test]

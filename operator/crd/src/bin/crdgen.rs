@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use kube::CustomResourceExt;
-use sluice_operator::crd::{StreamJob, StreamSavepoint};
+use sluice_crd::{StreamJob, StreamSavepoint};
 
 fn main() -> ExitCode {
     let mut check = false;

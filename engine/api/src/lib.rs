@@ -1,0 +1,15 @@
+//! The contracts between Sluice's engine and its operator, in one place so
+//! that the two sides cannot drift:
+//!
+//! - [`rest`]: the bodies of the engine's REST API (`engine/openapi.json` is
+//!   the document; the engine's contract test checks the server against it);
+//! - [`layout`]: the names of every object a job keeps under its checkpoint
+//!   and savepoint directories;
+//! - [`duration`]: durations as Flink writes them, for configuration keys and
+//!   the CRD fields that become them.
+//!
+//! The crate has no I/O and no dependencies beyond serde.
+
+pub mod duration;
+pub mod layout;
+pub mod rest;
