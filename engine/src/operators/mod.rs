@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod calc;
+pub mod factory;
 pub mod session;
 pub mod sink;
 pub mod watermark;

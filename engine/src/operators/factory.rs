@@ -1,0 +1,118 @@
+//! Stream operators from their specs in the job graph: each subtask's chain,
+//! sinks with their restored writer state, and the state layouts the
+//! checkpoint coordinator records.
+
+use sluice_connectors::{SinkContext, create_sink};
+
+use super::Operator;
+use super::calc::{Filter, Project};
+use super::session::SessionAggregate;
+use super::sink::Sink;
+use super::watermark::WatermarkAssigner;
+use super::window::{Keys, TimeShift, WindowAggregate, WindowAssign};
+use crate::checkpoint::coordinator::VertexMeta;
+use crate::checkpoint::metadata::OperatorState;
+use crate::error::EngineError;
+use crate::job::JobState;
+use crate::plan::{JobGraph, OpSpec};
+use sluice_sql::plan::WindowKind;
+
+/// What a sink needs beyond its table: restored writer states and the mode.
+#[derive(Default, Clone)]
+pub struct SinkSetup {
+    pub(crate) restored_states: Option<Vec<Vec<u8>>>,
+    pub(crate) exactly_once: bool,
+    pub(crate) s3: sluice_storage::S3Options,
+}
+
+/// The context of one sink subtask (subtask 0 for per-table work such as recovery).
+pub(crate) fn sink_context(
+    table: &sluice_sql::catalog::TableDef,
+    subtask: usize,
+    parallelism: usize,
+    job_id: &str,
+    tz: &str,
+    sink: &SinkSetup,
+) -> SinkContext {
+    SinkContext {
+        table: table.name.clone(),
+        options: table.options.clone(),
+        schema: table.physical.clone(),
+        subtask,
+        parallelism,
+        job_id: job_id.to_string(),
+        local_time_zone: tz.to_string(),
+        restored_states: sink.restored_states.clone(),
+        s3: sink.s3.clone(),
+    }
+}
+
+pub(crate) fn instantiate(
+    spec: &OpSpec,
+    subtask: usize,
+    parallelism: usize,
+    job_id: &str,
+    tz: &str,
+    sink: &SinkSetup,
+) -> Result<Box<dyn Operator>, EngineError> {
+    let shift = |z: &Option<String>| TimeShift::new(z.as_deref()).map_err(|e| EngineError::Config(e.to_string()));
+    Ok(match spec {
+        OpSpec::Filter(p) => Box::new(Filter { predicate: p.clone() }),
+        OpSpec::Project { exprs, schema, .. } => Box::new(Project { exprs: exprs.clone(), schema: schema.clone() }),
+        OpSpec::Watermark { time_col, expr, trigger_intervals, .. } => {
+            Box::new(WatermarkAssigner::new(*time_col, expr.clone(), trigger_intervals.clone()))
+        }
+        OpSpec::WindowAssign { kind, time_col, time_type, time_zone, schema } => {
+            Box::new(WindowAssign::new(*kind, *time_col, time_type.clone(), shift(time_zone)?, schema.clone()))
+        }
+        OpSpec::WindowAggregate { kind, time_col, time_type, time_zone, keys, key_types, aggs, schema } => {
+            let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
+            match kind {
+                WindowKind::Session { gap } => Box::new(
+                    SessionAggregate::new(
+                        *gap,
+                        *time_col,
+                        time_type.clone(),
+                        shift(time_zone)?,
+                        k,
+                        aggs.clone(),
+                        schema.clone(),
+                    )
+                    .map_err(|e| EngineError::Internal(e.to_string()))?,
+                ),
+                _ => Box::new(WindowAggregate::new(
+                    *kind,
+                    *time_col,
+                    time_type.clone(),
+                    shift(time_zone)?,
+                    k,
+                    aggs.clone(),
+                    schema.clone(),
+                )),
+            }
+        }
+        OpSpec::Sink { table } => {
+            let ctx = sink_context(table, subtask, parallelism, job_id, tz, sink);
+            Box::new(Sink { table: table.name.clone(), writer: create_sink(&ctx)?, exactly_once: sink.exactly_once })
+        }
+    })
+}
+
+/// The stateful operators of each vertex, as the coordinator describes them.
+pub fn vertex_metas(graph: &JobGraph, state: &JobState) -> Result<Vec<VertexMeta>, EngineError> {
+    let mut metas = Vec::new();
+    for v in &graph.vertices {
+        let mut operators: Vec<OperatorState> = Vec::new();
+        for (index, spec) in v.ops.iter().enumerate() {
+            if matches!(spec, OpSpec::Sink { .. }) {
+                continue;
+            }
+            let op = instantiate(spec, 0, v.parallelism, &state.job_id, &graph.local_time_zone, &SinkSetup::default())?;
+            if let Some(layout) = op.state_layout() {
+                operators.push(OperatorState { index, name: op.name(), layout });
+            }
+        }
+        metas.push(VertexMeta { uid: v.uid.clone(), name: v.name(), parallelism: v.parallelism, operators });
+    }
+    Ok(metas)
+}
