@@ -95,6 +95,66 @@ pub struct Tasks {
     pub coord_rx: Receiver<CoordMsg>,
 }
 
+/// The input channels of every subtask, computed once from the graph.
+/// Channels are numbered per consumer subtask: a forward edge contributes one
+/// channel (from the same-index producer), other edges one per producer.
+pub struct ChannelLayout {
+    /// Per vertex, per input edge (in `Vertex::inputs` order): its first channel.
+    base: Vec<Vec<u32>>,
+    /// Per vertex, per subtask: the producer `(vertex, subtask)` of each channel.
+    sources: Vec<Vec<Vec<(usize, usize)>>>,
+}
+
+impl ChannelLayout {
+    pub fn of(graph: &JobGraph) -> ChannelLayout {
+        let forward = |e: usize| matches!(graph.edges[e].partitioning, Partitioning::Forward);
+        let mut base = Vec::new();
+        let mut sources = Vec::new();
+        for v in &graph.vertices {
+            let mut starts = Vec::new();
+            let mut n = 0u32;
+            for e in &v.inputs {
+                starts.push(n);
+                n += if forward(*e) { 1 } else { graph.vertices[graph.edges[*e].from].parallelism as u32 };
+            }
+            base.push(starts);
+            sources.push(
+                (0..v.parallelism)
+                    .map(|i| {
+                        let mut chans = Vec::new();
+                        for e in &v.inputs {
+                            let from = graph.edges[*e].from;
+                            if forward(*e) {
+                                chans.push((from, i));
+                            } else {
+                                chans.extend((0..graph.vertices[from].parallelism).map(|j| (from, j)));
+                            }
+                        }
+                        chans
+                    })
+                    .collect(),
+            );
+        }
+        ChannelLayout { base, sources }
+    }
+
+    /// The producers feeding subtask `i` of vertex `v`, by channel.
+    fn sources(&self, v: usize, i: usize) -> &[(usize, usize)] {
+        &self.sources[v][i]
+    }
+
+    /// The channel at the consumer that producer subtask `i` writes edge `e` to.
+    fn channel(&self, graph: &JobGraph, e: usize, i: usize) -> u32 {
+        let edge = &graph.edges[e];
+        let pos = graph.vertices[edge.to].inputs.iter().position(|x| *x == e).unwrap_or(0);
+        let base = self.base[edge.to][pos];
+        if matches!(edge.partitioning, Partitioning::Forward) { base } else { base + i as u32 }
+    }
+}
+
+/// Per vertex, per subtask: a value for the subtasks of this process, `None` for others.
+type PerSubtask<T> = Vec<Vec<Option<T>>>;
+
 /// Builds this process's subtasks of an attempt: operators with their keyed
 /// state, readers with their splits, and the channels between them (through
 /// `exchange` for subtasks on other workers).
@@ -106,13 +166,23 @@ pub fn deploy(
     sink_setup: &[SinkSetup],
     exchange: Option<&dyn Exchange>,
 ) -> Result<Tasks, EngineError> {
-    let exactly_once = opts.checkpoint.exactly_once();
     let local = |v: usize, i: usize| exchange.is_none_or(|x| x.is_local(v, i));
-    let forward = |e: usize| matches!(graph.edges[e].partitioning, Partitioning::Forward);
-    let is_sink = |v: &crate::plan::Vertex| matches!(v.ops.last(), Some(OpSpec::Sink { .. }));
+    let chains = build_chains(graph, state, restore, sink_setup, &local)?;
+    let layout = ChannelLayout::of(graph);
+    let inputs = open_inputs(graph, &layout, opts, exchange, &local);
+    let readers = open_readers(graph, &layout, opts, restore, &local)?;
+    wire_tasks(graph, state, opts, &layout, Built { chains, inputs, readers }, exchange)
+}
 
-    // Operators, with their keyed state.
-    let mut chains: Vec<Vec<Option<Chain>>> = Vec::new();
+/// Operators, with their keyed state.
+fn build_chains(
+    graph: &JobGraph,
+    state: &JobState,
+    restore: Option<&Loaded>,
+    sink_setup: &[SinkSetup],
+    local: &dyn Fn(usize, usize) -> bool,
+) -> Result<PerSubtask<Chain>, EngineError> {
+    let mut chains = Vec::new();
     for v in &graph.vertices {
         let mut per = Vec::new();
         for i in 0..v.parallelism {
@@ -141,73 +211,70 @@ pub fn deploy(
         }
         chains.push(per);
     }
+    Ok(chains)
+}
 
-    // Channels are numbered per consumer subtask: a forward edge contributes
-    // one channel (from the same-index producer), other edges one per producer.
-    let mut channel_base: Vec<Vec<u32>> = Vec::new();
-    let mut channel_sources: Vec<Vec<Vec<(usize, usize)>>> = Vec::new();
-    for v in &graph.vertices {
-        let mut base = Vec::new();
-        let mut n = 0u32;
-        for e in &v.inputs {
-            base.push(n);
-            n += if forward(*e) { 1 } else { graph.vertices[graph.edges[*e].from].parallelism as u32 };
-        }
-        channel_base.push(base);
-        channel_sources.push(
+/// The input side of a local subtask: one unbounded queue, one credit counter per channel.
+struct Input {
+    tx: Sender<Envelope>,
+    rx: Option<Receiver<Envelope>>,
+    credits: Vec<Arc<Credit>>,
+}
+
+fn open_inputs(
+    graph: &JobGraph,
+    layout: &ChannelLayout,
+    opts: &RunOptions,
+    exchange: Option<&dyn Exchange>,
+    local: &dyn Fn(usize, usize) -> bool,
+) -> PerSubtask<Input> {
+    graph
+        .vertices
+        .iter()
+        .map(|v| {
             (0..v.parallelism)
                 .map(|i| {
-                    let mut chans = Vec::new();
-                    for e in &v.inputs {
-                        let from = graph.edges[*e].from;
-                        if forward(*e) {
-                            chans.push((from, i));
-                        } else {
-                            chans.extend((0..graph.vertices[from].parallelism).map(|j| (from, j)));
-                        }
+                    if !local(v.id, i) {
+                        return None;
                     }
-                    chans
+                    let (tx, rx) = channel::<Envelope>();
+                    let credits = layout
+                        .sources(v.id, i)
+                        .iter()
+                        .enumerate()
+                        .map(|(ch, (u, j))| match exchange {
+                            Some(x) if !x.is_local(*u, *j) => x.inbound(v.id, i, ch as u32, (*u, *j)),
+                            _ => Credit::new(opts.buffer_capacity),
+                        })
+                        .collect();
+                    if let Some(x) = exchange {
+                        x.register(v.id, i, tx.clone());
+                    }
+                    Some(Input { tx, rx: Some(rx), credits })
                 })
-                .collect(),
-        );
-    }
-    // One unbounded input queue per local subtask; one credit counter per channel.
-    let mut senders: Vec<Vec<Option<Sender<Envelope>>>> = Vec::new();
-    let mut receivers: Vec<Vec<Option<Receiver<Envelope>>>> = Vec::new();
-    let mut credits: Vec<Vec<Vec<Arc<Credit>>>> = Vec::new();
-    for v in &graph.vertices {
-        let (mut tx, mut rx, mut cr) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, sources) in channel_sources[v.id].iter().enumerate() {
-            if !local(v.id, i) {
-                tx.push(None);
-                rx.push(None);
-                cr.push(Vec::new());
-                continue;
-            }
-            let (t, r) = channel::<Envelope>();
-            let mut c = Vec::new();
-            for (ch, (u, j)) in sources.iter().enumerate() {
-                c.push(match exchange {
-                    Some(x) if !x.is_local(*u, *j) => x.inbound(v.id, i, ch as u32, (*u, *j)),
-                    _ => Credit::new(opts.buffer_capacity),
-                });
-            }
-            if let Some(x) = exchange {
-                x.register(v.id, i, t.clone());
-            }
-            tx.push(Some(t));
-            rx.push(Some(r));
-            cr.push(c);
-        }
-        senders.push(tx);
-        receivers.push(rx);
-        credits.push(cr);
-    }
-    // Readers first, so that configuration errors fail before anything runs,
-    // and so that subtasks without work are known to be idle from the start.
-    // Every worker opens every reader of a vertex it runs a subtask of, to know
-    // which of them are idle; it keeps its own.
-    let mut readers: Vec<Vec<Option<Box<dyn sluice_connectors::SourceReader>>>> = Vec::new();
+                .collect()
+        })
+        .collect()
+}
+
+/// Source readers of this process's subtasks, and which subtasks start idle.
+struct Readers {
+    readers: PerSubtask<Box<dyn sluice_connectors::SourceReader>>,
+    idle_at_start: Vec<Vec<bool>>,
+}
+
+/// Readers first, so that configuration errors fail before anything runs,
+/// and so that subtasks without work are known to be idle from the start.
+/// Every worker opens every reader of a vertex it runs a subtask of, to know
+/// which of them are idle; it keeps its own.
+fn open_readers(
+    graph: &JobGraph,
+    layout: &ChannelLayout,
+    opts: &RunOptions,
+    restore: Option<&Loaded>,
+    local: &dyn Fn(usize, usize) -> bool,
+) -> Result<Readers, EngineError> {
+    let mut readers = Vec::new();
     let mut idle_at_start: Vec<Vec<bool>> = Vec::new();
     for v in &graph.vertices {
         let mut rs = Vec::new();
@@ -216,7 +283,7 @@ pub fn deploy(
             (Some(l), Some(_)) => restore::splits_for(l, &v.uid)?,
             _ => None,
         };
-        for (i, chans) in channel_sources[v.id].iter().enumerate() {
+        for i in 0..v.parallelism {
             match &v.source {
                 Some(t) => {
                     let reader = create_source(&SourceContext {
@@ -235,10 +302,11 @@ pub fn deploy(
                 }
                 None => {
                     // Vertices are numbered so that producers come first.
+                    let chans = layout.sources(v.id, i);
                     let all_idle = !chans.is_empty()
-                        && chans.iter().all(|(u, j)| {
-                            idle_at_start.get(*u).and_then(|x: &Vec<bool>| x.get(*j)).copied().unwrap_or(false)
-                        });
+                        && chans
+                            .iter()
+                            .all(|(u, j)| idle_at_start.get(*u).and_then(|x| x.get(*j)).copied().unwrap_or(false));
                     idle.push(all_idle);
                     rs.push(None);
                 }
@@ -247,24 +315,44 @@ pub fn deploy(
         readers.push(rs);
         idle_at_start.push(idle);
     }
+    Ok(Readers { readers, idle_at_start })
+}
 
+/// What the build steps made, before the tasks are wired.
+struct Built {
+    chains: PerSubtask<Chain>,
+    inputs: PerSubtask<Input>,
+    readers: Readers,
+}
+
+/// Connects each local subtask's outputs to its consumers' inputs (local
+/// queues, or the exchange), and gives the coordinator its control channels.
+fn wire_tasks(
+    graph: &JobGraph,
+    state: &Arc<JobState>,
+    opts: &RunOptions,
+    layout: &ChannelLayout,
+    built: Built,
+    exchange: Option<&dyn Exchange>,
+) -> Result<Tasks, EngineError> {
+    let Built { mut chains, mut inputs, readers: Readers { mut readers, idle_at_start } } = built;
+    let is_sink = |v: &crate::plan::Vertex| matches!(v.ops.last(), Some(OpSpec::Sink { .. }));
     let (coord_tx, coord_rx) = channel::<CoordMsg>();
     let mut wiring = Wiring::default();
     let mut tasks = Vec::new();
-    let metrics_of = |v: usize, i: usize| state.subtasks.iter().find(|m| m.vertex == v && m.subtask == i).cloned();
     for v in &graph.vertices {
         for i in 0..v.parallelism {
             let Some(chain) = chains[v.id][i].take() else { continue };
             let mut edges = Vec::new();
             for e in &v.outputs {
                 let edge = &graph.edges[*e];
-                let pos = graph.vertices[edge.to].inputs.iter().position(|x| x == e).unwrap_or(0);
-                let target = |j: usize, ch: u32| -> Result<Target, EngineError> {
-                    match (&senders[edge.to][j], exchange) {
-                        (Some(tx), _) => Ok(Target {
-                            tx: Outbox::Local(tx.clone()),
+                let ch = layout.channel(graph, *e, i);
+                let target = |j: usize| -> Result<Target, EngineError> {
+                    match (&inputs[edge.to][j], exchange) {
+                        (Some(input), _) => Ok(Target {
+                            tx: Outbox::Local(input.tx.clone()),
                             channel: ch,
-                            credit: credits[edge.to][j][ch as usize].clone(),
+                            credit: input.credits[ch as usize].clone(),
                         }),
                         (None, Some(x)) => {
                             let (tx, credit) = x.outbox(edge.to, j, ch, opts.buffer_capacity)?;
@@ -273,11 +361,10 @@ pub fn deploy(
                         (None, None) => Err(EngineError::Internal("a consumer subtask has no queue".into())),
                     }
                 };
-                let targets = if forward(*e) {
-                    vec![target(i, channel_base[edge.to][pos])?]
+                let targets = if matches!(edge.partitioning, Partitioning::Forward) {
+                    vec![target(i)?]
                 } else {
-                    let ch = channel_base[edge.to][pos] + i as u32;
-                    (0..graph.vertices[edge.to].parallelism).map(|j| target(j, ch)).collect::<Result<_, _>>()?
+                    (0..graph.vertices[edge.to].parallelism).map(target).collect::<Result<_, _>>()?
                 };
                 edges.push(OutEdge {
                     partitioning: edge.partitioning.clone(),
@@ -286,8 +373,13 @@ pub fn deploy(
                     max_parallelism: graph.max_parallelism,
                 });
             }
-            let metrics = metrics_of(v.id, i).ok_or_else(|| EngineError::Internal("missing subtask metrics".into()))?;
-            let channels = channel_sources[v.id][i].iter().map(|(u, j)| idle_at_start[*u][*j]).collect::<Vec<_>>();
+            let metrics = state
+                .subtasks
+                .iter()
+                .find(|m| m.vertex == v.id && m.subtask == i)
+                .cloned()
+                .ok_or_else(|| EngineError::Internal("missing subtask metrics".into()))?;
+            let channels = layout.sources(v.id, i).iter().map(|(u, j)| idle_at_start[*u][*j]).collect::<Vec<_>>();
             let source = match readers[v.id][i].take() {
                 Some(r) => {
                     let (tx, rx) = channel();
@@ -299,19 +391,21 @@ pub fn deploy(
                 }
                 None => {
                     if is_sink(v)
-                        && let Some(tx) = &senders[v.id][i]
+                        && let Some(input) = &inputs[v.id][i]
                     {
-                        wiring.sinks.push(((v.id, i), SinkInbox::Queue(tx.clone())));
+                        wiring.sinks.push(((v.id, i), SinkInbox::Queue(input.tx.clone())));
                     }
                     None
                 }
             };
+            let input =
+                inputs[v.id][i].as_mut().and_then(|inp| inp.rx.take().map(|rx| (rx, std::mem::take(&mut inp.credits))));
             tasks.push(Task {
                 vertex: v.id,
                 subtask: i,
                 chain,
                 outputs: Outputs { edges, metrics },
-                input: receivers[v.id][i].take().map(|rx| (rx, std::mem::take(&mut credits[v.id][i]))),
+                input,
                 channels,
                 idle: idle_at_start[v.id][i],
                 source,
@@ -322,7 +416,7 @@ pub fn deploy(
                     state: state.clone(),
                     coord: coord_tx.clone(),
                     max_parallelism: graph.max_parallelism,
-                    exactly_once,
+                    exactly_once: opts.checkpoint.exactly_once(),
                     is_sink: is_sink(v),
                     uncommitted: Vec::new(),
                     last_checkpoint: 0,
@@ -373,4 +467,33 @@ pub fn spawn(
         handles.push(h);
     }
     Ok(handles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn a_forward_edge_has_one_channel_and_a_keyed_edge_one_per_producer() {
+        let sql = "CREATE TABLE s (k INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE o (k INT, c BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO o SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;";
+        let job = crate::local::compile_text(sql, "j.sql").unwrap();
+        let mut cfg = Config::default();
+        cfg.values.insert("parallelism.default".into(), "3".into());
+        let (graph, _) = crate::local::prepare(&job, &cfg, "j").unwrap();
+        let layout = ChannelLayout::of(&graph);
+        let keyed = graph.edges.iter().position(|e| !matches!(e.partitioning, Partitioning::Forward)).unwrap();
+        let (from, to) = (graph.edges[keyed].from, graph.edges[keyed].to);
+        // Every producer subtask has its own channel at each consumer subtask.
+        assert_eq!(layout.sources(to, 1), &[(from, 0), (from, 1), (from, 2)]);
+        assert_eq!((0..3).map(|i| layout.channel(&graph, keyed, i)).collect::<Vec<_>>(), [0, 1, 2]);
+        for (e, edge) in graph.edges.iter().enumerate() {
+            if matches!(edge.partitioning, Partitioning::Forward) {
+                assert_eq!(layout.sources(edge.to, 2), &[(edge.from, 2)]);
+                assert_eq!(layout.channel(&graph, e, 2), 0);
+            }
+        }
+    }
 }
