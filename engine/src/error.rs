@@ -1,6 +1,7 @@
 //! Engine errors. Each names the job, the file or the vertex it concerns.
 
 use sluice_connectors::ConnectorError;
+use sluice_job::JobError;
 use sluice_sql::SqlError;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,4 +50,17 @@ pub enum OpError {
     DataFusion(#[from] datafusion_common::DataFusionError),
     #[error("{0}")]
     Other(String),
+}
+
+/// A job definition's errors keep their messages (file, line and column; the
+/// table; the configuration key).
+impl From<JobError> for EngineError {
+    fn from(e: JobError) -> EngineError {
+        match e {
+            JobError::Sql { file, error } => EngineError::Sql { file, error },
+            JobError::Connector(c) => EngineError::Connector(c),
+            JobError::Config(m) => EngineError::Config(m),
+            JobError::Io { path, source } => EngineError::Io { path, source },
+        }
+    }
 }

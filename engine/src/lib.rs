@@ -15,7 +15,10 @@
 
 pub mod checkpoint;
 pub mod cluster;
-pub mod config;
+/// A job's Flink-style configuration (from `sluice-job`, the one validation path).
+pub mod config {
+    pub use sluice_job::Config;
+}
 pub mod error;
 pub mod failpoint;
 pub mod job;

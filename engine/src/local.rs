@@ -3,16 +3,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use sluice_storage::{S3Options, Storage};
+use sluice_job::{CheckpointSettings, Settings};
+use sluice_storage::Storage;
 
 use crate::checkpoint::coordinator::CheckpointOptions;
-use crate::checkpoint::restart::RestartStrategy;
 use crate::config::Config;
 use crate::error::EngineError;
-use crate::plan::{JobGraph, build_graph, validate_connectors};
-use crate::runtime::{JobState, Restore, RunOptions, execute};
+use crate::plan::{JobGraph, build_graph};
+use crate::runtime::{JobState, RunOptions, execute};
 
 /// Reads and compiles a job file, and checks its connectors' options.
 pub fn compile_file(path: &Path) -> Result<sluice_sql::Job, EngineError> {
@@ -21,11 +20,9 @@ pub fn compile_file(path: &Path) -> Result<sluice_sql::Job, EngineError> {
     compile_text(&text, &path.display().to_string())
 }
 
-/// Compiles job text; `file` names it in errors.
+/// Compiles job text and checks its connectors' options; `file` names it in errors.
 pub fn compile_text(text: &str, file: &str) -> Result<sluice_sql::Job, EngineError> {
-    let job = sluice_sql::compile(text).map_err(|error| EngineError::Sql { file: file.to_string(), error })?;
-    validate_connectors(&job)?;
-    Ok(job)
+    Ok(sluice_job::compile(text, file)?)
 }
 
 /// The job graph and runtime options for a job under a configuration. The
@@ -34,75 +31,41 @@ pub fn compile_text(text: &str, file: &str) -> Result<sluice_sql::Job, EngineErr
 pub fn prepare(job: &sluice_sql::Job, overrides: &Config, job_id: &str) -> Result<(JobGraph, RunOptions), EngineError> {
     let mut config = Config { values: job.settings.clone() };
     config.values.extend(overrides.values.clone());
-    let parallelism = config.usize("parallelism.default", 1)?;
-    let max_parallelism = config.usize("pipeline.max-parallelism", 128)?;
-    let graph = build_graph(job, parallelism, max_parallelism)?;
-    let checkpoint = checkpoint_options(&config, job_id)?;
-    let restart = RestartStrategy::from_config(&config, checkpoint.interval.is_some())?;
-    let restore = match config.get("execution.state-recovery.path").map(str::trim) {
-        None | Some("") => Restore::None,
-        Some("latest") => Restore::Latest,
-        Some(uri) => Restore::Uri(uri.to_string()),
-    };
-    let options = RunOptions {
-        batch_size: config.usize("execution.batch-size", 8192)?,
-        buffer_capacity: config.usize("execution.buffer-capacity", 8)?,
-        idle_timeout: Duration::from_millis(config.duration_ms("table.exec.source.idle-timeout", 0)?),
-        checkpoint,
-        restart,
-        restore,
-        allow_non_restored_state: config.bool("execution.state-recovery.ignore-unclaimed-state")?,
-    };
-    Ok((graph, options))
+    let settings = Settings::from_config(&config)?;
+    let graph = build_graph(job, settings.parallelism, settings.max_parallelism)?;
+    Ok((graph, run_options(settings, job_id)?))
 }
 
-/// The first key that is set, of Flink's current and older names.
-fn first<'a>(config: &'a Config, keys: &[&str]) -> Option<(&'a str, String)> {
-    keys.iter().find_map(|k| config.get(k).map(|v| (v, k.to_string())))
+/// The runtime options of validated settings; the job's directory is
+/// `<checkpoint-dir>/<job_id>`.
+pub fn run_options(settings: Settings, job_id: &str) -> Result<RunOptions, EngineError> {
+    Ok(RunOptions {
+        batch_size: settings.batch_size,
+        buffer_capacity: settings.buffer_capacity,
+        idle_timeout: settings.idle_timeout,
+        checkpoint: checkpoint_options(settings.checkpoint, job_id)?,
+        restart: settings.restart,
+        restore: settings.restore,
+        allow_non_restored_state: settings.allow_non_restored_state,
+    })
 }
 
-/// Checkpointing from Flink's keys:
-/// `execution.checkpointing.dir` (or `state.checkpoints.dir`),
-/// `execution.checkpointing.interval`, `execution.checkpointing.timeout`
-/// (default 10 min), `execution.checkpointing.num-retained` (or
-/// `state.checkpoints.num-retained`, default 3),
-/// `execution.checkpointing.savepoint-dir` (or `state.savepoints.dir`), and the
-/// `s3.*` keys of [`S3Options::from_config`].
-pub fn checkpoint_options(config: &Config, job_id: &str) -> Result<CheckpointOptions, EngineError> {
-    let s3 = S3Options::from_config(|k| config.get(k).map(str::to_string));
-    let interval = match first(config, &["execution.checkpointing.interval"]) {
-        Some((v, k)) => {
-            let ms = config.duration_ms(&k, 0)?;
-            if ms == 0 {
-                return Err(EngineError::Config(format!("'{k}': '{v}' must be a positive duration such as '10 s'")));
-            }
-            Some(Duration::from_millis(ms))
-        }
-        None => None,
-    };
-    let job_dir = match first(config, &["execution.checkpointing.dir", "state.checkpoints.dir"]) {
-        Some((uri, key)) => Some(
-            Storage::open(uri.trim(), &s3).map_err(|e| EngineError::Config(format!("'{key}': {e}")))?.child(job_id),
+fn checkpoint_options(c: CheckpointSettings, job_id: &str) -> Result<CheckpointOptions, EngineError> {
+    let job_dir = match &c.dir {
+        Some(uri) => Some(
+            Storage::open(uri, &c.s3)
+                .map_err(|e| EngineError::Config(format!("'execution.checkpointing.dir': {e}")))?
+                .child(job_id),
         ),
-        None if interval.is_some() => {
-            return Err(EngineError::Config(
-                "checkpointing is on (execution.checkpointing.interval) but there is no checkpoint directory; pass --checkpoint-dir or set execution.checkpointing.dir".into(),
-            ));
-        }
         None => None,
-    };
-    let retained = match first(config, &["execution.checkpointing.num-retained", "state.checkpoints.num-retained"]) {
-        Some((_, k)) => config.usize(&k, 3)?,
-        None => 3,
     };
     Ok(CheckpointOptions {
         job_dir,
-        interval,
-        timeout: Duration::from_millis(config.duration_ms("execution.checkpointing.timeout", 600_000)?),
-        retained,
-        savepoint_dir: first(config, &["execution.checkpointing.savepoint-dir", "state.savepoints.dir"])
-            .map(|(v, _)| v.trim().to_string()),
-        s3,
+        interval: c.interval,
+        timeout: c.timeout,
+        retained: c.retained,
+        savepoint_dir: c.savepoint_dir,
+        s3: c.s3,
     })
 }
 

@@ -1,7 +1,7 @@
 //! `sluice-engine`: run, explain or validate a Flink-SQL job.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,11 +30,10 @@ enum Command {
     Coordinator(CoordinatorArgs),
     /// Run subtasks for a coordinator and exchange data with other workers.
     Worker(WorkerArgs),
-    /// Check a job's SQL; prints FILE:LINE:COL: message and exits 1 on error.
-    Validate {
-        /// The job file.
-        job: PathBuf,
-    },
+    /// Check a job: its SQL, its tables' connector options and its
+    /// configuration; prints FILE:LINE:COL: message (or the key or table at
+    /// fault) and exits 1 on error. The operator validates manifests the same way.
+    Validate(JobArgs),
 }
 
 #[derive(Args)]
@@ -171,9 +170,9 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
         .try_init();
     match cli.command {
-        Command::Validate { job } => match load(&job) {
+        Command::Validate(args) => match prepare(&args) {
             Ok(_) => {
-                println!("{}: OK", job.display());
+                println!("{}: OK", args.job.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -295,10 +294,6 @@ fn worker(args: &WorkerArgs) -> Result<(), EngineError> {
     sluice_engine::cluster::worker::run(&opts, &shutdown, &ready)
 }
 
-fn load(job: &Path) -> Result<sluice_sql::Job, EngineError> {
-    sluice_engine::local::compile_file(job)
-}
-
 struct Prepared {
     graph: sluice_engine::plan::JobGraph,
     options: RunOptions,
@@ -319,12 +314,14 @@ fn prepare_with(args: &JobArgs, flags: &[(&str, Option<String>)], job_id: &str) 
 
 /// The prepared job and the configuration it was prepared with (without the
 /// job's own SET statements, which every process reads from the job text).
+/// The job goes through `sluice_job::validate`, as the operator's do.
 fn prepare_config(
     args: &JobArgs,
     flags: &[(&str, Option<String>)],
     job_id: &str,
 ) -> Result<(Prepared, Config), EngineError> {
-    let job = load(&args.job)?;
+    let file = args.job.display().to_string();
+    let text = std::fs::read_to_string(&args.job).map_err(|source| EngineError::Io { path: file.clone(), source })?;
     let mut config = Config::default();
     if let Some(path) = &args.conf.config {
         config.values.extend(Config::from_file(path)?.values);
@@ -338,7 +335,13 @@ fn prepare_config(
             config.values.insert(key.to_string(), v.clone());
         }
     }
-    let (graph, options) = sluice_engine::local::prepare(&job, &config, job_id)?;
+    let validated = sluice_job::validate(&text, &file, &config)?;
+    let graph = sluice_engine::plan::build_graph(
+        &validated.job,
+        validated.settings.parallelism,
+        validated.settings.max_parallelism,
+    )?;
+    let options = sluice_engine::local::run_options(validated.settings, job_id)?;
     Ok((Prepared { graph, options }, config))
 }
 

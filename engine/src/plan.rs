@@ -163,18 +163,7 @@ struct Builder {
     graph: JobGraph,
     parallelism: usize,
     sources: HashMap<String, usize>,
-    scans: HashMap<String, usize>,
-}
-
-fn count_scans(rel: &Rel, counts: &mut HashMap<String, usize>) {
-    match &rel.node {
-        PlanNode::Source(t) => *counts.entry(t.name.clone()).or_default() += 1,
-        PlanNode::Filter { input, .. }
-        | PlanNode::Project { input, .. }
-        | PlanNode::WindowAssign { input, .. }
-        | PlanNode::WindowAggregate { input, .. } => count_scans(input, counts),
-        PlanNode::Union { inputs } => inputs.iter().for_each(|i| count_scans(i, counts)),
-    }
+    scans: std::collections::BTreeMap<String, usize>,
 }
 
 fn lower(e: &Expr, schema: &DFSchema) -> Result<PhysExpr, EngineError> {
@@ -232,7 +221,7 @@ impl Builder {
                 if let Some(v) = self.sources.get(&t.name) {
                     return Ok(Stream { vertex: *v, open: false });
                 }
-                let p = option_parallelism(t, "scan.parallelism")?.unwrap_or(self.parallelism);
+                let p = sluice_job::table_parallelism(t, "scan.parallelism")?.unwrap_or(self.parallelism);
                 let v = self.new_vertex(p, Some(t.clone()));
                 let identity = t.columns.len() == t.physical.fields().len()
                     && t.columns
@@ -345,15 +334,6 @@ impl Builder {
 
 /// A per-vertex parallelism override from a table option (`scan.parallelism`,
 /// `sink.parallelism`), as in Flink.
-fn option_parallelism(t: &TableDef, key: &str) -> Result<Option<usize>, EngineError> {
-    match t.options.get(key) {
-        None => Ok(None),
-        Some(v) => v.trim().parse::<usize>().ok().filter(|p| *p > 0).map(Some).ok_or_else(|| {
-            EngineError::Config(format!("table `{}`: '{key}' must be a positive integer, not '{v}'", t.name))
-        }),
-    }
-}
-
 /// Builds the job graph of a compiled job.
 pub fn build_graph(job: &Job, parallelism: usize, max_parallelism: usize) -> Result<JobGraph, EngineError> {
     if parallelism > max_parallelism {
@@ -361,10 +341,7 @@ pub fn build_graph(job: &Job, parallelism: usize, max_parallelism: usize) -> Res
             "parallelism {parallelism} exceeds pipeline.max-parallelism {max_parallelism}"
         )));
     }
-    let mut scans = HashMap::new();
-    for s in &job.sinks {
-        count_scans(&s.input, &mut scans);
-    }
+    let scans = sluice_job::scanned_tables(job);
     let mut b = Builder {
         graph: JobGraph {
             vertices: vec![],
@@ -378,7 +355,7 @@ pub fn build_graph(job: &Job, parallelism: usize, max_parallelism: usize) -> Res
     };
     for sink in &job.sinks {
         let s = b.build(&sink.input)?;
-        let p = option_parallelism(&sink.table, "sink.parallelism")?.unwrap_or(parallelism);
+        let p = sluice_job::table_parallelism(&sink.table, "sink.parallelism")?.unwrap_or(parallelism);
         let s = if p == b.graph.vertices[s.vertex].parallelism {
             s
         } else {
@@ -418,22 +395,4 @@ pub fn build_graph(job: &Job, parallelism: usize, max_parallelism: usize) -> Res
         v.uid = format!("{h:016x}");
     }
     Ok(b.graph)
-}
-
-/// Checks every table's connector options against its schema.
-pub fn validate_connectors(job: &Job) -> Result<(), EngineError> {
-    use sluice_connectors::{Role, validate_table};
-    let mut sources = HashMap::new();
-    for s in &job.sinks {
-        count_scans(&s.input, &mut sources);
-    }
-    for s in &job.sinks {
-        validate_table(&s.table.name, &s.table.options, &s.table.physical, Role::Sink)?;
-    }
-    for name in sources.keys() {
-        if let Some(t) = job.tables.get(name) {
-            validate_table(&t.name, &t.options, &t.physical, Role::Source)?;
-        }
-    }
-    Ok(())
 }

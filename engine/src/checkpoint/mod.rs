@@ -50,7 +50,6 @@
 pub mod coordinator;
 pub mod lineage;
 pub mod metadata;
-pub mod restart;
 pub mod restore;
 pub mod store;
 

@@ -28,7 +28,6 @@ mod task;
 use std::time::{Duration, Instant};
 
 use crate::checkpoint::coordinator::CheckpointOptions;
-use crate::checkpoint::restart::RestartStrategy;
 use crate::checkpoint::store::Loaded;
 pub use crate::job::{JobState, JobStatus};
 pub use crate::operators::factory::{SinkSetup, vertex_metas};
@@ -39,18 +38,7 @@ pub use supervisor::{
     prepare_attempt, sink_setups,
 };
 
-/// Where a run starts from.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub enum Restore {
-    /// Empty state.
-    #[default]
-    None,
-    /// The newest complete checkpoint under the checkpoint directory, if any;
-    /// a job that finished or stopped stays terminal.
-    Latest,
-    /// A checkpoint or savepoint directory, or its `_metadata`.
-    Uri(String),
-}
+pub use sluice_job::{RestartStrategy, Restore};
 
 /// Runtime settings.
 #[derive(Debug, Clone)]

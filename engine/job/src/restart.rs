@@ -11,8 +11,7 @@
 
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::error::EngineError;
+use crate::{Config, JobError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RestartStrategy {
@@ -22,7 +21,7 @@ pub enum RestartStrategy {
 }
 
 impl RestartStrategy {
-    pub fn from_config(config: &Config, checkpointing: bool) -> Result<RestartStrategy, EngineError> {
+    pub fn from_config(config: &Config, checkpointing: bool) -> Result<RestartStrategy, JobError> {
         let kind =
             config.get("restart-strategy.type").or(config.get("restart-strategy")).map(|s| s.trim().to_lowercase());
         let kind = kind.unwrap_or_else(|| if checkpointing { "exponential-delay".into() } else { "none".into() });
@@ -37,7 +36,7 @@ impl RestartStrategy {
                 let multiplier = match config.get("restart-strategy.exponential-delay.backoff-multiplier") {
                     None => 2.0,
                     Some(v) => v.trim().parse::<f64>().ok().filter(|m| *m >= 1.0).ok_or_else(|| {
-                        EngineError::Config(format!(
+                        JobError::Config(format!(
                             "'restart-strategy.exponential-delay.backoff-multiplier' must be a number >= 1, not '{v}'"
                         ))
                     })?,
@@ -51,7 +50,7 @@ impl RestartStrategy {
                 }
             }
             other => {
-                return Err(EngineError::Config(format!(
+                return Err(JobError::Config(format!(
                     "'restart-strategy.type': unknown strategy '{other}'; use none, fixed-delay or exponential-delay"
                 )));
             }

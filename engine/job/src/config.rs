@@ -1,4 +1,4 @@
-//! Engine configuration: Flink-style keys from `--config FILE` (YAML), `--set
+//! A job's configuration: Flink-style keys from `--config FILE` (YAML), `--set
 //! key=value`, `SET` statements in the job, and flags.
 //!
 //! Precedence, lowest first: the job's `SET` statements, the config file,
@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::error::EngineError;
+use crate::JobError;
 
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -16,21 +16,21 @@ pub struct Config {
 
 impl Config {
     /// Reads a YAML map of keys to scalar values. Nested maps are flattened with dots.
-    pub fn from_file(path: &Path) -> Result<Config, EngineError> {
+    pub fn from_file(path: &Path) -> Result<Config, JobError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| EngineError::Io { path: path.display().to_string(), source })?;
+            .map_err(|source| JobError::Io { path: path.display().to_string(), source })?;
         let value: serde_yaml::Value =
-            serde_yaml::from_str(&text).map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))?;
+            serde_yaml::from_str(&text).map_err(|e| JobError::Config(format!("{}: {e}", path.display())))?;
         let mut values = BTreeMap::new();
-        flatten("", &value, &mut values).map_err(|m| EngineError::Config(format!("{}: {m}", path.display())))?;
+        flatten("", &value, &mut values).map_err(|m| JobError::Config(format!("{}: {m}", path.display())))?;
         Ok(Config { values })
     }
 
     /// Applies `key=value` overrides.
-    pub fn set_all(&mut self, pairs: &[String]) -> Result<(), EngineError> {
+    pub fn set_all(&mut self, pairs: &[String]) -> Result<(), JobError> {
         for p in pairs {
             let (k, v) =
-                p.split_once('=').ok_or_else(|| EngineError::Config(format!("--set expects key=value, got '{p}'")))?;
+                p.split_once('=').ok_or_else(|| JobError::Config(format!("--set expects key=value, got '{p}'")))?;
             self.values.insert(k.trim().to_string(), v.trim().to_string());
         }
         Ok(())
@@ -40,31 +40,32 @@ impl Config {
         self.values.get(key).map(String::as_str)
     }
 
-    pub fn usize(&self, key: &str, default: usize) -> Result<usize, EngineError> {
+    pub fn usize(&self, key: &str, default: usize) -> Result<usize, JobError> {
         match self.get(key) {
             None => Ok(default),
             Some(v) => v
                 .parse::<usize>()
                 .ok()
                 .filter(|n| *n > 0)
-                .ok_or_else(|| EngineError::Config(format!("'{key}' must be a positive integer, not '{v}'"))),
+                .ok_or_else(|| JobError::Config(format!("'{key}' must be a positive integer, not '{v}'"))),
         }
     }
 
-    pub fn bool(&self, key: &str) -> Result<bool, EngineError> {
+    pub fn bool(&self, key: &str) -> Result<bool, JobError> {
         match self.get(key).map(|v| v.trim().to_ascii_lowercase()) {
             None => Ok(false),
             Some(v) if v == "true" => Ok(true),
             Some(v) if v == "false" => Ok(false),
-            Some(v) => Err(EngineError::Config(format!("'{key}' must be true or false, not '{v}'"))),
+            Some(v) => Err(JobError::Config(format!("'{key}' must be true or false, not '{v}'"))),
         }
     }
 
-    pub fn duration_ms(&self, key: &str, default: u64) -> Result<u64, EngineError> {
+    pub fn duration_ms(&self, key: &str, default: u64) -> Result<u64, JobError> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => sluice_api::duration::parse_ms(v)
-                .ok_or_else(|| EngineError::Config(sluice_api::duration::invalid(key, v))),
+            Some(v) => {
+                sluice_api::duration::parse_ms(v).ok_or_else(|| JobError::Config(sluice_api::duration::invalid(key, v)))
+            }
         }
     }
 }

@@ -1,0 +1,17 @@
+//! A job as it will run: its SQL compiled, the options of the tables it reads
+//! and writes checked by their connectors, and its Flink-style configuration
+//! read into typed [`Settings`]. [`validate`] is the one validation path: the
+//! `sluice-engine validate` command, the coordinator and the operator call it,
+//! so a manifest the operator accepts is a job the engine runs.
+
+mod config;
+mod error;
+mod restart;
+mod settings;
+mod validate;
+
+pub use config::Config;
+pub use error::JobError;
+pub use restart::RestartStrategy;
+pub use settings::{CheckpointSettings, Restore, Settings};
+pub use validate::{ValidatedJob, compile, scanned_tables, table_parallelism, validate};

@@ -1,0 +1,136 @@
+//! The configuration keys of a run, read once into typed settings. Keys are
+//! Flink's; lowest precedence first: the job's `SET` statements, `--config`,
+//! `--set`, then dedicated flags.
+
+use std::time::Duration;
+
+use sluice_storage::{S3Options, Storage};
+
+use crate::{Config, JobError, RestartStrategy};
+
+/// Where a run starts from.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Restore {
+    /// Empty state.
+    #[default]
+    None,
+    /// The newest checkpoint of the job's lineage, if any; a job that finished stays terminal.
+    Latest,
+    /// A checkpoint or savepoint directory, or its `_metadata`.
+    Uri(String),
+}
+
+/// Checkpointing, from Flink's keys: `execution.checkpointing.dir` (or
+/// `state.checkpoints.dir`), `.interval`, `.timeout` (default 10 min),
+/// `.num-retained` (or `state.checkpoints.num-retained`, default 3) and
+/// `.savepoint-dir` (or `state.savepoints.dir`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointSettings {
+    /// The checkpoint directory's URI (the job's directory is below it).
+    pub dir: Option<String>,
+    pub interval: Option<Duration>,
+    pub timeout: Duration,
+    pub retained: usize,
+    pub savepoint_dir: Option<String>,
+    /// The `s3.*` keys.
+    pub s3: S3Options,
+}
+
+/// Every setting of a run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub parallelism: usize,
+    pub max_parallelism: usize,
+    pub batch_size: usize,
+    pub buffer_capacity: usize,
+    /// 0 disables idleness.
+    pub idle_timeout: Duration,
+    pub checkpoint: CheckpointSettings,
+    pub restart: RestartStrategy,
+    pub restore: Restore,
+    pub allow_non_restored_state: bool,
+}
+
+/// The first key that is set, of Flink's current and older names.
+fn first<'a>(config: &'a Config, keys: &[&str]) -> Option<(&'a str, String)> {
+    keys.iter().find_map(|k| config.get(k).map(|v| (v, k.to_string())))
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Result<Settings, JobError> {
+        let checkpoint = CheckpointSettings::from_config(config)?;
+        let restart = RestartStrategy::from_config(config, checkpoint.interval.is_some())?;
+        let restore = match config.get("execution.state-recovery.path").map(str::trim) {
+            None | Some("") => Restore::None,
+            Some("latest") => Restore::Latest,
+            Some(uri) => Restore::Uri(uri.to_string()),
+        };
+        let parallelism = config.usize("parallelism.default", 1)?;
+        let max_parallelism = config.usize("pipeline.max-parallelism", 128)?;
+        if parallelism > max_parallelism {
+            return Err(JobError::Config(format!(
+                "parallelism {parallelism} exceeds pipeline.max-parallelism {max_parallelism}"
+            )));
+        }
+        Ok(Settings {
+            parallelism,
+            max_parallelism,
+            batch_size: config.usize("execution.batch-size", 8192)?,
+            buffer_capacity: config.usize("execution.buffer-capacity", 8)?,
+            idle_timeout: Duration::from_millis(config.duration_ms("table.exec.source.idle-timeout", 0)?),
+            checkpoint,
+            restart,
+            restore,
+            allow_non_restored_state: config.bool("execution.state-recovery.ignore-unclaimed-state")?,
+        })
+    }
+}
+
+impl CheckpointSettings {
+    fn from_config(config: &Config) -> Result<CheckpointSettings, JobError> {
+        let s3 = S3Options::from_config(|k| config.get(k).map(str::to_string));
+        let interval = match first(config, &["execution.checkpointing.interval"]) {
+            Some((v, k)) => {
+                let ms = config.duration_ms(&k, 0)?;
+                if ms == 0 {
+                    return Err(JobError::Config(format!("'{k}': '{v}' must be a positive duration such as '10 s'")));
+                }
+                Some(Duration::from_millis(ms))
+            }
+            None => None,
+        };
+        let dir = match first(config, &["execution.checkpointing.dir", "state.checkpoints.dir"]) {
+            Some((uri, key)) => {
+                // The syntax only: no I/O happens until the job runs.
+                Storage::open(uri.trim(), &s3).map_err(|e| JobError::Config(format!("'{key}': {e}")))?;
+                Some(uri.trim().to_string())
+            }
+            None if interval.is_some() => {
+                return Err(JobError::Config(
+                    "checkpointing is on (execution.checkpointing.interval) but there is no checkpoint directory; pass --checkpoint-dir or set execution.checkpointing.dir".into(),
+                ));
+            }
+            None => None,
+        };
+        let retained = match first(config, &["execution.checkpointing.num-retained", "state.checkpoints.num-retained"])
+        {
+            Some((_, k)) => config.usize(&k, 3)?,
+            None => 3,
+        };
+        let savepoint_dir = match first(config, &["execution.checkpointing.savepoint-dir", "state.savepoints.dir"]) {
+            Some((uri, key)) => {
+                Storage::open(uri.trim(), &s3).map_err(|e| JobError::Config(format!("'{key}': {e}")))?;
+                Some(uri.trim().to_string())
+            }
+            None => None,
+        };
+        Ok(CheckpointSettings {
+            dir,
+            interval,
+            timeout: Duration::from_millis(config.duration_ms("execution.checkpointing.timeout", 600_000)?),
+            retained,
+            savepoint_dir,
+            s3,
+        })
+    }
+}

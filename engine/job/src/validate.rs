@@ -1,0 +1,124 @@
+//! The one validation path of a job: compile its SQL, check the options of
+//! every table it reads or writes with their connectors, and read its
+//! configuration into [`Settings`].
+
+use std::collections::BTreeMap;
+
+use sluice_connectors::{Role, validate_table};
+use sluice_sql::catalog::TableDef;
+use sluice_sql::plan::{Job, PlanNode, Rel};
+
+use crate::{Config, JobError, Settings};
+
+/// A job that compiles, whose tables' options their connectors accept, and
+/// whose configuration (its `SET` statements under the given overrides) is valid.
+#[derive(Debug)]
+pub struct ValidatedJob {
+    pub job: Job,
+    /// The job's `SET` statements with the overrides on top.
+    pub config: Config,
+    pub settings: Settings,
+}
+
+/// Validates job text (`file` names it in errors) under configuration
+/// `overrides` (the config file, `--set` and flags, or a StreamJob's engine keys).
+pub fn validate(text: &str, file: &str, overrides: &Config) -> Result<ValidatedJob, JobError> {
+    let job = compile(text, file)?;
+    let mut config = Config { values: job.settings.clone() };
+    config.values.extend(overrides.values.clone());
+    let settings = Settings::from_config(&config)?;
+    Ok(ValidatedJob { job, config, settings })
+}
+
+/// Compiles job text and checks its tables' connector options.
+pub fn compile(text: &str, file: &str) -> Result<Job, JobError> {
+    let job = sluice_sql::compile(text).map_err(|error| JobError::Sql { file: file.to_string(), error })?;
+    check_tables(&job)?;
+    Ok(job)
+}
+
+/// How many times each table is scanned by the job's sinks' queries.
+pub fn scanned_tables(job: &Job) -> BTreeMap<String, usize> {
+    fn walk(rel: &Rel, counts: &mut BTreeMap<String, usize>) {
+        match &rel.node {
+            PlanNode::Source(t) => *counts.entry(t.name.clone()).or_default() += 1,
+            PlanNode::Filter { input, .. }
+            | PlanNode::Project { input, .. }
+            | PlanNode::WindowAssign { input, .. }
+            | PlanNode::WindowAggregate { input, .. } => walk(input, counts),
+            PlanNode::Union { inputs } => inputs.iter().for_each(|i| walk(i, counts)),
+        }
+    }
+    let mut counts = BTreeMap::new();
+    for s in &job.sinks {
+        walk(&s.input, &mut counts);
+    }
+    counts
+}
+
+/// A table's `scan.parallelism` or `sink.parallelism` option, as in Flink.
+pub fn table_parallelism(t: &TableDef, key: &str) -> Result<Option<usize>, JobError> {
+    match t.options.get(key) {
+        None => Ok(None),
+        Some(v) => v.trim().parse::<usize>().ok().filter(|p| *p > 0).map(Some).ok_or_else(|| {
+            JobError::Config(format!("table `{}`: '{key}' must be a positive integer, not '{v}'", t.name))
+        }),
+    }
+}
+
+/// The options of every table the job writes, and of every table it reads.
+fn check_tables(job: &Job) -> Result<(), JobError> {
+    for s in &job.sinks {
+        validate_table(&s.table.name, &s.table.options, &s.table.physical, Role::Sink)?;
+        table_parallelism(&s.table, "sink.parallelism")?;
+    }
+    for name in scanned_tables(job).keys() {
+        if let Some(t) = job.tables.get(name) {
+            validate_table(&t.name, &t.options, &t.physical, Role::Source)?;
+            table_parallelism(t, "scan.parallelism")?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SQL: &str = "CREATE TABLE s (id BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE o (id BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO o SELECT id FROM s;";
+
+    fn overrides(pairs: &[(&str, &str)]) -> Config {
+        Config { values: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    }
+
+    #[test]
+    fn a_valid_job_has_typed_settings() {
+        let v = validate(SQL, "j.sql", &overrides(&[("parallelism.default", "4")])).unwrap();
+        assert_eq!(v.settings.parallelism, 4);
+        assert_eq!(scanned_tables(&v.job).get("s"), Some(&1));
+    }
+
+    #[test]
+    fn sql_connector_options_and_configuration_are_all_checked() {
+        let e = validate("INSERT INTO nowhere SELECT 1;", "j.sql", &Config::default()).unwrap_err();
+        assert!(e.to_string().starts_with("j.sql:1:"), "{e}");
+        let bad_option = SQL.replace("'number-of-rows' = '10'", "'number-of-rows' = 'ten'");
+        let e = validate(&bad_option, "j.sql", &Config::default()).unwrap_err();
+        assert!(matches!(e, JobError::Connector(_)) && e.to_string().contains("number-of-rows"), "{e}");
+        let bad_parallelism = SQL.replace("'blackhole'", "'blackhole', 'sink.parallelism' = '0'");
+        let e = validate(&bad_parallelism, "j.sql", &Config::default()).unwrap_err();
+        assert!(e.to_string().contains("'sink.parallelism' must be a positive integer"), "{e}");
+        for (k, v, why) in [
+            ("execution.checkpointing.interval", "1h30m", "is not a duration"),
+            ("execution.checkpointing.interval", "10 s", "no checkpoint directory"),
+            ("restart-strategy.type", "sometimes", "unknown strategy"),
+            ("parallelism.default", "200", "exceeds pipeline.max-parallelism 128"),
+            ("execution.checkpointing.dir", "ftp://x/y", "ftp"),
+        ] {
+            let e = validate(SQL, "j.sql", &overrides(&[(k, v)])).unwrap_err();
+            assert!(e.to_string().contains(why), "{k}={v}: {e}");
+        }
+    }
+}
