@@ -56,7 +56,7 @@ fn registry() -> &'static Mutex<HashMap<String, Point>> {
         let spec = std::env::var(ENV).unwrap_or_default();
         let (points, errors) = parse(&spec);
         for e in errors {
-            eprintln!("sluice: {ENV}: {e}; ignored");
+            crate::say!("{ENV}: {e}; ignored");
         }
         ACTIVE.store(!points.is_empty(), Ordering::SeqCst);
         Mutex::new(points)
@@ -127,12 +127,12 @@ pub fn hit_in(name: &str, scope: &str) -> Option<String> {
     match action {
         Action::Off => None,
         Action::Exit(code) => {
-            eprintln!("sluice: fault point `{name}`: exit({code})");
+            crate::say!("fault point `{name}`: exit({code})");
             std::process::exit(code)
         }
         Action::Error(message) => Some(format!("fault point `{name}`: {message}")),
         Action::Pause(dir) => {
-            eprintln!("sluice: fault point `{name}`: paused until {}/{name}.go exists", dir.display());
+            crate::say!("fault point `{name}`: paused until {}/{name}.go exists", dir.display());
             let _ = std::fs::write(dir.join(format!("{name}.reached")), b"");
             while !dir.join(format!("{name}.go")).exists() {
                 std::thread::sleep(Duration::from_millis(10));

@@ -15,6 +15,7 @@
 
 pub mod checkpoint;
 pub mod cluster;
+pub mod console;
 /// A job's Flink-style configuration (from `sluice-job`, the one validation path).
 pub mod config {
     pub use sluice_job::Config;

@@ -165,10 +165,7 @@ impl StateArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
-        .try_init();
+    init_logging();
     match cli.command {
         Command::Validate(args) => match prepare(&args) {
             Ok(_) => {
@@ -194,6 +191,22 @@ fn main() -> ExitCode {
         Command::Coordinator(args) => exit(coordinator(&args)),
         Command::Worker(args) => exit(worker(&args)),
     }
+}
+
+/// Logs go to stderr through `SLUICE_LOG` (a `tracing` filter, default
+/// `warn`); console lines (`sluice_engine::say!`) always, as `sluice: <line>`.
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    let user = std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn".into());
+    // Console lines are printed by their own layer, not a second time as logs.
+    let logs = EnvFilter::try_new(format!("{user},{}=off", sluice_engine::console::TARGET))
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,{}=off", sluice_engine::console::TARGET)));
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(logs))
+        .with(sluice_engine::console::layer())
+        .try_init();
 }
 
 fn exit(result: Result<(), EngineError>) -> ExitCode {
@@ -254,7 +267,7 @@ fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
     let shutdown = on_termination()?;
     let state = JobState::new(&job_id, &args.job.display().to_string(), &prepared.graph);
     let server = rest::serve(&args.rest_addr, state.clone())?;
-    eprintln!("sluice: job `{job_id}` REST API on http://{}", server.addr);
+    sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
     let stay = args.on_finish == OnFinish::Stay;
     let started = Instant::now();
     sluice_engine::cluster::coordinator::run(
@@ -289,7 +302,7 @@ fn worker(args: &WorkerArgs) -> Result<(), EngineError> {
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(addr) = &args.rest_addr {
         let server = rest::serve_probes(addr, ready.clone())?;
-        eprintln!("sluice: worker probes on http://{}", server.addr);
+        sluice_engine::say!("worker probes on http://{}", server.addr);
     }
     sluice_engine::cluster::worker::run(&opts, &shutdown, &ready)
 }
@@ -350,7 +363,7 @@ fn run(args: &RunArgs) -> Result<(), EngineError> {
     let prepared = prepare_with(&args.job, &args.state.flags(), &job_id)?;
     let state = JobState::new(&job_id, &args.job.job.display().to_string(), &prepared.graph);
     let server = rest::serve(&args.rest_addr, state.clone())?;
-    eprintln!("sluice: job `{job_id}` REST API on http://{}", server.addr);
+    sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
     let progress = if std::io::stderr().is_terminal() { Some(spawn_progress(state.clone())) } else { None };
     let started = Instant::now();
     let result = execute(&prepared.graph, &state, &prepared.options);
@@ -377,8 +390,8 @@ fn summary(state: &JobState, elapsed: Duration) {
         .sum();
     let late: u64 = state.subtasks.iter().map(|m| load(&m.late_records_dropped)).sum();
     let skipped: u64 = state.subtasks.iter().map(|m| load(&m.skipped_records)).sum();
-    eprintln!(
-        "sluice: job `{}` {:?} in {:.2}s: {records} records read ({:.0}/s), {late} late records dropped, {skipped} unparsable records skipped",
+    sluice_engine::say!(
+        "job `{}` {:?} in {:.2}s: {records} records read ({:.0}/s), {late} late records dropped, {skipped} unparsable records skipped",
         state.job_id,
         state.status(),
         elapsed.as_secs_f64(),

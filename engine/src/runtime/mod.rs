@@ -69,8 +69,8 @@ impl Default for RunOptions {
 
 /// Tells the user where the state comes from and how big it is.
 pub(crate) fn restoring(state: &JobState, l: &Loaded, since: Instant) {
-    eprintln!(
-        "sluice: job `{}` restoring from {} ({} {}, {} files, {} bytes, read and verified in {} ms)",
+    crate::say!(
+        "job `{}` restoring from {} ({} {}, {} files, {} bytes, read and verified in {} ms)",
         state.job_id,
         l.location,
         match l.metadata.kind {

@@ -76,8 +76,8 @@ pub fn begin(
                 (Some(l), _) => Some(l),
                 (None, Some(uri)) => Some(load(&uri, opts, keep)?),
                 (None, None) => {
-                    eprintln!(
-                        "sluice: job `{}`: no complete checkpoint under {}; starting empty",
+                    crate::say!(
+                        "job `{}`: no complete checkpoint under {}; starting empty",
                         state.job_id,
                         job_dir.map(Storage::uri).unwrap_or_default()
                     );
@@ -86,9 +86,12 @@ pub fn begin(
             }
         }
         Start::Terminal(t) => {
-            eprintln!(
-                "sluice: job `{}` already ended ({} at {}, {}); it stays terminal. Restore that snapshot explicitly with --restore, or use another --job-id.",
-                state.job_id, t.reason, t.time, t.location
+            crate::say!(
+                "job `{}` already ended ({} at {}, {}); it stays terminal. Restore that snapshot explicitly with --restore, or use another --job-id.",
+                state.job_id,
+                t.reason,
+                t.time,
+                t.location
             );
             finish_sinks(graph, state, opts, &t.location);
             state.set_status(JobStatus::Finished);

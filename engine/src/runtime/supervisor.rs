@@ -114,8 +114,8 @@ pub fn execute_with(
                 state.set_status(JobStatus::Restarting);
                 let from =
                     coord.latest.as_ref().map(|d| d.uri()).or_else(|| initial.as_ref().map(|l| l.location.clone()));
-                eprintln!(
-                    "sluice: job `{}` failed: {err}\nsluice: restart {attempt} in {} ms, from {}",
+                crate::say!(
+                    "job `{}` failed: {err}\nsluice: restart {attempt} in {} ms, from {}",
                     state.job_id,
                     delay.as_millis(),
                     from.as_deref().unwrap_or("the beginning")
@@ -224,7 +224,7 @@ pub fn prepare_attempt(
 pub fn log_ending(state: &JobState, e: &Ending) {
     match e {
         Ending::Finished { location } => tracing::info!("job `{}` finished; final checkpoint {location}", state.job_id),
-        Ending::Stopped { location } => eprintln!("sluice: job `{}` stopped with savepoint {location}", state.job_id),
+        Ending::Stopped { location } => crate::say!("job `{}` stopped with savepoint {location}", state.job_id),
     }
 }
 
