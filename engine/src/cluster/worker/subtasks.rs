@@ -1,0 +1,136 @@
+//! One attempt's subtasks on a worker: built from the coordinator's deploy
+//! spec, started, canceled and joined.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+
+use sluice_storage::{S3Options, Storage};
+
+use super::driver::Event;
+use crate::checkpoint::metadata::{FileEntry, Metadata, SectionKind};
+use crate::checkpoint::store;
+use crate::cluster::DeploySpec;
+use crate::cluster::exchange::{AttemptExchange, AttemptKey, DataServer, FailHook};
+use crate::config::Config;
+use crate::error::EngineError;
+use crate::runtime::{JobState, JobStatus, Wiring, deploy, sink_setups, spawn};
+
+/// One attempt's subtasks on this worker.
+pub(super) struct Running {
+    pub(super) attempt: u64,
+    pub(super) key: AttemptKey,
+    pub(super) state: Arc<JobState>,
+    pub(super) wiring: Wiring,
+    pub(super) exchange: AttemptExchange,
+    pub(super) handles: Vec<std::thread::JoinHandle<()>>,
+    pub(super) s3: S3Options,
+    pub(super) remaining: usize,
+    pub(super) failure_reported: bool,
+}
+
+impl Running {
+    /// Stops the subtasks without committing anything.
+    pub(super) fn cancel(&self) {
+        self.state.cancel.store(true, Ordering::SeqCst);
+        self.exchange.close();
+    }
+
+    pub(super) fn join(self, server: &DataServer) {
+        for h in self.handles {
+            let _ = h.join();
+        }
+        server.end(self.key);
+    }
+}
+
+/// Whether a snapshot's state file holds something this worker's subtasks
+/// restore: keyed state in their key groups, or the splits, committables and
+/// writer states of a vertex they belong to (every subtask of a source or sink
+/// sees all of those, so a chained sink with state makes its vertex's files
+/// needed everywhere).
+fn needed(graph: &crate::plan::JobGraph, spec: &DeploySpec, m: &Metadata, path: &str) -> bool {
+    for vs in &m.vertices {
+        let Some(st) = vs.subtasks.iter().find(|st| st.file.as_deref() == Some(path)) else { continue };
+        let Some(v) = graph.vertices.iter().find(|v| v.uid == vs.uid) else { return false };
+        let local: Vec<usize> = (0..v.parallelism).filter(|i| spec.placement[v.id][*i] == spec.you).collect();
+        return !local.is_empty()
+            && st.sections.iter().any(|sec| match sec.kind {
+                SectionKind::Keyed { key_group, .. } => local.contains(&crate::keygroup::operator_index(
+                    key_group as usize,
+                    m.max_parallelism,
+                    v.parallelism,
+                )),
+                // Empty sections (a blackhole's writer state) need no file.
+                _ => sec.len > 0,
+            });
+    }
+    false
+}
+
+/// Builds and starts this worker's subtasks of an attempt.
+pub(super) fn start(spec: &DeploySpec, server: &DataServer, events: &Sender<Event>) -> Result<Running, EngineError> {
+    let job = crate::local::compile_text(&spec.job_text, &spec.file)?;
+    let config = Config { values: spec.config.clone() };
+    let (graph, opts) = crate::local::prepare(&job, &config, &spec.job_id)?;
+    let shape: Vec<usize> = graph.vertices.iter().map(|v| v.parallelism).collect();
+    let placed: Vec<usize> = spec.placement.iter().map(Vec::len).collect();
+    if shape != placed {
+        return Err(EngineError::Cluster(format!(
+            "the coordinator placed {placed:?} subtasks per vertex, but the job here has {shape:?}; are the coordinator and worker the same version?"
+        )));
+    }
+    let s3 = opts.checkpoint.s3.clone();
+    let restore = match &spec.restore {
+        Some(uri) => {
+            let dir = Storage::open(store::snapshot_root(uri), &s3).map_err(|e| EngineError::Storage(e.to_string()))?;
+            let t = Instant::now();
+            let want = |m: &Metadata, f: &FileEntry| needed(&graph, spec, m, &f.path);
+            let l = store::load_only(&dir, want)
+                .map_err(|message| EngineError::Restore { location: dir.uri(), message })?;
+            let bytes: usize = l.files.values().map(Vec::len).sum();
+            eprintln!(
+                "sluice: worker restoring from {} ({} of {} files, {bytes} bytes, read and verified in {} ms)",
+                l.location,
+                l.files.len(),
+                l.metadata.files.len(),
+                t.elapsed().as_millis()
+            );
+            Some(l)
+        }
+        None => None,
+    };
+    let state = JobState::new(&spec.job_id, &spec.file, &graph);
+    let setups = sink_setups(&graph, &state, &opts, restore.as_ref(), false)?;
+    let key = AttemptKey { generation: spec.generation, attempt: spec.attempt };
+    let st = state.clone();
+    let fail: FailHook = Arc::new(move |why| st.fail(why));
+    let exchange =
+        AttemptExchange::new(server, key, spec.you, spec.workers.clone(), spec.placement.clone(), s3.clone(), fail);
+    let d = match deploy(&graph, &state, &opts, restore.as_ref(), &setups, Some(&exchange)) {
+        Ok(d) => d,
+        Err(e) => {
+            exchange.close();
+            return Err(e);
+        }
+    };
+    exchange.open();
+    let remaining = d.tasks.len();
+    state.set_status(JobStatus::Running);
+    let handles = spawn(&graph, &state, &opts, d.tasks)?;
+    let attempt = spec.attempt;
+    let tx = events.clone();
+    let coord_rx = d.coord_rx;
+    std::thread::Builder::new()
+        .name("tasks-out".into())
+        .spawn(move || {
+            for msg in coord_rx {
+                if tx.send(Event::Task(attempt, msg)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))?;
+    Ok(Running { attempt, key, state, wiring: d.wiring, exchange, handles, s3, remaining, failure_reported: false })
+}
