@@ -3,6 +3,9 @@
 //! server (MinIO): CRD schema and CEL rules, the subresources, and a job's
 //! whole life — apply, Stable, invalid SQL, a savepoint upgrade with the
 //! operator killed in the middle, exactly-once output, and deletion.
+//!
+//! Behind the `cluster-tests` feature (it needs the Go-built Kubernetes binaries):
+//! `cargo test -p sluice-operator --features cluster-tests --test cluster`; `make test` runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

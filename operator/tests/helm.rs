@@ -4,6 +4,9 @@
 //! agent runs the operator's and the engine's pods — in namespaces that enforce
 //! Pod Security "restricted" — then `helm upgrade`, no drift, and a clean
 //! `helm uninstall`. `helm` is the pinned build of `scripts/helm.sh`.
+//!
+//! Behind the `cluster-tests` feature (it needs the Go-built Kubernetes binaries):
+//! `cargo test -p sluice-operator --features cluster-tests --test helm`; `make test` runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;

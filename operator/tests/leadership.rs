@@ -3,6 +3,9 @@
 //! and starts a savepoint upgrade, and the paused one is resumed (SIGCONT) in the
 //! middle of it. The resumed process must notice that it lost the Lease and stop
 //! without reconciling, and the upgrade must take a single stop-savepoint.
+//!
+//! Behind the `cluster-tests` feature (it needs the Go-built Kubernetes binaries):
+//! `cargo test -p sluice-operator --features cluster-tests --test leadership`; `make test` runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
