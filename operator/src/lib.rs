@@ -1,16 +1,18 @@
 //! The Sluice operator: it runs `StreamJob`s on Kubernetes and snapshots them with `StreamSavepoint`s.
 //!
-//! The reconcile pipeline is observe → validate → plan → apply → status
-//! ([`reconcile`]); child objects come from pure builders ([`resources`]); the
-//! engine is reached through its REST contract ([`engine`]).
+//! The StreamJob controller's pipeline is observe → validate → plan → apply → status
+//! ([`controllers::streamjob`]), next to the StreamSavepoint controller
+//! ([`controllers::streamsavepoint`]); both share a [`context::Ctx`]. Child objects come
+//! from pure builders ([`resources`]); the engine is reached through its REST contract
+//! ([`engine`]).
 
+pub mod context;
+pub mod controllers;
 pub mod engine;
 pub mod error;
 pub mod leader;
 pub mod metrics;
-pub mod reconcile;
 pub mod resources;
-pub mod savepoint;
 pub mod storage;
 pub mod trigger_id;
 

@@ -11,11 +11,11 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use clap::Parser;
 use kube::runtime::events::{Recorder, Reporter};
+use sluice_operator::context::{Ctx, Defaults};
+use sluice_operator::controllers::{streamjob, streamsavepoint};
 use sluice_operator::engine::{Access, Engine};
 use sluice_operator::leader::{Attempt, Elector, Leadership, Timings};
 use sluice_operator::metrics::Metrics;
-use sluice_operator::reconcile::{self, Ctx};
-use sluice_operator::savepoint;
 
 #[derive(Parser)]
 #[command(name = "sluice-operator", version, about = "The Sluice Kubernetes operator")]
@@ -64,7 +64,7 @@ struct Args {
 }
 
 /// The defaults for what a StreamJob leaves unset; empty flags count as unset.
-fn defaults(args: &Args) -> reconcile::Defaults {
+fn defaults(args: &Args) -> Defaults {
     let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     let (endpoint, region) = (set(&args.default_s3_endpoint), set(&args.default_s3_region));
     let secret = set(&args.default_s3_credentials_secret).map(|name| sluice_operator::crd::LocalObjectRef { name });
@@ -73,7 +73,7 @@ fn defaults(args: &Args) -> reconcile::Defaults {
         region,
         credentials_secret_ref: secret,
     });
-    reconcile::Defaults { image: set(&args.default_engine_image), s3 }
+    Defaults { image: set(&args.default_engine_image), s3 }
 }
 
 fn main() -> ExitCode {
@@ -215,7 +215,7 @@ async fn run(args: Args) -> Result<(), String> {
     let namespaces = args.namespaces.clone();
     tracing::info!(namespaces = ?namespaces, access = ?args.engine_access, "starting the StreamJob and StreamSavepoint controllers");
     let controllers =
-        futures::future::join(reconcile::run(ctx.clone(), &namespaces), savepoint::run(ctx.clone(), &namespaces));
+        futures::future::join(streamjob::run(ctx.clone(), &namespaces), streamsavepoint::run(ctx.clone(), &namespaces));
     tokio::select! {
         _ = controllers => {
             tracing::info!("shutting down (signal)");

@@ -126,7 +126,7 @@ async fn operator_bench() {
         .args(["--engine-access", "apiserver-proxy", "--namespaces", &format!("{ns},{many}"), "--lease-namespace", &ns])
         .args(["--http-addr", &format!("127.0.0.1:{port}"), "--s3-endpoint", &s3.endpoint])
         .env("KUBECONFIG", &env.kubeconfig)
-        .env("RUST_LOG", "info,sluice_operator::reconcile=debug,kube_client::client::builder=off")
+        .env("RUST_LOG", "info,sluice_operator::controllers::streamjob=debug,kube_client::client::builder=off")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()

@@ -154,8 +154,8 @@ async fn a_paused_leader_stops_on_resume_and_an_upgrade_takes_one_stop_savepoint
 /// nor pass the precondition of the actions that follow it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_write_planned_from_a_stale_object_conflicts() {
+    use sluice_operator::controllers::streamjob::apply::{STATUS_MANAGER, status_body};
     use sluice_operator::crd::StreamJobStatus;
-    use sluice_operator::reconcile::apply::{STATUS_MANAGER, status_body};
     let (env, client) = env().await;
     let ns = env.namespace(&client, "rv").await.unwrap();
     let api = Api::<StreamJob>::namespaced(client.clone(), &ns);

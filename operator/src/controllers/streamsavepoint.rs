@@ -17,9 +17,10 @@ use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 
+use crate::context::Ctx;
+use crate::controllers::streamjob::parse_spec;
 use crate::crd::{SavepointPhase, StreamJob, StreamSavepoint, StreamSavepointStatus};
 use crate::error::Error;
-use crate::reconcile::{Ctx, parse_spec};
 use crate::storage;
 
 pub const FINALIZER: &str = "sluice.dev/savepoint-data";

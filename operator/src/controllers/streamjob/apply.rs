@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::plan::Action;
-use super::{Ctx, FINALIZER, parse_spec};
+use super::{FINALIZER, parse_spec};
+use crate::context::Ctx;
 use crate::crd::{StreamJob, StreamJobStatus};
 use crate::error::Error;
 use crate::resources::{self, Deployment};

@@ -9,8 +9,9 @@ use kube::api::ListParams;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
+use super::parse_spec;
 use super::plan::{ChildrenView, EngineView, TriggerView};
-use super::{Ctx, parse_spec};
+use crate::context::Ctx;
 use crate::crd::{StreamJob, StreamJobSpec, UpgradeStep};
 use crate::error::Error;
 use crate::resources::DEPLOYMENT_ANNOTATION;

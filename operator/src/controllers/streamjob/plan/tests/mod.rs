@@ -1,6 +1,8 @@
 //! Table-driven tests of the planner: every phase and the events that move it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
 use super::*;
 use crate::crd::{StreamJobSpec, StreamJobStatus};
 use crate::engine::{CheckpointInfo, JobInfo, VertexInfo};
@@ -208,22 +210,6 @@ fn invalid_sql_on_a_running_job_keeps_the_last_valid_spec_running() {
 }
 
 #[test]
-fn missing_children_are_applied_again_and_conditions_keep_their_times() {
-    let s = spec();
-    let st = deployed(&s);
-    let mut c = Case::new(&s, &st);
-    c.children =
-        ChildrenView { engine_objects: false, pods: 0, deployment: None, config_map: false, pod_problem: None };
-    assert!(c.plan().actions.contains(&Action::ApplyChildren));
-    let first = Case::new(&s, &st).plan();
-    let mut c = Case::new(&s, &first.status);
-    c.at = 500;
-    let later = c.plan();
-    assert_eq!(later.status.conditions, first.status.conditions);
-    assert_eq!(later.status, first.status, "a steady reconcile changes nothing");
-}
-
-#[test]
 fn a_job_created_suspended_runs_nothing_until_it_is_set_running() {
     let mut s = spec();
     s.state = DesiredState::Suspended;
@@ -245,6 +231,8 @@ fn a_job_created_suspended_runs_nothing_until_it_is_set_running() {
     assert_eq!(p.status.deployment, 1);
 }
 
+mod conditions;
+mod delete;
 mod initial_savepoint;
 mod running;
 mod savepoints;

@@ -1,0 +1,204 @@
+//! The `StreamJob` resource's status: what the operator observed and decided, and
+//! its write-ahead log (the deployed spec, the upgrade record, the savepoint in flight).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// The lifecycle phase of a StreamJob.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema, Hash, PartialOrd, Ord,
+)]
+pub enum Phase {
+    #[default]
+    Created,
+    Deploying,
+    Running,
+    Stable,
+    Upgrading,
+    Suspended,
+    Finished,
+    RollingBack,
+    RolledBack,
+    Failed,
+    Deleting,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 11] = [
+        Phase::Created,
+        Phase::Deploying,
+        Phase::Running,
+        Phase::Stable,
+        Phase::Upgrading,
+        Phase::Suspended,
+        Phase::Finished,
+        Phase::RollingBack,
+        Phase::RolledBack,
+        Phase::Failed,
+        Phase::Deleting,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Created => "Created",
+            Phase::Deploying => "Deploying",
+            Phase::Running => "Running",
+            Phase::Stable => "Stable",
+            Phase::Upgrading => "Upgrading",
+            Phase::Suspended => "Suspended",
+            Phase::Finished => "Finished",
+            Phase::RollingBack => "RollingBack",
+            Phase::RolledBack => "RolledBack",
+            Phase::Failed => "Failed",
+            Phase::Deleting => "Deleting",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the operator observed and decided. The status is the operator's write-ahead log.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamJobStatus {
+    #[serde(default)]
+    pub phase: Phase,
+    /// The engine's job state (`RUNNING`, `FINISHED`, ...), as last observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_parallelism: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_savepoint: Option<SavepointInfo>,
+    /// Completed savepoints, oldest first, trimmed by `savepoints.maxCount` and `maxAge`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub savepoint_history: Vec<SavepointInfo>,
+    /// The spec that is deployed, as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled_spec: Option<String>,
+    /// The last spec that reached Stable, as JSON: what a rollback redeploys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_stable_spec: Option<String>,
+    /// The metadata.generation of the deployed spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled_generation: Option<i64>,
+    /// The write-ahead record of a stop-and-redeploy in flight (upgrade, suspend, restart, rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeRecord>,
+    /// A savepoint in flight that stops nothing (periodic, nonce, StreamSavepoint-free).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_savepoint: Option<PendingSavepoint>,
+    /// The last `savepointNonce` acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savepoint_nonce: Option<i64>,
+    /// A counter that makes every deployment distinct, so that a restarted coordinator pod
+    /// recovers its own deployment's checkpoints but a new deployment starts as planned.
+    #[serde(default)]
+    pub deployment: i64,
+    /// What the current deployment restored from (a savepoint, `latest`, or none):
+    /// where a rollback of an upgrade restarts the last stable spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_from: Option<String>,
+    /// The job has not run yet: set by its first deployment, cleared once the engine shows
+    /// a deployment started (RUNNING, a restart or a completed checkpoint). While it is
+    /// set nothing can have been committed, and the engine's `latest` would be empty
+    /// state (it records where a run started only once its restore succeeded), so a
+    /// redeploy restores `spec.initialSavepoint` and a change of it redeploys. Absent
+    /// from a status written before this field: the job is taken to have run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub never_ran: bool,
+    /// Savepoint triggers the operator has issued for this job. Each trigger id carries the
+    /// next number, so ids follow from this write-ahead log and never from a clock: two
+    /// reconciles planned from the same status ask for the same savepoint (the engine's
+    /// trigger is idempotent per id), and a retried upgrade gets a new one.
+    #[serde(default)]
+    pub savepoint_triggers: i64,
+    /// After an aborted upgrade, the next attempt waits until this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_retry_after: Option<String>,
+    /// A generation that was rolled back; it is not rolled out again until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_generation: Option<i64>,
+    /// When the job was last seen entering RUNNING (for `stabilizationPeriod`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_since: Option<String>,
+    /// When the current deployment was created (for `readinessTimeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_at: Option<String>,
+    /// The newest error (engine, storage, validation), or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SavepointInfo {
+    pub location: String,
+    /// RFC 3339.
+    pub time: String,
+    /// What took it: `upgrade`, `suspend`, `periodic`, `manual`, `deletion`, `rollback`.
+    pub trigger: String,
+}
+
+/// Why a stop-and-redeploy is in flight.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum UpgradeKind {
+    Upgrade,
+    Suspend,
+    Restart,
+    Rollback,
+}
+
+/// Where an upgrade in flight stands. The record is written before each step is taken.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum UpgradeStep {
+    /// The stop-with-savepoint was (or is about to be) requested with `triggerId`.
+    Stopping,
+    /// The savepoint failed or outlived `savepointTimeout`. The old engine pods are being
+    /// removed; once they are all gone, storage is checked for the savepoint, which is
+    /// restored if it completed after all, else the fallback (`note` says why).
+    Fencing,
+    /// The old job is stopped (`restoreFrom` says from where the new one starts); pods are removed next.
+    Stopped,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeRecord {
+    pub kind: UpgradeKind,
+    /// The metadata.generation being rolled out.
+    pub target_generation: i64,
+    /// The spec being rolled out, as JSON.
+    pub target_spec: String,
+    pub step: UpgradeStep,
+    /// The savepoint trigger id, chosen before the savepoint is requested (idempotent in the engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_id: Option<String>,
+    /// What the new deployment restores: a savepoint location, `latest`, or none for an empty start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<String>,
+    /// RFC 3339: when the upgrade began (for `savepointTimeout` and the duration metric).
+    pub started: String,
+    /// Why the upgrade fell back from a savepoint, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingSavepoint {
+    pub trigger_id: String,
+    pub trigger: String,
+    pub started: String,
+}

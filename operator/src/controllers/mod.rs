@@ -1,0 +1,6 @@
+//! The two controllers, peers over one [`crate::context::Ctx`]: StreamJobs
+//! ([`streamjob`]) and the one-off savepoints of StreamSavepoints
+//! ([`streamsavepoint`]).
+
+pub mod streamjob;
+pub mod streamsavepoint;

@@ -1,0 +1,58 @@
+//! The kstatus conditions of a StreamJob, from its planned status.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::crd::{Phase, StreamJobStatus};
+
+/// kstatus conditions: `Ready`, `Reconciling` and `Stalled`, each with
+/// `observedGeneration`. A condition keeps its `lastTransitionTime` until its
+/// status changes, so a reconcile never rewrites a timestamp for nothing.
+pub fn conditions(
+    st: &StreamJobStatus,
+    invalid: Option<&str>,
+    generation: i64,
+    now: Timestamp,
+    previous: &[Condition],
+) -> Vec<Condition> {
+    let phase = st.phase;
+    let ready = matches!(phase, Phase::Stable | Phase::Finished | Phase::Suspended) && invalid.is_none();
+    let reconciling = matches!(
+        phase,
+        Phase::Created | Phase::Deploying | Phase::Running | Phase::Upgrading | Phase::RollingBack | Phase::Deleting
+    ) && invalid.is_none();
+    let (stalled, stalled_reason, stalled_msg) = match (invalid, phase) {
+        (Some(e), _) => (true, "InvalidSpec", e.to_string()),
+        (None, Phase::Failed) => (true, "Failed", st.error.clone().unwrap_or_else(|| "the job failed".into())),
+        (None, Phase::RolledBack) => {
+            (true, "RolledBack", st.error.clone().unwrap_or_else(|| "the upgrade was rolled back".into()))
+        }
+        _ => (false, phase.as_str(), String::new()),
+    };
+    let make = |type_: &str, status: bool, reason: &str, message: String| {
+        let status = if status { "True" } else { "False" }.to_string();
+        let last = previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| Time(now.round(jiff::Unit::Second).unwrap_or(now)));
+        Condition {
+            type_: type_.into(),
+            status,
+            reason: reason.into(),
+            message,
+            observed_generation: Some(generation),
+            last_transition_time: last,
+        }
+    };
+    vec![
+        make("Ready", ready, phase.as_str(), format!("phase {phase}")),
+        make(
+            "Reconciling",
+            reconciling,
+            phase.as_str(),
+            if reconciling { format!("phase {phase}") } else { String::new() },
+        ),
+        make("Stalled", stalled, stalled_reason, stalled_msg),
+    ]
+}
