@@ -1,13 +1,15 @@
-//! One coordinator connection of a worker: its messages, heartbeats, and
-//! the subtasks it deploys.
+//! The driver of a worker's coordinator session: it owns the connection,
+//! the heartbeat and reader threads and the running subtasks, feeds their
+//! events to the [`Session`] state machine and carries out its steps.
 
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::WorkerOptions;
+use super::session::{Observe, Session, Step};
 use super::subtasks::{Running, start};
 use crate::checkpoint::CoordMsg;
 use crate::checkpoint::coordinator::Cluster;
@@ -15,9 +17,13 @@ use crate::cluster::exchange::DataServer;
 use crate::cluster::{MetricSample, ToCoordinator, ToWorker, read_frame, write_frame};
 use crate::error::EngineError;
 
-pub(super) enum Event {
+/// What the session loop waits for.
+pub(super) enum SessionEvent {
+    /// A frame from the coordinator.
     Coordinator(ToWorker),
+    /// The connection to the coordinator ended.
     CoordinatorLost(String),
+    /// A message of a subtask of an attempt, for the coordinator.
     Task(u64, CoordMsg),
 }
 
@@ -29,7 +35,7 @@ pub(super) fn session(
     shutdown: &AtomicBool,
     ready: &AtomicBool,
 ) -> Result<bool, EngineError> {
-    let (events_tx, events) = channel::<Event>();
+    let (events_tx, events) = channel::<SessionEvent>();
     let mut reader = stream.try_clone().map_err(|e| EngineError::Cluster(e.to_string()))?;
     // However the session ends, the connection closes: a coordinator that
     // went silent (rather than away) must see this worker leave.
@@ -41,12 +47,12 @@ pub(super) fn session(
             loop {
                 match read_frame::<ToWorker>(&mut reader) {
                     Ok(m) => {
-                        if tx.send(Event::Coordinator(m)).is_err() {
+                        if tx.send(SessionEvent::Coordinator(m)).is_err() {
                             return;
                         }
                     }
                     Err(e) => {
-                        let _ = tx.send(Event::CoordinatorLost(e.to_string()));
+                        let _ = tx.send(SessionEvent::CoordinatorLost(e.to_string()));
                         return;
                     }
                 }
@@ -54,12 +60,6 @@ pub(super) fn session(
         })
         .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))?;
     let writer = Arc::new(Mutex::new(stream));
-    let send = |m: &ToCoordinator| -> bool {
-        match writer.lock() {
-            Ok(mut w) => write_frame(&mut *w, m).is_ok(),
-            Err(_) => false,
-        }
-    };
     // Heartbeats from their own thread, so that a long deployment (loading a
     // large snapshot) does not look like a dead worker.
     let beating = Arc::new(AtomicBool::new(true));
@@ -79,163 +79,153 @@ pub(super) fn session(
             })
             .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))?;
     }
-    let mut running: Option<Running> = None;
-    let mut last_heard = Instant::now();
-    let mut last_metrics = Instant::now();
-    let end_session = |running: &mut Option<Running>| {
-        if let Some(r) = running.take() {
-            r.cancel();
-            r.join(server);
-        }
-    };
+    let mut session = Session::new(&opts.coordinator, opts.heartbeat_timeout, Instant::now());
+    let mut driver = Driver { server, events: events_tx, writer, ready, running: None };
     loop {
-        if shutdown.load(Ordering::SeqCst) {
-            eprintln!("sluice: worker stopping: its subtasks are canceled, nothing more is committed");
-            end_session(&mut running);
-            return Ok(true);
-        }
-        let event = match events.recv_timeout(Duration::from_millis(20)) {
-            Ok(e) => Some(e),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Event::CoordinatorLost("connection closed".into())),
+        let steps = if shutdown.load(Ordering::SeqCst) {
+            session.on_shutdown()
+        } else {
+            match events.recv_timeout(Duration::from_millis(20)) {
+                Ok(SessionEvent::Coordinator(m)) => session.on_coordinator(m, Instant::now()),
+                Ok(SessionEvent::CoordinatorLost(why)) => session.on_coordinator_lost(&why),
+                Ok(SessionEvent::Task(attempt, msg)) => session.on_task(attempt, msg, driver.observe()),
+                Err(RecvTimeoutError::Timeout) => Vec::new(),
+                Err(RecvTimeoutError::Disconnected) => session.on_coordinator_lost("connection closed"),
+            }
         };
-        match event {
-            Some(Event::Coordinator(m)) => {
-                last_heard = Instant::now();
-                match m {
-                    ToWorker::Deploy(spec) => {
-                        end_session(&mut running);
-                        ready.store(false, Ordering::SeqCst);
-                        let attempt = spec.attempt;
-                        match start(&spec, server, &events_tx) {
-                            Ok(r) => {
-                                eprintln!(
-                                    "sluice: worker running {} subtasks of job `{}` (attempt {attempt})",
-                                    r.remaining, spec.job_id
-                                );
-                                running = Some(r);
-                                ready.store(true, Ordering::SeqCst);
-                                send(&ToCoordinator::Deployed { attempt });
-                            }
-                            Err(e) => {
-                                eprintln!("sluice: worker cannot deploy attempt {attempt}: {e}");
-                                send(&ToCoordinator::Failed { attempt, message: e.to_string() });
-                            }
-                        }
+        if let Some(exit) = driver.carry_out(&mut session, steps) {
+            return Ok(exit);
+        }
+        let steps = session.on_tick(Instant::now(), driver.observe());
+        if let Some(exit) = driver.carry_out(&mut session, steps) {
+            return Ok(exit);
+        }
+    }
+}
+
+/// Carries out the session's steps on the connection and the subtasks.
+struct Driver<'a> {
+    server: &'a DataServer,
+    /// Where the running subtasks' messages go.
+    events: Sender<SessionEvent>,
+    writer: Arc<Mutex<TcpStream>>,
+    /// The readiness probe: an attempt is deployed here.
+    ready: &'a AtomicBool,
+    running: Option<Running>,
+}
+
+impl Driver<'_> {
+    fn observe(&self) -> Option<&dyn Observe> {
+        self.running.as_ref().map(|r| r as &dyn Observe)
+    }
+
+    /// Carries out `steps` in order; `Some(exit)` when the session ends.
+    fn carry_out(&mut self, session: &mut Session, steps: Vec<Step>) -> Option<bool> {
+        for step in steps {
+            let more = match step {
+                Step::Send(frame) => {
+                    // A broken connection shows as a lost coordinator.
+                    if let Ok(mut w) = self.writer.lock() {
+                        let _ = write_frame(&mut *w, &frame);
                     }
-                    ToWorker::Trigger { attempt, barrier } => {
-                        if let Some(r) = running.as_ref().filter(|r| r.attempt == attempt) {
-                            match barrier.open(&r.s3) {
-                                Ok(b) => r.wiring.trigger(&Arc::new(b)),
-                                Err(e) => {
-                                    send(&ToCoordinator::Failed {
-                                        attempt,
-                                        message: format!("checkpoint storage: {e}"),
-                                    });
-                                }
-                            }
-                        }
-                    }
-                    ToWorker::Commit { attempt, id } => {
-                        if let Some(r) = running.as_ref().filter(|r| r.attempt == attempt) {
-                            r.wiring.commit(id);
-                        }
-                    }
-                    ToWorker::Resume { attempt } => {
-                        if let Some(r) = running.as_ref().filter(|r| r.attempt == attempt) {
-                            r.wiring.resume();
-                        }
-                    }
-                    ToWorker::Cancel { attempt } => {
-                        if let Some(r) = running.as_ref().filter(|r| r.attempt == attempt) {
-                            r.cancel();
-                        }
-                    }
-                    ToWorker::Exit { reason } => {
-                        eprintln!("sluice: worker exiting: {reason}");
-                        end_session(&mut running);
-                        return Ok(true);
-                    }
-                    ToWorker::Heartbeat | ToWorker::Registered { .. } | ToWorker::Refused { .. } => {}
+                    Vec::new()
                 }
-            }
-            Some(Event::CoordinatorLost(why)) => {
-                eprintln!("sluice: worker lost coordinator {} ({why}); canceling its subtasks", opts.coordinator);
-                end_session(&mut running);
-                return Ok(false);
-            }
-            Some(Event::Task(attempt, msg)) => {
-                let Some(r) = running.as_mut().filter(|r| r.attempt == attempt) else { continue };
-                let out = match msg {
-                    CoordMsg::Ack { id, vertex, subtask, result, alignment_ms } => {
-                        ToCoordinator::Ack { attempt, id, vertex, subtask, result, alignment_ms }
-                    }
-                    CoordMsg::Finished { vertex, subtask, snapshot, last_checkpoint } => ToCoordinator::Finished {
-                        attempt,
-                        vertex,
-                        subtask,
-                        sections: snapshot.sections,
-                        last_checkpoint,
+                Step::StopAttempt => {
+                    self.stop();
+                    Vec::new()
+                }
+                Step::Deploy(spec) => {
+                    let started = match start(&spec, self.server, &self.events) {
+                        Ok(r) => {
+                            let subtasks = r.subtasks;
+                            self.running = Some(r);
+                            Ok(subtasks)
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    self.ready.store(self.running.is_some(), Ordering::SeqCst);
+                    session.on_deployed(&spec, started)
+                }
+                Step::Trigger { attempt, barrier } => match &self.running {
+                    Some(r) => match barrier.open(&r.s3) {
+                        Ok(b) => {
+                            r.wiring.trigger(&Arc::new(b));
+                            Vec::new()
+                        }
+                        Err(e) => session.on_trigger_failed(attempt, e),
                     },
-                    CoordMsg::Committed { id, vertex, subtask } => {
-                        ToCoordinator::Committed { attempt, id, vertex, subtask }
+                    None => Vec::new(),
+                },
+                Step::Commit(id) => {
+                    if let Some(r) = &self.running {
+                        r.wiring.commit(id);
                     }
-                    CoordMsg::Exited { vertex, subtask } => {
-                        if let Some(e) = r.state.error()
-                            && !r.failure_reported
-                        {
-                            r.failure_reported = true;
-                            send(&ToCoordinator::Failed { attempt, message: e });
-                        }
-                        let samples = r
-                            .state
-                            .subtasks
-                            .iter()
-                            .filter(|m| m.vertex == vertex && m.subtask == subtask)
-                            .map(|m| MetricSample::of(m))
-                            .collect();
-                        send(&ToCoordinator::Metrics { attempt, samples });
-                        r.remaining = r.remaining.saturating_sub(1);
-                        ToCoordinator::Exited { attempt, vertex, subtask }
-                    }
-                };
-                send(&out);
-                if r.remaining == 0
-                    && let Some(r) = running.take()
-                {
-                    // Let queued messages to other workers drain; the
-                    // connections close when the next attempt starts.
-                    r.exchange.release();
-                    r.join(server);
-                    ready.store(false, Ordering::SeqCst);
+                    Vec::new()
                 }
+                Step::Resume => {
+                    if let Some(r) = &self.running {
+                        r.wiring.resume();
+                    }
+                    Vec::new()
+                }
+                Step::Cancel => {
+                    if let Some(r) = &self.running {
+                        r.cancel();
+                    }
+                    Vec::new()
+                }
+                Step::CloseExchange => {
+                    if let Some(r) = &self.running {
+                        r.exchange.close();
+                    }
+                    Vec::new()
+                }
+                Step::Release => {
+                    if let Some(r) = self.running.take() {
+                        // Let queued messages to other workers drain; the
+                        // connections close when the next attempt starts.
+                        r.exchange.release();
+                        r.join(self.server);
+                    }
+                    Vec::new()
+                }
+                Step::End { exit } => {
+                    self.stop();
+                    return Some(exit);
+                }
+            };
+            self.ready.store(self.running.is_some(), Ordering::SeqCst);
+            if let Some(exit) = self.carry_out(session, more) {
+                return Some(exit);
             }
-            None => {}
         }
-        // A failed subtask stops the others; waiting producers must not hang
-        // on credits from other workers.
-        if let Some(r) = &running
-            && r.state.cancel.load(Ordering::SeqCst)
-        {
-            r.exchange.close();
+        None
+    }
+
+    /// Stops the running attempt's subtasks without committing, and joins them.
+    fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.cancel();
+            r.join(self.server);
         }
-        if last_heard.elapsed() > opts.heartbeat_timeout {
-            eprintln!(
-                "sluice: worker heard nothing from coordinator {} for {} ms (heartbeat.timeout); canceling its subtasks",
-                opts.coordinator,
-                opts.heartbeat_timeout.as_millis()
-            );
-            end_session(&mut running);
-            return Ok(false);
-        }
-        if last_metrics.elapsed() >= Duration::from_millis(500)
-            && let Some(r) = &running
-        {
-            last_metrics = Instant::now();
-            let samples = r.state.subtasks.iter().filter(|m| r.exchange.is_here(m.vertex, m.subtask));
-            let samples: Vec<MetricSample> = samples.map(|m| MetricSample::of(m)).collect();
-            send(&ToCoordinator::Metrics { attempt: r.attempt, samples });
-        }
+    }
+}
+
+impl Observe for Running {
+    fn failure(&self) -> Option<String> {
+        self.state.error()
+    }
+
+    fn stopping(&self) -> bool {
+        self.state.cancel.load(Ordering::SeqCst)
+    }
+
+    fn samples(&self, only: Option<(usize, usize)>) -> Vec<MetricSample> {
+        let wanted = |v: usize, i: usize| match only {
+            Some(one) => one == (v, i),
+            None => self.exchange.is_here(v, i),
+        };
+        self.state.subtasks.iter().filter(|m| wanted(m.vertex, m.subtask)).map(|m| MetricSample::of(m)).collect()
     }
 }
 

@@ -9,6 +9,7 @@
 //! generation than one it has served.
 
 mod driver;
+mod session;
 mod subtasks;
 
 use std::net::TcpStream;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use sluice_storage::{S3Options, Storage};
 
-use super::driver::Event;
+use super::driver::SessionEvent;
 use crate::checkpoint::metadata::{FileEntry, Metadata, SectionKind};
 use crate::checkpoint::store;
 use crate::cluster::DeploySpec;
@@ -19,15 +19,14 @@ use crate::runtime::{JobState, JobStatus, Wiring, deploy, sink_setups, spawn};
 
 /// One attempt's subtasks on this worker.
 pub(super) struct Running {
-    pub(super) attempt: u64,
     pub(super) key: AttemptKey,
     pub(super) state: Arc<JobState>,
     pub(super) wiring: Wiring,
     pub(super) exchange: AttemptExchange,
     pub(super) handles: Vec<std::thread::JoinHandle<()>>,
     pub(super) s3: S3Options,
-    pub(super) remaining: usize,
-    pub(super) failure_reported: bool,
+    /// How many subtasks run here.
+    pub(super) subtasks: usize,
 }
 
 impl Running {
@@ -70,7 +69,11 @@ fn needed(graph: &crate::plan::JobGraph, spec: &DeploySpec, m: &Metadata, path: 
 }
 
 /// Builds and starts this worker's subtasks of an attempt.
-pub(super) fn start(spec: &DeploySpec, server: &DataServer, events: &Sender<Event>) -> Result<Running, EngineError> {
+pub(super) fn start(
+    spec: &DeploySpec,
+    server: &DataServer,
+    events: &Sender<SessionEvent>,
+) -> Result<Running, EngineError> {
     let job = crate::local::compile_text(&spec.job_text, &spec.file)?;
     let config = Config { values: spec.config.clone() };
     let (graph, opts) = crate::local::prepare(&job, &config, &spec.job_id)?;
@@ -116,7 +119,7 @@ pub(super) fn start(spec: &DeploySpec, server: &DataServer, events: &Sender<Even
         }
     };
     exchange.open();
-    let remaining = d.tasks.len();
+    let subtasks = d.tasks.len();
     state.set_status(JobStatus::Running);
     let handles = spawn(&graph, &state, &opts, d.tasks)?;
     let attempt = spec.attempt;
@@ -126,11 +129,11 @@ pub(super) fn start(spec: &DeploySpec, server: &DataServer, events: &Sender<Even
         .name("tasks-out".into())
         .spawn(move || {
             for msg in coord_rx {
-                if tx.send(Event::Task(attempt, msg)).is_err() {
+                if tx.send(SessionEvent::Task(attempt, msg)).is_err() {
                     return;
                 }
             }
         })
         .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))?;
-    Ok(Running { attempt, key, state, wiring: d.wiring, exchange, handles, s3, remaining, failure_reported: false })
+    Ok(Running { key, state, wiring: d.wiring, exchange, handles, s3, subtasks })
 }
