@@ -12,16 +12,16 @@ use kube::runtime::reflector::Store;
 
 use crate::controllers::streamjob::parse_spec;
 use crate::crd::{S3Spec, StreamJobSpec, StreamJobStatus};
-use crate::engine::Engine;
+use crate::engine::EngineClient;
 use crate::metrics::Metrics;
 
 /// A cached validation: the hash of the SQL it judged, and the verdict.
 pub type Validation = (u64, Result<(), String>);
 
 /// What every reconcile shares.
-pub struct Ctx {
+pub struct Context {
     pub client: kube::Client,
-    pub engine: Engine,
+    pub engine: EngineClient,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     /// The operator's own S3 endpoint, for an operator outside the cluster.
@@ -77,7 +77,7 @@ pub struct Caches {
     pub pods: Store<Pod>,
 }
 
-impl Ctx {
+impl Context {
     /// The caches that cover namespace `ns`, once they hold a complete list.
     pub async fn caches(&self, ns: &str) -> Option<Caches> {
         let c = {

@@ -31,7 +31,7 @@ pub enum Access {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum EngineError {
+pub enum EngineClientError {
     #[error("the engine of job {job} is unreachable: {message}")]
     Unreachable { job: String, message: String },
     #[error("the engine of job {job} answered {path} with HTTP {code}: {message}")]
@@ -121,19 +121,19 @@ pub struct SavepointState {
 
 /// The engine REST client.
 #[derive(Clone)]
-pub struct Engine {
+pub struct EngineClient {
     access: Access,
     kube: kube::Client,
     http: HttpClient<HttpConnector, Full<Bytes>>,
     timeout: Duration,
 }
 
-impl Engine {
-    pub fn new(access: Access, kube: kube::Client, timeout: Duration) -> Engine {
+impl EngineClient {
+    pub fn new(access: Access, kube: kube::Client, timeout: Duration) -> EngineClient {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
         let http = HttpClient::builder(TokioExecutor::new()).build(connector);
-        Engine { access, kube, http, timeout }
+        EngineClient { access, kube, http, timeout }
     }
 
     /// The coordinator Service's name for a job.
@@ -141,13 +141,18 @@ impl Engine {
         format!("{job}-coordinator")
     }
 
-    pub async fn job(&self, ns: &str, job: &str) -> Result<JobInfo, EngineError> {
+    pub async fn job(&self, ns: &str, job: &str) -> Result<JobInfo, EngineClientError> {
         let (code, body) = self.call(ns, job, http::Method::GET, "/v1/job", None).await?;
         decode(job, "/v1/job", code, &body)
     }
 
-    pub async fn trigger_savepoint(&self, ns: &str, job: &str, req: &SavepointRequest) -> Result<(), EngineError> {
-        let body = serde_json::to_vec(req).map_err(|e| EngineError::Decode {
+    pub async fn trigger_savepoint(
+        &self,
+        ns: &str,
+        job: &str,
+        req: &SavepointRequest,
+    ) -> Result<(), EngineClientError> {
+        let body = serde_json::to_vec(req).map_err(|e| EngineClientError::Decode {
             job: job.into(),
             path: "/v1/job/savepoints".into(),
             message: e.to_string(),
@@ -163,7 +168,7 @@ impl Engine {
         ns: &str,
         job: &str,
         trigger_id: &str,
-    ) -> Result<Option<SavepointState>, EngineError> {
+    ) -> Result<Option<SavepointState>, EngineClientError> {
         let path = format!("/v1/job/savepoints/{trigger_id}");
         let (code, body) = self.call(ns, job, http::Method::GET, &path, None).await?;
         if code == 404 {
@@ -179,7 +184,7 @@ impl Engine {
         method: http::Method,
         path: &str,
         body: Option<Vec<u8>>,
-    ) -> Result<(u16, Vec<u8>), EngineError> {
+    ) -> Result<(u16, Vec<u8>), EngineClientError> {
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -190,13 +195,17 @@ impl Engine {
                 Ok(Ok((code, bytes))) if !proxy_unavailable(self.access, code) => return Ok((code, bytes)),
                 Ok(Ok((code, bytes))) => last = format!("HTTP {code}: {}", String::from_utf8_lossy(&bytes).trim()),
                 Ok(Err(CallError::TooLarge)) => {
-                    return Err(EngineError::TooLarge { job: job.into(), path: path.into(), limit: MAX_RESPONSE });
+                    return Err(EngineClientError::TooLarge {
+                        job: job.into(),
+                        path: path.into(),
+                        limit: MAX_RESPONSE,
+                    });
                 }
                 Ok(Err(CallError::Transport(e))) => last = e,
                 Err(_) => last = format!("no answer within {:?}", self.timeout),
             }
         }
-        Err(EngineError::Unreachable { job: job.into(), message: format!("{method} {path}: {last}") })
+        Err(EngineClientError::Unreachable { job: job.into(), message: format!("{method} {path}: {last}") })
     }
 
     async fn once(
@@ -207,7 +216,7 @@ impl Engine {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(u16, Vec<u8>), CallError> {
-        let svc = Engine::service(job);
+        let svc = EngineClient::service(job);
         let transport = |e: String| CallError::Transport(e);
         match self.access {
             Access::Direct => {
@@ -246,18 +255,23 @@ fn proxy_unavailable(access: Access, code: u16) -> bool {
     access == Access::ApiserverProxy && (code == 502 || code == 503)
 }
 
-fn decode<T: serde::de::DeserializeOwned>(job: &str, path: &str, code: u16, body: &[u8]) -> Result<T, EngineError> {
+fn decode<T: serde::de::DeserializeOwned>(
+    job: &str,
+    path: &str,
+    code: u16,
+    body: &[u8],
+) -> Result<T, EngineClientError> {
     if !(200..300).contains(&code) {
         return Err(status_error(job, path, code, body));
     }
-    serde_json::from_slice(body).map_err(|e| EngineError::Decode {
+    serde_json::from_slice(body).map_err(|e| EngineClientError::Decode {
         job: job.into(),
         path: path.into(),
         message: e.to_string(),
     })
 }
 
-fn status_error(job: &str, path: &str, code: u16, body: &[u8]) -> EngineError {
+fn status_error(job: &str, path: &str, code: u16, body: &[u8]) -> EngineClientError {
     #[derive(Deserialize)]
     struct ErrorBody {
         error: String,
@@ -265,7 +279,7 @@ fn status_error(job: &str, path: &str, code: u16, body: &[u8]) -> EngineError {
     let message = serde_json::from_slice::<ErrorBody>(body)
         .map(|b| b.error)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).trim().to_string());
-    EngineError::Status { job: job.into(), path: path.into(), code, message }
+    EngineClientError::Status { job: job.into(), path: path.into(), code, message }
 }
 
 #[cfg(test)]
@@ -293,7 +307,7 @@ mod tests {
 
     #[test]
     fn a_refused_answer_names_the_job_and_the_path() {
-        let e = EngineError::TooLarge { job: "clicks".into(), path: "/v1/job".into(), limit: MAX_RESPONSE };
+        let e = EngineClientError::TooLarge { job: "clicks".into(), path: "/v1/job".into(), limit: MAX_RESPONSE };
         assert_eq!(
             e.to_string(),
             "the engine of job clicks answered /v1/job with more than 1048576 bytes; the answer is refused"

@@ -7,7 +7,7 @@ pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("engine: {0}")]
-    Engine(#[from] crate::engine::EngineError),
+    Engine(#[from] crate::engine::EngineClientError),
     #[error("building the children of {job}: {message}")]
     Build { job: String, message: String },
     #[error("storage: {0}")]

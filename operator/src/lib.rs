@@ -2,7 +2,7 @@
 //!
 //! The StreamJob controller's pipeline is observe → validate → plan → apply → status
 //! ([`controllers::streamjob`]), next to the StreamSavepoint controller
-//! ([`controllers::streamsavepoint`]); both share a [`context::Ctx`]. Child objects come
+//! ([`controllers::streamsavepoint`]); both share a [`context::Context`]. Child objects come
 //! from pure builders ([`resources`]); the engine is reached through its REST contract
 //! ([`engine`]).
 

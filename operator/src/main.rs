@@ -11,9 +11,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use clap::Parser;
 use kube::runtime::events::{Recorder, Reporter};
-use sluice_operator::context::{Ctx, Defaults};
+use sluice_operator::context::{Context, Defaults};
 use sluice_operator::controllers::{streamjob, streamsavepoint};
-use sluice_operator::engine::{Access, Engine};
+use sluice_operator::engine::{Access, EngineClient};
 use sluice_operator::leader::{Attempt, Elector, Leadership, Timings};
 use sluice_operator::metrics::Metrics;
 
@@ -191,9 +191,9 @@ async fn run(args: Args) -> Result<(), String> {
     metrics.leader.set(1);
 
     let reporter = Reporter { controller: "sluice-operator".into(), instance: Some(identity.clone()) };
-    let ctx = Arc::new(Ctx {
+    let ctx = Arc::new(Context {
         client: client.clone(),
-        engine: Engine::new(args.engine_access, client.clone(), Duration::from_secs(args.engine_timeout.max(1))),
+        engine: EngineClient::new(args.engine_access, client.clone(), Duration::from_secs(args.engine_timeout.max(1))),
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         s3_endpoint: args.s3_endpoint.clone(),

@@ -1,4 +1,4 @@
-//! The two controllers, peers over one [`crate::context::Ctx`]: StreamJobs
+//! The two controllers, peers over one [`crate::context::Context`]: StreamJobs
 //! ([`streamjob`]) and the one-off savepoints of StreamSavepoints
 //! ([`streamsavepoint`]).
 

@@ -17,7 +17,7 @@ use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 
-use crate::context::Ctx;
+use crate::context::Context;
 use crate::controllers::streamjob::parse_spec;
 use crate::crd::{SavepointPhase, StreamJob, StreamSavepoint, StreamSavepointStatus};
 use crate::error::Error;
@@ -31,7 +31,7 @@ fn backoff(attempts: i32) -> Duration {
     Duration::from_secs(2u64.saturating_pow(u32::try_from(attempts.clamp(0, 6)).unwrap_or(6)))
 }
 
-pub async fn reconcile(ssp: Arc<StreamSavepoint>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+pub async fn reconcile(ssp: Arc<StreamSavepoint>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     ctx.leadership.check("the StreamSavepoint reconcile")?;
     let ns = ssp.namespace().unwrap_or_default();
     let api = Api::<StreamSavepoint>::namespaced(ctx.client.clone(), &ns);
@@ -132,7 +132,7 @@ fn disposal_roots(ssp: &StreamSavepoint, job: Option<&crate::crd::StreamJobSpec>
 }
 
 /// Publishes a Warning Event about the StreamSavepoint; a report, so a failure is only logged.
-async fn warn(ctx: &Ctx, ssp: &StreamSavepoint, reason: &str, message: String) {
+async fn warn(ctx: &Context, ssp: &StreamSavepoint, reason: &str, message: String) {
     let ev = kube::runtime::events::Event {
         type_: kube::runtime::events::EventType::Warning,
         reason: reason.into(),
@@ -147,7 +147,7 @@ async fn warn(ctx: &Ctx, ssp: &StreamSavepoint, reason: &str, message: String) {
 
 /// One step of the state machine; the caller patches `st`.
 async fn step(
-    ctx: &Ctx,
+    ctx: &Context,
     ssp: &StreamSavepoint,
     job: Option<&StreamJob>,
     spec: Option<&crate::crd::StreamJobSpec>,
@@ -244,12 +244,12 @@ async fn step(
     }
 }
 
-fn error_policy(ssp: Arc<StreamSavepoint>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
+fn error_policy(ssp: Arc<StreamSavepoint>, error: &Error, _ctx: Arc<Context>) -> Requeue {
     tracing::warn!(savepoint = %ssp.name_any(), namespace = %ssp.namespace().unwrap_or_default(), error = %error, "reconcile failed; retrying");
     Requeue::requeue(Duration::from_secs(5))
 }
 
-pub async fn run(ctx: Arc<Ctx>, namespaces: &[String]) {
+pub async fn run(ctx: Arc<Context>, namespaces: &[String]) {
     let apis: Vec<Api<StreamSavepoint>> = if namespaces.is_empty() {
         vec![Api::all(ctx.client.clone())]
     } else {

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::{DEPLOYMENT_KEY, Deployment};
+use super::{Blueprint, DEPLOYMENT_KEY};
 
 /// The engine keys of a deployment. The spec's own fields win over the same keys
 /// in `spec.config`, so that what `kubectl get sj` shows is what runs.
-pub fn engine_config(d: &Deployment) -> BTreeMap<String, String> {
+pub fn engine_config(d: &Blueprint) -> BTreeMap<String, String> {
     let spec = d.spec;
     let mut c = spec.config.clone();
     c.insert("parallelism.default".into(), spec.parallelism.to_string());
@@ -40,7 +40,7 @@ pub fn engine_config(d: &Deployment) -> BTreeMap<String, String> {
     c
 }
 
-pub fn build(d: &Deployment) -> ConfigMap {
+pub fn build(d: &Blueprint) -> ConfigMap {
     let yaml = engine_config(d).iter().map(|(k, v)| format!("{}: {}\n", quote(k), quote(v))).collect::<String>();
     ConfigMap {
         metadata: d.meta(d.config_map_name(), None),
@@ -62,7 +62,7 @@ mod tests {
     #[test]
     fn engine_yaml_holds_the_spec_and_the_restore() {
         let spec = testing::spec();
-        let cm = build(&testing::deployment(&spec));
+        let cm = build(&testing::blueprint(&spec));
         let data = cm.data.unwrap_or_default();
         assert_eq!(
             data.get("engine.yaml").map(String::as_str),
@@ -86,8 +86,7 @@ mod tests {
     fn without_checkpoint_storage_there_is_no_checkpoint_interval() {
         let mut spec = testing::spec();
         spec.checkpointing.storage = None;
-        let yaml =
-            build(&testing::deployment(&spec)).data.unwrap_or_default().remove("engine.yaml").unwrap_or_default();
+        let yaml = build(&testing::blueprint(&spec)).data.unwrap_or_default().remove("engine.yaml").unwrap_or_default();
         assert!(!yaml.contains("execution.checkpointing.interval"), "{yaml}");
         assert!(!yaml.contains("execution.checkpointing.dir"), "{yaml}");
     }
@@ -96,7 +95,7 @@ mod tests {
     fn yaml_parses_back_to_strings() {
         let mut spec = testing::spec();
         spec.config.insert("weird: key".into(), "a \"quoted\" # value".into());
-        let cm = build(&testing::deployment(&spec));
+        let cm = build(&testing::blueprint(&spec));
         let yaml = cm.data.unwrap_or_default().remove("engine.yaml").unwrap_or_default();
         let back: BTreeMap<String, String> = serde_yaml::from_str(&yaml).unwrap_or_default();
         assert_eq!(back.get("weird: key").map(String::as_str), Some("a \"quoted\" # value"));

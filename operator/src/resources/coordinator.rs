@@ -1,12 +1,12 @@
 //! The coordinator Deployment: one replica, recreated (never two at once).
 
-use k8s_openapi::api::apps::v1::{Deployment as K8sDeployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::pod::{Role, template};
-use super::{CONFIG_DIR, Deployment, REST_PORT, RPC_PORT, selector};
+use super::{Blueprint, CONFIG_DIR, REST_PORT, RPC_PORT, selector};
 
-pub fn build(d: &Deployment) -> Result<K8sDeployment, String> {
+pub fn build(d: &Blueprint) -> Result<Deployment, String> {
     let args = [
         "coordinator",
         "--job",
@@ -32,7 +32,7 @@ pub fn build(d: &Deployment) -> Result<K8sDeployment, String> {
         readiness: ("/healthz", REST_PORT),
         resources: d.spec.coordinator.as_ref(),
     };
-    Ok(K8sDeployment {
+    Ok(Deployment {
         metadata: d.meta(d.coordinator_name(), Some("coordinator")),
         spec: Some(DeploymentSpec {
             replicas: Some(1),

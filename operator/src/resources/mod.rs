@@ -1,5 +1,5 @@
 //! Pure builders of a StreamJob's child objects. Each takes the job's
-//! [`Deployment`] and returns a typed object ready for server-side apply.
+//! [`Blueprint`] and returns a typed object ready for server-side apply.
 
 pub mod configmap;
 pub mod coordinator;
@@ -26,9 +26,10 @@ pub const DEPLOYMENT_KEY: &str = "kubernetes.operator.deployment";
 /// The pod-template annotation that rolls the pods of a new deployment.
 pub const DEPLOYMENT_ANNOTATION: &str = "sluice.dev/deployment";
 
-/// Everything a builder needs to know about one deployment of a job.
+/// Everything the builders need to know about one deployment of a job (a `status.deployment`),
+/// from which each child object is built.
 #[derive(Debug, Clone)]
-pub struct Deployment<'a> {
+pub struct Blueprint<'a> {
     pub name: &'a str,
     pub namespace: &'a str,
     pub uid: &'a str,
@@ -45,7 +46,7 @@ pub struct Deployment<'a> {
     pub version: &'a str,
 }
 
-impl Deployment<'_> {
+impl Blueprint<'_> {
     pub fn config_map_name(&self) -> String {
         format!("{}-config", self.name)
     }
@@ -157,8 +158,8 @@ pub(crate) mod testing {
         }
     }
 
-    pub fn deployment(spec: &StreamJobSpec) -> Deployment<'_> {
-        Deployment {
+    pub fn blueprint(spec: &StreamJobSpec) -> Blueprint<'_> {
+        Blueprint {
             name: "clicks",
             namespace: "analytics",
             uid: "0000-uid",
@@ -203,7 +204,7 @@ mod tests {
             requests: [("cpu".to_string(), "500m".to_string())].into(),
             limits: [("memory".to_string(), "2Gi".to_string())].into(),
         });
-        let d = testing::deployment(&with_template);
+        let d = testing::blueprint(&with_template);
         let docs: Vec<String> = vec![
             serde_yaml::to_string(&configmap::build(&d)),
             serde_yaml::to_string(&service::coordinator(&d)),
@@ -259,9 +260,9 @@ mod tests {
     #[test]
     fn workers_cover_the_parallelism() {
         let spec = testing::spec();
-        assert_eq!(testing::deployment(&spec).worker_replicas(), 2);
+        assert_eq!(testing::blueprint(&spec).worker_replicas(), 2);
         let mut one = spec.clone();
         one.slots_per_worker = 1;
-        assert_eq!(testing::deployment(&one).worker_replicas(), 3);
+        assert_eq!(testing::blueprint(&one).worker_replicas(), 3);
     }
 }

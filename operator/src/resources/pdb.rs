@@ -6,9 +6,9 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Deployment, selector};
+use super::{Blueprint, selector};
 
-pub fn build(d: &Deployment) -> PodDisruptionBudget {
+pub fn build(d: &Blueprint) -> PodDisruptionBudget {
     PodDisruptionBudget {
         metadata: d.meta(d.name.to_string(), None),
         spec: Some(PodDisruptionBudgetSpec {

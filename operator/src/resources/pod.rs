@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{CONFIG_DIR, DEPLOYMENT_ANNOTATION, Deployment, merge_json};
+use super::{Blueprint, CONFIG_DIR, DEPLOYMENT_ANNOTATION, merge_json};
 use crate::crd::PodResources;
 
 /// The engine container's name; a `podTemplate` container of this name is merged into it.
@@ -31,7 +31,7 @@ pub struct Role<'a> {
 }
 
 /// The pod template of a role, with the user's `podTemplate` merged in.
-pub fn template(d: &Deployment, r: &Role) -> Result<PodTemplateSpec, String> {
+pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, String> {
     let spec = d.spec;
     let mut env = vec![EnvVar {
         name: "POD_IP".into(),
@@ -139,7 +139,7 @@ pub fn template(d: &Deployment, r: &Role) -> Result<PodTemplateSpec, String> {
 }
 
 /// Pod labels carry no version: a new operator must not roll running jobs' pods.
-fn pod_labels(d: &Deployment, role: &str) -> BTreeMap<String, String> {
+fn pod_labels(d: &Blueprint, role: &str) -> BTreeMap<String, String> {
     let mut l = super::selector(d.name, Some(role));
     l.insert("app.kubernetes.io/managed-by".into(), "sluice-operator".into());
     l

@@ -4,13 +4,13 @@
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{DATA_PORT, Deployment, PROBE_PORT, REST_PORT, RPC_PORT, selector};
+use super::{Blueprint, DATA_PORT, PROBE_PORT, REST_PORT, RPC_PORT, selector};
 
 fn port(name: &str, p: i32) -> ServicePort {
     ServicePort { name: Some(name.into()), port: p, target_port: Some(IntOrString::Int(p)), ..Default::default() }
 }
 
-pub fn coordinator(d: &Deployment) -> Service {
+pub fn coordinator(d: &Blueprint) -> Service {
     Service {
         metadata: d.meta(d.coordinator_name(), Some("coordinator")),
         spec: Some(ServiceSpec {
@@ -24,7 +24,7 @@ pub fn coordinator(d: &Deployment) -> Service {
     }
 }
 
-pub fn workers(d: &Deployment) -> Service {
+pub fn workers(d: &Blueprint) -> Service {
     Service {
         metadata: d.meta(d.workers_name(), Some("worker")),
         spec: Some(ServiceSpec {

@@ -2,7 +2,7 @@
 //! deletion of the engine pods' owners, savepoint triggers, finalizer removal
 //! and savepoint disposal. Every action is idempotent.
 
-use k8s_openapi::api::apps::v1::{Deployment as K8sDeployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -10,15 +10,15 @@ use serde::de::DeserializeOwned;
 
 use super::plan::Action;
 use super::{FINALIZER, parse_spec};
-use crate::context::Ctx;
+use crate::context::Context;
 use crate::crd::{StreamJob, StreamJobStatus};
 use crate::error::Error;
-use crate::resources::{self, Deployment};
+use crate::resources::{self, Blueprint};
 use crate::storage;
 
 pub const MANAGER: &str = "sluice-operator";
 
-pub async fn run(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus, action: &Action) -> Result<(), Error> {
+pub async fn run(ctx: &Context, job: &StreamJob, status: &StreamJobStatus, action: &Action) -> Result<(), Error> {
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
     ctx.leadership.check(&format!("{action:?} of job {ns}/{name}"))?;
@@ -29,7 +29,7 @@ pub async fn run(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus, action: &
             // so that "no engine objects" also means "no engine pods to come".
             let dp = DeleteParams::foreground();
             ignore_missing(
-                Api::<K8sDeployment>::namespaced(ctx.client.clone(), &ns)
+                Api::<Deployment>::namespaced(ctx.client.clone(), &ns)
                     .delete(&format!("{name}-coordinator"), &dp)
                     .await,
             )?;
@@ -65,7 +65,7 @@ fn ignore_missing<T>(r: Result<T, kube::Error>) -> Result<(), Error> {
     }
 }
 
-async fn apply<K>(ctx: &Ctx, ns: &str, obj: &K) -> Result<(), Error>
+async fn apply<K>(ctx: &Context, ns: &str, obj: &K) -> Result<(), Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + std::fmt::Debug,
     K::DynamicType: Default,
@@ -77,15 +77,15 @@ where
     Ok(())
 }
 
-/// The deployment recorded in the status, as children.
-pub fn deployment<'a>(
+/// The blueprint of the children of the deployment recorded in the status.
+pub fn blueprint<'a>(
     job: &'a StreamJob,
     status: &'a StreamJobStatus,
     spec: &'a crate::crd::StreamJobSpec,
     version: &'a str,
-) -> Result<Deployment<'a>, Error> {
+) -> Result<Blueprint<'a>, Error> {
     let owner = job.controller_owner_ref(&()).ok_or_else(|| Error::Internal("the StreamJob has no uid".into()))?;
-    Ok(Deployment {
+    Ok(Blueprint {
         name: job.meta().name.as_deref().unwrap_or_default(),
         namespace: job.meta().namespace.as_deref().unwrap_or_default(),
         uid: job.meta().uid.as_deref().unwrap_or_default(),
@@ -98,7 +98,7 @@ pub fn deployment<'a>(
     })
 }
 
-async fn apply_children(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus) -> Result<(), Error> {
+async fn apply_children(ctx: &Context, job: &StreamJob, status: &StreamJobStatus) -> Result<(), Error> {
     let name = job.name_any();
     let ns = job.namespace().unwrap_or_default();
     let spec = status
@@ -106,7 +106,7 @@ async fn apply_children(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus) ->
         .as_deref()
         .and_then(parse_spec)
         .ok_or_else(|| Error::Internal(format!("job {ns}/{name}: no readable reconciledSpec to deploy")))?;
-    let d = deployment(job, status, &spec, &ctx.version)?;
+    let d = blueprint(job, status, &spec, &ctx.version)?;
     let build = |message: String| Error::Build { job: format!("{ns}/{name}"), message };
     apply(ctx, &ns, &resources::configmap::build(&d)).await?;
     apply(ctx, &ns, &resources::service::coordinator(&d)).await?;
@@ -118,7 +118,7 @@ async fn apply_children(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus) ->
 }
 
 /// Adds the finalizer if it is missing (a JSON patch guarded by a test of the list).
-pub async fn ensure_finalizer(ctx: &Ctx, job: &StreamJob) -> Result<bool, Error> {
+pub async fn ensure_finalizer(ctx: &Context, job: &StreamJob) -> Result<bool, Error> {
     if job.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(false);
     }
@@ -136,7 +136,7 @@ pub async fn ensure_finalizer(ctx: &Ctx, job: &StreamJob) -> Result<bool, Error>
     Ok(true)
 }
 
-async fn remove_finalizer(ctx: &Ctx, job: &StreamJob) -> Result<(), Error> {
+async fn remove_finalizer(ctx: &Context, job: &StreamJob) -> Result<(), Error> {
     let Some(idx) = job.finalizers().iter().position(|f| f == FINALIZER) else { return Ok(()) };
     ctx.leadership.check("removing the finalizer")?;
     let api = Api::<StreamJob>::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
@@ -155,7 +155,7 @@ async fn remove_finalizer(ctx: &Ctx, job: &StreamJob) -> Result<(), Error> {
 /// changed since (by another reconciler, or read from a stale cache) makes it fail with
 /// [`Error::Conflict`] instead of overwriting the write-ahead record, and the caller
 /// plans again from fresh state.
-pub async fn patch_status(ctx: &Ctx, job: &StreamJob, status: &StreamJobStatus) -> Result<(), Error> {
+pub async fn patch_status(ctx: &Context, job: &StreamJob, status: &StreamJobStatus) -> Result<(), Error> {
     let (ns, name) = (job.namespace().unwrap_or_default(), job.name_any());
     ctx.leadership.check(&format!("the status write of job {ns}/{name}"))?;
     let api = Api::<StreamJob>::namespaced(ctx.client.clone(), &ns);

@@ -22,7 +22,7 @@ use kube::{Api, Resource, ResourceExt};
 
 pub use plan::parse_spec;
 
-use crate::context::{Caches, Ctx, effective_spec};
+use crate::context::{Caches, Context, effective_spec};
 use crate::crd::{StreamJob, UpgradeStep};
 use crate::error::Error;
 
@@ -30,7 +30,7 @@ use crate::error::Error;
 pub const FINALIZER: &str = "sluice.dev/finalizer";
 
 /// Reconciles one StreamJob.
-pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
     let span = tracing::info_span!("reconcile", job = %name, namespace = %ns);
@@ -51,7 +51,7 @@ pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Ctx>) -> Result<Requeue, Er
 
 /// Reconciles, and plans again from the API server's copy when the status write finds
 /// that the object it planned from is stale (another writer, or a lagging cache).
-async fn reconcile_fresh(job: Arc<StreamJob>, ctx: &Ctx) -> Result<Requeue, Error> {
+async fn reconcile_fresh(job: Arc<StreamJob>, ctx: &Context) -> Result<Requeue, Error> {
     const ATTEMPTS: u32 = 3;
     let mut job = job;
     let mut attempt = 1;
@@ -71,7 +71,7 @@ async fn reconcile_fresh(job: Arc<StreamJob>, ctx: &Ctx) -> Result<Requeue, Erro
     }
 }
 
-async fn reconcile_inner(job: &StreamJob, ctx: &Ctx) -> Result<Requeue, Error> {
+async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Error> {
     // A process that lost the Lease (its renewal hung, or it was paused) does nothing.
     ctx.leadership.check("the reconcile")?;
     tracing::debug!("reconciling");
@@ -149,7 +149,7 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Ctx) -> Result<Requeue, Error> {
     Ok(Requeue::requeue(planned.requeue))
 }
 
-async fn publish(ctx: &Ctx, job: &StreamJob, events: &[plan::Event]) {
+async fn publish(ctx: &Context, job: &StreamJob, events: &[plan::PlannedEvent]) {
     let reference = job.object_ref(&());
     for e in events {
         if e.warning {
@@ -174,7 +174,7 @@ async fn publish(ctx: &Ctx, job: &StreamJob, events: &[plan::Event]) {
     }
 }
 
-fn error_policy(job: Arc<StreamJob>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
+fn error_policy(job: Arc<StreamJob>, error: &Error, _ctx: Arc<Context>) -> Requeue {
     if let Error::NotLeader(what) = error {
         tracing::warn!(job = %job.name_any(), "not the leader any more: {what} refused");
         return Requeue::await_change();
@@ -209,7 +209,7 @@ where
 }
 
 /// Runs the StreamJob controller over `namespaces` (all when empty) until the stream ends.
-pub async fn run(ctx: Arc<Ctx>, namespaces: &[String]) {
+pub async fn run(ctx: Arc<Context>, namespaces: &[String]) {
     let scopes: Vec<Option<String>> =
         if namespaces.is_empty() { vec![None] } else { namespaces.iter().cloned().map(Some).collect() };
     let mut all = Vec::new();

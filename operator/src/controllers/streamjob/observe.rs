@@ -11,7 +11,7 @@ use kube::{Api, ResourceExt};
 
 use super::parse_spec;
 use super::plan::{ChildrenView, EngineView, TriggerView};
-use crate::context::Ctx;
+use crate::context::Context;
 use crate::crd::{StreamJob, StreamJobSpec, UpgradeStep};
 use crate::error::Error;
 use crate::resources::DEPLOYMENT_ANNOTATION;
@@ -19,7 +19,7 @@ use crate::storage;
 
 /// Resolves the SQL and validates the spec. `Err` carries a message for the
 /// status and an Event, with the SQL's line and column.
-pub async fn validate(ctx: &Ctx, job: &StreamJob, spec: &StreamJobSpec) -> Result<Result<String, String>, Error> {
+pub async fn validate(ctx: &Context, job: &StreamJob, spec: &StreamJobSpec) -> Result<Result<String, String>, Error> {
     let ns = job.namespace().unwrap_or_default();
     let sql = match (&spec.sql, &spec.sql_config_map_ref) {
         (Some(sql), _) => sql.clone(),
@@ -41,7 +41,7 @@ pub async fn validate(ctx: &Ctx, job: &StreamJob, spec: &StreamJobSpec) -> Resul
 }
 
 /// Static checks of a spec whose SQL is known. Compiling is cached per job and SQL text.
-pub fn check(ctx: &Ctx, name: &str, spec: &StreamJobSpec, sql: &str) -> Result<(), String> {
+pub fn check(ctx: &Context, name: &str, spec: &StreamJobSpec, sql: &str) -> Result<(), String> {
     if spec.image.is_none() {
         return Err("invalid spec: spec.image is not set and the operator has no default engine image \
                     (--default-engine-image; the Helm value engine.image)"
@@ -83,7 +83,7 @@ pub fn check(ctx: &Ctx, name: &str, spec: &StreamJobSpec, sql: &str) -> Result<(
 /// The children, from the watch caches (no API call) when `cached`, else (or when this
 /// namespace has no cache) from the API server: a consistent read, for decisions that
 /// must not rest on a lagging cache, such as "every old engine pod is gone".
-pub async fn children(ctx: &Ctx, job: &StreamJob, cached: bool) -> Result<ChildrenView, Error> {
+pub async fn children(ctx: &Context, job: &StreamJob, cached: bool) -> Result<ChildrenView, Error> {
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
     let (coordinator, workers, config) =
@@ -160,7 +160,7 @@ pub fn pod_problem(pod: &Pod) -> Option<String> {
 }
 
 /// The engine's view, or why it cannot be had. Time spent here is engine wait time.
-pub async fn engine(ctx: &Ctx, job: &StreamJob, children: &ChildrenView) -> EngineView {
+pub async fn engine(ctx: &Context, job: &StreamJob, children: &ChildrenView) -> EngineView {
     if !children.engine_objects {
         return EngineView::Down("no engine pods are deployed".into());
     }
@@ -175,7 +175,7 @@ pub async fn engine(ctx: &Ctx, job: &StreamJob, children: &ChildrenView) -> Engi
 
 /// The savepoint in flight, if any: asked of the engine, and, if the engine does
 /// not know it (it was restarted), looked for in storage.
-pub async fn trigger(ctx: &Ctx, job: &StreamJob, engine: &EngineView) -> Result<Option<TriggerView>, Error> {
+pub async fn trigger(ctx: &Context, job: &StreamJob, engine: &EngineView) -> Result<Option<TriggerView>, Error> {
     let Some(status) = &job.status else { return Ok(None) };
     let id = match (&status.upgrade, &status.pending_savepoint) {
         (Some(u), _) if matches!(u.step, UpgradeStep::Stopping | UpgradeStep::Fencing) => u.trigger_id.clone(),

@@ -119,7 +119,7 @@ pub enum Action {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
+pub struct PlannedEvent {
     pub warning: bool,
     pub reason: String,
     pub message: String,
@@ -129,7 +129,7 @@ pub struct Event {
 pub struct Plan {
     pub status: StreamJobStatus,
     pub actions: Vec<Action>,
-    pub events: Vec<Event>,
+    pub events: Vec<PlannedEvent>,
     pub requeue: Duration,
 }
 
@@ -157,7 +157,7 @@ struct Planner<'a> {
     i: &'a Input<'a>,
     st: StreamJobStatus,
     actions: Vec<Action>,
-    events: Vec<Event>,
+    events: Vec<PlannedEvent>,
     requeue: Duration,
     invalid: Option<String>,
 }
@@ -222,7 +222,7 @@ impl<'a> Planner<'a> {
     }
 
     fn event(&mut self, warning: bool, reason: &str, message: String) {
-        self.events.push(Event { warning, reason: reason.into(), message });
+        self.events.push(PlannedEvent { warning, reason: reason.into(), message });
     }
 
     fn soon(&mut self, d: Duration) {

@@ -68,7 +68,7 @@ fn retention_deletes_nothing_outside_the_jobs_directories_and_keeps_its_record()
             roots: vec!["s3://b/sp".into(), "s3://b/chk".into()]
         }]
     );
-    let refused: Vec<&Event> = p.events.iter().filter(|e| e.reason == "DisposeRefused").collect();
+    let refused: Vec<&PlannedEvent> = p.events.iter().filter(|e| e.reason == "DisposeRefused").collect();
     assert_eq!(refused.len(), 3, "{refused:?}");
     assert!(refused.iter().all(|e| e.warning));
     assert!(refused[0].message.contains("s3://b/sp2/one") && refused[0].message.contains("s3://b/sp, s3://b/chk"));
