@@ -1,4 +1,5 @@
-//! A client of the engine's REST contract (`engine/openapi.json`), reached
+//! A client of the engine's REST contract (`engine/openapi.json`, whose bodies are the
+//! types of `sluice_api::rest`, shared with the engine), reached
 //! either directly (`http://<job>-coordinator.<ns>:8081`) or through the API
 //! server's service proxy, for an operator that runs outside the cluster.
 //!
@@ -14,7 +15,7 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde::{Deserialize, Serialize};
+use sluice_api::rest::{ErrorBody, Job, Savepoint, SavepointRequest};
 
 /// The coordinator's REST port, as in ARCHITECTURE.md.
 pub const REST_PORT: u16 = 8081;
@@ -63,62 +64,6 @@ where
     }
 }
 
-/// `GET /v1/job`, the fields the operator uses.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct JobInfo {
-    pub state: String,
-    #[serde(default)]
-    pub restarts: u64,
-    #[serde(default)]
-    pub vertices: Vec<VertexInfo>,
-    #[serde(default)]
-    pub last_completed_checkpoint: Option<CheckpointInfo>,
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
-impl JobInfo {
-    /// The largest vertex parallelism: what the job runs at.
-    pub fn parallelism(&self) -> Option<i32> {
-        self.vertices.iter().map(|v| v.parallelism).max()
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct VertexInfo {
-    pub parallelism: i32,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct CheckpointInfo {
-    pub id: u64,
-    #[serde(default)]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub trigger_time: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SavepointRequest {
-    pub trigger_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target_directory: Option<String>,
-    pub stop: bool,
-    pub drain: bool,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct SavepointState {
-    pub status: String,
-    #[serde(default)]
-    pub location: Option<String>,
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
 /// The engine REST client.
 #[derive(Clone)]
 pub struct EngineClient {
@@ -141,7 +86,7 @@ impl EngineClient {
         format!("{job}-coordinator")
     }
 
-    pub async fn job(&self, ns: &str, job: &str) -> Result<JobInfo, EngineClientError> {
+    pub async fn job(&self, ns: &str, job: &str) -> Result<Job, EngineClientError> {
         let (code, body) = self.call(ns, job, http::Method::GET, "/v1/job", None).await?;
         decode(job, "/v1/job", code, &body)
     }
@@ -168,7 +113,7 @@ impl EngineClient {
         ns: &str,
         job: &str,
         trigger_id: &str,
-    ) -> Result<Option<SavepointState>, EngineClientError> {
+    ) -> Result<Option<Savepoint>, EngineClientError> {
         let path = format!("/v1/job/savepoints/{trigger_id}");
         let (code, body) = self.call(ns, job, http::Method::GET, &path, None).await?;
         if code == 404 {
@@ -272,10 +217,6 @@ fn decode<T: serde::de::DeserializeOwned>(
 }
 
 fn status_error(job: &str, path: &str, code: u16, body: &[u8]) -> EngineClientError {
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        error: String,
-    }
     let message = serde_json::from_slice::<ErrorBody>(body)
         .map(|b| b.error)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).trim().to_string());

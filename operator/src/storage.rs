@@ -4,6 +4,7 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use sluice_api::layout;
 use sluice_storage::{S3Options, Storage};
 
 use crate::crd::{S3Spec, StreamJobSpec};
@@ -52,13 +53,6 @@ pub async fn access_s3(
         }
     }
     Ok(Access { options })
-}
-
-/// The directory of a savepoint triggered with `trigger_id` under `dir`, as the engine names it.
-pub fn savepoint_location(dir: &str, trigger_id: &str) -> String {
-    let safe: String =
-        trigger_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    format!("{}/savepoint-{safe}", dir.trim_end_matches('/'))
 }
 
 /// A storage URI as its scheme, whether its path is absolute, and its path segments:
@@ -135,7 +129,7 @@ async fn at<T: Send + 'static>(
 
 /// Whether a complete savepoint (its `_metadata`) exists at `location`.
 pub async fn savepoint_exists(access: &Access, location: &str) -> Result<bool, Error> {
-    at(access, location, |s| s.exists("_metadata")).await
+    at(access, location, |s| s.exists(layout::METADATA)).await
 }
 
 /// Deletes a savepoint's files, if `location` lies under one of `roots` (see [`may_dispose`]).
@@ -153,11 +147,6 @@ pub async fn dispose(access: &Access, location: &str, roots: &[String]) -> Resul
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn location_matches_the_engine() {
-        assert_eq!(super::savepoint_location("s3://b/sp/", "job-up/7"), "s3://b/sp/savepoint-job-up_7");
-    }
 
     #[test]
     fn only_what_lies_under_a_configured_directory_may_be_deleted() {

@@ -17,6 +17,9 @@ use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 
+use sluice_api::layout;
+use sluice_api::rest::{SavepointRequest, SnapshotStatus};
+
 use crate::context::Context;
 use crate::controllers::streamjob::parse_spec;
 use crate::crd::{SavepointPhase, StreamJob, StreamSavepoint, StreamSavepointStatus};
@@ -178,7 +181,7 @@ async fn step(
     };
     match (st.phase, st.trigger_id.clone()) {
         (SavepointPhase::InProgress, Some(id)) => match ctx.engine.savepoint(&ns, job_name, &id).await {
-            Ok(Some(s)) if s.status == "COMPLETED" => {
+            Ok(Some(s)) if s.status == SnapshotStatus::Completed => {
                 st.phase = SavepointPhase::Completed;
                 st.location = s.location;
                 st.s3 = spec.s3.clone();
@@ -191,13 +194,13 @@ async fn step(
                 );
                 Requeue::await_change()
             }
-            Ok(Some(s)) if s.status == "FAILED" => {
+            Ok(Some(s)) if s.status == SnapshotStatus::Failed => {
                 fail_or_retry(st, format!("the savepoint failed: {}", s.error.unwrap_or_default()))
             }
             Ok(Some(_)) => Requeue::requeue(Duration::from_secs(1)),
             Ok(None) => {
                 // The coordinator restarted: the savepoint may have completed before.
-                let location = storage::savepoint_location(&directory, &id);
+                let location = layout::savepoint_location(&directory, &id);
                 let found = match storage::access(&ctx.client, &ns, spec, ctx.s3_endpoint.as_deref()).await {
                     Ok(a) => storage::savepoint_exists(&a, &location).await.unwrap_or(false),
                     Err(_) => false,
@@ -220,8 +223,8 @@ async fn step(
                 return fail_or_retry(st, format!("StreamJob {ns}/{job_name} or this StreamSavepoint has no uid"));
             };
             let id = crate::trigger_id::stream_savepoint(job_name, job_uid, &ssp.name_any(), uid, st.attempts);
-            let req = crate::engine::SavepointRequest {
-                trigger_id: id.clone(),
+            let req = SavepointRequest {
+                trigger_id: Some(id.clone()),
                 target_directory: Some(directory),
                 stop: false,
                 drain: false,

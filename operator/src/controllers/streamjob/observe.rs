@@ -8,6 +8,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::ListParams;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
+use sluice_api::layout;
+use sluice_api::rest::SnapshotStatus;
 
 use super::parse_spec;
 use super::plan::{ChildrenView, EngineView, TriggerView};
@@ -168,7 +170,7 @@ pub async fn engine(ctx: &Context, job: &StreamJob, children: &ChildrenView) -> 
     let r = ctx.engine.job(&job.namespace().unwrap_or_default(), &job.name_any()).await;
     ctx.metrics.engine_wait(t.elapsed());
     match r {
-        Ok(j) => EngineView::Up(j),
+        Ok(j) => EngineView::Up(Box::new(j)),
         Err(e) => EngineView::Down(e.to_string()),
     }
 }
@@ -196,10 +198,10 @@ pub async fn trigger(ctx: &Context, job: &StreamJob, engine: &EngineView) -> Res
         ctx.metrics.engine_wait(t.elapsed());
         match r {
             Ok(Some(s)) => {
-                return Ok(Some(match s.status.as_str() {
-                    "COMPLETED" => TriggerView::Completed(s.location.unwrap_or_default()),
-                    "FAILED" => TriggerView::Failed(s.error.unwrap_or_else(|| "no reason given".into())),
-                    _ => TriggerView::InProgress,
+                return Ok(Some(match s.status {
+                    SnapshotStatus::Completed => TriggerView::Completed(s.location.unwrap_or_default()),
+                    SnapshotStatus::Failed => TriggerView::Failed(s.error.unwrap_or_else(|| "no reason given".into())),
+                    SnapshotStatus::InProgress => TriggerView::InProgress,
                 }));
             }
             Ok(None) => {}
@@ -207,7 +209,7 @@ pub async fn trigger(ctx: &Context, job: &StreamJob, engine: &EngineView) -> Res
         }
     }
     let Some(dir) = spec.savepoints.directory.as_deref() else { return Ok(Some(TriggerView::Unknown)) };
-    let location = storage::savepoint_location(dir, &id);
+    let location = layout::savepoint_location(dir, &id);
     let found = match storage::access(&ctx.client, &ns, &spec, ctx.s3_endpoint.as_deref()).await {
         Ok(access) => storage::savepoint_exists(&access, &location).await,
         Err(e) => Err(e),

@@ -11,7 +11,7 @@ impl Planner<'_> {
             self.actions.push(Action::RemoveFinalizer);
             return;
         };
-        let running = matches!(&self.i.engine, EngineView::Up(j) if j.state == "RUNNING");
+        let running = self.engine_running();
         let wanted = spec.savepoints.on_deletion && spec.savepoints.directory.is_some();
         match (&self.st.pending_savepoint, &self.i.trigger) {
             (Some(p), Some(TriggerView::Completed(location))) if p.trigger == "deletion" => {
@@ -41,7 +41,7 @@ impl Planner<'_> {
                     None => {
                         if !matches!(trigger, Some(TriggerView::InProgress)) {
                             self.actions.push(Action::TriggerSavepoint(SavepointRequest {
-                                trigger_id: p.trigger_id.clone(),
+                                trigger_id: Some(p.trigger_id.clone()),
                                 target_directory: spec.savepoints.directory.clone(),
                                 stop: true,
                                 drain: false,
@@ -56,7 +56,7 @@ impl Planner<'_> {
                 self.st.pending_savepoint =
                     Some(PendingSavepoint { trigger_id: id.clone(), trigger: "deletion".into(), started: self.now() });
                 self.actions.push(Action::TriggerSavepoint(SavepointRequest {
-                    trigger_id: id,
+                    trigger_id: Some(id),
                     target_directory: spec.savepoints.directory.clone(),
                     stop: true,
                     drain: false,

@@ -40,7 +40,7 @@ use crate::crd::{
     DesiredState, PendingSavepoint, Phase, SavepointInfo, StreamJobSpec, StreamJobStatus, UpgradeKind, UpgradeMode,
     UpgradeRecord, UpgradeStep, parse_duration,
 };
-use crate::engine::{JobInfo, SavepointRequest};
+use sluice_api::rest::{Job, JobStatus, SavepointRequest};
 
 mod conditions;
 mod delete;
@@ -74,7 +74,7 @@ pub struct Input<'a> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineView {
-    Up(JobInfo),
+    Up(Box<Job>),
     Down(String),
 }
 
@@ -192,8 +192,10 @@ pub fn first_start(spec: &StreamJobSpec) -> (Option<&str>, bool) {
 /// Whether the engine's view shows that a deployment started: it ran, restarted or
 /// completed a checkpoint. `CREATED` (still restoring) and a `FAILED` with no restart
 /// and no checkpoint (a restore that failed) do not.
-fn started(job: &JobInfo) -> bool {
-    !matches!(job.state.as_str(), "CREATED" | "FAILED") || job.restarts > 0 || job.last_completed_checkpoint.is_some()
+fn started(job: &Job) -> bool {
+    !matches!(job.state, JobStatus::Created | JobStatus::Failed)
+        || job.restarts > 0
+        || job.last_completed_checkpoint.is_some()
 }
 
 pub fn spec_json(spec: &StreamJobSpec) -> String {
@@ -354,9 +356,14 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Whether the engine answers and the job is RUNNING: only then can it take a savepoint.
+    fn engine_running(&self) -> bool {
+        matches!(&self.i.engine, EngineView::Up(j) if j.state == JobStatus::Running)
+    }
+
     fn engine_state(&self) -> String {
         match &self.i.engine {
-            EngineView::Up(j) => j.state.clone(),
+            EngineView::Up(j) => j.state.to_string(),
             EngineView::Down(e) => format!("unreachable: {e}"),
         }
     }

@@ -29,13 +29,13 @@ impl Planner<'_> {
         if self.st.error.as_deref().is_some_and(|e| e.contains("unreachable")) {
             self.st.error = None;
         }
-        self.st.job_state = Some(job.state.clone());
-        if let Some(p) = job.parallelism() {
+        self.st.job_state = Some(job.state.to_string());
+        if let Some(p) = job.parallelism().and_then(|p| i32::try_from(p).ok()) {
             self.st.current_parallelism = Some(p);
         }
         let rolled_back = self.st.phase == Phase::RolledBack;
-        match job.state.as_str() {
-            "RUNNING" => {
+        match job.state {
+            JobStatus::Running => {
                 let since = match ts(&self.st.running_since) {
                     Some(s) => s,
                     None => {
@@ -44,9 +44,10 @@ impl Planner<'_> {
                     }
                 };
                 let checkpointed = deployed.checkpointing.storage.is_none()
-                    || job.last_completed_checkpoint.as_ref().is_some_and(|c| {
-                        c.trigger_time.as_deref().and_then(|t| t.parse::<Timestamp>().ok()).is_none_or(|t| t >= since)
-                    });
+                    || job
+                        .last_completed_checkpoint
+                        .as_ref()
+                        .is_some_and(|c| c.trigger_time.parse::<Timestamp>().ok().is_none_or(|t| t >= since));
                 let stable = elapsed(self.i.now, since) >= stabilization && checkpointed;
                 if stable {
                     if !rolled_back {
@@ -68,13 +69,13 @@ impl Planner<'_> {
                     self.maybe_rollback(readiness, "the job did not become Stable");
                 }
             }
-            "FINISHED" => {
+            JobStatus::Finished => {
                 self.st.running_since = None;
                 if !rolled_back {
                     self.set_phase(Phase::Finished);
                 }
             }
-            "FAILED" | "CANCELED" => {
+            JobStatus::Failed | JobStatus::Canceled => {
                 // Also a restore that failed (a missing, truncated or unreadable snapshot):
                 // the engine reports it as FAILED with its message.
                 self.st.running_since = None;
@@ -97,13 +98,13 @@ impl Planner<'_> {
                     self.set_phase(Phase::Failed);
                 }
             }
-            _ => {
-                // CREATED, RESTARTING, FAILING: the job is (re)starting.
+            JobStatus::Created | JobStatus::Restarting | JobStatus::Failing | JobStatus::Suspended => {
+                // The job is (re)starting.
                 self.st.running_since = None;
                 if !rolled_back {
                     let phase = if self.st.phase == Phase::Stable { Phase::Running } else { self.st.phase };
                     let phase = if matches!(phase, Phase::Created | Phase::Running | Phase::Deploying) {
-                        if job.state == "CREATED" { Phase::Deploying } else { Phase::Running }
+                        if job.state == JobStatus::Created { Phase::Deploying } else { Phase::Running }
                     } else {
                         phase
                     };

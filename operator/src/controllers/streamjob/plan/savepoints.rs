@@ -6,7 +6,7 @@ impl Planner<'_> {
     /// Periodic and nonce-triggered savepoints, which stop nothing.
     pub(super) fn schedule_savepoints(&mut self, spec: &StreamJobSpec) {
         let Some(dir) = spec.savepoints.directory.clone() else { return };
-        let running = matches!(&self.i.engine, EngineView::Up(j) if j.state == "RUNNING");
+        let running = self.engine_running();
         let nonce = self.i.spec.savepoint_nonce;
         let trigger = if nonce.is_some() && nonce != self.st.savepoint_nonce {
             self.st.savepoint_nonce = nonce;
@@ -42,7 +42,7 @@ impl Planner<'_> {
         self.st.pending_savepoint =
             Some(PendingSavepoint { trigger_id: id.clone(), trigger: kind.into(), started: self.now() });
         self.actions.push(Action::TriggerSavepoint(SavepointRequest {
-            trigger_id: id,
+            trigger_id: Some(id),
             target_directory: Some(dir),
             stop: false,
             drain: false,
@@ -72,7 +72,7 @@ impl Planner<'_> {
                 // Not known yet (the trigger may not have reached the engine): send it again.
                 if let Some(dir) = self.deployed().and_then(|s| s.savepoints.directory) {
                     self.actions.push(Action::TriggerSavepoint(SavepointRequest {
-                        trigger_id: p.trigger_id.clone(),
+                        trigger_id: Some(p.trigger_id.clone()),
                         target_directory: Some(dir),
                         stop: false,
                         drain: false,

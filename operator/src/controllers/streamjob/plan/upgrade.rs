@@ -14,7 +14,7 @@ impl Planner<'_> {
             UpgradeKind::Suspend => mode != UpgradeMode::Stateless && dir.is_some(),
             _ => mode == UpgradeMode::Savepoint && dir.is_some(),
         };
-        let job_alive = matches!(&self.i.engine, EngineView::Up(j) if j.state == "RUNNING");
+        let job_alive = self.engine_running();
         let (step, trigger_id, restore_from) = if savepoint && job_alive {
             // From the write-ahead record, unique per attempt: an aborted upgrade retried
             // later must not get the failed savepoint back.
@@ -113,12 +113,9 @@ impl Planner<'_> {
             }
             Some(TriggerView::Failed(e)) => (format!("the savepoint failed: {e}"), "SavepointFailed"),
             _ if !timed_out => {
-                if !matches!(self.i.trigger, Some(TriggerView::InProgress))
-                    && let EngineView::Up(j) = &self.i.engine
-                    && j.state == "RUNNING"
-                {
+                if !matches!(self.i.trigger, Some(TriggerView::InProgress)) && self.engine_running() {
                     self.actions.push(Action::TriggerSavepoint(SavepointRequest {
-                        trigger_id,
+                        trigger_id: Some(trigger_id),
                         target_directory: target.savepoints.directory.clone(),
                         stop: true,
                         drain: false,
@@ -132,7 +129,7 @@ impl Planner<'_> {
                 "SavepointTimedOut",
             ),
         };
-        let job_running = matches!(&self.i.engine, EngineView::Up(j) if j.state == "RUNNING");
+        let job_running = self.engine_running();
         let fallback =
             self.fallback_restore(target, rec.kind).is_some() && target.upgrade_mode != UpgradeMode::Stateless;
         if !fallback && job_running {

@@ -68,7 +68,7 @@ fn fixing_the_initial_savepoint_of_a_job_whose_first_restore_failed_redeploys_fr
     c.generation = 2;
     c.at = 22;
     c.children = ChildrenView { deployment: Some(2), ..children() };
-    c.engine = state("CREATED");
+    c.engine = state(JobStatus::Created);
     let p = c.plan();
     assert!(p.status.upgrade.is_none() && p.actions.is_empty(), "{:?} {:?}", p.status.upgrade, p.actions);
     // It runs: from now on initialSavepoint is history, as in Flink's operator.

@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use super::*;
 use crate::crd::{StreamJobSpec, StreamJobStatus};
-use crate::engine::{CheckpointInfo, JobInfo, VertexInfo};
+use sluice_api::rest::{Checkpoint, SnapshotKind, SnapshotStatus, Vertex};
 
 const T0: &str = "2026-11-30T12:00:00Z";
 /// The job's `metadata.uid`; trigger ids carry its first 8 characters.
@@ -28,40 +28,55 @@ fn spec() -> StreamJobSpec {
     .unwrap()
 }
 
-fn running(checkpoint_at: Option<&str>) -> EngineView {
-    EngineView::Up(JobInfo {
-        state: "RUNNING".into(),
-        restarts: 0,
-        vertices: vec![VertexInfo { parallelism: 2 }],
-        last_completed_checkpoint: checkpoint_at.map(|t| CheckpointInfo {
+/// `GET /v1/job` of the job: `state`, with `restarts`, the vertices' parallelism,
+/// the last completed checkpoint's trigger time and the error.
+fn job(
+    state: JobStatus,
+    restarts: u64,
+    parallelism: &[usize],
+    checkpoint_at: Option<&str>,
+    error: Option<String>,
+) -> Job {
+    Job {
+        id: UID.into(),
+        name: "clicks".into(),
+        state,
+        start_time: T0.into(),
+        end_time: None,
+        duration_ms: 0,
+        restarts,
+        vertices: parallelism
+            .iter()
+            .enumerate()
+            .map(|(id, &parallelism)| Vertex { id, uid: format!("v{id}"), name: format!("v{id}"), parallelism })
+            .collect(),
+        last_completed_checkpoint: checkpoint_at.map(|t| Checkpoint {
             id: 3,
-            kind: Some("CHECKPOINT".into()),
-            trigger_time: Some(t.into()),
+            kind: SnapshotKind::Checkpoint,
+            status: SnapshotStatus::Completed,
+            trigger_time: t.into(),
+            duration_ms: 0,
+            size_bytes: 0,
+            alignment_ms: 0,
+            location: "s3://b/chk/chk-3".into(),
+            failure: None,
         }),
-        error: None,
-    })
+        error,
+    }
 }
 
-fn state(s: &str) -> EngineView {
-    EngineView::Up(JobInfo {
-        state: s.into(),
-        restarts: 1,
-        vertices: vec![],
-        last_completed_checkpoint: None,
-        error: Some(format!("job is {s}")),
-    })
+fn running(checkpoint_at: Option<&str>) -> EngineView {
+    EngineView::Up(Box::new(job(JobStatus::Running, 0, &[2], checkpoint_at, None)))
+}
+
+fn state(s: JobStatus) -> EngineView {
+    EngineView::Up(Box::new(job(s, 1, &[], None, Some(format!("job is {s}")))))
 }
 
 /// The engine's view of a job that failed without ever running (restarts 0, no
 /// checkpoint), as after a restore that failed.
 fn failed(message: &str) -> EngineView {
-    EngineView::Up(JobInfo {
-        state: "FAILED".into(),
-        restarts: 0,
-        vertices: vec![],
-        last_completed_checkpoint: None,
-        error: Some(message.into()),
-    })
+    EngineView::Up(Box::new(job(JobStatus::Failed, 0, &[], None, Some(message.into()))))
 }
 
 fn children() -> ChildrenView {

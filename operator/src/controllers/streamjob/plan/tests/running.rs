@@ -35,10 +35,10 @@ fn the_engine_states_map_to_phases() {
     let mut st = deployed(&s);
     st.last_stable_spec = st.reconciled_spec.clone();
     for (engine, phase) in [
-        (state("FINISHED"), Phase::Finished),
-        (state("FAILED"), Phase::Failed),
-        (state("RESTARTING"), Phase::Running),
-        (state("CREATED"), Phase::Deploying),
+        (state(JobStatus::Finished), Phase::Finished),
+        (state(JobStatus::Failed), Phase::Failed),
+        (state(JobStatus::Restarting), Phase::Running),
+        (state(JobStatus::Created), Phase::Deploying),
     ] {
         let mut c = Case::new(&s, &st);
         c.engine = engine.clone();
@@ -61,7 +61,7 @@ fn an_upgrade_that_never_stabilizes_is_rolled_back_from_its_savepoint() {
     st.running_since = None;
     let mut c = Case::new(&bad, &st);
     c.generation = 2;
-    c.engine = state("RESTARTING");
+    c.engine = state(JobStatus::Restarting);
     c.at = 60;
     assert!(c.plan().status.upgrade.is_none(), "within readinessTimeout");
     c.at = 121;

@@ -18,7 +18,7 @@ fn a_sql_change_starts_a_savepoint_upgrade_recorded_before_the_trigger() {
     assert_eq!(
         p.actions,
         vec![Action::TriggerSavepoint(SavepointRequest {
-            trigger_id: id.clone(),
+            trigger_id: Some(id.clone()),
             target_directory: Some("s3://b/sp".into()),
             stop: true,
             drain: false
@@ -37,7 +37,7 @@ fn a_completed_upgrade_savepoint_deletes_the_old_pods_then_deploys_from_it() {
         Some(record(UpgradeKind::Upgrade, &changed, UpgradeStep::Stopping, Some("clicks-3f2a9c1e-upgrade-2-1")));
     let mut c = Case::new(&changed, &st);
     c.generation = 2;
-    c.engine = state("FINISHED");
+    c.engine = state(JobStatus::Finished);
     c.trigger = Some(TriggerView::Completed("s3://b/sp/savepoint-clicks-3f2a9c1e-upgrade-2-1".into()));
     let p = c.plan();
     let rec = p.status.upgrade.clone().unwrap();
@@ -163,7 +163,7 @@ fn a_restart_nonce_restarts_and_a_savepoint_nonce_only_snapshots() {
     assert_eq!(
         p.actions,
         vec![Action::TriggerSavepoint(SavepointRequest {
-            trigger_id: "clicks-3f2a9c1e-manual-3-1".into(),
+            trigger_id: Some("clicks-3f2a9c1e-manual-3-1".into()),
             target_directory: Some("s3://b/sp".into()),
             stop: false,
             drain: false
@@ -293,7 +293,7 @@ fn a_stop_savepoint_in_flight_at_its_timeout_is_not_abandoned_before_the_old_pod
     // The engine reports it completed before its pods were removed: used at once.
     let mut c = Case::new(&changed, &fencing);
     c.generation = 2;
-    c.engine = state("FINISHED");
+    c.engine = state(JobStatus::Finished);
     c.trigger = Some(TriggerView::Completed("s3://b/sp/savepoint-t".into()));
     let p = c.plan();
     let rec = p.status.upgrade.unwrap();
