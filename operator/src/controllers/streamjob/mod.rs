@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod observe;
 pub mod plan;
+pub mod validate;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,7 +89,7 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
     let uid =
         job.meta().uid.as_deref().ok_or_else(|| Error::Internal(format!("StreamJob {} has no uid", job.name_any())))?;
     let spec = effective_spec(&job.spec, &status, &ctx.defaults);
-    let validated = observe::validate(ctx, job, &spec).await?;
+    let validated = validate::validate(ctx, job, &spec).await?;
     let mut children = observe::children(ctx, job, true).await?;
     let choosing =
         status.upgrade.as_ref().is_some_and(|u| matches!(u.step, UpgradeStep::Fencing | UpgradeStep::Stopped));

@@ -1,5 +1,4 @@
-//! Observe: the child objects, the engine's REST API, the savepoint in flight,
-//! and whether the spec is valid (the SQL is compiled by the engine's front end).
+//! Observe: the child objects, the engine's REST API and the savepoint in flight.
 
 use std::time::Instant;
 
@@ -14,73 +13,10 @@ use sluice_api::rest::SnapshotStatus;
 use super::parse_spec;
 use super::plan::{ChildrenView, EngineView, TriggerView};
 use crate::context::Context;
-use crate::crd::{StreamJob, StreamJobSpec, UpgradeStep};
+use crate::crd::{StreamJob, UpgradeStep};
 use crate::error::Error;
 use crate::resources::DEPLOYMENT_ANNOTATION;
 use crate::storage;
-
-/// Resolves the SQL and validates the spec. `Err` carries a message for the
-/// status and an Event, with the SQL's line and column.
-pub async fn validate(ctx: &Context, job: &StreamJob, spec: &StreamJobSpec) -> Result<Result<String, String>, Error> {
-    let ns = job.namespace().unwrap_or_default();
-    let sql = match (&spec.sql, &spec.sql_config_map_ref) {
-        (Some(sql), _) => sql.clone(),
-        (None, Some(r)) => match Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns).get_opt(&r.name).await? {
-            None => return Ok(Err(format!("invalid spec: sqlConfigMapRef: ConfigMap {ns}/{} not found", r.name))),
-            Some(cm) => match cm.data.and_then(|mut d| d.remove(&r.key)) {
-                Some(sql) => sql,
-                None => {
-                    return Ok(Err(format!(
-                        "invalid spec: sqlConfigMapRef: ConfigMap {ns}/{} has no key '{}'",
-                        r.name, r.key
-                    )));
-                }
-            },
-        },
-        (None, None) => return Ok(Err("invalid spec: set spec.sql or spec.sqlConfigMapRef".into())),
-    };
-    Ok(check(ctx, &job.name_any(), spec, &sql).map(|()| sql))
-}
-
-/// Static checks of a spec whose SQL is known. Compiling is cached per job and SQL text.
-pub fn check(ctx: &Context, name: &str, spec: &StreamJobSpec, sql: &str) -> Result<(), String> {
-    if spec.image.is_none() {
-        return Err("invalid spec: spec.image is not set and the operator has no default engine image \
-                    (--default-engine-image; the Helm value engine.image)"
-            .into());
-    }
-    for (field, d) in [
-        ("upgrade.readinessTimeout", Some(&spec.upgrade.readiness_timeout)),
-        ("upgrade.stabilizationPeriod", Some(&spec.upgrade.stabilization_period)),
-        ("upgrade.savepointTimeout", Some(&spec.upgrade.savepoint_timeout)),
-        ("checkpointing.interval", Some(&spec.checkpointing.interval)),
-        ("savepoints.interval", spec.savepoints.interval.as_ref()),
-        ("savepoints.maxAge", spec.savepoints.max_age.as_ref()),
-    ] {
-        if let Some(d) = d
-            && crate::crd::parse_duration(d).is_none()
-        {
-            return Err(format!("invalid spec: {field}: '{d}' is not a duration such as 30s, 5m or 1h"));
-        }
-    }
-    let key = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        sql.hash(&mut h);
-        h.finish()
-    };
-    if let Ok(cache) = ctx.validated.lock()
-        && let Some((k, r)) = cache.get(name)
-        && *k == key
-    {
-        return r.clone();
-    }
-    let result = sluice_sql::compile(sql).map(|_| ()).map_err(|e| format!("invalid spec: {}", e.render("job.sql")));
-    if let Ok(mut cache) = ctx.validated.lock() {
-        cache.insert(name.to_string(), (key, result.clone()));
-    }
-    result
-}
 
 /// The children, from the watch caches (no API call) when `cached`, else (or when this
 /// namespace has no cache) from the API server: a consistent read, for decisions that
