@@ -39,7 +39,7 @@ pub const ROUTES: &[&str] = &[
     "GET /v1/job/savepoints/{triggerId}",
 ];
 
-struct Ctx {
+struct RestState {
     job: Arc<JobState>,
     /// The latest per-subtask rates, refreshed every second.
     rates: Mutex<Vec<Rates>>,
@@ -51,7 +51,7 @@ pub struct Server {
 
 /// Starts the REST server on a background thread. Port 0 picks a free port.
 pub fn serve(addr: &str, job: Arc<JobState>) -> Result<Server, EngineError> {
-    let ctx = Arc::new(Ctx { rates: Mutex::new(vec![Rates::default(); job.subtasks.len()]), job });
+    let ctx = Arc::new(RestState { rates: Mutex::new(vec![Rates::default(); job.subtasks.len()]), job });
     let sampler = ctx.clone();
     serve_router(addr, router(ctx), Some(sampler))
 }
@@ -75,7 +75,7 @@ pub fn serve_probes(addr: &str, ready: Arc<std::sync::atomic::AtomicBool>) -> Re
     serve_router(addr, router, None)
 }
 
-fn serve_router(addr: &str, router: Router, sampler: Option<Arc<Ctx>>) -> Result<Server, EngineError> {
+fn serve_router(addr: &str, router: Router, sampler: Option<Arc<RestState>>) -> Result<Server, EngineError> {
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| EngineError::Config(format!("--rest-addr {addr}: cannot listen: {e}")))?;
     listener.set_nonblocking(true).map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -101,7 +101,7 @@ fn serve_router(addr: &str, router: Router, sampler: Option<Arc<Ctx>>) -> Result
     Ok(Server { addr: local })
 }
 
-fn router(ctx: Arc<Ctx>) -> Router {
+fn router(ctx: Arc<RestState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -116,7 +116,7 @@ fn router(ctx: Arc<Ctx>) -> Router {
         .with_state(ctx)
 }
 
-async fn sample_rates(ctx: Arc<Ctx>) {
+async fn sample_rates(ctx: Arc<RestState>) {
     let mut prev: Vec<Sample> = ctx.job.subtasks.iter().map(|m| m.snapshot()).collect();
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -138,14 +138,14 @@ fn watermark_text(w: i64) -> Option<String> {
     }
 }
 
-async fn readyz(State(ctx): State<Arc<Ctx>>) -> Response {
+async fn readyz(State(ctx): State<Arc<RestState>>) -> Response {
     match ctx.job.status() {
         JobStatus::Running | JobStatus::Finished => (StatusCode::OK, "ready").into_response(),
         s => (StatusCode::SERVICE_UNAVAILABLE, format!("job is {s:?}")).into_response(),
     }
 }
 
-async fn job(State(ctx): State<Arc<Ctx>>) -> Response {
+async fn job(State(ctx): State<Arc<RestState>>) -> Response {
     let j = &ctx.job;
     let end = j.end_time.lock().ok().and_then(|e| *e);
     let duration = end.unwrap_or_else(SystemTime::now).duration_since(j.start_time).unwrap_or_default();
@@ -170,7 +170,7 @@ async fn job(State(ctx): State<Arc<Ctx>>) -> Response {
 
 /// Per vertex, aggregated over subtasks: ratios are averages, rates and counts are sums,
 /// the watermark is the minimum.
-fn vertex_metrics(ctx: &Ctx) -> Vec<api::VertexMetrics> {
+fn vertex_metrics(ctx: &RestState) -> Vec<api::VertexMetrics> {
     let rates = ctx.rates.lock().map(|r| r.clone()).unwrap_or_default();
     ctx.job
         .vertices
@@ -206,11 +206,11 @@ fn vertex_metrics(ctx: &Ctx) -> Vec<api::VertexMetrics> {
         .collect()
 }
 
-async fn job_metrics(State(ctx): State<Arc<Ctx>>) -> Response {
+async fn job_metrics(State(ctx): State<Arc<RestState>>) -> Response {
     axum::Json(api::JobMetrics { id: ctx.job.job_id.clone(), vertices: vertex_metrics(&ctx) }).into_response()
 }
 
-async fn cancel(State(ctx): State<Arc<Ctx>>) -> Response {
+async fn cancel(State(ctx): State<Arc<RestState>>) -> Response {
     if ctx.job.status().is_terminal() {
         return (
             StatusCode::CONFLICT,
@@ -222,7 +222,7 @@ async fn cancel(State(ctx): State<Arc<Ctx>>) -> Response {
     (StatusCode::ACCEPTED, axum::Json(json!({ "state": ctx.job.status() }))).into_response()
 }
 
-async fn checkpoints(State(ctx): State<Arc<Ctx>>) -> Response {
+async fn checkpoints(State(ctx): State<Arc<RestState>>) -> Response {
     let history = ctx.job.checkpoints();
     let completed = history.iter().filter(|c| c.status == SnapshotStatus::Completed).count();
     let failed = history.iter().filter(|c| c.status == SnapshotStatus::Failed).count();
@@ -236,7 +236,7 @@ fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(api::ErrorBody { error: message })).into_response()
 }
 
-async fn trigger_savepoint(State(ctx): State<Arc<Ctx>>, body: axum::body::Bytes) -> Response {
+async fn trigger_savepoint(State(ctx): State<Arc<RestState>>, body: axum::body::Bytes) -> Response {
     let req: api::SavepointRequest = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return bad_request(format!("invalid savepoint request: {e}")),
@@ -253,7 +253,7 @@ async fn trigger_savepoint(State(ctx): State<Arc<Ctx>>, body: axum::body::Bytes)
     }
 }
 
-async fn savepoint_status(State(ctx): State<Arc<Ctx>>, Path(trigger_id): Path<String>) -> Response {
+async fn savepoint_status(State(ctx): State<Arc<RestState>>, Path(trigger_id): Path<String>) -> Response {
     match ctx.job.savepoint(&trigger_id) {
         Some(s) => axum::Json(s).into_response(),
         None => (
@@ -267,7 +267,7 @@ async fn savepoint_status(State(ctx): State<Arc<Ctx>>, Path(trigger_id): Path<St
 /// A Prometheus metric: name, type, and how to read it from a subtask.
 type Gauge = (&'static str, &'static str, fn(&Sample, &Rates) -> f64);
 
-async fn prometheus(State(ctx): State<Arc<Ctx>>) -> Response {
+async fn prometheus(State(ctx): State<Arc<RestState>>) -> Response {
     use std::fmt::Write;
     let rates = ctx.rates.lock().map(|r| r.clone()).unwrap_or_default();
     let mut out = String::new();

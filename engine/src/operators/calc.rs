@@ -8,24 +8,24 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion_physical_expr::PhysicalExpr;
 
-use super::{Event, Operator};
+use super::{StreamEvent, StreamOperator};
 use crate::error::OpError;
 
 pub struct Filter {
     pub predicate: Arc<dyn PhysicalExpr>,
 }
 
-impl Operator for Filter {
+impl StreamOperator for Filter {
     fn name(&self) -> String {
         format!("Filter({})", self.predicate)
     }
 
-    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<Event>) -> Result<(), OpError> {
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         let mask = self.predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
         let mask = mask.as_boolean_opt().ok_or_else(|| OpError::Other("filter predicate is not boolean".into()))?;
         let filtered = filter_record_batch(&batch, mask)?;
         if filtered.num_rows() > 0 {
-            out.push(Event::Batch(filtered));
+            out.push(StreamEvent::Batch(filtered));
         }
         Ok(())
     }
@@ -67,13 +67,13 @@ pub fn relax(schema: &SchemaRef) -> SchemaRef {
     ))
 }
 
-impl Operator for Project {
+impl StreamOperator for Project {
     fn name(&self) -> String {
         format!("Project({})", self.exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "))
     }
 
-    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<Event>) -> Result<(), OpError> {
-        out.push(Event::Batch(Self::evaluate(&self.exprs, &self.schema, &batch)?));
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        out.push(StreamEvent::Batch(Self::evaluate(&self.exprs, &self.schema, &batch)?));
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 
 use sluice_connectors::{SinkContext, create_sink};
 
-use super::Operator;
+use super::StreamOperator;
 use super::calc::{Filter, Project};
 use super::session::SessionAggregate;
 use super::sink::Sink;
@@ -54,7 +54,7 @@ pub(crate) fn instantiate(
     job_id: &str,
     tz: &str,
     sink: &SinkSetup,
-) -> Result<Box<dyn Operator>, EngineError> {
+) -> Result<Box<dyn StreamOperator>, EngineError> {
     let shift = |z: &Option<String>| TimeShift::new(z.as_deref()).map_err(|e| EngineError::Config(e.to_string()));
     Ok(match spec {
         OpSpec::Filter(p) => Box::new(Filter { predicate: p.clone() }),

@@ -1,4 +1,4 @@
-//! Streaming operators. Each implements [`Operator`]; a vertex chains several,
+//! Streaming operators. Each implements [`StreamOperator`]; a vertex chains several,
 //! feeding the output events of one into the next.
 
 pub mod aggregate;
@@ -28,27 +28,27 @@ pub fn epoch_millis(col: &ArrayRef) -> Result<Int64Array, OpError> {
 
 /// What flows between chained operators.
 #[derive(Debug, Clone)]
-pub enum Event {
+pub enum StreamEvent {
     Batch(RecordBatch),
-    /// Event time has reached this value (milliseconds); no record with a smaller
+    /// StreamEvent time has reached this value (milliseconds); no record with a smaller
     /// or equal time attribute is expected, except late ones.
     Watermark(i64),
 }
 
 /// A streaming operator. The hooks other than `process_batch` default to
 /// forwarding or doing nothing.
-pub trait Operator: Send {
+pub trait StreamOperator: Send {
     fn name(&self) -> String;
 
-    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<Event>) -> Result<(), OpError>;
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError>;
 
-    fn process_watermark(&mut self, watermark: i64, out: &mut Vec<Event>) -> Result<(), OpError> {
-        out.push(Event::Watermark(watermark));
+    fn process_watermark(&mut self, watermark: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        out.push(StreamEvent::Watermark(watermark));
         Ok(())
     }
 
     /// Every input has ended; the final watermark has already been processed.
-    fn finish(&mut self, _out: &mut Vec<Event>) -> Result<(), OpError> {
+    fn finish(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         Ok(())
     }
 
@@ -72,13 +72,13 @@ pub trait Operator: Send {
     }
 
     /// Loads the state of the key groups this subtask owns, as written by
-    /// [`Operator::snapshot`] of any subtask at any parallelism.
+    /// [`StreamOperator::snapshot`] of any subtask at any parallelism.
     fn restore(&mut self, _key_group: u32, _state: &[u8]) -> Result<(), OpError> {
         Ok(())
     }
 
     /// Sinks: the checkpoint barrier. Flushes output written since the last call
-    /// into pending form and returns what [`Operator::commit`] makes visible.
+    /// into pending form and returns what [`StreamOperator::commit`] makes visible.
     fn pre_commit(&mut self, _checkpoint: u64) -> Result<Option<SinkSnapshot>, OpError> {
         Ok(None)
     }
@@ -103,23 +103,23 @@ pub struct SinkSnapshot {
 
 /// A chain of operators run on one thread.
 pub struct Chain {
-    pub ops: Vec<Box<dyn Operator>>,
+    pub ops: Vec<Box<dyn StreamOperator>>,
 }
 
 impl Chain {
     /// Pushes one event through the whole chain; returns the chain's output.
-    pub fn push(&mut self, event: Event) -> Result<Vec<Event>, OpError> {
+    pub fn push(&mut self, event: StreamEvent) -> Result<Vec<StreamEvent>, OpError> {
         let mut current = vec![event];
         for op in self.ops.iter_mut() {
             let mut next = Vec::with_capacity(current.len());
             for ev in current {
                 match ev {
-                    Event::Batch(b) => {
+                    StreamEvent::Batch(b) => {
                         if b.num_rows() > 0 {
                             op.process_batch(b, &mut next)?
                         }
                     }
-                    Event::Watermark(w) => op.process_watermark(w, &mut next)?,
+                    StreamEvent::Watermark(w) => op.process_watermark(w, &mut next)?,
                 }
             }
             current = next;
@@ -131,14 +131,14 @@ impl Chain {
     }
 
     /// Finishes each operator in order, passing what one emits to the rest.
-    pub fn finish(&mut self) -> Result<Vec<Event>, OpError> {
-        let mut carried: Vec<Event> = Vec::new();
+    pub fn finish(&mut self) -> Result<Vec<StreamEvent>, OpError> {
+        let mut carried: Vec<StreamEvent> = Vec::new();
         for i in 0..self.ops.len() {
             let mut produced = Vec::new();
             for ev in carried.drain(..) {
                 match ev {
-                    Event::Batch(b) => self.ops[i].process_batch(b, &mut produced)?,
-                    Event::Watermark(w) => self.ops[i].process_watermark(w, &mut produced)?,
+                    StreamEvent::Batch(b) => self.ops[i].process_batch(b, &mut produced)?,
+                    StreamEvent::Watermark(w) => self.ops[i].process_watermark(w, &mut produced)?,
                 }
             }
             self.ops[i].finish(&mut produced)?;

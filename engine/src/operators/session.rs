@@ -13,7 +13,7 @@ use arrow::record_batch::RecordBatch;
 use super::aggregate::{AggDef, GroupAccs};
 use super::calc::relax;
 use super::window::{Keys, TimeShift, window_columns};
-use super::{Event, KeyGroupWriters, Operator, epoch_millis};
+use super::{KeyGroupWriters, StreamEvent, StreamOperator, epoch_millis};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
 use crate::state::codec::Reader;
@@ -78,12 +78,12 @@ impl SessionAggregate {
     }
 }
 
-impl Operator for SessionAggregate {
+impl StreamOperator for SessionAggregate {
     fn name(&self) -> String {
         format!("SessionAggregate(gap={}ms)", self.gap)
     }
 
-    fn process_batch(&mut self, batch: RecordBatch, _out: &mut Vec<Event>) -> Result<(), OpError> {
+    fn process_batch(&mut self, batch: RecordBatch, _out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         let ts = epoch_millis(batch.column(self.time_col))?;
         let keys = self.keys.encode(&batch)?;
         let inputs: Vec<_> = self.aggs.iter().map(|a| a.evaluate(&batch)).collect::<Result<_, _>>()?;
@@ -153,7 +153,7 @@ impl Operator for SessionAggregate {
         Ok(())
     }
 
-    fn process_watermark(&mut self, watermark: i64, out: &mut Vec<Event>) -> Result<(), OpError> {
+    fn process_watermark(&mut self, watermark: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         if watermark > self.watermark {
             self.watermark = watermark;
             if self.min_end_utc - 1 <= watermark {
@@ -186,7 +186,7 @@ impl Operator for SessionAggregate {
                     cols.extend(self.keys.decode(&key_bytes)?);
                     cols.extend(self.accs.emit(&self.aggs, &ids)?);
                     debug_assert_eq!(cols[0].len(), n);
-                    out.push(Event::Batch(RecordBatch::try_new(self.schema.clone(), cols)?));
+                    out.push(StreamEvent::Batch(RecordBatch::try_new(self.schema.clone(), cols)?));
                     for g in ids {
                         self.accs.reset(g);
                         self.free.push(g);
@@ -194,7 +194,7 @@ impl Operator for SessionAggregate {
                 }
             }
         }
-        out.push(Event::Watermark(watermark));
+        out.push(StreamEvent::Watermark(watermark));
         Ok(())
     }
 

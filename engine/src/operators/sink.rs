@@ -3,7 +3,7 @@
 use arrow::record_batch::RecordBatch;
 use sluice_connectors::SinkWriter;
 
-use super::{Event, Operator, SinkSnapshot};
+use super::{SinkSnapshot, StreamEvent, StreamOperator};
 use crate::error::OpError;
 
 pub struct Sink {
@@ -14,21 +14,21 @@ pub struct Sink {
     pub exactly_once: bool,
 }
 
-impl Operator for Sink {
+impl StreamOperator for Sink {
     fn name(&self) -> String {
         format!("Sink({})", self.table)
     }
 
-    fn process_batch(&mut self, batch: RecordBatch, _out: &mut Vec<Event>) -> Result<(), OpError> {
+    fn process_batch(&mut self, batch: RecordBatch, _out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         self.writer.write(&batch)?;
         Ok(())
     }
 
-    fn process_watermark(&mut self, _watermark: i64, _out: &mut Vec<Event>) -> Result<(), OpError> {
+    fn process_watermark(&mut self, _watermark: i64, _out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         Ok(())
     }
 
-    fn finish(&mut self, _out: &mut Vec<Event>) -> Result<(), OpError> {
+    fn finish(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         if !self.exactly_once {
             self.writer.finish()?;
         }

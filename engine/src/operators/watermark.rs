@@ -21,7 +21,7 @@ use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use datafusion_physical_expr::PhysicalExpr;
 
-use super::{Event, Operator, epoch_millis};
+use super::{StreamEvent, StreamOperator, epoch_millis};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
 
@@ -56,12 +56,12 @@ impl WatermarkAssigner {
     }
 }
 
-impl Operator for WatermarkAssigner {
+impl StreamOperator for WatermarkAssigner {
     fn name(&self) -> String {
         format!("WatermarkAssigner({})", self.expr)
     }
 
-    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<Event>) -> Result<(), OpError> {
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         let n = batch.num_rows();
         let wm = self.expr.evaluate(&batch)?.into_array(n)?;
         let wm = epoch_millis(&wm)?;
@@ -70,27 +70,27 @@ impl Operator for WatermarkAssigner {
         for r in 0..n {
             if !ts.is_null(r) && ts.value(r) <= self.current && self.current > self.emitted {
                 if r > seg_start {
-                    out.push(Event::Batch(batch.slice(seg_start, r - seg_start)));
+                    out.push(StreamEvent::Batch(batch.slice(seg_start, r - seg_start)));
                 }
-                out.push(Event::Watermark(self.current));
+                out.push(StreamEvent::Watermark(self.current));
                 self.emitted = self.current;
                 seg_start = r;
             }
             if !wm.is_null(r) && wm.value(r) > self.current {
                 self.current = wm.value(r);
                 if self.crosses_trigger() {
-                    out.push(Event::Batch(batch.slice(seg_start, r + 1 - seg_start)));
-                    out.push(Event::Watermark(self.current));
+                    out.push(StreamEvent::Batch(batch.slice(seg_start, r + 1 - seg_start)));
+                    out.push(StreamEvent::Watermark(self.current));
                     self.emitted = self.current;
                     seg_start = r + 1;
                 }
             }
         }
         if seg_start < n {
-            out.push(Event::Batch(if seg_start == 0 { batch } else { batch.slice(seg_start, n - seg_start) }));
+            out.push(StreamEvent::Batch(if seg_start == 0 { batch } else { batch.slice(seg_start, n - seg_start) }));
         }
         if self.current > self.emitted {
-            out.push(Event::Watermark(self.current));
+            out.push(StreamEvent::Watermark(self.current));
             self.emitted = self.current;
         }
         Ok(())

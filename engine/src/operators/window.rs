@@ -23,7 +23,7 @@ use sluice_sql::plan::WindowKind;
 
 use super::aggregate::{AggDef, GroupAccs};
 use super::calc::relax;
-use super::{Event, KeyGroupWriters, Operator, epoch_millis};
+use super::{KeyGroupWriters, StreamEvent, StreamOperator, epoch_millis};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
 use crate::state::codec::Reader;
@@ -268,7 +268,7 @@ impl WindowAggregate {
         }
     }
 
-    fn fire(&mut self, watermark: i64, out: &mut Vec<Event>) -> Result<(), OpError> {
+    fn fire(&mut self, watermark: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         while let Some(entry) = self.panes.first_entry() {
             let end_utc = *entry.key();
             if end_utc - 1 > watermark {
@@ -287,18 +287,18 @@ impl WindowAggregate {
                 window_columns(vec![pane.start; n], vec![pane.end; n], vec![end_utc - 1; n], &self.time_type);
             cols.extend(self.keys.decode(&key_bytes)?);
             cols.extend(pane.accs.emit(&self.aggs, &ids)?);
-            out.push(Event::Batch(RecordBatch::try_new(self.schema.clone(), cols)?));
+            out.push(StreamEvent::Batch(RecordBatch::try_new(self.schema.clone(), cols)?));
         }
         Ok(())
     }
 }
 
-impl Operator for WindowAggregate {
+impl StreamOperator for WindowAggregate {
     fn name(&self) -> String {
         format!("WindowAggregate({})", self.assigner.kind)
     }
 
-    fn process_batch(&mut self, batch: RecordBatch, _out: &mut Vec<Event>) -> Result<(), OpError> {
+    fn process_batch(&mut self, batch: RecordBatch, _out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         let n = batch.num_rows();
         let ts = epoch_millis(batch.column(self.time_col))?;
         // (end instant, start local, end local, row)
@@ -352,7 +352,7 @@ impl Operator for WindowAggregate {
         Ok(())
     }
 
-    fn process_watermark(&mut self, watermark: i64, out: &mut Vec<Event>) -> Result<(), OpError> {
+    fn process_watermark(&mut self, watermark: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         if watermark > self.watermark {
             self.watermark = watermark;
             if watermark >= self.next_trigger {
@@ -366,7 +366,7 @@ impl Operator for WindowAggregate {
             }
             self.fire(watermark, out)?;
         }
-        out.push(Event::Watermark(watermark));
+        out.push(StreamEvent::Watermark(watermark));
         Ok(())
     }
 
@@ -447,12 +447,12 @@ impl WindowAssign {
     }
 }
 
-impl Operator for WindowAssign {
+impl StreamOperator for WindowAssign {
     fn name(&self) -> String {
         format!("WindowAssign({})", self.assigner.kind)
     }
 
-    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<Event>) -> Result<(), OpError> {
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         let ts = epoch_millis(batch.column(self.time_col))?;
         let (mut idx, mut starts, mut ends, mut times) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         self.assigner.for_each_open(&ts, self.watermark, |r, start, end, end_utc| {
@@ -468,13 +468,13 @@ impl Operator for WindowAssign {
         let mut cols: Vec<ArrayRef> =
             batch.columns().iter().map(|c| take(c, &indices, None)).collect::<Result<_, _>>()?;
         cols.extend(window_columns(starts, ends, times, &self.time_type));
-        out.push(Event::Batch(RecordBatch::try_new(self.schema.clone(), cols)?));
+        out.push(StreamEvent::Batch(RecordBatch::try_new(self.schema.clone(), cols)?));
         Ok(())
     }
 
-    fn process_watermark(&mut self, watermark: i64, out: &mut Vec<Event>) -> Result<(), OpError> {
+    fn process_watermark(&mut self, watermark: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         self.watermark = self.watermark.max(watermark);
-        out.push(Event::Watermark(watermark));
+        out.push(StreamEvent::Watermark(watermark));
         Ok(())
     }
 

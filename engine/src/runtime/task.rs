@@ -19,7 +19,7 @@ use crate::error::OpError;
 use crate::job::JobState;
 use crate::keygroup;
 use crate::metrics::{NO_WATERMARK, SubtaskMetrics};
-use crate::operators::{Chain, Event, KeyGroupWriters};
+use crate::operators::{Chain, KeyGroupWriters, StreamEvent};
 use crate::plan::Partitioning;
 
 /// The checkpoint id a subtask snapshots with when its input has ended.
@@ -63,13 +63,13 @@ impl Outputs {
         Ok(())
     }
 
-    fn emit(&mut self, ev: Event) -> Result<Result<(), Disconnected>, OpError> {
+    fn emit(&mut self, ev: StreamEvent) -> Result<Result<(), Disconnected>, OpError> {
         match ev {
-            Event::Watermark(w) => {
+            StreamEvent::Watermark(w) => {
                 self.metrics.watermark.store(w, Ordering::Relaxed);
                 Ok(self.broadcast(|| Msg::Watermark(w)))
             }
-            Event::Batch(b) => {
+            StreamEvent::Batch(b) => {
                 SubtaskMetrics::add(&self.metrics.records_out, b.num_rows() as u64);
                 SubtaskMetrics::add(&self.metrics.bytes_out, b.get_array_memory_size() as u64);
                 for i in 0..self.edges.len() {
@@ -208,7 +208,7 @@ impl TaskCtx {
     ) -> Result<Result<(), Disconnected>, OpError> {
         if barrier.drain && reader.is_some() {
             // Flink's --drain: fire every window before the savepoint.
-            if forward(chain, outputs, Event::Watermark(i64::MAX))?.is_err() {
+            if forward(chain, outputs, StreamEvent::Watermark(i64::MAX))?.is_err() {
                 return Ok(Err(Disconnected));
             }
         }
@@ -290,7 +290,7 @@ impl Inbox<'_> {
     }
 }
 
-pub fn forward(chain: &mut Chain, outputs: &mut Outputs, ev: Event) -> Result<Result<(), Disconnected>, OpError> {
+pub fn forward(chain: &mut Chain, outputs: &mut Outputs, ev: StreamEvent) -> Result<Result<(), Disconnected>, OpError> {
     for out in chain.push(ev)? {
         if let Err(d) = outputs.emit(out)? {
             return Ok(Err(d));
@@ -301,7 +301,7 @@ pub fn forward(chain: &mut Chain, outputs: &mut Outputs, ev: Event) -> Result<Re
 
 /// End of input: the final watermark, then each operator's finish.
 fn finish_chain(chain: &mut Chain, outputs: &mut Outputs) -> Result<Result<(), Disconnected>, OpError> {
-    if forward(chain, outputs, Event::Watermark(i64::MAX))?.is_err() {
+    if forward(chain, outputs, StreamEvent::Watermark(i64::MAX))?.is_err() {
         return Ok(Err(Disconnected));
     }
     for out in chain.finish()? {
@@ -370,7 +370,7 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
                 }
                 SubtaskMetrics::add(&m.records_in, b.num_rows() as u64);
                 SubtaskMetrics::add(&m.bytes_in, b.get_array_memory_size() as u64);
-                if forward(chain, outputs, Event::Batch(b))?.is_err() {
+                if forward(chain, outputs, StreamEvent::Batch(b))?.is_err() {
                     return Ok(());
                 }
                 let bp = m.backpressured_ns.load(Ordering::Relaxed).saturating_sub(bp_before);
@@ -474,7 +474,7 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
             Msg::Batch(b) => {
                 SubtaskMetrics::add(&m.records_in, b.num_rows() as u64);
                 SubtaskMetrics::add(&m.bytes_in, b.get_array_memory_size() as u64);
-                let r = forward(chain, outputs, Event::Batch(b))?;
+                let r = forward(chain, outputs, StreamEvent::Batch(b))?;
                 if let Some(c) = credits.get(ch) {
                     c.release();
                 }
@@ -557,7 +557,7 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
             {
                 current = w;
                 m.watermark.store(w, Ordering::Relaxed);
-                if forward(chain, outputs, Event::Watermark(w))?.is_err() {
+                if forward(chain, outputs, StreamEvent::Watermark(w))?.is_err() {
                     return Ok(());
                 }
             }
