@@ -44,8 +44,8 @@ use crate::options::Options;
 use crate::rng::{GOLDEN, below, mix64, seed_of, unit_f64};
 use crate::state::{Dec, Enc, StrideSplit, TAG_DATAGEN, merge_plan, merged_batch, total_remaining};
 use crate::throttle::Throttle;
-use crate::types::{ColType, column_types};
 use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
+use sluice_format::types::{ColType, column_types};
 
 pub(crate) const OPTIONS: &str = "'rows-per-second', 'number-of-rows', 'seed', 'fields.<f>.kind', \
 'fields.<f>.min', 'fields.<f>.max', 'fields.<f>.length', 'fields.<f>.var-len', 'fields.<f>.max-past', \
@@ -359,7 +359,7 @@ impl DatagenReader {
                             let mut values = Vec::with_capacity(n * 8);
                             offsets.push(0i32);
                             for v in seq {
-                                crate::javafmt::push_i64(&mut values, v);
+                                sluice_format::number::push_i64(&mut values, v);
                                 offsets.push(values.len() as i32);
                             }
                             string_array(&self.table, offsets, values, nulls)?

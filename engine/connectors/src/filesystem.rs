@@ -80,8 +80,8 @@ use crate::options::Options;
 use sluice_storage::{S3Options, Storage, StorageError, Upload, UploadHandle};
 
 use crate::state::{Dec, Enc, TAG_FS_COMMITTABLE, TAG_FS_S3_COMMITTABLE, TAG_FS_SINK_STATE, TAG_FS_SPLIT};
-use crate::types::{ColType, column_types};
 use crate::{ConnectorError, SinkContext, SinkWriter, SourceContext, SourceEvent, SourceReader};
+use sluice_format::types::{ColType, column_types};
 
 mod s3io;
 

@@ -32,16 +32,13 @@ mod blackhole;
 mod datagen;
 mod filesystem;
 mod format;
-mod javafmt;
 mod nexmark;
 mod options;
 mod print;
 mod rng;
 mod state;
 mod throttle;
-mod types;
 
-pub use javafmt::java_double;
 use options::Options;
 /// The S3 settings type of [`SourceContext::s3`] and [`SinkContext::s3`].
 pub use sluice_storage::S3Options;

@@ -214,7 +214,7 @@ impl NexmarkConfig {
             None => DEFAULT_BASE_TIME,
             Some(v) => match v.trim().parse::<i64>() {
                 Ok(ms) => ms,
-                Err(_) => crate::javafmt::parse_timestamp(v.trim()).map(|(ms, _)| ms).ok_or_else(|| {
+                Err(_) => sluice_format::time::parse_timestamp(v.trim()).map(|(ms, _)| ms).ok_or_else(|| {
                     o.error(format!(
                         "option 'nexmark.base-time' = '{v}' is invalid: expected epoch milliseconds or 'yyyy-MM-dd HH:mm:ss'"
                     ))
@@ -258,7 +258,7 @@ impl NexmarkConfig {
                 return Err(o.error(format!(
                     "column `{}` has type {}, but nexmark table '{}' makes it {}",
                     f.name(),
-                    crate::types::describe_arrow(f.data_type()),
+                    sluice_format::types::describe_arrow(f.data_type()),
                     kind.name(),
                     match cols[idx].1 {
                         ColKind::Int64 => "BIGINT",

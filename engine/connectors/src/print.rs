@@ -9,10 +9,10 @@
 use std::io::Write;
 
 use arrow::record_batch::RecordBatch;
+use sluice_format::row::RowStringEncoder;
+use sluice_format::types::column_types;
 
-use crate::format::row_string::RowStringEncoder;
 use crate::options::Options;
-use crate::types::column_types;
 use crate::{ConnectorError, SinkContext, SinkWriter};
 
 pub(crate) const OPTIONS: &str = "'print-identifier', 'standard-error'";
@@ -71,7 +71,9 @@ impl PrintSink {
 impl SinkWriter for PrintSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), ConnectorError> {
         self.buf.clear();
-        self.encoder.encode(&self.table, batch, &mut self.buf)?;
+        self.encoder
+            .encode(batch, &mut self.buf)
+            .map_err(|e| ConnectorError::Arrow { table: self.table.clone(), message: e.to_string() })?;
         let res = if self.stderr {
             std::io::stderr().lock().write_all(&self.buf)
         } else {

@@ -1,6 +1,6 @@
-//! The filesystem sink's json and csv text, byte for byte against what Apache
-//! Flink 2.3 wrote for the same rows (`tests/flink/`, made by the scripts
-//! there with PyFlink), and read back.
+//! The filesystem sink's json and csv text and the print sink's rows, byte for
+//! byte against what Apache Flink 2.3 wrote for the same rows (`tests/flink/`,
+//! made by the scripts there with PyFlink), and read back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -94,6 +94,24 @@ fn json_text_equals_flink() {
 fn csv_text_equals_flink() {
     let text = write_with_sink(all_types_schema(), &all_types_batch(&CSV_ORDER), &[("format", "csv")]);
     assert_eq!(text, fixture("all_types.csv"));
+}
+
+/// The print sink writes to stdout, so its encoder is checked directly.
+fn print_rows(prefix: &str) -> String {
+    use sluice_format::row::RowStringEncoder;
+    use sluice_format::types::column_types;
+    let batch = all_types_batch(&(1..=15).collect::<Vec<_>>());
+    let types = column_types(batch.schema().fields(), "print").unwrap();
+    let mut enc = RowStringEncoder::new(types, prefix.to_string());
+    let mut out = Vec::new();
+    enc.encode(&batch, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn print_rows_equal_flink() {
+    assert_eq!(print_rows(""), fixture("all_types.print"));
+    assert_eq!(print_rows("tag> "), fixture("all_types.print_tagged"));
 }
 
 fn extra_schema() -> SchemaRef {

@@ -444,7 +444,7 @@ pub fn to_flink_string(a: &ArrayRef, _tz: &str) -> Result<ArrayRef> {
         DataType::Float64 | DataType::Float32 => {
             let f = cast(a, &DataType::Float64)?;
             let f: &Float64Array = f.as_primitive();
-            let out: StringArray = f.iter().map(|v| v.map(sluice_connectors::java_double)).collect();
+            let out: StringArray = f.iter().map(|v| v.map(sluice_format::java_double)).collect();
             Ok(Arc::new(out))
         }
         DataType::Boolean => {

@@ -24,14 +24,15 @@ use std::sync::Arc;
 use arrow::datatypes::Field;
 
 use super::RecordError;
-use super::columns::{Col, RowBuilders, Val, columns, java_parse_boolean, java_parse_double, parse_decimal};
+use super::columns::{Col, RowBuilders, Val, columns};
 use crate::ConnectorError;
-use crate::javafmt::{
-    parse_timestamp, push_big_decimal, push_big_decimal_plain, push_i64, push_java_double, push_sql_timestamp,
-    strip_trailing_zeros,
-};
 use crate::options::Options;
-use crate::types::ColType;
+use sluice_format::number::{
+    java_parse_boolean, java_parse_double, parse_decimal, push_big_decimal, push_big_decimal_plain, push_i64,
+    push_java_double, strip_trailing_zeros,
+};
+use sluice_format::time::{parse_timestamp, push_sql_timestamp};
+use sluice_format::types::ColType;
 
 #[derive(Debug, Clone)]
 pub(crate) struct CsvOptions {

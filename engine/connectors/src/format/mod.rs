@@ -1,10 +1,10 @@
 //! Text formats (Flink's `json` and `csv`), as row encoders for sinks and
-//! line decoders for sources, plus the `Row.toString` form of the print sink.
+//! line decoders for sources. The text of each value, and the print sink's
+//! `Row.toString`, come from `sluice-format`.
 
 pub(crate) mod columns;
 pub(crate) mod csv;
 pub(crate) mod json;
-pub(crate) mod row_string;
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::ConnectorError;
 use crate::options::Options;
-use crate::types::{ColType, column_types};
+use sluice_format::types::{ColType, column_types};
 
 pub(crate) const FORMATS: &str = "'json' or 'csv'";
 

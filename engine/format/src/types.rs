@@ -1,4 +1,5 @@
-//! The column types connectors read and write, and their Arrow forms.
+//! The column types whose text forms this crate knows (those connectors read
+//! and write), and their Arrow forms.
 
 use arrow::datatypes::{DataType, Field, TimeUnit};
 
@@ -7,7 +8,7 @@ use arrow::datatypes::{DataType, Field, TimeUnit};
 /// DECIMAL(p,s)→Decimal128(p,s), STRING/VARCHAR→Utf8,
 /// TIMESTAMP(3)→Timestamp(ms), TIMESTAMP_LTZ(3)→Timestamp(ms, tz).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ColType {
+pub enum ColType {
     Boolean,
     Int32,
     Int64,
@@ -18,11 +19,13 @@ pub(crate) enum ColType {
     TimestampLtz,
 }
 
-pub(crate) const SUPPORTED_TYPES: &str =
+/// The types of [`ColType`], as error messages list them.
+pub const SUPPORTED_TYPES: &str =
     "BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p, s), STRING/VARCHAR, TIMESTAMP(3) and TIMESTAMP_LTZ(3)";
 
 impl ColType {
-    pub(crate) fn from_arrow(dt: &DataType) -> Option<ColType> {
+    /// The column type of an Arrow type, if Sluice supports it.
+    pub fn from_arrow(dt: &DataType) -> Option<ColType> {
         Some(match dt {
             DataType::Boolean => ColType::Boolean,
             DataType::Int32 => ColType::Int32,
@@ -36,7 +39,8 @@ impl ColType {
         })
     }
 
-    pub(crate) fn sql_name(self) -> String {
+    /// The type's SQL name, for messages.
+    pub fn sql_name(self) -> String {
         match self {
             ColType::Boolean => "BOOLEAN".into(),
             ColType::Int32 => "INT".into(),
@@ -51,7 +55,7 @@ impl ColType {
 }
 
 /// The SQL-ish name of an Arrow type, for messages about unsupported columns.
-pub(crate) fn describe_arrow(dt: &DataType) -> String {
+pub fn describe_arrow(dt: &DataType) -> String {
     match ColType::from_arrow(dt) {
         Some(t) => t.sql_name(),
         None => match dt {
@@ -67,7 +71,7 @@ pub(crate) fn describe_arrow(dt: &DataType) -> String {
 
 /// The column types of a schema, or an error message naming the first column
 /// whose type the connector cannot handle.
-pub(crate) fn column_types(fields: &[std::sync::Arc<Field>], connector: &str) -> Result<Vec<ColType>, String> {
+pub fn column_types(fields: &[std::sync::Arc<Field>], connector: &str) -> Result<Vec<ColType>, String> {
     fields
         .iter()
         .map(|f| {

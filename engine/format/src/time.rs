@@ -1,13 +1,6 @@
-//! Text forms of values exactly as Apache Flink (that is, Java and Jackson)
-//! writes them. Verified against Flink 2.3's output (see the crate's tests):
+//! Timestamps as Flink writes and reads them (proleptic Gregorian calendar,
+//! milliseconds since the epoch in UTC). Verified against Flink 2.3's output:
 //!
-//! - DOUBLE: `Double.toString` — plain notation for 1e-3 <= |x| < 1e7 with at
-//!   least one fractional digit (`1.0`, `0.001`, `123456.789`), otherwise
-//!   `d.dddE[-]n` (`1.0E7`, `1.234E-5`, `4.9E-324`); `NaN`, `Infinity`.
-//! - DECIMAL: `BigDecimal.toString` (scientific when the adjusted exponent is
-//!   below -6: `1E-10`, `0E-10`); the json and csv formats first strip trailing
-//!   zeros as Jackson's `JsonNodeFactory` does (`12.50` → `12.5`, `0.00` → `0`,
-//!   `100.00` → `1E+2`).
 //! - TIMESTAMP(3) in json/csv: `yyyy-MM-dd HH:mm:ss` plus `.fff` with trailing
 //!   zeros trimmed and no point when the fraction is zero (Flink's
 //!   `SQL_TIMESTAMP_FORMAT`); TIMESTAMP_LTZ(3) the same in UTC with a `Z`.
@@ -15,227 +8,8 @@
 //!   (`2024-01-01T00:00`, `2024-01-01T00:00:10`, `2024-01-01T00:00:10.500`) and
 //!   TIMESTAMP_LTZ(3) is `Instant.toString` (`2024-01-01T00:00:10.500Z`).
 
-use std::fmt::Write as _;
-
-/// Appends Java's `Double.toString(v)`.
-pub(crate) fn push_java_double(out: &mut Vec<u8>, v: f64, scratch: &mut String) {
-    if v.is_nan() {
-        out.extend_from_slice(b"NaN");
-        return;
-    }
-    if v.is_infinite() {
-        out.extend_from_slice(if v > 0.0 { b"Infinity" } else { b"-Infinity" });
-        return;
-    }
-    if v == 0.0 {
-        out.extend_from_slice(if v.is_sign_negative() { b"-0.0" } else { b"0.0" });
-        return;
-    }
-    if v.is_sign_negative() {
-        out.push(b'-');
-    }
-    scratch.clear();
-    // Rust prints the shortest digits that round-trip, as Java does since JDK 19.
-    let _ = write!(scratch, "{:e}", v.abs());
-    if !scratch.contains('.') {
-        // One significant digit: Java prints two (`d.d`), choosing the two-digit
-        // decimal closest to the exact value, which differs from `d.0` for
-        // subnormals (Double.MIN_VALUE is `4.9E-324`, not `5.0E-324`).
-        let shortest_len = scratch.len();
-        let _ = write!(scratch, "|{:.1e}", v.abs());
-        let two = scratch[shortest_len + 1..].to_string();
-        scratch.truncate(shortest_len);
-        if two.parse::<f64>().ok() == Some(v.abs()) {
-            scratch.clear();
-            scratch.push_str(&two);
-        }
-    }
-    let (mantissa, exp) = scratch.split_once('e').unwrap_or((scratch.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let mut digits = [0u8; 32];
-    let mut n = 0;
-    for b in mantissa.bytes().filter(u8::is_ascii_digit) {
-        if n < digits.len() {
-            digits[n] = b;
-            n += 1;
-        }
-    }
-    // The two-digit form of a one-digit value may end in a zero (`5.0`).
-    while n > 1 && digits[n - 1] == b'0' {
-        n -= 1;
-    }
-    let digits = &digits[..n];
-    if (-3..7).contains(&exp) {
-        if exp >= 0 {
-            let int_len = exp as usize + 1;
-            for i in 0..int_len {
-                out.push(*digits.get(i).unwrap_or(&b'0'));
-            }
-            out.push(b'.');
-            if digits.len() > int_len {
-                out.extend_from_slice(&digits[int_len..]);
-            } else {
-                out.push(b'0');
-            }
-        } else {
-            out.extend_from_slice(b"0.");
-            for _ in 0..(-exp - 1) {
-                out.push(b'0');
-            }
-            out.extend_from_slice(digits);
-        }
-    } else {
-        out.push(digits[0]);
-        out.push(b'.');
-        if digits.len() > 1 {
-            out.extend_from_slice(&digits[1..]);
-        } else {
-            out.push(b'0');
-        }
-        out.push(b'E');
-        push_i64(out, i64::from(exp));
-    }
-}
-
-/// Java's `Double.toString` of `v`, as Flink prints DOUBLE values.
-pub fn java_double(v: f64) -> String {
-    let mut out = Vec::new();
-    push_java_double(&mut out, v, &mut String::new());
-    String::from_utf8(out).unwrap_or_default()
-}
-
-#[inline]
-pub(crate) fn push_i64(out: &mut Vec<u8>, v: i64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let neg = v < 0;
-    let mut u = v.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (u % 10) as u8;
-        u /= 10;
-        if u == 0 {
-            break;
-        }
-    }
-    if neg {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&buf[i..]);
-}
-
-fn u128_digits(v: u128, buf: &mut [u8; 40]) -> &[u8] {
-    let mut i = buf.len();
-    let mut u = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (u % 10) as u8;
-        u /= 10;
-        if u == 0 {
-            break;
-        }
-    }
-    &buf[i..]
-}
-
-/// Appends Java's `BigDecimal.toString()` of `unscaled × 10^-scale`.
-pub(crate) fn push_big_decimal(out: &mut Vec<u8>, unscaled: i128, scale: i32) {
-    let mut buf = [0u8; 40];
-    let digits = u128_digits(unscaled.unsigned_abs(), &mut buf);
-    if unscaled < 0 {
-        out.push(b'-');
-    }
-    let len = digits.len() as i64;
-    let adjusted = -i64::from(scale) + (len - 1);
-    if scale >= 0 && adjusted >= -6 {
-        let scale = scale as i64;
-        if scale == 0 {
-            out.extend_from_slice(digits);
-        } else if len > scale {
-            let point = (len - scale) as usize;
-            out.extend_from_slice(&digits[..point]);
-            out.push(b'.');
-            out.extend_from_slice(&digits[point..]);
-        } else {
-            out.extend_from_slice(b"0.");
-            for _ in 0..(scale - len) {
-                out.push(b'0');
-            }
-            out.extend_from_slice(digits);
-        }
-    } else {
-        out.push(digits[0]);
-        if digits.len() > 1 {
-            out.push(b'.');
-            out.extend_from_slice(&digits[1..]);
-        }
-        if adjusted != 0 {
-            out.push(b'E');
-            if adjusted > 0 {
-                out.push(b'+');
-            }
-            push_i64(out, adjusted);
-        }
-    }
-}
-
-/// Appends Java's `BigDecimal.toPlainString()`.
-pub(crate) fn push_big_decimal_plain(out: &mut Vec<u8>, unscaled: i128, scale: i32) {
-    let mut buf = [0u8; 40];
-    let digits = u128_digits(unscaled.unsigned_abs(), &mut buf);
-    if unscaled < 0 {
-        out.push(b'-');
-    }
-    if scale <= 0 {
-        out.extend_from_slice(digits);
-        if unscaled != 0 {
-            for _ in 0..(-scale) {
-                out.push(b'0');
-            }
-        }
-        return;
-    }
-    let len = digits.len() as i64;
-    let scale = i64::from(scale);
-    if len > scale {
-        let point = (len - scale) as usize;
-        out.extend_from_slice(&digits[..point]);
-        out.push(b'.');
-        out.extend_from_slice(&digits[point..]);
-    } else {
-        out.extend_from_slice(b"0.");
-        for _ in 0..(scale - len) {
-            out.push(b'0');
-        }
-        out.extend_from_slice(digits);
-    }
-}
-
-/// Jackson's `JsonNodeFactory.numberNode(BigDecimal)` normalization: zero
-/// becomes `0` (scale 0), anything else loses its trailing zeros.
-pub(crate) fn strip_trailing_zeros(mut unscaled: i128, mut scale: i32) -> (i128, i32) {
-    if unscaled == 0 {
-        return (0, 0);
-    }
-    while unscaled % 10 == 0 {
-        unscaled /= 10;
-        scale -= 1;
-    }
-    (unscaled, scale)
-}
-
-#[cfg(test)]
-pub(crate) fn big_decimal(unscaled: i128, scale: i32) -> String {
-    let mut out = Vec::new();
-    push_big_decimal(&mut out, unscaled, scale);
-    String::from_utf8(out).unwrap_or_default()
-}
-
-// ---------------------------------------------------------------------------
-// Dates and times (proleptic Gregorian, UTC millis).
-
 /// Days since 1970-01-01 → (year, month, day). Howard Hinnant's algorithm.
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -249,7 +23,7 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// (year, month, day) → days since 1970-01-01.
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -315,7 +89,7 @@ fn push_date(out: &mut Vec<u8>, p: &Parts) {
 
 /// Flink's `SQL_TIMESTAMP_FORMAT` (`sep` = ' ') or `ISO_LOCAL_DATE_TIME`
 /// (`sep` = 'T'): seconds always, the fraction only when non-zero, trimmed.
-pub(crate) fn push_sql_timestamp(out: &mut Vec<u8>, epoch_millis: i64, sep: u8) {
+pub fn push_sql_timestamp(out: &mut Vec<u8>, epoch_millis: i64, sep: u8) {
     let p = parts(epoch_millis);
     push_date(out, &p);
     out.push(sep);
@@ -343,7 +117,7 @@ pub(crate) fn push_sql_timestamp(out: &mut Vec<u8>, epoch_millis: i64, sep: u8) 
 }
 
 /// Java's `LocalDateTime.toString()` for a millisecond timestamp.
-pub(crate) fn push_local_date_time(out: &mut Vec<u8>, epoch_millis: i64) {
+pub fn push_local_date_time(out: &mut Vec<u8>, epoch_millis: i64) {
     let p = parts(epoch_millis);
     push_date(out, &p);
     out.push(b'T');
@@ -360,7 +134,7 @@ pub(crate) fn push_local_date_time(out: &mut Vec<u8>, epoch_millis: i64) {
 }
 
 /// Java's `Instant.toString()` for a millisecond instant.
-pub(crate) fn push_instant(out: &mut Vec<u8>, epoch_millis: i64) {
+pub fn push_instant(out: &mut Vec<u8>, epoch_millis: i64) {
     let p = parts(epoch_millis);
     push_date(out, &p);
     out.push(b'T');
@@ -386,7 +160,7 @@ fn push_millis3(out: &mut Vec<u8>, millis: u32) {
 /// `Z` (or `+00:00`-style offset). Returns epoch millis (fraction truncated to
 /// milliseconds) and whether a zone was given. The local date-time is read as
 /// UTC.
-pub(crate) fn parse_timestamp(s: &str) -> Option<(i64, bool)> {
+pub fn parse_timestamp(s: &str) -> Option<(i64, bool)> {
     let b = s.as_bytes();
     let num = |from: usize, len: usize| -> Option<u32> {
         let part = b.get(from..from + len)?;
@@ -485,57 +259,6 @@ mod tests {
         let mut v = Vec::new();
         f(&mut v);
         String::from_utf8(v).unwrap()
-    }
-
-    #[test]
-    fn doubles_print_like_java() {
-        let table: &[(f64, &str)] = &[
-            (1.0, "1.0"),
-            (0.5, "0.5"),
-            (1.0e7, "1.0E7"),
-            (9_999_999.0, "9999999.0"),
-            (1.234e-5, "1.234E-5"),
-            (0.001, "0.001"),
-            (0.002, "0.002"),
-            (0.000_999, "9.99E-4"),
-            (123_456.789, "123456.789"),
-            (100.0, "100.0"),
-            (1.0e21, "1.0E21"),
-            (4.9e-324, "4.9E-324"),
-            (-3.25, "-3.25"),
-            (-0.0, "-0.0"),
-            (0.0, "0.0"),
-            (1.7976931348623157e308, "1.7976931348623157E308"),
-            (12_345_678.9, "1.23456789E7"),
-            (f64::NAN, "NaN"),
-            (f64::INFINITY, "Infinity"),
-            (f64::NEG_INFINITY, "-Infinity"),
-        ];
-        for (v, want) in table {
-            assert_eq!(java_double(*v), *want, "for {v:e}");
-        }
-    }
-
-    #[test]
-    fn decimals_print_like_java_big_decimal() {
-        assert_eq!(big_decimal(1250, 2), "12.50");
-        assert_eq!(big_decimal(0, 2), "0.00");
-        assert_eq!(big_decimal(1, 10), "1E-10");
-        assert_eq!(big_decimal(0, 10), "0E-10");
-        assert_eq!(big_decimal(1000, 10), "1.000E-7");
-        assert_eq!(big_decimal(1_234_560_000_000, 10), "123.4560000000");
-        assert_eq!(big_decimal(-314, 2), "-3.14");
-        assert_eq!(big_decimal(1, -2), "1E+2");
-        assert_eq!(big_decimal(1, 6), "0.000001");
-        assert_eq!(big_decimal(1, 7), "1E-7");
-        let (u, sc) = strip_trailing_zeros(10_000, 2);
-        assert_eq!(big_decimal(u, sc), "1E+2");
-        let (u, sc) = strip_trailing_zeros(1250, 2);
-        assert_eq!(big_decimal(u, sc), "12.5");
-        assert_eq!(strip_trailing_zeros(0, 2), (0, 0));
-        assert_eq!(s(|o| push_big_decimal_plain(o, 1, -2)), "100");
-        assert_eq!(s(|o| push_big_decimal_plain(o, 1, 10)), "0.0000000001");
-        assert_eq!(s(|o| push_big_decimal_plain(o, -1234, 2)), "-12.34");
     }
 
     #[test]

@@ -5,12 +5,13 @@
 
 use arrow::record_batch::RecordBatch;
 
-use super::columns::{Col, columns};
-use crate::ConnectorError;
-use crate::javafmt::{push_big_decimal, push_i64, push_instant, push_java_double, push_local_date_time};
+use crate::columns::{Col, ColumnsError, columns};
+use crate::number::{push_big_decimal, push_i64, push_java_double};
+use crate::time::{push_instant, push_local_date_time};
 use crate::types::ColType;
 
-pub(crate) struct RowStringEncoder {
+/// Writes batches as lines of `Row.toString()`, each after a fixed prefix.
+pub struct RowStringEncoder {
     types: Vec<ColType>,
     prefix: Vec<u8>,
     scratch: String,
@@ -18,12 +19,13 @@ pub(crate) struct RowStringEncoder {
 
 impl RowStringEncoder {
     /// `prefix` is written before each row (the print sink's identifier).
-    pub(crate) fn new(types: Vec<ColType>, prefix: String) -> Self {
+    pub fn new(types: Vec<ColType>, prefix: String) -> Self {
         RowStringEncoder { types, prefix: prefix.into_bytes(), scratch: String::new() }
     }
 
-    pub(crate) fn encode(&mut self, table: &str, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ConnectorError> {
-        let cols = columns(table, batch, &self.types)?;
+    /// Appends one line per row of `batch` to `out`.
+    pub fn encode(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ColumnsError> {
+        let cols = columns(batch, &self.types)?;
         for row in 0..batch.num_rows() {
             out.extend_from_slice(&self.prefix);
             out.extend_from_slice(b"+I[");
@@ -49,32 +51,5 @@ impl RowStringEncoder {
             out.extend_from_slice(b"]\n");
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-#[path = "../../tests/common/all_types.rs"]
-mod all_types;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::types::column_types;
-
-    fn encode(prefix: &str) -> String {
-        let batch = all_types::all_types_batch(&(1..=15).collect::<Vec<_>>());
-        let types = column_types(batch.schema().fields(), "print").unwrap();
-        let mut enc = RowStringEncoder::new(types, prefix.to_string());
-        let mut out = Vec::new();
-        enc.encode("t", &batch, &mut out).unwrap();
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn rows_print_exactly_as_flink() {
-        let want = include_str!("../../tests/flink/all_types.print");
-        assert_eq!(encode(""), want);
-        let tagged = include_str!("../../tests/flink/all_types.print_tagged");
-        assert_eq!(encode("tag> "), tagged);
     }
 }
