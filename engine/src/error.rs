@@ -25,6 +25,9 @@ pub enum EngineError {
     /// Checkpoint or savepoint storage failed.
     #[error("{0}")]
     Storage(String),
+    /// A snapshot, its markers or the job's lineage records cannot be read or written.
+    #[error("{0}")]
+    Snapshot(#[from] crate::checkpoint::error::SnapshotError),
     /// A snapshot cannot be restored into this job.
     #[error("cannot restore from {location}: {message}")]
     Restore { location: String, message: String },

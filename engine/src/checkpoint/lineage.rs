@@ -36,6 +36,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use sluice_storage::Storage;
 
+use super::error::SnapshotError;
 use super::store::Terminal;
 use crate::job::rfc3339;
 use crate::runtime::Restore;
@@ -96,7 +97,7 @@ pub struct Fence {
 impl Fence {
     /// `Ok(Some(why))` if a newer generation has been claimed; `Err` if that
     /// cannot be read (the checkpoint fails, the job goes on).
-    pub fn check(&self) -> Result<Option<String>, String> {
+    pub fn check(&self) -> Result<Option<String>, SnapshotError> {
         let next = generation_key(self.generation + 1);
         match self.job_dir.get(&next) {
             Ok(bytes) => {
@@ -108,15 +109,15 @@ impl Fence {
                 )))
             }
             Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(format!("cannot read {}/{next}: {e}", self.job_dir.uri())),
+            Err(source) => Err(SnapshotError::Access { context: format!("cannot read {}/{next}", self.job_dir.uri()), source }),
         }
     }
 
     /// Reserves `chk-<id>` for this generation; false if another generation has it.
-    pub fn reserve(&self, id: u64) -> Result<bool, String> {
+    pub fn reserve(&self, id: u64) -> Result<bool, SnapshotError> {
         let key = format!("{}/{OWNER}", super::store::checkpoint_dir(id));
         let body = format!("{{\"generation\": {}}}\n", self.generation);
-        self.job_dir.put_if_absent(&key, body.as_bytes()).map_err(|e| e.to_string())
+        Ok(self.job_dir.put_if_absent(&key, body.as_bytes())?)
     }
 }
 
@@ -131,25 +132,28 @@ fn root_key(g: u64) -> String {
 /// Every generation of the job, oldest first, with their roots. A job
 /// directory of an engine from before `_generations/` reads as one generation
 /// 0 of its recorded deployment, whose checkpoints (generation 0) it recovers.
-pub fn read(job_dir: &Storage) -> Result<Vec<GenerationView>, String> {
+pub fn read(job_dir: &Storage) -> Result<Vec<GenerationView>, SnapshotError> {
     let found = read_generations(job_dir)?;
     if !found.is_empty() {
         return Ok(found);
     }
     match job_dir.get(LEGACY_GENERATION) {
         Ok(bytes) => {
-            let legacy: Generation = serde_json::from_slice(&bytes)
-                .map_err(|e| format!("{}/{LEGACY_GENERATION}: damaged record: {e}", job_dir.uri()))?;
+            let legacy: Generation = serde_json::from_slice(&bytes).map_err(|source| SnapshotError::Unreadable {
+                uri: format!("{}/{LEGACY_GENERATION}", job_dir.uri()),
+                what: "damaged record",
+                source,
+            })?;
             let record = Generation { generation: 0, ..legacy };
             Ok(vec![GenerationView { record, root: Some(Root { restored: None }) }])
         }
         Err(e) if e.is_not_found() => Ok(Vec::new()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
-fn read_generations(job_dir: &Storage) -> Result<Vec<GenerationView>, String> {
-    let objects = job_dir.list(GENERATIONS).map_err(|e| e.to_string())?;
+fn read_generations(job_dir: &Storage) -> Result<Vec<GenerationView>, SnapshotError> {
+    let objects = job_dir.list(GENERATIONS)?;
     let mut by_gen: BTreeMap<u64, (Option<Generation>, Option<Root>)> = BTreeMap::new();
     for o in objects {
         let Some(name) = o.path.strip_prefix(&format!("{GENERATIONS}/")) else { continue };
@@ -158,8 +162,12 @@ fn read_generations(job_dir: &Storage) -> Result<Vec<GenerationView>, String> {
             None => (name, false),
         };
         let Ok(g) = num.parse::<u64>() else { continue };
-        let bytes = job_dir.get(&o.path).map_err(|e| e.to_string())?;
-        let damaged = |e: serde_json::Error| format!("{}/{}: damaged record: {e}", job_dir.uri(), o.path);
+        let bytes = job_dir.get(&o.path)?;
+        let damaged = |source| SnapshotError::Unreadable {
+            uri: format!("{}/{}", job_dir.uri(), o.path),
+            what: "damaged record",
+            source,
+        };
         let entry = by_gen.entry(g).or_default();
         if is_root {
             entry.1 = Some(serde_json::from_slice(&bytes).map_err(damaged)?);
@@ -171,30 +179,36 @@ fn read_generations(job_dir: &Storage) -> Result<Vec<GenerationView>, String> {
 }
 
 /// Claims the next generation; returns the fence and every earlier generation.
-pub fn claim(job_dir: &Storage, fingerprint: &str) -> Result<(Fence, Vec<GenerationView>), String> {
+pub fn claim(job_dir: &Storage, fingerprint: &str) -> Result<(Fence, Vec<GenerationView>), SnapshotError> {
     for _ in 0..20 {
         let previous = read(job_dir)?;
         let generation = previous.last().map_or(0, |g| g.record.generation) + 1;
         if let Some(e) = crate::failpoint::hit_in("fence.before-claim", &job_dir.uri()) {
-            return Err(e);
+            return Err(SnapshotError::Injected(e));
         }
         let record =
             Generation { generation, fingerprint: fingerprint.to_string(), started: rfc3339(SystemTime::now()) };
-        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec_pretty(&record).map_err(SnapshotError::Encode)?;
         let key = generation_key(generation);
-        if job_dir.put_if_absent(&key, &bytes).map_err(|e| format!("cannot claim {}/{key}: {e}", job_dir.uri()))? {
+        let claimed = job_dir
+            .put_if_absent(&key, &bytes)
+            .map_err(|source| SnapshotError::Access { context: format!("cannot claim {}/{key}", job_dir.uri()), source })?;
+        if claimed {
             return Ok((Fence { generation, job_dir: job_dir.clone() }, previous));
         }
         // Another coordinator took this number first: read again and take the next.
     }
-    Err(format!("cannot claim a generation under {}: too many coordinators are starting at once", job_dir.uri()))
+    Err(SnapshotError::Contended { job_dir: job_dir.uri() })
 }
 
 /// Records where generation `g` starts, before it commits anything.
-pub fn record_root(fence: &Fence, root: &Root) -> Result<(), String> {
-    let bytes = serde_json::to_vec_pretty(root).map_err(|e| e.to_string())?;
+pub fn record_root(fence: &Fence, root: &Root) -> Result<(), SnapshotError> {
+    let bytes = serde_json::to_vec_pretty(root).map_err(SnapshotError::Encode)?;
     let key = root_key(fence.generation);
-    fence.job_dir.put(&key, &bytes).map_err(|e| format!("cannot write {}/{key}: {e}", fence.job_dir.uri()))
+    fence
+        .job_dir
+        .put(&key, &bytes)
+        .map_err(|source| SnapshotError::Access { context: format!("cannot write {}/{key}", fence.job_dir.uri()), source })
 }
 
 /// Where a run starts (see the module's invariants).
@@ -370,7 +384,7 @@ mod tests {
         assert!(!first.reserve(7).unwrap());
         // A damaged record is an error, not a silent restart from scratch.
         dir.put("_generations/3", b"{").unwrap();
-        assert!(read(&dir).unwrap_err().contains("damaged"));
+        assert!(read(&dir).unwrap_err().to_string().contains("damaged"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::error::SnapshotError;
 use crate::operators::KeyGroupWriters;
 
 /// The snapshot format this engine writes. It reads this one and the previous
@@ -140,18 +141,13 @@ impl Metadata {
     }
 
     /// Checks the format version; a newer format gets a clear error.
-    pub fn check_version(&self, location: &str) -> Result<(), String> {
-        if self.format_version > FORMAT_VERSION {
-            return Err(format!(
-                "{location}: snapshot format version {} is newer than this engine's ({FORMAT_VERSION}); restore it with a newer sluice-engine",
-                self.format_version
-            ));
+    pub fn check_version(&self, location: &str) -> Result<(), SnapshotError> {
+        let (location, found) = (location.to_string(), self.format_version);
+        if found > FORMAT_VERSION {
+            return Err(SnapshotError::NewerFormat { location, found });
         }
-        if self.format_version < MIN_FORMAT_VERSION {
-            return Err(format!(
-                "{location}: snapshot format version {} is too old; this engine reads versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}",
-                self.format_version
-            ));
+        if found < MIN_FORMAT_VERSION {
+            return Err(SnapshotError::OlderFormat { location, found });
         }
         Ok(())
     }
@@ -191,7 +187,7 @@ mod tests {
             vertices: vec![],
             files: vec![],
         };
-        let e = m.check_version("s3://b/sp").unwrap_err();
+        let e = m.check_version("s3://b/sp").unwrap_err().to_string();
         assert!(e.contains("newer than this engine"), "{e}");
         assert!(m.vertex("x").is_none());
     }

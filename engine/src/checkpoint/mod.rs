@@ -48,6 +48,7 @@
 //! current lineage (see [`lineage`]).
 
 pub mod coordinator;
+pub mod error;
 pub mod lineage;
 pub mod metadata;
 pub mod restore;

@@ -10,8 +10,8 @@ use super::store::Loaded;
 use crate::error::EngineError;
 use crate::keygroup;
 
-fn restore_error(loaded: &Loaded, message: String) -> EngineError {
-    EngineError::Restore { location: loaded.location.clone(), message }
+fn restore_error(loaded: &Loaded, message: impl ToString) -> EngineError {
+    EngineError::Restore { location: loaded.location.clone(), message: message.to_string() }
 }
 
 /// Checks that the snapshot can be restored into the new job.

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use sluice_storage::{Storage, StorageError};
 
+use super::error::SnapshotError;
 use super::metadata::{FileEntry, Metadata, SubtaskSnapshot, SubtaskState, state_file};
 
 pub use sluice_api::layout::{METADATA, TERMINAL, checkpoint_dir, savepoint_dir};
@@ -78,15 +79,16 @@ pub struct Loaded {
 
 impl Loaded {
     /// The bytes of a section of a subtask's state file.
-    pub fn section(&self, file: &str, offset: u64, len: u64) -> Result<&[u8], String> {
+    pub fn section(&self, file: &str, offset: u64, len: u64) -> Result<&[u8], SnapshotError> {
         if len == 0 {
             return Ok(&[]);
         }
-        let bytes = self.files.get(file).ok_or_else(|| format!("{}/{file}: not in the snapshot", self.location))?;
+        let uri = || format!("{}/{file}", self.location);
+        let bytes = self.files.get(file).ok_or_else(|| SnapshotError::NotLoaded { uri: uri() })?;
         let end = offset.checked_add(len).filter(|e| *e <= bytes.len() as u64);
         match end {
             Some(end) => Ok(&bytes[offset as usize..end as usize]),
-            None => Err(format!("{}/{file}: a section lies outside the file", self.location)),
+            None => Err(SnapshotError::OutsideFile { uri: uri() }),
         }
     }
 }
@@ -95,20 +97,20 @@ impl Loaded {
 pub type Want<'a> = &'a dyn Fn(&Metadata, &FileEntry) -> bool;
 
 /// Reads a snapshot directory (or its `_metadata` URI) and verifies every file.
-pub fn load(dir: &Storage) -> Result<Loaded, String> {
+pub fn load(dir: &Storage) -> Result<Loaded, SnapshotError> {
     load_with(dir, &|_, _| true, false)
 }
 
 /// Like [`load`], but reads and verifies only the state files that `want`
 /// selects: a worker loads what its own subtasks restore, not the whole snapshot.
-pub fn load_only(dir: &Storage, want: impl Fn(&Metadata, &FileEntry) -> bool) -> Result<Loaded, String> {
+pub fn load_only(dir: &Storage, want: impl Fn(&Metadata, &FileEntry) -> bool) -> Result<Loaded, SnapshotError> {
     load_with(dir, &want, false)
 }
 
 /// Reads and verifies every file, but keeps in memory only those that `keep`
 /// selects: the distributed coordinator checks a snapshot whole without
 /// holding its keyed state.
-pub fn load_verified(dir: &Storage, keep: Want) -> Result<Loaded, String> {
+pub fn load_verified(dir: &Storage, keep: Want) -> Result<Loaded, SnapshotError> {
     load_with(dir, keep, true)
 }
 
@@ -120,17 +122,16 @@ pub fn holds_unkeyed(m: &Metadata, f: &FileEntry) -> bool {
     })
 }
 
-fn load_with(dir: &Storage, want: Want, verify_all: bool) -> Result<Loaded, String> {
+fn load_with(dir: &Storage, want: Want, verify_all: bool) -> Result<Loaded, SnapshotError> {
     let location = dir.uri();
     let raw = dir.get(METADATA).map_err(|e| {
-        if e.is_not_found() {
-            format!("{location}: no {METADATA}; the snapshot is incomplete (it was interrupted) or this is not a snapshot directory")
-        } else {
-            e.to_string()
-        }
+        if e.is_not_found() { SnapshotError::Incomplete { location: location.clone() } } else { e.into() }
     })?;
-    let metadata: Metadata =
-        serde_json::from_slice(&raw).map_err(|e| format!("{location}/{METADATA}: unreadable manifest: {e}"))?;
+    let metadata: Metadata = serde_json::from_slice(&raw).map_err(|source| SnapshotError::Unreadable {
+        uri: format!("{location}/{METADATA}"),
+        what: "unreadable manifest",
+        source,
+    })?;
     metadata.check_version(&location)?;
     let mut files = HashMap::new();
     for f in metadata.files.iter() {
@@ -138,17 +139,16 @@ fn load_with(dir: &Storage, want: Want, verify_all: bool) -> Result<Loaded, Stri
         if !wanted && !verify_all {
             continue;
         }
-        let bytes = dir.get(&f.path).map_err(|e| format!("{location}/{}: {e}", f.path))?;
+        let uri = format!("{location}/{}", f.path);
+        let bytes = match dir.get(&f.path) {
+            Ok(b) => b,
+            Err(source) => return Err(SnapshotError::Access { context: uri, source }),
+        };
         if bytes.len() as u64 != f.size {
-            return Err(format!(
-                "{location}/{}: size {} differs from the manifest's {}; the file is truncated or damaged",
-                f.path,
-                bytes.len(),
-                f.size
-            ));
+            return Err(SnapshotError::Truncated { uri, size: bytes.len() as u64, expected: f.size });
         }
         if crc32fast::hash(&bytes) != f.crc32 {
-            return Err(format!("{location}/{}: checksum mismatch; the file is damaged", f.path));
+            return Err(SnapshotError::Checksum { uri });
         }
         if wanted {
             files.insert(f.path.clone(), bytes);
@@ -167,19 +167,23 @@ pub fn checkpoint_ids(job_dir: &Storage) -> Result<Vec<u64>, StorageError> {
 
 /// The newest complete and intact checkpoint of a job. Incomplete or damaged
 /// ones are skipped, and the reason is logged.
-pub fn load_latest(job_dir: &Storage) -> Result<Option<Loaded>, String> {
+pub fn load_latest(job_dir: &Storage) -> Result<Option<Loaded>, SnapshotError> {
     load_latest_keeping(job_dir, &|_, _| true)
 }
 
 /// [`load_latest`], keeping in memory only the files that `keep` selects.
-pub fn load_latest_keeping(job_dir: &Storage, keep: Want) -> Result<Option<Loaded>, String> {
+pub fn load_latest_keeping(job_dir: &Storage, keep: Want) -> Result<Option<Loaded>, SnapshotError> {
     load_latest_of(job_dir, None, keep)
 }
 
 /// The newest complete and intact checkpoint written by `generation` (by
 /// any, if `None`), keeping in memory only the files that `keep` selects.
-pub fn load_latest_of(job_dir: &Storage, generation: Option<u64>, keep: Want) -> Result<Option<Loaded>, String> {
-    for id in checkpoint_ids(job_dir).map_err(|e| e.to_string())? {
+pub fn load_latest_of(
+    job_dir: &Storage,
+    generation: Option<u64>,
+    keep: Want,
+) -> Result<Option<Loaded>, SnapshotError> {
+    for id in checkpoint_ids(job_dir)? {
         let dir = job_dir.child(&checkpoint_dir(id));
         if let Some(g) = generation {
             let written_by = dir
@@ -244,13 +248,15 @@ pub fn write_terminal(job_dir: &Storage, t: &Terminal) -> Result<(), StorageErro
     put_json(job_dir, TERMINAL, t)
 }
 
-pub fn read_terminal(job_dir: &Storage) -> Result<Option<Terminal>, String> {
+pub fn read_terminal(job_dir: &Storage) -> Result<Option<Terminal>, SnapshotError> {
     match job_dir.get(TERMINAL) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| format!("{}/{TERMINAL}: unreadable terminal marker: {e}", job_dir.uri())),
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|source| SnapshotError::Unreadable {
+            uri: format!("{}/{TERMINAL}", job_dir.uri()),
+            what: "unreadable terminal marker",
+            source,
+        }),
         Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -314,12 +320,12 @@ mod tests {
         let l = load_latest(&job).unwrap().unwrap();
         assert_eq!(l.metadata.checkpoint_id, 2);
         assert_eq!(l.files["v/0.state"], b"two");
-        let e = load(&job.child("chk-3")).err().unwrap();
+        let e = load(&job.child("chk-3")).err().unwrap().to_string();
         assert!(e.contains("checksum mismatch"), "{e}");
-        let e = load(&job.child("chk-4")).err().unwrap();
+        let e = load(&job.child("chk-4")).err().unwrap().to_string();
         assert!(e.contains("no _metadata"), "{e}");
         job.child("chk-2").put("v/0.state", b"tw").unwrap();
-        let e = load(&job.child("chk-2")).err().unwrap();
+        let e = load(&job.child("chk-2")).err().unwrap().to_string();
         assert!(e.contains("truncated"), "{e}");
     }
 

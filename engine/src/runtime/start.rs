@@ -28,7 +28,7 @@ impl Claimed {
     /// Checks the storage and claims the next generation under `job_dir`.
     pub fn claim(job_dir: &Storage, fingerprint: &str, restarted: bool) -> Result<Claimed, EngineError> {
         job_dir.check().map_err(|e| EngineError::Storage(format!("checkpoint storage is not usable: {e}")))?;
-        let (fence, previous) = lineage::claim(job_dir, fingerprint).map_err(EngineError::Storage)?;
+        let (fence, previous) = lineage::claim(job_dir, fingerprint)?;
         Ok(Claimed { fence, previous, fingerprint: fingerprint.to_string(), restarted })
     }
 }
@@ -52,7 +52,7 @@ pub fn begin(
     let ck = &opts.checkpoint;
     let job_dir = ck.job_dir.as_ref();
     let terminal = match job_dir {
-        Some(d) => store::read_terminal(d).map_err(EngineError::Storage)?,
+        Some(d) => store::read_terminal(d)?,
         None => None,
     };
     let start = match (claimed, &opts.restore) {
@@ -69,7 +69,7 @@ pub fn begin(
         Start::Snapshot(uri) => Some(load(&uri, opts, keep)?),
         Start::NewestOf { generation, fallback } => {
             let newest = match job_dir {
-                Some(d) => store::load_latest_of(d, generation, keep).map_err(EngineError::Storage)?,
+                Some(d) => store::load_latest_of(d, generation, keep)?,
                 None => None,
             };
             match (newest, fallback) {
@@ -104,7 +104,7 @@ pub fn begin(
     crate::failpoint::hit("restore.loaded");
     if let Some(c) = claimed {
         let root = Root { restored: initial.as_ref().map(|l| l.location.clone()) };
-        lineage::record_root(&c.fence, &root).map_err(EngineError::Storage)?;
+        lineage::record_root(&c.fence, &root)?;
     }
     // The marker of an earlier run no longer applies to this one.
     if terminal.is_some()
@@ -125,7 +125,7 @@ pub fn begin(
 fn load(uri: &str, opts: &RunOptions, keep: Want) -> Result<Loaded, EngineError> {
     let dir = Storage::open(store::snapshot_root(uri), &opts.checkpoint.s3)
         .map_err(|e| EngineError::Restore { location: uri.to_string(), message: e.to_string() })?;
-    store::load_verified(&dir, keep).map_err(|message| EngineError::Restore { location: dir.uri(), message })
+    store::load_verified(&dir, keep).map_err(|e| EngineError::Restore { location: dir.uri(), message: e.to_string() })
 }
 
 /// A job that stays terminal still makes sure the output of its last

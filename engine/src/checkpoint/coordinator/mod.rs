@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sluice_storage::{S3Options, Storage};
 
+use super::error::SnapshotError;
 use super::lineage::{Fence, OWNER};
 use super::metadata::{
     FORMAT_VERSION, FileEntry, Metadata, OperatorState, SnapshotKind, SubtaskSnapshot, SubtaskState, VertexState,
@@ -335,7 +336,7 @@ impl Coordinator {
                 return;
             }
             Err(e) => {
-                self.job.set_savepoint(&req.trigger_id, SavepointStatus::failed(&e));
+                self.job.set_savepoint(&req.trigger_id, SavepointStatus::failed(&e.to_string()));
                 return;
             }
         }
@@ -420,7 +421,7 @@ impl Coordinator {
         let metadata = match self.complete(&p) {
             Ok(m) => m,
             Err(e) => {
-                self.fail(p, e, true, cluster);
+                self.fail(p, e.to_string(), true, cluster);
                 return None;
             }
         };
@@ -502,7 +503,7 @@ impl Coordinator {
     }
 
     /// Writes the state of finished subtasks and `_metadata`.
-    fn complete(&self, p: &Pending) -> Result<Metadata, String> {
+    fn complete(&self, p: &Pending) -> Result<Metadata, SnapshotError> {
         let dir = &p.barrier.dir;
         let mut files = p.files.clone();
         let mut by_vertex: BTreeMap<usize, Vec<SubtaskState>> = BTreeMap::new();
@@ -511,8 +512,7 @@ impl Coordinator {
                 Some(st) => st.clone(),
                 None => {
                     let snap = self.finished.get(&(v, s)).map(|f| &f.0).cloned().unwrap_or_default();
-                    let (state, file) =
-                        store::write_subtask(dir, &self.vertices[v].uid, s, &snap).map_err(|e| e.to_string())?;
+                    let (state, file) = store::write_subtask(dir, &self.vertices[v].uid, s, &snap)?;
                     files.extend(file);
                     state
                 }
@@ -542,7 +542,7 @@ impl Coordinator {
             vertices,
             files,
         };
-        store::write_metadata(dir, &metadata).map_err(|e| e.to_string())?;
+        store::write_metadata(dir, &metadata)?;
         Ok(metadata)
     }
 
@@ -583,7 +583,7 @@ impl Coordinator {
 
     /// Writes the terminal marker before the last commit, so that a restart of
     /// this deployment stays terminal instead of resuming past the snapshot.
-    fn write_terminal(&self, ending: &Ending) -> Result<(), String> {
+    fn write_terminal(&self, ending: &Ending) -> Result<(), SnapshotError> {
         let Some(job_dir) = &self.opts.job_dir else { return Ok(()) };
         let (reason, location) = match ending {
             Ending::Finished { location } => ("FINISHED", location),
@@ -595,18 +595,18 @@ impl Coordinator {
             time: rfc3339(SystemTime::now()),
             generation: self.fence.as_ref().map_or(0, |f| f.generation),
         };
-        store::write_terminal(job_dir, &t).map_err(|e| e.to_string())
+        Ok(store::write_terminal(job_dir, &t)?)
     }
 }
 
 /// The job id of the complete savepoint in `dir`, if there is one.
-fn existing_savepoint(dir: &Storage) -> Result<Option<String>, String> {
+fn existing_savepoint(dir: &Storage) -> Result<Option<String>, SnapshotError> {
     match dir.get(store::METADATA) {
-        Ok(raw) => serde_json::from_slice::<Metadata>(&raw)
-            .map(|m| Some(m.job_id))
-            .map_err(|e| format!("{}/{}: unreadable manifest: {e}", dir.uri(), store::METADATA)),
+        Ok(raw) => serde_json::from_slice::<Metadata>(&raw).map(|m| Some(m.job_id)).map_err(|source| {
+            SnapshotError::Unreadable { uri: format!("{}/{}", dir.uri(), store::METADATA), what: "unreadable manifest", source }
+        }),
         Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -91,7 +91,7 @@ pub(super) fn start(
             let t = Instant::now();
             let want = |m: &Metadata, f: &FileEntry| needed(&graph, spec, m, &f.path);
             let l = store::load_only(&dir, want)
-                .map_err(|message| EngineError::Restore { location: dir.uri(), message })?;
+                .map_err(|e| EngineError::Restore { location: dir.uri(), message: e.to_string() })?;
             let bytes: usize = l.files.values().map(Vec::len).sum();
             eprintln!(
                 "sluice: worker restoring from {} ({} of {} files, {bytes} bytes, read and verified in {} ms)",
