@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use sluice_sql::compile;
-use sluice_sql::plan::{PlanNode, WindowKind};
+use sluice_sql::logical::{PlanNode, WindowKind};
 
 const BIDS: &str = "CREATE TABLE bids (
   auction BIGINT, price DECIMAL(10, 2), bidder STRING,

@@ -1,0 +1,132 @@
+//! The streaming logical plan: what [`crate::compile`] produces and the engine
+//! consumes.
+//!
+//! A job is a set of sinks; each sink consumes a tree of [`Rel`]s. Relational
+//! structure (scans, window TVFs, window aggregation, UNION ALL) is a
+//! [`PlanNode`]; every scalar expression is a DataFusion `Expr` typed against the
+//! input's `DFSchema`, so the engine can lower it with
+//! [`crate::expr::physical`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use datafusion_common::DFSchemaRef;
+
+use crate::catalog::TableDef;
+use crate::error::Position;
+use crate::expr::Expr;
+
+/// A compiled job: its settings and its sinks.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// `SET` statements, in order; later ones win.
+    pub settings: BTreeMap<String, String>,
+    /// `table.local-time-zone`, validated; `UTC` by default.
+    pub local_time_zone: String,
+    pub tables: BTreeMap<String, Arc<TableDef>>,
+    pub sinks: Vec<SinkPlan>,
+}
+
+/// One `INSERT INTO`.
+#[derive(Debug, Clone)]
+pub struct SinkPlan {
+    pub table: Arc<TableDef>,
+    /// Produces exactly the sink's physical columns, in order and type.
+    pub input: Rel,
+    pub position: Position,
+}
+
+/// A relation: a plan node with its output schema and time attribute.
+#[derive(Debug, Clone)]
+pub struct Rel {
+    pub node: PlanNode,
+    pub schema: DFSchemaRef,
+    /// The column that is an event-time attribute (carries watermarks), if any.
+    pub rowtime: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PlanNode {
+    /// A table scan: the connector's physical columns, then computed columns,
+    /// then the watermark.
+    Source(Arc<TableDef>),
+    Filter {
+        input: Box<Rel>,
+        predicate: Expr,
+    },
+    Project {
+        input: Box<Rel>,
+        exprs: Vec<Expr>,
+    },
+    Union {
+        inputs: Vec<Rel>,
+    },
+    /// A window TVF whose output is not aggregated: each row is repeated for each
+    /// window it belongs to, with `window_start`, `window_end`, `window_time`.
+    WindowAssign {
+        input: Box<Rel>,
+        window: WindowSpec,
+    },
+    /// A window TVF followed by `GROUP BY window_start, window_end, keys`.
+    /// Output: window_start, window_end, window_time, keys..., aggregates...
+    WindowAggregate {
+        input: Box<Rel>,
+        window: WindowSpec,
+        keys: Vec<Expr>,
+        aggs: Vec<AggCall>,
+    },
+}
+
+/// A window TVF.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowSpec {
+    pub kind: WindowKind,
+    /// The time attribute column in the input.
+    pub time_col: usize,
+    /// For a TIMESTAMP_LTZ time attribute, the time zone windows align to.
+    pub time_zone: Option<String>,
+}
+
+/// Window sizes in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    Tumble { size: i64 },
+    Hop { slide: i64, size: i64 },
+    Cumulate { step: i64, max_size: i64 },
+    Session { gap: i64 },
+}
+
+impl std::fmt::Display for WindowKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WindowKind::Tumble { size } => write!(f, "TUMBLE(size={size}ms)"),
+            WindowKind::Hop { slide, size } => write!(f, "HOP(slide={slide}ms, size={size}ms)"),
+            WindowKind::Cumulate { step, max_size } => write!(f, "CUMULATE(step={step}ms, max={max_size}ms)"),
+            WindowKind::Session { gap } => write!(f, "SESSION(gap={gap}ms)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFunc {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+}
+
+/// One aggregate call of a window aggregation.
+#[derive(Debug, Clone)]
+pub struct AggCall {
+    pub func: AggFunc,
+    /// The argument over the aggregation's input; None for `COUNT(*)`.
+    pub arg: Option<Expr>,
+    pub distinct: bool,
+    /// `FILTER (WHERE ...)` over the aggregation's input.
+    pub filter: Option<Expr>,
+    pub output_type: DataType,
+}
+
+pub const WINDOW_COLUMNS: [&str; 3] = ["window_start", "window_end", "window_time"];

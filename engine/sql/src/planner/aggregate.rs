@@ -1,0 +1,311 @@
+//! Window aggregation: `GROUP BY window_start, window_end, keys` over a window
+//! TVF, with its aggregate calls and HAVING.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, TimeUnit};
+use datafusion_common::{DFSchema, TableReference};
+use datafusion_expr::ExprSchemable;
+use sqlparser::ast::{
+    self, DuplicateTreatment, Expr as SqlExpr, FunctionArguments, Ident, Select, SelectItem, VisitorMut,
+};
+
+use super::window::is_window_col;
+use super::{Planner, df_err, ident_name, pos_of};
+use crate::error::{Position, SqlError};
+use crate::expr::{AGGREGATES, Expr};
+use crate::logical::{AggCall, AggFunc, PlanNode, Rel, WINDOW_COLUMNS, WindowKind, WindowSpec};
+use crate::parser::expr_position;
+use crate::types::flink_name;
+
+/// The known aggregate functions Sluice does not implement, for clear errors.
+const OTHER_AGGREGATES: [&str; 14] = [
+    "LISTAGG",
+    "STDDEV",
+    "STDDEV_POP",
+    "STDDEV_SAMP",
+    "VAR_POP",
+    "VAR_SAMP",
+    "VARIANCE",
+    "FIRST_VALUE",
+    "LAST_VALUE",
+    "COLLECT",
+    "ARRAY_AGG",
+    "STRING_AGG",
+    "BIT_AND",
+    "BIT_OR",
+];
+
+/// Rewrites a SELECT item or HAVING of a window aggregation: aggregate calls
+/// become `__aggN`, group keys become their output names.
+struct AggRewriter<'a> {
+    keys: &'a [(SqlExpr, String)],
+    calls: Vec<ast::Function>,
+    error: Option<SqlError>,
+    fallback: Position,
+}
+
+impl VisitorMut for AggRewriter<'_> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &mut SqlExpr) -> ControlFlow<()> {
+        if let Some(w) = is_window_col(e) {
+            *e = SqlExpr::Identifier(Ident::new(w));
+            return ControlFlow::Continue(());
+        }
+        for (k, name) in self.keys {
+            let same = k == e || matches!((ident_name(k), ident_name(e)), (Some(a), Some(b)) if a == b);
+            if same {
+                *e = SqlExpr::Identifier(Ident::with_quote('`', name.clone()));
+                return ControlFlow::Continue(());
+            }
+        }
+        if let SqlExpr::Function(f) = e {
+            let name = f.name.to_string().to_ascii_uppercase();
+            if AGGREGATES.contains(&name.as_str()) {
+                let idx = match self.calls.iter().position(|c| c == f) {
+                    Some(i) => i,
+                    None => {
+                        self.calls.push(f.clone());
+                        self.calls.len() - 1
+                    }
+                };
+                *e = SqlExpr::Identifier(Ident::with_quote('`', format!("__agg{idx}")));
+            } else if OTHER_AGGREGATES.contains(&name.as_str()) {
+                self.error = Some(SqlError::new(
+                    expr_position(e, self.fallback),
+                    format!(
+                        "aggregate function {name} is not supported yet; supported aggregates are COUNT, COUNT(DISTINCT), SUM, MIN, MAX and AVG"
+                    ),
+                ));
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+pub(super) fn contains_aggregate(e: &SqlExpr) -> bool {
+    let mut found = false;
+    let _ = ast::visit_expressions(e, |x| {
+        if let SqlExpr::Function(f) = x {
+            let n = f.name.to_string().to_ascii_uppercase();
+            if AGGREGATES.contains(&n.as_str()) || OTHER_AGGREGATES.contains(&n.as_str()) {
+                found = true;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    found
+}
+
+impl Planner {
+    pub(super) fn plan_window_aggregate(
+        &mut self,
+        input: Rel,
+        window: WindowSpec,
+        partition_by: Vec<SqlExpr>,
+        group_by: &[SqlExpr],
+        s: &Select,
+        pos: Position,
+    ) -> Result<Rel, SqlError> {
+        let mut has = [false; 3];
+        let mut keys: Vec<(SqlExpr, String)> = Vec::new();
+        let mut key_exprs = Vec::new();
+        for g in group_by {
+            if let Some(w) = is_window_col(g) {
+                if let Some(i) = WINDOW_COLUMNS.iter().position(|c| *c == w) {
+                    has[i] = true;
+                }
+                continue;
+            }
+            let planned = self.plan_expr(g, &input.schema, pos)?;
+            let name = match &planned {
+                Expr::Column(c) => c.name.clone(),
+                _ => format!("__key{}", keys.len()),
+            };
+            keys.push((g.clone(), name));
+            key_exprs.push(planned);
+        }
+        if !(has[0] && has[1]) {
+            return Err(SqlError::new(
+                pos,
+                "a window aggregation must GROUP BY window_start, window_end (and optionally keys); non-windowed aggregation is not supported yet",
+            ));
+        }
+        if matches!(window.kind, WindowKind::Session { .. }) {
+            let pnames: Vec<String> = partition_by.iter().map(|e| e.to_string()).collect();
+            let knames: Vec<String> = keys.iter().map(|(e, _)| e.to_string()).collect();
+            let mut ps = pnames.clone();
+            let mut ks = knames.clone();
+            ps.sort();
+            ks.sort();
+            if ps != ks {
+                return Err(SqlError::new(
+                    pos,
+                    format!(
+                        "SESSION windows: the GROUP BY keys ({}) must equal the PARTITION BY columns ({})",
+                        if knames.is_empty() { "none".into() } else { knames.join(", ") },
+                        if pnames.is_empty() { "none".into() } else { pnames.join(", ") }
+                    ),
+                ));
+            }
+        }
+        // Rewrite the SELECT list and HAVING over the aggregation's output.
+        let mut rw = AggRewriter { keys: &keys, calls: Vec::new(), error: None, fallback: pos };
+        let mut items = s.projection.clone();
+        for item in items.iter_mut() {
+            match item {
+                SelectItem::UnnamedExpr(e) => {
+                    // Keep the output name of a rewritten plain column.
+                    if let Some(n) = ident_name(e).map(str::to_string)
+                        && !contains_aggregate(e)
+                    {
+                        let mut e2 = e.clone();
+                        let _ = ast::VisitMut::visit(&mut e2, &mut rw);
+                        *item = SelectItem::ExprWithAlias { expr: e2, alias: Ident::with_quote('`', n) };
+                    } else {
+                        let _ = ast::VisitMut::visit(e, &mut rw);
+                    }
+                }
+                SelectItem::ExprWithAlias { expr, .. } => {
+                    let _ = ast::VisitMut::visit(expr, &mut rw);
+                }
+                other => {
+                    return Err(SqlError::new(
+                        pos_of(other, pos),
+                        "SELECT * is not allowed in a window aggregation; list the group keys and aggregates",
+                    ));
+                }
+            }
+        }
+        let mut having = s.having.clone();
+        if let Some(h) = having.as_mut() {
+            let _ = ast::VisitMut::visit(h, &mut rw);
+        }
+        if let Some(e) = rw.error {
+            return Err(e);
+        }
+        let calls = rw.calls;
+        let mut aggs = Vec::new();
+        for call in &calls {
+            aggs.push(self.plan_agg_call(call, &input.schema, pos)?);
+        }
+        // The aggregation's output schema.
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let wt = input.schema.field(window.time_col).data_type().clone();
+        let mut fields: Vec<(Option<TableReference>, Arc<Field>)> = WINDOW_COLUMNS
+            .iter()
+            .zip([ts.clone(), ts, wt])
+            .map(|(n, t)| (None, Arc::new(Field::new(*n, t, false))))
+            .collect();
+        for ((_, name), e) in keys.iter().zip(&key_exprs) {
+            let t = e.get_type(&input.schema).map_err(df_err(pos))?;
+            let nullable = e.nullable(&input.schema).map_err(df_err(pos))?;
+            fields.push((None, Arc::new(Field::new(name, t, nullable))));
+        }
+        for (i, a) in aggs.iter().enumerate() {
+            fields.push((
+                None,
+                Arc::new(Field::new(format!("__agg{i}"), a.output_type.clone(), a.func != AggFunc::Count)),
+            ));
+        }
+        let schema = Arc::new(
+            DFSchema::new_with_metadata(fields, HashMap::new()).map_err(|e| SqlError::new(pos, e.to_string()))?,
+        );
+        let mut rel = Rel {
+            node: PlanNode::WindowAggregate { input: Box::new(input), window, keys: key_exprs, aggs },
+            schema,
+            rowtime: Some(2),
+        };
+        let explain_missing = |e: SqlError| {
+            if e.message.contains("No field named") {
+                SqlError::new(
+                    e.position,
+                    format!(
+                        "{}: in a window aggregation, a column must be a GROUP BY key or inside an aggregate",
+                        e.message
+                    ),
+                )
+            } else {
+                e
+            }
+        };
+        if let Some(h) = &having {
+            rel = self.filter(rel, h, pos).map_err(explain_missing)?;
+        }
+        self.plan_projection(rel, &items, pos).map_err(explain_missing)
+    }
+
+    fn plan_agg_call(&self, f: &ast::Function, schema: &DFSchema, pos: Position) -> Result<AggCall, SqlError> {
+        let fpos = pos_of(f, pos);
+        let name = f.name.to_string().to_ascii_uppercase();
+        let func = match name.as_str() {
+            "COUNT" => AggFunc::Count,
+            "SUM" => AggFunc::Sum,
+            "MIN" => AggFunc::Min,
+            "MAX" => AggFunc::Max,
+            _ => AggFunc::Avg,
+        };
+        let FunctionArguments::List(list) = &f.args else {
+            return Err(SqlError::new(fpos, format!("{name} takes one argument")));
+        };
+        let distinct = matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
+        if distinct && func != AggFunc::Count {
+            return Err(SqlError::new(
+                fpos,
+                format!("{name}(DISTINCT ...) is not supported yet; COUNT(DISTINCT ...) is"),
+            ));
+        }
+        let arg = match list.args.as_slice() {
+            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)] if func == AggFunc::Count && !distinct => None,
+            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] => {
+                if contains_aggregate(e) {
+                    return Err(SqlError::new(fpos, "aggregates cannot be nested"));
+                }
+                Some(self.plan_expr(e, schema, pos)?)
+            }
+            _ => return Err(SqlError::new(fpos, format!("{name} takes exactly one argument"))),
+        };
+        let filter = match &f.filter {
+            Some(w) => Some(self.plan_expr(w, schema, pos)?),
+            None => None,
+        };
+        let in_type = match &arg {
+            Some(a) => Some(a.get_type(schema).map_err(df_err(fpos))?),
+            None => None,
+        };
+        let bad = |t: &DataType| SqlError::new(fpos, format!("{name} does not accept {}", flink_name(t)));
+        let output_type = match (func, &in_type) {
+            (AggFunc::Count, _) => DataType::Int64,
+            (_, None) => return Err(SqlError::new(fpos, format!("{name} takes one argument"))),
+            (AggFunc::Sum, Some(t)) => match t {
+                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Float64 => t.clone(),
+                DataType::Float32 => DataType::Float64,
+                DataType::Decimal128(_, s) => DataType::Decimal128(38, *s),
+                other => return Err(bad(other)),
+            },
+            (AggFunc::Avg, Some(t)) => match t {
+                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Float64 => t.clone(),
+                DataType::Float32 => DataType::Float64,
+                DataType::Decimal128(_, s) => DataType::Decimal128(38, (*s).max(6)),
+                other => return Err(bad(other)),
+            },
+            (AggFunc::Min | AggFunc::Max, Some(t)) => match t {
+                DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Float64
+                | DataType::Decimal128(_, _)
+                | DataType::Utf8
+                | DataType::Boolean
+                | DataType::Timestamp(_, _) => t.clone(),
+                other => return Err(bad(other)),
+            },
+        };
+        Ok(AggCall { func, arg, distinct, filter, output_type })
+    }
+}

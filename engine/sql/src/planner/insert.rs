@@ -1,0 +1,113 @@
+//! `INSERT INTO`: mapping a query's columns onto a sink's physical columns.
+
+use arrow::datatypes::DataType;
+use datafusion_common::{Column, ScalarValue};
+use datafusion_expr::lit;
+
+use super::{Planner, project};
+use crate::error::SqlError;
+use crate::expr::Expr;
+use crate::logical::SinkPlan;
+use crate::parser;
+use crate::types::{self, flink_name};
+
+impl Planner {
+    pub(super) fn plan_insert(&mut self, ins: &parser::Insert) -> Result<SinkPlan, SqlError> {
+        let table = match self.tables.get(&ins.table) {
+            Some(t) => t.clone(),
+            None if self.views.contains_key(&ins.table) => {
+                return Err(SqlError::new(ins.position, format!("cannot INSERT INTO view `{}`", ins.table)));
+            }
+            None => {
+                return Err(SqlError::new(
+                    ins.position,
+                    format!("sink table `{}` is not defined; declare it with CREATE TABLE", ins.table),
+                ));
+            }
+        };
+        let rel = self.plan_query(&ins.query, ins.position)?;
+        let sink_fields = table.physical.fields();
+        let src: Vec<(Expr, DataType)> = rel
+            .schema
+            .iter()
+            .map(|(q, f)| (Expr::Column(Column::new(q.cloned(), f.name())), f.data_type().clone()))
+            .collect();
+        // Map query columns onto the sink's physical columns.
+        let mut mapping: Vec<Option<usize>> = Vec::new();
+        if ins.columns.is_empty() {
+            if src.len() != sink_fields.len() {
+                return Err(SqlError::new(
+                    ins.position,
+                    format!(
+                        "the query produces {} columns but sink `{}` has {}: ({})",
+                        src.len(),
+                        table.name,
+                        sink_fields.len(),
+                        sink_fields
+                            .iter()
+                            .map(|f| format!("{} {}", f.name(), flink_name(f.data_type())))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            mapping = (0..src.len()).map(Some).collect();
+        } else {
+            if ins.columns.len() != src.len() {
+                return Err(SqlError::new(
+                    ins.position,
+                    format!(
+                        "INSERT INTO `{}` lists {} columns but the query produces {}",
+                        table.name,
+                        ins.columns.len(),
+                        src.len()
+                    ),
+                ));
+            }
+            for f in sink_fields.iter() {
+                mapping.push(ins.columns.iter().position(|c| &c.value == f.name()));
+            }
+            for c in &ins.columns {
+                if sink_fields.iter().all(|f| f.name() != &c.value) {
+                    return Err(SqlError::new(
+                        ins.position,
+                        format!("sink `{}` has no column `{}`", table.name, c.value),
+                    ));
+                }
+            }
+        }
+        let mut exprs = Vec::new();
+        for (f, m) in sink_fields.iter().zip(&mapping) {
+            let e = match m {
+                None => datafusion_expr::cast(lit(ScalarValue::Null), f.data_type().clone()),
+                Some(i) => {
+                    let (e, t) = &src[*i];
+                    if t == f.data_type() {
+                        e.clone()
+                    } else if types::is_assignable(t, f.data_type()) {
+                        datafusion_expr::cast(e.clone(), f.data_type().clone())
+                    } else {
+                        return Err(SqlError::new(
+                            ins.position,
+                            format!(
+                                "column {} of the query is {}, but sink column `{}` of `{}` is {}; add a CAST",
+                                i + 1,
+                                flink_name(t),
+                                f.name(),
+                                table.name,
+                                flink_name(f.data_type())
+                            ),
+                        ));
+                    }
+                }
+            };
+            exprs.push((e, f.name().clone()));
+        }
+        // Sinks write columns by position under the table's own names, so a query
+        // whose columns differ only in name needs no projection.
+        let identity = mapping.iter().enumerate().all(|(i, m)| *m == Some(i))
+            && src.iter().zip(sink_fields.iter()).all(|((_, t), f)| t == f.data_type());
+        let input = if identity { rel } else { project(rel, exprs, ins.position)? };
+        Ok(SinkPlan { table, input, position: ins.position })
+    }
+}

@@ -1,0 +1,169 @@
+//! A SELECT: its WHERE, and its SELECT list over a plain relation or a window
+//! TVF.
+
+use std::ops::ControlFlow;
+
+use arrow::datatypes::DataType;
+use datafusion_common::Column;
+use datafusion_expr::ExprSchemable;
+use sqlparser::ast::{self, Expr as SqlExpr, GroupByExpr, Select, SelectItem};
+
+use super::aggregate::contains_aggregate;
+use super::query::FromItem;
+use super::window::is_window_col;
+use super::{Planner, df_err, ident_name, pos_of, project, unsupported};
+use crate::error::{Position, SqlError};
+use crate::expr::Expr;
+use crate::logical::{PlanNode, Rel, WindowKind};
+use crate::parser::{expr_position, object_name};
+use crate::types::flink_name;
+
+fn select_item_expr(item: &SelectItem) -> Option<&SqlExpr> {
+    match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+        _ => None,
+    }
+}
+
+impl Planner {
+    pub(super) fn plan_select(&mut self, s: &Select, pos: Position) -> Result<Rel, SqlError> {
+        let pos = pos_of(s, pos);
+        if s.distinct.is_some() {
+            return Err(unsupported(pos, "SELECT DISTINCT (an updating aggregation)"));
+        }
+        if s.from.len() != 1 {
+            return Err(SqlError::new(
+                pos,
+                if s.from.is_empty() {
+                    "a SELECT needs a FROM clause".into()
+                } else {
+                    "joins (FROM a, b) are not supported yet".to_string()
+                },
+            ));
+        }
+        if !s.from[0].joins.is_empty() {
+            return Err(unsupported(pos_of(&s.from[0].joins[0], pos), "JOIN"));
+        }
+        if !s.named_window.is_empty() || s.qualify.is_some() {
+            return Err(unsupported(pos, "OVER windows and QUALIFY"));
+        }
+        let group_by = match &s.group_by {
+            GroupByExpr::Expressions(e, m) if m.is_empty() => e.clone(),
+            _ => return Err(unsupported(pos, "GROUP BY ALL / ROLLUP / CUBE")),
+        };
+        let aggregating = !group_by.is_empty()
+            || s.having.is_some()
+            || s.projection.iter().filter_map(select_item_expr).any(contains_aggregate);
+        let from = self.plan_from(&s.from[0].relation, pos)?;
+        match from {
+            FromItem::Plain(rel) => {
+                if aggregating {
+                    return Err(SqlError::new(
+                        pos,
+                        "non-windowed aggregation (GROUP BY without a window TVF) is not supported yet; aggregate over a window: FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end, ...",
+                    ));
+                }
+                let rel = match &s.selection {
+                    Some(w) => self.filter(rel, w, pos)?,
+                    None => rel,
+                };
+                self.plan_projection(rel, &s.projection, pos)
+            }
+            FromItem::Window { input, window, partition_by, qualifier } => {
+                // A WHERE over the input's columns is applied before the window.
+                let wschema = self.window_schema(&input, &window, qualifier.as_deref(), pos)?;
+                let mut input = input;
+                let mut late_filter = None;
+                if let Some(w) = &s.selection {
+                    let refs_window = {
+                        let mut found = false;
+                        let _ = ast::visit_expressions(w, |x| {
+                            if is_window_col(x).is_some() {
+                                found = true;
+                            }
+                            ControlFlow::<()>::Continue(())
+                        });
+                        found
+                    };
+                    if refs_window {
+                        late_filter = Some(w.clone());
+                    } else {
+                        input = self.filter(input, w, pos)?;
+                    }
+                }
+                if aggregating {
+                    if late_filter.is_some() {
+                        return Err(unsupported(pos, "a WHERE on window columns before a window aggregation"));
+                    }
+                    return self.plan_window_aggregate(input, window, partition_by, &group_by, s, pos);
+                }
+                if matches!(window.kind, WindowKind::Session { .. }) {
+                    return Err(unsupported(pos, "SESSION without an aggregation (GROUP BY window_start, window_end)"));
+                }
+                let rowtime = Some(wschema.fields().len() - 1);
+                let mut rel =
+                    Rel { node: PlanNode::WindowAssign { input: Box::new(input), window }, schema: wschema, rowtime };
+                if let Some(w) = late_filter {
+                    rel = self.filter(rel, &w, pos)?;
+                }
+                self.plan_projection(rel, &s.projection, pos)
+            }
+        }
+    }
+
+    pub(super) fn filter(&self, rel: Rel, w: &SqlExpr, pos: Position) -> Result<Rel, SqlError> {
+        if contains_aggregate(w) {
+            return Err(SqlError::new(expr_position(w, pos), "aggregates are not allowed in WHERE; use HAVING"));
+        }
+        let predicate = self.plan_expr(w, &rel.schema, pos)?;
+        let t = predicate.get_type(&rel.schema).map_err(df_err(pos))?;
+        if t != DataType::Boolean && t != DataType::Null {
+            return Err(SqlError::new(
+                expr_position(w, pos),
+                format!("WHERE must be a BOOLEAN condition, not {}", flink_name(&t)),
+            ));
+        }
+        let schema = rel.schema.clone();
+        let rowtime = rel.rowtime;
+        Ok(Rel { node: PlanNode::Filter { input: Box::new(rel), predicate }, schema, rowtime })
+    }
+
+    pub(super) fn plan_projection(&self, rel: Rel, items: &[SelectItem], pos: Position) -> Result<Rel, SqlError> {
+        let mut exprs = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                SelectItem::Wildcard(_) => {
+                    for (q, f) in rel.schema.iter() {
+                        exprs.push((Expr::Column(Column::new(q.cloned(), f.name())), f.name().clone()));
+                    }
+                }
+                SelectItem::QualifiedWildcard(ast::SelectItemQualifiedWildcardKind::ObjectName(n), _) => {
+                    let q = object_name(n);
+                    let before = exprs.len();
+                    for (fq, f) in rel.schema.iter() {
+                        if fq.is_some_and(|fq| fq.table() == q) {
+                            exprs.push((Expr::Column(Column::new(fq.cloned(), f.name())), f.name().clone()));
+                        }
+                    }
+                    if exprs.len() == before {
+                        return Err(SqlError::new(pos_of(item, pos), format!("`{q}.*`: no such table in FROM")));
+                    }
+                }
+                SelectItem::UnnamedExpr(e) => {
+                    let planned = self.plan_expr(e, &rel.schema, pos)?;
+                    let name = match (&planned, ident_name(e)) {
+                        (Expr::Column(c), _) => c.name.clone(),
+                        (_, Some(n)) => n.to_string(),
+                        _ => format!("EXPR${i}"),
+                    };
+                    exprs.push((planned, name));
+                }
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    exprs.push((self.plan_expr(expr, &rel.schema, pos)?, alias.value.clone()));
+                }
+                other => return Err(unsupported(pos_of(other, pos), &format!("select item `{other}`"))),
+            }
+        }
+        project(rel, exprs, pos)
+    }
+}
