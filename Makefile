@@ -36,7 +36,7 @@ helm:
 # Kubernetes binaries and the node agent of e2e/, as the e2e suite does, and helm.
 # The tests that need the Go-built servers (MinIO, the Kubernetes control plane) are
 # behind features, so that a plain `cargo test --workspace` runs without them.
-TEST_FEATURES := sluice-storage/s3-tests,sluice-engine/s3-tests,sluice-operator/cluster-tests
+TEST_FEATURES := sluice-storage/s3-tests,sluice-connectors/s3-tests,sluice-engine/s3-tests,sluice-operator/cluster-tests
 test-unit: s3-server k8s-binaries helm
 	$(CARGO) test --workspace --all-targets --no-fail-fast --features $(TEST_FEATURES)
 	$(CARGO) test --workspace --doc --features $(TEST_FEATURES)
