@@ -10,7 +10,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
-use crate::controllers::streamjob::parse_spec;
 use crate::crd::{S3Spec, StreamJobSpec, StreamJobStatus};
 use crate::engine::EngineClient;
 use crate::metrics::Metrics;
@@ -57,13 +56,13 @@ pub fn effective_spec<'a>(
     if spec.image.is_some() && spec.s3.is_some() {
         return std::borrow::Cow::Borrowed(spec);
     }
-    let deployed = status.reconciled_spec.as_deref().and_then(parse_spec);
+    let deployed = status.reconciled_spec.as_ref();
     let mut s = spec.clone();
     if s.image.is_none() {
-        s.image = deployed.as_ref().and_then(|d| d.image.clone()).or_else(|| defaults.image.clone());
+        s.image = deployed.and_then(|d| d.image.clone()).or_else(|| defaults.image.clone());
     }
     if s.s3.is_none() {
-        s.s3 = deployed.and_then(|d| d.s3).or_else(|| defaults.s3.clone());
+        s.s3 = deployed.and_then(|d| d.s3.clone()).or_else(|| defaults.s3.clone());
     }
     std::borrow::Cow::Owned(s)
 }
@@ -96,6 +95,7 @@ impl Context {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::crd::DeployedSpec;
 
     fn spec(image: Option<&str>) -> StreamJobSpec {
         let mut v = serde_json::json!({"sql": "x"});
@@ -106,9 +106,7 @@ mod tests {
     }
 
     fn deployed(image: &str) -> StreamJobStatus {
-        let mut spec = spec(Some(image));
-        spec.sql = Some("x".into());
-        StreamJobStatus { reconciled_spec: Some(serde_json::to_string(&spec).unwrap()), ..Default::default() }
+        StreamJobStatus { reconciled_spec: Some(DeployedSpec::resolve(&spec(Some(image)), "x")), ..Default::default() }
     }
 
     fn defaults(image: &str, endpoint: &str) -> Defaults {
@@ -129,7 +127,7 @@ mod tests {
         // A running job keeps its image and store when the operator's defaults change.
         let mut was = spec(Some("sluice/engine:0.1.0"));
         was.s3 = Some(S3Spec { endpoint: Some("http://old:9000".into()), ..Default::default() });
-        let st = StreamJobStatus { reconciled_spec: Some(serde_json::to_string(&was).unwrap()), ..Default::default() };
+        let st = StreamJobStatus { reconciled_spec: Some(DeployedSpec::resolve(&was, "x")), ..Default::default() };
         let e = effective_spec(&unset, &st, &new);
         assert_eq!(e.image.as_deref(), Some("sluice/engine:0.1.0"));
         assert_eq!(e.s3.as_ref().and_then(|s| s.endpoint.as_deref()), Some("http://old:9000"));

@@ -418,8 +418,7 @@ async fn helm_install_runs_a_job_upgrade_keeps_it_running_and_uninstall_leaves_o
         }
     }
     assert!(stable.spec.image.is_none() && stable.spec.s3.is_none(), "the operator wrote spec.image or spec.s3");
-    let deployed: Value =
-        serde_json::from_str(stable.status.as_ref().unwrap().reconciled_spec.as_deref().unwrap()).unwrap();
+    let deployed = serde_json::to_value(stable.status.as_ref().unwrap().reconciled_spec.as_deref().unwrap()).unwrap();
     assert_eq!(deployed["s3"], json!({"endpoint": s3.cluster_endpoint, "credentialsSecretRef": {"name": "s3-creds"}}));
     let deployments = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &jobs_ns);
     let coordinator = deployments.get("clicks-coordinator").await.unwrap();

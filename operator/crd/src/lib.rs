@@ -5,15 +5,18 @@
 //! them in and the operator never writes `spec` (the GitOps rule).
 //!
 //! - [`stream_job`]: the `StreamJob` spec;
-//! - [`stream_job_status`]: its status, the operator's write-ahead log;
+//! - [`stream_job_status`]: its status, the operator's write-ahead log, which records
+//!   specs as a [`DeployedSpec`] ([`deployed_spec`]);
 //! - [`stream_savepoint`]: the `StreamSavepoint` resource;
 //! - [`duration`]: the duration fields' pattern and parser, the engine's own.
 
+pub mod deployed_spec;
 pub mod duration;
 pub mod stream_job;
 pub mod stream_job_status;
 pub mod stream_savepoint;
 
+pub use deployed_spec::DeployedSpec;
 pub use duration::parse_duration;
 pub use stream_job::{
     CheckpointingSpec, ConfigMapKeyRef, DesiredState, LocalObjectRef, PodResources, S3Spec, SavepointsSpec, StreamJob,

@@ -3,7 +3,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::KubeSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::deployed_spec::{DeployedSpec, lenient};
 
 /// The lifecycle phase of a StreamJob.
 #[derive(
@@ -83,16 +85,16 @@ pub struct StreamJobStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub savepoint_history: Vec<SavepointInfo>,
     /// The spec that is deployed, as JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reconciled_spec: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub reconciled_spec: Option<DeployedSpec>,
     /// The last spec that reached Stable, as JSON: what a rollback redeploys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_stable_spec: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub last_stable_spec: Option<DeployedSpec>,
     /// The metadata.generation of the deployed spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled_generation: Option<i64>,
     /// The write-ahead record of a stop-and-redeploy in flight (upgrade, suspend, restart, rollback).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "upgrade_record")]
     pub upgrade: Option<UpgradeRecord>,
     /// A savepoint in flight that stops nothing (periodic, nonce, StreamSavepoint-free).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,7 +182,7 @@ pub struct UpgradeRecord {
     /// The metadata.generation being rolled out.
     pub target_generation: i64,
     /// The spec being rolled out, as JSON.
-    pub target_spec: String,
+    pub target_spec: DeployedSpec,
     pub step: UpgradeStep,
     /// The savepoint trigger id, chosen before the savepoint is requested (idempotent in the engine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,4 +203,16 @@ pub struct PendingSavepoint {
     pub trigger_id: String,
     pub trigger: String,
     pub started: String,
+}
+
+/// Reads `status.upgrade`. A record whose target spec cannot be read (a status edited by
+/// hand) is absent: without its target it cannot go on, and the operator dropped such a
+/// record before the spec was typed. Any other unreadable field is an error, as it was.
+fn upgrade_record<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<UpgradeRecord>, D::Error> {
+    let Some(value) = Option::<serde_json::Value>::deserialize(deserializer)? else { return Ok(None) };
+    let target = value.get("targetSpec").and_then(serde_json::Value::as_str);
+    if target.is_some_and(|json| DeployedSpec::from_json(json).is_err()) {
+        return Ok(None);
+    }
+    serde_json::from_value(value).map(Some).map_err(serde::de::Error::custom)
 }

@@ -21,8 +21,7 @@ use sluice_api::layout;
 use sluice_api::rest::{SavepointRequest, SnapshotStatus};
 
 use crate::context::Context;
-use crate::controllers::streamjob::parse_spec;
-use crate::crd::{SavepointPhase, StreamJob, StreamSavepoint, StreamSavepointStatus};
+use crate::crd::{DeployedSpec, SavepointPhase, StreamJob, StreamSavepoint, StreamSavepointStatus};
 use crate::error::Error;
 use crate::storage;
 
@@ -42,21 +41,17 @@ pub async fn reconcile(ssp: Arc<StreamSavepoint>, ctx: Arc<Context>) -> Result<R
     let status = ssp.status.clone().unwrap_or_default();
     let jobs = Api::<StreamJob>::namespaced(ctx.client.clone(), &ns);
     let job = jobs.get_opt(&ssp.spec.job_ref.name).await?;
-    let job_spec = job.as_ref().map(|j| {
-        j.status
-            .as_ref()
-            .and_then(|s| s.reconciled_spec.as_deref())
-            .and_then(parse_spec)
-            .unwrap_or_else(|| j.spec.clone())
-    });
+    let job_spec = job
+        .as_ref()
+        .map(|j| j.status.as_ref().and_then(|s| s.reconciled_spec.as_ref()).map_or(&j.spec, DeployedSpec::spec));
 
     if ssp.meta().deletion_timestamp.is_some() {
         if !ssp.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(Requeue::await_change());
         }
-        let s3 = status.s3.clone().or_else(|| job_spec.as_ref().and_then(|s| s.s3.clone()));
+        let s3 = status.s3.clone().or_else(|| job_spec.and_then(|s| s.s3.clone()));
         if let Some(location) = &status.location {
-            let roots = disposal_roots(&ssp, job_spec.as_ref());
+            let roots = disposal_roots(&ssp, job_spec);
             if !storage::may_dispose(location, &roots) {
                 // The engine reported the location; only its own directory is ever deleted.
                 let why = format!(
@@ -99,7 +94,7 @@ pub async fn reconcile(ssp: Arc<StreamSavepoint>, ctx: Arc<Context>) -> Result<R
     }
 
     let mut next = status.clone();
-    let requeue = step(&ctx, &ssp, job.as_ref(), job_spec.as_ref(), &mut next).await;
+    let requeue = step(&ctx, &ssp, job.as_ref(), job_spec, &mut next).await;
     if next != status {
         ctx.leadership.check("the StreamSavepoint status write")?;
         // Guarded by the resourceVersion it was planned from, as the StreamJob's status.

@@ -8,10 +8,10 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::FINALIZER;
 use super::plan::Action;
-use super::{FINALIZER, parse_spec};
 use crate::context::Context;
-use crate::crd::{StreamJob, StreamJobStatus};
+use crate::crd::{DeployedSpec, StreamJob, StreamJobStatus};
 use crate::error::Error;
 use crate::resources::{self, Blueprint};
 use crate::storage;
@@ -46,8 +46,8 @@ pub async fn run(ctx: &Context, job: &StreamJob, status: &StreamJobStatus, actio
         }
         Action::RemoveFinalizer => remove_finalizer(ctx, job).await,
         Action::Dispose { locations, roots } => {
-            let spec = status.reconciled_spec.as_deref().and_then(parse_spec).unwrap_or_else(|| job.spec.clone());
-            let access = storage::access(&ctx.client, &ns, &spec, ctx.s3_endpoint.as_deref()).await?;
+            let spec = status.reconciled_spec.as_ref().map_or(&job.spec, DeployedSpec::spec);
+            let access = storage::access(&ctx.client, &ns, spec, ctx.s3_endpoint.as_deref()).await?;
             for l in locations {
                 storage::dispose(&access, l, roots).await?;
                 tracing::info!(location = %l, "deleted an old savepoint (retention)");
@@ -81,7 +81,7 @@ where
 pub fn blueprint<'a>(
     job: &'a StreamJob,
     status: &'a StreamJobStatus,
-    spec: &'a crate::crd::StreamJobSpec,
+    spec: &'a DeployedSpec,
     version: &'a str,
 ) -> Result<Blueprint<'a>, Error> {
     let owner = job.controller_owner_ref(&()).ok_or_else(|| Error::Internal("the StreamJob has no uid".into()))?;
@@ -90,8 +90,8 @@ pub fn blueprint<'a>(
         namespace: job.meta().namespace.as_deref().unwrap_or_default(),
         uid: job.meta().uid.as_deref().unwrap_or_default(),
         owner,
-        spec,
-        sql: spec.sql.as_deref().unwrap_or_default(),
+        spec: spec.spec(),
+        sql: spec.sql(),
         deployment: status.deployment,
         restore: status.deployed_from.as_deref(),
         version,
@@ -103,10 +103,9 @@ async fn apply_children(ctx: &Context, job: &StreamJob, status: &StreamJobStatus
     let ns = job.namespace().unwrap_or_default();
     let spec = status
         .reconciled_spec
-        .as_deref()
-        .and_then(parse_spec)
+        .as_ref()
         .ok_or_else(|| Error::Internal(format!("job {ns}/{name}: no readable reconciledSpec to deploy")))?;
-    let d = blueprint(job, status, &spec, &ctx.version)?;
+    let d = blueprint(job, status, spec, &ctx.version)?;
     let build = |message: String| Error::Build { job: format!("{ns}/{name}"), message };
     apply(ctx, &ns, &resources::configmap::build(&d)).await?;
     apply(ctx, &ns, &resources::service::coordinator(&d)).await?;

@@ -21,8 +21,6 @@ use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 
-pub use plan::parse_spec;
-
 use crate::context::{Caches, Context, effective_spec};
 use crate::crd::{StreamJob, UpgradeStep};
 use crate::error::Error;

@@ -10,10 +10,9 @@ use kube::{Api, ResourceExt};
 use sluice_api::layout;
 use sluice_api::rest::SnapshotStatus;
 
-use super::parse_spec;
 use super::plan::{ChildrenView, EngineView, TriggerView};
 use crate::context::Context;
-use crate::crd::{StreamJob, UpgradeStep};
+use crate::crd::{DeployedSpec, StreamJob, UpgradeStep};
 use crate::error::Error;
 use crate::resources::DEPLOYMENT_ANNOTATION;
 use crate::storage;
@@ -124,9 +123,9 @@ pub async fn trigger(ctx: &Context, job: &StreamJob, engine: &EngineView) -> Res
     let spec = status
         .upgrade
         .as_ref()
-        .and_then(|u| parse_spec(&u.target_spec))
-        .or_else(|| status.reconciled_spec.as_deref().and_then(parse_spec))
-        .unwrap_or_else(|| job.spec.clone());
+        .map(|u| &u.target_spec)
+        .or(status.reconciled_spec.as_ref())
+        .map_or(&job.spec, DeployedSpec::spec);
     let ns = job.namespace().unwrap_or_default();
     if matches!(engine, EngineView::Up(_)) {
         let t = Instant::now();
@@ -146,7 +145,7 @@ pub async fn trigger(ctx: &Context, job: &StreamJob, engine: &EngineView) -> Res
     }
     let Some(dir) = spec.savepoints.directory.as_deref() else { return Ok(Some(TriggerView::Unknown)) };
     let location = layout::savepoint_location(dir, &id);
-    let found = match storage::access(&ctx.client, &ns, &spec, ctx.s3_endpoint.as_deref()).await {
+    let found = match storage::access(&ctx.client, &ns, spec, ctx.s3_endpoint.as_deref()).await {
         Ok(access) => storage::savepoint_exists(&access, &location).await,
         Err(e) => Err(e),
     };

@@ -37,8 +37,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::crd::{
-    DesiredState, PendingSavepoint, Phase, SavepointInfo, StreamJobSpec, StreamJobStatus, UpgradeKind, UpgradeMode,
-    UpgradeRecord, UpgradeStep, parse_duration,
+    DeployedSpec, DesiredState, PendingSavepoint, Phase, SavepointInfo, StreamJobSpec, StreamJobStatus, UpgradeKind,
+    UpgradeMode, UpgradeRecord, UpgradeStep, parse_duration,
 };
 use sluice_api::rest::{Job, JobStatus, SavepointRequest};
 
@@ -162,13 +162,6 @@ struct Planner<'a> {
     invalid: Option<String>,
 }
 
-/// The spec as deployed: the object's spec with the SQL resolved into `sql`.
-pub fn resolved_spec(spec: &StreamJobSpec, sql: &str) -> StreamJobSpec {
-    let mut s = spec.clone();
-    s.sql = Some(sql.to_string());
-    s
-}
-
 /// The fields whose change restarts the job. Snapshot scheduling, upgrade
 /// settings and the desired state are handled without a redeploy; the first start
 /// ([`first_start`]) only while the job has never run.
@@ -198,14 +191,6 @@ fn started(job: &Job) -> bool {
         || job.last_completed_checkpoint.is_some()
 }
 
-pub fn spec_json(spec: &StreamJobSpec) -> String {
-    serde_json::to_string(spec).unwrap_or_default()
-}
-
-pub fn parse_spec(json: &str) -> Option<StreamJobSpec> {
-    serde_json::from_str(json).ok()
-}
-
 fn ts(s: &Option<String>) -> Option<Timestamp> {
     s.as_deref().and_then(|t| t.parse().ok())
 }
@@ -232,15 +217,15 @@ impl<'a> Planner<'a> {
     }
 
     /// The spec to work with: the current one if it is valid, else the last deployed one.
-    fn target(&self) -> Option<StreamJobSpec> {
+    fn target(&self) -> Option<DeployedSpec> {
         match &self.i.validated {
-            Ok(sql) => Some(resolved_spec(self.i.spec, sql)),
-            Err(_) => self.st.reconciled_spec.as_deref().and_then(parse_spec),
+            Ok(sql) => Some(DeployedSpec::resolve(self.i.spec, sql)),
+            Err(_) => self.st.reconciled_spec.clone(),
         }
     }
 
-    fn deployed(&self) -> Option<StreamJobSpec> {
-        self.st.reconciled_spec.as_deref().and_then(parse_spec)
+    fn deployed(&self) -> Option<DeployedSpec> {
+        self.st.reconciled_spec.clone()
     }
 
     fn run(&mut self) {
@@ -307,9 +292,9 @@ impl<'a> Planner<'a> {
     }
 
     /// Records a new deployment, then applies it.
-    fn deploy(&mut self, spec: &StreamJobSpec, restore: Option<String>, phase: Phase) {
+    fn deploy(&mut self, spec: &DeployedSpec, restore: Option<String>, phase: Phase) {
         self.st.deployment += 1;
-        self.st.reconciled_spec = Some(spec_json(spec));
+        self.st.reconciled_spec = Some(spec.clone());
         self.st.reconciled_generation = Some(self.i.generation);
         self.st.deployed_from = restore.clone();
         self.st.deployed_at = Some(self.now());

@@ -120,7 +120,7 @@ impl Planner<'_> {
     /// since it was deployed without the job becoming Stable.
     pub(super) fn maybe_rollback(&mut self, readiness: Duration, why: &str) -> bool {
         let Some(stable) = self.st.last_stable_spec.clone() else { return false };
-        if self.st.reconciled_spec.as_deref() == Some(stable.as_str()) || self.st.phase == Phase::RolledBack {
+        if self.st.reconciled_spec.as_ref() == Some(&stable) || self.st.phase == Phase::RolledBack {
             return false;
         }
         let Some(at) = ts(&self.st.deployed_at) else { return false };
@@ -128,7 +128,6 @@ impl Planner<'_> {
             self.soon(readiness - elapsed(self.i.now, at));
             return false;
         }
-        let Some(spec) = parse_spec(&stable) else { return false };
         let within = if readiness.is_zero() { String::new() } else { format!(" within {readiness:?}") };
         let msg = format!(
             "rolling back to the last stable spec from {}: {why}{within}",
@@ -137,7 +136,7 @@ impl Planner<'_> {
         self.event(true, "RollingBack", msg.clone());
         self.st.error = Some(msg);
         let generation = self.st.reconciled_generation.unwrap_or(self.i.generation);
-        self.begin(UpgradeKind::Rollback, &spec);
+        self.begin(UpgradeKind::Rollback, &stable);
         if let Some(rec) = self.st.upgrade.as_mut() {
             rec.target_generation = generation;
         }

@@ -70,7 +70,7 @@ impl Planner<'_> {
             }
             Some(TriggerView::Unknown | TriggerView::Unreadable(_)) | None if !timed_out => {
                 // Not known yet (the trigger may not have reached the engine): send it again.
-                if let Some(dir) = self.deployed().and_then(|s| s.savepoints.directory) {
+                if let Some(dir) = self.deployed().and_then(|s| s.savepoints.directory.clone()) {
                     self.actions.push(Action::TriggerSavepoint(SavepointRequest {
                         trigger_id: Some(p.trigger_id.clone()),
                         target_directory: Some(dir),
@@ -102,7 +102,8 @@ impl Planner<'_> {
         let Some(spec) = self.target() else { return };
         // Only data under the job's own directories is ever deleted: the engine reports
         // the location, and the engine runs an image the user chose.
-        let roots = crate::storage::disposal_roots(std::iter::once(&spec).chain(self.deployed().as_ref()));
+        let deployed = self.deployed();
+        let roots = crate::storage::disposal_roots(std::iter::once(spec.spec()).chain(deployed.as_deref()));
         let max_count = usize::try_from(spec.savepoints.max_count.max(1)).unwrap_or(1);
         let max_age = spec.savepoints.max_age.as_deref().and_then(parse_duration);
         let keep = [self.st.deployed_from.clone(), self.st.upgrade.as_ref().and_then(|u| u.restore_from.clone())];

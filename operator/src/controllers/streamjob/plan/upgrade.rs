@@ -4,7 +4,7 @@ use super::*;
 
 impl Planner<'_> {
     /// Starts a stop-and-redeploy: the record is written before anything happens.
-    pub(super) fn begin(&mut self, kind: UpgradeKind, target: &StreamJobSpec) {
+    pub(super) fn begin(&mut self, kind: UpgradeKind, target: &DeployedSpec) {
         // The old deployment is going away: do not re-apply it.
         self.actions.retain(|a| *a != Action::ApplyChildren);
         let mode = target.upgrade_mode;
@@ -45,7 +45,7 @@ impl Planner<'_> {
         self.st.upgrade = Some(UpgradeRecord {
             kind,
             target_generation: self.i.generation,
-            target_spec: spec_json(target),
+            target_spec: target.clone(),
             step,
             trigger_id,
             restore_from,
@@ -79,11 +79,7 @@ impl Planner<'_> {
 
     pub(super) fn upgrade(&mut self) {
         let Some(rec) = self.st.upgrade.clone() else { return };
-        let Some(target) = parse_spec(&rec.target_spec) else {
-            self.st.upgrade = None;
-            self.st.error = Some("the upgrade record's target spec is unreadable; the upgrade is dropped".into());
-            return;
-        };
+        let target = rec.target_spec.clone();
         match rec.step {
             UpgradeStep::Stopping => self.stopping(rec, &target),
             UpgradeStep::Fencing => self.fencing(rec, &target),
@@ -251,7 +247,7 @@ impl Planner<'_> {
         self.upgrade()
     }
 
-    pub(super) fn stopped(&mut self, rec: UpgradeRecord, target: StreamJobSpec) {
+    pub(super) fn stopped(&mut self, rec: UpgradeRecord, target: DeployedSpec) {
         if self.i.children.engine_objects {
             self.actions.push(Action::DeleteEngine);
             self.soon(FAST);

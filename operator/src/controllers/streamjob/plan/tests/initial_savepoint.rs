@@ -49,7 +49,7 @@ fn fixing_the_initial_savepoint_of_a_job_whose_first_restore_failed_redeploys_fr
         (rec.kind, rec.step, rec.restore_from.as_deref()),
         (UpgradeKind::Upgrade, UpgradeStep::Stopped, Some(REAL))
     );
-    assert_eq!(rec.target_spec, spec_json(&fixed));
+    assert_eq!(rec.target_spec, recorded(&fixed));
     assert_eq!(p.actions, vec![Action::DeleteEngine]);
     assert_eq!(p.status.phase, Phase::Upgrading);
     // The old pods are gone: deployment 2 restores the new initialSavepoint.
@@ -99,7 +99,7 @@ fn allowing_non_restored_state_after_a_first_restore_failed_on_it_redeploys() {
     let p = c.plan();
     let rec = p.status.upgrade.clone().expect("allowNonRestoredState is rolled out");
     assert_eq!((rec.step, rec.restore_from.as_deref()), (UpgradeStep::Stopped, Some(MISSING)));
-    assert_eq!(rec.target_spec, spec_json(&allow));
+    assert_eq!(rec.target_spec, recorded(&allow));
 }
 
 /// `latest` of a job that never completed a checkpoint (and whose restore never

@@ -87,14 +87,19 @@ fn gone() -> ChildrenView {
     ChildrenView { engine_objects: false, pods: 0, deployment: None, config_map: true, pod_problem: None }
 }
 
+/// `spec` as the status records it, with its own SQL.
+fn recorded(spec: &StreamJobSpec) -> DeployedSpec {
+    DeployedSpec::resolve(spec, spec.sql.as_deref().unwrap_or_default())
+}
+
 /// A job deployed once (deployment 1) from `spec`, Stable.
 fn deployed(spec: &StreamJobSpec) -> StreamJobStatus {
-    let json = spec_json(spec);
+    let spec = recorded(spec);
     StreamJobStatus {
         phase: Phase::Stable,
         deployment: 1,
-        reconciled_spec: Some(json.clone()),
-        last_stable_spec: Some(json),
+        reconciled_spec: Some(spec.clone()),
+        last_stable_spec: Some(spec),
         reconciled_generation: Some(1),
         deployed_at: Some(T0.into()),
         running_since: Some(T0.into()),
@@ -108,7 +113,7 @@ fn record(kind: UpgradeKind, target: &StreamJobSpec, step: UpgradeStep, trigger:
     UpgradeRecord {
         kind,
         target_generation: 2,
-        target_spec: spec_json(target),
+        target_spec: recorded(target),
         step,
         trigger_id: trigger.map(str::to_string),
         restore_from: None,
@@ -184,7 +189,7 @@ fn a_new_job_is_deployed_from_its_initial_savepoint() {
     assert_eq!(p.status.phase, Phase::Deploying);
     assert_eq!(p.status.deployment, 1);
     assert_eq!(p.status.deployed_from.as_deref(), Some("s3://b/sp/savepoint-x"));
-    assert_eq!(p.status.reconciled_spec, Some(spec_json(&s)));
+    assert_eq!(p.status.reconciled_spec, Some(recorded(&s)));
     assert_eq!(p.status.observed_generation, Some(1));
     assert_eq!(condition(&p, "Reconciling").status, "True");
     assert_eq!(reasons(&p), vec!["Deploying", "Deployment"]);

@@ -53,7 +53,7 @@ fn an_upgrade_that_never_stabilizes_is_rolled_back_from_its_savepoint() {
     let mut bad = s.clone();
     bad.sql = Some("INSERT INTO a SELECT crash FROM b;".into());
     let mut st = deployed(&s);
-    st.reconciled_spec = Some(spec_json(&bad));
+    st.reconciled_spec = Some(recorded(&bad));
     st.reconciled_generation = Some(2);
     st.deployment = 2;
     st.deployed_from = Some("s3://b/sp/savepoint-up".into());
@@ -69,7 +69,7 @@ fn an_upgrade_that_never_stabilizes_is_rolled_back_from_its_savepoint() {
     let rec = p.status.upgrade.clone().unwrap();
     assert_eq!((rec.kind, rec.step), (UpgradeKind::Rollback, UpgradeStep::Stopped));
     assert_eq!(rec.restore_from.as_deref(), Some("s3://b/sp/savepoint-up"));
-    assert_eq!(rec.target_spec, spec_json(&s));
+    assert_eq!(rec.target_spec, recorded(&s));
     assert_eq!(p.status.phase, Phase::RollingBack);
     assert_eq!(p.actions, vec![Action::DeleteEngine]);
     // Pods gone: the stable spec is redeployed and the failed generation is not retried.
@@ -80,7 +80,7 @@ fn an_upgrade_that_never_stabilizes_is_rolled_back_from_its_savepoint() {
     let p = c.plan();
     assert_eq!(p.status.phase, Phase::RolledBack);
     assert_eq!(p.status.rolled_back_generation, Some(2));
-    assert_eq!(p.status.reconciled_spec, Some(spec_json(&s)));
+    assert_eq!(p.status.reconciled_spec, Some(recorded(&s)));
     assert_eq!(condition(&p, "Stalled").status, "True");
     let mut c = Case::new(&bad, &p.status);
     c.generation = 2;
@@ -142,7 +142,7 @@ fn an_upgrade_whose_restore_fails_is_rolled_back_and_a_failing_rollback_is_faile
     let mut up = s.clone();
     up.parallelism = 3;
     let mut st = deployed(&s);
-    st.reconciled_spec = Some(spec_json(&up));
+    st.reconciled_spec = Some(recorded(&up));
     st.reconciled_generation = Some(2);
     st.deployment = 2;
     st.deployed_from = Some("s3://b/sp/savepoint-up".into());
@@ -162,7 +162,7 @@ fn an_upgrade_whose_restore_fails_is_rolled_back_and_a_failing_rollback_is_faile
     rolled.phase = Phase::RolledBack;
     rolled.rolled_back_generation = Some(2);
     rolled.deployment = 3;
-    rolled.reconciled_spec = Some(spec_json(&s));
+    rolled.reconciled_spec = Some(recorded(&s));
     rolled.error = None;
     let mut c = Case::new(&up, &rolled);
     c.generation = 2;
