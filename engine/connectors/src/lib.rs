@@ -16,7 +16,7 @@
 //! part in a two-phase commit ([`SinkWriter::pre_commit`],
 //! [`SinkWriter::commit`], [`recover_sink`]): the filesystem sink is
 //! exactly-once; print is at-least-once, as in Flink; blackhole keeps nothing.
-//! The encoding of every state blob is described in `state.rs`.
+//! The encoding of every state blob is described in the `state` module.
 //!
 //! The filesystem connector reads and writes local paths and `s3://bucket/prefix`
 //! URIs (also `s3a://`, `s3p://`), the latter through `sluice-storage` with the

@@ -1,0 +1,159 @@
+//! The filesystem connector's checkpoint state and its encoding (the `F`,
+//! `C`, `U` and `S` blobs of the table in [`super`]): a source split per
+//! file, a sink's committable (the part files it pre-committed at one
+//! checkpoint) and a sink's state (its next part number).
+
+use std::path::{Path, PathBuf};
+
+use sluice_storage::UploadHandle;
+
+use super::{Dec, Enc, TAG_FS_COMMITTABLE, TAG_FS_S3_COMMITTABLE, TAG_FS_SINK_STATE, TAG_FS_SPLIT};
+
+#[cfg(unix)]
+fn path_to_bytes(p: &Path) -> Result<Vec<u8>, String> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(p.as_os_str().as_bytes().to_vec())
+}
+
+#[cfg(unix)]
+fn path_from_bytes(b: &[u8]) -> Result<PathBuf, String> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(PathBuf::from(std::ffi::OsStr::from_bytes(b)))
+}
+
+#[cfg(not(unix))]
+fn path_to_bytes(p: &Path) -> Result<Vec<u8>, String> {
+    p.to_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| format!("path {} is not UTF-8", p.display()))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(b: &[u8]) -> Result<PathBuf, String> {
+    std::str::from_utf8(b).map(PathBuf::from).map_err(|e| format!("a path in a filesystem split is not UTF-8: {e}"))
+}
+
+/// Where a file of a source split stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileStatus {
+    Queued = 0,
+    Reading = 1,
+    Done = 2,
+}
+
+/// One file of a source: the unit of its checkpoint state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileSplit {
+    pub(crate) path: PathBuf,
+    pub(crate) status: FileStatus,
+    /// The byte offset and the line number of the next unread record.
+    pub(crate) offset: u64,
+    pub(crate) line: u64,
+}
+
+impl FileSplit {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(Enc::new(TAG_FS_SPLIT)
+            .u8(self.status as u8)
+            .u64(self.offset)
+            .u64(self.line)
+            .bytes(&path_to_bytes(&self.path)?)?
+            .finish())
+    }
+
+    pub(crate) fn decode(blob: &[u8]) -> Result<Self, String> {
+        let mut d = Dec::new(blob, TAG_FS_SPLIT)?;
+        let status = match d.u8()? {
+            0 => FileStatus::Queued,
+            1 => FileStatus::Reading,
+            2 => FileStatus::Done,
+            other => return Err(format!("a filesystem source split has the invalid status {other}")),
+        };
+        let offset = d.u64()?;
+        let line = d.u64()?;
+        let path = path_from_bytes(d.bytes()?)?;
+        d.end()?;
+        Ok(FileSplit { path, status, offset, line })
+    }
+}
+
+/// One committed-to-be file: its hidden pending name and its final name,
+/// both in the sink directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub(crate) pending: String,
+    pub(crate) fin: String,
+}
+
+/// One file of a committable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PendingPart {
+    /// A local hidden pending file, renamed at commit.
+    File(Pending),
+    /// A prepared multipart upload to `<prefix>/<fin>`, completed at commit.
+    Upload { fin: String, handle: UploadHandle },
+}
+
+pub(crate) fn encode_committable(files: &[PendingPart]) -> Result<Vec<u8>, String> {
+    let Some(first) = files.first() else {
+        return Ok(Vec::new());
+    };
+    let count = u32::try_from(files.len()).map_err(|_| "too many files in one committable".to_string())?;
+    let s3 = matches!(first, PendingPart::Upload { .. });
+    let mut e = Enc::new(if s3 { TAG_FS_S3_COMMITTABLE } else { TAG_FS_COMMITTABLE }).u32(count);
+    for f in files {
+        e = match f {
+            PendingPart::File(p) if !s3 => e.bytes(p.pending.as_bytes())?.bytes(p.fin.as_bytes())?,
+            PendingPart::Upload { fin, handle } if s3 => e.bytes(fin.as_bytes())?.bytes(&handle.to_bytes())?,
+            _ => return Err("a committable cannot mix local files and S3 uploads".into()),
+        };
+    }
+    Ok(e.finish())
+}
+
+pub(crate) fn decode_committable(blob: &[u8]) -> Result<Vec<PendingPart>, String> {
+    if blob.is_empty() {
+        return Ok(Vec::new());
+    }
+    let s3 = blob.get(1) == Some(&TAG_FS_S3_COMMITTABLE);
+    let mut d = Dec::new(blob, if s3 { TAG_FS_S3_COMMITTABLE } else { TAG_FS_COMMITTABLE })?;
+    let count = d.u32()?;
+    let mut out = Vec::new();
+    let name = |b: &[u8]| -> Result<String, String> {
+        let s = std::str::from_utf8(b).map_err(|e| format!("a file name in a committable is not UTF-8: {e}"))?;
+        // Only plain names inside the sink directory.
+        if s.is_empty() || s.contains('/') || s.contains('\\') || s == "." || s == ".." {
+            return Err(format!("a committable names the invalid file '{s}'"));
+        }
+        Ok(s.to_string())
+    };
+    for _ in 0..count {
+        if s3 {
+            let fin = name(d.bytes()?)?;
+            let handle = UploadHandle::from_bytes(d.bytes()?).map_err(|e| e.to_string())?;
+            if !handle.target_uri().ends_with(&format!("/{fin}")) {
+                return Err(format!(
+                    "a committable's upload to {} does not match its file '{fin}'",
+                    handle.target_uri()
+                ));
+            }
+            out.push(PendingPart::Upload { fin, handle });
+        } else {
+            let pending = name(d.bytes()?)?;
+            let fin = name(d.bytes()?)?;
+            out.push(PendingPart::File(Pending { pending, fin }));
+        }
+    }
+    d.end()?;
+    Ok(out)
+}
+
+pub(crate) fn decode_sink_state(blob: &[u8]) -> Result<u64, String> {
+    let mut d = Dec::new(blob, TAG_FS_SINK_STATE)?;
+    let next = d.u64()?;
+    d.end()?;
+    Ok(next)
+}
+
+/// The blob of a sink's state: its next part number.
+pub(crate) fn encode_sink_state(next_part: u64) -> Vec<u8> {
+    Enc::new(TAG_FS_SINK_STATE).u64(next_part).finish()
+}
