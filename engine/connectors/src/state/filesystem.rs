@@ -157,3 +157,48 @@ pub(crate) fn decode_sink_state(blob: &[u8]) -> Result<u64, String> {
 pub(crate) fn encode_sink_state(next_part: u64) -> Vec<u8> {
     Enc::new(TAG_FS_SINK_STATE).u64(next_part).finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_splits_round_trip_and_a_bad_status_is_an_error() {
+        let split =
+            FileSplit { path: PathBuf::from("/data/in/a.json"), status: FileStatus::Reading, offset: 120, line: 7 };
+        let blob = split.encode().unwrap();
+        assert_eq!(&blob[..3], &[1, TAG_FS_SPLIT, FileStatus::Reading as u8]);
+        assert_eq!(FileSplit::decode(&blob).unwrap(), split);
+        let mut bad = blob.clone();
+        bad[2] = 3;
+        assert_eq!(FileSplit::decode(&bad).unwrap_err(), "a filesystem source split has the invalid status 3");
+    }
+
+    #[test]
+    fn committables_round_trip_and_name_only_files_of_the_directory() {
+        let files = vec![
+            PendingPart::File(Pending { pending: ".part-j-0-3.pending".into(), fin: "part-j-0-3".into() }),
+            PendingPart::File(Pending { pending: ".part-j-0-4.pending".into(), fin: "part-j-0-4".into() }),
+        ];
+        let blob = encode_committable(&files).unwrap();
+        assert_eq!(&blob[..2], &[1, TAG_FS_COMMITTABLE]);
+        assert_eq!(decode_committable(&blob).unwrap(), files);
+        assert_eq!(encode_committable(&[]).unwrap(), Vec::<u8>::new());
+        assert_eq!(decode_committable(&[]).unwrap(), vec![]);
+        let outside = vec![PendingPart::File(Pending { pending: "../x".into(), fin: "part-j-0-3".into() })];
+        let blob = encode_committable(&outside).unwrap();
+        assert_eq!(decode_committable(&blob).unwrap_err(), "a committable names the invalid file '../x'");
+    }
+
+    #[test]
+    fn the_sink_state_is_the_next_part_number() {
+        let blob = encode_sink_state(42);
+        assert_eq!(blob, [&[1, TAG_FS_SINK_STATE][..], &42u64.to_le_bytes()].concat());
+        assert_eq!(decode_sink_state(&blob), Ok(42));
+        let split = FileSplit { path: PathBuf::from("a"), status: FileStatus::Done, offset: 0, line: 0 };
+        assert_eq!(
+            decode_sink_state(&split.encode().unwrap()).unwrap_err(),
+            "expected a filesystem sink state but found a filesystem source split"
+        );
+    }
+}
