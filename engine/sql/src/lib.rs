@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod dialect;
 pub mod error;
+mod explain;
 pub mod expr;
 pub mod functions;
 pub mod logical;

@@ -1,0 +1,141 @@
+//! The logical plan as text: deterministic and meant for people, so that plan
+//! golden files (`tests/plans/*.plan`) read as a review of what the planner did.
+//!
+//! Settings and tables (the catalog: columns, computed columns, watermark) come
+//! in name order; sinks in statement order, each followed by its plan tree, one
+//! node a line, inputs indented under it. A node whose output carries an
+//! event-time attribute ends with `[rowtime=<column>]`.
+
+use std::fmt::Write;
+
+use crate::logical::{AggCall, AggFunc, Job, PlanNode, Rel, WindowSpec};
+use crate::types::flink_name;
+
+impl Job {
+    /// The job's settings, tables and per-sink logical plans, as text.
+    pub fn explain(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "Logical plan: {} sink{}, local time zone {}",
+            self.sinks.len(),
+            if self.sinks.len() == 1 { "" } else { "s" },
+            self.local_time_zone
+        );
+        for (key, value) in &self.settings {
+            let _ = writeln!(s, "SET '{key}' = '{value}'");
+        }
+        for table in self.tables.values() {
+            let _ = writeln!(s, "\nTable {} [{}]", table.name, table.connector());
+            for ((_, field), expr) in table.schema.iter().zip(&table.columns) {
+                let null = if field.is_nullable() { "" } else { " NOT NULL" };
+                let _ = write!(s, "  {} {}{null}", field.name(), flink_name(field.data_type()));
+                if table.physical.index_of(field.name()).is_err() {
+                    let _ = write!(s, " AS {expr}");
+                }
+                s.push('\n');
+            }
+            if let Some(w) = &table.watermark {
+                let _ = writeln!(s, "  WATERMARK FOR {} AS {}", table.schema.field(w.column).name(), w.text);
+            }
+        }
+        for sink in &self.sinks {
+            let _ = writeln!(s, "\nSink {} [{}]", sink.table.name, sink.table.connector());
+            explain_rel(&mut s, &sink.input, 1);
+        }
+        s
+    }
+}
+
+fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
+    let _ = write!(s, "{:width$}", "", width = depth * 2);
+    let column = |rel: &Rel, i: usize| rel.schema.field(i).name().clone();
+    match &rel.node {
+        PlanNode::Source(table) => {
+            let _ = write!(s, "Source: {} [{}]", table.name, table.connector());
+        }
+        PlanNode::Filter { predicate, .. } => {
+            let _ = write!(s, "Filter: {predicate}");
+        }
+        PlanNode::Project { exprs, .. } => {
+            let items: Vec<String> = exprs
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let name = column(rel, i);
+                    match e {
+                        datafusion_expr::Expr::Column(c) if c.name == name => e.to_string(),
+                        _ => format!("{e} AS {name}"),
+                    }
+                })
+                .collect();
+            let _ = write!(s, "Project: {}", items.join(", "));
+        }
+        PlanNode::Union { inputs } => {
+            let _ = write!(s, "Union: {} inputs", inputs.len());
+        }
+        PlanNode::WindowAssign { input, window } => {
+            let _ = write!(s, "WindowAssign: {}", window_text(window, input));
+        }
+        PlanNode::WindowAggregate { input, window, keys, aggs } => {
+            let keys: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    let name = column(rel, 3 + i);
+                    match k {
+                        datafusion_expr::Expr::Column(c) if c.name == name => k.to_string(),
+                        _ => format!("{k} AS {name}"),
+                    }
+                })
+                .collect();
+            let aggs: Vec<String> =
+                aggs.iter().enumerate().map(|(i, a)| agg_text(a, &column(rel, 3 + keys.len() + i))).collect();
+            let _ = write!(
+                s,
+                "WindowAggregate: {}, keys [{}], aggregates [{}]",
+                window_text(window, input),
+                keys.join(", "),
+                aggs.join(", ")
+            );
+        }
+    }
+    if let Some(rt) = rel.rowtime {
+        let _ = write!(s, " [rowtime={}]", column(rel, rt));
+    }
+    s.push('\n');
+    match &rel.node {
+        PlanNode::Source(_) => {}
+        PlanNode::Filter { input, .. }
+        | PlanNode::Project { input, .. }
+        | PlanNode::WindowAssign { input, .. }
+        | PlanNode::WindowAggregate { input, .. } => explain_rel(s, input, depth + 1),
+        PlanNode::Union { inputs } => inputs.iter().for_each(|i| explain_rel(s, i, depth + 1)),
+    }
+}
+
+fn window_text(window: &WindowSpec, input: &Rel) -> String {
+    let mut text = format!("{} on {}", window.kind, input.schema.field(window.time_col).name());
+    if let Some(tz) = &window.time_zone {
+        let _ = write!(text, " in {tz}");
+    }
+    text
+}
+
+fn agg_text(a: &AggCall, name: &str) -> String {
+    let func = match a.func {
+        AggFunc::Count => "COUNT",
+        AggFunc::Sum => "SUM",
+        AggFunc::Min => "MIN",
+        AggFunc::Max => "MAX",
+        AggFunc::Avg => "AVG",
+    };
+    let distinct = if a.distinct { "DISTINCT " } else { "" };
+    let arg = a.arg.as_ref().map_or_else(|| "*".to_string(), |e| e.to_string());
+    let mut text = format!("{func}({distinct}{arg})");
+    if let Some(f) = &a.filter {
+        let _ = write!(text, " FILTER (WHERE {f})");
+    }
+    let _ = write!(text, " AS {name} {}", flink_name(&a.output_type));
+    text
+}
