@@ -1,0 +1,16 @@
+-- A JOIN, which the planner does not support yet.
+CREATE TABLE orders (
+  order_id BIGINT,
+  customer STRING,
+  total DECIMAL(10, 2),
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '/data/orders.json', 'format' = 'json');
+
+CREATE TABLE out (customer STRING, total DECIMAL(10, 2)) WITH ('connector' = 'print');
+
+CREATE TABLE customers (name STRING, city STRING) WITH ('connector' = 'datagen');
+
+INSERT INTO out
+SELECT o.customer, o.total
+FROM orders AS o JOIN customers AS c ON o.customer = c.name;

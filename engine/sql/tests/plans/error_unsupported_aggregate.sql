@@ -1,0 +1,15 @@
+-- An aggregate function Sluice does not implement.
+CREATE TABLE orders (
+  order_id BIGINT,
+  customer STRING,
+  total DECIMAL(10, 2),
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '/data/orders.json', 'format' = 'json');
+
+CREATE TABLE out (customer STRING, total DECIMAL(10, 2)) WITH ('connector' = 'print');
+
+INSERT INTO out
+SELECT LISTAGG(customer), SUM(total)
+FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end;

@@ -1,0 +1,10 @@
+-- A column type Sluice does not support.
+CREATE TABLE readings (
+  sensor STRING,
+  tags ARRAY<STRING>,
+  ts TIMESTAMP(3)
+) WITH ('connector' = 'datagen');
+
+CREATE TABLE out (sensor STRING) WITH ('connector' = 'print');
+
+INSERT INTO out SELECT sensor FROM readings;
