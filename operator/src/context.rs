@@ -12,10 +12,11 @@ use kube::runtime::reflector::Store;
 
 use crate::crd::{S3Spec, StreamJobSpec, StreamJobStatus};
 use crate::engine::EngineClient;
+use crate::error::InvalidSpec;
 use crate::metrics::Metrics;
 
 /// A cached validation: the hash of the SQL it judged, and the verdict.
-pub type Validation = (u64, Result<(), String>);
+pub type Validation = (u64, Result<(), InvalidSpec>);
 
 /// What every reconcile shares.
 pub struct Context {

@@ -1,9 +1,13 @@
-//! The operator's errors. User errors (bad SQL, a bad manifest) never get here:
-//! they are reported in the status and in Events. These are the failures of a
-//! reconcile, retried with back-off by the controller.
+//! The operator's errors: the failures of a reconcile, retried with back-off by the
+//! controller, and [`InvalidSpec`], the user's error (bad SQL, a bad manifest), which a
+//! reconcile never returns: it is reported in the status (condition `Stalled`, reason
+//! `InvalidSpec`) and in an Event, and the job keeps running its last valid spec.
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The spec cannot be deployed as written.
+    #[error(transparent)]
+    InvalidSpec(#[from] InvalidSpec),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("engine: {0}")]
@@ -28,6 +32,7 @@ impl Error {
     /// The `error` label of `sluice_operator_reconcile_errors_total`.
     pub fn metric_label(&self) -> &'static str {
         match self {
+            Error::InvalidSpec(_) => "invalid_spec",
             Error::Kube(_) => "kube",
             Error::Engine(_) => "engine",
             Error::Build { .. } => "build",
@@ -39,3 +44,28 @@ impl Error {
         }
     }
 }
+
+/// Why a StreamJob's spec cannot be deployed. The message is what the status and the
+/// Event say: it names the field, or the SQL's file, line and column.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InvalidSpec {
+    #[error("invalid spec: set spec.sql or spec.sqlConfigMapRef")]
+    NoSql,
+    #[error("invalid spec: sqlConfigMapRef: ConfigMap {namespace}/{name} not found")]
+    ConfigMapNotFound { namespace: String, name: String },
+    #[error("invalid spec: sqlConfigMapRef: ConfigMap {namespace}/{name} has no key '{key}'")]
+    ConfigMapKeyMissing { namespace: String, name: String, key: String },
+    #[error(
+        "invalid spec: spec.image is not set and the operator has no default engine image \
+         (--default-engine-image; the Helm value engine.image)"
+    )]
+    NoImage,
+    #[error("invalid spec: {field}: '{value}' is not a duration such as 30s, 5m or 1h")]
+    Duration { field: &'static str, value: String },
+    /// The job's SQL (`job.sql`, as the engine pods name it).
+    #[error("invalid spec: {}", .0.render(SQL_FILE))]
+    Sql(#[source] sluice_sql::SqlError),
+}
+
+/// The name of the job's SQL in messages: the file the engine pods read it from.
+pub const SQL_FILE: &str = "job.sql";

@@ -87,7 +87,10 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
     let uid =
         job.meta().uid.as_deref().ok_or_else(|| Error::Internal(format!("StreamJob {} has no uid", job.name_any())))?;
     let spec = effective_spec(&job.spec, &status, &ctx.defaults);
-    let validated = validate::validate(ctx, job, &spec).await?;
+    let validated = match validate::validate(ctx, job, &spec).await {
+        Err(Error::InvalidSpec(invalid)) => Err(invalid),
+        other => Ok(other?),
+    };
     let mut children = observe::children(ctx, job, true).await?;
     let choosing =
         status.upgrade.as_ref().is_some_and(|u| matches!(u.step, UpgradeStep::Fencing | UpgradeStep::Stopped));

@@ -6,38 +6,37 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, ResourceExt};
 
 use crate::context::Context;
-use crate::crd::{StreamJob, StreamJobSpec};
-use crate::error::Error;
+use crate::crd::{DeployedSpec, StreamJob, StreamJobSpec};
+use crate::error::{Error, InvalidSpec};
 
-/// Resolves the SQL and validates the spec. `Err` carries a message for the
-/// status and an Event, with the SQL's line and column.
-pub async fn validate(ctx: &Context, job: &StreamJob, spec: &StreamJobSpec) -> Result<Result<String, String>, Error> {
+/// Resolves the SQL and validates the spec: the spec as it would be deployed, or
+/// [`Error::InvalidSpec`] saying what to fix (with the SQL's line and column).
+pub async fn validate(ctx: &Context, job: &StreamJob, spec: &StreamJobSpec) -> Result<DeployedSpec, Error> {
     let ns = job.namespace().unwrap_or_default();
     let sql = match (&spec.sql, &spec.sql_config_map_ref) {
         (Some(sql), _) => sql.clone(),
-        (None, Some(r)) => match Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns).get_opt(&r.name).await? {
-            None => return Ok(Err(format!("invalid spec: sqlConfigMapRef: ConfigMap {ns}/{} not found", r.name))),
-            Some(cm) => match cm.data.and_then(|mut d| d.remove(&r.key)) {
-                Some(sql) => sql,
-                None => {
-                    return Ok(Err(format!(
-                        "invalid spec: sqlConfigMapRef: ConfigMap {ns}/{} has no key '{}'",
-                        r.name, r.key
-                    )));
-                }
-            },
-        },
-        (None, None) => return Ok(Err("invalid spec: set spec.sql or spec.sqlConfigMapRef".into())),
+        (None, Some(r)) => {
+            let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&r.name)
+                .await?
+                .ok_or_else(|| InvalidSpec::ConfigMapNotFound { namespace: ns.clone(), name: r.name.clone() })?;
+            cm.data.and_then(|mut d| d.remove(&r.key)).ok_or_else(|| InvalidSpec::ConfigMapKeyMissing {
+                namespace: ns.clone(),
+                name: r.name.clone(),
+                key: r.key.clone(),
+            })?
+        }
+        (None, None) => return Err(InvalidSpec::NoSql.into()),
     };
-    Ok(check(ctx, &job.name_any(), spec, &sql).map(|()| sql))
+    let deployed = DeployedSpec::resolve(spec, &sql);
+    check(ctx, &job.name_any(), &deployed)?;
+    Ok(deployed)
 }
 
-/// Static checks of a spec whose SQL is known. Compiling is cached per job and SQL text.
-pub fn check(ctx: &Context, name: &str, spec: &StreamJobSpec, sql: &str) -> Result<(), String> {
+/// Static checks of a spec whose SQL is resolved. Compiling is cached per job and SQL text.
+pub fn check(ctx: &Context, name: &str, spec: &DeployedSpec) -> Result<(), InvalidSpec> {
     if spec.image.is_none() {
-        return Err("invalid spec: spec.image is not set and the operator has no default engine image \
-                    (--default-engine-image; the Helm value engine.image)"
-            .into());
+        return Err(InvalidSpec::NoImage);
     }
     for (field, d) in [
         ("upgrade.readinessTimeout", Some(&spec.upgrade.readiness_timeout)),
@@ -50,9 +49,10 @@ pub fn check(ctx: &Context, name: &str, spec: &StreamJobSpec, sql: &str) -> Resu
         if let Some(d) = d
             && crate::crd::parse_duration(d).is_none()
         {
-            return Err(format!("invalid spec: {field}: '{d}' is not a duration such as 30s, 5m or 1h"));
+            return Err(InvalidSpec::Duration { field, value: d.clone() });
         }
     }
+    let sql = spec.sql();
     let key = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -65,7 +65,7 @@ pub fn check(ctx: &Context, name: &str, spec: &StreamJobSpec, sql: &str) -> Resu
     {
         return r.clone();
     }
-    let result = sluice_sql::compile(sql).map(|_| ()).map_err(|e| format!("invalid spec: {}", e.render("job.sql")));
+    let result = sluice_sql::compile(sql).map(|_| ()).map_err(InvalidSpec::Sql);
     if let Ok(mut cache) = ctx.validated.lock() {
         cache.insert(name.to_string(), (key, result.clone()));
     }

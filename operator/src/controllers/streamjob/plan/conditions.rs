@@ -5,6 +5,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::crd::{Phase, StreamJobStatus};
 
+/// The reason of the `Stalled` condition of an invalid spec.
+const INVALID_SPEC: &str = "InvalidSpec";
+
+/// Whether `error`, the status's, is the error of an invalid spec: the `Stalled`
+/// condition written with it reports it as one.
+pub fn reports_invalid_spec(conditions: &[Condition], error: &str) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == INVALID_SPEC && c.message == error)
+}
+
 /// kstatus conditions: `Ready`, `Reconciling` and `Stalled`, each with
 /// `observedGeneration`. A condition keeps its `lastTransitionTime` until its
 /// status changes, so a reconcile never rewrites a timestamp for nothing.
@@ -22,7 +33,7 @@ pub fn conditions(
         Phase::Created | Phase::Deploying | Phase::Running | Phase::Upgrading | Phase::RollingBack | Phase::Deleting
     ) && invalid.is_none();
     let (stalled, stalled_reason, stalled_msg) = match (invalid, phase) {
-        (Some(e), _) => (true, "InvalidSpec", e.to_string()),
+        (Some(e), _) => (true, INVALID_SPEC, e.to_string()),
         (None, Phase::Failed) => (true, "Failed", st.error.clone().unwrap_or_else(|| "the job failed".into())),
         (None, Phase::RolledBack) => {
             (true, "RolledBack", st.error.clone().unwrap_or_else(|| "the upgrade was rolled back".into()))

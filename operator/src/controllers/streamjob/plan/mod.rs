@@ -40,6 +40,7 @@ use crate::crd::{
     DeployedSpec, DesiredState, PendingSavepoint, Phase, SavepointInfo, StreamJobSpec, StreamJobStatus, UpgradeKind,
     UpgradeMode, UpgradeRecord, UpgradeStep, parse_duration,
 };
+use crate::error::InvalidSpec;
 use sluice_api::rest::{Job, JobStatus, SavepointRequest};
 
 mod conditions;
@@ -51,6 +52,7 @@ mod tests;
 mod upgrade;
 
 pub use conditions::conditions;
+use conditions::reports_invalid_spec;
 
 /// What observe found.
 #[derive(Debug, Clone)]
@@ -63,8 +65,8 @@ pub struct Input<'a> {
     pub generation: i64,
     pub deleting: bool,
     pub spec: &'a StreamJobSpec,
-    /// The resolved SQL, or why the spec is invalid (with the SQL's line and column).
-    pub validated: Result<String, String>,
+    /// The spec with its SQL resolved, or why it is invalid (with the SQL's line and column).
+    pub validated: Result<DeployedSpec, InvalidSpec>,
     pub status: &'a StreamJobStatus,
     pub engine: EngineView,
     /// The state of the savepoint in flight (`status.upgrade` or `status.pendingSavepoint`).
@@ -219,7 +221,7 @@ impl<'a> Planner<'a> {
     /// The spec to work with: the current one if it is valid, else the last deployed one.
     fn target(&self) -> Option<DeployedSpec> {
         match &self.i.validated {
-            Ok(sql) => Some(DeployedSpec::resolve(self.i.spec, sql)),
+            Ok(spec) => Some(spec.clone()),
             Err(_) => self.st.reconciled_spec.clone(),
         }
     }
@@ -229,14 +231,20 @@ impl<'a> Planner<'a> {
     }
 
     fn run(&mut self) {
-        if let Err(e) = &self.i.validated {
-            self.invalid = Some(e.clone());
-            if self.st.error.as_deref() != Some(e.as_str()) {
-                self.event(true, "InvalidSpec", format!("{e}; the job keeps running its last valid spec"));
+        match &self.i.validated {
+            Err(e) => {
+                let e = e.to_string();
+                if self.st.error.as_deref() != Some(e.as_str()) {
+                    self.event(true, "InvalidSpec", format!("{e}; the job keeps running its last valid spec"));
+                }
+                self.st.error = Some(e.clone());
+                self.invalid = Some(e);
             }
-            self.st.error = Some(e.clone());
-        } else if self.st.error.as_deref().is_some_and(|e| e.starts_with("invalid spec")) {
-            self.st.error = None;
+            // The spec is valid again: the error it was reported with goes.
+            Ok(_) if self.st.error.as_deref().is_some_and(|e| reports_invalid_spec(&self.i.status.conditions, e)) => {
+                self.st.error = None;
+            }
+            Ok(_) => {}
         }
         self.note_started();
         if self.i.deleting {

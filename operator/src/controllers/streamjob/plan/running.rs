@@ -56,7 +56,8 @@ impl Planner<'_> {
                     if self.st.last_stable_spec != self.st.reconciled_spec {
                         self.st.last_stable_spec = self.st.reconciled_spec.clone();
                     }
-                    if self.st.error.as_deref().is_some_and(|e| !e.starts_with("invalid spec")) {
+                    // An invalid spec's error stays as long as the spec is invalid.
+                    if self.invalid.is_none() {
                         self.st.error = None;
                     }
                     self.soon(IDLE);

@@ -87,6 +87,11 @@ fn gone() -> ChildrenView {
     ChildrenView { engine_objects: false, pods: 0, deployment: None, config_map: true, pod_problem: None }
 }
 
+/// Invalid SQL at `line` and `column`, as validation reports it.
+fn invalid_sql(line: u64, column: u64, message: &str) -> InvalidSpec {
+    InvalidSpec::Sql(sluice_sql::SqlError::new(sluice_sql::Position { line, column }, message))
+}
+
 /// `spec` as the status records it, with its own SQL.
 fn recorded(spec: &StreamJobSpec) -> DeployedSpec {
     DeployedSpec::resolve(spec, spec.sql.as_deref().unwrap_or_default())
@@ -130,7 +135,7 @@ struct Case<'a> {
     children: ChildrenView,
     at: i64,
     generation: i64,
-    validated: Result<String, String>,
+    validated: Result<DeployedSpec, InvalidSpec>,
     deleting: bool,
     uid: &'a str,
 }
@@ -145,7 +150,7 @@ impl<'a> Case<'a> {
             children: children(),
             at: 60,
             generation: 1,
-            validated: Ok(spec.sql.clone().unwrap_or_default()),
+            validated: Ok(recorded(spec)),
             deleting: false,
             uid: UID,
         }
@@ -200,7 +205,7 @@ fn invalid_sql_on_a_new_job_stalls_and_deploys_nothing() {
     let s = spec();
     let st = StreamJobStatus::default();
     let mut c = Case::new(&s, &st);
-    c.validated = Err("invalid spec: job.sql:1:8: unknown table b".into());
+    c.validated = Err(invalid_sql(1, 8, "unknown table b"));
     let p = c.plan();
     assert!(p.actions.is_empty());
     assert_eq!(p.status.phase, Phase::Created);
@@ -218,7 +223,7 @@ fn invalid_sql_on_a_running_job_keeps_the_last_valid_spec_running() {
     let mut changed = s.clone();
     changed.sql = Some("INSERT INTO nowhere SELEC".into());
     let mut c = Case::new(&changed, &st);
-    c.validated = Err("invalid spec: job.sql:1:21: expected SELECT".into());
+    c.validated = Err(invalid_sql(1, 21, "expected SELECT"));
     c.generation = 2;
     let p = c.plan();
     assert!(p.actions.is_empty(), "{:?}", p.actions);
@@ -227,6 +232,43 @@ fn invalid_sql_on_a_running_job_keeps_the_last_valid_spec_running() {
     assert_eq!(condition(&p, "Stalled").status, "True");
     assert_eq!(condition(&p, "Ready").status, "False");
     assert_eq!(p.status.observed_generation, Some(2));
+}
+
+/// The error of an invalid spec stays while the spec is invalid (also once Stable), and
+/// goes when it is valid again; an error of another kind is not cleared by a valid spec.
+#[test]
+fn an_invalid_specs_error_lasts_as_long_as_the_spec_is_invalid() {
+    let s = spec();
+    let st = deployed(&s);
+    let mut c = Case::new(&s, &st);
+    c.validated = Err(invalid_sql(1, 21, "expected SELECT"));
+    c.generation = 2;
+    let invalid = c.plan();
+    assert_eq!(invalid.status.phase, Phase::Stable);
+    assert_eq!(invalid.status.error.as_deref(), Some("invalid spec: job.sql:1:21: expected SELECT"));
+    let mut again = Case::new(&s, &invalid.status);
+    again.validated = c.validated.clone();
+    again.generation = 2;
+    assert_eq!(again.plan().status.error, invalid.status.error);
+    let mut valid = Case::new(&s, &invalid.status);
+    valid.generation = 3;
+    let p = valid.plan();
+    assert_eq!(p.status.error, None);
+    assert_eq!(condition(&p, "Stalled").status, "False");
+    let mut starting = invalid.status.clone();
+    starting.phase = Phase::Running;
+    starting.running_since = Some(now(50).to_string());
+    let mut valid = Case::new(&s, &starting);
+    valid.generation = 3;
+    let p = valid.plan();
+    assert_eq!((p.status.phase, p.status.error), (Phase::Running, None));
+    // Not Stable yet: an engine's error stays although the spec is valid.
+    let mut failing = deployed(&s);
+    failing.phase = Phase::Running;
+    failing.running_since = Some(now(50).to_string());
+    failing.error = Some("the job is FAILED".into());
+    let p = Case::new(&s, &failing).plan();
+    assert_eq!(p.status.error.as_deref(), Some("the job is FAILED"));
 }
 
 #[test]
