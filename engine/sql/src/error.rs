@@ -49,6 +49,26 @@ impl fmt::Display for SqlError {
 
 impl std::error::Error for SqlError {}
 
+/// A SQL type that has no Arrow representation in Sluice. Callers add where it
+/// was found: the column and its position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TypeError {
+    #[error("TIMESTAMP({precision}) is not supported: Sluice keeps timestamps in milliseconds; use TIMESTAMP(3)")]
+    TimestampPrecision { precision: u64 },
+    #[error("DECIMAL({precision}, {scale}) is out of range: precision is 1..38 and scale at most the precision")]
+    DecimalRange { precision: u64, scale: u64 },
+    #[error("TIMESTAMP_LTZ takes a precision, as in TIMESTAMP_LTZ(3)")]
+    LtzPrecision(#[source] std::num::ParseIntError),
+    #[error("type {name} is not supported; supported types are {}", crate::types::SUPPORTED_TYPES)]
+    Unsupported { name: String },
+}
+
+/// A planned expression that DataFusion could not lower to a physical one: an
+/// internal error, since the planner typed the expression already.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct LowerError(#[from] datafusion_common::DataFusionError);
+
 /// Turns a sqlparser error, whose text ends with `at Line: L, Column: C`, into a
 /// positioned error; `fallback` is used when the text carries no position.
 pub(crate) fn from_parser_error(e: sqlparser::parser::ParserError, fallback: Position) -> SqlError {

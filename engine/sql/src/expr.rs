@@ -26,7 +26,7 @@ use sqlparser::ast::{
     FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart, Value, ValueWithSpan, VisitorMut,
 };
 
-use crate::error::{Position, SqlError};
+use crate::error::{LowerError, Position, SqlError};
 use crate::functions::{self, TO_STRING};
 use crate::parser::expr_position;
 
@@ -54,7 +54,7 @@ impl TypePlanner for FlinkTypes {
     fn plan_type_field(&self, sql_type: &ast::DataType) -> datafusion_common::Result<Option<FieldRef>> {
         crate::types::to_arrow(sql_type, &self.tz)
             .map(|t| Some(Arc::new(arrow::datatypes::Field::new("", t, true))))
-            .map_err(datafusion_common::DataFusionError::Plan)
+            .map_err(|e| datafusion_common::DataFusionError::Plan(e.to_string()))
     }
 }
 
@@ -209,10 +209,9 @@ fn clean_df_error(s: &str) -> String {
 }
 
 /// Lowers a planned expression to a physical one over `schema`.
-pub fn physical(e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>, String> {
+pub fn physical(e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>, LowerError> {
     let props = ExecutionProps::new();
-    datafusion_physical_expr::create_physical_expr(e, schema, &props, &PhysicalPlanningContext::default())
-        .map_err(|e| e.to_string())
+    Ok(datafusion_physical_expr::create_physical_expr(e, schema, &props, &PhysicalPlanningContext::default())?)
 }
 
 fn func(name: &str, args: Vec<SqlExpr>) -> SqlExpr {

@@ -14,19 +14,19 @@
 use arrow::datatypes::{DataType, TimeUnit};
 use sqlparser::ast::{DataType as SqlType, ExactNumberInfo, TimezoneInfo};
 
+use crate::error::TypeError;
+
 /// The types Sluice supports, as the README lists them.
 pub const SUPPORTED_TYPES: &str =
     "BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p,s), STRING, VARCHAR(n), TIMESTAMP(3), TIMESTAMP_LTZ(3)";
 
 /// Maps a SQL type to its Arrow type. `tz` is the session's `table.local-time-zone`,
 /// which TIMESTAMP_LTZ values carry so that functions see local time.
-pub fn to_arrow(t: &SqlType, tz: &str) -> Result<DataType, String> {
-    let ts_precision = |p: &Option<u64>| -> Result<(), String> {
+pub fn to_arrow(t: &SqlType, tz: &str) -> Result<DataType, TypeError> {
+    let ts_precision = |p: &Option<u64>| -> Result<(), TypeError> {
         match p {
             None | Some(0..=3) => Ok(()),
-            Some(p) => Err(format!(
-                "TIMESTAMP({p}) is not supported: Sluice keeps timestamps in milliseconds; use TIMESTAMP(3)"
-            )),
+            Some(p) => Err(TypeError::TimestampPrecision { precision: *p }),
         }
     };
     Ok(match t {
@@ -41,9 +41,7 @@ pub fn to_arrow(t: &SqlType, tz: &str) -> Result<DataType, String> {
                 ExactNumberInfo::PrecisionAndScale(p, s) => (*p, u64::try_from(*s).unwrap_or(0)),
             };
             if !(1..=38).contains(&p) || s > p {
-                return Err(format!(
-                    "DECIMAL({p}, {s}) is out of range: precision is 1..38 and scale at most the precision"
-                ));
+                return Err(TypeError::DecimalRange { precision: p, scale: s });
             }
             DataType::Decimal128(p as u8, s as i8)
         }
@@ -59,16 +57,12 @@ pub fn to_arrow(t: &SqlType, tz: &str) -> Result<DataType, String> {
             DataType::Timestamp(TimeUnit::Millisecond, None)
         }
         SqlType::Custom(name, modifiers) if name.to_string().eq_ignore_ascii_case("TIMESTAMP_LTZ") => {
-            let p = modifiers
-                .first()
-                .map(|m| m.parse::<u64>())
-                .transpose()
-                .map_err(|_| "TIMESTAMP_LTZ takes a precision, as in TIMESTAMP_LTZ(3)".to_string())?;
+            let p = modifiers.first().map(|m| m.parse::<u64>()).transpose().map_err(TypeError::LtzPrecision)?;
             ts_precision(&p)?;
             DataType::Timestamp(TimeUnit::Millisecond, Some(tz.into()))
         }
         other => {
-            return Err(format!("type {other} is not supported; supported types are {SUPPORTED_TYPES}"));
+            return Err(TypeError::Unsupported { name: other.to_string() });
         }
     })
 }
@@ -107,5 +101,31 @@ pub fn is_assignable(from: &DataType, to: &DataType) -> bool {
         (Timestamp(_, _), Timestamp(_, _)) => true,
         (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::error::Error;
+
+    use sqlparser::ast::{Ident, ObjectName};
+
+    use super::*;
+
+    #[test]
+    fn an_unreadable_ltz_precision_keeps_its_cause() {
+        let t = SqlType::Custom(ObjectName::from(vec![Ident::new("TIMESTAMP_LTZ")]), vec!["p".into()]);
+        let e = to_arrow(&t, "UTC").unwrap_err();
+        assert!(matches!(e, TypeError::LtzPrecision(_)), "{e:?}");
+        assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("invalid digit found in string"));
+    }
+
+    #[test]
+    fn type_errors_carry_their_values() {
+        let t = SqlType::Timestamp(Some(6), TimezoneInfo::None);
+        assert_eq!(to_arrow(&t, "UTC"), Err(TypeError::TimestampPrecision { precision: 6 }));
+        let t = SqlType::Decimal(ExactNumberInfo::PrecisionAndScale(40, 2));
+        assert_eq!(to_arrow(&t, "UTC"), Err(TypeError::DecimalRange { precision: 40, scale: 2 }));
     }
 }
