@@ -3,7 +3,8 @@
 use std::cell::RefCell;
 
 use super::*;
-use crate::checkpoint::metadata::SectionKind;
+use crate::checkpoint::lineage::OWNER;
+use crate::checkpoint::metadata::{FORMAT_VERSION, SectionKind};
 use crate::plan::JobGraph;
 
 /// Records what the coordinator asks of the subtasks.
