@@ -1,0 +1,180 @@
+//! The `datagen` source, with Flink's options.
+//!
+//! - `rows-per-second` (default 10000): the total rate, split evenly across subtasks.
+//! - `number-of-rows`: the total, split across subtasks as Flink does (the
+//!   first `n % p` subtasks make one more); unbounded when absent, unless a
+//!   sequence field bounds it.
+//! - `fields.<f>.kind`: `random` (default) or `sequence`.
+//! - random: `.min`/`.max` (numeric types; defaults: the type's range, and
+//!   for DOUBLE and DECIMAL Flink's `Double.MIN_VALUE`..`Double.MAX_VALUE`),
+//!   `.length` (STRING, default 100) and `.var-len`, `.max-past` (timestamps,
+//!   default 0: now), `.null-rate`. Random strings are lower-case hex, as
+//!   Flink's `nextHexString`.
+//! - sequence: `.start` and `.end` (required, inclusive). As Flink's
+//!   `SequenceGenerator`, subtask `i` of `p` emits `start + i`, `start + i + p`,
+//!   …; the source ends when a sequence ends.
+//! - `seed` (Sluice's own): makes random values deterministic. Values are a
+//!   pure function of (seed, column, global row number), where subtask `i`
+//!   makes global rows `i, i + p, i + 2p, …`; so a seeded table holds the same
+//!   rows at any parallelism and batch size (timestamps, which are relative to
+//!   the wall clock, excepted).
+//!
+//! Checkpoints: the splits of datagen are the strides of the global row
+//! stream. A fresh subtask `i` of `p` owns split `i` of stride `p`; its state
+//! is (split, stride, rows produced, row limit of the split). After a restore
+//! at parallelism `q`, subtask `j` owns every restored split whose index is `j`
+//! modulo `q` and takes batches from them in turn, so that a seeded table
+//! holds the same rows, each once, however often it is rescaled. The rate
+//! stays `rows-per-second` split evenly across the new subtasks.
+//!
+//! Generation is column-wise into plain vectors, with no per-row allocation.
+//!
+//! [`options`] turns the table's options into each column's generator,
+//! [`generator`] makes a column's values; the reader, which owns the splits
+//! and builds the batches, is here.
+
+mod generator;
+mod options;
+#[cfg(test)]
+mod tests;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+
+pub(crate) use options::DatagenConfig;
+use options::{FieldGen, share};
+
+use crate::rng::seed_of;
+use crate::state::{Dec, Enc, StrideSplit, TAG_DATAGEN, merge_plan, merged_batch, total_remaining};
+use crate::throttle::Throttle;
+use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
+
+/// One subtask's reader of a datagen table.
+pub(crate) struct DatagenReader {
+    table: String,
+    schema: SchemaRef,
+    fields: Vec<FieldGen>,
+    /// Per column: the seeds of its value and null streams.
+    seeds: Vec<(u64, u64)>,
+    /// The strides of the global row stream this subtask makes: on a fresh
+    /// start one, split `i` of stride `p`; after a restore, those it owns.
+    splits: Vec<StrideSplit>,
+    /// The split the next batch comes from (round robin).
+    cursor: usize,
+    /// Whether the table is bounded (a reader without splits then ends).
+    bounded: bool,
+    batch_size: usize,
+    throttle: Throttle,
+    hex: Vec<u8>,
+}
+
+impl DatagenReader {
+    pub(crate) fn new(ctx: &SourceContext, cfg: DatagenConfig) -> Result<Self, ConnectorError> {
+        let p = ctx.parallelism.max(1);
+        let restored = match &ctx.restored_splits {
+            None => None,
+            Some(blobs) => Some(
+                blobs
+                    .iter()
+                    .map(|b| decode_split(b))
+                    .collect::<Result<Vec<_>, String>>()
+                    .map_err(|message| ConnectorError::State { table: ctx.table.clone(), message })?,
+            ),
+        };
+        let splits = StrideSplit::assign(restored, ctx.subtask, p, |i, p| cfg.rows_for(i, p));
+        let base_seed = cfg.seed.unwrap_or_else(|| {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+            // Without a seed, subtasks must differ: mix in the subtask.
+            seed_of(&[now, ctx.subtask as u64])
+        });
+        let seeds =
+            (0..cfg.fields.len() as u64).map(|c| (seed_of(&[base_seed, c, 1]), seed_of(&[base_seed, c, 2]))).collect();
+        let rate = share(cfg.rows_per_second, ctx.subtask, p).max(1);
+        Ok(DatagenReader {
+            table: ctx.table.clone(),
+            schema: ctx.schema.clone(),
+            bounded: cfg.rows_for(0, 1).is_some(),
+            fields: cfg.fields,
+            seeds,
+            splits,
+            cursor: 0,
+            batch_size: ctx.batch_size.max(1),
+            throttle: Throttle::new(rate),
+            hex: Vec::new(),
+        })
+    }
+
+    /// Generates the next `n` rows of split `split`.
+    fn generate(&mut self, split: usize, n: usize) -> Result<RecordBatch, ConnectorError> {
+        let Some(&sp) = self.splits.get(split) else {
+            return Err(ConnectorError::Arrow { table: self.table.clone(), message: format!("no split {split}") });
+        };
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.fields.len());
+        for (f, &seeds) in self.fields.iter().zip(&self.seeds) {
+            arrays.push(generator::column(&self.table, f, seeds, &sp, n, now_ms, &mut self.hex)?);
+        }
+        if let Some(s) = self.splits.get_mut(split) {
+            s.produced += n as u64;
+        }
+        RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )
+        .map_err(|e| ConnectorError::Arrow { table: self.table.clone(), message: e.to_string() })
+    }
+}
+
+fn decode_split(blob: &[u8]) -> Result<StrideSplit, String> {
+    let mut d = Dec::new(blob, TAG_DATAGEN)?;
+    let s = StrideSplit::decode(&mut d)?;
+    d.end()?;
+    Ok(s)
+}
+
+impl DatagenReader {
+    /// `n` rows from several splits, in global order (see [`merge_plan`]).
+    fn merged(&mut self, n: usize) -> Result<SourceEvent, ConnectorError> {
+        let plan = merge_plan(&self.splits, n);
+        let table = self.table.clone();
+        merged_batch(plan, &table, |split, rows| self.generate(split, rows))
+    }
+}
+
+impl SourceReader for DatagenReader {
+    fn poll(&mut self) -> Result<SourceEvent, ConnectorError> {
+        // The next split with rows left, in turn from the cursor.
+        let len = self.splits.len();
+        let Some(split) = (0..len).map(|k| (self.cursor + k) % len).find(|&s| self.splits[s].remaining() != Some(0))
+        else {
+            return Ok(if self.bounded { SourceEvent::End } else { SourceEvent::Idle });
+        };
+        let remaining = if len > 1 { total_remaining(&self.splits) } else { self.splits[split].remaining() };
+        let want = remaining.map_or(self.batch_size, |r| r.min(self.batch_size as u64) as usize);
+        let n = self.throttle.acquire(want);
+        if n == 0 {
+            return Ok(SourceEvent::Idle);
+        }
+        self.cursor = (split + 1) % len;
+        if len == 1 {
+            return Ok(SourceEvent::Batch(self.generate(split, n)?));
+        }
+        self.merged(n)
+    }
+
+    fn has_work(&self) -> bool {
+        self.splits.iter().any(|s| s.remaining() != Some(0))
+    }
+
+    fn pending_records(&self) -> Option<u64> {
+        self.splits.iter().map(StrideSplit::remaining).sum()
+    }
+
+    fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError> {
+        Ok(self.splits.iter().map(|s| s.encode(Enc::new(TAG_DATAGEN))).collect())
+    }
+}
