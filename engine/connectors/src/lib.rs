@@ -42,6 +42,7 @@ mod throttle;
 use options::Options;
 /// The S3 settings type of [`SourceContext::s3`] and [`SinkContext::s3`].
 pub use sluice_storage::S3Options;
+pub use state::StateError;
 
 /// Errors of connectors. Each variant names the table, and the file and line
 /// where there is one, so that a user can find the cause.
@@ -63,8 +64,8 @@ pub enum ConnectorError {
     Arrow { table: String, message: String },
     /// Checkpoint state (a split, a committable, a sink state) that cannot be
     /// used: corrupt, of another connector, or of a newer format version.
-    #[error("table `{table}`: cannot restore from checkpoint state: {message}")]
-    State { table: String, message: String },
+    #[error("table `{table}`: cannot restore from checkpoint state: {source}")]
+    State { table: String, source: StateError },
 }
 
 /// What a source subtask needs to know to build its reader.

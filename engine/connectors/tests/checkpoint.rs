@@ -14,7 +14,8 @@ use arrow::array::{Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use sluice_connectors::{
-    SinkContext, SinkWriter, SourceContext, SourceEvent, SourceReader, create_sink, create_source, recover_sink,
+    SinkContext, SinkWriter, SourceContext, SourceEvent, SourceReader, StateError, create_sink, create_source,
+    recover_sink,
 };
 
 fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -268,10 +269,16 @@ fn a_split_of_another_connector_or_table_is_a_clear_error() {
         "{err}"
     );
     let (d, dschema) = datagen_options();
-    let err = create_source(&src_ctx(&d, &dschema, 0, 1, 10, Some(&splits))).err().unwrap().to_string();
+    let err = create_source(&src_ctx(&d, &dschema, 0, 1, 10, Some(&splits))).err().unwrap();
     assert_eq!(
-        err,
+        err.to_string(),
         "table `t`: cannot restore from checkpoint state: expected a datagen split but found a nexmark split"
+    );
+    // The cause is typed, for callers that walk the error's sources.
+    let source = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<StateError>());
+    assert!(
+        matches!(source, Some(StateError::OtherKind { expected: "a datagen split", found: "a nexmark split" })),
+        "{source:?}"
     );
     let _ = r.poll().unwrap();
 }

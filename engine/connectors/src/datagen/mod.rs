@@ -48,7 +48,7 @@ pub(crate) use options::DatagenConfig;
 use options::{FieldGen, share};
 
 use crate::rng::seed_of;
-use crate::state::{Dec, Enc, StrideSplit, TAG_DATAGEN, merge_plan, merged_batch, total_remaining};
+use crate::state::{Dec, Enc, StateError, StrideSplit, TAG_DATAGEN, merge_plan, merged_batch, total_remaining};
 use crate::throttle::Throttle;
 use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
 
@@ -80,8 +80,8 @@ impl DatagenReader {
                 blobs
                     .iter()
                     .map(|b| decode_split(b))
-                    .collect::<Result<Vec<_>, String>>()
-                    .map_err(|message| ConnectorError::State { table: ctx.table.clone(), message })?,
+                    .collect::<Result<Vec<_>, StateError>>()
+                    .map_err(|source| ConnectorError::State { table: ctx.table.clone(), source })?,
             ),
         };
         let splits = StrideSplit::assign(restored, ctx.subtask, p, |i, p| cfg.rows_for(i, p));
@@ -129,7 +129,7 @@ impl DatagenReader {
     }
 }
 
-fn decode_split(blob: &[u8]) -> Result<StrideSplit, String> {
+fn decode_split(blob: &[u8]) -> Result<StrideSplit, StateError> {
     let mut d = Dec::new(blob, TAG_DATAGEN)?;
     let s = StrideSplit::decode(&mut d)?;
     d.end()?;

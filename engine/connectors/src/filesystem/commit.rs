@@ -49,6 +49,7 @@ use std::path::Path;
 use sluice_storage::Storage;
 
 use super::{FsConfig, fsio, sink_storage, storage_error};
+use crate::state::StateError;
 use crate::state::filesystem::{Pending, PendingPart, decode_committable, decode_sink_state};
 use crate::{ConnectorError, SinkContext};
 
@@ -129,22 +130,19 @@ pub(super) fn commit_part(
     s3: Option<&Storage>,
     part: &PendingPart,
 ) -> Result<(), ConnectorError> {
-    let mismatch = |message: String| ConnectorError::State { table: table.to_string(), message };
+    let mismatch = |source| ConnectorError::State { table: table.to_string(), source };
     match (part, s3) {
         (PendingPart::File(f), None) => commit_file(table, dir, f),
         (PendingPart::Upload { handle, .. }, Some(storage)) => {
             storage.complete_recorded(handle).map_err(|e| storage_error(table, e))
         }
-        (PendingPart::File(f), Some(_)) => Err(mismatch(format!(
-            "a committable names the local file '{}', but the sink path {} is on S3",
-            f.pending,
-            dir.display()
-        ))),
-        (PendingPart::Upload { handle, .. }, None) => Err(mismatch(format!(
-            "a committable names an S3 upload to {}, but the sink path {} is local",
-            handle.target_uri(),
-            dir.display()
-        ))),
+        (PendingPart::File(f), Some(_)) => {
+            Err(mismatch(StateError::LocalFileOnS3 { file: f.pending.clone(), dir: dir.display().to_string() }))
+        }
+        (PendingPart::Upload { handle, .. }, None) => Err(mismatch(StateError::UploadOnLocalPath {
+            uri: handle.target_uri().to_string(),
+            dir: dir.display().to_string(),
+        })),
     }
 }
 
@@ -160,7 +158,7 @@ pub(crate) fn recover(ctx: &SinkContext, cfg: &FsConfig, committables: &[Vec<u8>
     let mut keep = HashSet::new();
     for blob in committables {
         let files =
-            decode_committable(blob).map_err(|message| ConnectorError::State { table: ctx.table.clone(), message })?;
+            decode_committable(blob).map_err(|source| ConnectorError::State { table: ctx.table.clone(), source })?;
         for f in files {
             commit_part(&ctx.table, dir, None, &f)?;
             if let PendingPart::File(f) = f {
@@ -192,7 +190,7 @@ pub(crate) fn recover(ctx: &SinkContext, cfg: &FsConfig, committables: &[Vec<u8>
 fn recover_s3(ctx: &SinkContext, cfg: &FsConfig, committables: &[Vec<u8>]) -> Result<(), ConnectorError> {
     let table = ctx.table.as_str();
     let serr = |e| storage_error(table, e);
-    let state = |message| ConnectorError::State { table: table.to_string(), message };
+    let state = |source| ConnectorError::State { table: table.to_string(), source };
     let storage = sink_storage(ctx, cfg)?;
     for blob in committables {
         for f in decode_committable(blob).map_err(state)? {

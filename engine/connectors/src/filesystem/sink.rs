@@ -95,8 +95,8 @@ impl FsSink {
         // every part of this job and subtask already in the directory.
         let mut next_part = 0;
         for blob in ctx.restored_states.iter().flatten().filter(|b| !b.is_empty()) {
-            let n = decode_sink_state(blob)
-                .map_err(|message| ConnectorError::State { table: ctx.table.clone(), message })?;
+            let n =
+                decode_sink_state(blob).map_err(|source| ConnectorError::State { table: ctx.table.clone(), source })?;
             next_part = next_part.max(n);
         }
         let (s3, names) = if cfg.s3 {
@@ -265,8 +265,8 @@ impl SinkWriter for FsSink {
             return Ok(Vec::new());
         }
         self.sync_dir()?;
-        let blob = encode_committable(&files)
-            .map_err(|message| ConnectorError::State { table: self.table.clone(), message })?;
+        let blob =
+            encode_committable(&files).map_err(|source| ConnectorError::State { table: self.table.clone(), source })?;
         self.uncommitted.extend(files);
         Ok(blob)
     }
@@ -275,7 +275,7 @@ impl SinkWriter for FsSink {
         let mut any = false;
         for blob in committables {
             let files = decode_committable(blob)
-                .map_err(|message| ConnectorError::State { table: self.table.clone(), message })?;
+                .map_err(|source| ConnectorError::State { table: self.table.clone(), source })?;
             for f in &files {
                 commit_part(&self.table, &self.dir, self.s3.as_ref(), f)?;
                 self.uncommitted.retain(|u| u != f);

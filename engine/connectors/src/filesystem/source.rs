@@ -38,6 +38,7 @@ use sluice_storage::S3Options;
 use super::s3io::{self, S3Root};
 use super::{FsConfig, connector_io_error, fsio, storage_error};
 use crate::format::{Decoder, RecordError};
+use crate::state::StateError;
 use crate::state::filesystem::{FileSplit, FileStatus};
 use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
 
@@ -175,7 +176,7 @@ impl FsSource {
         let mut files: BTreeMap<PathBuf, FileSplit> = BTreeMap::new();
         for blob in blobs {
             let f = FileSplit::decode(blob)
-                .map_err(|message| ConnectorError::State { table: self.table.clone(), message })?;
+                .map_err(|source| ConnectorError::State { table: self.table.clone(), source })?;
             // A file is listed once; should it be listed twice, done wins,
             // then the furthest offset.
             let replace = match files.get(&f.path) {
@@ -326,9 +327,9 @@ impl SourceReader for FsSource {
     /// records as soon as it has decoded them, so none is buffered between
     /// polls.
     fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError> {
-        let state = |e: String| ConnectorError::State { table: self.table.clone(), message: e };
+        let state = |source| ConnectorError::State { table: self.table.clone(), source };
         if self.decoder.len() > 0 {
-            return Err(state("a snapshot was taken in the middle of a poll".into()));
+            return Err(state(StateError::MidPoll));
         }
         let mut out = Vec::with_capacity(self.done.len() + self.queue.len() + 1);
         for path in &self.done {

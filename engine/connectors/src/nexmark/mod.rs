@@ -50,7 +50,7 @@ pub(crate) use config::NexmarkConfig;
 use generator::{Buffers, EventGenerator, StrCol};
 use model::{ColKind, Kind, TOTAL_PROPORTION};
 
-use crate::state::{Dec, Enc, StrideSplit, TAG_NEXMARK, merge_plan, merged_batch, total_remaining};
+use crate::state::{Dec, Enc, StateError, StrideSplit, TAG_NEXMARK, merge_plan, merged_batch, total_remaining};
 use crate::throttle::Throttle;
 use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
 
@@ -78,8 +78,8 @@ impl NexmarkReader {
                 blobs
                     .iter()
                     .map(|b| decode_split(b, cfg.kind))
-                    .collect::<Result<Vec<_>, String>>()
-                    .map_err(|message| ConnectorError::State { table: ctx.table.clone(), message })?,
+                    .collect::<Result<Vec<_>, StateError>>()
+                    .map_err(|source| ConnectorError::State { table: ctx.table.clone(), source })?,
             ),
         };
         let splits = StrideSplit::assign(restored, ctx.subtask, p as usize, |i, p| {
@@ -192,11 +192,11 @@ fn kind_code(kind: Kind) -> u8 {
     }
 }
 
-fn decode_split(blob: &[u8], kind: Kind) -> Result<StrideSplit, String> {
+fn decode_split(blob: &[u8], kind: Kind) -> Result<StrideSplit, StateError> {
     let mut d = Dec::new(blob, TAG_NEXMARK)?;
     let code = d.u8()?;
     if code != kind_code(kind) {
-        return Err(format!("a nexmark split of another table than '{}' (kind code {code})", kind.name()));
+        return Err(StateError::OtherNexmarkTable { table: kind.name(), code });
     }
     let s = StrideSplit::decode(&mut d)?;
     d.end()?;

@@ -7,28 +7,28 @@ use std::path::{Path, PathBuf};
 
 use sluice_storage::UploadHandle;
 
-use super::{Dec, Enc, TAG_FS_COMMITTABLE, TAG_FS_S3_COMMITTABLE, TAG_FS_SINK_STATE, TAG_FS_SPLIT};
+use super::{Dec, Enc, StateError, TAG_FS_COMMITTABLE, TAG_FS_S3_COMMITTABLE, TAG_FS_SINK_STATE, TAG_FS_SPLIT};
 
 #[cfg(unix)]
-fn path_to_bytes(p: &Path) -> Result<Vec<u8>, String> {
+fn path_to_bytes(p: &Path) -> Result<Vec<u8>, StateError> {
     use std::os::unix::ffi::OsStrExt;
     Ok(p.as_os_str().as_bytes().to_vec())
 }
 
 #[cfg(unix)]
-fn path_from_bytes(b: &[u8]) -> Result<PathBuf, String> {
+fn path_from_bytes(b: &[u8]) -> Result<PathBuf, StateError> {
     use std::os::unix::ffi::OsStrExt;
     Ok(PathBuf::from(std::ffi::OsStr::from_bytes(b)))
 }
 
 #[cfg(not(unix))]
-fn path_to_bytes(p: &Path) -> Result<Vec<u8>, String> {
-    p.to_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| format!("path {} is not UTF-8", p.display()))
+fn path_to_bytes(p: &Path) -> Result<Vec<u8>, StateError> {
+    p.to_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| StateError::PathNotUtf8(p.display().to_string()))
 }
 
 #[cfg(not(unix))]
-fn path_from_bytes(b: &[u8]) -> Result<PathBuf, String> {
-    std::str::from_utf8(b).map(PathBuf::from).map_err(|e| format!("a path in a filesystem split is not UTF-8: {e}"))
+fn path_from_bytes(b: &[u8]) -> Result<PathBuf, StateError> {
+    std::str::from_utf8(b).map(PathBuf::from).map_err(StateError::SplitPathNotUtf8)
 }
 
 /// Where a file of a source split stands.
@@ -50,7 +50,7 @@ pub(crate) struct FileSplit {
 }
 
 impl FileSplit {
-    pub(crate) fn encode(&self) -> Result<Vec<u8>, String> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, StateError> {
         Ok(Enc::new(TAG_FS_SPLIT)
             .u8(self.status as u8)
             .u64(self.offset)
@@ -59,13 +59,13 @@ impl FileSplit {
             .finish())
     }
 
-    pub(crate) fn decode(blob: &[u8]) -> Result<Self, String> {
+    pub(crate) fn decode(blob: &[u8]) -> Result<Self, StateError> {
         let mut d = Dec::new(blob, TAG_FS_SPLIT)?;
         let status = match d.u8()? {
             0 => FileStatus::Queued,
             1 => FileStatus::Reading,
             2 => FileStatus::Done,
-            other => return Err(format!("a filesystem source split has the invalid status {other}")),
+            other => return Err(StateError::InvalidFileStatus(other)),
         };
         let offset = d.u64()?;
         let line = d.u64()?;
@@ -92,24 +92,24 @@ pub(crate) enum PendingPart {
     Upload { fin: String, handle: UploadHandle },
 }
 
-pub(crate) fn encode_committable(files: &[PendingPart]) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_committable(files: &[PendingPart]) -> Result<Vec<u8>, StateError> {
     let Some(first) = files.first() else {
         return Ok(Vec::new());
     };
-    let count = u32::try_from(files.len()).map_err(|_| "too many files in one committable".to_string())?;
+    let count = u32::try_from(files.len()).map_err(|_| StateError::TooManyFiles)?;
     let s3 = matches!(first, PendingPart::Upload { .. });
     let mut e = Enc::new(if s3 { TAG_FS_S3_COMMITTABLE } else { TAG_FS_COMMITTABLE }).u32(count);
     for f in files {
         e = match f {
             PendingPart::File(p) if !s3 => e.bytes(p.pending.as_bytes())?.bytes(p.fin.as_bytes())?,
             PendingPart::Upload { fin, handle } if s3 => e.bytes(fin.as_bytes())?.bytes(&handle.to_bytes())?,
-            _ => return Err("a committable cannot mix local files and S3 uploads".into()),
+            _ => return Err(StateError::MixedCommittable),
         };
     }
     Ok(e.finish())
 }
 
-pub(crate) fn decode_committable(blob: &[u8]) -> Result<Vec<PendingPart>, String> {
+pub(crate) fn decode_committable(blob: &[u8]) -> Result<Vec<PendingPart>, StateError> {
     if blob.is_empty() {
         return Ok(Vec::new());
     }
@@ -117,23 +117,20 @@ pub(crate) fn decode_committable(blob: &[u8]) -> Result<Vec<PendingPart>, String
     let mut d = Dec::new(blob, if s3 { TAG_FS_S3_COMMITTABLE } else { TAG_FS_COMMITTABLE })?;
     let count = d.u32()?;
     let mut out = Vec::new();
-    let name = |b: &[u8]| -> Result<String, String> {
-        let s = std::str::from_utf8(b).map_err(|e| format!("a file name in a committable is not UTF-8: {e}"))?;
+    let name = |b: &[u8]| -> Result<String, StateError> {
+        let s = std::str::from_utf8(b).map_err(StateError::FileNameNotUtf8)?;
         // Only plain names inside the sink directory.
         if s.is_empty() || s.contains('/') || s.contains('\\') || s == "." || s == ".." {
-            return Err(format!("a committable names the invalid file '{s}'"));
+            return Err(StateError::InvalidFileName(s.to_string()));
         }
         Ok(s.to_string())
     };
     for _ in 0..count {
         if s3 {
             let fin = name(d.bytes()?)?;
-            let handle = UploadHandle::from_bytes(d.bytes()?).map_err(|e| e.to_string())?;
+            let handle = UploadHandle::from_bytes(d.bytes()?).map_err(StateError::UploadHandle)?;
             if !handle.target_uri().ends_with(&format!("/{fin}")) {
-                return Err(format!(
-                    "a committable's upload to {} does not match its file '{fin}'",
-                    handle.target_uri()
-                ));
+                return Err(StateError::UploadMismatch { uri: handle.target_uri().to_string(), file: fin });
             }
             out.push(PendingPart::Upload { fin, handle });
         } else {
@@ -146,7 +143,7 @@ pub(crate) fn decode_committable(blob: &[u8]) -> Result<Vec<PendingPart>, String
     Ok(out)
 }
 
-pub(crate) fn decode_sink_state(blob: &[u8]) -> Result<u64, String> {
+pub(crate) fn decode_sink_state(blob: &[u8]) -> Result<u64, StateError> {
     let mut d = Dec::new(blob, TAG_FS_SINK_STATE)?;
     let next = d.u64()?;
     d.end()?;
@@ -171,7 +168,10 @@ mod tests {
         assert_eq!(FileSplit::decode(&blob).unwrap(), split);
         let mut bad = blob.clone();
         bad[2] = 3;
-        assert_eq!(FileSplit::decode(&bad).unwrap_err(), "a filesystem source split has the invalid status 3");
+        assert_eq!(
+            FileSplit::decode(&bad).unwrap_err().to_string(),
+            "a filesystem source split has the invalid status 3"
+        );
     }
 
     #[test]
@@ -187,17 +187,17 @@ mod tests {
         assert_eq!(decode_committable(&[]).unwrap(), vec![]);
         let outside = vec![PendingPart::File(Pending { pending: "../x".into(), fin: "part-j-0-3".into() })];
         let blob = encode_committable(&outside).unwrap();
-        assert_eq!(decode_committable(&blob).unwrap_err(), "a committable names the invalid file '../x'");
+        assert_eq!(decode_committable(&blob).unwrap_err().to_string(), "a committable names the invalid file '../x'");
     }
 
     #[test]
     fn the_sink_state_is_the_next_part_number() {
         let blob = encode_sink_state(42);
         assert_eq!(blob, [&[1, TAG_FS_SINK_STATE][..], &42u64.to_le_bytes()].concat());
-        assert_eq!(decode_sink_state(&blob), Ok(42));
+        assert_eq!(decode_sink_state(&blob).unwrap(), 42);
         let split = FileSplit { path: PathBuf::from("a"), status: FileStatus::Done, offset: 0, line: 0 };
         assert_eq!(
-            decode_sink_state(&split.encode().unwrap()).unwrap_err(),
+            decode_sink_state(&split.encode().unwrap()).unwrap_err().to_string(),
             "expected a filesystem sink state but found a filesystem source split"
         );
     }

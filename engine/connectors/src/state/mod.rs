@@ -38,6 +38,61 @@ pub(crate) const TAG_FS_COMMITTABLE: u8 = b'C';
 pub(crate) const TAG_FS_SINK_STATE: u8 = b'S';
 pub(crate) const TAG_FS_S3_COMMITTABLE: u8 = b'U';
 
+/// Why checkpoint state cannot be written or read: the blob is damaged, of
+/// another kind or of a newer format, or names what the connector cannot use.
+/// Each message names the blob; [`crate::ConnectorError::State`] adds the
+/// table.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{what} is truncated ({len} bytes)")]
+    Truncated { what: &'static str, len: usize },
+    #[error("{what} has format version {version}; this engine reads up to version {VERSION}")]
+    NewerVersion { what: &'static str, version: u8 },
+    #[error("{what} has the invalid format version 0")]
+    VersionZero { what: &'static str },
+    #[error("expected {expected} but found {found}")]
+    OtherKind { expected: &'static str, found: &'static str },
+    #[error("{what} has an invalid flag {flag}")]
+    InvalidFlag { what: &'static str, flag: u8 },
+    #[error("{what} has {count} unexpected trailing bytes")]
+    TrailingBytes { what: &'static str, count: usize },
+    #[error("a string of more than 4 GiB in checkpoint state")]
+    TooLong,
+    /// A datagen or nexmark split whose index is not below its stride.
+    #[error("split {index} of stride {stride} is invalid")]
+    InvalidStride { index: u64, stride: u64 },
+    #[error("a nexmark split of another table than '{table}' (kind code {code})")]
+    OtherNexmarkTable { table: &'static str, code: u8 },
+    #[error("a filesystem source split has the invalid status {0}")]
+    InvalidFileStatus(u8),
+    /// A path that cannot be stored (only where paths need not be UTF-8).
+    #[error("path {0} is not UTF-8")]
+    PathNotUtf8(String),
+    #[error("a path in a filesystem split is not UTF-8: {0}")]
+    SplitPathNotUtf8(#[source] std::str::Utf8Error),
+    #[error("too many files in one committable")]
+    TooManyFiles,
+    #[error("a committable cannot mix local files and S3 uploads")]
+    MixedCommittable,
+    #[error("a file name in a committable is not UTF-8: {0}")]
+    FileNameNotUtf8(#[source] std::str::Utf8Error),
+    #[error("a committable names the invalid file '{0}'")]
+    InvalidFileName(String),
+    /// An S3 committable's upload handle that cannot be read.
+    #[error(transparent)]
+    UploadHandle(sluice_storage::StorageError),
+    #[error("a committable's upload to {uri} does not match its file '{file}'")]
+    UploadMismatch { uri: String, file: String },
+    #[error("a committable names the local file '{file}', but the sink path {dir} is on S3")]
+    LocalFileOnS3 { file: String, dir: String },
+    #[error("a committable names an S3 upload to {uri}, but the sink path {dir} is local")]
+    UploadOnLocalPath { uri: String, dir: String },
+    /// The engine snapshots a reader between polls; a reader holding
+    /// decoded rows would lose them.
+    #[error("a snapshot was taken in the middle of a poll")]
+    MidPoll,
+}
+
 fn tag_name(tag: u8) -> &'static str {
     match tag {
         TAG_DATAGEN => "a datagen split",
@@ -77,8 +132,8 @@ impl Enc {
         self.u8(u8::from(v.is_some())).u64(v.unwrap_or(0))
     }
 
-    pub(crate) fn bytes(mut self, b: &[u8]) -> Result<Self, String> {
-        let len = u32::try_from(b.len()).map_err(|_| "a string of more than 4 GiB in checkpoint state".to_string())?;
+    pub(crate) fn bytes(mut self, b: &[u8]) -> Result<Self, StateError> {
+        let len = u32::try_from(b.len()).map_err(|_| StateError::TooLong)?;
         self = self.u32(len);
         self.0.extend_from_slice(b);
         Ok(self)
@@ -98,66 +153,64 @@ pub(crate) struct Dec<'a> {
 
 impl<'a> Dec<'a> {
     /// Checks the version and the tag.
-    pub(crate) fn new(buf: &'a [u8], tag: u8) -> Result<Self, String> {
+    pub(crate) fn new(buf: &'a [u8], tag: u8) -> Result<Self, StateError> {
         let what = tag_name(tag);
         match buf {
-            [] | [_] => Err(format!("{what} is truncated ({} bytes)", buf.len())),
-            [v, _, ..] if *v > VERSION => {
-                Err(format!("{what} has format version {v}; this engine reads up to version {VERSION}"))
-            }
-            [0, _, ..] => Err(format!("{what} has the invalid format version 0")),
-            [_, t, ..] if *t != tag => Err(format!("expected {what} but found {}", tag_name(*t))),
+            [] | [_] => Err(StateError::Truncated { what, len: buf.len() }),
+            [v, _, ..] if *v > VERSION => Err(StateError::NewerVersion { what, version: *v }),
+            [0, _, ..] => Err(StateError::VersionZero { what }),
+            [_, t, ..] if *t != tag => Err(StateError::OtherKind { expected: what, found: tag_name(*t) }),
             _ => Ok(Dec { buf, pos: 2, what }),
         }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StateError> {
         let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len());
         let Some(end) = end else {
-            return Err(format!("{} is truncated ({} bytes)", self.what, self.buf.len()));
+            return Err(StateError::Truncated { what: self.what, len: self.buf.len() });
         };
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8, String> {
+    pub(crate) fn u8(&mut self) -> Result<u8, StateError> {
         Ok(self.take(1)?[0])
     }
 
-    pub(crate) fn u32(&mut self) -> Result<u32, String> {
+    pub(crate) fn u32(&mut self) -> Result<u32, StateError> {
         let mut b = [0u8; 4];
         b.copy_from_slice(self.take(4)?);
         Ok(u32::from_le_bytes(b))
     }
 
-    pub(crate) fn u64(&mut self) -> Result<u64, String> {
+    pub(crate) fn u64(&mut self) -> Result<u64, StateError> {
         let mut b = [0u8; 8];
         b.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(b))
     }
 
-    pub(crate) fn opt_u64(&mut self) -> Result<Option<u64>, String> {
+    pub(crate) fn opt_u64(&mut self) -> Result<Option<u64>, StateError> {
         let some = self.u8()?;
         let v = self.u64()?;
         match some {
             0 => Ok(None),
             1 => Ok(Some(v)),
-            other => Err(format!("{} has an invalid flag {other}", self.what)),
+            flag => Err(StateError::InvalidFlag { what: self.what, flag }),
         }
     }
 
-    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], String> {
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], StateError> {
         let len = self.u32()? as usize;
         self.take(len)
     }
 
     /// Fails if bytes are left over.
-    pub(crate) fn end(self) -> Result<(), String> {
+    pub(crate) fn end(self) -> Result<(), StateError> {
         if self.pos == self.buf.len() {
             Ok(())
         } else {
-            Err(format!("{} has {} unexpected trailing bytes", self.what, self.buf.len() - self.pos))
+            Err(StateError::TrailingBytes { what: self.what, count: self.buf.len() - self.pos })
         }
     }
 }
@@ -173,15 +226,18 @@ mod tests {
         let mut d = Dec::new(&blob, TAG_DATAGEN).unwrap();
         assert_eq!(StrideSplit::decode(&mut d).unwrap(), s);
         d.end().unwrap();
-        assert_eq!(Dec::new(&blob, TAG_NEXMARK).err().unwrap(), "expected a nexmark split but found a datagen split");
+        assert_eq!(
+            Dec::new(&blob, TAG_NEXMARK).err().unwrap().to_string(),
+            "expected a nexmark split but found a datagen split"
+        );
         let mut newer = blob.clone();
         newer[0] = 9;
         assert_eq!(
-            Dec::new(&newer, TAG_DATAGEN).err().unwrap(),
+            Dec::new(&newer, TAG_DATAGEN).err().unwrap().to_string(),
             "a datagen split has format version 9; this engine reads up to version 1"
         );
         let mut d = Dec::new(&blob[..10], TAG_DATAGEN).unwrap();
-        assert_eq!(StrideSplit::decode(&mut d).unwrap_err(), "a datagen split is truncated (10 bytes)");
+        assert_eq!(StrideSplit::decode(&mut d).unwrap_err().to_string(), "a datagen split is truncated (10 bytes)");
         let e = Enc::new(TAG_FS_SPLIT).bytes(b"abc").unwrap().u8(7).finish();
         let mut d = Dec::new(&e, TAG_FS_SPLIT).unwrap();
         assert_eq!(d.bytes().unwrap(), b"abc");

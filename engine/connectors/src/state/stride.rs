@@ -3,7 +3,7 @@
 //! index is its own modulo the new parallelism, and emits their rows merged in
 //! the order of the original stream.
 
-use super::{Dec, Enc};
+use super::{Dec, Enc, StateError};
 
 /// A split of a strided generator (datagen, nexmark): it makes the items
 /// `index`, `index + stride`, `index + 2 * stride`, … of the whole stream.
@@ -31,13 +31,13 @@ impl StrideSplit {
         e.u64(self.index).u64(self.stride).u64(self.produced).opt_u64(self.limit).finish()
     }
 
-    pub(crate) fn decode(d: &mut Dec<'_>) -> Result<Self, String> {
+    pub(crate) fn decode(d: &mut Dec<'_>) -> Result<Self, StateError> {
         let index = d.u64()?;
         let stride = d.u64()?;
         let produced = d.u64()?;
         let limit = d.opt_u64()?;
         if stride == 0 || index >= stride {
-            return Err(format!("split {index} of stride {stride} is invalid"));
+            return Err(StateError::InvalidStride { index, stride });
         }
         Ok(StrideSplit { index, stride, produced, limit })
     }
