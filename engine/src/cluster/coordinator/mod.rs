@@ -8,6 +8,8 @@
 //! `heartbeat.timeout`) fails the attempt; the next one starts from the
 //! newest complete checkpoint on the remaining and replacement workers.
 
+mod attempt;
+mod registry;
 mod remote;
 mod rpc;
 

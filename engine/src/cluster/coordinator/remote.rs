@@ -1,22 +1,26 @@
-//! The attempts of a job on the registered workers.
+//! The attempts of a job on the registered workers: the driver of
+//! [`RemoteAttempt`]. It waits for slots, places the subtasks, and feeds the
+//! workers' events to the attempt's state machine, its frames to the RPC
+//! endpoint and the workers' reports to the checkpoint coordinator. It
+//! decides nothing itself: the protocol is in `attempt.rs`, which workers are
+//! alive in `registry.rs`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use super::JobSource;
-use super::rpc::{Event, Rpc};
-use crate::checkpoint::coordinator::{Cluster, Coordinator, Ending};
+use super::attempt::{Action, RemoteAttempt};
+use super::rpc::{Rpc, WorkerEvent};
+use crate::checkpoint::Barrier;
+use crate::checkpoint::coordinator::{Cluster, Coordinator};
 use crate::checkpoint::store::Loaded;
-use crate::checkpoint::{Barrier, CoordMsg, SubtaskSnapshot};
-use crate::cluster::{BarrierWire, DeploySpec, MetricSample, ToCoordinator, ToWorker};
+use crate::cluster::{BarrierWire, DeploySpec, ToWorker};
 use crate::error::EngineError;
 use crate::plan::JobGraph;
-use crate::runtime::{
-    AttemptEnd, AttemptError, Attempts, JobState, JobStatus, RunOptions, attempt_result, prepare_attempt,
-};
+use crate::runtime::{AttemptEnd, AttemptError, Attempts, JobState, RunOptions, attempt_result, prepare_attempt};
 
 /// Slot `k` holds subtask `k` of every vertex; slots are dealt to workers in
 /// turn, so each worker gets an equal share. Returns, per vertex, the worker
@@ -47,6 +51,28 @@ struct Remote<'a> {
     attempt: u64,
     workers: Vec<usize>,
     sinks: Vec<(usize, (usize, usize))>,
+}
+
+impl Remote<'_> {
+    /// Carries out the attempt's actions: sends its frames, and hands the
+    /// workers' reports to the checkpoint coordinator.
+    fn carry_out(&self, attempt: &mut RemoteAttempt, coord: &mut Coordinator, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Send(w, msg) => {
+                    if !self.rpc.send(w, &msg) {
+                        attempt.on_undelivered(w, &msg);
+                    }
+                }
+                Action::Checkpoint(msg) => {
+                    if let Some(ending) = coord.on_message(msg, self) {
+                        attempt.on_ending(ending);
+                    }
+                }
+                Action::TickCheckpoints => coord.tick(self),
+            }
+        }
+    }
 }
 
 impl Cluster for Remote<'_> {
@@ -94,7 +120,7 @@ impl RemoteAttempts {
         loop {
             self.rpc.expire();
             let alive = self.rpc.alive();
-            let have: usize = alive.iter().map(|a| a.1).sum();
+            let have: usize = alive.iter().map(|w| w.slots).sum();
             if have >= needed {
                 return true;
             }
@@ -140,22 +166,16 @@ impl Attempts for RemoteAttempts {
         let (metas, _) = prepare_attempt(graph, state, opts, restore).map_err(AttemptError::Setup)?;
         coord.set_vertices(metas);
         let alive = self.rpc.alive();
-        let slots: Vec<(usize, usize)> = alive.iter().map(|a| (a.0, a.1)).collect();
+        let slots: Vec<(usize, usize)> = alive.iter().map(|w| (w.index, w.slots)).collect();
         let placement = place(&parallelism, &slots)
             .ok_or_else(|| AttemptError::Run(EngineError::Cluster("the workers left before deployment".into())))?;
         self.attempt += 1;
-        let attempt = self.attempt;
-        let mut addrs = vec![String::new(); alive.iter().map(|a| a.0 + 1).max().unwrap_or(0)];
-        for a in &alive {
-            addrs[a.0] = a.2.clone();
+        let mut addrs = vec![String::new(); alive.iter().map(|w| w.index + 1).max().unwrap_or(0)];
+        for w in &alive {
+            addrs[w.index] = w.data_addr.clone();
         }
-        let mut remaining: BTreeMap<usize, usize> = BTreeMap::new();
-        for p in &placement {
-            for w in p {
-                *remaining.entry(*w).or_default() += 1;
-            }
-        }
-        let total: usize = remaining.values().sum();
+        let names = alive.iter().map(|w| (w.index, w.name.clone())).collect();
+        let mut attempt = RemoteAttempt::new(self.attempt, &placement, names, state.clone());
         let sinks = graph
             .vertices
             .iter()
@@ -163,156 +183,47 @@ impl Attempts for RemoteAttempts {
             .flat_map(|v| (0..v.parallelism).map(move |i| (v.id, i)))
             .map(|(v, i)| (placement[v][i], (v, i)))
             .collect();
-        let remote = Remote { rpc: &self.rpc, attempt, workers: remaining.keys().copied().collect(), sinks };
-        let layout = remaining.iter().map(|(w, n)| format!("{} ({n})", self.rpc.name(*w))).collect::<Vec<_>>();
-        eprintln!("sluice: job `{}` attempt {attempt}: {total} subtasks on {}", state.job_id, layout.join(", "));
-        for w in remaining.keys() {
-            let spec = DeploySpec {
-                generation: self.generation,
-                attempt,
-                job_id: self.source.job_id.clone(),
-                file: self.source.file.clone(),
-                job_text: self.source.text.clone(),
-                config: self.source.config.clone(),
-                restore: restore.map(|l| l.location.clone()),
-                workers: addrs.clone(),
-                placement: placement.clone(),
-                you: *w,
-            };
-            if !self.rpc.send(*w, &ToWorker::Deploy(Box::new(spec))) {
-                state.fail(format!("worker {} was lost during deployment", self.rpc.name(*w)));
-            }
-        }
+        let remote = Remote { rpc: &self.rpc, attempt: self.attempt, workers: attempt.workers(), sinks };
+        let spec = DeploySpec {
+            generation: self.generation,
+            attempt: self.attempt,
+            job_id: self.source.job_id.clone(),
+            file: self.source.file.clone(),
+            job_text: self.source.text.clone(),
+            config: self.source.config.clone(),
+            restore: restore.map(|l| l.location.clone()),
+            workers: addrs,
+            placement,
+            you: 0,
+        };
+        let deploy = attempt.deploy(&spec);
+        remote.carry_out(&mut attempt, coord, deploy);
         coord.reset_attempt(&remote);
-        let mut deployed: HashSet<usize> = HashSet::new();
-        let mut last_samples: BTreeMap<(usize, usize), MetricSample> = BTreeMap::new();
-        let mut ending: Option<Ending> = None;
-        let mut setup_failure: Option<String> = None;
-        let mut cancel_sent: Option<Instant> = None;
-        // Subtasks still running, per worker.
-        while remaining.values().any(|n| *n > 0) {
-            let event = match self.rpc.events.recv_timeout(Duration::from_millis(10)) {
-                Ok(e) => Some(e),
-                Err(RecvTimeoutError::Timeout) => None,
+        while !attempt.is_over() {
+            match self.rpc.events.recv_timeout(Duration::from_millis(10)) {
+                Ok(WorkerEvent::Message(w, m)) => {
+                    let actions = attempt.on_worker(w, m);
+                    remote.carry_out(&mut attempt, coord, actions);
+                }
+                Ok(WorkerEvent::Lost(w, why)) => attempt.on_lost(w, &self.rpc.name(w), &why),
+                Ok(WorkerEvent::Registered) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    state.fail("the RPC server stopped".into());
+                    attempt.on_rpc_stopped();
                     break;
                 }
-            };
-            match event {
-                Some(Event::Msg(w, m)) => {
-                    let msg = match m {
-                        ToCoordinator::Deployed { attempt: a } if a == attempt => {
-                            deployed.insert(w);
-                            if deployed.len() == remaining.len() && !state.cancel.load(Ordering::SeqCst) {
-                                state.set_status(JobStatus::Running);
-                            }
-                            None
-                        }
-                        ToCoordinator::Failed { attempt: a, message } if a == attempt => {
-                            let why = format!("worker {}: {message}", self.rpc.name(w));
-                            if !deployed.contains(&w) {
-                                // Its subtasks never started.
-                                remaining.insert(w, 0);
-                                setup_failure.get_or_insert(why.clone());
-                            }
-                            state.fail(why);
-                            None
-                        }
-                        ToCoordinator::Ack { attempt: a, id, vertex, subtask, result, alignment_ms }
-                            if a == attempt =>
-                        {
-                            Some(CoordMsg::Ack { id, vertex, subtask, result, alignment_ms })
-                        }
-                        ToCoordinator::Finished { attempt: a, vertex, subtask, sections, last_checkpoint }
-                            if a == attempt =>
-                        {
-                            Some(CoordMsg::Finished {
-                                vertex,
-                                subtask,
-                                snapshot: SubtaskSnapshot { sections },
-                                last_checkpoint,
-                            })
-                        }
-                        ToCoordinator::Committed { attempt: a, id, vertex, subtask } if a == attempt => {
-                            Some(CoordMsg::Committed { id, vertex, subtask })
-                        }
-                        ToCoordinator::Exited { attempt: a, .. } if a == attempt => {
-                            if let Some(n) = remaining.get_mut(&w) {
-                                *n = n.saturating_sub(1);
-                            }
-                            None
-                        }
-                        ToCoordinator::Metrics { attempt: a, samples } if a == attempt => {
-                            for s in samples {
-                                if let Some(m) =
-                                    state.subtasks.iter().find(|m| m.vertex == s.vertex && m.subtask == s.subtask)
-                                {
-                                    s.apply(m, last_samples.get(&(s.vertex, s.subtask)));
-                                }
-                                last_samples.insert((s.vertex, s.subtask), s);
-                            }
-                            None
-                        }
-                        _ => None, // a message of an earlier attempt
-                    };
-                    if let Some(msg) = msg
-                        && let Some(e) = coord.on_message(msg, &remote)
-                    {
-                        ending = Some(e);
-                        // The job is complete: stop every subtask.
-                        state.cancel.store(true, Ordering::SeqCst);
-                    }
-                }
-                Some(Event::Lost(w, why)) => {
-                    if remaining.get_mut(&w).map(std::mem::take).unwrap_or(0) > 0 {
-                        state.fail(format!("worker {} was lost: {why}", self.rpc.name(w)));
-                    } else {
-                        eprintln!("sluice: worker {} left: {why}", self.rpc.name(w));
-                    }
-                }
-                Some(Event::Registered) | None => {}
             }
             self.rpc.expire();
-            if state.cancel.load(Ordering::SeqCst) {
-                match cancel_sent {
-                    None => {
-                        for w in remaining.keys() {
-                            self.rpc.send(*w, &ToWorker::Cancel { attempt });
-                        }
-                        cancel_sent = Some(Instant::now());
-                    }
-                    Some(t) if t.elapsed() > Duration::from_secs(30) => {
-                        eprintln!(
-                            "sluice: job `{}`: {} subtasks did not stop within 30 s of being canceled; going on without them",
-                            state.job_id,
-                            remaining.values().sum::<usize>()
-                        );
-                        break;
-                    }
-                    Some(_) => {}
-                }
-                // Workers that died after the cancel still count as stopped.
-                let alive: HashSet<usize> = self.rpc.alive().into_iter().map(|a| a.0).collect();
-                for (w, n) in remaining.iter_mut() {
-                    if !alive.contains(w) {
-                        *n = 0;
-                    }
-                }
-            } else {
-                coord.tick(&remote);
-            }
+            let actions = attempt.on_tick(Instant::now(), &self.rpc.alive_indexes());
+            remote.carry_out(&mut attempt, coord, actions);
         }
-        coord.reset_attempt(&Remote { rpc: &self.rpc, attempt, workers: Vec::new(), sinks: Vec::new() });
+        coord.reset_attempt(&Remote { rpc: &self.rpc, attempt: self.attempt, workers: Vec::new(), sinks: Vec::new() });
         if let Some(why) = coord.fenced() {
             return Err(AttemptError::Fatal(EngineError::Fenced(why)));
         }
-        if let Some(why) = setup_failure
-            && ending.is_none()
-        {
-            return Err(AttemptError::Setup(EngineError::Cluster(why)));
+        match attempt.finish() {
+            Err(setup_failure) => Err(AttemptError::Setup(EngineError::Cluster(setup_failure))),
+            Ok(ending) => attempt_result(state, ending),
         }
-        attempt_result(state, ending)
     }
 }
 

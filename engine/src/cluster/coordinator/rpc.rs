@@ -1,35 +1,36 @@
 //! The RPC endpoint of the coordinator: it accepts worker registrations,
-//! reads their messages, and sends heartbeats.
+//! reads their messages, and sends heartbeats. What a worker's state is
+//! lives in the [`Registry`]; this is the sockets and threads around it.
 
+use std::collections::HashSet;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::CoordinatorOptions;
-use crate::cluster::{ConnectionLimit, PROTOCOL, ToCoordinator, ToWorker, read_frame, write_frame};
+use super::registry::{LiveWorker, Registry, admit};
+use crate::cluster::{ConnectionLimit, ToCoordinator, ToWorker, read_frame, write_frame};
 use crate::error::EngineError;
 
-struct WorkerInfo {
-    name: String,
-    slots: usize,
-    data_addr: String,
-    writer: Arc<Mutex<TcpStream>>,
-    alive: bool,
-    last_seen: Instant,
-}
+/// A worker's connection, shared by its reader, the heartbeat and the attempts.
+type Conn = Arc<Mutex<TcpStream>>;
 
-pub(super) enum Event {
+/// What the RPC endpoint reports about the workers.
+pub(super) enum WorkerEvent {
+    /// A worker registered.
     Registered,
+    /// Worker `index`'s connection ended, and why.
     Lost(usize, String),
-    Msg(usize, ToCoordinator),
+    /// A frame from worker `index` (not a heartbeat).
+    Message(usize, ToCoordinator),
 }
 
 /// The RPC endpoint: registered workers and their messages.
 pub struct Rpc {
     pub addr: std::net::SocketAddr,
-    workers: Arc<Mutex<Vec<WorkerInfo>>>,
-    pub(super) events: Receiver<Event>,
+    workers: Arc<Mutex<Registry<Conn>>>,
+    pub(super) events: Receiver<WorkerEvent>,
     heartbeat_timeout: Duration,
 }
 
@@ -38,7 +39,7 @@ impl Rpc {
         let listener = TcpListener::bind(&opts.rpc_addr)
             .map_err(|e| EngineError::Config(format!("--rpc-addr {}: cannot listen: {e}", opts.rpc_addr)))?;
         let addr = listener.local_addr().map_err(|e| EngineError::Internal(e.to_string()))?;
-        let workers: Arc<Mutex<Vec<WorkerInfo>>> = Arc::new(Mutex::new(Vec::new()));
+        let workers: Arc<Mutex<Registry<Conn>>> = Arc::default();
         let (tx, events) = channel();
         let w = workers.clone();
         std::thread::Builder::new()
@@ -62,8 +63,8 @@ impl Rpc {
             .spawn(move || {
                 loop {
                     std::thread::sleep(interval);
-                    let writers: Vec<_> = match w.lock() {
-                        Ok(g) => g.iter().filter(|x| x.alive).map(|x| x.writer.clone()).collect(),
+                    let writers = match w.lock() {
+                        Ok(g) => g.conns(),
                         Err(_) => return,
                     };
                     for wr in writers {
@@ -79,77 +80,57 @@ impl Rpc {
 
     /// Sends to worker `w`; false if it is gone.
     pub(super) fn send(&self, w: usize, msg: &ToWorker) -> bool {
-        let writer = match self.workers.lock() {
-            Ok(g) => g.get(w).filter(|x| x.alive).map(|x| x.writer.clone()),
-            Err(_) => None,
-        };
-        let Some(writer) = writer else { return false };
+        let Some(writer) = self.workers.lock().ok().and_then(|g| g.conn(w)) else { return false };
         writer.lock().map(|mut s| write_frame(&mut *s, msg).is_ok()).unwrap_or(false)
     }
 
-    /// Live workers: index, slots, data address, name.
-    pub(super) fn alive(&self) -> Vec<(usize, usize, String, String)> {
-        match self.workers.lock() {
-            Ok(g) => g
-                .iter()
-                .enumerate()
-                .filter(|(_, x)| x.alive)
-                .map(|(i, x)| (i, x.slots, x.data_addr.clone(), x.name.clone()))
-                .collect(),
-            Err(_) => Vec::new(),
-        }
+    /// The live workers.
+    pub(super) fn alive(&self) -> Vec<LiveWorker> {
+        self.workers.lock().map(|g| g.alive()).unwrap_or_default()
+    }
+
+    /// The indexes of the live workers.
+    pub(super) fn alive_indexes(&self) -> HashSet<usize> {
+        self.workers.lock().map(|g| g.alive_indexes()).unwrap_or_default()
     }
 
     pub(super) fn name(&self, w: usize) -> String {
-        self.workers.lock().ok().and_then(|g| g.get(w).map(|x| x.name.clone())).unwrap_or_else(|| format!("#{w}"))
+        self.workers.lock().map(|g| g.name(w)).unwrap_or_else(|_| format!("#{w}"))
     }
 
-    /// Marks workers silent for longer than the heartbeat timeout as lost.
+    /// Marks workers silent for longer than the heartbeat timeout as lost,
+    /// and closes their connections.
     pub(super) fn expire(&self) {
-        if let Ok(mut g) = self.workers.lock() {
-            for (i, x) in g.iter_mut().enumerate() {
-                if x.alive && x.last_seen.elapsed() > self.heartbeat_timeout {
-                    tracing::warn!("worker {i} ({}) missed its heartbeats", x.name);
-                    x.alive = false;
-                    if let Ok(s) = x.writer.lock() {
-                        let _ = s.shutdown(Shutdown::Both);
-                    }
-                }
+        let expired = match self.workers.lock() {
+            Ok(mut g) => g.expire(Instant::now(), self.heartbeat_timeout),
+            Err(_) => return,
+        };
+        for conn in expired {
+            if let Ok(s) = conn.lock() {
+                let _ = s.shutdown(Shutdown::Both);
             }
         }
     }
 
     /// Tells every live worker to exit.
     pub fn exit_all(&self, reason: &str) {
-        for (w, ..) in self.alive() {
-            self.send(w, &ToWorker::Exit { reason: reason.to_string() });
+        for w in self.alive() {
+            self.send(w.index, &ToWorker::Exit { reason: reason.to_string() });
         }
     }
 }
 
-fn serve_worker(mut stream: TcpStream, generation: u64, workers: &Mutex<Vec<WorkerInfo>>, events: &Sender<Event>) {
+fn serve_worker(mut stream: TcpStream, generation: u64, workers: &Mutex<Registry<Conn>>, events: &Sender<WorkerEvent>) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let (name, slots, data_addr, seen) = match read_frame::<ToCoordinator>(&mut stream) {
-        Ok(ToCoordinator::Register { protocol, name, slots, data_addr, generation_seen }) => {
-            if protocol != PROTOCOL {
-                let reason = format!("protocol {protocol} is not this coordinator's {PROTOCOL}: run the same version");
-                let _ = write_frame(&mut stream, &ToWorker::Refused { reason });
-                return;
-            }
-            (name, slots, data_addr, generation_seen)
-        }
-        Ok(other) => {
-            let reason = format!("the first message must be a registration, not {other:?}");
-            let _ = write_frame(&mut stream, &ToWorker::Refused { reason });
-            return;
-        }
-        Err(e) => {
-            let reason = format!("unreadable registration ({e}); is this a Sluice worker of the same version?");
+    let registration = match admit(read_frame::<ToCoordinator>(&mut stream).map_err(|e| e.to_string())) {
+        Ok(r) => r,
+        Err(reason) => {
             let _ = write_frame(&mut stream, &ToWorker::Refused { reason });
             return;
         }
     };
+    let (name, slots, seen) = (registration.name.clone(), registration.slots, registration.generation_seen);
     if seen > generation {
         // A newer coordinator exists: this one is a zombie.
         tracing::warn!("worker {name} has served generation {seen}; this coordinator is generation {generation}");
@@ -158,17 +139,7 @@ fn serve_worker(mut stream: TcpStream, generation: u64, workers: &Mutex<Vec<Work
     let Ok(writer) = stream.try_clone() else { return };
     let writer = Arc::new(Mutex::new(writer));
     let index = match workers.lock() {
-        Ok(mut g) => {
-            g.push(WorkerInfo {
-                name: name.clone(),
-                slots,
-                data_addr,
-                writer: writer.clone(),
-                alive: true,
-                last_seen: Instant::now(),
-            });
-            g.len() - 1
-        }
+        Ok(mut g) => g.register(registration, writer.clone(), Instant::now()),
         Err(_) => return,
     };
     let ok = writer
@@ -180,35 +151,30 @@ fn serve_worker(mut stream: TcpStream, generation: u64, workers: &Mutex<Vec<Work
         return;
     }
     eprintln!("sluice: worker {index} registered: {name}, {slots} slots");
-    let _ = events.send(Event::Registered);
+    let _ = events.send(WorkerEvent::Registered);
     loop {
         match read_frame::<ToCoordinator>(&mut stream) {
             Ok(m) => {
                 if let Ok(mut g) = workers.lock()
-                    && let Some(x) = g.get_mut(index)
+                    && !g.heard(index, Instant::now())
                 {
-                    if !x.alive {
-                        return; // expired: the attempt has moved on
-                    }
-                    x.last_seen = Instant::now();
+                    return; // expired: the attempt has moved on
                 }
-                if !matches!(m, ToCoordinator::Heartbeat) && events.send(Event::Msg(index, m)).is_err() {
+                if !matches!(m, ToCoordinator::Heartbeat) && events.send(WorkerEvent::Message(index, m)).is_err() {
                     return;
                 }
             }
             Err(e) => {
                 mark_lost(workers, index);
-                let _ = events.send(Event::Lost(index, e.to_string()));
+                let _ = events.send(WorkerEvent::Lost(index, e.to_string()));
                 return;
             }
         }
     }
 }
 
-fn mark_lost(workers: &Mutex<Vec<WorkerInfo>>, index: usize) {
-    if let Ok(mut g) = workers.lock()
-        && let Some(x) = g.get_mut(index)
-    {
-        x.alive = false;
+fn mark_lost(workers: &Mutex<Registry<Conn>>, index: usize) {
+    if let Ok(mut g) = workers.lock() {
+        g.lost(index);
     }
 }
