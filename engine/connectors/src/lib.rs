@@ -60,12 +60,35 @@ pub enum ConnectorError {
     Storage { table: String, source: sluice_storage::StorageError },
     #[error("table `{table}`: {path}:{line}: {message}")]
     Parse { table: String, path: PathBuf, line: u64, message: String },
-    #[error("table `{table}`: {message}")]
-    Arrow { table: String, message: String },
+    /// A batch that could not be built, or that does not match the table.
+    #[error("table `{table}`: {source}")]
+    Batch { table: String, source: BatchError },
     /// Checkpoint state (a split, a committable, a sink state) that cannot be
     /// used: corrupt, of another connector, or of a newer format version.
     #[error("table `{table}`: cannot restore from checkpoint state: {source}")]
     State { table: String, source: StateError },
+}
+
+/// Why a batch could not be built or written. Apart from the 2 GiB limit of
+/// Arrow's string offsets, each is a bug: the engine builds every batch
+/// against the table's schema.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Arrow refused the arrays (lengths, offsets, precision).
+    #[error("{0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A batch handed to a sink whose columns are not the table's.
+    #[error("{0}")]
+    Columns(#[from] sluice_format::columns::ColumnsError),
+    #[error("decimal builder for a column of type {0}")]
+    DecimalBuilder(arrow::datatypes::DataType),
+    /// A generator asked for a split it does not own.
+    #[error("no split {0}")]
+    NoSplit(usize),
+    #[error("a batch of random strings exceeds 2 GiB; lower the batch size or the length")]
+    RandomStringsTooLarge,
+    #[error("a batch of nexmark strings exceeds 2 GiB; lower the batch size")]
+    NexmarkStringsTooLarge,
 }
 
 /// What a source subtask needs to know to build its reader.

@@ -73,7 +73,7 @@ impl SinkWriter for PrintSink {
         self.buf.clear();
         self.encoder
             .encode(batch, &mut self.buf)
-            .map_err(|e| ConnectorError::Arrow { table: self.table.clone(), message: e.to_string() })?;
+            .map_err(|e| ConnectorError::Batch { table: self.table.clone(), source: e.into() })?;
         let res = if self.stderr {
             std::io::stderr().lock().write_all(&self.buf)
         } else {

@@ -13,8 +13,8 @@ use arrow::array::{AsArray, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use sluice_connectors::{
-    ConnectorError, Role, SinkContext, SourceContext, SourceEvent, SourceReader, create_sink, create_source,
-    is_bounded, validate_table,
+    BatchError, ConnectorError, Role, SinkContext, SourceContext, SourceEvent, SourceReader, create_sink,
+    create_source, is_bounded, validate_table,
 };
 
 fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -323,4 +323,21 @@ fn missing_paths_and_bad_options_are_clear_errors() {
         validate_table("t", &opts(&[("connector", "blackhole"), ("sink.parallelism", "2")]), &schema(), Role::Sink)
             .is_ok()
     );
+}
+
+#[test]
+fn a_batch_that_is_not_the_tables_is_an_error_with_a_typed_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = create_sink(&sink_ctx(dir.path(), &[("format", "json")], 0)).unwrap();
+    let other =
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true), Field::new("name", DataType::Utf8, true)]));
+    let wrong = RecordBatch::try_new(
+        other,
+        vec![Arc::new(StringArray::from(vec!["1"])), Arc::new(StringArray::from(vec!["a"]))],
+    )
+    .unwrap();
+    let err = sink.write(&wrong).unwrap_err();
+    assert_eq!(err.to_string(), "table `dst`: column 1 of a batch has Arrow type Utf8 but the table declares BIGINT");
+    let source = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<BatchError>());
+    assert!(matches!(source, Some(BatchError::Columns(_))), "{source:?}");
 }

@@ -13,9 +13,9 @@ use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffe
 use sluice_format::types::ColType;
 
 use super::options::{FieldGen, Gen};
-use crate::ConnectorError;
 use crate::rng::{GOLDEN, below, mix64, unit_f64};
 use crate::state::StrideSplit;
+use crate::{BatchError, ConnectorError};
 
 /// The values of column `f` for `n` rows of split `sp`, from its row
 /// `sp.produced` on, drawn from the column's value and null streams
@@ -123,9 +123,9 @@ pub(super) fn column(
                 let len = if var_len && length > 1 { 1 + below(row_seed, length as u64 - 1) as usize } else { length };
                 push_hex(&mut values, row_seed, len);
                 if values.len() > i32::MAX as usize {
-                    return Err(ConnectorError::Arrow {
+                    return Err(ConnectorError::Batch {
                         table: table.to_string(),
-                        message: "a batch of random strings exceeds 2 GiB; lower the batch size or the length".into(),
+                        source: BatchError::RandomStringsTooLarge,
                     });
                 }
                 offsets.push(values.len() as i32);
@@ -177,5 +177,5 @@ fn string_array(
     let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
     StringArray::try_new(offsets, Buffer::from_vec(values), nulls)
         .map(|a| Arc::new(a) as ArrayRef)
-        .map_err(|e| ConnectorError::Arrow { table: table.to_string(), message: e.to_string() })
+        .map_err(|e| ConnectorError::Batch { table: table.to_string(), source: e.into() })
 }

@@ -50,7 +50,7 @@ use options::{FieldGen, share};
 use crate::rng::seed_of;
 use crate::state::{Dec, Enc, StateError, StrideSplit, TAG_DATAGEN, merge_plan, merged_batch, total_remaining};
 use crate::throttle::Throttle;
-use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
+use crate::{BatchError, ConnectorError, SourceContext, SourceEvent, SourceReader};
 
 /// One subtask's reader of a datagen table.
 pub(crate) struct DatagenReader {
@@ -110,7 +110,7 @@ impl DatagenReader {
     /// Generates the next `n` rows of split `split`.
     fn generate(&mut self, split: usize, n: usize) -> Result<RecordBatch, ConnectorError> {
         let Some(&sp) = self.splits.get(split) else {
-            return Err(ConnectorError::Arrow { table: self.table.clone(), message: format!("no split {split}") });
+            return Err(ConnectorError::Batch { table: self.table.clone(), source: BatchError::NoSplit(split) });
         };
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.fields.len());
@@ -125,7 +125,7 @@ impl DatagenReader {
             arrays,
             &RecordBatchOptions::new().with_row_count(Some(n)),
         )
-        .map_err(|e| ConnectorError::Arrow { table: self.table.clone(), message: e.to_string() })
+        .map_err(|e| ConnectorError::Batch { table: self.table.clone(), source: e.into() })
     }
 }
 

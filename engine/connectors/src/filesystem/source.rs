@@ -225,7 +225,7 @@ impl FsSource {
         let b = self
             .decoder
             .finish(&self.schema)
-            .map_err(|m| ConnectorError::Arrow { table: self.table.clone(), message: m })?;
+            .map_err(|source| ConnectorError::Batch { table: self.table.clone(), source })?;
         Ok(SourceEvent::Batch(b))
     }
 

@@ -10,7 +10,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
-use crate::ConnectorError;
+use crate::{BatchError, ConnectorError};
 use sluice_format::types::ColType;
 
 pub(crate) use sluice_format::columns::Col;
@@ -23,7 +23,7 @@ pub(crate) fn columns<'a>(
     types: &[ColType],
 ) -> Result<Vec<Col<'a>>, ConnectorError> {
     sluice_format::columns::columns(batch, types)
-        .map_err(|e| ConnectorError::Arrow { table: table.to_string(), message: e.to_string() })
+        .map_err(|e| ConnectorError::Batch { table: table.to_string(), source: e.into() })
 }
 
 /// A builder for one column of any supported type.
@@ -62,7 +62,7 @@ impl ColBuilder {
         }
     }
 
-    fn finish(&mut self, data_type: &DataType) -> Result<ArrayRef, String> {
+    fn finish(&mut self, data_type: &DataType) -> Result<ArrayRef, BatchError> {
         Ok(match self {
             ColBuilder::Boolean(b) => Arc::new(b.finish()),
             ColBuilder::Int32(b) => Arc::new(b.finish()),
@@ -71,9 +71,9 @@ impl ColBuilder {
             ColBuilder::Decimal(b) => {
                 let (p, s) = match data_type {
                     DataType::Decimal128(p, s) => (*p, *s),
-                    _ => return Err(format!("decimal builder for a column of type {data_type}")),
+                    _ => return Err(BatchError::DecimalBuilder(data_type.clone())),
                 };
-                Arc::new(b.finish().with_precision_and_scale(p, s).map_err(|e| e.to_string())?)
+                Arc::new(b.finish().with_precision_and_scale(p, s)?)
             }
             ColBuilder::Utf8(b) => Arc::new(b.finish()),
             ColBuilder::Timestamp(b) => Arc::new(b.finish().with_data_type(data_type.clone())),
@@ -101,7 +101,7 @@ impl RowBuilders {
         self.rows += 1;
     }
 
-    pub(crate) fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch, String> {
+    pub(crate) fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch, BatchError> {
         let arrays = self
             .cols
             .iter_mut()
@@ -110,7 +110,7 @@ impl RowBuilders {
             .collect::<Result<Vec<_>, _>>()?;
         let rows = std::mem::take(&mut self.rows);
         RecordBatch::try_new_with_options(schema.clone(), arrays, &RecordBatchOptions::new().with_row_count(Some(rows)))
-            .map_err(|e| e.to_string())
+            .map_err(BatchError::from)
     }
 }
 

@@ -119,7 +119,7 @@ impl Decoder {
         }
     }
 
-    pub(crate) fn finish(&mut self, schema: &arrow::datatypes::SchemaRef) -> Result<RecordBatch, String> {
+    pub(crate) fn finish(&mut self, schema: &arrow::datatypes::SchemaRef) -> Result<RecordBatch, crate::BatchError> {
         match self {
             Decoder::Json(d) => d.builders.finish(schema),
             Decoder::Csv(d) => d.builders.finish(schema),

@@ -7,6 +7,7 @@ use arrow::array::StringArray;
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 
 use super::model::{AUCTION_PROPORTION, Kind, PERSON_PROPORTION, TOTAL_PROPORTION};
+use crate::BatchError;
 use crate::rng::{SplitMix64, below, seed_of};
 
 pub(super) const FIRST_AUCTION_ID: i64 = 1000;
@@ -410,11 +411,11 @@ impl StrCol {
         self.offsets.push(self.values.len() as i32);
     }
 
-    pub(super) fn finish(self) -> Result<StringArray, String> {
+    pub(super) fn finish(self) -> Result<StringArray, BatchError> {
         if self.values.len() > i32::MAX as usize {
-            return Err("a batch of nexmark strings exceeds 2 GiB; lower the batch size".into());
+            return Err(BatchError::NexmarkStringsTooLarge);
         }
         StringArray::try_new(OffsetBuffer::new(ScalarBuffer::from(self.offsets)), Buffer::from_vec(self.values), None)
-            .map_err(|e| e.to_string())
+            .map_err(BatchError::from)
     }
 }

@@ -52,7 +52,7 @@ use model::{ColKind, Kind, TOTAL_PROPORTION};
 
 use crate::state::{Dec, Enc, StateError, StrideSplit, TAG_NEXMARK, merge_plan, merged_batch, total_remaining};
 use crate::throttle::Throttle;
-use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
+use crate::{BatchError, ConnectorError, SourceContext, SourceEvent, SourceReader};
 
 /// One subtask's reader of a nexmark table.
 pub(crate) struct NexmarkReader {
@@ -111,7 +111,7 @@ impl NexmarkReader {
     /// Generates the next `count` events of split `split`.
     fn generate(&mut self, split: usize, count: usize) -> Result<RecordBatch, ConnectorError> {
         let Some(&sp) = self.splits.get(split) else {
-            return Err(ConnectorError::Arrow { table: self.table.clone(), message: format!("no split {split}") });
+            return Err(ConnectorError::Batch { table: self.table.clone(), source: BatchError::NoSplit(split) });
         };
         let cols = self.cfg.kind.columns();
         let mut slots = vec![None; cols.len()];
@@ -144,7 +144,7 @@ impl NexmarkReader {
             .map(|s| {
                 s.finish()
                     .map(|a| Some(Arc::new(a) as ArrayRef))
-                    .map_err(|message| ConnectorError::Arrow { table: table.clone(), message })
+                    .map_err(|source| ConnectorError::Batch { table: table.clone(), source })
             })
             .collect::<Result<_, _>>()?;
         let mut finished_ints: Vec<Option<Vec<i64>>> = b.ints.into_iter().map(Some).collect();
@@ -180,7 +180,7 @@ impl NexmarkReader {
             arrays,
             &RecordBatchOptions::new().with_row_count(Some(count)),
         )
-        .map_err(|e| ConnectorError::Arrow { table: self.table.clone(), message: e.to_string() })
+        .map_err(|e| ConnectorError::Batch { table: self.table.clone(), source: e.into() })
     }
 }
 

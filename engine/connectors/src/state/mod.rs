@@ -79,8 +79,8 @@ pub enum StateError {
     #[error("a committable names the invalid file '{0}'")]
     InvalidFileName(String),
     /// An S3 committable's upload handle that cannot be read.
-    #[error(transparent)]
-    UploadHandle(sluice_storage::StorageError),
+    #[error("{0}")]
+    UploadHandle(#[source] sluice_storage::StorageError),
     #[error("a committable's upload to {uri} does not match its file '{file}'")]
     UploadMismatch { uri: String, file: String },
     #[error("a committable names the local file '{file}', but the sink path {dir} is on S3")]

@@ -140,7 +140,7 @@ pub(crate) fn merged_batch(
     match interleave_parts(&parts, &order) {
         Ok(Some(b)) => Ok(crate::SourceEvent::Batch(b)),
         Ok(None) => Ok(crate::SourceEvent::Idle),
-        Err(e) => Err(crate::ConnectorError::Arrow { table: table.to_string(), message: e.to_string() }),
+        Err(e) => Err(crate::ConnectorError::Batch { table: table.to_string(), source: e.into() }),
     }
 }
 
