@@ -9,6 +9,7 @@
 //! newest complete checkpoint on the remaining and replacement workers.
 
 mod attempt;
+mod placement;
 mod registry;
 mod remote;
 mod rpc;
@@ -22,7 +23,8 @@ use crate::error::EngineError;
 use crate::plan::JobGraph;
 use crate::runtime::{Claimed, JobState, JobStatus, RunOptions, execute_with, start};
 
-pub use remote::{RemoteAttempts, place};
+pub use placement::place;
+pub use remote::RemoteAttempts;
 pub use rpc::Rpc;
 
 /// How the coordinator is started, beyond the job and its configuration.

@@ -1,9 +1,9 @@
 //! The attempts of a job on the registered workers: the driver of
-//! [`RemoteAttempt`]. It waits for slots, places the subtasks, and feeds the
-//! workers' events to the attempt's state machine, its frames to the RPC
-//! endpoint and the workers' reports to the checkpoint coordinator. It
-//! decides nothing itself: the protocol is in `attempt.rs`, which workers are
-//! alive in `registry.rs`.
+//! [`RemoteAttempt`]. It waits for slots, places the subtasks ([`place`]),
+//! and feeds the workers' events to the attempt's state machine, its frames
+//! to the RPC endpoint and the workers' reports to the checkpoint coordinator.
+//! It decides nothing itself: the protocol is in `attempt.rs`, which workers
+//! are alive in `registry.rs`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::JobSource;
 use super::attempt::{Action, RemoteAttempt};
+use super::placement::place;
 use super::rpc::{Rpc, WorkerEvent};
 use crate::checkpoint::Barrier;
 use crate::checkpoint::coordinator::{Cluster, Coordinator};
@@ -21,29 +22,6 @@ use crate::cluster::{BarrierWire, DeploySpec, ToWorker};
 use crate::error::EngineError;
 use crate::plan::JobGraph;
 use crate::runtime::{AttemptEnd, AttemptError, Attempts, JobState, RunOptions, attempt_result, prepare_attempt};
-
-/// Slot `k` holds subtask `k` of every vertex; slots are dealt to workers in
-/// turn, so each worker gets an equal share. Returns, per vertex, the worker
-/// of each subtask; `None` if the workers have too few slots.
-pub fn place(parallelism: &[usize], workers: &[(usize, usize)]) -> Option<Vec<Vec<usize>>> {
-    let needed = parallelism.iter().copied().max().unwrap_or(0);
-    let mut free: Vec<(usize, usize)> = workers.to_vec();
-    let mut slot_worker = Vec::with_capacity(needed);
-    while slot_worker.len() < needed {
-        let mut placed = false;
-        for (w, f) in free.iter_mut() {
-            if slot_worker.len() < needed && *f > 0 {
-                *f -= 1;
-                slot_worker.push(*w);
-                placed = true;
-            }
-        }
-        if !placed {
-            return None;
-        }
-    }
-    Some(parallelism.iter().map(|p| slot_worker[..*p].to_vec()).collect())
-}
 
 /// The coordinator's view of the workers running one attempt.
 struct Remote<'a> {
@@ -224,22 +202,5 @@ impl Attempts for RemoteAttempts {
             Err(setup_failure) => Err(AttemptError::Setup(EngineError::Cluster(setup_failure))),
             Ok(ending) => attempt_result(state, ending),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_are_dealt_to_workers_in_turn() {
-        // Two workers of two slots, parallelism 3: slots 0 and 2 on worker 0.
-        assert_eq!(place(&[3, 2], &[(0, 2), (1, 2)]), Some(vec![vec![0, 1, 0], vec![0, 1]]));
-        // Three workers of one slot each.
-        assert_eq!(place(&[3], &[(4, 1), (7, 1), (9, 1)]), Some(vec![vec![4, 7, 9]]));
-        // One worker with enough slots holds everything.
-        assert_eq!(place(&[2, 1], &[(0, 4)]), Some(vec![vec![0, 0], vec![0]]));
-        // Too few slots.
-        assert_eq!(place(&[3], &[(0, 1), (1, 1)]), None);
     }
 }
