@@ -3,6 +3,8 @@
 //! reconcile never returns: it is reported in the status (condition `Stalled`, reason
 //! `InvalidSpec`) and in an Event, and the job keeps running its last valid spec.
 
+use std::sync::Arc;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The spec cannot be deployed as written.
@@ -46,7 +48,8 @@ impl Error {
 }
 
 /// Why a StreamJob's spec cannot be deployed. The message is what the status and the
-/// Event say: it names the field, or the SQL's file, line and column.
+/// Event say: it names the field, the SQL's file, line and column, the table and its
+/// option, or the configuration key.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum InvalidSpec {
     #[error("invalid spec: set spec.sql or spec.sqlConfigMapRef")]
@@ -62,10 +65,8 @@ pub enum InvalidSpec {
     NoImage,
     #[error("invalid spec: {field}: '{value}' is not a duration such as 30s, 5m or 1h")]
     Duration { field: &'static str, value: String },
-    /// The job's SQL (`job.sql`, as the engine pods name it).
-    #[error("invalid spec: {}", .0.render(SQL_FILE))]
-    Sql(#[source] sluice_sql::SqlError),
+    /// The engine's validation refuses the job: its SQL (with the line and column), a
+    /// table's connector option, or a key of the engine configuration.
+    #[error("invalid spec: {0}")]
+    Job(#[source] Arc<sluice_job::JobError>),
 }
-
-/// The name of the job's SQL in messages: the file the engine pods read it from.
-pub const SQL_FILE: &str = "job.sql";

@@ -402,6 +402,81 @@ async fn a_missing_bucket_is_reported_and_fixing_the_spec_recovers() {
     }
 }
 
+/// What the engine would refuse is refused by the operator first, through the engine's own
+/// validation: a connector option (a typo in a filesystem sink's option) and a key of
+/// `spec.config`. Each job is Stalled with a message naming the option or the key, and
+/// nothing is deployed: no Deployment, no StatefulSet, no pod to crash-loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_connector_option_or_engine_key_stalls_the_job_and_deploys_nothing() {
+    let (env, client) = env().await;
+    let ns = env.namespace(&client, "refused").await.unwrap();
+    // No job here reaches storage: the operator's S3 endpoint is never used.
+    let op = Operator::start(&env, &ns, "http://127.0.0.1:9", env.dir.join(format!("operator-{ns}.log")));
+    let api = Api::<StreamJob>::namespaced(client.clone(), &ns);
+    let spec = |sink_options: &str, config: serde_json::Value| {
+        json!({
+            "image": "sluice/engine:test",
+            "sql": format!(
+                "CREATE TABLE s (x BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '10');\n\
+                 CREATE TABLE o (x BIGINT) WITH ('connector' = 'filesystem', 'path' = '/tmp/out', 'format' = 'csv'{sink_options});\n\
+                 INSERT INTO o SELECT x FROM s;\n"
+            ),
+            "config": config,
+        })
+    };
+    let jobs = [
+        ("badoption", spec(", 'sink.rolling-policy.file-szie' = '1MB'", json!({})), "'sink.rolling-policy.file-szie'"),
+        ("badkey", spec("", json!({"restart-strategy.type": "sometimes"})), "'restart-strategy.type'"),
+    ];
+    let result = async {
+        for (name, spec, _) in &jobs {
+            create(&api, job(name, spec.clone())).await?;
+        }
+        for (name, _, named) in &jobs {
+            let stalled = wait_object(&api, name, Duration::from_secs(60), "Stalled", |j| {
+                j.status.as_ref().is_some_and(|s| {
+                    s.conditions.iter().any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == "InvalidSpec")
+                })
+            })
+            .await?;
+            let st = stalled.status.unwrap();
+            let message = st.conditions.iter().find(|c| c.type_ == "Stalled").map(|c| c.message.clone());
+            if !message.as_deref().is_some_and(|m| m.starts_with("invalid spec: ") && m.contains(named)) {
+                bail!("{name}: the Stalled message does not name {named}: {message:?}");
+            }
+            // The status is written before any child is applied: nothing was, or will be.
+            if st.deployment != 0 || st.reconciled_spec.is_some() {
+                bail!("{name}: a deployment was recorded: {st:?}");
+            }
+            let deployment =
+                Api::<Deployment>::namespaced(client.clone(), &ns).get_opt(&format!("{name}-coordinator")).await?;
+            let workers =
+                Api::<StatefulSet>::namespaced(client.clone(), &ns).get_opt(&format!("{name}-workers")).await?;
+            if deployment.is_some() || workers.is_some() {
+                bail!("{name}: engine objects were created");
+            }
+        }
+        let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &ns)
+            .list(&kube::api::ListParams::default().labels("sluice.dev/job"))
+            .await?;
+        if !pods.items.is_empty() {
+            bail!(
+                "engine pods were created: {:?}",
+                pods.items.iter().map(|p| p.metadata.name.clone()).collect::<Vec<_>>()
+            );
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let mut statuses = Vec::new();
+        for (name, _, _) in &jobs {
+            statuses.push((name, api.get_opt(name).await.ok().flatten().and_then(|j| j.status)));
+        }
+        panic!("{e:#}\n--- job statuses: {statuses:#?}\n--- operator log:\n{}", op.log());
+    }
+}
+
 /// A restore that fails is reported, not left in Deploying: the engine reports FAILED with
 /// its message, and the operator puts it in the status and a Warning Event. The job has
 /// never run, so correcting `spec.initialSavepoint` redeploys it from the corrected

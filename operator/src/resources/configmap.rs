@@ -4,12 +4,25 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::{Blueprint, DEPLOYMENT_KEY};
+use super::{Blueprint, DEPLOYMENT_KEY, SQL_FILE};
+use crate::crd::StreamJobSpec;
 
-/// The engine keys of a deployment. The spec's own fields win over the same keys
-/// in `spec.config`, so that what `kubectl get sj` shows is what runs.
+/// The engine keys of a deployment: the spec's ([`spec_config`]), where it restores
+/// from, and its number.
 pub fn engine_config(d: &Blueprint) -> BTreeMap<String, String> {
-    let spec = d.spec;
+    let mut c = spec_config(d.spec);
+    if let Some(r) = d.restore {
+        c.insert("execution.state-recovery.path".into(), r.into());
+    }
+    c.insert(DEPLOYMENT_KEY.into(), d.deployment.to_string());
+    c
+}
+
+/// The engine keys that the spec decides, whatever deployment runs it: what validation
+/// checks. The spec's own fields win over the same keys in `spec.config`, so that what
+/// `kubectl get sj` shows is what runs; where a deployment restores from is the
+/// operator's to say, never `spec.config`'s.
+pub fn spec_config(spec: &StreamJobSpec) -> BTreeMap<String, String> {
     let mut c = spec.config.clone();
     c.insert("parallelism.default".into(), spec.parallelism.to_string());
     c.insert("pipeline.max-parallelism".into(), spec.max_parallelism.to_string());
@@ -25,18 +38,10 @@ pub fn engine_config(d: &Blueprint) -> BTreeMap<String, String> {
     if let Some(e) = spec.s3.as_ref().and_then(|s| s.endpoint.as_ref()) {
         c.insert("s3.endpoint".into(), e.clone());
     }
-    match d.restore {
-        Some(r) => {
-            c.insert("execution.state-recovery.path".into(), r.into());
-        }
-        None => {
-            c.remove("execution.state-recovery.path");
-        }
-    }
+    c.remove("execution.state-recovery.path");
     if spec.allow_non_restored_state {
         c.insert("execution.state-recovery.ignore-unclaimed-state".into(), "true".into());
     }
-    c.insert(DEPLOYMENT_KEY.into(), d.deployment.to_string());
     c
 }
 
@@ -44,7 +49,7 @@ pub fn build(d: &Blueprint) -> ConfigMap {
     let yaml = engine_config(d).iter().map(|(k, v)| format!("{}: {}\n", quote(k), quote(v))).collect::<String>();
     ConfigMap {
         metadata: d.meta(d.config_map_name(), None),
-        data: Some(BTreeMap::from([("job.sql".to_string(), d.sql.to_string()), ("engine.yaml".to_string(), yaml)])),
+        data: Some(BTreeMap::from([(SQL_FILE.to_string(), d.sql.to_string()), ("engine.yaml".to_string(), yaml)])),
         ..ConfigMap::default()
     }
 }
@@ -78,7 +83,7 @@ mod tests {
                 "\"s3.endpoint\": \"http://s3.sluice-system:9000\"\n",
             ))
         );
-        assert_eq!(data.get("job.sql").map(String::as_str), spec.sql.as_deref());
+        assert_eq!(data.get(SQL_FILE).map(String::as_str), spec.sql.as_deref());
         assert_eq!(cm.metadata.name.as_deref(), Some("clicks-config"));
     }
 

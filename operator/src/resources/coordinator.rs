@@ -4,13 +4,13 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::pod::{Role, template};
-use super::{Blueprint, CONFIG_DIR, REST_PORT, RPC_PORT, selector};
+use super::{Blueprint, CONFIG_DIR, REST_PORT, RPC_PORT, SQL_FILE, selector};
 
 pub fn build(d: &Blueprint) -> Result<Deployment, String> {
     let args = [
         "coordinator",
         "--job",
-        &format!("{CONFIG_DIR}/job.sql"),
+        &format!("{CONFIG_DIR}/{SQL_FILE}"),
         "--config",
         &format!("{CONFIG_DIR}/engine.yaml"),
         "--job-id",

@@ -1,16 +1,28 @@
-//! Validate: the SQL is resolved (from `sql` or `sqlConfigMapRef`) and compiled by the
-//! engine's front end, and the spec's durations and image are checked, before anything
-//! is planned from it.
+//! Validate: the SQL is resolved (from `sql` or `sqlConfigMapRef`), the spec's image and
+//! durations are checked, and the job is validated as the engine pods will run it, before
+//! anything is planned from it.
+//!
+//! The job goes through the engine's own validation, `sluice_job::validate` (the SQL
+//! compiled, its tables' connector options, the engine configuration), with the
+//! configuration the operator writes for the pods ([`spec_config`]): a spec the
+//! operator accepts is a job the engine runs, and one the engine would refuse is
+//! reported in the status instead of crash-looping in its pods.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, ResourceExt};
 
-use crate::context::Context;
+use crate::context::{Context, Validation};
 use crate::crd::{DeployedSpec, StreamJob, StreamJobSpec};
 use crate::error::{Error, InvalidSpec};
+use crate::resources::SQL_FILE;
+use crate::resources::configmap::spec_config;
 
 /// Resolves the SQL and validates the spec: the spec as it would be deployed, or
-/// [`Error::InvalidSpec`] saying what to fix (with the SQL's line and column).
+/// [`Error::InvalidSpec`] saying what to fix.
 pub async fn validate(ctx: &Context, job: &StreamJob, spec: &StreamJobSpec) -> Result<DeployedSpec, Error> {
     let ns = job.namespace().unwrap_or_default();
     let sql = match (&spec.sql, &spec.sql_config_map_ref) {
@@ -29,12 +41,14 @@ pub async fn validate(ctx: &Context, job: &StreamJob, spec: &StreamJobSpec) -> R
         (None, None) => return Err(InvalidSpec::NoSql.into()),
     };
     let deployed = DeployedSpec::resolve(spec, &sql);
-    check(ctx, &job.name_any(), &deployed)?;
+    check(&ctx.validated, &job.name_any(), &deployed)?;
     Ok(deployed)
 }
 
-/// Static checks of a spec whose SQL is resolved. Compiling is cached per job and SQL text.
-pub fn check(ctx: &Context, name: &str, spec: &DeployedSpec) -> Result<(), InvalidSpec> {
+/// The checks of a spec whose SQL is resolved. The engine's validation of the job is
+/// cached per job (`name`), and runs again only when the SQL or the engine
+/// configuration change.
+pub fn check(cache: &Mutex<HashMap<String, Validation>>, name: &str, spec: &DeployedSpec) -> Result<(), InvalidSpec> {
     if spec.image.is_none() {
         return Err(InvalidSpec::NoImage);
     }
@@ -52,22 +66,142 @@ pub fn check(ctx: &Context, name: &str, spec: &DeployedSpec) -> Result<(), Inval
             return Err(InvalidSpec::Duration { field, value: d.clone() });
         }
     }
-    let sql = spec.sql();
+    let config = spec_config(spec);
     let key = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        sql.hash(&mut h);
+        let mut h = DefaultHasher::new();
+        (spec.sql(), &config).hash(&mut h);
         h.finish()
     };
-    if let Ok(cache) = ctx.validated.lock()
+    if let Ok(cache) = cache.lock()
         && let Some((k, r)) = cache.get(name)
         && *k == key
     {
         return r.clone();
     }
-    let result = sluice_sql::compile(sql).map(|_| ()).map_err(InvalidSpec::Sql);
-    if let Ok(mut cache) = ctx.validated.lock() {
+    let result = check_job(spec.sql(), config);
+    if let Ok(mut cache) = cache.lock() {
         cache.insert(name.to_string(), (key, result.clone()));
     }
     result
+}
+
+/// The engine's validation of the job its pods will run: `sql` under `config`, the
+/// engine keys the operator writes for them.
+pub fn check_job(sql: &str, config: BTreeMap<String, String>) -> Result<(), InvalidSpec> {
+    sluice_job::validate(sql, SQL_FILE, &sluice_job::Config { values: config })
+        .map(|_| ())
+        .map_err(|e| InvalidSpec::Job(Arc::new(e)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use serde_json::json;
+    use sluice_job::JobError;
+
+    use super::*;
+
+    const SQL: &str = "CREATE TABLE s (x BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '10');
+CREATE TABLE o (x BIGINT) WITH ('connector' = 'filesystem', 'path' = 's3://sluice/out', 'format' = 'csv');
+INSERT INTO o SELECT x FROM s;";
+
+    fn spec(sql: &str, extra: serde_json::Value) -> DeployedSpec {
+        let mut v = json!({
+            "image": "sluice/engine:0.1.0",
+            "parallelism": 2,
+            "checkpointing": {"interval": "5s", "storage": "s3://sluice/chk"},
+            "savepoints": {"directory": "s3://sluice/sp"},
+            "s3": {"endpoint": "http://s3:9000"},
+        });
+        for (k, x) in extra.as_object().cloned().unwrap_or_default() {
+            v[k] = x;
+        }
+        DeployedSpec::resolve(&serde_json::from_value(v).unwrap(), sql)
+    }
+
+    fn checked(spec: &DeployedSpec) -> Result<(), InvalidSpec> {
+        check(&Mutex::default(), "clicks", spec)
+    }
+
+    /// The message of a spec the engine's validation refuses, and the engine's error.
+    fn refused(spec: &DeployedSpec) -> (String, Arc<JobError>) {
+        let e = checked(spec).unwrap_err();
+        let InvalidSpec::Job(source) = &e else { panic!("expected the engine's validation to refuse the job: {e:?}") };
+        (e.to_string(), source.clone())
+    }
+
+    #[test]
+    fn a_job_the_engine_runs_is_valid() {
+        assert!(checked(&spec(SQL, json!({}))).is_ok());
+        assert!(checked(&spec(SQL, json!({"config": {"restart-strategy.type": "fixed-delay"}}))).is_ok());
+    }
+
+    #[test]
+    fn bad_sql_is_reported_with_its_line_and_column() {
+        let (message, source) = refused(&spec("INSERT INTO o SELEC x FROM s;", json!({})));
+        assert!(matches!(*source, JobError::Sql { .. }), "{source:?}");
+        assert!(message.starts_with("invalid spec: job.sql:1:"), "{message}");
+    }
+
+    /// What the engine's connectors refuse is refused here, with the table and the option.
+    #[test]
+    fn a_bad_connector_option_is_reported_with_the_table_and_the_option() {
+        for (from, to, option) in [
+            (
+                "'format' = 'csv'",
+                "'format' = 'csv', 'sink.rolling-policy.file-szie' = '1MB'",
+                "'sink.rolling-policy.file-szie'",
+            ),
+            ("'format' = 'csv'", "'format' = 'xml'", "'xml'"),
+            ("'rows-per-second' = '10'", "'number-of-rows' = 'ten'", "number-of-rows"),
+        ] {
+            let (message, source) = refused(&spec(&SQL.replacen(from, to, 1), json!({})));
+            assert!(matches!(*source, JobError::Connector(_)), "{source:?}");
+            assert!(message.starts_with("invalid spec: table `"), "{message}");
+            assert!(message.contains(option), "{message} does not name {option}");
+        }
+    }
+
+    /// The engine configuration checked is the one the pods get: `spec.config` under the
+    /// spec's own fields.
+    #[test]
+    fn the_engine_configuration_of_the_pods_is_checked() {
+        let (message, source) = refused(&spec(SQL, json!({"config": {"restart-strategy.type": "sometimes"}})));
+        assert!(matches!(*source, JobError::Config(_)), "{source:?}");
+        assert!(message.contains("'restart-strategy.type'"), "{message}");
+        let (message, _) = refused(&spec(SQL, json!({"checkpointing": {"interval": "5s", "storage": "ftp://b/chk"}})));
+        assert!(message.contains("'execution.checkpointing.dir'") && message.contains("ftp"), "{message}");
+        // `parallelism` wins over the same key in `spec.config`.
+        assert!(checked(&spec(SQL, json!({"config": {"parallelism.default": "0"}}))).is_ok());
+    }
+
+    #[test]
+    fn the_image_and_the_durations_are_checked_before_the_job() {
+        let mut no_image = spec("not even SQL", json!({})).spec().clone();
+        no_image.image = None;
+        assert!(matches!(checked(&DeployedSpec::resolve(&no_image, "not even SQL")), Err(InvalidSpec::NoImage)));
+        let slow = spec("not even SQL", json!({"upgrade": {"savepointTimeout": "a while"}}));
+        assert_eq!(
+            checked(&slow).unwrap_err().to_string(),
+            "invalid spec: upgrade.savepointTimeout: 'a while' is not a duration such as 30s, 5m or 1h"
+        );
+    }
+
+    /// The verdict is cached per job, and judged again when the SQL or the configuration change.
+    #[test]
+    fn the_verdict_is_cached_until_the_sql_or_the_configuration_change() {
+        let cache = Mutex::default();
+        let good = spec(SQL, json!({}));
+        let bad_config = spec(SQL, json!({"config": {"restart-strategy.type": "sometimes"}}));
+        let bad_sql = spec("INSERT INTO o SELEC x FROM s;", json!({}));
+        assert!(check(&cache, "clicks", &good).is_ok());
+        assert!(check(&cache, "clicks", &bad_config).is_err());
+        assert!(check(&cache, "clicks", &bad_sql).is_err());
+        assert!(check(&cache, "clicks", &good).is_ok());
+        // An entry planted under the same key shows that a hit is not judged again.
+        let key = cache.lock().unwrap().get("clicks").map(|(k, _)| *k).unwrap();
+        cache.lock().unwrap().insert("clicks".into(), (key, Err(InvalidSpec::NoSql)));
+        assert!(matches!(check(&cache, "clicks", &good), Err(InvalidSpec::NoSql)));
+        assert!(check(&cache, "other", &good).is_ok());
+    }
 }

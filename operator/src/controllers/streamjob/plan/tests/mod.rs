@@ -87,9 +87,9 @@ fn gone() -> ChildrenView {
     ChildrenView { engine_objects: false, pods: 0, deployment: None, config_map: true, pod_problem: None }
 }
 
-/// Invalid SQL at `line` and `column`, as validation reports it.
-fn invalid_sql(line: u64, column: u64, message: &str) -> InvalidSpec {
-    InvalidSpec::Sql(sluice_sql::SqlError::new(sluice_sql::Position { line, column }, message))
+/// Validation's verdict on SQL that does not compile.
+fn invalid_sql(sql: &str) -> InvalidSpec {
+    InvalidSpec::Job(std::sync::Arc::new(sluice_job::compile(sql, "job.sql").unwrap_err()))
 }
 
 /// `spec` as the status records it, with its own SQL.
@@ -205,13 +205,13 @@ fn invalid_sql_on_a_new_job_stalls_and_deploys_nothing() {
     let s = spec();
     let st = StreamJobStatus::default();
     let mut c = Case::new(&s, &st);
-    c.validated = Err(invalid_sql(1, 8, "unknown table b"));
+    c.validated = Err(invalid_sql("INSERT INTO a SELECT * FROM b;"));
     let p = c.plan();
     assert!(p.actions.is_empty());
     assert_eq!(p.status.phase, Phase::Created);
     let stalled = condition(&p, "Stalled");
     assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "InvalidSpec"));
-    assert!(stalled.message.contains("job.sql:1:8"));
+    assert!(stalled.message.starts_with("invalid spec: job.sql:1:"), "{}", stalled.message);
     assert_eq!(p.events[0].reason, "InvalidSpec");
     assert!(p.events[0].warning);
 }
@@ -223,7 +223,7 @@ fn invalid_sql_on_a_running_job_keeps_the_last_valid_spec_running() {
     let mut changed = s.clone();
     changed.sql = Some("INSERT INTO nowhere SELEC".into());
     let mut c = Case::new(&changed, &st);
-    c.validated = Err(invalid_sql(1, 21, "expected SELECT"));
+    c.validated = Err(invalid_sql("INSERT INTO nowhere SELEC"));
     c.generation = 2;
     let p = c.plan();
     assert!(p.actions.is_empty(), "{:?}", p.actions);
@@ -241,11 +241,12 @@ fn an_invalid_specs_error_lasts_as_long_as_the_spec_is_invalid() {
     let s = spec();
     let st = deployed(&s);
     let mut c = Case::new(&s, &st);
-    c.validated = Err(invalid_sql(1, 21, "expected SELECT"));
+    let error = invalid_sql("INSERT INTO nowhere SELEC");
+    c.validated = Err(error.clone());
     c.generation = 2;
     let invalid = c.plan();
     assert_eq!(invalid.status.phase, Phase::Stable);
-    assert_eq!(invalid.status.error.as_deref(), Some("invalid spec: job.sql:1:21: expected SELECT"));
+    assert_eq!(invalid.status.error, Some(error.to_string()));
     let mut again = Case::new(&s, &invalid.status);
     again.validated = c.validated.clone();
     again.generation = 2;
