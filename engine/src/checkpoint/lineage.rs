@@ -109,7 +109,9 @@ impl Fence {
                 )))
             }
             Err(e) if e.is_not_found() => Ok(None),
-            Err(source) => Err(SnapshotError::Access { context: format!("cannot read {}/{next}", self.job_dir.uri()), source }),
+            Err(source) => {
+                Err(SnapshotError::Access { context: format!("cannot read {}/{next}", self.job_dir.uri()), source })
+            }
         }
     }
 
@@ -190,9 +192,10 @@ pub fn claim(job_dir: &Storage, fingerprint: &str) -> Result<(Fence, Vec<Generat
             Generation { generation, fingerprint: fingerprint.to_string(), started: rfc3339(SystemTime::now()) };
         let bytes = serde_json::to_vec_pretty(&record).map_err(SnapshotError::Encode)?;
         let key = generation_key(generation);
-        let claimed = job_dir
-            .put_if_absent(&key, &bytes)
-            .map_err(|source| SnapshotError::Access { context: format!("cannot claim {}/{key}", job_dir.uri()), source })?;
+        let claimed = job_dir.put_if_absent(&key, &bytes).map_err(|source| SnapshotError::Access {
+            context: format!("cannot claim {}/{key}", job_dir.uri()),
+            source,
+        })?;
         if claimed {
             return Ok((Fence { generation, job_dir: job_dir.clone() }, previous));
         }
@@ -205,10 +208,10 @@ pub fn claim(job_dir: &Storage, fingerprint: &str) -> Result<(Fence, Vec<Generat
 pub fn record_root(fence: &Fence, root: &Root) -> Result<(), SnapshotError> {
     let bytes = serde_json::to_vec_pretty(root).map_err(SnapshotError::Encode)?;
     let key = root_key(fence.generation);
-    fence
-        .job_dir
-        .put(&key, &bytes)
-        .map_err(|source| SnapshotError::Access { context: format!("cannot write {}/{key}", fence.job_dir.uri()), source })
+    fence.job_dir.put(&key, &bytes).map_err(|source| SnapshotError::Access {
+        context: format!("cannot write {}/{key}", fence.job_dir.uri()),
+        source,
+    })
 }
 
 /// Where a run starts (see the module's invariants).

@@ -178,11 +178,7 @@ pub fn load_latest_keeping(job_dir: &Storage, keep: Want) -> Result<Option<Loade
 
 /// The newest complete and intact checkpoint written by `generation` (by
 /// any, if `None`), keeping in memory only the files that `keep` selects.
-pub fn load_latest_of(
-    job_dir: &Storage,
-    generation: Option<u64>,
-    keep: Want,
-) -> Result<Option<Loaded>, SnapshotError> {
+pub fn load_latest_of(job_dir: &Storage, generation: Option<u64>, keep: Want) -> Result<Option<Loaded>, SnapshotError> {
     for id in checkpoint_ids(job_dir)? {
         let dir = job_dir.child(&checkpoint_dir(id));
         if let Some(g) = generation {

@@ -15,7 +15,7 @@ use super::deploy::{Tasks, Wiring, deploy, spawn};
 use super::start::{self, Begin, Claimed};
 use super::{RunOptions, restoring};
 use crate::checkpoint::CoordMsg;
-use crate::checkpoint::coordinator::{Coordinator, Ending, VertexMeta};
+use crate::checkpoint::coordinator::{CheckpointCoordinator, Ending, VertexMeta};
 use crate::checkpoint::restore;
 use crate::checkpoint::store::{self, Loaded};
 use crate::error::EngineError;
@@ -37,7 +37,7 @@ pub trait Attempts {
         state: &Arc<JobState>,
         opts: &RunOptions,
         restore: Option<&Loaded>,
-        coord: &mut Coordinator,
+        coord: &mut CheckpointCoordinator,
     ) -> Result<AttemptEnd, AttemptError>;
 }
 
@@ -79,7 +79,7 @@ pub fn execute_with(
         Ok(None) => return Ok(()),
         Err(e) => return Err(start::failed(state, e)),
     };
-    let mut coord = Coordinator::new(ck.clone(), state.clone(), graph.max_parallelism, Vec::new(), first_id);
+    let mut coord = CheckpointCoordinator::new(ck.clone(), state.clone(), graph.max_parallelism, Vec::new(), first_id);
     coord.fence = claimed.map(|c| c.fence);
     let mut restored_from: Option<Loaded> = None;
     let mut attempt = 0u32;
@@ -256,7 +256,7 @@ impl Attempts for LocalAttempts {
         state: &Arc<JobState>,
         opts: &RunOptions,
         restore: Option<&Loaded>,
-        coord: &mut Coordinator,
+        coord: &mut CheckpointCoordinator,
     ) -> Result<AttemptEnd, AttemptError> {
         let setup = AttemptError::Setup;
         let (metas, setups) = prepare_attempt(graph, state, opts, restore).map_err(setup)?;

@@ -18,10 +18,10 @@ use super::super::error::SnapshotError;
 use super::super::lineage::{Fence, OWNER};
 use super::super::metadata::{FORMAT_VERSION, Metadata, SnapshotKind, SubtaskState, VertexState};
 use super::super::store::{self, Terminal};
-use super::{AwaitCommit, Cluster, Coordinator, Ending, Pending, commits};
+use super::{AwaitCommit, CheckpointCoordinator, Cluster, Ending, Pending, commits};
 use crate::job::{SavepointStatus, SnapshotStatus, rfc3339};
 
-impl Coordinator {
+impl CheckpointCoordinator {
     pub(super) fn try_complete(&mut self, cluster: &dyn Cluster) -> Option<Ending> {
         let p = self.pending.as_ref()?;
         let id = p.barrier.id;

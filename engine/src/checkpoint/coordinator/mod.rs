@@ -101,7 +101,7 @@ struct AwaitCommit {
     ending: Ending,
 }
 
-pub struct Coordinator {
+pub struct CheckpointCoordinator {
     opts: CheckpointOptions,
     job: Arc<JobState>,
     max_parallelism: usize,
@@ -124,7 +124,7 @@ pub struct Coordinator {
     fenced: Option<String>,
 }
 
-impl Coordinator {
+impl CheckpointCoordinator {
     /// `first_id`: the id of the first checkpoint (after the restored one).
     pub fn new(
         opts: CheckpointOptions,
@@ -132,8 +132,8 @@ impl Coordinator {
         max_parallelism: usize,
         vertices: Vec<VertexMeta>,
         first_id: u64,
-    ) -> Coordinator {
-        let mut c = Coordinator {
+    ) -> CheckpointCoordinator {
+        let mut c = CheckpointCoordinator {
             next_periodic: opts.interval.map(|i| Instant::now() + i),
             opts,
             job,
@@ -391,14 +391,17 @@ impl Coordinator {
         // Nothing to wait for: every subtask's state is its final one.
         let _ = self.try_complete(cluster);
     }
-
 }
 
 /// The job id of the complete savepoint in `dir`, if there is one.
 fn existing_savepoint(dir: &Storage) -> Result<Option<String>, SnapshotError> {
     match dir.get(store::METADATA) {
         Ok(raw) => serde_json::from_slice::<Metadata>(&raw).map(|m| Some(m.job_id)).map_err(|source| {
-            SnapshotError::Unreadable { uri: format!("{}/{}", dir.uri(), store::METADATA), what: "unreadable manifest", source }
+            SnapshotError::Unreadable {
+                uri: format!("{}/{}", dir.uri(), store::METADATA),
+                what: "unreadable manifest",
+                source,
+            }
         }),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.into()),

@@ -115,12 +115,7 @@ impl RemoteAttempt {
     pub(super) fn deploy(&self, spec: &DeploySpec) -> Vec<Action> {
         let total: usize = self.remaining.values().sum();
         let layout: Vec<String> = self.remaining.iter().map(|(w, n)| format!("{} ({n})", self.name(*w))).collect();
-        eprintln!(
-            "sluice: job `{}` attempt {}: {total} subtasks on {}",
-            self.job.job_id,
-            self.attempt,
-            layout.join(", ")
-        );
+        crate::say!("job `{}` attempt {}: {total} subtasks on {}", self.job.job_id, self.attempt, layout.join(", "));
         self.remaining
             .keys()
             .map(|w| Action::Send(*w, ToWorker::Deploy(Box::new(DeploySpec { you: *w, ..spec.clone() }))))
@@ -191,7 +186,7 @@ impl RemoteAttempt {
         if self.remaining.get_mut(&w).map(std::mem::take).unwrap_or(0) > 0 {
             self.job.fail(format!("worker {name} was lost: {why}"));
         } else {
-            eprintln!("sluice: worker {name} left: {why}");
+            crate::say!("worker {name} left: {why}");
         }
     }
 
@@ -215,8 +210,8 @@ impl RemoteAttempt {
                 self.cancel_sent = Some(now);
             }
             Some(t) if now.saturating_duration_since(t) > CANCEL_GRACE => {
-                eprintln!(
-                    "sluice: job `{}`: {} subtasks did not stop within 30 s of being canceled; going on without them",
+                crate::say!(
+                    "job `{}`: {} subtasks did not stop within 30 s of being canceled; going on without them",
                     self.job.job_id,
                     self.remaining.values().sum::<usize>()
                 );

@@ -81,7 +81,7 @@ pub fn run(
         };
         let generation = claimed.as_ref().map_or(1, |c| c.fence.generation);
         let rpc = Rpc::start(copts, generation)?;
-        eprintln!("sluice: job `{}` coordinator (generation {generation}) RPC on {}", source.job_id, rpc.addr);
+        crate::say!("job `{}` coordinator (generation {generation}) RPC on {}", source.job_id, rpc.addr);
         Ok((claimed, rpc))
     };
     let (claimed, rpc) = match setup() {
@@ -101,8 +101,8 @@ pub fn run(
             while !sd.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            eprintln!(
-                "sluice: coordinator stopping (SIGTERM): the job is canceled without committing; a new coordinator resumes it from its newest checkpoint"
+            crate::say!(
+                "coordinator stopping (SIGTERM): the job is canceled without committing; a new coordinator resumes it from its newest checkpoint"
             );
             st.request_cancel();
         })
@@ -124,12 +124,12 @@ fn stay_until(state: &JobState, stay: bool, shutdown: &AtomicBool) {
         return;
     }
     match state.error() {
-        Some(e) if state.status() == JobStatus::Failed => eprintln!(
-            "sluice: job `{}` FAILED: {e}\nsluice: the coordinator stays up (--on-finish stay) until SIGTERM",
+        Some(e) if state.status() == JobStatus::Failed => crate::say!(
+            "job `{}` FAILED: {e}\nsluice: the coordinator stays up (--on-finish stay) until SIGTERM",
             state.job_id
         ),
-        _ => eprintln!(
-            "sluice: job `{}` is {:?}; the coordinator stays up (--on-finish stay) until SIGTERM",
+        _ => crate::say!(
+            "job `{}` is {:?}; the coordinator stays up (--on-finish stay) until SIGTERM",
             state.job_id,
             state.status()
         ),

@@ -16,7 +16,7 @@ use super::attempt::{Action, RemoteAttempt};
 use super::placement::place;
 use super::rpc::{Rpc, WorkerEvent};
 use crate::checkpoint::Barrier;
-use crate::checkpoint::coordinator::{Cluster, Coordinator};
+use crate::checkpoint::coordinator::{CheckpointCoordinator, Cluster};
 use crate::checkpoint::store::Loaded;
 use crate::cluster::{BarrierWire, DeploySpec, ToWorker};
 use crate::error::EngineError;
@@ -34,7 +34,7 @@ struct Remote<'a> {
 impl Remote<'_> {
     /// Carries out the attempt's actions: sends its frames, and hands the
     /// workers' reports to the checkpoint coordinator.
-    fn carry_out(&self, attempt: &mut RemoteAttempt, coord: &mut Coordinator, actions: Vec<Action>) {
+    fn carry_out(&self, attempt: &mut RemoteAttempt, coord: &mut CheckpointCoordinator, actions: Vec<Action>) {
         for action in actions {
             match action {
                 Action::Send(w, msg) => {
@@ -106,8 +106,8 @@ impl RemoteAttempts {
                 return false;
             }
             if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
-                eprintln!(
-                    "sluice: job `{}` waiting for workers: {have} of {needed} slots ({} workers registered, {} s)",
+                crate::say!(
+                    "job `{}` waiting for workers: {have} of {needed} slots ({} workers registered, {} s)",
                     state.job_id,
                     alive.len(),
                     started.elapsed().as_secs()
@@ -134,7 +134,7 @@ impl Attempts for RemoteAttempts {
         state: &Arc<JobState>,
         opts: &RunOptions,
         restore: Option<&Loaded>,
-        coord: &mut Coordinator,
+        coord: &mut CheckpointCoordinator,
     ) -> Result<AttemptEnd, AttemptError> {
         let parallelism: Vec<usize> = graph.vertices.iter().map(|v| v.parallelism).collect();
         let needed = parallelism.iter().copied().max().unwrap_or(1);

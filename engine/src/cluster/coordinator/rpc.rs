@@ -150,7 +150,7 @@ fn serve_worker(mut stream: TcpStream, generation: u64, workers: &Mutex<Registry
         mark_lost(workers, index);
         return;
     }
-    eprintln!("sluice: worker {index} registered: {name}, {slots} slots");
+    crate::say!("worker {index} registered: {name}, {slots} slots");
     let _ = events.send(WorkerEvent::Registered);
     loop {
         match read_frame::<ToCoordinator>(&mut stream) {

@@ -44,12 +44,12 @@ pub fn run(opts: &WorkerOptions, shutdown: &AtomicBool, ready: &AtomicBool) -> R
         Some(h) => h.clone(),
         None if server.addr.ip().is_unspecified() => match host_address() {
             Some(h) => {
-                eprintln!("sluice: worker advertises {h}, its host name's address; set --advertise-addr to override");
+                crate::say!("worker advertises {h}, its host name's address; set --advertise-addr to override");
                 h
             }
             None => {
-                eprintln!(
-                    "sluice: worker advertises 127.0.0.1: its host name resolves to no other address; set --advertise-addr (the pod IP) so that other hosts can reach it"
+                crate::say!(
+                    "worker advertises 127.0.0.1: its host name resolves to no other address; set --advertise-addr (the pod IP) so that other hosts can reach it"
                 );
                 "127.0.0.1".into()
             }
@@ -61,7 +61,7 @@ pub fn run(opts: &WorkerOptions, shutdown: &AtomicBool, ready: &AtomicBool) -> R
     } else {
         format!("{host}:{}", server.addr.port())
     };
-    eprintln!("sluice: worker with {} slots, data exchange on {data_addr}", opts.slots);
+    crate::say!("worker with {} slots, data exchange on {data_addr}", opts.slots);
     let mut generation_seen = 0u64;
     let mut waiting_since = Instant::now();
     let mut last_log = Instant::now() - Duration::from_secs(60);
@@ -69,8 +69,8 @@ pub fn run(opts: &WorkerOptions, shutdown: &AtomicBool, ready: &AtomicBool) -> R
         let stream = match connect(opts, &data_addr, generation_seen) {
             Ok(Some((stream, generation, index))) => {
                 generation_seen = generation;
-                eprintln!(
-                    "sluice: worker registered with coordinator {} (generation {generation}) as worker {index}",
+                crate::say!(
+                    "worker registered with coordinator {} (generation {generation}) as worker {index}",
                     opts.coordinator
                 );
                 stream
@@ -82,8 +82,8 @@ pub fn run(opts: &WorkerOptions, shutdown: &AtomicBool, ready: &AtomicBool) -> R
             Err(Fatal(e)) => return Err(e),
             Err(Retry(why)) => {
                 if last_log.elapsed() >= Duration::from_secs(5) {
-                    eprintln!(
-                        "sluice: worker waiting for coordinator {} ({why}; {} s)",
+                    crate::say!(
+                        "worker waiting for coordinator {} ({why}; {} s)",
                         opts.coordinator,
                         waiting_since.elapsed().as_secs()
                     );
@@ -144,8 +144,8 @@ fn connect(
     match reply {
         ToWorker::Registered { generation, worker } => {
             if generation < generation_seen {
-                eprintln!(
-                    "sluice: worker refuses coordinator generation {generation}: generation {generation_seen} has taken over"
+                crate::say!(
+                    "worker refuses coordinator generation {generation}: generation {generation_seen} has taken over"
                 );
                 return Ok(None);
             }

@@ -117,7 +117,7 @@ impl Session {
             ToWorker::Resume { attempt } => self.if_running(attempt, Step::Resume),
             ToWorker::Cancel { attempt } => self.if_running(attempt, Step::Cancel),
             ToWorker::Exit { reason } => {
-                eprintln!("sluice: worker exiting: {reason}");
+                crate::say!("worker exiting: {reason}");
                 self.end(true)
             }
             ToWorker::Heartbeat | ToWorker::Registered { .. } | ToWorker::Refused { .. } => Vec::new(),
@@ -129,12 +129,12 @@ impl Session {
         let attempt = spec.attempt;
         match started {
             Ok(subtasks) => {
-                eprintln!("sluice: worker running {subtasks} subtasks of job `{}` (attempt {attempt})", spec.job_id);
+                crate::say!("worker running {subtasks} subtasks of job `{}` (attempt {attempt})", spec.job_id);
                 self.running = Some(Attempt { attempt, remaining: subtasks, failure_reported: false });
                 vec![Step::Send(ToCoordinator::Deployed { attempt })]
             }
             Err(message) => {
-                eprintln!("sluice: worker cannot deploy attempt {attempt}: {message}");
+                crate::say!("worker cannot deploy attempt {attempt}: {message}");
                 vec![Step::Send(ToCoordinator::Failed { attempt, message })]
             }
         }
@@ -147,13 +147,13 @@ impl Session {
 
     /// The connection to the coordinator closed or broke.
     pub(super) fn on_coordinator_lost(&mut self, why: &str) -> Vec<Step> {
-        eprintln!("sluice: worker lost coordinator {} ({why}); canceling its subtasks", self.coordinator);
+        crate::say!("worker lost coordinator {} ({why}); canceling its subtasks", self.coordinator);
         self.end(false)
     }
 
     /// The process is shutting down (SIGTERM).
     pub(super) fn on_shutdown(&mut self) -> Vec<Step> {
-        eprintln!("sluice: worker stopping: its subtasks are canceled, nothing more is committed");
+        crate::say!("worker stopping: its subtasks are canceled, nothing more is committed");
         self.end(true)
     }
 
@@ -201,8 +201,8 @@ impl Session {
             steps.push(Step::CloseExchange);
         }
         if now.saturating_duration_since(self.last_heard) > self.heartbeat_timeout {
-            eprintln!(
-                "sluice: worker heard nothing from coordinator {} for {} ms (heartbeat.timeout); canceling its subtasks",
+            crate::say!(
+                "worker heard nothing from coordinator {} for {} ms (heartbeat.timeout); canceling its subtasks",
                 self.coordinator,
                 self.heartbeat_timeout.as_millis()
             );

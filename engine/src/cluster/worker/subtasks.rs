@@ -93,8 +93,8 @@ pub(super) fn start(
             let l = store::load_only(&dir, want)
                 .map_err(|e| EngineError::Restore { location: dir.uri(), message: e.to_string() })?;
             let bytes: usize = l.files.values().map(Vec::len).sum();
-            eprintln!(
-                "sluice: worker restoring from {} ({} of {} files, {bytes} bytes, read and verified in {} ms)",
+            crate::say!(
+                "worker restoring from {} ({} of {} files, {bytes} bytes, read and verified in {} ms)",
                 l.location,
                 l.files.len(),
                 l.metadata.files.len(),
