@@ -27,7 +27,7 @@ impl PrintConfig {
     pub(crate) fn parse(o: &Options<'_>, schema: &arrow::datatypes::SchemaRef) -> Result<Self, ConnectorError> {
         let identifier = o.get("print-identifier").unwrap_or("").to_string();
         let stderr = o.bool("standard-error", false)?;
-        column_types(schema.fields(), "print").map_err(|m| o.error(m))?;
+        column_types(schema.fields(), "print").map_err(|e| o.error(e.to_string()))?;
         o.check_all_used("print", OPTIONS)?;
         Ok(PrintConfig { identifier, stderr })
     }
@@ -58,7 +58,7 @@ pub(crate) struct PrintSink {
 impl PrintSink {
     pub(crate) fn new(ctx: &SinkContext, cfg: PrintConfig) -> Result<Self, ConnectorError> {
         let types = column_types(ctx.schema.fields(), "print")
-            .map_err(|m| ConnectorError::InvalidOption { table: ctx.table.clone(), message: m })?;
+            .map_err(|e| ConnectorError::InvalidOption { table: ctx.table.clone(), message: e.to_string() })?;
         Ok(PrintSink {
             table: ctx.table.clone(),
             encoder: RowStringEncoder::new(types, prefix(&cfg.identifier, ctx.subtask, ctx.parallelism)),

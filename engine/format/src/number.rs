@@ -251,12 +251,24 @@ pub fn java_parse_double(s: &str) -> Option<f64> {
     s.parse::<f64>().ok()
 }
 
+/// Text that [`parse_decimal`] cannot read as a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotADecimal(pub String);
+
+impl std::fmt::Display for NotADecimal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "'{}' is not a decimal number", self.0)
+    }
+}
+
+impl std::error::Error for NotADecimal {}
+
 /// Parses a decimal number (`[+-]digits[.digits][e[+-]digits]`) and rescales it
 /// to `scale` with HALF_UP rounding, as Flink's `DecimalData.fromBigDecimal`
 /// does. `Ok(None)` means the value does not fit `precision` (Flink makes it
 /// NULL).
-pub fn parse_decimal(s: &str, precision: u8, scale: i8) -> Result<Option<i128>, String> {
-    let bad = || format!("'{s}' is not a decimal number");
+pub fn parse_decimal(s: &str, precision: u8, scale: i8) -> Result<Option<i128>, NotADecimal> {
+    let bad = || NotADecimal(s.to_string());
     let t = s.trim();
     let (neg, body) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
@@ -382,7 +394,7 @@ mod tests {
         assert_eq!(parse_decimal(".5", 3, 1), Ok(Some(5)));
         assert_eq!(parse_decimal("123456.789", 5, 2), Ok(None));
         assert_eq!(parse_decimal("999.995", 5, 2), Ok(None));
-        assert!(parse_decimal("abc", 5, 2).is_err());
+        assert_eq!(parse_decimal("abc", 5, 2).unwrap_err().to_string(), "'abc' is not a decimal number");
         assert!(parse_decimal("", 5, 2).is_err());
     }
 

@@ -69,18 +69,37 @@ pub fn describe_arrow(dt: &DataType) -> String {
     }
 }
 
-/// The column types of a schema, or an error message naming the first column
-/// whose type the connector cannot handle.
-pub fn column_types(fields: &[std::sync::Arc<Field>], connector: &str) -> Result<Vec<ColType>, String> {
+/// A column whose type a connector cannot read or write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsupportedType {
+    pub column: String,
+    /// The column's type as [`describe_arrow`] names it.
+    pub sql_type: String,
+    pub connector: String,
+}
+
+impl std::fmt::Display for UnsupportedType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "column `{}` has type {}, which connector '{}' does not support; supported types are {SUPPORTED_TYPES}",
+            self.column, self.sql_type, self.connector
+        )
+    }
+}
+
+impl std::error::Error for UnsupportedType {}
+
+/// The column types of a schema, or an error naming the first column whose
+/// type the connector cannot handle.
+pub fn column_types(fields: &[std::sync::Arc<Field>], connector: &str) -> Result<Vec<ColType>, UnsupportedType> {
     fields
         .iter()
         .map(|f| {
-            ColType::from_arrow(f.data_type()).ok_or_else(|| {
-                format!(
-                    "column `{}` has type {}, which connector '{connector}' does not support; supported types are {SUPPORTED_TYPES}",
-                    f.name(),
-                    describe_arrow(f.data_type())
-                )
+            ColType::from_arrow(f.data_type()).ok_or_else(|| UnsupportedType {
+                column: f.name().clone(),
+                sql_type: describe_arrow(f.data_type()),
+                connector: connector.to_string(),
             })
         })
         .collect()

@@ -55,7 +55,7 @@ impl DatagenConfig {
         }
         let number_of_rows = o.u64("number-of-rows")?;
         let seed = o.u64("seed")?;
-        let types = column_types(schema.fields(), "datagen").map_err(|m| o.error(m))?;
+        let types = column_types(schema.fields(), "datagen").map_err(|e| o.error(e.to_string()))?;
         let mut fields = Vec::with_capacity(types.len());
         for (f, ty) in schema.fields().iter().zip(types) {
             fields.push(parse_field(o, f.name(), ty, f.data_type())?);

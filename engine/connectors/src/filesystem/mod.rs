@@ -90,7 +90,7 @@ impl FsConfig {
         // Sluice checks the time-based policies whenever rows arrive and closes
         // the open file at every checkpoint, so it needs no timer.
         o.duration("sink.rolling-policy.check-interval")?;
-        let types = column_types(schema.fields(), "filesystem").map_err(|m| o.error(m))?;
+        let types = column_types(schema.fields(), "filesystem").map_err(|e| o.error(e.to_string()))?;
         o.check_all_used("filesystem", &supported_options())?;
         Ok(FsConfig { path, s3, format, monitor_interval, roll_size, rollover_interval, inactivity_interval, types })
     }

@@ -98,7 +98,7 @@ pub(crate) struct FsSource {
 impl FsSource {
     pub(crate) fn new(ctx: &SourceContext, cfg: FsConfig) -> Result<Self, ConnectorError> {
         let decoder = Decoder::new(&cfg.format, ctx.schema.fields(), "filesystem")
-            .map_err(|m| ConnectorError::InvalidOption { table: ctx.table.clone(), message: m })?;
+            .map_err(|e| ConnectorError::InvalidOption { table: ctx.table.clone(), message: e.to_string() })?;
         let s3_root = if cfg.s3 {
             Some(S3Root::open(&cfg.path.to_string_lossy(), &ctx.s3).map_err(|e| storage_error(&ctx.table, e))?)
         } else {

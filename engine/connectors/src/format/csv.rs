@@ -371,7 +371,7 @@ pub(crate) fn convert_text<'a>(
         ColType::Int32 => Val::Int32(s.trim().parse().map_err(|_| bad())?),
         ColType::Int64 => Val::Int64(s.trim().parse().map_err(|_| bad())?),
         ColType::Float64 => Val::Float64(java_parse_double(s).ok_or_else(bad)?),
-        ColType::Decimal { precision, scale } => match parse_decimal(s, precision, scale)? {
+        ColType::Decimal { precision, scale } => match parse_decimal(s, precision, scale).map_err(|e| e.to_string())? {
             Some(u) => Val::Decimal(u),
             None => Val::Null,
         },

@@ -536,7 +536,7 @@ pub(crate) fn convert<'a>(v: &JVal<'a>, t: ColType, scratch: &mut Vec<u8>) -> Re
         ColType::Decimal { precision, scale } => match v {
             JVal::Num(_) | JVal::Str(_) => {
                 let s = text_of(v).unwrap_or_default();
-                match parse_decimal(&s, precision, scale)? {
+                match parse_decimal(&s, precision, scale).map_err(|e| e.to_string())? {
                     Some(u) => Val::Decimal(u),
                     None => Val::Null,
                 }

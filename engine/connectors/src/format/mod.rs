@@ -86,7 +86,11 @@ pub(crate) enum Decoder {
 }
 
 impl Decoder {
-    pub(crate) fn new(format: &Format, fields: &[Arc<Field>], connector: &str) -> Result<Decoder, String> {
+    pub(crate) fn new(
+        format: &Format,
+        fields: &[Arc<Field>],
+        connector: &str,
+    ) -> Result<Decoder, sluice_format::types::UnsupportedType> {
         let types = column_types(fields, connector)?;
         Ok(match format {
             Format::Json(o) => Decoder::Json(json::JsonDecoder::new(o.clone(), fields, types)),
