@@ -14,10 +14,14 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("engine: {0}")]
     Engine(#[from] crate::engine::EngineClientError),
-    #[error("building the children of {job}: {message}")]
-    Build { job: String, message: String },
+    #[error("building the children of {job}: {source}")]
+    Build {
+        job: String,
+        #[source]
+        source: crate::resources::BuildError,
+    },
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(#[from] crate::storage::StorageError),
     #[error("internal error: {0}")]
     Internal(String),
     /// This process is not (or no longer) the leader: nothing more is written.

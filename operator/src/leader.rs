@@ -47,20 +47,31 @@ impl Default for Timings {
     }
 }
 
+/// Timings that break the protocol's ordering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidTimings {
+    #[error("the renew deadline ({renew_deadline:?}) must be shorter than the lease duration ({lease_duration:?})")]
+    RenewDeadline { renew_deadline: Duration, lease_duration: Duration },
+    #[error(
+        "the retry period ({retry_period:?}) must be positive and shorter than the renew deadline ({renew_deadline:?})"
+    )]
+    RetryPeriod { retry_period: Duration, renew_deadline: Duration },
+}
+
 impl Timings {
     /// Checks the ordering that makes the protocol safe.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidTimings> {
         if self.renew_deadline >= self.lease_duration {
-            return Err(format!(
-                "the renew deadline ({:?}) must be shorter than the lease duration ({:?})",
-                self.renew_deadline, self.lease_duration
-            ));
+            return Err(InvalidTimings::RenewDeadline {
+                renew_deadline: self.renew_deadline,
+                lease_duration: self.lease_duration,
+            });
         }
         if self.retry_period.is_zero() || self.retry_period >= self.renew_deadline {
-            return Err(format!(
-                "the retry period ({:?}) must be positive and shorter than the renew deadline ({:?})",
-                self.retry_period, self.renew_deadline
-            ));
+            return Err(InvalidTimings::RetryPeriod {
+                retry_period: self.retry_period,
+                renew_deadline: self.renew_deadline,
+            });
         }
         Ok(())
     }
@@ -313,9 +324,11 @@ mod tests {
         );
         t.validate().unwrap();
         let bad = Timings { renew_deadline: Duration::from_secs(15), ..t };
-        assert!(bad.validate().unwrap_err().contains("shorter than the lease duration"));
+        let e = bad.validate().unwrap_err();
+        assert!(matches!(e, InvalidTimings::RenewDeadline { .. }), "{e:?}");
+        assert!(e.to_string().contains("shorter than the lease duration (15s)"), "{e}");
         let bad = Timings { retry_period: Duration::from_secs(10), ..t };
-        assert!(bad.validate().is_err());
+        assert!(matches!(bad.validate(), Err(InvalidTimings::RetryPeriod { .. })));
     }
 
     #[test]

@@ -111,10 +111,25 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| format!("cannot configure a Kubernetes client (in-cluster or KUBECONFIG): {e}"))?;
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("cannot configure a Kubernetes client (in-cluster or KUBECONFIG): {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot listen on --http-addr {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot reach the API server: {0}")]
+    ApiServer(#[source] kube::Error),
+    #[error("lost leadership: {0}; exiting so that only the new leader reconciles")]
+    LostLeadership(String),
+}
+
+async fn run(args: Args) -> Result<(), RunError> {
+    let client = kube::Client::try_default().await.map_err(RunError::Client)?;
     let identity = std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| format!("sluice-operator-{}", std::process::id()));
@@ -122,7 +137,7 @@ async fn run(args: Args) -> Result<(), String> {
     let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
-        .map_err(|e| format!("cannot listen on --http-addr {}: {e}", args.http_addr))?;
+        .map_err(|source| RunError::Listen { addr: args.http_addr, source })?;
     tracing::info!(addr = %args.http_addr, "serving /metrics, /healthz and /readyz");
     let router = {
         let (m, r) = (metrics.clone(), ready.clone());
@@ -147,7 +162,7 @@ async fn run(args: Args) -> Result<(), String> {
             tracing::error!(error = %e, "the HTTP server stopped");
         }
     });
-    client.apiserver_version().await.map_err(|e| format!("cannot reach the API server: {e}"))?;
+    client.apiserver_version().await.map_err(RunError::ApiServer)?;
     ready.store(true, Ordering::SeqCst);
 
     let timings = Timings::default();
@@ -222,7 +237,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
         why = lost => {
             metrics.leader.set(0);
-            return Err(format!("lost leadership: {why}; exiting so that only the new leader reconciles"));
+            return Err(RunError::LostLeadership(why));
         }
     }
     leadership.drop_now();

@@ -10,6 +10,26 @@ use sluice_storage::{S3Options, Storage};
 use crate::crd::{S3Spec, StreamJobSpec};
 use crate::error::Error;
 
+/// Why a savepoint's data cannot be looked at or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// `location` is not a URI the engine's storage opens.
+    #[error("{0}")]
+    Open(#[source] sluice_storage::StorageError),
+    #[error("{location}: {source}")]
+    At {
+        location: String,
+        #[source]
+        source: sluice_storage::StorageError,
+    },
+    /// Retention or a StreamSavepoint's deletion named data outside the job's directories.
+    #[error(
+        "refusing to delete {location}: it is not under {}",
+        if roots.is_empty() { "any configured savepoint or checkpoint directory".into() } else { roots.join(", ") }
+    )]
+    NotUnder { location: String, roots: Vec<String> },
+}
+
 /// Where the operator reaches S3: the job's endpoint and credentials, or the
 /// operator's `--s3-endpoint` (for an operator outside the cluster).
 #[derive(Clone, Default)]
@@ -120,8 +140,8 @@ async fn at<T: Send + 'static>(
 ) -> Result<T, Error> {
     let (access, location) = (access.clone(), location.to_string());
     tokio::task::spawn_blocking(move || {
-        let s = Storage::open(&location, &access.options).map_err(|e| Error::Storage(e.to_string()))?;
-        f(&s).map_err(|e| Error::Storage(format!("{location}: {e}")))
+        let s = Storage::open(&location, &access.options).map_err(StorageError::Open)?;
+        f(&s).map_err(|source| StorageError::At { location, source }.into())
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))?
@@ -135,10 +155,7 @@ pub async fn savepoint_exists(access: &Access, location: &str) -> Result<bool, E
 /// Deletes a savepoint's files, if `location` lies under one of `roots` (see [`may_dispose`]).
 pub async fn dispose(access: &Access, location: &str, roots: &[String]) -> Result<(), Error> {
     if !may_dispose(location, roots) {
-        return Err(Error::Storage(format!(
-            "refusing to delete {location}: it is not under {}",
-            if roots.is_empty() { "any configured savepoint or checkpoint directory".into() } else { roots.join(", ") }
-        )));
+        return Err(StorageError::NotUnder { location: location.into(), roots: roots.to_vec() }.into());
     }
     at(access, location, |s| s.delete_prefix("")).await
 }
@@ -147,6 +164,24 @@ pub async fn dispose(access: &Access, location: &str, roots: &[String]) -> Resul
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    /// Data outside the job's directories is refused before storage is asked anything,
+    /// and a location storage cannot open says why.
+    #[tokio::test]
+    async fn a_deletion_outside_the_roots_and_an_unopenable_location_are_storage_errors() {
+        let access = Access::default();
+        let e = dispose(&access, "s3://bucket/elsewhere/savepoint-x", &["s3://bucket/sp".into()]).await.unwrap_err();
+        assert!(matches!(e, Error::Storage(StorageError::NotUnder { .. })), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "storage: refusing to delete s3://bucket/elsewhere/savepoint-x: it is not under s3://bucket/sp"
+        );
+        let e = dispose(&access, "s3://bucket/x", &[]).await.unwrap_err();
+        assert!(e.to_string().ends_with("it is not under any configured savepoint or checkpoint directory"), "{e}");
+        let e = savepoint_exists(&access, "ftp://bucket/sp/savepoint-x").await.unwrap_err();
+        assert!(matches!(e, Error::Storage(StorageError::Open(_))), "{e:?}");
+        assert!(e.to_string().contains("ftp"), "{e}");
+    }
 
     #[test]
     fn only_what_lies_under_a_configured_directory_may_be_deleted() {

@@ -4,9 +4,9 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::pod::{Role, template};
-use super::{Blueprint, CONFIG_DIR, REST_PORT, RPC_PORT, SQL_FILE, selector};
+use super::{Blueprint, BuildError, CONFIG_DIR, REST_PORT, RPC_PORT, SQL_FILE, selector};
 
-pub fn build(d: &Blueprint) -> Result<Deployment, String> {
+pub fn build(d: &Blueprint) -> Result<Deployment, BuildError> {
     let args = [
         "coordinator",
         "--job",

@@ -28,6 +28,16 @@ pub const DEPLOYMENT_KEY: &str = "kubernetes.operator.deployment";
 /// The pod-template annotation that rolls the pods of a new deployment.
 pub const DEPLOYMENT_ANNOTATION: &str = "sluice.dev/deployment";
 
+/// Why a child object cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The user's `spec.podTemplate` does not fit a pod template once merged.
+    #[error("spec.podTemplate does not merge into a pod template: {0}")]
+    PodTemplate(#[source] serde_json::Error),
+    #[error("the engine pod template does not serialize: {0}")]
+    Serialize(#[source] serde_json::Error),
+}
+
 /// Everything the builders need to know about one deployment of a job (a `status.deployment`),
 /// from which each child object is built.
 #[derive(Debug, Clone)]
@@ -259,6 +269,19 @@ mod tests {
             n += 1;
         }
         assert!(n >= 2, "expected the example manifests in {}", dir.display());
+    }
+
+    /// A `podTemplate` that does not fit a pod template is a build error that says so.
+    #[test]
+    fn a_pod_template_that_does_not_merge_is_refused_with_the_reason() {
+        let mut spec = testing::spec();
+        spec.pod_template = Some(json!({"spec": {"containers": "not a list"}}));
+        let d = testing::blueprint(&spec);
+        for e in [coordinator::build(&d).err(), workers::build(&d).err()] {
+            let e = e.unwrap_or_else(|| panic!("the template was accepted"));
+            assert!(matches!(e, BuildError::PodTemplate(_)), "{e:?}");
+            assert!(e.to_string().starts_with("spec.podTemplate does not merge into a pod template: "), "{e}");
+        }
     }
 
     #[test]

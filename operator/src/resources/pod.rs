@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Blueprint, CONFIG_DIR, DEPLOYMENT_ANNOTATION, merge_json};
+use super::{Blueprint, BuildError, CONFIG_DIR, DEPLOYMENT_ANNOTATION, merge_json};
 use crate::crd::PodResources;
 
 /// The engine container's name; a `podTemplate` container of this name is merged into it.
@@ -31,7 +31,7 @@ pub struct Role<'a> {
 }
 
 /// The pod template of a role, with the user's `podTemplate` merged in.
-pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, String> {
+pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, BuildError> {
     let spec = d.spec;
     let mut env = vec![EnvVar {
         name: "POD_IP".into(),
@@ -126,10 +126,9 @@ pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, String> {
         }),
     };
     let Some(overlay) = &spec.pod_template else { return Ok(pod) };
-    let mut value = serde_json::to_value(&pod).map_err(|e| e.to_string())?;
+    let mut value = serde_json::to_value(&pod).map_err(BuildError::Serialize)?;
     merge_json(&mut value, overlay);
-    let mut merged: PodTemplateSpec = serde_json::from_value(value)
-        .map_err(|e| format!("spec.podTemplate does not merge into a pod template: {e}"))?;
+    let mut merged: PodTemplateSpec = serde_json::from_value(value).map_err(BuildError::PodTemplate)?;
     // The operator's labels select the pods: the template may add labels, not change these.
     if let Some(meta) = merged.metadata.as_mut() {
         let labels = meta.labels.get_or_insert_with(BTreeMap::new);

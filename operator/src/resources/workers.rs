@@ -4,9 +4,9 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::pod::{Role, template};
-use super::{Blueprint, DATA_PORT, PROBE_PORT, RPC_PORT, selector};
+use super::{Blueprint, BuildError, DATA_PORT, PROBE_PORT, RPC_PORT, selector};
 
-pub fn build(d: &Blueprint) -> Result<StatefulSet, String> {
+pub fn build(d: &Blueprint) -> Result<StatefulSet, BuildError> {
     let args = vec![
         "worker".to_string(),
         "--coordinator".into(),

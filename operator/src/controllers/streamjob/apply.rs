@@ -106,7 +106,7 @@ async fn apply_children(ctx: &Context, job: &StreamJob, status: &StreamJobStatus
         .as_ref()
         .ok_or_else(|| Error::Internal(format!("job {ns}/{name}: no readable reconciledSpec to deploy")))?;
     let d = blueprint(job, status, spec, &ctx.version)?;
-    let build = |message: String| Error::Build { job: format!("{ns}/{name}"), message };
+    let build = |source| Error::Build { job: format!("{ns}/{name}"), source };
     apply(ctx, &ns, &resources::configmap::build(&d)).await?;
     apply(ctx, &ns, &resources::service::coordinator(&d)).await?;
     apply(ctx, &ns, &resources::service::workers(&d)).await?;
