@@ -497,7 +497,6 @@ impl Acc {
     }
 }
 
-
 /// Integer division rounding half away from zero (Java's HALF_UP).
 fn div_half_up(n: i128, d: i128) -> i128 {
     let q = n / d;
