@@ -48,7 +48,9 @@ pub(crate) use options::DatagenConfig;
 use options::{FieldGen, share};
 
 use crate::rng::seed_of;
-use crate::state::{Dec, Enc, StateError, StrideSplit, TAG_DATAGEN, merge_plan, merged_batch, total_remaining};
+use crate::state::{
+    Dec, Enc, StateError, StrideSplit, TAG_DATAGEN, merge_plan, merged_batch, next_with_rows, total_remaining,
+};
 use crate::throttle::Throttle;
 use crate::{BatchError, ConnectorError, SourceContext, SourceEvent, SourceReader};
 
@@ -149,8 +151,7 @@ impl SourceReader for DatagenReader {
     fn poll(&mut self) -> Result<SourceEvent, ConnectorError> {
         // The next split with rows left, in turn from the cursor.
         let len = self.splits.len();
-        let Some(split) = (0..len).map(|k| (self.cursor + k) % len).find(|&s| self.splits[s].remaining() != Some(0))
-        else {
+        let Some(split) = next_with_rows(&self.splits, self.cursor) else {
             return Ok(if self.bounded { SourceEvent::End } else { SourceEvent::Idle });
         };
         let remaining = if len > 1 { total_remaining(&self.splits) } else { self.splits[split].remaining() };

@@ -50,7 +50,9 @@ pub(crate) use config::NexmarkConfig;
 use generator::{Buffers, EventGenerator, StrCol};
 use model::{ColKind, Kind, TOTAL_PROPORTION};
 
-use crate::state::{Dec, Enc, StateError, StrideSplit, TAG_NEXMARK, merge_plan, merged_batch, total_remaining};
+use crate::state::{
+    Dec, Enc, StateError, StrideSplit, TAG_NEXMARK, merge_plan, merged_batch, next_with_rows, total_remaining,
+};
 use crate::throttle::Throttle;
 use crate::{BatchError, ConnectorError, SourceContext, SourceEvent, SourceReader};
 
@@ -216,8 +218,7 @@ impl SourceReader for NexmarkReader {
     fn poll(&mut self) -> Result<SourceEvent, ConnectorError> {
         // The next split with events left, in turn from the cursor.
         let len = self.splits.len();
-        let Some(split) = (0..len).map(|k| (self.cursor + k) % len).find(|&s| self.splits[s].remaining() != Some(0))
-        else {
+        let Some(split) = next_with_rows(&self.splits, self.cursor) else {
             let bounded = self.cfg.number_of_events.is_some();
             return Ok(if bounded { SourceEvent::End } else { SourceEvent::Idle });
         };

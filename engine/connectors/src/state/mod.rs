@@ -26,7 +26,7 @@
 pub(crate) mod filesystem;
 mod stride;
 
-pub(crate) use stride::{StrideSplit, merge_plan, merged_batch, total_remaining};
+pub(crate) use stride::{StrideSplit, merge_plan, merged_batch, next_with_rows, total_remaining};
 
 /// The current format version; a newer one is refused with a clear error.
 pub(crate) const VERSION: u8 = 1;

@@ -65,6 +65,13 @@ impl StrideSplit {
     }
 }
 
+/// The first split with rows left, in turn from `cursor`; `None` when every
+/// split is exhausted.
+pub(crate) fn next_with_rows(splits: &[StrideSplit], cursor: usize) -> Option<usize> {
+    let len = splits.len();
+    (0..len).map(|k| (cursor + k) % len).find(|&s| splits[s].remaining() != Some(0))
+}
+
 /// Which rows to take next from several strided splits: `n` rows in order of
 /// their global number. A reader that owns several splits (after a restore at
 /// a lower parallelism) thereby emits rows in the order of the original
