@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-pub use sluice_api::rest::{Checkpoint, JobStatus, Savepoint, SnapshotKind, SnapshotStatus};
+pub use sluice_api::rest::{Activation, Checkpoint, JobStatus, Savepoint, SnapshotKind, SnapshotStatus, Standby};
 
 use crate::metrics::SubtaskMetrics;
 use crate::plan::JobGraph;
@@ -67,6 +67,13 @@ struct Savepoints {
     counter: u64,
 }
 
+/// An activation accepted by the REST API, not yet taken by the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivationRequest {
+    pub restore: Option<String>,
+    pub id: Option<String>,
+}
+
 /// Savepoint requests waiting to be triggered; more are refused.
 const MAX_QUEUED_SAVEPOINTS: usize = 16;
 /// Savepoints whose status the REST API remembers; the oldest finished ones
@@ -93,6 +100,11 @@ pub struct JobState {
     pub subtasks: Vec<Arc<SubtaskMetrics>>,
     checkpoints: Mutex<VecDeque<CheckpointRecord>>,
     savepoints: Mutex<Savepoints>,
+    /// A standby coordinator's readiness; `None` when the job is not waiting for activation.
+    standby: Mutex<Option<Standby>>,
+    /// `POST /v1/job/activate` accepted, not yet taken by the coordinator.
+    activate: Mutex<Option<ActivationRequest>>,
+    activation: Mutex<Option<Activation>>,
 }
 
 /// Keeps the savepoint maps bounded: forgets the oldest finished savepoints
@@ -146,6 +158,9 @@ impl JobState {
             subtasks,
             checkpoints: Mutex::new(VecDeque::new()),
             savepoints: Mutex::new(Savepoints::default()),
+            standby: Mutex::new(None),
+            activate: Mutex::new(None),
+            activation: Mutex::new(None),
         })
     }
 
@@ -156,6 +171,11 @@ impl JobState {
     pub fn set_status(&self, s: JobStatus) {
         if let Ok(mut g) = self.status.lock() {
             *g = s;
+        }
+        if s == JobStatus::Running {
+            self.update_activation(|a| {
+                a.running_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
+            });
         }
         if s.is_terminal()
             && let Ok(mut e) = self.end_time.lock()
@@ -258,8 +278,8 @@ impl JobState {
             }
             return Ok(id.clone());
         }
-        if self.status().is_terminal() {
-            return Err(format!("job `{}` is {:?}; it cannot take a savepoint", self.job_id, self.status()));
+        if self.status().is_terminal() || self.status() == JobStatus::Standby {
+            return Err(format!("job `{}` is {}; it cannot take a savepoint", self.job_id, self.status()));
         }
         if sp.queue.len() >= MAX_QUEUED_SAVEPOINTS {
             return Err(format!(
@@ -294,6 +314,88 @@ impl JobState {
 
     pub fn savepoint(&self, trigger_id: &str) -> Option<SavepointStatus> {
         self.savepoints.lock().ok().and_then(|s| s.status.get(trigger_id).cloned())
+    }
+
+    /// A standby coordinator reports its readiness; `None` once it is activated.
+    pub fn set_standby(&self, s: Option<Standby>) {
+        if let Ok(mut g) = self.standby.lock() {
+            *g = s;
+        }
+    }
+
+    pub fn standby(&self) -> Option<Standby> {
+        self.standby.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// `POST /v1/job/activate`: accepted only while the standby is ready. Idempotent:
+    /// the same request again while it is being taken up is accepted again.
+    pub fn request_activation(&self, restore: Option<String>, id: Option<String>) -> Result<(), String> {
+        let mut pending = self.activate.lock().map_err(|_| "internal error: activation state poisoned".to_string())?;
+        let request = ActivationRequest { restore, id };
+        if pending.as_ref() == Some(&request) {
+            return Ok(());
+        }
+        if let Some(other) = pending.as_ref() {
+            let other = other.restore.as_deref().unwrap_or("empty state");
+            return Err(format!("job `{}` is being activated from {other} already", self.job_id));
+        }
+        // The same id as the activation the job runs from: already done.
+        if request.id.is_some() && self.activation().is_some_and(|a| a.id == request.id && a.restore == request.restore)
+        {
+            return Ok(());
+        }
+        match self.standby() {
+            Some(s) if s.ready => {
+                *pending = Some(request);
+                Ok(())
+            }
+            Some(s) => Err(format!("job `{}` is not ready to be activated: {}", self.job_id, s.message)),
+            None => Err(format!(
+                "job `{}` is {} and not in standby; only a coordinator started with --standby can be activated, between runs",
+                self.job_id,
+                self.status()
+            )),
+        }
+    }
+
+    /// The activation requested, if any, taken by the coordinator.
+    pub fn take_activation(&self) -> Option<ActivationRequest> {
+        self.activate.lock().ok().and_then(|mut a| a.take())
+    }
+
+    pub fn set_activation(&self, a: Activation) {
+        if let Ok(mut g) = self.activation.lock() {
+            *g = Some(a);
+        }
+    }
+
+    pub fn update_activation(&self, f: impl FnOnce(&mut Activation)) {
+        if let Ok(mut g) = self.activation.lock()
+            && let Some(a) = g.as_mut()
+        {
+            f(a);
+        }
+    }
+
+    pub fn activation(&self) -> Option<Activation> {
+        self.activation.lock().ok().and_then(|a| a.clone())
+    }
+
+    /// Before a standby coordinator's next run: the previous run's ending, failure,
+    /// restarts and cancel requests are cleared (its checkpoint history stays).
+    pub fn reset_for_run(&self) {
+        self.cancel.store(false, Ordering::SeqCst);
+        self.user_cancel.store(false, Ordering::SeqCst);
+        self.restarts.store(0, Ordering::SeqCst);
+        if let Ok(mut e) = self.error.lock() {
+            *e = None;
+        }
+        if let Ok(mut e) = self.end_time.lock() {
+            *e = None;
+        }
+        if let Ok(mut g) = self.status.lock() {
+            *g = JobStatus::Created;
+        }
     }
 }
 

@@ -88,6 +88,17 @@ struct CoordinatorArgs {
     /// `exit` (0, and the workers exit too) or `stay` (keep answering REST).
     #[arg(long, value_enum, default_value = "exit")]
     on_finish: OnFinish,
+    /// Blue-green: compile the job, let the workers register and check the
+    /// snapshot --restore names, then wait for `POST /v1/job/activate` before
+    /// each run, committing nothing until then. Needs --checkpoint-dir; the
+    /// process stays up until SIGTERM.
+    #[arg(long)]
+    standby: bool,
+    /// Tells apart two deployments of the same job text and configuration
+    /// (the two colors of a blue-green cutover): a restarted coordinator
+    /// resumes only its own deployment's run.
+    #[arg(long, value_name = "ID")]
+    deployment_id: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -258,11 +269,13 @@ fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
         file: args.job.display().to_string(),
         text,
         config: config.values.clone(),
+        deployment: args.deployment_id.clone(),
     };
     let copts = sluice_engine::cluster::coordinator::CoordinatorOptions {
         rpc_addr: args.rpc_addr.clone(),
         heartbeat_interval: Duration::from_millis(config.duration_ms("heartbeat.interval", 1000)?),
         heartbeat_timeout: Duration::from_millis(config.duration_ms("heartbeat.timeout", 10_000)?),
+        standby: args.standby,
     };
     let shutdown = on_termination()?;
     let state = JobState::new(&job_id, &args.job.display().to_string(), &prepared.graph);

@@ -34,6 +34,7 @@ pub const ROUTES: &[&str] = &[
     "GET /v1/job",
     "GET /v1/job/metrics",
     "POST /v1/job/cancel",
+    "POST /v1/job/activate",
     "GET /v1/job/checkpoints",
     "POST /v1/job/savepoints",
     "GET /v1/job/savepoints/{triggerId}",
@@ -110,6 +111,7 @@ fn router(ctx: Arc<RestState>) -> Router {
         .route("/v1/job", get(job))
         .route("/v1/job/metrics", get(job_metrics))
         .route("/v1/job/cancel", post(cancel))
+        .route("/v1/job/activate", post(activate))
         .route("/v1/job/checkpoints", get(checkpoints))
         .route("/v1/job/savepoints", post(trigger_savepoint))
         .route("/v1/job/savepoints/{trigger_id}", get(savepoint_status))
@@ -164,6 +166,8 @@ async fn job(State(ctx): State<Arc<RestState>>) -> Response {
             .collect(),
         last_completed_checkpoint: j.last_completed_checkpoint(),
         error: j.error(),
+        standby: j.standby(),
+        activation: j.activation(),
     };
     axum::Json(body).into_response()
 }
@@ -211,6 +215,11 @@ async fn job_metrics(State(ctx): State<Arc<RestState>>) -> Response {
 }
 
 async fn cancel(State(ctx): State<Arc<RestState>>) -> Response {
+    if ctx.job.status() == JobStatus::Standby {
+        let error = "the job is in standby and runs nothing; stop its coordinator instead";
+        return (StatusCode::CONFLICT, axum::Json(json!({ "state": ctx.job.status(), "error": error })))
+            .into_response();
+    }
     if ctx.job.status().is_terminal() {
         return (
             StatusCode::CONFLICT,
@@ -230,6 +239,21 @@ async fn checkpoints(State(ctx): State<Arc<RestState>>) -> Response {
     let latest_completed = ctx.job.last_completed_checkpoint();
     let history = history.into_iter().rev().collect();
     axum::Json(api::Checkpoints { counts, latest_completed, history }).into_response()
+}
+
+/// `POST /v1/job/activate`: a standby coordinator starts the job from `restore`.
+async fn activate(State(ctx): State<Arc<RestState>>, body: axum::body::Bytes) -> Response {
+    let req: api::ActivateRequest = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return bad_request(format!("invalid activation request: {e}")),
+    };
+    if req.restore.as_deref().is_some_and(|r| r.trim().is_empty()) {
+        return bad_request("restore must be a snapshot directory, `latest`, or null for empty state".into());
+    }
+    match ctx.job.request_activation(req.restore, req.id) {
+        Ok(()) => (StatusCode::ACCEPTED, axum::Json(json!({ "state": ctx.job.status() }))).into_response(),
+        Err(error) => (StatusCode::CONFLICT, axum::Json(api::ErrorBody { error })).into_response(),
+    }
 }
 
 fn bad_request(message: String) -> Response {

@@ -178,6 +178,16 @@ fn server_matches_openapi_document() {
     let (code, _) = http(server.addr, "GET", "/v1/job/savepoints/unknown");
     assert_eq!(code, 404);
 
+    // Only a standby coordinator can be activated.
+    let (status, body) = http_body(server.addr, "POST", "/v1/job/activate", r#"{"restore":"latest"}"#);
+    assert_eq!(status, 409, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("not in standby")), "{v}");
+    let schema = &doc["paths"]["/v1/job/activate"]["post"]["responses"]["409"]["content"]["application/json"]["schema"];
+    check(&doc, schema, &v, "POST /v1/job/activate", &mut errors);
+    let (status, body) = http_body(server.addr, "POST", "/v1/job/activate", r#"{"restore":""}"#);
+    assert_eq!(status, 400, "{body}");
+
     for route in ROUTES.iter().filter(|r| r.starts_with("GET ") && !r.contains('{')) {
         let path = &route[4..];
         let (status, body) = http(server.addr, "GET", path);

@@ -81,9 +81,30 @@ impl EngineClient {
         EngineClient { access, kube, http, timeout }
     }
 
-    /// The coordinator Service's name for a job.
+    /// The coordinator Service's name for a job's color: `job` is the color's instance
+    /// (`<job>` or `<job>-green`, see `resources::instance`), and so is every `job`
+    /// argument of this client.
     pub fn service(job: &str) -> String {
         format!("{job}-coordinator")
+    }
+
+    /// Activates a standby coordinator from `restore` (a snapshot, `latest`, or empty state).
+    pub async fn activate(
+        &self,
+        ns: &str,
+        job: &str,
+        restore: Option<&str>,
+        id: &str,
+    ) -> Result<(), EngineClientError> {
+        let path = "/v1/job/activate";
+        let req = sluice_api::rest::ActivateRequest { restore: restore.map(str::to_string), id: Some(id.to_string()) };
+        let body = serde_json::to_vec(&req).map_err(|e| EngineClientError::Decode {
+            job: job.into(),
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        let (code, body) = self.call(ns, job, http::Method::POST, path, Some(body)).await?;
+        if (200..300).contains(&code) { Ok(()) } else { Err(status_error(job, path, code, &body)) }
     }
 
     pub async fn job(&self, ns: &str, job: &str) -> Result<Job, EngineClientError> {

@@ -1,8 +1,10 @@
 //! The operator benchmark (`make bench`; ignored by `cargo test`). In a test
 //! cluster with engine pods and MinIO it measures:
 //! - apply → Running of a StreamJob;
-//! - the pause of a savepoint upgrade with ~100 MB of keyed state: the last record
-//!   the old job's sink took to the first one the new job's sink took;
+//! - the pause of a blue-green cutover and of a savepoint upgrade of the same job,
+//!   with ~100 MB of keyed state and a 1 s checkpoint interval: the last record the
+//!   old job's sink took to the first one the new job's sink took; and the cutover's
+//!   own figures (`status.lastCutover`: commit to commit, savepoint and restore bytes);
 //! - reconcile time without engine waits (p50/p99, from the operator's debug log);
 //! - operator RSS idle and with 1,000 suspended StreamJobs.
 //!
@@ -82,12 +84,51 @@ async fn pass_records(pod: &Pod) -> Option<u64> {
     Some(n)
 }
 
-async fn coordinator(pods: &Api<Pod>, job: &str) -> Option<Pod> {
+/// The running coordinator pod of one color (`instance`: `<job>` or `<job>-green`).
+async fn coordinator(pods: &Api<Pod>, instance: &str) -> Option<Pod> {
     let l = pods
-        .list(&ListParams::default().labels(&format!("sluice.dev/job={job},sluice.dev/role=coordinator")))
+        .list(
+            &ListParams::default()
+                .labels(&format!("app.kubernetes.io/instance={instance},sluice.dev/role=coordinator")),
+        )
         .await
         .ok()?;
     l.items.into_iter().find(|p| p.metadata.deletion_timestamp.is_none() && testenv::pod_ip(p).is_some())
+}
+
+/// Applies `patch` to the job and follows both coordinators' `pass` sinks: the old
+/// pod's, and the first other coordinator pod of `new_instance` whose sink takes a
+/// record. Returns (pause, patch → first new record), in seconds.
+async fn pause_of(
+    api: &Api<StreamJob>,
+    pods: &Api<Pod>,
+    old: &Pod,
+    new_instance: &str,
+    patch: serde_json::Value,
+) -> (f64, f64) {
+    let old_name = old.metadata.name.clone().unwrap();
+    let mut last_old = pass_records(old).await.unwrap_or(0);
+    let mut last_old_at = Instant::now();
+    let t_patch = Instant::now();
+    api.patch("state", &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let first_new_at = loop {
+        assert!(Instant::now() < deadline, "the new job produced nothing within 10 min");
+        if let Some(n) = pass_records(old).await
+            && n > last_old
+        {
+            last_old = n;
+            last_old_at = Instant::now();
+        }
+        if let Some(p) = coordinator(pods, new_instance).await
+            && p.metadata.name.as_deref() != Some(old_name.as_str())
+            && pass_records(&p).await.unwrap_or(0) > 0
+        {
+            break Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    (first_new_at.duration_since(last_old_at).as_secs_f64(), first_new_at.duration_since(t_patch).as_secs_f64())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +195,8 @@ async fn operator_bench() {
         "apiVersion": "sluice.dev/v1alpha1", "kind": "StreamJob", "metadata": {"name": "state"},
         "spec": {
             "image": "sluice/engine:bench", "sql": sql, "parallelism": 2, "upgradeMode": "savepoint",
-            "checkpointing": {"interval": "5s", "storage": "s3://sluice/checkpoints"},
+            "upgradeStrategy": {"type": "blue-green", "blueGreen": {"verificationWindow": "20s"}},
+            "checkpointing": {"interval": "1s", "storage": "s3://sluice/checkpoints"},
             "savepoints": {"directory": "s3://sluice/savepoints"},
             "upgrade": {"stabilizationPeriod": "5s", "savepointTimeout": "5m", "readinessTimeout": "10m"},
             "s3": {"endpoint": s3.cluster_endpoint, "credentialsSecretRef": {"name": "s3-creds"}}
@@ -191,37 +233,28 @@ async fn operator_bench() {
     };
     eprintln!("bench: checkpoint of {:.0} MB", state_bytes as f64 / 1e6);
 
-    // The savepoint upgrade: change a config key, follow both jobs' pass sinks.
-    let old_name = old.metadata.name.clone().unwrap();
-    let mut last_old = pass_records(&old).await.unwrap_or(0);
-    let mut last_old_at = Instant::now();
-    let t_upgrade = Instant::now();
-    api.patch(
-        "state",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"config": {"pipeline.name": "state-v2"}}})),
-    )
+    // A blue-green cutover (a config key changes), then a savepoint upgrade of the same
+    // job (another key, and the strategy back to in-place): both jobs' pass sinks followed.
+    let (bg_pause, bg_total) =
+        pause_of(&api, &pods, &old, "state-green", json!({"spec": {"config": {"pipeline.name": "state-v2"}}})).await;
+    eprintln!("bench: blue-green pause {bg_pause:.2} s (patch → first new record {bg_total:.2} s)");
+    let done = wait_object(&api, "state", Duration::from_secs(600), "the cutover's end", |j| {
+        j.status.as_ref().is_some_and(|s| s.cutover.is_none() && s.last_cutover.is_some())
+    })
     .await
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let first_new_at = loop {
-        assert!(Instant::now() < deadline, "the upgraded job produced nothing within 10 min");
-        if let Some(n) = pass_records(&old).await
-            && n > last_old
-        {
-            last_old = n;
-            last_old_at = Instant::now();
-        }
-        if let Some(p) = coordinator(&pods, "state").await
-            && p.metadata.name.as_deref() != Some(old_name.as_str())
-            && pass_records(&p).await.unwrap_or(0) > 0
-        {
-            break Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let pause = first_new_at.duration_since(last_old_at).as_secs_f64();
-    let upgrade_total = first_new_at.duration_since(t_upgrade).as_secs_f64();
+    let cutover = done.status.and_then(|s| s.last_cutover).unwrap();
+    assert_eq!(cutover.outcome, "succeeded", "{cutover:?}");
+    eprintln!("bench: cutover {cutover:?}");
+    let green = coordinator(&pods, "state-green").await.unwrap();
+    let (pause, upgrade_total) = pause_of(
+        &api,
+        &pods,
+        &green,
+        "state-green",
+        json!({"spec": {"config": {"pipeline.name": "state-v3"}, "upgradeStrategy": {"type": "in-place"}}}),
+    )
+    .await;
     eprintln!("bench: upgrade pause {pause:.2} s (patch → first new record {upgrade_total:.2} s)");
     let st = api.get("state").await.unwrap().status.unwrap();
     assert!(st.deployed_from.unwrap_or_default().contains("savepoint-"), "the upgrade did not use a savepoint");
@@ -307,7 +340,11 @@ async fn operator_bench() {
          | reconciles in the whole run | {n} | |\n\
          | engine REST wait per reconcile that called it, p50 / p99 | {e50:.1} / {e99:.1} ms | |\n\
          | `kubectl apply` → Running (2 workers) | {apply:.2} s | |\n\
-         | savepoint upgrade pause, {mb:.0} MB of keyed state (last old sink record → first new one) | {pause:.2} s | < 5 s |\n\
+         | blue-green cutover pause, {mb:.0} MB of keyed state, 1 s checkpoints (last old sink record → first new one) | {bg_pause:.2} s | ≤ 1.5 s |\n\
+         | blue-green cutover, last old commit → first new commit (`status.lastCutover.pause`) | {bg_commit} | |\n\
+         | blue-green handoff savepoint / bytes the new color read at activation | {sp_bytes} / {restore_bytes} | |\n\
+         | spec patch → first record of the new color | {bg_total:.2} s | |\n\
+         | savepoint upgrade pause, same job (last old sink record → first new one) | {pause:.2} s | < 5 s |\n\
          | spec patch → first record of the upgraded job | {total:.2} s | |\n\
          | operator RSS, idle | {idle:.1} MiB | < 50 MB |\n\
          | operator RSS, 1,000 suspended StreamJobs | {many:.1} MiB | < 150 MB |\n\
@@ -328,6 +365,11 @@ async fn operator_bench() {
         apply = apply_to_running,
         mb = state_bytes as f64 / 1e6,
         total = upgrade_total,
+        bg_commit =
+            cutover.pause.map(|p| format!("{:.2} s", p as f64 / 1000.0)).unwrap_or_else(|| "not measured".into()),
+        sp_bytes = cutover.savepoint_bytes.map(|b| format!("{:.1} MB", b as f64 / 1e6)).unwrap_or_else(|| "?".into()),
+        restore_bytes =
+            cutover.restore_bytes.map(|b| format!("{:.1} MB", b as f64 / 1e6)).unwrap_or_else(|| "?".into()),
         idle = idle_rss,
         many = many_rss,
     );

@@ -17,6 +17,10 @@ pub enum JobStatus {
     Failed,
     Canceled,
     Suspended,
+    /// A blue-green standby: compiled, workers registered, the snapshot it will
+    /// restore checked; it reads no source and commits nothing until it is
+    /// activated (`POST /v1/job/activate`).
+    Standby,
 }
 
 impl JobStatus {
@@ -36,6 +40,7 @@ impl JobStatus {
             JobStatus::Failed => "FAILED",
             JobStatus::Canceled => "CANCELED",
             JobStatus::Suspended => "SUSPENDED",
+            JobStatus::Standby => "STANDBY",
         }
     }
 }
@@ -79,6 +84,62 @@ pub struct Job {
     /// `None` until a checkpoint or savepoint completes.
     pub last_completed_checkpoint: Option<Checkpoint>,
     pub error: Option<String>,
+    /// A coordinator started with `--standby`: whether it can be activated, and on what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<Standby>,
+    /// The last activation of a standby coordinator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
+}
+
+/// A standby coordinator's readiness (`GET /v1/job`'s `standby`). It is present while
+/// the coordinator waits for `POST /v1/job/activate`: before its first run (state
+/// `STANDBY`), and after a run has ended (the state stays `FINISHED`, `FAILED` or
+/// `CANCELED`), for example blue after it handed over to green.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Standby {
+    /// Workers with enough slots are registered and the snapshot below was read,
+    /// verified and found compatible with the job: activation starts at once.
+    pub ready: bool,
+    /// The snapshot it checked (what `latest` resolves to now), or `None` for empty state.
+    pub preloaded: Option<String>,
+    /// Its size in bytes.
+    pub preloaded_bytes: u64,
+    /// What it waits for, or why it cannot be activated.
+    pub message: String,
+}
+
+/// `POST /v1/job/activate`: start the job from `restore`, a snapshot directory or
+/// `latest` (the newest snapshot of the job's current lineage); absent or null for
+/// empty state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActivateRequest {
+    #[serde(default)]
+    pub restore: Option<String>,
+    /// A caller-chosen id that makes the call idempotent, as a savepoint's `triggerId`:
+    /// `activation` reports it, so the caller knows which activation the job runs from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// What an activation did (`GET /v1/job`'s `activation`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Activation {
+    /// As requested (`None`: empty state).
+    pub restore: Option<String>,
+    /// The request's `id`, if it had one.
+    pub id: Option<String>,
+    /// The snapshot it resolved to, once known.
+    pub restored_from: Option<String>,
+    /// The size of the snapshot it restored (every file is read and verified;
+    /// `0` for empty state).
+    pub restore_bytes: u64,
+    pub requested_at: String,
+    /// When the job was RUNNING again.
+    pub running_at: Option<String>,
 }
 
 impl Job {

@@ -20,6 +20,17 @@ pub enum Restore {
     Uri(String),
 }
 
+impl Restore {
+    /// `execution.state-recovery.path`'s syntax: empty, `latest`, or a snapshot URI.
+    pub fn parse(s: &str) -> Restore {
+        match s.trim() {
+            "" => Restore::None,
+            "latest" => Restore::Latest,
+            uri => Restore::Uri(uri.to_string()),
+        }
+    }
+}
+
 /// Checkpointing, from Flink's keys: `execution.checkpointing.dir` (or
 /// `state.checkpoints.dir`), `.interval`, `.timeout` (default 10 min),
 /// `.num-retained` (or `state.checkpoints.num-retained`, default 3) and
@@ -60,11 +71,7 @@ impl Settings {
     pub fn from_config(config: &Config) -> Result<Settings, JobError> {
         let checkpoint = CheckpointSettings::from_config(config)?;
         let restart = RestartStrategy::from_config(config, checkpoint.interval.is_some())?;
-        let restore = match config.get("execution.state-recovery.path").map(str::trim) {
-            None | Some("") => Restore::None,
-            Some("latest") => Restore::Latest,
-            Some(uri) => Restore::Uri(uri.to_string()),
-        };
+        let restore = Restore::parse(config.get("execution.state-recovery.path").unwrap_or(""));
         let parallelism = config.usize("parallelism.default", 1)?;
         let max_parallelism = config.usize("pipeline.max-parallelism", 128)?;
         if parallelism > max_parallelism {

@@ -214,6 +214,14 @@ pub fn record_root(fence: &Fence, root: &Root) -> Result<(), SnapshotError> {
     })
 }
 
+/// Whether this deployment owns the job now: the newest claimed generation is
+/// its own. A standby coordinator (`cluster::coordinator::standby`) that finds
+/// this at start was activated before and restarted, so it resumes at once
+/// instead of waiting to be activated again.
+pub fn is_active(previous: &[GenerationView], fingerprint: &str) -> bool {
+    previous.last().is_some_and(|g| g.record.fingerprint == fingerprint)
+}
+
 /// Where a run starts (see the module's invariants).
 ///
 /// - `restarted`: this process is a coordinator restarted for its deployment
@@ -273,6 +281,18 @@ mod tests {
     }
 
     const SP: &str = "s3://b/sp/savepoint-up-1";
+
+    #[test]
+    fn only_the_deployment_of_the_newest_generation_is_active() {
+        // Blue ran as 1 and 2, green was activated as 3.
+        let history = [g(1, "blue", Some(None)), g(2, "blue", Some(Some("chk-4"))), g(3, "green", None)];
+        assert!(is_active(&history, "green"), "green was activated, even before it recorded its root");
+        assert!(!is_active(&history, "blue"), "blue was superseded: a restarted blue waits in standby");
+        assert!(!is_active(&[], "blue"), "a job that never ran has no active deployment");
+        // Rolled back: blue activated again as 4.
+        let history = [g(2, "blue", Some(None)), g(3, "green", Some(Some(SP))), g(4, "blue", Some(Some("chk-9")))];
+        assert!(is_active(&history, "blue") && !is_active(&history, "green"));
+    }
 
     #[test]
     fn a_restarted_coordinator_recovers_its_own_lineage_only() {

@@ -69,6 +69,12 @@ impl Default for RunOptions {
 
 /// Tells the user where the state comes from and how big it is.
 pub(crate) fn restoring(state: &JobState, l: &Loaded, since: Instant) {
+    state.update_activation(|a| {
+        if a.restored_from.is_none() {
+            a.restored_from = Some(l.location.clone());
+            a.restore_bytes = l.metadata.total_size();
+        }
+    });
     crate::say!(
         "job `{}` restoring from {} ({} {}, {} files, {} bytes, read and verified in {} ms)",
         state.job_id,

@@ -121,6 +121,41 @@ pub fn begin(
     Ok(Some(Begin { initial, first_id }))
 }
 
+/// What a standby coordinator would start from if it were activated with
+/// `requested` now, read without claiming anything: the snapshot, loaded,
+/// verified and checked against the job as a restore checks it (`None` for
+/// empty state). Only the unkeyed state is kept in memory.
+pub fn check_standby(
+    graph: &JobGraph,
+    state: &Arc<JobState>,
+    opts: &RunOptions,
+    requested: &Restore,
+    fingerprint: &str,
+) -> Result<Option<Loaded>, EngineError> {
+    let Some(job_dir) = opts.checkpoint.job_dir.as_ref() else {
+        return Err(EngineError::Config("--standby needs checkpoint storage (--checkpoint-dir)".into()));
+    };
+    let previous = lineage::read(job_dir)?;
+    let terminal = store::read_terminal(job_dir)?;
+    let keep = &store::holds_unkeyed;
+    let loaded = match lineage::decide(requested, fingerprint, false, &previous, terminal.as_ref()) {
+        Start::Empty => None,
+        Start::Snapshot(uri) => Some(load(&uri, opts, keep)?),
+        Start::Terminal(t) => Some(load(&t.location, opts, keep)?),
+        Start::NewestOf { generation, fallback } => match (store::load_latest_of(job_dir, generation, keep)?, fallback)
+        {
+            (Some(l), _) => Some(l),
+            (None, Some(uri)) => Some(load(&uri, opts, keep)?),
+            (None, None) => None,
+        },
+    };
+    if let Some(l) = &loaded {
+        let metas = crate::operators::factory::vertex_metas(graph, state)?;
+        crate::checkpoint::restore::check(l, &metas, graph.max_parallelism, opts.allow_non_restored_state)?;
+    }
+    Ok(loaded)
+}
+
 /// Loads and verifies a snapshot directory (or its `_metadata`).
 fn load(uri: &str, opts: &RunOptions, keep: Want) -> Result<Loaded, EngineError> {
     let dir = Storage::open(store::snapshot_root(uri), &opts.checkpoint.s3)

@@ -19,10 +19,11 @@ pub mod stream_savepoint;
 pub use deployed_spec::DeployedSpec;
 pub use duration::parse_duration;
 pub use stream_job::{
-    CheckpointingSpec, ConfigMapKeyRef, DesiredState, LocalObjectRef, PodResources, S3Spec, SavepointsSpec, StreamJob,
-    StreamJobSpec, UpgradeMode, UpgradeSpec,
+    BlueGreenSpec, CheckpointingSpec, ConfigMapKeyRef, DesiredState, LocalObjectRef, PodResources, S3Spec,
+    SavepointsSpec, StrategyType, StreamJob, StreamJobSpec, UpgradeMode, UpgradeSpec, UpgradeStrategy,
 };
 pub use stream_job_status::{
-    PendingSavepoint, Phase, SavepointInfo, StreamJobStatus, UpgradeKind, UpgradeRecord, UpgradeStep,
+    Color, CutoverRecord, CutoverReport, CutoverStep, PendingSavepoint, Phase, SavepointInfo, StreamJobStatus,
+    UpgradeKind, UpgradeRecord, UpgradeStep,
 };
 pub use stream_savepoint::{SavepointPhase, StreamSavepoint, StreamSavepointSpec, StreamSavepointStatus};

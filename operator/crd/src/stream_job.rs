@@ -23,6 +23,7 @@ use crate::duration::DURATION_PATTERN;
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Job", type_ = "string", json_path = ".status.jobState"),
     printcolumn(name = "Parallelism", type_ = "integer", json_path = ".status.currentParallelism"),
+    printcolumn(name = "Color", type_ = "string", json_path = ".status.activeColor"),
     printcolumn(name = "Last Savepoint", type_ = "date", json_path = ".status.lastSavepoint.time"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new(
@@ -34,6 +35,7 @@ use crate::duration::DURATION_PATTERN;
     validation = Rule::new("has(self.sql) != has(self.sqlConfigMapRef)").message("set exactly one of sql and sqlConfigMapRef"),
     validation = Rule::new("self.upgradeMode != 'savepoint' || has(self.savepoints.directory)").message("upgradeMode savepoint needs savepoints.directory"),
     validation = Rule::new("self.upgradeMode != 'last-state' || has(self.checkpointing.storage)").message("upgradeMode last-state needs checkpointing.storage"),
+    validation = Rule::new("self.upgradeStrategy.type != 'blue-green' || (has(self.checkpointing.storage) && has(self.savepoints.directory))").message("upgradeStrategy blue-green needs checkpointing.storage and savepoints.directory: the standby checks the job's checkpoints, and the handoff is a savepoint"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct StreamJobSpec {
@@ -83,6 +85,12 @@ pub struct StreamJobSpec {
     pub upgrade_mode: UpgradeMode,
     #[serde(default)]
     pub upgrade: UpgradeSpec,
+    /// How a change that needs a new deployment is rolled out: `in-place` (stop, then
+    /// start the new deployment: `upgradeMode` says from what) or `blue-green` (a warm
+    /// standby takes over from a savepoint, and the old one stays ready for a rollback
+    /// until the new one has proved itself).
+    #[serde(default)]
+    pub upgrade_strategy: UpgradeStrategy,
     #[serde(default)]
     pub checkpointing: CheckpointingSpec,
     #[serde(default)]
@@ -195,6 +203,57 @@ impl Default for UpgradeSpec {
     }
 }
 
+/// `spec.upgradeStrategy`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStrategy {
+    /// `in-place` (the default) or `blue-green`.
+    #[serde(default, rename = "type")]
+    pub type_: StrategyType,
+    #[serde(default)]
+    pub blue_green: BlueGreenSpec,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrategyType {
+    #[default]
+    InPlace,
+    BlueGreen,
+}
+
+/// `spec.upgradeStrategy.blueGreen`: when the new color has proved itself.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreenSpec {
+    /// The new color must stay healthy this long after its activation; the old color
+    /// is kept, idle, for an instant rollback until then.
+    #[serde(default = "default_verification_window")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub verification_window: String,
+    /// Restarts of the new color allowed inside the window; one more rolls back.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max_restarts: i32,
+    /// The new color must complete a checkpoint inside the window.
+    #[serde(default = "yes")]
+    pub require_checkpoint: bool,
+}
+
+fn default_verification_window() -> String {
+    "2m".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for BlueGreenSpec {
+    fn default() -> Self {
+        BlueGreenSpec { verification_window: default_verification_window(), max_restarts: 0, require_checkpoint: true }
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckpointingSpec {
@@ -286,6 +345,9 @@ mod tests {
         assert_eq!(spec.parallelism, 1);
         assert_eq!(spec.max_parallelism, 128);
         assert_eq!(spec.upgrade_mode, UpgradeMode::Stateless);
+        assert_eq!(spec.upgrade_strategy.type_, StrategyType::InPlace);
+        assert_eq!(spec.upgrade_strategy.blue_green.verification_window, "2m");
+        assert!(spec.upgrade_strategy.blue_green.require_checkpoint);
         assert_eq!(spec.state, DesiredState::Running);
         assert_eq!(spec.upgrade.readiness_timeout, "5m");
         assert_eq!(spec.checkpointing.interval, "10s");

@@ -139,6 +139,139 @@ pub struct StreamJobStatus {
     /// The newest error (engine, storage, validation), or none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The color whose engine pods run the job (`blue` when absent): the other color's
+    /// pods exist only during a blue-green cutover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_color: Option<Color>,
+    /// The write-ahead record of a blue-green cutover in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "cutover_record")]
+    pub cutover: Option<CutoverRecord>,
+    /// What the last cutover did and cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_cutover: Option<CutoverReport>,
+}
+
+/// A color of a blue-green job: its children are `<job>-…` (blue) or `<job>-green-…`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Color {
+    #[default]
+    Blue,
+    Green,
+}
+
+impl Color {
+    pub fn other(self) -> Color {
+        match self {
+            Color::Blue => Color::Green,
+            Color::Green => Color::Blue,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Color::Blue => "blue",
+            Color::Green => "green",
+        }
+    }
+}
+
+impl std::fmt::Display for Color {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a blue-green cutover stands. The record is written before each step is taken.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CutoverStep {
+    /// The new color's pods are being created; its coordinator checks, in standby, that
+    /// it can restore the running job's newest snapshot. The old color is untouched.
+    Preparing,
+    /// The new color is ready: the old color stops with savepoint `triggerId`.
+    Stopping,
+    /// The old color stopped at `handoff`; the new color is activated from it.
+    Activating,
+    /// The new color runs; it must stay healthy for `verificationWindow`. The old
+    /// color waits, idle, on the handoff savepoint.
+    Verifying,
+    /// The new color failed its verification: it stops with savepoint
+    /// `rollbackTriggerId` if it can (`rollbackFrom` is where the old color resumes).
+    RollingBack,
+    /// The old color is activated from `rollbackFrom`.
+    Restoring,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CutoverRecord {
+    /// The metadata.generation being rolled out.
+    pub target_generation: i64,
+    /// The spec being rolled out, as JSON.
+    pub target_spec: DeployedSpec,
+    /// The color that runs the job until the cutover succeeds.
+    pub from: Color,
+    /// The new deployment's number (`status.deployment` once it takes over).
+    pub deployment: i64,
+    pub step: CutoverStep,
+    /// The old color's stop-with-savepoint trigger id, chosen before it is requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_id: Option<String>,
+    /// The old color's stop savepoint: where the new color starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<String>,
+    /// RFC 3339: when the new color was seen RUNNING after its activation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated: Option<String>,
+    /// The new color's stop-with-savepoint trigger id of a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_trigger_id: Option<String>,
+    /// Where the old color resumes on a rollback: the new color's savepoint, or
+    /// `latest` (its newest checkpoint) if it could not take one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_from: Option<String>,
+    /// RFC 3339: when the cutover began (and when the current step began, for its timeout).
+    pub started: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started: Option<String>,
+    /// Why the cutover is rolling back, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The figures, as they become known (see `CutoverReport`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savepoint_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_bytes: Option<i64>,
+}
+
+/// The figures of the last cutover (`status.lastCutover`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CutoverReport {
+    /// `succeeded`, `rolledBack` or `aborted`.
+    pub outcome: String,
+    pub from: Color,
+    pub to: Color,
+    /// The metadata.generation it rolled out.
+    pub generation: i64,
+    /// Milliseconds from the old color's last commit (its stop savepoint completed) to
+    /// the new color's first (its first checkpoint after the activation completed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<i64>,
+    /// The size of the handoff savepoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savepoint_bytes: Option<i64>,
+    /// What the new color read at its activation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_bytes: Option<i64>,
+    /// RFC 3339.
+    pub finished: String,
+    /// Why it was rolled back or aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
@@ -203,6 +336,16 @@ pub struct PendingSavepoint {
     pub trigger_id: String,
     pub trigger: String,
     pub started: String,
+}
+
+/// Reads `status.cutover`, as [`upgrade_record`] reads `status.upgrade`.
+fn cutover_record<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<CutoverRecord>, D::Error> {
+    let Some(value) = Option::<serde_json::Value>::deserialize(deserializer)? else { return Ok(None) };
+    let target = value.get("targetSpec").and_then(serde_json::Value::as_str);
+    if target.is_some_and(|json| DeployedSpec::from_json(json).is_err()) {
+        return Ok(None);
+    }
+    serde_json::from_value(value).map(Some).map_err(serde::de::Error::custom)
 }
 
 /// Reads `status.upgrade`. A record whose target spec cannot be read (a status edited by

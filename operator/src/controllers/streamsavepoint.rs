@@ -174,8 +174,11 @@ async fn step(
             Some(format!("no directory: set spec.directory or the StreamJob's savepoints.directory ({ns}/{job_name})"));
         return Requeue::await_change();
     };
+    // The color that runs the job (blue-green): its coordinator takes the savepoint.
+    let color = job.status.as_ref().and_then(|s| s.active_color).unwrap_or_default();
+    let instance = crate::resources::instance(job_name, color);
     match (st.phase, st.trigger_id.clone()) {
-        (SavepointPhase::InProgress, Some(id)) => match ctx.engine.savepoint(&ns, job_name, &id).await {
+        (SavepointPhase::InProgress, Some(id)) => match ctx.engine.savepoint(&ns, &instance, &id).await {
             Ok(Some(s)) if s.status == SnapshotStatus::Completed => {
                 st.phase = SavepointPhase::Completed;
                 st.location = s.location;
@@ -228,7 +231,7 @@ async fn step(
                 return fail_or_retry(st, e.to_string());
             }
             let directory = req.target_directory.clone();
-            match ctx.engine.trigger_savepoint(&ns, job_name, &req).await {
+            match ctx.engine.trigger_savepoint(&ns, &instance, &req).await {
                 Ok(()) => {
                     st.phase = SavepointPhase::InProgress;
                     st.trigger_id = Some(id);

@@ -4,7 +4,10 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::pod::{Role, template};
-use super::{Blueprint, BuildError, CONFIG_DIR, REST_PORT, RPC_PORT, SQL_FILE, selector};
+use super::{Blueprint, BuildError, CONFIG_DIR, REST_PORT, RPC_PORT, SQL_FILE};
+
+/// The flag of a standby coordinator; observe reads it back from the Deployment.
+pub const STANDBY_FLAG: &str = "--standby";
 
 pub fn build(d: &Blueprint) -> Result<Deployment, BuildError> {
     let args = [
@@ -24,6 +27,11 @@ pub fn build(d: &Blueprint) -> Result<Deployment, BuildError> {
     ]
     .map(String::from)
     .to_vec();
+    let mut args = args;
+    if d.standby {
+        // Blue-green: it waits, checking its restore point, until the operator activates it.
+        args.push(STANDBY_FLAG.into());
+    }
     let role = Role {
         role: "coordinator",
         args,
@@ -36,7 +44,7 @@ pub fn build(d: &Blueprint) -> Result<Deployment, BuildError> {
         metadata: d.meta(d.coordinator_name(), Some("coordinator")),
         spec: Some(DeploymentSpec {
             replicas: Some(1),
-            selector: LabelSelector { match_labels: Some(selector(d.name, Some("coordinator"))), ..Default::default() },
+            selector: LabelSelector { match_labels: Some(d.selector(Some("coordinator"))), ..Default::default() },
             strategy: Some(DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() }),
             template: template(d, &role)?,
             ..Default::default()

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::crd::StreamJobSpec;
+use crate::crd::{Color, StreamJobSpec};
 
 /// Ports of the engine, as in ARCHITECTURE.md. Services use `port == targetPort`.
 pub const RPC_PORT: i32 = 6123;
@@ -56,17 +56,32 @@ pub struct Blueprint<'a> {
     pub restore: Option<&'a str>,
     /// The operator's version, for `app.kubernetes.io/version`.
     pub version: &'a str,
+    /// Which color's children these are (blue-green; `blue` otherwise).
+    pub color: Color,
+    /// The coordinator waits to be activated (`--standby`): every deployment of a
+    /// job whose `upgradeStrategy` is `blue-green`.
+    pub standby: bool,
 }
 
 impl Blueprint<'_> {
+    /// `<job>` for blue, `<job>-green` for green: the prefix of every child's name and
+    /// the `app.kubernetes.io/instance` label.
+    pub fn instance(&self) -> String {
+        instance(self.name, self.color)
+    }
     pub fn config_map_name(&self) -> String {
-        format!("{}-config", self.name)
+        format!("{}-config", self.instance())
     }
     pub fn coordinator_name(&self) -> String {
-        format!("{}-coordinator", self.name)
+        format!("{}-coordinator", self.instance())
     }
     pub fn workers_name(&self) -> String {
-        format!("{}-workers", self.name)
+        format!("{}-workers", self.instance())
+    }
+
+    /// The labels that select this color's pods (of one role, or all of them).
+    pub fn selector(&self, role: Option<&str>) -> BTreeMap<String, String> {
+        selector(self.name, self.color, role)
     }
 
     /// Worker pods: enough slots for the parallelism.
@@ -77,7 +92,8 @@ impl Blueprint<'_> {
 
     /// The labels of every child; `role` adds `sluice.dev/role` and the component.
     pub fn labels(&self, role: Option<&str>) -> BTreeMap<String, String> {
-        let mut l = selector(self.name, role);
+        let mut l = self.selector(role);
+        l.insert("sluice.dev/color".into(), self.color.as_str().into());
         l.insert("app.kubernetes.io/managed-by".into(), "sluice-operator".into());
         l.insert("app.kubernetes.io/version".into(), self.version.into());
         l
@@ -95,13 +111,27 @@ impl Blueprint<'_> {
     }
 }
 
-/// The labels that select a job's pods (of one role, or all of them).
-pub fn selector(job: &str, role: Option<&str>) -> BTreeMap<String, String> {
+/// The prefix of a color's child names: `<job>` for blue (the names of jobs from
+/// before blue-green), `<job>-green` for green.
+pub fn instance(job: &str, color: Color) -> String {
+    match color {
+        Color::Blue => job.to_string(),
+        Color::Green => format!("{job}-green"),
+    }
+}
+
+/// The labels that select a job's pods of one color (of one role, or all of them).
+/// Blue's selectors are those of jobs from before blue-green (selectors are immutable);
+/// they do not match green's pods, whose `app.kubernetes.io/instance` differs.
+pub fn selector(job: &str, color: Color, role: Option<&str>) -> BTreeMap<String, String> {
     let mut l = BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), "sluice-engine".to_string()),
-        ("app.kubernetes.io/instance".to_string(), job.to_string()),
+        ("app.kubernetes.io/instance".to_string(), instance(job, color)),
         ("sluice.dev/job".to_string(), job.to_string()),
     ]);
+    if color == Color::Green {
+        l.insert("sluice.dev/color".into(), color.as_str().into());
+    }
     if let Some(r) = role {
         l.insert("app.kubernetes.io/component".into(), r.into());
         l.insert("sluice.dev/role".into(), r.into());
@@ -181,6 +211,8 @@ pub(crate) mod testing {
             deployment: 4,
             restore: Some("s3://sluice/savepoints/savepoint-up-3"),
             version: "0.1.0",
+            color: crate::crd::Color::Blue,
+            standby: false,
         }
     }
 }

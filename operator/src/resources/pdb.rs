@@ -6,14 +6,14 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Blueprint, selector};
+use super::Blueprint;
 
 pub fn build(d: &Blueprint) -> PodDisruptionBudget {
     PodDisruptionBudget {
-        metadata: d.meta(d.name.to_string(), None),
+        metadata: d.meta(d.instance(), None),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(1)),
-            selector: Some(LabelSelector { match_labels: Some(selector(d.name, None)), ..Default::default() }),
+            selector: Some(LabelSelector { match_labels: Some(d.selector(None)), ..Default::default() }),
             ..Default::default()
         }),
         ..Default::default()

@@ -137,9 +137,11 @@ pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, BuildError> 
     Ok(merged)
 }
 
-/// Pod labels carry no version: a new operator must not roll running jobs' pods.
+/// Pod labels carry no version: a new operator must not roll running jobs' pods. For
+/// the same reason blue's pods carry no `sluice.dev/color` (their selector never had
+/// one); green's do.
 fn pod_labels(d: &Blueprint, role: &str) -> BTreeMap<String, String> {
-    let mut l = super::selector(d.name, Some(role));
+    let mut l = d.selector(Some(role));
     l.insert("app.kubernetes.io/managed-by".into(), "sluice-operator".into());
     l
 }

@@ -4,7 +4,7 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::pod::{Role, template};
-use super::{Blueprint, BuildError, DATA_PORT, PROBE_PORT, RPC_PORT, selector};
+use super::{Blueprint, BuildError, DATA_PORT, PROBE_PORT, RPC_PORT};
 
 pub fn build(d: &Blueprint) -> Result<StatefulSet, BuildError> {
     let args = vec![
@@ -33,7 +33,7 @@ pub fn build(d: &Blueprint) -> Result<StatefulSet, BuildError> {
             replicas: Some(d.worker_replicas()),
             service_name: Some(d.workers_name()),
             pod_management_policy: Some("Parallel".into()),
-            selector: LabelSelector { match_labels: Some(selector(d.name, Some("worker"))), ..Default::default() },
+            selector: LabelSelector { match_labels: Some(d.selector(Some("worker"))), ..Default::default() },
             template: template(d, &role)?,
             ..Default::default()
         }),

@@ -13,6 +13,7 @@ mod placement;
 mod registry;
 mod remote;
 mod rpc;
+pub mod standby;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct CoordinatorOptions {
     pub rpc_addr: String,
     pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
+    /// Wait to be activated before each run (blue-green; see [`standby`]).
+    pub standby: bool,
 }
 
 /// What workers need to build the job: they compile it themselves.
@@ -43,6 +46,9 @@ pub struct JobSource {
     pub text: String,
     /// The merged configuration: the file, `--set` and the flags.
     pub config: BTreeMap<String, String>,
+    /// `--deployment-id`: tells apart two deployments of the same text and
+    /// configuration, such as the two colors of a blue-green cutover.
+    pub deployment: Option<String>,
 }
 
 impl JobSource {
@@ -55,6 +61,10 @@ impl JobSource {
             h.update(k.as_bytes());
             h.update(&[1]);
             h.update(v.as_bytes());
+        }
+        if let Some(d) = &self.deployment {
+            h.update(&[2]);
+            h.update(d.as_bytes());
         }
         format!("{:08x}-{}", h.finalize(), self.text.len())
     }
@@ -72,6 +82,21 @@ pub fn run(
     stay: bool,
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), EngineError> {
+    if copts.standby {
+        let rpc = match Rpc::start(copts, 0) {
+            Ok(rpc) => rpc,
+            Err(e) => {
+                let e = start::failed(&state, e);
+                stay_until(&state, true, &shutdown);
+                return Err(e);
+            }
+        };
+        crate::say!("job `{}` coordinator in standby, RPC on {}", source.job_id, rpc.addr);
+        watch_shutdown(&state, &shutdown)?;
+        let result = standby::run(source, graph, opts, rpc, state.clone(), shutdown.clone());
+        stay_until(&state, true, &shutdown);
+        return result;
+    }
     // A coordinator is a restart of its deployment when the deployment ran
     // before (see `lineage::decide`); the first one starts as its flags say.
     let setup = || -> Result<(Option<Claimed>, Rpc), EngineError> {
@@ -93,6 +118,20 @@ pub fn run(
         }
     };
     let generation = claimed.as_ref().map_or(1, |c| c.fence.generation);
+    watch_shutdown(&state, &shutdown)?;
+    let mut attempts = RemoteAttempts::new(rpc, source, generation);
+    let result = execute_with(graph, &state, &opts, &mut attempts, claimed);
+    let by_signal = shutdown.load(Ordering::SeqCst);
+    if !stay && !by_signal && state.status() == JobStatus::Finished {
+        attempts.rpc.exit_all("the job finished");
+    }
+    stay_until(&state, stay, &shutdown);
+    result
+}
+
+/// On SIGTERM, cancels the job without committing and without marking it
+/// terminal, so that a new coordinator resumes it.
+fn watch_shutdown(state: &Arc<JobState>, shutdown: &Arc<AtomicBool>) -> Result<(), EngineError> {
     let st = state.clone();
     let sd = shutdown.clone();
     std::thread::Builder::new()
@@ -106,15 +145,8 @@ pub fn run(
             );
             st.request_cancel();
         })
-        .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))?;
-    let mut attempts = RemoteAttempts::new(rpc, source, generation);
-    let result = execute_with(graph, &state, &opts, &mut attempts, claimed);
-    let by_signal = shutdown.load(Ordering::SeqCst);
-    if !stay && !by_signal && state.status() == JobStatus::Finished {
-        attempts.rpc.exit_all("the job finished");
-    }
-    stay_until(&state, stay, &shutdown);
-    result
+        .map(|_| ())
+        .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))
 }
 
 /// With `--on-finish stay`, keeps the process (and its REST API) up in the
@@ -145,11 +177,20 @@ mod tests {
 
     #[test]
     fn the_fingerprint_changes_with_the_text_and_the_configuration() {
-        let a = JobSource { job_id: "j".into(), file: "f".into(), text: "SELECT 1".into(), config: BTreeMap::new() };
+        let a = JobSource {
+            job_id: "j".into(),
+            file: "f".into(),
+            text: "SELECT 1".into(),
+            config: BTreeMap::new(),
+            deployment: None,
+        };
         let mut b = a.clone();
         b.config.insert("parallelism.default".into(), "2".into());
         let mut c = a.clone();
         c.text = "SELECT 2".into();
+        let mut green = a.clone();
+        green.deployment = Some("7-green".into());
+        assert_ne!(a.fingerprint(), green.fingerprint(), "two colors of one text are two deployments");
         assert_eq!(a.fingerprint(), a.clone().fingerprint());
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +33,9 @@ pub struct Rpc {
     workers: Arc<Mutex<Registry<Conn>>>,
     pub(super) events: Receiver<WorkerEvent>,
     heartbeat_timeout: Duration,
+    /// The generation workers are told at registration: a standby coordinator
+    /// learns its own only when it is activated.
+    generation: Arc<AtomicU64>,
 }
 
 impl Rpc {
@@ -42,6 +46,8 @@ impl Rpc {
         let workers: Arc<Mutex<Registry<Conn>>> = Arc::default();
         let (tx, events) = channel();
         let w = workers.clone();
+        let generation = Arc::new(AtomicU64::new(generation));
+        let current = generation.clone();
         std::thread::Builder::new()
             .name("rpc-accept".into())
             .spawn(move || {
@@ -49,6 +55,7 @@ impl Rpc {
                 for stream in listener.incoming().flatten() {
                     let Some(admitted) = limit.admit("the RPC port") else { continue };
                     let (w, tx) = (w.clone(), tx.clone());
+                    let generation = current.load(Ordering::SeqCst);
                     let _ = std::thread::Builder::new().name("rpc-worker".into()).spawn(move || {
                         let _admitted = admitted;
                         serve_worker(stream, generation, &w, &tx);
@@ -75,7 +82,18 @@ impl Rpc {
                 }
             })
             .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))?;
-        Ok(Rpc { addr, workers, events, heartbeat_timeout: opts.heartbeat_timeout })
+        Ok(Rpc { addr, workers, events, heartbeat_timeout: opts.heartbeat_timeout, generation })
+    }
+
+    /// The generation that workers registering from now on are told.
+    pub fn set_generation(&self, g: u64) {
+        self.generation.store(g, Ordering::SeqCst);
+    }
+
+    /// The slots of the live workers, and how many workers there are.
+    pub(super) fn slots(&self) -> (usize, usize) {
+        let alive = self.alive();
+        (alive.iter().map(|w| w.slots).sum(), alive.len())
     }
 
     /// Sends to worker `w`; false if it is gone.

@@ -3,15 +3,19 @@
 //! and savepoint disposal. Every action is idempotent.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::FINALIZER;
+use super::observe::owned_by;
 use super::plan::Action;
 use crate::context::Context;
-use crate::crd::{DeployedSpec, StreamJob, StreamJobStatus};
+use crate::crd::{Color, DeployedSpec, StrategyType, StreamJob, StreamJobStatus};
+use crate::engine::EngineClientError;
 use crate::error::Error;
 use crate::resources::{self, Blueprint};
 use crate::storage;
@@ -22,27 +26,47 @@ pub async fn run(ctx: &Context, job: &StreamJob, status: &StreamJobStatus, actio
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
     ctx.leadership.check(&format!("{action:?} of job {ns}/{name}"))?;
+    let active = status.active_color.unwrap_or_default();
     match action {
         Action::ApplyChildren => apply_children(ctx, job, status).await,
-        Action::DeleteEngine => {
-            // Foreground: the Deployment and the StatefulSet stay until their pods are gone,
-            // so that "no engine objects" also means "no engine pods to come".
-            let dp = DeleteParams::foreground();
-            ignore_missing(
-                Api::<Deployment>::namespaced(ctx.client.clone(), &ns)
-                    .delete(&format!("{name}-coordinator"), &dp)
-                    .await,
-            )?;
-            ignore_missing(
-                Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).delete(&format!("{name}-workers"), &dp).await,
-            )?;
+        Action::DeleteEngine => delete_engine(ctx, job, active).await,
+        Action::TriggerSavepoint(req) => trigger_savepoint(ctx, job, active, req).await,
+        Action::TriggerSavepointOn(color, req) => trigger_savepoint(ctx, job, *color, req).await,
+        Action::ApplyColor { color, spec, deployment, restore } => {
+            let mut d = blueprint(job, status, spec, &ctx.version)?;
+            d.color = *color;
+            d.deployment = *deployment;
+            d.restore = restore.as_deref();
+            d.standby = true;
+            apply_blueprint(ctx, job, &d).await
+        }
+        Action::DeleteColor(color) => {
+            delete_engine(ctx, job, *color).await?;
+            let instance = resources::instance(&name, *color);
+            delete_owned::<Service>(ctx, job, &format!("{instance}-coordinator")).await?;
+            delete_owned::<Service>(ctx, job, &format!("{instance}-workers")).await?;
+            delete_owned::<PodDisruptionBudget>(ctx, job, &instance).await?;
+            delete_owned::<ConfigMap>(ctx, job, &format!("{instance}-config")).await?;
+            tracing::info!(color = %color, "removed the {color} engine");
             Ok(())
         }
-        Action::TriggerSavepoint(req) => {
+        Action::Activate { color, restore, id } => {
             let t = std::time::Instant::now();
-            let r = ctx.engine.trigger_savepoint(&ns, &name, req).await;
+            let instance = resources::instance(&name, *color);
+            let r = ctx.engine.activate(&ns, &instance, restore.as_deref(), id).await;
             ctx.metrics.engine_wait(t.elapsed());
-            r.map_err(Error::from)
+            match r {
+                Ok(()) => {
+                    tracing::info!(color = %color, restore = ?restore, "activated the {color} engine");
+                    Ok(())
+                }
+                // Not ready any more, or activated meanwhile: the next reconcile sees which.
+                Err(e @ EngineClientError::Status { code: 409, .. }) => {
+                    tracing::info!(error = %e, "activation refused; the next reconcile looks again");
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         Action::RemoveFinalizer => remove_finalizer(ctx, job).await,
         Action::Dispose { locations, roots } => {
@@ -55,6 +79,49 @@ pub async fn run(ctx: &Context, job: &StreamJob, status: &StreamJobStatus, actio
             Ok(())
         }
     }
+}
+
+async fn trigger_savepoint(
+    ctx: &Context,
+    job: &StreamJob,
+    color: Color,
+    req: &sluice_api::rest::SavepointRequest,
+) -> Result<(), Error> {
+    let t = std::time::Instant::now();
+    let instance = resources::instance(&job.name_any(), color);
+    let r = ctx.engine.trigger_savepoint(&job.namespace().unwrap_or_default(), &instance, req).await;
+    ctx.metrics.engine_wait(t.elapsed());
+    r.map_err(Error::from)
+}
+
+/// Deletes a color's coordinator Deployment and worker StatefulSet. Foreground: they
+/// stay until their pods are gone, so that "no engine objects" also means "no engine
+/// pods to come".
+async fn delete_engine(ctx: &Context, job: &StreamJob, color: Color) -> Result<(), Error> {
+    let instance = resources::instance(&job.name_any(), color);
+    delete_owned::<Deployment>(ctx, job, &format!("{instance}-coordinator")).await?;
+    delete_owned::<StatefulSet>(ctx, job, &format!("{instance}-workers")).await
+}
+
+/// Deletes the object `name` if this job owns it: a name derived from this job's may
+/// belong to another job (a job `x-green` beside a job `x`), which is left alone.
+async fn delete_owned<K>(ctx: &Context, job: &StreamJob, name: &str) -> Result<(), Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api = Api::<K>::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
+    let Some(obj) = api.get_opt(name).await? else { return Ok(()) };
+    if !owned_by(obj.meta(), job) {
+        tracing::warn!(object = %name, "not deleting {name}: another object owns it");
+        return Ok(());
+    }
+    let uid = obj.meta().uid.clone();
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions { uid, resource_version: None }),
+        ..DeleteParams::foreground()
+    };
+    ignore_missing(api.delete(name, &dp).await)
 }
 
 fn ignore_missing<T>(r: Result<T, kube::Error>) -> Result<(), Error> {
@@ -95,6 +162,8 @@ pub fn blueprint<'a>(
         deployment: status.deployment,
         restore: status.deployed_from.as_deref(),
         version,
+        color: status.active_color.unwrap_or_default(),
+        standby: spec.upgrade_strategy.type_ == StrategyType::BlueGreen,
     })
 }
 
@@ -106,6 +175,21 @@ async fn apply_children(ctx: &Context, job: &StreamJob, status: &StreamJobStatus
         .as_ref()
         .ok_or_else(|| Error::Internal(format!("job {ns}/{name}: no readable reconciledSpec to deploy")))?;
     let d = blueprint(job, status, spec, &ctx.version)?;
+    apply_blueprint(ctx, job, &d).await
+}
+
+/// Applies every child of one color. A coordinator Deployment of that name that this job
+/// does not own (another job's) is an error, not something to take over.
+async fn apply_blueprint(ctx: &Context, job: &StreamJob, d: &Blueprint<'_>) -> Result<(), Error> {
+    let (ns, name) = (job.namespace().unwrap_or_default(), job.name_any());
+    let existing = Api::<Deployment>::namespaced(ctx.client.clone(), &ns).get_opt(&d.coordinator_name()).await?;
+    if existing.is_some_and(|e| !owned_by(e.meta(), job)) {
+        return Err(Error::Internal(format!(
+            "job {ns}/{name}: {} exists and belongs to another object; rename one of the jobs",
+            d.coordinator_name()
+        )));
+    }
+    let d = d.clone();
     let build = |source| Error::Build { job: format!("{ns}/{name}"), source };
     apply(ctx, &ns, &resources::configmap::build(&d)).await?;
     apply(ctx, &ns, &resources::service::coordinator(&d)).await?;

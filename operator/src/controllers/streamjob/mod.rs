@@ -91,16 +91,24 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
         Err(Error::InvalidSpec(invalid)) => Err(invalid),
         other => Ok(other?),
     };
-    let mut children = observe::children(ctx, job, true).await?;
+    let color = observe::active_color(job);
+    let mut children = observe::children(ctx, job, color, true).await?;
     let choosing =
         status.upgrade.as_ref().is_some_and(|u| matches!(u.step, UpgradeStep::Fencing | UpgradeStep::Stopped));
     if choosing && !children.engine_objects && children.pods == 0 {
         // The old pods are gone by the cache: confirm it with the API server before a
         // restore point or a new deployment is chosen on it.
-        children = observe::children(ctx, job, false).await?;
+        children = observe::children(ctx, job, color, false).await?;
     }
-    let engine = observe::engine(ctx, job, &children).await;
-    let trigger = observe::trigger(ctx, job, &engine).await?;
+    let engine = observe::engine(ctx, job, color, &children).await;
+    // The other color: during a blue-green cutover, and to remove what an interrupted one left.
+    let other_children = observe::children(ctx, job, color.other(), true).await?;
+    let other_engine = if status.cutover.is_some() {
+        observe::engine(ctx, job, color.other(), &other_children).await
+    } else {
+        plan::EngineView::Down("no cutover in flight".into())
+    };
+    let trigger = observe::trigger(ctx, job, &engine, &other_engine).await?;
     let input = plan::Input {
         name: job.meta().name.as_deref().unwrap_or_default(),
         uid,
@@ -113,6 +121,8 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
         engine,
         trigger,
         children,
+        other_children,
+        other_engine,
     };
     let planned = plan::plan(&input);
     // The status write is also the precondition of every action and Event: one planned

@@ -6,31 +6,51 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::ListParams;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use sluice_api::layout;
 use sluice_api::rest::SnapshotStatus;
 
 use super::plan::{ChildrenView, EngineView, TriggerView};
 use crate::context::Context;
-use crate::crd::{DeployedSpec, StreamJob, UpgradeStep};
+use crate::crd::{Color, CutoverStep, DeployedSpec, StreamJob, UpgradeStep};
 use crate::error::Error;
-use crate::resources::DEPLOYMENT_ANNOTATION;
+use crate::resources::coordinator::STANDBY_FLAG;
+use crate::resources::{self, DEPLOYMENT_ANNOTATION};
 use crate::storage;
 
-/// The children, from the watch caches (no API call) when `cached`, else (or when this
-/// namespace has no cache) from the API server: a consistent read, for decisions that
-/// must not rest on a lagging cache, such as "every old engine pod is gone".
-pub async fn children(ctx: &Context, job: &StreamJob, cached: bool) -> Result<ChildrenView, Error> {
+/// Whether `meta` has an ownerReference to `job` (by uid): a name derived from this
+/// job's may belong to another job (a job `x-green` beside a job `x`).
+pub fn owned_by(meta: &kube::api::ObjectMeta, job: &StreamJob) -> bool {
+    let uid = job.meta().uid.as_deref();
+    meta.owner_references.iter().flatten().any(|o| Some(o.uid.as_str()) == uid)
+}
+
+/// The color that runs the job.
+pub fn active_color(job: &StreamJob) -> Color {
+    job.status.as_ref().and_then(|s| s.active_color).unwrap_or_default()
+}
+
+/// The children of one color, from the watch caches (no API call) when `cached`, else
+/// (or when this namespace has no cache) from the API server: a consistent read, for
+/// decisions that must not rest on a lagging cache, such as "every old engine pod is gone".
+pub async fn children(ctx: &Context, job: &StreamJob, color: Color, cached: bool) -> Result<ChildrenView, Error> {
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
+    let instance = resources::instance(&name, color);
     let (coordinator, workers, config) =
-        (format!("{name}-coordinator"), format!("{name}-workers"), format!("{name}-config"));
+        (format!("{instance}-coordinator"), format!("{instance}-workers"), format!("{instance}-config"));
     let caches = if cached { ctx.caches(&ns).await } else { None };
     let (deployment, has_workers, config_map, pods, pod_problem) = match caches {
         Some(c) => {
-            let deployment = c.deployments.get(&ObjectRef::new(&coordinator).within(&ns)).map(|d| (*d).clone());
-            let has_workers = c.stateful_sets.get(&ObjectRef::new(&workers).within(&ns)).is_some();
-            let config_map = c.config_maps.get(&ObjectRef::new(&config).within(&ns)).is_some();
+            let deployment = c
+                .deployments
+                .get(&ObjectRef::new(&coordinator).within(&ns))
+                .filter(|d| owned_by(d.meta(), job))
+                .map(|d| (*d).clone());
+            let has_workers =
+                c.stateful_sets.get(&ObjectRef::new(&workers).within(&ns)).is_some_and(|s| owned_by(s.meta(), job));
+            let config_map =
+                c.config_maps.get(&ObjectRef::new(&config).within(&ns)).is_some_and(|m| owned_by(m.meta(), job));
             let mine: Vec<_> = c
                 .pods
                 .state()
@@ -38,18 +58,30 @@ pub async fn children(ctx: &Context, job: &StreamJob, cached: bool) -> Result<Ch
                 .filter(|p| {
                     p.metadata.namespace.as_deref() == Some(ns.as_str())
                         && p.labels().get("sluice.dev/job") == Some(&name)
+                        && p.labels().get(INSTANCE) == Some(&instance)
                 })
                 .collect();
             let problem = mine.iter().find_map(|p| pod_problem(p));
             (deployment, has_workers, config_map, mine.len(), problem)
         }
         None => {
-            let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &ns).get_opt(&coordinator).await?;
-            let has_workers =
-                Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).get_opt(&workers).await?.is_some();
-            let config_map = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns).get_opt(&config).await?.is_some();
+            let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&coordinator)
+                .await?
+                .filter(|d| owned_by(d.meta(), job));
+            let has_workers = Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&workers)
+                .await?
+                .is_some_and(|s| owned_by(s.meta(), job));
+            let config_map = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&config)
+                .await?
+                .is_some_and(|m| owned_by(m.meta(), job));
             let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-                .list_metadata(&ListParams::default().labels(&format!("sluice.dev/job={name},sluice.dev/role")))
+                .list_metadata(
+                    &ListParams::default()
+                        .labels(&format!("sluice.dev/job={name},sluice.dev/role,{INSTANCE}={instance}")),
+                )
                 .await?
                 .items
                 .len();
@@ -63,14 +95,22 @@ pub async fn children(ctx: &Context, job: &StreamJob, cached: bool) -> Result<Ch
         .and_then(|m| m.annotations.as_ref())
         .and_then(|a| a.get(DEPLOYMENT_ANNOTATION))
         .and_then(|v| v.parse().ok());
+    let standby = deployment
+        .as_ref()
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.template.spec.as_ref())
+        .is_some_and(|p| p.containers.iter().any(|c| c.args.iter().flatten().any(|a| a == STANDBY_FLAG)));
     Ok(ChildrenView {
         engine_objects: deployment.is_some() || has_workers,
         pods,
         deployment: annotation,
         config_map,
         pod_problem,
+        standby,
     })
 }
+
+const INSTANCE: &str = "app.kubernetes.io/instance";
 
 /// Why a pod's engine container is not running, from its status: a waiting reason
 /// such as CrashLoopBackOff or ErrImagePull, with the last exit and its message.
@@ -96,13 +136,13 @@ pub fn pod_problem(pod: &Pod) -> Option<String> {
     })
 }
 
-/// The engine's view, or why it cannot be had. Time spent here is engine wait time.
-pub async fn engine(ctx: &Context, job: &StreamJob, children: &ChildrenView) -> EngineView {
+/// A color's engine view, or why it cannot be had. Time spent here is engine wait time.
+pub async fn engine(ctx: &Context, job: &StreamJob, color: Color, children: &ChildrenView) -> EngineView {
     if !children.engine_objects {
         return EngineView::Down("no engine pods are deployed".into());
     }
     let t = Instant::now();
-    let r = ctx.engine.job(&job.namespace().unwrap_or_default(), &job.name_any()).await;
+    let r = ctx.engine.job(&job.namespace().unwrap_or_default(), &resources::instance(&job.name_any(), color)).await;
     ctx.metrics.engine_wait(t.elapsed());
     match r {
         Ok(j) => EngineView::Up(Box::new(j)),
@@ -110,26 +150,40 @@ pub async fn engine(ctx: &Context, job: &StreamJob, children: &ChildrenView) -> 
     }
 }
 
-/// The savepoint in flight, if any: asked of the engine, and, if the engine does
-/// not know it (it was restarted), looked for in storage.
-pub async fn trigger(ctx: &Context, job: &StreamJob, engine: &EngineView) -> Result<Option<TriggerView>, Error> {
+/// The savepoint in flight, if any: asked of the engine of the color that takes it
+/// (`engine` is the active color's, `other` the other's), and, if that engine does not
+/// know it (it was restarted), looked for in storage.
+pub async fn trigger(
+    ctx: &Context,
+    job: &StreamJob,
+    engine: &EngineView,
+    other: &EngineView,
+) -> Result<Option<TriggerView>, Error> {
     let Some(status) = &job.status else { return Ok(None) };
-    let id = match (&status.upgrade, &status.pending_savepoint) {
-        (Some(u), _) if matches!(u.step, UpgradeStep::Stopping | UpgradeStep::Fencing) => u.trigger_id.clone(),
-        (None, Some(p)) => Some(p.trigger_id.clone()),
-        _ => None,
+    let active = active_color(job);
+    let (id, color) = match (&status.cutover, &status.upgrade, &status.pending_savepoint) {
+        (Some(c), _, _) if c.step == CutoverStep::Stopping => (c.trigger_id.clone(), active),
+        (Some(c), _, _) if c.step == CutoverStep::RollingBack => (c.rollback_trigger_id.clone(), active.other()),
+        (Some(_), _, _) => (None, active),
+        (None, Some(u), _) if matches!(u.step, UpgradeStep::Stopping | UpgradeStep::Fencing) => {
+            (u.trigger_id.clone(), active)
+        }
+        (None, None, Some(p)) => (Some(p.trigger_id.clone()), active),
+        _ => (None, active),
     };
     let Some(id) = id else { return Ok(None) };
     let spec = status
         .upgrade
         .as_ref()
         .map(|u| &u.target_spec)
+        .or(status.cutover.as_ref().map(|c| &c.target_spec))
         .or(status.reconciled_spec.as_ref())
         .map_or(&job.spec, DeployedSpec::spec);
     let ns = job.namespace().unwrap_or_default();
+    let engine = if color == active { engine } else { other };
     if matches!(engine, EngineView::Up(_)) {
         let t = Instant::now();
-        let r = ctx.engine.savepoint(&ns, &job.name_any(), &id).await;
+        let r = ctx.engine.savepoint(&ns, &resources::instance(&job.name_any(), color), &id).await;
         ctx.metrics.engine_wait(t.elapsed());
         match r {
             Ok(Some(s)) => {

@@ -38,6 +38,15 @@ pub fn conditions(
         (None, Phase::RolledBack) => {
             (true, "RolledBack", st.error.clone().unwrap_or_else(|| "the upgrade was rolled back".into()))
         }
+        // A blue-green cutover of this generation was given up before it touched the job.
+        (None, _)
+            if st.cutover.is_none()
+                && st.last_cutover.as_ref().is_some_and(|c| c.outcome == "aborted" && c.generation == generation)
+                && st.rolled_back_generation == Some(generation) =>
+        {
+            let why = st.last_cutover.as_ref().and_then(|c| c.reason.clone()).unwrap_or_default();
+            (true, "CutoverAborted", format!("the blue-green cutover was aborted: {why}"))
+        }
         _ => (false, phase.as_str(), String::new()),
     };
     let make = |type_: &str, status: bool, reason: &str, message: String| {

@@ -37,13 +37,15 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::crd::{
-    DeployedSpec, DesiredState, PendingSavepoint, Phase, SavepointInfo, StreamJobSpec, StreamJobStatus, UpgradeKind,
-    UpgradeMode, UpgradeRecord, UpgradeStep, parse_duration,
+    Color, CutoverRecord, CutoverReport, CutoverStep, DeployedSpec, DesiredState, PendingSavepoint, Phase,
+    SavepointInfo, StrategyType, StreamJobSpec, StreamJobStatus, UpgradeKind, UpgradeMode, UpgradeRecord, UpgradeStep,
+    parse_duration,
 };
 use crate::error::InvalidSpec;
 use sluice_api::rest::{Job, JobStatus, SavepointRequest};
 
 mod conditions;
+mod cutover;
 mod delete;
 mod running;
 mod savepoints;
@@ -69,9 +71,14 @@ pub struct Input<'a> {
     pub validated: Result<DeployedSpec, InvalidSpec>,
     pub status: &'a StreamJobStatus,
     pub engine: EngineView,
-    /// The state of the savepoint in flight (`status.upgrade` or `status.pendingSavepoint`).
+    /// The state of the savepoint in flight (`status.upgrade`, `status.pendingSavepoint`,
+    /// or the cutover's stop savepoint of either color).
     pub trigger: Option<TriggerView>,
+    /// The children and the engine of the color that runs the job (`status.activeColor`).
     pub children: ChildrenView,
+    /// The other color's, during a blue-green cutover; empty and `Down` otherwise.
+    pub other_children: ChildrenView,
+    pub other_engine: EngineView,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +109,9 @@ pub struct ChildrenView {
     pub config_map: bool,
     /// Why an engine pod is failing (CrashLoopBackOff, an image or config error), if one is.
     pub pod_problem: Option<String>,
+    /// The coordinator waits to be activated (`--standby`): it can hand over to another
+    /// color, and take over again.
+    pub standby: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +128,26 @@ pub enum Action {
         locations: Vec<String>,
         roots: Vec<String>,
     },
+    /// Apply a color's children for `spec`, as deployment `deployment`, its coordinator
+    /// in standby checking `restore` (blue-green).
+    ApplyColor {
+        color: Color,
+        spec: Box<DeployedSpec>,
+        deployment: i64,
+        restore: Option<String>,
+    },
+    /// Delete every child of a color: its engine objects, Services, budget and ConfigMap.
+    DeleteColor(Color),
+    /// Activate a color's standby coordinator from `restore` (a snapshot, `latest`, or
+    /// empty state when `None`).
+    Activate {
+        color: Color,
+        restore: Option<String>,
+        /// Makes the call idempotent; the engine reports the activation it runs from by it.
+        id: String,
+    },
+    /// A savepoint of a color's job (the cutover's stops); `TriggerSavepoint` is the active color's.
+    TriggerSavepointOn(Color, SavepointRequest),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +202,7 @@ pub fn identity(spec: &StreamJobSpec) -> serde_json::Value {
     s.state = DesiredState::Running;
     s.upgrade_mode = UpgradeMode::Stateless;
     s.upgrade = Default::default();
+    s.upgrade_strategy = Default::default();
     s.savepoints = crate::crd::SavepointsSpec { directory: s.savepoints.directory.clone(), ..Default::default() };
     s.initial_savepoint = None;
     s.allow_non_restored_state = false;
@@ -185,10 +216,10 @@ pub fn first_start(spec: &StreamJobSpec) -> (Option<&str>, bool) {
 }
 
 /// Whether the engine's view shows that a deployment started: it ran, restarted or
-/// completed a checkpoint. `CREATED` (still restoring) and a `FAILED` with no restart
-/// and no checkpoint (a restore that failed) do not.
+/// completed a checkpoint. `CREATED` (still restoring), `STANDBY` (not activated yet)
+/// and a `FAILED` with no restart and no checkpoint (a restore that failed) do not.
 fn started(job: &Job) -> bool {
-    !matches!(job.state, JobStatus::Created | JobStatus::Failed)
+    !matches!(job.state, JobStatus::Created | JobStatus::Failed | JobStatus::Standby)
         || job.restarts > 0
         || job.last_completed_checkpoint.is_some()
 }
@@ -253,6 +284,15 @@ impl<'a> Planner<'a> {
         if self.st.upgrade.is_some() {
             return self.upgrade();
         }
+        if self.st.cutover.is_some() {
+            return self.cutover();
+        }
+        // What an interrupted cutover left of the other color (its record is gone).
+        let other = &self.i.other_children;
+        if other.engine_objects || other.config_map {
+            let color = self.st.active_color.unwrap_or_default().other();
+            self.actions.push(Action::DeleteColor(color));
+        }
         self.pending_savepoint();
         let Some(target) = self.target() else {
             // Invalid and never deployed: nothing to run yet.
@@ -291,6 +331,19 @@ impl<'a> Planner<'a> {
                 a == b
             };
             let kind = if only_nonce { UpgradeKind::Restart } else { UpgradeKind::Upgrade };
+            if target.upgrade_strategy.type_ == StrategyType::BlueGreen {
+                match self.cannot_cut_over() {
+                    None => return self.begin_cutover(&target),
+                    Some(why) => self.event(
+                        true,
+                        "CutoverSkipped",
+                        format!(
+                            "{why}, so this change rolls out in place (upgradeMode {})",
+                            mode_name(target.upgrade_mode)
+                        ),
+                    ),
+                }
+            }
             return self.begin(kind, &target);
         }
         self.observe_running(&deployed);

@@ -35,6 +35,20 @@ impl Planner<'_> {
         }
         let rolled_back = self.st.phase == Phase::RolledBack;
         match job.state {
+            JobStatus::Standby => {
+                // A blue-green deployment waits to be activated: from where it was deployed to start.
+                self.st.running_since = None;
+                let id = self.trigger_id("start", &[self.st.deployment]);
+                if cutover::Activated::of(&job, &id) == cutover::Activated::Waiting {
+                    let color = self.st.active_color.unwrap_or_default();
+                    self.actions.push(Action::Activate { color, restore: self.st.deployed_from.clone(), id });
+                }
+                if !rolled_back {
+                    self.set_phase(Phase::Deploying);
+                }
+                self.maybe_rollback(readiness, "the job did not become Stable");
+                self.soon(FAST);
+            }
             JobStatus::Running => {
                 let since = match ts(&self.st.running_since) {
                     Some(s) => s,

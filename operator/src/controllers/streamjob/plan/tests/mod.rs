@@ -62,6 +62,8 @@ fn job(
             failure: None,
         }),
         error,
+        standby: None,
+        activation: None,
     }
 }
 
@@ -80,11 +82,25 @@ fn failed(message: &str) -> EngineView {
 }
 
 fn children() -> ChildrenView {
-    ChildrenView { engine_objects: true, pods: 3, deployment: Some(1), config_map: true, pod_problem: None }
+    ChildrenView {
+        engine_objects: true,
+        pods: 3,
+        deployment: Some(1),
+        config_map: true,
+        pod_problem: None,
+        standby: false,
+    }
 }
 
 fn gone() -> ChildrenView {
-    ChildrenView { engine_objects: false, pods: 0, deployment: None, config_map: true, pod_problem: None }
+    ChildrenView {
+        engine_objects: false,
+        pods: 0,
+        deployment: None,
+        config_map: true,
+        pod_problem: None,
+        standby: false,
+    }
 }
 
 /// Validation's verdict on SQL that does not compile.
@@ -138,6 +154,8 @@ struct Case<'a> {
     validated: Result<DeployedSpec, InvalidSpec>,
     deleting: bool,
     uid: &'a str,
+    other_children: ChildrenView,
+    other_engine: EngineView,
 }
 
 impl<'a> Case<'a> {
@@ -153,6 +171,8 @@ impl<'a> Case<'a> {
             validated: Ok(recorded(spec)),
             deleting: false,
             uid: UID,
+            other_children: ChildrenView { config_map: false, ..gone() },
+            other_engine: EngineView::Down("no cutover in flight".into()),
         }
     }
 
@@ -169,6 +189,8 @@ impl<'a> Case<'a> {
             engine: self.engine.clone(),
             trigger: self.trigger.clone(),
             children: self.children.clone(),
+            other_children: self.other_children.clone(),
+            other_engine: self.other_engine.clone(),
         })
     }
 }
@@ -295,6 +317,7 @@ fn a_job_created_suspended_runs_nothing_until_it_is_set_running() {
 }
 
 mod conditions;
+mod cutover;
 mod delete;
 mod initial_savepoint;
 mod running;

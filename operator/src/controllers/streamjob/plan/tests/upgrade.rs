@@ -49,8 +49,14 @@ fn a_completed_upgrade_savepoint_deletes_the_old_pods_then_deploys_from_it() {
     // Pods still terminating: wait.
     let mut c2 = Case::new(&changed, &p.status);
     c2.generation = 2;
-    c2.children =
-        ChildrenView { engine_objects: false, pods: 2, deployment: None, config_map: true, pod_problem: None };
+    c2.children = ChildrenView {
+        engine_objects: false,
+        pods: 2,
+        deployment: None,
+        config_map: true,
+        pod_problem: None,
+        standby: false,
+    };
     c2.engine = EngineView::Down("gone".into());
     let p2 = c2.plan();
     assert!(p2.actions.is_empty());

@@ -1,0 +1,213 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Blue-green on the engine's side: two coordinators of one job (`--standby`,
+//! their own workers), one waiting while the other runs. A cutover is blue's
+//! stop with savepoint, then green's activation from it; a rollback is the
+//! same the other way. The committed output is compared with a local run that
+//! never stopped, so a record lost or written twice across a handoff fails.
+
+use std::time::Duration;
+
+mod common;
+use common::cluster::*;
+use common::*;
+
+/// A standby coordinator of deployment `id` on `c`'s ports, with `extra` flags.
+fn standby(c: &Cluster, name: &str, p: usize, id: &str, extra: &[&str]) -> Proc {
+    let mut args = vec!["--standby", "--deployment-id", id, "--restore", "latest"];
+    args.extend_from_slice(extra);
+    c.coordinator(name, p, &args)
+}
+
+/// Waits until `c`'s coordinator is ready to be activated; returns its `standby`.
+fn ready(c: &Cluster, coord: &Proc) -> serde_json::Value {
+    let mut standby = serde_json::Value::Null;
+    wait_for("the standby to be ready", Duration::from_secs(60), || {
+        standby = http(&c.rest, "GET", "/v1/job", "")
+            .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .map(|j| j["standby"].clone())
+            .unwrap_or_default();
+        standby["ready"] == true
+    });
+    assert!(coord.log().contains("standby"), "{}", coord.log());
+    standby
+}
+
+fn activate(c: &Cluster, restore: &str) {
+    let body = format!(r#"{{"restore":"{restore}"}}"#);
+    let (status, resp) = http(&c.rest, "POST", "/v1/job/activate", &body).unwrap();
+    assert_eq!(status, 202, "{resp}");
+}
+
+/// Stops `c`'s job with savepoint `trigger`; returns its location.
+fn stop_with_savepoint(c: &Cluster, trigger: &str) -> String {
+    let target = c.dir.join("savepoints");
+    let body = format!(r#"{{"triggerId":"{trigger}","targetDirectory":"{}","stop":true}}"#, target.display());
+    let (status, resp) = http(&c.rest, "POST", "/v1/job/savepoints", &body).unwrap();
+    assert_eq!(status, 202, "{resp}");
+    let mut location = String::new();
+    wait_for("the savepoint", Duration::from_secs(60), || {
+        match http(&c.rest, "GET", &format!("/v1/job/savepoints/{trigger}"), "") {
+            Some((200, b)) if b.contains("COMPLETED") => {
+                let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+                location = v["location"].as_str().unwrap().to_string();
+                true
+            }
+            _ => false,
+        }
+    });
+    location
+}
+
+fn state_of(c: &Cluster) -> String {
+    http(&c.rest, "GET", "/v1/job", "")
+        .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
+        .and_then(|j| j["state"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn generations(c: &Cluster) -> usize {
+    std::fs::read_dir(c.job_dir().join("_generations"))
+        .map(|d| d.filter_map(|e| e.ok()).filter(|e| !e.file_name().to_string_lossy().ends_with(".root")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_cutover_to_a_warm_standby_at_another_parallelism_and_back_is_exactly_once() {
+    let rows = 24_000;
+    let expected = reference(rows);
+    let dir = tempfile::tempdir().unwrap();
+    let blue = Cluster::new(dir.path());
+    let green = Cluster::new(dir.path());
+    blue.write_job(&job(dir.path(), rows, 2_000));
+
+    // Blue waits in standby too, on empty state, until it is activated.
+    let mut blue_coord = standby(&blue, "blue", 2, "1-blue", &[]);
+    let _bw: Vec<Proc> = (0..2).map(|i| blue.worker(&format!("blue-w{i}"), 1)).collect();
+    let s = ready(&blue, &blue_coord);
+    assert_eq!(s["preloaded"], serde_json::Value::Null, "{s}");
+    assert_eq!(state_of(&blue), "STANDBY");
+    assert_eq!(generations(&blue), 0, "a standby claims nothing");
+    activate(&blue, "latest");
+    wait_for("blue's checkpoints", Duration::from_secs(60), || complete_checkpoints(&blue.job_dir()) >= 2);
+
+    // Green, at parallelism 3 on its own workers, checks blue's newest checkpoint
+    // while blue runs; it claims no generation, so blue keeps committing.
+    let mut green_coord = standby(&green, "green", 3, "2-green", &[]);
+    let _gw: Vec<Proc> = (0..3).map(|i| green.worker(&format!("green-w{i}"), 1)).collect();
+    let s = ready(&green, &green_coord);
+    assert!(s["preloaded"].as_str().is_some_and(|l| l.contains("chk-")), "{s}");
+    assert!(s["preloadedBytes"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(state_of(&green), "STANDBY");
+    assert_eq!(state_of(&blue), "RUNNING");
+    assert_eq!(generations(&blue), 1, "green's check claimed a generation");
+
+    // Cut over: blue stops with a savepoint, green starts from it.
+    let handoff = stop_with_savepoint(&blue, "handoff-1");
+    activate(&green, &handoff);
+    wait_for("green's first checkpoint", Duration::from_secs(60), || {
+        json(&green.rest, "/v1/job")["lastCompletedCheckpoint"]["id"].as_u64().is_some()
+    });
+    let g = json(&green.rest, "/v1/job");
+    assert_eq!(g["activation"]["restoredFrom"].as_str(), Some(handoff.as_str()), "{g}");
+    assert!(g["activation"]["restoreBytes"].as_u64().unwrap() > 0, "{g}");
+    assert!(g["activation"]["runningAt"].as_str().is_some(), "{g}");
+    assert_eq!(g["vertices"].as_array().unwrap().iter().map(|v| v["parallelism"].as_u64().unwrap()).max(), Some(3));
+
+    // Blue stays up, FINISHED, waiting again on its own handoff savepoint: a rollback is one call.
+    wait_for("blue to wait on its savepoint", Duration::from_secs(30), || {
+        let b = json(&blue.rest, "/v1/job");
+        b["state"] == "FINISHED" && b["standby"]["ready"] == true && b["standby"]["preloaded"] == handoff.as_str()
+    });
+
+    // Roll back: green stops with a savepoint, and blue resumes from it.
+    let back = stop_with_savepoint(&green, "rollback-1");
+    activate(&blue, &back);
+    wait_for("blue's activation", Duration::from_secs(30), || {
+        json(&blue.rest, "/v1/job")["activation"]["restore"] == back.as_str()
+    });
+    wait_for("blue to finish the input", Duration::from_secs(120), || {
+        let b = json(&blue.rest, "/v1/job");
+        b["state"] == "FINISHED" && b["standby"].is_object()
+    });
+    assert_eq!(generations(&blue), 3, "blue, green, blue");
+    assert_eq!(outputs(dir.path()), expected, "a record was lost or written twice across the handoffs");
+    assert!(blue_coord.log().contains("activated as generation 3"), "{}", blue_coord.log());
+    // Both stay up until SIGTERM, and then exit cleanly.
+    for c in [&mut blue_coord, &mut green_coord] {
+        c.sigterm();
+        assert!(c.wait(Duration::from_secs(20)).success(), "{}", c.log());
+    }
+}
+
+#[test]
+fn a_standby_that_cannot_restore_the_running_job_is_never_activated_and_the_job_goes_on() {
+    let rows = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let blue = Cluster::new(dir.path());
+    let green = Cluster::new(dir.path());
+    blue.write_job(&job(dir.path(), rows, 5_000));
+    let _blue_coord = blue.coordinator("blue", 2, &[]);
+    let _bw: Vec<Proc> = (0..2).map(|i| blue.worker(&format!("blue-w{i}"), 1)).collect();
+    wait_for("blue's checkpoints", Duration::from_secs(60), || complete_checkpoints(&blue.job_dir()) >= 2);
+
+    // Key groups cannot move between max parallelisms: green's state check fails.
+    let green_coord = standby(&green, "green", 2, "2-green", &["--set", "pipeline.max-parallelism=64"]);
+    let _gw: Vec<Proc> = (0..2).map(|i| green.worker(&format!("green-w{i}"), 1)).collect();
+    let mut g = serde_json::Value::Null;
+    wait_for("green to refuse", Duration::from_secs(60), || {
+        g = http(&green.rest, "GET", "/v1/job", "")
+            .and_then(|(_, b)| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+        g["state"] == "FAILED"
+    });
+    let why = g["error"].as_str().unwrap_or_default().to_string();
+    assert!(why.contains("maxParallelism 128 but the job has 64"), "{g}");
+    assert_eq!(g["standby"]["ready"], false, "{g}");
+    assert!(g["standby"]["message"].as_str().unwrap().starts_with("cannot be activated"), "{g}");
+    let (status, body) = http(&green.rest, "POST", "/v1/job/activate", r#"{"restore":"latest"}"#).unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("not ready to be activated"), "{body}");
+    assert!(green_coord.log().contains("cannot be activated"), "{}", green_coord.log());
+
+    // Blue was never touched: one generation, and it keeps completing checkpoints.
+    let before = newest_checkpoint(&blue.job_dir());
+    wait_for("blue's next checkpoints", Duration::from_secs(30), || newest_checkpoint(&blue.job_dir()) >= before + 2);
+    assert_eq!(generations(&blue), 1);
+    assert_eq!(state_of(&blue), "RUNNING");
+    // A coordinator that is not in standby cannot be activated.
+    let (status, body) = http(&blue.rest, "POST", "/v1/job/activate", r#"{"restore":"latest"}"#).unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("not in standby"), "{body}");
+}
+
+#[test]
+fn a_restarted_standby_resumes_only_if_its_deployment_was_activated() {
+    let rows = 12_000;
+    let expected = reference(rows);
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::new(dir.path());
+    c.write_job(&job(dir.path(), rows, 3_000));
+    let mut first = standby(&c, "green-1", 2, "5-green", &[]);
+    let _w: Vec<Proc> = (0..2).map(|i| c.worker(&format!("w{i}"), 1)).collect();
+    ready(&c, &first);
+    activate(&c, "latest");
+    wait_for("two checkpoints", Duration::from_secs(60), || complete_checkpoints(&c.job_dir()) >= 2);
+    first.kill_9();
+    // The same command line: its deployment holds the newest generation, so it
+    // resumes from its newest checkpoint without waiting to be activated.
+    let mut second = standby(&c, "green-2", 2, "5-green", &[]);
+    wait_for("the job to finish", Duration::from_secs(120), || state_of(&c) == "FINISHED");
+    assert!(second.log().contains("resumes without waiting"), "{}", second.log());
+    assert!(second.log().contains("restoring from"), "{}", second.log());
+    assert_eq!(outputs(dir.path()), expected);
+    second.sigterm();
+    assert!(second.wait(Duration::from_secs(20)).success(), "{}", second.log());
+    // Another deployment's standby on the same job directory waits instead.
+    let mut other = standby(&c, "blue", 2, "6-blue", &[]);
+    wait_for("the other deployment's standby", Duration::from_secs(30), || {
+        http(&c.rest, "GET", "/v1/job", "").is_some_and(|(_, b)| b.contains("\"standby\""))
+    });
+    assert!(!other.log().contains("resumes without waiting"), "{}", other.log());
+    other.sigterm();
+    assert!(other.wait(Duration::from_secs(20)).success(), "{}", other.log());
+}
