@@ -76,7 +76,7 @@ pub(crate) fn restoring(state: &JobState, l: &Loaded, since: Instant) {
         }
     });
     crate::say!(
-        "job `{}` restoring from {} ({} {}, {} files, {} bytes, read and verified in {} ms)",
+        "job `{}` restoring from {} ({} {}, {} files, {} bytes; opened in {} ms, each file verified where it is loaded)",
         state.job_id,
         l.location,
         match l.metadata.kind {

@@ -66,7 +66,10 @@ pub fn begin(
     let since = Instant::now();
     let initial = match start {
         Start::Empty => None,
-        Start::Snapshot(uri) => Some(load(&uri, opts, keep)?),
+        // A snapshot named explicitly (a savepoint upgrade, an activation) has nothing to
+        // fall back to: files this process does not keep are verified by the workers
+        // that load them, before anything runs, instead of being read twice.
+        Start::Snapshot(uri) => Some(load_kept(&uri, opts, keep)?),
         Start::NewestOf { generation, fallback } => {
             let newest = match job_dir {
                 Some(d) => store::load_latest_of(d, generation, keep)?,
@@ -154,6 +157,14 @@ pub fn check_standby(
         crate::checkpoint::restore::check(l, &metas, graph.max_parallelism, opts.allow_non_restored_state)?;
     }
     Ok(loaded)
+}
+
+/// Loads a snapshot directory (or its `_metadata`), reading and verifying only the
+/// files that `keep` selects.
+fn load_kept(uri: &str, opts: &RunOptions, keep: Want) -> Result<Loaded, EngineError> {
+    let dir = Storage::open(store::snapshot_root(uri), &opts.checkpoint.s3)
+        .map_err(|e| EngineError::Restore { location: uri.to_string(), message: e.to_string() })?;
+    store::load_only(&dir, keep).map_err(|e| EngineError::Restore { location: dir.uri(), message: e.to_string() })
 }
 
 /// Loads and verifies a snapshot directory (or its `_metadata`).
