@@ -94,7 +94,7 @@ pub struct StreamJobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled_generation: Option<i64>,
     /// The write-ahead record of a stop-and-redeploy in flight (upgrade, suspend, restart, rollback).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "upgrade_record")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "record")]
     pub upgrade: Option<UpgradeRecord>,
     /// A savepoint in flight that stops nothing (periodic, nonce, StreamSavepoint-free).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,7 +144,7 @@ pub struct StreamJobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_color: Option<Color>,
     /// The write-ahead record of a blue-green cutover in flight.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "cutover_record")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "record")]
     pub cutover: Option<CutoverRecord>,
     /// What the last cutover did and cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -338,20 +338,15 @@ pub struct PendingSavepoint {
     pub started: String,
 }
 
-/// Reads `status.cutover`, as [`upgrade_record`] reads `status.upgrade`.
-fn cutover_record<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<CutoverRecord>, D::Error> {
-    let Some(value) = Option::<serde_json::Value>::deserialize(deserializer)? else { return Ok(None) };
-    let target = value.get("targetSpec").and_then(serde_json::Value::as_str);
-    if target.is_some_and(|json| DeployedSpec::from_json(json).is_err()) {
-        return Ok(None);
-    }
-    serde_json::from_value(value).map(Some).map_err(serde::de::Error::custom)
-}
-
-/// Reads `status.upgrade`. A record whose target spec cannot be read (a status edited by
-/// hand) is absent: without its target it cannot go on, and the operator dropped such a
-/// record before the spec was typed. Any other unreadable field is an error, as it was.
-fn upgrade_record<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<UpgradeRecord>, D::Error> {
+/// Reads a write-ahead record with a `targetSpec` (`status.upgrade`, `status.cutover`).
+/// A record whose target spec cannot be read (a status edited by hand) is absent:
+/// without its target it cannot go on, and the operator dropped such a record before
+/// the spec was typed. Any other unreadable field is an error, as it was.
+fn record<'de, D, R>(deserializer: D) -> Result<Option<R>, D::Error>
+where
+    D: Deserializer<'de>,
+    R: serde::de::DeserializeOwned,
+{
     let Some(value) = Option::<serde_json::Value>::deserialize(deserializer)? else { return Ok(None) };
     let target = value.get("targetSpec").and_then(serde_json::Value::as_str);
     if target.is_some_and(|json| DeployedSpec::from_json(json).is_err()) {

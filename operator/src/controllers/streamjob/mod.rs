@@ -100,7 +100,14 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
         // restore point or a new deployment is chosen on it.
         children = observe::children(ctx, job, color, false).await?;
     }
-    let engine = observe::engine(ctx, job, color, &children).await;
+    // Once an upgrade has stopped the job, its engine is being removed: asking a
+    // coordinator that is going away would only wait for the REST client's timeouts.
+    let removing = status.upgrade.as_ref().is_some_and(|u| u.step == UpgradeStep::Stopped);
+    let engine = if removing {
+        plan::EngineView::Down("the stopped deployment's engine is being removed".into())
+    } else {
+        observe::engine(ctx, job, color, &children).await
+    };
     // The other color: during a blue-green cutover, and to remove what an interrupted one left.
     let other_children = observe::children(ctx, job, color.other(), true).await?;
     let other_engine = if status.cutover.is_some() {

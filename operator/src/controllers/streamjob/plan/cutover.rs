@@ -38,6 +38,9 @@ use sluice_api::rest::SnapshotKind;
 /// A new color that is not ready in standby within this long (or `readinessTimeout`,
 /// if longer) is given up.
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(300);
+/// While the job is paused (the old color stopping, the new one starting), the
+/// operator looks this often: it decides nothing slower than the engines act.
+const HANDOFF_POLL: Duration = Duration::from_millis(100);
 
 impl Planner<'_> {
     /// Why the running deployment cannot hand over by a cutover, if it cannot: it must be
@@ -207,7 +210,8 @@ impl Planner<'_> {
         let Some(id) = rec.trigger_id.clone() else {
             return self.abort(rec, "the cutover record has no trigger id", true);
         };
-        self.soon(FAST);
+        // The job pauses from here until the new color runs: look again sooner.
+        self.soon(HANDOFF_POLL);
         match &self.i.trigger {
             Some(TriggerView::Completed(location)) => {
                 let location = location.clone();
@@ -247,7 +251,7 @@ impl Planner<'_> {
     fn activating(&mut self, rec: CutoverRecord) {
         let to = rec.from.other();
         let handoff = rec.handoff.clone();
-        self.soon(FAST);
+        self.soon(HANDOFF_POLL);
         let id = self.activation_id("activate", &rec);
         let view = self.new_color().map(|j| Activated::of(j, &id));
         match view {
@@ -344,7 +348,8 @@ impl Planner<'_> {
                 format!("{to} completed no checkpoint within the verification window ({})", bg.verification_window);
             self.roll_back(rec, why);
         } else if over && job.state != JobStatus::Running {
-            let why = format!("{to} is {} at the end of the verification window ({})", job.state, bg.verification_window);
+            let why =
+                format!("{to} is {} at the end of the verification window ({})", job.state, bg.verification_window);
             self.roll_back(rec, why);
         }
     }
