@@ -11,9 +11,11 @@ mod common;
 use common::cluster::*;
 use common::*;
 
-/// A standby coordinator of deployment `id` on `c`'s ports, with `extra` flags.
+/// A standby coordinator of deployment `id` on `c`'s ports, with `extra` flags. It keeps
+/// every checkpoint, so that a test can read which generation wrote each.
 fn standby(c: &Cluster, name: &str, p: usize, id: &str, extra: &[&str]) -> Proc {
     let mut args = vec!["--standby", "--deployment-id", id, "--restore", "latest"];
+    args.extend_from_slice(&["--set", "execution.checkpointing.num-retained=10000"]);
     args.extend_from_slice(extra);
     c.coordinator(name, p, &args)
 }
@@ -38,31 +40,26 @@ fn activate(c: &Cluster, restore: &str) {
     assert_eq!(status, 202, "{resp}");
 }
 
-/// Stops `c`'s job with savepoint `trigger`; returns its location.
-fn stop_with_savepoint(c: &Cluster, trigger: &str) -> String {
-    let target = c.dir.join("savepoints");
-    let body = format!(r#"{{"triggerId":"{trigger}","targetDirectory":"{}","stop":true}}"#, target.display());
-    let (status, resp) = http(&c.rest, "POST", "/v1/job/savepoints", &body).unwrap();
-    assert_eq!(status, 202, "{resp}");
-    let mut location = String::new();
-    wait_for("the savepoint", Duration::from_secs(60), || {
-        match http(&c.rest, "GET", &format!("/v1/job/savepoints/{trigger}"), "") {
-            Some((200, b)) if b.contains("COMPLETED") => {
-                let v: serde_json::Value = serde_json::from_str(&b).unwrap();
-                location = v["location"].as_str().unwrap().to_string();
-                true
-            }
-            _ => false,
-        }
-    });
-    location
-}
-
 fn state_of(c: &Cluster) -> String {
     http(&c.rest, "GET", "/v1/job", "")
         .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
         .and_then(|j| j["state"].as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+/// Every complete snapshot of the job (checkpoints and savepoints), in the order of
+/// their ids, as (id, generation that wrote it).
+fn snapshots(c: &Cluster) -> Vec<(u64, u64)> {
+    let dirs = [c.job_dir(), c.dir.join("savepoints")];
+    let mut found: Vec<(u64, u64)> = dirs
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter_map(|e| std::fs::read(e.path().join("_metadata")).ok())
+        .filter_map(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
+        .filter_map(|m| Some((m["checkpointId"].as_u64()?, m["generation"].as_u64()?)))
+        .collect();
+    found.sort();
+    found
 }
 
 fn generations(c: &Cluster) -> usize {
@@ -102,7 +99,7 @@ fn a_cutover_to_a_warm_standby_at_another_parallelism_and_back_is_exactly_once()
     assert_eq!(generations(&blue), 1, "green's check claimed a generation");
 
     // Cut over: blue stops with a savepoint, green starts from it.
-    let handoff = stop_with_savepoint(&blue, "handoff-1");
+    let handoff = blue.savepoint("handoff-1", true);
     activate(&green, &handoff);
     wait_for("green's first checkpoint", Duration::from_secs(60), || {
         json(&green.rest, "/v1/job")["lastCompletedCheckpoint"]["id"].as_u64().is_some()
@@ -120,7 +117,7 @@ fn a_cutover_to_a_warm_standby_at_another_parallelism_and_back_is_exactly_once()
     });
 
     // Roll back: green stops with a savepoint, and blue resumes from it.
-    let back = stop_with_savepoint(&green, "rollback-1");
+    let back = green.savepoint("rollback-1", true);
     activate(&blue, &back);
     wait_for("blue's activation", Duration::from_secs(30), || {
         json(&blue.rest, "/v1/job")["activation"]["restore"] == back.as_str()
@@ -130,6 +127,15 @@ fn a_cutover_to_a_warm_standby_at_another_parallelism_and_back_is_exactly_once()
         b["state"] == "FINISHED" && b["standby"].is_object()
     });
     assert_eq!(generations(&blue), 3, "blue, green, blue");
+    // One writer at a time: a snapshot is what a sink commits, and in the order of their
+    // ids the generations that wrote them only ever grow. Blue (1) commits up to its
+    // handoff, green (2) only after it and up to its stop, then blue again (3).
+    let written = snapshots(&blue);
+    let order: Vec<u64> = written.iter().map(|(_, g)| *g).collect();
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "two generations interleaved their commits: {written:?}");
+    assert_eq!(order.first().copied(), Some(1), "{written:?}");
+    assert_eq!(order.last().copied(), Some(3), "{written:?}");
+    assert!(order.contains(&2), "{written:?}");
     assert_eq!(outputs(dir.path()), expected, "a record was lost or written twice across the handoffs");
     assert!(blue_coord.log().contains("activated as generation 3"), "{}", blue_coord.log());
     // Both stay up until SIGTERM, and then exit cleanly.

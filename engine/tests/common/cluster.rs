@@ -163,8 +163,19 @@ impl Cluster {
         let mut coord = self.coordinator("coordinator-p2", 2, &[]);
         let mut w: Vec<Proc> = (0..2).map(|i| self.worker(&format!("w{i}"), 1)).collect();
         wait_for("a checkpoint", Duration::from_secs(60), || complete_checkpoints(&self.job_dir()) >= 1);
+        let location = self.savepoint(trigger, true);
+        assert!(coord.wait(Duration::from_secs(30)).success(), "{}", coord.log());
+        for x in w.iter_mut() {
+            assert!(x.wait(Duration::from_secs(30)).success(), "a worker did not exit with the job");
+        }
+        location
+    }
+
+    /// Takes savepoint `trigger` (stopping the job with `stop`) into `<dir>/savepoints`;
+    /// returns its location once it has completed.
+    pub fn savepoint(&self, trigger: &str, stop: bool) -> String {
         let target = self.dir.join("savepoints");
-        let body = format!(r#"{{"triggerId":"{trigger}","targetDirectory":"{}","stop":true}}"#, target.display());
+        let body = format!(r#"{{"triggerId":"{trigger}","targetDirectory":"{}","stop":{stop}}}"#, target.display());
         let (status, resp) = http(&self.rest, "POST", "/v1/job/savepoints", &body).unwrap();
         assert!(status == 200 || status == 202, "{status} {resp}");
         let mut location = String::new();
@@ -178,10 +189,6 @@ impl Cluster {
                 _ => false,
             }
         });
-        assert!(coord.wait(Duration::from_secs(30)).success(), "{}", coord.log());
-        for x in w.iter_mut() {
-            assert!(x.wait(Duration::from_secs(30)).success(), "a worker did not exit with the job");
-        }
         location
     }
 
