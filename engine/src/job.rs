@@ -426,6 +426,38 @@ mod tests {
     }
 
     #[test]
+    fn activation_is_accepted_only_by_a_ready_standby_and_is_idempotent_per_request() {
+        let j = job();
+        let e = j.request_activation(Some("s3://b/sp".into()), Some("a-1".into())).unwrap_err();
+        assert!(e.contains("not in standby"), "{e}");
+        let waiting =
+            Standby { ready: false, preloaded: None, preloaded_bytes: 0, message: "waiting for workers".into() };
+        j.set_standby(Some(waiting.clone()));
+        let e = j.request_activation(Some("s3://b/sp".into()), Some("a-1".into())).unwrap_err();
+        assert!(e.contains("not ready to be activated: waiting for workers"), "{e}");
+        j.set_standby(Some(Standby { ready: true, ..waiting }));
+        j.request_activation(Some("s3://b/sp".into()), Some("a-1".into())).unwrap();
+        j.request_activation(Some("s3://b/sp".into()), Some("a-1".into())).unwrap();
+        let e = j.request_activation(Some("s3://b/other".into()), Some("a-2".into())).unwrap_err();
+        assert!(e.contains("being activated from s3://b/sp already"), "{e}");
+        let taken = j.take_activation().unwrap();
+        assert_eq!(taken, ActivationRequest { restore: Some("s3://b/sp".into()), id: Some("a-1".into()) });
+        assert_eq!(j.take_activation(), None, "an activation is taken once");
+        // The coordinator runs from it: the same request again is already done.
+        j.set_standby(None);
+        j.set_activation(Activation {
+            restore: taken.restore,
+            id: taken.id,
+            restored_from: None,
+            restore_bytes: 0,
+            requested_at: String::new(),
+            running_at: None,
+        });
+        j.request_activation(Some("s3://b/sp".into()), Some("a-1".into())).unwrap();
+        assert!(j.request_activation(Some("s3://b/sp".into()), Some("a-3".into())).is_err());
+    }
+
+    #[test]
     fn savepoint_requests_and_their_history_are_bounded() {
         let j = job();
         for i in 0..MAX_QUEUED_SAVEPOINTS {

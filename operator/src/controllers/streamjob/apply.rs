@@ -189,14 +189,13 @@ async fn apply_blueprint(ctx: &Context, job: &StreamJob, d: &Blueprint<'_>) -> R
             d.coordinator_name()
         )));
     }
-    let d = d.clone();
     let build = |source| Error::Build { job: format!("{ns}/{name}"), source };
-    apply(ctx, &ns, &resources::configmap::build(&d)).await?;
-    apply(ctx, &ns, &resources::service::coordinator(&d)).await?;
-    apply(ctx, &ns, &resources::service::workers(&d)).await?;
-    apply(ctx, &ns, &resources::pdb::build(&d)).await?;
-    apply(ctx, &ns, &resources::workers::build(&d).map_err(build)?).await?;
-    apply(ctx, &ns, &resources::coordinator::build(&d).map_err(build)?).await?;
+    apply(ctx, &ns, &resources::configmap::build(d)).await?;
+    apply(ctx, &ns, &resources::service::coordinator(d)).await?;
+    apply(ctx, &ns, &resources::service::workers(d)).await?;
+    apply(ctx, &ns, &resources::pdb::build(d)).await?;
+    apply(ctx, &ns, &resources::workers::build(d).map_err(build)?).await?;
+    apply(ctx, &ns, &resources::coordinator::build(d).map_err(build)?).await?;
     Ok(())
 }
 
