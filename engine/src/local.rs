@@ -32,7 +32,7 @@ pub fn prepare(job: &sluice_sql::Job, overrides: &Config, job_id: &str) -> Resul
     let mut config = Config { values: job.settings.clone() };
     config.values.extend(overrides.values.clone());
     let settings = Settings::from_config(&config)?;
-    let graph = build_graph(job, settings.parallelism, settings.max_parallelism)?;
+    let graph = build_graph(job, &settings)?;
     Ok((graph, run_options(settings, job_id)?))
 }
 

@@ -362,11 +362,7 @@ fn prepare_config(
         }
     }
     let validated = sluice_job::validate(&text, &file, &config)?;
-    let graph = sluice_engine::plan::build_graph(
-        &validated.job,
-        validated.settings.parallelism,
-        validated.settings.max_parallelism,
-    )?;
+    let graph = sluice_engine::plan::build_graph(&validated.job, &validated.settings)?;
     let options = sluice_engine::local::run_options(validated.settings, job_id)?;
     Ok((Prepared { graph, options }, config))
 }

@@ -7,7 +7,7 @@
 //! edge from each input. A table scanned more than once is read by one source
 //! vertex whose output fans out, as Flink's source reuse does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion_common::DFSchema;
 use datafusion_expr::ExprSchemable;
 use datafusion_physical_expr::PhysicalExpr;
+use sluice_job::{Settings, VERTEX_PARALLELISM_OVERRIDES};
 use sluice_sql::catalog::TableDef;
 use sluice_sql::expr::{Expr, physical};
 use sluice_sql::plan::{Job, PlanNode, Rel, WindowKind};
@@ -149,6 +150,10 @@ impl JobGraph {
                 let _ = writeln!(s, "  <- vertex {} via {}", e.from, e.partitioning);
             }
         }
+        let _ = writeln!(
+            s,
+            "\nA vertex's uid hashes its position and name, so it stays the same for the same SQL. Override a parallelism with {VERTEX_PARALLELISM_OVERRIDES}: <uid>:<n>,..."
+        );
         s
     }
 }
@@ -162,6 +167,11 @@ struct Stream {
 struct Builder {
     graph: JobGraph,
     parallelism: usize,
+    /// Per vertex: whether its parallelism is `parallelism.default` (else the
+    /// SQL fixes it: a table option, or 1 behind a GLOBAL edge). Chaining
+    /// decisions look at this, never at the value of the default, so that the
+    /// graph's shape, and with it every uid, is the same at any default.
+    follows_default: Vec<bool>,
     sources: HashMap<String, usize>,
     scans: std::collections::BTreeMap<String, usize>,
 }
@@ -175,8 +185,11 @@ fn arrow_schema(s: &DFSchema) -> SchemaRef {
 }
 
 impl Builder {
-    fn new_vertex(&mut self, parallelism: usize, source: Option<Arc<TableDef>>) -> usize {
+    /// A vertex at `parallelism`, or at the default when `None`.
+    fn new_vertex(&mut self, parallelism: Option<usize>, source: Option<Arc<TableDef>>) -> usize {
         let id = self.graph.vertices.len();
+        self.follows_default.push(parallelism.is_none());
+        let parallelism = parallelism.unwrap_or(self.parallelism);
         self.graph.vertices.push(Vertex {
             id,
             uid: String::new(),
@@ -206,7 +219,7 @@ impl Builder {
         let vertex = if s.open {
             s.vertex
         } else {
-            let p = self.graph.vertices[s.vertex].parallelism;
+            let p = (!self.follows_default[s.vertex]).then_some(self.graph.vertices[s.vertex].parallelism);
             let v = self.new_vertex(p, None);
             self.connect(s.vertex, v, Partitioning::Forward);
             v
@@ -221,7 +234,7 @@ impl Builder {
                 if let Some(v) = self.sources.get(&t.name) {
                     return Ok(Stream { vertex: *v, open: false });
                 }
-                let p = sluice_job::table_parallelism(t, "scan.parallelism")?.unwrap_or(self.parallelism);
+                let p = sluice_job::table_parallelism(t, "scan.parallelism")?;
                 let v = self.new_vertex(p, Some(t.clone()));
                 let identity = t.columns.len() == t.physical.fields().len()
                     && t.columns
@@ -261,7 +274,7 @@ impl Builder {
             }
             PlanNode::Union { inputs } => {
                 let streams = inputs.iter().map(|i| self.build(i)).collect::<Result<Vec<_>, _>>()?;
-                let v = self.new_vertex(self.parallelism, None);
+                let v = self.new_vertex(None, None);
                 for s in streams {
                     self.connect(s.vertex, v, Partitioning::Forward);
                 }
@@ -307,7 +320,7 @@ impl Builder {
                         output_type: a.output_type.clone(),
                     });
                 }
-                let p = if keys.is_empty() { 1 } else { self.parallelism };
+                let p = if keys.is_empty() { Some(1) } else { None };
                 let v = self.new_vertex(p, None);
                 let partitioning = if keys.is_empty() {
                     Partitioning::Global
@@ -332,10 +345,12 @@ impl Builder {
     }
 }
 
-/// A per-vertex parallelism override from a table option (`scan.parallelism`,
-/// `sink.parallelism`), as in Flink.
-/// Builds the job graph of a compiled job.
-pub fn build_graph(job: &Job, parallelism: usize, max_parallelism: usize) -> Result<JobGraph, EngineError> {
+/// Builds the job graph of a compiled job under its settings: every vertex at
+/// `parallelism.default`, unless a table option (`scan.parallelism`,
+/// `sink.parallelism`) or `pipeline.jobvertex-parallelism-overrides` sets its
+/// own (see [`apply_overrides`]).
+pub fn build_graph(job: &Job, settings: &Settings) -> Result<JobGraph, EngineError> {
+    let (parallelism, max_parallelism) = (settings.parallelism, settings.max_parallelism);
     if parallelism > max_parallelism {
         return Err(EngineError::Config(format!(
             "parallelism {parallelism} exceeds pipeline.max-parallelism {max_parallelism}"
@@ -350,17 +365,23 @@ pub fn build_graph(job: &Job, parallelism: usize, max_parallelism: usize) -> Res
             local_time_zone: job.local_time_zone.clone(),
         },
         parallelism,
+        follows_default: vec![],
         sources: HashMap::new(),
         scans,
     };
     for sink in &job.sinks {
         let s = b.build(&sink.input)?;
-        let p = sluice_job::table_parallelism(&sink.table, "sink.parallelism")?.unwrap_or(parallelism);
-        let s = if p == b.graph.vertices[s.vertex].parallelism {
+        // A sink runs at the default parallelism unless `sink.parallelism` sets
+        // its own; it chains onto its input when the SQL alone says that both
+        // have the same parallelism.
+        let p = sluice_job::table_parallelism(&sink.table, "sink.parallelism")?;
+        let upstream = (!b.follows_default[s.vertex]).then(|| b.graph.vertices[s.vertex].parallelism);
+        let s = if p == upstream {
             s
         } else {
             let v = b.new_vertex(p, None);
-            b.connect(s.vertex, v, Partitioning::Rebalance);
+            // FORWARD becomes REBALANCE where the parallelisms differ.
+            b.connect(s.vertex, v, Partitioning::Forward);
             Stream { vertex: v, open: true }
         };
         b.append(s, OpSpec::Sink { table: sink.table.clone() });
@@ -394,5 +415,43 @@ pub fn build_graph(job: &Job, parallelism: usize, max_parallelism: usize) -> Res
         }
         v.uid = format!("{h:016x}");
     }
+    apply_overrides(&mut b.graph, &settings.vertex_parallelism)?;
     Ok(b.graph)
 }
+
+/// Applies `pipeline.jobvertex-parallelism-overrides` (vertex uid to
+/// parallelism), as Flink does: a uid the graph does not have is ignored with
+/// a console line (the override may be stale, for an earlier version of the
+/// SQL); a vertex behind a GLOBAL edge runs at parallelism 1 and refuses more.
+/// A FORWARD edge between vertices that now differ in parallelism becomes
+/// REBALANCE. The uids do not depend on parallelism, so they stay the same.
+fn apply_overrides(graph: &mut JobGraph, overrides: &BTreeMap<String, usize>) -> Result<(), EngineError> {
+    for (uid, &p) in overrides {
+        let Some(v) = graph.vertices.iter_mut().find(|v| v.uid == *uid) else {
+            crate::say!(
+                "{VERTEX_PARALLELISM_OVERRIDES}: the job graph has no vertex with uid {uid}; its override is ignored"
+            );
+            continue;
+        };
+        let global = v.inputs.iter().any(|e| matches!(graph.edges[*e].partitioning, Partitioning::Global));
+        if global && p > 1 {
+            return Err(EngineError::Config(format!(
+                "'{VERTEX_PARALLELISM_OVERRIDES}': vertex {} (uid {uid}, {}) reads a GLOBAL edge (an aggregation without GROUP BY keys) and runs at parallelism 1 only, not {p}",
+                v.id,
+                v.name()
+            )));
+        }
+        v.parallelism = p;
+    }
+    for e in graph.edges.iter_mut() {
+        if matches!(e.partitioning, Partitioning::Forward)
+            && graph.vertices[e.from].parallelism != graph.vertices[e.to].parallelism
+        {
+            e.partitioning = Partitioning::Rebalance;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

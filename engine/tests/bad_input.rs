@@ -165,4 +165,12 @@ INSERT INTO o SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTE
     assert!(text.contains("Source: t [datagen]"), "{text}");
     assert!(text.contains("via HASH[t.k]"), "{text}");
     assert!(text.contains("Sink: o [print]"), "{text}");
+    assert!(text.contains("pipeline.jobvertex-parallelism-overrides: <uid>:<n>,..."), "{text}");
+    // An override by the uid explain printed takes effect.
+    let uid = text.split("uid ").nth(1).and_then(|t| t.split(')').next()).unwrap();
+    let set = format!("pipeline.jobvertex-parallelism-overrides={uid}:2");
+    let out = engine().arg("explain").arg(&job).args(["--parallelism", "3", "--set", &set]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("Vertex 0 (parallelism 2, uid {uid})")), "{text}");
+    assert!(text.contains("via HASH[t.k]"), "{text}");
 }

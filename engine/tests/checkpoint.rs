@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_engine::job::{JobState, JobStatus, SnapshotStatus};
@@ -126,6 +127,17 @@ fn savepoint_then_restore(p: usize, expected: &(Vec<String>, Vec<String>), rows:
 }
 
 fn savepoint_then_restore_job(make: JobText, p: usize, expected: &(Vec<String>, Vec<String>), rows: u64) {
+    savepoint_then_restore_with(make, &[("parallelism.default", p.to_string())], expected, rows);
+}
+
+/// Stops with a savepoint at parallelism 2 and restores it under `restore`;
+/// returns the restored job.
+fn savepoint_then_restore_with(
+    make: JobText,
+    restore: &[(&str, String)],
+    expected: &(Vec<String>, Vec<String>),
+    rows: u64,
+) -> Arc<JobState> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let sql = make(&out, rows, 4000);
@@ -147,17 +159,15 @@ fn savepoint_then_restore_job(make: JobText, p: usize, expected: &(Vec<String>, 
     assert!(location.ends_with("savepoint-stop-1"), "{location}");
     let stopped = outputs(&out);
     assert!(stopped.1.len() < expected.1.len(), "the job finished before the savepoint");
-    let cfg = config(&[
-        ("parallelism.default", p.to_string()),
-        ("execution.checkpointing.dir", ck_dir),
-        ("execution.state-recovery.path", location),
-    ]);
-    let (state, h) = start(&sql, "rescale", &cfg);
+    let mut pairs = vec![("execution.checkpointing.dir", ck_dir), ("execution.state-recovery.path", location)];
+    pairs.extend(restore.iter().cloned());
+    let (state, h) = start(&sql, "rescale", &config(&pairs));
     h.join().unwrap().unwrap();
     assert_eq!(state.status(), JobStatus::Finished);
     let got = outputs(&out);
-    assert_eq!(got.1, expected.1, "p=2 -> p={p}: rows lost or duplicated");
-    assert_eq!(got.0, expected.0, "p=2 -> p={p}: window results differ");
+    assert_eq!(got.1, expected.1, "p=2 -> {restore:?}: rows lost or duplicated");
+    assert_eq!(got.0, expected.0, "p=2 -> {restore:?}: window results differ");
+    state
 }
 
 #[test]
@@ -174,6 +184,23 @@ fn stop_with_savepoint_restores_at_other_parallelisms() {
     let expected = reference(rows);
     savepoint_then_restore(1, &expected, rows);
     savepoint_then_restore(3, &expected, rows);
+}
+
+#[test]
+fn a_restore_with_per_vertex_overrides_keeps_exactly_once() {
+    let rows = 8_000;
+    let expected = reference(rows);
+    // The uids of the job's vertices (they do not depend on the parallelism).
+    let graph =
+        prepare(&compile_text(&job(Path::new("/unused"), rows, 1), "j.sql").unwrap(), &config(&[]), "j").unwrap().0;
+    let uid = |label: &str| graph.vertices.iter().find(|v| v.name().contains(label)).unwrap().uid.clone();
+    // The source (read twice, so its vertex is the scan alone) drops to 1 and the
+    // keyed window aggregation rises to 3; the filtered copy stays at 2.
+    let overrides = format!("{}:1,{}:3", uid("Source: src"), uid("WindowAggregate"));
+    let restore = [("parallelism.default", "2".to_string()), ("pipeline.jobvertex-parallelism-overrides", overrides)];
+    let state = savepoint_then_restore_with(job, &restore, &expected, rows);
+    let parallelism = |label: &str| state.vertices.iter().find(|v| v.name.contains(label)).unwrap().parallelism;
+    assert_eq!((parallelism("Source: src"), parallelism("WindowAggregate"), parallelism("Filter")), (1, 3, 2));
 }
 
 /// Takes one savepoint of a running job and stops it; returns the savepoint dir.

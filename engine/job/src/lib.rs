@@ -13,5 +13,5 @@ mod validate;
 pub use config::Config;
 pub use error::JobError;
 pub use restart::RestartStrategy;
-pub use settings::{CheckpointSettings, Restore, Settings};
+pub use settings::{CheckpointSettings, Restore, Settings, VERTEX_PARALLELISM_OVERRIDES, parse_vertex_parallelism};
 pub use validate::{ValidatedJob, compile, scanned_tables, table_parallelism, validate};

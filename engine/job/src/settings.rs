@@ -2,6 +2,7 @@
 //! Flink's; lowest precedence first: the job's `SET` statements, `--config`,
 //! `--set`, then dedicated flags.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sluice_storage::{S3Options, Storage};
@@ -47,11 +48,18 @@ pub struct CheckpointSettings {
     pub s3: S3Options,
 }
 
+/// The key of per-vertex parallelism overrides, Flink's name.
+pub const VERTEX_PARALLELISM_OVERRIDES: &str = "pipeline.jobvertex-parallelism-overrides";
+
 /// Every setting of a run.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub parallelism: usize,
     pub max_parallelism: usize,
+    /// `pipeline.jobvertex-parallelism-overrides`: vertex uid to parallelism,
+    /// each within 1..=`max_parallelism`. Uids the job graph does not have are
+    /// ignored when it is built (as Flink does).
+    pub vertex_parallelism: BTreeMap<String, usize>,
     pub batch_size: usize,
     pub buffer_capacity: usize,
     /// 0 disables idleness.
@@ -79,9 +87,12 @@ impl Settings {
                 "parallelism {parallelism} exceeds pipeline.max-parallelism {max_parallelism}"
             )));
         }
+        let vertex_parallelism =
+            parse_vertex_parallelism(config.get(VERTEX_PARALLELISM_OVERRIDES).unwrap_or(""), max_parallelism)?;
         Ok(Settings {
             parallelism,
             max_parallelism,
+            vertex_parallelism,
             batch_size: config.usize("execution.batch-size", 8192)?,
             buffer_capacity: config.usize("execution.buffer-capacity", 8)?,
             idle_timeout: Duration::from_millis(config.duration_ms("table.exec.source.idle-timeout", 0)?),
@@ -91,6 +102,33 @@ impl Settings {
             allow_non_restored_state: config.bool("execution.state-recovery.ignore-unclaimed-state")?,
         })
     }
+}
+
+/// Flink's map syntax, `<uid>:<parallelism>,<uid>:<parallelism>`; empty for
+/// none. Each parallelism must be within 1..=`max_parallelism`.
+pub fn parse_vertex_parallelism(value: &str, max_parallelism: usize) -> Result<BTreeMap<String, usize>, JobError> {
+    let key = VERTEX_PARALLELISM_OVERRIDES;
+    let mut out = BTreeMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((uid, p)) = entry.split_once(':').map(|(u, p)| (u.trim(), p.trim())).filter(|(u, _)| !u.is_empty())
+        else {
+            return Err(JobError::Config(format!(
+                "'{key}': '{entry}' is not <vertex uid>:<parallelism> (the uids are in `sluice-engine explain`)"
+            )));
+        };
+        let n = match p.parse::<usize>() {
+            Ok(n) if (1..=max_parallelism).contains(&n) => n,
+            _ => {
+                return Err(JobError::Config(format!(
+                    "'{key}': vertex {uid}: parallelism '{p}' must be an integer from 1 to pipeline.max-parallelism {max_parallelism}"
+                )));
+            }
+        };
+        if out.insert(uid.to_string(), n).is_some() {
+            return Err(JobError::Config(format!("'{key}': vertex {uid} is given twice")));
+        }
+    }
+    Ok(out)
 }
 
 impl CheckpointSettings {

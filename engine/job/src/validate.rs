@@ -98,6 +98,11 @@ INSERT INTO o SELECT id FROM s;";
         let v = validate(SQL, "j.sql", &overrides(&[("parallelism.default", "4")])).unwrap();
         assert_eq!(v.settings.parallelism, 4);
         assert_eq!(scanned_tables(&v.job).get("s"), Some(&1));
+        assert!(v.settings.vertex_parallelism.is_empty());
+        let key = crate::VERTEX_PARALLELISM_OVERRIDES;
+        let v = validate(SQL, "j.sql", &overrides(&[(key, " ab12:4, cd34 : 2 ,")])).unwrap();
+        let expected = [("ab12".to_string(), 4), ("cd34".to_string(), 2)].into_iter().collect();
+        assert_eq!(v.settings.vertex_parallelism, expected);
     }
 
     #[test]
@@ -116,6 +121,10 @@ INSERT INTO o SELECT id FROM s;";
             ("restart-strategy.type", "sometimes", "unknown strategy"),
             ("parallelism.default", "200", "exceeds pipeline.max-parallelism 128"),
             ("execution.checkpointing.dir", "ftp://x/y", "ftp"),
+            ("pipeline.jobvertex-parallelism-overrides", "ab12:0", "vertex ab12: parallelism '0' must be"),
+            ("pipeline.jobvertex-parallelism-overrides", "ab12:129", "from 1 to pipeline.max-parallelism 128"),
+            ("pipeline.jobvertex-parallelism-overrides", "ab12=4", "'ab12=4' is not <vertex uid>:<parallelism>"),
+            ("pipeline.jobvertex-parallelism-overrides", "ab12:2,ab12:3", "vertex ab12 is given twice"),
         ] {
             let e = validate(SQL, "j.sql", &overrides(&[(k, v)])).unwrap_err();
             assert!(e.to_string().contains(why), "{k}={v}: {e}");

@@ -1,0 +1,101 @@
+//! Per-vertex parallelism overrides (`pipeline.jobvertex-parallelism-overrides`).
+
+use super::*;
+use crate::config::Config;
+
+/// A source read by three INSERTs (so its vertex ends at the source): a keyed
+/// window aggregation, a global one, and a filter behind a FORWARD edge.
+const SQL: &str = "CREATE TABLE s (k INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE o (k INT, c BIGINT) WITH ('connector' = 'blackhole');
+CREATE TABLE g (c BIGINT) WITH ('connector' = 'blackhole');
+CREATE TABLE r (k INT) WITH ('connector' = 'blackhole');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO o SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;
+INSERT INTO g SELECT COUNT(*) FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY window_start, window_end;
+INSERT INTO r SELECT k FROM s WHERE k > 0;
+END;";
+
+fn graph(pairs: &[(&str, String)]) -> Result<JobGraph, EngineError> {
+    let job = crate::local::compile_text(SQL, "j.sql")?;
+    let config = Config { values: pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect() };
+    crate::local::prepare(&job, &config, "j").map(|(g, _)| g)
+}
+
+/// (parallelism, uid) per vertex, and each edge's partitioning.
+fn shape(g: &JobGraph) -> (Vec<(usize, String)>, Vec<String>) {
+    (
+        g.vertices.iter().map(|v| (v.parallelism, v.uid.clone())).collect(),
+        g.edges.iter().map(|e| format!("{}->{} {}", e.from, e.to, e.partitioning)).collect(),
+    )
+}
+
+fn vertex(g: &JobGraph, label: &str) -> usize {
+    g.vertices.iter().position(|v| v.name().contains(label)).unwrap()
+}
+
+#[test]
+fn overrides_set_a_vertexs_parallelism_keep_the_uids_and_rebalance_forward_edges() {
+    let base = graph(&[("parallelism.default", "2".into())]).unwrap();
+    let (vertices, edges) = shape(&base);
+    assert!(vertices.iter().all(|(p, _)| *p == 2 || *p == 1), "{vertices:?}");
+    let source = vertex(&base, "Source: s");
+    let keyed = vertex(&base, "Sink: o");
+    let forward: Vec<&Edge> =
+        base.edges.iter().filter(|e| e.from == source && matches!(e.partitioning, Partitioning::Forward)).collect();
+    assert!(!forward.is_empty(), "{edges:?}");
+
+    let overrides = format!("{}:3,{}:4", base.vertices[source].uid, base.vertices[keyed].uid);
+    let g = graph(&[("parallelism.default", "2".into()), (VERTEX_PARALLELISM_OVERRIDES, overrides)]).unwrap();
+    let (got, got_edges) = shape(&g);
+    let uids = |v: &[(usize, String)]| v.iter().map(|(_, u)| u.clone()).collect::<Vec<_>>();
+    assert_eq!(uids(&got), uids(&vertices), "an override changed a uid");
+    for (i, (p, _)) in got.iter().enumerate() {
+        let want = if i == source {
+            3
+        } else if i == keyed {
+            4
+        } else {
+            vertices[i].0
+        };
+        assert_eq!(*p, want, "vertex {i}: {got:?}");
+    }
+    for (before, after) in base.edges.iter().zip(&g.edges) {
+        let expected = match &before.partitioning {
+            Partitioning::Forward if before.from == source => "REBALANCE".to_string(),
+            p => p.to_string(),
+        };
+        assert_eq!(after.partitioning.to_string(), expected, "{got_edges:?}");
+    }
+    assert_eq!(g.explain().lines().filter(|l| l.contains(VERTEX_PARALLELISM_OVERRIDES)).count(), 1);
+    assert!(g.explain().contains(&format!("Vertex {source} (parallelism 3, uid {})", g.vertices[source].uid)));
+}
+
+#[test]
+fn an_unknown_uid_is_ignored_and_a_global_vertex_stays_at_one() {
+    let base = graph(&[("parallelism.default", "2".into())]).unwrap();
+    let g = graph(&[("parallelism.default", "2".into()), (VERTEX_PARALLELISM_OVERRIDES, "0123456789abcdef:3".into())])
+        .unwrap();
+    assert_eq!(shape(&g), shape(&base));
+
+    let global = base.edges.iter().find(|e| matches!(e.partitioning, Partitioning::Global)).unwrap().to;
+    let uid = base.vertices[global].uid.clone();
+    let with = |o: String| graph(&[("parallelism.default", "2".into()), (VERTEX_PARALLELISM_OVERRIDES, o)]);
+    let e = with(format!("{uid}:2")).err().unwrap().to_string();
+    assert!(e.contains(VERTEX_PARALLELISM_OVERRIDES) && e.contains(&uid) && e.contains("GLOBAL"), "{e}");
+    assert_eq!(with(format!("{uid}:1")).unwrap().vertices[global].parallelism, 1);
+
+    let e = with(format!("{uid}:200")).err().unwrap().to_string();
+    assert!(e.contains(&uid) && e.contains("pipeline.max-parallelism 128"), "{e}");
+}
+
+#[test]
+fn the_uids_are_the_same_at_any_default_parallelism() {
+    let uids = |p: usize| {
+        let g = graph(&[("parallelism.default", p.to_string())]).unwrap();
+        g.vertices.iter().map(|v| (v.uid.clone(), v.name())).collect::<Vec<_>>()
+    };
+    // At 1 the global aggregation and its sink have the same parallelism, at 2
+    // they do not: they are two vertices at both.
+    assert_eq!(uids(1), uids(2));
+    assert_eq!(uids(1), uids(5));
+}
