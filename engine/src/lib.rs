@@ -21,7 +21,7 @@ pub mod config {
     pub use sluice_job::Config;
 }
 pub mod error;
-pub mod failpoint;
+pub use sluice_api::failpoint;
 pub mod job;
 pub mod keygroup;
 pub mod local;

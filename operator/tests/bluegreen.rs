@@ -1,7 +1,7 @@
 //! Blue-green cutovers against a real kube-apiserver, engine pods run by the node
 //! agent, and MinIO: a clean cutover under load that also rescales, with the
-//! operator killed in the middle; a new color that fails after its activation and
-//! is rolled back automatically; a new color that cannot restore the running
+//! operator killed at each step; a new color that fails after its activation and
+//! is rolled back automatically, with the operator killed at each rollback step; a new color that cannot restore the running
 //! job's state, which never touches it. The output is checked exactly once.
 //!
 //! Behind the `cluster-tests` feature, as `cluster.rs`.
@@ -111,31 +111,79 @@ fn step(j: &StreamJob) -> Option<CutoverStep> {
     j.status.as_ref().and_then(|s| s.cutover.as_ref()).map(|c| c.step)
 }
 
+impl Setup {
+    /// Runs the operator with an `exit` fault point at each cutover step in `steps`
+    /// (right after the step is written to status, before its actions), and starts
+    /// it again after each exit without the points it died at, as a `kill -9` and a
+    /// new pod would. Returns the steps it died at, once it has died at all of them
+    /// or the cutover is over, with every color whose pods it saw meanwhile.
+    /// `change` is the merge patch that starts the cutover.
+    async fn die_at_each(
+        &mut self,
+        job: &str,
+        change: serde_json::Value,
+        steps: &[&str],
+    ) -> Result<(Vec<String>, BTreeSet<String>)> {
+        let log = self.env.dir.join(format!("operator-{}.log", self.ns));
+        let mut left: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+        let mut died = Vec::new();
+        let faults = |left: &[String]| left.iter().map(|s| format!("operator.cutover.{s}=exit")).collect::<Vec<_>>().join(";");
+        self.op.kill();
+        self.op = Operator::start_with_faults(&self.env, &self.ns, &self.s3.endpoint, log.clone(), &faults(&left));
+        self.patch(job, change).await?;
+        let mut colors = BTreeSet::new();
+        let mut seen_cutover = false;
+        let deadline = Instant::now() + Duration::from_secs(240);
+        while !left.is_empty() {
+            if self.op.exited().is_some() {
+                let text = self.op.log();
+                let Some(at) = text.rfind("fault point `operator.cutover.") else {
+                    bail!("the operator exited without reaching a fault point");
+                };
+                let name = &text[at + "fault point `operator.cutover.".len()..];
+                let name = name.split('`').next().unwrap_or_default().to_string();
+                eprintln!("the operator died at cutover step {name}; starting it again");
+                left.retain(|s| *s != name);
+                died.push(name);
+                self.op = Operator::start_with_faults(&self.env, &self.ns, &self.s3.endpoint, log.clone(), &faults(&left));
+                continue;
+            }
+            let cutover = self.job(job).await.is_some_and(|j| step(&j).is_some());
+            if seen_cutover && !cutover {
+                break;
+            }
+            seen_cutover |= cutover;
+            if cutover {
+                colors.extend(self.instances(job).await?);
+            }
+            if Instant::now() > deadline {
+                bail!("the operator did not reach cutover steps {left:?}; it died at {died:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok((died, colors))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cutover_under_load_rescales_survives_an_operator_kill_and_is_exactly_once() {
+async fn a_cutover_under_load_rescales_survives_an_operator_kill_at_each_step_and_is_exactly_once() {
     let mut t = setup("bg-clean").await;
-    let rows = 2400;
+    let rows = 4800;
     let text = sql(rows, 60, "src", "s3://sluice/out");
     create(&t.api, job("clicks", spec(&t.s3, &text))).await.unwrap();
     let result = async {
         wait_object(&t.api, "clicks", Duration::from_secs(120), "Stable", |j| phase(j) == Some(Phase::Stable)).await?;
         // A change that needs a new deployment: parallelism 1 → 2, by blue-green.
-        t.patch("clicks", json!({"spec": {"parallelism": 2}})).await?;
-        wait_object(&t.api, "clicks", Duration::from_secs(60), "green in standby", |j| {
-            step(j) == Some(CutoverStep::Preparing) || step(j) == Some(CutoverStep::Stopping)
-        })
-        .await?;
-        // Both colors' pods, under the job's label, while green prepares.
-        let both = wait_for_instances(&t, "clicks", 2).await?;
-        eprintln!("pods of both colors: {both:?}");
-        // The operator is killed once the old color's stop is recorded, and replaced.
-        wait_object(&t.api, "clicks", Duration::from_secs(60), "the stop recorded", |j| {
-            matches!(step(j), Some(CutoverStep::Stopping | CutoverStep::Activating | CutoverStep::Verifying))
-        })
-        .await?;
-        t.op.kill();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        t.op = Operator::start(&t.env, &t.ns, &t.s3.endpoint, t.env.dir.join(format!("operator-{}.log", t.ns)));
+        // The operator dies once at every step, right after writing it, and is replaced.
+        let steps = ["preparing", "stopping", "activating", "verifying"];
+        let (died, colors) = t.die_at_each("clicks", json!({"spec": {"parallelism": 2}}), &steps).await?;
+        if died != steps {
+            bail!("the operator died at steps {died:?}, not at each of {steps:?}");
+        }
+        // Both colors' pods, under the job's label, during the cutover.
+        if colors != BTreeSet::from(["clicks".to_string(), "clicks-green".to_string()]) {
+            bail!("during the cutover the pods under the job's label were of {colors:?}");
+        }
         let done = wait_object(&t.api, "clicks", Duration::from_secs(180), "green active", |j| {
             j.status.as_ref().is_some_and(|s| s.active_color == Some(Color::Green) && s.cutover.is_none())
         })
@@ -182,7 +230,7 @@ async fn wait_for_instances(t: &Setup, job: &str, n: usize) -> Result<BTreeSet<S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_color_that_fails_after_its_activation_is_rolled_back_and_nothing_is_lost() {
-    let t = setup("bg-rollback").await;
+    let mut t = setup("bg-rollback").await;
     let rows = 2400;
     let text = sql(rows, 60, "src", "s3://sluice/out");
     create(&t.api, job("clicks", spec(&t.s3, &text))).await.unwrap();
@@ -191,12 +239,16 @@ async fn a_new_color_that_fails_after_its_activation_is_rolled_back_and_nothing_
         // The same job writing to a bucket that does not exist: it compiles, it restores,
         // and it fails only once it runs.
         let broken = sql(rows, 60, "src", "s3://no-such-bucket/out");
-        t.patch("clicks", json!({"spec": {"sql": broken}})).await?;
+        // The operator dies once at each step of the rollback, right after writing it.
+        // A new color that has failed cannot take a savepoint, so the rollback goes
+        // straight to Restoring from its newest checkpoint; RollingBack (stop the new
+        // color with a savepoint) is taken only when it still runs.
         let activated = Instant::now();
-        wait_object(&t.api, "clicks", Duration::from_secs(120), "the rollback", |j| {
-            matches!(step(j), Some(CutoverStep::RollingBack | CutoverStep::Restoring))
-        })
-        .await?;
+        let steps = ["rollingback", "restoring"];
+        let (died, _) = t.die_at_each("clicks", json!({"spec": {"sql": broken}}), &steps).await?;
+        if !died.contains(&"restoring".to_string()) {
+            bail!("the operator died at steps {died:?}, not at Restoring");
+        }
         let rolled = wait_object(&t.api, "clicks", Duration::from_secs(120), "RolledBack", |j| {
             phase(j) == Some(Phase::RolledBack) && step(j).is_none()
         })

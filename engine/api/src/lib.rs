@@ -6,10 +6,14 @@
 //! - [`layout`]: the names of every object a job keeps under its checkpoint
 //!   and savepoint directories;
 //! - [`duration`]: durations as Flink writes them, for configuration keys and
-//!   the CRD fields that become them.
+//!   the CRD fields that become them;
+//! - [`failpoint`]: the fault points that tests set in either process through
+//!   `SLUICE_FAILPOINTS`.
 //!
-//! The crate has no I/O and no dependencies beyond serde.
+//! The crate has no dependencies beyond serde; its only I/O is a fault point's
+//! `pause`, which tests alone set.
 
 pub mod duration;
+pub mod failpoint;
 pub mod layout;
 pub mod rest;

@@ -89,17 +89,36 @@ impl Operator {
         identity: Option<&str>,
         level: &str,
     ) -> Operator {
+        Operator::launch(env, ns, s3_endpoint, log, identity, level, "")
+    }
+
+    /// An operator with fault points set (`SLUICE_FAILPOINTS`, e.g.
+    /// `operator.cutover.stopping=exit`).
+    pub fn start_with_faults(env: &TestEnv, ns: &str, s3_endpoint: &str, log: PathBuf, faults: &str) -> Operator {
+        Operator::launch(env, ns, s3_endpoint, log, None, "info", faults)
+    }
+
+    fn launch(
+        env: &TestEnv,
+        ns: &str,
+        s3_endpoint: &str,
+        log: PathBuf,
+        identity: Option<&str>,
+        level: &str,
+        faults: &str,
+    ) -> Operator {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice-operator"));
-        if let Some(id) = identity {
-            cmd.env("POD_NAME", id);
-        }
+        // One identity unless a test gives another: a restarted operator takes its
+        // Lease back at once, as a StatefulSet pod of the same name would.
+        cmd.env("POD_NAME", identity.unwrap_or("sluice-operator-test"));
         let child = cmd
             .args(["--engine-access", "apiserver-proxy", "--namespaces", ns, "--lease-namespace", ns])
             .args(["--http-addr", &format!("127.0.0.1:{port}"), "--s3-endpoint", s3_endpoint, "--log-format", "text"])
             .env("KUBECONFIG", &env.kubeconfig)
             .env("RUST_LOG", format!("{level},kube=warn,kube_client::client::builder=off"))
+            .env("SLUICE_FAILPOINTS", faults)
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())

@@ -136,6 +136,7 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
     // from a stale object fails there with a conflict, before anything is done.
     if planned.status != status || !planned.actions.is_empty() || !planned.events.is_empty() {
         apply::patch_status(ctx, job, &planned.status).await?;
+        fault_points(&planned.status);
     }
     ctx.metrics
         .phase(&format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any()), Some(planned.status.phase));
@@ -269,4 +270,17 @@ pub async fn run(ctx: Arc<Context>, namespaces: &[String]) {
         });
     }
     futures::future::join_all(all).await;
+}
+
+/// Fault points between a written record and its actions, the worst moment for
+/// the operator to die: `operator.upgrade.<step>` and `operator.cutover.<step>`,
+/// the step in lower case (`operator.cutover.rollingback`). Tests set them
+/// through `SLUICE_FAILPOINTS`; `exit` there is a `kill -9` after the write.
+fn fault_points(status: &crate::crd::StreamJobStatus) {
+    if let Some(u) = &status.upgrade {
+        sluice_api::failpoint::hit(&format!("operator.upgrade.{:?}", u.step).to_lowercase());
+    }
+    if let Some(c) = &status.cutover {
+        sluice_api::failpoint::hit(&format!("operator.cutover.{:?}", c.step).to_lowercase());
+    }
 }

@@ -1,5 +1,7 @@
-//! Fault points: named places in the engine where a test can make a failure
-//! happen at exactly the moment a race needs, instead of sleeping and hoping.
+//! Fault points: named places in the engine and the operator where a test can
+//! make a failure happen at exactly the moment a race needs, instead of
+//! sleeping and hoping. Both processes read the same variable, so a test
+//! harness configures either one the same way.
 //!
 //! They are configured from the environment when a process starts, in the
 //! syntax of the `fail` crate:
@@ -56,7 +58,7 @@ fn registry() -> &'static Mutex<HashMap<String, Point>> {
         let spec = std::env::var(ENV).unwrap_or_default();
         let (points, errors) = parse(&spec);
         for e in errors {
-            crate::say!("{ENV}: {e}; ignored");
+            eprintln!("sluice: {ENV}: {e}; ignored");
         }
         ACTIVE.store(!points.is_empty(), Ordering::SeqCst);
         Mutex::new(points)
@@ -127,12 +129,12 @@ pub fn hit_in(name: &str, scope: &str) -> Option<String> {
     match action {
         Action::Off => None,
         Action::Exit(code) => {
-            crate::say!("fault point `{name}`: exit({code})");
+            eprintln!("sluice: fault point `{name}`: exit({code})");
             std::process::exit(code)
         }
         Action::Error(message) => Some(format!("fault point `{name}`: {message}")),
         Action::Pause(dir) => {
-            crate::say!("fault point `{name}`: paused until {}/{name}.go exists", dir.display());
+            eprintln!("sluice: fault point `{name}`: paused until {}/{name}.go exists", dir.display());
             let _ = std::fs::write(dir.join(format!("{name}.reached")), b"");
             while !dir.join(format!("{name}.go")).exists() {
                 std::thread::sleep(Duration::from_millis(10));
@@ -142,9 +144,8 @@ pub fn hit_in(name: &str, scope: &str) -> Option<String> {
     }
 }
 
-/// Sets a fault point in this process (unit tests; processes use [`ENV`]).
-#[cfg(test)]
-pub(crate) fn set(name: &str, spec: &str) {
+/// Sets a fault point in this process, for unit tests; processes use [`ENV`].
+pub fn set(name: &str, spec: &str) {
     let (points, errors) = parse(&format!("{name}={spec}"));
     assert!(errors.is_empty(), "{errors:?}");
     if let Ok(mut r) = registry().lock() {
