@@ -167,11 +167,11 @@ struct Stream {
 struct Builder {
     graph: JobGraph,
     parallelism: usize,
-    /// Per vertex: whether its parallelism is `parallelism.default` (else the
-    /// SQL fixes it: a table option, or 1 behind a GLOBAL edge). Chaining
-    /// decisions look at this, never at the value of the default, so that the
-    /// graph's shape, and with it every uid, is the same at any default.
-    follows_default: Vec<bool>,
+    /// Per vertex: whether a table option (`scan.parallelism`,
+    /// `sink.parallelism`) sets its parallelism. Chaining decisions look at
+    /// this, never at the value of the default, so that the graph's shape, and
+    /// with it every uid, is the same at any default parallelism.
+    by_option: Vec<bool>,
     sources: HashMap<String, usize>,
     scans: std::collections::BTreeMap<String, usize>,
 }
@@ -185,11 +185,11 @@ fn arrow_schema(s: &DFSchema) -> SchemaRef {
 }
 
 impl Builder {
-    /// A vertex at `parallelism`, or at the default when `None`.
-    fn new_vertex(&mut self, parallelism: Option<usize>, source: Option<Arc<TableDef>>) -> usize {
+    /// A vertex at the parallelism a table option sets, or else at `parallelism`.
+    fn new_vertex(&mut self, option: Option<usize>, parallelism: usize, source: Option<Arc<TableDef>>) -> usize {
         let id = self.graph.vertices.len();
-        self.follows_default.push(parallelism.is_none());
-        let parallelism = parallelism.unwrap_or(self.parallelism);
+        self.by_option.push(option.is_some());
+        let parallelism = option.unwrap_or(parallelism);
         self.graph.vertices.push(Vertex {
             id,
             uid: String::new(),
@@ -219,8 +219,9 @@ impl Builder {
         let vertex = if s.open {
             s.vertex
         } else {
-            let p = (!self.follows_default[s.vertex]).then_some(self.graph.vertices[s.vertex].parallelism);
-            let v = self.new_vertex(p, None);
+            let p = self.graph.vertices[s.vertex].parallelism;
+            let v = self.new_vertex(None, p, None);
+            self.by_option[v] = self.by_option[s.vertex];
             self.connect(s.vertex, v, Partitioning::Forward);
             v
         };
@@ -235,7 +236,7 @@ impl Builder {
                     return Ok(Stream { vertex: *v, open: false });
                 }
                 let p = sluice_job::table_parallelism(t, "scan.parallelism")?;
-                let v = self.new_vertex(p, Some(t.clone()));
+                let v = self.new_vertex(p, self.parallelism, Some(t.clone()));
                 let identity = t.columns.len() == t.physical.fields().len()
                     && t.columns
                         .iter()
@@ -274,7 +275,7 @@ impl Builder {
             }
             PlanNode::Union { inputs } => {
                 let streams = inputs.iter().map(|i| self.build(i)).collect::<Result<Vec<_>, _>>()?;
-                let v = self.new_vertex(None, None);
+                let v = self.new_vertex(None, self.parallelism, None);
                 for s in streams {
                     self.connect(s.vertex, v, Partitioning::Forward);
                 }
@@ -320,8 +321,8 @@ impl Builder {
                         output_type: a.output_type.clone(),
                     });
                 }
-                let p = if keys.is_empty() { Some(1) } else { None };
-                let v = self.new_vertex(p, None);
+                let p = if keys.is_empty() { 1 } else { self.parallelism };
+                let v = self.new_vertex(None, p, None);
                 let partitioning = if keys.is_empty() {
                     Partitioning::Global
                 } else {
@@ -365,21 +366,26 @@ pub fn build_graph(job: &Job, settings: &Settings) -> Result<JobGraph, EngineErr
             local_time_zone: job.local_time_zone.clone(),
         },
         parallelism,
-        follows_default: vec![],
+        by_option: vec![],
         sources: HashMap::new(),
         scans,
     };
     for sink in &job.sinks {
         let s = b.build(&sink.input)?;
-        // A sink runs at the default parallelism unless `sink.parallelism` sets
-        // its own; it chains onto its input when the SQL alone says that both
-        // have the same parallelism.
+        // A sink chains onto its input, at its parallelism (1 behind a keyless
+        // aggregation), unless a table option sets one of theirs: a sink with
+        // `'sink.parallelism'` chains only onto an input that an option sets
+        // to the same, and one without it never onto such an input.
         let p = sluice_job::table_parallelism(&sink.table, "sink.parallelism")?;
-        let upstream = (!b.follows_default[s.vertex]).then(|| b.graph.vertices[s.vertex].parallelism);
-        let s = if p == upstream {
+        let input = &b.graph.vertices[s.vertex];
+        let chain = match p {
+            None => !b.by_option[s.vertex],
+            Some(n) => b.by_option[s.vertex] && input.parallelism == n,
+        };
+        let s = if chain {
             s
         } else {
-            let v = b.new_vertex(p, None);
+            let v = b.new_vertex(p, parallelism, None);
             // FORWARD becomes REBALANCE where the parallelisms differ.
             b.connect(s.vertex, v, Partitioning::Forward);
             Stream { vertex: v, open: true }

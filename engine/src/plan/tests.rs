@@ -89,13 +89,38 @@ fn an_unknown_uid_is_ignored_and_a_global_vertex_stays_at_one() {
 }
 
 #[test]
+fn a_sink_chains_unless_a_table_option_sets_a_parallelism() {
+    let sql = |scan: &str, sink: &str| {
+        format!(
+            "CREATE TABLE s (k INT) WITH ('connector' = 'datagen', 'number-of-rows' = '10'{scan});
+CREATE TABLE o (k INT) WITH ('connector' = 'blackhole'{sink});
+INSERT INTO o SELECT k FROM s;"
+        )
+    };
+    let vertices = |text: String, p: usize| {
+        let job = crate::local::compile_text(&text, "j.sql").unwrap();
+        let config = Config { values: [("parallelism.default".to_string(), p.to_string())].into() };
+        let g = crate::local::prepare(&job, &config, "j").unwrap().0;
+        g.vertices.iter().map(|v| (v.parallelism, v.name())).collect::<Vec<_>>()
+    };
+    let scan = ", 'scan.parallelism' = '2'";
+    let sink = ", 'sink.parallelism' = '2'";
+    for p in [1, 2, 3] {
+        assert_eq!(vertices(sql("", ""), p).len(), 1);
+        assert_eq!(vertices(sql(scan, sink), p).len(), 1, "the options agree");
+        assert_eq!(vertices(sql(scan, ""), p)[1], (p, "Sink: o [blackhole]".into()));
+        assert_eq!(vertices(sql("", sink), p)[1], (2, "Sink: o [blackhole]".into()));
+    }
+}
+
+#[test]
 fn the_uids_are_the_same_at_any_default_parallelism() {
     let uids = |p: usize| {
         let g = graph(&[("parallelism.default", p.to_string())]).unwrap();
         g.vertices.iter().map(|v| (v.uid.clone(), v.name())).collect::<Vec<_>>()
     };
-    // At 1 the global aggregation and its sink have the same parallelism, at 2
-    // they do not: they are two vertices at both.
+    // The sink of the global aggregation runs at 1 with it whatever the
+    // default; it used to chain at 1 only, and to be a vertex of its own above.
     assert_eq!(uids(1), uids(2));
     assert_eq!(uids(1), uids(5));
 }
