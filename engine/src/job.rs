@@ -25,6 +25,10 @@ pub struct VertexInfo {
     pub name: String,
     pub parallelism: usize,
     pub is_source: bool,
+    /// Per input edge: the upstream vertex and the partitioning, as `explain` prints it.
+    pub inputs: Vec<(usize, String)>,
+    /// An input is hash-partitioned: the vertex's state is in key groups.
+    pub keyed: bool,
 }
 
 /// One checkpoint or savepoint, as `GET /v1/job/checkpoints` reports it.
@@ -96,6 +100,8 @@ pub struct JobState {
     /// `POST /v1/job/cancel`: no restart follows.
     pub user_cancel: AtomicBool,
     pub restarts: AtomicU64,
+    /// `pipeline.max-parallelism`: the number of key groups.
+    pub max_parallelism: usize,
     pub vertices: Vec<VertexInfo>,
     pub subtasks: Vec<Arc<SubtaskMetrics>>,
     checkpoints: Mutex<VecDeque<CheckpointRecord>>,
@@ -137,6 +143,16 @@ impl JobState {
                 name: v.name(),
                 parallelism: v.parallelism,
                 is_source: v.source.is_some(),
+                inputs: v
+                    .inputs
+                    .iter()
+                    .map(|e| &graph.edges[*e])
+                    .map(|e| (e.from, e.partitioning.to_string()))
+                    .collect(),
+                keyed: v
+                    .inputs
+                    .iter()
+                    .any(|e| matches!(graph.edges[*e].partitioning, crate::plan::Partitioning::Hash { .. })),
             })
             .collect();
         let subtasks = graph
@@ -154,6 +170,7 @@ impl JobState {
             cancel: AtomicBool::new(false),
             user_cancel: AtomicBool::new(false),
             restarts: AtomicU64::new(0),
+            max_parallelism: graph.max_parallelism,
             vertices,
             subtasks,
             checkpoints: Mutex::new(VecDeque::new()),

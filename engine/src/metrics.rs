@@ -27,6 +27,9 @@ pub struct SubtaskMetrics {
     pub watermark: AtomicI64,
     /// Records waiting at a source, when known; `u64::MAX` when unknown.
     pub pending_records: AtomicU64,
+    /// The splits of a source (every subtask's), when its reader knows them;
+    /// `u64::MAX` when unknown.
+    pub splits: AtomicU64,
     pub late_records_dropped: AtomicU64,
     pub skipped_records: AtomicU64,
 }
@@ -45,6 +48,7 @@ impl SubtaskMetrics {
             idle_ns: AtomicU64::new(0),
             watermark: AtomicI64::new(NO_WATERMARK),
             pending_records: AtomicU64::new(u64::MAX),
+            splits: AtomicU64::new(u64::MAX),
             late_records_dropped: AtomicU64::new(0),
             skipped_records: AtomicU64::new(0),
         }
@@ -65,15 +69,23 @@ impl SubtaskMetrics {
             backpressured_ns: l(&self.backpressured_ns),
             idle_ns: l(&self.idle_ns),
             watermark: self.watermark.load(Ordering::Relaxed),
-            pending_records: match l(&self.pending_records) {
-                u64::MAX => None,
-                v => Some(v),
-            },
+            pending_records: known(l(&self.pending_records)),
+            splits: known(l(&self.splits)),
             late_records_dropped: l(&self.late_records_dropped),
             skipped_records: l(&self.skipped_records),
             at: Instant::now(),
         }
     }
+}
+
+/// A gauge that is `u64::MAX` when unknown.
+fn known(v: u64) -> Option<u64> {
+    (v != u64::MAX).then_some(v)
+}
+
+/// The value a gauge of [`known`] stores.
+pub fn unknown_as_max(v: Option<u64>) -> u64 {
+    v.unwrap_or(u64::MAX)
 }
 
 /// A point-in-time reading of one subtask's counters.
@@ -88,6 +100,7 @@ pub struct Sample {
     pub idle_ns: u64,
     pub watermark: i64,
     pub pending_records: Option<u64>,
+    pub splits: Option<u64>,
     pub late_records_dropped: u64,
     pub skipped_records: u64,
     pub at: Instant,

@@ -18,7 +18,7 @@ use sluice_api::rest as api;
 
 use crate::error::EngineError;
 use crate::job::rfc3339;
-use crate::job::{JobState, JobStatus, SnapshotStatus};
+use crate::job::{JobState, JobStatus, SnapshotStatus, VertexInfo};
 use crate::metrics::{NO_WATERMARK, Rates, Sample};
 
 /// The OpenAPI document, the REST contract.
@@ -159,17 +159,37 @@ async fn job(State(ctx): State<Arc<RestState>>) -> Response {
         end_time: end.map(rfc3339),
         duration_ms: duration.as_millis() as u64,
         restarts: j.restarts.load(std::sync::atomic::Ordering::Relaxed),
-        vertices: j
-            .vertices
-            .iter()
-            .map(|v| api::Vertex { id: v.id, uid: v.uid.clone(), name: v.name.clone(), parallelism: v.parallelism })
-            .collect(),
+        max_parallelism: j.max_parallelism,
+        vertices: j.vertices.iter().map(|v| vertex(j, v)).collect(),
         last_completed_checkpoint: j.last_completed_checkpoint(),
         error: j.error(),
         standby: j.standby(),
         activation: j.activation(),
     };
     axum::Json(body).into_response()
+}
+
+fn vertex(j: &JobState, v: &VertexInfo) -> api::Vertex {
+    // Every reader of a source knows the same total; the largest report wins
+    // while they catch up with a directory that grows.
+    let splits = if v.is_source {
+        j.subtasks.iter().filter(|m| m.vertex == v.id).filter_map(|m| m.snapshot().splits).max()
+    } else {
+        None
+    };
+    api::Vertex {
+        id: v.id,
+        uid: v.uid.clone(),
+        name: v.name.clone(),
+        parallelism: v.parallelism,
+        inputs: v
+            .inputs
+            .iter()
+            .map(|(vertex, partitioning)| api::VertexInput { vertex: *vertex, partitioning: partitioning.clone() })
+            .collect(),
+        keyed: v.keyed,
+        splits: splits.map(|n| n as usize),
+    }
 }
 
 /// Per vertex, aggregated over subtasks: ratios are averages, rates and counts are sums,
@@ -188,6 +208,7 @@ fn vertex_metrics(ctx: &RestState) -> Vec<api::VertexMetrics> {
             let watermark = samples.iter().map(|s| s.watermark).min().unwrap_or(NO_WATERMARK);
             api::VertexMetrics {
                 id: v.id,
+                uid: v.uid.clone(),
                 name: v.name.clone(),
                 parallelism: v.parallelism,
                 busy_ratio: r(|x| x.busy_ms_per_second) / n / 1000.0,

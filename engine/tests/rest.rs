@@ -209,8 +209,18 @@ fn server_matches_openapi_document() {
     assert!(history["counts"]["completed"].as_u64().unwrap_or(0) >= 2, "{history}");
     assert!(history["history"].as_array().is_some_and(|h| h.iter().any(|c| c["kind"] == "savepoint")), "{history}");
     assert_eq!(job["vertices"].as_array().map(Vec::len), Some(2));
+    // What the autoscaler needs of the graph: edges, keyed state, splits.
+    assert_eq!(job["maxParallelism"], 128);
+    assert_eq!(job["vertices"][0]["inputs"], serde_json::json!([]));
+    assert_eq!(job["vertices"][1]["inputs"], serde_json::json!([{"vertex": 0, "partitioning": "GLOBAL"}]));
+    assert_eq!(
+        (&job["vertices"][0]["keyed"], &job["vertices"][1]["keyed"]),
+        (&Value::Bool(false), &Value::Bool(false))
+    );
+    assert!(job["vertices"][0]["splits"].is_null(), "datagen splits its stream at any parallelism: {job}");
     let (_, m) = http(server.addr, "GET", "/v1/job/metrics");
     let m: Value = serde_json::from_str(&m).expect("json");
+    assert_eq!(m["vertices"][1]["uid"], job["vertices"][1]["uid"]);
     let source = &m["vertices"][0];
     assert!(source["recordsOut"].as_u64().unwrap_or(0) > 0, "{source}");
     assert!(source["recordsOutPerSecond"].as_f64().unwrap_or(0.0) > 0.0, "{source}");

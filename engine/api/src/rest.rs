@@ -80,6 +80,10 @@ pub struct Job {
     pub duration_ms: u64,
     /// Restarts after failures, by the restart strategy.
     pub restarts: u64,
+    /// `pipeline.max-parallelism`: the number of key groups, and the most
+    /// subtasks any vertex can have. `0` from an engine that does not report it.
+    #[serde(default)]
+    pub max_parallelism: usize,
     pub vertices: Vec<Vertex>,
     /// `None` until a checkpoint or savepoint completes.
     pub last_completed_checkpoint: Option<Checkpoint>,
@@ -150,13 +154,40 @@ impl Job {
 }
 
 /// A vertex of the job graph.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Vertex {
     pub id: usize,
+    /// Stable for the same SQL and table options, whatever the parallelism: the
+    /// key of `pipeline.jobvertex-parallelism-overrides`.
     pub uid: String,
     pub name: String,
     pub parallelism: usize,
+    /// The edges into the vertex; none at a source.
+    #[serde(default)]
+    pub inputs: Vec<VertexInput>,
+    /// Whether the vertex keeps keyed state in key groups (an input is
+    /// hash-partitioned): its parallelism spreads `maxParallelism` key groups.
+    #[serde(default)]
+    pub keyed: bool,
+    /// At a source, the number of splits of what it reads (the files of a
+    /// filesystem source), once its readers know it: subtasks beyond it would
+    /// have nothing to read. `None` when unknown or unbounded (datagen and
+    /// nexmark split their streams at any parallelism), and at other vertices.
+    #[serde(default)]
+    pub splits: Option<usize>,
+}
+
+/// An edge into a vertex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VertexInput {
+    /// The upstream vertex's id.
+    pub vertex: usize,
+    /// How records are spread over the vertex's subtasks, as `explain` prints it:
+    /// `FORWARD` (subtask i to subtask i, equal parallelisms), `REBALANCE` (round
+    /// robin), `HASH[k1, k2]` (by key group of the keys) or `GLOBAL` (all to subtask 0).
+    pub partitioning: String,
 }
 
 /// One checkpoint or savepoint, as `GET /v1/job/checkpoints` reports it.
@@ -208,6 +239,9 @@ pub struct JobMetrics {
 #[serde(rename_all = "camelCase")]
 pub struct VertexMetrics {
     pub id: usize,
+    /// The vertex's uid, as in `GET /v1/job`.
+    #[serde(default)]
+    pub uid: String,
     pub name: String,
     pub parallelism: usize,
     pub busy_ratio: f64,
@@ -224,7 +258,11 @@ pub struct VertexMetrics {
     pub records_out: u64,
     /// RFC 3339, `+inf` once the input has ended, `None` before the first watermark.
     pub watermark: Option<String>,
-    /// Records the sources have yet to read, where they know it.
+    /// At a source, records it has yet to read (its lag), summed over its
+    /// subtasks; `None` when any subtask does not know it, and at other vertices.
+    /// A rate-limited generator (datagen `rows-per-second`, nexmark
+    /// `events-per-second`) stands for an upstream that produces at that rate:
+    /// its lag is the rows behind that schedule.
     pub lag: Option<u64>,
     pub late_records_dropped: u64,
 }
@@ -293,5 +331,24 @@ mod tests {
         assert_eq!(r, SavepointRequest { trigger_id: Some("t".into()), stop: true, ..Default::default() });
         assert!(serde_json::from_str::<SavepointRequest>(r#"{"stop":"yes"}"#).is_err());
         assert!(serde_json::from_str::<SavepointRequest>(r#"{"bogus":1}"#).is_err());
+    }
+
+    #[test]
+    fn an_older_engines_answers_still_parse() {
+        let v: Vertex = serde_json::from_str(r#"{"id":1,"uid":"u","name":"n","parallelism":2}"#).unwrap();
+        assert_eq!(v, Vertex { id: 1, uid: "u".into(), name: "n".into(), parallelism: 2, ..Default::default() });
+        assert_eq!((v.inputs.len(), v.keyed, v.splits), (0, false, None));
+        let v = Vertex {
+            inputs: vec![VertexInput { vertex: 0, partitioning: "HASH[k]".into() }],
+            keyed: true,
+            splits: Some(3),
+            ..v
+        };
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["inputs"][0]["partitioning"], "HASH[k]");
+        assert_eq!(json["splits"], 3);
+        let job = r#"{"id":"j","name":"j.sql","state":"RUNNING","startTime":"t","endTime":null,"durationMs":1,
+            "restarts":0,"vertices":[],"lastCompletedCheckpoint":null,"error":null}"#;
+        assert_eq!(serde_json::from_str::<Job>(job).unwrap().max_parallelism, 0);
     }
 }

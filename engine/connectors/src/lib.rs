@@ -142,8 +142,16 @@ pub trait SourceReader: Send {
     fn has_work(&self) -> bool {
         true
     }
-    /// Records known to be waiting to be read (source lag), when known.
+    /// Records waiting to be read (source lag), summed over the splits this
+    /// reader owns, when it knows them; `None` is "unknown", never 0.
     fn pending_records(&self) -> Option<u64> {
+        None
+    }
+    /// The number of splits of the whole source (every subtask's, as this
+    /// reader knows them), when it bounds the source's useful parallelism:
+    /// a subtask beyond it would have nothing to read. `None` when unknown or
+    /// unbounded.
+    fn splits(&self) -> Option<u64> {
         None
     }
     /// Records skipped because they could not be parsed (`json.ignore-parse-errors`).

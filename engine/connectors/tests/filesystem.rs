@@ -157,6 +157,8 @@ fn files_are_split_across_subtasks_and_hidden_names_skipped() {
     assert_eq!(read(1), vec![1, 3]);
     let mut idle = source(dir.path(), &[("format", "json")], 7, 8).unwrap();
     assert!(!idle.has_work());
+    // Every subtask knows the source's five splits, its own or not.
+    assert_eq!(idle.splits(), Some(5));
     assert!(matches!(idle.poll().unwrap(), SourceEvent::End));
     // A single file as the path.
     assert_eq!(
@@ -235,6 +237,7 @@ fn monitor_interval_picks_up_new_files_once() {
     std::fs::rename(dir.path().join(".2.json.tmp"), dir.path().join("2.json")).unwrap();
     poll_until(&mut src, 3, &mut seen);
     assert_eq!(seen, vec![1, 2, 3]);
+    assert_eq!(src.splits(), Some(2), "a new file is a new split");
     // Nothing is read twice, however often the directory is listed again.
     let until = Instant::now() + Duration::from_millis(300);
     while Instant::now() < until {

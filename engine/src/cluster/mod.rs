@@ -242,6 +242,13 @@ pub struct MetricSample {
     pub counters: [u64; 9],
     pub watermark: i64,
     pub pending_records: u64,
+    /// `u64::MAX` when unknown, as from a worker that does not report it.
+    #[serde(default = "unknown")]
+    pub splits: u64,
+}
+
+fn unknown() -> u64 {
+    u64::MAX
 }
 
 impl MetricSample {
@@ -263,6 +270,7 @@ impl MetricSample {
             ],
             watermark: m.watermark.load(Relaxed),
             pending_records: m.pending_records.load(Relaxed),
+            splits: m.splits.load(Relaxed),
         }
     }
 
@@ -286,6 +294,7 @@ impl MetricSample {
         }
         m.watermark.store(self.watermark, Relaxed);
         m.pending_records.store(self.pending_records, Relaxed);
+        m.splits.store(self.splits, Relaxed);
     }
 }
 

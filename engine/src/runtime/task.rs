@@ -18,7 +18,7 @@ use crate::checkpoint::{Barrier, CoordMsg, SourceControl, SubtaskSnapshot, store
 use crate::error::OpError;
 use crate::job::JobState;
 use crate::keygroup;
-use crate::metrics::{NO_WATERMARK, SubtaskMetrics};
+use crate::metrics::{NO_WATERMARK, SubtaskMetrics, unknown_as_max};
 use crate::operators::{Chain, KeyGroupWriters, StreamEvent};
 use crate::plan::Partitioning;
 
@@ -324,6 +324,7 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
     let m = outputs.metrics.clone();
     // Downstream subtasks already count a source without work as idle.
     let mut idle = s.idle_at_start;
+    report_source(s.reader.as_ref(), &m);
     let mut last_data = Instant::now();
     loop {
         if s.ctx.stopping() {
@@ -390,12 +391,9 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
             }
             SourceEvent::End => break,
         }
-        if let Some(p) = s.reader.pending_records() {
-            m.pending_records.store(p, Ordering::Relaxed);
-        }
-        m.skipped_records.store(s.reader.skipped_records(), Ordering::Relaxed);
+        report_source(s.reader.as_ref(), &m);
     }
-    m.skipped_records.store(s.reader.skipped_records(), Ordering::Relaxed);
+    report_source(s.reader.as_ref(), &m);
     m.pending_records.store(0, Ordering::Relaxed);
     if finish_chain(chain, outputs)?.is_err() {
         return Ok(());
@@ -403,6 +401,14 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
     s.ctx.finished(chain, Some(s.reader.as_ref()), Inbox::Control(&s.control))?;
     let _ = outputs.broadcast(|| Msg::End);
     Ok(())
+}
+
+/// A source's gauges, as its reader knows them now; an unknown lag stays
+/// unknown (never 0).
+fn report_source(reader: &dyn SourceReader, m: &SubtaskMetrics) {
+    m.pending_records.store(unknown_as_max(reader.pending_records()), Ordering::Relaxed);
+    m.splits.store(unknown_as_max(reader.splits()), Ordering::Relaxed);
+    m.skipped_records.store(reader.skipped_records(), Ordering::Relaxed);
 }
 
 struct InputState {

@@ -83,6 +83,9 @@ pub(crate) struct FsSource {
     seen: HashSet<PathBuf>,
     /// Files this subtask owns and has read to the end.
     done: Vec<PathBuf>,
+    /// Every file of the source this reader knows, any subtask's: listed, or
+    /// in the restored splits. Its size is the source's splits.
+    known: HashSet<PathBuf>,
     current: Option<OpenFile>,
     monitor: Option<(Duration, Instant)>,
     /// Restored from a checkpoint: files are owned by the path hash.
@@ -115,6 +118,7 @@ impl FsSource {
             queue: VecDeque::new(),
             seen: HashSet::new(),
             done: Vec::new(),
+            known: HashSet::new(),
             current: None,
             monitor: cfg.monitor_interval.map(|d| (d, Instant::now())),
             restored: ctx.restored_splits.is_some(),
@@ -189,6 +193,7 @@ impl FsSource {
         }
         for (path, f) in files {
             self.seen.insert(path.clone());
+            self.known.insert(path.clone());
             if !self.owns_by_hash(&path) {
                 continue;
             }
@@ -207,6 +212,7 @@ impl FsSource {
         let files = self.list_files()?;
         let by_hash = self.monitor.is_some() || self.restored;
         for (i, f) in files.into_iter().enumerate() {
+            self.known.insert(f.clone());
             let owner = if by_hash { path_hash(&f) } else { i as u64 } % self.parallelism;
             if owner == self.subtask && !self.seen.contains(&f) {
                 self.seen.insert(f.clone());
@@ -320,6 +326,11 @@ impl SourceReader for FsSource {
 
     fn skipped_records(&self) -> u64 {
         self.skipped
+    }
+
+    /// Every file it knows (listed, or restored), whichever subtask owns it.
+    fn splits(&self) -> Option<u64> {
+        Some(self.known.len() as u64)
     }
 
     /// One split per file this subtask owns: done, being read (at the offset

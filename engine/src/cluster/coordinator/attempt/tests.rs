@@ -117,7 +117,7 @@ fn messages_of_an_earlier_attempt_are_dropped() {
     assert!(a.on_worker(0, ack(1, 7)).is_empty(), "an earlier attempt's ack reached the checkpoint coordinator");
     assert!(a.on_worker(0, failed(1, "late")).is_empty());
     assert_eq!(job.error(), None);
-    let sample = MetricSample { vertex: 0, subtask: 0, counters: [5; 9], watermark: 3, pending_records: 0 };
+    let sample = MetricSample { vertex: 0, subtask: 0, counters: [5; 9], watermark: 3, pending_records: 0, splits: 2 };
     a.on_worker(0, ToCoordinator::Metrics { attempt: 1, samples: vec![sample] });
     assert_eq!(job.subtasks[0].records_in.load(Relaxed), 0);
     for (w, v, s) in [(0, 0, 0), (1, 0, 1), (0, 1, 0)] {
@@ -240,7 +240,14 @@ fn workers_gone_after_the_cancel_count_as_stopped() {
 fn a_metric_sample_is_relayed_once() {
     let job = job();
     let mut a = attempt(&job);
-    let sample = |n, watermark| MetricSample { vertex: 0, subtask: 1, counters: [n; 9], watermark, pending_records: 4 };
+    let sample = |n, watermark| MetricSample {
+        vertex: 0,
+        subtask: 1,
+        counters: [n; 9],
+        watermark,
+        pending_records: 4,
+        splits: 7,
+    };
     let metrics = |samples| ToCoordinator::Metrics { attempt: 2, samples };
     a.on_worker(1, metrics(vec![sample(5, 10)]));
     a.on_worker(1, metrics(vec![sample(5, 10)]));
@@ -250,6 +257,14 @@ fn a_metric_sample_is_relayed_once() {
     a.on_worker(1, metrics(vec![sample(8, 20)]));
     assert_eq!(m.records_in.load(Relaxed), 8);
     assert_eq!((m.watermark.load(Relaxed), m.pending_records.load(Relaxed)), (20, 4));
+    assert_eq!(m.snapshot().splits, Some(7));
+    // A worker that does not report splits leaves them unknown.
+    let old: MetricSample = serde_json::from_str(
+        r#"{"vertex":0,"subtask":1,"counters":[9,9,9,9,9,9,9,9,9],"watermark":20,"pendingRecords":4}"#,
+    )
+    .unwrap();
+    a.on_worker(1, metrics(vec![old]));
+    assert_eq!(m.snapshot().splits, None);
     // Other subtasks are untouched.
     assert_eq!(job.subtasks[0].records_in.load(Relaxed), 0);
 }

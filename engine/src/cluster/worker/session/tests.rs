@@ -24,8 +24,14 @@ impl Observe for Subtasks {
     }
     fn samples(&self, only: Option<(usize, usize)>) -> Vec<MetricSample> {
         let all = [(0, 0), (1, 0)];
-        let sample =
-            |(vertex, subtask)| MetricSample { vertex, subtask, counters: [1; 9], watermark: 0, pending_records: 0 };
+        let sample = |(vertex, subtask)| MetricSample {
+            vertex,
+            subtask,
+            counters: [1; 9],
+            watermark: 0,
+            pending_records: 0,
+            splits: 0,
+        };
         all.into_iter().filter(|k| only.is_none_or(|o| o == *k)).map(sample).collect()
     }
 }
