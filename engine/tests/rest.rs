@@ -224,6 +224,9 @@ fn server_matches_openapi_document() {
     let source = &m["vertices"][0];
     assert!(source["recordsOut"].as_u64().unwrap_or(0) > 0, "{source}");
     assert!(source["recordsOutPerSecond"].as_f64().unwrap_or(0.0) > 0.0, "{source}");
+    // A rate-limited datagen knows its lag (rows behind its schedule); other vertices have none.
+    assert!(source["lag"].is_u64(), "{source}");
+    assert!(m["vertices"][1]["lag"].is_null(), "{m}");
     assert!(m["vertices"][1]["watermark"].is_string(), "{m}");
     let (_, prom) = http(server.addr, "GET", "/metrics");
     assert!(prom.contains("sluice_records_in_total{job=\"rest-test\",vertex=\"1\",subtask=\"0\"}"), "{prom}");

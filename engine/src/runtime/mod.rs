@@ -89,3 +89,6 @@ pub(crate) fn restoring(state: &JobState, l: &Loaded, since: Instant) {
         since.elapsed().as_millis()
     );
 }
+
+#[cfg(test)]
+mod tests;

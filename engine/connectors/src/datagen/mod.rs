@@ -27,6 +27,10 @@
 //! holds the same rows, each once, however often it is rescaled. The rate
 //! stays `rows-per-second` split evenly across the new subtasks.
 //!
+//! Lag: the rate stands for an upstream producing at `rows-per-second`, so
+//! the reader's lag is the rows behind that schedule, capped by the rows left
+//! (see the `throttle` module).
+//!
 //! Generation is column-wise into plain vectors, with no per-row allocation.
 //!
 //! [`options`] turns the table's options into each column's generator,
@@ -171,8 +175,11 @@ impl SourceReader for DatagenReader {
         self.splits.iter().any(|s| s.remaining() != Some(0))
     }
 
+    /// The rows behind the rate's schedule (see [`Throttle`]), capped by the
+    /// rows left when bounded.
     fn pending_records(&self) -> Option<u64> {
-        self.splits.iter().map(StrideSplit::remaining).sum()
+        let behind = self.throttle.behind();
+        Some(total_remaining(&self.splits).map_or(behind, |r| r.min(behind)))
     }
 
     fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError> {

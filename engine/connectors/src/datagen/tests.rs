@@ -154,7 +154,40 @@ fn a_slow_rate_returns_idle_instead_of_sleeping_long() {
     }
     // The next row is due in a second: the reader waits at most 100 ms.
     assert!(matches!(r.poll().unwrap(), SourceEvent::Idle));
-    assert_eq!(r.pending_records(), None);
+    // On schedule: a known lag of 0, not an unknown one.
+    assert_eq!(r.pending_records(), Some(0));
+}
+
+/// Polls until a batch comes back; returns its rows.
+fn next_batch(r: &mut dyn SourceReader) -> usize {
+    loop {
+        if let SourceEvent::Batch(b) = r.poll().unwrap() {
+            return b.num_rows();
+        }
+    }
+}
+
+#[test]
+fn a_reader_held_back_lags_by_the_rows_behind_its_schedule() {
+    // 1000 rows a second, 10 a batch: a reader that is not polled (a
+    // backpressured source) falls behind by the rows that came due meanwhile.
+    let f = || vec![Field::new("x", DataType::Int64, false)];
+    let mut r = crate::create_source(&ctx(f(), &[("rows-per-second", "1000")], 0, 1, 10)).unwrap();
+    assert_eq!(r.pending_records(), Some(0), "before the first poll");
+    assert_eq!(next_batch(r.as_mut()), 1, "row 0 is due at once");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let lag = r.pending_records().unwrap();
+    assert!((250..=1000).contains(&lag), "300 ms at 1000 rows/s: {lag} behind");
+    // It catches up a batch per poll, and the lag shrinks.
+    assert_eq!(next_batch(r.as_mut()), 10);
+    assert!(r.pending_records().unwrap() < lag, "{:?} after {lag}", r.pending_records());
+
+    // Bounded: never more than the rows left (here 49, after the first).
+    let mut r =
+        crate::create_source(&ctx(f(), &[("rows-per-second", "1000"), ("number-of-rows", "50")], 0, 1, 10)).unwrap();
+    assert_eq!(next_batch(r.as_mut()), 1);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(r.pending_records(), Some(49));
 }
 
 fn err(fields: Vec<Field>, opts: &[(&str, &str)]) -> String {

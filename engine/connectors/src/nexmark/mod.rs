@@ -242,8 +242,15 @@ impl SourceReader for NexmarkReader {
         self.splits.iter().any(|s| s.remaining() != Some(0))
     }
 
+    /// With `events-per-second`, the events behind its schedule (see
+    /// [`Throttle`]), capped by the events left when bounded; without it, the
+    /// events left, and unknown when unbounded.
     fn pending_records(&self) -> Option<u64> {
-        self.splits.iter().map(StrideSplit::remaining).sum()
+        let remaining = total_remaining(&self.splits);
+        match &self.throttle {
+            Some(t) => Some(remaining.map_or(t.behind(), |r| r.min(t.behind()))),
+            None => remaining,
+        }
     }
 
     fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError> {

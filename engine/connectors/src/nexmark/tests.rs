@@ -204,3 +204,20 @@ fn bad_tables_are_clear_errors() {
     let e = validate_table("x", &opts("bids"), &schema(Kind::Bid), Role::Source).unwrap_err().to_string();
     assert_eq!(e, "table `x`: option 'nexmark.table' = 'bids' is invalid: expected 'bid', 'auction' or 'person'");
 }
+
+#[test]
+fn lag_is_the_events_behind_the_rate_or_left_or_unknown() {
+    let s = || schema(Kind::Bid);
+    let reader = |opts: &[(&str, &str)]| crate::create_source(&ctx("bid", s(), opts, 0, 1, 10)).unwrap();
+    // Unthrottled: the events left when bounded, unknown (not 0) when not.
+    assert_eq!(reader(&[]).pending_records(), None);
+    let bids_of_100 = drain(&ctx("bid", s(), &[("number-of-events", "100")], 0, 1, 10));
+    let total: usize = bids_of_100.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(reader(&[("number-of-events", "100")]).pending_records(), Some(total as u64));
+    // Throttled: the events behind the schedule, capped by those left.
+    let mut r = reader(&[("events-per-second", "1000000000"), ("number-of-events", "100")]);
+    assert_eq!(r.pending_records(), Some(0), "nothing is due before the first poll");
+    assert!(matches!(r.poll().unwrap(), SourceEvent::Batch(_)));
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    assert_eq!(r.pending_records(), Some(total as u64 - 10));
+}
