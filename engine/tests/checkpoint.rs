@@ -122,12 +122,17 @@ END;
 }
 
 /// Stops with a savepoint at parallelism 2 and restores it at `p`.
-fn savepoint_then_restore(p: usize, expected: &(Vec<String>, Vec<String>), rows: u64) {
+fn savepoint_then_restore(p: usize, expected: &(Vec<String>, Vec<String>), rows: u64) -> Arc<JobState> {
     savepoint_then_restore_job(job, p, expected, rows)
 }
 
-fn savepoint_then_restore_job(make: JobText, p: usize, expected: &(Vec<String>, Vec<String>), rows: u64) {
-    savepoint_then_restore_with(make, &[("parallelism.default", p.to_string())], expected, rows);
+fn savepoint_then_restore_job(
+    make: JobText,
+    p: usize,
+    expected: &(Vec<String>, Vec<String>),
+    rows: u64,
+) -> Arc<JobState> {
+    savepoint_then_restore_with(make, &[("parallelism.default", p.to_string())], expected, rows)
 }
 
 /// Stops with a savepoint at parallelism 2 and restores it under `restore`;
@@ -183,7 +188,16 @@ fn stop_with_savepoint_restores_at_other_parallelisms() {
     let rows = 8_000;
     let expected = reference(rows);
     savepoint_then_restore(1, &expected, rows);
-    savepoint_then_restore(3, &expected, rows);
+    let state = savepoint_then_restore(3, &expected, rows);
+    // The datagen source's two strides are divided among the three subtasks: none idles.
+    let source = state.vertices.iter().find(|v| v.is_source).unwrap().id;
+    let read: Vec<u64> = state
+        .subtasks
+        .iter()
+        .filter(|m| m.vertex == source)
+        .map(|m| m.records_in.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    assert!(read.len() == 3 && read.iter().all(|n| *n > 0), "rows read per source subtask: {read:?}");
 }
 
 #[test]

@@ -99,7 +99,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 /// Reads `polls[i]` batches from each subtask `i` of a fresh source at
 /// parallelism `polls.len()`, snapshots every subtask, restores at each of
 /// `restore_at` and drains: the rows before and after, together, must be the
-/// rows of one uninterrupted run, each exactly once.
+/// rows of one uninterrupted run, each exactly once, and no subtask is idle.
 fn check_bounded_rescale(
     options: &BTreeMap<String, String>,
     schema: &SchemaRef,
@@ -130,9 +130,8 @@ fn check_bounded_rescale(
             assert!(matches!(r.poll().unwrap(), SourceEvent::End));
         }
         assert_eq!(sorted(all), full, "{p} -> {q}: rows lost or repeated");
-        if q > p {
-            assert!(idle_readers >= q - p, "{p} -> {q}: readers without splits must have no work");
-        }
+        // A generator divides its splits: every subtask has work at any parallelism.
+        assert_eq!(idle_readers, 0, "{p} -> {q}: a subtask without work");
     }
 }
 
@@ -186,10 +185,10 @@ fn datagen_restores_twice() {
     let mut splits2 = Vec::new();
     for j in 0..3 {
         let mut r = create_source(&src_ctx(&o, &schema, j, 3, 9, Some(&splits))).unwrap();
-        assert_eq!(r.has_work(), j < 2, "subtask {j} of 3 after 2 splits");
+        assert!(r.has_work(), "subtask {j} of 3 after 2 splits");
         seen.extend(poll_batches(r.as_mut(), 3));
         let snap = r.snapshot().unwrap();
-        assert_eq!(snap.len(), usize::from(j < 2));
+        assert_eq!(snap.len(), 2, "2 splits of stride 2 become 6 of stride 6, 2 a subtask");
         splits2.extend(snap);
     }
     let mut r = create_source(&src_ctx(&o, &schema, 0, 1, 64, Some(&splits2))).unwrap();
@@ -225,8 +224,13 @@ fn unbounded_datagen_continues_each_stride() {
     assert_eq!(r.pending_records(), Some(0));
     got.extend(poll_batches(r.as_mut(), 7));
     assert_eq!(sorted(got), sorted(expect));
+    // At 3, each subtask takes a third of the stream: the third one too.
+    let mut third = create_source(&src_ctx(&o, &schema, 2, 3, 10, Some(&splits))).unwrap();
+    assert!(third.has_work());
+    assert_eq!(third.snapshot().unwrap().len(), 2, "two of the six strides of 6");
+    assert!(matches!(third.poll().unwrap(), SourceEvent::Batch(_)));
     // A reader with no split idles, for ever.
-    let mut none = create_source(&src_ctx(&o, &schema, 2, 3, 10, Some(&splits))).unwrap();
+    let mut none = create_source(&src_ctx(&o, &schema, 0, 3, 10, Some(&[]))).unwrap();
     assert!(!none.has_work());
     assert!(matches!(none.poll().unwrap(), SourceEvent::Idle));
     assert!(none.snapshot().unwrap().is_empty());

@@ -22,10 +22,11 @@
 //! Checkpoints: the splits of datagen are the strides of the global row
 //! stream. A fresh subtask `i` of `p` owns split `i` of stride `p`; its state
 //! is (split, stride, rows produced, row limit of the split). After a restore
-//! at parallelism `q`, subtask `j` owns every restored split whose index is `j`
-//! modulo `q` and takes batches from them in turn, so that a seeded table
-//! holds the same rows, each once, however often it is rescaled. The rate
-//! stays `rows-per-second` split evenly across the new subtasks.
+//! at parallelism `q`, the splits are divided so that each of the `q` subtasks
+//! owns an equal share of the stream (see the `state::stride` module), and a
+//! subtask merges its splits' rows in global order, so that a seeded table
+//! holds the same rows, each once, however often it is rescaled, up or down.
+//! The rate stays `rows-per-second` split evenly across the new subtasks.
 //!
 //! Lag: the rate stands for an upstream producing at `rows-per-second`, so
 //! the reader's lag is the rows behind that schedule, capped by the rows left

@@ -19,8 +19,9 @@
 //! Checkpoints: a split is one stride of the table's events, state (kind,
 //! split, stride, events produced, event limit of the split). A fresh subtask
 //! `i` of `p` owns split `i` of stride `p`; after a restore at parallelism
-//! `q`, subtask `j` owns the restored splits whose index is `j` modulo `q` and
-//! takes batches from them in turn.
+//! `q`, the splits are divided so that each of the `q` subtasks owns an equal
+//! share of the stream (see the `state::stride` module), and a subtask merges
+//! its splits' events in global order.
 //!
 //! Options: `nexmark.table` (`bid`, `auction` or `person`, required),
 //! `number-of-events` (total events of all three kinds; bounded if set),

@@ -1,9 +1,24 @@
 //! The state of a strided generator (datagen, nexmark): a split is one
-//! stride of the generated stream. A restored subtask takes the splits whose
-//! index is its own modulo the new parallelism, and emits their rows merged in
-//! the order of the original stream.
+//! stride of the generated stream. A restored subtask takes its share of the
+//! splits and emits their rows merged in the order of the original stream.
+//!
+//! Restoring at another parallelism `q` first divides the splits so that
+//! every subtask gets an equal share of the stream: each split of stride `s`
+//! becomes `S / s` splits of stride `S = lcm(q, every s)`, which together make
+//! exactly the items it had left (see [`StrideSplit::divide`]), and subtask `j`
+//! takes the `j`-th, `(j+q)`-th, … split in order of index. A generator
+//! therefore scales to any parallelism, up and down, with no subtask idle and
+//! each at the same pace through the stream. When `S` would exceed
+//! [`MAX_SPLITS`] the splits are only divided evenly enough that every subtask
+//! gets one.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use super::{Dec, Enc, StateError};
+
+/// The most splits that dividing restored splits to a common stride makes.
+pub(crate) const MAX_SPLITS: u64 = 1024;
 
 /// A split of a strided generator (datagen, nexmark): it makes the items
 /// `index`, `index + stride`, `index + 2 * stride`, … of the whole stream.
@@ -42,9 +57,26 @@ impl StrideSplit {
         Ok(StrideSplit { index, stride, produced, limit })
     }
 
+    /// `m` splits of stride `m * stride` that together make exactly the items
+    /// this split has left: split `c` makes this split's items `c`, `c + m`,
+    /// `c + 2m`, … (global numbers `index + c * stride + u * m * stride`).
+    pub(crate) fn divide(&self, m: u64) -> impl Iterator<Item = StrideSplit> + '_ {
+        let m = m.max(1);
+        // Of the first `n` items, those congruent to `c` modulo `m`.
+        let of = move |n: u64, c: u64| n.saturating_add(m - 1 - c) / m;
+        (0..m).map(move |c| StrideSplit {
+            index: self.index + c * self.stride,
+            stride: self.stride * m,
+            produced: of(self.produced, c),
+            limit: self.limit.map(|l| of(l, c)),
+        })
+    }
+
     /// The splits subtask `i` of `p` owns: on a fresh start the one split
-    /// `i` of stride `p` (with `limit_of(i, p)` items); after a restore every
-    /// restored split whose index is `i` modulo `p`, sorted by index.
+    /// `i` of stride `p` (with `limit_of(i, p)` items); after a restore its
+    /// share of the restored splits, divided as the module describes, sorted
+    /// by index. Every subtask computes the same division from the same
+    /// restored splits, so together they own each item left exactly once.
     pub(crate) fn assign(
         restored: Option<Vec<StrideSplit>>,
         i: usize,
@@ -57,11 +89,41 @@ impl StrideSplit {
                 vec![StrideSplit { index: i as u64, stride: p as u64, produced: 0, limit: limit_of(i, p) }]
             }
             Some(all) => {
-                let mut mine: Vec<StrideSplit> = all.into_iter().filter(|s| s.index % p as u64 == i as u64).collect();
+                // Exhausted splits are carried on as they are (they make nothing).
+                let (done, live): (Vec<StrideSplit>, Vec<StrideSplit>) =
+                    all.into_iter().partition(|s| s.remaining() == Some(0));
+                let mut mine = Vec::new();
+                for mut group in [divide_for(live, p as u64), done] {
+                    group.sort_by_key(|s| (s.index, s.stride));
+                    mine.extend(group.into_iter().skip(i).step_by(p));
+                }
                 mine.sort_by_key(|s| (s.index, s.stride));
                 mine
             }
         }
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Divides splits for `p` subtasks (see the module's documentation).
+fn divide_for(live: Vec<StrideSplit>, p: u64) -> Vec<StrideSplit> {
+    if live.is_empty() {
+        return live;
+    }
+    let common = live.iter().try_fold(p, |acc, s| {
+        let l = (acc / gcd(acc, s.stride)).checked_mul(s.stride)?;
+        (l <= MAX_SPLITS).then_some(l)
+    });
+    match common {
+        Some(stride) => live.iter().flat_map(|s| s.divide(stride / s.stride).collect::<Vec<_>>()).collect(),
+        None if (live.len() as u64) < p => {
+            let m = p.div_ceil(live.len() as u64);
+            live.iter().flat_map(|s| s.divide(m).collect::<Vec<_>>()).collect()
+        }
+        None => live,
     }
 }
 
@@ -83,21 +145,18 @@ pub(crate) fn next_with_rows(splits: &[StrideSplit], cursor: usize) -> Option<us
 pub(crate) fn merge_plan(splits: &[StrideSplit], n: usize) -> (Vec<usize>, Vec<(usize, usize)>) {
     let mut counts = vec![0usize; splits.len()];
     let mut order = Vec::with_capacity(n);
-    for _ in 0..n {
-        let mut best: Option<(u64, usize)> = None;
-        for (i, s) in splits.iter().enumerate() {
-            let k = s.produced + counts[i] as u64;
-            if s.limit.is_some_and(|l| k >= l) {
-                continue;
-            }
-            let g = s.global(k);
-            if best.is_none_or(|(bg, _)| g < bg) {
-                best = Some((g, i));
-            }
-        }
-        let Some((_, i)) = best else { break };
+    // The next item of each split with items left, by global number (the
+    // splits' global numbers are disjoint).
+    let next = |s: &StrideSplit, k: u64| s.limit.is_none_or(|l| k < l).then(|| s.global(k));
+    let mut heap: BinaryHeap<Reverse<(u64, usize)>> =
+        splits.iter().enumerate().filter_map(|(i, s)| next(s, s.produced).map(|g| Reverse((g, i)))).collect();
+    while order.len() < n {
+        let Some(Reverse((_, i))) = heap.pop() else { break };
         order.push((i, counts[i]));
         counts[i] += 1;
+        if let Some(g) = next(&splits[i], splits[i].produced + counts[i] as u64) {
+            heap.push(Reverse((g, i)));
+        }
     }
     (counts, order)
 }
@@ -156,14 +215,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn restored_splits_are_assigned_by_index_modulo_parallelism() {
-        let split = |index| StrideSplit { index, stride: 5, produced: 0, limit: None };
-        let all: Vec<StrideSplit> = [4, 0, 3, 1, 2].into_iter().map(split).collect();
-        let of = |i| StrideSplit::assign(Some(all.clone()), i, 2, |_, _| None);
-        assert_eq!(of(0), vec![split(0), split(2), split(4)]);
-        assert_eq!(of(1), vec![split(1), split(3)]);
+    fn restored_splits_are_divided_to_a_common_stride_and_dealt_out_in_order() {
+        let split = |index, stride| StrideSplit { index, stride, produced: 0, limit: None };
+        // Four strides of 4 at 2: no division, two each, by index modulo 2.
+        let all: Vec<StrideSplit> = [3, 0, 2, 1].into_iter().map(|i| split(i, 4)).collect();
+        let of = |all: &[StrideSplit], i, p| StrideSplit::assign(Some(all.to_vec()), i, p, |_, _| None);
+        assert_eq!(of(&all, 0, 2), vec![split(0, 4), split(2, 4)]);
+        assert_eq!(of(&all, 1, 2), vec![split(1, 4), split(3, 4)]);
+        // Five strides of 5 at 2: ten strides of 10, five each; subtask 0 makes
+        // the even items of the stream, as a fresh subtask 0 of 2 would.
+        let all: Vec<StrideSplit> = [4, 0, 3, 1, 2].into_iter().map(|i| split(i, 5)).collect();
+        assert_eq!(of(&all, 0, 2), (0..5).map(|k| split(2 * k, 10)).collect::<Vec<_>>());
+        // One stride at 3: each subtask gets a third of it.
+        assert_eq!(of(&[split(0, 1)], 2, 3), vec![split(2, 3)]);
         let fresh = StrideSplit::assign(None, 1, 3, |i, p| Some((i * 10 + p) as u64));
         assert_eq!(fresh, vec![StrideSplit { index: 1, stride: 3, produced: 0, limit: Some(13) }]);
+    }
+
+    /// The global numbers below `below` of the items a split has left.
+    fn items(s: &StrideSplit, below: u64) -> Vec<u64> {
+        (s.produced..s.limit.unwrap_or(u64::MAX)).map(|k| s.global(k)).take_while(|g| *g < below).collect()
+    }
+
+    #[test]
+    fn a_divided_split_makes_exactly_the_items_it_had_left() {
+        for (produced, limit) in [(0, Some(10)), (7, Some(23)), (23, Some(23)), (5, None), (6, Some(4))] {
+            let s = StrideSplit { index: 2, stride: 3, produced, limit };
+            for m in 1..6 {
+                let parts: Vec<StrideSplit> = s.divide(m).collect();
+                assert!(parts.iter().all(|p| p.stride == 3 * m && p.index < p.stride), "{parts:?}");
+                let mut got: Vec<u64> = parts.iter().flat_map(|p| items(p, 200)).collect();
+                got.sort_unstable();
+                assert_eq!(got, items(&s, 200), "{s:?} in {m}");
+                let left: u64 = parts.iter().filter_map(StrideSplit::remaining).sum();
+                assert_eq!(s.remaining().map(|_| left), s.remaining(), "{s:?} in {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_item_left_is_owned_once_at_any_parallelism_and_shares_are_even() {
+        // Two splits of stride 2 that drifted apart, one bounded.
+        let restored = vec![
+            StrideSplit { index: 0, stride: 2, produced: 10, limit: None },
+            StrideSplit { index: 1, stride: 2, produced: 8, limit: Some(40) },
+        ];
+        let want: Vec<u64> = {
+            let mut v: Vec<u64> = restored.iter().flat_map(|s| items(s, 300)).collect();
+            v.sort_unstable();
+            v
+        };
+        for q in 1..=7 {
+            let owned: Vec<Vec<StrideSplit>> =
+                (0..q).map(|j| StrideSplit::assign(Some(restored.clone()), j, q, |_, _| None)).collect();
+            let mut got: Vec<u64> = owned.iter().flatten().flat_map(|s| items(s, 300)).collect();
+            got.sort_unstable();
+            assert_eq!(got, want, "q={q}: an item lost or owned twice");
+            // Every subtask owns the same share of the stream (in 840ths).
+            let shares: Vec<u64> = owned.iter().map(|o| o.iter().map(|s| 840 / s.stride).sum()).collect();
+            assert!(shares.iter().all(|x| *x == shares[0] && *x > 0), "q={q}: {shares:?}");
+        }
     }
 
     #[test]
