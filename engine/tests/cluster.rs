@@ -100,6 +100,36 @@ fn stop_with_savepoint_on_two_workers_resumes_on_three_at_higher_parallelism() {
     }
 }
 
+/// A restore with one vertex at its own parallelism (the autoscaler's overrides):
+/// some workers then run only that vertex, and must not need the state of the
+/// sinks of vertices they do not run.
+#[test]
+fn a_restore_with_one_vertex_overridden_runs_workers_that_hold_only_that_vertex() {
+    let rows = 16_000;
+    let expected = reference(rows);
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::new(dir.path());
+    c.write_job(&job(dir.path(), rows, 3_000));
+    let location = c.stop_with_savepoint("override-1");
+    let explained = engine().args(["explain", dir.path().join("job.sql").to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&explained.stdout).to_string();
+    // "Vertex 1 (parallelism 1, uid …)" followed by the window aggregation's chain.
+    let uid = text
+        .split("\nVertex ")
+        .find(|v| v.contains("WindowAggregate"))
+        .and_then(|v| v.split("uid ").nth(1))
+        .and_then(|v| v.split(')').next())
+        .unwrap_or_else(|| panic!("no window vertex in {text}"))
+        .to_string();
+    let set = format!("pipeline.jobvertex-parallelism-overrides={uid}:3");
+    let mut resumed = c.coordinator("coordinator-override", 1, &["--restore", &location, "--set", &set]);
+    let w: Vec<Proc> = (0..3).map(|i| c.worker(&format!("o{i}"), 1)).collect();
+    let ok = resumed.wait(Duration::from_secs(120)).success();
+    let logs: Vec<String> = w.iter().map(Proc::log).collect();
+    assert!(ok, "{}\n{}", resumed.log(), logs.join("\n"));
+    assert_eq!(outputs(dir.path()), expected);
+}
+
 #[test]
 fn sigterm_stops_workers_and_the_coordinator_without_committing_a_partial_epoch() {
     let rows = 1_000_000;

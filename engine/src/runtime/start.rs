@@ -179,7 +179,7 @@ fn load(uri: &str, opts: &RunOptions, keep: Want) -> Result<Loaded, EngineError>
 /// terminal marker and the sinks' commits. Committing is idempotent.
 fn finish_sinks(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions, location: &str) {
     let finished = load(location, opts, &store::holds_unkeyed)
-        .and_then(|l| sink_setups(graph, state, opts, Some(&l), true).map(|_| ()));
+        .and_then(|l| sink_setups(graph, state, opts, Some(&l), true, &|_| true).map(|_| ()));
     if let Err(e) = finished {
         tracing::warn!("job `{}`: cannot make sure the output of {location} is committed: {e}", state.job_id);
     }

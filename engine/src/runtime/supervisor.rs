@@ -169,20 +169,22 @@ impl AttemptError {
     }
 }
 
-/// How the coordinator reaches a sink subtask.
 /// What each sink vertex needs: the restored writer states and the mode.
 /// With `recover`, this also commits what the restored snapshot covers and
 /// cleans up what an earlier attempt left pending (the coordinator's job).
+/// Only the vertices `runs_here` selects are set up (a worker's: those with a
+/// subtask on it); the others get the default.
 pub fn sink_setups(
     graph: &JobGraph,
     state: &JobState,
     opts: &RunOptions,
     restore: Option<&Loaded>,
     recover: bool,
+    runs_here: &dyn Fn(&crate::plan::Vertex) -> bool,
 ) -> Result<Vec<SinkSetup>, EngineError> {
     let exactly_once = opts.checkpoint.exactly_once();
     let mut setups: Vec<SinkSetup> = vec![SinkSetup::default(); graph.vertices.len()];
-    for v in &graph.vertices {
+    for v in graph.vertices.iter().filter(|v| runs_here(v)) {
         let Some(OpSpec::Sink { table }) = v.ops.last() else { continue };
         let restored = match restore {
             Some(l) => restore::sink_for(l, &v.uid)?,
@@ -216,7 +218,7 @@ pub fn prepare_attempt(
     if let Some(l) = restore {
         restore::check(l, &metas, graph.max_parallelism, opts.allow_non_restored_state)?;
     }
-    let setups = sink_setups(graph, state, opts, restore, true)?;
+    let setups = sink_setups(graph, state, opts, restore, true, &|_| true)?;
     Ok((metas, setups))
 }
 

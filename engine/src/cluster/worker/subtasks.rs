@@ -44,26 +44,28 @@ impl Running {
     }
 }
 
-/// Whether a snapshot's state file holds something this worker's subtasks
-/// restore: keyed state in their key groups, or the splits, committables and
-/// writer states of a vertex they belong to (every subtask of a source or sink
-/// sees all of those, so a chained sink with state makes its vertex's files
-/// needed everywhere).
+/// Whether a snapshot's state file holds something this worker restores: keyed
+/// state in its subtasks' key groups, the committables and writer states of a
+/// sink vertex it runs a subtask of, or any source's splits (every subtask of a
+/// source or sink sees all of those, so a chained sink with state makes its
+/// vertex's files needed by every worker that runs the vertex).
 fn needed(graph: &crate::plan::JobGraph, spec: &DeploySpec, m: &Metadata, path: &str) -> bool {
     for vs in &m.vertices {
         let Some(st) = vs.subtasks.iter().find(|st| st.file.as_deref() == Some(path)) else { continue };
         let Some(v) = graph.vertices.iter().find(|v| v.uid == vs.uid) else { return false };
         let local: Vec<usize> = (0..v.parallelism).filter(|i| spec.placement[v.id][*i] == spec.you).collect();
-        return !local.is_empty()
-            && st.sections.iter().any(|sec| match sec.kind {
-                SectionKind::Keyed { key_group, .. } => local.contains(&crate::keygroup::operator_index(
-                    key_group as usize,
-                    m.max_parallelism,
-                    v.parallelism,
-                )),
-                // Empty sections (a blackhole's writer state) need no file.
-                _ => sec.len > 0,
-            });
+        return st.sections.iter().any(|sec| match sec.kind {
+            SectionKind::Keyed { key_group, .. } => local.contains(&crate::keygroup::operator_index(
+                key_group as usize,
+                m.max_parallelism,
+                v.parallelism,
+            )),
+            // Every worker opens every source reader to know which subtasks start idle
+            // (`deploy::open_readers`), also those of sources it runs no subtask of.
+            SectionKind::Split => sec.len > 0,
+            // Empty sections (a blackhole's writer state) need no file.
+            _ => !local.is_empty() && sec.len > 0,
+        });
     }
     false
 }
@@ -105,7 +107,10 @@ pub(super) fn start(
         None => None,
     };
     let state = JobState::new(&spec.job_id, &spec.file, &graph);
-    let setups = sink_setups(&graph, &state, &opts, restore.as_ref(), false)?;
+    // Only the sinks of vertices with a subtask here: a worker loads the state files
+    // of those alone (`needed`), and with per-vertex parallelism some run none of a sink's.
+    let here = |v: &crate::plan::Vertex| spec.placement[v.id].contains(&spec.you);
+    let setups = sink_setups(&graph, &state, &opts, restore.as_ref(), false, &here)?;
     let key = AttemptKey { generation: spec.generation, attempt: spec.attempt };
     let st = state.clone();
     let fail: FailHook = Arc::new(move |why| st.fail(why));
