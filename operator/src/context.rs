@@ -45,7 +45,8 @@ pub struct Defaults {
     pub s3: Option<S3Spec>,
 }
 
-/// The spec the operator acts on: the object's, with `image` and `s3` filled in when it
+/// The spec the operator acts on: the object's, with the autoscaler's per-vertex
+/// parallelism when it applies (`status.autoscaler`), and `image` and `s3` filled in when it
 /// sets none — from the deployed spec (a new operator default must not restart a running
 /// job, or move its state to another store), else from the operator's defaults. An image
 /// that stays unset is reported by validation.
@@ -54,11 +55,18 @@ pub fn effective_spec<'a>(
     status: &StreamJobStatus,
     defaults: &Defaults,
 ) -> std::borrow::Cow<'a, StreamJobSpec> {
-    if spec.image.is_some() && spec.s3.is_some() {
+    let overrides = autoscaled(spec, status);
+    if spec.image.is_some() && spec.s3.is_some() && overrides.is_none() {
         return std::borrow::Cow::Borrowed(spec);
     }
     let deployed = status.reconciled_spec.as_ref();
     let mut s = spec.clone();
+    if let Some(value) = overrides {
+        // `parallelism` stays the user's: it is the default of every vertex, and the
+        // plan's shape (which operators chain) follows it. The workers are sized for
+        // the largest vertex ([`crate::resources`]).
+        s.config.insert(VERTEX_OVERRIDES.into(), value);
+    }
     if s.image.is_none() {
         s.image = deployed.and_then(|d| d.image.clone()).or_else(|| defaults.image.clone());
     }
@@ -66,6 +74,35 @@ pub fn effective_spec<'a>(
         s.s3 = deployed.and_then(|d| d.s3.clone()).or_else(|| defaults.s3.clone());
     }
     std::borrow::Cow::Owned(s)
+}
+
+/// The engine key of per-vertex parallelism, Flink's.
+pub const VERTEX_OVERRIDES: &str = "pipeline.jobvertex-parallelism-overrides";
+
+/// The autoscaler's per-vertex parallelism in force, as the engine key's value, if it applies.
+fn autoscaled(spec: &StreamJobSpec, status: &StreamJobStatus) -> Option<String> {
+    let a = status.autoscaler.as_ref()?;
+    let applies = spec.autoscaler.enabled
+        && spec.autoscaler.mode == crate::crd::AutoscalerMode::Apply
+        && a.blocked.is_none()
+        && !a.vertex_parallelism.is_empty();
+    if !applies {
+        return None;
+    }
+    Some(a.vertex_parallelism.iter().map(|(uid, p)| format!("{uid}:{p}")).collect::<Vec<_>>().join(","))
+}
+
+/// The largest parallelism of any vertex: `parallelism`, or a larger per-vertex
+/// override in [`VERTEX_OVERRIDES`] (the autoscaler's, or the user's own).
+pub fn largest_parallelism(spec: &StreamJobSpec) -> i32 {
+    let overrides = spec.config.get(VERTEX_OVERRIDES).map(String::as_str).unwrap_or_default();
+    overrides
+        .split(',')
+        .filter_map(|e| e.rsplit_once(':')?.1.trim().parse::<i32>().ok())
+        .chain([spec.parallelism])
+        .max()
+        .unwrap_or(1)
+        .min(spec.max_parallelism)
 }
 
 /// Caches of one watch scope's children, fed by the same watches that trigger reconciles.
@@ -140,5 +177,40 @@ mod tests {
         assert_eq!(e.s3.as_ref().and_then(|s| s.endpoint.as_deref()), Some("http://new:9000"));
         let e = effective_spec(&unset, &none, &Defaults::default());
         assert_eq!((e.image.clone(), e.s3.clone()), (None, None));
+    }
+
+    #[test]
+    fn the_autoscalers_parallelism_applies_while_it_is_on_in_apply_mode() {
+        let mut job = spec(Some("sluice/engine:pinned"));
+        job.s3 = Some(S3Spec::default());
+        job.parallelism = 2;
+        let mut a = crate::crd::AutoscalerStatus::default();
+        a.vertex_parallelism.insert("3f1c9a0b7d2e4c55".into(), 6);
+        a.vertex_parallelism.insert("9a0b7d2e4c553f1c".into(), 2);
+        let st = StreamJobStatus { autoscaler: Some(a.clone()), ..Default::default() };
+        // Off: the user's spec alone.
+        assert!(matches!(effective_spec(&job, &st, &Defaults::default()), std::borrow::Cow::Borrowed(_)));
+        job.autoscaler.enabled = true;
+        let e = effective_spec(&job, &st, &Defaults::default());
+        assert_eq!(e.config.get(VERTEX_OVERRIDES).map(String::as_str), Some("3f1c9a0b7d2e4c55:6,9a0b7d2e4c553f1c:2"));
+        assert_eq!(e.parallelism, 2, "the default of every vertex (and the plan's shape) stays the user's");
+        assert_eq!(largest_parallelism(&e), 6, "the workers are sized for the largest vertex");
+        job.autoscaler.mode = crate::crd::AutoscalerMode::Recommend;
+        assert!(effective_spec(&job, &st, &Defaults::default()).config.is_empty(), "recommend changes nothing");
+        job.autoscaler.mode = crate::crd::AutoscalerMode::Apply;
+        a.blocked = Some("an HPA".into());
+        let st = StreamJobStatus { autoscaler: Some(a), ..Default::default() };
+        assert!(effective_spec(&job, &st, &Defaults::default()).config.is_empty(), "an HPA beside it: nothing");
+    }
+
+    #[test]
+    fn the_largest_vertex_sizes_the_workers() {
+        let mut spec: StreamJobSpec =
+            serde_json::from_value(serde_json::json!({"sql": "x", "parallelism": 2})).expect("spec");
+        assert_eq!(largest_parallelism(&spec), 2);
+        spec.config.insert(VERTEX_OVERRIDES.into(), "3f1c9a0b7d2e4c55:6, 9a0b7d2e4c553f1c:1,bad".into());
+        assert_eq!(largest_parallelism(&spec), 6);
+        spec.max_parallelism = 4;
+        assert_eq!(largest_parallelism(&spec), 4, "never above maxParallelism");
     }
 }

@@ -112,6 +112,12 @@ impl EngineClient {
         decode(job, "/v1/job", code, &body)
     }
 
+    /// `GET /v1/job/metrics`: per-vertex rates, busy time and lag (the autoscaler's input).
+    pub async fn metrics(&self, ns: &str, job: &str) -> Result<sluice_api::rest::JobMetrics, EngineClientError> {
+        let (code, body) = self.call(ns, job, http::Method::GET, "/v1/job/metrics", None).await?;
+        decode(job, "/v1/job/metrics", code, &body)
+    }
+
     pub async fn trigger_savepoint(
         &self,
         ns: &str,

@@ -4,8 +4,10 @@
 //! ([`controllers::streamjob`]), next to the StreamSavepoint controller
 //! ([`controllers::streamsavepoint`]); both share a [`context::Context`]. Child objects come
 //! from pure builders ([`resources`]); the engine is reached through its REST contract
-//! ([`engine`]).
+//! ([`engine`]). The [`autoscaler`] is pure: the controller feeds it samples of the
+//! engine's metrics and deploys what it writes to status.
 
+pub mod autoscaler;
 pub mod context;
 pub mod controllers;
 pub mod engine;

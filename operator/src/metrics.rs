@@ -34,6 +34,25 @@ struct KindLabel {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VertexLabel {
+    job: String,
+    vertex: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabel {
+    job: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabel {
+    job: String,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 fn reconcile_buckets() -> Histogram {
     Histogram::new([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0])
 }
@@ -66,6 +85,12 @@ pub struct Metrics {
     phases: Family<PhaseLabel, Gauge>,
     transitions: Family<KindLabel, Histogram, fn() -> Histogram>,
     jobs: Mutex<HashMap<String, Phase>>,
+    recommended: Family<VertexLabel, Gauge>,
+    utilization: Family<VertexLabel, FloatGauge>,
+    decisions: Family<DecisionLabel, Counter>,
+    decided_at: Family<JobLabel, Gauge>,
+    /// The vertices each autoscaled job has series for, and its last decision's time.
+    scaled: Mutex<HashMap<String, (Vec<String>, String)>>,
     pub leader: Gauge,
 }
 
@@ -85,6 +110,26 @@ impl Metrics {
         let phases = Family::<PhaseLabel, Gauge>::default();
         let transitions = Family::<KindLabel, Histogram, fn() -> Histogram>::new_with_constructor(transition_buckets);
         let leader = Gauge::default();
+        let recommended = Family::<VertexLabel, Gauge>::default();
+        let utilization = Family::<VertexLabel, FloatGauge>::default();
+        let decisions = Family::<DecisionLabel, Counter>::default();
+        let decided_at = Family::<JobLabel, Gauge>::default();
+        registry.register(
+            "autoscaler_recommended_parallelism",
+            "The autoscaler's last recommendation per vertex (by uid)",
+            recommended.clone(),
+        );
+        registry.register(
+            "autoscaler_utilization",
+            "Target rate over true processing rate per vertex, at the last decision",
+            utilization.clone(),
+        );
+        registry.register("autoscaler_decisions", "Autoscaler decisions, by outcome", decisions.clone());
+        registry.register(
+            "autoscaler_last_decision_timestamp_seconds",
+            "When the autoscaler last decided a change (unix seconds)",
+            decided_at.clone(),
+        );
         registry.register("reconciles", "StreamJob reconciles, by result", reconciles.clone());
         registry.register("reconcile_errors", "Failed reconciles, by error kind", errors.clone());
         registry.register(
@@ -112,8 +157,48 @@ impl Metrics {
             phases,
             transitions,
             jobs: Mutex::new(HashMap::new()),
+            recommended,
+            utilization,
+            decisions,
+            decided_at,
+            scaled: Mutex::new(HashMap::new()),
             leader,
         }
+    }
+
+    /// Refreshes a job's autoscaler series from its status (`None`: off, or the job is gone).
+    pub fn autoscaler(&self, job: &str, status: Option<&crate::crd::AutoscalerStatus>) {
+        let Ok(mut scaled) = self.scaled.lock() else { return };
+        let (old, last) = scaled.remove(job).unwrap_or_default();
+        for vertex in old {
+            let label = VertexLabel { job: job.into(), vertex };
+            self.recommended.remove(&label);
+            self.utilization.remove(&label);
+        }
+        let Some(a) = status else {
+            self.decided_at.remove(&JobLabel { job: job.into() });
+            return;
+        };
+        for (uid, p) in &a.recommended {
+            self.recommended.get_or_create(&VertexLabel { job: job.into(), vertex: uid.clone() }).set(i64::from(*p));
+        }
+        let mut time = String::new();
+        if let Some(d) = &a.last_decision {
+            for v in &d.vertices {
+                if let Some(r) = v.true_rate.filter(|r| *r > 0.0) {
+                    let label = VertexLabel { job: job.into(), vertex: v.uid.clone() };
+                    self.utilization.get_or_create(&label).set(v.target_rate / r);
+                }
+            }
+            if d.time != last {
+                self.decisions.get_or_create(&DecisionLabel { job: job.into(), outcome: d.outcome.clone() }).inc();
+                if let Ok(t) = d.time.parse::<jiff::Timestamp>() {
+                    self.decided_at.get_or_create(&JobLabel { job: job.into() }).set(t.as_second());
+                }
+            }
+            time = d.time.clone();
+        }
+        scaled.insert(job.to_string(), (a.recommended.keys().cloned().collect(), time));
     }
 
     pub fn reconciled(&self, own: Duration, error: Option<&Error>) {

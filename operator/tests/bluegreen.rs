@@ -1,8 +1,9 @@
 //! Blue-green cutovers against a real kube-apiserver, engine pods run by the node
 //! agent, and MinIO: a clean cutover under load that also rescales, with the
 //! operator killed at each step; a new color that fails after its activation and
-//! is rolled back automatically, with the operator killed at each rollback step; a new color that cannot restore the running
-//! job's state, which never touches it. The output is checked exactly once.
+//! is rolled back automatically, with the operator killed at its rollback step; a
+//! new color that cannot restore the running job's state, which never touches it.
+//! The output is checked exactly once.
 //!
 //! Behind the `cluster-tests` feature, as `cluster.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -13,12 +14,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use common::{Operator, committed_ids, create, env, job, phase};
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use common::{Operator, Setup, committed_ids, create, exactly_once, job, phase, setup, wait_for_instances};
 use serde_json::json;
-use sluice_e2e::testenv::{TestEnv, TestS3, wait_object};
+use sluice_e2e::testenv::{TestS3, wait_object};
 use sluice_operator::crd::{Color, CutoverStep, Phase, StreamJob};
 
 /// A bounded sequence at `rate` rows per second into `out`, from source table `src`.
@@ -47,66 +45,6 @@ fn spec(s3: &TestS3, sql: &str) -> serde_json::Value {
     })
 }
 
-/// Every id below `rows`, once.
-fn exactly_once(s3: &TestS3, uri: &str, rows: i64) -> Result<()> {
-    let ids = committed_ids(s3, uri)?;
-    let unique: BTreeSet<i64> = ids.iter().copied().collect();
-    if unique.len() != ids.len() {
-        bail!("{} duplicates in the output", ids.len() - unique.len());
-    }
-    let want: BTreeSet<i64> = (0..rows).collect();
-    if unique != want {
-        let missing: Vec<_> = want.difference(&unique).take(10).collect();
-        bail!("{} ids missing, e.g. {missing:?}", want.len() - unique.len());
-    }
-    Ok(())
-}
-
-struct Setup {
-    env: TestEnv,
-    client: kube::Client,
-    ns: String,
-    s3: TestS3,
-    op: Operator,
-    api: Api<StreamJob>,
-}
-
-async fn setup(name: &str) -> Setup {
-    let (env, client) = env().await;
-    let ns = env.namespace(&client, name).await.unwrap();
-    let s3 = env.start_s3(&client, &ns, &["sluice"]).await.unwrap();
-    let op = Operator::start(&env, &ns, &s3.endpoint, env.dir.join(format!("operator-{ns}.log")));
-    let api = Api::<StreamJob>::namespaced(client.clone(), &ns);
-    Setup { env, client, ns, s3, op, api }
-}
-
-impl Setup {
-    fn fail(&self, e: anyhow::Error, job: Option<StreamJob>) -> ! {
-        panic!("{e:#}\n--- job status: {:#?}\n--- operator log:\n{}", job.and_then(|j| j.status), self.op.log());
-    }
-
-    async fn job(&self, name: &str) -> Option<StreamJob> {
-        self.api.get_opt(name).await.ok().flatten()
-    }
-
-    async fn patch(&self, name: &str, patch: serde_json::Value) -> Result<()> {
-        self.api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
-        Ok(())
-    }
-
-    /// The engine pods of `job`, by `app.kubernetes.io/instance` (`<job>`, `<job>-green`).
-    async fn instances(&self, job: &str) -> Result<BTreeSet<String>> {
-        let pods = Api::<Pod>::namespaced(self.client.clone(), &self.ns)
-            .list(&ListParams::default().labels(&format!("sluice.dev/job={job}")))
-            .await?;
-        Ok(pods
-            .items
-            .iter()
-            .filter_map(|p| p.metadata.labels.as_ref()?.get("app.kubernetes.io/instance").cloned())
-            .collect())
-    }
-}
-
 fn step(j: &StreamJob) -> Option<CutoverStep> {
     j.status.as_ref().and_then(|s| s.cutover.as_ref()).map(|c| c.step)
 }
@@ -127,7 +65,8 @@ impl Setup {
         let log = self.env.dir.join(format!("operator-{}.log", self.ns));
         let mut left: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
         let mut died = Vec::new();
-        let faults = |left: &[String]| left.iter().map(|s| format!("operator.cutover.{s}=exit")).collect::<Vec<_>>().join(";");
+        let faults =
+            |left: &[String]| left.iter().map(|s| format!("operator.cutover.{s}=exit")).collect::<Vec<_>>().join(";");
         self.op.kill();
         self.op = Operator::start_with_faults(&self.env, &self.ns, &self.s3.endpoint, log.clone(), &faults(&left));
         self.patch(job, change).await?;
@@ -145,7 +84,8 @@ impl Setup {
                 eprintln!("the operator died at cutover step {name}; starting it again");
                 left.retain(|s| *s != name);
                 died.push(name);
-                self.op = Operator::start_with_faults(&self.env, &self.ns, &self.s3.endpoint, log.clone(), &faults(&left));
+                self.op =
+                    Operator::start_with_faults(&self.env, &self.ns, &self.s3.endpoint, log.clone(), &faults(&left));
                 continue;
             }
             let cutover = self.job(job).await.is_some_and(|j| step(&j).is_some());
@@ -212,20 +152,6 @@ async fn a_cutover_under_load_rescales_survives_an_operator_kill_at_each_step_an
         t.fail(e, t.job("clicks").await);
     }
     assert!(t.op.log().contains("CutoverSucceeded") || t.op.log().contains("runs the job"), "{}", t.op.log());
-}
-
-async fn wait_for_instances(t: &Setup, job: &str, n: usize) -> Result<BTreeSet<String>> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let found = t.instances(job).await?;
-        if found.len() == n {
-            return Ok(found);
-        }
-        if Instant::now() > deadline {
-            bail!("expected pods of {n} colors, found {found:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

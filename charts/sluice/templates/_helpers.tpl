@@ -72,6 +72,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+# `spec.autoscaler`: a job that an HPA also scales is refused, so HPAs are read.
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [list]
 {{- if eq .Values.operator.engineAccess "apiserver-proxy" }}
 # engineAccess apiserver-proxy: GET and POST to the coordinator's REST API through the API server.
 - apiGroups: [""]

@@ -7,15 +7,20 @@
 //! - [`stream_job`]: the `StreamJob` spec;
 //! - [`stream_job_status`]: its status, the operator's write-ahead log, which records
 //!   specs as a [`DeployedSpec`] ([`deployed_spec`]);
+//! - [`autoscaler`]: the autoscaler's settings and its record in status;
 //! - [`stream_savepoint`]: the `StreamSavepoint` resource;
 //! - [`duration`]: the duration fields' pattern and parser, the engine's own.
 
+pub mod autoscaler;
 pub mod deployed_spec;
 pub mod duration;
 pub mod stream_job;
 pub mod stream_job_status;
 pub mod stream_savepoint;
 
+pub use autoscaler::{
+    AutoscalerMode, AutoscalerSpec, AutoscalerStatus, Decision, MetricSample, ScaleUp, VertexDecision, VertexSample,
+};
 pub use deployed_spec::DeployedSpec;
 pub use duration::parse_duration;
 pub use stream_job::{

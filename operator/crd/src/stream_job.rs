@@ -6,6 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use crate::StreamJobStatus;
+use crate::autoscaler::AutoscalerSpec;
 use crate::duration::DURATION_PATTERN;
 
 /// A streaming SQL job and how Sluice runs, upgrades and snapshots it.
@@ -19,10 +20,15 @@ use crate::duration::DURATION_PATTERN;
     status = "StreamJobStatus",
     derive = "PartialEq",
     doc = "A streaming SQL job run by Sluice",
-    scale(spec_replicas_path = ".spec.parallelism", status_replicas_path = ".status.currentParallelism"),
+    scale(
+        spec_replicas_path = ".spec.parallelism",
+        status_replicas_path = ".status.currentParallelism",
+        label_selector_path = ".status.selector"
+    ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Job", type_ = "string", json_path = ".status.jobState"),
     printcolumn(name = "Parallelism", type_ = "integer", json_path = ".status.currentParallelism"),
+    printcolumn(name = "Target", type_ = "integer", json_path = ".status.autoscaler.targetParallelism"),
     printcolumn(name = "Color", type_ = "string", json_path = ".status.activeColor"),
     printcolumn(name = "Last Savepoint", type_ = "date", json_path = ".status.lastSavepoint.time"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
@@ -112,6 +118,16 @@ pub struct StreamJobSpec {
     /// S3 access for checkpoints, savepoints and filesystem connectors on `s3://`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Spec>,
+    /// Right-size each vertex from its busy time and its sources' lag. Its per-vertex
+    /// parallelism is kept in `status.autoscaler` and takes precedence over `parallelism`
+    /// while it is enabled. Do not let an HPA drive the same job: the operator refuses
+    /// the combination.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub autoscaler: AutoscalerSpec,
+}
+
+fn is_default(a: &AutoscalerSpec) -> bool {
+    *a == AutoscalerSpec::default()
 }
 
 fn one() -> i32 {

@@ -149,6 +149,13 @@ pub struct StreamJobStatus {
     /// What the last cutover did and cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_cutover: Option<CutoverReport>,
+    /// What the autoscaler measured, decided and holds in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<crate::AutoscalerStatus>,
+    /// The label selector of the job's engine pods (`sluice.dev/job=<name>`), for the
+    /// scale subresource: what an HPA reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
 }
 
 /// A color of a blue-green job: its children are `<job>-…` (blue) or `<job>-green-…`.

@@ -84,10 +84,10 @@ impl Blueprint<'_> {
         selector(self.name, self.color, role)
     }
 
-    /// Worker pods: enough slots for the parallelism.
+    /// Worker pods: enough slots for the largest vertex.
     pub fn worker_replicas(&self) -> i32 {
         let slots = self.spec.slots_per_worker.max(1);
-        (self.spec.parallelism.max(1) + slots - 1) / slots
+        (crate::context::largest_parallelism(self.spec).max(1) + slots - 1) / slots
     }
 
     /// The labels of every child; `role` adds `sluice.dev/role` and the component.

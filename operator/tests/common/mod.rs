@@ -3,17 +3,19 @@
 //! process, and readers of the job's output in S3.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, CustomResourceExt};
 use serde_json::json;
 use sluice_e2e::node::config::ImageMapping;
-use sluice_e2e::testenv::{self, TestEnv, wait_object};
+use sluice_e2e::testenv::{self, TestEnv, TestS3, wait_object};
 use sluice_operator::crd::{Phase, StreamJob, StreamSavepoint};
 
 pub fn engine_bin() -> PathBuf {
@@ -189,4 +191,79 @@ pub fn committed_ids(s3: &testenv::TestS3, uri: &str) -> Result<Vec<i64>> {
 
 pub fn phase(j: &StreamJob) -> Option<Phase> {
     j.status.as_ref().map(|s| s.phase)
+}
+
+/// Every id below `rows`, once.
+pub fn exactly_once(s3: &TestS3, uri: &str, rows: i64) -> Result<()> {
+    let ids = committed_ids(s3, uri)?;
+    let unique: BTreeSet<i64> = ids.iter().copied().collect();
+    if unique.len() != ids.len() {
+        bail!("{} duplicates in the output", ids.len() - unique.len());
+    }
+    let want: BTreeSet<i64> = (0..rows).collect();
+    if unique != want {
+        let missing: Vec<_> = want.difference(&unique).take(10).collect();
+        bail!("{} ids missing, e.g. {missing:?}", want.len() - unique.len());
+    }
+    Ok(())
+}
+
+/// One test's namespace, with its own S3 server and operator.
+pub struct Setup {
+    pub env: TestEnv,
+    pub client: kube::Client,
+    pub ns: String,
+    pub s3: TestS3,
+    pub op: Operator,
+    pub api: Api<StreamJob>,
+}
+
+pub async fn setup(name: &str) -> Setup {
+    let (env, client) = env().await;
+    let ns = env.namespace(&client, name).await.unwrap();
+    let s3 = env.start_s3(&client, &ns, &["sluice"]).await.unwrap();
+    let op = Operator::start(&env, &ns, &s3.endpoint, env.dir.join(format!("operator-{ns}.log")));
+    let api = Api::<StreamJob>::namespaced(client.clone(), &ns);
+    Setup { env, client, ns, s3, op, api }
+}
+
+impl Setup {
+    pub fn fail(&self, e: anyhow::Error, job: Option<StreamJob>) -> ! {
+        panic!("{e:#}\n--- job status: {:#?}\n--- operator log:\n{}", job.and_then(|j| j.status), self.op.log());
+    }
+
+    pub async fn job(&self, name: &str) -> Option<StreamJob> {
+        self.api.get_opt(name).await.ok().flatten()
+    }
+
+    pub async fn patch(&self, name: &str, patch: serde_json::Value) -> Result<()> {
+        self.api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+        Ok(())
+    }
+
+    /// The engine pods of `job`, by `app.kubernetes.io/instance` (`<job>`, `<job>-green`).
+    pub async fn instances(&self, job: &str) -> Result<BTreeSet<String>> {
+        let pods = Api::<Pod>::namespaced(self.client.clone(), &self.ns)
+            .list(&ListParams::default().labels(&format!("sluice.dev/job={job}")))
+            .await?;
+        Ok(pods
+            .items
+            .iter()
+            .filter_map(|p| p.metadata.labels.as_ref()?.get("app.kubernetes.io/instance").cloned())
+            .collect())
+    }
+}
+
+pub async fn wait_for_instances(t: &Setup, job: &str, n: usize) -> Result<BTreeSet<String>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = t.instances(job).await?;
+        if found.len() == n {
+            return Ok(found);
+        }
+        if Instant::now() > deadline {
+            bail!("expected pods of {n} colors, found {found:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

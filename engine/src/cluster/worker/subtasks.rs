@@ -55,11 +55,9 @@ fn needed(graph: &crate::plan::JobGraph, spec: &DeploySpec, m: &Metadata, path: 
         let Some(v) = graph.vertices.iter().find(|v| v.uid == vs.uid) else { return false };
         let local: Vec<usize> = (0..v.parallelism).filter(|i| spec.placement[v.id][*i] == spec.you).collect();
         return st.sections.iter().any(|sec| match sec.kind {
-            SectionKind::Keyed { key_group, .. } => local.contains(&crate::keygroup::operator_index(
-                key_group as usize,
-                m.max_parallelism,
-                v.parallelism,
-            )),
+            SectionKind::Keyed { key_group, .. } => {
+                local.contains(&crate::keygroup::operator_index(key_group as usize, m.max_parallelism, v.parallelism))
+            }
             // Every worker opens every source reader to know which subtasks start idle
             // (`deploy::open_readers`), also those of sources it runs no subtask of.
             SectionKind::Split => sec.len > 0,

@@ -5,6 +5,7 @@
 //! publishes the Events.
 
 pub mod apply;
+pub mod autoscale;
 pub mod observe;
 pub mod plan;
 pub mod validate;
@@ -21,8 +22,9 @@ use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 
+use crate::autoscaler;
 use crate::context::{Caches, Context, effective_spec};
-use crate::crd::{StreamJob, UpgradeStep};
+use crate::crd::{StreamJob, StreamJobStatus, UpgradeStep};
 use crate::error::Error;
 
 /// The finalizer that lets a deletion take a savepoint first.
@@ -82,19 +84,14 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
     if deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Requeue::await_change());
     }
-    let status = job.status.clone().unwrap_or_default();
+    let observed = job.status.clone().unwrap_or_default();
     // Every object the API server returns has one; trigger ids are built on it.
     let uid =
         job.meta().uid.as_deref().ok_or_else(|| Error::Internal(format!("StreamJob {} has no uid", job.name_any())))?;
-    let spec = effective_spec(&job.spec, &status, &ctx.defaults);
-    let validated = match validate::validate(ctx, job, &spec).await {
-        Err(Error::InvalidSpec(invalid)) => Err(invalid),
-        other => Ok(other?),
-    };
     let color = observe::active_color(job);
     let mut children = observe::children(ctx, job, color, true).await?;
     let choosing =
-        status.upgrade.as_ref().is_some_and(|u| matches!(u.step, UpgradeStep::Fencing | UpgradeStep::Stopped));
+        observed.upgrade.as_ref().is_some_and(|u| matches!(u.step, UpgradeStep::Fencing | UpgradeStep::Stopped));
     if choosing && !children.engine_objects && children.pods == 0 {
         // The old pods are gone by the cache: confirm it with the API server before a
         // restore point or a new deployment is chosen on it.
@@ -102,7 +99,7 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
     }
     // Once an upgrade has stopped the job, its engine is being removed: asking a
     // coordinator that is going away would only wait for the REST client's timeouts.
-    let removing = status.upgrade.as_ref().is_some_and(|u| u.step == UpgradeStep::Stopped);
+    let removing = observed.upgrade.as_ref().is_some_and(|u| u.step == UpgradeStep::Stopped);
     let engine = if removing {
         plan::EngineView::Down("the stopped deployment's engine is being removed".into())
     } else {
@@ -110,10 +107,20 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
     };
     // The other color: during a blue-green cutover, and to remove what an interrupted one left.
     let other_children = observe::children(ctx, job, color.other(), true).await?;
-    let other_engine = if status.cutover.is_some() {
+    let other_engine = if observed.cutover.is_some() {
         observe::engine(ctx, job, color.other(), &other_children).await
     } else {
         plan::EngineView::Down("no cutover in flight".into())
+    };
+    // The autoscaler first: what it holds in force is part of the spec acted on.
+    let (scaler, scaler_events) = autoscale::observe(ctx, job, &observed, &engine, color).await;
+    // The scale subresource's selector: what an HPA (which the autoscaler refuses beside it) reads.
+    let selector = Some(format!("sluice.dev/job={}", job.name_any()));
+    let status = StreamJobStatus { autoscaler: scaler, selector, ..observed.clone() };
+    let spec = effective_spec(&job.spec, &status, &ctx.defaults);
+    let validated = match validate::validate(ctx, job, &spec).await {
+        Err(Error::InvalidSpec(invalid)) => Err(invalid),
+        other => Ok(other?),
     };
     let trigger = observe::trigger(ctx, job, &engine, &other_engine).await?;
     let input = plan::Input {
@@ -131,23 +138,30 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
         other_children,
         other_engine,
     };
-    let planned = plan::plan(&input);
+    let mut planned = plan::plan(&input);
+    planned.events.extend(scaler_events);
+    if planned.status.autoscaler.is_some() {
+        // Samples are due every SAMPLE_INTERVAL_SECS.
+        let every = Duration::from_secs(autoscaler::SAMPLE_INTERVAL_SECS as u64);
+        planned.requeue = planned.requeue.min(every);
+    }
     // The status write is also the precondition of every action and Event: one planned
     // from a stale object fails there with a conflict, before anything is done.
-    if planned.status != status || !planned.actions.is_empty() || !planned.events.is_empty() {
+    if planned.status != observed || !planned.actions.is_empty() || !planned.events.is_empty() {
         apply::patch_status(ctx, job, &planned.status).await?;
         fault_points(&planned.status);
     }
-    ctx.metrics
-        .phase(&format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any()), Some(planned.status.phase));
+    let key = format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any());
+    ctx.metrics.phase(&key, Some(planned.status.phase));
+    ctx.metrics.autoscaler(&key, planned.status.autoscaler.as_ref());
     // Transition durations: an upgrade, restart or rollback ends when its record is
     // cleared by the new deployment; a suspend when the phase becomes Suspended.
-    let ended = match (&status.upgrade, &planned.status.upgrade) {
+    let ended = match (&observed.upgrade, &planned.status.upgrade) {
         (Some(old), None) if old.kind != crate::crd::UpgradeKind::Suspend => Some(old),
         (_, Some(new))
             if new.kind == crate::crd::UpgradeKind::Suspend
                 && planned.status.phase == crate::crd::Phase::Suspended
-                && status.phase != crate::crd::Phase::Suspended =>
+                && observed.phase != crate::crd::Phase::Suspended =>
         {
             Some(new)
         }
@@ -163,7 +177,8 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
         apply::run(ctx, job, &planned.status, action).await?;
     }
     if planned.actions.contains(&plan::Action::RemoveFinalizer) {
-        ctx.metrics.phase(&format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any()), None);
+        ctx.metrics.phase(&key, None);
+        ctx.metrics.autoscaler(&key, None);
         return Ok(Requeue::await_change());
     }
     Ok(Requeue::requeue(planned.requeue))

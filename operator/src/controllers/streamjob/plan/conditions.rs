@@ -65,7 +65,7 @@ pub fn conditions(
             last_transition_time: last,
         }
     };
-    vec![
+    let mut out = vec![
         make("Ready", ready, phase.as_str(), format!("phase {phase}")),
         make(
             "Reconciling",
@@ -74,5 +74,22 @@ pub fn conditions(
             if reconciling { format!("phase {phase}") } else { String::new() },
         ),
         make("Stalled", stalled, stalled_reason, stalled_msg),
-    ]
+    ];
+    // With the autoscaler on: whether it acts, and whether its scale-ups helped.
+    if let Some(a) = &st.autoscaler {
+        out.push(match &a.blocked {
+            Some(why) => make("ScalingActive", false, "HorizontalPodAutoscalerConflict", why.clone()),
+            None => make("ScalingActive", true, "Autoscaling", a.waiting.clone().unwrap_or_default()),
+        });
+        out.push(if a.ineffective.is_empty() {
+            make("ScalingEffective", true, "ScalingEffective", String::new())
+        } else {
+            let message = format!(
+                "scaling up vertices {} did not raise their throughput; they are not scaled up again until the SQL or parallelism changes",
+                a.ineffective.join(", ")
+            );
+            make("ScalingEffective", false, "IneffectiveScaling", message)
+        });
+    }
+    out
 }

@@ -203,6 +203,9 @@ pub fn identity(spec: &StreamJobSpec) -> serde_json::Value {
     s.upgrade_mode = UpgradeMode::Stateless;
     s.upgrade = Default::default();
     s.upgrade_strategy = Default::default();
+    // What the autoscaler decides reaches the deployment as the effective spec's
+    // parallelism and overrides; its settings alone restart nothing.
+    s.autoscaler = Default::default();
     s.savepoints = crate::crd::SavepointsSpec { directory: s.savepoints.directory.clone(), ..Default::default() };
     s.initial_savepoint = None;
     s.allow_non_restored_state = false;

@@ -48,8 +48,17 @@ fn job(
         vertices: parallelism
             .iter()
             .enumerate()
-            .map(|(id, &parallelism)| Vertex { id, uid: format!("v{id}"), name: format!("v{id}"), parallelism })
+            .map(|(id, &parallelism)| Vertex {
+                id,
+                uid: format!("v{id}"),
+                name: format!("v{id}"),
+                parallelism,
+                inputs: vec![],
+                keyed: false,
+                splits: None,
+            })
             .collect(),
+        max_parallelism: 128,
         last_completed_checkpoint: checkpoint_at.map(|t| Checkpoint {
             id: 3,
             kind: SnapshotKind::Checkpoint,

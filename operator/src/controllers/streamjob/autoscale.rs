@@ -1,0 +1,149 @@
+//! The autoscaler's I/O in a reconcile: it checks that no HorizontalPodAutoscaler
+//! also scales the job, samples the running job's metrics every
+//! [`SAMPLE_INTERVAL_SECS`], and runs the pure [`crate::autoscaler`] on
+//! `status.autoscaler`. What it decides reaches the deployment through the
+//! effective spec ([`crate::context::effective_spec`]), and the planner rolls it
+//! out as any other change: by blue-green or by a savepoint upgrade.
+
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+use sluice_api::rest::{Job, JobMetrics, JobStatus};
+
+use super::plan::{EngineView, PlannedEvent};
+use crate::autoscaler::{self, SAMPLE_INTERVAL_SECS, Settings, Topology, VertexInfo};
+use crate::context::Context;
+use crate::crd::{AutoscalerStatus, Color, MetricSample, Phase, StreamJob, StreamJobStatus, VertexSample};
+use crate::resources;
+
+/// How often HorizontalPodAutoscalers are listed for a job with the autoscaler on.
+const HPA_CHECK_SECS: i64 = 60;
+
+/// `status.autoscaler` after this reconcile (`None` when the autoscaler is off), and
+/// the Events of its decisions.
+pub async fn observe(
+    ctx: &Context,
+    job: &StreamJob,
+    status: &StreamJobStatus,
+    engine: &EngineView,
+    color: Color,
+) -> (Option<AutoscalerStatus>, Vec<PlannedEvent>) {
+    let spec = &job.spec;
+    if !spec.autoscaler.enabled {
+        return (None, vec![]);
+    }
+    let sql = match (&spec.sql, &spec.sql_config_map_ref) {
+        (Some(sql), _) => sql.clone(),
+        (None, Some(r)) => format!("configmap:{}/{}", r.name, r.key),
+        (None, None) => String::new(),
+    };
+    let basis = autoscaler::basis(&sql, spec.parallelism, spec.max_parallelism);
+    let mut a = autoscaler::for_basis(status.autoscaler.as_ref(), &basis);
+    let now = jiff::Timestamp::now().as_second();
+    if now - a.hpa_checked_at >= HPA_CHECK_SECS {
+        match hpa_conflict(ctx, job).await {
+            Ok(blocked) => a.blocked = blocked,
+            Err(e) => tracing::warn!("cannot list HorizontalPodAutoscalers: {e}"),
+        }
+        a.hpa_checked_at = now;
+    }
+    if a.blocked.is_some() {
+        a.waiting = None;
+        return (Some(a), vec![]);
+    }
+    let steady = status.phase == Phase::Stable && status.upgrade.is_none() && status.cutover.is_none();
+    let EngineView::Up(j) = engine else { return (Some(a), vec![]) };
+    if !steady || j.state != JobStatus::Running || now - a.sampled_at < SAMPLE_INTERVAL_SECS {
+        return (Some(a), vec![]);
+    }
+    let ns = job.namespace().unwrap_or_default();
+    let metrics = match ctx.engine.metrics(&ns, &resources::instance(&job.name_any(), color)).await {
+        Ok(m) => m,
+        Err(e) => {
+            a.waiting = Some(format!("cannot read the job's metrics: {e}"));
+            return (Some(a), vec![]);
+        }
+    };
+    a.sampled_at = now;
+    let settings = Settings::new(&spec.autoscaler);
+    let run = format!("{}/{}", status.deployment, j.restarts);
+    autoscaler::record(&mut a, &settings, &run, sample(&metrics, now));
+    let out = autoscaler::evaluate(&topology(j), &settings, &mut a, now);
+    a.waiting = out.waiting;
+    let events = out
+        .event
+        .map(|(reason, message)| PlannedEvent {
+            warning: reason == "ScalingIneffective",
+            reason: reason.into(),
+            message,
+        })
+        .into_iter()
+        .collect();
+    (Some(a), events)
+}
+
+/// The running job's graph, as the autoscaler reads it.
+pub fn topology(j: &Job) -> Topology {
+    Topology {
+        vertices: j
+            .vertices
+            .iter()
+            .map(|v| VertexInfo {
+                id: v.id,
+                uid: v.uid.clone(),
+                name: v.name.clone(),
+                parallelism: v.parallelism,
+                inputs: v.inputs.iter().map(|i| i.vertex).collect(),
+                keyed: v.keyed,
+                splits: v.splits,
+                single: v.inputs.iter().any(|i| i.partitioning == "GLOBAL"),
+            })
+            .collect(),
+        max_parallelism: j.max_parallelism.max(1),
+    }
+}
+
+/// One metric sample, as status keeps it.
+pub fn sample(m: &JobMetrics, now: i64) -> MetricSample {
+    MetricSample {
+        time: now,
+        vertices: m
+            .vertices
+            .iter()
+            .map(|v| VertexSample {
+                uid: v.uid.clone(),
+                parallelism: v.parallelism as i32,
+                busy: round1(v.busy_time_ms_per_second),
+                backpressured: round1(v.back_pressured_time_ms_per_second),
+                records_in: v.records_in,
+                records_out: v.records_out,
+                lag: v.lag,
+            })
+            .collect(),
+    }
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// A HorizontalPodAutoscaler that targets this StreamJob, as the reason the built-in
+/// autoscaler stays off.
+async fn hpa_conflict(ctx: &Context, job: &StreamJob) -> Result<Option<String>, kube::Error> {
+    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
+    let name = job.name_any();
+    let found = api.list(&ListParams::default()).await?.items.into_iter().find(|h| {
+        h.spec.as_ref().is_some_and(|s| {
+            s.scale_target_ref.kind == "StreamJob"
+                && s.scale_target_ref.name == name
+                && s.scale_target_ref.api_version.as_deref().is_none_or(|v| v.starts_with("sluice.dev/"))
+        })
+    });
+    Ok(found.map(|h| {
+        format!(
+            "HorizontalPodAutoscaler `{}` also scales this StreamJob: spec.autoscaler does nothing until one of \
+             them is removed (both would drive the same parallelism)",
+            h.name_any()
+        )
+    }))
+}
