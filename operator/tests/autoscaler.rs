@@ -5,10 +5,11 @@
 //! checked exactly once.
 //!
 //! - A step up: from parallelism 1 at 3.5× one subtask's capacity, one rescale (a
-//!   savepoint upgrade) to a parallelism that holds the load, decided within 90 s
+//!   blue-green cutover) to a parallelism that holds the load, decided within 90 s
 //!   of the job running, then no other change; exactly-once output.
 //! - Recommend mode decides and changes nothing, and switched to apply it rolls the
-//!   decision out; a job that an HPA also targets is refused with a condition.
+//!   decision out (a savepoint upgrade); a job that an HPA also targets is refused
+//!   with a condition.
 //!
 //! Behind the `cluster-tests` feature, as `cluster.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -24,7 +25,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 use sluice_e2e::testenv::wait_object;
-use sluice_operator::crd::{Phase, StreamJob};
+use sluice_operator::crd::{Color, Phase, StreamJob};
 
 /// Rows per second one blackhole subtask takes.
 const CAPACITY: i64 = 500;
@@ -45,12 +46,13 @@ fn sql(rows: i64, rate: i64, out: &str) -> String {
     )
 }
 
-fn spec(t: &Setup, sql: &str, mode: &str) -> serde_json::Value {
+fn spec(t: &Setup, sql: &str, mode: &str, strategy: &str) -> serde_json::Value {
     json!({
         "image": "sluice/engine:test",
         "sql": sql,
         "parallelism": 2,
         "upgradeMode": "savepoint",
+        "upgradeStrategy": {"type": strategy, "blueGreen": {"verificationWindow": "5s"}},
         "checkpointing": {"interval": "1s", "storage": "s3://sluice/checkpoints"},
         // Small batches, so that a checkpoint barrier does not wait long behind the
         // throttled sink's queue (8192 rows by default: 16 s each at 500 rows/s).
@@ -81,7 +83,7 @@ fn sink_parallelism(j: &StreamJob) -> Option<(i32, i32)> {
 async fn a_step_up_is_met_by_one_rescale_and_the_output_stays_exactly_once() {
     let t = setup("as-step").await;
     let rows = 150 * RATE;
-    create(&t.api, job("clicks", spec(&t, &sql(rows, RATE, "s3://sluice/out"), "apply"))).await.unwrap();
+    create(&t.api, job("clicks", spec(&t, &sql(rows, RATE, "s3://sluice/out"), "apply", "blue-green"))).await.unwrap();
     let result = async {
         wait_object(&t.api, "clicks", Duration::from_secs(120), "Stable", |j| phase(j) == Some(Phase::Stable)).await?;
         let running = Instant::now();
@@ -98,15 +100,19 @@ async fn a_step_up_is_met_by_one_rescale_and_the_output_stays_exactly_once() {
             bail!("the blackhole's vertex went {from} → {to}");
         }
         let first = decision(&decided);
-        // One rescale: the job is Stable again at the new parallelism, and stays there.
+        // One rescale, by a cutover: the job is Stable again at the new parallelism, on
+        // green, and stays there.
         let rescaled = wait_object(&t.api, "clicks", Duration::from_secs(120), "Stable after the rescale", |j| {
-            phase(j) == Some(Phase::Stable) && j.status.as_ref().is_some_and(|s| s.deployment == 2)
+            phase(j) == Some(Phase::Stable)
+                && j.status.as_ref().is_some_and(|s| s.deployment == 2 && s.cutover.is_none())
         })
         .await?;
         let st = rescaled.status.clone().unwrap_or_default();
-        if st.current_parallelism != Some(to) {
-            bail!("after the rescale the job runs at {:?}, not {to}", st.current_parallelism);
+        if st.current_parallelism != Some(to) || st.active_color != Some(Color::Green) {
+            bail!("after the rescale the job runs at {:?} on {:?}", st.current_parallelism, st.active_color);
         }
+        let pause = st.last_cutover.as_ref().and_then(|c| c.pause);
+        eprintln!("the cutover's pause: {pause:?} ms");
         let steady = Instant::now();
         while steady.elapsed() < Duration::from_secs(60) {
             let j = t.job("clicks").await.unwrap();
@@ -146,8 +152,8 @@ async fn recommend_mode_changes_nothing_until_apply_and_an_hpa_beside_the_autosc
     // The schedule must outlast the decision (a bounded source's lag falls once its
     // schedule is over): 70 s of input.
     let rows = 70 * RATE;
-    create(&t.api, job("clicks", spec(&t, &sql(rows, RATE, "s3://sluice/out"), "recommend"))).await.unwrap();
-    create(&t.api, job("scaled-twice", spec(&t, &sql(rows, RATE, "s3://sluice/other"), "apply"))).await.unwrap();
+    create(&t.api, job("clicks", spec(&t, &sql(rows, RATE, "s3://sluice/out"), "recommend", "in-place"))).await.unwrap();
+    create(&t.api, job("scaled-twice", spec(&t, &sql(rows, RATE, "s3://sluice/other"), "apply", "in-place"))).await.unwrap();
     let result = async {
         let refused = wait_object(&t.api, "scaled-twice", Duration::from_secs(120), "ScalingActive False", |j| {
             j.status.as_ref().is_some_and(|s| {
