@@ -67,28 +67,14 @@ done
 # Checkpoint and state benchmarks (scripts/bench_state.py): state build, checkpoint and
 # savepoint durations to a local directory and to MinIO, restore times, barrier alignment.
 # BENCH_STATE=0 skips them; BENCH_STATE_ARGS passes options (e.g. "--sizes 10M,100M").
+failed=0
 if [ "${BENCH_STATE:-1}" != 0 ]; then
   # shellcheck disable=SC2086
   if python3 scripts/bench_state.py --bin "$bin" --out "$out/state.md" ${BENCH_STATE_ARGS:-}; then
     { echo; cat "$out/state.md"; } >> "$report"
   else
     { echo; echo "## State and checkpoint benchmarks"; echo; echo "Failed: see the output of scripts/bench_state.py."; } >> "$report"
-    # Operator benchmarks (operator/tests/bench.rs, in a test cluster with MinIO): reconcile
-# time, apply → Running, the pause of a savepoint upgrade with 100 MB of state, and the
-# operator's RSS idle and with 1,000 suspended StreamJobs. BENCH_OPERATOR=0 skips them.
-if [ "${BENCH_OPERATOR:-1}" != 0 ]; then
-  tdir="${CARGO_TARGET_DIR:-target}"
-  if SLUICE_OPERATOR_BIN="$tdir/release/sluice-operator" SLUICE_ENGINE_BIN="$bin" BENCH_OUT="$PWD/$out/operator.md" \
-      cargo test -q -p sluice-operator --test bench -- --ignored --nocapture; then
-    { echo; cat "$out/operator.md"; } >> "$report"
-  else
-    { echo; echo "## Operator"; echo; echo "Failed: see the output of operator/tests/bench.rs."; } >> "$report"
-    cat "$report"
-    exit 1
-  fi
-fi
-cat "$report"
-    exit 1
+    failed=1
   fi
 fi
 # Distributed-engine benchmarks (scripts/bench_cluster.py): shuffle throughput between
@@ -101,36 +87,27 @@ if [ "${BENCH_CLUSTER:-1}" != 0 ]; then
     { echo; cat "$out/cluster.md"; } >> "$report"
   else
     { echo; echo "## Distributed engine"; echo; echo "Failed: see the output of scripts/bench_cluster.py."; } >> "$report"
-    # Operator benchmarks (operator/tests/bench.rs, in a test cluster with MinIO): reconcile
-# time, apply → Running, the pause of a savepoint upgrade with 100 MB of state, and the
-# operator's RSS idle and with 1,000 suspended StreamJobs. BENCH_OPERATOR=0 skips them.
-if [ "${BENCH_OPERATOR:-1}" != 0 ]; then
-  tdir="${CARGO_TARGET_DIR:-target}"
-  if SLUICE_OPERATOR_BIN="$tdir/release/sluice-operator" SLUICE_ENGINE_BIN="$bin" BENCH_OUT="$PWD/$out/operator.md" \
-      cargo test -q -p sluice-operator --test bench -- --ignored --nocapture; then
-    { echo; cat "$out/operator.md"; } >> "$report"
+    failed=1
+  fi
+fi
+# Operator benchmarks, in a test cluster with MinIO: operator/tests/bench.rs (reconcile
+# time, apply → Running, the pause of a blue-green cutover and of a savepoint upgrade with
+# 100 MB of state, the operator's RSS idle and with 1,000 suspended StreamJobs; skipped by
+# BENCH_OPERATOR=0) and operator/tests/bench_autoscaler.rs (a step up, flaps in 10 minutes
+# of steady load, the pause of a rescale by savepoint and by blue-green, the autoscaler's
+# cost over 1,000 jobs; skipped by BENCH_AUTOSCALER=0).
+tdir="${CARGO_TARGET_DIR:-target}"
+for b in operator autoscaler; do
+  var="BENCH_$(tr '[:lower:]' '[:upper:]' <<<"$b")"
+  [ "${!var:-1}" != 0 ] || continue
+  test=bench; [ "$b" = autoscaler ] && test=bench_autoscaler
+  if SLUICE_OPERATOR_BIN="$tdir/release/sluice-operator" SLUICE_ENGINE_BIN="$bin" BENCH_OUT="$PWD/$out/$b.md" \
+      cargo test -q -p sluice-operator --test "$test" -- --ignored --nocapture; then
+    { echo; cat "$out/$b.md"; } >> "$report"
   else
-    { echo; echo "## Operator"; echo; echo "Failed: see the output of operator/tests/bench.rs."; } >> "$report"
-    cat "$report"
-    exit 1
+    { echo; echo "## ${b^}"; echo; echo "Failed: see the output of operator/tests/$test.rs."; } >> "$report"
+    failed=1
   fi
-fi
+done
 cat "$report"
-    exit 1
-  fi
-fi
-# Operator benchmarks (operator/tests/bench.rs, in a test cluster with MinIO): reconcile
-# time, apply → Running, the pause of a savepoint upgrade with 100 MB of state, and the
-# operator's RSS idle and with 1,000 suspended StreamJobs. BENCH_OPERATOR=0 skips them.
-if [ "${BENCH_OPERATOR:-1}" != 0 ]; then
-  tdir="${CARGO_TARGET_DIR:-target}"
-  if SLUICE_OPERATOR_BIN="$tdir/release/sluice-operator" SLUICE_ENGINE_BIN="$bin" BENCH_OUT="$PWD/$out/operator.md" \
-      cargo test -q -p sluice-operator --test bench -- --ignored --nocapture; then
-    { echo; cat "$out/operator.md"; } >> "$report"
-  else
-    { echo; echo "## Operator"; echo; echo "Failed: see the output of operator/tests/bench.rs."; } >> "$report"
-    cat "$report"
-    exit 1
-  fi
-fi
-cat "$report"
+exit "$failed"

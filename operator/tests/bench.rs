@@ -12,6 +12,9 @@
 //! `SLUICE_ENGINE_BIN` choose the binaries (release builds in `make bench`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/follow.rs"]
+mod follow;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -67,38 +70,8 @@ fn reconcile_times(log: &str, from: Option<jiff::Timestamp>) -> Vec<(f64, f64)> 
         .collect()
 }
 
-/// Records taken by the `pass` sink, from a coordinator's REST API, straight to the pod.
-async fn pass_records(pod: &Pod) -> Option<u64> {
-    let ip = testenv::pod_ip(pod)?;
-    let (code, body) = testenv::http_get(ip, 8081, "/v1/job/metrics").await.ok()?;
-    if code != 200 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    let n = v["vertices"]
-        .as_array()?
-        .iter()
-        .filter(|x| x["name"].as_str().is_some_and(|n| n.contains("Sink: pass")))
-        .map(|x| x["recordsIn"].as_u64().unwrap_or(0).max(x["recordsOut"].as_u64().unwrap_or(0)))
-        .sum();
-    Some(n)
-}
-
-/// The running coordinator pod of one color (`instance`: `<job>` or `<job>-green`).
-async fn coordinator(pods: &Api<Pod>, instance: &str) -> Option<Pod> {
-    let l = pods
-        .list(
-            &ListParams::default()
-                .labels(&format!("app.kubernetes.io/instance={instance},sluice.dev/role=coordinator")),
-        )
-        .await
-        .ok()?;
-    l.items.into_iter().find(|p| p.metadata.deletion_timestamp.is_none() && testenv::pod_ip(p).is_some())
-}
-
-/// Applies `patch` to the job and follows both coordinators' `pass` sinks: the old
-/// pod's, and the first other coordinator pod of `new_instance` whose sink takes a
-/// record. Returns (pause, patch → first new record), in seconds.
+/// Applies `patch` to the job and follows both coordinators' `pass` sinks (see
+/// [`follow::pause`]). Returns (pause, patch → first new record), in seconds.
 async fn pause_of(
     api: &Api<StreamJob>,
     pods: &Api<Pod>,
@@ -106,29 +79,13 @@ async fn pause_of(
     new_instance: &str,
     patch: serde_json::Value,
 ) -> (f64, f64) {
-    let old_name = old.metadata.name.clone().unwrap();
-    let mut last_old = pass_records(old).await.unwrap_or(0);
-    let mut last_old_at = Instant::now();
     let t_patch = Instant::now();
-    api.patch("state", &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let first_new_at = loop {
-        assert!(Instant::now() < deadline, "the new job produced nothing within 10 min");
-        if let Some(n) = pass_records(old).await
-            && n > last_old
-        {
-            last_old = n;
-            last_old_at = Instant::now();
-        }
-        if let Some(p) = coordinator(pods, new_instance).await
-            && p.metadata.name.as_deref() != Some(old_name.as_str())
-            && pass_records(&p).await.unwrap_or(0) > 0
-        {
-            break Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    (first_new_at.duration_since(last_old_at).as_secs_f64(), first_new_at.duration_since(t_patch).as_secs_f64())
+    let follow = follow::pause(pods, old, new_instance, "pass", Duration::from_secs(600));
+    let (_, (pause, _)) = tokio::join!(
+        async { api.patch("state", &PatchParams::default(), &Patch::Merge(patch)).await.unwrap() },
+        follow
+    );
+    (pause, t_patch.elapsed().as_secs_f64())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,7 +172,7 @@ async fn operator_bench() {
 
     // Wait for a checkpoint of STATE_MB.
     let pods = Api::<Pod>::namespaced(client.clone(), &ns);
-    let old = coordinator(&pods, "state").await.unwrap();
+    let old = follow::coordinator(&pods, "state").await.unwrap();
     let ip = testenv::pod_ip(&old).unwrap();
     let deadline = Instant::now() + Duration::from_secs(900);
     let state_bytes = loop {
@@ -246,7 +203,7 @@ async fn operator_bench() {
     let cutover = done.status.and_then(|s| s.last_cutover).unwrap();
     assert_eq!(cutover.outcome, "succeeded", "{cutover:?}");
     eprintln!("bench: cutover {cutover:?}");
-    let green = coordinator(&pods, "state-green").await.unwrap();
+    let green = follow::coordinator(&pods, "state-green").await.unwrap();
     let (pause, upgrade_total) = pause_of(
         &api,
         &pods,

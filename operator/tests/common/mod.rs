@@ -1,7 +1,10 @@
 //! What the operator's cluster tests share: the test environment (a real API
 //! server, the node agent running engine pods, MinIO), the operator run as a
-//! process, and readers of the job's output in S3.
+//! process, and readers of the job's output in S3. `SLUICE_ENGINE_BIN` and
+//! `SLUICE_OPERATOR_BIN` choose other binaries (the benchmarks' release builds).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+pub mod follow;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -19,6 +22,10 @@ use sluice_e2e::testenv::{self, TestEnv, TestS3, wait_object};
 use sluice_operator::crd::{Phase, StreamJob, StreamSavepoint};
 
 pub fn engine_bin() -> PathBuf {
+    // The benchmarks run release builds.
+    if let Some(bin) = std::env::var_os("SLUICE_ENGINE_BIN") {
+        return PathBuf::from(bin);
+    }
     // target/debug/deps/cluster-… → target/debug/sluice-engine (built by `cargo test --workspace`).
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().and_then(|p| p.parent()).unwrap().join("sluice-engine");
@@ -111,7 +118,9 @@ impl Operator {
     ) -> Operator {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice-operator"));
+        let bin = std::env::var_os("SLUICE_OPERATOR_BIN")
+            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sluice-operator")), PathBuf::from);
+        let mut cmd = Command::new(bin);
         // One identity unless a test gives another: a restarted operator takes its
         // Lease back at once, as a StatefulSet pod of the same name would.
         cmd.env("POD_NAME", identity.unwrap_or("sluice-operator-test"));
