@@ -10,6 +10,8 @@
 //! - Recommend mode decides and changes nothing, and switched to apply it rolls the
 //!   decision out (a savepoint upgrade); a job that an HPA also targets is refused
 //!   with a condition.
+//! - A bottleneck that more subtasks cannot fix (a throttle shared by every subtask
+//!   in the worker): one scale-up, then `ScalingEffective` False and no other.
 //!
 //! Behind the `cluster-tests` feature, as `cluster.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -152,8 +154,12 @@ async fn recommend_mode_changes_nothing_until_apply_and_an_hpa_beside_the_autosc
     // The schedule must outlast the decision (a bounded source's lag falls once its
     // schedule is over): 70 s of input.
     let rows = 70 * RATE;
-    create(&t.api, job("clicks", spec(&t, &sql(rows, RATE, "s3://sluice/out"), "recommend", "in-place"))).await.unwrap();
-    create(&t.api, job("scaled-twice", spec(&t, &sql(rows, RATE, "s3://sluice/other"), "apply", "in-place"))).await.unwrap();
+    create(&t.api, job("clicks", spec(&t, &sql(rows, RATE, "s3://sluice/out"), "recommend", "in-place")))
+        .await
+        .unwrap();
+    create(&t.api, job("scaled-twice", spec(&t, &sql(rows, RATE, "s3://sluice/other"), "apply", "in-place")))
+        .await
+        .unwrap();
     let result = async {
         let refused = wait_object(&t.api, "scaled-twice", Duration::from_secs(120), "ScalingActive False", |j| {
             j.status.as_ref().is_some_and(|s| {
@@ -199,5 +205,47 @@ async fn recommend_mode_changes_nothing_until_apply_and_an_hpa_beside_the_autosc
     .await;
     if let Err(e) = result {
         t.fail(e, t.job("clicks").await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bottleneck_that_scaling_cannot_fix_is_scaled_up_once_and_reported() {
+    let t = setup("as-ineffective").await;
+    // Unbounded; one worker holds every subtask, so the shared throttle is one rate for all.
+    let sql = format!(
+        "CREATE TABLE src (id BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '{RATE}', \
+         'scan.parallelism' = '2', 'fields.id.kind' = 'random');\n\
+         CREATE TABLE slow (id BIGINT) WITH ('connector' = 'blackhole', 'sink.throttle' = '{CAPACITY}', \
+         'sink.throttle.shared' = 'true', 'sink.parallelism' = '1');\n\
+         INSERT INTO slow SELECT id FROM src;\n"
+    );
+    let mut s = spec(&t, &sql, "apply", "in-place");
+    s["slotsPerWorker"] = json!(8);
+    create(&t.api, job("shared", s)).await.unwrap();
+    let result = async {
+        wait_object(&t.api, "shared", Duration::from_secs(120), "Stable", |j| phase(j) == Some(Phase::Stable)).await?;
+        let ineffective = wait_object(&t.api, "shared", Duration::from_secs(300), "ScalingEffective False", |j| {
+            j.status
+                .as_ref()
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "ScalingEffective" && c.status == "False"))
+        })
+        .await?;
+        let st = ineffective.status.clone().unwrap_or_default();
+        let message = st.conditions.iter().find(|c| c.type_ == "ScalingEffective").map(|c| c.message.clone());
+        eprintln!("ineffective: {message:?}");
+        if st.deployment != 2 {
+            bail!("expected exactly one rescale before the verdict, deployment {}", st.deployment);
+        }
+        // No further scale-up of that vertex: its decision holds at the parallelism it has.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let later = t.job("shared").await.and_then(|j| j.status).unwrap_or_default();
+        if later.deployment != 2 {
+            bail!("scaled again after the verdict: {:?}", later.autoscaler.and_then(|a| a.last_decision));
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        t.fail(e, t.job("shared").await);
     }
 }

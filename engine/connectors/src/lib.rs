@@ -227,8 +227,9 @@ enum Config {
     Nexmark(nexmark::NexmarkConfig),
     Filesystem(filesystem::FsConfig),
     Print(print::PrintConfig),
-    /// Rows per second per sink subtask, if throttled.
-    Blackhole(Option<u64>),
+    /// Rows per second per sink subtask, if throttled, and whether the subtasks in
+    /// one process share that rate.
+    Blackhole(Option<u64>, bool),
 }
 
 /// Parses and validates the options of `table` for `role`; the single place
@@ -259,8 +260,16 @@ fn configure(
             if throttle == Some(0) {
                 return Err(o.error("'sink.throttle' must be a positive number of rows per second"));
             }
-            o.check_all_used("blackhole", "'sink.throttle' (rows per second per subtask, for testing backpressure)")?;
-            Ok(Config::Blackhole(throttle))
+            let shared = o.bool("sink.throttle.shared", false)?;
+            if shared && throttle.is_none() {
+                return Err(o.error("'sink.throttle.shared' needs 'sink.throttle'"));
+            }
+            o.check_all_used(
+                "blackhole",
+                "'sink.throttle' (rows per second per subtask, for testing backpressure) and \
+                 'sink.throttle.shared' (the rate is for all subtasks in the process)",
+            )?;
+            Ok(Config::Blackhole(throttle, shared))
         }
         other => Err(ConnectorError::UnknownConnector {
             table: table.to_string(),
@@ -276,7 +285,7 @@ pub fn create_source(ctx: &SourceContext) -> Result<Box<dyn SourceReader>, Conne
         Config::Datagen(c) => Ok(Box::new(datagen::DatagenReader::new(ctx, c)?)),
         Config::Nexmark(c) => Ok(Box::new(nexmark::NexmarkReader::new(ctx, c)?)),
         Config::Filesystem(c) => Ok(Box::new(filesystem::FsSource::new(ctx, c)?)),
-        Config::Print(_) | Config::Blackhole(_) => Err(ConnectorError::InvalidOption {
+        Config::Print(_) | Config::Blackhole(..) => Err(ConnectorError::InvalidOption {
             table: ctx.table.clone(),
             message: "this connector can only be used as a sink".into(),
         }),
@@ -288,7 +297,8 @@ pub fn create_sink(ctx: &SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorEr
     match configure(&ctx.table, &ctx.options, &ctx.schema, Role::Sink)? {
         Config::Filesystem(c) => Ok(Box::new(filesystem::FsSink::new(ctx, c)?)),
         Config::Print(c) => Ok(Box::new(print::PrintSink::new(ctx, c)?)),
-        Config::Blackhole(throttle) => Ok(Box::new(blackhole::Blackhole::new(throttle))),
+        Config::Blackhole(Some(rate), true) => Ok(Box::new(blackhole::Blackhole::shared(&ctx.table, rate))),
+        Config::Blackhole(throttle, _) => Ok(Box::new(blackhole::Blackhole::new(throttle))),
         Config::Datagen(_) | Config::Nexmark(_) => Err(ConnectorError::InvalidOption {
             table: ctx.table.clone(),
             message: "this connector can only be used as a source".into(),
@@ -309,7 +319,7 @@ pub fn create_sink(ctx: &SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorEr
 pub fn recover_sink(ctx: &SinkContext, committables: &[Vec<u8>]) -> Result<(), ConnectorError> {
     match configure(&ctx.table, &ctx.options, &ctx.schema, Role::Sink)? {
         Config::Filesystem(c) => filesystem::recover(ctx, &c, committables),
-        Config::Print(_) | Config::Blackhole(_) => Ok(()),
+        Config::Print(_) | Config::Blackhole(..) => Ok(()),
         Config::Datagen(_) | Config::Nexmark(_) => Err(ConnectorError::InvalidOption {
             table: ctx.table.clone(),
             message: "this connector can only be used as a source".into(),

@@ -84,9 +84,18 @@ pub fn conditions(
         out.push(if a.ineffective.is_empty() {
             make("ScalingEffective", true, "ScalingEffective", String::new())
         } else {
+            // By the names `explain` and the last decision show, where known.
+            let named: Vec<String> = a
+                .ineffective
+                .iter()
+                .map(|uid| {
+                    let v = a.last_decision.as_ref().and_then(|d| d.vertices.iter().find(|v| &v.uid == uid));
+                    v.map_or_else(|| format!("uid {uid}"), |v| format!("vertex {} ({})", v.id, v.name))
+                })
+                .collect();
             let message = format!(
-                "scaling up vertices {} did not raise their throughput; they are not scaled up again until the SQL or parallelism changes",
-                a.ineffective.join(", ")
+                "scaling up {} did not raise its throughput; not scaled up again until the SQL or parallelism changes",
+                named.join(", ")
             );
             make("ScalingEffective", false, "IneffectiveScaling", message)
         });
