@@ -21,7 +21,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use common::{Setup, create, exactly_once, job, phase, setup};
+use common::{Setup, create, job, phase, setup};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::Api;
 use kube::api::PostParams;
@@ -126,14 +126,10 @@ async fn a_step_up_is_met_by_one_rescale_and_the_output_stays_exactly_once() {
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        wait_object(&t.api, "clicks", Duration::from_secs(300), "Finished", |j| phase(j) == Some(Phase::Finished))
-            .await?;
-        exactly_once(&t.s3, "s3://sluice/out", rows)
+        t.finished_exactly_once("clicks", "s3://sluice/out", rows).await
     }
     .await;
-    if let Err(e) = result {
-        t.fail(e, t.job("clicks").await);
-    }
+    t.check(result, "clicks").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,14 +194,10 @@ async fn recommend_mode_changes_nothing_until_apply_and_an_hpa_beside_the_autosc
         if applied < to {
             bail!("recommended {to}, applied {applied}");
         }
-        wait_object(&t.api, "clicks", Duration::from_secs(300), "Finished", |j| phase(j) == Some(Phase::Finished))
-            .await?;
-        exactly_once(&t.s3, "s3://sluice/out", rows)
+        t.finished_exactly_once("clicks", "s3://sluice/out", rows).await
     }
     .await;
-    if let Err(e) = result {
-        t.fail(e, t.job("clicks").await);
-    }
+    t.check(result, "clicks").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,7 +237,5 @@ async fn a_bottleneck_that_scaling_cannot_fix_is_scaled_up_once_and_reported() {
         Ok(())
     }
     .await;
-    if let Err(e) = result {
-        t.fail(e, t.job("shared").await);
-    }
+    t.check(result, "shared").await;
 }

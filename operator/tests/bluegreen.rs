@@ -143,14 +143,10 @@ async fn a_cutover_under_load_rescales_survives_an_operator_kill_at_each_step_an
         if left != BTreeSet::from(["clicks-green".to_string()]) {
             bail!("after the cutover the pods are {left:?}");
         }
-        wait_object(&t.api, "clicks", Duration::from_secs(180), "Finished", |j| phase(j) == Some(Phase::Finished))
-            .await?;
-        exactly_once(&t.s3, "s3://sluice/out", rows)
+        t.finished_exactly_once("clicks", "s3://sluice/out", rows).await
     }
     .await;
-    if let Err(e) = result {
-        t.fail(e, t.job("clicks").await);
-    }
+    t.check(result, "clicks").await;
     assert!(t.op.log().contains("CutoverSucceeded") || t.op.log().contains("runs the job"), "{}", t.op.log());
 }
 
@@ -197,9 +193,7 @@ async fn a_new_color_that_fails_after_its_activation_is_rolled_back_and_nothing_
         exactly_once(&t.s3, "s3://sluice/out", rows)
     }
     .await;
-    if let Err(e) = result {
-        t.fail(e, t.job("clicks").await);
-    }
+    t.check(result, "clicks").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,7 +244,5 @@ async fn a_new_color_that_cannot_restore_the_state_never_touches_the_running_job
         anyhow::Ok(())
     }
     .await;
-    if let Err(e) = result {
-        t.fail(e, t.job("clicks").await);
-    }
+    t.check(result, "clicks").await;
 }

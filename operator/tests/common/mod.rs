@@ -241,6 +241,21 @@ impl Setup {
         panic!("{e:#}\n--- job status: {:#?}\n--- operator log:\n{}", job.and_then(|j| j.status), self.op.log());
     }
 
+    /// Fails the test with `job`'s status and the operator's log if `result` is an error.
+    pub async fn check(&self, result: Result<()>, job: &str) {
+        if let Err(e) = result {
+            self.fail(e, self.job(job).await);
+        }
+    }
+
+    /// Waits for `job` to finish, then checks that its output under `uri` holds every
+    /// id below `rows` once.
+    pub async fn finished_exactly_once(&self, job: &str, uri: &str, rows: i64) -> Result<()> {
+        wait_object(&self.api, job, Duration::from_secs(300), "Finished", |j| phase(j) == Some(Phase::Finished))
+            .await?;
+        exactly_once(&self.s3, uri, rows)
+    }
+
     pub async fn job(&self, name: &str) -> Option<StreamJob> {
         self.api.get_opt(name).await.ok().flatten()
     }
