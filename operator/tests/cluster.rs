@@ -189,7 +189,8 @@ async fn a_job_runs_upgrades_with_a_savepoint_through_an_operator_crash_and_is_d
         .await?;
         op.kill();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        op = Operator::start(&env, &ns, &s3.endpoint, log.clone());
+        // Another pod: another identity, which must wait for the killed one's Lease.
+        op = Operator::start_as(&env, &ns, &s3.endpoint, log.clone(), Some("sluice-operator-new-pod"), "info");
         let upgraded = wait_object(&api, "clicks", Duration::from_secs(120), "deployment 2 running", |j| {
             j.status.as_ref().is_some_and(|s| s.deployment == 2 && s.job_state.as_deref() == Some("RUNNING"))
         })
