@@ -177,8 +177,8 @@ pub fn record(status: &mut AutoscalerStatus, s: &Settings, run: &str, sample: Me
 /// What an evaluation decided.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// An Event: its reason and message.
-    pub event: Option<(&'static str, String)>,
+    /// Events: each one's reason and message.
+    pub events: Vec<(&'static str, String)>,
     /// Why nothing was decided, when nothing was.
     pub waiting: Option<String>,
 }
@@ -188,7 +188,7 @@ pub struct Outcome {
 /// `apply` mode the per-vertex parallelism in force.
 pub fn evaluate(top: &Topology, s: &Settings, status: &mut AutoscalerStatus, now: i64) -> Outcome {
     let figures = match estimate::estimate(top, &status.history, s) {
-        Estimate::NotYet(why) => return Outcome { event: None, waiting: Some(why) },
+        Estimate::NotYet(why) => return Outcome { events: vec![], waiting: Some(why) },
         Estimate::Ready { figures, .. } => figures,
     };
     if let Some(v) = top
@@ -198,7 +198,7 @@ pub fn evaluate(top: &Topology, s: &Settings, status: &mut AutoscalerStatus, now
     {
         let want = status.vertex_parallelism.get(&v.uid).copied().unwrap_or_default();
         return Outcome {
-            event: None,
+            events: vec![],
             waiting: Some(format!("the rescale of vertex {} to {want} is not deployed yet", v.id)),
         };
     }
@@ -234,7 +234,7 @@ pub fn evaluate(top: &Topology, s: &Settings, status: &mut AutoscalerStatus, now
     let recommendation_changed = status.recommended != recommended;
     status.recommended = recommended.clone();
     if changed.is_empty() {
-        return Outcome { event: events.pop(), waiting: None };
+        return Outcome { events, waiting: None };
     }
     let time = jiff::Timestamp::from_second(now).map(|t| t.to_string()).unwrap_or_default();
     let outcome = match s.mode {
@@ -261,7 +261,7 @@ pub fn evaluate(top: &Topology, s: &Settings, status: &mut AutoscalerStatus, now
         }
     };
     status.last_decision = Some(Decision { time, outcome: outcome.into(), summary, vertices: decided });
-    Outcome { event: events.pop(), waiting: None }
+    Outcome { events, waiting: None }
 }
 
 /// A vertex's decision from its figures: pure, and what [`replay`] recomputes.

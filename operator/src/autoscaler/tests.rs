@@ -124,7 +124,7 @@ impl Sim {
             record(&mut self.status, &self.s, &format!("{}/0", self.deployment), sample);
             let top = topology(self.p, 128);
             let out = evaluate(&top, &self.s, &mut self.status, self.now);
-            self.events.extend(out.event);
+            self.events.extend(out.events);
             if let Some(d) = &self.status.last_decision
                 && self.decisions.last() != Some(d)
             {

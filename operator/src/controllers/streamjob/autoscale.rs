@@ -71,13 +71,13 @@ pub async fn observe(
     let out = autoscaler::evaluate(&topology(j), &settings, &mut a, now);
     a.waiting = out.waiting;
     let events = out
-        .event
+        .events
+        .into_iter()
         .map(|(reason, message)| PlannedEvent {
             warning: reason == "ScalingIneffective",
             reason: reason.into(),
             message,
         })
-        .into_iter()
         .collect();
     (Some(a), events)
 }
