@@ -135,41 +135,13 @@ async fn a_step_up_is_met_by_one_rescale_and_the_output_stays_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recommend_mode_changes_nothing_until_apply_and_an_hpa_beside_the_autoscaler_is_refused() {
     let t = setup("as-recommend").await;
-    // An HPA that targets the second job, created before it.
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(t.client.clone(), &t.ns);
-    let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "scaled-twice"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "sluice.dev/v1alpha1", "kind": "StreamJob", "name": "scaled-twice"},
-            "minReplicas": 1, "maxReplicas": 4,
-            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
-        }
-    }))
-    .unwrap();
-    hpas.create(&PostParams::default(), &hpa).await.unwrap();
-    // The schedule must outlast the decision (a bounded source's lag falls once its
-    // schedule is over): 70 s of input.
-    let rows = 70 * RATE;
+    // The schedule must outlast the recommendation and the switch to apply (a bounded
+    // source's demand falls once its schedule is over): 120 s of input.
+    let rows = 120 * RATE;
     create(&t.api, job("clicks", spec(&t, &sql(rows, RATE, "s3://sluice/out"), "recommend", "in-place")))
         .await
         .unwrap();
-    create(&t.api, job("scaled-twice", spec(&t, &sql(rows, RATE, "s3://sluice/other"), "apply", "in-place")))
-        .await
-        .unwrap();
     let result = async {
-        let refused = wait_object(&t.api, "scaled-twice", Duration::from_secs(120), "ScalingActive False", |j| {
-            j.status.as_ref().is_some_and(|s| {
-                s.conditions.iter().any(|c| {
-                    c.type_ == "ScalingActive" && c.status == "False" && c.reason == "HorizontalPodAutoscalerConflict"
-                })
-            })
-        })
-        .await?;
-        let blocked = refused.status.and_then(|s| s.autoscaler).and_then(|a| a.blocked).unwrap_or_default();
-        if !blocked.contains("HorizontalPodAutoscaler `scaled-twice`") {
-            bail!("the refusal does not name the HPA: {blocked}");
-        }
-        t.api.delete("scaled-twice", &Default::default()).await?;
         let recommended = wait_object(&t.api, "clicks", Duration::from_secs(150), "a recommendation", |j| {
             decision(j).is_some_and(|d| d.0 == "recommended")
         })
@@ -198,6 +170,43 @@ async fn recommend_mode_changes_nothing_until_apply_and_an_hpa_beside_the_autosc
     }
     .await;
     t.check(result, "clicks").await;
+    // Then a job that an HPA also targets.
+    create(&t.api, job("scaled-twice", spec(&t, &sql(rows, RATE, "s3://sluice/other"), "apply", "in-place")))
+        .await
+        .unwrap();
+    let refused = async {
+        wait_object(&t.api, "scaled-twice", Duration::from_secs(120), "Running", |j| {
+            matches!(phase(j), Some(Phase::Running | Phase::Stable))
+        })
+        .await?;
+        // An HPA that targets the running job: the operator lists HPAs every 60 s.
+        let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(t.client.clone(), &t.ns);
+        let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "scaled-twice"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "sluice.dev/v1alpha1", "kind": "StreamJob", "name": "scaled-twice"},
+                "minReplicas": 1, "maxReplicas": 4,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
+            }
+        }))?;
+        hpas.create(&PostParams::default(), &hpa).await?;
+        let refused = wait_object(&t.api, "scaled-twice", Duration::from_secs(120), "ScalingActive False", |j| {
+            j.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == "ScalingActive" && c.status == "False" && c.reason == "HorizontalPodAutoscalerConflict"
+                })
+            })
+        })
+        .await?;
+        let blocked = refused.status.and_then(|s| s.autoscaler).and_then(|a| a.blocked).unwrap_or_default();
+        if !blocked.contains("HorizontalPodAutoscaler `scaled-twice`") {
+            bail!("the refusal does not name the HPA: {blocked}");
+        }
+        Ok(())
+    }
+    .await;
+    t.check(refused, "scaled-twice").await;
+    t.api.delete("scaled-twice", &Default::default()).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
