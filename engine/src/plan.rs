@@ -415,11 +415,7 @@ pub fn build_graph(job: &Job, settings: &Settings) -> Result<JobGraph, EngineErr
     }
     for (i, v) in b.graph.vertices.iter_mut().enumerate() {
         // FNV-1a over the vertex's position and name: stable for the same plan.
-        let mut h: u64 = 0xcbf29ce484222325;
-        for byte in format!("{i}/{}", v.name()).bytes() {
-            h = (h ^ byte as u64).wrapping_mul(0x100000001b3);
-        }
-        v.uid = format!("{h:016x}");
+        v.uid = format!("{:016x}", sluice_api::hash::fnv1a(format!("{i}/{}", v.name()).as_bytes()));
     }
     apply_overrides(&mut b.graph, &settings.vertex_parallelism)?;
     Ok(b.graph)

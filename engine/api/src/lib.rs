@@ -7,6 +7,7 @@
 //!   and savepoint directories;
 //! - [`duration`]: durations as Flink writes them, for configuration keys and
 //!   the CRD fields that become them;
+//! - [`hash`]: FNV-1a, for ids that must not change between releases;
 //! - [`failpoint`]: the fault points that tests set in either process through
 //!   `SLUICE_FAILPOINTS`.
 //!
@@ -15,5 +16,6 @@
 
 pub mod duration;
 pub mod failpoint;
+pub mod hash;
 pub mod layout;
 pub mod rest;

@@ -139,12 +139,7 @@ impl Topology {
 /// The basis of an autoscaler's per-vertex parallelism: it holds for this SQL and
 /// this `spec.parallelism` only.
 pub fn basis(sql: &str, parallelism: i32, max_parallelism: i32) -> String {
-    // FNV-1a: stable across processes and releases, unlike the std hasher.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in sql.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016x}/{parallelism}/{max_parallelism}")
+    format!("{:016x}/{parallelism}/{max_parallelism}", sluice_api::hash::fnv1a(sql.as_bytes()))
 }
 
 /// `status.autoscaler` for the current basis: a status of another basis (the SQL or
