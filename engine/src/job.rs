@@ -102,6 +102,8 @@ pub struct JobState {
     pub restarts: AtomicU64,
     /// `pipeline.max-parallelism`: the number of key groups.
     pub max_parallelism: usize,
+    /// The id of the data policy the job enforces, if any.
+    pub data_policy: Option<String>,
     pub vertices: Vec<VertexInfo>,
     pub subtasks: Vec<Arc<SubtaskMetrics>>,
     checkpoints: Mutex<VecDeque<CheckpointRecord>>,
@@ -171,6 +173,7 @@ impl JobState {
             user_cancel: AtomicBool::new(false),
             restarts: AtomicU64::new(0),
             max_parallelism: graph.max_parallelism,
+            data_policy: graph.data_policy.clone(),
             vertices,
             subtasks,
             checkpoints: Mutex::new(VecDeque::new()),
@@ -421,7 +424,13 @@ mod tests {
     use super::*;
 
     fn job() -> Arc<JobState> {
-        let g = JobGraph { vertices: vec![], edges: vec![], max_parallelism: 128, local_time_zone: "UTC".into() };
+        let g = JobGraph {
+            vertices: vec![],
+            edges: vec![],
+            max_parallelism: 128,
+            local_time_zone: "UTC".into(),
+            data_policy: None,
+        };
         JobState::new("j", "j.sql", &g)
     }
 

@@ -71,7 +71,7 @@ fn checkpoint_options(c: CheckpointSettings, job_id: &str) -> Result<CheckpointO
 
 /// Compiles and runs job text to completion, returning the finished job's state.
 pub fn run_text(text: &str, file: &str, job_id: &str, overrides: &Config) -> Result<Arc<JobState>, EngineError> {
-    let job = compile_text(text, file)?;
+    let job = sluice_job::compile_configured(text, file, overrides)?;
     let (graph, options) = prepare(&job, overrides, job_id)?;
     let state = JobState::new(job_id, file, &graph);
     execute(&graph, &state, &options)?;

@@ -56,6 +56,11 @@ struct ConfigArgs {
     /// Sets a configuration key; repeatable. Wins over --config.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// A data policy (YAML, the shape of StreamJob.spec.dataPolicy): column
+    /// masking and row rules enforced at the sources. Its hmac keys are read
+    /// from <sluice.secrets-dir>/<secret>/<key> (default /etc/sluice/secrets).
+    #[arg(long, value_name = "FILE")]
+    data_policy: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -353,6 +358,9 @@ fn prepare_config(
         config.values.extend(Config::from_file(path)?.values);
     }
     config.set_all(&args.conf.set)?;
+    if let Some(path) = &args.conf.data_policy {
+        config.values.insert(sluice_api::policy::CONFIG_KEY.into(), sluice_job::policy_file_json(path)?);
+    }
     if let Some(p) = args.conf.parallelism {
         config.values.insert("parallelism.default".into(), p.to_string());
     }
@@ -363,6 +371,15 @@ fn prepare_config(
     }
     let validated = sluice_job::validate(&text, &file, &config)?;
     let graph = sluice_engine::plan::build_graph(&validated.job, &validated.settings)?;
+    if let Some(hash) = &graph.data_policy {
+        let applied: Vec<String> = validated
+            .job
+            .tables
+            .values()
+            .flat_map(|t| t.policy.describe().into_iter().map(move |l| format!("{}.{l}", t.name)))
+            .collect();
+        sluice_engine::say!("job `{job_id}`: data policy {hash} enforced at the sources: {}", applied.join("; "));
+    }
     let options = sluice_engine::local::run_options(validated.settings, job_id)?;
     Ok((Prepared { graph, options }, config))
 }

@@ -136,6 +136,8 @@ pub struct JobGraph {
     pub edges: Vec<Edge>,
     pub max_parallelism: usize,
     pub local_time_zone: String,
+    /// The id of the job's data policy, if it has one.
+    pub data_policy: Option<String>,
 }
 
 impl JobGraph {
@@ -146,6 +148,9 @@ impl JobGraph {
         for v in &self.vertices {
             let _ = writeln!(s, "\nVertex {} (parallelism {}, uid {})", v.id, v.parallelism, v.uid);
             let _ = writeln!(s, "  {}", v.name());
+            for line in v.source.iter().flat_map(|t| t.policy.describe()) {
+                let _ = writeln!(s, "  data policy at the source: {line}");
+            }
             for e in v.inputs.iter().map(|i| &self.edges[*i]) {
                 let _ = writeln!(s, "  <- vertex {} via {}", e.from, e.partitioning);
             }
@@ -237,11 +242,12 @@ impl Builder {
                 }
                 let p = sluice_job::table_parallelism(t, "scan.parallelism")?;
                 let v = self.new_vertex(p, self.parallelism, Some(t.clone()));
-                let identity = t.columns.len() == t.physical.fields().len()
+                // Over the physical columns as the source emits them (masked by the data policy).
+                let identity = t.columns.len() == t.physical_df.fields().len()
                     && t.columns
                         .iter()
                         .enumerate()
-                        .all(|(i, c)| matches!(c, Expr::Column(col) if col.name == *t.physical.field(i).name()));
+                        .all(|(i, c)| matches!(c, Expr::Column(col) if col.name == *t.physical_df.field(i).name()));
                 if !identity {
                     let exprs = t.columns.iter().map(|c| lower(c, &t.physical_df)).collect::<Result<_, _>>()?;
                     self.graph.vertices[v].ops.push(OpSpec::Project {
@@ -364,6 +370,7 @@ pub fn build_graph(job: &Job, settings: &Settings) -> Result<JobGraph, EngineErr
             edges: vec![],
             max_parallelism,
             local_time_zone: job.local_time_zone.clone(),
+            data_policy: settings.data_policy_hash.clone(),
         },
         parallelism,
         by_option: vec![],

@@ -160,6 +160,7 @@ async fn job(State(ctx): State<Arc<RestState>>) -> Response {
         duration_ms: duration.as_millis() as u64,
         restarts: j.restarts.load(std::sync::atomic::Ordering::Relaxed),
         max_parallelism: j.max_parallelism,
+        data_policy: j.data_policy.clone(),
         vertices: j.vertices.iter().map(|v| vertex(j, v)).collect(),
         last_completed_checkpoint: j.last_completed_checkpoint(),
         error: j.error(),

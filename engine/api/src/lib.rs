@@ -8,6 +8,8 @@
 //! - [`duration`]: durations as Flink writes them, for configuration keys and
 //!   the CRD fields that become them;
 //! - [`hash`]: FNV-1a, for ids that must not change between releases;
+//! - [`policy`]: a job's data policy (masking and row rules), as the operator
+//!   hands it to the engine;
 //! - [`failpoint`]: the fault points that tests set in either process through
 //!   `SLUICE_FAILPOINTS`.
 //!
@@ -18,4 +20,5 @@ pub mod duration;
 pub mod failpoint;
 pub mod hash;
 pub mod layout;
+pub mod policy;
 pub mod rest;

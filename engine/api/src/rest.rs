@@ -84,6 +84,10 @@ pub struct Job {
     /// subtasks any vertex can have. `0` from an engine that does not report it.
     #[serde(default)]
     pub max_parallelism: usize,
+    /// The id of the data policy the job enforces (FNV-1a of its JSON, as
+    /// `StreamJob.status.dataPolicy.hash`); absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_policy: Option<String>,
     pub vertices: Vec<Vertex>,
     /// `None` until a checkpoint or savepoint completes.
     pub last_completed_checkpoint: Option<Checkpoint>,

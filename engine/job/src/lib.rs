@@ -6,12 +6,16 @@
 
 mod config;
 mod error;
+mod policy;
 mod restart;
 mod settings;
 mod validate;
 
 pub use config::Config;
 pub use error::JobError;
+pub use policy::{Secrets, data_policy, policy_file_json};
 pub use restart::RestartStrategy;
 pub use settings::{CheckpointSettings, Restore, Settings, VERTEX_PARALLELISM_OVERRIDES, parse_vertex_parallelism};
-pub use validate::{ValidatedJob, compile, scanned_tables, table_parallelism, validate};
+pub use validate::{
+    ValidatedJob, compile, compile_configured, scanned_tables, table_parallelism, validate, validate_with,
+};

@@ -68,6 +68,8 @@ pub struct Settings {
     pub restart: RestartStrategy,
     pub restore: Restore,
     pub allow_non_restored_state: bool,
+    /// The id of the data policy the configuration carries ([`sluice_api::policy::hash`]).
+    pub data_policy_hash: Option<String>,
 }
 
 /// The first key that is set, of Flink's current and older names.
@@ -100,6 +102,7 @@ impl Settings {
             restart,
             restore,
             allow_non_restored_state: config.bool("execution.state-recovery.ignore-unclaimed-state")?,
+            data_policy_hash: config.get(sluice_api::policy::CONFIG_KEY).map(sluice_api::policy::hash),
         })
     }
 }

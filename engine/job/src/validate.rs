@@ -8,7 +8,9 @@ use sluice_connectors::{Role, validate_table};
 use sluice_sql::catalog::TableDef;
 use sluice_sql::plan::{Job, PlanNode, Rel};
 
-use crate::{Config, JobError, Settings};
+use sluice_api::policy::CONFIG_KEY;
+
+use crate::{Config, JobError, Secrets, Settings, data_policy};
 
 /// A job that compiles, whose tables' options their connectors accept, and
 /// whose configuration (its `SET` statements under the given overrides) is valid.
@@ -23,16 +25,38 @@ pub struct ValidatedJob {
 /// Validates job text (`file` names it in errors) under configuration
 /// `overrides` (the config file, `--set` and flags, or a StreamJob's engine keys).
 pub fn validate(text: &str, file: &str, overrides: &Config) -> Result<ValidatedJob, JobError> {
-    let job = compile(text, file)?;
+    validate_with(text, file, overrides, &Secrets::of(overrides))
+}
+
+/// [`validate`], with the hmac keys of the data policy from `secrets`.
+pub fn validate_with(text: &str, file: &str, overrides: &Config, secrets: &Secrets) -> Result<ValidatedJob, JobError> {
+    let job = compile_with(text, file, overrides, secrets)?;
+    if job.settings.contains_key(CONFIG_KEY) {
+        return Err(JobError::Config(format!(
+            "a job cannot SET '{CONFIG_KEY}': its data policy comes from StreamJob.spec.dataPolicy, or `--data-policy FILE` outside Kubernetes"
+        )));
+    }
     let mut config = Config { values: job.settings.clone() };
     config.values.extend(overrides.values.clone());
     let settings = Settings::from_config(&config)?;
     Ok(ValidatedJob { job, config, settings })
 }
 
-/// Compiles job text and checks its tables' connector options.
+/// Compiles job text without a data policy and checks its tables' connector options.
 pub fn compile(text: &str, file: &str) -> Result<Job, JobError> {
-    let job = sluice_sql::compile(text).map_err(|error| JobError::Sql { file: file.to_string(), error })?;
+    compile_with(text, file, &Config::default(), &Secrets::Unread)
+}
+
+/// Compiles job text under the data policy of `config` (hmac keys from the
+/// files of its `sluice.secrets-dir`), as every process that runs it does.
+pub fn compile_configured(text: &str, file: &str, config: &Config) -> Result<Job, JobError> {
+    compile_with(text, file, config, &Secrets::of(config))
+}
+
+fn compile_with(text: &str, file: &str, config: &Config, secrets: &Secrets) -> Result<Job, JobError> {
+    let policy = data_policy(config)?.unwrap_or_default();
+    let job = sluice_sql::compile_with_policy(text, &policy, &|r| secrets.read(r))
+        .map_err(|error| JobError::Sql { file: file.to_string(), error })?;
     check_tables(&job)?;
     Ok(job)
 }

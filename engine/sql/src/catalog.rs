@@ -30,6 +30,9 @@ pub struct TableDef {
     pub physical_df: DFSchemaRef,
     pub watermark: Option<WatermarkSpec>,
     pub position: Position,
+    /// What the job's data policy did to the table as its queries read it:
+    /// `schema` and `columns` are already masked, and the row filter runs first.
+    pub policy: crate::policy::TablePolicy,
 }
 
 /// `WATERMARK FOR column AS expr`.
@@ -149,5 +152,6 @@ pub(crate) fn define_table(ct: &CreateTable, exprs: &ExprPlanner, tz: &str) -> R
         physical_df,
         watermark,
         position: ct.position,
+        policy: Default::default(),
     })
 }

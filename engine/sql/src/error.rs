@@ -37,12 +37,19 @@ impl SqlError {
 
     /// Formats the error the way compilers do: `FILE:LINE:COL: message`.
     pub fn render(&self, file: &str) -> String {
+        if self.position.line == 0 {
+            // Not in the job text: the data policy's errors.
+            return format!("{file}: {}", self.message);
+        }
         format!("{file}:{}:{}: {}", self.position.line, self.position.column, self.message)
     }
 }
 
 impl fmt::Display for SqlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.position.line == 0 {
+            return f.write_str(&self.message);
+        }
         write!(f, "line {}, column {}: {}", self.position.line, self.position.column, self.message)
     }
 }

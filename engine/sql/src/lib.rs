@@ -15,6 +15,7 @@ pub mod functions;
 pub mod logical;
 pub mod parser;
 mod planner;
+pub mod policy;
 pub mod types;
 
 /// The logical plan under its former name, for the crates that import
@@ -23,4 +24,4 @@ pub use logical as plan;
 
 pub use error::{Position, SqlError};
 pub use logical::Job;
-pub use planner::compile;
+pub use planner::{compile, compile_with_policy};

@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod calc;
 pub mod factory;
+pub mod policy;
 pub mod session;
 pub mod sink;
 pub mod watermark;

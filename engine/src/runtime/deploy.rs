@@ -297,6 +297,7 @@ fn open_readers(
                         restored_splits: splits.clone(),
                         s3: opts.checkpoint.s3.clone(),
                     })?;
+                    let reader = crate::operators::policy::with_policy(t, reader)?;
                     idle.push(!reader.has_work());
                     rs.push(if local(v.id, i) { Some(reader) } else { None });
                 }

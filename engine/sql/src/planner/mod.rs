@@ -37,9 +37,15 @@ use crate::error::{Position, SqlError};
 use crate::expr::{Expr, ExprPlanner};
 use crate::logical::{Job, PlanNode, Rel};
 use crate::parser::{self, Statement};
+use crate::policy::{DataPolicy, Enforcer, Secrets};
 
 /// Compiles a job script.
 pub fn compile(sql: &str) -> Result<Job, SqlError> {
+    compile_with_policy(sql, &DataPolicy::default(), &|_| Err("the job has no data policy".into()))
+}
+
+/// Compiles a job script under a data policy, whose hmac keys `secrets` reads.
+pub fn compile_with_policy(sql: &str, policy: &DataPolicy, secrets: Secrets<'_>) -> Result<Job, SqlError> {
     let statements = parser::parse_script(sql)?;
     let mut settings = BTreeMap::new();
     for s in &statements {
@@ -51,6 +57,7 @@ pub fn compile(sql: &str) -> Result<Job, SqlError> {
     let tz = settings.get("table.local-time-zone").cloned().unwrap_or_else(|| "UTC".into());
     let mut planner =
         Planner { exprs: ExprPlanner::new(&tz), tz: tz.clone(), tables: BTreeMap::new(), views: HashMap::new() };
+    let mut enforcer = Enforcer::new(policy, secrets)?;
     let mut sinks = Vec::new();
     for s in &statements {
         match s {
@@ -59,7 +66,7 @@ pub fn compile(sql: &str) -> Result<Job, SqlError> {
                 if planner.tables.contains_key(&ct.name) || planner.views.contains_key(&ct.name) {
                     return Err(SqlError::new(ct.position, format!("`{}` is already defined", ct.name)));
                 }
-                let def = define_table(ct, &planner.exprs, &tz)?;
+                let def = enforcer.apply(define_table(ct, &planner.exprs, &tz)?, &planner.exprs)?;
                 planner.tables.insert(ct.name.clone(), Arc::new(def));
             }
             Statement::CreateView(v) => {
@@ -75,6 +82,7 @@ pub fn compile(sql: &str) -> Result<Job, SqlError> {
             Statement::Insert(ins) => sinks.push(planner.plan_insert(ins)?),
         }
     }
+    enforcer.finish(&planner.tables)?;
     if sinks.is_empty() {
         return Err(SqlError::new(
             Position { line: 1, column: 1 },

@@ -31,7 +31,13 @@ impl Cluster for Fake {
 
 /// Two vertices: a source (2 subtasks) and a sink (1 subtask).
 fn coordinator(job_dir: &Storage, interval: Option<Duration>) -> CheckpointCoordinator {
-    let g = JobGraph { vertices: vec![], edges: vec![], max_parallelism: 128, local_time_zone: "UTC".into() };
+    let g = JobGraph {
+        vertices: vec![],
+        edges: vec![],
+        max_parallelism: 128,
+        local_time_zone: "UTC".into(),
+        data_policy: None,
+    };
     let job = JobState::new("j", "j.sql", &g);
     let opts = CheckpointOptions { job_dir: Some(job_dir.clone()), interval, ..CheckpointOptions::default() };
     let v = |uid: &str, p| VertexMeta { uid: uid.into(), name: uid.into(), parallelism: p, operators: vec![] };

@@ -74,8 +74,8 @@ pub(super) fn start(
     server: &DataServer,
     events: &Sender<SessionEvent>,
 ) -> Result<Running, EngineError> {
-    let job = crate::local::compile_text(&spec.job_text, &spec.file)?;
     let config = Config { values: spec.config.clone() };
+    let job = sluice_job::compile_configured(&spec.job_text, &spec.file, &config)?;
     let (graph, opts) = crate::local::prepare(&job, &config, &spec.job_id)?;
     let shape: Vec<usize> = graph.vertices.iter().map(|v| v.parallelism).collect();
     let placed: Vec<usize> = spec.placement.iter().map(Vec::len).collect();

@@ -22,6 +22,7 @@ fn job() -> Arc<JobState> {
         edges: vec![],
         max_parallelism: 128,
         local_time_zone: "UTC".into(),
+        data_policy: None,
     };
     JobState::new("j", "j.sql", &g)
 }
