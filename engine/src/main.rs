@@ -58,7 +58,7 @@ struct ConfigArgs {
     set: Vec<String>,
     /// A data policy (YAML, the shape of StreamJob.spec.dataPolicy): column
     /// masking and row rules enforced at the sources. Its hmac keys are read
-    /// from <sluice.secrets-dir>/<secret>/<key> (default /etc/sluice/secrets).
+    /// from <sluice.secrets-dir>/<secret>/<key> (default /var/run/secrets/sluice.dev).
     #[arg(long, value_name = "FILE")]
     data_policy: Option<PathBuf>,
 }

@@ -67,6 +67,11 @@ pub enum InvalidSpec {
          (--default-engine-image; the Helm value engine.image)"
     )]
     NoImage,
+    #[error(
+        "invalid spec: dataPolicy: the hmac key {}: create it, or fix keySecretRef",
+        if *found { format!("Secret {namespace}/{name} has no key '{key}'") } else { format!("Secret {namespace}/{name} (key '{key}') does not exist") }
+    )]
+    PolicySecret { namespace: String, name: String, key: String, found: bool },
     #[error("invalid spec: {field}: '{value}' is not a duration such as 30s, 5m or 1h")]
     Duration { field: &'static str, value: String },
     /// The engine's validation refuses the job: its SQL (with the line and column), a

@@ -177,7 +177,9 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
             "Role",
             "RoleBinding",
             "Service",
-            "ServiceAccount"
+            "ServiceAccount",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding"
         ]
     );
     let dep = find(&d, "Deployment")[0];
@@ -254,6 +256,7 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
         "s3.defaults.endpoint=http://minio.storage:9000",
         "s3.defaults.credentialsSecret=s3-creds",
         "crds.install=false",
+        "admissionPolicy.enabled=false",
     ])
     .unwrap();
     assert_eq!(

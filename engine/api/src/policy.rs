@@ -16,8 +16,9 @@ pub const CONFIG_KEY: &str = "sluice.data-policy";
 /// Where the engine reads the Secrets a policy names: `<dir>/<secret>/<key>`.
 pub const SECRETS_DIR_KEY: &str = "sluice.secrets-dir";
 
-/// The default of [`SECRETS_DIR_KEY`]: where the operator mounts them.
-pub const DEFAULT_SECRETS_DIR: &str = "/etc/sluice/secrets";
+/// The default of [`SECRETS_DIR_KEY`]: where the operator mounts them, beside
+/// (not inside) the read-only configuration volume at `/etc/sluice`.
+pub const DEFAULT_SECRETS_DIR: &str = "/var/run/secrets/sluice.dev";
 
 /// The id of a policy: FNV-1a of the JSON that [`CONFIG_KEY`] carries, as
 /// `GET /v1/job` reports it and `StreamJob.status.dataPolicy.hash` records it,

@@ -1,7 +1,7 @@
 //! The data policy of a job as its configuration carries it: the JSON of
 //! `StreamJob.spec.dataPolicy` (or of `--data-policy FILE`) in the key
 //! [`CONFIG_KEY`], and the hmac keys its rules name, read from
-//! `<sluice.secrets-dir>/<secret>/<key>` (default `/etc/sluice/secrets`, where
+//! `<sluice.secrets-dir>/<secret>/<key>` (default `/var/run/secrets/sluice.dev`, where
 //! the operator mounts the Secrets).
 //!
 //! The policy comes from the configuration only: a job's own `SET` cannot

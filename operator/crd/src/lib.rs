@@ -8,10 +8,12 @@
 //! - [`stream_job_status`]: its status, the operator's write-ahead log, which records
 //!   specs as a [`DeployedSpec`] ([`deployed_spec`]);
 //! - [`autoscaler`]: the autoscaler's settings and its record in status;
+//! - [`data_policy`]: the data policy the engine enforces at the sources, and its record;
 //! - [`stream_savepoint`]: the `StreamSavepoint` resource;
 //! - [`duration`]: the duration fields' pattern and parser, the engine's own.
 
 pub mod autoscaler;
+pub mod data_policy;
 pub mod deployed_spec;
 pub mod duration;
 pub mod stream_job;
@@ -21,6 +23,7 @@ pub mod stream_savepoint;
 pub use autoscaler::{
     AutoscalerMode, AutoscalerSpec, AutoscalerStatus, Decision, MetricSample, ScaleUp, VertexDecision, VertexSample,
 };
+pub use data_policy::{DataPolicySpec, DataPolicyStatus};
 pub use deployed_spec::DeployedSpec;
 pub use duration::parse_duration;
 pub use stream_job::{

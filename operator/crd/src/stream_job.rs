@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::StreamJobStatus;
 use crate::autoscaler::AutoscalerSpec;
+use crate::data_policy::DataPolicySpec;
 use crate::duration::DURATION_PATTERN;
 
 /// A streaming SQL job and how Sluice runs, upgrades and snapshots it.
@@ -124,6 +125,10 @@ pub struct StreamJobSpec {
     /// the combination.
     #[serde(default, skip_serializing_if = "is_default")]
     pub autoscaler: AutoscalerSpec,
+    /// Column masking and row rules the engine enforces at the sources, before any
+    /// operator, state or sink sees a raw value. A change is an upgrade like any other.
+    #[serde(default, skip_serializing_if = "DataPolicySpec::is_empty")]
+    pub data_policy: DataPolicySpec,
 }
 
 fn is_default(a: &AutoscalerSpec) -> bool {

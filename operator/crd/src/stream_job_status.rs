@@ -152,6 +152,9 @@ pub struct StreamJobStatus {
     /// What the autoscaler measured, decided and holds in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaler: Option<crate::AutoscalerStatus>,
+    /// The data policy the running job enforces: its id, since when, and what it masks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_policy: Option<crate::DataPolicyStatus>,
     /// The label selector of the job's engine pods (`sluice.dev/job=<name>`), for the
     /// scale subresource: what an HPA reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]

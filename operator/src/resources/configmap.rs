@@ -39,6 +39,11 @@ pub fn spec_config(spec: &StreamJobSpec) -> BTreeMap<String, String> {
         c.insert("s3.endpoint".into(), e.clone());
     }
     c.remove("execution.state-recovery.path");
+    // The data policy is the spec's alone: `spec.config` cannot set or clear it.
+    c.remove(sluice_api::policy::CONFIG_KEY);
+    if !spec.data_policy.is_empty() {
+        c.insert(sluice_api::policy::CONFIG_KEY.into(), spec.data_policy.engine_json());
+    }
     if spec.allow_non_restored_state {
         c.insert("execution.state-recovery.ignore-unclaimed-state".into(), "true".into());
     }

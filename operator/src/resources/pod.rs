@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
     EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Volume, VolumeMount,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -50,6 +50,14 @@ pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, BuildError> 
             ..Default::default()
         }]
     });
+    // The data policy's Secrets, each at <secrets dir>/<name>, where the engine reads its
+    // hmac keys: (volume name, Secret name).
+    let policy_secrets: Vec<(String, String)> = {
+        let mut names: Vec<String> = spec.data_policy.secrets().iter().map(|r| r.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        names.into_iter().enumerate().map(|(i, n)| (format!("policy-key-{i}"), n)).collect()
+    };
     let probe = |path: &str, port: i32, period: i32| Probe {
         http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(port), ..Default::default() }),
         period_seconds: Some(period),
@@ -77,15 +85,25 @@ pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, BuildError> 
         readiness_probe: Some(probe(r.readiness.0, r.readiness.1, 2)),
         liveness_probe: Some(Probe { initial_delay_seconds: Some(10), ..probe("/healthz", r.readiness.1, 10) }),
         resources: r.resources.map(resources),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "config".into(),
-                mount_path: CONFIG_DIR.into(),
+        volume_mounts: Some(
+            [
+                VolumeMount {
+                    name: "config".into(),
+                    mount_path: CONFIG_DIR.into(),
+                    read_only: Some(true),
+                    ..Default::default()
+                },
+                VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
+            ]
+            .into_iter()
+            .chain(policy_secrets.iter().map(|(volume, name)| VolumeMount {
+                name: volume.clone(),
+                mount_path: format!("{}/{name}", sluice_api::policy::DEFAULT_SECRETS_DIR),
                 read_only: Some(true),
                 ..Default::default()
-            },
-            VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
-        ]),
+            }))
+            .collect(),
+        ),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -114,14 +132,31 @@ pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, BuildError> 
                 seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
                 ..Default::default()
             }),
-            volumes: Some(vec![
-                Volume {
-                    name: "config".into(),
-                    config_map: Some(ConfigMapVolumeSource { name: d.config_map_name(), ..Default::default() }),
+            volumes: Some(
+                [
+                    Volume {
+                        name: "config".into(),
+                        config_map: Some(ConfigMapVolumeSource { name: d.config_map_name(), ..Default::default() }),
+                        ..Default::default()
+                    },
+                    Volume {
+                        name: "tmp".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Default::default()
+                    },
+                ]
+                .into_iter()
+                .chain(policy_secrets.iter().map(|(volume, name)| Volume {
+                    name: volume.clone(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(name.clone()),
+                        default_mode: Some(0o444),
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                },
-                Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
-            ]),
+                }))
+                .collect(),
+            ),
             ..Default::default()
         }),
     };

@@ -176,20 +176,20 @@ impl<'a> Enforcer<'a> {
         let m = match r.action {
             MaskAction::Drop | MaskAction::Null => return Ok(None),
             MaskAction::Redact => Masking::Redact { first: keep.first as usize, last: keep.last as usize },
-            MaskAction::Truncate => {
-                match (&r.unit, keep.first) {
-                    (Some(u), 0) => Masking::TruncateTime(Unit::parse(u).ok_or_else(|| {
+            MaskAction::Truncate => match (&r.unit, keep.first) {
+                (Some(u), 0) => {
+                    Masking::TruncateTime(Unit::parse(u).ok_or_else(|| {
                         at(format!("unknown unit '{u}'; use second, minute, hour, day, month or year"))
-                    })?),
-                    (None, n) if n > 0 => Masking::TruncateChars(n as usize),
-                    (Some(_), _) => {
-                        return Err(at("truncate takes either keep.first (a string) or unit (a time), not both".into()));
-                    }
-                    (None, _) => {
-                        return Err(at("truncate needs keep.first (characters of a string to keep) or unit (for a timestamp or a date)".into()));
-                    }
+                    })?)
                 }
-            }
+                (None, n) if n > 0 => Masking::TruncateChars(n as usize),
+                (Some(_), _) => {
+                    return Err(at("truncate takes either keep.first (a string) or unit (a time), not both".into()));
+                }
+                (None, _) => {
+                    return Err(at("truncate needs keep.first (characters of a string to keep) or unit (for a timestamp or a date)".into()));
+                }
+            },
             MaskAction::Hmac => {
                 let s = r
                     .key_secret_ref

@@ -32,7 +32,7 @@ fn serde_yaml_json(s: &str) -> serde_json::Value {
 fn keys(r: &SecretKeyRef) -> Result<Vec<u8>, String> {
     match (r.name.as_str(), r.key.as_str()) {
         ("pii-key", "hmac") => Ok(b"k3y".to_vec()),
-        _ => Err(format!("no file /etc/sluice/secrets/{}/{}", r.name, r.key)),
+        _ => Err(format!("no file /var/run/secrets/sluice.dev/{}/{}", r.name, r.key)),
     }
 }
 
@@ -139,7 +139,7 @@ fn mistakes_in_a_policy_are_errors_that_name_the_rule() {
         (r#"{"columns": [{"match": {"column": "email"}, "action": "hmac"}]}"#, "hmac needs keySecretRef"),
         (
             r#"{"columns": [{"match": {"column": "email"}, "action": "hmac", "keySecretRef": {"name": "nope", "key": "k"}}]}"#,
-            "no file /etc/sluice/secrets/nope/k",
+            "no file /var/run/secrets/sluice.dev/nope/k",
         ),
         (r#"{"columns": [{"match": {"column": "email"}, "action": "truncate"}]}"#, "truncate needs keep.first"),
         (

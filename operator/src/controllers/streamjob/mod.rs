@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod autoscale;
+pub mod data_policy;
 pub mod observe;
 pub mod plan;
 pub mod validate;
@@ -140,6 +141,9 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
     };
     let mut planned = plan::plan(&input);
     planned.events.extend(scaler_events);
+    let (policy, policy_events) = data_policy::record(&planned.status, &input.engine, input.now);
+    planned.status.data_policy = policy;
+    planned.events.extend(policy_events);
     if planned.status.autoscaler.is_some() {
         // Samples are due every SAMPLE_INTERVAL_SECS.
         let every = Duration::from_secs(autoscaler::SAMPLE_INTERVAL_SECS as u64);
@@ -192,11 +196,16 @@ async fn publish(ctx: &Context, job: &StreamJob, events: &[plan::PlannedEvent]) 
         } else {
             tracing::info!(reason = %e.reason, "{}", e.message);
         }
+        let note: String = e.message.chars().take(1000).collect();
         let ev = KubeEvent {
             type_: if e.warning { EventType::Warning } else { EventType::Normal },
             reason: e.reason.clone(),
-            note: Some(e.message.chars().take(1000).collect()),
-            action: "Reconcile".into(),
+            // kube's Recorder folds Events of the same reason and action into one series
+            // that keeps the first note: a second upgrade's or policy's message would be
+            // lost. The note's hash in the action keeps different messages apart, while
+            // the same message repeated is still one series.
+            action: format!("Reconcile/{:08x}", sluice_api::hash::fnv1a(note.as_bytes()) & 0xffff_ffff),
+            note: Some(note),
             secondary: None,
         };
         // Published in the background: an Event is a report, not a step of the reconcile.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, ResourceExt};
 
 use crate::context::{Context, Validation};
@@ -40,6 +40,24 @@ pub async fn validate(ctx: &Context, job: &StreamJob, spec: &StreamJobSpec) -> R
         }
         (None, None) => return Err(InvalidSpec::NoSql.into()),
     };
+    // The data policy's hmac keys: each Secret and key must exist (their values are
+    // never read here: the engine pods mount them).
+    for r in spec.data_policy.secrets() {
+        let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns).get_opt(&r.name).await?;
+        let has_key = secret.as_ref().is_some_and(|s| {
+            s.data.as_ref().is_some_and(|d| d.contains_key(&r.key))
+                || s.string_data.as_ref().is_some_and(|d| d.contains_key(&r.key))
+        });
+        if !has_key {
+            return Err(InvalidSpec::PolicySecret {
+                namespace: ns.clone(),
+                name: r.name.clone(),
+                key: r.key.clone(),
+                found: secret.is_some(),
+            }
+            .into());
+        }
+    }
     let deployed = DeployedSpec::resolve(spec, &sql);
     check(&ctx.validated, &job.name_any(), &deployed)?;
     Ok(deployed)
@@ -88,7 +106,9 @@ pub fn check(cache: &Mutex<HashMap<String, Validation>>, name: &str, spec: &Depl
 /// The engine's validation of the job its pods will run: `sql` under `config`, the
 /// engine keys the operator writes for them.
 pub fn check_job(sql: &str, config: BTreeMap<String, String>) -> Result<(), InvalidSpec> {
-    sluice_job::validate(sql, SQL_FILE, &sluice_job::Config { values: config })
+    // The hmac keys are the pods' to read; [`validate`] checks that their Secrets exist.
+    let config = sluice_job::Config { values: config };
+    sluice_job::validate_with(sql, SQL_FILE, &config, &sluice_job::Secrets::Unread)
         .map(|_| ())
         .map_err(|e| InvalidSpec::Job(Arc::new(e)))
 }

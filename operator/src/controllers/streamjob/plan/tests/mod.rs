@@ -59,6 +59,7 @@ fn job(
             })
             .collect(),
         max_parallelism: 128,
+        data_policy: None,
         last_completed_checkpoint: checkpoint_at.map(|t| Checkpoint {
             id: 3,
             kind: SnapshotKind::Checkpoint,
