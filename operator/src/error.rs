@@ -72,6 +72,10 @@ pub enum InvalidSpec {
         if *found { format!("Secret {namespace}/{name} has no key '{key}'") } else { format!("Secret {namespace}/{name} (key '{key}') does not exist") }
     )]
     PolicySecret { namespace: String, name: String, key: String, found: bool },
+    #[error(
+        "invalid spec: the namespace requires every column tagged pii to be masked (label sluice.dev/require-data-policy=true), but the job writes unmasked: {0}; add a rule to spec.dataPolicy.columns"
+    )]
+    UnmaskedPii(String),
     #[error("invalid spec: {field}: '{value}' is not a duration such as 30s, 5m or 1h")]
     Duration { field: &'static str, value: String },
     /// The engine's validation refuses the job: its SQL (with the line and column), a

@@ -3,7 +3,8 @@
 //!
 //! - the chart's ValidatingAdmissionPolicy refuses a job with an unmasked `pii`
 //!   column in a namespace labelled `sluice.dev/require-data-policy=true`, names the
-//!   column, accepts the masked jobs, and leaves other namespaces alone;
+//!   column, accepts the masked jobs, and leaves other namespaces alone; without it,
+//!   the operator refuses a job whose SQL writes a `pii` column unmasked;
 //! - a job whose policy names a missing Secret is refused with a condition that
 //!   names it; with the Secret, the pods mount it, the output holds tokens only,
 //!   `status.dataPolicy` records the policy and the engine's report verifies it; a
@@ -114,7 +115,32 @@ async fn the_admission_policy_refuses_unmasked_pii_in_labelled_namespaces_only()
     assert!(!admitted(&t, &t.ns, &other_table).0, "a rule for another table masks nothing here");
     let (ok, err) = admitted(&t, &plain, &unmasked);
     assert!(ok, "an unlabelled namespace is not governed: {err}");
-    let _ = kubectl(&t).args(["delete", "-f"]).arg(&file).output();
+    // Without the admission policy (an older cluster, or the chart's policy turned off),
+    // the operator refuses what reaches a sink unmasked, by the SQL's column lineage.
+    let out = kubectl(&t).args(["delete", "-f"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let leaky = job(
+        "leaky",
+        json!({"image": "sluice/engine:test", "sql": sql("s3://sluice/leaky"),
+            "dataPolicy": {"tags": {"users.email": ["pii"]}, "rows": [{"table": "users", "where": "id >= 0"}]}}),
+    );
+    let mut created = false;
+    for _ in 0..60 {
+        if create(&t.api, leaky.clone()).await.is_ok() {
+            created = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(created, "the job was refused after the admission policy was deleted");
+    let result = wait_object(&t.api, "leaky", Duration::from_secs(60), "refused", |j| {
+        j.status
+            .as_ref()
+            .and_then(|s| s.error.as_deref())
+            .is_some_and(|e| e.contains("sink `out` column `email` ← `users.email`"))
+    })
+    .await;
+    t.check(result.map(|_| ()), "leaky").await;
 }
 
 /// A rate-limited stream of users with an email computed from `k`, into files.

@@ -169,6 +169,8 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
         kinds(&d),
         [
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ClusterRoleBinding",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
@@ -262,6 +264,8 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
     assert_eq!(
         kinds(&d),
         [
+            "ClusterRole",
+            "ClusterRoleBinding",
             "Deployment",
             "NetworkPolicy",
             "NetworkPolicy",

@@ -79,7 +79,7 @@ pub struct ColumnMatch {
     pub tag: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MaskAction {
     /// The column is removed: the job's SQL cannot read it.

@@ -13,7 +13,7 @@ mod validate;
 
 pub use config::Config;
 pub use error::JobError;
-pub use policy::{Secrets, data_policy, policy_file_json};
+pub use policy::{Secrets, data_policy, policy_file_json, unmasked_pii};
 pub use restart::RestartStrategy;
 pub use settings::{CheckpointSettings, Restore, Settings, VERTEX_PARALLELISM_OVERRIDES, parse_vertex_parallelism};
 pub use validate::{

@@ -55,6 +55,23 @@ pub fn data_policy(config: &Config) -> Result<Option<DataPolicy>, JobError> {
         .map_err(|e| JobError::Config(format!("'{CONFIG_KEY}' is not a data policy: {e}")))
 }
 
+/// The sink columns that carry a value of a source column tagged `pii` that the
+/// policy does not mask, each as "sink `out` column `email` ← `clicks.email`": what a
+/// namespace that requires a data policy refuses.
+pub fn unmasked_pii(job: &sluice_sql::Job, policy: &DataPolicy) -> Vec<String> {
+    let pii =
+        |t: &str, c: &str| policy.tags.get(&format!("{t}.{c}")).is_some_and(|tags| tags.iter().any(|x| x == "pii"));
+    let mut out = Vec::new();
+    for s in sluice_sql::lineage::column_lineage(job) {
+        for (column, fields) in &s.columns {
+            for f in fields.iter().filter(|f| f.masked.is_none() && pii(&f.table, &f.column)) {
+                out.push(format!("sink `{}` column `{column}` ← `{}.{}`", s.sink, f.table, f.column));
+            }
+        }
+    }
+    out
+}
+
 /// Reads a policy file (YAML, the shape of `StreamJob.spec.dataPolicy`) into
 /// the JSON that [`CONFIG_KEY`] carries.
 pub fn policy_file_json(path: &std::path::Path) -> Result<String, JobError> {

@@ -12,6 +12,7 @@ pub mod error;
 mod explain;
 pub mod expr;
 pub mod functions;
+pub mod lineage;
 pub mod logical;
 pub mod parser;
 mod planner;

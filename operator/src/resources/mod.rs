@@ -294,7 +294,8 @@ mod tests {
             let job: crate::crd::StreamJob =
                 serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let sql = job.spec.sql.as_deref().unwrap_or_default();
-            let checked = crate::controllers::streamjob::validate::check_job(sql, configmap::spec_config(&job.spec));
+            let checked =
+                crate::controllers::streamjob::validate::check_job(sql, configmap::spec_config(&job.spec), false);
             if let Err(e) = checked {
                 panic!("{}: {e}", path.display());
             }

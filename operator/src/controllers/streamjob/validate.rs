@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::{Api, ResourceExt};
 
 use crate::context::{Context, Validation};
@@ -59,14 +59,40 @@ pub async fn validate(ctx: &Context, job: &StreamJob, spec: &StreamJobSpec) -> R
         }
     }
     let deployed = DeployedSpec::resolve(spec, &sql);
-    check(&ctx.validated, &job.name_any(), &deployed)?;
+    let governed = governed(ctx, &ns).await;
+    check(&ctx.validated, &job.name_any(), &deployed, governed)?;
     Ok(deployed)
+}
+
+/// The namespace label that makes a data policy mandatory for `pii` columns. The
+/// chart's ValidatingAdmissionPolicy refuses what the manifest shows; the operator
+/// refuses, with the SQL's column lineage, what only the plan shows, and covers
+/// clusters without the admission policy.
+pub const REQUIRE_DATA_POLICY: &str = "sluice.dev/require-data-policy";
+
+/// Whether `ns` carries [`REQUIRE_DATA_POLICY`]` = "true"`. A namespace the operator
+/// cannot read counts as governed only if it says so: the admission policy still holds.
+async fn governed(ctx: &Context, ns: &str) -> bool {
+    match Api::<Namespace>::all(ctx.client.clone()).get_opt(ns).await {
+        Ok(n) => n
+            .and_then(|n| n.metadata.labels)
+            .is_some_and(|l| l.get(REQUIRE_DATA_POLICY).map(String::as_str) == Some("true")),
+        Err(e) => {
+            tracing::debug!(namespace = ns, error = %e, "cannot read the namespace's labels; not checking PII lineage");
+            false
+        }
+    }
 }
 
 /// The checks of a spec whose SQL is resolved. The engine's validation of the job is
 /// cached per job (`name`), and runs again only when the SQL or the engine
 /// configuration change.
-pub fn check(cache: &Mutex<HashMap<String, Validation>>, name: &str, spec: &DeployedSpec) -> Result<(), InvalidSpec> {
+pub fn check(
+    cache: &Mutex<HashMap<String, Validation>>,
+    name: &str,
+    spec: &DeployedSpec,
+    governed: bool,
+) -> Result<(), InvalidSpec> {
     if spec.image.is_none() {
         return Err(InvalidSpec::NoImage);
     }
@@ -87,7 +113,7 @@ pub fn check(cache: &Mutex<HashMap<String, Validation>>, name: &str, spec: &Depl
     let config = spec_config(spec);
     let key = {
         let mut h = DefaultHasher::new();
-        (spec.sql(), &config).hash(&mut h);
+        (spec.sql(), &config, governed).hash(&mut h);
         h.finish()
     };
     if let Ok(cache) = cache.lock()
@@ -96,7 +122,7 @@ pub fn check(cache: &Mutex<HashMap<String, Validation>>, name: &str, spec: &Depl
     {
         return r.clone();
     }
-    let result = check_job(spec.sql(), config);
+    let result = check_job(spec.sql(), config, governed);
     if let Ok(mut cache) = cache.lock() {
         cache.insert(name.to_string(), (key, result.clone()));
     }
@@ -105,12 +131,19 @@ pub fn check(cache: &Mutex<HashMap<String, Validation>>, name: &str, spec: &Depl
 
 /// The engine's validation of the job its pods will run: `sql` under `config`, the
 /// engine keys the operator writes for them.
-pub fn check_job(sql: &str, config: BTreeMap<String, String>) -> Result<(), InvalidSpec> {
+pub fn check_job(sql: &str, config: BTreeMap<String, String>, governed: bool) -> Result<(), InvalidSpec> {
     // The hmac keys are the pods' to read; [`validate`] checks that their Secrets exist.
     let config = sluice_job::Config { values: config };
-    sluice_job::validate_with(sql, SQL_FILE, &config, &sluice_job::Secrets::Unread)
-        .map(|_| ())
-        .map_err(|e| InvalidSpec::Job(Arc::new(e)))
+    let v = sluice_job::validate_with(sql, SQL_FILE, &config, &sluice_job::Secrets::Unread)
+        .map_err(|e| InvalidSpec::Job(Arc::new(e)))?;
+    if governed {
+        let policy = sluice_job::data_policy(&config).map_err(|e| InvalidSpec::Job(Arc::new(e)))?.unwrap_or_default();
+        let leaks = sluice_job::unmasked_pii(&v.job, &policy);
+        if !leaks.is_empty() {
+            return Err(InvalidSpec::UnmaskedPii(leaks.join("; ")));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -140,7 +173,7 @@ INSERT INTO o SELECT x FROM s;";
     }
 
     fn checked(spec: &DeployedSpec) -> Result<(), InvalidSpec> {
-        check(&Mutex::default(), "clicks", spec)
+        check(&Mutex::default(), "clicks", spec, false)
     }
 
     /// The message of a spec the engine's validation refuses, and the engine's error.
@@ -214,14 +247,32 @@ INSERT INTO o SELECT x FROM s;";
         let good = spec(SQL, json!({}));
         let bad_config = spec(SQL, json!({"config": {"restart-strategy.type": "sometimes"}}));
         let bad_sql = spec("INSERT INTO o SELEC x FROM s;", json!({}));
-        assert!(check(&cache, "clicks", &good).is_ok());
-        assert!(check(&cache, "clicks", &bad_config).is_err());
-        assert!(check(&cache, "clicks", &bad_sql).is_err());
-        assert!(check(&cache, "clicks", &good).is_ok());
+        assert!(check(&cache, "clicks", &good, false).is_ok());
+        assert!(check(&cache, "clicks", &bad_config, false).is_err());
+        assert!(check(&cache, "clicks", &bad_sql, false).is_err());
+        assert!(check(&cache, "clicks", &good, false).is_ok());
         // An entry planted under the same key shows that a hit is not judged again.
         let key = cache.lock().unwrap().get("clicks").map(|(k, _)| *k).unwrap();
         cache.lock().unwrap().insert("clicks".into(), (key, Err(InvalidSpec::NoSql)));
-        assert!(matches!(check(&cache, "clicks", &good), Err(InvalidSpec::NoSql)));
-        assert!(check(&cache, "other", &good).is_ok());
+        assert!(matches!(check(&cache, "clicks", &good, false), Err(InvalidSpec::NoSql)));
+        assert!(check(&cache, "other", &good, false).is_ok());
+    }
+
+    /// In a governed namespace, a pii column that reaches a sink unmasked is refused, by
+    /// the plan's column lineage; one the job does not write, or masks, passes.
+    #[test]
+    fn a_governed_namespace_refuses_pii_that_reaches_a_sink_unmasked() {
+        let sql = "CREATE TABLE s (x BIGINT, email STRING, ssn STRING) WITH ('connector' = 'datagen', 'rows-per-second' = '10');
+CREATE TABLE o (x BIGINT, e STRING) WITH ('connector' = 'filesystem', 'path' = 's3://sluice/out', 'format' = 'csv');
+INSERT INTO o SELECT x, UPPER(email) FROM s;";
+        let tags = json!({"s.email": ["pii"], "s.ssn": ["pii"]});
+        let mask = |columns: serde_json::Value| {
+            spec_config(&spec(sql, json!({"dataPolicy": {"columns": columns, "tags": tags}})))
+        };
+        let e = check_job(sql, mask(json!([{"match": {"column": "ssn"}, "action": "null"}])), true).unwrap_err();
+        assert!(e.to_string().contains("sink `o` column `e` ← `s.email`"), "{e}");
+        assert!(!e.to_string().contains("ssn"), "{e}");
+        assert!(check_job(sql, mask(json!([{"match": {"column": "ssn"}, "action": "null"}])), false).is_ok());
+        assert!(check_job(sql, mask(json!([{"match": {"tag": "pii"}, "action": "null"}])), true).is_ok());
     }
 }
