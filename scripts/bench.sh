@@ -59,6 +59,34 @@ for q in "${queries[@]}"; do
   echo "| $name | $events | $wall | $eps | $rss | $f_eps | $f_rss | $ratio |" >> "$report"
   echo "bench: $name: $eps events/s, ${rss} MiB peak RSS"
 done
+# The cost of a data policy: q_filter with two columns through HMAC-SHA256 at the source
+# (bench/policy/q_filter.yaml), against the plain q_filter above; median of 3 runs each.
+policy_eps() {
+  local runs=() log="$out/q_filter_policy.log"
+  for _ in 1 2 3; do
+    "$bin" run bench/q_filter.sql --parallelism 1 --rest-addr 127.0.0.1:0 "$@" >"$log.out" 2>"$log"
+    runs+=("$(sed -n 's/.*: \([0-9]*\) records read (\([0-9]*\)\/s).*/\2/p' "$log" | tail -1)")
+  done
+  printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p
+}
+plain_eps=$(policy_eps)
+secrets=(--set sluice.secrets-dir=bench/policy/secrets)
+hmac_eps=$(policy_eps --data-policy bench/policy/q_filter.yaml "${secrets[@]}")
+redact_eps=$(policy_eps --data-policy bench/policy/q_filter_redact.yaml)
+slower() { awk -v p="$plain_eps" -v m="$1" 'BEGIN { printf "%.1f", (1 - m / p) * 100 }'; }
+{
+  echo
+  echo "## Data policy cost"
+  echo
+  echo "q_filter at parallelism 1 (20,000,000 rows, all masked at the source, before the filter), median of 3 runs; target: at most 10% slower."
+  echo
+  echo "| policy | events/s | slower than without |"
+  echo "| --- | ---: | ---: |"
+  echo "| none | $plain_eps | - |"
+  echo "| \`s\` redact (keep last 2), \`id\` null (bench/policy/q_filter_redact.yaml) | $redact_eps | $(slower "$redact_eps")% |"
+  echo "| \`s\` and \`id\` hmac (bench/policy/q_filter.yaml) | $hmac_eps | $(slower "$hmac_eps")% |"
+} >> "$report"
+echo "bench: data policy: $plain_eps events/s; redact+null $redact_eps; 2x hmac $hmac_eps"
 {
   echo
   echo "Events are records read by the sources; wall time is the engine's run time"

@@ -141,10 +141,10 @@ impl ScalarUDFImpl for MaskFn {
 /// Masks every value of `a`.
 pub fn mask(m: &Masking, a: &ArrayRef) -> Result<ArrayRef> {
     let out: ArrayRef = match (m, a.data_type()) {
-        (Masking::Redact { first, last }, DataType::Utf8) => strings(a, |s| redact(s, *first, *last)),
-        (Masking::TruncateChars(n), DataType::Utf8) => strings(a, |s| s.chars().take(*n).collect()),
-        (Masking::Hmac(k), DataType::Utf8) => strings(a, |s| hex(&hmac(k, s.as_bytes()))),
-        (Masking::Hmac(k), t) if t.is_integer() => hmac_integers(k, a)?,
+        (Masking::Redact { first, last }, DataType::Utf8) => strings(a, |s, out| redact(s, *first, *last, out)),
+        (Masking::TruncateChars(n), DataType::Utf8) => strings(a, |s, out| truncate_chars(s, *n, out)),
+        (Masking::Hmac(k), DataType::Utf8) => hmac_strings(&keyed(k), a),
+        (Masking::Hmac(k), t) if t.is_integer() => hmac_integers(&keyed(k), a)?,
         (Masking::TruncateTime(u), DataType::Timestamp(unit, tz)) => {
             use arrow::datatypes::{
                 TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
@@ -178,38 +178,101 @@ fn times<T: arrow::datatypes::ArrowTimestampType>(
     Arc::new(p.unary::<_, T>(|v| truncate_epoch(v, per_sec, u)).with_timezone_opt(tz.clone()))
 }
 
-fn strings(a: &ArrayRef, f: impl Fn(&str) -> String) -> ArrayRef {
+/// Each value of a string array through `f`, which writes the result into a
+/// buffer reused across values (no allocation per value).
+fn strings(a: &ArrayRef, f: impl Fn(&str, &mut String)) -> ArrayRef {
     let s: &StringArray = a.as_string();
-    Arc::new(s.iter().map(|v| v.map(&f)).collect::<StringArray>())
+    let n = arrow::array::Array::len(s);
+    let mut out = arrow::array::StringBuilder::with_capacity(n, s.values().len());
+    let mut buf = String::new();
+    for v in s.iter() {
+        match v {
+            None => out.append_null(),
+            Some(v) => {
+                buf.clear();
+                f(v, &mut buf);
+                out.append_value(&buf);
+            }
+        }
+    }
+    Arc::new(out.finish())
 }
 
-fn redact(s: &str, first: usize, last: usize) -> String {
+fn redact(s: &str, first: usize, last: usize, out: &mut String) {
+    if s.is_ascii() {
+        // One byte per character.
+        let n = s.len();
+        if n <= first + last {
+            out.extend(std::iter::repeat_n('*', n));
+            return;
+        }
+        out.push_str(&s[..first]);
+        out.extend(std::iter::repeat_n('*', n - first - last));
+        out.push_str(&s[n - last..]);
+        return;
+    }
     let n = s.chars().count();
     if n <= first + last {
-        return "*".repeat(n);
+        out.extend(std::iter::repeat_n('*', n));
+        return;
     }
-    s.chars().enumerate().map(|(i, c)| if i < first || i >= n - last { c } else { '*' }).collect()
+    out.extend(s.chars().enumerate().map(|(i, c)| if i < first || i >= n - last { c } else { '*' }));
 }
 
-fn hmac(k: &Key, bytes: &[u8]) -> [u8; 32] {
+fn truncate_chars(s: &str, n: usize, out: &mut String) {
+    match s.char_indices().nth(n) {
+        Some((end, _)) => out.push_str(&s[..end]),
+        None => out.push_str(s),
+    }
+}
+
+/// The MAC keyed once per batch: each value then costs a clone of its state.
+fn keyed(k: &Key) -> HmacSha256 {
     // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
-    let mut mac = HmacSha256::new_from_slice(&k.0).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    HmacSha256::new_from_slice(&k.0).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+}
+
+fn hmac(base: &HmacSha256, bytes: &[u8]) -> [u8; 32] {
+    let mut mac = base.clone();
     mac.update(bytes);
     mac.finalize().into_bytes().into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+fn hmac_strings(base: &HmacSha256, a: &ArrayRef) -> ArrayRef {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let s: &StringArray = a.as_string();
+    let n = arrow::array::Array::len(s);
+    let mut out = arrow::array::StringBuilder::with_capacity(n, n * 64);
+    let mut text = [0u8; 64];
+    for v in s.iter() {
+        match v {
+            None => out.append_null(),
+            Some(v) => {
+                for (i, b) in hmac(base, v.as_bytes()).iter().enumerate() {
+                    text[2 * i] = HEX[usize::from(b >> 4)];
+                    text[2 * i + 1] = HEX[usize::from(b & 0xf)];
+                }
+                // Hex digits are ASCII.
+                out.append_value(std::str::from_utf8(&text).unwrap_or_default());
+            }
+        }
+    }
+    Arc::new(out.finish())
 }
 
 /// The token of an integer: the HMAC of its decimal text, so that the same
 /// number gives the same token whatever its column's width.
-fn int_token(k: &Key, v: i128) -> i64 {
-    let mac = hmac(k, v.to_string().as_bytes());
+fn int_token(base: &HmacSha256, v: i128) -> i64 {
+    use std::io::Write;
+    let mut text = [0u8; 40];
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    let _ = write!(cursor, "{v}");
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    let mac = hmac(base, &text[..len]);
     i64::from_be_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]])
 }
 
-fn hmac_integers(k: &Key, a: &ArrayRef) -> Result<ArrayRef> {
+fn hmac_integers(k: &HmacSha256, a: &ArrayRef) -> Result<ArrayRef> {
     use arrow::datatypes::*;
     fn each<T: arrow::datatypes::ArrowPrimitiveType>(a: &ArrayRef, f: impl Fn(T::Native) -> T::Native) -> ArrayRef {
         let p: &PrimitiveArray<T> = a.as_primitive();
@@ -293,6 +356,8 @@ mod tests {
         );
         let out = mask(&Masking::Redact { first: 1, last: 1 }, &input(&[Some("ab🙂cd")])).unwrap();
         assert_eq!(strs(&out), [Some("a***d".into())]);
+        let out = mask(&Masking::Redact { first: 2, last: 2 }, &input(&[Some("abcdefg"), Some("abcd")])).unwrap();
+        assert_eq!(strs(&out), [Some("ab***fg".into()), Some("****".into())]);
     }
 
     #[test]
