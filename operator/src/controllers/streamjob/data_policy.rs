@@ -114,6 +114,26 @@ INSERT INTO out SELECT user_id, email FROM clicks;";
         EngineView::Up(Box::new(job))
     }
 
+    /// The CRD's type and the engine's share a shape, and the engine refuses unknown
+    /// fields: every field a manifest can set must reach the engine as it was written.
+    #[test]
+    fn every_manifest_field_reaches_the_engine() {
+        let full = serde_json::json!({
+            "columns": [
+                {"match": {"table": "t", "column": "c*", "tag": "pii"}, "action": "hmac",
+                 "keySecretRef": {"name": "s", "key": "k"}, "keep": {"first": 1, "last": 2}},
+                {"match": {"column": "d"}, "action": "truncate", "unit": "day"},
+                {"match": {"column": "e"}, "action": "drop"}, {"match": {"column": "f"}, "action": "null"},
+                {"match": {"column": "g"}, "action": "redact"}
+            ],
+            "rows": [{"table": "t", "where": "x > 0"}],
+            "tags": {"t.c": ["pii"]}
+        });
+        let spec: DataPolicySpec = serde_json::from_value(full.clone()).unwrap();
+        let engine: sluice_api::policy::DataPolicy = serde_json::from_str(&spec.engine_json()).unwrap();
+        assert_eq!(serde_json::to_value(&engine).unwrap(), full);
+    }
+
     #[test]
     fn a_new_policy_is_recorded_once_then_verified_by_the_engine() {
         let now: jiff::Timestamp = "2026-12-04T10:00:00Z".parse().unwrap();
