@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sluice_connectors::{Role, validate_table};
 use sluice_sql::catalog::TableDef;
-use sluice_sql::plan::{Job, PlanNode, Rel};
+use sluice_sql::plan::Job;
 
 use sluice_api::policy::CONFIG_KEY;
 
@@ -63,19 +63,9 @@ fn compile_with(text: &str, file: &str, config: &Config, secrets: &Secrets) -> R
 
 /// How many times each table is scanned by the job's sinks' queries.
 pub fn scanned_tables(job: &Job) -> BTreeMap<String, usize> {
-    fn walk(rel: &Rel, counts: &mut BTreeMap<String, usize>) {
-        match &rel.node {
-            PlanNode::Source(t) => *counts.entry(t.name.clone()).or_default() += 1,
-            PlanNode::Filter { input, .. }
-            | PlanNode::Project { input, .. }
-            | PlanNode::WindowAssign { input, .. }
-            | PlanNode::WindowAggregate { input, .. } => walk(input, counts),
-            PlanNode::Union { inputs } => inputs.iter().for_each(|i| walk(i, counts)),
-        }
-    }
     let mut counts = BTreeMap::new();
-    for s in &job.sinks {
-        walk(&s.input, &mut counts);
+    for name in job.sinks.iter().flat_map(|s| s.input.scanned_tables()) {
+        *counts.entry(name).or_default() += 1;
     }
     counts
 }

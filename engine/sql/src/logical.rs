@@ -37,6 +37,20 @@ pub struct SinkPlan {
     pub position: Position,
 }
 
+impl Rel {
+    /// The name of each table the relation scans, once per scan.
+    pub fn scanned_tables(&self) -> Vec<String> {
+        match &self.node {
+            PlanNode::Source(t) => vec![t.name.clone()],
+            PlanNode::Filter { input, .. }
+            | PlanNode::Project { input, .. }
+            | PlanNode::WindowAssign { input, .. }
+            | PlanNode::WindowAggregate { input, .. } => input.scanned_tables(),
+            PlanNode::Union { inputs } => inputs.iter().flat_map(Rel::scanned_tables).collect(),
+        }
+    }
+}
+
 /// A relation: a plan node with its output schema and time attribute.
 #[derive(Debug, Clone)]
 pub struct Rel {

@@ -82,7 +82,8 @@ pub fn compile_with_policy(sql: &str, policy: &DataPolicy, secrets: Secrets<'_>)
             Statement::Insert(ins) => sinks.push(planner.plan_insert(ins)?),
         }
     }
-    enforcer.finish(&planner.tables)?;
+    let read: std::collections::BTreeSet<String> = sinks.iter().flat_map(|s| s.input.scanned_tables()).collect();
+    enforcer.finish(&planner.tables, &read)?;
     if sinks.is_empty() {
         return Err(SqlError::new(
             Position { line: 1, column: 1 },

@@ -105,7 +105,8 @@ pub struct RowFilter {
 pub(crate) struct Enforcer<'a> {
     policy: &'a DataPolicy,
     secrets: Secrets<'a>,
-    column_matched: Vec<bool>,
+    /// For each column rule, the tables whose columns it matched.
+    column_matched: Vec<BTreeSet<String>>,
     keys: HashMap<(String, String), Key>,
     /// `table.column` of every column of every table defined so far.
     columns: BTreeSet<String>,
@@ -141,7 +142,7 @@ impl<'a> Enforcer<'a> {
         Ok(Enforcer {
             policy,
             secrets,
-            column_matched: vec![false; policy.columns.len()],
+            column_matched: vec![BTreeSet::new(); policy.columns.len()],
             keys: HashMap::new(),
             columns: BTreeSet::new(),
         })
@@ -160,7 +161,7 @@ impl<'a> Enforcer<'a> {
                 && m.column.as_ref().is_none_or(|p| glob(p, column))
                 && m.tag.as_ref().is_none_or(|t| self.tags_of(table, column).contains(t));
             if ok {
-                self.column_matched[i] = true;
+                self.column_matched[i].insert(table.to_string());
                 first.get_or_insert(i);
             }
         }
@@ -359,11 +360,21 @@ impl<'a> Enforcer<'a> {
         Ok(Some(RowFilter { expr, text, rules: parts.iter().map(|p| p.0).collect() }))
     }
 
-    /// The errors only the whole job can show: rules and tags that match nothing.
-    pub fn finish(self, tables: &BTreeMap<String, Arc<TableDef>>) -> Result<(), SqlError> {
+    /// The errors only the whole job can show: rules and tags that match nothing,
+    /// and rules that match only tables the job never reads (`read`): a policy masks
+    /// what sources read, so a rule on a sink's columns alone protects nothing.
+    pub fn finish(self, tables: &BTreeMap<String, Arc<TableDef>>, read: &BTreeSet<String>) -> Result<(), SqlError> {
+        let unread = |t: &str| {
+            format!(
+                "the job writes `{t}` but never reads it, and a policy masks what the sources read; name the table the data comes from"
+            )
+        };
         for (i, r) in self.policy.rows.iter().enumerate() {
             if !tables.contains_key(&r.table) {
                 return Err(policy_error(format!("dataPolicy.rows[{i}]: the job defines no table `{}`", r.table)));
+            }
+            if !read.contains(&r.table) {
+                return Err(policy_error(format!("dataPolicy.rows[{i}]: {}", unread(&r.table))));
             }
         }
         for key in self.policy.tags.keys() {
@@ -374,7 +385,14 @@ impl<'a> Enforcer<'a> {
             }
         }
         for (i, matched) in self.column_matched.iter().enumerate() {
-            if !matched {
+            if !matched.is_empty() && matched.is_disjoint(read) {
+                let t = matched.iter().cloned().collect::<Vec<_>>().join("`, `");
+                return Err(policy_error(format!(
+                    "dataPolicy.columns[{i}] matches only columns of `{t}`: {}",
+                    unread(&t)
+                )));
+            }
+            if matched.is_empty() {
                 let m = &self.policy.columns[i].matches;
                 let what = [("table", &m.table), ("column", &m.column), ("tag", &m.tag)]
                     .iter()

@@ -128,6 +128,14 @@ fn mistakes_in_a_policy_are_errors_that_name_the_rule() {
             "dataPolicy.tags: `clicks.emial` is not a column",
         ),
         (r#"{"rows": [{"table": "click", "where": "true"}]}"#, "dataPolicy.rows[0]: the job defines no table `click`"),
+        (
+            r#"{"rows": [{"table": "out", "where": "true"}]}"#,
+            "dataPolicy.rows[0]: the job writes `out` but never reads it",
+        ),
+        (
+            r#"{"columns": [{"match": {"table": "out", "column": "email"}, "action": "null"}]}"#,
+            "dataPolicy.columns[0] matches only columns of `out`: the job writes `out` but never reads it",
+        ),
         (r#"{"rows": [{"table": "clicks", "where": "contry = 'DE'"}]}"#, "dataPolicy.rows[0] (`contry = 'DE'`)"),
         (r#"{"rows": [{"table": "clicks", "where": "user_id + 1"}]}"#, "not BOOLEAN"),
         (r#"{"columns": [{"match": {"table": "clicks"}, "action": "null"}]}"#, "match needs a column"),
