@@ -70,10 +70,21 @@ pub async fn validate(ctx: &Context, job: &StreamJob, spec: &StreamJobSpec) -> R
 /// clusters without the admission policy.
 pub const REQUIRE_DATA_POLICY: &str = "sluice.dev/require-data-policy";
 
-/// Whether `ns` carries [`REQUIRE_DATA_POLICY`]` = "true"`. A namespace the operator
-/// cannot read counts as governed only if it says so: the admission policy still holds.
+/// How long a namespace's label is trusted before it is read again.
+const GOVERNED_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether `ns` carries [`REQUIRE_DATA_POLICY`]` = "true"`, read at most every
+/// [`GOVERNED_TTL`]. A namespace the operator cannot read is not governed by it: the
+/// admission policy still holds there.
 async fn governed(ctx: &Context, ns: &str) -> bool {
-    match Api::<Namespace>::all(ctx.client.clone()).get_opt(ns).await {
+    let now = std::time::Instant::now();
+    if let Ok(cache) = ctx.governed.lock()
+        && let Some((at, g)) = cache.get(ns)
+        && now.duration_since(*at) < GOVERNED_TTL
+    {
+        return *g;
+    }
+    let g = match Api::<Namespace>::all(ctx.client.clone()).get_opt(ns).await {
         Ok(n) => n
             .and_then(|n| n.metadata.labels)
             .is_some_and(|l| l.get(REQUIRE_DATA_POLICY).map(String::as_str) == Some("true")),
@@ -81,7 +92,11 @@ async fn governed(ctx: &Context, ns: &str) -> bool {
             tracing::debug!(namespace = ns, error = %e, "cannot read the namespace's labels; not checking PII lineage");
             false
         }
+    };
+    if let Ok(mut cache) = ctx.governed.lock() {
+        cache.insert(ns.to_string(), (now, g));
     }
+    g
 }
 
 /// The checks of a spec whose SQL is resolved. The engine's validation of the job is
