@@ -131,6 +131,7 @@ fn a_policy_that_protects_nothing_or_cannot_run_is_refused_before_the_job_starts
         ),
         ("columns:\n  - match: {column: age}\n    action: redact\n", "redact applies to STRING columns"),
         ("columns:\n  - match: {colum: email}\n    action: 'null'\n", "unknown field `colum`"),
+        ("columns:\n  - match: {column: ts}\n    action: truncate\n    unit: dya\n", "unknown variant `dya`"),
     ] {
         setup(dir.path(), policy);
         let out = engine().args(["validate", job.to_str().unwrap()]).args(policy_args(dir.path())).output().unwrap();

@@ -41,12 +41,6 @@ pub struct DataPolicy {
     pub tags: BTreeMap<String, Vec<String>>,
 }
 
-impl DataPolicy {
-    pub fn is_empty(&self) -> bool {
-        self.columns.is_empty() && self.rows.is_empty()
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ColumnRule {
@@ -61,7 +55,7 @@ pub struct ColumnRule {
     pub keep: Option<Keep>,
     /// For `truncate` of a timestamp or date: `second`, `minute`, `hour`, `day`, `month` or `year`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit: Option<String>,
+    pub unit: Option<TruncateUnit>,
 }
 
 /// Which columns a rule applies to: every field given must match.
@@ -104,6 +98,18 @@ impl MaskAction {
             MaskAction::Truncate => "truncate",
         }
     }
+}
+
+/// What `truncate` cuts a timestamp or a date down to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TruncateUnit {
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Month,
+    Year,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

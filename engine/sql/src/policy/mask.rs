@@ -46,29 +46,7 @@ impl std::fmt::Debug for Key {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Unit {
-    Second,
-    Minute,
-    Hour,
-    Day,
-    Month,
-    Year,
-}
-
-impl Unit {
-    pub fn parse(s: &str) -> Option<Unit> {
-        Some(match s.trim().to_ascii_lowercase().as_str() {
-            "second" => Unit::Second,
-            "minute" => Unit::Minute,
-            "hour" => Unit::Hour,
-            "day" => Unit::Day,
-            "month" => Unit::Month,
-            "year" => Unit::Year,
-            _ => return None,
-        })
-    }
-}
+pub use sluice_api::policy::TruncateUnit as Unit;
 
 impl Masking {
     /// Whether the function applies to a column of type `t`; otherwise what to use instead.

@@ -37,7 +37,7 @@ pub use sluice_api::policy::{ColumnRule, DataPolicy, Keep, MaskAction, RowRule, 
 use crate::catalog::TableDef;
 use crate::error::{Position, SqlError};
 use crate::expr::{Expr, ExprPlanner};
-use mask::{Key, MaskFn, Masking, Unit};
+use mask::{Key, MaskFn, Masking};
 
 /// Reads the bytes of a Secret's key, or says why it cannot.
 pub type Secrets<'a> = &'a dyn Fn(&SecretKeyRef) -> Result<Vec<u8>, String>;
@@ -177,12 +177,8 @@ impl<'a> Enforcer<'a> {
         let m = match r.action {
             MaskAction::Drop | MaskAction::Null => return Ok(None),
             MaskAction::Redact => Masking::Redact { first: keep.first as usize, last: keep.last as usize },
-            MaskAction::Truncate => match (&r.unit, keep.first) {
-                (Some(u), 0) => {
-                    Masking::TruncateTime(Unit::parse(u).ok_or_else(|| {
-                        at(format!("unknown unit '{u}'; use second, minute, hour, day, month or year"))
-                    })?)
-                }
+            MaskAction::Truncate => match (r.unit, keep.first) {
+                (Some(u), 0) => Masking::TruncateTime(u),
                 (None, n) if n > 0 => Masking::TruncateChars(n as usize),
                 (Some(_), _) => {
                     return Err(at("truncate takes either keep.first (a string) or unit (a time), not both".into()));
@@ -196,16 +192,18 @@ impl<'a> Enforcer<'a> {
                     .key_secret_ref
                     .clone()
                     .ok_or_else(|| at("hmac needs keySecretRef: {name, key} of a Secret holding its key".into()))?;
-                let id = (s.name.clone(), s.key.clone());
-                if !self.keys.contains_key(&id) {
-                    let bytes = (self.secrets)(&s)
-                        .map_err(|e| at(format!("the hmac key (Secret `{}`, key `{}`): {e}", s.name, s.key)))?;
-                    if bytes.is_empty() {
-                        return Err(at(format!("the hmac key (Secret `{}`, key `{}`) is empty", s.name, s.key)));
+                let key = match self.keys.entry((s.name.clone(), s.key.clone())) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        let bytes = (self.secrets)(&s)
+                            .map_err(|e| at(format!("the hmac key (Secret `{}`, key `{}`): {e}", s.name, s.key)))?;
+                        if bytes.is_empty() {
+                            return Err(at(format!("the hmac key (Secret `{}`, key `{}`) is empty", s.name, s.key)));
+                        }
+                        v.insert(Key(Arc::from(bytes))).clone()
                     }
-                    self.keys.insert(id.clone(), Key(Arc::from(bytes)));
-                }
-                Masking::Hmac(self.keys[&id].clone())
+                };
+                Masking::Hmac(key)
             }
         };
         m.check_type(t).map_err(|e| at(format!("{e} (the column is {})", crate::types::flink_name(t))))?;
@@ -292,15 +290,16 @@ impl<'a> Enforcer<'a> {
                     ),
                 ));
             }
+            // A physical column is already masked in the visible columns; a computed one
+            // is masked here, over them.
             let (value, nullable) = match (&fate[i], is_physical) {
-                (_, true) | (None, false) => {
+                (Some((_, MaskAction::Null, _)), false) => (null_of(f.data_type()), true),
+                (Some((_, _, Some(m))), false) => (call(m, expr.clone()), f.is_nullable()),
+                _ => {
                     let nullable =
                         visible.field_with_name(f.name()).map(|v| v.is_nullable()).unwrap_or(f.is_nullable());
                     (expr.clone(), nullable)
                 }
-                (Some((_, MaskAction::Null, _)), false) => (null_of(f.data_type()), true),
-                (Some((_, _, Some(m))), false) => (call(m, expr.clone()), f.is_nullable()),
-                (Some((_, _, None)), false) => (expr.clone(), f.is_nullable()),
             };
             columns.push(value);
             fields.push(Field::new(f.name(), f.data_type().clone(), nullable || f.is_nullable()));
