@@ -18,6 +18,11 @@ pub fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Now, in milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
+}
+
 #[derive(Debug, Clone)]
 pub struct VertexInfo {
     pub id: usize,
@@ -33,6 +38,30 @@ pub struct VertexInfo {
 
 /// One checkpoint or savepoint, as `GET /v1/job/checkpoints` reports it.
 pub type CheckpointRecord = Checkpoint;
+
+/// Which run of its deployment a coordinator runs, from its checkpoint storage: a
+/// coordinator restarted for its deployment continues the run its predecessor
+/// started (OpenLineage reports both as one run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunIdentity {
+    /// The same for every coordinator of one run: the job, the deployment's
+    /// fingerprint and the generation that started the run.
+    pub key: String,
+    /// When that generation started, milliseconds since the epoch.
+    pub started_ms: u64,
+    /// This process resumes a run from its deployment's own checkpoints.
+    pub resumed: bool,
+}
+
+/// The OpenLineage events of the process, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct LineageCounters {
+    pub sent: AtomicU64,
+    /// Not queued: the buffer was full.
+    pub dropped: AtomicU64,
+    /// Deliveries that failed and are retried.
+    pub failed_attempts: AtomicU64,
+}
 
 /// A checkpoint or savepoint that has just been triggered.
 pub fn checkpoint_started(id: u64, kind: SnapshotKind, location: String) -> CheckpointRecord {
@@ -113,6 +142,10 @@ pub struct JobState {
     /// `POST /v1/job/activate` accepted, not yet taken by the coordinator.
     activate: Mutex<Option<ActivationRequest>>,
     activation: Mutex<Option<Activation>>,
+    run_identity: Mutex<Option<RunIdentity>>,
+    pub lineage: LineageCounters,
+    /// Told every status the job takes ([`JobState::subscribe`]).
+    listeners: Mutex<Vec<std::sync::mpsc::Sender<JobStatus>>>,
 }
 
 /// Keeps the savepoint maps bounded: forgets the oldest finished savepoints
@@ -181,6 +214,9 @@ impl JobState {
             standby: Mutex::new(None),
             activate: Mutex::new(None),
             activation: Mutex::new(None),
+            run_identity: Mutex::new(None),
+            lineage: LineageCounters::default(),
+            listeners: Mutex::new(Vec::new()),
         })
     }
 
@@ -188,10 +224,33 @@ impl JobState {
         self.status.lock().map(|s| *s).unwrap_or(JobStatus::Failed)
     }
 
+    /// Every status the job takes from now on, in order, until [`JobState::unsubscribe`].
+    pub fn subscribe(&self) -> std::sync::mpsc::Receiver<JobStatus> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Ok(mut l) = self.listeners.lock() {
+            l.push(tx);
+        }
+        rx
+    }
+
+    /// Ends every subscription: their receivers see the channel close.
+    pub fn unsubscribe(&self) {
+        if let Ok(mut l) = self.listeners.lock() {
+            l.clear();
+        }
+    }
+
+    fn notify(&self, s: JobStatus) {
+        if let Ok(mut l) = self.listeners.lock() {
+            l.retain(|tx| tx.send(s).is_ok());
+        }
+    }
+
     pub fn set_status(&self, s: JobStatus) {
         if let Ok(mut g) = self.status.lock() {
             *g = s;
         }
+        self.notify(s);
         if s == JobStatus::Running {
             self.update_activation(|a| {
                 a.running_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
@@ -222,10 +281,15 @@ impl JobState {
         {
             *e = Some(message);
         }
-        if let Ok(mut g) = self.status.lock()
-            && !g.is_terminal()
-        {
-            *g = JobStatus::Failing;
+        let failing = match self.status.lock() {
+            Ok(mut g) if !g.is_terminal() => {
+                *g = JobStatus::Failing;
+                true
+            }
+            _ => false,
+        };
+        if failing {
+            self.notify(JobStatus::Failing);
         }
         self.cancel.store(true, Ordering::SeqCst);
     }
@@ -401,6 +465,16 @@ impl JobState {
         self.activation.lock().ok().and_then(|a| a.clone())
     }
 
+    pub fn set_run_identity(&self, r: RunIdentity) {
+        if let Ok(mut g) = self.run_identity.lock() {
+            *g = Some(r);
+        }
+    }
+
+    pub fn run_identity(&self) -> Option<RunIdentity> {
+        self.run_identity.lock().ok().and_then(|r| r.clone())
+    }
+
     /// Before a standby coordinator's next run: the previous run's ending, failure,
     /// restarts and cancel requests are cleared (its checkpoint history stays).
     pub fn reset_for_run(&self) {
@@ -415,6 +489,10 @@ impl JobState {
         }
         if let Ok(mut g) = self.status.lock() {
             *g = JobStatus::Created;
+        }
+        self.notify(JobStatus::Created);
+        if let Ok(mut r) = self.run_identity.lock() {
+            *r = None;
         }
     }
 }

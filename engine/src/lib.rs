@@ -26,6 +26,7 @@ pub mod job;
 pub mod keygroup;
 pub mod local;
 pub mod metrics;
+pub mod openlineage;
 pub mod operators;
 pub mod plan;
 pub mod rest;

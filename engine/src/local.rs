@@ -70,10 +70,19 @@ fn checkpoint_options(c: CheckpointSettings, job_id: &str) -> Result<CheckpointO
 }
 
 /// Compiles and runs job text to completion, returning the finished job's state.
+/// Sends the run's OpenLineage events if the configuration says where.
 pub fn run_text(text: &str, file: &str, job_id: &str, overrides: &Config) -> Result<Arc<JobState>, EngineError> {
     let job = sluice_job::compile_configured(text, file, overrides)?;
     let (graph, options) = prepare(&job, overrides, job_id)?;
     let state = JobState::new(job_id, file, &graph);
-    execute(&graph, &state, &options)?;
+    let mut config = Config { values: job.settings.clone() };
+    config.values.extend(overrides.values.clone());
+    let settings = sluice_job::OpenLineageSettings::from_config(&config)?;
+    let lineage = crate::openlineage::watch(crate::openlineage::Lineage::of(&job, settings.as_ref()), &state, None);
+    let result = execute(&graph, &state, &options);
+    if let Some(l) = lineage {
+        l.finish();
+    }
+    result?;
     Ok(state)
 }

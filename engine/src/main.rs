@@ -288,7 +288,8 @@ fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
     sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
     let stay = args.on_finish == OnFinish::Stay;
     let started = Instant::now();
-    sluice_engine::cluster::coordinator::run(
+    let lineage = sluice_engine::openlineage::watch(prepared.lineage, &state, Some(shutdown.clone()));
+    let result = sluice_engine::cluster::coordinator::run(
         source,
         &prepared.graph,
         prepared.options,
@@ -296,7 +297,11 @@ fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
         state.clone(),
         stay,
         shutdown.clone(),
-    )?;
+    );
+    if let Some(l) = lineage {
+        l.finish();
+    }
+    result?;
     let status = state.status();
     summary(&state, started.elapsed());
     if status != JobStatus::Finished && !shutdown.load(std::sync::atomic::Ordering::SeqCst) {
@@ -328,6 +333,7 @@ fn worker(args: &WorkerArgs) -> Result<(), EngineError> {
 struct Prepared {
     graph: sluice_engine::plan::JobGraph,
     options: RunOptions,
+    lineage: Option<sluice_engine::openlineage::Lineage>,
 }
 
 /// Configuration layers: SET in the job < --config < --set < flags.
@@ -380,8 +386,9 @@ fn prepare_config(
             .collect();
         sluice_engine::say!("job `{job_id}`: data policy {hash} enforced at the sources: {}", applied.join("; "));
     }
+    let lineage = sluice_engine::openlineage::Lineage::of(&validated.job, validated.settings.openlineage.as_ref());
     let options = sluice_engine::local::run_options(validated.settings, job_id)?;
-    Ok((Prepared { graph, options }, config))
+    Ok((Prepared { graph, options, lineage }, config))
 }
 
 fn run(args: &RunArgs) -> Result<(), EngineError> {
@@ -392,9 +399,13 @@ fn run(args: &RunArgs) -> Result<(), EngineError> {
     sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
     let progress = if std::io::stderr().is_terminal() { Some(spawn_progress(state.clone())) } else { None };
     let started = Instant::now();
+    let lineage = sluice_engine::openlineage::watch(prepared.lineage, &state, None);
     let result = execute(&prepared.graph, &state, &prepared.options);
     if let Some(p) = progress {
         p.stop();
+    }
+    if let Some(l) = lineage {
+        l.finish();
     }
     result?;
     summary(&state, started.elapsed());

@@ -349,5 +349,14 @@ async fn prometheus(State(ctx): State<Arc<RestState>>) -> Response {
     }
     let _ = writeln!(out, "# TYPE sluice_job_running gauge");
     let _ = writeln!(out, "sluice_job_running{{job=\"{job}\"}} {}", u8::from(ctx.job.status() == JobStatus::Running));
+    let lineage = &ctx.job.lineage;
+    for (name, counter) in [
+        ("sluice_openlineage_events_sent_total", &lineage.sent),
+        ("sluice_openlineage_events_dropped_total", &lineage.dropped),
+        ("sluice_openlineage_send_failures_total", &lineage.failed_attempts),
+    ] {
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name}{{job=\"{job}\"}} {}", counter.load(std::sync::atomic::Ordering::Relaxed));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

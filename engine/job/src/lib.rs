@@ -6,6 +6,7 @@
 
 mod config;
 mod error;
+mod openlineage;
 mod policy;
 mod restart;
 mod settings;
@@ -13,6 +14,7 @@ mod validate;
 
 pub use config::Config;
 pub use error::JobError;
+pub use openlineage::OpenLineageSettings;
 pub use policy::{Secrets, data_policy, policy_file_json, unmasked_pii};
 pub use restart::RestartStrategy;
 pub use settings::{CheckpointSettings, Restore, Settings, VERTEX_PARALLELISM_OVERRIDES, parse_vertex_parallelism};

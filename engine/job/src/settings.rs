@@ -70,6 +70,8 @@ pub struct Settings {
     pub allow_non_restored_state: bool,
     /// The id of the data policy the configuration carries ([`sluice_api::policy::hash`]).
     pub data_policy_hash: Option<String>,
+    /// Where OpenLineage run events go, if anywhere.
+    pub openlineage: Option<crate::OpenLineageSettings>,
 }
 
 /// The first key that is set, of Flink's current and older names.
@@ -103,6 +105,7 @@ impl Settings {
             restore,
             allow_non_restored_state: config.bool("execution.state-recovery.ignore-unclaimed-state")?,
             data_policy_hash: config.get(sluice_api::policy::CONFIG_KEY).map(sluice_api::policy::hash),
+            openlineage: crate::OpenLineageSettings::from_config(config)?,
         })
     }
 }

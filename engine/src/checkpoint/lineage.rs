@@ -265,6 +265,25 @@ pub fn decide(
     }
 }
 
+/// The run a coordinator that claimed `own` runs: the generation that started
+/// it, when (RFC 3339; `None` for `own`, which started now), and whether this
+/// coordinator resumes it. A coordinator restarted for its deployment continues
+/// the run of its deployment's own consecutive generations if one of them
+/// recorded a root (what [`decide`] recovers); anything else starts a new run
+/// at `own`.
+pub fn run_of(fingerprint: &str, restarted: bool, previous: &[GenerationView], own: u64) -> (u64, Option<String>, bool) {
+    if restarted {
+        let streak: Vec<&GenerationView> =
+            previous.iter().rev().take_while(|g| g.record.fingerprint == fingerprint).collect();
+        if streak.iter().any(|g| g.root.is_some())
+            && let Some(first) = streak.last()
+        {
+            return (first.record.generation, Some(first.record.started.clone()), true);
+        }
+    }
+    (own, None, false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +311,16 @@ mod tests {
         // Rolled back: blue activated again as 4.
         let history = [g(2, "blue", Some(None)), g(3, "green", Some(Some(SP))), g(4, "blue", Some(Some("chk-9")))];
         assert!(is_active(&history, "blue") && !is_active(&history, "green"));
+    }
+
+    #[test]
+    fn a_restarted_coordinator_continues_the_run_of_its_own_generations() {
+        let history = [g(1, "v1", Some(None)), g(2, "v2", Some(None)), g(3, "v2", None), g(4, "v2", Some(None))];
+        assert_eq!(run_of("v2", true, &history, 5), (2, Some(String::new()), true));
+        // `run`, a new deployment, or a deployment whose coordinators never started: a new run.
+        assert_eq!(run_of("v2", false, &history, 5), (5, None, false));
+        assert_eq!(run_of("v3", true, &history, 5), (5, None, false));
+        assert_eq!(run_of("v2", true, &[g(1, "v1", Some(None)), g(2, "v2", None)], 3), (3, None, false));
     }
 
     #[test]

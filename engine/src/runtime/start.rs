@@ -12,6 +12,7 @@ use super::{JobState, JobStatus, Restore, RunOptions, restoring, sink_setups};
 use crate::checkpoint::lineage::{self, Fence, GenerationView, Root, Start};
 use crate::checkpoint::store::{self, Loaded, Want};
 use crate::error::EngineError;
+use crate::job::RunIdentity;
 use crate::plan::JobGraph;
 
 /// A generation claimed for this run, with what the job directory held.
@@ -106,6 +107,16 @@ pub fn begin(
     }
     crate::failpoint::hit("restore.loaded");
     if let Some(c) = claimed {
+        let (generation, started, resumed) =
+            lineage::run_of(&c.fingerprint, c.restarted, &c.previous, c.fence.generation);
+        let started_ms = started
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+            .map_or_else(crate::job::now_ms, |t| u64::try_from(t.timestamp_millis()).unwrap_or(0));
+        state.set_run_identity(RunIdentity {
+            key: format!("{}/{}/{generation}", state.job_id, c.fingerprint),
+            started_ms,
+            resumed,
+        });
         let root = Root { restored: initial.as_ref().map(|l| l.location.clone()) };
         lineage::record_root(&c.fence, &root)?;
     }
