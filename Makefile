@@ -4,7 +4,7 @@ CARGO ?= cargo
 SLUICE_CACHE ?= $(HOME)/.cache/sluice
 export SLUICE_CACHE
 
-.PHONY: run test test-unit test-e2e lint lint-docker bench build fmt help s3-server helm crds crds-check
+.PHONY: run test test-unit test-e2e lint lint-docker bench build fmt help s3-server helm crds crds-check openlineage-validator
 
 help:
 	@echo "make run     - build the engine and run the demo job (config/examples/demo.sql)"
@@ -27,6 +27,11 @@ test: test-unit test-e2e lint-docker
 s3-server:
 	bash scripts/s3-server.sh install >/dev/null
 
+# jsonschema (pinned, from PyPI into $(SLUICE_CACHE)) for engine/tests/openlineage.rs, which
+# validates the events a job sends against the official OpenLineage schemas.
+openlineage-validator:
+	bash scripts/openlineage-validate.sh install
+
 # helm v3 (pinned, built with Go once and cached under $(SLUICE_CACHE)/bin) for the
 # chart tests (operator/tests/helm.rs) and SANDBOX_OPERATOR=helm.
 helm:
@@ -37,7 +42,7 @@ helm:
 # The tests that need the Go-built servers (MinIO, the Kubernetes control plane) are
 # behind features, so that a plain `cargo test --workspace` runs without them.
 TEST_FEATURES := sluice-storage/s3-tests,sluice-connectors/s3-tests,sluice-engine/s3-tests,sluice-operator/cluster-tests
-test-unit: s3-server k8s-binaries helm
+test-unit: s3-server k8s-binaries helm openlineage-validator
 	$(CARGO) test --workspace --all-targets --no-fail-fast --features $(TEST_FEATURES)
 	$(CARGO) test --workspace --doc --features $(TEST_FEATURES)
 

@@ -46,7 +46,10 @@ impl OpenLineageSettings {
         match config.get("openlineage.transport.type").map(str::trim) {
             None | Some("http") => {}
             Some(other) => {
-                return Err(bad("openlineage.transport.type", format!("'{other}' is not supported; the transport is 'http'")));
+                return Err(bad(
+                    "openlineage.transport.type",
+                    format!("'{other}' is not supported; the transport is 'http'"),
+                ));
             }
         }
         let Some((scheme, rest)) = url.split_once("://") else {
@@ -127,7 +130,8 @@ mod tests {
             (vec![(URL_KEY, "http://m"), ("openlineage.transport.buffer-size", "0")], "buffer-size"),
             (vec![(URL_KEY, "http://m"), (NAMESPACE_KEY, " ")], NAMESPACE_KEY),
         ] {
-            let err = OpenLineageSettings::from_config(&config(&pairs)).err().map(|e| e.to_string()).unwrap_or_default();
+            let err =
+                OpenLineageSettings::from_config(&config(&pairs)).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(err.contains(key), "{pairs:?}: {err}");
         }
     }

@@ -92,6 +92,8 @@ pub enum Start {
 pub struct Fence {
     pub generation: u64,
     pub job_dir: Storage,
+    /// When the generation was claimed, as its record says (RFC 3339).
+    pub started: String,
 }
 
 impl Fence {
@@ -197,7 +199,7 @@ pub fn claim(job_dir: &Storage, fingerprint: &str) -> Result<(Fence, Vec<Generat
             source,
         })?;
         if claimed {
-            return Ok((Fence { generation, job_dir: job_dir.clone() }, previous));
+            return Ok((Fence { generation, job_dir: job_dir.clone(), started: record.started }, previous));
         }
         // Another coordinator took this number first: read again and take the next.
     }
@@ -266,22 +268,21 @@ pub fn decide(
 }
 
 /// The run a coordinator that claimed `own` runs: the generation that started
-/// it, when (RFC 3339; `None` for `own`, which started now), and whether this
-/// coordinator resumes it. A coordinator restarted for its deployment continues
+/// it, when (RFC 3339, as its record says), and whether this coordinator resumes it. A coordinator restarted for its deployment continues
 /// the run of its deployment's own consecutive generations if one of them
 /// recorded a root (what [`decide`] recovers); anything else starts a new run
 /// at `own`.
-pub fn run_of(fingerprint: &str, restarted: bool, previous: &[GenerationView], own: u64) -> (u64, Option<String>, bool) {
+pub fn run_of(fingerprint: &str, restarted: bool, previous: &[GenerationView], own: &Fence) -> (u64, String, bool) {
     if restarted {
         let streak: Vec<&GenerationView> =
             previous.iter().rev().take_while(|g| g.record.fingerprint == fingerprint).collect();
         if streak.iter().any(|g| g.root.is_some())
             && let Some(first) = streak.last()
         {
-            return (first.record.generation, Some(first.record.started.clone()), true);
+            return (first.record.generation, first.record.started.clone(), true);
         }
     }
-    (own, None, false)
+    (own.generation, own.started.clone(), false)
 }
 
 #[cfg(test)]
@@ -316,11 +317,13 @@ mod tests {
     #[test]
     fn a_restarted_coordinator_continues_the_run_of_its_own_generations() {
         let history = [g(1, "v1", Some(None)), g(2, "v2", Some(None)), g(3, "v2", None), g(4, "v2", Some(None))];
-        assert_eq!(run_of("v2", true, &history, 5), (2, Some(String::new()), true));
+        let own = |generation| Fence { generation, job_dir: Storage::in_memory(), started: "now".into() };
+        assert_eq!(run_of("v2", true, &history, &own(5)), (2, String::new(), true));
         // `run`, a new deployment, or a deployment whose coordinators never started: a new run.
-        assert_eq!(run_of("v2", false, &history, 5), (5, None, false));
-        assert_eq!(run_of("v3", true, &history, 5), (5, None, false));
-        assert_eq!(run_of("v2", true, &[g(1, "v1", Some(None)), g(2, "v2", None)], 3), (3, None, false));
+        assert_eq!(run_of("v2", false, &history, &own(5)), (5, "now".into(), false));
+        assert_eq!(run_of("v3", true, &history, &own(5)), (5, "now".into(), false));
+        let never_ran = [g(1, "v1", Some(None)), g(2, "v2", None)];
+        assert_eq!(run_of("v2", true, &never_ran, &own(3)), (3, "now".into(), false));
     }
 
     #[test]

@@ -12,9 +12,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use sluice_sql::lineage::{Derivation, column_lineage};
 use sluice_sql::Job;
 use sluice_sql::catalog::TableDef;
+use sluice_sql::lineage::{Derivation, column_lineage};
 
 /// One dataset of a run event.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,9 +105,10 @@ pub fn of(job: &Job) -> Datasets {
     let outputs = column_lineage(job)
         .into_iter()
         .filter_map(|sink| {
-            let table = job.tables.get(&sink.sink).or_else(|| {
-                job.sinks.iter().find(|s| s.table.name == sink.sink).map(|s| &s.table)
-            })?;
+            let table = job
+                .tables
+                .get(&sink.sink)
+                .or_else(|| job.sinks.iter().find(|s| s.table.name == sink.sink).map(|s| &s.table))?;
             let columns = sink
                 .columns
                 .into_iter()

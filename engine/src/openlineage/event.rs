@@ -160,7 +160,8 @@ fn dataset(d: &Dataset) -> Value {
             }
             columns.insert(column.clone(), entry);
         }
-        facets.insert("columnLineage".into(), standard("ColumnLineageDatasetFacet", "1-2-0", json!({"fields": columns})));
+        facets
+            .insert("columnLineage".into(), standard("ColumnLineageDatasetFacet", "1-2-0", json!({"fields": columns})));
     }
     json!({"namespace": d.namespace, "name": d.name, "facets": facets})
 }
@@ -246,7 +247,8 @@ mod tests {
             columns: vec![("email".into(), vec![input])],
         };
         let datasets = Datasets { inputs: vec![], outputs: vec![out] };
-        let at = Moment { kind: EventType::Fail, time: "t", status: JobStatus::Failed, restarts: 2, error: Some("boom") };
+        let at =
+            Moment { kind: EventType::Fail, time: "t", status: JobStatus::Failed, restarts: 2, error: Some("boom") };
         let e = run_event(&run, &at, &datasets);
         assert_eq!(e["eventType"], "FAIL");
         assert_eq!(e["run"]["facets"]["errorMessage"]["message"], "boom");

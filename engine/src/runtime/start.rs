@@ -107,11 +107,9 @@ pub fn begin(
     }
     crate::failpoint::hit("restore.loaded");
     if let Some(c) = claimed {
-        let (generation, started, resumed) =
-            lineage::run_of(&c.fingerprint, c.restarted, &c.previous, c.fence.generation);
-        let started_ms = started
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
-            .map_or_else(crate::job::now_ms, |t| u64::try_from(t.timestamp_millis()).unwrap_or(0));
+        let (generation, started, resumed) = lineage::run_of(&c.fingerprint, c.restarted, &c.previous, &c.fence);
+        let started_ms = chrono::DateTime::parse_from_rfc3339(&started)
+            .map_or_else(|_| crate::job::now_ms(), |t| u64::try_from(t.timestamp_millis()).unwrap_or(0));
         state.set_run_identity(RunIdentity {
             key: format!("{}/{}/{generation}", state.job_id, c.fingerprint),
             started_ms,
