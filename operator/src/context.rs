@@ -46,6 +46,9 @@ pub struct Context {
 pub struct Defaults {
     pub image: Option<String>,
     pub s3: Option<S3Spec>,
+    /// The Helm value `openlineage.url`: the coordinators' `OPENLINEAGE_URL`, where
+    /// jobs whose `spec.config` sets no `openlineage.transport.url` send run events.
+    pub openlineage_url: Option<String>,
 }
 
 /// The spec the operator acts on: the object's, with the autoscaler's per-vertex
@@ -152,7 +155,7 @@ mod tests {
 
     fn defaults(image: &str, endpoint: &str) -> Defaults {
         let s3 = S3Spec { endpoint: Some(endpoint.into()), ..Default::default() };
-        Defaults { image: Some(image.into()), s3: Some(s3) }
+        Defaults { image: Some(image.into()), s3: Some(s3), openlineage_url: None }
     }
 
     #[test]

@@ -55,6 +55,11 @@ struct Args {
     /// of that name in the job's namespace.
     #[arg(long, env = "SLUICE_DEFAULT_S3_CREDENTIALS_SECRET")]
     default_s3_credentials_secret: Option<String>,
+    /// Where the engines of StreamJobs send OpenLineage run events (the Helm value
+    /// `openlineage.url`), unless a job's `spec.config` sets `openlineage.transport.url`
+    /// or `openlineage.disabled`. Empty: no events.
+    #[arg(long, env = "SLUICE_DEFAULT_OPENLINEAGE_URL")]
+    default_openlineage_url: Option<String>,
     /// Timeout of one engine REST call, in seconds.
     #[arg(long, default_value_t = 5)]
     engine_timeout: u64,
@@ -73,7 +78,7 @@ fn defaults(args: &Args) -> Defaults {
         region,
         credentials_secret_ref: secret,
     });
-    Defaults { image: set(&args.default_engine_image), s3 }
+    Defaults { image: set(&args.default_engine_image), s3, openlineage_url: set(&args.default_openlineage_url) }
 }
 
 fn main() -> ExitCode {

@@ -257,6 +257,7 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
         "imageRegistry=registry.example.com/",
         "s3.defaults.endpoint=http://minio.storage:9000",
         "s3.defaults.credentialsSecret=s3-creds",
+        "openlineage.url=http://marquez.lineage:5000",
         "crds.install=false",
         "admissionPolicy.enabled=false",
     ])
@@ -295,6 +296,7 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
     assert!(args.contains(&"--default-engine-image=registry.example.com/sluice/engine:0.1.0"), "{args:?}");
     assert!(args.contains(&"--default-s3-endpoint=http://minio.storage:9000"), "{args:?}");
     assert!(args.contains(&"--default-s3-credentials-secret=s3-creds"), "{args:?}");
+    assert!(args.contains(&"--default-openlineage-url=http://marquez.lineage:5000"), "{args:?}");
     let engine_policies: Vec<&Value> =
         find(&d, "NetworkPolicy").into_iter().filter(|p| p["metadata"]["namespace"] != "sluice-system").collect();
     assert_eq!(engine_policies.len(), 2);

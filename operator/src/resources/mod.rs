@@ -61,6 +61,8 @@ pub struct Blueprint<'a> {
     /// The coordinator waits to be activated (`--standby`): every deployment of a
     /// job whose `upgradeStrategy` is `blue-green`.
     pub standby: bool,
+    /// The chart's `openlineage.url`: the coordinator's `OPENLINEAGE_URL`.
+    pub openlineage_url: Option<&'a str>,
 }
 
 impl Blueprint<'_> {
@@ -213,6 +215,7 @@ pub(crate) mod testing {
             version: "0.1.0",
             color: crate::crd::Color::Blue,
             standby: false,
+            openlineage_url: None,
         }
     }
 }
@@ -324,5 +327,32 @@ mod tests {
         let mut one = spec.clone();
         one.slots_per_worker = 1;
         assert_eq!(testing::blueprint(&one).worker_replicas(), 3);
+    }
+
+    #[test]
+    fn the_coordinator_alone_gets_the_charts_openlineage_url() {
+        let spec = testing::spec();
+        let mut d = testing::blueprint(&spec);
+        d.openlineage_url = Some("http://marquez:5000");
+        let env = |v: serde_json::Value| -> Vec<(String, String)> {
+            v["spec"]["template"]["spec"]["containers"][0]["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["value"].is_string())
+                .map(|e| (e["name"].as_str().unwrap().to_string(), e["value"].as_str().unwrap().to_string()))
+                .collect()
+        };
+        let coordinator = env(serde_json::to_value(coordinator::build(&d).unwrap()).unwrap());
+        let s = |x: &str| x.to_string();
+        for pair in [
+            (s("OPENLINEAGE_URL"), s("http://marquez:5000")),
+            (s("OPENLINEAGE_NAMESPACE"), s("analytics")),
+            (s("SLUICE_OPENLINEAGE_JOB_NAME"), s("clicks")),
+        ] {
+            assert!(coordinator.contains(&pair), "{coordinator:?}");
+        }
+        let workers = env(serde_json::to_value(workers::build(&d).unwrap()).unwrap());
+        assert!(workers.iter().all(|(k, _)| !k.contains("OPENLINEAGE")), "{workers:?}");
     }
 }

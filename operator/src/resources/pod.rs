@@ -44,6 +44,16 @@ pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, BuildError> 
     if let Some(region) = spec.s3.as_ref().and_then(|s| s.region.as_ref()) {
         env.push(EnvVar { name: "AWS_REGION".into(), value: Some(region.clone()), ..Default::default() });
     }
+    if r.role == "coordinator" {
+        // OpenLineage run events (sent by the coordinator): the chart's endpoint, and the
+        // job's namespace and name; `openlineage.*` keys in `spec.config` win.
+        let var = |name: &str, value: &str| EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() };
+        if let Some(url) = d.openlineage_url {
+            env.push(var("OPENLINEAGE_URL", url));
+        }
+        env.push(var("OPENLINEAGE_NAMESPACE", d.namespace));
+        env.push(var("SLUICE_OPENLINEAGE_JOB_NAME", d.name));
+    }
     let env_from = spec.s3.as_ref().and_then(|s| s.credentials_secret_ref.as_ref()).map(|r| {
         vec![EnvFromSource {
             secret_ref: Some(SecretEnvSource { name: r.name.clone(), optional: Some(false) }),

@@ -33,7 +33,7 @@ pub async fn run(ctx: &Context, job: &StreamJob, status: &StreamJobStatus, actio
         Action::TriggerSavepoint(req) => trigger_savepoint(ctx, job, active, req).await,
         Action::TriggerSavepointOn(color, req) => trigger_savepoint(ctx, job, *color, req).await,
         Action::ApplyColor { color, spec, deployment, restore } => {
-            let mut d = blueprint(job, status, spec, &ctx.version)?;
+            let mut d = blueprint(job, status, spec, ctx)?;
             d.color = *color;
             d.deployment = *deployment;
             d.restore = restore.as_deref();
@@ -149,7 +149,7 @@ pub fn blueprint<'a>(
     job: &'a StreamJob,
     status: &'a StreamJobStatus,
     spec: &'a DeployedSpec,
-    version: &'a str,
+    ctx: &'a Context,
 ) -> Result<Blueprint<'a>, Error> {
     let owner = job.controller_owner_ref(&()).ok_or_else(|| Error::Internal("the StreamJob has no uid".into()))?;
     Ok(Blueprint {
@@ -161,9 +161,10 @@ pub fn blueprint<'a>(
         sql: spec.sql(),
         deployment: status.deployment,
         restore: status.deployed_from.as_deref(),
-        version,
+        version: &ctx.version,
         color: status.active_color.unwrap_or_default(),
         standby: spec.upgrade_strategy.type_ == StrategyType::BlueGreen,
+        openlineage_url: ctx.defaults.openlineage_url.as_deref(),
     })
 }
 
@@ -174,7 +175,7 @@ async fn apply_children(ctx: &Context, job: &StreamJob, status: &StreamJobStatus
         .reconciled_spec
         .as_ref()
         .ok_or_else(|| Error::Internal(format!("job {ns}/{name}: no readable reconciledSpec to deploy")))?;
-    let d = blueprint(job, status, spec, &ctx.version)?;
+    let d = blueprint(job, status, spec, ctx)?;
     apply_blueprint(ctx, job, &d).await
 }
 
