@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod cluster;
+pub mod openlineage;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
