@@ -386,7 +386,7 @@ fn prepare_config(
             .collect();
         sluice_engine::say!("job `{job_id}`: data policy {hash} enforced at the sources: {}", applied.join("; "));
     }
-    let lineage = sluice_engine::openlineage::Lineage::of(&validated.job, validated.settings.openlineage.as_ref());
+    let lineage = sluice_engine::openlineage::Lineage::of(&validated.job, &config)?;
     let options = sluice_engine::local::run_options(validated.settings, job_id)?;
     Ok((Prepared { graph, options, lineage }, config))
 }

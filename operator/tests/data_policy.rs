@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::bail;
-use common::{Setup, create, job, phase, s3_storage, setup};
+use common::{Setup, create, job, openlineage, phase, s3_storage, setup, setup_with_lineage};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -195,7 +195,7 @@ async fn events(t: &Setup, reason: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_rolls_out_with_its_secret_is_recorded_verified_and_changed_by_an_upgrade() {
-    let t = setup("dp-rollout").await;
+    let (t, lineage) = setup_with_lineage("dp-rollout").await;
     create(&t.api, job("users", spec(&t, "hmac"))).await.unwrap();
     let result = async {
         // Without its Secret the job is refused, and the condition says which.
@@ -266,8 +266,52 @@ async fn a_policy_rolls_out_with_its_secret_is_recorded_verified_and_changed_by_
         if log.contains("a-key-that-never-leaves") {
             bail!("the key reached the operator's log");
         }
-        Ok(())
+        lineage_of_the_upgrade(&t, &lineage).await
     }
     .await;
     t.check(result, "users").await;
+}
+
+/// The chart's OpenLineage endpoint got the runs of both deployments: the first
+/// started and completed (stopped with a savepoint for the upgrade), the second
+/// started, each under the StreamJob's namespace and name, each with its own
+/// masking of `email` in the column lineage; every event is valid.
+async fn lineage_of_the_upgrade(t: &Setup, lineage: &openlineage::Receiver) -> anyhow::Result<()> {
+    let mut events = Vec::new();
+    for _ in 0..60 {
+        events = lineage.events();
+        if events.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let types: Vec<&str> = events.iter().map(|e| e["eventType"].as_str().unwrap_or("")).collect();
+    let run = |e: &Value| e["run"]["runId"].clone();
+    if types != ["START", "COMPLETE", "START"]
+        || run(&events[0]) != run(&events[1])
+        || run(&events[1]) == run(&events[2])
+    {
+        bail!("OpenLineage events: {types:?}, runs {:?}", events.iter().map(run).collect::<Vec<_>>());
+    }
+    for e in &events {
+        if e["job"]["namespace"] != t.ns.as_str() || e["job"]["name"] != "users" {
+            bail!("the job is named {} / {}", e["job"]["namespace"], e["job"]["name"]);
+        }
+    }
+    let masking = |e: &Value| {
+        let email = &e["outputs"][0]["facets"]["columnLineage"]["fields"]["email"]["inputFields"][0];
+        (email["field"].clone(), email["transformations"][0]["description"].clone())
+    };
+    let (first, second) = (masking(&events[0]), masking(&events[2]));
+    if first.0 != "email"
+        || !first.1.as_str().unwrap_or("").contains("hmac")
+        || !second.1.as_str().unwrap_or("").contains("null")
+    {
+        bail!("the column lineage of email: {first:?} then {second:?}");
+    }
+    if events[0]["outputs"][0]["namespace"] != "s3://sluice" || events[0]["outputs"][0]["name"] != "out" {
+        bail!("the output dataset: {}", events[0]["outputs"][0]);
+    }
+    openlineage::validate(&events, &t.env.dir);
+    Ok(())
 }

@@ -11,6 +11,14 @@
 //! | `openlineage.job.namespace` | `sluice` |
 //! | `openlineage.job.name` | the job id |
 //! | `openlineage.disabled` | `false`; `true` turns events off even with a URL |
+//!
+//! Where a key is unset, the OpenLineage clients' environment variables apply:
+//! `OPENLINEAGE_URL`, `OPENLINEAGE_ENDPOINT`, `OPENLINEAGE_NAMESPACE` and
+//! `OPENLINEAGE_DISABLED`, and Sluice's `SLUICE_OPENLINEAGE_JOB_NAME`. The operator
+//! sets them on coordinator pods (the chart's `openlineage.url`, the StreamJob's
+//! namespace and name). They are not configuration, so they are not part of a
+//! deployment's fingerprint: a coordinator restarted with other values still
+//! resumes its deployment's run.
 
 use std::time::Duration;
 
@@ -33,9 +41,46 @@ pub const DISABLED_KEY: &str = "openlineage.disabled";
 pub const NAMESPACE_KEY: &str = "openlineage.job.namespace";
 pub const NAME_KEY: &str = "openlineage.job.name";
 
+/// Each key's environment variable.
+const ENV: [(&str, &str); 5] = [
+    (URL_KEY, "OPENLINEAGE_URL"),
+    ("openlineage.transport.endpoint", "OPENLINEAGE_ENDPOINT"),
+    (NAMESPACE_KEY, "OPENLINEAGE_NAMESPACE"),
+    (DISABLED_KEY, "OPENLINEAGE_DISABLED"),
+    (NAME_KEY, "SLUICE_OPENLINEAGE_JOB_NAME"),
+];
+
 impl OpenLineageSettings {
-    /// `None` when no URL is set or events are disabled.
+    /// From the configuration alone; `None` when no URL is set or events are disabled.
     pub fn from_config(config: &Config) -> Result<Option<OpenLineageSettings>, JobError> {
+        Self::resolve(config, |_| None)
+    }
+
+    /// From the configuration, and `env` (the process's environment) for the keys it leaves unset.
+    pub fn resolve(
+        config: &Config,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<OpenLineageSettings>, JobError> {
+        let mut config = config.clone();
+        let mut from_env = Vec::new();
+        for (key, var) in ENV {
+            if config.get(key).is_none()
+                && let Some(v) = env(var).filter(|v| !v.trim().is_empty())
+            {
+                config.values.insert(key.to_string(), v);
+                from_env.push((key, var));
+            }
+        }
+        Self::parse(&config).map_err(|e| match e {
+            JobError::Config(m) => match from_env.iter().find(|(key, _)| m.contains(&format!("'{key}'"))) {
+                Some((_, var)) => JobError::Config(format!("{m} (set by the environment variable {var})")),
+                None => JobError::Config(m),
+            },
+            other => other,
+        })
+    }
+
+    fn parse(config: &Config) -> Result<Option<OpenLineageSettings>, JobError> {
         let bad = |key: &str, msg: String| JobError::Config(format!("'{key}': {msg}"));
         if config.bool(DISABLED_KEY)? {
             return Ok(None);
@@ -117,6 +162,28 @@ mod tests {
             OpenLineageSettings::from_config(&custom)?.map(|s| s.endpoint),
             Some("https://ol.example/events".into())
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_environment_fills_what_the_configuration_leaves_unset() -> Result<(), JobError> {
+        let env = |v: &str| match v {
+            "OPENLINEAGE_URL" => Some("http://from-env:5000".to_string()),
+            "OPENLINEAGE_NAMESPACE" => Some("analytics".to_string()),
+            "SLUICE_OPENLINEAGE_JOB_NAME" => Some("clicks".to_string()),
+            _ => None,
+        };
+        let s = OpenLineageSettings::resolve(&config(&[]), env)?.ok_or_else(|| JobError::Config("none".into()))?;
+        assert_eq!((s.endpoint.as_str(), s.namespace.as_str()), ("http://from-env:5000/api/v1/lineage", "analytics"));
+        assert_eq!(s.name.as_deref(), Some("clicks"));
+        let own = config(&[(URL_KEY, "http://own"), (NAMESPACE_KEY, "mine")]);
+        let s = OpenLineageSettings::resolve(&own, env)?.ok_or_else(|| JobError::Config("none".into()))?;
+        assert_eq!((s.endpoint.as_str(), s.namespace.as_str()), ("http://own/api/v1/lineage", "mine"));
+        let bad = |v: &str| (v == "OPENLINEAGE_URL").then(|| "marquez".to_string());
+        let err = OpenLineageSettings::resolve(&config(&[]), bad).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("set by the environment variable OPENLINEAGE_URL"), "{err}");
+        let off = config(&[(DISABLED_KEY, "true")]);
+        assert_eq!(OpenLineageSettings::resolve(&off, env)?, None, "a job can opt out of the chart's endpoint");
         Ok(())
     }
 

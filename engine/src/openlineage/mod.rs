@@ -44,6 +44,7 @@ use self::datasets::Datasets;
 use self::event::{Moment, RunFacts, run_event, run_id};
 use self::transport::{Delivery, Http, Outbox};
 use self::watch::Tracker;
+use crate::error::EngineError;
 use crate::job::{JobState, JobStatus, now_ms, rfc3339};
 
 /// What a job's events say, prepared before it runs.
@@ -54,9 +55,13 @@ pub struct Lineage {
 }
 
 impl Lineage {
-    /// `None` when the job's configuration sends no events.
-    pub fn of(job: &sluice_sql::Job, settings: Option<&OpenLineageSettings>) -> Option<Lineage> {
-        settings.map(|s| Lineage { settings: s.clone(), datasets: datasets::of(job) })
+    /// Where `job` sends its events under `overrides` (its own `SET`s are the lowest
+    /// layer) and this process's `OPENLINEAGE_*` variables; `None` when it sends none.
+    pub fn of(job: &sluice_sql::Job, overrides: &sluice_job::Config) -> Result<Option<Lineage>, EngineError> {
+        let mut config = sluice_job::Config { values: job.settings.clone() };
+        config.values.extend(overrides.values.clone());
+        let settings = OpenLineageSettings::resolve(&config, |var| std::env::var(var).ok())?;
+        Ok(settings.map(|settings| Lineage { settings, datasets: datasets::of(job) }))
     }
 }
 

@@ -47,7 +47,8 @@ pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, BuildError> 
     if r.role == "coordinator" {
         // OpenLineage run events (sent by the coordinator): the chart's endpoint, and the
         // job's namespace and name; `openlineage.*` keys in `spec.config` win.
-        let var = |name: &str, value: &str| EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() };
+        let var =
+            |name: &str, value: &str| EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() };
         if let Some(url) = d.openlineage_url {
             env.push(var("OPENLINEAGE_URL", url));
         }

@@ -98,15 +98,16 @@ impl Operator {
         identity: Option<&str>,
         level: &str,
     ) -> Operator {
-        Operator::launch(env, ns, s3_endpoint, log, identity, level, "")
+        Operator::launch(env, ns, s3_endpoint, log, identity, level, "", &[])
     }
 
     /// An operator with fault points set (`SLUICE_FAILPOINTS`, e.g.
     /// `operator.cutover.stopping=exit`).
     pub fn start_with_faults(env: &TestEnv, ns: &str, s3_endpoint: &str, log: PathBuf, faults: &str) -> Operator {
-        Operator::launch(env, ns, s3_endpoint, log, None, "info", faults)
+        Operator::launch(env, ns, s3_endpoint, log, None, "info", faults, &[])
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn launch(
         env: &TestEnv,
         ns: &str,
@@ -115,6 +116,7 @@ impl Operator {
         identity: Option<&str>,
         level: &str,
         faults: &str,
+        extra: &[&str],
     ) -> Operator {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -127,6 +129,7 @@ impl Operator {
         let child = cmd
             .args(["--engine-access", "apiserver-proxy", "--namespaces", ns, "--lease-namespace", ns])
             .args(["--http-addr", &format!("127.0.0.1:{port}"), "--s3-endpoint", s3_endpoint, "--log-format", "text"])
+            .args(extra)
             .env("KUBECONFIG", &env.kubeconfig)
             .env("RUST_LOG", format!("{level},kube=warn,kube_client::client::builder=off"))
             .env("SLUICE_FAILPOINTS", faults)
@@ -235,6 +238,25 @@ pub async fn setup(name: &str) -> Setup {
     let api = Api::<StreamJob>::namespaced(client.clone(), &ns);
     Setup { env, client, ns, s3, op, api }
 }
+
+/// [`setup`] with an OpenLineage receiver on the cluster's gateway, exposed in the
+/// namespace as the Service `lineage`, and the operator's `--default-openlineage-url`
+/// (the chart's `openlineage.url`) pointing at it.
+pub async fn setup_with_lineage(name: &str) -> (Setup, openlineage::Receiver) {
+    let (env, client) = env().await;
+    let ns = env.namespace(&client, name).await.unwrap();
+    let s3 = env.start_s3(&client, &ns, &["sluice"]).await.unwrap();
+    let receiver = openlineage::Receiver::start(&env.dir, &env.gateway.to_string(), 0);
+    sluice_e2e::cluster::expose_host_service(&client, &ns, "lineage", env.gateway, receiver.port()).await.unwrap();
+    let url = format!("http://lineage.{ns}:{}", receiver.port());
+    let log = env.dir.join(format!("operator-{ns}.log"));
+    let op = Operator::launch(&env, &ns, &s3.endpoint, log, None, "info", "", &["--default-openlineage-url", &url]);
+    let api = Api::<StreamJob>::namespaced(client.clone(), &ns);
+    (Setup { env, client, ns, s3, op, api }, receiver)
+}
+
+#[path = "../../../engine/tests/common/openlineage.rs"]
+pub mod openlineage;
 
 impl Setup {
     pub fn fail(&self, e: anyhow::Error, job: Option<StreamJob>) -> ! {
