@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Date32Array, PrimitiveArray, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, PrimitiveArray, StringArray};
 use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike};
 use datafusion_common::{DataFusionError, Result};
@@ -119,7 +119,7 @@ impl ScalarUDFImpl for MaskFn {
 /// Masks every value of `a`.
 pub fn mask(m: &Masking, a: &ArrayRef) -> Result<ArrayRef> {
     let out: ArrayRef = match (m, a.data_type()) {
-        (Masking::Redact { first, last }, DataType::Utf8) => strings(a, |s, out| redact(s, *first, *last, out)),
+        (Masking::Redact { first, last }, DataType::Utf8) => redact_strings(a, *first, *last),
         (Masking::TruncateChars(n), DataType::Utf8) => strings(a, |s, out| truncate_chars(s, *n, out)),
         (Masking::Hmac(k), DataType::Utf8) => hmac_strings(&keyed(k), a),
         (Masking::Hmac(k), t) if t.is_integer() => hmac_integers(&keyed(k), a)?,
@@ -174,6 +174,38 @@ fn strings(a: &ArrayRef, f: impl Fn(&str, &mut String)) -> ArrayRef {
         }
     }
     Arc::new(out.finish())
+}
+
+/// `redact` over a whole array. When every byte is ASCII, each character is one
+/// byte and keeps its length: the offsets stay, and the values are the input's
+/// bytes with the redacted ones overwritten (no per-value work beyond a fill).
+/// The bytes under NULL slots are starred too, so no raw byte survives in the buffer.
+fn redact_strings(a: &ArrayRef, first: usize, last: usize) -> ArrayRef {
+    let s: &StringArray = a.as_string();
+    let offsets = s.value_offsets();
+    let (Some(&start), Some(&end)) = (offsets.first(), offsets.last()) else {
+        return strings(a, |v, out| redact(v, first, last, out));
+    };
+    let (start, end) = (start as usize, end as usize);
+    let bytes = &s.values()[start..end];
+    if !bytes.is_ascii() {
+        return strings(a, |v, out| redact(v, first, last, out));
+    }
+    let mut values = bytes.to_vec();
+    let nulls = s.nulls().filter(|n| n.null_count() > 0);
+    for (i, w) in offsets.windows(2).enumerate() {
+        let (b, e) = (w[0] as usize - start, w[1] as usize - start);
+        let hidden = nulls.is_some_and(|n| n.is_null(i)) || e - b <= first + last;
+        if let Some(starred) = values.get_mut(if hidden { b..e } else { b + first..e - last }) {
+            starred.fill(b'*');
+        }
+    }
+    let base = offsets.first().copied().unwrap_or(0);
+    let rebased = arrow::buffer::OffsetBuffer::new(offsets.iter().map(|o| o - base).collect::<Vec<i32>>().into());
+    match StringArray::try_new(rebased, values.into(), s.nulls().cloned()) {
+        Ok(out) => Arc::new(out),
+        Err(_) => strings(a, |v, out| redact(v, first, last, out)),
+    }
 }
 
 fn redact(s: &str, first: usize, last: usize, out: &mut String) {
@@ -336,6 +368,22 @@ mod tests {
         assert_eq!(strs(&out), [Some("a***d".into())]);
         let out = mask(&Masking::Redact { first: 2, last: 2 }, &input(&[Some("abcdefg"), Some("abcd")])).unwrap();
         assert_eq!(strs(&out), [Some("ab***fg".into()), Some("****".into())]);
+    }
+
+    #[test]
+    fn redact_of_ascii_keeps_the_offsets_and_stars_every_byte_under_a_null() {
+        let a = input(&[Some("x4111111111111111"), Some("secret"), Some("42"), Some(""), Some("abcdef")]);
+        // A slice (offsets not from 0) with a NULL whose bytes are still raw in the buffer.
+        let sliced = a.slice(1, 4);
+        let nulls = arrow::buffer::NullBuffer::from(vec![false, true, true, true]);
+        let s = sliced.as_string::<i32>();
+        let with_null: ArrayRef = Arc::new(StringArray::new(s.offsets().clone(), s.values().clone(), Some(nulls)));
+        let out = mask(&Masking::Redact { first: 1, last: 1 }, &with_null).unwrap();
+        assert_eq!(strs(&out), [None, Some("**".into()), Some("".into()), Some("a****f".into())]);
+        let raw = out.as_string::<i32>().values().to_vec();
+        assert!(!String::from_utf8_lossy(&raw).contains("ecre"), "the NULL's bytes are starred: {raw:?}");
+        let out = mask(&Masking::Redact { first: 0, last: 4 }, &a.slice(0, 1)).unwrap();
+        assert_eq!(strs(&out), [Some("*************1111".into())]);
     }
 
     #[test]
