@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::cluster::{Cluster, Proc, http, json};
-use common::{committed, complete_checkpoints, engine, wait_for, walk};
+use common::{committed, complete_checkpoints, engine, policy_args, wait_for, walk};
 
 const PEOPLE: &str = r#"{"id":1,"email":"ana@example.com","card":"4111111111111111","name":"Zoë Åström","country":"DE","age":34,"ssn":"123-45-6789","ts":"2024-03-15 13:45:30.250"}
 {"id":2,"email":null,"card":null,"name":null,"country":"XX","age":null,"ssn":"987-65-4321","ts":"2024-03-15 13:45:31.000"}
@@ -63,15 +63,6 @@ fn setup(dir: &Path, policy: &str) {
     std::fs::write(dir.join("policy.yaml"), policy).unwrap();
     std::fs::create_dir_all(dir.join("secrets/pii-key")).unwrap();
     std::fs::write(dir.join("secrets/pii-key/hmac"), "s3cr3t-k3y").unwrap();
-}
-
-fn policy_args(dir: &Path) -> Vec<String> {
-    vec![
-        "--data-policy".into(),
-        dir.join("policy.yaml").display().to_string(),
-        "--set".into(),
-        format!("sluice.secrets-dir={}", dir.join("secrets").display()),
-    ]
 }
 
 #[test]

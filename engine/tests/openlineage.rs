@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::openlineage::{Receiver, check_file, validate};
-use common::{engine, wait_for};
+use common::{engine, policy_args, wait_for};
 use serde_json::Value;
 
 #[test]
@@ -48,13 +48,14 @@ fn clicks_job(dir: &Path) -> String {
 CREATE TABLE visits (user_id BIGINT, email STRING, page STRING)
  WITH ('connector' = 'filesystem', 'path' = '{visits}', 'format' = 'csv');
 CREATE TABLE per_minute (user_id BIGINT, window_end TIMESTAMP(3), clicks BIGINT)
- WITH ('connector' = 'filesystem', 'path' = 's3://lake/per_minute/', 'format' = 'csv');
+ WITH ('connector' = 'filesystem', 'path' = '{per_minute}', 'format' = 'csv');
 INSERT INTO visits SELECT user_id, email, UPPER(url) FROM clicks;
 INSERT INTO per_minute SELECT user_id, window_end, COUNT(*) FROM TABLE(
   TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY user_id, window_start, window_end;
 ",
         input = dir.join("clicks.json").display(),
         visits = dir.join("visits").display(),
+        per_minute = dir.join("per_minute").display(),
     )
 }
 
@@ -70,26 +71,6 @@ fn setup(dir: &Path) -> std::path::PathBuf {
     let job = dir.join("clicks.sql");
     std::fs::write(&job, clicks_job(dir)).unwrap();
     job
-}
-
-/// The explain-only job writes to S3; `explain` and `validate` need no bucket,
-/// so the run uses a local directory in its place.
-fn runnable(dir: &Path) -> std::path::PathBuf {
-    let job = setup(dir);
-    let text = std::fs::read_to_string(&job).unwrap();
-    let local = text.replace("s3://lake/per_minute/", &dir.join("per_minute").display().to_string());
-    let path = dir.join("clicks_local.sql");
-    std::fs::write(&path, local).unwrap();
-    path
-}
-
-fn policy_args(dir: &Path) -> Vec<String> {
-    vec![
-        "--data-policy".into(),
-        dir.join("policy.yaml").display().to_string(),
-        "--set".into(),
-        format!("sluice.secrets-dir={}", dir.join("secrets").display()),
-    ]
 }
 
 fn lineage_of<'a>(event: &'a Value, output: &str, column: &str) -> &'a Value {
@@ -112,7 +93,7 @@ fn inputs(field: &Value) -> Vec<(String, String, bool)> {
 #[test]
 fn a_job_sends_start_and_complete_with_its_datasets_and_column_lineage() {
     let dir = tempfile::tempdir().unwrap();
-    let job = runnable(dir.path());
+    let job = setup(dir.path());
     let receiver = Receiver::start(dir.path(), "127.0.0.1", 0);
     let run = engine()
         .args(["run", job.to_str().unwrap(), "--rest-addr", "127.0.0.1:0"])
@@ -129,7 +110,7 @@ fn a_job_sends_start_and_complete_with_its_datasets_and_column_lineage() {
     let (start, complete) = (&events[0], &events[1]);
     assert_eq!(start["run"]["runId"], complete["run"]["runId"], "one run");
     assert_eq!(start["job"]["namespace"], "analytics");
-    assert_eq!(start["job"]["name"], "clicks_local", "the job id by default");
+    assert_eq!(start["job"]["name"], "clicks", "the job id by default");
     assert_eq!(complete["run"]["facets"]["sluice"]["status"], "FINISHED");
     assert!(complete["run"]["facets"]["sluice"]["dataPolicy"].is_string());
 
@@ -162,7 +143,7 @@ fn a_job_sends_start_and_complete_with_its_datasets_and_column_lineage() {
 #[test]
 fn a_failing_endpoint_is_retried_in_order_and_a_dead_one_never_holds_the_job() {
     let dir = tempfile::tempdir().unwrap();
-    let job = runnable(dir.path());
+    let job = setup(dir.path());
     // Two 503s first: both events still arrive, in order.
     let flaky = Receiver::start(dir.path(), "127.0.0.1", 2);
     let run = engine()

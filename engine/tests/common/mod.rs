@@ -144,3 +144,13 @@ pub fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(&f, &target).unwrap();
     }
 }
+
+/// The flags of a job run under `<dir>/policy.yaml`, with its hmac keys under `<dir>/secrets`.
+pub fn policy_args(dir: &Path) -> Vec<String> {
+    vec![
+        "--data-policy".into(),
+        dir.join("policy.yaml").display().to_string(),
+        "--set".into(),
+        format!("sluice.secrets-dir={}", dir.join("secrets").display()),
+    ]
+}
