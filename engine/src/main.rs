@@ -72,6 +72,11 @@ struct RunArgs {
     /// Address of the REST API; port 0 picks a free port and prints it.
     #[arg(long, default_value = "127.0.0.1:8081")]
     rest_addr: String,
+    /// A file with the bearer token that the REST API's requests other than reads
+    /// (cancel, savepoints, activate) need. Without it they are open to anyone who
+    /// can reach --rest-addr. Reads stay open, for probes and Prometheus.
+    #[arg(long, value_name = "FILE", env = "SLUICE_REST_TOKEN_FILE")]
+    rest_token_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -89,6 +94,11 @@ struct CoordinatorArgs {
     /// Address of the REST API; port 0 picks a free port and prints it.
     #[arg(long, default_value = "127.0.0.1:8081")]
     rest_addr: String,
+    /// A file with the bearer token that the REST API's requests other than reads
+    /// (cancel, savepoints, activate) need. Without it they are open to anyone who
+    /// can reach --rest-addr. Reads stay open, for probes and Prometheus.
+    #[arg(long, value_name = "FILE", env = "SLUICE_REST_TOKEN_FILE")]
+    rest_token_file: Option<PathBuf>,
     /// What to do once the job has finished or stopped with a savepoint:
     /// `exit` (0, and the workers exit too) or `stay` (keep answering REST).
     #[arg(long, value_enum, default_value = "exit")]
@@ -284,7 +294,7 @@ fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
     };
     let shutdown = on_termination()?;
     let state = JobState::new(&job_id, &args.job.display().to_string(), &prepared.graph);
-    let server = rest::serve(&args.rest_addr, state.clone())?;
+    let server = rest::serve(&args.rest_addr, state.clone(), rest_token(&args.rest_token_file, &args.rest_addr)?)?;
     sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
     let stay = args.on_finish == OnFinish::Stay;
     let started = Instant::now();
@@ -308,6 +318,23 @@ fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
         return Err(EngineError::Ended { job: job_id, state: format!("{status:?}").to_uppercase() });
     }
     Ok(())
+}
+
+/// The REST token of `--rest-token-file`; without one, a warning when the API
+/// listens beyond loopback.
+fn rest_token(file: &Option<PathBuf>, addr: &str) -> Result<rest::RestToken, EngineError> {
+    match file {
+        Some(path) => rest::RestToken::from_file(path),
+        None => {
+            let loopback = addr.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+            if !loopback {
+                tracing::warn!(
+                    "the REST API on {addr} takes cancel and savepoint requests from anyone who can reach it; pass --rest-token-file"
+                );
+            }
+            Ok(rest::RestToken::none())
+        }
+    }
 }
 
 fn worker(args: &WorkerArgs) -> Result<(), EngineError> {
@@ -395,7 +422,7 @@ fn run(args: &RunArgs) -> Result<(), EngineError> {
     let job_id = args.state.job_id.clone().unwrap_or_else(|| default_job_id(&args.job));
     let prepared = prepare_with(&args.job, &args.state.flags(), &job_id)?;
     let state = JobState::new(&job_id, &args.job.job.display().to_string(), &prepared.graph);
-    let server = rest::serve(&args.rest_addr, state.clone())?;
+    let server = rest::serve(&args.rest_addr, state.clone(), rest_token(&args.rest_token_file, &args.rest_addr)?)?;
     sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
     let progress = if std::io::stderr().is_terminal() { Some(spawn_progress(state.clone())) } else { None };
     let started = Instant::now();

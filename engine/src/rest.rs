@@ -3,14 +3,21 @@
 //! The contract is `engine/openapi.json`, served at `/v1/openapi.json`; a test
 //! checks the server against it. JSON fields are camelCase, times RFC 3339, and
 //! durations milliseconds.
+//!
+//! With a token ([`RestToken`], `--rest-token-file`), every request that is not a
+//! read (anything but GET, HEAD and OPTIONS: cancel, savepoints, activation, and
+//! any route added later) needs `Authorization: Bearer <token>` (or, through the
+//! Kubernetes API server's proxy, `X-Sluice-Rest-Token: <token>`), compared in
+//! constant time; others get 401. Reads stay open, for probes and Prometheus.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -50,11 +57,66 @@ pub struct Server {
     pub addr: SocketAddr,
 }
 
+/// The bearer token that requests other than reads need; `None` leaves them open.
+#[derive(Clone, Default)]
+pub struct RestToken(Option<Arc<[u8]>>);
+
+impl RestToken {
+    /// No token: every route is open to whoever reaches the address.
+    pub fn none() -> RestToken {
+        RestToken(None)
+    }
+
+    /// The token in `path` (surrounding whitespace ignored), such as a mounted Secret's key.
+    pub fn from_file(path: &std::path::Path) -> Result<RestToken, EngineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            EngineError::Config(format!("--rest-token-file {}: cannot read the REST token: {e}", path.display()))
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(EngineError::Config(format!("--rest-token-file {}: the file is empty", path.display())));
+        }
+        Ok(RestToken(Some(Arc::from(token.as_bytes()))))
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Whether `headers` carry the token (always, without one).
+    fn admits(&self, headers: &HeaderMap) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(want) = &self.0 else { return true };
+        let bearer =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        // Through the API server's service proxy, which keeps `Authorization` for itself.
+        let proxied = headers.get(api::TOKEN_HEADER).and_then(|v| v.to_str().ok());
+        let given = bearer.or(proxied).map(str::trim).unwrap_or("");
+        bool::from(given.as_bytes().ct_eq(want))
+    }
+}
+
+/// Lets reads through, and anything else only with the token.
+async fn guard(State(token): State<RestToken>, req: Request, next: Next) -> Response {
+    let read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if read || token.admits(req.headers()) {
+        return next.run(req).await;
+    }
+    let error = format!(
+        "{} {} needs the job's REST token: send 'Authorization: Bearer <token>' (the operator's Secret <job>-rest-token, or the file given to --rest-token-file)",
+        req.method(),
+        req.uri().path()
+    );
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(api::ErrorBody { error }))
+        .into_response()
+}
+
 /// Starts the REST server on a background thread. Port 0 picks a free port.
-pub fn serve(addr: &str, job: Arc<JobState>) -> Result<Server, EngineError> {
+pub fn serve(addr: &str, job: Arc<JobState>, token: RestToken) -> Result<Server, EngineError> {
     let ctx = Arc::new(RestState { rates: Mutex::new(vec![Rates::default(); job.subtasks.len()]), job });
     let sampler = ctx.clone();
-    serve_router(addr, router(ctx), Some(sampler))
+    let router = router(ctx).layer(axum::middleware::from_fn_with_state(token, guard));
+    serve_router(addr, router, Some(sampler))
 }
 
 /// A worker's probes: `/healthz`, and `/readyz`, which is 200 only while

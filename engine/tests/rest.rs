@@ -27,19 +27,25 @@ fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
 }
 
 fn http_body(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (status, _, body) = exchange(addr, method, path, "", body);
+    (status, body)
+}
+
+/// One request with extra header lines; the status, the headers and the body.
+fn exchange(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .expect("write");
     let mut buf = String::new();
     s.read_to_string(&mut buf).expect("read");
     let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    (status, head.to_ascii_lowercase(), body.to_string())
 }
 
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
@@ -106,6 +112,55 @@ fn check(doc: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<Stri
 }
 
 #[test]
+fn with_a_token_only_reads_are_open() {
+    let job = compile_text(JOB, "rest.sql").expect("compiles");
+    let (graph, _) = prepare(&job, &Config::default(), "auth-test").expect("prepares");
+    let state = JobState::new("auth-test", "rest.sql", &graph);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("token");
+    std::fs::write(&file, "s3cr3t-t0ken\n").expect("write");
+    let token = rest::RestToken::from_file(&file).expect("reads the token");
+    let server = rest::serve("127.0.0.1:0", state.clone(), token).expect("serves");
+    for (path, body) in [("/v1/job/cancel", ""), ("/v1/job/savepoints", "{\"stop\":false}"), ("/v1/job/activate", "{}")]
+    {
+        for headers in [
+            "",
+            "Authorization: Bearer wrong\r\n",
+            "Authorization: s3cr3t-t0ken\r\n",
+            "Authorization: Bearer s3cr3t-t0ke\r\n",
+        ] {
+            let (status, head, body) = exchange(server.addr, "POST", path, headers, body);
+            assert_eq!(status, 401, "POST {path} with {headers:?}: {body}");
+            assert!(head.contains("www-authenticate: bearer"), "{head}");
+            assert!(body.contains("needs the job's REST token") && !body.contains("s3cr3t"), "{body}");
+        }
+    }
+    assert!(!state.user_cancel.load(std::sync::atomic::Ordering::SeqCst), "nothing got through");
+    // Reads stay open, for probes and Prometheus.
+    for path in ["/healthz", "/metrics", "/v1/job", "/v1/job/checkpoints", "/v1/openapi.json"] {
+        assert_eq!(http(server.addr, "GET", path).0, 200, "GET {path}");
+    }
+    let (status, _, body) = exchange(
+        server.addr,
+        "POST",
+        "/v1/job/savepoints",
+        "X-Sluice-Rest-Token: s3cr3t-t0ken\r\n",
+        "{\"stop\":false}",
+    );
+    assert_ne!(status, 401, "the API server proxy's header: {body}");
+    let (status, _, body) =
+        exchange(server.addr, "POST", "/v1/job/cancel", "Authorization: Bearer s3cr3t-t0ken\r\n", "");
+    assert!(status == 202 || status == 409, "{status} {body}");
+    assert!(state.user_cancel.load(std::sync::atomic::Ordering::SeqCst), "the token lets the cancel through");
+
+    std::fs::write(&file, " \n").expect("write");
+    let err = rest::RestToken::from_file(&file).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("--rest-token-file") && err.contains("empty"), "{err}");
+    let err = rest::RestToken::from_file(&dir.path().join("missing")).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("missing") && err.contains("cannot read"), "{err}");
+}
+
+#[test]
 fn server_matches_openapi_document() {
     let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
     // Every served route is documented and every documented route is served.
@@ -133,7 +188,7 @@ fn server_matches_openapi_document() {
     };
     let (graph, options) = prepare(&job, &config, "rest-test").expect("prepares");
     let state = JobState::new("rest-test", "rest.sql", &graph);
-    let server = rest::serve("127.0.0.1:0", state.clone()).expect("serves");
+    let server = rest::serve("127.0.0.1:0", state.clone(), rest::RestToken::none()).expect("serves");
     let runner = {
         let state = state.clone();
         std::thread::spawn(move || execute(&graph, &state, &options))

@@ -190,15 +190,20 @@ impl EngineClient {
     ) -> Result<(u16, Vec<u8>), CallError> {
         let svc = EngineClient::service(job);
         let transport = |e: String| CallError::Transport(e);
+        // Anything but a read carries the coordinator's REST token, if it has one.
+        let token = if method == http::Method::GET { None } else { self.rest_token(ns, job).await };
         match self.access {
             Access::Direct => {
                 let uri = format!("http://{svc}.{ns}:{REST_PORT}{path}");
-                let req = http::Request::builder()
+                let mut req = http::Request::builder()
                     .method(method)
                     .uri(uri)
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(Full::new(Bytes::from(body.unwrap_or_default())))
-                    .map_err(|e| transport(e.to_string()))?;
+                    .header(http::header::CONTENT_TYPE, "application/json");
+                if let Some(t) = &token {
+                    req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+                }
+                let req =
+                    req.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(|e| transport(e.to_string()))?;
                 let resp = self.http.request(req).await.map_err(|e| transport(e.to_string()))?;
                 let code = resp.status().as_u16();
                 let bytes = read_limited(resp.into_body(), MAX_RESPONSE).await.map_err(transport)?;
@@ -206,16 +211,42 @@ impl EngineClient {
             }
             Access::ApiserverProxy => {
                 let uri = format!("/api/v1/namespaces/{ns}/services/{svc}:{REST_PORT}/proxy{path}");
-                let req = http::Request::builder()
+                // `Authorization` is the API server's own: the token goes in its own header.
+                let mut req = http::Request::builder()
                     .method(method)
                     .uri(uri)
-                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .header(http::header::CONTENT_TYPE, "application/json");
+                if let Some(t) = &token {
+                    req = req.header(sluice_api::rest::TOKEN_HEADER, t.as_str());
+                }
+                let req = req
                     .body(kube::client::Body::from(body.unwrap_or_default()))
                     .map_err(|e| transport(e.to_string()))?;
                 let resp = self.kube.send(req).await.map_err(|e| transport(e.to_string()))?;
                 let code = resp.status().as_u16();
                 let bytes = read_limited(resp.into_body(), MAX_RESPONSE).await.map_err(transport)?;
                 Ok((code, bytes.ok_or(CallError::TooLarge)?.to_vec()))
+            }
+        }
+    }
+}
+
+impl EngineClient {
+    /// The token of the coordinator of `job` (its instance), from its Secret; `None`
+    /// when there is none (a deployment from before tokens) or it cannot be read,
+    /// in which case the engine's 401 says what is missing.
+    async fn rest_token(&self, ns: &str, job: &str) -> Option<String> {
+        let api = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.kube.clone(), ns);
+        let name = crate::resources::rest_token::secret_name(job);
+        match api.get_opt(&name).await {
+            Ok(secret) => secret
+                .and_then(|s| s.data)
+                .and_then(|mut d| d.remove(crate::resources::rest_token::KEY))
+                .and_then(|b| String::from_utf8(b.0).ok())
+                .map(|t| t.trim().to_string()),
+            Err(e) => {
+                tracing::warn!("cannot read the REST token {ns}/{name}: {e}");
+                None
             }
         }
     }

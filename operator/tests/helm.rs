@@ -237,7 +237,7 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
             .flat_map(|r| r["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()))
             .collect()
     };
-    assert_eq!(verbs("secrets"), BTreeSet::from(["get".to_string()]));
+    assert_eq!(verbs("secrets"), BTreeSet::from(["create".to_string(), "get".to_string()]));
     assert_eq!(verbs("pods"), ["get", "list", "watch"].map(String::from).into());
     assert!(verbs("services/proxy").is_empty());
     assert!(verbs("leases").is_empty());

@@ -65,10 +65,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [pods]
   verbs: [get, list, watch]
 # `s3.credentialsSecretRef`: the operator deletes expired savepoints and disposes of
-# StreamSavepoint data itself. Read only, by name.
+# StreamSavepoint data itself; read by name. Each job's REST token (`<job>-rest-token`)
+# is created once, never changed, and read to call the engine.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get]
+  verbs: [get, create]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]

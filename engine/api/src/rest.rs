@@ -5,6 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The header that carries a coordinator's REST token through the Kubernetes API
+/// server's service proxy, where `Authorization` authenticates the caller to the
+/// API server itself. Elsewhere the token is `Authorization: Bearer <token>`.
+pub const TOKEN_HEADER: &str = "x-sluice-rest-token";
+
 /// The state of a job (`GET /v1/job`'s `state`), as Flink names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -24,6 +24,8 @@ pub fn build(d: &Blueprint) -> Result<Deployment, BuildError> {
         &format!("0.0.0.0:{REST_PORT}"),
         "--on-finish",
         "stay",
+        "--rest-token-file",
+        &format!("{}/{}", super::rest_token::DIR, super::rest_token::KEY),
     ]
     .map(String::from)
     .to_vec();

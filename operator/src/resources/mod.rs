@@ -5,6 +5,7 @@ pub mod configmap;
 pub mod coordinator;
 pub mod pdb;
 pub mod pod;
+pub mod rest_token;
 pub mod service;
 pub mod workers;
 

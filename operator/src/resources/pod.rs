@@ -69,6 +69,19 @@ pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, BuildError> 
         names.dedup();
         names.into_iter().enumerate().map(|(i, n)| (format!("policy-key-{i}"), n)).collect()
     };
+    // Every Secret the pod mounts: (volume, Secret, mount path). The coordinator also
+    // mounts its REST token.
+    let mut secrets: Vec<(String, String, String)> = policy_secrets
+        .into_iter()
+        .map(|(volume, name)| {
+            let path = format!("{}/{name}", sluice_api::policy::DEFAULT_SECRETS_DIR);
+            (volume, name, path)
+        })
+        .collect();
+    if r.role == "coordinator" {
+        let token = super::rest_token::secret_name(&d.instance());
+        secrets.push(("rest-token".into(), token, super::rest_token::DIR.into()));
+    }
     let probe = |path: &str, port: i32, period: i32| Probe {
         http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(port), ..Default::default() }),
         period_seconds: Some(period),
@@ -107,9 +120,9 @@ pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, BuildError> 
                 VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
             ]
             .into_iter()
-            .chain(policy_secrets.iter().map(|(volume, name)| VolumeMount {
+            .chain(secrets.iter().map(|(volume, _, path)| VolumeMount {
                 name: volume.clone(),
-                mount_path: format!("{}/{name}", sluice_api::policy::DEFAULT_SECRETS_DIR),
+                mount_path: path.clone(),
                 read_only: Some(true),
                 ..Default::default()
             }))
@@ -157,7 +170,7 @@ pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, BuildError> 
                     },
                 ]
                 .into_iter()
-                .chain(policy_secrets.iter().map(|(volume, name)| Volume {
+                .chain(secrets.iter().map(|(volume, name, _)| Volume {
                     name: volume.clone(),
                     secret: Some(SecretVolumeSource {
                         secret_name: Some(name.clone()),

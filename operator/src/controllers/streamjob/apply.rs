@@ -3,9 +3,9 @@
 //! and savepoint disposal. Every action is idempotent.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -191,6 +191,7 @@ async fn apply_blueprint(ctx: &Context, job: &StreamJob, d: &Blueprint<'_>) -> R
         )));
     }
     let build = |source| Error::Build { job: format!("{ns}/{name}"), source };
+    ensure_rest_token(ctx, &ns, d).await?;
     apply(ctx, &ns, &resources::configmap::build(d)).await?;
     apply(ctx, &ns, &resources::service::coordinator(d)).await?;
     apply(ctx, &ns, &resources::service::workers(d)).await?;
@@ -198,6 +199,24 @@ async fn apply_blueprint(ctx: &Context, job: &StreamJob, d: &Blueprint<'_>) -> R
     apply(ctx, &ns, &resources::workers::build(d).map_err(build)?).await?;
     apply(ctx, &ns, &resources::coordinator::build(d).map_err(build)?).await?;
     Ok(())
+}
+
+/// Creates the coordinator's REST token Secret if it does not exist; an existing one
+/// is never changed (the running engine holds its token).
+async fn ensure_rest_token(ctx: &Context, ns: &str, d: &Blueprint<'_>) -> Result<(), Error> {
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
+    let name = resources::rest_token::secret_name(&d.instance());
+    if api.get_opt(&name).await?.is_some() {
+        return Ok(());
+    }
+    let token = resources::rest_token::generate()
+        .map_err(|e| Error::Internal(format!("cannot generate the REST token of {ns}/{name}: {e}")))?;
+    match api.create(&PostParams::default(), &resources::rest_token::build(d, &token)).await {
+        Ok(_) => Ok(()),
+        // Created meanwhile (another reconcile): that one stands.
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Adds the finalizer if it is missing (a JSON patch guarded by a test of the list).
