@@ -146,6 +146,8 @@ pub struct JobState {
     pub lineage: LineageCounters,
     /// Told every status the job takes ([`JobState::subscribe`]).
     listeners: Mutex<Vec<std::sync::mpsc::Sender<JobStatus>>>,
+    /// Where savepoints may go ([`sluice_api::layout::target_allowed`]); `None`: anywhere.
+    savepoint_dirs: Mutex<Option<Vec<String>>>,
 }
 
 /// Keeps the savepoint maps bounded: forgets the oldest finished savepoints
@@ -217,6 +219,7 @@ impl JobState {
             run_identity: Mutex::new(None),
             lineage: LineageCounters::default(),
             listeners: Mutex::new(Vec::new()),
+            savepoint_dirs: Mutex::new(None),
         })
     }
 
@@ -344,6 +347,23 @@ impl JobState {
             .and_then(|h| h.iter().rev().find(|r| r.status == SnapshotStatus::Completed).cloned())
     }
 
+    /// Savepoints may go only to `dirs` and below them (the job's savepoint and
+    /// checkpoint directories, and `sluice.savepoint.allowed-directories`).
+    pub fn restrict_savepoints_to(&self, dirs: Vec<String>) {
+        if let Ok(mut d) = self.savepoint_dirs.lock() {
+            *d = Some(dirs);
+        }
+    }
+
+    /// Whether a savepoint may be written to `target`; the error says where it may go.
+    pub fn savepoint_target_allowed(&self, target: &str) -> Result<(), String> {
+        match self.savepoint_dirs.lock().ok().and_then(|d| d.clone()) {
+            Some(dirs) => sluice_api::layout::target_allowed(target, &dirs)
+                .map_err(|e| format!("job `{}`: targetDirectory {e}", self.job_id)),
+            None => Ok(()),
+        }
+    }
+
     /// Queues a savepoint. A known `trigger_id` returns the same savepoint
     /// (idempotent); the same id with different parameters is an error.
     pub fn request_savepoint(
@@ -361,6 +381,9 @@ impl JobState {
                 return Err(format!("triggerId '{id}' was already used for a savepoint with other parameters"));
             }
             return Ok(id.clone());
+        }
+        if let Some(t) = &target_directory {
+            self.savepoint_target_allowed(t)?;
         }
         if self.status().is_terminal() || self.status() == JobStatus::Standby {
             return Err(format!("job `{}` is {}; it cannot take a savepoint", self.job_id, self.status()));

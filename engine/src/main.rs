@@ -294,6 +294,7 @@ fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
     };
     let shutdown = on_termination()?;
     let state = JobState::new(&job_id, &args.job.display().to_string(), &prepared.graph);
+    state.restrict_savepoints_to(prepared.savepoint_dirs.clone());
     let server = rest::serve(&args.rest_addr, state.clone(), rest_token(&args.rest_token_file, &args.rest_addr)?)?;
     sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
     let stay = args.on_finish == OnFinish::Stay;
@@ -361,6 +362,9 @@ struct Prepared {
     graph: sluice_engine::plan::JobGraph,
     options: RunOptions,
     lineage: Option<sluice_engine::openlineage::Lineage>,
+    /// Where savepoints may go: the savepoint and checkpoint directories, and
+    /// `sluice.savepoint.allowed-directories`.
+    savepoint_dirs: Vec<String>,
 }
 
 /// Configuration layers: SET in the job < --config < --set < flags.
@@ -414,14 +418,32 @@ fn prepare_config(
         sluice_engine::say!("job `{job_id}`: data policy {hash} enforced at the sources: {}", applied.join("; "));
     }
     let lineage = sluice_engine::openlineage::Lineage::of(&validated.job, &config)?;
+    let ck = &validated.settings.checkpoint;
+    let extra = config.get(sluice_api::layout::ALLOWED_SAVEPOINT_DIRS).unwrap_or("");
+    let savepoint_dirs = [ck.savepoint_dir.clone(), ck.dir.clone()]
+        .into_iter()
+        .flatten()
+        .chain(extra.split(',').map(str::trim).filter(|d| !d.is_empty()).map(str::to_string))
+        .map(|d| absolute(&d))
+        .collect();
     let options = sluice_engine::local::run_options(validated.settings, job_id)?;
-    Ok((Prepared { graph, options, lineage }, config))
+    Ok((Prepared { graph, options, lineage, savepoint_dirs }, config))
+}
+
+/// A relative local path made absolute (against the working directory); URIs and
+/// absolute paths as they are.
+fn absolute(dir: &str) -> String {
+    if dir.contains("://") || dir.starts_with('/') || dir.starts_with("file:") {
+        return dir.to_string();
+    }
+    std::env::current_dir().map(|cwd| cwd.join(dir).display().to_string()).unwrap_or_else(|_| dir.to_string())
 }
 
 fn run(args: &RunArgs) -> Result<(), EngineError> {
     let job_id = args.state.job_id.clone().unwrap_or_else(|| default_job_id(&args.job));
     let prepared = prepare_with(&args.job, &args.state.flags(), &job_id)?;
     let state = JobState::new(&job_id, &args.job.job.display().to_string(), &prepared.graph);
+    state.restrict_savepoints_to(prepared.savepoint_dirs.clone());
     let server = rest::serve(&args.rest_addr, state.clone(), rest_token(&args.rest_token_file, &args.rest_addr)?)?;
     sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
     let progress = if std::io::stderr().is_terminal() { Some(spawn_progress(state.clone())) } else { None };

@@ -355,6 +355,9 @@ async fn trigger_savepoint(State(ctx): State<Arc<RestState>>, body: axum::body::
     if req.drain && !req.stop {
         return bad_request("drain needs stop: true (a drained job cannot go on)".into());
     }
+    if let Some(Err(e)) = req.target_directory.as_deref().map(|t| ctx.job.savepoint_target_allowed(t)) {
+        return bad_request(e);
+    }
     match ctx.job.request_savepoint(req.trigger_id, req.target_directory, req.stop, req.drain) {
         Ok(trigger_id) => (StatusCode::ACCEPTED, axum::Json(api::SavepointTriggered { trigger_id })).into_response(),
         Err(error) => (StatusCode::CONFLICT, axum::Json(api::ErrorBody { error })).into_response(),

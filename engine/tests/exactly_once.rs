@@ -186,14 +186,15 @@ INSERT INTO out SELECT id FROM src;
     let out = dir.path().join("out");
     std::fs::write(dir.path().join("job.sql"), sql.replace("OUT", &out.display().to_string())).unwrap();
     let rest = format!("127.0.0.1:{}", free_port());
-    let mut first = run_job(dir.path(), "first", &["--checkpoint-interval", "1h", "--rest-addr", &rest], &[]);
+    let target = dir.path().join("savepoints");
+    let args = ["--checkpoint-interval", "1h", "--rest-addr", &rest, "--savepoint-dir", target.to_str().unwrap()];
+    let mut first = run_job(dir.path(), "first", &args, &[]);
     wait_for("rows", Duration::from_secs(60), || {
         http(&rest, "GET", "/v1/job/metrics", "")
             .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
             .and_then(|m| m["vertices"][0]["recordsIn"].as_f64())
             .is_some_and(|n| n >= 4000.0)
     });
-    let target = dir.path().join("savepoints");
     let body = format!(r#"{{"triggerId":"sp-1","targetDirectory":"{}","stop":false}}"#, target.display());
     assert!(http(&rest, "POST", "/v1/job/savepoints", &body).is_some_and(|(s, _)| s == 200 || s == 202));
     wait_for("the savepoint", Duration::from_secs(60), || {

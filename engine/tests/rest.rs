@@ -136,6 +136,16 @@ fn with_a_token_only_reads_are_open() {
         }
     }
     assert!(!state.user_cancel.load(std::sync::atomic::Ordering::SeqCst), "nothing got through");
+    // Savepoints go only where the job's configuration allows, and never out by `..`.
+    let allowed = dir.path().join("sp").display().to_string();
+    state.restrict_savepoints_to(vec![allowed.clone()]);
+    for target in ["/etc".to_string(), format!("{allowed}/../elsewhere"), "relative/dir".to_string()] {
+        let body = format!("{{\"targetDirectory\":\"{target}\",\"stop\":false}}");
+        let auth = "Authorization: Bearer s3cr3t-t0ken\r\n";
+        let (status, _, answer) = exchange(server.addr, "POST", "/v1/job/savepoints", auth, &body);
+        assert_eq!(status, 400, "{target}: {answer}");
+        assert!(answer.contains("targetDirectory") && answer.contains(&target), "{answer}");
+    }
     // Reads stay open, for probes and Prometheus.
     for path in ["/healthz", "/metrics", "/v1/job", "/v1/job/checkpoints", "/v1/openapi.json"] {
         assert_eq!(http(server.addr, "GET", path).0, 200, "GET {path}");

@@ -45,9 +45,110 @@ pub fn savepoint_location(target: &str, trigger_id: &str) -> String {
     format!("{}/{}", target.trim_end_matches('/'), savepoint_dir(trigger_id))
 }
 
+/// The configuration key that lets savepoints go to more directories (comma-separated
+/// URIs) than the job's own savepoint and checkpoint directories.
+pub const ALLOWED_SAVEPOINT_DIRS: &str = "sluice.savepoint.allowed-directories";
+
+/// A location as scheme and path segments: `s3://b/x/` and `s3a://b/x` are
+/// `("s3", ["b", "x"])`; `/x/y`, `file:///x/y` and `file:/x/y` are `("file", ["x", "y"])`.
+/// `None` for a relative local path, or any `.` or `..` segment.
+fn segments(uri: &str) -> Option<(&'static str, Vec<&str>)> {
+    let uri = uri.trim();
+    let (scheme, path) = if let Some(p) = uri.strip_prefix("s3://").or_else(|| uri.strip_prefix("s3a://")) {
+        ("s3", p)
+    } else if let Some(p) = uri.strip_prefix("file://").or_else(|| uri.strip_prefix("file:")) {
+        ("file", p)
+    } else if uri.starts_with('/') {
+        ("file", uri)
+    } else {
+        return None;
+    };
+    if scheme == "file" && !path.starts_with('/') {
+        return None;
+    }
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.iter().any(|p| *p == "." || *p == "..") || (scheme == "s3" && parts.is_empty()) {
+        return None;
+    }
+    Some((scheme, parts))
+}
+
+/// Whether a savepoint may be written to `target`, with no `.` or `..` segment (no
+/// way out by traversal): anywhere in the bucket of an S3 location of `allowed` (so
+/// that an upgrade that moves the savepoint directory within its bucket still
+/// works), or at or below a local directory of `allowed`. Empty `allowed` allows
+/// nothing.
+pub fn target_allowed(target: &str, allowed: &[String]) -> Result<(), String> {
+    let Some((scheme, parts)) = segments(target) else {
+        return Err(format!("'{target}' is not an absolute path, file:// or s3:// URI without '.' or '..' segments"));
+    };
+    let inside = allowed.iter().filter_map(|a| segments(a)).any(|(s, base)| {
+        let base = if s == "s3" { base.get(..1).unwrap_or_default() } else { &base[..] };
+        s == scheme && parts.starts_with(base)
+    });
+    if inside {
+        return Ok(());
+    }
+    if allowed.is_empty() {
+        return Err(format!(
+            "'{target}' is not allowed: the job has no savepoint or checkpoint directory; set execution.checkpointing.savepoint-dir or {ALLOWED_SAVEPOINT_DIRS}"
+        ));
+    }
+    let places: Vec<String> = allowed
+        .iter()
+        .filter_map(|a| segments(a))
+        .map(|(s, base)| match base.first() {
+            Some(bucket) if s == "s3" => format!("s3://{bucket}/..."),
+            _ => format!("/{}", base.join("/")),
+        })
+        .collect();
+    Err(format!(
+        "'{target}' is not allowed: a savepoint goes under {} (add a directory to {ALLOWED_SAVEPOINT_DIRS} to allow it)",
+        places.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn savepoints_stay_under_the_allowed_directories() {
+        let allowed = vec!["s3://bucket/savepoints/".to_string(), "file:///data/ck".to_string()];
+        for ok in [
+            "s3://bucket/savepoints",
+            "s3a://bucket/savepoints/team-a",
+            "s3://bucket/moved/savepoints",
+            "/data/ck/sp",
+            "file:///data/ck/x/",
+        ] {
+            assert_eq!(target_allowed(ok, &allowed), Ok(()), "{ok}");
+        }
+        for bad in [
+            "s3://bucket/savepoints/../other",
+            "s3://other/savepoints",
+            "s3://bucketX/savepoints",
+            "/data/ck/../../etc",
+            "/data/ckx",
+            "data/ck/sp",
+            "file:data/ck",
+            "gs://bucket/savepoints",
+            "/data/./ck",
+        ] {
+            let err = target_allowed(bad, &allowed).err().unwrap_or_default();
+            assert!(err.contains(bad) && (err.contains("allowed") || err.contains("'..'")), "{bad}: {err}");
+        }
+        assert!(
+            target_allowed("/tmp/sp", &[]).err().unwrap_or_default().contains("no savepoint or checkpoint directory")
+        );
+        let err = target_allowed("s3://other/x", &allowed).err().unwrap_or_default();
+        assert!(
+            err.contains(
+                "goes under s3://bucket/..., /data/ck (add a directory to sluice.savepoint.allowed-directories"
+            ),
+            "{err}"
+        );
+    }
 
     #[test]
     fn names() {

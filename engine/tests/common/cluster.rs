@@ -105,6 +105,7 @@ impl Cluster {
     /// A coordinator with extra environment, such as `SLUICE_FAILPOINTS`.
     pub fn coordinator_with(&self, name: &str, p: usize, extra: &[&str], env: &[(&str, String)]) -> Proc {
         let ck = self.dir.join("ck");
+        let sp = self.dir.join("savepoints");
         let job = self.dir.join("job.sql");
         let p = p.to_string();
         let mut args = vec![
@@ -123,6 +124,8 @@ impl Cluster {
             ck.to_str().unwrap(),
             "--checkpoint-interval",
             "300ms",
+            "--savepoint-dir",
+            sp.to_str().unwrap(),
             "--set",
             "restart-strategy.type=fixed-delay",
             "--set",

@@ -174,6 +174,23 @@ async fn step(
             Some(format!("no directory: set spec.directory or the StreamJob's savepoints.directory ({ns}/{job_name})"));
         return Requeue::await_change();
     };
+    // The engine takes savepoints only where its configuration allows (its savepoint
+    // and checkpoint locations, and `sluice.savepoint.allowed-directories`): say so here.
+    let allowed: Vec<String> = [spec.savepoints.directory.clone(), spec.checkpointing.storage.clone()]
+        .into_iter()
+        .flatten()
+        .chain(
+            spec.config
+                .get(layout::ALLOWED_SAVEPOINT_DIRS)
+                .into_iter()
+                .flat_map(|v| v.split(',').map(str::trim).filter(|d| !d.is_empty()).map(str::to_string)),
+        )
+        .collect();
+    if let Err(e) = layout::target_allowed(&directory, &allowed) {
+        st.phase = SavepointPhase::Failed;
+        st.error = Some(format!("StreamJob {ns}/{job_name}: directory {e}"));
+        return Requeue::await_change();
+    }
     // The color that runs the job (blue-green): its coordinator takes the savepoint.
     let color = job.status.as_ref().and_then(|s| s.active_color).unwrap_or_default();
     let instance = crate::resources::instance(job_name, color);
