@@ -75,6 +75,12 @@ async fn the_crd_schema_and_cel_rules_reject_bad_manifests_and_fill_defaults() {
     bad_enum["upgradeMode"] = json!("yolo");
     assert!(rejection(create_raw(&client, &ns, job("e", bad_enum)).await).contains("upgradeMode"));
 
+    // Credentials in spec.config would land in the ConfigMap and the status.
+    let mut secret_in_config = base.clone();
+    secret_in_config["config"] = json!({"s3.endpoint": "http://minio:9000", "s3.secret-key": "hunter2"});
+    let why = rejection(create_raw(&client, &ns, job("f", secret_in_config)).await);
+    assert!(why.contains("config must not hold S3 credentials") && why.contains("s3.credentialsSecretRef"), "{why}");
+
     // The example manifests pass the schema and the CEL rules (server-side dry run).
     for e in std::fs::read_dir(sluice_e2e::repo_root().join("config/examples")).unwrap().flatten() {
         if e.path().extension().and_then(|x| x.to_str()) != Some("yaml") {

@@ -59,6 +59,10 @@ pub struct StreamJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql_config_map_ref: Option<ConfigMapKeyRef>,
     /// Flink-style engine keys (like Flink's `flinkConfiguration`), written to `engine.yaml`.
+    /// Never credentials: they would be copied into the ConfigMap and `status`.
+    #[x_kube(validation = Rule::new(
+        "!self.exists(k, k in ['s3.access-key', 's3.secret-key', 's3.access.key', 's3.secret.key', 'fs.s3a.access.key', 'fs.s3a.secret.key'])"
+    ).message("config must not hold S3 credentials (s3.access-key, s3.secret-key): they would be copied into the job's ConfigMap and status.reconciledSpec; put them in a Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY and name it in s3.credentialsSecretRef"))]
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
     /// Parallelism of every vertex. The scale subresource maps onto it.
