@@ -30,6 +30,11 @@
 //! - Metric samples carry a subtask's totals; each is added to the job's
 //!   counters as the growth since that subtask's previous sample, so a
 //!   sample relayed twice counts once.
+//! - A worker speaks only for the subtasks the placement gave it: an `Ack`,
+//!   `Finished`, `Committed`, `Exited` or metric sample about another
+//!   worker's subtask (or one that does not exist) is dropped and logged, so
+//!   no registered client can complete a checkpoint, commit or end an
+//!   attempt on another's behalf.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -64,6 +69,8 @@ pub(super) struct RemoteAttempt {
     job: Arc<JobState>,
     /// The attempt's workers, by index: their names for messages.
     names: BTreeMap<usize, String>,
+    /// The worker of each subtask (vertex, subtask), from the placement.
+    owners: BTreeMap<(usize, usize), usize>,
     /// Subtasks not yet stopped, per worker of the attempt.
     remaining: BTreeMap<usize, usize>,
     /// Workers whose part is running.
@@ -92,10 +99,16 @@ impl RemoteAttempt {
         for w in placement.iter().flatten() {
             *remaining.entry(*w).or_default() += 1;
         }
+        let owners = placement
+            .iter()
+            .enumerate()
+            .flat_map(|(v, workers)| workers.iter().enumerate().map(move |(s, w)| ((v, s), *w)))
+            .collect();
         RemoteAttempt {
             attempt,
             job,
             names,
+            owners,
             remaining,
             deployed: HashSet::new(),
             last_samples: BTreeMap::new(),
@@ -130,6 +143,22 @@ impl RemoteAttempt {
         }
     }
 
+    /// Whether worker `w` runs subtask `subtask` of `vertex` in this attempt; logs a
+    /// message about another's subtask, which is then dropped.
+    fn owns(&self, w: usize, vertex: usize, subtask: usize, what: &str) -> bool {
+        let owner = self.owners.get(&(vertex, subtask)).copied();
+        if owner != Some(w) {
+            tracing::warn!(
+                "job `{}` attempt {}: worker {} sent {what} for subtask {vertex}/{subtask}, which {}; dropped",
+                self.job.job_id,
+                self.attempt,
+                self.name(w),
+                owner.map_or_else(|| "does not exist".to_string(), |o| format!("runs on worker {}", self.name(o)))
+            );
+        }
+        owner == Some(w)
+    }
+
     pub(super) fn on_worker(&mut self, w: usize, msg: ToCoordinator) -> Vec<Action> {
         let attempt = self.attempt;
         let report = match msg {
@@ -150,23 +179,32 @@ impl RemoteAttempt {
                 self.job.fail(why);
                 None
             }
-            ToCoordinator::Ack { attempt: a, id, vertex, subtask, result, alignment_ms } if a == attempt => {
-                Some(CoordMsg::Ack { id, vertex, subtask, result, alignment_ms })
-            }
+            ToCoordinator::Ack { attempt: a, id, vertex, subtask, result, alignment_ms } if a == attempt => self
+                .owns(w, vertex, subtask, "an Ack")
+                .then_some(CoordMsg::Ack { id, vertex, subtask, result, alignment_ms }),
             ToCoordinator::Finished { attempt: a, vertex, subtask, sections, last_checkpoint } if a == attempt => {
-                Some(CoordMsg::Finished { vertex, subtask, snapshot: SubtaskSnapshot { sections }, last_checkpoint })
+                self.owns(w, vertex, subtask, "Finished").then(|| CoordMsg::Finished {
+                    vertex,
+                    subtask,
+                    snapshot: SubtaskSnapshot { sections },
+                    last_checkpoint,
+                })
             }
             ToCoordinator::Committed { attempt: a, id, vertex, subtask } if a == attempt => {
-                Some(CoordMsg::Committed { id, vertex, subtask })
+                self.owns(w, vertex, subtask, "Committed").then_some(CoordMsg::Committed { id, vertex, subtask })
             }
-            ToCoordinator::Exited { attempt: a, .. } if a == attempt => {
-                if let Some(n) = self.remaining.get_mut(&w) {
+            ToCoordinator::Exited { attempt: a, vertex, subtask } if a == attempt => {
+                if self.owns(w, vertex, subtask, "Exited")
+                    && let Some(n) = self.remaining.get_mut(&w)
+                {
                     *n = n.saturating_sub(1);
                 }
                 None
             }
             ToCoordinator::Metrics { attempt: a, samples } if a == attempt => {
-                self.relay(samples);
+                let own: Vec<MetricSample> =
+                    samples.into_iter().filter(|s| self.owns(w, s.vertex, s.subtask, "a metric sample")).collect();
+                self.relay(own);
                 None
             }
             _ => None, // a message of an earlier attempt

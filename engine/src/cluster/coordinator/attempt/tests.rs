@@ -278,3 +278,40 @@ fn a_stopped_rpc_server_ends_the_attempt() {
     assert!(a.is_over());
     assert_eq!(job.error().as_deref(), Some("the RPC server stopped"));
 }
+
+#[test]
+fn a_worker_speaks_only_for_the_subtasks_it_runs() {
+    let job = job();
+    let mut a = attempt(&job);
+    a.deploy(&spec());
+    let state = || SubtaskState { subtask: 1, file: None, sections: vec![] };
+    // Subtask 0/1 runs on worker 1: worker 0 cannot acknowledge, finish, commit or end it.
+    let forged = [
+        ToCoordinator::Ack { attempt: 2, id: 1, vertex: 0, subtask: 1, result: Ok((state(), None)), alignment_ms: 0 },
+        ToCoordinator::Finished { attempt: 2, vertex: 0, subtask: 1, sections: vec![], last_checkpoint: 0 },
+        ToCoordinator::Committed { attempt: 2, id: 1, vertex: 0, subtask: 1 },
+        exited(2, 0, 1),
+        // Nor a subtask that does not exist.
+        ToCoordinator::Committed { attempt: 2, id: 1, vertex: 7, subtask: 0 },
+    ];
+    for msg in forged {
+        let what = format!("{msg:?}");
+        assert!(show(&a.on_worker(0, msg)).is_empty(), "worker 0 spoke for another's subtask: {what}");
+    }
+    let sample = MetricSample { vertex: 0, subtask: 1, counters: [5; 9], watermark: 1, pending_records: 0, splits: 0 };
+    a.on_worker(0, ToCoordinator::Metrics { attempt: 2, samples: vec![sample.clone()] });
+    assert_eq!(job.subtasks[1].records_in.load(Relaxed), 0, "a forged sample was counted");
+    // Worker 1 still has its subtask to stop: worker 0's forged exit did not count.
+    for (v, s) in [(0, 0), (1, 0)] {
+        a.on_worker(0, exited(2, v, s));
+    }
+    assert!(!a.is_over(), "a forged exit ended the attempt");
+    // The owner is heard.
+    let ack =
+        ToCoordinator::Ack { attempt: 2, id: 1, vertex: 0, subtask: 1, result: Ok((state(), None)), alignment_ms: 0 };
+    assert_eq!(show(&a.on_worker(1, ack)), ["checkpoint ack 1 0/1"]);
+    a.on_worker(1, ToCoordinator::Metrics { attempt: 2, samples: vec![sample] });
+    assert_eq!(job.subtasks[1].records_in.load(Relaxed), 5);
+    a.on_worker(1, exited(2, 0, 1));
+    assert!(a.is_over());
+}
