@@ -183,7 +183,7 @@ impl RemoteAttempt {
                 .owns(w, vertex, subtask, "an Ack")
                 .then_some(CoordMsg::Ack { id, vertex, subtask, result, alignment_ms }),
             ToCoordinator::Finished { attempt: a, vertex, subtask, sections, last_checkpoint } if a == attempt => {
-                self.owns(w, vertex, subtask, "Finished").then(|| CoordMsg::Finished {
+                self.owns(w, vertex, subtask, "Finished").then_some(CoordMsg::Finished {
                     vertex,
                     subtask,
                     snapshot: SubtaskSnapshot { sections },
