@@ -109,6 +109,11 @@ struct CoordinatorArgs {
     /// process stays up until SIGTERM.
     #[arg(long)]
     standby: bool,
+    /// A file with the job's cluster secret: workers send it when they register
+    /// and on every data connection, and the coordinator and workers refuse peers
+    /// without it. Give the coordinator and its workers the same file.
+    #[arg(long, value_name = "FILE", env = "SLUICE_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
     /// Tells apart two deployments of the same job text and configuration
     /// (the two colors of a blue-green cutover): a restarted coordinator
     /// resumes only its own deployment's run.
@@ -144,6 +149,11 @@ struct WorkerArgs {
     /// Sets a configuration key (heartbeat.interval, heartbeat.timeout); repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// A file with the job's cluster secret: workers send it when they register
+    /// and on every data connection, and the coordinator and workers refuse peers
+    /// without it. Give the coordinator and its workers the same file.
+    #[arg(long, value_name = "FILE", env = "SLUICE_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
 }
 
 /// Checkpoint, savepoint and restore flags, shared by `run` and `coordinator`.
@@ -274,6 +284,9 @@ fn on_termination() -> Result<Arc<std::sync::atomic::AtomicBool>, EngineError> {
 }
 
 fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
+    if let Some(path) = &args.cluster_secret_file {
+        sluice_engine::cluster::set_secret(path)?;
+    }
     let job_args = JobArgs { job: args.job.clone(), conf: args.conf.clone() };
     let job_id = args.state.job_id.clone().unwrap_or_else(|| default_job_id(&job_args));
     let (prepared, config) = prepare_config(&job_args, &args.state.flags(), &job_id)?;
@@ -339,6 +352,9 @@ fn rest_token(file: &Option<PathBuf>, addr: &str) -> Result<rest::RestToken, Eng
 }
 
 fn worker(args: &WorkerArgs) -> Result<(), EngineError> {
+    if let Some(path) = &args.cluster_secret_file {
+        sluice_engine::cluster::set_secret(path)?;
+    }
     let mut config = Config::default();
     config.set_all(&args.set)?;
     let opts = sluice_engine::cluster::worker::WorkerOptions {

@@ -103,7 +103,7 @@ async fn guard(State(token): State<RestToken>, req: Request, next: Next) -> Resp
         return next.run(req).await;
     }
     let error = format!(
-        "{} {} needs the job's REST token: send 'Authorization: Bearer <token>' (the operator's Secret <job>-rest-token, or the file given to --rest-token-file)",
+        "{} {} needs the job's REST token: send 'Authorization: Bearer <token>' (the operator's Secret <job>-engine-token, or the file given to --rest-token-file)",
         req.method(),
         req.uri().path()
     );

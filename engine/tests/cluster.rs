@@ -8,6 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::Duration;
 
 mod common;
@@ -207,6 +208,53 @@ fn worker_probes_are_ready_only_while_registered_and_deployed() {
     wait_for("the worker to log", Duration::from_secs(20), || w.log().contains("waiting for coordinator"));
     let _coord = c.coordinator("coordinator", 1, &[]);
     wait_for("readiness", Duration::from_secs(60), || http(&probes, "GET", "/readyz", "").is_some_and(|r| r.0 == 200));
+}
+
+#[test]
+fn only_workers_with_the_jobs_cluster_secret_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::new(dir.path());
+    c.write_job(&job(&dir.path().join("out"), 3_000, 3_000));
+    let (secret, other) = (dir.path().join("secret"), dir.path().join("other"));
+    std::fs::write(&secret, "job-secret\n").unwrap();
+    std::fs::write(&other, "another-jobs-secret").unwrap();
+    // Parallelism 2 on two workers: the data connections between them carry the secret too.
+    let mut coord = c.coordinator("coordinator", 2, &["--cluster-secret-file", secret.to_str().unwrap()]);
+    // A registration without the secret is refused with the reason.
+    let mut stream = None;
+    wait_for("the RPC port", Duration::from_secs(20), || {
+        stream = TcpStream::connect(&c.rpc).ok();
+        stream.is_some()
+    });
+    let mut s = stream.unwrap();
+    let register = format!(
+        r#"{{"type":"register","protocol":{},"name":"stranger","slots":1,"dataAddr":"127.0.0.1:1","generationSeen":0}}"#,
+        sluice_engine::cluster::PROTOCOL
+    );
+    s.write_all(&(register.len() as u32).to_le_bytes()).unwrap();
+    s.write_all(register.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+    s.read_exact(&mut body).unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reply["type"], "refused", "{reply}");
+    assert!(reply["reason"].as_str().unwrap().contains("cluster secret"), "{reply}");
+    // A worker of another job is refused too; the job's own worker runs it to the end.
+    let worker = |name: &str, file: &Path| {
+        let args = ["worker", "--coordinator", &c.rpc, "--slots", "1", "--data-addr", "127.0.0.1:0"];
+        let file = file.to_str().unwrap().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--cluster-secret-file", file.as_str()]);
+        spawn(&all, dir.path().join(format!("{name}.log")))
+    };
+    let stranger = worker("stranger", &other);
+    wait_for("the stranger's refusal", Duration::from_secs(30), || stranger.log().contains("cluster secret"));
+    let _own = [worker("own-1", &secret), worker("own-2", &secret)];
+    assert!(coord.wait(Duration::from_secs(120)).success(), "{}", coord.log());
+    assert_eq!(committed(&dir.path().join("out").join("rows")).len(), 1_000, "every row of the job, once");
+    assert!(!coord.log().contains("stranger registered"), "{}", coord.log());
 }
 
 #[test]

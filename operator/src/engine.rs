@@ -237,11 +237,11 @@ impl EngineClient {
     /// in which case the engine's 401 says what is missing.
     async fn rest_token(&self, ns: &str, job: &str) -> Option<String> {
         let api = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.kube.clone(), ns);
-        let name = crate::resources::rest_token::secret_name(job);
+        let name = crate::resources::engine_token::secret_name(job);
         match api.get_opt(&name).await {
             Ok(secret) => secret
                 .and_then(|s| s.data)
-                .and_then(|mut d| d.remove(crate::resources::rest_token::KEY))
+                .and_then(|mut d| d.remove(crate::resources::engine_token::KEY))
                 .and_then(|b| String::from_utf8(b.0).ok())
                 .map(|t| t.trim().to_string()),
             Err(e) => {

@@ -65,7 +65,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [pods]
   verbs: [get, list, watch]
 # `s3.credentialsSecretRef`: the operator deletes expired savepoints and disposes of
-# StreamSavepoint data itself; read by name. Each job's REST token (`<job>-rest-token`)
+# StreamSavepoint data itself; read by name. Each job's engine token (`<job>-engine-token`)
 # is created once, never changed, and read to call the engine.
 - apiGroups: [""]
   resources: [secrets]

@@ -28,6 +28,13 @@
 //! coordinator can never commit output that its successor does not see
 //! ([`crate::checkpoint::lineage`]). Workers refuse a coordinator older than
 //! one they have seen.
+//!
+//! Admission: with a cluster secret (`--cluster-secret-file`, the same file on
+//! the coordinator and its workers; the operator mounts the coordinator's token
+//! Secret), a worker's registration and every data connection carry it, and
+//! the coordinator and the receiving worker refuse any that does not match
+//! (compared in constant time), with the reason. So a worker of another job
+//! cannot register by mistake, and nothing without the secret can join.
 
 pub mod coordinator;
 pub mod exchange;
@@ -35,6 +42,7 @@ pub mod worker;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -42,6 +50,39 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::metadata::{FileEntry, SectionKind, SubtaskState};
 use crate::checkpoint::{BarrierInfo, SnapshotKind};
 use crate::metrics::SubtaskMetrics;
+
+/// This process's cluster secret, set once at start ([`set_secret`]).
+static SECRET: OnceLock<String> = OnceLock::new();
+
+/// Reads the cluster secret from `path` (surrounding whitespace ignored) and keeps
+/// it for the rest of the process.
+pub fn set_secret(path: &std::path::Path) -> Result<(), crate::error::EngineError> {
+    let bad = |m: String| crate::error::EngineError::Config(format!("--cluster-secret-file {}: {m}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(bad("the file is empty".into()));
+    }
+    if SECRET.get().is_some_and(|s| s != secret) {
+        return Err(bad("a different secret is set already".into()));
+    }
+    let _ = SECRET.set(secret.to_string());
+    Ok(())
+}
+
+/// The secret this process sends, if it has one.
+pub(crate) fn secret() -> Option<String> {
+    SECRET.get().cloned()
+}
+
+/// Whether a peer's `given` secret admits it: always without a secret here.
+pub(crate) fn admits(given: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    match SECRET.get() {
+        None => true,
+        Some(want) => bool::from(given.unwrap_or("").as_bytes().ct_eq(want.as_bytes())),
+    }
+}
 
 /// The version of the coordinator–worker protocol.
 pub const PROTOCOL: u32 = 1;
@@ -109,6 +150,9 @@ pub enum ToCoordinator {
         data_addr: String,
         /// The newest coordinator generation this worker has served.
         generation_seen: u64,
+        /// The job's cluster secret, if the worker has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
     },
     Heartbeat,
     /// Every subtask of the attempt is running.

@@ -25,7 +25,9 @@ pub fn build(d: &Blueprint) -> Result<Deployment, BuildError> {
         "--on-finish",
         "stay",
         "--rest-token-file",
-        &format!("{}/{}", super::rest_token::DIR, super::rest_token::KEY),
+        &super::engine_token::file(),
+        "--cluster-secret-file",
+        &super::engine_token::file(),
     ]
     .map(String::from)
     .to_vec();

@@ -3,9 +3,9 @@
 
 pub mod configmap;
 pub mod coordinator;
+pub mod engine_token;
 pub mod pdb;
 pub mod pod;
-pub mod rest_token;
 pub mod service;
 pub mod workers;
 
@@ -355,5 +355,33 @@ mod tests {
         }
         let workers = env(serde_json::to_value(workers::build(&d).unwrap()).unwrap());
         assert!(workers.iter().all(|(k, _)| !k.contains("OPENLINEAGE")), "{workers:?}");
+    }
+
+    #[test]
+    fn every_engine_pod_mounts_its_colors_token_and_uses_it() {
+        let spec = testing::spec();
+        let mut d = testing::blueprint(&spec);
+        d.color = crate::crd::Color::Green;
+        let pod = |v: serde_json::Value| v["spec"]["template"]["spec"].clone();
+        for (role, p) in [
+            ("coordinator", pod(serde_json::to_value(coordinator::build(&d).unwrap()).unwrap())),
+            ("worker", pod(serde_json::to_value(workers::build(&d).unwrap()).unwrap())),
+        ] {
+            let volumes = p["volumes"].as_array().unwrap();
+            assert!(
+                volumes.iter().any(|v| v["secret"]["secretName"] == "clicks-green-engine-token"),
+                "{role}: {volumes:?}"
+            );
+            let args: Vec<String> = p["containers"][0]["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect();
+            let file = engine_token::file();
+            assert!(args.windows(2).any(|w| w[0] == "--cluster-secret-file" && w[1] == file), "{role}: {args:?}");
+            let rest = args.windows(2).any(|w| w[0] == "--rest-token-file" && w[1] == file);
+            assert_eq!(rest, role == "coordinator", "{role}: {args:?}");
+        }
     }
 }

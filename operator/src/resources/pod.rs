@@ -69,8 +69,7 @@ pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, BuildError> 
         names.dedup();
         names.into_iter().enumerate().map(|(i, n)| (format!("policy-key-{i}"), n)).collect()
     };
-    // Every Secret the pod mounts: (volume, Secret, mount path). The coordinator also
-    // mounts its REST token.
+    // Every Secret the pod mounts: (volume, Secret, mount path).
     let mut secrets: Vec<(String, String, String)> = policy_secrets
         .into_iter()
         .map(|(volume, name)| {
@@ -78,10 +77,10 @@ pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, BuildError> 
             (volume, name, path)
         })
         .collect();
-    if r.role == "coordinator" {
-        let token = super::rest_token::secret_name(&d.instance());
-        secrets.push(("rest-token".into(), token, super::rest_token::DIR.into()));
-    }
+    // Every engine pod mounts its color's token: the coordinator's REST API needs it,
+    // and the coordinator and the workers admit each other by it.
+    let token = super::engine_token::secret_name(&d.instance());
+    secrets.push(("engine-token".into(), token, super::engine_token::DIR.into()));
     let probe = |path: &str, port: i32, period: i32| Probe {
         http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(port), ..Default::default() }),
         period_seconds: Some(period),

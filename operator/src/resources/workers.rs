@@ -19,6 +19,8 @@ pub fn build(d: &Blueprint) -> Result<StatefulSet, BuildError> {
         "$(POD_IP)".into(),
         "--rest-addr".into(),
         format!("0.0.0.0:{PROBE_PORT}"),
+        "--cluster-secret-file".into(),
+        super::engine_token::file(),
     ];
     let role = Role {
         role: "worker",

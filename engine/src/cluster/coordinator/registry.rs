@@ -27,9 +27,14 @@ pub(super) struct Registration {
 /// registration, or the reason to refuse it.
 pub(super) fn admit(first: Result<ToCoordinator, String>) -> Result<Registration, String> {
     match first {
-        Ok(ToCoordinator::Register { protocol, name, slots, data_addr, generation_seen }) => {
+        Ok(ToCoordinator::Register { protocol, name, slots, data_addr, generation_seen, secret }) => {
             if protocol != PROTOCOL {
                 return Err(format!("protocol {protocol} is not this coordinator's {PROTOCOL}: run the same version"));
+            }
+            if !crate::cluster::admits(secret.as_deref()) {
+                return Err(format!(
+                    "worker {name} does not hold this job's cluster secret: start it with the coordinator's --cluster-secret-file (a worker of another job cannot register)"
+                ));
             }
             Ok(Registration { name, slots, data_addr, generation_seen })
         }
@@ -189,6 +194,7 @@ mod tests {
             slots: 1,
             data_addr: "w:7000".into(),
             generation_seen: 3,
+            secret: None,
         };
         let ok = admit(Ok(register(PROTOCOL))).unwrap();
         assert_eq!((ok.slots, ok.generation_seen), (1, 3));

@@ -26,6 +26,9 @@ const HEADER: usize = 16;
 pub(super) struct Hello {
     pub(super) key: AttemptKey,
     pub(super) from: usize,
+    /// The job's cluster secret, if the sender has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) secret: Option<String>,
 }
 
 /// One decoded frame.

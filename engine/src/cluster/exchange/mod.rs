@@ -153,7 +153,8 @@ impl AttemptExchange {
         let stream = TcpStream::connect_timeout(&sock, Duration::from_secs(10)).map_err(cluster)?;
         stream.set_nodelay(true).map_err(cluster)?;
         let mut hello = Vec::new();
-        encode_hello(&mut hello, &Hello { key: self.key, from: self.me }).map_err(EngineError::Internal)?;
+        let me = Hello { key: self.key, from: self.me, secret: crate::cluster::secret() };
+        encode_hello(&mut hello, &me).map_err(EngineError::Internal)?;
         let mut w = stream.try_clone().map_err(cluster)?;
         w.write_all(&hello).map_err(cluster)?;
         let credits: Arc<LinkCredits> = Arc::new(Mutex::new(HashMap::new()));

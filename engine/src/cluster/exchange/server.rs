@@ -136,6 +136,12 @@ fn serve_inbound(stream: TcpStream, current: &(Mutex<Option<Arc<Inbound>>>, Cond
     let Frame::Hello(hello) = read(&mut reader, &sluice_storage::S3Options::default())? else {
         return Err(bad("a data connection must start with a hello"));
     };
+    if !crate::cluster::admits(hello.secret.as_deref()) {
+        return Err(bad(format!(
+            "refusing data from worker {}: it does not hold this job's cluster secret",
+            hello.from
+        )));
+    }
     // Wait for this worker to set up the same attempt.
     let inbound = {
         let (lock, cv) = current;

@@ -136,6 +136,7 @@ fn connect(
         slots: opts.slots,
         data_addr: data_addr.to_string(),
         generation_seen,
+        secret: crate::cluster::secret(),
     };
     write_frame(&mut stream, &register).map_err(|e| Retry(e.to_string()))?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| Retry(e.to_string()))?;

@@ -205,13 +205,13 @@ async fn apply_blueprint(ctx: &Context, job: &StreamJob, d: &Blueprint<'_>) -> R
 /// is never changed (the running engine holds its token).
 async fn ensure_rest_token(ctx: &Context, ns: &str, d: &Blueprint<'_>) -> Result<(), Error> {
     let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
-    let name = resources::rest_token::secret_name(&d.instance());
+    let name = resources::engine_token::secret_name(&d.instance());
     if api.get_opt(&name).await?.is_some() {
         return Ok(());
     }
-    let token = resources::rest_token::generate()
+    let token = resources::engine_token::generate()
         .map_err(|e| Error::Internal(format!("cannot generate the REST token of {ns}/{name}: {e}")))?;
-    match api.create(&PostParams::default(), &resources::rest_token::build(d, &token)).await {
+    match api.create(&PostParams::default(), &resources::engine_token::build(d, &token)).await {
         Ok(_) => Ok(()),
         // Created meanwhile (another reconcile): that one stands.
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),

@@ -1,9 +1,12 @@
-//! Each coordinator's REST token: a Secret `<instance>-rest-token` (key `token`,
-//! 32 random bytes in hex) that the operator creates once, mounts into the
-//! coordinator (`--rest-token-file`), and sends with every request that is not a
-//! read. Each color of a blue-green job has its own. The Secret is owned by the
-//! StreamJob, so it goes with it; it is never rewritten, so a running engine's
-//! token and the operator's always agree.
+//! Each deployment color's engine token: a Secret `<instance>-engine-token` (key
+//! `token`, 32 random bytes in hex) that the operator creates once and mounts into
+//! the coordinator and the workers. The coordinator's REST API requires it for
+//! every request that is not a read (`--rest-token-file`), and the operator sends
+//! it; the coordinator and the workers require it of each other when a worker
+//! registers and on every data connection (`--cluster-secret-file`). Each color of
+//! a blue-green job has its own. The Secret is owned by the StreamJob, so it goes
+//! with it; it is never rewritten, so a running engine's token and the operator's
+//! always agree.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -13,13 +16,18 @@ use k8s_openapi::api::core::v1::Secret;
 
 use super::Blueprint;
 
-/// Where the coordinator reads its token.
-pub const DIR: &str = "/var/run/sluice/rest-token";
+/// Where the engine pods read the token.
+pub const DIR: &str = "/var/run/sluice/engine-token";
 pub const KEY: &str = "token";
+
+/// The token's file in the engine pods.
+pub fn file() -> String {
+    format!("{DIR}/{KEY}")
+}
 
 /// The Secret of the coordinator of `instance` (`<job>` or `<job>-green`).
 pub fn secret_name(instance: &str) -> String {
-    format!("{instance}-rest-token")
+    format!("{instance}-engine-token")
 }
 
 /// A new token: 32 bytes from the kernel's random source, in hex.
@@ -48,6 +56,6 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
-        assert_eq!(secret_name("clicks-green"), "clicks-green-rest-token");
+        assert_eq!(secret_name("clicks-green"), "clicks-green-engine-token");
     }
 }
