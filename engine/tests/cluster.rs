@@ -210,6 +210,24 @@ fn worker_probes_are_ready_only_while_registered_and_deployed() {
     wait_for("readiness", Duration::from_secs(60), || http(&probes, "GET", "/readyz", "").is_some_and(|r| r.0 == 200));
 }
 
+/// Sends one raw registration frame to the coordinator's RPC port; its answer.
+fn register_raw(c: &Cluster, register: &str) -> serde_json::Value {
+    let mut stream = None;
+    wait_for("the RPC port", Duration::from_secs(20), || {
+        stream = TcpStream::connect(&c.rpc).ok();
+        stream.is_some()
+    });
+    let mut s = stream.unwrap();
+    s.write_all(&(register.len() as u32).to_le_bytes()).unwrap();
+    s.write_all(register.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+    s.read_exact(&mut body).unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
 #[test]
 fn only_workers_with_the_jobs_cluster_secret_join() {
     let dir = tempfile::tempdir().unwrap();
@@ -221,24 +239,11 @@ fn only_workers_with_the_jobs_cluster_secret_join() {
     // Parallelism 2 on two workers: the data connections between them carry the secret too.
     let mut coord = c.coordinator("coordinator", 2, &["--cluster-secret-file", secret.to_str().unwrap()]);
     // A registration without the secret is refused with the reason.
-    let mut stream = None;
-    wait_for("the RPC port", Duration::from_secs(20), || {
-        stream = TcpStream::connect(&c.rpc).ok();
-        stream.is_some()
-    });
-    let mut s = stream.unwrap();
     let register = format!(
         r#"{{"type":"register","protocol":{},"name":"stranger","slots":1,"dataAddr":"127.0.0.1:1","generationSeen":0}}"#,
         sluice_engine::cluster::PROTOCOL
     );
-    s.write_all(&(register.len() as u32).to_le_bytes()).unwrap();
-    s.write_all(register.as_bytes()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
-    s.read_exact(&mut body).unwrap();
-    let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let reply = register_raw(&c, &register);
     assert_eq!(reply["type"], "refused", "{reply}");
     assert!(reply["reason"].as_str().unwrap().contains("cluster secret"), "{reply}");
     // A worker of another job is refused too; the job's own worker runs it to the end.
@@ -263,22 +268,9 @@ fn a_worker_of_another_protocol_version_is_refused_with_the_reason() {
     let c = Cluster::new(dir.path());
     c.write_job(&job(dir.path(), 1_000_000, 2_000));
     let _coord = c.coordinator("coordinator", 1, &[]);
-    let mut stream = None;
-    wait_for("the RPC port", Duration::from_secs(20), || {
-        stream = TcpStream::connect(&c.rpc).ok();
-        stream.is_some()
-    });
-    let mut s = stream.unwrap();
     let register =
-        br#"{"type":"register","protocol":999,"name":"old","slots":1,"dataAddr":"127.0.0.1:1","generationSeen":0}"#;
-    s.write_all(&(register.len() as u32).to_le_bytes()).unwrap();
-    s.write_all(register).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
-    s.read_exact(&mut body).unwrap();
-    let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        r#"{"type":"register","protocol":999,"name":"old","slots":1,"dataAddr":"127.0.0.1:1","generationSeen":0}"#;
+    let reply = register_raw(&c, register);
     assert_eq!(reply["type"], "refused", "{reply}");
     assert!(reply["reason"].as_str().unwrap().contains("protocol 999"), "{reply}");
 }
