@@ -391,5 +391,12 @@ fn stop_with_drain_fires_every_window_before_the_savepoint() {
     let secs = last_id / 100;
     let last_window = format!("\"1970-01-01 00:{:02}:{:02}\"", secs / 60, secs % 60);
     assert!(windows.iter().any(|l| l.contains(&last_window)), "the newest window {last_window} did not fire");
-    assert!(windows.iter().any(|l| expected.0.binary_search(l).is_err()), "no partial window was fired");
+    // (Seen failing once under CI load, not reproduced alone: the message says enough to tell why next time.)
+    let newest: Vec<&String> = windows.iter().filter(|l| l.contains(&last_window)).collect();
+    assert!(
+        windows.iter().any(|l| expected.0.binary_search(l).is_err()),
+        "no partial window was fired: {} windows, {} rows passed up to id {last_id}; the newest window's rows {newest:?}",
+        windows.len(),
+        passed.len()
+    );
 }
