@@ -31,9 +31,9 @@ pub struct Context {
     pub version: String,
     /// The last validation per job: (hash of the SQL, result).
     pub validated: Mutex<HashMap<String, Validation>>,
-    /// Per namespace, whether it requires a data policy, and when that was read
-    /// (`validate::governed` reads a namespace at most every 30 s).
-    pub governed: Mutex<HashMap<String, (std::time::Instant, bool)>>,
+    /// Per namespace and label (`<namespace>\n<label>`), whether the namespace carries
+    /// it, and when that was read (`validate::labelled` reads one at most every 30 s).
+    pub namespace_labels: Mutex<HashMap<String, (std::time::Instant, bool)>>,
     /// Child caches per watch scope (`None`: all namespaces), filled by [`crate::controllers::streamjob::run`].
     pub caches: std::sync::RwLock<Vec<(Option<String>, Caches)>>,
     /// Whether this process may still act; asked before every write.

@@ -76,6 +76,10 @@ pub enum InvalidSpec {
         "invalid spec: the namespace requires every column tagged pii to be masked (label sluice.dev/require-data-policy=true), but the job writes unmasked: {0}; add a rule to spec.dataPolicy.columns"
     )]
     UnmaskedPii(String),
+    #[error(
+        "invalid spec: podTemplate widens the engine pods' privileges beyond Pod Security \"restricted\": {0}; remove these fields, or have the namespace's administrator label it sluice.dev/allow-privileged-pod-template=true"
+    )]
+    PrivilegedPodTemplate(String),
     #[error("invalid spec: {field}: '{value}' is not a duration such as 30s, 5m or 1h")]
     Duration { field: &'static str, value: String },
     /// The engine's validation refuses the job: its SQL (with the line and column), a

@@ -220,7 +220,7 @@ async fn run(args: Args) -> Result<(), RunError> {
         defaults: defaults(&args),
         version: env!("CARGO_PKG_VERSION").into(),
         validated: Default::default(),
-        governed: Default::default(),
+        namespace_labels: Default::default(),
         caches: Default::default(),
         leadership: leadership.clone(),
     });

@@ -431,9 +431,18 @@ async fn a_bad_connector_option_or_engine_key_stalls_the_job_and_deploys_nothing
             "config": config,
         })
     };
+    // A pod template that widens the pods' privileges, in a namespace that does not allow it.
+    let mut privileged = spec("", json!({}));
+    privileged["podTemplate"] = json!({"spec": {"hostNetwork": true, "containers": [{"name": "engine",
+        "securityContext": {"privileged": true}}]}});
     let jobs = [
         ("badoption", spec(", 'sink.rolling-policy.file-szie' = '1MB'", json!({})), "'sink.rolling-policy.file-szie'"),
         ("badkey", spec("", json!({"restart-strategy.type": "sometimes"})), "'restart-strategy.type'"),
+        (
+            "privileged",
+            privileged,
+            "spec.hostNetwork: true shares the node's namespaces; spec.containers[0] (engine).securityContext.privileged: true",
+        ),
     ];
     let result = async {
         for (name, spec, _) in &jobs {

@@ -6,6 +6,7 @@ pub mod coordinator;
 pub mod engine_token;
 pub mod pdb;
 pub mod pod;
+pub mod pod_security;
 pub mod service;
 pub mod workers;
 

@@ -58,8 +58,15 @@ pub async fn validate(ctx: &Context, job: &StreamJob, spec: &StreamJobSpec) -> R
             .into());
         }
     }
+    // A pod template may not widen the pods' privileges unless the namespace allows it.
+    if let Some(template) = &spec.pod_template {
+        let widened = crate::resources::pod_security::widenings(template);
+        if !widened.is_empty() && !labelled(ctx, &ns, crate::resources::pod_security::ALLOW_LABEL).await {
+            return Err(InvalidSpec::PrivilegedPodTemplate(widened.join("; ")).into());
+        }
+    }
     let deployed = DeployedSpec::resolve(spec, &sql);
-    let governed = governed(ctx, &ns).await;
+    let governed = labelled(ctx, &ns, REQUIRE_DATA_POLICY).await;
     check(&ctx.validated, &job.name_any(), &deployed, governed)?;
     Ok(deployed)
 }
@@ -73,28 +80,28 @@ pub const REQUIRE_DATA_POLICY: &str = "sluice.dev/require-data-policy";
 /// How long a namespace's label is trusted before it is read again.
 const GOVERNED_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Whether `ns` carries [`REQUIRE_DATA_POLICY`]` = "true"`, read at most every
-/// [`GOVERNED_TTL`]. A namespace the operator cannot read is not governed by it: the
-/// admission policy still holds there.
-async fn governed(ctx: &Context, ns: &str) -> bool {
+/// Whether `ns` carries `label = "true"` ([`REQUIRE_DATA_POLICY`], or
+/// [`crate::resources::pod_security::ALLOW_LABEL`]), read at most every
+/// [`GOVERNED_TTL`]. A namespace the operator cannot read carries no label for it:
+/// its checks apply (the admission policy still holds there).
+async fn labelled(ctx: &Context, ns: &str, label: &str) -> bool {
     let now = std::time::Instant::now();
-    if let Ok(cache) = ctx.governed.lock()
-        && let Some((at, g)) = cache.get(ns)
+    let key = format!("{ns}\n{label}");
+    if let Ok(cache) = ctx.namespace_labels.lock()
+        && let Some((at, g)) = cache.get(&key)
         && now.duration_since(*at) < GOVERNED_TTL
     {
         return *g;
     }
     let g = match Api::<Namespace>::all(ctx.client.clone()).get_opt(ns).await {
-        Ok(n) => n
-            .and_then(|n| n.metadata.labels)
-            .is_some_and(|l| l.get(REQUIRE_DATA_POLICY).map(String::as_str) == Some("true")),
+        Ok(n) => n.and_then(|n| n.metadata.labels).is_some_and(|l| l.get(label).map(String::as_str) == Some("true")),
         Err(e) => {
-            tracing::debug!(namespace = ns, error = %e, "cannot read the namespace's labels; not checking PII lineage");
+            tracing::debug!(namespace = ns, error = %e, "cannot read the namespace's labels; taking {label} as unset");
             false
         }
     };
-    if let Ok(mut cache) = ctx.governed.lock() {
-        cache.insert(ns.to_string(), (now, g));
+    if let Ok(mut cache) = ctx.namespace_labels.lock() {
+        cache.insert(key, (now, g));
     }
     g
 }
