@@ -139,6 +139,38 @@ async fn restricted_namespace(env: &TestEnv, client: &kube::Client, prefix: &str
     ns
 }
 
+/// What the operator's ServiceAccount may do, as the API server answers `kubectl auth
+/// can-i --list` for it in a job namespace and in its own, against the committed
+/// allow-list `operator/tests/golden/operator-rbac.txt` (`UPDATE_GOLDEN=1` rewrites it;
+/// review the diff: every line is a permission the operator holds).
+fn effective_rbac_matches_the_allow_list(env: &TestEnv, rel: &str, sa: &str, jobs_ns: &str) {
+    let mut out = String::from("# kubectl auth can-i --list as the operator's ServiceAccount (chart defaults).\n");
+    for (label, ns) in [("a job namespace", jobs_ns), ("the release namespace", rel)] {
+        let who = format!("system:serviceaccount:{rel}:{sa}");
+        let list = ok(kubectl(env).args(["auth", "can-i", "--list", "--as", &who, "-n", ns]));
+        out.push_str(&format!("## in {label}\n"));
+        // Sorted, with runs of spaces squeezed: the table's column widths vary.
+        let mut lines: Vec<String> = list
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines.sort();
+        out.push_str(&(lines.join("\n") + "\n"));
+    }
+    let golden = repo().join("operator/tests/golden/operator-rbac.txt");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &out).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden).unwrap_or_default();
+    assert_eq!(
+        out,
+        want,
+        "the operator's effective RBAC differs from {} (UPDATE_GOLDEN=1 rewrites it)",
+        golden.display()
+    );
+}
+
 fn kubectl(env: &TestEnv) -> Command {
     let mut c = Command::new("kubectl");
     c.arg("--kubeconfig").arg(&env.kubeconfig);
@@ -393,6 +425,8 @@ async fn helm_install_runs_a_job_upgrade_keeps_it_running_and_uninstall_leaves_o
         assert!(testenv::is_ready(p), "{} is not ready", p.name_any());
         assert_eq!(p.spec.as_ref().unwrap().security_context.as_ref().unwrap().run_as_user, Some(65532));
     }
+    let sa = operators[0].spec.as_ref().unwrap().service_account_name.clone().unwrap();
+    effective_rbac_matches_the_allow_list(&env, &rel, &sa, &jobs_ns);
     let names: BTreeSet<String> = operators.iter().map(|p| p.name_any()).collect();
     let leases = Api::<Lease>::namespaced(client.clone(), &rel);
     let holder = wait_for(Duration::from_secs(60), "a leader", || async {
