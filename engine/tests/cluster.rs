@@ -232,7 +232,7 @@ fn register_raw(c: &Cluster, register: &str) -> serde_json::Value {
 fn only_workers_with_the_jobs_cluster_secret_join() {
     let dir = tempfile::tempdir().unwrap();
     let c = Cluster::new(dir.path());
-    c.write_job(&job(&dir.path().join("out"), 3_000, 3_000));
+    c.write_job(&job(&dir.path().join("out"), 30_000, 3_000));
     let (secret, other) = (dir.path().join("secret"), dir.path().join("other"));
     std::fs::write(&secret, "job-secret\n").unwrap();
     std::fs::write(&other, "another-jobs-secret").unwrap();
@@ -247,18 +247,32 @@ fn only_workers_with_the_jobs_cluster_secret_join() {
     assert_eq!(reply["type"], "refused", "{reply}");
     assert!(reply["reason"].as_str().unwrap().contains("cluster secret"), "{reply}");
     // A worker of another job is refused too; the job's own worker runs it to the end.
-    let worker = |name: &str, file: &Path| {
-        let args = ["worker", "--coordinator", &c.rpc, "--slots", "1", "--data-addr", "127.0.0.1:0"];
+    let worker = |name: &str, file: &Path, data: &str| {
+        let args = ["worker", "--coordinator", &c.rpc, "--slots", "1", "--data-addr", data];
         let file = file.to_str().unwrap().to_string();
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--cluster-secret-file", file.as_str()]);
         spawn(&all, dir.path().join(format!("{name}.log")))
     };
-    let stranger = worker("stranger", &other);
+    let stranger = worker("stranger", &other, "127.0.0.1:0");
     wait_for("the stranger's refusal", Duration::from_secs(30), || stranger.log().contains("cluster secret"));
-    let _own = [worker("own-1", &secret), worker("own-2", &secret)];
+    let data = format!("127.0.0.1:{}", free_port());
+    let own = [worker("own-1", &secret, &data), worker("own-2", &secret, "127.0.0.1:0")];
+    // While the job runs, a data connection without the secret is refused and logged.
+    wait_for("running", Duration::from_secs(60), || coord.log().contains("subtasks on"));
+    let mut s = TcpStream::connect(&data).unwrap();
+    let hello = br#"{"key":{"generation":1,"attempt":1},"from":0}"#;
+    let mut frame = ((16 + hello.len()) as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&[0u8; 16]);
+    frame.extend_from_slice(hello);
+    s.write_all(&frame).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(s.read(&mut [0u8; 16]).unwrap_or(0), 0, "the connection is closed");
+    wait_for("the data refusal", Duration::from_secs(10), || {
+        own[0].log().contains("refused a data connection claiming to be worker 0")
+    });
     assert!(coord.wait(Duration::from_secs(120)).success(), "{}", coord.log());
-    assert_eq!(committed(&dir.path().join("out").join("rows")).len(), 1_000, "every row of the job, once");
+    assert_eq!(committed(&dir.path().join("out").join("rows")).len(), 10_000, "every row of the job, once");
     assert!(!coord.log().contains("stranger registered"), "{}", coord.log());
 }
 

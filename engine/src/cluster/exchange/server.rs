@@ -137,10 +137,12 @@ fn serve_inbound(stream: TcpStream, current: &(Mutex<Option<Arc<Inbound>>>, Cond
         return Err(bad("a data connection must start with a hello"));
     };
     if !crate::cluster::admits(hello.secret.as_deref()) {
-        return Err(bad(format!(
-            "refusing data from worker {}: it does not hold this job's cluster secret",
+        let why = format!(
+            "refused a data connection claiming to be worker {}: it does not hold this job's cluster secret",
             hello.from
-        )));
+        );
+        tracing::warn!("{why}");
+        return Err(bad(why));
     }
     // Wait for this worker to set up the same attempt.
     let inbound = {
