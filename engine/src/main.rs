@@ -435,7 +435,9 @@ fn prepare_config(
     }
     let lineage = sluice_engine::openlineage::Lineage::of(&validated.job, &config)?;
     let ck = &validated.settings.checkpoint;
-    let extra = config.get(sluice_api::layout::ALLOWED_SAVEPOINT_DIRS).unwrap_or("");
+    // The flags and files win over the job's own SET, as for every key.
+    let key = sluice_api::layout::ALLOWED_SAVEPOINT_DIRS;
+    let extra = config.get(key).or_else(|| validated.job.settings.get(key).map(String::as_str)).unwrap_or("");
     let savepoint_dirs = [ck.savepoint_dir.clone(), ck.dir.clone()]
         .into_iter()
         .flatten()
