@@ -79,10 +79,6 @@ impl RestToken {
         Ok(RestToken(Some(Arc::from(token.as_bytes()))))
     }
 
-    pub fn is_set(&self) -> bool {
-        self.0.is_some()
-    }
-
     /// Whether `headers` carry the token (always, without one).
     fn admits(&self, headers: &HeaderMap) -> bool {
         use subtle::ConstantTimeEq;
