@@ -312,20 +312,17 @@ fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
     sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
     let stay = args.on_finish == OnFinish::Stay;
     let started = Instant::now();
-    let lineage = sluice_engine::openlineage::watch(prepared.lineage, &state, Some(shutdown.clone()));
-    let result = sluice_engine::cluster::coordinator::run(
-        source,
-        &prepared.graph,
-        prepared.options,
-        &copts,
-        state.clone(),
-        stay,
-        shutdown.clone(),
-    );
-    if let Some(l) = lineage {
-        l.finish();
-    }
-    result?;
+    sluice_engine::openlineage::watching(prepared.lineage, &state, Some(shutdown.clone()), || {
+        sluice_engine::cluster::coordinator::run(
+            source,
+            &prepared.graph,
+            prepared.options,
+            &copts,
+            state.clone(),
+            stay,
+            shutdown.clone(),
+        )
+    })?;
     let status = state.status();
     summary(&state, started.elapsed());
     if status != JobStatus::Finished && !shutdown.load(std::sync::atomic::Ordering::SeqCst) {
@@ -466,13 +463,11 @@ fn run(args: &RunArgs) -> Result<(), EngineError> {
     sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
     let progress = if std::io::stderr().is_terminal() { Some(spawn_progress(state.clone())) } else { None };
     let started = Instant::now();
-    let lineage = sluice_engine::openlineage::watch(prepared.lineage, &state, None);
-    let result = execute(&prepared.graph, &state, &prepared.options);
+    let result = sluice_engine::openlineage::watching(prepared.lineage, &state, None, || {
+        execute(&prepared.graph, &state, &prepared.options)
+    });
     if let Some(p) = progress {
         p.stop();
-    }
-    if let Some(l) = lineage {
-        l.finish();
     }
     result?;
     summary(&state, started.elapsed());

@@ -90,18 +90,23 @@ fn inputs(field: &Value) -> Vec<(String, String, bool)> {
         .collect()
 }
 
+/// `run` of the clicks job under its policy, sending events to `url`, with more flags.
+fn run_clicks(dir: &Path, job: &Path, url: &str, extra: &[&str]) -> std::process::Output {
+    engine()
+        .args(["run", job.to_str().unwrap(), "--rest-addr", "127.0.0.1:0"])
+        .args(policy_args(dir))
+        .args(["--set", &format!("openlineage.transport.url={url}")])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_job_sends_start_and_complete_with_its_datasets_and_column_lineage() {
     let dir = tempfile::tempdir().unwrap();
     let job = setup(dir.path());
     let receiver = Receiver::start(dir.path(), "127.0.0.1", 0);
-    let run = engine()
-        .args(["run", job.to_str().unwrap(), "--rest-addr", "127.0.0.1:0"])
-        .args(policy_args(dir.path()))
-        .args(["--set", &format!("openlineage.transport.url={}", receiver.url())])
-        .args(["--set", "openlineage.job.namespace=analytics"])
-        .output()
-        .unwrap();
+    let run = run_clicks(dir.path(), &job, &receiver.url(), &["--set", "openlineage.job.namespace=analytics"]);
     let log = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{log}");
     assert!(log.contains("OpenLineage run events go to"), "{log}");
@@ -146,12 +151,7 @@ fn a_failing_endpoint_is_retried_in_order_and_a_dead_one_never_holds_the_job() {
     let job = setup(dir.path());
     // Two 503s first: both events still arrive, in order.
     let flaky = Receiver::start(dir.path(), "127.0.0.1", 2);
-    let run = engine()
-        .args(["run", job.to_str().unwrap(), "--rest-addr", "127.0.0.1:0"])
-        .args(policy_args(dir.path()))
-        .args(["--set", &format!("openlineage.transport.url={}", flaky.url())])
-        .output()
-        .unwrap();
+    let run = run_clicks(dir.path(), &job, &flaky.url(), &[]);
     let log = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{log}");
     assert_eq!(flaky.types(), ["START", "COMPLETE"], "{log}");
@@ -162,13 +162,10 @@ fn a_failing_endpoint_is_retried_in_order_and_a_dead_one_never_holds_the_job() {
     // and with a one-event buffer the second event is dropped and counted.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let started = Instant::now();
-    let run = engine()
-        .args(["run", job.to_str().unwrap(), "--rest-addr", "127.0.0.1:0"])
-        .args(policy_args(dir.path()))
-        .args(["--set", &format!("openlineage.transport.url=http://127.0.0.1:{port}")])
-        .args(["--set", "openlineage.transport.timeoutInMillis=1000", "--set", "openlineage.transport.buffer-size=1"])
-        .output()
-        .unwrap();
+    let dead = format!("http://127.0.0.1:{port}");
+    let limits =
+        ["--set", "openlineage.transport.timeoutInMillis=1000", "--set", "openlineage.transport.buffer-size=1"];
+    let run = run_clicks(dir.path(), &job, &dead, &limits);
     let log = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{log}");
     assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());

@@ -70,8 +70,6 @@ pub struct Settings {
     pub allow_non_restored_state: bool,
     /// The id of the data policy the configuration carries ([`sluice_api::policy::hash`]).
     pub data_policy_hash: Option<String>,
-    /// Where OpenLineage run events go, if anywhere.
-    pub openlineage: Option<crate::OpenLineageSettings>,
 }
 
 /// The first key that is set, of Flink's current and older names.
@@ -81,6 +79,9 @@ fn first<'a>(config: &'a Config, keys: &[&str]) -> Option<(&'a str, String)> {
 
 impl Settings {
     pub fn from_config(config: &Config) -> Result<Settings, JobError> {
+        // The `openlineage.*` keys are checked here with the rest; the engine reads
+        // them with its environment when it starts (`openlineage::Lineage::of`).
+        crate::OpenLineageSettings::from_config(config)?;
         let checkpoint = CheckpointSettings::from_config(config)?;
         let restart = RestartStrategy::from_config(config, checkpoint.interval.is_some())?;
         let restore = Restore::parse(config.get("execution.state-recovery.path").unwrap_or(""));
@@ -105,7 +106,6 @@ impl Settings {
             restore,
             allow_non_restored_state: config.bool("execution.state-recovery.ignore-unclaimed-state")?,
             data_policy_hash: config.get(sluice_api::policy::CONFIG_KEY).map(sluice_api::policy::hash),
-            openlineage: crate::OpenLineageSettings::from_config(config)?,
         })
     }
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use sluice_sql::Job;
 use sluice_sql::catalog::TableDef;
-use sluice_sql::lineage::{Derivation, column_lineage};
+use sluice_sql::lineage::column_lineage;
 
 /// One dataset of a run event.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,7 +121,7 @@ pub fn of(job: &Job) -> Datasets {
                                 namespace,
                                 name,
                                 field: f.column,
-                                subtype: subtype(f.derivation),
+                                subtype: f.derivation.name(),
                                 masked: f.masked.map(|m| m.name()),
                             })
                         })
@@ -133,10 +133,6 @@ pub fn of(job: &Job) -> Datasets {
         })
         .collect();
     Datasets { inputs, outputs }
-}
-
-fn subtype(d: Derivation) -> &'static str {
-    d.name()
 }
 
 #[cfg(test)]

@@ -88,6 +88,22 @@ impl Drop for Watcher {
     }
 }
 
+/// Runs `body` (the job) while `state`'s run events are sent, if `lineage` says
+/// where; then delivers the last ones ([`Watcher::finish`]).
+pub fn watching<T>(
+    lineage: Option<Lineage>,
+    state: &Arc<JobState>,
+    shutdown: Option<Arc<AtomicBool>>,
+    body: impl FnOnce() -> T,
+) -> T {
+    let watcher = watch(lineage, state, shutdown);
+    let out = body();
+    if let Some(w) = watcher {
+        w.finish();
+    }
+    out
+}
+
 /// Starts sending `state`'s run events, if `lineage` says where. `shutdown` is
 /// set when the process stops without ending the run (SIGTERM on a coordinator).
 pub fn watch(lineage: Option<Lineage>, state: &Arc<JobState>, shutdown: Option<Arc<AtomicBool>>) -> Option<Watcher> {

@@ -181,15 +181,16 @@ fn strings(a: &ArrayRef, f: impl Fn(&str, &mut String)) -> ArrayRef {
 /// bytes with the redacted ones overwritten (no per-value work beyond a fill).
 /// The bytes under NULL slots are starred too, so no raw byte survives in the buffer.
 fn redact_strings(a: &ArrayRef, first: usize, last: usize) -> ArrayRef {
+    let per_value = || strings(a, |v, out| redact(v, first, last, out));
     let s: &StringArray = a.as_string();
     let offsets = s.value_offsets();
-    let (Some(&start), Some(&end)) = (offsets.first(), offsets.last()) else {
-        return strings(a, |v, out| redact(v, first, last, out));
+    let (Some(&base), Some(&end)) = (offsets.first(), offsets.last()) else {
+        return per_value();
     };
-    let (start, end) = (start as usize, end as usize);
+    let (start, end) = (base as usize, end as usize);
     let bytes = &s.values()[start..end];
     if !bytes.is_ascii() {
-        return strings(a, |v, out| redact(v, first, last, out));
+        return per_value();
     }
     let mut values = bytes.to_vec();
     let nulls = s.nulls().filter(|n| n.null_count() > 0);
@@ -200,11 +201,10 @@ fn redact_strings(a: &ArrayRef, first: usize, last: usize) -> ArrayRef {
             starred.fill(b'*');
         }
     }
-    let base = offsets.first().copied().unwrap_or(0);
     let rebased = arrow::buffer::OffsetBuffer::new(offsets.iter().map(|o| o - base).collect::<Vec<i32>>().into());
     match StringArray::try_new(rebased, values.into(), s.nulls().cloned()) {
         Ok(out) => Arc::new(out),
-        Err(_) => strings(a, |v, out| redact(v, first, last, out)),
+        Err(_) => per_value(),
     }
 }
 
