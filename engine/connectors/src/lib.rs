@@ -327,6 +327,19 @@ pub fn recover_sink(ctx: &SinkContext, committables: &[Vec<u8>]) -> Result<(), C
     }
 }
 
+/// Withdraws the output that a sink committed after the checkpoint being
+/// restored, when newer complete checkpoints could not be restored (they were
+/// damaged) and the job falls back to an older one: the replay writes those
+/// rows again. `states` are the restored writer states with the old subtask
+/// of each. Returns the names of the files deleted; connectors without files
+/// delete nothing.
+pub fn withdraw_committed_after(ctx: &SinkContext, states: &[(usize, Vec<u8>)]) -> Result<Vec<String>, ConnectorError> {
+    match configure(&ctx.table, &ctx.options, &ctx.schema, Role::Sink)? {
+        Config::Filesystem(c) => filesystem::withdraw(ctx, &c, states),
+        _ => Ok(Vec::new()),
+    }
+}
+
 /// Checks a table's options and column types for `role` without creating
 /// anything: unknown connector, missing or unknown options, bad values,
 /// unsupported formats and column types are all errors naming the table and

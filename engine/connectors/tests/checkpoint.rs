@@ -715,3 +715,43 @@ fn print_and_blackhole_have_nothing_to_commit() {
         s.finish().unwrap();
     }
 }
+
+/// Checkpoint 2 committed, then found damaged: the restore of checkpoint 1
+/// withdraws exactly what each subtask committed after checkpoint 1, and
+/// nothing of another job, of an earlier checkpoint, or of a subtask it has
+/// no state for.
+#[test]
+fn a_fallback_to_an_older_checkpoint_withdraws_what_later_checkpoints_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("part-j10-0-5"), "").unwrap();
+    let mut w: Vec<Box<dyn SinkWriter>> = (0..2).map(|i| create_sink(&sink_ctx(d, &[], "j1", i, 2)).unwrap()).collect();
+    w[0].write(&batch(0..2)).unwrap();
+    w[1].write(&batch(2..3)).unwrap();
+    let c1: Vec<Vec<u8>> = w.iter_mut().map(|s| s.pre_commit(1).unwrap()).collect();
+    let states: Vec<(usize, Vec<u8>)> = w.iter().enumerate().map(|(i, s)| (i, s.snapshot_state().unwrap())).collect();
+    for (s, c) in w.iter_mut().zip(&c1) {
+        s.commit(std::slice::from_ref(c)).unwrap();
+    }
+    w[0].write(&batch(10..12)).unwrap();
+    w[1].write(&batch(12..13)).unwrap();
+    let c2: Vec<Vec<u8>> = w.iter_mut().map(|s| s.pre_commit(2).unwrap()).collect();
+    for (s, c) in w.iter_mut().zip(&c2) {
+        s.commit(std::slice::from_ref(c)).unwrap();
+    }
+    drop(w);
+    assert_eq!(visible_ids(d), vec![0, 1, 2, 10, 11, 12]);
+    let ctx = sink_ctx(d, &[], "j1", 0, 2);
+    recover_sink(&ctx, &c1).unwrap();
+    let withdrawn = sluice_connectors::withdraw_committed_after(&ctx, &states).unwrap();
+    assert_eq!(withdrawn.len(), 2, "{withdrawn:?}");
+    assert_eq!(visible_ids(d), vec![0, 1, 2]);
+    assert!(names(d).contains(&"part-j10-0-5".to_string()));
+    // Again: nothing more to withdraw. Without state for a subtask, its files stay.
+    assert!(sluice_connectors::withdraw_committed_after(&ctx, &states).unwrap().is_empty());
+    let mut w1 = create_sink(&sink_ctx(d, &[], "j1", 1, 2)).unwrap();
+    w1.write(&batch(20..21)).unwrap();
+    w1.finish().unwrap();
+    assert!(sluice_connectors::withdraw_committed_after(&ctx, &states[..1]).unwrap().is_empty());
+    assert_eq!(visible_ids(d), vec![0, 1, 2, 20]);
+}

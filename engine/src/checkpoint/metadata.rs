@@ -7,6 +7,10 @@
 //! the byte range of every section: an operator's state for one key group, a
 //! source split, a sink committable or a sink's own state. Paths are relative
 //! to the snapshot directory, so a snapshot can be moved.
+//!
+//! From format 2 on, the manifest carries its own checksum (`checksum`, the
+//! CRC-32 of its pretty JSON without that member), so that a bit flip in it is
+//! found as surely as one in a state file.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +19,9 @@ use crate::operators::KeyGroupWriters;
 
 /// The snapshot format this engine writes. It reads this one and the previous
 /// one, and refuses newer ones.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// The first format whose manifest carries its own checksum.
+const CHECKSUMMED: u32 = 2;
 /// The oldest format this engine still reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
 
@@ -36,6 +42,9 @@ pub struct Metadata {
     pub timestamp: String,
     pub vertices: Vec<VertexState>,
     pub files: Vec<FileEntry>,
+    /// `crc32:<hex>` of the manifest without this member; set by [`Metadata::encode`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,6 +149,33 @@ impl Metadata {
         self.files.iter().map(|f| f.size).sum()
     }
 
+    /// The manifest's bytes: pretty JSON with its checksum.
+    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut m = self.clone();
+        m.checksum = Some(m.own_checksum()?);
+        serde_json::to_vec_pretty(&m)
+    }
+
+    fn own_checksum(&self) -> Result<String, serde_json::Error> {
+        let bare = Metadata { checksum: None, ..self.clone() };
+        Ok(format!("crc32:{:08x}", crc32fast::hash(&serde_json::to_vec_pretty(&bare)?)))
+    }
+
+    /// Reads the manifest at `uri` (in snapshot `location`): its format version,
+    /// then its checksum.
+    pub fn decode(raw: &[u8], location: &str, uri: &str) -> Result<Metadata, SnapshotError> {
+        let m: Metadata = serde_json::from_slice(raw).map_err(|source| SnapshotError::Unreadable {
+            uri: uri.to_string(),
+            what: "unreadable manifest",
+            source,
+        })?;
+        m.check_version(location)?;
+        if m.format_version >= CHECKSUMMED && m.checksum.as_deref() != m.own_checksum().ok().as_deref() {
+            return Err(SnapshotError::Checksum { uri: uri.to_string() });
+        }
+        Ok(m)
+    }
+
     /// Checks the format version; a newer format gets a clear error.
     pub fn check_version(&self, location: &str) -> Result<(), SnapshotError> {
         let (location, found) = (location.to_string(), self.format_version);
@@ -174,6 +210,45 @@ mod tests {
         assert_eq!(&bytes[index[1].offset as usize..][..index[1].len as usize], b"split");
     }
 
+    fn manifest(format_version: u32) -> Metadata {
+        Metadata {
+            generation: 3,
+            format_version,
+            job_id: "j".into(),
+            checkpoint_id: 7,
+            kind: SnapshotKind::Checkpoint,
+            max_parallelism: 128,
+            timestamp: "2026-12-05T00:00:00Z".into(),
+            vertices: vec![],
+            files: vec![FileEntry { path: "v/0.state".into(), size: 35, crc32: 12345 }],
+            checksum: None,
+        }
+    }
+
+    #[test]
+    fn a_manifest_carries_its_checksum_and_any_changed_value_is_found() {
+        let raw = manifest(FORMAT_VERSION).encode().unwrap();
+        let m = Metadata::decode(&raw, "file:///ck/chk-7", "file:///ck/chk-7/_metadata").unwrap();
+        assert_eq!(m.files[0].size, 35);
+        let text = String::from_utf8(raw).unwrap();
+        // Still valid JSON, but a size, a checksum or the checksum itself changed.
+        for (from, to) in [("\"size\": 35", "\"size\": 37"), ("12345", "12344"), ("crc32:", "crc32:0")] {
+            let damaged = text.replacen(from, to, 1);
+            assert_ne!(damaged, text);
+            let e = Metadata::decode(damaged.as_bytes(), "file:///ck/chk-7", "file:///ck/chk-7/_metadata").unwrap_err();
+            assert_eq!(e.to_string(), "file:///ck/chk-7/_metadata: checksum mismatch; the file is damaged");
+        }
+        // A format-2 manifest without its checksum is damaged too.
+        let bare = serde_json::to_vec_pretty(&manifest(FORMAT_VERSION)).unwrap();
+        assert!(Metadata::decode(&bare, "l", "l/_metadata").is_err());
+    }
+
+    #[test]
+    fn a_format_1_manifest_has_no_checksum_and_is_still_read() {
+        let raw = serde_json::to_vec_pretty(&manifest(1)).unwrap();
+        assert_eq!(Metadata::decode(&raw, "l", "l/_metadata").unwrap().checkpoint_id, 7);
+    }
+
     #[test]
     fn newer_formats_are_refused() {
         let m = Metadata {
@@ -186,6 +261,7 @@ mod tests {
             timestamp: String::new(),
             vertices: vec![],
             files: vec![],
+            checksum: None,
         };
         let e = m.check_version("s3://b/sp").unwrap_err().to_string();
         assert!(e.contains("newer than this engine"), "{e}");

@@ -132,6 +132,20 @@ pub fn keyed_for<'a>(
     Ok(out)
 }
 
+/// A sink vertex's writer states with the old subtask that wrote each.
+pub fn sink_states_by_subtask(loaded: &Loaded, uid: &str) -> Result<Vec<(usize, Vec<u8>)>, EngineError> {
+    let Some(v) = loaded.metadata.vertex(uid) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for s in &v.subtasks {
+        let Some(file) = &s.file else { continue };
+        for sec in s.sections.iter().filter(|x| matches!(x.kind, SectionKind::SinkState)) {
+            let bytes = loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?;
+            out.push((s.subtask, bytes.to_vec()));
+        }
+    }
+    Ok(out)
+}
+
 /// Every section of one kind of a vertex, across its old subtasks.
 fn sections_of(
     loaded: &Loaded,

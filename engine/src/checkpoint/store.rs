@@ -56,7 +56,7 @@ fn put_json(dir: &Storage, rel: &str, value: &impl Serialize) -> Result<(), Stor
 /// Writes `_metadata`, which makes the snapshot complete. It is never
 /// replaced: a snapshot directory that already has one belongs to someone else.
 pub fn write_metadata(dir: &Storage, m: &Metadata) -> Result<(), StorageError> {
-    let text = serde_json::to_vec_pretty(m).map_err(|e| StorageError::Other {
+    let text = m.encode().map_err(|e| StorageError::Other {
         uri: format!("{}/{METADATA}", dir.uri()),
         detail: format!("cannot encode: {e}"),
     })?;
@@ -75,6 +75,11 @@ pub struct Loaded {
     /// The snapshot directory's URI.
     pub location: String,
     pub files: HashMap<String, Vec<u8>>,
+    /// Complete checkpoints newer than this one, of the same generation, that
+    /// could not be restored (damaged): their output may be committed, and a
+    /// restore of this one withdraws it before the replay writes it again
+    /// (see [`crate::runtime::sink_setups`]).
+    pub passed_over: Vec<u64>,
 }
 
 impl Loaded {
@@ -127,12 +132,7 @@ fn load_with(dir: &Storage, want: Want, verify_all: bool) -> Result<Loaded, Snap
     let raw = dir.get(METADATA).map_err(|e| {
         if e.is_not_found() { SnapshotError::Incomplete { location: location.clone() } } else { e.into() }
     })?;
-    let metadata: Metadata = serde_json::from_slice(&raw).map_err(|source| SnapshotError::Unreadable {
-        uri: format!("{location}/{METADATA}"),
-        what: "unreadable manifest",
-        source,
-    })?;
-    metadata.check_version(&location)?;
+    let metadata = Metadata::decode(&raw, &location, &format!("{location}/{METADATA}"))?;
     let mut files = HashMap::new();
     for f in metadata.files.iter() {
         let wanted = want(&metadata, f);
@@ -154,7 +154,7 @@ fn load_with(dir: &Storage, want: Want, verify_all: bool) -> Result<Loaded, Snap
             files.insert(f.path.clone(), bytes);
         }
     }
-    Ok(Loaded { metadata, location, files })
+    Ok(Loaded { metadata, location, files, passed_over: Vec::new() })
 }
 
 /// Ids of the `chk-<n>` directories under a job's directory, newest first.
@@ -178,26 +178,57 @@ pub fn load_latest_keeping(job_dir: &Storage, keep: Want) -> Result<Option<Loade
 
 /// The newest complete and intact checkpoint written by `generation` (by
 /// any, if `None`), keeping in memory only the files that `keep` selects.
+/// Damaged ones are skipped with a warning that names the file, and listed in
+/// [`Loaded::passed_over`] of the one restored.
 pub fn load_latest_of(job_dir: &Storage, generation: Option<u64>, keep: Want) -> Result<Option<Loaded>, SnapshotError> {
+    let mut passed_over = Vec::new();
     for id in checkpoint_ids(job_dir)? {
         let dir = job_dir.child(&checkpoint_dir(id));
         if let Some(g) = generation {
-            let written_by = dir
-                .get(METADATA)
-                .ok()
-                .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
-                .and_then(|m| m.get("generation").and_then(serde_json::Value::as_u64))
-                .unwrap_or(0);
-            if written_by != g {
-                continue;
+            match written_by(&dir) {
+                Ok(Some(w)) if w != g => continue,
+                Ok(_) => {}
+                Err(why) => {
+                    tracing::warn!("not restoring from checkpoint {id}: {why}; trying an older one");
+                    passed_over.push(id);
+                    continue;
+                }
             }
         }
         match load_verified(&dir, keep) {
-            Ok(l) => return Ok(Some(l)),
-            Err(why) => tracing::warn!("not restoring from checkpoint {id}: {why}; trying an older one"),
+            Ok(l) => return Ok(Some(Loaded { passed_over, ..l })),
+            Err(SnapshotError::Incomplete { .. }) => {}
+            Err(why) => {
+                tracing::warn!("not restoring from checkpoint {id}: {why}; trying an older one");
+                passed_over.push(id);
+            }
         }
     }
+    if !passed_over.is_empty() {
+        tracing::warn!(
+            "no intact checkpoint older than the damaged ones ({passed_over:?}) under {}: output they committed stays, and the job writes those rows again",
+            job_dir.uri()
+        );
+    }
     Ok(None)
+}
+
+/// The generation that wrote the checkpoint in `dir` (0 before generations),
+/// or `None` if it has no manifest (it is incomplete). A manifest that cannot be
+/// read is an error that names it, not a checkpoint of another generation.
+fn written_by(dir: &Storage) -> Result<Option<u64>, SnapshotError> {
+    let uri = format!("{}/{METADATA}", dir.uri());
+    let raw = match dir.get(METADATA) {
+        Ok(raw) => raw,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let m: serde_json::Value = serde_json::from_slice(&raw).map_err(|source| SnapshotError::Unreadable {
+        uri,
+        what: "unreadable manifest",
+        source,
+    })?;
+    Ok(Some(m.get("generation").and_then(serde_json::Value::as_u64).unwrap_or(0)))
 }
 
 /// Deletes all but the newest `keep` complete checkpoints, and incomplete ones
@@ -278,6 +309,7 @@ mod tests {
             timestamp: String::new(),
             vertices: vec![],
             files,
+            checksum: None,
         }
     }
 

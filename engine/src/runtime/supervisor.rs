@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use sluice_connectors::recover_sink;
+use sluice_connectors::{recover_sink, withdraw_committed_after};
 
 use super::deploy::{Tasks, Wiring, deploy, spawn};
 use super::start::{self, Begin, Claimed};
@@ -199,6 +199,17 @@ pub fn sink_setups(
         if recover && recovering {
             let ctx = sink_context(table, 0, v.parallelism, &state.job_id, &graph.local_time_zone, &sink);
             recover_sink(&ctx, &committables)?;
+            if let Some(l) = restore.filter(|l| !l.passed_over.is_empty()) {
+                let withdrawn = withdraw_committed_after(&ctx, &restore::sink_states_by_subtask(l, &v.uid)?)?;
+                crate::say!(
+                    "job `{}`: sink `{}`: withdrew {} part files committed after checkpoint {} by checkpoints {:?}, which cannot be restored; the job writes their rows again",
+                    state.job_id,
+                    ctx.table,
+                    withdrawn.len(),
+                    l.metadata.checkpoint_id,
+                    l.passed_over
+                );
+            }
         }
         setups[v.id] = sink;
     }

@@ -87,6 +87,8 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub rpc: String,
     pub rest: String,
+    /// `--checkpoint-dir`: `<dir>/ck` unless a test puts checkpoints elsewhere (on S3).
+    pub checkpoints: String,
 }
 
 impl Cluster {
@@ -95,6 +97,7 @@ impl Cluster {
             dir: dir.to_path_buf(),
             rpc: format!("127.0.0.1:{}", free_port()),
             rest: format!("127.0.0.1:{}", free_port()),
+            checkpoints: dir.join("ck").display().to_string(),
         }
     }
 
@@ -104,7 +107,6 @@ impl Cluster {
 
     /// A coordinator with extra environment, such as `SLUICE_FAILPOINTS`.
     pub fn coordinator_with(&self, name: &str, p: usize, extra: &[&str], env: &[(&str, String)]) -> Proc {
-        let ck = self.dir.join("ck");
         let sp = self.dir.join("savepoints");
         let job = self.dir.join("job.sql");
         let p = p.to_string();
@@ -121,7 +123,7 @@ impl Cluster {
             "--rest-addr",
             &self.rest,
             "--checkpoint-dir",
-            ck.to_str().unwrap(),
+            &self.checkpoints,
             "--checkpoint-interval",
             "300ms",
             "--savepoint-dir",

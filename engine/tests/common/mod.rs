@@ -3,6 +3,7 @@
 //! output, and a reference run that never stops.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod chaos;
 pub mod cluster;
 pub mod openlineage;
 

@@ -27,6 +27,10 @@
 //!   deletes every other hidden part file of the job
 //!   (`.part-<job>-<subtask>-<n>.pending` or `.inprogress`), never another
 //!   job's or a visible file.
+//! - A restore that passed over newer complete checkpoints (damaged ones)
+//!   first withdraws what those committed ([`withdraw`]): the replay writes
+//!   those rows again, under new names. Readers that listed the directory in
+//!   between saw them once already; the directory ends exactly-once.
 //! - Names are never reused: part numbers continue after those already in
 //!   the directory and after every restored subtask's counter, so neither a
 //!   re-run nor a restore at another parallelism ever reuses a name.
@@ -180,6 +184,57 @@ pub(crate) fn recover(ctx: &SinkContext, cfg: &FsConfig, committables: &[Vec<u8>
         }
     }
     fsio::sync_dir(dir).map_err(|e| io(dir, e))
+}
+
+/// Deletes the visible part files of this job that subtasks committed after
+/// the restored checkpoint: those of old subtask `s` numbered at or above its
+/// restored counter (its `states` entry). Called only when the restored
+/// checkpoint is older than complete ones that could not be restored (see the
+/// module docs); returns the names deleted.
+///
+/// Within one deployment the parallelism and the subtask indexes do not change,
+/// and every attempt numbers a subtask's parts above those of its restored
+/// counter, so exactly the parts written after that checkpoint are at or above it.
+pub(crate) fn withdraw(
+    ctx: &SinkContext,
+    cfg: &FsConfig,
+    states: &[(usize, Vec<u8>)],
+) -> Result<Vec<String>, ConnectorError> {
+    let table = ctx.table.as_str();
+    let state = |source| ConnectorError::State { table: table.to_string(), source };
+    let mut from: BTreeMap<u64, u64> = BTreeMap::new();
+    for (subtask, blob) in states.iter().filter(|(_, b)| !b.is_empty()) {
+        from.insert(*subtask as u64, decode_sink_state(blob).map_err(state)?);
+    }
+    let job = sanitize(&ctx.job_id);
+    let after = |name: &str| matches!(parse_part_name(name), Some((j, s, n, false)) if j == job && from.get(&s).is_some_and(|c| n >= *c));
+    let mut withdrawn = Vec::new();
+    if cfg.s3 {
+        let storage = sink_storage(ctx, cfg)?;
+        for o in storage.list("").map_err(|e| storage_error(table, e))? {
+            if !o.path.contains('/') && after(&o.path) {
+                storage.delete(&o.path).map_err(|e| storage_error(table, e))?;
+                withdrawn.push(o.path);
+            }
+        }
+        return Ok(withdrawn);
+    }
+    let dir = &cfg.path;
+    let io = |path: &Path, e| ConnectorError::Io { table: table.to_string(), path: path.to_path_buf(), source: e };
+    if !fsio::exists(dir).map_err(|e| io(dir, e))? {
+        return Ok(withdrawn);
+    }
+    for name in fsio::list_names(dir).map_err(|e| io(dir, e))? {
+        if after(&name) {
+            let path = dir.join(&name);
+            fsio::delete(&path).map_err(|e| io(&path, e))?;
+            withdrawn.push(name);
+        }
+    }
+    if !withdrawn.is_empty() {
+        fsio::sync_dir(dir).map_err(|e| io(dir, e))?;
+    }
+    Ok(withdrawn)
 }
 
 /// [`recover`] on S3: completes the committables' uploads, then aborts every

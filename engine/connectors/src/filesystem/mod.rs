@@ -31,7 +31,7 @@ mod s3io;
 mod sink;
 mod source;
 
-pub(crate) use commit::recover;
+pub(crate) use commit::{recover, withdraw};
 pub(crate) use sink::FsSink;
 pub(crate) use source::FsSource;
 

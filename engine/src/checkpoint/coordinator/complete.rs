@@ -169,6 +169,7 @@ impl CheckpointCoordinator {
             timestamp: rfc3339(p.trigger_time),
             vertices,
             files,
+            checksum: None,
         };
         store::write_metadata(dir, &metadata)?;
         Ok(metadata)

@@ -195,6 +195,7 @@ fn a_trigger_id_whose_savepoint_exists_answers_with_it_if_it_is_this_jobs() {
         timestamp: String::new(),
         vertices: vec![],
         files: vec![],
+        checksum: None,
     };
     store::write_metadata(&ours, &meta("j")).unwrap();
     store::write_metadata(&dir.child("sp/savepoint-theirs"), &meta("other")).unwrap();
