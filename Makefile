@@ -4,13 +4,14 @@ CARGO ?= cargo
 SLUICE_CACHE ?= $(HOME)/.cache/sluice
 export SLUICE_CACHE
 
-.PHONY: run test test-unit test-e2e lint lint-docker bench build fmt help s3-server helm crds crds-check openlineage-validator
+.PHONY: run test test-unit test-e2e lint lint-docker bench chaos build fmt help s3-server helm crds crds-check openlineage-validator
 
 help:
 	@echo "make run     - build the engine and run the demo job (config/examples/demo.sql)"
 	@echo "make test    - the whole test suite (unit, golden, integration, end-to-end)"
 	@echo "make lint    - rustfmt --check and clippy -D warnings"
 	@echo "make bench   - benchmarks; writes .bench/report.md"
+	@echo "make chaos   - the fault-injection suite at full length; writes .bench/chaos.md"
 	@echo "make crds    - regenerate crds/ from the operator's Rust types"
 	@echo "make sandbox-up / sandbox-down - a local Kubernetes cluster without Docker"
 
@@ -75,6 +76,11 @@ bench: build k8s-binaries s3-server
 	$(CARGO) build --release -p sluice-engine --example shuffle_bench
 	$(CARGO) build --release -p sluice-operator --bin sluice-operator
 	bash scripts/bench.sh
+
+# The fault-injection suite at full length (engine/tests/chaos*.rs; `make test` runs
+# the short version of each scenario). Writes .bench/chaos.md.
+chaos: s3-server k8s-binaries
+	bash scripts/chaos.sh
 
 # The local control plane and node agent (e2e/, its own cargo workspace with
 # its own target dir) define k8s-binaries, sandbox-up, sandbox-down and e2e-test.

@@ -49,6 +49,8 @@ pub struct Defaults {
     /// The Helm value `openlineage.url`: the coordinators' `OPENLINEAGE_URL`, where
     /// jobs whose `spec.config` sets no `openlineage.transport.url` send run events.
     pub openlineage_url: Option<String>,
+    /// The engine pods' NetworkPolicy (`--engine-network-policy`); `None`: none is made.
+    pub network_policy: Option<crate::resources::network_policy::EnginePolicy>,
 }
 
 /// The spec the operator acts on: the object's, with the autoscaler's per-vertex
@@ -155,7 +157,7 @@ mod tests {
 
     fn defaults(image: &str, endpoint: &str) -> Defaults {
         let s3 = S3Spec { endpoint: Some(endpoint.into()), ..Default::default() };
-        Defaults { image: Some(image.into()), s3: Some(s3), openlineage_url: None }
+        Defaults { image: Some(image.into()), s3: Some(s3), openlineage_url: None, network_policy: None }
     }
 
     #[test]

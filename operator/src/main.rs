@@ -16,6 +16,7 @@ use sluice_operator::controllers::{streamjob, streamsavepoint};
 use sluice_operator::engine::{Access, EngineClient};
 use sluice_operator::leader::{Attempt, Elector, Leadership, Timings};
 use sluice_operator::metrics::Metrics;
+use sluice_operator::resources::network_policy::EnginePolicy;
 
 #[derive(Parser)]
 #[command(name = "sluice-operator", version, about = "The Sluice Kubernetes operator")]
@@ -60,6 +61,14 @@ struct Args {
     /// or `openlineage.disabled`. Empty: no events.
     #[arg(long, env = "SLUICE_DEFAULT_OPENLINEAGE_URL")]
     default_openlineage_url: Option<String>,
+    /// Give each job's engine pods a NetworkPolicy `<job>-engine` that admits only the
+    /// job's own pods and the operator (and --engine-metrics-namespace on the REST port).
+    #[arg(long, env = "SLUICE_ENGINE_NETWORK_POLICY", default_value_t = true, action = clap::ArgAction::Set)]
+    engine_network_policy: bool,
+    /// A namespace whose pods may scrape the engines' /metrics (REST port 8081) through
+    /// their NetworkPolicy, such as Prometheus's. Repeat for several.
+    #[arg(long, value_name = "NAMESPACE")]
+    engine_metrics_namespace: Vec<String>,
     /// Timeout of one engine REST call, in seconds.
     #[arg(long, default_value_t = 5)]
     engine_timeout: u64,
@@ -78,7 +87,16 @@ fn defaults(args: &Args) -> Defaults {
         region,
         credentials_secret_ref: secret,
     });
-    Defaults { image: set(&args.default_engine_image), s3, openlineage_url: set(&args.default_openlineage_url) }
+    let network_policy = args.engine_network_policy.then(|| EnginePolicy {
+        operator_namespace: std::env::var("POD_NAMESPACE").ok().filter(|s| !s.is_empty()),
+        metrics_namespaces: args.engine_metrics_namespace.clone(),
+    });
+    Defaults {
+        image: set(&args.default_engine_image),
+        s3,
+        openlineage_url: set(&args.default_openlineage_url),
+        network_policy,
+    }
 }
 
 fn main() -> ExitCode {

@@ -13,22 +13,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
-use common::{Operator, Setup, committed_ids, create, exactly_once, job, phase, setup, wait_for_instances};
+use anyhow::bail;
+use common::{Family, committed_ids, create, exactly_once, job, phase, setup, sql, wait_for_instances};
 use serde_json::json;
 use sluice_e2e::testenv::{TestS3, wait_object};
 use sluice_operator::crd::{Color, CutoverStep, Phase, StreamJob};
-
-/// A bounded sequence at `rate` rows per second into `out`, from source table `src`.
-fn sql(rows: i64, rate: i64, src: &str, out: &str) -> String {
-    format!(
-        "CREATE TABLE {src} (id BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '{rate}', \
-         'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{}');\n\
-         CREATE TABLE out (id BIGINT) WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv');\n\
-         INSERT INTO out SELECT id FROM {src};\n",
-        rows - 1
-    )
-}
 
 fn spec(s3: &TestS3, sql: &str) -> serde_json::Value {
     json!({
@@ -49,62 +38,6 @@ fn step(j: &StreamJob) -> Option<CutoverStep> {
     j.status.as_ref().and_then(|s| s.cutover.as_ref()).map(|c| c.step)
 }
 
-impl Setup {
-    /// Runs the operator with an `exit` fault point at each cutover step in `steps`
-    /// (right after the step is written to status, before its actions), and starts
-    /// it again after each exit without the points it died at, as a `kill -9` and a
-    /// new pod would. Returns the steps it died at, once it has died at all of them
-    /// or the cutover is over, with every color whose pods it saw meanwhile.
-    /// `change` is the merge patch that starts the cutover.
-    async fn die_at_each(
-        &mut self,
-        job: &str,
-        change: serde_json::Value,
-        steps: &[&str],
-    ) -> Result<(Vec<String>, BTreeSet<String>)> {
-        let log = self.env.dir.join(format!("operator-{}.log", self.ns));
-        let mut left: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
-        let mut died = Vec::new();
-        let faults =
-            |left: &[String]| left.iter().map(|s| format!("operator.cutover.{s}=exit")).collect::<Vec<_>>().join(";");
-        self.op.kill();
-        self.op = Operator::start_with_faults(&self.env, &self.ns, &self.s3.endpoint, log.clone(), &faults(&left));
-        self.patch(job, change).await?;
-        let mut colors = BTreeSet::new();
-        let mut seen_cutover = false;
-        let deadline = Instant::now() + Duration::from_secs(240);
-        while !left.is_empty() {
-            if self.op.exited().is_some() {
-                let text = self.op.log();
-                let Some(at) = text.rfind("fault point `operator.cutover.") else {
-                    bail!("the operator exited without reaching a fault point");
-                };
-                let name = &text[at + "fault point `operator.cutover.".len()..];
-                let name = name.split('`').next().unwrap_or_default().to_string();
-                eprintln!("the operator died at cutover step {name}; starting it again");
-                left.retain(|s| *s != name);
-                died.push(name);
-                self.op =
-                    Operator::start_with_faults(&self.env, &self.ns, &self.s3.endpoint, log.clone(), &faults(&left));
-                continue;
-            }
-            let cutover = self.job(job).await.is_some_and(|j| step(&j).is_some());
-            if seen_cutover && !cutover {
-                break;
-            }
-            seen_cutover |= cutover;
-            if cutover {
-                colors.extend(self.instances(job).await?);
-            }
-            if Instant::now() > deadline {
-                bail!("the operator did not reach cutover steps {left:?}; it died at {died:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok((died, colors))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cutover_under_load_rescales_survives_an_operator_kill_at_each_step_and_is_exactly_once() {
     let mut t = setup("bg-clean").await;
@@ -116,7 +49,8 @@ async fn a_cutover_under_load_rescales_survives_an_operator_kill_at_each_step_an
         // A change that needs a new deployment: parallelism 1 → 2, by blue-green.
         // The operator dies once at every step, right after writing it, and is replaced.
         let steps = ["preparing", "stopping", "activating", "verifying"];
-        let (died, colors) = t.die_at_each("clicks", json!({"spec": {"parallelism": 2}}), &steps).await?;
+        let (died, colors) =
+            t.die_at_each("clicks", json!({"spec": {"parallelism": 2}}), Family::Cutover, &steps).await?;
         if died != steps {
             bail!("the operator died at steps {died:?}, not at each of {steps:?}");
         }
@@ -167,7 +101,7 @@ async fn a_new_color_that_fails_after_its_activation_is_rolled_back_and_nothing_
         // color with a savepoint) is taken only when it still runs.
         let activated = Instant::now();
         let steps = ["rollingback", "restoring"];
-        let (died, _) = t.die_at_each("clicks", json!({"spec": {"sql": broken}}), &steps).await?;
+        let (died, _) = t.die_at_each("clicks", json!({"spec": {"sql": broken}}), Family::Cutover, &steps).await?;
         if !died.contains(&"restoring".to_string()) {
             bail!("the operator died at steps {died:?}, not at Restoring");
         }

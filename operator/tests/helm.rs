@@ -290,6 +290,7 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
         "s3.defaults.endpoint=http://minio.storage:9000",
         "s3.defaults.credentialsSecret=s3-creds",
         "openlineage.url=http://marquez.lineage:5000",
+        "networkPolicy.engine.metricsNamespaces={monitoring}",
         "crds.install=false",
         "admissionPolicy.enabled=false",
     ])
@@ -300,8 +301,6 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
-            "NetworkPolicy",
-            "NetworkPolicy",
             "NetworkPolicy",
             "PodDisruptionBudget",
             "PodMonitor",
@@ -329,10 +328,10 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
     assert!(args.contains(&"--default-s3-endpoint=http://minio.storage:9000"), "{args:?}");
     assert!(args.contains(&"--default-s3-credentials-secret=s3-creds"), "{args:?}");
     assert!(args.contains(&"--default-openlineage-url=http://marquez.lineage:5000"), "{args:?}");
-    let engine_policies: Vec<&Value> =
-        find(&d, "NetworkPolicy").into_iter().filter(|p| p["metadata"]["namespace"] != "sluice-system").collect();
-    assert_eq!(engine_policies.len(), 2);
-    assert_eq!(engine_policies[0]["spec"]["ingress"][0]["ports"][0]["port"], 8081);
+    // The engine pods' policies are the operator's, one per job and color.
+    assert_eq!(find(&d, "NetworkPolicy")[0]["metadata"]["namespace"], "sluice-system");
+    assert!(args.contains(&"--engine-network-policy=true"), "{args:?}");
+    assert!(args.contains(&"--engine-metrics-namespace=monitoring"), "{args:?}");
 
     // One replica needs no PDB; the schema refuses typos and two replicas without leader election.
     assert!(!kinds(&template(&["operator.replicas=1"]).unwrap()).contains(&"PodDisruptionBudget".to_string()));
@@ -467,6 +466,17 @@ async fn helm_install_runs_a_job_upgrade_keeps_it_running_and_uninstall_leaves_o
     let coordinator = deployments.get("clicks-coordinator").await.unwrap();
     let image = coordinator.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
     assert_eq!(image.as_deref(), Some("sluice/engine:0.1.0"));
+    // The engine pods' NetworkPolicy (on by default): the job's own pods, and the
+    // operator of this release on the REST port. The sandbox does not enforce it.
+    let policies = Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(client.clone(), &jobs_ns);
+    let np = serde_json::to_value(policies.get("clicks-engine").await.unwrap().spec.unwrap()).unwrap();
+    assert_eq!(np["podSelector"]["matchLabels"]["sluice.dev/job"], "clicks", "{np}");
+    assert_eq!(np["ingress"][0]["from"][0]["podSelector"], np["podSelector"], "{np}");
+    assert_eq!(
+        np["ingress"][1]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        json!(rel)
+    );
+    assert_eq!(np["ingress"][1]["ports"], json!([{"port": 8081, "protocol": "TCP"}]));
     let dry = api.patch("clicks", &PatchParams { dry_run: true, ..pp.clone() }, &Patch::Apply(&job)).await.unwrap();
     assert_eq!(dry.metadata.generation, stable.metadata.generation);
     assert_eq!(serde_json::to_value(&dry.spec).unwrap(), serde_json::to_value(&stable.spec).unwrap());

@@ -60,6 +60,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, patch, update, delete]
+# Each job's NetworkPolicy `<job>-engine` (networkPolicy.engine.enabled), applied and
+# deleted with the job's other children.
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, create, patch, delete]
 # Engine pods are watched (crash reasons, pods gone before a restore), never changed.
 - apiGroups: [""]
   resources: [pods]

@@ -297,3 +297,62 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
     r.read_exact(&mut body).ok()?;
     Some((head, body))
 }
+
+/// A TCP link between two processes that a test can cut and heal: a
+/// partition. While cut, no byte crosses in either direction and new
+/// connections hang, as packets would be dropped and retransmitted; once
+/// healed, what was held is delivered, as TCP would after a short partition.
+pub struct Link {
+    pub addr: String,
+    cut: Arc<AtomicBool>,
+}
+
+impl Link {
+    /// Listens on `listen` (a `host:port`, port 0 for any) and forwards to `target`.
+    pub fn start(listen: &str, target: &str) -> Link {
+        let listener = TcpListener::bind(listen).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cut: Arc<AtomicBool> = Arc::default();
+        let (c, target) = (cut.clone(), target.to_string());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let (c, target) = (c.clone(), target.clone());
+                std::thread::spawn(move || {
+                    while c.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    let Ok(server) = TcpStream::connect(&target) else { return };
+                    let (c2, s2, c3) = (client.try_clone().unwrap(), server.try_clone().unwrap(), c.clone());
+                    std::thread::spawn(move || pump(c2, s2, &c3));
+                    pump(server, client, &c);
+                });
+            }
+        });
+        Link { addr, cut }
+    }
+
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+    }
+
+    pub fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to`, holding everything while `cut` is set.
+fn pump(mut from: TcpStream, mut to: TcpStream, cut: &AtomicBool) {
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).unwrap_or(0);
+        while cut.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            let _ = to.shutdown(Shutdown::Write);
+            let _ = from.shutdown(Shutdown::Read);
+            return;
+        }
+    }
+}

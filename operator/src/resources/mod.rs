@@ -4,6 +4,7 @@
 pub mod configmap;
 pub mod coordinator;
 pub mod engine_token;
+pub mod network_policy;
 pub mod pdb;
 pub mod pod;
 pub mod pod_security;

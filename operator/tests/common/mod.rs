@@ -313,3 +313,96 @@ pub async fn wait_for_instances(t: &Setup, job: &str, n: usize) -> Result<BTreeS
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Which write-ahead record a fault point follows: `operator.upgrade.<step>`
+/// (in-place upgrades) or `operator.cutover.<step>` (blue-green).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Family {
+    Upgrade,
+    Cutover,
+}
+
+impl Family {
+    fn prefix(self) -> &'static str {
+        match self {
+            Family::Upgrade => "operator.upgrade.",
+            Family::Cutover => "operator.cutover.",
+        }
+    }
+
+    /// Whether the job has a record of this family in flight.
+    fn in_flight(self, j: &StreamJob) -> bool {
+        j.status.as_ref().is_some_and(|s| match self {
+            Family::Upgrade => s.upgrade.is_some(),
+            Family::Cutover => s.cutover.is_some(),
+        })
+    }
+}
+
+impl Setup {
+    /// Runs the operator with an `exit` fault point at each step in `steps` of
+    /// `family` (right after the step is written to status, before its actions),
+    /// and starts it again after each exit without the points it died at, as a
+    /// `kill -9` and a new pod would. Returns the steps it died at, once it has
+    /// died at all of them or the record is gone, with every color whose pods it
+    /// saw meanwhile. `change` is the merge patch that starts the transition.
+    pub async fn die_at_each(
+        &mut self,
+        job: &str,
+        change: serde_json::Value,
+        family: Family,
+        steps: &[&str],
+    ) -> Result<(Vec<String>, BTreeSet<String>)> {
+        let log = self.env.dir.join(format!("operator-{}.log", self.ns));
+        let mut left: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+        let mut died = Vec::new();
+        let faults =
+            |left: &[String]| left.iter().map(|s| format!("{}{s}=exit", family.prefix())).collect::<Vec<_>>().join(";");
+        self.op.kill();
+        self.op = Operator::start_with_faults(&self.env, &self.ns, &self.s3.endpoint, log.clone(), &faults(&left));
+        self.patch(job, change).await?;
+        let mut colors = BTreeSet::new();
+        let mut seen = false;
+        let deadline = Instant::now() + Duration::from_secs(240);
+        let marker = format!("fault point `{}", family.prefix());
+        while !left.is_empty() {
+            if self.op.exited().is_some() {
+                let text = self.op.log();
+                let Some(at) = text.rfind(&marker) else {
+                    bail!("the operator exited without reaching a fault point");
+                };
+                let name = text[at + marker.len()..].split('`').next().unwrap_or_default().to_string();
+                eprintln!("the operator died at {family:?} step {name}; starting it again");
+                left.retain(|s| *s != name);
+                died.push(name);
+                self.op =
+                    Operator::start_with_faults(&self.env, &self.ns, &self.s3.endpoint, log.clone(), &faults(&left));
+                continue;
+            }
+            let in_flight = self.job(job).await.is_some_and(|j| family.in_flight(&j));
+            if seen && !in_flight {
+                break;
+            }
+            seen |= in_flight;
+            if in_flight {
+                colors.extend(self.instances(job).await?);
+            }
+            if Instant::now() > deadline {
+                bail!("the operator did not reach {family:?} steps {left:?}; it died at {died:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok((died, colors))
+    }
+}
+
+/// A bounded sequence at `rate` rows per second into `out`, from source table `src`.
+pub fn sql(rows: i64, rate: i64, src: &str, out: &str) -> String {
+    format!(
+        "CREATE TABLE {src} (id BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '{rate}', \
+         'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{}');\n\
+         CREATE TABLE out (id BIGINT) WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv');\n\
+         INSERT INTO out SELECT id FROM {src};\n",
+        rows - 1
+    )
+}

@@ -144,6 +144,8 @@ fn serve_worker(mut stream: TcpStream, generation: u64, workers: &Mutex<Registry
     let registration = match admit(read_frame::<ToCoordinator>(&mut stream).map_err(|e| e.to_string())) {
         Ok(r) => r,
         Err(reason) => {
+            let peer = stream.peer_addr().map_or_else(|_| "an unknown peer".into(), |a| a.to_string());
+            tracing::warn!("refused a connection from {peer} on the RPC port: {reason}");
             let _ = write_frame(&mut stream, &ToWorker::Refused { reason });
             return;
         }

@@ -133,8 +133,14 @@ impl DataServer {
 fn serve_inbound(stream: TcpStream, current: &(Mutex<Option<Arc<Inbound>>>, Condvar)) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut reader = BufReader::with_capacity(1 << 20, stream.try_clone()?);
-    let Frame::Hello(hello) = read(&mut reader, &sluice_storage::S3Options::default())? else {
-        return Err(bad("a data connection must start with a hello"));
+    let peer = stream.peer_addr().map_or_else(|_| "an unknown peer".into(), |a| a.to_string());
+    let hello = match read(&mut reader, &sluice_storage::S3Options::default()) {
+        Ok(Frame::Hello(hello)) => hello,
+        first => {
+            let why = first.err().map_or_else(|| "it did not start with a hello".to_string(), |e| e.to_string());
+            tracing::warn!("refused a data connection from {peer}: {why}");
+            return Err(bad(why));
+        }
     };
     if !crate::cluster::admits(hello.secret.as_deref()) {
         let why = format!(

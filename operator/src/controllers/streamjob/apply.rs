@@ -4,6 +4,7 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
@@ -46,6 +47,7 @@ pub async fn run(ctx: &Context, job: &StreamJob, status: &StreamJobStatus, actio
             delete_owned::<Service>(ctx, job, &format!("{instance}-coordinator")).await?;
             delete_owned::<Service>(ctx, job, &format!("{instance}-workers")).await?;
             delete_owned::<PodDisruptionBudget>(ctx, job, &instance).await?;
+            delete_owned::<NetworkPolicy>(ctx, job, &resources::network_policy::name(&instance)).await?;
             delete_owned::<ConfigMap>(ctx, job, &format!("{instance}-config")).await?;
             tracing::info!(color = %color, "removed the {color} engine");
             Ok(())
@@ -196,6 +198,9 @@ async fn apply_blueprint(ctx: &Context, job: &StreamJob, d: &Blueprint<'_>) -> R
     apply(ctx, &ns, &resources::service::coordinator(d)).await?;
     apply(ctx, &ns, &resources::service::workers(d)).await?;
     apply(ctx, &ns, &resources::pdb::build(d)).await?;
+    if let Some(policy) = &ctx.defaults.network_policy {
+        apply(ctx, &ns, &resources::network_policy::build(d, policy)).await?;
+    }
     apply(ctx, &ns, &resources::workers::build(d).map_err(build)?).await?;
     apply(ctx, &ns, &resources::coordinator::build(d).map_err(build)?).await?;
     Ok(())
