@@ -48,3 +48,22 @@ pub enum SnapshotError {
     #[error("{0}")]
     Injected(String),
 }
+
+impl SnapshotError {
+    /// Whether the snapshot itself is damaged (a truncated, bit-flipped, missing or
+    /// unreadable file, or a format this engine cannot read), as opposed to the
+    /// storage failing to answer: an older snapshot is then the way forward.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            SnapshotError::Unreadable { .. }
+            | SnapshotError::NewerFormat { .. }
+            | SnapshotError::OlderFormat { .. }
+            | SnapshotError::Truncated { .. }
+            | SnapshotError::Checksum { .. }
+            | SnapshotError::NotLoaded { .. }
+            | SnapshotError::OutsideFile { .. } => true,
+            SnapshotError::Access { source, .. } | SnapshotError::Storage(source) => source.is_not_found(),
+            _ => false,
+        }
+    }
+}

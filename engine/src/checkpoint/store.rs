@@ -188,20 +188,24 @@ pub fn load_latest_of(job_dir: &Storage, generation: Option<u64>, keep: Want) ->
             match written_by(&dir) {
                 Ok(Some(w)) if w != g => continue,
                 Ok(_) => {}
-                Err(why) => {
+                Err(why) if why.is_damage() => {
                     tracing::warn!("not restoring from checkpoint {id}: {why}; trying an older one");
                     passed_over.push(id);
                     continue;
                 }
+                Err(why) => return Err(why),
             }
         }
         match load_verified(&dir, keep) {
             Ok(l) => return Ok(Some(Loaded { passed_over, ..l })),
             Err(SnapshotError::Incomplete { .. }) => {}
-            Err(why) => {
+            Err(why) if why.is_damage() => {
                 tracing::warn!("not restoring from checkpoint {id}: {why}; trying an older one");
                 passed_over.push(id);
             }
+            // The storage failed, not the checkpoint: the attempt fails and is retried,
+            // instead of rewinding the job past a good checkpoint.
+            Err(why) => return Err(why),
         }
     }
     if !passed_over.is_empty() {
@@ -373,6 +377,42 @@ mod tests {
         let e = write_metadata(&job.child("chk-2"), &meta(2, vec![])).unwrap_err();
         assert!(e.to_string().contains("already there"), "{e}");
         assert_eq!(load(&job.child("chk-2")).unwrap().metadata.generation, 2);
+    }
+
+    #[test]
+    fn damaged_checkpoints_passed_over_are_listed_and_an_unreadable_manifest_is_not_another_generations() {
+        let job = Storage::in_memory().child("job");
+        for id in 1..=4 {
+            let dir = job.child(&checkpoint_dir(id));
+            let f = write_file(&dir, "v/0.state", b"x").unwrap();
+            write_metadata(&dir, &Metadata { generation: 5, ..meta(id, vec![f]) }).unwrap();
+        }
+        // 4's manifest is cut short, 3's state file flipped; 5 is in flight.
+        let raw = job.child("chk-4").get(METADATA).unwrap();
+        job.child("chk-4").put(METADATA, &raw[..raw.len() / 2]).unwrap();
+        job.child("chk-3").put("v/0.state", b"y").unwrap();
+        job.child("chk-5").put("v/0.state", b"x").unwrap();
+        for generation in [Some(5), None] {
+            let l = load_latest_of(&job, generation, &|_, _| true).unwrap().unwrap();
+            assert_eq!((l.metadata.checkpoint_id, l.passed_over.clone()), (2, vec![4, 3]), "{generation:?}");
+        }
+        // Nothing newer was damaged: nothing passed over.
+        assert!(load_latest_of(&job.child("none"), Some(5), &|_, _| true).unwrap().is_none());
+        job.delete_prefix("chk-4").unwrap();
+        job.delete_prefix("chk-3").unwrap();
+        assert!(load_latest(&job).unwrap().unwrap().passed_over.is_empty());
+    }
+
+    #[test]
+    fn only_damage_is_passed_over_not_a_storage_that_fails() {
+        let missing = SnapshotError::Access {
+            context: "s3://b/chk-3/v/0.state".into(),
+            source: StorageError::NotFound { uri: "s3://b/chk-3/v/0.state".into() },
+        };
+        assert!(missing.is_damage());
+        assert!(SnapshotError::Checksum { uri: "x".into() }.is_damage());
+        let down = SnapshotError::Storage(StorageError::Other { uri: "s3://b".into(), detail: "503".into() });
+        assert!(!down.is_damage());
     }
 
     #[test]

@@ -462,7 +462,13 @@ pub fn spawn(
                 if let Err(e) = r {
                     st.fail(format!("job `{}` failed in {} (subtask {}): {e}", st.job_id, vname, t.subtask));
                 }
-                let _ = t.ctx.coord.send(CoordMsg::Exited { vertex: t.vertex, subtask: t.subtask });
+                // `Exited` lets the next attempt start: the chain (a sink's open files and
+                // their buffers) must be closed before, or a late flush could land in a
+                // file of the next attempt that reuses the name.
+                let Task { chain, outputs, ctx, vertex, subtask, .. } = t;
+                drop(chain);
+                drop(outputs);
+                let _ = ctx.coord.send(CoordMsg::Exited { vertex, subtask });
             })
             .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))?;
         handles.push(h);
