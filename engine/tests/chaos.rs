@@ -108,6 +108,15 @@ impl Job {
         }
     }
 
+    /// Waits up to three minutes for the job to finish.
+    fn wait_finished(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while !self.finished() {
+            assert!(Instant::now() < deadline, "the job did not finish:\n{}", self.coord.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits up to `timeout` for a checkpoint in flight.
     fn wait_in_flight(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
@@ -178,11 +187,7 @@ fn kill_9_of_workers_and_coordinators_loses_and_duplicates_nothing() {
             job.wait_recovered(newest);
             report.recovered(killed);
         }
-        let deadline = Instant::now() + Duration::from_secs(180);
-        while !job.finished() {
-            assert!(Instant::now() < deadline, "the job did not finish:\n{}", job.coord.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        job.wait_finished();
         let (windows, rows) = outputs(dir.path());
         let before = (report.lost, report.duplicated);
         report.check(&[(&expected.0, &windows), (&expected.1, &rows)]);
@@ -269,11 +274,7 @@ fn a_damaged_newest_checkpoint_is_named_and_an_older_one_restored() {
         job.add_worker();
         job.wait_recovered(newest);
         report.recovered(restarted);
-        let deadline = Instant::now() + Duration::from_secs(180);
-        while !job.finished() {
-            assert!(Instant::now() < deadline, "the job did not finish:\n{}", job.coord.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        job.wait_finished();
         let log = job.coord.log();
         let named = log.lines().find(|l| l.contains(&format!("checkpoint {newest}")) && l.contains(&name));
         assert!(named.is_some(), "the coordinator did not name {name} of checkpoint {newest} ({how}):\n{log}");
@@ -486,7 +487,7 @@ fn partitionable_worker(c: &Cluster, name: &str) -> Partitionable {
 fn a_partitioned_worker_is_fenced_and_the_job_recovers_when_it_heals() {
     let rounds = scale(3, 15);
     let rate = 3_000;
-    let rows = rate * (rounds * 9 + 8);
+    let rows = rate * (rounds * 6 + 4);
     let expected = reference(rows);
     let mut rng = Rng::seeded("partition");
     let mut report = Scenario::new("network partition of one worker: from the coordinator, the workers, or both");

@@ -23,7 +23,7 @@ use sluice_operator::crd::{Phase, StreamJob};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_killed_at_each_in_place_upgrade_step_loses_and_duplicates_nothing() {
     let mut t = setup("upgrade-chaos").await;
-    let rows = 2400;
+    let rows = 1800;
     let spec = json!({
         "image": "sluice/engine:test",
         "sql": sql(rows, 60, "src", "s3://sluice/out"),
