@@ -14,12 +14,12 @@ lines="$out/chaos.jsonl"
 rm -f "$lines"
 started=$(date +%s)
 status=0
+# The feature set of `make test` (TEST_FEATURES), so that its build is reused; the
+# cluster tests run the engine binary that this build also makes.
+features="${TEST_FEATURES:-sluice-storage/s3-tests,sluice-connectors/s3-tests,sluice-engine/s3-tests,sluice-operator/cluster-tests}"
 SLUICE_CHAOS=full SLUICE_CHAOS_REPORT="$PWD/$lines" \
-  cargo test -p sluice-engine --features s3-tests --test chaos --test chaos_storage -- --test-threads=1 || status=$?
-# The operator killed at each upgrade step needs the engine binary the cluster tests run.
-cargo build -p sluice-engine
-SLUICE_CHAOS=full SLUICE_CHAOS_REPORT="$PWD/$lines" \
-  cargo test -p sluice-operator --features cluster-tests --test upgrade_chaos || status=$?
+  cargo test --workspace --features "$features" --test chaos --test chaos_storage --test upgrade_chaos \
+  -- --test-threads=1 || status=$?
 python3 - "$lines" "$out/chaos.md" "$(( $(date +%s) - started ))" "$status" <<'PY'
 import json, sys, datetime, os
 lines, report, secs, status = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

@@ -29,7 +29,7 @@ fn in_flight(rest: &str) -> bool {
 fn slow_failing_full_and_stopped_s3_loses_nothing_and_the_job_keeps_running() {
     let hold = scale(Duration::from_secs(3), Duration::from_secs(30));
     // Long enough to outlast the four faults and their recoveries.
-    let rows = RATE * (4 * (hold.as_secs() + 2) + 4);
+    let rows = RATE * (4 * hold.as_secs() + 24);
     let expected = reference(rows);
     let mut server = S3Server::start();
     server.create_bucket("state");
