@@ -90,6 +90,7 @@ fn defaults(args: &Args) -> Defaults {
     let network_policy = args.engine_network_policy.then(|| EnginePolicy {
         operator_namespace: std::env::var("POD_NAMESPACE").ok().filter(|s| !s.is_empty()),
         metrics_namespaces: args.engine_metrics_namespace.clone(),
+        rest_from_anywhere: args.engine_access == Access::ApiserverProxy,
     });
     Defaults {
         image: set(&args.default_engine_image),

@@ -8,6 +8,9 @@
 //! - pods of the namespaces listed for metrics (`--engine-metrics-namespace`,
 //!   e.g. Prometheus's) on the REST port, whose read-only routes serve `/metrics`.
 //!
+//! With `--engine-access apiserver-proxy` the REST port admits any source, since
+//! the calls come from the API server, which a policy cannot name.
+//!
 //! Nothing else reaches them: another job's workers, or any pod of the cluster,
 //! can neither register nor send data nor call the REST API (whose mutating
 //! routes also need the engine token). Egress stays open: S3 and the job's
@@ -35,6 +38,11 @@ pub struct EnginePolicy {
     pub operator_namespace: Option<String>,
     /// Namespaces whose pods may scrape the engines' `/metrics`.
     pub metrics_namespaces: Vec<String>,
+    /// The REST port admits any source: an operator that reaches the engines
+    /// through the API server's proxy (`--engine-access apiserver-proxy`) calls
+    /// from the API server, which a NetworkPolicy cannot name. The RPC and data
+    /// ports stay the job's own; the REST API's mutating routes need the token.
+    pub rest_from_anywhere: bool,
 }
 
 pub fn name(instance: &str) -> String {
@@ -66,7 +74,7 @@ pub fn build(d: &Blueprint, policy: &EnginePolicy) -> NetworkPolicy {
             from: Some(vec![NetworkPolicyPeer { pod_selector: Some(pods(d.selector(None))), ..Default::default() }]),
             ports: None,
         },
-        NetworkPolicyIngressRule { from: Some(vec![operator]), ports: rest.clone() },
+        NetworkPolicyIngressRule { from: (!policy.rest_from_anywhere).then(|| vec![operator]), ports: rest.clone() },
     ];
     if !policy.metrics_namespaces.is_empty() {
         let from = policy
@@ -100,6 +108,7 @@ mod tests {
         let policy = EnginePolicy {
             operator_namespace: Some("sluice-system".into()),
             metrics_namespaces: vec!["monitoring".into()],
+            rest_from_anywhere: false,
         };
         let np = build(&d, &policy);
         assert_eq!(np.metadata.name.as_deref(), Some("clicks-engine"));
@@ -120,5 +129,10 @@ mod tests {
         let rules = serde_json::to_value(open.spec.unwrap_or_default().ingress.unwrap_or_default()).unwrap();
         assert_eq!(rules[1]["from"][0]["namespaceSelector"], serde_json::json!({}));
         assert_eq!(rules.as_array().map(Vec::len), Some(2));
+        // Through the API server's proxy: the REST port from anywhere, the rest still closed.
+        let proxy = build(&d, &EnginePolicy { rest_from_anywhere: true, ..EnginePolicy::default() });
+        let rules = serde_json::to_value(proxy.spec.unwrap_or_default().ingress.unwrap_or_default()).unwrap();
+        assert_eq!(rules[1], serde_json::json!({"ports": [{"port": 8081, "protocol": "TCP"}]}));
+        assert_eq!(rules[0]["from"][0]["podSelector"]["matchLabels"], serde_json::json!(d.selector(None)));
     }
 }
