@@ -334,9 +334,7 @@ fn garbage_and_oversized_input_on_every_port_is_refused_without_harm() {
         assert!(status == 413 || status == 400 || status == 0, "an oversized REST body got {status}");
         report.faults += 1;
     }
-    wait_for("the job to finish", Duration::from_secs(180), || {
-        http(&job.c.rest, "GET", "/v1/job", "").is_some_and(|(_, b)| b.contains("\"FINISHED\""))
-    });
+    wait_for("the job to finish", Duration::from_secs(180), || job.c.job_finished());
     let status = json(&job.c.rest, "/v1/job");
     assert_eq!(status["restarts"], 0, "bad input restarted the job: {status}");
     let (windows, rows) = outputs(dir.path());
@@ -526,18 +524,14 @@ fn a_partitioned_worker_is_fenced_and_the_job_recovers_when_it_heals() {
         fenced += usize::from(coord.log().matches("was lost").count() > before);
         report.faults += 1;
         if recovered.is_none() {
-            wait_for("a checkpoint after the partition", Duration::from_secs(120), || {
-                progressed() || http(&c.rest, "GET", "/v1/job", "").is_some_and(|(_, b)| b.contains("\"FINISHED\""))
-            });
+            wait_for("a checkpoint after the partition", Duration::from_secs(120), || progressed() || c.job_finished());
         } else {
             during += 1;
         }
         report.recover_ms.push(recovered.unwrap_or_else(|| cut.elapsed()).as_millis() as u64);
         std::thread::sleep(rng.millis(200, 1500));
     }
-    wait_for("the job to finish", Duration::from_secs(300), || {
-        http(&c.rest, "GET", "/v1/job", "").is_some_and(|(_, b)| b.contains("\"FINISHED\""))
-    });
+    wait_for("the job to finish", Duration::from_secs(300), || c.job_finished());
     let (windows, rows_out) = outputs(dir.path());
     report.check(&[(&expected.0, &windows), (&expected.1, &rows_out)]);
     let logs: String = workers.iter().map(|w| w.proc.log()).collect();
@@ -596,7 +590,7 @@ fn a_source_at_five_times_the_sinks_capacity_still_checkpoints_with_bounded_memo
     let first = newest_checkpoint(&c.job_dir());
     let rss_early: u64 = w.iter().map(Proc::rss_kib).sum();
     let (mut rss_max, mut backpressured) = (rss_early, 0.0f64);
-    while !http(&c.rest, "GET", "/v1/job", "").is_some_and(|(_, b)| b.contains("\"FINISHED\"")) {
+    while !c.job_finished() {
         assert!(started.elapsed() < Duration::from_secs(secs * 5 + 120), "the job did not finish");
         rss_max = rss_max.max(w.iter().map(Proc::rss_kib).sum());
         if let Some((200, b)) = http(&c.rest, "GET", "/v1/job/metrics", "") {

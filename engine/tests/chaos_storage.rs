@@ -83,9 +83,7 @@ fn slow_failing_full_and_stopped_s3_loses_nothing_and_the_job_keeps_running() {
         "the proxy failed or delayed {} requests",
         proxy.injected.load(std::sync::atomic::Ordering::SeqCst)
     ));
-    wait_for("the job to finish", Duration::from_secs(600), || {
-        http(&c.rest, "GET", "/v1/job", "").is_some_and(|(_, b)| b.contains("\"FINISHED\""))
-    });
+    wait_for("the job to finish", Duration::from_secs(600), || c.job_finished());
     assert_eq!(json(&c.rest, "/v1/job")["restarts"], 0);
     let (windows, rows) = outputs(dir.path());
     report.check(&[(&expected.0, &windows), (&expected.1, &rows)]);

@@ -46,9 +46,7 @@ fn a_worker_killed_with_kill_9_is_replaced_and_output_is_exactly_once() {
     wait_for("two checkpoints", Duration::from_secs(60), || complete_checkpoints(&c.job_dir()) >= 2);
     w1.kill_9();
     let _w2 = c.worker("w2", 1);
-    wait_for("the job to finish", Duration::from_secs(120), || {
-        http(&c.rest, "GET", "/v1/job", "").is_some_and(|(_, b)| b.contains("\"FINISHED\""))
-    });
+    wait_for("the job to finish", Duration::from_secs(120), || c.job_finished());
     let job = json(&c.rest, "/v1/job");
     assert!(job["restarts"].as_u64().unwrap() >= 1, "{job}");
     assert_eq!(outputs(dir.path()), expected);

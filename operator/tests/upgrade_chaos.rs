@@ -15,6 +15,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use common::chaos::Scenario;
 use common::{Family, committed_ids, create, job, phase, setup, sql};
 use serde_json::json;
 use sluice_e2e::testenv::wait_object;
@@ -67,19 +68,19 @@ async fn the_operator_killed_at_each_in_place_upgrade_step_loses_and_duplicates_
     }
     .await;
     t.check(result, "clicks").await;
-    let ids = committed_ids(&t.s3, "s3://sluice/out").unwrap();
-    let unique: std::collections::BTreeSet<i64> = ids.iter().copied().collect();
-    let (duplicated, lost) = (ids.len() - unique.len(), (0..rows).filter(|i| !unique.contains(i)).count());
-    let line = json!({
-        "scenario": "operator killed after writing each in-place upgrade step (savepoint: stopping, stopped; last-state: stopped)",
-        "runs": 1, "faults": 3, "lost": lost, "duplicated": duplicated, "recover_ms": [],
-        "notes": [format!("upgrades completed: {}; the job finished in {:.0} s", upgrades.join(", "), started.elapsed().as_secs_f64())]
-    });
-    eprintln!("chaos report: {line}");
-    if let Ok(path) = std::env::var("SLUICE_CHAOS_REPORT") {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
-        writeln!(f, "{line}").unwrap();
-    }
-    assert_eq!((lost, duplicated), (0, 0), "rows lost or duplicated across the upgrades");
+    // The sequence check and the report line of the engine's chaos scenarios.
+    let mut report = Scenario::new(
+        "operator killed after writing each in-place upgrade step (savepoint: stopping, stopped; last-state: stopped)",
+    );
+    report.faults = 3;
+    let expected: Vec<String> = (0..rows).map(|i| i.to_string()).collect();
+    let committed: Vec<String> =
+        committed_ids(&t.s3, "s3://sluice/out").unwrap().iter().map(|i| i.to_string()).collect();
+    report.check(&[(&expected, &committed)]);
+    report.notes.push(format!(
+        "upgrades completed: {}; the job finished in {:.0} s",
+        upgrades.join(", "),
+        started.elapsed().as_secs_f64()
+    ));
+    report.finish();
 }

@@ -197,6 +197,11 @@ impl Cluster {
         location
     }
 
+    /// Whether the coordinator's REST API says the job finished.
+    pub fn job_finished(&self) -> bool {
+        http(&self.rest, "GET", "/v1/job", "").is_some_and(|(_, b)| b.contains("\"FINISHED\""))
+    }
+
     pub fn job_dir(&self) -> PathBuf {
         self.dir.join("ck").join("clustered")
     }

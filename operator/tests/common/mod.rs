@@ -258,6 +258,9 @@ pub async fn setup_with_lineage(name: &str) -> (Setup, openlineage::Receiver) {
 #[path = "../../../engine/tests/common/openlineage.rs"]
 pub mod openlineage;
 
+#[path = "../../../engine/tests/common/chaos.rs"]
+pub mod chaos;
+
 impl Setup {
     pub fn fail(&self, e: anyhow::Error, job: Option<StreamJob>) -> ! {
         panic!("{e:#}\n--- job status: {:#?}\n--- operator log:\n{}", job.and_then(|j| j.status), self.op.log());
