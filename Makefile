@@ -4,7 +4,7 @@ CARGO ?= cargo
 SLUICE_CACHE ?= $(HOME)/.cache/sluice
 export SLUICE_CACHE
 
-.PHONY: run test test-unit test-e2e lint lint-docker bench chaos build fmt help s3-server helm crds crds-check openlineage-validator
+.PHONY: run test test-unit test-e2e lint lint-docker bench chaos build fmt help s3-server helm prometheus crds crds-check openlineage-validator
 
 help:
 	@echo "make run     - build the engine and run the demo job (config/examples/demo.sql)"
@@ -38,12 +38,18 @@ openlineage-validator:
 helm:
 	bash scripts/helm.sh install >/dev/null
 
+# prometheus and promtool (pinned, built with Go once and cached under $(SLUICE_CACHE)/bin) for
+# operator/tests/prometheus.rs: promtool checks and unit-tests config/prometheus/, and a real
+# Prometheus scrapes a running job and the operator to run every dashboard and rule query.
+prometheus:
+	bash scripts/prometheus.sh install >/dev/null
+
 # The operator's cluster and chart tests (operator/tests/{cluster,helm}.rs) need the
 # Kubernetes binaries and the node agent of e2e/, as the e2e suite does, and helm.
 # The tests that need the Go-built servers (MinIO, the Kubernetes control plane) are
 # behind features, so that a plain `cargo test --workspace` runs without them.
 TEST_FEATURES := sluice-storage/s3-tests,sluice-connectors/s3-tests,sluice-engine/s3-tests,sluice-operator/cluster-tests
-test-unit: s3-server k8s-binaries helm openlineage-validator
+test-unit: s3-server k8s-binaries helm prometheus openlineage-validator
 	$(CARGO) test --workspace --all-targets --no-fail-fast --features $(TEST_FEATURES)
 	$(CARGO) test --workspace --doc --features $(TEST_FEATURES)
 
