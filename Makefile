@@ -8,20 +8,41 @@ export SLUICE_CACHE
 
 help:
 	@echo "make run     - build the engine and run the demo job (config/examples/demo.sql)"
-	@echo "make test    - the whole test suite (unit, golden, integration, end-to-end)"
+	@echo "make test    - the whole test suite (unit, golden, integration, end-to-end, web UI)"
+	@echo "make ui      - build the engine's web UI bundle (engine/ui/dist; needs Node.js 20+)"
 	@echo "make lint    - rustfmt --check and clippy -D warnings"
 	@echo "make bench   - benchmarks; writes .bench/report.md"
 	@echo "make chaos   - the fault-injection suite at full length; writes .bench/chaos.md"
 	@echo "make crds    - regenerate crds/ from the operator's Rust types"
 	@echo "make sandbox-up / sandbox-down - a local Kubernetes cluster without Docker"
 
-build:
+build: ui
 	$(CARGO) build --release -p sluice-engine
 
 run: build
 	$(CARGO) run --release -q -p sluice-engine -- run config/examples/demo.sql --rest-addr 127.0.0.1:0
 
-test: test-unit test-e2e lint-docker
+test: test-unit test-e2e lint-docker test-ui
+
+# The engine's web UI (engine/ui): npm ci when package-lock.json changed, tsc --noEmit and
+# the esbuild bundle into engine/ui/dist/, which the engine embeds when it is compiled
+# (engine/build.rs), so every cargo build of the engine comes after it.
+.PHONY: ui test-ui
+ui:
+	bash scripts/ui.sh
+
+# The web UI in Chromium (Debian's, installed by scripts/chromium.sh if missing) against a
+# real job: engine/ui/test/browser.mjs; screenshots in .bench/ui/, UPDATE_SCREENSHOT=1
+# rewrites docs/ui.png. The engine binary is built as test-unit builds it (same features,
+# dev-dependencies on), so that the two share one build instead of compiling DataFusion twice;
+# SLUICE_ENGINE=<binary> skips that build.
+test-ui: ui
+	bash scripts/chromium.sh >/dev/null
+	$(if $(SLUICE_ENGINE),,$(CARGO) test --workspace --all-targets --features $(TEST_FEATURES) --no-run)
+	bash scripts/ui.sh test
+
+# test-unit compiles the engine too: with the UI embedded, as test-ui and `make run` see it.
+test-unit: ui
 
 # The S3-compatible server (MinIO, built with Go once and cached under
 # $(SLUICE_CACHE)/bin) that the storage, connector and engine S3 tests start.
