@@ -13,7 +13,6 @@ import { duration, known, percent, rate } from "./format";
 
 const NODE_WIDTH = 250;
 const LINE_HEIGHT = 15;
-const CHARS_PER_LINE = 30;
 const MAX_NAME_LINES = 3;
 
 /** Back pressure above this is "high" and marks the vertex back-pressured (Flink's levels). */
@@ -53,29 +52,48 @@ export function bpLevel(ratio: number | null | undefined): BpLevel {
   return "ok";
 }
 
-/** Splits a vertex name (chained operators joined by " -> ") into at most MAX_NAME_LINES lines. */
-export function wrapName(name: string, perLine = CHARS_PER_LINE, maxLines = MAX_NAME_LINES): { lines: string[]; truncated: boolean } {
-  const words = name.split(/(?<= -> )|\s+/).filter((w) => w.length > 0);
+/**
+ * Splits a vertex name (chained operators, "A -> B -> C") into at most `maxLines`
+ * lines that each satisfy `fits`, breaking at spaces and inside a word only when
+ * it is wider than a line; the last kept line ends with "…" when some is left out.
+ */
+export function wrapName(name: string, fits: (line: string) => boolean, maxLines = MAX_NAME_LINES): { lines: string[]; truncated: boolean } {
   const lines: string[] = [];
   let line = "";
-  for (const word of words) {
-    const piece = line.length === 0 ? word.trim() : word;
-    if (line.length > 0 && (line + piece).trimEnd().length > perLine) {
-      lines.push(line.trimEnd());
-      line = word.trim();
-    } else {
-      line += line.length === 0 || line.endsWith(" ") ? piece : " " + piece;
+  for (const word of name.split(/\s+/).filter((w) => w.length > 0)) {
+    const candidate = line ? `${line} ${word}` : word;
+    if (fits(candidate)) {
+      line = candidate;
+      continue;
     }
-    while (line.length > perLine) {
-      lines.push(line.slice(0, perLine));
-      line = line.slice(perLine);
+    if (line) lines.push(line);
+    line = word;
+    while (line.length > 1 && !fits(line)) {
+      let n = line.length - 1;
+      while (n > 1 && !fits(line.slice(0, n))) n--;
+      lines.push(line.slice(0, n));
+      line = line.slice(n);
     }
   }
-  if (line.trim().length > 0) lines.push(line.trimEnd());
+  if (line) lines.push(line);
   if (lines.length <= maxLines) return { lines, truncated: false };
   const kept = lines.slice(0, maxLines);
-  kept[maxLines - 1] = kept[maxLines - 1].slice(0, perLine - 1).trimEnd() + "…";
+  let last = kept[maxLines - 1];
+  while (last.length > 0 && !fits(last + "…")) last = last.slice(0, -1);
+  kept[maxLines - 1] = last.trimEnd() + "…";
   return { lines: kept, truncated: true };
+}
+
+let measureContext: CanvasRenderingContext2D | null | undefined;
+
+/** Whether `text` in the vertex title's font fits the box (measured on a canvas). */
+function fitsTitle(text: string): boolean {
+  if (measureContext === undefined) {
+    measureContext = document.createElement("canvas").getContext("2d");
+    if (measureContext) measureContext.font = `600 12px ${getComputedStyle(document.body).fontFamily}`;
+  }
+  const width = measureContext ? measureContext.measureText(text).width : text.length * 7.4;
+  return width <= NODE_WIDTH - 26;
 }
 
 interface NodeElements {
@@ -120,7 +138,7 @@ export class GraphView {
     g.setDefaultEdgeLabel(() => ({}));
     const names = new Map<number, { lines: string[]; truncated: boolean }>();
     for (const v of vertices) {
-      const wrapped = wrapName(v.name);
+      const wrapped = wrapName(v.name, fitsTitle);
       names.set(v.id, wrapped);
       g.setNode(String(v.id), { width: NODE_WIDTH, height: nodeHeight(wrapped.lines.length) });
     }

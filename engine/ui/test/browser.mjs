@@ -17,7 +17,10 @@
 //
 // Environment: SLUICE_ENGINE (the binary; default $CARGO_TARGET_DIR/debug/sluice-engine),
 // SLUICE_CHROMIUM (default /usr/bin/chromium), UI_TEST_ARTIFACTS (screenshots and
-// the engine's log; default .bench/ui), UPDATE_SCREENSHOT=1 (also writes docs/ui.png).
+// the engine's log; default .bench/ui), UPDATE_SCREENSHOT=1 (also writes docs/ui.png),
+// UI_TEST_LOCAL_DIST=1 (serve engine/ui/dist through the proxy instead of the engine's
+// embedded copy: for working on the UI without rebuilding the engine; otherwise the
+// test fails when the engine embeds another bundle than dist/).
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { request, createServer } from "node:http";
@@ -32,6 +35,9 @@ const chromiumBin = process.env.SLUICE_CHROMIUM ?? "/usr/bin/chromium";
 const artifacts = resolve(repo, process.env.UI_TEST_ARTIFACTS ?? ".bench/ui");
 const PREFIX = "/api/v1/namespaces/jobs/services/clicks-rest:rest/proxy";
 const FAULT = "injected by the UI test";
+const dist = join(repo, "engine/ui/dist");
+const localDist = process.env.UI_TEST_LOCAL_DIST === "1";
+const UI_FILES = { "/": "index.html", "/ui/app.js": "app.js", "/ui/app.css": "app.css" };
 
 const SQL = `-- The web UI's browser test (engine/ui/test/browser.mjs).
 SET 'execution.batch-size' = '100';
@@ -81,13 +87,18 @@ async function waitFor(what, probe, { timeoutMs = 60_000, everyMs = 250 } = {}) 
 
 // ---- the engine ----
 
+const gate = (dir) => join(dir, "gate");
+
 function startEngine(dir) {
   writeFileSync(join(dir, "clicks.sql"), SQL);
+  mkdirSync(gate(dir));
   const engineLog = join(artifacts, "engine.log");
   const out = [];
   const child = spawn(engineBin, ["run", join(dir, "clicks.sql"), "-p", "2", "--checkpoint-dir", join(dir, "checkpoints"), "--rest-addr", "127.0.0.1:0"], {
     cwd: dir,
-    env: { ...process.env, SLUICE_FAILPOINTS: `checkpoint.committed=1*error(${FAULT})` },
+    // The job waits at its start until the page is open (restore.loaded is hit before
+    // the tasks start, restore or not); its first completed checkpoint then fails it once.
+    env: { ...process.env, SLUICE_FAILPOINTS: `restore.loaded=1*pause(${gate(dir)});checkpoint.committed=1*error(${FAULT})` },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const collect = (chunk) => {
@@ -100,25 +111,43 @@ function startEngine(dir) {
   return { child, exited, output: () => Buffer.concat(out).toString(), engineLog };
 }
 
-/** GET path from the engine as JSON (Node's http: no proxy settings apply). */
-function getJson(base, path) {
-  return new Promise((resolveJson, reject) => {
+/** GET path from the engine (Node's http: no proxy settings apply): {status, type, body}. */
+function get(base, path) {
+  return new Promise((resolveGet, reject) => {
     const req = request(`${base}${path}`, { method: "GET" }, (res) => {
       const chunks = [];
       res.on("data", (c) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString();
-        if (res.statusCode !== 200) return reject(new Error(`GET ${path}: ${res.statusCode} ${text.slice(0, 200)}`));
-        try {
-          resolveJson(JSON.parse(text));
-        } catch (e) {
-          reject(new Error(`GET ${path}: not JSON: ${e.message}`));
-        }
-      });
+      res.on("end", () => resolveGet({ status: res.statusCode, type: res.headers["content-type"] ?? "", body: Buffer.concat(chunks) }));
     });
     req.on("error", reject);
     req.end();
   });
+}
+
+async function getJson(base, path) {
+  const { status, body } = await get(base, path);
+  const text = body.toString();
+  if (status !== 200) throw new Error(`GET ${path}: ${status} ${text.slice(0, 200)}`);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`GET ${path}: not JSON: ${e.message}`);
+  }
+}
+
+/** The engine serves the bundle of engine/ui/dist: GET / and GET /ui/{file}. */
+async function checkEmbeddedUi(base) {
+  for (const [path, file] of Object.entries(UI_FILES)) {
+    const { status, type, body } = await get(base, path);
+    if (status !== 200) fail(`GET ${path} from the engine: ${status}, not 200: ${body.toString().slice(0, 200)}`);
+    const want = { html: "text/html", js: "text/javascript", css: "text/css" }[file.split(".").pop()];
+    if (!type.startsWith(want)) fail(`GET ${path} from the engine: content-type "${type}", not ${want}`);
+    if (!localDist && Buffer.compare(body, readFileSync(join(dist, file))) !== 0) {
+      fail(`GET ${path}: the engine embeds another ${file} than engine/ui/dist/${file}: rebuild the engine after \`make ui\` (or set UI_TEST_LOCAL_DIST=1)`);
+    }
+  }
+  const missing = await get(base, "/ui/nothing.js");
+  if (missing.status !== 404) fail(`GET /ui/nothing.js from the engine: ${missing.status}, not 404`);
 }
 
 // ---- the prefix proxy, as the Kubernetes API server's service proxy ----
@@ -129,6 +158,12 @@ function startProxy(engine, strays) {
     if (!req.url.startsWith(PREFIX + "/")) {
       strays.push(req.url);
       res.writeHead(404).end("outside the proxy prefix");
+      return;
+    }
+    const file = localDist && UI_FILES[req.url.slice(PREFIX.length)];
+    if (file) {
+      const type = { html: "text/html", js: "text/javascript", css: "text/css" }[file.split(".").pop()];
+      res.writeHead(200, { "content-type": `${type}; charset=utf-8` }).end(readFileSync(join(dist, file)));
       return;
     }
     const upstream = request(
@@ -178,6 +213,7 @@ async function main() {
       { timeoutMs: 60_000 },
     );
     log(`engine REST API on ${addr}`);
+    await checkEmbeddedUi(addr);
     const job = await waitFor("GET v1/job to list the vertices", async (seen) => {
       const j = await getJson(addr, "/v1/job");
       seen(JSON.stringify(j).slice(0, 300));
@@ -236,6 +272,14 @@ async function main() {
     if ((await page.locator("#job-name").textContent()) !== job.name) fail(`the header names the job "${await page.locator("#job-name").textContent()}", not "${job.name}"`);
     log(`the graph shows all ${job.vertices.length} vertices and ${edges.length} edges`);
     await shot("1-graph");
+
+    // The page has painted the vertices before the job runs: now let it run.
+    await waitFor("the page to paint the vertices while the job waits at its start", async (seen) => {
+      const painted = await page.evaluate(() => window.__colors.length);
+      seen(`${painted} paints`);
+      return painted >= job.vertices.length;
+    });
+    writeFileSync(join(gate(dir), "restore.loaded.go"), "");
 
     // 2. The sink's input vertex turns back-pressured, with a badge, and its colour changes.
     const bpVertex = page.locator(`[data-vertex-id="${upstream}"]`);
@@ -341,7 +385,7 @@ async function main() {
     await browser?.close().catch(() => {});
     proxy?.server.close();
     cleanup();
-    await Promise.race([engine.exited, new Promise((r) => setTimeout(r, 5000))]);
+    await Promise.race([engine.exited, new Promise((r) => setTimeout(r, 5000).unref())]);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -357,7 +401,6 @@ async function updateReadmeScreenshot(page, sinkId) {
   const size = statSync(path).size;
   if (size > 300 * 1024) fail(`docs/ui.png is ${(size / 1024).toFixed(0)} KiB; keep it under 300 KiB`);
   log(`wrote docs/ui.png (${(size / 1024).toFixed(0)} KiB; sink vertex ${sinkId})`);
-  return readFileSync(path).length;
 }
 
 await main();
