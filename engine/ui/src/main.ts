@@ -43,9 +43,11 @@ interface State {
   /** The current error of each route, shown in the banner until it answers again. */
   errors: Map<string, FetchError>;
   exceptionCount: number | null;
+  /** When GET v1/job last answered. */
+  lastUpdate: Date | null;
 }
 
-const state: State = { job: null, metrics: new Map(), selected: null, tab: tabFromHash(), plan: null, errors: new Map(), exceptionCount: null };
+const state: State = { job: null, metrics: new Map(), selected: null, tab: tabFromHash(), plan: null, errors: new Map(), exceptionCount: null, lastUpdate: null };
 
 function tabFromHash(): Tab {
   const name = location.hash.replace(/^#\/?/, "");
@@ -75,7 +77,8 @@ const sections: Record<Tab, HTMLElement> = {
   overview: h(
     "section",
     { id: "overview", class: "page" },
-    h("div", { class: "split" }, h("div", { class: "split-main" }, el.graph, legend(), el.latency), el.vertex),
+    h("div", { class: "split" }, h("div", { class: "split-main" }, el.graph, legend()), el.vertex),
+    el.latency,
     h("h2", {}, "Last 10 minutes"),
     el.charts,
   ),
@@ -195,7 +198,8 @@ function renderOverview(): void {
 function renderBanner(): void {
   const errors = [...state.errors.values()];
   el.banner.hidden = errors.length === 0;
-  replace(el.banner, ...errors.map((e) => h("div", { class: "banner-line" }, e.message)));
+  const since = state.lastUpdate ? `The figures shown are from ${state.lastUpdate.toLocaleTimeString(undefined, { hour12: false })}.` : "Nothing has been loaded yet.";
+  replace(el.banner, ...errors.map((e) => h("div", { class: "banner-line" }, e.message)), errors.length ? h("div", { class: "banner-note" }, since) : null);
 }
 
 /** A note in place of a view whose route this engine does not serve. */
@@ -205,8 +209,13 @@ function missingNote(view: HTMLElement, route: string): void {
 
 // ---- polling ----
 
+/** Routes this engine does not serve (404), and when to ask again: an older engine. */
+const missingUntil = new Map<string, number>();
+const MISSING_RETRY_MS = 60_000;
+
 /** Runs `load` and records its failure (or clears it); resolves to null on failure. */
 async function attempt<T>(route: string, load: () => Promise<T>, onMissing?: () => void): Promise<T | null> {
+  if ((missingUntil.get(route) ?? 0) > Date.now()) return null;
   try {
     const value = await load();
     state.errors.delete(route);
@@ -215,6 +224,7 @@ async function attempt<T>(route: string, load: () => Promise<T>, onMissing?: () 
     const err = e instanceof FetchError ? e : new FetchError(route, 0, `${route}: ${String(e)}`);
     if (err.missing && onMissing) {
       state.errors.delete(route);
+      missingUntil.set(route, Date.now() + MISSING_RETRY_MS);
       onMissing();
     } else {
       state.errors.set(route, err);
@@ -233,6 +243,7 @@ async function poll(): Promise<void> {
     const [job, metrics] = await Promise.all([attempt(routes.job, () => getJson<Job>(routes.job)), attempt(routes.metrics, () => getJson<JobMetrics>(routes.metrics))]);
     if (job) {
       state.job = job;
+      state.lastUpdate = new Date();
       renderHeader(job);
     }
     if (metrics) state.metrics = new Map(metrics.vertices.map((m) => [m.id, m]));

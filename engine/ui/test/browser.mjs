@@ -325,7 +325,15 @@ async function main() {
       seen(`${n} of 2 charts; ${(await page.locator("#charts").textContent())?.slice(0, 200)}`);
       return n === 2;
     });
-    if (process.env.UPDATE_SCREENSHOT === "1") await updateReadmeScreenshot(page, sink.id);
+    if (process.env.UPDATE_SCREENSHOT === "1") {
+      // Some history first, so that the charts have lines.
+      await waitFor("30 s of history for docs/ui.png", async (seen) => {
+        const points = (await getJson(addr, "/v1/job/history")).points.length;
+        seen(`${points} points`);
+        return points >= 30;
+      }, { timeoutMs: 90_000, everyMs: 1000 });
+      await updateReadmeScreenshot(page, sink.id);
+    }
     await shot("3-overview");
 
     // 5. A completed checkpoint in the history; clicking it shows the acknowledgements.
@@ -347,12 +355,14 @@ async function main() {
 
     // 6. The injected failure under exceptions, with its restart.
     await page.click('a[data-tab="exceptions"]');
-    await waitFor(`the injected failure ("${FAULT}") under exceptions`, async (seen) => {
+    await waitFor(`the injected failure ("${FAULT}") under exceptions, marked restarted`, async (seen) => {
       const all = await page.locator(".exception").allTextContents();
       seen(all.length ? all.join(" | ").slice(0, 300) : `no .exception; ${(await page.locator("#exceptions-view").textContent())?.slice(0, 200)}`);
-      return all.some((t) => t.includes(FAULT) && t.includes("restarted"));
+      return (await page.locator(`.exception:has-text("${FAULT}"):has(.tag-restarted)`).count()) === 1;
     });
-    log("the injected failure is listed under exceptions, restarted");
+    const restarts = Number(await page.locator("#job-restarts").textContent());
+    if (!(restarts >= 1)) fail(`the header shows ${await page.locator("#job-restarts").textContent()} restarts after the injected failure, not 1 or more`);
+    log(`the injected failure is listed under exceptions, restarted; the header counts ${restarts} restart(s)`);
     await shot("5-exceptions");
 
     // 7. The SQL and the plan.
