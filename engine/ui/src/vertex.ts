@@ -79,8 +79,8 @@ function subtaskTable(m: VertexMetrics | undefined): HTMLElement {
   if (!subtasks || subtasks.length === 0) {
     return h("p", { class: "hint" }, "This engine reports no per-subtask figures.");
   }
-  return table(
-    ["subtask", "busy", "backpressure", "idle", "in/s", "out/s", "watermark", "lag", "CPU s/M"],
+  const t = table(
+    ["#", "busy", "backpr.", "idle", "in/s", "out/s", "watermark", "lag", "CPU s/M"],
     subtasks.map((t) => [
       [
         String(t.subtask),
@@ -97,4 +97,5 @@ function subtaskTable(m: VertexMetrics | undefined): HTMLElement {
     ]),
     { class: "grid subtasks" },
   );
+  return h("div", { class: "scroll-x" }, t);
 }

@@ -94,7 +94,7 @@ function startEngine(dir) {
   mkdirSync(gate(dir));
   const engineLog = join(artifacts, "engine.log");
   const out = [];
-  const child = spawn(engineBin, ["run", join(dir, "clicks.sql"), "-p", "2", "--checkpoint-dir", join(dir, "checkpoints"), "--rest-addr", "127.0.0.1:0"], {
+  const child = spawn(engineBin, ["run", "clicks.sql", "-p", "2", "--checkpoint-dir", join(dir, "checkpoints"), "--rest-addr", "127.0.0.1:0"], {
     cwd: dir,
     // The job waits at its start until the page is open (restore.loaded is hit before
     // the tasks start, restore or not); its first completed checkpoint then fails it once.
@@ -404,7 +404,7 @@ async function main() {
 async function updateReadmeScreenshot(page, sinkId) {
   const path = join(repo, "docs/ui.png");
   mkdirSync(dirname(path), { recursive: true });
-  await page.setViewportSize({ width: 1280, height: 860 });
+  await page.setViewportSize({ width: 1280, height: 1040 });
   await page.waitForTimeout(1200);
   await page.screenshot({ path });
   await page.setViewportSize({ width: 1360, height: 900 });
