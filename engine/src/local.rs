@@ -75,6 +75,7 @@ pub fn run_text(text: &str, file: &str, job_id: &str, overrides: &Config) -> Res
     let job = sluice_job::compile_configured(text, file, overrides)?;
     let (graph, options) = prepare(&job, overrides, job_id)?;
     let state = JobState::new(job_id, file, &graph);
+    state.set_sql(text);
     let lineage = crate::openlineage::Lineage::of(&job, overrides)?;
     crate::openlineage::watching(lineage, &state, None, || execute(&graph, &state, &options))?;
     Ok(state)

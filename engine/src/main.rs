@@ -308,6 +308,7 @@ fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
     let shutdown = on_termination()?;
     let state = JobState::new(&job_id, &args.job.display().to_string(), &prepared.graph);
     state.restrict_savepoints_to(prepared.savepoint_dirs.clone());
+    state.set_sql(&prepared.sql);
     let server = rest::serve(&args.rest_addr, state.clone(), rest_token(&args.rest_token_file, &args.rest_addr)?)?;
     sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
     let stay = args.on_finish == OnFinish::Stay;
@@ -378,6 +379,8 @@ struct Prepared {
     /// Where savepoints may go: the savepoint and checkpoint directories, and
     /// `sluice.savepoint.allowed-directories`.
     savepoint_dirs: Vec<String>,
+    /// The job's text, for `GET /v1/job/plan`.
+    sql: String,
 }
 
 /// Configuration layers: SET in the job < --config < --set < flags.
@@ -442,7 +445,7 @@ fn prepare_config(
         .map(|d| absolute(&d))
         .collect();
     let options = sluice_engine::local::run_options(validated.settings, job_id)?;
-    Ok((Prepared { graph, options, lineage, savepoint_dirs }, config))
+    Ok((Prepared { graph, options, lineage, savepoint_dirs, sql: text }, config))
 }
 
 /// A relative local path made absolute (against the working directory); URIs and
@@ -459,6 +462,7 @@ fn run(args: &RunArgs) -> Result<(), EngineError> {
     let prepared = prepare_with(&args.job, &args.state.flags(), &job_id)?;
     let state = JobState::new(&job_id, &args.job.job.display().to_string(), &prepared.graph);
     state.restrict_savepoints_to(prepared.savepoint_dirs.clone());
+    state.set_sql(&prepared.sql);
     let server = rest::serve(&args.rest_addr, state.clone(), rest_token(&args.rest_token_file, &args.rest_addr)?)?;
     sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
     let progress = if std::io::stderr().is_terminal() { Some(spawn_progress(state.clone())) } else { None };

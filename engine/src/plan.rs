@@ -82,6 +82,11 @@ pub enum OpSpec {
     },
     Sink {
         table: Arc<TableDef>,
+        /// The column of the sink's input that holds each record's event time,
+        /// and what to add to it (ms): the time attribute, or a window
+        /// aggregate's `window_end` less 1 ms (its `window_time`); for the
+        /// event-time lag at emission.
+        event_time: Option<(usize, i64)>,
     },
 }
 
@@ -93,7 +98,7 @@ impl OpSpec {
             OpSpec::Watermark { text, .. } => format!("Watermark({text})"),
             OpSpec::WindowAssign { kind, .. } => format!("Window{kind}"),
             OpSpec::WindowAggregate { kind, .. } => format!("WindowAggregate{kind}"),
-            OpSpec::Sink { table } => format!("Sink: {} [{}]", table.name, table.connector()),
+            OpSpec::Sink { table, .. } => format!("Sink: {} [{}]", table.name, table.connector()),
         }
     }
 }
@@ -397,7 +402,7 @@ pub fn build_graph(job: &Job, settings: &Settings) -> Result<JobGraph, EngineErr
             b.connect(s.vertex, v, Partitioning::Forward);
             Stream { vertex: v, open: true }
         };
-        b.append(s, OpSpec::Sink { table: sink.table.clone() });
+        b.append(s, OpSpec::Sink { table: sink.table.clone(), event_time: event_time_column(&sink.input) });
     }
     // Every watermark assigner learns the bundle boundaries of every window
     // aggregation (see operators::watermark).
@@ -460,6 +465,28 @@ fn apply_overrides(graph: &mut JobGraph, overrides: &BTreeMap<String, usize>) ->
         }
     }
     Ok(())
+}
+
+/// Where a relation's rows carry their event time: its time attribute, else a
+/// window aggregate's `window_end` passed through filters and projections,
+/// which is 1 ms after the row's `window_time`.
+fn event_time_column(rel: &Rel) -> Option<(usize, i64)> {
+    rel.rowtime.map(|c| (c, 0)).or_else(|| window_end_column(rel).map(|c| (c, -1)))
+}
+
+fn window_end_column(rel: &Rel) -> Option<usize> {
+    match &rel.node {
+        // Output: window_start, window_end, window_time, keys..., aggregates...
+        PlanNode::WindowAggregate { .. } => Some(1),
+        PlanNode::Filter { input, .. } => window_end_column(input),
+        PlanNode::Project { input, exprs } => {
+            let inner = window_end_column(input)?;
+            exprs
+                .iter()
+                .position(|e| matches!(e, Expr::Column(c) if input.schema.index_of_column(c).ok() == Some(inner)))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

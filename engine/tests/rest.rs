@@ -60,6 +60,20 @@ fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
 
 fn check(doc: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
     let schema = resolve(doc, schema);
+    if let Some(alternatives) = schema.get("oneOf").and_then(Value::as_array) {
+        let fits: Vec<Vec<String>> = alternatives
+            .iter()
+            .map(|a| {
+                let mut e = Vec::new();
+                check(doc, a, v, at, &mut e);
+                e
+            })
+            .collect();
+        if fits.iter().filter(|e| e.is_empty()).count() != 1 {
+            errors.push(format!("{at}: {v} fits not exactly one of oneOf: {fits:?}"));
+        }
+        return;
+    }
     let types: Vec<&str> = match &schema["type"] {
         Value::String(t) => vec![t.as_str()],
         Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
@@ -302,4 +316,123 @@ fn server_matches_openapi_document() {
     assert_eq!(state.status(), JobStatus::Canceled);
     let (status, _) = http(server.addr, "POST", "/v1/job/cancel");
     assert_eq!(status, 409);
+}
+
+/// The figures the web UI and the dashboards read, from a real run of the
+/// engine's binary: a keyed window behind a hash exchange, so latency markers
+/// cross a channel; a fault point that fails one commit, so the job restarts once.
+#[test]
+fn a_running_job_reports_latency_cost_state_history_and_its_failures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sql = dir.path().join("observed.sql");
+    std::fs::write(
+        &sql,
+        "SET 'execution.checkpointing.interval' = '300ms';
+SET 'restart-strategy.type' = 'fixed-delay';
+SET 'restart-strategy.fixed-delay.delay' = '100ms';
+CREATE TABLE src (id BIGINT, k INT, ts AS TO_TIMESTAMP_LTZ(id * 10, 3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+  WITH ('connector' = 'datagen', 'rows-per-second' = '3000', 'fields.id.kind' = 'sequence',
+        'fields.id.start' = '0', 'fields.id.end' = '100000000', 'fields.k.min' = '0', 'fields.k.max' = '40');
+CREATE TABLE out1 (window_start TIMESTAMP(3), window_end TIMESTAMP(3), k INT, cnt BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO out1 SELECT window_start, window_end, k, COUNT(*)
+FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY window_start, window_end, k;
+",
+    )
+    .expect("writes the job");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice-engine"))
+        .args(["run", &sql.display().to_string(), "--rest-addr", "127.0.0.1:0", "--parallelism", "2"])
+        .args(["--checkpoint-dir", &dir.path().join("ck").display().to_string()])
+        .env("SLUICE_FAILPOINTS", "checkpoint.committed=1*error(injected by the observability test)")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("starts sluice-engine");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = child.stderr.take().expect("stderr");
+    let child = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(a) = line.split("REST API on http://").nth(1) {
+                let _ = tx.send(a.trim().to_string());
+            }
+        }
+    });
+    let addr: SocketAddr =
+        rx.recv_timeout(Duration::from_secs(60)).expect("the engine prints its REST address").parse().expect("addr");
+    let get = |path: &str| -> Value {
+        let (status, body) = http(addr, "GET", path);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    };
+    // The fault fails one commit; the job restarts and runs on.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (m, ex) = loop {
+        let m = get("/v1/job/metrics");
+        let ex = get("/v1/job/exceptions");
+        let sink = &m["vertices"][1];
+        let ready = ex["restarts"] == 1
+            && sink["latency"]["processingLatencyMs"]["count"].as_u64().unwrap_or(0) >= 10
+            && sink["stateKeys"].as_u64().unwrap_or(0) > 0
+            && get("/v1/job/history")["points"].as_array().map_or(0, Vec::len) >= 3
+            && get("/v1/job")["state"] == "RUNNING";
+        if ready || Instant::now() > deadline {
+            break (m, ex);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let failures = ex["exceptions"].as_array().expect("exceptions");
+    assert_eq!(failures.len(), 1, "{ex}");
+    assert_eq!(failures[0]["restarted"], true, "{ex}");
+    assert!(failures[0]["message"].as_str().unwrap_or("").contains("injected by the observability test"), "{ex}");
+    let (source, sink) = (&m["vertices"][0], &m["vertices"][1]);
+    let latency = &sink["latency"];
+    let p99 = latency["processingLatencyMs"]["p99"].as_f64().expect("a processing latency p99");
+    assert!(p99 > 0.0 && p99 < 10_000.0, "markers cross one local channel: {latency}");
+    // Event time is 1970: the lag is beyond the histogram's last bound, which it reports.
+    assert_eq!(latency["eventTimeLagMs"]["p50"].as_f64(), Some(800_000.0), "{latency}");
+    assert!(source["latency"].is_null(), "only sinks measure latency: {source}");
+    for v in [source, sink] {
+        let cost = v["cpuSecondsPerMillionRecords"].as_f64().unwrap_or(0.0);
+        assert!(cost > 0.0 && cost < 1e6, "{v}");
+        assert_eq!(v["subtasks"].as_array().map(Vec::len), Some(2), "{v}");
+    }
+    assert!(sink["stateBytes"].as_u64().unwrap_or(0) > 0, "{sink}");
+    assert!(source["stateKeys"].is_null(), "the source keeps no keyed state: {source}");
+
+    let h = get("/v1/job/history");
+    let points = h["points"].as_array().expect("points");
+    assert!(points.len() >= 3, "{h}");
+    let last = &points[points.len() - 1]["vertices"];
+    assert!(last[0]["recordsOutPerSecond"].as_f64().unwrap_or(0.0) > 0.0, "{h}");
+    assert!(last[1]["latencyP99Ms"].is_number(), "{h}");
+    assert!(last[0]["watermarkLagMs"].as_i64().unwrap_or(0) > 0, "{h}");
+
+    let plan = get("/v1/job/plan");
+    assert!(plan["sql"].as_str().unwrap_or("").contains("CREATE TABLE out1"), "{plan}");
+    assert!(plan["explain"].as_str().unwrap_or("").contains("via HASH["), "{plan}");
+    let ck = get("/v1/job/checkpoints");
+    let acks = ck["latestCompleted"]["acks"].as_array().expect("acks of the last checkpoint");
+    assert_eq!(acks.len(), 4, "every subtask acknowledges: {ck}");
+
+    let (_, prom) = http(addr, "GET", "/metrics");
+    for line in [
+        "sluice_job_restarts_total{job=\"observed\"} 1",
+        "sluice_sink_processing_latency_seconds_bucket{job=\"observed\",vertex=\"1\",le=\"2\"}",
+        "sluice_sink_event_time_lag_seconds_count{job=\"observed\",vertex=\"1\"}",
+        "sluice_cpu_seconds_total{job=\"observed\",vertex=\"0\",subtask=\"1\"}",
+        "sluice_state_keys{job=\"observed\",vertex=\"1\",subtask=\"0\"}",
+        "sluice_checkpoints_total{job=\"observed\",status=\"failed\"}",
+        "sluice_last_checkpoint_completed_timestamp_seconds{job=\"observed\"}",
+    ] {
+        assert!(prom.contains(line), "missing {line} in:\n{prom}");
+    }
+    drop(child);
 }

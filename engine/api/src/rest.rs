@@ -215,6 +215,24 @@ pub struct Checkpoint {
     pub location: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// Each subtask's acknowledgement, in the order they arrived (empty while
+    /// none has, and from engines that do not report them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acks: Vec<CheckpointAck>,
+}
+
+/// One subtask's acknowledgement of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointAck {
+    pub vertex: usize,
+    pub subtask: usize,
+    /// From the trigger to the acknowledgement.
+    pub ack_ms: u64,
+    /// How long the subtask held input channels while aligning the barrier.
+    pub alignment_ms: u64,
+    /// The bytes of state the subtask wrote.
+    pub state_bytes: u64,
 }
 
 /// `GET /v1/job/checkpoints`.
@@ -274,6 +292,124 @@ pub struct VertexMetrics {
     /// its lag is the rows behind that schedule.
     pub lag: Option<u64>,
     pub late_records_dropped: u64,
+    /// CPU seconds of the vertex's threads per million records in (over the last
+    /// second, or since the start when nothing flowed): the cost per event.
+    #[serde(default)]
+    pub cpu_seconds_per_million_records: Option<f64>,
+    /// Bytes of keyed and operator state in the last completed checkpoint,
+    /// summed over subtasks; `None` before one.
+    #[serde(default)]
+    pub state_bytes: Option<u64>,
+    /// Keys in the vertex's keyed state at the last checkpoint; `None` when unknown
+    /// or the vertex keeps no keyed state.
+    #[serde(default)]
+    pub state_keys: Option<u64>,
+    /// At a sink: latency percentiles over the last minute (or since the start
+    /// when the last minute had none); `None` at other vertices.
+    #[serde(default)]
+    pub latency: Option<SinkLatency>,
+    #[serde(default)]
+    pub subtasks: Vec<SubtaskMetrics>,
+}
+
+/// One subtask's figures (`GET /v1/job/metrics`'s `vertices[].subtasks`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubtaskMetrics {
+    pub subtask: usize,
+    pub busy_ratio: f64,
+    pub backpressured_ratio: f64,
+    pub idle_ratio: f64,
+    pub records_in_per_second: f64,
+    pub records_out_per_second: f64,
+    pub watermark: Option<String>,
+    pub lag: Option<u64>,
+    pub cpu_seconds_per_million_records: Option<f64>,
+}
+
+/// A sink's latency (`VertexMetrics.latency`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SinkLatency {
+    /// Processing time at the sink's write minus each record's event time.
+    /// Empty when the sink's input carries no event time (no time attribute
+    /// or `window_end` column).
+    pub event_time_lag_ms: Quantiles,
+    /// From a source's read to the sink's write, measured by latency markers
+    /// that sources send about every 100 ms and that wait in the same queues
+    /// as records (Flink's `metrics.latency.interval`).
+    pub processing_latency_ms: Quantiles,
+}
+
+/// Percentiles in milliseconds, estimated from a histogram whose buckets are at
+/// most 25 % wide; `None` without values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quantiles {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    /// Values the percentiles are taken from.
+    pub count: u64,
+}
+
+/// `GET /v1/job/history`: the last minutes of a job's figures, kept by the engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    /// Time between points.
+    pub interval_ms: u64,
+    /// Oldest first.
+    pub points: Vec<HistoryPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryPoint {
+    pub time: String,
+    pub vertices: Vec<HistoryVertex>,
+}
+
+/// One vertex at one point of [`History`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryVertex {
+    pub id: usize,
+    pub records_in_per_second: f64,
+    pub records_out_per_second: f64,
+    pub busy_ratio: f64,
+    pub backpressured_ratio: f64,
+    /// Wall-clock time minus the vertex's watermark; `None` without a watermark
+    /// or after the end of input.
+    pub watermark_lag_ms: Option<i64>,
+    /// At a sink: the 99th percentile of processing latency over the last 10 s.
+    pub latency_p99_ms: Option<f64>,
+}
+
+/// `GET /v1/job/exceptions`: the job's failures, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exceptions {
+    pub restarts: u64,
+    pub exceptions: Vec<JobException>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobException {
+    pub time: String,
+    pub message: String,
+    /// The restart strategy restarted the job after it.
+    pub restarted: bool,
+}
+
+/// `GET /v1/job/plan`: the job's SQL and its plan, as `explain` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub file: String,
+    pub sql: String,
+    pub explain: String,
 }
 
 /// `POST /v1/job/savepoints`. A caller-chosen `triggerId` makes the call

@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::metadata::{FileEntry, SectionKind, SubtaskState};
 use crate::checkpoint::{BarrierInfo, SnapshotKind};
-use crate::metrics::SubtaskMetrics;
+use crate::metrics::{Counts, SubtaskMetrics};
 
 /// This process's cluster secret, set once at start ([`set_secret`]).
 static SECRET: OnceLock<String> = OnceLock::new();
@@ -276,7 +276,7 @@ impl BarrierWire {
 }
 
 /// One subtask's counters, as a worker reports them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricSample {
     pub vertex: usize,
@@ -289,6 +289,14 @@ pub struct MetricSample {
     /// `u64::MAX` when unknown, as from a worker that does not report it.
     #[serde(default = "unknown")]
     pub splits: u64,
+    /// The subtask thread's CPU time, in nanoseconds.
+    #[serde(default)]
+    pub cpu_ns: u64,
+    #[serde(default = "unknown")]
+    pub state_keys: u64,
+    /// At a sink that has counted any: its (processing latency, event-time lag) histograms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<(Counts, Counts)>,
 }
 
 fn unknown() -> u64 {
@@ -315,6 +323,12 @@ impl MetricSample {
             watermark: m.watermark.load(Relaxed),
             pending_records: m.pending_records.load(Relaxed),
             splits: m.splits.load(Relaxed),
+            cpu_ns: m.cpu_ns.load(Relaxed),
+            state_keys: m.state_keys.load(Relaxed),
+            latency: {
+                let (p, e) = (m.processing_latency.read(), m.event_time_lag.read());
+                (p.total() + e.total() > 0).then_some((p, e))
+            },
         }
     }
 
@@ -336,9 +350,16 @@ impl MetricSample {
             let before = last.map_or(0, |l| l.counters[k]);
             t.fetch_add(self.counters[k].saturating_sub(before), Relaxed);
         }
+        m.cpu_ns.fetch_add(self.cpu_ns.saturating_sub(last.map_or(0, |l| l.cpu_ns)), Relaxed);
+        if let Some((p, e)) = &self.latency {
+            let before = last.and_then(|l| l.latency.as_ref());
+            m.processing_latency.add_growth(p, before.map(|b| &b.0));
+            m.event_time_lag.add_growth(e, before.map(|b| &b.1));
+        }
         m.watermark.store(self.watermark, Relaxed);
         m.pending_records.store(self.pending_records, Relaxed);
         m.splits.store(self.splits, Relaxed);
+        m.state_keys.store(self.state_keys, Relaxed);
     }
 }
 

@@ -91,9 +91,15 @@ pub(crate) fn instantiate(
                 )),
             }
         }
-        OpSpec::Sink { table } => {
+        OpSpec::Sink { table, event_time } => {
             let ctx = sink_context(table, subtask, parallelism, job_id, tz, sink);
-            Box::new(Sink { table: table.name.clone(), writer: create_sink(&ctx)?, exactly_once: sink.exactly_once })
+            Box::new(Sink {
+                table: table.name.clone(),
+                writer: create_sink(&ctx)?,
+                exactly_once: sink.exactly_once,
+                event_time: *event_time,
+                metrics: None,
+            })
         }
     })
 }

@@ -78,6 +78,15 @@ pub trait StreamOperator: Send {
         Ok(())
     }
 
+    /// Gives the operator its subtask's metrics, once, before it runs (sinks
+    /// record the event-time lag of what they write).
+    fn observe(&mut self, _metrics: std::sync::Arc<crate::metrics::SubtaskMetrics>) {}
+
+    /// Keys in the operator's keyed state, when it keeps any: for the state per key.
+    fn state_keys(&self) -> Option<u64> {
+        None
+    }
+
     /// Sinks: the checkpoint barrier. Flushes output written since the last call
     /// into pending form and returns what [`StreamOperator::commit`] makes visible.
     fn pre_commit(&mut self, _checkpoint: u64) -> Result<Option<SinkSnapshot>, OpError> {
@@ -150,5 +159,10 @@ impl Chain {
 
     pub fn late_records_dropped(&self) -> u64 {
         self.ops.iter().map(|o| o.late_records_dropped()).sum()
+    }
+
+    /// Keys in the chain's keyed state; `None` when no operator keeps any.
+    pub fn state_keys(&self) -> Option<u64> {
+        self.ops.iter().filter_map(|o| o.state_keys()).reduce(|a, b| a + b)
     }
 }

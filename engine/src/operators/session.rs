@@ -207,6 +207,10 @@ impl StreamOperator for SessionAggregate {
     }
 
     /// Entry per key: the key, then its sessions with their accumulators.
+    fn state_keys(&self) -> Option<u64> {
+        Some(self.sessions.len() as u64)
+    }
+
     fn snapshot(&mut self, max_parallelism: usize, out: &mut KeyGroupWriters) -> Result<(), OpError> {
         let keys: Vec<&[u8]> = self.sessions.keys().map(|k| k.as_ref()).collect();
         let kgs = self.keys.key_groups(&keys, max_parallelism)?;

@@ -380,6 +380,11 @@ impl StreamOperator for WindowAggregate {
     }
 
     /// Entry per (window, key): end instant, start, end, key, accumulators.
+    /// Entries of (key, window): what a checkpoint writes one record for.
+    fn state_keys(&self) -> Option<u64> {
+        Some(self.panes.values().map(|p| if self.keys.converter.is_none() { 1 } else { p.index.len() as u64 }).sum())
+    }
+
     fn snapshot(&mut self, max_parallelism: usize, out: &mut KeyGroupWriters) -> Result<(), OpError> {
         for (end_utc, pane) in self.panes.iter_mut() {
             pane.accs.fold();

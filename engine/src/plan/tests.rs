@@ -124,3 +124,38 @@ fn the_uids_are_the_same_at_any_default_parallelism() {
     assert_eq!(uids(1), uids(2));
     assert_eq!(uids(1), uids(5));
 }
+
+/// Each sink's event-time column (for the event-time lag at emission), by table.
+fn sink_event_times(sql: &str) -> Vec<(String, Option<(usize, i64)>)> {
+    let job = crate::local::compile_text(sql, "j.sql").unwrap();
+    let (g, _) = crate::local::prepare(&job, &Config::default(), "j").unwrap();
+    g.vertices
+        .iter()
+        .flat_map(|v| &v.ops)
+        .filter_map(|o| match o {
+            OpSpec::Sink { table, event_time } => Some((table.name.clone(), *event_time)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_sink_reads_event_time_from_the_time_attribute_or_from_window_end() {
+    let sql = "CREATE TABLE s (k INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE raw (ts TIMESTAMP(3), k INT) WITH ('connector' = 'blackhole');
+CREATE TABLE wend (c BIGINT, k INT, we TIMESTAMP(3)) WITH ('connector' = 'blackhole');
+CREATE TABLE wtime (wt TIMESTAMP(3), c BIGINT) WITH ('connector' = 'blackhole');
+CREATE TABLE none_ (k INT, c BIGINT) WITH ('connector' = 'blackhole');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO raw SELECT ts, k FROM s WHERE k > 0;
+INSERT INTO wend SELECT COUNT(*), k, window_end FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end HAVING COUNT(*) > 1;
+INSERT INTO wtime SELECT window_time, COUNT(*) FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY window_start, window_end, window_time;
+INSERT INTO none_ SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;
+END;";
+    let got = sink_event_times(sql);
+    let of = |t: &str| got.iter().find(|(n, _)| n == t).map(|(_, e)| *e).unwrap();
+    assert_eq!(of("raw"), Some((0, 0)), "the time attribute, passed through: {got:?}");
+    assert_eq!(of("wend"), Some((2, -1)), "window_end less 1 ms, through HAVING and a projection: {got:?}");
+    assert_eq!(of("wtime"), Some((0, 0)), "window_time is the time attribute: {got:?}");
+    assert_eq!(of("none_"), None, "no column carries the event time: {got:?}");
+}

@@ -27,6 +27,10 @@ pub enum Msg {
     Barrier(Barrier),
     /// From the coordinator to a sink: checkpoint `id` is complete; commit.
     Commit(u64),
+    /// A latency marker: when a source read the batch before it (microseconds
+    /// since the epoch). It waits in the same queues as records but passes
+    /// operators at once; the first sink it reaches records its age.
+    Latency(u64),
 }
 
 pub struct Envelope {

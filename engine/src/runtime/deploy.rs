@@ -195,6 +195,11 @@ fn build_chains(
                 .iter()
                 .map(|o| instantiate(o, i, v.parallelism, &state.job_id, &graph.local_time_zone, &sink_setup[v.id]))
                 .collect::<Result<Vec<_>, _>>()?;
+            if let Some(m) = state.subtasks.iter().find(|m| m.vertex == v.id && m.subtask == i) {
+                for op in &mut ops {
+                    op.observe(m.clone());
+                }
+            }
             if let Some(l) = restore {
                 for (op, kg, bytes) in restore::keyed_for(l, &v.uid, i, v.parallelism)? {
                     let target = ops.get_mut(op).ok_or_else(|| EngineError::Restore {
@@ -405,7 +410,7 @@ fn wire_tasks(
                 vertex: v.id,
                 subtask: i,
                 chain,
-                outputs: Outputs { edges, metrics },
+                outputs: Outputs { edges, metrics, next_marker: i },
                 input,
                 channels,
                 idle: idle_at_start[v.id][i],

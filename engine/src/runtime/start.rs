@@ -197,6 +197,7 @@ fn finish_sinks(graph: &JobGraph, state: &Arc<JobState>, opts: &RunOptions, loca
 /// Records an error that ends the job before it runs, so that `/v1/job`
 /// reports FAILED with the reason.
 pub fn failed(state: &JobState, e: EngineError) -> EngineError {
+    state.exceptions.record(&e.to_string(), false);
     state.fail(e.to_string());
     state.set_status(JobStatus::Failed);
     e

@@ -110,6 +110,7 @@ pub fn execute_with(
                     }
                     return Err(start::failed(state, err));
                 };
+                state.exceptions.record(&err.to_string(), true);
                 state.restarts.store(attempt as u64, Ordering::SeqCst);
                 state.set_status(JobStatus::Restarting);
                 let from =
@@ -185,7 +186,7 @@ pub fn sink_setups(
     let exactly_once = opts.checkpoint.exactly_once();
     let mut setups: Vec<SinkSetup> = vec![SinkSetup::default(); graph.vertices.len()];
     for v in graph.vertices.iter().filter(|v| runs_here(v)) {
-        let Some(OpSpec::Sink { table }) = v.ops.last() else { continue };
+        let Some(OpSpec::Sink { table, .. }) = v.ops.last() else { continue };
         let restored = match restore {
             Some(l) => restore::sink_for(l, &v.uid)?,
             None => None,

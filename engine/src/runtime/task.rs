@@ -18,6 +18,7 @@ use crate::checkpoint::{Barrier, CoordMsg, SourceControl, SubtaskSnapshot, store
 use crate::error::OpError;
 use crate::job::JobState;
 use crate::keygroup;
+use crate::metrics::cpu::SubtaskCpu;
 use crate::metrics::{NO_WATERMARK, SubtaskMetrics, unknown_as_max};
 use crate::operators::{Chain, KeyGroupWriters, StreamEvent};
 use crate::plan::Partitioning;
@@ -51,9 +52,39 @@ pub struct OutEdge {
 pub struct Outputs {
     pub edges: Vec<OutEdge>,
     pub metrics: Arc<SubtaskMetrics>,
+    /// Round robin of latency markers over each edge's targets.
+    pub next_marker: usize,
+}
+
+/// How often a source subtask sends a latency marker (Flink's
+/// `metrics.latency.interval`, off by default there; on here, since a marker
+/// costs one small message per 100 ms).
+pub const MARKER_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Now, in microseconds since the epoch: the clock of latency markers.
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 impl Outputs {
+    /// A latency marker stamped `read_us`: a subtask that ends in a sink
+    /// records its age; any other sends it on to one subtask of each output
+    /// edge, in turn, as Flink forwards markers to a random channel.
+    fn pass_marker(&mut self, read_us: u64, is_sink: bool) -> Result<(), Disconnected> {
+        if is_sink {
+            self.metrics.processing_latency.record(now_us().saturating_sub(read_us));
+        }
+        self.next_marker = self.next_marker.wrapping_add(1);
+        for e in &self.edges {
+            if let Some(t) = e.targets.get(self.next_marker % e.targets.len().max(1)) {
+                t.send_control(Msg::Latency(read_us))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn broadcast(&self, make: impl Fn() -> Msg) -> Result<(), Disconnected> {
         for e in &self.edges {
             for t in &e.targets {
@@ -213,6 +244,7 @@ impl TaskCtx {
             }
         }
         let snap = self.snapshot(chain, reader, barrier.id)?;
+        outputs.metrics.state_keys.store(unknown_as_max(chain.state_keys()), Ordering::Relaxed);
         self.last_checkpoint = barrier.id;
         self.upload(barrier, snap, alignment);
         let b = barrier.clone();
@@ -326,6 +358,8 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
     let mut idle = s.idle_at_start;
     report_source(s.reader.as_ref(), &m);
     let mut last_data = Instant::now();
+    let mut last_marker = Instant::now();
+    let mut cpu = SubtaskCpu::start(m.clone());
     loop {
         if s.ctx.stopping() {
             return Ok(());
@@ -359,7 +393,9 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
             Ok(SourceControl::Resume) | Err(_) => {}
         }
         let t = Instant::now();
+        cpu.tick();
         let bp_before = m.backpressured_ns.load(Ordering::Relaxed);
+        let read_us = now_us();
         match s.reader.poll()? {
             SourceEvent::Batch(b) => {
                 last_data = Instant::now();
@@ -373,6 +409,12 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
                 SubtaskMetrics::add(&m.bytes_in, b.get_array_memory_size() as u64);
                 if forward(chain, outputs, StreamEvent::Batch(b))?.is_err() {
                     return Ok(());
+                }
+                if last_marker.elapsed() >= MARKER_INTERVAL {
+                    last_marker = Instant::now();
+                    if outputs.pass_marker(read_us, s.ctx.is_sink).is_err() {
+                        return Ok(());
+                    }
                 }
                 let bp = m.backpressured_ns.load(Ordering::Relaxed).saturating_sub(bp_before);
                 SubtaskMetrics::add(&m.busy_ns, (t.elapsed().as_nanos() as u64).saturating_sub(bp));
@@ -441,7 +483,9 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
     let mut aligning: Option<(Barrier, Instant)> = None;
     let mut held: VecDeque<Envelope> = VecDeque::new();
     let mut replay: VecDeque<Envelope> = VecDeque::new();
+    let mut cpu = SubtaskCpu::start(m.clone());
     loop {
+        cpu.tick();
         let t = Instant::now();
         let env = match replay.pop_front() {
             Some(e) => e,
@@ -516,6 +560,11 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
                     None => aligning = Some((b, Instant::now())),
                 }
                 check_alignment = true;
+            }
+            Msg::Latency(read_us) => {
+                if outputs.pass_marker(read_us, ctx.is_sink).is_err() {
+                    return Ok(());
+                }
             }
             Msg::Commit(_) => {}
         }

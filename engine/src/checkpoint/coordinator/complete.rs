@@ -79,6 +79,11 @@ impl CheckpointCoordinator {
             r.size_bytes = metadata.total_size();
             r.alignment_ms = p.alignment_ms;
         });
+        for ((vertex, subtask), state) in &p.acks {
+            if let Some(m) = self.job.subtasks.iter().find(|m| m.vertex == *vertex && m.subtask == *subtask) {
+                m.state_bytes.store(state.sections.iter().map(|s| s.len).sum(), Ordering::Relaxed);
+            }
+        }
         tracing::info!(
             "job `{}`: {:?} {} complete in {duration} ms ({} bytes, alignment {} ms)",
             self.job.job_id,

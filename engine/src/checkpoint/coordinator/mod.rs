@@ -17,6 +17,7 @@ use super::metadata::{FileEntry, Metadata, OperatorState, SnapshotKind, SubtaskS
 use super::store;
 use super::{Barrier, BarrierInfo, CoordMsg};
 use crate::job::{JobState, SavepointRequest, SavepointStatus, SnapshotStatus, checkpoint_started};
+use sluice_api::rest::CheckpointAck;
 
 mod complete;
 
@@ -184,6 +185,14 @@ impl CheckpointCoordinator {
                     Ok((state, file)) => {
                         p.alignment_ms = p.alignment_ms.max(alignment_ms);
                         p.files.extend(file);
+                        let ack = CheckpointAck {
+                            vertex,
+                            subtask,
+                            ack_ms: p.started.elapsed().as_millis() as u64,
+                            alignment_ms,
+                            state_bytes: state.sections.iter().map(|s| s.len).sum(),
+                        };
+                        self.job.update_checkpoint(id, |r| r.acks.push(ack));
                         p.acks.insert((vertex, subtask), state);
                     }
                     Err(e) => {

@@ -20,6 +20,7 @@ const IDLE: u8 = 3;
 const END: u8 = 4;
 const BARRIER: u8 = 5;
 const CREDIT: u8 = 6;
+const LATENCY: u8 = 7;
 const HEADER: usize = 16;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -56,6 +57,7 @@ pub(super) fn encode(out: &mut Vec<u8>, vertex: u32, subtask: u32, channel: u32,
         Msg::Idle(_) => IDLE,
         Msg::End => END,
         Msg::Barrier(_) => BARRIER,
+        Msg::Latency(_) => LATENCY,
         Msg::Commit(_) => return Err("a commit is never sent between workers".into()),
     };
     header(out, tag, vertex, subtask, channel);
@@ -66,6 +68,7 @@ pub(super) fn encode(out: &mut Vec<u8>, vertex: u32, subtask: u32, channel: u32,
             w.finish().map_err(|e| e.to_string())?;
         }
         Msg::Watermark(w) => out.extend_from_slice(&w.to_le_bytes()),
+        Msg::Latency(t) => out.extend_from_slice(&t.to_le_bytes()),
         Msg::Idle(i) => out.push(u8::from(*i)),
         Msg::Barrier(b) => {
             out.extend(serde_json::to_vec(&BarrierWire::of(b)).map_err(|e| e.to_string())?);
@@ -125,6 +128,10 @@ pub(super) fn read(r: &mut impl Read, s3: &sluice_storage::S3Options) -> std::io
             let b: [u8; 8] = payload.try_into().map_err(|_| bad("bad watermark frame"))?;
             data(Msg::Watermark(i64::from_le_bytes(b)))
         }
+        LATENCY => {
+            let b: [u8; 8] = payload.try_into().map_err(|_| bad("bad latency marker frame"))?;
+            data(Msg::Latency(u64::from_le_bytes(b)))
+        }
         IDLE => data(Msg::Idle(payload.first().copied().unwrap_or(0) != 0)),
         END => data(Msg::End),
         BARRIER => {
@@ -177,6 +184,7 @@ pub(super) mod tests {
         encode(&mut buf, 3, 1, 7, &Msg::Watermark(-5)).unwrap();
         encode(&mut buf, 3, 1, 7, &Msg::Idle(true)).unwrap();
         encode(&mut buf, 3, 1, 7, &Msg::End).unwrap();
+        encode(&mut buf, 3, 1, 7, &Msg::Latency(1_700_000_000_123_456)).unwrap();
         encode_credit(&mut buf, 3, 1, 7, 2);
         let mut r = std::io::Cursor::new(buf);
         match read(&mut r, &s3).unwrap() {
@@ -186,6 +194,7 @@ pub(super) mod tests {
         assert!(matches!(read(&mut r, &s3).unwrap(), Frame::Data { msg: Msg::Watermark(-5), .. }));
         assert!(matches!(read(&mut r, &s3).unwrap(), Frame::Data { msg: Msg::Idle(true), .. }));
         assert!(matches!(read(&mut r, &s3).unwrap(), Frame::Data { msg: Msg::End, .. }));
+        assert!(matches!(read(&mut r, &s3).unwrap(), Frame::Data { msg: Msg::Latency(1_700_000_000_123_456), .. }));
         assert!(matches!(read(&mut r, &s3).unwrap(), Frame::Credit { n: 2, .. }));
         assert!(read(&mut r, &s3).is_err());
     }

@@ -118,7 +118,15 @@ fn messages_of_an_earlier_attempt_are_dropped() {
     assert!(a.on_worker(0, ack(1, 7)).is_empty(), "an earlier attempt's ack reached the checkpoint coordinator");
     assert!(a.on_worker(0, failed(1, "late")).is_empty());
     assert_eq!(job.error(), None);
-    let sample = MetricSample { vertex: 0, subtask: 0, counters: [5; 9], watermark: 3, pending_records: 0, splits: 2 };
+    let sample = MetricSample {
+        vertex: 0,
+        subtask: 0,
+        counters: [5; 9],
+        watermark: 3,
+        pending_records: 0,
+        splits: 2,
+        ..Default::default()
+    };
     a.on_worker(0, ToCoordinator::Metrics { attempt: 1, samples: vec![sample] });
     assert_eq!(job.subtasks[0].records_in.load(Relaxed), 0);
     for (w, v, s) in [(0, 0, 0), (1, 0, 1), (0, 1, 0)] {
@@ -248,6 +256,7 @@ fn a_metric_sample_is_relayed_once() {
         watermark,
         pending_records: 4,
         splits: 7,
+        ..Default::default()
     };
     let metrics = |samples| ToCoordinator::Metrics { attempt: 2, samples };
     a.on_worker(1, metrics(vec![sample(5, 10)]));
@@ -298,7 +307,15 @@ fn a_worker_speaks_only_for_the_subtasks_it_runs() {
         let what = format!("{msg:?}");
         assert!(show(&a.on_worker(0, msg)).is_empty(), "worker 0 spoke for another's subtask: {what}");
     }
-    let sample = MetricSample { vertex: 0, subtask: 1, counters: [5; 9], watermark: 1, pending_records: 0, splits: 0 };
+    let sample = MetricSample {
+        vertex: 0,
+        subtask: 1,
+        counters: [5; 9],
+        watermark: 1,
+        pending_records: 0,
+        splits: 0,
+        ..Default::default()
+    };
     a.on_worker(0, ToCoordinator::Metrics { attempt: 2, samples: vec![sample.clone()] });
     assert_eq!(job.subtasks[1].records_in.load(Relaxed), 0, "a forged sample was counted");
     // Worker 1 still has its subtask to stop: worker 0's forged exit did not count.

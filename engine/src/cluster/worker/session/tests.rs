@@ -31,6 +31,7 @@ impl Observe for Subtasks {
             watermark: 0,
             pending_records: 0,
             splits: 0,
+            ..Default::default()
         };
         all.into_iter().filter(|k| only.is_none_or(|o| o == *k)).map(sample).collect()
     }

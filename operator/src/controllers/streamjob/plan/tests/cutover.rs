@@ -83,6 +83,7 @@ fn blue_after_handoff() -> EngineView {
         alignment_ms: 0,
         location: SP.into(),
         failure: None,
+        acks: Vec::new(),
     });
     j.standby =
         Some(Standby { ready: true, preloaded: Some(SP.into()), preloaded_bytes: 123_456, message: "ready".into() });

@@ -70,6 +70,7 @@ fn job(
             alignment_ms: 0,
             location: "s3://b/chk/chk-3".into(),
             failure: None,
+            acks: Vec::new(),
         }),
         error,
         standby: None,

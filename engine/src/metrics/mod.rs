@@ -1,7 +1,15 @@
 //! Per-subtask metrics, as Flink names them: busy, backpressured and idle time,
 //! records and bytes in and out, the current watermark, source lag, and late
-//! records dropped. Counters are atomics written by the subtask's thread and read
-//! by the REST server and the progress line.
+//! records dropped; the thread's CPU time and the keys in its state, for the
+//! cost per event; and at sinks, histograms of processing latency and event-time
+//! lag. Counters are atomics written by the subtask's thread and read by the
+//! REST server and the progress line.
+
+pub mod cpu;
+pub mod histogram;
+pub mod history;
+
+pub use histogram::{Counts, Histogram};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -32,6 +40,18 @@ pub struct SubtaskMetrics {
     pub splits: AtomicU64,
     pub late_records_dropped: AtomicU64,
     pub skipped_records: AtomicU64,
+    /// CPU time of the subtask's thread, in nanoseconds.
+    pub cpu_ns: AtomicU64,
+    /// Keys in the subtask's keyed state at its last checkpoint; `u64::MAX` when unknown.
+    pub state_keys: AtomicU64,
+    /// Bytes of the subtask's state in its last completed checkpoint (known to
+    /// the coordinator only); `u64::MAX` when unknown.
+    pub state_bytes: AtomicU64,
+    /// At a sink: from a source's read of a record to the sink's write, by
+    /// latency markers (as Flink's), in microseconds.
+    pub processing_latency: Histogram,
+    /// At a sink: processing time minus each record's event time, at emission.
+    pub event_time_lag: Histogram,
 }
 
 impl SubtaskMetrics {
@@ -51,6 +71,11 @@ impl SubtaskMetrics {
             splits: AtomicU64::new(u64::MAX),
             late_records_dropped: AtomicU64::new(0),
             skipped_records: AtomicU64::new(0),
+            cpu_ns: AtomicU64::new(0),
+            state_keys: AtomicU64::new(u64::MAX),
+            state_bytes: AtomicU64::new(u64::MAX),
+            processing_latency: Histogram::default(),
+            event_time_lag: Histogram::default(),
         }
     }
 
@@ -73,6 +98,9 @@ impl SubtaskMetrics {
             splits: known(l(&self.splits)),
             late_records_dropped: l(&self.late_records_dropped),
             skipped_records: l(&self.skipped_records),
+            cpu_ns: l(&self.cpu_ns),
+            state_keys: known(l(&self.state_keys)),
+            state_bytes: known(l(&self.state_bytes)),
             at: Instant::now(),
         }
     }
@@ -103,6 +131,9 @@ pub struct Sample {
     pub splits: Option<u64>,
     pub late_records_dropped: u64,
     pub skipped_records: u64,
+    pub cpu_ns: u64,
+    pub state_keys: Option<u64>,
+    pub state_bytes: Option<u64>,
     pub at: Instant,
 }
 
@@ -116,6 +147,8 @@ pub struct Rates {
     pub records_out_per_second: f64,
     pub bytes_in_per_second: f64,
     pub bytes_out_per_second: f64,
+    /// CPU seconds per second of the subtask's thread.
+    pub cpu_per_second: f64,
 }
 
 impl Rates {
@@ -131,6 +164,7 @@ impl Rates {
             records_out_per_second: d(a.records_out, b.records_out) / secs,
             bytes_in_per_second: d(a.bytes_in, b.bytes_in) / secs,
             bytes_out_per_second: d(a.bytes_out, b.bytes_out) / secs,
+            cpu_per_second: d(a.cpu_ns, b.cpu_ns) / 1e9 / secs,
         }
     }
 }

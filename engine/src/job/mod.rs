@@ -13,6 +13,8 @@ pub use sluice_api::rest::{Activation, Checkpoint, JobStatus, Savepoint, Snapsho
 use crate::metrics::SubtaskMetrics;
 use crate::plan::JobGraph;
 
+pub mod exceptions;
+
 /// A time as the REST API and the snapshot manifests write it: RFC 3339, UTC, milliseconds.
 pub fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -30,6 +32,8 @@ pub struct VertexInfo {
     pub name: String,
     pub parallelism: usize,
     pub is_source: bool,
+    /// The vertex ends in a sink.
+    pub is_sink: bool,
     /// Per input edge: the upstream vertex and the partitioning, as `explain` prints it.
     pub inputs: Vec<(usize, String)>,
     /// An input is hash-partitioned: the vertex's state is in key groups.
@@ -75,6 +79,7 @@ pub fn checkpoint_started(id: u64, kind: SnapshotKind, location: String) -> Chec
         alignment_ms: 0,
         location,
         failure: None,
+        acks: Vec::new(),
     }
 }
 
@@ -136,6 +141,8 @@ pub struct JobState {
     pub vertices: Vec<VertexInfo>,
     pub subtasks: Vec<Arc<SubtaskMetrics>>,
     checkpoints: Mutex<VecDeque<CheckpointRecord>>,
+    /// Checkpoints and savepoints that completed and that failed, ever.
+    ended: [AtomicU64; 2],
     savepoints: Mutex<Savepoints>,
     /// A standby coordinator's readiness; `None` when the job is not waiting for activation.
     standby: Mutex<Option<Standby>>,
@@ -148,6 +155,10 @@ pub struct JobState {
     listeners: Mutex<Vec<std::sync::mpsc::Sender<JobStatus>>>,
     /// Where savepoints may go ([`sluice_api::layout::target_allowed`]); `None`: anywhere.
     savepoint_dirs: Mutex<Option<Vec<String>>>,
+    /// Each failed attempt, for `GET /v1/job/exceptions`.
+    pub exceptions: exceptions::ExceptionLog,
+    /// The job's SQL and plan, for `GET /v1/job/plan`.
+    plan: Mutex<sluice_api::rest::Plan>,
 }
 
 /// Keeps the savepoint maps bounded: forgets the oldest finished savepoints
@@ -180,6 +191,7 @@ impl JobState {
                 name: v.name(),
                 parallelism: v.parallelism,
                 is_source: v.source.is_some(),
+                is_sink: v.ops.last().is_some_and(|o| matches!(o, crate::plan::OpSpec::Sink { .. })),
                 inputs: v
                     .inputs
                     .iter()
@@ -212,6 +224,7 @@ impl JobState {
             vertices,
             subtasks,
             checkpoints: Mutex::new(VecDeque::new()),
+            ended: [AtomicU64::new(0), AtomicU64::new(0)],
             savepoints: Mutex::new(Savepoints::default()),
             standby: Mutex::new(None),
             activate: Mutex::new(None),
@@ -220,7 +233,24 @@ impl JobState {
             lineage: LineageCounters::default(),
             listeners: Mutex::new(Vec::new()),
             savepoint_dirs: Mutex::new(None),
+            exceptions: exceptions::ExceptionLog::default(),
+            plan: Mutex::new(sluice_api::rest::Plan {
+                file: job_name.to_string(),
+                sql: String::new(),
+                explain: graph.explain(),
+            }),
         })
+    }
+
+    /// The job's SQL text, as the user wrote it.
+    pub fn set_sql(&self, sql: &str) {
+        if let Ok(mut p) = self.plan.lock() {
+            p.sql = sql.to_string();
+        }
+    }
+
+    pub fn plan(&self) -> sluice_api::rest::Plan {
+        self.plan.lock().map(|p| p.clone()).unwrap_or_else(|e| e.into_inner().clone())
     }
 
     pub fn status(&self) -> JobStatus {
@@ -331,7 +361,26 @@ impl JobState {
         if let Ok(mut h) = self.checkpoints.lock()
             && let Some(r) = h.iter_mut().rev().find(|r| r.id == id)
         {
+            let before = r.status;
             f(r);
+            let ended = match r.status {
+                SnapshotStatus::Completed => Some(0),
+                SnapshotStatus::Failed => Some(1),
+                SnapshotStatus::InProgress => None,
+            };
+            if let Some(i) = ended.filter(|_| before == SnapshotStatus::InProgress) {
+                self.ended[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Checkpoints and savepoints that ended so, since the process started
+    /// (`Completed` or `Failed`; the history forgets, this does not).
+    pub fn checkpoints_ended(&self, status: SnapshotStatus) -> u64 {
+        match status {
+            SnapshotStatus::Completed => self.ended[0].load(Ordering::Relaxed),
+            SnapshotStatus::Failed => self.ended[1].load(Ordering::Relaxed),
+            SnapshotStatus::InProgress => 0,
         }
     }
 

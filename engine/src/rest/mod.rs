@@ -12,7 +12,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -26,20 +26,27 @@ use sluice_api::rest as api;
 use crate::error::EngineError;
 use crate::job::rfc3339;
 use crate::job::{JobState, JobStatus, SnapshotStatus, VertexInfo};
-use crate::metrics::{NO_WATERMARK, Rates, Sample};
+
+mod metrics;
+mod ui;
 
 /// The OpenAPI document, the REST contract.
-pub const OPENAPI: &str = include_str!("../openapi.json");
+pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 /// The routes the server answers, as `METHOD path`; the contract test compares
 /// them with the OpenAPI document.
 pub const ROUTES: &[&str] = &[
+    "GET /",
+    "GET /ui/{file}",
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
     "GET /v1/openapi.json",
     "GET /v1/job",
     "GET /v1/job/metrics",
+    "GET /v1/job/history",
+    "GET /v1/job/exceptions",
+    "GET /v1/job/plan",
     "POST /v1/job/cancel",
     "POST /v1/job/activate",
     "GET /v1/job/checkpoints",
@@ -49,8 +56,8 @@ pub const ROUTES: &[&str] = &[
 
 struct RestState {
     job: Arc<JobState>,
-    /// The latest per-subtask rates, refreshed every second.
-    rates: Mutex<Vec<Rates>>,
+    /// What the sampler read, refreshed every second.
+    sampled: Arc<Mutex<metrics::Sampled>>,
 }
 
 pub struct Server {
@@ -109,8 +116,8 @@ async fn guard(State(token): State<RestToken>, req: Request, next: Next) -> Resp
 
 /// Starts the REST server on a background thread. Port 0 picks a free port.
 pub fn serve(addr: &str, job: Arc<JobState>, token: RestToken) -> Result<Server, EngineError> {
-    let ctx = Arc::new(RestState { rates: Mutex::new(vec![Rates::default(); job.subtasks.len()]), job });
-    let sampler = ctx.clone();
+    let ctx = Arc::new(RestState { sampled: Arc::new(metrics::Sampled::new(job.subtasks.len())), job });
+    let sampler = (ctx.job.clone(), ctx.sampled.clone());
     let router = router(ctx).layer(axum::middleware::from_fn_with_state(token, guard));
     serve_router(addr, router, Some(sampler))
 }
@@ -134,7 +141,7 @@ pub fn serve_probes(addr: &str, ready: Arc<std::sync::atomic::AtomicBool>) -> Re
     serve_router(addr, router, None)
 }
 
-fn serve_router(addr: &str, router: Router, sampler: Option<Arc<RestState>>) -> Result<Server, EngineError> {
+fn serve_router(addr: &str, router: Router, sampler: Option<Sampler>) -> Result<Server, EngineError> {
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| EngineError::Config(format!("--rest-addr {addr}: cannot listen: {e}")))?;
     listener.set_nonblocking(true).map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -150,8 +157,8 @@ fn serve_router(addr: &str, router: Router, sampler: Option<Arc<RestState>>) -> 
         .spawn(move || {
             runtime.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-                if let Some(ctx) = sampler {
-                    tokio::spawn(sample_rates(ctx));
+                if let Some((job, sampled)) = sampler {
+                    tokio::spawn(metrics::sample(job, sampled));
                 }
                 let _ = axum::serve(listener, router).await;
             })
@@ -160,42 +167,28 @@ fn serve_router(addr: &str, router: Router, sampler: Option<Arc<RestState>>) -> 
     Ok(Server { addr: local })
 }
 
+/// The job and where the sampler keeps what it reads.
+type Sampler = (Arc<JobState>, Arc<Mutex<metrics::Sampled>>);
+
 fn router(ctx: Arc<RestState>) -> Router {
     Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/{file}", get(ui::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
         .route("/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/v1/job", get(job))
         .route("/v1/job/metrics", get(job_metrics))
+        .route("/v1/job/history", get(history))
+        .route("/v1/job/exceptions", get(exceptions))
+        .route("/v1/job/plan", get(plan))
         .route("/v1/job/cancel", post(cancel))
         .route("/v1/job/activate", post(activate))
         .route("/v1/job/checkpoints", get(checkpoints))
         .route("/v1/job/savepoints", post(trigger_savepoint))
         .route("/v1/job/savepoints/{trigger_id}", get(savepoint_status))
         .with_state(ctx)
-}
-
-async fn sample_rates(ctx: Arc<RestState>) {
-    let mut prev: Vec<Sample> = ctx.job.subtasks.iter().map(|m| m.snapshot()).collect();
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now: Vec<Sample> = ctx.job.subtasks.iter().map(|m| m.snapshot()).collect();
-        let rates = prev.iter().zip(&now).map(|(a, b)| Rates::between(a, b)).collect();
-        if let Ok(mut r) = ctx.rates.lock() {
-            *r = rates;
-        }
-        prev = now;
-    }
-}
-
-/// A watermark as the API writes it: RFC 3339, `+inf` at the end of input.
-fn watermark_text(w: i64) -> Option<String> {
-    match w {
-        NO_WATERMARK => None,
-        i64::MAX => Some("+inf".into()),
-        w => chrono::DateTime::from_timestamp_millis(w).map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-    }
 }
 
 async fn readyz(State(ctx): State<Arc<RestState>>) -> Response {
@@ -251,47 +244,22 @@ fn vertex(j: &JobState, v: &VertexInfo) -> api::Vertex {
     }
 }
 
-/// Per vertex, aggregated over subtasks: ratios are averages, rates and counts are sums,
-/// the watermark is the minimum.
-fn vertex_metrics(ctx: &RestState) -> Vec<api::VertexMetrics> {
-    let rates = ctx.rates.lock().map(|r| r.clone()).unwrap_or_default();
-    ctx.job
-        .vertices
-        .iter()
-        .map(|v| {
-            let idx: Vec<usize> =
-                ctx.job.subtasks.iter().enumerate().filter(|(_, m)| m.vertex == v.id).map(|(i, _)| i).collect();
-            let n = idx.len().max(1) as f64;
-            let r = |f: fn(&Rates) -> f64| idx.iter().filter_map(|i| rates.get(*i)).map(f).sum::<f64>();
-            let samples: Vec<Sample> = idx.iter().map(|i| ctx.job.subtasks[*i].snapshot()).collect();
-            let watermark = samples.iter().map(|s| s.watermark).min().unwrap_or(NO_WATERMARK);
-            api::VertexMetrics {
-                id: v.id,
-                uid: v.uid.clone(),
-                name: v.name.clone(),
-                parallelism: v.parallelism,
-                busy_ratio: r(|x| x.busy_ms_per_second) / n / 1000.0,
-                backpressured_ratio: r(|x| x.backpressured_ms_per_second) / n / 1000.0,
-                idle_ratio: r(|x| x.idle_ms_per_second) / n / 1000.0,
-                busy_time_ms_per_second: r(|x| x.busy_ms_per_second) / n,
-                back_pressured_time_ms_per_second: r(|x| x.backpressured_ms_per_second) / n,
-                idle_time_ms_per_second: r(|x| x.idle_ms_per_second) / n,
-                records_in_per_second: r(|x| x.records_in_per_second),
-                records_out_per_second: r(|x| x.records_out_per_second),
-                bytes_in_per_second: r(|x| x.bytes_in_per_second),
-                bytes_out_per_second: r(|x| x.bytes_out_per_second),
-                records_in: samples.iter().map(|s| s.records_in).sum(),
-                records_out: samples.iter().map(|s| s.records_out).sum(),
-                watermark: watermark_text(watermark),
-                lag: if v.is_source { samples.iter().map(|s| s.pending_records).sum() } else { None },
-                late_records_dropped: samples.iter().map(|s| s.late_records_dropped).sum(),
-            }
-        })
-        .collect()
+async fn job_metrics(State(ctx): State<Arc<RestState>>) -> Response {
+    let vertices = metrics::vertex_metrics(&ctx.job, &ctx.sampled);
+    axum::Json(api::JobMetrics { id: ctx.job.job_id.clone(), vertices }).into_response()
 }
 
-async fn job_metrics(State(ctx): State<Arc<RestState>>) -> Response {
-    axum::Json(api::JobMetrics { id: ctx.job.job_id.clone(), vertices: vertex_metrics(&ctx) }).into_response()
+async fn history(State(ctx): State<Arc<RestState>>) -> Response {
+    axum::Json(metrics::history(&ctx.sampled)).into_response()
+}
+
+async fn exceptions(State(ctx): State<Arc<RestState>>) -> Response {
+    let restarts = ctx.job.restarts.load(std::sync::atomic::Ordering::Relaxed);
+    axum::Json(api::Exceptions { restarts, exceptions: ctx.job.exceptions.newest_first() }).into_response()
+}
+
+async fn plan(State(ctx): State<Arc<RestState>>) -> Response {
+    axum::Json(ctx.job.plan()).into_response()
 }
 
 async fn cancel(State(ctx): State<Arc<RestState>>) -> Response {
@@ -371,53 +339,6 @@ async fn savepoint_status(State(ctx): State<Arc<RestState>>, Path(trigger_id): P
     }
 }
 
-/// A Prometheus metric: name, type, and how to read it from a subtask.
-type Gauge = (&'static str, &'static str, fn(&Sample, &Rates) -> f64);
-
 async fn prometheus(State(ctx): State<Arc<RestState>>) -> Response {
-    use std::fmt::Write;
-    let rates = ctx.rates.lock().map(|r| r.clone()).unwrap_or_default();
-    let mut out = String::new();
-    let job = &ctx.job.job_id;
-    let gauges: [Gauge; 12] = [
-        ("sluice_records_in_total", "counter", |s, _| s.records_in as f64),
-        ("sluice_records_out_total", "counter", |s, _| s.records_out as f64),
-        ("sluice_bytes_in_total", "counter", |s, _| s.bytes_in as f64),
-        ("sluice_bytes_out_total", "counter", |s, _| s.bytes_out as f64),
-        ("sluice_late_records_dropped_total", "counter", |s, _| s.late_records_dropped as f64),
-        ("sluice_busy_time_ms_per_second", "gauge", |_, r| r.busy_ms_per_second),
-        ("sluice_backpressured_time_ms_per_second", "gauge", |_, r| r.backpressured_ms_per_second),
-        ("sluice_idle_time_ms_per_second", "gauge", |_, r| r.idle_ms_per_second),
-        ("sluice_records_in_per_second", "gauge", |_, r| r.records_in_per_second),
-        ("sluice_records_out_per_second", "gauge", |_, r| r.records_out_per_second),
-        ("sluice_current_watermark_ms", "gauge", |s, _| match s.watermark {
-            NO_WATERMARK => f64::NAN,
-            w => w as f64,
-        }),
-        ("sluice_pending_records", "gauge", |s, _| s.pending_records.map(|p| p as f64).unwrap_or(f64::NAN)),
-    ];
-    let samples: Vec<Sample> = ctx.job.subtasks.iter().map(|m| m.snapshot()).collect();
-    for (name, kind, f) in gauges {
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (i, m) in ctx.job.subtasks.iter().enumerate() {
-            let r = rates.get(i).copied().unwrap_or_default();
-            let v = f(&samples[i], &r);
-            if v.is_nan() {
-                continue;
-            }
-            let _ = writeln!(out, "{name}{{job=\"{job}\",vertex=\"{}\",subtask=\"{}\"}} {v}", m.vertex, m.subtask);
-        }
-    }
-    let _ = writeln!(out, "# TYPE sluice_job_running gauge");
-    let _ = writeln!(out, "sluice_job_running{{job=\"{job}\"}} {}", u8::from(ctx.job.status() == JobStatus::Running));
-    let lineage = &ctx.job.lineage;
-    for (name, counter) in [
-        ("sluice_openlineage_events_sent_total", &lineage.sent),
-        ("sluice_openlineage_events_dropped_total", &lineage.dropped),
-        ("sluice_openlineage_send_failures_total", &lineage.failed_attempts),
-    ] {
-        let _ = writeln!(out, "# TYPE {name} counter");
-        let _ = writeln!(out, "{name}{{job=\"{job}\"}} {}", counter.load(std::sync::atomic::Ordering::Relaxed));
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::prometheus(&ctx.job, &ctx.sampled)).into_response()
 }
