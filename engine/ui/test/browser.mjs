@@ -33,7 +33,7 @@ const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const engineBin = process.env.SLUICE_ENGINE ? resolve(repo, process.env.SLUICE_ENGINE) : join(process.env.CARGO_TARGET_DIR ? resolve(repo, process.env.CARGO_TARGET_DIR) : join(repo, "target"), "debug/sluice-engine");
 const chromiumBin = process.env.SLUICE_CHROMIUM ?? "/usr/bin/chromium";
 const artifacts = resolve(repo, process.env.UI_TEST_ARTIFACTS ?? ".bench/ui");
-const PREFIX = "/api/v1/namespaces/jobs/services/clicks-rest:rest/proxy";
+const PREFIX = "/api/v1/namespaces/jobs/services/clicks-coordinator:8081/proxy";
 const FAULT = "injected by the UI test";
 const dist = join(repo, "engine/ui/dist");
 const localDist = process.env.UI_TEST_LOCAL_DIST === "1";
