@@ -202,6 +202,13 @@ async function main() {
     if (engine.child.exitCode === null) engine.child.kill("SIGKILL");
   };
   process.on("exit", cleanup);
+  for (const signal of ["SIGINT", "SIGTERM"]) {
+    process.on(signal, () => {
+      cleanup();
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  }
   try {
     const addr = await waitFor(
       "the engine to print its REST address",
@@ -389,7 +396,7 @@ async function main() {
       if (pages[0]) await pages[0].screenshot({ path: join(artifacts, "failure.png"), fullPage: true }).catch(() => {});
     }
     const tail = engine.output().split("\n").slice(-40).join("\n");
-    console.error(`\nui test FAILED: ${e instanceof TestFailure ? e.message : e.stack}\n\nscreenshots: ${artifacts}\nengine log (${engine.engineLog}), last lines:\n${tail}`);
+    console.error(`\nui test FAILED: ${e instanceof TestFailure ? e.message : e.stack}\n\nengine: ${engineBin}\nscreenshots: ${artifacts}\nengine log (${engine.engineLog}), last lines:\n${tail}`);
     process.exitCode = 1;
   } finally {
     await browser?.close().catch(() => {});
