@@ -35,6 +35,7 @@ const chromiumBin = process.env.SLUICE_CHROMIUM ?? "/usr/bin/chromium";
 const artifacts = resolve(repo, process.env.UI_TEST_ARTIFACTS ?? ".bench/ui");
 const PREFIX = "/api/v1/namespaces/jobs/services/clicks-coordinator:8081/proxy";
 const FAULT = "injected by the UI test";
+const CHECKPOINT_FAULT = "checkpoint failure injected by the UI test";
 const dist = join(repo, "engine/ui/dist");
 const localDist = process.env.UI_TEST_LOCAL_DIST === "1";
 const UI_FILES = { "/": "index.html", "/ui/app.js": "app.js", "/ui/app.css": "app.css" };
@@ -97,8 +98,12 @@ function startEngine(dir) {
   const child = spawn(engineBin, ["run", "clicks.sql", "-p", "2", "--checkpoint-dir", join(dir, "checkpoints"), "--rest-addr", "127.0.0.1:0"], {
     cwd: dir,
     // The job waits at its start until the page is open (restore.loaded is hit before
-    // the tasks start, restore or not); its first completed checkpoint then fails it once.
-    env: { ...process.env, SLUICE_FAILPOINTS: `restore.loaded=1*pause(${gate(dir)});checkpoint.committed=1*error(${FAULT})` },
+    // the tasks start, restore or not); its first checkpoint fails (the job goes on), and
+    // the first one that completes then fails the job once.
+    env: {
+      ...process.env,
+      SLUICE_FAILPOINTS: `restore.loaded=1*pause(${gate(dir)});checkpoint.before-metadata=1*error(${CHECKPOINT_FAULT});checkpoint.committed=1*error(${FAULT})`,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const collect = (chunk) => {
@@ -350,6 +355,12 @@ async function main() {
       seen(rows.length ? rows.slice(0, 3).join(" | ") : "no rows");
       return page.locator("tr[data-checkpoint-id]:has(.status-completed)").first().getAttribute("data-checkpoint-id").catch(() => null);
     });
+    const failed = await waitFor(`a FAILED checkpoint whose failure reads "${CHECKPOINT_FAULT}"`, async (seen) => {
+      const failures = await page.locator("tr[data-checkpoint-id]:has(.status-failed) .failure").allTextContents();
+      seen(failures.length ? failures.join(" | ").slice(0, 300) : "no FAILED row");
+      return failures.find((f) => f.includes(CHECKPOINT_FAULT));
+    });
+    log(`a failed checkpoint is listed with its failure "${failed}"`);
     await page.click(`tr[data-checkpoint-id="${completed}"]`);
     const acks = await waitFor(`the acknowledgements of checkpoint ${completed}`, async (seen) => {
       seen((await page.locator(".acks").textContent())?.slice(0, 300));
