@@ -141,6 +141,11 @@ impl Operator {
         Operator { child, log, port }
     }
 
+    /// The port of its /metrics, /healthz and /readyz on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     pub async fn metrics(&self) -> String {
         testenv::http_get(std::net::Ipv4Addr::LOCALHOST, self.port, "/metrics").await.map(|r| r.1).unwrap_or_default()
     }
