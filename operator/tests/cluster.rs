@@ -150,77 +150,99 @@ async fn a_job_runs_upgrades_with_a_savepoint_through_an_operator_crash_and_is_d
         "s3": {"endpoint": s3.cluster_endpoint, "credentialsSecretRef": {"name": "s3-creds"}}
     });
     create(&api, job("clicks", spec)).await.unwrap();
-    let result = async {
-        let stable =
-            wait_object(&api, "clicks", Duration::from_secs(120), "Stable", |j| phase(j) == Some(Phase::Stable))
-                .await?;
-        let st = stable.status.clone().unwrap();
-        if st.deployment != 1 || st.job_state.as_deref() != Some("RUNNING") {
-            bail!("unexpected status once Stable: {st:?}");
-        }
-        // The children exist and are owned by the job.
-        let dep = Api::<Deployment>::namespaced(client.clone(), &ns).get("clicks-coordinator").await?;
-        assert_eq!(dep.metadata.owner_references.unwrap()[0].name, "clicks");
-        Api::<StatefulSet>::namespaced(client.clone(), &ns).get("clicks-workers").await?;
+    let result =
+        async {
+            let stable =
+                wait_object(&api, "clicks", Duration::from_secs(120), "Stable", |j| phase(j) == Some(Phase::Stable))
+                    .await?;
+            let st = stable.status.clone().unwrap();
+            if st.deployment != 1 || st.job_state.as_deref() != Some("RUNNING") {
+                bail!("unexpected status once Stable: {st:?}");
+            }
+            // The children exist and are owned by the job.
+            let dep = Api::<Deployment>::namespaced(client.clone(), &ns).get("clicks-coordinator").await?;
+            assert_eq!(dep.metadata.owner_references.unwrap()[0].name, "clicks");
+            Api::<StatefulSet>::namespaced(client.clone(), &ns).get("clicks-workers").await?;
 
-        // Broken SQL: Stalled with the line and column, and the job keeps running its last good spec.
-        api.patch(
-            "clicks",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"sql": "INSERT INTO out SELEC id FROM src;"}})),
-        )
-        .await?;
-        let stalled = wait_object(&api, "clicks", Duration::from_secs(30), "Stalled", |j| {
-            j.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Stalled" && c.status == "True" && c.message.contains("job.sql:1:"))
-                    && s.observed_generation == j.metadata.generation
+            // The web UI, one click away: status.ui's path through the API server's proxy
+            // serves the page, and the page's relative URLs reach its script and the REST API.
+            let ui = st.ui.clone().ok_or_else(|| anyhow::anyhow!("no status.ui once Stable: {st:?}"))?;
+            assert_eq!(ui.proxy_path, format!("/api/v1/namespaces/{ns}/services/clicks-coordinator:8081/proxy/"));
+            assert!(ui.port_forward.contains("port-forward service/clicks-coordinator 8081"), "{ui:?}");
+            let get = |path: String| {
+                let client = client.clone();
+                async move {
+                    client.request_text(http::Request::get(path).body(Vec::new())?).await.map_err(anyhow::Error::from)
+                }
+            };
+            let page = get(ui.proxy_path.clone()).await?;
+            assert!(page.contains("Sluice"), "{page}");
+            if page.contains("ui/app.js") {
+                let script = get(format!("{}ui/app.js", ui.proxy_path)).await?;
+                assert!(script.len() > 1000, "the UI's script through the proxy: {} bytes", script.len());
+            }
+            let job_json = get(format!("{}v1/job", ui.proxy_path)).await?;
+            assert!(job_json.contains("\"state\":\"RUNNING\""), "{job_json}");
+
+            // Broken SQL: Stalled with the line and column, and the job keeps running its last good spec.
+            api.patch(
+                "clicks",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"sql": "INSERT INTO out SELEC id FROM src;"}})),
+            )
+            .await?;
+            let stalled = wait_object(&api, "clicks", Duration::from_secs(30), "Stalled", |j| {
+                j.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Stalled" && c.status == "True" && c.message.contains("job.sql:1:"))
+                        && s.observed_generation == j.metadata.generation
+                })
             })
-        })
-        .await?;
-        let st = stalled.status.unwrap();
-        if st.deployment != 1 || st.upgrade.is_some() || st.job_state.as_deref() != Some("RUNNING") {
-            bail!("the broken spec disturbed the running job: {st:?}");
-        }
+            .await?;
+            let st = stalled.status.unwrap();
+            if st.deployment != 1 || st.upgrade.is_some() || st.job_state.as_deref() != Some("RUNNING") {
+                bail!("the broken spec disturbed the running job: {st:?}");
+            }
 
-        // A valid change of parallelism: a savepoint upgrade. Kill the operator once the
-        // write-ahead record names the savepoint, and start a new one.
-        let mut fixed = json!({"spec": {"sql": sql, "parallelism": 2}});
-        fixed["spec"]["sql"] = json!(sql);
-        api.patch("clicks", &PatchParams::default(), &Patch::Merge(fixed)).await?;
-        wait_object(&api, "clicks", Duration::from_secs(30), "the upgrade record", |j| {
-            j.status.as_ref().and_then(|s| s.upgrade.as_ref()).is_some_and(|u| u.step == UpgradeStep::Stopping)
-        })
-        .await?;
-        op.kill();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        // Another pod: another identity, which must wait for the killed one's Lease.
-        op = Operator::start_as(&env, &ns, &s3.endpoint, log.clone(), Some("sluice-operator-new-pod"), "info");
-        let upgraded = wait_object(&api, "clicks", Duration::from_secs(120), "deployment 2 running", |j| {
-            j.status.as_ref().is_some_and(|s| s.deployment == 2 && s.job_state.as_deref() == Some("RUNNING"))
-        })
-        .await?;
-        let st = upgraded.status.unwrap();
-        let from = st.deployed_from.clone().unwrap_or_default();
-        // The savepoint must have been used: the intermittent outage that once made it
-        // fail (and the operator fall back to the newest checkpoint) was the bridge's MAC
-        // changing under the pods, fixed in e2e/src/net.rs. Its id carries the job's uid.
-        let uid = upgraded.metadata.uid.clone().unwrap_or_default();
-        if !from.contains(&format!("savepoint-{}", trigger_id::job("clicks", &uid, "upgrade", &[])))
-            || st.last_savepoint.as_ref().map(|s| s.trigger.as_str()) != Some("upgrade")
-        {
-            bail!("the upgrade did not restore from its savepoint: {st:?}");
+            // A valid change of parallelism: a savepoint upgrade. Kill the operator once the
+            // write-ahead record names the savepoint, and start a new one.
+            let mut fixed = json!({"spec": {"sql": sql, "parallelism": 2}});
+            fixed["spec"]["sql"] = json!(sql);
+            api.patch("clicks", &PatchParams::default(), &Patch::Merge(fixed)).await?;
+            wait_object(&api, "clicks", Duration::from_secs(30), "the upgrade record", |j| {
+                j.status.as_ref().and_then(|s| s.upgrade.as_ref()).is_some_and(|u| u.step == UpgradeStep::Stopping)
+            })
+            .await?;
+            op.kill();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            // Another pod: another identity, which must wait for the killed one's Lease.
+            op = Operator::start_as(&env, &ns, &s3.endpoint, log.clone(), Some("sluice-operator-new-pod"), "info");
+            let upgraded = wait_object(&api, "clicks", Duration::from_secs(120), "deployment 2 running", |j| {
+                j.status.as_ref().is_some_and(|s| s.deployment == 2 && s.job_state.as_deref() == Some("RUNNING"))
+            })
+            .await?;
+            let st = upgraded.status.unwrap();
+            let from = st.deployed_from.clone().unwrap_or_default();
+            // The savepoint must have been used: the intermittent outage that once made it
+            // fail (and the operator fall back to the newest checkpoint) was the bridge's MAC
+            // changing under the pods, fixed in e2e/src/net.rs. Its id carries the job's uid.
+            let uid = upgraded.metadata.uid.clone().unwrap_or_default();
+            if !from.contains(&format!("savepoint-{}", trigger_id::job("clicks", &uid, "upgrade", &[])))
+                || st.last_savepoint.as_ref().map(|s| s.trigger.as_str()) != Some("upgrade")
+            {
+                bail!("the upgrade did not restore from its savepoint: {st:?}");
+            }
+            eprintln!("upgrade restored from {from}");
+            // The bounded job finishes on its new parallelism.
+            let done = wait_object(&api, "clicks", Duration::from_secs(180), "Finished", |j| {
+                phase(j) == Some(Phase::Finished)
+            })
+            .await?;
+            assert_eq!(done.status.unwrap().current_parallelism, Some(2));
+            anyhow::Ok(())
         }
-        eprintln!("upgrade restored from {from}");
-        // The bounded job finishes on its new parallelism.
-        let done =
-            wait_object(&api, "clicks", Duration::from_secs(180), "Finished", |j| phase(j) == Some(Phase::Finished))
-                .await?;
-        assert_eq!(done.status.unwrap().current_parallelism, Some(2));
-        anyhow::Ok(())
-    }
-    .await;
+        .await;
     if let Err(e) = result {
         let j = api.get_opt("clicks").await.ok().flatten();
         panic!("{e:#}\n--- job status: {:#?}\n--- operator log:\n{}", j.and_then(|j| j.status), op.log());

@@ -159,6 +159,23 @@ pub struct StreamJobStatus {
     /// scale subresource: what an HPA reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// How to open the running engine's web UI (the active color's coordinator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui: Option<EngineUi>,
+}
+
+/// Where the engine's web UI is: the REST port of the active color's coordinator
+/// Service, which serves the UI at `/`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineUi {
+    /// A command that forwards the UI to this machine; then open `url`.
+    pub port_forward: String,
+    /// The UI once `portForward` runs.
+    pub url: String,
+    /// The UI through the Kubernetes API server's service proxy: a path under the
+    /// API server (`kubectl proxy`, then `http://127.0.0.1:8001<proxyPath>`).
+    pub proxy_path: String,
 }
 
 /// A color of a blue-green job: its children are `<job>-…` (blue) or `<job>-green-…`.

@@ -117,7 +117,8 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
     let (scaler, scaler_events) = autoscale::observe(ctx, job, &observed, &engine, color).await;
     // The scale subresource's selector: what an HPA (which the autoscaler refuses beside it) reads.
     let selector = Some(format!("sluice.dev/job={}", job.name_any()));
-    let status = StreamJobStatus { autoscaler: scaler, selector, ..observed.clone() };
+    let ui = Some(engine_ui(&job.namespace().unwrap_or_default(), &job.name_any(), color));
+    let status = StreamJobStatus { autoscaler: scaler, selector, ui, ..observed.clone() };
     let spec = effective_spec(&job.spec, &status, &ctx.defaults);
     let validated = match validate::validate(ctx, job, &spec).await {
         Err(Error::InvalidSpec(invalid)) => Err(invalid),
@@ -306,5 +307,21 @@ fn fault_points(status: &crate::crd::StreamJobStatus) {
     }
     if let Some(c) = &status.cutover {
         sluice_api::failpoint::hit(&format!("operator.cutover.{:?}", c.step).to_lowercase());
+    }
+}
+
+/// How to open the web UI of the color that runs the job: its coordinator
+/// Service's REST port, forwarded or through the API server's service proxy.
+fn engine_ui(
+    namespace: &str,
+    job: &str,
+    color: crate::crd::stream_job_status::Color,
+) -> crate::crd::stream_job_status::EngineUi {
+    use crate::resources::REST_PORT;
+    let svc = format!("{}-coordinator", crate::resources::instance(job, color));
+    crate::crd::stream_job_status::EngineUi {
+        port_forward: format!("kubectl -n {namespace} port-forward service/{svc} {REST_PORT}"),
+        url: format!("http://localhost:{REST_PORT}/"),
+        proxy_path: format!("/api/v1/namespaces/{namespace}/services/{svc}:{REST_PORT}/proxy/"),
     }
 }
