@@ -47,7 +47,7 @@ export class CheckpointsView {
     const list =
       history.length === 0
         ? h("p", { class: "hint" }, "No checkpoint yet. Checkpoints are off unless the job sets execution.checkpointing.interval.")
-        : table(["id", "kind", "status", "triggered", "duration", "size", "alignment", "failure"], rows, { class: "grid checkpoints" });
+        : h("div", { class: "scroll-x" }, table(["id", "kind", "status", "triggered", "duration", "size", "alignment", "failure"], rows, { class: "grid checkpoints" }));
     const chosen = history.find((cp) => cp.id === this.selected);
     replace(
       this.el,
@@ -68,7 +68,11 @@ function card(label: string, value: string, cls = ""): HTMLElement {
 
 function acksPanel(cp: Checkpoint | undefined, vertices: Vertex[]): Node {
   if (!cp) return h("p", { class: "hint" }, "Select a checkpoint to see when each subtask acknowledged it.");
-  const head = [h("h3", {}, `${cp.kind === "savepoint" ? "Savepoint" : "Checkpoint"} ${cp.id}`), h("p", { class: "location" }, cp.location ?? UNKNOWN)];
+  const head = [
+    h("h3", {}, `${cp.kind === "savepoint" ? "Savepoint" : "Checkpoint"} ${cp.id}`),
+    h("p", { class: "location" }, cp.location ?? UNKNOWN),
+    cp.failure ? h("pre", { class: "failure-text" }, cp.failure) : null,
+  ];
   const acks = cp.acks;
   if (!acks || acks.length === 0) {
     return h(
@@ -80,22 +84,15 @@ function acksPanel(cp: Checkpoint | undefined, vertices: Vertex[]): Node {
   }
   const names = new Map(vertices.map((v) => [v.id, v.name]));
   const sorted = [...acks].sort((a, b) => a.vertex - b.vertex || a.subtask - b.subtask);
-  return h(
-    "div",
-    { "data-acks-for": cp.id },
-    ...head,
-    table(
-      ["vertex", "subtask", "acknowledged after", "alignment", "state"],
-      sorted.map((a) => [
-        [h("span", { title: names.get(a.vertex) ?? "" }, `#${a.vertex} ${shortName(names.get(a.vertex))}`), String(a.subtask), duration(a.ackMs), duration(a.alignmentMs), bytes(a.stateBytes)],
-        { "data-ack": `${a.vertex}-${a.subtask}` },
-      ]),
-      { class: "grid ack-table" },
-    ),
-  );
+  const rows = sorted.map((a): [(Node | string)[], Record<string, string>] => [
+    [h("span", { title: names.get(a.vertex) ?? "" }, `#${a.vertex} ${shortName(names.get(a.vertex))}`), String(a.subtask), duration(a.ackMs), duration(a.alignmentMs), bytes(a.stateBytes)],
+    { "data-ack": `${a.vertex}-${a.subtask}` },
+  ]);
+  const acksTable = table(["vertex", "subtask", "ack after", "alignment", "state"], rows, { class: "grid ack-table" });
+  return h("div", { "data-acks-for": cp.id }, ...head, h("div", { class: "scroll-x" }, acksTable));
 }
 
 function shortName(name: string | undefined): string {
   if (!name) return "";
-  return name.length > 22 ? name.slice(0, 21) + "…" : name;
+  return name.length > 18 ? name.slice(0, 17) + "…" : name;
 }
