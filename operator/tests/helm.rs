@@ -343,6 +343,62 @@ fn the_chart_lints_and_renders_restricted_least_privilege_defaults() {
     assert!(err.contains("engineAccess"), "{err}");
 }
 
+/// `monitoring.dashboards` and `monitoring.prometheusRule`: the dashboards and rules of
+/// `config/` (the chart's copies are checked against them by tests/prometheus.rs), with the
+/// sidecar's label and the latency SLO from the values.
+#[test]
+fn the_chart_ships_the_grafana_dashboards_and_the_alert_rules() {
+    let d = template(&[
+        "monitoring.dashboards.enabled=true",
+        "monitoring.dashboards.label=sluice_dashboard",
+        "monitoring.dashboards.labelValue=yes",
+        "monitoring.dashboards.namespace=grafana",
+        "monitoring.dashboards.annotations.grafana_folder=Sluice",
+        "monitoring.prometheusRule.enabled=true",
+        "monitoring.prometheusRule.labels.release=kube-prometheus-stack",
+    ])
+    .unwrap();
+    let maps = find(&d, "ConfigMap");
+    assert_eq!(maps.len(), 2, "{:?}", kinds(&d));
+    for (map, name) in maps.iter().zip(["sluice-job", "sluice-operator"]) {
+        assert_eq!(map["metadata"]["namespace"], "grafana");
+        assert_eq!(map["metadata"]["labels"]["sluice_dashboard"], "yes");
+        assert_eq!(map["metadata"]["annotations"]["grafana_folder"], "Sluice");
+        let file = std::fs::read_to_string(repo().join(format!("config/grafana/{name}.json"))).unwrap();
+        let shipped: Value = serde_json::from_str(map["data"][format!("{name}.json")].as_str().unwrap()).unwrap();
+        assert_eq!(shipped, serde_json::from_str::<Value>(&file).unwrap(), "the chart's {name} dashboard");
+    }
+    let rule = find(&d, "PrometheusRule");
+    assert_eq!(rule.len(), 1, "{:?}", kinds(&d));
+    assert_eq!(rule[0]["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule[0]["metadata"]["namespace"], "sluice-system");
+    assert_eq!(rule[0]["metadata"]["labels"]["release"], "kube-prometheus-stack");
+    let source = std::fs::read_to_string(repo().join("config/prometheus/sluice-alerts.yaml")).unwrap();
+    let groups = |text: &str| numbers_as_f64(&serde_yaml::from_str::<Value>(text).unwrap());
+    assert_eq!(numbers_as_f64(&rule[0]["spec"]), groups(&source), "the chart's rules differ from config/");
+
+    // Another latency SLO: its threshold (a bucket bound) and objective, in every rule of it.
+    let d = template(&[
+        "monitoring.prometheusRule.enabled=true",
+        "monitoring.prometheusRule.latencySlo.thresholdSeconds=0.5",
+        "monitoring.prometheusRule.latencySlo.objective=0.999",
+    ])
+    .unwrap();
+    let mut want = source.clone();
+    let rules: Vec<&str> = source.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+    for (from, to, n) in
+        [(r#"le=~"2|2.0""#, r#"le=~"0.5|0.5.0""#, 4), ("(1 - 0.99)", "(1 - 0.999)", 4), ("over 2 s", "over 0.5 s", 2)]
+    {
+        let found: usize = rules.iter().map(|l| l.matches(from).count()).sum();
+        assert_eq!(found, n, "{from} in the rules of config/prometheus/sluice-alerts.yaml");
+        want = want.replace(from, to);
+    }
+    assert_eq!(numbers_as_f64(&find(&d, "PrometheusRule")[0]["spec"]), groups(&want));
+    assert!(find(&d, "ConfigMap").is_empty(), "dashboards without monitoring.dashboards.enabled");
+    let err = template(&["monitoring.prometheusRule.latencySlo.objective=99"]).unwrap_err();
+    assert!(err.contains("objective"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rendered_chart_passes_a_server_side_dry_run() {
     let (env, client) = env().await;
@@ -352,6 +408,7 @@ async fn the_rendered_chart_passes_a_server_side_dry_run() {
     for (name, sets) in [
         ("default", vec![]),
         ("namespaced", vec![format!("watchNamespaces={{{a},{b}}}"), "networkPolicy.enabled=true".into()]),
+        ("dashboards", vec!["monitoring.dashboards.enabled=true".into()]),
     ] {
         let mut cmd = Command::new(helm());
         cmd.args(["template", "sluice", &chart(), "--namespace", &rel]);
