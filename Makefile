@@ -19,8 +19,12 @@ help:
 build: ui
 	$(CARGO) build --release -p sluice-engine
 
+# The demo runs ten minutes (Ctrl-C stops it); its web UI is at http://$(UI_ADDR)/.
+# Checkpoints go to a new temporary directory each run, so a run never resumes an old one.
+UI_ADDR ?= 127.0.0.1:8081
 run: build
-	$(CARGO) run --release -q -p sluice-engine -- run config/examples/demo.sql --rest-addr 127.0.0.1:0
+	$(CARGO) run --release -q -p sluice-engine -- run config/examples/demo.sql --rest-addr $(UI_ADDR) \
+	  --checkpoint-dir "$$(mktemp -d -t sluice-demo.XXXXXX)" --set execution.checkpointing.interval=5s
 
 test: test-unit test-e2e lint-docker test-ui
 

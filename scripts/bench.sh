@@ -61,14 +61,17 @@ for q in "${queries[@]}"; do
 done
 # The cost of a data policy: q_filter with two columns through HMAC-SHA256 at the source
 # (bench/policy/q_filter.yaml), against the plain q_filter above; median of 3 runs each.
-policy_eps() {
-  local runs=() log="$out/q_filter_policy.log"
+# The median events/s of 3 runs of a query at parallelism 1, with extra arguments.
+median_eps() {
+  local q="$1" runs=() log="$out/$(basename "$1" .sql)_median.log"
+  shift
   for _ in 1 2 3; do
-    "$bin" run bench/q_filter.sql --parallelism 1 --rest-addr 127.0.0.1:0 "$@" >"$log.out" 2>"$log"
+    "$bin" run "$q" --parallelism 1 --rest-addr 127.0.0.1:0 "$@" >"$log.out" 2>"$log"
     runs+=("$(sed -n 's/.*: \([0-9]*\) records read (\([0-9]*\)\/s).*/\2/p' "$log" | tail -1)")
   done
   printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p
 }
+policy_eps() { median_eps bench/q_filter.sql "$@"; }
 plain_eps=$(policy_eps)
 secrets=(--set sluice.secrets-dir=bench/policy/secrets)
 hmac_eps=$(policy_eps --data-policy bench/policy/q_filter.yaml "${secrets[@]}")
@@ -87,6 +90,26 @@ slower() { awk -v p="$plain_eps" -v m="$1" 'BEGIN { printf "%.1f", (1 - m / p) *
   echo "| \`s\` and \`id\` hmac (bench/policy/q_filter.yaml) | $hmac_eps | $(slower "$hmac_eps")% |"
 } >> "$report"
 echo "bench: data policy: $plain_eps events/s; redact+null $redact_eps; 2x hmac $hmac_eps"
+# The cost of the latency and cost metrics (issue 21's target: at most 3 %): each query with
+# the defaults (latency markers every 100 ms, sink histograms of latency and event-time lag,
+# CPU time per thread) and with metrics.latency.interval=0 (no markers, no histograms; the
+# CPU clock, read once per 100 ms per thread, stays on). Median of 3 runs each.
+{
+  echo
+  echo "## Observability overhead"
+  echo
+  echo "Parallelism 1, median of 3 runs each: the defaults against \`--set metrics.latency.interval=0\`; target: at most 3% slower."
+  echo
+  echo "| query | events/s, latency tracking off | events/s, on (default) | slower |"
+  echo "| --- | ---: | ---: | ---: |"
+} >> "$report"
+for q in bench/q_filter.sql bench/q_tumble.sql; do
+  off=$(median_eps "$q" --set metrics.latency.interval=0)
+  on=$(median_eps "$q")
+  pct=$(awk -v a="$off" -v b="$on" 'BEGIN { printf "%.1f", (1 - b / a) * 100 }')
+  echo "| $(basename "$q" .sql) | $off | $on | $pct% |" >> "$report"
+  echo "bench: observability on $(basename "$q" .sql): $on events/s, off $off ($pct% slower)"
+done
 {
   echo
   echo "Events are records read by the sources; wall time is the engine's run time"

@@ -1,6 +1,9 @@
 -- Sluice demo: page views per page over 10-second tumbling windows, from
--- 400,000 generated events (100,000 per second of wall-clock time) spanning
--- 200 seconds of event time.
+-- 1,200,000 generated events (2,000 per second of wall-clock time, for ten
+-- minutes) spanning 600 seconds of event time: a window fires every 10 s.
+-- `make run` adds checkpoints every 5 s and prints where its web UI is;
+-- Ctrl-C stops it.
+
 CREATE TABLE page_views (
   id BIGINT,
   page_id INT,
@@ -10,10 +13,10 @@ CREATE TABLE page_views (
   WATERMARK FOR ts AS ts - INTERVAL '2' SECOND
 ) WITH (
   'connector' = 'datagen',
-  'rows-per-second' = '100000',
+  'rows-per-second' = '2000',
   'fields.id.kind' = 'sequence',
   'fields.id.start' = '0',
-  'fields.id.end' = '399999',
+  'fields.id.end' = '1199999',
   'fields.page_id.min' = '1',
   'fields.page_id.max' = '5',
   'fields.user_id.min' = '1',

@@ -43,6 +43,7 @@ pub fn run_options(settings: Settings, job_id: &str) -> Result<RunOptions, Engin
         batch_size: settings.batch_size,
         buffer_capacity: settings.buffer_capacity,
         idle_timeout: settings.idle_timeout,
+        latency_interval: settings.latency_interval,
         checkpoint: checkpoint_options(settings.checkpoint, job_id)?,
         restart: settings.restart,
         restore: settings.restore,

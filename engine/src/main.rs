@@ -311,6 +311,7 @@ fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
     state.set_sql(&prepared.sql);
     let server = rest::serve(&args.rest_addr, state.clone(), rest_token(&args.rest_token_file, &args.rest_addr)?)?;
     sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
+    sluice_engine::say!("job `{job_id}` web UI on http://{}/", server.addr);
     let stay = args.on_finish == OnFinish::Stay;
     let started = Instant::now();
     sluice_engine::openlineage::watching(prepared.lineage, &state, Some(shutdown.clone()), || {
@@ -465,6 +466,7 @@ fn run(args: &RunArgs) -> Result<(), EngineError> {
     state.set_sql(&prepared.sql);
     let server = rest::serve(&args.rest_addr, state.clone(), rest_token(&args.rest_token_file, &args.rest_addr)?)?;
     sluice_engine::say!("job `{job_id}` REST API on http://{}", server.addr);
+    sluice_engine::say!("job `{job_id}` web UI on http://{}/", server.addr);
     let progress = if std::io::stderr().is_terminal() { Some(spawn_progress(state.clone())) } else { None };
     let started = Instant::now();
     let result = sluice_engine::openlineage::watching(prepared.lineage, &state, None, || {

@@ -402,7 +402,9 @@ pub fn build_graph(job: &Job, settings: &Settings) -> Result<JobGraph, EngineErr
             b.connect(s.vertex, v, Partitioning::Forward);
             Stream { vertex: v, open: true }
         };
-        b.append(s, OpSpec::Sink { table: sink.table.clone(), event_time: event_time_column(&sink.input) });
+        // Without latency tracking the sink counts no event-time lag either.
+        let event_time = if settings.latency_interval.is_zero() { None } else { event_time_column(&sink.input) };
+        b.append(s, OpSpec::Sink { table: sink.table.clone(), event_time });
     }
     // Every watermark assigner learns the bundle boundaries of every window
     // aggregation (see operators::watermark).

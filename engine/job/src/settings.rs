@@ -64,6 +64,9 @@ pub struct Settings {
     pub buffer_capacity: usize,
     /// 0 disables idleness.
     pub idle_timeout: Duration,
+    /// `metrics.latency.interval`: how often sources send latency markers; 0
+    /// turns latency tracking at sinks off (both histograms).
+    pub latency_interval: Duration,
     pub checkpoint: CheckpointSettings,
     pub restart: RestartStrategy,
     pub restore: Restore,
@@ -101,6 +104,9 @@ impl Settings {
             batch_size: config.usize("execution.batch-size", 8192)?,
             buffer_capacity: config.usize("execution.buffer-capacity", 8)?,
             idle_timeout: Duration::from_millis(config.duration_ms("table.exec.source.idle-timeout", 0)?),
+            // Flink's default is 0 (off); markers cost one small message per source
+            // subtask per interval, so Sluice keeps them on.
+            latency_interval: Duration::from_millis(config.duration_ms("metrics.latency.interval", 100)?),
             checkpoint,
             restart,
             restore,

@@ -126,9 +126,9 @@ fn the_uids_are_the_same_at_any_default_parallelism() {
 }
 
 /// Each sink's event-time column (for the event-time lag at emission), by table.
-fn sink_event_times(sql: &str) -> Vec<(String, Option<(usize, i64)>)> {
+fn sink_event_times(sql: &str, config: &Config) -> Vec<(String, Option<(usize, i64)>)> {
     let job = crate::local::compile_text(sql, "j.sql").unwrap();
-    let (g, _) = crate::local::prepare(&job, &Config::default(), "j").unwrap();
+    let (g, _) = crate::local::prepare(&job, config, "j").unwrap();
     g.vertices
         .iter()
         .flat_map(|v| &v.ops)
@@ -152,10 +152,13 @@ INSERT INTO wend SELECT COUNT(*), k, window_end FROM TABLE(TUMBLE(TABLE s, DESCR
 INSERT INTO wtime SELECT window_time, COUNT(*) FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY window_start, window_end, window_time;
 INSERT INTO none_ SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;
 END;";
-    let got = sink_event_times(sql);
+    let got = sink_event_times(sql, &Config::default());
     let of = |t: &str| got.iter().find(|(n, _)| n == t).map(|(_, e)| *e).unwrap();
     assert_eq!(of("raw"), Some((0, 0)), "the time attribute, passed through: {got:?}");
     assert_eq!(of("wend"), Some((2, -1)), "window_end less 1 ms, through HAVING and a projection: {got:?}");
     assert_eq!(of("wtime"), Some((0, 0)), "window_time is the time attribute: {got:?}");
     assert_eq!(of("none_"), None, "no column carries the event time: {got:?}");
+    // metrics.latency.interval = 0 turns latency tracking off, the event-time lag too.
+    let off = Config { values: [("metrics.latency.interval".to_string(), "0".to_string())].into() };
+    assert!(sink_event_times(sql, &off).iter().all(|(_, e)| e.is_none()));
 }

@@ -444,7 +444,7 @@ pub fn spawn(
     let mut handles = Vec::new();
     for mut t in tasks {
         let st = state.clone();
-        let idle_timeout = opts.idle_timeout;
+        let (idle_timeout, latency_interval) = (opts.idle_timeout, opts.latency_interval);
         let vname = graph.vertices[t.vertex].name();
         let h = std::thread::Builder::new()
             .name(format!("v{}-{}", t.vertex, t.subtask))
@@ -452,7 +452,14 @@ pub fn spawn(
                 let _close = CloseOnDrop(t.input.as_ref().map(|i| i.1.clone()).unwrap_or_default());
                 let r: Result<(), OpError> = match (t.source.take(), t.input.take()) {
                     (Some((reader, control)), _) => task::run_source(
-                        SourceRun { reader, control, idle_at_start: t.idle, idle_timeout, ctx: &mut t.ctx },
+                        SourceRun {
+                            reader,
+                            control,
+                            idle_at_start: t.idle,
+                            idle_timeout,
+                            latency_interval,
+                            ctx: &mut t.ctx,
+                        },
                         &mut t.chain,
                         &mut t.outputs,
                     ),

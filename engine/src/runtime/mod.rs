@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub buffer_capacity: usize,
     /// 0 disables idleness.
     pub idle_timeout: Duration,
+    /// How often sources send latency markers; 0: never.
+    pub latency_interval: Duration,
     pub checkpoint: CheckpointOptions,
     pub restart: RestartStrategy,
     pub restore: Restore,
@@ -59,6 +61,7 @@ impl Default for RunOptions {
             batch_size: 8192,
             buffer_capacity: 8,
             idle_timeout: Duration::ZERO,
+            latency_interval: Duration::from_millis(100),
             checkpoint: CheckpointOptions::default(),
             restart: RestartStrategy::None,
             restore: Restore::None,

@@ -56,11 +56,6 @@ pub struct Outputs {
     pub next_marker: usize,
 }
 
-/// How often a source subtask sends a latency marker (Flink's
-/// `metrics.latency.interval`, off by default there; on here, since a marker
-/// costs one small message per 100 ms).
-pub const MARKER_INTERVAL: Duration = Duration::from_millis(100);
-
 /// Now, in microseconds since the epoch: the clock of latency markers.
 fn now_us() -> u64 {
     std::time::SystemTime::now()
@@ -349,6 +344,8 @@ pub struct SourceRun<'a> {
     pub control: Receiver<SourceControl>,
     pub idle_at_start: bool,
     pub idle_timeout: Duration,
+    /// How often to send a latency marker; zero: never.
+    pub latency_interval: Duration,
     pub ctx: &'a mut TaskCtx,
 }
 
@@ -410,7 +407,7 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
                 if forward(chain, outputs, StreamEvent::Batch(b))?.is_err() {
                     return Ok(());
                 }
-                if last_marker.elapsed() >= MARKER_INTERVAL {
+                if !s.latency_interval.is_zero() && last_marker.elapsed() >= s.latency_interval {
                     last_marker = Instant::now();
                     if outputs.pass_marker(read_us, s.ctx.is_sink).is_err() {
                         return Ok(());
