@@ -190,6 +190,16 @@ INSERT INTO slow SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts),
         // Credits bound what is in flight: memory does not keep growing.
         assert!(*b < *a + 200 * 1024, "worker RSS grew from {a} KiB to {b} KiB while backpressured");
     }
+    // Latency markers cross the network with the records and wait behind them: the
+    // workers' sink histograms reach the coordinator, and they show the queueing.
+    let m = json(&c.rest, "/v1/job/metrics");
+    let sink = &m["vertices"][1];
+    let processing = &sink["latency"]["processingLatencyMs"];
+    assert!(processing["count"].as_u64().unwrap_or(0) > 0, "no latency markers reached the sink: {sink}");
+    assert!(processing["p99"].as_f64().unwrap_or(0.0) > 10.0, "backpressured, yet markers were fast: {sink}");
+    // The sink writes (k, c): no time attribute or window_end, so no event-time lag.
+    assert_eq!(sink["latency"]["eventTimeLagMs"]["count"], 0, "{sink}");
+    assert!(sink["cpuSecondsPerMillionRecords"].as_f64().unwrap_or(0.0) > 0.0, "{sink}");
 }
 
 #[test]
