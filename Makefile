@@ -110,7 +110,7 @@ bench: build k8s-binaries s3-server
 
 # The fault-injection suite at full length (engine/tests/chaos*.rs; `make test` runs
 # the short version of each scenario). Writes .bench/chaos.md.
-chaos: s3-server k8s-binaries
+chaos: ui s3-server k8s-binaries
 	TEST_FEATURES=$(TEST_FEATURES) bash scripts/chaos.sh
 
 # The local control plane and node agent (e2e/, its own cargo workspace with

@@ -83,6 +83,7 @@ pub struct Metrics {
     duration: Histogram,
     engine: Histogram,
     phases: Family<PhaseLabel, Gauge>,
+    savepoints: Family<ResultLabel, Counter>,
     transitions: Family<KindLabel, Histogram, fn() -> Histogram>,
     jobs: Mutex<HashMap<String, Phase>>,
     recommended: Family<VertexLabel, Gauge>,
@@ -108,6 +109,7 @@ impl Metrics {
         let duration = reconcile_buckets();
         let engine = reconcile_buckets();
         let phases = Family::<PhaseLabel, Gauge>::default();
+        let savepoints = Family::<ResultLabel, Counter>::default();
         let transitions = Family::<KindLabel, Histogram, fn() -> Histogram>::new_with_constructor(transition_buckets);
         let leader = Gauge::default();
         let recommended = Family::<VertexLabel, Gauge>::default();
@@ -140,6 +142,14 @@ impl Metrics {
         registry.register("engine_request_duration_seconds", "Engine REST calls", engine.clone());
         registry.register("jobs", "StreamJobs per phase", phases.clone());
         registry.register(
+            "savepoints",
+            "StreamJob savepoints (periodic, upgrade, suspend, nonce, deletion) that completed or failed, by result",
+            savepoints.clone(),
+        );
+        for result in ["completed", "failed"] {
+            savepoints.get_or_create(&ResultLabel { result: result.into() });
+        }
+        registry.register(
             "transition_duration_seconds",
             "Upgrade, suspend, restart and rollback durations, from the write-ahead record to the new deployment",
             transitions.clone(),
@@ -155,6 +165,7 @@ impl Metrics {
             duration,
             engine,
             phases,
+            savepoints,
             transitions,
             jobs: Mutex::new(HashMap::new()),
             recommended,
@@ -236,6 +247,16 @@ impl Metrics {
         }
     }
 
+    /// Counts a savepoint's end from the reason of the Event that reports it.
+    pub fn savepoint_event(&self, reason: &str) {
+        let result = match reason {
+            "SavepointCompleted" => "completed",
+            "SavepointFailed" | "SavepointTimedOut" => "failed",
+            _ => return,
+        };
+        self.savepoints.get_or_create(&ResultLabel { result: result.into() }).inc();
+    }
+
     pub fn transition(&self, kind: UpgradeKind, secs: f64) {
         let kind = match kind {
             UpgradeKind::Upgrade => "upgrade",
@@ -252,5 +273,24 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn savepoints_are_counted_by_the_reason_of_their_event() {
+        let m = Metrics::new();
+        let text = m.encode();
+        assert!(text.contains("sluice_operator_savepoints_total{result=\"completed\"} 0"), "{text}");
+        assert!(text.contains("sluice_operator_savepoints_total{result=\"failed\"} 0"), "{text}");
+        for reason in ["SavepointCompleted", "SavepointCompleted", "SavepointTimedOut", "SavepointFailed", "Upgraded"] {
+            m.savepoint_event(reason);
+        }
+        let text = m.encode();
+        assert!(text.contains("sluice_operator_savepoints_total{result=\"completed\"} 2"), "{text}");
+        assert!(text.contains("sluice_operator_savepoints_total{result=\"failed\"} 2"), "{text}");
     }
 }

@@ -192,6 +192,7 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
 async fn publish(ctx: &Context, job: &StreamJob, events: &[plan::PlannedEvent]) {
     let reference = job.object_ref(&());
     for e in events {
+        ctx.metrics.savepoint_event(&e.reason);
         if e.warning {
             tracing::warn!(reason = %e.reason, "{}", e.message);
         } else {
