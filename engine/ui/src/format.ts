@@ -68,6 +68,14 @@ export function duration(ms: number | null | undefined): string {
   return `${m} min ${String(sec).padStart(2, "0")} s`;
 }
 
+/** The engine's latency histograms end at 800 s: larger values are reported as 800 s. */
+const LATENCY_CAP_MS = 800_000;
+
+/** A latency percentile: a duration, or "≥ 13 min 20 s" at the histograms' last bound. */
+export function latency(ms: number | null | undefined): string {
+  return known(ms) && ms >= LATENCY_CAP_MS ? `≥ ${duration(LATENCY_CAP_MS)}` : duration(ms);
+}
+
 /** An RFC 3339 time as local "HH:MM:SS.mmm", with the date when it is not today. */
 export function time(t: string | null | undefined): string {
   if (!t) return UNKNOWN;

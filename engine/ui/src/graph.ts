@@ -9,7 +9,7 @@
 import dagre from "@dagrejs/dagre";
 import type { Job, Vertex, VertexMetrics } from "./api";
 import { h, replace, s } from "./dom";
-import { duration, known, percent, rate } from "./format";
+import { known, latency as latencyText, percent, rate } from "./format";
 
 const NODE_WIDTH = 250;
 const LINE_HEIGHT = 15;
@@ -256,7 +256,7 @@ function extraLine(v: Vertex, m: VertexMetrics | undefined): string {
   if (latency) {
     const p99 = latency.processingLatencyMs?.p99;
     const lag = latency.eventTimeLagMs?.p99;
-    return `p99 latency ${known(p99) ? duration(p99) : "–"} · event lag ${known(lag) ? duration(lag) : "–"}`;
+    return `p99 latency ${latencyText(p99)} · event lag ${latencyText(lag)}`;
   }
   if ((v.inputs ?? []).length === 0) {
     return `source lag ${known(m?.lag) ? Math.round(m.lag).toLocaleString("en-US") + " records" : "–"}`;

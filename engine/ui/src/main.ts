@@ -19,7 +19,7 @@ import { ChartsView } from "./charts";
 import { CheckpointsView } from "./checkpoints";
 import { h, replace, table } from "./dom";
 import { renderExceptions } from "./exceptions";
-import { count, duration, time, UNKNOWN } from "./format";
+import { count, duration, latency as latencyText, time, UNKNOWN } from "./format";
 import { GraphView } from "./graph";
 import { renderPlan } from "./plan";
 import { renderVertex } from "./vertex";
@@ -188,7 +188,7 @@ function renderOverview(): void {
         const l = state.metrics.get(v.id)?.latency;
         const p = l?.processingLatencyMs;
         const e = l?.eventTimeLagMs;
-        return [[h("span", { class: "name", title: v.name }, `#${v.id} ${v.name}`), duration(p?.p50), duration(p?.p99), duration(p?.p999), duration(e?.p50), duration(e?.p99), duration(e?.p999)], { "data-sink": v.id }];
+        return [[h("span", { class: "name", title: v.name }, `#${v.id} ${v.name}`), latencyText(p?.p50), latencyText(p?.p99), latencyText(p?.p999), latencyText(e?.p50), latencyText(e?.p99), latencyText(e?.p999)], { "data-sink": v.id }];
       }),
       { class: "grid sink-latency" },
     ),

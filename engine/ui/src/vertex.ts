@@ -3,7 +3,7 @@
 
 import type { Percentiles, Vertex, VertexMetrics } from "./api";
 import { h, replace, table } from "./dom";
-import { bytes, compact, count, duration, known, percent, rate, time, UNKNOWN } from "./format";
+import { bytes, compact, count, known, latency as latencyText, percent, rate, time, UNKNOWN } from "./format";
 import { bpLevel } from "./graph";
 
 /** State bytes per key, or null when either is unknown (or there are no keys). */
@@ -69,7 +69,7 @@ function definitions(rows: [string, Node | string][], cls: string): HTMLElement 
 export function latencyTable(rows: [string, Percentiles | null | undefined][]): HTMLTableElement {
   return table(
     ["", "p50", "p99", "p999", "samples"],
-    rows.map(([label, p]) => [label, duration(p?.p50), duration(p?.p99), duration(p?.p999), count(p?.count)]),
+    rows.map(([label, p]) => [label, latencyText(p?.p50), latencyText(p?.p99), latencyText(p?.p999), count(p?.count)]),
     { class: "grid latency" },
   );
 }
