@@ -71,7 +71,8 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut producers = Vec::new();
     for c in 0..channels {
-        let (outbox, credit) = producer.outbox(1, c, 0, 8).unwrap();
+        let buffers = sluice_engine::runtime::channel::Buffers { credits: 8, debloat_target: None };
+        let (outbox, credit) = producer.outbox(1, c, 0, buffers).unwrap();
         let target = Target { tx: outbox, channel: 0, credit };
         let (data, stop) = (data.clone(), stop.clone());
         producers.push(std::thread::spawn(move || {

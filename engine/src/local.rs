@@ -42,6 +42,7 @@ pub fn run_options(settings: Settings, job_id: &str) -> Result<RunOptions, Engin
     Ok(RunOptions {
         batch_size: settings.batch_size,
         buffer_capacity: settings.buffer_capacity,
+        debloat_target: settings.debloat_target,
         idle_timeout: settings.idle_timeout,
         latency_interval: settings.latency_interval,
         checkpoint: checkpoint_options(settings.checkpoint, job_id)?,

@@ -147,7 +147,7 @@ impl Metrics {
             savepoints.clone(),
         );
         for result in ["completed", "failed"] {
-            savepoints.get_or_create(&ResultLabel { result: result.into() });
+            savepoints.get_or_create(&ResultLabel { result: result.into() }).inc_by(0);
         }
         registry.register(
             "transition_duration_seconds",

@@ -158,6 +158,12 @@ pub trait SourceReader: Send {
     fn skipped_records(&self) -> u64 {
         0
     }
+    /// Buffer debloating asks for batches of at most `rows` while the source's
+    /// channels are backpressured, so that the runtime injects a checkpoint
+    /// barrier between smaller batches; `usize::MAX` returns to the configured
+    /// `execution.batch-size`, which is never exceeded. A reader that cannot cut
+    /// its batches ignores it.
+    fn set_batch_size(&mut self, _rows: usize) {}
     /// The state of every split this reader owns, opaque bytes each, taken
     /// between two polls: after a restore from these bytes, the reader
     /// continues exactly after the last row returned by poll() before the

@@ -62,6 +62,10 @@ pub struct Settings {
     pub vertex_parallelism: BTreeMap<String, usize>,
     pub batch_size: usize,
     pub buffer_capacity: usize,
+    /// Buffer debloating (`taskmanager.network.memory.buffer-debloat.enabled`,
+    /// on by default here, and `.target`, 1 s): how long the data in flight on a
+    /// backpressured channel should take the consumer; `None`: off.
+    pub debloat_target: Option<Duration>,
     /// 0 disables idleness.
     pub idle_timeout: Duration,
     /// `metrics.latency.interval`: how often sources send latency markers; 0
@@ -103,6 +107,7 @@ impl Settings {
             vertex_parallelism,
             batch_size: config.usize("execution.batch-size", 8192)?,
             buffer_capacity: config.usize("execution.buffer-capacity", 8)?,
+            debloat_target: debloat_target(config)?,
             idle_timeout: Duration::from_millis(config.duration_ms("table.exec.source.idle-timeout", 0)?),
             // Flink's default is 0 (off); markers cost one small message per source
             // subtask per interval, so Sluice keeps them on.
@@ -114,6 +119,23 @@ impl Settings {
             data_policy_hash: config.get(sluice_api::policy::CONFIG_KEY).map(sluice_api::policy::hash),
         })
     }
+}
+
+/// Buffer debloating, by Flink's keys. Flink leaves it off by default; Sluice
+/// turns it on, since without it an aligned checkpoint under backpressure waits
+/// behind every channel's full credits of whole batches.
+fn debloat_target(config: &Config) -> Result<Option<Duration>, JobError> {
+    let on = match config.get("taskmanager.network.memory.buffer-debloat.enabled") {
+        None => true,
+        Some(_) => config.bool("taskmanager.network.memory.buffer-debloat.enabled")?,
+    };
+    let target = config.duration_ms("taskmanager.network.memory.buffer-debloat.target", 1000)?;
+    if on && target == 0 {
+        return Err(JobError::Config(
+            "'taskmanager.network.memory.buffer-debloat.target' must be above 0 (or set 'taskmanager.network.memory.buffer-debloat.enabled' = 'false')".into(),
+        ));
+    }
+    Ok(on.then(|| Duration::from_millis(target)))
 }
 
 /// Flink's map syntax, `<uid>:<parallelism>,<uid>:<parallelism>`; empty for
@@ -189,5 +211,30 @@ impl CheckpointSettings {
             savepoint_dir,
             s3,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        Config { values: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    }
+
+    #[test]
+    fn buffer_debloating_is_on_by_default_with_flinks_keys() {
+        let on = Settings::from_config(&config(&[])).unwrap();
+        assert_eq!(on.debloat_target, Some(Duration::from_secs(1)));
+        let set = Settings::from_config(&config(&[("taskmanager.network.memory.buffer-debloat.target", "250 ms")]));
+        assert_eq!(set.unwrap().debloat_target, Some(Duration::from_millis(250)));
+        let off = config(&[("taskmanager.network.memory.buffer-debloat.enabled", "false")]);
+        assert_eq!(Settings::from_config(&off).unwrap().debloat_target, None);
+        let bad = config(&[("taskmanager.network.memory.buffer-debloat.enabled", "yes")]);
+        let e = Settings::from_config(&bad).unwrap_err().to_string();
+        assert!(e.contains("buffer-debloat.enabled") && e.contains("true or false"), "{e}");
+        let zero = config(&[("taskmanager.network.memory.buffer-debloat.target", "0")]);
+        assert!(Settings::from_config(&zero).unwrap_err().to_string().contains("must be above 0"));
+        assert_eq!(Settings::from_config(&config(&[])).unwrap().latency_interval, Duration::from_millis(100));
     }
 }

@@ -82,6 +82,10 @@ impl SourceReader for PolicyReader {
         self.inner.skipped_records()
     }
 
+    fn set_batch_size(&mut self, rows: usize) {
+        self.inner.set_batch_size(rows);
+    }
+
     fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError> {
         self.inner.snapshot()
     }

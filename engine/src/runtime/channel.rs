@@ -8,6 +8,11 @@
 //! therefore stops its producer after at most that many batches, and memory
 //! stays bounded. Control messages (watermarks, barriers, end of input,
 //! commits) take no credit, so they can never deadlock behind data.
+//!
+//! With buffer debloating (see [`super::debloat`]) a producer's credits also
+//! measure how fast the consumer takes a backpressured channel's batches, and
+//! the producer cuts what it sends so that the data in flight takes the
+//! consumer about the debloat target to process.
 
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex};
@@ -15,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 
+use super::debloat::Debloat;
 use crate::checkpoint::Barrier;
 use crate::metrics::SubtaskMetrics;
 
@@ -50,38 +56,86 @@ pub struct Disconnected;
 pub type ReleaseHook = Box<dyn Fn() + Send + Sync>;
 
 pub struct Credit {
-    state: Mutex<(usize, bool)>,
+    state: Mutex<CreditState>,
     cv: Condvar,
     /// Set on the consumer's side of a channel from another worker.
     hook: Option<ReleaseHook>,
 }
 
+struct CreditState {
+    available: usize,
+    closed: bool,
+    /// On a producer's side, with buffer debloating: how to cut its batches.
+    debloat: Option<Debloat>,
+}
+
+/// What a producer's channels hold: credits per channel, and the time the data
+/// in flight should take the consumer (`None`: no debloating).
+#[derive(Debug, Clone, Copy)]
+pub struct Buffers {
+    pub credits: usize,
+    pub debloat_target: Option<Duration>,
+}
+
 impl Credit {
     pub fn new(credits: usize) -> Arc<Credit> {
-        Arc::new(Credit { state: Mutex::new((credits.max(1), false)), cv: Condvar::new(), hook: None })
+        Credit::with(Buffers { credits, debloat_target: None })
+    }
+
+    /// A producer's credits, which cut its batches when debloating is on.
+    pub fn with(b: Buffers) -> Arc<Credit> {
+        let credits = b.credits.max(1);
+        let debloat = b.debloat_target.map(|t| Debloat::new(t, credits));
+        Arc::new(Credit {
+            state: Mutex::new(CreditState { available: credits, closed: false, debloat }),
+            cv: Condvar::new(),
+            hook: None,
+        })
     }
 
     /// The consumer's side of a channel whose producer is on another worker:
     /// releasing returns the credit over the network.
     pub fn remote(hook: ReleaseHook) -> Arc<Credit> {
-        Arc::new(Credit { state: Mutex::new((0, false)), cv: Condvar::new(), hook: Some(hook) })
+        Arc::new(Credit {
+            state: Mutex::new(CreditState { available: 0, closed: false, debloat: None }),
+            cv: Condvar::new(),
+            hook: Some(hook),
+        })
     }
 
-    /// Takes one credit, waiting while there is none.
-    fn acquire(&self, metrics: &SubtaskMetrics) -> Result<(), Disconnected> {
+    /// Takes one credit for a batch of `rows`, waiting while there is none.
+    fn acquire(&self, metrics: &SubtaskMetrics, rows: usize) -> Result<(), Disconnected> {
         let mut g = self.state.lock().map_err(|_| Disconnected)?;
-        if g.0 == 0 && !g.1 {
+        if g.available == 0 && !g.closed {
             let t = Instant::now();
-            while g.0 == 0 && !g.1 {
+            if let Some(d) = g.debloat.as_mut() {
+                d.wait_started(t);
+            }
+            while g.available == 0 && !g.closed {
                 g = self.cv.wait_timeout(g, Duration::from_millis(100)).map_err(|_| Disconnected)?.0;
+            }
+            if let Some(d) = g.debloat.as_mut() {
+                d.wait_ended(Instant::now());
             }
             SubtaskMetrics::add(&metrics.backpressured_ns, t.elapsed().as_nanos() as u64);
         }
-        if g.1 {
+        if g.closed {
             return Err(Disconnected);
         }
-        g.0 -= 1;
+        g.available -= 1;
+        if let Some(d) = g.debloat.as_mut() {
+            d.sent(rows);
+        }
         Ok(())
+    }
+
+    /// The most rows a batch sent now should have ([`Debloat::max_rows`]).
+    pub fn max_rows(&self) -> usize {
+        self.state
+            .lock()
+            .ok()
+            .and_then(|g| g.debloat.as_ref().map(|d| d.max_rows(Instant::now())))
+            .unwrap_or(usize::MAX)
     }
 
     pub fn release(&self) {
@@ -96,7 +150,10 @@ impl Credit {
             return;
         }
         if let Ok(mut g) = self.state.lock() {
-            g.0 += n;
+            g.available += n;
+            if let Some(d) = g.debloat.as_mut() {
+                d.returned(n, Instant::now());
+            }
             self.cv.notify_one();
         }
     }
@@ -104,7 +161,7 @@ impl Credit {
     /// The consumer is gone: wake and fail every waiting producer.
     pub fn close(&self) {
         if let Ok(mut g) = self.state.lock() {
-            g.1 = true;
+            g.closed = true;
             self.cv.notify_all();
         }
     }
@@ -136,9 +193,23 @@ pub struct Target {
 }
 
 impl Target {
+    /// Sends a batch, cut into parts of at most the credit's [`Credit::max_rows`]
+    /// (buffer debloating; whole otherwise), each part taking a credit.
     pub fn send_batch(&self, batch: RecordBatch, metrics: &SubtaskMetrics) -> Result<(), Disconnected> {
-        self.credit.acquire(metrics)?;
-        self.send(Msg::Batch(batch))
+        let rows = batch.num_rows();
+        if rows <= self.credit.max_rows() {
+            self.credit.acquire(metrics, rows)?;
+            return self.send(Msg::Batch(batch));
+        }
+        let mut offset = 0;
+        while offset < rows {
+            // Measured again for each part: the consumer's pace may change.
+            let part = self.credit.max_rows().clamp(1, rows - offset);
+            self.credit.acquire(metrics, part)?;
+            self.send(Msg::Batch(batch.slice(offset, part)))?;
+            offset += part;
+        }
+        Ok(())
     }
 
     pub fn send_control(&self, msg: Msg) -> Result<(), Disconnected> {
@@ -194,5 +265,43 @@ mod tests {
         // A closed consumer fails a waiting producer instead of hanging it.
         credit.close();
         assert!(target.send_batch(batch, &metrics).is_err());
+    }
+
+    #[test]
+    fn a_debloated_channel_cuts_batches_for_a_slow_consumer_and_keeps_every_row_in_order() {
+        use arrow::array::{Array, Int64Array};
+        let (tx, rx) = std::sync::mpsc::channel();
+        // 2 credits, 100 ms of data in flight at most.
+        let credit = Credit::with(Buffers { credits: 2, debloat_target: Some(Duration::from_millis(100)) });
+        let target = Target { tx: Outbox::Local(tx), channel: 0, credit: credit.clone() };
+        let metrics = Arc::new(SubtaskMetrics::new(0, 0));
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "id",
+            arrow::datatypes::DataType::Int64,
+            false,
+        )]));
+        let producer = std::thread::spawn(move || {
+            for b in 0..4i64 {
+                let ids = Int64Array::from_iter_values(b * 400..(b + 1) * 400);
+                let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids)]).unwrap();
+                target.send_batch(batch, &metrics).unwrap();
+            }
+        });
+        // The consumer takes 1 row a millisecond and returns each credit after the batch.
+        let (mut sizes, mut ids) = (Vec::new(), Vec::new());
+        while ids.len() < 1600 {
+            let Ok(env) = rx.recv_timeout(Duration::from_secs(10)) else { panic!("rows lost: {sizes:?}") };
+            let Msg::Batch(b) = env.msg else { continue };
+            std::thread::sleep(Duration::from_millis(b.num_rows() as u64));
+            sizes.push(b.num_rows());
+            let col = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            ids.extend(col.values().iter().copied());
+            credit.release();
+        }
+        producer.join().unwrap();
+        assert_eq!(ids, (0..1600).collect::<Vec<i64>>(), "rows out of order or repeated");
+        // 1,000 rows/s × 100 ms / 2 credits: later parts are cut to about 50 rows.
+        assert_eq!(sizes[0], 400, "the first batches go whole: {sizes:?}");
+        assert!(sizes.iter().any(|n| *n <= 100), "never cut for the slow consumer: {sizes:?}");
     }
 }

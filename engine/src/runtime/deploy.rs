@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use sluice_connectors::{SourceContext, create_source};
 
 use super::RunOptions;
-use super::channel::{CONTROL, CloseOnDrop, Credit, Envelope, Msg, Outbox, Target};
+use super::channel::{Buffers, CONTROL, CloseOnDrop, Credit, Envelope, Msg, Outbox, Target};
 use super::task::{self, InputRun, OutEdge, Outputs, SourceRun, TaskCtx};
 use crate::checkpoint::coordinator::Cluster;
 use crate::checkpoint::restore;
@@ -66,7 +66,7 @@ pub trait Exchange {
     /// Whether subtask `i` of vertex `v` runs in this process.
     fn is_local(&self, v: usize, i: usize) -> bool;
     /// The producer's side of channel `ch` into subtask `i` of vertex `v`, on another worker.
-    fn outbox(&self, v: usize, i: usize, ch: u32, capacity: usize) -> Result<(Outbox, Arc<Credit>), EngineError>;
+    fn outbox(&self, v: usize, i: usize, ch: u32, buffers: Buffers) -> Result<(Outbox, Arc<Credit>), EngineError>;
     /// The consumer's side of channel `ch` of local subtask `i` of vertex `v`,
     /// whose producer `from` runs on another worker.
     fn inbound(&self, v: usize, i: usize, ch: u32, from: (usize, usize)) -> Arc<Credit>;
@@ -249,7 +249,7 @@ fn open_inputs(
                         .enumerate()
                         .map(|(ch, (u, j))| match exchange {
                             Some(x) if !x.is_local(*u, *j) => x.inbound(v.id, i, ch as u32, (*u, *j)),
-                            _ => Credit::new(opts.buffer_capacity),
+                            _ => Credit::with(opts.buffers()),
                         })
                         .collect();
                     if let Some(x) = exchange {
@@ -361,7 +361,7 @@ fn wire_tasks(
                             credit: input.credits[ch as usize].clone(),
                         }),
                         (None, Some(x)) => {
-                            let (tx, credit) = x.outbox(edge.to, j, ch, opts.buffer_capacity)?;
+                            let (tx, credit) = x.outbox(edge.to, j, ch, opts.buffers())?;
                             Ok(Target { tx, channel: ch, credit })
                         }
                         (None, None) => Err(EngineError::Internal("a consumer subtask has no queue".into())),

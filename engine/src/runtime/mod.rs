@@ -20,6 +20,7 @@
 //! job stops without finishing its sinks, so no partial output becomes visible.
 
 pub mod channel;
+pub mod debloat;
 pub mod deploy;
 pub mod start;
 mod supervisor;
@@ -45,6 +46,9 @@ pub use sluice_job::{RestartStrategy, Restore};
 pub struct RunOptions {
     pub batch_size: usize,
     pub buffer_capacity: usize,
+    /// Buffer debloating's target: how long the data in flight on a
+    /// backpressured channel should take to process; `None`: off.
+    pub debloat_target: Option<Duration>,
     /// 0 disables idleness.
     pub idle_timeout: Duration,
     /// How often sources send latency markers; 0: never.
@@ -60,6 +64,7 @@ impl Default for RunOptions {
         RunOptions {
             batch_size: 8192,
             buffer_capacity: 8,
+            debloat_target: Some(Duration::from_secs(1)),
             idle_timeout: Duration::ZERO,
             latency_interval: Duration::from_millis(100),
             checkpoint: CheckpointOptions::default(),
@@ -67,6 +72,13 @@ impl Default for RunOptions {
             restore: Restore::None,
             allow_non_restored_state: false,
         }
+    }
+}
+
+impl RunOptions {
+    /// What each channel's producer side holds.
+    pub fn buffers(&self) -> channel::Buffers {
+        channel::Buffers { credits: self.buffer_capacity, debloat_target: self.debloat_target }
     }
 }
 

@@ -64,6 +64,12 @@ fn now_us() -> u64 {
 }
 
 impl Outputs {
+    /// The most rows a batch should have on every output channel (buffer
+    /// debloating; `usize::MAX` when no channel is backpressured).
+    fn max_rows(&self) -> usize {
+        self.edges.iter().flat_map(|e| &e.targets).map(|t| t.credit.max_rows()).min().unwrap_or(usize::MAX)
+    }
+
     /// A latency marker stamped `read_us`: a subtask that ends in a sink
     /// records its age; any other sends it on to one subtask of each output
     /// edge, in turn, as Flink forwards markers to a random channel.
@@ -357,6 +363,8 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
     let mut last_data = Instant::now();
     let mut last_marker = Instant::now();
     let mut cpu = SubtaskCpu::start(m.clone());
+    // What buffer debloating last asked of the reader.
+    let mut batch_rows = usize::MAX;
     loop {
         if s.ctx.stopping() {
             return Ok(());
@@ -391,6 +399,13 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
         }
         let t = Instant::now();
         cpu.tick();
+        // Smaller batches while the channels are backpressured: a barrier then
+        // waits behind less data at this source as well as in the channels.
+        let rows = outputs.max_rows();
+        if rows != batch_rows {
+            batch_rows = rows;
+            s.reader.set_batch_size(rows);
+        }
         let bp_before = m.backpressured_ns.load(Ordering::Relaxed);
         let read_us = now_us();
         match s.reader.poll()? {

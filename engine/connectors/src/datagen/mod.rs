@@ -74,6 +74,8 @@ pub(crate) struct DatagenReader {
     /// Whether the table is bounded (a reader without splits then ends).
     bounded: bool,
     batch_size: usize,
+    /// `execution.batch-size`: what [`SourceReader::set_batch_size`] never exceeds.
+    max_batch: usize,
     throttle: Throttle,
     hex: Vec<u8>,
 }
@@ -109,6 +111,7 @@ impl DatagenReader {
             splits,
             cursor: 0,
             batch_size: ctx.batch_size.max(1),
+            max_batch: ctx.batch_size.max(1),
             throttle: Throttle::new(rate),
             hex: Vec::new(),
         })
@@ -181,6 +184,10 @@ impl SourceReader for DatagenReader {
     fn pending_records(&self) -> Option<u64> {
         let behind = self.throttle.behind();
         Some(total_remaining(&self.splits).map_or(behind, |r| r.min(behind)))
+    }
+
+    fn set_batch_size(&mut self, rows: usize) {
+        self.batch_size = rows.clamp(1, self.max_batch);
     }
 
     fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError> {

@@ -95,6 +95,8 @@ pub(crate) struct FsSource {
     had_files: bool,
     skipped: u64,
     batch_size: usize,
+    /// `execution.batch-size`: what [`SourceReader::set_batch_size`] never exceeds.
+    max_batch: usize,
     line_buf: Vec<u8>,
 }
 
@@ -127,6 +129,7 @@ impl FsSource {
             had_files: false,
             skipped: 0,
             batch_size: ctx.batch_size.max(1),
+            max_batch: ctx.batch_size.max(1),
             line_buf: Vec::new(),
         };
         match &ctx.restored_splits {
@@ -337,6 +340,10 @@ impl SourceReader for FsSource {
     /// after the last record returned) and queued. Every poll returns its
     /// records as soon as it has decoded them, so none is buffered between
     /// polls.
+    fn set_batch_size(&mut self, rows: usize) {
+        self.batch_size = rows.clamp(1, self.max_batch);
+    }
+
     fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError> {
         let state = |source| ConnectorError::State { table: self.table.clone(), source };
         if self.decoder.len() > 0 {

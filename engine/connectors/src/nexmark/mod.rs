@@ -68,6 +68,8 @@ pub(crate) struct NexmarkReader {
     /// The split the next batch comes from (round robin).
     cursor: usize,
     batch_size: usize,
+    /// `execution.batch-size`: what [`SourceReader::set_batch_size`] never exceeds.
+    max_batch: usize,
     throttle: Option<Throttle>,
     events: EventGenerator,
 }
@@ -106,6 +108,7 @@ impl NexmarkReader {
             splits,
             cursor: 0,
             batch_size: ctx.batch_size.max(1),
+            max_batch: ctx.batch_size.max(1),
             throttle,
             events,
         })
@@ -252,6 +255,10 @@ impl SourceReader for NexmarkReader {
             Some(t) => Some(remaining.map_or(t.behind(), |r| r.min(t.behind()))),
             None => remaining,
         }
+    }
+
+    fn set_batch_size(&mut self, rows: usize) {
+        self.batch_size = rows.clamp(1, self.max_batch);
     }
 
     fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError> {

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
 use crate::runtime::Exchange;
-use crate::runtime::channel::{Credit, Envelope, Outbox, RemoteMsg};
+use crate::runtime::channel::{Buffers, Credit, Envelope, Outbox, RemoteMsg};
 use frame::{Frame, Hello, bad, encode, encode_hello, read};
 use server::Inbound;
 
@@ -246,14 +246,14 @@ impl Exchange for AttemptExchange {
         self.is_here(v, i)
     }
 
-    fn outbox(&self, v: usize, i: usize, ch: u32, capacity: usize) -> Result<(Outbox, Arc<Credit>), EngineError> {
+    fn outbox(&self, v: usize, i: usize, ch: u32, buffers: Buffers) -> Result<(Outbox, Arc<Credit>), EngineError> {
         let peer = self.worker_of(v, i);
         let mut links = self.links.lock().map_err(|_| EngineError::Internal("poisoned link table".into()))?;
         let link = match links.entry(peer) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(self.connect(peer)?),
         };
-        let credit = Credit::new(capacity);
+        let credit = Credit::with(buffers);
         if let Ok(mut c) = link.credits.lock() {
             c.insert((v as u32, i as u32, ch), credit.clone());
         }
@@ -298,7 +298,8 @@ mod tests {
         consumer.open();
         let other = DataServer::start("127.0.0.1:0").unwrap();
         let producer = AttemptExchange::new(&other, key, 0, workers, placement, s3, fail);
-        let (outbox, pcredit) = producer.outbox(1, 0, 0, 2).unwrap();
+        let (outbox, pcredit) =
+            producer.outbox(1, 0, 0, crate::runtime::channel::Buffers { credits: 2, debloat_target: None }).unwrap();
         let target = crate::runtime::channel::Target { tx: outbox, channel: 0, credit: pcredit };
         let metrics = Arc::new(crate::metrics::SubtaskMetrics::new(0, 0));
         let t2 = target.clone();
