@@ -31,14 +31,6 @@ impl<T: Clone> Ring<T> {
     pub fn to_vec(&self) -> Vec<T> {
         self.items.iter().cloned().collect()
     }
-
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
 }
 
 /// One reading of every sink's histograms: per vertex, (processing latency,
@@ -103,7 +95,6 @@ mod tests {
             r.push(i);
         }
         assert_eq!(r.to_vec(), vec![2, 3, 4]);
-        assert_eq!(r.len(), 3);
     }
 
     #[test]

@@ -145,7 +145,7 @@ fn cpu_per_million(cpu_per_second: f64, records_per_second: f64, cpu_ns: u64, re
 }
 
 /// A watermark as the API writes it: RFC 3339, `+inf` at the end of input.
-pub(super) fn watermark_text(w: i64) -> Option<String> {
+fn watermark_text(w: i64) -> Option<String> {
     match w {
         NO_WATERMARK => None,
         i64::MAX => Some("+inf".into()),
