@@ -32,12 +32,17 @@ mod blackhole;
 mod datagen;
 mod filesystem;
 mod format;
+mod kafka;
 mod nexmark;
 mod options;
 mod print;
 mod rng;
 mod state;
 mod throttle;
+
+/// Test support: a real Apache Kafka broker and a client for tests (the `testing` feature).
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use options::Options;
 /// The S3 settings type of [`SourceContext::s3`] and [`SinkContext::s3`].
@@ -58,6 +63,9 @@ pub enum ConnectorError {
     /// full `s3://` URI and what to check (bucket, credentials, endpoint).
     #[error("table `{table}`: {source}")]
     Storage { table: String, source: sluice_storage::StorageError },
+    /// The Kafka client or broker refused or failed an operation.
+    #[error("table `{table}`: Kafka: {message}")]
+    Kafka { table: String, message: String },
     #[error("table `{table}`: {path}:{line}: {message}")]
     Parse { table: String, path: PathBuf, line: u64, message: String },
     /// A batch that could not be built, or that does not match the table.
@@ -191,6 +199,9 @@ pub struct SinkContext {
     /// [`S3Options::from_config`]), used for `s3://` paths.
     /// `S3Options::default()` uses the standard AWS chain only.
     pub s3: S3Options,
+    /// The checkpoint interval; None when checkpointing is off. A
+    /// transactional sink checks its transaction timeout against it.
+    pub checkpoint_interval: Option<std::time::Duration>,
 }
 
 /// One sink subtask's writer.
@@ -224,14 +235,14 @@ pub enum Role {
 }
 
 /// The connectors and the roles they support.
-const CONNECTORS: &str =
-    "'datagen' (source), 'nexmark' (source), 'filesystem' (source and sink), 'print' (sink) and 'blackhole' (sink)";
+const CONNECTORS: &str = "'datagen' (source), 'nexmark' (source), 'filesystem' (source and sink), 'kafka' (source and sink), 'print' (sink) and 'blackhole' (sink)";
 
 /// A connector's parsed and validated configuration.
 enum Config {
     Datagen(datagen::DatagenConfig),
     Nexmark(nexmark::NexmarkConfig),
     Filesystem(filesystem::FsConfig),
+    Kafka(kafka::KafkaConfig),
     Print(print::PrintConfig),
     /// Rows per second per sink subtask, if throttled, and whether the subtasks in
     /// one process share that rate.
@@ -260,6 +271,7 @@ fn configure(
         "datagen" => Ok(Config::Datagen(datagen::DatagenConfig::parse(&o, schema)?)),
         "nexmark" => Ok(Config::Nexmark(nexmark::NexmarkConfig::parse(&o, schema)?)),
         "filesystem" => Ok(Config::Filesystem(filesystem::FsConfig::parse(&o, schema)?)),
+        "kafka" => Ok(Config::Kafka(kafka::KafkaConfig::parse(&o, schema, role == Role::Sink)?)),
         "print" => Ok(Config::Print(print::PrintConfig::parse(&o, schema)?)),
         "blackhole" => {
             let throttle = o.u64("sink.throttle")?;
@@ -291,6 +303,7 @@ pub fn create_source(ctx: &SourceContext) -> Result<Box<dyn SourceReader>, Conne
         Config::Datagen(c) => Ok(Box::new(datagen::DatagenReader::new(ctx, c)?)),
         Config::Nexmark(c) => Ok(Box::new(nexmark::NexmarkReader::new(ctx, c)?)),
         Config::Filesystem(c) => Ok(Box::new(filesystem::FsSource::new(ctx, c)?)),
+        Config::Kafka(c) => Ok(Box::new(kafka::KafkaSource::new(ctx, c)?)),
         Config::Print(_) | Config::Blackhole(..) => Err(ConnectorError::InvalidOption {
             table: ctx.table.clone(),
             message: "this connector can only be used as a sink".into(),
@@ -302,6 +315,7 @@ pub fn create_source(ctx: &SourceContext) -> Result<Box<dyn SourceReader>, Conne
 pub fn create_sink(ctx: &SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorError> {
     match configure(&ctx.table, &ctx.options, &ctx.schema, Role::Sink)? {
         Config::Filesystem(c) => Ok(Box::new(filesystem::FsSink::new(ctx, c)?)),
+        Config::Kafka(c) => Ok(Box::new(kafka::KafkaSink::new(ctx, c)?)),
         Config::Print(c) => Ok(Box::new(print::PrintSink::new(ctx, c)?)),
         Config::Blackhole(Some(rate), true) => Ok(Box::new(blackhole::Blackhole::shared(&ctx.table, rate))),
         Config::Blackhole(throttle, _) => Ok(Box::new(blackhole::Blackhole::new(throttle))),
@@ -325,6 +339,7 @@ pub fn create_sink(ctx: &SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorEr
 pub fn recover_sink(ctx: &SinkContext, committables: &[Vec<u8>]) -> Result<(), ConnectorError> {
     match configure(&ctx.table, &ctx.options, &ctx.schema, Role::Sink)? {
         Config::Filesystem(c) => filesystem::recover(ctx, &c, committables),
+        Config::Kafka(c) => kafka::recover(ctx, &c, committables),
         Config::Print(_) | Config::Blackhole(..) => Ok(()),
         Config::Datagen(_) | Config::Nexmark(_) => Err(ConnectorError::InvalidOption {
             table: ctx.table.clone(),
@@ -374,6 +389,7 @@ pub fn is_bounded(options: &BTreeMap<String, String>) -> bool {
         }
         Some("nexmark") => options.contains_key("number-of-events"),
         Some("filesystem") => !options.contains_key("source.monitor-interval"),
+        Some("kafka") => options.get("scan.bounded.mode").is_some_and(|m| m.trim() != "unbounded"),
         Some("print") | Some("blackhole") => true,
         _ => false,
     }

@@ -24,6 +24,11 @@ impl<'a> Options<'a> {
         Options { table, map, used: RefCell::new(BTreeSet::new()) }
     }
 
+    /// The table's name.
+    pub(crate) fn table(&self) -> &'a str {
+        self.table
+    }
+
     /// An error about this table.
     pub(crate) fn error(&self, message: impl Into<String>) -> ConnectorError {
         ConnectorError::InvalidOption { table: self.table.to_string(), message: message.into() }

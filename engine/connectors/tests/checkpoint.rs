@@ -487,6 +487,7 @@ fn sink_ctx(dir: &Path, extra: &[(&str, &str)], job: &str, subtask: usize, p: us
         local_time_zone: "UTC".into(),
         restored_states: None,
         s3: sluice_connectors::S3Options::default(),
+        checkpoint_interval: None,
     }
 }
 

@@ -68,6 +68,7 @@ fn sink_ctx(path: &Path, extra: &[(&str, &str)], subtask: usize) -> SinkContext 
         local_time_zone: "UTC".into(),
         restored_states: None,
         s3: sluice_connectors::S3Options::default(),
+        checkpoint_interval: None,
     }
 }
 

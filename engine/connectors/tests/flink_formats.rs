@@ -47,6 +47,7 @@ fn write_with_sink(schema: SchemaRef, batch: &RecordBatch, extra: &[(&str, &str)
         local_time_zone: "UTC".into(),
         restored_states: None,
         s3: sluice_connectors::S3Options::default(),
+        checkpoint_interval: None,
     };
     let mut sink = create_sink(&ctx).unwrap();
     sink.write(batch).unwrap();

@@ -55,6 +55,7 @@ fn sink_ctx(path: &str, s3: &S3Options, extra: &[(&str, &str)], job: &str) -> Si
         local_time_zone: "UTC".into(),
         restored_states: None,
         s3: s3.clone(),
+        checkpoint_interval: None,
     }
 }
 

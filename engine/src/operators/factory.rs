@@ -23,6 +23,8 @@ pub struct SinkSetup {
     pub(crate) restored_states: Option<Vec<Vec<u8>>>,
     pub(crate) exactly_once: bool,
     pub(crate) s3: sluice_storage::S3Options,
+    /// The periodic checkpoint interval, when checkpoints are stored.
+    pub(crate) checkpoint_interval: Option<std::time::Duration>,
 }
 
 /// The context of one sink subtask (subtask 0 for per-table work such as recovery).
@@ -44,6 +46,7 @@ pub(crate) fn sink_context(
         local_time_zone: tz.to_string(),
         restored_states: sink.restored_states.clone(),
         s3: sink.s3.clone(),
+        checkpoint_interval: sink.checkpoint_interval,
     }
 }
 

@@ -196,7 +196,12 @@ pub fn sink_setups(
             Some(r) => (r.committables, Some(r.states)),
             None => (Vec::new(), None),
         };
-        let sink = SinkSetup { restored_states, exactly_once, s3: opts.checkpoint.s3.clone() };
+        let sink = SinkSetup {
+            restored_states,
+            exactly_once,
+            s3: opts.checkpoint.s3.clone(),
+            checkpoint_interval: opts.checkpoint.interval.filter(|_| exactly_once),
+        };
         if recover && recovering {
             let ctx = sink_context(table, 0, v.parallelism, &state.job_id, &graph.local_time_zone, &sink);
             recover_sink(&ctx, &committables)?;

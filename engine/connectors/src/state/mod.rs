@@ -12,6 +12,9 @@
 //! | `C` | filesystem sink committable | count `u32`, then per file: pending name bytes, final name bytes |
 //! | `U` | filesystem sink committable on S3 | count `u32`, then per file: final name bytes, upload handle bytes (`sluice_storage::UploadHandle::to_bytes`, JSON) |
 //! | `S` | filesystem sink state | next part number `u64` |
+//! | `K` | kafka source split (one topic-partition) | partition `u32`, next offset `u64`, stop offset `opt u64` (flag `u8`, `u64`), topic bytes |
+//! | `T` | kafka sink committable (one transaction) | checkpoint `u64`, transactional id bytes |
+//! | `X` | kafka sink state | subtask `u32`, sequence of the last pre-committed transaction `u64`, transactional-id prefix bytes |
 //!
 //! Byte strings are a `u32` length and the bytes. A filesystem sink's
 //! committable that describes no file is the empty blob (local or S3).
@@ -21,9 +24,12 @@
 //! - [`stride`]: the splits of datagen and nexmark (`D`, `N`), and how a
 //!   restored subtask takes and merges them;
 //! - [`filesystem`]: the filesystem source's splits and the sink's
-//!   committables and state (`F`, `C`, `U`, `S`).
+//!   committables and state (`F`, `C`, `U`, `S`);
+//! - [`kafka`]: the kafka source's splits and the sink's committables and
+//!   state (`K`, `T`, `X`).
 
 pub(crate) mod filesystem;
+pub(crate) mod kafka;
 mod stride;
 
 pub(crate) use stride::{StrideSplit, merge_plan, merged_batch, next_with_rows, total_remaining};
@@ -37,6 +43,9 @@ pub(crate) const TAG_FS_SPLIT: u8 = b'F';
 pub(crate) const TAG_FS_COMMITTABLE: u8 = b'C';
 pub(crate) const TAG_FS_SINK_STATE: u8 = b'S';
 pub(crate) const TAG_FS_S3_COMMITTABLE: u8 = b'U';
+pub(crate) const TAG_KAFKA_SPLIT: u8 = b'K';
+pub(crate) const TAG_KAFKA_TXN: u8 = b'T';
+pub(crate) const TAG_KAFKA_SINK_STATE: u8 = b'X';
 
 /// Why checkpoint state cannot be written or read: the blob is damaged, of
 /// another kind or of a newer format, or names what the connector cannot use.
@@ -91,6 +100,8 @@ pub enum StateError {
     /// decoded rows would lose them.
     #[error("a snapshot was taken in the middle of a poll")]
     MidPoll,
+    #[error("{what} holds a name that is not UTF-8")]
+    NameNotUtf8 { what: &'static str },
 }
 
 fn tag_name(tag: u8) -> &'static str {
@@ -101,6 +112,9 @@ fn tag_name(tag: u8) -> &'static str {
         TAG_FS_COMMITTABLE => "a filesystem sink committable",
         TAG_FS_SINK_STATE => "a filesystem sink state",
         TAG_FS_S3_COMMITTABLE => "a filesystem sink committable on S3",
+        TAG_KAFKA_SPLIT => "a kafka source split",
+        TAG_KAFKA_TXN => "a kafka sink committable",
+        TAG_KAFKA_SINK_STATE => "a kafka sink state",
         _ => "unknown state",
     }
 }

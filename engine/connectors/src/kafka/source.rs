@@ -1,0 +1,475 @@
+//! The Kafka source reader of one subtask.
+//!
+//! Invariants:
+//! - A topic-partition is read by exactly one subtask, [`super::split_owner`]
+//!   of it, at every parallelism; a restored subtask takes the restored splits
+//!   it owns and starts partitions that no split names (created since) at
+//!   their earliest offset, as Flink does for discovered partitions.
+//! - A split's state is the offset after the last record that `poll`
+//!   returned, so a snapshot between polls resumes exactly there. Offsets have
+//!   gaps (transaction markers, aborted records): the reader never computes
+//!   an offset, it only stores `record offset + 1`.
+//! - A bounded split's stop offset is fixed when the split is first assigned
+//!   and kept in its state, so a restored bounded job stops where it would
+//!   have stopped.
+//! - Each partition has its own queue (`split_partition_queue`), so the end
+//!   of one partition (`PartitionEOF`) is never mistaken for another's.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, BinaryBuilder, StringBuilder};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{KafkaConfig, Position, REQUEST_TIMEOUT, ValueFormat, kafka_error, split_owner};
+use crate::format::{Decoder, RecordError};
+use crate::state::kafka::PartitionSplit;
+use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
+
+/// How often the lag (end offset − next offset) of owned partitions is asked.
+const LAG_INTERVAL: Duration = Duration::from_secs(2);
+
+struct Split {
+    next_offset: i64,
+    stop: Option<i64>,
+    queue: PartitionQueue<rdkafka::consumer::DefaultConsumerContext>,
+    /// The partition's end offset at the last lag query.
+    end: Option<i64>,
+}
+
+impl Split {
+    fn done(&self) -> bool {
+        self.stop.is_some_and(|s| self.next_offset >= s)
+    }
+}
+
+pub(crate) struct KafkaSource {
+    table: String,
+    schema: SchemaRef,
+    cfg: KafkaConfig,
+    consumer: Arc<BaseConsumer>,
+    subtask: usize,
+    parallelism: usize,
+    batch_size: usize,
+    max_batch_size: usize,
+    decoder: Option<Decoder>,
+    ignore_parse_errors: bool,
+    splits: BTreeMap<(String, i32), Split>,
+    /// Every partition of the source that this reader knows, any subtask's.
+    known: HashSet<(String, i32)>,
+    next_discovery: Option<Instant>,
+    next_lag: Instant,
+    skipped: u64,
+    /// Raw values of the batch being built (format `raw`).
+    raw: Vec<Option<Vec<u8>>>,
+    /// The split polled first next time, so that every partition gets a turn.
+    turn: usize,
+}
+
+impl KafkaSource {
+    pub(crate) fn new(ctx: &SourceContext, cfg: KafkaConfig) -> Result<Self, ConnectorError> {
+        let decoder = match &cfg.value {
+            ValueFormat::Text(f) => Some(
+                Decoder::new(f, ctx.schema.fields(), "kafka")
+                    .map_err(|e| ConnectorError::InvalidOption { table: ctx.table.clone(), message: e.to_string() })?,
+            ),
+            ValueFormat::Raw => None,
+        };
+        let ignore_parse_errors = match &cfg.value {
+            ValueFormat::Text(f) => f.ignore_parse_errors(),
+            ValueFormat::Raw => false,
+        };
+        let client = cfg.client_config(&[
+            ("isolation.level", "read_committed"),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),
+            ("group.id", "sluice"),
+            ("client.id", &format!("sluice-{}-{}", ctx.table, ctx.subtask)),
+        ]);
+        let consumer: BaseConsumer = client.create().map_err(|e| kafka_error(&ctx.table, e))?;
+        let mut s = KafkaSource {
+            table: ctx.table.clone(),
+            schema: ctx.schema.clone(),
+            cfg,
+            consumer: Arc::new(consumer),
+            subtask: ctx.subtask,
+            parallelism: ctx.parallelism,
+            batch_size: ctx.batch_size.max(1),
+            max_batch_size: ctx.batch_size.max(1),
+            decoder,
+            ignore_parse_errors,
+            splits: BTreeMap::new(),
+            known: HashSet::new(),
+            next_discovery: None,
+            next_lag: Instant::now(),
+            skipped: 0,
+            raw: Vec::new(),
+            turn: 0,
+        };
+        let restored = match &ctx.restored_splits {
+            Some(blobs) => {
+                let mut m = BTreeMap::new();
+                for b in blobs {
+                    let split = PartitionSplit::decode(b)
+                        .map_err(|source| ConnectorError::State { table: s.table.clone(), source })?;
+                    m.insert((split.topic.clone(), split.partition), split);
+                }
+                Some(m)
+            }
+            None => None,
+        };
+        s.discover(restored.as_ref(), true)?;
+        s.next_discovery = s.cfg.discovery.map(|d| Instant::now() + d);
+        Ok(s)
+    }
+
+    fn err(&self, what: impl std::fmt::Display) -> ConnectorError {
+        kafka_error(&self.table, what)
+    }
+
+    /// The partitions of every topic, from the brokers' metadata.
+    fn partitions(&self) -> Result<Vec<(String, i32)>, ConnectorError> {
+        let mut out = Vec::new();
+        for topic in &self.cfg.topics {
+            let md = self.consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT).map_err(|e| {
+                self.err(format!("cannot read the metadata of topic '{topic}' from {}: {e}", self.cfg.bootstrap))
+            })?;
+            let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+                return Err(self.err(format!("topic '{topic}' does not exist on {}", self.cfg.bootstrap)));
+            };
+            if let Some(e) = t.error() {
+                let e = rdkafka::types::RDKafkaRespErr::from(e);
+                if e == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART {
+                    return Err(self.err(format!("topic '{topic}' does not exist on {}", self.cfg.bootstrap)));
+                }
+                return Err(self.err(format!("topic '{topic}': {e:?}")));
+            }
+            out.extend(t.partitions().iter().map(|p| (topic.clone(), p.id())));
+        }
+        Ok(out)
+    }
+
+    /// Takes the partitions this subtask owns that it does not read yet: at the
+    /// start (`first`) from the restored splits or the startup mode, later
+    /// (discovered partitions) from their earliest offset.
+    fn discover(
+        &mut self,
+        restored: Option<&BTreeMap<(String, i32), PartitionSplit>>,
+        first: bool,
+    ) -> Result<(), ConnectorError> {
+        let mut all = self.partitions()?;
+        if let Some(r) = restored {
+            // Restored splits of listed topics count even if metadata lags.
+            all.extend(r.keys().filter(|(t, _)| self.cfg.topics.contains(t)).cloned());
+        }
+        all.sort();
+        all.dedup();
+        let mut new = Vec::new();
+        for tp in all {
+            self.known.insert(tp.clone());
+            if self.splits.contains_key(&tp) || split_owner(&tp.0, tp.1, self.parallelism) != self.subtask {
+                continue;
+            }
+            new.push(tp);
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        let mut starts = Vec::with_capacity(new.len());
+        for (topic, partition) in &new {
+            let (start, stop) = match restored.and_then(|r| r.get(&(topic.clone(), *partition))) {
+                Some(s) => (s.next_offset, s.stop),
+                None if first && restored.is_none() => {
+                    let start = self.resolve(topic, *partition, &self.cfg.startup.clone(), false)?;
+                    let stop = match self.cfg.bounded.clone() {
+                        Some(b) => Some(self.resolve(topic, *partition, &b, true)?),
+                        None => None,
+                    };
+                    (start, stop)
+                }
+                // Created after the job started: from the beginning, as Flink does.
+                None => {
+                    let start = self.watermarks(topic, *partition)?.0;
+                    let stop = match self.cfg.bounded.clone() {
+                        Some(b) => Some(self.resolve(topic, *partition, &b, true)?),
+                        None => None,
+                    };
+                    (start, stop)
+                }
+            };
+            starts.push((topic.clone(), *partition, start, stop));
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition, start, stop) in starts {
+            let queue = self
+                .consumer
+                .split_partition_queue(&topic, partition)
+                .ok_or_else(|| self.err(format!("cannot open a queue for topic '{topic}' partition {partition}")))?;
+            let split = Split { next_offset: start, stop, queue, end: None };
+            if !split.done() {
+                tpl.add_partition_offset(&topic, partition, Offset::Offset(start)).map_err(|e| self.err(e))?;
+            }
+            self.splits.insert((topic, partition), split);
+        }
+        if tpl.count() > 0 {
+            self.consumer.incremental_assign(&tpl).map_err(|e| self.err(format!("cannot assign partitions: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The low and end offsets of a partition (the end is the last stable
+    /// offset under `read_committed`).
+    fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), ConnectorError> {
+        self.consumer
+            .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
+            .map_err(|e| self.err(format!("cannot read the offsets of topic '{topic}' partition {partition}: {e}")))
+    }
+
+    /// A position as a concrete offset of one partition.
+    fn resolve(&self, topic: &str, partition: i32, pos: &Position, bound: bool) -> Result<i64, ConnectorError> {
+        let (low, high) = self.watermarks(topic, partition)?;
+        match pos {
+            Position::Earliest => Ok(low),
+            Position::Latest => Ok(high),
+            Position::Specific(m) => Ok(m.get(&partition).copied().unwrap_or(if bound { high } else { low })),
+            Position::Timestamp(t) => {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition_offset(topic, partition, Offset::Offset(*t)).map_err(|e| self.err(e))?;
+                let r = self
+                    .consumer
+                    .offsets_for_times(tpl, REQUEST_TIMEOUT)
+                    .map_err(|e| self.err(format!("cannot look up offsets by time in topic '{topic}': {e}")))?;
+                let found = r.find_partition(topic, partition).and_then(|e| e.offset().to_raw());
+                // No record at or after the time: the end.
+                Ok(found.filter(|o| *o >= 0).unwrap_or(high))
+            }
+            Position::Group => {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(topic, partition);
+                let r = self.consumer.committed_offsets(tpl, REQUEST_TIMEOUT).map_err(|e| {
+                    self.err(format!("cannot read the committed offsets of group '{}': {e}", self.group_id()))
+                })?;
+                let committed = r.find_partition(topic, partition).and_then(|e| e.offset().to_raw());
+                if let Some(o) = committed.filter(|o| *o >= 0) {
+                    return Ok(o);
+                }
+                match self.cfg.properties.get("auto.offset.reset").map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+                    Some("earliest" | "smallest" | "beginning") => Ok(low),
+                    Some("latest" | "largest" | "end") => Ok(high),
+                    _ => Err(self.err(format!(
+                        "group '{}' has no committed offset for topic '{topic}' partition {partition}; set 'properties.auto.offset.reset' to 'earliest' or 'latest', or another 'scan.startup.mode'",
+                        self.group_id()
+                    ))),
+                }
+            }
+        }
+    }
+
+    fn group_id(&self) -> &str {
+        self.cfg.properties.get("group.id").map_or("", String::as_str)
+    }
+
+    /// Appends one record's value to the batch being built.
+    fn add(&mut self, topic: &str, partition: i32, offset: i64, payload: Option<&[u8]>) -> Result<(), ConnectorError> {
+        let Some(payload) = payload else {
+            // A tombstone has no row, as in Flink's formats.
+            return Ok(());
+        };
+        let Some(decoder) = &mut self.decoder else {
+            self.raw.push(Some(payload.to_vec()));
+            return Ok(());
+        };
+        let result = match std::str::from_utf8(payload) {
+            Ok(text) => decoder.decode(text.strip_suffix('\n').unwrap_or(text)),
+            Err(e) => Err(RecordError::Malformed(format!("invalid UTF-8: {e}"))),
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(RecordError::Malformed(_)) if self.ignore_parse_errors => {
+                self.skipped += 1;
+                Ok(())
+            }
+            Err(RecordError::Malformed(m) | RecordError::Field(m)) => Err(self.err(format!(
+                "topic '{topic}' partition {partition} offset {offset}: {m} (set 'json.ignore-parse-errors' or 'csv.ignore-parse-errors' to skip such records)"
+            ))),
+        }
+    }
+
+    fn pending_rows(&self) -> usize {
+        match &self.decoder {
+            Some(d) => d.len(),
+            None => self.raw.len(),
+        }
+    }
+
+    fn batch(&mut self) -> Result<SourceEvent, ConnectorError> {
+        let batch = match &mut self.decoder {
+            Some(d) => {
+                d.finish(&self.schema).map_err(|source| ConnectorError::Batch { table: self.table.clone(), source })?
+            }
+            None => {
+                let rows = std::mem::take(&mut self.raw);
+                let col: ArrayRef = match self.schema.field(0).data_type() {
+                    DataType::Binary => {
+                        let mut b = BinaryBuilder::new();
+                        rows.iter().for_each(|r| b.append_option(r.as_deref()));
+                        Arc::new(b.finish())
+                    }
+                    _ => {
+                        let mut b = StringBuilder::new();
+                        for r in &rows {
+                            b.append_option(r.as_deref().map(String::from_utf8_lossy));
+                        }
+                        Arc::new(b.finish())
+                    }
+                };
+                RecordBatch::try_new(self.schema.clone(), vec![col])
+                    .map_err(|e| ConnectorError::Batch { table: self.table.clone(), source: e.into() })?
+            }
+        };
+        Ok(SourceEvent::Batch(batch))
+    }
+
+    /// Reads what the partition queues hold, up to a batch.
+    fn read_some(&mut self) -> Result<(), ConnectorError> {
+        let keys: Vec<(String, i32)> = self.splits.keys().cloned().collect();
+        let n = keys.len();
+        for i in 0..n {
+            let key = &keys[(self.turn + i) % n];
+            loop {
+                if self.pending_rows() >= self.batch_size {
+                    self.turn = (self.turn + i) % n.max(1);
+                    return Ok(());
+                }
+                let Some(split) = self.splits.get(key) else { break };
+                if split.done() {
+                    break;
+                }
+                let record = match split.queue.poll(Duration::ZERO) {
+                    None => break,
+                    Some(Err(KafkaError::PartitionEOF(_))) => {
+                        // Everything below the end has been delivered: a bounded
+                        // split whose stop lies within is done.
+                        let (_, end) = self.watermarks(&key.0, key.1)?;
+                        if let Some(s) = self.splits.get_mut(key)
+                            && s.stop.is_some_and(|stop| stop <= end)
+                        {
+                            s.next_offset = s.next_offset.max(s.stop.unwrap_or(0));
+                        }
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        return Err(self.err(format!("reading topic '{}' partition {}: {e}", key.0, key.1)));
+                    }
+                    Some(Ok(m)) => (m.offset(), m.payload().map(<[u8]>::to_vec)),
+                };
+                let (offset, payload) = record;
+                if split.stop.is_some_and(|s| offset >= s) {
+                    if let Some(s) = self.splits.get_mut(key) {
+                        s.next_offset = s.stop.unwrap_or(offset);
+                    }
+                    break;
+                }
+                self.add(&key.0, key.1, offset, payload.as_deref())?;
+                if let Some(s) = self.splits.get_mut(key) {
+                    s.next_offset = offset + 1;
+                }
+            }
+        }
+        self.turn = (self.turn + 1) % n.max(1);
+        Ok(())
+    }
+
+    fn refresh_lag(&mut self) {
+        if Instant::now() < self.next_lag {
+            return;
+        }
+        self.next_lag = Instant::now() + LAG_INTERVAL;
+        let keys: Vec<(String, i32)> = self.splits.keys().cloned().collect();
+        for (topic, partition) in keys {
+            // A short timeout: lag is a metric, and a slow broker must not stall reading.
+            let end = self.consumer.fetch_watermarks(&topic, partition, Duration::from_millis(500)).ok().map(|w| w.1);
+            if let Some(s) = self.splits.get_mut(&(topic, partition)) {
+                s.end = end.or(s.end);
+            }
+        }
+    }
+}
+
+impl SourceReader for KafkaSource {
+    fn poll(&mut self) -> Result<SourceEvent, ConnectorError> {
+        if let Some(at) = self.next_discovery
+            && Instant::now() >= at
+        {
+            self.discover(None, false)?;
+            self.next_discovery = self.cfg.discovery.map(|d| Instant::now() + d);
+        }
+        // Serves the client's own events (errors, statistics); records arrive
+        // on the partition queues.
+        if let Some(Err(e)) = self.consumer.poll(Duration::ZERO) {
+            if !matches!(e, KafkaError::PartitionEOF(_)) {
+                return Err(self.err(e));
+            }
+        }
+        self.refresh_lag();
+        self.read_some()?;
+        if self.pending_rows() > 0 {
+            return self.batch();
+        }
+        if self.cfg.bounded.is_some() && self.splits.values().all(Split::done) {
+            return Ok(SourceEvent::End);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        Ok(SourceEvent::Idle)
+    }
+
+    fn has_work(&self) -> bool {
+        !self.splits.is_empty()
+    }
+
+    fn pending_records(&self) -> Option<u64> {
+        let mut sum = 0u64;
+        for s in self.splits.values() {
+            let end = match s.stop {
+                Some(stop) => Some(s.end.map_or(stop, |e| e.min(stop))),
+                None => s.end,
+            };
+            sum += u64::try_from(end? - s.next_offset).unwrap_or(0);
+        }
+        Some(sum)
+    }
+
+    fn splits(&self) -> Option<u64> {
+        Some(self.known.len() as u64)
+    }
+
+    fn skipped_records(&self) -> u64 {
+        self.skipped
+    }
+
+    fn set_batch_size(&mut self, rows: usize) {
+        self.batch_size = rows.clamp(1, self.max_batch_size);
+    }
+
+    fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError> {
+        if self.pending_rows() > 0 {
+            return Err(ConnectorError::State { table: self.table.clone(), source: crate::StateError::MidPoll });
+        }
+        self.splits
+            .iter()
+            .map(|((topic, partition), s)| {
+                PartitionSplit { topic: topic.clone(), partition: *partition, next_offset: s.next_offset, stop: s.stop }
+                    .encode()
+                    .map_err(|source| ConnectorError::State { table: self.table.clone(), source })
+            })
+            .collect()
+    }
+}
