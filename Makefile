@@ -4,7 +4,7 @@ CARGO ?= cargo
 SLUICE_CACHE ?= $(HOME)/.cache/sluice
 export SLUICE_CACHE
 
-.PHONY: run test test-unit test-e2e lint lint-docker bench chaos build fmt help s3-server helm prometheus crds crds-check openlineage-validator
+.PHONY: run test test-unit test-e2e lint lint-docker bench chaos build fmt help s3-server kafka helm prometheus crds crds-check openlineage-validator
 
 help:
 	@echo "make run     - build the engine and run the demo job (config/examples/demo.sql)"
@@ -53,6 +53,11 @@ test-unit: ui
 s3-server:
 	bash scripts/s3-server.sh install >/dev/null
 
+# Apache Kafka 4.4 (its jars fetched from Maven Central once with mvn and cached under
+# $(SLUICE_CACHE)/kafka-4.4.0; run on Java 17) that the connector and engine Kafka tests start.
+kafka:
+	bash scripts/kafka.sh install >/dev/null
+
 # jsonschema (pinned, from PyPI into $(SLUICE_CACHE)) for engine/tests/openlineage.rs, which
 # validates the events a job sends against the official OpenLineage schemas.
 openlineage-validator:
@@ -71,10 +76,10 @@ prometheus:
 
 # The operator's cluster and chart tests (operator/tests/{cluster,helm}.rs) need the
 # Kubernetes binaries and the node agent of e2e/, as the e2e suite does, and helm.
-# The tests that need the Go-built servers (MinIO, the Kubernetes control plane) are
+# The tests that need the Go-built servers (MinIO, the Kubernetes control plane) and Kafka are
 # behind features, so that a plain `cargo test --workspace` runs without them.
-TEST_FEATURES := sluice-storage/s3-tests,sluice-connectors/s3-tests,sluice-engine/s3-tests,sluice-operator/cluster-tests
-test-unit: s3-server k8s-binaries helm prometheus openlineage-validator
+TEST_FEATURES := sluice-storage/s3-tests,sluice-connectors/s3-tests,sluice-connectors/kafka-tests,sluice-engine/s3-tests,sluice-operator/cluster-tests
+test-unit: s3-server kafka k8s-binaries helm prometheus openlineage-validator
 	$(CARGO) test --workspace --all-targets --no-fail-fast --features $(TEST_FEATURES)
 	$(CARGO) test --workspace --doc --features $(TEST_FEATURES)
 
@@ -103,14 +108,14 @@ fmt:
 	$(CARGO) fmt --all
 	cd e2e && $(CARGO) fmt --all
 
-bench: build k8s-binaries s3-server
+bench: build k8s-binaries s3-server kafka
 	$(CARGO) build --release -p sluice-engine --example shuffle_bench
 	$(CARGO) build --release -p sluice-operator --bin sluice-operator
 	bash scripts/bench.sh
 
 # The fault-injection suite at full length (engine/tests/chaos*.rs; `make test` runs
 # the short version of each scenario). Writes .bench/chaos.md.
-chaos: ui s3-server k8s-binaries
+chaos: ui s3-server kafka k8s-binaries
 	TEST_FEATURES=$(TEST_FEATURES) bash scripts/chaos.sh
 
 # The local control plane and node agent (e2e/, its own cargo workspace with
