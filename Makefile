@@ -78,7 +78,7 @@ prometheus:
 # Kubernetes binaries and the node agent of e2e/, as the e2e suite does, and helm.
 # The tests that need the Go-built servers (MinIO, the Kubernetes control plane) and Kafka are
 # behind features, so that a plain `cargo test --workspace` runs without them.
-TEST_FEATURES := sluice-storage/s3-tests,sluice-connectors/s3-tests,sluice-connectors/kafka-tests,sluice-engine/s3-tests,sluice-operator/cluster-tests
+TEST_FEATURES := sluice-storage/s3-tests,sluice-connectors/s3-tests,sluice-connectors/kafka-tests,sluice-engine/s3-tests,sluice-engine/kafka-tests,sluice-operator/cluster-tests
 test-unit: s3-server kafka k8s-binaries helm prometheus openlineage-validator
 	$(CARGO) test --workspace --all-targets --no-fail-fast --features $(TEST_FEATURES)
 	$(CARGO) test --workspace --doc --features $(TEST_FEATURES)

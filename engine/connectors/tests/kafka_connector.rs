@@ -343,3 +343,48 @@ fn at_least_once_flushes_at_each_checkpoint_and_keys_follow_key_fields() {
     let e = create_sink(&sink_ctx(&bad, 0, 1, None)).err().unwrap().to_string();
     assert!(e.contains("table `dst`") && e.contains("must be longer than the checkpoint interval"), "{e}");
 }
+
+#[test]
+fn a_bounded_read_ends_past_transaction_markers_and_waits_for_records_still_arriving() {
+    let topic = unique_topic("markers");
+    shared().create_topic(&topic, 1);
+    // Input in two committed transactions: the last offset below the end is a commit marker.
+    let o = options(
+        &topic,
+        &[("sink.delivery-guarantee", "exactly-once"), ("sink.transactional-id-prefix", &unique_topic("in"))],
+    );
+    let mut w = create_sink(&sink_ctx(&o, 0, 1, None)).unwrap();
+    for (cp, ids) in [(1, 0..10), (2, 10..20)] {
+        w.write(&batch(ids)).unwrap();
+        let c = w.pre_commit(cp).unwrap();
+        w.commit(&[c]).unwrap();
+    }
+    let latest = options(&topic, &[("scan.startup.mode", "earliest-offset"), ("scan.bounded.mode", "latest-offset")]);
+    let (got, ended) = read(source(&latest, 0, 1, None).as_mut(), usize::MAX);
+    assert!(ended, "a bounded read must end though its last offsets are markers");
+    assert_eq!(got, (0..20).collect::<Vec<_>>());
+    // Bounded at offsets that do not exist yet: the read waits for the records still to come,
+    // even when the partition's end it saw a moment ago was already reached.
+    let stop = shared().end_offsets(&topic)[0] + 10;
+    let feed = topic.clone();
+    let feeder = std::thread::spawn(move || {
+        for part in 0..5 {
+            std::thread::sleep(Duration::from_millis(150));
+            let records: Vec<Record> = (20 + part * 2..22 + part * 2).map(|i| Record::new(json(i))).collect();
+            shared().produce_all(&feed, &records);
+        }
+    });
+    let stop = format!("partition:0,offset:{stop}");
+    let specific = options(
+        &topic,
+        &[
+            ("scan.startup.mode", "earliest-offset"),
+            ("scan.bounded.mode", "specific-offsets"),
+            ("scan.bounded.specific-offsets", &stop),
+        ],
+    );
+    let (got, ended) = read(source(&specific, 0, 1, None).as_mut(), usize::MAX);
+    feeder.join().unwrap();
+    assert!(ended);
+    assert_eq!(got, (0..30).collect::<Vec<_>>(), "every record below the stop offset");
+}

@@ -147,10 +147,7 @@ impl KafkaSink {
         };
         let value_encoder = encoder(&cfg.value, &value_columns)?;
         let key_encoder = match &cfg.key {
-            Some((f, cols)) => match encoder(f, cols)? {
-                Some(e) => Some((e, cols.clone())),
-                None => None,
-            },
+            Some((f, cols)) => encoder(f, cols)?.map(|e| (e, cols.clone())),
             None => None,
         };
         let context = Deliveries::default();

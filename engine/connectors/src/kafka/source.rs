@@ -12,21 +12,26 @@
 //! - A bounded split's stop offset is fixed when the split is first assigned
 //!   and kept in its state, so a restored bounded job stops where it would
 //!   have stopped.
-//! - Each partition has its own queue (`split_partition_queue`), so the end
-//!   of one partition (`PartitionEOF`) is never mistaken for another's.
+//! - Each partition has its own queue (`split_partition_queue`). A bounded
+//!   split whose records below the stop offset are not all data (transaction
+//!   markers and aborted records take offsets) is done when the client's
+//!   statistics report that it reached the end of the partition at or past
+//!   the stop offset (`eof_offset`), and its queue, drained after that report,
+//!   is empty: every record below that end was queued before the report.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, BinaryBuilder, StringBuilder};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use rdkafka::consumer::base_consumer::PartitionQueue;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::{KafkaConfig, Position, REQUEST_TIMEOUT, ValueFormat, kafka_error, split_owner};
 use crate::format::{Decoder, RecordError};
@@ -36,10 +41,34 @@ use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
 /// How often the lag (end offset − next offset) of owned partitions is asked.
 const LAG_INTERVAL: Duration = Duration::from_secs(2);
 
+/// The end offsets at which the client last found each partition's end
+/// (`eof_offset` of its statistics), for bounded reads.
+#[derive(Default, Clone)]
+struct EndsReached(Arc<Mutex<HashMap<(String, i32), i64>>>);
+
+impl ClientContext for EndsReached {
+    fn stats(&self, statistics: Statistics) {
+        let Ok(mut ends) = self.0.lock() else { return };
+        for (name, topic) in &statistics.topics {
+            for (id, p) in topic.partitions.iter().filter(|(id, p)| **id >= 0 && p.eof_offset >= 0) {
+                ends.insert((name.clone(), *id), p.eof_offset);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for EndsReached {}
+
+impl EndsReached {
+    fn get(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.0.lock().ok()?.get(&(topic.to_string(), partition)).copied()
+    }
+}
+
 struct Split {
     next_offset: i64,
     stop: Option<i64>,
-    queue: PartitionQueue<rdkafka::consumer::DefaultConsumerContext>,
+    queue: PartitionQueue<EndsReached>,
     /// The partition's end offset at the last lag query.
     end: Option<i64>,
 }
@@ -54,7 +83,8 @@ pub(crate) struct KafkaSource {
     table: String,
     schema: SchemaRef,
     cfg: KafkaConfig,
-    consumer: Arc<BaseConsumer>,
+    consumer: Arc<BaseConsumer<EndsReached>>,
+    ends: EndsReached,
     subtask: usize,
     parallelism: usize,
     batch_size: usize,
@@ -86,7 +116,10 @@ impl KafkaSource {
             ValueFormat::Text(f) => f.ignore_parse_errors(),
             ValueFormat::Raw => false,
         };
+        // Statistics (for `eof_offset`) only where a bounded read needs them.
+        let stats_ms = if cfg.bounded.is_some() { "100" } else { "0" };
         let client = cfg.client_config(&[
+            ("statistics.interval.ms", stats_ms),
             ("isolation.level", "read_committed"),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
@@ -94,12 +127,15 @@ impl KafkaSource {
             ("group.id", "sluice"),
             ("client.id", &format!("sluice-{}-{}", ctx.table, ctx.subtask)),
         ]);
-        let consumer: BaseConsumer = client.create().map_err(|e| kafka_error(&ctx.table, e))?;
+        let ends = EndsReached::default();
+        let consumer: BaseConsumer<EndsReached> =
+            client.create_with_context(ends.clone()).map_err(|e| kafka_error(&ctx.table, e))?;
         let mut s = KafkaSource {
             table: ctx.table.clone(),
             schema: ctx.schema.clone(),
             cfg,
             consumer: Arc::new(consumer),
+            ends,
             subtask: ctx.subtask,
             parallelism: ctx.parallelism,
             batch_size: ctx.batch_size.max(1),
@@ -146,7 +182,6 @@ impl KafkaSource {
                 return Err(self.err(format!("topic '{topic}' does not exist on {}", self.cfg.bootstrap)));
             };
             if let Some(e) = t.error() {
-                let e = rdkafka::types::RDKafkaRespErr::from(e);
                 if e == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART {
                     return Err(self.err(format!("topic '{topic}' does not exist on {}", self.cfg.bootstrap)));
                 }
@@ -354,18 +389,18 @@ impl KafkaSource {
                     break;
                 }
                 let record = match split.queue.poll(Duration::ZERO) {
-                    None => break,
-                    Some(Err(KafkaError::PartitionEOF(_))) => {
-                        // Everything below the end has been delivered: a bounded
-                        // split whose stop lies within is done.
-                        let (_, end) = self.watermarks(&key.0, key.1)?;
-                        if let Some(s) = self.splits.get_mut(key)
-                            && s.stop.is_some_and(|stop| stop <= end)
+                    None => {
+                        // Drained after the statistics last seen: a bounded split
+                        // whose end was reached at or past its stop is done.
+                        if let Some(stop) = split.stop
+                            && self.ends.get(&key.0, key.1).is_some_and(|end| end >= stop)
+                            && let Some(s) = self.splits.get_mut(key)
                         {
-                            s.next_offset = s.next_offset.max(s.stop.unwrap_or(0));
+                            s.next_offset = s.next_offset.max(stop);
                         }
                         break;
                     }
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
                     Some(Err(e)) => {
                         return Err(self.err(format!("reading topic '{}' partition {}: {e}", key.0, key.1)));
                     }
@@ -414,10 +449,10 @@ impl SourceReader for KafkaSource {
         }
         // Serves the client's own events (errors, statistics); records arrive
         // on the partition queues.
-        if let Some(Err(e)) = self.consumer.poll(Duration::ZERO) {
-            if !matches!(e, KafkaError::PartitionEOF(_)) {
-                return Err(self.err(e));
-            }
+        if let Some(Err(e)) = self.consumer.poll(Duration::ZERO)
+            && !matches!(e, KafkaError::PartitionEOF(_))
+        {
+            return Err(self.err(e));
         }
         self.refresh_lag();
         self.read_some()?;

@@ -1,0 +1,118 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Kafka end to end, against a real Apache Kafka broker (scripts/kafka.sh):
+//! Kafka → keyed TUMBLE window → Kafka with `exactly-once` delivery, on the
+//! distributed engine, while the coordinator and the workers are killed with
+//! `kill -9` mid-run. A `read_committed` consumer must see exactly the output
+//! of a run that was never killed: no row lost, none written twice.
+
+use std::time::{Duration, Instant};
+
+mod common;
+use common::cluster::*;
+use common::*;
+use sluice_connectors::testing::{Record, shared, unique_topic};
+
+const PARTITIONS: i64 = 4;
+
+/// The job: one source subtask per partition (so the subtask's watermark is the
+/// partition's), bounded at the offsets the input will end at.
+fn sql(input: &str, output: &str, rows: i64) -> String {
+    let per_partition = rows / PARTITIONS;
+    let ends: Vec<String> = (0..PARTITIONS).map(|p| format!("partition:{p},offset:{per_partition}")).collect();
+    format!(
+        "CREATE TABLE src (id BIGINT, k INT, v INT,
+   ts AS TO_TIMESTAMP_LTZ(id * 10, 3),
+   WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+ WITH ('connector' = 'kafka', 'topic' = '{input}', 'properties.bootstrap.servers' = '{b}', 'format' = 'json',
+   'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'specific-offsets',
+   'scan.bounded.specific-offsets' = '{ends}', 'scan.parallelism' = '{PARTITIONS}');
+CREATE TABLE per_window (k INT, window_start TIMESTAMP(3), c BIGINT, s INT)
+ WITH ('connector' = 'kafka', 'topic' = '{output}', 'properties.bootstrap.servers' = '{b}', 'format' = 'json',
+   'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{output}');
+INSERT INTO per_window SELECT k, window_start, COUNT(*), SUM(v)
+  FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;
+",
+        b = shared().bootstrap,
+        ends = ends.join(";"),
+    )
+}
+
+fn record(id: i64) -> Record {
+    let k = (id * 7919) % 13;
+    let v = (id * 104_729) % 1000;
+    Record::new(format!("{{\"id\":{id},\"k\":{k},\"v\":{v}}}")).partition((id % PARTITIONS) as i32)
+}
+
+/// Every value a read_committed consumer sees on `topic`, sorted.
+fn committed_values(topic: &str) -> Vec<String> {
+    let mut v: Vec<String> = shared()
+        .read_committed(topic)
+        .into_iter()
+        .filter_map(|m| m.value)
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn kafka_to_kafka_exactly_once_survives_kill_9_of_workers_and_coordinators() {
+    let rows: i64 = 12_000;
+    let input = unique_topic("eos-in");
+    let output = unique_topic("eos-out");
+    let reference_out = unique_topic("eos-ref");
+    shared().create_topic(&input, PARTITIONS as i32);
+    shared().create_topic(&output, 3);
+    shared().create_topic(&reference_out, 3);
+
+    // The input arrives over about 12 s while the job runs and is killed.
+    let feed_topic = input.clone();
+    let feeder = std::thread::spawn(move || {
+        for chunk in 0..rows / 200 {
+            let records: Vec<Record> = (chunk * 200..chunk * 200 + 200).map(record).collect();
+            shared().produce_all(&feed_topic, &records);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::new(dir.path());
+    c.write_job(&sql(&input, &output, rows));
+    let mut coord = c.coordinator("coordinator-0", 4, &[]);
+    let mut workers: Vec<Proc> = (0..2).map(|i| c.worker(&format!("w{i}-0"), 4)).collect();
+    wait_for("a first checkpoint", Duration::from_secs(90), || complete_checkpoints(&c.job_dir()) >= 1);
+    // Kills: a worker, the coordinator, then both, each once a checkpoint has completed since the last.
+    for (round, target) in ["worker", "coordinator", "both"].iter().enumerate() {
+        let newest = newest_checkpoint(&c.job_dir());
+        wait_for("a checkpoint after the last kill", Duration::from_secs(120), || {
+            newest_checkpoint(&c.job_dir()) > newest || c.job_finished()
+        });
+        std::thread::sleep(Duration::from_millis(150 * (round as u64 + 1)));
+        if c.job_finished() {
+            break;
+        }
+        if *target != "coordinator" {
+            workers.remove(0).kill_9();
+            workers.push(c.worker(&format!("w{round}-1"), 4));
+        }
+        if *target != "worker" {
+            coord.kill_9();
+            coord = c.coordinator(&format!("coordinator-{}", round + 1), 4, &[]);
+        }
+    }
+    feeder.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = coord.wait(deadline.saturating_duration_since(Instant::now()));
+    assert!(status.success(), "the job did not finish:\n{}", coord.log());
+    let killed = committed_values(&output);
+
+    // The same job, never killed, in this process.
+    let (_, h) =
+        start(&sql(&input, &reference_out, rows), "kafka-reference", &config(&[("parallelism.default", "4".into())]));
+    h.join().unwrap().unwrap();
+    let expected = committed_values(&reference_out);
+    assert!(expected.len() > 100, "the reference produced too little: {}", expected.len());
+    let (lost, duplicated) = common::chaos::sequence_check(&expected, &killed);
+    assert_eq!((lost, duplicated), (0, 0), "rows lost and duplicated after kill -9");
+    assert_eq!(killed, expected);
+}
