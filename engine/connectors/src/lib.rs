@@ -166,6 +166,15 @@ pub trait SourceReader: Send {
     fn skipped_records(&self) -> u64 {
         0
     }
+    /// Per-split watermarks (Flink's per-partition watermarks): when each
+    /// batch comes from one split, the split of the batch that `poll` just
+    /// returned, and every split this reader owns now. The engine then keeps a
+    /// watermark per split and emits their minimum, so that a subtask reading
+    /// several partitions never emits a watermark that one of them violates.
+    /// `None` (the default): one watermark for the subtask's whole input.
+    fn batch_split(&self) -> Option<(u32, Vec<u32>)> {
+        None
+    }
     /// Buffer debloating asks for batches of at most `rows` while the source's
     /// channels are backpressured, so that the runtime injects a checkpoint
     /// barrier between smaller batches; `usize::MAX` returns to the configured

@@ -87,6 +87,11 @@ pub trait StreamOperator: Send {
         None
     }
 
+    /// Sources reading one split per batch: the next batch comes from split
+    /// `split` of the splits `owned` (see `SourceReader::batch_split`); a split
+    /// without records for `idle_timeout` (when not zero) is idle.
+    fn source_split(&mut self, _split: u32, _owned: &[u32], _idle_timeout: std::time::Duration) {}
+
     /// Sinks: the checkpoint barrier. Flushes output written since the last call
     /// into pending form and returns what [`StreamOperator::commit`] makes visible.
     fn pre_commit(&mut self, _checkpoint: u64) -> Result<Option<SinkSnapshot>, OpError> {
@@ -162,6 +167,13 @@ impl Chain {
     }
 
     /// Keys in the chain's keyed state; `None` when no operator keeps any.
+    /// Tells every operator which split the next batch comes from.
+    pub fn source_split(&mut self, split: u32, owned: &[u32], idle_timeout: std::time::Duration) {
+        for op in &mut self.ops {
+            op.source_split(split, owned, idle_timeout);
+        }
+    }
+
     pub fn state_keys(&self) -> Option<u64> {
         self.ops.iter().filter_map(|o| o.state_keys()).reduce(|a, b| a + b)
     }

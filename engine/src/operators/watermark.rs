@@ -14,8 +14,18 @@
 //! (`trigger_intervals`): Flink's window aggregation groups partial aggregates
 //! into bundles ending at exactly those watermarks, which decides the rounding
 //! of floating-point sums.
+//!
+//! Per-split watermarks (Flink's per-partition watermarks): when the source
+//! reads one split per batch and says which (`source_split`), the assigner
+//! keeps the expression's maximum per split, and the watermark is the minimum
+//! over the splits the reader owns, a split without records yet included. A
+//! split without records for `table.exec.source.idle-timeout` (when set) does
+//! not hold the watermark back until it has records again. Lateness is always
+//! judged against the watermark emitted downstream.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
@@ -34,11 +44,47 @@ pub struct WatermarkAssigner {
     pub emitted: i64,
     /// Slice lengths of the job's window aggregations.
     pub trigger_intervals: Vec<i64>,
+    /// Per-split watermarks, once the source names its splits.
+    pub splits: Option<SplitWatermarks>,
+}
+
+/// The watermark of each split of a source subtask and the split of the batch at hand.
+#[derive(Debug, Default)]
+pub struct SplitWatermarks {
+    /// Per split: the maximum of the expression so far, and when it last had a record
+    /// (or was first named).
+    marks: HashMap<u32, (i64, Instant)>,
+    owned: Vec<u32>,
+    active: u32,
+    idle_timeout: Duration,
+}
+
+impl SplitWatermarks {
+    /// The minimum over owned splits that are not idle; the active one never is.
+    fn min(&self, now: Instant) -> i64 {
+        let mut min = None::<i64>;
+        for s in &self.owned {
+            let (w, last) = self.marks.get(s).copied().unwrap_or((NO_WATERMARK, now));
+            let idle =
+                !self.idle_timeout.is_zero() && *s != self.active && now.duration_since(last) >= self.idle_timeout;
+            if !idle {
+                min = Some(min.map_or(w, |m| m.min(w)));
+            }
+        }
+        min.unwrap_or(NO_WATERMARK)
+    }
 }
 
 impl WatermarkAssigner {
     pub fn new(time_col: usize, expr: Arc<dyn PhysicalExpr>, trigger_intervals: Vec<i64>) -> Self {
-        WatermarkAssigner { time_col, expr, current: NO_WATERMARK, emitted: NO_WATERMARK, trigger_intervals }
+        WatermarkAssigner {
+            time_col,
+            expr,
+            current: NO_WATERMARK,
+            emitted: NO_WATERMARK,
+            trigger_intervals,
+            splits: None,
+        }
     }
 
     /// Whether moving from the emitted watermark to the current one reaches a
@@ -61,11 +107,29 @@ impl StreamOperator for WatermarkAssigner {
         format!("WatermarkAssigner({})", self.expr)
     }
 
+    fn source_split(&mut self, split: u32, owned: &[u32], idle_timeout: Duration) {
+        let sp = self.splits.get_or_insert_with(SplitWatermarks::default);
+        let now = Instant::now();
+        if sp.owned != owned {
+            sp.owned = owned.to_vec();
+            for s in owned {
+                sp.marks.entry(*s).or_insert((NO_WATERMARK, now));
+            }
+        }
+        sp.active = split;
+        sp.idle_timeout = idle_timeout;
+    }
+
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         let n = batch.num_rows();
         let wm = self.expr.evaluate(&batch)?.into_array(n)?;
         let wm = epoch_millis(&wm)?;
         let ts = epoch_millis(batch.column(self.time_col))?;
+        let now = Instant::now();
+        if let Some(sp) = &self.splits {
+            // A split may have gone idle since the last batch.
+            self.current = self.current.max(sp.min(now));
+        }
         let mut seg_start = 0;
         for r in 0..n {
             if !ts.is_null(r) && ts.value(r) <= self.current && self.current > self.emitted {
@@ -76,8 +140,25 @@ impl StreamOperator for WatermarkAssigner {
                 self.emitted = self.current;
                 seg_start = r;
             }
-            if !wm.is_null(r) && wm.value(r) > self.current {
-                self.current = wm.value(r);
+            let candidate = if wm.is_null(r) { None } else { Some(wm.value(r)) };
+            let candidate = match (&mut self.splits, candidate) {
+                (None, c) => c,
+                (Some(sp), c) => {
+                    let mark = sp.marks.entry(sp.active).or_insert((NO_WATERMARK, now));
+                    mark.1 = now;
+                    match c {
+                        Some(c) if c > mark.0 => {
+                            mark.0 = c;
+                            Some(sp.min(now))
+                        }
+                        _ => None,
+                    }
+                }
+            };
+            if let Some(c) = candidate
+                && c > self.current
+            {
+                self.current = c;
                 if self.crosses_trigger() {
                     out.push(StreamEvent::Batch(batch.slice(seg_start, r + 1 - seg_start)));
                     out.push(StreamEvent::Watermark(self.current));
@@ -94,5 +175,63 @@ impl StreamOperator for WatermarkAssigner {
             self.emitted = self.current;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::TimestampMillisecondArray;
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use datafusion_physical_expr::expressions::Column;
+
+    use super::*;
+
+    fn batch(ts: &[i64]) -> RecordBatch {
+        let schema =
+            Arc::new(Schema::new(vec![Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(TimestampMillisecondArray::from(ts.to_vec()))]).unwrap()
+    }
+
+    /// The rows and watermarks that one batch of `split` produces.
+    fn push(a: &mut WatermarkAssigner, split: u32, owned: &[u32], idle: Duration, ts: &[i64]) -> (usize, Vec<i64>) {
+        a.source_split(split, owned, idle);
+        let mut out = Vec::new();
+        a.process_batch(batch(ts), &mut out).unwrap();
+        let rows = out.iter().map(|e| if let StreamEvent::Batch(b) = e { b.num_rows() } else { 0 }).sum();
+        let marks =
+            out.iter().filter_map(|e| if let StreamEvent::Watermark(w) = e { Some(*w) } else { None }).collect();
+        (rows, marks)
+    }
+
+    #[test]
+    fn each_split_has_its_watermark_and_the_slowest_one_holds_it_back() {
+        let mut a = WatermarkAssigner::new(0, Arc::new(Column::new("ts", 0)), Vec::new());
+        let owned = [0, 1];
+        // Split 0 runs ahead; split 1 has no records yet and holds the watermark back.
+        assert_eq!(push(&mut a, 0, &owned, Duration::ZERO, &[10_000, 20_000]), (2, vec![]));
+        // Split 1's records are behind split 0's but not late: the watermark is the minimum.
+        assert_eq!(push(&mut a, 1, &owned, Duration::ZERO, &[1_000, 2_000]), (2, vec![2_000]));
+        // A record of split 1 at or below the emitted watermark passes on, late for the windows.
+        assert_eq!(push(&mut a, 1, &owned, Duration::ZERO, &[1_500, 15_000]).1, vec![15_000]);
+        // Without splits the same input would have made split 1's first records late.
+        let mut whole = WatermarkAssigner::new(0, Arc::new(Column::new("ts", 0)), Vec::new());
+        let mut out = Vec::new();
+        whole.process_batch(batch(&[10_000, 20_000]), &mut out).unwrap();
+        assert_eq!(whole.current, 20_000);
+    }
+
+    #[test]
+    fn an_idle_split_stops_holding_the_watermark_back() {
+        let mut a = WatermarkAssigner::new(0, Arc::new(Column::new("ts", 0)), Vec::new());
+        let owned = [0, 1];
+        let idle = Duration::from_millis(30);
+        assert_eq!(push(&mut a, 0, &owned, idle, &[5_000]).1, Vec::<i64>::new());
+        std::thread::sleep(Duration::from_millis(60));
+        // Split 1 never had a record for longer than the idle timeout: split 0 alone counts.
+        assert_eq!(push(&mut a, 0, &owned, idle, &[6_000]).1, vec![6_000]);
+        // When split 1 has records again, it counts again (its records are late if behind).
+        assert_eq!(push(&mut a, 1, &owned, idle, &[7_000]).1, Vec::<i64>::new());
+        assert_eq!(push(&mut a, 1, &owned, idle, &[9_000]).1, Vec::<i64>::new());
+        assert_eq!(push(&mut a, 0, &owned, idle, &[8_000]).1, vec![8_000]);
     }
 }

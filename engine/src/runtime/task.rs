@@ -419,6 +419,9 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
                 }
                 SubtaskMetrics::add(&m.records_in, b.num_rows() as u64);
                 SubtaskMetrics::add(&m.bytes_in, b.get_array_memory_size() as u64);
+                if let Some((split, owned)) = s.reader.batch_split() {
+                    chain.source_split(split, &owned, s.idle_timeout);
+                }
                 if forward(chain, outputs, StreamEvent::Batch(b))?.is_err() {
                     return Ok(());
                 }

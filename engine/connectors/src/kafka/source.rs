@@ -66,6 +66,8 @@ impl EndsReached {
 }
 
 struct Split {
+    /// This reader's number for the split, for per-split watermarks.
+    id: u32,
     next_offset: i64,
     stop: Option<i64>,
     queue: PartitionQueue<EndsReached>,
@@ -101,6 +103,9 @@ pub(crate) struct KafkaSource {
     raw: Vec<Option<Vec<u8>>>,
     /// The split polled first next time, so that every partition gets a turn.
     turn: usize,
+    /// The split of the batch being built (each batch comes from one split).
+    batch_split: Option<u32>,
+    next_split_id: u32,
 }
 
 impl KafkaSource {
@@ -149,6 +154,8 @@ impl KafkaSource {
             skipped: 0,
             raw: Vec::new(),
             turn: 0,
+            batch_split: None,
+            next_split_id: 0,
         };
         let restored = match &ctx.restored_splits {
             Some(blobs) => {
@@ -248,7 +255,8 @@ impl KafkaSource {
                 .consumer
                 .split_partition_queue(&topic, partition)
                 .ok_or_else(|| self.err(format!("cannot open a queue for topic '{topic}' partition {partition}")))?;
-            let split = Split { next_offset: start, stop, queue, end: None };
+            let split = Split { id: self.next_split_id, next_offset: start, stop, queue, end: None };
+            self.next_split_id += 1;
             if !split.done() {
                 tpl.add_partition_offset(&topic, partition, Offset::Offset(start)).map_err(|e| self.err(e))?;
             }
@@ -373,54 +381,64 @@ impl KafkaSource {
         Ok(SourceEvent::Batch(batch))
     }
 
-    /// Reads what the partition queues hold, up to a batch.
+    /// Reads what one partition queue holds, up to a batch: the first split,
+    /// from this turn's, that has records. Each batch comes from one split, so
+    /// that the engine can keep a watermark per partition.
     fn read_some(&mut self) -> Result<(), ConnectorError> {
         let keys: Vec<(String, i32)> = self.splits.keys().cloned().collect();
         let n = keys.len();
         for i in 0..n {
-            let key = &keys[(self.turn + i) % n];
-            loop {
-                if self.pending_rows() >= self.batch_size {
-                    self.turn = (self.turn + i) % n.max(1);
-                    return Ok(());
-                }
-                let Some(split) = self.splits.get(key) else { break };
-                if split.done() {
-                    break;
-                }
-                let record = match split.queue.poll(Duration::ZERO) {
-                    None => {
-                        // Drained after the statistics last seen: a bounded split
-                        // whose end was reached at or past its stop is done.
-                        if let Some(stop) = split.stop
-                            && self.ends.get(&key.0, key.1).is_some_and(|end| end >= stop)
-                            && let Some(s) = self.splits.get_mut(key)
-                        {
-                            s.next_offset = s.next_offset.max(stop);
-                        }
-                        break;
-                    }
-                    Some(Err(KafkaError::PartitionEOF(_))) => break,
-                    Some(Err(e)) => {
-                        return Err(self.err(format!("reading topic '{}' partition {}: {e}", key.0, key.1)));
-                    }
-                    Some(Ok(m)) => (m.offset(), m.payload().map(<[u8]>::to_vec)),
-                };
-                let (offset, payload) = record;
-                if split.stop.is_some_and(|s| offset >= s) {
-                    if let Some(s) = self.splits.get_mut(key) {
-                        s.next_offset = s.stop.unwrap_or(offset);
-                    }
-                    break;
-                }
-                self.add(&key.0, key.1, offset, payload.as_deref())?;
-                if let Some(s) = self.splits.get_mut(key) {
-                    s.next_offset = offset + 1;
-                }
+            let idx = (self.turn + i) % n;
+            self.read_split(&keys[idx])?;
+            if self.pending_rows() > 0 {
+                self.batch_split = self.splits.get(&keys[idx]).map(|s| s.id);
+                // The next poll starts with the next split: every partition gets a turn.
+                self.turn = (idx + 1) % n;
+                return Ok(());
             }
         }
-        self.turn = (self.turn + 1) % n.max(1);
         Ok(())
+    }
+
+    fn read_split(&mut self, key: &(String, i32)) -> Result<(), ConnectorError> {
+        loop {
+            if self.pending_rows() >= self.batch_size {
+                return Ok(());
+            }
+            let Some(split) = self.splits.get(key) else { return Ok(()) };
+            if split.done() {
+                return Ok(());
+            }
+            let record = match split.queue.poll(Duration::ZERO) {
+                None => {
+                    // Drained after the statistics last seen: a bounded split
+                    // whose end was reached at or past its stop is done.
+                    if let Some(stop) = split.stop
+                        && self.ends.get(&key.0, key.1).is_some_and(|end| end >= stop)
+                        && let Some(s) = self.splits.get_mut(key)
+                    {
+                        s.next_offset = s.next_offset.max(stop);
+                    }
+                    return Ok(());
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => return Ok(()),
+                Some(Err(e)) => {
+                    return Err(self.err(format!("reading topic '{}' partition {}: {e}", key.0, key.1)));
+                }
+                Some(Ok(m)) => (m.offset(), m.payload().map(<[u8]>::to_vec)),
+            };
+            let (offset, payload) = record;
+            if split.stop.is_some_and(|s| offset >= s) {
+                if let Some(s) = self.splits.get_mut(key) {
+                    s.next_offset = s.stop.unwrap_or(offset);
+                }
+                return Ok(());
+            }
+            self.add(&key.0, key.1, offset, payload.as_deref())?;
+            if let Some(s) = self.splits.get_mut(key) {
+                s.next_offset = offset + 1;
+            }
+        }
     }
 
     fn refresh_lag(&mut self) {
@@ -468,6 +486,12 @@ impl SourceReader for KafkaSource {
 
     fn has_work(&self) -> bool {
         !self.splits.is_empty()
+    }
+
+    fn batch_split(&self) -> Option<(u32, Vec<u32>)> {
+        // A finished split (bounded) no longer holds the watermark back, as in Flink.
+        let owned = self.splits.values().filter(|s| !s.done()).map(|s| s.id).collect();
+        self.batch_split.map(|id| (id, owned))
     }
 
     fn pending_records(&self) -> Option<u64> {
