@@ -175,6 +175,12 @@ pub trait SourceReader: Send {
     fn batch_split(&self) -> Option<(u32, Vec<u32>)> {
         None
     }
+    /// The state that [`SourceReader::snapshot`] just returned belongs to
+    /// checkpoint `checkpoint`.
+    fn checkpoint_taken(&mut self, _checkpoint: u64) {}
+    /// Checkpoint `checkpoint` completed (Kafka commits its offsets to the
+    /// consumer group then, for monitoring, as Flink does).
+    fn checkpoint_complete(&mut self, _checkpoint: u64) {}
     /// Buffer debloating asks for batches of at most `rows` while the source's
     /// channels are backpressured, so that the runtime injects a checkpoint
     /// barrier between smaller batches; `usize::MAX` returns to the configured

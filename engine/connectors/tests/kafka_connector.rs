@@ -388,3 +388,29 @@ fn a_bounded_read_ends_past_transaction_markers_and_waits_for_records_still_arri
     assert!(ended);
     assert_eq!(got, (0..30).collect::<Vec<_>>(), "every record below the stop offset");
 }
+
+#[test]
+fn a_completed_checkpoint_commits_its_offsets_to_the_consumer_group() {
+    let topic = unique_topic("group");
+    shared().create_topic(&topic, 2);
+    produce(&topic, 0, 40, 2);
+    let group = unique_topic("g");
+    let o = options(&topic, &[("properties.group.id", &group), ("scan.startup.mode", "earliest-offset")]);
+    let mut r = source(&o, 0, 1, None);
+    let (got, _) = read(r.as_mut(), 40);
+    assert_eq!(got.len(), 40);
+    r.checkpoint_taken(1);
+    r.checkpoint_complete(1);
+    // The asynchronous commit completes while the reader polls.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while shared().committed_offsets(&group, &topic) != vec![Some(20), Some(20)] {
+        assert!(Instant::now() < deadline, "offsets not committed: {:?}", shared().committed_offsets(&group, &topic));
+        let _ = r.poll().unwrap();
+    }
+    // A new reader in group-offsets mode starts from them.
+    produce(&topic, 40, 4, 2);
+    let mut again = source(&options(&topic, &[("properties.group.id", &group)]), 0, 1, None);
+    let (mut got, _) = read(again.as_mut(), 4);
+    got.sort();
+    assert_eq!(got, vec![40, 41, 42, 43]);
+}

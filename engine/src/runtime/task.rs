@@ -374,6 +374,7 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
                 if s.ctx.on_barrier(&b, chain, outputs, Some(s.reader.as_ref()), Duration::ZERO)?.is_err() {
                     return Ok(());
                 }
+                s.reader.checkpoint_taken(b.id);
                 if b.stop {
                     // Emit nothing more: wait for the job to end (after the
                     // commit), or to resume if the savepoint fails.
@@ -383,7 +384,10 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
                         }
                         match s.control.recv_timeout(Duration::from_millis(20)) {
                             Ok(SourceControl::Resume) => break,
-                            Ok(SourceControl::Commit(id)) => s.ctx.commit(chain, id)?,
+                            Ok(SourceControl::Commit(id)) => {
+                                s.ctx.commit(chain, id)?;
+                                s.reader.checkpoint_complete(id);
+                            }
                             Ok(SourceControl::Trigger(_)) | Err(RecvTimeoutError::Timeout) => {}
                             Err(RecvTimeoutError::Disconnected) => return Ok(()),
                         }
@@ -393,6 +397,7 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
             }
             Ok(SourceControl::Commit(id)) => {
                 s.ctx.commit(chain, id)?;
+                s.reader.checkpoint_complete(id);
                 continue;
             }
             Ok(SourceControl::Resume) | Err(_) => {}

@@ -106,6 +106,11 @@ pub(crate) struct KafkaSource {
     /// The split of the batch being built (each batch comes from one split).
     batch_split: Option<u32>,
     next_split_id: u32,
+    /// Offsets of checkpoints taken and not yet complete, oldest first.
+    taken: Vec<(u64, Vec<(String, i32, i64)>)>,
+    /// Whether completed checkpoints commit their offsets to the consumer
+    /// group: when `properties.group.id` is set, as in Flink.
+    commit_offsets: bool,
 }
 
 impl KafkaSource {
@@ -156,7 +161,10 @@ impl KafkaSource {
             turn: 0,
             batch_split: None,
             next_split_id: 0,
+            taken: Vec::new(),
+            commit_offsets: false,
         };
+        s.commit_offsets = s.cfg.properties.contains_key("group.id");
         let restored = match &ctx.restored_splits {
             Some(blobs) => {
                 let mut m = BTreeMap::new();
@@ -486,6 +494,28 @@ impl SourceReader for KafkaSource {
 
     fn has_work(&self) -> bool {
         !self.splits.is_empty()
+    }
+
+    fn checkpoint_taken(&mut self, checkpoint: u64) {
+        if self.commit_offsets {
+            let offsets = self.splits.iter().map(|((t, p), s)| (t.clone(), *p, s.next_offset)).collect();
+            self.taken.push((checkpoint, offsets));
+        }
+    }
+
+    fn checkpoint_complete(&mut self, checkpoint: u64) {
+        let Some(i) = self.taken.iter().rposition(|(id, _)| *id <= checkpoint) else { return };
+        let (_, offsets) = self.taken.swap_remove(i);
+        self.taken.retain(|(id, _)| *id > checkpoint);
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition, offset) in offsets {
+            let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(offset));
+        }
+        // For monitoring only (consumer lag tools): a failed commit is retried by
+        // the next checkpoint's and never affects what the job reads.
+        if let Err(e) = self.consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async) {
+            eprintln!("sluice: table `{}`: cannot commit offsets to group '{}': {e}", self.table, self.group_id());
+        }
     }
 
     fn batch_split(&self) -> Option<(u32, Vec<u32>)> {
