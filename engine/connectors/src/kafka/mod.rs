@@ -8,6 +8,7 @@
 //! - [`sink`]: `none`, `at-least-once` (flush at each checkpoint) or
 //!   `exactly-once` (one Kafka transaction per checkpoint, committed when the
 //!   checkpoint completes); its protocol and invariants are stated there.
+//! - [`recover`]: the recovery of an exactly-once sink before a job writes;
 //! - [`protocol`]: the Kafka requests that the sink's recovery sends itself.
 //!
 //! Plaintext connections only: librdkafka is built without TLS and SASL.
@@ -24,10 +25,12 @@ use crate::format::{csv::CSV_OPTIONS, json::JSON_OPTIONS};
 use crate::options::Options;
 
 mod protocol;
+mod recover;
 mod sink;
 mod source;
 
-pub(crate) use sink::{KafkaSink, recover};
+pub(crate) use recover::recover;
+pub(crate) use sink::KafkaSink;
 pub(crate) use source::KafkaSource;
 
 /// How long a metadata or offset request may take.

@@ -18,7 +18,7 @@
 //!   new producer with the next sequence.
 //! - [`KafkaSink::commit`] (the checkpoint completed) commits those
 //!   transactions through the producers that opened them.
-//! - [`recover`] runs before a restored (or fresh) job writes: it commits the
+//! - `recover` (in `recover.rs`) runs before a restored (or fresh) job writes: it commits the
 //!   restored committables through the transaction coordinator
 //!   (`DescribeTransactions`, then `EndTxn` with the producer id and epoch the
 //!   broker reports), because the producers that opened them died with the
@@ -44,7 +44,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::protocol::{self, TRANSACTIONAL_ID_NOT_FOUND};
 use super::{Guarantee, KafkaConfig, Partitioner, REQUEST_TIMEOUT, ValueFormat, kafka_error};
 use crate::format::Encoder;
 use crate::state::kafka::{KafkaSinkState, TxnCommittable};
@@ -53,7 +52,7 @@ use sluice_format::types::column_types;
 
 /// Remembers the first failed delivery, which fails the next flush.
 #[derive(Default, Clone)]
-pub(crate) struct Deliveries {
+pub(super) struct Deliveries {
     failed: Arc<Mutex<Option<String>>>,
 }
 
@@ -81,11 +80,11 @@ impl Deliveries {
 type Client = BaseProducer<Deliveries>;
 
 /// The default transactional-id prefix: unique to the job and the table.
-fn default_prefix(ctx: &SinkContext) -> String {
+pub(super) fn default_prefix(ctx: &SinkContext) -> String {
     format!("sluice-{}-{}", ctx.job_id, ctx.table)
 }
 
-fn transactional_id(prefix: &str, subtask: usize, sequence: u64) -> String {
+pub(super) fn transactional_id(prefix: &str, subtask: usize, sequence: u64) -> String {
     format!("{prefix}-{subtask}-{sequence}")
 }
 
@@ -391,7 +390,7 @@ impl SinkWriter for KafkaSink {
                     ))
                 })?,
                 // Not opened by this writer: committed through the coordinator.
-                None => commit_restored(&self.table, &self.cfg, &c)?,
+                None => super::recover::commit_restored(&self.table, &self.cfg, &c)?,
             }
         }
         Ok(())
@@ -424,7 +423,7 @@ fn check_transaction_timeout(ctx: &SinkContext, cfg: &KafkaConfig) -> Result<(),
 }
 
 /// What the client's error means, with the fix when it is a known one.
-fn hint(e: &KafkaError) -> String {
+pub(super) fn hint(e: &KafkaError) -> String {
     let s = e.to_string();
     if s.contains("transaction.timeout")
         || s.contains("InvalidTransactionTimeout")
@@ -437,7 +436,7 @@ fn hint(e: &KafkaError) -> String {
     s
 }
 
-fn new_producer(
+pub(super) fn new_producer(
     table: &str,
     cfg: &KafkaConfig,
     context: &Deliveries,
@@ -471,108 +470,4 @@ fn partition_count(p: &Client, topic: &str) -> Result<i32, String> {
         return Err(format!("topic '{topic}' does not exist"));
     }
     Ok(t.partitions().len() as i32)
-}
-
-/// Commits a restored committable's transaction through its coordinator.
-fn commit_restored(table: &str, cfg: &KafkaConfig, c: &TxnCommittable) -> Result<(), ConnectorError> {
-    let mut client = protocol::Client::new(&cfg.bootstrap, REQUEST_TIMEOUT);
-    let err = |m: String| kafka_error(table, m);
-    let id = &c.transactional_id;
-    let state = client.describe(id).map_err(|e| err(format!("cannot describe transaction '{id}': {e}")))?;
-    if state.error_code == TRANSACTIONAL_ID_NOT_FOUND {
-        // Expired (transactional.id.expiration.ms) long after it was committed.
-        return Ok(());
-    }
-    if state.error_code != protocol::NONE {
-        return Err(err(format!("cannot describe transaction '{id}': {}", protocol::error_name(state.error_code))));
-    }
-    match state.state.as_str() {
-        "Ongoing" => {
-            let code = client
-                .end_txn(id, state.producer_id, state.producer_epoch, true)
-                .map_err(|e| err(format!("cannot commit transaction '{id}': {e}")))?;
-            if code != protocol::NONE {
-                return Err(err(format!(
-                    "cannot commit transaction '{id}' of checkpoint {}: {}",
-                    c.checkpoint,
-                    protocol::error_name(code)
-                )));
-            }
-            Ok(())
-        }
-        // Committed already, by the writer before the crash or by an earlier recovery.
-        "PrepareCommit" | "CompleteCommit" | "Empty" => Ok(()),
-        other => {
-            // Aborted: the broker's transaction timeout passed before recovery, as
-            // in Flink this loses the rows; say so loudly.
-            eprintln!(
-                "sluice: table `{table}`: transaction '{id}' of completed checkpoint {} is {other}: its rows are lost; the job was down longer than 'properties.transaction.timeout.ms' ({} ms)",
-                c.checkpoint, cfg.transaction_timeout_ms
-            );
-            Ok(())
-        }
-    }
-}
-
-/// Aborts (and fences) a transactional id's open transaction by initializing
-/// a producer with that id.
-fn abort_by_init(table: &str, cfg: &KafkaConfig, id: &str) -> Result<(), ConnectorError> {
-    let p = new_producer(table, cfg, &Deliveries::default(), 0, Some(id))?;
-    p.init_transactions(REQUEST_TIMEOUT)
-        .map_err(|e| kafka_error(table, format!("cannot abort the lingering transaction '{id}': {}", hint(&e))))
-}
-
-/// Recovery of an exactly-once Kafka sink before any writer starts; see the
-/// module's protocol. `committables` are those of the restored checkpoint.
-pub(crate) fn recover(ctx: &SinkContext, cfg: &KafkaConfig, committables: &[Vec<u8>]) -> Result<(), ConnectorError> {
-    if cfg.guarantee != Guarantee::ExactlyOnce {
-        return Ok(());
-    }
-    let state_err = |source| ConnectorError::State { table: ctx.table.clone(), source };
-    for c in committables {
-        commit_restored(&ctx.table, cfg, &TxnCommittable::decode(c).map_err(state_err)?)?;
-    }
-    let prefix = cfg.transactional_id_prefix.clone().unwrap_or_else(|| default_prefix(ctx));
-    // Where each old writer stood: its last pre-committed sequence.
-    let mut from: BTreeMap<usize, u64> = BTreeMap::new();
-    for s in ctx.restored_states.iter().flatten() {
-        let s = KafkaSinkState::decode(s).map_err(state_err)?;
-        from.insert(s.subtask as usize, s.sequence + 1);
-    }
-    // New writers start after every restored sequence (see `KafkaSink::new`);
-    // ids up to there may hold transactions of an attempt that never checkpointed.
-    let floor = from.values().max().copied().unwrap_or(1);
-    let mut client = protocol::Client::new(&cfg.bootstrap, REQUEST_TIMEOUT);
-    let mut subtask = 0;
-    loop {
-        let start = from.get(&subtask).copied().unwrap_or(floor);
-        let mut found = 0;
-        let mut sequence = start;
-        loop {
-            let id = transactional_id(&prefix, subtask, sequence);
-            let state = client
-                .describe(&id)
-                .map_err(|e| kafka_error(&ctx.table, format!("cannot describe transaction '{id}': {e}")))?;
-            if state.error_code == TRANSACTIONAL_ID_NOT_FOUND {
-                if sequence >= floor {
-                    break;
-                }
-            } else {
-                found += 1;
-                // `Empty` too: a live zombie producer may not have added a partition yet.
-                if matches!(state.state.as_str(), "Ongoing" | "Empty" | "PrepareEpochFence") {
-                    abort_by_init(&ctx.table, cfg, &id)?;
-                }
-            }
-            sequence += 1;
-        }
-        // Subtasks beyond this parallelism and the restored one's wrote only if
-        // an attempt had more: probe until one never did.
-        let known = subtask < ctx.parallelism || from.contains_key(&subtask);
-        if !known && found == 0 {
-            break;
-        }
-        subtask += 1;
-    }
-    Ok(())
 }

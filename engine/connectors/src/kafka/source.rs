@@ -38,6 +38,9 @@ use crate::format::{Decoder, RecordError};
 use crate::state::kafka::PartitionSplit;
 use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
 
+/// The next offset of each topic-partition.
+type Offsets = Vec<(String, i32, i64)>;
+
 /// How often the lag (end offset − next offset) of owned partitions is asked.
 const LAG_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -107,7 +110,7 @@ pub(crate) struct KafkaSource {
     batch_split: Option<u32>,
     next_split_id: u32,
     /// Offsets of checkpoints taken and not yet complete, oldest first.
-    taken: Vec<(u64, Vec<(String, i32, i64)>)>,
+    taken: Vec<(u64, Offsets)>,
     /// Whether completed checkpoints commit their offsets to the consumer
     /// group: when `properties.group.id` is set, as in Flink.
     commit_offsets: bool,
