@@ -36,6 +36,22 @@ fn options(topic: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
     o
 }
 
+/// The error a source with these options fails to start with.
+fn source_error(o: BTreeMap<String, String>) -> String {
+    let ctx = SourceContext {
+        table: "src".into(),
+        options: o,
+        schema: schema(),
+        subtask: 0,
+        parallelism: 1,
+        batch_size: 7,
+        local_time_zone: "UTC".into(),
+        restored_splits: None,
+        s3: sluice_connectors::S3Options::default(),
+    };
+    create_source(&ctx).err().expect("the source started").to_string()
+}
+
 fn source(
     o: &BTreeMap<String, String>,
     subtask: usize,
@@ -121,20 +137,7 @@ fn the_source_starts_where_its_startup_mode_says_and_a_bounded_read_ends() {
     // group-offsets without a committed offset and without a reset policy is refused by name.
     let mut o = options(&topic, &[("properties.group.id", "nobody")]);
     o.extend(bounded.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let e = create_source(&SourceContext {
-        table: "src".into(),
-        options: o,
-        schema: schema(),
-        subtask: 0,
-        parallelism: 1,
-        batch_size: 7,
-        local_time_zone: "UTC".into(),
-        restored_splits: None,
-        s3: sluice_connectors::S3Options::default(),
-    })
-    .err()
-    .unwrap()
-    .to_string();
+    let e = source_error(o);
     assert!(e.contains("group 'nobody' has no committed offset") && e.contains("auto.offset.reset"), "{e}");
     // An unbounded reader sees records produced after it started.
     let mut r = source(&options(&topic, &[("scan.startup.mode", "latest-offset")]), 0, 1, None);
@@ -199,20 +202,7 @@ fn records_that_cannot_be_read_and_missing_topics_are_named() {
     assert!(ended);
     assert_eq!(got, vec![1, 3]);
     assert_eq!(r.skipped_records(), 1);
-    let missing = create_source(&SourceContext {
-        table: "src".into(),
-        options: options("no-such-topic", &bounded),
-        schema: schema(),
-        subtask: 0,
-        parallelism: 1,
-        batch_size: 7,
-        local_time_zone: "UTC".into(),
-        restored_splits: None,
-        s3: sluice_connectors::S3Options::default(),
-    })
-    .err()
-    .unwrap()
-    .to_string();
+    let missing = source_error(options("no-such-topic", &bounded));
     assert!(missing.contains("topic 'no-such-topic' does not exist"), "{missing}");
 }
 
