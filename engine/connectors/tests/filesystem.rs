@@ -300,9 +300,9 @@ fn missing_paths_and_bad_options_are_clear_errors() {
             .contains("unsupported option 'csv.delimiter' for connector 'filesystem'")
     );
     assert_eq!(
-        check(&[("connector", "kafka")], Role::Source).as_deref(),
+        check(&[("connector", "pulsar")], Role::Source).as_deref(),
         Some(
-            "table `t`: unknown connector 'kafka'; supported connectors are 'datagen' (source), 'nexmark' (source), 'filesystem' (source and sink), 'print' (sink) and 'blackhole' (sink)"
+            "table `t`: unknown connector 'pulsar'; supported connectors are 'datagen' (source), 'nexmark' (source), 'filesystem' (source and sink), 'kafka' (source and sink), 'print' (sink) and 'blackhole' (sink)"
         )
     );
     assert_eq!(
