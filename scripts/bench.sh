@@ -163,6 +163,18 @@ if [ "${BENCH_STATE:-1}" != 0 ]; then
     failed=1
   fi
 fi
+# Kafka benchmarks (scripts/bench_kafka.py): a real broker, Kafka -> filter/project -> Kafka and
+# Kafka -> TUMBLE -> Kafka exactly-once on 1 and 4 partitions. BENCH_KAFKA=0 skips them;
+# BENCH_KAFKA_ARGS passes options (e.g. "--rows 500000").
+if [ "${BENCH_KAFKA:-1}" != 0 ]; then
+  # shellcheck disable=SC2086
+  if python3 scripts/bench_kafka.py --bin "$bin" --out "$out/kafka.md" ${BENCH_KAFKA_ARGS:-}; then
+    { echo; cat "$out/kafka.md"; } >> "$report"
+  else
+    { echo; echo "## Kafka"; echo; echo "Failed: see the output of scripts/bench_kafka.py."; } >> "$report"
+    failed=1
+  fi
+fi
 # Distributed-engine benchmarks (scripts/bench_cluster.py): shuffle throughput between
 # two workers, the TUMBLE job on 1 and 2 workers, recovery after kill -9 of a worker.
 # BENCH_CLUSTER=0 skips them; BENCH_CLUSTER_ARGS passes options (e.g. "--state-mb 20").

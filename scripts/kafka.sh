@@ -4,7 +4,7 @@
 #
 #   scripts/kafka.sh install   # fetches the broker's jars into $SLUICE_CACHE/kafka-4.4.0/libs if missing; prints the install dir
 #   scripts/kafka.sh path      # prints the install dir (exit 1 if it is not installed)
-#   scripts/kafka.sh run --port P --controller-port C --dir DIR [--parent-pid PID [--cleanup]]
+#   scripts/kafka.sh run --port P --controller-port C --dir DIR [--parent-pid PID [--cleanup]] [--auto-create N]
 #
 # `run` starts one combined broker and controller with single-node settings, listening only on
 # 127.0.0.1 (PLAINTEXT on P, the controller on C), with its data under DIR/data and its log in
@@ -12,6 +12,8 @@
 # with the same ports and DIR restarts the same broker. It execs Java in the foreground, so the
 # process that started it can stop it with a signal. With --parent-pid the broker is killed once
 # PID is gone (a test process that dies without stopping it), and with --cleanup DIR is deleted then.
+# With --auto-create N, a topic that a producer names is created with N partitions (for benchmarks;
+# tests create their topics).
 #
 # Why Maven Central: it is the registry this machine reaches; the broker is kafka_2.13 and its
 # runtime dependencies, plus the log4j binding for SLF4J that the Kafka distribution ships.
@@ -101,7 +103,7 @@ cluster_id() {
 }
 
 write_config() {
-  local dir="$1" port="$2" cport="$3"
+  local dir="$1" port="$2" cport="$3" auto="${4:-}"
   cat >"$dir/server.properties" <<EOF
 # Written by scripts/kafka.sh: one broker that is also the only controller, for tests.
 process.roles=broker,controller
@@ -124,8 +126,8 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 min.insync.replicas=1
 default.replication.factor=1
-num.partitions=1
-auto.create.topics.enable=false
+num.partitions=${auto:-1}
+auto.create.topics.enable=$([ -n "$auto" ] && echo true || echo false)
 group.initial.rebalance.delay.ms=0
 # A broker restarted after a crash registers again only once its old session has expired
 # (9 s by default).
@@ -159,11 +161,11 @@ EOF
 }
 
 run() {
-  local port="" cport="" dir="" parent="" cleanup=""
-  local usage="usage: run --port P --controller-port C --dir DIR [--parent-pid PID [--cleanup]]"
+  local port="" cport="" dir="" parent="" cleanup="" auto=""
+  local usage="usage: run --port P --controller-port C --dir DIR [--parent-pid PID [--cleanup]] [--auto-create N]"
   while [ $# -gt 0 ]; do
     case "$1" in
-      --port | --controller-port | --dir | --parent-pid) [ $# -ge 2 ] || die "$1 needs a value ($usage)" ;;
+      --port | --controller-port | --dir | --parent-pid | --auto-create) [ $# -ge 2 ] || die "$1 needs a value ($usage)" ;;
     esac
     case "$1" in
       --port) port="$2"; shift 2 ;;
@@ -171,16 +173,17 @@ run() {
       --dir) dir="$2"; shift 2 ;;
       --parent-pid) parent="$2"; shift 2 ;;
       --cleanup) cleanup=1; shift ;;
+      --auto-create) auto="$2"; shift 2 ;;
       *) die "unknown argument '$1' ($usage)" ;;
     esac
   done
   [ -n "$port" ] && [ -n "$cport" ] && [ -n "$dir" ] || die "$usage"
-  case "$port$cport$parent" in *[!0-9]*) die "ports and the parent pid are numbers ($usage)" ;; esac
+  case "$port$cport$parent$auto" in *[!0-9]*) die "ports, the parent pid and partitions are numbers ($usage)" ;; esac
   [ -z "$cleanup" ] || [ -n "$parent" ] || die "--cleanup needs --parent-pid"
   install >/dev/null
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
-  write_config "$dir" "$port" "$cport"
+  write_config "$dir" "$port" "$cport" "$auto"
 
   local java_opts=(
     # Small and quick to start on a 2-core machine; tests send little data.
@@ -221,5 +224,5 @@ case "${1:-}" in
   install) install ;;
   path) [ -f "$marker" ] || die "Kafka is not installed; run '$0 install'"; echo "$home" ;;
   run) shift; run "$@" ;;
-  *) die "usage: $0 install | path | run --port P --controller-port C --dir DIR [--parent-pid PID [--cleanup]]" ;;
+  *) die "usage: $0 install | path | run --port P --controller-port C --dir DIR [--parent-pid PID [--cleanup]] [--auto-create N]" ;;
 esac
