@@ -30,23 +30,34 @@ pub struct S3Server {
     child: Option<Child>,
 }
 
-/// `scripts/s3-server.sh`, found from the `CARGO_MANIFEST_DIR` cargo sets when it runs a
-/// test (a cached build may have been compiled in a clone at another path).
-fn script() -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/s3-server.sh");
+/// `scripts/<name>` of the repository, found from the `CARGO_MANIFEST_DIR` cargo sets when it
+/// runs a test (a cached build may have been compiled in a clone at another path). Test support
+/// of other crates (the Kafka broker's `scripts/kafka.sh`) finds its script here too.
+pub fn repo_script(name: &str) -> PathBuf {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts").join(name);
     let Some(start) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) else { return built };
-    start.ancestors().map(|d| d.join("scripts/s3-server.sh")).find(|p| p.is_file()).unwrap_or(built)
+    start.ancestors().map(|d| d.join("scripts").join(name)).find(|p| p.is_file()).unwrap_or(built)
+}
+
+/// Runs `scripts/<name> install` (a no-op once installed); panics naming the script if it fails.
+pub fn install_script(name: &str) {
+    let script = repo_script(name);
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg("install")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(status.success(), "{} install failed ({status}); see its output above", script.display());
+}
+
+fn script() -> PathBuf {
+    repo_script("s3-server.sh")
 }
 
 /// Runs `scripts/s3-server.sh install` (a no-op once installed).
 pub fn install() {
-    let status = Command::new("bash")
-        .arg(script())
-        .arg("install")
-        .stdout(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script().display()));
-    assert!(status.success(), "{} install failed ({status}); see its output above", script().display());
+    install_script("s3-server.sh");
 }
 
 fn free_port() -> u16 {

@@ -17,7 +17,7 @@ pub mod client;
 
 use std::hash::BuildHasher;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -48,23 +48,14 @@ pub struct KafkaBroker {
     child: Option<Child>,
 }
 
-/// `scripts/kafka.sh`, found from the `CARGO_MANIFEST_DIR` cargo sets when it runs a test (a
-/// cached build may have been compiled in a clone at another path).
+/// `scripts/kafka.sh` of the repository.
 fn script() -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kafka.sh");
-    let Some(start) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) else { return built };
-    start.ancestors().map(|d| d.join("scripts/kafka.sh")).find(|p| p.is_file()).unwrap_or(built)
+    sluice_storage::testing::repo_script("kafka.sh")
 }
 
 /// Runs `scripts/kafka.sh install` (a no-op once installed).
 pub fn install() {
-    let status = Command::new("bash")
-        .arg(script())
-        .arg("install")
-        .stdout(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script().display()));
-    assert!(status.success(), "{} install failed ({status}); see its output above", script().display());
+    sluice_storage::testing::install_script("kafka.sh");
 }
 
 /// Two distinct free loopback ports below the kernel's ephemeral range. A port from `bind(0)`
