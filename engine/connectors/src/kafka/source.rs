@@ -84,6 +84,58 @@ impl Split {
     }
 }
 
+/// The rows of the batch being built, decoded from record values.
+struct Rows {
+    decoder: Option<Decoder>,
+    ignore_parse_errors: bool,
+    /// Records skipped because they could not be parsed.
+    skipped: u64,
+    /// Raw values (format `raw`).
+    raw: Vec<Option<Vec<u8>>>,
+}
+
+impl Rows {
+    fn len(&self) -> usize {
+        match &self.decoder {
+            Some(d) => d.len(),
+            None => self.raw.len(),
+        }
+    }
+
+    /// Appends one record's value; a tombstone has no row, as in Flink's formats.
+    fn add(
+        &mut self,
+        table: &str,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        payload: Option<&[u8]>,
+    ) -> Result<(), ConnectorError> {
+        let Some(payload) = payload else { return Ok(()) };
+        let Some(decoder) = &mut self.decoder else {
+            self.raw.push(Some(payload.to_vec()));
+            return Ok(());
+        };
+        let result = match std::str::from_utf8(payload) {
+            Ok(text) => decoder.decode(text.strip_suffix('\n').unwrap_or(text)),
+            Err(e) => Err(RecordError::Malformed(format!("invalid UTF-8: {e}"))),
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(RecordError::Malformed(_)) if self.ignore_parse_errors => {
+                self.skipped += 1;
+                Ok(())
+            }
+            Err(RecordError::Malformed(m) | RecordError::Field(m)) => Err(kafka_error(
+                table,
+                format!(
+                    "topic '{topic}' partition {partition} offset {offset}: {m} (set 'json.ignore-parse-errors' or 'csv.ignore-parse-errors' to skip such records)"
+                ),
+            )),
+        }
+    }
+}
+
 pub(crate) struct KafkaSource {
     table: String,
     schema: SchemaRef,
@@ -94,16 +146,13 @@ pub(crate) struct KafkaSource {
     parallelism: usize,
     batch_size: usize,
     max_batch_size: usize,
-    decoder: Option<Decoder>,
-    ignore_parse_errors: bool,
+    /// The batch being built.
+    rows: Rows,
     splits: BTreeMap<(String, i32), Split>,
     /// Every partition of the source that this reader knows, any subtask's.
     known: HashSet<(String, i32)>,
     next_discovery: Option<Instant>,
     next_lag: Instant,
-    skipped: u64,
-    /// Raw values of the batch being built (format `raw`).
-    raw: Vec<Option<Vec<u8>>>,
     /// The split polled first next time, so that every partition gets a turn.
     turn: usize,
     /// The split of the batch being built (each batch comes from one split).
@@ -153,14 +202,11 @@ impl KafkaSource {
             parallelism: ctx.parallelism,
             batch_size: ctx.batch_size.max(1),
             max_batch_size: ctx.batch_size.max(1),
-            decoder,
-            ignore_parse_errors,
+            rows: Rows { decoder, ignore_parse_errors, skipped: 0, raw: Vec::new() },
             splits: BTreeMap::new(),
             known: HashSet::new(),
             next_discovery: None,
             next_lag: Instant::now(),
-            skipped: 0,
-            raw: Vec::new(),
             turn: 0,
             batch_split: None,
             next_split_id: 0,
@@ -331,46 +377,17 @@ impl KafkaSource {
         self.cfg.properties.get("group.id").map_or("", String::as_str)
     }
 
-    /// Appends one record's value to the batch being built.
-    fn add(&mut self, topic: &str, partition: i32, offset: i64, payload: Option<&[u8]>) -> Result<(), ConnectorError> {
-        let Some(payload) = payload else {
-            // A tombstone has no row, as in Flink's formats.
-            return Ok(());
-        };
-        let Some(decoder) = &mut self.decoder else {
-            self.raw.push(Some(payload.to_vec()));
-            return Ok(());
-        };
-        let result = match std::str::from_utf8(payload) {
-            Ok(text) => decoder.decode(text.strip_suffix('\n').unwrap_or(text)),
-            Err(e) => Err(RecordError::Malformed(format!("invalid UTF-8: {e}"))),
-        };
-        match result {
-            Ok(_) => Ok(()),
-            Err(RecordError::Malformed(_)) if self.ignore_parse_errors => {
-                self.skipped += 1;
-                Ok(())
-            }
-            Err(RecordError::Malformed(m) | RecordError::Field(m)) => Err(self.err(format!(
-                "topic '{topic}' partition {partition} offset {offset}: {m} (set 'json.ignore-parse-errors' or 'csv.ignore-parse-errors' to skip such records)"
-            ))),
-        }
-    }
-
     fn pending_rows(&self) -> usize {
-        match &self.decoder {
-            Some(d) => d.len(),
-            None => self.raw.len(),
-        }
+        self.rows.len()
     }
 
     fn batch(&mut self) -> Result<SourceEvent, ConnectorError> {
-        let batch = match &mut self.decoder {
+        let batch = match &mut self.rows.decoder {
             Some(d) => {
                 d.finish(&self.schema).map_err(|source| ConnectorError::Batch { table: self.table.clone(), source })?
             }
             None => {
-                let rows = std::mem::take(&mut self.raw);
+                let rows = std::mem::take(&mut self.rows.raw);
                 let col: ArrayRef = match self.schema.field(0).data_type() {
                     DataType::Binary => {
                         let mut b = BinaryBuilder::new();
@@ -436,18 +453,20 @@ impl KafkaSource {
                 Some(Err(e)) => {
                     return Err(self.err(format!("reading topic '{}' partition {}: {e}", key.0, key.1)));
                 }
-                Some(Ok(m)) => (m.offset(), m.payload().map(<[u8]>::to_vec)),
+                Some(Ok(m)) => m,
             };
-            let (offset, payload) = record;
-            if split.stop.is_some_and(|s| offset >= s) {
-                if let Some(s) = self.splits.get_mut(key) {
-                    s.next_offset = s.stop.unwrap_or(offset);
-                }
-                return Ok(());
+            // Decoded from the client's buffer, without a copy (the message borrows its queue).
+            let offset = record.offset();
+            let past_stop = split.stop.is_some_and(|s| offset >= s);
+            if !past_stop {
+                self.rows.add(&self.table, &key.0, key.1, offset, record.payload())?;
             }
-            self.add(&key.0, key.1, offset, payload.as_deref())?;
+            drop(record);
             if let Some(s) = self.splits.get_mut(key) {
-                s.next_offset = offset + 1;
+                s.next_offset = if past_stop { s.stop.unwrap_or(offset) } else { offset + 1 };
+            }
+            if past_stop {
+                return Ok(());
             }
         }
     }
@@ -544,7 +563,7 @@ impl SourceReader for KafkaSource {
     }
 
     fn skipped_records(&self) -> u64 {
-        self.skipped
+        self.rows.skipped
     }
 
     fn set_batch_size(&mut self, rows: usize) {
