@@ -248,7 +248,9 @@ impl Builder {
                 let p = sluice_job::table_parallelism(t, "scan.parallelism")?;
                 let v = self.new_vertex(p, self.parallelism, Some(t.clone()));
                 // Over the physical columns as the source emits them (masked by the data policy).
+                // Metadata columns' markers are for the connector: a projection drops them.
                 let identity = t.columns.len() == t.physical_df.fields().len()
+                    && t.physical.fields().iter().all(|f| f.metadata().is_empty())
                     && t.columns
                         .iter()
                         .enumerate()

@@ -11,11 +11,14 @@
 //! - [`policy`]: a job's data policy (masking and row rules), as the operator
 //!   hands it to the engine;
 //! - [`failpoint`]: the fault points that tests set in either process through
-//!   `SLUICE_FAILPOINTS`.
+//!   `SLUICE_FAILPOINTS`;
+//! - [`columns`]: how metadata columns are marked in the schemas that
+//!   connectors get.
 //!
 //! The crate has no dependencies beyond serde; its only I/O is a fault point's
 //! `pause`, which tests alone set.
 
+pub mod columns;
 pub mod duration;
 pub mod failpoint;
 pub mod hash;

@@ -280,6 +280,18 @@ fn configure(
             message: format!("connector '{connector}' can only be used as a {what}"),
         })
     };
+    if connector != "kafka"
+        && let Some((f, key)) =
+            schema.fields().iter().find_map(|f| sluice_api::columns::metadata_key(f.metadata()).map(|k| (f, k)))
+    {
+        return Err(ConnectorError::InvalidOption {
+            table: table.to_string(),
+            message: format!(
+                "column `{}`: connector '{connector}' has no metadata columns (METADATA FROM '{key}'); of Sluice's connectors, 'kafka' has them",
+                f.name()
+            ),
+        });
+    }
     match connector {
         "datagen" | "nexmark" if role == Role::Sink => wrong_role("source"),
         "print" | "blackhole" if role == Role::Source => wrong_role("sink"),

@@ -1,6 +1,7 @@
 //! The kafka connector against a real Apache Kafka broker (scripts/kafka.sh, one per test
 //! binary): source startup modes, bounds, restore at another parallelism and errors; the
-//! sink's guarantees, its recovery, and the fencing of zombie writers.
+//! sink's guarantees, its recovery, and the fencing of zombie writers; metadata columns,
+//! keys, `topic-pattern` and partition discovery.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -10,9 +11,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, Int64Array, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::{Array, Int32Array, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
+use sluice_api::columns::METADATA_KEY;
 use sluice_connectors::testing::{Record, unique_topic};
 use sluice_connectors::{
     SinkContext, SourceContext, SourceEvent, SourceReader, create_sink, create_source, recover_sink,
@@ -58,14 +60,25 @@ fn source(
     parallelism: usize,
     restored: Option<Vec<Vec<u8>>>,
 ) -> Box<dyn SourceReader> {
+    source_of(o, schema(), "UTC", subtask, parallelism, restored)
+}
+
+fn source_of(
+    o: &BTreeMap<String, String>,
+    schema: SchemaRef,
+    local_time_zone: &str,
+    subtask: usize,
+    parallelism: usize,
+    restored: Option<Vec<Vec<u8>>>,
+) -> Box<dyn SourceReader> {
     create_source(&SourceContext {
         table: "src".into(),
         options: o.clone(),
-        schema: schema(),
+        schema,
         subtask,
         parallelism,
         batch_size: 7,
-        local_time_zone: "UTC".into(),
+        local_time_zone: local_time_zone.into(),
         restored_splits: restored,
         s3: sluice_connectors::S3Options::default(),
     })
@@ -403,4 +416,178 @@ fn a_completed_checkpoint_commits_its_offsets_to_the_consumer_group() {
     let (mut got, _) = read(again.as_mut(), 4);
     got.sort();
     assert_eq!(got, vec![40, 41, 42, 43]);
+}
+
+/// A field as the engine hands a connector a `METADATA FROM 'key'` column.
+fn metadata(name: &str, t: DataType, key: &str) -> Field {
+    Field::new(name, t, true).with_metadata([(METADATA_KEY.to_string(), key.to_string())].into())
+}
+
+fn column<T: 'static>(b: &RecordBatch, name: &str) -> T
+where
+    T: Clone,
+{
+    b.column_by_name(name).unwrap().as_any().downcast_ref::<T>().unwrap().clone()
+}
+
+#[test]
+fn metadata_columns_and_key_fields_are_read_as_in_flink() {
+    let topic = unique_topic("meta");
+    shared().create_topic(&topic, 2);
+    let base = 1_700_000_000_000i64;
+    let mut records: Vec<Record> = (0..10)
+        .map(|i| {
+            Record::new(format!("{{\"name\":\"n{i}\"}}"))
+                .key(format!("{{\"id\":{i}}}"))
+                .partition((i % 2) as i32)
+                .timestamp(base + i)
+        })
+        .collect();
+    // No key: NULL key fields. A tombstone: no row.
+    records.push(Record::new(&b"{\"name\":\"keyless\"}"[..]).partition(0).timestamp(base + 10));
+    records.push(Record::tombstone(&b"{\"id\":99}"[..]).partition(1));
+    shared().produce_all(&topic, &records);
+    let ltz = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k_id", DataType::Int64, true),
+        Field::new("name", DataType::Utf8, true),
+        metadata("part", DataType::Int32, "partition"),
+        metadata("off", DataType::Int64, "offset"),
+        metadata("ts", ltz, "timestamp"),
+        metadata("topic", DataType::Utf8, "topic"),
+        // Cast from INT, as Flink allows.
+        metadata("part_long", DataType::Int64, "partition"),
+        metadata("ttype", DataType::Utf8, "timestamp-type"),
+    ]));
+    let o = options(
+        &topic,
+        &[
+            ("key.format", "json"),
+            ("key.fields", "k_id"),
+            ("key.fields-prefix", "k_"),
+            ("value.fields-include", "EXCEPT_KEY"),
+            ("scan.startup.mode", "earliest-offset"),
+            ("scan.bounded.mode", "latest-offset"),
+        ],
+    );
+    let mut r = source_of(&o, schema, "UTC", 0, 1, None);
+    let mut rows = Vec::new();
+    loop {
+        match r.poll().unwrap() {
+            SourceEvent::Batch(b) => {
+                let (id, name) = (column::<Int64Array>(&b, "k_id"), column::<StringArray>(&b, "name"));
+                let (part, off) = (column::<Int32Array>(&b, "part"), column::<Int64Array>(&b, "off"));
+                let ts = column::<TimestampMillisecondArray>(&b, "ts");
+                let (t, tt) = (column::<StringArray>(&b, "topic"), column::<StringArray>(&b, "ttype"));
+                let part_long = column::<Int64Array>(&b, "part_long");
+                for i in 0..b.num_rows() {
+                    assert_eq!((t.value(i), tt.value(i)), (topic.as_str(), "CreateTime"));
+                    assert_eq!(part_long.value(i), i64::from(part.value(i)));
+                    let id = id.is_valid(i).then(|| id.value(i));
+                    rows.push((id, name.value(i).to_string(), part.value(i), off.value(i), ts.value(i)));
+                }
+            }
+            SourceEvent::Idle => {}
+            SourceEvent::End => break,
+        }
+    }
+    rows.sort_by_key(|r| (r.2, r.3));
+    let mut want: Vec<_> = (0..10i64)
+        .map(|i| (Some(i), format!("n{i}"), (i % 2) as i32, i / 2, base + i))
+        .chain([(None, "keyless".to_string(), 0, 5, base + 10)])
+        .collect();
+    want.sort_by_key(|r| (r.2, r.3));
+    assert_eq!(rows, want);
+    // Keys that are not metadata keys, and connectors without metadata, are named.
+    let bad =
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), metadata("k", DataType::Utf8, "key")]));
+    let ctx = |options: BTreeMap<String, String>| SourceContext {
+        table: "src".into(),
+        options,
+        schema: bad.clone(),
+        subtask: 0,
+        parallelism: 1,
+        batch_size: 7,
+        local_time_zone: "UTC".into(),
+        restored_splits: None,
+        s3: sluice_connectors::S3Options::default(),
+    };
+    let e = create_source(&ctx(o.clone())).err().unwrap().to_string();
+    assert!(e.contains("table `src`") && e.contains("column `k`: invalid metadata key 'key'"), "{e}");
+    let datagen = [("connector", "datagen")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let e = create_source(&ctx(datagen)).err().unwrap().to_string();
+    assert!(e.contains("connector 'datagen' has no metadata columns"), "{e}");
+}
+
+#[test]
+fn a_sink_writes_the_timestamp_column_and_prefixed_keys() {
+    let topic = unique_topic("sinkmeta");
+    shared().create_topic(&topic, 1);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k_id", DataType::Int64, true),
+        Field::new("name", DataType::Utf8, true),
+        // TIMESTAMP(3): a local time in the session's time zone.
+        metadata("ts", DataType::Timestamp(TimeUnit::Millisecond, None), "timestamp"),
+    ]));
+    let o = options(
+        &topic,
+        &[
+            ("key.format", "json"),
+            ("key.fields", "k_id"),
+            ("key.fields-prefix", "k_"),
+            ("value.fields-include", "EXCEPT_KEY"),
+        ],
+    );
+    let mut ctx = sink_ctx(&o, 0, 1, None);
+    ctx.schema = schema.clone();
+    ctx.local_time_zone = "Asia/Shanghai".into();
+    let mut w = create_sink(&ctx).unwrap();
+    // 2023-11-14 22:13:20 in Shanghai (UTC+8) is 1,699,971,200,000 ms since the epoch.
+    let local = 1_700_000_000_000i64;
+    let b = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(StringArray::from(vec!["a", "b"])),
+            Arc::new(TimestampMillisecondArray::from(vec![Some(local), None])),
+        ],
+    )
+    .unwrap();
+    w.write(&b).unwrap();
+    w.pre_commit(1).unwrap();
+    let msgs = shared().read_committed(&topic);
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0].key.as_deref(), Some(&b"{\"id\":1}"[..]));
+    assert_eq!(msgs[0].value.as_deref(), Some(&b"{\"name\":\"a\"}"[..]));
+    assert_eq!(msgs[0].timestamp_ms, Some(local - 8 * 3_600_000));
+    // A NULL timestamp leaves the record's to the producer: the time of writing.
+    assert!(msgs[1].timestamp_ms.is_some_and(|t| t > local));
+}
+
+#[test]
+fn a_topic_pattern_and_partition_discovery_pick_up_new_topics_and_partitions() {
+    let prefix = unique_topic("pattern");
+    let (a, b) = (format!("{prefix}-a"), format!("{prefix}-b"));
+    shared().create_topic(&a, 1);
+    shared().create_topic(&format!("{prefix}x-other"), 1);
+    produce(&a, 0, 5, 1);
+    produce(&format!("{prefix}x-other"), 100, 5, 1);
+    let mut o =
+        options("", &[("scan.startup.mode", "earliest-offset"), ("scan.topic-partition-discovery.interval", "200 ms")]);
+    o.remove("topic");
+    o.insert("topic-pattern".into(), format!("{prefix}-.*"));
+    let mut r = source(&o, 0, 1, None);
+    let (mut got, _) = read(r.as_mut(), 5);
+    // A partition added to a read topic and a new matching topic are read from their start.
+    shared().add_partitions(&a, 2);
+    shared().create_topic(&b, 1);
+    shared().produce_all(&a, &(5..8).map(|i| Record::new(json(i)).partition(1)).collect::<Vec<_>>());
+    produce(&b, 8, 4, 1);
+    let (more, _) = read(r.as_mut(), 7);
+    got.extend(more);
+    got.sort();
+    assert_eq!(got, (0..12).collect::<Vec<_>>(), "other topics must not be read");
+    assert_eq!(r.splits(), Some(3));
+    let e = source_error(options(&a, &[("topic-pattern", "x.*")]));
+    assert!(e.contains("set either 'topic' or 'topic-pattern'"), "{e}");
 }

@@ -83,7 +83,7 @@ pub fn table_parallelism(t: &TableDef, key: &str) -> Result<Option<usize>, JobEr
 /// The options of every table the job writes, and of every table it reads.
 fn check_tables(job: &Job) -> Result<(), JobError> {
     for s in &job.sinks {
-        validate_table(&s.table.name, &s.table.options, &s.table.physical, Role::Sink)?;
+        validate_table(&s.table.name, &s.table.options, &s.table.sink_schema(), Role::Sink)?;
         table_parallelism(&s.table, "sink.parallelism")?;
     }
     for name in scanned_tables(job).keys() {

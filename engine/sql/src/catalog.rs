@@ -1,12 +1,13 @@
 //! Tables declared by `CREATE TABLE`, resolved into Arrow schemas and planned
 //! expressions for computed columns and the watermark.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_common::{DFSchema, DFSchemaRef};
 use datafusion_expr::ExprSchemable;
+use sluice_api::columns;
 
 use crate::error::{Position, SqlError};
 use crate::expr::{Expr, ExprPlanner};
@@ -19,7 +20,10 @@ pub struct TableDef {
     pub name: String,
     /// `WITH (...)` options, as written.
     pub options: BTreeMap<String, String>,
-    /// The physical columns: what a source reads and a sink writes.
+    /// The physical columns: what a source reads, and, without `VIRTUAL`
+    /// metadata columns, what a sink writes ([`TableDef::sink_schema`]).
+    /// Metadata columns are marked in their field's metadata map
+    /// ([`sluice_api::columns`]).
     pub physical: SchemaRef,
     /// Every column, physical and computed, in declaration order.
     pub schema: DFSchemaRef,
@@ -51,6 +55,17 @@ impl TableDef {
         self.options.get("connector").map(String::as_str).unwrap_or("")
     }
 
+    /// The columns a sink writes and an `INSERT` provides: the physical ones
+    /// without `VIRTUAL` metadata columns, as in Flink.
+    pub fn sink_schema(&self) -> SchemaRef {
+        if !self.physical.fields().iter().any(|f| columns::is_virtual(f.metadata())) {
+            return self.physical.clone();
+        }
+        let fields: Vec<_> =
+            self.physical.fields().iter().filter(|f| !columns::is_virtual(f.metadata())).cloned().collect();
+        Arc::new(Schema::new(fields))
+    }
+
     /// The full schema's rowtime column, when a watermark is declared.
     pub fn rowtime(&self) -> Option<usize> {
         self.watermark.as_ref().map(|w| w.column)
@@ -60,17 +75,27 @@ impl TableDef {
 pub(crate) fn define_table(ct: &CreateTable, exprs: &ExprPlanner, tz: &str) -> Result<TableDef, SqlError> {
     let mut physical_fields = Vec::new();
     for c in &ct.columns {
-        if let ColumnKind::Physical { data_type, not_null } = &c.kind {
-            let t = types::to_arrow(data_type, tz)
-                .map_err(|m| SqlError::new(c.position, format!("column `{}` of table `{}`: {m}", c.name, ct.name)))?;
-            if physical_fields.iter().any(|f: &Field| f.name() == &c.name) {
-                return Err(SqlError::new(
-                    c.position,
-                    format!("table `{}` declares column `{}` twice", ct.name, c.name),
-                ));
+        let (data_type, not_null, metadata) = match &c.kind {
+            ColumnKind::Physical { data_type, not_null } => (data_type, not_null, None),
+            ColumnKind::Metadata { data_type, not_null, key, is_virtual } => {
+                (data_type, not_null, Some((key, *is_virtual)))
             }
-            physical_fields.push(Field::new(&c.name, t, !not_null));
+            ColumnKind::Computed(_) => continue,
+        };
+        let t = types::to_arrow(data_type, tz)
+            .map_err(|m| SqlError::new(c.position, format!("column `{}` of table `{}`: {m}", c.name, ct.name)))?;
+        if physical_fields.iter().any(|f: &Field| f.name() == &c.name) {
+            return Err(SqlError::new(c.position, format!("table `{}` declares column `{}` twice", ct.name, c.name)));
         }
+        let mut field = Field::new(&c.name, t, !not_null);
+        if let Some((key, is_virtual)) = metadata {
+            let mut m = HashMap::from([(columns::METADATA_KEY.to_string(), key.clone())]);
+            if is_virtual {
+                m.insert(columns::METADATA_VIRTUAL.to_string(), "true".to_string());
+            }
+            field = field.with_metadata(m);
+        }
+        physical_fields.push(field);
     }
     let physical = Arc::new(Schema::new(physical_fields));
     let physical_df = Arc::new(
@@ -81,10 +106,12 @@ pub(crate) fn define_table(ct: &CreateTable, exprs: &ExprPlanner, tz: &str) -> R
     let mut fields = Vec::new();
     for c in &ct.columns {
         let (e, field) = match &c.kind {
-            ColumnKind::Physical { .. } => {
+            ColumnKind::Physical { .. } | ColumnKind::Metadata { .. } => {
                 let idx = physical.index_of(&c.name).map_err(|e| SqlError::new(c.position, e.to_string()))?;
                 let (q, f) = physical_df.qualified_field(idx);
-                (Expr::Column(datafusion_common::Column::new(q.cloned(), f.name())), f.as_ref().clone())
+                // The metadata marker is for connectors; queries see a plain column.
+                let field = f.as_ref().clone().with_metadata(HashMap::new());
+                (Expr::Column(datafusion_common::Column::new(q.cloned(), f.name())), field)
             }
             ColumnKind::Computed(ast) => {
                 let e = exprs.plan(ast, &physical_df, c.position).map_err(|err| {

@@ -30,8 +30,18 @@ impl Job {
             for ((_, field), expr) in table.schema.iter().zip(&table.columns) {
                 let null = if field.is_nullable() { "" } else { " NOT NULL" };
                 let _ = write!(s, "  {} {}{null}", field.name(), flink_name(field.data_type()));
-                if table.physical.index_of(field.name()).is_err() {
-                    let _ = write!(s, " AS {expr}");
+                match table.physical.field_with_name(field.name()) {
+                    Err(_) => {
+                        let _ = write!(s, " AS {expr}");
+                    }
+                    Ok(f) => {
+                        if let Some(key) = sluice_api::columns::metadata_key(f.metadata()) {
+                            let _ = write!(s, " METADATA FROM '{key}'");
+                            if sluice_api::columns::is_virtual(f.metadata()) {
+                                s.push_str(" VIRTUAL");
+                            }
+                        }
+                    }
                 }
                 s.push('\n');
             }

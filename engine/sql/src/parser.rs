@@ -40,8 +40,20 @@ pub struct ColumnDef {
 
 #[derive(Debug, Clone)]
 pub enum ColumnKind {
-    Physical { data_type: SqlType, not_null: bool },
+    Physical {
+        data_type: SqlType,
+        not_null: bool,
+    },
     Computed(Box<Expr>),
+    /// `TYPE METADATA [FROM 'key'] [VIRTUAL]`: a value of the record's metadata
+    /// (Kafka's `partition`, `offset`, `timestamp`, ...), read by the
+    /// connector. `key` is the column's name when `FROM` is absent.
+    Metadata {
+        data_type: SqlType,
+        not_null: bool,
+        key: String,
+        is_virtual: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -247,9 +259,20 @@ fn parse_create_table(parser: &mut Parser, position: Position) -> Result<Stateme
                     let _ = parser.parse_keyword(Keyword::NULL);
                 }
                 if is_word(&parser.peek_token().token, "METADATA") {
-                    return Err(SqlError::new(col_pos, "METADATA columns are not supported yet"));
+                    parser.next_token();
+                    let key = if parser.parse_keyword(Keyword::FROM) {
+                        parser.parse_literal_string().map_err(perr)?
+                    } else {
+                        col_name.clone()
+                    };
+                    let is_virtual = is_word(&parser.peek_token().token, "VIRTUAL");
+                    if is_virtual {
+                        parser.next_token();
+                    }
+                    ColumnKind::Metadata { data_type, not_null, key, is_virtual }
+                } else {
+                    ColumnKind::Physical { data_type, not_null }
                 }
-                ColumnKind::Physical { data_type, not_null }
             };
             if parser.parse_keyword(Keyword::COMMENT) {
                 parser.parse_literal_string().map_err(perr)?;

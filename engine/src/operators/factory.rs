@@ -39,7 +39,7 @@ pub(crate) fn sink_context(
     SinkContext {
         table: table.name.clone(),
         options: table.options.clone(),
-        schema: table.physical.clone(),
+        schema: table.sink_schema(),
         subtask,
         parallelism,
         job_id: job_id.to_string(),

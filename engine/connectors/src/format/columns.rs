@@ -96,6 +96,12 @@ impl RowBuilders {
         self.rows
     }
 
+    /// Appends a row of NULLs.
+    pub(crate) fn append_null_row(&mut self) {
+        self.cols.iter_mut().for_each(ColBuilder::append_null);
+        self.rows += 1;
+    }
+
     /// Records that one more complete row was appended to every builder.
     pub(crate) fn row_done(&mut self) {
         self.rows += 1;

@@ -116,6 +116,14 @@ impl Decoder {
         }
     }
 
+    /// Appends a row of NULLs (a Kafka record without a key, for its key fields).
+    pub(crate) fn append_null_row(&mut self) {
+        match self {
+            Decoder::Json(d) => d.builders.append_null_row(),
+            Decoder::Csv(d) => d.builders.append_null_row(),
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         match self {
             Decoder::Json(d) => d.builders.len(),

@@ -23,9 +23,13 @@ use crate::ConnectorError;
 use crate::format::Format;
 use crate::format::{csv::CSV_OPTIONS, json::JSON_OPTIONS};
 use crate::options::Options;
+use columns::Layout;
+pub(crate) use columns::Meta;
 
+mod columns;
 mod protocol;
 mod recover;
+mod rows;
 mod sink;
 mod source;
 
@@ -45,13 +49,32 @@ const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 
 pub(crate) fn supported_options() -> String {
     format!(
-        "'topic', 'properties.bootstrap.servers', 'properties.group.id', 'properties.*' (passed to the Kafka client), \
-'format' or 'value.format' ('json', 'csv' or 'raw'), 'key.format', 'key.fields', 'value.fields-include', \
+        "'topic' or 'topic-pattern', 'properties.bootstrap.servers', 'properties.group.id', 'properties.*' (passed to the Kafka client), \
+'format' or 'value.format' ('json', 'csv' or 'raw'), 'key.format', 'key.fields', 'key.fields-prefix', \
+'value.fields-include', \
 'scan.startup.mode', 'scan.startup.timestamp-millis', 'scan.startup.specific-offsets', 'scan.bounded.mode', \
 'scan.bounded.timestamp-millis', 'scan.bounded.specific-offsets', 'scan.topic-partition-discovery.interval', \
 'sink.delivery-guarantee', 'sink.transactional-id-prefix', 'sink.partitioner', and the format options \
 {JSON_OPTIONS}, {CSV_OPTIONS} (prefixed with 'value.' after 'value.format')"
     )
+}
+
+/// `topic-pattern`: a regular expression that a topic's whole name must
+/// match, as Java's `Pattern.matches` in Flink. Internal topics (`__...`)
+/// never match, as the admin client leaves them out of Flink's topic list.
+#[derive(Debug, Clone)]
+pub(crate) struct TopicPattern(regex::Regex);
+
+impl TopicPattern {
+    fn new(pattern: &str) -> Result<TopicPattern, String> {
+        regex::Regex::new(&format!("^(?:{pattern})$"))
+            .map(TopicPattern)
+            .map_err(|e| format!("option 'topic-pattern' = '{pattern}' is not a valid regular expression: {e}"))
+    }
+
+    pub(crate) fn matches(&self, topic: &str) -> bool {
+        !topic.starts_with("__") && self.0.is_match(topic)
+    }
 }
 
 /// Where a source starts (`scan.startup.mode`) or stops (`scan.bounded.mode`).
@@ -98,15 +121,17 @@ pub(crate) enum ValueFormat {
 
 #[derive(Debug, Clone)]
 pub(crate) struct KafkaConfig {
+    /// `topic`: empty with `topic-pattern`.
     pub topics: Vec<String>,
+    pub pattern: Option<TopicPattern>,
     pub bootstrap: String,
     /// Every `properties.*` option without the prefix, for the client.
     pub properties: BTreeMap<String, String>,
     pub value: ValueFormat,
-    /// `key.format` and the indices of `key.fields` (sink only).
-    pub key: Option<(ValueFormat, Vec<usize>)>,
-    /// `value.fields-include` = `EXCEPT_KEY`.
-    pub value_except_key: bool,
+    /// `key.format`; its columns are `layout.key`.
+    pub key: Option<ValueFormat>,
+    /// Which columns come from the value, the key and the record's metadata.
+    pub layout: Layout,
     pub startup: Position,
     pub bounded: Option<Position>,
     pub discovery: Option<Duration>,
@@ -118,16 +143,26 @@ pub(crate) struct KafkaConfig {
 
 impl KafkaConfig {
     pub(crate) fn parse(o: &Options<'_>, schema: &SchemaRef, sink: bool) -> Result<Self, ConnectorError> {
-        let topic = o.required("topic", "a topic name, or topics separated by ';'")?;
-        let topics: Vec<String> = topic.split(';').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
-        if o.contains("topic-pattern") {
-            o.get("topic-pattern");
-            return Err(
-                o.error("option 'topic-pattern' is not supported yet; list the topics in 'topic', separated by ';'")
-            );
-        }
+        let (topics, pattern) = match (o.get("topic"), o.get("topic-pattern")) {
+            (Some(_), Some(_)) => return Err(o.error("set either 'topic' or 'topic-pattern', not both")),
+            (None, None) => {
+                return Err(o.error(
+                    "missing required option 'topic' (a topic name, or topics separated by ';') or 'topic-pattern' (a regular expression over topic names)",
+                ));
+            }
+            (None, Some(_)) if sink => {
+                return Err(o.error("a Kafka sink writes to one 'topic'; 'topic-pattern' is for sources"));
+            }
+            (None, Some(p)) => (Vec::new(), Some(TopicPattern::new(p).map_err(|m| o.error(m))?)),
+            (Some(topic), None) => {
+                (topic.split(';').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(), None)
+            }
+        };
         if sink && topics.len() != 1 {
             return Err(o.error(format!("a Kafka sink writes to one topic, but 'topic' lists {}", topics.len())));
+        }
+        if pattern.is_none() && topics.is_empty() {
+            return Err(o.error("option 'topic' names no topic"));
         }
         let bootstrap =
             o.required("properties.bootstrap.servers", "the brokers, as host:port[,host:port...]")?.trim().to_string();
@@ -141,21 +176,12 @@ impl KafkaConfig {
                 "'properties.security.protocol' = '{p}' is not supported yet: Sluice's Kafka client is built without TLS and SASL; use a PLAINTEXT listener"
             )));
         }
-        let value = value_format(o, schema)?;
-        let key = key_format(o, schema, sink)?;
-        let value_except_key = match o.get("value.fields-include").map(str::trim) {
-            None => false,
-            Some(v) if v.eq_ignore_ascii_case("ALL") => false,
-            Some(v) if v.eq_ignore_ascii_case("EXCEPT_KEY") => true,
-            Some(v) => {
-                return Err(o.error(format!(
-                    "option 'value.fields-include' = '{v}' is invalid: expected 'ALL' or 'EXCEPT_KEY'"
-                )));
-            }
+        let layout = Layout::parse(o, schema, sink, o.contains("key.format"))?;
+        let value = value_format(o, schema, &layout.value)?;
+        let key = match o.contains("key.format") {
+            true => Some(text_or_raw(o, "key.format", "key.", schema, &layout.key)?),
+            false => None,
         };
-        if value_except_key && key.is_none() {
-            return Err(o.error("'value.fields-include' = 'EXCEPT_KEY' needs 'key.fields'"));
-        }
         let startup = match o.get("scan.startup.mode").map(str::trim) {
             None | Some("group-offsets") => Position::Group,
             Some(m) => position(o, m, "scan.startup")?,
@@ -210,11 +236,12 @@ impl KafkaConfig {
         o.check_all_used("kafka", &supported_options())?;
         Ok(KafkaConfig {
             topics,
+            pattern,
             bootstrap,
             properties,
             value,
             key,
-            value_except_key,
+            layout,
             startup,
             bounded,
             discovery,
@@ -223,6 +250,14 @@ impl KafkaConfig {
             partitioner,
             transaction_timeout_ms,
         })
+    }
+
+    /// Whether the source reads this topic.
+    pub(crate) fn reads_topic(&self, topic: &str) -> bool {
+        match &self.pattern {
+            Some(p) => p.matches(topic),
+            None => self.topics.iter().any(|t| t == topic),
+        }
     }
 
     /// The client configuration: `properties.*` as given, over Sluice's defaults.
@@ -240,52 +275,13 @@ impl KafkaConfig {
 }
 
 /// `format` or `value.format`, with its options (prefixed with `value.` in the latter case, as in Flink).
-fn value_format(o: &Options<'_>, schema: &SchemaRef) -> Result<ValueFormat, ConnectorError> {
+fn value_format(o: &Options<'_>, schema: &SchemaRef, columns: &[usize]) -> Result<ValueFormat, ConnectorError> {
     match (o.contains("format"), o.contains("value.format")) {
         (true, true) => Err(o.error("set either 'format' or 'value.format', not both")),
         (false, false) => Err(o.error("missing required option 'format' (or 'value.format'): 'json', 'csv' or 'raw'")),
-        (true, false) => text_or_raw(o, "format", "", schema, &all(schema)),
-        (false, true) => text_or_raw(o, "value.format", "value.", schema, &all(schema)),
+        (true, false) => text_or_raw(o, "format", "", schema, columns),
+        (false, true) => text_or_raw(o, "value.format", "value.", schema, columns),
     }
-}
-
-fn all(schema: &SchemaRef) -> Vec<usize> {
-    (0..schema.fields().len()).collect()
-}
-
-/// `key.format` and `key.fields` (the sink writes keys; the source does not read them yet).
-fn key_format(
-    o: &Options<'_>,
-    schema: &SchemaRef,
-    sink: bool,
-) -> Result<Option<(ValueFormat, Vec<usize>)>, ConnectorError> {
-    let fields = o.get("key.fields");
-    if !o.contains("key.format") {
-        return match fields {
-            Some(_) => Err(o.error("'key.fields' needs 'key.format'")),
-            None => Ok(None),
-        };
-    }
-    if !sink {
-        o.get("key.format");
-        return Err(o.error(
-            "a Kafka source does not read record keys yet: remove 'key.format' and 'key.fields' (the key's columns can be read from the value)",
-        ));
-    }
-    let Some(fields) = fields else { return Err(o.error("'key.format' needs 'key.fields'")) };
-    let mut idx = Vec::new();
-    for name in fields.split(';').map(str::trim).filter(|f| !f.is_empty()) {
-        let i = schema
-            .fields()
-            .iter()
-            .position(|f| f.name() == name)
-            .ok_or_else(|| o.error(format!("'key.fields' names '{name}', which is not a physical column")))?;
-        idx.push(i);
-    }
-    if idx.is_empty() {
-        return Err(o.error("'key.fields' is empty"));
-    }
-    Ok(Some((text_or_raw(o, "key.format", "key.", schema, &idx)?, idx)))
 }
 
 /// Parses a format option; `prefix` is what precedes `json.*`/`csv.*` option keys.
@@ -401,6 +397,14 @@ mod tests {
         assert_eq!(m.into_iter().collect::<Vec<_>>(), [(0, 42), (1, 300)]);
         assert!(specific_offsets("partition:0").unwrap_err().contains("partition:<n>,offset:<n>"));
         assert!(specific_offsets("").is_err());
+    }
+
+    #[test]
+    fn a_topic_pattern_matches_whole_names_and_no_internal_topic() {
+        let p = TopicPattern::new("orders-.*").unwrap();
+        assert!(p.matches("orders-eu") && !p.matches("old-orders-eu") && !p.matches("orders"));
+        assert!(!TopicPattern::new(".*").unwrap().matches("__consumer_offsets"));
+        assert!(TopicPattern::new("orders-(").unwrap_err().contains("not a valid regular expression"));
     }
 
     #[test]

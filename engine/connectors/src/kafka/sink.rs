@@ -37,14 +37,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arrow::array::{Array, BinaryArray, StringArray};
+use arrow::array::{Array, ArrayRef, BinaryArray, StringArray, TimestampMillisecondArray};
+use arrow::compute::cast;
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use rdkafka::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::{Guarantee, KafkaConfig, Partitioner, REQUEST_TIMEOUT, ValueFormat, kafka_error};
+use super::{Guarantee, KafkaConfig, Meta, Partitioner, REQUEST_TIMEOUT, ValueFormat, kafka_error};
 use crate::format::Encoder;
 use crate::state::kafka::{KafkaSinkState, TxnCommittable};
 use crate::{ConnectorError, SinkContext, SinkWriter};
@@ -105,6 +107,9 @@ pub(crate) struct KafkaSink {
     key_encoder: Option<(Encoder, Vec<usize>)>,
     value_encoder: Option<Encoder>,
     value_columns: Vec<usize>,
+    /// The `timestamp` metadata column: each record's timestamp.
+    timestamp_column: Option<usize>,
+    local_time_zone: String,
     /// The partition count, for the `fixed` and `round-robin` partitioners.
     partitions: i32,
     next_partition: i32,
@@ -133,22 +138,28 @@ impl KafkaSink {
             None => 1,
         };
         let fields = ctx.schema.fields();
-        let value_columns: Vec<usize> = match &cfg.key {
-            Some((_, key)) if cfg.value_except_key => (0..fields.len()).filter(|i| !key.contains(i)).collect(),
-            _ => (0..fields.len()).collect(),
-        };
-        let encoder = |format: &ValueFormat, cols: &[usize]| -> Result<Option<Encoder>, ConnectorError> {
+        let layout = &cfg.layout;
+        let value_columns = layout.value.clone();
+        let encoder = |format: &ValueFormat, cols: &[usize], key: bool| -> Result<Option<Encoder>, ConnectorError> {
             let ValueFormat::Text(f) = format else { return Ok(None) };
-            let fs: Vec<_> = cols.iter().map(|i| fields[*i].clone()).collect();
+            // Key fields are named without `key.fields-prefix` in the key.
+            let fs: Vec<_> = cols
+                .iter()
+                .map(|i| match key {
+                    true => Arc::new(fields[*i].as_ref().clone().with_name(layout.key_name(fields[*i].name()))),
+                    false => fields[*i].clone(),
+                })
+                .collect();
             let types = column_types(&fs, "kafka")
                 .map_err(|e| ConnectorError::InvalidOption { table: table.clone(), message: e.to_string() })?;
             Ok(Some(Encoder::new(f, &fs, types)))
         };
-        let value_encoder = encoder(&cfg.value, &value_columns)?;
+        let value_encoder = encoder(&cfg.value, &value_columns, false)?;
         let key_encoder = match &cfg.key {
-            Some((f, cols)) => encoder(f, cols)?.map(|e| (e, cols.clone())),
+            Some(f) => encoder(f, &layout.key, true)?.map(|e| (e, layout.key.clone())),
             None => None,
         };
+        let timestamp_column = layout.metadata.iter().find(|(_, m)| *m == Meta::Timestamp).map(|(i, _)| *i);
         let context = Deliveries::default();
         let producer = new_producer(&table, &cfg, &context, ctx.subtask, None)?;
         let mut s = KafkaSink {
@@ -164,6 +175,8 @@ impl KafkaSink {
             key_encoder,
             value_encoder,
             value_columns,
+            timestamp_column,
+            local_time_zone: ctx.local_time_zone.clone(),
             partitions: 0,
             next_partition: 0,
             keys: Vec::new(),
@@ -204,7 +217,7 @@ impl KafkaSink {
         }
     }
 
-    fn send(&mut self, key: Option<&[u8]>, value: &[u8]) -> Result<(), ConnectorError> {
+    fn send(&mut self, key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>) -> Result<(), ConnectorError> {
         let partition = match self.cfg.partitioner {
             Partitioner::Default => None,
             Partitioner::Fixed => Some(self.subtask as i32 % self.partitions.max(1)),
@@ -216,6 +229,9 @@ impl KafkaSink {
         let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(&self.topic).payload(value);
         if let Some(k) = key {
             record = record.key(k);
+        }
+        if let Some(t) = timestamp {
+            record = record.timestamp(t);
         }
         if let Some(p) = partition {
             record = record.partition(p);
@@ -267,6 +283,16 @@ fn encode_rows(
     Ok(spans)
 }
 
+/// A `timestamp` metadata column as milliseconds since the epoch: a
+/// `TIMESTAMP(3)` is a local time in `table.local-time-zone`, as in Flink.
+fn epoch_millis(column: &ArrayRef, local_time_zone: &str) -> Result<TimestampMillisecondArray, ArrowError> {
+    let t = cast(column, &Meta::Timestamp.data_type(local_time_zone))?;
+    t.as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .cloned()
+        .ok_or_else(|| ArrowError::CastError(format!("a timestamp column of type {}", column.data_type())))
+}
+
 /// The bytes of a `raw` column's rows (None for NULL).
 fn raw_rows(table: &str, batch: &RecordBatch, col: usize) -> Result<Vec<Option<Vec<u8>>>, ConnectorError> {
     let a = batch.column(col);
@@ -308,9 +334,16 @@ impl SinkWriter for KafkaSink {
             let kb =
                 batch.project(cols).map_err(|e| ConnectorError::Batch { table: table.clone(), source: e.into() })?;
             key_spans = Some(encode_rows(&table, e, &kb, &mut keys_buf)?);
-        } else if let Some((ValueFormat::Raw, cols)) = &self.cfg.key {
-            key_rows = Some(raw_rows(&table, batch, cols[0])?);
+        } else if let Some(ValueFormat::Raw) = &self.cfg.key {
+            key_rows = Some(raw_rows(&table, batch, self.cfg.layout.key[0])?);
         }
+        let timestamps = match self.timestamp_column {
+            Some(c) => Some(
+                epoch_millis(batch.column(c), &self.local_time_zone)
+                    .map_err(|e| ConnectorError::Batch { table: table.clone(), source: e.into() })?,
+            ),
+            None => None,
+        };
         let mut result = Ok(());
         for r in 0..n {
             let key: Option<Vec<u8>> = match (&key_spans, &key_rows) {
@@ -322,7 +355,8 @@ impl SinkWriter for KafkaSink {
                 Some(s) => s.get(r).map_or(&[][..], |(a, b)| &values_buf[*a..*b]),
                 None => value_rows.get(r).and_then(|v| v.as_deref()).unwrap_or_default(),
             };
-            if let Err(e) = self.send(key.as_deref(), value) {
+            let timestamp = timestamps.as_ref().and_then(|t| t.is_valid(r).then(|| t.value(r)));
+            if let Err(e) = self.send(key.as_deref(), value, timestamp) {
                 result = Err(e);
                 break;
             }

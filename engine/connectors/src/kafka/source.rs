@@ -23,9 +23,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{ArrayRef, BinaryBuilder, StringBuilder};
-use arrow::datatypes::{DataType, SchemaRef};
-use arrow::record_batch::RecordBatch;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -33,8 +30,8 @@ use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::{KafkaConfig, Position, REQUEST_TIMEOUT, ValueFormat, kafka_error, split_owner};
-use crate::format::{Decoder, RecordError};
+use super::rows::{Origin, Rows};
+use super::{KafkaConfig, Position, REQUEST_TIMEOUT, kafka_error, split_owner};
 use crate::state::kafka::PartitionSplit;
 use crate::{ConnectorError, SourceContext, SourceEvent, SourceReader};
 
@@ -84,61 +81,8 @@ impl Split {
     }
 }
 
-/// The rows of the batch being built, decoded from record values.
-struct Rows {
-    decoder: Option<Decoder>,
-    ignore_parse_errors: bool,
-    /// Records skipped because they could not be parsed.
-    skipped: u64,
-    /// Raw values (format `raw`).
-    raw: Vec<Option<Vec<u8>>>,
-}
-
-impl Rows {
-    fn len(&self) -> usize {
-        match &self.decoder {
-            Some(d) => d.len(),
-            None => self.raw.len(),
-        }
-    }
-
-    /// Appends one record's value; a tombstone has no row, as in Flink's formats.
-    fn add(
-        &mut self,
-        table: &str,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-        payload: Option<&[u8]>,
-    ) -> Result<(), ConnectorError> {
-        let Some(payload) = payload else { return Ok(()) };
-        let Some(decoder) = &mut self.decoder else {
-            self.raw.push(Some(payload.to_vec()));
-            return Ok(());
-        };
-        let result = match std::str::from_utf8(payload) {
-            Ok(text) => decoder.decode(text.strip_suffix('\n').unwrap_or(text)),
-            Err(e) => Err(RecordError::Malformed(format!("invalid UTF-8: {e}"))),
-        };
-        match result {
-            Ok(_) => Ok(()),
-            Err(RecordError::Malformed(_)) if self.ignore_parse_errors => {
-                self.skipped += 1;
-                Ok(())
-            }
-            Err(RecordError::Malformed(m) | RecordError::Field(m)) => Err(kafka_error(
-                table,
-                format!(
-                    "topic '{topic}' partition {partition} offset {offset}: {m} (set 'json.ignore-parse-errors' or 'csv.ignore-parse-errors' to skip such records)"
-                ),
-            )),
-        }
-    }
-}
-
 pub(crate) struct KafkaSource {
     table: String,
-    schema: SchemaRef,
     cfg: KafkaConfig,
     consumer: Arc<BaseConsumer<EndsReached>>,
     ends: EndsReached,
@@ -167,17 +111,7 @@ pub(crate) struct KafkaSource {
 
 impl KafkaSource {
     pub(crate) fn new(ctx: &SourceContext, cfg: KafkaConfig) -> Result<Self, ConnectorError> {
-        let decoder = match &cfg.value {
-            ValueFormat::Text(f) => Some(
-                Decoder::new(f, ctx.schema.fields(), "kafka")
-                    .map_err(|e| ConnectorError::InvalidOption { table: ctx.table.clone(), message: e.to_string() })?,
-            ),
-            ValueFormat::Raw => None,
-        };
-        let ignore_parse_errors = match &cfg.value {
-            ValueFormat::Text(f) => f.ignore_parse_errors(),
-            ValueFormat::Raw => false,
-        };
+        let rows = Rows::new(&ctx.table, &ctx.schema, &cfg, &ctx.local_time_zone)?;
         // Statistics (for `eof_offset`) only where a bounded read needs them.
         let stats_ms = if cfg.bounded.is_some() { "100" } else { "0" };
         let client = cfg.client_config(&[
@@ -194,7 +128,6 @@ impl KafkaSource {
             client.create_with_context(ends.clone()).map_err(|e| kafka_error(&ctx.table, e))?;
         let mut s = KafkaSource {
             table: ctx.table.clone(),
-            schema: ctx.schema.clone(),
             cfg,
             consumer: Arc::new(consumer),
             ends,
@@ -202,7 +135,7 @@ impl KafkaSource {
             parallelism: ctx.parallelism,
             batch_size: ctx.batch_size.max(1),
             max_batch_size: ctx.batch_size.max(1),
-            rows: Rows { decoder, ignore_parse_errors, skipped: 0, raw: Vec::new() },
+            rows,
             splits: BTreeMap::new(),
             known: HashSet::new(),
             next_discovery: None,
@@ -235,9 +168,19 @@ impl KafkaSource {
         kafka_error(&self.table, what)
     }
 
-    /// The partitions of every topic, from the brokers' metadata.
+    /// The partitions of every topic (`topic`, or every topic that matches
+    /// `topic-pattern`), from the brokers' metadata.
     fn partitions(&self) -> Result<Vec<(String, i32)>, ConnectorError> {
         let mut out = Vec::new();
+        if let Some(pattern) = &self.cfg.pattern {
+            let md = self.consumer.fetch_metadata(None, REQUEST_TIMEOUT).map_err(|e| {
+                self.err(format!("cannot read the topics of {} for 'topic-pattern': {e}", self.cfg.bootstrap))
+            })?;
+            for t in md.topics().iter().filter(|t| t.error().is_none() && pattern.matches(t.name())) {
+                out.extend(t.partitions().iter().map(|p| (t.name().to_string(), p.id())));
+            }
+            return Ok(out);
+        }
         for topic in &self.cfg.topics {
             let md = self.consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT).map_err(|e| {
                 self.err(format!("cannot read the metadata of topic '{topic}' from {}: {e}", self.cfg.bootstrap))
@@ -267,7 +210,7 @@ impl KafkaSource {
         let mut all = self.partitions()?;
         if let Some(r) = restored {
             // Restored splits of listed topics count even if metadata lags.
-            all.extend(r.keys().filter(|(t, _)| self.cfg.topics.contains(t)).cloned());
+            all.extend(r.keys().filter(|(t, _)| self.cfg.reads_topic(t)).cloned());
         }
         all.sort();
         all.dedup();
@@ -382,30 +325,7 @@ impl KafkaSource {
     }
 
     fn batch(&mut self) -> Result<SourceEvent, ConnectorError> {
-        let batch = match &mut self.rows.decoder {
-            Some(d) => {
-                d.finish(&self.schema).map_err(|source| ConnectorError::Batch { table: self.table.clone(), source })?
-            }
-            None => {
-                let rows = std::mem::take(&mut self.rows.raw);
-                let col: ArrayRef = match self.schema.field(0).data_type() {
-                    DataType::Binary => {
-                        let mut b = BinaryBuilder::new();
-                        rows.iter().for_each(|r| b.append_option(r.as_deref()));
-                        Arc::new(b.finish())
-                    }
-                    _ => {
-                        let mut b = StringBuilder::new();
-                        for r in &rows {
-                            b.append_option(r.as_deref().map(String::from_utf8_lossy));
-                        }
-                        Arc::new(b.finish())
-                    }
-                };
-                RecordBatch::try_new(self.schema.clone(), vec![col])
-                    .map_err(|e| ConnectorError::Batch { table: self.table.clone(), source: e.into() })?
-            }
-        };
+        let batch = self.rows.finish().map_err(|source| ConnectorError::Batch { table: self.table.clone(), source })?;
         Ok(SourceEvent::Batch(batch))
     }
 
@@ -459,7 +379,8 @@ impl KafkaSource {
             let offset = record.offset();
             let past_stop = split.stop.is_some_and(|s| offset >= s);
             if !past_stop {
-                self.rows.add(&self.table, &key.0, key.1, offset, record.payload())?;
+                let at = Origin { topic: &key.0, partition: key.1, offset, timestamp: record.timestamp() };
+                self.rows.add(&at, record.key(), record.payload())?;
             }
             drop(record);
             if let Some(s) = self.splits.get_mut(key) {

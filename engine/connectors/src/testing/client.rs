@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -146,6 +146,25 @@ impl KafkaBroker {
                 panic!("create topic {topic}: {code}");
             }
         }
+        self.wait_for_leaders(name, partitions);
+    }
+
+    /// Grows a topic to `partitions` partitions and waits until each has a leader.
+    pub fn add_partitions(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = self.client_config().create().unwrap();
+        let options = AdminOptions::new().operation_timeout(Some(TIMEOUT)).request_timeout(Some(TIMEOUT));
+        let new = NewPartitions::new(name, partitions as usize);
+        let results = block_on(admin.create_partitions([&new], &options))
+            .unwrap_or_else(|e| panic!("add partitions to {name}: {e}"));
+        for result in results {
+            if let Err((topic, code)) = result {
+                panic!("add partitions to {topic}: {code}");
+            }
+        }
+        self.wait_for_leaders(name, partitions);
+    }
+
+    fn wait_for_leaders(&self, name: &str, partitions: i32) {
         let consumer = self.consumer("read_uncommitted");
         let deadline = Instant::now() + TIMEOUT;
         loop {

@@ -26,7 +26,8 @@ impl Planner {
             }
         };
         let rel = self.plan_query(&ins.query, ins.position)?;
-        let sink_fields = table.physical.fields();
+        let sink_schema = table.sink_schema();
+        let sink_fields = sink_schema.fields();
         let src: Vec<(Expr, DataType)> = rel
             .schema
             .iter()

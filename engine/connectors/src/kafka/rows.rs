@@ -1,0 +1,266 @@
+//! The rows of the batch a Kafka source is building: each record's value,
+//! key and metadata decoded into the columns that [`Layout`] gives them.
+//!
+//! A record adds a row only when its value does: a tombstone (no value) and,
+//! with `*.ignore-parse-errors`, a malformed value add nothing, as in Flink's
+//! formats. The value is decoded first, so a record that adds no row leaves
+//! the key and metadata columns untouched. A missing or, with the key format's
+//! `ignore-parse-errors`, malformed key gives NULL key fields.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use rdkafka::Timestamp;
+
+use super::columns::{Layout, Meta};
+use super::{KafkaConfig, ValueFormat, kafka_error};
+use crate::format::{Decoder, RecordError};
+use crate::{BatchError, ConnectorError};
+
+/// Where a record came from, for metadata columns and error messages.
+pub(super) struct Origin<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Timestamp,
+}
+
+/// One part of the record (its value or its key) decoded by its format.
+struct Part {
+    /// None: the `raw` format.
+    decoder: Option<Decoder>,
+    raw: Vec<Option<Vec<u8>>>,
+    /// The part's columns, named as its format sees them.
+    schema: SchemaRef,
+    ignore_parse_errors: bool,
+}
+
+impl Part {
+    fn new(table: &str, format: &ValueFormat, fields: Vec<Field>) -> Result<Part, ConnectorError> {
+        let schema = Arc::new(Schema::new(fields));
+        let invalid = |e: sluice_format::types::UnsupportedType| ConnectorError::InvalidOption {
+            table: table.to_string(),
+            message: e.to_string(),
+        };
+        let (decoder, ignore_parse_errors) = match format {
+            ValueFormat::Text(f) => {
+                (Some(Decoder::new(f, schema.fields(), "kafka").map_err(invalid)?), f.ignore_parse_errors())
+            }
+            ValueFormat::Raw => (None, false),
+        };
+        Ok(Part { decoder, raw: Vec::new(), schema, ignore_parse_errors })
+    }
+
+    fn len(&self) -> usize {
+        self.decoder.as_ref().map_or(self.raw.len(), Decoder::len)
+    }
+
+    /// Decodes one record's bytes; `Ok(false)` when they hold no row (no
+    /// bytes, or a blank text).
+    fn add(&mut self, bytes: Option<&[u8]>) -> Result<bool, RecordError> {
+        let Some(bytes) = bytes else { return Ok(false) };
+        let Some(decoder) = &mut self.decoder else {
+            self.raw.push(Some(bytes.to_vec()));
+            return Ok(true);
+        };
+        match std::str::from_utf8(bytes) {
+            Ok(text) => decoder.decode(text.strip_suffix('\n').unwrap_or(text)),
+            Err(e) => Err(RecordError::Malformed(format!("invalid UTF-8: {e}"))),
+        }
+    }
+
+    fn add_null(&mut self) {
+        match &mut self.decoder {
+            Some(d) => d.append_null_row(),
+            None => self.raw.push(None),
+        }
+    }
+
+    fn finish(&mut self) -> Result<Vec<ArrayRef>, BatchError> {
+        if let Some(d) = &mut self.decoder {
+            return Ok(d.finish(&self.schema)?.columns().to_vec());
+        }
+        let rows = std::mem::take(&mut self.raw);
+        let col: ArrayRef = match self.schema.field(0).data_type() {
+            DataType::Binary => {
+                let mut b = BinaryBuilder::new();
+                rows.iter().for_each(|r| b.append_option(r.as_deref()));
+                Arc::new(b.finish())
+            }
+            _ => {
+                let mut b = StringBuilder::new();
+                rows.iter().for_each(|r| b.append_option(r.as_deref().map(String::from_utf8_lossy)));
+                Arc::new(b.finish())
+            }
+        };
+        Ok(vec![col])
+    }
+}
+
+/// The builder of one metadata column, in the key's own type.
+enum MetaBuilder {
+    Str(StringBuilder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    Ts(TimestampMillisecondBuilder),
+}
+
+/// The rows of the batch being built.
+pub(super) struct Rows {
+    table: String,
+    schema: SchemaRef,
+    layout: Layout,
+    local_time_zone: String,
+    value: Part,
+    /// With `EXCEPT_KEY` only: otherwise the value holds the key fields.
+    key: Option<Part>,
+    metadata: Vec<(usize, Meta, MetaBuilder)>,
+    /// Records skipped because they could not be parsed.
+    pub skipped: u64,
+}
+
+impl Rows {
+    pub(super) fn new(
+        table: &str,
+        schema: &SchemaRef,
+        cfg: &KafkaConfig,
+        local_time_zone: &str,
+    ) -> Result<Rows, ConnectorError> {
+        let layout = cfg.layout.clone();
+        let fields = |cols: &[usize], rename: &dyn Fn(&str) -> String| -> Vec<Field> {
+            cols.iter()
+                .map(|i| {
+                    let f = schema.field(*i);
+                    Field::new(rename(f.name()), f.data_type().clone(), f.is_nullable())
+                })
+                .collect()
+        };
+        let value = Part::new(table, &cfg.value, fields(&layout.value, &|n| n.to_string()))?;
+        let key = match &cfg.key {
+            Some(format) if layout.except_key => {
+                Some(Part::new(table, format, fields(&layout.key, &|n| layout.key_name(n).to_string()))?)
+            }
+            _ => None,
+        };
+        let metadata = layout
+            .metadata
+            .iter()
+            .map(|(i, m)| {
+                let b = match m {
+                    Meta::Topic | Meta::TimestampType => MetaBuilder::Str(StringBuilder::new()),
+                    Meta::Partition => MetaBuilder::I32(Int32Builder::new()),
+                    Meta::Offset => MetaBuilder::I64(Int64Builder::new()),
+                    Meta::Timestamp => MetaBuilder::Ts(TimestampMillisecondBuilder::new()),
+                };
+                (*i, *m, b)
+            })
+            .collect();
+        Ok(Rows {
+            table: table.to_string(),
+            schema: schema.clone(),
+            layout,
+            local_time_zone: local_time_zone.to_string(),
+            value,
+            key,
+            metadata,
+            skipped: 0,
+        })
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.value.len()
+    }
+
+    /// Appends one record.
+    pub(super) fn add(
+        &mut self,
+        at: &Origin<'_>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<(), ConnectorError> {
+        match self.value.add(value) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(RecordError::Malformed(_)) if self.value.ignore_parse_errors => {
+                self.skipped += 1;
+                return Ok(());
+            }
+            Err(RecordError::Malformed(m) | RecordError::Field(m)) => return Err(self.error(at, "", &m)),
+        }
+        if let Some(part) = &mut self.key {
+            match part.add(key) {
+                Ok(true) => {}
+                Ok(false) => part.add_null(),
+                Err(RecordError::Malformed(_)) if part.ignore_parse_errors => part.add_null(),
+                Err(RecordError::Malformed(m) | RecordError::Field(m)) => return Err(self.error(at, "key: ", &m)),
+            }
+        }
+        for (_, meta, b) in &mut self.metadata {
+            match (meta, b) {
+                (Meta::Topic, MetaBuilder::Str(b)) => b.append_value(at.topic),
+                (Meta::TimestampType, MetaBuilder::Str(b)) => b.append_value(match at.timestamp {
+                    Timestamp::NotAvailable => "NoTimestampType",
+                    Timestamp::CreateTime(_) => "CreateTime",
+                    Timestamp::LogAppendTime(_) => "LogAppendTime",
+                }),
+                (_, MetaBuilder::I32(b)) => b.append_value(at.partition),
+                (_, MetaBuilder::I64(b)) => b.append_value(at.offset),
+                (_, MetaBuilder::Ts(b)) => b.append_option(at.timestamp.to_millis()),
+                (_, MetaBuilder::Str(b)) => b.append_null(),
+            }
+        }
+        Ok(())
+    }
+
+    fn error(&self, at: &Origin<'_>, part: &str, message: &str) -> ConnectorError {
+        kafka_error(
+            &self.table,
+            format!(
+                "topic '{}' partition {} offset {}: {part}{message} (set 'json.ignore-parse-errors' or 'csv.ignore-parse-errors' to skip such records)",
+                at.topic, at.partition, at.offset
+            ),
+        )
+    }
+
+    /// The batch of every row added since the last one.
+    pub(super) fn finish(&mut self) -> Result<RecordBatch, BatchError> {
+        let rows = self.len();
+        let mut columns: Vec<Option<ArrayRef>> = vec![None; self.schema.fields().len()];
+        for (i, a) in self.layout.value.iter().zip(self.value.finish()?) {
+            columns[*i] = Some(a);
+        }
+        if let Some(key) = &mut self.key {
+            for (i, a) in self.layout.key.iter().zip(key.finish()?) {
+                columns[*i] = Some(a);
+            }
+        }
+        for (i, meta, b) in &mut self.metadata {
+            let a: ArrayRef = match b {
+                MetaBuilder::Str(b) => Arc::new(b.finish()),
+                MetaBuilder::I32(b) => Arc::new(b.finish()),
+                MetaBuilder::I64(b) => Arc::new(b.finish()),
+                MetaBuilder::Ts(b) => Arc::new(b.finish().with_data_type(meta.data_type(&self.local_time_zone))),
+            };
+            let declared = self.schema.field(*i).data_type();
+            columns[*i] = Some(if a.data_type() == declared { a } else { cast(&a, declared)? });
+        }
+        // The layout gives every column an origin; a gap would be a bug, reported as such.
+        let columns = columns
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                c.ok_or_else(|| ArrowError::InvalidArgumentError(format!("column {} has no origin", i + 1)).into())
+            })
+            .collect::<Result<Vec<_>, BatchError>>()?;
+        RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map_err(BatchError::from)
+    }
+}
