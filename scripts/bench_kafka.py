@@ -5,14 +5,32 @@ and Sluice jobs at parallelism 1 with exactly-once output and 1 s checkpoints:
 - Kafka -> filter/project -> Kafka, and Kafka -> TUMBLE -> Kafka,
 - on topics of 1 and 4 partitions.
 
-The input is written first by a Sluice job (datagen -> kafka, at-least-once); each measured job
-then reads it from the earliest offset to the end (`scan.bounded.mode = latest-offset`). Reported:
-events per second of wall time, events per CPU second of the engine process (user + system, from
-/usr/bin/time), and peak RSS. The broker runs on the same two cores, so its CPU is not the engine's.
+Throughput: the input is written first by a Sluice job (datagen -> kafka, at-least-once); each
+measured job then reads it from the earliest offset to the end (`scan.bounded.mode =
+latest-offset`). Reported: events per second of wall time, events per CPU second of the engine
+process (user + system, from /usr/bin/time), the broker's CPU seconds meanwhile (from /proc), and
+peak RSS. The broker runs on the same two cores.
+
+Latency: the same jobs, unbounded, on fresh topics, while bench/kafka/LatencyProbe.java (Kafka's
+Java client) produces JSON records at a fixed rate (--rate) with the wall-clock ms of the send in
+each, and consumes the output with isolation.level=read_committed. filter/project: consume time
+minus the producer time of the input record (carried through as `pt`). TUMBLE (1 s windows on the
+producer time, watermark 1 s behind): consume time minus the window's end, i.e. from the moment
+the window's last record could have been produced; it includes the 1 s watermark delay that the SQL
+asks for. Exactly-once output is visible only once the checkpoint after it commits the
+transaction, so latency is about the checkpoint interval or more.
+
+Flink: with --flink PYTHON (the venv of tools/flink/setup.sh; `BENCH_FLINK=1 make bench`), Apache
+Flink runs the same SQL on the same broker and input topics through bench/flink/run_kafka.py, and
+its figures are written to --flink-results (bench/flink/kafka_results.tsv, checked in); without
+--flink they are read from that file. The ratio Sluice / Flink is per core: events per CPU second
+of the engine process against events per CPU second of the Flink JVM.
 
 Writes a markdown section to --out.
 """
 import argparse
+import datetime
+import json
 import os
 import re
 import signal
@@ -23,12 +41,25 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLINK_TSV = os.path.join(ROOT, "bench/flink/kafka_results.tsv")
+FLINK_COLUMNS = ["job", "partitions", "events", "net_s", "events_per_s", "jvm_cpu_s", "events_per_cpu_s",
+                 "broker_cpu_s", "jvm_peak_rss_mib", "lat_p50_ms", "lat_p99_ms", "lat_max_ms", "live_cpu_pct",
+                 "source"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+JOBS = ("filter/project", "TUMBLE")
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of a live process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def start_broker(work, partitions):
@@ -57,6 +88,48 @@ def kafka_opts(topic, bootstrap, extra=""):
             f"'format' = 'json'{extra}")
 
 
+def sink_opts(topic, bootstrap, prefix):
+    # transaction.timeout.ms: Sluice's default; Flink's own default (1 h) is over the broker's
+    # transaction.max.timeout.ms (15 min), so both get it said.
+    return kafka_opts(topic, bootstrap, ", 'sink.delivery-guarantee' = 'exactly-once', "
+                      f"'sink.transactional-id-prefix' = '{prefix}', 'properties.transaction.timeout.ms' = '900000'")
+
+
+def throughput_sql(bootstrap, i, out_topic, prefix):
+    src = (f"CREATE TABLE src (id BIGINT, k INT, v INT, ts AS TO_TIMESTAMP_LTZ(id, 3), "
+           f"WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ({kafka_opts('input', bootstrap)}, "
+           f"'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset');\n")
+    o = sink_opts(out_topic, bootstrap, prefix)
+    if i == 0:
+        return src + (f"CREATE TABLE out (id BIGINT, k INT, v INT) WITH ({o});\n"
+                      "INSERT INTO out SELECT id, k, v FROM src WHERE MOD(v, 2) = 0;\n")
+    return src + tumble_sql(o)
+
+
+def tumble_sql(o):
+    return (f"CREATE TABLE out (k INT, window_start TIMESTAMP(3), c BIGINT, s BIGINT) WITH ({o});\n"
+            "INSERT INTO out SELECT k, window_start, COUNT(*), SUM(CAST(v AS BIGINT)) FROM "
+            "TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;\n")
+
+
+def live_sql(bootstrap, i, in_topic, out_topic, prefix):
+    """The same jobs, unbounded, with event time = the producer's timestamp `pt`."""
+    src = (f"CREATE TABLE src (id BIGINT, k INT, v INT, pt BIGINT, ts AS TO_TIMESTAMP_LTZ(pt, 3), "
+           f"WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ({kafka_opts(in_topic, bootstrap)}, "
+           f"'scan.startup.mode' = 'earliest-offset');\n")
+    o = sink_opts(out_topic, bootstrap, prefix)
+    if i == 0:
+        return src + (f"CREATE TABLE out (id BIGINT, k INT, v INT, pt BIGINT) WITH ({o});\n"
+                      "INSERT INTO out SELECT id, k, v, pt FROM src WHERE MOD(v, 2) = 0;\n")
+    return src + tumble_sql(o)
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def run(bin_, sql_path, work, name, args=()):
     log = os.path.join(work, f"{name}.log")
     cmd = ["/usr/bin/time", "-v", bin_, "run", sql_path, "--parallelism", "1", "--rest-addr", "127.0.0.1:0", *args]
@@ -73,72 +146,259 @@ def run(bin_, sql_path, work, name, args=()):
     return events, wall, user + system, rss
 
 
+class Probe:
+    """bench/kafka/LatencyProbe.java, compiled once into the work directory."""
+
+    def __init__(self, work):
+        libs = os.path.join(subprocess.check_output(
+            ["bash", os.path.join(ROOT, "scripts/kafka.sh"), "path"], text=True).strip(), "libs")
+        jars = [os.path.join(libs, j) for j in os.listdir(libs) if re.match(r"(kafka-clients|slf4j-api)-.*\.jar$", j)]
+        self.classes = os.path.join(work, "probe")
+        subprocess.check_call(["javac", "-nowarn", "-cp", ":".join(jars), "-d", self.classes,
+                               os.path.join(ROOT, "bench/kafka/LatencyProbe.java")])
+        self.cp = ":".join([self.classes, *jars])
+
+    def cmd(self, bootstrap, partitions, *args):
+        return ["java", "-Xmx256m", "-XX:+UseSerialGC", "-cp", self.cp, "LatencyProbe", "--bootstrap", bootstrap,
+                "--partitions", str(partitions), *args]
+
+    def create(self, bootstrap, partitions, *topics):
+        subprocess.check_call(self.cmd(bootstrap, partitions, "--create", ",".join(topics)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def measure(self, bootstrap, partitions, in_topic, out_topic, mode, a, log):
+        args = ["--in", in_topic, "--out", out_topic, "--rate", str(a.rate), "--warmup", str(a.warmup),
+                "--seconds", str(a.live_seconds), "--tail", "5", "--mode", mode, "--window-ms", "1000"]
+        with open(log, "w") as err:
+            out = subprocess.check_output(self.cmd(bootstrap, partitions, *args), text=True, stderr=err)
+        res = json.loads(out.strip().splitlines()[-1])
+        if "error" in res or not res.get("measured"):
+            sys.exit(f"bench_kafka: the latency probe measured nothing: {res}; see {log}")
+        return res
+
+
+def sluice_live(a, probe, work, bootstrap, partitions, i, mode):
+    in_t, out_t = f"live-in-s{i}", f"live-out-s{i}"
+    probe.create(bootstrap, partitions, in_t, out_t)
+    sql = write(os.path.join(work, f"live{i}.sql"), live_sql(bootstrap, i, in_t, out_t, f"live-s{i}"))
+    log = open(os.path.join(work, f"live{i}.log"), "w")
+    job = subprocess.Popen([a.bin, "run", sql, "--parallelism", "1", "--rest-addr", "127.0.0.1:0",
+                            "--checkpoint-dir", os.path.join(work, f"live-ck{i}"), "--checkpoint-interval", "1s"],
+                           stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        time.sleep(1)
+        if job.poll() is not None:
+            sys.exit(f"bench_kafka: the live job {i} exited ({job.returncode}); see {log.name}")
+        cpu0, t0 = cpu_s(job.pid), time.monotonic()
+        res = probe.measure(bootstrap, partitions, in_t, out_t, mode, a, os.path.join(work, f"probe-s{i}.log"))
+        res["cpu_pct"] = 100 * (cpu_s(job.pid) - cpu0) / (time.monotonic() - t0)
+        if job.poll() is not None:
+            sys.exit(f"bench_kafka: the live job {i} exited ({job.returncode}); see {log.name}")
+    finally:
+        job.send_signal(signal.SIGTERM)
+        try:
+            job.wait(30)
+        except subprocess.TimeoutExpired:
+            job.kill()
+            job.wait()
+    return res
+
+
+def flink_bounded(a, jar, work, sql, name):
+    out = subprocess.check_output([a.flink, os.path.join(ROOT, "bench/flink/run_kafka.py"), sql, "--jar", jar],
+                                  text=True, stderr=open(os.path.join(work, f"{name}.log"), "w"))
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def flink_live(a, jar, probe, work, bootstrap, partitions, i, mode):
+    in_t, out_t = f"live-in-f{i}", f"live-out-f{i}"
+    probe.create(bootstrap, partitions, in_t, out_t)
+    sql = write(os.path.join(work, f"flive{i}.sql"), live_sql(bootstrap, i, in_t, out_t, f"live-f{i}"))
+    log = os.path.join(work, f"flive{i}.log")
+    job = subprocess.Popen([a.flink, os.path.join(ROOT, "bench/flink/run_kafka.py"), sql, "--jar", jar, "--live"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
+    try:
+        line = job.stdout.readline()
+        if line.strip() != "RUNNING":
+            sys.exit(f"bench_kafka: Flink's live job {i} did not start; see {log}")
+        res = probe.measure(bootstrap, partitions, in_t, out_t, mode, a, os.path.join(work, f"probe-f{i}.log"))
+        job.stdin.write("stop\n")
+        job.stdin.flush()
+        stats = json.loads(job.stdout.read().strip().splitlines()[-1])
+        res["cpu_pct"] = 100 * stats["jvm_cpu_s"] / stats["wall_s"]
+        job.wait(60)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    return res
+
+
+def fmt_ms(v):
+    return "-" if v in (None, "", "-") else f"{int(float(v)):,}"
+
+
+def num(v):
+    return None if v in (None, "", "-") else float(v)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--rate", type=int, default=20_000, help="events/s the latency probe produces")
+    ap.add_argument("--warmup", type=int, default=10, help="seconds of the latency run left out at its start")
+    ap.add_argument("--live-seconds", type=int, default=30, help="seconds of the latency run measured")
+    ap.add_argument("--no-latency", action="store_true")
+    ap.add_argument("--flink", metavar="PYTHON", help="run Flink too, with this Python (tools/flink/setup.sh's venv)")
+    ap.add_argument("--flink-results", default=FLINK_TSV)
     a = ap.parse_args()
     subprocess.check_call(["bash", os.path.join(ROOT, "scripts/kafka.sh"), "install"], stdout=subprocess.DEVNULL)
-    lines = [
-        "## Kafka",
-        "",
-        f"{a.rows:,} JSON records (id, k, v, ts) per topic; the engine at parallelism 1, exactly-once Kafka "
-        "sink, checkpoints every 1 s; the broker (Kafka 4.4, KRaft, one node) on the same 2 cores. "
-        "Events/s is over the engine's run time; per CPU second counts the engine process only. "
-        "`make bench` (scripts/bench_kafka.py).",
-        "",
-        "| job | partitions | events | wall s | events/s | events per CPU s | peak RSS MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
+    jar = None
+    if a.flink:
+        jar = subprocess.check_output(["bash", os.path.join(ROOT, "tools/flink/kafka_jar.sh")], text=True).strip()
+    sluice, flink = {}, {}  # (job, partitions) -> figures
     for partitions in (1, 4):
         with tempfile.TemporaryDirectory(prefix="sluice-bench-kafka-") as work:
+            probe = None if a.no_latency else Probe(work)
             broker, bootstrap = start_broker(work, partitions)
             try:
-                src = (f"CREATE TABLE src (id BIGINT, k INT, v INT, ts AS TO_TIMESTAMP_LTZ(id, 3), "
-                       f"WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ({kafka_opts('input', bootstrap)}, "
-                       f"'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset');\n")
-                gen = os.path.join(work, "gen.sql")
-                with open(gen, "w") as f:
-                    f.write(
-                        f"CREATE TABLE g (id BIGINT, k INT, v INT) WITH ('connector' = 'datagen', "
-                        f"'number-of-rows' = '{a.rows}', 'rows-per-second' = '100000000', 'fields.id.kind' = 'sequence', "
-                        f"'fields.id.start' = '0', 'fields.id.end' = '{a.rows - 1}', 'fields.k.min' = '0', "
-                        f"'fields.k.max' = '999', 'seed' = '7');\n"
-                        f"CREATE TABLE input (id BIGINT, k INT, v INT) WITH ({kafka_opts('input', bootstrap)});\n"
-                        f"INSERT INTO input SELECT * FROM g;\n")
+                gen = write(os.path.join(work, "gen.sql"), (
+                    f"CREATE TABLE g (id BIGINT, k INT, v INT) WITH ('connector' = 'datagen', "
+                    f"'number-of-rows' = '{a.rows}', 'rows-per-second' = '100000000', 'fields.id.kind' = 'sequence', "
+                    f"'fields.id.start' = '0', 'fields.id.end' = '{a.rows - 1}', 'fields.k.min' = '0', "
+                    f"'fields.k.max' = '999', 'seed' = '7');\n"
+                    f"CREATE TABLE input (id BIGINT, k INT, v INT) WITH ({kafka_opts('input', bootstrap)});\n"
+                    f"INSERT INTO input SELECT * FROM g;\n"))
                 run(a.bin, gen, work, "generate")
-                jobs = {
-                    "filter/project": "CREATE TABLE out (id BIGINT, k INT, v INT) WITH ({o});\n"
-                                      "INSERT INTO out SELECT id, k, v FROM src WHERE MOD(v, 2) = 0;\n",
-                    "TUMBLE": "CREATE TABLE out (k INT, window_start TIMESTAMP(3), c BIGINT, s BIGINT) WITH ({o});\n"
-                              "INSERT INTO out SELECT k, window_start, COUNT(*), SUM(CAST(v AS BIGINT)) FROM "
-                              "TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;\n",
-                }
-                for i, (name, body) in enumerate(jobs.items()):
-                    sink = kafka_opts(f"out{i}", bootstrap,
-                                      ", 'sink.delivery-guarantee' = 'exactly-once', "
-                                      f"'sink.transactional-id-prefix' = 'bench-{i}'")
-                    path = os.path.join(work, f"job{i}.sql")
-                    with open(path, "w") as f:
-                        f.write(src + body.format(o=sink))
+                for i, name in enumerate(JOBS):
+                    path = write(os.path.join(work, f"job{i}.sql"),
+                                 throughput_sql(bootstrap, i, f"out{i}", f"bench-{i}"))
+                    b0 = cpu_s(broker.pid)
                     events, wall, cpu, rss = run(
                         a.bin, path, work, f"job{i}",
                         ["--checkpoint-dir", os.path.join(work, "ck"), "--checkpoint-interval", "1s"])
-                    lines.append(f"| {name} | {partitions} | {events:,} | {wall:.1f} | {events / wall:,.0f} | "
-                                 f"{events / cpu:,.0f} | {rss:.0f} |")
-                    print(f"bench_kafka: {name}, {partitions} partitions: {events / wall:,.0f} events/s, "
-                          f"{events / cpu:,.0f} per CPU s", flush=True)
+                    r = sluice[name, partitions] = {"events": events, "wall": wall, "cpu": cpu, "rss": rss,
+                                                    "broker": cpu_s(broker.pid) - b0}
+                    print(f"bench_kafka: Sluice {name}, {partitions} partitions: {events / wall:,.0f} events/s, "
+                          f"{events / cpu:,.0f} per CPU s, broker {r['broker']:.1f} CPU s", flush=True)
+                    if a.flink:
+                        path = write(os.path.join(work, f"fjob{i}.sql"),
+                                     throughput_sql(bootstrap, i, f"fout{i}", f"fbench-{i}"))
+                        b0 = cpu_s(broker.pid)
+                        res = flink_bounded(a, jar, work, path, f"fjob{i}")
+                        f = flink[name, partitions] = {
+                            "events": a.rows, "net_s": res["net_s"], "jvm_cpu_s": res["jvm_cpu_s"],
+                            "broker_cpu_s": round(cpu_s(broker.pid) - b0, 1),
+                            "jvm_peak_rss_mib": res["jvm_peak_rss_mib"],
+                            "source": f"Flink {res['flink']}, {res['connector'].removesuffix('.jar')}, "
+                                      f"{datetime.date.today()}, bench_kafka.py --flink"}
+                        print(f"bench_kafka: Flink {name}, {partitions} partitions: {a.rows / res['net_s']:,.0f} "
+                              f"events/s, {a.rows / res['jvm_cpu_s']:,.0f} per JVM CPU s, broker "
+                              f"{f['broker_cpu_s']:.1f} CPU s", flush=True)
+                if probe:
+                    for i, name in enumerate(JOBS):
+                        mode = "record" if i == 0 else "window"
+                        res = sluice[name, partitions]["live"] = sluice_live(a, probe, work, bootstrap, partitions,
+                                                                             i, mode)
+                        print(f"bench_kafka: Sluice {name}, {partitions} partitions, latency p50 {res['p50_ms']} ms, "
+                              f"p99 {res['p99_ms']} ms at {res['produce_rate']} events/s", flush=True)
+                        if a.flink:
+                            res = flink_live(a, jar, probe, work, bootstrap, partitions, i, mode)
+                            flink[name, partitions].update({"lat_p50_ms": res["p50_ms"], "lat_p99_ms": res["p99_ms"],
+                                                            "lat_max_ms": res["max_ms"],
+                                                            "live_cpu_pct": round(res["cpu_pct"])})
+                            print(f"bench_kafka: Flink {name}, {partitions} partitions, latency p50 {res['p50_ms']} "
+                                  f"ms, p99 {res['p99_ms']} ms", flush=True)
             finally:
                 broker.send_signal(signal.SIGTERM)
                 try:
                     broker.wait(30)
                 except subprocess.TimeoutExpired:
                     broker.kill()
-    lines += ["", "Not measured yet: end-to-end latency to a read_committed consumer, and Flink 2.3 on the "
-              "same broker."]
+    if a.flink:
+        with open(a.flink_results, "w") as f:
+            f.write("# " + "\t".join(FLINK_COLUMNS) + "\n")
+            for (name, partitions), r in flink.items():
+                r.update(job=name, partitions=partitions, events_per_s=round(r["events"] / r["net_s"]),
+                         events_per_cpu_s=round(r["events"] / r["jvm_cpu_s"]))
+                f.write("\t".join(str(r.get(c, "-")) for c in FLINK_COLUMNS) + "\n")
+    elif os.path.exists(a.flink_results):
+        for line in open(a.flink_results):
+            if line.startswith("#") or not line.strip():
+                continue
+            r = dict(zip(FLINK_COLUMNS, line.rstrip("\n").split("\t")))
+            flink[r["job"], int(r["partitions"])] = r
     with open(a.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(report(a, sluice, flink)) + "\n")
+
+
+def report(a, sluice, flink):
+    lines = [
+        "## Kafka",
+        "",
+        f"{a.rows:,} JSON records (id, k, v) per topic; the engine at parallelism 1, exactly-once Kafka "
+        "sink, checkpoints every 1 s; the broker (Kafka 4.4, KRaft, one node) on the same 2 cores. "
+        "Events/s is over the engine's run time; per CPU s counts the engine process only; broker CPU s "
+        "is the broker's CPU time during the run. `make bench` (scripts/bench_kafka.py).",
+        "",
+        "| job | partitions | events | wall s | events/s | engine CPU s | events per CPU s | broker CPU s | "
+        "peak RSS MiB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for (name, partitions), r in sluice.items():
+        lines.append(f"| {name} | {partitions} | {r['events']:,} | {r['wall']:.1f} | {r['events'] / r['wall']:,.0f} | "
+                     f"{r['cpu']:.1f} | {r['events'] / r['cpu']:,.0f} | {r['broker']:.1f} | {r['rss']:.0f} |")
+    if flink:
+        source = next(iter(flink.values())).get("source", "")
+        lines += [
+            "",
+            f"Apache Flink on the same broker, topics and SQL, parallelism 1, exactly-once Kafka sink, checkpoints "
+            f"every 1 s ({source}; bench/flink/kafka_results.tsv, refreshed by `BENCH_FLINK=1 make bench`). "
+            "Events/s over Flink's net job run time; per CPU s over the Flink JVM's CPU time from job submission "
+            "to its end (JVM start-up and planning left out). Sluice / Flink per core is the ratio of events per "
+            "CPU second; the issue's target is at least 5x.",
+            "",
+            "| job | partitions | Flink events/s | Flink JVM CPU s | Flink events per CPU s | broker CPU s | "
+            "Sluice events/s | Sluice / Flink events/s | Sluice / Flink per core |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for key, r in sluice.items():
+            f = flink.get(key)
+            if not f:
+                continue
+            f_eps = int(f["events"]) / float(f["net_s"])
+            f_cpu = int(f["events"]) / float(f["jvm_cpu_s"])
+            s_eps, s_cpu = r["events"] / r["wall"], r["events"] / r["cpu"]
+            lines.append(f"| {key[0]} | {key[1]} | {f_eps:,.0f} | {float(f['jvm_cpu_s']):.1f} | {f_cpu:,.0f} | "
+                         f"{float(f['broker_cpu_s']):.1f} | {s_eps:,.0f} | {s_eps / f_eps:.1f}x | "
+                         f"{s_cpu / f_cpu:.1f}x |")
+    if any("live" in r for r in sluice.values()):
+        lines += [
+            "",
+            f"End-to-end latency, from the producer's timestamp to a `read_committed` consumer "
+            f"(bench/kafka/LatencyProbe.java): {a.rate:,} events/s produced, {a.live_seconds} s measured after "
+            f"{a.warmup} s of warm-up, the jobs unbounded with exactly-once sinks and 1 s checkpoints. "
+            "filter/project: consume time minus the input record's producer time. TUMBLE (1 s windows on the "
+            "producer time, watermark 1 s behind it): consume time minus the window's end, so it includes the "
+            "1 s watermark delay the SQL asks for. Output becomes visible when the checkpoint after it commits "
+            "its transaction: a record waits for the next checkpoint (up to 1 s, 0.5 s on average) and for that "
+            "checkpoint to complete. CPU % is the engine's (or the Flink JVM's) while the producer runs.",
+            "",
+            "| engine | job | partitions | output records measured | p50 ms | p99 ms | max ms | CPU % |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for (name, partitions), r in sluice.items():
+            if "live" in r:
+                lv = r["live"]
+                lines.append(f"| Sluice | {name} | {partitions} | {lv['measured']:,} | {fmt_ms(lv['p50_ms'])} | "
+                             f"{fmt_ms(lv['p99_ms'])} | {fmt_ms(lv['max_ms'])} | {lv['cpu_pct']:.0f} |")
+        for (name, partitions), f in flink.items():
+            if num(f.get("lat_p50_ms")) is not None:
+                lines.append(f"| Flink | {name} | {partitions} | - | {fmt_ms(f['lat_p50_ms'])} | "
+                             f"{fmt_ms(f['lat_p99_ms'])} | {fmt_ms(f['lat_max_ms'])} | {fmt_ms(f['live_cpu_pct'])} |")
+    return lines
 
 
 if __name__ == "__main__":
