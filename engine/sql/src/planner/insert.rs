@@ -70,10 +70,14 @@ impl Planner {
             }
             for c in &ins.columns {
                 if sink_fields.iter().all(|f| f.name() != &c.value) {
-                    return Err(SqlError::new(
-                        ins.position,
-                        format!("sink `{}` has no column `{}`", table.name, c.value),
-                    ));
+                    let why = match table.physical.index_of(&c.value) {
+                        Ok(_) => format!(
+                            "column `{}` of sink `{}` is a VIRTUAL metadata column, which a sink does not write",
+                            c.value, table.name
+                        ),
+                        Err(_) => format!("sink `{}` has no column `{}`", table.name, c.value),
+                    };
+                    return Err(SqlError::new(ins.position, why));
                 }
             }
         }
