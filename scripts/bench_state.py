@@ -61,6 +61,10 @@ def parse_size(text):
     return int(float(m.group(1)) * {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}[m.group(2).upper()])
 
 
+def fmt_ms(v):
+    return "-" if v is None else f"{v:.1f}"
+
+
 def human(n):
     return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
@@ -229,7 +233,9 @@ class Engine:
     """One `sluice-engine run` process and its REST API."""
 
     def __init__(self, bench, name, job_sql, args):
-        self.argv = [bench.bin, "run", job_sql, "--rest-addr", "127.0.0.1:0", *args]
+        # savepoints go to the work directory or the bucket, wherever the job's checkpoints go
+        allowed = f"sluice.savepoint.allowed-directories={bench.work},s3://{S3_BUCKET}"
+        self.argv = [bench.bin, "run", job_sql, "--rest-addr", "127.0.0.1:0", "--set", allowed, *args]
         self.name = name
         self.proc = Proc(self.argv, os.path.join(bench.work, f"{name}.log"), env=bench.env)
         self.base = None
@@ -296,6 +302,13 @@ class Engine:
     def checkpoints(self):
         return self.get("/v1/job/checkpoints")["history"]
 
+    def pause_ms(self, checkpoint_id):
+        """The longest task-thread pause of any subtask for a checkpoint, in ms, from the engine's log
+        (the `snapshot_pause` line: the time from the aligned barrier to the barrier forwarded)."""
+        found = [int(us) for cid, us in re.findall(r"checkpoint (\d+): vertex \d+ subtask \d+: task thread paused (\d+) us",
+                                                      self.proc.text()) if int(cid) == checkpoint_id]
+        return max(found) / 1000 if found else None
+
     def cancel(self, timeout=120):
         if self.proc.poll() is None:
             try:
@@ -344,7 +357,8 @@ class Bench:
         os.makedirs(base, exist_ok=True)
         self.work = tempfile.mkdtemp(prefix="state-", dir=base)
         self.env = dict(os.environ)
-        self.env.pop("SLUICE_LOG", None)
+        # warnings, and the line per checkpoint and subtask that gives its task-thread pause
+        self.env["SLUICE_LOG"] = "warn,snapshot_pause=info"
         self.minio = None
         self.s3_endpoint = None
         self.commands = []  # (what, command line)
@@ -431,6 +445,8 @@ class Bench:
                 raise BenchError(f"{job_id}: fewer than two checkpoints after the input within {self.args.timeout} s")
             time.sleep(0.2)
         c1, c2 = after[:2]
+        for c in (c1, c2):
+            c["pauseMs"] = e.pause_ms(c["id"])
         rss_build = e.proc.rss_hwm_kb()
         log(f"{job_id}: checkpoints {c1['id']}, {c2['id']}: {human(c1['sizeBytes'])} in {c1['durationMs']} ms, "
             f"{human(c2['sizeBytes'])} in {c2['durationMs']} ms")
@@ -555,9 +571,10 @@ class Bench:
           f"checkpoint interval {a.checkpoint_interval}; MinIO on loopback for S3.")
         w("")
         w("| state (sizeBytes) | keys | storage | input read s | checkpoint ms | again, no new input, ms | MB/s | "
+          "task-thread pause ms (both) | "
           f"stop-with-savepoint s (own) | restore -p {a.parallelism} s | restore -p {a.restore_parallelism} s | "
           "peak RSS MiB (build / restore) |")
-        w("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        w("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for r in self.rows:
             c1, c2 = r["c1"], r["c2"]
             mbps = c1["sizeBytes"] / 1e6 / max(c1["durationMs"] / 1000, 1e-3)
@@ -566,9 +583,13 @@ class Bench:
             rss_restore = max(x[1] for x in rs.values())
             sp_own = f"{r['sp_entry']['durationMs']} ms" if r.get("sp_entry") else "-"
             w(f"| {human(c1['sizeBytes'])} | {r['keys']:,} | {r['storage']} | {r['read_s']:.1f} | {c1['durationMs']} "
-              f"| {c2['durationMs']} | {mbps:.0f} | {r['sp_wall']:.2f} ({sp_own}) | "
+              f"| {c2['durationMs']} | {mbps:.0f} | {fmt_ms(c1.get('pauseMs'))} / {fmt_ms(c2.get('pauseMs'))} | "
+              f"{r['sp_wall']:.2f} ({sp_own}) | "
               f"{rp[0][0]:.2f} | {rp[1][0]:.2f} | {r['rss_mib']:.0f} / {rss_restore:.0f} |")
         w("")
+        w("Task-thread pause: per checkpoint, the longest time any subtask's thread spent between the aligned "
+          "barrier and forwarding it (taking its snapshot), from the engine's `snapshot_pause` log line; "
+          "processing stalls for that long.")
         w("Checkpoint ms: the first checkpoint triggered after every key was read (`durationMs` of "
           "`GET /v1/job/checkpoints`, trigger to `_metadata` written); the next column is the checkpoint after "
           "it, with no input in between: it costs the same, because every checkpoint is a full snapshot "
