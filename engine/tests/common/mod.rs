@@ -5,6 +5,7 @@
 
 pub mod chaos;
 pub mod cluster;
+pub mod golden;
 pub mod openlineage;
 
 use std::path::{Path, PathBuf};
