@@ -9,14 +9,17 @@
 //! 2. A subtask that receives barrier `n` on one input channel stops reading
 //!    that channel (its messages are held, and their credits are not returned,
 //!    so its producer is backpressured) until barrier `n` has arrived on every
-//!    channel that has not ended. Then it snapshots its operators' keyed state
-//!    per key group, forwards the barrier, and reads the held messages.
+//!    channel that has not ended. Then it takes a view of its operators' keyed
+//!    state (copy-on-write, no encoding), forwards the barrier, and reads the
+//!    held messages.
 //! 3. Sinks pre-commit on the barrier: output since the last barrier becomes
 //!    pending (invisible) and its committable goes into the snapshot, along with
 //!    every earlier committable not yet committed.
-//! 4. Each subtask's state file is written asynchronously; the subtask goes on
-//!    processing. The acknowledgement carries the file's size, checksum and
-//!    section index.
+//! 4. Each subtask's snapshot worker encodes the views per key group and
+//!    writes the state file, asynchronously, one snapshot at a time in barrier
+//!    order; the subtask goes on processing. The acknowledgement, sent once the
+//!    file is written, carries its size, checksum and section index (see the
+//!    runtime's `snapshot` module for the invariants).
 //! 5. When every subtask has acknowledged (a finished subtask counts with its
 //!    final state), the coordinator writes `_metadata`, last, and never over an
 //!    existing one. Only then is the checkpoint complete. If no newer

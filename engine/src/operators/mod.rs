@@ -4,9 +4,13 @@
 pub mod aggregate;
 pub mod calc;
 pub mod factory;
+pub mod panes;
 pub mod policy;
 pub mod session;
+pub mod sessions;
 pub mod sink;
+#[cfg(test)]
+mod view_tests;
 pub mod watermark;
 pub mod window;
 
@@ -65,15 +69,18 @@ pub trait StreamOperator: Send {
         None
     }
 
-    /// Writes the keyed state, one buffer per key group (of `max_parallelism`).
-    /// Called when a checkpoint barrier has been aligned, before it is forwarded;
-    /// pending bundles are flushed first, as Flink does before a barrier.
-    fn snapshot(&mut self, _max_parallelism: usize, _out: &mut KeyGroupWriters) -> Result<(), OpError> {
-        Ok(())
+    /// Takes a view of the keyed state for a checkpoint, when the operator
+    /// keeps any. Called on the task thread when a checkpoint barrier has been
+    /// aligned, before it is forwarded; pending bundles are flushed first, as
+    /// Flink does before a barrier. It must be cheap (no encoding, no copy of
+    /// the state): the view is encoded and uploaded off the task thread, while
+    /// the operator goes on processing.
+    fn snapshot(&mut self) -> Result<Option<Box<dyn crate::state::StateView>>, OpError> {
+        Ok(None)
     }
 
-    /// Loads the state of the key groups this subtask owns, as written by
-    /// [`StreamOperator::snapshot`] of any subtask at any parallelism.
+    /// Loads the state of the key groups this subtask owns, as encoded from
+    /// [`StreamOperator::snapshot`]'s view by any subtask at any parallelism.
     fn restore(&mut self, _key_group: u32, _state: &[u8]) -> Result<(), OpError> {
         Ok(())
     }

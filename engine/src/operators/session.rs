@@ -10,31 +10,28 @@ use arrow::array::Array;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
+use std::sync::Arc;
+
 use super::aggregate::{AggDef, GroupAccs};
 use super::calc::relax;
+use super::sessions::{Fired, Session, SessionView, Sessions};
 use super::window::{Keys, TimeShift, window_columns};
-use super::{KeyGroupWriters, StreamEvent, StreamOperator, epoch_millis};
+use super::{StreamEvent, StreamOperator, epoch_millis};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
+use crate::state::StateView;
 use crate::state::codec::Reader;
-
-#[derive(Debug, Clone, Copy)]
-struct Session {
-    start: i64,
-    end: i64,
-    end_utc: i64,
-    gid: u32,
-}
 
 pub struct SessionAggregate {
     gap: i64,
     time_col: usize,
     time_type: DataType,
     shift: TimeShift,
-    keys: Keys,
+    /// Shared with the snapshot views, which compute key groups from keys.
+    keys: Arc<Keys>,
     aggs: Vec<AggDef>,
     schema: SchemaRef,
-    sessions: hashbrown::HashMap<Box<[u8]>, Vec<Session>>,
+    sessions: Sessions,
     accs: GroupAccs,
     free: Vec<u32>,
     watermark: i64,
@@ -58,10 +55,10 @@ impl SessionAggregate {
             time_col,
             time_type,
             shift,
-            keys,
+            keys: Arc::new(keys),
             aggs,
             schema: relax(&schema),
-            sessions: hashbrown::HashMap::new(),
+            sessions: Sessions::default(),
             accs,
             free: Vec::new(),
             watermark: NO_WATERMARK,
@@ -100,7 +97,8 @@ impl StreamOperator for SessionAggregate {
                 Some(k) => k.row(r).data(),
                 None => &[],
             };
-            let list = self.sessions.get(key);
+            let slot = self.sessions.find(key);
+            let list = slot.map(|s| self.sessions.list(s));
             let overlapping: Vec<usize> = list
                 .map(|l| {
                     l.iter().enumerate().filter(|(_, s)| s.start <= end && s.end >= start).map(|(i, _)| i).collect()
@@ -120,12 +118,7 @@ impl StreamOperator for SessionAggregate {
             }
             let gid = if overlapping.is_empty() {
                 let g = self.new_group();
-                self.sessions.entry(Box::<[u8]>::from(key)).or_default().push(Session {
-                    start,
-                    end,
-                    end_utc: m_end_utc,
-                    gid: g,
-                });
+                self.sessions.add(key, [Session { start, end, end_utc: m_end_utc, gid: g }]);
                 g
             } else {
                 if overlapping.len() > 1 {
@@ -134,7 +127,9 @@ impl StreamOperator for SessionAggregate {
                     rows.clear();
                     gids.clear();
                 }
-                let l = self.sessions.get_mut(key).ok_or_else(|| OpError::Other("session state lost".into()))?;
+                let l = slot
+                    .and_then(|s| self.sessions.list_mut(s))
+                    .ok_or_else(|| OpError::Other("session state lost".into()))?;
                 let keep = overlapping[0];
                 let target = l[keep].gid;
                 for &i in overlapping[1..].iter().rev() {
@@ -157,21 +152,8 @@ impl StreamOperator for SessionAggregate {
         if watermark > self.watermark {
             self.watermark = watermark;
             if self.min_end_utc - 1 <= watermark {
-                let mut fired: Vec<(i64, Session, Box<[u8]>)> = Vec::new();
-                let mut min_end = i64::MAX;
-                self.sessions.retain(|k, list| {
-                    list.retain(|s| {
-                        if s.end_utc - 1 <= watermark {
-                            fired.push((s.end_utc, *s, k.clone()));
-                            false
-                        } else {
-                            min_end = min_end.min(s.end_utc);
-                            true
-                        }
-                    });
-                    !list.is_empty()
-                });
-                self.min_end_utc = min_end;
+                let mut fired: Vec<Fired> = Vec::new();
+                self.min_end_utc = self.sessions.fire(watermark, &mut fired);
                 fired.sort_by_key(|(e, s, _)| (*e, s.gid));
                 if !fired.is_empty() {
                     let n = fired.len();
@@ -211,27 +193,17 @@ impl StreamOperator for SessionAggregate {
         Some(self.sessions.len() as u64)
     }
 
-    fn snapshot(&mut self, max_parallelism: usize, out: &mut KeyGroupWriters) -> Result<(), OpError> {
-        let keys: Vec<&[u8]> = self.sessions.keys().map(|k| k.as_ref()).collect();
-        let kgs = self.keys.key_groups(&keys, max_parallelism)?;
-        for ((key, list), kg) in self.sessions.iter().zip(kgs) {
-            let w = out.entry(kg).or_default();
-            w.bytes(key);
-            w.u32(list.len() as u32);
-            for s in list {
-                w.i64(s.start);
-                w.i64(s.end);
-                w.i64(s.end_utc);
-                self.accs.encode_group(s.gid, w);
-            }
-        }
-        Ok(())
+    /// A view of every key's sessions and their accumulators (see
+    /// [`super::sessions`]); written by [`SessionView`]'s `encode`.
+    fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {
+        let view = SessionView { slots: self.sessions.share(), accs: self.accs.share(), keys: self.keys.clone() };
+        Ok(Some(Box::new(view)))
     }
 
     fn restore(&mut self, _key_group: u32, state: &[u8]) -> Result<(), OpError> {
         let mut r = Reader::new(state);
         while !r.is_empty() {
-            let key: Box<[u8]> = r.bytes()?.into();
+            let key = r.bytes()?;
             let n = r.u32()?;
             let mut list = Vec::new();
             for _ in 0..n {
@@ -240,7 +212,7 @@ impl StreamOperator for SessionAggregate {
                 self.min_end_utc = self.min_end_utc.min(end_utc);
                 list.push(Session { start, end, end_utc, gid });
             }
-            self.sessions.entry(key).or_default().extend(list);
+            self.sessions.add(key, list);
         }
         Ok(())
     }

@@ -23,9 +23,11 @@ use sluice_sql::plan::WindowKind;
 
 use super::aggregate::{AggDef, GroupAccs};
 use super::calc::relax;
-use super::{KeyGroupWriters, StreamEvent, StreamOperator, epoch_millis};
+use super::panes::{Pane, WindowView};
+use super::{StreamEvent, StreamOperator, epoch_millis};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
+use crate::state::StateView;
 use crate::state::codec::Reader;
 
 /// The windows `[start, end)` that contain `ts`, for the non-merging kinds.
@@ -213,19 +215,12 @@ impl Keys {
     }
 }
 
-/// One window's groups.
-struct Pane {
-    start: i64,
-    end: i64,
-    index: hashbrown::HashMap<Box<[u8]>, u32>,
-    accs: GroupAccs,
-}
-
 pub struct WindowAggregate {
     assigner: WindowAssigner,
     time_col: usize,
     time_type: DataType,
-    keys: Keys,
+    /// Shared with the snapshot views, which compute key groups from keys.
+    keys: Arc<Keys>,
     aggs: Vec<AggDef>,
     schema: SchemaRef,
     panes: BTreeMap<i64, Pane>,
@@ -259,7 +254,7 @@ impl WindowAggregate {
             assigner: WindowAssigner::new(kind, shift),
             time_col,
             time_type,
-            keys,
+            keys: Arc::new(keys),
             aggs,
             schema: relax(&schema),
             panes: BTreeMap::new(),
@@ -275,11 +270,12 @@ impl WindowAggregate {
                 break;
             }
             let pane = entry.remove();
-            let mut groups: Vec<(&[u8], u32)> = pane.index.iter().map(|(k, g)| (k.as_ref(), *g)).collect();
-            if self.keys.converter.is_none() {
-                groups = vec![(&[][..], 0)];
-            }
-            groups.sort_unstable_by_key(|(_, g)| *g);
+            // Group ids are the keys' positions.
+            let groups: Vec<(&[u8], u32)> = if self.keys.converter.is_none() {
+                vec![(&[][..], 0)]
+            } else {
+                pane.keys().iter().enumerate().map(|(g, k)| (k.as_ref(), g as u32)).collect()
+            };
             let n = groups.len();
             let ids: Vec<u32> = groups.iter().map(|(_, g)| *g).collect();
             let key_bytes: Vec<&[u8]> = groups.iter().map(|(k, _)| *k).collect();
@@ -322,7 +318,7 @@ impl StreamOperator for WindowAggregate {
                     if keys.is_none() {
                         accs.add_group();
                     }
-                    v.insert(Pane { start, end, index: hashbrown::HashMap::new(), accs })
+                    v.insert(Pane::new(start, end, accs))
                 }
             };
             rows.clear();
@@ -331,17 +327,7 @@ impl StreamOperator for WindowAggregate {
                 let r = pairs[i].3;
                 let gid = match &keys {
                     None => 0,
-                    Some(k) => {
-                        let row = k.row(r as usize);
-                        match pane.index.get(row.as_ref()) {
-                            Some(g) => *g,
-                            None => {
-                                let g = pane.accs.add_group();
-                                pane.index.insert(row.as_ref().into(), g);
-                                g
-                            }
-                        }
-                    }
+                    Some(k) => pane.group(k.row(r as usize).as_ref()),
                 };
                 rows.push(r);
                 gids.push(gid);
@@ -382,27 +368,16 @@ impl StreamOperator for WindowAggregate {
     /// Entry per (window, key): end instant, start, end, key, accumulators.
     /// Entries of (key, window): what a checkpoint writes one record for.
     fn state_keys(&self) -> Option<u64> {
-        Some(self.panes.values().map(|p| if self.keys.converter.is_none() { 1 } else { p.index.len() as u64 }).sum())
+        Some(self.panes.values().map(|p| if self.keys.converter.is_none() { 1 } else { p.keys().len() as u64 }).sum())
     }
 
-    fn snapshot(&mut self, max_parallelism: usize, out: &mut KeyGroupWriters) -> Result<(), OpError> {
-        for (end_utc, pane) in self.panes.iter_mut() {
+    /// A view of every pane (see [`super::panes`]); written by
+    /// [`WindowView`]'s `encode`, one entry per (window, key).
+    fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {
+        for pane in self.panes.values_mut() {
             pane.accs.fold();
-            let mut entries: Vec<(&[u8], u32)> = pane.index.iter().map(|(k, g)| (k.as_ref(), *g)).collect();
-            if self.keys.converter.is_none() {
-                entries = vec![(&[][..], 0)];
-            }
-            let kgs = self.keys.key_groups(&entries.iter().map(|e| e.0).collect::<Vec<_>>(), max_parallelism)?;
-            for ((key, g), kg) in entries.into_iter().zip(kgs) {
-                let w = out.entry(kg).or_default();
-                w.i64(*end_utc);
-                w.i64(pane.start);
-                w.i64(pane.end);
-                w.bytes(key);
-                pane.accs.encode_group(g, w);
-            }
         }
-        Ok(())
+        Ok(Some(Box::new(WindowView::take(self.panes.iter_mut(), self.keys.clone()))))
     }
 
     fn restore(&mut self, _key_group: u32, state: &[u8]) -> Result<(), OpError> {
@@ -414,17 +389,11 @@ impl StreamOperator for WindowAggregate {
             let key = r.bytes()?;
             let pane = match self.panes.entry(end_utc) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => v.insert(Pane {
-                    start,
-                    end,
-                    index: hashbrown::HashMap::new(),
-                    accs: GroupAccs::with_bundles(&self.aggs, true)?,
-                }),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(Pane::new(start, end, GroupAccs::with_bundles(&self.aggs, true)?))
+                }
             };
-            let g = pane.accs.decode_group(&mut r)?;
-            if self.keys.converter.is_some() {
-                pane.index.insert(key.into(), g);
-            }
+            pane.restore_group(self.keys.converter.is_some().then_some(key), &mut r)?;
         }
         Ok(())
     }

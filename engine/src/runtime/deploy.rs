@@ -426,6 +426,7 @@ fn wire_tasks(
                     is_sink: is_sink(v),
                     uncommitted: Vec::new(),
                     last_checkpoint: 0,
+                    snapshots: Default::default(),
                 },
             });
         }

@@ -13,15 +13,20 @@ use arrow::record_batch::RecordBatch;
 use sluice_connectors::{SourceEvent, SourceReader};
 
 use super::channel::{CONTROL, Disconnected, Envelope, Msg, Target};
+use super::snapshot::{Job, SnapshotWorker, Subtask, Taken};
 use crate::checkpoint::metadata::SectionKind;
-use crate::checkpoint::{Barrier, CoordMsg, SourceControl, SubtaskSnapshot, store};
+use crate::checkpoint::{Barrier, CoordMsg, SourceControl};
 use crate::error::OpError;
 use crate::job::JobState;
 use crate::keygroup;
 use crate::metrics::cpu::SubtaskCpu;
 use crate::metrics::{NO_WATERMARK, SubtaskMetrics, unknown_as_max};
-use crate::operators::{Chain, KeyGroupWriters, StreamEvent};
+use crate::operators::{Chain, StreamEvent};
 use crate::plan::Partitioning;
+
+/// The log target of the line that gives each checkpoint's task-thread pause
+/// (`SLUICE_LOG=warn,snapshot_pause=info`).
+pub const PAUSE_TARGET: &str = "snapshot_pause";
 
 /// The checkpoint id a subtask snapshots with when its input has ended.
 pub const FINAL: u64 = u64::MAX;
@@ -165,6 +170,8 @@ pub struct TaskCtx {
     /// Sink output pre-committed and not yet committed, by checkpoint id.
     pub uncommitted: Vec<(u64, Vec<u8>)>,
     pub last_checkpoint: u64,
+    /// Encodes and writes this subtask's snapshots off its thread.
+    pub snapshots: SnapshotWorker,
 }
 
 impl TaskCtx {
@@ -172,22 +179,19 @@ impl TaskCtx {
         self.state.cancel.load(Ordering::Relaxed)
     }
 
-    /// Snapshots the chain (and the reader's splits) for checkpoint `id`.
-    fn snapshot(
-        &mut self,
-        chain: &mut Chain,
-        reader: Option<&dyn SourceReader>,
-        id: u64,
-    ) -> Result<SubtaskSnapshot, OpError> {
-        let mut snap = SubtaskSnapshot::default();
+    /// Snapshots the chain (and the reader's splits) for checkpoint `id`:
+    /// views of keyed state, to be encoded off this thread (see
+    /// [`super::snapshot`]), and the sections that are taken here.
+    fn snapshot(&mut self, chain: &mut Chain, reader: Option<&dyn SourceReader>, id: u64) -> Result<Taken, OpError> {
+        let mut snap = Taken::default();
         let mut sink_state = None;
         // Without exactly-once output, a finished sink has made its output
         // visible already and has nothing to pre-commit.
         let pre_commit = self.exactly_once || id != FINAL;
         for (i, op) in chain.ops.iter_mut().enumerate() {
-            let mut w = KeyGroupWriters::new();
-            op.snapshot(self.max_parallelism, &mut w)?;
-            snap.add_keyed(i, w);
+            if let Some(view) = op.snapshot()? {
+                snap.keyed.push((i, view));
+            }
             if !pre_commit {
                 continue;
             }
@@ -212,21 +216,29 @@ impl TaskCtx {
         Ok(snap)
     }
 
-    /// Writes the snapshot on another thread and acknowledges it.
-    fn upload(&self, barrier: &Barrier, snap: SubtaskSnapshot, alignment: Duration) {
-        let (vertex, subtask, id) = (self.vertex, self.subtask, barrier.id);
-        let coord = self.coord.clone();
-        let dir = barrier.dir.clone();
-        let uid = self.uid.clone();
-        let alignment_ms = alignment.as_millis() as u64;
-        let ack = move |result| CoordMsg::Ack { id, vertex, subtask, result, alignment_ms };
-        let spawned = std::thread::Builder::new().name(format!("upload-{vertex}-{subtask}")).spawn(move || {
-            let result = store::write_subtask(&dir, &uid, subtask, &snap).map_err(|e| e.to_string());
-            let _ = coord.send(ack(result));
-        });
-        if let Err(e) = spawned {
-            let _ = self.coord.send(ack(Err(format!("cannot start an upload thread: {e}"))));
+    /// Who the snapshot worker writes and reports for.
+    fn worker_subtask(&self) -> Subtask {
+        Subtask {
+            vertex: self.vertex,
+            subtask: self.subtask,
+            uid: self.uid.clone(),
+            max_parallelism: self.max_parallelism,
+            coord: self.coord.clone(),
+            scope: self.state.job_id.clone(),
         }
+    }
+
+    /// Hands the snapshot to the worker, which encodes, writes and acknowledges it.
+    fn upload(&mut self, barrier: &Barrier, taken: Taken, alignment: Duration) {
+        let job = Job::Barrier {
+            id: barrier.id,
+            kind: barrier.kind,
+            dir: barrier.dir.clone(),
+            taken,
+            alignment_ms: alignment.as_millis() as u64,
+        };
+        let who = self.worker_subtask();
+        self.snapshots.submit(&who, job);
     }
 
     /// Takes a snapshot on an aligned barrier and forwards the barrier.
@@ -244,10 +256,20 @@ impl TaskCtx {
                 return Ok(Err(Disconnected));
             }
         }
+        let paused = Instant::now();
         let snap = self.snapshot(chain, reader, barrier.id)?;
         outputs.metrics.state_keys.store(unknown_as_max(chain.state_keys()), Ordering::Relaxed);
         self.last_checkpoint = barrier.id;
         self.upload(barrier, snap, alignment);
+        // The bench (scripts/bench_state.py) reads this line: the processing stall per checkpoint.
+        tracing::info!(
+            target: PAUSE_TARGET,
+            "checkpoint {}: vertex {} subtask {}: task thread paused {} us",
+            barrier.id,
+            self.vertex,
+            self.subtask,
+            paused.elapsed().as_micros()
+        );
         let b = barrier.clone();
         Ok(outputs.broadcast(|| Msg::Barrier(b.clone())))
     }
@@ -268,13 +290,11 @@ impl TaskCtx {
     /// waits for the checkpoint that covers its last output, committing what
     /// earlier checkpoints cover on the way.
     fn finished(&mut self, chain: &mut Chain, reader: Option<&dyn SourceReader>, inbox: Inbox) -> Result<(), OpError> {
-        let snapshot = self.snapshot(chain, reader, FINAL)?;
-        let _ = self.coord.send(CoordMsg::Finished {
-            vertex: self.vertex,
-            subtask: self.subtask,
-            snapshot,
-            last_checkpoint: self.last_checkpoint,
-        });
+        // Encoded here: nothing is left to process, and an error fails the job.
+        let snapshot = self.snapshot(chain, reader, FINAL)?.encode(self.max_parallelism)?;
+        // Through the worker: `Finished` comes after this subtask's acknowledgements.
+        let who = self.worker_subtask();
+        self.snapshots.submit(&who, Job::Final { snapshot, last_checkpoint: self.last_checkpoint });
         if !(self.is_sink && self.exactly_once) {
             return Ok(());
         }

@@ -1,5 +1,22 @@
 //! Operator state as it is written to checkpoints: a small binary codec, and
 //! keyed state split by key group so that a restore at another parallelism
 //! hands each subtask exactly the key groups it now owns.
+//!
+//! Keyed state lives in copy-on-write columns ([`cow::CowVec`]), so that a
+//! checkpoint takes a [`StateView`] of it on the task thread in O(chunks) and
+//! encodes that view elsewhere (see the runtime's snapshot worker).
 
 pub mod codec;
+pub mod cow;
+
+use crate::error::OpError;
+use crate::operators::KeyGroupWriters;
+
+/// A consistent view of an operator's keyed state at a checkpoint barrier,
+/// taken on the task thread and encoded on the subtask's snapshot worker
+/// while the operator goes on. Later updates never change what it encodes.
+pub trait StateView: Send {
+    /// Writes the state, one buffer per key group (of `max_parallelism`), in
+    /// the operator's snapshot format.
+    fn encode(&self, max_parallelism: usize, out: &mut KeyGroupWriters) -> Result<(), OpError>;
+}

@@ -26,6 +26,7 @@ use sluice_sql::plan::AggFunc;
 use super::epoch_millis;
 use crate::error::OpError;
 use crate::state::codec::{Reader, Writer};
+use crate::state::cow::CowVec;
 
 mod state;
 
@@ -66,73 +67,75 @@ impl AggDef {
     pub fn new_column(&self, bundled: bool) -> Result<Acc, OpError> {
         let in_t = self.input_type.clone().unwrap_or(DataType::Null);
         Ok(match self.func {
-            AggFunc::Count if self.distinct => {
-                Acc::CountDistinct { conv: RowConverter::new(vec![SortField::new(in_t)])?, sets: Vec::new() }
-            }
-            AggFunc::Count => Acc::Count(Vec::new()),
+            AggFunc::Count if self.distinct => Acc::CountDistinct {
+                conv: Arc::new(RowConverter::new(vec![SortField::new(in_t)])?),
+                sets: CowVec::new(),
+            },
+            AggFunc::Count => Acc::Count(CowVec::new()),
             AggFunc::Sum | AggFunc::Avg => match in_t {
                 DataType::Float64 | DataType::Float32 => {
-                    Acc::SumF64 { sum: Vec::new(), count: Vec::new(), partial: bundled.then(Vec::new) }
+                    Acc::SumF64 { sum: CowVec::new(), count: CowVec::new(), partial: bundled.then(CowVec::new) }
                 }
-                DataType::Decimal128(_, _) => Acc::SumI128 { sum: Vec::new(), count: Vec::new() },
-                _ => Acc::SumI64 { sum: Vec::new(), count: Vec::new() },
+                DataType::Decimal128(_, _) => Acc::SumI128 { sum: CowVec::new(), count: CowVec::new() },
+                _ => Acc::SumI64 { sum: CowVec::new(), count: CowVec::new() },
             },
             AggFunc::Min | AggFunc::Max => {
                 let max = self.func == AggFunc::Max;
                 match in_t {
-                    DataType::Float64 | DataType::Float32 => Acc::ExtF64 { max, v: Vec::new() },
-                    DataType::Decimal128(_, _) => Acc::ExtI128 { max, v: Vec::new() },
-                    DataType::Utf8 => Acc::ExtStr { max, v: Vec::new() },
-                    DataType::Boolean => Acc::ExtBool { max, v: Vec::new() },
-                    _ => Acc::ExtI64 { max, v: Vec::new() },
+                    DataType::Float64 | DataType::Float32 => Acc::ExtF64 { max, v: CowVec::new() },
+                    DataType::Decimal128(_, _) => Acc::ExtI128 { max, v: CowVec::new() },
+                    DataType::Utf8 => Acc::ExtStr { max, v: CowVec::new() },
+                    DataType::Boolean => Acc::ExtBool { max, v: CowVec::new() },
+                    _ => Acc::ExtI64 { max, v: CowVec::new() },
                 }
             }
         })
     }
 }
 
-/// One aggregate's state for every group.
+/// One aggregate's state for every group, in copy-on-write columns that a
+/// snapshot shares (see [`GroupAccs::share`]).
 pub enum Acc {
-    Count(Vec<i64>),
+    Count(CowVec<i64>),
     CountDistinct {
-        conv: RowConverter,
-        sets: Vec<hashbrown::HashSet<Box<[u8]>>>,
+        conv: Arc<RowConverter>,
+        sets: CowVec<hashbrown::HashSet<Box<[u8]>>>,
     },
     SumI64 {
-        sum: Vec<i64>,
-        count: Vec<i64>,
+        sum: CowVec<i64>,
+        count: CowVec<i64>,
     },
     /// `partial` holds the current bundle's sums when bundling is on: Flink's
     /// two-phase window aggregation sums each bundle from 0.0 and then adds it
     /// to the window's sum, and floating-point results depend on that grouping.
     SumF64 {
-        sum: Vec<f64>,
-        count: Vec<i64>,
-        partial: Option<Vec<f64>>,
+        sum: CowVec<f64>,
+        count: CowVec<i64>,
+        partial: Option<CowVec<f64>>,
     },
     SumI128 {
-        sum: Vec<i128>,
-        count: Vec<i64>,
+        sum: CowVec<i128>,
+        count: CowVec<i64>,
     },
     ExtI64 {
         max: bool,
-        v: Vec<Option<i64>>,
+        v: CowVec<Option<i64>>,
     },
     ExtF64 {
         max: bool,
-        v: Vec<Option<f64>>,
+        v: CowVec<Option<f64>>,
     },
     ExtI128 {
         max: bool,
-        v: Vec<Option<i128>>,
+        v: CowVec<Option<i128>>,
     },
     ExtStr {
         max: bool,
-        v: Vec<Option<String>>,
+        v: CowVec<Option<String>>,
     },
     ExtBool {
         max: bool,
-        v: Vec<Option<bool>>,
+        v: CowVec<Option<bool>>,
     },
 }
 
@@ -311,7 +314,7 @@ impl Acc {
 
     /// Folds group `src` into group `dst` and clears `src`.
     fn merge(&mut self, dst: usize, src: usize) {
-        fn ext<T: PartialOrd + Clone>(max: bool, v: &mut [Option<T>], dst: usize, src: usize) {
+        fn ext<T: PartialOrd + Clone>(max: bool, v: &mut CowVec<Option<T>>, dst: usize, src: usize) {
             if let Some(s) = v[src].take()
                 && v[dst].as_ref().is_none_or(|d| better(max, &s, d))
             {
@@ -484,15 +487,37 @@ impl Acc {
 }
 
 impl Acc {
-    /// Ends a bundle: adds each group's bundle sum to its total.
+    /// Ends a bundle: adds each group's bundle sum to its total. Only groups
+    /// with a bundle sum are written, so that chunks shared with a snapshot in
+    /// flight are not copied for nothing.
     fn fold(&mut self) {
         if let Acc::SumF64 { sum, partial: Some(p), .. } = self {
-            for (s, x) in sum.iter_mut().zip(p.iter_mut()) {
-                if *x != 0.0 || x.is_sign_negative() {
-                    *s += *x;
+            for g in 0..p.len() {
+                let x = p[g];
+                if x != 0.0 || x.is_sign_negative() {
+                    sum[g] += x;
+                    p[g] = 0.0;
                 }
-                *x = 0.0;
             }
+        }
+    }
+
+    /// A view of every group's value now, which later updates do not change
+    /// (see [`CowVec::share`]).
+    fn share(&mut self) -> Acc {
+        match self {
+            Acc::Count(c) => Acc::Count(c.share()),
+            Acc::CountDistinct { conv, sets } => Acc::CountDistinct { conv: conv.clone(), sets: sets.share() },
+            Acc::SumI64 { sum, count } => Acc::SumI64 { sum: sum.share(), count: count.share() },
+            Acc::SumF64 { sum, count, partial } => {
+                Acc::SumF64 { sum: sum.share(), count: count.share(), partial: partial.as_mut().map(CowVec::share) }
+            }
+            Acc::SumI128 { sum, count } => Acc::SumI128 { sum: sum.share(), count: count.share() },
+            Acc::ExtI64 { max, v } => Acc::ExtI64 { max: *max, v: v.share() },
+            Acc::ExtF64 { max, v } => Acc::ExtF64 { max: *max, v: v.share() },
+            Acc::ExtI128 { max, v } => Acc::ExtI128 { max: *max, v: v.share() },
+            Acc::ExtStr { max, v } => Acc::ExtStr { max: *max, v: v.share() },
+            Acc::ExtBool { max, v } => Acc::ExtBool { max: *max, v: v.share() },
         }
     }
 }
@@ -525,6 +550,13 @@ impl GroupAccs {
         for a in self.accs.iter_mut() {
             a.fold();
         }
+    }
+
+    /// A view of every group's accumulators now, for an asynchronous
+    /// snapshot: it costs an `Arc` per chunk of each column, and later updates
+    /// copy only the chunks they write while the view is alive.
+    pub fn share(&mut self) -> GroupAccs {
+        GroupAccs { accs: self.accs.iter_mut().map(Acc::share).collect(), groups: self.groups }
     }
 
     pub fn add_group(&mut self) -> u32 {
