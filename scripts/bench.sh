@@ -164,11 +164,16 @@ if [ "${BENCH_STATE:-1}" != 0 ]; then
   fi
 fi
 # Kafka benchmarks (scripts/bench_kafka.py): a real broker, Kafka -> filter/project -> Kafka and
-# Kafka -> TUMBLE -> Kafka exactly-once on 1 and 4 partitions. BENCH_KAFKA=0 skips them;
-# BENCH_KAFKA_ARGS passes options (e.g. "--rows 500000").
+# Kafka -> TUMBLE -> Kafka exactly-once on 1 and 4 partitions: throughput, and end-to-end latency
+# to a read_committed consumer at a fixed rate. With BENCH_FLINK=1, Flink runs the same jobs on
+# the same broker and rewrites bench/flink/kafka_results.tsv; otherwise the report reads Flink's
+# figures from that file. BENCH_KAFKA=0 skips them; BENCH_KAFKA_ARGS passes options (e.g.
+# "--rows 500000 --live-seconds 10").
 if [ "${BENCH_KAFKA:-1}" != 0 ]; then
+  kafka_flink=()
+  [ "${BENCH_FLINK:-0}" = 1 ] && kafka_flink=(--flink "${SLUICE_CACHE:-$HOME/.cache/sluice}/flink-venv/bin/python")
   # shellcheck disable=SC2086
-  if python3 scripts/bench_kafka.py --bin "$bin" --out "$out/kafka.md" ${BENCH_KAFKA_ARGS:-}; then
+  if python3 scripts/bench_kafka.py --bin "$bin" --out "$out/kafka.md" "${kafka_flink[@]}" ${BENCH_KAFKA_ARGS:-}; then
     { echo; cat "$out/kafka.md"; } >> "$report"
   else
     { echo; echo "## Kafka"; echo; echo "Failed: see the output of scripts/bench_kafka.py."; } >> "$report"

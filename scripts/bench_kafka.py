@@ -29,10 +29,12 @@ of the engine process against events per CPU second of the Flink JVM.
 Writes a markdown section to --out.
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,10 +45,27 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLINK_TSV = os.path.join(ROOT, "bench/flink/kafka_results.tsv")
 FLINK_COLUMNS = ["job", "partitions", "events", "net_s", "events_per_s", "jvm_cpu_s", "events_per_cpu_s",
-                 "broker_cpu_s", "jvm_peak_rss_mib", "lat_p50_ms", "lat_p99_ms", "lat_max_ms", "live_cpu_pct",
+                 "broker_cpu_s", "jvm_peak_rss_mib", "lat_measured", "lat_p50_ms", "lat_p99_ms", "lat_max_ms", "live_cpu_pct",
                  "source"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 JOBS = ("filter/project", "TUMBLE")
+LOADS = []  # the 1-minute load average after each measured run: the machine is shared
+
+
+def note_load():
+    LOADS.append(os.getloadavg()[0])
+
+
+@contextlib.contextmanager
+def work_dir(keep):
+    work = tempfile.mkdtemp(prefix="sluice-bench-kafka-")
+    try:
+        yield work
+    finally:
+        if keep:
+            print(f"bench_kafka: kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def free_port():
@@ -101,14 +120,24 @@ def throughput_sql(bootstrap, i, out_topic, prefix):
            f"'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset');\n")
     o = sink_opts(out_topic, bootstrap, prefix)
     if i == 0:
-        return src + (f"CREATE TABLE out (id BIGINT, k INT, v INT) WITH ({o});\n"
-                      "INSERT INTO out SELECT id, k, v FROM src WHERE MOD(v, 2) = 0;\n")
+        return src + (f"CREATE TABLE dst (id BIGINT, k INT, v INT) WITH ({o});\n"
+                      "INSERT INTO dst SELECT id, k, v FROM src WHERE MOD(v, 2) = 0;\n")
     return src + tumble_sql(o)
 
 
+def breakdown_sql(bootstrap, sink, topic):
+    """filter/project with another sink: where the time of the exactly-once job goes."""
+    src = (f"CREATE TABLE src (id BIGINT, k INT, v INT) WITH ({kafka_opts('input', bootstrap)}, "
+           f"'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset');\n")
+    o = ("'connector' = 'blackhole'" if sink == "blackhole" else
+         kafka_opts(topic, bootstrap, ", 'sink.delivery-guarantee' = 'at-least-once'"))
+    return src + (f"CREATE TABLE dst (id BIGINT, k INT, v INT) WITH ({o});\n"
+                  "INSERT INTO dst SELECT id, k, v FROM src WHERE MOD(v, 2) = 0;\n")
+
+
 def tumble_sql(o):
-    return (f"CREATE TABLE out (k INT, window_start TIMESTAMP(3), c BIGINT, s BIGINT) WITH ({o});\n"
-            "INSERT INTO out SELECT k, window_start, COUNT(*), SUM(CAST(v AS BIGINT)) FROM "
+    return (f"CREATE TABLE dst (k INT, window_start TIMESTAMP(3), c BIGINT, s BIGINT) WITH ({o});\n"
+            "INSERT INTO dst SELECT k, window_start, COUNT(*), SUM(CAST(v AS BIGINT)) FROM "
             "TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;\n")
 
 
@@ -119,8 +148,8 @@ def live_sql(bootstrap, i, in_topic, out_topic, prefix):
            f"'scan.startup.mode' = 'earliest-offset');\n")
     o = sink_opts(out_topic, bootstrap, prefix)
     if i == 0:
-        return src + (f"CREATE TABLE out (id BIGINT, k INT, v INT, pt BIGINT) WITH ({o});\n"
-                      "INSERT INTO out SELECT id, k, v, pt FROM src WHERE MOD(v, 2) = 0;\n")
+        return src + (f"CREATE TABLE dst (id BIGINT, k INT, v INT, pt BIGINT) WITH ({o});\n"
+                      "INSERT INTO dst SELECT id, k, v, pt FROM src WHERE MOD(v, 2) = 0;\n")
     return src + tumble_sql(o)
 
 
@@ -205,7 +234,8 @@ def sluice_live(a, probe, work, bootstrap, partitions, i, mode):
 
 
 def flink_bounded(a, jar, work, sql, name):
-    out = subprocess.check_output([a.flink, os.path.join(ROOT, "bench/flink/run_kafka.py"), sql, "--jar", jar],
+    out = subprocess.check_output([a.flink, os.path.join(ROOT, "bench/flink/run_kafka.py"), sql, "--jar", jar,
+                                   "--checkpoint-dir", os.path.join(work, f"{name}-ck")],
                                   text=True, stderr=open(os.path.join(work, f"{name}.log"), "w"))
     return json.loads(out.strip().splitlines()[-1])
 
@@ -215,7 +245,8 @@ def flink_live(a, jar, probe, work, bootstrap, partitions, i, mode):
     probe.create(bootstrap, partitions, in_t, out_t)
     sql = write(os.path.join(work, f"flive{i}.sql"), live_sql(bootstrap, i, in_t, out_t, f"live-f{i}"))
     log = os.path.join(work, f"flive{i}.log")
-    job = subprocess.Popen([a.flink, os.path.join(ROOT, "bench/flink/run_kafka.py"), sql, "--jar", jar, "--live"],
+    job = subprocess.Popen([a.flink, os.path.join(ROOT, "bench/flink/run_kafka.py"), sql, "--jar", jar, "--live",
+                            "--checkpoint-dir", os.path.join(work, f"flive{i}-ck")],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
     try:
         line = job.stdout.readline()
@@ -253,14 +284,17 @@ def main():
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--flink", metavar="PYTHON", help="run Flink too, with this Python (tools/flink/setup.sh's venv)")
     ap.add_argument("--flink-results", default=FLINK_TSV)
+    ap.add_argument("--partitions", default="1,4", help="partition counts to run, e.g. 1,4")
+    ap.add_argument("--keep", action="store_true", help="keep the work directories (logs, SQL) for debugging")
     a = ap.parse_args()
     subprocess.check_call(["bash", os.path.join(ROOT, "scripts/kafka.sh"), "install"], stdout=subprocess.DEVNULL)
     jar = None
     if a.flink:
         jar = subprocess.check_output(["bash", os.path.join(ROOT, "tools/flink/kafka_jar.sh")], text=True).strip()
     sluice, flink = {}, {}  # (job, partitions) -> figures
-    for partitions in (1, 4):
-        with tempfile.TemporaryDirectory(prefix="sluice-bench-kafka-") as work:
+    breakdown = {}  # (sink, partitions) -> figures of filter/project with another sink
+    for partitions in map(int, a.partitions.split(",")):
+        with work_dir(a.keep) as work:
             probe = None if a.no_latency else Probe(work)
             broker, bootstrap = start_broker(work, partitions)
             try:
@@ -279,6 +313,7 @@ def main():
                     events, wall, cpu, rss = run(
                         a.bin, path, work, f"job{i}",
                         ["--checkpoint-dir", os.path.join(work, "ck"), "--checkpoint-interval", "1s"])
+                    note_load()
                     r = sluice[name, partitions] = {"events": events, "wall": wall, "cpu": cpu, "rss": rss,
                                                     "broker": cpu_s(broker.pid) - b0}
                     print(f"bench_kafka: Sluice {name}, {partitions} partitions: {events / wall:,.0f} events/s, "
@@ -288,6 +323,7 @@ def main():
                                      throughput_sql(bootstrap, i, f"fout{i}", f"fbench-{i}"))
                         b0 = cpu_s(broker.pid)
                         res = flink_bounded(a, jar, work, path, f"fjob{i}")
+                        note_load()
                         f = flink[name, partitions] = {
                             "events": a.rows, "net_s": res["net_s"], "jvm_cpu_s": res["jvm_cpu_s"],
                             "broker_cpu_s": round(cpu_s(broker.pid) - b0, 1),
@@ -297,16 +333,30 @@ def main():
                         print(f"bench_kafka: Flink {name}, {partitions} partitions: {a.rows / res['net_s']:,.0f} "
                               f"events/s, {a.rows / res['jvm_cpu_s']:,.0f} per JVM CPU s, broker "
                               f"{f['broker_cpu_s']:.1f} CPU s", flush=True)
+                for variant in ("blackhole", "at-least-once"):
+                    path = write(os.path.join(work, f"bd-{variant}.sql"),
+                                 breakdown_sql(bootstrap, variant, f"bd-{variant}"))
+                    b0 = cpu_s(broker.pid)
+                    events, wall, cpu, rss = run(a.bin, path, work, f"bd-{variant}",
+                                                 ["--checkpoint-dir", os.path.join(work, "ck-bd"),
+                                                  "--checkpoint-interval", "1s"])
+                    note_load()
+                    breakdown[variant, partitions] = {"events": events, "wall": wall, "cpu": cpu,
+                                                      "broker": cpu_s(broker.pid) - b0}
+                    print(f"bench_kafka: Sluice filter/project to {variant}, {partitions} partitions: "
+                          f"{events / wall:,.0f} events/s, {events / cpu:,.0f} per CPU s", flush=True)
                 if probe:
                     for i, name in enumerate(JOBS):
                         mode = "record" if i == 0 else "window"
                         res = sluice[name, partitions]["live"] = sluice_live(a, probe, work, bootstrap, partitions,
                                                                              i, mode)
+                        note_load()
                         print(f"bench_kafka: Sluice {name}, {partitions} partitions, latency p50 {res['p50_ms']} ms, "
                               f"p99 {res['p99_ms']} ms at {res['produce_rate']} events/s", flush=True)
                         if a.flink:
                             res = flink_live(a, jar, probe, work, bootstrap, partitions, i, mode)
-                            flink[name, partitions].update({"lat_p50_ms": res["p50_ms"], "lat_p99_ms": res["p99_ms"],
+                            note_load()
+                            flink[name, partitions].update({"lat_measured": res["measured"], "lat_p50_ms": res["p50_ms"], "lat_p99_ms": res["p99_ms"],
                                                             "lat_max_ms": res["max_ms"],
                                                             "live_cpu_pct": round(res["cpu_pct"])})
                             print(f"bench_kafka: Flink {name}, {partitions} partitions, latency p50 {res['p50_ms']} "
@@ -318,6 +368,8 @@ def main():
                 except subprocess.TimeoutExpired:
                     broker.kill()
     if a.flink:
+        for r in flink.values():
+            r["source"] += f", load average {min(LOADS):.1f}-{max(LOADS):.1f} on {os.cpu_count()} cores"
         with open(a.flink_results, "w") as f:
             f.write("# " + "\t".join(FLINK_COLUMNS) + "\n")
             for (name, partitions), r in flink.items():
@@ -331,17 +383,19 @@ def main():
             r = dict(zip(FLINK_COLUMNS, line.rstrip("\n").split("\t")))
             flink[r["job"], int(r["partitions"])] = r
     with open(a.out, "w") as f:
-        f.write("\n".join(report(a, sluice, flink)) + "\n")
+        f.write("\n".join(report(a, sluice, flink, breakdown)) + "\n")
 
 
-def report(a, sluice, flink):
+def report(a, sluice, flink, breakdown):
     lines = [
         "## Kafka",
         "",
         f"{a.rows:,} JSON records (id, k, v) per topic; the engine at parallelism 1, exactly-once Kafka "
         "sink, checkpoints every 1 s; the broker (Kafka 4.4, KRaft, one node) on the same 2 cores. "
         "Events/s is over the engine's run time; per CPU s counts the engine process only; broker CPU s "
-        "is the broker's CPU time during the run. `make bench` (scripts/bench_kafka.py).",
+        "is the broker's CPU time during the run. `make bench` (scripts/bench_kafka.py). "
+        f"1-minute load average after the runs: {min(LOADS):.1f}-{max(LOADS):.1f} on {os.cpu_count()} cores "
+        "(the machine is shared).",
         "",
         "| job | partitions | events | wall s | events/s | engine CPU s | events per CPU s | broker CPU s | "
         "peak RSS MiB |",
@@ -350,6 +404,22 @@ def report(a, sluice, flink):
     for (name, partitions), r in sluice.items():
         lines.append(f"| {name} | {partitions} | {r['events']:,} | {r['wall']:.1f} | {r['events'] / r['wall']:,.0f} | "
                      f"{r['cpu']:.1f} | {r['events'] / r['cpu']:,.0f} | {r['broker']:.1f} | {r['rss']:.0f} |")
+    if breakdown:
+        lines += [
+            "",
+            "Where the time goes: filter/project from the same input to a blackhole sink (the Kafka source and "
+            "JSON decoding only), to Kafka at-least-once, and exactly-once (above). Busy % is engine CPU over "
+            "wall time; the rest is waiting (for the broker, for checkpoint commits, or for a core).",
+            "",
+            "| sink | partitions | wall s | events/s | engine CPU s | engine busy % | broker CPU s |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        rows = sorted([(k[1], k[0], r) for k, r in breakdown.items()] +
+                      [(k[1], "exactly-once", r) for k, r in sluice.items() if k[0] == "filter/project"],
+                      key=lambda t: (t[0], ("blackhole", "at-least-once", "exactly-once").index(t[1])))
+        for partitions, sink, r in rows:
+            lines.append(f"| {sink} | {partitions} | {r['wall']:.1f} | {r['events'] / r['wall']:,.0f} | "
+                         f"{r['cpu']:.1f} | {100 * r['cpu'] / r['wall']:.0f} | {r['broker']:.1f} |")
     if flink:
         source = next(iter(flink.values())).get("source", "")
         lines += [
@@ -396,7 +466,8 @@ def report(a, sluice, flink):
                              f"{fmt_ms(lv['p99_ms'])} | {fmt_ms(lv['max_ms'])} | {lv['cpu_pct']:.0f} |")
         for (name, partitions), f in flink.items():
             if num(f.get("lat_p50_ms")) is not None:
-                lines.append(f"| Flink | {name} | {partitions} | - | {fmt_ms(f['lat_p50_ms'])} | "
+                lines.append(f"| Flink | {name} | {partitions} | {fmt_ms(f.get('lat_measured'))} | "
+                             f"{fmt_ms(f['lat_p50_ms'])} | "
                              f"{fmt_ms(f['lat_p99_ms'])} | {fmt_ms(f['lat_max_ms'])} | {fmt_ms(f['live_cpu_pct'])} |")
     return lines
 

@@ -2,11 +2,13 @@
 """Run one Kafka benchmark job (written by scripts/bench_kafka.py) on local Apache Flink.
 
   bash tools/flink/setup.sh
-  ~/.cache/sluice/flink-venv/bin/python bench/flink/run_kafka.py JOB.sql --jar "$(bash tools/flink/kafka_jar.sh)"
+  ~/.cache/sluice/flink-venv/bin/python bench/flink/run_kafka.py JOB.sql --jar "$(bash tools/flink/kafka_jar.sh)" \
+      --checkpoint-dir /tmp/ck
   ... --live      # an unbounded job: runs until a line "stop" on stdin, then is cancelled
 
 The PyFlink MiniCluster inside one JVM at parallelism 1, STREAMING mode, checkpoints every
-1 s (exactly-once, Flink's default mode), Flink's default 200 ms auto-watermark interval,
+1 s (exactly-once, Flink's default mode) to a local directory (filesystem checkpoint storage,
+as Sluice's --checkpoint-dir), Flink's default 200 ms auto-watermark interval,
 table.local-time-zone UTC, and the Kafka SQL connector jar on pipeline.jars.
 
 Bounded (the default): the job reads its input to the end (scan.bounded.mode) and ends after
@@ -73,6 +75,8 @@ def main():
     ap.add_argument("--jar", required=True, help="flink-sql-connector-kafka jar (tools/flink/kafka_jar.sh)")
     ap.add_argument("--live", action="store_true")
     ap.add_argument("--checkpoint-interval", default="1 s")
+    ap.add_argument("--checkpoint-dir", required=True,
+                    help="a local directory for checkpoints (filesystem storage, as Sluice's --checkpoint-dir)")
     args = ap.parse_args()
 
     java = run_flink.select_java()
@@ -84,6 +88,9 @@ def main():
         "pipeline.jars": "file://" + os.path.abspath(args.jar),
         "pipeline.auto-watermark-interval": "200 ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
+        # The default (JobManager heap) refuses a state over 5 MiB, which TUMBLE's exceeds.
+        "execution.checkpointing.storage": "filesystem",
+        "execution.checkpointing.dir": "file://" + os.path.abspath(args.checkpoint_dir),
     })
     stmt_set = t_env.create_statement_set()
     for it in items:
@@ -101,7 +108,9 @@ def main():
     res = {"flink": __import__("importlib.metadata").metadata.version("apache-flink"), "java": java,
            "connector": os.path.basename(args.jar)}
     if args.live:
-        while str(client.get_job_status().result()) != "RUNNING":
+        while (status := client.get_job_status().result().name) != "RUNNING":
+            if status in ("FAILED", "CANCELED", "FINISHED"):
+                sys.exit(f"run_kafka.py: the job is {status} before it ran")
             time.sleep(0.1)
         print("RUNNING", flush=True)
         cpu0, t0 = jvm.cpu(), time.monotonic()
@@ -110,7 +119,7 @@ def main():
                 break
         res["jvm_cpu_s"] = round(jvm.cpu() - cpu0, 2)
         res["wall_s"] = round(time.monotonic() - t0, 2)
-        res["status"] = str(client.get_job_status().result())
+        res["status"] = client.get_job_status().result().name
         client.cancel().result()
     else:
         result.wait()
