@@ -177,3 +177,48 @@ fn kafka_sourced_golden_cases_match_flink() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Per-partition watermarks with an idle partition, through SQL: records arrive in one of
+/// two partitions only. With `table.exec.source.idle-timeout` the empty partition stops
+/// holding the watermark back and windows fire while the job runs (without it, the
+/// watermark would wait for that partition forever). The rows also carry the records'
+/// metadata (`METADATA FROM 'partition'` and `'offset'`) into the query.
+#[test]
+fn windows_fire_past_an_idle_partition_and_metadata_columns_reach_the_query() {
+    let (input, output) = (unique_topic("idle-in"), unique_topic("idle-out"));
+    shared().create_topic(&input, 2);
+    shared().create_topic(&output, 1);
+    // Ten records per second of event time for two seconds, then one at 5 s.
+    let records: Vec<Record> =
+        (0..20).chain([50]).map(|id| Record::new(format!("{{\"id\":{id}}}")).partition(0)).collect();
+    shared().produce_all(&input, &records);
+    let sql = format!(
+        "CREATE TABLE src (id BIGINT, part INT METADATA FROM 'partition' VIRTUAL, `offset` BIGINT METADATA VIRTUAL,
+   ts AS TO_TIMESTAMP_LTZ(id * 100, 3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+ WITH ('connector' = 'kafka', 'topic' = '{input}', 'properties.bootstrap.servers' = '{b}', 'format' = 'json',
+   'scan.startup.mode' = 'earliest-offset');
+CREATE TABLE per_second (part INT, window_start TIMESTAMP_LTZ(3), c BIGINT, last_offset BIGINT)
+ WITH ('connector' = 'kafka', 'topic' = '{output}', 'properties.bootstrap.servers' = '{b}', 'format' = 'json');
+INSERT INTO per_second SELECT part, window_start, COUNT(*), MAX(`offset`)
+  FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY part, window_start, window_end;
+",
+        b = shared().bootstrap
+    );
+    let cfg = config(&[("table.exec.source.idle-timeout", "300 ms".into()), ("parallelism.default", "1".into())]);
+    let (state, runner) = start(&sql, "idle-partition", &cfg);
+    let mut seen = Vec::new();
+    wait_for("two windows past the idle partition", Duration::from_secs(30), || {
+        assert!(!runner.is_finished(), "the job ended before its windows fired");
+        seen = committed_values(&output);
+        seen.len() >= 2
+    });
+    state.request_cancel();
+    runner.join().unwrap().unwrap();
+    assert_eq!(
+        seen,
+        [
+            "{\"part\":0,\"window_start\":\"1970-01-01 00:00:00Z\",\"c\":10,\"last_offset\":9}",
+            "{\"part\":0,\"window_start\":\"1970-01-01 00:00:01Z\",\"c\":10,\"last_offset\":19}",
+        ]
+    );
+}

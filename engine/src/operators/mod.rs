@@ -99,6 +99,12 @@ pub trait StreamOperator: Send {
     /// without records for `idle_timeout` (when not zero) is idle.
     fn source_split(&mut self, _split: u32, _owned: &[u32], _idle_timeout: std::time::Duration) {}
 
+    /// Sources: no records came for the idle timeout. An operator that keeps
+    /// per-split watermarks emits the watermark that the splits still active allow.
+    fn source_idle(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        Ok(())
+    }
+
     /// Sinks: the checkpoint barrier. Flushes output written since the last call
     /// into pending form and returns what [`StreamOperator::commit`] makes visible.
     fn pre_commit(&mut self, _checkpoint: u64) -> Result<Option<SinkSnapshot>, OpError> {
@@ -150,6 +156,24 @@ impl Chain {
             }
         }
         Ok(current)
+    }
+
+    /// [`StreamOperator::source_idle`] of each operator in order, passing what
+    /// one emits to the rest.
+    pub fn source_idle(&mut self) -> Result<Vec<StreamEvent>, OpError> {
+        let mut carried: Vec<StreamEvent> = Vec::new();
+        for op in self.ops.iter_mut() {
+            let mut produced = Vec::new();
+            for ev in carried.drain(..) {
+                match ev {
+                    StreamEvent::Batch(b) => op.process_batch(b, &mut produced)?,
+                    StreamEvent::Watermark(w) => op.process_watermark(w, &mut produced)?,
+                }
+            }
+            op.source_idle(&mut produced)?;
+            carried = produced;
+        }
+        Ok(carried)
     }
 
     /// Finishes each operator in order, passing what one emits to the rest.

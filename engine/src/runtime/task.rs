@@ -382,6 +382,8 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
     report_source(s.reader.as_ref(), &m);
     let mut last_data = Instant::now();
     let mut last_marker = Instant::now();
+    // Whether the last batch came from one split (per-split watermarks).
+    let mut from_split = false;
     let mut cpu = SubtaskCpu::start(m.clone());
     // What buffer debloating last asked of the reader.
     let mut batch_rows = usize::MAX;
@@ -444,8 +446,10 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
                 }
                 SubtaskMetrics::add(&m.records_in, b.num_rows() as u64);
                 SubtaskMetrics::add(&m.bytes_in, b.get_array_memory_size() as u64);
+                from_split = false;
                 if let Some((split, owned)) = s.reader.batch_split() {
                     chain.source_split(split, &owned, s.idle_timeout);
+                    from_split = true;
                 }
                 if forward(chain, outputs, StreamEvent::Batch(b))?.is_err() {
                     return Ok(());
@@ -463,6 +467,16 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
                 SubtaskMetrics::add(&m.idle_ns, t.elapsed().as_nanos() as u64);
                 if !idle && !s.idle_timeout.is_zero() && last_data.elapsed() >= s.idle_timeout {
                     idle = true;
+                    // Splits that went idle since the last batch no longer hold the
+                    // watermark back: the assigner emits what the others allow before
+                    // the subtask goes idle (else that watermark would never be emitted).
+                    if std::mem::take(&mut from_split) {
+                        for out in chain.source_idle()? {
+                            if outputs.emit(out)?.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
                     if outputs.broadcast(|| Msg::Idle(true)).is_err() {
                         return Ok(());
                     }
