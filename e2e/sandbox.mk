@@ -28,6 +28,8 @@ SANDBOX_NODES ?= 1
 # charts/sluice (CRDs, RBAC, the operator as pods of image sluice/operator,
 # mapped to the same binary) with the pinned helm of scripts/helm.sh.
 SANDBOX_OPERATOR ?= process
+# 1: also a Kafka broker (scripts/kafka.sh) on the bridge gateway, in-cluster kafka.sluice-system:9092.
+SANDBOX_KAFKA ?= 0
 SLUICE_SANDBOX = $(E2E_TARGET_DIR)/debug/sluice-sandbox
 
 export SLUICE_CACHE
@@ -52,7 +54,7 @@ sandbox-operator:
 	@if [ "$(SANDBOX_OPERATOR)" = helm ]; then bash $(SLUICE_REPO_DIR)/scripts/helm.sh install >/dev/null; fi
 
 sandbox-up: k8s-binaries s3-binary e2e-build sandbox-operator
-	SANDBOX_OPERATOR=$(SANDBOX_OPERATOR) $(SLUICE_SANDBOX) up --dir $(SANDBOX_DIR) --nodes $(SANDBOX_NODES)
+	SANDBOX_OPERATOR=$(SANDBOX_OPERATOR) SANDBOX_KAFKA=$(SANDBOX_KAFKA) $(SLUICE_SANDBOX) up --dir $(SANDBOX_DIR) --nodes $(SANDBOX_NODES)
 
 sandbox-down:
 	@if [ -x $(SLUICE_SANDBOX) ]; then $(SLUICE_SANDBOX) down --dir $(SANDBOX_DIR); else echo "sandbox not built; nothing to stop"; fi

@@ -4,10 +4,12 @@
 #
 #   scripts/kafka.sh install   # fetches the broker's jars into $SLUICE_CACHE/kafka-4.4.0/libs if missing; prints the install dir
 #   scripts/kafka.sh path      # prints the install dir (exit 1 if it is not installed)
-#   scripts/kafka.sh run --port P --controller-port C --dir DIR [--parent-pid PID [--cleanup]] [--auto-create N]
+#   scripts/kafka.sh run --port P --controller-port C --dir DIR [--host IP] [--parent-pid PID [--cleanup]] [--auto-create N]
 #
 # `run` starts one combined broker and controller with single-node settings, listening only on
-# 127.0.0.1 (PLAINTEXT on P, the controller on C), with its data under DIR/data and its log in
+# 127.0.0.1 (PLAINTEXT on P, the controller on C; with --host the PLAINTEXT listener is on that
+# address instead and advertised there, as the sandbox's bridge gateway for its pods), with its
+# data under DIR/data and its log in
 # DIR/server.log; it formats DIR/data on the first run and reuses it afterwards, so running again
 # with the same ports and DIR restarts the same broker. It execs Java in the foreground, so the
 # process that started it can stop it with a signal. With --parent-pid the broker is killed once
@@ -103,14 +105,14 @@ cluster_id() {
 }
 
 write_config() {
-  local dir="$1" port="$2" cport="$3" auto="${4:-}"
+  local dir="$1" port="$2" cport="$3" auto="${4:-}" host="${5:-127.0.0.1}"
   cat >"$dir/server.properties" <<EOF
 # Written by scripts/kafka.sh: one broker that is also the only controller, for tests.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://$host:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://$host:$port
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
@@ -161,16 +163,17 @@ EOF
 }
 
 run() {
-  local port="" cport="" dir="" parent="" cleanup="" auto=""
-  local usage="usage: run --port P --controller-port C --dir DIR [--parent-pid PID [--cleanup]] [--auto-create N]"
+  local port="" cport="" dir="" parent="" cleanup="" auto="" host=127.0.0.1
+  local usage="usage: run --port P --controller-port C --dir DIR [--host IP] [--parent-pid PID [--cleanup]] [--auto-create N]"
   while [ $# -gt 0 ]; do
     case "$1" in
-      --port | --controller-port | --dir | --parent-pid | --auto-create) [ $# -ge 2 ] || die "$1 needs a value ($usage)" ;;
+      --port | --controller-port | --dir | --host | --parent-pid | --auto-create) [ $# -ge 2 ] || die "$1 needs a value ($usage)" ;;
     esac
     case "$1" in
       --port) port="$2"; shift 2 ;;
       --controller-port) cport="$2"; shift 2 ;;
       --dir) dir="$2"; shift 2 ;;
+      --host) host="$2"; shift 2 ;;
       --parent-pid) parent="$2"; shift 2 ;;
       --cleanup) cleanup=1; shift ;;
       --auto-create) auto="$2"; shift 2 ;;
@@ -183,7 +186,8 @@ run() {
   install >/dev/null
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
-  write_config "$dir" "$port" "$cport" "$auto"
+  case "$host" in *[!0-9.]* | "") die "--host is an IPv4 address ($usage)" ;; esac
+  write_config "$dir" "$port" "$cport" "$auto" "$host"
 
   local java_opts=(
     # Small and quick to start on a 2-core machine; tests send little data.

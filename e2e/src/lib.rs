@@ -9,10 +9,13 @@
 //!   (`make sandbox-up`) and by the tests (test-support API).
 //! - [`s3`]: MinIO (via `scripts/s3-server.sh`) and a minimal SigV4 client,
 //!   for the sandbox's S3 and [`testenv::TestEnv::start_s3`].
+//! - [`kafka`]: an Apache Kafka broker (via `scripts/kafka.sh`) for the
+//!   sandbox (`SANDBOX_KAFKA=1`).
 
 pub mod certs;
 pub mod cluster;
 pub mod controlplane;
+pub mod kafka;
 pub mod net;
 pub mod node;
 pub mod process;

@@ -297,9 +297,24 @@ impl KafkaSource {
             Position::Group => {
                 let mut tpl = TopicPartitionList::new();
                 tpl.add_partition(topic, partition);
-                let r = self.consumer.committed_offsets(tpl, REQUEST_TIMEOUT).map_err(|e| {
-                    self.err(format!("cannot read the committed offsets of group '{}': {e}", self.group_id()))
-                })?;
+                // A group's coordinator may still be starting (a fresh broker creates
+                // `__consumer_offsets` at the first group request): retried, as the Java client does.
+                let deadline = Instant::now() + REQUEST_TIMEOUT;
+                let r = loop {
+                    match self.consumer.committed_offsets(tpl.clone(), REQUEST_TIMEOUT) {
+                        Err(e) if coordinator_not_ready(&e) && Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                        r => {
+                            break r.map_err(|e| {
+                                self.err(format!(
+                                    "cannot read the committed offsets of group '{}': {e}",
+                                    self.group_id()
+                                ))
+                            })?;
+                        }
+                    }
+                };
                 let committed = r.find_partition(topic, partition).and_then(|e| e.offset().to_raw());
                 if let Some(o) = committed.filter(|o| *o >= 0) {
                     return Ok(o);
@@ -503,5 +518,25 @@ impl SourceReader for KafkaSource {
                     .map_err(|source| ConnectorError::State { table: self.table.clone(), source })
             })
             .collect()
+    }
+}
+
+/// Whether an error says that a group's coordinator is not ready yet, which
+/// passes: it is being elected, or is loading the group's offsets.
+fn coordinator_not_ready(e: &KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode::{CoordinatorLoadInProgress, CoordinatorNotAvailable, NotCoordinator};
+    matches!(e.rdkafka_error_code(), Some(NotCoordinator | CoordinatorLoadInProgress | CoordinatorNotAvailable))
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+    #[test]
+    fn a_coordinator_that_is_not_ready_is_waited_for() {
+        // What librdkafka reported from a fresh broker (`NotCoordinator` on the first OffsetFetch).
+        assert!(super::coordinator_not_ready(&KafkaError::MetadataFetch(RDKafkaErrorCode::NotCoordinator)));
+        assert!(super::coordinator_not_ready(&KafkaError::MetadataFetch(RDKafkaErrorCode::CoordinatorLoadInProgress)));
+        assert!(!super::coordinator_not_ready(&KafkaError::MetadataFetch(RDKafkaErrorCode::GroupAuthorizationFailed)));
     }
 }

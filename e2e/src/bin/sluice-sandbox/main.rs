@@ -20,18 +20,24 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
 use sluice_e2e::cluster::{Cluster, ClusterSpec, host_image_mappings};
 use sluice_e2e::controlplane::ClusterNet;
+use sluice_e2e::kafka::{KafkaConfig, KafkaServer};
 use sluice_e2e::net;
 use sluice_e2e::node::config::ImageMapping;
-use sluice_e2e::process::{Proc, on_keeper_thread};
 use sluice_e2e::s3::{S3Config, S3Server};
+
+mod operator;
+use operator::{HELM_NAMESPACE, HELM_RELEASE, Operator, OperatorMode, apply_crds, helm_install, operator_mode};
 
 const NAME: &str = "sandbox";
 const BRIDGE: &str = "sl-sandbox";
 const OCTET: u8 = 250;
 const S3_PORT: u16 = 9000;
 const S3_BUCKET: &str = "sluice";
-const FIELD_MANAGER: &str = "sluice-sandbox";
-const OPERATOR_ARGS: [&str; 8] = [
+/// The Kafka broker's listener on the bridge gateway (`SANDBOX_KAFKA=1`), and its controller's on loopback.
+const KAFKA_PORT: u16 = 9092;
+const KAFKA_CONTROLLER_PORT: u16 = 9093;
+pub(crate) const FIELD_MANAGER: &str = "sluice-sandbox";
+pub(crate) const OPERATOR_ARGS: [&str; 8] = [
     "--engine-access",
     "apiserver-proxy",
     "--http-addr",
@@ -42,7 +48,7 @@ const OPERATOR_ARGS: [&str; 8] = [
     "sluice/engine:0.1.0",
 ];
 
-struct Args {
+pub(crate) struct Args {
     cmd: String,
     dir: PathBuf,
     nodes: u8,
@@ -103,13 +109,13 @@ fn images(repo: &Path) -> Result<Vec<ImageMapping>> {
 }
 
 /// The repository whose binaries and CRDs the sandbox uses: the parent of its directory.
-fn repo(a: &Args) -> PathBuf {
+pub(crate) fn repo(a: &Args) -> PathBuf {
     a.dir.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// A Sluice binary of the working tree: `SLUICE_<NAME>_BIN`, else the newer of
 /// `$CARGO_TARGET_DIR/{release,debug}/<bin>` (`<repo>/target` by default), else the debug path.
-fn sluice_bin(repo: &Path, bin: &str) -> PathBuf {
+pub(crate) fn sluice_bin(repo: &Path, bin: &str) -> PathBuf {
     let env = format!("SLUICE_{}_BIN", bin.trim_start_matches("sluice-").to_uppercase());
     if let Some(p) = std::env::var_os(&env) {
         return PathBuf::from(p);
@@ -122,206 +128,6 @@ fn sluice_bin(repo: &Path, bin: &str) -> PathBuf {
         (Some(r), Some(d)) if r > d => release,
         (Some(_), None) => release,
         _ => debug,
-    }
-}
-
-/// How the sandbox runs the operator (`SANDBOX_OPERATOR`, default `process`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum OperatorMode {
-    /// CRDs from `crds/` and the binary as a supervised host process.
-    Process {
-        bin: PathBuf,
-        crds: Vec<PathBuf>,
-    },
-    /// `helm upgrade --install` of `charts/sluice`: the CRDs, the RBAC and the
-    /// operator as pods (image `sluice/operator`, mapped to the binary).
-    Helm {
-        helm: PathBuf,
-        chart: PathBuf,
-    },
-    None,
-}
-
-const HELM_RELEASE: &str = "sluice";
-const HELM_NAMESPACE: &str = "sluice-system";
-
-/// The operator binary of the working tree, which `process` runs and the `sluice/operator` image maps to.
-fn operator_bin(a: &Args, mode: &str) -> Result<PathBuf> {
-    let bin = sluice_bin(&repo(a), "sluice-operator");
-    if !bin.is_file() {
-        bail!(
-            "SANDBOX_OPERATOR={mode}: the operator binary {} is missing; build it with \
-             `cargo build -p sluice-operator` at the repository root (or set SLUICE_OPERATOR_BIN, \
-             or SANDBOX_OPERATOR=none)",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-/// The pinned `helm` of `scripts/helm.sh` (built with `go install` the first time), or `SLUICE_HELM_BIN`.
-fn helm_bin(repo: &Path) -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("SLUICE_HELM_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let script = repo.join("scripts/helm.sh");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .arg("install")
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {} install", script.display()))?;
-    if !out.status.success() {
-        bail!(
-            "SANDBOX_OPERATOR=helm: {} install failed ({}); set SLUICE_HELM_BIN to a helm v3 binary",
-            script.display(),
-            out.status
-        );
-    }
-    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-}
-
-/// Installs (or upgrades) the chart and waits until the operator Deployment is available.
-fn helm_install(helm: &Path, chart: &Path, kubeconfig: &Path, log: &Path) -> Result<Duration> {
-    let t0 = Instant::now();
-    let out = std::process::Command::new(helm)
-        .args(["upgrade", "--install", HELM_RELEASE])
-        .arg(chart)
-        .args(["--namespace", HELM_NAMESPACE, "--create-namespace", "--wait", "--timeout", "5m"])
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .output()
-        .with_context(|| format!("running {}", helm.display()))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let _ = std::fs::write(log, &text);
-    if !out.status.success() {
-        bail!("helm upgrade --install {HELM_RELEASE} {} failed ({}):\n{text}", chart.display(), out.status);
-    }
-    Ok(t0.elapsed())
-}
-
-/// Checks `SANDBOX_OPERATOR` and what it needs, before anything starts.
-fn operator_mode(a: &Args) -> Result<OperatorMode> {
-    let mode = std::env::var("SANDBOX_OPERATOR").unwrap_or_else(|_| "process".into());
-    match mode.as_str() {
-        "none" => Ok(OperatorMode::None),
-        "helm" => {
-            let repo = repo(a);
-            let chart = repo.join("charts/sluice");
-            if !chart.join("Chart.yaml").is_file() {
-                bail!("SANDBOX_OPERATOR=helm: no Helm chart at {} (Chart.yaml)", chart.display());
-            }
-            operator_bin(a, "helm")?;
-            Ok(OperatorMode::Helm { helm: helm_bin(&repo)?, chart })
-        }
-        "process" => {
-            let repo = repo(a);
-            let bin = operator_bin(a, "process")?;
-            let dir = repo.join("crds");
-            let mut crds: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .map(|rd| {
-                    rd.flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.is_file())
-                        .collect()
-                })
-                .unwrap_or_default();
-            crds.sort();
-            if crds.is_empty() {
-                bail!(
-                    "SANDBOX_OPERATOR=process: no CRDs in {} (*.yaml); they are generated by the operator's \
-                     crdgen binary (`cargo run -p sluice-operator --bin crdgen` at the repository root), \
-                     or set SANDBOX_OPERATOR=none",
-                    dir.display()
-                );
-            }
-            Ok(OperatorMode::Process { bin, crds })
-        }
-        other => bail!("SANDBOX_OPERATOR={other}: expected process, helm or none"),
-    }
-}
-
-/// Applies every CRD of `files` (server-side apply, field manager
-/// `sluice-sandbox`; a file may hold several documents) and waits until each
-/// is Established. Returns their names.
-async fn apply_crds(client: &kube::Client, files: &[PathBuf]) -> Result<Vec<String>> {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::api::{Api, Patch, PatchParams};
-    use serde::Deserialize;
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let pp = PatchParams::apply(FIELD_MANAGER).force();
-    let mut names = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let v = serde_json::Value::deserialize(doc).with_context(|| format!("parsing {}", f.display()))?;
-            if v.is_null() {
-                continue;
-            }
-            let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
-            let name = v.pointer("/metadata/name").and_then(|k| k.as_str()).unwrap_or_default().to_string();
-            if kind != "CustomResourceDefinition" || name.is_empty() {
-                bail!("{}: expected CustomResourceDefinitions with a name, found kind '{kind}'", f.display());
-            }
-            api.patch(&name, &pp, &Patch::Apply(&v))
-                .await
-                .with_context(|| format!("applying {name} from {}", f.display()))?;
-            names.push(name);
-        }
-    }
-    for name in &names {
-        sluice_e2e::testenv::wait_object(
-            &api,
-            name,
-            Duration::from_secs(30),
-            &format!("CRD {name} Established"),
-            |c| {
-                c.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-            },
-        )
-        .await?;
-    }
-    Ok(names)
-}
-
-/// The operator as a host process, restarted by the supervisor when it exits.
-struct Operator {
-    bin: PathBuf,
-    envs: Vec<(String, String)>,
-    log: PathBuf,
-    proc: Proc,
-}
-
-impl Operator {
-    fn spawn(bin: &Path, envs: &[(String, String)], log: &Path) -> Result<Proc> {
-        let (bin, envs, log) = (bin.to_path_buf(), envs.to_vec(), log.to_path_buf());
-        let args: Vec<String> = OPERATOR_ARGS.iter().map(|s| s.to_string()).collect();
-        on_keeper_thread(move || Proc::spawn("sluice-operator", &bin, &args, &envs, &log, Signal::SIGTERM))?
-    }
-
-    /// `s3` is the S3 endpoint as the host sees it: the operator runs on the host, where
-    /// the jobs' in-cluster endpoint (`s3.sluice-system`) does not resolve.
-    fn start(bin: &Path, kubeconfig: &Path, s3: &str, log: &Path) -> Result<Operator> {
-        let envs = vec![
-            ("KUBECONFIG".to_string(), kubeconfig.display().to_string()),
-            ("RUST_LOG".to_string(), "info".to_string()),
-            ("SLUICE_S3_ENDPOINT".to_string(), s3.to_string()),
-        ];
-        let proc = Operator::spawn(bin, &envs, log)?;
-        Ok(Operator { bin: bin.to_path_buf(), envs, log: log.to_path_buf(), proc })
-    }
-
-    /// Restarts the operator if it exited (checked on the supervisor's 5 s tick, like the node agents).
-    fn restart_if_dead(&mut self) {
-        let Some(st) = self.proc.exited() else { return };
-        eprintln!("sandbox: sluice-operator exited ({st}); restarting it (log {})", self.log.display());
-        match Operator::spawn(&self.bin, &self.envs, &self.log) {
-            Ok(p) => self.proc = p,
-            Err(e) => eprintln!("sandbox: restarting sluice-operator: {e:#}"),
-        }
     }
 }
 
@@ -396,6 +202,44 @@ fn run_foreground(a: &Args) -> Result<()> {
         anyhow::Ok(())
     })
     .context("creating the s3 Service and the s3-creds Secrets")?;
+    // With SANDBOX_KAFKA=1, a Kafka broker on the host at the bridge gateway, which pods
+    // reach as kafka.sluice-system:9092 (it advertises the gateway's address). A topic that a
+    // producer names is created with 4 partitions.
+    let kafka = match std::env::var("SANDBOX_KAFKA").as_deref() {
+        Ok("1") | Ok("true") => {
+            let _ = std::fs::remove_dir_all(a.dir.join("kafka"));
+            let k = KafkaServer::start(KafkaConfig {
+                addr: std::net::SocketAddr::from((gw, KAFKA_PORT)),
+                controller_port: KAFKA_CONTROLLER_PORT,
+                dir: a.dir.join("kafka"),
+                log: logs.join("kafka.log"),
+                // The examples' jobs write their topics into being.
+                auto_create: Some(4),
+                death_signal: Signal::SIGTERM,
+            })
+            .context("starting the Kafka broker (SANDBOX_KAFKA=1)")?;
+            rt.block_on(sluice_e2e::cluster::expose_host_service(&client, "sluice-system", "kafka", gw, KAFKA_PORT))
+                .context("creating the kafka Service")?;
+            Some(k)
+        }
+        _ => None,
+    };
+    let kafka_msg = match &kafka {
+        Some(k) => format!(
+            "Kafka: {} (in-cluster kafka.sluice-system:{KAFKA_PORT}), ready in {:.1}s, log {}\n",
+            k.bootstrap(),
+            k.startup.as_secs_f64(),
+            k.log().display()
+        ),
+        None => "Kafka: none (SANDBOX_KAFKA=1 starts a broker)\n".to_string(),
+    };
+    let kafka_env = match &kafka {
+        Some(k) => format!(
+            "# Kafka as the host sees it (in-cluster: kafka.sluice-system:{KAFKA_PORT}).\nexport SLUICE_KAFKA_BOOTSTRAP={}\n",
+            k.bootstrap()
+        ),
+        None => String::new(),
+    };
     let mut operator = None;
     let mut operator_msg = "operator: none (SANDBOX_OPERATOR=none)\n".to_string();
     if let OperatorMode::Process { bin, crds } = &operator_mode {
@@ -434,7 +278,8 @@ fn run_foreground(a: &Args) -> Result<()> {
              export SLUICE_S3_BUCKET={S3_BUCKET}\n\
              export AWS_ACCESS_KEY_ID={key_id}\n\
              export AWS_SECRET_ACCESS_KEY={secret}\n\
-             export AWS_REGION=us-east-1\n",
+             export AWS_REGION=us-east-1\n\
+             {kafka_env}",
             kubeconfig.display(),
             a.dir.display(),
         ),
@@ -443,6 +288,7 @@ fn run_foreground(a: &Args) -> Result<()> {
         "sandbox up in {:.1}s (control plane {:.1}s, nodes Ready {:.1}s later)\n\
          S3: http://{gw}:{S3_PORT} (in-cluster http://s3.sluice-system:{S3_PORT}), bucket {S3_BUCKET}, \
          ready in {:.1}s, log {}\n\
+         {kafka_msg}\
          {operator_msg}\
          export KUBECONFIG={}\n",
         t0.elapsed().as_secs_f64(),
