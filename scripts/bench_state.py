@@ -595,8 +595,9 @@ class Bench:
           "it, with no input in between: it costs the same, because every checkpoint is a full snapshot "
           "(no incremental checkpoints). Stop-with-savepoint: wall time from `POST /v1/job/savepoints` "
           "`{stop: true}` until its status is COMPLETED, and in parentheses the savepoint's own `durationMs`; a "
-          "savepoint waits for a periodic checkpoint in flight, so with checkpoints back to back (duration > "
-          "interval) the wall time is up to two checkpoints. Restore: wall time from process start until "
+          "savepoint aborts a periodic checkpoint in flight and subtasks stop writing it (engines before "
+          "asynchronous snapshots waited for it, so with checkpoints back to back the wall time was up to two "
+          "checkpoints). Restore: wall time from process start until "
           "`GET /v1/job` reports RUNNING (state is loaded before that); for comparison a fresh start without "
           f"state takes {self.fresh_start_s:.2f} s. Input read s includes the checkpoints taken meanwhile.")
         checks = [(r["label"], r["c1"]["sizeBytes"], r["restore"][p][2]) for r in self.rows

@@ -95,3 +95,44 @@ fn a_failed_upload_fails_that_checkpoint_and_the_job_goes_on() {
     state.request_cancel();
     h.join().unwrap().unwrap();
 }
+
+#[test]
+fn a_savepoint_takes_precedence_over_a_checkpoint_in_flight_whose_upload_is_then_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let pause = dir.path().join("points");
+    std::fs::create_dir_all(&pause).unwrap();
+    failpoint::set("snapshot.encode@async-precede", &format!("1*pause({})", pause.display()));
+    let (state, h) = start_keyed(dir.path(), "async-precede");
+    wait_for("the window's first snapshot to be held", Duration::from_secs(60), || {
+        pause.join("snapshot.encode.reached").exists()
+    });
+    let held = state.checkpoints()[0].id;
+    let target = dir.path().join("savepoints").display().to_string();
+    let trigger = state.request_savepoint(Some("precede".into()), Some(target), false, false).unwrap();
+    // The savepoint does not wait for the checkpoint: the checkpoint is aborted.
+    wait_for("the checkpoint in flight to be aborted", Duration::from_secs(30), || {
+        state.checkpoints().iter().any(|c| c.id == held && c.status == SnapshotStatus::Failed)
+    });
+    let aborted = state.checkpoints().into_iter().find(|c| c.id == held).unwrap();
+    assert!(aborted.failure.as_deref().is_some_and(|f| f.contains("savepoint `precede` takes precedence")));
+    std::fs::write(pause.join("snapshot.encode.go"), b"").unwrap();
+    wait_for("the savepoint", Duration::from_secs(60), || {
+        state.savepoint(&trigger).is_some_and(|s| s.status == SnapshotStatus::Completed)
+    });
+    // The held checkpoint's upload was abandoned once the savepoint's barrier
+    // came: the window's state file of the aborted checkpoint is never written.
+    let location = state.savepoint(&trigger).unwrap().location.unwrap();
+    let location = location.strip_prefix("file://").unwrap_or(&location);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(location).join("_metadata")).unwrap()).unwrap();
+    let window =
+        meta["vertices"].as_array().unwrap().iter().find(|v| !v["operators"].as_array().unwrap().is_empty()).unwrap();
+    let uid = window["uid"].as_str().unwrap();
+    assert!(Path::new(location).join(format!("{uid}/0.state")).exists(), "the savepoint holds the window's state");
+    let chk = dir.path().join(format!("ckpt/async-precede/chk-{held}"));
+    assert!(!chk.join("_metadata").exists());
+    assert!(!chk.join(format!("{uid}/0.state")).exists(), "the aborted checkpoint's upload went on");
+    assert!(!state.status().is_terminal(), "the job failed: {:?}", state.error());
+    state.request_cancel();
+    h.join().unwrap().unwrap();
+}

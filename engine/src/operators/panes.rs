@@ -20,9 +20,9 @@ use super::KeyGroupWriters;
 use super::aggregate::GroupAccs;
 use super::window::Keys;
 use crate::error::OpError;
-use crate::state::StateView;
 use crate::state::codec::Reader;
 use crate::state::cow::{CHUNK, CowVec};
+use crate::state::{GoOn, StateView, abandoned};
 
 /// One window's groups.
 pub struct Pane {
@@ -109,7 +109,7 @@ const KEY_BATCH: usize = 16 * CHUNK;
 
 impl StateView for WindowView {
     /// Entry per (window, key): end instant, start, end, key, accumulators.
-    fn encode(&self, max_parallelism: usize, out: &mut KeyGroupWriters) -> Result<(), OpError> {
+    fn encode(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError> {
         for p in &self.panes {
             let mut write = |kg: u32, key: &[u8], g: u32| {
                 let w = out.entry(kg).or_default();
@@ -127,6 +127,9 @@ impl StateView for WindowView {
             let mut first = 0u32;
             let mut keys = p.keys.iter().peekable();
             while keys.peek().is_some() {
+                if !go_on() {
+                    return Err(abandoned());
+                }
                 batch.clear();
                 batch.extend(keys.by_ref().take(KEY_BATCH).map(|k| k.as_ref()));
                 let kgs = self.keys.key_groups(&batch, max_parallelism)?;

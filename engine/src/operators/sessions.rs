@@ -18,8 +18,8 @@ use super::KeyGroupWriters;
 use super::aggregate::GroupAccs;
 use super::window::Keys;
 use crate::error::OpError;
-use crate::state::StateView;
 use crate::state::cow::{CHUNK, CowVec};
+use crate::state::{GoOn, StateView, abandoned};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Session {
@@ -149,10 +149,13 @@ pub struct SessionView {
 
 impl StateView for SessionView {
     /// Entry per key: the key, then its sessions with their accumulators.
-    fn encode(&self, max_parallelism: usize, out: &mut KeyGroupWriters) -> Result<(), OpError> {
+    fn encode(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError> {
         let mut live = self.slots.iter().flatten().peekable();
         let mut batch: Vec<&KeySessions> = Vec::new();
         while live.peek().is_some() {
+            if !go_on() {
+                return Err(abandoned());
+            }
             batch.clear();
             batch.extend(live.by_ref().take(16 * CHUNK));
             let keys: Vec<&[u8]> = batch.iter().map(|k| k.key.as_ref()).collect();

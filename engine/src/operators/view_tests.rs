@@ -86,7 +86,7 @@ fn session() -> Box<dyn StreamOperator> {
 
 fn encode(view: &dyn StateView) -> Vec<(u32, Vec<u8>)> {
     let mut w = KeyGroupWriters::new();
-    view.encode(MAX_PARALLELISM, &mut w).unwrap();
+    view.encode(MAX_PARALLELISM, &mut w, &|| true).unwrap();
     w.into_iter().map(|(kg, w)| (kg, w.buf)).collect()
 }
 

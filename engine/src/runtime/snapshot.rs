@@ -25,21 +25,27 @@
 //!   or writing is sent as that checkpoint's `Ack` with `Err`; the coordinator
 //!   aborts the checkpoint and the job goes on.
 //! - **Order.** A subtask's snapshots are written and acknowledged one at a
-//!   time, in barrier order, and its final snapshot (`Finished`) is sent after
-//!   every earlier acknowledgement. So an acknowledgement never overtakes an
-//!   earlier one of the same subtask, at most one upload per subtask holds its
+//!   time, in barrier order. So an acknowledgement never overtakes an earlier
+//!   one of the same subtask, at most one upload per subtask holds its
 //!   bandwidth, and state of checkpoint `n` is never written after that of
 //!   `n + 1` has been acknowledged (what incremental checkpoints, which refer
-//!   to earlier files, rely on).
-//! - **Bounded lag.** A queued periodic checkpoint with a newer periodic
-//!   checkpoint queued behind it is abandoned before its upload starts, and
-//!   acknowledged as failed: the coordinator runs one checkpoint at a time, so
-//!   it has given up on the older one already, and its view would only pin
-//!   memory. Savepoints and final snapshots are never abandoned.
+//!   to earlier files, rely on). A subtask whose input ended encodes its final
+//!   state itself (it has nothing left to process) and sends `Finished`
+//!   directly, before `Exited`, as before: the coordinator counts it only for
+//!   checkpoints after its last one, whose acknowledgement may come later.
+//! - **Bounded lag.** A periodic checkpoint is abandoned, and acknowledged as
+//!   failed, once a newer barrier (a checkpoint, or a savepoint that took
+//!   precedence) has reached the subtask: before its upload starts if it is
+//!   queued, between batches of keys if it is being encoded, before the write
+//!   if it is encoded. The coordinator runs one snapshot at a time, so it has
+//!   given up on the older one already; finishing it would only pin memory and
+//!   hold up the newer one. Savepoints are never abandoned.
 //!
 //! The decisions ([`plan`]) are pure; the thread only follows them.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Instant;
 
@@ -49,7 +55,7 @@ use crate::checkpoint::metadata::{FileEntry, SectionKind, SubtaskState};
 use crate::checkpoint::{CoordMsg, SnapshotKind, SubtaskSnapshot, store};
 use crate::error::OpError;
 use crate::operators::KeyGroupWriters;
-use crate::state::StateView;
+use crate::state::{GoOn, StateView, abandoned};
 
 /// A subtask's snapshot as the task thread takes it at a barrier.
 #[derive(Default)]
@@ -62,11 +68,11 @@ pub struct Taken {
 
 impl Taken {
     /// Encodes the views: the snapshot as it is written.
-    pub fn encode(self, max_parallelism: usize) -> Result<SubtaskSnapshot, OpError> {
+    pub fn encode(self, max_parallelism: usize, go_on: GoOn) -> Result<SubtaskSnapshot, OpError> {
         let mut snap = SubtaskSnapshot::default();
         for (operator, view) in self.keyed {
             let mut w = KeyGroupWriters::new();
-            view.encode(max_parallelism, &mut w)?;
+            view.encode(max_parallelism, &mut w, go_on)?;
             snap.add_keyed(operator, w);
         }
         snap.sections.extend(self.sections);
@@ -82,7 +88,6 @@ type Written = Result<(SubtaskState, Option<FileEntry>), String>;
 pub enum JobKind {
     Checkpoint(u64),
     Savepoint(u64),
-    Final,
 }
 
 /// What the worker does with its queue.
@@ -93,12 +98,12 @@ pub struct Plan {
 }
 
 /// Which queued jobs (oldest first) to abandon before the next upload: each
-/// periodic checkpoint with a newer periodic checkpoint queued behind it.
+/// periodic checkpoint with a newer barrier queued behind it.
 pub fn plan(queue: &[JobKind]) -> Plan {
-    let newest = queue.iter().rev().find_map(|k| match k {
-        JobKind::Checkpoint(id) => Some(*id),
-        _ => None,
+    let newest = queue.iter().map(|k| match k {
+        JobKind::Checkpoint(id) | JobKind::Savepoint(id) => *id,
     });
+    let newest = newest.max();
     let abandon = queue
         .iter()
         .enumerate()
@@ -110,30 +115,30 @@ pub fn plan(queue: &[JobKind]) -> Plan {
     Plan { abandon }
 }
 
+/// Whether the job goes on, given the newest barrier the subtask has seen: a
+/// periodic checkpoint stops once a newer barrier has come.
+pub fn goes_on(job: JobKind, newest_barrier: u64) -> bool {
+    match job {
+        JobKind::Checkpoint(id) => newest_barrier <= id,
+        JobKind::Savepoint(_) => true,
+    }
+}
+
 /// One snapshot for the worker.
-pub enum Job {
-    Barrier {
-        id: u64,
-        kind: SnapshotKind,
-        dir: Storage,
-        taken: Taken,
-        alignment_ms: u64,
-    },
-    /// The subtask's input ended: its final state, encoded by the task thread
-    /// (which has nothing left to process, and fails the job if it cannot),
-    /// reported as `Finished` after every earlier acknowledgement.
-    Final {
-        snapshot: SubtaskSnapshot,
-        last_checkpoint: u64,
-    },
+pub struct Job {
+    pub id: u64,
+    pub kind: SnapshotKind,
+    /// The snapshot directory.
+    pub dir: Storage,
+    pub taken: Taken,
+    pub alignment_ms: u64,
 }
 
 impl Job {
     fn kind(&self) -> JobKind {
-        match self {
-            Job::Barrier { id, kind: SnapshotKind::Checkpoint, .. } => JobKind::Checkpoint(*id),
-            Job::Barrier { id, .. } => JobKind::Savepoint(*id),
-            Job::Final { .. } => JobKind::Final,
+        match self.kind {
+            SnapshotKind::Checkpoint => JobKind::Checkpoint(self.id),
+            SnapshotKind::Savepoint => JobKind::Savepoint(self.id),
         }
     }
 }
@@ -156,17 +161,20 @@ pub struct Subtask {
 #[derive(Default)]
 pub struct SnapshotWorker {
     tx: Option<Sender<Job>>,
+    /// The newest barrier submitted, for [`goes_on`].
+    newest: Arc<AtomicU64>,
 }
 
 impl SnapshotWorker {
     /// Queues a job, starting the thread if needed. If it cannot start, the
     /// job is done here, on the caller's thread, so nothing is lost.
     pub fn submit(&mut self, who: &Subtask, job: Job) {
+        self.newest.fetch_max(job.id, Ordering::SeqCst);
         if self.tx.is_none() {
             let (tx, rx) = channel();
-            let w = who.clone();
+            let (w, newest) = (who.clone(), self.newest.clone());
             let name = format!("snapshot-{}-{}", who.vertex, who.subtask);
-            match std::thread::Builder::new().name(name).spawn(move || run(&w, rx)) {
+            match std::thread::Builder::new().name(name).spawn(move || run(&w, rx, &newest)) {
                 Ok(_) => self.tx = Some(tx),
                 Err(e) => tracing::warn!("cannot start a snapshot thread ({e}); snapshotting on the task thread"),
             }
@@ -175,15 +183,15 @@ impl SnapshotWorker {
             Some(tx) => {
                 if let Err(e) = tx.send(job) {
                     self.tx = None;
-                    do_job(who, e.0);
+                    do_job(who, e.0, &self.newest);
                 }
             }
-            None => do_job(who, job),
+            None => do_job(who, job, &self.newest),
         }
     }
 }
 
-fn run(who: &Subtask, rx: Receiver<Job>) {
+fn run(who: &Subtask, rx: Receiver<Job>, newest: &AtomicU64) {
     let mut queue: VecDeque<Job> = VecDeque::new();
     loop {
         if queue.is_empty() {
@@ -195,13 +203,13 @@ fn run(who: &Subtask, rx: Receiver<Job>) {
         queue.extend(rx.try_iter());
         let kinds: Vec<JobKind> = queue.iter().map(Job::kind).collect();
         for (i, newer) in plan(&kinds).abandon.into_iter().rev() {
-            if let Some(Job::Barrier { id, alignment_ms, .. }) = queue.remove(i) {
-                let why = format!("superseded by checkpoint {newer} before its upload started (uploads are behind)");
+            if let Some(Job { id, alignment_ms, .. }) = queue.remove(i) {
+                let why = format!("superseded by snapshot {newer} before its upload started");
                 let _ = who.coord.send(ack(who, id, Err(why), alignment_ms));
             }
         }
         if let Some(job) = queue.pop_front() {
-            do_job(who, job);
+            do_job(who, job, newest);
         }
     }
 }
@@ -211,34 +219,31 @@ fn ack(who: &Subtask, id: u64, result: Written, alignment_ms: u64) -> CoordMsg {
 }
 
 /// Encodes and writes one job, then reports it.
-fn do_job(who: &Subtask, job: Job) {
-    match job {
-        Job::Barrier { id, dir, taken, alignment_ms, .. } => {
-            let started = Instant::now();
-            let result = write(who, &dir, taken);
-            tracing::debug!(
-                "checkpoint {id}: vertex {} subtask {}: encoded and written off the task thread in {} ms",
-                who.vertex,
-                who.subtask,
-                started.elapsed().as_millis()
-            );
-            let _ = who.coord.send(ack(who, id, result, alignment_ms));
-        }
-        Job::Final { snapshot, last_checkpoint } => {
-            let msg = CoordMsg::Finished { vertex: who.vertex, subtask: who.subtask, snapshot, last_checkpoint };
-            let _ = who.coord.send(msg);
-        }
-    }
+fn do_job(who: &Subtask, job: Job, newest: &AtomicU64) {
+    let kind = job.kind();
+    let Job { id, dir, taken, alignment_ms, .. } = job;
+    let started = Instant::now();
+    let result = write(who, &dir, taken, &|| goes_on(kind, newest.load(Ordering::SeqCst)));
+    tracing::debug!(
+        "checkpoint {id}: vertex {} subtask {}: encoded and written off the task thread in {} ms",
+        who.vertex,
+        who.subtask,
+        started.elapsed().as_millis()
+    );
+    let _ = who.coord.send(ack(who, id, result, alignment_ms));
 }
 
-fn write(who: &Subtask, dir: &Storage, taken: Taken) -> Written {
+fn write(who: &Subtask, dir: &Storage, taken: Taken, go_on: GoOn) -> Written {
     // Before keyed state is encoded: where a test holds a snapshot.
     if !taken.keyed.is_empty()
         && let Some(e) = crate::failpoint::hit_in("snapshot.encode", &who.scope)
     {
         return Err(e);
     }
-    let snap = taken.encode(who.max_parallelism).map_err(|e| format!("cannot encode the state: {e}"))?;
+    let snap = taken.encode(who.max_parallelism, go_on).map_err(|e| format!("cannot encode the state: {e}"))?;
+    if !go_on() {
+        return Err(abandoned().to_string());
+    }
     if let Some(e) = crate::failpoint::hit_in("snapshot.upload", &who.scope) {
         return Err(e);
     }
@@ -258,10 +263,20 @@ mod tests {
     }
 
     #[test]
-    fn savepoints_and_final_snapshots_are_never_abandoned() {
+    fn a_checkpoint_being_written_stops_once_a_newer_barrier_came() {
+        assert!(goes_on(Checkpoint(3), 3));
+        assert!(!goes_on(Checkpoint(3), 4));
+        assert!(goes_on(Savepoint(3), 9), "a savepoint is never abandoned");
+    }
+
+    #[test]
+    fn a_savepoint_that_took_precedence_supersedes_the_checkpoint_queued_before_it() {
+        assert_eq!(plan(&[Checkpoint(3), Savepoint(4)]).abandon, [(0, 4)]);
+    }
+
+    #[test]
+    fn savepoints_are_never_abandoned() {
         assert_eq!(plan(&[Savepoint(3), Checkpoint(4)]).abandon, []);
-        assert_eq!(plan(&[Checkpoint(3), Savepoint(4)]).abandon, [], "a savepoint does not supersede a checkpoint");
-        assert_eq!(plan(&[Checkpoint(3), Final]).abandon, [], "the final state does not supersede a checkpoint");
-        assert_eq!(plan(&[Checkpoint(2), Savepoint(3), Checkpoint(4), Final]).abandon, [(0, 4)]);
+        assert_eq!(plan(&[Checkpoint(2), Savepoint(3), Checkpoint(4)]).abandon, [(0, 4)]);
     }
 }

@@ -230,7 +230,7 @@ impl TaskCtx {
 
     /// Hands the snapshot to the worker, which encodes, writes and acknowledges it.
     fn upload(&mut self, barrier: &Barrier, taken: Taken, alignment: Duration) {
-        let job = Job::Barrier {
+        let job = Job {
             id: barrier.id,
             kind: barrier.kind,
             dir: barrier.dir.clone(),
@@ -291,10 +291,13 @@ impl TaskCtx {
     /// earlier checkpoints cover on the way.
     fn finished(&mut self, chain: &mut Chain, reader: Option<&dyn SourceReader>, inbox: Inbox) -> Result<(), OpError> {
         // Encoded here: nothing is left to process, and an error fails the job.
-        let snapshot = self.snapshot(chain, reader, FINAL)?.encode(self.max_parallelism)?;
-        // Through the worker: `Finished` comes after this subtask's acknowledgements.
-        let who = self.worker_subtask();
-        self.snapshots.submit(&who, Job::Final { snapshot, last_checkpoint: self.last_checkpoint });
+        let snapshot = self.snapshot(chain, reader, FINAL)?.encode(self.max_parallelism, &|| true)?;
+        let _ = self.coord.send(CoordMsg::Finished {
+            vertex: self.vertex,
+            subtask: self.subtask,
+            snapshot,
+            last_checkpoint: self.last_checkpoint,
+        });
         if !(self.is_sink && self.exactly_once) {
             return Ok(());
         }

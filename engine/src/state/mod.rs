@@ -17,6 +17,16 @@ use crate::operators::KeyGroupWriters;
 /// while the operator goes on. Later updates never change what it encodes.
 pub trait StateView: Send {
     /// Writes the state, one buffer per key group (of `max_parallelism`), in
-    /// the operator's snapshot format.
-    fn encode(&self, max_parallelism: usize, out: &mut KeyGroupWriters) -> Result<(), OpError>;
+    /// the operator's snapshot format. Between batches of keys it asks
+    /// `go_on`, and stops with [`abandoned`] when nobody waits for the
+    /// snapshot any more.
+    fn encode(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError>;
+}
+
+/// Whether an encoding should go on (see [`StateView::encode`]).
+pub type GoOn<'a> = &'a dyn Fn() -> bool;
+
+/// The error of an encoding stopped by its `go_on`.
+pub fn abandoned() -> OpError {
+    OpError::Other("abandoned: a newer snapshot superseded it".into())
 }

@@ -231,6 +231,18 @@ impl CheckpointCoordinator {
     /// Periodic checkpoints, savepoint requests and the timeout.
     pub fn tick(&mut self, cluster: &dyn Cluster) {
         if let Some(p) = &self.pending {
+            if savepoint_preempts(&p.barrier, p.is_final)
+                && !self.job.status().is_terminal()
+                && let Some(req) = self.job.next_savepoint_request()
+            {
+                if let Some(p) = self.pending.take() {
+                    let why =
+                        format!("aborted: savepoint `{}` takes precedence over a periodic checkpoint", req.trigger_id);
+                    self.fail(p, why, true, cluster);
+                }
+                self.trigger_savepoint(req, cluster);
+                return;
+            }
             if p.started.elapsed() > self.opts.timeout {
                 let timeout = self.opts.timeout;
                 if let Some(p) = self.pending.take() {
@@ -415,6 +427,17 @@ fn existing_savepoint(dir: &Storage) -> Result<Option<String>, SnapshotError> {
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether a savepoint request aborts the snapshot in flight instead of
+/// waiting behind it: a savepoint takes precedence over a periodic checkpoint
+/// (an upgrade or a stop should not wait up to a checkpoint's duration), never
+/// over another savepoint or a bounded job's final checkpoint. The aborted
+/// checkpoint's pending output is committed by the next checkpoint, as after
+/// any failed one; its subtasks' queued uploads are abandoned (see the
+/// runtime's snapshot worker).
+pub fn savepoint_preempts(in_flight: &BarrierInfo, is_final: bool) -> bool {
+    in_flight.kind == SnapshotKind::Checkpoint && !is_final
 }
 
 /// Whether completing this snapshot commits output: a checkpoint or a

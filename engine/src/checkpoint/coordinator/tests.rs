@@ -239,3 +239,46 @@ fn a_coordinator_superseded_while_completing_keeps_the_snapshot_and_commits_noth
     d.tick(&fake);
     assert_eq!(fake.triggered.borrow().last(), Some(&3));
 }
+
+#[test]
+fn a_savepoint_takes_precedence_over_a_periodic_checkpoint_in_flight() {
+    let dir = Storage::in_memory().child("j");
+    let sp = tempfile::tempdir().unwrap();
+    let mut c = coordinator(&dir, Some(Duration::ZERO));
+    c.opts.savepoint_dir = Some(sp.path().display().to_string());
+    let fake = Fake::default();
+    c.reset_attempt(&fake);
+    c.tick(&fake);
+    assert_eq!(c.on_message(ack(1, 0, 0), &fake), None);
+    c.job.request_savepoint(Some("up".into()), None, false, false).unwrap();
+    c.tick(&fake);
+    assert_eq!(*fake.triggered.borrow(), vec![1, 2], "the savepoint waited behind checkpoint 1");
+    let one = c.job.checkpoints().into_iter().find(|r| r.id == 1).unwrap();
+    assert_eq!(one.status, SnapshotStatus::Failed);
+    assert!(one.failure.as_deref().is_some_and(|f| f.contains("savepoint `up` takes precedence")), "{one:?}");
+    // Late acks of the aborted checkpoint count for nothing; the savepoint
+    // completes on its own, and a second request waits behind it.
+    for (v, s) in [(0, 1), (1, 0)] {
+        assert_eq!(c.on_message(ack(1, v, s), &fake), None);
+    }
+    c.job.request_savepoint(Some("next".into()), None, false, false).unwrap();
+    c.tick(&fake);
+    assert_eq!(*fake.triggered.borrow(), vec![1, 2], "a savepoint preempted another savepoint");
+    for (v, s) in [(0, 0), (0, 1), (1, 0)] {
+        assert_eq!(c.on_message(ack(2, v, s), &fake), None);
+    }
+    assert_eq!(c.job.savepoint("up").unwrap().status, SnapshotStatus::Completed);
+    assert!(sp.path().join("savepoint-up/_metadata").exists());
+    assert!(!dir.child("chk-1").exists("_metadata").unwrap());
+    assert!(fake.committed.borrow().is_empty(), "an intermediate savepoint commits nothing");
+    c.tick(&fake);
+    assert_eq!(*fake.triggered.borrow(), vec![1, 2, 3], "the queued savepoint runs next");
+}
+
+#[test]
+fn a_savepoint_never_preempts_another_savepoint_or_a_final_checkpoint() {
+    let barrier = |kind| BarrierInfo { id: 1, kind, stop: false, drain: false, dir: Storage::in_memory() };
+    assert!(savepoint_preempts(&barrier(SnapshotKind::Checkpoint), false));
+    assert!(!savepoint_preempts(&barrier(SnapshotKind::Checkpoint), true));
+    assert!(!savepoint_preempts(&barrier(SnapshotKind::Savepoint), false));
+}
