@@ -7,9 +7,11 @@ and Sluice jobs at parallelism 1 with exactly-once output and 1 s checkpoints:
 
 Throughput: the input is written first by a Sluice job (datagen -> kafka, at-least-once); each
 measured job then reads it from the earliest offset to the end (`scan.bounded.mode =
-latest-offset`). Reported: events per second of wall time, events per CPU second of the engine
-process (user + system, from /usr/bin/time), the broker's CPU seconds meanwhile (from /proc), and
-peak RSS. The broker runs on the same two cores.
+latest-offset`), --runs times (the median by events/s is reported, with the range). Reported:
+events per second of wall time, events per CPU second of the engine process (user + system, from
+/usr/bin/time), the broker's CPU seconds meanwhile (from /proc), and peak RSS. The broker runs on
+the same two cores. Where the time goes: the filter/project job once more to a blackhole and to an
+at-least-once sink, and with bigger librdkafka fetches, with the engine's busy share of wall time.
 
 Latency: the same jobs, unbounded, on fresh topics, while bench/kafka/LatencyProbe.java (Kafka's
 Java client) produces JSON records at a fixed rate (--rate) with the wall-clock ms of the send in
