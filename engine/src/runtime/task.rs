@@ -7,22 +7,19 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use arrow::array::{ArrayRef, UInt32Array};
-use arrow::compute::take_record_batch;
-use arrow::record_batch::RecordBatch;
 use sluice_connectors::{SourceEvent, SourceReader};
 
-use super::channel::{CONTROL, Disconnected, Envelope, Msg, Target};
+use super::channel::{CONTROL, Disconnected, Envelope, Msg};
+use super::outputs::now_us;
+pub use super::outputs::{OutEdge, Outputs};
 use super::snapshot::{Job, SnapshotWorker, Subtask, Taken};
 use crate::checkpoint::metadata::SectionKind;
 use crate::checkpoint::{Barrier, CoordMsg, SourceControl};
 use crate::error::OpError;
 use crate::job::JobState;
-use crate::keygroup;
 use crate::metrics::cpu::SubtaskCpu;
 use crate::metrics::{NO_WATERMARK, SubtaskMetrics, unknown_as_max};
 use crate::operators::{Chain, StreamEvent};
-use crate::plan::Partitioning;
 
 /// The log target of the line that gives each checkpoint's task-thread pause
 /// (`SLUICE_LOG=warn,snapshot_pause=info`).
@@ -44,117 +41,6 @@ fn ready_to_commit(uncommitted: &mut Vec<(u64, Vec<u8>)>, id: u64) -> Vec<Vec<u8
     let (ready, rest): (Vec<_>, Vec<_>) = uncommitted.drain(..).partition(|(c, _)| *c <= id);
     *uncommitted = rest;
     ready.into_iter().map(|(_, c)| c).collect()
-}
-
-/// The downstream side of one output edge of a subtask.
-pub struct OutEdge {
-    pub partitioning: Partitioning,
-    pub targets: Vec<Target>,
-    pub next: usize,
-    pub max_parallelism: usize,
-}
-
-pub struct Outputs {
-    pub edges: Vec<OutEdge>,
-    pub metrics: Arc<SubtaskMetrics>,
-    /// Round robin of latency markers over each edge's targets.
-    pub next_marker: usize,
-}
-
-/// Now, in microseconds since the epoch: the clock of latency markers.
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
-impl Outputs {
-    /// The most rows a batch should have on every output channel (buffer
-    /// debloating; `usize::MAX` when no channel is backpressured).
-    fn max_rows(&self) -> usize {
-        self.edges.iter().flat_map(|e| &e.targets).map(|t| t.credit.max_rows()).min().unwrap_or(usize::MAX)
-    }
-
-    /// A latency marker stamped `read_us`: a subtask that ends in a sink
-    /// records its age; any other sends it on to one subtask of each output
-    /// edge, in turn, as Flink forwards markers to a random channel.
-    fn pass_marker(&mut self, read_us: u64, is_sink: bool) -> Result<(), Disconnected> {
-        if is_sink {
-            self.metrics.processing_latency.record(now_us().saturating_sub(read_us));
-        }
-        self.next_marker = self.next_marker.wrapping_add(1);
-        for e in &self.edges {
-            if let Some(t) = e.targets.get(self.next_marker % e.targets.len().max(1)) {
-                t.send_control(Msg::Latency(read_us))?;
-            }
-        }
-        Ok(())
-    }
-
-    pub fn broadcast(&self, make: impl Fn() -> Msg) -> Result<(), Disconnected> {
-        for e in &self.edges {
-            for t in &e.targets {
-                t.send_control(make())?;
-            }
-        }
-        Ok(())
-    }
-
-    fn emit(&mut self, ev: StreamEvent) -> Result<Result<(), Disconnected>, OpError> {
-        match ev {
-            StreamEvent::Watermark(w) => {
-                self.metrics.watermark.store(w, Ordering::Relaxed);
-                Ok(self.broadcast(|| Msg::Watermark(w)))
-            }
-            StreamEvent::Batch(b) => {
-                SubtaskMetrics::add(&self.metrics.records_out, b.num_rows() as u64);
-                SubtaskMetrics::add(&self.metrics.bytes_out, b.get_array_memory_size() as u64);
-                for i in 0..self.edges.len() {
-                    let routed = route(&mut self.edges[i], &b)?;
-                    for (t, batch) in routed {
-                        if let Err(d) = self.edges[i].targets[t].send_batch(batch, &self.metrics) {
-                            return Ok(Err(d));
-                        }
-                    }
-                }
-                Ok(Ok(()))
-            }
-        }
-    }
-}
-
-/// Splits a batch among an edge's targets.
-fn route(e: &mut OutEdge, b: &RecordBatch) -> Result<Vec<(usize, RecordBatch)>, OpError> {
-    let n = e.targets.len();
-    Ok(match &e.partitioning {
-        Partitioning::Forward | Partitioning::Global => vec![(0, b.clone())],
-        Partitioning::Rebalance => {
-            let t = e.next % n;
-            e.next = e.next.wrapping_add(1);
-            vec![(t, b.clone())]
-        }
-        Partitioning::Hash { keys, .. } => {
-            if n == 1 {
-                return Ok(vec![(0, b.clone())]);
-            }
-            let rows = b.num_rows();
-            let cols: Vec<ArrayRef> =
-                keys.iter().map(|k| k.evaluate(b).and_then(|v| v.into_array(rows))).collect::<Result<_, _>>()?;
-            let hashes = keygroup::hash_rows(&cols, rows).map_err(OpError::Other)?;
-            let mut idx: Vec<Vec<u32>> = vec![Vec::new(); n];
-            for (r, h) in hashes.iter().enumerate() {
-                let kg = keygroup::key_group(*h, e.max_parallelism);
-                idx[keygroup::operator_index(kg, e.max_parallelism, n)].push(r as u32);
-            }
-            let mut out = Vec::new();
-            for (t, rows) in idx.into_iter().enumerate() {
-                if !rows.is_empty() {
-                    out.push((t, take_record_batch(b, &UInt32Array::from(rows))?));
-                }
-            }
-            out
-        }
-    })
 }
 
 /// What a subtask knows about checkpointing.
