@@ -2,7 +2,12 @@
 //! as in Flink) reach connectors: as fields of the schema a source reads and a
 //! sink writes, marked in the Arrow field's metadata map with these keys. A
 //! connector reads or writes each marked column from the record's metadata
-//! (Kafka: its partition, offset, timestamp, ...) instead of its format.
+//! (Kafka: its partition, offset, timestamp, ...) instead of its format. A
+//! table's primary key is marked in the schema's own metadata map.
+
+/// The schema's metadata key of a table's `PRIMARY KEY (...) NOT ENFORCED`:
+/// its columns, separated by commas.
+pub const PRIMARY_KEY: &str = "sluice.primary-key";
 
 /// The field's metadata key (`FROM 'key'`, or the column's name).
 pub const METADATA_KEY: &str = "sluice.metadata";
@@ -13,6 +18,11 @@ pub const METADATA_VIRTUAL: &str = "sluice.metadata.virtual";
 /// The metadata key of a field, given the field's metadata map.
 pub fn metadata_key(field_metadata: &std::collections::HashMap<String, String>) -> Option<&str> {
     field_metadata.get(METADATA_KEY).map(String::as_str)
+}
+
+/// The primary key's columns, given the schema's metadata map; empty without one.
+pub fn primary_key(schema_metadata: &std::collections::HashMap<String, String>) -> Vec<&str> {
+    schema_metadata.get(PRIMARY_KEY).map(|k| k.split(',').collect()).unwrap_or_default()
 }
 
 /// Whether a field is a `VIRTUAL` metadata column.

@@ -250,7 +250,7 @@ pub enum Role {
 }
 
 /// The connectors and the roles they support.
-const CONNECTORS: &str = "'datagen' (source), 'nexmark' (source), 'filesystem' (source and sink), 'kafka' (source and sink), 'print' (sink) and 'blackhole' (sink)";
+const CONNECTORS: &str = "'datagen' (source), 'nexmark' (source), 'filesystem' (source and sink), 'kafka' (source and sink), 'upsert-kafka' (sink), 'print' (sink) and 'blackhole' (sink)";
 
 /// A connector's parsed and validated configuration.
 enum Config {
@@ -281,6 +281,7 @@ fn configure(
         })
     };
     if connector != "kafka"
+        && connector != "upsert-kafka"
         && let Some((f, key)) =
             schema.fields().iter().find_map(|f| sluice_api::columns::metadata_key(f.metadata()).map(|k| (f, k)))
     {
@@ -298,7 +299,12 @@ fn configure(
         "datagen" => Ok(Config::Datagen(datagen::DatagenConfig::parse(&o, schema)?)),
         "nexmark" => Ok(Config::Nexmark(nexmark::NexmarkConfig::parse(&o, schema)?)),
         "filesystem" => Ok(Config::Filesystem(filesystem::FsConfig::parse(&o, schema)?)),
-        "kafka" => Ok(Config::Kafka(kafka::KafkaConfig::parse(&o, schema, role == Role::Sink)?)),
+        "kafka" => Ok(Config::Kafka(kafka::KafkaConfig::parse(&o, schema, role == Role::Sink, false)?)),
+        "upsert-kafka" if role == Role::Source => Err(ConnectorError::InvalidOption {
+            table: table.to_string(),
+            message: "an 'upsert-kafka' source reads a compacted topic as an updating table, which needs updating (changelog) SQL, not supported yet; read the topic with 'kafka' as an append-only stream".into(),
+        }),
+        "upsert-kafka" => Ok(Config::Kafka(kafka::KafkaConfig::parse(&o, schema, true, true)?)),
         "print" => Ok(Config::Print(print::PrintConfig::parse(&o, schema)?)),
         "blackhole" => {
             let throttle = o.u64("sink.throttle")?;
@@ -417,7 +423,7 @@ pub fn is_bounded(options: &BTreeMap<String, String>) -> bool {
         Some("nexmark") => options.contains_key("number-of-events"),
         Some("filesystem") => !options.contains_key("source.monitor-interval"),
         Some("kafka") => options.get("scan.bounded.mode").is_some_and(|m| m.trim() != "unbounded"),
-        Some("print") | Some("blackhole") => true,
+        Some("print") | Some("blackhole") | Some("upsert-kafka") => true,
         _ => false,
     }
 }

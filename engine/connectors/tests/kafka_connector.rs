@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, Int32Array, Int64Array, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use sluice_api::columns::METADATA_KEY;
+use sluice_api::columns::{METADATA_KEY, PRIMARY_KEY};
 use sluice_connectors::testing::{Record, unique_topic};
 use sluice_connectors::{
     SinkContext, SourceContext, SourceEvent, SourceReader, create_sink, create_source, recover_sink,
@@ -590,4 +590,52 @@ fn a_topic_pattern_and_partition_discovery_pick_up_new_topics_and_partitions() {
     assert_eq!(r.splits(), Some(3));
     let e = source_error(options(&a, &[("topic-pattern", "x.*")]));
     assert!(e.contains("set either 'topic' or 'topic-pattern'"), "{e}");
+}
+
+#[test]
+fn an_upsert_kafka_sink_keys_each_row_by_the_primary_key() {
+    let topic = unique_topic("upsert");
+    shared().create_topic(&topic, 2);
+    let keyed = Arc::new(schema().as_ref().clone().with_metadata([(PRIMARY_KEY.to_string(), "id".to_string())].into()));
+    let mut o = options(&topic, &[("key.format", "json"), ("value.format", "json")]);
+    o.remove("format");
+    o.insert("connector".into(), "upsert-kafka".into());
+    let mut ctx = sink_ctx(&o, 0, 1, None);
+    ctx.schema = keyed.clone();
+    let mut w = create_sink(&ctx).unwrap();
+    w.write(&RecordBatch::try_new(keyed.clone(), batch(0..3).columns().to_vec()).unwrap()).unwrap();
+    w.pre_commit(1).unwrap();
+    let msgs = shared().read_committed(&topic);
+    let mut got: Vec<(String, String)> = msgs
+        .iter()
+        .map(|m| {
+            (
+                String::from_utf8_lossy(m.key.as_deref().unwrap()).into(),
+                String::from_utf8_lossy(m.value.as_deref().unwrap()).into(),
+            )
+        })
+        .collect();
+    got.sort();
+    // The key is the primary key; the value holds every column (`value.fields-include` = ALL).
+    assert_eq!(got[1], ("{\"id\":1}".to_string(), "{\"id\":1,\"name\":\"n1\"}".to_string()));
+    assert_eq!(got.len(), 3);
+    // Without a primary key, as a source, and a `kafka` table with a primary key: named errors.
+    let e = create_sink(&sink_ctx(&o, 0, 1, None)).err().unwrap().to_string();
+    assert!(e.contains("'upsert-kafka' tables require to define a PRIMARY KEY constraint"), "{e}");
+    let mut src = SourceContext {
+        table: "src".into(),
+        options: o.clone(),
+        schema: keyed.clone(),
+        subtask: 0,
+        parallelism: 1,
+        batch_size: 7,
+        local_time_zone: "UTC".into(),
+        restored_splits: None,
+        s3: sluice_connectors::S3Options::default(),
+    };
+    let e = create_source(&src).err().unwrap().to_string();
+    assert!(e.contains("needs updating (changelog) SQL"), "{e}");
+    src.options = options(&topic, &[("scan.startup.mode", "earliest-offset")]);
+    let e = create_source(&src).err().unwrap().to_string();
+    assert!(e.contains("doesn't support defining PRIMARY KEY constraint"), "{e}");
 }

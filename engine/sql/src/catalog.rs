@@ -33,6 +33,9 @@ pub struct TableDef {
     /// The physical schema as a DataFusion schema, which `columns` refer to.
     pub physical_df: DFSchemaRef,
     pub watermark: Option<WatermarkSpec>,
+    /// `PRIMARY KEY (...) NOT ENFORCED`: its columns, in order; empty without one.
+    /// Also in `physical`'s metadata ([`sluice_api::columns::PRIMARY_KEY`]).
+    pub primary_key: Vec<String>,
     pub position: Position,
     /// What the job's data policy did to the table as its queries read it:
     /// `schema` and `columns` are already masked, and the row filter runs first.
@@ -63,7 +66,7 @@ impl TableDef {
         }
         let fields: Vec<_> =
             self.physical.fields().iter().filter(|f| !columns::is_virtual(f.metadata())).cloned().collect();
-        Arc::new(Schema::new(fields))
+        Arc::new(Schema::new(fields).with_metadata(self.physical.metadata().clone()))
     }
 
     /// The full schema's rowtime column, when a watermark is declared.
@@ -97,7 +100,25 @@ pub(crate) fn define_table(ct: &CreateTable, exprs: &ExprPlanner, tz: &str) -> R
         }
         physical_fields.push(field);
     }
-    let physical = Arc::new(Schema::new(physical_fields));
+    let mut physical = Schema::new(physical_fields);
+    let mut primary_key = Vec::new();
+    if let Some((cols, at)) = &ct.primary_key {
+        for c in cols {
+            let ok = physical.field_with_name(c).is_ok_and(|f| columns::metadata_key(f.metadata()).is_none());
+            if !ok {
+                return Err(SqlError::new(
+                    *at,
+                    format!("PRIMARY KEY of table `{}`: column `{c}` is not a physical column of the table", ct.name),
+                ));
+            }
+            if primary_key.contains(c) {
+                return Err(SqlError::new(*at, format!("PRIMARY KEY of table `{}` names `{c}` twice", ct.name)));
+            }
+            primary_key.push(c.clone());
+        }
+        physical = physical.with_metadata(HashMap::from([(columns::PRIMARY_KEY.to_string(), primary_key.join(","))]));
+    }
+    let physical = Arc::new(physical);
     let physical_df = Arc::new(
         DFSchema::try_from_qualified_schema(ct.name.as_str(), &physical)
             .map_err(|e| SqlError::new(ct.position, e.to_string()))?,
@@ -171,6 +192,7 @@ pub(crate) fn define_table(ct: &CreateTable, exprs: &ExprPlanner, tz: &str) -> R
         }
     };
     Ok(TableDef {
+        primary_key,
         name: ct.name.clone(),
         options: ct.options.iter().cloned().collect(),
         physical,

@@ -48,6 +48,9 @@ impl Job {
             if let Some(w) = &table.watermark {
                 let _ = writeln!(s, "  WATERMARK FOR {} AS {}", table.schema.field(w.column).name(), w.text);
             }
+            if !table.primary_key.is_empty() {
+                let _ = writeln!(s, "  PRIMARY KEY ({}) NOT ENFORCED", table.primary_key.join(", "));
+            }
         }
         for sink in &self.sinks {
             let _ = writeln!(s, "\nSink {} [{}]", sink.table.name, sink.table.connector());

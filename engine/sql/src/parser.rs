@@ -27,6 +27,8 @@ pub struct CreateTable {
     pub name: String,
     pub columns: Vec<ColumnDef>,
     pub watermark: Option<WatermarkDef>,
+    /// `PRIMARY KEY (a, b) NOT ENFORCED`: its columns and where it is declared.
+    pub primary_key: Option<(Vec<String>, Position)>,
     pub options: Vec<(String, String)>,
     pub position: Position,
 }
@@ -220,6 +222,7 @@ fn parse_create_table(parser: &mut Parser, position: Position) -> Result<Stateme
     parser.expect_token(&Token::LParen).map_err(perr)?;
     let mut columns = Vec::new();
     let mut watermark = None;
+    let mut primary_key = None;
     loop {
         let tok = parser.peek_token();
         let col_pos: Position = tok.span.start.into();
@@ -234,10 +237,25 @@ fn parse_create_table(parser: &mut Parser, position: Position) -> Result<Stateme
             }
             watermark = Some(WatermarkDef { column, expr, position: col_pos });
         } else if is_word(&tok.token, "PRIMARY") || is_word(&tok.token, "CONSTRAINT") {
-            return Err(SqlError::new(
-                col_pos,
-                "PRIMARY KEY is not supported yet: Sluice's tables are append-only; remove the constraint",
-            ));
+            parser.next_token();
+            if is_word(&tok.token, "CONSTRAINT") {
+                parser.parse_identifier().map_err(perr)?;
+                expect_word(parser, "PRIMARY")?;
+            }
+            parser.expect_keyword(Keyword::KEY).map_err(perr)?;
+            let columns = parser
+                .parse_parenthesized_column_list(sqlparser::parser::IsOptional::Mandatory, false)
+                .map_err(perr)?;
+            if !parser.parse_keywords(&[Keyword::NOT, Keyword::ENFORCED]) {
+                return Err(SqlError::new(
+                    col_pos,
+                    "Flink doesn't support ENFORCED mode for PRIMARY KEY constraint. ENFORCED/NOT ENFORCED controls if the constraint checks are performed on the incoming/outgoing data. Flink does not own the data therefore the only supported mode is the NOT ENFORCED mode",
+                ));
+            }
+            if primary_key.is_some() {
+                return Err(SqlError::new(col_pos, format!("table `{name}` declares more than one PRIMARY KEY")));
+            }
+            primary_key = Some((columns.into_iter().map(|c| c.value).collect(), col_pos));
         } else {
             let col_name = parser.parse_identifier().map_err(perr)?.value;
             let kind = if parser.parse_keyword(Keyword::AS) {
@@ -314,7 +332,7 @@ fn parse_create_table(parser: &mut Parser, position: Position) -> Result<Stateme
     if parser.parse_keyword(Keyword::LIKE) {
         return Err(SqlError::new(position, "CREATE TABLE ... LIKE is not supported yet"));
     }
-    Ok(Statement::CreateTable(Box::new(CreateTable { name, columns, watermark, options, position })))
+    Ok(Statement::CreateTable(Box::new(CreateTable { name, columns, watermark, primary_key, options, position })))
 }
 
 fn parse_string_or_ident(parser: &mut Parser) -> Result<String, SqlError> {

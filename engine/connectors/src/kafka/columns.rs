@@ -86,13 +86,15 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
-    /// Reads `key.fields`, `key.fields-prefix`, `value.fields-include` and the
-    /// schema's metadata columns. `has_key_format`: whether `key.format` is set.
+    /// Reads `key.fields` (or, for `upsert-kafka`, the primary key),
+    /// `key.fields-prefix`, `value.fields-include` and the schema's metadata
+    /// columns. `has_key_format`: whether `key.format` is set.
     pub(crate) fn parse(
         o: &Options<'_>,
         schema: &SchemaRef,
         sink: bool,
         has_key_format: bool,
+        primary_key: Option<&str>,
     ) -> Result<Layout, ConnectorError> {
         let metadata = metadata_columns(o, schema, sink)?;
         let physical: Vec<usize> =
@@ -108,7 +110,11 @@ impl Layout {
                 )));
             }
         };
-        let key = match (o.get("key.fields"), has_key_format) {
+        let key_fields = match primary_key {
+            Some(pk) => Some(pk),
+            None => o.get("key.fields"),
+        };
+        let key = match (key_fields, has_key_format) {
             (Some(_), false) => return Err(o.error("'key.fields' needs 'key.format'")),
             (None, true) => return Err(o.error("'key.format' needs 'key.fields'")),
             (None, false) => Vec::new(),
@@ -208,7 +214,7 @@ mod tests {
     fn layout(s: &SchemaRef, opts: &[(&str, &str)], sink: bool) -> Result<Layout, String> {
         let map: BTreeMap<String, String> = opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let o = Options::new("t", &map);
-        Layout::parse(&o, s, sink, map.contains_key("key.format")).map_err(|e| e.to_string())
+        Layout::parse(&o, s, sink, map.contains_key("key.format"), None).map_err(|e| e.to_string())
     }
 
     #[test]

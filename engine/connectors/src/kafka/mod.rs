@@ -142,7 +142,31 @@ pub(crate) struct KafkaConfig {
 }
 
 impl KafkaConfig {
-    pub(crate) fn parse(o: &Options<'_>, schema: &SchemaRef, sink: bool) -> Result<Self, ConnectorError> {
+    /// The options of a `kafka` table, or with `upsert` of an `upsert-kafka` one:
+    /// keyed by its primary key, with `key.format` and `value.format`.
+    pub(crate) fn parse(o: &Options<'_>, schema: &SchemaRef, sink: bool, upsert: bool) -> Result<Self, ConnectorError> {
+        let primary_key = sluice_api::columns::primary_key(schema.metadata()).join(";");
+        if upsert {
+            if primary_key.is_empty() {
+                return Err(o.error(
+                    "'upsert-kafka' tables require to define a PRIMARY KEY constraint. The PRIMARY KEY specifies which columns should be read from or write to the Kafka message key. The PRIMARY KEY also defines records in the 'upsert-kafka' table should update or delete on which keys.",
+                ));
+            }
+            for key in ["key.format", "value.format"] {
+                if !o.contains(key) {
+                    return Err(o.error(format!("'upsert-kafka' needs option '{key}'")));
+                }
+            }
+            if o.contains("key.fields") {
+                o.get("key.fields");
+                return Err(o.error("'upsert-kafka' takes its key fields from the PRIMARY KEY; remove 'key.fields'"));
+            }
+        } else if !primary_key.is_empty() {
+            let format = o.get("value.format").or(o.get("format")).unwrap_or_default();
+            return Err(o.error(format!(
+                "The Kafka table with '{format}' format doesn't support defining PRIMARY KEY constraint on the table, because it can't guarantee the semantic of primary key (use 'upsert-kafka' for a table keyed by its primary key)"
+            )));
+        }
         let (topics, pattern) = match (o.get("topic"), o.get("topic-pattern")) {
             (Some(_), Some(_)) => return Err(o.error("set either 'topic' or 'topic-pattern', not both")),
             (None, None) => {
@@ -176,7 +200,7 @@ impl KafkaConfig {
                 "'properties.security.protocol' = '{p}' is not supported yet: Sluice's Kafka client is built without TLS and SASL; use a PLAINTEXT listener"
             )));
         }
-        let layout = Layout::parse(o, schema, sink, o.contains("key.format"))?;
+        let layout = Layout::parse(o, schema, sink, o.contains("key.format"), upsert.then_some(primary_key.as_str()))?;
         let value = value_format(o, schema, &layout.value)?;
         let key = match o.contains("key.format") {
             true => Some(text_or_raw(o, "key.format", "key.", schema, &layout.key)?),
@@ -233,7 +257,7 @@ impl KafkaConfig {
                 o.error(format!("'properties.transaction.timeout.ms' = '{v}' is not a number of milliseconds"))
             })?,
         };
-        o.check_all_used("kafka", &supported_options())?;
+        o.check_all_used(if upsert { "upsert-kafka" } else { "kafka" }, &supported_options())?;
         Ok(KafkaConfig {
             topics,
             pattern,
