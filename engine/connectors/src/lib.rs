@@ -257,7 +257,7 @@ enum Config {
     Datagen(datagen::DatagenConfig),
     Nexmark(nexmark::NexmarkConfig),
     Filesystem(filesystem::FsConfig),
-    Kafka(kafka::KafkaConfig),
+    Kafka(Box<kafka::KafkaConfig>),
     Print(print::PrintConfig),
     /// Rows per second per sink subtask, if throttled, and whether the subtasks in
     /// one process share that rate.
@@ -299,12 +299,12 @@ fn configure(
         "datagen" => Ok(Config::Datagen(datagen::DatagenConfig::parse(&o, schema)?)),
         "nexmark" => Ok(Config::Nexmark(nexmark::NexmarkConfig::parse(&o, schema)?)),
         "filesystem" => Ok(Config::Filesystem(filesystem::FsConfig::parse(&o, schema)?)),
-        "kafka" => Ok(Config::Kafka(kafka::KafkaConfig::parse(&o, schema, role == Role::Sink, false)?)),
+        "kafka" => Ok(Config::Kafka(Box::new(kafka::KafkaConfig::parse(&o, schema, role == Role::Sink, false)?))),
         "upsert-kafka" if role == Role::Source => Err(ConnectorError::InvalidOption {
             table: table.to_string(),
             message: "an 'upsert-kafka' source reads a compacted topic as an updating table, which needs updating (changelog) SQL, not supported yet; read the topic with 'kafka' as an append-only stream".into(),
         }),
-        "upsert-kafka" => Ok(Config::Kafka(kafka::KafkaConfig::parse(&o, schema, true, true)?)),
+        "upsert-kafka" => Ok(Config::Kafka(Box::new(kafka::KafkaConfig::parse(&o, schema, true, true)?))),
         "print" => Ok(Config::Print(print::PrintConfig::parse(&o, schema)?)),
         "blackhole" => {
             let throttle = o.u64("sink.throttle")?;
@@ -336,7 +336,7 @@ pub fn create_source(ctx: &SourceContext) -> Result<Box<dyn SourceReader>, Conne
         Config::Datagen(c) => Ok(Box::new(datagen::DatagenReader::new(ctx, c)?)),
         Config::Nexmark(c) => Ok(Box::new(nexmark::NexmarkReader::new(ctx, c)?)),
         Config::Filesystem(c) => Ok(Box::new(filesystem::FsSource::new(ctx, c)?)),
-        Config::Kafka(c) => Ok(Box::new(kafka::KafkaSource::new(ctx, c)?)),
+        Config::Kafka(c) => Ok(Box::new(kafka::KafkaSource::new(ctx, *c)?)),
         Config::Print(_) | Config::Blackhole(..) => Err(ConnectorError::InvalidOption {
             table: ctx.table.clone(),
             message: "this connector can only be used as a sink".into(),
@@ -348,7 +348,7 @@ pub fn create_source(ctx: &SourceContext) -> Result<Box<dyn SourceReader>, Conne
 pub fn create_sink(ctx: &SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorError> {
     match configure(&ctx.table, &ctx.options, &ctx.schema, Role::Sink)? {
         Config::Filesystem(c) => Ok(Box::new(filesystem::FsSink::new(ctx, c)?)),
-        Config::Kafka(c) => Ok(Box::new(kafka::KafkaSink::new(ctx, c)?)),
+        Config::Kafka(c) => Ok(Box::new(kafka::KafkaSink::new(ctx, *c)?)),
         Config::Print(c) => Ok(Box::new(print::PrintSink::new(ctx, c)?)),
         Config::Blackhole(Some(rate), true) => Ok(Box::new(blackhole::Blackhole::shared(&ctx.table, rate))),
         Config::Blackhole(throttle, _) => Ok(Box::new(blackhole::Blackhole::new(throttle))),

@@ -1,0 +1,162 @@
+//! Helpers of the Kafka connector's tests: a shared real broker (one per test binary), the
+//! tables' options, readers and writers, and what a topic holds.
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+pub use sluice_connectors::testing::shared;
+
+pub use std::collections::BTreeMap;
+pub use std::sync::Arc;
+pub use std::time::{Duration, Instant};
+
+pub use arrow::array::{Array, Int32Array, Int64Array, StringArray, TimestampMillisecondArray};
+pub use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+pub use arrow::record_batch::RecordBatch;
+pub use sluice_api::columns::{METADATA_KEY, PRIMARY_KEY};
+pub use sluice_connectors::testing::{Record, unique_topic};
+pub use sluice_connectors::{
+    SinkContext, SourceContext, SourceEvent, SourceReader, create_sink, create_source, recover_sink,
+};
+
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("name", DataType::Utf8, true)]))
+}
+
+pub fn options(topic: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut o: BTreeMap<String, String> = [
+        ("connector", "kafka"),
+        ("topic", topic),
+        ("properties.bootstrap.servers", shared().bootstrap.as_str()),
+        ("format", "json"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    o.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    o
+}
+
+/// The error a source with these options fails to start with.
+pub fn source_error(o: BTreeMap<String, String>) -> String {
+    let ctx = SourceContext {
+        table: "src".into(),
+        options: o,
+        schema: schema(),
+        subtask: 0,
+        parallelism: 1,
+        batch_size: 7,
+        local_time_zone: "UTC".into(),
+        restored_splits: None,
+        s3: sluice_connectors::S3Options::default(),
+    };
+    create_source(&ctx).err().expect("the source started").to_string()
+}
+
+pub fn source(
+    o: &BTreeMap<String, String>,
+    subtask: usize,
+    parallelism: usize,
+    restored: Option<Vec<Vec<u8>>>,
+) -> Box<dyn SourceReader> {
+    source_of(o, schema(), "UTC", subtask, parallelism, restored)
+}
+
+pub fn source_of(
+    o: &BTreeMap<String, String>,
+    schema: SchemaRef,
+    local_time_zone: &str,
+    subtask: usize,
+    parallelism: usize,
+    restored: Option<Vec<Vec<u8>>>,
+) -> Box<dyn SourceReader> {
+    create_source(&SourceContext {
+        table: "src".into(),
+        options: o.clone(),
+        schema,
+        subtask,
+        parallelism,
+        batch_size: 7,
+        local_time_zone: local_time_zone.into(),
+        restored_splits: restored,
+        s3: sluice_connectors::S3Options::default(),
+    })
+    .unwrap()
+}
+
+pub fn ids(b: &RecordBatch) -> Vec<i64> {
+    let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+    (0..a.len()).map(|i| a.value(i)).collect()
+}
+
+/// Polls until `want` rows arrived, the source ended, or 20 s passed.
+pub fn read(r: &mut dyn SourceReader, want: usize) -> (Vec<i64>, bool) {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while out.len() < want && Instant::now() < deadline {
+        match r.poll().unwrap() {
+            SourceEvent::Batch(b) => out.extend(ids(&b)),
+            SourceEvent::Idle => {}
+            SourceEvent::End => return (out, true),
+        }
+    }
+    (out, false)
+}
+
+pub fn json(id: i64) -> Vec<u8> {
+    format!("{{\"id\":{id},\"name\":\"n{id}\"}}").into_bytes()
+}
+
+/// `n` records, ids from `from`, spread over `partitions` partitions by id.
+pub fn produce(topic: &str, from: i64, n: i64, partitions: i32) {
+    let records: Vec<Record> =
+        (from..from + n).map(|i| Record::new(json(i)).partition((i % i64::from(partitions)) as i32)).collect();
+    shared().produce_all(topic, &records);
+}
+
+pub fn sink_ctx(o: &BTreeMap<String, String>, subtask: usize, p: usize, restored: Option<Vec<Vec<u8>>>) -> SinkContext {
+    SinkContext {
+        table: "dst".into(),
+        options: o.clone(),
+        schema: schema(),
+        subtask,
+        parallelism: p,
+        job_id: "job-1".into(),
+        local_time_zone: "UTC".into(),
+        restored_states: restored,
+        s3: sluice_connectors::S3Options::default(),
+        checkpoint_interval: Some(Duration::from_secs(1)),
+    }
+}
+
+pub fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
+    let names: Vec<String> = ids.clone().map(|i| format!("n{i}")).collect();
+    RecordBatch::try_new(
+        schema(),
+        vec![Arc::new(Int64Array::from(ids.collect::<Vec<_>>())), Arc::new(StringArray::from(names))],
+    )
+    .unwrap()
+}
+
+/// The ids a read_committed consumer sees, sorted.
+pub fn committed_ids(topic: &str) -> Vec<i64> {
+    let mut v: Vec<i64> = shared()
+        .read_committed(topic)
+        .iter()
+        .filter_map(|m| m.value.as_ref())
+        .map(|v| {
+            let s = String::from_utf8_lossy(v);
+            let id = s.split("\"id\":").nth(1).unwrap().split(',').next().unwrap();
+            id.parse().unwrap()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A field as the engine hands a connector a `METADATA FROM 'key'` column.
+pub fn metadata(name: &str, t: DataType, key: &str) -> Field {
+    Field::new(name, t, true).with_metadata([(METADATA_KEY.to_string(), key.to_string())].into())
+}
+
+pub fn column<T: Clone + 'static>(b: &RecordBatch, name: &str) -> T {
+    b.column_by_name(name).unwrap().as_any().downcast_ref::<T>().unwrap().clone()
+}
