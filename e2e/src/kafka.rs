@@ -9,7 +9,6 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -28,19 +27,7 @@ pub fn script() -> PathBuf {
 /// Fetches Kafka into `$SLUICE_CACHE` if it is not there yet (about 45 MB
 /// from Maven Central, the first time).
 pub fn install() -> Result<()> {
-    let script = script();
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("install")
-        .env("SLUICE_CACHE", crate::controlplane::cache_dir())
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!("{} install failed ({}); see the output above", script.display(), out.status);
-    }
-    Ok(())
+    crate::process::install_script(&script()).map(|_| ())
 }
 
 /// Where and how to run the broker.

@@ -160,3 +160,21 @@ pub fn wait_tcp(addr: std::net::SocketAddr, timeout: Duration, proc: &mut Proc) 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs `bash SCRIPT install` (a repository script that fetches or builds a
+/// server into `$SLUICE_CACHE`, serializing concurrent installs) with its
+/// progress on stderr; returns what it prints on stdout, trimmed.
+pub fn install_script(script: &Path) -> Result<String> {
+    let out = Command::new("bash")
+        .arg(script)
+        .arg("install")
+        .env("SLUICE_CACHE", crate::controlplane::cache_dir())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        anyhow::bail!("{} install failed ({}); see the output above", script.display(), out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

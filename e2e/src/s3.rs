@@ -6,7 +6,6 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -27,19 +26,7 @@ pub fn script() -> PathBuf {
 /// Builds MinIO into `$SLUICE_CACHE/bin` if it is not there yet (minutes, the
 /// first time; the script serializes concurrent builds) and returns its path.
 pub fn install() -> Result<PathBuf> {
-    let script = script();
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("install")
-        .env("SLUICE_CACHE", crate::controlplane::cache_dir())
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!("{} install failed ({}); see the output above", script.display(), out.status);
-    }
-    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    Ok(PathBuf::from(crate::process::install_script(&script())?))
 }
 
 /// Where and how to run a server.

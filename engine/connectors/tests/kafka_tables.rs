@@ -36,17 +36,8 @@ fn metadata_columns_and_key_fields_are_read_as_in_flink() {
         metadata("part_long", DataType::Int64, "partition"),
         metadata("ttype", DataType::Utf8, "timestamp-type"),
     ]));
-    let o = options(
-        &topic,
-        &[
-            ("key.format", "json"),
-            ("key.fields", "k_id"),
-            ("key.fields-prefix", "k_"),
-            ("value.fields-include", "EXCEPT_KEY"),
-            ("scan.startup.mode", "earliest-offset"),
-            ("scan.bounded.mode", "latest-offset"),
-        ],
-    );
+    let bounded = [("scan.startup.mode", "earliest-offset"), ("scan.bounded.mode", "latest-offset")];
+    let o = options(&topic, &[&PREFIXED_KEY[..], &bounded[..]].concat());
     let mut r = source_of(&o, schema, "UTC", 0, 1, None);
     let mut rows = Vec::new();
     loop {
@@ -78,21 +69,10 @@ fn metadata_columns_and_key_fields_are_read_as_in_flink() {
     // Keys that are not metadata keys, and connectors without metadata, are named.
     let bad =
         Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), metadata("k", DataType::Utf8, "key")]));
-    let ctx = |options: BTreeMap<String, String>| SourceContext {
-        table: "src".into(),
-        options,
-        schema: bad.clone(),
-        subtask: 0,
-        parallelism: 1,
-        batch_size: 7,
-        local_time_zone: "UTC".into(),
-        restored_splits: None,
-        s3: sluice_connectors::S3Options::default(),
-    };
-    let e = create_source(&ctx(o.clone())).err().unwrap().to_string();
+    let e = source_error_of(o.clone(), bad.clone());
     assert!(e.contains("table `src`") && e.contains("column `k`: invalid metadata key 'key'"), "{e}");
     let datagen = [("connector", "datagen")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let e = create_source(&ctx(datagen)).err().unwrap().to_string();
+    let e = source_error_of(datagen, bad);
     assert!(e.contains("connector 'datagen' has no metadata columns"), "{e}");
 }
 
@@ -106,15 +86,7 @@ fn a_sink_writes_the_timestamp_column_and_prefixed_keys() {
         // TIMESTAMP(3): a local time in the session's time zone.
         metadata("ts", DataType::Timestamp(TimeUnit::Millisecond, None), "timestamp"),
     ]));
-    let o = options(
-        &topic,
-        &[
-            ("key.format", "json"),
-            ("key.fields", "k_id"),
-            ("key.fields-prefix", "k_"),
-            ("value.fields-include", "EXCEPT_KEY"),
-        ],
-    );
+    let o = options(&topic, &PREFIXED_KEY);
     let mut ctx = sink_ctx(&o, 0, 1, None);
     ctx.schema = schema.clone();
     ctx.local_time_zone = "Asia/Shanghai".into();
@@ -199,17 +171,7 @@ fn an_upsert_kafka_sink_keys_each_row_by_the_primary_key() {
     // Without a primary key, as a source, and a `kafka` table with a primary key: named errors.
     let e = create_sink(&sink_ctx(&o, 0, 1, None)).err().unwrap().to_string();
     assert!(e.contains("'upsert-kafka' tables require to define a PRIMARY KEY constraint"), "{e}");
-    let mut src = SourceContext {
-        table: "src".into(),
-        options: o.clone(),
-        schema: keyed.clone(),
-        subtask: 0,
-        parallelism: 1,
-        batch_size: 7,
-        local_time_zone: "UTC".into(),
-        restored_splits: None,
-        s3: sluice_connectors::S3Options::default(),
-    };
+    let mut src = source_ctx(o.clone(), keyed.clone());
     let e = create_source(&src).err().unwrap().to_string();
     assert!(e.contains("needs updating (changelog) SQL"), "{e}");
     src.options = options(&topic, &[("scan.startup.mode", "earliest-offset")]);

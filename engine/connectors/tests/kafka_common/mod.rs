@@ -37,18 +37,27 @@ pub fn options(topic: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> 
 
 /// The error a source with these options fails to start with.
 pub fn source_error(o: BTreeMap<String, String>) -> String {
-    let ctx = SourceContext {
+    source_error_of(o, schema())
+}
+
+/// The error a source of these options and columns fails to start with.
+pub fn source_error_of(o: BTreeMap<String, String>, schema: SchemaRef) -> String {
+    create_source(&source_ctx(o, schema)).err().expect("the source started").to_string()
+}
+
+/// Subtask 0 of 1 of a source table `src`, in UTC, batches of 7 rows.
+pub fn source_ctx(options: BTreeMap<String, String>, schema: SchemaRef) -> SourceContext {
+    SourceContext {
         table: "src".into(),
-        options: o,
-        schema: schema(),
+        options,
+        schema,
         subtask: 0,
         parallelism: 1,
         batch_size: 7,
         local_time_zone: "UTC".into(),
         restored_splits: None,
         s3: sluice_connectors::S3Options::default(),
-    };
-    create_source(&ctx).err().expect("the source started").to_string()
+    }
 }
 
 pub fn source(
@@ -68,18 +77,14 @@ pub fn source_of(
     parallelism: usize,
     restored: Option<Vec<Vec<u8>>>,
 ) -> Box<dyn SourceReader> {
-    create_source(&SourceContext {
-        table: "src".into(),
-        options: o.clone(),
-        schema,
+    let ctx = SourceContext {
         subtask,
         parallelism,
-        batch_size: 7,
         local_time_zone: local_time_zone.into(),
         restored_splits: restored,
-        s3: sluice_connectors::S3Options::default(),
-    })
-    .unwrap()
+        ..source_ctx(o.clone(), schema)
+    };
+    create_source(&ctx).unwrap()
 }
 
 pub fn ids(b: &RecordBatch) -> Vec<i64> {
@@ -160,3 +165,11 @@ pub fn metadata(name: &str, t: DataType, key: &str) -> Field {
 pub fn column<T: Clone + 'static>(b: &RecordBatch, name: &str) -> T {
     b.column_by_name(name).unwrap().as_any().downcast_ref::<T>().unwrap().clone()
 }
+
+/// Key options of a table whose key is `k_id`, named `id` in the key (`key.fields-prefix`).
+pub const PREFIXED_KEY: [(&str, &str); 4] = [
+    ("key.format", "json"),
+    ("key.fields", "k_id"),
+    ("key.fields-prefix", "k_"),
+    ("value.fields-include", "EXCEPT_KEY"),
+];
