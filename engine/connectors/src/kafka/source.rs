@@ -40,6 +40,8 @@ type Offsets = Vec<(String, i32, i64)>;
 
 /// How often the lag (end offset − next offset) of owned partitions is asked.
 const LAG_INTERVAL: Duration = Duration::from_secs(2);
+/// How soon a lag query that timed out is asked again.
+const LAG_RETRY: Duration = Duration::from_millis(100);
 
 /// The end offsets at which the client last found each partition's end
 /// (`eof_offset` of its statistics), for bounded reads.
@@ -411,15 +413,19 @@ impl KafkaSource {
         if Instant::now() < self.next_lag {
             return;
         }
-        self.next_lag = Instant::now() + LAG_INTERVAL;
         let keys: Vec<(String, i32)> = self.splits.keys().cloned().collect();
+        let mut all = true;
         for (topic, partition) in keys {
             // A short timeout: lag is a metric, and a slow broker must not stall reading.
             let end = self.consumer.fetch_watermarks(&topic, partition, Duration::from_millis(500)).ok().map(|w| w.1);
+            all &= end.is_some();
             if let Some(s) = self.splits.get_mut(&(topic, partition)) {
                 s.end = end.or(s.end);
             }
         }
+        // An answer that did not come in time is asked again soon: an unknown lag
+        // keeps the source's pending records unknown.
+        self.next_lag = Instant::now() + if all { LAG_INTERVAL } else { LAG_RETRY };
     }
 }
 
