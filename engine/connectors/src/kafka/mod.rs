@@ -8,6 +8,9 @@
 //! - [`sink`]: `none`, `at-least-once` (flush at each checkpoint) or
 //!   `exactly-once` (one Kafka transaction per checkpoint, committed when the
 //!   checkpoint completes); its protocol and invariants are stated there.
+//! - [`columns`]: which column comes from a record's value, key or metadata;
+//!   [`rows`]: a source's batch, decoded that way;
+//! - `upsert-kafka` is this sink keyed by the table's primary key;
 //! - [`recover`]: the recovery of an exactly-once sink before a job writes;
 //! - [`protocol`]: the Kafka requests that the sink's recovery sends itself.
 //!
