@@ -147,6 +147,10 @@ fn check_once(
             }
             state.clear_failure();
             state.fail(e.clone());
+            // Why it cannot be activated is published before the FAILED status, so
+            // that a client that sees FAILED also sees the reason (the loop then adds
+            // the slots).
+            state.set_standby(Some(readiness(&checked, 0, 0, 0)));
             state.set_status(JobStatus::Failed);
         }
     }
