@@ -13,7 +13,9 @@
 //! - [`types`]: the column types these forms cover, from Arrow types;
 //! - [`columns`]: a batch's columns, downcast by those types;
 //! - [`row`]: Flink's `Row.toString()` of a row (`+I[1, abc, null]`).
+//! - [`changelog`]: row kinds (`+I`, `-U`, `+U`, `-D`) and how a batch carries them.
 
+pub mod changelog;
 pub mod columns;
 pub mod number;
 pub mod row;

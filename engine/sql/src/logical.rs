@@ -58,6 +58,13 @@ pub struct Rel {
     pub schema: DFSchemaRef,
     /// The column that is an event-time attribute (carries watermarks), if any.
     pub rowtime: Option<usize>,
+    /// Whether the relation is updating: each row carries a row kind (`+I`,
+    /// `-U`, `+U`, `-D`, as Flink's `RowKind`) instead of all being inserts.
+    /// The engine carries it in a trailing column (`sluice_format::changelog`).
+    pub updating: bool,
+    /// Columns whose values identify one row of the relation's current
+    /// contents (its upsert key), when the planner can derive them.
+    pub unique_key: Option<Vec<usize>>,
 }
 
 #[derive(Debug, Clone)]

@@ -8,6 +8,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion_physical_expr::PhysicalExpr;
 
+use sluice_format::changelog;
+
 use super::{StreamEvent, StreamOperator};
 use crate::error::OpError;
 
@@ -57,6 +59,20 @@ impl Project {
     }
 }
 
+/// A batch with a kind column (of the batch it was computed from) appended.
+pub fn with_kind_column(batch: RecordBatch, kinds: ArrayRef) -> Result<RecordBatch, OpError> {
+    let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(changelog::kind_field()));
+    let mut cols = batch.columns().to_vec();
+    cols.push(kinds);
+    let n = batch.num_rows();
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(arrow::datatypes::Schema::new(fields)),
+        cols,
+        &RecordBatchOptions::new().with_row_count(Some(n)),
+    )?)
+}
+
 /// The same schema with every field nullable.
 pub fn relax(schema: &SchemaRef) -> SchemaRef {
     if schema.fields().iter().all(|f| f.is_nullable()) {
@@ -72,8 +88,16 @@ impl StreamOperator for Project {
         format!("Project({})", self.exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "))
     }
 
+    /// The rows of an updating stream keep their row kinds (the trailing kind
+    /// column, see `sluice_format::changelog`), which no expression reads.
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
-        out.push(StreamEvent::Batch(Self::evaluate(&self.exprs, &self.schema, &batch)?));
+        let projected = Self::evaluate(&self.exprs, &self.schema, &batch)?;
+        let projected = if changelog::has_kinds(&batch) {
+            with_kind_column(projected, batch.column(batch.num_columns() - 1).clone())?
+        } else {
+            projected
+        };
+        out.push(StreamEvent::Batch(projected));
         Ok(())
     }
 }

@@ -8,6 +8,8 @@
 
 pub mod codec;
 pub mod cow;
+pub mod keyed;
+pub mod value;
 
 use crate::error::OpError;
 use crate::operators::KeyGroupWriters;

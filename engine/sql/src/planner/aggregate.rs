@@ -219,6 +219,8 @@ impl Planner {
             node: PlanNode::WindowAggregate { input: Box::new(input), window, keys: key_exprs, aggs },
             schema,
             rowtime: Some(2),
+            updating: false,
+            unique_key: None,
         };
         let explain_missing = |e: SqlError| {
             if e.message.contains("No field named") {

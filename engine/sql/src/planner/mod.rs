@@ -159,6 +159,13 @@ fn df_err(pos: Position) -> impl Fn(datafusion_common::DataFusionError) -> SqlEr
 fn project(input: Rel, exprs: Vec<(Expr, String)>, pos: Position) -> Result<Rel, SqlError> {
     let mut fields = Vec::new();
     let mut rowtime = None;
+    // A unique key survives when each of its columns is passed through.
+    let passed = |col: usize| {
+        exprs
+            .iter()
+            .position(|(e, _)| matches!(e, Expr::Column(c) if input.schema.index_of_column(c).ok() == Some(col)))
+    };
+    let unique_key = input.unique_key.as_ref().and_then(|k| k.iter().map(|c| passed(*c)).collect::<Option<Vec<_>>>());
     for (i, (e, name)) in exprs.iter().enumerate() {
         let t = e.get_type(&input.schema).map_err(df_err(pos))?;
         let nullable = e.nullable(&input.schema).map_err(df_err(pos))?;
@@ -172,10 +179,13 @@ fn project(input: Rel, exprs: Vec<(Expr, String)>, pos: Position) -> Result<Rel,
     }
     let schema = DFSchema::new_with_metadata(fields, HashMap::new())
         .map_err(|e| SqlError::new(pos, format!("{e}; give the columns distinct names with AS")))?;
+    let updating = input.updating;
     Ok(Rel {
         node: PlanNode::Project { input: Box::new(input), exprs: exprs.into_iter().map(|(e, _)| e).collect() },
         schema: Arc::new(schema),
         rowtime,
+        updating,
+        unique_key,
     })
 }
 

@@ -114,7 +114,8 @@ impl Planner {
             }
         }
         let schema = inputs[0].schema.clone();
-        Ok(Rel { node: PlanNode::Union { inputs }, schema, rowtime })
+        let updating = inputs.iter().any(|r| r.updating);
+        Ok(Rel { node: PlanNode::Union { inputs }, schema, rowtime, updating, unique_key: None })
     }
 
     pub(super) fn lookup(&self, name: &str, pos: Position) -> Result<Rel, SqlError> {
@@ -122,7 +123,13 @@ impl Planner {
             return requalify(v.clone(), name, pos);
         }
         if let Some(t) = self.tables.get(name) {
-            return Ok(Rel { node: PlanNode::Source(t.clone()), schema: t.schema.clone(), rowtime: t.rowtime() });
+            return Ok(Rel {
+                node: PlanNode::Source(t.clone()),
+                schema: t.schema.clone(),
+                rowtime: t.rowtime(),
+                updating: false,
+                unique_key: None,
+            });
         }
         let mut known: Vec<&String> = self.tables.keys().chain(self.views.keys()).collect();
         known.sort();

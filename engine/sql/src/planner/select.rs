@@ -101,8 +101,13 @@ impl Planner {
                     return Err(unsupported(pos, "SESSION without an aggregation (GROUP BY window_start, window_end)"));
                 }
                 let rowtime = Some(wschema.fields().len() - 1);
-                let mut rel =
-                    Rel { node: PlanNode::WindowAssign { input: Box::new(input), window }, schema: wschema, rowtime };
+                let mut rel = Rel {
+                    node: PlanNode::WindowAssign { input: Box::new(input), window },
+                    schema: wschema,
+                    rowtime,
+                    updating: false,
+                    unique_key: None,
+                };
                 if let Some(w) = late_filter {
                     rel = self.filter(rel, &w, pos)?;
                 }
@@ -124,8 +129,8 @@ impl Planner {
             ));
         }
         let schema = rel.schema.clone();
-        let rowtime = rel.rowtime;
-        Ok(Rel { node: PlanNode::Filter { input: Box::new(rel), predicate }, schema, rowtime })
+        let (rowtime, updating, unique_key) = (rel.rowtime, rel.updating, rel.unique_key.clone());
+        Ok(Rel { node: PlanNode::Filter { input: Box::new(rel), predicate }, schema, rowtime, updating, unique_key })
     }
 
     pub(super) fn plan_projection(&self, rel: Rel, items: &[SelectItem], pos: Position) -> Result<Rel, SqlError> {
