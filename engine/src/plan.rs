@@ -80,6 +80,15 @@ pub enum OpSpec {
         aggs: Vec<AggDef>,
         schema: SchemaRef,
     },
+    /// A non-windowed aggregation; `retract[i]` when aggregate `i` applies
+    /// the input's retractions (see `sluice_sql::monotonicity::retracting`).
+    GroupAggregate {
+        keys: Vec<PhysExpr>,
+        key_types: Vec<DataType>,
+        aggs: Vec<AggDef>,
+        schema: SchemaRef,
+        retract: Vec<bool>,
+    },
     Sink {
         table: Arc<TableDef>,
         /// The column of the sink's input that holds each record's event time,
@@ -98,6 +107,7 @@ impl OpSpec {
             OpSpec::Watermark { text, .. } => format!("Watermark({text})"),
             OpSpec::WindowAssign { kind, .. } => format!("Window{kind}"),
             OpSpec::WindowAggregate { kind, .. } => format!("WindowAggregate{kind}"),
+            OpSpec::GroupAggregate { .. } => "GroupAggregate".into(),
             OpSpec::Sink { table, .. } => format!("Sink: {} [{}]", table.name, table.connector()),
         }
     }
@@ -287,7 +297,12 @@ impl Builder {
                 Ok(self.append(s, OpSpec::Project { exprs, schema: arrow_schema(&rel.schema), label: "Calc" }))
             }
             PlanNode::Union { inputs } => {
-                let streams = inputs.iter().map(|i| self.build(i)).collect::<Result<Vec<_>, _>>()?;
+                let mut streams = Vec::new();
+                for i in inputs {
+                    let s = self.build(i)?;
+                    // An updating union's inserts-only inputs get a kind column of `+I`.
+                    streams.push(if rel.updating && !i.updating { self.append(s, insert_kinds(&i.schema)) } else { s });
+                }
                 let v = self.new_vertex(None, self.parallelism, None);
                 for s in streams {
                     self.connect(s.vertex, v, Partitioning::Forward);
@@ -309,39 +324,7 @@ impl Builder {
                 ))
             }
             PlanNode::WindowAggregate { input, window, keys, aggs } => {
-                let s = self.build(input)?;
-                let phys_keys: Vec<PhysExpr> =
-                    keys.iter().map(|k| lower(k, &input.schema)).collect::<Result<_, _>>()?;
-                let key_types = keys
-                    .iter()
-                    .map(|k| k.get_type(&input.schema).map_err(|e| EngineError::Internal(e.to_string())))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let mut defs = Vec::new();
-                for a in aggs {
-                    let arg = a.arg.as_ref().map(|e| lower(e, &input.schema)).transpose()?;
-                    let input_type = a
-                        .arg
-                        .as_ref()
-                        .map(|e| e.get_type(&input.schema).map_err(|e| EngineError::Internal(e.to_string())))
-                        .transpose()?;
-                    let filter = a.filter.as_ref().map(|e| lower(e, &input.schema)).transpose()?;
-                    defs.push(AggDef {
-                        func: a.func,
-                        arg,
-                        filter,
-                        distinct: a.distinct,
-                        input_type,
-                        output_type: a.output_type.clone(),
-                    });
-                }
-                let p = if keys.is_empty() { 1 } else { self.parallelism };
-                let v = self.new_vertex(None, p, None);
-                let partitioning = if keys.is_empty() {
-                    Partitioning::Global
-                } else {
-                    Partitioning::Hash { keys: phys_keys.clone(), names: keys.iter().map(|k| k.to_string()).collect() }
-                };
-                self.connect(s.vertex, v, partitioning);
+                let (v, phys_keys, key_types, defs) = self.keyed_aggregation(input, keys, aggs)?;
                 let time_type = input.schema.field(window.time_col).data_type().clone();
                 self.graph.vertices[v].ops.push(OpSpec::WindowAggregate {
                     kind: window.kind,
@@ -355,8 +338,75 @@ impl Builder {
                 });
                 Ok(Stream { vertex: v, open: true })
             }
+            PlanNode::GroupAggregate { input, keys, aggs, .. } => {
+                let retract = sluice_sql::monotonicity::retracting(input, keys, aggs);
+                let (v, keys, key_types, aggs) = self.keyed_aggregation(input, keys, aggs)?;
+                self.graph.vertices[v].ops.push(OpSpec::GroupAggregate {
+                    keys,
+                    key_types,
+                    aggs,
+                    schema: arrow_schema(&rel.schema),
+                    retract,
+                });
+                Ok(Stream { vertex: v, open: true })
+            }
         }
     }
+
+    /// The vertex of an aggregation behind a hash edge on its keys (a global
+    /// edge at parallelism 1 without keys), with its keys and aggregates lowered.
+    fn keyed_aggregation(
+        &mut self,
+        input: &Rel,
+        keys: &[Expr],
+        aggs: &[sluice_sql::plan::AggCall],
+    ) -> Result<(usize, Vec<PhysExpr>, Vec<DataType>, Vec<AggDef>), EngineError> {
+        let s = self.build(input)?;
+        let phys_keys: Vec<PhysExpr> = keys.iter().map(|k| lower(k, &input.schema)).collect::<Result<_, _>>()?;
+        let key_types = keys
+            .iter()
+            .map(|k| k.get_type(&input.schema).map_err(|e| EngineError::Internal(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut defs = Vec::new();
+        for a in aggs {
+            let arg = a.arg.as_ref().map(|e| lower(e, &input.schema)).transpose()?;
+            let input_type = a
+                .arg
+                .as_ref()
+                .map(|e| e.get_type(&input.schema).map_err(|e| EngineError::Internal(e.to_string())))
+                .transpose()?;
+            let filter = a.filter.as_ref().map(|e| lower(e, &input.schema)).transpose()?;
+            defs.push(AggDef {
+                func: a.func,
+                arg,
+                filter,
+                distinct: a.distinct,
+                input_type,
+                output_type: a.output_type.clone(),
+            });
+        }
+        let p = if keys.is_empty() { 1 } else { self.parallelism };
+        let v = self.new_vertex(None, p, None);
+        let partitioning = if keys.is_empty() {
+            Partitioning::Global
+        } else {
+            Partitioning::Hash { keys: phys_keys.clone(), names: keys.iter().map(|k| k.to_string()).collect() }
+        };
+        self.connect(s.vertex, v, partitioning);
+        Ok((v, phys_keys, key_types, defs))
+    }
+}
+
+/// A projection that appends a kind column of inserts (`+I`) to an
+/// append-only relation's rows.
+fn insert_kinds(schema: &DFSchema) -> OpSpec {
+    use datafusion_physical_expr::expressions::{Column, Literal};
+    let mut exprs: Vec<PhysExpr> =
+        schema.fields().iter().enumerate().map(|(i, f)| Arc::new(Column::new(f.name(), i)) as PhysExpr).collect();
+    exprs.push(Arc::new(Literal::new(datafusion_common::ScalarValue::Int8(Some(0)))));
+    let mut fields: Vec<arrow::datatypes::Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(sluice_format::changelog::kind_field());
+    OpSpec::Project { exprs, schema: Arc::new(Schema::new(fields)), label: "Inserts" }
 }
 
 /// Builds the job graph of a compiled job under its settings: every vertex at

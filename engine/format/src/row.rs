@@ -1,10 +1,11 @@
-//! Flink's `Row.toString()` of an inserted row, as the print sink shows it:
+//! Flink's `Row.toString()` of a row, as the print sink shows it:
 //! `+I[1, abc, 2024-01-01T00:00:10, null]` — Java `toString` of each external
 //! value (`LocalDateTime` for TIMESTAMP, `Instant` for TIMESTAMP_LTZ, the
 //! decimal with its full scale), strings unquoted.
 
 use arrow::record_batch::RecordBatch;
 
+use crate::changelog;
 use crate::columns::{Col, ColumnsError, columns};
 use crate::number::{push_big_decimal, push_i64, push_java_double};
 use crate::time::{push_instant, push_local_date_time};
@@ -23,12 +24,16 @@ impl RowStringEncoder {
         RowStringEncoder { types, prefix: prefix.into_bytes(), scratch: String::new() }
     }
 
-    /// Appends one line per row of `batch` to `out`.
+    /// Appends one line per row of `batch` to `out`; a batch of an updating
+    /// stream (with a kind column, see [`crate::changelog`]) shows each row's
+    /// kind (`-U[...]`), any other shows `+I[...]`.
     pub fn encode(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ColumnsError> {
-        let cols = columns(batch, &self.types)?;
-        for row in 0..batch.num_rows() {
+        let (batch, kinds) = changelog::split(batch);
+        let cols = columns(&batch, &self.types)?;
+        for (row, kind) in kinds.iter().enumerate() {
             out.extend_from_slice(&self.prefix);
-            out.extend_from_slice(b"+I[");
+            out.extend_from_slice(kind.short().as_bytes());
+            out.push(b'[');
             for (i, c) in cols.iter().enumerate() {
                 if i > 0 {
                     out.extend_from_slice(b", ");

@@ -91,26 +91,21 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
             let _ = write!(s, "WindowAssign: {}", window_text(window, input));
         }
         PlanNode::WindowAggregate { input, window, keys, aggs } => {
-            let keys: Vec<String> = keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| {
-                    let name = column(rel, 3 + i);
-                    match k {
-                        datafusion_expr::Expr::Column(c) if c.name == name => k.to_string(),
-                        _ => format!("{k} AS {name}"),
-                    }
-                })
-                .collect();
-            let aggs: Vec<String> =
-                aggs.iter().enumerate().map(|(i, a)| agg_text(a, &column(rel, 3 + keys.len() + i))).collect();
-            let _ = write!(
-                s,
-                "WindowAggregate: {}, keys [{}], aggregates [{}]",
-                window_text(window, input),
-                keys.join(", "),
-                aggs.join(", ")
-            );
+            let (keys, aggs) = aggregation_text(rel, 3, keys, aggs);
+            let _ = write!(s, "WindowAggregate: {}, keys [{keys}], aggregates [{aggs}]", window_text(window, input));
+        }
+        PlanNode::GroupAggregate { keys, aggs, .. } => {
+            let (keys, aggs) = aggregation_text(rel, 0, keys, aggs);
+            let _ = write!(s, "GroupAggregate: keys [{keys}], aggregates [{aggs}]");
+        }
+    }
+    if rel.updating {
+        let key = rel.unique_key.as_ref().map(|k| k.iter().map(|c| column(rel, *c)).collect::<Vec<_>>().join(", "));
+        match key {
+            Some(k) => {
+                let _ = write!(s, " [updates, unique key ({k})]");
+            }
+            None => s.push_str(" [updates]"),
         }
     }
     if let Some(rt) = rel.rowtime {
@@ -122,9 +117,25 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
         PlanNode::Filter { input, .. }
         | PlanNode::Project { input, .. }
         | PlanNode::WindowAssign { input, .. }
-        | PlanNode::WindowAggregate { input, .. } => explain_rel(s, input, depth + 1),
+        | PlanNode::WindowAggregate { input, .. }
+        | PlanNode::GroupAggregate { input, .. } => explain_rel(s, input, depth + 1),
         PlanNode::Union { inputs } => inputs.iter().for_each(|i| explain_rel(s, i, depth + 1)),
     }
+}
+
+/// The keys (output columns from `first`) and aggregates of an aggregation.
+fn aggregation_text(rel: &Rel, first: usize, keys: &[crate::expr::Expr], aggs: &[AggCall]) -> (String, String) {
+    let name = |i: usize| rel.schema.field(i).name().clone();
+    let keys: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| match k {
+            datafusion_expr::Expr::Column(c) if c.name == name(first + i) => k.to_string(),
+            _ => format!("{k} AS {}", name(first + i)),
+        })
+        .collect();
+    let aggs: Vec<String> = aggs.iter().enumerate().map(|(i, a)| agg_text(a, &name(first + keys.len() + i))).collect();
+    (keys.join(", "), aggs.join(", "))
 }
 
 fn window_text(window: &WindowSpec, input: &Rel) -> String {

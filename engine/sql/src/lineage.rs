@@ -172,17 +172,24 @@ fn of(rel: &Rel) -> Vec<Fields> {
             let cols = of(input);
             let time = transformed(&cols[window.time_col]);
             let mut out = vec![time.clone(), time.clone(), time];
-            out.extend(keys.iter().map(|k| through(k, &input.schema, &cols, Derivation::Identity)));
-            for a in aggs {
-                let mut fields = Fields::new();
-                for e in a.arg.iter() {
-                    merge(&mut fields, through(e, &input.schema, &cols, Derivation::Aggregation));
-                }
-                out.push(fields);
-            }
+            out.extend(aggregated(input, &cols, keys, aggs));
             out
         }
+        PlanNode::GroupAggregate { input, keys, aggs, .. } => aggregated(input, &of(input), keys, aggs),
     }
+}
+
+/// The lineage of an aggregation's keys and aggregates.
+fn aggregated(input: &Rel, cols: &[Fields], keys: &[Expr], aggs: &[crate::logical::AggCall]) -> Vec<Fields> {
+    let mut out: Vec<Fields> = keys.iter().map(|k| through(k, &input.schema, cols, Derivation::Identity)).collect();
+    for a in aggs {
+        let mut fields = Fields::new();
+        for e in a.arg.iter() {
+            merge(&mut fields, through(e, &input.schema, cols, Derivation::Aggregation));
+        }
+        out.push(fields);
+    }
+    out
 }
 
 fn transformed(fields: &Fields) -> Fields {

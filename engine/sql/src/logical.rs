@@ -45,7 +45,8 @@ impl Rel {
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::WindowAssign { input, .. }
-            | PlanNode::WindowAggregate { input, .. } => input.scanned_tables(),
+            | PlanNode::WindowAggregate { input, .. }
+            | PlanNode::GroupAggregate { input, .. } => input.scanned_tables(),
             PlanNode::Union { inputs } => inputs.iter().flat_map(Rel::scanned_tables).collect(),
         }
     }
@@ -97,6 +98,17 @@ pub enum PlanNode {
         keys: Vec<Expr>,
         aggs: Vec<AggCall>,
     },
+    /// A non-windowed `GROUP BY keys` (or a global aggregation without keys):
+    /// an updating relation keyed by the keys, which retracts its previous
+    /// result for a key when the key's aggregates change.
+    /// Output: keys..., aggregates...
+    GroupAggregate {
+        input: Box<Rel>,
+        keys: Vec<Expr>,
+        aggs: Vec<AggCall>,
+        /// Where the aggregation's SELECT is, for errors about its updates.
+        position: Position,
+    },
 }
 
 /// A window TVF.
@@ -138,7 +150,7 @@ pub enum AggFunc {
     Avg,
 }
 
-/// One aggregate call of a window aggregation.
+/// One aggregate call of an aggregation.
 #[derive(Debug, Clone)]
 pub struct AggCall {
     pub func: AggFunc,

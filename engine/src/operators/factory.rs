@@ -6,6 +6,7 @@ use sluice_connectors::{SinkContext, create_sink};
 
 use super::StreamOperator;
 use super::calc::{Filter, Project};
+use super::group_agg::GroupAggregate;
 use super::session::SessionAggregate;
 use super::sink::Sink;
 use super::watermark::WatermarkAssigner;
@@ -93,6 +94,10 @@ pub(crate) fn instantiate(
                     schema.clone(),
                 )),
             }
+        }
+        OpSpec::GroupAggregate { keys, key_types, aggs, schema, retract } => {
+            let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
+            Box::new(GroupAggregate::new(k, aggs.clone(), schema.clone(), retract.clone()))
         }
         OpSpec::Sink { table, event_time } => {
             let ctx = sink_context(table, subtask, parallelism, job_id, tz, sink);

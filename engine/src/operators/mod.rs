@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod calc;
 pub mod factory;
+pub mod group_agg;
 pub mod panes;
 pub mod policy;
 pub mod session;

@@ -28,6 +28,122 @@ pub fn cases() -> Vec<PathBuf> {
     v
 }
 
+/// How a changelog case (sinks `'connector' = 'print'`) is compared with
+/// Flink, from the first line of its job.sql: `-- compare: changelog` or
+/// `-- compare: materialized`. `None` for a case of filesystem sinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// At parallelism 1 the printed changelog, line for line in order; at
+    /// other parallelisms the materialized tables.
+    Changelog,
+    /// The materialized tables, at every parallelism.
+    Materialized,
+}
+
+pub fn compare_mode(case: &Path) -> Option<Compare> {
+    let sql = fs::read_to_string(case.join("job.sql")).ok()?;
+    match sql.lines().next()?.trim() {
+        "-- compare: changelog" => Some(Compare::Changelog),
+        "-- compare: materialized" => Some(Compare::Materialized),
+        _ => None,
+    }
+}
+
+/// Runs a changelog case with the `sluice-engine` binary and returns what each
+/// print sink printed, in order, without its `<identifier>[:<subtask>]> ` prefix.
+pub fn run_printed_case(
+    case: &Path,
+    parallelism: usize,
+    batch_size: usize,
+    extra: &[&str],
+) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let sql = fs::read_to_string(case.join("job.sql"))
+        .map_err(|e| e.to_string())?
+        .replace("${INPUT_DIR}", &case.join("input").display().to_string())
+        .replace("${OUTPUT_DIR}", &dir.path().join("out").display().to_string());
+    let name = case.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let job = dir.path().join(format!("{name}.sql"));
+    fs::write(&job, sql).map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice-engine"))
+        .arg("run")
+        .arg(&job)
+        .args(["-p", &parallelism.to_string(), "--set", &format!("execution.batch-size={batch_size}")])
+        .args(["--rest-addr", "127.0.0.1:0"])
+        .args(extra)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("sluice-engine run failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let mut outputs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in fs::read_dir(case.join("expected")).map_err(|e| e.to_string())?.flatten() {
+        let sink = e.path().file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        outputs.insert(sink, Vec::new());
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some((prefix, row)) = line.split_once("> ") else { continue };
+        let id = prefix.split(':').next().unwrap_or_default();
+        if let Some(lines) = outputs.get_mut(id) {
+            lines.push(row.to_string());
+        }
+    }
+    Ok(outputs)
+}
+
+/// A changelog applied to an empty table: the rows left, sorted; a row
+/// retracted more often than added shows as `!retracted <row>`.
+pub fn materialize(changelog: &[String]) -> Vec<String> {
+    let mut rows: BTreeMap<&str, i64> = BTreeMap::new();
+    for l in changelog {
+        let (kind, row) = l.split_at(l.len().min(2));
+        *rows.entry(row).or_default() += if kind == "+I" || kind == "+U" { 1 } else { -1 };
+    }
+    let mut out = Vec::new();
+    for (row, n) in rows {
+        if n < 0 {
+            out.push(format!("!retracted {row}"));
+        }
+        for _ in 0..n.max(0) {
+            out.push(row.to_string());
+        }
+    }
+    out
+}
+
+/// What differs between a changelog case's expected output and `outputs`:
+/// the changelogs in order when `ordered`, else the materialized tables.
+pub fn changelog_mismatches(
+    case: &Path,
+    label: &str,
+    outputs: BTreeMap<String, Vec<String>>,
+    ordered: bool,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (sink, actual) in outputs {
+        let text = fs::read_to_string(case.join("expected").join(format!("{sink}.txt"))).unwrap_or_default();
+        let expected: Vec<String> = text.lines().map(str::to_string).collect();
+        let (e, a, what) = if ordered {
+            (expected, actual, "changelog lines")
+        } else {
+            (materialize(&expected), materialize(&actual), "materialized rows")
+        };
+        if e != a {
+            let first = e.iter().zip(&a).position(|(x, y)| x != y).unwrap_or(e.len().min(a.len()));
+            failures.push(format!(
+                "{label} sink {sink}: {} {what} expected, {} produced; first difference at line {}: expected {:?}, got {:?}{}",
+                e.len(),
+                a.len(),
+                first + 1,
+                e.get(first),
+                a.get(first),
+                diff(&e, &a)
+            ));
+        }
+    }
+    failures
+}
+
 /// All lines of the visible part files under `dir`, sorted.
 fn read_output(dir: &Path) -> Vec<String> {
     let mut lines = Vec::new();

@@ -45,6 +45,7 @@ use rdkafka::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
+use sluice_format::changelog::{self, RowKind};
 
 use super::{Guarantee, KafkaConfig, Meta, Partitioner, REQUEST_TIMEOUT, ValueFormat, kafka_error};
 use crate::format::Encoder;
@@ -217,7 +218,8 @@ impl KafkaSink {
         }
     }
 
-    fn send(&mut self, key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>) -> Result<(), ConnectorError> {
+    /// Sends one record; a `None` value is a tombstone (an `upsert-kafka` delete).
+    fn send(&mut self, key: Option<&[u8]>, value: Option<&[u8]>, timestamp: Option<i64>) -> Result<(), ConnectorError> {
         let partition = match self.cfg.partitioner {
             Partitioner::Default => None,
             Partitioner::Fixed => Some(self.subtask as i32 % self.partitions.max(1)),
@@ -226,7 +228,10 @@ impl KafkaSink {
                 Some(self.next_partition)
             }
         };
-        let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(&self.topic).payload(value);
+        let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(&self.topic);
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
         if let Some(k) = key {
             record = record.key(k);
         }
@@ -344,8 +349,15 @@ impl SinkWriter for KafkaSink {
             ),
             None => None,
         };
+        // Row kinds of an updating input (only `upsert-kafka` takes one): an
+        // update's new row is written under its key, a delete is a tombstone,
+        // and `-U` is dropped, as Flink's upsert-kafka sink does.
+        let kinds = changelog::kinds(batch);
         let mut result = Ok(());
-        for r in 0..n {
+        for (r, kind) in kinds.iter().enumerate() {
+            if *kind == RowKind::UpdateBefore {
+                continue;
+            }
             let key: Option<Vec<u8>> = match (&key_spans, &key_rows) {
                 (Some(s), _) => s.get(r).map(|(a, b)| keys_buf[*a..*b].to_vec()),
                 (None, Some(k)) => k.get(r).cloned().flatten(),
@@ -356,6 +368,7 @@ impl SinkWriter for KafkaSink {
                 None => value_rows.get(r).and_then(|v| v.as_deref()).unwrap_or_default(),
             };
             let timestamp = timestamps.as_ref().and_then(|t| t.is_valid(r).then(|| t.value(r)));
+            let value = (*kind != RowKind::Delete).then_some(value);
             if let Err(e) = self.send(key.as_deref(), value, timestamp) {
                 result = Err(e);
                 break;

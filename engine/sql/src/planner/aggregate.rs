@@ -1,5 +1,6 @@
-//! Window aggregation: `GROUP BY window_start, window_end, keys` over a window
-//! TVF, with its aggregate calls and HAVING.
+//! Aggregation: window aggregation (`GROUP BY window_start, window_end, keys`
+//! over a window TVF) and non-windowed `GROUP BY`, with their aggregate calls
+//! and HAVING.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -153,46 +154,7 @@ impl Planner {
                 ));
             }
         }
-        // Rewrite the SELECT list and HAVING over the aggregation's output.
-        let mut rw = AggRewriter { keys: &keys, calls: Vec::new(), error: None, fallback: pos };
-        let mut items = s.projection.clone();
-        for item in items.iter_mut() {
-            match item {
-                SelectItem::UnnamedExpr(e) => {
-                    // Keep the output name of a rewritten plain column.
-                    if let Some(n) = ident_name(e).map(str::to_string)
-                        && !contains_aggregate(e)
-                    {
-                        let mut e2 = e.clone();
-                        let _ = ast::VisitMut::visit(&mut e2, &mut rw);
-                        *item = SelectItem::ExprWithAlias { expr: e2, alias: Ident::with_quote('`', n) };
-                    } else {
-                        let _ = ast::VisitMut::visit(e, &mut rw);
-                    }
-                }
-                SelectItem::ExprWithAlias { expr, .. } => {
-                    let _ = ast::VisitMut::visit(expr, &mut rw);
-                }
-                other => {
-                    return Err(SqlError::new(
-                        pos_of(other, pos),
-                        "SELECT * is not allowed in a window aggregation; list the group keys and aggregates",
-                    ));
-                }
-            }
-        }
-        let mut having = s.having.clone();
-        if let Some(h) = having.as_mut() {
-            let _ = ast::VisitMut::visit(h, &mut rw);
-        }
-        if let Some(e) = rw.error {
-            return Err(e);
-        }
-        let calls = rw.calls;
-        let mut aggs = Vec::new();
-        for call in &calls {
-            aggs.push(self.plan_agg_call(call, &input.schema, pos)?);
-        }
+        let (items, having, aggs) = self.rewrite_aggregation(&keys, &input, s, pos)?;
         // The aggregation's output schema.
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
         let wt = input.schema.field(window.time_col).data_type().clone();
@@ -215,21 +177,77 @@ impl Planner {
         let schema = Arc::new(
             DFSchema::new_with_metadata(fields, HashMap::new()).map_err(|e| SqlError::new(pos, e.to_string()))?,
         );
-        let mut rel = Rel {
+        let rel = Rel {
             node: PlanNode::WindowAggregate { input: Box::new(input), window, keys: key_exprs, aggs },
             schema,
             rowtime: Some(2),
             updating: false,
             unique_key: None,
         };
+        self.finish_aggregation(rel, having, &items, pos)
+    }
+
+    /// Rewrites the SELECT list and HAVING of an aggregation over its output
+    /// (keys by name, aggregate calls as `__aggN`) and plans its aggregate calls.
+    fn rewrite_aggregation(
+        &self,
+        keys: &[(SqlExpr, String)],
+        input: &Rel,
+        s: &Select,
+        pos: Position,
+    ) -> Result<(Vec<SelectItem>, Option<SqlExpr>, Vec<AggCall>), SqlError> {
+        let mut rw = AggRewriter { keys, calls: Vec::new(), error: None, fallback: pos };
+        let mut items = s.projection.clone();
+        for item in items.iter_mut() {
+            match item {
+                SelectItem::UnnamedExpr(e) => {
+                    // Keep the output name of a rewritten plain column.
+                    if let Some(n) = ident_name(e).map(str::to_string)
+                        && !contains_aggregate(e)
+                    {
+                        let mut e2 = e.clone();
+                        let _ = ast::VisitMut::visit(&mut e2, &mut rw);
+                        *item = SelectItem::ExprWithAlias { expr: e2, alias: Ident::with_quote('`', n) };
+                    } else {
+                        let _ = ast::VisitMut::visit(e, &mut rw);
+                    }
+                }
+                SelectItem::ExprWithAlias { expr, .. } => {
+                    let _ = ast::VisitMut::visit(expr, &mut rw);
+                }
+                other => {
+                    return Err(SqlError::new(
+                        pos_of(other, pos),
+                        "SELECT * is not allowed in an aggregation; list the group keys and aggregates",
+                    ));
+                }
+            }
+        }
+        let mut having = s.having.clone();
+        if let Some(h) = having.as_mut() {
+            let _ = ast::VisitMut::visit(h, &mut rw);
+        }
+        if let Some(e) = rw.error {
+            return Err(e);
+        }
+        let aggs =
+            rw.calls.iter().map(|call| self.plan_agg_call(call, &input.schema, pos)).collect::<Result<_, _>>()?;
+        Ok((items, having, aggs))
+    }
+
+    /// HAVING and the SELECT list over an aggregation's output.
+    fn finish_aggregation(
+        &self,
+        mut rel: Rel,
+        having: Option<SqlExpr>,
+        items: &[SelectItem],
+        pos: Position,
+    ) -> Result<Rel, SqlError> {
         let explain_missing = |e: SqlError| {
             if e.message.contains("No field named") {
                 SqlError::new(
                     e.position,
-                    format!(
-                        "{}: in a window aggregation, a column must be a GROUP BY key or inside an aggregate",
-                        e.message
-                    ),
+                    format!("{}: in an aggregation, a column must be a GROUP BY key or inside an aggregate", e.message),
                 )
             } else {
                 e
@@ -238,7 +256,54 @@ impl Planner {
         if let Some(h) = &having {
             rel = self.filter(rel, h, pos).map_err(explain_missing)?;
         }
-        self.plan_projection(rel, &items, pos).map_err(explain_missing)
+        self.plan_projection(rel, items, pos).map_err(explain_missing)
+    }
+
+    /// A non-windowed `GROUP BY` (or a global aggregation): an updating result,
+    /// keyed by the group keys. Output: keys..., aggregates...
+    pub(super) fn plan_group_aggregate(
+        &mut self,
+        input: Rel,
+        group_by: &[SqlExpr],
+        s: &Select,
+        pos: Position,
+    ) -> Result<Rel, SqlError> {
+        let mut keys: Vec<(SqlExpr, String)> = Vec::new();
+        let mut key_exprs = Vec::new();
+        for g in group_by {
+            let planned = self.plan_expr(g, &input.schema, pos)?;
+            let name = match &planned {
+                Expr::Column(c) => c.name.clone(),
+                _ => format!("__key{}", keys.len()),
+            };
+            keys.push((g.clone(), name));
+            key_exprs.push(planned);
+        }
+        let (items, having, aggs) = self.rewrite_aggregation(&keys, &input, s, pos)?;
+        let mut fields: Vec<(Option<TableReference>, Arc<Field>)> = Vec::new();
+        for ((_, name), e) in keys.iter().zip(&key_exprs) {
+            let t = e.get_type(&input.schema).map_err(df_err(pos))?;
+            let nullable = e.nullable(&input.schema).map_err(df_err(pos))?;
+            fields.push((None, Arc::new(Field::new(name, t, nullable))));
+        }
+        for (i, a) in aggs.iter().enumerate() {
+            fields.push((
+                None,
+                Arc::new(Field::new(format!("__agg{i}"), a.output_type.clone(), a.func != AggFunc::Count)),
+            ));
+        }
+        let schema = Arc::new(
+            DFSchema::new_with_metadata(fields, HashMap::new()).map_err(|e| SqlError::new(pos, e.to_string()))?,
+        );
+        let nkeys = key_exprs.len();
+        let rel = Rel {
+            node: PlanNode::GroupAggregate { input: Box::new(input), keys: key_exprs, aggs, position: pos },
+            schema,
+            rowtime: None,
+            updating: true,
+            unique_key: Some((0..nkeys).collect()),
+        };
+        self.finish_aggregation(rel, having, &items, pos)
     }
 
     fn plan_agg_call(&self, f: &ast::Function, schema: &DFSchema, pos: Position) -> Result<AggCall, SqlError> {

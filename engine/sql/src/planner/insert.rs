@@ -5,9 +5,10 @@ use datafusion_common::{Column, ScalarValue};
 use datafusion_expr::lit;
 
 use super::{Planner, project};
-use crate::error::SqlError;
+use crate::catalog::TableDef;
+use crate::error::{Position, SqlError};
 use crate::expr::Expr;
-use crate::logical::SinkPlan;
+use crate::logical::{PlanNode, Rel, SinkPlan};
 use crate::parser;
 use crate::types::{self, flink_name};
 
@@ -113,6 +114,82 @@ impl Planner {
         let identity = mapping.iter().enumerate().all(|(i, m)| *m == Some(i))
             && src.iter().zip(sink_fields.iter()).all(|((_, t), f)| t == f.data_type());
         let input = if identity { rel } else { project(rel, exprs, ins.position)? };
+        check_changelog(&table, &input, ins.position)?;
         Ok(SinkPlan { table, input, position: ins.position })
+    }
+}
+
+/// Connectors whose sinks accept updates; every other sink is append-only.
+pub const UPDATING_SINKS: [&str; 3] = ["print", "blackhole", "upsert-kafka"];
+
+/// Whether the sink can take what the query produces: an append-only sink
+/// (filesystem, kafka) refuses updates, as Flink does, and an upsert sink
+/// needs the query's updates keyed by its PRIMARY KEY.
+fn check_changelog(table: &TableDef, input: &Rel, pos: Position) -> Result<(), SqlError> {
+    if !input.updating {
+        return Ok(());
+    }
+    let connector = table.connector();
+    if !UPDATING_SINKS.contains(&connector) {
+        return Err(SqlError::new(
+            pos,
+            format!(
+                "sink `{}` ('{connector}' connector) is append-only, but the query produces updates: {}. Write to a sink that accepts updates ('upsert-kafka' with a PRIMARY KEY, or 'print'), or compute final results over a window TVF",
+                table.name,
+                update_origin(input)
+            ),
+        ));
+    }
+    if table.primary_key.is_empty() {
+        return Ok(());
+    }
+    let names = |cols: &[usize]| cols.iter().map(|c| input.schema.field(*c).name().clone()).collect::<Vec<_>>();
+    let pk = table.primary_key.join(", ");
+    match &input.unique_key {
+        None => Err(SqlError::new(
+            pos,
+            format!(
+                "sink `{}` has PRIMARY KEY ({pk}), but no unique key can be derived for the query's updates ({}); write the GROUP BY keys (or the other unique columns) into the key columns",
+                table.name,
+                update_origin(input)
+            ),
+        )),
+        Some(k) => {
+            let mut key = names(k);
+            let mut want = table.primary_key.clone();
+            key.sort();
+            want.sort();
+            if key == want {
+                Ok(())
+            } else {
+                Err(SqlError::new(
+                    pos,
+                    format!(
+                        "sink `{}` has PRIMARY KEY ({pk}), but the query's updates are keyed by ({}); the primary key must be exactly the query's unique key",
+                        table.name,
+                        names(k).join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// The operator whose updates reach the sink, with its position.
+fn update_origin(rel: &Rel) -> String {
+    match &rel.node {
+        PlanNode::GroupAggregate { input, position, .. } if !input.updating => {
+            format!(
+                "the non-windowed GROUP BY at line {}, column {} emits a new result per key for each change",
+                position.line, position.column
+            )
+        }
+        PlanNode::Source(t) => format!("table `{}` is updating", t.name),
+        PlanNode::Filter { input, .. }
+        | PlanNode::Project { input, .. }
+        | PlanNode::WindowAssign { input, .. }
+        | PlanNode::WindowAggregate { input, .. }
+        | PlanNode::GroupAggregate { input, .. } => update_origin(input),
+        PlanNode::Union { inputs } => inputs.iter().find(|i| i.updating).map(update_origin).unwrap_or_default(),
     }
 }

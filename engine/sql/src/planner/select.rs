@@ -58,10 +58,11 @@ impl Planner {
         match from {
             FromItem::Plain(rel) => {
                 if aggregating {
-                    return Err(SqlError::new(
-                        pos,
-                        "non-windowed aggregation (GROUP BY without a window TVF) is not supported yet; aggregate over a window: FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end, ...",
-                    ));
+                    let rel = match &s.selection {
+                        Some(w) => self.filter(rel, w, pos)?,
+                        None => rel,
+                    };
+                    return self.plan_group_aggregate(rel, &group_by, s, pos);
                 }
                 let rel = match &s.selection {
                     Some(w) => self.filter(rel, w, pos)?,

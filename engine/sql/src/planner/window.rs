@@ -107,6 +107,14 @@ impl Planner {
                 ));
             }
         };
+        if input.updating {
+            return Err(SqlError::new(
+                expr_position(&args[0], pos),
+                format!(
+                    "{fname}: its input is an updating relation (a non-windowed GROUP BY or a join upstream changes earlier rows), and window TVFs read append-only inputs only, as in Flink; window the source table first, then aggregate"
+                ),
+            ));
+        }
         if !partition_by.is_empty() && fname != "SESSION" {
             return Err(SqlError::new(pos, format!("{fname} does not take PARTITION BY; only SESSION does")));
         }

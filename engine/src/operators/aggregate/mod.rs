@@ -423,7 +423,7 @@ impl Acc {
 }
 
 /// Integer division rounding half away from zero (Java's HALF_UP).
-fn div_half_up(n: i128, d: i128) -> i128 {
+pub(crate) fn div_half_up(n: i128, d: i128) -> i128 {
     let q = n / d;
     let r = n % d;
     if (r.abs() * 2) >= d.abs() { q + n.signum() * d.signum() } else { q }

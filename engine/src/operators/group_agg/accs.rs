@@ -1,0 +1,309 @@
+//! Retractable accumulators of the non-windowed aggregation, one per aggregate
+//! call and group, with Flink's results (the same types and rounding as the
+//! window aggregation's, see `operators::aggregate`):
+//!
+//! - COUNT keeps a count, SUM and AVG a sum and the count of values summed
+//!   (a SUM of no values is NULL, as Flink's `SumWithRetractAggFunction`);
+//! - MIN and MAX keep every value with its multiplicity when the input can
+//!   retract (Flink's `MinWithRetractAggFunction`), else only the extreme;
+//! - COUNT(DISTINCT) keeps each value with its multiplicity.
+
+use std::collections::BTreeMap;
+
+use arrow::datatypes::DataType;
+use hashbrown::HashMap;
+use sluice_sql::plan::AggFunc;
+
+use crate::error::OpError;
+use crate::operators::aggregate::{AggDef, div_half_up};
+use crate::state::codec::{Reader, Writer};
+use crate::state::value::Val;
+
+#[derive(Debug, Clone)]
+pub enum Acc {
+    Count(i64),
+    SumI64 {
+        sum: i64,
+        n: i64,
+    },
+    SumF64 {
+        sum: f64,
+        n: i64,
+    },
+    SumI128 {
+        sum: i128,
+        n: i64,
+    },
+    /// MIN/MAX over an input that may retract: every value, counted.
+    Values {
+        max: bool,
+        values: BTreeMap<Val, i64>,
+    },
+    /// MIN/MAX over an append-only input: the extreme so far.
+    Extreme {
+        max: bool,
+        value: Option<Val>,
+    },
+    Distinct(HashMap<Val, i64>),
+}
+
+impl Acc {
+    pub fn new(def: &AggDef, retracting: bool) -> Acc {
+        let max = def.func == AggFunc::Max;
+        match def.func {
+            AggFunc::Count if def.distinct => Acc::Distinct(HashMap::new()),
+            AggFunc::Count => Acc::Count(0),
+            AggFunc::Sum | AggFunc::Avg => match def.input_type {
+                Some(DataType::Float64 | DataType::Float32) => Acc::SumF64 { sum: 0.0, n: 0 },
+                Some(DataType::Decimal128(_, _)) => Acc::SumI128 { sum: 0, n: 0 },
+                _ => Acc::SumI64 { sum: 0, n: 0 },
+            },
+            AggFunc::Min | AggFunc::Max if retracting => Acc::Values { max, values: BTreeMap::new() },
+            AggFunc::Min | AggFunc::Max => Acc::Extreme { max, value: None },
+        }
+    }
+
+    /// Adds (`sign` 1) or retracts (`sign` -1) one value; `None` is a row
+    /// without a value (`COUNT(*)`); a NULL value is ignored, as in SQL.
+    pub fn apply(&mut self, value: Option<&Val>, sign: i64) -> Result<(), OpError> {
+        let v = match value {
+            None => {
+                if let Acc::Count(c) = self {
+                    *c += sign;
+                }
+                return Ok(());
+            }
+            Some(Val::Null) => return Ok(()),
+            Some(v) => v,
+        };
+        match self {
+            Acc::Count(c) => *c += sign,
+            Acc::SumI64 { sum, n } => {
+                let Val::I64(x) = v else { return Err(mismatch(v, "an integer")) };
+                *sum = if sign > 0 { sum.wrapping_add(*x) } else { sum.wrapping_sub(*x) };
+                *n += sign;
+            }
+            Acc::SumF64 { sum, n } => {
+                let Val::F64(x) = v else { return Err(mismatch(v, "a DOUBLE")) };
+                *sum = if sign > 0 { *sum + x } else { *sum - x };
+                *n += sign;
+            }
+            Acc::SumI128 { sum, n } => {
+                let Val::I128(x) = v else { return Err(mismatch(v, "a DECIMAL")) };
+                *sum = if sign > 0 { sum.wrapping_add(*x) } else { sum.wrapping_sub(*x) };
+                *n += sign;
+            }
+            Acc::Values { values, .. } => {
+                let c = values.entry(v.clone()).or_insert(0);
+                *c += sign;
+                if *c == 0 {
+                    values.remove(v);
+                }
+            }
+            Acc::Extreme { max, value } => {
+                let better = value.as_ref().is_none_or(|o| if *max { v > o } else { v < o });
+                if sign > 0 && better {
+                    *value = Some(v.clone());
+                }
+            }
+            Acc::Distinct(values) => {
+                let c = values.entry(v.clone()).or_insert(0);
+                *c += sign;
+                if *c == 0 {
+                    values.remove(v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The aggregate's current result, of `def.output_type`.
+    pub fn result(&self, def: &AggDef) -> Val {
+        let avg = def.func == AggFunc::Avg;
+        match self {
+            Acc::Count(c) => Val::I64(*c),
+            Acc::Distinct(values) => Val::I64(values.len() as i64),
+            Acc::SumI64 { n: 0, .. } | Acc::SumF64 { n: 0, .. } | Acc::SumI128 { n: 0, .. } => Val::Null,
+            Acc::SumI64 { sum, n } => {
+                let v = if avg { sum.wrapping_div(*n) } else { *sum };
+                // Java's int, short and byte arithmetic wraps at their width.
+                Val::I64(match def.output_type {
+                    DataType::Int32 => v as i32 as i64,
+                    DataType::Int16 => v as i16 as i64,
+                    DataType::Int8 => v as i8 as i64,
+                    _ => v,
+                })
+            }
+            Acc::SumF64 { sum, n } => Val::F64(if avg { sum / *n as f64 } else { *sum }),
+            Acc::SumI128 { sum, n } => {
+                if !avg {
+                    return Val::I128(*sum);
+                }
+                let in_scale = match &def.input_type {
+                    Some(DataType::Decimal128(_, s)) => *s,
+                    _ => 0,
+                };
+                let out_scale = match &def.output_type {
+                    DataType::Decimal128(_, s) => *s,
+                    _ => in_scale,
+                };
+                match sum.checked_mul(10i128.pow((out_scale - in_scale).max(0) as u32)) {
+                    Some(scaled) => Val::I128(div_half_up(scaled, *n as i128)),
+                    None => Val::Null,
+                }
+            }
+            Acc::Values { max, values } => {
+                let v = if *max { values.keys().next_back() } else { values.keys().next() };
+                v.cloned().unwrap_or(Val::Null)
+            }
+            Acc::Extreme { value, .. } => value.clone().unwrap_or(Val::Null),
+        }
+    }
+
+    pub fn encode(&self, w: &mut Writer) {
+        match self {
+            Acc::Count(c) => {
+                w.u8(0);
+                w.i64(*c);
+            }
+            Acc::SumI64 { sum, n } => {
+                w.u8(1);
+                w.i64(*sum);
+                w.i64(*n);
+            }
+            Acc::SumF64 { sum, n } => {
+                w.u8(2);
+                w.f64(*sum);
+                w.i64(*n);
+            }
+            Acc::SumI128 { sum, n } => {
+                w.u8(3);
+                w.i128(*sum);
+                w.i64(*n);
+            }
+            Acc::Values { max, values } => {
+                w.u8(4);
+                w.bool(*max);
+                encode_counts(w, values.iter());
+            }
+            Acc::Extreme { max, value } => {
+                w.u8(5);
+                w.bool(*max);
+                w.opt(value, |w, v| v.encode(w));
+            }
+            Acc::Distinct(values) => {
+                w.u8(6);
+                encode_counts(w, values.iter());
+            }
+        }
+    }
+
+    pub fn decode(r: &mut Reader<'_>) -> Result<Acc, OpError> {
+        Ok(match r.u8()? {
+            0 => Acc::Count(r.i64()?),
+            1 => Acc::SumI64 { sum: r.i64()?, n: r.i64()? },
+            2 => Acc::SumF64 { sum: r.f64()?, n: r.i64()? },
+            3 => Acc::SumI128 { sum: r.i128()?, n: r.i64()? },
+            4 => Acc::Values { max: r.bool()?, values: decode_counts(r)?.into_iter().collect() },
+            5 => Acc::Extreme { max: r.bool()?, value: r.opt(Val::decode)? },
+            6 => Acc::Distinct(decode_counts(r)?.into_iter().collect()),
+            t => return Err(OpError::Other(format!("aggregate state holds an unknown accumulator tag {t}"))),
+        })
+    }
+
+    /// The accumulator's layout, compared on restore.
+    pub fn layout(&self) -> &'static str {
+        match self {
+            Acc::Count(_) => "count",
+            Acc::SumI64 { .. } => "sum-i64",
+            Acc::SumF64 { .. } => "sum-f64",
+            Acc::SumI128 { .. } => "sum-i128",
+            Acc::Values { max: true, .. } => "max-retract",
+            Acc::Values { max: false, .. } => "min-retract",
+            Acc::Extreme { max: true, .. } => "max",
+            Acc::Extreme { max: false, .. } => "min",
+            Acc::Distinct(_) => "count-distinct",
+        }
+    }
+}
+
+fn mismatch(v: &Val, want: &str) -> OpError {
+    OpError::Other(format!("aggregate input {v:?} is not {want}"))
+}
+
+fn encode_counts<'a>(w: &mut Writer, values: impl ExactSizeIterator<Item = (&'a Val, &'a i64)>) {
+    w.u32(values.len() as u32);
+    for (v, c) in values {
+        v.encode(w);
+        w.i64(*c);
+    }
+}
+
+fn decode_counts(r: &mut Reader<'_>) -> Result<Vec<(Val, i64)>, OpError> {
+    let n = r.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        out.push((Val::decode(r)?, r.i64()?));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(func: AggFunc, input: DataType, output: DataType) -> AggDef {
+        AggDef { func, arg: None, filter: None, distinct: false, input_type: Some(input), output_type: output }
+    }
+
+    #[test]
+    fn retracting_the_extreme_falls_back_to_the_next_value() {
+        let d = def(AggFunc::Max, DataType::Int64, DataType::Int64);
+        let mut a = Acc::new(&d, true);
+        for v in [3, 7, 7, 5] {
+            a.apply(Some(&Val::I64(v)), 1).unwrap();
+        }
+        assert_eq!(a.result(&d), Val::I64(7));
+        a.apply(Some(&Val::I64(7)), -1).unwrap();
+        assert_eq!(a.result(&d), Val::I64(7));
+        a.apply(Some(&Val::I64(7)), -1).unwrap();
+        assert_eq!(a.result(&d), Val::I64(5));
+        for v in [3, 5] {
+            a.apply(Some(&Val::I64(v)), -1).unwrap();
+        }
+        assert_eq!(a.result(&d), Val::Null);
+    }
+
+    #[test]
+    fn sums_wrap_as_java_and_are_null_without_values() {
+        let d = def(AggFunc::Sum, DataType::Int32, DataType::Int32);
+        let mut a = Acc::new(&d, true);
+        assert_eq!(a.result(&d), Val::Null);
+        a.apply(Some(&Val::I64(i32::MAX as i64)), 1).unwrap();
+        a.apply(Some(&Val::I64(1)), 1).unwrap();
+        assert_eq!(a.result(&d), Val::I64(i32::MIN as i64));
+        a.apply(Some(&Val::Null), 1).unwrap();
+        a.apply(Some(&Val::I64(1)), -1).unwrap();
+        assert_eq!(a.result(&d), Val::I64(i32::MAX as i64));
+        let avg = def(AggFunc::Avg, DataType::Decimal128(10, 2), DataType::Decimal128(38, 6));
+        let mut a = Acc::new(&avg, false);
+        for v in [100, 200, 200] {
+            a.apply(Some(&Val::I128(v)), 1).unwrap();
+        }
+        // (1.00 + 2.00 + 2.00) / 3 = 1.666667, half-up at scale 6.
+        assert_eq!(a.result(&avg), Val::I128(1_666_667));
+    }
+
+    #[test]
+    fn accumulators_round_trip_through_the_codec() {
+        let d = def(AggFunc::Min, DataType::Utf8, DataType::Utf8);
+        let mut a = Acc::new(&d, true);
+        a.apply(Some(&Val::Str("b".into())), 1).unwrap();
+        a.apply(Some(&Val::Str("a".into())), 1).unwrap();
+        let mut w = Writer::new();
+        a.encode(&mut w);
+        let back = Acc::decode(&mut Reader::new(&w.buf)).unwrap();
+        assert_eq!(back.result(&d), Val::Str("a".into()));
+        assert_eq!(back.layout(), "min-retract");
+    }
+}

@@ -1,0 +1,228 @@
+//! The non-windowed aggregation (`GROUP BY` without a window TVF): an updating
+//! result per key, as Flink's `GroupAggFunction` emits it without mini-batch.
+//!
+//! For each input row, in order, for the row's key:
+//! - a retraction (`-U`, `-D`) of a key without state is ignored (its state
+//!   expired, or it never reached this subtask);
+//! - the first row of a key emits `+I[key, results]`;
+//! - a later row emits `-U[key, previous results]` then `+U[key, results]`,
+//!   unless the results did not change, when it emits nothing;
+//! - when retractions bring a key's row count to zero, it emits
+//!   `-D[key, previous results]` and drops the key's state.
+//!
+//! State: one [`Group`] per key in [`KeyedState`], so a checkpoint's view is
+//! taken in O(chunks) and a restore at another parallelism hands each subtask
+//! the keys of its key groups.
+
+mod accs;
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use sluice_format::changelog::{self, RowKind};
+
+use self::accs::Acc;
+use super::aggregate::{AggDef, AggInput};
+use super::calc::relax;
+use super::window::Keys;
+use super::{StreamEvent, StreamOperator};
+use crate::error::OpError;
+use crate::state::StateView;
+use crate::state::codec::{Reader, Writer};
+use crate::state::keyed::{KeyedState, StateValue};
+use crate::state::value::{Val, column_values, to_array};
+
+/// One key's state: its row count (added minus retracted) and accumulators.
+#[derive(Debug, Clone)]
+pub struct Group {
+    rows: i64,
+    accs: Vec<Acc>,
+}
+
+impl StateValue for Group {
+    fn encode(&self, w: &mut Writer) {
+        w.i64(self.rows);
+        w.u32(self.accs.len() as u32);
+        self.accs.iter().for_each(|a| a.encode(w));
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, OpError> {
+        let rows = r.i64()?;
+        let n = r.u32()? as usize;
+        let accs = (0..n).map(|_| Acc::decode(r)).collect::<Result<_, _>>()?;
+        Ok(Group { rows, accs })
+    }
+}
+
+pub struct GroupAggregate {
+    keys: Arc<Keys>,
+    aggs: Vec<AggDef>,
+    /// Output: keys..., aggregates... (without the kind column).
+    schema: SchemaRef,
+    /// Per aggregate, whether it applies retractions (then MIN and MAX keep
+    /// every value); Flink's MAX over an increasing column ignores them.
+    retract: Vec<bool>,
+    state: KeyedState<Group>,
+}
+
+/// One emitted row: the input row whose key it has, its kind, its results.
+struct Emitted {
+    row: u32,
+    kind: RowKind,
+    results: Vec<Val>,
+}
+
+impl GroupAggregate {
+    pub fn new(keys: Keys, aggs: Vec<AggDef>, schema: SchemaRef, retract: Vec<bool>) -> Self {
+        GroupAggregate { keys: Arc::new(keys), aggs, schema: relax(&schema), retract, state: KeyedState::default() }
+    }
+
+    fn new_group(&self) -> Group {
+        Group { rows: 0, accs: self.aggs.iter().zip(&self.retract).map(|(d, r)| Acc::new(d, *r)).collect() }
+    }
+
+    fn results(&self, g: &Group) -> Vec<Val> {
+        g.accs.iter().zip(&self.aggs).map(|(a, d)| a.result(d)).collect()
+    }
+
+    /// Applies one input row to its key's group; returns what to emit.
+    fn apply_row(
+        &mut self,
+        key: &[u8],
+        kind: RowKind,
+        values: &[Option<&Val>],
+        pass: &[bool],
+        row: u32,
+        out: &mut Vec<Emitted>,
+    ) -> Result<(), OpError> {
+        let sign = if kind.is_accumulate() { 1 } else { -1 };
+        let prev = match self.state.get(key) {
+            Some(g) => Some(self.results(g)),
+            None if sign < 0 => return Ok(()),
+            None => {
+                let g = self.new_group();
+                self.state.insert(key, g);
+                None
+            }
+        };
+        let Some(g) = self.state.get_mut(key) else { return Ok(()) };
+        for (((acc, v), p), retract) in g.accs.iter_mut().zip(values).zip(pass).zip(&self.retract) {
+            if *p && (sign > 0 || *retract) {
+                acc.apply(*v, sign)?;
+            }
+        }
+        g.rows += sign;
+        if g.rows > 0 {
+            let g = g.clone();
+            let results = self.results(&g);
+            match prev {
+                None => out.push(Emitted { row, kind: RowKind::Insert, results }),
+                Some(p) if p == results => {}
+                Some(p) => {
+                    out.push(Emitted { row, kind: RowKind::UpdateBefore, results: p });
+                    out.push(Emitted { row, kind: RowKind::UpdateAfter, results });
+                }
+            }
+        } else {
+            self.state.remove(key);
+            if let Some(p) = prev {
+                out.push(Emitted { row, kind: RowKind::Delete, results: p });
+            }
+        }
+        Ok(())
+    }
+
+    /// The output batch of the emitted rows: their keys taken from the input.
+    fn output(&self, data: &RecordBatch, emitted: &[Emitted]) -> Result<RecordBatch, OpError> {
+        let n = data.num_rows();
+        let rows = UInt32Array::from_iter_values(emitted.iter().map(|e| e.row));
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        for e in &self.keys.exprs {
+            let k = e.evaluate(data)?.into_array(n)?;
+            cols.push(take(&k, &rows, None)?);
+        }
+        for (i, field) in self.schema.fields().iter().enumerate().skip(cols.len()) {
+            let j = i - self.keys.exprs.len();
+            let col = to_array(field.data_type(), emitted.iter().map(|e| &e.results[j]))?;
+            cols.push(col);
+        }
+        // Key expressions may be typed more loosely than the planned schema.
+        let cols = cols
+            .into_iter()
+            .zip(self.schema.fields())
+            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c) } else { arrow::compute::cast(&c, f.data_type()) })
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(emitted.len())),
+        )?;
+        let kinds: Vec<RowKind> = emitted.iter().map(|e| e.kind).collect();
+        Ok(changelog::attach(&batch, &kinds)?)
+    }
+}
+
+/// Each aggregate's values over a batch, and whether each row passes its FILTER.
+fn evaluate(aggs: &[AggDef], data: &RecordBatch) -> Result<Vec<(Option<Vec<Val>>, Option<Vec<bool>>)>, OpError> {
+    aggs.iter()
+        .map(|a| {
+            let AggInput { values, filter } = a.evaluate(data)?;
+            let values = values.map(|v| column_values(&v)).transpose()?;
+            let filter = filter.map(|f| (0..f.len()).map(|i| f.is_valid(i) && f.value(i)).collect());
+            Ok((values, filter))
+        })
+        .collect()
+}
+
+impl StreamOperator for GroupAggregate {
+    fn name(&self) -> String {
+        "GroupAggregate".into()
+    }
+
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        let (data, kinds) = changelog::split(&batch);
+        let keys = self.keys.encode(&data)?;
+        let inputs = evaluate(&self.aggs, &data)?;
+        let mut emitted = Vec::new();
+        let mut values: Vec<Option<&Val>> = Vec::with_capacity(inputs.len());
+        let mut pass: Vec<bool> = Vec::with_capacity(inputs.len());
+        for (r, kind) in kinds.iter().enumerate() {
+            values.clear();
+            pass.clear();
+            for (v, f) in &inputs {
+                values.push(v.as_ref().map(|v| &v[r]));
+                pass.push(f.as_ref().is_none_or(|f| f[r]));
+            }
+            let key = keys.as_ref().map(|k| k.row(r));
+            let key: &[u8] = key.as_ref().map(|k| k.as_ref()).unwrap_or(&[]);
+            self.apply_row(key, *kind, &values, &pass, r as u32, &mut emitted)?;
+        }
+        if !emitted.is_empty() {
+            out.push(StreamEvent::Batch(self.output(&data, &emitted)?));
+        }
+        Ok(())
+    }
+
+    fn state_layout(&self) -> Option<String> {
+        let accs: Vec<&str> = self.new_group().accs.iter().map(Acc::layout).collect();
+        Some(format!("GroupAggregate; {}; aggregates [{}]", self.keys.layout(), accs.join(", ")))
+    }
+
+    fn state_keys(&self) -> Option<u64> {
+        Some(self.state.len() as u64)
+    }
+
+    fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {
+        Ok(Some(Box::new(self.state.view(self.keys.clone()))))
+    }
+
+    fn restore(&mut self, _key_group: u32, state: &[u8]) -> Result<(), OpError> {
+        self.state.restore(state)
+    }
+}
+
+#[cfg(test)]
+mod tests;
