@@ -1,0 +1,108 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Updating results end to end, against a real Apache Kafka broker: two
+//! levels of non-windowed GROUP BY write to `upsert-kafka` sinks with
+//! `exactly-once` delivery while the job is stopped with a savepoint at
+//! parallelism 2 and restored at parallelism 3. The second level's groups
+//! empty and refill, so its sink writes tombstones. The table each topic
+//! materializes (the last record per key, a tombstone deleting the key) must
+//! equal that of a run that was never stopped.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+mod common;
+use common::*;
+use sluice_connectors::testing::{shared, unique_topic};
+use sluice_engine::runtime::JobStatus;
+
+fn sql(per_key: &str, buckets: &str, rows: u64, rate: u64) -> String {
+    format!(
+        "CREATE TABLE src (id BIGINT, k INT, v INT)
+ WITH ('connector' = 'datagen', 'seed' = '11', 'rows-per-second' = '{rate}',
+   'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{last}',
+   'fields.k.min' = '0', 'fields.k.max' = '40', 'fields.v.min' = '-50', 'fields.v.max' = '1000');
+CREATE VIEW totals AS SELECT k, COUNT(*) AS c, SUM(v) AS s, MAX(v) AS m FROM src GROUP BY k;
+CREATE TABLE per_key (k INT, c BIGINT, s INT, m INT, PRIMARY KEY (k) NOT ENFORCED)
+ WITH ('connector' = 'upsert-kafka', 'topic' = '{per_key}', 'properties.bootstrap.servers' = '{b}',
+   'key.format' = 'json', 'value.format' = 'json',
+   'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{per_key}');
+CREATE TABLE buckets (b BIGINT, n BIGINT, top INT, PRIMARY KEY (b) NOT ENFORCED)
+ WITH ('connector' = 'upsert-kafka', 'topic' = '{buckets}', 'properties.bootstrap.servers' = '{b}',
+   'key.format' = 'json', 'value.format' = 'json',
+   'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{buckets}');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO per_key SELECT k, c, s, m FROM totals;
+INSERT INTO buckets SELECT MOD(c, 97) AS b, COUNT(*), MAX(s) FROM totals GROUP BY MOD(c, 97);
+END;
+",
+        last = rows - 1,
+        b = shared().bootstrap,
+    )
+}
+
+/// The table a topic materializes, and how many tombstones it holds.
+fn materialized(topic: &str) -> (BTreeMap<String, String>, usize) {
+    let mut table = BTreeMap::new();
+    let mut tombstones = 0;
+    for m in shared().read_committed(topic) {
+        let key = String::from_utf8_lossy(&m.key.unwrap_or_default()).into_owned();
+        match m.value {
+            Some(v) => {
+                table.insert(key, String::from_utf8_lossy(&v).into_owned());
+            }
+            None => {
+                tombstones += 1;
+                table.remove(&key);
+            }
+        }
+    }
+    (table, tombstones)
+}
+
+#[test]
+fn updating_results_reach_upsert_kafka_exactly_once_across_a_savepoint_and_a_rescale() {
+    let rows = 6_000;
+    let topics: Vec<String> = ["cl-key", "cl-bucket", "cl-ref-key", "cl-ref-bucket"].map(unique_topic).to_vec();
+    for t in &topics {
+        shared().create_topic(t, 2);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sp_dir = dir.path().join("savepoints").display().to_string();
+    let ck_dir = dir.path().join("ckpt").display().to_string();
+    let job = sql(&topics[0], &topics[1], rows, 3000);
+    let cfg = config(&[
+        ("parallelism.default", "2".into()),
+        ("execution.checkpointing.dir", ck_dir.clone()),
+        ("execution.checkpointing.interval", "300ms".into()),
+    ]);
+    let (state, h) = start(&job, "changelog", &cfg);
+    wait_for("committed updates", Duration::from_secs(60), || !shared().read_committed(&topics[0]).is_empty());
+    let trigger = state.request_savepoint(Some("stop".into()), Some(sp_dir), true, false).unwrap();
+    h.join().unwrap().unwrap();
+    assert_eq!(state.status(), JobStatus::Finished);
+    let location = state.savepoint(&trigger).unwrap().location.unwrap();
+    let halfway = materialized(&topics[0]).0;
+    let restore = config(&[
+        ("parallelism.default", "3".into()),
+        ("execution.checkpointing.dir", ck_dir),
+        ("execution.state-recovery.path", location),
+    ]);
+    let (_, h) = start(&job, "changelog", &restore);
+    h.join().unwrap().unwrap();
+
+    let (_, h) = start(
+        &sql(&topics[2], &topics[3], rows, 1_000_000),
+        "changelog-reference",
+        &config(&[("parallelism.default", "1".into())]),
+    );
+    h.join().unwrap().unwrap();
+    let (per_key, _) = materialized(&topics[0]);
+    let (expected_per_key, _) = materialized(&topics[2]);
+    let (buckets, _) = materialized(&topics[1]);
+    let (expected_buckets, tombstones) = materialized(&topics[3]);
+    assert_eq!(expected_per_key.len(), 41, "every key has a row: {expected_per_key:?}");
+    assert_ne!(halfway, expected_per_key, "the job finished before the savepoint");
+    assert!(tombstones > 0, "no bucket emptied, so no tombstone was tested");
+    assert_eq!(per_key, expected_per_key, "per-key results differ after the savepoint and rescale");
+    assert_eq!(buckets, expected_buckets, "bucket results differ after the savepoint and rescale");
+}
