@@ -88,6 +88,8 @@ pub enum OpSpec {
         aggs: Vec<AggDef>,
         schema: SchemaRef,
         retract: Vec<bool>,
+        /// `table.exec.state.ttl`; zero keeps state forever.
+        ttl: std::time::Duration,
     },
     Sink {
         table: Arc<TableDef>,
@@ -194,6 +196,7 @@ struct Builder {
     by_option: Vec<bool>,
     sources: HashMap<String, usize>,
     scans: std::collections::BTreeMap<String, usize>,
+    state_ttl: std::time::Duration,
 }
 
 fn lower(e: &Expr, schema: &DFSchema) -> Result<PhysExpr, EngineError> {
@@ -347,6 +350,7 @@ impl Builder {
                     aggs,
                     schema: arrow_schema(&rel.schema),
                     retract,
+                    ttl: self.state_ttl,
                 });
                 Ok(Stream { vertex: v, open: true })
             }
@@ -433,6 +437,7 @@ pub fn build_graph(job: &Job, settings: &Settings) -> Result<JobGraph, EngineErr
         by_option: vec![],
         sources: HashMap::new(),
         scans,
+        state_ttl: settings.state_ttl,
     };
     for sink in &job.sinks {
         let s = b.build(&sink.input)?;

@@ -68,6 +68,9 @@ pub struct Settings {
     pub debloat_target: Option<Duration>,
     /// 0 disables idleness.
     pub idle_timeout: Duration,
+    /// `table.exec.state.ttl`: keyed state of the changelog operators that was
+    /// not written for this long (processing time) expires; 0 keeps it forever.
+    pub state_ttl: Duration,
     /// `metrics.latency.interval`: how often sources send latency markers; 0
     /// turns latency tracking at sinks off (both histograms).
     pub latency_interval: Duration,
@@ -109,6 +112,7 @@ impl Settings {
             buffer_capacity: config.usize("execution.buffer-capacity", 8)?,
             debloat_target: debloat_target(config)?,
             idle_timeout: Duration::from_millis(config.duration_ms("table.exec.source.idle-timeout", 0)?),
+            state_ttl: Duration::from_millis(config.duration_ms("table.exec.state.ttl", 0)?),
             // Flink's default is 0 (off); markers cost one small message per source
             // subtask per interval, so Sluice keeps them on.
             latency_interval: Duration::from_millis(config.duration_ms("metrics.latency.interval", 100)?),

@@ -95,9 +95,9 @@ pub(crate) fn instantiate(
                 )),
             }
         }
-        OpSpec::GroupAggregate { keys, key_types, aggs, schema, retract } => {
+        OpSpec::GroupAggregate { keys, key_types, aggs, schema, retract, ttl } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
-            Box::new(GroupAggregate::new(k, aggs.clone(), schema.clone(), retract.clone()))
+            Box::new(GroupAggregate::new(k, aggs.clone(), schema.clone(), retract.clone()).with_ttl(*ttl))
         }
         OpSpec::Sink { table, event_time } => {
             let ctx = sink_context(table, subtask, parallelism, job_id, tz, sink);

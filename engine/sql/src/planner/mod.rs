@@ -106,7 +106,7 @@ fn validate_setting(key: &str, value: &str, pos: Position) -> Result<(), SqlErro
                 format!("'{key}': unknown time zone '{value}'; use an IANA name such as 'Europe/Berlin', or 'UTC'"),
             )
         }),
-        "table.exec.source.idle-timeout" | "metrics.latency.interval" => {
+        "table.exec.source.idle-timeout" | "metrics.latency.interval" | "table.exec.state.ttl" => {
             sluice_api::duration::parse_ms(value).map(|_| ()).ok_or_else(|| {
                 SqlError::new(pos, format!("'{key}': '{value}' is not a duration such as '10 s' or '500 ms'"))
             })

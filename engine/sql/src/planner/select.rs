@@ -28,9 +28,13 @@ fn select_item_expr(item: &SelectItem) -> Option<&SqlExpr> {
 impl Planner {
     pub(super) fn plan_select(&mut self, s: &Select, pos: Position) -> Result<Rel, SqlError> {
         let pos = pos_of(s, pos);
-        if s.distinct.is_some() {
-            return Err(unsupported(pos, "SELECT DISTINCT (an updating aggregation)"));
-        }
+        let distinct = match &s.distinct {
+            None | Some(ast::Distinct::All) => false,
+            Some(ast::Distinct::Distinct) => true,
+            Some(ast::Distinct::On(_)) => {
+                return Err(SqlError::new(pos, "SELECT DISTINCT ON is not Flink SQL; use SELECT DISTINCT or GROUP BY"));
+            }
+        };
         if s.from.len() != 1 {
             return Err(SqlError::new(
                 pos,
@@ -57,6 +61,12 @@ impl Planner {
         let from = self.plan_from(&s.from[0].relation, pos)?;
         match from {
             FromItem::Plain(rel) => {
+                if aggregating && distinct {
+                    return Err(unsupported(
+                        pos,
+                        "SELECT DISTINCT with aggregates (aggregate in a subquery, then SELECT DISTINCT)",
+                    ));
+                }
                 if aggregating {
                     let rel = match &s.selection {
                         Some(w) => self.filter(rel, w, pos)?,
@@ -68,7 +78,8 @@ impl Planner {
                     Some(w) => self.filter(rel, w, pos)?,
                     None => rel,
                 };
-                self.plan_projection(rel, &s.projection, pos)
+                let rel = self.plan_projection(rel, &s.projection, pos)?;
+                if distinct { distinct_rows(rel, pos) } else { Ok(rel) }
             }
             FromItem::Window { input, window, partition_by, qualifier } => {
                 // A WHERE over the input's columns is applied before the window.
@@ -97,6 +108,12 @@ impl Planner {
                         return Err(unsupported(pos, "a WHERE on window columns before a window aggregation"));
                     }
                     return self.plan_window_aggregate(input, window, partition_by, &group_by, s, pos);
+                }
+                if distinct {
+                    return Err(unsupported(
+                        pos,
+                        "SELECT DISTINCT over a window TVF (write GROUP BY window_start, window_end and the columns)",
+                    ));
                 }
                 if matches!(window.kind, WindowKind::Session { .. }) {
                     return Err(unsupported(pos, "SESSION without an aggregation (GROUP BY window_start, window_end)"));
@@ -172,4 +189,22 @@ impl Planner {
         }
         project(rel, exprs, pos)
     }
+}
+
+/// `SELECT DISTINCT`: as Flink plans it, an aggregation grouped by every
+/// column, without aggregates (an updating relation keyed by all columns).
+fn distinct_rows(rel: Rel, pos: Position) -> Result<Rel, SqlError> {
+    let keys: Vec<Expr> = rel.schema.iter().map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name()))).collect();
+    let fields: Vec<(Option<datafusion_common::TableReference>, std::sync::Arc<arrow::datatypes::Field>)> =
+        rel.schema.fields().iter().map(|f| (None, f.clone())).collect();
+    let schema = datafusion_common::DFSchema::new_with_metadata(fields, std::collections::HashMap::new())
+        .map_err(|e| SqlError::new(pos, format!("{e}; give the columns distinct names with AS")))?;
+    let n = keys.len();
+    Ok(Rel {
+        node: PlanNode::GroupAggregate { input: Box::new(rel), keys, aggs: vec![], position: pos },
+        schema: std::sync::Arc::new(schema),
+        rowtime: None,
+        updating: true,
+        unique_key: Some((0..n).collect()),
+    })
 }

@@ -10,6 +10,12 @@
 //! - when retractions bring a key's row count to zero, it emits
 //!   `-D[key, previous results]` and drops the key's state.
 //!
+//! With `table.exec.state.ttl`, a key's state expires when it was not written
+//! for the TTL (processing time, Flink's `OnCreateAndWrite` and
+//! `NeverReturnExpired`): the key's next row is a first row again (`+I`), a
+//! retraction for it is ignored, and an unchanged result is emitted anyway
+//! (`-U`, `+U`), so that downstream state is refreshed as Flink does.
+//!
 //! State: one [`Group`] per key in [`KeyedState`], so a checkpoint's view is
 //! taken in O(chunks) and a restore at another parallelism hands each subtask
 //! the keys of its key groups.
@@ -35,25 +41,29 @@ use crate::state::codec::{Reader, Writer};
 use crate::state::keyed::{KeyedState, StateValue};
 use crate::state::value::{Val, column_values, to_array};
 
-/// One key's state: its row count (added minus retracted) and accumulators.
+/// One key's state: its row count (added minus retracted), accumulators,
+/// and when it was last written (processing time, ms), for the state TTL.
 #[derive(Debug, Clone)]
 pub struct Group {
     rows: i64,
     accs: Vec<Acc>,
+    written: i64,
 }
 
 impl StateValue for Group {
     fn encode(&self, w: &mut Writer) {
         w.i64(self.rows);
+        w.i64(self.written);
         w.u32(self.accs.len() as u32);
         self.accs.iter().for_each(|a| a.encode(w));
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, OpError> {
         let rows = r.i64()?;
+        let written = r.i64()?;
         let n = r.u32()? as usize;
         let accs = (0..n).map(|_| Acc::decode(r)).collect::<Result<_, _>>()?;
-        Ok(Group { rows, accs })
+        Ok(Group { rows, accs, written })
     }
 }
 
@@ -66,6 +76,16 @@ pub struct GroupAggregate {
     /// every value); Flink's MAX over an increasing column ignores them.
     retract: Vec<bool>,
     state: KeyedState<Group>,
+    /// `table.exec.state.ttl` in ms; 0: state never expires.
+    ttl_ms: i64,
+    /// Processing time in ms (a fixed clock in tests).
+    clock: fn() -> i64,
+    /// When expired keys were last removed.
+    swept: i64,
+}
+
+fn wall_clock() -> i64 {
+    crate::job::now_ms() as i64
 }
 
 /// One emitted row: the input row whose key it has, its kind, its results.
@@ -77,11 +97,43 @@ struct Emitted {
 
 impl GroupAggregate {
     pub fn new(keys: Keys, aggs: Vec<AggDef>, schema: SchemaRef, retract: Vec<bool>) -> Self {
-        GroupAggregate { keys: Arc::new(keys), aggs, schema: relax(&schema), retract, state: KeyedState::default() }
+        GroupAggregate {
+            keys: Arc::new(keys),
+            aggs,
+            schema: relax(&schema),
+            retract,
+            state: KeyedState::default(),
+            ttl_ms: 0,
+            clock: wall_clock,
+            swept: 0,
+        }
+    }
+
+    /// State not written for `ttl` expires; zero keeps it forever.
+    pub fn with_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.ttl_ms = ttl.as_millis().min(i64::MAX as u128) as i64;
+        self
     }
 
     fn new_group(&self) -> Group {
-        Group { rows: 0, accs: self.aggs.iter().zip(&self.retract).map(|(d, r)| Acc::new(d, *r)).collect() }
+        Group { rows: 0, accs: self.aggs.iter().zip(&self.retract).map(|(d, r)| Acc::new(d, *r)).collect(), written: 0 }
+    }
+
+    fn expired(&self, g: &Group, now: i64) -> bool {
+        self.ttl_ms > 0 && now.saturating_sub(g.written) >= self.ttl_ms
+    }
+
+    /// Removes expired keys, at most once per TTL.
+    fn sweep(&mut self, now: i64) {
+        if self.ttl_ms == 0 || now.saturating_sub(self.swept) < self.ttl_ms {
+            return;
+        }
+        self.swept = now;
+        let expired: Vec<Vec<u8>> =
+            self.state.iter().filter(|(_, g)| self.expired(g, now)).map(|(k, _)| k.to_vec()).collect();
+        for k in expired {
+            self.state.remove(&k);
+        }
     }
 
     fn results(&self, g: &Group) -> Vec<Val> {
@@ -89,8 +141,10 @@ impl GroupAggregate {
     }
 
     /// Applies one input row to its key's group; returns what to emit.
+    #[allow(clippy::too_many_arguments)]
     fn apply_row(
         &mut self,
+        now: i64,
         key: &[u8],
         kind: RowKind,
         values: &[Option<&Val>],
@@ -99,6 +153,9 @@ impl GroupAggregate {
         out: &mut Vec<Emitted>,
     ) -> Result<(), OpError> {
         let sign = if kind.is_accumulate() { 1 } else { -1 };
+        if self.state.get(key).is_some_and(|g| self.expired(g, now)) {
+            self.state.remove(key);
+        }
         let prev = match self.state.get(key) {
             Some(g) => Some(self.results(g)),
             None if sign < 0 => return Ok(()),
@@ -115,12 +172,13 @@ impl GroupAggregate {
             }
         }
         g.rows += sign;
+        g.written = now;
         if g.rows > 0 {
             let g = g.clone();
             let results = self.results(&g);
             match prev {
                 None => out.push(Emitted { row, kind: RowKind::Insert, results }),
-                Some(p) if p == results => {}
+                Some(p) if p == results && self.ttl_ms == 0 => {}
                 Some(p) => {
                     out.push(Emitted { row, kind: RowKind::UpdateBefore, results: p });
                     out.push(Emitted { row, kind: RowKind::UpdateAfter, results });
@@ -183,6 +241,8 @@ impl StreamOperator for GroupAggregate {
     }
 
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        let now = (self.clock)();
+        self.sweep(now);
         let (data, kinds) = changelog::split(&batch);
         let keys = self.keys.encode(&data)?;
         let inputs = evaluate(&self.aggs, &data)?;
@@ -198,7 +258,7 @@ impl StreamOperator for GroupAggregate {
             }
             let key = keys.as_ref().map(|k| k.row(r));
             let key: &[u8] = key.as_ref().map(|k| k.as_ref()).unwrap_or(&[]);
-            self.apply_row(key, *kind, &values, &pass, r as u32, &mut emitted)?;
+            self.apply_row(now, key, *kind, &values, &pass, r as u32, &mut emitted)?;
         }
         if !emitted.is_empty() {
             out.push(StreamEvent::Batch(self.output(&data, &emitted)?));
@@ -208,7 +268,7 @@ impl StreamOperator for GroupAggregate {
 
     fn state_layout(&self) -> Option<String> {
         let accs: Vec<&str> = self.new_group().accs.iter().map(Acc::layout).collect();
-        Some(format!("GroupAggregate; {}; aggregates [{}]", self.keys.layout(), accs.join(", ")))
+        Some(format!("GroupAggregate; {}; aggregates [{}]; ttl", self.keys.layout(), accs.join(", ")))
     }
 
     fn state_keys(&self) -> Option<u64> {

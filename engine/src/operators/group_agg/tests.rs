@@ -132,3 +132,30 @@ fn state_survives_a_snapshot_and_restore() {
     assert_eq!(run(&mut restored, &[("+I", "a", 1)]), ["-U[a, 1, 5, 5]", "+U[a, 2, 6, 5]"]);
     assert_eq!(restored.state_layout(), op.state_layout());
 }
+
+static NOW: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn fixed_clock() -> i64 {
+    NOW.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn state_not_written_for_the_ttl_expires() {
+    let mut op = operator(true).with_ttl(std::time::Duration::from_millis(1000));
+    op.clock = fixed_clock;
+    NOW.store(10_000, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(run(&mut op, &[("+I", "a", 5), ("+I", "b", 1)]), ["+I[a, 1, 5, 5]", "+I[b, 1, 1, 1]"]);
+    // Within the TTL an unchanged result is still emitted (a MAX alone would not change).
+    NOW.store(10_999, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(run(&mut op, &[("+I", "a", 0)]), ["-U[a, 1, 5, 5]", "+U[a, 2, 5, 5]"]);
+    // `b` was written at 10 000 and expired at 11 000; `a` at 10 999 lives on.
+    NOW.store(11_000, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        run(&mut op, &[("-U", "b", 1), ("+I", "b", 7), ("+I", "a", 1)]),
+        ["+I[b, 1, 7, 7]", "-U[a, 2, 5, 5]", "+U[a, 3, 6, 5]"]
+    );
+    // A sweep removes keys that expired without being read again.
+    NOW.store(20_000, std::sync::atomic::Ordering::Relaxed);
+    run(&mut op, &[("+I", "c", 1)]);
+    assert_eq!(op.state_keys(), Some(1));
+}
