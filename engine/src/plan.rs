@@ -91,6 +91,12 @@ pub enum OpSpec {
         /// `table.exec.state.ttl`; zero keeps state forever.
         ttl: std::time::Duration,
     },
+    /// Upserts and deletes by key into a changelog of full rows.
+    ChangelogNormalize {
+        keys: Vec<PhysExpr>,
+        key_types: Vec<DataType>,
+        schema: SchemaRef,
+    },
     Sink {
         table: Arc<TableDef>,
         /// The column of the sink's input that holds each record's event time,
@@ -110,6 +116,7 @@ impl OpSpec {
             OpSpec::WindowAssign { kind, .. } => format!("Window{kind}"),
             OpSpec::WindowAggregate { kind, .. } => format!("WindowAggregate{kind}"),
             OpSpec::GroupAggregate { .. } => "GroupAggregate".into(),
+            OpSpec::ChangelogNormalize { .. } => "ChangelogNormalize".into(),
             OpSpec::Sink { table, .. } => format!("Sink: {} [{}]", table.name, table.connector()),
         }
     }
@@ -337,6 +344,27 @@ impl Builder {
                     keys: phys_keys,
                     key_types,
                     aggs: defs,
+                    schema: arrow_schema(&rel.schema),
+                });
+                Ok(Stream { vertex: v, open: true })
+            }
+            PlanNode::ChangelogNormalize { input, keys } => {
+                let s = self.build(input)?;
+                let exprs: Vec<Expr> = keys
+                    .iter()
+                    .map(|k| {
+                        let (q, f) = input.schema.qualified_field(*k);
+                        Expr::Column(datafusion_common::Column::new(q.cloned(), f.name()))
+                    })
+                    .collect();
+                let phys: Vec<PhysExpr> = exprs.iter().map(|k| lower(k, &input.schema)).collect::<Result<_, _>>()?;
+                let key_types = keys.iter().map(|k| input.schema.field(*k).data_type().clone()).collect();
+                let v = self.new_vertex(None, self.parallelism, None);
+                let names = exprs.iter().map(|k| k.to_string()).collect();
+                self.connect(s.vertex, v, Partitioning::Hash { keys: phys.clone(), names });
+                self.graph.vertices[v].ops.push(OpSpec::ChangelogNormalize {
+                    keys: phys,
+                    key_types,
                     schema: arrow_schema(&rel.schema),
                 });
                 Ok(Stream { vertex: v, open: true })

@@ -106,3 +106,59 @@ fn updating_results_reach_upsert_kafka_exactly_once_across_a_savepoint_and_a_res
     assert_eq!(per_key, expected_per_key, "per-key results differ after the savepoint and rescale");
     assert_eq!(buckets, expected_buckets, "bucket results differ after the savepoint and rescale");
 }
+
+/// An `upsert-kafka` source: records upsert their key, tombstones delete it.
+/// The job aggregates the table the topic holds; the result must be the
+/// aggregation of the topic's final table, whichever partitions the keys'
+/// records went to (a key's records share a partition, as a keyed producer
+/// writes them).
+#[test]
+fn an_upsert_kafka_source_reads_a_topic_as_an_updating_table() {
+    let input = unique_topic("upsert-in");
+    let output = unique_topic("upsert-out");
+    shared().create_topic(&input, 3);
+    shared().create_topic(&output, 1);
+    let mut records = Vec::new();
+    let mut table: BTreeMap<i64, i64> = BTreeMap::new();
+    for i in 0..3_000i64 {
+        let k = (i * 7919) % 50;
+        let key = format!("{{\"k\":{k}}}");
+        let partition = (k % 3) as i32;
+        if i % 11 == 5 {
+            records.push(sluice_connectors::testing::Record::tombstone(key).partition(partition));
+            table.remove(&k);
+        } else {
+            let v = (i * 104_729) % 1000;
+            records.push(
+                sluice_connectors::testing::Record::new(format!("{{\"k\":{k},\"v\":{v}}}"))
+                    .key(key)
+                    .partition(partition),
+            );
+            table.insert(k, v);
+        }
+    }
+    shared().produce_all(&input, &records);
+    let sql = format!(
+        "CREATE TABLE src (k BIGINT, v BIGINT, PRIMARY KEY (k) NOT ENFORCED)
+ WITH ('connector' = 'upsert-kafka', 'topic' = '{input}', 'properties.bootstrap.servers' = '{b}',
+   'key.format' = 'json', 'value.format' = 'json', 'scan.bounded.mode' = 'latest-offset');
+CREATE TABLE out (b BIGINT, n BIGINT, total BIGINT, PRIMARY KEY (b) NOT ENFORCED)
+ WITH ('connector' = 'upsert-kafka', 'topic' = '{output}', 'properties.bootstrap.servers' = '{b}',
+   'key.format' = 'json', 'value.format' = 'json');
+INSERT INTO out SELECT MOD(v, 4) AS b, COUNT(*), SUM(v) FROM src GROUP BY MOD(v, 4);
+",
+        b = shared().bootstrap
+    );
+    let (_, h) = start(&sql, "upsert-source", &config(&[("parallelism.default", "2".into())]));
+    h.join().unwrap().unwrap();
+    let mut expected: BTreeMap<String, String> = BTreeMap::new();
+    for b in 0..4 {
+        let vs: Vec<i64> = table.values().copied().filter(|v| v % 4 == b).collect();
+        if !vs.is_empty() {
+            let total: i64 = vs.iter().sum();
+            expected.insert(format!("{{\"b\":{b}}}"), format!("{{\"b\":{b},\"n\":{},\"total\":{total}}}", vs.len()));
+        }
+    }
+    assert!(table.len() < 50, "no key ends deleted, so deletes are not tested");
+    assert_eq!(materialized(&output).0, expected);
+}

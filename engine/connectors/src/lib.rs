@@ -250,7 +250,7 @@ pub enum Role {
 }
 
 /// The connectors and the roles they support.
-const CONNECTORS: &str = "'datagen' (source), 'nexmark' (source), 'filesystem' (source and sink), 'kafka' (source and sink), 'upsert-kafka' (sink), 'print' (sink) and 'blackhole' (sink)";
+const CONNECTORS: &str = "'datagen' (source), 'nexmark' (source), 'filesystem' (source and sink), 'kafka' (source and sink), 'upsert-kafka' (source and sink), 'print' (sink) and 'blackhole' (sink)";
 
 /// A connector's parsed and validated configuration.
 enum Config {
@@ -300,11 +300,7 @@ fn configure(
         "nexmark" => Ok(Config::Nexmark(nexmark::NexmarkConfig::parse(&o, schema)?)),
         "filesystem" => Ok(Config::Filesystem(filesystem::FsConfig::parse(&o, schema)?)),
         "kafka" => Ok(Config::Kafka(Box::new(kafka::KafkaConfig::parse(&o, schema, role == Role::Sink, false)?))),
-        "upsert-kafka" if role == Role::Source => Err(ConnectorError::InvalidOption {
-            table: table.to_string(),
-            message: "an 'upsert-kafka' source reads a compacted topic as an updating table, which needs updating (changelog) SQL, not supported yet; read the topic with 'kafka' as an append-only stream".into(),
-        }),
-        "upsert-kafka" => Ok(Config::Kafka(Box::new(kafka::KafkaConfig::parse(&o, schema, true, true)?))),
+        "upsert-kafka" => Ok(Config::Kafka(Box::new(kafka::KafkaConfig::parse(&o, schema, role == Role::Sink, true)?))),
         "print" => Ok(Config::Print(print::PrintConfig::parse(&o, schema)?)),
         "blackhole" => {
             let throttle = o.u64("sink.throttle")?;
@@ -409,8 +405,9 @@ pub fn validate_table(
 
 /// Whether a source table with these options ends by itself: datagen with
 /// `number-of-rows` or a sequence field, nexmark with `number-of-events`, a
-/// filesystem source without `source.monitor-interval`. Sink-only connectors
-/// count as bounded; an unknown connector as unbounded.
+/// filesystem source without `source.monitor-interval`, kafka and upsert-kafka
+/// with `scan.bounded.mode`. Sink-only connectors count as bounded; an unknown
+/// connector as unbounded.
 pub fn is_bounded(options: &BTreeMap<String, String>) -> bool {
     let connector = options.get("connector").map(|c| c.trim());
     match connector {
@@ -422,8 +419,10 @@ pub fn is_bounded(options: &BTreeMap<String, String>) -> bool {
         }
         Some("nexmark") => options.contains_key("number-of-events"),
         Some("filesystem") => !options.contains_key("source.monitor-interval"),
-        Some("kafka") => options.get("scan.bounded.mode").is_some_and(|m| m.trim() != "unbounded"),
-        Some("print") | Some("blackhole") | Some("upsert-kafka") => true,
+        Some("kafka") | Some("upsert-kafka") => {
+            options.get("scan.bounded.mode").is_some_and(|m| m.trim() != "unbounded")
+        }
+        Some("print") | Some("blackhole") => true,
         _ => false,
     }
 }

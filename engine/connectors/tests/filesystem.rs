@@ -302,7 +302,7 @@ fn missing_paths_and_bad_options_are_clear_errors() {
     assert_eq!(
         check(&[("connector", "pulsar")], Role::Source).as_deref(),
         Some(
-            "table `t`: unknown connector 'pulsar'; supported connectors are 'datagen' (source), 'nexmark' (source), 'filesystem' (source and sink), 'kafka' (source and sink), 'upsert-kafka' (sink), 'print' (sink) and 'blackhole' (sink)"
+            "table `t`: unknown connector 'pulsar'; supported connectors are 'datagen' (source), 'nexmark' (source), 'filesystem' (source and sink), 'kafka' (source and sink), 'upsert-kafka' (source and sink), 'print' (sink) and 'blackhole' (sink)"
         )
     );
     assert_eq!(

@@ -98,6 +98,10 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
             let (keys, aggs) = aggregation_text(rel, 0, keys, aggs);
             let _ = write!(s, "GroupAggregate: keys [{keys}], aggregates [{aggs}]");
         }
+        PlanNode::ChangelogNormalize { keys, .. } => {
+            let keys: Vec<String> = keys.iter().map(|k| column(rel, *k)).collect();
+            let _ = write!(s, "ChangelogNormalize: keys [{}]", keys.join(", "));
+        }
     }
     if rel.updating {
         let key = rel.unique_key.as_ref().map(|k| k.iter().map(|c| column(rel, *c)).collect::<Vec<_>>().join(", "));
@@ -118,7 +122,8 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
         | PlanNode::Project { input, .. }
         | PlanNode::WindowAssign { input, .. }
         | PlanNode::WindowAggregate { input, .. }
-        | PlanNode::GroupAggregate { input, .. } => explain_rel(s, input, depth + 1),
+        | PlanNode::GroupAggregate { input, .. }
+        | PlanNode::ChangelogNormalize { input, .. } => explain_rel(s, input, depth + 1),
         PlanNode::Union { inputs } => inputs.iter().for_each(|i| explain_rel(s, i, depth + 1)),
     }
 }

@@ -176,6 +176,7 @@ fn of(rel: &Rel) -> Vec<Fields> {
             out
         }
         PlanNode::GroupAggregate { input, keys, aggs, .. } => aggregated(input, &of(input), keys, aggs),
+        PlanNode::ChangelogNormalize { input, .. } => of(input),
     }
 }
 

@@ -46,7 +46,8 @@ impl Rel {
             | PlanNode::Project { input, .. }
             | PlanNode::WindowAssign { input, .. }
             | PlanNode::WindowAggregate { input, .. }
-            | PlanNode::GroupAggregate { input, .. } => input.scanned_tables(),
+            | PlanNode::GroupAggregate { input, .. }
+            | PlanNode::ChangelogNormalize { input, .. } => input.scanned_tables(),
             PlanNode::Union { inputs } => inputs.iter().flat_map(Rel::scanned_tables).collect(),
         }
     }
@@ -108,6 +109,15 @@ pub enum PlanNode {
         aggs: Vec<AggCall>,
         /// Where the aggregation's SELECT is, for errors about its updates.
         position: Position,
+    },
+    /// The upserts and deletes of an `upsert-kafka` source, keyed by its
+    /// primary key, turned into a changelog with full rows: `+I` for a new key,
+    /// `-U` and `+U` for a changed row, `-D` with the last row for a delete
+    /// (Flink's `ChangelogNormalize`). Output: the input's columns.
+    ChangelogNormalize {
+        input: Box<Rel>,
+        /// The primary key's columns.
+        keys: Vec<usize>,
     },
 }
 

@@ -44,6 +44,10 @@ pub fn modified(rel: &Rel) -> Option<Vec<Mono>> {
             Some(if all.iter().all(|m| *m == head) { head } else { vec![Mono::NotMonotonic; n] })
         }
         PlanNode::GroupAggregate { input, keys, aggs, .. } => aggregate(input, keys, aggs),
+        // Flink: the unique key is constant, every other column may change.
+        PlanNode::ChangelogNormalize { keys, .. } => {
+            Some((0..n).map(|i| if keys.contains(&i) { Mono::Constant } else { Mono::NotMonotonic }).collect())
+        }
         _ => None,
     }
 }

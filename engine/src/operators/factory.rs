@@ -7,6 +7,7 @@ use sluice_connectors::{SinkContext, create_sink};
 use super::StreamOperator;
 use super::calc::{Filter, Project};
 use super::group_agg::GroupAggregate;
+use super::normalize::ChangelogNormalize;
 use super::session::SessionAggregate;
 use super::sink::Sink;
 use super::watermark::WatermarkAssigner;
@@ -98,6 +99,10 @@ pub(crate) fn instantiate(
         OpSpec::GroupAggregate { keys, key_types, aggs, schema, retract, ttl } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
             Box::new(GroupAggregate::new(k, aggs.clone(), schema.clone(), retract.clone()).with_ttl(*ttl))
+        }
+        OpSpec::ChangelogNormalize { keys, key_types, schema } => {
+            let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
+            Box::new(ChangelogNormalize::new(k, schema.clone()))
         }
         OpSpec::Sink { table, event_time } => {
             let ctx = sink_context(table, subtask, parallelism, job_id, tz, sink);

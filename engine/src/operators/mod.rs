@@ -5,6 +5,7 @@ pub mod aggregate;
 pub mod calc;
 pub mod factory;
 pub mod group_agg;
+pub mod normalize;
 pub mod panes;
 pub mod policy;
 pub mod session;

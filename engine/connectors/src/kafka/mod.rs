@@ -124,6 +124,9 @@ pub(crate) enum ValueFormat {
 
 #[derive(Debug, Clone)]
 pub(crate) struct KafkaConfig {
+    /// An `upsert-kafka` table: its source reads a record as an upsert of its
+    /// key and a tombstone as a delete (rows with row kinds).
+    pub upsert: bool,
     /// `topic`: empty with `topic-pattern`.
     pub topics: Vec<String>,
     pub pattern: Option<TopicPattern>,
@@ -210,6 +213,8 @@ impl KafkaConfig {
             false => None,
         };
         let startup = match o.get("scan.startup.mode").map(str::trim) {
+            // An upsert-kafka source reads the whole (compacted) topic, as in Flink.
+            None if upsert => Position::Earliest,
             None | Some("group-offsets") => Position::Group,
             Some(m) => position(o, m, "scan.startup")?,
         };
@@ -262,6 +267,7 @@ impl KafkaConfig {
         };
         o.check_all_used(if upsert { "upsert-kafka" } else { "kafka" }, &supported_options())?;
         Ok(KafkaConfig {
+            upsert,
             topics,
             pattern,
             bootstrap,

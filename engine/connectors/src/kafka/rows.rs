@@ -3,18 +3,24 @@
 //!
 //! A record adds a row only when its value does: a tombstone (no value) and,
 //! with `*.ignore-parse-errors`, a malformed value add nothing, as in Flink's
-//! formats. The value is decoded first, so a record that adds no row leaves
+//! formats. An `upsert-kafka` source is the exception: each row carries a row
+//! kind (`sluice_format::changelog`), `+U` for a record with a value and `-D`
+//! for a tombstone, whose row has the key's fields and NULL elsewhere. The value is decoded first, so a record that adds no row leaves
 //! the key and metadata columns untouched. A missing or, with the key format's
 //! `ignore-parse-errors`, malformed key gives NULL key fields.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
+use arrow::array::{
+    ArrayRef, BinaryBuilder, BooleanArray, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+};
 use arrow::compute::cast;
+use arrow::compute::kernels::zip::zip;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use rdkafka::Timestamp;
+use sluice_format::changelog::{self, RowKind};
 
 use super::columns::{Layout, Meta};
 use super::{KafkaConfig, ValueFormat, kafka_error};
@@ -118,6 +124,11 @@ pub(super) struct Rows {
     value: Part,
     /// With `EXCEPT_KEY` only: otherwise the value holds the key fields.
     key: Option<Part>,
+    /// `upsert-kafka` without `EXCEPT_KEY`: the key fields of tombstones
+    /// (NULL for the other rows, whose value holds them).
+    tombstone_key: Option<Part>,
+    /// `upsert-kafka`: each row's kind.
+    kinds: Option<Vec<RowKind>>,
     metadata: Vec<(usize, Meta, MetaBuilder)>,
     /// Records skipped because they could not be parsed.
     pub skipped: u64,
@@ -140,10 +151,13 @@ impl Rows {
                 .collect()
         };
         let value = Part::new(table, &cfg.value, fields(&layout.value, &|n| n.to_string()))?;
+        let key_part = |format| Part::new(table, format, fields(&layout.key, &|n| layout.key_name(n).to_string()));
         let key = match &cfg.key {
-            Some(format) if layout.except_key => {
-                Some(Part::new(table, format, fields(&layout.key, &|n| layout.key_name(n).to_string()))?)
-            }
+            Some(format) if layout.except_key => Some(key_part(format)?),
+            _ => None,
+        };
+        let tombstone_key = match &cfg.key {
+            Some(format) if cfg.upsert && !layout.except_key => Some(key_part(format)?),
             _ => None,
         };
         let metadata = layout
@@ -166,6 +180,8 @@ impl Rows {
             local_time_zone: local_time_zone.to_string(),
             value,
             key,
+            tombstone_key,
+            kinds: cfg.upsert.then(Vec::new),
             metadata,
             skipped: 0,
         })
@@ -182,7 +198,14 @@ impl Rows {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Result<(), ConnectorError> {
-        match self.value.add(value) {
+        let tombstone = self.kinds.is_some() && value.is_none();
+        if tombstone {
+            self.value.add_null();
+            if let Some(part) = &mut self.tombstone_key {
+                add_key(part, key).map_err(|m| self.error(at, "key: ", &m))?;
+            }
+        }
+        match if tombstone { Ok(true) } else { self.value.add(value) } {
             Ok(true) => {}
             Ok(false) => return Ok(()),
             Err(RecordError::Malformed(_)) if self.value.ignore_parse_errors => {
@@ -192,11 +215,12 @@ impl Rows {
             Err(RecordError::Malformed(m) | RecordError::Field(m)) => return Err(self.error(at, "", &m)),
         }
         if let Some(part) = &mut self.key {
-            match part.add(key) {
-                Ok(true) => {}
-                Ok(false) => part.add_null(),
-                Err(RecordError::Malformed(_)) if part.ignore_parse_errors => part.add_null(),
-                Err(RecordError::Malformed(m) | RecordError::Field(m)) => return Err(self.error(at, "key: ", &m)),
+            add_key(part, key).map_err(|m| self.error(at, "key: ", &m))?;
+        }
+        if let Some(kinds) = &mut self.kinds {
+            kinds.push(if tombstone { RowKind::Delete } else { RowKind::UpdateAfter });
+            if !tombstone && let Some(part) = &mut self.tombstone_key {
+                part.add_null();
             }
         }
         for (_, meta, b) in &mut self.metadata {
@@ -238,6 +262,16 @@ impl Rows {
                 columns[*i] = Some(a);
             }
         }
+        let kinds = self.kinds.as_mut().map(std::mem::take);
+        if let (Some(part), Some(kinds)) = (&mut self.tombstone_key, &kinds) {
+            // A tombstone's key fields come from its key, the others' from their value.
+            let deleted = BooleanArray::from(kinds.iter().map(|k| *k == RowKind::Delete).collect::<Vec<_>>());
+            for (i, a) in self.layout.key.iter().zip(part.finish()?) {
+                if let Some(v) = columns[*i].take() {
+                    columns[*i] = Some(zip(&deleted, &a, &v)?);
+                }
+            }
+        }
         for (i, meta, b) in &mut self.metadata {
             let a: ArrayRef = match b {
                 MetaBuilder::Str(b) => Arc::new(b.finish()),
@@ -256,11 +290,31 @@ impl Rows {
                 c.ok_or_else(|| ArrowError::InvalidArgumentError(format!("column {} has no origin", i + 1)).into())
             })
             .collect::<Result<Vec<_>, BatchError>>()?;
-        RecordBatch::try_new_with_options(
+        let batch = RecordBatch::try_new_with_options(
             self.schema.clone(),
             columns,
             &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )
-        .map_err(BatchError::from)
+        )?;
+        match kinds {
+            Some(kinds) => Ok(changelog::attach(&batch, &kinds)?),
+            None => Ok(batch),
+        }
+    }
+}
+
+/// Decodes a record's key into its part; a missing key, or a malformed one
+/// with `ignore-parse-errors`, gives NULL key fields.
+fn add_key(part: &mut Part, key: Option<&[u8]>) -> Result<(), String> {
+    match part.add(key) {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            part.add_null();
+            Ok(())
+        }
+        Err(RecordError::Malformed(_)) if part.ignore_parse_errors => {
+            part.add_null();
+            Ok(())
+        }
+        Err(RecordError::Malformed(m) | RecordError::Field(m)) => Err(m),
     }
 }

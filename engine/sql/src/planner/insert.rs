@@ -184,6 +184,10 @@ fn update_origin(rel: &Rel) -> String {
                 position.line, position.column
             )
         }
+        PlanNode::ChangelogNormalize { input, .. } => match &input.node {
+            PlanNode::Source(t) => format!("table `{}` ('upsert-kafka') is an updating table", t.name),
+            _ => update_origin(input),
+        },
         PlanNode::Source(t) => format!("table `{}` is updating", t.name),
         PlanNode::Filter { input, .. }
         | PlanNode::Project { input, .. }

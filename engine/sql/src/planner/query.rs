@@ -123,12 +123,31 @@ impl Planner {
             return requalify(v.clone(), name, pos);
         }
         if let Some(t) = self.tables.get(name) {
-            return Ok(Rel {
+            let source = Rel {
                 node: PlanNode::Source(t.clone()),
                 schema: t.schema.clone(),
                 rowtime: t.rowtime(),
                 updating: false,
                 unique_key: None,
+            };
+            if t.connector() != "upsert-kafka" {
+                return Ok(source);
+            }
+            // An upsert source: its rows are upserts and deletes by primary key.
+            let keys = t
+                .primary_key
+                .iter()
+                .map(|c| t.schema.index_of_column_by_name(None, c))
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(|| {
+                    SqlError::new(pos, format!("table `{name}`: a PRIMARY KEY column is not a column of the table"))
+                })?;
+            return Ok(Rel {
+                node: PlanNode::ChangelogNormalize { input: Box::new(source), keys: keys.clone() },
+                schema: t.schema.clone(),
+                rowtime: None,
+                updating: true,
+                unique_key: Some(keys),
             });
         }
         let mut known: Vec<&String> = self.tables.keys().chain(self.views.keys()).collect();
