@@ -9,14 +9,14 @@ out=.bench
 mkdir -p "$out"
 bin="${CARGO_TARGET_DIR:-target}/release/sluice-engine"
 [ -x "$bin" ] || { echo "bench: $bin is missing; run 'make build' first" >&2; exit 1; }
-queries=(bench/q_filter.sql bench/q_tumble.sql bench/nexmark/q0.sql bench/nexmark/q1.sql bench/nexmark/q2.sql bench/nexmark/q22.sql bench/nexmark/q5_hop.sql)
+queries=(bench/q_filter.sql bench/q_tumble.sql bench/q_group.sql bench/nexmark/q0.sql bench/nexmark/q1.sql bench/nexmark/q2.sql bench/nexmark/q22.sql bench/nexmark/q5_hop.sql)
 flink_tsv=bench/flink/results.tsv
 if [ "${BENCH_FLINK:-0}" = 1 ]; then
   bash tools/flink/setup.sh
   py="$SLUICE_CACHE/flink-venv/bin/python"
   jsonl="$out/flink-results.jsonl"
   rm -f "$jsonl"
-  for q in bench/q_filter.sql bench/q_tumble.sql; do
+  for q in bench/q_filter.sql bench/q_tumble.sql bench/q_group.sql; do
     "$py" bench/flink/run.py "$q" --json "$jsonl"
   done
   # The median is not needed for one run each: take the measured figures as they are.
