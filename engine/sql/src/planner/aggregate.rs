@@ -87,6 +87,30 @@ impl VisitorMut for AggRewriter<'_> {
     }
 }
 
+/// An aggregation's output schema: `first` (the window columns), the keys,
+/// then the aggregates as `__aggN`.
+fn aggregation_schema(
+    first: Vec<Field>,
+    keys: &[(SqlExpr, String)],
+    key_exprs: &[Expr],
+    aggs: &[AggCall],
+    input: &Rel,
+    pos: Position,
+) -> Result<Arc<DFSchema>, SqlError> {
+    let mut fields: Vec<(Option<TableReference>, Arc<Field>)> =
+        first.into_iter().map(|f| (None, Arc::new(f))).collect();
+    for ((_, name), e) in keys.iter().zip(key_exprs) {
+        let t = e.get_type(&input.schema).map_err(df_err(pos))?;
+        let nullable = e.nullable(&input.schema).map_err(df_err(pos))?;
+        fields.push((None, Arc::new(Field::new(name, t, nullable))));
+    }
+    for (i, a) in aggs.iter().enumerate() {
+        fields.push((None, Arc::new(Field::new(format!("__agg{i}"), a.output_type.clone(), a.func != AggFunc::Count))));
+    }
+    let schema = DFSchema::new_with_metadata(fields, HashMap::new()).map_err(|e| SqlError::new(pos, e.to_string()))?;
+    Ok(Arc::new(schema))
+}
+
 pub(super) fn contains_aggregate(e: &SqlExpr) -> bool {
     let mut found = false;
     let _ = ast::visit_expressions(e, |x| {
@@ -158,25 +182,9 @@ impl Planner {
         // The aggregation's output schema.
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
         let wt = input.schema.field(window.time_col).data_type().clone();
-        let mut fields: Vec<(Option<TableReference>, Arc<Field>)> = WINDOW_COLUMNS
-            .iter()
-            .zip([ts.clone(), ts, wt])
-            .map(|(n, t)| (None, Arc::new(Field::new(*n, t, false))))
-            .collect();
-        for ((_, name), e) in keys.iter().zip(&key_exprs) {
-            let t = e.get_type(&input.schema).map_err(df_err(pos))?;
-            let nullable = e.nullable(&input.schema).map_err(df_err(pos))?;
-            fields.push((None, Arc::new(Field::new(name, t, nullable))));
-        }
-        for (i, a) in aggs.iter().enumerate() {
-            fields.push((
-                None,
-                Arc::new(Field::new(format!("__agg{i}"), a.output_type.clone(), a.func != AggFunc::Count)),
-            ));
-        }
-        let schema = Arc::new(
-            DFSchema::new_with_metadata(fields, HashMap::new()).map_err(|e| SqlError::new(pos, e.to_string()))?,
-        );
+        let window_fields: Vec<Field> =
+            WINDOW_COLUMNS.iter().zip([ts.clone(), ts, wt]).map(|(n, t)| Field::new(*n, t, false)).collect();
+        let schema = aggregation_schema(window_fields, &keys, &key_exprs, &aggs, &input, pos)?;
         let rel = Rel {
             node: PlanNode::WindowAggregate { input: Box::new(input), window, keys: key_exprs, aggs },
             schema,
@@ -280,21 +288,7 @@ impl Planner {
             key_exprs.push(planned);
         }
         let (items, having, aggs) = self.rewrite_aggregation(&keys, &input, s, pos)?;
-        let mut fields: Vec<(Option<TableReference>, Arc<Field>)> = Vec::new();
-        for ((_, name), e) in keys.iter().zip(&key_exprs) {
-            let t = e.get_type(&input.schema).map_err(df_err(pos))?;
-            let nullable = e.nullable(&input.schema).map_err(df_err(pos))?;
-            fields.push((None, Arc::new(Field::new(name, t, nullable))));
-        }
-        for (i, a) in aggs.iter().enumerate() {
-            fields.push((
-                None,
-                Arc::new(Field::new(format!("__agg{i}"), a.output_type.clone(), a.func != AggFunc::Count)),
-            ));
-        }
-        let schema = Arc::new(
-            DFSchema::new_with_metadata(fields, HashMap::new()).map_err(|e| SqlError::new(pos, e.to_string()))?,
-        );
+        let schema = aggregation_schema(Vec::new(), &keys, &key_exprs, &aggs, &input, pos)?;
         let nkeys = key_exprs.len();
         let rel = Rel {
             node: PlanNode::GroupAggregate { input: Box::new(input), keys: key_exprs, aggs, position: pos },

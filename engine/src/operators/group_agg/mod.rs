@@ -137,7 +137,7 @@ impl GroupAggregate {
     }
 
     fn results(&self, g: &Group) -> Vec<Val> {
-        g.accs.iter().zip(&self.aggs).map(|(a, d)| a.result(d)).collect()
+        results(&self.aggs, g)
     }
 
     /// Applies one input row to its key's group; returns what to emit.
@@ -174,8 +174,7 @@ impl GroupAggregate {
         g.rows += sign;
         g.written = now;
         if g.rows > 0 {
-            let g = g.clone();
-            let results = self.results(&g);
+            let results = results(&self.aggs, g);
             match prev {
                 None => out.push(Emitted { row, kind: RowKind::Insert, results }),
                 Some(p) if p == results && self.ttl_ms == 0 => {}
@@ -221,6 +220,10 @@ impl GroupAggregate {
         let kinds: Vec<RowKind> = emitted.iter().map(|e| e.kind).collect();
         Ok(changelog::attach(&batch, &kinds)?)
     }
+}
+
+fn results(aggs: &[AggDef], g: &Group) -> Vec<Val> {
+    g.accs.iter().zip(aggs).map(|(a, d)| a.result(d)).collect()
 }
 
 /// Each aggregate's values over a batch, and whether each row passes its FILTER.
