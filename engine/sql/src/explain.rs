@@ -102,6 +102,36 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
             let keys: Vec<String> = keys.iter().map(|k| column(rel, *k)).collect();
             let _ = write!(s, "ChangelogNormalize: keys [{}]", keys.join(", "));
         }
+        PlanNode::Rank { partition, order, range, output_rank, .. } => {
+            let order: Vec<String> = order
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{} {} NULLS {}",
+                        k.expr,
+                        if k.asc { "ASC" } else { "DESC" },
+                        if k.nulls_first { "FIRST" } else { "LAST" }
+                    )
+                })
+                .collect();
+            let range = range.map(|r| r.to_string()).unwrap_or_else(|| "no range".into());
+            let _ = write!(
+                s,
+                "Rank: partition [{}], order [{}], {range}, {}",
+                exprs_text(partition),
+                order.join(", "),
+                if *output_rank { "row number in the output" } else { "without the row number" }
+            );
+        }
+        PlanNode::Deduplicate { input, partition, time_col, keep_last } => {
+            let _ = write!(
+                s,
+                "Deduplicate: keep the {} row per [{}] on {}",
+                if *keep_last { "last" } else { "first" },
+                exprs_text(partition),
+                column(input, *time_col)
+            );
+        }
     }
     if rel.updating {
         let key = rel.unique_key.as_ref().map(|k| k.iter().map(|c| column(rel, *c)).collect::<Vec<_>>().join(", "));
@@ -123,7 +153,9 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
         | PlanNode::WindowAssign { input, .. }
         | PlanNode::WindowAggregate { input, .. }
         | PlanNode::GroupAggregate { input, .. }
-        | PlanNode::ChangelogNormalize { input, .. } => explain_rel(s, input, depth + 1),
+        | PlanNode::ChangelogNormalize { input, .. }
+        | PlanNode::Rank { input, .. }
+        | PlanNode::Deduplicate { input, .. } => explain_rel(s, input, depth + 1),
         PlanNode::Union { inputs } => inputs.iter().for_each(|i| explain_rel(s, i, depth + 1)),
     }
 }
@@ -141,6 +173,10 @@ fn aggregation_text(rel: &Rel, first: usize, keys: &[crate::expr::Expr], aggs: &
         .collect();
     let aggs: Vec<String> = aggs.iter().enumerate().map(|(i, a)| agg_text(a, &name(first + keys.len() + i))).collect();
     (keys.join(", "), aggs.join(", "))
+}
+
+fn exprs_text(exprs: &[datafusion_expr::Expr]) -> String {
+    exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 fn window_text(window: &WindowSpec, input: &Rel) -> String {

@@ -137,6 +137,7 @@ impl ExprPlanner {
     /// Plans `e` against `schema`: a typed, coerced DataFusion expression.
     pub fn plan(&self, e: &SqlExpr, schema: &DFSchema, fallback: Position) -> Result<Expr, SqlError> {
         let pos = expr_position(e, fallback);
+        reject_window_calls(e, pos)?;
         let mut e = e.clone();
         rewrite_flink_syntax(&mut e, pos)?;
         let opts = ParserOptions {
@@ -369,6 +370,32 @@ impl VisitorMut for FlinkSyntax {
             *e = r;
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// Window functions (`f(...) OVER (...)`) are planned by the planner's Top-N,
+/// never as scalar expressions: one anywhere else is an error here, so that
+/// DataFusion's "no functions registered" never reaches the user.
+fn reject_window_calls(e: &SqlExpr, fallback: Position) -> Result<(), SqlError> {
+    let mut err = None;
+    let _ = sqlparser::ast::visit_expressions(e, |x| {
+        if let SqlExpr::Function(f) = x
+            && f.over.is_some()
+        {
+            err = Some(SqlError::new(
+                expr_position(x, fallback),
+                format!(
+                    "{}(...) OVER (...) is only supported as an item of a SELECT list, in a Top-N: SELECT ..., ROW_NUMBER() OVER (PARTITION BY k ORDER BY c DESC) AS rn FROM t, read by a query with WHERE rn <= N",
+                    f.name.to_string().to_ascii_uppercase()
+                ),
+            ));
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 

@@ -177,6 +177,18 @@ fn of(rel: &Rel) -> Vec<Fields> {
         }
         PlanNode::GroupAggregate { input, keys, aggs, .. } => aggregated(input, &of(input), keys, aggs),
         PlanNode::ChangelogNormalize { input, .. } => of(input),
+        PlanNode::Rank { input, order, output_rank, .. } => {
+            let mut cols = of(input);
+            if *output_rank {
+                let mut fields = Fields::new();
+                for k in order {
+                    merge(&mut fields, through(&k.expr, &input.schema, &cols, Derivation::Transformation));
+                }
+                cols.push(fields);
+            }
+            cols
+        }
+        PlanNode::Deduplicate { input, .. } => of(input),
     }
 }
 

@@ -47,7 +47,9 @@ impl Rel {
             | PlanNode::WindowAssign { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
-            | PlanNode::ChangelogNormalize { input, .. } => input.scanned_tables(),
+            | PlanNode::ChangelogNormalize { input, .. }
+            | PlanNode::Rank { input, .. }
+            | PlanNode::Deduplicate { input, .. } => input.scanned_tables(),
             PlanNode::Union { inputs } => inputs.iter().flat_map(Rel::scanned_tables).collect(),
         }
     }
@@ -119,6 +121,55 @@ pub enum PlanNode {
         /// The primary key's columns.
         keys: Vec<usize>,
     },
+    /// `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` filtered on its
+    /// result (Flink's Top-N). Output: the input's columns, then the row
+    /// number (BIGINT) when `output_rank`. Updating.
+    Rank {
+        input: Box<Rel>,
+        /// Over the input's schema.
+        partition: Vec<Expr>,
+        order: Vec<SortKey>,
+        /// `None` while the planner has not yet seen the filter on the row
+        /// number: such a plan is rejected at its `INSERT`.
+        range: Option<RankRange>,
+        output_rank: bool,
+        /// Where `ROW_NUMBER()` is written, for errors.
+        position: Position,
+    },
+    /// Deduplication: a Top-1 ordered by the input's event-time attribute
+    /// without the row number in the output. Output: the input's columns.
+    /// Keeping the first row emits each key's row once, when the watermark
+    /// passes its time (append-only); keeping the last row is updating.
+    Deduplicate {
+        input: Box<Rel>,
+        partition: Vec<Expr>,
+        /// The input's time attribute.
+        time_col: usize,
+        keep_last: bool,
+    },
+}
+
+/// One `ORDER BY` item of a ranking.
+#[derive(Debug, Clone)]
+pub struct SortKey {
+    pub expr: Expr,
+    pub asc: bool,
+    /// Flink's default: nulls are the smallest values (first ascending, last
+    /// descending).
+    pub nulls_first: bool,
+}
+
+/// The row numbers a Top-N keeps, 1-based and inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RankRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl std::fmt::Display for RankRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rn {}..={}", self.start, self.end)
+    }
 }
 
 /// A window TVF.

@@ -47,3 +47,30 @@ fn errors_have_positions() {
     assert_eq!(e.position.line, 10, "{e}");
     assert!(e.message.contains("nope"), "{e}");
 }
+
+/// Every OVER form Sluice does not plan is a Sluice error with a position,
+/// never DataFusion's "No functions registered ... please file a bug report".
+#[test]
+fn unsupported_over_forms_are_sluice_errors() {
+    let src =
+        "CREATE TABLE t (k STRING, v INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen');
+CREATE TABLE o (k STRING, v INT, n BIGINT) WITH ('connector' = 'print');
+";
+    let queries = [
+        "SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v) FROM t",
+        "SELECT k, v, n FROM (SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v) AS n FROM t)",
+        "SELECT k, v, n FROM (SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k) AS n FROM t) WHERE n <= 2",
+        "SELECT k, v, n FROM (SELECT k, v, DENSE_RANK() OVER (PARTITION BY k ORDER BY v) AS n FROM t) WHERE n <= 2",
+        "SELECT k, v, COUNT(*) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM t",
+        "SELECT k, v, 1 FROM t WHERE ROW_NUMBER() OVER (ORDER BY v) = 1",
+        "SELECT k, MAX(v), ROW_NUMBER() OVER (ORDER BY k) FROM t GROUP BY k",
+        "SELECT k, v, n FROM (SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS n FROM t) WHERE n = 1",
+        "SELECT k, v, n FROM (SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v) AS n FROM t) WHERE n <= v",
+    ];
+    for q in queries {
+        let e = compile(&format!("{src}INSERT INTO o {q};")).expect_err(q);
+        assert!(e.position.line >= 3, "{q}: {e}");
+        assert!(!e.message.contains("Internal error") && !e.message.contains("bug report"), "{q}: {e}");
+        assert!(e.message.contains("OVER") || e.message.contains("row number"), "{q}: {e}");
+    }
+}

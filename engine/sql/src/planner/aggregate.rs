@@ -111,10 +111,18 @@ fn aggregation_schema(
     Ok(Arc::new(schema))
 }
 
+/// Whether `name` (upper case) is an aggregate function, implemented or not.
+pub(super) fn is_aggregate_name(name: &str) -> bool {
+    AGGREGATES.contains(&name) || OTHER_AGGREGATES.contains(&name)
+}
+
+/// Whether an expression holds an aggregate call (not an OVER aggregation).
 pub(super) fn contains_aggregate(e: &SqlExpr) -> bool {
     let mut found = false;
     let _ = ast::visit_expressions(e, |x| {
-        if let SqlExpr::Function(f) = x {
+        if let SqlExpr::Function(f) = x
+            && f.over.is_none()
+        {
             let n = f.name.to_string().to_ascii_uppercase();
             if AGGREGATES.contains(&n.as_str()) || OTHER_AGGREGATES.contains(&n.as_str()) {
                 found = true;

@@ -27,6 +27,7 @@ impl Planner {
             }
         };
         let rel = self.plan_query(&ins.query, ins.position)?;
+        super::rank::check_ranked(&rel)?;
         let sink_schema = table.sink_schema();
         let sink_fields = sink_schema.fields();
         let src: Vec<(Expr, DataType)> = rel
@@ -188,12 +189,21 @@ fn update_origin(rel: &Rel) -> String {
             PlanNode::Source(t) => format!("table `{}` ('upsert-kafka') is an updating table", t.name),
             _ => update_origin(input),
         },
+        PlanNode::Rank { input, position, .. } if !input.updating => format!(
+            "the Top-N (ROW_NUMBER) at line {}, column {} updates its rows as others enter and leave the top",
+            position.line, position.column
+        ),
+        PlanNode::Deduplicate { keep_last: true, .. } => {
+            "the deduplication keeping the last row replaces a key's row with each later one".into()
+        }
         PlanNode::Source(t) => format!("table `{}` is updating", t.name),
         PlanNode::Filter { input, .. }
         | PlanNode::Project { input, .. }
         | PlanNode::WindowAssign { input, .. }
         | PlanNode::WindowAggregate { input, .. }
-        | PlanNode::GroupAggregate { input, .. } => update_origin(input),
+        | PlanNode::GroupAggregate { input, .. }
+        | PlanNode::Rank { input, .. }
+        | PlanNode::Deduplicate { input, .. } => update_origin(input),
         PlanNode::Union { inputs } => inputs.iter().find(|i| i.updating).map(update_origin).unwrap_or_default(),
     }
 }

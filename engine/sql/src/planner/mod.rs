@@ -3,8 +3,9 @@
 //! [`compile`] reads the `SET` statements, defines tables and views in order,
 //! and plans each `INSERT INTO` into a [`SinkPlan`]. The planner is split along
 //! the SQL it plans: `query` (WITH, UNION ALL, FROM items), `select` (WHERE and
-//! the SELECT list), `window` (window TVFs), `aggregate` (window aggregation) and
-//! `insert` (mapping a query onto a sink's columns).
+//! the SELECT list), `window` (window TVFs), `aggregate` (window aggregation),
+//! `rank` (Top-N and deduplication) and `insert` (mapping a query onto a sink's
+//! columns).
 //!
 //! Invariants of every [`Rel`] the planner builds:
 //! - its `schema` is exactly the output of its `node`, and every expression in
@@ -21,6 +22,7 @@
 mod aggregate;
 mod insert;
 mod query;
+mod rank;
 mod select;
 mod window;
 

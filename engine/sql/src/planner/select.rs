@@ -10,6 +10,7 @@ use sqlparser::ast::{self, Expr as SqlExpr, GroupByExpr, Select, SelectItem};
 
 use super::aggregate::contains_aggregate;
 use super::query::FromItem;
+use super::rank::{pending_rank, select_item_has_window_call};
 use super::window::is_window_col;
 use super::{Planner, df_err, ident_name, pos_of, project, unsupported};
 use crate::error::{Position, SqlError};
@@ -58,6 +59,13 @@ impl Planner {
         let aggregating = !group_by.is_empty()
             || s.having.is_some()
             || s.projection.iter().filter_map(select_item_expr).any(contains_aggregate);
+        let over = s.projection.iter().any(select_item_has_window_call);
+        if over && aggregating {
+            return Err(SqlError::new(
+                pos,
+                "ROW_NUMBER() OVER (...) in a SELECT with GROUP BY or aggregates is not supported; rank the aggregated rows in an enclosing query",
+            ));
+        }
         let from = self.plan_from(&s.from[0].relation, pos)?;
         match from {
             FromItem::Plain(rel) => {
@@ -66,6 +74,22 @@ impl Planner {
                         pos,
                         "SELECT DISTINCT with aggregates (aggregate in a subquery, then SELECT DISTINCT)",
                     ));
+                }
+                if pending_rank(&rel) && !aggregating {
+                    if over {
+                        return Err(SqlError::new(
+                            pos,
+                            "ROW_NUMBER() OVER (...) over the result of another ROW_NUMBER() is not supported; filter the first one on its row number (WHERE rn <= N) first",
+                        ));
+                    }
+                    let rel = self.plan_top_n(rel, s, pos)?;
+                    return if distinct { distinct_rows(rel, pos) } else { Ok(rel) };
+                }
+                if over {
+                    if distinct {
+                        return Err(unsupported(pos, "SELECT DISTINCT with ROW_NUMBER() OVER (...)"));
+                    }
+                    return self.plan_over_select(rel, s, pos);
                 }
                 if aggregating {
                     let rel = match &s.selection {
@@ -102,6 +126,9 @@ impl Planner {
                     } else {
                         input = self.filter(input, w, pos)?;
                     }
+                }
+                if over {
+                    return Err(unsupported(pos, "ROW_NUMBER() OVER (...) directly over a window TVF (Window Top-N)"));
                 }
                 if aggregating {
                     if late_filter.is_some() {
@@ -152,18 +179,30 @@ impl Planner {
     }
 
     pub(super) fn plan_projection(&self, rel: Rel, items: &[SelectItem], pos: Position) -> Result<Rel, SqlError> {
+        self.plan_projection_hiding(rel, items, pos, 0)
+    }
+
+    /// A SELECT list over `rel`, whose last `hidden` columns `*` does not expand to.
+    pub(super) fn plan_projection_hiding(
+        &self,
+        rel: Rel,
+        items: &[SelectItem],
+        pos: Position,
+        hidden: usize,
+    ) -> Result<Rel, SqlError> {
         let mut exprs = Vec::new();
+        let visible = rel.schema.fields().len().saturating_sub(hidden);
         for (i, item) in items.iter().enumerate() {
             match item {
                 SelectItem::Wildcard(_) => {
-                    for (q, f) in rel.schema.iter() {
+                    for (q, f) in rel.schema.iter().take(visible) {
                         exprs.push((Expr::Column(Column::new(q.cloned(), f.name())), f.name().clone()));
                     }
                 }
                 SelectItem::QualifiedWildcard(ast::SelectItemQualifiedWildcardKind::ObjectName(n), _) => {
                     let q = object_name(n);
                     let before = exprs.len();
-                    for (fq, f) in rel.schema.iter() {
+                    for (fq, f) in rel.schema.iter().take(visible) {
                         if fq.is_some_and(|fq| fq.table() == q) {
                             exprs.push((Expr::Column(Column::new(fq.cloned(), f.name())), f.name().clone()));
                         }

@@ -1,0 +1,564 @@
+//! Top-N and deduplication: `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)`
+//! in a SELECT list, filtered on its result by the query that reads it (Flink's
+//! Top-N pattern).
+//!
+//! Planning follows the SQL as written, in two steps:
+//! 1. the SELECT with `ROW_NUMBER() OVER (...) AS rn` ([`Planner::plan_over_select`])
+//!    plans a [`PlanNode::Rank`] without a range (the input's columns, then the row
+//!    number) under a projection in SELECT-list order;
+//! 2. the SELECT that reads it with `WHERE rn <= N` ([`Planner::plan_top_n`])
+//!    takes the range from the conditions on the row number, keeps the row number
+//!    in the Rank's output only when its SELECT list uses it, and turns a Top-1
+//!    ordered by the event-time attribute without the row number into a
+//!    [`PlanNode::Deduplicate`], as Flink's rules do.
+//!
+//! Invariants:
+//! - between the two steps the Rank is reached from the relation through
+//!   projections only ([`pending_rank`]); a Rank that never gets a range is
+//!   rejected at its INSERT ([`check_ranked`]) with the position of its
+//!   `ROW_NUMBER()`;
+//! - a window function anywhere else is rejected by the expression planner, so
+//!   no DataFusion error about window functions reaches the user.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field};
+use datafusion_common::{DFSchema, ScalarValue, TableReference};
+use datafusion_expr::{BinaryExpr, Operator};
+use sqlparser::ast::{self, Expr as SqlExpr, FunctionArguments, Ident, Select, SelectItem, WindowType};
+
+use super::{Planner, df_err, pos_of, project};
+use crate::error::{Position, SqlError};
+use crate::expr::Expr;
+use crate::logical::{PlanNode, RankRange, Rel, SortKey};
+use crate::parser::expr_position;
+
+/// The name of the row number column between the two steps.
+const RANK_COLUMN: &str = "$row_number";
+
+/// The window functions Flink knows that Sluice does not run, for clear errors.
+const RANKING: [&str; 6] = ["RANK", "DENSE_RANK", "PERCENT_RANK", "CUME_DIST", "NTILE", "LAG"];
+
+/// The window function calls (`f(...) OVER ...`) in an expression, cloned.
+pub(super) fn window_calls(e: &SqlExpr) -> Vec<ast::Function> {
+    let mut found = Vec::new();
+    let _ = ast::visit_expressions(e, |x| {
+        if let SqlExpr::Function(f) = x
+            && f.over.is_some()
+        {
+            found.push(f.clone());
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// Whether an expression holds a window function call.
+pub(super) fn has_window_call(e: &SqlExpr) -> bool {
+    let mut found = false;
+    let _ = ast::visit_expressions(e, |x| {
+        if matches!(x, SqlExpr::Function(f) if f.over.is_some()) {
+            found = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found
+}
+
+pub(super) fn select_item_has_window_call(item: &SelectItem) -> bool {
+    match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => has_window_call(e),
+        _ => false,
+    }
+}
+
+/// Where a relation's pending Rank (one without a range) is, when the relation
+/// reaches it through projections only.
+pub(super) fn pending_rank(rel: &Rel) -> bool {
+    match &rel.node {
+        PlanNode::Rank { range: None, .. } => true,
+        PlanNode::Project { input, .. } => pending_rank(input),
+        _ => false,
+    }
+}
+
+/// Rejects a plan that still holds a Rank without a range.
+pub(super) fn check_ranked(rel: &Rel) -> Result<(), SqlError> {
+    match &rel.node {
+        PlanNode::Rank { range: None, position, .. } => Err(SqlError::new(
+            *position,
+            "ROW_NUMBER() OVER (...) must be filtered on its result by the query that reads it, as in SELECT ... FROM (SELECT ..., ROW_NUMBER() OVER (PARTITION BY k ORDER BY c DESC) AS rn FROM t) WHERE rn <= 10: a streaming query runs it as a Top-N",
+        )),
+        PlanNode::Source(_) => Ok(()),
+        PlanNode::Filter { input, .. }
+        | PlanNode::Project { input, .. }
+        | PlanNode::WindowAssign { input, .. }
+        | PlanNode::WindowAggregate { input, .. }
+        | PlanNode::GroupAggregate { input, .. }
+        | PlanNode::ChangelogNormalize { input, .. }
+        | PlanNode::Rank { input, .. }
+        | PlanNode::Deduplicate { input, .. } => check_ranked(input),
+        PlanNode::Union { inputs } => inputs.iter().try_for_each(check_ranked),
+    }
+}
+
+/// The index of the pending Rank's row number in a relation that reaches it
+/// through projections, if the projections pass it through.
+fn rank_column(rel: &Rel) -> Option<usize> {
+    match &rel.node {
+        PlanNode::Rank { .. } => Some(rel.schema.fields().len() - 1),
+        PlanNode::Project { input, exprs } => {
+            let inner = rank_column(input)?;
+            exprs
+                .iter()
+                .position(|e| matches!(e, Expr::Column(c) if input.schema.index_of_column(c).ok() == Some(inner)))
+        }
+        _ => None,
+    }
+}
+
+fn pending_position(rel: &Rel) -> Option<Position> {
+    match &rel.node {
+        PlanNode::Rank { position, .. } => Some(*position),
+        PlanNode::Project { input, .. } => pending_position(input),
+        _ => None,
+    }
+}
+
+fn literal_u64(e: &Expr) -> Option<i128> {
+    match e {
+        Expr::Literal(v, _) => match v {
+            ScalarValue::Int8(Some(x)) => Some(*x as i128),
+            ScalarValue::Int16(Some(x)) => Some(*x as i128),
+            ScalarValue::Int32(Some(x)) => Some(*x as i128),
+            ScalarValue::Int64(Some(x)) => Some(*x as i128),
+            ScalarValue::UInt8(Some(x)) => Some(*x as i128),
+            ScalarValue::UInt16(Some(x)) => Some(*x as i128),
+            ScalarValue::UInt32(Some(x)) => Some(*x as i128),
+            ScalarValue::UInt64(Some(x)) => Some(*x as i128),
+            _ => None,
+        },
+        Expr::Cast(c) => literal_u64(&c.expr),
+        Expr::TryCast(c) => literal_u64(&c.expr),
+        _ => None,
+    }
+}
+
+fn strip_casts(e: &Expr) -> &Expr {
+    match e {
+        Expr::Cast(c) => strip_casts(&c.expr),
+        Expr::TryCast(c) => strip_casts(&c.expr),
+        _ => e,
+    }
+}
+
+/// Bounds on the row number: `(lowest, highest)`, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Bounds {
+    pub lo: i128,
+    pub hi: Option<i128>,
+}
+
+/// Narrows `b` by one conjunct if it is a bound on the row number `is_rank`
+/// recognizes: `rn <= N`, `rn < N`, `rn = N`, `rn >= M`, `rn > M` (either way
+/// round) or `rn BETWEEN M AND N`. `None`: not such a bound.
+pub(super) fn narrow(b: Bounds, conj: &Expr, is_rank: &dyn Fn(&Expr) -> bool) -> Option<Bounds> {
+    let mut b = b;
+    let hi = |n: i128, b: &mut Bounds| b.hi = Some(b.hi.map_or(n, |h| h.min(n)));
+    match conj {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (l, r) = (strip_casts(left), strip_casts(right));
+            let (op, n) = if is_rank(l) {
+                (*op, literal_u64(r)?)
+            } else if is_rank(r) {
+                (op.swap()?, literal_u64(l)?)
+            } else {
+                return None;
+            };
+            match op {
+                Operator::LtEq => hi(n, &mut b),
+                Operator::Lt => hi(n - 1, &mut b),
+                Operator::Eq => {
+                    hi(n, &mut b);
+                    b.lo = b.lo.max(n);
+                }
+                Operator::GtEq => b.lo = b.lo.max(n),
+                Operator::Gt => b.lo = b.lo.max(n + 1),
+                _ => return None,
+            }
+            Some(b)
+        }
+        Expr::Between(between) if !between.negated && is_rank(strip_casts(&between.expr)) => {
+            let (lo, h) = (literal_u64(&between.low)?, literal_u64(&between.high)?);
+            hi(h, &mut b);
+            b.lo = b.lo.max(lo);
+            Some(b)
+        }
+        _ => None,
+    }
+}
+
+/// What a Top-N becomes: the decision of step 2, pure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RankPlan {
+    TopN { range: RankRange, output_rank: bool },
+    Deduplicate { keep_last: bool },
+}
+
+/// Flink's choice between a Top-N and a deduplication: a Top-1 without the row
+/// number, ordered by the event-time attribute alone, keeps the first (ASC) or
+/// last (DESC) row per key.
+pub(super) fn choose(range: RankRange, output_rank: bool, order_on_rowtime: Option<bool>) -> RankPlan {
+    match order_on_rowtime {
+        Some(asc) if range == (RankRange { start: 1, end: 1 }) && !output_rank => {
+            RankPlan::Deduplicate { keep_last: !asc }
+        }
+        _ => RankPlan::TopN { range, output_rank },
+    }
+}
+
+impl Planner {
+    /// Step 1: a SELECT whose list holds `ROW_NUMBER() OVER (...)`, over `rel`
+    /// (its FROM, before its WHERE).
+    pub(super) fn plan_over_select(&mut self, rel: Rel, s: &Select, pos: Position) -> Result<Rel, SqlError> {
+        let rel = match &s.selection {
+            Some(w) => self.filter(rel, w, pos)?,
+            None => rel,
+        };
+        let mut call_at = None;
+        for (i, item) in s.projection.iter().enumerate() {
+            let (e, alias) = match item {
+                SelectItem::UnnamedExpr(e) => (e, None),
+                SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias)),
+                _ => continue,
+            };
+            let calls = window_calls(e);
+            let Some(f) = calls.first() else { continue };
+            let fpos = pos_of(f, pos);
+            let is_whole = matches!(e, SqlExpr::Function(g) if g.over.is_some());
+            if call_at.is_some() || calls.len() > 1 {
+                return Err(SqlError::new(
+                    fpos,
+                    "only one ROW_NUMBER() OVER (...) per SELECT is supported (a Top-N ranks by one ordering)",
+                ));
+            }
+            if !is_whole {
+                return Err(SqlError::new(
+                    fpos,
+                    "ROW_NUMBER() OVER (...) must be a SELECT item of its own (AS rn), not inside an expression",
+                ));
+            }
+            call_at = Some((i, f.clone(), alias.cloned(), fpos));
+        }
+        let Some((item_idx, f, alias, fpos)) = call_at else {
+            return Err(SqlError::new(pos, "internal: no window function in this SELECT"));
+        };
+        let name = f.name.to_string().to_ascii_uppercase();
+        if name != "ROW_NUMBER" {
+            let msg = if super::aggregate::is_aggregate_name(&name) {
+                format!(
+                    "OVER aggregations ({name}(...) OVER (...)) are not supported yet; ROW_NUMBER() OVER (...) filtered on its result (Top-N) is"
+                )
+            } else if RANKING.contains(&name.as_str()) || name == "LEAD" {
+                format!(
+                    "{name}() OVER (...) is not supported; as in Flink's streaming Top-N, the ranking function must be ROW_NUMBER()"
+                )
+            } else {
+                format!(
+                    "window function {name} is not supported; ROW_NUMBER() OVER (...) filtered on its result (Top-N) is"
+                )
+            };
+            return Err(SqlError::new(fpos, msg));
+        }
+        if !matches!(&f.args, FunctionArguments::None)
+            && !matches!(&f.args, FunctionArguments::List(l) if l.args.is_empty())
+        {
+            return Err(SqlError::new(fpos, "ROW_NUMBER() takes no arguments"));
+        }
+        let spec = match &f.over {
+            Some(WindowType::WindowSpec(spec)) => spec,
+            _ => {
+                return Err(SqlError::new(
+                    fpos,
+                    "named windows (OVER w ... WINDOW w AS (...)) are not supported; write the window in OVER (...)",
+                ));
+            }
+        };
+        if spec.window_frame.is_some() {
+            return Err(SqlError::new(fpos, "ROW_NUMBER() OVER (...) takes no window frame (ROWS/RANGE BETWEEN ...)"));
+        }
+        if spec.order_by.is_empty() {
+            return Err(SqlError::new(
+                fpos,
+                "ROW_NUMBER() OVER (...) needs an ORDER BY: a Top-N ranks the rows of each partition by it, as in OVER (PARTITION BY k ORDER BY c DESC)",
+            ));
+        }
+        if rel.updating {
+            return Err(SqlError::new(
+                fpos,
+                "a Top-N over an updating input (one with updates or deletes, such as a non-windowed aggregation) is not supported yet; Top-N over an append-only input is",
+            ));
+        }
+        let mut partition = Vec::new();
+        for p in &spec.partition_by {
+            if has_window_call(p) {
+                return Err(SqlError::new(expr_position(p, fpos), "window functions cannot be nested"));
+            }
+            partition.push(self.plan_expr(p, &rel.schema, fpos)?);
+        }
+        let mut order = Vec::new();
+        for o in &spec.order_by {
+            if o.with_fill.is_some() {
+                return Err(SqlError::new(expr_position(&o.expr, fpos), "WITH FILL is not supported"));
+            }
+            let asc = o.options.asc.unwrap_or(true);
+            let expr = self.plan_expr(&o.expr, &rel.schema, fpos)?;
+            order.push(SortKey { expr, asc, nulls_first: o.options.nulls_first.unwrap_or(asc) });
+        }
+        // The Rank's output: the input's columns, then the row number.
+        let mut fields: Vec<(Option<TableReference>, Arc<Field>)> =
+            rel.schema.iter().map(|(q, f)| (q.cloned(), f.clone())).collect();
+        fields.push((None, Arc::new(Field::new(RANK_COLUMN, DataType::Int64, false))));
+        let schema = DFSchema::new_with_metadata(fields, Default::default()).map_err(df_err(pos))?;
+        let hidden = 1;
+        let rowtime = rel.rowtime;
+        let ranked = Rel {
+            node: PlanNode::Rank {
+                input: Box::new(rel),
+                partition,
+                order,
+                range: None,
+                output_rank: true,
+                position: fpos,
+            },
+            schema: Arc::new(schema),
+            rowtime,
+            updating: true,
+            unique_key: None,
+        };
+        let mut items = s.projection.clone();
+        let out_name = alias.map(|a| a.value.clone()).unwrap_or_else(|| format!("EXPR${item_idx}"));
+        items[item_idx] = SelectItem::ExprWithAlias {
+            expr: SqlExpr::Identifier(Ident::with_quote('`', RANK_COLUMN)),
+            alias: Ident::with_quote('`', out_name),
+        };
+        self.plan_projection_hiding(ranked, &items, pos, hidden)
+    }
+
+    /// Step 2: a SELECT over a relation that reaches a pending Rank.
+    pub(super) fn plan_top_n(&mut self, rel: Rel, s: &Select, pos: Position) -> Result<Rel, SqlError> {
+        let fpos = pending_position(&rel).unwrap_or(pos);
+        let needs_filter = |at: Position| {
+            SqlError::new(
+                at,
+                "a Top-N needs a condition on the row number in the WHERE of the query that reads it, as in WHERE rn <= 10 (also rn < N, rn = N, rn BETWEEN M AND N, rn > M AND rn <= N)",
+            )
+        };
+        let Some(rank_idx) = rank_column(&rel) else { return Err(needs_filter(fpos)) };
+        let Some(w) = &s.selection else { return Err(needs_filter(fpos)) };
+        let wpos = expr_position(w, pos);
+        let predicate = self.plan_expr(w, &rel.schema, pos)?;
+        let is_rank = |e: &Expr| matches!(e, Expr::Column(c) if rel.schema.index_of_column(c).ok() == Some(rank_idx));
+        let mut bounds = Bounds { lo: 1, hi: None };
+        let mut residual = Vec::new();
+        let mut bounded = false;
+        for conj in datafusion_expr::utils::split_conjunction(&predicate) {
+            if let Some(b) = narrow(bounds, conj, &is_rank) {
+                bounds = b;
+                bounded = true;
+            } else if conj.column_refs().iter().any(|c| rel.schema.index_of_column(c).ok() == Some(rank_idx)) {
+                return Err(SqlError::new(
+                    wpos,
+                    format!(
+                        "`{conj}`: the only conditions on a Top-N's row number are rn <= N, rn < N, rn = N, rn >= M, rn > M and rn BETWEEN M AND N, joined by AND"
+                    ),
+                ));
+            } else {
+                residual.push(conj.clone());
+            }
+        }
+        let Some(hi) = bounds.hi.filter(|_| bounded) else { return Err(needs_filter(wpos)) };
+        if hi < bounds.lo || hi < 1 {
+            return Err(SqlError::new(wpos, "the conditions on the row number keep no rows"));
+        }
+        let range = RankRange { start: bounds.lo.max(1) as u64, end: hi.min(u64::MAX as i128) as u64 };
+        // Whether the SELECT list reads the row number: planned over the
+        // relation as it is, which has it.
+        let probe = self.plan_projection(rel.clone(), &s.projection, pos)?;
+        let output_rank = match &probe.node {
+            PlanNode::Project { exprs, .. } => exprs
+                .iter()
+                .any(|e| e.column_refs().iter().any(|c| rel.schema.index_of_column(c).ok() == Some(rank_idx))),
+            _ => true,
+        };
+        let rel = finish_chain(rel, range, output_rank)?;
+        let rel = match datafusion_expr::utils::conjunction(residual) {
+            Some(p) => {
+                let schema = rel.schema.clone();
+                let (rowtime, updating, unique_key) = (rel.rowtime, rel.updating, rel.unique_key.clone());
+                Rel {
+                    node: PlanNode::Filter { input: Box::new(rel), predicate: p },
+                    schema,
+                    rowtime,
+                    updating,
+                    unique_key,
+                }
+            }
+            None => rel,
+        };
+        self.plan_projection(rel, &s.projection, pos)
+    }
+}
+
+/// Rebuilds the projections above a pending Rank with its range set, without
+/// the row number when `output_rank` is false.
+fn finish_chain(rel: Rel, range: RankRange, output_rank: bool) -> Result<Rel, SqlError> {
+    let Rel { node, schema, .. } = rel;
+    match node {
+        PlanNode::Rank { input, partition, order, position, .. } => {
+            let part_cols: Option<Vec<usize>> = partition
+                .iter()
+                .map(|p| match p {
+                    Expr::Column(c) => input.schema.index_of_column(c).ok(),
+                    _ => None,
+                })
+                .collect();
+            let order_on_rowtime = match order.as_slice() {
+                [k] => match &k.expr {
+                    Expr::Column(c)
+                        if input.rowtime.is_some() && input.schema.index_of_column(c).ok() == input.rowtime =>
+                    {
+                        Some(k.asc)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            let n_in = input.schema.fields().len();
+            let schema = if output_rank { schema } else { Arc::new(drop_column(&schema, n_in, position)?) };
+            let top1 = range == RankRange { start: 1, end: 1 };
+            let part_key = part_cols.filter(|k| !k.is_empty());
+            match choose(range, output_rank, order_on_rowtime) {
+                RankPlan::Deduplicate { keep_last } => {
+                    let Some(time_col) = input.rowtime else {
+                        return Err(SqlError::new(position, "internal: deduplication without a time attribute"));
+                    };
+                    Ok(Rel {
+                        rowtime: if keep_last { None } else { Some(time_col) },
+                        updating: keep_last,
+                        unique_key: part_key,
+                        node: PlanNode::Deduplicate { input, partition, time_col, keep_last },
+                        schema,
+                    })
+                }
+                RankPlan::TopN { range, output_rank } => {
+                    let unique_key = match (top1, output_rank) {
+                        (true, _) => part_key,
+                        (false, true) => Some(part_key.unwrap_or_default().into_iter().chain([n_in]).collect()),
+                        (false, false) => input.unique_key.clone(),
+                    };
+                    Ok(Rel {
+                        node: PlanNode::Rank { input, partition, order, range: Some(range), output_rank, position },
+                        schema,
+                        rowtime: None,
+                        updating: true,
+                        unique_key,
+                    })
+                }
+            }
+        }
+        PlanNode::Project { input, exprs } => {
+            let old_input_rank = rank_column(&input);
+            let input_schema = input.schema.clone();
+            let new_input = finish_chain(*input, range, output_rank)?;
+            let mut kept = Vec::new();
+            let mut dropped = None;
+            for (i, (e, (_, f))) in exprs.into_iter().zip(schema.iter()).enumerate() {
+                let is_rank = matches!(&e, Expr::Column(c) if input_schema.index_of_column(c).ok() == old_input_rank);
+                if is_rank && !output_rank {
+                    dropped = Some(i);
+                } else {
+                    kept.push((e, f.name().clone()));
+                }
+            }
+            let pos = Position { line: 1, column: 1 };
+            let mut out = project(new_input, kept, pos)?;
+            let qualified = match dropped {
+                Some(i) => drop_column(&schema, i, pos)?,
+                None => schema.as_ref().clone(),
+            };
+            out.schema = Arc::new(qualified);
+            Ok(out)
+        }
+        _ => Err(SqlError::new(Position { line: 1, column: 1 }, "internal: a Top-N chain holds another node")),
+    }
+}
+
+fn drop_column(schema: &DFSchema, i: usize, pos: Position) -> Result<DFSchema, SqlError> {
+    let fields: Vec<(Option<TableReference>, Arc<Field>)> =
+        schema.iter().enumerate().filter(|(k, _)| *k != i).map(|(_, (q, f))| (q.cloned(), f.clone())).collect();
+    DFSchema::new_with_metadata(fields, Default::default()).map_err(df_err(pos))
+}
+
+/// The column `name` of a schema, for tests.
+#[cfg(test)]
+fn col(name: &str) -> Expr {
+    Expr::Column(datafusion_common::Column::from_name(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion_expr::lit;
+
+    use super::*;
+
+    fn is_rn(e: &Expr) -> bool {
+        matches!(e, Expr::Column(c) if c.name == "rn")
+    }
+
+    fn bounds_of(conds: Vec<Expr>) -> Option<Bounds> {
+        let mut b = Bounds { lo: 1, hi: None };
+        for c in &conds {
+            b = narrow(b, c, &is_rn)?;
+        }
+        Some(b)
+    }
+
+    #[test]
+    fn conditions_on_the_row_number_narrow_the_range() {
+        let cases: Vec<(Vec<Expr>, Option<(i128, Option<i128>)>)> = vec![
+            (vec![col("rn").lt_eq(lit(3i64))], Some((1, Some(3)))),
+            (vec![col("rn").lt(lit(3i64))], Some((1, Some(2)))),
+            (vec![col("rn").eq(lit(1i64))], Some((1, Some(1)))),
+            (vec![lit(5i64).gt_eq(col("rn"))], Some((1, Some(5)))),
+            (vec![col("rn").gt(lit(2i64)), col("rn").lt_eq(lit(5i64))], Some((3, Some(5)))),
+            (vec![col("rn").between(lit(2i64), lit(4i64))], Some((2, Some(4)))),
+            (vec![col("rn").gt_eq(lit(2i64))], Some((2, None))),
+            (vec![col("rn").not_eq(lit(2i64))], None),
+            (vec![col("x").lt_eq(lit(2i64))], None),
+            (vec![col("rn").lt_eq(col("x"))], None),
+        ];
+        for (conds, want) in cases {
+            let text = format!("{conds:?}");
+            assert_eq!(bounds_of(conds).map(|b| (b.lo, b.hi)), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_top1_on_event_time_without_the_row_number_is_a_deduplication() {
+        let top1 = RankRange { start: 1, end: 1 };
+        let top3 = RankRange { start: 1, end: 3 };
+        let cases = [
+            (top1, false, Some(true), RankPlan::Deduplicate { keep_last: false }),
+            (top1, false, Some(false), RankPlan::Deduplicate { keep_last: true }),
+            (top1, true, Some(true), RankPlan::TopN { range: top1, output_rank: true }),
+            (top3, false, Some(true), RankPlan::TopN { range: top3, output_rank: false }),
+            (top1, false, None, RankPlan::TopN { range: top1, output_rank: false }),
+        ];
+        for (range, output_rank, rowtime, want) in cases {
+            assert_eq!(choose(range, output_rank, rowtime), want, "{range} {output_rank} {rowtime:?}");
+        }
+    }
+}
