@@ -18,10 +18,11 @@ use datafusion_physical_expr::PhysicalExpr;
 use sluice_job::{Settings, VERTEX_PARALLELISM_OVERRIDES};
 use sluice_sql::catalog::TableDef;
 use sluice_sql::expr::{Expr, physical};
-use sluice_sql::plan::{Job, PlanNode, Rel, WindowKind};
+use sluice_sql::plan::{Job, PlanNode, RankRange, Rel, WindowKind};
 
 use crate::error::EngineError;
 use crate::operators::aggregate::AggDef;
+use crate::operators::rows::Direction;
 
 pub type PhysExpr = Arc<dyn PhysicalExpr>;
 
@@ -97,6 +98,26 @@ pub enum OpSpec {
         key_types: Vec<DataType>,
         schema: SchemaRef,
     },
+    /// Top-N over an append-only or updating input (see `operators::rank`).
+    Rank {
+        keys: Vec<PhysExpr>,
+        key_types: Vec<DataType>,
+        order: Vec<(PhysExpr, Direction)>,
+        range: RankRange,
+        output_rank: bool,
+        /// The input's column types.
+        types: Vec<DataType>,
+        schema: SchemaRef,
+    },
+    /// Deduplication on event time (see `operators::dedup`).
+    Deduplicate {
+        keys: Vec<PhysExpr>,
+        key_types: Vec<DataType>,
+        time_col: usize,
+        keep_last: bool,
+        types: Vec<DataType>,
+        schema: SchemaRef,
+    },
     Sink {
         table: Arc<TableDef>,
         /// The column of the sink's input that holds each record's event time,
@@ -117,6 +138,12 @@ impl OpSpec {
             OpSpec::WindowAggregate { kind, .. } => format!("WindowAggregate{kind}"),
             OpSpec::GroupAggregate { .. } => "GroupAggregate".into(),
             OpSpec::ChangelogNormalize { .. } => "ChangelogNormalize".into(),
+            OpSpec::Rank { range, output_rank, .. } => {
+                format!("Rank({range}{})", if *output_rank { ", row number" } else { "" })
+            }
+            OpSpec::Deduplicate { keep_last, .. } => {
+                format!("Deduplicate(keep {} row)", if *keep_last { "last" } else { "first" })
+            }
             OpSpec::Sink { table, .. } => format!("Sink: {} [{}]", table.name, table.connector()),
         }
     }
@@ -369,6 +396,36 @@ impl Builder {
                 });
                 Ok(Stream { vertex: v, open: true })
             }
+            PlanNode::Rank { input, partition, order, range, output_rank, .. } => {
+                let Some(range) = range else {
+                    return Err(EngineError::Internal("a Top-N without a range reached the engine".into()));
+                };
+                let order = order
+                    .iter()
+                    .map(|k| Ok((lower(&k.expr, &input.schema)?, Direction { asc: k.asc, nulls_first: k.nulls_first })))
+                    .collect::<Result<Vec<_>, EngineError>>()?;
+                let (output_rank, range) = (*output_rank, *range);
+                self.keyed_vertex(input, partition, |keys, key_types, types| OpSpec::Rank {
+                    keys,
+                    key_types,
+                    order,
+                    range,
+                    output_rank,
+                    types,
+                    schema: arrow_schema(&rel.schema),
+                })
+            }
+            PlanNode::Deduplicate { input, partition, time_col, keep_last } => {
+                let (time_col, keep_last) = (*time_col, *keep_last);
+                self.keyed_vertex(input, partition, |keys, key_types, types| OpSpec::Deduplicate {
+                    keys,
+                    key_types,
+                    time_col,
+                    keep_last,
+                    types,
+                    schema: arrow_schema(&rel.schema),
+                })
+            }
             PlanNode::GroupAggregate { input, keys, aggs, .. } => {
                 let retract = sluice_sql::monotonicity::retracting(input, keys, aggs);
                 let (v, keys, key_types, aggs) = self.keyed_aggregation(input, keys, aggs)?;
@@ -426,6 +483,34 @@ impl Builder {
         };
         self.connect(s.vertex, v, partitioning);
         Ok((v, phys_keys, key_types, defs))
+    }
+
+    /// A keyed operator on a new vertex behind a hash edge on its keys, or a
+    /// global edge at parallelism 1 without keys. `spec` gets the lowered keys,
+    /// their types and the input's column types.
+    fn keyed_vertex(
+        &mut self,
+        input: &Rel,
+        keys: &[Expr],
+        spec: impl FnOnce(Vec<PhysExpr>, Vec<DataType>, Vec<DataType>) -> OpSpec,
+    ) -> Result<Stream, EngineError> {
+        let s = self.build(input)?;
+        let phys_keys: Vec<PhysExpr> = keys.iter().map(|k| lower(k, &input.schema)).collect::<Result<_, _>>()?;
+        let key_types = keys
+            .iter()
+            .map(|k| k.get_type(&input.schema).map_err(|e| EngineError::Internal(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let p = if keys.is_empty() { 1 } else { self.parallelism };
+        let v = self.new_vertex(None, p, None);
+        let partitioning = if keys.is_empty() {
+            Partitioning::Global
+        } else {
+            Partitioning::Hash { keys: phys_keys.clone(), names: keys.iter().map(|k| k.to_string()).collect() }
+        };
+        self.connect(s.vertex, v, partitioning);
+        let types = input.schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        self.graph.vertices[v].ops.push(spec(phys_keys, key_types, types));
+        Ok(Stream { vertex: v, open: true })
     }
 }
 

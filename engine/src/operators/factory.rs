@@ -6,8 +6,10 @@ use sluice_connectors::{SinkContext, create_sink};
 
 use super::StreamOperator;
 use super::calc::{Filter, Project};
+use super::dedup::Deduplicate;
 use super::group_agg::GroupAggregate;
 use super::normalize::ChangelogNormalize;
+use super::rank::TopN;
 use super::session::SessionAggregate;
 use super::sink::Sink;
 use super::watermark::WatermarkAssigner;
@@ -103,6 +105,14 @@ pub(crate) fn instantiate(
         OpSpec::ChangelogNormalize { keys, key_types, schema } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
             Box::new(ChangelogNormalize::new(k, schema.clone()))
+        }
+        OpSpec::Rank { keys, key_types, order, range, output_rank, types, schema } => {
+            let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
+            Box::new(TopN::new(k, order.clone(), *range, *output_rank, types.clone(), schema.clone()))
+        }
+        OpSpec::Deduplicate { keys, key_types, time_col, keep_last, types, schema } => {
+            let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
+            Box::new(Deduplicate::new(k, *time_col, *keep_last, types.clone(), schema.clone()))
         }
         OpSpec::Sink { table, event_time } => {
             let ctx = sink_context(table, subtask, parallelism, job_id, tz, sink);

@@ -3,11 +3,14 @@
 
 pub mod aggregate;
 pub mod calc;
+pub mod dedup;
 pub mod factory;
 pub mod group_agg;
 pub mod normalize;
 pub mod panes;
 pub mod policy;
+pub mod rank;
+pub mod rows;
 pub mod session;
 pub mod sessions;
 pub mod sink;

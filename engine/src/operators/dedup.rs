@@ -1,0 +1,286 @@
+//! Deduplication on event time: one row per key, the first or the last by the
+//! time attribute, with Flink 2.3's emission rules (the default, without
+//! mini-batch).
+//!
+//! - Keeping the last row (Flink's `RowTimeDeduplicateFunction`): a row
+//!   replaces the key's row when its time is at or after the kept row's; the
+//!   first row is a `+I`, a replacement `-U` old, `+U` new, at once. Late rows
+//!   are not dropped: they lose to the kept row by their time.
+//! - Keeping the first row (Flink's `RowTimeDeduplicateKeepFirstRowFunction`):
+//!   a row earlier than the watermark is dropped as late; the key's earliest
+//!   row waits, and is emitted (`+I`, append-only) when the watermark reaches
+//!   its time; after that the key emits nothing more. Rows waiting for the same
+//!   watermark are emitted by time, then by key.
+//!
+//! Invariants: the timers (`waiting`) hold exactly the keys whose state is
+//! `Waiting`, at that row's time; a restore rebuilds them from the state.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use sluice_format::changelog::{self, RowKind};
+
+use super::calc::relax;
+use super::rows::{Emit, Row, batch_rows, decode_row, encode_row, output_batch};
+use super::window::Keys;
+use super::{StreamEvent, StreamOperator, epoch_millis};
+use crate::error::OpError;
+use crate::metrics::NO_WATERMARK;
+use crate::state::StateView;
+use crate::state::codec::{Reader, Writer};
+use crate::state::keyed::{KeyedState, StateValue};
+
+/// The state of one key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kept {
+    /// The row kept, with its time.
+    Row { row: Row, ts: i64 },
+    /// Keep-first: the key's row has been emitted; later rows are ignored.
+    Emitted,
+}
+
+impl StateValue for Kept {
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Kept::Row { row, ts } => {
+                w.u8(0);
+                w.i64(*ts);
+                encode_row(row, w);
+            }
+            Kept::Emitted => w.u8(1),
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, OpError> {
+        match r.u8()? {
+            0 => {
+                let ts = r.i64()?;
+                Ok(Kept::Row { row: decode_row(r)?, ts })
+            }
+            1 => Ok(Kept::Emitted),
+            t => Err(OpError::Other(format!("deduplication state has an unknown tag {t}"))),
+        }
+    }
+}
+
+/// Keep-last: whether a row at `ts` replaces what the key keeps, and what is
+/// emitted.
+pub fn keep_last(prev: Option<&Kept>, row: &Row, ts: i64, out: &mut Vec<Emit>) -> bool {
+    match prev {
+        Some(Kept::Row { row: p, ts: pts }) => {
+            if *pts > ts {
+                return false;
+            }
+            out.push(Emit { kind: RowKind::UpdateBefore, row: p.clone(), rank: None });
+            out.push(Emit { kind: RowKind::UpdateAfter, row: row.clone(), rank: None });
+            true
+        }
+        _ => {
+            out.push(Emit { kind: RowKind::Insert, row: row.clone(), rank: None });
+            true
+        }
+    }
+}
+
+/// Keep-first: what happens to a row at `ts` given the key's state and the
+/// watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstDecision {
+    Late,
+    /// The key's row has been emitted, or waits with an earlier or equal time.
+    Ignore,
+    /// The row waits for the watermark, replacing the waiting row (if any)
+    /// whose time is given.
+    Wait {
+        replaces: Option<i64>,
+    },
+}
+
+pub fn keep_first(prev: Option<&Kept>, ts: i64, watermark: i64) -> FirstDecision {
+    if ts < watermark {
+        return FirstDecision::Late;
+    }
+    match prev {
+        Some(Kept::Emitted) => FirstDecision::Ignore,
+        Some(Kept::Row { ts: pts, .. }) if ts < *pts => FirstDecision::Wait { replaces: Some(*pts) },
+        Some(Kept::Row { .. }) => FirstDecision::Ignore,
+        None => FirstDecision::Wait { replaces: None },
+    }
+}
+
+pub struct Deduplicate {
+    keys: Arc<Keys>,
+    time_col: usize,
+    keep_last: bool,
+    types: Vec<DataType>,
+    schema: SchemaRef,
+    state: KeyedState<Kept>,
+    /// Keep-first: (time, key) of each waiting row.
+    waiting: BTreeSet<(i64, Arc<[u8]>)>,
+    watermark: i64,
+    late: u64,
+}
+
+impl Deduplicate {
+    pub fn new(keys: Keys, time_col: usize, keep_last: bool, types: Vec<DataType>, schema: SchemaRef) -> Self {
+        Deduplicate {
+            keys: Arc::new(keys),
+            time_col,
+            keep_last,
+            types,
+            schema: relax(&schema),
+            state: KeyedState::default(),
+            waiting: BTreeSet::new(),
+            watermark: NO_WATERMARK,
+            late: 0,
+        }
+    }
+}
+
+impl StreamOperator for Deduplicate {
+    fn name(&self) -> String {
+        format!("Deduplicate(keep {} row)", if self.keep_last { "last" } else { "first" })
+    }
+
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        if changelog::has_kinds(&batch) {
+            return Err(OpError::Other("deduplication over an updating input is not supported".into()));
+        }
+        let rows = batch_rows(&batch, self.types.len())?;
+        let ts = epoch_millis(batch.column(self.time_col))?;
+        let keys = self.keys.encode(&batch)?;
+        let mut emits = Vec::new();
+        for (i, row) in rows.into_iter().enumerate() {
+            let key: &[u8] = match &keys {
+                Some(k) => k.row(i).data(),
+                None => &[],
+            };
+            if arrow::array::Array::is_null(&ts, i) {
+                self.late += 1;
+                continue;
+            }
+            let t = ts.value(i);
+            if self.keep_last {
+                if keep_last(self.state.get(key), &row, t, &mut emits) {
+                    self.state.insert(key, Kept::Row { row, ts: t });
+                }
+                continue;
+            }
+            match keep_first(self.state.get(key), t, self.watermark) {
+                FirstDecision::Late => self.late += 1,
+                FirstDecision::Ignore => {}
+                FirstDecision::Wait { replaces } => {
+                    let k: Arc<[u8]> = Arc::from(key);
+                    if let Some(old) = replaces {
+                        self.waiting.remove(&(old, k.clone()));
+                    }
+                    self.waiting.insert((t, k));
+                    self.state.insert(key, Kept::Row { row, ts: t });
+                }
+            }
+        }
+        if !emits.is_empty() {
+            out.push(StreamEvent::Batch(output_batch(&emits, &self.types, false, true, &self.schema)?));
+        }
+        Ok(())
+    }
+
+    fn process_watermark(&mut self, watermark: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        if watermark > self.watermark {
+            self.watermark = watermark;
+            let mut emits = Vec::new();
+            while let Some(first) = self.waiting.first() {
+                if first.0 > watermark {
+                    break;
+                }
+                let Some((_, key)) = self.waiting.pop_first() else { break };
+                if let Some(Kept::Row { row, .. }) = self.state.get(&key) {
+                    emits.push(Emit { kind: RowKind::Insert, row: row.clone(), rank: None });
+                }
+                self.state.insert(&key, Kept::Emitted);
+            }
+            if !emits.is_empty() {
+                out.push(StreamEvent::Batch(output_batch(&emits, &self.types, false, false, &self.schema)?));
+            }
+        }
+        out.push(StreamEvent::Watermark(watermark));
+        Ok(())
+    }
+
+    fn late_records_dropped(&self) -> u64 {
+        self.late
+    }
+
+    fn state_layout(&self) -> Option<String> {
+        Some(format!("{}; {}; columns {:?}", self.name(), self.keys.layout(), self.types))
+    }
+
+    fn state_keys(&self) -> Option<u64> {
+        Some(self.state.len() as u64)
+    }
+
+    fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {
+        Ok(Some(Box::new(self.state.view(self.keys.clone()))))
+    }
+
+    /// The records [`KeyedState`]'s view wrote: a key, then its state; the
+    /// waiting rows' timers come back with them.
+    fn restore(&mut self, _key_group: u32, state: &[u8]) -> Result<(), OpError> {
+        let mut r = Reader::new(state);
+        while !r.is_empty() {
+            let key = r.bytes()?.to_vec();
+            let value = Kept::decode(&mut r)?;
+            if let (false, Kept::Row { ts, .. }) = (self.keep_last, &value) {
+                self.waiting.insert((*ts, Arc::from(key.as_slice())));
+            }
+            self.state.insert(&key, value);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::value::Val;
+
+    fn row(n: i64) -> Row {
+        vec![Val::I64(n)].into()
+    }
+
+    #[test]
+    fn keep_last_replaces_on_equal_or_later_times() {
+        let kept = Kept::Row { row: row(1), ts: 10 };
+        // (time, replaces, emitted kinds)
+        let cases: [(Option<&Kept>, i64, bool, &[RowKind]); 4] = [
+            (None, 5, true, &[RowKind::Insert]),
+            (Some(&kept), 10, true, &[RowKind::UpdateBefore, RowKind::UpdateAfter]),
+            (Some(&kept), 11, true, &[RowKind::UpdateBefore, RowKind::UpdateAfter]),
+            (Some(&kept), 9, false, &[]),
+        ];
+        for (prev, ts, replaces, kinds) in cases {
+            let mut out = Vec::new();
+            assert_eq!(keep_last(prev, &row(2), ts, &mut out), replaces, "{prev:?} {ts}");
+            assert_eq!(out.iter().map(|e| e.kind).collect::<Vec<_>>(), kinds, "{prev:?} {ts}");
+        }
+    }
+
+    #[test]
+    fn keep_first_waits_for_the_earliest_row_and_drops_late_ones() {
+        let waiting = Kept::Row { row: row(1), ts: 10 };
+        let cases = [
+            (None, 10, 5, FirstDecision::Wait { replaces: None }),
+            (None, 4, 5, FirstDecision::Late),
+            (None, 5, 5, FirstDecision::Wait { replaces: None }),
+            (Some(&waiting), 9, 5, FirstDecision::Wait { replaces: Some(10) }),
+            (Some(&waiting), 10, 5, FirstDecision::Ignore),
+            (Some(&waiting), 12, 5, FirstDecision::Ignore),
+            (Some(&Kept::Emitted), 12, 5, FirstDecision::Ignore),
+        ];
+        for (prev, ts, wm, want) in cases {
+            assert_eq!(keep_first(prev, ts, wm), want, "{prev:?} ts={ts} watermark={wm}");
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Top-N over an append-only input: `ROW_NUMBER() OVER (PARTITION BY k ORDER
+//! BY c)` filtered on the row number, with Flink 2.3's emission rules.
+//!
+//! Each partition key keeps a buffer: its rows by sort key, rows of equal keys
+//! in arrival order (a later row ranks after earlier ones with the same key).
+//! The decisions are pure functions of a buffer and a row ([`top_n`],
+//! [`top1`]); the operator evaluates keys, keeps buffers in [`KeyedState`] and
+//! builds the output batches.
+//!
+//! Emission (Flink's `AppendOnlyTopNFunction` and `FastTop1Function`):
+//! - a row is buffered only if its sort key is smaller than the buffer's
+//!   largest, or the buffer holds fewer rows than the range's end;
+//! - without the row number (and a range starting at 1), a row entering the
+//!   top N is a `+I`; the row it pushes out, a `-D` emitted just before;
+//! - with the row number (or a range starting after 1), each row whose rank
+//!   changes is retracted at its old rank (`-U`) and the row now at that rank
+//!   follows (`+U`); the last shifted row still in range is a `+I` at its new
+//!   rank; rows outside the range are not emitted; buffer entries after the
+//!   one that reaches the range's end are dropped;
+//! - a Top-1 (range 1..=1) keeps one row per key: the first row is a `+I`, a
+//!   row with a strictly smaller sort key replaces it as `-U` old, `+U` new.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion_physical_expr::PhysicalExpr;
+use sluice_format::changelog::{self, RowKind};
+use sluice_sql::plan::RankRange;
+
+use super::calc::relax;
+use super::rows::{
+    Direction, Emit, Row, SortKey, batch_rows, decode_key, decode_row, encode_key, encode_row, output_batch, sort_keys,
+};
+use super::window::Keys;
+use super::{StreamEvent, StreamOperator};
+use crate::error::OpError;
+use crate::state::StateView;
+use crate::state::codec::{Reader, Writer};
+use crate::state::keyed::{KeyedState, StateValue};
+
+/// The rows of one partition key, by sort key; rows with equal keys in
+/// arrival order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Buffer {
+    entries: BTreeMap<SortKey, Vec<Row>>,
+    count: usize,
+}
+
+impl Buffer {
+    fn put(&mut self, key: SortKey, row: Row) {
+        self.entries.entry(key).or_default().push(row);
+        self.count += 1;
+    }
+
+    /// The rows in rank order.
+    pub fn rows(&self) -> impl Iterator<Item = &Row> {
+        self.entries.values().flatten()
+    }
+}
+
+impl StateValue for Buffer {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.entries.len() as u32);
+        for (k, rows) in &self.entries {
+            encode_key(k, w);
+            w.u32(rows.len() as u32);
+            rows.iter().for_each(|r| encode_row(r, w));
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, OpError> {
+        let mut b = Buffer::default();
+        for _ in 0..r.u32()? {
+            let key = decode_key(r)?;
+            let n = r.u32()? as usize;
+            let rows = (0..n).map(|_| decode_row(r)).collect::<Result<Vec<_>, _>>()?;
+            b.count += rows.len();
+            b.entries.insert(key, rows);
+        }
+        Ok(b)
+    }
+}
+
+/// What a Top-N does with one row, given its partition's buffer.
+pub fn top_n(buf: &mut Buffer, key: SortKey, row: Row, range: RankRange, output_rank: bool, out: &mut Vec<Emit>) {
+    let end = range.end as usize;
+    let fits = match buf.entries.last_key_value() {
+        None => true,
+        Some((worst, _)) => key < *worst || buf.count < end,
+    };
+    if !fits {
+        return;
+    }
+    buf.put(key.clone(), row.clone());
+    if output_rank || range.start > 1 {
+        with_row_numbers(buf, &key, row, range, output_rank, out);
+    } else {
+        without_row_numbers(buf, row, end, out);
+    }
+}
+
+fn with_row_numbers(
+    buf: &mut Buffer,
+    key: &SortKey,
+    input: Row,
+    range: RankRange,
+    output_rank: bool,
+    out: &mut Vec<Emit>,
+) {
+    let end = range.end;
+    let in_range = |rank: u64| rank >= range.start && rank <= end;
+    let mut emit = |kind: RowKind, row: &Row, rank: u64| {
+        if in_range(rank) {
+            out.push(Emit { kind, row: row.clone(), rank: output_rank.then_some(rank) });
+        }
+    };
+    let mut rank = 0u64;
+    let mut found = false;
+    let mut current: Option<Row> = None;
+    let mut visited = 0usize;
+    for (k, rows) in buf.entries.iter() {
+        if rank > end {
+            break;
+        }
+        visited += 1;
+        if !found && k == key {
+            rank += rows.len() as u64;
+            current = Some(input.clone());
+            found = true;
+        } else if found {
+            for prev in rows {
+                if rank > end {
+                    break;
+                }
+                if let Some(cur) = &current {
+                    emit(RowKind::UpdateBefore, prev, rank);
+                    emit(RowKind::UpdateAfter, cur, rank);
+                }
+                current = Some(prev.clone());
+                rank += 1;
+            }
+        } else {
+            rank += rows.len() as u64;
+        }
+    }
+    if rank <= end
+        && let Some(cur) = &current
+    {
+        emit(RowKind::Insert, cur, rank);
+    }
+    // Entries after the last one visited are out of the range for good.
+    let stale: Vec<SortKey> = buf.entries.keys().skip(visited).cloned().collect();
+    for k in stale {
+        if let Some(rows) = buf.entries.remove(&k) {
+            buf.count -= rows.len();
+        }
+    }
+}
+
+fn without_row_numbers(buf: &mut Buffer, input: Row, end: usize, out: &mut Vec<Emit>) {
+    if buf.count > end {
+        let Some(mut last) = buf.entries.last_entry() else { return };
+        let Some(last_row) = last.get_mut().pop() else { return };
+        if last.get().is_empty() {
+            last.remove();
+        }
+        buf.count -= 1;
+        if last_row == input {
+            return;
+        }
+        out.push(Emit { kind: RowKind::Delete, row: last_row, rank: None });
+    }
+    out.push(Emit { kind: RowKind::Insert, row: input, rank: None });
+}
+
+/// What a Top-1 does with one row: the buffer holds at most one row.
+pub fn top1(buf: &mut Buffer, key: SortKey, row: Row, output_rank: bool, out: &mut Vec<Emit>) {
+    let rank = output_rank.then_some(1);
+    let prev = buf.entries.first_key_value().and_then(|(k, rows)| rows.first().map(|r| (k.clone(), r.clone())));
+    match prev {
+        None => {
+            buf.put(key, row.clone());
+            out.push(Emit { kind: RowKind::Insert, row, rank });
+        }
+        Some((prev_key, prev_row)) if key < prev_key => {
+            *buf = Buffer::default();
+            buf.put(key, row.clone());
+            out.push(Emit { kind: RowKind::UpdateBefore, row: prev_row, rank });
+            out.push(Emit { kind: RowKind::UpdateAfter, row, rank });
+        }
+        Some(_) => {}
+    }
+}
+
+/// The Top-N operator of one subtask.
+pub struct TopN {
+    keys: Arc<Keys>,
+    order: Vec<Arc<dyn PhysicalExpr>>,
+    dirs: Vec<Direction>,
+    range: RankRange,
+    output_rank: bool,
+    /// The input's column types (the output's, before the row number).
+    types: Vec<DataType>,
+    /// The output schema without the kind column.
+    schema: SchemaRef,
+    state: KeyedState<Buffer>,
+}
+
+impl TopN {
+    pub fn new(
+        keys: Keys,
+        order: Vec<(Arc<dyn PhysicalExpr>, Direction)>,
+        range: RankRange,
+        output_rank: bool,
+        types: Vec<DataType>,
+        schema: SchemaRef,
+    ) -> Self {
+        let (order, dirs) = order.into_iter().unzip();
+        TopN {
+            keys: Arc::new(keys),
+            order,
+            dirs,
+            range,
+            output_rank,
+            types,
+            schema: relax(&schema),
+            state: KeyedState::default(),
+        }
+    }
+
+    fn top1(&self) -> bool {
+        self.range == RankRange { start: 1, end: 1 }
+    }
+}
+
+impl StreamOperator for TopN {
+    fn name(&self) -> String {
+        format!("TopN({}{})", self.range, if self.output_rank { ", row number" } else { "" })
+    }
+
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        if changelog::has_kinds(&batch) {
+            return Err(OpError::Other("Top-N over an updating input is not supported".into()));
+        }
+        let rows = batch_rows(&batch, self.types.len())?;
+        let sort = sort_keys(&batch, &self.order, &self.dirs)?;
+        let keys = self.keys.encode(&batch)?;
+        let mut emits = Vec::new();
+        let top1 = self.top1();
+        for (i, (row, key)) in rows.into_iter().zip(sort).enumerate() {
+            let pk: &[u8] = match &keys {
+                Some(k) => k.row(i).data(),
+                None => &[],
+            };
+            if self.state.get(pk).is_none() {
+                self.state.insert(pk, Buffer::default());
+            }
+            let Some(buf) = self.state.get_mut(pk) else { continue };
+            if top1 {
+                self::top1(buf, key, row, self.output_rank, &mut emits);
+            } else {
+                top_n(buf, key, row, self.range, self.output_rank, &mut emits);
+            }
+        }
+        if !emits.is_empty() {
+            out.push(StreamEvent::Batch(output_batch(&emits, &self.types, self.output_rank, true, &self.schema)?));
+        }
+        Ok(())
+    }
+
+    fn state_layout(&self) -> Option<String> {
+        Some(format!("{}; {}; order {:?}; columns {:?}", self.name(), self.keys.layout(), self.dirs, self.types))
+    }
+
+    fn state_keys(&self) -> Option<u64> {
+        Some(self.state.len() as u64)
+    }
+
+    fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {
+        Ok(Some(Box::new(self.state.view(self.keys.clone()))))
+    }
+
+    fn restore(&mut self, _key_group: u32, state: &[u8]) -> Result<(), OpError> {
+        self.state.restore(state)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+//! The Top-N decisions replayed on sequences whose output Flink 2.3 printed
+//! (the `topn_ties` golden case, team x).
+
+use super::*;
+use crate::operators::rows::SortPart;
+use crate::state::value::Val;
+
+fn row(player: &str, score: i64) -> (SortKey, Row) {
+    let key = vec![SortPart { val: Val::I64(score), dir: Direction { asc: false, nulls_first: false } }];
+    (key, vec![Val::Str(player.into()), Val::I64(score)].into())
+}
+
+fn text(e: &Emit) -> String {
+    let Val::Str(p) = &e.row[0] else { return "?".into() };
+    match e.rank {
+        Some(r) => format!("{}[{r}, {p}]", e.kind.short()),
+        None => format!("{}[{p}]", e.kind.short()),
+    }
+}
+
+const INPUT: [(&str, i64); 13] = [
+    ("p1", 10),
+    ("p2", 10),
+    ("p3", 10),
+    ("p4", 10),
+    ("p5", 20),
+    ("p6", 10),
+    ("p7", 30),
+    ("p8", 30),
+    ("p9", 5),
+    ("p10", 40),
+    ("p11", 40),
+    ("p12", 40),
+    ("p13", 40),
+];
+
+fn replay(f: impl Fn(&mut Buffer, SortKey, Row, &mut Vec<Emit>)) -> (Vec<String>, Buffer) {
+    let mut buf = Buffer::default();
+    let mut out = Vec::new();
+    for (p, s) in INPUT {
+        let (k, r) = row(p, s);
+        f(&mut buf, k, r, &mut out);
+    }
+    (out.iter().map(text).collect(), buf)
+}
+
+#[test]
+fn top3_with_row_numbers_shifts_ranks_as_flink_does() {
+    let (out, buf) = replay(|b, k, r, o| top_n(b, k, r, RankRange { start: 1, end: 3 }, true, o));
+    let want = "+I[1, p1] +I[2, p2] +I[3, p3] \
+        -U[1, p1] +U[1, p5] -U[2, p2] +U[2, p1] -U[3, p3] +U[3, p2] \
+        -U[1, p5] +U[1, p7] -U[2, p1] +U[2, p5] -U[3, p2] +U[3, p1] \
+        -U[2, p5] +U[2, p8] -U[3, p1] +U[3, p5] \
+        -U[1, p7] +U[1, p10] -U[2, p8] +U[2, p7] -U[3, p5] +U[3, p8] \
+        -U[2, p7] +U[2, p11] -U[3, p8] +U[3, p7] \
+        -U[3, p7] +U[3, p12]";
+    assert_eq!(out.join(" "), want);
+    let top: Vec<String> = buf.rows().take(3).map(|r| format!("{:?}", r[0])).collect();
+    assert_eq!(top, ["Str(\"p10\")", "Str(\"p11\")", "Str(\"p12\")"]);
+}
+
+#[test]
+fn top3_without_row_numbers_inserts_and_deletes_as_flink_does() {
+    let (out, buf) = replay(|b, k, r, o| top_n(b, k, r, RankRange { start: 1, end: 3 }, false, o));
+    let want = "+I[p1] +I[p2] +I[p3] -D[p3] +I[p5] -D[p2] +I[p7] -D[p1] +I[p8] \
+        -D[p5] +I[p10] -D[p8] +I[p11] -D[p7] +I[p12]";
+    assert_eq!(out.join(" "), want);
+    assert_eq!(buf.count, 3);
+}
+
+#[test]
+fn top1_replaces_only_on_a_strictly_better_key() {
+    let (out, _) = replay(|b, k, r, o| top1(b, k, r, false, o));
+    assert_eq!(out.join(" "), "+I[p1] -U[p1] +U[p5] -U[p5] +U[p7] -U[p7] +U[p10]");
+    let (out, _) = replay(|b, k, r, o| top1(b, k, r, true, o));
+    assert_eq!(out[..3].join(" "), "+I[1, p1] -U[1, p1] +U[1, p5]");
+}
+
+#[test]
+fn a_range_after_the_first_rank_emits_only_its_ranks() {
+    // rn 2..=3: the same shifts as the top 3, without rank 1.
+    let (out, _) = replay(|b, k, r, o| top_n(b, k, r, RankRange { start: 2, end: 3 }, true, o));
+    assert_eq!(out[..6].join(" "), "+I[2, p2] +I[3, p3] -U[2, p2] +U[2, p1] -U[3, p3] +U[3, p2]");
+    assert!(out.iter().all(|e| !e.contains("[1,")));
+}
+
+#[test]
+fn rows_that_do_not_fit_leave_the_buffer_unchanged() {
+    let mut buf = Buffer::default();
+    let mut out = Vec::new();
+    for (p, s) in [("a", 5), ("b", 4), ("c", 3)] {
+        let (k, r) = row(p, s);
+        top_n(&mut buf, k, r, RankRange { start: 1, end: 2 }, false, &mut out);
+    }
+    // c (3) ranks after a full top 2: not buffered, nothing emitted.
+    assert_eq!(out.iter().map(text).collect::<Vec<_>>(), ["+I[a]", "+I[b]"]);
+    assert_eq!(buf.count, 2);
+    // A buffer survives the state codec.
+    let mut w = Writer::new();
+    buf.encode(&mut w);
+    assert_eq!(Buffer::decode(&mut Reader::new(&w.buf)).unwrap(), buf);
+}
