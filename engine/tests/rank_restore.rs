@@ -1,0 +1,130 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Top-N and deduplication state across a `kill -9` and a restore at another
+//! parallelism: the job prints its changelog (at-least-once, as Flink's print
+//! sink: rows printed after the last checkpoint are printed again), so the
+//! outputs of both runs, applied in order to a table keyed by the sink's
+//! unique key, must give the table of a run that never stopped.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+mod common;
+use common::*;
+
+/// Per key `k`: the top 5 by `v` (ties broken by `id`, so the result does not
+/// depend on arrival order) with the row number, and the last row on event
+/// time. The source runs at parallelism 1, so each key's rows arrive in the
+/// same order in every run and a replay repeats what was printed.
+fn job(rows: u64, rate: u64) -> String {
+    format!(
+        "CREATE TABLE src (id BIGINT, k INT, v INT, name STRING,
+   ts AS TO_TIMESTAMP_LTZ(id * 10, 3),
+   WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+ WITH ('connector' = 'datagen', 'seed' = '7', 'rows-per-second' = '{rate}', 'scan.parallelism' = '1',
+   'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{last}',
+   'fields.k.min' = '0', 'fields.k.max' = '40', 'fields.v.min' = '0', 'fields.v.max' = '100000',
+   'fields.name.length' = '3');
+CREATE TABLE top5 (k INT, rn BIGINT, id BIGINT, v INT) WITH ('connector' = 'print', 'print-identifier' = 'top5');
+CREATE TABLE last_row (k INT, id BIGINT, name STRING) WITH ('connector' = 'print', 'print-identifier' = 'last');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO top5 SELECT k, rn, id, v FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC, id) AS rn FROM src) WHERE rn <= 5;
+INSERT INTO last_row SELECT k, id, name FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts DESC) AS rn FROM src) WHERE rn = 1;
+END;
+",
+        last = rows - 1
+    )
+}
+
+/// Applies printed changelog lines (`<id>[:n]> +U[a, b, ...]`) of sink `id`
+/// to a table keyed by the first `key` fields.
+fn apply(table: &mut BTreeMap<String, String>, text: &str, id: &str, key: usize) {
+    for line in text.lines() {
+        let Some((prefix, row)) = line.split_once("> ") else { continue };
+        if prefix.split(':').next() != Some(id) {
+            continue;
+        }
+        let (kind, fields) = row.split_at(2);
+        let fields = fields.trim_start_matches('[').trim_end_matches(']');
+        let k = fields.split(", ").take(key).collect::<Vec<_>>().join(", ");
+        match kind {
+            "+I" | "+U" => {
+                table.insert(k, fields.to_string());
+            }
+            "-U" | "-D" => {
+                table.remove(&k);
+            }
+            other => panic!("unknown row kind {other} in {line}"),
+        }
+    }
+}
+
+fn tables(outputs: &[String]) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let (mut top, mut last) = (BTreeMap::new(), BTreeMap::new());
+    for o in outputs {
+        apply(&mut top, o, "top5", 2);
+        apply(&mut last, o, "last", 1);
+    }
+    (top, last)
+}
+
+fn run(job_file: &Path, args: &[&str], stdout: &Path) -> std::process::Child {
+    engine()
+        .arg("run")
+        .arg(job_file)
+        .args(["--rest-addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(File::create(stdout).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn top_n_and_deduplication_restore_at_another_parallelism_after_a_kill() {
+    let rows = 12_000;
+    let dir = tempfile::tempdir().unwrap();
+    // The reference: one uninterrupted run at parallelism 1.
+    let reference_file = dir.path().join("reference.sql");
+    std::fs::write(&reference_file, job(rows, 1_000_000)).unwrap();
+    let reference_out = dir.path().join("reference.out");
+    let out = run(&reference_file, &["-p", "1"], &reference_out).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = tables(&[std::fs::read_to_string(&reference_out).unwrap()]);
+    assert_eq!(expected.0.len(), 41 * 5, "a top 5 for each of the 41 keys");
+    assert_eq!(expected.1.len(), 41, "a last row for each key");
+
+    let ckpt = dir.path().join("ckpt");
+    let job_file = dir.path().join("ranks.sql");
+    std::fs::write(&job_file, job(rows, 3000)).unwrap();
+    let ck = ckpt.display().to_string();
+    let first_out = dir.path().join("first.out");
+    let mut child = run(&job_file, &["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "2"], &first_out);
+    wait_for("two complete checkpoints", Duration::from_secs(60), || complete_checkpoints(&ckpt.join("ranks")) >= 2);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let first = std::fs::read_to_string(&first_out).unwrap();
+    assert!(first.lines().count() > 100, "little output before the kill");
+    assert_ne!(tables(std::slice::from_ref(&first)), expected, "the job finished before it was killed");
+
+    let second_out = dir.path().join("second.out");
+    let restored = run(
+        &job_file,
+        &["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "3", "--restore", "latest"],
+        &second_out,
+    )
+    .wait_with_output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&restored.stderr);
+    assert!(restored.status.success(), "{stderr}");
+    assert!(stderr.contains("restoring from"), "{stderr}");
+    let second = std::fs::read_to_string(&second_out).unwrap();
+    assert!(second.lines().any(|l| l.starts_with("top5:3> ")), "the restored Top-N ran at parallelism 3");
+    let got = tables(&[first, second]);
+    assert_eq!(got.0, expected.0, "Top-5 differs after the restore");
+    assert_eq!(got.1, expected.1, "deduplication differs after the restore");
+}
