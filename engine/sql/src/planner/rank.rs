@@ -528,7 +528,8 @@ mod tests {
 
     #[test]
     fn conditions_on_the_row_number_narrow_the_range() {
-        let cases: Vec<(Vec<Expr>, Option<(i128, Option<i128>)>)> = vec![
+        type Range = Option<(i128, Option<i128>)>;
+        let cases: Vec<(Vec<Expr>, Range)> = vec![
             (vec![col("rn").lt_eq(lit(3i64))], Some((1, Some(3)))),
             (vec![col("rn").lt(lit(3i64))], Some((1, Some(2)))),
             (vec![col("rn").eq(lit(1i64))], Some((1, Some(1)))),
