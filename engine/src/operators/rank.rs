@@ -18,7 +18,9 @@
 //!   rank; rows outside the range are not emitted; buffer entries after the
 //!   one that reaches the range's end are dropped;
 //! - a Top-1 (range 1..=1) keeps one row per key: the first row is a `+I`, a
-//!   row with a strictly smaller sort key replaces it as `-U` old, `+U` new.
+//!   row with a strictly smaller sort key replaces it as `-U` old, `+U` new;
+//! - over an updating input, see [`retract_top_n`]: the buffer keeps every row
+//!   and the output is the change of the ranks in range.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -194,6 +196,67 @@ pub fn top1(buf: &mut Buffer, key: SortKey, row: Row, output_rank: bool, out: &m
     }
 }
 
+/// What a Top-N over an updating input does with one row (Flink's
+/// `RetractableTopNFunction`): the buffer keeps every row of the partition; an
+/// accumulate (`+I`, `+U`) adds the row, a retraction (`-U`, `-D`) removes one
+/// equal row. The output is the change of the ranks in range: per rank, in
+/// order, `-U` old and `+U` new, `+I` for a rank newly filled and `-D` for one
+/// emptied; without the row number (and a range from 1), the rows that left
+/// (`-D`) and then those that entered (`+I`).
+pub fn retract_top_n(
+    buf: &mut Buffer,
+    key: SortKey,
+    row: Row,
+    kind: RowKind,
+    range: RankRange,
+    output_rank: bool,
+    out: &mut Vec<Emit>,
+) {
+    let end = range.end as usize;
+    let before: Vec<Row> = buf.rows().take(end).cloned().collect();
+    if kind.is_accumulate() {
+        buf.put(key, row);
+    } else {
+        let Some(rows) = buf.entries.get_mut(&key) else { return };
+        let Some(i) = rows.iter().position(|r| *r == row) else { return };
+        rows.remove(i);
+        if rows.is_empty() {
+            buf.entries.remove(&key);
+        }
+        buf.count -= 1;
+    }
+    let after: Vec<Row> = buf.rows().take(end).cloned().collect();
+    if output_rank || range.start > 1 {
+        for r in range.start..=range.end {
+            let i = (r - 1) as usize;
+            let rank = output_rank.then_some(r);
+            match (before.get(i), after.get(i)) {
+                (Some(b), Some(a)) if b != a => {
+                    out.push(Emit { kind: RowKind::UpdateBefore, row: b.clone(), rank });
+                    out.push(Emit { kind: RowKind::UpdateAfter, row: a.clone(), rank });
+                }
+                (None, Some(a)) => out.push(Emit { kind: RowKind::Insert, row: a.clone(), rank }),
+                (Some(b), None) => out.push(Emit { kind: RowKind::Delete, row: b.clone(), rank }),
+                _ => {}
+            }
+            if i >= before.len() && i >= after.len() {
+                break;
+            }
+        }
+    } else {
+        let mut added = after.clone();
+        for b in &before {
+            match added.iter().position(|a| a == b) {
+                Some(i) => {
+                    added.remove(i);
+                }
+                None => out.push(Emit { kind: RowKind::Delete, row: b.clone(), rank: None }),
+            }
+        }
+        out.extend(added.into_iter().map(|row| Emit { kind: RowKind::Insert, row, rank: None }));
+    }
+}
+
 /// The Top-N operator of one subtask.
 pub struct TopN {
     keys: Arc<Keys>,
@@ -241,9 +304,8 @@ impl StreamOperator for TopN {
     }
 
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
-        if changelog::has_kinds(&batch) {
-            return Err(OpError::Other("Top-N over an updating input is not supported".into()));
-        }
+        // An updating input carries row kinds; its buffers keep every row.
+        let kinds = changelog::has_kinds(&batch).then(|| changelog::kinds(&batch));
         let rows = batch_rows(&batch, self.types.len())?;
         let sort = sort_keys(&batch, &self.order, &self.dirs)?;
         let keys = self.keys.encode(&batch)?;
@@ -258,10 +320,15 @@ impl StreamOperator for TopN {
                 self.state.insert(pk, Buffer::default());
             }
             let Some(buf) = self.state.get_mut(pk) else { continue };
-            if top1 {
+            if let Some(kinds) = &kinds {
+                retract_top_n(buf, key, row, kinds[i], self.range, self.output_rank, &mut emits);
+            } else if top1 {
                 self::top1(buf, key, row, self.output_rank, &mut emits);
             } else {
                 top_n(buf, key, row, self.range, self.output_rank, &mut emits);
+            }
+            if buf.count == 0 {
+                self.state.remove(pk);
             }
         }
         if !emits.is_empty() {

@@ -295,12 +295,6 @@ impl Planner {
                 "ROW_NUMBER() OVER (...) needs an ORDER BY: a Top-N ranks the rows of each partition by it, as in OVER (PARTITION BY k ORDER BY c DESC)",
             ));
         }
-        if rel.updating {
-            return Err(SqlError::new(
-                fpos,
-                "a Top-N over an updating input (one with updates or deletes, such as a non-windowed aggregation) is not supported yet; Top-N over an append-only input is",
-            ));
-        }
         let mut partition = Vec::new();
         for p in &spec.partition_by {
             if has_window_call(p) {
@@ -425,7 +419,10 @@ fn finish_chain(rel: Rel, range: RankRange, output_rank: bool) -> Result<Rel, Sq
                     _ => None,
                 })
                 .collect();
+            // Deduplication reads an append-only input; over an updating one
+            // (which has no time attribute) a Top-1 ranks retractably.
             let order_on_rowtime = match order.as_slice() {
+                _ if input.updating => None,
                 [k] => match &k.expr {
                     Expr::Column(c)
                         if input.rowtime.is_some() && input.schema.index_of_column(c).ok() == input.rowtime =>

@@ -100,3 +100,34 @@ fn rows_that_do_not_fit_leave_the_buffer_unchanged() {
     buf.encode(&mut w);
     assert_eq!(Buffer::decode(&mut Reader::new(&w.buf)).unwrap(), buf);
 }
+
+#[test]
+fn an_updating_input_changes_the_ranks_it_moves() {
+    use RowKind::{Delete, Insert, UpdateAfter, UpdateBefore};
+    // (kind, player, score) of an updating input, as a GROUP BY emits it.
+    let input = [
+        (Insert, "a", 10),
+        (Insert, "b", 20),
+        (Insert, "c", 5),
+        (UpdateBefore, "c", 5),
+        (UpdateAfter, "c", 30),
+        (Delete, "b", 20),
+        (Delete, "zz", 1),
+    ];
+    let replay = |output_rank: bool| {
+        let mut buf = Buffer::default();
+        let mut out = Vec::new();
+        for (kind, p, s) in input {
+            let (k, r) = row(p, s);
+            retract_top_n(&mut buf, k, r, kind, RankRange { start: 1, end: 2 }, output_rank, &mut out);
+        }
+        (out.iter().map(text).collect::<Vec<_>>().join(" "), buf.count)
+    };
+    // c leaves (nothing: it was third), comes back first and pushes a out; b
+    // leaves and a comes back; retracting a row never seen changes nothing.
+    assert_eq!(
+        replay(true),
+        ("+I[1, a] -U[1, a] +U[1, b] +I[2, a] -U[1, b] +U[1, c] -U[2, a] +U[2, b] -U[2, b] +U[2, a]".to_string(), 2)
+    );
+    assert_eq!(replay(false), ("+I[a] +I[b] -D[a] +I[c] -D[b] +I[a]".to_string(), 2));
+}
