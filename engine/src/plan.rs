@@ -105,6 +105,9 @@ pub enum OpSpec {
         order: Vec<(PhysExpr, Direction)>,
         range: RankRange,
         output_rank: bool,
+        /// A Window Top-N: the input's `window_end` column, the time zone
+        /// windows align to, and whether later rows win ties.
+        window: Option<(usize, Option<String>, bool)>,
         /// The input's column types.
         types: Vec<DataType>,
         schema: SchemaRef,
@@ -138,9 +141,11 @@ impl OpSpec {
             OpSpec::WindowAggregate { kind, .. } => format!("WindowAggregate{kind}"),
             OpSpec::GroupAggregate { .. } => "GroupAggregate".into(),
             OpSpec::ChangelogNormalize { .. } => "ChangelogNormalize".into(),
-            OpSpec::Rank { range, output_rank, .. } => {
-                format!("Rank({range}{})", if *output_rank { ", row number" } else { "" })
-            }
+            OpSpec::Rank { range, output_rank, window, .. } => format!(
+                "{}({range}{})",
+                if window.is_some() { "WindowRank" } else { "Rank" },
+                if *output_rank { ", row number" } else { "" }
+            ),
             OpSpec::Deduplicate { keep_last, .. } => {
                 format!("Deduplicate(keep {} row)", if *keep_last { "last" } else { "first" })
             }
@@ -396,7 +401,7 @@ impl Builder {
                 });
                 Ok(Stream { vertex: v, open: true })
             }
-            PlanNode::Rank { input, partition, order, range, output_rank, .. } => {
+            PlanNode::Rank { input, partition, order, range, output_rank, window, .. } => {
                 let Some(range) = range else {
                     return Err(EngineError::Internal("a Top-N without a range reached the engine".into()));
                 };
@@ -405,12 +410,14 @@ impl Builder {
                     .map(|k| Ok((lower(&k.expr, &input.schema)?, Direction { asc: k.asc, nulls_first: k.nulls_first })))
                     .collect::<Result<Vec<_>, EngineError>>()?;
                 let (output_rank, range) = (*output_rank, *range);
+                let window = window.as_ref().map(|w| (w.end_col, w.time_zone.clone(), w.later_wins_ties));
                 self.keyed_vertex(input, partition, |keys, key_types, types| OpSpec::Rank {
                     keys,
                     key_types,
                     order,
                     range,
                     output_rank,
+                    window,
                     types,
                     schema: arrow_schema(&rel.schema),
                 })

@@ -102,7 +102,7 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
             let keys: Vec<String> = keys.iter().map(|k| column(rel, *k)).collect();
             let _ = write!(s, "ChangelogNormalize: keys [{}]", keys.join(", "));
         }
-        PlanNode::Rank { partition, order, range, output_rank, .. } => {
+        PlanNode::Rank { input, partition, order, range, output_rank, window, .. } => {
             let order: Vec<String> = order
                 .iter()
                 .map(|k| {
@@ -115,9 +115,16 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
                 })
                 .collect();
             let range = range.map(|r| r.to_string()).unwrap_or_else(|| "no range".into());
+            let kind = match window {
+                Some(w) if w.later_wins_ties => {
+                    format!("Window Rank (per {}, later rows win ties)", column(input, w.end_col))
+                }
+                Some(w) => format!("Window Rank (per {})", column(input, w.end_col)),
+                None => "Rank".into(),
+            };
             let _ = write!(
                 s,
-                "Rank: partition [{}], order [{}], {range}, {}",
+                "{kind}: partition [{}], order [{}], {range}, {}",
                 exprs_text(partition),
                 order.join(", "),
                 if *output_rank { "row number in the output" } else { "without the row number" }

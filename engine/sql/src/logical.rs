@@ -133,6 +133,10 @@ pub enum PlanNode {
         /// number: such a plan is rejected at its `INSERT`.
         range: Option<RankRange>,
         output_rank: bool,
+        /// A Window Top-N: the partition holds `window_start` and `window_end`
+        /// of a window TVF or window aggregation; the rows of each window are
+        /// ranked when the window fires, append-only.
+        window: Option<WindowRank>,
         /// Where `ROW_NUMBER()` is written, for errors.
         position: Position,
     },
@@ -157,6 +161,18 @@ pub struct SortKey {
     /// Flink's default: nulls are the smallest values (first ascending, last
     /// descending).
     pub nulls_first: bool,
+}
+
+/// What a Window Top-N needs of its input's windows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRank {
+    /// The input's `window_end` column (a local TIMESTAMP(3)).
+    pub end_col: usize,
+    /// For a TIMESTAMP_LTZ time attribute, the time zone windows align to.
+    pub time_zone: Option<String>,
+    /// Window deduplication keeping the last row (a Top-1 ordered by the time
+    /// attribute descending): of rows with equal times, the later one wins.
+    pub later_wins_ties: bool,
 }
 
 /// The row numbers a Top-N keeps, 1-based and inclusive.

@@ -14,6 +14,7 @@ use super::session::SessionAggregate;
 use super::sink::Sink;
 use super::watermark::WatermarkAssigner;
 use super::window::{Keys, TimeShift, WindowAggregate, WindowAssign};
+use super::window_rank::{WindowTopN, WindowTopNSpec};
 use crate::checkpoint::coordinator::VertexMeta;
 use crate::checkpoint::metadata::OperatorState;
 use crate::error::EngineError;
@@ -106,9 +107,24 @@ pub(crate) fn instantiate(
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
             Box::new(ChangelogNormalize::new(k, schema.clone()))
         }
-        OpSpec::Rank { keys, key_types, order, range, output_rank, types, schema } => {
+        OpSpec::Rank { keys, key_types, order, range, output_rank, window, types, schema } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
-            Box::new(TopN::new(k, order.clone(), *range, *output_rank, types.clone(), schema.clone()))
+            match window {
+                Some((end_col, time_zone, later_wins_ties)) => Box::new(WindowTopN::new(
+                    k,
+                    WindowTopNSpec {
+                        order: order.clone(),
+                        range: *range,
+                        output_rank: *output_rank,
+                        end_col: *end_col,
+                        shift: shift(time_zone)?,
+                        later_wins_ties: *later_wins_ties,
+                        types: types.clone(),
+                        schema: schema.clone(),
+                    },
+                )),
+                None => Box::new(TopN::new(k, order.clone(), *range, *output_rank, types.clone(), schema.clone())),
+            }
         }
         OpSpec::Deduplicate { keys, key_types, time_col, keep_last, types, schema } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;

@@ -18,6 +18,7 @@ pub mod sink;
 mod view_tests;
 pub mod watermark;
 pub mod window;
+pub mod window_rank;
 
 use arrow::array::{ArrayRef, AsArray, Int64Array};
 use arrow::compute::cast;

@@ -51,9 +51,28 @@ pub struct Buffer {
 }
 
 impl Buffer {
-    fn put(&mut self, key: SortKey, row: Row) {
+    pub(crate) fn put(&mut self, key: SortKey, row: Row) {
         self.entries.entry(key).or_default().push(row);
         self.count += 1;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    pub(crate) fn first_key(&self) -> Option<&SortKey> {
+        self.entries.keys().next()
+    }
+
+    /// Removes the row that ranks last.
+    pub(crate) fn pop_last(&mut self) {
+        if let Some(mut last) = self.entries.last_entry() {
+            last.get_mut().pop();
+            if last.get().is_empty() {
+                last.remove();
+            }
+            self.count -= 1;
+        }
     }
 
     /// The rows in rank order.

@@ -25,6 +25,7 @@ mod query;
 mod rank;
 mod select;
 mod window;
+mod window_rank;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

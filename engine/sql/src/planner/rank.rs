@@ -31,7 +31,7 @@ use sqlparser::ast::{self, Expr as SqlExpr, FunctionArguments, Ident, Select, Se
 use super::{Planner, df_err, pos_of, project};
 use crate::error::{Position, SqlError};
 use crate::expr::Expr;
-use crate::logical::{PlanNode, RankRange, Rel, SortKey};
+use crate::logical::{PlanNode, RankRange, Rel, SortKey, WindowRank};
 use crate::parser::expr_position;
 
 /// The name of the row number column between the two steps.
@@ -222,10 +222,18 @@ pub(super) fn choose(range: RankRange, output_rank: bool, order_on_rowtime: Opti
 impl Planner {
     /// Step 1: a SELECT whose list holds `ROW_NUMBER() OVER (...)`, over `rel`
     /// (its FROM, before its WHERE).
-    pub(super) fn plan_over_select(&mut self, rel: Rel, s: &Select, pos: Position) -> Result<Rel, SqlError> {
+    /// `apply_where`: whether its WHERE is still to apply (a window TVF's
+    /// caller has applied it).
+    pub(super) fn plan_over_select(
+        &mut self,
+        rel: Rel,
+        s: &Select,
+        pos: Position,
+        apply_where: bool,
+    ) -> Result<Rel, SqlError> {
         let rel = match &s.selection {
-            Some(w) => self.filter(rel, w, pos)?,
-            None => rel,
+            Some(w) if apply_where => self.filter(rel, w, pos)?,
+            _ => rel,
         };
         let mut call_at = None;
         for (i, item) in s.projection.iter().enumerate() {
@@ -325,6 +333,7 @@ impl Planner {
                 order,
                 range: None,
                 output_rank: true,
+                window: None,
                 position: fpos,
             },
             schema: Arc::new(schema),
@@ -434,10 +443,18 @@ fn finish_chain(rel: Rel, range: RankRange, output_rank: bool) -> Result<Rel, Sq
                 _ => None,
             };
             let n_in = input.schema.fields().len();
+            // A Window Top-N ranks each window once, when it fires; a window
+            // deduplication is a Window Top-1 (Flink's WindowDeduplicate).
+            let (window, window_order_on_time) = match super::window_rank::window_rank(&input, &partition, &order) {
+                Some((w, on_time)) => (Some(w), on_time),
+                None => (None, None),
+            };
+            let window_rowtime = input.rowtime.filter(|_| window.is_some());
             let schema = if output_rank { schema } else { Arc::new(drop_column(&schema, n_in, position)?) };
             let top1 = range == RankRange { start: 1, end: 1 };
             let part_key = part_cols.filter(|k| !k.is_empty());
-            match choose(range, output_rank, order_on_rowtime) {
+            let dedup_order = if window.is_some() { None } else { order_on_rowtime };
+            match choose(range, output_rank, dedup_order) {
                 RankPlan::Deduplicate { keep_last } => {
                     let Some(time_col) = input.rowtime else {
                         return Err(SqlError::new(position, "internal: deduplication without a time attribute"));
@@ -450,6 +467,29 @@ fn finish_chain(rel: Rel, range: RankRange, output_rank: bool) -> Result<Rel, Sq
                         schema,
                     })
                 }
+                RankPlan::TopN { range, output_rank } if window.is_some() => {
+                    let unique_key = match output_rank {
+                        true => Some(part_key.unwrap_or_default().into_iter().chain([n_in]).collect()),
+                        false => part_key.filter(|_| top1),
+                    };
+                    let later_wins_ties = top1 && !output_rank && window_order_on_time == Some(false);
+                    let window = window.map(|w| WindowRank { later_wins_ties, ..w });
+                    Ok(Rel {
+                        node: PlanNode::Rank {
+                            input,
+                            partition,
+                            order,
+                            range: Some(range),
+                            output_rank,
+                            window,
+                            position,
+                        },
+                        schema,
+                        rowtime: window_rowtime,
+                        updating: false,
+                        unique_key,
+                    })
+                }
                 RankPlan::TopN { range, output_rank } => {
                     let unique_key = match (top1, output_rank) {
                         (true, _) => part_key,
@@ -457,7 +497,15 @@ fn finish_chain(rel: Rel, range: RankRange, output_rank: bool) -> Result<Rel, Sq
                         (false, false) => input.unique_key.clone(),
                     };
                     Ok(Rel {
-                        node: PlanNode::Rank { input, partition, order, range: Some(range), output_rank, position },
+                        node: PlanNode::Rank {
+                            input,
+                            partition,
+                            order,
+                            range: Some(range),
+                            output_rank,
+                            window: None,
+                            position,
+                        },
                         schema,
                         rowtime: None,
                         updating: true,

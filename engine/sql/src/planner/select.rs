@@ -89,7 +89,7 @@ impl Planner {
                     if distinct {
                         return Err(unsupported(pos, "SELECT DISTINCT with ROW_NUMBER() OVER (...)"));
                     }
-                    return self.plan_over_select(rel, s, pos);
+                    return self.plan_over_select(rel, s, pos, true);
                 }
                 if aggregating {
                     let rel = match &s.selection {
@@ -127,9 +127,6 @@ impl Planner {
                         input = self.filter(input, w, pos)?;
                     }
                 }
-                if over {
-                    return Err(unsupported(pos, "ROW_NUMBER() OVER (...) directly over a window TVF (Window Top-N)"));
-                }
                 if aggregating {
                     if late_filter.is_some() {
                         return Err(unsupported(pos, "a WHERE on window columns before a window aggregation"));
@@ -143,7 +140,14 @@ impl Planner {
                     ));
                 }
                 if matches!(window.kind, WindowKind::Session { .. }) {
-                    return Err(unsupported(pos, "SESSION without an aggregation (GROUP BY window_start, window_end)"));
+                    return Err(unsupported(
+                        pos,
+                        if over {
+                            "a Window Top-N over SESSION windows"
+                        } else {
+                            "SESSION without an aggregation (GROUP BY window_start, window_end)"
+                        },
+                    ));
                 }
                 let rowtime = Some(wschema.fields().len() - 1);
                 let mut rel = Rel {
@@ -155,6 +159,10 @@ impl Planner {
                 };
                 if let Some(w) = late_filter {
                     rel = self.filter(rel, &w, pos)?;
+                }
+                if over {
+                    // A Window Top-N when its PARTITION BY holds window_start and window_end.
+                    return self.plan_over_select(rel, s, pos, false);
                 }
                 self.plan_projection(rel, &s.projection, pos)
             }
