@@ -162,3 +162,27 @@ END;";
     let off = Config { values: [("metrics.latency.interval".to_string(), "0".to_string())].into() };
     assert!(sink_event_times(sql, &off).iter().all(|(_, e)| e.is_none()));
 }
+
+#[test]
+fn ranks_run_behind_a_hash_edge_on_their_partition_or_globally_without_one() {
+    let sql = "CREATE TABLE s (k INT, v INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE top (k INT, v INT) WITH ('connector' = 'blackhole');
+CREATE TABLE top_all (v INT) WITH ('connector' = 'blackhole');
+CREATE TABLE last_k (k INT, v INT) WITH ('connector' = 'blackhole');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO top SELECT k, v FROM (SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC) AS rn FROM s) WHERE rn <= 2;
+INSERT INTO top_all SELECT v FROM (SELECT v, ROW_NUMBER() OVER (ORDER BY v) AS rn FROM s) WHERE rn <= 2;
+INSERT INTO last_k SELECT k, v FROM (SELECT k, v, ts, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts DESC) AS rn FROM s) WHERE rn = 1;
+END;";
+    let job = crate::local::compile_text(sql, "j.sql").unwrap();
+    let config = Config { values: [("parallelism.default".to_string(), "3".to_string())].into_iter().collect() };
+    let g = crate::local::prepare(&job, &config, "j").unwrap().0;
+    let input_of = |label: &str| {
+        let v = vertex(&g, label);
+        let e = &g.edges[g.vertices[v].inputs[0]];
+        (g.vertices[v].parallelism, e.partitioning.to_string())
+    };
+    assert_eq!(input_of("Rank(rn 1..=2) -> Calc -> Calc -> Sink: top "), (3, "HASH[s.k]".to_string()));
+    assert_eq!(input_of("Sink: top_all"), (1, "GLOBAL".to_string()));
+    assert_eq!(input_of("Deduplicate(keep last row)"), (3, "HASH[s.k]".to_string()));
+}
