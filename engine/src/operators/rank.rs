@@ -33,7 +33,8 @@ use sluice_sql::plan::RankRange;
 
 use super::calc::relax;
 use super::rows::{
-    Direction, Emit, Row, SortKey, batch_rows, decode_key, decode_row, encode_key, encode_row, output_batch, sort_keys,
+    Direction, Emit, Row, SortKey, batch_rows, decode_key, decode_row, encode_key, encode_row, output_batch, row_at,
+    sort_keys,
 };
 use super::window::Keys;
 use super::{StreamEvent, StreamOperator};
@@ -104,14 +105,25 @@ impl StateValue for Buffer {
     }
 }
 
+/// Whether a row with sort key `key` enters a Top-N's buffer (Flink's
+/// `checkSortKeyInBufferRange`): a smaller key than the largest buffered, or
+/// room for one more row.
+pub fn fits(buf: &Buffer, key: &SortKey, range: RankRange) -> bool {
+    match buf.entries.last_key_value() {
+        None => true,
+        Some((worst, _)) => key < worst || buf.count < range.end as usize,
+    }
+}
+
+/// Whether a row with sort key `key` replaces a Top-1's row.
+pub fn improves(buf: &Buffer, key: &SortKey) -> bool {
+    buf.first_key().is_none_or(|best| key < best)
+}
+
 /// What a Top-N does with one row, given its partition's buffer.
 pub fn top_n(buf: &mut Buffer, key: SortKey, row: Row, range: RankRange, output_rank: bool, out: &mut Vec<Emit>) {
     let end = range.end as usize;
-    let fits = match buf.entries.last_key_value() {
-        None => true,
-        Some((worst, _)) => key < *worst || buf.count < end,
-    };
-    if !fits {
+    if !fits(buf, &key, range) {
         return;
     }
     buf.put(key.clone(), row.clone());
@@ -325,12 +337,18 @@ impl StreamOperator for TopN {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         // An updating input carries row kinds; its buffers keep every row.
         let kinds = changelog::has_kinds(&batch).then(|| changelog::kinds(&batch));
-        let rows = batch_rows(&batch, self.types.len())?;
+        // Over an append-only input most rows do not enter the buffers once
+        // they are full: only the rows that do are converted.
+        let width = self.types.len();
+        let mut rows = match &kinds {
+            Some(_) => Some(batch_rows(&batch, width)?.into_iter()),
+            None => None,
+        };
         let sort = sort_keys(&batch, &self.order, &self.dirs)?;
         let keys = self.keys.encode(&batch)?;
         let mut emits = Vec::new();
         let top1 = self.top1();
-        for (i, (row, key)) in rows.into_iter().zip(sort).enumerate() {
+        for (i, key) in sort.into_iter().enumerate() {
             let pk: &[u8] = match &keys {
                 Some(k) => k.row(i).data(),
                 None => &[],
@@ -339,6 +357,11 @@ impl StreamOperator for TopN {
                 self.state.insert(pk, Buffer::default());
             }
             let Some(buf) = self.state.get_mut(pk) else { continue };
+            let row = match rows.as_mut() {
+                Some(rows) => rows.next().ok_or_else(|| OpError::Other("a row without values".into()))?,
+                None if (top1 && !improves(buf, &key)) || (!top1 && !fits(buf, &key, self.range)) => continue,
+                None => row_at(&batch, width, i)?,
+            };
             if let Some(kinds) = &kinds {
                 retract_top_n(buf, key, row, kinds[i], self.range, self.output_rank, &mut emits);
             } else if top1 {

@@ -25,6 +25,17 @@ pub fn batch_rows(batch: &RecordBatch, width: usize) -> Result<Vec<Row>, OpError
     Ok((0..batch.num_rows()).map(|r| cols.iter().map(|c| c[r].clone()).collect::<Vec<_>>().into()).collect())
 }
 
+/// Row `i` of a batch's first `width` columns, for operators that keep few of
+/// the rows they see (only those are converted).
+pub fn row_at(batch: &RecordBatch, width: usize, i: usize) -> Result<Row, OpError> {
+    let mut vals = Vec::with_capacity(width);
+    for col in batch.columns().iter().take(width) {
+        let v = column_values(&col.slice(i, 1))?;
+        vals.push(v.into_iter().next().unwrap_or(Val::Null));
+    }
+    Ok(vals.into())
+}
+
 pub fn encode_row(row: &Row, w: &mut Writer) {
     w.u32(row.len() as u32);
     row.iter().for_each(|v| v.encode(w));
