@@ -10,7 +10,11 @@
 //!    takes the range from the conditions on the row number, keeps the row number
 //!    in the Rank's output only when its SELECT list uses it, and turns a Top-1
 //!    ordered by the event-time attribute without the row number into a
-//!    [`PlanNode::Deduplicate`], as Flink's rules do.
+//!    [`PlanNode::Deduplicate`], as Flink's rules do; a PARTITION BY with
+//!    `window_start` and `window_end` makes it a Window Top-N (`window_rank`).
+//!
+//! A Top-N reads an append-only or an updating input; a deduplication only an
+//! append-only one (an updating input has no time attribute).
 //!
 //! Invariants:
 //! - between the two steps the Rank is reached from the relation through
@@ -38,7 +42,7 @@ use crate::parser::expr_position;
 const RANK_COLUMN: &str = "$row_number";
 
 /// The window functions Flink knows that Sluice does not run, for clear errors.
-const RANKING: [&str; 6] = ["RANK", "DENSE_RANK", "PERCENT_RANK", "CUME_DIST", "NTILE", "LAG"];
+const RANKING: [&str; 5] = ["RANK", "DENSE_RANK", "PERCENT_RANK", "CUME_DIST", "NTILE"];
 
 /// The window function calls (`f(...) OVER ...`) in an expression, cloned.
 pub(super) fn window_calls(e: &SqlExpr) -> Vec<ast::Function> {
@@ -269,7 +273,7 @@ impl Planner {
                 format!(
                     "OVER aggregations ({name}(...) OVER (...)) are not supported yet; ROW_NUMBER() OVER (...) filtered on its result (Top-N) is"
                 )
-            } else if RANKING.contains(&name.as_str()) || name == "LEAD" {
+            } else if RANKING.contains(&name.as_str()) {
                 format!(
                     "{name}() OVER (...) is not supported; as in Flink's streaming Top-N, the ranking function must be ROW_NUMBER()"
                 )
