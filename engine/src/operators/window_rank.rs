@@ -238,7 +238,8 @@ mod tests {
     #[test]
     fn a_window_keeps_its_best_rows_with_ties_in_arrival_order() {
         // (rows (name, v), keep, later wins ties, range, with rank, emitted)
-        let cases: [(&[(&str, i64)], usize, bool, RankRange, bool, &[&str]); 4] = [
+        type Case<'a> = (&'a [(&'a str, i64)], usize, bool, RankRange, bool, &'a [&'a str]);
+        let cases: [Case; 4] = [
             (
                 &[("a", 3), ("b", 5), ("c", 5), ("d", 1)],
                 2,
