@@ -15,9 +15,10 @@ mod common;
 use common::*;
 
 /// Per key `k`: the top 5 by `v` (ties broken by `id`, so the result does not
-/// depend on arrival order) with the row number, and the last row on event
-/// time. The source runs at parallelism 1, so each key's rows arrive in the
-/// same order in every run and a replay repeats what was printed.
+/// depend on arrival order) with the row number, the last and the first row on
+/// event time; and the top 3 of each 1-second window. The source runs at
+/// parallelism 1, so each key's rows arrive in the same order in every run and
+/// a replay repeats what was printed.
 fn job(rows: u64, rate: u64) -> String {
     format!(
         "CREATE TABLE src (id BIGINT, k INT, v INT, name STRING,
@@ -29,11 +30,19 @@ fn job(rows: u64, rate: u64) -> String {
    'fields.name.length' = '3');
 CREATE TABLE top5 (k INT, rn BIGINT, id BIGINT, v INT) WITH ('connector' = 'print', 'print-identifier' = 'top5');
 CREATE TABLE last_row (k INT, id BIGINT, name STRING) WITH ('connector' = 'print', 'print-identifier' = 'last');
+CREATE TABLE first_row (k INT, id BIGINT, name STRING) WITH ('connector' = 'print', 'print-identifier' = 'first');
+CREATE TABLE window_top (window_start TIMESTAMP(3), rn BIGINT, id BIGINT, v INT)
+ WITH ('connector' = 'print', 'print-identifier' = 'window_top');
 EXECUTE STATEMENT SET BEGIN
 INSERT INTO top5 SELECT k, rn, id, v FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC, id) AS rn FROM src) WHERE rn <= 5;
 INSERT INTO last_row SELECT k, id, name FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts DESC) AS rn FROM src) WHERE rn = 1;
+INSERT INTO first_row SELECT k, id, name FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts) AS rn FROM src) WHERE rn = 1;
+INSERT INTO window_top SELECT window_start, rn, id, v FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY v DESC, id) AS rn
+  FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND))) WHERE rn <= 3;
 END;
 ",
         last = rows - 1
@@ -63,13 +72,17 @@ fn apply(table: &mut BTreeMap<String, String>, text: &str, id: &str, key: usize)
     }
 }
 
-fn tables(outputs: &[String]) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
-    let (mut top, mut last) = (BTreeMap::new(), BTreeMap::new());
-    for o in outputs {
-        apply(&mut top, o, "top5", 2);
-        apply(&mut last, o, "last", 1);
+/// The materialized sinks: (sink, table).
+fn tables(outputs: &[String]) -> BTreeMap<&'static str, BTreeMap<String, String>> {
+    let mut all = BTreeMap::new();
+    for (id, key) in [("top5", 2), ("last", 1), ("first", 1), ("window_top", 2)] {
+        let mut table = BTreeMap::new();
+        for o in outputs {
+            apply(&mut table, o, id, key);
+        }
+        all.insert(id, table);
     }
-    (top, last)
+    all
 }
 
 fn run(job_file: &Path, args: &[&str], stdout: &Path) -> std::process::Child {
@@ -95,8 +108,10 @@ fn top_n_and_deduplication_restore_at_another_parallelism_after_a_kill() {
     let out = run(&reference_file, &["-p", "1"], &reference_out).wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let expected = tables(&[std::fs::read_to_string(&reference_out).unwrap()]);
-    assert_eq!(expected.0.len(), 41 * 5, "a top 5 for each of the 41 keys");
-    assert_eq!(expected.1.len(), 41, "a last row for each key");
+    assert_eq!(expected["top5"].len(), 41 * 5, "a top 5 for each of the 41 keys");
+    assert_eq!(expected["last"].len(), 41, "a last row for each key");
+    assert_eq!(expected["first"].len(), 41, "a first row for each key");
+    assert_eq!(expected["window_top"].len(), 120 * 3, "a top 3 for each of the 120 windows");
 
     let ckpt = dir.path().join("ckpt");
     let job_file = dir.path().join("ranks.sql");
@@ -125,6 +140,7 @@ fn top_n_and_deduplication_restore_at_another_parallelism_after_a_kill() {
     let second = std::fs::read_to_string(&second_out).unwrap();
     assert!(second.lines().any(|l| l.starts_with("top5:3> ")), "the restored Top-N ran at parallelism 3");
     let got = tables(&[first, second]);
-    assert_eq!(got.0, expected.0, "Top-5 differs after the restore");
-    assert_eq!(got.1, expected.1, "deduplication differs after the restore");
+    for (sink, table) in &expected {
+        assert_eq!(&got[sink], table, "{sink} differs after the restore");
+    }
 }
