@@ -355,16 +355,37 @@ impl Planner {
     }
 
     /// Step 2: a SELECT over a relation that reaches a pending Rank.
-    pub(super) fn plan_top_n(&mut self, rel: Rel, s: &Select, pos: Position) -> Result<Rel, SqlError> {
-        let fpos = pending_position(&rel).unwrap_or(pos);
-        let needs_filter = |at: Position| {
-            SqlError::new(
-                at,
-                "a Top-N needs a condition on the row number in the WHERE of the query that reads it, as in WHERE rn <= 10 (also rn < N, rn = N, rn BETWEEN M AND N, rn > M AND rn <= N)",
-            )
+    pub(super) fn plan_top_n(&self, rel: Rel, s: &Select, pos: Position) -> Result<Rel, SqlError> {
+        let Some(w) = &s.selection else {
+            return Err(needs_filter(pending_position(&rel).unwrap_or(pos)));
         };
-        let Some(rank_idx) = rank_column(&rel) else { return Err(needs_filter(fpos)) };
-        let Some(w) = &s.selection else { return Err(needs_filter(fpos)) };
+        let (range, residual, rank_idx) = self.top_n_where(&rel, w, pos)?;
+        // Whether the SELECT list reads the row number: planned over the
+        // relation as it is, which has it.
+        let probe = self.plan_projection(rel.clone(), &s.projection, pos)?;
+        let output_rank = match &probe.node {
+            PlanNode::Project { exprs, .. } => exprs
+                .iter()
+                .any(|e| e.column_refs().iter().any(|c| rel.schema.index_of_column(c).ok() == Some(rank_idx))),
+            _ => true,
+        };
+        let rel = with_filter(finish_chain(rel, range, output_rank)?, residual);
+        self.plan_projection(rel, &s.projection, pos)
+    }
+
+    /// A WHERE over a pending Top-N that is not followed by a SELECT list of
+    /// its own (an aggregation reads the result): the row number stays.
+    pub(super) fn filter_top_n(&self, rel: Rel, w: &SqlExpr, pos: Position) -> Result<Rel, SqlError> {
+        let (range, residual, _) = self.top_n_where(&rel, w, pos)?;
+        Ok(with_filter(finish_chain(rel, range, true)?, residual))
+    }
+
+    /// The range a WHERE over a pending Top-N keeps, the rest of the WHERE,
+    /// and the row number's column.
+    fn top_n_where(&self, rel: &Rel, w: &SqlExpr, pos: Position) -> Result<(RankRange, Option<Expr>, usize), SqlError> {
+        let Some(rank_idx) = rank_column(rel) else {
+            return Err(needs_filter(pending_position(rel).unwrap_or(pos)));
+        };
         let wpos = expr_position(w, pos);
         let predicate = self.plan_expr(w, &rel.schema, pos)?;
         let is_rank = |e: &Expr| matches!(e, Expr::Column(c) if rel.schema.index_of_column(c).ok() == Some(rank_idx));
@@ -391,32 +412,23 @@ impl Planner {
             return Err(SqlError::new(wpos, "the conditions on the row number keep no rows"));
         }
         let range = RankRange { start: bounds.lo.max(1) as u64, end: hi.min(u64::MAX as i128) as u64 };
-        // Whether the SELECT list reads the row number: planned over the
-        // relation as it is, which has it.
-        let probe = self.plan_projection(rel.clone(), &s.projection, pos)?;
-        let output_rank = match &probe.node {
-            PlanNode::Project { exprs, .. } => exprs
-                .iter()
-                .any(|e| e.column_refs().iter().any(|c| rel.schema.index_of_column(c).ok() == Some(rank_idx))),
-            _ => true,
-        };
-        let rel = finish_chain(rel, range, output_rank)?;
-        let rel = match datafusion_expr::utils::conjunction(residual) {
-            Some(p) => {
-                let schema = rel.schema.clone();
-                let (rowtime, updating, unique_key) = (rel.rowtime, rel.updating, rel.unique_key.clone());
-                Rel {
-                    node: PlanNode::Filter { input: Box::new(rel), predicate: p },
-                    schema,
-                    rowtime,
-                    updating,
-                    unique_key,
-                }
-            }
-            None => rel,
-        };
-        self.plan_projection(rel, &s.projection, pos)
+        Ok((range, datafusion_expr::utils::conjunction(residual), rank_idx))
     }
+}
+
+fn needs_filter(at: Position) -> SqlError {
+    SqlError::new(
+        at,
+        "a Top-N needs a condition on the row number in the WHERE of the query that reads it, as in WHERE rn <= 10 (also rn < N, rn = N, rn BETWEEN M AND N, rn > M AND rn <= N)",
+    )
+}
+
+/// `rel` filtered by `predicate`, if there is one.
+fn with_filter(rel: Rel, predicate: Option<Expr>) -> Rel {
+    let Some(p) = predicate else { return rel };
+    let schema = rel.schema.clone();
+    let (rowtime, updating, unique_key) = (rel.rowtime, rel.updating, rel.unique_key.clone());
+    Rel { node: PlanNode::Filter { input: Box::new(rel), predicate: p }, schema, rowtime, updating, unique_key }
 }
 
 /// Rebuilds the projections above a pending Rank with its range set, without
@@ -551,64 +563,5 @@ fn drop_column(schema: &DFSchema, i: usize, pos: Position) -> Result<DFSchema, S
     DFSchema::new_with_metadata(fields, Default::default()).map_err(df_err(pos))
 }
 
-/// The column `name` of a schema, for tests.
 #[cfg(test)]
-fn col(name: &str) -> Expr {
-    Expr::Column(datafusion_common::Column::from_name(name))
-}
-
-#[cfg(test)]
-mod tests {
-    use datafusion_expr::lit;
-
-    use super::*;
-
-    fn is_rn(e: &Expr) -> bool {
-        matches!(e, Expr::Column(c) if c.name == "rn")
-    }
-
-    fn bounds_of(conds: Vec<Expr>) -> Option<Bounds> {
-        let mut b = Bounds { lo: 1, hi: None };
-        for c in &conds {
-            b = narrow(b, c, &is_rn)?;
-        }
-        Some(b)
-    }
-
-    #[test]
-    fn conditions_on_the_row_number_narrow_the_range() {
-        type Range = Option<(i128, Option<i128>)>;
-        let cases: Vec<(Vec<Expr>, Range)> = vec![
-            (vec![col("rn").lt_eq(lit(3i64))], Some((1, Some(3)))),
-            (vec![col("rn").lt(lit(3i64))], Some((1, Some(2)))),
-            (vec![col("rn").eq(lit(1i64))], Some((1, Some(1)))),
-            (vec![lit(5i64).gt_eq(col("rn"))], Some((1, Some(5)))),
-            (vec![col("rn").gt(lit(2i64)), col("rn").lt_eq(lit(5i64))], Some((3, Some(5)))),
-            (vec![col("rn").between(lit(2i64), lit(4i64))], Some((2, Some(4)))),
-            (vec![col("rn").gt_eq(lit(2i64))], Some((2, None))),
-            (vec![col("rn").not_eq(lit(2i64))], None),
-            (vec![col("x").lt_eq(lit(2i64))], None),
-            (vec![col("rn").lt_eq(col("x"))], None),
-        ];
-        for (conds, want) in cases {
-            let text = format!("{conds:?}");
-            assert_eq!(bounds_of(conds).map(|b| (b.lo, b.hi)), want, "{text}");
-        }
-    }
-
-    #[test]
-    fn a_top1_on_event_time_without_the_row_number_is_a_deduplication() {
-        let top1 = RankRange { start: 1, end: 1 };
-        let top3 = RankRange { start: 1, end: 3 };
-        let cases = [
-            (top1, false, Some(true), RankPlan::Deduplicate { keep_last: false }),
-            (top1, false, Some(false), RankPlan::Deduplicate { keep_last: true }),
-            (top1, true, Some(true), RankPlan::TopN { range: top1, output_rank: true }),
-            (top3, false, Some(true), RankPlan::TopN { range: top3, output_rank: false }),
-            (top1, false, None, RankPlan::TopN { range: top1, output_rank: false }),
-        ];
-        for (range, output_rank, rowtime, want) in cases {
-            assert_eq!(choose(range, output_rank, rowtime), want, "{range} {output_rank} {rowtime:?}");
-        }
-    }
-}
+mod tests;

@@ -170,6 +170,11 @@ impl Planner {
     }
 
     pub(super) fn filter(&self, rel: Rel, w: &SqlExpr, pos: Position) -> Result<Rel, SqlError> {
+        if pending_rank(&rel) {
+            // The WHERE of a query that reads a ROW_NUMBER() (an aggregation
+            // over a Top-N): it holds the Top-N's range.
+            return self.filter_top_n(rel, w, pos);
+        }
         if contains_aggregate(w) {
             return Err(SqlError::new(expr_position(w, pos), "aggregates are not allowed in WHERE; use HAVING"));
         }
