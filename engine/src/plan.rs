@@ -219,6 +219,14 @@ impl JobGraph {
     }
 }
 
+/// An aggregation's vertex, with its keys and aggregates lowered.
+struct KeyedAggregation {
+    vertex: usize,
+    keys: Vec<PhysExpr>,
+    key_types: Vec<DataType>,
+    aggs: Vec<AggDef>,
+}
+
 struct Stream {
     vertex: usize,
     /// Whether operators may be chained onto the vertex.
@@ -366,7 +374,8 @@ impl Builder {
                 ))
             }
             PlanNode::WindowAggregate { input, window, keys, aggs } => {
-                let (v, phys_keys, key_types, defs) = self.keyed_aggregation(input, keys, aggs)?;
+                let KeyedAggregation { vertex: v, keys: phys_keys, key_types, aggs: defs } =
+                    self.keyed_aggregation(input, keys, aggs)?;
                 let time_type = input.schema.field(window.time_col).data_type().clone();
                 self.graph.vertices[v].ops.push(OpSpec::WindowAggregate {
                     kind: window.kind,
@@ -435,7 +444,8 @@ impl Builder {
             }
             PlanNode::GroupAggregate { input, keys, aggs, .. } => {
                 let retract = sluice_sql::monotonicity::retracting(input, keys, aggs);
-                let (v, keys, key_types, aggs) = self.keyed_aggregation(input, keys, aggs)?;
+                let KeyedAggregation { vertex: v, keys, key_types, aggs } =
+                    self.keyed_aggregation(input, keys, aggs)?;
                 self.graph.vertices[v].ops.push(OpSpec::GroupAggregate {
                     keys,
                     key_types,
@@ -456,7 +466,7 @@ impl Builder {
         input: &Rel,
         keys: &[Expr],
         aggs: &[sluice_sql::plan::AggCall],
-    ) -> Result<(usize, Vec<PhysExpr>, Vec<DataType>, Vec<AggDef>), EngineError> {
+    ) -> Result<KeyedAggregation, EngineError> {
         let s = self.build(input)?;
         let phys_keys: Vec<PhysExpr> = keys.iter().map(|k| lower(k, &input.schema)).collect::<Result<_, _>>()?;
         let key_types = keys
@@ -489,7 +499,7 @@ impl Builder {
             Partitioning::Hash { keys: phys_keys.clone(), names: keys.iter().map(|k| k.to_string()).collect() }
         };
         self.connect(s.vertex, v, partitioning);
-        Ok((v, phys_keys, key_types, defs))
+        Ok(KeyedAggregation { vertex: v, keys: phys_keys, key_types, aggs: defs })
     }
 
     /// A keyed operator on a new vertex behind a hash edge on its keys, or a

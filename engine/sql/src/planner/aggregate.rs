@@ -87,6 +87,9 @@ impl VisitorMut for AggRewriter<'_> {
     }
 }
 
+/// An aggregation's SELECT list and HAVING over its output, and its aggregate calls.
+type Rewritten = (Vec<SelectItem>, Option<SqlExpr>, Vec<AggCall>);
+
 /// An aggregation's output schema: `first` (the window columns), the keys,
 /// then the aggregates as `__aggN`.
 fn aggregation_schema(
@@ -211,7 +214,7 @@ impl Planner {
         input: &Rel,
         s: &Select,
         pos: Position,
-    ) -> Result<(Vec<SelectItem>, Option<SqlExpr>, Vec<AggCall>), SqlError> {
+    ) -> Result<Rewritten, SqlError> {
         let mut rw = AggRewriter { keys, calls: Vec::new(), error: None, fallback: pos };
         let mut items = s.projection.clone();
         for item in items.iter_mut() {

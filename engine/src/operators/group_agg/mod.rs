@@ -226,8 +226,12 @@ fn results(aggs: &[AggDef], g: &Group) -> Vec<Val> {
     g.accs.iter().zip(aggs).map(|(a, d)| a.result(d)).collect()
 }
 
+/// An aggregate's argument over a batch (none for `COUNT(*)`), and whether each
+/// row passes its FILTER (none without one).
+type AggColumn = (Option<Vec<Val>>, Option<Vec<bool>>);
+
 /// Each aggregate's values over a batch, and whether each row passes its FILTER.
-fn evaluate(aggs: &[AggDef], data: &RecordBatch) -> Result<Vec<(Option<Vec<Val>>, Option<Vec<bool>>)>, OpError> {
+fn evaluate(aggs: &[AggDef], data: &RecordBatch) -> Result<Vec<AggColumn>, OpError> {
     aggs.iter()
         .map(|a| {
             let AggInput { values, filter } = a.evaluate(data)?;
