@@ -65,11 +65,23 @@ impl<V: StateValue> KeyedState<V> {
         self.slots.get_mut(id as usize).and_then(|s| s.as_mut()).map(|s| &mut s.value)
     }
 
-    /// Sets the value of a key, adding the key if it is new.
-    pub fn insert(&mut self, key: &[u8], value: V) {
-        if let Some(v) = self.get_mut(key) {
+    /// The slot of a key: valid until the key is removed.
+    pub fn slot(&self, key: &[u8]) -> Option<u32> {
+        self.index.get(key).copied()
+    }
+
+    /// The value in a slot (see [`KeyedState::slot`]).
+    pub fn slot_mut(&mut self, slot: u32) -> Option<&mut V> {
+        self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()).map(|s| &mut s.value)
+    }
+
+    /// Sets the value of a key, adding the key if it is new; returns its slot.
+    pub fn insert(&mut self, key: &[u8], value: V) -> u32 {
+        if let Some(id) = self.slot(key)
+            && let Some(v) = self.slot_mut(id)
+        {
             *v = value;
-            return;
+            return id;
         }
         let key: Arc<[u8]> = Arc::from(key);
         let slot = Some(Slot { key: key.clone(), value });
@@ -84,6 +96,7 @@ impl<V: StateValue> KeyedState<V> {
             }
         };
         self.index.insert(key, id);
+        id
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {

@@ -88,11 +88,12 @@ fn wall_clock() -> i64 {
     crate::job::now_ms() as i64
 }
 
-/// One emitted row: the input row whose key it has, its kind, its results.
+/// One emitted row: the input row whose key it has, its kind, and where its
+/// results start in the batch's flat buffer of results.
 struct Emitted {
     row: u32,
     kind: RowKind,
-    results: Vec<Val>,
+    at: usize,
 }
 
 impl GroupAggregate {
@@ -136,11 +137,8 @@ impl GroupAggregate {
         }
     }
 
-    fn results(&self, g: &Group) -> Vec<Val> {
-        results(&self.aggs, g)
-    }
-
-    /// Applies one input row to its key's group; returns what to emit.
+    /// Applies one input row to its key's group; appends what to emit to
+    /// `out`, each emitted row's results to `flat` (one value per aggregate).
     #[allow(clippy::too_many_arguments)]
     fn apply_row(
         &mut self,
@@ -151,21 +149,28 @@ impl GroupAggregate {
         pass: &[bool],
         row: u32,
         out: &mut Vec<Emitted>,
+        flat: &mut Vec<Val>,
     ) -> Result<(), OpError> {
         let sign = if kind.is_accumulate() { 1 } else { -1 };
-        if self.state.get(key).is_some_and(|g| self.expired(g, now)) {
+        let (ttl_ms, n) = (self.ttl_ms, self.aggs.len());
+        let mut slot = self.state.slot(key);
+        if let Some(id) = slot
+            && self.state.slot_mut(id).is_some_and(|g| ttl_ms > 0 && now.saturating_sub(g.written) >= ttl_ms)
+        {
             self.state.remove(key);
+            slot = None;
         }
-        let prev = match self.state.get(key) {
-            Some(g) => Some(self.results(g)),
+        let (id, first) = match slot {
+            Some(id) => (id, false),
             None if sign < 0 => return Ok(()),
-            None => {
-                let g = self.new_group();
-                self.state.insert(key, g);
-                None
-            }
+            None => (self.state.insert(key, self.new_group()), true),
         };
-        let Some(g) = self.state.get_mut(key) else { return Ok(()) };
+        let Some(g) = self.state.slot_mut(id) else { return Ok(()) };
+        // The previous results, then the new ones, at the end of `flat`.
+        let start = flat.len();
+        if !first {
+            flat.extend(g.accs.iter().zip(&self.aggs).map(|(a, d)| a.result(d)));
+        }
         for (((acc, v), p), retract) in g.accs.iter_mut().zip(values).zip(pass).zip(&self.retract) {
             if *p && (sign > 0 || *retract) {
                 acc.apply(*v, sign)?;
@@ -173,27 +178,28 @@ impl GroupAggregate {
         }
         g.rows += sign;
         g.written = now;
-        if g.rows > 0 {
-            let results = results(&self.aggs, g);
-            match prev {
-                None => out.push(Emitted { row, kind: RowKind::Insert, results }),
-                Some(p) if p == results && self.ttl_ms == 0 => {}
-                Some(p) => {
-                    out.push(Emitted { row, kind: RowKind::UpdateBefore, results: p });
-                    out.push(Emitted { row, kind: RowKind::UpdateAfter, results });
-                }
-            }
-        } else {
+        if g.rows <= 0 {
             self.state.remove(key);
-            if let Some(p) = prev {
-                out.push(Emitted { row, kind: RowKind::Delete, results: p });
+            if !first {
+                out.push(Emitted { row, kind: RowKind::Delete, at: start });
             }
+            return Ok(());
+        }
+        let at = flat.len();
+        flat.extend(g.accs.iter().zip(&self.aggs).map(|(a, d)| a.result(d)));
+        if first {
+            out.push(Emitted { row, kind: RowKind::Insert, at });
+        } else if ttl_ms == 0 && flat[start..at] == flat[at..at + n] {
+            flat.truncate(start);
+        } else {
+            out.push(Emitted { row, kind: RowKind::UpdateBefore, at: start });
+            out.push(Emitted { row, kind: RowKind::UpdateAfter, at });
         }
         Ok(())
     }
 
     /// The output batch of the emitted rows: their keys taken from the input.
-    fn output(&self, data: &RecordBatch, emitted: &[Emitted]) -> Result<RecordBatch, OpError> {
+    fn output(&self, data: &RecordBatch, emitted: &[Emitted], flat: &[Val]) -> Result<RecordBatch, OpError> {
         let n = data.num_rows();
         let rows = UInt32Array::from_iter_values(emitted.iter().map(|e| e.row));
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
@@ -203,7 +209,7 @@ impl GroupAggregate {
         }
         for (i, field) in self.schema.fields().iter().enumerate().skip(cols.len()) {
             let j = i - self.keys.exprs.len();
-            let col = to_array(field.data_type(), emitted.iter().map(|e| &e.results[j]))?;
+            let col = to_array(field.data_type(), emitted.iter().map(|e| &flat[e.at + j]))?;
             cols.push(col);
         }
         // Key expressions may be typed more loosely than the planned schema.
@@ -220,10 +226,6 @@ impl GroupAggregate {
         let kinds: Vec<RowKind> = emitted.iter().map(|e| e.kind).collect();
         Ok(changelog::attach(&batch, &kinds)?)
     }
-}
-
-fn results(aggs: &[AggDef], g: &Group) -> Vec<Val> {
-    g.accs.iter().zip(aggs).map(|(a, d)| a.result(d)).collect()
 }
 
 /// An aggregate's argument over a batch (none for `COUNT(*)`), and whether each
@@ -254,6 +256,7 @@ impl StreamOperator for GroupAggregate {
         let keys = self.keys.encode(&data)?;
         let inputs = evaluate(&self.aggs, &data)?;
         let mut emitted = Vec::new();
+        let mut flat = Vec::new();
         let mut values: Vec<Option<&Val>> = Vec::with_capacity(inputs.len());
         let mut pass: Vec<bool> = Vec::with_capacity(inputs.len());
         for (r, kind) in kinds.iter().enumerate() {
@@ -265,10 +268,10 @@ impl StreamOperator for GroupAggregate {
             }
             let key = keys.as_ref().map(|k| k.row(r));
             let key: &[u8] = key.as_ref().map(|k| k.as_ref()).unwrap_or(&[]);
-            self.apply_row(now, key, *kind, &values, &pass, r as u32, &mut emitted)?;
+            self.apply_row(now, key, *kind, &values, &pass, r as u32, &mut emitted, &mut flat)?;
         }
         if !emitted.is_empty() {
-            out.push(StreamEvent::Batch(self.output(&data, &emitted)?));
+            out.push(StreamEvent::Batch(self.output(&data, &emitted, &flat)?));
         }
         Ok(())
     }
