@@ -18,7 +18,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use sluice_job::{Settings, VERTEX_PARALLELISM_OVERRIDES};
 use sluice_sql::catalog::TableDef;
 use sluice_sql::expr::{Expr, physical};
-use sluice_sql::plan::{Job, PlanNode, RankRange, Rel, WindowKind};
+use sluice_sql::plan::{Job, JoinKind, PlanNode, RankRange, Rel, TimeInterval, WindowKind};
 
 use crate::error::EngineError;
 use crate::operators::aggregate::AggDef;
@@ -121,6 +121,24 @@ pub enum OpSpec {
         types: Vec<DataType>,
         schema: SchemaRef,
     },
+    /// A regular join: the first operator of a vertex with two inputs, the
+    /// left one (input 0) hashed on `left_keys`, the right one on `right_keys`.
+    Join {
+        kind: JoinKind,
+        left_keys: Vec<PhysExpr>,
+        right_keys: Vec<PhysExpr>,
+        key_types: Vec<DataType>,
+        left: SchemaRef,
+        right: SchemaRef,
+        residual: Option<PhysExpr>,
+        schema: SchemaRef,
+        updating: bool,
+        /// An interval join's time bounds (its operator is then the interval join).
+        interval: Option<TimeInterval>,
+        /// `table.exec.state.ttl` in ms (0: none); a regular join's rows
+        /// expire that long after their last change, as in Flink.
+        ttl: i64,
+    },
     Sink {
         table: Arc<TableDef>,
         /// The column of the sink's input that holds each record's event time,
@@ -149,6 +167,8 @@ impl OpSpec {
             OpSpec::Deduplicate { keep_last, .. } => {
                 format!("Deduplicate(keep {} row)", if *keep_last { "last" } else { "first" })
             }
+            OpSpec::Join { kind, interval: None, .. } => format!("Join({kind})"),
+            OpSpec::Join { kind, interval: Some(_), .. } => format!("IntervalJoin({kind})"),
             OpSpec::Sink { table, .. } => format!("Sink: {} [{}]", table.name, table.connector()),
         }
     }
@@ -453,6 +473,48 @@ impl Builder {
                     schema: arrow_schema(&rel.schema),
                     retract,
                     ttl: self.state_ttl,
+                });
+                Ok(Stream { vertex: v, open: true })
+            }
+            PlanNode::Join { left, right, kind, left_keys, right_keys, residual, interval } => {
+                let l = self.build(left)?;
+                let r = self.build(right)?;
+                let lower_all = |keys: &[Expr], schema: &DFSchema| -> Result<Vec<PhysExpr>, EngineError> {
+                    keys.iter().map(|k| lower(k, schema)).collect()
+                };
+                let (lk, rk) = (lower_all(left_keys, &left.schema)?, lower_all(right_keys, &right.schema)?);
+                let key_types = left_keys
+                    .iter()
+                    .map(|k| k.get_type(&left.schema).map_err(|e| EngineError::Internal(e.to_string())))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let names = |keys: &[Expr]| keys.iter().map(|k| k.to_string()).collect();
+                // An interval join without keys runs in one subtask, as Flink's.
+                let keyless = left_keys.is_empty();
+                let v = self.new_vertex(None, if keyless { 1 } else { self.parallelism }, None);
+                // Input 0 is the left side, input 1 the right one.
+                let hash = |keys: &Vec<PhysExpr>, exprs: &[Expr]| {
+                    if keyless {
+                        Partitioning::Global
+                    } else {
+                        Partitioning::Hash { keys: keys.clone(), names: names(exprs) }
+                    }
+                };
+                let (lp, rp) = (hash(&lk, left_keys), hash(&rk, right_keys));
+                self.connect(l.vertex, v, lp);
+                self.connect(r.vertex, v, rp);
+                let residual = residual.as_ref().map(|e| lower(e, &rel.schema)).transpose()?;
+                self.graph.vertices[v].ops.push(OpSpec::Join {
+                    kind: *kind,
+                    left_keys: lk,
+                    right_keys: rk,
+                    key_types,
+                    left: arrow_schema(&left.schema),
+                    right: arrow_schema(&right.schema),
+                    residual,
+                    schema: arrow_schema(&rel.schema),
+                    updating: rel.updating,
+                    interval: *interval,
+                    ttl: i64::try_from(self.state_ttl.as_millis()).unwrap_or(i64::MAX),
                 });
                 Ok(Stream { vertex: v, open: true })
             }

@@ -296,3 +296,20 @@ fn a_worker_of_another_protocol_version_is_refused_with_the_reason() {
     assert_eq!(reply["type"], "refused", "{reply}");
     assert!(reply["reason"].as_str().unwrap().contains("protocol 999"), "{reply}");
 }
+
+#[test]
+fn joins_across_three_workers_commit_what_the_local_runner_commits() {
+    // Both inputs of each join are hashed across workers (a self-join reads
+    // one source vertex twice).
+    let rows = 8_000;
+    let expected = reference_of(joins_job, rows);
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::new(dir.path());
+    c.write_job(&joins_job(dir.path(), rows, 20_000));
+    let _w: Vec<Proc> = (0..3).map(|i| c.worker(&format!("w{i}"), 1)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut coord = c.coordinator("coordinator", 3, &[]);
+    let status = coord.wait(Duration::from_secs(120));
+    assert!(status.success(), "{}", coord.log());
+    assert_eq!(outputs(dir.path()), expected);
+}

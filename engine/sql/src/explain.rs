@@ -139,6 +139,29 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
                 column(input, *time_col)
             );
         }
+        PlanNode::Join { kind, left, right, left_keys, right_keys, residual, interval } => {
+            let keys: Vec<String> =
+                left_keys.iter().zip(right_keys).map(|(l, r)| format!("{} = {}", key_text(l), key_text(r))).collect();
+            match interval {
+                None => {
+                    let _ = write!(s, "Join: {kind}, keys [{}]", keys.join(", "));
+                }
+                Some(i) => {
+                    let _ = write!(
+                        s,
+                        "IntervalJoin: {kind}, keys [{}], {} - {} in [{}, {}] ms",
+                        keys.join(", "),
+                        left.schema.field(i.left_time).name(),
+                        right.schema.field(i.right_time).name(),
+                        i.lower,
+                        i.upper
+                    );
+                }
+            }
+            if let Some(r) = residual {
+                let _ = write!(s, ", residual {r}");
+            }
+        }
     }
     if rel.updating {
         let key = rel.unique_key.as_ref().map(|k| k.iter().map(|c| column(rel, *c)).collect::<Vec<_>>().join(", "));
@@ -164,6 +187,18 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
         | PlanNode::Rank { input, .. }
         | PlanNode::Deduplicate { input, .. } => explain_rel(s, input, depth + 1),
         PlanNode::Union { inputs } => inputs.iter().for_each(|i| explain_rel(s, i, depth + 1)),
+        PlanNode::Join { left, right, .. } => {
+            explain_rel(s, left, depth + 1);
+            explain_rel(s, right, depth + 1);
+        }
+    }
+}
+
+/// A join key; a cast to the common key type is shown with its type.
+fn key_text(e: &datafusion_expr::Expr) -> String {
+    match e {
+        datafusion_expr::Expr::Cast(c) => format!("CAST({} AS {})", c.expr, flink_name(c.field.data_type())),
+        _ => e.to_string(),
     }
 }
 

@@ -189,6 +189,11 @@ fn of(rel: &Rel) -> Vec<Fields> {
             cols
         }
         PlanNode::Deduplicate { input, .. } => of(input),
+        PlanNode::Join { left, right, .. } => {
+            let mut cols = of(left);
+            cols.extend(of(right));
+            cols
+        }
     }
 }
 

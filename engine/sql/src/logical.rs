@@ -51,6 +51,11 @@ impl Rel {
             | PlanNode::Rank { input, .. }
             | PlanNode::Deduplicate { input, .. } => input.scanned_tables(),
             PlanNode::Union { inputs } => inputs.iter().flat_map(Rel::scanned_tables).collect(),
+            PlanNode::Join { left, right, .. } => {
+                let mut t = left.scanned_tables();
+                t.extend(right.scanned_tables());
+                t
+            }
         }
     }
 }
@@ -151,6 +156,24 @@ pub enum PlanNode {
         time_col: usize,
         keep_last: bool,
     },
+    /// A regular (unbounded) join on equality keys, as Flink's streaming join,
+    /// or an interval join (see `interval`):
+    /// output is the left columns, then the right ones; an outer join pads
+    /// the missing side with nulls. `left_keys[i]` (over the left input) equals
+    /// `right_keys[i]` (over the right input), both of the same type; a null
+    /// key matches nothing. `residual` is over the join's output schema.
+    Join {
+        left: Box<Rel>,
+        right: Box<Rel>,
+        kind: JoinKind,
+        left_keys: Vec<Expr>,
+        right_keys: Vec<Expr>,
+        residual: Option<Expr>,
+        /// For an interval join (both inputs append-only, their event times
+        /// bounded against each other): the bounds, which the residual also
+        /// checks. Its keys may then be empty (one subtask joins all rows).
+        interval: Option<TimeInterval>,
+    },
 }
 
 /// One `ORDER BY` item of a ranking.
@@ -185,6 +208,49 @@ pub struct RankRange {
 impl std::fmt::Display for RankRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "rn {}..={}", self.start, self.end)
+    }
+}
+
+/// The time bounds of an interval join: `lower <= l.ts - r.ts <= upper`, in
+/// milliseconds, over the left input's time attribute `left_time` and the right
+/// one's `right_time` (column indices in each input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeInterval {
+    pub left_time: usize,
+    pub right_time: usize,
+    pub lower: i64,
+    pub upper: i64,
+}
+
+/// The kind of a regular join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+}
+
+impl JoinKind {
+    /// Whether rows of the left input without a match are kept (null-padded).
+    pub fn left_outer(self) -> bool {
+        matches!(self, JoinKind::Left | JoinKind::Full)
+    }
+
+    /// Whether rows of the right input without a match are kept (null-padded).
+    pub fn right_outer(self) -> bool {
+        matches!(self, JoinKind::Right | JoinKind::Full)
+    }
+}
+
+impl std::fmt::Display for JoinKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JoinKind::Inner => "INNER",
+            JoinKind::Left => "LEFT",
+            JoinKind::Right => "RIGHT",
+            JoinKind::Full => "FULL",
+        })
     }
 }
 

@@ -8,6 +8,8 @@ use super::StreamOperator;
 use super::calc::{Filter, Project};
 use super::dedup::Deduplicate;
 use super::group_agg::GroupAggregate;
+use super::join::interval::IntervalJoin;
+use super::join::{Join, JoinDef};
 use super::normalize::ChangelogNormalize;
 use super::rank::TopN;
 use super::session::SessionAggregate;
@@ -129,6 +131,35 @@ pub(crate) fn instantiate(
         OpSpec::Deduplicate { keys, key_types, time_col, keep_last, types, schema } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
             Box::new(Deduplicate::new(k, *time_col, *keep_last, types.clone(), schema.clone()))
+        }
+        OpSpec::Join {
+            kind,
+            left_keys,
+            right_keys,
+            key_types,
+            left,
+            right,
+            residual,
+            schema,
+            updating,
+            interval,
+            ttl,
+        } => {
+            let def = JoinDef {
+                kind: *kind,
+                keys: [left_keys.clone(), right_keys.clone()],
+                key_types: key_types.clone(),
+                inputs: [left.clone(), right.clone()],
+                residual: residual.clone(),
+                schema: schema.clone(),
+                updating: *updating,
+                ttl: *ttl,
+            };
+            let internal = |e: crate::error::OpError| EngineError::Internal(e.to_string());
+            match interval {
+                None => Box::new(Join::new(def).map_err(internal)?),
+                Some(i) => Box::new(IntervalJoin::new(def, *i).map_err(internal)?),
+            }
         }
         OpSpec::Sink { table, event_time } => {
             let ctx = sink_context(table, subtask, parallelism, job_id, tz, sink);

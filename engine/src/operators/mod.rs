@@ -6,6 +6,7 @@ pub mod calc;
 pub mod dedup;
 pub mod factory;
 pub mod group_agg;
+pub mod join;
 pub mod normalize;
 pub mod panes;
 pub mod policy;
@@ -52,6 +53,19 @@ pub trait StreamOperator: Send {
     fn name(&self) -> String;
 
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError>;
+
+    /// A batch from input `input` (in the order of the vertex's input edges)
+    /// of the first operator of a vertex with several inputs; an operator that
+    /// tells its inputs apart (a join: 0 left, 1 right) overrides it.
+    fn process_batch_from(
+        &mut self,
+        input: usize,
+        batch: RecordBatch,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), OpError> {
+        let _ = input;
+        self.process_batch(batch, out)
+    }
 
     fn process_watermark(&mut self, watermark: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         out.push(StreamEvent::Watermark(watermark));
@@ -143,16 +157,21 @@ pub struct Chain {
 impl Chain {
     /// Pushes one event through the whole chain; returns the chain's output.
     pub fn push(&mut self, event: StreamEvent) -> Result<Vec<StreamEvent>, OpError> {
+        self.push_from(0, event)
+    }
+
+    /// Pushes one event from input `input` of the vertex through the whole
+    /// chain: the first operator learns the input, the others see their
+    /// predecessor's output.
+    pub fn push_from(&mut self, input: usize, event: StreamEvent) -> Result<Vec<StreamEvent>, OpError> {
         let mut current = vec![event];
-        for op in self.ops.iter_mut() {
+        for (i, op) in self.ops.iter_mut().enumerate() {
             let mut next = Vec::with_capacity(current.len());
             for ev in current {
                 match ev {
-                    StreamEvent::Batch(b) => {
-                        if b.num_rows() > 0 {
-                            op.process_batch(b, &mut next)?
-                        }
-                    }
+                    StreamEvent::Batch(b) if b.num_rows() == 0 => {}
+                    StreamEvent::Batch(b) if i == 0 => op.process_batch_from(input, b, &mut next)?,
+                    StreamEvent::Batch(b) => op.process_batch(b, &mut next)?,
                     StreamEvent::Watermark(w) => op.process_watermark(w, &mut next)?,
                 }
             }

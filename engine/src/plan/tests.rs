@@ -186,3 +186,21 @@ END;";
     assert_eq!(input_of("Sink: top_all"), (1, "GLOBAL".to_string()));
     assert_eq!(input_of("Deduplicate(keep last row)"), (3, "HASH[s.k]".to_string()));
 }
+
+#[test]
+fn a_join_vertex_reads_both_inputs_by_key_and_takes_the_state_ttl() {
+    let sql = "SET 'table.exec.state.ttl' = '1 h';
+CREATE TABLE a (k INT, v INT) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE b (k BIGINT, w INT) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE o (k INT, v INT, w INT) WITH ('connector' = 'blackhole');
+INSERT INTO o SELECT a.k, v, w FROM a LEFT JOIN b ON a.k = b.k;";
+    let job = crate::local::compile_text(sql, "j.sql").unwrap();
+    let (g, _) = crate::local::prepare(&job, &Config::default(), "j").unwrap();
+    let join = vertex(&g, "Join(LEFT)");
+    let edges: Vec<String> = g.vertices[join].inputs.iter().map(|e| g.edges[*e].partitioning.to_string()).collect();
+    assert_eq!(edges, ["HASH[CAST(a.k AS Int64)]", "HASH[b.k]"]);
+    let Some(OpSpec::Join { ttl, interval: None, updating: true, .. }) = g.vertices[join].ops.first() else {
+        panic!("the join vertex starts with the join: {}", g.vertices[join].name())
+    };
+    assert_eq!(*ttl, 3_600_000);
+}

@@ -82,6 +82,8 @@ pub struct Task {
     outputs: Outputs,
     input: Option<(Receiver<Envelope>, Vec<Arc<Credit>>)>,
     channels: Vec<bool>,
+    /// Per channel, its input edge (see [`ChannelLayout::inputs`]).
+    channel_inputs: Vec<usize>,
     idle: bool,
     source: Option<(Box<dyn sluice_connectors::SourceReader>, Receiver<SourceControl>)>,
     ctx: TaskCtx,
@@ -141,6 +143,13 @@ impl ChannelLayout {
     /// The producers feeding subtask `i` of vertex `v`, by channel.
     fn sources(&self, v: usize, i: usize) -> &[(usize, usize)] {
         &self.sources[v][i]
+    }
+
+    /// Per channel of a subtask of vertex `v` (of `channels` in all), the
+    /// position of its input edge in `Vertex::inputs`.
+    fn inputs(&self, v: usize, channels: usize) -> Vec<usize> {
+        let base = &self.base[v];
+        (0..channels as u32).map(|ch| base.iter().rposition(|b| *b <= ch).unwrap_or(0)).collect()
     }
 
     /// The channel at the consumer that producer subtask `i` writes edge `e` to.
@@ -412,6 +421,7 @@ fn wire_tasks(
                 chain,
                 outputs: Outputs { edges, metrics, next_marker: i },
                 input,
+                channel_inputs: layout.inputs(v.id, channels.len()),
                 channels,
                 idle: idle_at_start[v.id][i],
                 source,
@@ -465,7 +475,14 @@ pub fn spawn(
                         &mut t.outputs,
                     ),
                     (None, Some((rx, credits))) => task::run_operator(
-                        InputRun { rx, credits, idle_channels: t.channels, idle_at_start: t.idle, ctx: &mut t.ctx },
+                        InputRun {
+                            rx,
+                            credits,
+                            idle_channels: t.channels,
+                            channel_inputs: t.channel_inputs,
+                            idle_at_start: t.idle,
+                            ctx: &mut t.ctx,
+                        },
                         &mut t.chain,
                         &mut t.outputs,
                     ),
@@ -515,5 +532,25 @@ INSERT INTO o SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTE
                 assert_eq!(layout.channel(&graph, e, 2), 0);
             }
         }
+    }
+
+    #[test]
+    fn a_joins_channels_say_which_input_they_belong_to() {
+        // A self-join: both inputs come from the one source vertex of `s`.
+        let sql = "CREATE TABLE s (k INT, v INT) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE o (k INT, v INT, w INT) WITH ('connector' = 'blackhole');
+INSERT INTO o SELECT a.k, a.v, b.v FROM s AS a JOIN s AS b ON a.k = b.v;";
+        let job = crate::local::compile_text(sql, "j.sql").unwrap();
+        let mut cfg = Config::default();
+        cfg.values.insert("parallelism.default".into(), "2".into());
+        let (graph, _) = crate::local::prepare(&job, &cfg, "j").unwrap();
+        let join = graph.vertices.iter().position(|v| v.name().starts_with("Join(INNER)")).unwrap();
+        let inputs = &graph.vertices[join].inputs;
+        assert_eq!(inputs.len(), 2);
+        assert_eq!(graph.edges[inputs[0]].from, graph.edges[inputs[1]].from, "one source vertex feeds both sides");
+        let layout = ChannelLayout::of(&graph);
+        // Two producer subtasks per input edge: channels 0-1 left, 2-3 right.
+        assert_eq!(layout.inputs(join, layout.sources(join, 1).len()), [0, 0, 1, 1]);
+        assert_eq!(layout.channel(&graph, inputs[1], 0), 2);
     }
 }

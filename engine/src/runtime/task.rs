@@ -233,7 +233,18 @@ impl Inbox<'_> {
 }
 
 pub fn forward(chain: &mut Chain, outputs: &mut Outputs, ev: StreamEvent) -> Result<Result<(), Disconnected>, OpError> {
-    for out in chain.push(ev)? {
+    forward_from(chain, outputs, 0, ev)
+}
+
+/// [`forward`] of an event from input `input` of the vertex (see
+/// [`Chain::push_from`]).
+fn forward_from(
+    chain: &mut Chain,
+    outputs: &mut Outputs,
+    input: usize,
+    ev: StreamEvent,
+) -> Result<Result<(), Disconnected>, OpError> {
+    for out in chain.push_from(input, ev)? {
         if let Err(d) = outputs.emit(out)? {
             return Ok(Err(d));
         }
@@ -408,12 +419,14 @@ pub struct InputRun<'a> {
     pub rx: Receiver<Envelope>,
     pub credits: Vec<Arc<super::channel::Credit>>,
     pub idle_channels: Vec<bool>,
+    /// Per channel, the vertex input (input edge) it belongs to.
+    pub channel_inputs: Vec<usize>,
     pub idle_at_start: bool,
     pub ctx: &'a mut TaskCtx,
 }
 
 pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Result<(), OpError> {
-    let InputRun { rx, credits, idle_channels, idle_at_start, ctx } = r;
+    let InputRun { rx, credits, idle_channels, channel_inputs, idle_at_start, ctx } = r;
     let m = outputs.metrics.clone();
     let mut inputs: Vec<InputState> = idle_channels
         .iter()
@@ -467,7 +480,8 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
             Msg::Batch(b) => {
                 SubtaskMetrics::add(&m.records_in, b.num_rows() as u64);
                 SubtaskMetrics::add(&m.bytes_in, b.get_array_memory_size() as u64);
-                let r = forward(chain, outputs, StreamEvent::Batch(b))?;
+                let from = channel_inputs.get(ch).copied().unwrap_or(0);
+                let r = forward_from(chain, outputs, from, StreamEvent::Batch(b))?;
                 if let Some(c) = credits.get(ch) {
                     c.release();
                 }

@@ -156,3 +156,32 @@ pub fn policy_args(dir: &Path) -> Vec<String> {
         format!("sluice.secrets-dir={}", dir.join("secrets").display()),
     ]
 }
+
+/// Regular joins with state on both sides: a stream joined with a small
+/// table on a key (with a residual), and a self-join of the stream (one source
+/// vertex feeding both inputs). Inner joins of append-only inputs, so the
+/// output is append-only and goes to the filesystem tables [`outputs`] reads.
+pub fn joins_job(out: &Path, rows: u64, rate: u64) -> String {
+    format!(
+        "CREATE TABLE src (id BIGINT, k INT, v INT)
+ WITH ('connector' = 'datagen', 'seed' = '7', 'rows-per-second' = '{rate}',
+   'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{last}',
+   'fields.k.min' = '0', 'fields.k.max' = '15', 'fields.v.min' = '0', 'fields.v.max' = '1000');
+CREATE TABLE dim (d BIGINT, k INT, name STRING)
+ WITH ('connector' = 'datagen', 'seed' = '3',
+   'fields.d.kind' = 'sequence', 'fields.d.start' = '0', 'fields.d.end' = '63',
+   'fields.k.min' = '0', 'fields.k.max' = '15', 'fields.name.length' = '3');
+CREATE TABLE per_window (id BIGINT, d BIGINT, name STRING)
+ WITH ('connector' = 'filesystem', 'path' = '{w}', 'format' = 'csv');
+CREATE TABLE rows_out (id BIGINT, v INT, pv INT)
+ WITH ('connector' = 'filesystem', 'path' = '{r}', 'format' = 'csv');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO per_window SELECT s.id, dm.d, dm.name FROM src AS s JOIN dim AS dm ON s.k = dm.k AND s.v > 500;
+INSERT INTO rows_out SELECT a.id, a.v, b.v FROM src AS a JOIN src AS b ON a.id = b.id + 1;
+END;
+",
+        last = rows - 1,
+        w = out.join("windows").display(),
+        r = out.join("rows").display()
+    )
+}

@@ -205,5 +205,11 @@ fn update_origin(rel: &Rel) -> String {
         | PlanNode::Rank { input, .. }
         | PlanNode::Deduplicate { input, .. } => update_origin(input),
         PlanNode::Union { inputs } => inputs.iter().find(|i| i.updating).map(update_origin).unwrap_or_default(),
+        PlanNode::Join { left, right, kind, .. } => match [left, right].into_iter().find(|i| i.updating) {
+            Some(input) => update_origin(input),
+            None => format!(
+                "a {kind} OUTER JOIN emits rows without a match padded with nulls and retracts them when a match comes"
+            ),
+        },
     }
 }

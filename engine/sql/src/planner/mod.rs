@@ -2,9 +2,10 @@
 //!
 //! [`compile`] reads the `SET` statements, defines tables and views in order,
 //! and plans each `INSERT INTO` into a [`SinkPlan`]. The planner is split along
-//! the SQL it plans: `query` (WITH, UNION ALL, FROM items), `select` (WHERE and
-//! the SELECT list), `window` (window TVFs), `aggregate` (window aggregation),
-//! `rank` (Top-N and deduplication) and `insert` (mapping a query onto a sink's
+//! the SQL it plans: `query` (WITH, UNION ALL, FROM items), `join` (regular
+//! and interval joins in FROM), `select` (WHERE and the SELECT list), `window`
+//! (window TVFs), `aggregate` (window aggregation), `rank` (Top-N and
+//! deduplication) and `insert` (mapping a query onto a sink's
 //! columns).
 //!
 //! Invariants of every [`Rel`] the planner builds:
@@ -21,6 +22,8 @@
 
 mod aggregate;
 mod insert;
+mod interval;
+mod join;
 mod query;
 mod rank;
 mod select;
@@ -132,8 +135,9 @@ fn unsupported(pos: Position, what: &str) -> SqlError {
 /// Requalifies a relation's columns (a table alias, a view name).
 fn requalify(rel: Rel, qualifier: &str, pos: Position) -> Result<Rel, SqlError> {
     let fields: Vec<Field> = rel.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    let schema = DFSchema::try_from_qualified_schema(qualifier, &arrow::datatypes::Schema::new(fields))
-        .map_err(|e| SqlError::new(pos, format!("{e}; give the columns distinct names with AS")))?;
+    let schema =
+        DFSchema::try_from_qualified_schema(TableReference::bare(qualifier), &arrow::datatypes::Schema::new(fields))
+            .map_err(|e| SqlError::new(pos, format!("{e}; give the columns distinct names with AS")))?;
     Ok(Rel { schema: Arc::new(schema), ..rel })
 }
 

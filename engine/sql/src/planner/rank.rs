@@ -105,6 +105,10 @@ pub(super) fn check_ranked(rel: &Rel) -> Result<(), SqlError> {
         | PlanNode::Rank { input, .. }
         | PlanNode::Deduplicate { input, .. } => check_ranked(input),
         PlanNode::Union { inputs } => inputs.iter().try_for_each(check_ranked),
+        PlanNode::Join { left, right, .. } => {
+            check_ranked(left)?;
+            check_ranked(right)
+        }
     }
 }
 

@@ -36,18 +36,8 @@ impl Planner {
                 return Err(SqlError::new(pos, "SELECT DISTINCT ON is not Flink SQL; use SELECT DISTINCT or GROUP BY"));
             }
         };
-        if s.from.len() != 1 {
-            return Err(SqlError::new(
-                pos,
-                if s.from.is_empty() {
-                    "a SELECT needs a FROM clause".into()
-                } else {
-                    "joins (FROM a, b) are not supported yet".to_string()
-                },
-            ));
-        }
-        if !s.from[0].joins.is_empty() {
-            return Err(unsupported(pos_of(&s.from[0].joins[0], pos), "JOIN"));
+        if s.from.is_empty() {
+            return Err(SqlError::new(pos, "a SELECT needs a FROM clause"));
         }
         if !s.named_window.is_empty() || s.qualify.is_some() {
             return Err(unsupported(pos, "OVER windows and QUALIFY"));
@@ -66,7 +56,8 @@ impl Planner {
                 "ROW_NUMBER() OVER (...) in a SELECT with GROUP BY or aggregates is not supported; rank the aggregated rows in an enclosing query",
             ));
         }
-        let from = self.plan_from(&s.from[0].relation, pos)?;
+        // Joins in FROM take the WHERE conditions they can use; the rest is left.
+        let (from, selection) = self.plan_from_clause(&s.from, s.selection.as_ref(), pos)?;
         match from {
             FromItem::Plain(rel) => {
                 if aggregating && distinct {
@@ -92,13 +83,13 @@ impl Planner {
                     return self.plan_over_select(rel, s, pos, true);
                 }
                 if aggregating {
-                    let rel = match &s.selection {
+                    let rel = match &selection {
                         Some(w) => self.filter(rel, w, pos)?,
                         None => rel,
                     };
                     return self.plan_group_aggregate(rel, &group_by, s, pos);
                 }
-                let rel = match &s.selection {
+                let rel = match &selection {
                     Some(w) => self.filter(rel, w, pos)?,
                     None => rel,
                 };
@@ -110,7 +101,7 @@ impl Planner {
                 let wschema = self.window_schema(&input, &window, qualifier.as_deref(), pos)?;
                 let mut input = input;
                 let mut late_filter = None;
-                if let Some(w) = &s.selection {
+                if let Some(w) = &selection {
                     let refs_window = {
                         let mut found = false;
                         let _ = ast::visit_expressions(w, |x| {
@@ -239,6 +230,7 @@ impl Planner {
                 other => return Err(unsupported(pos_of(other, pos), &format!("select item `{other}`"))),
             }
         }
+        uniquify(&mut exprs);
         project(rel, exprs, pos)
     }
 }
@@ -259,4 +251,21 @@ fn distinct_rows(rel: Rel, pos: Position) -> Result<Rel, SqlError> {
         updating: true,
         unique_key: Some((0..n).collect()),
     })
+}
+
+/// Makes the names of a SELECT list unique as Calcite's `uniquify` does
+/// (`SELECT a.id, b.id` over a join names its columns `id`, `id0`): a name seen
+/// before in the list gets the first numeric suffix, from 0, not seen before.
+fn uniquify(exprs: &mut [(Expr, String)]) {
+    let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for (_, name) in exprs.iter_mut() {
+        if !used.contains(name.as_str()) {
+            used.insert(name.clone());
+            continue;
+        }
+        if let Some(unique) = (0..).map(|n| format!("{name}{n}")).find(|c| !used.contains(c)) {
+            used.insert(unique.clone());
+            *name = unique;
+        }
+    }
 }

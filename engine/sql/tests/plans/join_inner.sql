@@ -1,4 +1,4 @@
--- A JOIN, which the planner does not support yet.
+-- An inner join of two append-only tables: append-only output, keys hashed on both sides.
 CREATE TABLE orders (
   order_id BIGINT,
   customer STRING,

@@ -1,0 +1,459 @@
+//! The regular streaming join (INNER, LEFT, RIGHT, FULL OUTER on equality
+//! keys plus a residual predicate), as Flink's `StreamingJoinOperator`.
+//!
+//! A two-input operator: the runtime says which input each batch comes from
+//! ([`StreamOperator::process_batch_from`], 0 left, 1 right); both inputs are
+//! hash-partitioned on their join keys, so the rows of one key meet in one
+//! subtask. Per key, [`logic::Sides`] keeps both inputs' rows (row-encoded, with
+//! multiplicity and, for outer sides, their match counts) in a [`KeyedState`],
+//! so a checkpoint's view is O(chunks) and a restore at another parallelism
+//! hands each subtask the keys it now owns. The decisions per input row are in
+//! [`logic`]; this module evaluates keys and the residual on Arrow batches and
+//! assembles the output.
+//!
+//! Invariants:
+//! - rows of a batch are processed in order, each seeing the state the rows
+//!   before it left; a batch of one side never changes which rows the other
+//!   side holds (only their match counts), so the residual is evaluated for
+//!   the whole batch at once before the walk;
+//! - a row whose key has a null matches nothing (SQL `=`) and is not kept;
+//! - the output carries the `$row_kind` column exactly when the join's output
+//!   is updating (an outer join, or an updating input);
+//! - with `table.exec.state.ttl`, a stored row not written for that long is
+//!   gone, as in Flink: it matches nothing more and nothing is retracted for
+//!   it; the keys of a batch are cleaned before the batch, every key once per
+//!   TTL.
+//!
+//! [`interval`] is the interval join, which shares the output assembly.
+
+pub mod interval;
+pub mod logic;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, UInt32Array, new_null_array};
+use arrow::compute::take;
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::row::{RowConverter, SortField};
+use datafusion_physical_expr::PhysicalExpr;
+use sluice_format::changelog::{self, RowKind};
+use sluice_sql::plan::JoinKind;
+
+use self::logic::{Emit, Entry, Outer, Sides};
+use super::calc::relax;
+use super::window::Keys;
+use super::{StreamEvent, StreamOperator};
+use crate::error::OpError;
+use crate::state::StateView;
+use crate::state::codec::{Reader, Writer};
+use crate::state::keyed::{KeyedState, StateValue};
+
+/// What the join is built from (see `OpSpec::Join`).
+pub struct JoinDef {
+    pub kind: JoinKind,
+    /// Key expressions over each input, `[left, right]`, of `key_types`.
+    pub keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
+    pub key_types: Vec<DataType>,
+    /// Each input's columns (without a row kind column).
+    pub inputs: [SchemaRef; 2],
+    /// Over the output columns (left then right).
+    pub residual: Option<Arc<dyn PhysicalExpr>>,
+    /// The output columns.
+    pub schema: SchemaRef,
+    /// Whether the output carries row kinds.
+    pub updating: bool,
+    /// `table.exec.state.ttl` in ms (0: rows are kept until retracted).
+    pub ttl: i64,
+}
+
+/// Processing time in epoch ms; tests pass their own.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The wall clock.
+pub fn wall_clock() -> Clock {
+    Arc::new(|| crate::job::now_ms() as i64)
+}
+
+pub struct Join {
+    kind: JoinKind,
+    keys: [Arc<Keys>; 2],
+    rows: [RowConverter; 2],
+    residual: Option<Arc<dyn PhysicalExpr>>,
+    schema: SchemaRef,
+    updating: bool,
+    /// The column types of both inputs, for the state layout.
+    row_types: String,
+    state: KeyedState<Sides>,
+    /// The state TTL (ms, 0: none), the clock it is measured with, and when
+    /// every key is next swept for expired rows (keys a batch touches are
+    /// cleaned then).
+    ttl: i64,
+    clock: Clock,
+    next_sweep: i64,
+}
+
+impl StateValue for Sides {
+    fn encode(&self, w: &mut Writer) {
+        for side in &self.rows {
+            w.u32(side.len() as u32);
+            for e in side {
+                w.bytes(&e.row);
+                w.u32(e.count);
+                w.u32(e.assoc);
+                w.i64(e.written);
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, OpError> {
+        let mut sides = Sides::default();
+        for side in sides.rows.iter_mut() {
+            let n = r.u32()?;
+            for _ in 0..n {
+                let row = r.bytes()?.into();
+                let (count, assoc) = (r.u32()?, r.u32()?);
+                side.push(Entry { row, count, assoc, written: r.i64()? });
+            }
+        }
+        Ok(sides)
+    }
+}
+
+/// Per input row, the indices of the other side's rows it matches.
+struct Matches {
+    offsets: Vec<usize>,
+    indices: Vec<usize>,
+}
+
+impl Matches {
+    fn of(&self, r: usize) -> &[usize] {
+        &self.indices[self.offsets[r]..self.offsets[r + 1]]
+    }
+}
+
+/// The output being assembled: per row its kind, the input row (or null
+/// padding) and the other side's row (copied bytes, or null padding).
+#[derive(Default)]
+pub(super) struct Output {
+    kinds: Vec<RowKind>,
+    input: Vec<Option<u32>>,
+    other: Vec<Option<u32>>,
+    other_rows: Vec<u8>,
+    other_ends: Vec<usize>,
+}
+
+impl Join {
+    pub fn new(def: JoinDef) -> Result<Self, OpError> {
+        let converter = row_converter;
+        let [lk, rk] = def.keys;
+        Ok(Join {
+            kind: def.kind,
+            keys: [Arc::new(Keys::new(lk, def.key_types.clone())?), Arc::new(Keys::new(rk, def.key_types)?)],
+            rows: [converter(&def.inputs[0])?, converter(&def.inputs[1])?],
+            residual: def.residual,
+            schema: relax(&def.schema),
+            updating: def.updating,
+            row_types: format!(
+                "{:?} | {:?}",
+                def.inputs[0].fields().iter().map(|f| f.data_type()).collect::<Vec<_>>(),
+                def.inputs[1].fields().iter().map(|f| f.data_type()).collect::<Vec<_>>()
+            ),
+            state: KeyedState::default(),
+            ttl: def.ttl,
+            clock: wall_clock(),
+            next_sweep: i64::MIN,
+        })
+    }
+
+    /// The join measuring its state TTL with `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn outer(&self, side: usize) -> bool {
+        if side == 0 { self.kind.left_outer() } else { self.kind.right_outer() }
+    }
+
+    /// Drops rows whose TTL has passed: under the keys of this batch, and,
+    /// once per TTL, under every key (so that keys never seen again are
+    /// removed too).
+    fn expire(&mut self, keys: &[Option<Box<[u8]>>], now: i64) {
+        if self.ttl <= 0 {
+            return;
+        }
+        if now >= self.next_sweep {
+            self.next_sweep = now.saturating_add(self.ttl);
+            for sides in self.state.values_mut() {
+                logic::expire(sides, self.ttl, now);
+            }
+            let empty: Vec<Box<[u8]>> =
+                self.state.iter().filter(|(_, s)| s.is_empty()).map(|(k, _)| Box::from(k)).collect();
+            for k in empty {
+                self.state.remove(&k);
+            }
+            return;
+        }
+        for key in keys.iter().flatten() {
+            if let Some(sides) = self.state.get_mut(key) {
+                logic::expire(sides, self.ttl, now);
+                if sides.is_empty() {
+                    self.state.remove(key);
+                }
+            }
+        }
+    }
+
+    /// The other side's rows each input row matches: every row under its key,
+    /// less those the residual rejects.
+    fn matches(&self, side: usize, data: &RecordBatch, keys: &[Option<Box<[u8]>>]) -> Result<Matches, OpError> {
+        let other = 1 - side;
+        let mut m = Matches { offsets: vec![0], indices: Vec::new() };
+        // Candidates: (input row, other row index, other row bytes).
+        let (mut rows, mut cand_rows) = (Vec::new(), Vec::new());
+        for key in keys {
+            if let Some(sides) = key.as_deref().and_then(|k| self.state.get(k)) {
+                for (i, e) in sides.rows[other].iter().enumerate() {
+                    m.indices.push(i);
+                    if self.residual.is_some() {
+                        rows.push(m.offsets.len() as u32 - 1);
+                        cand_rows.push(e.row.as_ref());
+                    }
+                }
+            }
+            m.offsets.push(m.indices.len());
+        }
+        let Some(residual) = &self.residual else { return Ok(m) };
+        if m.indices.is_empty() {
+            return Ok(m);
+        }
+        let mask = residual_mask(residual, &self.schema, side, data, rows, &cand_rows, &self.rows[other])?;
+        let n = mask.len();
+        let mut kept = Matches { offsets: vec![0], indices: Vec::with_capacity(n) };
+        for r in 0..keys.len() {
+            let range = m.offsets[r]..m.offsets[r + 1];
+            kept.indices
+                .extend(m.indices[range.clone()].iter().zip(&mask[range]).filter(|(_, ok)| **ok).map(|(i, _)| *i));
+            kept.offsets.push(kept.indices.len());
+        }
+        Ok(kept)
+    }
+
+    fn process(&mut self, side: usize, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        let merge = changelog::has_kinds(&batch);
+        let (data, kinds) = changelog::split(&batch);
+        let keys = encode_keys(&self.keys[side], &data)?;
+        let rows = self.rows[side].convert_columns(data.columns())?;
+        let now = (self.clock)();
+        self.expire(&keys, now);
+        let matches = self.matches(side, &data, &keys)?;
+        let outer = Outer { input: self.outer(side), other: self.outer(1 - side) };
+        let mut o = Output::default();
+        let mut emits = Vec::new();
+        for (r, key) in keys.iter().enumerate() {
+            emits.clear();
+            let row = rows.row(r);
+            match key {
+                None => logic::process(
+                    &mut Vec::new(),
+                    &mut [],
+                    outer,
+                    kinds[r],
+                    row.as_ref(),
+                    &[],
+                    false,
+                    merge,
+                    now,
+                    &mut emits,
+                ),
+                Some(key) => {
+                    if self.state.get(key).is_none() {
+                        if !kinds[r].is_accumulate() && !outer.input {
+                            // Nothing under this key: a retraction emits nothing.
+                            continue;
+                        }
+                        self.state.insert(key, Sides::default());
+                    }
+                    let Some(sides) = self.state.get_mut(key) else { continue };
+                    let [left, right] = &mut sides.rows;
+                    let (mine, theirs) = if side == 0 { (left, right) } else { (right, left) };
+                    logic::process(
+                        mine,
+                        theirs,
+                        outer,
+                        kinds[r],
+                        row.as_ref(),
+                        matches.of(r),
+                        true,
+                        merge,
+                        now,
+                        &mut emits,
+                    );
+                    for e in &emits {
+                        o.push(r, e, theirs);
+                    }
+                    if sides.is_empty() {
+                        self.state.remove(key);
+                    }
+                    continue;
+                }
+            }
+            for e in &emits {
+                o.push(r, e, &[]);
+            }
+        }
+        if !o.kinds.is_empty() {
+            out.push(StreamEvent::Batch(o.assemble(&self.schema, &self.rows[1 - side], side, &data, self.updating)?));
+        }
+        Ok(())
+    }
+}
+
+impl Output {
+    fn push(&mut self, r: usize, e: &Emit, theirs: &[Entry]) {
+        self.push_row(r, e.kind, e.input, e.other.and_then(|i| theirs.get(i)).map(|x| x.row.as_ref()));
+    }
+
+    /// An output row: its kind, whether input row `r` is in it (else null
+    /// padding), and the other side's row (else null padding).
+    pub(super) fn push_row(&mut self, r: usize, kind: RowKind, input: bool, other: Option<&[u8]>) {
+        self.kinds.push(kind);
+        self.input.push(input.then_some(r as u32));
+        match other {
+            Some(row) => {
+                self.other.push(Some(self.other_ends.len() as u32));
+                self.other_rows.extend_from_slice(row);
+                self.other_ends.push(self.other_rows.len());
+            }
+            None => self.other.push(None),
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+
+    /// The output batch (`schema`: left columns, then right ones) of rows of
+    /// input `side` (`data`) and of the other side (decoded with `other`),
+    /// with the kind column when `updating`.
+    pub(super) fn assemble(
+        self,
+        schema: &SchemaRef,
+        other: &RowConverter,
+        side: usize,
+        data: &RecordBatch,
+        updating: bool,
+    ) -> Result<RecordBatch, OpError> {
+        let n = self.kinds.len();
+        let input_idx = UInt32Array::from(self.input);
+        let mine: Vec<ArrayRef> = data.columns().iter().map(|c| take(c, &input_idx, None)).collect::<Result<_, _>>()?;
+        let fields = schema.fields();
+        let other_fields =
+            if side == 0 { &fields[data.num_columns()..] } else { &fields[..fields.len() - data.num_columns()] };
+        let theirs: Vec<ArrayRef> = if self.other_ends.is_empty() {
+            other_fields.iter().map(|f| new_null_array(f.data_type(), n)).collect()
+        } else {
+            let parser = other.parser();
+            let mut start = 0;
+            let rows = &self.other_rows;
+            let slices = self.other_ends.iter().map(|&end| {
+                let s = &rows[start..end];
+                start = end;
+                parser.parse(s)
+            });
+            let cols = other.convert_rows(slices)?;
+            let idx = UInt32Array::from(self.other);
+            cols.iter().map(|c| take(c, &idx, None)).collect::<Result<_, _>>()?
+        };
+        let cols = if side == 0 { [mine, theirs].concat() } else { [theirs, mine].concat() };
+        let batch = RecordBatch::try_new_with_options(
+            schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        if updating { Ok(changelog::attach(&batch, &self.kinds)?) } else { Ok(batch) }
+    }
+}
+
+/// A row converter for all columns of `schema`.
+pub(super) fn row_converter(schema: &SchemaRef) -> Result<RowConverter, OpError> {
+    Ok(RowConverter::new(schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect())?)
+}
+
+/// Each row's encoded key, or `None` when a key column is null (SQL `=`
+/// matches nothing then). Without key columns, every row has the empty key.
+pub(super) fn encode_keys(keys: &Keys, data: &RecordBatch) -> Result<Vec<Option<Box<[u8]>>>, OpError> {
+    let n = data.num_rows();
+    let Some(converter) = &keys.converter else { return Ok(vec![Some(Box::default()); n]) };
+    let cols: Vec<ArrayRef> =
+        keys.exprs.iter().map(|e| e.evaluate(data).and_then(|v| v.into_array(n))).collect::<Result<_, _>>()?;
+    let encoded = converter.convert_columns(&cols)?;
+    Ok((0..n).map(|r| (!cols.iter().any(|c| c.is_null(r))).then(|| encoded.row(r).as_ref().into())).collect())
+}
+
+/// Whether each candidate pair satisfies the residual: input row `rows[i]` of
+/// `side` (in `data`) with the other side's row `others[i]` (decoded with
+/// `other`), over the output `schema`.
+pub(super) fn residual_mask(
+    residual: &Arc<dyn PhysicalExpr>,
+    schema: &SchemaRef,
+    side: usize,
+    data: &RecordBatch,
+    rows: Vec<u32>,
+    others: &[&[u8]],
+    other: &RowConverter,
+) -> Result<Vec<bool>, OpError> {
+    let idx = UInt32Array::from(rows);
+    let mine: Vec<ArrayRef> = data.columns().iter().map(|c| take(c, &idx, None)).collect::<Result<_, _>>()?;
+    let parser = other.parser();
+    let theirs = other.convert_rows(others.iter().map(|b| parser.parse(b)))?;
+    let cols = if side == 0 { [mine, theirs].concat() } else { [theirs, mine].concat() };
+    let n = idx.len();
+    let batch =
+        RecordBatch::try_new_with_options(schema.clone(), cols, &RecordBatchOptions::new().with_row_count(Some(n)))?;
+    let mask = residual.evaluate(&batch)?.into_array(n)?;
+    let mask = mask.as_boolean_opt().ok_or_else(|| OpError::Other("join condition is not boolean".into()))?;
+    Ok((0..n).map(|i| mask.is_valid(i) && mask.value(i)).collect())
+}
+
+impl StreamOperator for Join {
+    fn name(&self) -> String {
+        format!("Join({})", self.kind)
+    }
+
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        self.process(0, batch, out)
+    }
+
+    fn process_batch_from(
+        &mut self,
+        input: usize,
+        batch: RecordBatch,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), OpError> {
+        if input > 1 {
+            return Err(OpError::Other(format!("a join has two inputs, not input {input}")));
+        }
+        self.process(input, batch, out)
+    }
+
+    fn state_layout(&self) -> Option<String> {
+        Some(format!("{}; {}; rows {}; with write times", self.name(), self.keys[0].layout(), self.row_types))
+    }
+
+    fn state_keys(&self) -> Option<u64> {
+        Some(self.state.len() as u64)
+    }
+
+    /// One record per key: both sides' rows (see [`Sides`]'s encoding).
+    fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {
+        Ok(Some(Box::new(self.state.view(self.keys[0].clone()))))
+    }
+
+    fn restore(&mut self, _key_group: u32, state: &[u8]) -> Result<(), OpError> {
+        self.state.restore(state)
+    }
+}
