@@ -25,7 +25,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use sluice_format::changelog::RowKind;
 use sluice_sql::plan::{JoinKind, TimeInterval};
 
-use super::{JoinDef, Output, encode_keys, residual_mask, row_converter};
+use super::{JoinDef, Output, encode_keys, residual_mask, row_converter, two_inputs};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
 use crate::operators::calc::relax;
@@ -305,10 +305,7 @@ impl StreamOperator for IntervalJoin {
         batch: RecordBatch,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), OpError> {
-        if input > 1 {
-            return Err(OpError::Other(format!("a join has two inputs, not input {input}")));
-        }
-        self.process(input, batch, out)
+        self.process(two_inputs(input)?, batch, out)
     }
 
     fn process_watermark(&mut self, watermark: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {

@@ -28,6 +28,14 @@
 
 pub mod interval;
 pub mod logic;
+/// A join's input index (0 left, 1 right), refused if the vertex has more.
+pub(super) fn two_inputs(input: usize) -> Result<usize, OpError> {
+    if input > 1 {
+        return Err(OpError::Other(format!("a join has two inputs, not input {input}")));
+    }
+    Ok(input)
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -434,10 +442,7 @@ impl StreamOperator for Join {
         batch: RecordBatch,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), OpError> {
-        if input > 1 {
-            return Err(OpError::Other(format!("a join has two inputs, not input {input}")));
-        }
-        self.process(input, batch, out)
+        self.process(two_inputs(input)?, batch, out)
     }
 
     fn state_layout(&self) -> Option<String> {
