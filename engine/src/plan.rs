@@ -212,6 +212,7 @@ impl Builder {
                     keys: phys,
                     key_types,
                     schema: arrow_schema(&rel.schema),
+                    ttl: self.state_ttl,
                 });
                 Ok(Stream { vertex: v, open: true })
             }
@@ -225,6 +226,7 @@ impl Builder {
                     .collect::<Result<Vec<_>, EngineError>>()?;
                 let (output_rank, range) = (*output_rank, *range);
                 let window = window.as_ref().map(|w| (w.end_col, w.time_zone.clone(), w.later_wins_ties));
+                let ttl = self.state_ttl;
                 self.keyed_vertex(input, partition, |keys, key_types, types| OpSpec::Rank {
                     keys,
                     key_types,
@@ -234,10 +236,11 @@ impl Builder {
                     window,
                     types,
                     schema: arrow_schema(&rel.schema),
+                    ttl,
                 })
             }
             PlanNode::Deduplicate { input, partition, time_col, keep_last } => {
-                let (time_col, keep_last) = (*time_col, *keep_last);
+                let (time_col, keep_last, ttl) = (*time_col, *keep_last, self.state_ttl);
                 self.keyed_vertex(input, partition, |keys, key_types, types| OpSpec::Deduplicate {
                     keys,
                     key_types,
@@ -245,6 +248,7 @@ impl Builder {
                     keep_last,
                     types,
                     schema: arrow_schema(&rel.schema),
+                    ttl,
                 })
             }
             PlanNode::GroupAggregate { input, keys, aggs, .. } => {

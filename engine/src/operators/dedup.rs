@@ -31,6 +31,7 @@ use crate::metrics::NO_WATERMARK;
 use crate::state::StateView;
 use crate::state::codec::{Reader, Writer};
 use crate::state::keyed::{KeyedState, StateValue};
+use crate::state::ttl::{Stamped, Ttl};
 
 /// The state of one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +117,8 @@ pub struct Deduplicate {
     keep_last: bool,
     types: Vec<DataType>,
     schema: SchemaRef,
-    state: KeyedState<Kept>,
+    state: KeyedState<Stamped<Kept>>,
+    ttl: Ttl,
     /// Keep-first: (time, key) of each waiting row.
     waiting: BTreeSet<(i64, Arc<[u8]>)>,
     watermark: i64,
@@ -132,9 +134,26 @@ impl Deduplicate {
             types,
             schema: relax(&schema),
             state: KeyedState::default(),
+            ttl: Ttl::default(),
             waiting: BTreeSet::new(),
             watermark: NO_WATERMARK,
             late: 0,
+        }
+    }
+
+    /// A key not written for the TTL starts over, as in Flink: its next row
+    /// is a first row again (`+I`).
+    pub fn with_ttl(mut self, ttl: Ttl) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Forgets expired keys, with their waiting rows.
+    fn expire(&mut self, now: i64) {
+        for (key, kept) in self.ttl.sweep(&mut self.state, now) {
+            if let Kept::Row { ts, .. } = kept {
+                self.waiting.remove(&(ts, Arc::from(key.as_slice())));
+            }
         }
     }
 }
@@ -152,23 +171,29 @@ impl StreamOperator for Deduplicate {
         let ts = epoch_millis(batch.column(self.time_col))?;
         let keys = self.keys.encode(&batch)?;
         let mut emits = Vec::new();
+        let now = self.ttl.now();
+        self.expire(now);
         for (i, row) in rows.into_iter().enumerate() {
             let key: &[u8] = match &keys {
                 Some(k) => k.row(i).data(),
                 None => &[],
             };
+            if let Some(Kept::Row { ts, .. }) = self.ttl.take_expired(&mut self.state, key, now) {
+                self.waiting.remove(&(ts, Arc::from(key)));
+            }
             if arrow::array::Array::is_null(&ts, i) {
                 self.late += 1;
                 continue;
             }
             let t = ts.value(i);
+            let kept = self.state.get(key).map(|s| &s.value);
             if self.keep_last {
-                if keep_last(self.state.get(key), &row, t, &mut emits) {
-                    self.state.insert(key, Kept::Row { row, ts: t });
+                if keep_last(kept, &row, t, &mut emits) {
+                    self.state.insert(key, Stamped { written: now, value: Kept::Row { row, ts: t } });
                 }
                 continue;
             }
-            match keep_first(self.state.get(key), t, self.watermark) {
+            match keep_first(kept, t, self.watermark) {
                 FirstDecision::Late => self.late += 1,
                 FirstDecision::Ignore => {}
                 FirstDecision::Wait { replaces } => {
@@ -177,7 +202,7 @@ impl StreamOperator for Deduplicate {
                         self.waiting.remove(&(old, k.clone()));
                     }
                     self.waiting.insert((t, k));
-                    self.state.insert(key, Kept::Row { row, ts: t });
+                    self.state.insert(key, Stamped { written: now, value: Kept::Row { row, ts: t } });
                 }
             }
         }
@@ -191,15 +216,20 @@ impl StreamOperator for Deduplicate {
         if watermark > self.watermark {
             self.watermark = watermark;
             let mut emits = Vec::new();
+            let now = self.ttl.now();
             while let Some(first) = self.waiting.first() {
                 if first.0 > watermark {
                     break;
                 }
                 let Some((_, key)) = self.waiting.pop_first() else { break };
-                if let Some(Kept::Row { row, .. }) = self.state.get(&key) {
+                // An expired row is never returned: its key starts over.
+                if self.ttl.take_expired(&mut self.state, &key, now).is_some() {
+                    continue;
+                }
+                if let Some(Kept::Row { row, .. }) = self.state.get(&key).map(|s| &s.value) {
                     emits.push(Emit { kind: RowKind::Insert, row: row.clone(), rank: None });
                 }
-                self.state.insert(&key, Kept::Emitted);
+                self.state.insert(&key, Stamped { written: now, value: Kept::Emitted });
             }
             if !emits.is_empty() {
                 out.push(StreamEvent::Batch(output_batch(&emits, &self.types, false, false, &self.schema)?));
@@ -231,8 +261,8 @@ impl StreamOperator for Deduplicate {
         let mut r = Reader::new(state);
         while !r.is_empty() {
             let key = r.bytes()?.to_vec();
-            let value = Kept::decode(&mut r)?;
-            if let (false, Kept::Row { ts, .. }) = (self.keep_last, &value) {
+            let value = Stamped::<Kept>::decode(&mut r)?;
+            if let (false, Kept::Row { ts, .. }) = (self.keep_last, &value.value) {
                 self.waiting.insert((*ts, Arc::from(key.as_slice())));
             }
             self.state.insert(&key, value);
@@ -243,8 +273,84 @@ impl StreamOperator for Deduplicate {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use arrow::array::{AsArray, Int64Array, StringArray};
+    use arrow::datatypes::{Field, Int64Type, Schema};
+    use datafusion_physical_expr::expressions::Column;
+
     use super::*;
     use crate::state::value::Val;
+
+    /// Deduplication of (k STRING, ts BIGINT) on k, by ts, with a 1 s TTL
+    /// measured with `clock`.
+    fn operator(keep_last: bool, clock: fn() -> i64) -> Deduplicate {
+        let keys = Keys::new(vec![Arc::new(Column::new("k", 0))], vec![DataType::Utf8]).unwrap();
+        let schema =
+            Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("ts", DataType::Int64, true)]));
+        Deduplicate::new(keys, 1, keep_last, vec![DataType::Utf8, DataType::Int64], schema)
+            .with_ttl(Ttl::new(std::time::Duration::from_millis(1000)).with_clock(clock))
+    }
+
+    /// Feeds rows (key, time), then a watermark; returns what was emitted, as
+    /// `+I[a, 1]` lines.
+    fn run(op: &mut Deduplicate, rows: &[(&str, i64)], watermark: i64) -> Vec<String> {
+        let schema =
+            Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("ts", DataType::Int64, true)]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+                Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+            ],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        op.process_batch(batch, &mut out).unwrap();
+        op.process_watermark(watermark, &mut out).unwrap();
+        let mut lines = Vec::new();
+        for ev in out {
+            let StreamEvent::Batch(b) = ev else { continue };
+            let (data, kinds) = changelog::split(&b);
+            let (k, ts) = (data.column(0).as_string::<i32>(), data.column(1).as_primitive::<Int64Type>());
+            lines
+                .extend((0..data.num_rows()).map(|r| format!("{}[{}, {}]", kinds[r].short(), k.value(r), ts.value(r))));
+        }
+        lines
+    }
+
+    #[test]
+    fn keep_last_forgets_a_key_not_written_for_the_ttl() {
+        static NOW: AtomicI64 = AtomicI64::new(0);
+        let mut op = operator(true, || NOW.load(Ordering::Relaxed));
+        assert_eq!(run(&mut op, &[("a", 1), ("b", 1)], 0), ["+I[a, 1]", "+I[b, 1]"]);
+        NOW.store(600, Ordering::Relaxed);
+        assert_eq!(run(&mut op, &[("a", 2)], 0), ["-U[a, 1]", "+U[a, 2]"]);
+        // At 1,200 ms `b` (written at 0) has expired, `a` (written at 600) has not.
+        NOW.store(1200, Ordering::Relaxed);
+        assert_eq!(run(&mut op, &[("a", 3), ("b", 0)], 0), ["-U[a, 2]", "+U[a, 3]", "+I[b, 0]"]);
+        // A key never touched again is swept.
+        NOW.store(5000, Ordering::Relaxed);
+        run(&mut op, &[], 0);
+        assert_eq!(op.state.len(), 0);
+    }
+
+    #[test]
+    fn keep_first_emits_a_first_row_again_after_the_ttl() {
+        static NOW: AtomicI64 = AtomicI64::new(0);
+        let mut op = operator(false, || NOW.load(Ordering::Relaxed));
+        assert_eq!(run(&mut op, &[("a", 10), ("a", 5)], 20), ["+I[a, 5]"]);
+        NOW.store(900, Ordering::Relaxed);
+        assert!(run(&mut op, &[("a", 30)], 40).is_empty(), "within the TTL the key has had its row");
+        NOW.store(1000, Ordering::Relaxed);
+        assert_eq!(run(&mut op, &[("a", 50)], 60), ["+I[a, 50]"]);
+        // A waiting row whose state expires before the watermark reaches it is
+        // never emitted, and its timer goes with it.
+        assert!(run(&mut op, &[("b", 100)], 60).is_empty());
+        NOW.store(2000, Ordering::Relaxed);
+        assert!(run(&mut op, &[], 200).is_empty());
+        assert!(op.waiting.is_empty());
+    }
 
     fn row(n: i64) -> Row {
         vec![Val::I64(n)].into()

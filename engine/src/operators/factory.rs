@@ -22,6 +22,7 @@ use crate::checkpoint::metadata::OperatorState;
 use crate::error::EngineError;
 use crate::job::JobState;
 use crate::plan::{JobGraph, OpSpec};
+use crate::state::ttl::Ttl;
 use sluice_sql::plan::WindowKind;
 
 /// What a sink needs beyond its table: restored writer states and the mode.
@@ -105,11 +106,11 @@ pub(crate) fn instantiate(
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
             Box::new(GroupAggregate::new(k, aggs.clone(), schema.clone(), retract.clone()).with_ttl(*ttl))
         }
-        OpSpec::ChangelogNormalize { keys, key_types, schema } => {
+        OpSpec::ChangelogNormalize { keys, key_types, schema, ttl } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
-            Box::new(ChangelogNormalize::new(k, schema.clone()))
+            Box::new(ChangelogNormalize::new(k, schema.clone()).with_ttl(Ttl::new(*ttl)))
         }
-        OpSpec::Rank { keys, key_types, order, range, output_rank, window, types, schema } => {
+        OpSpec::Rank { keys, key_types, order, range, output_rank, window, types, schema, ttl } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
             match window {
                 Some((end_col, time_zone, later_wins_ties)) => Box::new(WindowTopN::new(
@@ -125,12 +126,15 @@ pub(crate) fn instantiate(
                         schema: schema.clone(),
                     },
                 )),
-                None => Box::new(TopN::new(k, order.clone(), *range, *output_rank, types.clone(), schema.clone())),
+                None => Box::new(
+                    TopN::new(k, order.clone(), *range, *output_rank, types.clone(), schema.clone())
+                        .with_ttl(Ttl::new(*ttl)),
+                ),
             }
         }
-        OpSpec::Deduplicate { keys, key_types, time_col, keep_last, types, schema } => {
+        OpSpec::Deduplicate { keys, key_types, time_col, keep_last, types, schema, ttl } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
-            Box::new(Deduplicate::new(k, *time_col, *keep_last, types.clone(), schema.clone()))
+            Box::new(Deduplicate::new(k, *time_col, *keep_last, types.clone(), schema.clone()).with_ttl(Ttl::new(*ttl)))
         }
         OpSpec::Join {
             kind,

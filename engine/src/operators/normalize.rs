@@ -12,7 +12,8 @@
 //!   not the tombstone) and drops the key; a delete of an unknown key is dropped.
 //!
 //! State: the last row per key in [`KeyedState`], so checkpoints are O(chunks)
-//! to take and restore at any parallelism.
+//! to take and restore at any parallelism. With `table.exec.state.ttl`, a key
+//! not written for the TTL is forgotten: its next upsert is a `+I` again.
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use crate::error::OpError;
 use crate::state::StateView;
 use crate::state::codec::{Reader, Writer};
 use crate::state::keyed::{KeyedState, StateValue};
+use crate::state::ttl::{Stamped, Ttl};
 use crate::state::value::{Val, column_values, to_array};
 
 /// The last row of a key.
@@ -50,28 +52,41 @@ pub struct ChangelogNormalize {
     keys: Arc<Keys>,
     /// The rows' columns, without the kind column.
     schema: SchemaRef,
-    state: KeyedState<LastRow>,
+    state: KeyedState<Stamped<LastRow>>,
+    ttl: Ttl,
 }
 
 impl ChangelogNormalize {
     pub fn new(keys: Keys, schema: SchemaRef) -> Self {
-        ChangelogNormalize { keys: Arc::new(keys), schema: relax(&schema), state: KeyedState::default() }
+        ChangelogNormalize {
+            keys: Arc::new(keys),
+            schema: relax(&schema),
+            state: KeyedState::default(),
+            ttl: Ttl::default(),
+        }
+    }
+
+    pub fn with_ttl(mut self, ttl: Ttl) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     /// What one input row emits, given its key's state.
-    fn apply(&mut self, key: &[u8], kind: RowKind, row: LastRow, out: &mut Vec<(RowKind, LastRow)>) {
+    fn apply(&mut self, now: i64, key: &[u8], kind: RowKind, row: LastRow, out: &mut Vec<(RowKind, LastRow)>) {
+        self.ttl.take_expired(&mut self.state, key, now);
         if kind.is_accumulate() {
-            match self.state.get(key) {
+            match self.state.get(key).map(|s| &s.value) {
                 None => out.push((RowKind::Insert, row.clone())),
-                Some(prev) if *prev == row => return,
+                // With a TTL, Flink emits an unchanged row anyway.
+                Some(prev) if *prev == row && !self.ttl.enabled() => return,
                 Some(prev) => {
                     out.push((RowKind::UpdateBefore, prev.clone()));
                     out.push((RowKind::UpdateAfter, row.clone()));
                 }
             }
-            self.state.insert(key, row);
+            self.state.insert(key, Stamped { written: now, value: row });
         } else if let Some(prev) = self.state.remove(key) {
-            out.push((RowKind::Delete, prev));
+            out.push((RowKind::Delete, prev.value));
         }
     }
 }
@@ -86,11 +101,13 @@ impl StreamOperator for ChangelogNormalize {
         let keys = self.keys.encode(&data)?;
         let columns: Vec<Vec<Val>> = data.columns().iter().map(column_values).collect::<Result<_, _>>()?;
         let mut emitted = Vec::new();
+        let now = self.ttl.now();
+        self.ttl.sweep(&mut self.state, now);
         for (r, kind) in kinds.iter().enumerate() {
             let key = keys.as_ref().map(|k| k.row(r));
             let key: &[u8] = key.as_ref().map(|k| k.as_ref()).unwrap_or(&[]);
             let row = LastRow(columns.iter().map(|c| c[r].clone()).collect());
-            self.apply(key, *kind, row, &mut emitted);
+            self.apply(now, key, *kind, row, &mut emitted);
         }
         if emitted.is_empty() {
             return Ok(());
@@ -165,12 +182,31 @@ mod tests {
         lines
     }
 
-    #[test]
-    fn upserts_and_tombstones_become_a_changelog_of_full_rows() {
+    fn operator() -> ChangelogNormalize {
         let keys = Keys::new(vec![Arc::new(Column::new("k", 0))], vec![DataType::Utf8]).unwrap();
         let schema =
             Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)]));
-        let mut op = ChangelogNormalize::new(keys, schema);
+        ChangelogNormalize::new(keys, schema)
+    }
+
+    #[test]
+    fn with_a_ttl_unchanged_rows_are_emitted_and_expired_keys_start_over() {
+        use std::sync::atomic::{AtomicI64, Ordering};
+        static NOW: AtomicI64 = AtomicI64::new(0);
+        let ttl = Ttl::new(std::time::Duration::from_millis(1000)).with_clock(|| NOW.load(Ordering::Relaxed));
+        let mut op = operator().with_ttl(ttl);
+        let u = RowKind::UpdateAfter;
+        assert_eq!(
+            run(&mut op, &[(u, "a", Some(1)), (u, "a", Some(1))]),
+            ["+I[Str(\"a\"), I64(1)]", "-U[Str(\"a\"), I64(1)]", "+U[Str(\"a\"), I64(1)]"]
+        );
+        NOW.store(1000, Ordering::Relaxed);
+        assert_eq!(run(&mut op, &[(u, "a", Some(2))]), ["+I[Str(\"a\"), I64(2)]"]);
+    }
+
+    #[test]
+    fn upserts_and_tombstones_become_a_changelog_of_full_rows() {
+        let mut op = operator();
         let (u, d) = (RowKind::UpdateAfter, RowKind::Delete);
         let lines =
             run(&mut op, &[(u, "a", Some(1)), (u, "a", Some(1)), (u, "a", Some(2)), (d, "a", None), (d, "b", None)]);

@@ -42,6 +42,7 @@ use crate::error::OpError;
 use crate::state::StateView;
 use crate::state::codec::{Reader, Writer};
 use crate::state::keyed::{KeyedState, StateValue};
+use crate::state::ttl::{Stamped, Ttl};
 
 /// The rows of one partition key, by sort key; rows with equal keys in
 /// arrival order.
@@ -299,7 +300,8 @@ pub struct TopN {
     types: Vec<DataType>,
     /// The output schema without the kind column.
     schema: SchemaRef,
-    state: KeyedState<Buffer>,
+    state: KeyedState<Stamped<Buffer>>,
+    ttl: Ttl,
 }
 
 impl TopN {
@@ -321,7 +323,15 @@ impl TopN {
             types,
             schema: relax(&schema),
             state: KeyedState::default(),
+            ttl: Ttl::default(),
         }
+    }
+
+    /// A partition not written for the TTL starts over, as in Flink: its rows
+    /// are forgotten, not retracted.
+    pub fn with_ttl(mut self, ttl: Ttl) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     fn top1(&self) -> bool {
@@ -348,20 +358,26 @@ impl StreamOperator for TopN {
         let keys = self.keys.encode(&batch)?;
         let mut emits = Vec::new();
         let top1 = self.top1();
+        let now = self.ttl.now();
+        self.ttl.sweep(&mut self.state, now);
         for (i, key) in sort.into_iter().enumerate() {
             let pk: &[u8] = match &keys {
                 Some(k) => k.row(i).data(),
                 None => &[],
             };
+            self.ttl.take_expired(&mut self.state, pk, now);
             if self.state.get(pk).is_none() {
-                self.state.insert(pk, Buffer::default());
+                self.state.insert(pk, Stamped { written: now, value: Buffer::default() });
             }
-            let Some(buf) = self.state.get_mut(pk) else { continue };
+            let Some(stamped) = self.state.get_mut(pk) else { continue };
+            let buf = &mut stamped.value;
             let row = match rows.as_mut() {
                 Some(rows) => rows.next().ok_or_else(|| OpError::Other("a row without values".into()))?,
                 None if (top1 && !improves(buf, &key)) || (!top1 && !fits(buf, &key, self.range)) => continue,
                 None => row_at(&batch, width, i)?,
             };
+            stamped.written = now;
+            let buf = &mut stamped.value;
             if let Some(kinds) = &kinds {
                 retract_top_n(buf, key, row, kinds[i], self.range, self.output_rank, &mut emits);
             } else if top1 {

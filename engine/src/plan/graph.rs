@@ -87,6 +87,8 @@ pub enum OpSpec {
         keys: Vec<PhysExpr>,
         key_types: Vec<DataType>,
         schema: SchemaRef,
+        /// `table.exec.state.ttl`; zero keeps state forever.
+        ttl: std::time::Duration,
     },
     /// Top-N over an append-only or updating input (see `operators::rank`).
     Rank {
@@ -101,6 +103,8 @@ pub enum OpSpec {
         /// The input's column types.
         types: Vec<DataType>,
         schema: SchemaRef,
+        /// `table.exec.state.ttl` (a regular Top-N's); zero keeps state forever.
+        ttl: std::time::Duration,
     },
     /// Deduplication on event time (see `operators::dedup`).
     Deduplicate {
@@ -110,6 +114,8 @@ pub enum OpSpec {
         keep_last: bool,
         types: Vec<DataType>,
         schema: SchemaRef,
+        /// `table.exec.state.ttl`; zero keeps state forever.
+        ttl: std::time::Duration,
     },
     /// A regular join: the first operator of a vertex with two inputs, the
     /// left one (input 0) hashed on `left_keys`, the right one on `right_keys`.

@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod cow;
 pub mod keyed;
+pub mod ttl;
 pub mod value;
 
 use crate::error::OpError;

@@ -131,3 +131,66 @@ fn an_updating_input_changes_the_ranks_it_moves() {
     );
     assert_eq!(replay(false), ("+I[a] +I[b] -D[a] +I[c] -D[b] +I[a]".to_string(), 2));
 }
+
+/// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC) <= 2` over (k STRING,
+/// v BIGINT) with a 1 s state TTL measured with `clock`; feeds `rows` and
+/// returns the emitted lines.
+fn top2_with_ttl(op: Option<TopN>, clock: crate::state::ttl::Clock, rows: &[(&str, i64)]) -> (TopN, Vec<String>) {
+    use arrow::array::{AsArray, Int64Array, StringArray};
+    use arrow::datatypes::{Field, Int64Type, Schema};
+    use datafusion_physical_expr::expressions::Column;
+
+    let schema =
+        Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)]));
+    let mut op = op.unwrap_or_else(|| {
+        let keys = Keys::new(vec![Arc::new(Column::new("k", 0))], vec![DataType::Utf8]).unwrap();
+        let order: Vec<(Arc<dyn PhysicalExpr>, Direction)> =
+            vec![(Arc::new(Column::new("v", 1)), Direction { asc: false, nulls_first: false })];
+        TopN::new(
+            keys,
+            order,
+            RankRange { start: 1, end: 2 },
+            false,
+            vec![DataType::Utf8, DataType::Int64],
+            schema.clone(),
+        )
+        .with_ttl(Ttl::new(std::time::Duration::from_millis(1000)).with_clock(clock))
+    });
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+        ],
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    op.process_batch(batch, &mut out).unwrap();
+    let mut lines = Vec::new();
+    for ev in out {
+        let StreamEvent::Batch(b) = ev else { continue };
+        let (data, kinds) = changelog::split(&b);
+        let (k, v) = (data.column(0).as_string::<i32>(), data.column(1).as_primitive::<Int64Type>());
+        lines.extend((0..data.num_rows()).map(|r| format!("{}[{}, {}]", kinds[r].short(), k.value(r), v.value(r))));
+    }
+    (op, lines)
+}
+
+#[test]
+fn a_partition_not_written_for_the_ttl_starts_over() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static NOW: AtomicI64 = AtomicI64::new(0);
+    let clock = || NOW.load(Ordering::Relaxed);
+    let (op, lines) = top2_with_ttl(None, clock, &[("a", 5), ("a", 3), ("b", 1)]);
+    assert_eq!(lines, ["+I[a, 5]", "+I[a, 3]", "+I[b, 1]"]);
+    // A row that does not enter the top 2 does not write the partition's state.
+    NOW.store(500, Ordering::Relaxed);
+    let (op, lines) = top2_with_ttl(Some(op), clock, &[("a", 1)]);
+    assert!(lines.is_empty());
+    // At 1 s the partition (last written at 0) is forgotten, not retracted, as
+    // in Flink: its next row is a top row again.
+    NOW.store(1000, Ordering::Relaxed);
+    let (op, lines) = top2_with_ttl(Some(op), clock, &[("a", 1)]);
+    assert_eq!(lines, ["+I[a, 1]"]);
+    assert_eq!(op.state.len(), 1, "b, never written again, is swept");
+}
