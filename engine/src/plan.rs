@@ -111,7 +111,9 @@ impl Builder {
                     return Ok(Stream { vertex: *v, open: false });
                 }
                 let p = sluice_job::table_parallelism(t, "scan.parallelism")?;
-                let v = self.new_vertex(p, self.parallelism, Some(t.clone()));
+                // VALUES rows come from one subtask.
+                let default = if t.rows.is_some() { 1 } else { self.parallelism };
+                let v = self.new_vertex(p, default, Some(t.clone()));
                 // Over the physical columns as the source emits them (masked by the data policy).
                 // Metadata columns' markers are for the connector: a projection drops them.
                 let identity = t.columns.len() == t.physical_df.fields().len()

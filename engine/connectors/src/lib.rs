@@ -39,6 +39,7 @@ mod print;
 mod rng;
 mod state;
 mod throttle;
+pub mod values;
 
 /// Test support: a real Apache Kafka broker and a client for tests (the `testing` feature).
 #[cfg(feature = "testing")]

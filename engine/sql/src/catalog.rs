@@ -40,6 +40,9 @@ pub struct TableDef {
     /// What the job's data policy did to the table as its queries read it:
     /// `schema` and `columns` are already masked, and the row filter runs first.
     pub policy: crate::policy::TablePolicy,
+    /// The rows of a `VALUES` clause (see `planner::values`), which the engine
+    /// emits instead of reading a connector; `None` for a declared table.
+    pub rows: Option<arrow::record_batch::RecordBatch>,
 }
 
 /// `WATERMARK FOR column AS expr`.
@@ -202,5 +205,6 @@ pub(crate) fn define_table(ct: &CreateTable, exprs: &ExprPlanner, tz: &str) -> R
         watermark,
         position: ct.position,
         policy: Default::default(),
+        rows: None,
     })
 }

@@ -38,9 +38,11 @@ pub struct SinkPlan {
 }
 
 impl Rel {
-    /// The name of each table the relation scans, once per scan.
+    /// The name of each table the relation scans, once per scan (VALUES
+    /// rows are not a table).
     pub fn scanned_tables(&self) -> Vec<String> {
         match &self.node {
+            PlanNode::Source(t) if t.rows.is_some() => vec![],
             PlanNode::Source(t) => vec![t.name.clone()],
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use sluice_connectors::{SourceContext, create_source};
+use sluice_connectors::values::ValuesReader;
+use sluice_connectors::{SourceContext, SourceReader, create_source};
 
 use super::RunOptions;
 use super::channel::{Buffers, CONTROL, CloseOnDrop, Credit, Envelope, Msg, Outbox, Target};
@@ -300,7 +301,7 @@ fn open_readers(
         for i in 0..v.parallelism {
             match &v.source {
                 Some(t) => {
-                    let reader = create_source(&SourceContext {
+                    let ctx = SourceContext {
                         table: t.name.clone(),
                         options: t.options.clone(),
                         schema: t.physical.clone(),
@@ -310,7 +311,11 @@ fn open_readers(
                         local_time_zone: graph.local_time_zone.clone(),
                         restored_splits: splits.clone(),
                         s3: opts.checkpoint.s3.clone(),
-                    })?;
+                    };
+                    let reader: Box<dyn SourceReader> = match &t.rows {
+                        Some(rows) => Box::new(ValuesReader::new(&ctx, rows.clone())?),
+                        None => create_source(&ctx)?,
+                    };
                     let reader = crate::operators::policy::with_policy(t, reader)?;
                     idle.push(!reader.has_work());
                     rs.push(if local(v.id, i) { Some(reader) } else { None });

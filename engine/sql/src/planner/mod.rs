@@ -5,7 +5,7 @@
 //! the SQL it plans: `query` (WITH, UNION ALL, FROM items), `join` (regular
 //! and interval joins in FROM), `select` (WHERE and the SELECT list), `window`
 //! (window TVFs), `aggregate` (window aggregation), `rank` (Top-N and
-//! deduplication) and `insert` (mapping a query onto a sink's
+//! deduplication), `values` (VALUES rows) and `insert` (mapping a query onto a sink's
 //! columns).
 //!
 //! Invariants of every [`Rel`] the planner builds:
@@ -27,6 +27,7 @@ mod join;
 mod query;
 mod rank;
 mod select;
+mod values;
 mod window;
 mod window_rank;
 

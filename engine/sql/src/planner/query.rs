@@ -57,7 +57,7 @@ impl Planner {
                 pos,
                 format!("{op} (without ALL) is not supported yet: it needs deduplication; UNION ALL is supported"),
             )),
-            SetExpr::Values(_) => Err(unsupported(pos, "VALUES")),
+            SetExpr::Values(v) => self.plan_values(v, pos),
             _ => Err(unsupported(pos, &format!("`{body}`"))),
         }
     }
