@@ -241,13 +241,14 @@ impl Builder {
                     ttl,
                 })
             }
-            PlanNode::Deduplicate { input, partition, time_col, keep_last } => {
-                let (time_col, keep_last, ttl) = (*time_col, *keep_last, self.state_ttl);
+            PlanNode::Deduplicate { input, partition, time_col, keep_last, proctime } => {
+                let (time_col, keep_last, proctime, ttl) = (*time_col, *keep_last, *proctime, self.state_ttl);
                 self.keyed_vertex(input, partition, |keys, key_types, types| OpSpec::Deduplicate {
                     keys,
                     key_types,
                     time_col,
                     keep_last,
+                    proctime,
                     types,
                     schema: arrow_schema(&rel.schema),
                     ttl,

@@ -130,13 +130,14 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
                 if *output_rank { "row number in the output" } else { "without the row number" }
             );
         }
-        PlanNode::Deduplicate { input, partition, time_col, keep_last } => {
+        PlanNode::Deduplicate { input, partition, time_col, keep_last, proctime } => {
             let _ = write!(
                 s,
-                "Deduplicate: keep the {} row per [{}] on {}",
+                "Deduplicate: keep the {} row per [{}] on {}{}",
                 if *keep_last { "last" } else { "first" },
                 exprs_text(partition),
-                column(input, *time_col)
+                column(input, *time_col),
+                if *proctime { " (processing time)" } else { "" }
             );
         }
         PlanNode::Join { kind, left, right, left_keys, right_keys, residual, interval } => {

@@ -32,6 +32,7 @@ pub fn flink_functions(tz: &str) -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::Concat, tz))),
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::ToString, tz))),
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::SplitIndex, tz))),
+        Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::Proctime, tz))),
     ]
 }
 
@@ -47,7 +48,12 @@ enum Kind {
     Concat,
     ToString,
     SplitIndex,
+    Proctime,
 }
+
+/// The name of `PROCTIME()`, which a table's computed column calls to declare
+/// a processing-time attribute.
+pub const PROCTIME: &str = "proctime";
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct FlinkFn {
@@ -58,7 +64,12 @@ struct FlinkFn {
 
 impl FlinkFn {
     fn new(kind: Kind, tz: &str) -> Self {
-        FlinkFn { kind, tz: tz.to_string(), signature: Signature::variadic_any(Volatility::Immutable) }
+        let signature = match kind {
+            // The time now: never folded into a constant.
+            Kind::Proctime => Signature::exact(vec![], Volatility::Volatile),
+            _ => Signature::variadic_any(Volatility::Immutable),
+        };
+        FlinkFn { kind, tz: tz.to_string(), signature }
     }
 }
 
@@ -76,6 +87,7 @@ impl ScalarUDFImpl for FlinkFn {
             Kind::Concat => "concat",
             Kind::ToString => TO_STRING,
             Kind::SplitIndex => "split_index",
+            Kind::Proctime => PROCTIME,
         }
     }
 
@@ -127,6 +139,10 @@ impl ScalarUDFImpl for FlinkFn {
                 arity(3, 3, "(string, separator, index)")?;
                 Ok(DataType::Utf8)
             }
+            Kind::Proctime => {
+                arity(0, 0, "no arguments")?;
+                Ok(DataType::Timestamp(TimeUnit::Millisecond, Some(self.tz.as_str().into())))
+            }
         }
     }
 
@@ -142,6 +158,14 @@ impl ScalarUDFImpl for FlinkFn {
             Kind::Concat => concat(&arrays)?,
             Kind::ToString => to_flink_string(&arrays[0], &self.tz)?,
             Kind::SplitIndex => split_index(&arrays)?,
+            Kind::Proctime => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                let tz: Arc<str> = self.tz.as_str().into();
+                return Ok(ColumnarValue::Scalar(ScalarValue::TimestampMillisecond(Some(now), Some(tz))));
+            }
         };
         if all_scalar {
             Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))

@@ -157,6 +157,9 @@ pub enum PlanNode {
         /// The input's time attribute.
         time_col: usize,
         keep_last: bool,
+        /// Whether `time_col` is a processing-time attribute (`PROCTIME()`):
+        /// rows are kept in arrival order, not by their time.
+        proctime: bool,
     },
     /// A regular (unbounded) join on equality keys, as Flink's streaming join,
     /// or an interval join (see `interval`):

@@ -12,6 +12,13 @@
 //!   its time; after that the key emits nothing more. Rows waiting for the same
 //!   watermark are emitted by time, then by key.
 //!
+//! On processing time (`ORDER BY` a `PROCTIME()` attribute), rows are ranked
+//! by arrival (Flink's `ProcTimeDeduplicateKeepFirstRowFunction` and
+//! `ProcTimeDeduplicateKeepLastRowFunction`): keep-first emits a key's first
+//! row at once (`+I`, append-only) and ignores the rest; keep-last emits `+I`
+//! for a key's first row and `-U` old, `+U` new for each later one. Nothing
+//! waits for a watermark and nothing is late.
+//!
 //! Invariants: the timers (`waiting`) hold exactly the keys whose state is
 //! `Waiting`, at that row's time; a restore rebuilds them from the state.
 
@@ -115,6 +122,8 @@ pub struct Deduplicate {
     keys: Arc<Keys>,
     time_col: usize,
     keep_last: bool,
+    /// Ranked by arrival, not by `time_col`.
+    proctime: bool,
     types: Vec<DataType>,
     schema: SchemaRef,
     state: KeyedState<Stamped<Kept>>,
@@ -131,6 +140,7 @@ impl Deduplicate {
             keys: Arc::new(keys),
             time_col,
             keep_last,
+            proctime: false,
             types,
             schema: relax(&schema),
             state: KeyedState::default(),
@@ -139,6 +149,12 @@ impl Deduplicate {
             watermark: NO_WATERMARK,
             late: 0,
         }
+    }
+
+    /// Ranks rows by arrival: `time_col` is a processing-time attribute.
+    pub fn on_processing_time(mut self, proctime: bool) -> Self {
+        self.proctime = proctime;
+        self
     }
 
     /// A key not written for the TTL starts over, as in Flink: its next row
@@ -160,7 +176,11 @@ impl Deduplicate {
 
 impl StreamOperator for Deduplicate {
     fn name(&self) -> String {
-        format!("Deduplicate(keep {} row)", if self.keep_last { "last" } else { "first" })
+        format!(
+            "Deduplicate(keep {} row{})",
+            if self.keep_last { "last" } else { "first" },
+            if self.proctime { ", processing time" } else { "" }
+        )
     }
 
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
@@ -181,12 +201,24 @@ impl StreamOperator for Deduplicate {
             if let Some(Kept::Row { ts, .. }) = self.ttl.take_expired(&mut self.state, key, now) {
                 self.waiting.remove(&(ts, Arc::from(key)));
             }
+            let kept = self.state.get(key).map(|s| &s.value);
+            if self.proctime {
+                // Every row arrives after the kept one: keep-last replaces it,
+                // keep-first keeps it.
+                if self.keep_last {
+                    keep_last(kept, &row, 0, &mut emits);
+                    self.state.insert(key, Stamped { written: now, value: Kept::Row { row, ts: 0 } });
+                } else if kept.is_none() {
+                    emits.push(Emit { kind: RowKind::Insert, row, rank: None });
+                    self.state.insert(key, Stamped { written: now, value: Kept::Emitted });
+                }
+                continue;
+            }
             if arrow::array::Array::is_null(&ts, i) {
                 self.late += 1;
                 continue;
             }
             let t = ts.value(i);
-            let kept = self.state.get(key).map(|s| &s.value);
             if self.keep_last {
                 if keep_last(kept, &row, t, &mut emits) {
                     self.state.insert(key, Stamped { written: now, value: Kept::Row { row, ts: t } });
@@ -207,7 +239,8 @@ impl StreamOperator for Deduplicate {
             }
         }
         if !emits.is_empty() {
-            out.push(StreamEvent::Batch(output_batch(&emits, &self.types, false, true, &self.schema)?));
+            // Only keep-last updates; keep-first on processing time appends.
+            out.push(StreamEvent::Batch(output_batch(&emits, &self.types, false, self.keep_last, &self.schema)?));
         }
         Ok(())
     }
@@ -262,7 +295,7 @@ impl StreamOperator for Deduplicate {
         while !r.is_empty() {
             let key = r.bytes()?.to_vec();
             let value = Stamped::<Kept>::decode(&mut r)?;
-            if let (false, Kept::Row { ts, .. }) = (self.keep_last, &value.value) {
+            if let (false, false, Kept::Row { ts, .. }) = (self.keep_last, self.proctime, &value.value) {
                 self.waiting.insert((*ts, Arc::from(key.as_slice())));
             }
             self.state.insert(&key, value);

@@ -132,9 +132,13 @@ pub(crate) fn instantiate(
                 ),
             }
         }
-        OpSpec::Deduplicate { keys, key_types, time_col, keep_last, types, schema, ttl } => {
+        OpSpec::Deduplicate { keys, key_types, time_col, keep_last, proctime, types, schema, ttl } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
-            Box::new(Deduplicate::new(k, *time_col, *keep_last, types.clone(), schema.clone()).with_ttl(Ttl::new(*ttl)))
+            Box::new(
+                Deduplicate::new(k, *time_col, *keep_last, types.clone(), schema.clone())
+                    .on_processing_time(*proctime)
+                    .with_ttl(Ttl::new(*ttl)),
+            )
         }
         OpSpec::Join {
             kind,

@@ -106,12 +106,13 @@ pub enum OpSpec {
         /// `table.exec.state.ttl` (a regular Top-N's); zero keeps state forever.
         ttl: std::time::Duration,
     },
-    /// Deduplication on event time (see `operators::dedup`).
+    /// Deduplication on event or processing time (see `operators::dedup`).
     Deduplicate {
         keys: Vec<PhysExpr>,
         key_types: Vec<DataType>,
         time_col: usize,
         keep_last: bool,
+        proctime: bool,
         types: Vec<DataType>,
         schema: SchemaRef,
         /// `table.exec.state.ttl`; zero keeps state forever.
@@ -160,9 +161,11 @@ impl OpSpec {
                 if window.is_some() { "WindowRank" } else { "Rank" },
                 if *output_rank { ", row number" } else { "" }
             ),
-            OpSpec::Deduplicate { keep_last, .. } => {
-                format!("Deduplicate(keep {} row)", if *keep_last { "last" } else { "first" })
-            }
+            OpSpec::Deduplicate { keep_last, proctime, .. } => format!(
+                "Deduplicate(keep {} row{})",
+                if *keep_last { "last" } else { "first" },
+                if *proctime { ", processing time" } else { "" }
+            ),
             OpSpec::Join { kind, interval: None, .. } => format!("Join({kind})"),
             OpSpec::Join { kind, interval: Some(_), .. } => format!("IntervalJoin({kind})"),
             OpSpec::Sink { table, .. } => format!("Sink: {} [{}]", table.name, table.connector()),

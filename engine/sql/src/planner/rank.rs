@@ -448,8 +448,10 @@ fn finish_chain(rel: Rel, range: RankRange, output_rank: bool) -> Result<Rel, Sq
                     _ => None,
                 })
                 .collect();
-            // Deduplication reads an append-only input; over an updating one
+            // Deduplication reads an append-only input, ordered by its
+            // event-time or processing-time attribute; over an updating input
             // (which has no time attribute) a Top-1 ranks retractably.
+            let mut proctime = None;
             let order_on_rowtime = match order.as_slice() {
                 _ if input.updating => None,
                 [k] => match &k.expr {
@@ -457,6 +459,10 @@ fn finish_chain(rel: Rel, range: RankRange, output_rank: bool) -> Result<Rel, Sq
                         if input.rowtime.is_some() && input.schema.index_of_column(c).ok() == input.rowtime =>
                     {
                         Some(k.asc)
+                    }
+                    Expr::Column(c) => {
+                        proctime = input.schema.index_of_column(c).ok().filter(|i| is_proctime(&input, *i));
+                        proctime.map(|_| k.asc)
                     }
                     _ => None,
                 },
@@ -476,14 +482,26 @@ fn finish_chain(rel: Rel, range: RankRange, output_rank: bool) -> Result<Rel, Sq
             let dedup_order = if window.is_some() { None } else { order_on_rowtime };
             match choose(range, output_rank, dedup_order) {
                 RankPlan::Deduplicate { keep_last } => {
-                    let Some(time_col) = input.rowtime else {
-                        return Err(SqlError::new(position, "internal: deduplication without a time attribute"));
+                    // On processing time, the first row is emitted as it
+                    // arrives: rows keep their event time, if any.
+                    let (time_col, rowtime) = match (proctime, input.rowtime) {
+                        (Some(p), rowtime) => (p, if keep_last { None } else { rowtime }),
+                        (None, Some(t)) => (t, if keep_last { None } else { Some(t) }),
+                        (None, None) => {
+                            return Err(SqlError::new(position, "internal: deduplication without a time attribute"));
+                        }
                     };
                     Ok(Rel {
-                        rowtime: if keep_last { None } else { Some(time_col) },
+                        rowtime,
                         updating: keep_last,
                         unique_key: part_key,
-                        node: PlanNode::Deduplicate { input, partition, time_col, keep_last },
+                        node: PlanNode::Deduplicate {
+                            input,
+                            partition,
+                            time_col,
+                            keep_last,
+                            proctime: proctime.is_some(),
+                        },
                         schema,
                     })
                 }
@@ -569,3 +587,20 @@ fn drop_column(schema: &DFSchema, i: usize, pos: Position) -> Result<DFSchema, S
 
 #[cfg(test)]
 mod tests;
+
+/// Whether column `col` of `rel` is a processing-time attribute: a column a
+/// table computes as `PROCTIME()`, passed through projections and filters.
+pub(super) fn is_proctime(rel: &Rel, col: usize) -> bool {
+    match &rel.node {
+        PlanNode::Source(t) => matches!(
+            t.columns.get(col),
+            Some(Expr::ScalarFunction(f)) if f.func.name() == crate::functions::PROCTIME
+        ),
+        PlanNode::Filter { input, .. } => is_proctime(input, col),
+        PlanNode::Project { input, exprs } => match exprs.get(col) {
+            Some(Expr::Column(c)) => input.schema.index_of_column(c).is_ok_and(|i| is_proctime(input, i)),
+            _ => false,
+        },
+        _ => false,
+    }
+}

@@ -129,6 +129,14 @@ impl Planner {
                 let idx = input.schema.fields().iter().position(|f| f.name() == col).ok_or_else(|| {
                     SqlError::new(expr_position(&args[1], pos), format!("{fname}: DESCRIPTOR({col}): no such column"))
                 })?;
+                if input.rowtime != Some(idx) && super::rank::is_proctime(&input, idx) {
+                    return Err(SqlError::new(
+                        expr_position(&args[1], pos),
+                        format!(
+                            "{fname}: DESCRIPTOR({col}): `{col}` is a processing-time attribute (PROCTIME()); windows on processing time are not supported yet, only on an event-time attribute (a column with a WATERMARK)"
+                        ),
+                    ));
+                }
                 if input.rowtime != Some(idx) {
                     return Err(SqlError::new(
                         expr_position(&args[1], pos),
