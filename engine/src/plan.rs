@@ -268,7 +268,7 @@ impl Builder {
                 });
                 Ok(Stream { vertex: v, open: true })
             }
-            PlanNode::Join { left, right, kind, left_keys, right_keys, residual, interval } => {
+            PlanNode::Join { left, right, kind, left_keys, right_keys, residual, interval, temporal } => {
                 let l = self.build(left)?;
                 let r = self.build(right)?;
                 let lower_all = |keys: &[Expr], schema: &DFSchema| -> Result<Vec<PhysExpr>, EngineError> {
@@ -306,6 +306,7 @@ impl Builder {
                     schema: arrow_schema(&rel.schema),
                     updating: rel.updating,
                     interval: *interval,
+                    temporal: *temporal,
                     ttl: i64::try_from(self.state_ttl.as_millis()).unwrap_or(i64::MAX),
                 });
                 Ok(Stream { vertex: v, open: true })

@@ -5,7 +5,8 @@
 //! `TUMBLE(TABLE t [PARTITION BY k], DESCRIPTOR(ts), ...)`: the dialect parses
 //! `TABLE name [PARTITION BY cols]` inside function arguments into a marker call,
 //! [`TABLE_ARG_FUNCTION`], which the planner recognises. `DESCRIPTOR(col)` parses
-//! as an ordinary function call. `WATERMARK` and computed columns in `CREATE
+//! as an ordinary function call. `FOR SYSTEM_TIME AS OF` after a table name
+//! parses as sqlparser's table version. `WATERMARK` and computed columns in `CREATE
 //! TABLE` are parsed by [`crate::parser`].
 
 use sqlparser::ast::{
@@ -41,6 +42,14 @@ impl Dialect for FlinkDialect {
     }
 
     fn supports_multiline_comment_hints(&self) -> bool {
+        true
+    }
+
+    /// `FROM t FOR SYSTEM_TIME AS OF o.ts` (a temporal join). sqlparser then
+    /// also reads its other dialects' versions (`AT (...)`, `BEFORE (...)`,
+    /// `CHANGES (...)`, `TIMESTAMP AS OF`, `VERSION AS OF`), which the planner
+    /// refuses.
+    fn supports_table_versioning(&self) -> bool {
         true
     }
 

@@ -140,14 +140,23 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
                 if *proctime { " (processing time)" } else { "" }
             );
         }
-        PlanNode::Join { kind, left, right, left_keys, right_keys, residual, interval } => {
+        PlanNode::Join { kind, left, right, left_keys, right_keys, residual, interval, temporal } => {
             let keys: Vec<String> =
                 left_keys.iter().zip(right_keys).map(|(l, r)| format!("{} = {}", key_text(l), key_text(r))).collect();
-            match interval {
-                None => {
+            match (interval, temporal) {
+                (_, Some(t)) => {
+                    let _ = write!(
+                        s,
+                        "TemporalJoin: {kind}, keys [{}], version of the right at {} AS OF {}",
+                        keys.join(", "),
+                        right.schema.field(t.right_time).name(),
+                        left.schema.field(t.left_time).name()
+                    );
+                }
+                (None, None) => {
                     let _ = write!(s, "Join: {kind}, keys [{}]", keys.join(", "));
                 }
-                Some(i) => {
+                (Some(i), None) => {
                     let _ = write!(
                         s,
                         "IntervalJoin: {kind}, keys [{}], {} - {} in [{}, {}] ms",

@@ -162,7 +162,7 @@ pub enum PlanNode {
         proctime: bool,
     },
     /// A regular (unbounded) join on equality keys, as Flink's streaming join,
-    /// or an interval join (see `interval`):
+    /// an interval join (see `interval`) or a temporal join (see `temporal`):
     /// output is the left columns, then the right ones; an outer join pads
     /// the missing side with nulls. `left_keys[i]` (over the left input) equals
     /// `right_keys[i]` (over the right input), both of the same type; a null
@@ -178,6 +178,12 @@ pub enum PlanNode {
         /// bounded against each other): the bounds, which the residual also
         /// checks. Its keys may then be empty (one subtask joins all rows).
         interval: Option<TimeInterval>,
+        /// For an event-time temporal join (`JOIN r FOR SYSTEM_TIME AS OF
+        /// l.ts`, INNER or LEFT): the time attributes that pick each left
+        /// row's version of the right input (see `planner::temporal_join`).
+        /// The output is then the left input's rows, each joined once, with
+        /// the left input's row kinds and time attribute.
+        temporal: Option<TemporalTimes>,
     },
 }
 
@@ -225,6 +231,15 @@ pub struct TimeInterval {
     pub right_time: usize,
     pub lower: i64,
     pub upper: i64,
+}
+
+/// The time attributes of an event-time temporal join: the left input's
+/// `left_time` (the `AS OF` column) picks, per key, the right input's row with
+/// the greatest `right_time` at or before it (column indices in each input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemporalTimes {
+    pub left_time: usize,
+    pub right_time: usize,
 }
 
 /// The kind of a regular join.

@@ -9,6 +9,7 @@ use super::calc::{Filter, Project};
 use super::dedup::Deduplicate;
 use super::group_agg::GroupAggregate;
 use super::join::interval::IntervalJoin;
+use super::join::temporal::TemporalJoin;
 use super::join::{Join, JoinDef};
 use super::normalize::ChangelogNormalize;
 use super::rank::TopN;
@@ -151,6 +152,7 @@ pub(crate) fn instantiate(
             schema,
             updating,
             interval,
+            temporal,
             ttl,
         } => {
             let def = JoinDef {
@@ -164,9 +166,10 @@ pub(crate) fn instantiate(
                 ttl: *ttl,
             };
             let internal = |e: crate::error::OpError| EngineError::Internal(e.to_string());
-            match interval {
-                None => Box::new(Join::new(def).map_err(internal)?),
-                Some(i) => Box::new(IntervalJoin::new(def, *i).map_err(internal)?),
+            match (interval, temporal) {
+                (_, Some(t)) => Box::new(TemporalJoin::new(def, *t).map_err(internal)?),
+                (None, None) => Box::new(Join::new(def).map_err(internal)?),
+                (Some(i), None) => Box::new(IntervalJoin::new(def, *i).map_err(internal)?),
             }
         }
         OpSpec::Sink { table, event_time } => {

@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 use sluice_job::VERTEX_PARALLELISM_OVERRIDES;
 use sluice_sql::catalog::TableDef;
-use sluice_sql::plan::{JoinKind, RankRange, TimeInterval, WindowKind};
+use sluice_sql::plan::{JoinKind, RankRange, TemporalTimes, TimeInterval, WindowKind};
 
 use crate::operators::aggregate::AggDef;
 use crate::operators::rows::Direction;
@@ -132,6 +132,9 @@ pub enum OpSpec {
         updating: bool,
         /// An interval join's time bounds (its operator is then the interval join).
         interval: Option<TimeInterval>,
+        /// An event-time temporal join's time attributes (its operator is
+        /// then the temporal join).
+        temporal: Option<TemporalTimes>,
         /// `table.exec.state.ttl` in ms (0: none); a regular join's rows
         /// expire that long after their last change, as in Flink.
         ttl: i64,
@@ -166,6 +169,7 @@ impl OpSpec {
                 if *keep_last { "last" } else { "first" },
                 if *proctime { ", processing time" } else { "" }
             ),
+            OpSpec::Join { kind, temporal: Some(_), .. } => format!("TemporalJoin({kind})"),
             OpSpec::Join { kind, interval: None, .. } => format!("Join({kind})"),
             OpSpec::Join { kind, interval: Some(_), .. } => format!("IntervalJoin({kind})"),
             OpSpec::Sink { table, .. } => format!("Sink: {} [{}]", table.name, table.connector()),

@@ -9,6 +9,9 @@
 //! needs at least one key: Sluice, as Flink's streaming join, keys its state by
 //! them.
 //!
+//! `JOIN r FOR SYSTEM_TIME AS OF l.ts` is a temporal join, planned in
+//! `temporal_join`.
+//!
 //! The output is the left columns, then the right ones, each with its
 //! qualifier; the side an outer join pads is nullable. A regular join's output
 //! has no time attribute (Flink materializes it), and it is updating when an
@@ -34,7 +37,7 @@ use crate::types::flink_name;
 
 /// What a conjunct of a join condition reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
+pub(super) enum Side {
     Left,
     Right,
     /// Both inputs, or neither (a constant).
@@ -143,7 +146,6 @@ impl Planner {
                     ));
                 }
             };
-            let right = self.join_input(&j.relation, pos)?;
             let on = match constraint {
                 JoinConstraint::On(e) => e,
                 JoinConstraint::Using(_) => {
@@ -162,7 +164,15 @@ impl Planner {
                     return Err(SqlError::new(jpos, format!("a JOIN without ON: {NEEDS_KEY}")));
                 }
             };
-            acc = self.join(acc, right, kind, on, jpos)?;
+            acc = match &j.relation {
+                TableFactor::Table { version: Some(version), .. } => {
+                    self.temporal_join(acc, &j.relation, version, kind, on, jpos)?
+                }
+                relation => {
+                    let right = self.join_input(relation, pos)?;
+                    self.join(acc, right, kind, on, jpos)?
+                }
+            };
         }
         Ok(acc)
     }
@@ -175,10 +185,7 @@ impl Planner {
                 return Err(SqlError::new(pos, "LATERAL subqueries are not supported yet"));
             }
             TableFactor::Table { version: Some(_), .. } => {
-                return Err(SqlError::new(
-                    pos,
-                    "temporal joins (FOR SYSTEM_TIME AS OF) are not supported yet; a regular join keeps every version of both inputs",
-                ));
+                return Err(SqlError::new(pos, super::temporal_join::NOT_RIGHT_OF_JOIN));
             }
             TableFactor::UNNEST { .. } => return Err(SqlError::new(pos, "UNNEST is not supported yet")),
             _ => {}
@@ -270,6 +277,7 @@ impl Planner {
                 right_keys,
                 residual: conjunction(residual),
                 interval,
+                temporal: None,
             },
             schema,
             rowtime,
@@ -279,7 +287,14 @@ impl Planner {
     }
 
     /// A key pair cast to one type, each over its own input.
-    fn common_key(&self, l: &Expr, r: &Expr, left: &Rel, right: &Rel, pos: Position) -> Result<(Expr, Expr), SqlError> {
+    pub(super) fn common_key(
+        &self,
+        l: &Expr,
+        r: &Expr,
+        left: &Rel,
+        right: &Rel,
+        pos: Position,
+    ) -> Result<(Expr, Expr), SqlError> {
         let lt = l.get_type(&left.schema).map_err(df_err(pos))?;
         let rt = r.get_type(&right.schema).map_err(df_err(pos))?;
         if lt == rt {
@@ -362,7 +377,7 @@ fn join_unique_key(
 
 /// Which input of a join (whose first `n_left` columns are the left input's)
 /// an expression over the join's output reads.
-fn side_of(schema: &DFSchema, n_left: usize, e: &Expr) -> Side {
+pub(super) fn side_of(schema: &DFSchema, n_left: usize, e: &Expr) -> Side {
     let idx: Vec<Option<usize>> = e.column_refs().iter().map(|c| schema.index_of_column(c).ok()).collect();
     if idx.is_empty() || idx.iter().any(Option::is_none) {
         Side::Other
@@ -380,18 +395,21 @@ fn side_of(schema: &DFSchema, n_left: usize, e: &Expr) -> Side {
 /// on one input goes below the join when that input is never null-padded in
 /// the join's output; one on both inputs of an inner join joins its residual;
 /// the rest filter the join's output.
-fn push_down(rel: Rel, preds: Vec<Expr>) -> Rel {
+pub(super) fn push_down(rel: Rel, preds: Vec<Expr>) -> Rel {
     if preds.is_empty() {
         return rel;
     }
     let Rel { node, schema, rowtime, updating, unique_key } = rel;
     let node = match node {
-        PlanNode::Join { left, right, kind, left_keys, right_keys, residual, interval } => {
+        PlanNode::Join { left, right, kind, left_keys, right_keys, residual, interval, temporal } => {
             let n_left = left.schema.fields().len();
             let (mut to_left, mut to_right, mut joined, mut above) = (vec![], vec![], vec![], vec![]);
             for p in preds {
                 match side_of(&schema, n_left, &p) {
                     Side::Left if !kind.right_outer() => to_left.push(p),
+                    // A filter below a versioned table would change which
+                    // version is valid when; it filters the joined rows.
+                    Side::Right if temporal.is_some() => above.push(p),
                     Side::Right if !kind.left_outer() => to_right.push(p),
                     _ if kind == JoinKind::Inner => joined.push(p),
                     _ => above.push(p),
@@ -400,7 +418,7 @@ fn push_down(rel: Rel, preds: Vec<Expr>) -> Rel {
             let (left, right) = (push_down(*left, to_left), push_down(*right, to_right));
             // WHERE conditions of an inner join may bound its times.
             let (mut interval, mut rowtime) = (interval, rowtime);
-            if interval.is_none() && !joined.is_empty() {
+            if interval.is_none() && temporal.is_none() && !joined.is_empty() {
                 let mut all: Vec<Expr> = residual.iter().flat_map(|r| split_conjunction(r)).cloned().collect();
                 all.extend(joined.iter().cloned());
                 interval = interval_of(&left, &right, &schema, &all);
@@ -415,6 +433,7 @@ fn push_down(rel: Rel, preds: Vec<Expr>) -> Rel {
                 right_keys,
                 residual,
                 interval,
+                temporal,
             };
             let rel = Rel { node: join, schema, rowtime, updating, unique_key };
             return match conjunction(above) {
@@ -438,7 +457,7 @@ fn filter_node(rel: Rel, predicate: Expr) -> Rel {
 }
 
 /// Left columns, then right ones; the padded side of an outer join nullable.
-fn join_schema(left: &Rel, right: &Rel, kind: JoinKind, pos: Position) -> Result<DFSchemaRef, SqlError> {
+pub(super) fn join_schema(left: &Rel, right: &Rel, kind: JoinKind, pos: Position) -> Result<DFSchemaRef, SqlError> {
     let side = |rel: &Rel, padded: bool| {
         rel.schema
             .iter()

@@ -3,10 +3,10 @@
 //! [`compile`] reads the `SET` statements, defines tables and views in order,
 //! and plans each `INSERT INTO` into a [`SinkPlan`]. The planner is split along
 //! the SQL it plans: `query` (WITH, UNION ALL, FROM items), `join` (regular
-//! and interval joins in FROM), `select` (WHERE and the SELECT list), `window`
-//! (window TVFs), `aggregate` (window aggregation), `rank` (Top-N and
-//! deduplication), `values` (VALUES rows) and `insert` (mapping a query onto a sink's
-//! columns).
+//! and interval joins in FROM), `temporal_join` (`FOR SYSTEM_TIME AS OF`),
+//! `select` (WHERE and the SELECT list), `window` (window TVFs), `aggregate`
+//! (window aggregation), `rank` (Top-N and deduplication), `values` (VALUES
+//! rows) and `insert` (mapping a query onto a sink's columns).
 //!
 //! Invariants of every [`Rel`] the planner builds:
 //! - its `schema` is exactly the output of its `node`, and every expression in
@@ -27,6 +27,7 @@ mod join;
 mod query;
 mod rank;
 mod select;
+mod temporal_join;
 mod values;
 mod window;
 mod window_rank;

@@ -168,6 +168,9 @@ impl Planner {
     pub(super) fn plan_from(&mut self, f: &TableFactor, pos: Position) -> Result<FromItem, SqlError> {
         let pos = pos_of(f, pos);
         match f {
+            TableFactor::Table { version: Some(_), .. } => {
+                Err(SqlError::new(pos, super::temporal_join::NOT_RIGHT_OF_JOIN))
+            }
             TableFactor::Table { name, alias, args: None, .. } => {
                 let rel = self.lookup(&object_name(name), pos)?;
                 let rel = match alias {
