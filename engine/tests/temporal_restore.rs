@@ -1,0 +1,125 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Temporal join state (waiting left rows, versions, timers) across a
+//! `kill -9` and a restore at another parallelism. Each order is emitted once
+//! (the output is append-only), but the print sink is at-least-once, as
+//! Flink's: rows printed after the last checkpoint are printed again by the
+//! restored run. Keyed by the order id, the rows of both runs must be the rows
+//! of a run that never stopped.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+mod common;
+use common::*;
+
+/// Orders every 10 ms and rates every 50 ms over the same two minutes, each
+/// from one source subtask with increasing times (so no row is late and the
+/// result does not depend on how the two inputs interleave), 21 currencies.
+fn job(orders_rate: u64) -> String {
+    format!(
+        "CREATE TABLE orders (id BIGINT, cur INT, price INT,
+   ts AS TO_TIMESTAMP_LTZ(id * 10, 3),
+   WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+ WITH ('connector' = 'datagen', 'seed' = '3', 'rows-per-second' = '{orders_rate}', 'scan.parallelism' = '1',
+   'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '11999',
+   'fields.cur.min' = '0', 'fields.cur.max' = '20', 'fields.price.min' = '0', 'fields.price.max' = '100');
+CREATE TABLE rates (rid BIGINT, cur INT, rate INT,
+   uts AS TO_TIMESTAMP_LTZ(rid * 50, 3),
+   WATERMARK FOR uts AS uts - INTERVAL '1' SECOND,
+   PRIMARY KEY (cur) NOT ENFORCED)
+ WITH ('connector' = 'datagen', 'seed' = '5', 'rows-per-second' = '{rates_rate}', 'scan.parallelism' = '1',
+   'fields.rid.kind' = 'sequence', 'fields.rid.start' = '0', 'fields.rid.end' = '2399',
+   'fields.cur.min' = '0', 'fields.cur.max' = '20', 'fields.rate.min' = '0', 'fields.rate.max' = '1000');
+CREATE TABLE priced (id BIGINT, cur INT, rid BIGINT, rate INT) WITH ('connector' = 'print', 'print-identifier' = 'priced');
+CREATE TABLE dear (id BIGINT, rid BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'dear');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO priced SELECT o.id, o.cur, r.rid, r.rate
+FROM orders AS o LEFT JOIN rates FOR SYSTEM_TIME AS OF o.ts AS r ON o.cur = r.cur;
+INSERT INTO dear SELECT o.id, r.rid
+FROM orders AS o JOIN rates FOR SYSTEM_TIME AS OF o.ts AS r ON o.cur = r.cur AND r.rate > 500;
+END;
+",
+        rates_rate = orders_rate / 5
+    )
+}
+
+/// Printed rows (`<sink>[:n]> +I[id, ...]`) of each sink, keyed by order id;
+/// a row printed twice must be printed the same.
+fn tables(outputs: &[String]) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut all: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for text in outputs {
+        for line in text.lines() {
+            let Some((prefix, row)) = line.split_once("> ") else { continue };
+            let sink = prefix.split(':').next().unwrap_or_default().to_string();
+            assert!(row.starts_with("+I["), "an append-only output: {line}");
+            let fields = row[3..].trim_end_matches(']');
+            let id = fields.split(", ").next().unwrap_or_default().to_string();
+            let table = all.entry(sink).or_default();
+            if let Some(before) = table.insert(id, fields.to_string()) {
+                assert_eq!(before, fields, "order printed twice, differently");
+            }
+        }
+    }
+    all
+}
+
+fn run(job_file: &Path, args: &[&str], stdout: &Path) -> std::process::Child {
+    engine()
+        .arg("run")
+        .arg(job_file)
+        .args(["--rest-addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(File::create(stdout).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn temporal_join_restores_at_another_parallelism_after_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference_file = dir.path().join("reference.sql");
+    std::fs::write(&reference_file, job(1_000_000)).unwrap();
+    let reference_out = dir.path().join("reference.out");
+    let out = run(&reference_file, &["-p", "1"], &reference_out).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = tables(&[std::fs::read_to_string(&reference_out).unwrap()]);
+    assert_eq!(expected["priced"].len(), 12_000, "every order, joined or padded");
+    let padded = expected["priced"].values().filter(|r| r.ends_with("null, null")).count();
+    assert!(padded > 0 && padded < 1_000, "some orders before their currency's first rate: {padded}");
+    assert!(expected["dear"].len() > 3_000 && expected["dear"].len() < 9_000, "{}", expected["dear"].len());
+
+    let ckpt = dir.path().join("ckpt");
+    let job_file = dir.path().join("temporal.sql");
+    std::fs::write(&job_file, job(3000)).unwrap();
+    let ck = ckpt.display().to_string();
+    let first_out = dir.path().join("first.out");
+    let mut child = run(&job_file, &["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "2"], &first_out);
+    wait_for("two complete checkpoints", Duration::from_secs(60), || complete_checkpoints(&ckpt.join("temporal")) >= 2);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let first = std::fs::read_to_string(&first_out).unwrap();
+    assert!(first.lines().count() > 100, "little output before the kill");
+    assert_ne!(tables(std::slice::from_ref(&first)), expected, "the job finished before it was killed");
+
+    let second_out = dir.path().join("second.out");
+    let restored = run(
+        &job_file,
+        &["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "3", "--restore", "latest"],
+        &second_out,
+    )
+    .wait_with_output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&restored.stderr);
+    assert!(restored.status.success(), "{stderr}");
+    assert!(stderr.contains("restoring from"), "{stderr}");
+    let second = std::fs::read_to_string(&second_out).unwrap();
+    assert!(second.lines().any(|l| l.starts_with("priced:3> ")), "the restored join ran at parallelism 3");
+    let got = tables(&[first, second]);
+    for (sink, table) in &expected {
+        assert_eq!(&got[sink], table, "{sink} differs after the restore");
+    }
+}
