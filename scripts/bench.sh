@@ -19,12 +19,18 @@ if [ "${BENCH_FLINK:-0}" = 1 ]; then
   for q in bench/q_filter.sql bench/q_tumble.sql bench/q_group.sql; do
     "$py" bench/flink/run.py "$q" --json "$jsonl"
   done
-  # The median is not needed for one run each: take the measured figures as they are.
+  # The median is not needed for one run each: take the measured figures as they are. Rows of
+  # other queries (the Nexmark ones, which scripts/bench_nexmark.py writes) are kept.
   python3 - "$jsonl" "$flink_tsv" <<'PY'
-import json, sys
+import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+names = {r["job"].removesuffix(".sql") for r in rows}
+old = open(sys.argv[2]).read().splitlines() if os.path.exists(sys.argv[2]) else []
+keep = [l for l in old if l.strip() and not l.startswith("#") and l.split("\t")[0] not in names]
 with open(sys.argv[2], "w") as f:
     f.write("# query\tevents_per_s_net\tpeak_rss_mib\tsource\n")
+    for l in keep:
+        f.write(l + "\n")
     for r in rows:
         name = r["job"].removesuffix(".sql")
         f.write(f"{name}\t{r['events_per_s_net']}\t{round(r['peak_rss_mib'])}\tFlink {r['flink']}, make bench BENCH_FLINK=1\n")
@@ -150,10 +156,28 @@ print(d["counts"]["completed"], "|", mid, "|", top)'
   echo "Events are records read by the sources; wall time is the engine's run time"
   echo "excluding process start. Flink figures: bench/flink/results.tsv (see bench/flink/RESULTS.md)."
 } >> "$report"
+# Nexmark over files (scripts/bench_nexmark.py): q3, q4, q7, q8, q9, q18 and q19 (joins,
+# updating aggregates, Top-N, deduplication) on Nexmark data generated once into csv files
+# under $SLUICE_CACHE/nexmark-data, the same files for Sluice and Flink. The results of both
+# engines are compared first on a small data set (needs Flink: only with BENCH_FLINK=1). With
+# BENCH_FLINK=1 Flink runs the same queries and rewrites its nexmark_* rows of
+# bench/flink/results.tsv; otherwise the report reads Flink's figures from there.
+# BENCH_NEXMARK=0 skips them; BENCH_NEXMARK_ARGS passes options (e.g. "--events 500000").
+failed=0
+if [ "${BENCH_NEXMARK:-1}" != 0 ]; then
+  nexmark_flink=()
+  [ "${BENCH_FLINK:-0}" = 1 ] && nexmark_flink=(--flink "${SLUICE_CACHE:-$HOME/.cache/sluice}/flink-venv/bin/python")
+  # shellcheck disable=SC2086
+  if python3 scripts/bench_nexmark.py --bin "$bin" --out "$out/nexmark.md" "${nexmark_flink[@]}" ${BENCH_NEXMARK_ARGS:-}; then
+    { echo; cat "$out/nexmark.md"; } >> "$report"
+  else
+    { echo; echo "## Nexmark over files"; echo; echo "Failed: see the output of scripts/bench_nexmark.py."; [ -f "$out/nexmark.md" ] && cat "$out/nexmark.md"; } >> "$report"
+    failed=1
+  fi
+fi
 # Checkpoint and state benchmarks (scripts/bench_state.py): state build, checkpoint and
 # savepoint durations to a local directory and to MinIO, restore times, barrier alignment.
 # BENCH_STATE=0 skips them; BENCH_STATE_ARGS passes options (e.g. "--sizes 10M,100M").
-failed=0
 if [ "${BENCH_STATE:-1}" != 0 ]; then
   # shellcheck disable=SC2086
   if python3 scripts/bench_state.py --bin "$bin" --out "$out/state.md" ${BENCH_STATE_ARGS:-}; then

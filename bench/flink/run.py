@@ -13,7 +13,7 @@ Reports per run:
   startup_s   JVM + TableEnvironment start-up
   job_s       statement-set submit -> job finished (wall time seen by the client)
   net_s       Flink's JobExecutionResult net runtime (job start -> finish on the cluster)
-  events/s    number-of-rows / net_s
+  events/s    number-of-rows (or --events, for sources other than datagen) / net_s
   peak_rss    peak resident memory of the process tree (Python client + Flink JVM),
               sampled every 50 ms with psutil; jvm_peak_rss for the JVM alone
   jvm_cpu_s   user+system CPU seconds used by the JVM
@@ -82,6 +82,8 @@ def main():
                     help="pipeline.auto-watermark-interval (Flink default 200 ms)")
     ap.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--json", metavar="FILE", help="append the result as one JSON line")
+    ap.add_argument("--events", type=int,
+                    help="events the job reads (default: the 'number-of-rows' of its datagen source)")
     args = ap.parse_args()
 
     t_start = time.monotonic()
@@ -89,6 +91,8 @@ def main():
         text = fh.read()
     m = re.search(r"'number-of-rows'\s*=\s*'(\d+)'", text)
     rows = int(m.group(1)) if m else None
+    if args.events is not None:
+        rows = args.events
     extra = {"pipeline.auto-watermark-interval": args.watermark_interval}
     for kv in args.conf:
         k, v = kv.split("=", 1)
