@@ -228,7 +228,8 @@ def compare(q, sink, s_lines, f_lines):
         s_upserts = [x for x in s_lines if not x.startswith("-U")]
         if s_upserts == f_lines:
             n = len(s_lines) - len(s_upserts)
-            return (f"same upserts; Flink prints no -U, Sluice prints {n:,} -U rows: {rows}", False,
+            return (f"same upserts ({len(f_lines):,} +I/+U rows); Sluice adds {n:,} -U rows that Flink "
+                    f"does not print", False,
                     f"- {q}: Flink 2.3 prints an upsert changelog (+U without -U) to the print sink; Sluice "
                     f"prints the same rows plus a -U before each +U. The results agree; the print output is "
                     f"not byte-identical (a changelog-mode divergence in the engine).")
@@ -338,7 +339,8 @@ def main():
             flink_new[f"nexmark_{q}"] = [f"nexmark_{q}", str(f_eps), str(round(f_rss)),
                                          f"Flink {r['flink']}, {events} events ({args.events} Nexmark events), "
                                          f"net {r['net_s']} s, scripts/bench_nexmark.py"]
-            log(f"{q}: Flink {f_eps:,} events/s ({r['net_s']} s net), {f_rss:.0f} MiB")
+            log(f"{q}: Flink {f_eps:,} events/s ({r['net_s']} s net), {f_rss:.0f} MiB, "
+                f"JVM CPU {r['jvm_cpu_s']} s")
         elif f"nexmark_{q}" in flink_old:
             f = flink_old[f"nexmark_{q}"]
             f_eps, f_rss = int(f[1]), float(f[2])
@@ -352,8 +354,12 @@ def main():
                  f"({counts['person']:,} persons, {counts['auction']:,} auctions, {counts['bid']:,} bids; "
                  f"{ddir}), read by the filesystem source of both engines; parallelism 1, blackhole sinks "
                  "(bench/nexmark/files/, scripts/bench_nexmark.py). Events: rows of the tables a query reads. "
-                 f"Flink: {'run now' if args.flink else 'from ' + os.path.relpath(args.flink_results, REPO)}. "
-                 f"Results compared on {args.check_events:,} events (final tables of print sinks).\n\n")
+                 + ("Flink: run now on the same files. " if args.flink else
+                    f"Flink: from {os.path.relpath(args.flink_results, REPO)} (measured on the event count "
+                    "named there; `BENCH_FLINK=1` re-measures). ")
+                 + (f"Results compared with Flink's on {args.check_events:,} events (final tables of print sinks)."
+                    if args.flink and args.check_events else "Results not compared with Flink's (needs `BENCH_FLINK=1`).")
+                 + "\n\n")
         fh.write("| query | events | Sluice s | Sluice events/s | Sluice peak RSS MiB | Flink events/s | "
                  "Flink peak RSS MiB | Sluice / Flink | load | results |\n")
         fh.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
