@@ -241,6 +241,18 @@ impl Builder {
                     ttl,
                 })
             }
+            PlanNode::TemporalSort { input, order } => {
+                let Some(time_col) = input.rowtime else {
+                    return Err(EngineError::Internal("a temporal sort without a time attribute".into()));
+                };
+                let order = order
+                    .iter()
+                    .skip(1)
+                    .map(|k| Ok((lower(&k.expr, &input.schema)?, Direction { asc: k.asc, nulls_first: k.nulls_first })))
+                    .collect::<Result<Vec<_>, EngineError>>()?;
+                let schema = arrow_schema(&rel.schema);
+                self.keyed_vertex(input, &[], |_, _, types| OpSpec::TemporalSort { time_col, order, types, schema })
+            }
             PlanNode::Deduplicate { input, partition, time_col, keep_last, proctime } => {
                 let (time_col, keep_last, proctime, ttl) = (*time_col, *keep_last, *proctime, self.state_ttl);
                 self.keyed_vertex(input, partition, |keys, key_types, types| OpSpec::Deduplicate {

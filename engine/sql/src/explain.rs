@@ -130,6 +130,11 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
                 if *output_rank { "row number in the output" } else { "without the row number" }
             );
         }
+        PlanNode::TemporalSort { order, .. } => {
+            let keys: Vec<String> =
+                order.iter().map(|k| format!("{} {}", k.expr, if k.asc { "ASC" } else { "DESC" })).collect();
+            let _ = write!(s, "TemporalSort: order by {}", keys.join(", "));
+        }
         PlanNode::Deduplicate { input, partition, time_col, keep_last, proctime } => {
             let _ = write!(
                 s,
@@ -195,6 +200,7 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
         | PlanNode::GroupAggregate { input, .. }
         | PlanNode::ChangelogNormalize { input, .. }
         | PlanNode::Rank { input, .. }
+        | PlanNode::TemporalSort { input, .. }
         | PlanNode::Deduplicate { input, .. } => explain_rel(s, input, depth + 1),
         PlanNode::Union { inputs } => inputs.iter().for_each(|i| explain_rel(s, i, depth + 1)),
         PlanNode::Join { left, right, .. } => {

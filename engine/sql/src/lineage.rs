@@ -188,7 +188,7 @@ fn of(rel: &Rel) -> Vec<Fields> {
             }
             cols
         }
-        PlanNode::Deduplicate { input, .. } => of(input),
+        PlanNode::Deduplicate { input, .. } | PlanNode::TemporalSort { input, .. } => of(input),
         PlanNode::Join { left, right, .. } => {
             let mut cols = of(left);
             cols.extend(of(right));

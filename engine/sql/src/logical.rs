@@ -51,7 +51,8 @@ impl Rel {
             | PlanNode::GroupAggregate { input, .. }
             | PlanNode::ChangelogNormalize { input, .. }
             | PlanNode::Rank { input, .. }
-            | PlanNode::Deduplicate { input, .. } => input.scanned_tables(),
+            | PlanNode::Deduplicate { input, .. }
+            | PlanNode::TemporalSort { input, .. } => input.scanned_tables(),
             PlanNode::Union { inputs } => inputs.iter().flat_map(Rel::scanned_tables).collect(),
             PlanNode::Join { left, right, .. } => {
                 let mut t = left.scanned_tables();
@@ -146,6 +147,14 @@ pub enum PlanNode {
         window: Option<WindowRank>,
         /// Where `ROW_NUMBER()` is written, for errors.
         position: Position,
+    },
+    /// `ORDER BY` the event-time attribute (ascending), then other keys: rows
+    /// are held until the watermark passes their time and emitted in order
+    /// (Flink's temporal sort). Output: the input's columns, append-only.
+    TemporalSort {
+        input: Box<Rel>,
+        /// The first key is the time attribute, ascending.
+        order: Vec<SortKey>,
     },
     /// Deduplication: a Top-1 ordered by the input's event-time attribute
     /// without the row number in the output. Output: the input's columns.

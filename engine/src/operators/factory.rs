@@ -15,6 +15,7 @@ use super::normalize::ChangelogNormalize;
 use super::rank::TopN;
 use super::session::SessionAggregate;
 use super::sink::Sink;
+use super::sort::TemporalSort;
 use super::watermark::WatermarkAssigner;
 use super::window::{Keys, TimeShift, WindowAggregate, WindowAssign};
 use super::window_rank::{WindowTopN, WindowTopNSpec};
@@ -132,6 +133,10 @@ pub(crate) fn instantiate(
                         .with_ttl(Ttl::new(*ttl)),
                 ),
             }
+        }
+        OpSpec::TemporalSort { time_col, order, types, schema } => {
+            let k = Keys::new(vec![], vec![]).map_err(|e| EngineError::Internal(e.to_string()))?;
+            Box::new(TemporalSort::new(k, *time_col, order.clone(), types.clone(), schema.clone()))
         }
         OpSpec::Deduplicate { keys, key_types, time_col, keep_last, proctime, types, schema, ttl } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;

@@ -15,6 +15,7 @@ pub mod rows;
 pub mod session;
 pub mod sessions;
 pub mod sink;
+pub mod sort;
 #[cfg(test)]
 mod view_tests;
 pub mod watermark;

@@ -106,6 +106,13 @@ pub enum OpSpec {
         /// `table.exec.state.ttl` (a regular Top-N's); zero keeps state forever.
         ttl: std::time::Duration,
     },
+    /// `ORDER BY` the time attribute, then `order` (see `operators::sort`).
+    TemporalSort {
+        time_col: usize,
+        order: Vec<(PhysExpr, Direction)>,
+        types: Vec<DataType>,
+        schema: SchemaRef,
+    },
     /// Deduplication on event or processing time (see `operators::dedup`).
     Deduplicate {
         keys: Vec<PhysExpr>,
@@ -164,6 +171,7 @@ impl OpSpec {
                 if window.is_some() { "WindowRank" } else { "Rank" },
                 if *output_rank { ", row number" } else { "" }
             ),
+            OpSpec::TemporalSort { .. } => "TemporalSort".into(),
             OpSpec::Deduplicate { keep_last, proctime, .. } => format!(
                 "Deduplicate(keep {} row{})",
                 if *keep_last { "last" } else { "first" },

@@ -190,7 +190,7 @@ fn update_origin(rel: &Rel) -> String {
             _ => update_origin(input),
         },
         PlanNode::Rank { input, position, .. } if !input.updating => format!(
-            "the Top-N (ROW_NUMBER) at line {}, column {} updates its rows as others enter and leave the top",
+            "the Top-N (ROW_NUMBER, or ORDER BY ... LIMIT) at line {}, column {} updates its rows as others enter and leave the top",
             position.line, position.column
         ),
         PlanNode::Deduplicate { keep_last: true, .. } => {
@@ -203,6 +203,7 @@ fn update_origin(rel: &Rel) -> String {
         | PlanNode::WindowAggregate { input, .. }
         | PlanNode::GroupAggregate { input, .. }
         | PlanNode::Rank { input, .. }
+        | PlanNode::TemporalSort { input, .. }
         | PlanNode::Deduplicate { input, .. } => update_origin(input),
         PlanNode::Union { inputs } => inputs.iter().find(|i| i.updating).map(update_origin).unwrap_or_default(),
         PlanNode::Join { left, right, kind, .. } => match [left, right].into_iter().find(|i| i.updating) {

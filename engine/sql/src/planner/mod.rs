@@ -6,7 +6,7 @@
 //! and interval joins in FROM), `temporal_join` (`FOR SYSTEM_TIME AS OF`),
 //! `select` (WHERE and the SELECT list), `window` (window TVFs), `aggregate`
 //! (window aggregation), `rank` (Top-N and deduplication), `values` (VALUES
-//! rows) and `insert` (mapping a query onto a sink's columns).
+//! rows), `sort` (ORDER BY and LIMIT) and `insert` (mapping a query onto a sink's columns).
 //!
 //! Invariants of every [`Rel`] the planner builds:
 //! - its `schema` is exactly the output of its `node`, and every expression in
@@ -27,6 +27,7 @@ mod join;
 mod query;
 mod rank;
 mod select;
+mod sort;
 mod temporal_join;
 mod values;
 mod window;

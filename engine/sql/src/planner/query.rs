@@ -19,12 +19,6 @@ pub(super) enum FromItem {
 
 impl Planner {
     pub(super) fn plan_query(&mut self, q: &Query, pos: Position) -> Result<Rel, SqlError> {
-        if q.order_by.is_some() {
-            return Err(unsupported(pos_of(q, pos), "ORDER BY in a streaming query (it needs a time-ordered sort)"));
-        }
-        if q.limit_clause.is_some() || q.fetch.is_some() {
-            return Err(unsupported(pos_of(q, pos), "LIMIT/FETCH"));
-        }
         let mut saved = Vec::new();
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
@@ -34,7 +28,7 @@ impl Planner {
                 saved.push((name.clone(), self.views.insert(name, rel)));
             }
         }
-        let out = self.plan_set_expr(&q.body, pos);
+        let out = self.plan_set_expr(&q.body, pos).and_then(|rel| self.plan_sort(rel, q, pos_of(q, pos)));
         for (name, old) in saved.into_iter().rev() {
             match old {
                 Some(v) => self.views.insert(name, v),

@@ -103,6 +103,7 @@ pub(super) fn check_ranked(rel: &Rel) -> Result<(), SqlError> {
         | PlanNode::GroupAggregate { input, .. }
         | PlanNode::ChangelogNormalize { input, .. }
         | PlanNode::Rank { input, .. }
+        | PlanNode::TemporalSort { input, .. }
         | PlanNode::Deduplicate { input, .. } => check_ranked(input),
         PlanNode::Union { inputs } => inputs.iter().try_for_each(check_ranked),
         PlanNode::Join { left, right, .. } => {
