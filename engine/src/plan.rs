@@ -280,7 +280,7 @@ impl Builder {
                 });
                 Ok(Stream { vertex: v, open: true })
             }
-            PlanNode::Join { left, right, kind, left_keys, right_keys, residual, interval, temporal } => {
+            PlanNode::Join { left, right, kind, left_keys, right_keys, residual, interval, temporal, window } => {
                 let l = self.build(left)?;
                 let r = self.build(right)?;
                 let lower_all = |keys: &[Expr], schema: &DFSchema| -> Result<Vec<PhysExpr>, EngineError> {
@@ -292,7 +292,7 @@ impl Builder {
                     .map(|k| k.get_type(&left.schema).map_err(|e| EngineError::Internal(e.to_string())))
                     .collect::<Result<Vec<_>, _>>()?;
                 let names = |keys: &[Expr]| keys.iter().map(|k| k.to_string()).collect();
-                // An interval join without keys runs in one subtask, as Flink's.
+                // An interval or window join without keys runs in one subtask, as Flink's.
                 let keyless = left_keys.is_empty();
                 let v = self.new_vertex(None, if keyless { 1 } else { self.parallelism }, None);
                 // Input 0 is the left side, input 1 the right one.
@@ -319,6 +319,7 @@ impl Builder {
                     updating: rel.updating,
                     interval: *interval,
                     temporal: *temporal,
+                    window: window.clone(),
                     ttl: i64::try_from(self.state_ttl.as_millis()).unwrap_or(i64::MAX),
                 });
                 Ok(Stream { vertex: v, open: true })

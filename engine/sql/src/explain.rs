@@ -145,11 +145,11 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
                 if *proctime { " (processing time)" } else { "" }
             );
         }
-        PlanNode::Join { kind, left, right, left_keys, right_keys, residual, interval, temporal } => {
+        PlanNode::Join { kind, left, right, left_keys, right_keys, residual, interval, temporal, window } => {
             let keys: Vec<String> =
                 left_keys.iter().zip(right_keys).map(|(l, r)| format!("{} = {}", key_text(l), key_text(r))).collect();
-            match (interval, temporal) {
-                (_, Some(t)) => {
+            match (interval, temporal, window) {
+                (_, Some(t), _) => {
                     let _ = write!(
                         s,
                         "TemporalJoin: {kind}, keys [{}], version of the right at {} AS OF {}",
@@ -158,10 +158,20 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
                         left.schema.field(t.left_time).name()
                     );
                 }
-                (None, None) => {
+                (None, None, Some(w)) => {
+                    let _ = write!(
+                        s,
+                        "WindowJoin: {kind}, {}, keys [{}], window ends {} = {}",
+                        w.kind,
+                        keys.join(", "),
+                        qualified(left, w.left_end),
+                        qualified(right, w.right_end)
+                    );
+                }
+                (None, None, None) => {
                     let _ = write!(s, "Join: {kind}, keys [{}]", keys.join(", "));
                 }
-                (Some(i), None) => {
+                (Some(i), None, _) => {
                     let _ = write!(
                         s,
                         "IntervalJoin: {kind}, keys [{}], {} - {} in [{}, {}] ms",
@@ -207,6 +217,15 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
             explain_rel(s, left, depth + 1);
             explain_rel(s, right, depth + 1);
         }
+    }
+}
+
+/// A column with its qualifier, if it has one.
+fn qualified(rel: &Rel, i: usize) -> String {
+    let (q, f) = rel.schema.qualified_field(i);
+    match q {
+        Some(q) => format!("{q}.{}", f.name()),
+        None => f.name().clone(),
     }
 }
 

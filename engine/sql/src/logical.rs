@@ -171,7 +171,8 @@ pub enum PlanNode {
         proctime: bool,
     },
     /// A regular (unbounded) join on equality keys, as Flink's streaming join,
-    /// an interval join (see `interval`) or a temporal join (see `temporal`):
+    /// an interval join (see `interval`), a temporal join (see `temporal`) or
+    /// a window join (see `window`):
     /// output is the left columns, then the right ones; an outer join pads
     /// the missing side with nulls. `left_keys[i]` (over the left input) equals
     /// `right_keys[i]` (over the right input), both of the same type; a null
@@ -193,7 +194,26 @@ pub enum PlanNode {
         /// The output is then the left input's rows, each joined once, with
         /// the left input's row kinds and time attribute.
         temporal: Option<TemporalTimes>,
+        /// For a window join (both inputs windowed alike, joined on their
+        /// `window_start` and `window_end`): the windows. Those two equalities
+        /// are not among the keys, which may then be empty (one subtask joins
+        /// all rows, as in Flink).
+        window: Option<WindowJoin>,
     },
+}
+
+/// The windows of a window join: each input's `window_end` column (a local
+/// TIMESTAMP(3)); the rows of a key and window end meet when the watermark
+/// reaches the end - 1, as Flink's `WindowJoinOperator`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowJoin {
+    /// The inputs' (equal) window TVF.
+    pub kind: WindowKind,
+    pub left_end: usize,
+    pub right_end: usize,
+    /// For a TIMESTAMP_LTZ time attribute (of the left input, as Flink), the
+    /// time zone windows align to.
+    pub time_zone: Option<String>,
 }
 
 /// One `ORDER BY` item of a ranking.

@@ -10,6 +10,7 @@ use super::dedup::Deduplicate;
 use super::group_agg::GroupAggregate;
 use super::join::interval::IntervalJoin;
 use super::join::temporal::TemporalJoin;
+use super::join::window::WindowJoin as WindowJoinOp;
 use super::join::{Join, JoinDef};
 use super::normalize::ChangelogNormalize;
 use super::rank::TopN;
@@ -158,6 +159,7 @@ pub(crate) fn instantiate(
             updating,
             interval,
             temporal,
+            window,
             ttl,
         } => {
             let def = JoinDef {
@@ -171,10 +173,13 @@ pub(crate) fn instantiate(
                 ttl: *ttl,
             };
             let internal = |e: crate::error::OpError| EngineError::Internal(e.to_string());
-            match (interval, temporal) {
-                (_, Some(t)) => Box::new(TemporalJoin::new(def, *t).map_err(internal)?),
-                (None, None) => Box::new(Join::new(def).map_err(internal)?),
-                (Some(i), None) => Box::new(IntervalJoin::new(def, *i).map_err(internal)?),
+            match (interval, temporal, window) {
+                (_, Some(t), _) => Box::new(TemporalJoin::new(def, *t).map_err(internal)?),
+                (Some(i), None, _) => Box::new(IntervalJoin::new(def, *i).map_err(internal)?),
+                (None, None, Some(w)) => {
+                    Box::new(WindowJoinOp::new(def, [w.left_end, w.right_end], shift(&w.time_zone)?).map_err(internal)?)
+                }
+                (None, None, None) => Box::new(Join::new(def).map_err(internal)?),
             }
         }
         OpSpec::Sink { table, event_time } => {

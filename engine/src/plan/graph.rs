@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 use sluice_job::VERTEX_PARALLELISM_OVERRIDES;
 use sluice_sql::catalog::TableDef;
-use sluice_sql::plan::{JoinKind, RankRange, TemporalTimes, TimeInterval, WindowKind};
+use sluice_sql::plan::{JoinKind, RankRange, TemporalTimes, TimeInterval, WindowJoin, WindowKind};
 
 use crate::operators::aggregate::AggDef;
 use crate::operators::rows::Direction;
@@ -142,6 +142,8 @@ pub enum OpSpec {
         /// An event-time temporal join's time attributes (its operator is
         /// then the temporal join).
         temporal: Option<TemporalTimes>,
+        /// A window join's windows (its operator is then the window join).
+        window: Option<WindowJoin>,
         /// `table.exec.state.ttl` in ms (0: none); a regular join's rows
         /// expire that long after their last change, as in Flink.
         ttl: i64,
@@ -178,7 +180,8 @@ impl OpSpec {
                 if *proctime { ", processing time" } else { "" }
             ),
             OpSpec::Join { kind, temporal: Some(_), .. } => format!("TemporalJoin({kind})"),
-            OpSpec::Join { kind, interval: None, .. } => format!("Join({kind})"),
+            OpSpec::Join { kind, interval: None, window: None, .. } => format!("Join({kind})"),
+            OpSpec::Join { kind, window: Some(w), .. } => format!("WindowJoin({kind}, {})", w.kind),
             OpSpec::Join { kind, interval: Some(_), .. } => format!("IntervalJoin({kind})"),
             OpSpec::Sink { table, .. } => format!("Sink: {} [{}]", table.name, table.connector()),
         }

@@ -1,4 +1,4 @@
-//! Regular joins in FROM: `a [INNER | LEFT | RIGHT | FULL] [OUTER] JOIN b ON ...`
+//! Regular, interval and window joins in FROM: `a [INNER | LEFT | RIGHT | FULL] [OUTER] JOIN b ON ...`
 //! (chained, over tables, views and subqueries) and comma joins
 //! (`FROM a, b WHERE a.k = b.k`, inner joins whose conditions come from WHERE).
 //!
@@ -16,6 +16,8 @@
 //! qualifier; the side an outer join pads is nullable. A regular join's output
 //! has no time attribute (Flink materializes it), and it is updating when an
 //! input is or when the join is an outer one (padded rows get retracted).
+//! Interval joins (`interval`) and window joins (`window_join`) are
+//! append-only and keep a time attribute.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,10 +30,11 @@ use sqlparser::ast::{BinaryOperator, Expr as SqlExpr, JoinConstraint, JoinOperat
 use super::aggregate::contains_aggregate;
 use super::interval::interval_bounds;
 use super::query::FromItem;
+use super::window_join::{window_join, window_join_rowtime};
 use super::{Planner, df_err, pos_of};
 use crate::error::{Position, SqlError};
 use crate::expr::Expr;
-use crate::logical::{JoinKind, PlanNode, Rel, TimeInterval};
+use crate::logical::{JoinKind, PlanNode, Rel, TimeInterval, WindowKind};
 use crate::parser::expr_position;
 use crate::types::flink_name;
 
@@ -177,7 +180,8 @@ impl Planner {
         Ok(acc)
     }
 
-    /// A relation joined: a table, view or subquery, never a window TVF.
+    /// A relation joined: a table, view or subquery, or a window TVF (as
+    /// `SELECT *` of it would be).
     fn join_input(&mut self, f: &TableFactor, pos: Position) -> Result<Rel, SqlError> {
         let pos = pos_of(f, pos);
         match f {
@@ -192,10 +196,23 @@ impl Planner {
         }
         match self.plan_from(f, pos)? {
             FromItem::Plain(rel) => Ok(rel),
-            FromItem::Window { .. } => Err(SqlError::new(
-                pos,
-                "a window TVF as a join input is not supported yet (window joins); join the inputs first, or aggregate each window in a view",
-            )),
+            FromItem::Window { input, window, partition_by, qualifier } => {
+                if matches!(window.kind, WindowKind::Session { .. }) || !partition_by.is_empty() {
+                    return Err(SqlError::new(
+                        pos,
+                        "SESSION windows as a join input are not supported yet; aggregate each window first (GROUP BY window_start, window_end)",
+                    ));
+                }
+                let schema = self.window_schema(&input, &window, qualifier.as_deref(), pos)?;
+                let rowtime = Some(schema.fields().len() - 1);
+                Ok(Rel {
+                    node: PlanNode::WindowAssign { input: Box::new(input), window },
+                    schema,
+                    rowtime,
+                    updating: false,
+                    unique_key: None,
+                })
+            }
         }
     }
 
@@ -234,8 +251,11 @@ impl Planner {
                 _ => residual.push(c.clone()),
             }
         }
-        let interval = interval_of(&left, &right, &schema, &residual);
-        if left_keys.is_empty() && interval.is_none() {
+        // A window join (both inputs windowed alike, joined on their window
+        // starts and ends) first, as Flink's rules; else an interval join.
+        let window = window_join(&left, &right, &mut left_keys, &mut right_keys);
+        let interval = if window.is_some() { None } else { interval_of(&left, &right, &schema, &residual) };
+        if left_keys.is_empty() && interval.is_none() && window.is_none() {
             return Err(SqlError::new(on_pos, NEEDS_KEY));
         }
         if let Some(i) = &interval
@@ -251,9 +271,11 @@ impl Planner {
         }
         let (left, right) = (push_down(left, push_left), push_down(right, push_right));
         // An interval join emits only inserts (padded rows once their time has
-        // passed), and its output keeps the left input's time attribute.
-        let updating = interval.is_none() && (left.updating || right.updating || kind != JoinKind::Inner);
-        let rowtime = interval.and(left.rowtime);
+        // passed), and its output keeps the left input's time attribute; a
+        // window join emits only inserts (each window once, when it fires).
+        let timed = interval.is_some() || window.is_some();
+        let updating = !timed && (left.updating || right.updating || kind != JoinKind::Inner);
+        let rowtime = if window.is_some() { window_join_rowtime(&left, &right) } else { interval.and(left.rowtime) };
         let columns = |keys: &[Expr], rel: &Rel| -> Option<Vec<usize>> {
             keys.iter()
                 .map(|k| match k {
@@ -262,12 +284,16 @@ impl Planner {
                 })
                 .collect()
         };
-        let unique_key = join_unique_key(
-            [left.unique_key.as_deref(), right.unique_key.as_deref()],
-            [columns(&left_keys, &left), columns(&right_keys, &right)],
-            n_left,
-            kind,
-        );
+        let unique_key = if timed {
+            None
+        } else {
+            join_unique_key(
+                [left.unique_key.as_deref(), right.unique_key.as_deref()],
+                [columns(&left_keys, &left), columns(&right_keys, &right)],
+                n_left,
+                kind,
+            )
+        };
         Ok(Rel {
             node: PlanNode::Join {
                 left: Box::new(left),
@@ -278,6 +304,7 @@ impl Planner {
                 residual: conjunction(residual),
                 interval,
                 temporal: None,
+                window,
             },
             schema,
             rowtime,
@@ -401,7 +428,7 @@ pub(super) fn push_down(rel: Rel, preds: Vec<Expr>) -> Rel {
     }
     let Rel { node, schema, rowtime, updating, unique_key } = rel;
     let node = match node {
-        PlanNode::Join { left, right, kind, left_keys, right_keys, residual, interval, temporal } => {
+        PlanNode::Join { left, right, kind, left_keys, right_keys, residual, interval, temporal, window } => {
             let n_left = left.schema.fields().len();
             let (mut to_left, mut to_right, mut joined, mut above) = (vec![], vec![], vec![], vec![]);
             for p in preds {
@@ -418,7 +445,7 @@ pub(super) fn push_down(rel: Rel, preds: Vec<Expr>) -> Rel {
             let (left, right) = (push_down(*left, to_left), push_down(*right, to_right));
             // WHERE conditions of an inner join may bound its times.
             let (mut interval, mut rowtime) = (interval, rowtime);
-            if interval.is_none() && temporal.is_none() && !joined.is_empty() {
+            if interval.is_none() && temporal.is_none() && window.is_none() && !joined.is_empty() {
                 let mut all: Vec<Expr> = residual.iter().flat_map(|r| split_conjunction(r)).cloned().collect();
                 all.extend(joined.iter().cloned());
                 interval = interval_of(&left, &right, &schema, &all);
@@ -434,6 +461,7 @@ pub(super) fn push_down(rel: Rel, preds: Vec<Expr>) -> Rel {
                 residual,
                 interval,
                 temporal,
+                window,
             };
             let rel = Rel { node: join, schema, rowtime, updating, unique_key };
             return match conjunction(above) {

@@ -2,11 +2,12 @@
 //!
 //! [`compile`] reads the `SET` statements, defines tables and views in order,
 //! and plans each `INSERT INTO` into a [`SinkPlan`]. The planner is split along
-//! the SQL it plans: `query` (WITH, UNION ALL, FROM items), `join` (regular
-//! and interval joins in FROM), `temporal_join` (`FOR SYSTEM_TIME AS OF`),
-//! `select` (WHERE and the SELECT list), `window` (window TVFs), `aggregate`
-//! (window aggregation), `rank` (Top-N and deduplication), `values` (VALUES
-//! rows), `sort` (ORDER BY and LIMIT) and `insert` (mapping a query onto a sink's columns).
+//! the SQL it plans: `query` (WITH, UNION ALL, FROM items), `join` (regular,
+//! interval and window joins in FROM; `window_join` finds the latter),
+//! `temporal_join` (`FOR SYSTEM_TIME AS OF`), `select` (WHERE and the SELECT
+//! list), `window` (window TVFs), `aggregate` (window aggregation), `rank`
+//! (Top-N and deduplication), `values` (VALUES rows), `sort` (ORDER BY and
+//! LIMIT) and `insert` (mapping a query onto a sink's columns).
 //!
 //! Invariants of every [`Rel`] the planner builds:
 //! - its `schema` is exactly the output of its `node`, and every expression in
@@ -31,6 +32,7 @@ mod sort;
 mod temporal_join;
 mod values;
 mod window;
+mod window_join;
 mod window_rank;
 
 use std::collections::{BTreeMap, HashMap};

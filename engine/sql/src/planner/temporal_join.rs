@@ -168,6 +168,7 @@ impl Planner {
                 residual: conjunction(residual),
                 interval: None,
                 temporal: Some(TemporalTimes { left_time, right_time }),
+                window: None,
             },
             schema,
             rowtime,

@@ -24,12 +24,13 @@
 //!   it; the keys of a batch are cleaned before the batch, every key once per
 //!   TTL.
 //!
-//! [`interval`] is the interval join and [`temporal`] the event-time temporal
-//! join; both share the output assembly.
+//! [`interval`] is the interval join, [`temporal`] the event-time temporal
+//! join and [`window`] the window join; they share the output assembly.
 
 pub mod interval;
 pub mod logic;
 pub mod temporal;
+pub mod window;
 /// A join's input index (0 left, 1 right), refused if the vertex has more.
 pub(super) fn two_inputs(input: usize) -> Result<usize, OpError> {
     if input > 1 {
