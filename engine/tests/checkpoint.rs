@@ -478,3 +478,47 @@ fn interval_joins_restore_their_state_at_other_parallelisms() {
     savepoint_then_restore_job(interval_joins_job, 1, &expected, rows);
     savepoint_then_restore_job(interval_joins_job, 3, &expected, rows);
 }
+
+/// Window joins of the stream with itself (pairs of a key within a 100 ms
+/// tumbling window; and a FULL one over hopping windows whose sides rarely
+/// match, so most rows come out padded when their window fires): the rows
+/// buffered per key and window, and their timers, go through the savepoint.
+fn window_joins_job(out: &Path, rows: u64, rate: u64) -> String {
+    format!(
+        "CREATE TABLE src (id BIGINT, k INT, v INT,
+   ts AS TO_TIMESTAMP_LTZ(id * 10, 3),
+   WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+ WITH ('connector' = 'datagen', 'seed' = '7', 'rows-per-second' = '{rate}',
+   'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{last}',
+   'fields.k.min' = '0', 'fields.k.max' = '15', 'fields.v.min' = '0', 'fields.v.max' = '1000');
+CREATE TABLE per_window (a BIGINT, b BIGINT)
+ WITH ('connector' = 'filesystem', 'path' = '{w}', 'format' = 'csv');
+CREATE TABLE rows_out (a BIGINT, b BIGINT)
+ WITH ('connector' = 'filesystem', 'path' = '{r}', 'format' = 'csv');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO per_window SELECT L.id, R.id
+FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '100' MILLISECOND)) AS L
+JOIN TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '100' MILLISECOND)) AS R
+  ON L.k = R.k AND L.window_start = R.window_start AND L.window_end = R.window_end AND L.id < R.id;
+INSERT INTO rows_out SELECT L.id, R.id
+FROM (SELECT * FROM TABLE(HOP(TABLE src, DESCRIPTOR(ts), INTERVAL '50' MILLISECOND, INTERVAL '100' MILLISECOND))
+      WHERE v > 500) AS L
+FULL JOIN (SELECT * FROM TABLE(HOP(TABLE src, DESCRIPTOR(ts), INTERVAL '50' MILLISECOND, INTERVAL '100' MILLISECOND))
+      WHERE v <= 100) AS R
+  ON L.k = R.k AND L.window_start = R.window_start AND L.window_end = R.window_end;
+END;
+",
+        last = rows - 1,
+        w = out.join("windows").display(),
+        r = out.join("rows").display()
+    )
+}
+
+#[test]
+fn window_joins_restore_their_state_at_other_parallelisms() {
+    let rows = 6_000;
+    let expected = reference_of(window_joins_job, rows);
+    assert!(expected.0.len() > 1000 && expected.1.len() > 1000, "both joins have output");
+    savepoint_then_restore_job(window_joins_job, 1, &expected, rows);
+    savepoint_then_restore_job(window_joins_job, 3, &expected, rows);
+}
