@@ -4,6 +4,7 @@ use arrow::datatypes::DataType;
 use datafusion_common::{Column, ScalarValue};
 use datafusion_expr::lit;
 
+use super::window_join::window_props;
 use super::{Planner, project};
 use crate::catalog::TableDef;
 use crate::error::{Position, SqlError};
@@ -209,7 +210,12 @@ fn update_origin(rel: &Rel) -> String {
         PlanNode::Join { left, right, kind, .. } => match [left, right].into_iter().find(|i| i.updating) {
             Some(input) => update_origin(input),
             None => format!(
-                "a {kind} OUTER JOIN emits rows without a match padded with nulls and retracts them when a match comes"
+                "a {kind} OUTER JOIN emits rows without a match padded with nulls and retracts them when a match comes{}",
+                if window_props(left).is_some() && window_props(right).is_some() {
+                    " (both inputs are windowed: join them ON both window_start and window_end, with the same window on each side, for a window join, which emits each window's rows once)"
+                } else {
+                    ""
+                }
             ),
         },
     }

@@ -275,9 +275,12 @@ impl WindowJoin {
     }
 }
 
-/// Each row's encoded key (nulls included: it decides the key group) and
-/// whether it has no null. Without key columns, every row has the empty key.
-fn encoded_keys(keys: &Keys, data: &RecordBatch) -> Result<Vec<(Box<[u8]>, bool)>, OpError> {
+/// A row's encoded join key (nulls included: it decides the key group) and
+/// whether it has no null.
+type RowKey = (Box<[u8]>, bool);
+
+/// Each row's [`RowKey`]. Without key columns, every row has the empty key.
+fn encoded_keys(keys: &Keys, data: &RecordBatch) -> Result<Vec<RowKey>, OpError> {
     let n = data.num_rows();
     let Some(converter) = &keys.converter else { return Ok(vec![(Box::default(), true); n]) };
     let cols: Vec<ArrayRef> =
