@@ -6,7 +6,7 @@
 //! the window columns through unchanged.
 //!
 //! A join is a window join when both inputs are windowed by the same window
-//! TVF and its equality keys pair a `window_start` of each side and a
+//! TVF, on time attributes of the same type, and its equality keys pair a `window_start` of each side and a
 //! `window_end` of each side. Those two pairs leave the keys (the join meets
 //! the rows of one window end); the other keys and conditions stay. Anything
 //! short of that (only one of the equalities, different windows) is a regular
@@ -99,7 +99,9 @@ pub(super) fn window_join(
     right_keys: &mut Vec<Expr>,
 ) -> Option<WindowJoin> {
     let (l, r) = (window_props(left)?, window_props(right)?);
-    if l.kind != r.kind {
+    // The same windows on time attributes of the same type (both TIMESTAMP or
+    // both TIMESTAMP_LTZ, which alone have a time zone), as Flink requires.
+    if l.kind != r.kind || l.time_zone.is_some() != r.time_zone.is_some() {
         return None;
     }
     let column = |e: &Expr, rel: &Rel| match e {
