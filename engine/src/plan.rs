@@ -280,6 +280,21 @@ impl Builder {
                 });
                 Ok(Stream { vertex: v, open: true })
             }
+            PlanNode::OverAggregate { input, partition, time_col, frame, aggs } => {
+                let KeyedAggregation { vertex: v, keys, key_types, aggs } =
+                    self.keyed_aggregation(input, partition, aggs)?;
+                let types = input.schema.fields().iter().map(|f| f.data_type().clone()).collect();
+                self.graph.vertices[v].ops.push(OpSpec::OverAggregate {
+                    keys,
+                    key_types,
+                    time_col: *time_col,
+                    frame: *frame,
+                    aggs,
+                    types,
+                    schema: arrow_schema(&rel.schema),
+                });
+                Ok(Stream { vertex: v, open: true })
+            }
             PlanNode::Join { left, right, kind, left_keys, right_keys, residual, interval, temporal, window } => {
                 let l = self.build(left)?;
                 let r = self.build(right)?;

@@ -145,6 +145,16 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
                 if *proctime { " (processing time)" } else { "" }
             );
         }
+        PlanNode::OverAggregate { input, partition, time_col, frame, aggs } => {
+            let first = input.schema.fields().len();
+            let (_, aggs) = aggregation_text(rel, first, &[], aggs);
+            let _ = write!(
+                s,
+                "OverAggregate: partition [{}], order [{} ASC], {frame}, aggregates [{aggs}]",
+                exprs_text(partition),
+                column(input, *time_col),
+            );
+        }
         PlanNode::Join { kind, left, right, left_keys, right_keys, residual, interval, temporal, window } => {
             let keys: Vec<String> =
                 left_keys.iter().zip(right_keys).map(|(l, r)| format!("{} = {}", key_text(l), key_text(r))).collect();
@@ -211,7 +221,8 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
         | PlanNode::ChangelogNormalize { input, .. }
         | PlanNode::Rank { input, .. }
         | PlanNode::TemporalSort { input, .. }
-        | PlanNode::Deduplicate { input, .. } => explain_rel(s, input, depth + 1),
+        | PlanNode::Deduplicate { input, .. }
+        | PlanNode::OverAggregate { input, .. } => explain_rel(s, input, depth + 1),
         PlanNode::Union { inputs } => inputs.iter().for_each(|i| explain_rel(s, i, depth + 1)),
         PlanNode::Join { left, right, .. } => {
             explain_rel(s, left, depth + 1);

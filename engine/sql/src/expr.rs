@@ -373,7 +373,7 @@ impl VisitorMut for FlinkSyntax {
     }
 }
 
-/// Window functions (`f(...) OVER (...)`) are planned by the planner's Top-N,
+/// Window functions (`f(...) OVER (...)`) are planned by the planner (Top-N, OVER aggregation),
 /// never as scalar expressions: one anywhere else is an error here, so that
 /// DataFusion's "no functions registered" never reaches the user.
 fn reject_window_calls(e: &SqlExpr, fallback: Position) -> Result<(), SqlError> {
@@ -385,7 +385,7 @@ fn reject_window_calls(e: &SqlExpr, fallback: Position) -> Result<(), SqlError> 
             err = Some(SqlError::new(
                 expr_position(x, fallback),
                 format!(
-                    "{}(...) OVER (...) is only supported as an item of a SELECT list, in a Top-N: SELECT ..., ROW_NUMBER() OVER (PARTITION BY k ORDER BY c DESC) AS rn FROM t, read by a query with WHERE rn <= N",
+                    "{}(...) OVER (...) is only supported in a SELECT list: as an OVER aggregation (SUM(x) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 10 PRECEDING AND CURRENT ROW)), or in a Top-N (ROW_NUMBER() OVER (PARTITION BY k ORDER BY c DESC) AS rn, read by a query with WHERE rn <= N)",
                     f.name.to_string().to_ascii_uppercase()
                 ),
             ));

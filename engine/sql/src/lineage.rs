@@ -189,6 +189,12 @@ fn of(rel: &Rel) -> Vec<Fields> {
             cols
         }
         PlanNode::Deduplicate { input, .. } | PlanNode::TemporalSort { input, .. } => of(input),
+        PlanNode::OverAggregate { input, aggs, .. } => {
+            let cols = of(input);
+            let mut out = cols.clone();
+            out.extend(aggregated(input, &cols, &[], aggs));
+            out
+        }
         PlanNode::Join { left, right, .. } => {
             let mut cols = of(left);
             cols.extend(of(right));

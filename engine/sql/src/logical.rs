@@ -52,7 +52,8 @@ impl Rel {
             | PlanNode::ChangelogNormalize { input, .. }
             | PlanNode::Rank { input, .. }
             | PlanNode::Deduplicate { input, .. }
-            | PlanNode::TemporalSort { input, .. } => input.scanned_tables(),
+            | PlanNode::TemporalSort { input, .. }
+            | PlanNode::OverAggregate { input, .. } => input.scanned_tables(),
             PlanNode::Union { inputs } => inputs.iter().flat_map(Rel::scanned_tables).collect(),
             PlanNode::Join { left, right, .. } => {
                 let mut t = left.scanned_tables();
@@ -170,6 +171,19 @@ pub enum PlanNode {
         /// rows are kept in arrival order, not by their time.
         proctime: bool,
     },
+    /// An OVER aggregation (Flink's `OverAggregate` on event time): every
+    /// input row, once the watermark passes its time, with the aggregates of
+    /// its frame, ordered by the input's time attribute `time_col` within its
+    /// partition. Append-only; keeps the input's time attribute.
+    /// Output: the input's columns, then the aggregates.
+    OverAggregate {
+        input: Box<Rel>,
+        /// Over the input's schema; empty: one partition.
+        partition: Vec<Expr>,
+        time_col: usize,
+        frame: OverFrame,
+        aggs: Vec<AggCall>,
+    },
     /// A regular (unbounded) join on equality keys, as Flink's streaming join,
     /// an interval join (see `interval`), a temporal join (see `temporal`) or
     /// a window join (see `window`):
@@ -236,6 +250,27 @@ pub struct WindowRank {
     /// Window deduplication keeping the last row (a Top-1 ordered by the time
     /// attribute descending): of rows with equal times, the later one wins.
     pub later_wins_ties: bool,
+}
+
+/// The frame of an OVER window, which always ends at the current row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverFrame {
+    /// `ROWS` (a count of rows) or `RANGE` (an interval of time).
+    pub rows: bool,
+    /// How far the frame reaches back: rows before the current one for
+    /// `ROWS`, milliseconds for `RANGE`; `None`: `UNBOUNDED PRECEDING`.
+    pub preceding: Option<i64>,
+}
+
+impl std::fmt::Display for OverFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let units = if self.rows { "ROWS" } else { "RANGE" };
+        match (self.preceding, self.rows) {
+            (None, _) => write!(f, "{units} BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"),
+            (Some(n), true) => write!(f, "{units} BETWEEN {n} PRECEDING AND CURRENT ROW"),
+            (Some(ms), false) => write!(f, "{units} BETWEEN {ms} ms PRECEDING AND CURRENT ROW"),
+        }
+    }
 }
 
 /// The row numbers a Top-N keeps, 1-based and inclusive.

@@ -13,6 +13,7 @@ use super::join::temporal::TemporalJoin;
 use super::join::window::WindowJoin as WindowJoinOp;
 use super::join::{Join, JoinDef};
 use super::normalize::ChangelogNormalize;
+use super::over::OverAggregate;
 use super::rank::TopN;
 use super::session::SessionAggregate;
 use super::sink::Sink;
@@ -146,6 +147,10 @@ pub(crate) fn instantiate(
                     .on_processing_time(*proctime)
                     .with_ttl(Ttl::new(*ttl)),
             )
+        }
+        OpSpec::OverAggregate { keys, key_types, time_col, frame, aggs, types, schema } => {
+            let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
+            Box::new(OverAggregate::new(k, *time_col, *frame, aggs.clone(), types.clone(), schema.clone()))
         }
         OpSpec::Join {
             kind,

@@ -8,6 +8,7 @@ pub mod factory;
 pub mod group_agg;
 pub mod join;
 pub mod normalize;
+pub mod over;
 pub mod panes;
 pub mod policy;
 pub mod rank;

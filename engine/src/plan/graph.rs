@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 use sluice_job::VERTEX_PARALLELISM_OVERRIDES;
 use sluice_sql::catalog::TableDef;
-use sluice_sql::plan::{JoinKind, RankRange, TemporalTimes, TimeInterval, WindowJoin, WindowKind};
+use sluice_sql::plan::{JoinKind, OverFrame, RankRange, TemporalTimes, TimeInterval, WindowJoin, WindowKind};
 
 use crate::operators::aggregate::AggDef;
 use crate::operators::rows::Direction;
@@ -125,6 +125,17 @@ pub enum OpSpec {
         /// `table.exec.state.ttl`; zero keeps state forever.
         ttl: std::time::Duration,
     },
+    /// An OVER aggregation on event time (see `operators::over`).
+    OverAggregate {
+        keys: Vec<PhysExpr>,
+        key_types: Vec<DataType>,
+        time_col: usize,
+        frame: OverFrame,
+        aggs: Vec<AggDef>,
+        /// The input's column types.
+        types: Vec<DataType>,
+        schema: SchemaRef,
+    },
     /// A regular join: the first operator of a vertex with two inputs, the
     /// left one (input 0) hashed on `left_keys`, the right one on `right_keys`.
     Join {
@@ -180,6 +191,7 @@ impl OpSpec {
                 if *proctime { ", processing time" } else { "" }
             ),
             OpSpec::Join { kind, temporal: Some(_), .. } => format!("TemporalJoin({kind})"),
+            OpSpec::OverAggregate { frame, .. } => format!("OverAggregate({frame})"),
             OpSpec::Join { kind, interval: None, window: None, .. } => format!("Join({kind})"),
             OpSpec::Join { kind, window: Some(w), .. } => format!("WindowJoin({kind}, {})", w.kind),
             OpSpec::Join { kind, interval: Some(_), .. } => format!("IntervalJoin({kind})"),

@@ -311,7 +311,12 @@ impl Planner {
         self.finish_aggregation(rel, having, &items, pos)
     }
 
-    fn plan_agg_call(&self, f: &ast::Function, schema: &DFSchema, pos: Position) -> Result<AggCall, SqlError> {
+    pub(super) fn plan_agg_call(
+        &self,
+        f: &ast::Function,
+        schema: &DFSchema,
+        pos: Position,
+    ) -> Result<AggCall, SqlError> {
         let fpos = pos_of(f, pos);
         let name = f.name.to_string().to_ascii_uppercase();
         let func = match name.as_str() {

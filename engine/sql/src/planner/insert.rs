@@ -205,7 +205,8 @@ fn update_origin(rel: &Rel) -> String {
         | PlanNode::GroupAggregate { input, .. }
         | PlanNode::Rank { input, .. }
         | PlanNode::TemporalSort { input, .. }
-        | PlanNode::Deduplicate { input, .. } => update_origin(input),
+        | PlanNode::Deduplicate { input, .. }
+        | PlanNode::OverAggregate { input, .. } => update_origin(input),
         PlanNode::Union { inputs } => inputs.iter().find(|i| i.updating).map(update_origin).unwrap_or_default(),
         PlanNode::Join { left, right, kind, .. } => match [left, right].into_iter().find(|i| i.updating) {
             Some(input) => update_origin(input),

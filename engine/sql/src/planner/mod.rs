@@ -6,8 +6,9 @@
 //! interval and window joins in FROM; `window_join` finds the latter),
 //! `temporal_join` (`FOR SYSTEM_TIME AS OF`), `select` (WHERE and the SELECT
 //! list), `window` (window TVFs), `aggregate` (window aggregation), `rank`
-//! (Top-N and deduplication), `values` (VALUES rows), `sort` (ORDER BY and
-//! LIMIT) and `insert` (mapping a query onto a sink's columns).
+//! (Top-N and deduplication), `over` (OVER aggregations), `values` (VALUES
+//! rows), `sort` (ORDER BY and LIMIT) and `insert` (mapping a query onto a
+//! sink's columns).
 //!
 //! Invariants of every [`Rel`] the planner builds:
 //! - its `schema` is exactly the output of its `node`, and every expression in
@@ -25,6 +26,7 @@ mod aggregate;
 mod insert;
 mod interval;
 mod join;
+mod over;
 mod query;
 mod rank;
 mod select;

@@ -104,7 +104,8 @@ pub(super) fn check_ranked(rel: &Rel) -> Result<(), SqlError> {
         | PlanNode::ChangelogNormalize { input, .. }
         | PlanNode::Rank { input, .. }
         | PlanNode::TemporalSort { input, .. }
-        | PlanNode::Deduplicate { input, .. } => check_ranked(input),
+        | PlanNode::Deduplicate { input, .. }
+        | PlanNode::OverAggregate { input, .. } => check_ranked(input),
         PlanNode::Union { inputs } => inputs.iter().try_for_each(check_ranked),
         PlanNode::Join { left, right, .. } => {
             check_ranked(left)?;

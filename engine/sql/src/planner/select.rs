@@ -9,6 +9,7 @@ use datafusion_expr::ExprSchemable;
 use sqlparser::ast::{self, Expr as SqlExpr, GroupByExpr, Select, SelectItem};
 
 use super::aggregate::contains_aggregate;
+use super::over::is_over_aggregation;
 use super::query::FromItem;
 use super::rank::{pending_rank, select_item_has_window_call};
 use super::window::is_window_col;
@@ -39,8 +40,8 @@ impl Planner {
         if s.from.is_empty() {
             return Err(SqlError::new(pos, "a SELECT needs a FROM clause"));
         }
-        if !s.named_window.is_empty() || s.qualify.is_some() {
-            return Err(unsupported(pos, "OVER windows and QUALIFY"));
+        if s.qualify.is_some() {
+            return Err(unsupported(pos, "QUALIFY"));
         }
         let group_by = match &s.group_by {
             GroupByExpr::Expressions(e, m) if m.is_empty() => e.clone(),
@@ -50,10 +51,15 @@ impl Planner {
             || s.having.is_some()
             || s.projection.iter().filter_map(select_item_expr).any(contains_aggregate);
         let over = s.projection.iter().any(select_item_has_window_call);
+        let over_agg = over && is_over_aggregation(&s.projection);
         if over && aggregating {
             return Err(SqlError::new(
                 pos,
-                "ROW_NUMBER() OVER (...) in a SELECT with GROUP BY or aggregates is not supported; rank the aggregated rows in an enclosing query",
+                if over_agg {
+                    "OVER aggregations in a SELECT with GROUP BY or plain aggregates are not supported; aggregate in a subquery and apply the OVER aggregation in an enclosing query"
+                } else {
+                    "ROW_NUMBER() OVER (...) in a SELECT with GROUP BY or aggregates is not supported; rank the aggregated rows in an enclosing query"
+                },
             ));
         }
         // Joins in FROM take the WHERE conditions they can use; the rest is left.
@@ -67,6 +73,12 @@ impl Planner {
                     ));
                 }
                 if pending_rank(&rel) && !aggregating {
+                    if over_agg {
+                        return Err(SqlError::new(
+                            pos,
+                            "an OVER aggregation over the result of ROW_NUMBER() is not supported; filter the ROW_NUMBER() on its row number (WHERE rn <= N) first",
+                        ));
+                    }
                     if over {
                         return Err(SqlError::new(
                             pos,
@@ -78,7 +90,10 @@ impl Planner {
                 }
                 if over {
                     if distinct {
-                        return Err(unsupported(pos, "SELECT DISTINCT with ROW_NUMBER() OVER (...)"));
+                        return Err(unsupported(pos, "SELECT DISTINCT with OVER (...)"));
+                    }
+                    if over_agg {
+                        return self.plan_over_aggregate(rel, s, pos, true);
                     }
                     return self.plan_over_select(rel, s, pos, true);
                 }
@@ -150,6 +165,9 @@ impl Planner {
                 };
                 if let Some(w) = late_filter {
                     rel = self.filter(rel, &w, pos)?;
+                }
+                if over_agg {
+                    return self.plan_over_aggregate(rel, s, pos, false);
                 }
                 if over {
                     // A Window Top-N when its PARTITION BY holds window_start and window_end.

@@ -20,7 +20,7 @@ pub(super) fn is_window_col(e: &SqlExpr) -> Option<&'static str> {
     WINDOW_COLUMNS.iter().copied().find(|w| w.eq_ignore_ascii_case(n))
 }
 
-fn interval_ms(e: &SqlExpr, pos: Position) -> Result<i64, SqlError> {
+pub(super) fn interval_ms(e: &SqlExpr, pos: Position) -> Result<i64, SqlError> {
     let bad = || SqlError::new(pos, format!("expected an interval such as INTERVAL '10' SECOND, found `{e}`"));
     let SqlExpr::Interval(iv) = e else { return Err(bad()) };
     if iv.last_field.is_some() {

@@ -20,7 +20,7 @@
 //! taken in O(chunks) and a restore at another parallelism hands each subtask
 //! the keys of its key groups.
 
-mod accs;
+pub(crate) mod accs;
 
 use std::sync::Arc;
 
