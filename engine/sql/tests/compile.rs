@@ -61,7 +61,10 @@ CREATE TABLE o (k STRING, v INT, n BIGINT) WITH ('connector' = 'print');
         "SELECT k, v, n FROM (SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v) AS n FROM t)",
         "SELECT k, v, n FROM (SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k) AS n FROM t) WHERE n <= 2",
         "SELECT k, v, n FROM (SELECT k, v, DENSE_RANK() OVER (PARTITION BY k ORDER BY v) AS n FROM t) WHERE n <= 2",
-        "SELECT k, v, COUNT(*) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM t",
+        "SELECT k, v, COUNT(*) OVER (PARTITION BY k ORDER BY v ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM t",
+        "SELECT k, v, COUNT(*) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 PRECEDING AND 2 FOLLOWING) FROM t",
+        "SELECT k, v, COUNT(*) OVER (ORDER BY ts), ROW_NUMBER() OVER (ORDER BY ts) FROM t",
+        "SELECT k, v, COUNT(*) OVER w FROM t",
         "SELECT k, v, 1 FROM t WHERE ROW_NUMBER() OVER (ORDER BY v) = 1",
         "SELECT k, MAX(v), ROW_NUMBER() OVER (ORDER BY k) FROM t GROUP BY k",
         "SELECT k, v, n FROM (SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS n FROM t) WHERE n = 1",
@@ -73,4 +76,19 @@ CREATE TABLE o (k STRING, v INT, n BIGINT) WITH ('connector' = 'print');
         assert!(!e.message.contains("Internal error") && !e.message.contains("bug report"), "{q}: {e}");
         assert!(e.message.contains("OVER") || e.message.contains("row number"), "{q}: {e}");
     }
+}
+
+/// An aggregate with OVER is an OVER aggregation, beside ROW_NUMBER()'s Top-N.
+#[test]
+fn aggregates_over_a_window_plan_an_over_aggregation() {
+    let src =
+        "CREATE TABLE t (k STRING, v INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen');
+CREATE TABLE o (k STRING, v INT, n BIGINT) WITH ('connector' = 'print');
+INSERT INTO o SELECT k, v, COUNT(*) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM t;";
+    let job = compile(src).unwrap();
+    let PlanNode::Project { input, .. } = &job.sinks[0].input.node else { panic!("{:?}", job.sinks[0].input.node) };
+    let PlanNode::OverAggregate { frame, aggs, .. } = &input.node else { panic!("{:?}", input.node) };
+    assert_eq!(*frame, sluice_sql::plan::OverFrame { rows: true, preceding: Some(2) });
+    assert_eq!(aggs.len(), 1);
+    assert!(!job.sinks[0].input.updating);
 }

@@ -114,7 +114,9 @@ fn resolve<'a>(
         else {
             return Err(SqlError::new(
                 pos,
-                format!("window `{}` is not defined; define it with WINDOW {} AS (...) after FROM", name, name),
+                format!(
+                    "OVER {name}: window `{name}` is not defined; define it with WINDOW {name} AS (...) after FROM"
+                ),
             ));
         };
         match def {

@@ -151,11 +151,11 @@ impl StreamOperator for OverAggregate {
             {
                 let Some((t, key)) = self.timers.pop_first() else { break };
                 let Some(p) = self.state.get_mut(&key) else { continue };
-                if p.fire(&self.frame, &self.aggs, t, &mut rows)? == Fired::Cleared {
-                    if let Some(p) = self.state.remove(&key) {
-                        for t in p.timers() {
-                            self.timers.remove(&(t, key.clone()));
-                        }
+                if p.fire(&self.frame, &self.aggs, t, &mut rows)? == Fired::Cleared
+                    && let Some(p) = self.state.remove(&key)
+                {
+                    for t in p.timers() {
+                        self.timers.remove(&(t, key.clone()));
                     }
                 }
             }
