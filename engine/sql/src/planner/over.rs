@@ -240,6 +240,14 @@ impl Planner {
                 };
                 return Err(SqlError::new(fpos, msg));
             }
+            if f.filter.is_some() {
+                return Err(SqlError::new(
+                    fpos,
+                    format!(
+                        "{name}(...) FILTER (WHERE ...) OVER (...) is refused, as in Flink (\"OVER must be applied to aggregate function\"); put the condition inside the aggregate, as in {name}(CASE WHEN ... THEN x END) OVER (...)"
+                    ),
+                ));
+            }
             let Some(over) = &f.over else { continue };
             let w = self.plan_over_window(&rel, resolve(over, &s.named_window, fpos)?, fpos)?;
             match &window {

@@ -1,15 +1,16 @@
 -- compare: materialized
 -- OVER aggregations on event time (watermark = order_time - 2 s, advanced after every row):
 -- RANGE 10 s bounded (peers at equal times share a result; old rows retracted, MIN/MAX too),
--- ROWS 2 PRECEDING (equal times in arrival order), unpartitioned ROWS UNBOUNDED, the default
--- frame (RANGE UNBOUNDED), and a TUMBLE over an OVER aggregation's output (its time
--- attribute is kept). Late rows: an unbounded frame drops rows at or behind the watermark
--- (rows 8, 16, 18, 20); a bounded one drops rows at or before the last timer of their
--- partition (row 9; row 19 behind B's stale RANGE cleanup timer at 29 s), and keeps row 8,
--- behind the watermark but after A's last time, and rows 16 and 20 of the new partition C
--- (row 20 after C's RANGE state was cleaned up at 31 s). Every output row is an insert, but
--- rows of different partitions fired by one watermark come in timer order, which Flink
--- does not fix, so the final tables are compared.
+-- ROWS 2 PRECEDING (equal times in arrival order; COUNT(DISTINCT) retracted too),
+-- unpartitioned ROWS UNBOUNDED, the default frame (RANGE UNBOUNDED), and a TUMBLE over an
+-- OVER aggregation's output (its time attribute is kept). Late rows: an unbounded frame drops
+-- rows at or behind the watermark (rows 8, 9, 16, 18 to 20, 22); a bounded one drops rows at or
+-- before the last timer its partition fired (row 9; row 20 under ROWS, C having fired 15 s)
+-- and keeps row 8 (behind the watermark, after A's last time), row 16 (a new partition),
+-- row 19 (B's stale RANGE cleanup timer fired at 24.001 s, before 25 s) and, under RANGE,
+-- row 20 (C's state was cleaned up at 30.001 s, which resets its lateness). Every output
+-- row is an insert, but rows of different partitions fired by one watermark come in timer
+-- order, which Flink does not fix, so the final tables are compared.
 CREATE TABLE orders (
   order_id BIGINT,
   product STRING,
@@ -28,7 +29,7 @@ CREATE TABLE range_sums (
   s INT, c BIGINT, lo INT, hi INT, avg_price DOUBLE
 ) WITH ('connector' = 'print', 'print-identifier' = 'range_sums');
 
-CREATE TABLE rows_last3 (order_id BIGINT, product STRING, c BIGINT, s INT, lo DOUBLE, hi INT)
+CREATE TABLE rows_last3 (order_id BIGINT, product STRING, c BIGINT, s INT, lo DOUBLE, hi INT, kinds BIGINT)
 WITH ('connector' = 'print', 'print-identifier' = 'rows_last3');
 
 CREATE TABLE running_all (order_id BIGINT, c BIGINT, s INT, hi DOUBLE, share DOUBLE)
@@ -55,7 +56,8 @@ SELECT order_id, product,
   COUNT(*) OVER (PARTITION BY product ORDER BY order_time ROWS BETWEEN 2 PRECEDING AND CURRENT ROW),
   SUM(amount) OVER (PARTITION BY product ORDER BY order_time ROWS BETWEEN 2 PRECEDING AND CURRENT ROW),
   MIN(price) OVER (PARTITION BY product ORDER BY order_time ROWS BETWEEN 2 PRECEDING AND CURRENT ROW),
-  MAX(amount) OVER (PARTITION BY product ORDER BY order_time ROWS BETWEEN 2 PRECEDING AND CURRENT ROW)
+  MAX(amount) OVER (PARTITION BY product ORDER BY order_time ROWS BETWEEN 2 PRECEDING AND CURRENT ROW),
+  COUNT(DISTINCT amount % 3) OVER (PARTITION BY product ORDER BY order_time ROWS BETWEEN 2 PRECEDING AND CURRENT ROW)
 FROM orders;
 INSERT INTO running_all
 SELECT order_id, COUNT(*) OVER w, SUM(amount) OVER w, MAX(price) OVER w, price / SUM(price) OVER w
