@@ -14,7 +14,7 @@
 //! - every OVER call of a SELECT uses the same window (partition, order and
 //!   frame), since Flink computes one window per OVER aggregation;
 //! - the window is ordered by one column, ascending, which is the input's
-//!   event-time attribute (Sluice has no processing-time attribute);
+//!   event-time attribute (processing-time OVER windows are refused);
 //! - the frame ends at the current row and starts `UNBOUNDED PRECEDING`,
 //!   `n PRECEDING` (ROWS) or `INTERVAL ... PRECEDING` (RANGE); without a
 //!   frame it is `RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW`;
@@ -32,7 +32,7 @@ use sqlparser::ast::{
 };
 
 use super::aggregate::is_aggregate_name;
-use super::rank::{has_window_call, window_calls};
+use super::rank::{has_window_call, is_proctime, window_calls};
 use super::window::interval_ms;
 use super::{Planner, df_err, pos_of};
 use crate::error::{Position, SqlError};
@@ -319,8 +319,21 @@ impl Planner {
             ));
         }
         let planned = self.plan_expr(&order.expr, &rel.schema, fpos)?;
-        let time_col = match (&planned, rel.rowtime) {
-            (Expr::Column(c), Some(rt)) if rel.schema.index_of_column(c).ok() == Some(rt) => rt,
+        let col = match &planned {
+            Expr::Column(c) => rel.schema.index_of_column(c).ok(),
+            _ => None,
+        };
+        let time_col = match (col, rel.rowtime) {
+            (Some(c), Some(rt)) if c == rt => rt,
+            (Some(c), _) if is_proctime(rel, c) => {
+                return Err(SqlError::new(
+                    opos,
+                    format!(
+                        "OVER windows on processing time (`{}` is PROCTIME()) are not supported yet; order by the event-time attribute{on_time}",
+                        order.expr
+                    ),
+                ));
+            }
             _ => {
                 return Err(SqlError::new(
                     opos,
@@ -330,7 +343,7 @@ impl Planner {
                         order.expr,
                         match &rowtime_name {
                             Some(n) => format!("; order by `{n}`"),
-                            None => "; this input has none (processing time is not supported)".into(),
+                            None => "; this input has none".into(),
                         }
                     ),
                 ));
