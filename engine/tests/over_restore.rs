@@ -7,13 +7,9 @@
 //! the rows of a run that never stopped.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 mod common;
-use common::*;
+use common::restore::{kill_and_restore, reference_run};
 
 /// Per key `k`, ordered by event time (10 ms per id, in order, so no row is
 /// late): a ROWS frame of 6 rows, a RANGE frame of 2 s, and the default
@@ -58,59 +54,19 @@ fn tables(outputs: &[String]) -> BTreeMap<String, BTreeMap<u64, String>> {
     all
 }
 
-fn run(job_file: &Path, args: &[&str], stdout: &Path) -> std::process::Child {
-    engine()
-        .arg("run")
-        .arg(job_file)
-        .args(["--rest-addr", "127.0.0.1:0"])
-        .args(args)
-        .stdout(File::create(stdout).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn over_aggregations_restore_at_another_parallelism_after_a_kill() {
     let rows = 12_000;
     let dir = tempfile::tempdir().unwrap();
     // The reference: one uninterrupted run at parallelism 1.
-    let reference_file = dir.path().join("reference.sql");
-    std::fs::write(&reference_file, job(rows, 1_000_000)).unwrap();
-    let reference_out = dir.path().join("reference.out");
-    let out = run(&reference_file, &["-p", "1"], &reference_out).wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let expected = tables(&[std::fs::read_to_string(&reference_out).unwrap()]);
+    let expected = tables(&[reference_run(dir.path(), &job(rows, 1_000_000))]);
     // A bounded frame drops the row at the epoch (time 0), as Flink's does.
     assert_eq!(expected["last6"].len() as u64, rows - 1);
     assert_eq!(expected["last2s"].len() as u64, rows - 1);
     assert_eq!(expected["running"].len() as u64, rows);
 
-    let ckpt = dir.path().join("ckpt");
-    let job_file = dir.path().join("overs.sql");
-    std::fs::write(&job_file, job(rows, 3000)).unwrap();
-    let ck = ckpt.display().to_string();
-    let first_out = dir.path().join("first.out");
-    let mut child = run(&job_file, &["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "2"], &first_out);
-    wait_for("two complete checkpoints", Duration::from_secs(60), || complete_checkpoints(&ckpt.join("overs")) >= 2);
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let first = std::fs::read_to_string(&first_out).unwrap();
-    assert!(first.lines().count() > 100, "little output before the kill");
+    let (first, second) = kill_and_restore(dir.path(), "overs", &job(rows, 3000));
     assert_ne!(tables(std::slice::from_ref(&first)), expected, "the job finished before it was killed");
-
-    let second_out = dir.path().join("second.out");
-    let restored = run(
-        &job_file,
-        &["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "3", "--restore", "latest"],
-        &second_out,
-    )
-    .wait_with_output()
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&restored.stderr);
-    assert!(restored.status.success(), "{stderr}");
-    assert!(stderr.contains("restoring from"), "{stderr}");
-    let second = std::fs::read_to_string(&second_out).unwrap();
     assert!(second.lines().any(|l| l.starts_with("last6:3> ")), "the restored OVER aggregation ran at parallelism 3");
     let got = tables(&[first, second]);
     for (sink, table) in &expected {

@@ -6,13 +6,9 @@
 //! unique key, must give the table of a run that never stopped.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 mod common;
-use common::*;
+use common::restore::{kill_and_restore, reference_run};
 
 /// Per key `k`: the top 5 by `v` (ties broken by `id`, so the result does not
 /// depend on arrival order) with the row number, the last and the first row on
@@ -85,59 +81,19 @@ fn tables(outputs: &[String]) -> BTreeMap<&'static str, BTreeMap<String, String>
     all
 }
 
-fn run(job_file: &Path, args: &[&str], stdout: &Path) -> std::process::Child {
-    engine()
-        .arg("run")
-        .arg(job_file)
-        .args(["--rest-addr", "127.0.0.1:0"])
-        .args(args)
-        .stdout(File::create(stdout).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn top_n_and_deduplication_restore_at_another_parallelism_after_a_kill() {
     let rows = 12_000;
     let dir = tempfile::tempdir().unwrap();
     // The reference: one uninterrupted run at parallelism 1.
-    let reference_file = dir.path().join("reference.sql");
-    std::fs::write(&reference_file, job(rows, 1_000_000)).unwrap();
-    let reference_out = dir.path().join("reference.out");
-    let out = run(&reference_file, &["-p", "1"], &reference_out).wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let expected = tables(&[std::fs::read_to_string(&reference_out).unwrap()]);
+    let expected = tables(&[reference_run(dir.path(), &job(rows, 1_000_000))]);
     assert_eq!(expected["top5"].len(), 41 * 5, "a top 5 for each of the 41 keys");
     assert_eq!(expected["last"].len(), 41, "a last row for each key");
     assert_eq!(expected["first"].len(), 41, "a first row for each key");
     assert_eq!(expected["window_top"].len(), 120 * 3, "a top 3 for each of the 120 windows");
 
-    let ckpt = dir.path().join("ckpt");
-    let job_file = dir.path().join("ranks.sql");
-    std::fs::write(&job_file, job(rows, 3000)).unwrap();
-    let ck = ckpt.display().to_string();
-    let first_out = dir.path().join("first.out");
-    let mut child = run(&job_file, &["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "2"], &first_out);
-    wait_for("two complete checkpoints", Duration::from_secs(60), || complete_checkpoints(&ckpt.join("ranks")) >= 2);
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let first = std::fs::read_to_string(&first_out).unwrap();
-    assert!(first.lines().count() > 100, "little output before the kill");
+    let (first, second) = kill_and_restore(dir.path(), "ranks", &job(rows, 3000));
     assert_ne!(tables(std::slice::from_ref(&first)), expected, "the job finished before it was killed");
-
-    let second_out = dir.path().join("second.out");
-    let restored = run(
-        &job_file,
-        &["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "3", "--restore", "latest"],
-        &second_out,
-    )
-    .wait_with_output()
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&restored.stderr);
-    assert!(restored.status.success(), "{stderr}");
-    assert!(stderr.contains("restoring from"), "{stderr}");
-    let second = std::fs::read_to_string(&second_out).unwrap();
     assert!(second.lines().any(|l| l.starts_with("top5:3> ")), "the restored Top-N ran at parallelism 3");
     let got = tables(&[first, second]);
     for (sink, table) in &expected {

@@ -7,13 +7,9 @@
 //! of a run that never stopped.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 mod common;
-use common::*;
+use common::restore::{kill_and_restore, reference_run};
 
 /// Orders every 10 ms and rates every 50 ms over the same two minutes, each
 /// from one source subtask with increasing times (so no row is late and the
@@ -66,57 +62,17 @@ fn tables(outputs: &[String]) -> BTreeMap<String, BTreeMap<String, String>> {
     all
 }
 
-fn run(job_file: &Path, args: &[&str], stdout: &Path) -> std::process::Child {
-    engine()
-        .arg("run")
-        .arg(job_file)
-        .args(["--rest-addr", "127.0.0.1:0"])
-        .args(args)
-        .stdout(File::create(stdout).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn temporal_join_restores_at_another_parallelism_after_a_kill() {
     let dir = tempfile::tempdir().unwrap();
-    let reference_file = dir.path().join("reference.sql");
-    std::fs::write(&reference_file, job(1_000_000)).unwrap();
-    let reference_out = dir.path().join("reference.out");
-    let out = run(&reference_file, &["-p", "1"], &reference_out).wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let expected = tables(&[std::fs::read_to_string(&reference_out).unwrap()]);
+    let expected = tables(&[reference_run(dir.path(), &job(1_000_000))]);
     assert_eq!(expected["priced"].len(), 12_000, "every order, joined or padded");
     let padded = expected["priced"].values().filter(|r| r.ends_with("null, null")).count();
     assert!(padded > 0 && padded < 1_000, "some orders before their currency's first rate: {padded}");
     assert!(expected["dear"].len() > 3_000 && expected["dear"].len() < 9_000, "{}", expected["dear"].len());
 
-    let ckpt = dir.path().join("ckpt");
-    let job_file = dir.path().join("temporal.sql");
-    std::fs::write(&job_file, job(3000)).unwrap();
-    let ck = ckpt.display().to_string();
-    let first_out = dir.path().join("first.out");
-    let mut child = run(&job_file, &["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "2"], &first_out);
-    wait_for("two complete checkpoints", Duration::from_secs(60), || complete_checkpoints(&ckpt.join("temporal")) >= 2);
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let first = std::fs::read_to_string(&first_out).unwrap();
-    assert!(first.lines().count() > 100, "little output before the kill");
+    let (first, second) = kill_and_restore(dir.path(), "temporal", &job(3000));
     assert_ne!(tables(std::slice::from_ref(&first)), expected, "the job finished before it was killed");
-
-    let second_out = dir.path().join("second.out");
-    let restored = run(
-        &job_file,
-        &["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "3", "--restore", "latest"],
-        &second_out,
-    )
-    .wait_with_output()
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&restored.stderr);
-    assert!(restored.status.success(), "{stderr}");
-    assert!(stderr.contains("restoring from"), "{stderr}");
-    let second = std::fs::read_to_string(&second_out).unwrap();
     assert!(second.lines().any(|l| l.starts_with("priced:3> ")), "the restored join ran at parallelism 3");
     let got = tables(&[first, second]);
     for (sink, table) in &expected {

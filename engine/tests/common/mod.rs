@@ -7,6 +7,7 @@ pub mod chaos;
 pub mod cluster;
 pub mod golden;
 pub mod openlineage;
+pub mod restore;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

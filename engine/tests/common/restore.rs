@@ -1,0 +1,66 @@
+//! The kill-and-restore scenario of the changelog operators' restore tests:
+//! a job runs at parallelism 2 with checkpoints, is killed with SIGKILL after
+//! two complete checkpoints, and is restored from the latest at parallelism 3.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use super::{complete_checkpoints, engine, wait_for};
+
+/// `sluice-engine run job_file args...`, printing to `stdout`.
+pub fn run_job(job_file: &Path, args: &[&str], stdout: &Path) -> Child {
+    engine()
+        .arg("run")
+        .arg(job_file)
+        .args(["--rest-addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(File::create(stdout).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs `reference` (a bounded, fast version of the job) to the end at
+/// parallelism 1 and returns what it printed.
+pub fn reference_run(dir: &Path, reference: &str) -> String {
+    let file = dir.join("reference.sql");
+    std::fs::write(&file, reference).unwrap();
+    let out_file = dir.join("reference.out");
+    let out = run_job(&file, &["-p", "1"], &out_file).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read_to_string(&out_file).unwrap()
+}
+
+/// Runs `job` (named `name`, slow enough to be killed mid-way) at
+/// parallelism 2, kills it after two complete checkpoints, and restores it at
+/// parallelism 3 to the end. Returns what each run printed; asserts that the
+/// first printed something and that the second restored.
+pub fn kill_and_restore(dir: &Path, name: &str, job: &str) -> (String, String) {
+    let ckpt = dir.join("ckpt");
+    let job_file = dir.join(format!("{name}.sql"));
+    std::fs::write(&job_file, job).unwrap();
+    let ck = ckpt.display().to_string();
+    let first_out = dir.join("first.out");
+    let mut child =
+        run_job(&job_file, &["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "2"], &first_out);
+    wait_for("two complete checkpoints", Duration::from_secs(60), || complete_checkpoints(&ckpt.join(name)) >= 2);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let first = std::fs::read_to_string(&first_out).unwrap();
+    assert!(first.lines().count() > 100, "little output before the kill");
+
+    let second_out = dir.join("second.out");
+    let restored = run_job(
+        &job_file,
+        &["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "3", "--restore", "latest"],
+        &second_out,
+    )
+    .wait_with_output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&restored.stderr);
+    assert!(restored.status.success(), "{stderr}");
+    assert!(stderr.contains("restoring from"), "{stderr}");
+    (first, std::fs::read_to_string(&second_out).unwrap())
+}
