@@ -250,6 +250,22 @@ fn unit_name(f: &DateTimeField) -> Option<&'static str> {
     })
 }
 
+/// The field Flink's one-argument time unit functions (`HOUR(ts)`, ...) extract.
+fn time_unit_function(name: &str) -> Option<DateTimeField> {
+    Some(match name {
+        "YEAR" => DateTimeField::Year,
+        "QUARTER" => DateTimeField::Quarter,
+        "MONTH" => DateTimeField::Month,
+        "WEEK" => DateTimeField::Week(None),
+        "DAYOFYEAR" => DateTimeField::Doy,
+        "DAYOFMONTH" => DateTimeField::Day,
+        "HOUR" => DateTimeField::Hour,
+        "MINUTE" => DateTimeField::Minute,
+        "SECOND" => DateTimeField::Second,
+        _ => return None,
+    })
+}
+
 /// Function arguments as plain expressions.
 pub fn plain_args(f: &Function) -> Vec<SqlExpr> {
     match &f.args {
@@ -322,6 +338,16 @@ impl VisitorMut for FlinkSyntax {
                     }
                 }
             }
+            // `3.0e0` is a DOUBLE in Flink; plain decimals stay DECIMAL.
+            SqlExpr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.contains(['e', 'E'])) => {
+                Some(SqlExpr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(e.clone()),
+                    data_type: ast::DataType::Double(ast::ExactNumberInfo::None),
+                    array: false,
+                    format: None,
+                })
+            }
             SqlExpr::Extract { .. } => Some(SqlExpr::Cast {
                 kind: CastKind::Cast,
                 expr: Box::new(SqlExpr::Nested(Box::new(e.clone()))),
@@ -337,6 +363,18 @@ impl VisitorMut for FlinkSyntax {
                         left: Box::new(SqlExpr::Nested(Box::new(args[0].clone()))),
                         op: BinaryOperator::Modulo,
                         right: Box::new(SqlExpr::Nested(Box::new(args[1].clone()))),
+                    }),
+                    // HOUR(ts) and friends: EXTRACT(unit FROM ts), a BIGINT.
+                    (n, 1) if time_unit_function(n).is_some() => time_unit_function(n).map(|field| SqlExpr::Cast {
+                        kind: CastKind::Cast,
+                        expr: Box::new(SqlExpr::Nested(Box::new(SqlExpr::Extract {
+                            field,
+                            syntax: ast::ExtractSyntax::From,
+                            expr: Box::new(args[0].clone()),
+                        }))),
+                        data_type: ast::DataType::BigInt(None),
+                        array: false,
+                        format: None,
                     }),
                     ("IF", 3) => Some(SqlExpr::Case {
                         case_token: ast::helpers::attached_token::AttachedToken::empty(),

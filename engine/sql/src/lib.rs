@@ -26,4 +26,4 @@ pub use logical as plan;
 
 pub use error::{Position, SqlError};
 pub use logical::Job;
-pub use planner::{compile, compile_with_policy};
+pub use planner::{UPDATING_SINKS, compile, compile_with_policy, flink_insert_only};

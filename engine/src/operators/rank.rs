@@ -18,7 +18,9 @@
 //!   rank; rows outside the range are not emitted; buffer entries after the
 //!   one that reaches the range's end are dropped;
 //! - a Top-1 (range 1..=1) keeps one row per key: the first row is a `+I`, a
-//!   row with a strictly smaller sort key replaces it as `-U` old, `+U` new;
+//!   row with a strictly smaller sort key replaces it as `-U` old, `+U` new —
+//!   or as a lone `+U` unless the order is one descending key
+//!   ([`top1_update_before`]);
 //! - over an updating input, see [`retract_top_n`]: the buffer keeps every row
 //!   and the output is the change of the ranks in range.
 
@@ -209,8 +211,21 @@ fn without_row_numbers(buf: &mut Buffer, input: Row, end: usize, out: &mut Vec<E
     out.push(Emit { kind: RowKind::Insert, row: input, rank: None });
 }
 
-/// What a Top-1 does with one row: the buffer holds at most one row.
-pub fn top1(buf: &mut Buffer, key: SortKey, row: Row, output_rank: bool, out: &mut Vec<Emit>) {
+/// Whether an append-only Top-1 retracts the row it replaces (`-U` before
+/// `+U`). Flink 2.3 (since 2.1) takes a Top-1 whose row number is not output
+/// (an `rn = 1` filter turns the selected row number into the constant 1) for
+/// a deduplication: `FlinkChangelogModeInferenceProgram` declares it
+/// insert-only unless `RankUtil.keepLastDeduplicateRow` holds — exactly one
+/// ORDER BY key, descending (mini-batch is off: Sluice has none). An insert-only
+/// rank runs `FastTop1Function` without update-before, which prints a lone
+/// `+U` for each better row (Nexmark q9: `ORDER BY price DESC, dateTime`).
+pub fn top1_update_before(dirs: &[Direction]) -> bool {
+    matches!(dirs, [d] if !d.asc)
+}
+
+/// What a Top-1 does with one row: the buffer holds at most one row; the row
+/// replaced is retracted (`-U`) only if `update_before`.
+pub fn top1(buf: &mut Buffer, key: SortKey, row: Row, output_rank: bool, update_before: bool, out: &mut Vec<Emit>) {
     let rank = output_rank.then_some(1);
     let prev = buf.entries.first_key_value().and_then(|(k, rows)| rows.first().map(|r| (k.clone(), r.clone())));
     match prev {
@@ -221,7 +236,9 @@ pub fn top1(buf: &mut Buffer, key: SortKey, row: Row, output_rank: bool, out: &m
         Some((prev_key, prev_row)) if key < prev_key => {
             *buf = Buffer::default();
             buf.put(key, row.clone());
-            out.push(Emit { kind: RowKind::UpdateBefore, row: prev_row, rank });
+            if update_before {
+                out.push(Emit { kind: RowKind::UpdateBefore, row: prev_row, rank });
+            }
             out.push(Emit { kind: RowKind::UpdateAfter, row, rank });
         }
         Some(_) => {}
@@ -358,6 +375,7 @@ impl StreamOperator for TopN {
         let keys = self.keys.encode(&batch)?;
         let mut emits = Vec::new();
         let top1 = self.top1();
+        let update_before = top1_update_before(&self.dirs);
         let now = self.ttl.now();
         self.ttl.sweep(&mut self.state, now);
         for (i, key) in sort.into_iter().enumerate() {
@@ -381,7 +399,7 @@ impl StreamOperator for TopN {
             if let Some(kinds) = &kinds {
                 retract_top_n(buf, key, row, kinds[i], self.range, self.output_rank, &mut emits);
             } else if top1 {
-                self::top1(buf, key, row, self.output_rank, &mut emits);
+                self::top1(buf, key, row, self.output_rank, update_before, &mut emits);
             } else {
                 top_n(buf, key, row, self.range, self.output_rank, &mut emits);
             }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use sluice_connectors::SinkWriter;
+use sluice_format::changelog;
 
 use super::{SinkSnapshot, StreamEvent, StreamOperator, epoch_millis};
 use crate::error::OpError;
@@ -18,6 +19,11 @@ pub struct Sink {
     /// The input column with each record's event time, and what to add (ms).
     pub event_time: Option<(usize, i64)>,
     pub metrics: Option<Arc<SubtaskMetrics>>,
+    /// An append-only sink: a kind column reaching it is dropped. Only a
+    /// relation Flink plans as insert-only although its rows carry kinds
+    /// (`sluice_sql::flink_insert_only`) gets here with one: Flink writes
+    /// every row, `+U` rows too.
+    pub rows_only: bool,
 }
 
 impl Sink {
@@ -42,6 +48,7 @@ impl StreamOperator for Sink {
     }
 
     fn process_batch(&mut self, batch: RecordBatch, _out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        let batch = if self.rows_only && changelog::has_kinds(&batch) { changelog::split(&batch).0 } else { batch };
         self.writer.write(&batch)?;
         self.record_event_time_lag(&batch);
         Ok(())
@@ -123,6 +130,7 @@ mod tests {
             exactly_once: false,
             event_time: Some((1, -1)),
             metrics: None,
+            rows_only: false,
         };
         sink.observe(metrics.clone());
         sink.process_batch(batch, &mut Vec::new()).unwrap();

@@ -128,7 +128,7 @@ pub const UPDATING_SINKS: [&str; 3] = ["print", "blackhole", "upsert-kafka"];
 /// (filesystem, kafka) refuses updates, as Flink does, and an upsert sink
 /// needs the query's updates keyed by its PRIMARY KEY.
 fn check_changelog(table: &TableDef, input: &Rel, pos: Position) -> Result<(), SqlError> {
-    if !input.updating {
+    if !input.updating || flink_insert_only(input) {
         return Ok(());
     }
     let connector = table.connector();
@@ -174,6 +174,27 @@ fn check_changelog(table: &TableDef, input: &Rel, pos: Position) -> Result<(), S
                 ))
             }
         }
+    }
+}
+
+/// Whether an updating relation is one Flink 2.3 plans as insert-only: a
+/// Top-1 (ROW_NUMBER, range 1..=1, not a Window Top-N) over an append-only
+/// input whose ORDER BY is not exactly one descending key, seen through
+/// filters and projections. Flink takes such a rank for a deduplication
+/// keeping the first row (`RankUtil.isDeduplication` and not
+/// `keepLastDeduplicateRow`; a selected row number of a 1..=1 range is a
+/// constant) and so lets append-only sinks take it; its operator still emits
+/// a lone `+U` for each better row (see `operators::rank`), which such a
+/// sink writes as one more row, and which downstream aggregates accumulate.
+pub fn flink_insert_only(rel: &Rel) -> bool {
+    match &rel.node {
+        PlanNode::Rank { input, order, range: Some(range), window: None, .. } => {
+            !input.updating
+                && *range == crate::logical::RankRange { start: 1, end: 1 }
+                && !matches!(order.as_slice(), [k] if !k.asc)
+        }
+        PlanNode::Filter { input, .. } | PlanNode::Project { input, .. } => flink_insert_only(input),
+        _ => false,
     }
 }
 

@@ -24,6 +24,7 @@
 
 mod aggregate;
 mod insert;
+pub use insert::{UPDATING_SINKS, flink_insert_only};
 mod interval;
 mod join;
 mod over;

@@ -70,10 +70,26 @@ fn top3_without_row_numbers_inserts_and_deletes_as_flink_does() {
 
 #[test]
 fn top1_replaces_only_on_a_strictly_better_key() {
-    let (out, _) = replay(|b, k, r, o| top1(b, k, r, false, o));
+    let (out, _) = replay(|b, k, r, o| top1(b, k, r, false, true, o));
     assert_eq!(out.join(" "), "+I[p1] -U[p1] +U[p5] -U[p5] +U[p7] -U[p7] +U[p10]");
-    let (out, _) = replay(|b, k, r, o| top1(b, k, r, true, o));
+    let (out, _) = replay(|b, k, r, o| top1(b, k, r, true, true, o));
     assert_eq!(out[..3].join(" "), "+I[1, p1] -U[1, p1] +U[1, p5]");
+}
+
+#[test]
+fn top1_without_update_before_emits_lone_update_afters() {
+    let (out, _) = replay(|b, k, r, o| top1(b, k, r, false, false, o));
+    assert_eq!(out.join(" "), "+I[p1] +U[p5] +U[p7] +U[p10]");
+}
+
+#[test]
+fn only_one_descending_order_key_retracts_the_replaced_top_row() {
+    let desc = Direction { asc: false, nulls_first: false };
+    let asc = Direction { asc: true, nulls_first: true };
+    assert!(top1_update_before(&[desc]));
+    assert!(!top1_update_before(&[asc]));
+    assert!(!top1_update_before(&[desc, asc]));
+    assert!(!top1_update_before(&[desc, desc]));
 }
 
 #[test]
