@@ -92,3 +92,27 @@ INSERT INTO o SELECT k, v, COUNT(*) OVER (PARTITION BY k ORDER BY ts ROWS BETWEE
     assert_eq!(aggs.len(), 1);
     assert!(!job.sinks[0].input.updating);
 }
+
+/// Flink 2.3 plans a Top-1 without a row number over an append-only input as
+/// an insert-only deduplication unless its ORDER BY is exactly one descending
+/// key: append-only sinks take it. Every other Top-N updates and is refused.
+#[test]
+fn an_insert_only_top1_goes_to_append_only_sinks() {
+    let src =
+        "CREATE TABLE t (k STRING, v INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen');
+CREATE TABLE o (k STRING, v INT) WITH ('connector' = 'filesystem', 'path' = '/tmp/o', 'format' = 'json');
+";
+    let top = |order: &str, filter: &str, from: &str| {
+        format!(
+            "{src}INSERT INTO o SELECT k, v FROM (SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY {order}) AS n FROM {from}) WHERE {filter};"
+        )
+    };
+    let agg = "(SELECT k, CAST(COUNT(*) AS INT) AS v, MAX(ts) AS ts FROM t GROUP BY k)";
+    for ok in [top("v DESC, ts", "n <= 1", "t"), top("v", "n = 1", "t"), top("v DESC, ts DESC", "n < 2", "t")] {
+        compile(&ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for refused in [top("v DESC", "n <= 1", "t"), top("v DESC, ts", "n <= 2", "t"), top("v, ts", "n = 1", agg)] {
+        let e = compile(&refused).expect_err(&refused);
+        assert!(e.message.contains("append-only"), "{refused}: {e}");
+    }
+}

@@ -66,6 +66,12 @@ fn flink_scalar_functions() {
         ("TRY_CAST('x' AS INT)", ["NULL", "NULL"]),
         ("DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm')", ["2024-01-01 00:01", "1970-01-01 00:00"]),
         ("EXTRACT(MINUTE FROM ts)", ["1", "0"]),
+        ("HOUR(ts)", ["0", "0"]),
+        ("MINUTE(ts)", ["1", "0"]),
+        ("SECOND(ts)", ["5", "0"]),
+        ("YEAR(ts) * 100 + MONTH(ts)", ["202401", "197001"]),
+        ("DAYOFMONTH(ts) + DAYOFYEAR(ts)", ["2", "2"]),
+        ("b / 4.0e0", ["425000000030.75", "1.25"]),
         ("CAST(FLOOR(ts TO MINUTE) AS STRING)", ["2024-01-01 00:01:00.000", "1970-01-01 00:00:00.000"]),
         ("CAST(CEIL(ts TO MINUTE) AS STRING)", ["2024-01-01 00:02:00.000", "1970-01-01 00:00:00.000"]),
         ("CAST(TO_TIMESTAMP('2024-02-03 04:05:06') AS STRING)", ["2024-02-03 04:05:06.000", "2024-02-03 04:05:06.000"]),
@@ -90,8 +96,13 @@ fn flink_scalar_functions() {
 fn extract_is_bigint_as_in_flink() {
     let b = batch();
     let df = DFSchema::try_from_qualified_schema("t", &b.schema()).unwrap();
-    let ast = Parser::new(&FlinkDialect).try_with_sql("EXTRACT(HOUR FROM ts)").unwrap().parse_expr().unwrap();
-    let e = ExprPlanner::new("UTC").plan(&ast, &df, Position::default()).unwrap();
     use datafusion_expr::ExprSchemable;
-    assert_eq!(e.get_type(&df).unwrap(), DataType::Int64);
+    // HOUR(ts) and friends are EXTRACT; a literal with an exponent is a DOUBLE.
+    for (sql, t) in
+        [("EXTRACT(HOUR FROM ts)", DataType::Int64), ("HOUR(ts)", DataType::Int64), ("i * 3.0e0", DataType::Float64)]
+    {
+        let ast = Parser::new(&FlinkDialect).try_with_sql(sql).unwrap().parse_expr().unwrap();
+        let e = ExprPlanner::new("UTC").plan(&ast, &df, Position::default()).unwrap();
+        assert_eq!(e.get_type(&df).unwrap(), t, "{sql}");
+    }
 }

@@ -7,7 +7,7 @@
 -- winners. The official ORDER BY price DESC, dateTime ASC makes Flink 2.3 print lone +U rows
 -- (see topn_top1_changelog), whose materialized table keeps every interim winner and so
 -- depends on the arrival order: `max_winning` reads it through MAX per auction instead, which
--- does not.
+-- does not. `top3`: the three best bids per auction with their row numbers.
 CREATE TABLE auction (
   id BIGINT,
   itemName STRING,
@@ -50,6 +50,9 @@ CREATE TABLE winning_bid (
 CREATE TABLE max_winning (id BIGINT, price BIGINT)
 WITH ('connector' = 'print', 'print-identifier' = 'max_winning');
 
+CREATE TABLE top3 (id BIGINT, category BIGINT, bidder BIGINT, price BIGINT, rownum BIGINT)
+WITH ('connector' = 'print', 'print-identifier' = 'top3');
+
 CREATE VIEW joined AS
 SELECT A.*, B.auction, B.bidder, B.price, B.`dateTime` AS bid_dateTime, B.extra AS bid_extra
 FROM auction A, bid B
@@ -71,4 +74,10 @@ SELECT id, MAX(price) FROM (
 )
 WHERE rownum <= 1
 GROUP BY id;
+INSERT INTO top3
+SELECT id, category, bidder, price, rownum FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY id ORDER BY price DESC, bid_dateTime ASC) AS rownum
+  FROM joined
+)
+WHERE rownum <= 3;
 END;

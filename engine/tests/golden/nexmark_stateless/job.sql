@@ -1,7 +1,8 @@
 -- compare: materialized
 -- Stateless Nexmark queries over a few dozen bids: q1 (DECIMAL arithmetic `0.908 * price`),
 -- q2 (a filter on auction ids), q10 (DATE_FORMAT to day and minute), q14 without its UDF
--- (CASE WHEN on HOUR, DECIMAL comparisons in WHERE), q21 (CASE WHEN with LOWER and
+-- (CASE WHEN on HOUR, DECIMAL comparisons in WHERE; unfiltered with more scalar functions),
+-- q21 (CASE WHEN with LOWER and
 -- REGEXP_EXTRACT on the url) and q22 (SPLIT_INDEX of the url). Every row is an insert;
 -- the tables are compared as sets of rows.
 CREATE TABLE auction (
@@ -55,6 +56,9 @@ WITH ('connector' = 'print', 'print-identifier' = 'q21');
 CREATE TABLE q22 (auction BIGINT, price BIGINT, dir1 STRING, dir2 STRING, dir3 STRING)
 WITH ('connector' = 'print', 'print-identifier' = 'q22');
 
+CREATE TABLE q14_all (auction BIGINT, bidTimeType STRING, hr BIGINT, mi BIGINT, dom BIGINT, p_double DOUBLE, p_round DECIMAL(23, 1), len INT, up STRING, sub STRING)
+WITH ('connector' = 'print', 'print-identifier' = 'q14_all');
+
 EXECUTE STATEMENT SET BEGIN
 INSERT INTO q1 SELECT auction, bidder, 0.908 * price AS price, `dateTime` FROM bid;
 INSERT INTO q2 SELECT auction, price FROM bid WHERE MOD(auction, 3) = 0 OR auction = 1004;
@@ -84,5 +88,16 @@ WHERE REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2) IS NOT NULL OR
       lower(channel) IN ('apple', 'google', 'facebook', 'baidu');
 INSERT INTO q22
 SELECT auction, price, SPLIT_INDEX(url, '/', 3), SPLIT_INDEX(url, '/', 4), SPLIT_INDEX(url, '/', 5)
+FROM bid;
+INSERT INTO q14_all
+SELECT auction,
+  CASE
+    WHEN HOUR(`dateTime`) >= 8 AND HOUR(`dateTime`) <= 18 THEN 'dayTime'
+    WHEN HOUR(`dateTime`) <= 6 OR HOUR(`dateTime`) >= 20 THEN 'nightTime'
+    ELSE 'otherTime'
+  END,
+  HOUR(`dateTime`), MINUTE(`dateTime`), DAYOFMONTH(`dateTime`),
+  CAST(price AS DOUBLE) * 0.908, ROUND(price * 0.908, 1), CHAR_LENGTH(extra), UPPER(channel),
+  SUBSTRING(url, 9, 15)
 FROM bid;
 END;
