@@ -1,7 +1,8 @@
 -- compare: materialized
 -- Nexmark q15, q16 and q17: non-windowed GROUP BYs on DATE_FORMAT(dateTime, 'yyyy-MM-dd')
 -- (bids on both sides of midnight), with COUNT(*) FILTER, COUNT(DISTINCT ...) with and without
--- FILTER, MAX of a formatted minute, and per-auction SUM/MIN/MAX/AVG. Updating aggregates,
+-- FILTER, MAX of a formatted minute, and per-auction SUM/MIN/MAX/AVG; DECIMAL and DOUBLE
+-- sums and averages per day. Updating aggregates,
 -- so the final tables are compared.
 CREATE TABLE auction (
   id BIGINT,
@@ -52,6 +53,11 @@ CREATE TABLE q17 (
   rank3_bids BIGINT, min_price BIGINT, max_price BIGINT, avg_price BIGINT, sum_price BIGINT
 ) WITH ('connector' = 'print', 'print-identifier' = 'q17');
 
+CREATE TABLE money (
+  `day` STRING, total DECIMAL(38, 3), avg_dec DECIMAL(38, 6), avg_dbl DOUBLE, min_channel STRING,
+  channels BIGINT, avg_int BIGINT, big_bids BIGINT, max_hour BIGINT
+) WITH ('connector' = 'print', 'print-identifier' = 'money');
+
 EXECUTE STATEMENT SET BEGIN
 INSERT INTO q15
 SELECT
@@ -97,4 +103,12 @@ SELECT
   sum(price) AS sum_price
 FROM bid
 GROUP BY auction, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd');
+INSERT INTO money
+SELECT
+  DATE_FORMAT(`dateTime`, 'yyyy-MM-dd'),
+  SUM(0.908 * price), AVG(0.908 * price), AVG(CAST(price AS DOUBLE)), MIN(channel),
+  COUNT(DISTINCT channel), SUM(price) / COUNT(*), SUM(CASE WHEN price >= 1000000 THEN 1 ELSE 0 END),
+  MAX(HOUR(`dateTime`))
+FROM bid
+GROUP BY DATE_FORMAT(`dateTime`, 'yyyy-MM-dd');
 END;

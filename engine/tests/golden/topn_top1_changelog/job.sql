@@ -4,7 +4,8 @@
 -- a constant). Flink 2.3 plans a Top-1 without a row number (or with a constant one) over an
 -- append-only input as an insert-only deduplication unless its ORDER BY is exactly one
 -- descending key: the new top row is then a lone +U, without the -U of the old one. A COUNT
--- per auction over such a Top-1 counts every +U as one more row, as in Flink. Printed
+-- per auction over such a Top-1 counts every +U as one more row, as in Flink. Also the
+-- second best (rn = 2, a constant row number) with and without it selected. Printed
 -- changelogs are compared at p=1, so which of -U/+U Flink prints is checked.
 CREATE TABLE auction (
   id BIGINT,
@@ -54,6 +55,12 @@ WITH ('connector' = 'print', 'print-identifier' = 'top_asc');
 CREATE TABLE top_count (auction BIGINT, n BIGINT, best BIGINT)
 WITH ('connector' = 'print', 'print-identifier' = 'top_count');
 
+CREATE TABLE second_best (auction BIGINT, price BIGINT, rn BIGINT)
+WITH ('connector' = 'print', 'print-identifier' = 'second_best');
+
+CREATE TABLE second_best_no_rn (auction BIGINT, bidder BIGINT, price BIGINT)
+WITH ('connector' = 'print', 'print-identifier' = 'second_best_no_rn');
+
 EXECUTE STATEMENT SET BEGIN
 INSERT INTO top_two_keys
 SELECT auction, bidder, price, `dateTime` FROM (
@@ -81,4 +88,14 @@ SELECT auction, COUNT(*), MAX(price) FROM (
   FROM bid
 ) WHERE rn <= 1
 GROUP BY auction;
+INSERT INTO second_best
+SELECT auction, price, rn FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC, `dateTime` ASC) AS rn
+  FROM bid
+) WHERE rn = 2;
+INSERT INTO second_best_no_rn
+SELECT auction, bidder, price FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC, `dateTime` ASC) AS rn
+  FROM bid
+) WHERE rn = 2;
 END;
