@@ -30,6 +30,7 @@ mod join;
 mod over;
 mod query;
 mod rank;
+mod rank_bounds;
 mod select;
 mod sort;
 mod temporal_join;

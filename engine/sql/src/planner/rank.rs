@@ -8,8 +8,9 @@
 //!    number) under a projection in SELECT-list order;
 //! 2. the SELECT that reads it with `WHERE rn <= N` ([`Planner::plan_top_n`])
 //!    takes the range from the conditions on the row number, keeps the row number
-//!    in the Rank's output only when its SELECT list uses it, and turns a Top-1
-//!    ordered by the event-time attribute without the row number into a
+//!    in the Rank's output only when its SELECT list uses it (a range of one rank
+//!    makes it a constant, appended above the Rank), and turns a Top-1 ordered
+//!    by the event-time attribute without the row number into a
 //!    [`PlanNode::Deduplicate`], as Flink's rules do; a PARTITION BY with
 //!    `window_start` and `window_end` makes it a Window Top-N (`window_rank`).
 //!
@@ -28,10 +29,10 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field};
-use datafusion_common::{DFSchema, ScalarValue, TableReference};
-use datafusion_expr::{BinaryExpr, Operator};
+use datafusion_common::{DFSchema, TableReference};
 use sqlparser::ast::{self, Expr as SqlExpr, FunctionArguments, Ident, Select, SelectItem, WindowType};
 
+pub(super) use super::rank_bounds::{Bounds, narrow};
 use super::{Planner, df_err, pos_of, project};
 use crate::error::{Position, SqlError};
 use crate::expr::Expr;
@@ -133,79 +134,6 @@ fn pending_position(rel: &Rel) -> Option<Position> {
     match &rel.node {
         PlanNode::Rank { position, .. } => Some(*position),
         PlanNode::Project { input, .. } => pending_position(input),
-        _ => None,
-    }
-}
-
-fn literal_u64(e: &Expr) -> Option<i128> {
-    match e {
-        Expr::Literal(v, _) => match v {
-            ScalarValue::Int8(Some(x)) => Some(*x as i128),
-            ScalarValue::Int16(Some(x)) => Some(*x as i128),
-            ScalarValue::Int32(Some(x)) => Some(*x as i128),
-            ScalarValue::Int64(Some(x)) => Some(*x as i128),
-            ScalarValue::UInt8(Some(x)) => Some(*x as i128),
-            ScalarValue::UInt16(Some(x)) => Some(*x as i128),
-            ScalarValue::UInt32(Some(x)) => Some(*x as i128),
-            ScalarValue::UInt64(Some(x)) => Some(*x as i128),
-            _ => None,
-        },
-        Expr::Cast(c) => literal_u64(&c.expr),
-        Expr::TryCast(c) => literal_u64(&c.expr),
-        _ => None,
-    }
-}
-
-fn strip_casts(e: &Expr) -> &Expr {
-    match e {
-        Expr::Cast(c) => strip_casts(&c.expr),
-        Expr::TryCast(c) => strip_casts(&c.expr),
-        _ => e,
-    }
-}
-
-/// Bounds on the row number: `(lowest, highest)`, inclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Bounds {
-    pub lo: i128,
-    pub hi: Option<i128>,
-}
-
-/// Narrows `b` by one conjunct if it is a bound on the row number `is_rank`
-/// recognizes: `rn <= N`, `rn < N`, `rn = N`, `rn >= M`, `rn > M` (either way
-/// round) or `rn BETWEEN M AND N`. `None`: not such a bound.
-pub(super) fn narrow(b: Bounds, conj: &Expr, is_rank: &dyn Fn(&Expr) -> bool) -> Option<Bounds> {
-    let mut b = b;
-    let hi = |n: i128, b: &mut Bounds| b.hi = Some(b.hi.map_or(n, |h| h.min(n)));
-    match conj {
-        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            let (l, r) = (strip_casts(left), strip_casts(right));
-            let (op, n) = if is_rank(l) {
-                (*op, literal_u64(r)?)
-            } else if is_rank(r) {
-                (op.swap()?, literal_u64(l)?)
-            } else {
-                return None;
-            };
-            match op {
-                Operator::LtEq => hi(n, &mut b),
-                Operator::Lt => hi(n - 1, &mut b),
-                Operator::Eq => {
-                    hi(n, &mut b);
-                    b.lo = b.lo.max(n);
-                }
-                Operator::GtEq => b.lo = b.lo.max(n),
-                Operator::Gt => b.lo = b.lo.max(n + 1),
-                _ => return None,
-            }
-            Some(b)
-        }
-        Expr::Between(between) if !between.negated && is_rank(strip_casts(&between.expr)) => {
-            let (lo, h) = (literal_u64(&between.low)?, literal_u64(&between.high)?);
-            hi(h, &mut b);
-            b.lo = b.lo.max(lo);
-            Some(b)
-        }
         _ => None,
     }
 }
@@ -439,7 +367,25 @@ fn with_filter(rel: Rel, predicate: Option<Expr>) -> Rel {
 
 /// Rebuilds the projections above a pending Rank with its range set, without
 /// the row number when `output_rank` is false.
+///
+/// A selected row number of a range of one rank (`rn = 1`, `rn <= 1`, `rn = 2`)
+/// is that constant (Flink's `RankNumberColumnRemoveRule`): the Rank is planned
+/// without it, so a Top-1 on the time attribute is a deduplication, and a
+/// projection appends the constant.
 fn finish_chain(rel: Rel, range: RankRange, output_rank: bool) -> Result<Rel, SqlError> {
+    if output_rank && range.start == range.end && matches!(rel.node, PlanNode::Rank { .. }) {
+        let schema = rel.schema.clone();
+        let inner = finish_chain(rel, range, false)?;
+        let mut exprs: Vec<Expr> = inner.schema.columns().into_iter().map(Expr::Column).collect();
+        exprs.push(datafusion_expr::lit(range.start as i64));
+        return Ok(Rel {
+            rowtime: inner.rowtime,
+            updating: inner.updating,
+            unique_key: inner.unique_key.clone(),
+            node: PlanNode::Project { input: Box::new(inner), exprs },
+            schema,
+        });
+    }
     let Rel { node, schema, .. } = rel;
     match node {
         PlanNode::Rank { input, partition, order, position, .. } => {

@@ -1,6 +1,7 @@
 -- Top-1 on the event-time attribute without the row number: deduplication,
 -- keeping the first (ORDER BY ts ASC, append-only, keeps the time attribute) or
--- the last (DESC, updating) row per key. With the row number it stays a Top-1.
+-- the last (DESC, updating) row per key. A selected row number of rn = 1 is the
+-- constant 1 (Flink's RankNumberColumnRemoveRule): a deduplication too.
 CREATE TABLE orders (
   id BIGINT,
   cat STRING,

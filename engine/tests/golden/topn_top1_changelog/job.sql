@@ -5,7 +5,9 @@
 -- append-only input as an insert-only deduplication unless its ORDER BY is exactly one
 -- descending key: the new top row is then a lone +U, without the -U of the old one. A COUNT
 -- per auction over such a Top-1 counts every +U as one more row, as in Flink. Also the
--- second best (rn = 2, a constant row number) with and without it selected. Printed
+-- second best (rn = 2, a constant row number) with and without it selected, and the first and
+-- last bid per auction on the time attribute with the (constant) row number selected, which
+-- Flink plans as deduplications. Printed
 -- changelogs are compared at p=1, so which of -U/+U Flink prints is checked.
 CREATE TABLE auction (
   id BIGINT,
@@ -61,6 +63,12 @@ WITH ('connector' = 'print', 'print-identifier' = 'second_best');
 CREATE TABLE second_best_no_rn (auction BIGINT, bidder BIGINT, price BIGINT)
 WITH ('connector' = 'print', 'print-identifier' = 'second_best_no_rn');
 
+CREATE TABLE first_with_rn (auction BIGINT, price BIGINT, rn BIGINT)
+WITH ('connector' = 'print', 'print-identifier' = 'first_with_rn');
+
+CREATE TABLE last_with_rn (auction BIGINT, price BIGINT, rn BIGINT)
+WITH ('connector' = 'print', 'print-identifier' = 'last_with_rn');
+
 EXECUTE STATEMENT SET BEGIN
 INSERT INTO top_two_keys
 SELECT auction, bidder, price, `dateTime` FROM (
@@ -98,4 +106,12 @@ SELECT auction, bidder, price FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC, `dateTime` ASC) AS rn
   FROM bid
 ) WHERE rn = 2;
+INSERT INTO first_with_rn
+SELECT auction, price, rn FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY `dateTime` ASC) AS rn FROM bid
+) WHERE rn = 1;
+INSERT INTO last_with_rn
+SELECT auction, price, rn FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY `dateTime` DESC) AS rn FROM bid
+) WHERE rn <= 1;
 END;
