@@ -342,11 +342,11 @@ impl StreamOperator for IntervalJoin {
 mod tests {
     use arrow::array::{ArrayRef, Int64Array, TimestampMillisecondArray};
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-    use arrow::util::display::array_value_to_string;
     use datafusion_physical_expr::expressions::Column;
 
     use super::*;
     use crate::operators::KeyGroupWriters;
+    use crate::operators::join::test_util::show;
 
     fn input(k: &str, ts: &str) -> arrow::datatypes::SchemaRef {
         Arc::new(Schema::new(vec![
@@ -380,34 +380,6 @@ mod tests {
         let k: ArrayRef = Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()));
         let t: ArrayRef = Arc::new(TimestampMillisecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()));
         RecordBatch::try_new(schema, vec![k, t]).unwrap()
-    }
-
-    fn show(out: Vec<StreamEvent>) -> Vec<String> {
-        let mut lines = Vec::new();
-        for ev in out {
-            match ev {
-                StreamEvent::Watermark(w) => lines.push(format!("W{w}")),
-                StreamEvent::Batch(b) => {
-                    for r in 0..b.num_rows() {
-                        let vals: Vec<String> = b
-                            .columns()
-                            .iter()
-                            .map(|c| {
-                                if c.is_null(r) {
-                                    "null".into()
-                                } else if let DataType::Timestamp(..) = c.data_type() {
-                                    epoch_millis(c).unwrap().value(r).to_string()
-                                } else {
-                                    array_value_to_string(c, r).unwrap()
-                                }
-                            })
-                            .collect();
-                        lines.push(format!("[{}]", vals.join(", ")));
-                    }
-                }
-            }
-        }
-        lines
     }
 
     fn feed(j: &mut IntervalJoin, side: usize, rows: &[(i64, i64)]) -> Vec<String> {

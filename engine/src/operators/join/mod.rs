@@ -30,6 +30,8 @@
 pub mod interval;
 pub mod logic;
 pub mod temporal;
+#[cfg(test)]
+mod test_util;
 pub mod window;
 /// A join's input index (0 left, 1 right), refused if the vertex has more.
 pub(super) fn two_inputs(input: usize) -> Result<usize, OpError> {

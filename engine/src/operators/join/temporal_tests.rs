@@ -1,11 +1,11 @@
 use arrow::array::{ArrayRef, Int64Array, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use arrow::util::display::array_value_to_string;
 use datafusion_expr::Operator;
 use datafusion_physical_expr::expressions::{BinaryExpr, Column, Literal};
 
 use super::*;
 use crate::operators::KeyGroupWriters;
+use crate::operators::join::test_util::show;
 
 fn ts(name: &str) -> Field {
     Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, None), true)
@@ -55,34 +55,6 @@ fn right(rows: &[(i64, i64, i64, RowKind)]) -> RecordBatch {
     let v: ArrayRef = Arc::new(Int64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>()));
     let data = RecordBatch::try_new(inputs()[1].clone(), vec![k, t, v]).unwrap();
     changelog::attach(&data, &rows.iter().map(|r| r.3).collect::<Vec<_>>()).unwrap()
-}
-
-fn show(out: Vec<StreamEvent>) -> Vec<String> {
-    let mut lines = Vec::new();
-    for ev in out {
-        match ev {
-            StreamEvent::Watermark(w) => lines.push(format!("W{w}")),
-            StreamEvent::Batch(b) => {
-                for r in 0..b.num_rows() {
-                    let vals: Vec<String> = b
-                        .columns()
-                        .iter()
-                        .map(|c| {
-                            if c.is_null(r) {
-                                "null".into()
-                            } else if let DataType::Timestamp(..) = c.data_type() {
-                                epoch_millis(c).unwrap().value(r).to_string()
-                            } else {
-                                array_value_to_string(c, r).unwrap()
-                            }
-                        })
-                        .collect();
-                    lines.push(format!("[{}]", vals.join(", ")));
-                }
-            }
-        }
-    }
-    lines
 }
 
 fn feed(j: &mut TemporalJoin, side: usize, batch: RecordBatch) -> Vec<String> {

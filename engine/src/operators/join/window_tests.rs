@@ -1,11 +1,11 @@
 use arrow::array::{Int64Array, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use arrow::util::display::array_value_to_string;
 use datafusion_expr::Operator;
 use datafusion_physical_expr::expressions::{BinaryExpr, Column};
 
 use super::*;
 use crate::operators::KeyGroupWriters;
+use crate::operators::join::test_util::show;
 
 /// One input: a key, a value, the window end.
 fn input(side: usize) -> SchemaRef {
@@ -52,35 +52,6 @@ fn batch(side: usize, rows: &[(Option<i64>, &str, i64)]) -> RecordBatch {
         ],
     )
     .unwrap()
-}
-
-/// Rows as `[k, v, end, k, v, end]` (timestamps in ms), and watermarks.
-fn show(out: Vec<StreamEvent>) -> Vec<String> {
-    let mut lines = Vec::new();
-    for ev in out {
-        match ev {
-            StreamEvent::Watermark(w) => lines.push(format!("W{w}")),
-            StreamEvent::Batch(b) => {
-                for r in 0..b.num_rows() {
-                    let vals: Vec<String> = b
-                        .columns()
-                        .iter()
-                        .map(|c| {
-                            if c.is_null(r) {
-                                "null".into()
-                            } else if let DataType::Timestamp(..) = c.data_type() {
-                                epoch_millis(c).unwrap().value(r).to_string()
-                            } else {
-                                array_value_to_string(c, r).unwrap()
-                            }
-                        })
-                        .collect();
-                    lines.push(format!("[{}]", vals.join(", ")));
-                }
-            }
-        }
-    }
-    lines
 }
 
 fn feed(j: &mut WindowJoin, side: usize, rows: &[(Option<i64>, &str, i64)]) {
