@@ -108,7 +108,7 @@ pub(crate) fn instantiate(
         }
         OpSpec::GroupAggregate { keys, key_types, aggs, schema, retract, ttl } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
-            Box::new(GroupAggregate::new(k, aggs.clone(), schema.clone(), retract.clone()).with_ttl(*ttl))
+            Box::new(GroupAggregate::new(k, aggs.clone(), schema.clone(), retract.clone()).with_ttl(Ttl::new(*ttl)))
         }
         OpSpec::ChangelogNormalize { keys, key_types, schema, ttl } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;

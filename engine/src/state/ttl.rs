@@ -90,13 +90,22 @@ impl Ttl {
         None
     }
 
+    /// Whether a sweep of the whole state is due at `now` (at most once per
+    /// TTL); if so, the next one is a TTL later.
+    pub fn sweep_due(&mut self, now: i64) -> bool {
+        if !self.enabled() || now < self.next_sweep {
+            return false;
+        }
+        self.next_sweep = now.saturating_add(self.ms);
+        true
+    }
+
     /// Removes every expired key, at most once per TTL; returns the keys
     /// removed, with their values.
     pub fn sweep<V: StateValue>(&mut self, state: &mut KeyedState<Stamped<V>>, now: i64) -> Vec<(Vec<u8>, V)> {
-        if !self.enabled() || now < self.next_sweep {
+        if !self.sweep_due(now) {
             return Vec::new();
         }
-        self.next_sweep = now.saturating_add(self.ms);
         let expired: Vec<Vec<u8>> =
             state.iter().filter(|(_, s)| self.expired(s.written, now)).map(|(k, _)| k.to_vec()).collect();
         expired.into_iter().filter_map(|k| state.remove(&k).map(|s| (k, s.value))).collect()

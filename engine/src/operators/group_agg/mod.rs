@@ -39,6 +39,7 @@ use crate::error::OpError;
 use crate::state::StateView;
 use crate::state::codec::{Reader, Writer};
 use crate::state::keyed::{KeyedState, StateValue};
+use crate::state::ttl::Ttl;
 use crate::state::value::{Val, column_values, to_array};
 
 /// One key's state: its row count (added minus retracted), accumulators,
@@ -76,16 +77,8 @@ pub struct GroupAggregate {
     /// every value); Flink's MAX over an increasing column ignores them.
     retract: Vec<bool>,
     state: KeyedState<Group>,
-    /// `table.exec.state.ttl` in ms; 0: state never expires.
-    ttl_ms: i64,
-    /// Processing time in ms (a fixed clock in tests).
-    clock: fn() -> i64,
-    /// When expired keys were last removed.
-    swept: i64,
-}
-
-fn wall_clock() -> i64 {
-    crate::job::now_ms() as i64
+    /// `table.exec.state.ttl` (`Group::written` is the write time it reads).
+    ttl: Ttl,
 }
 
 /// One emitted row: the input row whose key it has, its kind, and where its
@@ -104,15 +97,13 @@ impl GroupAggregate {
             schema: relax(&schema),
             retract,
             state: KeyedState::default(),
-            ttl_ms: 0,
-            clock: wall_clock,
-            swept: 0,
+            ttl: Ttl::default(),
         }
     }
 
-    /// State not written for `ttl` expires; zero keeps it forever.
-    pub fn with_ttl(mut self, ttl: std::time::Duration) -> Self {
-        self.ttl_ms = ttl.as_millis().min(i64::MAX as u128) as i64;
+    /// State not written for the TTL expires.
+    pub fn with_ttl(mut self, ttl: Ttl) -> Self {
+        self.ttl = ttl;
         self
     }
 
@@ -120,18 +111,13 @@ impl GroupAggregate {
         Group { rows: 0, accs: self.aggs.iter().zip(&self.retract).map(|(d, r)| Acc::new(d, *r)).collect(), written: 0 }
     }
 
-    fn expired(&self, g: &Group, now: i64) -> bool {
-        self.ttl_ms > 0 && now.saturating_sub(g.written) >= self.ttl_ms
-    }
-
     /// Removes expired keys, at most once per TTL.
     fn sweep(&mut self, now: i64) {
-        if self.ttl_ms == 0 || now.saturating_sub(self.swept) < self.ttl_ms {
+        if !self.ttl.sweep_due(now) {
             return;
         }
-        self.swept = now;
         let expired: Vec<Vec<u8>> =
-            self.state.iter().filter(|(_, g)| self.expired(g, now)).map(|(k, _)| k.to_vec()).collect();
+            self.state.iter().filter(|(_, g)| self.ttl.expired(g.written, now)).map(|(k, _)| k.to_vec()).collect();
         for k in expired {
             self.state.remove(&k);
         }
@@ -152,10 +138,10 @@ impl GroupAggregate {
         flat: &mut Vec<Val>,
     ) -> Result<(), OpError> {
         let sign = if kind.is_accumulate() { 1 } else { -1 };
-        let (ttl_ms, n) = (self.ttl_ms, self.aggs.len());
+        let (ttl, n) = (self.ttl, self.aggs.len());
         let mut slot = self.state.slot(key);
         if let Some(id) = slot
-            && self.state.slot_mut(id).is_some_and(|g| ttl_ms > 0 && now.saturating_sub(g.written) >= ttl_ms)
+            && self.state.slot_mut(id).is_some_and(|g| ttl.expired(g.written, now))
         {
             self.state.remove(key);
             slot = None;
@@ -189,7 +175,7 @@ impl GroupAggregate {
         flat.extend(g.accs.iter().zip(&self.aggs).map(|(a, d)| a.result(d)));
         if first {
             out.push(Emitted { row, kind: RowKind::Insert, at });
-        } else if ttl_ms == 0 && flat[start..at] == flat[at..at + n] {
+        } else if !ttl.enabled() && flat[start..at] == flat[at..at + n] {
             flat.truncate(start);
         } else {
             out.push(Emitted { row, kind: RowKind::UpdateBefore, at: start });
@@ -250,7 +236,7 @@ impl StreamOperator for GroupAggregate {
     }
 
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
-        let now = (self.clock)();
+        let now = self.ttl.now();
         self.sweep(now);
         let (data, kinds) = changelog::split(&batch);
         let keys = self.keys.encode(&data)?;

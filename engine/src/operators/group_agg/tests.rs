@@ -141,8 +141,7 @@ fn fixed_clock() -> i64 {
 
 #[test]
 fn state_not_written_for_the_ttl_expires() {
-    let mut op = operator(true).with_ttl(std::time::Duration::from_millis(1000));
-    op.clock = fixed_clock;
+    let mut op = operator(true).with_ttl(Ttl::new(std::time::Duration::from_millis(1000)).with_clock(fixed_clock));
     NOW.store(10_000, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(run(&mut op, &[("+I", "a", 5), ("+I", "b", 1)]), ["+I[a, 1, 5, 5]", "+I[b, 1, 1, 1]"]);
     // Within the TTL an unchanged result is still emitted (a MAX alone would not change).
