@@ -67,6 +67,7 @@ fn checkpoint_options(c: CheckpointSettings, job_id: &str) -> Result<CheckpointO
         timeout: c.timeout,
         retained: c.retained,
         savepoint_dir: c.savepoint_dir,
+        incremental: c.incremental,
         s3: c.s3,
     })
 }

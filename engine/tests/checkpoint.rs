@@ -260,7 +260,9 @@ fn damaged_savepoints_are_refused_with_the_reason() {
     // A newer format.
     let meta = sp.join("_metadata");
     let text = std::fs::read_to_string(&meta).unwrap();
-    std::fs::write(&meta, text.replace("\"formatVersion\": 2", "\"formatVersion\": 99")).unwrap();
+    let current = format!("\"formatVersion\": {}", sluice_engine::checkpoint::metadata::FORMAT_VERSION);
+    assert!(text.contains(&current), "{text}");
+    std::fs::write(&meta, text.replace(&current, "\"formatVersion\": 99")).unwrap();
     let e = restore_error(dir.path(), &sp);
     assert!(e.contains("format version 99 is newer"), "{e}");
     // No _metadata.

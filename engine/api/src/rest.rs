@@ -209,7 +209,14 @@ pub struct Checkpoint {
     pub trigger_time: String,
     /// From trigger to `_metadata` written (or to the failure).
     pub duration_ms: u64,
+    /// The size of every file the snapshot consists of, including those of
+    /// earlier checkpoints that an incremental one refers to (Flink's full
+    /// checkpoint data size).
     pub size_bytes: u64,
+    /// The bytes this snapshot wrote itself: less than `sizeBytes` when it is
+    /// incremental (Flink's checkpointed data size).
+    #[serde(default)]
+    pub written_bytes: u64,
     /// The longest time a subtask held input channels while aligning barriers.
     pub alignment_ms: u64,
     pub location: String,

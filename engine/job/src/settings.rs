@@ -44,6 +44,9 @@ pub struct CheckpointSettings {
     pub timeout: Duration,
     pub retained: usize,
     pub savepoint_dir: Option<String>,
+    /// Incremental checkpoints (`execution.checkpointing.incremental`, or
+    /// Flink's older `state.backend.incremental`); on by default.
+    pub incremental: bool,
     /// The `s3.*` keys.
     pub s3: S3Options,
 }
@@ -207,7 +210,16 @@ impl CheckpointSettings {
             }
             None => None,
         };
+        let incremental = match first(config, &["execution.checkpointing.incremental", "state.backend.incremental"]) {
+            Some((v, k)) => match v.trim() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(JobError::Config(format!("'{k}': '{v}' must be true or false"))),
+            },
+            None => true,
+        };
         Ok(CheckpointSettings {
+            incremental,
             dir,
             interval,
             timeout: Duration::from_millis(config.duration_ms("execution.checkpointing.timeout", 600_000)?),

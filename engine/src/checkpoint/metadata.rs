@@ -11,6 +11,15 @@
 //! From format 2 on, the manifest carries its own checksum (`checksum`, the
 //! CRC-32 of its pretty JSON without that member), so that a bit flip in it is
 //! found as surely as one in a state file.
+//!
+//! From format 3 on, keyed state may be written as entries
+//! ([`SectionKind::Entries`], see `state::entries`), and a checkpoint may be
+//! incremental: a section may live in a file of an earlier checkpoint of the
+//! same job (`Section::file`, a path such as `../chk-5/<uid>/0.state`), and
+//! the entries sections of one operator and key group, in manifest order, are
+//! a base followed by the changes of each later checkpoint. Such files are
+//! listed in `files` like the snapshot's own. Savepoints never refer to other
+//! snapshots.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +28,7 @@ use crate::operators::KeyGroupWriters;
 
 /// The snapshot format this engine writes. It reads this one and the previous
 /// one, and refuses newer ones.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The first format whose manifest carries its own checksum.
 const CHECKSUMMED: u32 = 2;
 /// The oldest format this engine still reads.
@@ -81,6 +90,10 @@ pub struct Section {
     pub kind: SectionKind,
     pub offset: u64,
     pub len: u64,
+    /// The file holding the section, relative to the snapshot directory, when
+    /// it is not the subtask's own file (an earlier checkpoint's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +101,9 @@ pub struct Section {
 pub enum SectionKind {
     /// Keyed state of the operator at `operator` in the chain, for one key group.
     Keyed { operator: usize, key_group: u32 },
+    /// Keyed state as entries (a base, or the changes since the previous
+    /// checkpoint) of the operator at `operator`, for one key group.
+    Entries { operator: usize, key_group: u32 },
     /// One split of a source.
     Split,
     /// Output pending commit, pre-committed at `checkpoint`.
@@ -102,6 +118,28 @@ pub struct FileEntry {
     pub path: String,
     pub size: u64,
     pub crc32: u32,
+}
+
+impl SectionKind {
+    /// The key group of keyed state, in either form.
+    pub fn key_group(&self) -> Option<u32> {
+        match self {
+            SectionKind::Keyed { key_group, .. } | SectionKind::Entries { key_group, .. } => Some(*key_group),
+            _ => None,
+        }
+    }
+}
+
+impl SubtaskState {
+    /// The file a section is in: its own, else the subtask's.
+    pub fn file_of<'a>(&'a self, sec: &'a Section) -> Option<&'a str> {
+        sec.file.as_deref().or(self.file.as_deref())
+    }
+
+    /// The sections in the file at `path`.
+    pub fn sections_in<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a Section> + 'a {
+        self.sections.iter().filter(move |s| self.file_of(s) == Some(path))
+    }
 }
 
 /// One subtask's snapshot before it is written: its sections' bytes.
@@ -119,6 +157,14 @@ impl SubtaskSnapshot {
         }
     }
 
+    pub fn add_entries(&mut self, operator: usize, writers: KeyGroupWriters) {
+        for (key_group, w) in writers {
+            if !w.buf.is_empty() {
+                self.sections.push((SectionKind::Entries { operator, key_group }, w.buf));
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.sections.is_empty()
     }
@@ -128,7 +174,7 @@ impl SubtaskSnapshot {
         let mut bytes = Vec::with_capacity(self.sections.iter().map(|s| s.1.len()).sum());
         let mut index = Vec::with_capacity(self.sections.len());
         for (kind, data) in &self.sections {
-            index.push(Section { kind: kind.clone(), offset: bytes.len() as u64, len: data.len() as u64 });
+            index.push(Section { kind: kind.clone(), offset: bytes.len() as u64, len: data.len() as u64, file: None });
             bytes.extend_from_slice(data);
         }
         (bytes, index)
@@ -147,6 +193,11 @@ impl Metadata {
 
     pub fn total_size(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// The size of the files in the snapshot's own directory: what it wrote.
+    pub fn written_size(&self) -> u64 {
+        self.files.iter().filter(|f| !f.path.starts_with("../")).map(|f| f.size).sum()
     }
 
     /// The manifest's bytes: pretty JSON with its checksum.
@@ -206,7 +257,8 @@ mod tests {
         s.sections.push((SectionKind::Split, b"split".to_vec()));
         let (bytes, index) = s.encode();
         assert_eq!(index.len(), 2, "empty key groups are not written");
-        assert_eq!(index[0], Section { kind: SectionKind::Keyed { operator: 0, key_group: 5 }, offset: 0, len: 4 });
+        let kind = SectionKind::Keyed { operator: 0, key_group: 5 };
+        assert_eq!(index[0], Section { kind, offset: 0, len: 4, file: None });
         assert_eq!(&bytes[index[1].offset as usize..][..index[1].len as usize], b"split");
     }
 

@@ -68,6 +68,9 @@ pub use metadata::{Metadata, SnapshotKind, SubtaskSnapshot};
 pub struct BarrierInfo {
     pub id: u64,
     pub kind: SnapshotKind,
+    /// The subtasks may write only what changed since their last checkpoint
+    /// (never for a savepoint, which is self-contained).
+    pub incremental: bool,
     /// Stop the job once this savepoint is complete.
     pub stop: bool,
     /// Send a final watermark before the barrier, firing every window.
@@ -86,8 +89,10 @@ pub enum CoordMsg {
         id: u64,
         vertex: usize,
         subtask: usize,
-        /// The subtask's manifest entry and its state file's, or why it could not be written.
-        result: Result<(metadata::SubtaskState, Option<metadata::FileEntry>), String>,
+        /// The subtask's manifest entry and the entries of the state files it
+        /// consists of (its own, and those of earlier checkpoints it refers
+        /// to), or why it could not be written.
+        result: Result<(metadata::SubtaskState, Vec<metadata::FileEntry>), String>,
         alignment_ms: u64,
     },
     /// A subtask has finished (its input ended); this is its state from now on.

@@ -3,12 +3,19 @@
 //! to the subtask that owns its key group at the new parallelism; every source
 //! subtask sees every split (the connector picks its own); sinks get every
 //! committable, to commit again, idempotently, before the job starts.
+//! Keyed state written as entries (incremental checkpoints) is merged per
+//! operator and key group, base first, before the operator reads it, so
+//! operators restore from either form alike.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use super::coordinator::VertexMeta;
 use super::metadata::{SectionKind, VertexState};
 use super::store::Loaded;
 use crate::error::EngineError;
 use crate::keygroup;
+use crate::state::entries;
 
 fn restore_error(loaded: &Loaded, message: impl ToString) -> EngineError {
     EngineError::Restore { location: loaded.location.clone(), message: message.to_string() }
@@ -90,14 +97,13 @@ pub fn check(
 
 /// Whether any old subtask wrote keyed state for the operator at `index`.
 fn has_keyed_state(old: &VertexState, index: usize) -> bool {
-    old.subtasks
-        .iter()
-        .flat_map(|s| &s.sections)
-        .any(|x| matches!(x.kind, SectionKind::Keyed { operator, .. } if operator == index))
+    old.subtasks.iter().flat_map(|s| &s.sections).any(|x| {
+        matches!(x.kind, SectionKind::Keyed { operator, .. } | SectionKind::Entries { operator, .. } if operator == index)
+    })
 }
 
 /// Keyed state for one subtask: (operator index in the chain, key group, bytes).
-pub type KeyedState<'a> = Vec<(usize, u32, &'a [u8])>;
+pub type KeyedState<'a> = Vec<(usize, u32, Cow<'a, [u8]>)>;
 
 /// A sink's restored committables and writer states.
 pub struct SinkRestore {
@@ -115,19 +121,30 @@ pub fn keyed_for<'a>(
     let Some(v) = loaded.metadata.vertex(uid) else { return Ok(vec![]) };
     let owned = keygroup::range(subtask, loaded.metadata.max_parallelism, parallelism);
     let mut out = Vec::new();
+    // Entries sections of each (operator, key group), in manifest order.
+    let mut chains: BTreeMap<(usize, u32), Vec<&[u8]>> = BTreeMap::new();
     for s in &v.subtasks {
-        let Some(file) = &s.file else { continue };
         for sec in &s.sections {
-            if let SectionKind::Keyed { operator, key_group } = sec.kind
-                && owned.contains(&(key_group as usize))
-            {
-                out.push((
-                    operator,
-                    key_group,
-                    loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?,
-                ));
+            let (SectionKind::Keyed { operator, key_group } | SectionKind::Entries { operator, key_group }) = sec.kind
+            else {
+                continue;
+            };
+            if !owned.contains(&(key_group as usize)) {
+                continue;
+            }
+            let file = s.file_of(sec).ok_or_else(|| restore_error(loaded, "a section of keyed state names no file"))?;
+            let bytes = loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?;
+            match sec.kind {
+                SectionKind::Entries { .. } => chains.entry((operator, key_group)).or_default().push(bytes),
+                _ => out.push((operator, key_group, Cow::Borrowed(bytes))),
             }
         }
+    }
+    for ((operator, key_group), chain) in chains {
+        let merged = entries::merge(&chain).map_err(|e| {
+            restore_error(loaded, format!("operator {operator}, key group {key_group}: damaged state entries: {e}"))
+        })?;
+        out.push((operator, key_group, Cow::Owned(merged)));
     }
     Ok(out)
 }
@@ -137,8 +154,8 @@ pub fn sink_states_by_subtask(loaded: &Loaded, uid: &str) -> Result<Vec<(usize, 
     let Some(v) = loaded.metadata.vertex(uid) else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for s in &v.subtasks {
-        let Some(file) = &s.file else { continue };
         for sec in s.sections.iter().filter(|x| matches!(x.kind, SectionKind::SinkState)) {
+            let Some(file) = s.file_of(sec) else { continue };
             let bytes = loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?;
             out.push((s.subtask, bytes.to_vec()));
         }
@@ -155,8 +172,8 @@ fn sections_of(
     let Some(v) = loaded.metadata.vertex(uid) else { return Ok(None) };
     let mut out = Vec::new();
     for s in &v.subtasks {
-        let Some(file) = &s.file else { continue };
         for sec in s.sections.iter().filter(|x| want(&x.kind)) {
+            let Some(file) = s.file_of(sec) else { continue };
             out.push(loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?.to_vec());
         }
     }

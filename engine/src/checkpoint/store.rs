@@ -10,6 +10,10 @@
 //!
 //! A directory without `_metadata` is not a snapshot. A snapshot whose files
 //! are missing, truncated or fail their checksum is never restored from.
+//!
+//! An incremental checkpoint's manifest also lists files of earlier
+//! checkpoints of the job (`../chk-<k>/…`, see `metadata`). Retention never
+//! deletes a checkpoint directory that a retained checkpoint refers to.
 
 use std::collections::HashMap;
 
@@ -122,9 +126,41 @@ pub fn load_verified(dir: &Storage, keep: Want) -> Result<Loaded, SnapshotError>
 /// Whether a state file holds anything but keyed state: splits, committables
 /// or a sink writer's state (what a coordinator needs to recover sinks).
 pub fn holds_unkeyed(m: &Metadata, f: &FileEntry) -> bool {
-    m.vertices.iter().flat_map(|v| &v.subtasks).filter(|s| s.file.as_deref() == Some(f.path.as_str())).any(|s| {
-        s.sections.iter().any(|sec| sec.len > 0 && !matches!(sec.kind, super::metadata::SectionKind::Keyed { .. }))
-    })
+    m.vertices
+        .iter()
+        .flat_map(|v| &v.subtasks)
+        .any(|s| s.sections_in(&f.path).any(|sec| sec.len > 0 && sec.kind.key_group().is_none()))
+}
+
+/// Where a manifest's file is: `path` below `dir`, or below a sibling of
+/// `dir` for a file of an earlier checkpoint (`../chk-<k>/…`).
+pub fn locate(dir: &Storage, path: &str) -> Result<(Storage, String), SnapshotError> {
+    match path.strip_prefix("../") {
+        None => Ok((dir.clone(), path.to_string())),
+        Some(rest) => match dir.parent() {
+            Some(up) => Ok((up, rest.to_string())),
+            None => Err(SnapshotError::Access {
+                context: format!("{}/{path}", dir.uri()),
+                source: StorageError::Other {
+                    uri: dir.uri(),
+                    detail: "the snapshot refers to a file of an earlier checkpoint, but its directory has no parent"
+                        .into(),
+                },
+            }),
+        },
+    }
+}
+
+/// The checkpoint directories (`chk-<k>`) whose files a manifest refers to.
+pub fn referenced_checkpoints(m: &Metadata) -> Vec<u64> {
+    let mut ids: Vec<u64> = m
+        .files
+        .iter()
+        .filter_map(|f| f.path.strip_prefix("../")?.split('/').next().and_then(sluice_api::layout::checkpoint_id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 fn load_with(dir: &Storage, want: Want, verify_all: bool) -> Result<Loaded, SnapshotError> {
@@ -139,8 +175,9 @@ fn load_with(dir: &Storage, want: Want, verify_all: bool) -> Result<Loaded, Snap
         if !wanted && !verify_all {
             continue;
         }
-        let uri = format!("{location}/{}", f.path);
-        let bytes = match dir.get(&f.path) {
+        let (at, rel) = locate(dir, &f.path)?;
+        let uri = format!("{}/{rel}", at.uri());
+        let bytes = match at.get(&rel) {
             Ok(b) => b,
             Err(source) => return Err(SnapshotError::Access { context: uri, source }),
         };
@@ -236,27 +273,53 @@ fn written_by(dir: &Storage) -> Result<Option<u64>, SnapshotError> {
 }
 
 /// Deletes all but the newest `keep` complete checkpoints, and incomplete ones
-/// older than the newest complete one. `keep_id` is never deleted.
+/// older than the newest complete one, except those whose files a kept
+/// checkpoint refers to (incremental checkpoints). `keep_id` is never deleted.
 pub fn retain(job_dir: &Storage, keep: usize, keep_id: u64) -> Result<usize, StorageError> {
     let mut complete = 0;
     let mut deleted = 0;
+    let mut referenced = std::collections::HashSet::new();
+    // Below this id everything stays (a kept manifest could not be read).
+    let mut keep_below = 0;
     for id in checkpoint_ids(job_dir)? {
         let dir = checkpoint_dir(id);
         let has_metadata = job_dir.child(&dir).exists(METADATA)?;
         if id > keep_id {
             continue; // in flight
         }
-        if has_metadata && complete < keep {
-            complete += 1;
+        if has_metadata && complete < keep || id == keep_id {
+            complete += usize::from(has_metadata);
+            match references(&job_dir.child(&dir))? {
+                Some(ids) => referenced.extend(ids),
+                None => keep_below = keep_below.max(id),
+            }
             continue;
         }
-        if id == keep_id {
+        if referenced.contains(&id) || id < keep_below {
             continue;
         }
         job_dir.delete_prefix(&dir)?;
         deleted += 1;
     }
     Ok(deleted)
+}
+
+/// The earlier checkpoints a checkpoint's manifest refers to. A manifest that
+/// cannot be read keeps every older directory: deleting state that a
+/// checkpoint might need is worse than keeping some too long.
+fn references(dir: &Storage) -> Result<Option<Vec<u64>>, StorageError> {
+    let raw = match dir.get(METADATA) {
+        Ok(raw) => raw,
+        Err(e) if e.is_not_found() => return Ok(Some(Vec::new())),
+        Err(e) => return Err(e),
+    };
+    match Metadata::decode(&raw, &dir.uri(), &format!("{}/{METADATA}", dir.uri())) {
+        Ok(m) => Ok(Some(referenced_checkpoints(&m))),
+        Err(e) => {
+            tracing::warn!("{e}; keeping every older checkpoint");
+            Ok(None)
+        }
+    }
 }
 
 /// Written when a job finished or stopped with a savepoint, before the last
@@ -440,5 +503,66 @@ mod tests {
         let t = Terminal { reason: "STOPPED".into(), location: "file:///sp".into(), time: "t".into(), generation: 3 };
         write_terminal(&job, &t).unwrap();
         assert_eq!(read_terminal(&job).unwrap(), Some(t));
+    }
+
+    /// Checkpoint `id` with its own file and one of `base`'s, as an
+    /// incremental checkpoint refers to it.
+    fn write_incremental(job: &Storage, id: u64, base: u64) {
+        let dir = job.child(&checkpoint_dir(id));
+        let own = write_file(&dir, "v/0.state", b"changes").unwrap();
+        let bytes = job.child(&checkpoint_dir(base)).get("v/0.state").unwrap();
+        let earlier = FileEntry {
+            path: format!("../{}/v/0.state", checkpoint_dir(base)),
+            size: bytes.len() as u64,
+            crc32: crc32fast::hash(&bytes),
+        };
+        write_metadata(&dir, &meta(id, vec![earlier, own])).unwrap();
+    }
+
+    #[test]
+    fn an_incremental_checkpoint_reads_the_earlier_files_it_refers_to() {
+        let job = Storage::in_memory().child("job");
+        write_chk(&job, 1, b"base");
+        write_incremental(&job, 2, 1);
+        let l = load_latest(&job).unwrap().unwrap();
+        assert_eq!(l.metadata.checkpoint_id, 2);
+        assert_eq!(l.files["../chk-1/v/0.state"], b"base");
+        assert_eq!(l.metadata.written_size(), 7);
+        assert_eq!(referenced_checkpoints(&l.metadata), [1]);
+        // Opened at its own directory, as a restore URI names it.
+        assert_eq!(load(&job.child("chk-2")).unwrap().files.len(), 2);
+    }
+
+    #[test]
+    fn a_missing_or_damaged_earlier_file_is_named_and_an_older_checkpoint_restored() {
+        let job = Storage::in_memory().child("job");
+        write_chk(&job, 1, b"old");
+        write_chk(&job, 2, b"base");
+        write_incremental(&job, 3, 2);
+        job.child("chk-2").put("v/0.state", b"bAse").unwrap();
+        let e = load(&job.child("chk-3")).err().unwrap().to_string();
+        assert!(e.contains("chk-2/v/0.state") && e.contains("checksum mismatch"), "{e}");
+        job.child("chk-2").delete("v/0.state").unwrap();
+        let e = load(&job.child("chk-3")).err().unwrap().to_string();
+        assert!(e.contains("chk-2/v/0.state"), "{e}");
+        assert_eq!(load_latest(&job).unwrap().unwrap().metadata.checkpoint_id, 1);
+    }
+
+    #[test]
+    fn retention_keeps_the_checkpoints_a_kept_one_refers_to() {
+        let job = Storage::in_memory().child("job");
+        write_chk(&job, 1, b"base");
+        write_incremental(&job, 2, 1);
+        // 3 failed after this subtask wrote its changes, which 4 refers to.
+        job.child("chk-3").put("v/0.state", b"three").unwrap();
+        write_incremental(&job, 4, 3);
+        write_chk(&job, 5, b"other");
+        assert_eq!(retain(&job, 1, 4).unwrap(), 2, "chk-1 and chk-2 go; chk-3 stays for chk-4");
+        assert_eq!(checkpoint_ids(&job).unwrap(), [5, 4, 3]);
+        assert!(load(&job.child("chk-4")).is_ok());
+        // Once nothing kept refers to it, it goes.
+        write_chk(&job, 6, b"six");
+        assert_eq!(retain(&job, 1, 6).unwrap(), 3);
+        assert_eq!(checkpoint_ids(&job).unwrap(), [6]);
     }
 }

@@ -169,7 +169,7 @@ pub enum ToCoordinator {
         id: u64,
         vertex: usize,
         subtask: usize,
-        result: Result<(SubtaskState, Option<FileEntry>), String>,
+        result: Result<(SubtaskState, Vec<FileEntry>), String>,
         alignment_ms: u64,
     },
     Finished {
@@ -259,6 +259,8 @@ pub struct DeploySpec {
 pub struct BarrierWire {
     pub id: u64,
     pub kind: SnapshotKind,
+    #[serde(default)]
+    pub incremental: bool,
     pub stop: bool,
     pub drain: bool,
     pub dir: String,
@@ -266,12 +268,26 @@ pub struct BarrierWire {
 
 impl BarrierWire {
     pub fn of(b: &BarrierInfo) -> BarrierWire {
-        BarrierWire { id: b.id, kind: b.kind, stop: b.stop, drain: b.drain, dir: b.dir.uri() }
+        BarrierWire {
+            id: b.id,
+            kind: b.kind,
+            incremental: b.incremental,
+            stop: b.stop,
+            drain: b.drain,
+            dir: b.dir.uri(),
+        }
     }
 
     pub fn open(&self, s3: &sluice_storage::S3Options) -> Result<BarrierInfo, String> {
         let dir = sluice_storage::Storage::open(&self.dir, s3).map_err(|e| format!("{}: {e}", self.dir))?;
-        Ok(BarrierInfo { id: self.id, kind: self.kind, stop: self.stop, drain: self.drain, dir })
+        Ok(BarrierInfo {
+            id: self.id,
+            kind: self.kind,
+            incremental: self.incremental,
+            stop: self.stop,
+            drain: self.drain,
+            dir,
+        })
     }
 }
 

@@ -76,6 +76,7 @@ pub fn checkpoint_started(id: u64, kind: SnapshotKind, location: String) -> Chec
         trigger_time: rfc3339(SystemTime::now()),
         duration_ms: 0,
         size_bytes: 0,
+        written_bytes: 0,
         alignment_ms: 0,
         location,
         failure: None,

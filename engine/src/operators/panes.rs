@@ -10,6 +10,10 @@
 //! values of the barrier while the task thread goes on. The lookup from key to
 //! group is a table of group ids hashed by the key they point to, so that each
 //! key is stored once; the view does not need it.
+//!
+//! For incremental checkpoints a pane records which groups were written since
+//! the last view (`group` marks them), and the operator records which panes
+//! fired since; a view written as [`entries`] then holds only those.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -20,9 +24,10 @@ use super::KeyGroupWriters;
 use super::aggregate::GroupAccs;
 use super::window::Keys;
 use crate::error::OpError;
-use crate::state::codec::Reader;
+use crate::state::codec::{Reader, Writer};
 use crate::state::cow::{CHUNK, CowVec};
-use crate::state::{GoOn, StateView, abandoned};
+use crate::state::entries::{self, IdSet};
+use crate::state::{EntryView, GoOn, StateView, abandoned};
 
 /// One window's groups.
 pub struct Pane {
@@ -34,22 +39,32 @@ pub struct Pane {
     /// The key of each group, by group id; empty without keys (one group, 0).
     keys: CowVec<Box<[u8]>>,
     pub accs: GroupAccs,
+    /// Groups written since the last view; `None`: every group (the pane is
+    /// newer than the last view).
+    written: Option<IdSet>,
 }
 
 impl Pane {
     pub fn new(start: i64, end: i64, accs: GroupAccs) -> Pane {
-        Pane { start, end, index: HashTable::new(), hasher: DefaultHashBuilder::default(), keys: CowVec::new(), accs }
+        let (index, hasher, keys) = (HashTable::new(), DefaultHashBuilder::default(), CowVec::new());
+        Pane { start, end, index, hasher, keys, accs, written: None }
     }
 
-    /// The group of `key`, added if it is new.
+    /// The group of `key`, added if it is new; it counts as written.
     pub fn group(&mut self, key: &[u8]) -> u32 {
         let h = self.hasher.hash_one(key);
         let keys = &self.keys;
-        if let Some(g) = self.index.find(h, |&g| keys[g as usize].as_ref() == key) {
-            return *g;
+        let g = match self.index.find(h, |&g| keys[g as usize].as_ref() == key) {
+            Some(g) => *g,
+            None => {
+                let g = self.accs.add_group();
+                self.add_key(h, key, g);
+                g
+            }
+        };
+        if let Some(w) = &mut self.written {
+            w.insert(g as usize);
         }
-        let g = self.accs.add_group();
-        self.add_key(h, key, g);
         g
     }
 
@@ -75,9 +90,18 @@ impl Pane {
         &self.keys
     }
 
-    /// A view of the pane now (see the module doc).
+    /// A view of the pane now (see the module doc); what was written since
+    /// the last view goes with it.
     fn share(&mut self, end_utc: i64) -> PaneView {
-        PaneView { end_utc, start: self.start, end: self.end, keys: self.keys.share(), accs: self.accs.share() }
+        let written = self.written.replace(IdSet::default());
+        PaneView {
+            end_utc,
+            start: self.start,
+            end: self.end,
+            keys: self.keys.share(),
+            accs: self.accs.share(),
+            written,
+        }
     }
 }
 
@@ -87,19 +111,27 @@ struct PaneView {
     end: i64,
     keys: CowVec<Box<[u8]>>,
     accs: GroupAccs,
+    written: Option<IdSet>,
 }
 
 /// The window aggregation's state at a barrier.
 pub struct WindowView {
     panes: Vec<PaneView>,
     keys: Arc<Keys>,
+    /// End instants of the panes fired since the last view; `None` on the
+    /// first view.
+    fired: Option<Vec<i64>>,
 }
 
 impl WindowView {
     /// Takes a view of `panes` (by end instant); `O(chunks)`, no copy of keys
-    /// or accumulators.
-    pub fn take<'a>(panes: impl Iterator<Item = (&'a i64, &'a mut Pane)>, keys: Arc<Keys>) -> WindowView {
-        WindowView { panes: panes.map(|(end_utc, p)| p.share(*end_utc)).collect(), keys }
+    /// or accumulators. `fired`: the panes fired since the last view, if known.
+    pub fn take<'a>(
+        panes: impl Iterator<Item = (&'a i64, &'a mut Pane)>,
+        keys: Arc<Keys>,
+        fired: Option<Vec<i64>>,
+    ) -> WindowView {
+        WindowView { panes: panes.map(|(end_utc, p)| p.share(*end_utc)).collect(), keys, fired }
     }
 }
 
@@ -107,38 +139,116 @@ impl WindowView {
 /// key columns while a large pane is encoded.
 const KEY_BATCH: usize = 16 * CHUNK;
 
-impl StateView for WindowView {
-    /// Entry per (window, key): end instant, start, end, key, accumulators.
-    fn encode(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError> {
+/// A record's key part: end instant, start, end, key (see [`entries`]).
+fn key_part(w: &mut Writer, p: &PaneView, key: &[u8]) {
+    w.i64(p.end_utc);
+    w.i64(p.start);
+    w.i64(p.end);
+    w.bytes(key);
+}
+
+impl WindowView {
+    /// Calls `write` for each group of each pane that `pick` selects (all of
+    /// them without keys), with its key group.
+    fn each(
+        &self,
+        max_parallelism: usize,
+        go_on: GoOn,
+        pick: impl Fn(&PaneView) -> Option<&IdSet>,
+        mut write: impl FnMut(u32, &PaneView, &[u8], u32),
+    ) -> Result<(), OpError> {
         for p in &self.panes {
-            let mut write = |kg: u32, key: &[u8], g: u32| {
-                let w = out.entry(kg).or_default();
-                w.i64(p.end_utc);
-                w.i64(p.start);
-                w.i64(p.end);
-                w.bytes(key);
-                p.accs.encode_group(g, w);
-            };
             if self.keys.converter.is_none() {
-                write(0, &[], 0);
+                write(0, p, &[], 0);
                 continue;
             }
-            let mut batch: Vec<&[u8]> = Vec::with_capacity(KEY_BATCH.min(p.keys.len()));
-            let mut first = 0u32;
-            let mut keys = p.keys.iter().peekable();
-            while keys.peek().is_some() {
+            let only = pick(p);
+            let mut groups: Box<dyn Iterator<Item = u32>> = match only {
+                Some(ids) => Box::new(ids.iter().map(|g| g as u32)),
+                None => Box::new(0..p.keys.len() as u32),
+            };
+            let mut batch: Vec<(u32, &[u8])> = Vec::with_capacity(KEY_BATCH.min(p.keys.len()));
+            loop {
                 if !go_on() {
                     return Err(abandoned());
                 }
                 batch.clear();
-                batch.extend(keys.by_ref().take(KEY_BATCH).map(|k| k.as_ref()));
-                let kgs = self.keys.key_groups(&batch, max_parallelism)?;
-                for (i, (key, kg)) in batch.iter().zip(kgs).enumerate() {
-                    write(kg, key, first + i as u32);
+                batch.extend(
+                    groups.by_ref().take(KEY_BATCH).filter_map(|g| Some((g, p.keys.get(g as usize)?.as_ref()))),
+                );
+                if batch.is_empty() {
+                    break;
                 }
-                first += batch.len() as u32;
+                let keys: Vec<&[u8]> = batch.iter().map(|(_, k)| *k).collect();
+                let kgs = self.keys.key_groups(&keys, max_parallelism)?;
+                for ((g, key), kg) in batch.iter().zip(kgs) {
+                    write(kg, p, key, *g);
+                }
             }
         }
         Ok(())
+    }
+}
+
+impl StateView for WindowView {
+    /// Entry per (window, key): end instant, start, end, key, accumulators.
+    fn encode(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError> {
+        self.each(
+            max_parallelism,
+            go_on,
+            |_| None,
+            |kg, p, key, g| {
+                let w = out.entry(kg).or_default();
+                key_part(w, p, key);
+                p.accs.encode_group(g, w);
+            },
+        )
+    }
+
+    fn entries(&self) -> Option<&dyn EntryView> {
+        Some(self)
+    }
+}
+
+impl EntryView for WindowView {
+    fn encode_base(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError> {
+        self.each(
+            max_parallelism,
+            go_on,
+            |_| None,
+            |kg, p, key, g| {
+                entries::put_with(out.entry(kg).or_default(), |w| key_part(w, p, key), |w| p.accs.encode_group(g, w));
+            },
+        )
+    }
+
+    fn knows_changes(&self) -> bool {
+        self.fired.is_some()
+    }
+
+    /// A prefix delete per pane fired since the last view, in every owned key
+    /// group; then the groups written since the last view (every group of a
+    /// pane opened since).
+    fn encode_changes(
+        &self,
+        max_parallelism: usize,
+        owned: std::ops::Range<u32>,
+        out: &mut KeyGroupWriters,
+        go_on: GoOn,
+    ) -> Result<(), OpError> {
+        let Some(fired) = &self.fired else { return Err(OpError::Other("no changes were tracked".into())) };
+        for end_utc in fired {
+            for kg in owned.clone() {
+                entries::delete_prefix(out.entry(kg).or_default(), &end_utc.to_le_bytes());
+            }
+        }
+        self.each(
+            max_parallelism,
+            go_on,
+            |p| p.written.as_ref(),
+            |kg, p, key, g| {
+                entries::put_with(out.entry(kg).or_default(), |w| key_part(w, p, key), |w| p.accs.encode_group(g, w));
+            },
+        )
     }
 }

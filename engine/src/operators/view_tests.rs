@@ -173,3 +173,41 @@ fn a_window_view_holds_the_state_of_its_barrier() {
 fn a_session_view_holds_the_state_of_its_barrier() {
     a_view_holds_the_barrier_state(session);
 }
+
+/// As entries, per key group: a base, or the changes since the last view.
+fn entries_of(view: &dyn StateView, changes: bool) -> Vec<(u32, Vec<u8>)> {
+    let e = view.entries().expect("the window aggregation's state is written as entries");
+    let mut w = KeyGroupWriters::new();
+    if changes {
+        assert!(e.knows_changes());
+        e.encode_changes(MAX_PARALLELISM, 0..MAX_PARALLELISM as u32, &mut w, &|| true).unwrap();
+    } else {
+        e.encode_base(MAX_PARALLELISM, &mut w, &|| true).unwrap();
+    }
+    w.into_iter().map(|(kg, w)| (kg, w.buf)).collect()
+}
+
+#[test]
+fn a_window_restores_from_a_base_and_the_changes_after_it() {
+    let mut out = Vec::new();
+    let mut op = window();
+    op.process_batch(first(), &mut out).unwrap();
+    op.process_watermark(300, &mut out).unwrap();
+    let base = entries_of(op.snapshot().unwrap().unwrap().as_ref(), false);
+    // Updates to some keys only, then panes fire.
+    op.process_batch(batch(&[(3, 1.0, "q", 1200), (4, 2.0, "r", 2300), (1699, 3.0, "s", 2400)]), &mut out).unwrap();
+    op.process_watermark(1500, &mut out).unwrap();
+    let view = op.snapshot().unwrap().unwrap();
+    let changes = entries_of(view.as_ref(), true);
+    let size = |e: &[(u32, Vec<u8>)]| e.iter().map(|(_, b)| b.len()).sum::<usize>();
+    assert!(size(&changes) * 20 < size(&base), "changes {} of a base of {}", size(&changes), size(&base));
+
+    let mut restored = window();
+    for kg in 0..MAX_PARALLELISM as u32 {
+        let chain: Vec<&[u8]> =
+            base.iter().chain(&changes).filter(|(k, _)| *k == kg).map(|(_, b)| b.as_slice()).collect();
+        restored.restore(kg, &crate::state::entries::merge(&chain).unwrap()).unwrap();
+    }
+    assert_eq!(restored.state_keys(), op.state_keys(), "fired panes are deleted by the changes");
+    assert_eq!(rows(restored.as_mut()), rows(op.as_mut()));
+}

@@ -224,6 +224,9 @@ pub struct WindowAggregate {
     aggs: Vec<AggDef>,
     schema: SchemaRef,
     panes: BTreeMap<i64, Pane>,
+    /// Panes fired since the last snapshot view, once one was taken (what an
+    /// incremental checkpoint deletes).
+    fired: Option<Vec<i64>>,
     watermark: i64,
     /// Bundles end when the watermark reaches this value (see [`trigger_interval`]).
     next_trigger: i64,
@@ -258,6 +261,7 @@ impl WindowAggregate {
             aggs,
             schema: relax(&schema),
             panes: BTreeMap::new(),
+            fired: None,
             watermark: NO_WATERMARK,
             next_trigger: i64::MIN,
         }
@@ -270,6 +274,9 @@ impl WindowAggregate {
                 break;
             }
             let pane = entry.remove();
+            if let Some(f) = &mut self.fired {
+                f.push(end_utc);
+            }
             // Group ids are the keys' positions.
             let groups: Vec<(&[u8], u32)> = if self.keys.converter.is_none() {
                 vec![(&[][..], 0)]
@@ -377,7 +384,8 @@ impl StreamOperator for WindowAggregate {
         for pane in self.panes.values_mut() {
             pane.accs.fold();
         }
-        Ok(Some(Box::new(WindowView::take(self.panes.iter_mut(), self.keys.clone()))))
+        let fired = self.fired.replace(Vec::new());
+        Ok(Some(Box::new(WindowView::take(self.panes.iter_mut(), self.keys.clone(), fired))))
     }
 
     fn restore(&mut self, _key_group: u32, state: &[u8]) -> Result<(), OpError> {

@@ -216,7 +216,7 @@ fn build_chains(
                         location: l.location.clone(),
                         message: format!("`{}` has no operator {op} for the snapshot's state", v.name()),
                     })?;
-                    target.restore(kg, bytes).map_err(|e| EngineError::Restore {
+                    target.restore(kg, &bytes).map_err(|e| EngineError::Restore {
                         location: l.location.clone(),
                         message: format!("operator `{}` (uid {}): cannot read its state: {e}", target.name(), v.uid),
                     })?;
@@ -437,6 +437,7 @@ fn wire_tasks(
                     state: state.clone(),
                     coord: coord_tx.clone(),
                     max_parallelism: graph.max_parallelism,
+                    parallelism: v.parallelism,
                     exactly_once: opts.checkpoint.exactly_once(),
                     is_sink: is_sink(v),
                     uncommitted: Vec::new(),

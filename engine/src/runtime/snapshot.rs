@@ -40,8 +40,21 @@
 //!   if it is encoded. The coordinator runs one snapshot at a time, so it has
 //!   given up on the older one already; finishing it would only pin memory and
 //!   hold up the newer one. Savepoints are never abandoned.
+//! - **Incremental checkpoints.** State that can be written as entries
+//!   ([`crate::state::EntryView`]) is written as a base of every record, then,
+//!   at each later checkpoint, only as what changed since the subtask's
+//!   previous written snapshot; the manifest entry refers to the base and
+//!   the earlier changes in their checkpoints' files (the subtask's chain).
+//!   A view's changes are relative to the previous view of the same state,
+//!   so a chain holds only while every snapshot of the subtask is written:
+//!   after a failed or abandoned one, a savepoint (self-contained, in another
+//!   directory), a view that does not know its changes, or once the chain is
+//!   long or its changes outweigh its base ([`builds_on`]), the next
+//!   checkpoint writes a new base. The files of a chain are those of
+//!   snapshots this worker wrote, which retention keeps while a retained
+//!   checkpoint refers to them.
 //!
-//! The decisions ([`plan`]) are pure; the thread only follows them.
+//! The decisions ([`plan`], [`builds_on`]) are pure; the thread only follows them.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -51,7 +64,7 @@ use std::time::Instant;
 
 use sluice_storage::Storage;
 
-use crate::checkpoint::metadata::{FileEntry, SectionKind, SubtaskState};
+use crate::checkpoint::metadata::{FileEntry, Section, SectionKind, SubtaskState};
 use crate::checkpoint::{CoordMsg, SnapshotKind, SubtaskSnapshot, store};
 use crate::error::OpError;
 use crate::operators::KeyGroupWriters;
@@ -67,7 +80,8 @@ pub struct Taken {
 }
 
 impl Taken {
-    /// Encodes the views: the snapshot as it is written.
+    /// Encodes the views in their own format, whole: a finished subtask's
+    /// final state.
     pub fn encode(self, max_parallelism: usize, go_on: GoOn) -> Result<SubtaskSnapshot, OpError> {
         let mut snap = SubtaskSnapshot::default();
         for (operator, view) in self.keyed {
@@ -78,10 +92,104 @@ impl Taken {
         snap.sections.extend(self.sections);
         Ok(snap)
     }
+
+    /// Whether every view that can be written as entries knows what changed
+    /// since its previous view.
+    fn knows_changes(&self) -> bool {
+        self.keyed.iter().filter_map(|(_, v)| v.entries()).all(|e| e.knows_changes())
+    }
+
+    /// Encodes the views for a checkpoint or savepoint: as entries where a
+    /// view can be (only the changes when `changes`, else a base), else in
+    /// the operator's own format. `owned`: the subtask's key groups.
+    fn encode_entries(
+        self,
+        max_parallelism: usize,
+        changes: bool,
+        owned: std::ops::Range<u32>,
+        go_on: GoOn,
+    ) -> Result<SubtaskSnapshot, OpError> {
+        let mut snap = SubtaskSnapshot::default();
+        for (operator, view) in self.keyed {
+            let mut w = KeyGroupWriters::new();
+            match view.entries() {
+                Some(e) if changes => e.encode_changes(max_parallelism, owned.clone(), &mut w, go_on)?,
+                Some(e) => e.encode_base(max_parallelism, &mut w, go_on)?,
+                None => {
+                    view.encode(max_parallelism, &mut w, go_on)?;
+                    snap.add_keyed(operator, w);
+                    continue;
+                }
+            }
+            snap.add_entries(operator, w);
+        }
+        snap.sections.extend(self.sections);
+        Ok(snap)
+    }
 }
 
 /// A written state file's manifest entries, or why it could not be written.
-type Written = Result<(SubtaskState, Option<FileEntry>), String>;
+type Written = Result<(SubtaskState, Vec<FileEntry>), String>;
+
+/// Changes are written on top of a chain until it holds this many.
+pub const MAX_CHANGES: usize = 10;
+
+/// What a subtask's next checkpoint can build on: the entries sections of
+/// its snapshots since its last base, each with the checkpoint whose
+/// directory holds it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Chain {
+    /// (checkpoint id, section with its file's path in that checkpoint).
+    sections: Vec<(u64, Section)>,
+    /// (checkpoint id, file entry with its path in that checkpoint).
+    files: Vec<(u64, FileEntry)>,
+    base_bytes: u64,
+    change_bytes: u64,
+    changes: usize,
+}
+
+impl Chain {
+    /// The chain's sections and files as a snapshot in `chk-<id>` refers to them.
+    fn referred(&self) -> (Vec<Section>, Vec<FileEntry>) {
+        let rel = |k: u64, path: &str| format!("../{}/{path}", store::checkpoint_dir(k));
+        let sections = self
+            .sections
+            .iter()
+            .map(|(k, s)| Section { file: s.file.as_deref().map(|f| rel(*k, f)), ..s.clone() })
+            .collect();
+        let files = self.files.iter().map(|(k, f)| FileEntry { path: rel(*k, &f.path), ..f.clone() }).collect();
+        (sections, files)
+    }
+
+    /// Adds what checkpoint `id` wrote: its entries sections, in its own file.
+    fn add(&mut self, id: u64, state: &SubtaskState, file: Option<&FileEntry>, base: bool) {
+        let mut bytes = 0;
+        for s in state.sections.iter().filter(|s| matches!(s.kind, SectionKind::Entries { .. }) && s.file.is_none()) {
+            bytes += s.len;
+            self.sections.push((id, Section { file: state.file.clone(), ..s.clone() }));
+        }
+        if let Some(f) = file.filter(|_| bytes > 0) {
+            self.files.push((id, f.clone()));
+        }
+        if base {
+            self.base_bytes = bytes;
+        } else {
+            self.change_bytes += bytes;
+            self.changes += 1;
+        }
+    }
+}
+
+/// Whether a snapshot writes only the changes on top of `chain`: a
+/// checkpoint of a job with incremental checkpoints, whose views know their
+/// changes, on a chain that is neither long nor heavier in changes than in
+/// its base. Otherwise it writes a base.
+pub fn builds_on(kind: JobKind, incremental: bool, chain: Option<&Chain>, views_know: bool) -> bool {
+    matches!(kind, JobKind::Checkpoint(_))
+        && incremental
+        && views_know
+        && chain.is_some_and(|c| c.changes < MAX_CHANGES && c.change_bytes <= c.base_bytes)
+}
 
 /// What a job is, for [`plan`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +236,8 @@ pub fn goes_on(job: JobKind, newest_barrier: u64) -> bool {
 pub struct Job {
     pub id: u64,
     pub kind: SnapshotKind,
+    /// The barrier allows writing only the changes (see the module doc).
+    pub incremental: bool,
     /// The snapshot directory.
     pub dir: Storage,
     pub taken: Taken,
@@ -150,6 +260,7 @@ pub struct Subtask {
     pub subtask: usize,
     pub uid: String,
     pub max_parallelism: usize,
+    pub parallelism: usize,
     pub coord: Sender<CoordMsg>,
     /// The scope of the worker's fault points (`snapshot.encode`,
     /// `snapshot.upload`): the job id.
@@ -163,6 +274,8 @@ pub struct SnapshotWorker {
     tx: Option<Sender<Job>>,
     /// The newest barrier submitted, for [`goes_on`].
     newest: Arc<AtomicU64>,
+    /// The chain of jobs done on the caller's thread (without a worker thread).
+    chain: Option<Chain>,
 }
 
 impl SnapshotWorker {
@@ -182,17 +295,20 @@ impl SnapshotWorker {
         match &self.tx {
             Some(tx) => {
                 if let Err(e) = tx.send(job) {
+                    // The thread is gone, and its chain with it.
                     self.tx = None;
-                    do_job(who, e.0, &self.newest);
+                    self.chain = None;
+                    do_job(who, e.0, &self.newest, &mut self.chain);
                 }
             }
-            None => do_job(who, job, &self.newest),
+            None => do_job(who, job, &self.newest, &mut self.chain),
         }
     }
 }
 
 fn run(who: &Subtask, rx: Receiver<Job>, newest: &AtomicU64) {
     let mut queue: VecDeque<Job> = VecDeque::new();
+    let mut chain = None;
     loop {
         if queue.is_empty() {
             match rx.recv() {
@@ -206,10 +322,12 @@ fn run(who: &Subtask, rx: Receiver<Job>, newest: &AtomicU64) {
             if let Some(Job { id, alignment_ms, .. }) = queue.remove(i) {
                 let why = format!("superseded by snapshot {newer} before its upload started");
                 let _ = who.coord.send(ack(who, id, Err(why), alignment_ms));
+                // Its views' changes are lost with it.
+                chain = None;
             }
         }
         if let Some(job) = queue.pop_front() {
-            do_job(who, job, newest);
+            do_job(who, job, newest, &mut chain);
         }
     }
 }
@@ -218,12 +336,26 @@ fn ack(who: &Subtask, id: u64, result: Written, alignment_ms: u64) -> CoordMsg {
     CoordMsg::Ack { id, vertex: who.vertex, subtask: who.subtask, result, alignment_ms }
 }
 
-/// Encodes and writes one job, then reports it.
-fn do_job(who: &Subtask, job: Job, newest: &AtomicU64) {
+/// Encodes and writes one job, then reports it; `chain` follows what it wrote.
+fn do_job(who: &Subtask, job: Job, newest: &AtomicU64, chain: &mut Option<Chain>) {
     let kind = job.kind();
-    let Job { id, dir, taken, alignment_ms, .. } = job;
+    let Job { id, dir, taken, alignment_ms, incremental, .. } = job;
     let started = Instant::now();
-    let result = write(who, &dir, taken, &|| goes_on(kind, newest.load(Ordering::SeqCst)));
+    let changes = builds_on(kind, incremental, chain.as_ref(), taken.knows_changes());
+    let go_on = || goes_on(kind, newest.load(Ordering::SeqCst));
+    let result = write(who, &dir, taken, changes, &go_on);
+    *chain = match (&result, kind) {
+        (Ok((state, own)), JobKind::Checkpoint(_)) if incremental => {
+            let mut c = if changes { chain.take().unwrap_or_default() } else { Chain::default() };
+            c.add(id, state, own.as_ref(), !changes);
+            Some(c)
+        }
+        _ => None,
+    };
+    let result = result.map(|(state, own)| match (changes, chain.as_ref()) {
+        (true, Some(c)) => with_chain(state, own, c, id),
+        _ => (state, own.into_iter().collect()),
+    });
     tracing::debug!(
         "checkpoint {id}: vertex {} subtask {}: encoded and written off the task thread in {} ms",
         who.vertex,
@@ -233,14 +365,39 @@ fn do_job(who: &Subtask, job: Job, newest: &AtomicU64) {
     let _ = who.coord.send(ack(who, id, result, alignment_ms));
 }
 
-fn write(who: &Subtask, dir: &Storage, taken: Taken, go_on: GoOn) -> Written {
+/// The manifest entry of a snapshot written on top of `chain` (which already
+/// holds what `id` wrote): the chain's earlier sections and files, by their
+/// paths from `chk-<id>`, then its own.
+fn with_chain(state: SubtaskState, own: Option<FileEntry>, chain: &Chain, id: u64) -> (SubtaskState, Vec<FileEntry>) {
+    let earlier = Chain {
+        sections: chain.sections.iter().filter(|(k, _)| *k != id).cloned().collect(),
+        files: chain.files.iter().filter(|(k, _)| *k != id).cloned().collect(),
+        ..Chain::default()
+    };
+    let (mut sections, mut files) = earlier.referred();
+    sections.extend(state.sections);
+    files.extend(own);
+    (SubtaskState { sections, ..state }, files)
+}
+
+fn write(
+    who: &Subtask,
+    dir: &Storage,
+    taken: Taken,
+    changes: bool,
+    go_on: GoOn,
+) -> Result<(SubtaskState, Option<FileEntry>), String> {
     // Before keyed state is encoded: where a test holds a snapshot.
     if !taken.keyed.is_empty()
         && let Some(e) = crate::failpoint::hit_in("snapshot.encode", &who.scope)
     {
         return Err(e);
     }
-    let snap = taken.encode(who.max_parallelism, go_on).map_err(|e| format!("cannot encode the state: {e}"))?;
+    let owned = crate::keygroup::range(who.subtask, who.max_parallelism, who.parallelism);
+    let owned = owned.start as u32..owned.end as u32;
+    let snap = taken
+        .encode_entries(who.max_parallelism, changes, owned, go_on)
+        .map_err(|e| format!("cannot encode the state: {e}"))?;
     if !go_on() {
         return Err(abandoned().to_string());
     }
@@ -278,5 +435,69 @@ mod tests {
     fn savepoints_are_never_abandoned() {
         assert_eq!(plan(&[Savepoint(3), Checkpoint(4)]).abandon, []);
         assert_eq!(plan(&[Checkpoint(2), Savepoint(3), Checkpoint(4)]).abandon, [(0, 4)]);
+    }
+
+    fn state(file: Option<&str>, kinds: &[(SectionKind, u64)]) -> SubtaskState {
+        let sections = kinds.iter().map(|(kind, len)| Section { kind: kind.clone(), offset: 0, len: *len, file: None });
+        SubtaskState { subtask: 0, file: file.map(str::to_string), sections: sections.collect() }
+    }
+
+    fn entries(kg: u32) -> SectionKind {
+        SectionKind::Entries { operator: 0, key_group: kg }
+    }
+
+    #[test]
+    fn changes_build_on_a_short_chain_of_checkpoints_only() {
+        let mut c = Chain::default();
+        c.add(1, &state(Some("v/0.state"), &[(entries(0), 1000)]), Some(&file("v/0.state")), true);
+        assert!(builds_on(Checkpoint(2), true, Some(&c), true));
+        assert!(!builds_on(Savepoint(2), true, Some(&c), true), "a savepoint is self-contained");
+        assert!(!builds_on(Checkpoint(2), false, Some(&c), true), "incremental checkpoints are off");
+        assert!(!builds_on(Checkpoint(2), true, None, true), "no chain: the last snapshot failed, or none yet");
+        assert!(!builds_on(Checkpoint(2), true, Some(&c), false), "a view does not know its changes");
+        for id in 2..2 + MAX_CHANGES as u64 {
+            assert!(builds_on(Checkpoint(id), true, Some(&c), true));
+            c.add(id, &state(Some("v/0.state"), &[(entries(0), 10)]), Some(&file("v/0.state")), false);
+        }
+        assert!(!builds_on(Checkpoint(20), true, Some(&c), true), "the chain is long: a new base");
+        let mut heavy = Chain::default();
+        heavy.add(1, &state(Some("v/0.state"), &[(entries(0), 100)]), Some(&file("v/0.state")), true);
+        heavy.add(2, &state(Some("v/0.state"), &[(entries(0), 101)]), Some(&file("v/0.state")), false);
+        assert!(!builds_on(Checkpoint(3), true, Some(&heavy), true), "changes outweigh the base");
+    }
+
+    fn file(path: &str) -> FileEntry {
+        FileEntry { path: path.into(), size: 7, crc32: 1 }
+    }
+
+    #[test]
+    fn a_snapshot_on_a_chain_refers_to_the_earlier_files_from_its_own_directory() {
+        let mut c = Chain::default();
+        c.add(
+            4,
+            &state(Some("v/1.state"), &[(entries(3), 50), (SectionKind::Split, 5)]),
+            Some(&file("v/1.state")),
+            true,
+        );
+        // Checkpoint 5 wrote changes and a split; checkpoint 6 wrote nothing of its own.
+        let five = state(Some("v/1.state"), &[(entries(3), 4), (SectionKind::Split, 5)]);
+        c.add(5, &five, Some(&file("v/1.state")), false);
+        let (st, files) = with_chain(five, Some(file("v/1.state")), &c, 5);
+        let refs: Vec<_> = st.sections.iter().map(|s| (s.kind.clone(), s.file.clone(), s.len)).collect();
+        assert_eq!(
+            refs,
+            [(entries(3), Some("../chk-4/v/1.state".into()), 50), (entries(3), None, 4), (SectionKind::Split, None, 5),],
+            "the base's split is not carried: splits are taken anew at each checkpoint"
+        );
+        let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["../chk-4/v/1.state", "v/1.state"]);
+        let six = state(None, &[]);
+        c.add(6, &six, None, false);
+        let (st, files) = with_chain(six, None, &c, 6);
+        assert_eq!(st.sections.len(), 2);
+        assert_eq!(
+            files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["../chk-4/v/1.state", "../chk-5/v/1.state"]
+        );
     }
 }

@@ -51,6 +51,8 @@ pub struct TaskCtx {
     pub state: Arc<JobState>,
     pub coord: Sender<CoordMsg>,
     pub max_parallelism: usize,
+    /// The vertex's parallelism: with the subtask, which key groups it owns.
+    pub parallelism: usize,
     pub exactly_once: bool,
     pub is_sink: bool,
     /// Sink output pre-committed and not yet committed, by checkpoint id.
@@ -109,6 +111,7 @@ impl TaskCtx {
             subtask: self.subtask,
             uid: self.uid.clone(),
             max_parallelism: self.max_parallelism,
+            parallelism: self.parallelism,
             coord: self.coord.clone(),
             scope: self.state.job_id.clone(),
         }
@@ -119,6 +122,7 @@ impl TaskCtx {
         let job = Job {
             id: barrier.id,
             kind: barrier.kind,
+            incremental: barrier.incremental,
             dir: barrier.dir.clone(),
             taken,
             alignment_ms: alignment.as_millis() as u64,

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod cow;
+pub mod entries;
 pub mod keyed;
 pub mod ttl;
 pub mod value;
@@ -24,6 +25,35 @@ pub trait StateView: Send {
     /// `go_on`, and stops with [`abandoned`] when nobody waits for the
     /// snapshot any more.
     fn encode(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError>;
+
+    /// The view as [`entries`], for state that can be checkpointed
+    /// incrementally; `None` (the default) writes a full [`Self::encode`] at
+    /// every checkpoint.
+    fn entries(&self) -> Option<&dyn EntryView> {
+        None
+    }
+}
+
+/// A [`StateView`] whose records can be written as entries: all of them (a
+/// base), or only what changed since the state's previous view.
+pub trait EntryView {
+    /// Every live record, as puts, one buffer per key group.
+    fn encode_base(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError>;
+
+    /// Whether the view knows what changed since the previous view of the
+    /// same state (not on the first view, nor after tracking overflowed).
+    fn knows_changes(&self) -> bool;
+
+    /// What changed since the previous view: deletes, then puts. Deletes that
+    /// span key groups (a whole pane) go to every key group in `owned`, the
+    /// key groups of the subtask.
+    fn encode_changes(
+        &self,
+        max_parallelism: usize,
+        owned: std::ops::Range<u32>,
+        out: &mut KeyGroupWriters,
+        go_on: GoOn,
+    ) -> Result<(), OpError>;
 }
 
 /// Whether an encoding should go on (see [`StateView::encode`]).

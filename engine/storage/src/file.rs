@@ -95,6 +95,11 @@ impl FileStore {
 }
 
 impl ObjectStore for FileStore {
+    fn parent(&self) -> Option<std::sync::Arc<dyn ObjectStore>> {
+        let up = self.root.parent()?;
+        Some(std::sync::Arc::new(FileStore::new(up.to_path_buf())))
+    }
+
     fn uri(&self, key: &str) -> String {
         path_uri(&self.path(key))
     }

@@ -93,6 +93,16 @@ impl Storage {
         Storage { store: Arc::clone(&self.store), base: location::join(&self.base, &rel) }
     }
 
+    /// The storage one level up: the directory that holds this one. `None` at
+    /// a bucket's root or at the filesystem's root.
+    pub fn parent(&self) -> Option<Storage> {
+        match self.base.rsplit_once('/') {
+            Some((up, _)) => Some(Storage { store: Arc::clone(&self.store), base: up.to_string() }),
+            None if !self.base.is_empty() => Some(Storage { store: Arc::clone(&self.store), base: String::new() }),
+            None => self.store.parent().map(|store| Storage { store, base: String::new() }),
+        }
+    }
+
     /// Writes `data` to `rel`, replacing it. Readers see the old or the new content, never a
     /// part: a local file is written to a hidden temporary file and renamed; on S3, objects over
     /// [`PART_SIZE`] are sent as a multipart upload with up to 4 parts in flight.

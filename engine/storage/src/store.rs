@@ -25,6 +25,11 @@ pub(crate) trait ObjectStore: Send + Sync {
     fn complete_recorded(&self, h: &UploadHandle) -> Result<(), StorageError>;
     fn abort_recorded(&self, h: &UploadHandle) -> Result<(), StorageError>;
     fn list_pending_uploads(&self, prefix: &str) -> Result<Vec<UploadHandle>, StorageError>;
+    /// The store whose root holds this store's root, where there is one (a
+    /// local directory's parent); object stores have none above their bucket.
+    fn parent(&self) -> Option<std::sync::Arc<dyn ObjectStore>> {
+        None
+    }
 }
 
 /// The backend half of an [`crate::Upload`].

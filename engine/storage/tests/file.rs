@@ -232,3 +232,19 @@ fn put_if_absent_creates_once_and_racing_writers_get_one_winner() {
         assert_eq!(s.get(&name).unwrap().len(), 1);
     }
 }
+
+#[test]
+fn the_parent_of_a_directory_reaches_its_siblings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job = open(&tmp.path().join("job"));
+    job.child("chk-1").put("a/0.state", b"one").unwrap();
+    // Opened at the snapshot directory itself, as a restore URI is.
+    let chk2 = open(&tmp.path().join("job/chk-2"));
+    let up = chk2.parent().unwrap();
+    assert_eq!(up.uri(), job.uri());
+    assert_eq!(up.child("chk-1").get("a/0.state").unwrap(), b"one");
+    // And from a child storage.
+    assert_eq!(job.child("chk-2").parent().unwrap().child("chk-1").get("a/0.state").unwrap(), b"one");
+    assert_eq!(job.child("x/chk-2").parent().unwrap().uri(), job.child("x").uri());
+    assert!(open(Path::new("/")).parent().is_none());
+}

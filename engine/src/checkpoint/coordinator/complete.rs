@@ -77,6 +77,7 @@ impl CheckpointCoordinator {
             r.status = SnapshotStatus::Completed;
             r.duration_ms = duration;
             r.size_bytes = metadata.total_size();
+            r.written_bytes = metadata.written_size();
             r.alignment_ms = p.alignment_ms;
         });
         for ((vertex, subtask), state) in &p.acks {
@@ -85,11 +86,12 @@ impl CheckpointCoordinator {
             }
         }
         tracing::info!(
-            "job `{}`: {:?} {} complete in {duration} ms ({} bytes, alignment {} ms)",
+            "job `{}`: {:?} {} complete in {duration} ms ({} bytes, {} written, alignment {} ms)",
             self.job.job_id,
             p.barrier.kind,
             p.barrier.id,
             metadata.total_size(),
+            metadata.written_size(),
             p.alignment_ms
         );
         if let Some(t) = &p.savepoint {

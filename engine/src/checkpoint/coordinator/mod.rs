@@ -32,6 +32,8 @@ pub struct CheckpointOptions {
     pub retained: usize,
     /// The default target of savepoints.
     pub savepoint_dir: Option<String>,
+    /// Checkpoints write only the keyed state that changed since the last one.
+    pub incremental: bool,
     pub s3: S3Options,
 }
 
@@ -43,6 +45,7 @@ impl Default for CheckpointOptions {
             timeout: Duration::from_secs(600),
             retained: 3,
             savepoint_dir: None,
+            incremental: true,
             s3: S3Options::default(),
         }
     }
@@ -182,9 +185,9 @@ impl CheckpointCoordinator {
                     return None; // a late ack of an aborted checkpoint
                 };
                 match result {
-                    Ok((state, file)) => {
+                    Ok((state, files)) => {
                         p.alignment_ms = p.alignment_ms.max(alignment_ms);
-                        p.files.extend(file);
+                        p.files.extend(files);
                         let ack = CheckpointAck {
                             vertex,
                             subtask,
@@ -305,6 +308,7 @@ impl CheckpointCoordinator {
         Ok(Arc::new(BarrierInfo {
             id,
             kind: SnapshotKind::Checkpoint,
+            incremental: self.opts.incremental,
             stop: false,
             drain: false,
             dir: job_dir.child(&store::checkpoint_dir(id)),
@@ -364,8 +368,14 @@ impl CheckpointCoordinator {
 
     fn trigger_savepoint_to(&mut self, req: SavepointRequest, dir: Storage, cluster: &dyn Cluster) {
         let id = self.take_id();
-        let barrier =
-            Arc::new(BarrierInfo { id, kind: SnapshotKind::Savepoint, stop: req.stop, drain: req.drain, dir });
+        let barrier = Arc::new(BarrierInfo {
+            id,
+            kind: SnapshotKind::Savepoint,
+            incremental: false,
+            stop: req.stop,
+            drain: req.drain,
+            dir,
+        });
         self.start(barrier, Some(req.trigger_id), false, cluster);
     }
 

@@ -49,7 +49,7 @@ fn ack(id: u64, vertex: usize, subtask: usize) -> CoordMsg {
         id,
         vertex,
         subtask,
-        result: Ok((SubtaskState { subtask, file: None, sections: vec![] }, None)),
+        result: Ok((SubtaskState { subtask, file: None, sections: vec![] }, vec![])),
         alignment_ms: 3,
     }
 }
@@ -277,7 +277,8 @@ fn a_savepoint_takes_precedence_over_a_periodic_checkpoint_in_flight() {
 
 #[test]
 fn a_savepoint_never_preempts_another_savepoint_or_a_final_checkpoint() {
-    let barrier = |kind| BarrierInfo { id: 1, kind, stop: false, drain: false, dir: Storage::in_memory() };
+    let barrier =
+        |kind| BarrierInfo { id: 1, kind, incremental: false, stop: false, drain: false, dir: Storage::in_memory() };
     assert!(savepoint_preempts(&barrier(SnapshotKind::Checkpoint), false));
     assert!(!savepoint_preempts(&barrier(SnapshotKind::Checkpoint), true));
     assert!(!savepoint_preempts(&barrier(SnapshotKind::Savepoint), false));

@@ -51,11 +51,14 @@ impl Running {
 /// vertex's files needed by every worker that runs the vertex).
 fn needed(graph: &crate::plan::JobGraph, spec: &DeploySpec, m: &Metadata, path: &str) -> bool {
     for vs in &m.vertices {
-        let Some(st) = vs.subtasks.iter().find(|st| st.file.as_deref() == Some(path)) else { continue };
+        let mut sections = vs.subtasks.iter().flat_map(|st| st.sections_in(path)).peekable();
+        if sections.peek().is_none() {
+            continue;
+        }
         let Some(v) = graph.vertices.iter().find(|v| v.uid == vs.uid) else { return false };
         let local: Vec<usize> = (0..v.parallelism).filter(|i| spec.placement[v.id][*i] == spec.you).collect();
-        return st.sections.iter().any(|sec| match sec.kind {
-            SectionKind::Keyed { key_group, .. } => {
+        return sections.any(|sec| match sec.kind {
+            SectionKind::Keyed { key_group, .. } | SectionKind::Entries { key_group, .. } => {
                 local.contains(&crate::keygroup::operator_index(key_group as usize, m.max_parallelism, v.parallelism))
             }
             // Every worker opens every source reader to know which subtasks start idle

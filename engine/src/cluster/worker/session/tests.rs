@@ -87,14 +87,20 @@ fn spec(attempt: u64) -> DeploySpec {
 }
 
 fn trigger(attempt: u64, id: u64) -> ToWorker {
-    let barrier =
-        BarrierWire { id, kind: SnapshotKind::Checkpoint, stop: false, drain: false, dir: "file:///c/chk-1".into() };
+    let barrier = BarrierWire {
+        id,
+        kind: SnapshotKind::Checkpoint,
+        incremental: true,
+        stop: false,
+        drain: false,
+        dir: "file:///c/chk-1".into(),
+    };
     ToWorker::Trigger { attempt, barrier }
 }
 
 fn ack(id: u64) -> CoordMsg {
     let state = SubtaskState { subtask: 0, file: None, sections: vec![] };
-    CoordMsg::Ack { id, vertex: 0, subtask: 0, result: Ok((state, None)), alignment_ms: 0 }
+    CoordMsg::Ack { id, vertex: 0, subtask: 0, result: Ok((state, vec![])), alignment_ms: 0 }
 }
 
 /// A session with attempt `attempt` of two subtasks deployed.

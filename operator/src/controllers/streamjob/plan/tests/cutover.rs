@@ -80,6 +80,7 @@ fn blue_after_handoff() -> EngineView {
         trigger_time: now(8).to_string(),
         duration_ms: 1000,
         size_bytes: 123_456,
+        written_bytes: 123_456,
         alignment_ms: 0,
         location: SP.into(),
         failure: None,

@@ -67,6 +67,7 @@ fn job(
             trigger_time: t.into(),
             duration_ms: 0,
             size_bytes: 0,
+            written_bytes: 0,
             alignment_ms: 0,
             location: "s3://b/chk/chk-3".into(),
             failure: None,
