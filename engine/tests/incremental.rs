@@ -1,0 +1,127 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Incremental checkpoints end to end: a job with keyed state in a window
+//! aggregation and a non-windowed aggregation writes a base, then only what
+//! changed; it is killed with SIGKILL after several incremental checkpoints
+//! and restored from the newest at another parallelism, which reads the base
+//! and every change after it. The committed window output must be exactly
+//! the output of a run that never stopped, and the printed changelog,
+//! materialized, the table of such a run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+mod common;
+use common::restore::{reference_run, run_job};
+use common::{committed, wait_for};
+
+/// 4,000 keys, each updated about every 2 s at 2,000 rows/s: a checkpoint
+/// every 300 ms changes about 15% of them. The 1-day window fires only at the
+/// end of the input.
+fn job(out: &Path, rows: u64, rate: u64) -> String {
+    format!(
+        "CREATE TABLE src (id BIGINT, v INT, k AS id % 4000,
+   ts AS TO_TIMESTAMP_LTZ(id, 3),
+   WATERMARK FOR ts AS ts)
+ WITH ('connector' = 'datagen', 'seed' = '3', 'rows-per-second' = '{rate}', 'scan.parallelism' = '1',
+   'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{last}',
+   'fields.v.min' = '0', 'fields.v.max' = '1000');
+CREATE TABLE daily (k BIGINT, n BIGINT, s BIGINT, m INT)
+ WITH ('connector' = 'filesystem', 'path' = '{w}', 'format' = 'csv');
+CREATE TABLE totals (k BIGINT, n BIGINT, s BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'totals');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO daily SELECT k, COUNT(*), SUM(id), MAX(v)
+  FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' DAY)) GROUP BY window_start, window_end, k;
+INSERT INTO totals SELECT k, COUNT(*), SUM(v) FROM src GROUP BY k;
+END;
+",
+        last = rows - 1,
+        w = out.display()
+    )
+}
+
+/// The printed changelog of `totals`, applied in order, keyed by `k`.
+fn materialize(outputs: &[String]) -> BTreeMap<String, String> {
+    let mut table = BTreeMap::new();
+    for line in outputs.iter().flat_map(|o| o.lines()) {
+        let Some((_, row)) = line.split_once("> ") else { continue };
+        let (kind, fields) = row.split_at(2);
+        let fields = fields.trim_start_matches('[').trim_end_matches(']');
+        let k = fields.split(", ").next().unwrap().to_string();
+        match kind {
+            "+I" | "+U" => table.insert(k, fields.to_string()),
+            _ => table.remove(&k),
+        };
+    }
+    table
+}
+
+/// (bytes written, total bytes) of each complete checkpoint that refers to
+/// an earlier one's files.
+fn incremental_checkpoints(job_dir: &Path) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(job_dir).unwrap().filter_map(Result::ok) {
+        let Ok(raw) = std::fs::read(e.path().join("_metadata")) else { continue };
+        let m: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        let files = m["files"].as_array().unwrap();
+        let size = |earlier: bool| {
+            files
+                .iter()
+                .filter(|f| f["path"].as_str().unwrap().starts_with("../") == earlier)
+                .map(|f| f["size"].as_u64().unwrap())
+                .sum::<u64>()
+        };
+        if size(true) > 0 {
+            out.push((size(false), size(false) + size(true)));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_job_killed_after_incremental_checkpoints_restores_exactly_once_at_another_parallelism() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 40_000;
+    let reference = reference_run(dir.path(), &job(&dir.path().join("ref"), rows, 1_000_000));
+    let expected_daily = committed(&dir.path().join("ref"));
+    assert_eq!(expected_daily.len(), 4000);
+
+    let ckpt = dir.path().join("ckpt");
+    let job_file = dir.path().join("inc.sql");
+    std::fs::write(&job_file, job(&dir.path().join("out"), rows, 2000)).unwrap();
+    let ck = ckpt.display().to_string();
+    let args = ["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms"];
+    let first_out = dir.path().join("first.out");
+    let mut child = run_job(&job_file, &[&args[..], &["-p", "2"]].concat(), &first_out);
+    let job_dir = ckpt.join("inc");
+    // Retention keeps 3; once that many refer to earlier files, chains of
+    // several changes have been written.
+    wait_for("three incremental checkpoints", Duration::from_secs(60), || {
+        job_dir.exists() && incremental_checkpoints(&job_dir).len() >= 3
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let written = incremental_checkpoints(&job_dir);
+    for (own, total) in &written {
+        assert!(own * 2 < *total, "an incremental checkpoint wrote {own} of {total} bytes: {written:?}");
+    }
+
+    let second_out = dir.path().join("second.out");
+    let restored = run_job(&job_file, &[&args[..], &["-p", "3", "--restore", "latest"]].concat(), &second_out)
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&restored.stderr);
+    assert!(restored.status.success(), "{stderr}");
+    assert!(stderr.contains("restoring from"), "{stderr}");
+
+    let daily = committed(&dir.path().join("out"));
+    let wrong: Vec<_> = daily.iter().filter(|l| !expected_daily.contains(l)).take(5).collect();
+    assert!(
+        daily == expected_daily,
+        "the committed window output is not exactly once: {} rows for {} expected; first wrong: {wrong:?}",
+        daily.len(),
+        expected_daily.len()
+    );
+    let outputs = [std::fs::read_to_string(first_out).unwrap(), std::fs::read_to_string(second_out).unwrap()];
+    assert_eq!(materialize(&outputs), materialize(&[reference]));
+}
