@@ -447,11 +447,45 @@ class Bench:
         c1, c2 = after[:2]
         for c in (c1, c2):
             c["pauseMs"] = e.pause_ms(c["id"])
-        rss_build = e.proc.rss_hwm_kb()
         log(f"{job_id}: checkpoints {c1['id']}, {c2['id']}: {human(c1['sizeBytes'])} in {c1['durationMs']} ms, "
             f"{human(c2['sizeBytes'])} in {c2['durationMs']} ms")
+        c3 = self.change_one_percent(e, job_id, data, keys, c2["id"], deadline)
+        rss_build = e.proc.rss_hwm_kb()
         return e, {"label": label, "keys": keys, "storage": storage, "read_s": read_s, "c1": c1, "c2": c2,
-                   "rss_mib": (rss_build or 0) / 1024, "job_sql": job_sql, "job_id": job_id}
+                   "c3": c3, "rss_mib": (rss_build or 0) / 1024, "job_sql": job_sql, "job_id": job_id}
+
+    def change_one_percent(self, e, job_id, data, keys, after_id, deadline):
+        """Adds a file that updates 1% of the keys (spread over all of them) to the monitored
+        directory, and returns the first checkpoint completed after every line of it was read:
+        an incremental checkpoint writes about that share of the state."""
+        changed = max(1, keys // 100)
+        path = os.path.join(data, "changed.csv")
+        with open(path + ".tmp", "w") as f:
+            f.write("".join(f"{k},{EVENT_TIME_MS},1,{'f' * 64}\n" for k in range(0, keys, keys // changed)[:changed]))
+        os.rename(path + ".tmp", path)
+        try:
+            while e.records_in("Window") < keys + changed:
+                e.alive()
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{job_id}: the 1% change file was not read within {self.args.timeout} s")
+                time.sleep(0.2)
+            read_at = max((c["id"] for c in e.checkpoints()), default=after_id)
+            while True:
+                e.alive()
+                done = [c for c in e.checkpoints() if c["id"] > read_at and c["status"] == "COMPLETED"
+                        and c["kind"] == "checkpoint"]
+                if done:
+                    c3 = min(done, key=lambda c: c["id"])
+                    break
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{job_id}: no checkpoint after the 1% change within {self.args.timeout} s")
+                time.sleep(0.2)
+        finally:
+            os.remove(path)
+        c3["pauseMs"] = e.pause_ms(c3["id"])
+        log(f"{job_id}: after {changed} of {keys} keys changed, checkpoint {c3['id']} wrote "
+            f"{human(c3.get('writtenBytes', c3['sizeBytes']))} of {human(c3['sizeBytes'])} in {c3['durationMs']} ms")
+        return c3
 
     # -- 3. savepoint, 4. restore
 
@@ -572,11 +606,12 @@ class Bench:
         w("")
         w("| state (sizeBytes) | keys | storage | input read s | checkpoint ms | again, no new input, ms | MB/s | "
           "task-thread pause ms (both) | "
+          "after 1% of keys changed: written / full (ms) | "
           f"stop-with-savepoint s (own) | restore -p {a.parallelism} s | restore -p {a.restore_parallelism} s | "
           "peak RSS MiB (build / restore) |")
-        w("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        w("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for r in self.rows:
-            c1, c2 = r["c1"], r["c2"]
+            c1, c2, c3 = r["c1"], r["c2"], r["c3"]
             mbps = c1["sizeBytes"] / 1e6 / max(c1["durationMs"] / 1000, 1e-3)
             rs = r["restore"]
             rp = [rs.get(a.parallelism), rs.get(a.restore_parallelism)]
@@ -584,6 +619,9 @@ class Bench:
             sp_own = f"{r['sp_entry']['durationMs']} ms" if r.get("sp_entry") else "-"
             w(f"| {human(c1['sizeBytes'])} | {r['keys']:,} | {r['storage']} | {r['read_s']:.1f} | {c1['durationMs']} "
               f"| {c2['durationMs']} | {mbps:.0f} | {fmt_ms(c1.get('pauseMs'))} / {fmt_ms(c2.get('pauseMs'))} | "
+              f"{human(c3.get('writtenBytes', c3['sizeBytes']))} / {human(c3['sizeBytes'])} "
+              f"({100 * c3.get('writtenBytes', c3['sizeBytes']) / max(c3['sizeBytes'], 1):.1f}%, "
+              f"{c3['durationMs']}) | "
               f"{r['sp_wall']:.2f} ({sp_own}) | "
               f"{rp[0][0]:.2f} | {rp[1][0]:.2f} | {r['rss_mib']:.0f} / {rss_restore:.0f} |")
         w("")
@@ -592,8 +630,10 @@ class Bench:
           "processing stalls for that long.")
         w("Checkpoint ms: the first checkpoint triggered after every key was read (`durationMs` of "
           "`GET /v1/job/checkpoints`, trigger to `_metadata` written); the next column is the checkpoint after "
-          "it, with no input in between: it costs the same, because every checkpoint is a full snapshot "
-          "(no incremental checkpoints). Stop-with-savepoint: wall time from `POST /v1/job/savepoints` "
+          "it, with no input in between: incremental checkpoints (the default) write only what changed, so "
+          "it writes almost nothing. After 1% of keys changed: a file updating every 100th key is added to the "
+          "monitored input, and the first checkpoint after it was read writes `writtenBytes` of a "
+          "`sizeBytes` state. Stop-with-savepoint: wall time from `POST /v1/job/savepoints` "
           "`{stop: true}` until its status is COMPLETED, and in parentheses the savepoint's own `durationMs`; a "
           "savepoint aborts a periodic checkpoint in flight and subtasks stop writing it (engines before "
           "asynchronous snapshots waited for it, so with checkpoints back to back the wall time was up to two "
