@@ -93,6 +93,18 @@ impl Storage {
         Storage { store: Arc::clone(&self.store), base: location::join(&self.base, &rel) }
     }
 
+    /// Copies `src_rel` of `src` to `dst_rel` here, replacing it: on the
+    /// server when both are the same bucket (S3 `CopyObject`, for objects up
+    /// to 5 GB), else by reading and writing it.
+    pub fn copy_from(&self, src: &Storage, src_rel: &str, dst_rel: &str) -> Result<(), StorageError> {
+        let (from, to) = (src.object_key(src_rel)?, self.object_key(dst_rel)?);
+        if self.store.uri("") == src.store.uri("") {
+            return self.store.copy(&from, &to);
+        }
+        let data = src.get(src_rel)?;
+        self.put(dst_rel, &data)
+    }
+
     /// The storage one level up: the directory that holds this one. `None` at
     /// a bucket's root or at the filesystem's root.
     pub fn parent(&self) -> Option<Storage> {

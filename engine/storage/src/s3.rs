@@ -660,6 +660,23 @@ impl ObjectStore for S3Store {
         })
     }
 
+    fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let ctx = &self.ctx;
+        let uri = &ctx.uri(from);
+        let source = format!("{}/{}", ctx.bucket, encode_key(from));
+        self.run(uri, |client| async move {
+            client
+                .copy_object()
+                .bucket(&ctx.bucket)
+                .key(to)
+                .copy_source(source)
+                .send()
+                .await
+                .map_err(|e| ctx.map(uri, e))?;
+            Ok(())
+        })
+    }
+
     fn check(&self, prefix: &str) -> Result<(), StorageError> {
         let ctx = &self.ctx;
         let uri = &ctx.uri(prefix);

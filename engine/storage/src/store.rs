@@ -20,6 +20,12 @@ pub(crate) trait ObjectStore: Send + Sync {
     fn delete(&self, key: &str) -> Result<(), StorageError>;
     fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError>;
     fn rename(&self, from: &str, to: &str) -> Result<(), StorageError>;
+    /// Copies the object at `from` to `to` within this store (server-side
+    /// where the backend can), replacing `to`.
+    fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let data = self.get(from)?;
+        self.put(to, &data)
+    }
     fn check(&self, prefix: &str) -> Result<(), StorageError>;
     fn begin_upload(&self, key: &str) -> Result<Box<dyn UploadSink>, StorageError>;
     fn complete_recorded(&self, h: &UploadHandle) -> Result<(), StorageError>;

@@ -248,3 +248,18 @@ fn the_parent_of_a_directory_reaches_its_siblings() {
     assert_eq!(job.child("x/chk-2").parent().unwrap().uri(), job.child("x").uri());
     assert!(open(Path::new("/")).parent().is_none());
 }
+
+#[test]
+fn objects_are_copied_between_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = open(&tmp.path().join("a"));
+    let b = open(&tmp.path().join("b"));
+    a.put("x/1.state", b"one").unwrap();
+    b.copy_from(&a, "x/1.state", "y/1.state").unwrap();
+    assert_eq!(b.get("y/1.state").unwrap(), b"one");
+    // Within one store.
+    a.copy_from(&a, "x/1.state", "x/2.state").unwrap();
+    assert_eq!(a.get("x/2.state").unwrap(), b"one");
+    assert_eq!(a.get("x/1.state").unwrap(), b"one", "a copy leaves its source");
+    assert!(b.copy_from(&a, "missing", "z").unwrap_err().is_not_found());
+}

@@ -82,6 +82,12 @@ fn objects_round_trip_list_and_delete() {
     assert_eq!(s.get("moved/with space+ü").unwrap(), b"meta-10");
     assert!(!s.exists("chk-10/_metadata").unwrap());
     assert!(s.rename("chk-10/_metadata", "x").unwrap_err().is_not_found());
+    // A server-side copy, from a storage opened elsewhere in the same bucket.
+    let sp = s.parent().unwrap().child("savepoints");
+    sp.copy_from(&s, "moved/with space+ü", "sp-1/copy").unwrap();
+    assert_eq!(sp.get("sp-1/copy").unwrap(), b"meta-10");
+    assert!(s.exists("moved/with space+ü").unwrap());
+    sp.delete_prefix("").unwrap();
 
     s.delete("chk-1/_metadata").unwrap();
     s.delete("chk-1/_metadata").unwrap(); // missing is fine
