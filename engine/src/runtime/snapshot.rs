@@ -47,12 +47,16 @@
 //!   the earlier changes in their checkpoints' files (the subtask's chain).
 //!   A view's changes are relative to the previous view of the same state,
 //!   so a chain holds only while every snapshot of the subtask is written:
-//!   after a failed or abandoned one, a savepoint (self-contained, in another
-//!   directory), a view that does not know its changes, or once the chain is
-//!   long or its changes outweigh its base ([`builds_on`]), the next
-//!   checkpoint writes a new base. The files of a chain are those of
-//!   snapshots this worker wrote, which retention keeps while a retained
-//!   checkpoint refers to them.
+//!   after a failed or abandoned one, a savepoint, a view that does not know
+//!   its changes, or once the chain is long or its changes outweigh its base
+//!   ([`builds_on`]), the next checkpoint writes a new base. The files of a
+//!   chain are those of snapshots this worker wrote, which retention keeps
+//!   while a retained checkpoint refers to them.
+//! - **Savepoints stay self-contained.** A savepoint on a chain writes the
+//!   changes and copies the chain's files into its own directory (on the
+//!   server, for S3), so it refers to nothing outside it; a restore that
+//!   already holds those files' content (a standby that pre-loaded the
+//!   checkpoint) reads only the changes.
 //!
 //! The decisions ([`plan`], [`builds_on`]) are pure; the thread only follows them.
 
@@ -137,8 +141,10 @@ pub const MAX_CHANGES: usize = 10;
 /// What a subtask's next checkpoint can build on: the entries sections of
 /// its snapshots since its last base, each with the checkpoint whose
 /// directory holds it.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Chain {
+    /// The job's checkpoint directory, which holds every `chk-<k>` of the chain.
+    home: Option<Storage>,
     /// (checkpoint id, section with its file's path in that checkpoint).
     sections: Vec<(u64, Section)>,
     /// (checkpoint id, file entry with its path in that checkpoint).
@@ -161,8 +167,9 @@ impl Chain {
         (sections, files)
     }
 
-    /// Adds what checkpoint `id` wrote: its entries sections, in its own file.
-    fn add(&mut self, id: u64, state: &SubtaskState, file: Option<&FileEntry>, base: bool) {
+    /// Adds what checkpoint `id` wrote into `dir`: its entries sections, in its own file.
+    fn add(&mut self, id: u64, dir: &Storage, state: &SubtaskState, file: Option<&FileEntry>, base: bool) {
+        self.home = dir.parent();
         let mut bytes = 0;
         for s in state.sections.iter().filter(|s| matches!(s.kind, SectionKind::Entries { .. }) && s.file.is_none()) {
             bytes += s.len;
@@ -180,15 +187,42 @@ impl Chain {
     }
 }
 
-/// Whether a snapshot writes only the changes on top of `chain`: a
-/// checkpoint of a job with incremental checkpoints, whose views know their
-/// changes, on a chain that is neither long nor heavier in changes than in
-/// its base. Otherwise it writes a base.
-pub fn builds_on(kind: JobKind, incremental: bool, chain: Option<&Chain>, views_know: bool) -> bool {
-    matches!(kind, JobKind::Checkpoint(_))
-        && incremental
+/// Whether a snapshot writes only the changes on top of `chain`: a snapshot
+/// of a job with incremental checkpoints, whose views know their changes, on
+/// a chain that is neither long nor heavier in changes than in its base (a
+/// savepoint then copies the chain's files). Otherwise it writes a base.
+pub fn builds_on(incremental: bool, chain: Option<&Chain>, views_know: bool) -> bool {
+    incremental
         && views_know
-        && chain.is_some_and(|c| c.changes < MAX_CHANGES && c.change_bytes <= c.base_bytes)
+        && chain.is_some_and(|c| c.home.is_some() && c.changes < MAX_CHANGES && c.change_bytes <= c.base_bytes)
+}
+
+/// A chain file's name in a savepoint that copies it.
+fn copy_name(path: &str, checkpoint: u64) -> String {
+    format!("{path}.chk-{checkpoint}")
+}
+
+/// The manifest entry of a savepoint written on top of `chain`: the chain's
+/// files are copied into the savepoint's directory `dir`, and its sections
+/// refer to the copies.
+fn copied(dir: &Storage, state: SubtaskState, own: Option<FileEntry>, chain: &Chain) -> Written {
+    let home = chain.home.as_ref().ok_or("the chain's checkpoint directory is unknown")?;
+    let mut files = Vec::with_capacity(chain.files.len() + 1);
+    for (k, f) in &chain.files {
+        let name = copy_name(&f.path, *k);
+        let from = home.child(&store::checkpoint_dir(*k));
+        dir.copy_from(&from, &f.path, &name)
+            .map_err(|e| format!("cannot copy {}/{} into the savepoint: {e}", from.uri(), f.path))?;
+        files.push(FileEntry { path: name, ..f.clone() });
+    }
+    let mut sections: Vec<Section> = chain
+        .sections
+        .iter()
+        .map(|(k, s)| Section { file: s.file.as_deref().map(|p| copy_name(p, *k)), ..s.clone() })
+        .collect();
+    sections.extend(state.sections);
+    files.extend(own);
+    Ok((SubtaskState { sections, ..state }, files))
 }
 
 /// What a job is, for [`plan`].
@@ -341,21 +375,27 @@ fn do_job(who: &Subtask, job: Job, newest: &AtomicU64, chain: &mut Option<Chain>
     let kind = job.kind();
     let Job { id, dir, taken, alignment_ms, incremental, .. } = job;
     let started = Instant::now();
-    let changes = builds_on(kind, incremental, chain.as_ref(), taken.knows_changes());
+    let changes = builds_on(incremental, chain.as_ref(), taken.knows_changes());
     let go_on = || goes_on(kind, newest.load(Ordering::SeqCst));
-    let result = write(who, &dir, taken, changes, &go_on);
-    *chain = match (&result, kind) {
+    let written = write(who, &dir, taken, changes, &go_on);
+    let result = match (written, kind) {
         (Ok((state, own)), JobKind::Checkpoint(_)) if incremental => {
             let mut c = if changes { chain.take().unwrap_or_default() } else { Chain::default() };
-            c.add(id, state, own.as_ref(), !changes);
-            Some(c)
+            c.add(id, &dir, &state, own.as_ref(), !changes);
+            let out = if changes { with_chain(state, own, &c, id) } else { (state, own.into_iter().collect()) };
+            *chain = Some(c);
+            Ok(out)
         }
-        _ => None,
+        // Its views took the changes since the last checkpoint: the next one writes a base.
+        (Ok((state, own)), JobKind::Savepoint(_)) if changes => match chain.take() {
+            Some(c) => copied(&dir, state, own, &c),
+            None => Ok((state, own.into_iter().collect())),
+        },
+        (other, _) => {
+            *chain = None;
+            other.map(|(state, own)| (state, own.into_iter().collect()))
+        }
     };
-    let result = result.map(|(state, own)| match (changes, chain.as_ref()) {
-        (true, Some(c)) => with_chain(state, own, c, id),
-        _ => (state, own.into_iter().collect()),
-    });
     tracing::debug!(
         "checkpoint {id}: vertex {} subtask {}: encoded and written off the task thread in {} ms",
         who.vertex,
@@ -442,6 +482,10 @@ mod tests {
         SubtaskState { subtask: 0, file: file.map(str::to_string), sections: sections.collect() }
     }
 
+    fn chk(id: u64) -> Storage {
+        Storage::in_memory().child("job").child(&store::checkpoint_dir(id))
+    }
+
     fn entries(kg: u32) -> SectionKind {
         SectionKind::Entries { operator: 0, key_group: kg }
     }
@@ -449,21 +493,20 @@ mod tests {
     #[test]
     fn changes_build_on_a_short_chain_of_checkpoints_only() {
         let mut c = Chain::default();
-        c.add(1, &state(Some("v/0.state"), &[(entries(0), 1000)]), Some(&file("v/0.state")), true);
-        assert!(builds_on(Checkpoint(2), true, Some(&c), true));
-        assert!(!builds_on(Savepoint(2), true, Some(&c), true), "a savepoint is self-contained");
-        assert!(!builds_on(Checkpoint(2), false, Some(&c), true), "incremental checkpoints are off");
-        assert!(!builds_on(Checkpoint(2), true, None, true), "no chain: the last snapshot failed, or none yet");
-        assert!(!builds_on(Checkpoint(2), true, Some(&c), false), "a view does not know its changes");
+        c.add(1, &chk(1), &state(Some("v/0.state"), &[(entries(0), 1000)]), Some(&file("v/0.state")), true);
+        assert!(builds_on(true, Some(&c), true));
+        assert!(!builds_on(false, Some(&c), true), "incremental checkpoints are off");
+        assert!(!builds_on(true, None, true), "no chain: the last snapshot failed, or none yet");
+        assert!(!builds_on(true, Some(&c), false), "a view does not know its changes");
         for id in 2..2 + MAX_CHANGES as u64 {
-            assert!(builds_on(Checkpoint(id), true, Some(&c), true));
-            c.add(id, &state(Some("v/0.state"), &[(entries(0), 10)]), Some(&file("v/0.state")), false);
+            assert!(builds_on(true, Some(&c), true));
+            c.add(id, &chk(id), &state(Some("v/0.state"), &[(entries(0), 10)]), Some(&file("v/0.state")), false);
         }
-        assert!(!builds_on(Checkpoint(20), true, Some(&c), true), "the chain is long: a new base");
+        assert!(!builds_on(true, Some(&c), true), "the chain is long: a new base");
         let mut heavy = Chain::default();
-        heavy.add(1, &state(Some("v/0.state"), &[(entries(0), 100)]), Some(&file("v/0.state")), true);
-        heavy.add(2, &state(Some("v/0.state"), &[(entries(0), 101)]), Some(&file("v/0.state")), false);
-        assert!(!builds_on(Checkpoint(3), true, Some(&heavy), true), "changes outweigh the base");
+        heavy.add(1, &chk(1), &state(Some("v/0.state"), &[(entries(0), 100)]), Some(&file("v/0.state")), true);
+        heavy.add(2, &chk(2), &state(Some("v/0.state"), &[(entries(0), 101)]), Some(&file("v/0.state")), false);
+        assert!(!builds_on(true, Some(&heavy), true), "changes outweigh the base");
     }
 
     fn file(path: &str) -> FileEntry {
@@ -475,13 +518,14 @@ mod tests {
         let mut c = Chain::default();
         c.add(
             4,
+            &chk(4),
             &state(Some("v/1.state"), &[(entries(3), 50), (SectionKind::Split, 5)]),
             Some(&file("v/1.state")),
             true,
         );
         // Checkpoint 5 wrote changes and a split; checkpoint 6 wrote nothing of its own.
         let five = state(Some("v/1.state"), &[(entries(3), 4), (SectionKind::Split, 5)]);
-        c.add(5, &five, Some(&file("v/1.state")), false);
+        c.add(5, &chk(5), &five, Some(&file("v/1.state")), false);
         let (st, files) = with_chain(five, Some(file("v/1.state")), &c, 5);
         let refs: Vec<_> = st.sections.iter().map(|s| (s.kind.clone(), s.file.clone(), s.len)).collect();
         assert_eq!(
@@ -492,12 +536,32 @@ mod tests {
         let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["../chk-4/v/1.state", "v/1.state"]);
         let six = state(None, &[]);
-        c.add(6, &six, None, false);
+        c.add(6, &chk(6), &six, None, false);
         let (st, files) = with_chain(six, None, &c, 6);
         assert_eq!(st.sections.len(), 2);
         assert_eq!(
             files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
             ["../chk-4/v/1.state", "../chk-5/v/1.state"]
         );
+    }
+
+    #[test]
+    fn a_savepoint_on_a_chain_copies_its_files_and_refers_to_nothing_outside() {
+        let job = Storage::in_memory().child("job");
+        let chk = |id| job.child(&store::checkpoint_dir(id));
+        chk(4).put("v/0.state", b"base").unwrap();
+        let mut c = Chain::default();
+        c.add(4, &chk(4), &state(Some("v/0.state"), &[(entries(1), 4)]), Some(&file("v/0.state")), true);
+        let sp = Storage::in_memory().child("savepoints/sp-1");
+        let own = state(Some("v/0.state"), &[(entries(1), 2)]);
+        let (st, files) = copied(&sp, own, Some(file("v/0.state")), &c).unwrap();
+        assert_eq!(sp.get("v/0.state.chk-4").unwrap(), b"base");
+        assert_eq!(files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["v/0.state.chk-4", "v/0.state"]);
+        assert!(files.iter().all(|f| !f.path.starts_with("../")));
+        assert_eq!(st.sections[0].file.as_deref(), Some("v/0.state.chk-4"));
+        assert_eq!(st.sections[1].file, None);
+        chk(4).delete("v/0.state").unwrap();
+        let e = copied(&sp, state(None, &[]), None, &c).unwrap_err();
+        assert!(e.contains("chk-4/v/0.state"), "{e}");
     }
 }

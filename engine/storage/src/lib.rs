@@ -98,7 +98,10 @@ impl Storage {
     /// to 5 GB), else by reading and writing it.
     pub fn copy_from(&self, src: &Storage, src_rel: &str, dst_rel: &str) -> Result<(), StorageError> {
         let (from, to) = (src.object_key(src_rel)?, self.object_key(dst_rel)?);
-        if self.store.uri("") == src.store.uri("") {
+        // The same store, or another handle on the same bucket or directory (in-memory
+        // stores are distinct objects even with equal URIs).
+        let root = self.store.uri("");
+        if Arc::ptr_eq(&self.store, &src.store) || (root == src.store.uri("") && !root.starts_with("memory:")) {
             return self.store.copy(&from, &to);
         }
         let data = src.get(src_rel)?;

@@ -371,7 +371,8 @@ impl CheckpointCoordinator {
         let barrier = Arc::new(BarrierInfo {
             id,
             kind: SnapshotKind::Savepoint,
-            incremental: false,
+            // Written on the subtasks' checkpoint chains, copying their files.
+            incremental: self.opts.incremental,
             stop: req.stop,
             drain: req.drain,
             dir,
