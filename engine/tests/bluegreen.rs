@@ -274,3 +274,66 @@ fn a_source_split_idle_across_the_cutover_delivers_its_later_records_exactly_onc
     wait_for("more checkpoints", Duration::from_secs(30), || newest_checkpoint(&blue.job_dir()) >= n + 3);
     assert_eq!(committed_ids(&output), (0..1000).collect::<Vec<u64>>(), "a record was lost or written twice");
 }
+
+/// A monitored directory of `k,payload` lines, each key in a one-day window
+/// that never fires: keyed state that changes only where new lines land.
+fn keyed_state_job(data: &std::path::Path) -> String {
+    format!(
+        "CREATE TABLE src (k BIGINT, payload STRING, ts AS TO_TIMESTAMP_LTZ(0, 3), WATERMARK FOR ts AS ts)
+ WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv', 'source.monitor-interval' = '200ms');
+CREATE TABLE sink (k BIGINT, c BIGINT, m STRING) WITH ('connector' = 'blackhole');
+INSERT INTO sink SELECT k, COUNT(*), MAX(payload)
+  FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' DAY)) GROUP BY window_start, window_end, k;
+",
+        data.display()
+    )
+}
+
+fn keys_csv(path: &std::path::Path, keys: impl Iterator<Item = u64>, payload: &str) {
+    let text: String = keys.map(|k| format!("{k},{payload}{k:016}\n")).collect();
+    std::fs::write(path.with_extension("tmp"), text).unwrap();
+    std::fs::rename(path.with_extension("tmp"), path).unwrap();
+}
+
+#[test]
+fn a_handoff_on_incremental_checkpoints_makes_the_warm_standby_read_only_the_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    keys_csv(&data.join("keys.csv"), 0..20_000, "first-");
+    let blue = Cluster::new(dir.path());
+    let green = Cluster::new(dir.path());
+    blue.write_job(&keyed_state_job(&data));
+    let _blue_coord = standby(&blue, "blue", 1, "1-blue", &[]);
+    let _bw = blue.worker("blue-w0", 1);
+    ready(&blue, &_blue_coord);
+    activate(&blue, "latest");
+    wait_for("blue's checkpoints", Duration::from_secs(60), || complete_checkpoints(&blue.job_dir()) >= 3);
+
+    // Green checks blue's newest checkpoint, and its worker reads the files it would restore.
+    let green_coord = standby(&green, "green", 1, "2-green", &[]);
+    let gw = green.worker("green-w0", 1);
+    ready(&green, &green_coord);
+    wait_for("green's worker to prefetch", Duration::from_secs(60), || gw.log().contains("worker prefetched"));
+
+    // 1% of the keys change; blue checkpoints them, then hands off.
+    keys_csv(&data.join("changed.csv"), (0..20_000).step_by(100), "second-");
+    let before = complete_checkpoints(&blue.job_dir());
+    wait_for("a checkpoint of the change", Duration::from_secs(60), || {
+        complete_checkpoints(&blue.job_dir()) > before + 1
+    });
+    let handoff = blue.savepoint("handoff-1", true);
+    activate(&green, &handoff);
+    wait_for("green to run", Duration::from_secs(60), || state_of(&green) == "RUNNING");
+
+    let raw = std::fs::read(std::path::Path::new(handoff.trim_start_matches("file://")).join("_metadata")).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let files = m["files"].as_array().unwrap();
+    let size: u64 = files.iter().map(|f| f["size"].as_u64().unwrap()).sum();
+    assert!(files.iter().all(|f| !f["path"].as_str().unwrap().starts_with("../")), "a savepoint is self-contained");
+    assert!(files.iter().any(|f| f["origin"].is_string()), "the handoff copies blue's checkpoint files: {m}");
+    let g = json(&green.rest, "/v1/job");
+    let read = g["activation"]["restoreBytes"].as_u64().unwrap();
+    println!("handoff savepoint {size} bytes; green read {read} bytes at activation");
+    assert!(read > 0 && read * 5 < size, "green read {read} of {size} bytes: {g}\n{}", gw.log());
+}

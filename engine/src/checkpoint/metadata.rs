@@ -118,6 +118,10 @@ pub struct FileEntry {
     pub path: String,
     pub size: u64,
     pub crc32: u32,
+    /// Where the file was first written, if this is a copy (a savepoint's
+    /// copy of a checkpoint's file): a reader that has the original skips it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl SectionKind {
@@ -272,7 +276,7 @@ mod tests {
             max_parallelism: 128,
             timestamp: "2026-12-05T00:00:00Z".into(),
             vertices: vec![],
-            files: vec![FileEntry { path: "v/0.state".into(), size: 35, crc32: 12345 }],
+            files: vec![FileEntry { path: "v/0.state".into(), size: 35, crc32: 12345, origin: None }],
             checksum: None,
         }
     }

@@ -50,6 +50,7 @@
 //! layout before it is loaded; a coordinator recovers only from its job's
 //! current lineage (see [`lineage`]).
 
+pub mod cache;
 pub mod coordinator;
 pub mod error;
 pub mod lineage;

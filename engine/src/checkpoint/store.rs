@@ -16,10 +16,12 @@
 //! deletes a checkpoint directory that a retained checkpoint refers to.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sluice_storage::{Storage, StorageError};
 
+use super::cache::{Known, Use};
 use super::error::SnapshotError;
 use super::metadata::{FileEntry, Metadata, SubtaskSnapshot, SubtaskState, state_file};
 
@@ -28,7 +30,7 @@ pub use sluice_api::layout::{METADATA, TERMINAL, checkpoint_dir, savepoint_dir};
 /// Writes one state file and returns its manifest entry.
 pub fn write_file(dir: &Storage, rel: &str, bytes: &[u8]) -> Result<FileEntry, StorageError> {
     dir.put(rel, bytes)?;
-    Ok(FileEntry { path: rel.to_string(), size: bytes.len() as u64, crc32: crc32fast::hash(bytes) })
+    Ok(FileEntry { path: rel.to_string(), size: bytes.len() as u64, crc32: crc32fast::hash(bytes), origin: None })
 }
 
 /// Writes a subtask's snapshot as its state file (none if it is empty) and
@@ -84,6 +86,9 @@ pub struct Loaded {
     /// restore of this one withdraws it before the replay writes it again
     /// (see [`crate::runtime::sink_setups`]).
     pub passed_over: Vec<u64>,
+    /// The bytes read from storage: less than the snapshot's size when a
+    /// cache held some of its files (see [`super::cache`]).
+    pub read_bytes: u64,
 }
 
 impl Loaded {
@@ -107,20 +112,34 @@ pub type Want<'a> = &'a dyn Fn(&Metadata, &FileEntry) -> bool;
 
 /// Reads a snapshot directory (or its `_metadata` URI) and verifies every file.
 pub fn load(dir: &Storage) -> Result<Loaded, SnapshotError> {
-    load_with(dir, &|_, _| true, false)
+    load_with(dir, &|_, _| true, false, None)
 }
 
 /// Like [`load`], but reads and verifies only the state files that `want`
 /// selects: a worker loads what its own subtasks restore, not the whole snapshot.
 pub fn load_only(dir: &Storage, want: impl Fn(&Metadata, &FileEntry) -> bool) -> Result<Loaded, SnapshotError> {
-    load_with(dir, &want, false)
+    load_with(dir, &want, false, None)
+}
+
+/// [`load_only`], reading through `cache`: files it holds are not read again.
+pub fn load_only_cached(
+    dir: &Storage,
+    want: impl Fn(&Metadata, &FileEntry) -> bool,
+    cache: Use,
+) -> Result<Loaded, SnapshotError> {
+    load_with(dir, &want, false, Some(cache))
 }
 
 /// Reads and verifies every file, but keeps in memory only those that `keep`
 /// selects: the distributed coordinator checks a snapshot whole without
 /// holding its keyed state.
 pub fn load_verified(dir: &Storage, keep: Want) -> Result<Loaded, SnapshotError> {
-    load_with(dir, keep, true)
+    load_with(dir, keep, true, None)
+}
+
+/// [`load_verified`], skipping files that `cache` knows to be intact.
+pub fn load_verified_cached(dir: &Storage, keep: Want, cache: Use) -> Result<Loaded, SnapshotError> {
+    load_with(dir, keep, true, Some(cache))
 }
 
 /// Whether a state file holds anything but keyed state: splits, committables
@@ -163,13 +182,14 @@ pub fn referenced_checkpoints(m: &Metadata) -> Vec<u64> {
     ids
 }
 
-fn load_with(dir: &Storage, want: Want, verify_all: bool) -> Result<Loaded, SnapshotError> {
+fn load_with(dir: &Storage, want: Want, verify_all: bool, cache: Option<Use>) -> Result<Loaded, SnapshotError> {
     let location = dir.uri();
     let raw = dir.get(METADATA).map_err(|e| {
         if e.is_not_found() { SnapshotError::Incomplete { location: location.clone() } } else { e.into() }
     })?;
     let metadata = Metadata::decode(&raw, &location, &format!("{location}/{METADATA}"))?;
     let mut files = HashMap::new();
+    let mut read_bytes = 0;
     for f in metadata.files.iter() {
         let wanted = want(&metadata, f);
         if !wanted && !verify_all {
@@ -177,6 +197,22 @@ fn load_with(dir: &Storage, want: Want, verify_all: bool) -> Result<Loaded, Snap
         }
         let (at, rel) = locate(dir, &f.path)?;
         let uri = format!("{}/{rel}", at.uri());
+        let known_as = f.origin.clone().unwrap_or_else(|| uri.clone());
+        if let Some(c) = cache {
+            let known =
+                if c.keep { c.cache.get(&known_as, f.size, f.crc32) } else { c.cache.take(&known_as, f.size, f.crc32) };
+            match known {
+                Some(Known::Bytes(b)) => {
+                    if wanted {
+                        files.insert(f.path.clone(), Arc::try_unwrap(b).unwrap_or_else(|b| b.as_ref().clone()));
+                    }
+                    continue;
+                }
+                Some(Known::Verified) if !wanted => continue,
+                _ => {}
+            }
+        }
+        read_bytes += f.size;
         let bytes = match at.get(&rel) {
             Ok(b) => b,
             Err(source) => return Err(SnapshotError::Access { context: uri, source }),
@@ -187,11 +223,14 @@ fn load_with(dir: &Storage, want: Want, verify_all: bool) -> Result<Loaded, Snap
         if crc32fast::hash(&bytes) != f.crc32 {
             return Err(SnapshotError::Checksum { uri });
         }
+        if let Some(c) = cache {
+            c.cache.put(&known_as, f.size, f.crc32, (c.keep && wanted).then_some(bytes.as_slice()));
+        }
         if wanted {
             files.insert(f.path.clone(), bytes);
         }
     }
-    Ok(Loaded { metadata, location, files, passed_over: Vec::new() })
+    Ok(Loaded { metadata, location, files, passed_over: Vec::new(), read_bytes })
 }
 
 /// Ids of the `chk-<n>` directories under a job's directory, newest first.
@@ -512,6 +551,7 @@ mod tests {
         let own = write_file(&dir, "v/0.state", b"changes").unwrap();
         let bytes = job.child(&checkpoint_dir(base)).get("v/0.state").unwrap();
         let earlier = FileEntry {
+            origin: None,
             path: format!("../{}/v/0.state", checkpoint_dir(base)),
             size: bytes.len() as u64,
             crc32: crc32fast::hash(&bytes),

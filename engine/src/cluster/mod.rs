@@ -158,6 +158,9 @@ pub enum ToCoordinator {
     /// Every subtask of the attempt is running.
     Deployed {
         attempt: u64,
+        /// The bytes of state this worker read from storage to restore them.
+        #[serde(default)]
+        restore_read_bytes: u64,
     },
     /// Setting up or running the attempt failed.
     Failed {
@@ -210,6 +213,9 @@ pub enum ToWorker {
     },
     Heartbeat,
     Deploy(Box<DeploySpec>),
+    /// A standby's workers read, ahead of an activation, the state files they
+    /// would restore from `restore` with this placement (nothing runs).
+    Prefetch(Box<DeploySpec>),
     Trigger {
         attempt: u64,
         barrier: BarrierWire,

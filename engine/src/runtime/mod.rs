@@ -89,7 +89,7 @@ pub(crate) fn restoring(state: &JobState, l: &Loaded, since: Instant) {
     state.update_activation(|a| {
         if a.restored_from.is_none() {
             a.restored_from = Some(l.location.clone());
-            a.restore_bytes = l.metadata.total_size();
+            a.restore_bytes = l.read_bytes;
         }
     });
     crate::say!(

@@ -136,7 +136,7 @@ impl Taken {
 type Written = Result<(SubtaskState, Vec<FileEntry>), String>;
 
 /// Changes are written on top of a chain until it holds this many.
-pub const MAX_CHANGES: usize = 10;
+pub const MAX_CHANGES: usize = 100;
 
 /// What a subtask's next checkpoint can build on: the entries sections of
 /// its snapshots since its last base, each with the checkpoint whose
@@ -213,7 +213,8 @@ fn copied(dir: &Storage, state: SubtaskState, own: Option<FileEntry>, chain: &Ch
         let from = home.child(&store::checkpoint_dir(*k));
         dir.copy_from(&from, &f.path, &name)
             .map_err(|e| format!("cannot copy {}/{} into the savepoint: {e}", from.uri(), f.path))?;
-        files.push(FileEntry { path: name, ..f.clone() });
+        let origin = Some(format!("{}/{}", from.uri(), f.path));
+        files.push(FileEntry { path: name, origin, ..f.clone() });
     }
     let mut sections: Vec<Section> = chain
         .sections
@@ -510,7 +511,7 @@ mod tests {
     }
 
     fn file(path: &str) -> FileEntry {
-        FileEntry { path: path.into(), size: 7, crc32: 1 }
+        FileEntry { path: path.into(), size: 7, crc32: 1, origin: None }
     }
 
     #[test]

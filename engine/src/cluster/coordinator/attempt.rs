@@ -162,8 +162,14 @@ impl RemoteAttempt {
     pub(super) fn on_worker(&mut self, w: usize, msg: ToCoordinator) -> Vec<Action> {
         let attempt = self.attempt;
         let report = match msg {
-            ToCoordinator::Deployed { attempt: a } if a == attempt => {
+            ToCoordinator::Deployed { attempt: a, restore_read_bytes } if a == attempt => {
                 self.deployed.insert(w);
+                // What the workers read counts for the activation's first run only.
+                self.job.update_activation(|x| {
+                    if x.running_at.is_none() {
+                        x.restore_bytes += restore_read_bytes;
+                    }
+                });
                 if self.deployed.len() == self.remaining.len() && !self.job.cancel.load(Ordering::SeqCst) {
                     self.job.set_status(JobStatus::Running);
                 }

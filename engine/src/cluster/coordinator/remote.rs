@@ -119,6 +119,53 @@ impl RemoteAttempts {
             let _ = self.rpc.events.recv_timeout(Duration::from_millis(100));
         }
     }
+
+    /// The placement an attempt of `graph` would use on the live workers now,
+    /// with their data addresses by worker index.
+    fn placement(&self, graph: &JobGraph) -> Option<(Vec<Vec<usize>>, Vec<String>)> {
+        let parallelism: Vec<usize> = graph.vertices.iter().map(|v| v.parallelism).collect();
+        let alive = self.rpc.alive();
+        let slots: Vec<(usize, usize)> = alive.iter().map(|w| (w.index, w.slots)).collect();
+        let placement = place(&parallelism, &slots)?;
+        let mut addrs = vec![String::new(); alive.iter().map(|w| w.index + 1).max().unwrap_or(0)];
+        for w in &alive {
+            addrs[w.index] = w.data_addr.clone();
+        }
+        Some((placement, addrs))
+    }
+
+    fn spec(&self, restore: Option<String>, placement: Vec<Vec<usize>>, workers: Vec<String>) -> DeploySpec {
+        DeploySpec {
+            generation: self.generation,
+            attempt: self.attempt,
+            job_id: self.source.job_id.clone(),
+            file: self.source.file.clone(),
+            job_text: self.source.text.clone(),
+            config: self.source.config.clone(),
+            restore,
+            workers,
+            placement,
+            you: 0,
+        }
+    }
+
+    /// Asks each live worker to read the state files it would restore from
+    /// `location` if an attempt were deployed now (a standby's prefetch);
+    /// returns the workers asked.
+    pub fn prefetch(&self, graph: &JobGraph, location: &str) -> Vec<usize> {
+        let Some((placement, workers)) = self.placement(graph) else { return Vec::new() };
+        let mut alive: Vec<usize> = self.rpc.alive_indexes().into_iter().collect();
+        alive.sort_unstable();
+        let mut asked = Vec::new();
+        for w in alive {
+            let spec =
+                DeploySpec { you: w, ..self.spec(Some(location.to_string()), placement.clone(), workers.clone()) };
+            if self.rpc.send(w, &ToWorker::Prefetch(Box::new(spec))) {
+                asked.push(w);
+            }
+        }
+        asked
+    }
 }
 
 impl Attempts for RemoteAttempts {
@@ -144,14 +191,10 @@ impl Attempts for RemoteAttempts {
         let (metas, _) = prepare_attempt(graph, state, opts, restore).map_err(AttemptError::Setup)?;
         coord.set_vertices(metas);
         let alive = self.rpc.alive();
-        let slots: Vec<(usize, usize)> = alive.iter().map(|w| (w.index, w.slots)).collect();
-        let placement = place(&parallelism, &slots)
+        let (placement, addrs) = self
+            .placement(graph)
             .ok_or_else(|| AttemptError::Run(EngineError::Cluster("the workers left before deployment".into())))?;
         self.attempt += 1;
-        let mut addrs = vec![String::new(); alive.iter().map(|w| w.index + 1).max().unwrap_or(0)];
-        for w in &alive {
-            addrs[w.index] = w.data_addr.clone();
-        }
         let names = alive.iter().map(|w| (w.index, w.name.clone())).collect();
         let mut attempt = RemoteAttempt::new(self.attempt, &placement, names, state.clone());
         let sinks = graph
@@ -162,18 +205,7 @@ impl Attempts for RemoteAttempts {
             .map(|(v, i)| (placement[v][i], (v, i)))
             .collect();
         let remote = Remote { rpc: &self.rpc, attempt: self.attempt, workers: attempt.workers(), sinks };
-        let spec = DeploySpec {
-            generation: self.generation,
-            attempt: self.attempt,
-            job_id: self.source.job_id.clone(),
-            file: self.source.file.clone(),
-            job_text: self.source.text.clone(),
-            config: self.source.config.clone(),
-            restore: restore.map(|l| l.location.clone()),
-            workers: addrs,
-            placement,
-            you: 0,
-        };
+        let spec = self.spec(restore.map(|l| l.location.clone()), placement, addrs);
         let deploy = attempt.deploy(&spec);
         remote.carry_out(&mut attempt, coord, deploy);
         coord.reset_attempt(&remote);

@@ -83,7 +83,7 @@ pub fn run(
             crate::say!("job `{}`: this deployment was active; it resumes without waiting", state.job_id);
             opts.restore.clone()
         } else {
-            match wait(graph, &state, &opts, &attempts.rpc, &check, &fingerprint, needed, &shutdown) {
+            match wait(graph, &state, &opts, &attempts, &check, &fingerprint, needed, &shutdown) {
                 Some(r) => r,
                 None => return Ok(()),
             }
@@ -188,17 +188,20 @@ fn wait(
     graph: &JobGraph,
     state: &Arc<JobState>,
     opts: &RunOptions,
-    rpc: &Rpc,
+    attempts: &RemoteAttempts,
     check: &Restore,
     fingerprint: &str,
     needed: usize,
     shutdown: &AtomicBool,
 ) -> Option<Restore> {
+    let rpc = &attempts.rpc;
     // The state shown while waiting: STANDBY before the first run, else how the last run ended.
     let shown = state.status();
     let mut checked: Checked = Err(String::new());
     let mut checked_at: Option<Instant> = None;
     let mut last_message = String::new();
+    // The snapshot the workers were asked to prefetch, and which workers.
+    let mut prefetched: Option<(String, Vec<usize>)> = None;
     loop {
         if shutdown.load(Ordering::SeqCst) {
             return None;
@@ -218,6 +221,18 @@ fn wait(
         }
         let ready = standby.ready;
         state.set_standby(Some(standby));
+        if ready
+            && let Ok((Some(location), _)) = &checked
+            && prefetched.as_ref().is_none_or(|(l, w)| {
+                let mut alive: Vec<usize> = rpc.alive_indexes().into_iter().collect();
+                alive.sort_unstable();
+                l != location || *w != alive
+            })
+        {
+            let asked = attempts.prefetch(graph, location);
+            crate::say!("job `{}` standby: workers {asked:?} prefetch the state of {location}", state.job_id);
+            prefetched = Some((location.clone(), asked));
+        }
         if ready && let Some(request) = state.take_activation() {
             let restore = request.restore;
             state.set_activation(Activation {

@@ -137,14 +137,29 @@ impl Driver<'_> {
                 Step::Deploy(spec) => {
                     let started = match start(&spec, self.server, &self.events) {
                         Ok(r) => {
-                            let subtasks = r.subtasks;
+                            let started = (r.subtasks, r.restore_read_bytes);
                             self.running = Some(r);
-                            Ok(subtasks)
+                            Ok(started)
                         }
                         Err(e) => Err(e.to_string()),
                     };
                     self.ready.store(self.running.is_some(), Ordering::SeqCst);
                     session.on_deployed(&spec, started)
+                }
+                Step::Prefetch(spec) => {
+                    let name = format!("prefetch-{}", spec.job_id);
+                    let run = move || match super::subtasks::prefetch(&spec) {
+                        Ok(bytes) => crate::say!(
+                            "worker prefetched {bytes} bytes of {} for job `{}`",
+                            spec.restore.as_deref().unwrap_or("-"),
+                            spec.job_id
+                        ),
+                        Err(e) => crate::say!("worker cannot prefetch the state of job `{}`: {e}", spec.job_id),
+                    };
+                    if let Err(e) = std::thread::Builder::new().name(name).spawn(run) {
+                        tracing::warn!("cannot start a prefetch thread: {e}");
+                    }
+                    Vec::new()
                 }
                 Step::Trigger { attempt, barrier } => match &self.running {
                     Some(r) => match barrier.open(&r.s3) {

@@ -51,6 +51,9 @@ pub(super) enum Step {
     /// Build and start this worker's part of an attempt, then report with
     /// [`Session::on_deployed`].
     Deploy(Box<DeploySpec>),
+    /// Read the state files a deployment of this spec would restore into the
+    /// process's cache, in the background (a standby's prefetch).
+    Prefetch(Box<DeploySpec>),
     /// Open the barrier's snapshot directory and pass the barrier to the
     /// running attempt's sources; report a failure with [`Session::on_trigger_failed`].
     Trigger { attempt: u64, barrier: BarrierWire },
@@ -104,6 +107,7 @@ impl Session {
     pub(super) fn on_coordinator(&mut self, msg: ToWorker, now: Instant) -> Vec<Step> {
         self.last_heard = now;
         match msg {
+            ToWorker::Prefetch(spec) => vec![Step::Prefetch(spec)],
             ToWorker::Deploy(spec) => {
                 let mut steps = Vec::new();
                 if self.running.take().is_some() {
@@ -124,14 +128,15 @@ impl Session {
         }
     }
 
-    /// The outcome of [`Step::Deploy`]: how many subtasks started, or why none did.
-    pub(super) fn on_deployed(&mut self, spec: &DeploySpec, started: Result<usize, String>) -> Vec<Step> {
+    /// The outcome of [`Step::Deploy`]: how many subtasks started and the
+    /// bytes of state read for them, or why none did.
+    pub(super) fn on_deployed(&mut self, spec: &DeploySpec, started: Result<(usize, u64), String>) -> Vec<Step> {
         let attempt = spec.attempt;
         match started {
-            Ok(subtasks) => {
+            Ok((subtasks, restore_read_bytes)) => {
                 crate::say!("worker running {subtasks} subtasks of job `{}` (attempt {attempt})", spec.job_id);
                 self.running = Some(Attempt { attempt, remaining: subtasks, failure_reported: false });
-                vec![Step::Send(ToCoordinator::Deployed { attempt })]
+                vec![Step::Send(ToCoordinator::Deployed { attempt, restore_read_bytes })]
             }
             Err(message) => {
                 crate::say!("worker cannot deploy attempt {attempt}: {message}");

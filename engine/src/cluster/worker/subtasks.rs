@@ -9,12 +9,14 @@ use std::time::Instant;
 use sluice_storage::{S3Options, Storage};
 
 use super::driver::SessionEvent;
+use crate::checkpoint::cache::{FileCache, Use};
 use crate::checkpoint::metadata::{FileEntry, Metadata, SectionKind};
-use crate::checkpoint::store;
+use crate::checkpoint::store::{self, Loaded};
 use crate::cluster::DeploySpec;
 use crate::cluster::exchange::{AttemptExchange, AttemptKey, DataServer, FailHook};
 use crate::config::Config;
 use crate::error::EngineError;
+use crate::plan::JobGraph;
 use crate::runtime::{JobState, JobStatus, Wiring, deploy, sink_setups, spawn};
 
 /// One attempt's subtasks on this worker.
@@ -27,6 +29,9 @@ pub(super) struct Running {
     pub(super) s3: S3Options,
     /// How many subtasks run here.
     pub(super) subtasks: usize,
+    /// The bytes of state read from storage for the restore (files a
+    /// prefetch brought in before are not read again).
+    pub(super) restore_read_bytes: u64,
 }
 
 impl Running {
@@ -71,6 +76,27 @@ fn needed(graph: &crate::plan::JobGraph, spec: &DeploySpec, m: &Metadata, path: 
     false
 }
 
+/// Loads the files of snapshot `uri` that this worker's subtasks restore,
+/// through the process's cache (`keep`: the bytes stay in it, for a prefetch).
+fn load(spec: &DeploySpec, graph: &JobGraph, s3: &S3Options, uri: &str, keep: bool) -> Result<Loaded, EngineError> {
+    let dir = Storage::open(store::snapshot_root(uri), s3).map_err(|e| EngineError::Storage(e.to_string()))?;
+    let want = |m: &Metadata, f: &FileEntry| needed(graph, spec, m, &f.path);
+    store::load_only_cached(&dir, want, Use { cache: FileCache::global(), keep })
+        .map_err(|e| EngineError::Restore { location: dir.uri(), message: e.to_string() })
+}
+
+/// Reads the state files this worker would restore if `spec` were deployed,
+/// and keeps them in the process's cache: a blue-green standby's workers then
+/// read at activation only what the handoff savepoint adds.
+pub(super) fn prefetch(spec: &DeploySpec) -> Result<u64, EngineError> {
+    let Some(uri) = &spec.restore else { return Ok(0) };
+    let config = Config { values: spec.config.clone() };
+    let job = sluice_job::compile_configured(&spec.job_text, &spec.file, &config)?;
+    let (graph, opts) = crate::local::prepare(&job, &config, &spec.job_id)?;
+    let l = load(spec, &graph, &opts.checkpoint.s3, uri, true)?;
+    Ok(l.read_bytes)
+}
+
 /// Builds and starts this worker's subtasks of an attempt.
 pub(super) fn start(
     spec: &DeploySpec,
@@ -90,23 +116,24 @@ pub(super) fn start(
     let s3 = opts.checkpoint.s3.clone();
     let restore = match &spec.restore {
         Some(uri) => {
-            let dir = Storage::open(store::snapshot_root(uri), &s3).map_err(|e| EngineError::Storage(e.to_string()))?;
             let t = Instant::now();
-            let want = |m: &Metadata, f: &FileEntry| needed(&graph, spec, m, &f.path);
-            let l = store::load_only(&dir, want)
-                .map_err(|e| EngineError::Restore { location: dir.uri(), message: e.to_string() })?;
+            let l = load(spec, &graph, &s3, uri, false);
+            FileCache::global().release();
+            let l = l?;
             let bytes: usize = l.files.values().map(Vec::len).sum();
             crate::say!(
-                "worker restoring from {} ({} of {} files, {bytes} bytes, read and verified in {} ms)",
+                "worker restoring from {} ({} of {} files, {bytes} bytes, {} of them read from storage, in {} ms)",
                 l.location,
                 l.files.len(),
                 l.metadata.files.len(),
+                l.read_bytes,
                 t.elapsed().as_millis()
             );
             Some(l)
         }
         None => None,
     };
+    let restore_read_bytes = restore.as_ref().map_or(0, |l| l.read_bytes);
     let state = JobState::new(&spec.job_id, &spec.file, &graph);
     // Only the sinks of vertices with a subtask here: a worker loads the state files
     // of those alone (`needed`), and with per-vertex parallelism some run none of a sink's.
@@ -141,5 +168,5 @@ pub(super) fn start(
             }
         })
         .map_err(|e| EngineError::Internal(format!("cannot start a thread: {e}")))?;
-    Ok(Running { key, state, wiring: d.wiring, exchange, handles, s3, subtasks })
+    Ok(Running { key, state, wiring: d.wiring, exchange, handles, s3, subtasks, restore_read_bytes })
 }

@@ -51,7 +51,7 @@ fn show(actions: &[Action]) -> Vec<String> {
 }
 
 fn deployed(attempt: u64) -> ToCoordinator {
-    ToCoordinator::Deployed { attempt }
+    ToCoordinator::Deployed { attempt, restore_read_bytes: 0 }
 }
 
 fn exited(attempt: u64, vertex: usize, subtask: usize) -> ToCoordinator {

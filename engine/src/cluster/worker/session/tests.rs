@@ -40,7 +40,7 @@ impl Observe for Subtasks {
 /// One line per step, to compare sequences of steps.
 fn show(steps: &[Step]) -> Vec<String> {
     let frame = |m: &ToCoordinator| match m {
-        ToCoordinator::Deployed { attempt } => format!("deployed {attempt}"),
+        ToCoordinator::Deployed { attempt, .. } => format!("deployed {attempt}"),
         ToCoordinator::Failed { attempt, message } => format!("failed {attempt}: {message}"),
         ToCoordinator::Ack { attempt, id, vertex, subtask, .. } => format!("ack {attempt} {id} {vertex}/{subtask}"),
         ToCoordinator::Finished { attempt, vertex, subtask, .. } => format!("finished {attempt} {vertex}/{subtask}"),
@@ -107,7 +107,7 @@ fn ack(id: u64) -> CoordMsg {
 fn deployed(attempt: u64, now: Instant) -> Session {
     let mut s = Session::new("coordinator:6123", TIMEOUT, now);
     assert_eq!(show(&s.on_coordinator(ToWorker::Deploy(Box::new(spec(attempt))), now)), [format!("deploy {attempt}")]);
-    assert_eq!(show(&s.on_deployed(&spec(attempt), Ok(2))), [format!("send deployed {attempt}")]);
+    assert_eq!(show(&s.on_deployed(&spec(attempt), Ok((2, 0)))), [format!("send deployed {attempt}")]);
     s
 }
 
@@ -139,7 +139,7 @@ fn a_new_deployment_stops_the_running_attempt_first_and_its_late_reports_are_dro
     // The stopped attempt's subtasks still report while they end.
     let exited = CoordMsg::Exited { vertex: 0, subtask: 0 };
     assert!(s.on_task(1, exited, Some(&Subtasks::default())).is_empty());
-    assert_eq!(show(&s.on_deployed(&spec(2), Ok(2))), ["send deployed 2"]);
+    assert_eq!(show(&s.on_deployed(&spec(2), Ok((2, 0)))), ["send deployed 2"]);
     assert_eq!(show(&s.on_coordinator(trigger(2, 1), t0)), ["trigger 2 1"]);
 }
 
