@@ -74,6 +74,9 @@ fn records_keep_flowing_while_a_snapshot_is_encoded_and_it_completes_only_once_w
     let first = completed(&state)[0];
     let record = state.checkpoints().into_iter().find(|c| c.id == first).unwrap();
     assert!(record.size_bytes > 0, "the window's state is in the checkpoint: {record:?}");
+    // Each subtask reports its thread's pause, which left out the encoding held meanwhile.
+    let longest = record.acks.iter().map(|a| a.pause_us).max().unwrap();
+    assert!(longest * 10 < record.duration_ms * 1000, "a pause of {longest} µs in a checkpoint of {record:?}");
     state.request_cancel();
     h.join().unwrap().unwrap();
 }

@@ -238,6 +238,11 @@ pub struct CheckpointAck {
     pub ack_ms: u64,
     /// How long the subtask held input channels while aligning the barrier.
     pub alignment_ms: u64,
+    /// How long the subtask's thread paused processing to take its snapshot
+    /// (views of its state; encoding and upload happen off the thread):
+    /// Flink's synchronous part of a checkpoint, in microseconds.
+    #[serde(default)]
+    pub pause_us: u64,
     /// The bytes of state the subtask wrote.
     pub state_bytes: u64,
 }

@@ -95,6 +95,8 @@ pub enum CoordMsg {
         /// to), or why it could not be written.
         result: Result<(metadata::SubtaskState, Vec<metadata::FileEntry>), String>,
         alignment_ms: u64,
+        /// How long the subtask's thread paused to take its snapshot (µs).
+        pause_us: u64,
     },
     /// A subtask has finished (its input ended); this is its state from now on.
     /// `last_checkpoint` is the last checkpoint it took part in: it counts for

@@ -174,6 +174,8 @@ pub enum ToCoordinator {
         subtask: usize,
         result: Result<(SubtaskState, Vec<FileEntry>), String>,
         alignment_ms: u64,
+        #[serde(default)]
+        pause_us: u64,
     },
     Finished {
         attempt: u64,

@@ -277,6 +277,8 @@ pub struct Job {
     pub dir: Storage,
     pub taken: Taken,
     pub alignment_ms: u64,
+    /// The task thread's pause to take `taken` (µs).
+    pub pause_us: u64,
 }
 
 impl Job {
@@ -354,9 +356,9 @@ fn run(who: &Subtask, rx: Receiver<Job>, newest: &AtomicU64) {
         queue.extend(rx.try_iter());
         let kinds: Vec<JobKind> = queue.iter().map(Job::kind).collect();
         for (i, newer) in plan(&kinds).abandon.into_iter().rev() {
-            if let Some(Job { id, alignment_ms, .. }) = queue.remove(i) {
+            if let Some(Job { id, alignment_ms, pause_us, .. }) = queue.remove(i) {
                 let why = format!("superseded by snapshot {newer} before its upload started");
-                let _ = who.coord.send(ack(who, id, Err(why), alignment_ms));
+                let _ = who.coord.send(ack(who, id, Err(why), alignment_ms, pause_us));
                 // Its views' changes are lost with it.
                 chain = None;
             }
@@ -367,14 +369,14 @@ fn run(who: &Subtask, rx: Receiver<Job>, newest: &AtomicU64) {
     }
 }
 
-fn ack(who: &Subtask, id: u64, result: Written, alignment_ms: u64) -> CoordMsg {
-    CoordMsg::Ack { id, vertex: who.vertex, subtask: who.subtask, result, alignment_ms }
+fn ack(who: &Subtask, id: u64, result: Written, alignment_ms: u64, pause_us: u64) -> CoordMsg {
+    CoordMsg::Ack { id, vertex: who.vertex, subtask: who.subtask, result, alignment_ms, pause_us }
 }
 
 /// Encodes and writes one job, then reports it; `chain` follows what it wrote.
 fn do_job(who: &Subtask, job: Job, newest: &AtomicU64, chain: &mut Option<Chain>) {
     let kind = job.kind();
-    let Job { id, dir, taken, alignment_ms, incremental, .. } = job;
+    let Job { id, dir, taken, alignment_ms, incremental, pause_us, .. } = job;
     let started = Instant::now();
     let changes = builds_on(incremental, chain.as_ref(), taken.knows_changes());
     let go_on = || goes_on(kind, newest.load(Ordering::SeqCst));
@@ -403,7 +405,7 @@ fn do_job(who: &Subtask, job: Job, newest: &AtomicU64, chain: &mut Option<Chain>
         who.subtask,
         started.elapsed().as_millis()
     );
-    let _ = who.coord.send(ack(who, id, result, alignment_ms));
+    let _ = who.coord.send(ack(who, id, result, alignment_ms, pause_us));
 }
 
 /// The manifest entry of a snapshot written on top of `chain` (which already

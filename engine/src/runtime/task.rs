@@ -118,7 +118,7 @@ impl TaskCtx {
     }
 
     /// Hands the snapshot to the worker, which encodes, writes and acknowledges it.
-    fn upload(&mut self, barrier: &Barrier, taken: Taken, alignment: Duration) {
+    fn upload(&mut self, barrier: &Barrier, taken: Taken, alignment: Duration, pause: Duration) {
         let job = Job {
             id: barrier.id,
             kind: barrier.kind,
@@ -126,6 +126,7 @@ impl TaskCtx {
             dir: barrier.dir.clone(),
             taken,
             alignment_ms: alignment.as_millis() as u64,
+            pause_us: pause.as_micros() as u64,
         };
         let who = self.worker_subtask();
         self.snapshots.submit(&who, job);
@@ -150,7 +151,7 @@ impl TaskCtx {
         let snap = self.snapshot(chain, reader, barrier.id)?;
         outputs.metrics.state_keys.store(unknown_as_max(chain.state_keys()), Ordering::Relaxed);
         self.last_checkpoint = barrier.id;
-        self.upload(barrier, snap, alignment);
+        self.upload(barrier, snap, alignment, paused.elapsed());
         // The bench (scripts/bench_state.py) reads this line: the processing stall per checkpoint.
         tracing::info!(
             target: PAUSE_TARGET,

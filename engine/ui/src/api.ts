@@ -39,6 +39,7 @@ export interface Checkpoint {
   triggerTime?: string;
   durationMs?: number | null;
   sizeBytes?: number | null;
+  writtenBytes?: number | null;
   alignmentMs?: number | null;
   location?: string | null;
   failure?: string | null;
@@ -50,6 +51,7 @@ export interface Ack {
   subtask: number;
   ackMs?: number | null;
   alignmentMs?: number | null;
+  pauseUs?: number | null;
   stateBytes?: number | null;
 }
 

@@ -31,6 +31,7 @@ export class CheckpointsView {
         time(cp.triggerTime),
         cp.status === "IN_PROGRESS" ? UNKNOWN : duration(cp.durationMs),
         cp.status === "COMPLETED" ? bytes(cp.sizeBytes) : UNKNOWN,
+        cp.status === "COMPLETED" ? bytes(cp.writtenBytes ?? cp.sizeBytes) : UNKNOWN,
         duration(cp.alignmentMs),
         cp.failure ? h("span", { class: "failure", title: cp.failure }, cp.failure) : "",
       ],
@@ -47,7 +48,7 @@ export class CheckpointsView {
     const list =
       history.length === 0
         ? h("p", { class: "hint" }, "No checkpoint yet. Checkpoints are off unless the job sets execution.checkpointing.interval.")
-        : h("div", { class: "scroll-x" }, table(["id", "kind", "status", "triggered", "duration", "size", "alignment", "failure"], rows, { class: "grid checkpoints" }));
+        : h("div", { class: "scroll-x" }, table(["id", "kind", "status", "triggered", "duration", "size", "written", "alignment", "failure"], rows, { class: "grid checkpoints" }));
     const chosen = history.find((cp) => cp.id === this.selected);
     replace(
       this.el,
@@ -85,11 +86,17 @@ function acksPanel(cp: Checkpoint | undefined, vertices: Vertex[]): Node {
   const names = new Map(vertices.map((v) => [v.id, v.name]));
   const sorted = [...acks].sort((a, b) => a.vertex - b.vertex || a.subtask - b.subtask);
   const rows = sorted.map((a): [(Node | string)[], Record<string, string>] => [
-    [h("span", { title: names.get(a.vertex) ?? "" }, `#${a.vertex} ${shortName(names.get(a.vertex))}`), String(a.subtask), duration(a.ackMs), duration(a.alignmentMs), bytes(a.stateBytes)],
+    [h("span", { title: names.get(a.vertex) ?? "" }, `#${a.vertex} ${shortName(names.get(a.vertex))}`), String(a.subtask), duration(a.ackMs), duration(a.alignmentMs), pause(a.pauseUs), bytes(a.stateBytes)],
     { "data-ack": `${a.vertex}-${a.subtask}` },
   ]);
-  const acksTable = table(["vertex", "subtask", "ack after", "alignment", "state"], rows, { class: "grid ack-table" });
+  const acksTable = table(["vertex", "subtask", "ack after", "alignment", "pause", "state"], rows, { class: "grid ack-table" });
   return h("div", { "data-acks-for": cp.id }, ...head, h("div", { class: "scroll-x" }, acksTable));
+}
+
+/// The task thread's pause for a snapshot, in microseconds: usually well under a millisecond.
+function pause(us: number | null | undefined): string {
+  if (us === null || us === undefined) return UNKNOWN;
+  return us < 1000 ? `${Math.round(us)} µs` : duration(us / 1000);
 }
 
 function shortName(name: string | undefined): string {

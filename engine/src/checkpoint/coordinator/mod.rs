@@ -180,7 +180,7 @@ impl CheckpointCoordinator {
 
     pub fn on_message(&mut self, msg: CoordMsg, cluster: &dyn Cluster) -> Option<Ending> {
         match msg {
-            CoordMsg::Ack { id, vertex, subtask, result, alignment_ms } => {
+            CoordMsg::Ack { id, vertex, subtask, result, alignment_ms, pause_us } => {
                 let Some(p) = self.pending.as_mut().filter(|p| p.barrier.id == id) else {
                     return None; // a late ack of an aborted checkpoint
                 };
@@ -193,6 +193,7 @@ impl CheckpointCoordinator {
                             subtask,
                             ack_ms: p.started.elapsed().as_millis() as u64,
                             alignment_ms,
+                            pause_us,
                             state_bytes: state.sections.iter().map(|s| s.len).sum(),
                         };
                         self.job.update_checkpoint(id, |r| r.acks.push(ack));

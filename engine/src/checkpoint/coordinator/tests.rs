@@ -51,6 +51,7 @@ fn ack(id: u64, vertex: usize, subtask: usize) -> CoordMsg {
         subtask,
         result: Ok((SubtaskState { subtask, file: None, sections: vec![] }, vec![])),
         alignment_ms: 3,
+        pause_us: 40,
     }
 }
 
@@ -115,8 +116,14 @@ fn a_failed_ack_aborts_and_resumes_a_stop_with_savepoint() {
     c.trigger_savepoint_to(req, dir.child("sp"), &fake);
     assert_eq!(fake.triggered.borrow().len(), 1);
     let id = fake.triggered.borrow()[0];
-    let failed =
-        CoordMsg::Ack { id, vertex: 0, subtask: 1, result: Err("s3://b/x: unreachable".into()), alignment_ms: 0 };
+    let failed = CoordMsg::Ack {
+        id,
+        vertex: 0,
+        subtask: 1,
+        result: Err("s3://b/x: unreachable".into()),
+        alignment_ms: 0,
+        pause_us: 0,
+    };
     assert_eq!(c.on_message(failed, &fake), None);
     assert_eq!(*fake.resumed.borrow(), 1, "sources were not resumed");
     assert_eq!(c.job.savepoint("t").unwrap().status, SnapshotStatus::Failed);

@@ -185,9 +185,16 @@ impl RemoteAttempt {
                 self.job.fail(why);
                 None
             }
-            ToCoordinator::Ack { attempt: a, id, vertex, subtask, result, alignment_ms } if a == attempt => self
-                .owns(w, vertex, subtask, "an Ack")
-                .then_some(CoordMsg::Ack { id, vertex, subtask, result, alignment_ms }),
+            ToCoordinator::Ack { attempt: a, id, vertex, subtask, result, alignment_ms, pause_us } if a == attempt => {
+                self.owns(w, vertex, subtask, "an Ack").then_some(CoordMsg::Ack {
+                    id,
+                    vertex,
+                    subtask,
+                    result,
+                    alignment_ms,
+                    pause_us,
+                })
+            }
             ToCoordinator::Finished { attempt: a, vertex, subtask, sections, last_checkpoint } if a == attempt => {
                 self.owns(w, vertex, subtask, "Finished").then_some(CoordMsg::Finished {
                     vertex,

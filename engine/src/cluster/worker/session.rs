@@ -169,8 +169,8 @@ impl Session {
         };
         let mut steps = Vec::new();
         let frame = match msg {
-            CoordMsg::Ack { id, vertex, subtask, result, alignment_ms } => {
-                ToCoordinator::Ack { attempt, id, vertex, subtask, result, alignment_ms }
+            CoordMsg::Ack { id, vertex, subtask, result, alignment_ms, pause_us } => {
+                ToCoordinator::Ack { attempt, id, vertex, subtask, result, alignment_ms, pause_us }
             }
             CoordMsg::Finished { vertex, subtask, snapshot, last_checkpoint } => {
                 ToCoordinator::Finished { attempt, vertex, subtask, sections: snapshot.sections, last_checkpoint }

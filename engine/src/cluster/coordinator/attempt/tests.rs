@@ -60,7 +60,7 @@ fn exited(attempt: u64, vertex: usize, subtask: usize) -> ToCoordinator {
 
 fn ack(attempt: u64, id: u64) -> ToCoordinator {
     let state = SubtaskState { subtask: 0, file: None, sections: vec![] };
-    ToCoordinator::Ack { attempt, id, vertex: 0, subtask: 0, result: Ok((state, vec![])), alignment_ms: 0 }
+    ToCoordinator::Ack { attempt, id, vertex: 0, subtask: 0, result: Ok((state, vec![])), alignment_ms: 0, pause_us: 0 }
 }
 
 fn failed(attempt: u64, message: &str) -> ToCoordinator {
@@ -296,7 +296,15 @@ fn a_worker_speaks_only_for_the_subtasks_it_runs() {
     let state = || SubtaskState { subtask: 1, file: None, sections: vec![] };
     // Subtask 0/1 runs on worker 1: worker 0 cannot acknowledge, finish, commit or end it.
     let forged = [
-        ToCoordinator::Ack { attempt: 2, id: 1, vertex: 0, subtask: 1, result: Ok((state(), vec![])), alignment_ms: 0 },
+        ToCoordinator::Ack {
+            attempt: 2,
+            id: 1,
+            vertex: 0,
+            subtask: 1,
+            result: Ok((state(), vec![])),
+            alignment_ms: 0,
+            pause_us: 0,
+        },
         ToCoordinator::Finished { attempt: 2, vertex: 0, subtask: 1, sections: vec![], last_checkpoint: 0 },
         ToCoordinator::Committed { attempt: 2, id: 1, vertex: 0, subtask: 1 },
         exited(2, 0, 1),
@@ -324,8 +332,15 @@ fn a_worker_speaks_only_for_the_subtasks_it_runs() {
     }
     assert!(!a.is_over(), "a forged exit ended the attempt");
     // The owner is heard.
-    let ack =
-        ToCoordinator::Ack { attempt: 2, id: 1, vertex: 0, subtask: 1, result: Ok((state(), vec![])), alignment_ms: 0 };
+    let ack = ToCoordinator::Ack {
+        attempt: 2,
+        id: 1,
+        vertex: 0,
+        subtask: 1,
+        result: Ok((state(), vec![])),
+        alignment_ms: 0,
+        pause_us: 0,
+    };
     assert_eq!(show(&a.on_worker(1, ack)), ["checkpoint ack 1 0/1"]);
     a.on_worker(1, ToCoordinator::Metrics { attempt: 2, samples: vec![sample] });
     assert_eq!(job.subtasks[1].records_in.load(Relaxed), 5);

@@ -40,7 +40,10 @@ impl Observe for Subtasks {
 /// One line per step, to compare sequences of steps.
 fn show(steps: &[Step]) -> Vec<String> {
     let frame = |m: &ToCoordinator| match m {
-        ToCoordinator::Deployed { attempt, .. } => format!("deployed {attempt}"),
+        ToCoordinator::Deployed { attempt, restore_read_bytes: 0 } => format!("deployed {attempt}"),
+        ToCoordinator::Deployed { attempt, restore_read_bytes } => {
+            format!("deployed {attempt} (read {restore_read_bytes} bytes)")
+        }
         ToCoordinator::Failed { attempt, message } => format!("failed {attempt}: {message}"),
         ToCoordinator::Ack { attempt, id, vertex, subtask, .. } => format!("ack {attempt} {id} {vertex}/{subtask}"),
         ToCoordinator::Finished { attempt, vertex, subtask, .. } => format!("finished {attempt} {vertex}/{subtask}"),
@@ -60,6 +63,7 @@ fn show(steps: &[Step]) -> Vec<String> {
             Step::Send(m) => format!("send {}", frame(m)),
             Step::StopAttempt => "stop attempt".into(),
             Step::Deploy(spec) => format!("deploy {}", spec.attempt),
+            Step::Prefetch(spec) => format!("prefetch {}", spec.restore.as_deref().unwrap_or("-")),
             Step::Trigger { attempt, barrier } => format!("trigger {attempt} {}", barrier.id),
             Step::Commit(id) => format!("commit {id}"),
             Step::Resume => "resume".into(),
@@ -100,7 +104,7 @@ fn trigger(attempt: u64, id: u64) -> ToWorker {
 
 fn ack(id: u64) -> CoordMsg {
     let state = SubtaskState { subtask: 0, file: None, sections: vec![] };
-    CoordMsg::Ack { id, vertex: 0, subtask: 0, result: Ok((state, vec![])), alignment_ms: 0 }
+    CoordMsg::Ack { id, vertex: 0, subtask: 0, result: Ok((state, vec![])), alignment_ms: 0, pause_us: 0 }
 }
 
 /// A session with attempt `attempt` of two subtasks deployed.
@@ -128,6 +132,17 @@ fn messages_of_another_attempt_are_dropped() {
     assert_eq!(show(&s.on_coordinator(ToWorker::Resume { attempt: 1 }, t0)), ["resume"]);
     assert_eq!(show(&s.on_coordinator(ToWorker::Cancel { attempt: 1 }, t0)), ["cancel"]);
     assert_eq!(show(&s.on_task(1, ack(5), Some(&here))), ["send ack 1 5 0/0"]);
+}
+
+#[test]
+fn a_prefetch_reads_state_beside_the_running_attempt_and_changes_nothing_of_it() {
+    let t0 = Instant::now();
+    let mut s = deployed(1, t0);
+    let ahead = DeploySpec { restore: Some("s3://b/j/chk-4".into()), ..spec(7) };
+    assert_eq!(show(&s.on_coordinator(ToWorker::Prefetch(Box::new(ahead)), t0)), ["prefetch s3://b/j/chk-4"]);
+    // Attempt 1 still runs: its messages go through, and nothing was stopped.
+    assert_eq!(show(&s.on_coordinator(trigger(1, 5), t0)), ["trigger 1 5"]);
+    assert_eq!(show(&s.on_deployed(&spec(2), Ok((1, 4096)))), ["send deployed 2 (read 4096 bytes)"]);
 }
 
 #[test]
