@@ -159,7 +159,9 @@ fn savepoint_then_restore_with(
     h.join().unwrap().unwrap();
     assert_eq!(state.status(), JobStatus::Finished);
     let sp = state.savepoint(&trigger).unwrap();
-    assert_eq!(sp.status, SnapshotStatus::Completed, "{sp:?}");
+    // Why the job restarted, if it did (seen under heavy load).
+    let exceptions = state.exceptions.newest_first();
+    assert_eq!(sp.status, SnapshotStatus::Completed, "{sp:?}; exceptions: {exceptions:?}");
     let location = sp.location.unwrap();
     assert!(location.ends_with("savepoint-stop-1"), "{location}");
     let stopped = outputs(&out);
@@ -405,7 +407,7 @@ fn stop_with_drain_fires_every_window_before_the_savepoint() {
 
 #[test]
 fn joins_restore_their_state_at_other_parallelisms() {
-    let rows = 6_000;
+    let rows = 12_000;
     let expected = reference_of(joins_job, rows);
     assert_eq!(expected.1.len() as u64, rows - 1, "the self-join matches each row but the first once");
     savepoint_then_restore_job(joins_job, 1, &expected, rows);
@@ -518,7 +520,7 @@ END;
 
 #[test]
 fn window_joins_restore_their_state_at_other_parallelisms() {
-    let rows = 6_000;
+    let rows = 12_000;
     let expected = reference_of(window_joins_job, rows);
     assert!(expected.0.len() > 1000 && expected.1.len() > 1000, "both joins have output");
     savepoint_then_restore_job(window_joins_job, 1, &expected, rows);
