@@ -8,7 +8,8 @@ For each state size (--sizes, as reported by the checkpoint's sizeBytes):
      from a small run's sizeBytes),
   2. measures periodic checkpoints to a local directory and to S3 (MinIO),
      taken after the input is fully read (two in a row, with no new input
-     between them: each checkpoint is a full snapshot),
+     between them: incremental checkpoints write almost nothing the second
+     time), then the first checkpoint after 1% of the keys changed,
   3. times a stop-with-savepoint,
   4. times a restore from it at the same and at another parallelism
      (process start until GET /v1/job says RUNNING; state is loaded before).
