@@ -154,23 +154,38 @@ pub struct SubtaskSnapshot {
 
 impl SubtaskSnapshot {
     pub fn add_keyed(&mut self, operator: usize, writers: KeyGroupWriters) {
-        for (key_group, w) in writers {
-            if !w.buf.is_empty() {
-                self.sections.push((SectionKind::Keyed { operator, key_group }, w.buf));
-            }
-        }
+        self.add(writers, |key_group| SectionKind::Keyed { operator, key_group });
     }
 
     pub fn add_entries(&mut self, operator: usize, writers: KeyGroupWriters) {
+        self.add(writers, |key_group| SectionKind::Entries { operator, key_group });
+    }
+
+    /// Adds the non-empty buffers, trimmed to their length (a buffer grown by
+    /// doubling can hold twice what it holds).
+    fn add(&mut self, writers: KeyGroupWriters, kind: impl Fn(u32) -> SectionKind) {
         for (key_group, w) in writers {
-            if !w.buf.is_empty() {
-                self.sections.push((SectionKind::Entries { operator, key_group }, w.buf));
+            let mut buf = w.buf;
+            if !buf.is_empty() {
+                buf.shrink_to_fit();
+                self.sections.push((kind(key_group), buf));
             }
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.sections.is_empty()
+    }
+
+    /// The section index of the file the sections are written to, in order.
+    pub fn index(&self) -> Vec<Section> {
+        let mut offset = 0;
+        let mut index = Vec::with_capacity(self.sections.len());
+        for (kind, data) in &self.sections {
+            index.push(Section { kind: kind.clone(), offset, len: data.len() as u64, file: None });
+            offset += data.len() as u64;
+        }
+        index
     }
 
     /// The file's bytes and the section index.

@@ -45,9 +45,23 @@ pub fn write_subtask(
         return Ok((SubtaskState { subtask, file: None, sections: vec![] }, None));
     }
     let rel = state_file(vertex_uid, subtask);
-    let (bytes, sections) = snap.encode();
-    let entry = write_file(dir, &rel, &bytes)?;
-    Ok((SubtaskState { subtask, file: Some(rel), sections }, Some(entry)))
+    let size: usize = snap.sections.iter().map(|s| s.1.len()).sum();
+    if size <= sluice_storage::PART_SIZE {
+        let (bytes, sections) = snap.encode();
+        let entry = write_file(dir, &rel, &bytes)?;
+        return Ok((SubtaskState { subtask, file: Some(rel), sections }, Some(entry)));
+    }
+    // A large state file is streamed section by section, not copied into one
+    // buffer first: that copy was as large as the state.
+    let mut upload = dir.begin_upload(&rel)?;
+    let mut crc = crc32fast::Hasher::new();
+    for (_, data) in &snap.sections {
+        crc.update(data);
+        upload.write(data)?;
+    }
+    dir.complete_recorded(&upload.prepare()?)?;
+    let entry = FileEntry { path: rel.clone(), size: size as u64, crc32: crc.finalize(), origin: None };
+    Ok((SubtaskState { subtask, file: Some(rel), sections: snap.index() }, Some(entry)))
 }
 
 /// Writes `value` as pretty JSON to `rel`.
@@ -604,5 +618,21 @@ mod tests {
         write_chk(&job, 6, b"six");
         assert_eq!(retain(&job, 1, 6).unwrap(), 3);
         assert_eq!(checkpoint_ids(&job).unwrap(), [6]);
+    }
+
+    #[test]
+    fn a_large_state_file_is_streamed_with_the_same_index_and_checksum() {
+        use crate::checkpoint::metadata::SectionKind;
+        let dir = Storage::in_memory().child("job/chk-1");
+        let mut snap = SubtaskSnapshot::default();
+        let big: Vec<u8> = (0..sluice_storage::PART_SIZE + 1000).map(|i| (i % 251) as u8).collect();
+        snap.sections.push((SectionKind::Entries { operator: 0, key_group: 3 }, big.clone()));
+        snap.sections.push((SectionKind::Split, b"split".to_vec()));
+        let (state, entry) = write_subtask(&dir, "v", 0, &snap).unwrap();
+        let entry = entry.unwrap();
+        let (bytes, index) = snap.encode();
+        assert_eq!(state.sections, index);
+        assert_eq!((entry.size, entry.crc32), (bytes.len() as u64, crc32fast::hash(&bytes)));
+        assert_eq!(dir.get("v/0.state").unwrap(), bytes);
     }
 }
