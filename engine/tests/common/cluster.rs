@@ -191,6 +191,7 @@ impl Cluster {
                     location = v["location"].as_str().unwrap().to_string();
                     true
                 }
+                Some((200, b)) if b.contains("FAILED") => panic!("savepoint {trigger} failed: {b}"),
                 _ => false,
             }
         });
