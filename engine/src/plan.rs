@@ -153,6 +153,13 @@ impl Builder {
                 let exprs = exprs.iter().map(|e| lower(e, &input.schema)).collect::<Result<_, _>>()?;
                 Ok(self.append(s, OpSpec::Project { exprs, schema: arrow_schema(&rel.schema), label: "Calc" }))
             }
+            PlanNode::Unnest { input, expr, ordinality, outer } => {
+                let s = self.build(input)?;
+                let expr = lower(expr, &input.schema)?;
+                let spec =
+                    OpSpec::Unnest { expr, ordinality: *ordinality, outer: *outer, schema: arrow_schema(&rel.schema) };
+                Ok(self.append(s, spec))
+            }
             PlanNode::Union { inputs } => {
                 let mut streams = Vec::new();
                 for i in inputs {

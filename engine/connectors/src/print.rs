@@ -10,7 +10,7 @@ use std::io::Write;
 
 use arrow::record_batch::RecordBatch;
 use sluice_format::row::RowStringEncoder;
-use sluice_format::types::column_types;
+use sluice_format::types::column_types_nested;
 
 use crate::options::Options;
 use crate::{ConnectorError, SinkContext, SinkWriter};
@@ -27,7 +27,7 @@ impl PrintConfig {
     pub(crate) fn parse(o: &Options<'_>, schema: &arrow::datatypes::SchemaRef) -> Result<Self, ConnectorError> {
         let identifier = o.get("print-identifier").unwrap_or("").to_string();
         let stderr = o.bool("standard-error", false)?;
-        column_types(schema.fields(), "print").map_err(|e| o.error(e.to_string()))?;
+        column_types_nested(schema.fields(), "print").map_err(|e| o.error(e.to_string()))?;
         o.check_all_used("print", OPTIONS)?;
         Ok(PrintConfig { identifier, stderr })
     }
@@ -57,7 +57,7 @@ pub(crate) struct PrintSink {
 
 impl PrintSink {
     pub(crate) fn new(ctx: &SinkContext, cfg: PrintConfig) -> Result<Self, ConnectorError> {
-        let types = column_types(ctx.schema.fields(), "print")
+        let types = column_types_nested(ctx.schema.fields(), "print")
             .map_err(|e| ConnectorError::InvalidOption { table: ctx.table.clone(), message: e.to_string() })?;
         Ok(PrintSink {
             table: ctx.table.clone(),

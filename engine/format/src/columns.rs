@@ -20,6 +20,8 @@ pub enum Col<'a> {
     Utf8(&'a StringArray),
     Timestamp(&'a TimestampMillisecondArray),
     TimestampLtz(&'a TimestampMillisecondArray),
+    /// An ARRAY or MAP column (a `ListArray` or `MapArray`).
+    Nested(&'a dyn Array),
 }
 
 impl Col<'_> {
@@ -34,6 +36,7 @@ impl Col<'_> {
             Col::Decimal(a, _) => a.is_null(row),
             Col::Utf8(a) => a.is_null(row),
             Col::Timestamp(a) | Col::TimestampLtz(a) => a.is_null(row),
+            Col::Nested(a) => a.is_null(row),
         }
     }
 }
@@ -77,18 +80,32 @@ pub fn columns<'a>(batch: &'a RecordBatch, types: &[ColType]) -> Result<Vec<Col<
         .zip(types)
         .enumerate()
         .map(|(i, (array, t))| {
-            let any = array.as_any();
-            let col = match t {
-                ColType::Boolean => any.downcast_ref().map(Col::Boolean),
-                ColType::Int32 => any.downcast_ref().map(Col::Int32),
-                ColType::Int64 => any.downcast_ref().map(Col::Int64),
-                ColType::Float64 => any.downcast_ref().map(Col::Float64),
-                ColType::Decimal { scale, .. } => any.downcast_ref().map(|a| Col::Decimal(a, i32::from(*scale))),
-                ColType::Utf8 => any.downcast_ref().map(Col::Utf8),
-                ColType::Timestamp => any.downcast_ref().map(Col::Timestamp),
-                ColType::TimestampLtz => any.downcast_ref().map(Col::TimestampLtz),
-            };
-            col.ok_or_else(|| ColumnsError::Type { column: i + 1, arrow: array.data_type().clone(), declared: *t })
+            col_as(array.as_ref(), *t).ok_or_else(|| ColumnsError::Type {
+                column: i + 1,
+                arrow: array.data_type().clone(),
+                declared: *t,
+            })
         })
         .collect()
+}
+
+/// `array` as a column of type `t`, if it is one.
+pub fn col_as(array: &dyn Array, t: ColType) -> Option<Col<'_>> {
+    let any = array.as_any();
+    match t {
+        ColType::Boolean => any.downcast_ref().map(Col::Boolean),
+        ColType::Int32 => any.downcast_ref().map(Col::Int32),
+        ColType::Int64 => any.downcast_ref().map(Col::Int64),
+        ColType::Float64 => any.downcast_ref().map(Col::Float64),
+        ColType::Decimal { scale, .. } => any.downcast_ref().map(|a| Col::Decimal(a, i32::from(scale))),
+        ColType::Utf8 => any.downcast_ref().map(Col::Utf8),
+        ColType::Timestamp => any.downcast_ref().map(Col::Timestamp),
+        ColType::TimestampLtz => any.downcast_ref().map(Col::TimestampLtz),
+        ColType::Nested => (ColType::from_arrow(array.data_type()) == Some(ColType::Nested)).then_some(Col::Nested(array)),
+    }
+}
+
+/// `array` as a column of its own type, if Sluice supports it.
+pub fn col_of(array: &dyn Array) -> Option<Col<'_>> {
+    col_as(array, ColType::from_arrow(array.data_type())?)
 }

@@ -12,11 +12,13 @@
 //! - [`time`]: TIMESTAMP and TIMESTAMP_LTZ text, and its parser;
 //! - [`types`]: the column types these forms cover, from Arrow types;
 //! - [`columns`]: a batch's columns, downcast by those types;
+//! - [`nested`]: ARRAY and MAP values as `Row.toString()` shows them;
 //! - [`row`]: Flink's `Row.toString()` of a row (`+I[1, abc, null]`).
 //! - [`changelog`]: row kinds (`+I`, `-U`, `+U`, `-D`) and how a batch carries them.
 
 pub mod changelog;
 pub mod columns;
+pub mod nested;
 pub mod number;
 pub mod row;
 pub mod time;

@@ -1,12 +1,14 @@
 //! Flink's `Row.toString()` of a row, as the print sink shows it:
 //! `+I[1, abc, 2024-01-01T00:00:10, null]` — Java `toString` of each external
 //! value (`LocalDateTime` for TIMESTAMP, `Instant` for TIMESTAMP_LTZ, the
-//! decimal with its full scale), strings unquoted.
+//! decimal with its full scale), strings unquoted; ARRAY and MAP as
+//! [`crate::nested`] shows them.
 
 use arrow::record_batch::RecordBatch;
 
 use crate::changelog;
 use crate::columns::{Col, ColumnsError, columns};
+use crate::nested::push_row_string;
 use crate::number::{push_big_decimal, push_i64, push_java_double};
 use crate::time::{push_instant, push_local_date_time};
 use crate::types::ColType;
@@ -51,6 +53,7 @@ impl RowStringEncoder {
                     Col::Utf8(a) => out.extend_from_slice(a.value(row).as_bytes()),
                     Col::Timestamp(a) => push_local_date_time(out, a.value(row)),
                     Col::TimestampLtz(a) => push_instant(out, a.value(row)),
+                    Col::Nested(a) => push_row_string(out, *a, row, &mut self.scratch),
                 }
             }
             out.extend_from_slice(b"]\n");

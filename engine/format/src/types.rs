@@ -6,7 +6,9 @@ use arrow::datatypes::{DataType, Field, TimeUnit};
 /// A column type Sluice supports, as the engine maps SQL types to Arrow:
 /// BOOLEAN→Boolean, INT→Int32, BIGINT→Int64, DOUBLE→Float64,
 /// DECIMAL(p,s)→Decimal128(p,s), STRING/VARCHAR→Utf8,
-/// TIMESTAMP(3)→Timestamp(ms), TIMESTAMP_LTZ(3)→Timestamp(ms, tz).
+/// TIMESTAMP(3)→Timestamp(ms), TIMESTAMP_LTZ(3)→Timestamp(ms, tz);
+/// ARRAY<T>→List(T) and MAP<K, V>→Map(K, V) of those are [`ColType::Nested`],
+/// which only connectors that say so accept ([`column_types_nested`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColType {
     Boolean,
@@ -17,6 +19,9 @@ pub enum ColType {
     Utf8,
     Timestamp,
     TimestampLtz,
+    /// An ARRAY or MAP column, whose element types are supported types
+    /// (nested ones included); writers read its Arrow type.
+    Nested,
 }
 
 /// The types of [`ColType`], as error messages list them.
@@ -35,6 +40,18 @@ impl ColType {
             DataType::Utf8 => ColType::Utf8,
             DataType::Timestamp(TimeUnit::Millisecond, None) => ColType::Timestamp,
             DataType::Timestamp(TimeUnit::Millisecond, Some(_)) => ColType::TimestampLtz,
+            DataType::List(f) => {
+                ColType::from_arrow(f.data_type())?;
+                ColType::Nested
+            }
+            DataType::Map(entries, _) => match entries.data_type() {
+                DataType::Struct(kv) if kv.len() == 2 => {
+                    ColType::from_arrow(kv[0].data_type())?;
+                    ColType::from_arrow(kv[1].data_type())?;
+                    ColType::Nested
+                }
+                _ => return None,
+            },
             _ => return None,
         })
     }
@@ -50,12 +67,24 @@ impl ColType {
             ColType::Utf8 => "STRING".into(),
             ColType::Timestamp => "TIMESTAMP(3)".into(),
             ColType::TimestampLtz => "TIMESTAMP_LTZ(3)".into(),
+            ColType::Nested => "ARRAY or MAP".into(),
         }
     }
 }
 
 /// The SQL-ish name of an Arrow type, for messages about unsupported columns.
 pub fn describe_arrow(dt: &DataType) -> String {
+    match dt {
+        DataType::List(f) => return format!("ARRAY<{}>", describe_arrow(f.data_type())),
+        DataType::Map(entries, _) => {
+            if let DataType::Struct(kv) = entries.data_type()
+                && kv.len() == 2
+            {
+                return format!("MAP<{}, {}>", describe_arrow(kv[0].data_type()), describe_arrow(kv[1].data_type()));
+            }
+        }
+        _ => {}
+    }
     match ColType::from_arrow(dt) {
         Some(t) => t.sql_name(),
         None => match dt {
@@ -82,8 +111,15 @@ impl std::fmt::Display for UnsupportedType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "column `{}` has type {}, which connector '{}' does not support; supported types are {SUPPORTED_TYPES}",
-            self.column, self.sql_type, self.connector
+            "column `{}` has type {}, which connector '{}' does not support; supported types are {SUPPORTED_TYPES}{}",
+            self.column,
+            self.sql_type,
+            self.connector,
+            if self.sql_type.starts_with("ARRAY") || self.sql_type.starts_with("MAP") {
+                ", and ARRAY<T> and MAP<K, V> of them only in the 'json' format and the 'print' connector"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -91,12 +127,25 @@ impl std::fmt::Display for UnsupportedType {
 impl std::error::Error for UnsupportedType {}
 
 /// The column types of a schema, or an error naming the first column whose
-/// type the connector cannot handle.
+/// type the connector cannot handle (an ARRAY or MAP column among them).
 pub fn column_types(fields: &[std::sync::Arc<Field>], connector: &str) -> Result<Vec<ColType>, UnsupportedType> {
+    types_of(fields, connector, false)
+}
+
+/// [`column_types`] for a connector or format that also reads or writes
+/// ARRAY and MAP columns (`json`, `print`).
+pub fn column_types_nested(
+    fields: &[std::sync::Arc<Field>],
+    connector: &str,
+) -> Result<Vec<ColType>, UnsupportedType> {
+    types_of(fields, connector, true)
+}
+
+fn types_of(fields: &[std::sync::Arc<Field>], connector: &str, nested: bool) -> Result<Vec<ColType>, UnsupportedType> {
     fields
         .iter()
         .map(|f| {
-            ColType::from_arrow(f.data_type()).ok_or_else(|| UnsupportedType {
+            ColType::from_arrow(f.data_type()).filter(|t| nested || *t != ColType::Nested).ok_or_else(|| UnsupportedType {
                 column: f.name().clone(),
                 sql_type: describe_arrow(f.data_type()),
                 connector: connector.to_string(),

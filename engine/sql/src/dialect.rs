@@ -37,6 +37,11 @@ impl Dialect for FlinkDialect {
         ch == '`' || ch == '"'
     }
 
+    /// `MAP<K, V>` as a column type.
+    fn supports_map_literal_with_angle_brackets(&self) -> bool {
+        true
+    }
+
     fn supports_filter_during_aggregation(&self) -> bool {
         true
     }

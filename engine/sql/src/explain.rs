@@ -155,6 +155,14 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
                 column(input, *time_col),
             );
         }
+        PlanNode::Unnest { expr, ordinality, outer, .. } => {
+            let _ = write!(
+                s,
+                "{}Unnest: {expr}{}",
+                if *outer { "Left " } else { "" },
+                if *ordinality { " WITH ORDINALITY" } else { "" }
+            );
+        }
         PlanNode::Join { kind, left, right, left_keys, right_keys, residual, interval, temporal, window } => {
             let keys: Vec<String> =
                 left_keys.iter().zip(right_keys).map(|(l, r)| format!("{} = {}", key_text(l), key_text(r))).collect();
@@ -222,7 +230,8 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
         | PlanNode::Rank { input, .. }
         | PlanNode::TemporalSort { input, .. }
         | PlanNode::Deduplicate { input, .. }
-        | PlanNode::OverAggregate { input, .. } => explain_rel(s, input, depth + 1),
+        | PlanNode::OverAggregate { input, .. }
+        | PlanNode::Unnest { input, .. } => explain_rel(s, input, depth + 1),
         PlanNode::Union { inputs } => inputs.iter().for_each(|i| explain_rel(s, i, depth + 1)),
         PlanNode::Join { left, right, .. } => {
             explain_rel(s, left, depth + 1);

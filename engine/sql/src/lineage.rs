@@ -195,6 +195,12 @@ fn of(rel: &Rel) -> Vec<Fields> {
             out.extend(aggregated(input, &cols, &[], aggs));
             out
         }
+        PlanNode::Unnest { input, expr, .. } => {
+            let mut cols = of(input);
+            let element = through(expr, &input.schema, &cols, Derivation::Transformation);
+            cols.extend(std::iter::repeat_n(element, rel.schema.fields().len() - input.schema.fields().len()));
+            cols
+        }
         PlanNode::Join { left, right, .. } => {
             let mut cols = of(left);
             cols.extend(of(right));

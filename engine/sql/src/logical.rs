@@ -53,7 +53,8 @@ impl Rel {
             | PlanNode::Rank { input, .. }
             | PlanNode::Deduplicate { input, .. }
             | PlanNode::TemporalSort { input, .. }
-            | PlanNode::OverAggregate { input, .. } => input.scanned_tables(),
+            | PlanNode::OverAggregate { input, .. }
+            | PlanNode::Unnest { input, .. } => input.scanned_tables(),
             PlanNode::Union { inputs } => inputs.iter().flat_map(Rel::scanned_tables).collect(),
             PlanNode::Join { left, right, .. } => {
                 let mut t = left.scanned_tables();
@@ -183,6 +184,20 @@ pub enum PlanNode {
         time_col: usize,
         frame: OverFrame,
         aggs: Vec<AggCall>,
+    },
+    /// `CROSS JOIN UNNEST(expr)`, `, UNNEST(expr)` or `LEFT JOIN UNNEST(expr)
+    /// ON TRUE` (Flink's correlate with UNNEST): each input row once per
+    /// element of its ARRAY, or per entry of its MAP. Stateless: each output
+    /// row keeps its input row's kind and time attribute. A NULL or empty
+    /// collection gives no row, or with `outer` one row padded with NULLs.
+    /// Output: the input's columns, then the element (ARRAY) or the key and
+    /// the value (MAP), then the 1-based position (INT) when `ordinality`.
+    Unnest {
+        input: Box<Rel>,
+        /// An ARRAY or MAP over the input's schema.
+        expr: Expr,
+        ordinality: bool,
+        outer: bool,
     },
     /// A regular (unbounded) join on equality keys, as Flink's streaming join,
     /// an interval join (see `interval`), a temporal join (see `temporal`) or

@@ -10,15 +10,40 @@
 //! | STRING, VARCHAR(n), CHAR(n) | Utf8 |
 //! | TIMESTAMP(p), p <= 3 | Timestamp(Millisecond, None) |
 //! | TIMESTAMP_LTZ(p), p <= 3 | Timestamp(Millisecond, Some(local time zone)) |
+//! | ARRAY<T> | List(element: T, nullable) |
+//! | MAP<K, V> | Map(entries: Struct(key: K not null, value: V nullable), unsorted) |
 
-use arrow::datatypes::{DataType, TimeUnit};
-use sqlparser::ast::{DataType as SqlType, ExactNumberInfo, TimezoneInfo};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Fields, TimeUnit};
+use sqlparser::ast::{ArrayElemTypeDef, DataType as SqlType, ExactNumberInfo, TimezoneInfo};
 
 use crate::error::TypeError;
 
 /// The types Sluice supports, as the README lists them.
-pub const SUPPORTED_TYPES: &str =
-    "BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p,s), STRING, VARCHAR(n), TIMESTAMP(3), TIMESTAMP_LTZ(3)";
+pub const SUPPORTED_TYPES: &str = "BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p,s), STRING, VARCHAR(n), TIMESTAMP(3), TIMESTAMP_LTZ(3), ARRAY<T>, MAP<K, V>";
+
+/// The Arrow type of `ARRAY<element>`.
+pub fn array_of(element: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("element", element, true)))
+}
+
+/// The Arrow type of `MAP<key, value>`.
+pub fn map_of(key: DataType, value: DataType) -> DataType {
+    let entries = Fields::from(vec![Field::new("key", key, false), Field::new("value", value, true)]);
+    DataType::Map(Arc::new(Field::new("entries", DataType::Struct(entries), false)), false)
+}
+
+/// The key and value fields of a MAP type.
+pub fn map_entries(t: &DataType) -> Option<(&Field, &Field)> {
+    match t {
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => Some((&kv[0], &kv[1])),
+            _ => None,
+        },
+        _ => None,
+    }
+}
 
 /// Maps a SQL type to its Arrow type. `tz` is the session's `table.local-time-zone`,
 /// which TIMESTAMP_LTZ values carry so that functions see local time.
@@ -61,6 +86,8 @@ pub fn to_arrow(t: &SqlType, tz: &str) -> Result<DataType, TypeError> {
             ts_precision(&p)?;
             DataType::Timestamp(TimeUnit::Millisecond, Some(tz.into()))
         }
+        SqlType::Array(ArrayElemTypeDef::AngleBracket(element)) => array_of(to_arrow(element, tz)?),
+        SqlType::Map(key, value) => map_of(to_arrow(key, tz)?, to_arrow(value, tz)?),
         other => {
             return Err(TypeError::Unsupported { name: other.to_string() });
         }
@@ -83,6 +110,11 @@ pub fn flink_name(t: &DataType) -> String {
         DataType::Timestamp(_, Some(_)) => "TIMESTAMP_LTZ(3)".into(),
         DataType::Date32 => "DATE".into(),
         DataType::Null => "NULL".into(),
+        DataType::List(f) | DataType::LargeList(f) => format!("ARRAY<{}>", flink_name(f.data_type())),
+        t @ DataType::Map(_, _) => match map_entries(t) {
+            Some((k, v)) => format!("MAP<{}, {}>", flink_name(k.data_type()), flink_name(v.data_type())),
+            None => format!("{t}"),
+        },
         other => format!("{other}"),
     }
 }
@@ -119,6 +151,16 @@ mod tests {
         let e = to_arrow(&t, "UTC").unwrap_err();
         assert!(matches!(e, TypeError::LtzPrecision(_)), "{e:?}");
         assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("invalid digit found in string"));
+    }
+
+    #[test]
+    fn arrays_and_maps_nest() {
+        let mut p = sqlparser::parser::Parser::new(&crate::dialect::FlinkDialect)
+            .try_with_sql("MAP<STRING, ARRAY<INT>>")
+            .unwrap();
+        let t = to_arrow(&p.parse_data_type().unwrap(), "UTC").unwrap();
+        assert_eq!(t, map_of(DataType::Utf8, array_of(DataType::Int32)));
+        assert_eq!(flink_name(&t), "MAP<STRING, ARRAY<INT>>");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use sluice_connectors::{SinkContext, create_sink};
 
 use super::StreamOperator;
 use super::calc::{Filter, Project};
+use super::unnest::Unnest;
 use super::dedup::Deduplicate;
 use super::group_agg::GroupAggregate;
 use super::join::interval::IntervalJoin;
@@ -74,6 +75,12 @@ pub(crate) fn instantiate(
     Ok(match spec {
         OpSpec::Filter(p) => Box::new(Filter { predicate: p.clone() }),
         OpSpec::Project { exprs, schema, .. } => Box::new(Project { exprs: exprs.clone(), schema: schema.clone() }),
+        OpSpec::Unnest { expr, ordinality, outer, schema } => Box::new(Unnest {
+            expr: expr.clone(),
+            ordinality: *ordinality,
+            outer: *outer,
+            schema: schema.clone(),
+        }),
         OpSpec::Watermark { time_col, expr, trigger_intervals, .. } => {
             Box::new(WatermarkAssigner::new(*time_col, expr.clone(), trigger_intervals.clone()))
         }

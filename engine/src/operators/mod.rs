@@ -17,6 +17,7 @@ pub mod session;
 pub mod sessions;
 pub mod sink;
 pub mod sort;
+pub mod unnest;
 #[cfg(test)]
 mod view_tests;
 pub mod watermark;

@@ -48,6 +48,14 @@ pub enum OpSpec {
         schema: SchemaRef,
         label: &'static str,
     },
+    /// UNNEST of an ARRAY or MAP (see `operators::unnest`).
+    Unnest {
+        expr: PhysExpr,
+        ordinality: bool,
+        outer: bool,
+        /// The output's data columns.
+        schema: SchemaRef,
+    },
     Watermark {
         time_col: usize,
         expr: PhysExpr,
@@ -174,6 +182,7 @@ impl OpSpec {
         match self {
             OpSpec::Filter(_) => "Filter".into(),
             OpSpec::Project { label, .. } => (*label).into(),
+            OpSpec::Unnest { outer, .. } => if *outer { "Correlate(LEFT, UNNEST)" } else { "Correlate(UNNEST)" }.into(),
             OpSpec::Watermark { text, .. } => format!("Watermark({text})"),
             OpSpec::WindowAssign { kind, .. } => format!("Window{kind}"),
             OpSpec::WindowAggregate { kind, .. } => format!("WindowAggregate{kind}"),

@@ -9,6 +9,8 @@
 //! | DECIMAL | Decimal128 | `I128` (unscaled) |
 //! | STRING | Utf8 | `Str` |
 //! | BOOLEAN | Boolean | `Bool` |
+//! | ARRAY<T> | List | `List` of T's values |
+//! | MAP<K, V> | Map | `Map` of (K, V) values, in stored order |
 //!
 //! `Null` sorts first, as in Flink's ascending order with nulls first.
 
@@ -17,9 +19,10 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Decimal128Builder, Float64Array, Int64Array, PrimitiveBuilder,
-    StringBuilder, new_null_array,
+    Array, ArrayRef, AsArray, BooleanBuilder, Decimal128Builder, Float64Array, Int64Array, ListArray, MapArray,
+    PrimitiveBuilder, StringBuilder, StructArray, new_null_array,
 };
+use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 
@@ -34,6 +37,8 @@ pub enum Val {
     I128(i128),
     Str(Box<str>),
     Bool(bool),
+    List(Arc<[Val]>),
+    Map(Arc<[(Val, Val)]>),
 }
 
 impl Val {
@@ -45,6 +50,8 @@ impl Val {
             Val::F64(_) => 3,
             Val::I128(_) => 4,
             Val::Str(_) => 5,
+            Val::List(_) => 6,
+            Val::Map(_) => 7,
         }
     }
 
@@ -61,6 +68,17 @@ impl Val {
             Val::F64(v) => w.f64(*v),
             Val::I128(v) => w.i128(*v),
             Val::Str(s) => w.str(s),
+            Val::List(items) => {
+                w.u32(items.len() as u32);
+                items.iter().for_each(|v| v.encode(w));
+            }
+            Val::Map(entries) => {
+                w.u32(entries.len() as u32);
+                entries.iter().for_each(|(k, v)| {
+                    k.encode(w);
+                    v.encode(w);
+                });
+            }
         }
     }
 
@@ -72,6 +90,14 @@ impl Val {
             3 => Val::F64(r.f64()?),
             4 => Val::I128(r.i128()?),
             5 => Val::Str(r.str()?.into_boxed_str()),
+            6 => {
+                let n = r.u32()? as usize;
+                Val::List((0..n).map(|_| Val::decode(r)).collect::<Result<Vec<_>, _>>()?.into())
+            }
+            7 => {
+                let n = r.u32()? as usize;
+                Val::Map((0..n).map(|_| Ok((Val::decode(r)?, Val::decode(r)?))).collect::<Result<Vec<_>, OpError>>()?.into())
+            }
             t => return Err(OpError::Other(format!("state holds an unknown value tag {t}"))),
         })
     }
@@ -99,6 +125,8 @@ impl Ord for Val {
             (Val::I128(a), Val::I128(b)) => a.cmp(b),
             (Val::Str(a), Val::Str(b)) => a.cmp(b),
             (Val::Bool(a), Val::Bool(b)) => a.cmp(b),
+            (Val::List(a), Val::List(b)) => a.iter().cmp(b.iter()),
+            (Val::Map(a), Val::Map(b)) => a.iter().cmp(b.iter()),
             _ => self.rank().cmp(&other.rank()),
         }
     }
@@ -114,6 +142,8 @@ impl Hash for Val {
             Val::F64(v) => v.to_bits().hash(state),
             Val::I128(v) => v.hash(state),
             Val::Str(s) => s.hash(state),
+            Val::List(items) => items.hash(state),
+            Val::Map(entries) => entries.hash(state),
         }
     }
 }
@@ -154,6 +184,24 @@ pub fn column_values(col: &ArrayRef) -> Result<Vec<Val>, OpError> {
             let c = cast(col, &DataType::Int64)?;
             let a: &Int64Array = c.as_primitive::<Int64Type>();
             (0..n).map(|i| if nulls(i) { Val::Null } else { Val::I64(a.value(i)) }).collect()
+        }
+        DataType::List(_) => {
+            let list = col.as_list::<i32>();
+            (0..n).map(|i| if nulls(i) { Ok(Val::Null) } else { Ok(Val::List(column_values(&list.value(i))?.into())) }).collect::<Result<_, OpError>>()?
+        }
+        DataType::Map(_, _) => {
+            let map = col.as_map();
+            let (keys, values) = (column_values(map.keys())?, column_values(map.values())?);
+            let offsets = map.value_offsets();
+            (0..n)
+                .map(|i| {
+                    if nulls(i) {
+                        return Val::Null;
+                    }
+                    let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+                    Val::Map(keys[a..b].iter().cloned().zip(values[a..b].iter().cloned()).collect::<Vec<_>>().into())
+                })
+                .collect()
         }
         other => return Err(OpError::Other(format!("a changelog operator cannot keep {other} values in state"))),
     })
@@ -208,6 +256,60 @@ pub fn to_array<'a>(data_type: &DataType, values: impl Iterator<Item = &'a Val>)
             Arc::new(b.finish())
         }
         DataType::Null => new_null_array(&DataType::Null, values.count()),
+        DataType::List(field) => {
+            let (mut flat, mut offsets, mut valid) = (Vec::new(), vec![0i32], Vec::new());
+            for v in values {
+                match v {
+                    Val::Null => valid.push(false),
+                    Val::List(items) => {
+                        flat.extend(items.iter());
+                        valid.push(true);
+                    }
+                    o => return Err(mismatch(o)),
+                }
+                offsets.push(flat.len() as i32);
+            }
+            let items = to_array(field.data_type(), flat.into_iter())?;
+            Arc::new(ListArray::try_new(
+                field.clone(),
+                OffsetBuffer::new(offsets.into()),
+                items,
+                Some(NullBuffer::from(valid)),
+            )?)
+        }
+        DataType::Map(entries, sorted) => {
+            let DataType::Struct(kv) = entries.data_type() else {
+                return Err(OpError::Other(format!("a map type whose entries are {}", entries.data_type())));
+            };
+            let (mut keys, mut vals, mut offsets, mut valid) = (Vec::new(), Vec::new(), vec![0i32], Vec::new());
+            for v in values {
+                match v {
+                    Val::Null => valid.push(false),
+                    Val::Map(pairs) => {
+                        for (k, x) in pairs.iter() {
+                            keys.push(k);
+                            vals.push(x);
+                        }
+                        valid.push(true);
+                    }
+                    o => return Err(mismatch(o)),
+                }
+                offsets.push(keys.len() as i32);
+            }
+            let (Some(kf), Some(vf)) = (kv.first(), kv.get(1)) else {
+                return Err(OpError::Other("a map type without key and value".into()));
+            };
+            let k = to_array(kf.data_type(), keys.into_iter())?;
+            let x = to_array(vf.data_type(), vals.into_iter())?;
+            let structs = StructArray::try_new(kv.clone(), vec![k, x], None)?;
+            Arc::new(MapArray::try_new(
+                entries.clone(),
+                OffsetBuffer::new(offsets.into()),
+                structs,
+                Some(NullBuffer::from(valid)),
+                *sorted,
+            )?)
+        }
         t => {
             let mut b = PrimitiveBuilder::<Int64Type>::new();
             for v in values {
@@ -237,6 +339,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn arrays_and_maps_round_trip_through_values_and_the_codec() {
+        use arrow::array::{Int32Builder, ListBuilder, MapBuilder, MapFieldNames, StringBuilder};
+        let mut l = ListBuilder::new(StringBuilder::new());
+        l.append_value([Some("a"), None]);
+        l.append_null();
+        l.append_value::<[Option<&str>; 0], _>([]);
+        let mut m = MapBuilder::new(
+            Some(MapFieldNames { entry: "entries".into(), key: "key".into(), value: "value".into() }),
+            StringBuilder::new(),
+            Int32Builder::new(),
+        );
+        m.keys().append_value("x");
+        m.values().append_value(1);
+        m.keys().append_value("y");
+        m.values().append_null();
+        m.append(true).unwrap();
+        m.append(false).unwrap();
+        m.append(true).unwrap();
+        let cols: Vec<ArrayRef> = vec![Arc::new(l.finish()), Arc::new(m.finish())];
+        for col in cols {
+            let vals = column_values(&col).unwrap();
+            assert!(vals[0] != Val::Null && vals[1] == Val::Null && vals[2] != Val::Null, "{vals:?}");
+            let mut w = Writer::new();
+            vals.iter().for_each(|v| v.encode(&mut w));
+            let mut r = Reader::new(&w.buf);
+            let back: Vec<Val> = (0..vals.len()).map(|_| Val::decode(&mut r).unwrap()).collect();
+            assert_eq!(back, vals);
+            let arr = to_array(col.data_type(), back.iter()).unwrap();
+            assert_eq!(arr.as_ref(), col.as_ref());
+        }
+    }
+
+    #[test]
     fn columns_round_trip_through_values_and_the_codec() {
         let cols: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(vec![Some(1), None, Some(-3)])),
@@ -257,6 +392,7 @@ mod tests {
             assert_eq!(column_values(&arr).unwrap(), vals);
         }
         assert!(Val::Null < Val::I64(i64::MIN));
+        assert!(Val::List(vec![Val::I64(1)].into()) < Val::List(vec![Val::I64(1), Val::Null].into()));
         assert!(Val::F64(-0.5) < Val::F64(0.5));
     }
 }

@@ -171,6 +171,10 @@ fn parse_field(o: &Options<'_>, name: &str, ty: ColType, data_type: &DataType) -
                 Ok(())
             };
             match ty {
+                // `column_types` refuses ARRAY and MAP columns above.
+                ColType::Nested => {
+                    return Err(o.error(format!("datagen cannot generate ARRAY or MAP field `{name}`")));
+                }
                 ColType::Boolean => Gen::Boolean,
                 ColType::Int32 => {
                     let min = o.i64(&key("min"))?.unwrap_or(i64::from(i32::MIN));

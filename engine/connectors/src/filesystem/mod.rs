@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
-use sluice_format::types::{ColType, column_types};
+use sluice_format::types::ColType;
 use sluice_storage::{S3Options, Storage, StorageError};
 
 use crate::format::{Format, csv::CSV_OPTIONS, json::JSON_OPTIONS};
@@ -90,7 +90,7 @@ impl FsConfig {
         // Sluice checks the time-based policies whenever rows arrive and closes
         // the open file at every checkpoint, so it needs no timer.
         o.duration("sink.rolling-policy.check-interval")?;
-        let types = column_types(schema.fields(), "filesystem").map_err(|e| o.error(e.to_string()))?;
+        let types = format.column_types(schema.fields(), "filesystem").map_err(|e| o.error(e.to_string()))?;
         o.check_all_used("filesystem", &supported_options())?;
         Ok(FsConfig { path, s3, format, monitor_interval, roll_size, rollover_interval, inactivity_interval, types })
     }

@@ -7,7 +7,7 @@ use arrow::array::{
     ArrayRef, BooleanBuilder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
     TimestampMillisecondBuilder,
 };
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::{BatchError, ConnectorError};
@@ -35,10 +35,13 @@ pub(crate) enum ColBuilder {
     Decimal(Decimal128Builder),
     Utf8(StringBuilder),
     Timestamp(TimestampMillisecondBuilder),
+    /// An ARRAY or MAP column (the `json` format only).
+    Nested(Box<super::json::nested::NestedBuilder>),
 }
 
 impl ColBuilder {
-    pub(crate) fn new(t: ColType) -> ColBuilder {
+    /// A builder for a column of type `t`, whose Arrow type is `data_type`.
+    pub(crate) fn new(t: ColType, data_type: &DataType) -> ColBuilder {
         match t {
             ColType::Boolean => ColBuilder::Boolean(BooleanBuilder::new()),
             ColType::Int32 => ColBuilder::Int32(Int32Builder::new()),
@@ -47,6 +50,11 @@ impl ColBuilder {
             ColType::Decimal { .. } => ColBuilder::Decimal(Decimal128Builder::new()),
             ColType::Utf8 => ColBuilder::Utf8(StringBuilder::new()),
             ColType::Timestamp | ColType::TimestampLtz => ColBuilder::Timestamp(TimestampMillisecondBuilder::new()),
+            ColType::Nested => match super::json::nested::NestedBuilder::new(data_type) {
+                Some(b) => ColBuilder::Nested(Box::new(b)),
+                // `ColType::Nested` is only given for supported nested types.
+                None => ColBuilder::Utf8(StringBuilder::new()),
+            },
         }
     }
 
@@ -59,10 +67,11 @@ impl ColBuilder {
             ColBuilder::Decimal(b) => b.append_null(),
             ColBuilder::Utf8(b) => b.append_null(),
             ColBuilder::Timestamp(b) => b.append_null(),
+            ColBuilder::Nested(b) => b.append_null(),
         }
     }
 
-    fn finish(&mut self, data_type: &DataType) -> Result<ArrayRef, BatchError> {
+    pub(crate) fn finish(&mut self, data_type: &DataType) -> Result<ArrayRef, BatchError> {
         Ok(match self {
             ColBuilder::Boolean(b) => Arc::new(b.finish()),
             ColBuilder::Int32(b) => Arc::new(b.finish()),
@@ -77,6 +86,7 @@ impl ColBuilder {
             }
             ColBuilder::Utf8(b) => Arc::new(b.finish()),
             ColBuilder::Timestamp(b) => Arc::new(b.finish().with_data_type(data_type.clone())),
+            ColBuilder::Nested(b) => b.finish()?,
         })
     }
 }
@@ -88,8 +98,9 @@ pub(crate) struct RowBuilders {
 }
 
 impl RowBuilders {
-    pub(crate) fn new(types: &[ColType]) -> Self {
-        RowBuilders { cols: types.iter().map(|t| ColBuilder::new(*t)).collect(), rows: 0 }
+    pub(crate) fn new(fields: &[Arc<Field>], types: &[ColType]) -> Self {
+        let cols = types.iter().zip(fields).map(|(t, f)| ColBuilder::new(*t, f.data_type())).collect();
+        RowBuilders { cols, rows: 0 }
     }
 
     pub(crate) fn len(&self) -> usize {

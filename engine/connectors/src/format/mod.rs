@@ -13,7 +13,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::ConnectorError;
 use crate::options::Options;
-use sluice_format::types::{ColType, column_types};
+use sluice_format::types::{ColType, column_types, column_types_nested};
 
 pub(crate) const FORMATS: &str = "'json' or 'csv'";
 
@@ -35,6 +35,19 @@ impl Format {
                 Err(o
                     .error(format!("unsupported format '{other}' in option 'format'; supported formats are {FORMATS}")))
             }
+        }
+    }
+
+    /// The column types of a table in this format, or an error naming a
+    /// column it cannot hold (csv has no ARRAY or MAP).
+    pub(crate) fn column_types(
+        &self,
+        fields: &[Arc<Field>],
+        connector: &str,
+    ) -> Result<Vec<ColType>, sluice_format::types::UnsupportedType> {
+        match self {
+            Format::Json(_) => column_types_nested(fields, connector),
+            Format::Csv(_) => column_types(fields, connector),
         }
     }
 
@@ -91,7 +104,10 @@ impl Decoder {
         fields: &[Arc<Field>],
         connector: &str,
     ) -> Result<Decoder, sluice_format::types::UnsupportedType> {
-        let types = column_types(fields, connector)?;
+        let types = match format {
+            Format::Json(_) => column_types_nested(fields, connector)?,
+            Format::Csv(_) => column_types(fields, connector)?,
+        };
         Ok(match format {
             Format::Json(o) => Decoder::Json(json::JsonDecoder::new(o.clone(), fields, types)),
             Format::Csv(o) => Decoder::Csv(csv::CsvDecoder::new(o.clone(), fields, types)),

@@ -51,7 +51,6 @@ use super::{Guarantee, KafkaConfig, Meta, Partitioner, REQUEST_TIMEOUT, ValueFor
 use crate::format::Encoder;
 use crate::state::kafka::{KafkaSinkState, TxnCommittable};
 use crate::{ConnectorError, SinkContext, SinkWriter};
-use sluice_format::types::column_types;
 
 /// Remembers the first failed delivery, which fails the next flush.
 #[derive(Default, Clone)]
@@ -151,7 +150,8 @@ impl KafkaSink {
                     false => fields[*i].clone(),
                 })
                 .collect();
-            let types = column_types(&fs, "kafka")
+            let types = f
+                .column_types(&fs, "kafka")
                 .map_err(|e| ConnectorError::InvalidOption { table: table.clone(), message: e.to_string() })?;
             Ok(Some(Encoder::new(f, &fs, types)))
         };

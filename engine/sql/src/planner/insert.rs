@@ -193,7 +193,9 @@ pub fn flink_insert_only(rel: &Rel) -> bool {
                 && *range == crate::logical::RankRange { start: 1, end: 1 }
                 && !matches!(order.as_slice(), [k] if !k.asc)
         }
-        PlanNode::Filter { input, .. } | PlanNode::Project { input, .. } => flink_insert_only(input),
+        PlanNode::Filter { input, .. } | PlanNode::Project { input, .. } | PlanNode::Unnest { input, .. } => {
+            flink_insert_only(input)
+        }
         _ => false,
     }
 }
@@ -227,7 +229,8 @@ fn update_origin(rel: &Rel) -> String {
         | PlanNode::Rank { input, .. }
         | PlanNode::TemporalSort { input, .. }
         | PlanNode::Deduplicate { input, .. }
-        | PlanNode::OverAggregate { input, .. } => update_origin(input),
+        | PlanNode::OverAggregate { input, .. }
+        | PlanNode::Unnest { input, .. } => update_origin(input),
         PlanNode::Union { inputs } => inputs.iter().find(|i| i.updating).map(update_origin).unwrap_or_default(),
         PlanNode::Join { left, right, kind, .. } => match [left, right].into_iter().find(|i| i.updating) {
             Some(input) => update_origin(input),

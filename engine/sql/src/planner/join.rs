@@ -10,7 +10,7 @@
 //! them.
 //!
 //! `JOIN r FOR SYSTEM_TIME AS OF l.ts` is a temporal join, planned in
-//! `temporal_join`.
+//! `temporal_join`; a join with `UNNEST(...)` is planned in `unnest`.
 //!
 //! The output is the left columns, then the right ones, each with its
 //! qualifier; the side an outer join pads is nullable. A regular join's output
@@ -25,7 +25,9 @@ use std::sync::Arc;
 use datafusion_common::{DFSchema, DFSchemaRef};
 use datafusion_expr::utils::{conjunction, split_conjunction};
 use datafusion_expr::{BinaryExpr, ExprSchemable, Operator};
-use sqlparser::ast::{BinaryOperator, Expr as SqlExpr, JoinConstraint, JoinOperator, TableFactor, TableWithJoins};
+use sqlparser::ast::{
+    BinaryOperator, Expr as SqlExpr, Join, JoinConstraint, JoinOperator, TableFactor, TableWithJoins,
+};
 
 use super::aggregate::contains_aggregate;
 use super::interval::interval_bounds;
@@ -63,19 +65,24 @@ impl Planner {
         {
             return Ok((self.plan_from(&single.relation, pos)?, selection.cloned()));
         }
-        let mut items = Vec::new();
-        for twj in from {
-            items.push((self.plan_joins(twj, pos)?, pos_of(&twj.relation, pos)));
-        }
-        let mut items = items.into_iter();
-        let Some((mut acc, _)) = items.next() else {
+        let mut items = from.iter();
+        let Some(first) = items.next() else {
             return Err(SqlError::new(pos, "a SELECT needs a FROM clause"));
         };
+        let mut acc = self.plan_joins(first, pos)?;
         let mut conjuncts: Vec<SqlExpr> = Vec::new();
         if let Some(w) = selection {
             split_sql_conjuncts(w, &mut conjuncts);
         }
-        for (right, item_pos) in items {
+        for twj in items {
+            let item_pos = pos_of(&twj.relation, pos);
+            // `a, UNNEST(a.arr)` reads the items before it: a cross join with them.
+            if matches!(twj.relation, TableFactor::UNNEST { .. }) {
+                acc = self.unnest(acc, &twj.relation, false, item_pos)?;
+                acc = self.plan_join_chain(acc, &twj.joins, pos)?;
+                continue;
+            }
+            let right = self.plan_joins(twj, pos)?;
             // The WHERE conjuncts that read only these inputs join them.
             let joined = join_schema(&acc, &right, JoinKind::Inner, item_pos)?;
             let (mine, rest): (Vec<SqlExpr>, Vec<SqlExpr>) =
@@ -118,9 +125,18 @@ impl Planner {
 
     /// One FROM item with its chain of `JOIN`s.
     fn plan_joins(&mut self, twj: &TableWithJoins, pos: Position) -> Result<Rel, SqlError> {
-        let mut acc = self.join_input(&twj.relation, pos)?;
-        for j in &twj.joins {
+        let acc = self.join_input(&twj.relation, pos)?;
+        self.plan_join_chain(acc, &twj.joins, pos)
+    }
+
+    /// `acc` joined with each of `joins` in turn.
+    fn plan_join_chain(&mut self, mut acc: Rel, joins: &[Join], pos: Position) -> Result<Rel, SqlError> {
+        for j in joins {
             let jpos = pos_of(&j.relation, pos);
+            if matches!(j.relation, TableFactor::UNNEST { .. }) {
+                acc = self.unnest_join(acc, &j.join_operator, &j.relation, jpos)?;
+                continue;
+            }
             let (kind, constraint) = match &j.join_operator {
                 JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinKind::Inner, c),
                 JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (JoinKind::Left, c),
@@ -191,7 +207,12 @@ impl Planner {
             TableFactor::Table { version: Some(_), .. } => {
                 return Err(SqlError::new(pos, super::temporal_join::NOT_RIGHT_OF_JOIN));
             }
-            TableFactor::UNNEST { .. } => return Err(SqlError::new(pos, "UNNEST is not supported yet")),
+            TableFactor::UNNEST { .. } => {
+                return Err(SqlError::new(
+                    pos,
+                    "UNNEST must follow the relation whose column it unnests, as in `FROM t CROSS JOIN UNNEST(t.arr) AS u(x)`; UNNEST of a constant is not supported yet",
+                ));
+            }
             _ => {}
         }
         match self.plan_from(f, pos)? {

@@ -6,7 +6,8 @@
 //! interval and window joins in FROM; `window_join` finds the latter),
 //! `temporal_join` (`FOR SYSTEM_TIME AS OF`), `select` (WHERE and the SELECT
 //! list), `window` (window TVFs), `aggregate` (window aggregation), `rank`
-//! (Top-N and deduplication), `over` (OVER aggregations), `values` (VALUES
+//! (Top-N and deduplication), `over` (OVER aggregations), `unnest` (UNNEST
+//! correlated with a FROM item), `values` (VALUES
 //! rows), `sort` (ORDER BY and LIMIT) and `insert` (mapping a query onto a
 //! sink's columns).
 //!
@@ -34,6 +35,7 @@ mod rank_bounds;
 mod select;
 mod sort;
 mod temporal_join;
+mod unnest;
 mod values;
 mod window;
 mod window_join;

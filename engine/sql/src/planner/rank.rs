@@ -106,7 +106,8 @@ pub(super) fn check_ranked(rel: &Rel) -> Result<(), SqlError> {
         | PlanNode::Rank { input, .. }
         | PlanNode::TemporalSort { input, .. }
         | PlanNode::Deduplicate { input, .. }
-        | PlanNode::OverAggregate { input, .. } => check_ranked(input),
+        | PlanNode::OverAggregate { input, .. }
+        | PlanNode::Unnest { input, .. } => check_ranked(input),
         PlanNode::Union { inputs } => inputs.iter().try_for_each(check_ranked),
         PlanNode::Join { left, right, .. } => {
             check_ranked(left)?;

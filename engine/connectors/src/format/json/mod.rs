@@ -15,15 +15,17 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow::array::Array;
 use arrow::datatypes::Field;
 use arrow::record_batch::RecordBatch;
 
+pub(crate) mod nested;
 mod parse;
 
 use parse::{JVal, Parser};
 
 use super::RecordError;
-use super::columns::{Col, RowBuilders, Val, columns};
+use super::columns::{Col, ColBuilder, RowBuilders, Val, columns};
 use crate::ConnectorError;
 use crate::options::Options;
 use sluice_format::number::{
@@ -140,11 +142,11 @@ impl JsonEncoder {
 
     pub(crate) fn encode(&mut self, table: &str, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ConnectorError> {
         let cols = columns(table, batch, &self.types)?;
-        let sep = if self.opts.iso8601 { b'T' } else { b' ' };
+        let keys = std::mem::take(&mut self.keys);
         for row in 0..batch.num_rows() {
             out.push(b'{');
             let mut first = true;
-            for (c, key) in cols.iter().zip(&self.keys) {
+            for (c, key) in cols.iter().zip(&keys) {
                 let null = c.is_null(row);
                 if null && self.opts.ignore_null_fields {
                     continue;
@@ -158,46 +160,64 @@ impl JsonEncoder {
                     out.extend_from_slice(b"null");
                     continue;
                 }
-                match c {
-                    Col::Boolean(a) => out.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
-                    Col::Int32(a) => push_i64(out, i64::from(a.value(row))),
-                    Col::Int64(a) => push_i64(out, a.value(row)),
-                    Col::Float64(a) => {
-                        let v = a.value(row);
-                        // Jackson quotes non-numeric doubles (QUOTE_NON_NUMERIC_NUMBERS).
-                        let quote = !v.is_finite();
-                        if quote {
-                            out.push(b'"');
-                        }
-                        push_java_double(out, v, &mut self.scratch);
-                        if quote {
-                            out.push(b'"');
-                        }
-                    }
-                    Col::Decimal(a, scale) => {
-                        let (u, s) = strip_trailing_zeros(a.value(row), *scale);
-                        if self.opts.decimal_as_plain_number {
-                            push_big_decimal_plain(out, u, s);
-                        } else {
-                            push_big_decimal(out, u, s);
-                        }
-                    }
-                    Col::Utf8(a) => push_json_string(out, a.value(row)),
-                    Col::Timestamp(a) => {
-                        out.push(b'"');
-                        push_sql_timestamp(out, a.value(row), sep);
-                        out.push(b'"');
-                    }
-                    Col::TimestampLtz(a) => {
-                        out.push(b'"');
-                        push_sql_timestamp(out, a.value(row), sep);
-                        out.extend_from_slice(b"Z\"");
-                    }
-                }
+                self.push_col(out, c, row);
             }
             out.extend_from_slice(b"}\n");
         }
+        self.keys = keys;
         Ok(())
+    }
+
+    /// Appends the JSON text of the non-null value at `row` of `c`.
+    fn push_col(&mut self, out: &mut Vec<u8>, c: &Col<'_>, row: usize) {
+        let sep = if self.opts.iso8601 { b'T' } else { b' ' };
+        match c {
+            Col::Boolean(a) => out.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
+            Col::Int32(a) => push_i64(out, i64::from(a.value(row))),
+            Col::Int64(a) => push_i64(out, a.value(row)),
+            Col::Float64(a) => {
+                let v = a.value(row);
+                // Jackson quotes non-numeric doubles (QUOTE_NON_NUMERIC_NUMBERS).
+                let quote = !v.is_finite();
+                if quote {
+                    out.push(b'"');
+                }
+                push_java_double(out, v, &mut self.scratch);
+                if quote {
+                    out.push(b'"');
+                }
+            }
+            Col::Decimal(a, scale) => {
+                let (u, s) = strip_trailing_zeros(a.value(row), *scale);
+                if self.opts.decimal_as_plain_number {
+                    push_big_decimal_plain(out, u, s);
+                } else {
+                    push_big_decimal(out, u, s);
+                }
+            }
+            Col::Utf8(a) => push_json_string(out, a.value(row)),
+            Col::Timestamp(a) => {
+                out.push(b'"');
+                push_sql_timestamp(out, a.value(row), sep);
+                out.push(b'"');
+            }
+            Col::TimestampLtz(a) => {
+                out.push(b'"');
+                push_sql_timestamp(out, a.value(row), sep);
+                out.extend_from_slice(b"Z\"");
+            }
+            Col::Nested(a) => nested::push_json(self, out, *a, row),
+        }
+    }
+}
+
+/// Appends the JSON text of the value at `row` of a scalar `arr` (an element
+/// of an ARRAY or MAP).
+pub(crate) fn push_scalar(enc: &mut JsonEncoder, out: &mut Vec<u8>, arr: &dyn Array, row: usize) {
+    match sluice_format::columns::col_of(arr) {
+        _ if arr.is_null(row) => out.extend_from_slice(b"null"),
+        Some(c) => enc.push_col(out, &c, row),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
@@ -281,10 +301,12 @@ pub(crate) fn convert<'a>(v: &JVal<'a>, t: ColType, scratch: &mut Vec<u8>) -> Re
             },
             _ => return Err(format!("cannot convert {} to {}", kind(v), t.sql_name())),
         },
+        // Nested values are read by `nested::NestedBuilder`.
+        ColType::Nested => return Err(format!("cannot convert {} to an ARRAY or MAP here", kind(v))),
     })
 }
 
-fn kind(v: &JVal<'_>) -> &'static str {
+pub(crate) fn kind(v: &JVal<'_>) -> &'static str {
     match v {
         JVal::Null => "null",
         JVal::Bool(_) => "a boolean",
@@ -307,7 +329,7 @@ pub(crate) struct JsonDecoder {
 impl JsonDecoder {
     pub(crate) fn new(opts: JsonOptions, fields: &[Arc<Field>], types: Vec<ColType>) -> Self {
         let names = fields.iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
-        let builders = RowBuilders::new(&types);
+        let builders = RowBuilders::new(fields, &types);
         JsonDecoder {
             opts,
             names,
@@ -328,11 +350,29 @@ impl JsonDecoder {
         };
         let mut vals: Vec<Val<'_>> = vec![Val::Null; self.types.len()];
         let mut seen = vec![false; self.types.len()];
+        let mut seen_nested = vec![false; self.types.len()];
         for (k, v) in &fields {
             let Some(&idx) = self.names.get(k.as_ref()) else {
                 continue;
             };
             seen[idx] = true;
+            if let ColBuilder::Nested(b) = &mut self.builders.cols[idx] {
+                // Nested values go straight into their builder; a field given
+                // twice keeps its first value there (Flink keeps the last).
+                if seen_nested[idx] {
+                    continue;
+                }
+                seen_nested[idx] = true;
+                match b.check_json(v, &mut self.scratch) {
+                    Ok(()) => b.append_json(v, &mut self.scratch),
+                    Err(e) if self.opts.ignore_parse_errors => {
+                        let _ = e;
+                        b.append_null();
+                    }
+                    Err(e) => return Err(RecordError::Field(format!("field `{k}`: {e}"))),
+                }
+                continue;
+            }
             match convert(v, self.types[idx], &mut self.scratch) {
                 Ok(x) => vals[idx] = x,
                 Err(e) if self.opts.ignore_parse_errors => {
@@ -347,8 +387,12 @@ impl JsonDecoder {
         {
             return Err(RecordError::Malformed(format!("field `{}` is missing", self.field_names[i])));
         }
-        for (b, v) in self.builders.cols.iter_mut().zip(&vals) {
-            b.append(v);
+        for (i, (b, v)) in self.builders.cols.iter_mut().zip(&vals).enumerate() {
+            match b {
+                ColBuilder::Nested(n) if !seen_nested[i] => n.append_null(),
+                ColBuilder::Nested(_) => {}
+                b => b.append(v),
+            }
         }
         self.builders.row_done();
         Ok(true)
