@@ -114,6 +114,9 @@ impl ExprPlanner {
             }
             udfs.insert(f.name().to_ascii_lowercase(), f);
         }
+        // CARDINALITY(ARRAY or MAP); its BIGINT result is cast to Flink's INT.
+        let cardinality = datafusion_functions_nested::cardinality::cardinality_udf();
+        udfs.insert(cardinality.name().to_ascii_lowercase(), cardinality);
         for f in functions::flink_functions(local_time_zone) {
             udfs.insert(f.name().to_ascii_lowercase(), f);
         }
@@ -123,6 +126,8 @@ impl ExprPlanner {
             Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
             Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
             Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
+            // `arr[i]` (1-based, NULL out of range) and `map[key]`.
+            Arc::new(datafusion_functions_nested::planner::FieldAccessPlanner),
         ];
         ExprPlanner {
             provider: Provider {
@@ -172,10 +177,16 @@ impl ExprPlanner {
         Ok(simplified)
     }
 
-    /// Replaces casts to STRING with Flink's formatting function.
+    /// Replaces casts to STRING with Flink's formatting function, and gives
+    /// CARDINALITY Flink's INT type.
     fn flink_casts(&self, e: Expr, schema: &DFSchema) -> datafusion_common::Result<Expr> {
         let to_string = self.provider.udfs.get(TO_STRING).cloned();
         Ok(e.transform_up(|e| {
+            if let Expr::ScalarFunction(f) = &e
+                && f.func.name() == "cardinality"
+            {
+                return Ok(Transformed::yes(datafusion_expr::cast(e, DataType::Int32)));
+            }
             let (inner, target) = match &e {
                 Expr::Cast(c) => (&c.expr, c.field.data_type().clone()),
                 Expr::TryCast(c) => (&c.expr, c.field.data_type().clone()),

@@ -32,6 +32,7 @@ use sqlparser::ast::{
 use super::aggregate::contains_aggregate;
 use super::interval::interval_bounds;
 use super::query::FromItem;
+use super::unnest::as_unnest;
 use super::window_join::{window_join, window_join_rowtime};
 use super::{Planner, df_err, pos_of};
 use crate::error::{Position, SqlError};
@@ -77,8 +78,8 @@ impl Planner {
         for twj in items {
             let item_pos = pos_of(&twj.relation, pos);
             // `a, UNNEST(a.arr)` reads the items before it: a cross join with them.
-            if matches!(twj.relation, TableFactor::UNNEST { .. }) {
-                acc = self.unnest(acc, &twj.relation, false, item_pos)?;
+            if let Some(unnest) = as_unnest(&twj.relation) {
+                acc = self.unnest(acc, &unnest, false, item_pos)?;
                 acc = self.plan_join_chain(acc, &twj.joins, pos)?;
                 continue;
             }
@@ -133,8 +134,8 @@ impl Planner {
     fn plan_join_chain(&mut self, mut acc: Rel, joins: &[Join], pos: Position) -> Result<Rel, SqlError> {
         for j in joins {
             let jpos = pos_of(&j.relation, pos);
-            if matches!(j.relation, TableFactor::UNNEST { .. }) {
-                acc = self.unnest_join(acc, &j.join_operator, &j.relation, jpos)?;
+            if let Some(unnest) = as_unnest(&j.relation) {
+                acc = self.unnest_join(acc, &j.join_operator, &unnest, jpos)?;
                 continue;
             }
             let (kind, constraint) = match &j.join_operator {
@@ -207,12 +208,7 @@ impl Planner {
             TableFactor::Table { version: Some(_), .. } => {
                 return Err(SqlError::new(pos, super::temporal_join::NOT_RIGHT_OF_JOIN));
             }
-            TableFactor::UNNEST { .. } => {
-                return Err(SqlError::new(
-                    pos,
-                    "UNNEST must follow the relation whose column it unnests, as in `FROM t CROSS JOIN UNNEST(t.arr) AS u(x)`; UNNEST of a constant is not supported yet",
-                ));
-            }
+            f if as_unnest(f).is_some() => return Err(SqlError::new(pos, super::unnest::UNCORRELATED)),
             _ => {}
         }
         match self.plan_from(f, pos)? {

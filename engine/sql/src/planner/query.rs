@@ -184,6 +184,7 @@ impl Planner {
             TableFactor::TableFunction { expr, alias } => {
                 self.plan_window_tvf(expr, alias.as_ref().map(|a| a.name.value.clone()), pos)
             }
+            f if super::unnest::as_unnest(f).is_some() => Err(SqlError::new(pos, super::unnest::UNCORRELATED)),
             TableFactor::Table { args: Some(_), .. } | TableFactor::Function { .. } => Err(SqlError::new(
                 pos,
                 "table functions are written TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' MINUTE)); supported: TUMBLE, HOP, CUMULATE, SESSION",

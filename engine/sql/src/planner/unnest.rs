@@ -16,13 +16,45 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field};
 use datafusion_common::{DFSchema, TableReference};
 use datafusion_expr::ExprSchemable;
-use sqlparser::ast::{Expr as SqlExpr, JoinConstraint, JoinOperator, TableFactor, Value};
+use sqlparser::ast::{Expr as SqlExpr, FunctionArg, FunctionArgExpr, JoinConstraint, JoinOperator, TableFactor, Value};
 
 use super::{Planner, df_err};
 use crate::error::{Position, SqlError};
 use crate::logical::{PlanNode, Rel};
-use crate::parser::expr_position;
+use crate::parser::{expr_position, object_name};
 use crate::types::{flink_name, map_entries};
+
+/// An `UNNEST(...)` FROM item in sqlparser's UNNEST form. The Flink dialect
+/// reads `UNNEST(e) [WITH ORDINALITY] [AS t(...)]` as a table function
+/// named UNNEST.
+pub(super) fn as_unnest(f: &TableFactor) -> Option<TableFactor> {
+    match f {
+        TableFactor::UNNEST { .. } => Some(f.clone()),
+        TableFactor::Table { name, args: Some(args), alias, with_ordinality, version: None, .. }
+            if object_name(name).eq_ignore_ascii_case("UNNEST") =>
+        {
+            let array_exprs = args
+                .args
+                .iter()
+                .map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some(TableFactor::UNNEST {
+                alias: alias.clone(),
+                array_exprs,
+                with_offset: false,
+                with_offset_alias: None,
+                with_ordinality: *with_ordinality,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Why an UNNEST that does not follow a FROM item is refused.
+pub(super) const UNCORRELATED: &str = "UNNEST must follow the relation whose column it unnests, as in `FROM t CROSS JOIN UNNEST(t.arr) AS u(x)`; UNNEST of a constant is not supported yet";
 
 const FORMS: &str = "UNNEST is supported as `CROSS JOIN UNNEST(...)`, `, UNNEST(...)`, `[INNER] JOIN UNNEST(...) ON TRUE` and `LEFT JOIN UNNEST(...) ON TRUE`";
 
