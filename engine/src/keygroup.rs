@@ -59,8 +59,10 @@ pub fn hash_rows(columns: &[ArrayRef], rows: usize) -> Result<Vec<u64>, String> 
     Ok(hashes)
 }
 
+/// The hash of a NULL key value.
+const NULL: u64 = 0x6e75_6c6c;
+
 fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> Result<(), String> {
-    const NULL: u64 = 0x6e75_6c6c;
     macro_rules! prim {
         ($t:ty, $conv:expr) => {{
             let a = col.as_primitive::<$t>();
@@ -107,7 +109,40 @@ fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> Result<(), String> {
                 *h = combine(*h, NULL);
             }
         }
+        DataType::List(_) => {
+            let a = col.as_list::<i32>();
+            combine_ranges(a.value_offsets(), |i| a.is_null(i), &[a.values().clone()], hashes)?;
+        }
+        DataType::Map(_, _) => {
+            let a = col.as_map();
+            combine_ranges(a.value_offsets(), |i| a.is_null(i), &[a.keys().clone(), a.values().clone()], hashes)?;
+        }
         other => return Err(format!("cannot partition by a key of type {other}")),
+    }
+    Ok(())
+}
+
+/// Hashes an ARRAY or MAP key: each row's elements (all of `children`'s
+/// columns), in order, with their count.
+fn combine_ranges(
+    offsets: &[i32],
+    is_null: impl Fn(usize) -> bool,
+    children: &[ArrayRef],
+    hashes: &mut [u64],
+) -> Result<(), String> {
+    let n = children.first().map_or(0, |c| c.len());
+    let mut elements = vec![0x5151_5151u64; n];
+    for c in children {
+        hash_column(c, &mut elements)?;
+    }
+    for (i, h) in hashes.iter_mut().enumerate() {
+        if is_null(i) {
+            *h = combine(*h, NULL);
+            continue;
+        }
+        let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let v = elements[start..end].iter().fold(mix(end as u64 - start as u64), |acc, e| combine(acc, *e));
+        *h = combine(*h, v);
     }
     Ok(())
 }
@@ -120,6 +155,24 @@ mod tests {
     fn hash_column_values(col: ArrayRef) -> Result<Vec<u64>, String> {
         let n = col.len();
         hash_rows(&[col], n)
+    }
+
+    #[test]
+    fn equal_arrays_hash_alike_wherever_they_sit_in_their_batch() {
+        use arrow::array::{Int32Builder, ListBuilder};
+        let mut b = ListBuilder::new(Int32Builder::new());
+        b.append_value([Some(1), Some(2)]);
+        b.append_value([Some(3)]);
+        b.append_null();
+        b.append_value([Some(1), Some(2)]);
+        b.append_value([Some(1)]);
+        b.append_value([Some(2)]);
+        let col: ArrayRef = std::sync::Arc::new(b.finish());
+        let h = hash_column_values(col.clone()).unwrap();
+        assert_eq!(h[0], h[3]);
+        assert_ne!(h[0], h[1]);
+        assert_ne!(h[4], h[5]);
+        assert_eq!(hash_column_values(col.slice(3, 1)).unwrap()[0], h[0]);
     }
 
     proptest! {

@@ -8,6 +8,12 @@
 //! insertion order within a bucket. [`java_map_order`] reproduces it for keys
 //! whose Java hash Sluice knows (STRING, INT, BIGINT, BOOLEAN); other keys keep
 //! their stored order.
+//!
+//! A MAP that Flink's json format reads is a `HashMap` of its internal
+//! strings, whose hash is Flink's `MurmurHashUtil.hashBytes` of the UTF-8
+//! bytes: that map's order is the MAP's stored order, which UNNEST follows and
+//! which breaks ties between keys of one bucket when printing.
+//! [`flink_string_map_order`] gives it, so readers can store entries in it.
 
 use arrow::array::{Array, AsArray, MapArray};
 use arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int32Type, Int64Type, TimestampMillisecondType};
@@ -99,9 +105,44 @@ fn java_hash(keys: &dyn Array, i: usize) -> Option<i32> {
 /// (default capacity and load factor) they were put into in order.
 pub fn java_map_order(keys: &dyn Array) -> Vec<usize> {
     let n = keys.len();
-    let Some(hashes) = (0..n).map(|i| java_hash(keys, i)).collect::<Option<Vec<i32>>>() else {
-        return (0..n).collect();
-    };
+    match (0..n).map(|i| java_hash(keys, i)).collect::<Option<Vec<i32>>>() {
+        Some(hashes) => hash_map_order(&hashes),
+        None => (0..n).collect(),
+    }
+}
+
+/// Flink's `MurmurHashUtil.hashBytes` (seed 42) of `b`: murmur3 over 4-byte
+/// little-endian words, then each remaining (signed) byte mixed as a word.
+fn flink_murmur(b: &[u8]) -> i32 {
+    let mix_k1 = |k: u32| k.wrapping_mul(0xcc9e_2d51).rotate_left(15).wrapping_mul(0x1b87_3593);
+    let mix_h1 = |h: u32, k: u32| (h ^ k).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+    let aligned = b.len() - b.len() % 4;
+    let mut h = 42u32;
+    for w in b[..aligned].chunks_exact(4) {
+        h = mix_h1(h, mix_k1(u32::from_le_bytes([w[0], w[1], w[2], w[3]])));
+    }
+    for &x in &b[aligned..] {
+        h = mix_h1(h, mix_k1(i32::from(x as i8) as u32));
+    }
+    h ^= b.len() as u32;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h as i32
+}
+
+/// The order of `keys`, put in this order into a `java.util.HashMap` of
+/// Flink's internal strings (as Flink's json format reads a MAP<STRING, _>).
+pub fn flink_string_map_order(keys: &[&str]) -> Vec<usize> {
+    hash_map_order(&keys.iter().map(|k| flink_murmur(k.as_bytes())).collect::<Vec<_>>())
+}
+
+/// The iteration order of a `java.util.HashMap` (default capacity and load
+/// factor) of keys with these hash codes, put in order.
+fn hash_map_order(hashes: &[i32]) -> Vec<usize> {
+    let n = hashes.len();
     // The table grows (doubling from 16) while size exceeds 3/4 of it.
     let mut capacity = 16usize;
     while n * 4 > capacity * 3 {
@@ -152,6 +193,17 @@ mod tests {
         let m = b.finish();
         assert_eq!(text(&m, 0), "{a=null, ab=3, b=2}");
         assert_eq!(text(&m, 1), "{}");
+    }
+
+    #[test]
+    fn json_maps_are_stored_in_flinks_internal_hash_map_order() {
+        // As Flink 2.3 unnests these json objects (tests/golden/unnest_map).
+        fn order<'a>(keys: &[&'a str]) -> Vec<&'a str> {
+            flink_string_map_order(keys).into_iter().map(|i| keys[i]).collect()
+        }
+        assert_eq!(order(&["size", "color", "age"]), ["color", "age", "size"]);
+        assert_eq!(order(&["color", "weight"]), ["weight", "color"]);
+        assert_eq!(order(&["age", "size"]), ["age", "size"]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 -- A column type Sluice does not support.
 CREATE TABLE readings (
   sensor STRING,
-  tags ARRAY<STRING>,
+  tags BINARY(4),
   ts TIMESTAMP(3)
 ) WITH ('connector' = 'datagen');
 

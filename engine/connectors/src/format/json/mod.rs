@@ -350,24 +350,20 @@ impl JsonDecoder {
         };
         let mut vals: Vec<Val<'_>> = vec![Val::Null; self.types.len()];
         let mut seen = vec![false; self.types.len()];
-        let mut seen_nested = vec![false; self.types.len()];
+        // Nested values are checked here and appended once the whole record
+        // converted; the last of a field given twice wins, as in Flink.
+        let mut nested: Vec<Option<&JVal<'_>>> = vec![None; self.types.len()];
         for (k, v) in &fields {
             let Some(&idx) = self.names.get(k.as_ref()) else {
                 continue;
             };
             seen[idx] = true;
-            if let ColBuilder::Nested(b) = &mut self.builders.cols[idx] {
-                // Nested values go straight into their builder; a field given
-                // twice keeps its first value there (Flink keeps the last).
-                if seen_nested[idx] {
-                    continue;
-                }
-                seen_nested[idx] = true;
+            if let ColBuilder::Nested(b) = &self.builders.cols[idx] {
                 match b.check_json(v, &mut self.scratch) {
-                    Ok(()) => b.append_json(v, &mut self.scratch),
+                    Ok(()) => nested[idx] = Some(v),
                     Err(e) if self.opts.ignore_parse_errors => {
                         let _ = e;
-                        b.append_null();
+                        nested[idx] = None;
                     }
                     Err(e) => return Err(RecordError::Field(format!("field `{k}`: {e}"))),
                 }
@@ -387,11 +383,11 @@ impl JsonDecoder {
         {
             return Err(RecordError::Malformed(format!("field `{}` is missing", self.field_names[i])));
         }
-        for (i, (b, v)) in self.builders.cols.iter_mut().zip(&vals).enumerate() {
-            match b {
-                ColBuilder::Nested(n) if !seen_nested[i] => n.append_null(),
-                ColBuilder::Nested(_) => {}
-                b => b.append(v),
+        for ((b, v), n) in self.builders.cols.iter_mut().zip(&vals).zip(&nested) {
+            match (b, n) {
+                (ColBuilder::Nested(b), Some(n)) => b.append_json(n, &mut self.scratch),
+                (ColBuilder::Nested(b), None) => b.append_null(),
+                (b, _) => b.append(v),
             }
         }
         self.builders.row_done();

@@ -13,7 +13,7 @@ use super::parse::JVal;
 use super::{convert, kind, push_json_string, push_scalar};
 use crate::BatchError;
 use crate::format::columns::{ColBuilder, Val};
-use sluice_format::nested::entries;
+use sluice_format::nested::{entries, flink_string_map_order};
 use sluice_format::types::{ColType, describe_arrow};
 
 /// Builds one ARRAY or MAP column (or an element column inside one) from
@@ -109,8 +109,9 @@ impl NestedBuilder {
                     self.append_null();
                     return;
                 };
-                for (k, val) in fields {
-                    keys.append_json(&JVal::Str(k.clone()), scratch);
+                let fields = flink_map_order(fields, keys);
+                for (k, val) in &fields {
+                    keys.append_json(&JVal::Str((*k).clone()), scratch);
                     values.append_json(val, scratch);
                 }
                 offsets.push(offsets.last().copied().unwrap_or(0) + fields.len() as i32);
@@ -142,6 +143,28 @@ impl NestedBuilder {
             }
         })
     }
+}
+
+/// A JSON object's entries as Flink's json format stores them: a key given
+/// twice keeps its first place and its last value (a `HashMap` put), and
+/// STRING keys are in the order of Flink's internal hash map, which UNNEST
+/// and printing follow (see `sluice_format::nested`).
+fn flink_map_order<'v, 'a>(
+    fields: &'v [(std::borrow::Cow<'a, str>, JVal<'a>)],
+    keys: &NestedBuilder,
+) -> Vec<(&'v std::borrow::Cow<'a, str>, &'v JVal<'a>)> {
+    let mut unique: Vec<(&std::borrow::Cow<'a, str>, &JVal<'a>)> = Vec::with_capacity(fields.len());
+    for (k, v) in fields {
+        match unique.iter_mut().find(|(u, _)| *u == k) {
+            Some(slot) => slot.1 = v,
+            None => unique.push((k, v)),
+        }
+    }
+    if matches!(keys, NestedBuilder::Leaf { t: ColType::Utf8, .. }) {
+        let names: Vec<&str> = unique.iter().map(|(k, _)| k.as_ref()).collect();
+        return flink_string_map_order(&names).into_iter().map(|i| unique[i]).collect();
+    }
+    unique
 }
 
 /// Appends the JSON text of a non-null ARRAY or MAP value (or of an element
@@ -181,5 +204,83 @@ pub(crate) fn push_json(enc: &mut super::JsonEncoder, out: &mut Vec<u8>, arr: &d
             out.push(b'}');
         }
         _ => push_scalar(enc, out, arr, row),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use arrow::datatypes::{Field, Schema};
+
+    use super::super::{JsonDecoder, JsonEncoder, JsonOptions};
+    use super::*;
+    use sluice_format::types::column_types_nested;
+
+    fn schema() -> Arc<Schema> {
+        let list = DataType::List(Arc::new(Field::new("element", DataType::Int32, true)));
+        let kv = arrow::datatypes::Fields::from(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("value", list.clone(), true),
+        ]);
+        let map = DataType::Map(Arc::new(Field::new("entries", DataType::Struct(kv), false)), false);
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("m", map, true)]))
+    }
+
+    fn decoder(opts: JsonOptions) -> JsonDecoder {
+        let s = schema();
+        JsonDecoder::new(opts, s.fields(), column_types_nested(s.fields(), "filesystem").unwrap())
+    }
+
+    fn round_trip(lines: &[&str]) -> String {
+        let s = schema();
+        let mut d = decoder(JsonOptions::default());
+        for l in lines {
+            assert!(d.decode(l).unwrap());
+        }
+        let batch = d.builders.finish(&s).unwrap();
+        let mut e = JsonEncoder::new(
+            JsonOptions::default(),
+            s.fields(),
+            column_types_nested(s.fields(), "filesystem").unwrap(),
+        );
+        let mut out = Vec::new();
+        e.encode("t", &batch, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn nested_maps_and_arrays_read_and_write_back() {
+        let out = round_trip(&[
+            r#"{"id":1,"m":{"color":[1,null,"3"],"weight":[]}}"#,
+            r#"{"id":2,"m":{}}"#,
+            r#"{"id":3,"m":null}"#,
+            r#"{"id":4}"#,
+            r#"{"id":5,"m":{"x":null}}"#,
+        ]);
+        // Keys in Flink's internal order ("weight" before "color"); "3" reads as an INT.
+        assert_eq!(
+            out,
+            "{\"id\":1,\"m\":{\"weight\":[],\"color\":[1,null,3]}}\n{\"id\":2,\"m\":{}}\n{\"id\":3,\"m\":null}\n\
+             {\"id\":4,\"m\":null}\n{\"id\":5,\"m\":{\"x\":null}}\n"
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_shape_fails_the_record_or_is_null_when_ignored() {
+        let mut d = decoder(JsonOptions::default());
+        let e = d.decode(r#"{"id":1,"m":{"a":[1,"x"]}}"#).unwrap_err();
+        assert!(matches!(&e, crate::format::RecordError::Field(m) if m.contains("field `m`")), "{e:?}");
+        let e = d.decode(r#"{"m":{"a":[1]},"id":"x"}"#).unwrap_err();
+        assert!(matches!(&e, crate::format::RecordError::Field(m) if m.contains("field `id`")), "{e:?}");
+        let e = d.decode(r#"{"id":1,"m":[1]}"#).unwrap_err();
+        assert!(matches!(&e, crate::format::RecordError::Field(m) if m.contains("an array to a MAP")), "{e:?}");
+        assert_eq!(d.builders.len(), 0);
+        assert!(d.decode(r#"{"id":1,"m":{"a":[1]}}"#).unwrap());
+        assert_eq!(d.builders.finish(&schema()).unwrap().column(1).len(), 1);
+        let mut d = decoder(JsonOptions { ignore_parse_errors: true, ..JsonOptions::default() });
+        assert!(d.decode(r#"{"id":1,"m":{"a":[1,"x"]}}"#).unwrap());
+        let batch = d.builders.finish(&schema()).unwrap();
+        assert!(batch.column(1).is_null(0));
+        assert_eq!(batch.column(1).len(), 1);
     }
 }
