@@ -101,7 +101,9 @@ pub fn col_as(array: &dyn Array, t: ColType) -> Option<Col<'_>> {
         ColType::Utf8 => any.downcast_ref().map(Col::Utf8),
         ColType::Timestamp => any.downcast_ref().map(Col::Timestamp),
         ColType::TimestampLtz => any.downcast_ref().map(Col::TimestampLtz),
-        ColType::Nested => (ColType::from_arrow(array.data_type()) == Some(ColType::Nested)).then_some(Col::Nested(array)),
+        ColType::Nested => {
+            (ColType::from_arrow(array.data_type()) == Some(ColType::Nested)).then_some(Col::Nested(array))
+        }
     }
 }
 

@@ -82,9 +82,11 @@ fn java_hash(keys: &dyn Array, i: usize) -> Option<i32> {
         return Some(0);
     }
     Some(match keys.data_type() {
-        DataType::Utf8 => {
-            keys.as_string::<i32>().value(i).encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
-        }
+        DataType::Utf8 => keys
+            .as_string::<i32>()
+            .value(i)
+            .encode_utf16()
+            .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c))),
         DataType::Int32 => keys.as_primitive::<Int32Type>().value(i),
         DataType::Int64 => {
             let v = keys.as_primitive::<Int64Type>().value(i);

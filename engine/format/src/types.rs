@@ -15,7 +15,10 @@ pub enum ColType {
     Int32,
     Int64,
     Float64,
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     Utf8,
     Timestamp,
     TimestampLtz,
@@ -134,10 +137,7 @@ pub fn column_types(fields: &[std::sync::Arc<Field>], connector: &str) -> Result
 
 /// [`column_types`] for a connector or format that also reads or writes
 /// ARRAY and MAP columns (`json`, `print`).
-pub fn column_types_nested(
-    fields: &[std::sync::Arc<Field>],
-    connector: &str,
-) -> Result<Vec<ColType>, UnsupportedType> {
+pub fn column_types_nested(fields: &[std::sync::Arc<Field>], connector: &str) -> Result<Vec<ColType>, UnsupportedType> {
     types_of(fields, connector, true)
 }
 
@@ -145,10 +145,12 @@ fn types_of(fields: &[std::sync::Arc<Field>], connector: &str, nested: bool) -> 
     fields
         .iter()
         .map(|f| {
-            ColType::from_arrow(f.data_type()).filter(|t| nested || *t != ColType::Nested).ok_or_else(|| UnsupportedType {
-                column: f.name().clone(),
-                sql_type: describe_arrow(f.data_type()),
-                connector: connector.to_string(),
+            ColType::from_arrow(f.data_type()).filter(|t| nested || *t != ColType::Nested).ok_or_else(|| {
+                UnsupportedType {
+                    column: f.name().clone(),
+                    sql_type: describe_arrow(f.data_type()),
+                    connector: connector.to_string(),
+                }
             })
         })
         .collect()

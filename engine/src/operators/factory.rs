@@ -6,7 +6,6 @@ use sluice_connectors::{SinkContext, create_sink};
 
 use super::StreamOperator;
 use super::calc::{Filter, Project};
-use super::unnest::Unnest;
 use super::dedup::Deduplicate;
 use super::group_agg::GroupAggregate;
 use super::join::interval::IntervalJoin;
@@ -19,6 +18,7 @@ use super::rank::TopN;
 use super::session::SessionAggregate;
 use super::sink::Sink;
 use super::sort::TemporalSort;
+use super::unnest::Unnest;
 use super::watermark::WatermarkAssigner;
 use super::window::{Keys, TimeShift, WindowAggregate, WindowAssign};
 use super::window_rank::{WindowTopN, WindowTopNSpec};
@@ -75,12 +75,9 @@ pub(crate) fn instantiate(
     Ok(match spec {
         OpSpec::Filter(p) => Box::new(Filter { predicate: p.clone() }),
         OpSpec::Project { exprs, schema, .. } => Box::new(Project { exprs: exprs.clone(), schema: schema.clone() }),
-        OpSpec::Unnest { expr, ordinality, outer, schema } => Box::new(Unnest {
-            expr: expr.clone(),
-            ordinality: *ordinality,
-            outer: *outer,
-            schema: schema.clone(),
-        }),
+        OpSpec::Unnest { expr, ordinality, outer, schema } => {
+            Box::new(Unnest { expr: expr.clone(), ordinality: *ordinality, outer: *outer, schema: schema.clone() })
+        }
         OpSpec::Watermark { time_col, expr, trigger_intervals, .. } => {
             Box::new(WatermarkAssigner::new(*time_col, expr.clone(), trigger_intervals.clone()))
         }

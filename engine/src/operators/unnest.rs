@@ -36,7 +36,11 @@ pub struct Unnest {
 
 /// Which input row each output row repeats, and which element (an index into
 /// the collection's flattened values) it carries; `None` for a padded row.
-fn expansion(offsets: &[i32], valid: impl Fn(usize) -> bool, outer: bool) -> (Vec<u32>, Vec<Option<u32>>, Vec<Option<i32>>) {
+fn expansion(
+    offsets: &[i32],
+    valid: impl Fn(usize) -> bool,
+    outer: bool,
+) -> (Vec<u32>, Vec<Option<u32>>, Vec<Option<i32>>) {
     let (mut rows, mut elements, mut positions) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..offsets.len().saturating_sub(1) {
         let (start, end) = (offsets[r], offsets[r + 1]);
@@ -76,7 +80,9 @@ impl Unnest {
                 let (rows, elements, positions) = expansion(map.value_offsets(), valid, self.outer);
                 (rows, elements, positions, vec![map.keys().clone(), map.values().clone()])
             }
-            other => return Err(OpError::Other(format!("UNNEST of a {other} value; the planner allows ARRAY and MAP"))),
+            other => {
+                return Err(OpError::Other(format!("UNNEST of a {other} value; the planner allows ARRAY and MAP")));
+            }
         };
         let rows = UInt32Array::from(rows);
         let elements = UInt32Array::from(elements);

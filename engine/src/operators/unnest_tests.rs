@@ -34,10 +34,8 @@ fn attrs() -> ArrayRef {
 }
 
 fn input(coll: ArrayRef) -> RecordBatch {
-    let schema = Schema::new(vec![
-        Field::new("id", DataType::Int64, true),
-        Field::new("c", coll.data_type().clone(), true),
-    ]);
+    let schema =
+        Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("c", coll.data_type().clone(), true)]);
     RecordBatch::try_new(Arc::new(schema), vec![Arc::new(Int64Array::from(vec![1, 2, 3, 4])), coll]).unwrap()
 }
 
@@ -73,7 +71,10 @@ fn printed(batch: &RecordBatch) -> Vec<String> {
 fn an_array_gives_a_row_per_element_and_none_for_null_or_empty() {
     let b = input(tags());
     let out = op(&b, false, false).expand(&b).unwrap();
-    assert_eq!(printed(&out), ["+I[1, [a, b], a]", "+I[1, [a, b], b]", "+I[4, [c, null], c]", "+I[4, [c, null], null]"]);
+    assert_eq!(
+        printed(&out),
+        ["+I[1, [a, b], a]", "+I[1, [a, b], b]", "+I[4, [c, null], c]", "+I[4, [c, null], null]"]
+    );
 }
 
 #[test]

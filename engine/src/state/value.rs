@@ -96,7 +96,9 @@ impl Val {
             }
             7 => {
                 let n = r.u32()? as usize;
-                Val::Map((0..n).map(|_| Ok((Val::decode(r)?, Val::decode(r)?))).collect::<Result<Vec<_>, OpError>>()?.into())
+                Val::Map(
+                    (0..n).map(|_| Ok((Val::decode(r)?, Val::decode(r)?))).collect::<Result<Vec<_>, OpError>>()?.into(),
+                )
             }
             t => return Err(OpError::Other(format!("state holds an unknown value tag {t}"))),
         })
@@ -187,7 +189,9 @@ pub fn column_values(col: &ArrayRef) -> Result<Vec<Val>, OpError> {
         }
         DataType::List(_) => {
             let list = col.as_list::<i32>();
-            (0..n).map(|i| if nulls(i) { Ok(Val::Null) } else { Ok(Val::List(column_values(&list.value(i))?.into())) }).collect::<Result<_, OpError>>()?
+            (0..n)
+                .map(|i| if nulls(i) { Ok(Val::Null) } else { Ok(Val::List(column_values(&list.value(i))?.into())) })
+                .collect::<Result<_, OpError>>()?
         }
         DataType::Map(_, _) => {
             let map = col.as_map();

@@ -75,19 +75,14 @@ impl Planner {
             JoinOperator::CrossJoin(JoinConstraint::None) => false,
             JoinOperator::Join(c) | JoinOperator::Inner(c) if on_true(c) => false,
             JoinOperator::Left(c) | JoinOperator::LeftOuter(c) if on_true(c) => true,
-            JoinOperator::Join(c)
-            | JoinOperator::Inner(c)
-            | JoinOperator::Left(c)
-            | JoinOperator::LeftOuter(c) => {
+            JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
                 let at = match c {
                     JoinConstraint::On(e) => expr_position(e, pos),
                     _ => pos,
                 };
                 return Err(SqlError::new(
                     at,
-                    format!(
-                        "a join with UNNEST must be ON TRUE; filter the unnested rows in WHERE instead. {FORMS}"
-                    ),
+                    format!("a join with UNNEST must be ON TRUE; filter the unnested rows in WHERE instead. {FORMS}"),
                 ));
             }
             _ => return Err(SqlError::new(pos, format!("this join with UNNEST is not supported; {FORMS}"))),
@@ -116,7 +111,10 @@ impl Planner {
             DataType::List(f) => vec![Field::new("EXPR$0", f.data_type().clone(), true)],
             other => match map_entries(other) {
                 Some((k, v)) => {
-                    vec![Field::new("KEY", k.data_type().clone(), outer), Field::new("VALUE", v.data_type().clone(), true)]
+                    vec![
+                        Field::new("KEY", k.data_type().clone(), outer),
+                        Field::new("VALUE", v.data_type().clone(), true),
+                    ]
                 }
                 None => {
                     return Err(SqlError::new(

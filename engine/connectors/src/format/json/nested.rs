@@ -19,9 +19,25 @@ use sluice_format::types::{ColType, describe_arrow};
 /// Builds one ARRAY or MAP column (or an element column inside one) from
 /// JSON values.
 pub(crate) enum NestedBuilder {
-    Leaf { t: ColType, data_type: DataType, b: ColBuilder },
-    List { field: FieldRef, offsets: Vec<i32>, valid: Vec<bool>, items: Box<NestedBuilder> },
-    Map { entries: FieldRef, sorted: bool, offsets: Vec<i32>, valid: Vec<bool>, keys: Box<NestedBuilder>, values: Box<NestedBuilder> },
+    Leaf {
+        t: ColType,
+        data_type: DataType,
+        b: ColBuilder,
+    },
+    List {
+        field: FieldRef,
+        offsets: Vec<i32>,
+        valid: Vec<bool>,
+        items: Box<NestedBuilder>,
+    },
+    Map {
+        entries: FieldRef,
+        sorted: bool,
+        offsets: Vec<i32>,
+        valid: Vec<bool>,
+        keys: Box<NestedBuilder>,
+        values: Box<NestedBuilder>,
+    },
 }
 
 impl NestedBuilder {
