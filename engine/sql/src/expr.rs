@@ -102,6 +102,20 @@ impl ContextProvider for Provider {
     }
 }
 
+/// Flink's `ARRAY[a, b, ...]` value constructor (DataFusion's `make_array`).
+#[derive(Debug)]
+struct ArrayConstructor;
+
+impl DfExprPlanner for ArrayConstructor {
+    fn plan_array_literal(
+        &self,
+        exprs: Vec<Expr>,
+        _schema: &DFSchema,
+    ) -> datafusion_common::Result<datafusion_expr::planner::PlannerResult<Vec<Expr>>> {
+        Ok(datafusion_expr::planner::PlannerResult::Planned(datafusion_functions_nested::make_array::make_array(exprs)))
+    }
+}
+
 /// Names of the aggregate functions Sluice implements.
 pub const AGGREGATES: [&str; 5] = ["COUNT", "SUM", "MIN", "MAX", "AVG"];
 
@@ -128,6 +142,7 @@ impl ExprPlanner {
             Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
             // `arr[i]` (1-based, NULL out of range) and `map[key]`.
             Arc::new(datafusion_functions_nested::planner::FieldAccessPlanner),
+            Arc::new(ArrayConstructor),
         ];
         ExprPlanner {
             provider: Provider {

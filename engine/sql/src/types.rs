@@ -132,6 +132,14 @@ pub fn is_assignable(from: &DataType, to: &DataType) -> bool {
         (a, b) if numeric(a) && numeric(b) => true,
         (Timestamp(_, _), Timestamp(_, _)) => true,
         (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View) => true,
+        // An ARRAY of another element type or field name (`ARRAY[...]`'s).
+        (List(a), List(b)) => is_assignable(a.data_type(), b.data_type()),
+        (a @ Map(_, _), b @ Map(_, _)) => match (map_entries(a), map_entries(b)) {
+            (Some((ak, av)), Some((bk, bv))) => {
+                is_assignable(ak.data_type(), bk.data_type()) && is_assignable(av.data_type(), bv.data_type())
+            }
+            _ => false,
+        },
         _ => false,
     }
 }

@@ -54,7 +54,7 @@ pub(super) fn as_unnest(f: &TableFactor) -> Option<TableFactor> {
 }
 
 /// Why an UNNEST that does not follow a FROM item is refused.
-pub(super) const UNCORRELATED: &str = "UNNEST must follow the relation whose column it unnests, as in `FROM t CROSS JOIN UNNEST(t.arr) AS u(x)`; UNNEST of a constant is not supported yet";
+pub(super) const UNCORRELATED: &str = "UNNEST must follow the relation whose column it unnests, as in `FROM t CROSS JOIN UNNEST(t.arr) AS u(x)`; UNNEST alone in FROM (as `FROM UNNEST(ARRAY[1, 2])`) is not supported yet";
 
 const FORMS: &str = "UNNEST is supported as `CROSS JOIN UNNEST(...)`, `, UNNEST(...)`, `[INNER] JOIN UNNEST(...) ON TRUE` and `LEFT JOIN UNNEST(...) ON TRUE`";
 

@@ -21,3 +21,5 @@ INSERT INTO counts SELECT tag, COUNT(*) FROM orders CROSS JOIN UNNEST(tags) AS t
 INSERT INTO latest
 SELECT id, tags, tag FROM (SELECT MAX(id) AS id, tags[1] AS tag0, tags FROM orders GROUP BY tags)
 CROSS JOIN UNNEST(tags) AS t(tag);
+CREATE TABLE built (id BIGINT, pair ARRAY<STRING>, x STRING) WITH ('connector' = 'print');
+INSERT INTO built SELECT id, ARRAY[tags[1], 'z'], x FROM orders CROSS JOIN UNNEST(ARRAY['p', 'q']) AS t(x);
