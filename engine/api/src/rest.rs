@@ -301,7 +301,10 @@ pub struct VertexMetrics {
     /// subtasks; `None` when any subtask does not know it, and at other vertices.
     /// A rate-limited generator (datagen `rows-per-second`, nexmark
     /// `events-per-second`) stands for an upstream that produces at that rate:
-    /// its lag is the rows behind that schedule.
+    /// its lag is the rows behind that schedule. The filesystem source
+    /// estimates it: its unread bytes (the rest of the file being read and every
+    /// listed file not yet read) over the mean bytes per record read so far,
+    /// rounded up; unknown until it has read a record.
     pub lag: Option<u64>,
     pub late_records_dropped: u64,
     /// CPU seconds of the vertex's threads per million records in (over the last

@@ -345,3 +345,29 @@ fn a_batch_that_is_not_the_tables_is_an_error_with_a_typed_cause() {
     let source = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<BatchError>());
     assert!(matches!(source, Some(BatchError::Columns(_))), "{source:?}");
 }
+
+#[test]
+fn the_lag_is_the_unread_bytes_by_the_mean_record_size_unknown_before_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two files of 10 records of the same width: 20 records in all.
+    for f in 0..2 {
+        let lines: String =
+            (0..10).map(|i| format!("{{\"id\":{},\"name\":\"n{:02}\"}}\n", 10 + f * 10 + i, i)).collect();
+        std::fs::write(dir.path().join(format!("f{f}.json")), lines).unwrap();
+    }
+    let mut src = source(dir.path(), &[("format", "json")], 0, 1).unwrap();
+    assert_eq!(src.pending_records(), None, "nothing read yet: no mean to count records by");
+    let mut read = 0;
+    loop {
+        match src.poll().unwrap() {
+            SourceEvent::Batch(b) => {
+                read += b.num_rows() as u64;
+                // Every record is as wide, so the estimate is exact.
+                assert_eq!(src.pending_records(), Some(20 - read), "after {read} records");
+            }
+            SourceEvent::Idle => {}
+            SourceEvent::End => break,
+        }
+    }
+    assert_eq!((read, src.pending_records()), (20, Some(0)));
+}

@@ -88,3 +88,40 @@ fn a_throttled_sink_is_busy_and_the_source_it_holds_back_falls_behind() {
     assert!(lag1 > 1000, "{lag1} rows behind after 1.5 s");
     assert!(lag2 >= lag1 + 400, "the lag grows with the shortfall: {lag1} then {lag2}");
 }
+
+#[test]
+fn a_source_reading_a_directory_lags_by_its_unread_records_until_it_has_read_them() {
+    // 3000 records in three files, read by a monitored (so unbounded, still
+    // running once read) filesystem source into a sink that takes 1000 rows
+    // a second in a vertex of its own: the source is held back, with records
+    // left unread, then reads the last of them.
+    let dir = tempfile::tempdir().unwrap();
+    for f in 0..3 {
+        let lines: String = (0..1000).map(|i| format!("{{\"x\":{}}}\n", 100_000 + f * 1000 + i)).collect();
+        std::fs::write(dir.path().join(format!("f{f}.json")), lines).unwrap();
+    }
+    let (state, h) = start(&format!(
+        "CREATE TABLE src (x BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json',
+  'source.monitor-interval' = '1 h');
+CREATE TABLE out (x BIGINT) WITH ('connector' = 'blackhole', 'sink.throttle' = '1000', 'sink.parallelism' = '1');
+INSERT INTO out SELECT x FROM src;",
+        dir.path().display()
+    ));
+    assert_eq!(state.vertices.len(), 2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        let lag = sample(&state, 0).pending_records;
+        seen.push(lag);
+        if lag == Some(0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(&state, h);
+    let known: Vec<u64> = seen.iter().flatten().copied().collect();
+    assert_eq!(seen.last(), Some(&Some(0)), "the lag falls to 0 once every record is read: {seen:?}");
+    let first = known.iter().copied().find(|l| *l > 0);
+    assert!(first.is_some_and(|l| (1000..3000).contains(&l)), "a positive lag while held back: {seen:?}");
+    assert!(known.windows(2).all(|w| w[1] <= w[0]), "the lag only falls: {seen:?}");
+}

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use super::is_hidden;
 
-/// Every visible file under `root` (or `root` itself if it is a file), sorted.
-pub(crate) fn list_files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// Every visible file under `root` (or `root` itself if it is a file), sorted,
+/// with its size in bytes.
+pub(crate) fn list_files(root: &Path) -> std::io::Result<Vec<(PathBuf, u64)>> {
     let meta = std::fs::metadata(root)?;
     if meta.is_file() {
-        return Ok(vec![root.to_path_buf()]);
+        return Ok(vec![(root.to_path_buf(), meta.len())]);
     }
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -26,12 +27,18 @@ pub(crate) fn list_files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
             if ft.is_dir() {
                 stack.push(p);
             } else if ft.is_file() || (ft.is_symlink() && p.is_file()) {
-                out.push(p);
+                let size = std::fs::metadata(&p)?.len();
+                out.push((p, size));
             }
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// The size in bytes of the file at `path`.
+pub(crate) fn file_size(path: &Path) -> std::io::Result<u64> {
+    Ok(std::fs::metadata(path)?.len())
 }
 
 /// The names of the entries of one directory (not recursive), hidden

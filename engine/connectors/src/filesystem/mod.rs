@@ -27,6 +27,7 @@ use crate::{ConnectorError, SinkContext};
 
 mod commit;
 mod fsio;
+mod lag;
 mod s3io;
 mod sink;
 mod source;

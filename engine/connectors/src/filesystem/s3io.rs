@@ -78,10 +78,11 @@ impl S3Root {
         if self.prefix.is_empty() { self.bucket.clone() } else { self.bucket.child(&self.prefix) }
     }
 
-    /// The URIs of every visible object at or below the prefix, sorted: no
+    /// The URIs of every visible object at or below the prefix, with their
+    /// sizes in bytes, sorted: no
     /// path segment below the prefix may start with `.` or `_`, as for local
     /// directories. A prefix that is itself an object gives that object.
-    pub(crate) fn list_files(&self) -> Result<Vec<PathBuf>, StorageError> {
+    pub(crate) fn list_files(&self) -> Result<Vec<(PathBuf, u64)>, StorageError> {
         let mut out = Vec::new();
         for o in self.bucket.list(&self.prefix)? {
             let below = if self.prefix.is_empty() {
@@ -96,7 +97,7 @@ impl S3Root {
             if o.path.ends_with('/') {
                 continue;
             }
-            out.push(PathBuf::from(self.uri_of(&o.path)));
+            out.push((PathBuf::from(self.uri_of(&o.path)), o.size));
         }
         out.sort();
         Ok(out)

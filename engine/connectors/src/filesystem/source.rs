@@ -26,6 +26,9 @@
 //! A bounded source reads exactly the files it listed when it first started;
 //! a monitored one lists the path again and assigns new files by the hash
 //! rule, and never reads a file that any restored split knows.
+//!
+//! Lag: the records in the bytes left unread, by the mean bytes per record
+//! read so far (see the `lag` module); unknown until a record is read.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::BufRead;
@@ -35,6 +38,7 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::SchemaRef;
 use sluice_storage::S3Options;
 
+use super::lag::{BytesPerRecord, unread_bytes};
 use super::s3io::{self, S3Root};
 use super::{FsConfig, connector_io_error, fsio, storage_error};
 use crate::format::{Decoder, RecordError};
@@ -57,6 +61,8 @@ struct QueuedFile {
     path: PathBuf,
     offset: u64,
     line: u64,
+    /// Its size in bytes when listed (or restored); `None` when unknown.
+    size: Option<u64>,
 }
 
 struct OpenFile {
@@ -65,6 +71,7 @@ struct OpenFile {
     /// The byte offset and line number just after the last record read.
     offset: u64,
     line: u64,
+    size: Option<u64>,
 }
 
 pub(crate) struct FsSource {
@@ -94,6 +101,8 @@ pub(crate) struct FsSource {
     parallelism: u64,
     had_files: bool,
     skipped: u64,
+    /// The bytes and records read so far, for the lag estimate.
+    per_record: BytesPerRecord,
     batch_size: usize,
     /// `execution.batch-size`: what [`SourceReader::set_batch_size`] never exceeds.
     max_batch: usize,
@@ -128,6 +137,7 @@ impl FsSource {
             parallelism: ctx.parallelism.max(1) as u64,
             had_files: false,
             skipped: 0,
+            per_record: BytesPerRecord::default(),
             batch_size: ctx.batch_size.max(1),
             max_batch: ctx.batch_size.max(1),
             line_buf: Vec::new(),
@@ -150,9 +160,9 @@ impl FsSource {
         connector_io_error(&self.table, path, e)
     }
 
-    /// Every visible file under the path, sorted: local paths, or the
-    /// `s3://bucket/key` URIs of objects.
-    fn list_files(&self) -> Result<Vec<PathBuf>, ConnectorError> {
+    /// Every visible file under the path, sorted, with its size: local paths,
+    /// or the `s3://bucket/key` URIs of objects.
+    fn list_files(&self) -> Result<Vec<(PathBuf, u64)>, ConnectorError> {
         match &self.s3_root {
             Some(root) => root.list_files().map_err(|e| storage_error(&self.table, e)),
             None => fsio::list_files(&self.root).map_err(|e| self.io_error(&self.root, e)),
@@ -194,6 +204,7 @@ impl FsSource {
                 files.insert(f.path.clone(), f);
             }
         }
+        let mut listed: Option<BTreeMap<PathBuf, u64>> = None;
         for (path, f) in files {
             self.seen.insert(path.clone());
             self.known.insert(path.clone());
@@ -203,23 +214,37 @@ impl FsSource {
             if f.status == FileStatus::Done {
                 self.done.push(path);
             } else {
-                self.queue.push_back(QueuedFile { path, offset: f.offset, line: f.line });
+                let size = self.restored_size(&path, &mut listed);
+                self.queue.push_back(QueuedFile { path, offset: f.offset, line: f.line, size });
                 self.had_files = true;
             }
         }
         Ok(())
     }
 
+    /// The size of a restored file still to read, for the lag: a local file's
+    /// by its metadata, an object's by one listing of the path (`listed`,
+    /// made on first use). Unknown when it cannot be found: the lag is then
+    /// unknown, and reading the file reports any real error.
+    fn restored_size(&self, path: &Path, listed: &mut Option<BTreeMap<PathBuf, u64>>) -> Option<u64> {
+        if !s3io::is_s3_path(path) {
+            return fsio::file_size(path).ok();
+        }
+        let sizes =
+            listed.get_or_insert_with(|| self.list_files().map(|l| l.into_iter().collect()).unwrap_or_default());
+        sizes.get(path).copied()
+    }
+
     /// Lists the path and queues this subtask's files not seen before.
     fn scan(&mut self) -> Result<(), ConnectorError> {
         let files = self.list_files()?;
         let by_hash = self.monitor.is_some() || self.restored;
-        for (i, f) in files.into_iter().enumerate() {
+        for (i, (f, size)) in files.into_iter().enumerate() {
             self.known.insert(f.clone());
             let owner = if by_hash { path_hash(&f) } else { i as u64 } % self.parallelism;
             if owner == self.subtask && !self.seen.contains(&f) {
                 self.seen.insert(f.clone());
-                self.queue.push_back(QueuedFile { path: f, offset: 0, line: 0 });
+                self.queue.push_back(QueuedFile { path: f, offset: 0, line: 0, size: Some(size) });
                 self.had_files = true;
             }
         }
@@ -279,6 +304,7 @@ impl FsSource {
                 }
             }
             // The record is consumed: a snapshot now resumes after it.
+            self.per_record.read(consumed);
             f.offset += consumed;
             f.line += lines;
         }
@@ -297,7 +323,8 @@ impl SourceReader for FsSource {
             if self.current.is_none() {
                 if let Some(q) = self.queue.pop_front() {
                     let reader = self.open_read(&q.path, q.offset)?;
-                    self.current = Some(OpenFile { path: q.path, reader, offset: q.offset, line: q.line });
+                    self.current =
+                        Some(OpenFile { path: q.path, reader, offset: q.offset, line: q.line, size: q.size });
                 } else if self.decoder.len() > 0 {
                     return self.batch();
                 } else if let Some((interval, last)) = self.monitor {
@@ -329,6 +356,15 @@ impl SourceReader for FsSource {
 
     fn skipped_records(&self) -> u64 {
         self.skipped
+    }
+
+    /// The records in the bytes left unread (the open file's rest and every
+    /// queued file's) by the mean bytes per record so far: see the `lag`
+    /// module. Unknown until a record is read, never a guessed 0.
+    fn pending_records(&self) -> Option<u64> {
+        let open = self.current.iter().map(|f| (f.size, f.offset));
+        let queued = self.queue.iter().map(|q| (q.size, q.offset));
+        self.per_record.pending(unread_bytes(open.chain(queued)))
     }
 
     /// Every file it knows (listed, or restored), whichever subtask owns it.
