@@ -301,7 +301,8 @@ pub struct VertexMetrics {
     /// subtasks; `None` when any subtask does not know it, and at other vertices.
     /// A rate-limited generator (datagen `rows-per-second`, nexmark
     /// `events-per-second`) stands for an upstream that produces at that rate:
-    /// its lag is the rows behind that schedule. The filesystem source
+    /// its lag is the rows behind that schedule, which a restore carries over
+    /// (plus the rate times the time the job was down). The filesystem source
     /// estimates it: its unread bytes (the rest of the file being read and every
     /// listed file not yet read) over the mean bytes per record read so far,
     /// rounded up; unknown until it has read a record.

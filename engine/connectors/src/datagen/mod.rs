@@ -30,7 +30,11 @@
 //!
 //! Lag: the rate stands for an upstream producing at `rows-per-second`, so
 //! the reader's lag is the rows behind that schedule, capped by the rows left
-//! (see the `throttle` module).
+//! (see the `throttle` module). The schedule is in the checkpoint: each
+//! subtask writes the rows it is behind and the snapshot's wall time with
+//! its splits, and a restored source starts that far behind plus the rows
+//! its rate made due while the job was down; each new subtask takes its
+//! share of the restored backlog as it takes its share of the rate.
 //!
 //! Generation is column-wise into plain vectors, with no per-row allocation.
 //!
@@ -54,7 +58,7 @@ use options::{FieldGen, share};
 
 use crate::rng::seed_of;
 use crate::state::{
-    Dec, Enc, StateError, StrideSplit, TAG_DATAGEN, merge_plan, merged_batch, next_with_rows, total_remaining,
+    Behind, Dec, Enc, StateError, StrideSplit, TAG_DATAGEN, merge_plan, merged_batch, next_with_rows, total_remaining,
 };
 use crate::throttle::Throttle;
 use crate::{BatchError, ConnectorError, SourceContext, SourceEvent, SourceReader};
@@ -93,6 +97,8 @@ impl DatagenReader {
                     .map_err(|source| ConnectorError::State { table: ctx.table.clone(), source })?,
             ),
         };
+        let behind = restored.as_ref().map(|r: &Vec<(StrideSplit, Behind)>| Behind::restored(r.iter().map(|(_, b)| b)));
+        let restored = restored.map(|r| r.into_iter().map(|(s, _)| s).collect());
         let splits = StrideSplit::assign(restored, ctx.subtask, p, |i, p| cfg.rows_for(i, p));
         let base_seed = cfg.seed.unwrap_or_else(|| {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
@@ -112,7 +118,11 @@ impl DatagenReader {
             cursor: 0,
             batch_size: ctx.batch_size.max(1),
             max_batch: ctx.batch_size.max(1),
-            throttle: Throttle::new(rate),
+            throttle: match behind {
+                // This subtask's share of the backlog, as of the rate.
+                Some(b) => Throttle::resumed(rate, share(b.rows, ctx.subtask, p), b.at_ms),
+                None => Throttle::new(rate),
+            },
             hex: Vec::new(),
         })
     }
@@ -139,11 +149,25 @@ impl DatagenReader {
     }
 }
 
-fn decode_split(blob: &[u8]) -> Result<StrideSplit, StateError> {
+fn decode_split(blob: &[u8]) -> Result<(StrideSplit, Behind), StateError> {
     let mut d = Dec::new(blob, TAG_DATAGEN)?;
     let s = StrideSplit::decode(&mut d)?;
     d.end()?;
     Ok(s)
+}
+
+/// What a generator's snapshot writes with split `i`: the rows behind its
+/// schedule (capped by the rows left) with the first split, 0 with the
+/// others, and the time with all; nothing without a throttle.
+pub(crate) fn schedule_of(splits: &[StrideSplit], throttle: Option<&Throttle>) -> impl Fn(usize) -> Behind {
+    let (rows, at_ms) = match throttle {
+        Some(t) => {
+            let (rows, now) = t.snapshot_now();
+            (total_remaining(splits).map_or(rows, |r| r.min(rows)), Some(now))
+        }
+        None => (0, None),
+    };
+    move |i| Behind { rows: if i == 0 { rows } else { 0 }, at_ms }
 }
 
 impl DatagenReader {
@@ -190,7 +214,10 @@ impl SourceReader for DatagenReader {
         self.batch_size = rows.clamp(1, self.max_batch);
     }
 
+    /// Every split, the first with the rows this subtask is behind its
+    /// schedule (capped by the rows left), all with the snapshot's time.
     fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError> {
-        Ok(self.splits.iter().map(|s| s.encode(Enc::new(TAG_DATAGEN))).collect())
+        let behind = schedule_of(&self.splits, Some(&self.throttle));
+        Ok(self.splits.iter().enumerate().map(|(i, s)| s.encode(Enc::new(TAG_DATAGEN), behind(i))).collect())
     }
 }

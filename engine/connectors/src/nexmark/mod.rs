@@ -21,7 +21,9 @@
 //! `i` of `p` owns split `i` of stride `p`; after a restore at parallelism
 //! `q`, the splits are divided so that each of the `q` subtasks owns an equal
 //! share of the stream (see the `state::stride` module), and a subtask merges
-//! its splits' events in global order.
+//! its splits' events in global order. With `events-per-second`, the
+//! splits also carry the schedule, so that a restored source's lag includes
+//! the events due while the job was down (as datagen's).
 //!
 //! Options: `nexmark.table` (`bid`, `auction` or `person`, required),
 //! `number-of-events` (total events of all three kinds; bounded if set),
@@ -51,8 +53,9 @@ pub(crate) use config::NexmarkConfig;
 use generator::{Buffers, EventGenerator, StrCol};
 use model::{ColKind, Kind, TOTAL_PROPORTION};
 
+use crate::datagen::schedule_of;
 use crate::state::{
-    Dec, Enc, StateError, StrideSplit, TAG_NEXMARK, merge_plan, merged_batch, next_with_rows, total_remaining,
+    Behind, Dec, Enc, StateError, StrideSplit, TAG_NEXMARK, merge_plan, merged_batch, next_with_rows, total_remaining,
 };
 use crate::throttle::Throttle;
 use crate::{BatchError, ConnectorError, SourceContext, SourceEvent, SourceReader};
@@ -87,6 +90,8 @@ impl NexmarkReader {
                     .map_err(|source| ConnectorError::State { table: ctx.table.clone(), source })?,
             ),
         };
+        let behind = restored.as_ref().map(|r: &Vec<(StrideSplit, Behind)>| Behind::restored(r.iter().map(|(_, b)| b)));
+        let restored = restored.map(|r| r.into_iter().map(|(s, _)| s).collect());
         let splits = StrideSplit::assign(restored, ctx.subtask, p as usize, |i, p| {
             cfg.number_of_events.map(|n| {
                 let total = cfg.kind.count_in(n);
@@ -98,7 +103,15 @@ impl NexmarkReader {
         let (_, count) = cfg.kind.slot();
         let throttle = cfg.events_per_second.map(|eps| {
             let kind_rate = (eps as f64 * count as f64 / TOTAL_PROPORTION as f64 / p as f64).max(1.0);
-            Throttle::new(kind_rate.round() as u64)
+            let rate = kind_rate.round() as u64;
+            match behind {
+                // This subtask's share of the restored backlog (see the `throttle` module).
+                Some(b) => {
+                    let share = b.rows / p + u64::from(b.rows % p > ctx.subtask as u64);
+                    Throttle::resumed(rate, share, b.at_ms)
+                }
+                None => Throttle::new(rate),
+            }
         });
         let events = EventGenerator::new(cfg.seed, cfg.base_time, cfg.inter_event_delay_us);
         Ok(NexmarkReader {
@@ -198,7 +211,7 @@ fn kind_code(kind: Kind) -> u8 {
     }
 }
 
-fn decode_split(blob: &[u8], kind: Kind) -> Result<StrideSplit, StateError> {
+fn decode_split(blob: &[u8], kind: Kind) -> Result<(StrideSplit, Behind), StateError> {
     let mut d = Dec::new(blob, TAG_NEXMARK)?;
     let code = d.u8()?;
     if code != kind_code(kind) {
@@ -263,6 +276,7 @@ impl SourceReader for NexmarkReader {
 
     fn snapshot(&self) -> Result<Vec<Vec<u8>>, ConnectorError> {
         let code = kind_code(self.cfg.kind);
-        Ok(self.splits.iter().map(|s| s.encode(Enc::new(TAG_NEXMARK).u8(code))).collect())
+        let behind = schedule_of(&self.splits, self.throttle.as_ref());
+        Ok(self.splits.iter().enumerate().map(|(i, s)| s.encode(Enc::new(TAG_NEXMARK).u8(code), behind(i))).collect())
     }
 }

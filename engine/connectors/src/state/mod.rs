@@ -4,9 +4,9 @@
 //! Every blob starts with a format version and a tag naming its kind, then
 //! fixed-width little-endian integers and length-prefixed byte strings:
 //!
-//! | tag | blob | fields after `[VERSION, tag]` |
+//! | tag | blob | fields after `[version, tag]` |
 //! | --- | --- | --- |
-//! | `D` | datagen split | split `u64`, stride `u64`, produced `u64`, has-limit `u8`, limit `u64` |
+//! | `D` | datagen split | split `u64`, stride `u64`, produced `u64`, has-limit `u8`, limit `u64`; from version 2, the schedule: rows behind `u64`, has-time `u8`, snapshot time `u64` (unix ms) |
 //! | `N` | nexmark split | kind `u8` (0 person, 1 auction, 2 bid), then as datagen |
 //! | `F` | filesystem source split (one file) | status `u8` (0 queued, 1 reading, 2 done), byte offset `u64`, line `u64`, path bytes |
 //! | `C` | filesystem sink committable | count `u32`, then per file: pending name bytes, final name bytes |
@@ -15,6 +15,12 @@
 //! | `K` | kafka source split (one topic-partition) | partition `u32`, next offset `u64`, stop offset `opt u64` (flag `u8`, `u64`), topic bytes |
 //! | `T` | kafka sink committable (one transaction) | checkpoint `u64`, transactional id bytes |
 //! | `X` | kafka sink state | subtask `u32`, sequence of the last pre-committed transaction `u64`, transactional-id prefix bytes |
+//!
+//! Versions are per kind ([`version_of`]): every kind is at version 1 but
+//! the datagen and nexmark splits, at version 2, which added their schedule
+//! (the rows a rate-limited generator was behind at the snapshot, and when);
+//! a version-1 generator split is read with no backlog. A blob of a newer
+//! version than its kind's is refused with a clear error.
 //!
 //! Byte strings are a `u32` length and the bytes. A filesystem sink's
 //! committable that describes no file is the empty blob (local or S3).
@@ -32,10 +38,16 @@ pub(crate) mod filesystem;
 pub(crate) mod kafka;
 mod stride;
 
-pub(crate) use stride::{StrideSplit, merge_plan, merged_batch, next_with_rows, total_remaining};
+pub(crate) use stride::{Behind, StrideSplit, merge_plan, merged_batch, next_with_rows, total_remaining};
 
-/// The current format version; a newer one is refused with a clear error.
-pub(crate) const VERSION: u8 = 1;
+/// The format version of blobs of kind `tag` that this engine writes, and
+/// the newest it reads.
+pub(crate) fn version_of(tag: u8) -> u8 {
+    match tag {
+        TAG_DATAGEN | TAG_NEXMARK => 2,
+        _ => 1,
+    }
+}
 
 pub(crate) const TAG_DATAGEN: u8 = b'D';
 pub(crate) const TAG_NEXMARK: u8 = b'N';
@@ -55,8 +67,8 @@ pub(crate) const TAG_KAFKA_SINK_STATE: u8 = b'X';
 pub enum StateError {
     #[error("{what} is truncated ({len} bytes)")]
     Truncated { what: &'static str, len: usize },
-    #[error("{what} has format version {version}; this engine reads up to version {VERSION}")]
-    NewerVersion { what: &'static str, version: u8 },
+    #[error("{what} has format version {version}; this engine reads up to version {max}")]
+    NewerVersion { what: &'static str, version: u8, max: u8 },
     #[error("{what} has the invalid format version 0")]
     VersionZero { what: &'static str },
     #[error("expected {expected} but found {found}")]
@@ -124,7 +136,7 @@ pub(crate) struct Enc(Vec<u8>);
 
 impl Enc {
     pub(crate) fn new(tag: u8) -> Self {
-        Enc(vec![VERSION, tag])
+        Enc(vec![version_of(tag), tag])
     }
 
     pub(crate) fn u8(mut self, v: u8) -> Self {
@@ -163,6 +175,7 @@ pub(crate) struct Dec<'a> {
     buf: &'a [u8],
     pos: usize,
     what: &'static str,
+    version: u8,
 }
 
 impl<'a> Dec<'a> {
@@ -171,11 +184,18 @@ impl<'a> Dec<'a> {
         let what = tag_name(tag);
         match buf {
             [] | [_] => Err(StateError::Truncated { what, len: buf.len() }),
-            [v, _, ..] if *v > VERSION => Err(StateError::NewerVersion { what, version: *v }),
+            [v, _, ..] if *v > version_of(tag) => {
+                Err(StateError::NewerVersion { what, version: *v, max: version_of(tag) })
+            }
             [0, _, ..] => Err(StateError::VersionZero { what }),
             [_, t, ..] if *t != tag => Err(StateError::OtherKind { expected: what, found: tag_name(*t) }),
-            _ => Ok(Dec { buf, pos: 2, what }),
+            [v, ..] => Ok(Dec { buf, pos: 2, what, version: *v }),
         }
+    }
+
+    /// The blob's format version.
+    pub(crate) fn version(&self) -> u8 {
+        self.version
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], StateError> {
@@ -236,9 +256,10 @@ mod tests {
     #[test]
     fn blobs_round_trip_and_errors_are_clear() {
         let s = StrideSplit { index: 2, stride: 3, produced: 17, limit: Some(40) };
-        let blob = s.encode(Enc::new(TAG_DATAGEN));
+        let behind = Behind { rows: 5, at_ms: Some(1_700_000_000_000) };
+        let blob = s.encode(Enc::new(TAG_DATAGEN), behind);
         let mut d = Dec::new(&blob, TAG_DATAGEN).unwrap();
-        assert_eq!(StrideSplit::decode(&mut d).unwrap(), s);
+        assert_eq!(StrideSplit::decode(&mut d).unwrap(), (s, behind));
         d.end().unwrap();
         assert_eq!(
             Dec::new(&blob, TAG_NEXMARK).err().unwrap().to_string(),
@@ -248,7 +269,7 @@ mod tests {
         newer[0] = 9;
         assert_eq!(
             Dec::new(&newer, TAG_DATAGEN).err().unwrap().to_string(),
-            "a datagen split has format version 9; this engine reads up to version 1"
+            "a datagen split has format version 9; this engine reads up to version 2"
         );
         let mut d = Dec::new(&blob[..10], TAG_DATAGEN).unwrap();
         assert_eq!(StrideSplit::decode(&mut d).unwrap_err().to_string(), "a datagen split is truncated (10 bytes)");
@@ -257,5 +278,16 @@ mod tests {
         assert_eq!(d.bytes().unwrap(), b"abc");
         assert_eq!(d.u8().unwrap(), 7);
         d.end().unwrap();
+    }
+
+    #[test]
+    fn a_version_1_generator_split_restores_with_no_backlog() {
+        // As version 1 wrote it: the split's fields and nothing after them.
+        let v1 = Enc(vec![1, TAG_DATAGEN]).u64(2).u64(3).u64(17).opt_u64(Some(40)).finish();
+        let mut d = Dec::new(&v1, TAG_DATAGEN).unwrap();
+        let (s, behind) = StrideSplit::decode(&mut d).unwrap();
+        d.end().unwrap();
+        assert_eq!(s, StrideSplit { index: 2, stride: 3, produced: 17, limit: Some(40) });
+        assert_eq!(behind, Behind::default());
     }
 }

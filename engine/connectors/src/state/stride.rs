@@ -20,6 +20,29 @@ use super::{Dec, Enc, StateError};
 /// The most splits that dividing restored splits to a common stride makes.
 pub(crate) const MAX_SPLITS: u64 = 1024;
 
+/// Where a rate-limited generator stood against its schedule at a snapshot:
+/// the rows due and not yet made (`rows`), at `at_ms` (unix ms, the
+/// snapshot's wall time). A subtask writes its own on its first split and 0
+/// rows on the others; a restore sums them over every split (see
+/// [`Behind::restored`]), as the splits themselves are divided anew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Behind {
+    pub(crate) rows: u64,
+    /// `None`: not rate-limited, or written before version 2.
+    pub(crate) at_ms: Option<u64>,
+}
+
+impl Behind {
+    /// The whole source's schedule at the snapshot: the rows behind summed
+    /// over every restored split, at the latest snapshot time.
+    pub(crate) fn restored<'a>(all: impl IntoIterator<Item = &'a Behind>) -> Behind {
+        all.into_iter().fold(Behind::default(), |acc, b| Behind {
+            rows: acc.rows.saturating_add(b.rows),
+            at_ms: acc.at_ms.max(b.at_ms),
+        })
+    }
+}
+
 /// A split of a strided generator (datagen, nexmark): it makes the items
 /// `index`, `index + stride`, `index + 2 * stride`, … of the whole stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +65,14 @@ impl StrideSplit {
         self.index.wrapping_add(k.wrapping_mul(self.stride))
     }
 
-    pub(crate) fn encode(&self, e: Enc) -> Vec<u8> {
-        e.u64(self.index).u64(self.stride).u64(self.produced).opt_u64(self.limit).finish()
+    /// The split and its share of its subtask's schedule.
+    pub(crate) fn encode(&self, e: Enc, behind: Behind) -> Vec<u8> {
+        let e = e.u64(self.index).u64(self.stride).u64(self.produced).opt_u64(self.limit);
+        e.u64(behind.rows).opt_u64(behind.at_ms).finish()
     }
 
-    pub(crate) fn decode(d: &mut Dec<'_>) -> Result<Self, StateError> {
+    /// A split and its schedule; a version-1 split has none (no backlog).
+    pub(crate) fn decode(d: &mut Dec<'_>) -> Result<(Self, Behind), StateError> {
         let index = d.u64()?;
         let stride = d.u64()?;
         let produced = d.u64()?;
@@ -54,7 +80,8 @@ impl StrideSplit {
         if stride == 0 || index >= stride {
             return Err(StateError::InvalidStride { index, stride });
         }
-        Ok(StrideSplit { index, stride, produced, limit })
+        let behind = if d.version() >= 2 { Behind { rows: d.u64()?, at_ms: d.opt_u64()? } } else { Behind::default() };
+        Ok((StrideSplit { index, stride, produced, limit }, behind))
     }
 
     /// `m` splits of stride `m * stride` that together make exactly the items
