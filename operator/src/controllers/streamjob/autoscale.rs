@@ -13,31 +13,32 @@ use sluice_api::rest::{Job, JobMetrics, JobStatus};
 use super::plan::{EngineView, PlannedEvent};
 use crate::autoscaler::{self, SAMPLE_INTERVAL_SECS, Settings, Topology, VertexInfo};
 use crate::context::Context;
-use crate::crd::{AutoscalerStatus, Color, MetricSample, Phase, StreamJob, StreamJobStatus, VertexSample};
+use crate::crd::{
+    AutoscalerStatus, Color, MetricSample, Phase, StreamJob, StreamJobSpec, StreamJobStatus, VertexSample,
+};
 use crate::resources;
 
 /// How often HorizontalPodAutoscalers are listed for a job with the autoscaler on.
 const HPA_CHECK_SECS: i64 = 60;
 
 /// `status.autoscaler` after this reconcile (`None` when the autoscaler is off), and
-/// the Events of its decisions.
+/// the Events of its decisions. `sql` is the job's resolved SQL (`spec.sql` or the
+/// text `sqlConfigMapRef` names); while it cannot be resolved the status stays as
+/// it is (validation reports why).
 pub async fn observe(
     ctx: &Context,
     job: &StreamJob,
     status: &StreamJobStatus,
     engine: &EngineView,
     color: Color,
+    sql: Option<&str>,
 ) -> (Option<AutoscalerStatus>, Vec<PlannedEvent>) {
     let spec = &job.spec;
     if !spec.autoscaler.enabled {
         return (None, vec![]);
     }
-    let sql = match (&spec.sql, &spec.sql_config_map_ref) {
-        (Some(sql), _) => sql.clone(),
-        (None, Some(r)) => format!("configmap:{}/{}", r.name, r.key),
-        (None, None) => String::new(),
-    };
-    let basis = autoscaler::basis(&sql, spec.parallelism, spec.max_parallelism);
+    let Some(sql) = sql else { return (status.autoscaler.clone(), vec![]) };
+    let basis = basis(spec, sql);
     let mut a = autoscaler::for_basis(status.autoscaler.as_ref(), &basis);
     let now = jiff::Timestamp::now().as_second();
     if now - a.hpa_checked_at >= HPA_CHECK_SECS {
@@ -80,6 +81,13 @@ pub async fn observe(
         })
         .collect();
     (Some(a), events)
+}
+
+/// The autoscaler's basis for `spec` whose SQL resolves to `sql`: the text itself,
+/// however it is given, so that an edit of the ConfigMap that `sqlConfigMapRef`
+/// names starts the autoscaler over as an edit of `spec.sql` does.
+pub fn basis(spec: &StreamJobSpec, sql: &str) -> String {
+    autoscaler::basis(sql, spec.parallelism, spec.max_parallelism)
 }
 
 /// The running job's graph, as the autoscaler reads it.
@@ -146,4 +154,36 @@ async fn hpa_conflict(ctx: &Context, job: &StreamJob) -> Result<Option<String>, 
             h.name_any()
         )
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::ConfigMapKeyRef;
+    use crate::resources::testing::spec;
+
+    #[test]
+    fn the_basis_hashes_the_resolved_sql_however_it_is_given() {
+        let inline = spec();
+        let mut by_ref = spec();
+        by_ref.sql = None;
+        by_ref.sql_config_map_ref = Some(ConfigMapKeyRef { name: "job-sql".into(), key: "job.sql".into() });
+        let (v1, v2) = ("INSERT INTO out SELECT x FROM src;", "INSERT INTO out SELECT x + 1 FROM src;");
+        // An edit of the ConfigMap's text changes the basis, though the ref is the same.
+        assert_ne!(basis(&by_ref, v1), basis(&by_ref, v2));
+        // The same text is the same basis, inline or through a ConfigMap (of any name).
+        assert_eq!(basis(&by_ref, v1), basis(&inline, v1));
+        let mut renamed = by_ref.clone();
+        renamed.sql_config_map_ref = Some(ConfigMapKeyRef { name: "other".into(), key: "other.sql".into() });
+        assert_eq!(basis(&renamed, v1), basis(&by_ref, v1));
+        // And `parallelism` is still part of it.
+        let mut wider = by_ref.clone();
+        wider.parallelism += 1;
+        assert_ne!(basis(&wider, v1), basis(&by_ref, v1));
+        // A status of the old text starts over under the new one.
+        let old = autoscaler::for_basis(None, &basis(&by_ref, v1));
+        let kept = AutoscalerStatus { vertex_parallelism: [("u".to_string(), 4)].into(), ..old };
+        assert_eq!(autoscaler::for_basis(Some(&kept), &basis(&by_ref, v1)), kept);
+        assert!(autoscaler::for_basis(Some(&kept), &basis(&by_ref, v2)).vertex_parallelism.is_empty());
+    }
 }

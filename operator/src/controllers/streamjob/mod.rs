@@ -113,14 +113,21 @@ async fn reconcile_inner(job: &StreamJob, ctx: &Context) -> Result<Requeue, Erro
     } else {
         plan::EngineView::Down("no cutover in flight".into())
     };
+    // The SQL as deployed (from `sqlConfigMapRef` too), read once: the autoscaler's
+    // basis hashes it, and validation compiles it.
+    let sql = validate::resolve_sql(ctx, job, &job.spec).await;
     // The autoscaler first: what it holds in force is part of the spec acted on.
-    let (scaler, scaler_events) = autoscale::observe(ctx, job, &observed, &engine, color).await;
+    let (scaler, scaler_events) = autoscale::observe(ctx, job, &observed, &engine, color, sql.as_deref().ok()).await;
     // The scale subresource's selector: what an HPA (which the autoscaler refuses beside it) reads.
     let selector = Some(format!("sluice.dev/job={}", job.name_any()));
     let ui = Some(engine_ui(&job.namespace().unwrap_or_default(), &job.name_any(), color));
     let status = StreamJobStatus { autoscaler: scaler, selector, ui, ..observed.clone() };
     let spec = effective_spec(&job.spec, &status, &ctx.defaults);
-    let validated = match validate::validate(ctx, job, &spec).await {
+    let validated = match sql {
+        Ok(sql) => validate::validate(ctx, job, &spec, sql).await,
+        Err(e) => Err(e),
+    };
+    let validated = match validated {
         Err(Error::InvalidSpec(invalid)) => Err(invalid),
         other => Ok(other?),
     };

@@ -1,4 +1,5 @@
-//! Validate: the SQL is resolved (from `sql` or `sqlConfigMapRef`), the spec's image and
+//! Validate: the SQL is resolved (from `sql` or `sqlConfigMapRef`; once per reconcile,
+//! and the autoscaler's basis hashes the same text), the spec's image and
 //! durations are checked, and the job is validated as the engine pods will run it, before
 //! anything is planned from it.
 //!
@@ -21,11 +22,11 @@ use crate::error::{Error, InvalidSpec};
 use crate::resources::SQL_FILE;
 use crate::resources::configmap::spec_config;
 
-/// Resolves the SQL and validates the spec: the spec as it would be deployed, or
-/// [`Error::InvalidSpec`] saying what to fix.
-pub async fn validate(ctx: &Context, job: &StreamJob, spec: &StreamJobSpec) -> Result<DeployedSpec, Error> {
+/// The job's SQL: `spec.sql`, or the text under `sqlConfigMapRef`'s key in its
+/// ConfigMap; [`Error::InvalidSpec`] when neither gives one.
+pub async fn resolve_sql(ctx: &Context, job: &StreamJob, spec: &StreamJobSpec) -> Result<String, Error> {
     let ns = job.namespace().unwrap_or_default();
-    let sql = match (&spec.sql, &spec.sql_config_map_ref) {
+    Ok(match (&spec.sql, &spec.sql_config_map_ref) {
         (Some(sql), _) => sql.clone(),
         (None, Some(r)) => {
             let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
@@ -39,7 +40,18 @@ pub async fn validate(ctx: &Context, job: &StreamJob, spec: &StreamJobSpec) -> R
             })?
         }
         (None, None) => return Err(InvalidSpec::NoSql.into()),
-    };
+    })
+}
+
+/// Validates the spec with its resolved SQL (see [`resolve_sql`]): the spec as it
+/// would be deployed, or [`Error::InvalidSpec`] saying what to fix.
+pub async fn validate(
+    ctx: &Context,
+    job: &StreamJob,
+    spec: &StreamJobSpec,
+    sql: String,
+) -> Result<DeployedSpec, Error> {
+    let ns = job.namespace().unwrap_or_default();
     // The data policy's hmac keys: each Secret and key must exist (their values are
     // never read here: the engine pods mount them).
     for r in spec.data_policy.secrets() {
