@@ -146,9 +146,16 @@ pub struct AutoscalerStatus {
     pub run: String,
     #[serde(default)]
     pub run_since: i64,
-    /// The compact metric history of the run, oldest first, trimmed to `metricsWindow`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The metric history of the run, oldest first, trimmed to `metricsWindow`, column
+    /// by column: `times`, and per vertex one array per figure, in integers.
+    #[serde(default, rename = "samples", with = "crate::history::compact", skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "crate::history::CompactHistory")]
     pub history: Vec<MetricSample>,
+    /// The history as operators before the columnar `samples` wrote it, one object per
+    /// sample: the operator reads it once into `samples` and never writes it again, so
+    /// the next status update removes it.
+    #[serde(default, rename = "history", skip_serializing_if = "Vec::is_empty")]
+    pub legacy_history: Vec<MetricSample>,
     /// Since when (unix seconds) each vertex's scale-down has been justified without a break.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scale_down_since: BTreeMap<String, i64>,

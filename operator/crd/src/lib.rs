@@ -7,7 +7,8 @@
 //! - [`stream_job`]: the `StreamJob` spec;
 //! - [`stream_job_status`]: its status, the operator's write-ahead log, which records
 //!   specs as a [`DeployedSpec`] ([`deployed_spec`]);
-//! - [`autoscaler`]: the autoscaler's settings and its record in status;
+//! - [`autoscaler`]: the autoscaler's settings and its record in status, whose metric
+//!   history [`history`] writes column by column;
 //! - [`data_policy`]: the data policy the engine enforces at the sources, and its record;
 //! - [`stream_savepoint`]: the `StreamSavepoint` resource;
 //! - [`duration`]: the duration fields' pattern and parser, the engine's own.
@@ -16,6 +17,7 @@ pub mod autoscaler;
 pub mod data_policy;
 pub mod deployed_spec;
 pub mod duration;
+pub mod history;
 pub mod stream_job;
 pub mod stream_job_status;
 pub mod stream_savepoint;

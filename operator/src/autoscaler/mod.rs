@@ -143,10 +143,26 @@ pub fn basis(sql: &str, parallelism: i32, max_parallelism: i32) -> String {
 }
 
 /// `status.autoscaler` for the current basis: a status of another basis (the SQL or
-/// `spec.parallelism` changed) starts over.
+/// `spec.parallelism` changed) starts over. A history that an older operator wrote
+/// one object per sample (`history`) is taken over as the history, which status then
+/// writes column by column (`samples`), and the old field is dropped.
 pub fn for_basis(status: Option<&AutoscalerStatus>, basis: &str) -> AutoscalerStatus {
     match status {
-        Some(s) if s.basis == basis => s.clone(),
+        Some(s) if s.basis == basis => {
+            let mut s = s.clone();
+            let legacy = std::mem::take(&mut s.legacy_history);
+            if !legacy.is_empty() {
+                tracing::info!(
+                    samples = legacy.len(),
+                    "status.autoscaler.history is in an older operator's per-sample form: it is read and \
+                     written as status.autoscaler.samples from now on"
+                );
+                if s.history.is_empty() {
+                    s.history = legacy;
+                }
+            }
+            s
+        }
         _ => AutoscalerStatus { basis: basis.to_string(), ..Default::default() },
     }
 }

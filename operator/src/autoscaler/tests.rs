@@ -303,6 +303,36 @@ fn a_new_run_or_a_new_basis_starts_the_history_over() {
     assert!(for_basis(Some(&st), "b/1/128").vertex_parallelism.is_empty(), "new SQL: the user's spec again");
 }
 
+#[test]
+fn a_history_an_older_operator_wrote_per_sample_is_read_and_written_back_in_columns() {
+    // `status.autoscaler` as the operator wrote it before the columnar form.
+    let old = serde_json::json!({
+        "basis": "a/1/128", "run": "1/0", "runSince": 100, "sampledAt": 210,
+        "history": [
+            {"time": 200, "vertices": [{"uid": "src", "parallelism": 2, "busy": 512.3, "backpressured": 0.0,
+                "recordsIn": 1000, "recordsOut": 1000, "lag": 40}]},
+            {"time": 210, "vertices": [{"uid": "src", "parallelism": 2, "busy": 498.7, "backpressured": 1.5,
+                "recordsIn": 2010, "recordsOut": 2010}]}
+        ]
+    });
+    let read: AutoscalerStatus = serde_json::from_value(old).unwrap();
+    assert!(read.history.is_empty() && read.legacy_history.len() == 2);
+    let st = for_basis(Some(&read), "a/1/128");
+    assert_eq!(st.history, read.legacy_history, "taken over as the history");
+    assert!(st.legacy_history.is_empty());
+    let written = serde_json::to_value(&st).unwrap();
+    assert!(written.get("history").is_none(), "the old field is not written again: {written}");
+    assert_eq!(
+        written["samples"],
+        serde_json::json!({"times": [200, 10], "vertices": [{"uid": "src", "parallelism": [2], "busy": [5123, 4987],
+            "backpressured": [0, 15], "recordsIn": [1000, 1010], "recordsOut": [1000, 1010], "lag": [40, null]}]})
+    );
+    let again: AutoscalerStatus = serde_json::from_value(written).unwrap();
+    assert_eq!(again.history, st.history, "the columns read back as the same samples");
+    // Of another basis, the old history is dropped with the rest.
+    assert!(for_basis(Some(&read), "b/1/128").history.is_empty());
+}
+
 /// Over 10⁴ cases, including prime split counts and 128 and 720 key groups.
 #[test]
 fn alignment_keeps_the_direction_the_splits_and_the_bound() {
