@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 mod common;
-use common::restore::{reference_run, run_job};
+use common::restore::{apply_changelog, first_fields, reference_run, run_job};
 use common::{committed, wait_for};
 
 /// 4,000 keys, each updated about every 2 s at 2,000 rows/s: a checkpoint
@@ -43,15 +43,8 @@ END;
 /// The printed changelog of `totals`, applied in order, keyed by `k`.
 fn materialize(outputs: &[String]) -> BTreeMap<String, String> {
     let mut table = BTreeMap::new();
-    for line in outputs.iter().flat_map(|o| o.lines()) {
-        let Some((_, row)) = line.split_once("> ") else { continue };
-        let (kind, fields) = row.split_at(2);
-        let fields = fields.trim_start_matches('[').trim_end_matches(']');
-        let k = fields.split(", ").next().unwrap().to_string();
-        match kind {
-            "+I" | "+U" => table.insert(k, fields.to_string()),
-            _ => table.remove(&k),
-        };
+    for o in outputs {
+        apply_changelog(&mut table, o, "totals", first_fields(1));
     }
     table
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 mod common;
-use common::restore::{kill_and_restore, reference_run};
+use common::restore::{apply_changelog, first_fields, kill_and_restore, reference_run};
 
 /// Per key `k`: the top 5 by `v` (ties broken by `id`, so the result does not
 /// depend on arrival order) with the row number, the last and the first row on
@@ -45,36 +45,13 @@ END;
     )
 }
 
-/// Applies printed changelog lines (`<id>[:n]> +U[a, b, ...]`) of sink `id`
-/// to a table keyed by the first `key` fields.
-fn apply(table: &mut BTreeMap<String, String>, text: &str, id: &str, key: usize) {
-    for line in text.lines() {
-        let Some((prefix, row)) = line.split_once("> ") else { continue };
-        if prefix.split(':').next() != Some(id) {
-            continue;
-        }
-        let (kind, fields) = row.split_at(2);
-        let fields = fields.trim_start_matches('[').trim_end_matches(']');
-        let k = fields.split(", ").take(key).collect::<Vec<_>>().join(", ");
-        match kind {
-            "+I" | "+U" => {
-                table.insert(k, fields.to_string());
-            }
-            "-U" | "-D" => {
-                table.remove(&k);
-            }
-            other => panic!("unknown row kind {other} in {line}"),
-        }
-    }
-}
-
 /// The materialized sinks: (sink, table).
 fn tables(outputs: &[String]) -> BTreeMap<&'static str, BTreeMap<String, String>> {
     let mut all = BTreeMap::new();
     for (id, key) in [("top5", 2), ("last", 1), ("first", 1), ("window_top", 2)] {
         let mut table = BTreeMap::new();
         for o in outputs {
-            apply(&mut table, o, id, key);
+            apply_changelog(&mut table, o, id, first_fields(key));
         }
         all.insert(id, table);
     }

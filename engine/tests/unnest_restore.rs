@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 mod common;
-use common::restore::{kill_and_restore, reference_run};
+use common::restore::{apply_changelog, kill_and_restore, reference_run};
 
 fn job(rows: u64, rate: u64) -> String {
     format!(
@@ -38,28 +38,9 @@ END;
     )
 }
 
-/// Applies printed changelog lines (`<id>[:n]> +U[a, b, ...]`) of sink `id`
-/// to a table keyed by the text before the last `value` fields.
-fn apply(table: &mut BTreeMap<String, String>, text: &str, id: &str, value: usize) {
-    for line in text.lines() {
-        let Some((prefix, row)) = line.split_once("> ") else { continue };
-        if prefix.split(':').next() != Some(id) {
-            continue;
-        }
-        let (kind, fields) = row.split_at(2);
-        let fields = &fields[1..fields.len() - 1];
-        let mut parts: Vec<&str> = fields.rsplitn(value + 1, ", ").collect();
-        let key = parts.pop().unwrap().to_string();
-        match kind {
-            "+I" | "+U" => {
-                table.insert(key, fields.to_string());
-            }
-            "-U" | "-D" => {
-                table.remove(&key);
-            }
-            other => panic!("unknown row kind {other} in {line}"),
-        }
-    }
+/// A row's key: the text before its last `value` fields (arrays hold `, `).
+fn all_but(value: usize) -> impl Fn(&str) -> String {
+    move |fields| fields.rsplitn(value + 1, ", ").last().unwrap_or_default().to_string()
 }
 
 fn tables(outputs: &[String]) -> BTreeMap<&'static str, BTreeMap<String, String>> {
@@ -68,7 +49,7 @@ fn tables(outputs: &[String]) -> BTreeMap<&'static str, BTreeMap<String, String>
     for (id, value) in [("last_tags", 0), ("by_array", 1)] {
         let mut table = BTreeMap::new();
         for o in outputs {
-            apply(&mut table, o, id, value);
+            apply_changelog(&mut table, o, id, all_but(value));
         }
         all.insert(id, table);
     }

@@ -643,18 +643,10 @@ impl ObjectStore for S3Store {
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        self.copy(from, to)?;
         let ctx = &self.ctx;
         let uri = &ctx.uri(from);
-        let source = format!("{}/{}", ctx.bucket, encode_key(from));
         self.run(uri, |client| async move {
-            client
-                .copy_object()
-                .bucket(&ctx.bucket)
-                .key(to)
-                .copy_source(source)
-                .send()
-                .await
-                .map_err(|e| ctx.map(uri, e))?;
             client.delete_object().bucket(&ctx.bucket).key(from).send().await.map_err(|e| ctx.map(uri, e))?;
             Ok(())
         })

@@ -2,6 +2,7 @@
 //! a job runs at parallelism 2 with checkpoints, is killed with SIGKILL after
 //! two complete checkpoints, and is restored from the latest at parallelism 3.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -63,4 +64,32 @@ pub fn kill_and_restore(dir: &Path, name: &str, job: &str) -> (String, String) {
     assert!(restored.status.success(), "{stderr}");
     assert!(stderr.contains("restoring from"), "{stderr}");
     (first, std::fs::read_to_string(&second_out).unwrap())
+}
+
+/// Applies the printed changelog lines (`<id>[:n]> +U[a, b, ...]`) of sink
+/// `id` in `text`, in order, to `table`, keyed by `key` of a row's fields
+/// (the text between the brackets).
+pub fn apply_changelog(table: &mut BTreeMap<String, String>, text: &str, id: &str, key: impl Fn(&str) -> String) {
+    for line in text.lines() {
+        let Some((prefix, row)) = line.split_once("> ") else { continue };
+        if prefix.split(':').next() != Some(id) {
+            continue;
+        }
+        let (kind, fields) = row.split_at(2);
+        let fields = &fields[1..fields.len() - 1];
+        match kind {
+            "+I" | "+U" => {
+                table.insert(key(fields), fields.to_string());
+            }
+            "-U" | "-D" => {
+                table.remove(&key(fields));
+            }
+            other => panic!("unknown row kind {other} in {line}"),
+        }
+    }
+}
+
+/// The first `n` fields of a row (fields hold no `, `).
+pub fn first_fields(n: usize) -> impl Fn(&str) -> String {
+    move |fields| fields.split(", ").take(n).collect::<Vec<_>>().join(", ")
 }
