@@ -78,15 +78,17 @@ const HOP: &str = "HOP(TABLE src, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL 
 
 #[test]
 fn a_job_killed_after_incremental_checkpoints_restores_exactly_once_at_a_higher_parallelism() {
-    killed_after_incremental_checkpoints(TUMBLE, 2, 3);
+    killed_after_incremental_checkpoints(TUMBLE, 2, 3, true);
 }
 
 #[test]
 fn a_hopping_window_killed_after_incremental_checkpoints_restores_exactly_once_at_a_lower_parallelism() {
-    killed_after_incremental_checkpoints(HOP, 3, 2);
+    // Every pane is new after 10 s of event time: changes are as large as the state.
+    killed_after_incremental_checkpoints(HOP, 3, 2, false);
 }
 
-fn killed_after_incremental_checkpoints(window: &str, from: usize, to: usize) {
+/// `small`: the newest incremental checkpoint must write less than half its size.
+fn killed_after_incremental_checkpoints(window: &str, from: usize, to: usize, small: bool) {
     let job = |out: &Path, rows, rate| job(out, rows, rate, window);
     let dir = tempfile::tempdir().unwrap();
     let rows = 40_000;
@@ -113,7 +115,7 @@ fn killed_after_incremental_checkpoints(window: &str, from: usize, to: usize) {
     child.wait().unwrap();
     let written = incremental_checkpoints(&job_dir);
     let (own, total) = written.last().copied().unwrap();
-    assert!(own * 2 < total, "the newest incremental checkpoint wrote {own} of {total} bytes: {written:?}");
+    assert!(!small || own * 2 < total, "the newest incremental checkpoint wrote {own} of {total} bytes: {written:?}");
 
     let second_out = dir.path().join("second.out");
     let restored = run_job(&job_file, &[&args[..], &["-p", &to, "--restore", "latest"]].concat(), &second_out)

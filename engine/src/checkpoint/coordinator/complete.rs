@@ -204,7 +204,11 @@ impl CheckpointCoordinator {
         if p.barrier.stop {
             cluster.resume();
         }
-        if !clean_up {
+        // An incremental checkpoint's directory stays: subtasks that wrote their
+        // changes into it build their next checkpoints on those files. Retention
+        // deletes it once no retained checkpoint refers to it.
+        let incremental = p.barrier.kind == SnapshotKind::Checkpoint && p.barrier.incremental;
+        if !clean_up || incremental {
             return;
         }
         // Best effort: the storage may be what failed.

@@ -104,6 +104,30 @@ fn a_checkpoint_past_its_timeout_is_aborted_and_the_next_one_starts() {
     assert!(fake.committed.borrow().is_empty());
 }
 
+/// Checkpoint 1 fails after subtask (0, 0) wrote its state file; returns
+/// whether the file is still there.
+fn file_left_by_a_failed_checkpoint(incremental: bool) -> bool {
+    let dir = Storage::in_memory().child("j");
+    let mut c = coordinator(&dir, Some(Duration::ZERO));
+    c.opts.incremental = incremental;
+    let fake = Fake::default();
+    c.reset_attempt(&fake);
+    c.tick(&fake);
+    dir.child("chk-1").put("src/0.state", b"changes").unwrap();
+    assert_eq!(c.on_message(ack(1, 0, 0), &fake), None);
+    let failed =
+        CoordMsg::Ack { id: 1, vertex: 0, subtask: 1, result: Err("disk full".into()), alignment_ms: 0, pause_us: 0 };
+    assert_eq!(c.on_message(failed, &fake), None);
+    assert!(c.pending.is_none());
+    dir.child("chk-1").exists("src/0.state").unwrap()
+}
+
+#[test]
+fn a_failed_incremental_checkpoint_keeps_the_files_later_ones_build_on() {
+    assert!(file_left_by_a_failed_checkpoint(true), "a subtask's next changes refer to this file");
+    assert!(!file_left_by_a_failed_checkpoint(false), "a full checkpoint's leftovers are cleaned up");
+}
+
 #[test]
 fn a_failed_ack_aborts_and_resumes_a_stop_with_savepoint() {
     let dir = Storage::in_memory().child("j");
