@@ -216,14 +216,12 @@ fn copied(dir: &Storage, state: SubtaskState, own: Option<FileEntry>, chain: &Ch
         let origin = Some(format!("{}/{}", from.uri(), f.path));
         files.push(FileEntry { path: name, origin, ..f.clone() });
     }
-    let mut sections: Vec<Section> = chain
+    let sections: Vec<Section> = chain
         .sections
         .iter()
         .map(|(k, s)| Section { file: s.file.as_deref().map(|p| copy_name(p, *k)), ..s.clone() })
         .collect();
-    sections.extend(state.sections);
-    files.extend(own);
-    Ok((SubtaskState { sections, ..state }, files))
+    Ok(on_top((sections, files), state, own))
 }
 
 /// What a job is, for [`plan`].
@@ -384,10 +382,11 @@ fn do_job(who: &Subtask, job: Job, newest: &AtomicU64, chain: &mut Option<Chain>
     let result = match (written, kind) {
         (Ok((state, own)), JobKind::Checkpoint(_)) if incremental => {
             let mut c = if changes { chain.take().unwrap_or_default() } else { Chain::default() };
+            // What it builds on: the chain as it was before it.
+            let earlier = c.referred();
             c.add(id, &dir, &state, own.as_ref(), !changes);
-            let out = if changes { with_chain(state, own, &c, id) } else { (state, own.into_iter().collect()) };
             *chain = Some(c);
-            Ok(out)
+            Ok(on_top(earlier, state, own))
         }
         // Its views took the changes since the last checkpoint: the next one writes a base.
         (Ok((state, own)), JobKind::Savepoint(_)) if changes => match chain.take() {
@@ -408,16 +407,14 @@ fn do_job(who: &Subtask, job: Job, newest: &AtomicU64, chain: &mut Option<Chain>
     let _ = who.coord.send(ack(who, id, result, alignment_ms, pause_us));
 }
 
-/// The manifest entry of a snapshot written on top of `chain` (which already
-/// holds what `id` wrote): the chain's earlier sections and files, by their
-/// paths from `chk-<id>`, then its own.
-fn with_chain(state: SubtaskState, own: Option<FileEntry>, chain: &Chain, id: u64) -> (SubtaskState, Vec<FileEntry>) {
-    let earlier = Chain {
-        sections: chain.sections.iter().filter(|(k, _)| *k != id).cloned().collect(),
-        files: chain.files.iter().filter(|(k, _)| *k != id).cloned().collect(),
-        ..Chain::default()
-    };
-    let (mut sections, mut files) = earlier.referred();
+/// The manifest entry of a snapshot that builds on `earlier` (sections and
+/// files, as it refers to them): those first, then its own.
+fn on_top(
+    earlier: (Vec<Section>, Vec<FileEntry>),
+    state: SubtaskState,
+    own: Option<FileEntry>,
+) -> (SubtaskState, Vec<FileEntry>) {
+    let (mut sections, mut files) = earlier;
     sections.extend(state.sections);
     files.extend(own);
     (SubtaskState { sections, ..state }, files)
@@ -528,8 +525,9 @@ mod tests {
         );
         // Checkpoint 5 wrote changes and a split; checkpoint 6 wrote nothing of its own.
         let five = state(Some("v/1.state"), &[(entries(3), 4), (SectionKind::Split, 5)]);
+        let earlier = c.referred();
         c.add(5, &chk(5), &five, Some(&file("v/1.state")), false);
-        let (st, files) = with_chain(five, Some(file("v/1.state")), &c, 5);
+        let (st, files) = on_top(earlier, five, Some(file("v/1.state")));
         let refs: Vec<_> = st.sections.iter().map(|s| (s.kind.clone(), s.file.clone(), s.len)).collect();
         assert_eq!(
             refs,
@@ -539,8 +537,9 @@ mod tests {
         let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["../chk-4/v/1.state", "v/1.state"]);
         let six = state(None, &[]);
+        let earlier = c.referred();
         c.add(6, &chk(6), &six, None, false);
-        let (st, files) = with_chain(six, None, &c, 6);
+        let (st, files) = on_top(earlier, six, None);
         assert_eq!(st.sections.len(), 2);
         assert_eq!(
             files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
