@@ -69,6 +69,7 @@ fn checkpoint_options(c: CheckpointSettings, job_id: &str) -> Result<CheckpointO
         savepoint_dir: c.savepoint_dir,
         incremental: c.incremental,
         s3: c.s3,
+        committer: Default::default(),
     })
 }
 

@@ -119,6 +119,11 @@ struct CoordinatorArgs {
     /// resumes only its own deployment's run.
     #[arg(long, value_name = "ID")]
     deployment_id: Option<String>,
+    /// Names this deployment in sink commit logs (`sink.commit-log.enabled`), for
+    /// example `3-green`; the operator sets it. Unlike --deployment-id, it does not
+    /// tell deployments apart.
+    #[arg(long, value_name = "NAME", env = "SLUICE_DEPLOYMENT_NAME")]
+    deployment_name: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -298,6 +303,7 @@ fn coordinator(args: &CoordinatorArgs) -> Result<(), EngineError> {
         text,
         config: config.values.clone(),
         deployment: args.deployment_id.clone(),
+        name: args.deployment_name.clone().unwrap_or_default(),
     };
     let copts = sluice_engine::cluster::coordinator::CoordinatorOptions {
         rpc_addr: args.rpc_addr.clone(),

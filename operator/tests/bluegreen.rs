@@ -3,7 +3,8 @@
 //! operator killed at each step; a new color that fails after its activation and
 //! is rolled back automatically, with the operator killed at its rollback step; a
 //! new color that cannot restore the running job's state, which never touches it.
-//! The output is checked exactly once.
+//! The output is checked exactly once, and the sink's commit log shows one writer
+//! at a time: each deployment's commits end before the next one's begin.
 //!
 //! Behind the `cluster-tests` feature, as `cluster.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -14,7 +15,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use common::{Family, committed_ids, create, exactly_once, job, phase, setup, sql, wait_for_instances};
+use common::{
+    Family, committed_ids, create, exactly_once, job, one_writer_at_a_time, phase, setup, sql, turns,
+    wait_for_instances,
+};
 use serde_json::json;
 use sluice_e2e::testenv::{TestS3, wait_object};
 use sluice_operator::crd::{Color, CutoverStep, Phase, StreamJob};
@@ -77,7 +81,14 @@ async fn a_cutover_under_load_rescales_survives_an_operator_kill_at_each_step_an
         if left != BTreeSet::from(["clicks-green".to_string()]) {
             bail!("after the cutover the pods are {left:?}");
         }
-        t.finished_exactly_once("clicks", "s3://sluice/out", rows).await
+        t.finished_exactly_once("clicks", "s3://sluice/out", rows).await?;
+        // One writer at a time: blue's last commit precedes green's first.
+        let committers = one_writer_at_a_time(&t.s3, "s3://sluice/out")?;
+        eprintln!("committers: {committers:?}");
+        if turns(&committers) != ["1-blue", "2-green"] {
+            bail!("the deployments committed in the order {committers:?}, not blue then green");
+        }
+        anyhow::Ok(())
     }
     .await;
     t.check(result, "clicks").await;
@@ -124,7 +135,16 @@ async fn a_new_color_that_fails_after_its_activation_is_rolled_back_and_nothing_
             j.status.as_ref().is_some_and(|s| s.job_state.as_deref() == Some("FINISHED"))
         })
         .await?;
-        exactly_once(&t.s3, "s3://sluice/out", rows)
+        exactly_once(&t.s3, "s3://sluice/out", rows)?;
+        // Blue committed, then perhaps green, then blue again: never two at once.
+        let committers = one_writer_at_a_time(&t.s3, "s3://sluice/out")?;
+        eprintln!("committers: {committers:?}");
+        let order = turns(&committers);
+        let resumed = committers.last().is_some_and(|(d, g)| d == "1-blue" && *g > committers[0].1);
+        if order.first().map(String::as_str) != Some("1-blue") || !resumed || order.len() > 3 {
+            bail!("the deployments committed in the order {committers:?}, not blue, green, then blue again");
+        }
+        anyhow::Ok(())
     }
     .await;
     t.check(result, "clicks").await;

@@ -45,6 +45,7 @@ pub mod values;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use filesystem::COMMIT_LOG_DIR;
 use options::Options;
 /// The S3 settings type of [`SourceContext::s3`] and [`SinkContext::s3`].
 pub use sluice_storage::S3Options;
@@ -218,6 +219,21 @@ pub struct SinkContext {
     /// The checkpoint interval; None when checkpointing is off. A
     /// transactional sink checks its transaction timeout against it.
     pub checkpoint_interval: Option<std::time::Duration>,
+    /// Who commits: what a sink's commit log records.
+    pub committer: Committer,
+}
+
+/// Which deployment of a job commits a sink's output: the filesystem sink's
+/// commit log (`sink.commit-log.enabled`) records it with each commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committer {
+    /// The deployment's name (`--deployment-name`, `SLUICE_DEPLOYMENT`); the
+    /// operator names its deployments `<number>-<color>`, e.g. `3-green`.
+    /// Empty when unnamed.
+    pub deployment: String,
+    /// The generation of the job that the committing coordinator claimed;
+    /// 0 when unknown.
+    pub generation: u64,
 }
 
 /// One sink subtask's writer.

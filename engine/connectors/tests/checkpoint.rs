@@ -491,6 +491,7 @@ fn sink_ctx(dir: &Path, extra: &[(&str, &str)], job: &str, subtask: usize, p: us
         restored_states: None,
         s3: sluice_connectors::S3Options::default(),
         checkpoint_interval: None,
+        committer: Default::default(),
     }
 }
 

@@ -69,6 +69,7 @@ fn sink_ctx(path: &Path, extra: &[(&str, &str)], subtask: usize) -> SinkContext 
         restored_states: None,
         s3: sluice_connectors::S3Options::default(),
         checkpoint_interval: None,
+        committer: Default::default(),
     }
 }
 

@@ -48,6 +48,7 @@ fn write_with_sink(schema: SchemaRef, batch: &RecordBatch, extra: &[(&str, &str)
         restored_states: None,
         s3: sluice_connectors::S3Options::default(),
         checkpoint_interval: None,
+        committer: Default::default(),
     };
     let mut sink = create_sink(&ctx).unwrap();
     sink.write(batch).unwrap();

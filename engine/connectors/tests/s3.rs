@@ -56,6 +56,7 @@ fn sink_ctx(path: &str, s3: &S3Options, extra: &[(&str, &str)], job: &str) -> Si
         restored_states: None,
         s3: s3.clone(),
         checkpoint_interval: None,
+        committer: Default::default(),
     }
 }
 

@@ -259,6 +259,9 @@ pub struct DeploySpec {
     pub placement: Vec<Vec<usize>>,
     /// The index of the worker this spec is for.
     pub you: usize,
+    /// The coordinator's `--deployment-name`, which sink commit logs record.
+    #[serde(default)]
+    pub deployment_name: String,
 }
 
 /// A barrier as it crosses the network: the snapshot directory by URI.

@@ -38,6 +38,8 @@ pub struct SinkSetup {
     pub(crate) s3: sluice_storage::S3Options,
     /// The periodic checkpoint interval, when checkpoints are stored.
     pub(crate) checkpoint_interval: Option<std::time::Duration>,
+    /// Who commits, for sink commit logs.
+    pub(crate) committer: sluice_connectors::Committer,
 }
 
 /// The context of one sink subtask (subtask 0 for per-table work such as recovery).
@@ -60,6 +62,7 @@ pub(crate) fn sink_context(
         restored_states: sink.restored_states.clone(),
         s3: sink.s3.clone(),
         checkpoint_interval: sink.checkpoint_interval,
+        committer: sink.committer.clone(),
     }
 }
 

@@ -69,6 +69,9 @@ pub fn execute_with(
     attempts: &mut dyn Attempts,
     claimed: Option<Claimed>,
 ) -> Result<(), EngineError> {
+    let mut opts = opts.clone();
+    opts.checkpoint.committer.generation = claimed.as_ref().map_or(0, |c| c.fence.generation);
+    let opts = &opts;
     let ck = &opts.checkpoint;
     let keyed = attempts.restores_keyed_state();
     let keep = |m: &crate::checkpoint::Metadata, f: &crate::checkpoint::metadata::FileEntry| {
@@ -201,6 +204,7 @@ pub fn sink_setups(
             exactly_once,
             s3: opts.checkpoint.s3.clone(),
             checkpoint_interval: opts.checkpoint.interval.filter(|_| exactly_once),
+            committer: opts.checkpoint.committer.clone(),
         };
         if recover && recovering {
             let ctx = sink_context(table, 0, v.parallelism, &state.job_id, &graph.local_time_zone, &sink);

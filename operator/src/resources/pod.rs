@@ -54,6 +54,8 @@ pub fn template(d: &Blueprint, r: &Role) -> Result<PodTemplateSpec, BuildError> 
         }
         env.push(var("OPENLINEAGE_NAMESPACE", d.namespace));
         env.push(var("SLUICE_OPENLINEAGE_JOB_NAME", d.name));
+        // What sink commit logs record as the committer (with the generation).
+        env.push(var("SLUICE_DEPLOYMENT_NAME", &format!("{}-{}", d.deployment, d.color)));
     }
     let env_from = spec.s3.as_ref().and_then(|s| s.credentials_secret_ref.as_ref()).map(|r| {
         vec![EnvFromSource {

@@ -6,7 +6,7 @@
 
 pub mod follow;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -204,6 +204,68 @@ pub fn committed_ids(s3: &testenv::TestS3, uri: &str) -> Result<Vec<i64>> {
         }
     }
     Ok(ids)
+}
+
+/// Checks the sink's commit log under `uri` (`sink.commit-log.enabled`) for one
+/// writer at a time: every visible part file is named by exactly one record, and
+/// the commits of each committer (a deployment and its generation) span a time
+/// interval that overlaps no other committer's. Returns the committers in the
+/// order they committed, as `(deployment, generation)`.
+pub fn one_writer_at_a_time(s3: &testenv::TestS3, uri: &str) -> Result<Vec<(String, u64)>> {
+    let storage = s3_storage(s3, uri);
+    let mut visible = BTreeSet::new();
+    let mut named: BTreeMap<String, usize> = BTreeMap::new();
+    // (deployment, generation) -> (first start, last end)
+    let mut spans: BTreeMap<(String, u64), (u64, u64)> = BTreeMap::new();
+    for o in storage.list("")? {
+        if !o.path.contains('/') && o.path.starts_with("part-") {
+            visible.insert(o.path.clone());
+            continue;
+        }
+        // The filesystem sink's `COMMIT_LOG_DIR`.
+        if !o.path.starts_with("_sluice-commits/") {
+            continue;
+        }
+        let r: serde_json::Value =
+            serde_json::from_slice(&storage.get(&o.path)?).with_context(|| format!("commit record {}", o.path))?;
+        let field = |k: &str| r.get(k).and_then(serde_json::Value::as_u64).with_context(|| format!("{k} of {r}"));
+        let who = (r["deployment"].as_str().unwrap_or_default().to_string(), field("generation")?);
+        let (start, end) = (field("startMs")?, field("endMs")?);
+        let span = spans.entry(who).or_insert((start, end));
+        *span = (span.0.min(start), span.1.max(end));
+        for f in r["files"].as_array().into_iter().flatten() {
+            *named.entry(f.as_str().unwrap_or_default().to_string()).or_default() += 1;
+        }
+    }
+    let unrecorded: Vec<_> = visible.iter().filter(|f| !named.contains_key(*f)).take(5).collect();
+    if !unrecorded.is_empty() {
+        bail!("committed files that no commit record names, e.g. {unrecorded:?}");
+    }
+    let twice: Vec<_> = named.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    if !twice.is_empty() {
+        bail!("files committed by more than one record: {twice:?}");
+    }
+    let mut order: Vec<((String, u64), (u64, u64))> = spans.into_iter().collect();
+    order.sort_by_key(|(_, (start, _))| *start);
+    for pair in order.windows(2) {
+        let ((a, (_, a_end)), (b, (b_start, _))) = (&pair[0], &pair[1]);
+        if b_start <= a_end {
+            bail!("{a:?} committed until {a_end} and {b:?} from {b_start}: two writers at once ({order:?})");
+        }
+    }
+    Ok(order.into_iter().map(|(who, _)| who).collect())
+}
+
+/// The deployments of `committers` in the order they committed, each once per
+/// turn: `1-blue, 1-blue, 2-green` is `1-blue, 2-green`.
+pub fn turns(committers: &[(String, u64)]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (d, _) in committers {
+        if out.last() != Some(d) {
+            out.push(d.clone());
+        }
+    }
+    out
 }
 
 pub fn phase(j: &StreamJob) -> Option<Phase> {
@@ -409,7 +471,8 @@ pub fn sql(rows: i64, rate: i64, src: &str, out: &str) -> String {
     format!(
         "CREATE TABLE {src} (id BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '{rate}', \
          'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{}');\n\
-         CREATE TABLE out (id BIGINT) WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv');\n\
+         CREATE TABLE out (id BIGINT) WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv', \
+         'sink.commit-log.enabled' = 'true');\n\
          INSERT INTO out SELECT id FROM {src};\n",
         rows - 1
     )

@@ -52,6 +52,7 @@ use std::path::Path;
 
 use sluice_storage::Storage;
 
+use super::commit_log::{self, CommitKind, CommitRecord};
 use super::{FsConfig, fsio, sink_storage, storage_error};
 use crate::state::StateError;
 use crate::state::filesystem::{Pending, PendingPart, decode_committable, decode_sink_state};
@@ -150,6 +151,51 @@ pub(super) fn commit_part(
     }
 }
 
+/// Commits one restored committable again (`s3`: the sink's storage on S3).
+/// With a commit log, records the files that were not visible before: the
+/// others were committed, and recorded, by the deployment that wrote them.
+fn recommit(
+    ctx: &SinkContext,
+    cfg: &FsConfig,
+    s3: Option<&Storage>,
+    files: &[PendingPart],
+) -> Result<(), ConnectorError> {
+    let table = ctx.table.as_str();
+    let start_ms = commit_log::now_ms();
+    let mut fresh = Vec::new();
+    for f in files {
+        if cfg.commit_log {
+            let visible = match s3 {
+                Some(storage) => storage.exists(f.fin()).map_err(|e| storage_error(table, e))?,
+                None => {
+                    let path = cfg.path.join(f.fin());
+                    fsio::exists(&path).map_err(|e| ConnectorError::Io { table: table.into(), path, source: e })?
+                }
+            };
+            if !visible {
+                fresh.push(f.fin().to_string());
+            }
+        }
+        commit_part(table, &cfg.path, s3, f)?;
+    }
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    if s3.is_none() {
+        let dir = &cfg.path;
+        fsio::sync_dir(dir).map_err(|e| ConnectorError::Io { table: table.into(), path: dir.clone(), source: e })?;
+    }
+    let record = CommitRecord {
+        job: &ctx.job_id,
+        committer: &ctx.committer,
+        kind: CommitKind::Recovery,
+        start_ms,
+        end_ms: commit_log::now_ms(),
+        files: &fresh,
+    };
+    commit_log::write(table, &cfg.path, s3, &record)
+}
+
 /// [`crate::recover_sink`] for a filesystem sink: commits `committables`,
 /// then deletes every hidden part file of this job (pending or in progress)
 /// that they do not name; on S3, aborts this job's pending uploads.
@@ -163,8 +209,8 @@ pub(crate) fn recover(ctx: &SinkContext, cfg: &FsConfig, committables: &[Vec<u8>
     for blob in committables {
         let files =
             decode_committable(blob).map_err(|source| ConnectorError::State { table: ctx.table.clone(), source })?;
+        recommit(ctx, cfg, None, &files)?;
         for f in files {
-            commit_part(&ctx.table, dir, None, &f)?;
             if let PendingPart::File(f) = f {
                 keep.insert(f.pending);
             }
@@ -248,9 +294,7 @@ fn recover_s3(ctx: &SinkContext, cfg: &FsConfig, committables: &[Vec<u8>]) -> Re
     let state = |source| ConnectorError::State { table: table.to_string(), source };
     let storage = sink_storage(ctx, cfg)?;
     for blob in committables {
-        for f in decode_committable(blob).map_err(state)? {
-            commit_part(table, &cfg.path, Some(&storage), &f)?;
-        }
+        recommit(ctx, cfg, Some(&storage), &decode_committable(blob).map_err(state)?)?;
     }
     let job = sanitize(&ctx.job_id);
     // The part number after each subtask's last visible part of this job.

@@ -26,6 +26,7 @@ use crate::options::Options;
 use crate::{ConnectorError, SinkContext};
 
 mod commit;
+mod commit_log;
 mod fsio;
 mod lag;
 mod s3io;
@@ -33,6 +34,7 @@ mod sink;
 mod source;
 
 pub(crate) use commit::{recover, withdraw};
+pub use commit_log::COMMIT_LOG_DIR;
 pub(crate) use sink::FsSink;
 pub(crate) use source::FsSource;
 
@@ -48,7 +50,7 @@ pub(crate) fn supported_options() -> String {
     format!(
         "'path', 'format', 'source.monitor-interval', 'sink.rolling-policy.file-size', \
 'sink.rolling-policy.rollover-interval', 'sink.rolling-policy.check-interval', \
-'sink.rolling-policy.inactivity-interval', and the format options {JSON_OPTIONS}, {CSV_OPTIONS}"
+'sink.rolling-policy.inactivity-interval', 'sink.commit-log.enabled', and the format options {JSON_OPTIONS}, {CSV_OPTIONS}"
     )
 }
 
@@ -64,6 +66,8 @@ pub(crate) struct FsConfig {
     rollover_interval: Duration,
     inactivity_interval: Duration,
     types: Vec<ColType>,
+    /// `sink.commit-log.enabled`: record each commit (see [`commit_log`]).
+    commit_log: bool,
 }
 
 impl FsConfig {
@@ -91,9 +95,20 @@ impl FsConfig {
         // Sluice checks the time-based policies whenever rows arrive and closes
         // the open file at every checkpoint, so it needs no timer.
         o.duration("sink.rolling-policy.check-interval")?;
+        let commit_log = o.bool("sink.commit-log.enabled", false)?;
         let types = format.column_types(schema.fields(), "filesystem").map_err(|e| o.error(e.to_string()))?;
         o.check_all_used("filesystem", &supported_options())?;
-        Ok(FsConfig { path, s3, format, monitor_interval, roll_size, rollover_interval, inactivity_interval, types })
+        Ok(FsConfig {
+            path,
+            s3,
+            format,
+            monitor_interval,
+            roll_size,
+            rollover_interval,
+            inactivity_interval,
+            types,
+            commit_log,
+        })
     }
 }
 

@@ -32,12 +32,13 @@ use arrow::record_batch::RecordBatch;
 use sluice_storage::{Storage, Upload, UploadHandle};
 
 use super::commit::{commit_part, in_progress_name, parse_part_name, pending_name, sanitize};
+use super::commit_log::{self, CommitKind, CommitRecord};
 use super::{FsConfig, connector_io_error, fsio, sink_storage, storage_error};
 use crate::format::Encoder;
 use crate::state::filesystem::{
     Pending, PendingPart, decode_committable, decode_sink_state, encode_committable, encode_sink_state,
 };
-use crate::{ConnectorError, SinkContext, SinkWriter};
+use crate::{Committer, ConnectorError, SinkContext, SinkWriter};
 
 /// Where a part file's bytes go.
 enum PartOut {
@@ -78,10 +79,13 @@ pub(crate) struct FsSink {
     current: Option<PartFile>,
     /// Closed files, still `.inprogress` or prepared uploads, not yet pre-committed.
     closed: Vec<ClosedPart>,
-    /// Files pre-committed and not yet known to be committed; `finish()`
-    /// commits them.
-    uncommitted: Vec<PendingPart>,
+    /// Files pre-committed and not yet known to be committed, with the
+    /// checkpoint that pre-committed them; `finish()` commits them.
+    uncommitted: Vec<(u64, PendingPart)>,
     next_part: u64,
+    job_id: String,
+    /// Who commits, when `sink.commit-log.enabled` records each commit.
+    commit_log: Option<Committer>,
     buf: Vec<u8>,
 }
 
@@ -131,6 +135,8 @@ impl FsSink {
             closed: Vec::new(),
             uncommitted: Vec::new(),
             next_part,
+            job_id: ctx.job_id.clone(),
+            commit_log: cfg.commit_log.then(|| ctx.committer.clone()),
             buf: Vec::new(),
         })
     }
@@ -175,6 +181,48 @@ impl FsSink {
                 return Ok(name);
             }
         }
+    }
+
+    /// Closes the open file and makes every closed one pending: a local file
+    /// is renamed to its `.pending` name, an upload is already prepared.
+    fn pend_closed(&mut self) -> Result<Vec<PendingPart>, ConnectorError> {
+        self.close_current()?;
+        let mut files = Vec::with_capacity(self.closed.len());
+        for c in std::mem::take(&mut self.closed) {
+            match c.upload {
+                Some(handle) => files.push(PendingPart::Upload { fin: c.name, handle }),
+                None => {
+                    let tmp = self.dir.join(in_progress_name(&c.name));
+                    let pending = pending_name(&c.name);
+                    fsio::rename(&tmp, &self.dir.join(&pending)).map_err(|e| self.io(&tmp, e))?;
+                    files.push(PendingPart::File(Pending { pending, fin: c.name }));
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Commits `files` (one commit of this subtask), then records it in the
+    /// commit log if there is one.
+    fn commit_files(&self, files: &[PendingPart], kind: CommitKind) -> Result<(), ConnectorError> {
+        let start_ms = commit_log::now_ms();
+        for f in files {
+            commit_part(&self.table, &self.dir, self.s3.as_ref(), f)?;
+        }
+        self.sync_dir()?;
+        if let Some(committer) = &self.commit_log {
+            let names: Vec<String> = files.iter().map(|f| f.fin().to_string()).collect();
+            let record = CommitRecord {
+                job: &self.job_id,
+                committer,
+                kind,
+                start_ms,
+                end_ms: commit_log::now_ms(),
+                files: &names,
+            };
+            commit_log::write(&self.table, &self.dir, self.s3.as_ref(), &record)?;
+        }
+        Ok(())
     }
 
     fn sync_dir(&self) -> Result<(), ConnectorError> {
@@ -228,62 +276,35 @@ impl SinkWriter for FsSink {
     }
 
     fn finish(&mut self) -> Result<(), ConnectorError> {
-        self.close_current()?;
-        for c in std::mem::take(&mut self.closed) {
-            match c.upload {
-                Some(handle) => {
-                    let part = PendingPart::Upload { fin: c.name, handle };
-                    commit_part(&self.table, &self.dir, self.s3.as_ref(), &part)?;
-                }
-                None => {
-                    let tmp = self.dir.join(in_progress_name(&c.name));
-                    fsio::rename(&tmp, &self.dir.join(&c.name)).map_err(|e| self.io(&tmp, e))?;
-                }
-            }
+        let mut files: Vec<PendingPart> = std::mem::take(&mut self.uncommitted).into_iter().map(|(_, f)| f).collect();
+        files.extend(self.pend_closed()?);
+        if files.is_empty() {
+            return Ok(());
         }
-        for f in std::mem::take(&mut self.uncommitted) {
-            commit_part(&self.table, &self.dir, self.s3.as_ref(), &f)?;
-        }
-        self.sync_dir()
+        self.commit_files(&files, CommitKind::EndOfInput)
     }
 
-    fn pre_commit(&mut self, _checkpoint_id: u64) -> Result<Vec<u8>, ConnectorError> {
-        self.close_current()?;
-        let mut files = Vec::with_capacity(self.closed.len());
-        for c in std::mem::take(&mut self.closed) {
-            match c.upload {
-                Some(handle) => files.push(PendingPart::Upload { fin: c.name, handle }),
-                None => {
-                    let tmp = self.dir.join(in_progress_name(&c.name));
-                    let pending = pending_name(&c.name);
-                    fsio::rename(&tmp, &self.dir.join(&pending)).map_err(|e| self.io(&tmp, e))?;
-                    files.push(PendingPart::File(Pending { pending, fin: c.name }));
-                }
-            }
-        }
+    fn pre_commit(&mut self, checkpoint_id: u64) -> Result<Vec<u8>, ConnectorError> {
+        let files = self.pend_closed()?;
         if files.is_empty() {
             return Ok(Vec::new());
         }
         self.sync_dir()?;
         let blob =
             encode_committable(&files).map_err(|source| ConnectorError::State { table: self.table.clone(), source })?;
-        self.uncommitted.extend(files);
+        self.uncommitted.extend(files.into_iter().map(|f| (checkpoint_id, f)));
         Ok(blob)
     }
 
     fn commit(&mut self, committables: &[Vec<u8>]) -> Result<(), ConnectorError> {
-        let mut any = false;
         for blob in committables {
             let files = decode_committable(blob)
                 .map_err(|source| ConnectorError::State { table: self.table.clone(), source })?;
-            for f in &files {
-                commit_part(&self.table, &self.dir, self.s3.as_ref(), f)?;
-                self.uncommitted.retain(|u| u != f);
-                any = true;
-            }
-        }
-        if any {
-            self.sync_dir()?;
+            let Some(first) = files.first() else { continue };
+            // A committable is one checkpoint's pre-commit of this subtask.
+            let checkpoint = self.uncommitted.iter().find(|(_, u)| u == first).map_or(0, |(id, _)| *id);
+            self.commit_files(&files, CommitKind::Checkpoint(checkpoint))?;
+            self.uncommitted.retain(|(_, u)| !files.contains(u));
         }
         Ok(())
     }

@@ -92,6 +92,16 @@ pub(crate) enum PendingPart {
     Upload { fin: String, handle: UploadHandle },
 }
 
+impl PendingPart {
+    /// The part's final (visible) name.
+    pub(crate) fn fin(&self) -> &str {
+        match self {
+            PendingPart::File(p) => &p.fin,
+            PendingPart::Upload { fin, .. } => fin,
+        }
+    }
+}
+
 pub(crate) fn encode_committable(files: &[PendingPart]) -> Result<Vec<u8>, StateError> {
     let Some(first) = files.first() else {
         return Ok(Vec::new());

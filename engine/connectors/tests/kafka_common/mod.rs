@@ -129,6 +129,7 @@ pub fn sink_ctx(o: &BTreeMap<String, String>, subtask: usize, p: usize, restored
         restored_states: restored,
         s3: sluice_connectors::S3Options::default(),
         checkpoint_interval: Some(Duration::from_secs(1)),
+        committer: Default::default(),
     }
 }
 

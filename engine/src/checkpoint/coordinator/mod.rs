@@ -35,6 +35,8 @@ pub struct CheckpointOptions {
     /// Checkpoints write only the keyed state that changed since the last one.
     pub incremental: bool,
     pub s3: S3Options,
+    /// Which deployment and generation commit sink output (sink commit logs).
+    pub committer: sluice_connectors::Committer,
 }
 
 impl Default for CheckpointOptions {
@@ -47,6 +49,7 @@ impl Default for CheckpointOptions {
             savepoint_dir: None,
             incremental: true,
             s3: S3Options::default(),
+            committer: sluice_connectors::Committer::default(),
         }
     }
 }

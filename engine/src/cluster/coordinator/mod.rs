@@ -49,6 +49,9 @@ pub struct JobSource {
     /// `--deployment-id`: tells apart two deployments of the same text and
     /// configuration, such as the two colors of a blue-green cutover.
     pub deployment: Option<String>,
+    /// `--deployment-name`: what sink commit logs record as the committer
+    /// (with the generation); not part of the fingerprint. Empty when unnamed.
+    pub name: String,
 }
 
 impl JobSource {
@@ -76,12 +79,14 @@ impl JobSource {
 pub fn run(
     source: JobSource,
     graph: &JobGraph,
-    opts: RunOptions,
+    mut opts: RunOptions,
     copts: &CoordinatorOptions,
     state: Arc<JobState>,
     stay: bool,
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), EngineError> {
+    // The generation is the one claimed (see `execute_with`).
+    opts.checkpoint.committer.deployment = source.name.clone();
     if copts.standby {
         let rpc = match Rpc::start(copts, 0) {
             Ok(rpc) => rpc,
@@ -183,6 +188,7 @@ mod tests {
             text: "SELECT 1".into(),
             config: BTreeMap::new(),
             deployment: None,
+            name: String::new(),
         };
         let mut b = a.clone();
         b.config.insert("parallelism.default".into(), "2".into());

@@ -146,6 +146,7 @@ impl RemoteAttempts {
             workers,
             placement,
             you: 0,
+            deployment_name: self.source.name.clone(),
         }
     }
 

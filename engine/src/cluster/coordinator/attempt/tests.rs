@@ -83,6 +83,7 @@ fn spec() -> DeploySpec {
         workers: vec!["w0:7000".into(), "w1:7000".into()],
         placement: vec![vec![0, 1], vec![0]],
         you: 0,
+        deployment_name: String::new(),
     }
 }
 

@@ -87,6 +87,7 @@ fn spec(attempt: u64) -> DeploySpec {
         workers: vec!["w0:1".into()],
         placement: vec![vec![0], vec![0]],
         you: 0,
+        deployment_name: String::new(),
     }
 }
 
