@@ -1,101 +1,32 @@
 //! The S3 backend, on `aws-sdk-s3`. The SDK is async; every call blocks on one private Tokio
 //! runtime per process, started on first use. Connect timeout 5 s, per-attempt timeout 30 s and
 //! at most 3 attempts, so that an unreachable store fails a checkpoint instead of hanging it.
+//!
+//! - [`client`]: the runtime, the client and error mapping;
+//! - [`multipart`]: multipart uploads;
+//! - here: the [`ObjectStore`] operations.
+
+mod client;
+mod multipart;
 
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_config::meta::region::RegionProviderChain;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
-use tokio::runtime::Runtime;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
-use crate::handle::{HandleState, PartRef};
+use client::{Ctx, block_on, build_client, read_body};
+use multipart::{S3Upload, abort_upload, complete_upload, pending_uploads, put_multipart};
+
+use crate::handle::HandleState;
 use crate::store::{ObjectStore, UploadSink};
 use crate::{ObjectInfo, PART_SIZE, S3Options, StorageError, UploadHandle, location};
 
-/// Parts of one `put` in flight at once.
-const MAX_CONCURRENT_PARTS: usize = 4;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-const MAX_ATTEMPTS: u32 = 3;
 /// Keys per DeleteObjects request (the S3 maximum).
 const DELETE_BATCH: usize = 1000;
-
-static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-
-fn runtime(uri: &str) -> Result<&'static Runtime, StorageError> {
-    if let Some(rt) = RUNTIME.get() {
-        return Ok(rt);
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("sluice-s3")
-        .enable_all()
-        .build()
-        .map_err(|e| StorageError::Io { uri: uri.to_string(), source: e })?;
-    // Losing a race only drops the extra runtime.
-    let _ = RUNTIME.set(rt);
-    RUNTIME.get().ok_or_else(|| StorageError::Other { uri: uri.to_string(), detail: "no S3 runtime".into() })
-}
-
-/// Runs `fut` to completion on the private runtime. Callers are meant to be plain threads; from
-/// inside some other Tokio runtime, where blocking in place would panic, it blocks on a helper
-/// thread instead.
-pub(crate) fn block_on<F>(uri: &str, fut: F) -> Result<F::Output, StorageError>
-where
-    F: Future + Send,
-    F::Output: Send,
-{
-    let rt = runtime(uri)?;
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Ok(rt.block_on(fut));
-    }
-    std::thread::scope(|s| s.spawn(|| rt.block_on(fut)).join())
-        .map_err(|_| StorageError::Other { uri: uri.to_string(), detail: "the S3 request thread panicked".into() })
-}
-
-/// Builds a client: explicit options first, then the standard AWS chain (environment, web
-/// identity/IRSA, profile, instance metadata).
-async fn build_client(opts: &S3Options) -> Client {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .build(),
-        )
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
-    if let Some(endpoint) = &opts.endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    loader = match (&opts.region, &opts.endpoint) {
-        (Some(region), _) => loader.region(Region::new(region.clone())),
-        // S3-compatible stores ignore the region but signing needs one; skip the slow chain.
-        (None, Some(_)) => loader.region(Region::from_static("us-east-1")),
-        (None, None) => loader.region(RegionProviderChain::default_provider().or_else("us-east-1")),
-    };
-    if let (Some(ak), Some(sk)) = (&opts.access_key, &opts.secret_key) {
-        loader = loader.credentials_provider(Credentials::new(ak, sk, None, None, "sluice-s3-options"));
-    }
-    let sdk = loader.load().await;
-    let conf = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(opts.effective_path_style())
-        // Checksums only where S3 requires them: many S3-compatible stores reject the newer
-        // default trailing checksums.
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .build();
-    Client::from_conf(conf)
-}
 
 /// Creates `bucket` (for tests and tools). An existing bucket owned by the caller is Ok.
 #[cfg(feature = "testing")]
@@ -108,83 +39,6 @@ pub(crate) fn create_bucket(opts: &S3Options, bucket: &str) -> Result<(), Storag
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
         Err(e) => Err(store.ctx.map(&uri, e)),
-    }
-}
-
-/// An error and its sources, `: `-separated, skipping repeats (SDK layers often repeat their
-/// source's message).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let msg = e.to_string();
-        if !out.contains(&msg) {
-            out.push_str(": ");
-            out.push_str(&msg);
-        }
-        source = e.source();
-    }
-    out
-}
-
-/// What error mapping needs to know; cheap to clone into tasks.
-#[derive(Clone)]
-struct Ctx {
-    bucket: String,
-    endpoint: String,
-}
-
-impl Ctx {
-    fn uri(&self, key: &str) -> String {
-        if key.is_empty() { format!("s3://{}", self.bucket) } else { format!("s3://{}/{key}", self.bucket) }
-    }
-
-    /// Maps an SDK error on `uri`. The detail comes from the SDK's error chain, which holds no
-    /// secrets.
-    fn map<E>(&self, uri: &str, err: SdkError<E, HttpResponse>) -> StorageError
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        let uri = uri.to_string();
-        let detail = match (err.code(), err.message()) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (Some(code), None) => code.to_string(),
-            _ => error_chain(&err),
-        };
-        let unreachable =
-            |detail: String| StorageError::Unreachable { endpoint: self.endpoint.clone(), uri: uri.clone(), detail };
-        match &err {
-            SdkError::TimeoutError(_) => unreachable(detail),
-            SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => unreachable(detail),
-            SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)
-                if detail.to_ascii_lowercase().contains("credential") =>
-            {
-                StorageError::AccessDenied { uri, detail }
-            }
-            SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
-                let status = err.raw_response().map(|r| r.status().as_u16());
-                match (err.code(), status) {
-                    (Some("NoSuchBucket"), _) => StorageError::NoSuchBucket { bucket: self.bucket.clone(), uri },
-                    (Some("NoSuchKey" | "NotFound"), _) | (None, Some(404)) => StorageError::NotFound { uri },
-                    (
-                        Some(
-                            "AccessDenied"
-                            | "InvalidAccessKeyId"
-                            | "SignatureDoesNotMatch"
-                            | "InvalidToken"
-                            | "ExpiredToken"
-                            | "TokenRefreshRequired"
-                            | "AllAccessDisabled"
-                            | "InvalidSecurity",
-                        ),
-                        _,
-                    )
-                    | (_, Some(401 | 403)) => StorageError::AccessDenied { uri, detail },
-                    _ => StorageError::Other { uri, detail },
-                }
-            }
-            _ => StorageError::Other { uri, detail },
-        }
     }
 }
 
@@ -262,188 +116,6 @@ fn encode_key(key: &str) -> String {
         }
     }
     out
-}
-
-/// Uploads `data` as part `number` and returns its reference.
-async fn upload_part(
-    client: &Client,
-    ctx: &Ctx,
-    key: &str,
-    upload_id: &str,
-    number: i32,
-    data: Vec<u8>,
-) -> Result<PartRef, StorageError> {
-    let out = client
-        .upload_part()
-        .bucket(&ctx.bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .part_number(number)
-        .body(ByteStream::from(data))
-        .send()
-        .await
-        .map_err(|e| ctx.map(&ctx.uri(key), e))?;
-    let etag = out.e_tag().map(str::to_string).ok_or_else(|| StorageError::Other {
-        uri: ctx.uri(key),
-        detail: format!("the store returned no ETag for part {number}"),
-    })?;
-    Ok(PartRef { number, etag })
-}
-
-async fn create_upload(client: &Client, ctx: &Ctx, key: &str) -> Result<String, StorageError> {
-    let out = client
-        .create_multipart_upload()
-        .bucket(&ctx.bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| ctx.map(&ctx.uri(key), e))?;
-    out.upload_id()
-        .map(str::to_string)
-        .ok_or_else(|| StorageError::Other { uri: ctx.uri(key), detail: "the store returned no upload id".into() })
-}
-
-async fn complete_upload(
-    client: &Client,
-    ctx: &Ctx,
-    key: &str,
-    upload_id: &str,
-    parts: &[PartRef],
-) -> Result<(), SdkError<aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadError, HttpResponse>>
-{
-    let mut parts = parts.to_vec();
-    parts.sort_by_key(|p| p.number);
-    let completed = CompletedMultipartUpload::builder()
-        .set_parts(Some(
-            parts.into_iter().map(|p| CompletedPart::builder().part_number(p.number).e_tag(p.etag).build()).collect(),
-        ))
-        .build();
-    client
-        .complete_multipart_upload()
-        .bucket(&ctx.bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(completed)
-        .send()
-        .await
-        .map(|_| ())
-}
-
-async fn abort_upload(client: &Client, ctx: &Ctx, key: &str, upload_id: &str) -> Result<(), StorageError> {
-    match client.abort_multipart_upload().bucket(&ctx.bucket).key(key).upload_id(upload_id).send().await {
-        Ok(_) => Ok(()),
-        Err(e) if e.code() == Some("NoSuchUpload") => Ok(()),
-        Err(e) => match ctx.map(&ctx.uri(key), e) {
-            StorageError::NotFound { .. } => Ok(()),
-            other => Err(other),
-        },
-    }
-}
-
-/// `put` of a large object: parts of `PART_SIZE`, up to `MAX_CONCURRENT_PARTS` in flight.
-async fn put_multipart(client: &Client, ctx: &Ctx, key: &str, data: &[u8]) -> Result<(), StorageError> {
-    let upload_id = create_upload(client, ctx, key).await?;
-    let uploaded = async {
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut chunks = data.chunks(PART_SIZE).zip(1..);
-        let mut parts = Vec::new();
-        loop {
-            while tasks.len() < MAX_CONCURRENT_PARTS {
-                let Some((chunk, number)) = chunks.next() else { break };
-                let (client, ctx, key, upload_id, chunk) =
-                    (client.clone(), ctx.clone(), key.to_string(), upload_id.clone(), chunk.to_vec());
-                tasks.spawn(async move { upload_part(&client, &ctx, &key, &upload_id, number, chunk).await });
-            }
-            match tasks.join_next().await {
-                None => break,
-                Some(Ok(part)) => parts.push(part?),
-                Some(Err(e)) => {
-                    return Err(StorageError::Other {
-                        uri: ctx.uri(key),
-                        detail: format!("part upload task failed: {e}"),
-                    });
-                }
-            }
-        }
-        complete_upload(client, ctx, key, &upload_id, &parts).await.map_err(|e| ctx.map(&ctx.uri(key), e))
-    }
-    .await;
-    if uploaded.is_err() {
-        // Best effort; an upload left behind is found by list_pending_uploads.
-        let _ = abort_upload(client, ctx, key, &upload_id).await;
-    }
-    uploaded
-}
-
-async fn pending_uploads(client: &Client, ctx: &Ctx, prefix: &str) -> Result<Vec<UploadHandle>, StorageError> {
-    let mut uploads = Vec::new();
-    let (mut key_marker, mut id_marker) = (None, None);
-    loop {
-        let page = client
-            .list_multipart_uploads()
-            .bucket(&ctx.bucket)
-            .prefix(prefix)
-            .set_key_marker(key_marker)
-            .set_upload_id_marker(id_marker)
-            .send()
-            .await
-            .map_err(|e| ctx.map(&ctx.uri(prefix), e))?;
-        for u in page.uploads() {
-            if let (Some(key), Some(id)) = (u.key(), u.upload_id())
-                && location::is_under(key, prefix)
-            {
-                uploads.push((key.to_string(), id.to_string()));
-            }
-        }
-        key_marker = page.next_key_marker().map(str::to_string);
-        id_marker = page.next_upload_id_marker().map(str::to_string);
-        if page.is_truncated() != Some(true) || key_marker.is_none() {
-            break;
-        }
-    }
-    let mut out = Vec::with_capacity(uploads.len());
-    for (key, upload_id) in uploads {
-        let parts = match list_parts(client, ctx, &key, &upload_id).await {
-            Ok(parts) => parts,
-            // Completed or aborted since it was listed.
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e),
-        };
-        out.push(UploadHandle::new(
-            ctx.uri(&key),
-            HandleState::S3 { bucket: ctx.bucket.clone(), key, upload_id: Some(upload_id), parts },
-        ));
-    }
-    Ok(out)
-}
-
-async fn list_parts(client: &Client, ctx: &Ctx, key: &str, upload_id: &str) -> Result<Vec<PartRef>, StorageError> {
-    let mut parts = Vec::new();
-    let mut marker = None;
-    loop {
-        let page = match client
-            .list_parts()
-            .bucket(&ctx.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .set_part_number_marker(marker)
-            .send()
-            .await
-        {
-            Ok(page) => page,
-            Err(e) if e.code() == Some("NoSuchUpload") => return Err(StorageError::NotFound { uri: ctx.uri(key) }),
-            Err(e) => return Err(ctx.map(&ctx.uri(key), e)),
-        };
-        for p in page.parts() {
-            if let (Some(number), Some(etag)) = (p.part_number(), p.e_tag()) {
-                parts.push(PartRef { number, etag: etag.to_string() });
-            }
-        }
-        marker = page.next_part_number_marker().map(str::to_string);
-        if page.is_truncated() != Some(true) || marker.is_none() {
-            return Ok(parts);
-        }
-    }
 }
 
 impl ObjectStore for S3Store {
@@ -688,14 +360,7 @@ impl ObjectStore for S3Store {
     fn begin_upload(&self, key: &str) -> Result<Box<dyn UploadSink>, StorageError> {
         // The multipart upload is created with the first part: an upload that stays small never
         // costs a request before prepare.
-        Ok(Box::new(S3Upload {
-            client: self.client()?,
-            ctx: self.ctx.clone(),
-            key: key.to_string(),
-            upload_id: None,
-            parts: Vec::new(),
-            buf: Vec::new(),
-        }))
+        Ok(Box::new(S3Upload::new(self.client()?, self.ctx.clone(), key)))
     }
 
     fn complete_recorded(&self, h: &UploadHandle) -> Result<(), StorageError> {
@@ -753,73 +418,6 @@ impl ObjectStore for S3Store {
     fn list_pending_uploads(&self, prefix: &str) -> Result<Vec<UploadHandle>, StorageError> {
         let ctx = &self.ctx;
         self.run(&ctx.uri(prefix), |client| async move { pending_uploads(&client, ctx, prefix).await })
-    }
-}
-
-async fn read_body(ctx: &Ctx, uri: &str, body: ByteStream) -> Result<Vec<u8>, StorageError> {
-    body.collect().await.map(|b| b.into_bytes().to_vec()).map_err(|e| StorageError::Unreachable {
-        endpoint: ctx.endpoint.clone(),
-        uri: uri.to_string(),
-        detail: format!("reading the response failed: {}", error_chain(&e)),
-    })
-}
-
-struct S3Upload {
-    client: Client,
-    ctx: Ctx,
-    key: String,
-    upload_id: Option<String>,
-    parts: Vec<PartRef>,
-    buf: Vec<u8>,
-}
-
-impl S3Upload {
-    /// Uploads `data` as the next part, creating the multipart upload first if needed.
-    fn send_part(&mut self, data: Vec<u8>) -> Result<(), StorageError> {
-        let (client, ctx, key) = (&self.client, &self.ctx, self.key.as_str());
-        let uri = &ctx.uri(key);
-        let number = i32::try_from(self.parts.len() + 1)
-            .map_err(|_| StorageError::Other { uri: uri.clone(), detail: "too many parts".into() })?;
-        let existing = self.upload_id.clone();
-        let (upload_id, part) = block_on(uri, async move {
-            let upload_id = match existing {
-                Some(id) => id,
-                None => create_upload(client, ctx, key).await?,
-            };
-            let part = upload_part(client, ctx, key, &upload_id, number, data).await;
-            Ok::<_, StorageError>((upload_id, part))
-        })??;
-        self.upload_id = Some(upload_id);
-        self.parts.push(part?);
-        Ok(())
-    }
-}
-
-impl UploadSink for S3Upload {
-    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        self.buf.extend_from_slice(data);
-        while self.buf.len() >= PART_SIZE {
-            let rest = self.buf.split_off(PART_SIZE);
-            let part = std::mem::replace(&mut self.buf, rest);
-            self.send_part(part)?;
-        }
-        Ok(())
-    }
-
-    fn prepare(mut self: Box<Self>) -> Result<UploadHandle, StorageError> {
-        if !self.buf.is_empty() {
-            // The last part may be smaller than S3's 5 MiB minimum.
-            let last = std::mem::take(&mut self.buf);
-            self.send_part(last)?;
-        }
-        let S3Upload { ctx, key, upload_id, parts, .. } = *self;
-        Ok(UploadHandle::new(ctx.uri(&key), HandleState::S3 { bucket: ctx.bucket, key, upload_id, parts }))
-    }
-
-    fn abort(self: Box<Self>) -> Result<(), StorageError> {
-        let Some(upload_id) = &self.upload_id else { return Ok(()) };
-        let uri = self.ctx.uri(&self.key);
-        block_on(&uri, abort_upload(&self.client, &self.ctx, &self.key, upload_id))?
     }
 }
 
