@@ -14,7 +14,7 @@ use common::*;
 /// A standby coordinator of deployment `id` on `c`'s ports, with `extra` flags. It keeps
 /// every checkpoint, so that a test can read which generation wrote each.
 fn standby(c: &Cluster, name: &str, p: usize, id: &str, extra: &[&str]) -> Proc {
-    let mut args = vec!["--standby", "--deployment-id", id, "--restore", "latest"];
+    let mut args = vec!["--standby", "--deployment-id", id, "--deployment-name", id, "--restore", "latest"];
     args.extend_from_slice(&["--set", "execution.checkpointing.num-retained=10000"]);
     args.extend_from_slice(extra);
     c.coordinator(name, p, &args)
@@ -69,6 +69,36 @@ fn generations(c: &Cluster) -> usize {
     std::fs::read_dir(c.job_dir().join("_generations"))
         .map(|d| d.filter_map(|e| e.ok()).filter(|e| !e.file_name().to_string_lossy().ends_with(".root")).count())
         .unwrap_or(0)
+}
+
+/// The commit log of the filesystem sink at `dir` (`sink.commit-log.enabled`): each
+/// committer (deployment, generation) once, in the order of their commits. Fails if
+/// two committers' commits overlap in time or a visible file has no single record.
+fn commit_turns(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut spans: std::collections::BTreeMap<(String, u64), (u64, u64)> = Default::default();
+    let mut named = std::collections::BTreeMap::<String, usize>::new();
+    for e in std::fs::read_dir(dir.join("_sluice-commits")).unwrap() {
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+        let who = (r["deployment"].as_str().unwrap().to_string(), r["generation"].as_u64().unwrap());
+        let (start, end) = (r["startMs"].as_u64().unwrap(), r["endMs"].as_u64().unwrap());
+        let span = spans.entry(who).or_insert((start, end));
+        *span = (span.0.min(start), span.1.max(end));
+        for f in r["files"].as_array().unwrap() {
+            *named.entry(f.as_str().unwrap().to_string()).or_default() += 1;
+        }
+    }
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if name.starts_with("part-") {
+            assert_eq!(named.get(&name), Some(&1), "{name} is not named by exactly one commit record");
+        }
+    }
+    let mut order: Vec<_> = spans.into_iter().collect();
+    order.sort_by_key(|(_, (start, _))| *start);
+    for w in order.windows(2) {
+        assert!(w[0].1.1 < w[1].1.0, "two writers at once: {order:?}");
+    }
+    order.into_iter().map(|(who, _)| who).collect()
 }
 
 #[test]
@@ -139,6 +169,12 @@ fn a_cutover_to_a_warm_standby_at_another_parallelism_and_back_is_exactly_once()
     assert_eq!(order.first().copied(), Some(1), "{written:?}");
     assert_eq!(order.last().copied(), Some(3), "{written:?}");
     assert!(order.contains(&2), "{written:?}");
+    // The sink's commit log says the same, file by file: blue's commits, then green's,
+    // then blue's again, never two at once.
+    assert_eq!(
+        commit_turns(&dir.path().join("rows")),
+        [("1-blue".to_string(), 1), ("2-green".to_string(), 2), ("1-blue".to_string(), 3)]
+    );
     assert_eq!(outputs(dir.path()), expected, "a record was lost or written twice across the handoffs");
     assert!(blue_coord.log().contains("activated as generation 3"), "{}", blue_coord.log());
     // Both stay up until SIGTERM, and then exit cleanly.

@@ -140,9 +140,18 @@ async fn a_new_color_that_fails_after_its_activation_is_rolled_back_and_nothing_
         let committers = one_writer_at_a_time(&t.s3, "s3://sluice/out")?;
         eprintln!("committers: {committers:?}");
         let order = turns(&committers);
-        let resumed = committers.last().is_some_and(|(d, g)| d == "1-blue" && *g > committers[0].1);
+        let resumed =
+            committers.last().is_some_and(|c| c.deployment == "1-blue" && c.generation > committers[0].generation);
         if order.first().map(String::as_str) != Some("1-blue") || !resumed || order.len() > 3 {
             bail!("the deployments committed in the order {committers:?}, not blue, green, then blue again");
+        }
+        // The output's gap: blue's last commit before the cutover to its first after the rollback.
+        if let Some(i) =
+            committers.iter().position(|c| c.generation > committers[0].generation && c.deployment == "1-blue")
+        {
+            let gap =
+                committers[i].first_ms.saturating_sub(committers[..i].iter().map(|c| c.last_ms).max().unwrap_or(0));
+            eprintln!("rollback: blue committed again {} ms after the last commit before it", gap);
         }
         anyhow::Ok(())
     }

@@ -33,7 +33,7 @@ pub fn job(out: &Path, rows: u64, rate: u64) -> String {
 CREATE TABLE per_window (k INT, window_start TIMESTAMP(3), c BIGINT, s INT, m INT)
  WITH ('connector' = 'filesystem', 'path' = '{w}', 'format' = 'csv');
 CREATE TABLE rows_out (id BIGINT, k INT, v INT)
- WITH ('connector' = 'filesystem', 'path' = '{r}', 'format' = 'csv');
+ WITH ('connector' = 'filesystem', 'path' = '{r}', 'format' = 'csv', 'sink.commit-log.enabled' = 'true');
 EXECUTE STATEMENT SET BEGIN
 INSERT INTO per_window SELECT k, window_start, COUNT(*), SUM(v), MAX(v)
   FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;

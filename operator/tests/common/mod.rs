@@ -210,8 +210,8 @@ pub fn committed_ids(s3: &testenv::TestS3, uri: &str) -> Result<Vec<i64>> {
 /// writer at a time: every visible part file is named by exactly one record, and
 /// the commits of each committer (a deployment and its generation) span a time
 /// interval that overlaps no other committer's. Returns the committers in the
-/// order they committed, as `(deployment, generation)`.
-pub fn one_writer_at_a_time(s3: &testenv::TestS3, uri: &str) -> Result<Vec<(String, u64)>> {
+/// order they committed.
+pub fn one_writer_at_a_time(s3: &testenv::TestS3, uri: &str) -> Result<Vec<Committer>> {
     let storage = s3_storage(s3, uri);
     let mut visible = BTreeSet::new();
     let mut named: BTreeMap<String, usize> = BTreeMap::new();
@@ -245,24 +245,36 @@ pub fn one_writer_at_a_time(s3: &testenv::TestS3, uri: &str) -> Result<Vec<(Stri
     if !twice.is_empty() {
         bail!("files committed by more than one record: {twice:?}");
     }
-    let mut order: Vec<((String, u64), (u64, u64))> = spans.into_iter().collect();
-    order.sort_by_key(|(_, (start, _))| *start);
+    let mut order: Vec<Committer> = spans
+        .into_iter()
+        .map(|((deployment, generation), (first_ms, last_ms))| Committer { deployment, generation, first_ms, last_ms })
+        .collect();
+    order.sort_by_key(|c| c.first_ms);
     for pair in order.windows(2) {
-        let ((a, (_, a_end)), (b, (b_start, _))) = (&pair[0], &pair[1]);
-        if b_start <= a_end {
-            bail!("{a:?} committed until {a_end} and {b:?} from {b_start}: two writers at once ({order:?})");
+        if pair[1].first_ms <= pair[0].last_ms {
+            bail!("{:?} and {:?} committed at once: two writers ({order:?})", pair[0], pair[1]);
         }
     }
-    Ok(order.into_iter().map(|(who, _)| who).collect())
+    Ok(order)
+}
+
+/// A deployment and generation that committed sink output, from the first
+/// commit's start to the last one's end (ms since the epoch).
+#[derive(Debug, Clone)]
+pub struct Committer {
+    pub deployment: String,
+    pub generation: u64,
+    pub first_ms: u64,
+    pub last_ms: u64,
 }
 
 /// The deployments of `committers` in the order they committed, each once per
 /// turn: `1-blue, 1-blue, 2-green` is `1-blue, 2-green`.
-pub fn turns(committers: &[(String, u64)]) -> Vec<String> {
+pub fn turns(committers: &[Committer]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for (d, _) in committers {
-        if out.last() != Some(d) {
-            out.push(d.clone());
+    for c in committers {
+        if out.last() != Some(&c.deployment) {
+            out.push(c.deployment.clone());
         }
     }
     out

@@ -92,9 +92,7 @@ pub(super) fn prefetch(spec: &DeploySpec) -> Result<u64, EngineError> {
     let Some(uri) = &spec.restore else { return Ok(0) };
     let config = Config { values: spec.config.clone() };
     let job = sluice_job::compile_configured(&spec.job_text, &spec.file, &config)?;
-    let (graph, mut opts) = crate::local::prepare(&job, &config, &spec.job_id)?;
-    opts.checkpoint.committer =
-        sluice_connectors::Committer { deployment: spec.deployment_name.clone(), generation: spec.generation };
+    let (graph, opts) = crate::local::prepare(&job, &config, &spec.job_id)?;
     let l = load(spec, &graph, &opts.checkpoint.s3, uri, true)?;
     Ok(l.read_bytes)
 }
@@ -107,7 +105,9 @@ pub(super) fn start(
 ) -> Result<Running, EngineError> {
     let config = Config { values: spec.config.clone() };
     let job = sluice_job::compile_configured(&spec.job_text, &spec.file, &config)?;
-    let (graph, opts) = crate::local::prepare(&job, &config, &spec.job_id)?;
+    let (graph, mut opts) = crate::local::prepare(&job, &config, &spec.job_id)?;
+    opts.checkpoint.committer =
+        sluice_connectors::Committer { deployment: spec.deployment_name.clone(), generation: spec.generation };
     let shape: Vec<usize> = graph.vertices.iter().map(|v| v.parallelism).collect();
     let placed: Vec<usize> = spec.placement.iter().map(Vec::len).collect();
     if shape != placed {
