@@ -29,7 +29,7 @@
 //!    have data of its own: `a unless b` is empty exactly when `b` has data).
 //!
 //! An expression without data fails the test with its file, its panel or rule, and
-//! the expression. Behind the `cluster-tests` feature, as `cluster.rs`.
+//! the expression. Behind the `cluster-tests` feature, as `lifecycle.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

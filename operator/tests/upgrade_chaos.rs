@@ -7,7 +7,7 @@
 //! (`stateless` upgrades start empty by definition; blue-green cutovers are
 //! killed at each step in `bluegreen.rs`.)
 //!
-//! Behind the `cluster-tests` feature, as `cluster.rs`.
+//! Behind the `cluster-tests` feature, as `lifecycle.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

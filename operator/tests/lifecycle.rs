@@ -5,7 +5,7 @@
 //! operator killed in the middle, exactly-once output, and deletion.
 //!
 //! Behind the `cluster-tests` feature (it needs the Go-built Kubernetes binaries):
-//! `cargo test -p sluice-operator --features cluster-tests --test cluster`; `make test` runs it.
+//! `cargo test -p sluice-operator --features cluster-tests --test lifecycle`; `make test` runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -6,7 +6,7 @@
 //! The output is checked exactly once, and the sink's commit log shows one writer
 //! at a time: each deployment's commits end before the next one's begin.
 //!
-//! Behind the `cluster-tests` feature, as `cluster.rs`.
+//! Behind the `cluster-tests` feature, as `lifecycle.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -10,7 +10,7 @@
 //!   `status.dataPolicy` records the policy and the engine's report verifies it; a
 //!   changed policy rolls out as an upgrade, with a new record and an Event.
 //!
-//! Behind the `cluster-tests` feature, as `cluster.rs`.
+//! Behind the `cluster-tests` feature, as `lifecycle.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
