@@ -196,7 +196,8 @@ impl StreamOperator for SessionAggregate {
     /// A view of every key's sessions and their accumulators (see
     /// [`super::sessions`]); written by [`SessionView`]'s `encode`.
     fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {
-        let view = SessionView { slots: self.sessions.share(), accs: self.accs.share(), keys: self.keys.clone() };
+        let (slots, changes) = self.sessions.share();
+        let view = SessionView { slots, accs: self.accs.share(), keys: self.keys.clone(), changes };
         Ok(Some(Box::new(view)))
     }
 

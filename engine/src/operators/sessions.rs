@@ -8,6 +8,14 @@
 //! the slots and the accumulator columns chunk by chunk: taking it costs an
 //! `Arc` per chunk, and while it is alive the task thread copies only the
 //! chunks it writes.
+//!
+//! Incremental checkpoints: from the first view on, the state records which
+//! slots were written and which keys lost their last session since the
+//! previous view. A view then writes, as entries (see
+//! [`crate::state::entries`]), a delete per such key and a put per written
+//! slot: a record is a key and its sessions, so the entry's key part is the
+//! key as the ordinary record writes it. A slot freed and reused within one
+//! interval is both: its old key is deleted and its new one put.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -18,8 +26,10 @@ use super::KeyGroupWriters;
 use super::aggregate::GroupAccs;
 use super::window::Keys;
 use crate::error::OpError;
+use crate::state::codec::Writer;
 use crate::state::cow::{CHUNK, CowVec};
-use crate::state::{GoOn, StateView, abandoned};
+use crate::state::entries::{self, IdSet};
+use crate::state::{EntryView, GoOn, StateView, abandoned};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Session {
@@ -44,6 +54,16 @@ pub struct Sessions {
     hasher: DefaultHashBuilder,
     slots: CowVec<Option<KeySessions>>,
     free: Vec<u32>,
+    /// What changed since the last view; `None` before the first one.
+    changes: Option<Changes>,
+}
+
+/// What changed since a view: the slots written, and the keys whose last
+/// session fired (their slots were freed).
+#[derive(Default)]
+pub struct Changes {
+    written: IdSet,
+    removed: Vec<Box<[u8]>>,
 }
 
 /// A session that fired: its end instant, the session, its key.
@@ -73,6 +93,7 @@ impl Sessions {
 
     /// The sessions in slot `slot`, writable; `None` for a free slot.
     pub fn list_mut(&mut self, slot: u32) -> Option<&mut Vec<Session>> {
+        self.mark(slot);
         self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()).map(|k| &mut k.list)
     }
 
@@ -95,6 +116,7 @@ impl Sessions {
                 (self.slots.len() - 1) as u32
             }
         };
+        self.mark(slot);
         let (slots, hasher) = (&self.slots, &self.hasher);
         let rehash = |s: &u32| hasher.hash_one(slots[*s as usize].as_ref().map_or(&[][..], |k| k.key.as_ref()));
         self.index.insert_unique(hasher.hash_one(key), slot, rehash);
@@ -111,6 +133,9 @@ impl Sessions {
                 min_end = k.list.iter().fold(min_end, |m, s| m.min(s.end_utc));
                 continue;
             }
+            if let Some(c) = &mut self.changes {
+                c.written.insert(slot);
+            }
             let Some(k) = self.slots[slot].as_mut() else { continue };
             let key = &k.key;
             k.list.retain(|s| {
@@ -123,6 +148,9 @@ impl Sessions {
                 }
             });
             if k.list.is_empty() {
+                if let Some(c) = &mut self.changes {
+                    c.removed.push(k.key.clone());
+                }
                 let h = self.hasher.hash_one(k.key.as_ref());
                 self.slots[slot] = None;
                 if let Ok(e) = self.index.find_entry(h, |s| *s as usize == slot) {
@@ -134,9 +162,17 @@ impl Sessions {
         min_end
     }
 
-    /// A view of every key's sessions now (see the module doc).
-    pub fn share(&mut self) -> CowVec<Option<KeySessions>> {
-        self.slots.share()
+    /// A view of every key's sessions now, with what changed since the last
+    /// view (`None` for the first); tracking starts here (see the module doc).
+    pub fn share(&mut self) -> (CowVec<Option<KeySessions>>, Option<Changes>) {
+        let changes = self.changes.replace(Changes::default());
+        (self.slots.share(), changes)
+    }
+
+    fn mark(&mut self, slot: u32) {
+        if let Some(c) = &mut self.changes {
+            c.written.insert(slot as usize);
+        }
     }
 }
 
@@ -145,34 +181,123 @@ pub struct SessionView {
     pub slots: CowVec<Option<KeySessions>>,
     pub accs: GroupAccs,
     pub keys: Arc<Keys>,
+    /// What changed since the previous view; `None` on the first.
+    pub changes: Option<Changes>,
+}
+
+impl SessionView {
+    /// Calls `write` for each of `items` with the key group of its key
+    /// (`key_of`), computing key groups a batch of keys at a time.
+    fn each<T>(
+        &self,
+        max_parallelism: usize,
+        go_on: GoOn,
+        items: &[T],
+        key_of: impl Fn(&T) -> &[u8],
+        mut write: impl FnMut(u32, &T),
+    ) -> Result<(), OpError> {
+        for batch in items.chunks(16 * CHUNK) {
+            if !go_on() {
+                return Err(abandoned());
+            }
+            let keys: Vec<&[u8]> = batch.iter().map(&key_of).collect();
+            for (item, kg) in batch.iter().zip(self.keys.key_groups(&keys, max_parallelism)?) {
+                write(kg, item);
+            }
+        }
+        Ok(())
+    }
+
+    /// The live slots.
+    fn live(&self) -> Vec<&KeySessions> {
+        self.slots.iter().flatten().collect()
+    }
+
+    /// The sessions of a key's record (the part after the key).
+    fn value(&self, k: &KeySessions, w: &mut Writer) {
+        w.u32(k.list.len() as u32);
+        for s in &k.list {
+            w.i64(s.start);
+            w.i64(s.end);
+            w.i64(s.end_utc);
+            self.accs.encode_group(s.gid, w);
+        }
+    }
+
+    /// A put of each key's record, as entries.
+    fn put_all(
+        &self,
+        max_parallelism: usize,
+        go_on: GoOn,
+        keys: &[&KeySessions],
+        out: &mut KeyGroupWriters,
+    ) -> Result<(), OpError> {
+        self.each(
+            max_parallelism,
+            go_on,
+            keys,
+            |k| &k.key,
+            |kg, k| {
+                entries::put_with(out.entry(kg).or_default(), |w| w.bytes(&k.key), |w| self.value(k, w));
+            },
+        )
+    }
 }
 
 impl StateView for SessionView {
     /// Entry per key: the key, then its sessions with their accumulators.
     fn encode(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError> {
-        let mut live = self.slots.iter().flatten().peekable();
-        let mut batch: Vec<&KeySessions> = Vec::new();
-        while live.peek().is_some() {
-            if !go_on() {
-                return Err(abandoned());
-            }
-            batch.clear();
-            batch.extend(live.by_ref().take(16 * CHUNK));
-            let keys: Vec<&[u8]> = batch.iter().map(|k| k.key.as_ref()).collect();
-            let kgs = self.keys.key_groups(&keys, max_parallelism)?;
-            for (k, kg) in batch.iter().zip(kgs) {
+        self.each(
+            max_parallelism,
+            go_on,
+            &self.live(),
+            |k| &k.key,
+            |kg, k| {
                 let w = out.entry(kg).or_default();
                 w.bytes(&k.key);
-                w.u32(k.list.len() as u32);
-                for s in &k.list {
-                    w.i64(s.start);
-                    w.i64(s.end);
-                    w.i64(s.end_utc);
-                    self.accs.encode_group(s.gid, w);
-                }
-            }
-        }
-        Ok(())
+                self.value(k, w);
+            },
+        )
+    }
+
+    fn entries(&self) -> Option<&dyn EntryView> {
+        Some(self)
+    }
+}
+
+impl EntryView for SessionView {
+    fn encode_base(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError> {
+        self.put_all(max_parallelism, go_on, &self.live(), out)
+    }
+
+    fn knows_changes(&self) -> bool {
+        self.changes.is_some()
+    }
+
+    /// A delete per key whose last session fired, then a put per slot written.
+    fn encode_changes(
+        &self,
+        max_parallelism: usize,
+        _owned: std::ops::Range<u32>,
+        out: &mut KeyGroupWriters,
+        go_on: GoOn,
+    ) -> Result<(), OpError> {
+        let Some(c) = &self.changes else { return Err(OpError::Other("no changes were tracked".into())) };
+        self.each(
+            max_parallelism,
+            go_on,
+            &c.removed,
+            |k| k,
+            |kg, key| {
+                // The record's key part, as the ordinary record writes it.
+                let mut record_key = Writer::default();
+                record_key.bytes(key);
+                entries::delete(out.entry(kg).or_default(), &record_key.buf);
+            },
+        )?;
+        let written: Vec<&KeySessions> =
+            c.written.iter().filter_map(|slot| self.slots.get(slot).and_then(|s| s.as_ref())).collect();
+        self.put_all(max_parallelism, go_on, &written, out)
     }
 }
 
@@ -193,7 +318,7 @@ mod tests {
         assert_eq!(ss.len(), 2);
         let a = ss.find(b"a").unwrap();
         assert_eq!(ss.list(a).iter().map(|x| x.gid).collect::<Vec<_>>(), [0, 2]);
-        let view = ss.share();
+        let (view, _) = ss.share();
         let mut fired = Vec::new();
         assert_eq!(ss.fire(20, &mut fired), 30);
         assert_eq!(fired.iter().map(|f| (f.0, f.2.as_ref())).collect::<Vec<_>>(), [(10, &b"a"[..]), (20, &b"b"[..])]);

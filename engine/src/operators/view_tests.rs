@@ -176,7 +176,7 @@ fn a_session_view_holds_the_state_of_its_barrier() {
 
 /// As entries, per key group: a base, or the changes since the last view.
 fn entries_of(view: &dyn StateView, changes: bool) -> Vec<(u32, Vec<u8>)> {
-    let e = view.entries().expect("the window aggregation's state is written as entries");
+    let e = view.entries().expect("the window aggregations' state is written as entries");
     let mut w = KeyGroupWriters::new();
     if changes {
         assert!(e.knows_changes());
@@ -187,27 +187,57 @@ fn entries_of(view: &dyn StateView, changes: bool) -> Vec<(u32, Vec<u8>)> {
     w.into_iter().map(|(kg, w)| (kg, w.buf)).collect()
 }
 
-#[test]
-fn a_window_restores_from_a_base_and_the_changes_after_it() {
+/// A base after `first`, then changes after updates to a few keys (one new)
+/// and a watermark that fires state: restored from the base and the changes,
+/// the operator holds what the live one holds. The changes must be at most
+/// `1 / smaller` of the base. A key's sessions are one record, so a session
+/// that fires rewrites its key's other sessions: `watermark` fires less there.
+fn restores_from_a_base_and_the_changes_after_it(
+    make: fn() -> Box<dyn StreamOperator>,
+    watermark: i64,
+    smaller: usize,
+) {
     let mut out = Vec::new();
-    let mut op = window();
+    let mut op = make();
     op.process_batch(first(), &mut out).unwrap();
     op.process_watermark(300, &mut out).unwrap();
     let base = entries_of(op.snapshot().unwrap().unwrap().as_ref(), false);
-    // Updates to some keys only, then panes fire.
-    op.process_batch(batch(&[(3, 1.0, "q", 1200), (4, 2.0, "r", 2300), (1699, 3.0, "s", 2400)]), &mut out).unwrap();
-    op.process_watermark(1500, &mut out).unwrap();
+    // Updates to some keys only, then state fires.
+    op.process_batch(
+        batch(&[
+            (3, 1.0, "q", 1200),
+            (4, 2.0, "r", 2300),
+            (1699, 3.0, "s", 2400),
+            (9000, 4.0, "t", 2450),
+            (9001, 5.0, "u", 310),
+        ]),
+        &mut out,
+    )
+    .unwrap();
+    let keys_before = op.state_keys();
+    op.process_watermark(watermark, &mut out).unwrap();
+    assert!(op.state_keys() < keys_before, "the watermark fires some keys' whole state");
     let view = op.snapshot().unwrap().unwrap();
     let changes = entries_of(view.as_ref(), true);
     let size = |e: &[(u32, Vec<u8>)]| e.iter().map(|(_, b)| b.len()).sum::<usize>();
-    assert!(size(&changes) * 20 < size(&base), "changes {} of a base of {}", size(&changes), size(&base));
+    assert!(size(&changes) * smaller < size(&base), "changes {} of a base of {}", size(&changes), size(&base));
 
-    let mut restored = window();
+    let mut restored = make();
     for kg in 0..MAX_PARALLELISM as u32 {
         let chain: Vec<&[u8]> =
             base.iter().chain(&changes).filter(|(k, _)| *k == kg).map(|(_, b)| b.as_slice()).collect();
         restored.restore(kg, &crate::state::entries::merge(&chain).unwrap()).unwrap();
     }
-    assert_eq!(restored.state_keys(), op.state_keys(), "fired panes are deleted by the changes");
+    assert_eq!(restored.state_keys(), op.state_keys(), "fired state is deleted by the changes");
     assert_eq!(rows(restored.as_mut()), rows(op.as_mut()));
+}
+
+#[test]
+fn a_window_restores_from_a_base_and_the_changes_after_it() {
+    restores_from_a_base_and_the_changes_after_it(window, 1500, 20);
+}
+
+#[test]
+fn a_session_window_restores_from_a_base_and_the_changes_after_it() {
+    restores_from_a_base_and_the_changes_after_it(session, 700, 2);
 }
