@@ -299,6 +299,7 @@ impl Builder {
                     aggs,
                     types,
                     schema: arrow_schema(&rel.schema),
+                    ttl: self.state_ttl,
                 });
                 Ok(Stream { vertex: v, open: true })
             }

@@ -155,9 +155,12 @@ pub(crate) fn instantiate(
                     .with_ttl(Ttl::new(*ttl)),
             )
         }
-        OpSpec::OverAggregate { keys, key_types, time_col, frame, aggs, types, schema } => {
+        OpSpec::OverAggregate { keys, key_types, time_col, frame, aggs, types, schema, ttl } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
-            Box::new(OverAggregate::new(k, *time_col, *frame, aggs.clone(), types.clone(), schema.clone()))
+            Box::new(
+                OverAggregate::new(k, *time_col, *frame, aggs.clone(), types.clone(), schema.clone())
+                    .with_ttl(Ttl::new(*ttl)),
+            )
         }
         OpSpec::Join {
             kind,

@@ -143,6 +143,9 @@ pub enum OpSpec {
         /// The input's column types.
         types: Vec<DataType>,
         schema: SchemaRef,
+        /// `table.exec.state.ttl` (not for a RANGE bounded frame, as in
+        /// Flink); zero keeps state forever.
+        ttl: std::time::Duration,
     },
     /// A regular join: the first operator of a vertex with two inputs, the
     /// left one (input 0) hashed on `left_keys`, the right one on `right_keys`.

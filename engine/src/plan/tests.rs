@@ -204,3 +204,16 @@ INSERT INTO o SELECT a.k, v, w FROM a LEFT JOIN b ON a.k = b.k;";
     };
     assert_eq!(*ttl, 3_600_000);
 }
+
+#[test]
+fn an_over_aggregation_takes_the_state_ttl() {
+    let sql = "SET 'table.exec.state.ttl' = '10 min';
+CREATE TABLE s (k INT, v INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE o (k INT, c BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO o SELECT k, COUNT(*) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM s;";
+    let job = crate::local::compile_text(sql, "j.sql").unwrap();
+    let (g, _) = crate::local::prepare(&job, &Config::default(), "j").unwrap();
+    let over = g.vertices.iter().flat_map(|v| &v.ops).find(|op| matches!(op, OpSpec::OverAggregate { .. }));
+    let Some(OpSpec::OverAggregate { ttl, .. }) = over else { panic!("no OVER aggregation in the plan") };
+    assert_eq!(*ttl, std::time::Duration::from_secs(600));
+}

@@ -24,10 +24,18 @@
 //! - versions older than the latest one at or before `W` are dropped when the
 //!   timer fires: no left row still to come can need them; the latest is kept;
 //! - the key is the row-encoded join key, nulls included (Flink keys the
-//!   state so); a row whose time is null is dropped.
+//!   state so); a row whose time is null is dropped;
+//! - a key with nothing left (no waiting left row, no version) is removed;
+//! - with `table.exec.state.ttl`, a key neither given a row nor fired for the
+//!   TTL (processing time) loses all its state, its waiting left rows and its
+//!   latest version included, as Flink's cleanup timer clears it: a later
+//!   left row finds no version. Flink's timer fires between one and one and a
+//!   half TTLs after; Sluice expires at one TTL, when the key is next touched
+//!   or by a sweep of the whole state once per TTL.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{Array, ArrayRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -45,6 +53,7 @@ use crate::operators::{StreamEvent, StreamOperator, epoch_millis};
 use crate::state::StateView;
 use crate::state::codec::{Reader, Writer};
 use crate::state::keyed::{KeyedState, StateValue};
+use crate::state::ttl::Ttl;
 
 /// A left row waiting for the watermark.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +76,9 @@ struct Versions {
     left: Vec<Waiting>,
     right: BTreeMap<i64, Version>,
     timer: Option<i64>,
+    /// When a row last came or the timer last fired (processing time, ms),
+    /// for the state TTL.
+    touched: i64,
 }
 
 impl Versions {
@@ -97,6 +109,7 @@ impl StateValue for Versions {
             w.bytes(&v.row);
         }
         w.opt(&self.timer, |w, t| w.i64(*t));
+        w.i64(self.touched);
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, OpError> {
@@ -113,6 +126,7 @@ impl StateValue for Versions {
             v.right.insert(time, Version { deleted, row: r.bytes()?.into() });
         }
         v.timer = r.opt(|r| r.i64())?;
+        v.touched = r.i64()?;
         Ok(v)
     }
 }
@@ -132,6 +146,7 @@ pub struct TemporalJoin {
     timers: BTreeSet<(i64, Box<[u8]>)>,
     timers_stale: bool,
     watermark: i64,
+    ttl: Ttl,
 }
 
 /// A left row being emitted, and its version when one joins it.
@@ -164,7 +179,40 @@ impl TemporalJoin {
             timers: BTreeSet::new(),
             timers_stale: false,
             watermark: NO_WATERMARK,
+            ttl: Ttl::new(Duration::from_millis(u64::try_from(def.ttl).unwrap_or(0))),
         })
+    }
+
+    /// The state TTL measured with another clock (tests).
+    pub fn with_ttl(mut self, ttl: Ttl) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Removes `key`'s state and its timer.
+    fn forget(&mut self, key: &[u8]) {
+        if let Some(v) = self.state.remove(key)
+            && let Some(t) = v.timer
+        {
+            self.timers.remove(&(t, Box::from(key)));
+        }
+    }
+
+    /// Whether `key`'s state has expired at `now`.
+    fn expired(&self, key: &[u8], now: i64) -> bool {
+        self.state.get(key).is_some_and(|v| self.ttl.expired(v.touched, now))
+    }
+
+    /// Once per TTL, forgets every key that expired.
+    fn sweep(&mut self, now: i64) {
+        if !self.ttl.sweep_due(now) {
+            return;
+        }
+        let expired: Vec<Box<[u8]>> =
+            self.state.iter().filter(|(_, v)| self.ttl.expired(v.touched, now)).map(|(k, _)| Box::from(k)).collect();
+        for key in expired {
+            self.forget(&key);
+        }
     }
 
     /// Each row's encoded key, nulls included.
@@ -180,6 +228,8 @@ impl TemporalJoin {
 
     fn process(&mut self, side: usize, batch: RecordBatch) -> Result<(), OpError> {
         self.rebuild_timers();
+        let now = self.ttl.now();
+        self.sweep(now);
         let (data, kinds) = changelog::split(&batch);
         let times = epoch_millis(data.column(self.times[side]))?;
         let keys = self.encode_keys(side, &data)?;
@@ -190,10 +240,14 @@ impl TemporalJoin {
             }
             let time = times.value(r);
             let row: Box<[u8]> = rows.row(r).as_ref().into();
+            if self.expired(&key, now) {
+                self.forget(&key);
+            }
             if self.state.get(&key).is_none() {
                 self.state.insert(&key, Versions::default());
             }
             let Some(v) = self.state.get_mut(&key) else { continue };
+            v.touched = now;
             if side == 0 {
                 v.left.push(Waiting { time, kind: kinds[r], row });
             } else {
@@ -213,14 +267,21 @@ impl TemporalJoin {
     /// rows at or before `w` and drops the versions no left row can need.
     fn fire(&mut self, w: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         self.rebuild_timers();
+        let now = self.ttl.now();
+        self.sweep(now);
         let mut emits = Vec::new();
         while let Some(first) = self.timers.first() {
             if first.0 > w {
                 break;
             }
             let Some((_, key)) = self.timers.pop_first() else { break };
+            if self.expired(&key, now) {
+                self.forget(&key);
+                continue;
+            }
             let Some(v) = self.state.get_mut(&key) else { continue };
             v.timer = None;
+            v.touched = now;
             let (due, waiting): (Vec<Waiting>, Vec<Waiting>) =
                 std::mem::take(&mut v.left).into_iter().partition(|l| l.time <= w);
             for l in due {
@@ -236,6 +297,8 @@ impl TemporalJoin {
             if let Some(next) = v.left.iter().map(|l| l.time).min() {
                 v.timer = Some(next);
                 self.timers.insert((next, key));
+            } else if v.right.is_empty() {
+                self.state.remove(&key);
             }
         }
         self.emit(emits, out)

@@ -158,7 +158,73 @@ fn waiting_rows_versions_and_timers_survive_a_restore() {
     for (kg, w) in &groups {
         back.restore(*kg, &w.buf).unwrap();
     }
-    assert_eq!(back.state_keys(), Some(3));
+    // Key 3 had nothing left once its row was fired.
+    assert_eq!(back.state_keys(), Some(2));
     feed(&mut back, 1, right(&[(2, 15, 150, Insert)]));
     assert_eq!(watermark(&mut back, 25), ["[1, 12, 1, 10, 100]", "[2, 20, 2, 15, 150]", "W25"]);
+}
+
+thread_local! {
+    /// Each test's processing time (tests run on threads of their own).
+    static NOW: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+fn at(ms: i64) {
+    NOW.with(|n| n.set(ms));
+}
+
+/// A join with a 1 s state TTL on a clock the test moves.
+fn join_with_ttl(kind: JoinKind) -> TemporalJoin {
+    at(0);
+    let ttl = crate::state::ttl::Ttl::new(std::time::Duration::from_millis(1000)).with_clock(|| NOW.with(|n| n.get()));
+    join(kind, None).with_ttl(ttl)
+}
+
+#[test]
+fn a_key_untouched_for_the_ttl_loses_its_latest_version_and_its_waiting_rows() {
+    let mut j = join_with_ttl(JoinKind::Left);
+    feed(&mut j, 1, right(&[(1, 10, 100, Insert), (2, 10, 200, Insert)]));
+    feed(&mut j, 0, left(&[(1, 12), (2, 30)]));
+    assert_eq!(watermark(&mut j, 20), ["[1, 12, 1, 10, 100]", "W20"]);
+    // Key 1 was fired at 0 ms, key 2 touched at 0 ms; at 999 ms both live.
+    at(999);
+    feed(&mut j, 0, left(&[(1, 21)]));
+    assert_eq!(watermark(&mut j, 22), ["[1, 21, 1, 10, 100]", "W22"]);
+    // At 1998 ms key 1 (touched at 999) lives; key 2 (touched at 0) expired:
+    // its waiting row (30) is gone, and a new row finds no version.
+    at(1998);
+    feed(&mut j, 0, left(&[(1, 23), (2, 24)]));
+    assert_eq!(watermark(&mut j, 40), ["[1, 23, 1, 10, 100]", "[2, 24, null, null, null]", "W40"]);
+    assert_eq!(j.state_keys(), Some(1), "key 2 had nothing left after its row was fired");
+}
+
+#[test]
+fn without_a_ttl_the_latest_version_is_kept_forever_and_a_sweep_forgets_idle_keys() {
+    let mut j = join(JoinKind::Inner, None);
+    feed(&mut j, 1, right(&[(1, 10, 100, Insert)]));
+    feed(&mut j, 0, left(&[(1, 12)]));
+    assert_eq!(watermark(&mut j, 20), ["[1, 12, 1, 10, 100]", "W20"]);
+    let mut t = join_with_ttl(JoinKind::Inner);
+    feed(&mut t, 1, right(&[(1, 10, 100, Insert), (2, 10, 200, Insert)]));
+    // An event on another key sweeps the state a TTL later: both versions go.
+    at(1000);
+    feed(&mut t, 1, right(&[(3, 10, 300, Insert)]));
+    assert_eq!(t.state_keys(), Some(1));
+    feed(&mut t, 0, left(&[(1, 12), (3, 12)]));
+    assert_eq!(watermark(&mut t, 20), ["[3, 12, 3, 10, 300]", "W20"]);
+}
+
+#[test]
+fn the_last_touch_survives_a_restore() {
+    let mut j = join_with_ttl(JoinKind::Left);
+    feed(&mut j, 1, right(&[(1, 10, 100, Insert)]));
+    let mut groups = KeyGroupWriters::new();
+    j.snapshot().unwrap().unwrap().encode(128, &mut groups, &|| true).unwrap();
+    let mut back = join_with_ttl(JoinKind::Left);
+    for (kg, w) in &groups {
+        back.restore(*kg, &w.buf).unwrap();
+    }
+    at(1000);
+    feed(&mut back, 0, left(&[(1, 12)]));
+    assert_eq!(watermark(&mut back, 20), ["[1, 12, null, null, null]", "W20"]);
 }

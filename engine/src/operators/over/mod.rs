@@ -9,6 +9,16 @@
 //! partition's state and fires timers in time order when the watermark
 //! advances, before forwarding it.
 //!
+//! With `table.exec.state.ttl`, a partition neither given a row nor fired for
+//! the TTL (processing time) is forgotten, as Flink's cleanup timer clears
+//! it, unless rows still wait for the watermark: its aggregates start over,
+//! and a ROWS bounded frame forgets its last fired timer (so its lateness).
+//! A RANGE bounded frame keeps no TTL: Flink's
+//! `RowTimeRangeBoundedPrecedingFunction` takes none and cleans by event time
+//! only. Flink's timer fires between one and one and a half TTLs after; Sluice
+//! expires at one TTL, when the partition is next touched or by a sweep of
+//! the whole state once per TTL.
+//!
 //! Invariants:
 //! - `timers` holds exactly the (time, key) of every timer of every partition
 //!   in `state`; a restore rebuilds it from the partitions;
@@ -38,6 +48,7 @@ use crate::metrics::NO_WATERMARK;
 use crate::state::StateView;
 use crate::state::codec::Reader;
 use crate::state::keyed::{KeyedState, StateValue};
+use crate::state::ttl::Ttl;
 use crate::state::value::column_values;
 
 pub struct OverAggregate {
@@ -54,6 +65,7 @@ pub struct OverAggregate {
     timers: BTreeSet<(i64, Arc<[u8]>)>,
     watermark: i64,
     late: u64,
+    ttl: Ttl,
 }
 
 impl OverAggregate {
@@ -78,6 +90,32 @@ impl OverAggregate {
             timers: BTreeSet::new(),
             watermark: NO_WATERMARK,
             late: 0,
+            ttl: Ttl::default(),
+        }
+    }
+
+    /// `table.exec.state.ttl`; ignored by a RANGE bounded frame, as in Flink.
+    pub fn with_ttl(mut self, ttl: Ttl) -> Self {
+        if self.frame.rows || self.frame.preceding.is_none() {
+            self.ttl = ttl;
+        }
+        self
+    }
+
+    fn expired(&self, p: &Partition, now: i64) -> bool {
+        self.ttl.expired(p.touched, now) && !p.has_pending()
+    }
+
+    /// Once per TTL, forgets every expired partition. Having no rows waiting,
+    /// it has no timers either.
+    fn sweep(&mut self, now: i64) {
+        if !self.ttl.sweep_due(now) {
+            return;
+        }
+        let expired: Vec<Vec<u8>> =
+            self.state.iter().filter(|(_, p)| self.expired(p, now)).map(|(k, _)| k.to_vec()).collect();
+        for key in expired {
+            self.state.remove(&key);
         }
     }
 
@@ -114,21 +152,34 @@ impl StreamOperator for OverAggregate {
         let ts = epoch_millis(batch.column(self.time_col))?;
         let keys = self.keys.encode(&batch)?;
         let args = self.args(&batch)?;
+        let now = self.ttl.now();
+        self.sweep(now);
         for (i, (row, args)) in rows.into_iter().zip(args).enumerate() {
             let key: &[u8] = match &keys {
                 Some(k) => k.row(i).data(),
                 None => &[],
             };
+            if self.state.get(key).is_some_and(|p| self.expired(p, now)) {
+                self.state.remove(key);
+            }
             if ts.is_null(i) || Partition::is_late(self.state.get(key), &self.frame, ts.value(i), self.watermark) {
+                // A late row still keeps its partition alive, as in Flink.
+                if let Some(p) = self.state.get_mut(key) {
+                    p.touched = now;
+                }
                 self.late += 1;
                 continue;
             }
             let t = ts.value(i);
             let entry = Entry { row, args: args.into() };
             let new = match self.state.get_mut(key) {
-                Some(p) => p.add(&self.frame, t, entry),
+                Some(p) => {
+                    p.touched = now;
+                    p.add(&self.frame, t, entry)
+                }
                 None => {
                     let mut p = Partition::new(&self.aggs, &self.frame);
+                    p.touched = now;
                     let new = p.add(&self.frame, t, entry);
                     self.state.insert(key, p);
                     new
@@ -145,12 +196,15 @@ impl StreamOperator for OverAggregate {
     fn process_watermark(&mut self, watermark: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         if watermark > self.watermark {
             self.watermark = watermark;
+            let now = self.ttl.now();
+            self.sweep(now);
             let mut rows: Vec<Row> = Vec::new();
             while let Some((t, _)) = self.timers.first()
                 && *t <= watermark
             {
                 let Some((t, key)) = self.timers.pop_first() else { break };
                 let Some(p) = self.state.get_mut(&key) else { continue };
+                p.touched = now;
                 if p.fire(&self.frame, &self.aggs, t, &mut rows)? == Fired::Cleared
                     && let Some(p) = self.state.remove(&key)
                 {

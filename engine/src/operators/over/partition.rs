@@ -17,6 +17,9 @@
 //!   the interval (which resets its lateness), and a stale cleanup timer that
 //!   fires counts as a fired timer for lateness.
 //!
+//! - With `table.exec.state.ttl`, `touched` is when a row last came or a
+//!   timer last fired (processing time); the operator decides expiry.
+//!
 //! Invariant: `timers` holds every timer of the partition (the time of each
 //! `pending` entry, and cleanup timers), which the operator mirrors in its
 //! global timer queue.
@@ -64,6 +67,8 @@ pub struct Partition {
     /// RANGE bounded: the cleanup time (Flink's `cleanupTsState`).
     cleanup: Option<i64>,
     timers: BTreeSet<i64>,
+    /// When a row last came or a timer last fired (processing time, ms).
+    pub touched: i64,
 }
 
 /// What firing a timer did to the partition.
@@ -85,6 +90,7 @@ impl Partition {
             last_fired: None,
             cleanup: None,
             timers: BTreeSet::new(),
+            touched: 0,
         }
     }
 
@@ -95,6 +101,11 @@ impl Partition {
 
     pub fn timers(&self) -> impl Iterator<Item = i64> + '_ {
         self.timers.iter().copied()
+    }
+
+    /// Whether rows wait for the watermark.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Whether a row at `ts` is late for this partition (`None`: a new one).
@@ -245,6 +256,7 @@ impl StateValue for Partition {
         w.opt(&self.cleanup, |w, v| w.i64(*v));
         w.u32(self.timers.len() as u32);
         self.timers.iter().for_each(|t| w.i64(*t));
+        w.i64(self.touched);
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, OpError> {
@@ -268,7 +280,8 @@ impl StateValue for Partition {
         for _ in 0..r.u32()? {
             timers.insert(r.i64()?);
         }
-        Ok(Partition { pending, frame, accs, last_fired, cleanup, timers })
+        let touched = r.i64()?;
+        Ok(Partition { pending, frame, accs, last_fired, cleanup, timers, touched })
     }
 }
 

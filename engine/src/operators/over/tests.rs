@@ -161,3 +161,62 @@ fn key_of(op: &OverAggregate, k: &str) -> Vec<u8> {
     let rows = op.keys.encode(&batch(&[(k, 0, 0)])).unwrap().unwrap();
     rows.row(0).data().to_vec()
 }
+
+thread_local! {
+    /// Each test's processing time (tests run on threads of their own).
+    static NOW: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+fn at(ms: i64) {
+    NOW.with(|n| n.set(ms));
+}
+
+/// The operator with a 1 s state TTL on a clock the test moves.
+fn with_ttl(frame: OverFrame) -> OverAggregate {
+    at(0);
+    let ttl = crate::state::ttl::Ttl::new(std::time::Duration::from_millis(1000)).with_clock(|| NOW.with(|n| n.get()));
+    operator(frame).with_ttl(ttl)
+}
+
+#[test]
+fn a_partition_idle_for_the_ttl_starts_over_but_not_while_rows_wait() {
+    for frame in [OverFrame { rows: true, preceding: None }, OverFrame { rows: false, preceding: None }] {
+        let mut op = with_ttl(frame);
+        assert_eq!(
+            push(&mut op, &[("a", 10, 1), ("b", 10, 2), ("b", 50, 4)], Some(20)),
+            ["a 10 1 1 1", "b 10 2 2 1", "wm 20"]
+        );
+        at(999);
+        assert_eq!(push(&mut op, &[("a", 30, 8)], Some(30)), ["a 30 8 9 2", "wm 30"]);
+        // a was touched at 999, b at 0 but a row of b still waits (50).
+        at(1998);
+        assert_eq!(push(&mut op, &[("a", 40, 16)], Some(60)), ["a 40 16 25 3", "b 50 4 6 2", "wm 60"]);
+        // Untouched from 1998 to 2998: both start over.
+        at(2998);
+        assert_eq!(push(&mut op, &[("a", 70, 32), ("b", 70, 64)], Some(70)), ["a 70 32 32 1", "b 70 64 64 1", "wm 70"]);
+    }
+}
+
+#[test]
+fn a_rows_bounded_partition_forgets_its_lateness_with_its_state() {
+    let mut op = with_ttl(OverFrame { rows: true, preceding: Some(2) });
+    assert_eq!(push(&mut op, &[("a", 10, 1), ("a", 30, 2)], Some(100)), ["a 10 1 1 1", "a 30 2 3 2", "wm 100"]);
+    // Within the TTL a row at 20 is late for a (its last timer fired at 30),
+    // and still counts as a touch, as in Flink.
+    at(500);
+    assert_eq!(push(&mut op, &[("a", 20, 4)], Some(101)), ["wm 101"]);
+    at(1499);
+    assert_eq!(push(&mut op, &[("a", 25, 4)], Some(102)), ["wm 102"]);
+    assert_eq!(op.late_records_dropped(), 2);
+    // A TTL after its last touch the partition is new: 103 is not late.
+    at(2499);
+    assert_eq!(push(&mut op, &[("a", 103, 8)], Some(110)), ["a 103 8 8 1", "wm 110"]);
+}
+
+#[test]
+fn a_range_bounded_frame_ignores_the_ttl_as_flink_does() {
+    let mut op = with_ttl(OverFrame { rows: false, preceding: Some(100) });
+    assert_eq!(push(&mut op, &[("a", 10, 1)], Some(10)), ["a 10 1 1 1", "wm 10"]);
+    at(10_000);
+    assert_eq!(push(&mut op, &[("a", 20, 2)], Some(20)), ["a 20 2 3 2", "wm 20"]);
+}
