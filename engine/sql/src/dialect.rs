@@ -5,12 +5,16 @@
 //! `TUMBLE(TABLE t [PARTITION BY k], DESCRIPTOR(ts), ...)`: the dialect parses
 //! `TABLE name [PARTITION BY cols]` inside function arguments into a marker call,
 //! [`TABLE_ARG_FUNCTION`], which the planner recognises. `DESCRIPTOR(col)` parses
-//! as an ordinary function call. `FOR SYSTEM_TIME AS OF` after a table name
+//! as an ordinary function call. Flink's MAP value constructor `MAP[k1, v1, k2,
+//! v2, ...]` parses into a call of [`crate::map_value::MAP_VALUE_CALL`] (named
+//! at the `MAP` keyword, so errors point there). `FOR SYSTEM_TIME AS OF` after
+//! a table name
 //! parses as sqlparser's table version. `WATERMARK` and computed columns in `CREATE
 //! TABLE` are parsed by [`crate::parser`].
 
 use sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, ObjectName, ObjectNamePart,
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    ObjectNamePart,
 };
 use sqlparser::dialect::Dialect;
 use sqlparser::keywords::Keyword;
@@ -59,6 +63,11 @@ impl Dialect for FlinkDialect {
     }
 
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
+        let is_map_value = matches!(&parser.peek_token().token, Token::Word(w) if w.keyword == Keyword::MAP)
+            && parser.peek_nth_token(1).token == Token::LBracket;
+        if is_map_value {
+            return Some(parse_map_value(parser));
+        }
         let is_table_arg = matches!(&parser.peek_token().token, Token::Word(w) if w.keyword == Keyword::TABLE)
             && matches!(&parser.peek_nth_token(1).token, Token::Word(_));
         if !is_table_arg {
@@ -66,6 +75,41 @@ impl Dialect for FlinkDialect {
         }
         Some(parse_table_arg(parser))
     }
+}
+
+/// `MAP[k1, v1, k2, v2, ...]`: at least one key and value, in pairs.
+fn parse_map_value(parser: &mut Parser) -> Result<Expr, ParserError> {
+    let map = parser.peek_token().span;
+    parser.expect_keyword(Keyword::MAP)?;
+    parser.expect_token(&Token::LBracket)?;
+    let args = parser.parse_comma_separated(Parser::parse_expr)?;
+    parser.expect_token(&Token::RBracket)?;
+    if !args.len().is_multiple_of(2) {
+        return Err(ParserError::ParserError(format!(
+            "Map requires an even number of arguments (k1, v1, k2, v2, ...), not {}{}",
+            args.len(),
+            map.start
+        )));
+    }
+    Ok(call(Ident::with_span(map, crate::map_value::MAP_VALUE_CALL), args))
+}
+
+/// A plain call of `name` with `args`.
+fn call(name: Ident, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e))).collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
 
 fn parse_table_arg(parser: &mut Parser) -> Result<Expr, ParserError> {
@@ -90,20 +134,7 @@ fn parse_table_arg(parser: &mut Parser) -> Result<Expr, ParserError> {
             parser.expect_token(&Token::RParen)?;
         }
     }
-    Ok(Expr::Function(Function {
-        name: ObjectName(vec![ObjectNamePart::Identifier(TABLE_ARG_FUNCTION.into())]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args.into_iter().map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e))).collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    }))
+    Ok(call(TABLE_ARG_FUNCTION.into(), args))
 }
 
 fn is_descriptor_ahead(parser: &Parser) -> bool {

@@ -116,6 +116,38 @@ impl DfExprPlanner for ArrayConstructor {
     }
 }
 
+/// `map[key]` with a key that is not a constant, which DataFusion's
+/// `get_field` cannot look up: the first value `map_extract` finds (NULL for
+/// a missing key). Constant keys are left to DataFusion's field access.
+#[derive(Debug)]
+struct MapAccess;
+
+impl DfExprPlanner for MapAccess {
+    fn plan_field_access(
+        &self,
+        access: datafusion_expr::planner::RawFieldAccessExpr,
+        schema: &DFSchema,
+    ) -> datafusion_common::Result<datafusion_expr::planner::PlannerResult<datafusion_expr::planner::RawFieldAccessExpr>>
+    {
+        use datafusion_expr::GetFieldAccess;
+        use datafusion_expr::planner::{PlannerResult, RawFieldAccessExpr};
+        let RawFieldAccessExpr { expr, field_access } = access;
+        match field_access {
+            GetFieldAccess::ListIndex { key }
+                if !matches!(key.as_ref(), Expr::Literal(..))
+                    && matches!(expr.get_type(schema)?, DataType::Map(_, _)) =>
+            {
+                let found = datafusion_functions_nested::map_extract::map_extract(expr, *key);
+                Ok(PlannerResult::Planned(datafusion_functions_nested::extract::array_element(
+                    found,
+                    Expr::Literal(datafusion_common::ScalarValue::Int64(Some(1)), None),
+                )))
+            }
+            field_access => Ok(PlannerResult::Original(RawFieldAccessExpr { expr, field_access })),
+        }
+    }
+}
+
 /// Names of the aggregate functions Sluice implements.
 pub const AGGREGATES: [&str; 5] = ["COUNT", "SUM", "MIN", "MAX", "AVG"];
 
@@ -134,6 +166,8 @@ impl ExprPlanner {
         for f in functions::flink_functions(local_time_zone) {
             udfs.insert(f.name().to_ascii_lowercase(), f);
         }
+        // `MAP[k1, v1, ...]`, which the dialect parses into a call of this name.
+        udfs.insert(crate::map_value::MAP_VALUE_CALL.to_string(), crate::map_value::map_value_udf());
         let mut options = ConfigOptions::default();
         options.execution.time_zone = Some(local_time_zone.to_string());
         let expr_planners: Vec<Arc<dyn DfExprPlanner>> = vec![
@@ -141,6 +175,7 @@ impl ExprPlanner {
             Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
             Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
             // `arr[i]` (1-based, NULL out of range) and `map[key]`.
+            Arc::new(MapAccess),
             Arc::new(datafusion_functions_nested::planner::FieldAccessPlanner),
             Arc::new(ArrayConstructor),
         ];
@@ -226,6 +261,9 @@ impl ExprPlanner {
 
 /// Makes DataFusion's error text read as a Sluice message.
 fn clean_df_error(s: &str) -> String {
+    // A function's own reason, without DataFusion's wrapping of it.
+    const COERCION: &str = "coercion failed with: ";
+    let s = s.find(COERCION).map_or(s, |i| &s[i + COERCION.len()..]);
     let s = s
         .trim_start_matches("Error during planning: ")
         .trim_start_matches("Schema error: ")

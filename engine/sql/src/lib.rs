@@ -14,6 +14,7 @@ pub mod expr;
 pub mod functions;
 pub mod lineage;
 pub mod logical;
+pub mod map_value;
 pub mod monotonicity;
 pub mod parser;
 mod planner;

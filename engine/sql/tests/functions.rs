@@ -106,3 +106,57 @@ fn extract_is_bigint_as_in_flink() {
         assert_eq!(e.get_type(&df).unwrap(), t, "{sql}");
     }
 }
+
+/// Plans `sql`; the error's message, if any.
+fn plan_error(sql: &str) -> Option<String> {
+    let b = batch();
+    let df = DFSchema::try_from_qualified_schema("t", &b.schema()).unwrap();
+    let ast = Parser::new(&FlinkDialect).try_with_sql(sql).unwrap().parse_expr().unwrap();
+    ExprPlanner::new("UTC").plan(&ast, &df, Position::default()).err().map(|e| e.to_string())
+}
+
+#[test]
+fn the_map_value_constructor_keeps_the_order_written_and_the_last_value_of_a_key() {
+    let cases: &[(&str, [&str; 2])] = &[
+        // Values coerced to one type (INT and BIGINT: BIGINT); NULL values kept.
+        ("MAP['a', i, 'b', b]", ["{a: 7, b: 1700000000123}", "{a: , b: 5}"]),
+        // A key written twice keeps its first place and its last value.
+        ("MAP['x', 1, 'y', 2, 'x', 3]", ["{x: 3, y: 2}", "{x: 3, y: 2}"]),
+        ("MAP[b, 'one', b + 1, 'two']", ["{1700000000123: one, 1700000000124: two}", "{5: one, 6: two}"]),
+        ("CARDINALITY(MAP['p', 1, 'q', 2, 'p', 3])", ["2", "2"]),
+        // Access by a constant key and by a computed one.
+        ("MAP['k', i, 'l', 2]['k']", ["7", "NULL"]),
+        ("MAP['k', i, 'l', 2][CASE WHEN i IS NULL THEN 'l' ELSE 'k' END]", ["7", "2"]),
+        ("MAP['k', i]['missing']", ["NULL", "NULL"]),
+    ];
+    for (sql, expected) in cases {
+        assert_eq!(eval(sql), expected.to_vec(), "{sql}");
+    }
+}
+
+#[test]
+fn map_values_are_refused_as_flink_refuses_them() {
+    let err = |sql: &str| plan_error(sql).unwrap_or_else(|| panic!("{sql} planned"));
+    assert!(err("MAP['a', 1, 2, 3]").contains("Parameters must be of the same type: MAP[...] keys are STRING, BIGINT"));
+    assert!(err("MAP['a', 1, 'b', 'c']").contains("values are BIGINT, STRING"));
+    assert!(err("MAP['a', NULL]").contains("untyped NULL"));
+    assert!(
+        Parser::new(&FlinkDialect)
+            .try_with_sql("MAP['a', 1, 'b']")
+            .unwrap()
+            .parse_expr()
+            .unwrap_err()
+            .to_string()
+            .contains("Map requires an even number of arguments")
+    );
+}
+
+#[test]
+fn a_map_key_that_is_null_fails_with_a_reason() {
+    let b = batch();
+    let df = DFSchema::try_from_qualified_schema("t", &b.schema()).unwrap();
+    let ast = Parser::new(&FlinkDialect).try_with_sql("MAP[s, 1]").unwrap().parse_expr().unwrap();
+    let e = ExprPlanner::new("UTC").plan(&ast, &df, Position::default()).unwrap();
+    let err = physical(&e, &df).unwrap().evaluate(&b).unwrap_err().to_string();
+    assert!(err.contains("a MAP[...] key is NULL"), "{err}");
+}

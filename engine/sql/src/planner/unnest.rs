@@ -101,7 +101,7 @@ impl Planner {
         let [arg] = array_exprs.as_slice() else {
             return Err(SqlError::new(
                 pos,
-                "UNNEST of several collections is not supported yet; unnest one ARRAY or MAP per UNNEST",
+                "UNNEST of several collections is not supported (Flink 2.3 fails to plan it too); unnest one ARRAY or MAP per UNNEST: `CROSS JOIN UNNEST(t.a) AS u(x) CROSS JOIN UNNEST(t.b) AS v(y)`",
             ));
         };
         let arg_pos = expr_position(arg, pos);
