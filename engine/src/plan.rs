@@ -187,7 +187,7 @@ impl Builder {
                     },
                 ))
             }
-            PlanNode::WindowAggregate { input, window, keys, aggs } => {
+            PlanNode::WindowAggregate { input, window, keys, aggs, attached } => {
                 let KeyedAggregation { vertex: v, keys: phys_keys, key_types, aggs: defs } =
                     self.keyed_aggregation(input, keys, aggs)?;
                 let time_type = input.schema.field(window.time_col).data_type().clone();
@@ -200,6 +200,7 @@ impl Builder {
                     key_types,
                     aggs: defs,
                     schema: arrow_schema(&rel.schema),
+                    attached: *attached,
                 });
                 Ok(Stream { vertex: v, open: true })
             }

@@ -90,9 +90,18 @@ fn explain_rel(s: &mut String, rel: &Rel, depth: usize) {
         PlanNode::WindowAssign { input, window } => {
             let _ = write!(s, "WindowAssign: {}", window_text(window, input));
         }
-        PlanNode::WindowAggregate { input, window, keys, aggs } => {
+        PlanNode::WindowAggregate { input, window, keys, aggs, attached } => {
             let (keys, aggs) = aggregation_text(rel, 3, keys, aggs);
-            let _ = write!(s, "WindowAggregate: {}, keys [{keys}], aggregates [{aggs}]", window_text(window, input));
+            let on = match attached {
+                Some([start, end]) => format!(
+                    "{} attached to {}, {}",
+                    window.kind,
+                    input.schema.field(*start).name(),
+                    input.schema.field(*end).name()
+                ),
+                None => window_text(window, input),
+            };
+            let _ = write!(s, "WindowAggregate: {on}, keys [{keys}], aggregates [{aggs}]");
         }
         PlanNode::GroupAggregate { keys, aggs, .. } => {
             let (keys, aggs) = aggregation_text(rel, 0, keys, aggs);

@@ -168,7 +168,7 @@ fn of(rel: &Rel) -> Vec<Fields> {
             cols.extend([time.clone(), time.clone(), time]);
             cols
         }
-        PlanNode::WindowAggregate { input, window, keys, aggs } => {
+        PlanNode::WindowAggregate { input, window, keys, aggs, .. } => {
             let cols = of(input);
             let time = transformed(&cols[window.time_col]);
             let mut out = vec![time.clone(), time.clone(), time];

@@ -110,6 +110,13 @@ pub enum PlanNode {
         window: WindowSpec,
         keys: Vec<Expr>,
         aggs: Vec<AggCall>,
+        /// Flink's window-attached aggregation: the input already carries its
+        /// windows (a window join's, a window aggregation's, ...) in these
+        /// `window_start` and `window_end` columns, which the aggregation
+        /// groups by instead of assigning `window` from its time column
+        /// (`window.time_col` is then the input's `window_time`, or its
+        /// `window_start` when it has none).
+        attached: Option<[usize; 2]>,
     },
     /// A non-windowed `GROUP BY keys` (or a global aggregation without keys):
     /// an updating relation keyed by the keys, which retracts its previous

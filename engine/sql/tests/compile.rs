@@ -28,7 +28,7 @@ GROUP BY window_start, window_end, auction;"
     loop {
         match node {
             PlanNode::Project { input, .. } | PlanNode::Filter { input, .. } => node = &input.node,
-            PlanNode::WindowAggregate { window, keys, aggs, input } => {
+            PlanNode::WindowAggregate { window, keys, aggs, input, .. } => {
                 assert_eq!(window.kind, WindowKind::Tumble { size: 10_000 });
                 assert_eq!(keys.len(), 1);
                 assert_eq!(aggs.len(), 2);

@@ -87,7 +87,7 @@ pub(crate) fn instantiate(
         OpSpec::WindowAssign { kind, time_col, time_type, time_zone, schema } => {
             Box::new(WindowAssign::new(*kind, *time_col, time_type.clone(), shift(time_zone)?, schema.clone()))
         }
-        OpSpec::WindowAggregate { kind, time_col, time_type, time_zone, keys, key_types, aggs, schema } => {
+        OpSpec::WindowAggregate { kind, time_col, time_type, time_zone, keys, key_types, aggs, schema, attached } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
             match kind {
                 WindowKind::Session { gap } => Box::new(
@@ -102,15 +102,18 @@ pub(crate) fn instantiate(
                     )
                     .map_err(|e| EngineError::Internal(e.to_string()))?,
                 ),
-                _ => Box::new(WindowAggregate::new(
-                    *kind,
-                    *time_col,
-                    time_type.clone(),
-                    shift(time_zone)?,
-                    k,
-                    aggs.clone(),
-                    schema.clone(),
-                )),
+                _ => Box::new(
+                    WindowAggregate::new(
+                        *kind,
+                        *time_col,
+                        time_type.clone(),
+                        shift(time_zone)?,
+                        k,
+                        aggs.clone(),
+                        schema.clone(),
+                    )
+                    .attached(*attached),
+                ),
             }
         }
         OpSpec::GroupAggregate { keys, key_types, aggs, schema, retract, ttl } => {

@@ -230,6 +230,10 @@ pub struct WindowAggregate {
     watermark: i64,
     /// Bundles end when the watermark reaches this value (see [`trigger_interval`]).
     next_trigger: i64,
+    /// A window-attached aggregation: each row's window is in these
+    /// `window_start` and `window_end` columns (local times) instead of being
+    /// assigned from `time_col`.
+    attached: Option<[usize; 2]>,
 }
 
 /// The slice length of a window kind: Flink's window aggregation ends a bundle
@@ -264,7 +268,41 @@ impl WindowAggregate {
             fired: None,
             watermark: NO_WATERMARK,
             next_trigger: i64::MIN,
+            attached: None,
         }
+    }
+
+    /// Aggregates the windows the rows carry in these columns (Flink's
+    /// window-attached aggregation, over a window join for instance): a row
+    /// whose window has fired is late.
+    pub fn attached(mut self, columns: Option<[usize; 2]>) -> Self {
+        self.attached = columns;
+        self
+    }
+
+    /// Each row's window, from its `window_start` and `window_end` columns,
+    /// as `(end instant, start local, end local, row)`, but for late rows.
+    fn attached_windows(
+        &mut self,
+        batch: &RecordBatch,
+        [start, end]: [usize; 2],
+    ) -> Result<Vec<(i64, i64, i64, u32)>, OpError> {
+        let (starts, ends) = (epoch_millis(batch.column(start))?, epoch_millis(batch.column(end))?);
+        let mut pairs = Vec::with_capacity(batch.num_rows());
+        for r in 0..batch.num_rows() {
+            if starts.is_null(r) || ends.is_null(r) {
+                self.assigner.late += 1;
+                continue;
+            }
+            let (s, e) = (starts.value(r), ends.value(r));
+            let end_utc = self.assigner.shift.to_utc(e, e);
+            if end_utc - 1 > self.watermark {
+                pairs.push((end_utc, s, e, r as u32));
+            } else {
+                self.assigner.late += 1;
+            }
+        }
+        Ok(pairs)
     }
 
     fn fire(&mut self, watermark: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
@@ -302,11 +340,17 @@ impl StreamOperator for WindowAggregate {
     }
 
     fn process_batch(&mut self, batch: RecordBatch, _out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
-        let n = batch.num_rows();
-        let ts = epoch_millis(batch.column(self.time_col))?;
         // (end instant, start local, end local, row)
-        let mut pairs: Vec<(i64, i64, i64, u32)> = Vec::with_capacity(n);
-        self.assigner.for_each_open(&ts, self.watermark, |r, start, end, end_utc| pairs.push((end_utc, start, end, r)));
+        let mut pairs: Vec<(i64, i64, i64, u32)> = match self.attached {
+            Some(columns) => self.attached_windows(&batch, columns)?,
+            None => {
+                let ts = epoch_millis(batch.column(self.time_col))?;
+                let mut pairs = Vec::with_capacity(batch.num_rows());
+                self.assigner
+                    .for_each_open(&ts, self.watermark, |r, start, end, end_utc| pairs.push((end_utc, start, end, r)));
+                pairs
+            }
+        };
         if pairs.is_empty() {
             return Ok(());
         }
@@ -464,6 +508,10 @@ impl StreamOperator for WindowAssign {
         self.assigner.late
     }
 }
+
+#[cfg(test)]
+#[path = "window_attached_tests.rs"]
+mod attached_tests;
 
 #[cfg(test)]
 mod tests {

@@ -78,6 +78,9 @@ pub enum OpSpec {
         key_types: Vec<DataType>,
         aggs: Vec<AggDef>,
         schema: SchemaRef,
+        /// The input's `window_start` and `window_end` columns, when its rows
+        /// carry their windows (a window-attached aggregation).
+        attached: Option<[usize; 2]>,
     },
     /// A non-windowed aggregation; `retract[i]` when aggregate `i` applies
     /// the input's retractions (see `sluice_sql::monotonicity::retracting`).

@@ -137,16 +137,25 @@ pub(super) fn contains_aggregate(e: &SqlExpr) -> bool {
     found
 }
 
+/// The windows a window aggregation aggregates: a window TVF's (with its
+/// PARTITION BY, for SESSION), or those its input's rows carry in their
+/// `window_start` and `window_end` columns (`attached`).
+pub(super) struct Windowing {
+    pub window: WindowSpec,
+    pub partition_by: Vec<SqlExpr>,
+    pub attached: Option<[usize; 2]>,
+}
+
 impl Planner {
     pub(super) fn plan_window_aggregate(
         &mut self,
         input: Rel,
-        window: WindowSpec,
-        partition_by: Vec<SqlExpr>,
+        windowing: Windowing,
         group_by: &[SqlExpr],
         s: &Select,
         pos: Position,
     ) -> Result<Rel, SqlError> {
+        let Windowing { window, partition_by, attached } = windowing;
         let mut has = [false; 3];
         let mut keys: Vec<(SqlExpr, String)> = Vec::new();
         let mut key_exprs = Vec::new();
@@ -197,7 +206,7 @@ impl Planner {
             WINDOW_COLUMNS.iter().zip([ts.clone(), ts, wt]).map(|(n, t)| Field::new(*n, t, false)).collect();
         let schema = aggregation_schema(window_fields, &keys, &key_exprs, &aggs, &input, pos)?;
         let rel = Rel {
-            node: PlanNode::WindowAggregate { input: Box::new(input), window, keys: key_exprs, aggs },
+            node: PlanNode::WindowAggregate { input: Box::new(input), window, keys: key_exprs, aggs, attached },
             schema,
             rowtime: Some(2),
             updating: false,

@@ -38,6 +38,7 @@ mod temporal_join;
 mod unnest;
 mod values;
 mod window;
+mod window_attached;
 mod window_join;
 mod window_rank;
 

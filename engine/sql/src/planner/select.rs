@@ -8,7 +8,7 @@ use datafusion_common::Column;
 use datafusion_expr::ExprSchemable;
 use sqlparser::ast::{self, Expr as SqlExpr, GroupByExpr, Select, SelectItem};
 
-use super::aggregate::contains_aggregate;
+use super::aggregate::{Windowing, contains_aggregate};
 use super::over::is_over_aggregation;
 use super::query::FromItem;
 use super::rank::{pending_rank, select_item_has_window_call};
@@ -102,6 +102,10 @@ impl Planner {
                         Some(w) => self.filter(rel, w, pos)?,
                         None => rel,
                     };
+                    if let Some((window, attached)) = self.attached_windows(&rel, &group_by, pos) {
+                        let windowing = Windowing { window, partition_by: vec![], attached: Some(attached) };
+                        return self.plan_window_aggregate(rel, windowing, &group_by, s, pos);
+                    }
                     return self.plan_group_aggregate(rel, &group_by, s, pos);
                 }
                 let rel = match &selection {
@@ -137,7 +141,8 @@ impl Planner {
                     if late_filter.is_some() {
                         return Err(unsupported(pos, "a WHERE on window columns before a window aggregation"));
                     }
-                    return self.plan_window_aggregate(input, window, partition_by, &group_by, s, pos);
+                    let windowing = Windowing { window, partition_by, attached: None };
+                    return self.plan_window_aggregate(input, windowing, &group_by, s, pos);
                 }
                 if distinct {
                     return Err(unsupported(
