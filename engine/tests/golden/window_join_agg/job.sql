@@ -5,7 +5,8 @@
 -- updating plan would be refused. Covered: TUMBLE INNER JOIN grouped by window and a key;
 -- HOP INNER JOIN grouped by window alone (each row counted in its own window only); CUMULATE
 -- LEFT JOIN (the left side's window columns, never null-padded) with a COUNT of the padded
--- side; and a window aggregation over a window aggregation's output, grouped by its windows.
+-- side; a window aggregation over a window aggregation's output, grouped by its windows; over
+-- a filtered HOP window TVF in a subquery; and over a Window Top-N.
 -- Records are flushed downstream at once, so that both sides' watermarks reach the joins
 -- together and lateness is the same on every run.
 SET 'execution.buffer-timeout' = '0 ms';
@@ -36,6 +37,12 @@ WITH ('connector' = 'filesystem', 'path' = '${OUTPUT_DIR}/cumulate_counts', 'for
 
 CREATE TABLE regrouped (window_start TIMESTAMP(3), window_end TIMESTAMP(3), nums BIGINT, total BIGINT)
 WITH ('connector' = 'filesystem', 'path' = '${OUTPUT_DIR}/regrouped', 'format' = 'csv');
+
+CREATE TABLE hop_filtered (window_start TIMESTAMP(3), window_end TIMESTAMP(3), n BIGINT, lo INT)
+WITH ('connector' = 'filesystem', 'path' = '${OUTPUT_DIR}/hop_filtered', 'format' = 'csv');
+
+CREATE TABLE top2_sums (window_start TIMESTAMP(3), window_end TIMESTAMP(3), n BIGINT, total INT)
+WITH ('connector' = 'filesystem', 'path' = '${OUTPUT_DIR}/top2_sums', 'format' = 'csv');
 
 CREATE VIEW tumble_pairs AS
 SELECT L.num, L.id AS l_id, R.id AS r_id, L.window_start, L.window_end
@@ -74,5 +81,19 @@ GROUP BY window_start, window_end;
 INSERT INTO regrouped
 SELECT window_start, window_end, COUNT(*), SUM(cnt)
 FROM per_num
+GROUP BY window_start, window_end;
+INSERT INTO hop_filtered
+SELECT window_start, window_end, COUNT(*), MIN(num)
+FROM (SELECT * FROM TABLE(HOP(TABLE events, DESCRIPTOR(row_time), INTERVAL '5' MINUTES, INTERVAL '10' MINUTES)) WHERE num > 2)
+GROUP BY window_start, window_end;
+INSERT INTO top2_sums
+SELECT window_start, window_end, COUNT(*), SUM(num)
+FROM (
+  SELECT * FROM (
+    SELECT num, window_start, window_end,
+      ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY num DESC) AS rn
+    FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(row_time), INTERVAL '5' MINUTES))
+  ) WHERE rn <= 2
+)
 GROUP BY window_start, window_end;
 END;
