@@ -382,7 +382,8 @@ impl StreamOperator for TemporalJoin {
     }
 
     fn state_layout(&self) -> Option<String> {
-        Some(format!("{}; {}; rows {}", self.name(), self.keys[0].layout(), self.row_types))
+        // `touched`: each key's last touch (for the state TTL) is in its state.
+        Some(format!("{}; {}; rows {}; touched", self.name(), self.keys[0].layout(), self.row_types))
     }
 
     fn state_keys(&self) -> Option<u64> {

@@ -230,7 +230,8 @@ impl StreamOperator for OverAggregate {
     fn state_layout(&self) -> Option<String> {
         let accs: Vec<&str> = Partition::new(&self.aggs, &self.frame).layout();
         Some(format!(
-            "{}; {}; aggregates [{}]; columns {:?}",
+            // `touched`: each partition's last touch (for the state TTL).
+            "{}; {}; aggregates [{}]; columns {:?}; touched",
             self.name(),
             self.keys.layout(),
             accs.join(", "),
