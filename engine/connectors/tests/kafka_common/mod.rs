@@ -143,6 +143,20 @@ pub fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
 }
 
 /// The ids a read_committed consumer sees, sorted.
+/// The committed ids of `topic` once they are `want`, or after 30 s whatever they
+/// are then: a transaction's commit returns before the broker has written its
+/// markers to every partition, so a reader right after it may still stop short.
+pub fn committed_ids_when(topic: &str, want: &[i64]) -> Vec<i64> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ids = committed_ids(topic);
+        if ids == want || std::time::Instant::now() > deadline {
+            return ids;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 pub fn committed_ids(topic: &str) -> Vec<i64> {
     let mut v: Vec<i64> = shared()
         .read_committed(topic)
