@@ -78,27 +78,11 @@ prometheus:
 # Kubernetes binaries and the node agent of e2e/, as the e2e suite does, and helm.
 # The tests that need the Go-built servers (MinIO, the Kubernetes control plane) and Kafka are
 # behind features, so that a plain `cargo test --workspace` runs without them.
-#
-# The operator's cluster tests spend most of their time waiting on pods, so they run in a
-# second lane beside the rest of the suite, once everything is built. The rest runs without
-# `sluice-operator/cluster-tests` (a feature that gates those test targets and nothing
-# else, so no dependency is built twice); their output goes to $(CLUSTER_LOG) and is
-# printed when both lanes are done.
-UNIT_FEATURES := sluice-storage/s3-tests,sluice-connectors/s3-tests,sluice-connectors/kafka-tests,sluice-engine/s3-tests,sluice-engine/kafka-tests
-TEST_FEATURES := $(UNIT_FEATURES),sluice-operator/cluster-tests
-CLUSTER_TESTS := lifecycle cutover autoscaler leadership upgrade_chaos helm policy prometheus
-CLUSTER_LOG := $(SLUICE_CACHE)/logs/cluster-tests.log
+TEST_FEATURES := sluice-storage/s3-tests,sluice-connectors/s3-tests,sluice-connectors/kafka-tests,sluice-engine/s3-tests,sluice-engine/kafka-tests,sluice-operator/cluster-tests
+# The operator's cluster tests run after the rest, not beside it: the autoscaler's
+# decisions need quiet cores (run beside the engine's tests on 2 cores, they missed them).
 test-unit: s3-server kafka k8s-binaries helm prometheus openlineage-validator
-	$(CARGO) test --workspace --all-targets --features $(TEST_FEATURES) --no-run
-	@mkdir -p $(dir $(CLUSTER_LOG))
-	@echo "test-unit: the operator's cluster tests ($(CLUSTER_TESTS)) run beside the rest; log: $(CLUSTER_LOG)"
-	@$(CARGO) test --workspace --no-fail-fast --features $(TEST_FEATURES) $(CLUSTER_TESTS:%=--test %) \
-	    > $(CLUSTER_LOG) 2>&1 & lane=$$!; \
-	  $(CARGO) test --workspace --all-targets --no-fail-fast --features $(UNIT_FEATURES); rest=$$?; \
-	  wait $$lane; cluster=$$?; \
-	  echo "--- the operator's cluster tests ($(CLUSTER_LOG)):"; cat $(CLUSTER_LOG); \
-	  echo "test-unit: the suite exited $$rest, the cluster tests $$cluster"; \
-	  [ $$rest -eq 0 ] && [ $$cluster -eq 0 ]
+	$(CARGO) test --workspace --all-targets --no-fail-fast --features $(TEST_FEATURES)
 	$(CARGO) test --workspace --doc --features $(TEST_FEATURES)
 
 # crds/ and the Helm chart's copy are generated from the Rust types of the sluice-crd crate,
