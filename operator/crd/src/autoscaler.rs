@@ -248,6 +248,10 @@ pub struct VertexDecision {
     pub true_rate: Option<f64>,
     /// Records per second the vertex must take in: its sources' input rate plus lag catch-up.
     pub target_rate: f64,
+    /// The part of `target_rate` that catches up on lag (its sources' lag ÷
+    /// `catchUpDuration`, carried down the graph); absent when there is no lag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up_rate: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<u64>,
     /// The key groups a keyed vertex spreads over.

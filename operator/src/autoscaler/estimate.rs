@@ -36,6 +36,8 @@ pub struct VertexFigures {
     pub true_rate: Option<f64>,
     /// Records per second it must take in.
     pub target_rate: f64,
+    /// The part of `target_rate` that catches up on its sources' lag.
+    pub catch_up_rate: f64,
     /// Its sources' lag at the last sample.
     pub lag: Option<u64>,
 }
@@ -88,20 +90,22 @@ pub fn estimate(top: &Topology, samples: &[MetricSample], s: &Settings) -> Estim
     let mean = |uid: &str, pick: fn(&Rates) -> f64| {
         segment.iter().filter_map(|i| i.vertices.get(uid)).map(pick).sum::<f64>() / n
     };
-    let mut targets_out: BTreeMap<usize, f64> = BTreeMap::new();
+    // Per vertex id: (target rate out, its catch-up part).
+    let mut targets_out: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
     let mut figures = Vec::new();
     for v in top.in_order() {
         let processed = mean(&v.uid, |x| x.processed);
         let out = mean(&v.uid, |x| x.out);
         let busy = mean(&v.uid, |x| x.busy);
         let lag = segment.last().and_then(|i| i.vertices.get(&v.uid)).and_then(|x| x.lag);
-        let target_in = if v.inputs.is_empty() {
-            mean(&v.uid, |x| x.demand) + lag.map_or(0.0, |l| l as f64 / s.catch_up.max(1) as f64)
+        let (target_in, catch_up_in) = if v.inputs.is_empty() {
+            let catch_up = lag.map_or(0.0, |l| l as f64 / s.catch_up.max(1) as f64);
+            (mean(&v.uid, |x| x.demand) + catch_up, catch_up)
         } else {
-            v.inputs.iter().filter_map(|i| targets_out.get(i)).sum()
+            v.inputs.iter().filter_map(|i| targets_out.get(i)).fold((0.0, 0.0), |(t, c), (ti, ci)| (t + ti, c + ci))
         };
         let ratio = if processed > 0.0 { out / processed } else { 1.0 };
-        targets_out.insert(v.id, target_in * ratio);
+        targets_out.insert(v.id, (target_in * ratio, catch_up_in * ratio));
         let true_rate = (busy >= MIN_BUSY && processed > 0.0).then(|| processed / busy);
         let parallelism =
             last.vertices.iter().find(|x| x.uid == v.uid).map_or(v.parallelism, |x| x.parallelism as usize);
@@ -112,6 +116,7 @@ pub fn estimate(top: &Topology, samples: &[MetricSample], s: &Settings) -> Estim
             processed,
             true_rate,
             target_rate: target_in,
+            catch_up_rate: catch_up_in,
             lag,
         });
     }

@@ -22,6 +22,10 @@
 //!    from what it recorded.
 //! 4. **Every vertex is decided at once.** A rescale writes the parallelism of
 //!    every vertex, so the deployment never depends on `spec.parallelism` for some.
+//! 5. **A backlog clears in `catchUpDuration`.** The catch-up part of the target
+//!    rate is sized at full capacity, not at the target utilization: the need is
+//!    `p × max(input ÷ u, input + lag ÷ catchUpDuration) ÷ true rate`. Flink's
+//!    sizing clears a backlog in about `u × catchUpDuration`.
 
 pub mod align;
 pub mod estimate;
@@ -288,24 +292,49 @@ pub fn decide_vertex(v: &VertexInfo, f: &VertexFigures, s: &Settings, b: Bounds)
         busy: round(f.busy, 3),
         true_rate: f.true_rate.map(|r| round(r, 1)),
         target_rate: round(f.target_rate, 1),
+        catch_up_rate: (f.catch_up_rate > 0.0).then(|| round(f.catch_up_rate, 1)),
         lag: f.lag,
         key_groups: b.key_groups.map(|k| k as i32),
         splits: b.splits.map(|k| k as i32),
         reason: String::new(),
     };
-    let (to, reason) = recommend(p, d.true_rate, d.target_rate, s, b);
+    let (to, reason) = recommend(p, d.true_rate, Load::of(&d), s, b);
     d.recommended = to as i32;
     d.decided = to as i32;
     d.reason = reason;
     d
 }
 
+/// The rate a vertex must take in: its steady input and the part that catches up on lag.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    target: f64,
+    catch_up: f64,
+}
+
+impl Load {
+    fn of(d: &VertexDecision) -> Load {
+        Load { target: d.target_rate, catch_up: d.catch_up_rate.unwrap_or(0.0).clamp(0.0, d.target_rate) }
+    }
+
+    /// The utilization to size by: the steady input's share of the capacity, or,
+    /// while there is lag to catch up, what sizing the whole target rate at full
+    /// capacity amounts to at the target utilization, whichever is larger.
+    ///
+    /// Flink sizes the catch-up at the target utilization too, so a backlog clears
+    /// in about `targetUtilization × catchUpDuration`; sized this way it clears in
+    /// `catchUpDuration`, and the steady input alone still gets its headroom.
+    fn utilization(self, true_rate: f64, target_utilization: f64) -> f64 {
+        (self.target - self.catch_up).max(self.target * target_utilization) / true_rate
+    }
+}
+
 /// The parallelism for recorded figures, with its reason.
-fn recommend(p: usize, true_rate: Option<f64>, target: f64, s: &Settings, b: Bounds) -> (usize, String) {
+fn recommend(p: usize, true_rate: Option<f64>, load: Load, s: &Settings, b: Bounds) -> (usize, String) {
     let Some(true_rate) = true_rate.filter(|r| *r > 0.0) else {
         return (p, "idle: no busy time to measure its capacity by".into());
     };
-    let utilization = target / true_rate;
+    let utilization = load.utilization(true_rate, s.target_utilization);
     if (utilization - s.target_utilization).abs() <= s.boundary {
         return (p, format!("utilization {utilization:.2} within {:.2} ± {:.2}", s.target_utilization, s.boundary));
     }
@@ -327,7 +356,7 @@ pub fn replay(d: &VertexDecision, s: &Settings, min_max: (usize, usize)) -> usiz
         key_groups: d.key_groups.map(|k| k as usize),
         splits: d.splits.map(|k| k as usize),
     };
-    recommend(d.parallelism.max(1) as usize, d.true_rate, d.target_rate, s, b).0
+    recommend(d.parallelism.max(1) as usize, d.true_rate, Load::of(d), s, b).0
 }
 
 /// Judges scale-ups whose effect was pending, once the run that has them has
@@ -379,6 +408,9 @@ fn summary_line(d: &VertexDecision) -> String {
         let _ = write!(s, ", true rate {}/s", rate(r));
     }
     let _ = write!(s, ", target {}/s", rate(d.target_rate));
+    if let Some(c) = d.catch_up_rate {
+        let _ = write!(s, " (catch-up {}/s)", rate(c));
+    }
     if let Some(l) = d.lag {
         let _ = write!(s, ", lag {l}");
     }

@@ -242,7 +242,8 @@ fn a_backlog_is_caught_up_in_time_with_one_scale_down_after_it() {
     }
     let cleared = cleared.expect("the backlog never cleared") - backlog;
     let catch_up = sim.s.catch_up as f64;
-    assert!((cleared as f64) <= catch_up * 1.25, "cleared in {cleared}s, catchUpDuration {catch_up}s");
+    let within = (catch_up * 0.75..=catch_up * 1.25).contains(&(cleared as f64));
+    assert!(within, "cleared in {cleared}s, catchUpDuration {catch_up}s ± 25%: {:?}", sim.changes);
     assert_eq!(sim.ups(), 1, "{:?}", sim.changes);
     assert_eq!(sim.downs(), 1, "{:?}", sim.changes);
     let (down_at, ..) = sim.changes[1];
