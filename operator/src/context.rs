@@ -2,7 +2,7 @@
 //! defaults for what a StreamJob leaves unset, the validation cache and the
 //! watch caches of the StreamJob controller.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -100,17 +100,41 @@ fn autoscaled(spec: &StreamJobSpec, status: &StreamJobStatus) -> Option<String> 
     Some(a.vertex_parallelism.iter().map(|(uid, p)| format!("{uid}:{p}")).collect::<Vec<_>>().join(","))
 }
 
-/// The largest parallelism of any vertex: `parallelism`, or a larger per-vertex
-/// override in [`VERTEX_OVERRIDES`] (the autoscaler's, or the user's own).
-pub fn largest_parallelism(spec: &StreamJobSpec) -> i32 {
+/// The largest parallelism of any vertex of job `sql`: `parallelism`, a larger
+/// per-vertex override in [`VERTEX_OVERRIDES`] (the autoscaler's, or the user's
+/// own), or a larger `scan.parallelism` or `sink.parallelism` of a table it reads
+/// or writes. An override that lowers a table's option still counts the option:
+/// the workers may then have slots to spare, never too few.
+pub fn largest_parallelism(spec: &StreamJobSpec, sql: &str) -> i32 {
     let overrides = spec.config.get(VERTEX_OVERRIDES).map(String::as_str).unwrap_or_default();
     overrides
         .split(',')
         .filter_map(|e| e.rsplit_once(':')?.1.trim().parse::<i32>().ok())
-        .chain([spec.parallelism])
+        .chain([spec.parallelism, largest_table_parallelism(sql)])
         .max()
         .unwrap_or(1)
         .min(spec.max_parallelism)
+}
+
+/// [`sluice_job::largest_table_parallelism`] of `sql` (0 when it does not compile),
+/// cached by the SQL's hash: reconciles build the workers often, the SQL rarely changes.
+fn largest_table_parallelism(sql: &str) -> i32 {
+    static CACHE: std::sync::Mutex<BTreeMap<u64, i32>> = std::sync::Mutex::new(BTreeMap::new());
+    let key = sluice_api::hash::fnv1a(sql.as_bytes());
+    if let Some(p) = CACHE.lock().ok().and_then(|c| c.get(&key).copied()) {
+        return p;
+    }
+    let p = sluice_job::compile(sql, crate::resources::SQL_FILE)
+        .ok()
+        .and_then(|job| sluice_job::largest_table_parallelism(&job))
+        .map_or(0, |p| i32::try_from(p).unwrap_or(i32::MAX));
+    if let Ok(mut c) = CACHE.lock() {
+        if c.len() >= 4096 {
+            c.clear();
+        }
+        c.insert(key, p);
+    }
+    p
 }
 
 /// Caches of one watch scope's children, fed by the same watches that trigger reconciles.
@@ -202,7 +226,7 @@ mod tests {
         let e = effective_spec(&job, &st, &Defaults::default());
         assert_eq!(e.config.get(VERTEX_OVERRIDES).map(String::as_str), Some("3f1c9a0b7d2e4c55:6,9a0b7d2e4c553f1c:2"));
         assert_eq!(e.parallelism, 2, "the default of every vertex (and the plan's shape) stays the user's");
-        assert_eq!(largest_parallelism(&e), 6, "the workers are sized for the largest vertex");
+        assert_eq!(largest_parallelism(&e, ""), 6, "the workers are sized for the largest vertex");
         job.autoscaler.mode = crate::crd::AutoscalerMode::Recommend;
         assert!(effective_spec(&job, &st, &Defaults::default()).config.is_empty(), "recommend changes nothing");
         job.autoscaler.mode = crate::crd::AutoscalerMode::Apply;
@@ -215,10 +239,14 @@ mod tests {
     fn the_largest_vertex_sizes_the_workers() {
         let mut spec: StreamJobSpec =
             serde_json::from_value(serde_json::json!({"sql": "x", "parallelism": 2})).expect("spec");
-        assert_eq!(largest_parallelism(&spec), 2);
+        assert_eq!(largest_parallelism(&spec, "x"), 2);
+        let sink = "CREATE TABLE s (id BIGINT) WITH ('connector' = 'datagen');
+CREATE TABLE o (id BIGINT) WITH ('connector' = 'blackhole', 'sink.parallelism' = '3');
+INSERT INTO o SELECT id FROM s;";
+        assert_eq!(largest_parallelism(&spec, sink), 3, "a table's sink.parallelism above parallelism");
         spec.config.insert(VERTEX_OVERRIDES.into(), "3f1c9a0b7d2e4c55:6, 9a0b7d2e4c553f1c:1,bad".into());
-        assert_eq!(largest_parallelism(&spec), 6);
+        assert_eq!(largest_parallelism(&spec, sink), 6);
         spec.max_parallelism = 4;
-        assert_eq!(largest_parallelism(&spec), 4, "never above maxParallelism");
+        assert_eq!(largest_parallelism(&spec, sink), 4, "never above maxParallelism");
     }
 }

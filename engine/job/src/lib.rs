@@ -19,5 +19,6 @@ pub use policy::{Secrets, data_policy, policy_file_json, unmasked_pii};
 pub use restart::RestartStrategy;
 pub use settings::{CheckpointSettings, Restore, Settings, VERTEX_PARALLELISM_OVERRIDES, parse_vertex_parallelism};
 pub use validate::{
-    ValidatedJob, compile, compile_configured, scanned_tables, table_parallelism, validate, validate_with,
+    ValidatedJob, compile, compile_configured, largest_table_parallelism, scanned_tables, table_parallelism, validate,
+    validate_with,
 };

@@ -80,6 +80,17 @@ pub fn table_parallelism(t: &TableDef, key: &str) -> Result<Option<usize>, JobEr
     }
 }
 
+/// The largest `scan.parallelism` of a table the job reads and `sink.parallelism`
+/// of one it writes: vertices that run at a table's option rather than at the job's
+/// parallelism. Invalid options count as absent ([`validate`] refuses them).
+pub fn largest_table_parallelism(job: &Job) -> Option<usize> {
+    let sinks = job.sinks.iter().filter_map(|s| table_parallelism(&s.table, "sink.parallelism").ok().flatten());
+    let sources = scanned_tables(job)
+        .into_keys()
+        .filter_map(|name| job.tables.get(&name).and_then(|t| table_parallelism(t, "scan.parallelism").ok().flatten()));
+    sinks.chain(sources).max()
+}
+
 /// The options of every table the job writes, and of every table it reads.
 fn check_tables(job: &Job) -> Result<(), JobError> {
     for s in &job.sinks {
@@ -117,6 +128,18 @@ INSERT INTO o SELECT id FROM s;";
         let v = validate(SQL, "j.sql", &overrides(&[(key, " ab12:4, cd34 : 2 ,")])).unwrap();
         let expected = [("ab12".to_string(), 4), ("cd34".to_string(), 2)].into_iter().collect();
         assert_eq!(v.settings.vertex_parallelism, expected);
+    }
+
+    #[test]
+    fn the_largest_table_parallelism_counts_tables_read_and_written_only() {
+        assert_eq!(largest_table_parallelism(&compile(SQL, "j.sql").unwrap()), None);
+        let sql = "CREATE TABLE s (id BIGINT) WITH ('connector' = 'datagen', 'scan.parallelism' = '3');
+CREATE TABLE unused (id BIGINT) WITH ('connector' = 'datagen', 'scan.parallelism' = '9');
+CREATE TABLE o (id BIGINT) WITH ('connector' = 'blackhole', 'sink.parallelism' = '5');
+INSERT INTO o SELECT id FROM s;";
+        assert_eq!(largest_table_parallelism(&compile(sql, "j.sql").unwrap()), Some(5));
+        let sql = sql.replace("'sink.parallelism' = '5'", "'sink.parallelism' = '2'");
+        assert_eq!(largest_table_parallelism(&compile(&sql, "j.sql").unwrap()), Some(3));
     }
 
     #[test]

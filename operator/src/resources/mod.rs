@@ -92,7 +92,7 @@ impl Blueprint<'_> {
     /// Worker pods: enough slots for the largest vertex.
     pub fn worker_replicas(&self) -> i32 {
         let slots = self.spec.slots_per_worker.max(1);
-        (crate::context::largest_parallelism(self.spec).max(1) + slots - 1) / slots
+        (crate::context::largest_parallelism(self.spec, self.sql).max(1) + slots - 1) / slots
     }
 
     /// The labels of every child; `role` adds `sluice.dev/role` and the component.
