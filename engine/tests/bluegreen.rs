@@ -347,10 +347,24 @@ fn a_handoff_on_incremental_checkpoints_makes_the_warm_standby_read_only_the_cha
     wait_for("blue's checkpoints", Duration::from_secs(60), || complete_checkpoints(&blue.job_dir()) >= 3);
 
     // Green checks blue's newest checkpoint, and its worker reads the files it would restore.
+    // Before its first run, a standby is ready only once its workers have prefetched:
+    // the worker stands still after its prefetch, before it reports it.
+    let pause = dir.path().join("pause");
+    std::fs::create_dir_all(&pause).unwrap();
     let green_coord = standby(&green, "green", 1, "2-green", &[]);
-    let gw = green.worker("green-w0", 1);
+    let failpoints = format!("prefetch.done=1*pause({})", pause.display());
+    let gw = green.worker_with("green-w0", 1, &[("SLUICE_FAILPOINTS", failpoints)]);
+    wait_for("green's worker to prefetch", Duration::from_secs(60), || pause.join("prefetch.done.reached").exists());
+    let standby = || json(&green.rest, "/v1/job")["standby"].clone();
+    let shown = |s: &serde_json::Value| s["message"].as_str().unwrap_or_default().starts_with("prefetching");
+    wait_for("the standby to say it prefetches", Duration::from_secs(10), || shown(&standby()));
+    let s = standby();
+    assert_eq!(s["ready"], false, "ready before its worker prefetched: {s}");
+    assert!(s["message"].as_str().unwrap_or_default().ends_with(": 0 of 1 workers done"), "{s}");
+    std::fs::write(pause.join("prefetch.done.go"), b"").unwrap();
     ready(&green, &green_coord);
-    wait_for("green's worker to prefetch", Duration::from_secs(60), || gw.log().contains("worker prefetched"));
+    assert!(gw.log().contains("worker prefetched"), "{}", gw.log());
+    assert!(green_coord.log().contains("standby: workers prefetched"), "{}", green_coord.log());
 
     // 1% of the keys change; blue checkpoints them, then hands off.
     keys_csv(&data.join("changed.csv"), (0..20_000).step_by(100), "second-");

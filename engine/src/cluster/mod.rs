@@ -84,8 +84,9 @@ pub(crate) fn admits(given: Option<&str>) -> bool {
     }
 }
 
-/// The version of the coordinator–worker protocol.
-pub const PROTOCOL: u32 = 1;
+/// The version of the coordinator–worker protocol (2: workers report a
+/// finished prefetch, [`ToCoordinator::Prefetched`]).
+pub const PROTOCOL: u32 = 2;
 
 /// The largest frame either side accepts, on control and data connections.
 /// The biggest real frames are record batches (`execution.batch-size` rows)
@@ -198,6 +199,14 @@ pub enum ToCoordinator {
     Metrics {
         attempt: u64,
         samples: Vec<MetricSample>,
+    },
+    /// A [`ToWorker::Prefetch`] of `location` is over: `read_bytes` were read
+    /// into the cache, or it failed (`error`; a restore then reads from storage).
+    Prefetched {
+        location: String,
+        read_bytes: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
 }
 

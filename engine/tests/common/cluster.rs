@@ -142,6 +142,11 @@ impl Cluster {
     }
 
     pub fn worker(&self, name: &str, slots: usize) -> Proc {
+        self.worker_with(name, slots, &[])
+    }
+
+    /// A worker with extra environment, such as `SLUICE_FAILPOINTS`.
+    pub fn worker_with(&self, name: &str, slots: usize, env: &[(&str, String)]) -> Proc {
         let slots = slots.to_string();
         let args = [
             "worker",
@@ -154,7 +159,7 @@ impl Cluster {
             "--set",
             "heartbeat.timeout=5s",
         ];
-        spawn(&args, self.dir.join(format!("{name}.log")))
+        spawn_with(&args, self.dir.join(format!("{name}.log")), env)
     }
 
     pub fn write_job(&self, sql: &str) {

@@ -20,16 +20,25 @@
 //! 4. After a run ends, it waits again, checking `latest`: after a stop with
 //!    savepoint that is its own savepoint, so a rollback onto it is one
 //!    activation with the other color's savepoint.
+//! 5. Its workers prefetch the state they would restore. Before its first run it
+//!    reports ready only once they all have (or after [`PREFETCH_WAIT`]), so the
+//!    operator stops the other color only when this one is warm; an activation
+//!    never waits for a prefetch. After a run its workers prefetch only after
+//!    [`PREFETCH_AFTER_RUN`], so that they do not compete with the color being
+//!    activated.
 //!
 //! The decisions are [`lineage::is_active`] and [`readiness`]; this module is
 //! the loop around them.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::rpc::WorkerEvent;
 use super::{JobSource, RemoteAttempts, Rpc};
 use crate::checkpoint::lineage;
+use crate::cluster::ToCoordinator;
 use crate::error::EngineError;
 use crate::job::{Activation, Standby, rfc3339};
 use crate::plan::JobGraph;
@@ -38,8 +47,31 @@ use crate::runtime::{Claimed, JobState, JobStatus, Restore, RunOptions, execute_
 /// What the standby found when it checked where it would start.
 type Checked = Result<(Option<String>, u64), String>;
 
-/// Whether a standby can be activated, and what it tells the caller.
-pub fn readiness(checked: &Checked, slots: usize, workers: usize, needed: usize) -> Standby {
+/// Where a standby's prefetch stands, as far as its readiness waits for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Warm {
+    /// Not waited for: after a run (the standby is the color a cutover left,
+    /// kept for a rollback), or with nothing to prefetch.
+    NotAwaited,
+    /// `done` of `of` workers have reported their prefetch.
+    Pending { done: usize, of: usize },
+    /// Every worker asked has reported, or [`PREFETCH_WAIT`] has passed.
+    Done,
+}
+
+/// How long a standby that has not run yet waits for its workers' prefetch
+/// before it reports ready without it.
+pub const PREFETCH_WAIT: Duration = Duration::from_secs(60);
+/// How long a standby waits after a run before its workers prefetch: the other
+/// color is being activated then, on the same machines and storage.
+pub const PREFETCH_AFTER_RUN: Duration = Duration::from_secs(10);
+
+/// Whether a standby can be activated ([`activatable`]) and whether it is
+/// ready, with what it tells the caller. Before its first run a standby reports
+/// ready only once its workers hold the state they would restore ([`Warm`]), so
+/// that the other color is stopped only when this one is warm: the prefetch
+/// then never competes with the handoff savepoint or the activation.
+pub fn readiness(checked: &Checked, slots: usize, workers: usize, needed: usize, warm: Warm) -> Standby {
     let (preloaded, preloaded_bytes) = match checked {
         Ok((location, bytes)) => (location.clone(), *bytes),
         Err(_) => (None, 0),
@@ -49,10 +81,40 @@ pub fn readiness(checked: &Checked, slots: usize, workers: usize, needed: usize)
         Ok(_) if slots < needed => {
             (false, format!("waiting for workers: {slots} of {needed} slots ({workers} workers registered)"))
         }
+        Ok((Some(l), _)) if matches!(warm, Warm::Pending { .. }) => {
+            let Warm::Pending { done, of } = warm else { unreachable!("matched above") };
+            (false, format!("prefetching the state of {l}: {done} of {of} workers done"))
+        }
         Ok((Some(l), _)) => (true, format!("ready: {workers} workers, {slots} slots; checked {l}")),
         Ok((None, _)) => (true, format!("ready: {workers} workers, {slots} slots; no snapshot, it starts empty")),
     };
     Standby { ready, preloaded, preloaded_bytes, message }
+}
+
+/// Whether an activation can go ahead: the snapshot checks and the workers have
+/// the slots. A prefetch still under way does not hold it back (the restore then
+/// reads from storage what the cache lacks).
+fn activatable(checked: &Checked, slots: usize, needed: usize) -> bool {
+    checked.is_ok() && slots >= needed
+}
+
+/// A prefetch the workers were asked for.
+struct Prefetching {
+    location: String,
+    asked: Vec<usize>,
+    done: BTreeSet<usize>,
+    read_bytes: u64,
+    since: Instant,
+}
+
+impl Prefetching {
+    fn warm(&self) -> Warm {
+        if self.done.len() >= self.asked.len() || self.since.elapsed() >= PREFETCH_WAIT {
+            Warm::Done
+        } else {
+            Warm::Pending { done: self.done.len(), of: self.asked.len() }
+        }
+    }
 }
 
 /// Runs the coordinator in standby until SIGTERM (`shutdown`).
@@ -77,13 +139,16 @@ pub fn run(
         Err(e) => return Err(start::failed(&state, e.into())),
     };
     let mut check = opts.restore.clone();
+    // Whether this process has run the job: after a run, it is the color a
+    // cutover left (or a job that ended), and it need not be warm to be ready.
+    let mut ran = false;
     state.set_status(JobStatus::Standby);
     loop {
         let restore = if resume {
             crate::say!("job `{}`: this deployment was active; it resumes without waiting", state.job_id);
             opts.restore.clone()
         } else {
-            match wait(graph, &state, &opts, &attempts, &check, &fingerprint, needed, &shutdown) {
+            match wait(graph, &state, &opts, &attempts, &check, &fingerprint, needed, ran, &shutdown) {
                 Some(r) => r,
                 None => return Ok(()),
             }
@@ -110,6 +175,7 @@ pub fn run(
             describe(&restore)
         );
         let run = RunOptions { restore, ..opts.clone() };
+        ran = true;
         let result = execute_with(graph, &state, &run, &mut attempts, Some(claimed));
         if shutdown.load(Ordering::SeqCst) {
             return result;
@@ -150,7 +216,7 @@ fn check_once(
             // Why it cannot be activated is published before the FAILED status, so
             // that a client that sees FAILED also sees the reason (the loop then adds
             // the slots).
-            state.set_standby(Some(readiness(&checked, 0, 0, 0)));
+            state.set_standby(Some(readiness(&checked, 0, 0, 0, Warm::NotAwaited)));
             state.set_status(JobStatus::Failed);
         }
     }
@@ -192,6 +258,7 @@ fn wait(
     check: &Restore,
     fingerprint: &str,
     needed: usize,
+    ran: bool,
     shutdown: &AtomicBool,
 ) -> Option<Restore> {
     let rpc = &attempts.rpc;
@@ -200,8 +267,9 @@ fn wait(
     let mut checked: Checked = Err(String::new());
     let mut checked_at: Option<Instant> = None;
     let mut last_message = String::new();
-    // The snapshot the workers were asked to prefetch, and which workers.
-    let mut prefetched: Option<(String, Vec<usize>)> = None;
+    let entered = Instant::now();
+    // The snapshot the workers were asked to prefetch, and which have done it.
+    let mut prefetching: Option<Prefetching> = None;
     loop {
         if shutdown.load(Ordering::SeqCst) {
             return None;
@@ -214,25 +282,36 @@ fn wait(
         }
         rpc.expire();
         let (slots, workers) = rpc.slots();
-        let standby = readiness(&checked, slots, workers, needed);
-        if standby.message != last_message {
-            tracing::info!("job `{}` standby: {}", state.job_id, standby.message);
-            last_message = standby.message.clone();
-        }
-        let ready = standby.ready;
-        state.set_standby(Some(standby));
+        let ready = activatable(&checked, slots, needed);
         if ready
+            && (!ran || entered.elapsed() >= PREFETCH_AFTER_RUN)
             && let Ok((Some(location), _)) = &checked
-            && prefetched.as_ref().is_none_or(|(l, w)| {
+            && prefetching.as_ref().is_none_or(|p| {
                 let mut alive: Vec<usize> = rpc.alive_indexes().into_iter().collect();
                 alive.sort_unstable();
-                l != location || *w != alive
+                p.location != *location || p.asked != alive
             })
         {
             let asked = attempts.prefetch(graph, location);
             crate::say!("job `{}` standby: workers {asked:?} prefetch the state of {location}", state.job_id);
-            prefetched = Some((location.clone(), asked));
+            prefetching = Some(Prefetching {
+                location: location.clone(),
+                asked,
+                done: BTreeSet::new(),
+                read_bytes: 0,
+                since: Instant::now(),
+            });
         }
+        let warm = match &prefetching {
+            Some(p) if !ran => p.warm(),
+            _ => Warm::NotAwaited,
+        };
+        let standby = readiness(&checked, slots, workers, needed, warm);
+        if standby.message != last_message {
+            tracing::info!("job `{}` standby: {}", state.job_id, standby.message);
+            last_message = standby.message.clone();
+        }
+        state.set_standby(Some(standby));
         if ready && let Some(request) = state.take_activation() {
             let restore = request.restore;
             state.set_activation(Activation {
@@ -246,7 +325,26 @@ fn wait(
             return Some(restore.as_deref().map_or(Restore::None, Restore::parse));
         }
         // Registrations and losses matter only through `slots`.
-        let _ = rpc.events.recv_timeout(Duration::from_millis(50));
+        if let Ok(WorkerEvent::Message(w, ToCoordinator::Prefetched { location, read_bytes, error })) =
+            rpc.events.recv_timeout(Duration::from_millis(50))
+            && let Some(p) = prefetching.as_mut()
+            && p.location == location
+            && p.asked.contains(&w)
+            && p.done.insert(w)
+        {
+            p.read_bytes += read_bytes;
+            if let Some(e) = error {
+                crate::say!("job `{}` standby: worker {w} could not prefetch {location}: {e}", state.job_id);
+            }
+            if p.done.len() == p.asked.len() {
+                crate::say!(
+                    "job `{}` standby: workers prefetched {} bytes of {location} in {} ms",
+                    state.job_id,
+                    p.read_bytes,
+                    p.since.elapsed().as_millis()
+                );
+            }
+        }
     }
 }
 
@@ -257,16 +355,48 @@ mod tests {
     #[test]
     fn a_standby_is_ready_once_its_snapshot_checks_and_its_workers_have_the_slots() {
         let ok: Checked = Ok((Some("s3://b/j/chk-3".into()), 100));
-        let waiting = readiness(&ok, 1, 1, 2);
+        let waiting = readiness(&ok, 1, 1, 2, Warm::NotAwaited);
         assert!(!waiting.ready);
         assert_eq!(waiting.message, "waiting for workers: 1 of 2 slots (1 workers registered)");
-        let ready = readiness(&ok, 2, 2, 2);
+        let ready = readiness(&ok, 2, 2, 2, Warm::Done);
         assert!(ready.ready, "{}", ready.message);
         assert_eq!((ready.preloaded.as_deref(), ready.preloaded_bytes), (Some("s3://b/j/chk-3"), 100));
-        assert!(readiness(&Ok((None, 0)), 2, 1, 2).message.contains("starts empty"));
+        assert!(readiness(&ok, 2, 2, 2, Warm::NotAwaited).ready, "after a run the prefetch is not waited for");
+        assert!(readiness(&Ok((None, 0)), 2, 1, 2, Warm::NotAwaited).message.contains("starts empty"));
         let bad: Checked = Err("cannot restore from s3://b/j/chk-3: state of operator `w` has no match".into());
-        let refused = readiness(&bad, 4, 2, 2);
+        let refused = readiness(&bad, 4, 2, 2, Warm::Done);
         assert!(!refused.ready, "an incompatible snapshot is never activated, whatever the workers");
         assert!(refused.message.starts_with("cannot be activated: cannot restore from s3://b/j/chk-3"));
+        assert!(!activatable(&bad, 4, 2));
+    }
+
+    #[test]
+    fn before_its_first_run_a_standby_is_ready_once_its_workers_have_prefetched() {
+        let ok: Checked = Ok((Some("s3://b/j/chk-3".into()), 100));
+        let warming = readiness(&ok, 2, 2, 2, Warm::Pending { done: 1, of: 2 });
+        assert!(!warming.ready, "the other color is not stopped while this one warms up");
+        assert_eq!(warming.message, "prefetching the state of s3://b/j/chk-3: 1 of 2 workers done");
+        assert!(activatable(&ok, 2, 2), "an activation does not wait for the prefetch");
+        let mut p = Prefetching {
+            location: "s3://b/j/chk-3".into(),
+            asked: vec![0, 1],
+            done: BTreeSet::from([1]),
+            read_bytes: 0,
+            since: Instant::now(),
+        };
+        assert_eq!(p.warm(), Warm::Pending { done: 1, of: 2 });
+        p.done.insert(0);
+        assert_eq!(p.warm(), Warm::Done);
+        let (Some(since), Some(early)) =
+            (Instant::now().checked_sub(PREFETCH_WAIT), Instant::now().checked_sub(PREFETCH_WAIT / 2))
+        else {
+            return; // a clock too young to go back this far
+        };
+        let late = Prefetching { done: BTreeSet::new(), since, ..p };
+        assert_eq!(late.warm(), Warm::Done, "a worker that never answers holds it back for PREFETCH_WAIT at most");
+        let early = Prefetching { since: early, ..late };
+        assert_eq!(early.warm(), Warm::Pending { done: 0, of: 2 });
+        let none = Prefetching { asked: vec![], ..early };
+        assert_eq!(none.warm(), Warm::Done, "no worker holds state");
     }
 }

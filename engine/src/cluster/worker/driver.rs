@@ -148,13 +148,29 @@ impl Driver<'_> {
                 }
                 Step::Prefetch(spec) => {
                     let name = format!("prefetch-{}", spec.job_id);
-                    let run = move || match super::subtasks::prefetch(&spec) {
-                        Ok(bytes) => crate::say!(
-                            "worker prefetched {bytes} bytes of {} for job `{}`",
-                            spec.restore.as_deref().unwrap_or("-"),
-                            spec.job_id
-                        ),
-                        Err(e) => crate::say!("worker cannot prefetch the state of job `{}`: {e}", spec.job_id),
+                    let writer = self.writer.clone();
+                    let run = move || {
+                        let location = spec.restore.clone().unwrap_or_default();
+                        let t = Instant::now();
+                        let (read_bytes, error) = match super::subtasks::prefetch(&spec) {
+                            Ok(bytes) => {
+                                crate::say!(
+                                    "worker prefetched {bytes} bytes of {location} for job `{}` in {} ms",
+                                    spec.job_id,
+                                    t.elapsed().as_millis()
+                                );
+                                (bytes, None)
+                            }
+                            Err(e) => {
+                                crate::say!("worker cannot prefetch the state of job `{}`: {e}", spec.job_id);
+                                (0, Some(e.to_string()))
+                            }
+                        };
+                        // The standby waits for this before it reports ready.
+                        crate::failpoint::hit("prefetch.done");
+                        if let Ok(mut w) = writer.lock() {
+                            let _ = write_frame(&mut *w, &ToCoordinator::Prefetched { location, read_bytes, error });
+                        }
                     };
                     if let Err(e) = std::thread::Builder::new().name(name).spawn(run) {
                         tracing::warn!("cannot start a prefetch thread: {e}");
