@@ -307,6 +307,11 @@ fn server_matches_openapi_document() {
     assert!(source["lag"].is_u64(), "{source}");
     assert!(m["vertices"][1]["lag"].is_null(), "{m}");
     assert!(m["vertices"][1]["watermark"].is_string(), "{m}");
+    // When records first and last came in, as RFC 3339 times, first ≤ last.
+    let at = |v: &Value, k: &str| v[k].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let sink = &m["vertices"][1];
+    let (first, last) = (at(sink, "firstRecordAt"), at(sink, "lastRecordAt"));
+    assert!(first.is_some() && first <= last, "{sink}");
     let (_, prom) = http(server.addr, "GET", "/metrics");
     assert!(prom.contains("sluice_records_in_total{job=\"rest-test\",vertex=\"1\",subtask=\"0\"}"), "{prom}");
 

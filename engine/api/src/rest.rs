@@ -324,6 +324,14 @@ pub struct VertexMetrics {
     /// when the last minute had none); `None` at other vertices.
     #[serde(default)]
     pub latency: Option<SinkLatency>,
+    /// When a subtask of the vertex first took a record in during this run, and
+    /// when one last did (RFC 3339, ms; workers report every 500 ms, and at the end
+    /// of a run; at a source: read); `None` before a record. The output pause of a
+    /// cutover is the new color's sink `firstRecordAt` minus the old one's `lastRecordAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_record_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_record_at: Option<String>,
     #[serde(default)]
     pub subtasks: Vec<SubtaskMetrics>,
 }

@@ -330,6 +330,11 @@ pub struct MetricSample {
     pub cpu_ns: u64,
     #[serde(default = "unknown")]
     pub state_keys: u64,
+    /// When the subtask first and last took records in (unix ms; 0: not yet).
+    #[serde(default)]
+    pub first_record_ms: u64,
+    #[serde(default)]
+    pub last_record_ms: u64,
     /// At a sink that has counted any: its (processing latency, event-time lag) histograms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<(Counts, Counts)>,
@@ -361,6 +366,8 @@ impl MetricSample {
             splits: m.splits.load(Relaxed),
             cpu_ns: m.cpu_ns.load(Relaxed),
             state_keys: m.state_keys.load(Relaxed),
+            first_record_ms: m.first_record_ms.load(Relaxed),
+            last_record_ms: m.last_record_ms.load(Relaxed),
             latency: {
                 let (p, e) = (m.processing_latency.read(), m.event_time_lag.read());
                 (p.total() + e.total() > 0).then_some((p, e))
@@ -396,6 +403,7 @@ impl MetricSample {
         m.pending_records.store(self.pending_records, Relaxed);
         m.splits.store(self.splits, Relaxed);
         m.state_keys.store(self.state_keys, Relaxed);
+        m.saw_records_at(self.first_record_ms, self.last_record_ms);
     }
 }
 

@@ -52,6 +52,9 @@ pub struct SubtaskMetrics {
     pub processing_latency: Histogram,
     /// At a sink: processing time minus each record's event time, at emission.
     pub event_time_lag: Histogram,
+    /// When the subtask first and last took records in (unix ms; 0: not yet).
+    pub first_record_ms: AtomicU64,
+    pub last_record_ms: AtomicU64,
 }
 
 impl SubtaskMetrics {
@@ -76,6 +79,30 @@ impl SubtaskMetrics {
             state_bytes: AtomicU64::new(u64::MAX),
             processing_latency: Histogram::default(),
             event_time_lag: Histogram::default(),
+            first_record_ms: AtomicU64::new(0),
+            last_record_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts `rows` records in, and when they came (a clock read per batch).
+    pub fn took_in(&self, rows: u64) {
+        if rows == 0 {
+            return;
+        }
+        self.records_in.fetch_add(rows, Ordering::Relaxed);
+        let now = unix_ms();
+        self.saw_records_at(now, now);
+    }
+
+    /// Widens the first and last record times to `first` and `last` (unix ms; 0: none).
+    pub fn saw_records_at(&self, first: u64, last: u64) {
+        if first != 0 {
+            let _ = self
+                .first_record_ms
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| (f == 0 || first < f).then_some(first));
+        }
+        if last != 0 {
+            self.last_record_ms.fetch_max(last, Ordering::Relaxed);
         }
     }
 
@@ -101,6 +128,8 @@ impl SubtaskMetrics {
             cpu_ns: l(&self.cpu_ns),
             state_keys: known(l(&self.state_keys)),
             state_bytes: known(l(&self.state_bytes)),
+            first_record_ms: known_time(l(&self.first_record_ms)),
+            last_record_ms: known_time(l(&self.last_record_ms)),
             at: Instant::now(),
         }
     }
@@ -109,6 +138,16 @@ impl SubtaskMetrics {
 /// A gauge that is `u64::MAX` when unknown.
 fn known(v: u64) -> Option<u64> {
     (v != u64::MAX).then_some(v)
+}
+
+/// A time that is 0 when there is none.
+fn known_time(v: u64) -> Option<u64> {
+    (v != 0).then_some(v)
+}
+
+/// Now, in unix milliseconds.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The value a gauge of [`known`] stores.
@@ -134,6 +173,9 @@ pub struct Sample {
     pub cpu_ns: u64,
     pub state_keys: Option<u64>,
     pub state_bytes: Option<u64>,
+    /// When the subtask first and last took records in (unix ms).
+    pub first_record_ms: Option<u64>,
+    pub last_record_ms: Option<u64>,
     pub at: Instant,
 }
 

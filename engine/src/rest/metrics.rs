@@ -153,6 +153,12 @@ fn watermark_text(w: i64) -> Option<String> {
     }
 }
 
+/// A time in unix ms as RFC 3339 with milliseconds.
+fn time_text(ms: u64) -> Option<String> {
+    let d = chrono::DateTime::from_timestamp_millis(i64::try_from(ms).ok()?)?;
+    Some(d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
 fn quantiles(c: &Counts) -> api::Quantiles {
     api::Quantiles { p50: c.quantile_ms(0.5), p99: c.quantile_ms(0.99), p999: c.quantile_ms(0.999), count: c.total() }
 }
@@ -232,6 +238,8 @@ pub(super) fn vertex_metrics(job: &JobState, sampled: &Mutex<Sampled>) -> Vec<ap
                 state_bytes: g.known_sum(|s| s.state_bytes),
                 state_keys: if v.keyed { g.known_sum(|s| s.state_keys) } else { None },
                 latency: if v.is_sink { sink_latency(&s.latency, v.id) } else { None },
+                first_record_at: g.samples.iter().filter_map(|s| s.first_record_ms).min().and_then(time_text),
+                last_record_at: g.samples.iter().filter_map(|s| s.last_record_ms).max().and_then(time_text),
                 subtasks,
             }
         })

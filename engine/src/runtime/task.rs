@@ -349,7 +349,7 @@ pub fn run_source(mut s: SourceRun, chain: &mut Chain, outputs: &mut Outputs) ->
                         return Ok(());
                     }
                 }
-                SubtaskMetrics::add(&m.records_in, b.num_rows() as u64);
+                m.took_in(b.num_rows() as u64);
                 SubtaskMetrics::add(&m.bytes_in, b.get_array_memory_size() as u64);
                 from_split = false;
                 if let Some((split, owned)) = s.reader.batch_split() {
@@ -483,7 +483,7 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
         let mut check_alignment = false;
         match env.msg {
             Msg::Batch(b) => {
-                SubtaskMetrics::add(&m.records_in, b.num_rows() as u64);
+                m.took_in(b.num_rows() as u64);
                 SubtaskMetrics::add(&m.bytes_in, b.get_array_memory_size() as u64);
                 let from = channel_inputs.get(ch).copied().unwrap_or(0);
                 let r = forward_from(chain, outputs, from, StreamEvent::Batch(b))?;

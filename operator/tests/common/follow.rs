@@ -39,17 +39,47 @@ pub async fn coordinator(pods: &Api<Pod>, instance: &str) -> Option<Pod> {
     l.items.into_iter().find(|p| p.metadata.deletion_timestamp.is_none() && testenv::pod_ip(p).is_some())
 }
 
+/// When the sink named `sink` first and last took a record in this run
+/// (`firstRecordAt`, `lastRecordAt`, unix ms), straight from a coordinator pod.
+pub async fn sink_record_times(pod: &Pod, sink: &str) -> (Option<i64>, Option<i64>) {
+    let Some(ip) = testenv::pod_ip(pod) else { return (None, None) };
+    let Ok((200, body)) = testenv::http_get(ip, 8081, "/v1/job/metrics").await else { return (None, None) };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else { return (None, None) };
+    let label = format!("Sink: {sink}");
+    let sinks: Vec<&serde_json::Value> = v["vertices"]
+        .as_array()
+        .map(|a| a.iter().filter(|x| x["name"].as_str().is_some_and(|n| n.contains(&label))).collect())
+        .unwrap_or_default();
+    let ms = |x: &serde_json::Value, k: &str| {
+        x[k].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()).map(|t| t.as_millisecond())
+    };
+    (
+        sinks.iter().filter_map(|x| ms(x, "firstRecordAt")).min(),
+        sinks.iter().filter_map(|x| ms(x, "lastRecordAt")).max(),
+    )
+}
+
+/// The output pause of a redeploy, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Pause {
+    /// The old sink's last record → the new one's first, from the record times the
+    /// engines stamp (`lastRecordAt`, `firstRecordAt`); `None` when the old pod was
+    /// gone before it reported its last one.
+    pub exact: Option<f64>,
+    /// The same, as seen by polling the record counts (workers report them every
+    /// 500 ms, so each end is late by up to that).
+    pub polled: f64,
+}
+
 /// Follows the sink `sink` of the `old` coordinator pod, and of the first other
 /// coordinator pod of `new_instance` whose sink takes a record, from now on.
-/// Returns (pause: the old pod's last record → the new pod's first, now → the new
-/// pod's first record), in seconds.
-pub async fn pause(pods: &Api<Pod>, old: &Pod, new_instance: &str, sink: &str, timeout: Duration) -> (f64, f64) {
+pub async fn pause(pods: &Api<Pod>, old: &Pod, new_instance: &str, sink: &str, timeout: Duration) -> Pause {
     let old_name = old.metadata.name.clone().unwrap_or_default();
     let mut last_old = sink_records(old, sink).await.unwrap_or(0);
     let mut last_old_at = Instant::now();
-    let start = Instant::now();
-    let deadline = start + timeout;
-    let first_new_at = loop {
+    let mut last_old_ms = None;
+    let deadline = Instant::now() + timeout;
+    let (first_new_at, new) = loop {
         assert!(Instant::now() < deadline, "the new deployment's sink took nothing within {timeout:?}");
         if let Some(n) = sink_records(old, sink).await
             && n > last_old
@@ -57,13 +87,24 @@ pub async fn pause(pods: &Api<Pod>, old: &Pod, new_instance: &str, sink: &str, t
             last_old = n;
             last_old_at = Instant::now();
         }
+        if let (_, Some(t)) = sink_record_times(old, sink).await {
+            last_old_ms = Some(t);
+        }
         if let Some(p) = coordinator(pods, new_instance).await
             && p.metadata.name.as_deref() != Some(old_name.as_str())
             && sink_records(&p, sink).await.unwrap_or(0) > 0
         {
-            break Instant::now();
+            break (Instant::now(), p);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    (first_new_at.duration_since(last_old_at).as_secs_f64(), first_new_at.duration_since(start).as_secs_f64())
+    // The old pod's last report may come with its end: read it once more if it is up.
+    if let (_, Some(t)) = sink_record_times(old, sink).await {
+        last_old_ms = Some(t);
+    }
+    let first_new_ms = sink_record_times(&new, sink).await.0;
+    Pause {
+        exact: last_old_ms.zip(first_new_ms).map(|(l, f)| (f - l) as f64 / 1000.0),
+        polled: first_new_at.duration_since(last_old_at).as_secs_f64(),
+    }
 }

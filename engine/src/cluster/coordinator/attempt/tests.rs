@@ -276,8 +276,30 @@ fn a_metric_sample_is_relayed_once() {
     .unwrap();
     a.on_worker(1, metrics(vec![old]));
     assert_eq!(m.snapshot().splits, None);
+    assert_eq!((m.snapshot().first_record_ms, m.snapshot().last_record_ms), (None, None), "no record times yet");
+    // Record times keep the earliest first and the latest last.
+    let timed = |first, last| MetricSample { first_record_ms: first, last_record_ms: last, ..sample(9, 20) };
+    a.on_worker(1, metrics(vec![timed(1_000, 1_500)]));
+    a.on_worker(1, metrics(vec![timed(1_000, 2_500)]));
+    a.on_worker(1, metrics(vec![timed(0, 0)]));
+    assert_eq!((m.snapshot().first_record_ms, m.snapshot().last_record_ms), (Some(1_000), Some(2_500)));
     // Other subtasks are untouched.
     assert_eq!(job.subtasks[0].records_in.load(Relaxed), 0);
+    assert_eq!(job.subtasks[0].snapshot().last_record_ms, None);
+}
+
+#[test]
+fn records_taken_in_stamp_the_first_and_last_record_times() {
+    let m = crate::metrics::SubtaskMetrics::new(0, 0);
+    m.took_in(0);
+    assert_eq!(m.snapshot().first_record_ms, None, "an empty batch is no record");
+    let before = crate::metrics::unix_ms();
+    m.took_in(3);
+    let first = m.snapshot().first_record_ms.unwrap();
+    assert!(first >= before && first <= crate::metrics::unix_ms());
+    m.saw_records_at(first + 5_000, first + 5_000);
+    let s = m.snapshot();
+    assert_eq!((s.records_in, s.first_record_ms, s.last_record_ms), (3, Some(first), Some(first + 5_000)));
 }
 
 #[test]
