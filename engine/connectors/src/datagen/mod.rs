@@ -1,6 +1,13 @@
 //! The `datagen` source, with Flink's options.
 //!
 //! - `rows-per-second` (default 10000): the total rate, split evenly across subtasks.
+//! - `rows-per-second.schedule` (Sluice's own): a rate that changes by schedule
+//!   time, as `'0s:1750, 2min:700'` (1750 rows/s, from 2 minutes on 700),
+//!   instead of `rows-per-second`. Schedule time counts from the source's
+//!   first start and goes on across restores, rescales and downtime: it is
+//!   in the checkpoint (see Lag below), so a rescale mid-schedule does not
+//!   start it over. A test's stand-in for a load that changes at run time
+//!   without a change of the job's SQL.
 //! - `number-of-rows`: the total, split across subtasks as Flink does (the
 //!   first `n % p` subtasks make one more); unbounded when absent, unless a
 //!   sequence field bounds it.
@@ -28,13 +35,14 @@
 //! holds the same rows, each once, however often it is rescaled, up or down.
 //! The rate stays `rows-per-second` split evenly across the new subtasks.
 //!
-//! Lag: the rate stands for an upstream producing at `rows-per-second`, so
-//! the reader's lag is the rows behind that schedule, capped by the rows left
-//! (see the `throttle` module). The schedule is in the checkpoint: each
-//! subtask writes the rows it is behind and the snapshot's wall time with
-//! its splits, and a restored source starts that far behind plus the rows
-//! its rate made due while the job was down; each new subtask takes its
-//! share of the restored backlog as it takes its share of the rate.
+//! Lag: the rate stands for an upstream producing at `rows-per-second` (or
+//! its schedule), so the reader's lag is the rows behind that schedule (the
+//! integral of the rate, less the rows made), capped by the rows left (see
+//! the `throttle` module). The schedule is in the checkpoint: each subtask
+//! writes the rows it is behind, the snapshot's wall time and the schedule's
+//! origin with its splits, and a restored source starts that far behind plus
+//! the rows its rate made due while the job was down; each new subtask takes
+//! its share of the restored backlog as it takes its share of the rate.
 //!
 //! Generation is column-wise into plain vectors, with no per-row allocation.
 //!
@@ -107,7 +115,7 @@ impl DatagenReader {
         });
         let seeds =
             (0..cfg.fields.len() as u64).map(|c| (seed_of(&[base_seed, c, 1]), seed_of(&[base_seed, c, 2]))).collect();
-        let rate = share(cfg.rows_per_second, ctx.subtask, p).max(1);
+        let rate = cfg.rate.map(|r| share(r, ctx.subtask, p));
         Ok(DatagenReader {
             table: ctx.table.clone(),
             schema: ctx.schema.clone(),
@@ -120,7 +128,7 @@ impl DatagenReader {
             max_batch: ctx.batch_size.max(1),
             throttle: match behind {
                 // This subtask's share of the backlog, as of the rate.
-                Some(b) => Throttle::resumed(rate, share(b.rows, ctx.subtask, p), b.at_ms),
+                Some(b) => Throttle::resumed(rate, share(b.rows, ctx.subtask, p), b.at_ms, b.origin_ms),
                 None => Throttle::new(rate),
             },
             hex: Vec::new(),
@@ -158,16 +166,17 @@ fn decode_split(blob: &[u8]) -> Result<(StrideSplit, Behind), StateError> {
 
 /// What a generator's snapshot writes with split `i`: the rows behind its
 /// schedule (capped by the rows left) with the first split, 0 with the
-/// others, and the time with all; nothing without a throttle.
+/// others, and the time and the schedule's origin with all; nothing without
+/// a throttle.
 pub(crate) fn schedule_of(splits: &[StrideSplit], throttle: Option<&Throttle>) -> impl Fn(usize) -> Behind {
-    let (rows, at_ms) = match throttle {
+    let (rows, at_ms, origin_ms) = match throttle {
         Some(t) => {
-            let (rows, now) = t.snapshot_now();
-            (total_remaining(splits).map_or(rows, |r| r.min(rows)), Some(now))
+            let (rows, now, origin) = t.snapshot_now();
+            (total_remaining(splits).map_or(rows, |r| r.min(rows)), Some(now), origin)
         }
-        None => (0, None),
+        None => (0, None, None),
     };
-    move |i| Behind { rows: if i == 0 { rows } else { 0 }, at_ms }
+    move |i| Behind { rows: if i == 0 { rows } else { 0 }, at_ms, origin_ms }
 }
 
 impl DatagenReader {

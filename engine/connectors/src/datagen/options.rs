@@ -4,10 +4,15 @@
 use arrow::datatypes::{DataType, SchemaRef};
 use sluice_format::types::{ColType, column_types};
 
-use crate::ConnectorError;
-use crate::options::Options;
+use std::time::Duration;
 
-pub(crate) const OPTIONS: &str = "'rows-per-second', 'number-of-rows', 'seed', 'fields.<f>.kind', \
+use crate::ConnectorError;
+use crate::options::{Options, parse_duration};
+use crate::throttle::Rate;
+
+const SCHEDULE: &str = "rows-per-second.schedule";
+
+pub(crate) const OPTIONS: &str = "'rows-per-second', 'rows-per-second.schedule', 'number-of-rows', 'seed', 'fields.<f>.kind', \
 'fields.<f>.min', 'fields.<f>.max', 'fields.<f>.length', 'fields.<f>.var-len', 'fields.<f>.max-past', \
 'fields.<f>.null-rate', 'fields.<f>.start', 'fields.<f>.end'";
 
@@ -35,7 +40,8 @@ pub(super) struct FieldGen {
 
 #[derive(Debug, Clone)]
 pub(crate) struct DatagenConfig {
-    pub(super) rows_per_second: u64,
+    /// The whole table's rate: `rows-per-second`, or its schedule.
+    pub(super) rate: Rate,
     pub(super) number_of_rows: Option<u64>,
     pub(super) seed: Option<u64>,
     pub(super) fields: Vec<FieldGen>,
@@ -49,10 +55,21 @@ pub(crate) fn share(n: u64, i: usize, p: usize) -> u64 {
 
 impl DatagenConfig {
     pub(crate) fn parse(o: &Options<'_>, schema: &SchemaRef) -> Result<Self, ConnectorError> {
-        let rows_per_second = o.u64("rows-per-second")?.unwrap_or(DEFAULT_ROWS_PER_SECOND);
-        if rows_per_second == 0 {
+        let rows_per_second = o.u64("rows-per-second")?;
+        if rows_per_second == Some(0) {
             return Err(o.error("option 'rows-per-second' must be at least 1"));
         }
+        let rate = match (o.get(SCHEDULE), rows_per_second) {
+            (Some(_), Some(_)) => {
+                return Err(o.error(format!(
+                    "options 'rows-per-second' and '{SCHEDULE}' exclude each other: a schedule gives every rate"
+                )));
+            }
+            (Some(v), None) => {
+                Rate::schedule(&parse_schedule(v).map_err(|why| o.error(format!("option '{SCHEDULE}' = '{v}' {why}")))?)
+            }
+            (None, r) => Rate::constant(r.unwrap_or(DEFAULT_ROWS_PER_SECOND)),
+        };
         let number_of_rows = o.u64("number-of-rows")?;
         let seed = o.u64("seed")?;
         let types = column_types(schema.fields(), "datagen").map_err(|e| o.error(e.to_string()))?;
@@ -75,7 +92,7 @@ impl DatagenConfig {
             }
         }
         o.check_all_used("datagen", OPTIONS)?;
-        Ok(DatagenConfig { rows_per_second, number_of_rows, seed, fields })
+        Ok(DatagenConfig { rate, number_of_rows, seed, fields })
     }
 
     /// Rows subtask `i` of `p` produces, or `None` when unbounded.
@@ -90,6 +107,40 @@ impl DatagenConfig {
         }
         limit
     }
+}
+
+/// `'0s:1750, 2min:700'`: steps of (schedule time, rows per second), the
+/// first at 0, times increasing, rates at least 1. The error completes
+/// "option '…' = '…' ".
+pub(super) fn parse_schedule(v: &str) -> Result<Vec<(Duration, u64)>, String> {
+    const FORM: &str = "steps `<time>:<rows per second>` separated by commas, as '0s:1750, 2min:700'";
+    let mut steps: Vec<(Duration, u64)> = Vec::new();
+    for entry in v.split(',').map(str::trim) {
+        let Some((at, rate)) = entry.rsplit_once(':') else {
+            return Err(format!("is invalid: step '{entry}' is not `<time>:<rows per second>`; expected {FORM}"));
+        };
+        let at = parse_duration(at.trim()).ok_or_else(|| {
+            format!("is invalid: '{}' in step '{entry}' is not a duration such as '0s' or '2min'", at.trim())
+        })?;
+        let rate: u64 = rate.trim().parse().map_err(|_| {
+            format!("is invalid: '{}' in step '{entry}' is not a whole number of rows per second", rate.trim())
+        })?;
+        if rate == 0 {
+            return Err(format!("is invalid: step '{entry}' has rate 0; every rate must be at least 1"));
+        }
+        match steps.last() {
+            None if !at.is_zero() => {
+                return Err(format!("is invalid: the first step is at {at:?}; a schedule starts at '0s'"));
+            }
+            Some((before, _)) if at <= *before => {
+                return Err(format!(
+                    "is invalid: step '{entry}' is not after the step at {before:?}; times must increase"
+                ));
+            }
+            _ => steps.push((at, rate)),
+        }
+    }
+    Ok(steps)
 }
 
 fn parse_field(o: &Options<'_>, name: &str, ty: ColType, data_type: &DataType) -> Result<FieldGen, ConnectorError> {

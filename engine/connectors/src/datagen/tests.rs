@@ -220,6 +220,29 @@ fn bad_options_are_clear_errors() {
         err(vec![Field::new("t", DataType::Date32, false)], &[])
             .contains("column `t` has type DATE, which connector 'datagen' does not support")
     );
+    let schedule = |v: &str| err(id(), &[("rows-per-second.schedule", v)]);
+    assert_eq!(
+        err(id(), &[("rows-per-second", "5"), ("rows-per-second.schedule", "0s:5")]),
+        "table `gen`: options 'rows-per-second' and 'rows-per-second.schedule' exclude each other: a schedule gives every rate"
+    );
+    assert_eq!(
+        schedule("10s:5"),
+        "table `gen`: option 'rows-per-second.schedule' = '10s:5' is invalid: the first step is at 10s; a schedule starts at '0s'"
+    );
+    assert_eq!(
+        schedule("0s:5, 1min:7, 60s:9"),
+        "table `gen`: option 'rows-per-second.schedule' = '0s:5, 1min:7, 60s:9' is invalid: step '60s:9' is not after \
+         the step at 60s; times must increase"
+    );
+    assert!(
+        schedule("0s:5, 1min").contains("step '1min' is not `<time>:<rows per second>`"),
+        "{}",
+        schedule("0s:5, 1min")
+    );
+    assert!(schedule("0s:fast").contains("'fast' in step '0s:fast' is not a whole number of rows per second"));
+    assert!(schedule("soon:5").contains("'soon' in step 'soon:5' is not a duration"));
+    assert!(schedule("0s:0").contains("step '0s:0' has rate 0; every rate must be at least 1"));
+    assert!(schedule("").contains("step '' is not"));
     assert!(err(id(), &[("rows-per-sec", "5")]).contains("unsupported option 'rows-per-sec' for connector 'datagen'"));
     let mut sink = BTreeMap::new();
     sink.insert("connector".to_string(), "datagen".to_string());
@@ -235,4 +258,40 @@ fn boundedness_follows_rows_and_sequences() {
     assert!(!crate::is_bounded(&o(&[("connector", "datagen")])));
     assert!(crate::is_bounded(&o(&[("connector", "datagen"), ("number-of-rows", "5")])));
     assert!(crate::is_bounded(&o(&[("connector", "datagen"), ("fields.id.kind", "sequence")])));
+}
+
+#[test]
+fn a_schedule_parses_to_steps() {
+    let s = |v: &str| options::parse_schedule(v).unwrap();
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(s("0s:1750, 60s:300"), vec![(secs(0), 1750), (secs(60), 300)]);
+    assert_eq!(s(" 0 s : 5 ,2 min:7,1h:1"), vec![(secs(0), 5), (secs(120), 7), (secs(3600), 1)]);
+    assert_eq!(s("0ms:9"), vec![(secs(0), 9)]);
+}
+
+#[test]
+fn a_scheduled_source_keeps_its_origin_across_a_rescale() {
+    let f = || vec![Field::new("x", DataType::Int64, false)];
+    let scheduled = |subtask, p, restored: Option<Vec<Vec<u8>>>| {
+        let mut c = ctx(f(), &[("rows-per-second.schedule", "0s:1000, 1h:10")], subtask, p, 10);
+        c.options.remove("rows-per-second");
+        c.restored_splits = restored;
+        crate::create_source(&c).unwrap()
+    };
+    let origin = |blobs: &[Vec<u8>]| -> Vec<Option<u64>> {
+        blobs.iter().map(|b| decode_split(b).unwrap().1.origin_ms).collect()
+    };
+    let mut first = scheduled(0, 1, None);
+    assert_eq!(origin(&first.snapshot().unwrap()), vec![None], "not started: no origin yet");
+    assert_eq!(next_batch(first.as_mut()), 1);
+    let blobs = first.snapshot().unwrap();
+    let [Some(start)] = origin(&blobs)[..] else { panic!("no origin: {:?}", origin(&blobs)) };
+    // Restored at parallelism 2, each subtask's schedule keeps the first start,
+    // before and after its first poll, and so does its next snapshot.
+    for i in 0..2 {
+        let mut r = scheduled(i, 2, Some(blobs.clone()));
+        assert!(origin(&r.snapshot().unwrap()).iter().all(|o| *o == Some(start)));
+        next_batch(r.as_mut());
+        assert!(origin(&r.snapshot().unwrap()).iter().all(|o| *o == Some(start)));
+    }
 }

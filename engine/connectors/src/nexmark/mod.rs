@@ -57,7 +57,7 @@ use crate::datagen::schedule_of;
 use crate::state::{
     Behind, Dec, Enc, StateError, StrideSplit, TAG_NEXMARK, merge_plan, merged_batch, next_with_rows, total_remaining,
 };
-use crate::throttle::Throttle;
+use crate::throttle::{Rate, Throttle};
 use crate::{BatchError, ConnectorError, SourceContext, SourceEvent, SourceReader};
 
 /// One subtask's reader of a nexmark table.
@@ -108,9 +108,9 @@ impl NexmarkReader {
                 // This subtask's share of the restored backlog (see the `throttle` module).
                 Some(b) => {
                     let share = b.rows / p + u64::from(b.rows % p > ctx.subtask as u64);
-                    Throttle::resumed(rate, share, b.at_ms)
+                    Throttle::resumed(Rate::constant(rate), share, b.at_ms, b.origin_ms)
                 }
-                None => Throttle::new(rate),
+                None => Throttle::new(Rate::constant(rate)),
             }
         });
         let events = EventGenerator::new(cfg.seed, cfg.base_time, cfg.inter_event_delay_us);

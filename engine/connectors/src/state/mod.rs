@@ -6,7 +6,7 @@
 //!
 //! | tag | blob | fields after `[version, tag]` |
 //! | --- | --- | --- |
-//! | `D` | datagen split | split `u64`, stride `u64`, produced `u64`, has-limit `u8`, limit `u64`; from version 2, the schedule: rows behind `u64`, has-time `u8`, snapshot time `u64` (unix ms) |
+//! | `D` | datagen split | split `u64`, stride `u64`, produced `u64`, has-limit `u8`, limit `u64`; from version 2, the schedule: rows behind `u64`, has-time `u8`, snapshot time `u64` (unix ms); from version 3, has-origin `u8`, the schedule's origin `u64` (unix ms of the source's first start) |
 //! | `N` | nexmark split | kind `u8` (0 person, 1 auction, 2 bid), then as datagen |
 //! | `F` | filesystem source split (one file) | status `u8` (0 queued, 1 reading, 2 done), byte offset `u64`, line `u64`, path bytes |
 //! | `C` | filesystem sink committable | count `u32`, then per file: pending name bytes, final name bytes |
@@ -17,9 +17,12 @@
 //! | `X` | kafka sink state | subtask `u32`, sequence of the last pre-committed transaction `u64`, transactional-id prefix bytes |
 //!
 //! Versions are per kind ([`version_of`]): every kind is at version 1 but
-//! the datagen and nexmark splits, at version 2, which added their schedule
-//! (the rows a rate-limited generator was behind at the snapshot, and when);
-//! a version-1 generator split is read with no backlog. A blob of a newer
+//! the datagen and nexmark splits, at version 3: version 2 added their
+//! schedule (the rows a rate-limited generator was behind at the snapshot,
+//! and when), version 3 the schedule's origin (so that a rate that changes by
+//! schedule time goes on where it was). A version-1 generator split is read
+//! with no backlog, a version-2 one with its schedule counted from the
+//! snapshot. A blob of a newer
 //! version than its kind's is refused with a clear error.
 //!
 //! Byte strings are a `u32` length and the bytes. A filesystem sink's
@@ -44,7 +47,7 @@ pub(crate) use stride::{Behind, StrideSplit, merge_plan, merged_batch, next_with
 /// the newest it reads.
 pub(crate) fn version_of(tag: u8) -> u8 {
     match tag {
-        TAG_DATAGEN | TAG_NEXMARK => 2,
+        TAG_DATAGEN | TAG_NEXMARK => 3,
         _ => 1,
     }
 }
@@ -256,7 +259,7 @@ mod tests {
     #[test]
     fn blobs_round_trip_and_errors_are_clear() {
         let s = StrideSplit { index: 2, stride: 3, produced: 17, limit: Some(40) };
-        let behind = Behind { rows: 5, at_ms: Some(1_700_000_000_000) };
+        let behind = Behind { rows: 5, at_ms: Some(1_700_000_000_000), origin_ms: Some(1_699_999_000_000) };
         let blob = s.encode(Enc::new(TAG_DATAGEN), behind);
         let mut d = Dec::new(&blob, TAG_DATAGEN).unwrap();
         assert_eq!(StrideSplit::decode(&mut d).unwrap(), (s, behind));
@@ -269,7 +272,7 @@ mod tests {
         newer[0] = 9;
         assert_eq!(
             Dec::new(&newer, TAG_DATAGEN).err().unwrap().to_string(),
-            "a datagen split has format version 9; this engine reads up to version 2"
+            "a datagen split has format version 9; this engine reads up to version 3"
         );
         let mut d = Dec::new(&blob[..10], TAG_DATAGEN).unwrap();
         assert_eq!(StrideSplit::decode(&mut d).unwrap_err().to_string(), "a datagen split is truncated (10 bytes)");
@@ -289,5 +292,14 @@ mod tests {
         d.end().unwrap();
         assert_eq!(s, StrideSplit { index: 2, stride: 3, produced: 17, limit: Some(40) });
         assert_eq!(behind, Behind::default());
+    }
+
+    #[test]
+    fn a_version_2_generator_split_restores_with_no_origin() {
+        let v2 = Enc(vec![2, TAG_DATAGEN]).u64(2).u64(3).u64(17).opt_u64(None).u64(40).opt_u64(Some(9)).finish();
+        let mut d = Dec::new(&v2, TAG_DATAGEN).unwrap();
+        let (_, behind) = StrideSplit::decode(&mut d).unwrap();
+        d.end().unwrap();
+        assert_eq!(behind, Behind { rows: 40, at_ms: Some(9), origin_ms: None });
     }
 }

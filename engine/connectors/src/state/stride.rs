@@ -22,7 +22,7 @@ pub(crate) const MAX_SPLITS: u64 = 1024;
 
 /// Where a rate-limited generator stood against its schedule at a snapshot:
 /// the rows due and not yet made (`rows`), at `at_ms` (unix ms, the
-/// snapshot's wall time). A subtask writes its own on its first split and 0
+/// snapshot's wall time), of a schedule started at `origin_ms`. A subtask writes its own on its first split and 0
 /// rows on the others; a restore sums them over every split (see
 /// [`Behind::restored`]), as the splits themselves are divided anew.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -30,15 +30,23 @@ pub(crate) struct Behind {
     pub(crate) rows: u64,
     /// `None`: not rate-limited, or written before version 2.
     pub(crate) at_ms: Option<u64>,
+    /// The schedule's origin (unix ms): the source's first start. `None`: not
+    /// rate-limited, or written before version 3.
+    pub(crate) origin_ms: Option<u64>,
 }
 
 impl Behind {
     /// The whole source's schedule at the snapshot: the rows behind summed
-    /// over every restored split, at the latest snapshot time.
+    /// over every restored split, at the latest snapshot time, of the
+    /// earliest origin (each subtask started its schedule at its first poll).
     pub(crate) fn restored<'a>(all: impl IntoIterator<Item = &'a Behind>) -> Behind {
         all.into_iter().fold(Behind::default(), |acc, b| Behind {
             rows: acc.rows.saturating_add(b.rows),
             at_ms: acc.at_ms.max(b.at_ms),
+            origin_ms: match (acc.origin_ms, b.origin_ms) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            },
         })
     }
 }
@@ -68,10 +76,11 @@ impl StrideSplit {
     /// The split and its share of its subtask's schedule.
     pub(crate) fn encode(&self, e: Enc, behind: Behind) -> Vec<u8> {
         let e = e.u64(self.index).u64(self.stride).u64(self.produced).opt_u64(self.limit);
-        e.u64(behind.rows).opt_u64(behind.at_ms).finish()
+        e.u64(behind.rows).opt_u64(behind.at_ms).opt_u64(behind.origin_ms).finish()
     }
 
-    /// A split and its schedule; a version-1 split has none (no backlog).
+    /// A split and its schedule; a version-1 split has none (no backlog), a
+    /// version-2 one no origin.
     pub(crate) fn decode(d: &mut Dec<'_>) -> Result<(Self, Behind), StateError> {
         let index = d.u64()?;
         let stride = d.u64()?;
@@ -80,7 +89,14 @@ impl StrideSplit {
         if stride == 0 || index >= stride {
             return Err(StateError::InvalidStride { index, stride });
         }
-        let behind = if d.version() >= 2 { Behind { rows: d.u64()?, at_ms: d.opt_u64()? } } else { Behind::default() };
+        let mut behind = Behind::default();
+        if d.version() >= 2 {
+            behind.rows = d.u64()?;
+            behind.at_ms = d.opt_u64()?;
+        }
+        if d.version() >= 3 {
+            behind.origin_ms = d.opt_u64()?;
+        }
         Ok((StrideSplit { index, stride, produced, limit }, behind))
     }
 
