@@ -12,11 +12,22 @@
 //!   with a condition.
 //! - A bottleneck that more subtasks cannot fix (a throttle shared by every subtask
 //!   in the worker): one scale-up, then `ScalingEffective` False and no other.
+//! - A step down: the load steps up, then falls (datagen's
+//!   `rows-per-second.schedule`, whose schedule time goes on across rescales, so
+//!   the SQL and the autoscaler's history stay); one scale-up, then one scale-down
+//!   after `scaleDownDelay`, not below what the lower load needs.
+//! - A backlog: the job is suspended while its source's schedule goes on (rate ×
+//!   downtime is its backlog on resume); one scale-up clears it in about
+//!   `catchUpDuration`, then exactly one scale-down, none during the catch-up.
+//!
+//! The load tests record a [`trace::Trace`] and print its figures.
 //!
 //! Behind the `cluster-tests` feature, as `cluster.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "autoscaler/trace.rs"]
+mod trace;
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +39,7 @@ use kube::api::PostParams;
 use serde_json::json;
 use sluice_e2e::testenv::wait_object;
 use sluice_operator::crd::{Color, Phase, StreamJob};
+use trace::Trace;
 
 /// Rows per second one blackhole subtask takes.
 const CAPACITY: i64 = 500;
@@ -250,4 +262,213 @@ async fn a_bottleneck_that_scaling_cannot_fix_is_scaled_up_once_and_reported() {
     }
     .await;
     t.check(result, "shared").await;
+}
+
+/// Rows per second after the step down: two subtasks of the blackhole at 0.7.
+const LOW: i64 = 700;
+
+/// As [`sql`] at a rate given by `rate` (`'rows-per-second' = '…'` or a schedule),
+/// every vertex but the blackhole at parallelism 1 (the job's), so that only the
+/// blackhole's parallelism has a reason to change.
+fn load_sql(rows: i64, rate: &str, slow: i64, out: &str) -> String {
+    format!(
+        "CREATE TABLE src (id BIGINT) WITH ('connector' = 'datagen', {rate}, \
+         'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{}');\n\
+         CREATE TABLE slow (id BIGINT) WITH ('connector' = 'blackhole', 'sink.throttle' = '{CAPACITY}', 'sink.parallelism' = '{slow}');\n\
+         CREATE TABLE out (id BIGINT) WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv');\n\
+         INSERT INTO slow SELECT id FROM src;\n\
+         INSERT INTO out SELECT id FROM src;\n",
+        rows - 1
+    )
+}
+
+fn running(j: &StreamJob) -> bool {
+    matches!(phase(j), Some(Phase::Running | Phase::Stable))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_that_falls_is_met_by_one_scale_down_after_the_delay_never_below_its_need() {
+    // The rate steps down at schedule time DROP (from the source's first start), after
+    // the step up is met; the schedule goes on across the blue-green rescale.
+    const DROP: i64 = 150;
+    const DELAY: f64 = 30.0;
+    let t = setup("as-down").await;
+    let rows = RATE * DROP + LOW * 210;
+    let rate = format!("'rows-per-second.schedule' = '0s:{RATE}, {DROP}s:{LOW}'");
+    let mut s = spec(&t, &load_sql(rows, &rate, 1, "s3://sluice/out"), "apply", "blue-green");
+    s["parallelism"] = json!(1);
+    s["autoscaler"]["scaleDownDelay"] = json!(format!("{DELAY}s"));
+    create(&t.api, job("clicks", s)).await.unwrap();
+    let mut tr = Trace::new();
+    let result = async {
+        tr.until(&t, "clicks", Duration::from_secs(120), "Running", |j, _| running(j)).await?;
+        // About the schedule's start (the source's first poll comes as the job runs).
+        let start = tr.now();
+        let drop = start + DROP as f64;
+        tr.until(&t, "clicks", Duration::from_secs(DROP as u64), "the step up", |_, tr| !tr.rescales.is_empty())
+            .await?;
+        let up = tr.rescales[0].clone();
+        if up.from != 1 || !(5..=8).contains(&up.to) {
+            bail!("the step up went {} → {}: {}", up.from, up.to, up.summary);
+        }
+        tr.until(&t, "clicks", Duration::from_secs(DROP as u64), "the step up running", |_, tr| {
+            tr.running_at(up.to).is_some()
+        })
+        .await?;
+        let up_running = tr.running_at(up.to).unwrap_or_default();
+        if up_running > drop - 10.0 {
+            bail!("the step up ran only {:.0} s after the start, too late for a drop at {DROP} s", up_running - start);
+        }
+        let down = tr
+            .until(&t, "clicks", Duration::from_secs(300), "the step down", |_, tr| tr.rescales.len() >= 2)
+            .await
+            .map(|_| tr.rescales[1].clone())?;
+        // Never below what the lower load needs: LOW rows/s at CAPACITY per subtask.
+        let need = (LOW as f64 / CAPACITY as f64).ceil() as i32;
+        if down.from != up.to || down.to >= up.to || down.to < need {
+            bail!("the step down went {} → {} (the load needs {need}): {}", down.from, down.to, down.summary);
+        }
+        // Justified for scaleDownDelay: the new load is first measured over 3
+        // samples, then held for the delay (a few seconds of slack for the start).
+        let after_drop = down.at - drop;
+        if after_drop < DELAY - 5.0 {
+            bail!("scaled down {after_drop:.0} s after the drop, before scaleDownDelay {DELAY} s");
+        }
+        tr.until(&t, "clicks", Duration::from_secs(120), "the step down running", |_, tr| {
+            tr.running_at(down.to).is_some()
+        })
+        .await?;
+        let down_running = tr.running_at(down.to).unwrap_or_default();
+        // No other change while the lower load lasts; it keeps up at the new parallelism.
+        tr.until(&t, "clicks", Duration::from_secs(300), "Finished", |j, tr| {
+            phase(j) == Some(Phase::Finished) || tr.now() > down_running + 60.0 || tr.rescales.len() > 2
+        })
+        .await?;
+        if tr.rescales.len() > 2 {
+            bail!("a third rescale: {:#?}", tr.rescales);
+        }
+        let lag_after = tr.peak_lag(down_running + 20.0);
+        eprintln!(
+            "step down: up {}→{} decided {:.0} s after the start, running at {:.0} s; the rate fell at {DROP} s; \
+             down {}→{} decided {after_drop:.0} s after the drop (scaleDownDelay {DELAY} s), running {:.0} s after it; \
+             peak lag from 20 s after: {lag_after}; cutover pauses (ms): {:?}; {}",
+            up.from,
+            up.to,
+            up.at - start,
+            up_running - start,
+            down.from,
+            down.to,
+            down_running - drop,
+            tr.pauses,
+            down.summary
+        );
+        if lag_after > 3 * LOW as u64 {
+            bail!("at {} the job does not keep up: lag {lag_after}", down.to);
+        }
+        t.finished_exactly_once("clicks", "s3://sluice/out", rows).await
+    }
+    .await;
+    eprintln!("rescales: {:#?}", tr.rescales);
+    t.check(result, "clicks").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_caught_up_in_about_catch_up_duration_then_scaled_down_once() {
+    // The blackhole holds LOW at 2 subtasks (0.7 utilization). Suspended for DOWN,
+    // the source owes LOW × the downtime on resume.
+    const CATCH_UP: f64 = 60.0;
+    const DOWN: u64 = 60;
+    let t = setup("as-backlog").await;
+    let rows = LOW * 480;
+    let rate = format!("'rows-per-second' = '{LOW}'");
+    let mut s = spec(&t, &load_sql(rows, &rate, 2, "s3://sluice/out"), "apply", "in-place");
+    s["parallelism"] = json!(1);
+    s["autoscaler"]["catchUpDuration"] = json!(format!("{CATCH_UP}s"));
+    s["autoscaler"]["scaleDownDelay"] = json!("60s");
+    create(&t.api, job("clicks", s)).await.unwrap();
+    let mut tr = Trace::new();
+    let result = async {
+        tr.until(&t, "clicks", Duration::from_secs(120), "Running", |j, _| running(j)).await?;
+        // The steady load is held: the autoscaler evaluates and changes nothing.
+        tr.until(&t, "clicks", Duration::from_secs(120), "an evaluation", |j, _| {
+            j.status.as_ref().and_then(|s| s.autoscaler.as_ref()).is_some_and(|a| !a.recommended.is_empty())
+        })
+        .await?;
+        if !tr.rescales.is_empty() {
+            bail!("a rescale at steady load: {:#?}", tr.rescales);
+        }
+        t.patch("clicks", json!({"spec": {"state": "suspended"}})).await?;
+        tr.until(&t, "clicks", Duration::from_secs(90), "Suspended", |j, _| phase(j) == Some(Phase::Suspended)).await?;
+        let suspended = tr.now();
+        tokio::time::sleep(Duration::from_secs(DOWN)).await;
+        t.patch("clicks", json!({"spec": {"state": "running"}})).await?;
+        let resumed = tr.now();
+        tr.until(&t, "clicks", Duration::from_secs(240), "the catch-up's scale-up", |_, tr| !tr.rescales.is_empty())
+            .await?;
+        let up = tr.rescales[0].clone();
+        if up.from != 2 || up.to <= 2 {
+            bail!("the catch-up went {} → {}: {}", up.from, up.to, up.summary);
+        }
+        tr.until(&t, "clicks", Duration::from_secs(120), "the scale-up running", |_, tr| {
+            tr.running_at(up.to).is_some()
+        })
+        .await?;
+        let up_running = tr.running_at(up.to).unwrap_or_default();
+        let peak = tr.peak_lag(resumed);
+        // Caught up: under a second of the rate behind.
+        tr.until(&t, "clicks", Duration::from_secs(300), "the catch-up", |_, tr| {
+            tr.lag_at_most(LOW as u64, up_running).is_some()
+        })
+        .await?;
+        let caught_up = tr.lag_at_most(LOW as u64, up_running).unwrap_or_default();
+        let clearance = caught_up - up_running;
+        let down = tr
+            .until(&t, "clicks", Duration::from_secs(300), "the scale-down", |_, tr| tr.rescales.len() >= 2)
+            .await
+            .map(|_| tr.rescales[1].clone())?;
+        if down.at < caught_up {
+            bail!("scaled down {:.0} s before the backlog was caught up: {}", caught_up - down.at, down.summary);
+        }
+        let need = (LOW as f64 / CAPACITY as f64).ceil() as i32;
+        if down.from != up.to || down.to >= up.to || down.to < need {
+            bail!("the scale-down went {} → {} (the load needs {need}): {}", down.from, down.to, down.summary);
+        }
+        tr.until(&t, "clicks", Duration::from_secs(120), "the scale-down running", |_, tr| {
+            tr.running_at(down.to).is_some()
+        })
+        .await?;
+        let down_running = tr.running_at(down.to).unwrap_or_default();
+        tr.until(&t, "clicks", Duration::from_secs(300), "Finished", |j, tr| {
+            phase(j) == Some(Phase::Finished) || tr.now() > down_running + 60.0 || tr.rescales.len() > 2
+        })
+        .await?;
+        if tr.rescales.len() > 2 {
+            bail!("a third rescale: {:#?}", tr.rescales);
+        }
+        eprintln!(
+            "backlog: suspended {:.0} s, peak lag {peak}; scale-up {}→{} decided \
+             {:.0} s after the resume, running {:.0} s after it; caught up {clearance:.0} s after it ran \
+             (catchUpDuration {CATCH_UP} s; {:.0} s after the resume); scale-down {}→{} decided {:.0} s after the \
+             catch-up; {}",
+            resumed - suspended,
+            up.from,
+            up.to,
+            up.at - resumed,
+            up_running - resumed,
+            caught_up - resumed,
+            down.from,
+            down.to,
+            down.at - caught_up,
+            up.summary
+        );
+        // The issue's figure is catchUpDuration ± 25%; asserted loosely on a shared
+        // machine (the report gives the measured figure).
+        if clearance > 2.0 * CATCH_UP {
+            bail!("the backlog took {clearance:.0} s to clear, catchUpDuration {CATCH_UP} s");
+        }
+        t.finished_exactly_once("clicks", "s3://sluice/out", rows).await
+    }
+    .await;
+    eprintln!("rescales: {:#?}", tr.rescales);
+    t.check(result, "clicks").await;
 }
