@@ -368,7 +368,7 @@ async fn a_load_that_falls_is_met_by_one_scale_down_after_the_delay_never_below_
         t.finished_exactly_once("clicks", "s3://sluice/out", rows).await
     }
     .await;
-    eprintln!("rescales: {:#?}", tr.rescales);
+    eprintln!("rescales: {:#?}\n{}", tr.rescales, tr.timeline());
     t.check(result, "clicks").await;
 }
 
@@ -376,13 +376,18 @@ async fn a_load_that_falls_is_met_by_one_scale_down_after_the_delay_never_below_
 async fn a_backlog_is_caught_up_in_about_catch_up_duration_then_scaled_down_once() {
     // The blackhole holds LOW at 2 subtasks (0.7 utilization). Suspended for DOWN,
     // the source owes LOW × the downtime on resume.
-    const CATCH_UP: f64 = 60.0;
-    const DOWN: u64 = 60;
+    // A backlog that a scale-up to well above the steady need clears: then the steady
+    // load at that parallelism is below the utilization boundary (a scale-down).
+    const CATCH_UP: f64 = 30.0;
+    const DOWN: u64 = 75;
     let t = setup("as-backlog").await;
-    let rows = LOW * 480;
+    let rows = LOW * 420;
     let rate = format!("'rows-per-second' = '{LOW}'");
     let mut s = spec(&t, &load_sql(rows, &rate, 2, "s3://sluice/out"), "apply", "in-place");
     s["parallelism"] = json!(1);
+    // The workers are sized by `spec.parallelism` (1) before the autoscaler decides:
+    // two slots in the one worker for the blackhole's two subtasks.
+    s["slotsPerWorker"] = json!(2);
     s["autoscaler"]["catchUpDuration"] = json!(format!("{CATCH_UP}s"));
     s["autoscaler"]["scaleDownDelay"] = json!("60s");
     create(&t.api, job("clicks", s)).await.unwrap();
@@ -469,6 +474,6 @@ async fn a_backlog_is_caught_up_in_about_catch_up_duration_then_scaled_down_once
         t.finished_exactly_once("clicks", "s3://sluice/out", rows).await
     }
     .await;
-    eprintln!("rescales: {:#?}", tr.rescales);
+    eprintln!("rescales: {:#?}\n{}", tr.rescales, tr.timeline());
     t.check(result, "clicks").await;
 }

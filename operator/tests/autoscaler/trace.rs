@@ -81,8 +81,13 @@ impl Trace {
             self.cutover = Some(c.finished.clone());
             self.pauses.push(c.pause);
         }
+        // A coordinator that is gone (suspended, mid-upgrade) may not answer at all.
         let (lag, slow) = match &st.ui {
-            Some(ui) => metrics(t, &ui.proxy_path).await.unwrap_or((None, None)),
+            Some(ui) => tokio::time::timeout(Duration::from_secs(3), metrics(t, &ui.proxy_path))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or((None, None)),
             None => (None, None),
         };
         self.points.push(Point { at: self.now(), lag, slow });
@@ -120,6 +125,19 @@ impl Trace {
     /// The first time the engine ran the throttled sink at `p`.
     pub fn running_at(&self, p: i32) -> Option<f64> {
         self.points.iter().find(|x| x.slow == Some(p as usize)).map(|x| x.at)
+    }
+
+    /// The lag and the throttled sink's parallelism about every 10 s, to print.
+    pub fn timeline(&self) -> String {
+        let mut out = String::from("t(s) lag p");
+        let mut next = 0.0;
+        for p in &self.points {
+            if p.at >= next {
+                out.push_str(&format!("\n{:.0} {:?} {:?}", p.at, p.lag, p.slow));
+                next = p.at + 10.0;
+            }
+        }
+        out
     }
 
     /// The largest lag at or after `from`.
