@@ -36,6 +36,8 @@ pub struct Trace {
     pub rescales: Vec<Rescale>,
     /// Each blue-green cutover's pause (ms), as `status.lastCutover` reports it.
     pub pauses: Vec<Option<i64>>,
+    /// Each change of `status.autoscaler.waiting` (why it decides nothing yet).
+    pub waiting: Vec<(f64, String)>,
     decided: Option<String>,
     cutover: Option<String>,
 }
@@ -47,6 +49,7 @@ impl Trace {
             points: Vec::new(),
             rescales: Vec::new(),
             pauses: Vec::new(),
+            waiting: Vec::new(),
             decided: None,
             cutover: None,
         }
@@ -74,6 +77,10 @@ impl Trace {
                 let at = d.time.parse::<jiff::Timestamp>().map_or(self.now(), |t| self.since_t0(t.as_second()));
                 self.rescales.push(Rescale { at, from: v.parallelism, to: v.decided, summary: d.summary.clone() });
             }
+        }
+        let waiting = st.autoscaler.as_ref().and_then(|a| a.waiting.clone()).unwrap_or_default();
+        if self.waiting.last().map(|w| &w.1) != Some(&waiting) {
+            self.waiting.push((self.now(), waiting));
         }
         if let Some(c) = &st.last_cutover
             && self.cutover.as_ref() != Some(&c.finished)
@@ -136,6 +143,10 @@ impl Trace {
                 out.push_str(&format!("\n{:.0} {:?} {:?}", p.at, p.lag, p.slow));
                 next = p.at + 10.0;
             }
+        }
+        out.push_str("\nt(s) status.autoscaler.waiting");
+        for (at, w) in &self.waiting {
+            out.push_str(&format!("\n{at:.0} {w}"));
         }
         out
     }
