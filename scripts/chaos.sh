@@ -20,6 +20,8 @@ features="${TEST_FEATURES:-sluice-storage/s3-tests,sluice-connectors/s3-tests,sl
 SLUICE_CHAOS=full SLUICE_CHAOS_REPORT="$PWD/$lines" \
   cargo test --workspace --features "$features" --test chaos --test chaos_storage --test upgrade_chaos \
   -- --test-threads=1 || status=$?
+# The autoscaler's load tests (a step down, a backlog): minutes each, on quiet cores.
+cargo test --workspace --features "$features" --test autoscaler -- --ignored --test-threads=1 || status=$?
 python3 - "$lines" "$out/chaos.md" "$(( $(date +%s) - started ))" "$status" <<'PY'
 import json, sys, datetime, os
 lines, report, secs, status = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
