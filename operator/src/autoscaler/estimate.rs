@@ -79,7 +79,12 @@ pub fn estimate(top: &Topology, samples: &[MetricSample], s: &Settings) -> Estim
     }
     let intervals = intervals(top, samples);
     let segment = latest_load(&intervals);
-    if segment.len() < MIN_INTERVALS {
+    // A load that holds over the whole window, as the check above counts one (up to
+    // an interval short), is measured, however few intervals that window holds: the
+    // controller samples 10 s after its last reconcile ended, so samples are 11-12 s
+    // apart on a busy machine and a 30 s window keeps 2 intervals, never 3.
+    let span = last.time - segment.first().map_or(last.time, |i| i.start);
+    if segment.len() < MIN_INTERVALS && span + s.sample_interval < s.metrics_window {
         let at = segment.first().map_or(last.time, |i| i.start);
         return Estimate::NotYet(format!(
             "the load changed at {at}; waiting for {MIN_INTERVALS} samples of the new load (have {})",
@@ -192,4 +197,93 @@ fn median(v: &[f64]) -> Option<f64> {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     Some(s[s.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autoscaler::{VertexInfo, record};
+    use crate::crd::{AutoscalerSpec, AutoscalerStatus, VertexSample};
+
+    fn topology() -> Topology {
+        let vertex = |id: usize, uid: &str, inputs: Vec<usize>| VertexInfo {
+            id,
+            uid: uid.into(),
+            name: uid.into(),
+            parallelism: 1,
+            inputs,
+            keyed: false,
+            splits: None,
+            single: false,
+        };
+        Topology { vertices: vec![vertex(0, "src", vec![]), vertex(1, "sink", vec![0])], max_parallelism: 128 }
+    }
+
+    /// A source held back to 500 records/s by a busy sink while `demand(t)` records
+    /// per second arrive: its lag grows by the difference.
+    fn sample(t: i64, read: u64, lag: u64) -> MetricSample {
+        let v = |uid: &str, busy, records_in, records_out, lag| VertexSample {
+            uid: String::from(uid),
+            parallelism: 1,
+            busy,
+            backpressured: 0.0,
+            records_in,
+            records_out,
+            lag,
+        };
+        MetricSample { time: t, vertices: vec![v("src", 5.0, 0, read, Some(lag)), v("sink", 1000.0, read, 0, None)] }
+    }
+
+    /// Records samples at `times` (the first at 0) of a load of `demand(t)` records/s
+    /// read at 500/s, and estimates after the last.
+    fn run(s: &Settings, times: &[i64], demand: impl Fn(i64) -> f64) -> Estimate {
+        let mut status = AutoscalerStatus::default();
+        let (mut read, mut lag) = (0.0, 0.0);
+        let mut prev = 0;
+        for &t in times {
+            let dt = (t - prev) as f64;
+            read += 500.0 * dt;
+            lag += (demand(t) - 500.0) * dt;
+            prev = t;
+            record(&mut status, s, "1/0", sample(1_000_000 + t, read as u64, lag as u64));
+        }
+        estimate(&topology(), &status.history, s)
+    }
+
+    fn settings() -> Settings {
+        let mut s = Settings::new(&AutoscalerSpec { enabled: true, ..Default::default() });
+        (s.metrics_window, s.stabilization) = (30, 0);
+        s
+    }
+
+    #[test]
+    fn a_steady_load_sampled_a_little_late_is_estimated_once_the_window_is_covered() {
+        let s = settings();
+        // The controller samples every 10 s after its last reconcile ended: 11-12 s apart
+        // on a busy machine, so a 30 s window holds 3 samples, 2 intervals.
+        let late = [0, 11, 23, 34, 45, 57, 68];
+        for n in 4..=late.len() {
+            let e = run(&s, &late[..n], |_| 1750.0);
+            let Estimate::Ready { figures, .. } = &e else { panic!("{n} samples: {e:?}") };
+            // The demand, and the lag's catch-up over catchUpDuration.
+            let catch_up = figures[0].lag.unwrap_or_default() as f64 / s.catch_up as f64;
+            assert!((figures[0].target_rate - catch_up - 1750.0).abs() < 2.0, "{figures:?}");
+        }
+        // Before the window is covered, it still waits.
+        assert!(matches!(run(&s, &late[..2], |_| 1750.0), Estimate::NotYet(w) if w.starts_with("collecting")));
+        // On time, as before: 3 intervals.
+        assert!(matches!(run(&s, &[0, 10, 20, 30, 40], |_| 1750.0), Estimate::Ready { .. }));
+    }
+
+    #[test]
+    fn a_change_of_load_inside_the_window_still_waits_for_samples_of_the_new_load() {
+        let s = settings();
+        // The demand steps from 1750/s to 700/s (ratio 2.5 > CHANGE_FACTOR) for the last interval.
+        let late = [0, 11, 23, 34, 45];
+        let e = run(&s, &late, |t| if t > 34 { 700.0 } else { 1750.0 });
+        assert!(
+            matches!(&e, Estimate::NotYet(w) if w == "the load changed at 1000034; waiting for 3 samples of the new load (have 1)"),
+            "{e:?}"
+        );
+    }
 }
