@@ -98,13 +98,15 @@ async fn a_step_up_is_met_by_one_rescale_and_the_output_stays_exactly_once() {
     let t = setup("as-step").await;
     let rows = 150 * RATE;
     create(&t.api, job("clicks", spec(&t, &sql(rows, RATE, "s3://sluice/out"), "apply", "blue-green"))).await.unwrap();
+    let mut tr = Trace::new();
     let result = async {
         wait_object(&t.api, "clicks", Duration::from_secs(120), "Stable", |j| phase(j) == Some(Phase::Stable)).await?;
         let running = Instant::now();
-        let decided = wait_object(&t.api, "clicks", Duration::from_secs(90), "a decision", |j| {
-            decision(j).is_some_and(|d| d.0 == "scaled")
-        })
-        .await?;
+        let decided = tr
+            .until(&t, "clicks", Duration::from_secs(90), "a decision", |j, _| {
+                decision(j).is_some_and(|d| d.0 == "scaled")
+            })
+            .await?;
         let latency = running.elapsed();
         let (from, to) = sink_parallelism(&decided).unwrap_or_default();
         let summary = decided.status.as_ref().and_then(|s| s.autoscaler.as_ref()?.last_decision.clone());
@@ -141,6 +143,7 @@ async fn a_step_up_is_met_by_one_rescale_and_the_output_stays_exactly_once() {
         t.finished_exactly_once("clicks", "s3://sluice/out", rows).await
     }
     .await;
+    eprintln!("{}\n{}", tr.timeline(), tr.intervals());
     t.check(result, "clicks").await;
 }
 
@@ -369,7 +372,7 @@ async fn a_load_that_falls_is_met_by_one_scale_down_after_the_delay_never_below_
         t.finished_exactly_once("clicks", "s3://sluice/out", rows).await
     }
     .await;
-    eprintln!("rescales: {:#?}\n{}", tr.rescales, tr.timeline());
+    eprintln!("rescales: {:#?}\n{}\n{}", tr.rescales, tr.timeline(), tr.intervals());
     t.check(result, "clicks").await;
 }
 
@@ -476,6 +479,6 @@ async fn a_backlog_is_caught_up_in_about_catch_up_duration_then_scaled_down_once
         t.finished_exactly_once("clicks", "s3://sluice/out", rows).await
     }
     .await;
-    eprintln!("rescales: {:#?}\n{}", tr.rescales, tr.timeline());
+    eprintln!("rescales: {:#?}\n{}\n{}", tr.rescales, tr.timeline(), tr.intervals());
     t.check(result, "clicks").await;
 }

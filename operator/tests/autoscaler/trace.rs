@@ -2,12 +2,14 @@
 //! rescales it decides (from `status.autoscaler.lastDecision`), each blue-green
 //! cutover's pause, and from `GET /v1/job/metrics` (through the API server's proxy
 //! to the active coordinator) its source's lag and the parallelism the throttled
-//! sink runs at. Times are seconds since the trace began.
+//! sink runs at; and the autoscaler's own metric samples (`status.autoscaler`),
+//! printed per interval as it reckons them (the sources' demand, each vertex's
+//! rates, busy time and lag). Times are seconds since the trace began.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
-use sluice_operator::crd::StreamJob;
+use sluice_operator::crd::{MetricSample, StreamJob};
 
 use crate::common::Setup;
 
@@ -38,6 +40,8 @@ pub struct Trace {
     pub pauses: Vec<Option<i64>>,
     /// Each change of `status.autoscaler.waiting` (why it decides nothing yet).
     pub waiting: Vec<(f64, String)>,
+    /// The autoscaler's metric samples (`status.autoscaler.samples`), each once.
+    pub samples: Vec<MetricSample>,
     decided: Option<String>,
     cutover: Option<String>,
 }
@@ -50,6 +54,7 @@ impl Trace {
             rescales: Vec::new(),
             pauses: Vec::new(),
             waiting: Vec::new(),
+            samples: Vec::new(),
             decided: None,
             cutover: None,
         }
@@ -76,6 +81,11 @@ impl Trace {
             if let Some(v) = d.vertices.iter().find(|v| v.name.contains("slow") && v.decided != v.parallelism) {
                 let at = d.time.parse::<jiff::Timestamp>().map_or(self.now(), |t| self.since_t0(t.as_second()));
                 self.rescales.push(Rescale { at, from: v.parallelism, to: v.decided, summary: d.summary.clone() });
+            }
+        }
+        for m in st.autoscaler.iter().flat_map(|a| &a.history) {
+            if self.samples.last().is_none_or(|l| l.time < m.time) {
+                self.samples.push(m.clone());
             }
         }
         let waiting = st.autoscaler.as_ref().and_then(|a| a.waiting.clone()).unwrap_or_default();
@@ -147,6 +157,31 @@ impl Trace {
         out.push_str("\nt(s) status.autoscaler.waiting");
         for (at, w) in &self.waiting {
             out.push_str(&format!("\n{at:.0} {w}"));
+        }
+        out
+    }
+
+    /// Per interval between the autoscaler's samples: the sources' demand as it
+    /// reckons it (records read plus lag growth, per second) and each vertex's
+    /// rate, busy ms/s and lag, to print.
+    pub fn intervals(&self) -> String {
+        let mut out = String::from("t(s) dt demand/s | per vertex: uid p in/s out/s busy lag");
+        for w in self.samples.windows(2) {
+            let (a, b) = (&w[0], &w[1]);
+            let dt = (b.time - a.time).max(1) as f64;
+            let mut demand = 0.0;
+            let mut cols = String::new();
+            for y in &b.vertices {
+                let Some(x) = a.vertices.iter().find(|x| x.uid == y.uid) else { continue };
+                let rin = y.records_in.saturating_sub(x.records_in) as f64 / dt;
+                let rout = y.records_out.saturating_sub(x.records_out) as f64 / dt;
+                if let (Some(la), Some(lb)) = (x.lag, y.lag) {
+                    demand += rout + (lb as f64 - la as f64) / dt;
+                }
+                let uid: String = y.uid.chars().take(6).collect();
+                cols.push_str(&format!(" | {uid} {} {rin:.0} {rout:.0} {:.0} {:?}", y.parallelism, y.busy, y.lag));
+            }
+            out.push_str(&format!("\n{:.0} {dt:.0} {demand:.0}{cols}", self.since_t0(b.time)));
         }
         out
     }
