@@ -40,8 +40,9 @@ pub struct Trace {
     pub pauses: Vec<Option<i64>>,
     /// Each change of `status.autoscaler.waiting` (why it decides nothing yet).
     pub waiting: Vec<(f64, String)>,
-    /// The autoscaler's metric samples (`status.autoscaler.samples`), each once.
-    pub samples: Vec<MetricSample>,
+    /// The autoscaler's metric samples (`status.autoscaler.samples`), each once,
+    /// with the run they belong to (`status.autoscaler.run`).
+    pub samples: Vec<(String, MetricSample)>,
     decided: Option<String>,
     cutover: Option<String>,
 }
@@ -83,9 +84,11 @@ impl Trace {
                 self.rescales.push(Rescale { at, from: v.parallelism, to: v.decided, summary: d.summary.clone() });
             }
         }
-        for m in st.autoscaler.iter().flat_map(|a| &a.history) {
-            if self.samples.last().is_none_or(|l| l.time < m.time) {
-                self.samples.push(m.clone());
+        if let Some(a) = &st.autoscaler {
+            for m in &a.history {
+                if self.samples.last().is_none_or(|l| l.1.time < m.time) {
+                    self.samples.push((a.run.clone(), m.clone()));
+                }
             }
         }
         let waiting = st.autoscaler.as_ref().and_then(|a| a.waiting.clone()).unwrap_or_default();
@@ -163,11 +166,16 @@ impl Trace {
 
     /// Per interval between the autoscaler's samples: the sources' demand as it
     /// reckons it (records read plus lag growth, per second) and each vertex's
-    /// rate, busy ms/s and lag, to print.
+    /// rate, busy ms/s and lag, to print. Counters start over with each run (a
+    /// rescale, a resume), so no interval spans two.
     pub fn intervals(&self) -> String {
         let mut out = String::from("t(s) dt demand/s | per vertex: uid p in/s out/s busy lag");
         for w in self.samples.windows(2) {
-            let (a, b) = (&w[0], &w[1]);
+            let ((ra, a), (rb, b)) = (&w[0], &w[1]);
+            if ra != rb {
+                out.push_str(&format!("\n{:.0} run {rb}", self.since_t0(b.time)));
+                continue;
+            }
             let dt = (b.time - a.time).max(1) as f64;
             let mut demand = 0.0;
             let mut cols = String::new();
