@@ -472,8 +472,10 @@ async fn a_backlog_is_caught_up_in_about_catch_up_duration_then_scaled_down_once
             up.summary
         );
         // The figure is catchUpDuration ± 25%; asserted loosely on a shared
-        // machine (the report gives the measured figure).
-        if clearance > 2.0 * CATCH_UP {
+        // machine (the report gives the measured figure), but tight enough below to
+        // catch Flink's sizing of the catch-up at the target utilization, which
+        // cleared it in 0.53 × catchUpDuration here (2 → 7 subtasks, not 5).
+        if !(0.6 * CATCH_UP..=2.0 * CATCH_UP).contains(&clearance) {
             bail!("the backlog took {clearance:.0} s to clear, catchUpDuration {CATCH_UP} s");
         }
         t.finished_exactly_once("clicks", "s3://sluice/out", rows).await
