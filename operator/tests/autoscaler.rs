@@ -338,19 +338,8 @@ async fn a_load_that_falls_is_met_by_one_scale_down_after_the_delay_never_below_
         if after_drop < DELAY - 5.0 {
             bail!("scaled down {after_drop:.0} s after the drop, before scaleDownDelay {DELAY} s");
         }
-        tr.until(&t, "clicks", Duration::from_secs(120), "the step down running", |_, tr| {
-            tr.running_at(down.to).is_some()
-        })
-        .await?;
-        let down_running = tr.running_at(down.to).unwrap_or_default();
         // No other change while the lower load lasts; it keeps up at the new parallelism.
-        tr.until(&t, "clicks", Duration::from_secs(300), "Finished", |j, tr| {
-            phase(j) == Some(Phase::Finished) || tr.now() > down_running + 60.0 || tr.rescales.len() > 2
-        })
-        .await?;
-        if tr.rescales.len() > 2 {
-            bail!("a third rescale: {:#?}", tr.rescales);
-        }
+        let down_running = tr.settled_at(&t, "clicks", down.to, "the step down running").await?;
         let lag_after = tr.peak_lag(down_running + 20.0);
         eprintln!(
             "step down: up {}→{} decided {:.0} s after the start, running at {:.0} s; the rate fell at {DROP} s; \
@@ -443,18 +432,7 @@ async fn a_backlog_is_caught_up_in_about_catch_up_duration_then_scaled_down_once
         if down.from != up.to || down.to >= up.to || down.to < need {
             bail!("the scale-down went {} → {} (the load needs {need}): {}", down.from, down.to, down.summary);
         }
-        tr.until(&t, "clicks", Duration::from_secs(120), "the scale-down running", |_, tr| {
-            tr.running_at(down.to).is_some()
-        })
-        .await?;
-        let down_running = tr.running_at(down.to).unwrap_or_default();
-        tr.until(&t, "clicks", Duration::from_secs(300), "Finished", |j, tr| {
-            phase(j) == Some(Phase::Finished) || tr.now() > down_running + 60.0 || tr.rescales.len() > 2
-        })
-        .await?;
-        if tr.rescales.len() > 2 {
-            bail!("a third rescale: {:#?}", tr.rescales);
-        }
+        tr.settled_at(&t, "clicks", down.to, "the scale-down running").await?;
         eprintln!(
             "backlog: suspended {:.0} s, peak lag {peak}; scale-up {}→{} decided \
              {:.0} s after the resume, running {:.0} s after it; caught up {clearance:.0} s after it ran \

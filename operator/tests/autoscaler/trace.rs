@@ -147,6 +147,23 @@ impl Trace {
         self.points.iter().find(|x| x.slow == Some(p as usize)).map(|x| x.at)
     }
 
+    /// After a scale-down to `p`: waits until the engine runs it, then for a minute
+    /// (or the job's end) in which nothing else changes. Returns when it ran.
+    pub async fn settled_at(&mut self, t: &Setup, name: &str, p: i32, what: &str) -> Result<f64> {
+        self.until(t, name, Duration::from_secs(120), what, |_, tr| tr.running_at(p).is_some()).await?;
+        let running = self.running_at(p).unwrap_or_default();
+        self.until(t, name, Duration::from_secs(300), "Finished", |j, tr| {
+            crate::common::phase(j) == Some(sluice_operator::crd::Phase::Finished)
+                || tr.now() > running + 60.0
+                || tr.rescales.len() > 2
+        })
+        .await?;
+        if self.rescales.len() > 2 {
+            bail!("a third rescale: {:#?}", self.rescales);
+        }
+        Ok(running)
+    }
+
     /// The lag and the throttled sink's parallelism about every 10 s, to print.
     pub fn timeline(&self) -> String {
         let mut out = String::from("t(s) lag p");
