@@ -76,17 +76,16 @@ pub fn readiness(checked: &Checked, slots: usize, workers: usize, needed: usize,
         Ok((location, bytes)) => (location.clone(), *bytes),
         Err(_) => (None, 0),
     };
-    let (ready, message) = match checked {
-        Err(e) => (false, format!("cannot be activated: {e}")),
-        Ok(_) if slots < needed => {
+    let (ready, message) = match (checked, warm) {
+        (Err(e), _) => (false, format!("cannot be activated: {e}")),
+        (Ok(_), _) if slots < needed => {
             (false, format!("waiting for workers: {slots} of {needed} slots ({workers} workers registered)"))
         }
-        Ok((Some(l), _)) if matches!(warm, Warm::Pending { .. }) => {
-            let Warm::Pending { done, of } = warm else { unreachable!("matched above") };
+        (Ok((Some(l), _)), Warm::Pending { done, of }) => {
             (false, format!("prefetching the state of {l}: {done} of {of} workers done"))
         }
-        Ok((Some(l), _)) => (true, format!("ready: {workers} workers, {slots} slots; checked {l}")),
-        Ok((None, _)) => (true, format!("ready: {workers} workers, {slots} slots; no snapshot, it starts empty")),
+        (Ok((Some(l), _)), _) => (true, format!("ready: {workers} workers, {slots} slots; checked {l}")),
+        (Ok((None, _)), _) => (true, format!("ready: {workers} workers, {slots} slots; no snapshot, it starts empty")),
     };
     Standby { ready, preloaded, preloaded_bytes, message }
 }
