@@ -90,7 +90,7 @@ impl SubtaskMetrics {
             return;
         }
         self.records_in.fetch_add(rows, Ordering::Relaxed);
-        let now = unix_ms();
+        let now = crate::job::now_ms();
         self.saw_records_at(now, now);
     }
 
@@ -143,11 +143,6 @@ fn known(v: u64) -> Option<u64> {
 /// A time that is 0 when there is none.
 fn known_time(v: u64) -> Option<u64> {
     (v != 0).then_some(v)
-}
-
-/// Now, in unix milliseconds.
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The value a gauge of [`known`] stores.

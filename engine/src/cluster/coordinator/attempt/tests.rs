@@ -293,10 +293,10 @@ fn records_taken_in_stamp_the_first_and_last_record_times() {
     let m = crate::metrics::SubtaskMetrics::new(0, 0);
     m.took_in(0);
     assert_eq!(m.snapshot().first_record_ms, None, "an empty batch is no record");
-    let before = crate::metrics::unix_ms();
+    let before = crate::job::now_ms();
     m.took_in(3);
     let first = m.snapshot().first_record_ms.unwrap();
-    assert!(first >= before && first <= crate::metrics::unix_ms());
+    assert!(first >= before && first <= crate::job::now_ms());
     m.saw_records_at(first + 5_000, first + 5_000);
     let s = m.snapshot();
     assert_eq!((s.records_in, s.first_record_ms, s.last_record_ms), (3, Some(first), Some(first + 5_000)));
