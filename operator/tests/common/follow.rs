@@ -8,9 +8,17 @@ use kube::Api;
 use kube::api::ListParams;
 use sluice_e2e::testenv;
 
-/// Records taken by the sink named `sink` (`Sink: <sink>` in a vertex name), straight
-/// from a coordinator pod.
-pub async fn sink_records(pod: &Pod, sink: &str) -> Option<u64> {
+/// What the sink named `sink` (`Sink: <sink>` in a vertex name) took in this run,
+/// straight from a coordinator pod's `GET /v1/job/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SinkFigures {
+    pub records: u64,
+    /// `firstRecordAt` and `lastRecordAt`, in unix ms.
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
+}
+
+pub async fn sink_figures(pod: &Pod, sink: &str) -> Option<SinkFigures> {
     let ip = testenv::pod_ip(pod)?;
     let (code, body) = testenv::http_get(ip, 8081, "/v1/job/metrics").await.ok()?;
     if code != 200 {
@@ -18,13 +26,19 @@ pub async fn sink_records(pod: &Pod, sink: &str) -> Option<u64> {
     }
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     let label = format!("Sink: {sink}");
-    let n = v["vertices"]
-        .as_array()?
-        .iter()
-        .filter(|x| x["name"].as_str().is_some_and(|n| n.contains(&label)))
-        .map(|x| x["recordsIn"].as_u64().unwrap_or(0).max(x["recordsOut"].as_u64().unwrap_or(0)))
-        .sum();
-    Some(n)
+    let sinks: Vec<&serde_json::Value> =
+        v["vertices"].as_array()?.iter().filter(|x| x["name"].as_str().is_some_and(|n| n.contains(&label))).collect();
+    let ms = |x: &serde_json::Value, k: &str| {
+        x[k].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()).map(|t| t.as_millisecond())
+    };
+    Some(SinkFigures {
+        records: sinks
+            .iter()
+            .map(|x| x["recordsIn"].as_u64().unwrap_or(0).max(x["recordsOut"].as_u64().unwrap_or(0)))
+            .sum(),
+        first_ms: sinks.iter().filter_map(|x| ms(x, "firstRecordAt")).min(),
+        last_ms: sinks.iter().filter_map(|x| ms(x, "lastRecordAt")).max(),
+    })
 }
 
 /// The running coordinator pod of one color (`instance`: `<job>` or `<job>-green`).
@@ -37,26 +51,6 @@ pub async fn coordinator(pods: &Api<Pod>, instance: &str) -> Option<Pod> {
         .await
         .ok()?;
     l.items.into_iter().find(|p| p.metadata.deletion_timestamp.is_none() && testenv::pod_ip(p).is_some())
-}
-
-/// When the sink named `sink` first and last took a record in this run
-/// (`firstRecordAt`, `lastRecordAt`, unix ms), straight from a coordinator pod.
-pub async fn sink_record_times(pod: &Pod, sink: &str) -> (Option<i64>, Option<i64>) {
-    let Some(ip) = testenv::pod_ip(pod) else { return (None, None) };
-    let Ok((200, body)) = testenv::http_get(ip, 8081, "/v1/job/metrics").await else { return (None, None) };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else { return (None, None) };
-    let label = format!("Sink: {sink}");
-    let sinks: Vec<&serde_json::Value> = v["vertices"]
-        .as_array()
-        .map(|a| a.iter().filter(|x| x["name"].as_str().is_some_and(|n| n.contains(&label))).collect())
-        .unwrap_or_default();
-    let ms = |x: &serde_json::Value, k: &str| {
-        x[k].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()).map(|t| t.as_millisecond())
-    };
-    (
-        sinks.iter().filter_map(|x| ms(x, "firstRecordAt")).min(),
-        sinks.iter().filter_map(|x| ms(x, "lastRecordAt")).max(),
-    )
 }
 
 /// The output pause of a redeploy, in seconds.
@@ -75,34 +69,32 @@ pub struct Pause {
 /// coordinator pod of `new_instance` whose sink takes a record, from now on.
 pub async fn pause(pods: &Api<Pod>, old: &Pod, new_instance: &str, sink: &str, timeout: Duration) -> Pause {
     let old_name = old.metadata.name.clone().unwrap_or_default();
-    let mut last_old = sink_records(old, sink).await.unwrap_or(0);
+    let mut last_old = sink_figures(old, sink).await.unwrap_or_default().records;
     let mut last_old_at = Instant::now();
     let mut last_old_ms = None;
     let deadline = Instant::now() + timeout;
     let (first_new_at, new) = loop {
         assert!(Instant::now() < deadline, "the new deployment's sink took nothing within {timeout:?}");
-        if let Some(n) = sink_records(old, sink).await
-            && n > last_old
-        {
-            last_old = n;
-            last_old_at = Instant::now();
-        }
-        if let (_, Some(t)) = sink_record_times(old, sink).await {
-            last_old_ms = Some(t);
+        if let Some(f) = sink_figures(old, sink).await {
+            if f.records > last_old {
+                last_old = f.records;
+                last_old_at = Instant::now();
+            }
+            last_old_ms = f.last_ms.or(last_old_ms);
         }
         if let Some(p) = coordinator(pods, new_instance).await
             && p.metadata.name.as_deref() != Some(old_name.as_str())
-            && sink_records(&p, sink).await.unwrap_or(0) > 0
+            && sink_figures(&p, sink).await.is_some_and(|f| f.records > 0)
         {
             break (Instant::now(), p);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     // The old pod's last report may come with its end: read it once more if it is up.
-    if let (_, Some(t)) = sink_record_times(old, sink).await {
+    if let Some(t) = sink_figures(old, sink).await.and_then(|f| f.last_ms) {
         last_old_ms = Some(t);
     }
-    let first_new_ms = sink_record_times(&new, sink).await.0;
+    let first_new_ms = sink_figures(&new, sink).await.and_then(|f| f.first_ms);
     Pause {
         exact: last_old_ms.zip(first_new_ms).map(|(l, f)| (f - l) as f64 / 1000.0),
         polled: first_new_at.duration_since(last_old_at).as_secs_f64(),
