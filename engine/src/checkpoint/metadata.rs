@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::SnapshotError;
-use crate::operators::KeyGroupWriters;
+use crate::state::codec::Writer;
 
 /// The snapshot format this engine writes. It reads this one and the previous
 /// one, and refuses newer ones.
@@ -153,17 +153,13 @@ pub struct SubtaskSnapshot {
 }
 
 impl SubtaskSnapshot {
-    pub fn add_keyed(&mut self, operator: usize, writers: KeyGroupWriters) {
+    /// Adds the non-empty buffers of an operator's keyed state, trimmed to
+    /// their length (a buffer grown by doubling can hold twice what it holds).
+    pub fn add_keyed(&mut self, operator: usize, writers: impl IntoIterator<Item = (u32, Writer)>) {
         self.add(writers, |key_group| SectionKind::Keyed { operator, key_group });
     }
 
-    pub fn add_entries(&mut self, operator: usize, writers: KeyGroupWriters) {
-        self.add(writers, |key_group| SectionKind::Entries { operator, key_group });
-    }
-
-    /// Adds the non-empty buffers, trimmed to their length (a buffer grown by
-    /// doubling can hold twice what it holds).
-    fn add(&mut self, writers: KeyGroupWriters, kind: impl Fn(u32) -> SectionKind) {
+    fn add(&mut self, writers: impl IntoIterator<Item = (u32, Writer)>, kind: impl Fn(u32) -> SectionKind) {
         for (key_group, w) in writers {
             let mut buf = w.buf;
             if !buf.is_empty() {
@@ -175,28 +171,6 @@ impl SubtaskSnapshot {
 
     pub fn is_empty(&self) -> bool {
         self.sections.is_empty()
-    }
-
-    /// The section index of the file the sections are written to, in order.
-    pub fn index(&self) -> Vec<Section> {
-        let mut offset = 0;
-        let mut index = Vec::with_capacity(self.sections.len());
-        for (kind, data) in &self.sections {
-            index.push(Section { kind: kind.clone(), offset, len: data.len() as u64, file: None });
-            offset += data.len() as u64;
-        }
-        index
-    }
-
-    /// The file's bytes and the section index.
-    pub fn encode(&self) -> (Vec<u8>, Vec<Section>) {
-        let mut bytes = Vec::with_capacity(self.sections.iter().map(|s| s.1.len()).sum());
-        let mut index = Vec::with_capacity(self.sections.len());
-        for (kind, data) in &self.sections {
-            index.push(Section { kind: kind.clone(), offset: bytes.len() as u64, len: data.len() as u64, file: None });
-            bytes.extend_from_slice(data);
-        }
-        (bytes, index)
     }
 }
 
@@ -262,24 +236,6 @@ impl Metadata {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::codec::Writer;
-
-    #[test]
-    fn sections_index_their_bytes() {
-        let mut s = SubtaskSnapshot::default();
-        let mut w = KeyGroupWriters::new();
-        let mut a = Writer::new();
-        a.u32(1);
-        w.insert(5, a);
-        w.insert(6, Writer::new());
-        s.add_keyed(0, w);
-        s.sections.push((SectionKind::Split, b"split".to_vec()));
-        let (bytes, index) = s.encode();
-        assert_eq!(index.len(), 2, "empty key groups are not written");
-        let kind = SectionKind::Keyed { operator: 0, key_group: 5 };
-        assert_eq!(index[0], Section { kind, offset: 0, len: 4, file: None });
-        assert_eq!(&bytes[index[1].offset as usize..][..index[1].len as usize], b"split");
-    }
 
     fn manifest(format_version: u32) -> Metadata {
         Metadata {

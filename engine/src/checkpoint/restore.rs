@@ -7,7 +7,6 @@
 //! operator and key group, base first, before the operator reads it, so
 //! operators restore from either form alike.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::coordinator::VertexMeta;
@@ -102,27 +101,28 @@ fn has_keyed_state(old: &VertexState, index: usize) -> bool {
     })
 }
 
-/// Keyed state for one subtask: (operator index in the chain, key group, bytes).
-pub type KeyedState<'a> = Vec<(usize, u32, Cow<'a, [u8]>)>;
-
 /// A sink's restored committables and writer states.
 pub struct SinkRestore {
     pub committables: Vec<Vec<u8>>,
     pub states: Vec<Vec<u8>>,
 }
 
-/// The keyed state a new subtask owns: (operator index, key group, bytes).
-pub fn keyed_for<'a>(
-    loaded: &'a Loaded,
+/// Hands the keyed state a new subtask owns to `restore`, as (operator index
+/// in the chain, key group, records): each section of keyed state, then each
+/// merged chain of entries. A chain is merged only when its turn comes and
+/// dropped after it, so a restore holds one merged key group at a time, not a
+/// second copy of the subtask's state.
+pub fn each_keyed(
+    loaded: &Loaded,
     uid: &str,
     subtask: usize,
     parallelism: usize,
-) -> Result<KeyedState<'a>, EngineError> {
-    let Some(v) = loaded.metadata.vertex(uid) else { return Ok(vec![]) };
+    mut restore: impl FnMut(usize, u32, &[u8]) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    let Some(v) = loaded.metadata.vertex(uid) else { return Ok(()) };
     let owned = keygroup::range(subtask, loaded.metadata.max_parallelism, parallelism);
-    let mut out = Vec::new();
-    // Entries sections of each (operator, key group), in manifest order.
-    let mut chains: BTreeMap<(usize, u32), Vec<&[u8]>> = BTreeMap::new();
+    // Entries sections of each (operator, key group), in manifest order, with their files.
+    let mut chains: BTreeMap<(usize, u32), Vec<(&str, &[u8])>> = BTreeMap::new();
     for s in &v.subtasks {
         for sec in &s.sections {
             let (SectionKind::Keyed { operator, key_group } | SectionKind::Entries { operator, key_group }) = sec.kind
@@ -135,18 +135,21 @@ pub fn keyed_for<'a>(
             let file = s.file_of(sec).ok_or_else(|| restore_error(loaded, "a section of keyed state names no file"))?;
             let bytes = loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?;
             match sec.kind {
-                SectionKind::Entries { .. } => chains.entry((operator, key_group)).or_default().push(bytes),
-                _ => out.push((operator, key_group, Cow::Borrowed(bytes))),
+                SectionKind::Entries { .. } => chains.entry((operator, key_group)).or_default().push((file, bytes)),
+                _ => restore(operator, key_group, bytes)?,
             }
         }
     }
     for ((operator, key_group), chain) in chains {
-        let merged = entries::merge(&chain).map_err(|e| {
+        // The oldest snapshot's sections (one file) are the chain's base.
+        let base = chain.iter().take_while(|(file, _)| Some(file) == chain.first().map(|c| &c.0)).count();
+        let chain: Vec<&[u8]> = chain.into_iter().map(|(_, bytes)| bytes).collect();
+        let merged = entries::merge(&chain, base).map_err(|e| {
             restore_error(loaded, format!("operator {operator}, key group {key_group}: damaged state entries: {e}"))
         })?;
-        out.push((operator, key_group, Cow::Owned(merged)));
+        restore(operator, key_group, &merged)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A sink vertex's writer states with the old subtask that wrote each.

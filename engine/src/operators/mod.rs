@@ -140,8 +140,7 @@ pub trait StreamOperator: Send {
     }
 }
 
-/// Keyed state being written, by key group.
-pub type KeyGroupWriters = std::collections::BTreeMap<u32, crate::state::codec::Writer>;
+pub use crate::state::writers::KeyGroupWriters;
 
 /// A sink subtask's part of a checkpoint.
 #[derive(Debug, Clone, Default)]

@@ -198,7 +198,7 @@ impl StateView for WindowView {
             go_on,
             |_| None,
             |kg, p, key, g| {
-                let w = out.entry(kg).or_default();
+                let w = out.writer(kg);
                 key_part(w, p, key);
                 p.accs.encode_group(g, w);
             },
@@ -217,7 +217,7 @@ impl EntryView for WindowView {
             go_on,
             |_| None,
             |kg, p, key, g| {
-                entries::put_with(out.entry(kg).or_default(), |w| key_part(w, p, key), |w| p.accs.encode_group(g, w));
+                entries::put_with(out.writer(kg), |w| key_part(w, p, key), |w| p.accs.encode_group(g, w));
             },
         )
     }
@@ -239,7 +239,7 @@ impl EntryView for WindowView {
         let Some(fired) = &self.fired else { return Err(OpError::Other("no changes were tracked".into())) };
         for end_utc in fired {
             for kg in owned.clone() {
-                entries::delete_prefix(out.entry(kg).or_default(), &end_utc.to_le_bytes());
+                entries::delete_prefix(out.writer(kg), &end_utc.to_le_bytes());
             }
         }
         self.each(
@@ -247,7 +247,7 @@ impl EntryView for WindowView {
             go_on,
             |p| p.written.as_ref(),
             |kg, p, key, g| {
-                entries::put_with(out.entry(kg).or_default(), |w| key_part(w, p, key), |w| p.accs.encode_group(g, w));
+                entries::put_with(out.writer(kg), |w| key_part(w, p, key), |w| p.accs.encode_group(g, w));
             },
         )
     }

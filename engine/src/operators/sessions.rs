@@ -238,7 +238,7 @@ impl SessionView {
             keys,
             |k| &k.key,
             |kg, k| {
-                entries::put_with(out.entry(kg).or_default(), |w| w.bytes(&k.key), |w| self.value(k, w));
+                entries::put_with(out.writer(kg), |w| w.bytes(&k.key), |w| self.value(k, w));
             },
         )
     }
@@ -253,7 +253,7 @@ impl StateView for SessionView {
             &self.live(),
             |k| &k.key,
             |kg, k| {
-                let w = out.entry(kg).or_default();
+                let w = out.writer(kg);
                 w.bytes(&k.key);
                 self.value(k, w);
             },
@@ -292,7 +292,7 @@ impl EntryView for SessionView {
                 // The record's key part, as the ordinary record writes it.
                 let mut record_key = Writer::default();
                 record_key.bytes(key);
-                entries::delete(out.entry(kg).or_default(), &record_key.buf);
+                entries::delete(out.writer(kg), &record_key.buf);
             },
         )?;
         let written: Vec<&KeySessions> =

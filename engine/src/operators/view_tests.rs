@@ -226,7 +226,7 @@ fn restores_from_a_base_and_the_changes_after_it(
     for kg in 0..MAX_PARALLELISM as u32 {
         let chain: Vec<&[u8]> =
             base.iter().chain(&changes).filter(|(k, _)| *k == kg).map(|(_, b)| b.as_slice()).collect();
-        restored.restore(kg, &crate::state::entries::merge(&chain).unwrap()).unwrap();
+        restored.restore(kg, &crate::state::entries::merge(&chain, 1).unwrap()).unwrap();
     }
     assert_eq!(restored.state_keys(), op.state_keys(), "fired state is deleted by the changes");
     assert_eq!(rows(restored.as_mut()), rows(op.as_mut()));

@@ -20,7 +20,7 @@ use crate::job::JobState;
 use crate::metrics::SubtaskMetrics;
 use crate::operators::Chain;
 use crate::operators::factory::{SinkSetup, instantiate};
-use crate::plan::{JobGraph, OpSpec, Partitioning};
+use crate::plan::{JobGraph, OpSpec, Partitioning, Vertex};
 
 enum SinkInbox {
     /// Its input queue.
@@ -184,7 +184,9 @@ pub fn deploy(
     wire_tasks(graph, state, opts, &layout, Built { chains, inputs, readers }, exchange)
 }
 
-/// Operators, with their keyed state.
+/// Operators, with their keyed state. With a snapshot to restore, the local
+/// subtasks of a vertex read their state in parallel, as many at once as the
+/// machine has cores: decoding state is most of a restore's time.
 fn build_chains(
     graph: &JobGraph,
     state: &JobState,
@@ -192,41 +194,66 @@ fn build_chains(
     sink_setup: &[SinkSetup],
     local: &dyn Fn(usize, usize) -> bool,
 ) -> Result<PerSubtask<Chain>, EngineError> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let mut chains = Vec::new();
     for v in &graph.vertices {
-        let mut per = Vec::new();
-        for i in 0..v.parallelism {
-            if !local(v.id, i) {
-                per.push(None);
-                continue;
+        let build = |i: usize| build_chain(graph, v, i, state, restore, &sink_setup[v.id]);
+        let mine: Vec<usize> = (0..v.parallelism).filter(|i| local(v.id, *i)).collect();
+        let mut built: Vec<Result<Chain, EngineError>> = Vec::with_capacity(mine.len());
+        for group in mine.chunks(if restore.is_some() { cores } else { 1 }) {
+            match group {
+                [i] => built.push(build(*i)),
+                _ => std::thread::scope(|s| {
+                    let handles: Vec<_> = group.iter().map(|&i| s.spawn(move || build(i))).collect();
+                    for h in handles {
+                        built.push(h.join().unwrap_or_else(|_| {
+                            Err(EngineError::Internal(format!("`{}`: restoring a subtask panicked", v.name())))
+                        }));
+                    }
+                }),
             }
-            let mut ops = v
-                .ops
-                .iter()
-                .map(|o| instantiate(o, i, v.parallelism, &state.job_id, &graph.local_time_zone, &sink_setup[v.id]))
-                .collect::<Result<Vec<_>, _>>()?;
-            if let Some(m) = state.subtasks.iter().find(|m| m.vertex == v.id && m.subtask == i) {
-                for op in &mut ops {
-                    op.observe(m.clone());
-                }
-            }
-            if let Some(l) = restore {
-                for (op, kg, bytes) in restore::keyed_for(l, &v.uid, i, v.parallelism)? {
-                    let target = ops.get_mut(op).ok_or_else(|| EngineError::Restore {
-                        location: l.location.clone(),
-                        message: format!("`{}` has no operator {op} for the snapshot's state", v.name()),
-                    })?;
-                    target.restore(kg, &bytes).map_err(|e| EngineError::Restore {
-                        location: l.location.clone(),
-                        message: format!("operator `{}` (uid {}): cannot read its state: {e}", target.name(), v.uid),
-                    })?;
-                }
-            }
-            per.push(Some(Chain { ops }));
+        }
+        let mut per: Vec<Option<Chain>> = (0..v.parallelism).map(|_| None).collect();
+        for (i, chain) in mine.into_iter().zip(built) {
+            per[i] = Some(chain?);
         }
         chains.push(per);
     }
     Ok(chains)
+}
+
+/// Subtask `i` of `v`: its operators, with their keyed state restored.
+fn build_chain(
+    graph: &JobGraph,
+    v: &Vertex,
+    i: usize,
+    state: &JobState,
+    restore: Option<&Loaded>,
+    sink_setup: &SinkSetup,
+) -> Result<Chain, EngineError> {
+    let mut ops = v
+        .ops
+        .iter()
+        .map(|o| instantiate(o, i, v.parallelism, &state.job_id, &graph.local_time_zone, sink_setup))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(m) = state.subtasks.iter().find(|m| m.vertex == v.id && m.subtask == i) {
+        for op in &mut ops {
+            op.observe(m.clone());
+        }
+    }
+    if let Some(l) = restore {
+        restore::each_keyed(l, &v.uid, i, v.parallelism, |op, kg, bytes| {
+            let target = ops.get_mut(op).ok_or_else(|| EngineError::Restore {
+                location: l.location.clone(),
+                message: format!("`{}` has no operator {op} for the snapshot's state", v.name()),
+            })?;
+            target.restore(kg, bytes).map_err(|e| EngineError::Restore {
+                location: l.location.clone(),
+                message: format!("operator `{}` (uid {}): cannot read its state: {e}", target.name(), v.uid),
+            })
+        })?;
+    }
+    Ok(Chain { ops })
 }
 
 /// The input side of a local subtask: one unbounded queue, one credit counter per channel.

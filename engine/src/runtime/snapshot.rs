@@ -7,7 +7,8 @@
 //! source's splits, a sink's pre-commit. It hands them to its subtask's
 //! snapshot worker, forwards the barrier and goes on. The worker, one thread
 //! per subtask started at its first snapshot, encodes the views into key-group
-//! sections, writes the state file and only then acknowledges the checkpoint.
+//! sections, streams them into the state file and only then acknowledges the
+//! checkpoint.
 //!
 //! Invariants:
 //! - **Consistency.** A view holds the state at its barrier: it is taken
@@ -17,10 +18,12 @@
 //!   sent only after the state file is written, so a checkpoint whose
 //!   `_metadata` exists covers only durable state (exactly-once is
 //!   unchanged: the coordinator completes a checkpoint on every subtask's ack).
-//! - **The format does not change.** The worker writes the same sections, in
-//!   the same order (keyed, per operator, then splits, committables and sink
-//!   state), with the same checksums, so restore at any parallelism reads it
-//!   as before.
+//! - **Bounded memory.** Keyed state goes to the state file as it is encoded,
+//!   [`SPILL_BYTES`] at a time, so a key group may have several sections in
+//!   one file, in the order written; restore reads them in that order. The
+//!   sections are keyed, per operator, then splits, committables and sink
+//!   state, with the file's checksum, so restore at any parallelism reads
+//!   them as before.
 //! - **A failure fails the checkpoint, not the job.** An error while encoding
 //!   or writing is sent as that checkpoint's `Ack` with `Err`; the coordinator
 //!   aborts the checkpoint and the job goes on.
@@ -69,7 +72,8 @@ use std::time::Instant;
 use sluice_storage::Storage;
 
 use crate::checkpoint::metadata::{FileEntry, Section, SectionKind, SubtaskState};
-use crate::checkpoint::{CoordMsg, SnapshotKind, SubtaskSnapshot, store};
+use crate::checkpoint::store::{self, StateFile};
+use crate::checkpoint::{CoordMsg, SnapshotKind, SubtaskSnapshot};
 use crate::error::OpError;
 use crate::operators::KeyGroupWriters;
 use crate::state::{GoOn, StateView, abandoned};
@@ -91,7 +95,7 @@ impl Taken {
         for (operator, view) in self.keyed {
             let mut w = KeyGroupWriters::new();
             view.encode(max_parallelism, &mut w, go_on)?;
-            snap.add_keyed(operator, w);
+            snap.add_keyed(operator, w.finish().map_err(OpError::Other)?);
         }
         snap.sections.extend(self.sections);
         Ok(snap)
@@ -103,34 +107,45 @@ impl Taken {
         self.keyed.iter().filter_map(|(_, v)| v.entries()).all(|e| e.knows_changes())
     }
 
-    /// Encodes the views for a checkpoint or savepoint: as entries where a
-    /// view can be (only the changes when `changes`, else a base), else in
-    /// the operator's own format. `owned`: the subtask's key groups.
-    fn encode_entries(
+    /// Encodes the views for a checkpoint or savepoint into `file`, as they
+    /// are encoded ([`SPILL_BYTES`] at a time): as entries where a view can
+    /// be (only the changes when `changes`, else a base), else in the
+    /// operator's own format. `owned`: the subtask's key groups.
+    fn write_entries(
         self,
+        file: &mut StateFile,
         max_parallelism: usize,
         changes: bool,
         owned: std::ops::Range<u32>,
         go_on: GoOn,
-    ) -> Result<SubtaskSnapshot, OpError> {
-        let mut snap = SubtaskSnapshot::default();
+    ) -> Result<(), String> {
         for (operator, view) in self.keyed {
-            let mut w = KeyGroupWriters::new();
-            match view.entries() {
-                Some(e) if changes => e.encode_changes(max_parallelism, owned.clone(), &mut w, go_on)?,
-                Some(e) => e.encode_base(max_parallelism, &mut w, go_on)?,
-                None => {
-                    view.encode(max_parallelism, &mut w, go_on)?;
-                    snap.add_keyed(operator, w);
-                    continue;
-                }
-            }
-            snap.add_entries(operator, w);
+            let entries = view.entries();
+            let kind = |key_group| match entries {
+                Some(_) => SectionKind::Entries { operator, key_group },
+                None => SectionKind::Keyed { operator, key_group },
+            };
+            let to = |kg, bytes: &[u8]| file.add(kind(kg), bytes).map_err(|e| e.to_string());
+            let mut w = KeyGroupWriters::spilling(SPILL_BYTES, Box::new(to));
+            let encoded = match entries {
+                Some(e) if changes => e.encode_changes(max_parallelism, owned.clone(), &mut w, go_on),
+                Some(e) => e.encode_base(max_parallelism, &mut w, go_on),
+                None => view.encode(max_parallelism, &mut w, go_on),
+            };
+            encoded.map_err(|e| format!("cannot encode the state: {e}"))?;
+            w.finish().map_err(|e| format!("cannot write the state: {e}"))?;
         }
-        snap.sections.extend(self.sections);
-        Ok(snap)
+        for (kind, data) in self.sections {
+            file.add(kind, &data).map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
+
+/// Encoded keyed state held at most before it goes to the state file (see
+/// [`crate::state::writers`]): a full snapshot no longer holds a copy of the
+/// whole state in memory.
+pub const SPILL_BYTES: usize = 64 << 20;
 
 /// A written state file's manifest entries, or why it could not be written.
 type Written = Result<(SubtaskState, Vec<FileEntry>), String>;
@@ -435,16 +450,15 @@ fn write(
     }
     let owned = crate::keygroup::range(who.subtask, who.max_parallelism, who.parallelism);
     let owned = owned.start as u32..owned.end as u32;
-    let snap = taken
-        .encode_entries(who.max_parallelism, changes, owned, go_on)
-        .map_err(|e| format!("cannot encode the state: {e}"))?;
+    let mut file = StateFile::new(dir, &who.uid, who.subtask);
+    taken.write_entries(&mut file, who.max_parallelism, changes, owned, go_on)?;
     if !go_on() {
         return Err(abandoned().to_string());
     }
     if let Some(e) = crate::failpoint::hit_in("snapshot.upload", &who.scope) {
         return Err(e);
     }
-    store::write_subtask(dir, &who.uid, who.subtask, &snap).map_err(|e| e.to_string())
+    file.finish().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

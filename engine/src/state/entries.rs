@@ -19,7 +19,10 @@
 //!   deletes apply to the records of the sections before it only: a key
 //!   deleted and put again in one interval is live after it;
 //! - the merged records keep the order in which their keys were first put,
-//!   and a later put of a key replaces its value in place;
+//!   and a later put of a key replaces its value in place (a key deleted and
+//!   put again counts as first put then);
+//! - a chain starts with one snapshot's sections (a base), whose puts are of
+//!   distinct keys; [`merge`] indexes only the keys of the later sections;
 //! - a truncated or malformed section is an error, never a panic.
 
 use hashbrown::HashMap;
@@ -68,50 +71,128 @@ pub fn delete_prefix(w: &mut Writer, prefix: &[u8]) {
 }
 
 /// Applies `chain` (oldest first) and returns the live records in the
-/// operator's own format (see the module doc).
-pub fn merge(chain: &[&[u8]]) -> Result<Vec<u8>, OpError> {
-    // Records in first-put order; a deleted one leaves a hole.
-    let mut records: Vec<Option<(&[u8], &[u8])>> = Vec::new();
-    let mut index: HashMap<&[u8], usize> = HashMap::new();
-    for section in chain {
+/// operator's own format (see the module doc). The first `base` sections are
+/// one snapshot's, the oldest (the base, split where it was spilled): its
+/// puts are of distinct keys, and its deletes have nothing before them.
+///
+/// Only the keys that the later sections touch are indexed, so a restore
+/// from a base with a few changes hashes each base record once, into a small
+/// table, instead of indexing every record.
+pub fn merge(chain: &[&[u8]], base: usize) -> Result<Vec<u8>, OpError> {
+    let base = base.clamp(usize::from(!chain.is_empty()), chain.len());
+    let (first, later) = chain.split_at(base);
+    let mut changes = Changes::replay(later)?;
+    // Base records that the changes left alone or replaced in place, in order.
+    let mut out = Vec::new();
+    for section in first {
         let mut r = Reader::new(section);
         while !r.is_empty() {
             match r.u8()? {
                 PUT => {
                     let (key, value) = (r.bytes()?, r.bytes()?);
-                    match index.get(key) {
-                        Some(&i) => records[i] = Some((key, value)),
-                        None => {
-                            index.insert(key, records.len());
-                            records.push(Some((key, value)));
-                        }
-                    }
+                    let value = match changes.touched.get(key) {
+                        // Put again while it was live: replaced in place.
+                        Some(&Fate::Put(i)) => match changes.appended[i].take() {
+                            Some((_, v)) => v,
+                            None => continue,
+                        },
+                        Some(_) => continue,
+                        None if changes.prefix_deleted(key) => continue,
+                        None => value,
+                    };
+                    out.extend_from_slice(key);
+                    out.extend_from_slice(value);
                 }
-                DELETE => {
-                    if let Some(i) = index.remove(r.bytes()?) {
-                        records[i] = None;
-                    }
+                DELETE | DELETE_PREFIX => {
+                    r.bytes()?;
                 }
-                DELETE_PREFIX => {
-                    let prefix = r.bytes()?;
-                    index.retain(|k, i| {
-                        let gone = k.starts_with(prefix);
-                        if gone {
-                            records[*i] = None;
-                        }
-                        !gone
-                    });
-                }
-                other => return Err(OpError::Other(format!("state entries: unknown entry tag {other}"))),
+                other => return Err(unknown_tag(other)),
             }
         }
     }
-    let mut out = Vec::with_capacity(records.iter().flatten().map(|(k, v)| k.len() + v.len()).sum());
-    for (k, v) in records.into_iter().flatten() {
+    for (k, v) in changes.appended.into_iter().flatten() {
         out.extend_from_slice(k);
         out.extend_from_slice(v);
     }
     Ok(out)
+}
+
+fn unknown_tag(tag: u8) -> OpError {
+    OpError::Other(format!("state entries: unknown entry tag {tag}"))
+}
+
+/// What the later sections of a chain did to a key they touched.
+#[derive(Clone, Copy)]
+enum Fate {
+    /// Put while a base record of the key, if there is one, was still live:
+    /// that record keeps its place with the value at `appended[i]`; without
+    /// one, the record is new and appended there.
+    Put(usize),
+    /// Put after the key was deleted: a new record, at `appended[i]`.
+    Appended(usize),
+    /// Gone.
+    Deleted,
+}
+
+/// The later sections of a chain, replayed on the keys they touch.
+struct Changes<'a> {
+    touched: HashMap<&'a [u8], Fate>,
+    /// Records put after the base's, in first-put order; a deleted one (or
+    /// one that turns out to replace a base record in place) leaves a hole.
+    appended: Vec<Option<(&'a [u8], &'a [u8])>>,
+    /// Prefix deletes, by prefix length: each removes every base record
+    /// under it that was not touched before it.
+    prefixes: HashMap<usize, hashbrown::HashSet<&'a [u8]>>,
+}
+
+impl<'a> Changes<'a> {
+    fn replay(sections: &[&'a [u8]]) -> Result<Self, OpError> {
+        let mut c = Changes { touched: HashMap::new(), appended: Vec::new(), prefixes: HashMap::new() };
+        for section in sections {
+            let mut r = Reader::new(section);
+            while !r.is_empty() {
+                match r.u8()? {
+                    PUT => {
+                        let (key, value) = (r.bytes()?, r.bytes()?);
+                        let fate = match c.touched.get(key).copied() {
+                            Some(Fate::Put(i) | Fate::Appended(i)) => {
+                                c.appended[i] = Some((key, value));
+                                continue;
+                            }
+                            // A base record under a prefix deleted before is gone.
+                            None if !c.prefix_deleted(key) => Fate::Put,
+                            _ => Fate::Appended,
+                        };
+                        c.appended.push(Some((key, value)));
+                        c.touched.insert(key, fate(c.appended.len() - 1));
+                    }
+                    DELETE => {
+                        let key = r.bytes()?;
+                        if let Some(Fate::Put(i) | Fate::Appended(i)) = c.touched.insert(key, Fate::Deleted) {
+                            c.appended[i] = None;
+                        }
+                    }
+                    DELETE_PREFIX => {
+                        let prefix = r.bytes()?;
+                        for (_, fate) in c.touched.iter_mut().filter(|(k, _)| k.starts_with(prefix)) {
+                            if let Fate::Put(i) | Fate::Appended(i) = *fate {
+                                c.appended[i] = None;
+                            }
+                            *fate = Fate::Deleted;
+                        }
+                        c.prefixes.entry(prefix.len()).or_default().insert(prefix);
+                    }
+                    other => return Err(unknown_tag(other)),
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// Whether a prefix delete removed `key` (as a base record).
+    fn prefix_deleted(&self, key: &[u8]) -> bool {
+        self.prefixes.iter().any(|(len, set)| key.get(..*len).is_some_and(|p| set.contains(p)))
+    }
 }
 
 /// A growable set of small ids (slots, groups): what changed since a view.
@@ -177,8 +258,8 @@ mod tests {
         let mut d2 = Writer::new();
         delete(&mut d2, b"d");
         put(&mut d2, b"b", val(b"20"));
-        assert_eq!(merge(&[&base.buf, &d1.buf, &d2.buf]).unwrap(), b"a10c3b20");
-        assert_eq!(merge(&[&base.buf]).unwrap(), b"a1b2c3");
+        assert_eq!(merge(&[&base.buf, &d1.buf, &d2.buf], 1).unwrap(), b"a10c3b20");
+        assert_eq!(merge(&[&base.buf], 1).unwrap(), b"a1b2c3");
     }
 
     #[test]
@@ -190,7 +271,94 @@ mod tests {
         let mut d = Writer::new();
         delete_prefix(&mut d, b"p1/");
         put(&mut d, b"p1/z", val(b"4"));
-        assert_eq!(merge(&[&base.buf, &d.buf]).unwrap(), b"p2/x2p1/z4");
+        assert_eq!(merge(&[&base.buf, &d.buf], 1).unwrap(), b"p2/x2p1/z4");
+    }
+
+    /// The merge before it indexed only the changes: every key indexed.
+    fn reference(chain: &[&[u8]]) -> Vec<u8> {
+        let mut records: Vec<Option<(Vec<u8>, Vec<u8>)>> = Vec::new();
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+        for section in chain {
+            let mut r = Reader::new(section);
+            while !r.is_empty() {
+                match r.u8().unwrap() {
+                    PUT => {
+                        let (key, value) = (r.bytes().unwrap().to_vec(), r.bytes().unwrap().to_vec());
+                        match index.get(&key) {
+                            Some(&i) => records[i] = Some((key, value)),
+                            None => {
+                                index.insert(key.clone(), records.len());
+                                records.push(Some((key, value)));
+                            }
+                        }
+                    }
+                    DELETE => {
+                        if let Some(i) = index.remove(r.bytes().unwrap()) {
+                            records[i] = None;
+                        }
+                    }
+                    _ => {
+                        let prefix = r.bytes().unwrap().to_vec();
+                        index.retain(|k, i| {
+                            let gone = k.starts_with(&prefix);
+                            if gone {
+                                records[*i] = None;
+                            }
+                            !gone
+                        });
+                    }
+                }
+            }
+        }
+        records.into_iter().flatten().flat_map(|(k, v)| [k, v].concat()).collect()
+    }
+
+    #[test]
+    fn merging_equals_indexing_every_key_on_random_chains() {
+        let mut rng = 11u64;
+        let mut next = |n: u64| {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (rng >> 33) % n
+        };
+        for round in 0..300 {
+            let key = |p: u64, x: u64| vec![p as u8, x as u8];
+            let mut sections: Vec<Writer> = Vec::new();
+            // The base: distinct keys, spilled into a few sections.
+            let mut base: Vec<Vec<u8>> = (0..next(30)).map(|_| key(next(3), next(12))).collect();
+            base.sort();
+            base.dedup();
+            let parts = 1 + next(3) as usize;
+            for chunk in base.chunks(base.len().div_ceil(parts).max(1)) {
+                let mut w = Writer::new();
+                for k in chunk {
+                    put(&mut w, k, val(&[round as u8]));
+                }
+                sections.push(w);
+            }
+            let base_sections = sections.len().max(1);
+            if sections.is_empty() {
+                sections.push(Writer::new());
+            }
+            // Later snapshots: deletes first, then puts of distinct keys.
+            for step in 0..next(5) {
+                let mut w = Writer::new();
+                for _ in 0..next(4) {
+                    match next(3) {
+                        0 => delete_prefix(&mut w, &[next(3) as u8]),
+                        _ => delete(&mut w, &key(next(3), next(12))),
+                    }
+                }
+                let mut puts: Vec<Vec<u8>> = (0..next(8)).map(|_| key(next(3), next(12))).collect();
+                puts.sort();
+                puts.dedup();
+                for k in puts {
+                    put(&mut w, &k, val(&[100 + step as u8]));
+                }
+                sections.push(w);
+            }
+            let chain: Vec<&[u8]> = sections.iter().map(|w| w.buf.as_slice()).collect();
+            assert_eq!(merge(&chain, base_sections).unwrap(), reference(&chain), "round {round}");
+        }
     }
 
     #[test]
@@ -205,8 +373,8 @@ mod tests {
     fn damaged_sections_are_errors() {
         let mut w = Writer::new();
         put(&mut w, b"a", val(b"1"));
-        assert!(merge(&[&w.buf[..w.buf.len() - 1]]).is_err());
-        assert!(merge(&[&[9u8][..]]).unwrap_err().to_string().contains("unknown entry tag 9"));
+        assert!(merge(&[&w.buf[..w.buf.len() - 1]], 1).is_err());
+        assert!(merge(&[&[9u8][..]], 1).unwrap_err().to_string().contains("unknown entry tag 9"));
     }
 
     #[test]

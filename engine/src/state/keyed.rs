@@ -207,7 +207,7 @@ impl<V: StateValue> KeyedView<V> {
             let keys: Vec<&[u8]> = batch.iter().map(|s| s.key.as_ref()).collect();
             let kgs = self.keys.key_groups(&keys, max_parallelism)?;
             for (slot, kg) in batch.iter().zip(kgs) {
-                write(out.entry(kg).or_default(), slot);
+                write(out.writer(kg), slot);
             }
         }
         Ok(())
@@ -259,7 +259,7 @@ impl<V: StateValue> EntryView for KeyedView<V> {
         for batch in c.removed.chunks(KEY_BATCH) {
             let keys: Vec<&[u8]> = batch.iter().map(|k| k.as_ref()).collect();
             for (key, kg) in keys.iter().zip(self.keys.key_groups(&keys, max_parallelism)?) {
-                super::entries::delete(out.entry(kg).or_default(), &key_part(key));
+                super::entries::delete(out.writer(kg), &key_part(key));
             }
         }
         let written = c.written.iter().filter_map(|id| self.slots.get(id).and_then(Option::as_ref));
@@ -300,7 +300,7 @@ mod tests {
     }
 
     /// The records of a view as `encode` writes them, per key group.
-    fn full(view: &KeyedView<i64>) -> KeyGroupWriters {
+    fn full(view: &KeyedView<i64>) -> KeyGroupWriters<'static> {
         let mut out = KeyGroupWriters::new();
         view.encode(8, &mut out, &|| true).unwrap();
         out
@@ -369,7 +369,7 @@ mod tests {
             for kg in 0..8 {
                 let chain: Vec<&[u8]> =
                     chains.get(&kg).map(|c| c.iter().map(|b| b.as_slice()).collect()).unwrap_or_default();
-                let merged = entries::merge(&chain).unwrap();
+                let merged = entries::merge(&chain, 1).unwrap();
                 let expect = want.get(&kg).map(|w| as_map(&w.buf)).unwrap_or_default();
                 assert_eq!(as_map(&merged), expect, "round {round}, key group {kg}");
             }
@@ -394,7 +394,7 @@ mod tests {
         let mut base = KeyGroupWriters::new();
         view.encode_base(128, &mut base, &|| true).unwrap();
         let bytes = |w: &KeyGroupWriters| w.values().map(|w| w.buf.len()).sum::<usize>();
-        assert_eq!(entries::merge(&[&base[&0].buf, &out[&0].buf]).unwrap().len(), 999 * (4 + 4 + 8));
+        assert_eq!(entries::merge(&[&base[&0].buf, &out[&0].buf], 1).unwrap().len(), 999 * (4 + 4 + 8));
         assert!(bytes(&out) * 100 < bytes(&base), "{} of {}", bytes(&out), bytes(&base));
     }
 }

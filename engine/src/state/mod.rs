@@ -12,6 +12,7 @@ pub mod entries;
 pub mod keyed;
 pub mod ttl;
 pub mod value;
+pub mod writers;
 
 use crate::error::OpError;
 use crate::operators::KeyGroupWriters;

@@ -83,7 +83,16 @@ impl Planner {
                 acc = self.plan_join_chain(acc, &twj.joins, pos)?;
                 continue;
             }
-            let right = self.plan_joins(twj, pos)?;
+            // `a, r FOR SYSTEM_TIME AS OF a.ts`: a temporal join, as Flink's
+            // `LogicalCorrelateToJoinFromTemporalTableRule` (with a filter) plans it.
+            let version = match &twj.relation {
+                TableFactor::Table { version: Some(version), .. } => Some(version),
+                _ => None,
+            };
+            let right = match version {
+                Some(_) => self.temporal_side(&twj.relation, item_pos)?,
+                None => self.plan_joins(twj, pos)?,
+            };
             // The WHERE conjuncts that read only these inputs join them.
             let joined = join_schema(&acc, &right, JoinKind::Inner, item_pos)?;
             let (mine, rest): (Vec<SqlExpr>, Vec<SqlExpr>) =
@@ -97,7 +106,13 @@ impl Planner {
             let Some(on) = on else {
                 return Err(SqlError::new(item_pos, format!("{NEEDS_KEY}; add a WHERE condition that equates them")));
             };
-            acc = self.join(acc, right, JoinKind::Inner, &on, item_pos)?;
+            acc = match version {
+                Some(version) => {
+                    let joined = self.temporal_join(acc, &twj.relation, version, JoinKind::Inner, &on, item_pos)?;
+                    self.plan_join_chain(joined, &twj.joins, pos)?
+                }
+                None => self.join(acc, right, JoinKind::Inner, &on, item_pos)?,
+            };
         }
         // WHERE conditions go into the joins as far as they keep their
         // meaning; what cannot be planned here is left to the WHERE, which

@@ -1,5 +1,6 @@
 //! Event-time temporal joins: `l [LEFT] JOIN r FOR SYSTEM_TIME AS OF l.ts ON
-//! l.k = r.k [AND ...]`, as Flink plans them
+//! l.k = r.k [AND ...]`, or `FROM l, r FOR SYSTEM_TIME AS OF l.ts WHERE l.k =
+//! r.k` (an inner join whose condition comes from WHERE), as Flink plans them
 //! (`LogicalCorrelateToJoinFromTemporalTableRule`,
 //! `TemporalJoinRewriteWithUniqueKeyRule`, `StreamExecTemporalJoin`).
 //!
@@ -41,7 +42,7 @@ use crate::parser::expr_position;
 use crate::types::flink_name;
 
 /// Why a table version is refused outside the right side of a join.
-pub(super) const NOT_RIGHT_OF_JOIN: &str = "FOR SYSTEM_TIME AS OF is supported on the right side of a JOIN only (an event-time temporal join: FROM l [LEFT] JOIN r FOR SYSTEM_TIME AS OF l.ts ON l.k = r.k)";
+pub(super) const NOT_RIGHT_OF_JOIN: &str = "FOR SYSTEM_TIME AS OF is supported on the right side of a JOIN or of a comma only (an event-time temporal join: FROM l [LEFT] JOIN r FOR SYSTEM_TIME AS OF l.ts ON l.k = r.k, or FROM l, r FOR SYSTEM_TIME AS OF l.ts WHERE l.k = r.k)";
 
 impl Planner {
     /// `left` joined with the versioned table `relation` (whose version is
@@ -70,14 +71,7 @@ impl Planner {
             ));
         };
         let as_of_pos = expr_position(as_of, pos);
-        let mut plain = relation.clone();
-        if let TableFactor::Table { version, .. } = &mut plain {
-            *version = None;
-        }
-        let right = match self.plan_from(&plain, pos)? {
-            FromItem::Plain(rel) => rel,
-            FromItem::Window { .. } => return Err(SqlError::new(pos, NOT_RIGHT_OF_JOIN)),
-        };
+        let right = self.temporal_side(relation, pos)?;
 
         let on_pos = expr_position(on, pos);
         let schema = join_schema(&left, &right, kind, pos)?;
@@ -175,6 +169,18 @@ impl Planner {
             updating,
             unique_key,
         })
+    }
+
+    /// The versioned table of a temporal join, planned without its version.
+    pub(super) fn temporal_side(&mut self, relation: &TableFactor, pos: Position) -> Result<Rel, SqlError> {
+        let mut plain = relation.clone();
+        if let TableFactor::Table { version, .. } = &mut plain {
+            *version = None;
+        }
+        match self.plan_from(&plain, pos)? {
+            FromItem::Plain(rel) => Ok(rel),
+            FromItem::Window { .. } => Err(SqlError::new(pos, NOT_RIGHT_OF_JOIN)),
+        }
     }
 
     /// The left input's time attribute that `AS OF` names.
