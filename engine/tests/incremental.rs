@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 mod common;
-use common::restore::{apply_changelog, first_fields, reference_run, run_job};
+use common::restore::{apply_changelog, first_fields, reference_run, run_job, run_job_with};
 use common::{committed, wait_for};
 
 /// 4,000 keys, each updated about every 2 s at 2,000 rows/s: a checkpoint
@@ -71,6 +71,29 @@ fn incremental_checkpoints(job_dir: &Path) -> Vec<(u64, u64)> {
     out.into_values().collect()
 }
 
+/// Key groups whose state lies in more than one section of the same file, in
+/// any complete checkpoint (state spilled to its file as it was encoded).
+fn split_key_groups(job_dir: &Path) -> usize {
+    let mut split = 0;
+    for e in std::fs::read_dir(job_dir).unwrap().filter_map(Result::ok) {
+        let Ok(raw) = std::fs::read(e.path().join("_metadata")) else { continue };
+        let m: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        let mut seen = std::collections::BTreeMap::new();
+        for v in m["vertices"].as_array().unwrap() {
+            for s in v["subtasks"].as_array().unwrap() {
+                for sec in s["sections"].as_array().unwrap() {
+                    let Some(kg) = sec["kind"]["key_group"].as_u64() else { continue };
+                    let file = sec.get("file").or(s.get("file")).map(|f| f.to_string());
+                    let at = (v["uid"].to_string(), sec["kind"]["operator"].as_u64(), kg, file);
+                    *seen.entry(at).or_insert(0) += 1;
+                }
+            }
+        }
+        split += seen.values().filter(|n| **n > 1).count();
+    }
+    split
+}
+
 const TUMBLE: &str = "TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' DAY)";
 /// Ten-second windows every five seconds of event time (40 s of it in all):
 /// panes fire while the job runs, so changes delete fired panes too.
@@ -103,7 +126,10 @@ fn killed_after_incremental_checkpoints(window: &str, from: usize, to: usize, sm
     let args = ["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms"];
     let first_out = dir.path().join("first.out");
     let (from, to) = (from.to_string(), to.to_string());
-    let mut child = run_job(&job_file, &[&args[..], &["-p", &from]].concat(), &first_out);
+    // The TUMBLE case spills its encoded state to the state file every 16 KiB, so
+    // that a key group's state lies in several sections of one file.
+    let spill: &[(&str, &str)] = if small { &[("SLUICE_SPILL_BYTES", "16384")] } else { &[] };
+    let mut child = run_job_with(&job_file, &[&args[..], &["-p", &from]].concat(), &first_out, spill);
     let job_dir = ckpt.join("inc");
     // Every key exists after 2 s; retention keeps 3 checkpoints, and once that many
     // later ones refer to earlier files, chains of several changes were written.
@@ -114,6 +140,8 @@ fn killed_after_incremental_checkpoints(window: &str, from: usize, to: usize, sm
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let written = incremental_checkpoints(&job_dir);
+    let spilled = split_key_groups(&job_dir);
+    assert_eq!(spilled > 0, small, "key groups in several sections of one file: {spilled}");
     let (own, total) = written.last().copied().unwrap();
     assert!(!small || own * 2 < total, "the newest incremental checkpoint wrote {own} of {total} bytes: {written:?}");
 

@@ -20,6 +20,11 @@
 //! a base followed by the changes of each later checkpoint. Such files are
 //! listed in `files` like the snapshot's own. Savepoints never refer to other
 //! snapshots.
+//!
+//! A key group's state in one snapshot may lie in several sections of its
+//! file, in order (state goes to the file as it is encoded, see
+//! `state::writers`); a reader takes them one after the other. Readers of
+//! format 3 always did, so the format version is unchanged.
 
 use serde::{Deserialize, Serialize};
 

@@ -126,7 +126,7 @@ impl Taken {
                 None => SectionKind::Keyed { operator, key_group },
             };
             let to = |kg, bytes: &[u8]| file.add(kind(kg), bytes).map_err(|e| e.to_string());
-            let mut w = KeyGroupWriters::spilling(SPILL_BYTES, Box::new(to));
+            let mut w = KeyGroupWriters::spilling(spill_bytes(), Box::new(to));
             let encoded = match entries {
                 Some(e) if changes => e.encode_changes(max_parallelism, owned.clone(), &mut w, go_on),
                 Some(e) => e.encode_base(max_parallelism, &mut w, go_on),
@@ -144,8 +144,16 @@ impl Taken {
 
 /// Encoded keyed state held at most before it goes to the state file (see
 /// [`crate::state::writers`]): a full snapshot no longer holds a copy of the
-/// whole state in memory.
+/// whole state in memory. `SLUICE_SPILL_BYTES` sets another amount, so that
+/// tests can make small state spill.
 pub const SPILL_BYTES: usize = 64 << 20;
+
+fn spill_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        std::env::var("SLUICE_SPILL_BYTES").ok().and_then(|v| v.parse().ok()).filter(|b| *b > 0).unwrap_or(SPILL_BYTES)
+    })
+}
 
 /// A written state file's manifest entries, or why it could not be written.
 type Written = Result<(SubtaskState, Vec<FileEntry>), String>;

@@ -12,7 +12,13 @@ use super::{complete_checkpoints, engine, wait_for};
 
 /// `sluice-engine run job_file args...`, printing to `stdout`.
 pub fn run_job(job_file: &Path, args: &[&str], stdout: &Path) -> Child {
+    run_job_with(job_file, args, stdout, &[])
+}
+
+/// [`run_job`] with extra environment variables.
+pub fn run_job_with(job_file: &Path, args: &[&str], stdout: &Path, env: &[(&str, &str)]) -> Child {
     engine()
+        .envs(env.iter().copied())
         .arg("run")
         .arg(job_file)
         .args(["--rest-addr", "127.0.0.1:0"])
