@@ -27,6 +27,7 @@ use crate::error::OpError;
 use crate::state::codec::{Reader, Writer};
 use crate::state::cow::{CHUNK, CowVec};
 use crate::state::entries::{self, IdSet};
+use crate::state::key::KeyBytes;
 use crate::state::{EntryView, GoOn, StateView, abandoned};
 
 /// One window's groups.
@@ -37,7 +38,7 @@ pub struct Pane {
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
     /// The key of each group, by group id; empty without keys (one group, 0).
-    keys: CowVec<Box<[u8]>>,
+    keys: CowVec<KeyBytes>,
     pub accs: GroupAccs,
     /// Groups written since the last view; `None`: every group (the pane is
     /// newer than the last view).
@@ -86,7 +87,7 @@ impl Pane {
     }
 
     /// Groups with a key, by group id.
-    pub fn keys(&self) -> &CowVec<Box<[u8]>> {
+    pub fn keys(&self) -> &CowVec<KeyBytes> {
         &self.keys
     }
 
@@ -109,7 +110,7 @@ struct PaneView {
     end_utc: i64,
     start: i64,
     end: i64,
-    keys: CowVec<Box<[u8]>>,
+    keys: CowVec<KeyBytes>,
     accs: GroupAccs,
     written: Option<IdSet>,
 }

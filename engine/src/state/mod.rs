@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod cow;
 pub mod entries;
+pub mod key;
 pub mod keyed;
 pub mod ttl;
 pub mod value;

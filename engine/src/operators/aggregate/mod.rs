@@ -132,7 +132,8 @@ pub enum Acc {
     },
     ExtStr {
         max: bool,
-        v: CowVec<Option<String>>,
+        /// Boxed, not a `String`: a group's value takes 16 bytes, not 24.
+        v: CowVec<Option<Box<str>>>,
     },
     ExtBool {
         max: bool,
@@ -299,7 +300,7 @@ impl Acc {
                         let x = a.value(r);
                         let slot = &mut v[g as usize];
                         if slot.as_deref().is_none_or(|o| better(*max, &x, &o)) {
-                            *slot = Some(x.to_string());
+                            *slot = Some(x.into());
                         }
                     }
                 }

@@ -115,7 +115,7 @@ impl Acc {
             Acc::ExtI64 { v, .. } => v[g] = r.opt(|r| r.i64())?,
             Acc::ExtF64 { v, .. } => v[g] = r.opt(|r| r.f64())?,
             Acc::ExtI128 { v, .. } => v[g] = r.opt(|r| r.i128())?,
-            Acc::ExtStr { v, .. } => v[g] = r.opt(|r| r.str())?,
+            Acc::ExtStr { v, .. } => v[g] = r.opt(|r| r.str().map(String::into_boxed_str))?,
             Acc::ExtBool { v, .. } => v[g] = r.opt(|r| r.bool())?,
         }
         Ok(())
