@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 mod common;
-use common::restore::{kill_and_restore, reference_run};
+use common::restore::{append_only_tables, kill_and_restore, reference_run};
 
 /// Orders every 10 ms and rates every 50 ms over the same two minutes, each
 /// from one source subtask with increasing times (so no row is late and the
@@ -42,24 +42,9 @@ END;
     )
 }
 
-/// Printed rows (`<sink>[:n]> +I[id, ...]`) of each sink, keyed by order id;
-/// a row printed twice must be printed the same.
+/// Printed rows of each sink, keyed by order id.
 fn tables(outputs: &[String]) -> BTreeMap<String, BTreeMap<String, String>> {
-    let mut all: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for text in outputs {
-        for line in text.lines() {
-            let Some((prefix, row)) = line.split_once("> ") else { continue };
-            let sink = prefix.split(':').next().unwrap_or_default().to_string();
-            assert!(row.starts_with("+I["), "an append-only output: {line}");
-            let fields = row[3..].trim_end_matches(']');
-            let id = fields.split(", ").next().unwrap_or_default().to_string();
-            let table = all.entry(sink).or_default();
-            if let Some(before) = table.insert(id, fields.to_string()) {
-                assert_eq!(before, fields, "order printed twice, differently");
-            }
-        }
-    }
-    all
+    append_only_tables(outputs, |f| f[0].to_string())
 }
 
 #[test]

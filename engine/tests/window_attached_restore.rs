@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 mod common;
-use common::restore::{kill_and_restore, reference_run};
+use common::restore::{append_only_tables, kill_and_restore, reference_run};
 
 /// Orders and payments, one each per 10 ms of event time over four minutes, each
 /// from one source subtask with increasing times (so no row is late), joined
@@ -57,25 +57,9 @@ END;
     )
 }
 
-/// Printed rows (`<sink>[:n]> +I[window_start, window_end, key, ...]`) of
-/// each sink, keyed by window start and key; a row printed twice must be
-/// printed the same.
+/// Printed rows of each sink, keyed by window start and key.
 fn tables(outputs: &[String]) -> BTreeMap<String, BTreeMap<String, String>> {
-    let mut all: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for text in outputs {
-        for line in text.lines() {
-            let Some((prefix, row)) = line.split_once("> ") else { continue };
-            let sink = prefix.split(':').next().unwrap_or_default().to_string();
-            assert!(row.starts_with("+I["), "an append-only output: {line}");
-            let fields = row[3..].trim_end_matches(']');
-            let f: Vec<&str> = fields.split(", ").collect();
-            let table = all.entry(sink).or_default();
-            if let Some(before) = table.insert(format!("{} {}", f[0], f[2]), fields.to_string()) {
-                assert_eq!(before, fields, "window printed twice, differently");
-            }
-        }
-    }
-    all
+    append_only_tables(outputs, |f| format!("{} {}", f[0], f[2]))
 }
 
 #[test]

@@ -99,3 +99,24 @@ pub fn apply_changelog(table: &mut BTreeMap<String, String>, text: &str, id: &st
 pub fn first_fields(n: usize) -> impl Fn(&str) -> String {
     move |fields| fields.split(", ").take(n).collect::<Vec<_>>().join(", ")
 }
+
+/// Printed rows (`<sink>[:n]> +I[...]`) of each sink of an append-only job,
+/// keyed by `key` of a row's fields; a row printed by both runs (the print
+/// sink is at-least-once, as Flink's) must be printed the same.
+pub fn append_only_tables(
+    outputs: &[String],
+    key: impl Fn(&[&str]) -> String,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut all: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for line in outputs.iter().flat_map(|o| o.lines()) {
+        let Some((prefix, row)) = line.split_once("> ") else { continue };
+        let sink = prefix.split(':').next().unwrap_or_default().to_string();
+        let fields = row.strip_prefix("+I[").and_then(|r| r.strip_suffix(']'));
+        let fields = fields.unwrap_or_else(|| panic!("an append-only output: {line}"));
+        let k = key(&fields.split(", ").collect::<Vec<_>>());
+        if let Some(before) = all.entry(sink).or_default().insert(k, fields.to_string()) {
+            assert_eq!(before, fields, "a row printed twice, differently: {line}");
+        }
+    }
+    all
+}
