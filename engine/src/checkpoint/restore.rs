@@ -101,6 +101,10 @@ fn has_keyed_state(old: &VertexState, index: usize) -> bool {
     })
 }
 
+/// Entries sections of each (operator, key group), in manifest order, with
+/// the file each is in.
+type Chains<'a> = BTreeMap<(usize, u32), Vec<(&'a str, &'a [u8])>>;
+
 /// A sink's restored committables and writer states.
 pub struct SinkRestore {
     pub committables: Vec<Vec<u8>>,
@@ -121,8 +125,7 @@ pub fn each_keyed(
 ) -> Result<(), EngineError> {
     let Some(v) = loaded.metadata.vertex(uid) else { return Ok(()) };
     let owned = keygroup::range(subtask, loaded.metadata.max_parallelism, parallelism);
-    // Entries sections of each (operator, key group), in manifest order, with their files.
-    let mut chains: BTreeMap<(usize, u32), Vec<(&str, &[u8])>> = BTreeMap::new();
+    let mut chains = Chains::new();
     for s in &v.subtasks {
         for sec in &s.sections {
             let (SectionKind::Keyed { operator, key_group } | SectionKind::Entries { operator, key_group }) = sec.kind
