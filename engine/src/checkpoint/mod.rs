@@ -56,6 +56,7 @@ pub mod error;
 pub mod lineage;
 pub mod metadata;
 pub mod restore;
+pub mod state_file;
 pub mod store;
 
 use std::sync::Arc;
