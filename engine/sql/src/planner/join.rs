@@ -108,7 +108,8 @@ impl Planner {
             };
             acc = match version {
                 Some(version) => {
-                    let joined = self.temporal_join(acc, &twj.relation, version, JoinKind::Inner, &on, item_pos)?;
+                    let as_of = super::temporal_join::as_of_time(version, item_pos)?;
+                    let joined = self.temporal_join_with(acc, right, as_of, JoinKind::Inner, &on, item_pos)?;
                     self.plan_join_chain(joined, &twj.joins, pos)?
                 }
                 None => self.join(acc, right, JoinKind::Inner, &on, item_pos)?,

@@ -64,15 +64,23 @@ impl Planner {
                 ),
             ));
         }
-        let TableVersion::ForSystemTimeAsOf(as_of) = version else {
-            return Err(SqlError::new(
-                pos,
-                format!("`{version}` is not Flink SQL; a temporal join is written FOR SYSTEM_TIME AS OF l.ts"),
-            ));
-        };
-        let as_of_pos = expr_position(as_of, pos);
+        let as_of = as_of_time(version, pos)?;
         let right = self.temporal_side(relation, pos)?;
+        self.temporal_join_with(left, right, as_of, kind, on, pos)
+    }
 
+    /// [`Self::temporal_join`] with the versioned table already planned
+    /// ([`Self::temporal_side`]), `AS OF` the left input's time `as_of`.
+    pub(super) fn temporal_join_with(
+        &mut self,
+        left: Rel,
+        right: Rel,
+        as_of: &SqlExpr,
+        kind: JoinKind,
+        on: &SqlExpr,
+        pos: Position,
+    ) -> Result<Rel, SqlError> {
+        let as_of_pos = expr_position(as_of, pos);
         let on_pos = expr_position(on, pos);
         let schema = join_schema(&left, &right, kind, pos)?;
         let cond = self.plan_expr(on, &schema, pos)?;
@@ -211,6 +219,17 @@ impl Planner {
                 ),
             )),
         }
+    }
+}
+
+/// The time a `FOR SYSTEM_TIME AS OF` version names.
+pub(super) fn as_of_time(version: &TableVersion, pos: Position) -> Result<&SqlExpr, SqlError> {
+    match version {
+        TableVersion::ForSystemTimeAsOf(as_of) => Ok(as_of),
+        other => Err(SqlError::new(
+            pos,
+            format!("`{other}` is not Flink SQL; a temporal join is written FOR SYSTEM_TIME AS OF l.ts"),
+        )),
     }
 }
 
