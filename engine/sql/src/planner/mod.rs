@@ -5,7 +5,8 @@
 //! the SQL it plans: `query` (WITH, UNION ALL, FROM items), `join` (regular,
 //! interval and window joins in FROM; `window_join` finds the latter),
 //! `temporal_join` (`FOR SYSTEM_TIME AS OF`), `select` (WHERE and the SELECT
-//! list), `window` (window TVFs), `aggregate` (window aggregation), `rank`
+//! list), `window` (window TVFs), `group_window` (`GROUP BY TUMBLE(ts, ...)`),
+//! `aggregate` (window aggregation), `rank`
 //! (Top-N and deduplication), `over` (OVER aggregations), `unnest` (UNNEST
 //! correlated with a FROM item), `values` (VALUES
 //! rows), `sort` (ORDER BY and LIMIT) and `insert` (mapping a query onto a
@@ -24,6 +25,7 @@
 //!   else that of its statement.
 
 mod aggregate;
+mod group_window;
 mod insert;
 pub use insert::{UPDATING_SINKS, flink_insert_only};
 mod interval;

@@ -102,6 +102,12 @@ impl Planner {
                         Some(w) => self.filter(rel, w, pos)?,
                         None => rel,
                     };
+                    if let Some(gw) = self.group_window(&rel, &group_by, s, pos)? {
+                        let session = matches!(gw.window.kind, WindowKind::Session { .. });
+                        let partition_by = if session { gw.keys } else { vec![] };
+                        let windowing = Windowing { window: gw.window, partition_by, attached: None };
+                        return self.plan_window_aggregate(rel, windowing, &gw.group_by, &gw.select, pos);
+                    }
                     if let Some((window, attached)) = self.attached_windows(&rel, &group_by, pos) {
                         let windowing = Windowing { window, partition_by: vec![], attached: Some(attached) };
                         return self.plan_window_aggregate(rel, windowing, &group_by, s, pos);

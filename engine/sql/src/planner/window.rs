@@ -53,7 +53,76 @@ pub(super) fn interval_ms(e: &SqlExpr, pos: Position) -> Result<i64, SqlError> {
     Ok(ms)
 }
 
+/// Checks that column `idx` of `input` is its event-time attribute; `what`
+/// names the window's time argument in errors.
+pub(super) fn event_time_attribute(input: &Rel, idx: usize, what: &str, pos: Position) -> Result<(), SqlError> {
+    let col = input.schema.field(idx).name();
+    if input.rowtime != Some(idx) && super::rank::is_proctime(input, idx) {
+        return Err(SqlError::new(
+            pos,
+            format!(
+                "{what}: `{col}` is a processing-time attribute (PROCTIME()); windows on processing time are not supported yet, only on an event-time attribute (a column with a WATERMARK)"
+            ),
+        ));
+    }
+    if input.rowtime != Some(idx) {
+        return Err(SqlError::new(
+            pos,
+            format!(
+                "{what}: `{col}` is not an event-time attribute; declare `WATERMARK FOR {col} AS {col} - INTERVAL '5' SECOND` in its CREATE TABLE, or use window_time of an upstream window aggregation"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The window of `fname` (TUMBLE, HOP, CUMULATE or SESSION) from its interval
+/// arguments, in the order the function takes them.
+pub(super) fn window_kind(fname: &str, intervals: &[SqlExpr], pos: Position) -> Result<WindowKind, SqlError> {
+    let ms = |i: usize| interval_ms(&intervals[i], expr_position(&intervals[i], pos));
+    Ok(match fname {
+        "TUMBLE" => WindowKind::Tumble { size: ms(0)? },
+        "SESSION" => WindowKind::Session { gap: ms(0)? },
+        "HOP" => {
+            let (slide, size) = (ms(0)?, ms(1)?);
+            if size % slide != 0 {
+                return Err(SqlError::new(pos, "HOP: the size must be an integral multiple of the slide"));
+            }
+            WindowKind::Hop { slide, size }
+        }
+        _ => {
+            let (step, max_size) = (ms(0)?, ms(1)?);
+            if max_size % step != 0 {
+                return Err(SqlError::new(pos, "CUMULATE: the max size must be an integral multiple of the step"));
+            }
+            WindowKind::Cumulate { step, max_size }
+        }
+    })
+}
+
+/// A window's input must not already have a column named as a window column.
+pub(super) fn no_window_columns(input: &Rel, fname: &str, pos: Position) -> Result<(), SqlError> {
+    match input.schema.fields().iter().find(|f| WINDOW_COLUMNS.contains(&f.name().as_str())) {
+        Some(dup) => Err(SqlError::new(
+            pos,
+            format!(
+                "{fname}: its input already has a column named {}; rename it (for example `window_start AS w_start`) in the view or subquery it comes from",
+                dup.name()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 impl Planner {
+    /// For a TIMESTAMP_LTZ time attribute, the time zone windows align to.
+    pub(super) fn window_time_zone(&self, input: &Rel, time_col: usize) -> Option<String> {
+        match input.schema.field(time_col).data_type() {
+            DataType::Timestamp(_, Some(_)) => Some(self.tz.clone()),
+            _ => None,
+        }
+    }
+
     pub(super) fn plan_window_tvf(
         &mut self,
         e: &SqlExpr,
@@ -129,22 +198,7 @@ impl Planner {
                 let idx = input.schema.fields().iter().position(|f| f.name() == col).ok_or_else(|| {
                     SqlError::new(expr_position(&args[1], pos), format!("{fname}: DESCRIPTOR({col}): no such column"))
                 })?;
-                if input.rowtime != Some(idx) && super::rank::is_proctime(&input, idx) {
-                    return Err(SqlError::new(
-                        expr_position(&args[1], pos),
-                        format!(
-                            "{fname}: DESCRIPTOR({col}): `{col}` is a processing-time attribute (PROCTIME()); windows on processing time are not supported yet, only on an event-time attribute (a column with a WATERMARK)"
-                        ),
-                    ));
-                }
-                if input.rowtime != Some(idx) {
-                    return Err(SqlError::new(
-                        expr_position(&args[1], pos),
-                        format!(
-                            "{fname}: DESCRIPTOR({col}): `{col}` is not an event-time attribute; declare `WATERMARK FOR {col} AS {col} - INTERVAL '5' SECOND` in its CREATE TABLE, or use window_time of an upstream window aggregation"
-                        ),
-                    ));
-                }
+                event_time_attribute(&input, idx, &format!("{fname}: DESCRIPTOR({col})"), expr_position(&args[1], pos))?;
                 idx
             }
             other => {
@@ -154,38 +208,9 @@ impl Planner {
                 ));
             }
         };
-        let a = interval_ms(&args[2], expr_position(&args[2], pos))?;
-        let kind = match fname.as_str() {
-            "TUMBLE" => WindowKind::Tumble { size: a },
-            "SESSION" => WindowKind::Session { gap: a },
-            "HOP" => {
-                let size = interval_ms(&args[3], expr_position(&args[3], pos))?;
-                if size % a != 0 {
-                    return Err(SqlError::new(pos, "HOP: the size must be an integral multiple of the slide"));
-                }
-                WindowKind::Hop { slide: a, size }
-            }
-            _ => {
-                let max_size = interval_ms(&args[3], expr_position(&args[3], pos))?;
-                if max_size % a != 0 {
-                    return Err(SqlError::new(pos, "CUMULATE: the max size must be an integral multiple of the step"));
-                }
-                WindowKind::Cumulate { step: a, max_size }
-            }
-        };
-        if let Some(dup) = input.schema.fields().iter().find(|f| WINDOW_COLUMNS.contains(&f.name().as_str())) {
-            return Err(SqlError::new(
-                pos,
-                format!(
-                    "{fname}: its input already has a column named {}; rename it (for example `window_start AS w_start`) in the view or subquery it comes from",
-                    dup.name()
-                ),
-            ));
-        }
-        let time_zone = match input.schema.field(time_col).data_type() {
-            DataType::Timestamp(_, Some(_)) => Some(self.tz.clone()),
-            _ => None,
-        };
+        let kind = window_kind(&fname, &args[2..], pos)?;
+        no_window_columns(&input, &fname, pos)?;
+        let time_zone = self.window_time_zone(&input, time_col);
         Ok(FromItem::Window { input, window: WindowSpec { kind, time_col, time_zone }, partition_by, qualifier })
     }
 
