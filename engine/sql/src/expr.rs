@@ -61,7 +61,7 @@ impl TypePlanner for FlinkTypes {
 impl ContextProvider for Provider {
     fn get_table_source(&self, name: TableReference) -> datafusion_common::Result<Arc<dyn TableSource>> {
         Err(datafusion_common::DataFusionError::Plan(format!(
-            "subqueries in expressions are not supported (table {name})"
+            "a subquery here is not supported (it reads {name}): Sluice plans `k [NOT] IN (SELECT ...)` and `[NOT] EXISTS (SELECT ...)` when they are conditions of a WHERE, ANDed with the rest of it; scalar subqueries and subqueries under OR or in the SELECT list are not"
         )))
     }
     fn get_expr_planners(&self) -> &[Arc<dyn DfExprPlanner>] {
@@ -412,6 +412,10 @@ impl VisitorMut for FlinkSyntax {
                     format: None,
                 })
             }
+            // LOCALTIMESTAMP, written without parentheses, parses as a name.
+            SqlExpr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("LOCALTIMESTAMP") => {
+                Some(func(functions::LOCALTIMESTAMP, vec![]))
+            }
             SqlExpr::Extract { .. } => Some(SqlExpr::Cast {
                 kind: CastKind::Cast,
                 expr: Box::new(SqlExpr::Nested(Box::new(e.clone()))),
@@ -440,6 +444,14 @@ impl VisitorMut for FlinkSyntax {
                         array: false,
                         format: None,
                     }),
+                    // The unit is a bare word: the function takes it as a string.
+                    ("TIMESTAMPDIFF" | "TIMESTAMPADD", 3) => match &args[0] {
+                        SqlExpr::Identifier(unit) => Some(func(
+                            &name.to_ascii_lowercase(),
+                            vec![string_lit(&unit.value), args[1].clone(), args[2].clone()],
+                        )),
+                        _ => None,
+                    },
                     ("IF", 3) => Some(SqlExpr::Case {
                         case_token: ast::helpers::attached_token::AttachedToken::empty(),
                         end_token: ast::helpers::attached_token::AttachedToken::empty(),

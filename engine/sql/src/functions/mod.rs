@@ -22,9 +22,18 @@ use chrono::{DateTime, NaiveDateTime, TimeZone};
 use datafusion_common::{DataFusionError, Result, ScalarValue};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 
+mod datetime;
+mod encode;
+mod hash;
+mod math;
+mod string;
+mod udf;
+
+pub use datetime::LOCALTIMESTAMP;
+
 /// All Flink functions, for the given session time zone.
 pub fn flink_functions(tz: &str) -> Vec<Arc<ScalarUDF>> {
-    vec![
+    let mut all = vec![
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::RegexpExtract, tz))),
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::DateFormat, tz))),
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::ToTimestamp, tz))),
@@ -33,7 +42,10 @@ pub fn flink_functions(tz: &str) -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::ToString, tz))),
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::SplitIndex, tz))),
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::Proctime, tz))),
-    ]
+    ];
+    let families = [datetime::DEFS, string::DEFS, encode::DEFS, hash::DEFS, math::DEFS];
+    all.extend(families.iter().flat_map(|defs| defs.iter()).map(|d| udf::udf(*d, tz)));
+    all
 }
 
 /// The name of the cast-to-string function the planner substitutes for casts.
