@@ -18,7 +18,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use datafusion_common::{Result, ScalarValue};
 
-use super::udf::{Ctx, Def, is_integer, is_string, long_at, longs, str_at, strings};
+use super::udf::{Ctx, Def, is_integer, is_string, longs, str_at, strings};
 
 const fn def(name: &'static str, usage: &'static str, args: (usize, usize), ret: super::udf::ReturnRule, eval: super::udf::Kernel) -> Def {
     Def { name, usage, min_args: args.0, max_args: args.1, volatile: false, ret, eval }

@@ -22,9 +22,11 @@ use chrono::{DateTime, NaiveDateTime, TimeZone};
 use datafusion_common::{DataFusionError, Result, ScalarValue};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 
+mod array;
 mod datetime;
 mod encode;
 mod hash;
+mod json;
 mod math;
 mod string;
 mod udf;
@@ -43,7 +45,7 @@ pub fn flink_functions(tz: &str) -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::SplitIndex, tz))),
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::Proctime, tz))),
     ];
-    let families = [datetime::DEFS, string::DEFS, encode::DEFS, hash::DEFS, math::DEFS];
+    let families = [datetime::DEFS, array::DEFS, string::DEFS, encode::DEFS, hash::DEFS, json::DEFS, math::DEFS];
     all.extend(families.iter().flat_map(|defs| defs.iter()).map(|d| udf::udf(*d, tz)));
     all
 }

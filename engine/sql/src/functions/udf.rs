@@ -13,7 +13,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion_common::{DataFusionError, Result, ScalarValue};
 use datafusion_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 
 use crate::types::flink_name;
@@ -104,8 +104,11 @@ pub fn is_array(t: &DataType) -> bool {
 /// The function registered for `def` in the session time zone `tz`.
 pub fn udf(def: Def, tz: &str) -> Arc<ScalarUDF> {
     let volatility = if def.volatile { Volatility::Volatile } else { Volatility::Immutable };
-    let signature =
-        if def.max_args == 0 { Signature::nullary(volatility) } else { Signature::variadic_any(volatility) };
+    let signature = match (def.min_args, def.max_args) {
+        (_, 0) => Signature::nullary(volatility),
+        (0, _) => Signature::one_of(vec![TypeSignature::Nullary, TypeSignature::VariadicAny], volatility),
+        _ => Signature::variadic_any(volatility),
+    };
     Arc::new(ScalarUDF::new_from_impl(FlinkUdf { def, tz: tz.to_string(), signature }))
 }
 
