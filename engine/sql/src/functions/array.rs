@@ -32,7 +32,13 @@ use datafusion_common::{Result, ScalarValue};
 
 use super::udf::{Ctx, Def, element_type, exec_err, is_array, is_boolean, is_integer, is_string, long_at, longs};
 
-const fn def(name: &'static str, usage: &'static str, args: (usize, usize), ret: super::udf::ReturnRule, eval: super::udf::Kernel) -> Def {
+const fn def(
+    name: &'static str,
+    usage: &'static str,
+    args: (usize, usize),
+    ret: super::udf::ReturnRule,
+    eval: super::udf::Kernel,
+) -> Def {
     Def { name, usage, min_args: args.0, max_args: args.1, volatile: false, ret, eval }
 }
 
@@ -209,7 +215,11 @@ fn add(args: &[ArrayRef], ret: &DataType, front: bool) -> Result<ArrayRef> {
         .map(|i| {
             (!l.is_null(i)).then(|| {
                 let r = range(&l, i);
-                if front { std::iter::once(base + i).chain(r).collect() } else { r.chain(std::iter::once(base + i)).collect() }
+                if front {
+                    std::iter::once(base + i).chain(r).collect()
+                } else {
+                    r.chain(std::iter::once(base + i)).collect()
+                }
             })
         })
         .collect();
@@ -219,8 +229,9 @@ fn add(args: &[ArrayRef], ret: &DataType, front: bool) -> Result<ArrayRef> {
 fn contains(_: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     let l = list(&args[0], args[0].data_type())?;
     let (rows, base) = with_needle(&l, &args[1])?;
-    let out: BooleanArray =
-        (0..l.len()).map(|i| (!l.is_null(i)).then(|| range(&l, i).any(|j| rows.row(j) == rows.row(base + i)))).collect();
+    let out: BooleanArray = (0..l.len())
+        .map(|i| (!l.is_null(i)).then(|| range(&l, i).any(|j| rows.row(j) == rows.row(base + i))))
+        .collect();
     Ok(Arc::new(out))
 }
 
@@ -378,8 +389,11 @@ fn extreme(args: &[ArrayRef], ret: &DataType, max: bool) -> Result<ArrayRef> {
     let picks: UInt32Array = (0..l.len())
         .map(|i| {
             let candidates = range(&l, i).filter(|&j| !values.is_null(j));
-            let pick =
-                if max { candidates.max_by(|&a, &b| rows.row(a).cmp(&rows.row(b))) } else { candidates.min_by(|&a, &b| rows.row(a).cmp(&rows.row(b))) };
+            let pick = if max {
+                candidates.max_by(|&a, &b| rows.row(a).cmp(&rows.row(b)))
+            } else {
+                candidates.min_by(|&a, &b| rows.row(a).cmp(&rows.row(b)))
+            };
             pick.filter(|_| !l.is_null(i)).map(|j| j as u32)
         })
         .collect();

@@ -238,7 +238,11 @@ fn parse_zone(s: &str) -> Zone {
 }
 
 fn add_months(d: NaiveDate, m: i32) -> Option<NaiveDate> {
-    if m >= 0 { d.checked_add_months(Months::new(m as u32)) } else { d.checked_sub_months(Months::new(m.unsigned_abs())) }
+    if m >= 0 {
+        d.checked_add_months(Months::new(m as u32))
+    } else {
+        d.checked_sub_months(Months::new(m.unsigned_abs()))
+    }
 }
 
 /// Whole months from `d1` to `d0` (Calcite's `subtractMonths(int, int)`).
@@ -284,9 +288,7 @@ fn timestampdiff(ctx: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef>
             match unit.size() {
                 // Java's narrowing of the long difference to INT.
                 Ok(ms) => Some(((b - a) / ms) as i32),
-                Err(months) => {
-                    months_between(wall_clock(b, &z2)?, wall_clock(a, &z1)?).map(|m| m / months)
-                }
+                Err(months) => months_between(wall_clock(b, &z2)?, wall_clock(a, &z1)?).map(|m| m / months),
             }
         })
         .collect();
@@ -352,10 +354,8 @@ fn unix_timestamp(ctx: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef
 
 fn dayofweek(ctx: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     let (t, zone) = millis(&args[0], ctx.tz)?;
-    let out: Int64Array = t
-        .iter()
-        .map(|ms| wall_clock(ms?, &zone).map(|w| i64::from(w.weekday().number_from_sunday())))
-        .collect();
+    let out: Int64Array =
+        t.iter().map(|ms| wall_clock(ms?, &zone).map(|w| i64::from(w.weekday().number_from_sunday()))).collect();
     Ok(Arc::new(out))
 }
 

@@ -20,7 +20,13 @@ use datafusion_common::{Result, ScalarValue};
 
 use super::udf::{Ctx, Def, is_integer, is_string, longs, str_at, strings};
 
-const fn def(name: &'static str, usage: &'static str, args: (usize, usize), ret: super::udf::ReturnRule, eval: super::udf::Kernel) -> Def {
+const fn def(
+    name: &'static str,
+    usage: &'static str,
+    args: (usize, usize),
+    ret: super::udf::ReturnRule,
+    eval: super::udf::Kernel,
+) -> Def {
     Def { name, usage, min_args: args.0, max_args: args.1, volatile: false, ret, eval }
 }
 
@@ -156,7 +162,7 @@ fn url_part(url: &str, part: &str, key: Option<&str>) -> Option<String> {
             _ => host_port,
         }
     });
-    let value = match part {
+    match part {
         "HOST" => host.map(str::to_string),
         "PATH" => Some(u.path.to_string()),
         "QUERY" => match key {
@@ -174,8 +180,7 @@ fn url_part(url: &str, part: &str, key: Option<&str>) -> Option<String> {
         "AUTHORITY" => u.authority.map(str::to_string),
         "USERINFO" => userinfo.map(str::to_string),
         _ => None,
-    };
-    value
+    }
 }
 
 fn parse_url(_: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {

@@ -18,13 +18,21 @@ const fn hash_def(name: &'static str, eval: super::udf::Kernel) -> Def {
 }
 
 pub const DEFS: &[Def] = &[
-    hash_def("md5", |_, a, _| digest_all(a, |s| hex::<Md5>(s))),
-    hash_def("sha1", |_, a, _| digest_all(a, |s| hex::<Sha1>(s))),
-    hash_def("sha224", |_, a, _| digest_all(a, |s| hex::<Sha224>(s))),
-    hash_def("sha256", |_, a, _| digest_all(a, |s| hex::<Sha256>(s))),
-    hash_def("sha384", |_, a, _| digest_all(a, |s| hex::<Sha384>(s))),
-    hash_def("sha512", |_, a, _| digest_all(a, |s| hex::<Sha512>(s))),
-    Def { name: "sha2", usage: "(string, bit length)", min_args: 2, max_args: 2, volatile: false, ret: ret_sha2, eval: sha2 },
+    hash_def("md5", |_, a, _| digest_all(a, hex::<Md5>)),
+    hash_def("sha1", |_, a, _| digest_all(a, hex::<Sha1>)),
+    hash_def("sha224", |_, a, _| digest_all(a, hex::<Sha224>)),
+    hash_def("sha256", |_, a, _| digest_all(a, hex::<Sha256>)),
+    hash_def("sha384", |_, a, _| digest_all(a, hex::<Sha384>)),
+    hash_def("sha512", |_, a, _| digest_all(a, hex::<Sha512>)),
+    Def {
+        name: "sha2",
+        usage: "(string, bit length)",
+        min_args: 2,
+        max_args: 2,
+        volatile: false,
+        ret: ret_sha2,
+        eval: sha2,
+    },
 ];
 
 fn ret_hash(d: &Def, args: &[DataType], _: &[Option<&ScalarValue>], _: &str) -> Result<DataType> {

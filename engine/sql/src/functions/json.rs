@@ -22,9 +22,33 @@ use datafusion_common::{Result, ScalarValue};
 use super::udf::{Ctx, Def, is_string, str_at, strings};
 
 pub const DEFS: &[Def] = &[
-    Def { name: "json_value", usage: "(json, path)", min_args: 2, max_args: 2, volatile: false, ret: ret_string, eval: json_value },
-    Def { name: "json_query", usage: "(json, path)", min_args: 2, max_args: 2, volatile: false, ret: ret_string, eval: json_query },
-    Def { name: "json_exists", usage: "(json, path)", min_args: 2, max_args: 2, volatile: false, ret: ret_exists, eval: json_exists },
+    Def {
+        name: "json_value",
+        usage: "(json, path)",
+        min_args: 2,
+        max_args: 2,
+        volatile: false,
+        ret: ret_string,
+        eval: json_value,
+    },
+    Def {
+        name: "json_query",
+        usage: "(json, path)",
+        min_args: 2,
+        max_args: 2,
+        volatile: false,
+        ret: ret_string,
+        eval: json_query,
+    },
+    Def {
+        name: "json_exists",
+        usage: "(json, path)",
+        min_args: 2,
+        max_args: 2,
+        volatile: false,
+        ret: ret_exists,
+        eval: json_exists,
+    },
 ];
 
 fn ret_string(d: &Def, args: &[DataType], _: &[Option<&ScalarValue>], _: &str) -> Result<DataType> {

@@ -181,7 +181,14 @@ mod tests {
 
     #[test]
     fn doubles_are_cut_in_decimal() {
-        let cases = [(3.14159, 2, 3.14), (-0.5, 0, 0.0), (-2.75, 0, -2.0), (1e10, 2, 1e10), (0.29, 2, 0.29), (1234.5, -2, 1200.0)];
+        let cases: [(f64, i64, f64); 6] = [
+            (1.23456, 2, 1.23),
+            (-0.5, 0, 0.0),
+            (-2.75, 0, -2.0),
+            (1e10, 2, 1e10),
+            (0.29, 2, 0.29),
+            (1234.5, -2, 1200.0),
+        ];
         for (v, places, want) in cases {
             let got = truncate_double(v, places);
             assert_eq!(got.to_bits(), want.to_bits(), "TRUNCATE({v}, {places}) = {got}");

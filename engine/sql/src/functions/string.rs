@@ -28,7 +28,13 @@ use regex::Regex;
 
 use super::udf::{Ctx, Def, is_integer, is_string, long_at, longs, str_at, strings};
 
-const fn def(name: &'static str, usage: &'static str, args: (usize, usize), ret: super::udf::ReturnRule, eval: super::udf::Kernel) -> Def {
+const fn def(
+    name: &'static str,
+    usage: &'static str,
+    args: (usize, usize),
+    ret: super::udf::ReturnRule,
+    eval: super::udf::Kernel,
+) -> Def {
     Def { name, usage, min_args: args.0, max_args: args.1, volatile: false, ret, eval }
 }
 
@@ -39,7 +45,9 @@ pub const DEFS: &[Def] = &[
     def("regexp_extract_all", "(string, regex [, group index])", (2, 3), ret_extract_all, regexp_extract_all),
     def("split", "(string, delimiter)", (2, 2), ret_string_array, split),
     def("str_to_map", "(string [, pair delimiter, key-value delimiter])", (1, 3), ret_str_to_map, str_to_map),
-    def("is_digit", "(string)", (1, 1), ret_predicate, |_, a, _| char_test(a, |s| s.chars().all(|c| c.is_ascii_digit()))),
+    def("is_digit", "(string)", (1, 1), ret_predicate, |_, a, _| {
+        char_test(a, |s| s.chars().all(|c| c.is_ascii_digit()))
+    }),
     def("is_alpha", "(string)", (1, 1), ret_predicate, |_, a, _| char_test(a, |s| s.chars().all(char::is_alphabetic))),
     def("is_decimal", "(string)", (1, 1), ret_predicate, |_, a, _| char_test(a, is_decimal)),
     def("elt", "(index, string, ...)", (2, usize::MAX), ret_elt, elt),
@@ -287,7 +295,18 @@ mod tests {
 
     #[test]
     fn decimals() {
-        for (s, want) in [("3", true), ("1.5", true), ("-2.", true), ("1e3", true), ("", false), ("o", false), ("1.5.1", false), ("Ab c1.5", false), (".", false), ("1e", false)] {
+        for (s, want) in [
+            ("3", true),
+            ("1.5", true),
+            ("-2.", true),
+            ("1e3", true),
+            ("", false),
+            ("o", false),
+            ("1.5.1", false),
+            ("Ab c1.5", false),
+            (".", false),
+            ("1e", false),
+        ] {
             assert_eq!(is_decimal(s), want, "{s}");
         }
     }

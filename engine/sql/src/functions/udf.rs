@@ -105,7 +105,7 @@ pub fn is_array(t: &DataType) -> bool {
 pub fn udf(def: Def, tz: &str) -> Arc<ScalarUDF> {
     let volatility = if def.volatile { Volatility::Volatile } else { Volatility::Immutable };
     let signature = match (def.min_args, def.max_args) {
-        (_, 0) => Signature::nullary(volatility),
+        // Calls with arguments reach the arity check, which names the function.
         (0, _) => Signature::one_of(vec![TypeSignature::Nullary, TypeSignature::VariadicAny], volatility),
         _ => Signature::variadic_any(volatility),
     };
