@@ -11,7 +11,9 @@
 //! - `CONVERT_TZ(str, from_tz, to_tz)`: STRING `yyyy-MM-dd HH:mm:ss`.
 //! - `LOCALTIMESTAMP`: TIMESTAMP(3), the wall-clock time in the session time zone.
 //!
-//! Calendar units of a TIMESTAMP_LTZ are taken in the session time zone.
+//! TIMESTAMPDIFF and TIMESTAMPADD count the months of a TIMESTAMP_LTZ in UTC,
+//! as Flink does; DAYOFWEEK reads it in the session time zone. A wall-clock
+//! time that a DST gap skips is read with the offset before the gap, as Java does.
 
 use std::sync::Arc;
 
@@ -178,10 +180,12 @@ fn ret_convert_tz(d: &Def, args: &[DataType], _: &[Option<&ScalarValue>], _: &st
 }
 
 /// A timestamp argument as epoch milliseconds, with the zone its wall-clock
-/// fields are read in (UTC for TIMESTAMP, the session zone for TIMESTAMP_LTZ).
-fn millis(a: &ArrayRef, session_tz: &str) -> Result<(TimestampMillisecondArray, String)> {
+/// fields are read in: UTC for TIMESTAMP; for TIMESTAMP_LTZ, the session zone
+/// when `local` (DAYOFWEEK), else UTC, as Flink's TIMESTAMPDIFF and
+/// TIMESTAMPADD count months of an instant.
+fn millis(a: &ArrayRef, session_tz: &str, local: bool) -> Result<(TimestampMillisecondArray, String)> {
     let zone = match a.data_type() {
-        DataType::Timestamp(_, Some(_)) => session_tz.to_string(),
+        DataType::Timestamp(_, Some(_)) if local => session_tz.to_string(),
         _ => "UTC".to_string(),
     };
     let plain = cast(a, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
@@ -203,7 +207,10 @@ fn epoch_millis(t: NaiveDateTime, zone: &str) -> Option<i64> {
     let offset_secs = match parse_zone(zone) {
         Zone::Named(tz) => match tz.offset_from_local_datetime(&t) {
             chrono::LocalResult::Single(o) | chrono::LocalResult::Ambiguous(o, _) => o.fix().local_minus_utc(),
-            chrono::LocalResult::None => tz.offset_from_utc_datetime(&t).fix().local_minus_utc(),
+            // DST transitions are months apart: a day earlier is before the gap.
+            chrono::LocalResult::None => {
+                tz.offset_from_utc_datetime(&(t - chrono::Duration::days(1))).fix().local_minus_utc()
+            }
         },
         Zone::Fixed(off) => off.local_minus_utc(),
     };
@@ -276,8 +283,8 @@ fn unit_arg(a: &ArrayRef) -> Result<Vec<Option<Unit>>> {
 
 fn timestampdiff(ctx: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     let units = unit_arg(&args[0])?;
-    let (t1, z1) = millis(&args[1], ctx.tz)?;
-    let (t2, z2) = millis(&args[2], ctx.tz)?;
+    let (t1, z1) = millis(&args[1], ctx.tz, false)?;
+    let (t2, z2) = millis(&args[2], ctx.tz, false)?;
     let out: Int32Array = (0..t1.len())
         .map(|i| {
             let unit = units[i]?;
@@ -298,7 +305,7 @@ fn timestampdiff(ctx: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef>
 fn timestampadd(ctx: &Ctx, args: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
     let units = unit_arg(&args[0])?;
     let n = longs(&args[1])?;
-    let (t, zone) = millis(&args[2], ctx.tz)?;
+    let (t, zone) = millis(&args[2], ctx.tz, false)?;
     let out: TimestampMillisecondArray = (0..t.len())
         .map(|i| {
             let (unit, n) = (units[i]?, long_at(&n, i)?);
@@ -313,7 +320,13 @@ fn timestampadd(ctx: &Ctx, args: &[ArrayRef], ret: &DataType) -> Result<ArrayRef
             }
         })
         .collect();
-    Ok(cast(&(Arc::new(out) as ArrayRef), ret)?)
+    // The same instants, labelled with the argument's zone (a cast would
+    // read them as wall-clock times in it).
+    let zone = match ret {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    };
+    Ok(Arc::new(out.with_timezone_opt(zone)))
 }
 
 /// Parses `s` with a Java date pattern, ignoring text after the pattern, as
@@ -353,7 +366,7 @@ fn unix_timestamp(ctx: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef
 }
 
 fn dayofweek(ctx: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
-    let (t, zone) = millis(&args[0], ctx.tz)?;
+    let (t, zone) = millis(&args[0], ctx.tz, true)?;
     let out: Int64Array =
         t.iter().map(|ms| wall_clock(ms?, &zone).map(|w| i64::from(w.weekday().number_from_sunday()))).collect();
     Ok(Arc::new(out))
@@ -411,5 +424,10 @@ mod tests {
         assert_eq!(epoch_millis(t, "GMT+08:00"), epoch_millis(ts("2024-01-01 04:00:00"), "UTC"));
         assert_eq!(epoch_millis(t, "Asia/Shanghai"), epoch_millis(t, "GMT+08:00"));
         assert_eq!(epoch_millis(t, "No/Such_Zone"), epoch_millis(t, "UTC"));
+        // 02:30 does not exist in Paris on 2024-03-31: Java reads it as 01:30 UTC.
+        assert_eq!(
+            epoch_millis(ts("2024-03-31 02:30:00"), "Europe/Paris"),
+            epoch_millis(ts("2024-03-31 01:30:00"), "UTC")
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! - `PARSE_URL(url, part [, key])`: HOST, PATH, QUERY, REF, PROTOCOL, FILE,
 //!   AUTHORITY or USERINFO of `url` as `java.net.URL` splits it; with a key,
 //!   the value of that query parameter. NULL when absent or not a URL.
-//! - `TO_BASE64(s)` / `FROM_BASE64(s)`: base64 of the UTF-8 bytes and back.
+//! - `TO_BASE64(s)` / `FROM_BASE64(s)`: base64 of the UTF-8 bytes and back;
+//!   FROM_BASE64 of text that is not base64 fails, as in Flink.
 //! - `BIN(n)` / `HEX(n)`: a BIGINT in binary / upper-case hex, negative numbers
 //!   in 64-bit two's complement; `HEX(s)`: the UTF-8 bytes of `s` in hex.
 
@@ -18,7 +19,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use datafusion_common::{Result, ScalarValue};
 
-use super::udf::{Ctx, Def, is_integer, is_string, longs, str_at, strings};
+use super::udf::{Ctx, Def, exec_err, is_integer, is_string, longs, str_at, strings};
 
 const fn def(
     name: &'static str,
@@ -35,7 +36,7 @@ pub const DEFS: &[Def] = &[
     def("url_decode", "(string)", (1, 1), ret_string, |_, a, _| map_strings(a, url_decode)),
     def("parse_url", "(url, part [, query key])", (2, 3), ret_string, parse_url),
     def("to_base64", "(string)", (1, 1), ret_string, |_, a, _| map_strings(a, |s| Some(STANDARD.encode(s)))),
-    def("from_base64", "(string)", (1, 1), ret_string, |_, a, _| map_strings(a, from_base64)),
+    def("from_base64", "(string)", (1, 1), ret_string, from_base64),
     def("bin", "(integer)", (1, 1), ret_bin, |_, a, _| map_longs(a, |n| format!("{:b}", n as u64))),
     def("hex", "(integer or string)", (1, 1), ret_hex, hex),
 ];
@@ -79,8 +80,20 @@ fn hex(_: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     })
 }
 
-fn from_base64(s: &str) -> Option<String> {
-    STANDARD.decode(s).ok().map(|b| String::from_utf8_lossy(&b).into_owned())
+/// Text that is not base64 fails the job, as in Flink.
+fn from_base64(_: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
+    let s = strings(&args[0])?;
+    let out: StringArray = s
+        .iter()
+        .map(|v| {
+            v.map(|v| match STANDARD.decode(v) {
+                Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
+                Err(e) => Err(exec_err("from_base64", format_args!("cannot decode '{v}': {e}"))),
+            })
+            .transpose()
+        })
+        .collect::<Result<_>>()?;
+    Ok(Arc::new(out))
 }
 
 fn url_encode(s: &str) -> String {

@@ -5,7 +5,8 @@
 //!   its quotes, a number as written); NULL for a missing, null, object or
 //!   array value, or text that is not JSON.
 //! - `JSON_QUERY(json, path)`: STRING, the object or array at `path` as compact
-//!   JSON with its keys in their order; NULL for a scalar or a missing value.
+//!   JSON with its keys sorted (as Flink writes them); a path with a wildcard
+//!   gives the array of what it finds. NULL for a scalar or a missing value.
 //! - `JSON_EXISTS(json, path)`: whether `path` finds a value; FALSE for text
 //!   that is not JSON.
 //!
@@ -242,7 +243,9 @@ fn write_json(out: &mut String, v: &Json) {
         }
         Json::Object(fields) => {
             out.push('{');
-            for (k, (key, item)) in fields.iter().enumerate() {
+            let mut fields: Vec<&(String, Json)> = fields.iter().collect();
+            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            for (k, (key, item)) in fields.into_iter().enumerate() {
                 if k > 0 {
                     out.push(',');
                 }
@@ -312,10 +315,13 @@ fn select<'a>(v: &'a Json, steps: &[Step]) -> Vec<&'a Json> {
     next.into_iter().flat_map(|x| select(x, rest)).collect()
 }
 
-/// The values `path` finds in `json`, or None when either does not parse.
-fn query(json: &str, path: &str, f: impl Fn(Vec<&Json>) -> Option<String>) -> Option<String> {
+/// The values `path` finds in `json`, with whether the path has a wildcard,
+/// or None when either does not parse.
+fn query(json: &str, path: &str, f: impl Fn(Vec<&Json>, bool) -> Option<String>) -> Option<String> {
     let doc = Parser::parse(json)?;
-    f(select(&doc, &parse_path(path)?))
+    let steps = parse_path(path)?;
+    let wildcard = steps.iter().any(|s| matches!(s, Step::AnyKey | Step::AnyIndex));
+    f(select(&doc, &steps), wildcard)
 }
 
 fn each_row(args: &[ArrayRef], f: impl Fn(&str, &str) -> Option<String>) -> Result<ArrayRef> {
@@ -326,7 +332,7 @@ fn each_row(args: &[ArrayRef], f: impl Fn(&str, &str) -> Option<String>) -> Resu
 
 fn json_value(_: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     each_row(args, |js, path| {
-        query(js, path, |found| match found.as_slice() {
+        query(js, path, |found, _| match found.as_slice() {
             [Json::Str(s)] => Some(s.clone()),
             [Json::Number(n)] => Some(n.clone()),
             [Json::Bool(b)] => Some(b.to_string()),
@@ -337,13 +343,20 @@ fn json_value(_: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
 
 fn json_query(_: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     each_row(args, |js, path| {
-        query(js, path, |found| match found.as_slice() {
-            [v @ (Json::Array(_) | Json::Object(_))] => {
-                let mut out = String::new();
-                write_json(&mut out, v);
-                Some(out)
-            }
-            _ => None,
+        query(js, path, |found, wildcard| {
+            let all;
+            let v = match found.as_slice() {
+                [] => return None,
+                _ if wildcard => {
+                    all = Json::Array(found.into_iter().cloned().collect());
+                    &all
+                }
+                [v @ (Json::Array(_) | Json::Object(_))] => *v,
+                _ => return None,
+            };
+            let mut out = String::new();
+            write_json(&mut out, v);
+            Some(out)
         })
     })
 }
@@ -353,7 +366,7 @@ fn json_exists(_: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     let out: BooleanArray = (0..js.len())
         .map(|i| {
             let (js, path) = (str_at(&js, i)?, str_at(&path, i)?);
-            Some(query(js, path, |found| (!found.is_empty()).then(String::new)).is_some())
+            Some(query(js, path, |found, _| (!found.is_empty()).then(String::new)).is_some())
         })
         .collect();
     Ok(Arc::new(out))
@@ -369,7 +382,7 @@ mod tests {
         let v = Parser::parse(text).unwrap();
         let mut out = String::new();
         write_json(&mut out, &v);
-        assert_eq!(out, r#"{"b":[1,2.50,{"c":"x\"é"}],"a":null,"t":true}"#);
+        assert_eq!(out, r#"{"a":null,"b":[1,2.50,{"c":"x\"é"}],"t":true}"#);
         assert_eq!(Parser::parse("{\"a\":1} x"), None);
         assert_eq!(Parser::parse("not json"), None);
     }
