@@ -316,7 +316,8 @@ impl Builder {
                     .map(|k| k.get_type(&left.schema).map_err(|e| EngineError::Internal(e.to_string())))
                     .collect::<Result<Vec<_>, _>>()?;
                 let names = |keys: &[Expr]| keys.iter().map(|k| k.to_string()).collect();
-                // An interval or window join without keys runs in one subtask, as Flink's.
+                // A join without keys (an interval or window join, a semi or anti
+                // join) runs in one subtask, as Flink's.
                 let keyless = left_keys.is_empty();
                 let v = self.new_vertex(None, if keyless { 1 } else { self.parallelism }, None);
                 // Input 0 is the left side, input 1 the right one.
@@ -330,7 +331,15 @@ impl Builder {
                 let (lp, rp) = (hash(&lk, left_keys), hash(&rk, right_keys));
                 self.connect(l.vertex, v, lp);
                 self.connect(r.vertex, v, rp);
-                let residual = residual.as_ref().map(|e| lower(e, &rel.schema)).transpose()?;
+                // A semi or anti join's residual reads both inputs; its output is the left one's.
+                let joined;
+                let residual_schema = if kind.left_only() {
+                    joined = left.schema.join(&right.schema).map_err(|e| EngineError::Internal(e.to_string()))?;
+                    &joined
+                } else {
+                    rel.schema.as_ref()
+                };
+                let residual = residual.as_ref().map(|e| lower(e, residual_schema)).transpose()?;
                 self.graph.vertices[v].ops.push(OpSpec::Join {
                     kind: *kind,
                     left_keys: lk,

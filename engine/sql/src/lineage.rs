@@ -201,6 +201,7 @@ fn of(rel: &Rel) -> Vec<Fields> {
             cols.extend(std::iter::repeat_n(element, rel.schema.fields().len() - input.schema.fields().len()));
             cols
         }
+        PlanNode::Join { left, kind, .. } if kind.left_only() => of(left),
         PlanNode::Join { left, right, .. } => {
             let mut cols = of(left);
             cols.extend(of(right));

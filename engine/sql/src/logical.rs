@@ -213,6 +213,10 @@ pub enum PlanNode {
     /// the missing side with nulls. `left_keys[i]` (over the left input) equals
     /// `right_keys[i]` (over the right input), both of the same type; a null
     /// key matches nothing. `residual` is over the join's output schema.
+    /// A semi or anti join ([`JoinKind::left_only`]) outputs the left columns
+    /// alone; its residual is over the left columns, then the right ones, and
+    /// its keys may be empty (one subtask joins all rows, as Flink's `NOT IN`
+    /// over nullable columns).
     Join {
         left: Box<Rel>,
         right: Box<Rel>,
@@ -335,12 +339,23 @@ pub enum JoinKind {
     Left,
     Right,
     Full,
+    /// `WHERE [k] IN (subquery)` or `EXISTS (subquery)`: each left row that
+    /// has a match, once, without the right columns.
+    Semi,
+    /// `WHERE NOT EXISTS (subquery)` or `[k] NOT IN (subquery)`: each left row
+    /// without a match, without the right columns; retracted when a match comes.
+    Anti,
 }
 
 impl JoinKind {
     /// Whether rows of the left input without a match are kept (null-padded).
     pub fn left_outer(self) -> bool {
         matches!(self, JoinKind::Left | JoinKind::Full)
+    }
+
+    /// Whether the output is the left input's rows alone (a semi or anti join).
+    pub fn left_only(self) -> bool {
+        matches!(self, JoinKind::Semi | JoinKind::Anti)
     }
 
     /// Whether rows of the right input without a match are kept (null-padded).
@@ -356,6 +371,8 @@ impl std::fmt::Display for JoinKind {
             JoinKind::Left => "LEFT",
             JoinKind::Right => "RIGHT",
             JoinKind::Full => "FULL",
+            JoinKind::Semi => "SEMI",
+            JoinKind::Anti => "ANTI",
         })
     }
 }

@@ -122,7 +122,10 @@ impl Planner {
                 _ => "TUMBLE(time_attr, size)",
             };
             let offset = if args.len() == 2 + intervals { " (window offsets are not supported yet)" } else { "" };
-            return Err(SqlError::new(cpos, format!("{fname} in GROUP BY takes {} arguments{offset}: {usage}", 1 + intervals)));
+            return Err(SqlError::new(
+                cpos,
+                format!("{fname} in GROUP BY takes {} arguments{offset}: {usage}", 1 + intervals),
+            ));
         }
         let what = format!("GROUP BY {fname}({}, ...)", args[0]);
         let time_col = match self.plan_expr(&args[0], &input.schema, cpos)? {

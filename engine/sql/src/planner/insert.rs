@@ -9,7 +9,7 @@ use super::{Planner, project};
 use crate::catalog::TableDef;
 use crate::error::{Position, SqlError};
 use crate::expr::Expr;
-use crate::logical::{PlanNode, Rel, SinkPlan};
+use crate::logical::{JoinKind, PlanNode, Rel, SinkPlan};
 use crate::parser;
 use crate::types::{self, flink_name};
 
@@ -234,6 +234,9 @@ fn update_origin(rel: &Rel) -> String {
         PlanNode::Union { inputs } => inputs.iter().find(|i| i.updating).map(update_origin).unwrap_or_default(),
         PlanNode::Join { left, right, kind, .. } => match [left, right].into_iter().find(|i| i.updating) {
             Some(input) => update_origin(input),
+            None if *kind == JoinKind::Anti => {
+                "a NOT EXISTS or NOT IN subquery (an anti join) retracts a row when a match for it comes".into()
+            }
             None => format!(
                 "a {kind} OUTER JOIN emits rows without a match padded with nulls and retracts them when a match comes{}",
                 if window_props(left).is_some() && window_props(right).is_some() {

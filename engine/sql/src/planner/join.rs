@@ -250,10 +250,31 @@ impl Planner {
     }
 
     /// Joins two relations on a condition.
-    fn join(&self, left: Rel, right: Rel, kind: JoinKind, on: &SqlExpr, pos: Position) -> Result<Rel, SqlError> {
+    pub(super) fn join(
+        &self,
+        left: Rel,
+        right: Rel,
+        kind: JoinKind,
+        on: &SqlExpr,
+        pos: Position,
+    ) -> Result<Rel, SqlError> {
         let on_pos = expr_position(on, pos);
         let schema = join_schema(&left, &right, kind, pos)?;
         let cond = self.plan_expr(on, &schema, pos)?;
+        self.join_planned(left, right, kind, cond, schema, on_pos)
+    }
+
+    /// Joins two relations on a condition planned over `schema`, their joined
+    /// columns ([`join_schema`]).
+    pub(super) fn join_planned(
+        &self,
+        left: Rel,
+        right: Rel,
+        kind: JoinKind,
+        cond: Expr,
+        schema: DFSchemaRef,
+        on_pos: Position,
+    ) -> Result<Rel, SqlError> {
         let t = cond.get_type(&schema).map_err(df_err(on_pos))?;
         if t != arrow::datatypes::DataType::Boolean {
             return Err(SqlError::new(on_pos, format!("a join condition must be BOOLEAN, not {}", flink_name(&t))));
@@ -279,13 +300,17 @@ impl Planner {
                 }
             }
             match side(c) {
-                Side::Left if !kind.left_outer() => push_left.push(c.clone()),
+                // An anti join emits the left rows that such a condition rejects.
+                Side::Left if !kind.left_outer() && kind != JoinKind::Anti => push_left.push(c.clone()),
                 Side::Right if !kind.right_outer() => push_right.push(c.clone()),
                 _ => residual.push(c.clone()),
             }
         }
         // A window join (both inputs windowed alike, joined on their window
         // starts and ends) first, as Flink's rules; else an interval join.
+        if kind.left_only() {
+            return Ok(semi_anti_join(left, right, kind, left_keys, right_keys, residual, [push_left, push_right]));
+        }
         let window = window_join(&left, &right, &mut left_keys, &mut right_keys);
         let interval = if window.is_some() { None } else { interval_of(&left, &right, &schema, &residual) };
         if left_keys.is_empty() && interval.is_none() && window.is_none() {
@@ -370,6 +395,42 @@ impl Planner {
             if *from == t { e.clone() } else { datafusion_expr::cast(e.clone(), t.clone()) }
         };
         Ok((cast(l, &lt), cast(r, &rt)))
+    }
+}
+
+/// A semi or anti join (`kind`): the left rows that have a match (semi) or
+/// none (anti), as Flink's `StreamingSemiAntiJoinOperator`. It has no time
+/// attribute and keeps the left input's unique key. A semi join is updating
+/// when an input is (its rows take the kinds of the rows that make them
+/// match, as Flink forwards them); an anti join always is: a match that
+/// comes later retracts the left row.
+fn semi_anti_join(
+    left: Rel,
+    right: Rel,
+    kind: JoinKind,
+    left_keys: Vec<Expr>,
+    right_keys: Vec<Expr>,
+    residual: Vec<Expr>,
+    [push_left, push_right]: [Vec<Expr>; 2],
+) -> Rel {
+    let (left, right) = (push_down(left, push_left), push_down(right, push_right));
+    let updating = kind == JoinKind::Anti || left.updating || right.updating;
+    Rel {
+        schema: left.schema.clone(),
+        rowtime: None,
+        updating,
+        unique_key: left.unique_key.clone(),
+        node: PlanNode::Join {
+            left: Box::new(left),
+            right: Box::new(right),
+            kind,
+            left_keys,
+            right_keys,
+            residual: conjunction(residual),
+            interval: None,
+            temporal: None,
+            window: None,
+        },
     }
 }
 
@@ -543,7 +604,7 @@ pub(super) fn join_schema(left: &Rel, right: &Rel, kind: JoinKind, pos: Position
 }
 
 /// The conjuncts of a SQL condition (`a AND b AND c`), parentheses removed.
-fn split_sql_conjuncts(e: &SqlExpr, out: &mut Vec<SqlExpr>) {
+pub(super) fn split_sql_conjuncts(e: &SqlExpr, out: &mut Vec<SqlExpr>) {
     match e {
         SqlExpr::BinaryOp { left, op: BinaryOperator::And, right } => {
             split_sql_conjuncts(left, out);

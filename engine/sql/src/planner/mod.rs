@@ -5,7 +5,8 @@
 //! the SQL it plans: `query` (WITH, UNION ALL, FROM items), `join` (regular,
 //! interval and window joins in FROM; `window_join` finds the latter),
 //! `temporal_join` (`FOR SYSTEM_TIME AS OF`), `select` (WHERE and the SELECT
-//! list), `window` (window TVFs), `group_window` (`GROUP BY TUMBLE(ts, ...)`),
+//! list), `subquery` (`IN` and `EXISTS` subqueries in WHERE: semi and anti
+//! joins), `window` (window TVFs), `group_window` (`GROUP BY TUMBLE(ts, ...)`),
 //! `aggregate` (window aggregation), `rank`
 //! (Top-N and deduplication), `over` (OVER aggregations), `unnest` (UNNEST
 //! correlated with a FROM item), `values` (VALUES
@@ -36,6 +37,7 @@ mod rank;
 mod rank_bounds;
 mod select;
 mod sort;
+mod subquery;
 mod temporal_join;
 mod unnest;
 mod values;

@@ -12,6 +12,7 @@ use super::aggregate::{Windowing, contains_aggregate};
 use super::over::is_over_aggregation;
 use super::query::FromItem;
 use super::rank::{pending_rank, select_item_has_window_call};
+use super::subquery::take_subqueries;
 use super::window::is_window_col;
 use super::{Planner, df_err, ident_name, pos_of, project, unsupported};
 use crate::error::{Position, SqlError};
@@ -20,7 +21,7 @@ use crate::logical::{PlanNode, Rel, WindowKind};
 use crate::parser::{expr_position, object_name};
 use crate::types::flink_name;
 
-fn select_item_expr(item: &SelectItem) -> Option<&SqlExpr> {
+pub(super) fn select_item_expr(item: &SelectItem) -> Option<&SqlExpr> {
     match item {
         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
         _ => None,
@@ -62,8 +63,18 @@ impl Planner {
                 },
             ));
         }
+        // `[NOT] IN (subquery)` and `[NOT] EXISTS (subquery)` conjuncts of the
+        // WHERE semi- or anti-join the FROM clause.
+        let (subqueries, where_rest) = take_subqueries(s.selection.as_ref(), pos);
         // Joins in FROM take the WHERE conditions they can use; the rest is left.
-        let (from, selection) = self.plan_from_clause(&s.from, s.selection.as_ref(), pos)?;
+        let (from, selection) = self.plan_from_clause(&s.from, where_rest.as_ref(), pos)?;
+        let from = match from {
+            _ if subqueries.is_empty() => from,
+            FromItem::Plain(rel) => FromItem::Plain(self.subquery_joins(rel, subqueries)?),
+            FromItem::Window { .. } => {
+                return Err(unsupported(pos, "an IN or EXISTS subquery in the WHERE of a window TVF"));
+            }
+        };
         match from {
             FromItem::Plain(rel) => {
                 if aggregating && distinct {

@@ -198,7 +198,12 @@ impl Planner {
                 let idx = input.schema.fields().iter().position(|f| f.name() == col).ok_or_else(|| {
                     SqlError::new(expr_position(&args[1], pos), format!("{fname}: DESCRIPTOR({col}): no such column"))
                 })?;
-                event_time_attribute(&input, idx, &format!("{fname}: DESCRIPTOR({col})"), expr_position(&args[1], pos))?;
+                event_time_attribute(
+                    &input,
+                    idx,
+                    &format!("{fname}: DESCRIPTOR({col})"),
+                    expr_position(&args[1], pos),
+                )?;
                 idx
             }
             other => {

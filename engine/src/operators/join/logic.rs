@@ -133,7 +133,7 @@ pub fn process(
     }
 }
 
-fn add(mine: &mut Vec<Entry>, row: &[u8], assoc: u32, merge: bool, now: i64) {
+pub(super) fn add(mine: &mut Vec<Entry>, row: &[u8], assoc: u32, merge: bool, now: i64) {
     if merge && let Some(e) = mine.iter_mut().find(|e| *e.row == *row) {
         e.count += 1;
         e.assoc = assoc;
@@ -143,7 +143,7 @@ fn add(mine: &mut Vec<Entry>, row: &[u8], assoc: u32, merge: bool, now: i64) {
     mine.push(Entry { row: row.into(), count: 1, assoc, written: now });
 }
 
-fn retract(mine: &mut Vec<Entry>, row: &[u8], now: i64) {
+pub(super) fn retract(mine: &mut Vec<Entry>, row: &[u8], now: i64) {
     if let Some(i) = mine.iter().position(|e| *e.row == *row) {
         if mine[i].count > 1 {
             mine[i].count -= 1;

@@ -1,5 +1,7 @@
 //! The regular streaming join (INNER, LEFT, RIGHT, FULL OUTER on equality
-//! keys plus a residual predicate), as Flink's `StreamingJoinOperator`.
+//! keys plus a residual predicate), as Flink's `StreamingJoinOperator`, and
+//! the semi and anti joins of IN and EXISTS subqueries, as Flink's
+//! `StreamingSemiAntiJoinOperator` (whose output is the left rows alone).
 //!
 //! A two-input operator: the runtime says which input each batch comes from
 //! ([`StreamOperator::process_batch_from`], 0 left, 1 right); both inputs are
@@ -8,7 +10,7 @@
 //! multiplicity and, for outer sides, their match counts) in a [`KeyedState`],
 //! so a checkpoint's view is O(chunks) and a restore at another parallelism
 //! hands each subtask the keys it now owns. The decisions per input row are in
-//! [`logic`]; this module evaluates keys and the residual on Arrow batches and
+//! [`logic`] ([`semi`] for semi and anti joins); this module evaluates keys and the residual on Arrow batches and
 //! assembles the output.
 //!
 //! Invariants:
@@ -29,6 +31,7 @@
 
 pub mod interval;
 pub mod logic;
+pub mod semi;
 pub mod temporal;
 #[cfg(test)]
 mod test_util;
@@ -95,6 +98,8 @@ pub struct Join {
     keys: [Arc<Keys>; 2],
     rows: [RowConverter; 2],
     residual: Option<Arc<dyn PhysicalExpr>>,
+    /// What the residual reads: the left columns, then the right ones.
+    residual_schema: SchemaRef,
     schema: SchemaRef,
     updating: bool,
     /// The column types of both inputs, for the state layout.
@@ -167,6 +172,12 @@ impl Join {
             keys: [Arc::new(Keys::new(lk, def.key_types.clone())?), Arc::new(Keys::new(rk, def.key_types)?)],
             rows: [converter(&def.inputs[0])?, converter(&def.inputs[1])?],
             residual: def.residual,
+            residual_schema: if def.kind.left_only() {
+                let fields: Vec<_> = def.inputs.iter().flat_map(|s| s.fields().iter().cloned()).collect();
+                relax(&Arc::new(arrow::datatypes::Schema::new(fields)))
+            } else {
+                relax(&def.schema)
+            },
             schema: relax(&def.schema),
             updating: def.updating,
             row_types: format!(
@@ -188,9 +199,44 @@ impl Join {
     }
 
     fn outer(&self, side: usize) -> bool {
-        if side == 0 { self.kind.left_outer() } else { self.kind.right_outer() }
+        keeps_matches(self.kind, side)
     }
+}
 
+/// Whether `side` of a `kind` join keeps its rows' match counts: an outer
+/// side, or the left side of a semi or anti join.
+fn keeps_matches(kind: JoinKind, side: usize) -> bool {
+    if side == 0 { kind.left_outer() || kind.left_only() } else { kind.right_outer() }
+}
+
+/// The decisions of a `kind` join for one input row of `side` (see
+/// [`logic::process`] and [`semi`]).
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    join: JoinKind,
+    side: usize,
+    mine: &mut Vec<Entry>,
+    theirs: &mut [Entry],
+    kind: RowKind,
+    row: &[u8],
+    matched: &[usize],
+    store: bool,
+    merge: bool,
+    now: i64,
+    out: &mut Vec<Emit>,
+) {
+    let anti = join == JoinKind::Anti;
+    match (join.left_only(), side) {
+        (true, 0) => semi::process_left(mine, theirs, anti, kind, row, matched, store, merge, now, out),
+        (true, _) => semi::process_right(mine, theirs, anti, kind, row, matched, store, merge, now, out),
+        (false, _) => {
+            let outer = Outer { input: keeps_matches(join, side), other: keeps_matches(join, 1 - side) };
+            logic::process(mine, theirs, outer, kind, row, matched, store, merge, now, out)
+        }
+    }
+}
+
+impl Join {
     /// Drops rows whose TTL has passed: under the keys of this batch, and,
     /// once per TTL, under every key (so that keys never seen again are
     /// removed too).
@@ -243,7 +289,7 @@ impl Join {
         if m.indices.is_empty() {
             return Ok(m);
         }
-        let mask = residual_mask(residual, &self.schema, side, data, rows, &cand_rows, &self.rows[other])?;
+        let mask = residual_mask(residual, &self.residual_schema, side, data, rows, &cand_rows, &self.rows[other])?;
         let n = mask.len();
         let mut kept = Matches { offsets: vec![0], indices: Vec::with_capacity(n) };
         for r in 0..keys.len() {
@@ -263,17 +309,18 @@ impl Join {
         let now = (self.clock)();
         self.expire(&keys, now);
         let matches = self.matches(side, &data, &keys)?;
-        let outer = Outer { input: self.outer(side), other: self.outer(1 - side) };
+        let keeps_unmatched = self.outer(side);
         let mut o = Output::default();
         let mut emits = Vec::new();
         for (r, key) in keys.iter().enumerate() {
             emits.clear();
             let row = rows.row(r);
             match key {
-                None => logic::process(
+                None => decide(
+                    self.kind,
+                    side,
                     &mut Vec::new(),
                     &mut [],
-                    outer,
                     kinds[r],
                     row.as_ref(),
                     &[],
@@ -284,7 +331,7 @@ impl Join {
                 ),
                 Some(key) => {
                     if self.state.get(key).is_none() {
-                        if !kinds[r].is_accumulate() && !outer.input {
+                        if !kinds[r].is_accumulate() && !keeps_unmatched {
                             // Nothing under this key: a retraction emits nothing.
                             continue;
                         }
@@ -293,10 +340,11 @@ impl Join {
                     let Some(sides) = self.state.get_mut(key) else { continue };
                     let [left, right] = &mut sides.rows;
                     let (mine, theirs) = if side == 0 { (left, right) } else { (right, left) };
-                    logic::process(
+                    decide(
+                        self.kind,
+                        side,
                         mine,
                         theirs,
-                        outer,
                         kinds[r],
                         row.as_ref(),
                         matches.of(r),
@@ -318,9 +366,15 @@ impl Join {
                 o.push(r, e, &[]);
             }
         }
-        if !o.kinds.is_empty() {
-            out.push(StreamEvent::Batch(o.assemble(&self.schema, &self.rows[1 - side], side, &data, self.updating)?));
+        if o.kinds.is_empty() {
+            return Ok(());
         }
+        let batch = if self.kind.left_only() {
+            o.assemble_left(&self.schema, &self.rows[0], side, &data, self.updating)?
+        } else {
+            o.assemble(&self.schema, &self.rows[1 - side], side, &data, self.updating)?
+        };
+        out.push(StreamEvent::Batch(batch));
         Ok(())
     }
 }
@@ -382,6 +436,42 @@ impl Output {
             cols.iter().map(|c| take(c, &idx, None)).collect::<Result<_, _>>()?
         };
         let cols = if side == 0 { [mine, theirs].concat() } else { [theirs, mine].concat() };
+        let batch = RecordBatch::try_new_with_options(
+            schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        if updating { Ok(changelog::attach(&batch, &self.kinds)?) } else { Ok(batch) }
+    }
+}
+
+impl Output {
+    /// The output batch of a semi or anti join: the left rows alone, those
+    /// of the input (`data`, `side` 0) or of the left side's state (decoded
+    /// with `left`), with the kind column when `updating`.
+    fn assemble_left(
+        self,
+        schema: &SchemaRef,
+        left: &RowConverter,
+        side: usize,
+        data: &RecordBatch,
+        updating: bool,
+    ) -> Result<RecordBatch, OpError> {
+        let n = self.kinds.len();
+        let cols: Vec<ArrayRef> = if side == 0 {
+            let idx = UInt32Array::from(self.input);
+            data.columns().iter().map(|c| take(c, &idx, None)).collect::<Result<_, _>>()?
+        } else {
+            let parser = left.parser();
+            let mut start = 0;
+            let rows = &self.other_rows;
+            let slices = self.other_ends.iter().map(|&end| {
+                let s = &rows[start..end];
+                start = end;
+                parser.parse(s)
+            });
+            left.convert_rows(slices)?
+        };
         let batch = RecordBatch::try_new_with_options(
             schema.clone(),
             cols,

@@ -1,0 +1,5 @@
+-- A correlated EXISTS must be a plain SELECT ... WHERE.
+CREATE TABLE person (id BIGINT NOT NULL, name STRING, state STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE auction (id BIGINT, seller BIGINT, reserve BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE o (id BIGINT, x BIGINT) WITH ('connector' = 'print');
+INSERT INTO o SELECT id, seller FROM auction A WHERE EXISTS (SELECT P.state FROM person P WHERE P.id = A.seller GROUP BY P.state);

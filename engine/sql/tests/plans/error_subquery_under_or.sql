@@ -1,0 +1,5 @@
+-- Subqueries are planned as conditions ANDed into the WHERE, not under OR.
+CREATE TABLE person (id BIGINT NOT NULL, name STRING, state STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE auction (id BIGINT, seller BIGINT, reserve BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE o (id BIGINT, x BIGINT) WITH ('connector' = 'print');
+INSERT INTO o SELECT id, seller FROM auction WHERE reserve > 5 OR seller IN (SELECT id FROM person);
