@@ -207,6 +207,12 @@ fn added_functions_have_flink_return_types() {
         ("MAP_VALUES(MAP['a', i])", "ARRAY<INT>"),
         ("JSON_VALUE(s, '$.a')", "STRING"),
         ("JSON_EXISTS(s, '$.a')", "BOOLEAN"),
+        ("JSON_VALUE(s, '$.a' RETURNING INT)", "INT"),
+        ("JSON_OBJECT('a' VALUE i)", "STRING"),
+        ("JSON_ARRAY(i, s ABSENT ON NULL)", "STRING"),
+        ("JSON_STRING(ts)", "STRING"),
+        ("FROM_UNIXTIME(b)", "STRING"),
+        ("PRINTF('%d', i)", "STRING"),
     ];
     let mut failures = Vec::new();
     for (sql, want) in cases {
@@ -281,6 +287,17 @@ fn added_functions_follow_flink_on_rows_and_nulls() {
         ),
         ("JSON_EXISTS(s, '$')", ["false", "NULL"]),
         ("JSON_EXISTS('{\"a\": null}', '$.a')", ["true", "true"]),
+        ("JSON_VALUE('{\"a\": 2.5}', '$.a' RETURNING DOUBLE) * 2", ["5.0", "5.0"]),
+        ("JSON_VALUE('{\"a\": \"x\"}', '$.a' RETURNING INT)", ["NULL", "NULL"]),
+        (
+            "JSON_OBJECT('b' VALUE i, 'a' VALUE JSON_ARRAY(d, s))",
+            ["{\"a\":[0.1,\" Hello/World/x \"],\"b\":7}", "{\"a\":[1.0E+7],\"b\":null}"],
+        ),
+        ("JSON_OBJECT('k' VALUE i ABSENT ON NULL)", ["{\"k\":7}", "{}"]),
+        ("JSON_ARRAY(i NULL ON NULL)", ["[7]", "[null]"]),
+        ("JSON_STRING(ts)", ["\"2024-01-01T00:01:05.123\"", "\"1970-01-01T00:00:00\""]),
+        ("FROM_UNIXTIME(b / 1000, 'yyyy-MM-dd')", ["2023-11-14", "1970-01-01"]),
+        ("PRINTF('%s:%05.1f|%-3d|%b', s, d, i, i)", [" Hello/World/x :000.1|7  |true", "null:10000000.0|null|false"]),
     ];
     let mut failures = Vec::new();
     for (sql, expected) in cases {
@@ -310,6 +327,8 @@ fn added_functions_refuse_bad_calls_by_name() {
         ("ARRAY_SORT(ARRAY[i], 1)", "ARRAY_SORT takes a BOOLEAN (ascending) as argument 2, not BIGINT"),
         ("MAP_KEYS(ARRAY[i])", "MAP_KEYS takes a MAP as argument 1, not ARRAY<INT>"),
         ("JSON_VALUE(i, '$.a')", "JSON_VALUE takes a STRING of JSON as argument 1, not INT"),
+        ("PRINTF(i)", "PRINTF takes a STRING format as argument 1, not INT"),
+        ("FROM_UNIXTIME(s)", "FROM_UNIXTIME takes an integer number of seconds as argument 1, not STRING"),
     ];
     let mut failures = Vec::new();
     for (sql, want) in cases {
@@ -329,6 +348,16 @@ fn element_of_an_array_of_two_fails_with_a_reason() {
     let e = ExprPlanner::new("UTC").plan(&ast, &df, Position::default()).unwrap();
     let err = physical(&e, &df).unwrap().evaluate(&b).unwrap_err().to_string();
     assert!(err.contains("ELEMENT takes an array of at most one element, not 2"), "{err}");
+}
+
+#[test]
+fn printf_of_a_string_with_percent_d_fails_with_a_reason() {
+    let b = batch();
+    let df = DFSchema::try_from_qualified_schema("t", &b.schema()).unwrap();
+    let ast = Parser::new(&FlinkDialect).try_with_sql("PRINTF('%d', s)").unwrap().parse_expr().unwrap();
+    let e = ExprPlanner::new("UTC").plan(&ast, &df, Position::default()).unwrap();
+    let err = physical(&e, &df).unwrap().evaluate(&b).unwrap_err().to_string();
+    assert!(err.contains("PRINTF %d cannot format a STRING"), "{err}");
 }
 
 #[test]

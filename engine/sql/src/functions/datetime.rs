@@ -7,6 +7,8 @@
 //!   months keeps the day of month, clamped to the month's last day.
 //! - `UNIX_TIMESTAMP()`: BIGINT epoch seconds now; `UNIX_TIMESTAMP(str [, format])`
 //!   parses `str` (default `yyyy-MM-dd HH:mm:ss`) in the session time zone.
+//! - `FROM_UNIXTIME(seconds [, format])`: STRING, the wall-clock time of an
+//!   epoch second in the session time zone (default `yyyy-MM-dd HH:mm:ss`).
 //! - `DAYOFWEEK(t)`: BIGINT, 1 for Sunday to 7 for Saturday.
 //! - `CONVERT_TZ(str, from_tz, to_tz)`: STRING `yyyy-MM-dd HH:mm:ss`.
 //! - `LOCALTIMESTAMP`: TIMESTAMP(3), the wall-clock time in the session time zone.
@@ -53,6 +55,15 @@ pub const DEFS: &[Def] = &[
         volatile: true,
         ret: ret_unix_timestamp,
         eval: unix_timestamp,
+    },
+    Def {
+        name: "from_unixtime",
+        usage: "(epoch seconds [, format])",
+        min_args: 1,
+        max_args: 2,
+        volatile: false,
+        ret: ret_from_unixtime,
+        eval: from_unixtime,
     },
     Def {
         name: "dayofweek",
@@ -165,6 +176,12 @@ fn ret_unix_timestamp(d: &Def, args: &[DataType], _: &[Option<&ScalarValue>], _:
     d.expect(args, 0, "a STRING", is_string)?;
     d.expect(args, 1, "a STRING format", is_string)?;
     Ok(DataType::Int64)
+}
+
+fn ret_from_unixtime(d: &Def, args: &[DataType], _: &[Option<&ScalarValue>], _: &str) -> Result<DataType> {
+    d.expect(args, 0, "an integer number of seconds", is_integer)?;
+    d.expect(args, 1, "a STRING format", is_string)?;
+    Ok(DataType::Utf8)
 }
 
 fn ret_dayofweek(d: &Def, args: &[DataType], _: &[Option<&ScalarValue>], _: &str) -> Result<DataType> {
@@ -363,6 +380,26 @@ fn unix_timestamp(ctx: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef
         })
         .collect();
     Ok(Arc::new(out))
+}
+
+fn from_unixtime(ctx: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
+    let secs = longs(&args[0])?;
+    let fmt = args.get(1).map(strings).transpose()?;
+    let mut b = StringBuilder::with_capacity(secs.len(), secs.len() * 19);
+    for i in 0..secs.len() {
+        let text = (|| {
+            let pattern = match &fmt {
+                Some(f) => str_at(f, i)?,
+                None => DEFAULT_FORMAT,
+            };
+            let wall = wall_clock(long_at(&secs, i)?.checked_mul(1000)?, ctx.tz)?;
+            let mut out = String::new();
+            std::fmt::Write::write_fmt(&mut out, format_args!("{}", wall.format(&java_to_chrono(pattern)))).ok()?;
+            Some(out)
+        })();
+        b.append_option(text);
+    }
+    Ok(Arc::new(b.finish()))
 }
 
 fn dayofweek(ctx: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {

@@ -206,7 +206,8 @@ impl Parser<'_> {
     }
 }
 
-fn write_str(out: &mut String, s: &str) {
+/// A JSON string literal, escaped as Jackson escapes it.
+pub(super) fn write_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

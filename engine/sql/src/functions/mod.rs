@@ -27,11 +27,14 @@ mod datetime;
 mod encode;
 mod hash;
 mod json;
+mod json_build;
 mod math;
+mod printf;
 mod string;
 mod udf;
 
 pub use datetime::LOCALTIMESTAMP;
+pub use json_build::rewrite as rewrite_json_call;
 
 /// All Flink functions, for the given session time zone.
 pub fn flink_functions(tz: &str) -> Vec<Arc<ScalarUDF>> {
@@ -45,7 +48,17 @@ pub fn flink_functions(tz: &str) -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::SplitIndex, tz))),
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::Proctime, tz))),
     ];
-    let families = [datetime::DEFS, array::DEFS, string::DEFS, encode::DEFS, hash::DEFS, json::DEFS, math::DEFS];
+    let families = [
+        datetime::DEFS,
+        array::DEFS,
+        string::DEFS,
+        encode::DEFS,
+        hash::DEFS,
+        json::DEFS,
+        json_build::DEFS,
+        math::DEFS,
+        printf::DEFS,
+    ];
     all.extend(families.iter().flat_map(|defs| defs.iter()).map(|d| udf::udf(*d, tz)));
     all
 }
