@@ -50,6 +50,11 @@ impl Dialect for FlinkDialect {
         true
     }
 
+    /// `GROUP BY GROUPING SETS (...)`, `ROLLUP (...)` and `CUBE (...)`.
+    fn supports_group_by_expr(&self) -> bool {
+        true
+    }
+
     fn supports_multiline_comment_hints(&self) -> bool {
         true
     }

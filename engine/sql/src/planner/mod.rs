@@ -7,6 +7,7 @@
 //! `temporal_join` (`FOR SYSTEM_TIME AS OF`), `select` (WHERE and the SELECT
 //! list), `subquery` (`IN` and `EXISTS` subqueries in WHERE: semi and anti
 //! joins), `window` (window TVFs), `group_window` (`GROUP BY TUMBLE(ts, ...)`),
+//! `grouping_sets` (GROUPING SETS, ROLLUP, CUBE),
 //! `aggregate` (window aggregation), `rank`
 //! (Top-N and deduplication), `over` (OVER aggregations), `unnest` (UNNEST
 //! correlated with a FROM item), `values` (VALUES
@@ -27,6 +28,7 @@
 
 mod aggregate;
 mod group_window;
+mod grouping_sets;
 mod insert;
 pub use insert::{UPDATING_SINKS, flink_insert_only};
 mod interval;

@@ -56,7 +56,7 @@ impl Planner {
         }
     }
 
-    fn union(&mut self, l: Rel, r: Rel, pos: Position) -> Result<Rel, SqlError> {
+    pub(super) fn union(&mut self, l: Rel, r: Rel, pos: Position) -> Result<Rel, SqlError> {
         let (lf, rf) = (l.schema.fields(), r.schema.fields());
         if lf.len() != rf.len() {
             return Err(SqlError::new(pos, format!("UNION ALL inputs have {} and {} columns", lf.len(), rf.len())));

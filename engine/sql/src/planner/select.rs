@@ -9,6 +9,7 @@ use datafusion_expr::ExprSchemable;
 use sqlparser::ast::{self, Expr as SqlExpr, GroupByExpr, Select, SelectItem};
 
 use super::aggregate::{Windowing, contains_aggregate};
+use super::grouping_sets::grouping_sets;
 use super::over::is_over_aggregation;
 use super::query::FromItem;
 use super::rank::{pending_rank, select_item_has_window_call};
@@ -46,7 +47,12 @@ impl Planner {
         }
         let group_by = match &s.group_by {
             GroupByExpr::Expressions(e, m) if m.is_empty() => e.clone(),
-            _ => return Err(unsupported(pos, "GROUP BY ALL / ROLLUP / CUBE")),
+            _ => {
+                return Err(unsupported(
+                    pos,
+                    "GROUP BY ALL and GROUP BY ... WITH ROLLUP / CUBE (write ROLLUP (...) or CUBE (...) among the keys)",
+                ));
+            }
         };
         let aggregating = !group_by.is_empty()
             || s.having.is_some()
@@ -113,17 +119,13 @@ impl Planner {
                         Some(w) => self.filter(rel, w, pos)?,
                         None => rel,
                     };
-                    if let Some(gw) = self.group_window(&rel, &group_by, s, pos)? {
-                        let session = matches!(gw.window.kind, WindowKind::Session { .. });
-                        let partition_by = if session { gw.keys } else { vec![] };
-                        let windowing = Windowing { window: gw.window, partition_by, attached: None };
-                        return self.plan_window_aggregate(rel, windowing, &gw.group_by, &gw.select, pos);
+                    if let Some(sets) = grouping_sets(&group_by) {
+                        let schema = rel.schema.clone();
+                        return self.plan_grouping_sets(&schema, sets, s, pos, &mut |p, gb, sel| {
+                            p.plan_aggregation(rel.clone(), gb, sel, pos)
+                        });
                     }
-                    if let Some((window, attached)) = self.attached_windows(&rel, &group_by, pos) {
-                        let windowing = Windowing { window, partition_by: vec![], attached: Some(attached) };
-                        return self.plan_window_aggregate(rel, windowing, &group_by, s, pos);
-                    }
-                    return self.plan_group_aggregate(rel, &group_by, s, pos);
+                    return self.plan_aggregation(rel, &group_by, s, pos);
                 }
                 let rel = match &selection {
                     Some(w) => self.filter(rel, w, pos)?,
@@ -157,6 +159,16 @@ impl Planner {
                 if aggregating {
                     if late_filter.is_some() {
                         return Err(unsupported(pos, "a WHERE on window columns before a window aggregation"));
+                    }
+                    if let Some(sets) = grouping_sets(&group_by) {
+                        return self.plan_grouping_sets(&wschema, sets, s, pos, &mut |p, gb, sel| {
+                            let windowing = Windowing {
+                                window: window.clone(),
+                                partition_by: partition_by.clone(),
+                                attached: None,
+                            };
+                            p.plan_window_aggregate(input.clone(), windowing, gb, sel, pos)
+                        });
                     }
                     let windowing = Windowing { window, partition_by, attached: None };
                     return self.plan_window_aggregate(input, windowing, &group_by, s, pos);
@@ -198,6 +210,22 @@ impl Planner {
                 self.plan_projection(rel, &s.projection, pos)
             }
         }
+    }
+
+    /// An aggregation of a plain relation by `group_by`: a group window's
+    /// (`GROUP BY TUMBLE(ts, ...)`), a window-attached one, or a non-windowed one.
+    fn plan_aggregation(&mut self, rel: Rel, group_by: &[SqlExpr], s: &Select, pos: Position) -> Result<Rel, SqlError> {
+        if let Some(gw) = self.group_window(&rel, group_by, s, pos)? {
+            let session = matches!(gw.window.kind, WindowKind::Session { .. });
+            let partition_by = if session { gw.keys } else { vec![] };
+            let windowing = Windowing { window: gw.window, partition_by, attached: None };
+            return self.plan_window_aggregate(rel, windowing, &gw.group_by, &gw.select, pos);
+        }
+        if let Some((window, attached)) = self.attached_windows(&rel, group_by, pos) {
+            let windowing = Windowing { window, partition_by: vec![], attached: Some(attached) };
+            return self.plan_window_aggregate(rel, windowing, group_by, s, pos);
+        }
+        self.plan_group_aggregate(rel, group_by, s, pos)
     }
 
     pub(super) fn filter(&self, rel: Rel, w: &SqlExpr, pos: Position) -> Result<Rel, SqlError> {
