@@ -24,7 +24,14 @@ fi
 
 cd "$root"
 if [[ $# -eq 0 ]]; then
-    mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*Dockerfile' '*.Dockerfile')
+    if git rev-parse --git-dir >/dev/null 2>&1; then
+        mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*Dockerfile' '*.Dockerfile')
+    else
+        # Not in a git work tree (CI's build mirror, scripts/mirror.py): every Dockerfile
+        # outside build outputs.
+        mapfile -t files < <(find . \( -name target -o -name node_modules -o -name .git \) -prune -o \
+            -type f \( -name Dockerfile -o -name '*.Dockerfile' \) -print | sed 's|^\./||' | sort)
+    fi
     if [[ ${#files[@]} -eq 0 ]]; then
         echo "no Dockerfiles found" >&2
         exit 1
