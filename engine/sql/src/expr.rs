@@ -423,13 +423,15 @@ impl VisitorMut for FlinkSyntax {
                 array: false,
                 format: None,
             }),
-            SqlExpr::Function(f) if functions::rewrite_json_call(f).is_some() => match functions::rewrite_json_call(f) {
-                Some(Err(msg)) => {
-                    self.error = Some(SqlError::new(pos, msg));
-                    return ControlFlow::Break(());
+            SqlExpr::Function(f) if functions::rewrite_json_call(f).is_some() => {
+                match functions::rewrite_json_call(f) {
+                    Some(Err(msg)) => {
+                        self.error = Some(SqlError::new(pos, msg));
+                        return ControlFlow::Break(());
+                    }
+                    rewritten => rewritten.and_then(Result::ok),
                 }
-                rewritten => rewritten.and_then(Result::ok),
-            },
+            }
             SqlExpr::Function(f) => {
                 let name = f.name.to_string().to_ascii_uppercase();
                 let args = plain_args(f);

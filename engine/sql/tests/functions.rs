@@ -213,6 +213,9 @@ fn added_functions_have_flink_return_types() {
         ("JSON_STRING(ts)", "STRING"),
         ("FROM_UNIXTIME(b)", "STRING"),
         ("PRINTF('%d', i)", "STRING"),
+        ("ARRAY_EXCEPT(ARRAY[i], ARRAY[1])", "ARRAY<INT>"),
+        ("MAP_FROM_ARRAYS(ARRAY['a'], ARRAY[d])", "MAP<STRING, DOUBLE>"),
+        ("MAP_UNION(MAP['a', i], MAP['b', i])", "MAP<STRING, INT>"),
     ];
     let mut failures = Vec::new();
     for (sql, want) in cases {
@@ -277,6 +280,11 @@ fn added_functions_follow_flink_on_rows_and_nulls() {
         ("ARRAY_MAX(ARRAY_REMOVE(ARRAY[i, 3], 7))", ["3", "3"]),
         ("CARDINALITY(ARRAY_CONCAT(ARRAY[1], ARRAY[i], ARRAY[i]))", ["3", "3"]),
         ("ARRAY_JOIN(MAP_KEYS(MAP['a', i, 'b', 2]), ',')", ["a,b", "a,b"]),
+        ("ARRAY_EXCEPT(ARRAY[1, 1, 2, i], ARRAY[2])", ["[1, 7]", "[1, ]"]),
+        ("ARRAY_INTERSECT(ARRAY[i, 1, i, 2], ARRAY[2, i])", ["[7, 2]", "[, 2]"]),
+        ("MAP_FROM_ARRAYS(ARRAY['x', 'y', 'x'], ARRAY[1, i, 3])", ["{x: 3, y: 7}", "{x: 3, y: }"]),
+        ("MAP_UNION(MAP['a', 1, 'b', 2], MAP['b', i], MAP['c', 3])['b']", ["7", "NULL"]),
+        ("ARRAY_JOIN(MAP_KEYS(MAP_UNION(MAP['a', 1, 'b', 2], MAP['b', i], MAP['c', 3])), ',')", ["c,b,a", "c,b,a"]),
         ("JSON_VALUE('{\"a\": {\"b\": \"x\"}}', '$.a.b')", ["x", "x"]),
         ("JSON_VALUE('{\"a\": [1, 2.50]}', 'lax $.a[1]')", ["2.50", "2.50"]),
         ("JSON_VALUE('{\"a\": [1, 2]}', '$.a[*]')", ["NULL", "NULL"]),
@@ -358,6 +366,20 @@ fn printf_of_a_string_with_percent_d_fails_with_a_reason() {
     let e = ExprPlanner::new("UTC").plan(&ast, &df, Position::default()).unwrap();
     let err = physical(&e, &df).unwrap().evaluate(&b).unwrap_err().to_string();
     assert!(err.contains("PRINTF %d cannot format a STRING"), "{err}");
+}
+
+#[test]
+fn map_from_arrays_of_two_lengths_fails_with_a_reason() {
+    let b = batch();
+    let df = DFSchema::try_from_qualified_schema("t", &b.schema()).unwrap();
+    let ast = Parser::new(&FlinkDialect)
+        .try_with_sql("MAP_FROM_ARRAYS(ARRAY['a', s], ARRAY[i])")
+        .unwrap()
+        .parse_expr()
+        .unwrap();
+    let e = ExprPlanner::new("UTC").plan(&ast, &df, Position::default()).unwrap();
+    let err = physical(&e, &df).unwrap().evaluate(&b).unwrap_err().to_string();
+    assert!(err.contains("MAP_FROM_ARRAYS takes arrays of one length, not 2 keys and 1 values"), "{err}");
 }
 
 #[test]

@@ -15,7 +15,8 @@
 //! - `ARRAY_MAX(a)`, `ARRAY_MIN(a)`: NULL for an empty or all-NULL array.
 //! - `ARRAY_JOIN(a, delimiter [, null_replacement])`: STRING; NULL elements are
 //!   skipped unless replaced.
-//! - `MAP_KEYS(m)`, `MAP_VALUES(m)`: ARRAYs in the map's entry order.
+//! - `ARRAY_EXCEPT(a, b)`, `ARRAY_INTERSECT(a, b)`: the distinct elements of `a`
+//!   not in / also in `b`, in `a`'s order.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -58,8 +59,8 @@ pub const DEFS: &[Def] = &[
     def("array_max", "(array)", (1, 1), ret_element, |_, a, r| extreme(a, r, true)),
     def("array_min", "(array)", (1, 1), ret_element, |_, a, r| extreme(a, r, false)),
     def("array_join", "(array, delimiter [, null replacement])", (2, 3), ret_join, join),
-    def("map_keys", "(map)", (1, 1), ret_map_part, |_, a, r| map_part(a, r, true)),
-    def("map_values", "(map)", (1, 1), ret_map_part, |_, a, r| map_part(a, r, false)),
+    def("array_except", "(array1, array2)", (2, 2), ret_arrays, |_, a, r| except_or_intersect(a, r, false)),
+    def("array_intersect", "(array1, array2)", (2, 2), ret_arrays, |_, a, r| except_or_intersect(a, r, true)),
 ];
 
 fn ret_same_array(d: &Def, args: &[DataType], _: &[Option<&ScalarValue>], _: &str) -> Result<DataType> {
@@ -128,21 +129,12 @@ fn ret_join(d: &Def, args: &[DataType], _: &[Option<&ScalarValue>], _: &str) -> 
     Ok(DataType::Utf8)
 }
 
-fn ret_map_part(d: &Def, args: &[DataType], _: &[Option<&ScalarValue>], _: &str) -> Result<DataType> {
-    d.expect(args, 0, "a MAP", |t| matches!(t, DataType::Map(_, _)))?;
-    let (key, value) = match crate::types::map_entries(&args[0]) {
-        Some((k, v)) => (k.data_type().clone(), v.data_type().clone()),
-        None => (DataType::Null, DataType::Null),
-    };
-    Ok(crate::types::array_of(if d.name == "map_keys" { key } else { value }))
-}
-
 /// An argument as a list of `list_type` (a NULL literal becomes a NULL list).
-fn list(a: &ArrayRef, list_type: &DataType) -> Result<ListArray> {
+pub(super) fn list(a: &ArrayRef, list_type: &DataType) -> Result<ListArray> {
     Ok(cast(a, list_type)?.as_list::<i32>().clone())
 }
 
-fn element_field(list_type: &DataType) -> FieldRef {
+pub(super) fn element_field(list_type: &DataType) -> FieldRef {
     match list_type {
         DataType::List(f) => f.clone(),
         other => Arc::new(Field::new("element", other.clone(), true)),
@@ -150,7 +142,7 @@ fn element_field(list_type: &DataType) -> FieldRef {
 }
 
 /// The element range of row `i`.
-fn range(l: &ListArray, i: usize) -> std::ops::Range<usize> {
+pub(super) fn range(l: &ListArray, i: usize) -> std::ops::Range<usize> {
     let o = l.value_offsets();
     o[i] as usize..o[i + 1] as usize
 }
@@ -173,7 +165,7 @@ fn gather(field: FieldRef, values: &ArrayRef, rows: Vec<Option<Vec<usize>>>) -> 
 }
 
 /// The rows of `values`, which compare and hash by value.
-fn rows_of(values: &ArrayRef, options: SortOptions) -> Result<Rows> {
+pub(super) fn rows_of(values: &ArrayRef, options: SortOptions) -> Result<Rows> {
     let converter = RowConverter::new(vec![SortField::new_with_options(values.data_type().clone(), options)])?;
     Ok(converter.convert_columns(std::slice::from_ref(values))?)
 }
@@ -309,6 +301,27 @@ fn distinct(_: &Ctx, args: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
     gather(element_field(ret), &values, picked)
 }
 
+fn except_or_intersect(args: &[ArrayRef], ret: &DataType, keep_common: bool) -> Result<ArrayRef> {
+    let (lists, values, starts) = combined(args, ret)?;
+    let rows = rows_of(&values, SortOptions::default())?;
+    let picked = (0..lists[0].len())
+        .map(|i| {
+            if lists.iter().any(|l| l.is_null(i)) {
+                return None;
+            }
+            let other: HashSet<_> = range(&lists[1], i).map(|j| rows.row(starts[1] + j)).collect();
+            let mut seen = HashSet::new();
+            Some(
+                range(&lists[0], i)
+                    .map(|j| starts[0] + j)
+                    .filter(|&j| other.contains(&rows.row(j)) == keep_common && seen.insert(rows.row(j)))
+                    .collect(),
+            )
+        })
+        .collect();
+    gather(element_field(ret), &values, picked)
+}
+
 fn reverse(_: &Ctx, args: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
     let l = list(&args[0], ret)?;
     let rows = (0..l.len()).map(|i| (!l.is_null(i)).then(|| range(&l, i).rev().collect())).collect();
@@ -421,14 +434,4 @@ fn join(_: &Ctx, args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
         })
         .collect();
     Ok(Arc::new(out))
-}
-
-fn map_part(args: &[ArrayRef], ret: &DataType, keys: bool) -> Result<ArrayRef> {
-    let Some(m) = args[0].as_map_opt() else {
-        return Ok(new_null_array(ret, args[0].len()));
-    };
-    let part = if keys { m.keys() } else { m.values() };
-    let field = element_field(ret);
-    let part = cast(part, field.data_type())?;
-    Ok(Arc::new(ListArray::try_new(field, m.offsets().clone(), part, m.nulls().cloned())?))
 }

@@ -28,6 +28,7 @@ mod encode;
 mod hash;
 mod json;
 mod json_build;
+mod map;
 mod math;
 mod printf;
 mod string;
@@ -56,6 +57,7 @@ pub fn flink_functions(tz: &str) -> Vec<Arc<ScalarUDF>> {
         hash::DEFS,
         json::DEFS,
         json_build::DEFS,
+        map::DEFS,
         math::DEFS,
         printf::DEFS,
     ];
