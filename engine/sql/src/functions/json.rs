@@ -76,11 +76,15 @@ enum Json {
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    depth: usize,
 }
+
+/// Deeper nesting is not JSON this module reads: it bounds the recursion.
+const MAX_DEPTH: usize = 512;
 
 impl Parser<'_> {
     fn parse(text: &str) -> Option<Json> {
-        let mut p = Parser { s: text.as_bytes(), i: 0 };
+        let mut p = Parser { s: text.as_bytes(), i: 0, depth: 0 };
         let v = p.value()?;
         p.ws();
         (p.i == p.s.len()).then_some(v)
@@ -105,6 +109,16 @@ impl Parser<'_> {
     }
 
     fn value(&mut self) -> Option<Json> {
+        if self.depth >= MAX_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let v = self.nested();
+        self.depth -= 1;
+        v
+    }
+
+    fn nested(&mut self) -> Option<Json> {
         self.ws();
         match *self.s.get(self.i)? {
             b'{' => {
@@ -386,6 +400,10 @@ mod tests {
         assert_eq!(out, r#"{"a":null,"b":[1,2.50,{"c":"x\"é"}],"t":true}"#);
         assert_eq!(Parser::parse("{\"a\":1} x"), None);
         assert_eq!(Parser::parse("not json"), None);
+        let deep = "[".repeat(100_000);
+        assert_eq!(Parser::parse(&deep), None);
+        let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(Parser::parse(&ok).is_some());
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! Flink's scalar functions that DataFusion lacks or defines differently.
 //!
+//! Families, each a table of [`udf::Def`]s: `datetime`, `string`, `encode`,
+//! `hash`, `math`, `array`, `map`, `json` (queries), `json_build`
+//! (constructors and `RETURNING`), `printf`. The functions below, older, are
+//! defined in this file.
+//!
 //! - `REGEXP_EXTRACT(str, regex [, index])`: group `index` (default 0, the whole
 //!   match) of the first match, NULL when there is none.
 //! - `DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm')`: Java `SimpleDateFormat` patterns.
