@@ -1,6 +1,6 @@
 //! Flink's scalar functions that DataFusion lacks or defines differently.
 //!
-//! Families, each a table of [`udf::Def`]s: `datetime`, `string`, `encode`,
+//! Families, each a table of `udf::Def`s: `datetime`, `string`, `encode`,
 //! `hash`, `math`, `array`, `map`, `json` (queries), `json_build`
 //! (constructors and `RETURNING`), `printf`. The functions below, older, are
 //! defined in this file.

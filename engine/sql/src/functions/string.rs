@@ -6,11 +6,11 @@
 //! - `LOCATE(needle, s [, from])`: INT, Java's `indexOf` from `from`, plus one.
 //! - `REGEXP(s, regex)`: whether some part of `s` matches.
 //! - `REGEXP_SUBSTR(s, regex)`: the first match, or NULL.
-//! - `REGEXP_EXTRACT_ALL(s, regex [, group])`: ARRAY<STRING> of group `group`
+//! - `REGEXP_EXTRACT_ALL(s, regex [, group])`: `ARRAY<STRING>` of group `group`
 //!   (default 1; 0 is the whole match) of every match.
-//! - `SPLIT(s, delimiter)`: ARRAY<STRING>; an empty delimiter splits into
+//! - `SPLIT(s, delimiter)`: `ARRAY<STRING>`; an empty delimiter splits into
 //!   characters, an empty `s` gives an empty array.
-//! - `STR_TO_MAP(s [, pair_regex, key_value_regex])`: MAP<STRING, STRING>
+//! - `STR_TO_MAP(s [, pair_regex, key_value_regex])`: `MAP<STRING, STRING>`
 //!   (defaults `,` and `=`); a pair without a delimiter maps to NULL; a later
 //!   duplicate key wins.
 //! - `IS_DIGIT`, `IS_ALPHA`, `IS_DECIMAL`: FALSE (not NULL) for NULL and ''.
