@@ -113,6 +113,9 @@ impl VisitorMut for ForSet<'_> {
     }
 }
 
+/// Plans the aggregation of one grouping set: its GROUP BY and its SELECT.
+pub(super) type AggregateOne<'a> = dyn FnMut(&mut Planner, &[SqlExpr], &Select) -> Result<Rel, SqlError> + 'a;
+
 impl Planner {
     /// The aggregation of an input (of `schema`) by each of `sets` (see [`grouping_sets`]),
     /// with `aggregate` planning one of them (its GROUP BY and SELECT), and
@@ -123,7 +126,7 @@ impl Planner {
         sets: Vec<Vec<SqlExpr>>,
         s: &Select,
         pos: Position,
-        aggregate: &mut dyn FnMut(&mut Planner, &[SqlExpr], &Select) -> Result<Rel, SqlError>,
+        aggregate: &mut AggregateOne<'_>,
     ) -> Result<Rel, SqlError> {
         // Every key once, with a NULL of its type (window columns are always grouped).
         let mut keys: Vec<(SqlExpr, SqlExpr)> = Vec::new();

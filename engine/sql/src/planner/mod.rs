@@ -2,7 +2,8 @@
 //!
 //! [`compile`] reads the `SET` statements, defines tables and views in order,
 //! and plans each `INSERT INTO` into a [`SinkPlan`]. The planner is split along
-//! the SQL it plans: `query` (WITH, UNION ALL, FROM items), `join` (regular,
+//! the SQL it plans: `query` (WITH, UNION ALL, FROM items), `set_ops` (UNION,
+//! INTERSECT, EXCEPT), `join` (regular,
 //! interval and window joins in FROM; `window_join` finds the latter),
 //! `temporal_join` (`FOR SYSTEM_TIME AS OF`), `select` (WHERE and the SELECT
 //! list), `subquery` (`IN` and `EXISTS` subqueries in WHERE: semi and anti
@@ -38,6 +39,7 @@ mod query;
 mod rank;
 mod rank_bounds;
 mod select;
+mod set_ops;
 mod sort;
 mod subquery;
 mod temporal_join;

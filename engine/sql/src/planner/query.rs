@@ -1,4 +1,4 @@
-//! Queries: WITH, UNION ALL, and the FROM items (tables, views, subqueries,
+//! Queries: WITH, UNION ALL (the other set operations are in `set_ops`), and the FROM items (tables, views, subqueries,
 //! aliases) that a SELECT reads.
 
 use datafusion_common::Column;
@@ -47,9 +47,21 @@ impl Planner {
                 let r = self.plan_set_expr(right, pos)?;
                 self.union(l, r, pos)
             }
-            SetExpr::SetOperation { op, .. } => Err(SqlError::new(
+            SetExpr::SetOperation {
+                op: op @ (SetOperator::Union | SetOperator::Intersect | SetOperator::Except),
+                set_quantifier: SetQuantifier::None | SetQuantifier::Distinct,
+                left,
+                right,
+            } => {
+                let l = self.plan_set_expr(left, pos)?;
+                let r = self.plan_set_expr(right, pos)?;
+                self.set_operation(*op, l, r, pos)
+            }
+            SetExpr::SetOperation { op, set_quantifier, .. } => Err(SqlError::new(
                 pos,
-                format!("{op} (without ALL) is not supported yet: it needs deduplication; UNION ALL is supported"),
+                format!(
+                    "{op} {set_quantifier} is not supported; UNION ALL, and UNION, INTERSECT and EXCEPT without ALL, are"
+                ),
             )),
             SetExpr::Values(v) => self.plan_values(v, pos),
             _ => Err(unsupported(pos, &format!("`{body}`"))),

@@ -305,7 +305,7 @@ impl Planner {
 
 /// `SELECT DISTINCT`: as Flink plans it, an aggregation grouped by every
 /// column, without aggregates (an updating relation keyed by all columns).
-fn distinct_rows(rel: Rel, pos: Position) -> Result<Rel, SqlError> {
+pub(super) fn distinct_rows(rel: Rel, pos: Position) -> Result<Rel, SqlError> {
     let keys: Vec<Expr> = rel.schema.iter().map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name()))).collect();
     let fields: Vec<(Option<datafusion_common::TableReference>, std::sync::Arc<arrow::datatypes::Field>)> =
         rel.schema.fields().iter().map(|f| (None, f.clone())).collect();

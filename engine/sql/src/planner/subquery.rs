@@ -32,7 +32,7 @@ use crate::parser::expr_position;
 
 /// One subquery conjunct of a WHERE.
 pub(super) enum Subquery {
-    In { expr: SqlExpr, query: Box<Query>, negated: bool, position: Position },
+    In { expr: Box<SqlExpr>, query: Box<Query>, negated: bool, position: Position },
     Exists { query: Box<Query>, negated: bool, position: Position },
 }
 
@@ -61,12 +61,9 @@ fn as_subquery(e: &SqlExpr, negate: bool, position: Position) -> Option<Subquery
     match e {
         SqlExpr::Nested(inner) => as_subquery(inner, negate, position),
         SqlExpr::UnaryOp { op: UnaryOperator::Not, expr } => as_subquery(expr, !negate, position),
-        SqlExpr::InSubquery { expr, subquery, negated } => Some(Subquery::In {
-            expr: expr.as_ref().clone(),
-            query: subquery.clone(),
-            negated: *negated != negate,
-            position,
-        }),
+        SqlExpr::InSubquery { expr, subquery, negated } => {
+            Some(Subquery::In { expr: expr.clone(), query: subquery.clone(), negated: *negated != negate, position })
+        }
         SqlExpr::Exists { subquery, negated } => {
             Some(Subquery::Exists { query: subquery.clone(), negated: *negated != negate, position })
         }
