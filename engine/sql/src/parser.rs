@@ -88,6 +88,7 @@ pub fn parse_script(sql: &str) -> Result<Vec<Statement>, SqlError> {
         .tokenize_with_location()
         .map_err(|e| SqlError::new(Position { line: e.location.line, column: e.location.column }, e.message))?;
     reject_hints(&tokens)?;
+    let tokens = local_time_zone_types(tokens);
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut out = Vec::new();
     loop {
@@ -370,6 +371,40 @@ fn reject_hints(tokens: &[sqlparser::tokenizer::TokenWithSpan]) -> Result<(), Sq
         }
     }
     Ok(())
+}
+
+/// Flink's long form of TIMESTAMP_LTZ, `TIMESTAMP[(p)] WITH LOCAL TIME ZONE`,
+/// which sqlparser does not read, as `TIMESTAMP_LTZ[(p)]`: the words after the
+/// precision become spaces, so that positions stay those of the script.
+fn local_time_zone_types(
+    mut tokens: Vec<sqlparser::tokenizer::TokenWithSpan>,
+) -> Vec<sqlparser::tokenizer::TokenWithSpan> {
+    let significant: Vec<usize> =
+        (0..tokens.len()).filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_))).collect();
+    let mut k = 0;
+    while k < significant.len() {
+        let at = |j: usize| significant.get(j).map(|&i| &tokens[i].token);
+        if !at(k).is_some_and(|t| is_word(t, "TIMESTAMP")) {
+            k += 1;
+            continue;
+        }
+        // TIMESTAMP ( n ) or TIMESTAMP, then WITH LOCAL TIME ZONE.
+        let after = if at(k + 1) == Some(&Token::LParen) && at(k + 3) == Some(&Token::RParen) { k + 4 } else { k + 1 };
+        let words = ["WITH", "LOCAL", "TIME", "ZONE"];
+        if !words.iter().enumerate().all(|(n, w)| at(after + n).is_some_and(|t| is_word(t, w))) {
+            k += 1;
+            continue;
+        }
+        if let Token::Word(w) = &mut tokens[significant[k]].token {
+            w.value = "TIMESTAMP_LTZ".into();
+            w.keyword = sqlparser::keywords::Keyword::NoKeyword;
+        }
+        for n in 0..words.len() {
+            tokens[significant[after + n]].token = Token::Whitespace(Whitespace::Space);
+        }
+        k = after + words.len();
+    }
+    tokens
 }
 
 fn is_word(t: &Token, w: &str) -> bool {

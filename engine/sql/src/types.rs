@@ -9,7 +9,7 @@
 //! | DECIMAL(p, s) | Decimal128(p, s) |
 //! | STRING, VARCHAR(n), CHAR(n) | Utf8 |
 //! | TIMESTAMP(p), p <= 3 | Timestamp(Millisecond, None) |
-//! | TIMESTAMP_LTZ(p), p <= 3 | Timestamp(Millisecond, Some(local time zone)) |
+//! | TIMESTAMP_LTZ(p), TIMESTAMP(p) WITH LOCAL TIME ZONE, p <= 3 | Timestamp(Millisecond, Some(local time zone)) |
 //! | ARRAY<T> | List(element: T, nullable) |
 //! | MAP<K, V> | Map(entries: Struct(key: K not null, value: V nullable), unsorted) |
 
