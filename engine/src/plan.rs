@@ -390,6 +390,7 @@ impl Builder {
                 distinct: a.distinct,
                 input_type,
                 output_type: a.output_type.clone(),
+                separator: a.separator.clone(),
             });
         }
         let p = if keys.is_empty() { 1 } else { self.parallelism };

@@ -300,10 +300,14 @@ fn agg_text(a: &AggCall, name: &str) -> String {
         AggFunc::Min => "MIN",
         AggFunc::Max => "MAX",
         AggFunc::Avg => "AVG",
+        AggFunc::FirstValue => "FIRST_VALUE",
+        AggFunc::LastValue => "LAST_VALUE",
+        AggFunc::ListAgg => "LISTAGG",
     };
     let distinct = if a.distinct { "DISTINCT " } else { "" };
     let arg = a.arg.as_ref().map_or_else(|| "*".to_string(), |e| e.to_string());
-    let mut text = format!("{func}({distinct}{arg})");
+    let sep = a.separator.as_ref().map_or_else(String::new, |s| format!(", '{}'", s.replace('\'', "''")));
+    let mut text = format!("{func}({distinct}{arg}{sep})");
     if let Some(f) = &a.filter {
         let _ = write!(text, " FILTER (WHERE {f})");
     }

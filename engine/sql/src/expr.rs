@@ -149,7 +149,7 @@ impl DfExprPlanner for MapAccess {
 }
 
 /// Names of the aggregate functions Sluice implements.
-pub const AGGREGATES: [&str; 5] = ["COUNT", "SUM", "MIN", "MAX", "AVG"];
+pub const AGGREGATES: [&str; 8] = ["COUNT", "SUM", "MIN", "MAX", "AVG", "FIRST_VALUE", "LAST_VALUE", "LISTAGG"];
 
 impl ExprPlanner {
     pub fn new(local_time_zone: &str) -> Self {

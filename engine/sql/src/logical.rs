@@ -414,6 +414,21 @@ pub enum AggFunc {
     Min,
     Max,
     Avg,
+    /// `FIRST_VALUE(x)`: the first non-NULL value in arrival order.
+    FirstValue,
+    /// `LAST_VALUE(x)`: the last non-NULL value in arrival order.
+    LastValue,
+    /// `LISTAGG(x [, sep])`: the non-NULL values joined by the separator.
+    ListAgg,
+}
+
+impl AggFunc {
+    /// Whether the aggregate's result depends on the order its rows arrive in
+    /// and it has no merge (Flink's `FirstValueAggFunction`): it cannot run in
+    /// windows whose state is merged (HOP, CUMULATE, SESSION).
+    pub fn needs_arrival_order(self) -> bool {
+        matches!(self, AggFunc::FirstValue | AggFunc::LastValue)
+    }
 }
 
 /// One aggregate call of an aggregation.
@@ -426,6 +441,8 @@ pub struct AggCall {
     /// `FILTER (WHERE ...)` over the aggregation's input.
     pub filter: Option<Expr>,
     pub output_type: DataType,
+    /// `LISTAGG`'s separator (a literal; `,` when not given); None otherwise.
+    pub separator: Option<String>,
 }
 
 pub const WINDOW_COLUMNS: [&str; 3] = ["window_start", "window_end", "window_time"];

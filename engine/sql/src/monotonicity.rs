@@ -65,7 +65,9 @@ fn aggregate(input: &Rel, keys: &[Expr], aggs: &[AggCall]) -> Option<Vec<Mono>> 
         let own = match a.func {
             AggFunc::Count | AggFunc::Max => Mono::Increasing,
             AggFunc::Min => Mono::Decreasing,
-            AggFunc::Sum | AggFunc::Avg => Mono::NotMonotonic,
+            AggFunc::Sum | AggFunc::Avg | AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg => {
+                Mono::NotMonotonic
+            }
         };
         let mono = match &a.arg {
             // A COUNT keeps increasing whatever its argument does.

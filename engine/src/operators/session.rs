@@ -134,7 +134,7 @@ impl StreamOperator for SessionAggregate {
                 let target = l[keep].gid;
                 for &i in overlapping[1..].iter().rev() {
                     let s = l.remove(i);
-                    self.accs.merge(target, s.gid);
+                    self.accs.merge(target, s.gid)?;
                     self.free.push(s.gid);
                 }
                 l[keep] = Session { start: m_start, end: m_end, end_utc: m_end_utc, gid: target };

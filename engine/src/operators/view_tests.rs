@@ -42,7 +42,7 @@ fn batch(rows: &[(i64, f64, &str, i64)]) -> RecordBatch {
 fn agg(func: AggFunc, col: Option<(&str, usize, DataType)>, distinct: bool, out: DataType) -> AggDef {
     let input_type = col.as_ref().map(|c| c.2.clone());
     let arg = col.map(|(n, i, _)| Arc::new(Column::new(n, i)) as _);
-    AggDef { func, arg, filter: None, distinct, input_type, output_type: out }
+    AggDef { func, arg, filter: None, distinct, input_type, output_type: out, separator: None }
 }
 
 /// COUNT(DISTINCT name), SUM(v) (a DOUBLE: bundled), MAX(name), COUNT(*).

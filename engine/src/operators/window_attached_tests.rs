@@ -46,6 +46,7 @@ fn operator() -> WindowAggregate {
         distinct: false,
         input_type: None,
         output_type: DataType::Int64,
+        separator: None,
     };
     let out = Schema::new(vec![
         Field::new("window_start", ts(), true),

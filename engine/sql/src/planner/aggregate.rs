@@ -22,16 +22,13 @@ use crate::parser::expr_position;
 use crate::types::flink_name;
 
 /// The known aggregate functions Sluice does not implement, for clear errors.
-const OTHER_AGGREGATES: [&str; 14] = [
-    "LISTAGG",
+const OTHER_AGGREGATES: [&str; 11] = [
     "STDDEV",
     "STDDEV_POP",
     "STDDEV_SAMP",
     "VAR_POP",
     "VAR_SAMP",
     "VARIANCE",
-    "FIRST_VALUE",
-    "LAST_VALUE",
     "COLLECT",
     "ARRAY_AGG",
     "STRING_AGG",
@@ -77,7 +74,7 @@ impl VisitorMut for AggRewriter<'_> {
                 self.error = Some(SqlError::new(
                     expr_position(e, self.fallback),
                     format!(
-                        "aggregate function {name} is not supported yet; supported aggregates are COUNT, COUNT(DISTINCT), SUM, MIN, MAX and AVG"
+                        "aggregate function {name} is not supported yet; supported aggregates are COUNT, SUM, MIN, MAX, AVG (each also with DISTINCT), FIRST_VALUE, LAST_VALUE and LISTAGG"
                     ),
                 ));
                 return ControlFlow::Break(());
@@ -135,6 +132,28 @@ pub(super) fn contains_aggregate(e: &SqlExpr) -> bool {
         ControlFlow::Continue(())
     });
     found
+}
+
+/// FIRST_VALUE and LAST_VALUE have no merge in Flink, and HOP, CUMULATE and
+/// SESSION windows merge their slices' (or sessions') accumulators, so Flink
+/// refuses them there ("Could not find an implementation method 'merge'").
+fn merged_windows_refuse(a: &AggCall, kind: &WindowKind, pos: Position) -> Result<(), SqlError> {
+    let window = match kind {
+        WindowKind::Tumble { .. } => return Ok(()),
+        WindowKind::Hop { .. } => "HOP",
+        WindowKind::Cumulate { .. } => "CUMULATE",
+        WindowKind::Session { .. } => "SESSION",
+    };
+    if !a.func.needs_arrival_order() {
+        return Ok(());
+    }
+    let name = if a.func == AggFunc::FirstValue { "FIRST_VALUE" } else { "LAST_VALUE" };
+    Err(SqlError::new(
+        pos,
+        format!(
+            "{name} is not supported in a {window} window aggregation, as in Flink (its {name} has no merge, which HOP, CUMULATE and SESSION windows need); use a TUMBLE window or a non-windowed GROUP BY"
+        ),
+    ))
 }
 
 /// The windows a window aggregation aggregates: a window TVF's (with its
@@ -198,7 +217,7 @@ impl Planner {
                 ));
             }
         }
-        let (items, having, aggs) = self.rewrite_aggregation(&keys, &input, s, pos)?;
+        let (items, having, aggs) = self.rewrite_aggregation(&keys, &input, s, Some(&window.kind), pos)?;
         // The aggregation's output schema.
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
         let wt = input.schema.field(window.time_col).data_type().clone();
@@ -216,12 +235,14 @@ impl Planner {
     }
 
     /// Rewrites the SELECT list and HAVING of an aggregation over its output
-    /// (keys by name, aggregate calls as `__aggN`) and plans its aggregate calls.
+    /// (keys by name, aggregate calls as `__aggN`) and plans its aggregate calls;
+    /// `window` is the kind of a window aggregation's windows.
     fn rewrite_aggregation(
         &self,
         keys: &[(SqlExpr, String)],
         input: &Rel,
         s: &Select,
+        window: Option<&WindowKind>,
         pos: Position,
     ) -> Result<Rewritten, SqlError> {
         let mut rw = AggRewriter { keys, calls: Vec::new(), error: None, fallback: pos };
@@ -258,8 +279,17 @@ impl Planner {
         if let Some(e) = rw.error {
             return Err(e);
         }
-        let aggs =
-            rw.calls.iter().map(|call| self.plan_agg_call(call, &input.schema, pos)).collect::<Result<_, _>>()?;
+        let aggs = rw
+            .calls
+            .iter()
+            .map(|call| {
+                let a = self.plan_agg_call(call, &input.schema, pos)?;
+                if let Some(kind) = window {
+                    merged_windows_refuse(&a, kind, pos_of(call, pos))?;
+                }
+                Ok(a)
+            })
+            .collect::<Result<_, SqlError>>()?;
         Ok((items, having, aggs))
     }
 
@@ -307,7 +337,7 @@ impl Planner {
             keys.push((g.clone(), name));
             key_exprs.push(planned);
         }
-        let (items, having, aggs) = self.rewrite_aggregation(&keys, &input, s, pos)?;
+        let (items, having, aggs) = self.rewrite_aggregation(&keys, &input, s, None, pos)?;
         let schema = aggregation_schema(Vec::new(), &keys, &key_exprs, &aggs, &input, pos)?;
         let nkeys = key_exprs.len();
         let rel = Rel {
@@ -333,25 +363,45 @@ impl Planner {
             "SUM" => AggFunc::Sum,
             "MIN" => AggFunc::Min,
             "MAX" => AggFunc::Max,
+            "FIRST_VALUE" => AggFunc::FirstValue,
+            "LAST_VALUE" => AggFunc::LastValue,
+            "LISTAGG" => AggFunc::ListAgg,
             _ => AggFunc::Avg,
         };
         let FunctionArguments::List(list) = &f.args else {
             return Err(SqlError::new(fpos, format!("{name} takes one argument")));
         };
         let distinct = matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
-        if distinct && func != AggFunc::Count {
+        if distinct && matches!(func, AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg) {
             return Err(SqlError::new(
                 fpos,
-                format!("{name}(DISTINCT ...) is not supported yet; COUNT(DISTINCT ...) is"),
+                format!("{name}(DISTINCT ...) is not supported; DISTINCT applies to COUNT, SUM, AVG, MIN and MAX"),
             ));
         }
-        let arg = match list.args.as_slice() {
+        let (args, separator) = match (func, list.args.as_slice()) {
+            (AggFunc::ListAgg, [a, ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(sep))]) => {
+                let sep = match sep {
+                    SqlExpr::Value(v) => match &v.value {
+                        ast::Value::SingleQuotedString(s) => s.clone(),
+                        _ => return Err(listagg_separator(fpos)),
+                    },
+                    _ => return Err(listagg_separator(fpos)),
+                };
+                (std::slice::from_ref(a), Some(sep))
+            }
+            (AggFunc::ListAgg, args) => (args, Some(",".to_string())),
+            (_, args) => (args, None),
+        };
+        let arg = match args {
             [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)] if func == AggFunc::Count && !distinct => None,
             [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] => {
                 if contains_aggregate(e) {
                     return Err(SqlError::new(fpos, "aggregates cannot be nested"));
                 }
                 Some(self.plan_expr(e, schema, pos)?)
+            }
+            _ if func == AggFunc::ListAgg => {
+                return Err(SqlError::new(fpos, "LISTAGG takes one or two arguments: LISTAGG(x [, 'separator'])"));
             }
             _ => return Err(SqlError::new(fpos, format!("{name} takes exactly one argument"))),
         };
@@ -379,7 +429,7 @@ impl Planner {
                 DataType::Decimal128(_, s) => DataType::Decimal128(38, (*s).max(6)),
                 other => return Err(bad(other)),
             },
-            (AggFunc::Min | AggFunc::Max, Some(t)) => match t {
+            (AggFunc::Min | AggFunc::Max | AggFunc::FirstValue | AggFunc::LastValue, Some(t)) => match t {
                 DataType::Int8
                 | DataType::Int16
                 | DataType::Int32
@@ -391,7 +441,22 @@ impl Planner {
                 | DataType::Timestamp(_, _) => t.clone(),
                 other => return Err(bad(other)),
             },
+            // Flink: "Supported form(s): 'LISTAGG(<CHARACTER>)', 'LISTAGG(<CHARACTER>, <CHARACTER_LITERAL>)'".
+            (AggFunc::ListAgg, Some(DataType::Utf8)) => DataType::Utf8,
+            (AggFunc::ListAgg, Some(other)) => {
+                return Err(SqlError::new(
+                    fpos,
+                    format!(
+                        "LISTAGG does not accept {}, as in Flink (LISTAGG(<CHARACTER>) or LISTAGG(<CHARACTER>, <CHARACTER_LITERAL>)); CAST the argument to STRING",
+                        flink_name(other)
+                    ),
+                ));
+            }
         };
-        Ok(AggCall { func, arg, distinct, filter, output_type })
+        Ok(AggCall { func, arg, distinct, filter, output_type, separator })
     }
+}
+
+fn listagg_separator(pos: Position) -> SqlError {
+    SqlError::new(pos, "LISTAGG's separator must be a string literal, as in Flink (LISTAGG(x, ';'))")
 }

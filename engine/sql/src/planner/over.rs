@@ -231,13 +231,16 @@ impl Planner {
             if !AGGREGATES.contains(&name.as_str()) {
                 let msg = if is_aggregate_name(&name) {
                     format!(
-                        "aggregate function {name} is not supported yet; OVER aggregations support COUNT, SUM, MIN, MAX and AVG"
+                        "aggregate function {name} is not supported yet; OVER aggregations support COUNT, COUNT(DISTINCT), SUM, MIN, MAX and AVG"
                     )
                 } else {
                     format!(
                         "{name}() OVER (...) cannot be combined with OVER aggregations in one SELECT; compute it in a separate query"
                     )
                 };
+                return Err(SqlError::new(fpos, msg));
+            }
+            if let Some(msg) = unsupported_over_call(f, &name) {
                 return Err(SqlError::new(fpos, msg));
             }
             if f.filter.is_some() {
@@ -396,4 +399,20 @@ mod tests {
             assert!(e.message.contains(want), "{sql}: {}", e.message);
         }
     }
+}
+
+/// Why an aggregate that non-windowed and window aggregations support is not
+/// supported in an OVER aggregation yet.
+fn unsupported_over_call(f: &ast::Function, name: &str) -> Option<String> {
+    if matches!(name, "FIRST_VALUE" | "LAST_VALUE" | "LISTAGG") {
+        return Some(format!(
+            "{name} is not supported in OVER aggregations yet (only in window and non-windowed GROUP BY aggregations); OVER aggregations support COUNT, COUNT(DISTINCT), SUM, MIN, MAX and AVG"
+        ));
+    }
+    let distinct = matches!(&f.args, ast::FunctionArguments::List(l) if matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct)));
+    (distinct && name != "COUNT").then(|| {
+        format!(
+            "{name}(DISTINCT ...) is not supported in OVER aggregations yet (only in window and non-windowed GROUP BY aggregations); COUNT(DISTINCT ...) is"
+        )
+    })
 }

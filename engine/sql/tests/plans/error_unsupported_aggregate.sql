@@ -7,9 +7,9 @@ CREATE TABLE orders (
   WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
 ) WITH ('connector' = 'filesystem', 'path' = '/data/orders.json', 'format' = 'json');
 
-CREATE TABLE out (customer STRING, total DECIMAL(10, 2)) WITH ('connector' = 'print');
+CREATE TABLE out (sd DECIMAL(38, 6), total DECIMAL(10, 2)) WITH ('connector' = 'print');
 
 INSERT INTO out
-SELECT LISTAGG(customer), SUM(total)
+SELECT STDDEV_POP(total), SUM(total)
 FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND))
 GROUP BY window_start, window_end;

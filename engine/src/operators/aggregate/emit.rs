@@ -10,6 +10,7 @@ use sluice_sql::plan::AggFunc;
 
 use super::{Acc, AggDef, div_half_up};
 use crate::error::OpError;
+use crate::state::value::{Val, to_array};
 
 impl Acc {
     /// The results of `groups`, as an array of the definition's output type.
@@ -98,6 +99,10 @@ impl Acc {
             }
             Acc::ExtStr { v, .. } => Arc::new(groups.iter().map(|i| v[g(i)].as_deref()).collect::<StringArray>()),
             Acc::ExtBool { v, .. } => Arc::new(groups.iter().map(|i| v[g(i)]).collect::<BooleanArray>()),
+            Acc::Rows { v, .. } => {
+                let vals: Vec<Val> = groups.iter().map(|i| v[g(i)].result(def)).collect();
+                return Ok(to_array(out_t, vals.iter())?);
+            }
         };
         if arr.data_type() == out_t {
             return Ok(arr);

@@ -13,6 +13,11 @@
 //! | AVG | DOUBLE | DOUBLE |
 //! | AVG | DECIMAL(p, s) | DECIMAL(38, max(6, s)), rounded half-up |
 //! | MIN, MAX | numeric, STRING, BOOLEAN, TIMESTAMP | same type |
+//! | FIRST_VALUE, LAST_VALUE | as MIN | same type |
+//! | LISTAGG | STRING | STRING |
+//! | SUM, AVG (DISTINCT) | as SUM, AVG | as SUM, AVG |
+//!
+//! The last three keep values per group ([`rowwise::RowAcc`]).
 
 use std::sync::Arc;
 
@@ -27,9 +32,13 @@ use super::epoch_millis;
 use crate::error::OpError;
 use crate::state::codec::{Reader, Writer};
 use crate::state::cow::CowVec;
+use crate::state::value::column_values;
 
 mod emit;
+pub(crate) mod rowwise;
 mod state;
+
+use rowwise::RowAcc;
 
 /// An aggregate call, lowered.
 #[derive(Clone)]
@@ -40,6 +49,8 @@ pub struct AggDef {
     pub distinct: bool,
     pub input_type: Option<DataType>,
     pub output_type: DataType,
+    /// `LISTAGG`'s separator.
+    pub separator: Option<String>,
 }
 
 /// The evaluated input of one aggregate over a batch.
@@ -67,6 +78,9 @@ impl AggDef {
 
     pub fn new_column(&self, bundled: bool) -> Result<Acc, OpError> {
         let in_t = self.input_type.clone().unwrap_or(DataType::Null);
+        if RowAcc::wanted(self) {
+            return Ok(Acc::Rows { init: Box::new(RowAcc::new(self, false)), v: CowVec::new() });
+        }
         Ok(match self.func {
             AggFunc::Count if self.distinct => Acc::CountDistinct {
                 conv: Arc::new(RowConverter::new(vec![SortField::new(in_t)])?),
@@ -89,6 +103,9 @@ impl AggDef {
                     DataType::Boolean => Acc::ExtBool { max, v: CowVec::new() },
                     _ => Acc::ExtI64 { max, v: CowVec::new() },
                 }
+            }
+            AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg => {
+                Acc::Rows { init: Box::new(RowAcc::new(self, false)), v: CowVec::new() }
             }
         })
     }
@@ -138,6 +155,12 @@ pub enum Acc {
     ExtBool {
         max: bool,
         v: CowVec<Option<bool>>,
+    },
+    /// FIRST_VALUE, LAST_VALUE, LISTAGG, SUM/AVG(DISTINCT): each group's
+    /// values; `init` is an empty group's.
+    Rows {
+        init: Box<RowAcc>,
+        v: CowVec<RowAcc>,
     },
 }
 
@@ -199,6 +222,7 @@ impl Acc {
             Acc::ExtI128 { v, .. } => v.resize(groups, None),
             Acc::ExtStr { v, .. } => v.resize(groups, None),
             Acc::ExtBool { v, .. } => v.resize(groups, None),
+            Acc::Rows { init, v } => v.resize(groups, (**init).clone()),
         }
     }
 
@@ -310,12 +334,21 @@ impl Acc {
                 let a: &BooleanArray = values.as_boolean();
                 each_value(rows, groups, &pass, |r| a.is_valid(r).then(|| a.value(r)), |g, x| keep(*max, &mut v[g], x));
             }
+            Acc::Rows { v, .. } => {
+                let Some(values) = &input.values else { return Ok(()) };
+                let vals = column_values(values)?;
+                for (&r, &g) in rows.iter().zip(groups) {
+                    if pass(r as usize) {
+                        v[g as usize].apply(&vals[r as usize], 1)?;
+                    }
+                }
+            }
         }
         Ok(())
     }
 
     /// Folds group `src` into group `dst` and clears `src`.
-    fn merge(&mut self, dst: usize, src: usize) {
+    fn merge(&mut self, dst: usize, src: usize) -> Result<(), OpError> {
         fn ext<T: PartialOrd + Clone>(max: bool, v: &mut CowVec<Option<T>>, dst: usize, src: usize) {
             if let Some(s) = v[src].take()
                 && v[dst].as_ref().is_none_or(|d| better(max, &s, d))
@@ -355,7 +388,12 @@ impl Acc {
             Acc::ExtI128 { max, v } => ext(*max, v, dst, src),
             Acc::ExtStr { max, v } => ext(*max, v, dst, src),
             Acc::ExtBool { max, v } => ext(*max, v, dst, src),
+            Acc::Rows { init, v } => {
+                let s = std::mem::replace(&mut v[src], (**init).clone());
+                v[dst].merge(s)?;
+            }
         }
+        Ok(())
     }
 
     /// Resets a group so that its id can be reused.
@@ -383,6 +421,7 @@ impl Acc {
             Acc::ExtI128 { v, .. } => v[g] = None,
             Acc::ExtStr { v, .. } => v[g] = None,
             Acc::ExtBool { v, .. } => v[g] = None,
+            Acc::Rows { init, v } => v[g] = (**init).clone(),
         }
     }
 }
@@ -419,6 +458,7 @@ impl Acc {
             Acc::ExtI128 { max, v } => Acc::ExtI128 { max: *max, v: v.share() },
             Acc::ExtStr { max, v } => Acc::ExtStr { max: *max, v: v.share() },
             Acc::ExtBool { max, v } => Acc::ExtBool { max: *max, v: v.share() },
+            Acc::Rows { init, v } => Acc::Rows { init: init.clone(), v: v.share() },
         }
     }
 }
@@ -476,10 +516,11 @@ impl GroupAccs {
         Ok(())
     }
 
-    pub fn merge(&mut self, dst: u32, src: u32) {
+    pub fn merge(&mut self, dst: u32, src: u32) -> Result<(), OpError> {
         for a in self.accs.iter_mut() {
-            a.merge(dst as usize, src as usize);
+            a.merge(dst as usize, src as usize)?;
         }
+        Ok(())
     }
 
     pub fn reset(&mut self, g: u32) {

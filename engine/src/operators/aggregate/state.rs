@@ -4,6 +4,7 @@
 //! aggregate.
 
 use super::Acc;
+use super::rowwise::RowAcc;
 use crate::error::OpError;
 use crate::state::codec::{Reader, Writer};
 
@@ -53,6 +54,7 @@ impl Acc {
                     "min-bool"
                 }
             }
+            Acc::Rows { init, .. } => init.layout(),
         }
     }
 
@@ -83,6 +85,7 @@ impl Acc {
             Acc::ExtI128 { v, .. } => w.opt(&v[g], |w, x| w.i128(*x)),
             Acc::ExtStr { v, .. } => w.opt(&v[g], |w, x| w.str(x)),
             Acc::ExtBool { v, .. } => w.opt(&v[g], |w, x| w.bool(*x)),
+            Acc::Rows { v, .. } => v[g].encode(w),
         }
     }
 
@@ -117,6 +120,7 @@ impl Acc {
             Acc::ExtI128 { v, .. } => v[g] = r.opt(|r| r.i128())?,
             Acc::ExtStr { v, .. } => v[g] = r.opt(|r| r.str().map(String::into_boxed_str))?,
             Acc::ExtBool { v, .. } => v[g] = r.opt(|r| r.bool())?,
+            Acc::Rows { v, .. } => v[g] = RowAcc::decode(r)?,
         }
         Ok(())
     }

@@ -6,7 +6,9 @@
 //!   (a SUM of no values is NULL, as Flink's `SumWithRetractAggFunction`);
 //! - MIN and MAX keep every value with its multiplicity when the input can
 //!   retract (Flink's `MinWithRetractAggFunction`), else only the extreme;
-//! - COUNT(DISTINCT) keeps each value with its multiplicity.
+//! - COUNT(DISTINCT) keeps each value with its multiplicity;
+//! - FIRST_VALUE, LAST_VALUE, LISTAGG and SUM/AVG(DISTINCT) keep values (see
+//!   `operators::aggregate::rowwise`).
 
 use std::collections::BTreeMap;
 
@@ -15,6 +17,7 @@ use hashbrown::HashMap;
 use sluice_sql::plan::AggFunc;
 
 use crate::error::OpError;
+use crate::operators::aggregate::rowwise::RowAcc;
 use crate::operators::aggregate::{AggDef, div_half_up};
 use crate::state::codec::{Reader, Writer};
 use crate::state::value::Val;
@@ -45,11 +48,16 @@ pub enum Acc {
         value: Option<Val>,
     },
     Distinct(HashMap<Val, i64>),
+    /// FIRST_VALUE, LAST_VALUE, LISTAGG, SUM/AVG(DISTINCT).
+    Rows(RowAcc),
 }
 
 impl Acc {
     pub fn new(def: &AggDef, retracting: bool) -> Acc {
         let max = def.func == AggFunc::Max;
+        if RowAcc::wanted(def) {
+            return Acc::Rows(RowAcc::new(def, retracting));
+        }
         match def.func {
             AggFunc::Count if def.distinct => Acc::Distinct(HashMap::new()),
             AggFunc::Count => Acc::Count(0),
@@ -60,6 +68,8 @@ impl Acc {
             },
             AggFunc::Min | AggFunc::Max if retracting => Acc::Values { max, values: BTreeMap::new() },
             AggFunc::Min | AggFunc::Max => Acc::Extreme { max, value: None },
+            // Computed by a `RowAcc` (see `RowAcc::wanted`).
+            AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg => Acc::Rows(RowAcc::new(def, retracting)),
         }
     }
 
@@ -113,6 +123,7 @@ impl Acc {
                     values.remove(v);
                 }
             }
+            Acc::Rows(r) => r.apply(v, sign)?,
         }
         Ok(())
     }
@@ -157,6 +168,7 @@ impl Acc {
                 v.cloned().unwrap_or(Val::Null)
             }
             Acc::Extreme { value, .. } => value.clone().unwrap_or(Val::Null),
+            Acc::Rows(r) => r.result(def),
         }
     }
 
@@ -195,6 +207,10 @@ impl Acc {
                 w.u8(6);
                 encode_counts(w, values.iter());
             }
+            Acc::Rows(r) => {
+                w.u8(7);
+                r.encode(w);
+            }
         }
     }
 
@@ -207,6 +223,7 @@ impl Acc {
             4 => Acc::Values { max: r.bool()?, values: decode_counts(r)?.into_iter().collect() },
             5 => Acc::Extreme { max: r.bool()?, value: r.opt(Val::decode)? },
             6 => Acc::Distinct(decode_counts(r)?.into_iter().collect()),
+            7 => Acc::Rows(RowAcc::decode(r)?),
             t => return Err(OpError::Other(format!("aggregate state holds an unknown accumulator tag {t}"))),
         })
     }
@@ -223,6 +240,7 @@ impl Acc {
             Acc::Extreme { max: true, .. } => "max",
             Acc::Extreme { max: false, .. } => "min",
             Acc::Distinct(_) => "count-distinct",
+            Acc::Rows(r) => r.layout(),
         }
     }
 }
@@ -231,7 +249,7 @@ fn mismatch(v: &Val, want: &str) -> OpError {
     OpError::Other(format!("aggregate input {v:?} is not {want}"))
 }
 
-fn encode_counts<'a>(w: &mut Writer, values: impl ExactSizeIterator<Item = (&'a Val, &'a i64)>) {
+pub(crate) fn encode_counts<'a>(w: &mut Writer, values: impl ExactSizeIterator<Item = (&'a Val, &'a i64)>) {
     w.u32(values.len() as u32);
     for (v, c) in values {
         v.encode(w);
@@ -239,7 +257,7 @@ fn encode_counts<'a>(w: &mut Writer, values: impl ExactSizeIterator<Item = (&'a 
     }
 }
 
-fn decode_counts(r: &mut Reader<'_>) -> Result<Vec<(Val, i64)>, OpError> {
+pub(crate) fn decode_counts(r: &mut Reader<'_>) -> Result<Vec<(Val, i64)>, OpError> {
     let n = r.u32()? as usize;
     let mut out = Vec::with_capacity(n.min(1 << 16));
     for _ in 0..n {
@@ -253,7 +271,15 @@ mod tests {
     use super::*;
 
     fn def(func: AggFunc, input: DataType, output: DataType) -> AggDef {
-        AggDef { func, arg: None, filter: None, distinct: false, input_type: Some(input), output_type: output }
+        AggDef {
+            func,
+            arg: None,
+            filter: None,
+            distinct: false,
+            input_type: Some(input),
+            output_type: output,
+            separator: None,
+        }
     }
 
     #[test]

@@ -9,7 +9,15 @@ use super::*;
 
 fn agg(func: AggFunc, distinct: bool) -> AggDef {
     let arg: Option<Arc<dyn datafusion_physical_expr::PhysicalExpr>> = Some(Arc::new(Column::new("v", 1)));
-    AggDef { func, arg, filter: None, distinct, input_type: Some(DataType::Int64), output_type: DataType::Int64 }
+    AggDef {
+        func,
+        arg,
+        filter: None,
+        distinct,
+        input_type: Some(DataType::Int64),
+        output_type: DataType::Int64,
+        separator: None,
+    }
 }
 
 /// `SELECT k, COUNT(v), SUM(v), MAX(v) ... GROUP BY k` over (k STRING, v BIGINT).

@@ -300,6 +300,7 @@ mod tests {
             distinct: false,
             input_type: Some(DataType::Int64),
             output_type: out,
+            separator: None,
         };
         vec![d(AggFunc::Count, DataType::Int64), d(AggFunc::Sum, DataType::Int64), d(AggFunc::Max, DataType::Int64)]
     }

@@ -36,6 +36,7 @@ fn operator(frame: OverFrame) -> OverAggregate {
             distinct: false,
             input_type: Some(DataType::Int64),
             output_type: DataType::Int64,
+            separator: None,
         },
         AggDef {
             func: AggFunc::Count,
@@ -44,6 +45,7 @@ fn operator(frame: OverFrame) -> OverAggregate {
             distinct: false,
             input_type: None,
             output_type: DataType::Int64,
+            separator: None,
         },
     ];
     let mut fields: Vec<Field> = input_schema().fields().iter().map(|f| f.as_ref().clone()).collect();

@@ -1,0 +1,15 @@
+-- FIRST_VALUE is not supported in OVER aggregations yet.
+CREATE TABLE orders (
+  order_id BIGINT,
+  customer STRING,
+  total DECIMAL(10, 2),
+  units INT,
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '/data/orders.json', 'format' = 'json');
+
+CREATE TABLE out (c STRING, f BIGINT) WITH ('connector' = 'print');
+
+INSERT INTO out
+SELECT customer, FIRST_VALUE(order_id) OVER (PARTITION BY customer ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW)
+FROM orders;
