@@ -144,6 +144,14 @@ fn merged_windows_refuse(a: &AggCall, kind: &WindowKind, pos: Position) -> Resul
         WindowKind::Cumulate { .. } => "CUMULATE",
         WindowKind::Session { .. } => "SESSION",
     };
+    if a.func == AggFunc::ListAgg && window == "HOP" {
+        // Flink joins a HOP window's slices from the latest to the earliest;
+        // Sluice's HOP panes keep rows in arrival order only.
+        return Err(SqlError::new(
+            pos,
+            "LISTAGG is not supported in a HOP window aggregation yet (Flink orders a HOP window's values by slice, the latest first); use TUMBLE, CUMULATE or SESSION windows",
+        ));
+    }
     if !a.func.needs_arrival_order() {
         return Ok(());
     }
@@ -419,13 +427,25 @@ impl Planner {
             (_, None) => return Err(SqlError::new(fpos, format!("{name} takes one argument"))),
             (AggFunc::Sum, Some(t)) => match t {
                 DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Float64 => t.clone(),
-                DataType::Float32 => DataType::Float64,
+                // Flink adds in 32-bit floats, rounding at every step; Sluice's
+                // sums of floating-point values are 64-bit.
+                DataType::Float32 => {
+                    return Err(SqlError::new(
+                        fpos,
+                        "SUM(FLOAT) is not supported yet (Flink rounds the sum to FLOAT at every row); use SUM(CAST(x AS DOUBLE))",
+                    ));
+                }
                 DataType::Decimal128(_, s) => DataType::Decimal128(38, *s),
                 other => return Err(bad(other)),
             },
             (AggFunc::Avg, Some(t)) => match t {
-                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Float64 => t.clone(),
-                DataType::Float32 => DataType::Float64,
+                // AVG(FLOAT) is FLOAT: Flink sums in DOUBLE and narrows the quotient.
+                DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Float32
+                | DataType::Float64 => t.clone(),
                 DataType::Decimal128(_, s) => DataType::Decimal128(38, (*s).max(6)),
                 other => return Err(bad(other)),
             },
@@ -434,6 +454,7 @@ impl Planner {
                 | DataType::Int16
                 | DataType::Int32
                 | DataType::Int64
+                | DataType::Float32
                 | DataType::Float64
                 | DataType::Decimal128(_, _)
                 | DataType::Utf8
