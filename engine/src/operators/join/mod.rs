@@ -415,26 +415,18 @@ impl Output {
         updating: bool,
     ) -> Result<RecordBatch, OpError> {
         let n = self.kinds.len();
-        let input_idx = UInt32Array::from(self.input);
-        let mine: Vec<ArrayRef> = data.columns().iter().map(|c| take(c, &input_idx, None)).collect::<Result<_, _>>()?;
         let fields = schema.fields();
         let other_fields =
             if side == 0 { &fields[data.num_columns()..] } else { &fields[..fields.len() - data.num_columns()] };
         let theirs: Vec<ArrayRef> = if self.other_ends.is_empty() {
             other_fields.iter().map(|f| new_null_array(f.data_type(), n)).collect()
         } else {
-            let parser = other.parser();
-            let mut start = 0;
-            let rows = &self.other_rows;
-            let slices = self.other_ends.iter().map(|&end| {
-                let s = &rows[start..end];
-                start = end;
-                parser.parse(s)
-            });
-            let cols = other.convert_rows(slices)?;
+            let cols = self.other_columns(other)?;
             let idx = UInt32Array::from(self.other);
             cols.iter().map(|c| take(c, &idx, None)).collect::<Result<_, _>>()?
         };
+        let input_idx = UInt32Array::from(self.input);
+        let mine: Vec<ArrayRef> = data.columns().iter().map(|c| take(c, &input_idx, None)).collect::<Result<_, _>>()?;
         let cols = if side == 0 { [mine, theirs].concat() } else { [theirs, mine].concat() };
         let batch = RecordBatch::try_new_with_options(
             schema.clone(),
@@ -446,6 +438,20 @@ impl Output {
 }
 
 impl Output {
+    /// The other side's rows copied into the output, decoded with `converter`,
+    /// in the order they were pushed.
+    fn other_columns(&self, converter: &RowConverter) -> Result<Vec<ArrayRef>, OpError> {
+        let parser = converter.parser();
+        let mut start = 0;
+        let rows = &self.other_rows;
+        let slices = self.other_ends.iter().map(|&end| {
+            let s = &rows[start..end];
+            start = end;
+            parser.parse(s)
+        });
+        Ok(converter.convert_rows(slices)?)
+    }
+
     /// The output batch of a semi or anti join: the left rows alone, those
     /// of the input (`data`, `side` 0) or of the left side's state (decoded
     /// with `left`), with the kind column when `updating`.
@@ -462,15 +468,7 @@ impl Output {
             let idx = UInt32Array::from(self.input);
             data.columns().iter().map(|c| take(c, &idx, None)).collect::<Result<_, _>>()?
         } else {
-            let parser = left.parser();
-            let mut start = 0;
-            let rows = &self.other_rows;
-            let slices = self.other_ends.iter().map(|&end| {
-                let s = &rows[start..end];
-                start = end;
-                parser.parse(s)
-            });
-            left.convert_rows(slices)?
+            self.other_columns(left)?
         };
         let batch = RecordBatch::try_new_with_options(
             schema.clone(),
