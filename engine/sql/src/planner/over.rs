@@ -357,6 +357,22 @@ impl Planner {
     }
 }
 
+/// Why an aggregate that non-windowed and window aggregations support is not
+/// supported in an OVER aggregation yet.
+fn unsupported_over_call(f: &ast::Function, name: &str) -> Option<String> {
+    if matches!(name, "FIRST_VALUE" | "LAST_VALUE" | "LISTAGG") {
+        return Some(format!(
+            "{name} is not supported in OVER aggregations yet (only in window and non-windowed GROUP BY aggregations); OVER aggregations support COUNT, COUNT(DISTINCT), SUM, MIN, MAX and AVG"
+        ));
+    }
+    let distinct = matches!(&f.args, ast::FunctionArguments::List(l) if matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct)));
+    (distinct && name != "COUNT").then(|| {
+        format!(
+            "{name}(DISTINCT ...) is not supported in OVER aggregations yet (only in window and non-windowed GROUP BY aggregations); COUNT(DISTINCT ...) is"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,20 +415,4 @@ mod tests {
             assert!(e.message.contains(want), "{sql}: {}", e.message);
         }
     }
-}
-
-/// Why an aggregate that non-windowed and window aggregations support is not
-/// supported in an OVER aggregation yet.
-fn unsupported_over_call(f: &ast::Function, name: &str) -> Option<String> {
-    if matches!(name, "FIRST_VALUE" | "LAST_VALUE" | "LISTAGG") {
-        return Some(format!(
-            "{name} is not supported in OVER aggregations yet (only in window and non-windowed GROUP BY aggregations); OVER aggregations support COUNT, COUNT(DISTINCT), SUM, MIN, MAX and AVG"
-        ));
-    }
-    let distinct = matches!(&f.args, ast::FunctionArguments::List(l) if matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct)));
-    (distinct && name != "COUNT").then(|| {
-        format!(
-            "{name}(DISTINCT ...) is not supported in OVER aggregations yet (only in window and non-windowed GROUP BY aggregations); COUNT(DISTINCT ...) is"
-        )
-    })
 }

@@ -37,12 +37,19 @@ impl Acc {
                         }
                     })
                     .collect();
-                // SUM(INT) wraps at 32 bits, as Java's int does.
-                if matches!(out_t, DataType::Int32) {
-                    let a: arrow::array::Int32Array = a.iter().map(|v| v.map(|v| v as i32)).collect();
-                    Arc::new(a)
-                } else {
-                    Arc::new(a)
+                // SUM(INT), SUM(SMALLINT) and SUM(TINYINT) wrap at their
+                // width, as Java's int, short and byte do.
+                match out_t {
+                    DataType::Int32 => {
+                        Arc::new(a.iter().map(|v| v.map(|v| v as i32)).collect::<arrow::array::Int32Array>())
+                    }
+                    DataType::Int16 => {
+                        Arc::new(a.iter().map(|v| v.map(|v| v as i16)).collect::<arrow::array::Int16Array>())
+                    }
+                    DataType::Int8 => {
+                        Arc::new(a.iter().map(|v| v.map(|v| v as i8)).collect::<arrow::array::Int8Array>())
+                    }
+                    _ => Arc::new(a),
                 }
             }
             Acc::SumF64 { sum, count, .. } => {
@@ -101,7 +108,7 @@ impl Acc {
             Acc::ExtBool { v, .. } => Arc::new(groups.iter().map(|i| v[g(i)]).collect::<BooleanArray>()),
             Acc::Rows { v, .. } => {
                 let vals: Vec<Val> = groups.iter().map(|i| v[g(i)].result(def)).collect();
-                return Ok(to_array(out_t, vals.iter())?);
+                return to_array(out_t, vals.iter());
             }
         };
         if arr.data_type() == out_t {

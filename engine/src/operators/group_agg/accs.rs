@@ -332,4 +332,22 @@ mod tests {
         assert_eq!(back.result(&d), Val::Str("a".into()));
         assert_eq!(back.layout(), "min-retract");
     }
+
+    #[test]
+    fn value_accumulators_are_chosen_by_retraction_and_round_trip() {
+        let d = def(AggFunc::LastValue, DataType::Utf8, DataType::Utf8);
+        assert_eq!(Acc::new(&d, false).layout(), "last-value");
+        let mut a = Acc::new(&d, true);
+        for v in ["x", "y", "z"] {
+            a.apply(Some(&Val::Str(v.into())), 1).unwrap();
+        }
+        a.apply(Some(&Val::Str("z".into())), -1).unwrap();
+        let mut w = Writer::new();
+        a.encode(&mut w);
+        let back = Acc::decode(&mut Reader::new(&w.buf)).unwrap();
+        assert_eq!(back.layout(), "last-value-retract");
+        assert_eq!(back.result(&d), Val::Str("y".into()));
+        let sum = AggDef { distinct: true, ..def(AggFunc::Sum, DataType::Float64, DataType::Float64) };
+        assert_eq!(Acc::new(&sum, true).layout(), "distinct-sum-f64");
+    }
 }
