@@ -3,7 +3,8 @@
 use std::fmt;
 
 use arrow::array::{
-    Array, BooleanArray, Decimal128Array, Float64Array, Int32Array, Int64Array, StringArray, TimestampMillisecondArray,
+    Array, BooleanArray, Decimal128Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array,
+    StringArray, TimestampMillisecondArray,
 };
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
@@ -13,8 +14,11 @@ use crate::types::ColType;
 /// One column of a batch, downcast to its concrete array.
 pub enum Col<'a> {
     Boolean(&'a BooleanArray),
+    Int8(&'a Int8Array),
+    Int16(&'a Int16Array),
     Int32(&'a Int32Array),
     Int64(&'a Int64Array),
+    Float32(&'a Float32Array),
     Float64(&'a Float64Array),
     Decimal(&'a Decimal128Array, i32),
     Utf8(&'a StringArray),
@@ -30,8 +34,11 @@ impl Col<'_> {
     pub fn is_null(&self, row: usize) -> bool {
         match self {
             Col::Boolean(a) => a.is_null(row),
+            Col::Int8(a) => a.is_null(row),
+            Col::Int16(a) => a.is_null(row),
             Col::Int32(a) => a.is_null(row),
             Col::Int64(a) => a.is_null(row),
+            Col::Float32(a) => a.is_null(row),
             Col::Float64(a) => a.is_null(row),
             Col::Decimal(a, _) => a.is_null(row),
             Col::Utf8(a) => a.is_null(row),
@@ -94,8 +101,11 @@ pub fn col_as(array: &dyn Array, t: ColType) -> Option<Col<'_>> {
     let any = array.as_any();
     match t {
         ColType::Boolean => any.downcast_ref().map(Col::Boolean),
+        ColType::Int8 => any.downcast_ref().map(Col::Int8),
+        ColType::Int16 => any.downcast_ref().map(Col::Int16),
         ColType::Int32 => any.downcast_ref().map(Col::Int32),
         ColType::Int64 => any.downcast_ref().map(Col::Int64),
+        ColType::Float32 => any.downcast_ref().map(Col::Float32),
         ColType::Float64 => any.downcast_ref().map(Col::Float64),
         ColType::Decimal { scale, .. } => any.downcast_ref().map(|a| Col::Decimal(a, i32::from(scale))),
         ColType::Utf8 => any.downcast_ref().map(Col::Utf8),

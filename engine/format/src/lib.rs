@@ -7,7 +7,7 @@
 //! no dependency beyond Arrow: the SQL crate, which the operator links to
 //! validate jobs, gets no I/O from it.
 //!
-//! - [`number`]: DOUBLE as `Double.toString`, DECIMAL as `BigDecimal`, and
+//! - [`number`]: FLOAT and DOUBLE as `Float.toString` and `Double.toString`, DECIMAL as `BigDecimal`, and
 //!   Java's parsing of booleans, doubles and decimals;
 //! - [`time`]: TIMESTAMP and TIMESTAMP_LTZ text, and its parser;
 //! - [`types`]: the column types these forms cover, from Arrow types;
@@ -24,4 +24,4 @@ pub mod row;
 pub mod time;
 pub mod types;
 
-pub use number::java_double;
+pub use number::{java_double, java_float};

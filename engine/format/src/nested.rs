@@ -16,9 +16,12 @@
 //! [`flink_string_map_order`] gives it, so readers can store entries in it.
 
 use arrow::array::{Array, AsArray, MapArray};
-use arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int32Type, Int64Type, TimestampMillisecondType};
+use arrow::datatypes::{
+    DataType, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    TimestampMillisecondType,
+};
 
-use crate::number::{push_big_decimal, push_i64, push_java_double};
+use crate::number::{push_big_decimal, push_i64, push_java_double, push_java_float};
 use crate::time::{push_instant, push_local_date_time};
 
 /// Appends the `Row.toString()` text of the value at `row` of `arr` (any
@@ -30,8 +33,11 @@ pub fn push_row_string(out: &mut Vec<u8>, arr: &dyn Array, row: usize, scratch: 
     }
     match arr.data_type() {
         DataType::Boolean => out.extend_from_slice(if arr.as_boolean().value(row) { b"true" } else { b"false" }),
+        DataType::Int8 => push_i64(out, i64::from(arr.as_primitive::<Int8Type>().value(row))),
+        DataType::Int16 => push_i64(out, i64::from(arr.as_primitive::<Int16Type>().value(row))),
         DataType::Int32 => push_i64(out, i64::from(arr.as_primitive::<Int32Type>().value(row))),
         DataType::Int64 => push_i64(out, arr.as_primitive::<Int64Type>().value(row)),
+        DataType::Float32 => push_java_float(out, arr.as_primitive::<Float32Type>().value(row), scratch),
         DataType::Float64 => push_java_double(out, arr.as_primitive::<Float64Type>().value(row), scratch),
         DataType::Decimal128(_, s) => {
             push_big_decimal(out, arr.as_primitive::<Decimal128Type>().value(row), i32::from(*s))
@@ -87,6 +93,9 @@ fn java_hash(keys: &dyn Array, i: usize) -> Option<i32> {
             .value(i)
             .encode_utf16()
             .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c))),
+        // Byte.hashCode and Short.hashCode are the value.
+        DataType::Int8 => i32::from(keys.as_primitive::<Int8Type>().value(i)),
+        DataType::Int16 => i32::from(keys.as_primitive::<Int16Type>().value(i)),
         DataType::Int32 => keys.as_primitive::<Int32Type>().value(i),
         DataType::Int64 => {
             let v = keys.as_primitive::<Int64Type>().value(i);

@@ -2,6 +2,8 @@
 //! `CAST(... AS STRING)` show them. Verified against Flink 2.3's output (see
 //! the tests here and the connectors' `tests/flink_formats.rs`):
 //!
+//! - FLOAT: `Float.toString`, the same layout with the shortest digits of
+//!   the 32-bit value (`0.1`, `1.0E10`, `3.4028235E38`).
 //! - DOUBLE: `Double.toString` — plain notation for 1e-3 <= |x| < 1e7 with at
 //!   least one fractional digit (`1.0`, `0.001`, `123456.789`), otherwise
 //!   `d.dddE[-]n` (`1.0E7`, `1.234E-5`, `4.9E-324`); `NaN`, `Infinity`.
@@ -9,22 +11,73 @@
 //!   below -6: `1E-10`, `0E-10`); the json and csv formats first strip trailing
 //!   zeros as Jackson's `JsonNodeFactory` does (`12.50` → `12.5`, `0.00` → `0`,
 //!   `100.00` → `1E+2`).
-//! - Reading: Java's `Boolean.parseBoolean` and `Double.parseDouble`, and
+//! - Reading: Java's `Boolean.parseBoolean`, `Float.parseFloat` and `Double.parseDouble`, and
 //!   decimals rescaled with HALF_UP as Flink's `DecimalData.fromBigDecimal`.
 
 use std::fmt::Write as _;
 
 /// Appends Java's `Double.toString(v)`.
 pub fn push_java_double(out: &mut Vec<u8>, v: f64, scratch: &mut String) {
+    push_java_fp(out, v, scratch)
+}
+
+/// Appends Java's `Float.toString(v)`: the same layout as `Double.toString`,
+/// with the shortest digits that round-trip as a 32-bit float (`0.1`, not the
+/// widened double's `0.10000000149011612`; `3.4028235E38`, `1.4E-45`).
+pub fn push_java_float(out: &mut Vec<u8>, v: f32, scratch: &mut String) {
+    push_java_fp(out, v, scratch)
+}
+
+/// Java's `Float.toString` of `v`, as Flink prints FLOAT values.
+pub fn java_float(v: f32) -> String {
+    let mut out = Vec::new();
+    push_java_float(&mut out, v, &mut String::new());
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A binary floating-point type, for the shared Java `toString` layout.
+trait JavaFp: Copy + std::fmt::LowerExp + std::str::FromStr + PartialEq {
+    fn is_nan(self) -> bool;
+    fn is_infinite(self) -> bool;
+    fn is_zero(self) -> bool;
+    fn is_sign_negative(self) -> bool;
+    fn abs(self) -> Self;
+}
+
+macro_rules! java_fp {
+    ($t:ty) => {
+        impl JavaFp for $t {
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+            fn is_infinite(self) -> bool {
+                <$t>::is_infinite(self)
+            }
+            fn is_zero(self) -> bool {
+                self == 0.0
+            }
+            fn is_sign_negative(self) -> bool {
+                <$t>::is_sign_negative(self)
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+        }
+    };
+}
+java_fp!(f32);
+java_fp!(f64);
+
+fn push_java_fp<F: JavaFp>(out: &mut Vec<u8>, v: F, scratch: &mut String) {
     if v.is_nan() {
         out.extend_from_slice(b"NaN");
         return;
     }
     if v.is_infinite() {
-        out.extend_from_slice(if v > 0.0 { b"Infinity" } else { b"-Infinity" });
+        out.extend_from_slice(if v.is_sign_negative() { b"-Infinity" } else { b"Infinity" });
         return;
     }
-    if v == 0.0 {
+    if v.is_zero() {
         out.extend_from_slice(if v.is_sign_negative() { b"-0.0" } else { b"0.0" });
         return;
     }
@@ -42,7 +95,7 @@ pub fn push_java_double(out: &mut Vec<u8>, v: f64, scratch: &mut String) {
         let _ = write!(scratch, "|{:.1e}", v.abs());
         let two = scratch[shortest_len + 1..].to_string();
         scratch.truncate(shortest_len);
-        if two.parse::<f64>().ok() == Some(v.abs()) {
+        if two.parse::<F>().ok() == Some(v.abs()) {
             scratch.clear();
             scratch.push_str(&two);
         }
@@ -251,6 +304,23 @@ pub fn java_parse_double(s: &str) -> Option<f64> {
     s.parse::<f64>().ok()
 }
 
+/// Java's `Float.parseFloat` (after trimming): as [`java_parse_double`], but
+/// rounded once, straight to the nearest 32-bit float.
+pub fn java_parse_float(s: &str) -> Option<f32> {
+    let s = s.trim();
+    match s {
+        "NaN" | "+NaN" | "-NaN" => return Some(f32::NAN),
+        "Infinity" | "+Infinity" => return Some(f32::INFINITY),
+        "-Infinity" => return Some(f32::NEG_INFINITY),
+        _ => {}
+    }
+    let s = s.strip_suffix(['d', 'D', 'f', 'F']).unwrap_or(s);
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-')) {
+        return None;
+    }
+    s.parse::<f32>().ok()
+}
+
 /// Text that [`parse_decimal`] cannot read as a number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotADecimal(pub String);
@@ -358,6 +428,40 @@ mod tests {
         for (v, want) in table {
             assert_eq!(java_double(*v), *want, "for {v:e}");
         }
+    }
+
+    #[test]
+    fn floats_print_like_java() {
+        let table: &[(f32, &str)] = &[
+            (1.5, "1.5"),
+            (0.1, "0.1"),
+            (1.0, "1.0"),
+            (1.0e10, "1.0E10"),
+            (1.0e7, "1.0E7"),
+            (9_999_999.0, "9999999.0"),
+            (0.001, "0.001"),
+            (3.402_823_5e38, "3.4028235E38"),
+            (1.175_494_4e-38, "1.1754944E-38"),
+            (1.4e-45, "1.4E-45"),
+            (-2.5, "-2.5"),
+            (-0.0, "-0.0"),
+            (16_777_216.0, "1.6777216E7"),
+            (f32::NAN, "NaN"),
+            (f32::NEG_INFINITY, "-Infinity"),
+        ];
+        for (v, want) in table {
+            assert_eq!(java_float(*v), *want, "for {v:e}");
+        }
+    }
+
+    #[test]
+    fn floats_parse_like_java() {
+        assert_eq!(java_parse_float(" 0.1 "), Some(0.1f32));
+        assert_eq!(java_parse_float("1e10"), Some(1.0e10f32));
+        assert_eq!(java_parse_float("3.4028235E38"), Some(f32::MAX));
+        assert_eq!(java_parse_float("1e39"), Some(f32::INFINITY));
+        assert_eq!(java_parse_float("1.5f"), Some(1.5));
+        assert_eq!(java_parse_float("abc"), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use crate::changelog;
 use crate::columns::{Col, ColumnsError, columns};
 use crate::nested::push_row_string;
-use crate::number::{push_big_decimal, push_i64, push_java_double};
+use crate::number::{push_big_decimal, push_i64, push_java_double, push_java_float};
 use crate::time::{push_instant, push_local_date_time};
 use crate::types::ColType;
 
@@ -46,8 +46,11 @@ impl RowStringEncoder {
                 }
                 match c {
                     Col::Boolean(a) => out.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
+                    Col::Int8(a) => push_i64(out, i64::from(a.value(row))),
+                    Col::Int16(a) => push_i64(out, i64::from(a.value(row))),
                     Col::Int32(a) => push_i64(out, i64::from(a.value(row))),
                     Col::Int64(a) => push_i64(out, a.value(row)),
+                    Col::Float32(a) => push_java_float(out, a.value(row), &mut self.scratch),
                     Col::Float64(a) => push_java_double(out, a.value(row), &mut self.scratch),
                     Col::Decimal(a, scale) => push_big_decimal(out, a.value(row), *scale),
                     Col::Utf8(a) => out.extend_from_slice(a.value(row).as_bytes()),

@@ -4,7 +4,8 @@
 use arrow::datatypes::{DataType, Field, TimeUnit};
 
 /// A column type Sluice supports, as the engine maps SQL types to Arrow:
-/// BOOLEAN→Boolean, INT→Int32, BIGINT→Int64, DOUBLE→Float64,
+/// BOOLEAN→Boolean, TINYINT→Int8, SMALLINT→Int16, INT→Int32, BIGINT→Int64,
+/// FLOAT→Float32, DOUBLE→Float64,
 /// DECIMAL(p,s)→Decimal128(p,s), STRING/VARCHAR→Utf8,
 /// TIMESTAMP(3)→Timestamp(ms), TIMESTAMP_LTZ(3)→Timestamp(ms, tz);
 /// ARRAY<T>→List(T) and MAP<K, V>→Map(K, V) of those are [`ColType::Nested`],
@@ -12,8 +13,11 @@ use arrow::datatypes::{DataType, Field, TimeUnit};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColType {
     Boolean,
+    Int8,
+    Int16,
     Int32,
     Int64,
+    Float32,
     Float64,
     Decimal {
         precision: u8,
@@ -28,16 +32,18 @@ pub enum ColType {
 }
 
 /// The types of [`ColType`], as error messages list them.
-pub const SUPPORTED_TYPES: &str =
-    "BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p, s), STRING/VARCHAR, TIMESTAMP(3) and TIMESTAMP_LTZ(3)";
+pub const SUPPORTED_TYPES: &str = "BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), STRING/VARCHAR, TIMESTAMP(3) and TIMESTAMP_LTZ(3)";
 
 impl ColType {
     /// The column type of an Arrow type, if Sluice supports it.
     pub fn from_arrow(dt: &DataType) -> Option<ColType> {
         Some(match dt {
             DataType::Boolean => ColType::Boolean,
+            DataType::Int8 => ColType::Int8,
+            DataType::Int16 => ColType::Int16,
             DataType::Int32 => ColType::Int32,
             DataType::Int64 => ColType::Int64,
+            DataType::Float32 => ColType::Float32,
             DataType::Float64 => ColType::Float64,
             DataType::Decimal128(p, s) => ColType::Decimal { precision: *p, scale: *s },
             DataType::Utf8 => ColType::Utf8,
@@ -63,8 +69,11 @@ impl ColType {
     pub fn sql_name(self) -> String {
         match self {
             ColType::Boolean => "BOOLEAN".into(),
+            ColType::Int8 => "TINYINT".into(),
+            ColType::Int16 => "SMALLINT".into(),
             ColType::Int32 => "INT".into(),
             ColType::Int64 => "BIGINT".into(),
+            ColType::Float32 => "FLOAT".into(),
             ColType::Float64 => "DOUBLE".into(),
             ColType::Decimal { precision, scale } => format!("DECIMAL({precision}, {scale})"),
             ColType::Utf8 => "STRING".into(),
@@ -91,9 +100,6 @@ pub fn describe_arrow(dt: &DataType) -> String {
     match ColType::from_arrow(dt) {
         Some(t) => t.sql_name(),
         None => match dt {
-            DataType::Int8 => "TINYINT".into(),
-            DataType::Int16 => "SMALLINT".into(),
-            DataType::Float32 => "FLOAT".into(),
             DataType::Date32 => "DATE".into(),
             DataType::Timestamp(unit, _) => format!("TIMESTAMP with unit {unit:?}"),
             other => format!("{other}"),

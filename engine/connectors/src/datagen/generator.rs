@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Decimal128Array, Float64Array, Int32Array, Int64Array, StringArray,
-    TimestampMillisecondArray,
+    ArrayRef, BooleanArray, Decimal128Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array,
+    StringArray, TimestampMillisecondArray,
 };
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use sluice_format::types::ColType;
@@ -42,8 +42,11 @@ pub(super) fn column(
             let v0 = *start as i128 + g0 as i128;
             let seq = (0..n as i128).map(move |k| (v0 + k * step as i128) as i64);
             match ty {
+                ColType::Int8 => Arc::new(Int8Array::new(seq.map(|v| v as i8).collect(), nulls)),
+                ColType::Int16 => Arc::new(Int16Array::new(seq.map(|v| v as i16).collect(), nulls)),
                 ColType::Int32 => Arc::new(Int32Array::new(seq.map(|v| v as i32).collect(), nulls)),
                 ColType::Int64 => Arc::new(Int64Array::new(seq.collect(), nulls)),
+                ColType::Float32 => Arc::new(Float32Array::new(seq.map(|v| v as f32).collect(), nulls)),
                 ColType::Float64 => Arc::new(Float64Array::new(seq.map(|v| v as f64).collect(), nulls)),
                 ColType::Decimal { scale, .. } => {
                     let m = 10i128.pow(u32::try_from(scale).unwrap_or(0));
@@ -76,17 +79,22 @@ pub(super) fn column(
                 let x = mix64(s.wrapping_sub(ds));
                 if span > u128::from(u64::MAX) { x as i64 } else { min.wrapping_add(below(x, span as u64) as i64) }
             };
-            if ty == ColType::Int32 {
-                Arc::new(Int32Array::new((0..n).map(|_| draw() as i32).collect(), nulls))
-            } else {
-                Arc::new(Int64Array::new((0..n).map(|_| draw()).collect(), nulls))
+            match ty {
+                ColType::Int8 => Arc::new(Int8Array::new((0..n).map(|_| draw() as i8).collect(), nulls)),
+                ColType::Int16 => Arc::new(Int16Array::new((0..n).map(|_| draw() as i16).collect(), nulls)),
+                ColType::Int32 => Arc::new(Int32Array::new((0..n).map(|_| draw() as i32).collect(), nulls)),
+                _ => Arc::new(Int64Array::new((0..n).map(|_| draw()).collect(), nulls)),
             }
         }
-        (Gen::Double { min, max }, _) => {
+        (Gen::Double { min, max }, ty) => {
             let (min, width) = (*min, *max - *min);
-            let vals: ScalarBuffer<f64> =
-                (0..n as u64).map(|k| min + unit_f64(mix64(s0.wrapping_add(k.wrapping_mul(ds)))) * width).collect();
-            Arc::new(Float64Array::new(vals, nulls))
+            let vals = (0..n as u64).map(move |k| min + unit_f64(mix64(s0.wrapping_add(k.wrapping_mul(ds)))) * width);
+            if ty == ColType::Float32 {
+                // Within [min, max] of FLOAT, so the narrowing cannot overflow.
+                Arc::new(Float32Array::new(vals.map(|v| v as f32).collect(), nulls))
+            } else {
+                Arc::new(Float64Array::new(vals.collect(), nulls))
+            }
         }
         (Gen::Decimal { min, max, pow, limit }, _) => {
             let (min, width, pow, limit) = (*min, *max - *min, *pow, *limit);

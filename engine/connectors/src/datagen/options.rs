@@ -143,6 +143,15 @@ pub(super) fn parse_schedule(v: &str) -> Result<Vec<(Duration, u64)>, String> {
     Ok(steps)
 }
 
+/// The values of an integer column type narrower than BIGINT.
+fn int_range(ty: ColType) -> (i64, i64) {
+    match ty {
+        ColType::Int8 => (i64::from(i8::MIN), i64::from(i8::MAX)),
+        ColType::Int16 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+        _ => (i64::from(i32::MIN), i64::from(i32::MAX)),
+    }
+}
+
 fn parse_field(o: &Options<'_>, name: &str, ty: ColType, data_type: &DataType) -> Result<FieldGen, ConnectorError> {
     let key = |k: &str| format!("fields.{name}.{k}");
     let kind = o.get(&key("kind")).map(str::trim).unwrap_or("random");
@@ -182,15 +191,16 @@ fn parse_field(o: &Options<'_>, name: &str, ty: ColType, data_type: &DataType) -
                 )));
             }
             match ty {
-                ColType::Int32 => {
-                    if i32::try_from(start).is_err() || i32::try_from(end).is_err() {
-                        return Err(o.error(format!("sequence bounds of INT field `{name}` must fit in INT")));
+                ColType::Int8 | ColType::Int16 | ColType::Int32 => {
+                    let (lo, hi) = int_range(ty);
+                    if !(lo..=hi).contains(&start) || !(lo..=hi).contains(&end) {
+                        return Err(o.error(format!("sequence bounds of {tname} field `{name}` must fit in {tname}")));
                     }
                 }
-                ColType::Int64 | ColType::Float64 | ColType::Utf8 | ColType::Decimal { .. } => {}
+                ColType::Int64 | ColType::Float32 | ColType::Float64 | ColType::Utf8 | ColType::Decimal { .. } => {}
                 _ => {
                     return Err(o.error(format!(
-                        "field `{name}` of type {tname} cannot be a sequence; sequences support INT, BIGINT, DOUBLE, DECIMAL and STRING"
+                        "field `{name}` of type {tname} cannot be a sequence; sequences support TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL and STRING"
                     )));
                 }
             }
@@ -199,7 +209,16 @@ fn parse_field(o: &Options<'_>, name: &str, ty: ColType, data_type: &DataType) -
         "random" => {
             reject("start", "for a random field (it is for kind 'sequence')")?;
             reject("end", "for a random field (it is for kind 'sequence')")?;
-            let numeric = matches!(ty, ColType::Int32 | ColType::Int64 | ColType::Float64 | ColType::Decimal { .. });
+            let numeric = matches!(
+                ty,
+                ColType::Int8
+                    | ColType::Int16
+                    | ColType::Int32
+                    | ColType::Int64
+                    | ColType::Float32
+                    | ColType::Float64
+                    | ColType::Decimal { .. }
+            );
             if !numeric {
                 reject("min", &format!("for field `{name}` of type {tname}"))?;
                 reject("max", &format!("for field `{name}` of type {tname}"))?;
@@ -227,11 +246,12 @@ fn parse_field(o: &Options<'_>, name: &str, ty: ColType, data_type: &DataType) -
                     return Err(o.error(format!("datagen cannot generate ARRAY or MAP field `{name}`")));
                 }
                 ColType::Boolean => Gen::Boolean,
-                ColType::Int32 => {
-                    let min = o.i64(&key("min"))?.unwrap_or(i64::from(i32::MIN));
-                    let max = o.i64(&key("max"))?.unwrap_or(i64::from(i32::MAX));
-                    if i32::try_from(min).is_err() || i32::try_from(max).is_err() {
-                        return Err(o.error(format!("min and max of INT field `{name}` must fit in INT")));
+                ColType::Int8 | ColType::Int16 | ColType::Int32 => {
+                    let (lo, hi) = int_range(ty);
+                    let min = o.i64(&key("min"))?.unwrap_or(lo);
+                    let max = o.i64(&key("max"))?.unwrap_or(hi);
+                    if !(lo..=hi).contains(&min) || !(lo..=hi).contains(&max) {
+                        return Err(o.error(format!("min and max of {tname} field `{name}` must fit in {tname}")));
                     }
                     check(min as f64, max as f64)?;
                     Gen::Int { min, max }
@@ -247,6 +267,13 @@ fn parse_field(o: &Options<'_>, name: &str, ty: ColType, data_type: &DataType) -
                 ColType::Float64 => {
                     let min = o.f64(&key("min"))?.unwrap_or(f64::from_bits(1)); // Double.MIN_VALUE
                     let max = o.f64(&key("max"))?.unwrap_or(f64::MAX);
+                    check(min, max)?;
+                    Gen::Double { min, max }
+                }
+                ColType::Float32 => {
+                    // Float.MIN_VALUE and Float.MAX_VALUE.
+                    let min = o.f64(&key("min"))?.unwrap_or(f64::from(f32::from_bits(1)));
+                    let max = o.f64(&key("max"))?.unwrap_or(f64::from(f32::MAX));
                     check(min, max)?;
                     Gen::Double { min, max }
                 }

@@ -295,3 +295,50 @@ fn a_scheduled_source_keeps_its_origin_across_a_rescale() {
         assert!(origin(&r.snapshot().unwrap()).iter().all(|o| *o == Some(start)));
     }
 }
+
+#[test]
+fn small_integers_and_floats_stay_in_their_ranges() {
+    use arrow::datatypes::{Float32Type, Int8Type, Int16Type};
+    let f = || {
+        vec![
+            Field::new("t", DataType::Int8, false),
+            Field::new("s", DataType::Int16, false),
+            Field::new("f", DataType::Float32, false),
+            Field::new("q", DataType::Int16, false),
+        ]
+    };
+    let opts = [
+        ("number-of-rows", "200"),
+        ("fields.s.min", "-3"),
+        ("fields.s.max", "3"),
+        ("fields.f.min", "0.5"),
+        ("fields.f.max", "1.5"),
+        ("fields.q.kind", "sequence"),
+        ("fields.q.start", "32760"),
+        ("fields.q.end", "32767"),
+    ];
+    let batches = drain(&ctx(f(), &opts, 0, 1, 64));
+    let t: Vec<i8> = batches.iter().flat_map(|b| b.column(0).as_primitive::<Int8Type>().values().to_vec()).collect();
+    let s: Vec<i16> = batches.iter().flat_map(|b| b.column(1).as_primitive::<Int16Type>().values().to_vec()).collect();
+    let fl: Vec<f32> =
+        batches.iter().flat_map(|b| b.column(2).as_primitive::<Float32Type>().values().to_vec()).collect();
+    let q: Vec<i16> = batches.iter().flat_map(|b| b.column(3).as_primitive::<Int16Type>().values().to_vec()).collect();
+    assert_eq!(q, (32760..=32767).collect::<Vec<i16>>());
+    assert_eq!(t.len(), 8, "the sequence ends the source");
+    // The default TINYINT range is all of it: some values are negative.
+    assert!(t.iter().any(|v| *v < 0) && t.iter().any(|v| *v > 0), "{t:?}");
+    assert!(s.iter().all(|v| (-3..=3).contains(v)), "{s:?}");
+    assert!(fl.iter().all(|v| (0.5..=1.5).contains(v)), "{fl:?}");
+
+    let err = |pairs: &[(&str, &str)]| {
+        let mut o: Vec<(&str, &str)> = vec![("connector", "datagen")];
+        o.extend_from_slice(pairs);
+        let opts: BTreeMap<String, String> = o.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        validate_table("gen", &opts, &Arc::new(Schema::new(f())), Role::Source).unwrap_err().to_string()
+    };
+    assert!(err(&[("fields.t.max", "128")]).contains("min and max of TINYINT field `t` must fit in TINYINT"));
+    assert!(
+        err(&[("fields.s.kind", "sequence"), ("fields.s.start", "0"), ("fields.s.end", "40000")])
+            .contains("sequence bounds of SMALLINT field `s` must fit in SMALLINT")
+    );
+}

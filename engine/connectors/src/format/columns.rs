@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMillisecondBuilder,
+    ArrayRef, BooleanBuilder, Decimal128Builder, Float32Builder, Float64Builder, Int8Builder, Int16Builder,
+    Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -29,8 +29,11 @@ pub(crate) fn columns<'a>(
 /// A builder for one column of any supported type.
 pub(crate) enum ColBuilder {
     Boolean(BooleanBuilder),
+    Int8(Int8Builder),
+    Int16(Int16Builder),
     Int32(Int32Builder),
     Int64(Int64Builder),
+    Float32(Float32Builder),
     Float64(Float64Builder),
     Decimal(Decimal128Builder),
     Utf8(StringBuilder),
@@ -44,8 +47,11 @@ impl ColBuilder {
     pub(crate) fn new(t: ColType, data_type: &DataType) -> ColBuilder {
         match t {
             ColType::Boolean => ColBuilder::Boolean(BooleanBuilder::new()),
+            ColType::Int8 => ColBuilder::Int8(Int8Builder::new()),
+            ColType::Int16 => ColBuilder::Int16(Int16Builder::new()),
             ColType::Int32 => ColBuilder::Int32(Int32Builder::new()),
             ColType::Int64 => ColBuilder::Int64(Int64Builder::new()),
+            ColType::Float32 => ColBuilder::Float32(Float32Builder::new()),
             ColType::Float64 => ColBuilder::Float64(Float64Builder::new()),
             ColType::Decimal { .. } => ColBuilder::Decimal(Decimal128Builder::new()),
             ColType::Utf8 => ColBuilder::Utf8(StringBuilder::new()),
@@ -61,7 +67,10 @@ impl ColBuilder {
     pub(crate) fn append_null(&mut self) {
         match self {
             ColBuilder::Boolean(b) => b.append_null(),
+            ColBuilder::Int8(b) => b.append_null(),
+            ColBuilder::Int16(b) => b.append_null(),
             ColBuilder::Int32(b) => b.append_null(),
+            ColBuilder::Float32(b) => b.append_null(),
             ColBuilder::Int64(b) => b.append_null(),
             ColBuilder::Float64(b) => b.append_null(),
             ColBuilder::Decimal(b) => b.append_null(),
@@ -74,7 +83,10 @@ impl ColBuilder {
     pub(crate) fn finish(&mut self, data_type: &DataType) -> Result<ArrayRef, BatchError> {
         Ok(match self {
             ColBuilder::Boolean(b) => Arc::new(b.finish()),
+            ColBuilder::Int8(b) => Arc::new(b.finish()),
+            ColBuilder::Int16(b) => Arc::new(b.finish()),
             ColBuilder::Int32(b) => Arc::new(b.finish()),
+            ColBuilder::Float32(b) => Arc::new(b.finish()),
             ColBuilder::Int64(b) => Arc::new(b.finish()),
             ColBuilder::Float64(b) => Arc::new(b.finish()),
             ColBuilder::Decimal(b) => {
@@ -136,8 +148,11 @@ impl RowBuilders {
 pub(crate) enum Val<'a> {
     Null,
     Boolean(bool),
+    Int8(i8),
+    Int16(i16),
     Int32(i32),
     Int64(i64),
+    Float32(f32),
     Float64(f64),
     Decimal(i128),
     Utf8(std::borrow::Cow<'a, str>),
@@ -150,7 +165,10 @@ impl ColBuilder {
     pub(crate) fn append(&mut self, v: &Val<'_>) {
         match (self, v) {
             (ColBuilder::Boolean(b), Val::Boolean(x)) => b.append_value(*x),
+            (ColBuilder::Int8(b), Val::Int8(x)) => b.append_value(*x),
+            (ColBuilder::Int16(b), Val::Int16(x)) => b.append_value(*x),
             (ColBuilder::Int32(b), Val::Int32(x)) => b.append_value(*x),
+            (ColBuilder::Float32(b), Val::Float32(x)) => b.append_value(*x),
             (ColBuilder::Int64(b), Val::Int64(x)) => b.append_value(*x),
             (ColBuilder::Float64(b), Val::Float64(x)) => b.append_value(*x),
             (ColBuilder::Decimal(b), Val::Decimal(x)) => b.append_value(*x),

@@ -28,8 +28,8 @@ use super::columns::{Col, RowBuilders, Val, columns};
 use crate::ConnectorError;
 use crate::options::Options;
 use sluice_format::number::{
-    java_parse_boolean, java_parse_double, parse_decimal, push_big_decimal, push_big_decimal_plain, push_i64,
-    push_java_double, strip_trailing_zeros,
+    java_parse_boolean, java_parse_double, java_parse_float, parse_decimal, push_big_decimal, push_big_decimal_plain,
+    push_i64, push_java_double, push_java_float, strip_trailing_zeros,
 };
 use sluice_format::time::{parse_timestamp, push_sql_timestamp};
 use sluice_format::types::ColType;
@@ -172,8 +172,11 @@ impl CsvEncoder {
                 }
                 match c {
                     Col::Boolean(a) => out.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
+                    Col::Int8(a) => push_i64(out, i64::from(a.value(row))),
+                    Col::Int16(a) => push_i64(out, i64::from(a.value(row))),
                     Col::Int32(a) => push_i64(out, i64::from(a.value(row))),
                     Col::Int64(a) => push_i64(out, a.value(row)),
+                    Col::Float32(a) => push_java_float(out, a.value(row), &mut self.scratch),
                     Col::Float64(a) => push_java_double(out, a.value(row), &mut self.scratch),
                     Col::Decimal(a, scale) => {
                         let (u, s) = strip_trailing_zeros(a.value(row), *scale);
@@ -376,7 +379,11 @@ pub(crate) fn convert_text<'a>(
     Ok(match t {
         ColType::Utf8 => Val::Utf8(s.clone()),
         ColType::Boolean => Val::Boolean(java_parse_boolean(s.trim())),
+        // Byte.parseByte and Short.parseShort: an out-of-range value is an error.
+        ColType::Int8 => Val::Int8(s.trim().parse().map_err(|_| bad())?),
+        ColType::Int16 => Val::Int16(s.trim().parse().map_err(|_| bad())?),
         ColType::Int32 => Val::Int32(s.trim().parse().map_err(|_| bad())?),
+        ColType::Float32 => Val::Float32(java_parse_float(s).ok_or_else(bad)?),
         ColType::Int64 => Val::Int64(s.trim().parse().map_err(|_| bad())?),
         ColType::Float64 => Val::Float64(java_parse_double(s).ok_or_else(bad)?),
         ColType::Decimal { precision, scale } => match parse_decimal(s, precision, scale).map_err(|e| e.to_string())? {
@@ -406,6 +413,20 @@ mod tests {
         assert_eq!(split(",,"), vec!["", "", ""]);
         let mut out = Vec::new();
         assert!(split_record(&CsvOptions::default(), "\"open", &mut out).is_err());
+    }
+
+    #[test]
+    fn small_integers_and_floats_parse_as_flink_reads_them() {
+        let conv = |s: &'static str, t: ColType| convert_text(&Cow::Borrowed(s), false, t, None);
+        assert_eq!(conv(" -128 ", ColType::Int8), Ok(Val::Int8(-128)));
+        assert!(conv("128", ColType::Int8).is_err());
+        assert_eq!(conv("-32768", ColType::Int16), Ok(Val::Int16(-32768)));
+        assert!(conv("40000", ColType::Int16).is_err());
+        assert!(conv("1.5", ColType::Int16).is_err());
+        assert_eq!(conv("0.1", ColType::Float32), Ok(Val::Float32(0.1)));
+        assert_eq!(conv("1.17549435E-38", ColType::Float32), Ok(Val::Float32(f32::MIN_POSITIVE)));
+        assert_eq!(conv("1e10", ColType::Float32), Ok(Val::Float32(1e10)));
+        assert!(conv("x", ColType::Float32).is_err());
     }
 
     #[test]

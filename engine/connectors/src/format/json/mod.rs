@@ -29,8 +29,8 @@ use super::columns::{Col, ColBuilder, RowBuilders, Val, columns};
 use crate::ConnectorError;
 use crate::options::Options;
 use sluice_format::number::{
-    java_parse_boolean, java_parse_double, parse_decimal, push_big_decimal, push_big_decimal_plain, push_i64,
-    push_java_double, strip_trailing_zeros,
+    java_parse_boolean, java_parse_double, java_parse_float, parse_decimal, push_big_decimal, push_big_decimal_plain,
+    push_i64, push_java_double, push_java_float, strip_trailing_zeros,
 };
 use sluice_format::time::{parse_timestamp, push_sql_timestamp};
 use sluice_format::types::ColType;
@@ -173,8 +173,21 @@ impl JsonEncoder {
         let sep = if self.opts.iso8601 { b'T' } else { b' ' };
         match c {
             Col::Boolean(a) => out.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
+            Col::Int8(a) => push_i64(out, i64::from(a.value(row))),
+            Col::Int16(a) => push_i64(out, i64::from(a.value(row))),
             Col::Int32(a) => push_i64(out, i64::from(a.value(row))),
             Col::Int64(a) => push_i64(out, a.value(row)),
+            Col::Float32(a) => {
+                let v = a.value(row);
+                let quote = !v.is_finite();
+                if quote {
+                    out.push(b'"');
+                }
+                push_java_float(out, v, &mut self.scratch);
+                if quote {
+                    out.push(b'"');
+                }
+            }
             Col::Float64(a) => {
                 let v = a.value(row);
                 // Jackson quotes non-numeric doubles (QUOTE_NON_NUMERIC_NUMBERS).
@@ -267,6 +280,28 @@ pub(crate) fn convert<'a>(v: &JVal<'a>, t: ColType, scratch: &mut Vec<u8>) -> Re
                 Val::Int64(wide)
             }
         }
+        // Byte.parseByte and Short.parseShort of the node's text: `1.0` and
+        // out-of-range values are errors.
+        ColType::Int8 | ColType::Int16 => {
+            let s = text_of(v).ok_or_else(|| format!("cannot convert {} to {}", kind(v), t.sql_name()))?;
+            let bad = || format!("for input string: \"{s}\"");
+            if t == ColType::Int8 {
+                Val::Int8(s.trim().parse().map_err(|_| bad())?)
+            } else {
+                Val::Int16(s.trim().parse().map_err(|_| bad())?)
+            }
+        }
+        // A JSON number is read as a double and narrowed; a string with
+        // Float.parseFloat.
+        ColType::Float32 => match v {
+            JVal::Num(n) => {
+                Val::Float32(java_parse_double(n).ok_or_else(|| format!("for input string: \"{n}\""))? as f32)
+            }
+            other => match text_of(other) {
+                Some(s) => Val::Float32(java_parse_float(&s).ok_or_else(|| format!("for input string: \"{s}\""))?),
+                None => return Err(format!("cannot convert {} to FLOAT", kind(v))),
+            },
+        },
         ColType::Float64 => match text_of(v) {
             Some(s) => Val::Float64(java_parse_double(&s).ok_or_else(|| format!("for input string: \"{s}\""))?),
             None => return Err(format!("cannot convert {} to DOUBLE", kind(v))),
@@ -404,5 +439,38 @@ mod tests {
         let mut out = Vec::new();
         push_json_string(&mut out, "a\"b\\c\nd\re\tf\u{1}g/ü");
         assert_eq!(String::from_utf8(out).unwrap(), r#""a\"b\\c\nd\re\tf\u0001g/ü""#);
+    }
+
+    #[test]
+    fn small_integers_and_floats_convert_as_flink_reads_them() {
+        let mut scratch = Vec::new();
+        let mut conv = |v: JVal<'static>, t: ColType| convert(&v, t, &mut scratch);
+        assert_eq!(conv(JVal::Num("-128"), ColType::Int8), Ok(Val::Int8(-128)));
+        assert_eq!(conv(JVal::Str(" 100 ".into()), ColType::Int8), Ok(Val::Int8(100)));
+        // Byte.parseByte: out of range, or not an integer, is an error.
+        assert!(conv(JVal::Num("128"), ColType::Int8).is_err());
+        assert!(conv(JVal::Num("1.0"), ColType::Int8).is_err());
+        assert!(conv(JVal::Bool(true), ColType::Int16).is_err());
+        assert_eq!(conv(JVal::Num("32767"), ColType::Int16), Ok(Val::Int16(32767)));
+        assert!(conv(JVal::Num("32768"), ColType::Int16).is_err());
+        assert_eq!(conv(JVal::Num("0.1"), ColType::Float32), Ok(Val::Float32(0.1)));
+        assert_eq!(conv(JVal::Num("1e-3"), ColType::Float32), Ok(Val::Float32(0.001)));
+        assert_eq!(conv(JVal::Str("2.5".into()), ColType::Float32), Ok(Val::Float32(2.5)));
+        assert!(conv(JVal::Str("x".into()), ColType::Float32).is_err());
+        assert_eq!(conv(JVal::Null, ColType::Float32), Ok(Val::Null));
+    }
+
+    #[test]
+    fn floats_write_as_jackson_does() {
+        use arrow::array::Float32Array;
+        let mut e = JsonEncoder::new(JsonOptions::default(), &[], vec![]);
+        let a = Float32Array::from(vec![0.1, 1e10, f32::MAX, f32::NAN]);
+        let col = Col::Float32(&a);
+        let mut out = Vec::new();
+        for row in 0..a.len() {
+            e.push_col(&mut out, &col, row);
+            out.push(b' ');
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), "0.1 1.0E10 3.4028235E38 \"NaN\" ");
     }
 }
