@@ -78,6 +78,7 @@ fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> Result<(), String> {
         DataType::Int16 => prim!(t::Int16Type, |v: i16| v as i64 as u64),
         DataType::Int32 => prim!(t::Int32Type, |v: i32| v as i64 as u64),
         DataType::Int64 => prim!(t::Int64Type, |v: i64| v as u64),
+        DataType::Float32 => prim!(t::Float32Type, |v: f32| if v == 0.0 { 0 } else { u64::from(v.to_bits()) }),
         DataType::Float64 => prim!(t::Float64Type, |v: f64| if v == 0.0 { 0 } else { v.to_bits() }),
         DataType::Decimal128(_, _) => {
             prim!(t::Decimal128Type, |v: i128| (v as u64) ^ ((v >> 64) as u64).rotate_left(17))
@@ -196,6 +197,16 @@ mod tests {
         fn key_group_is_in_range(h in any::<u64>(), m in 1usize..40000) {
             prop_assert!(key_group(h, m) < m);
         }
+    }
+
+    #[test]
+    fn float_keys_hash_and_zeros_are_one_key() {
+        let col: ArrayRef = std::sync::Arc::new(arrow::array::Float32Array::from(vec![0.0, -0.0, 1.5, 1.5, 2.5]));
+        let h = hash_column_values(col).unwrap();
+        assert_eq!(h[0], h[1]);
+        assert_eq!(h[2], h[3]);
+        assert_ne!(h[2], h[4]);
+        assert_ne!(h[0], h[2]);
     }
 
     #[test]

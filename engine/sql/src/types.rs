@@ -3,8 +3,11 @@
 //! | Flink | Arrow |
 //! | --- | --- |
 //! | BOOLEAN | Boolean |
+//! | TINYINT | Int8 |
+//! | SMALLINT | Int16 |
 //! | INT, INTEGER | Int32 |
 //! | BIGINT | Int64 |
+//! | FLOAT | Float32 |
 //! | DOUBLE | Float64 |
 //! | DECIMAL(p, s) | Decimal128(p, s) |
 //! | STRING, VARCHAR(n), CHAR(n) | Utf8 |
@@ -21,7 +24,7 @@ use sqlparser::ast::{ArrayElemTypeDef, DataType as SqlType, ExactNumberInfo, Tim
 use crate::error::TypeError;
 
 /// The types Sluice supports, as the README lists them.
-pub const SUPPORTED_TYPES: &str = "BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p,s), STRING, VARCHAR(n), TIMESTAMP(3), TIMESTAMP_LTZ(3), ARRAY<T>, MAP<K, V>";
+pub const SUPPORTED_TYPES: &str = "BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p,s), STRING, VARCHAR(n), TIMESTAMP(3), TIMESTAMP_LTZ(3), ARRAY<T>, MAP<K, V>";
 
 /// The Arrow type of `ARRAY<element>`.
 pub fn array_of(element: DataType) -> DataType {
@@ -56,8 +59,13 @@ pub fn to_arrow(t: &SqlType, tz: &str) -> Result<DataType, TypeError> {
     };
     Ok(match t {
         SqlType::Boolean | SqlType::Bool => DataType::Boolean,
+        SqlType::TinyInt(None) => DataType::Int8,
+        SqlType::SmallInt(None) => DataType::Int16,
         SqlType::Int(_) | SqlType::Integer(_) => DataType::Int32,
         SqlType::BigInt(_) => DataType::Int64,
+        // Flink's FLOAT takes no precision, and Flink 2.3 refuses REAL
+        // ("Type is not supported: REAL").
+        SqlType::Float(ExactNumberInfo::None) => DataType::Float32,
         SqlType::Double(_) | SqlType::DoublePrecision | SqlType::Float64 => DataType::Float64,
         SqlType::Decimal(info) | SqlType::Numeric(info) | SqlType::Dec(info) => {
             let (p, s) = match info {

@@ -499,7 +499,12 @@ pub fn to_flink_string(a: &ArrayRef, _tz: &str) -> Result<ArrayRef> {
             }
             Ok(Arc::new(b.finish()))
         }
-        DataType::Float64 | DataType::Float32 => {
+        DataType::Float32 => {
+            let f: &arrow::array::Float32Array = a.as_primitive();
+            let out: StringArray = f.iter().map(|v| v.map(sluice_format::java_float)).collect();
+            Ok(Arc::new(out))
+        }
+        DataType::Float64 => {
             let f = cast(a, &DataType::Float64)?;
             let f: &Float64Array = f.as_primitive();
             let out: StringArray = f.iter().map(|v| v.map(sluice_format::java_double)).collect();
