@@ -315,7 +315,15 @@ fn configure(
         "print" | "blackhole" if role == Role::Source => wrong_role("sink"),
         "datagen" => Ok(Config::Datagen(datagen::DatagenConfig::parse(&o, schema)?)),
         "nexmark" => Ok(Config::Nexmark(nexmark::NexmarkConfig::parse(&o, schema)?)),
-        "filesystem" => Ok(Config::Filesystem(filesystem::FsConfig::parse(&o, schema)?)),
+        "filesystem" => {
+            let cfg = filesystem::FsConfig::parse(&o, schema)?;
+            if let (Role::Sink, Some(format)) = (role, cfg.changelog_format()) {
+                return Err(o.error(format!(
+                    "format '{format}' reads changes for a source; Sluice's filesystem sink writes 'json' or 'csv'"
+                )));
+            }
+            Ok(Config::Filesystem(cfg))
+        }
         "kafka" => Ok(Config::Kafka(Box::new(kafka::KafkaConfig::parse(&o, schema, role == Role::Sink, false)?))),
         "upsert-kafka" => Ok(Config::Kafka(Box::new(kafka::KafkaConfig::parse(&o, schema, role == Role::Sink, true)?))),
         "print" => Ok(Config::Print(print::PrintConfig::parse(&o, schema)?)),

@@ -14,6 +14,9 @@ use crate::expr::{Expr, ExprPlanner};
 use crate::parser::{ColumnKind, CreateTable};
 use crate::types;
 
+/// The formats whose records are changes of rows (Flink's CDC formats).
+pub const CHANGELOG_FORMATS: [&str; 3] = ["debezium-json", "canal-json", "maxwell-json"];
+
 /// A table of the job.
 #[derive(Debug, Clone)]
 pub struct TableDef {
@@ -59,6 +62,14 @@ pub struct WatermarkSpec {
 impl TableDef {
     pub fn connector(&self) -> &str {
         self.options.get("connector").map(String::as_str).unwrap_or("")
+    }
+
+    /// The changelog format a table's rows are read in (`debezium-json`,
+    /// `canal-json` or `maxwell-json`), whose rows are inserts, updates and
+    /// deletes: the table is an updating relation.
+    pub fn changelog_format(&self) -> Option<&str> {
+        let f = self.options.get("format").map(|f| f.trim())?;
+        CHANGELOG_FORMATS.contains(&f).then_some(f)
     }
 
     /// The columns a sink writes and an `INSERT` provides: the physical ones

@@ -21,7 +21,7 @@ use arrow::datatypes::SchemaRef;
 use sluice_format::types::ColType;
 use sluice_storage::{S3Options, Storage, StorageError};
 
-use crate::format::{Format, csv::CSV_OPTIONS, json::JSON_OPTIONS};
+use crate::format::{Format, cdc::CDC_OPTIONS, csv::CSV_OPTIONS, json::JSON_OPTIONS};
 use crate::options::Options;
 use crate::{ConnectorError, SinkContext};
 
@@ -50,7 +50,7 @@ pub(crate) fn supported_options() -> String {
     format!(
         "'path', 'format', 'source.monitor-interval', 'sink.rolling-policy.file-size', \
 'sink.rolling-policy.rollover-interval', 'sink.rolling-policy.check-interval', \
-'sink.rolling-policy.inactivity-interval', 'sink.commit-log.enabled', and the format options {JSON_OPTIONS}, {CSV_OPTIONS}"
+'sink.rolling-policy.inactivity-interval', 'sink.commit-log.enabled', and the format options {JSON_OPTIONS}, {CSV_OPTIONS}, {CDC_OPTIONS}"
     )
 }
 
@@ -71,6 +71,11 @@ pub(crate) struct FsConfig {
 }
 
 impl FsConfig {
+    /// The changelog format a source reads, if its format is one.
+    pub(crate) fn changelog_format(&self) -> Option<&'static str> {
+        self.format.changelog()
+    }
+
     pub(crate) fn parse(o: &Options<'_>, schema: &SchemaRef) -> Result<Self, ConnectorError> {
         let raw = o.required("path", "a file or directory path")?.trim();
         let s3 = s3io::is_s3(raw);

@@ -2,6 +2,7 @@
 //! line decoders for sources. The text of each value, and the print sink's
 //! `Row.toString`, come from `sluice-format`.
 
+pub(crate) mod cdc;
 pub(crate) mod columns;
 pub(crate) mod csv;
 pub(crate) mod json;
@@ -15,13 +16,16 @@ use crate::ConnectorError;
 use crate::options::Options;
 use sluice_format::types::{ColType, column_types, column_types_nested};
 
-pub(crate) const FORMATS: &str = "'json' or 'csv'";
+pub(crate) const FORMATS: &str =
+    "'json', 'csv', and for sources the changelog formats 'debezium-json', 'canal-json' and 'maxwell-json'";
 
 /// A parsed `format` option and its format options.
 #[derive(Debug, Clone)]
 pub(crate) enum Format {
     Json(json::JsonOptions),
     Csv(csv::CsvOptions),
+    /// A changelog format (see [`cdc`]): sources only.
+    Cdc(cdc::CdcOptions),
 }
 
 impl Format {
@@ -31,6 +35,7 @@ impl Format {
         match name.trim() {
             "json" => Ok(Format::Json(json::JsonOptions::parse(o)?)),
             "csv" => Ok(Format::Csv(csv::CsvOptions::parse(o)?)),
+            cdc if cdc::CDC_FORMATS.contains(&cdc) => Ok(Format::Cdc(cdc::CdcOptions::parse(o, cdc)?)),
             other => {
                 Err(o
                     .error(format!("unsupported format '{other}' in option 'format'; supported formats are {FORMATS}")))
@@ -46,7 +51,7 @@ impl Format {
         connector: &str,
     ) -> Result<Vec<ColType>, sluice_format::types::UnsupportedType> {
         match self {
-            Format::Json(_) => column_types_nested(fields, connector),
+            Format::Json(_) | Format::Cdc(_) => column_types_nested(fields, connector),
             Format::Csv(_) => column_types(fields, connector),
         }
     }
@@ -55,6 +60,15 @@ impl Format {
         match self {
             Format::Json(j) => j.ignore_parse_errors,
             Format::Csv(c) => c.ignore_parse_errors,
+            Format::Cdc(c) => c.json.ignore_parse_errors,
+        }
+    }
+
+    /// The changelog format's name, for a format that reads changes.
+    pub(crate) fn changelog(&self) -> Option<&'static str> {
+        match self {
+            Format::Cdc(c) => Some(c.name),
+            _ => None,
         }
     }
 }
@@ -66,9 +80,12 @@ pub(crate) enum Encoder {
 }
 
 impl Encoder {
+    /// A changelog format, which sinks refuse when their options are read,
+    /// writes as `json` here.
     pub(crate) fn new(format: &Format, fields: &[Arc<Field>], types: Vec<ColType>) -> Encoder {
         match format {
             Format::Json(o) => Encoder::Json(json::JsonEncoder::new(o.clone(), fields, types)),
+            Format::Cdc(o) => Encoder::Json(json::JsonEncoder::new(o.json.clone(), fields, types)),
             Format::Csv(o) => Encoder::Csv(csv::CsvEncoder::new(o.clone(), types)),
         }
     }
@@ -96,6 +113,7 @@ pub(crate) enum RecordError {
 pub(crate) enum Decoder {
     Json(json::JsonDecoder),
     Csv(csv::CsvDecoder),
+    Cdc(cdc::CdcDecoder),
 }
 
 impl Decoder {
@@ -104,13 +122,13 @@ impl Decoder {
         fields: &[Arc<Field>],
         connector: &str,
     ) -> Result<Decoder, sluice_format::types::UnsupportedType> {
-        let types = match format {
-            Format::Json(_) => column_types_nested(fields, connector)?,
-            Format::Csv(_) => column_types(fields, connector)?,
-        };
+        let types = format.column_types(fields, connector)?;
         Ok(match format {
             Format::Json(o) => Decoder::Json(json::JsonDecoder::new(o.clone(), fields, types)),
             Format::Csv(o) => Decoder::Csv(csv::CsvDecoder::new(o.clone(), fields, types)),
+            Format::Cdc(o) => {
+                Decoder::Cdc(cdc::CdcDecoder::new(o.clone(), json::JsonDecoder::new(o.json.clone(), fields, types)))
+            }
         })
     }
 
@@ -118,7 +136,7 @@ impl Decoder {
     /// quoted field continues on the next line).
     pub(crate) fn needs_more(&self, text: &[u8]) -> bool {
         match self {
-            Decoder::Json(_) => false,
+            Decoder::Json(_) | Decoder::Cdc(_) => false,
             Decoder::Csv(d) => d.needs_more(text),
         }
     }
@@ -129,6 +147,7 @@ impl Decoder {
         match self {
             Decoder::Json(d) => d.decode(text),
             Decoder::Csv(d) => d.decode(text),
+            Decoder::Cdc(d) => d.decode(text),
         }
     }
 
@@ -137,6 +156,7 @@ impl Decoder {
         match self {
             Decoder::Json(d) => d.builders.append_null_row(),
             Decoder::Csv(d) => d.builders.append_null_row(),
+            Decoder::Cdc(d) => d.rows.builders.append_null_row(),
         }
     }
 
@@ -144,6 +164,7 @@ impl Decoder {
         match self {
             Decoder::Json(d) => d.builders.len(),
             Decoder::Csv(d) => d.builders.len(),
+            Decoder::Cdc(d) => d.len(),
         }
     }
 
@@ -151,6 +172,7 @@ impl Decoder {
         match self {
             Decoder::Json(d) => d.builders.finish(schema),
             Decoder::Csv(d) => d.builders.finish(schema),
+            Decoder::Cdc(d) => d.finish(schema),
         }
     }
 }

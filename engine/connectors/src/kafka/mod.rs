@@ -351,6 +351,11 @@ fn text_or_raw(
         },
         e => e,
     })?;
+    if let Some(cdc) = f.changelog() {
+        return Err(o.error(format!(
+            "option '{key}' = '{cdc}': changelog formats are read by the filesystem source only so far; use 'upsert-kafka' for a Kafka topic of changes by key"
+        )));
+    }
     Ok(ValueFormat::Text(f))
 }
 

@@ -136,18 +136,26 @@ impl Planner {
                 updating: false,
                 unique_key: None,
             };
+            let primary_key = || {
+                t.primary_key
+                    .iter()
+                    .map(|c| t.schema.index_of_column_by_name(None, c))
+                    .collect::<Option<Vec<usize>>>()
+                    .ok_or_else(|| {
+                        SqlError::new(pos, format!("table `{name}`: a PRIMARY KEY column is not a column of the table"))
+                    })
+            };
+            if t.changelog_format().is_some() {
+                // Its records are changes: an updating relation, keyed by its
+                // PRIMARY KEY when it declares one.
+                let unique_key = if t.primary_key.is_empty() { None } else { Some(primary_key()?) };
+                return Ok(Rel { updating: true, unique_key, ..source });
+            }
             if t.connector() != "upsert-kafka" {
                 return Ok(source);
             }
             // An upsert source: its rows are upserts and deletes by primary key.
-            let keys = t
-                .primary_key
-                .iter()
-                .map(|c| t.schema.index_of_column_by_name(None, c))
-                .collect::<Option<Vec<usize>>>()
-                .ok_or_else(|| {
-                    SqlError::new(pos, format!("table `{name}`: a PRIMARY KEY column is not a column of the table"))
-                })?;
+            let keys = primary_key()?;
             return Ok(Rel {
                 node: PlanNode::ChangelogNormalize { input: Box::new(source), keys: keys.clone() },
                 schema: t.schema.clone(),

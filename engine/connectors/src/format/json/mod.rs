@@ -20,7 +20,7 @@ use arrow::datatypes::Field;
 use arrow::record_batch::RecordBatch;
 
 pub(crate) mod nested;
-mod parse;
+pub(crate) mod parse;
 
 use parse::{JVal, Parser};
 
@@ -383,12 +383,19 @@ impl JsonDecoder {
         let JVal::Obj(fields) = doc else {
             return Err(RecordError::Malformed(format!("expected a JSON object but found {}", kind(&doc))));
         };
+        self.append_object(&fields)?;
+        Ok(true)
+    }
+
+    /// Appends the row of a parsed JSON object's fields (the table's columns by
+    /// name; others ignored); on an error nothing is appended.
+    pub(crate) fn append_object(&mut self, fields: &[(Cow<'_, str>, JVal<'_>)]) -> Result<(), RecordError> {
         let mut vals: Vec<Val<'_>> = vec![Val::Null; self.types.len()];
         let mut seen = vec![false; self.types.len()];
         // Nested values are checked here and appended once the whole record
         // converted; the last of a field given twice wins, as in Flink.
         let mut nested: Vec<Option<&JVal<'_>>> = vec![None; self.types.len()];
-        for (k, v) in &fields {
+        for (k, v) in fields {
             let Some(&idx) = self.names.get(k.as_ref()) else {
                 continue;
             };
@@ -426,7 +433,7 @@ impl JsonDecoder {
             }
         }
         self.builders.row_done();
-        Ok(true)
+        Ok(())
     }
 }
 
