@@ -314,7 +314,8 @@ fn missing_paths_and_bad_options_are_clear_errors() {
         check(&[("connector", "print")], Role::Source).as_deref(),
         Some("table `t`: connector 'print' can only be used as a sink")
     );
-    let dates = Arc::new(Schema::new(vec![Field::new("day", DataType::Date32, true)]));
+    let dates =
+        Arc::new(Schema::new(vec![Field::new("day", DataType::Time32(arrow::datatypes::TimeUnit::Millisecond), true)]));
     let e = validate_table(
         "t",
         &opts(&[("connector", "filesystem"), ("path", "/x"), ("format", "json")]),
@@ -323,7 +324,7 @@ fn missing_paths_and_bad_options_are_clear_errors() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.starts_with("table `t`: column `day` has type DATE, which connector 'filesystem' does not support; supported types are BOOLEAN"), "{e}");
+    assert!(e.starts_with("table `t`: column `day` has type TIME, which connector 'filesystem' does not support; supported types are BOOLEAN"), "{e}");
     assert!(
         validate_table("t", &opts(&[("connector", "blackhole"), ("sink.parallelism", "2")]), &schema(), Role::Sink)
             .is_ok()

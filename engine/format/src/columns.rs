@@ -3,7 +3,7 @@
 use std::fmt;
 
 use arrow::array::{
-    Array, BooleanArray, Decimal128Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array,
+    Array, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array,
     StringArray, TimestampMillisecondArray,
 };
 use arrow::datatypes::DataType;
@@ -22,6 +22,7 @@ pub enum Col<'a> {
     Float64(&'a Float64Array),
     Decimal(&'a Decimal128Array, i32),
     Utf8(&'a StringArray),
+    Date(&'a Date32Array),
     Timestamp(&'a TimestampMillisecondArray),
     TimestampLtz(&'a TimestampMillisecondArray),
     /// An ARRAY or MAP column (a `ListArray` or `MapArray`).
@@ -42,6 +43,7 @@ impl Col<'_> {
             Col::Float64(a) => a.is_null(row),
             Col::Decimal(a, _) => a.is_null(row),
             Col::Utf8(a) => a.is_null(row),
+            Col::Date(a) => a.is_null(row),
             Col::Timestamp(a) | Col::TimestampLtz(a) => a.is_null(row),
             Col::Nested(a) => a.is_null(row),
         }
@@ -109,6 +111,7 @@ pub fn col_as(array: &dyn Array, t: ColType) -> Option<Col<'_>> {
         ColType::Float64 => any.downcast_ref().map(Col::Float64),
         ColType::Decimal { scale, .. } => any.downcast_ref().map(|a| Col::Decimal(a, i32::from(scale))),
         ColType::Utf8 => any.downcast_ref().map(Col::Utf8),
+        ColType::Date => any.downcast_ref().map(Col::Date),
         ColType::Timestamp => any.downcast_ref().map(Col::Timestamp),
         ColType::TimestampLtz => any.downcast_ref().map(Col::TimestampLtz),
         ColType::Nested => {

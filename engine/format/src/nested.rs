@@ -17,12 +17,12 @@
 
 use arrow::array::{Array, AsArray, MapArray};
 use arrow::datatypes::{
-    DataType, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
     TimestampMillisecondType,
 };
 
 use crate::number::{push_big_decimal, push_i64, push_java_double, push_java_float};
-use crate::time::{push_instant, push_local_date_time};
+use crate::time::{push_instant, push_local_date, push_local_date_time};
 
 /// Appends the `Row.toString()` text of the value at `row` of `arr` (any
 /// supported type, nested or not); NULL is `null`.
@@ -43,6 +43,7 @@ pub fn push_row_string(out: &mut Vec<u8>, arr: &dyn Array, row: usize, scratch: 
             push_big_decimal(out, arr.as_primitive::<Decimal128Type>().value(row), i32::from(*s))
         }
         DataType::Utf8 => out.extend_from_slice(arr.as_string::<i32>().value(row).as_bytes()),
+        DataType::Date32 => push_local_date(out, arr.as_primitive::<Date32Type>().value(row)),
         DataType::Timestamp(_, None) => {
             push_local_date_time(out, arr.as_primitive::<TimestampMillisecondType>().value(row))
         }

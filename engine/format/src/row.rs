@@ -10,7 +10,7 @@ use crate::changelog;
 use crate::columns::{Col, ColumnsError, columns};
 use crate::nested::push_row_string;
 use crate::number::{push_big_decimal, push_i64, push_java_double, push_java_float};
-use crate::time::{push_instant, push_local_date_time};
+use crate::time::{push_instant, push_local_date, push_local_date_time};
 use crate::types::ColType;
 
 /// Writes batches as lines of `Row.toString()`, each after a fixed prefix.
@@ -54,6 +54,7 @@ impl RowStringEncoder {
                     Col::Float64(a) => push_java_double(out, a.value(row), &mut self.scratch),
                     Col::Decimal(a, scale) => push_big_decimal(out, a.value(row), *scale),
                     Col::Utf8(a) => out.extend_from_slice(a.value(row).as_bytes()),
+                    Col::Date(a) => push_local_date(out, a.value(row)),
                     Col::Timestamp(a) => push_local_date_time(out, a.value(row)),
                     Col::TimestampLtz(a) => push_instant(out, a.value(row)),
                     Col::Nested(a) => push_row_string(out, *a, row, &mut self.scratch),

@@ -87,6 +87,33 @@ fn push_date(out: &mut Vec<u8>, p: &Parts) {
     push2(out, p.day);
 }
 
+/// Appends a DATE (days since 1970-01-01) as `LocalDate.toString`, which is
+/// how Flink's print, csv and json show it: `2024-01-01`.
+pub fn push_local_date(out: &mut Vec<u8>, epoch_days: i32) {
+    let (year, month, day) = civil_from_days(i64::from(epoch_days));
+    push_date(out, &Parts { year, month, day, hour: 0, minute: 0, second: 0, millis: 0 });
+}
+
+/// Parses a DATE as Flink's formats do: `yyyy-MM-dd` (json's
+/// `ISO_LOCAL_DATE`), or with `lenient` also one-digit months and days (csv's
+/// `java.sql.Date.valueOf`, `yyyy-[m]m-[d]d`). Returns days since 1970-01-01.
+pub fn parse_date(s: &str, lenient: bool) -> Option<i32> {
+    let mut it = s.split('-');
+    let (y, m, d) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() || y.len() != 4 {
+        return None;
+    }
+    let two = |p: &str| if lenient { (1..=2).contains(&p.len()) } else { p.len() == 2 };
+    if !two(m) || !two(d) || ![y, m, d].iter().all(|p| p.bytes().all(|c| c.is_ascii_digit())) {
+        return None;
+    }
+    let (year, month, day): (i64, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    i32::try_from(days_from_civil(year, month, day)).ok()
+}
+
 /// Flink's `SQL_TIMESTAMP_FORMAT` (`sep` = ' ') or `ISO_LOCAL_DATE_TIME`
 /// (`sep` = 'T'): seconds always, the fraction only when non-zero, trimmed.
 pub fn push_sql_timestamp(out: &mut Vec<u8>, epoch_millis: i64, sep: u8) {
@@ -300,5 +327,25 @@ mod tests {
             assert_eq!(days_from_civil(y, m, dd), d);
         }
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+    }
+
+    #[test]
+    fn dates_print_and_parse_as_flink() {
+        let show = |d: i32| {
+            let mut v = Vec::new();
+            push_local_date(&mut v, d);
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(show(0), "1970-01-01");
+        assert_eq!(show(-1), "1969-12-31");
+        assert_eq!(show(19_782), "2024-02-29");
+        assert_eq!(show(2_932_896), "9999-12-31");
+        assert_eq!(parse_date("2024-02-29", false), Some(19_782));
+        assert_eq!(parse_date("0001-01-01", false), Some(-719_162));
+        assert_eq!(parse_date("2024-2-29", false), None);
+        assert_eq!(parse_date("2024-2-29", true), Some(19_782));
+        assert_eq!(parse_date("2023-02-29", true), None);
+        assert_eq!(parse_date("2024-01-01 00:00", true), None);
+        assert_eq!(parse_date("24-01-01", true), None);
     }
 }

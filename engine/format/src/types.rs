@@ -6,7 +6,7 @@ use arrow::datatypes::{DataType, Field, TimeUnit};
 /// A column type Sluice supports, as the engine maps SQL types to Arrow:
 /// BOOLEAN→Boolean, TINYINT→Int8, SMALLINT→Int16, INT→Int32, BIGINT→Int64,
 /// FLOAT→Float32, DOUBLE→Float64,
-/// DECIMAL(p,s)→Decimal128(p,s), STRING/VARCHAR→Utf8,
+/// DECIMAL(p,s)→Decimal128(p,s), STRING/VARCHAR→Utf8, DATE→Date32,
 /// TIMESTAMP(3)→Timestamp(ms), TIMESTAMP_LTZ(3)→Timestamp(ms, tz);
 /// ARRAY<T>→List(T) and MAP<K, V>→Map(K, V) of those are [`ColType::Nested`],
 /// which only connectors that say so accept ([`column_types_nested`]).
@@ -24,6 +24,7 @@ pub enum ColType {
         scale: i8,
     },
     Utf8,
+    Date,
     Timestamp,
     TimestampLtz,
     /// An ARRAY or MAP column, whose element types are supported types
@@ -32,7 +33,7 @@ pub enum ColType {
 }
 
 /// The types of [`ColType`], as error messages list them.
-pub const SUPPORTED_TYPES: &str = "BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), STRING/VARCHAR, TIMESTAMP(3) and TIMESTAMP_LTZ(3)";
+pub const SUPPORTED_TYPES: &str = "BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), STRING/VARCHAR, DATE, TIMESTAMP(3) and TIMESTAMP_LTZ(3)";
 
 impl ColType {
     /// The column type of an Arrow type, if Sluice supports it.
@@ -47,6 +48,7 @@ impl ColType {
             DataType::Float64 => ColType::Float64,
             DataType::Decimal128(p, s) => ColType::Decimal { precision: *p, scale: *s },
             DataType::Utf8 => ColType::Utf8,
+            DataType::Date32 => ColType::Date,
             DataType::Timestamp(TimeUnit::Millisecond, None) => ColType::Timestamp,
             DataType::Timestamp(TimeUnit::Millisecond, Some(_)) => ColType::TimestampLtz,
             DataType::List(f) => {
@@ -77,6 +79,7 @@ impl ColType {
             ColType::Float64 => "DOUBLE".into(),
             ColType::Decimal { precision, scale } => format!("DECIMAL({precision}, {scale})"),
             ColType::Utf8 => "STRING".into(),
+            ColType::Date => "DATE".into(),
             ColType::Timestamp => "TIMESTAMP(3)".into(),
             ColType::TimestampLtz => "TIMESTAMP_LTZ(3)".into(),
             ColType::Nested => "ARRAY or MAP".into(),
@@ -100,8 +103,9 @@ pub fn describe_arrow(dt: &DataType) -> String {
     match ColType::from_arrow(dt) {
         Some(t) => t.sql_name(),
         None => match dt {
-            DataType::Date32 => "DATE".into(),
             DataType::Timestamp(unit, _) => format!("TIMESTAMP with unit {unit:?}"),
+            DataType::Time32(_) | DataType::Time64(_) => "TIME".into(),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BYTES".into(),
             other => format!("{other}"),
         },
     }

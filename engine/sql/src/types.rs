@@ -11,6 +11,7 @@
 //! | DOUBLE | Float64 |
 //! | DECIMAL(p, s) | Decimal128(p, s) |
 //! | STRING, VARCHAR(n), CHAR(n) | Utf8 |
+//! | DATE | Date32 |
 //! | TIMESTAMP(p), p <= 3 | Timestamp(Millisecond, None) |
 //! | TIMESTAMP_LTZ(p), TIMESTAMP(p) WITH LOCAL TIME ZONE, p <= 3 | Timestamp(Millisecond, Some(local time zone)) |
 //! | ARRAY<T> | List(element: T, nullable) |
@@ -24,7 +25,7 @@ use sqlparser::ast::{ArrayElemTypeDef, DataType as SqlType, ExactNumberInfo, Tim
 use crate::error::TypeError;
 
 /// The types Sluice supports, as the README lists them.
-pub const SUPPORTED_TYPES: &str = "BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p,s), STRING, VARCHAR(n), TIMESTAMP(3), TIMESTAMP_LTZ(3), ARRAY<T>, MAP<K, V>";
+pub const SUPPORTED_TYPES: &str = "BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p,s), STRING, VARCHAR(n), DATE, TIMESTAMP(3), TIMESTAMP_LTZ(3), ARRAY<T>, MAP<K, V>";
 
 /// The Arrow type of `ARRAY<element>`.
 pub fn array_of(element: DataType) -> DataType {
@@ -85,6 +86,7 @@ pub fn to_arrow(t: &SqlType, tz: &str) -> Result<DataType, TypeError> {
         | SqlType::Char(_)
         | SqlType::Character(_)
         | SqlType::Text => DataType::Utf8,
+        SqlType::Date => DataType::Date32,
         SqlType::Timestamp(p, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
             ts_precision(p)?;
             DataType::Timestamp(TimeUnit::Millisecond, None)

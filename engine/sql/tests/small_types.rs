@@ -123,3 +123,24 @@ fn values_are_flinks() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+#[test]
+fn dates_are_flinks() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("DATE '2024-02-29'", "DATE", "2024-02-29"),
+        ("CAST(DATE '1969-12-31' AS STRING)", "STRING", "1969-12-31"),
+        ("CAST(TIMESTAMP '2024-01-01 23:59:59.999' AS DATE)", "DATE", "2024-01-01"),
+        ("CAST('2023-12-31' AS DATE)", "DATE", "2023-12-31"),
+        ("DATE '2024-01-01' < DATE '2024-01-02'", "BOOLEAN", "true"),
+        ("CASE WHEN i > 0 THEN DATE '2024-01-01' END", "DATE", "2024-01-01"),
+    ];
+    let mut wrong = Vec::new();
+    for (sql, want_type, want) in cases {
+        let (t, got) = eval(sql);
+        if t != *want_type || got[0] != *want {
+            wrong.push(format!("{sql}: {t} {got:?}, Flink {want_type} {want}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(eval("CURRENT_DATE").0, "DATE");
+}

@@ -245,6 +245,11 @@ fn parse_field(o: &Options<'_>, name: &str, ty: ColType, data_type: &DataType) -
                 ColType::Nested => {
                     return Err(o.error(format!("datagen cannot generate ARRAY or MAP field `{name}`")));
                 }
+                ColType::Date => {
+                    return Err(o.error(format!(
+                        "datagen cannot generate DATE field `{name}` yet; generate a TIMESTAMP(3) and CAST it AS DATE"
+                    )));
+                }
                 ColType::Boolean => Gen::Boolean,
                 ColType::Int8 | ColType::Int16 | ColType::Int32 => {
                     let (lo, hi) = int_range(ty);

@@ -218,7 +218,7 @@ fn bad_options_are_clear_errors() {
     );
     assert!(
         err(vec![Field::new("t", DataType::Date32, false)], &[])
-            .contains("column `t` has type DATE, which connector 'datagen' does not support")
+            .contains("datagen cannot generate DATE field `t` yet; generate a TIMESTAMP(3) and CAST it AS DATE")
     );
     let schedule = |v: &str| err(id(), &[("rows-per-second.schedule", v)]);
     assert_eq!(

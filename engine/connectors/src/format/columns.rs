@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Decimal128Builder, Float32Builder, Float64Builder, Int8Builder, Int16Builder,
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int8Builder, Int16Builder,
     Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, SchemaRef};
@@ -37,6 +37,7 @@ pub(crate) enum ColBuilder {
     Float64(Float64Builder),
     Decimal(Decimal128Builder),
     Utf8(StringBuilder),
+    Date(Date32Builder),
     Timestamp(TimestampMillisecondBuilder),
     /// An ARRAY or MAP column (the `json` format only).
     Nested(Box<super::json::nested::NestedBuilder>),
@@ -55,6 +56,7 @@ impl ColBuilder {
             ColType::Float64 => ColBuilder::Float64(Float64Builder::new()),
             ColType::Decimal { .. } => ColBuilder::Decimal(Decimal128Builder::new()),
             ColType::Utf8 => ColBuilder::Utf8(StringBuilder::new()),
+            ColType::Date => ColBuilder::Date(Date32Builder::new()),
             ColType::Timestamp | ColType::TimestampLtz => ColBuilder::Timestamp(TimestampMillisecondBuilder::new()),
             ColType::Nested => match super::json::nested::NestedBuilder::new(data_type) {
                 Some(b) => ColBuilder::Nested(Box::new(b)),
@@ -75,6 +77,7 @@ impl ColBuilder {
             ColBuilder::Float64(b) => b.append_null(),
             ColBuilder::Decimal(b) => b.append_null(),
             ColBuilder::Utf8(b) => b.append_null(),
+            ColBuilder::Date(b) => b.append_null(),
             ColBuilder::Timestamp(b) => b.append_null(),
             ColBuilder::Nested(b) => b.append_null(),
         }
@@ -97,6 +100,7 @@ impl ColBuilder {
                 Arc::new(b.finish().with_precision_and_scale(p, s)?)
             }
             ColBuilder::Utf8(b) => Arc::new(b.finish()),
+            ColBuilder::Date(b) => Arc::new(b.finish()),
             ColBuilder::Timestamp(b) => Arc::new(b.finish().with_data_type(data_type.clone())),
             ColBuilder::Nested(b) => b.finish()?,
         })
@@ -156,6 +160,8 @@ pub(crate) enum Val<'a> {
     Float64(f64),
     Decimal(i128),
     Utf8(std::borrow::Cow<'a, str>),
+    /// Days since 1970-01-01.
+    Date(i32),
     Timestamp(i64),
 }
 
@@ -173,6 +179,7 @@ impl ColBuilder {
             (ColBuilder::Float64(b), Val::Float64(x)) => b.append_value(*x),
             (ColBuilder::Decimal(b), Val::Decimal(x)) => b.append_value(*x),
             (ColBuilder::Utf8(b), Val::Utf8(x)) => b.append_value(x),
+            (ColBuilder::Date(b), Val::Date(x)) => b.append_value(*x),
             (ColBuilder::Timestamp(b), Val::Timestamp(x)) => b.append_value(*x),
             (b, _) => b.append_null(),
         }

@@ -31,7 +31,7 @@ use sluice_format::number::{
     java_parse_boolean, java_parse_double, java_parse_float, parse_decimal, push_big_decimal, push_big_decimal_plain,
     push_i64, push_java_double, push_java_float, strip_trailing_zeros,
 };
-use sluice_format::time::{parse_timestamp, push_sql_timestamp};
+use sluice_format::time::{parse_date, parse_timestamp, push_local_date, push_sql_timestamp};
 use sluice_format::types::ColType;
 
 #[derive(Debug, Clone)]
@@ -187,6 +187,7 @@ impl CsvEncoder {
                         }
                     }
                     Col::Utf8(a) => self.push_text(out, a.value(row)),
+                    Col::Date(a) => push_local_date(out, a.value(row)),
                     Col::Timestamp(a) | Col::TimestampLtz(a) => {
                         field.clear();
                         push_sql_timestamp(&mut field, a.value(row), b' ');
@@ -391,6 +392,8 @@ pub(crate) fn convert_text<'a>(
             None => Val::Null,
         },
         ColType::Timestamp | ColType::TimestampLtz => Val::Timestamp(parse_timestamp(s.trim()).ok_or_else(bad)?.0),
+        // java.sql.Date.valueOf: `yyyy-[m]m-[d]d`.
+        ColType::Date => Val::Date(parse_date(s, true).ok_or_else(bad)?),
         ColType::Nested => return Err("the 'csv' format does not support ARRAY or MAP columns".into()),
     })
 }

@@ -12,6 +12,7 @@
 //! - `DAYOFWEEK(t)`: BIGINT, 1 for Sunday to 7 for Saturday.
 //! - `CONVERT_TZ(str, from_tz, to_tz)`: STRING `yyyy-MM-dd HH:mm:ss`.
 //! - `LOCALTIMESTAMP`: TIMESTAMP(3), the wall-clock time in the session time zone.
+//! - `CURRENT_DATE`: DATE, today in the session time zone.
 //!
 //! TIMESTAMPDIFF and TIMESTAMPADD count the months of a TIMESTAMP_LTZ in UTC,
 //! as Flink does; DAYOFWEEK reads it in the session time zone. A wall-clock
@@ -91,6 +92,15 @@ pub const DEFS: &[Def] = &[
         volatile: true,
         ret: |_, _, _, _| Ok(DataType::Timestamp(TimeUnit::Millisecond, None)),
         eval: localtimestamp,
+    },
+    Def {
+        name: "current_date",
+        usage: "no arguments",
+        min_args: 0,
+        max_args: 0,
+        volatile: true,
+        ret: |_, _, _, _| Ok(DataType::Date32),
+        eval: current_date,
     },
 ];
 
@@ -430,6 +440,14 @@ fn localtimestamp(ctx: &Ctx, _: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     let now = Utc::now().timestamp_millis();
     let local = wall_clock(now, ctx.tz).map(|t| t.and_utc().timestamp_millis());
     Ok(Arc::new(TimestampMillisecondArray::from(vec![local; ctx.rows])))
+}
+
+/// Flink's `CURRENT_DATE`: today in the session time zone, evaluated per
+/// record in streaming mode.
+fn current_date(ctx: &Ctx, _: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
+    let now = Utc::now().timestamp_millis();
+    let day = wall_clock(now, ctx.tz).map(|t| (t.and_utc().timestamp_millis().div_euclid(86_400_000)) as i32);
+    Ok(Arc::new(arrow::array::Date32Array::from(vec![day; ctx.rows])))
 }
 
 #[cfg(test)]

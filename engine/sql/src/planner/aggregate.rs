@@ -459,6 +459,7 @@ impl Planner {
                 | DataType::Decimal128(_, _)
                 | DataType::Utf8
                 | DataType::Boolean
+                | DataType::Date32
                 | DataType::Timestamp(_, _) => t.clone(),
                 other => return Err(bad(other)),
             },

@@ -32,7 +32,7 @@ use sluice_format::number::{
     java_parse_boolean, java_parse_double, java_parse_float, parse_decimal, push_big_decimal, push_big_decimal_plain,
     push_i64, push_java_double, push_java_float, strip_trailing_zeros,
 };
-use sluice_format::time::{parse_timestamp, push_sql_timestamp};
+use sluice_format::time::{parse_date, parse_timestamp, push_local_date, push_sql_timestamp};
 use sluice_format::types::ColType;
 
 #[derive(Debug, Clone, Default)]
@@ -209,6 +209,11 @@ impl JsonEncoder {
                 }
             }
             Col::Utf8(a) => push_json_string(out, a.value(row)),
+            Col::Date(a) => {
+                out.push(b'"');
+                push_local_date(out, a.value(row));
+                out.push(b'"');
+            }
             Col::Timestamp(a) => {
                 out.push(b'"');
                 push_sql_timestamp(out, a.value(row), sep);
@@ -323,6 +328,13 @@ pub(crate) fn convert<'a>(v: &JVal<'a>, t: ColType, scratch: &mut Vec<u8>) -> Re
                 Val::Utf8(Cow::Owned(String::from_utf8_lossy(scratch).into_owned()))
             }
             other => Val::Utf8(text_of(other).unwrap_or_default()),
+        },
+        // ISO_LOCAL_DATE of the node's text.
+        ColType::Date => match text_of(v) {
+            Some(s) => {
+                Val::Date(parse_date(&s, false).ok_or_else(|| format!("'{s}' is not a date; expected 'yyyy-MM-dd'"))?)
+            }
+            None => return Err(format!("cannot convert {} to DATE", kind(v))),
         },
         ColType::Timestamp | ColType::TimestampLtz => match v {
             JVal::Str(s) => match parse_timestamp(s) {
