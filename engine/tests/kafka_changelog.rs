@@ -162,3 +162,67 @@ INSERT INTO out SELECT MOD(v, 4) AS b, COUNT(*), SUM(v) FROM src GROUP BY MOD(v,
     assert!(table.len() < 50, "no key ends deleted, so deletes are not tested");
     assert_eq!(materialized(&output).0, expected);
 }
+
+/// A topic of Debezium change records (`'format' = 'debezium-json'`, with the
+/// record's partition as a metadata column): inserts, updates (two rows each,
+/// both with the record's metadata) and deletes of products, keyed by id so
+/// that a product's changes stay in order in one partition. Aggregated by
+/// category into `upsert-kafka`, the result is that of the products' final
+/// state.
+#[test]
+fn a_debezium_topic_reads_as_an_updating_table() {
+    let input = unique_topic("debezium-in");
+    let output = unique_topic("debezium-out");
+    shared().create_topic(&input, 3);
+    shared().create_topic(&output, 1);
+    let mut records = Vec::new();
+    let mut state: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    let row = |id: i64, (c, p): (i64, i64)| format!("{{\"id\":{id},\"category\":{c},\"price\":{p}}}");
+    for i in 0..2_000i64 {
+        let id = (i * 7919) % 60;
+        let now = ((i * 31) % 5, (i * 104_729) % 1000);
+        let value = match state.get(&id).copied() {
+            None => {
+                state.insert(id, now);
+                format!("{{\"before\":null,\"after\":{},\"op\":\"c\"}}", row(id, now))
+            }
+            Some(old) if i % 7 == 3 => {
+                state.remove(&id);
+                format!("{{\"before\":{},\"after\":null,\"op\":\"d\"}}", row(id, old))
+            }
+            Some(old) => {
+                state.insert(id, now);
+                format!("{{\"before\":{},\"after\":{},\"op\":\"u\"}}", row(id, old), row(id, now))
+            }
+        };
+        let record = sluice_connectors::testing::Record::new(value).key(format!("{{\"id\":{id}}}"));
+        records.push(record.partition((id % 3) as i32));
+    }
+    shared().produce_all(&input, &records);
+    let sql = format!(
+        "CREATE TABLE products (id BIGINT, category BIGINT, price BIGINT, part INT METADATA FROM 'partition' VIRTUAL)
+ WITH ('connector' = 'kafka', 'topic' = '{input}', 'properties.bootstrap.servers' = '{b}',
+   'format' = 'debezium-json', 'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset');
+CREATE TABLE out (category BIGINT, n BIGINT, total BIGINT, parts BIGINT, PRIMARY KEY (category) NOT ENFORCED)
+ WITH ('connector' = 'upsert-kafka', 'topic' = '{output}', 'properties.bootstrap.servers' = '{b}',
+   'key.format' = 'json', 'value.format' = 'json');
+INSERT INTO out SELECT category, COUNT(*), SUM(price), SUM(CAST(part = MOD(id, 3) AS BIGINT)) FROM products GROUP BY category;
+",
+        b = shared().bootstrap
+    );
+    let (_, h) = start(&sql, "debezium-source", &config(&[("parallelism.default", "2".into())]));
+    h.join().unwrap().unwrap();
+    let mut expected: BTreeMap<String, String> = BTreeMap::new();
+    for c in 0..5 {
+        let prices: Vec<i64> = state.values().filter(|(cat, _)| *cat == c).map(|(_, p)| *p).collect();
+        if !prices.is_empty() {
+            let (n, total) = (prices.len(), prices.iter().sum::<i64>());
+            expected.insert(
+                format!("{{\"category\":{c}}}"),
+                format!("{{\"category\":{c},\"n\":{n},\"total\":{total},\"parts\":{n}}}"),
+            );
+        }
+    }
+    assert!(state.len() < 60, "no product ends deleted, so deletes are not tested");
+    assert_eq!(materialized(&output).0, expected);
+}

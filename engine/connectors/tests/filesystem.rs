@@ -266,7 +266,9 @@ fn missing_paths_and_bad_options_are_clear_errors() {
     );
     assert_eq!(
         check(&[("connector", "filesystem"), ("path", "/x"), ("format", "avro")], Role::Sink).as_deref(),
-        Some("table `t`: unsupported format 'avro' in option 'format'; supported formats are 'json' or 'csv'")
+        Some(
+            "table `t`: unsupported format 'avro' in option 'format'; supported formats are 'json', 'csv', and for sources the changelog formats 'debezium-json', 'canal-json' and 'maxwell-json'"
+        )
     );
     assert_eq!(
         check(

@@ -68,7 +68,7 @@ impl TableDef {
     /// `canal-json` or `maxwell-json`), whose rows are inserts, updates and
     /// deletes: the table is an updating relation.
     pub fn changelog_format(&self) -> Option<&str> {
-        let f = self.options.get("format").map(|f| f.trim())?;
+        let f = self.options.get("format").or_else(|| self.options.get("value.format")).map(|f| f.trim())?;
         CHANGELOG_FORMATS.contains(&f).then_some(f)
     }
 

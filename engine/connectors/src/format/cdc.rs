@@ -41,9 +41,14 @@ pub(crate) const CDC_OPTIONS: &str = "'debezium-json.schema-include', 'debezium-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Flavor {
     /// `debezium-json.schema-include`: each record is `{"schema": ..., "payload": {...}}`.
-    Debezium { schema_include: bool },
+    Debezium {
+        schema_include: bool,
+    },
     /// Only records of these databases and tables (regular expressions, whole names).
-    Canal { database: Option<String>, table: Option<String> },
+    Canal {
+        database: Option<String>,
+        table: Option<String>,
+    },
     Maxwell,
 }
 
@@ -69,7 +74,11 @@ impl CdcOptions {
                 )));
             }
         };
-        let json = JsonOptions { ignore_parse_errors: o.bool(&key("ignore-parse-errors"), false)?, iso8601, ..Default::default() };
+        let json = JsonOptions {
+            ignore_parse_errors: o.bool(&key("ignore-parse-errors"), false)?,
+            iso8601,
+            ..Default::default()
+        };
         let flavor = match name {
             "debezium-json" => Flavor::Debezium { schema_include: o.bool(&key("schema-include"), false)? },
             "canal-json" => {
@@ -151,7 +160,6 @@ impl CdcDecoder {
         CdcDecoder { rows, opts, kinds: Vec::new(), database, table }
     }
 
-
     /// Appends the rows of one record; `Ok(false)` for a record with none.
     pub(crate) fn decode(&mut self, line: &str) -> Result<bool, RecordError> {
         if line.trim().is_empty() {
@@ -188,8 +196,8 @@ impl CdcDecoder {
                 } else {
                     record
                 };
-                let op = text(field(payload, "op"))
-                    .ok_or_else(|| malformed("no \"op\" field (c, r, u or d)".into()))?;
+                let op =
+                    text(field(payload, "op")).ok_or_else(|| malformed("no \"op\" field (c, r, u or d)".into()))?;
                 let before = object(field(payload, "before"));
                 let after = object(field(payload, "after"));
                 let need = |v: Option<Object<'a>>, what: &str| {
@@ -249,8 +257,7 @@ impl CdcDecoder {
             }
             Flavor::Maxwell => {
                 let kind = text(field(record, "type")).unwrap_or_default();
-                let data = object(field(record, "data"))
-                    .ok_or_else(|| malformed("no \"data\" object".into()))?;
+                let data = object(field(record, "data")).ok_or_else(|| malformed("no \"data\" object".into()))?;
                 Ok(match kind {
                     "insert" => vec![(RowKind::Insert, data)],
                     "delete" => vec![(RowKind::Delete, data)],
@@ -259,7 +266,9 @@ impl CdcDecoder {
                         vec![(RowKind::UpdateBefore, before), (RowKind::UpdateAfter, data)]
                     }
                     other => {
-                        return Err(malformed(format!("unknown \"type\" value \"{other}\" (insert, update or delete)")));
+                        return Err(malformed(format!(
+                            "unknown \"type\" value \"{other}\" (insert, update or delete)"
+                        )));
                     }
                 })
             }
@@ -351,11 +360,7 @@ mod tests {
 
     #[test]
     fn canal_and_maxwell_updates_take_the_changed_fields_from_old() {
-        let mut c = decoder(
-            Flavor::Canal { database: None, table: Some("^(?:orders)$".into()) },
-            "canal-json",
-            false,
-        );
+        let mut c = decoder(Flavor::Canal { database: None, table: Some("^(?:orders)$".into()) }, "canal-json", false);
         for line in [
             r#"{"data": [{"id": 1, "v": 1}, {"id": 2, "v": 2}], "type": "INSERT", "database": "d", "table": "orders"}"#,
             r#"{"data": [{"id": 1, "v": 5}, {"id": 2, "v": 2}], "old": [{"v": 1}, {"v": null}], "type": "UPDATE", "database": "d", "table": "orders"}"#,
@@ -365,7 +370,10 @@ mod tests {
         ] {
             c.decode(line).unwrap();
         }
-        assert_eq!(rows(&mut c), ["+I[1, 1]", "+I[2, 2]", "-U[1, 1]", "+U[1, 5]", "-U[2, null]", "+U[2, 2]", "-D[1, 5]"]);
+        assert_eq!(
+            rows(&mut c),
+            ["+I[1, 1]", "+I[2, 2]", "-U[1, 1]", "+U[1, 5]", "-U[2, null]", "+U[2, 2]", "-D[1, 5]"]
+        );
         let mut m = decoder(Flavor::Maxwell, "maxwell-json", false);
         for line in [
             r#"{"type": "insert", "data": {"id": 1, "v": 1}}"#,

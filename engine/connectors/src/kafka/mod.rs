@@ -24,7 +24,7 @@ use rdkafka::ClientConfig;
 
 use crate::ConnectorError;
 use crate::format::Format;
-use crate::format::{csv::CSV_OPTIONS, json::JSON_OPTIONS};
+use crate::format::{cdc::CDC_OPTIONS, csv::CSV_OPTIONS, json::JSON_OPTIONS};
 use crate::options::Options;
 use columns::Layout;
 pub(crate) use columns::Meta;
@@ -53,12 +53,12 @@ const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 pub(crate) fn supported_options() -> String {
     format!(
         "'topic' or 'topic-pattern', 'properties.bootstrap.servers', 'properties.group.id', 'properties.*' (passed to the Kafka client), \
-'format' or 'value.format' ('json', 'csv' or 'raw'), 'key.format', 'key.fields', 'key.fields-prefix', \
+'format' or 'value.format' ('json', 'csv' or 'raw', and for a source 'debezium-json', 'canal-json' or 'maxwell-json'), 'key.format', 'key.fields', 'key.fields-prefix', \
 'value.fields-include', \
 'scan.startup.mode', 'scan.startup.timestamp-millis', 'scan.startup.specific-offsets', 'scan.bounded.mode', \
 'scan.bounded.timestamp-millis', 'scan.bounded.specific-offsets', 'scan.topic-partition-discovery.interval', \
 'sink.delivery-guarantee', 'sink.transactional-id-prefix', 'sink.partitioner', and the format options \
-{JSON_OPTIONS}, {CSV_OPTIONS} (prefixed with 'value.' after 'value.format')"
+{JSON_OPTIONS}, {CSV_OPTIONS}, {CDC_OPTIONS} (prefixed with 'value.' after 'value.format')"
     )
 }
 
@@ -208,6 +208,14 @@ impl KafkaConfig {
         }
         let layout = Layout::parse(o, schema, sink, o.contains("key.format"), upsert.then_some(primary_key.as_str()))?;
         let value = value_format(o, schema, &layout.value)?;
+        if let ValueFormat::Text(f) = &value
+            && let Some(cdc) = f.changelog()
+            && (sink || upsert)
+        {
+            return Err(o.error(format!(
+                "format '{cdc}' is read by 'kafka' sources only: Sluice does not write changelog formats, and 'upsert-kafka' reads its own"
+            )));
+        }
         let key = match o.contains("key.format") {
             true => Some(text_or_raw(o, "key.format", "key.", schema, &layout.key)?),
             false => None,
@@ -339,7 +347,9 @@ fn text_or_raw(
     map.insert("format".into(), name);
     for k in o.keys_with_prefix(prefix).into_iter().filter(|k| {
         let rest = &k[prefix.len()..];
-        rest.starts_with("json.") || rest.starts_with("csv.")
+        rest.starts_with("json.")
+            || rest.starts_with("csv.")
+            || crate::format::cdc::CDC_FORMATS.iter().any(|f| rest.strip_prefix(f).is_some_and(|r| r.starts_with('.')))
     }) {
         map.insert(k[prefix.len()..].to_string(), o.get(k).unwrap_or_default().to_string());
     }
@@ -351,10 +361,10 @@ fn text_or_raw(
         },
         e => e,
     })?;
-    if let Some(cdc) = f.changelog() {
-        return Err(o.error(format!(
-            "option '{key}' = '{cdc}': changelog formats are read by the filesystem source only so far; use 'upsert-kafka' for a Kafka topic of changes by key"
-        )));
+    if let Some(cdc) = f.changelog()
+        && key == "key.format"
+    {
+        return Err(o.error(format!("option 'key.format' = '{cdc}': a changelog format is a value format")));
     }
     Ok(ValueFormat::Text(f))
 }

@@ -5,7 +5,10 @@
 //! with `*.ignore-parse-errors`, a malformed value add nothing, as in Flink's
 //! formats. An `upsert-kafka` source is the exception: each row carries a row
 //! kind (`sluice_format::changelog`), `+U` for a record with a value and `-D`
-//! for a tombstone, whose row has the key's fields and NULL elsewhere. The value is decoded first, so a record that adds no row leaves
+//! for a tombstone, whose row has the key's fields and NULL elsewhere. A
+//! changelog value format (`debezium-json`, ...) gives its rows their kinds,
+//! and a record may hold several rows, each with the record's key and
+//! metadata. The value is decoded first, so a record that adds no row leaves
 //! the key and metadata columns untouched. A missing or, with the key format's
 //! `ignore-parse-errors`, malformed key gives NULL key fields.
 
@@ -86,9 +89,15 @@ impl Part {
         }
     }
 
-    fn finish(&mut self) -> Result<Vec<ArrayRef>, BatchError> {
+    /// The part's columns, and for a changelog format the rows' kinds.
+    fn finish(&mut self) -> Result<(Vec<ArrayRef>, Option<Vec<RowKind>>), BatchError> {
         if let Some(d) = &mut self.decoder {
-            return Ok(d.finish(&self.schema)?.columns().to_vec());
+            let batch = d.finish(&self.schema)?;
+            if !changelog::has_kinds(&batch) {
+                return Ok((batch.columns().to_vec(), None));
+            }
+            let (data, kinds) = changelog::split(&batch);
+            return Ok((data.columns().to_vec(), Some(kinds.to_vec())));
         }
         let rows = std::mem::take(&mut self.raw);
         let col: ArrayRef = match self.schema.field(0).data_type() {
@@ -103,7 +112,7 @@ impl Part {
                 Arc::new(b.finish())
             }
         };
-        Ok(vec![col])
+        Ok((vec![col], None))
     }
 }
 
@@ -205,6 +214,7 @@ impl Rows {
                 add_key(part, key).map_err(|m| self.error(at, "key: ", &m))?;
             }
         }
+        let before = self.value.len();
         match if tombstone { Ok(true) } else { self.value.add(value) } {
             Ok(true) => {}
             Ok(false) => return Ok(()),
@@ -213,6 +223,12 @@ impl Rows {
                 return Ok(());
             }
             Err(RecordError::Malformed(m) | RecordError::Field(m)) => return Err(self.error(at, "", &m)),
+        }
+        // A changelog format's record may hold several rows (an update's two):
+        // each gets the record's key and metadata.
+        let rows = if tombstone { 1 } else { self.value.len() - before };
+        for _ in 1..rows {
+            self.repeat_key_and_metadata(at, key)?;
         }
         if let Some(part) = &mut self.key {
             add_key(part, key).map_err(|m| self.error(at, "key: ", &m))?;
@@ -223,6 +239,20 @@ impl Rows {
                 part.add_null();
             }
         }
+        self.add_metadata(at);
+        Ok(())
+    }
+
+    /// The key and metadata of one more row of the record (not its last).
+    fn repeat_key_and_metadata(&mut self, at: &Origin<'_>, key: Option<&[u8]>) -> Result<(), ConnectorError> {
+        if let Some(part) = &mut self.key {
+            add_key(part, key).map_err(|m| self.error(at, "key: ", &m))?;
+        }
+        self.add_metadata(at);
+        Ok(())
+    }
+
+    fn add_metadata(&mut self, at: &Origin<'_>) {
         for (_, meta, b) in &mut self.metadata {
             match (meta, b) {
                 (Meta::Topic, MetaBuilder::Str(b)) => b.append_value(at.topic),
@@ -237,7 +267,6 @@ impl Rows {
                 (_, MetaBuilder::Str(b)) => b.append_null(),
             }
         }
-        Ok(())
     }
 
     fn error(&self, at: &Origin<'_>, part: &str, message: &str) -> ConnectorError {
@@ -254,19 +283,20 @@ impl Rows {
     pub(super) fn finish(&mut self) -> Result<RecordBatch, BatchError> {
         let rows = self.len();
         let mut columns: Vec<Option<ArrayRef>> = vec![None; self.schema.fields().len()];
-        for (i, a) in self.layout.value.iter().zip(self.value.finish()?) {
+        let (value, changes) = self.value.finish()?;
+        for (i, a) in self.layout.value.iter().zip(value) {
             columns[*i] = Some(a);
         }
         if let Some(key) = &mut self.key {
-            for (i, a) in self.layout.key.iter().zip(key.finish()?) {
+            for (i, a) in self.layout.key.iter().zip(key.finish()?.0) {
                 columns[*i] = Some(a);
             }
         }
-        let kinds = self.kinds.as_mut().map(std::mem::take);
+        let kinds = self.kinds.as_mut().map(std::mem::take).or(changes);
         if let (Some(part), Some(kinds)) = (&mut self.tombstone_key, &kinds) {
             // A tombstone's key fields come from its key, the others' from their value.
             let deleted = BooleanArray::from(kinds.iter().map(|k| *k == RowKind::Delete).collect::<Vec<_>>());
-            for (i, a) in self.layout.key.iter().zip(part.finish()?) {
+            for (i, a) in self.layout.key.iter().zip(part.finish()?.0) {
                 if let Some(v) = columns[*i].take() {
                     columns[*i] = Some(zip(&deleted, &a, &v)?);
                 }
