@@ -497,7 +497,7 @@ pub fn build_graph(job: &Job, settings: &Settings) -> Result<JobGraph, EngineErr
     }
     // Every watermark assigner learns the bundle boundaries of every window
     // aggregation (see operators::watermark).
-    let mut intervals: Vec<i64> = b
+    let mut intervals: Vec<(i64, i64)> = b
         .graph
         .vertices
         .iter()

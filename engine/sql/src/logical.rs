@@ -387,24 +387,36 @@ pub struct WindowSpec {
     pub time_zone: Option<String>,
 }
 
-/// Window sizes in milliseconds.
+/// Window sizes in milliseconds. `offset` (Flink's window offset, the TVF's
+/// optional last argument) shifts where windows start: a window starts at
+/// `offset` plus a multiple of its size (of the slide for HOP); 0 aligns
+/// windows to the epoch (in local time for a TIMESTAMP_LTZ attribute).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowKind {
-    Tumble { size: i64 },
-    Hop { slide: i64, size: i64 },
-    Cumulate { step: i64, max_size: i64 },
+    Tumble { size: i64, offset: i64 },
+    Hop { slide: i64, size: i64, offset: i64 },
+    Cumulate { step: i64, max_size: i64, offset: i64 },
     Session { gap: i64 },
 }
 
 impl std::fmt::Display for WindowKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WindowKind::Tumble { size } => write!(f, "TUMBLE(size={size}ms)"),
-            WindowKind::Hop { slide, size } => write!(f, "HOP(slide={slide}ms, size={size}ms)"),
-            WindowKind::Cumulate { step, max_size } => write!(f, "CUMULATE(step={step}ms, max={max_size}ms)"),
+            WindowKind::Tumble { size, offset } => write!(f, "TUMBLE(size={size}ms{})", offset_text(*offset)),
+            WindowKind::Hop { slide, size, offset } => {
+                write!(f, "HOP(slide={slide}ms, size={size}ms{})", offset_text(*offset))
+            }
+            WindowKind::Cumulate { step, max_size, offset } => {
+                write!(f, "CUMULATE(step={step}ms, max={max_size}ms{})", offset_text(*offset))
+            }
             WindowKind::Session { gap } => write!(f, "SESSION(gap={gap}ms)"),
         }
     }
+}
+
+/// `, offset=Nms` for a window offset, nothing without one.
+fn offset_text(offset: i64) -> String {
+    if offset == 0 { String::new() } else { format!(", offset={offset}ms") }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,7 +29,7 @@ GROUP BY window_start, window_end, auction;"
         match node {
             PlanNode::Project { input, .. } | PlanNode::Filter { input, .. } => node = &input.node,
             PlanNode::WindowAggregate { window, keys, aggs, input, .. } => {
-                assert_eq!(window.kind, WindowKind::Tumble { size: 10_000 });
+                assert_eq!(window.kind, WindowKind::Tumble { size: 10_000, offset: 0 });
                 assert_eq!(keys.len(), 1);
                 assert_eq!(aggs.len(), 2);
                 assert!(matches!(input.node, PlanNode::Filter { .. }));

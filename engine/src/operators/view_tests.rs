@@ -75,7 +75,7 @@ fn keys() -> Keys {
 
 fn window() -> Box<dyn StreamOperator> {
     let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-    let kind = WindowKind::Hop { slide: 1000, size: 2000 };
+    let kind = WindowKind::Hop { slide: 1000, size: 2000, offset: 0 };
     Box::new(WindowAggregate::new(kind, 3, ts, TimeShift::new(None).unwrap(), keys(), aggs(), out_schema()))
 }
 

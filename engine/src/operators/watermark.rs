@@ -43,7 +43,7 @@ pub struct WatermarkAssigner {
     /// The last watermark emitted downstream.
     pub emitted: i64,
     /// Slice lengths of the job's window aggregations.
-    pub trigger_intervals: Vec<i64>,
+    pub trigger_intervals: Vec<(i64, i64)>,
     /// Per-split watermarks, once the source names its splits.
     pub splits: Option<SplitWatermarks>,
 }
@@ -76,7 +76,7 @@ impl SplitWatermarks {
 }
 
 impl WatermarkAssigner {
-    pub fn new(time_col: usize, expr: Arc<dyn PhysicalExpr>, trigger_intervals: Vec<i64>) -> Self {
+    pub fn new(time_col: usize, expr: Arc<dyn PhysicalExpr>, trigger_intervals: Vec<(i64, i64)>) -> Self {
         WatermarkAssigner {
             time_col,
             expr,
@@ -96,9 +96,8 @@ impl WatermarkAssigner {
         if self.emitted == NO_WATERMARK {
             return true;
         }
-        self.trigger_intervals
-            .iter()
-            .any(|i| (self.emitted.saturating_add(1)).div_euclid(*i) < (self.current.saturating_add(1)).div_euclid(*i))
+        let slice = |w: i64, (i, offset): (i64, i64)| w.saturating_add(1).saturating_sub(offset).div_euclid(i);
+        self.trigger_intervals.iter().any(|t| slice(self.emitted, *t) < slice(self.current, *t))
     }
 }
 

@@ -35,20 +35,20 @@ use crate::state::codec::Reader;
 pub fn assign(kind: &WindowKind, ts: i64, out: &mut Vec<(i64, i64)>) {
     out.clear();
     match *kind {
-        WindowKind::Tumble { size } => {
-            let start = ts - ts.rem_euclid(size);
+        WindowKind::Tumble { size, offset } => {
+            let start = ts - (ts - offset).rem_euclid(size);
             out.push((start, start + size));
         }
-        WindowKind::Hop { slide, size } => {
-            let last_start = ts - ts.rem_euclid(slide);
+        WindowKind::Hop { slide, size, offset } => {
+            let last_start = ts - (ts - offset).rem_euclid(slide);
             let mut start = last_start;
             while start > ts - size {
                 out.push((start, start + size));
                 start -= slide;
             }
         }
-        WindowKind::Cumulate { step, max_size } => {
-            let start = ts - ts.rem_euclid(max_size);
+        WindowKind::Cumulate { step, max_size, offset } => {
+            let start = ts - (ts - offset).rem_euclid(max_size);
             let mut end = start + (ts - start) / step * step + step;
             while end <= start + max_size {
                 out.push((start, end));
@@ -236,13 +236,13 @@ pub struct WindowAggregate {
     attached: Option<[usize; 2]>,
 }
 
-/// The slice length of a window kind: Flink's window aggregation ends a bundle
-/// of partial aggregates when the watermark reaches a slice end - 1.
-pub fn trigger_interval(kind: &WindowKind) -> Option<i64> {
+/// The slice length and offset of a window kind: Flink's window aggregation
+/// ends a bundle of partial aggregates when the watermark reaches a slice end - 1.
+pub fn trigger_interval(kind: &WindowKind) -> Option<(i64, i64)> {
     match *kind {
-        WindowKind::Tumble { size } => Some(size),
-        WindowKind::Hop { slide, .. } => Some(slide),
-        WindowKind::Cumulate { step, .. } => Some(step),
+        WindowKind::Tumble { size, offset } => Some((size, offset)),
+        WindowKind::Hop { slide, offset, .. } => Some((slide, offset)),
+        WindowKind::Cumulate { step, offset, .. } => Some((step, offset)),
         WindowKind::Session { .. } => None,
     }
 }
@@ -393,11 +393,19 @@ impl StreamOperator for WindowAggregate {
         if watermark > self.watermark {
             self.watermark = watermark;
             if watermark >= self.next_trigger {
-                for pane in self.panes.values_mut() {
-                    pane.accs.fold();
+                // Flink's local window buffer flushes only when one of its
+                // slices fires: the first watermark (no trigger yet) ends no
+                // bundle unless a window fires.
+                let fires = self.panes.keys().next().is_some_and(|end_utc| end_utc - 1 <= watermark);
+                if self.next_trigger != i64::MIN || fires {
+                    for pane in self.panes.values_mut() {
+                        pane.accs.fold();
+                    }
                 }
                 self.next_trigger = match trigger_interval(&self.assigner.kind) {
-                    Some(i) if watermark < i64::MAX - i => watermark - watermark.rem_euclid(i) + i - 1,
+                    Some((i, offset)) if watermark < i64::MAX - i => {
+                        watermark - (watermark - offset).rem_euclid(i) + i - 1
+                    }
                     _ => i64::MAX,
                 };
             }
@@ -522,7 +530,7 @@ mod tests {
         #[test]
         fn tumble_contains_ts(ts in -1_000_000_000_000i64..1_000_000_000_000, size in 1i64..100_000_000) {
             let mut w = Vec::new();
-            assign(&WindowKind::Tumble { size }, ts, &mut w);
+            assign(&WindowKind::Tumble { size, offset: 0 }, ts, &mut w);
             prop_assert_eq!(w.len(), 1);
             let (s, e) = w[0];
             prop_assert!(s <= ts && ts < e);
@@ -534,7 +542,7 @@ mod tests {
         fn hop_windows_are_exactly_those_containing_ts(ts in -1_000_000_000i64..1_000_000_000, slide in 1i64..10_000, k in 1i64..8) {
             let size = slide * k;
             let mut w = Vec::new();
-            assign(&WindowKind::Hop { slide, size }, ts, &mut w);
+            assign(&WindowKind::Hop { slide, size, offset: 0 }, ts, &mut w);
             prop_assert_eq!(w.len() as i64, k);
             for &(s, e) in &w {
                 prop_assert!(s <= ts && ts < e);
@@ -547,7 +555,7 @@ mod tests {
         fn cumulate_windows_share_start_and_grow_by_step(ts in -1_000_000_000i64..1_000_000_000, step in 1i64..10_000, k in 1i64..8) {
             let max_size = step * k;
             let mut w = Vec::new();
-            assign(&WindowKind::Cumulate { step, max_size }, ts, &mut w);
+            assign(&WindowKind::Cumulate { step, max_size, offset: 0 }, ts, &mut w);
             prop_assert!(!w.is_empty());
             let start = w[0].0;
             prop_assert_eq!(start.rem_euclid(max_size), 0);
@@ -566,8 +574,27 @@ mod tests {
     #[test]
     fn negative_timestamps_align_down() {
         let mut w = Vec::new();
-        assign(&WindowKind::Tumble { size: 10 }, -1, &mut w);
+        assign(&WindowKind::Tumble { size: 10, offset: 0 }, -1, &mut w);
         assert_eq!(w, vec![(-10, 0)]);
+    }
+
+    #[test]
+    fn offsets_shift_where_windows_start() {
+        let mut w = Vec::new();
+        // TUMBLE of 10 with offset 3: [3, 13), [-7, 3).
+        assign(&WindowKind::Tumble { size: 10, offset: 3 }, 12, &mut w);
+        assert_eq!(w, vec![(3, 13)]);
+        assign(&WindowKind::Tumble { size: 10, offset: 3 }, 2, &mut w);
+        assert_eq!(w, vec![(-7, 3)]);
+        // A negative offset is the same as size - |offset|.
+        assign(&WindowKind::Tumble { size: 10, offset: -7 }, 2, &mut w);
+        assert_eq!(w, vec![(-7, 3)]);
+        // HOP starts on the slide's grid, shifted.
+        assign(&WindowKind::Hop { slide: 5, size: 10, offset: 1 }, 12, &mut w);
+        assert_eq!(w, vec![(11, 21), (6, 16)]);
+        // CUMULATE's windows start on the max size's grid, shifted.
+        assign(&WindowKind::Cumulate { step: 5, max_size: 20, offset: 4 }, 12, &mut w);
+        assert_eq!(w, vec![(4, 14), (4, 19), (4, 24)]);
     }
 
     #[test]

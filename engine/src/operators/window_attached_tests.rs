@@ -55,7 +55,7 @@ fn operator() -> WindowAggregate {
         Field::new("k", DataType::Int64, true),
         Field::new("c", DataType::Int64, true),
     ]);
-    let kind = WindowKind::Hop { slide: 1000, size: 2000 };
+    let kind = WindowKind::Hop { slide: 1000, size: 2000, offset: 0 };
     WindowAggregate::new(kind, 1, ts(), TimeShift::new(None).unwrap(), keys, vec![count], Arc::new(out))
         .attached(Some([1, 2]))
 }

@@ -60,7 +60,7 @@ pub enum OpSpec {
         time_col: usize,
         expr: PhysExpr,
         text: String,
-        trigger_intervals: Vec<i64>,
+        trigger_intervals: Vec<(i64, i64)>,
     },
     WindowAssign {
         kind: WindowKind,

@@ -138,7 +138,7 @@ impl Planner {
             }
         };
         event_time_attribute(input, time_col, &what, expr_position(&args[0], cpos))?;
-        let kind = window_kind(fname, &args[1..], cpos)?;
+        let kind = window_kind(fname, &args[1..], 0, cpos)?;
         no_window_columns(input, fname, cpos)?;
         let window = WindowSpec { kind, time_col, time_zone: self.window_time_zone(input, time_col) };
         let keys: Vec<SqlExpr> = group_by.iter().filter(|g| !std::ptr::eq(*g, call_expr)).cloned().collect();

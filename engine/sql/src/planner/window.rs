@@ -20,7 +20,21 @@ pub(super) fn is_window_col(e: &SqlExpr) -> Option<&'static str> {
     WINDOW_COLUMNS.iter().copied().find(|w| w.eq_ignore_ascii_case(n))
 }
 
+/// A window offset: an interval, which may be zero or negative.
+fn offset_ms(e: &SqlExpr, pos: Position) -> Result<i64, SqlError> {
+    interval_value_ms(e, pos)
+}
+
 pub(super) fn interval_ms(e: &SqlExpr, pos: Position) -> Result<i64, SqlError> {
+    let ms = interval_value_ms(e, pos)?;
+    if ms <= 0 {
+        return Err(SqlError::new(pos, format!("window interval must be positive, found `{e}`")));
+    }
+    Ok(ms)
+}
+
+/// The milliseconds of an interval literal of one unit.
+fn interval_value_ms(e: &SqlExpr, pos: Position) -> Result<i64, SqlError> {
     let bad = || SqlError::new(pos, format!("expected an interval such as INTERVAL '10' SECOND, found `{e}`"));
     let SqlExpr::Interval(iv) = e else { return Err(bad()) };
     if iv.last_field.is_some() {
@@ -46,11 +60,7 @@ pub(super) fn interval_ms(e: &SqlExpr, pos: Position) -> Result<i64, SqlError> {
         Some(F::Millisecond | F::Milliseconds) => 1.0,
         _ => return Err(SqlError::new(pos, "window sizes take DAY, HOUR, MINUTE, SECOND or MILLISECOND intervals")),
     };
-    let ms = (n * unit).round() as i64;
-    if ms <= 0 {
-        return Err(SqlError::new(pos, format!("window interval must be positive, found `{e}`")));
-    }
-    Ok(ms)
+    Ok((n * unit).round() as i64)
 }
 
 /// Checks that column `idx` of `input` is its event-time attribute; `what`
@@ -77,25 +87,30 @@ pub(super) fn event_time_attribute(input: &Rel, idx: usize, what: &str, pos: Pos
 }
 
 /// The window of `fname` (TUMBLE, HOP, CUMULATE or SESSION) from its interval
-/// arguments, in the order the function takes them.
-pub(super) fn window_kind(fname: &str, intervals: &[SqlExpr], pos: Position) -> Result<WindowKind, SqlError> {
+/// arguments, in the order the function takes them, and its offset (0 without one).
+pub(super) fn window_kind(
+    fname: &str,
+    intervals: &[SqlExpr],
+    offset: i64,
+    pos: Position,
+) -> Result<WindowKind, SqlError> {
     let ms = |i: usize| interval_ms(&intervals[i], expr_position(&intervals[i], pos));
     Ok(match fname {
-        "TUMBLE" => WindowKind::Tumble { size: ms(0)? },
+        "TUMBLE" => WindowKind::Tumble { size: ms(0)?, offset },
         "SESSION" => WindowKind::Session { gap: ms(0)? },
         "HOP" => {
             let (slide, size) = (ms(0)?, ms(1)?);
             if size % slide != 0 {
                 return Err(SqlError::new(pos, "HOP: the size must be an integral multiple of the slide"));
             }
-            WindowKind::Hop { slide, size }
+            WindowKind::Hop { slide, size, offset }
         }
         _ => {
             let (step, max_size) = (ms(0)?, ms(1)?);
             if max_size % step != 0 {
                 return Err(SqlError::new(pos, "CUMULATE: the max size must be an integral multiple of the step"));
             }
-            WindowKind::Cumulate { step, max_size }
+            WindowKind::Cumulate { step, max_size, offset }
         }
     })
 }
@@ -138,9 +153,9 @@ impl Planner {
         let fname = f.name.to_string().to_ascii_uppercase();
         let args = plain_args(f);
         let usage = match fname.as_str() {
-            "TUMBLE" => "TUMBLE(TABLE t, DESCRIPTOR(ts), size)",
-            "HOP" => "HOP(TABLE t, DESCRIPTOR(ts), slide, size)",
-            "CUMULATE" => "CUMULATE(TABLE t, DESCRIPTOR(ts), step, max_size)",
+            "TUMBLE" => "TUMBLE(TABLE t, DESCRIPTOR(ts), size [, offset])",
+            "HOP" => "HOP(TABLE t, DESCRIPTOR(ts), slide, size [, offset])",
+            "CUMULATE" => "CUMULATE(TABLE t, DESCRIPTOR(ts), step, max_size [, offset])",
             "SESSION" => "SESSION(TABLE t [PARTITION BY k], DESCRIPTOR(ts), gap)",
             other => {
                 return Err(SqlError::new(
@@ -155,11 +170,18 @@ impl Planner {
             "TUMBLE" | "SESSION" => 1,
             _ => 2,
         };
-        if args.len() == 2 + n_intervals + 1 {
-            return Err(SqlError::new(pos, format!("{fname}: window offsets are not supported yet; use {usage}")));
+        let with_offset = args.len() == 2 + n_intervals + 1;
+        if with_offset && fname == "SESSION" {
+            return Err(SqlError::new(
+                pos,
+                "SESSION windows take no offset; use SESSION(TABLE t [PARTITION BY k], DESCRIPTOR(ts), gap)",
+            ));
         }
-        if args.len() != 2 + n_intervals {
-            return Err(SqlError::new(pos, format!("{fname} takes {} arguments: {usage}", 2 + n_intervals)));
+        if args.len() != 2 + n_intervals && !with_offset {
+            return Err(SqlError::new(
+                pos,
+                format!("{fname} takes {} arguments, or {} with an offset: {usage}", 2 + n_intervals, 3 + n_intervals),
+            ));
         }
         // The data argument.
         let (input, partition_by) = match &args[0] {
@@ -213,7 +235,22 @@ impl Planner {
                 ));
             }
         };
-        let kind = window_kind(&fname, &args[2..], pos)?;
+        let offset = match with_offset {
+            true => offset_ms(&args[2 + n_intervals], expr_position(&args[2 + n_intervals], pos))?,
+            false => 0,
+        };
+        let kind = window_kind(&fname, &args[2..2 + n_intervals], offset, pos)?;
+        if let WindowKind::Tumble { size, offset } = kind
+            && offset.abs() >= size
+        {
+            // Flink checks this for TUMBLE only.
+            return Err(SqlError::new(
+                expr_position(&args[3], pos),
+                format!(
+                    "TUMBLE table function parameters must satisfy abs(offset) < size, but got size {size} ms and offset {offset} ms"
+                ),
+            ));
+        }
         no_window_columns(&input, &fname, pos)?;
         let time_zone = self.window_time_zone(&input, time_col);
         Ok(FromItem::Window { input, window: WindowSpec { kind, time_col, time_zone }, partition_by, qualifier })
