@@ -393,14 +393,8 @@ impl StreamOperator for WindowAggregate {
         if watermark > self.watermark {
             self.watermark = watermark;
             if watermark >= self.next_trigger {
-                // Flink's local window buffer flushes only when one of its
-                // slices fires: the first watermark (no trigger yet) ends no
-                // bundle unless a window fires.
-                let fires = self.panes.keys().next().is_some_and(|end_utc| end_utc - 1 <= watermark);
-                if self.next_trigger != i64::MIN || fires {
-                    for pane in self.panes.values_mut() {
-                        pane.accs.fold();
-                    }
+                for pane in self.panes.values_mut() {
+                    pane.accs.fold();
                 }
                 self.next_trigger = match trigger_interval(&self.assigner.kind) {
                     Some((i, offset)) if watermark < i64::MAX - i => {
