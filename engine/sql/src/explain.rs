@@ -303,6 +303,10 @@ fn agg_text(a: &AggCall, name: &str) -> String {
         AggFunc::FirstValue => "FIRST_VALUE",
         AggFunc::LastValue => "LAST_VALUE",
         AggFunc::ListAgg => "LISTAGG",
+        AggFunc::StddevPop => "STDDEV_POP",
+        AggFunc::StddevSamp => "STDDEV_SAMP",
+        AggFunc::VarPop => "VAR_POP",
+        AggFunc::VarSamp => "VAR_SAMP",
     };
     let distinct = if a.distinct { "DISTINCT " } else { "" };
     let arg = a.arg.as_ref().map_or_else(|| "*".to_string(), |e| e.to_string());

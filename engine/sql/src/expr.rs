@@ -149,7 +149,22 @@ impl DfExprPlanner for MapAccess {
 }
 
 /// Names of the aggregate functions Sluice implements.
-pub const AGGREGATES: [&str; 8] = ["COUNT", "SUM", "MIN", "MAX", "AVG", "FIRST_VALUE", "LAST_VALUE", "LISTAGG"];
+pub const AGGREGATES: [&str; 14] = [
+    "COUNT",
+    "SUM",
+    "MIN",
+    "MAX",
+    "AVG",
+    "FIRST_VALUE",
+    "LAST_VALUE",
+    "LISTAGG",
+    "STDDEV_POP",
+    "STDDEV_SAMP",
+    "STDDEV",
+    "VAR_POP",
+    "VAR_SAMP",
+    "VARIANCE",
+];
 
 impl ExprPlanner {
     pub fn new(local_time_zone: &str) -> Self {

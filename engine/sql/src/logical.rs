@@ -432,6 +432,14 @@ pub enum AggFunc {
     LastValue,
     /// `LISTAGG(x [, sep])`: the non-NULL values joined by the separator.
     ListAgg,
+    /// `STDDEV_POP(x)`: the population standard deviation (Flink's Welford M2).
+    StddevPop,
+    /// `STDDEV_SAMP(x)`, also `STDDEV(x)`: the sample standard deviation.
+    StddevSamp,
+    /// `VAR_POP(x)`: the population variance.
+    VarPop,
+    /// `VAR_SAMP(x)`, also `VARIANCE(x)`: the sample variance.
+    VarSamp,
 }
 
 impl AggFunc {
@@ -440,6 +448,11 @@ impl AggFunc {
     /// windows whose state is merged (HOP, CUMULATE, SESSION).
     pub fn needs_arrival_order(self) -> bool {
         matches!(self, AggFunc::FirstValue | AggFunc::LastValue)
+    }
+
+    /// STDDEV_POP, STDDEV_SAMP, VAR_POP or VAR_SAMP.
+    pub fn is_variance(self) -> bool {
+        matches!(self, AggFunc::StddevPop | AggFunc::StddevSamp | AggFunc::VarPop | AggFunc::VarSamp)
     }
 }
 

@@ -65,9 +65,15 @@ fn aggregate(input: &Rel, keys: &[Expr], aggs: &[AggCall]) -> Option<Vec<Mono>> 
         let own = match a.func {
             AggFunc::Count | AggFunc::Max => Mono::Increasing,
             AggFunc::Min => Mono::Decreasing,
-            AggFunc::Sum | AggFunc::Avg | AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg => {
-                Mono::NotMonotonic
-            }
+            AggFunc::Sum
+            | AggFunc::Avg
+            | AggFunc::FirstValue
+            | AggFunc::LastValue
+            | AggFunc::ListAgg
+            | AggFunc::StddevPop
+            | AggFunc::StddevSamp
+            | AggFunc::VarPop
+            | AggFunc::VarSamp => Mono::NotMonotonic,
         };
         let mono = match &a.arg {
             // A COUNT keeps increasing whatever its argument does.

@@ -360,7 +360,18 @@ impl Planner {
 /// Why an aggregate that non-windowed and window aggregations support is not
 /// supported in an OVER aggregation yet.
 fn unsupported_over_call(f: &ast::Function, name: &str) -> Option<String> {
-    if matches!(name, "FIRST_VALUE" | "LAST_VALUE" | "LISTAGG") {
+    if matches!(
+        name,
+        "FIRST_VALUE"
+            | "LAST_VALUE"
+            | "LISTAGG"
+            | "STDDEV_POP"
+            | "STDDEV_SAMP"
+            | "STDDEV"
+            | "VAR_POP"
+            | "VAR_SAMP"
+            | "VARIANCE"
+    ) {
         return Some(format!(
             "{name} is not supported in OVER aggregations yet (only in window and non-windowed GROUP BY aggregations); OVER aggregations support COUNT, COUNT(DISTINCT), SUM, MIN, MAX and AVG"
         ));

@@ -10,6 +10,6 @@ CREATE TABLE orders (
 CREATE TABLE out (sd DECIMAL(38, 6), total DECIMAL(10, 2)) WITH ('connector' = 'print');
 
 INSERT INTO out
-SELECT STDDEV_POP(total), SUM(total)
+SELECT COLLECT(total), SUM(total)
 FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND))
 GROUP BY window_start, window_end;

@@ -110,6 +110,11 @@ impl Acc {
                 let vals: Vec<Val> = groups.iter().map(|i| v[g(i)].result(def)).collect();
                 return to_array(out_t, vals.iter());
             }
+            // A window's result is taken after its last bundle is folded.
+            Acc::Welford { v, .. } => {
+                let vals: Vec<Val> = groups.iter().map(|i| v[g(i)].result(def.func, out_t)).collect();
+                return to_array(out_t, vals.iter());
+            }
         };
         if arr.data_type() == out_t {
             return Ok(arr);

@@ -17,7 +17,11 @@
 //! | LISTAGG | STRING | STRING |
 //! | SUM, AVG (DISTINCT) | as SUM, AVG | as SUM, AVG |
 //!
-//! The last three keep values per group ([`rowwise::RowAcc`]).
+//! | STDDEV_POP, STDDEV_SAMP, VAR_POP, VAR_SAMP | as AVG | as AVG, from a DOUBLE |
+//!
+//! FIRST_VALUE, LAST_VALUE, LISTAGG and the DISTINCT SUM and AVG keep values
+//! per group ([`rowwise::RowAcc`]); the variances keep Flink's Welford
+//! accumulator ([`welford::Welford`]).
 
 use std::sync::Arc;
 
@@ -37,8 +41,10 @@ use crate::state::value::column_values;
 mod emit;
 pub(crate) mod rowwise;
 mod state;
+pub(crate) mod welford;
 
 use rowwise::RowAcc;
+use welford::Welford;
 
 /// An aggregate call, lowered.
 #[derive(Clone)]
@@ -107,6 +113,9 @@ impl AggDef {
             AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg => {
                 Acc::Rows { init: Box::new(RowAcc::new(self, false)), v: CowVec::new() }
             }
+            AggFunc::StddevPop | AggFunc::StddevSamp | AggFunc::VarPop | AggFunc::VarSamp => {
+                Acc::Welford { v: CowVec::new(), partial: bundled.then(CowVec::new) }
+            }
         })
     }
 }
@@ -161,6 +170,14 @@ pub enum Acc {
     Rows {
         init: Box<RowAcc>,
         v: CowVec<RowAcc>,
+    },
+    /// STDDEV_POP, STDDEV_SAMP, VAR_POP, VAR_SAMP: Flink's Welford
+    /// accumulator; `partial` holds the current bundle's when bundling is on,
+    /// merged into `v` at the bundle's end as Flink's global window
+    /// aggregation merges each local bundle's accumulator.
+    Welford {
+        v: CowVec<Welford>,
+        partial: Option<CowVec<Welford>>,
     },
 }
 
@@ -223,6 +240,12 @@ impl Acc {
             Acc::ExtStr { v, .. } => v.resize(groups, None),
             Acc::ExtBool { v, .. } => v.resize(groups, None),
             Acc::Rows { init, v } => v.resize(groups, (**init).clone()),
+            Acc::Welford { v, partial } => {
+                v.resize(groups, Welford::default());
+                if let Some(p) = partial {
+                    p.resize(groups, Welford::default())
+                }
+            }
         }
     }
 
@@ -343,6 +366,22 @@ impl Acc {
                     }
                 }
             }
+            Acc::Welford { v, partial } => {
+                let Some(values) = &input.values else { return Ok(()) };
+                let in_t = values.data_type().clone();
+                let vals = column_values(values)?;
+                let target = match partial {
+                    Some(p) => p,
+                    None => v,
+                };
+                for (&r, &g) in rows.iter().zip(groups) {
+                    if pass(r as usize)
+                        && let Some(x) = welford::as_f64(&vals[r as usize], Some(&in_t))
+                    {
+                        target[g as usize].accumulate(x);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -392,6 +431,14 @@ impl Acc {
                 let s = std::mem::replace(&mut v[src], (**init).clone());
                 v[dst].merge(s)?;
             }
+            Acc::Welford { v, partial } => {
+                let s = std::mem::take(&mut v[src]);
+                v[dst].merge(&s);
+                if let Some(p) = partial {
+                    let s = std::mem::take(&mut p[src]);
+                    p[dst].merge(&s);
+                }
+            }
         }
         Ok(())
     }
@@ -422,6 +469,12 @@ impl Acc {
             Acc::ExtStr { v, .. } => v[g] = None,
             Acc::ExtBool { v, .. } => v[g] = None,
             Acc::Rows { init, v } => v[g] = (**init).clone(),
+            Acc::Welford { v, partial } => {
+                v[g] = Welford::default();
+                if let Some(p) = partial {
+                    p[g] = Welford::default()
+                }
+            }
         }
     }
 }
@@ -437,6 +490,14 @@ impl Acc {
                 if x != 0.0 || x.is_sign_negative() {
                     sum[g] += x;
                     p[g] = 0.0;
+                }
+            }
+        }
+        if let Acc::Welford { v, partial: Some(p) } = self {
+            for g in 0..p.len() {
+                if !p[g].is_empty() {
+                    let x = std::mem::take(&mut p[g]);
+                    v[g].merge(&x);
                 }
             }
         }
@@ -459,6 +520,7 @@ impl Acc {
             Acc::ExtStr { max, v } => Acc::ExtStr { max: *max, v: v.share() },
             Acc::ExtBool { max, v } => Acc::ExtBool { max: *max, v: v.share() },
             Acc::Rows { init, v } => Acc::Rows { init: init.clone(), v: v.share() },
+            Acc::Welford { v, partial } => Acc::Welford { v: v.share(), partial: partial.as_mut().map(CowVec::share) },
         }
     }
 }

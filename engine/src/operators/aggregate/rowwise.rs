@@ -66,7 +66,13 @@ impl RowAcc {
         match def.func {
             AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg => true,
             AggFunc::Sum | AggFunc::Avg => def.distinct,
-            AggFunc::Count | AggFunc::Min | AggFunc::Max => false,
+            AggFunc::Count
+            | AggFunc::Min
+            | AggFunc::Max
+            | AggFunc::StddevPop
+            | AggFunc::StddevSamp
+            | AggFunc::VarPop
+            | AggFunc::VarSamp => false,
         }
     }
 

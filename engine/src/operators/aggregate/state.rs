@@ -5,6 +5,7 @@
 
 use super::Acc;
 use super::rowwise::RowAcc;
+use super::welford::Welford;
 use crate::error::OpError;
 use crate::state::codec::{Reader, Writer};
 
@@ -55,6 +56,7 @@ impl Acc {
                 }
             }
             Acc::Rows { init, .. } => init.layout(),
+            Acc::Welford { .. } => "welford-m2",
         }
     }
 
@@ -86,6 +88,10 @@ impl Acc {
             Acc::ExtStr { v, .. } => w.opt(&v[g], |w, x| w.str(x)),
             Acc::ExtBool { v, .. } => w.opt(&v[g], |w, x| w.bool(*x)),
             Acc::Rows { v, .. } => v[g].encode(w),
+            Acc::Welford { v, partial } => {
+                v[g].encode(w);
+                partial.as_ref().map_or_else(Welford::default, |p| p[g]).encode(w);
+            }
         }
     }
 
@@ -121,6 +127,14 @@ impl Acc {
             Acc::ExtStr { v, .. } => v[g] = r.opt(|r| r.str().map(String::into_boxed_str))?,
             Acc::ExtBool { v, .. } => v[g] = r.opt(|r| r.bool())?,
             Acc::Rows { v, .. } => v[g] = RowAcc::decode(r)?,
+            Acc::Welford { v, partial } => {
+                v[g] = Welford::decode(r)?;
+                let p = Welford::decode(r)?;
+                match partial {
+                    Some(x) => x[g] = p,
+                    None => v[g].merge(&p),
+                }
+            }
         }
         Ok(())
     }

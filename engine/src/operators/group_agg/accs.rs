@@ -8,7 +8,9 @@
 //!   retract (Flink's `MinWithRetractAggFunction`), else only the extreme;
 //! - COUNT(DISTINCT) keeps each value with its multiplicity;
 //! - FIRST_VALUE, LAST_VALUE, LISTAGG and SUM/AVG(DISTINCT) keep values (see
-//!   `operators::aggregate::rowwise`).
+//!   `operators::aggregate::rowwise`);
+//! - STDDEV_POP, STDDEV_SAMP, VAR_POP and VAR_SAMP keep Flink's Welford
+//!   accumulator, which retracts (see `operators::aggregate::welford`).
 
 use std::collections::BTreeMap;
 
@@ -18,6 +20,7 @@ use sluice_sql::plan::AggFunc;
 
 use crate::error::OpError;
 use crate::operators::aggregate::rowwise::RowAcc;
+use crate::operators::aggregate::welford::{Welford, as_f64};
 use crate::operators::aggregate::{AggDef, div_half_up};
 use crate::state::codec::{Reader, Writer};
 use crate::state::value::Val;
@@ -50,6 +53,9 @@ pub enum Acc {
     Distinct(HashMap<Val, i64>),
     /// FIRST_VALUE, LAST_VALUE, LISTAGG, SUM/AVG(DISTINCT).
     Rows(RowAcc),
+    /// STDDEV_POP, STDDEV_SAMP, VAR_POP, VAR_SAMP, and a DECIMAL argument's
+    /// precision and scale (how its values read as DOUBLE).
+    Welford(Welford, Option<(u8, i8)>),
 }
 
 impl Acc {
@@ -70,6 +76,13 @@ impl Acc {
             AggFunc::Min | AggFunc::Max => Acc::Extreme { max, value: None },
             // Computed by a `RowAcc` (see `RowAcc::wanted`).
             AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg => Acc::Rows(RowAcc::new(def, retracting)),
+            AggFunc::StddevPop | AggFunc::StddevSamp | AggFunc::VarPop | AggFunc::VarSamp => {
+                let decimal = match def.input_type {
+                    Some(DataType::Decimal128(p, s)) => Some((p, s)),
+                    _ => None,
+                };
+                Acc::Welford(Welford::default(), decimal)
+            }
         }
     }
 
@@ -124,6 +137,11 @@ impl Acc {
                 }
             }
             Acc::Rows(r) => r.apply(v, sign)?,
+            Acc::Welford(w, t) => match as_f64(v, t.map(|(p, s)| DataType::Decimal128(p, s)).as_ref()) {
+                Some(x) if sign > 0 => w.accumulate(x),
+                Some(x) => w.retract(x),
+                None => return Err(mismatch(v, "a number")),
+            },
         }
         Ok(())
     }
@@ -169,6 +187,7 @@ impl Acc {
             }
             Acc::Extreme { value, .. } => value.clone().unwrap_or(Val::Null),
             Acc::Rows(r) => r.result(def),
+            Acc::Welford(w, _) => w.result(def.func, &def.output_type),
         }
     }
 
@@ -211,6 +230,14 @@ impl Acc {
                 w.u8(7);
                 r.encode(w);
             }
+            Acc::Welford(x, decimal) => {
+                w.u8(8);
+                x.encode(w);
+                w.opt(decimal, |w, (p, s)| {
+                    w.u8(*p);
+                    w.u8(*s as u8);
+                });
+            }
         }
     }
 
@@ -224,6 +251,7 @@ impl Acc {
             5 => Acc::Extreme { max: r.bool()?, value: r.opt(Val::decode)? },
             6 => Acc::Distinct(decode_counts(r)?.into_iter().collect()),
             7 => Acc::Rows(RowAcc::decode(r)?),
+            8 => Acc::Welford(Welford::decode(r)?, r.opt(|r| Ok((r.u8()?, r.u8()? as i8)))?),
             t => return Err(OpError::Other(format!("aggregate state holds an unknown accumulator tag {t}"))),
         })
     }
@@ -241,6 +269,7 @@ impl Acc {
             Acc::Extreme { max: false, .. } => "min",
             Acc::Distinct(_) => "count-distinct",
             Acc::Rows(r) => r.layout(),
+            Acc::Welford(..) => "welford-m2",
         }
     }
 }
@@ -331,6 +360,30 @@ mod tests {
         let back = Acc::decode(&mut Reader::new(&w.buf)).unwrap();
         assert_eq!(back.result(&d), Val::Str("a".into()));
         assert_eq!(back.layout(), "min-retract");
+    }
+
+    #[test]
+    fn variance_of_decimals_retracts_and_round_trips_with_its_scale() {
+        let d = def(AggFunc::VarSamp, DataType::Decimal128(10, 2), DataType::Decimal128(38, 6));
+        let mut a = Acc::new(&d, true);
+        assert_eq!(a.layout(), "welford-m2");
+        // 1.00, 2.00, 4.00, 4.00 and a NULL; then 9.99 comes and goes.
+        for v in [100, 200, 400, 400, 999] {
+            a.apply(Some(&Val::I128(v)), 1).unwrap();
+        }
+        a.apply(Some(&Val::Null), 1).unwrap();
+        a.apply(Some(&Val::I128(999)), -1).unwrap();
+        let mut w = Writer::new();
+        a.encode(&mut w);
+        let mut back = Acc::decode(&mut Reader::new(&w.buf)).unwrap();
+        assert_eq!(back.layout(), "welford-m2");
+        // M2 / 3 = 2.25 up to rounding, half-up at scale 6.
+        assert_eq!(back.result(&d), Val::I128(2_250_000));
+        // The decoded accumulator still reads DECIMAL(10, 2) values.
+        for v in [100, 200, 400] {
+            back.apply(Some(&Val::I128(v)), -1).unwrap();
+        }
+        assert_eq!(back.result(&d), Val::Null, "the sample variance of one value is NULL");
     }
 
     #[test]
