@@ -28,7 +28,7 @@ impl Planner {
                 saved.push((name.clone(), self.views.insert(name, rel)));
             }
         }
-        let out = self.plan_set_expr(&q.body, pos).and_then(|rel| self.plan_sort(rel, q, pos_of(q, pos)));
+        let out = self.plan_set_expr(&q.body, pos).and_then(|rel| self.plan_sorted(rel, q, pos_of(q, pos)));
         for (name, old) in saved.into_iter().rev() {
             match old {
                 Some(v) => self.views.insert(name, v),
@@ -38,7 +38,7 @@ impl Planner {
         out
     }
 
-    fn plan_set_expr(&mut self, body: &SetExpr, pos: Position) -> Result<Rel, SqlError> {
+    pub(super) fn plan_set_expr(&mut self, body: &SetExpr, pos: Position) -> Result<Rel, SqlError> {
         match body {
             SetExpr::Select(s) => self.plan_select(s, pos),
             SetExpr::Query(q) => self.plan_query(q, pos),

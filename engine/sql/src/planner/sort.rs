@@ -9,17 +9,69 @@
 //!   over an append-only input;
 //! - anything else is refused with Flink's reasoning.
 //!
-//! `ORDER BY` keys are expressions over the query's output columns.
+//! `ORDER BY` keys are expressions over the query's output columns, or over a
+//! plain SELECT's FROM columns that its list leaves out (hidden, then dropped).
 
-use sqlparser::ast::{Expr as SqlExpr, LimitClause, OrderByKind, Query, Value};
+use datafusion_common::Column;
+use sqlparser::ast::{
+    Expr as SqlExpr, GroupByExpr, Ident, LimitClause, OrderByKind, Query, SelectItem, SetExpr, Value,
+};
 
-use super::Planner;
+use super::{Planner, project};
 use crate::error::{Position, SqlError};
 use crate::expr::Expr;
 use crate::logical::{PlanNode, RankRange, Rel, SortKey};
 use crate::parser::expr_position;
 
 impl Planner {
+    /// [`Planner::plan_sort`], or, when ORDER BY reads columns of a plain
+    /// SELECT's FROM that the SELECT list leaves out (`SELECT a FROM t ORDER BY
+    /// ts`), the SELECT planned again with them as hidden columns, sorted, and
+    /// the hidden columns dropped, as Calcite plans it.
+    pub(super) fn plan_sorted(&mut self, rel: Rel, q: &Query, pos: Position) -> Result<Rel, SqlError> {
+        let keys = match &q.order_by {
+            Some(ob) => match &ob.kind {
+                OrderByKind::Expressions(keys) => keys.clone(),
+                OrderByKind::All(_) => return self.plan_sort(rel, q, pos),
+            },
+            None => return self.plan_sort(rel, q, pos),
+        };
+        let missing: Vec<usize> =
+            (0..keys.len()).filter(|&i| self.plan_expr(&keys[i].expr, &rel.schema, pos).is_err()).collect();
+        let SetExpr::Select(s) = q.body.as_ref() else { return self.plan_sort(rel, q, pos) };
+        let plain =
+            s.group_by == GroupByExpr::Expressions(vec![], vec![]) && s.having.is_none() && s.distinct.is_none();
+        if missing.is_empty() || !plain {
+            return self.plan_sort(rel, q, pos);
+        }
+        let mut select = s.as_ref().clone();
+        let mut query = q.clone();
+        let mut sorted_keys = keys.clone();
+        for &i in &missing {
+            let alias = Ident::new(format!("__order{i}"));
+            select.projection.push(SelectItem::ExprWithAlias { expr: keys[i].expr.clone(), alias: alias.clone() });
+            sorted_keys[i].expr = SqlExpr::Identifier(alias);
+        }
+        query.body = Box::new(SetExpr::Select(Box::new(select)));
+        if let Some(ob) = query.order_by.as_mut() {
+            ob.kind = OrderByKind::Expressions(sorted_keys);
+        }
+        let n = rel.schema.fields().len();
+        let extended = match self.plan_set_expr(&query.body, pos) {
+            Ok(r) => r,
+            // The keys read neither the output nor the FROM: the first error says why.
+            Err(_) => return self.plan_sort(rel, q, pos),
+        };
+        let sorted = self.plan_sort(extended, &query, pos)?;
+        let exprs: Vec<(Expr, String)> = sorted
+            .schema
+            .iter()
+            .take(n)
+            .map(|(qual, f)| (Expr::Column(Column::new(qual.cloned(), f.name())), f.name().clone()))
+            .collect();
+        project(sorted, exprs, pos)
+    }
+
     /// Applies a query's ORDER BY and LIMIT (if any) to its planned body.
     pub(super) fn plan_sort(&mut self, rel: Rel, q: &Query, pos: Position) -> Result<Rel, SqlError> {
         let (limit, offset) = limit_and_offset(q, pos)?;
