@@ -230,6 +230,10 @@ pub struct WindowAggregate {
     watermark: i64,
     /// Bundles end when the watermark reaches this value (see [`trigger_interval`]).
     next_trigger: i64,
+    /// The earliest pane end that rows of the current bundle went to (MAX
+    /// when none): like Flink's local window buffer, a bundle ends at a
+    /// trigger only when one of the windows it holds rows of fires.
+    bundle_min_end: i64,
     /// A window-attached aggregation: each row's window is in these
     /// `window_start` and `window_end` columns (local times) instead of being
     /// assigned from `time_col`.
@@ -268,6 +272,7 @@ impl WindowAggregate {
             fired: None,
             watermark: NO_WATERMARK,
             next_trigger: i64::MIN,
+            bundle_min_end: i64::MAX,
             attached: None,
         }
     }
@@ -385,6 +390,7 @@ impl StreamOperator for WindowAggregate {
                 i += 1;
             }
             pane.accs.update(&inputs, &rows, &gids)?;
+            self.bundle_min_end = self.bundle_min_end.min(end_utc);
         }
         Ok(())
     }
@@ -393,8 +399,11 @@ impl StreamOperator for WindowAggregate {
         if watermark > self.watermark {
             self.watermark = watermark;
             if watermark >= self.next_trigger {
-                for pane in self.panes.values_mut() {
-                    pane.accs.fold();
+                if self.bundle_min_end - 1 <= watermark {
+                    for pane in self.panes.values_mut() {
+                        pane.accs.fold();
+                    }
+                    self.bundle_min_end = i64::MAX;
                 }
                 self.next_trigger = match trigger_interval(&self.assigner.kind) {
                     Some((i, offset)) if watermark < i64::MAX - i => {
@@ -430,6 +439,7 @@ impl StreamOperator for WindowAggregate {
         for pane in self.panes.values_mut() {
             pane.accs.fold();
         }
+        self.bundle_min_end = i64::MAX;
         let fired = self.fired.replace(Vec::new());
         Ok(Some(Box::new(WindowView::take(self.panes.iter_mut(), self.keys.clone(), fired))))
     }
@@ -514,6 +524,10 @@ impl StreamOperator for WindowAssign {
 #[cfg(test)]
 #[path = "window_attached_tests.rs"]
 mod attached_tests;
+
+#[cfg(test)]
+#[path = "window_bundle_tests.rs"]
+mod bundle_tests;
 
 #[cfg(test)]
 mod tests {
