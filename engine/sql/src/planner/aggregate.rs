@@ -126,15 +126,14 @@ pub(super) fn contains_aggregate(e: &SqlExpr) -> bool {
 /// SESSION windows merge their slices' (or sessions') accumulators, so Flink
 /// refuses them there ("Could not find an implementation method 'merge'").
 fn merged_windows_refuse(a: &AggCall, kind: &WindowKind, pos: Position) -> Result<(), SqlError> {
-    if a.func.is_variance() && !matches!(kind, WindowKind::Session { .. }) {
-        // Flink's two-phase window aggregation merges per-bundle (and, for HOP
-        // and CUMULATE, per-slice) Welford accumulators, and the merged M2
-        // depends on that grouping in its last digits; Sluice's grouping does
-        // not match Flink's in every window yet.
+    if a.func.is_variance() && matches!(kind, WindowKind::Hop { .. } | WindowKind::Cumulate { .. }) {
+        // Flink merges a HOP or CUMULATE window's slice accumulators, and the
+        // merged M2 depends on that grouping in its last digits; Sluice keeps
+        // one accumulator per window.
         return Err(SqlError::new(
             pos,
             format!(
-                "STDDEV_POP, STDDEV_SAMP, VAR_POP and VAR_SAMP are not supported in a {} window aggregation yet (Flink merges partial accumulators there, which changes the last digits); use a SESSION window or a non-windowed GROUP BY",
+                "STDDEV_POP, STDDEV_SAMP, VAR_POP and VAR_SAMP are not supported in a {} window aggregation yet (Flink merges its slices' accumulators, which changes the last digits); use a TUMBLE or SESSION window or a non-windowed GROUP BY",
                 window_name(kind)
             ),
         ));

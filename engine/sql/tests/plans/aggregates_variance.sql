@@ -1,5 +1,5 @@
 -- STDDEV_POP, STDDEV_SAMP (and STDDEV), VAR_POP, VAR_SAMP (and VARIANCE) with
--- FILTER, in a SESSION window aggregation and in a non-windowed GROUP BY over an
+-- FILTER, in a TUMBLE window aggregation and in a non-windowed GROUP BY over an
 -- updating input; results have the AVG type of the argument.
 CREATE TABLE orders (
   order_id BIGINT,
@@ -19,7 +19,7 @@ CREATE VIEW per_customer AS SELECT customer, COUNT(*) AS n, MAX(total) AS top, S
 INSERT INTO win
 SELECT customer, STDDEV_POP(units), VAR_SAMP(order_id), STDDEV(ratio), VAR_POP(total),
        VARIANCE(units) FILTER (WHERE ratio > 0.5), STDDEV_SAMP(ratio)
-FROM TABLE(SESSION(TABLE orders PARTITION BY customer, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND))
 GROUP BY window_start, window_end, customer;
 
 INSERT INTO upd

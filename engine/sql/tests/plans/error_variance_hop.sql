@@ -1,4 +1,4 @@
--- STDDEV/VAR in TUMBLE windows: Flink merges per-bundle Welford accumulators.
+-- STDDEV/VAR in HOP windows: Flink merges the slices' Welford accumulators.
 CREATE TABLE orders (
   units INT,
   ts TIMESTAMP(3),
@@ -8,5 +8,5 @@ CREATE TABLE out (v INT) WITH ('connector' = 'print');
 
 INSERT INTO out
 SELECT VAR_POP(units)
-FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+FROM TABLE(HOP(TABLE orders, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '10' SECOND))
 GROUP BY window_start, window_end;
