@@ -61,7 +61,7 @@ impl TypePlanner for FlinkTypes {
 impl ContextProvider for Provider {
     fn get_table_source(&self, name: TableReference) -> datafusion_common::Result<Arc<dyn TableSource>> {
         Err(datafusion_common::DataFusionError::Plan(format!(
-            "a subquery here is not supported (it reads {name}): Sluice plans `k [NOT] IN (SELECT ...)` and `[NOT] EXISTS (SELECT ...)` when they are conditions of a WHERE, ANDed with the rest of it; scalar subqueries and subqueries under OR or in the SELECT list are not"
+            "a subquery here is not supported (it reads {name}): Sluice plans `k [NOT] IN (SELECT ...)` and `[NOT] EXISTS (SELECT ...)` when they are conditions of a WHERE, ANDed with the rest of it, and uncorrelated scalar subqueries `(SELECT ...)` in a WHERE or a SELECT list; not under OR, in HAVING or ON, or correlated scalar subqueries"
         )))
     }
     fn get_expr_planners(&self) -> &[Arc<dyn DfExprPlanner>] {

@@ -7,7 +7,7 @@
 //! interval and window joins in FROM; `window_join` finds the latter),
 //! `temporal_join` (`FOR SYSTEM_TIME AS OF`), `select` (WHERE and the SELECT
 //! list), `subquery` (`IN` and `EXISTS` subqueries in WHERE: semi and anti
-//! joins), `window` (window TVFs), `group_window` (`GROUP BY TUMBLE(ts, ...)`),
+//! joins), `scalar_subquery` (a subquery as a value), `window` (window TVFs), `group_window` (`GROUP BY TUMBLE(ts, ...)`),
 //! `grouping_sets` (GROUPING SETS, ROLLUP, CUBE),
 //! `aggregate` (window aggregation), `rank`
 //! (Top-N and deduplication), `over` (OVER aggregations), `unnest` (UNNEST
@@ -38,6 +38,7 @@ mod over;
 mod query;
 mod rank;
 mod rank_bounds;
+mod scalar_subquery;
 mod select;
 mod set_ops;
 mod sort;

@@ -32,6 +32,14 @@ pub(super) fn select_item_expr(item: &SelectItem) -> Option<&SqlExpr> {
 impl Planner {
     pub(super) fn plan_select(&mut self, s: &Select, pos: Position) -> Result<Rel, SqlError> {
         let pos = pos_of(s, pos);
+        match self.scalar_subqueries(s, pos)? {
+            Some((rewritten, scalars)) => self.plan_select_with(&rewritten, pos, scalars),
+            None => self.plan_select_with(s, pos, Vec::new()),
+        }
+    }
+
+    /// A SELECT whose scalar subqueries (see `scalar_subquery`) are `scalars`.
+    fn plan_select_with(&mut self, s: &Select, pos: Position, scalars: Vec<Rel>) -> Result<Rel, SqlError> {
         let distinct = match &s.distinct {
             None | Some(ast::Distinct::All) => false,
             Some(ast::Distinct::Distinct) => true,
@@ -75,10 +83,13 @@ impl Planner {
         // Joins in FROM take the WHERE conditions they can use; the rest is left.
         let (from, selection) = self.plan_from_clause(&s.from, where_rest.as_ref(), pos)?;
         let from = match from {
-            _ if subqueries.is_empty() => from,
-            FromItem::Plain(rel) => FromItem::Plain(self.subquery_joins(rel, subqueries)?),
+            _ if subqueries.is_empty() && scalars.is_empty() => from,
+            FromItem::Plain(rel) => {
+                let rel = self.subquery_joins(rel, subqueries)?;
+                FromItem::Plain(self.scalar_joins(rel, scalars, pos)?)
+            }
             FromItem::Window { .. } => {
-                return Err(unsupported(pos, "an IN or EXISTS subquery in the WHERE of a window TVF"));
+                return Err(unsupported(pos, "a subquery in the WHERE or SELECT list of a window TVF's query"));
             }
         };
         match from {

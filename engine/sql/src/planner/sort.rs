@@ -52,7 +52,7 @@ impl Planner {
             select.projection.push(SelectItem::ExprWithAlias { expr: keys[i].expr.clone(), alias: alias.clone() });
             sorted_keys[i].expr = SqlExpr::Identifier(alias);
         }
-        query.body = Box::new(SetExpr::Select(Box::new(select)));
+        *query.body = SetExpr::Select(Box::new(select));
         if let Some(ob) = query.order_by.as_mut() {
             ob.kind = OrderByKind::Expressions(sorted_keys);
         }
