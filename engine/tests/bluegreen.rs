@@ -366,8 +366,12 @@ fn a_handoff_on_incremental_checkpoints_makes_the_warm_standby_read_only_the_cha
     assert!(gw.log().contains("worker prefetched"), "{}", gw.log());
     assert!(green_coord.log().contains("standby: workers prefetched"), "{}", green_coord.log());
 
-    // 1% of the keys change; blue checkpoints them, then hands off.
+    // 1% of the keys change; blue reads them (its source lists the directory every
+    // 200 ms, later on a loaded machine), checkpoints them, then hands off.
     keys_csv(&data.join("changed.csv"), (0..20_000).step_by(100), "second-");
+    wait_for("blue to read the change", Duration::from_secs(60), || {
+        json(&blue.rest, "/v1/job/metrics")["vertices"][0]["recordsIn"].as_f64().is_some_and(|n| n >= 20_200.0)
+    });
     let before = complete_checkpoints(&blue.job_dir());
     wait_for("a checkpoint of the change", Duration::from_secs(60), || {
         complete_checkpoints(&blue.job_dir()) > before + 1
