@@ -31,6 +31,7 @@ use sqlparser::ast::{
 
 use super::aggregate::contains_aggregate;
 use super::interval::interval_bounds;
+use super::join_push::{Side, push_down, side_of};
 use super::query::FromItem;
 use super::unnest::as_unnest;
 use super::window_join::{window_join, window_join_rowtime};
@@ -40,15 +41,6 @@ use crate::expr::Expr;
 use crate::logical::{JoinKind, PlanNode, Rel, TimeInterval, WindowKind};
 use crate::parser::expr_position;
 use crate::types::flink_name;
-
-/// What a conjunct of a join condition reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Side {
-    Left,
-    Right,
-    /// Both inputs, or neither (a constant).
-    Other,
-}
 
 const NEEDS_KEY: &str = "Sluice needs an equality condition between the two inputs of a join, such as ON a.k = b.k, to key the rows each input keeps; joins without one (cross joins, conditions of inequalities only) are not supported";
 
@@ -437,7 +429,7 @@ fn semi_anti_join(
 /// The time bounds of an interval join of `left` and `right` (whose output is
 /// `schema`) in the conjuncts of its condition, when both inputs are
 /// append-only with time attributes and the conjuncts bound them both ways.
-fn interval_of(left: &Rel, right: &Rel, schema: &DFSchema, conjuncts: &[Expr]) -> Option<TimeInterval> {
+pub(super) fn interval_of(left: &Rel, right: &Rel, schema: &DFSchema, conjuncts: &[Expr]) -> Option<TimeInterval> {
     let (lt, rt) = (left.rowtime?, right.rowtime?);
     if left.updating || right.updating {
         return None;
@@ -494,88 +486,6 @@ fn join_unique_key(
     }
     let (l, r) = (kept(0)?, kept(1)?);
     Some(l.into_iter().chain(shift(r)).collect())
-}
-
-/// Which input of a join (whose first `n_left` columns are the left input's)
-/// an expression over the join's output reads.
-pub(super) fn side_of(schema: &DFSchema, n_left: usize, e: &Expr) -> Side {
-    let idx: Vec<Option<usize>> = e.column_refs().iter().map(|c| schema.index_of_column(c).ok()).collect();
-    if idx.is_empty() || idx.iter().any(Option::is_none) {
-        Side::Other
-    } else if idx.iter().all(|i| i.is_some_and(|i| i < n_left)) {
-        Side::Left
-    } else if idx.iter().all(|i| i.is_some_and(|i| i >= n_left)) {
-        Side::Right
-    } else {
-        Side::Other
-    }
-}
-
-/// Filters a relation by predicates over its columns, pushed into joins as far
-/// as they keep their meaning (as Flink's filter-into-join rules): a predicate
-/// on one input goes below the join when that input is never null-padded in
-/// the join's output; one on both inputs of an inner join joins its residual;
-/// the rest filter the join's output.
-pub(super) fn push_down(rel: Rel, preds: Vec<Expr>) -> Rel {
-    if preds.is_empty() {
-        return rel;
-    }
-    let Rel { node, schema, rowtime, updating, unique_key } = rel;
-    let node = match node {
-        PlanNode::Join { left, right, kind, left_keys, right_keys, residual, interval, temporal, window } => {
-            let n_left = left.schema.fields().len();
-            let (mut to_left, mut to_right, mut joined, mut above) = (vec![], vec![], vec![], vec![]);
-            for p in preds {
-                match side_of(&schema, n_left, &p) {
-                    Side::Left if !kind.right_outer() => to_left.push(p),
-                    // A filter below a versioned table would change which
-                    // version is valid when; it filters the joined rows.
-                    Side::Right if temporal.is_some() => above.push(p),
-                    Side::Right if !kind.left_outer() => to_right.push(p),
-                    _ if kind == JoinKind::Inner => joined.push(p),
-                    _ => above.push(p),
-                }
-            }
-            let (left, right) = (push_down(*left, to_left), push_down(*right, to_right));
-            // WHERE conditions of an inner join may bound its times.
-            let (mut interval, mut rowtime) = (interval, rowtime);
-            if interval.is_none() && temporal.is_none() && window.is_none() && !joined.is_empty() {
-                let mut all: Vec<Expr> = residual.iter().flat_map(|r| split_conjunction(r)).cloned().collect();
-                all.extend(joined.iter().cloned());
-                interval = interval_of(&left, &right, &schema, &all);
-                rowtime = interval.and(left.rowtime).or(rowtime);
-            }
-            let residual = conjunction(residual.into_iter().chain(joined));
-            let join = PlanNode::Join {
-                left: Box::new(left),
-                right: Box::new(right),
-                kind,
-                left_keys,
-                right_keys,
-                residual,
-                interval,
-                temporal,
-                window,
-            };
-            let rel = Rel { node: join, schema, rowtime, updating, unique_key };
-            return match conjunction(above) {
-                None => rel,
-                Some(predicate) => filter_node(rel, predicate),
-            };
-        }
-        other => other,
-    };
-    let rel = Rel { node, schema, rowtime, updating, unique_key };
-    match conjunction(preds) {
-        None => rel,
-        Some(predicate) => filter_node(rel, predicate),
-    }
-}
-
-fn filter_node(rel: Rel, predicate: Expr) -> Rel {
-    let (schema, rowtime, updating, unique_key) =
-        (rel.schema.clone(), rel.rowtime, rel.updating, rel.unique_key.clone());
-    Rel { node: PlanNode::Filter { input: Box::new(rel), predicate }, schema, rowtime, updating, unique_key }
 }
 
 /// Left columns, then right ones; the padded side of an outer join nullable.

@@ -4,7 +4,8 @@
 //! and plans each `INSERT INTO` into a [`SinkPlan`]. The planner is split along
 //! the SQL it plans: `query` (WITH, UNION ALL, FROM items), `set_ops` (UNION,
 //! INTERSECT, EXCEPT), `join` (regular,
-//! interval and window joins in FROM; `window_join` finds the latter),
+//! interval and window joins in FROM; `window_join` finds the latter,
+//! `join_push` places their conditions),
 //! `temporal_join` (`FOR SYSTEM_TIME AS OF`), `select` (WHERE and the SELECT
 //! list), `subquery` (`IN` and `EXISTS` subqueries in WHERE: semi and anti
 //! joins), `scalar_subquery` (a subquery as a value), `window` (window TVFs), `group_window` (`GROUP BY TUMBLE(ts, ...)`),
@@ -34,6 +35,7 @@ mod insert;
 pub use insert::{UPDATING_SINKS, flink_insert_only};
 mod interval;
 mod join;
+mod join_push;
 mod over;
 mod query;
 mod rank;

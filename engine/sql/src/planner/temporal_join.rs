@@ -32,7 +32,8 @@ use datafusion_expr::utils::{conjunction, split_conjunction};
 use datafusion_expr::{BinaryExpr, ExprSchemable, Operator};
 use sqlparser::ast::{Expr as SqlExpr, TableFactor, TableVersion};
 
-use super::join::{Side, join_schema, push_down, side_of};
+use super::join::join_schema;
+use super::join_push::{Side, push_down, side_of};
 use super::query::FromItem;
 use super::{Planner, df_err};
 use crate::error::{Position, SqlError};
