@@ -3,8 +3,8 @@
 use std::fmt;
 
 use arrow::array::{
-    Array, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array,
-    StringArray, TimestampMillisecondArray,
+    Array, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array,
+    Int64Array, StringArray, TimestampMillisecondArray,
 };
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;

@@ -221,7 +221,10 @@ fn update_origin(rel: &Rel) -> String {
             "the deduplication keeping the last row replaces a key's row with each later one".into()
         }
         PlanNode::Source(t) => match t.changelog_format() {
-            Some(f) => format!("table `{}` reads changes ('format' = '{f}'): its rows are inserts, updates and deletes", t.name),
+            Some(f) => format!(
+                "table `{}` reads changes ('format' = '{f}'): its rows are inserts, updates and deletes",
+                t.name
+            ),
             None => format!("table `{}` is updating", t.name),
         },
         PlanNode::Filter { input, .. }
