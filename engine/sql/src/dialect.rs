@@ -100,7 +100,7 @@ fn parse_map_value(parser: &mut Parser) -> Result<Expr, ParserError> {
 }
 
 /// A plain call of `name` with `args`.
-fn call(name: Ident, args: Vec<Expr>) -> Expr {
+pub(crate) fn call(name: Ident, args: Vec<Expr>) -> Expr {
     Expr::Function(Function {
         name: ObjectName(vec![ObjectNamePart::Identifier(name)]),
         uses_odbc_syntax: false,

@@ -23,7 +23,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use sqlparser::ast::{
     self, BinaryOperator, CastKind, CeilFloorKind, DateTimeField, Expr as SqlExpr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart, Value, ValueWithSpan, VisitorMut,
+    FunctionArgExpr, FunctionArguments, Ident, Value, ValueWithSpan, VisitorMut,
 };
 
 use crate::error::{LowerError, Position, SqlError};
@@ -295,20 +295,7 @@ pub fn physical(e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>, Lo
 }
 
 fn func(name: &str, args: Vec<SqlExpr>) -> SqlExpr {
-    SqlExpr::Function(Function {
-        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(ast::FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
+    crate::dialect::call(Ident::new(name), args)
 }
 
 fn string_lit(s: &str) -> SqlExpr {

@@ -31,17 +31,7 @@ use arrow::datatypes::{DataType, Field, FieldRef};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion_common::{Result, ScalarValue};
 
-use super::udf::{Ctx, Def, element_type, exec_err, is_array, is_boolean, is_integer, is_string, long_at, longs};
-
-const fn def(
-    name: &'static str,
-    usage: &'static str,
-    args: (usize, usize),
-    ret: super::udf::ReturnRule,
-    eval: super::udf::Kernel,
-) -> Def {
-    Def { name, usage, min_args: args.0, max_args: args.1, volatile: false, ret, eval }
-}
+use super::udf::{Ctx, Def, def, element_type, exec_err, is_array, is_boolean, is_integer, is_string, long_at, longs};
 
 pub const DEFS: &[Def] = &[
     def("element", "(array)", (1, 1), ret_element, element),

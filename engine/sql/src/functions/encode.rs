@@ -19,17 +19,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use datafusion_common::{Result, ScalarValue};
 
-use super::udf::{Ctx, Def, exec_err, is_integer, is_string, longs, str_at, strings};
-
-const fn def(
-    name: &'static str,
-    usage: &'static str,
-    args: (usize, usize),
-    ret: super::udf::ReturnRule,
-    eval: super::udf::Kernel,
-) -> Def {
-    Def { name, usage, min_args: args.0, max_args: args.1, volatile: false, ret, eval }
-}
+use super::udf::{Ctx, Def, def, exec_err, is_integer, is_string, longs, str_at, strings};
 
 pub const DEFS: &[Def] = &[
     def("url_encode", "(string)", (1, 1), ret_string, |_, a, _| map_strings(a, |s| Some(url_encode(s)))),

@@ -24,8 +24,8 @@ use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion_common::Result;
 use sqlparser::ast::{
-    self, CastKind, Expr as SqlExpr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments,
-    Ident, JsonNullClause, ObjectName, ObjectNamePart, Value,
+    CastKind, Expr as SqlExpr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments,
+    Ident, JsonNullClause, Value,
 };
 
 use super::udf::{Ctx, Def, exec_err, strings};
@@ -64,20 +64,7 @@ pub const DEFS: &[Def] = &[
 ];
 
 fn call(name: &str, args: Vec<SqlExpr>) -> SqlExpr {
-    SqlExpr::Function(Function {
-        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(ast::FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
+    crate::dialect::call(Ident::new(name), args)
 }
 
 /// Whether `e` is a JSON constructor already rewritten, whose text is JSON.

@@ -17,17 +17,7 @@ use arrow::datatypes::{DataType, Field};
 use datafusion_common::{Result, ScalarValue};
 
 use super::array::{element_field, list, range, rows_of};
-use super::udf::{Ctx, Def, element_type, exec_err, is_array};
-
-const fn def(
-    name: &'static str,
-    usage: &'static str,
-    args: (usize, usize),
-    ret: super::udf::ReturnRule,
-    eval: super::udf::Kernel,
-) -> Def {
-    Def { name, usage, min_args: args.0, max_args: args.1, volatile: false, ret, eval }
-}
+use super::udf::{Ctx, Def, def, element_type, exec_err, is_array};
 
 pub const DEFS: &[Def] = &[
     def("map_keys", "(map)", (1, 1), ret_map_part, |_, a, r| map_part(a, r, true)),

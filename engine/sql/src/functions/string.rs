@@ -26,17 +26,7 @@ use arrow::datatypes::{DataType, Field};
 use datafusion_common::{Result, ScalarValue};
 use regex::Regex;
 
-use super::udf::{Ctx, Def, is_integer, is_string, long_at, longs, str_at, strings};
-
-const fn def(
-    name: &'static str,
-    usage: &'static str,
-    args: (usize, usize),
-    ret: super::udf::ReturnRule,
-    eval: super::udf::Kernel,
-) -> Def {
-    Def { name, usage, min_args: args.0, max_args: args.1, volatile: false, ret, eval }
-}
+use super::udf::{Ctx, Def, def, is_integer, is_string, long_at, longs, str_at, strings};
 
 pub const DEFS: &[Def] = &[
     def("locate", "(substring, string [, start position])", (2, 3), ret_locate, locate),

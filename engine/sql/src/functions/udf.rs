@@ -32,6 +32,12 @@ pub type ReturnRule = fn(&Def, &[DataType], &[Option<&ScalarValue>], &str) -> Re
 /// Evaluates a call on arrays of equal length, given the planned return type.
 pub type Kernel = fn(&Ctx, &[ArrayRef], &DataType) -> Result<ArrayRef>;
 
+/// A function that is not volatile: its name, usage, argument counts
+/// (min, max), return rule and kernel.
+pub const fn def(name: &'static str, usage: &'static str, args: (usize, usize), ret: ReturnRule, eval: Kernel) -> Def {
+    Def { name, usage, min_args: args.0, max_args: args.1, volatile: false, ret, eval }
+}
+
 /// A Flink function: what the SQL front end registers under `name`.
 #[derive(Debug, Clone, Copy)]
 pub struct Def {
