@@ -464,6 +464,7 @@ pub fn build_graph(job: &Job, settings: &Settings) -> Result<JobGraph, EngineErr
             max_parallelism,
             local_time_zone: job.local_time_zone.clone(),
             data_policy: settings.data_policy_hash.clone(),
+            state_backend: settings.state_backend.clone(),
         },
         parallelism,
         by_option: vec![],

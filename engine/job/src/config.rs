@@ -60,6 +60,18 @@ impl Config {
         }
     }
 
+    /// A memory size in Flink's syntax: a number and an optional unit, `b`,
+    /// `k`/`kb`, `m`/`mb`, `g`/`gb` or `t`/`tb` (powers of 1024), e.g. `512m`
+    /// or `1 gb`.
+    pub fn memory_bytes(&self, key: &str, default: u64) -> Result<u64, JobError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => parse_memory_size(v).ok_or_else(|| {
+                JobError::Config(format!("'{key}': '{v}' is not a memory size such as '512m', '1 gb' or '1048576'"))
+            }),
+        }
+    }
+
     pub fn duration_ms(&self, key: &str, default: u64) -> Result<u64, JobError> {
         match self.get(key) {
             None => Ok(default),
@@ -68,6 +80,22 @@ impl Config {
             }
         }
     }
+}
+
+/// Flink's `MemorySize` syntax; `None` when it is not one.
+pub fn parse_memory_size(v: &str) -> Option<u64> {
+    let v = v.trim().to_ascii_lowercase();
+    let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let n: u64 = v[..digits].parse().ok()?;
+    let shift = match v[digits..].trim() {
+        "" | "b" | "bytes" => 0,
+        "k" | "kb" | "kibibytes" => 10,
+        "m" | "mb" | "mebibytes" => 20,
+        "g" | "gb" | "gibibytes" => 30,
+        "t" | "tb" | "tebibytes" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
 }
 
 fn flatten(prefix: &str, v: &serde_yaml::Value, out: &mut BTreeMap<String, String>) -> Result<(), String> {

@@ -17,7 +17,11 @@ pub use error::JobError;
 pub use openlineage::OpenLineageSettings;
 pub use policy::{Secrets, data_policy, policy_file_json, unmasked_pii};
 pub use restart::RestartStrategy;
-pub use settings::{CheckpointSettings, Restore, Settings, VERTEX_PARALLELISM_OVERRIDES, parse_vertex_parallelism};
+pub use config::parse_memory_size;
+pub use settings::{
+    CheckpointSettings, DEFAULT_MANAGED_MEMORY, Restore, Settings, StateBackendKind, StateBackendSettings,
+    VERTEX_PARALLELISM_OVERRIDES, parse_vertex_parallelism,
+};
 pub use validate::{
     ValidatedJob, compile, compile_configured, largest_table_parallelism, scanned_tables, table_parallelism, validate,
     validate_with,

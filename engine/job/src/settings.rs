@@ -78,6 +78,8 @@ pub struct Settings {
     /// turns latency tracking at sinks off (both histograms).
     pub latency_interval: Duration,
     pub checkpoint: CheckpointSettings,
+    /// `state.backend.type` and the memory it may use.
+    pub state_backend: StateBackendSettings,
     pub restart: RestartStrategy,
     pub restore: Restore,
     pub allow_non_restored_state: bool,
@@ -120,11 +122,62 @@ impl Settings {
             // subtask per interval, so Sluice keeps them on.
             latency_interval: Duration::from_millis(config.duration_ms("metrics.latency.interval", 100)?),
             checkpoint,
+            state_backend: StateBackendSettings::from_config(config)?,
             restart,
             restore,
             allow_non_restored_state: config.bool("execution.state-recovery.ignore-unclaimed-state")?,
             data_policy_hash: config.get(sluice_api::policy::CONFIG_KEY).map(sluice_api::policy::hash),
         })
+    }
+}
+
+/// Where the keyed state of the changelog operators lives.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum StateBackendKind {
+    /// On the heap (`hashmap`, Flink's default name): fastest, bounded by memory.
+    #[default]
+    HashMap,
+    /// Hot keys on the heap, the rest spilled to an LSM on local disk
+    /// (`disk`; Flink's `rocksdb` is read as it).
+    Disk,
+}
+
+/// The state backend, from Flink's keys: `state.backend.type` (`hashmap` or
+/// `disk`, default `hashmap`), `taskmanager.memory.managed.size` (the memory
+/// the disk backend keeps state in, default 256 MiB) and
+/// `state.backend.rocksdb.localdir` or `io.tmp.dirs` (where it spills, default
+/// the system's temporary directory).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StateBackendSettings {
+    pub kind: StateBackendKind,
+    /// Bytes of keyed state the disk backend keeps in memory, per process.
+    pub managed_memory: u64,
+    pub local_dir: Option<std::path::PathBuf>,
+}
+
+/// The disk backend's memory budget when `taskmanager.memory.managed.size` is not set.
+pub const DEFAULT_MANAGED_MEMORY: u64 = 256 << 20;
+
+impl StateBackendSettings {
+    pub fn from_config(config: &Config) -> Result<StateBackendSettings, JobError> {
+        let kind = match config.get("state.backend.type").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("hashmap") => StateBackendKind::HashMap,
+            Some("disk") | Some("rocksdb") => StateBackendKind::Disk,
+            Some(other) => {
+                return Err(JobError::Config(format!(
+                    "'state.backend.type' must be 'hashmap' (state on the heap) or 'disk' (spills to local disk; \
+                     Flink's 'rocksdb' means the same here), not '{other}'"
+                )));
+            }
+        };
+        let managed_memory = config.memory_bytes("taskmanager.memory.managed.size", DEFAULT_MANAGED_MEMORY)?;
+        if managed_memory == 0 {
+            return Err(JobError::Config("'taskmanager.memory.managed.size' must be more than 0 bytes".into()));
+        }
+        let local_dir = first(config, &["state.backend.rocksdb.localdir", "io.tmp.dirs"])
+            // `io.tmp.dirs` may list several, as in Flink; the first is used.
+            .and_then(|(v, _)| v.split([',', ':']).map(str::trim).find(|d| !d.is_empty()).map(Into::into));
+        Ok(StateBackendSettings { kind, managed_memory, local_dir })
     }
 }
 
@@ -252,5 +305,38 @@ mod tests {
         let zero = config(&[("taskmanager.network.memory.buffer-debloat.target", "0")]);
         assert!(Settings::from_config(&zero).unwrap_err().to_string().contains("must be above 0"));
         assert_eq!(Settings::from_config(&config(&[])).unwrap().latency_interval, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn the_state_backend_reads_flinks_keys_and_names_a_bad_value() {
+        let default = Settings::from_config(&config(&[])).unwrap().state_backend;
+        assert_eq!(default.kind, StateBackendKind::HashMap);
+        assert_eq!(default.managed_memory, DEFAULT_MANAGED_MEMORY);
+        let disk = config(&[
+            ("state.backend.type", "RocksDB"),
+            ("taskmanager.memory.managed.size", "64 mb"),
+            ("io.tmp.dirs", "/scratch/a,/scratch/b"),
+        ]);
+        let disk = Settings::from_config(&disk).unwrap().state_backend;
+        assert_eq!(disk.kind, StateBackendKind::Disk);
+        assert_eq!(disk.managed_memory, 64 << 20);
+        assert_eq!(disk.local_dir, Some("/scratch/a".into()));
+        let e = Settings::from_config(&config(&[("state.backend.type", "forst")])).unwrap_err().to_string();
+        assert!(e.contains("state.backend.type") && e.contains("'forst'") && e.contains("'disk'"), "{e}");
+        let e = Settings::from_config(&config(&[("taskmanager.memory.managed.size", "lots")])).unwrap_err();
+        assert!(e.to_string().contains("'lots' is not a memory size"), "{e}");
+    }
+
+    #[test]
+    fn memory_sizes_take_flinks_units() {
+        use crate::config::parse_memory_size as p;
+        assert_eq!(p("1048576"), Some(1 << 20));
+        assert_eq!(p("512m"), Some(512 << 20));
+        assert_eq!(p(" 2 GB "), Some(2 << 30));
+        assert_eq!(p("10kb"), Some(10 << 10));
+        assert_eq!(p("7 bytes"), Some(7));
+        assert_eq!(p("1.5g"), None);
+        assert_eq!(p("m"), None);
+        assert_eq!(p("99999999999t"), None);
     }
 }

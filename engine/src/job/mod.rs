@@ -581,6 +581,7 @@ mod tests {
             max_parallelism: 128,
             local_time_zone: "UTC".into(),
             data_policy: None,
+            state_backend: Default::default(),
         };
         JobState::new("j", "j.sql", &g)
     }

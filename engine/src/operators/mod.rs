@@ -117,6 +117,13 @@ pub trait StreamOperator: Send {
         None
     }
 
+    /// Whether the operator's state is intact: the disk state backend keeps
+    /// its first I/O error here. Checked after every call that may touch
+    /// state, before the call's output goes on.
+    fn health(&self) -> Result<(), OpError> {
+        Ok(())
+    }
+
     /// Sources reading one split per batch: the next batch comes from split
     /// `split` of the splits `owned` (see `SourceReader::batch_split`); a split
     /// without records for `idle_timeout` (when not zero) is idle.
@@ -177,6 +184,7 @@ impl Chain {
                     StreamEvent::Watermark(w) => op.process_watermark(w, &mut next)?,
                 }
             }
+            op.health()?;
             current = next;
             if current.is_empty() {
                 break;
@@ -198,6 +206,7 @@ impl Chain {
                 }
             }
             op.source_idle(&mut produced)?;
+            op.health()?;
             carried = produced;
         }
         Ok(carried)
@@ -215,6 +224,7 @@ impl Chain {
                 }
             }
             self.ops[i].finish(&mut produced)?;
+            self.ops[i].health()?;
             carried = produced;
         }
         Ok(carried)

@@ -138,6 +138,10 @@ impl StreamOperator for ChangelogNormalize {
         Some(self.state.len() as u64)
     }
 
+    fn health(&self) -> Result<(), OpError> {
+        self.state.health()
+    }
+
     fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {
         Ok(Some(Box::new(self.state.view(self.keys.clone()))))
     }

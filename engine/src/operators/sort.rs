@@ -178,7 +178,11 @@ impl StreamOperator for TemporalSort {
     }
 
     fn state_keys(&self) -> Option<u64> {
-        Some(self.state.get(&[]).map_or(0, |w| w.rows.values().map(Vec::len).sum::<usize>() as u64))
+        Some(self.state.peek(&[]).map_or(0, |w| w.rows.values().map(Vec::len).sum::<usize>() as u64))
+    }
+
+    fn health(&self) -> Result<(), OpError> {
+        self.state.health()
     }
 
     fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {

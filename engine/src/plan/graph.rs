@@ -255,6 +255,8 @@ pub struct JobGraph {
     pub local_time_zone: String,
     /// The id of the job's data policy, if it has one.
     pub data_policy: Option<String>,
+    /// Where keyed state lives (`state.backend.type`).
+    pub state_backend: sluice_job::StateBackendSettings,
 }
 
 impl JobGraph {

@@ -195,9 +195,14 @@ fn build_chains(
     local: &dyn Fn(usize, usize) -> bool,
 ) -> Result<PerSubtask<Chain>, EngineError> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let backend = open_backend(graph)?;
     let mut chains = Vec::new();
     for v in &graph.vertices {
-        let build = |i: usize| build_chain(graph, v, i, state, restore, &sink_setup[v.id]);
+        let build = |i: usize| {
+            crate::state::disk::with_backend(backend.as_ref(), || {
+                build_chain(graph, v, i, state, restore, &sink_setup[v.id])
+            })
+        };
         let mine: Vec<usize> = (0..v.parallelism).filter(|i| local(v.id, *i)).collect();
         let mut built: Vec<Result<Chain, EngineError>> = Vec::with_capacity(mine.len());
         for group in mine.chunks(if restore.is_some() { cores } else { 1 }) {
@@ -220,6 +225,19 @@ fn build_chains(
         chains.push(per);
     }
     Ok(chains)
+}
+
+/// The disk state backend of this deployment, when the job asks for it: one
+/// directory and one memory budget for all its local subtasks.
+fn open_backend(graph: &JobGraph) -> Result<Option<Arc<crate::state::disk::DiskBackend>>, EngineError> {
+    let s = &graph.state_backend;
+    if s.kind != sluice_job::StateBackendKind::Disk {
+        return Ok(None);
+    }
+    let backend = crate::state::disk::DiskBackend::open(s.local_dir.as_deref(), s.managed_memory)
+        .map_err(EngineError::Config)?;
+    tracing::info!(dir = %backend.dir().display(), managed_memory = s.managed_memory, "state backend 'disk'");
+    Ok(Some(backend))
 }
 
 /// Subtask `i` of `v`: its operators, with their keyed state restored.

@@ -210,6 +210,12 @@ impl IdSet {
         self.words[w] |= 1 << (id % 64);
     }
 
+    pub fn remove(&mut self, id: usize) {
+        if let Some(w) = self.words.get_mut(id / 64) {
+            *w &= !(1 << (id % 64));
+        }
+    }
+
     pub fn contains(&self, id: usize) -> bool {
         self.words.get(id / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
     }

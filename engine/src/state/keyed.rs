@@ -6,27 +6,34 @@
 //! - values live in a copy-on-write slot vector, so [`KeyedState::view`] takes a
 //!   checkpoint's view in O(chunks) and the view is encoded off the task thread;
 //! - a removed key's slot is emptied and reused, never shifted, so a slot id
-//!   stays valid for the key that holds it;
+//!   stays valid for the key that holds it until the key is removed or spilled;
 //! - a view writes one record per live key into the key group the key hashes
 //!   to, the same key group the exchange routes the key's rows to, so a restore
 //!   at another parallelism hands each subtask exactly its keys;
-//! - once a view has been taken, every slot written through `get_mut`,
-//!   `slot_mut`, `insert` or `values_mut` and every removed key is recorded
+//! - once a view has been taken, every key written through `get_mut`,
+//!   `slot_mut`, `insert` or `retain_mut` and every removed key is recorded
 //!   until the next view, which then knows what changed since the previous
 //!   one ([`StateView::entries`], incremental checkpoints). Reads through
 //!   `get` are not. If removals outgrow the state, tracking stops and the
-//!   next view counts as knowing nothing (a full base is written).
+//!   next view counts as knowing nothing (a full base is written);
+//! - with the disk backend ([`super::disk`]), a key on disk is loaded back on
+//!   its first access, and the heap's coldest keys (CLOCK) are spilled when
+//!   the deployment's heap budget is exceeded. A written key that is spilled
+//!   before the next view is remembered by key (`Changes::spilled`), and the
+//!   view reads its value from the disk snapshot. A disk error is kept and
+//!   returned by [`KeyedState::health`], which the operator's caller checks
+//!   after every call, before the call's output leaves the operator.
 
 use std::sync::Arc;
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 use super::codec::{Reader, Writer};
 use super::cow::CowVec;
+use super::disk::Spill;
 use super::entries::IdSet;
-use super::{EntryView, GoOn, StateView, abandoned};
+use super::keyed_view::KeyedView;
 use crate::error::OpError;
-use crate::operators::KeyGroupWriters;
 use crate::operators::window::Keys;
 
 /// A value kept per key, encodable with the state codec.
@@ -36,9 +43,9 @@ pub trait StateValue: Clone + Send + Sync + 'static {
 }
 
 #[derive(Clone)]
-struct Slot<V> {
-    key: Arc<[u8]>,
-    value: V,
+pub(super) struct Slot<V> {
+    pub(super) key: Arc<[u8]>,
+    pub(super) value: V,
 }
 
 pub struct KeyedState<V: StateValue> {
@@ -48,47 +55,143 @@ pub struct KeyedState<V: StateValue> {
     /// What changed since the last view; `None` before the first view or
     /// after tracking overflowed.
     changes: Option<Changes>,
+    /// The disk side, with the disk backend.
+    spill: Option<Box<Spilling>>,
+    /// The first error of the disk backend.
+    failed: Option<String>,
 }
 
-/// Slots written and keys removed since a view.
+/// Keys written and keys removed since a view.
 #[derive(Default)]
-struct Changes {
-    written: IdSet,
-    removed: Vec<Arc<[u8]>>,
+pub(super) struct Changes {
+    pub(super) written: IdSet,
+    pub(super) removed: Vec<Arc<[u8]>>,
+    /// Written keys spilled to disk since: their values are in the disk view.
+    pub(super) spilled: HashSet<Arc<[u8]>>,
 }
 
 /// Removed keys tracked at most, beyond the number of live keys.
 const MAX_REMOVED: usize = 4096;
 
+/// What the disk backend adds to a keyed state.
+struct Spilling {
+    disk: Spill,
+    /// Slots accessed since the CLOCK hand last passed them.
+    referenced: IdSet,
+    /// Slots never spilled: the keys of the last [`KeyedState::pin`].
+    pinned: IdSet,
+    hand: usize,
+    /// Estimated heap bytes per key: the key, the encoded value twice (heap
+    /// values are larger than their encoding), and the index and slot.
+    per_key: usize,
+    /// Accesses until the next value is measured for `per_key`.
+    until_sample: u32,
+}
+
+/// Heap bytes of a key besides its key bytes and value: its index entry, slot and `Arc`.
+const KEY_OVERHEAD: usize = 96;
+/// One value in this many written is measured.
+const SAMPLE_EVERY: u32 = 512;
+
 impl<V: StateValue> Default for KeyedState<V> {
+    /// An empty state, on the disk backend when one is current on this thread
+    /// ([`super::disk::with_backend`]).
     fn default() -> Self {
-        KeyedState { index: HashMap::new(), slots: CowVec::new(), free: Vec::new(), changes: None }
+        let mut s = KeyedState {
+            index: HashMap::new(),
+            slots: CowVec::new(),
+            free: Vec::new(),
+            changes: None,
+            spill: None,
+            failed: None,
+        };
+        if let Some(backend) = super::disk::current() {
+            match backend.partition() {
+                Ok(disk) => {
+                    s.spill = Some(Box::new(Spilling {
+                        disk,
+                        referenced: IdSet::default(),
+                        pinned: IdSet::default(),
+                        hand: 0,
+                        per_key: KEY_OVERHEAD + 64,
+                        until_sample: 0,
+                    }))
+                }
+                Err(e) => s.failed = Some(e),
+            }
+        }
+        s
     }
 }
 
 impl<V: StateValue> KeyedState<V> {
+    /// Keys held, on the heap and on disk.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.index.len() + self.spill.as_ref().map_or(0, |s| s.disk.on_disk)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len() == 0
     }
 
-    pub fn get(&self, key: &[u8]) -> Option<&V> {
+    /// Keys held on disk.
+    pub fn spilled(&self) -> usize {
+        self.spill.as_ref().map_or(0, |s| s.disk.on_disk)
+    }
+
+    /// The disk backend's first error, if any: the state may have lost
+    /// writes since, and the operator must fail.
+    pub fn health(&self) -> Result<(), OpError> {
+        match &self.failed {
+            None => Ok(()),
+            Some(e) => Err(OpError::Other(e.clone())),
+        }
+    }
+
+    pub fn get(&mut self, key: &[u8]) -> Option<&V> {
+        let id = self.slot(key)?;
+        self.slots.get(id as usize).and_then(|s| s.as_ref()).map(|s| &s.value)
+    }
+
+    /// The value of a key on the heap, without loading a spilled one: a key
+    /// that is on disk reads as absent unless [`KeyedState::pin`] loaded it.
+    pub fn peek(&self, key: &[u8]) -> Option<&V> {
         let id = *self.index.get(key)?;
         self.slots.get(id as usize).and_then(|s| s.as_ref()).map(|s| &s.value)
     }
 
-    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        let id = *self.index.get(key)?;
-        self.written(id);
-        self.slots.get_mut(id as usize).and_then(|s| s.as_mut()).map(|s| &mut s.value)
+    /// Loads `keys` from disk where they were spilled, and keeps them on the
+    /// heap until the next `pin`, so that [`KeyedState::peek`] sees them all
+    /// at once (a batch's keys, read while other keys are borrowed).
+    pub fn pin<'a>(&mut self, keys: impl Iterator<Item = &'a [u8]>) {
+        let Some(s) = &mut self.spill else { return };
+        s.pinned = IdSet::default();
+        for key in keys {
+            if let Some(id) = self.slot(key)
+                && let Some(s) = &mut self.spill
+            {
+                s.pinned.insert(id as usize);
+            }
+        }
     }
 
-    /// The slot of a key: valid until the key is removed.
-    pub fn slot(&self, key: &[u8]) -> Option<u32> {
-        self.index.get(key).copied()
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+        let id = self.slot(key)?;
+        self.slot_mut(id)
+    }
+
+    /// The slot of a key, loading it from disk if it was spilled: valid until
+    /// the key is removed, or the next `insert`.
+    pub fn slot(&mut self, key: &[u8]) -> Option<u32> {
+        match self.index.get(key) {
+            Some(&id) => {
+                if let Some(s) = &mut self.spill {
+                    s.referenced.insert(id as usize);
+                }
+                Some(id)
+            }
+            None => self.load(key),
+        }
     }
 
     /// The value in a slot (see [`KeyedState::slot`]).
@@ -105,7 +208,14 @@ impl<V: StateValue> KeyedState<V> {
             *v = value;
             return id;
         }
-        let key: Arc<[u8]> = Arc::from(key);
+        let id = self.place(Arc::from(key), value);
+        self.written(id);
+        self.make_room(id);
+        id
+    }
+
+    /// Puts a key that is in neither the index nor on disk into a slot.
+    fn place(&mut self, key: Arc<[u8]>, value: V) -> u32 {
         let slot = Some(Slot { key: key.clone(), value });
         let id = match self.free.pop() {
             Some(id) => {
@@ -117,49 +227,124 @@ impl<V: StateValue> KeyedState<V> {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.written(id);
         self.index.insert(key, id);
+        if let Some(s) = &mut self.spill {
+            s.referenced.insert(id as usize);
+        }
         id
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
-        let (key, id) = self.index.remove_entry(key)?;
-        self.free.push(id);
+        let value = match self.index.remove_entry(key) {
+            Some((key, id)) => {
+                self.free.push(id);
+                self.removed(key);
+                self.slots.get_mut(id as usize).and_then(Option::take).map(|s| s.value)
+            }
+            None => {
+                let value = self.take_from_disk(key)?;
+                self.removed(Arc::from(key));
+                Some(value)
+            }
+        };
+        if let Some(c) = &mut self.changes
+            && !c.spilled.is_empty()
+        {
+            c.spilled.remove(key);
+        }
+        value
+    }
+
+    fn removed(&mut self, key: Arc<[u8]>) {
         if let Some(c) = &mut self.changes {
             c.removed.push(key);
             if c.removed.len() > MAX_REMOVED.max(self.index.len()) {
                 self.changes = None;
             }
         }
-        self.slots.get_mut(id as usize).and_then(Option::take).map(|s| s.value)
     }
 
     fn written(&mut self, slot: u32) {
         if let Some(c) = &mut self.changes {
             c.written.insert(slot as usize);
         }
+        if let Some(s) = &mut self.spill {
+            s.referenced.insert(slot as usize);
+        }
     }
 
-    /// Every key and value, in slot order.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
-        self.slots.iter().flatten().map(|s| (s.key.as_ref(), &s.value))
+    /// Calls `f` with every key and value, on the heap and on disk.
+    pub fn scan(&mut self, mut f: impl FnMut(&[u8], &V)) {
+        for s in self.slots.iter().flatten() {
+            f(&s.key, &s.value);
+        }
+        let Some(s) = &self.spill else { return };
+        let result = s.disk.each(|k, v| {
+            f(k, &V::decode(&mut Reader::new(v))?);
+            Ok(())
+        });
+        self.fail(result);
     }
 
-    /// Every value, mutably, in slot order (each counts as written).
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        if let Some(c) = &mut self.changes {
-            for &id in self.index.values() {
-                c.written.insert(id as usize);
+    /// The keys whose values `pred` holds for, on the heap and on disk.
+    pub fn keys_where(&mut self, mut pred: impl FnMut(&V) -> bool) -> Vec<Box<[u8]>> {
+        let mut out = Vec::new();
+        self.scan(|k, v| {
+            if pred(v) {
+                out.push(Box::from(k));
+            }
+        });
+        out
+    }
+
+    /// Every key and value, on the heap and on disk, as `scan` collects
+    /// them; for tests and small states.
+    pub fn entries(&mut self) -> Vec<(Box<[u8]>, V)> {
+        let mut out = Vec::new();
+        self.scan(|k, v| out.push((Box::from(k), v.clone())));
+        out
+    }
+
+    /// Updates every value with `f` (each counts as written), and removes the
+    /// keys for which it returns `false`.
+    pub fn retain_mut(&mut self, mut f: impl FnMut(&mut V) -> bool) {
+        let mut gone: Vec<Arc<[u8]>> = Vec::new();
+        let ids: Vec<u32> = self.index.values().copied().collect();
+        for id in ids {
+            if let Some(slot) = self.slots.get_mut(id as usize).and_then(|s| s.as_mut())
+                && !f(&mut slot.value)
+            {
+                gone.push(slot.key.clone());
+            }
+            self.written(id);
+        }
+        if let Some(s) = &mut self.spill {
+            let mut rewrite: Vec<(Box<[u8]>, Option<V>)> = Vec::new();
+            let result = s.disk.each(|k, v| {
+                let mut v = V::decode(&mut Reader::new(v))?;
+                let keep = f(&mut v);
+                rewrite.push((Box::from(k), keep.then_some(v)));
+                Ok(())
+            });
+            self.fail(result);
+            for (k, v) in rewrite {
+                match v {
+                    None => gone.push(Arc::from(k)),
+                    Some(v) => self.rewrite_on_disk(&k, &v),
+                }
             }
         }
-        self.slots.iter_mut().flatten().map(|s| &mut s.value)
+        for k in gone {
+            self.remove(&k);
+        }
     }
 
     /// A view for a checkpoint; O(chunks) plus the changes since the last
     /// view. `keys` computes key groups.
     pub fn view(&mut self, keys: Arc<Keys>) -> KeyedView<V> {
         let changes = self.changes.replace(Changes::default());
-        KeyedView { slots: self.slots.share(), keys, changes }
+        let disk = self.spill.as_ref().map(|s| s.disk.snapshot());
+        KeyedView::new(self.slots.share(), keys, changes, disk)
     }
 
     /// Loads the records a view wrote for one key group.
@@ -170,100 +355,121 @@ impl<V: StateValue> KeyedState<V> {
             let value = V::decode(&mut r)?;
             self.insert(&key, value);
         }
-        Ok(())
+        self.health()
     }
-}
 
-/// A consistent view of a [`KeyedState`] at a checkpoint barrier.
-pub struct KeyedView<V: StateValue> {
-    slots: CowVec<Option<Slot<V>>>,
-    keys: Arc<Keys>,
-    /// What changed since the previous view, if known.
-    changes: Option<Changes>,
-}
-
-/// Keys whose key groups are computed at once.
-const KEY_BATCH: usize = 16 * super::cow::CHUNK;
-
-impl<V: StateValue> KeyedView<V> {
-    /// Writes each slot of `live` into its key group with `write`, computing
-    /// key groups a batch at a time.
-    fn each<'a>(
-        &self,
-        live: impl Iterator<Item = &'a Slot<V>>,
-        max_parallelism: usize,
-        out: &mut KeyGroupWriters,
-        go_on: GoOn,
-        write: impl Fn(&mut Writer, &Slot<V>),
-    ) -> Result<(), OpError> {
-        let mut live = live.peekable();
-        let mut batch: Vec<&Slot<V>> = Vec::with_capacity(KEY_BATCH);
-        while live.peek().is_some() {
-            if !go_on() {
-                return Err(abandoned());
-            }
-            batch.clear();
-            batch.extend(live.by_ref().take(KEY_BATCH));
-            let keys: Vec<&[u8]> = batch.iter().map(|s| s.key.as_ref()).collect();
-            let kgs = self.keys.key_groups(&keys, max_parallelism)?;
-            for (slot, kg) in batch.iter().zip(kgs) {
-                write(out.writer(kg), slot);
+    /// Keeps the first disk error.
+    fn fail<T>(&mut self, result: Result<T, OpError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                if self.failed.is_none() {
+                    self.failed = Some(e.to_string());
+                }
+                None
             }
         }
-        Ok(())
-    }
-}
-
-/// A record's key part: the key as [`Writer::bytes`] writes it.
-fn key_part(key: &[u8]) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.bytes(key);
-    w.buf
-}
-
-fn put_slot<V: StateValue>(w: &mut Writer, s: &Slot<V>) {
-    super::entries::put_with(w, |w| w.bytes(&s.key), |w| s.value.encode(w));
-}
-
-impl<V: StateValue> StateView for KeyedView<V> {
-    /// A record per key: the key, then the value.
-    fn encode(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError> {
-        self.each(self.slots.iter().flatten(), max_parallelism, out, go_on, |w, slot| {
-            w.bytes(&slot.key);
-            slot.value.encode(w);
-        })
     }
 
-    fn entries(&self) -> Option<&dyn EntryView> {
-        Some(self)
-    }
-}
-
-impl<V: StateValue> EntryView for KeyedView<V> {
-    fn encode_base(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError> {
-        self.each(self.slots.iter().flatten(), max_parallelism, out, go_on, put_slot)
-    }
-
-    fn knows_changes(&self) -> bool {
-        self.changes.is_some()
+    /// Takes a spilled key's value off the disk.
+    fn take_from_disk(&mut self, key: &[u8]) -> Option<V> {
+        let s = self.spill.as_mut()?;
+        let taken = s.disk.take(key);
+        let bytes = self.fail(taken)??;
+        let value = V::decode(&mut Reader::new(&bytes))
+            .map_err(|e| OpError::Other(format!("state backend 'disk': a spilled value does not decode: {e}")));
+        self.fail(value)
     }
 
-    fn encode_changes(
-        &self,
-        max_parallelism: usize,
-        _owned: std::ops::Range<u32>,
-        out: &mut KeyGroupWriters,
-        go_on: GoOn,
-    ) -> Result<(), OpError> {
-        let Some(c) = &self.changes else { return Err(OpError::Other("no changes were tracked".into())) };
-        for batch in c.removed.chunks(KEY_BATCH) {
-            let keys: Vec<&[u8]> = batch.iter().map(|k| k.as_ref()).collect();
-            for (key, kg) in keys.iter().zip(self.keys.key_groups(&keys, max_parallelism)?) {
-                super::entries::delete(out.writer(kg), &key_part(key));
+    /// Brings a spilled key back onto the heap; its slot.
+    fn load(&mut self, key: &[u8]) -> Option<u32> {
+        let value = self.take_from_disk(key)?;
+        let key: Arc<[u8]> = Arc::from(key);
+        let changed = self.changes.as_mut().is_some_and(|c| c.spilled.remove(&key));
+        let id = self.place(key, value);
+        if changed {
+            self.written(id);
+        }
+        self.make_room(id);
+        Some(id)
+    }
+
+    /// Writes a value of a key that stays on disk (and counts it as written).
+    fn rewrite_on_disk(&mut self, key: &[u8], value: &V) {
+        let Some(s) = &self.spill else { return };
+        let mut w = Writer::new();
+        value.encode(&mut w);
+        let result = s.disk.replace(key, w.buf);
+        if self.fail(result).is_some()
+            && let Some(c) = &mut self.changes
+        {
+            c.spilled.insert(Arc::from(key));
+        }
+    }
+
+    /// With the disk backend, after a key came onto the heap: measures a value
+    /// now and then, and spills cold keys while the heap is over its budget.
+    /// `keep` (the slot just placed) is not spilled.
+    fn make_room(&mut self, keep: u32) {
+        let Some(s) = &mut self.spill else { return };
+        if s.until_sample == 0 {
+            s.until_sample = SAMPLE_EVERY;
+            if let Some(slot) = self.slots.get(keep as usize).and_then(Option::as_ref) {
+                let mut w = Writer::new();
+                slot.value.encode(&mut w);
+                let measured = KEY_OVERHEAD + slot.key.len() + 2 * w.buf.len();
+                s.per_key = (s.per_key * 7 + measured) / 8;
             }
         }
-        let written = c.written.iter().filter_map(|id| self.slots.get(id).and_then(Option::as_ref));
-        self.each(written, max_parallelism, out, go_on, put_slot)
+        s.until_sample -= 1;
+        s.disk.publish(self.index.len() * s.per_key);
+        if !s.disk.backend().over_budget() {
+            return;
+        }
+        let excess = s.disk.backend().excess();
+        let n = (excess / s.per_key.max(1)).clamp(1, (self.index.len() / 4).max(1));
+        let result = self.spill_cold(n, keep);
+        self.fail(result);
+    }
+
+    /// Spills up to `n` keys that the CLOCK hand finds unreferenced.
+    fn spill_cold(&mut self, n: usize, keep: u32) -> Result<(), OpError> {
+        let Some(s) = &mut self.spill else { return Ok(()) };
+        let len = self.slots.len();
+        let mut out: Vec<(Arc<[u8]>, Vec<u8>)> = Vec::with_capacity(n);
+        let mut measured = 0;
+        // Two turns of the hand clear every reference bit, so this ends.
+        let mut steps = 2 * len + 1;
+        while out.len() < n && self.index.len() > 1 && steps > 0 {
+            steps -= 1;
+            let id = s.hand;
+            s.hand = if s.hand + 1 >= len { 0 } else { s.hand + 1 };
+            if id as u32 == keep || s.pinned.contains(id) || self.slots.get(id).is_none_or(Option::is_none) {
+                continue;
+            }
+            if s.referenced.contains(id) {
+                s.referenced.remove(id);
+                continue;
+            }
+            let Some(slot) = self.slots.get_mut(id).and_then(Option::take) else { continue };
+            self.index.remove(&slot.key);
+            self.free.push(id as u32);
+            if let Some(c) = &mut self.changes
+                && c.written.contains(id)
+            {
+                c.spilled.insert(slot.key.clone());
+            }
+            let mut w = Writer::new();
+            slot.value.encode(&mut w);
+            measured += KEY_OVERHEAD + slot.key.len() + 2 * w.buf.len();
+            out.push((slot.key, w.buf));
+        }
+        if !out.is_empty() {
+            s.per_key = (s.per_key + measured / out.len()) / 2;
+        }
+        s.disk.put_all(out)?;
+        s.disk.publish(self.index.len() * s.per_key);
+        Ok(())
     }
 }
 
@@ -273,128 +479,5 @@ impl StateValue for i64 {
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, OpError> {
         r.i64()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::entries;
-
-    #[test]
-    fn a_view_keeps_the_values_of_its_moment_and_restores_them() {
-        let keys = Arc::new(Keys::new(vec![], vec![]).unwrap());
-        let mut s: KeyedState<i64> = KeyedState::default();
-        s.insert(b"", 1);
-        let view = s.view(keys.clone());
-        *s.get_mut(b"").unwrap() = 2;
-        let mut out = KeyGroupWriters::new();
-        view.encode(128, &mut out, &|| true).unwrap();
-        let mut back: KeyedState<i64> = KeyedState::default();
-        back.restore(&out[&0].buf).unwrap();
-        assert_eq!(back.get(b""), Some(&1));
-        assert_eq!(s.remove(b""), Some(2));
-        assert!(s.is_empty());
-        s.insert(b"x", 3);
-        assert_eq!(s.iter().count(), 1);
-    }
-
-    /// The records of a view as `encode` writes them, per key group.
-    fn full(view: &KeyedView<i64>) -> KeyGroupWriters<'static> {
-        let mut out = KeyGroupWriters::new();
-        view.encode(8, &mut out, &|| true).unwrap();
-        out
-    }
-
-    fn as_map(records: &[u8]) -> std::collections::BTreeMap<Vec<u8>, i64> {
-        let mut r = Reader::new(records);
-        let mut m = std::collections::BTreeMap::new();
-        while !r.is_empty() {
-            let k = r.bytes().unwrap().to_vec();
-            m.insert(k, r.i64().unwrap());
-        }
-        m
-    }
-
-    #[test]
-    fn a_base_and_the_changes_of_each_later_view_merge_into_the_state_of_the_last() {
-        use crate::state::EntryView;
-        use arrow::array::{ArrayRef, Int64Array};
-        use arrow::datatypes::DataType;
-        use datafusion_physical_expr::expressions::Column;
-        let col: Arc<dyn datafusion_physical_expr::PhysicalExpr> = Arc::new(Column::new("k", 0));
-        let keys = Arc::new(Keys::new(vec![col], vec![DataType::Int64]).unwrap());
-        let converter = arrow::row::RowConverter::new(vec![arrow::row::SortField::new(DataType::Int64)]).unwrap();
-        let key = |i: u64| {
-            let col: ArrayRef = Arc::new(Int64Array::from(vec![i as i64]));
-            converter.convert_columns(&[col]).unwrap().row(0).as_ref().to_vec()
-        };
-        let mut s: KeyedState<i64> = KeyedState::default();
-        let mut chains: std::collections::BTreeMap<u32, Vec<Vec<u8>>> = Default::default();
-        let mut rng = 7u64;
-        let mut next = || {
-            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            rng >> 33
-        };
-        for round in 0..6 {
-            for _ in 0..200 {
-                let k = key(next() % 300);
-                match next() % 4 {
-                    0 => {
-                        s.remove(&k);
-                    }
-                    1 => {
-                        if let Some(v) = s.get_mut(&k) {
-                            *v += 1;
-                        }
-                    }
-                    _ => {
-                        s.insert(&k, round);
-                    }
-                }
-            }
-            let view = s.view(keys.clone());
-            let mut out = KeyGroupWriters::new();
-            if round == 0 {
-                assert!(!view.knows_changes(), "the first view knows no earlier one");
-                view.encode_base(8, &mut out, &|| true).unwrap();
-            } else {
-                assert!(view.knows_changes());
-                view.encode_changes(8, 0..8, &mut out, &|| true).unwrap();
-            }
-            for (kg, w) in out {
-                chains.entry(kg).or_default().push(w.buf);
-            }
-            let want = full(&view);
-            for kg in 0..8 {
-                let chain: Vec<&[u8]> =
-                    chains.get(&kg).map(|c| c.iter().map(|b| b.as_slice()).collect()).unwrap_or_default();
-                let merged = entries::merge(&chain, 1).unwrap();
-                let expect = want.get(&kg).map(|w| as_map(&w.buf)).unwrap_or_default();
-                assert_eq!(as_map(&merged), expect, "round {round}, key group {kg}");
-            }
-        }
-    }
-
-    #[test]
-    fn changes_hold_only_what_was_written() {
-        use crate::state::EntryView;
-        let keys = Arc::new(Keys::new(vec![], vec![]).unwrap());
-        let mut s: KeyedState<i64> = KeyedState::default();
-        for i in 0..1000u32 {
-            s.insert(&i.to_le_bytes(), 1);
-        }
-        let _ = s.view(keys.clone());
-        *s.get_mut(&5u32.to_le_bytes()).unwrap() = 2;
-        s.remove(&6u32.to_le_bytes());
-        let _ = s.get(&7u32.to_le_bytes());
-        let view = s.view(keys);
-        let mut out = KeyGroupWriters::new();
-        view.encode_changes(128, 0..128, &mut out, &|| true).unwrap();
-        let mut base = KeyGroupWriters::new();
-        view.encode_base(128, &mut base, &|| true).unwrap();
-        let bytes = |w: &KeyGroupWriters| w.values().map(|w| w.buf.len()).sum::<usize>();
-        assert_eq!(entries::merge(&[&base[&0].buf, &out[&0].buf], 1).unwrap().len(), 999 * (4 + 4 + 8));
-        assert!(bytes(&out) * 100 < bytes(&base), "{} of {}", bytes(&out), bytes(&base));
     }
 }

@@ -8,9 +8,13 @@
 
 pub mod codec;
 pub mod cow;
+pub mod disk;
 pub mod entries;
 pub mod key;
 pub mod keyed;
+pub mod keyed_view;
+#[cfg(test)]
+mod keyed_tests;
 pub mod ttl;
 pub mod value;
 pub mod writers;

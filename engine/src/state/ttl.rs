@@ -106,9 +106,8 @@ impl Ttl {
         if !self.sweep_due(now) {
             return Vec::new();
         }
-        let expired: Vec<Vec<u8>> =
-            state.iter().filter(|(_, s)| self.expired(s.written, now)).map(|(k, _)| k.to_vec()).collect();
-        expired.into_iter().filter_map(|k| state.remove(&k).map(|s| (k, s.value))).collect()
+        let expired = state.keys_where(|s| self.expired(s.written, now));
+        expired.into_iter().filter_map(|k| state.remove(&k).map(|s| (k.into_vec(), s.value))).collect()
     }
 }
 

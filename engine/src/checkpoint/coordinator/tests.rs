@@ -37,6 +37,7 @@ fn coordinator(job_dir: &Storage, interval: Option<Duration>) -> CheckpointCoord
         max_parallelism: 128,
         local_time_zone: "UTC".into(),
         data_policy: None,
+        state_backend: Default::default(),
     };
     let job = JobState::new("j", "j.sql", &g);
     let opts = CheckpointOptions { job_dir: Some(job_dir.clone()), interval, ..CheckpointOptions::default() };

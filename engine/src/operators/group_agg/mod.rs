@@ -116,8 +116,8 @@ impl GroupAggregate {
         if !self.ttl.sweep_due(now) {
             return;
         }
-        let expired: Vec<Vec<u8>> =
-            self.state.iter().filter(|(_, g)| self.ttl.expired(g.written, now)).map(|(k, _)| k.to_vec()).collect();
+        let ttl = self.ttl;
+        let expired = self.state.keys_where(|g| ttl.expired(g.written, now));
         for k in expired {
             self.state.remove(&k);
         }
@@ -269,6 +269,10 @@ impl StreamOperator for GroupAggregate {
 
     fn state_keys(&self) -> Option<u64> {
         Some(self.state.len() as u64)
+    }
+
+    fn health(&self) -> Result<(), OpError> {
+        self.state.health()
     }
 
     fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {

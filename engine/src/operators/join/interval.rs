@@ -142,6 +142,7 @@ impl IntervalJoin {
         let n = data.num_rows();
         let times = epoch_millis(data.column(self.times[side]))?;
         let keys = encode_keys(&self.keys[side], &data)?;
+        self.state.pin(keys.iter().flatten().map(AsRef::as_ref));
         let rows = self.rows[side].convert_columns(data.columns())?;
         // Candidates: (input row, index of the other side's row), and for the
         // residual their rows.
@@ -149,7 +150,7 @@ impl IntervalJoin {
         let (mut cand_rows, mut cand_bytes): (Vec<u32>, Vec<&[u8]>) = (Vec::new(), Vec::new());
         for (r, key) in keys.iter().enumerate() {
             if let (Some(key), false) = (key, times.is_null(r))
-                && let Some(t) = self.state.get(key)
+                && let Some(t) = self.state.peek(key)
             {
                 let (lo, hi) = self.range(side, times.value(r));
                 for (i, o) in t.rows[other].iter().enumerate() {
@@ -279,12 +280,14 @@ impl IntervalJoin {
         }
         self.timers.clear();
         let mut timers: BTreeMap<i64, Vec<Box<[u8]>>> = BTreeMap::new();
-        for (key, t) in self.state.iter() {
+        let mut kept: Vec<(usize, i64, Box<[u8]>)> = Vec::new();
+        self.state.scan(|key, t| {
             for (side, rows) in t.rows.iter().enumerate() {
-                for r in rows {
-                    timers.entry(self.bound(side, r.time)).or_default().push(key.into());
-                }
+                kept.extend(rows.iter().map(|r| (side, r.time, Box::from(key))));
             }
+        });
+        for (side, time, key) in kept {
+            timers.entry(self.bound(side, time)).or_default().push(key);
         }
         self.timers = timers;
     }
@@ -326,6 +329,10 @@ impl StreamOperator for IntervalJoin {
 
     fn state_keys(&self) -> Option<u64> {
         Some(self.state.len() as u64)
+    }
+
+    fn health(&self) -> Result<(), OpError> {
+        self.state.health()
     }
 
     fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {

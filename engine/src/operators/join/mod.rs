@@ -246,14 +246,11 @@ impl Join {
         }
         if now >= self.next_sweep {
             self.next_sweep = now.saturating_add(self.ttl);
-            for sides in self.state.values_mut() {
-                logic::expire(sides, self.ttl, now);
-            }
-            let empty: Vec<Box<[u8]>> =
-                self.state.iter().filter(|(_, s)| s.is_empty()).map(|(k, _)| Box::from(k)).collect();
-            for k in empty {
-                self.state.remove(&k);
-            }
+            let ttl = self.ttl;
+            self.state.retain_mut(|sides| {
+                logic::expire(sides, ttl, now);
+                !sides.is_empty()
+            });
             return;
         }
         for key in keys.iter().flatten() {
@@ -274,7 +271,7 @@ impl Join {
         // Candidates: (input row, other row index, other row bytes).
         let (mut rows, mut cand_rows) = (Vec::new(), Vec::new());
         for key in keys {
-            if let Some(sides) = key.as_deref().and_then(|k| self.state.get(k)) {
+            if let Some(sides) = key.as_deref().and_then(|k| self.state.peek(k)) {
                 for (i, e) in sides.rows[other].iter().enumerate() {
                     m.indices.push(i);
                     if self.residual.is_some() {
@@ -308,6 +305,7 @@ impl Join {
         let rows = self.rows[side].convert_columns(data.columns())?;
         let now = (self.clock)();
         self.expire(&keys, now);
+        self.state.pin(keys.iter().flatten().map(AsRef::as_ref));
         let matches = self.matches(side, &data, &keys)?;
         let keeps_unmatched = self.outer(side);
         let mut o = Output::default();
@@ -547,6 +545,10 @@ impl StreamOperator for Join {
     }
 
     /// One record per key: both sides' rows (see [`Sides`]'s encoding).
+    fn health(&self) -> Result<(), OpError> {
+        self.state.health()
+    }
+
     fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {
         Ok(Some(Box::new(self.state.view(self.keys[0].clone()))))
     }

@@ -199,8 +199,9 @@ impl TemporalJoin {
     }
 
     /// Whether `key`'s state has expired at `now`.
-    fn expired(&self, key: &[u8], now: i64) -> bool {
-        self.state.get(key).is_some_and(|v| self.ttl.expired(v.touched, now))
+    fn expired(&mut self, key: &[u8], now: i64) -> bool {
+        let ttl = self.ttl;
+        self.state.get(key).is_some_and(|v| ttl.expired(v.touched, now))
     }
 
     /// Once per TTL, forgets every key that expired.
@@ -208,8 +209,8 @@ impl TemporalJoin {
         if !self.ttl.sweep_due(now) {
             return;
         }
-        let expired: Vec<Box<[u8]>> =
-            self.state.iter().filter(|(_, v)| self.ttl.expired(v.touched, now)).map(|(k, _)| Box::from(k)).collect();
+        let ttl = self.ttl;
+        let expired = self.state.keys_where(|v| ttl.expired(v.touched, now));
         for key in expired {
             self.forget(&key);
         }
@@ -349,7 +350,13 @@ impl TemporalJoin {
         if !std::mem::take(&mut self.timers_stale) {
             return;
         }
-        self.timers = self.state.iter().filter_map(|(k, v)| v.timer.map(|t| (t, Box::from(k)))).collect();
+        let mut timers = BTreeSet::new();
+        self.state.scan(|k, v| {
+            if let Some(t) = v.timer {
+                timers.insert((t, Box::from(k)));
+            }
+        });
+        self.timers = timers;
     }
 }
 
@@ -388,6 +395,10 @@ impl StreamOperator for TemporalJoin {
 
     fn state_keys(&self) -> Option<u64> {
         Some(self.state.len() as u64)
+    }
+
+    fn health(&self) -> Result<(), OpError> {
+        self.state.health()
     }
 
     fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {

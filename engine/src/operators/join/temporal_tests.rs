@@ -120,7 +120,7 @@ fn versions_no_left_row_can_need_are_dropped_and_a_late_row_sees_what_is_left() 
     feed(&mut j, 1, right(&[(1, 10, 100, Insert), (1, 20, 200, Insert), (1, 40, 400, Insert)]));
     feed(&mut j, 0, left(&[(1, 25)]));
     assert_eq!(watermark(&mut j, 30), ["[1, 25, 1, 20, 200]", "W30"]);
-    let kept: Vec<i64> = j.state.iter().flat_map(|(_, v)| v.right.keys().copied()).collect();
+    let kept: Vec<i64> = j.state.entries().iter().flat_map(|(_, v)| v.right.keys().copied()).collect();
     assert_eq!(kept, [20, 40], "the latest version at or before the watermark and later ones");
     // A left row older than the watermark waits for the next one, as in
     // Flink, and its version (10) is gone: padded.

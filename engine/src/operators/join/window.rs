@@ -270,8 +270,9 @@ impl WindowJoin {
         if !std::mem::take(&mut self.timers_stale) {
             return;
         }
-        self.timers =
-            self.state.iter().flat_map(|(key, w)| w.by_end.keys().map(move |end| (*end, Arc::from(key)))).collect();
+        let mut timers = BTreeSet::new();
+        self.state.scan(|key, w| timers.extend(w.by_end.keys().map(|end| (*end, Arc::from(key)))));
+        self.timers = timers;
     }
 }
 
@@ -340,6 +341,10 @@ impl StreamOperator for WindowJoin {
     }
 
     /// One record per key: its windows' rows (see [`Windows`]'s encoding).
+    fn health(&self) -> Result<(), OpError> {
+        self.state.health()
+    }
+
     fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {
         Ok(Some(Box::new(self.state.view(self.keys[0].clone()))))
     }

@@ -102,18 +102,14 @@ impl OverAggregate {
         self
     }
 
-    fn expired(&self, p: &Partition, now: i64) -> bool {
-        self.ttl.expired(p.touched, now) && !p.has_pending()
-    }
-
     /// Once per TTL, forgets every expired partition. Having no rows waiting,
     /// it has no timers either.
     fn sweep(&mut self, now: i64) {
         if !self.ttl.sweep_due(now) {
             return;
         }
-        let expired: Vec<Vec<u8>> =
-            self.state.iter().filter(|(_, p)| self.expired(p, now)).map(|(k, _)| k.to_vec()).collect();
+        let ttl = self.ttl;
+        let expired = self.state.keys_where(|p| ttl.expired(p.touched, now) && !p.has_pending());
         for key in expired {
             self.state.remove(&key);
         }
@@ -159,7 +155,8 @@ impl StreamOperator for OverAggregate {
                 Some(k) => k.row(i).data(),
                 None => &[],
             };
-            if self.state.get(key).is_some_and(|p| self.expired(p, now)) {
+            let ttl = self.ttl;
+            if self.state.get(key).is_some_and(|p| ttl.expired(p.touched, now) && !p.has_pending()) {
                 self.state.remove(key);
             }
             if ts.is_null(i) || Partition::is_late(self.state.get(key), &self.frame, ts.value(i), self.watermark) {
@@ -241,6 +238,10 @@ impl StreamOperator for OverAggregate {
 
     fn state_keys(&self) -> Option<u64> {
         Some(self.state.len() as u64)
+    }
+
+    fn health(&self) -> Result<(), OpError> {
+        self.state.health()
     }
 
     fn snapshot(&mut self) -> Result<Option<Box<dyn StateView>>, OpError> {

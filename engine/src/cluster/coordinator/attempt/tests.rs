@@ -23,6 +23,7 @@ fn job() -> Arc<JobState> {
         max_parallelism: 128,
         local_time_zone: "UTC".into(),
         data_policy: None,
+        state_backend: Default::default(),
     };
     JobState::new("j", "j.sql", &g)
 }
