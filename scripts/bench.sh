@@ -187,6 +187,18 @@ if [ "${BENCH_STATE:-1}" != 0 ]; then
     failed=1
   fi
 fi
+# The disk state backend (scripts/bench_spill.py): a GROUP BY whose keyed state is 4x the
+# memory budget, against the heap backend. BENCH_SPILL=0 skips it; BENCH_SPILL_ARGS passes
+# options (e.g. "--keys 500000 --rows 1500000").
+if [ "${BENCH_SPILL:-1}" != 0 ]; then
+  # shellcheck disable=SC2086
+  if python3 scripts/bench_spill.py --bin "$bin" --out "$out/spill.md" ${BENCH_SPILL_ARGS:-}; then
+    { echo; cat "$out/spill.md"; } >> "$report"
+  else
+    { echo; echo "## Keyed state 4x the memory budget"; echo; echo "Failed: see the output of scripts/bench_spill.py."; } >> "$report"
+    failed=1
+  fi
+fi
 # Kafka benchmarks (scripts/bench_kafka.py): a real broker, Kafka -> filter/project -> Kafka and
 # Kafka -> TUMBLE -> Kafka exactly-once on 1 and 4 partitions: throughput, and end-to-end latency
 # to a read_committed consumer at a fixed rate. With BENCH_FLINK=1, Flink runs the same jobs on

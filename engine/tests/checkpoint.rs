@@ -416,6 +416,33 @@ fn joins_restore_their_state_at_other_parallelisms() {
 
 #[test]
 fn joins_killed_with_sigkill_resume_from_the_latest_checkpoint_at_another_parallelism() {
+    joins_killed_and_restored(&[]);
+}
+
+/// The same on the disk state backend, with so little memory that the joins'
+/// keys live on disk: the killed run leaves its spill directory behind, the
+/// restored run deletes it, and the output is still exactly-once.
+#[test]
+fn joins_on_the_disk_backend_killed_with_sigkill_resume_exactly_once() {
+    let spill = tempfile::tempdir().unwrap();
+    let dir = format!("io.tmp.dirs={}", spill.path().display());
+    let spill_dirs = || std::fs::read_dir(spill.path()).unwrap().flatten().count();
+    let stderr = joins_killed_and_restored(&[
+        "--set",
+        "state.backend.type=disk",
+        "--set",
+        "taskmanager.memory.managed.size=16kb",
+        "--set",
+        &dir,
+    ]);
+    assert!(stderr.contains("state backend 'disk'"), "{stderr}");
+    assert_eq!(spill_dirs(), 0, "the killed run's spill directory is deleted, and the restored run's at its end");
+}
+
+/// Runs the joins job at parallelism 2 with `extra` arguments, kills it after
+/// two checkpoints, restores it at 3 and checks the output against a run that
+/// never stopped; returns what the restored run wrote on stderr.
+fn joins_killed_and_restored(extra: &[&str]) -> String {
     let rows = 12_000;
     let expected = reference_of(joins_job, rows);
     let dir = tempfile::tempdir().unwrap();
@@ -424,7 +451,9 @@ fn joins_killed_with_sigkill_resume_from_the_latest_checkpoint_at_another_parall
     let job_file = dir.path().join("joins.sql");
     std::fs::write(&job_file, joins_job(&out, rows, 3000)).unwrap();
     let ck = ckpt.display().to_string();
-    let mut child = spawn_run(&job_file, &["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "2"]);
+    let mut args = vec!["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "2"];
+    args.extend(extra);
+    let mut child = spawn_run(&job_file, &args);
     wait_for("two complete checkpoints", Duration::from_secs(60), || complete_checkpoints(&ckpt.join("joins")) >= 2);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -435,15 +464,17 @@ fn joins_killed_with_sigkill_resume_from_the_latest_checkpoint_at_another_parall
         .arg(&job_file)
         .args(["--rest-addr", "127.0.0.1:0", "--restore", "latest"])
         .args(["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms", "-p", "3"])
+        .args(extra)
         .stderr(Stdio::piped())
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&status.stderr);
+    let stderr = String::from_utf8_lossy(&status.stderr).into_owned();
     assert!(status.status.success(), "{stderr}");
     assert!(stderr.contains("restoring from"), "{stderr}");
     let got = outputs(&out);
     assert_eq!(got.1, expected.1, "self-join rows lost or duplicated");
     assert_eq!(got.0, expected.0, "stream-table join rows lost or duplicated");
+    stderr
 }
 
 /// Interval joins of the stream with itself (rows of the same key less than

@@ -166,7 +166,7 @@ fn kafka_sourced_golden_cases_match_flink() {
             sql
         };
         for p in [1, 2] {
-            match run_case(&case, p, 8192, &rewrite) {
+            match run_case(&case, p, 8192, &[], &rewrite) {
                 Err(e) => failures.push(format!("{name} from Kafka (p={p}): {e}")),
                 Ok(outputs) => {
                     let label = format!("{name} from Kafka (p={p})");

@@ -13,11 +13,11 @@ mod settings;
 mod validate;
 
 pub use config::Config;
+pub use config::parse_memory_size;
 pub use error::JobError;
 pub use openlineage::OpenLineageSettings;
 pub use policy::{Secrets, data_policy, policy_file_json, unmasked_pii};
 pub use restart::RestartStrategy;
-pub use config::parse_memory_size;
 pub use settings::{
     CheckpointSettings, DEFAULT_MANAGED_MEMORY, Restore, Settings, StateBackendKind, StateBackendSettings,
     VERTEX_PARALLELISM_OVERRIDES, parse_vertex_parallelism,

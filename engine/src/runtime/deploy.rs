@@ -234,9 +234,13 @@ fn open_backend(graph: &JobGraph) -> Result<Option<Arc<crate::state::disk::DiskB
     if s.kind != sluice_job::StateBackendKind::Disk {
         return Ok(None);
     }
-    let backend = crate::state::disk::DiskBackend::open(s.local_dir.as_deref(), s.managed_memory)
-        .map_err(EngineError::Config)?;
-    tracing::info!(dir = %backend.dir().display(), managed_memory = s.managed_memory, "state backend 'disk'");
+    let backend =
+        crate::state::disk::DiskBackend::open(s.local_dir.as_deref(), s.managed_memory).map_err(EngineError::Config)?;
+    crate::say!(
+        "state backend 'disk': keyed state beyond {} MiB of memory spills to {}",
+        s.managed_memory.div_ceil(1 << 20),
+        backend.dir().display()
+    );
     Ok(Some(backend))
 }
 

@@ -94,10 +94,9 @@ impl DiskBackend {
     pub(crate) fn partition(self: &Arc<Self>) -> Result<Spill, String> {
         let name = format!("s{}", self.next_partition.fetch_add(1, Ordering::Relaxed));
         let opts = fjall::PartitionCreateOptions::default().manual_journal_persist(true);
-        let part = self
-            .keyspace
-            .open_partition(&name, opts)
-            .map_err(|e| format!("state backend 'disk': cannot create partition {name} in {}: {e}", self.dir.display()))?;
+        let part = self.keyspace.open_partition(&name, opts).map_err(|e| {
+            format!("state backend 'disk': cannot create partition {name} in {}: {e}", self.dir.display())
+        })?;
         Ok(Spill { backend: self.clone(), part: Some(part), on_disk: 0, published: 0 })
     }
 

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use super::StateView;
 use super::codec::Reader;
 use super::keyed::*;
 use super::keyed_view::KeyedView;
-use super::StateView;
 use crate::operators::KeyGroupWriters;
 use crate::operators::window::Keys;
 use crate::state::entries;

@@ -12,9 +12,9 @@ pub mod disk;
 pub mod entries;
 pub mod key;
 pub mod keyed;
-pub mod keyed_view;
 #[cfg(test)]
 mod keyed_tests;
+pub mod keyed_view;
 pub mod ttl;
 pub mod value;
 pub mod writers;

@@ -166,6 +166,7 @@ pub fn run_case(
     case: &Path,
     parallelism: usize,
     batch_size: usize,
+    settings: &[(&str, &str)],
     rewrite: &dyn Fn(String) -> String,
 ) -> Result<BTreeMap<String, Vec<String>>, String> {
     let out = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -177,6 +178,9 @@ pub fn run_case(
     let mut config = Config::default();
     config.values.insert("parallelism.default".into(), parallelism.to_string());
     config.values.insert("execution.batch-size".into(), batch_size.to_string());
+    for (k, v) in settings {
+        config.values.insert(k.to_string(), v.to_string());
+    }
     let name = case.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     run_text(&sql, &format!("{name}/job.sql"), &name, &config).map_err(|e| e.to_string())?;
     let mut outputs = BTreeMap::new();
