@@ -41,6 +41,8 @@ pub struct DiskBackend {
     dir: PathBuf,
     /// Bytes of state the heap may hold, all keyed states together.
     heap_budget: usize,
+    /// The LSM's block cache, and its write buffers, in bytes.
+    lsm: u64,
     /// Bytes the keyed states hold on the heap, by their estimates.
     used: AtomicUsize,
     next_partition: AtomicU64,
@@ -81,6 +83,7 @@ impl DiskBackend {
             keyspace,
             dir,
             heap_budget: ((budget as f64) * HEAP_SHARE) as usize,
+            lsm,
             used: AtomicUsize::new(0),
             next_partition: AtomicU64::new(0),
         }))
@@ -93,7 +96,9 @@ impl DiskBackend {
     /// A new partition for one keyed state.
     pub(crate) fn partition(self: &Arc<Self>) -> Result<Spill, String> {
         let name = format!("s{}", self.next_partition.fetch_add(1, Ordering::Relaxed));
-        let opts = fjall::PartitionCreateOptions::default().manual_journal_persist(true);
+        // A partition's memtable is at most half the write buffers (fjall's default is 16 MiB).
+        let memtable = u32::try_from(self.lsm / 2).unwrap_or(u32::MAX).clamp(1 << 20, 16 << 20);
+        let opts = fjall::PartitionCreateOptions::default().manual_journal_persist(true).max_memtable_size(memtable);
         let part = self.keyspace.open_partition(&name, opts).map_err(|e| {
             format!("state backend 'disk': cannot create partition {name} in {}: {e}", self.dir.display())
         })?;

@@ -81,15 +81,23 @@ struct Spilling {
     /// Slots never spilled: the keys of the last [`KeyedState::pin`].
     pinned: IdSet,
     hand: usize,
-    /// Estimated heap bytes per key: the key, the encoded value twice (heap
-    /// values are larger than their encoding), and the index and slot.
+    /// Estimated heap bytes per key ([`heap_bytes`]).
     per_key: usize,
     /// Accesses until the next value is measured for `per_key`.
     until_sample: u32,
 }
 
-/// Heap bytes of a key besides its key bytes and value: its index entry, slot and `Arc`.
-const KEY_OVERHEAD: usize = 96;
+/// Heap bytes of a key besides its key bytes, slot and value: its index
+/// entry (with the hash table's spare capacity) and the key's `Arc` header.
+const KEY_OVERHEAD: usize = 48;
+
+/// Estimated heap bytes of a key and its value, from the value's encoded
+/// size: heap values (vectors of enums, boxed strings, allocator headers) take
+/// about three times their encoding (a GROUP BY's COUNT/SUM/MAX group took
+/// 486 bytes on the heap for 60 encoded, see `scripts/bench_spill.py`).
+fn heap_bytes<V>(key: usize, encoded: usize) -> usize {
+    std::mem::size_of::<Option<Slot<V>>>() + KEY_OVERHEAD + key + 3 * encoded
+}
 /// One value in this many written is measured.
 const SAMPLE_EVERY: u32 = 512;
 
@@ -113,7 +121,7 @@ impl<V: StateValue> Default for KeyedState<V> {
                         referenced: IdSet::default(),
                         pinned: IdSet::default(),
                         hand: 0,
-                        per_key: KEY_OVERHEAD + 64,
+                        per_key: heap_bytes::<V>(16, 64),
                         until_sample: 0,
                     }))
                 }
@@ -417,7 +425,7 @@ impl<V: StateValue> KeyedState<V> {
             if let Some(slot) = self.slots.get(keep as usize).and_then(Option::as_ref) {
                 let mut w = Writer::new();
                 slot.value.encode(&mut w);
-                let measured = KEY_OVERHEAD + slot.key.len() + 2 * w.buf.len();
+                let measured = heap_bytes::<V>(slot.key.len(), w.buf.len());
                 s.per_key = (s.per_key * 7 + measured) / 8;
             }
         }
@@ -461,7 +469,7 @@ impl<V: StateValue> KeyedState<V> {
             }
             let mut w = Writer::new();
             slot.value.encode(&mut w);
-            measured += KEY_OVERHEAD + slot.key.len() + 2 * w.buf.len();
+            measured += heap_bytes::<V>(slot.key.len(), w.buf.len());
             out.push((slot.key, w.buf));
         }
         if !out.is_empty() {
