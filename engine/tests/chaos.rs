@@ -565,7 +565,9 @@ END;
 
 /// Sources offered 5× what the slowest sink takes, for the whole run: the job
 /// is backpressured throughout; checkpoints still complete, worker memory stays
-/// bounded, and no row is lost or duplicated.
+/// bounded. Once a checkpoint completed under backpressure, a worker is killed
+/// with `kill -9` (and replaced): the job restores from that checkpoint, still
+/// backpressured, and no row is lost or duplicated.
 #[test]
 fn a_source_at_five_times_the_sinks_capacity_still_checkpoints_with_bounded_memory() {
     let secs = scale(10, 60);
@@ -583,15 +585,22 @@ fn a_source_at_five_times_the_sinks_capacity_still_checkpoints_with_bounded_memo
     let dir = tempfile::tempdir().unwrap();
     let c = Cluster::new(dir.path());
     c.write_job(&spike_job(dir.path(), rows, 5 * 2 * sink_rate, sink_rate));
-    let _coord = c.coordinator("coordinator", 2, &["--on-finish", "stay"]);
-    let w: Vec<Proc> = (0..2).map(|i| c.worker(&format!("w{i}"), 1)).collect();
+    let coord = c.coordinator("coordinator", 2, &["--on-finish", "stay"]);
+    let mut w: Vec<Proc> = (0..2).map(|i| c.worker(&format!("w{i}"), 1)).collect();
     wait_for("a first checkpoint", Duration::from_secs(60), || complete_checkpoints(&c.job_dir()) >= 1);
     let started = Instant::now();
     let first = newest_checkpoint(&c.job_dir());
     let rss_early: u64 = w.iter().map(Proc::rss_kib).sum();
     let (mut rss_max, mut backpressured) = (rss_early, 0.0f64);
+    let mut killed_after = None;
     while !c.job_finished() {
         assert!(started.elapsed() < Duration::from_secs(secs * 5 + 120), "the job did not finish");
+        let newest = newest_checkpoint(&c.job_dir());
+        if killed_after.is_none() && newest > first && backpressured > 500.0 {
+            w.remove(1).kill_9();
+            w.push(c.worker("w2", 1));
+            killed_after = Some(newest);
+        }
         rss_max = rss_max.max(w.iter().map(Proc::rss_kib).sum());
         if let Some((200, b)) = http(&c.rest, "GET", "/v1/job/metrics", "") {
             let m: serde_json::Value = serde_json::from_str(&b).unwrap();
@@ -603,10 +612,11 @@ fn a_source_at_five_times_the_sinks_capacity_still_checkpoints_with_bounded_memo
     let history = checkpoints["history"].as_array().cloned().unwrap_or_default();
     let slowest = history.iter().filter_map(|c| c["durationMs"].as_u64()).max().unwrap_or(0);
     let completed = newest_checkpoint(&c.job_dir()) - first;
-    report.faults = 1;
+    let killed_after = killed_after.expect("no checkpoint completed under backpressure before the job finished");
+    report.faults = 2;
     report.check(&[(&expected, &committed(&dir.path().join("rows")))]);
     report.notes.push(format!(
-        "{:.0} s backpressured (up to {backpressured:.0} ms/s at the source); {completed} checkpoints completed, the slowest in {slowest} ms; workers' RSS {} MiB at the start, {} MiB at most",
+        "{:.0} s backpressured (up to {backpressured:.0} ms/s at the source); {completed} checkpoints completed, the slowest in {slowest} ms; a worker killed with kill -9 after checkpoint {killed_after}; workers' RSS {} MiB at the start, {} MiB at most",
         started.elapsed().as_secs_f64(),
         rss_early / 1024,
         rss_max / 1024
@@ -614,5 +624,7 @@ fn a_source_at_five_times_the_sinks_capacity_still_checkpoints_with_bounded_memo
     // Their pace is a figure for the report (the state-at-scale issue's), not an assertion.
     assert!(completed >= 1, "no checkpoint completed under backpressure: {checkpoints}");
     assert!(backpressured > 500.0, "the sources were not backpressured ({backpressured} ms/s)");
+    let log: String = std::iter::once(&coord).chain(&w).map(Proc::log).collect();
+    assert!(log.contains("restoring from"), "the job did not restore after the kill:\n{log}");
     report.finish();
 }
