@@ -190,7 +190,7 @@ impl Builder {
             PlanNode::WindowAggregate { input, window, keys, aggs, attached } => {
                 let KeyedAggregation { vertex: v, keys: phys_keys, key_types, aggs: defs } =
                     self.keyed_aggregation(input, keys, aggs)?;
-                let time_type = input.schema.field(window.time_col).data_type().clone();
+                let time_type = window.time_type(input.schema.as_arrow());
                 self.graph.vertices[v].ops.push(OpSpec::WindowAggregate {
                     kind: window.kind,
                     time_col: window.time_col,

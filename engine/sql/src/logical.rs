@@ -387,6 +387,22 @@ pub struct WindowSpec {
     pub time_zone: Option<String>,
 }
 
+impl WindowSpec {
+    /// The type of the windows' `window_time`: the time column's, except that
+    /// windows over a TIMESTAMP_LTZ attribute whose time column is a local
+    /// TIMESTAMP (a window-attached aggregation typed by its `window_start`)
+    /// keep a TIMESTAMP_LTZ(3) `window_time`, as Flink does.
+    pub fn time_type(&self, input: &arrow::datatypes::Schema) -> arrow::datatypes::DataType {
+        use arrow::datatypes::{DataType, TimeUnit};
+        match (input.field(self.time_col).data_type(), &self.time_zone) {
+            (DataType::Timestamp(TimeUnit::Millisecond, None), Some(tz)) => {
+                DataType::Timestamp(TimeUnit::Millisecond, Some(tz.as_str().into()))
+            }
+            (t, _) => t.clone(),
+        }
+    }
+}
+
 /// Window sizes in milliseconds. `offset` (Flink's window offset, the TVF's
 /// optional last argument) shifts where windows start: a window starts at
 /// `offset` plus a multiple of its size (of the slide for HOP); 0 aligns

@@ -237,7 +237,7 @@ impl Planner {
         let (items, having, aggs) = self.rewrite_aggregation(&keys, &input, s, Some(&window.kind), pos)?;
         // The aggregation's output schema.
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-        let wt = input.schema.field(window.time_col).data_type().clone();
+        let wt = window.time_type(input.schema.as_arrow());
         let window_fields: Vec<Field> =
             WINDOW_COLUMNS.iter().zip([ts.clone(), ts, wt]).map(|(n, t)| Field::new(*n, t, false)).collect();
         let schema = aggregation_schema(window_fields, &keys, &key_exprs, &aggs, &input, pos)?;

@@ -41,13 +41,10 @@ impl Planner {
             }
         }
         let [start, end] = [start?, end?];
-        // The output's window_time is typed as the input's; without one, a
-        // local TIMESTAMP(3) window is typed as its window_start.
-        let time_col = match (props.times.first(), &props.time_zone) {
-            (Some(t), _) => *t,
-            (None, None) => start,
-            (None, Some(_)) => return None,
-        };
+        // The output's window_time is typed as the input's; without one, as
+        // the window_start, which `WindowSpec::time_type` makes a
+        // TIMESTAMP_LTZ(3) for windows over a TIMESTAMP_LTZ attribute.
+        let time_col = props.times.first().copied().unwrap_or(start);
         Some((WindowSpec { kind: props.kind, time_col, time_zone: props.time_zone }, [start, end]))
     }
 }
