@@ -13,6 +13,7 @@ use sqlparser::ast::{
     self, DuplicateTreatment, Expr as SqlExpr, FunctionArguments, Ident, Select, SelectItem, VisitorMut,
 };
 
+use super::scalar_subquery::keyless_left_join;
 use super::window::is_window_col;
 use super::{Planner, df_err, ident_name, pos_of};
 use crate::error::{Position, SqlError};
@@ -248,7 +249,7 @@ impl Planner {
             updating: false,
             unique_key: None,
         };
-        self.finish_aggregation(rel, having, &items, pos)
+        self.finish_aggregation(rel, having, &items, pos, Vec::new())
     }
 
     /// Rewrites the SELECT list and HAVING of an aggregation over its output
@@ -310,14 +311,19 @@ impl Planner {
         Ok((items, having, aggs))
     }
 
-    /// HAVING and the SELECT list over an aggregation's output.
+    /// HAVING and the SELECT list over an aggregation's output, joined with
+    /// the values of the scalar subqueries they read (`scalars`).
     fn finish_aggregation(
         &self,
         mut rel: Rel,
         having: Option<SqlExpr>,
         items: &[SelectItem],
         pos: Position,
+        scalars: Vec<Rel>,
     ) -> Result<Rel, SqlError> {
+        for scalar in scalars {
+            rel = keyless_left_join(rel, scalar, pos)?;
+        }
         let explain_missing = |e: SqlError| {
             if e.message.contains("No field named") {
                 SqlError::new(
@@ -335,13 +341,15 @@ impl Planner {
     }
 
     /// A non-windowed `GROUP BY` (or a global aggregation): an updating result,
-    /// keyed by the group keys. Output: keys..., aggregates...
+    /// keyed by the group keys. Output: keys..., aggregates...; `scalars` are
+    /// the values of the scalar subqueries its SELECT list and HAVING read.
     pub(super) fn plan_group_aggregate(
         &mut self,
         input: Rel,
         group_by: &[SqlExpr],
         s: &Select,
         pos: Position,
+        scalars: Vec<Rel>,
     ) -> Result<Rel, SqlError> {
         let mut keys: Vec<(SqlExpr, String)> = Vec::new();
         let mut key_exprs = Vec::new();
@@ -364,7 +372,7 @@ impl Planner {
             updating: true,
             unique_key: Some((0..nkeys).collect()),
         };
-        self.finish_aggregation(rel, having, &items, pos)
+        self.finish_aggregation(rel, having, &items, pos, scalars)
     }
 
     pub(super) fn plan_agg_call(

@@ -40,6 +40,7 @@ mod over;
 mod query;
 mod rank;
 mod rank_bounds;
+mod scalar_correlated;
 mod scalar_subquery;
 mod select;
 mod set_ops;

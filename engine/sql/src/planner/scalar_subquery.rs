@@ -1,19 +1,29 @@
-//! Scalar subqueries: `(SELECT agg FROM ...)` as a value in a WHERE or in the
-//! SELECT list of a query that does not aggregate, as in
-//! `WHERE price > (SELECT AVG(price) FROM bid)`.
+//! Scalar subqueries: `(SELECT agg FROM ...)` as a value, in a WHERE, in a
+//! SELECT list or in a HAVING, as in `WHERE price > (SELECT AVG(price) FROM
+//! bid)`.
 //!
-//! As Flink plans an uncorrelated one: the FROM clause LEFT JOINed, without a
-//! key (in one subtask), with the subquery's single row, whose column stands
-//! for the subquery. The result is updating: when the subquery's value changes,
-//! the rows it reached are retracted and emitted again. A subquery that
-//! returns more than one row is a runtime error in Flink; here each row of it
-//! joins, so it must return one, as SQL requires.
+//! Each is replaced in the SELECT by a column named for its position
+//! (`__scalar_<line>_<column>`), which a join then brings, as Flink plans it:
+//! - an uncorrelated one: its single row, LEFT JOINed without a key (in one
+//!   subtask);
+//! - a correlated one: its aggregation grouped by the columns that relate it
+//!   to the outer query, LEFT JOINed on them (see `scalar_correlated`).
+//!
+//! In an aggregation, the subqueries of the SELECT list and HAVING (outside an
+//! aggregate's argument) join the aggregation's output, and those of the
+//! WHERE and of the aggregates' arguments join its input.
+//!
+//! The result is updating: when a subquery's value changes, the rows it
+//! reached are retracted and emitted again. A subquery that returns more than
+//! one row is a runtime error in Flink (its `SINGLE_VALUE`); here each row of
+//! an uncorrelated one joins, so it must return one, as SQL requires, and a
+//! correlated one must aggregate (one row per group).
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{self, Expr as SqlExpr, Ident, Query, Select, VisitorMut};
 
-use super::aggregate::contains_aggregate;
+use super::aggregate::{contains_aggregate, is_aggregate_name};
 use super::join::join_schema;
 use super::select::select_item_expr;
 use super::{Planner, requalify};
@@ -21,12 +31,32 @@ use crate::error::{Position, SqlError};
 use crate::logical::{JoinKind, PlanNode, Rel};
 use crate::parser::expr_position;
 
+/// A scalar subquery taken out of a SELECT, and the column that stands for it.
+pub(super) struct Scalar {
+    pub alias: String,
+    pub query: Query,
+    pub position: Position,
+}
+
+/// A SELECT's scalar subqueries: those that join the FROM clause (`before`),
+/// and those that join its aggregation's output (`after`).
+#[derive(Default)]
+pub(super) struct Scalars {
+    pub before: Vec<Scalar>,
+    pub after: Vec<Scalar>,
+}
+
 /// Replaces the scalar subqueries of the outermost query level with column
-/// references, collecting them.
+/// references, collecting them with whether each is in an aggregate's argument.
 struct Collect {
-    found: Vec<(String, Query, Position)>,
+    found: Vec<(Scalar, bool)>,
     depth: usize,
+    in_aggregate: usize,
     fallback: Position,
+}
+
+fn is_aggregate_call(e: &SqlExpr) -> bool {
+    matches!(e, SqlExpr::Function(f) if f.over.is_none() && is_aggregate_name(&f.name.to_string().to_ascii_uppercase()))
 }
 
 impl VisitorMut for Collect {
@@ -43,27 +73,38 @@ impl VisitorMut for Collect {
         if self.depth > 0 {
             return ControlFlow::Continue(());
         }
+        if is_aggregate_call(e) {
+            self.in_aggregate += 1;
+        }
         let position = expr_position(e, self.fallback);
         if let SqlExpr::Subquery(q) = e {
             let alias = format!("__scalar_{}_{}", position.line, position.column);
-            self.found.push((alias.clone(), q.as_ref().clone(), position));
+            let scalar = Scalar { alias: alias.clone(), query: q.as_ref().clone(), position };
+            self.found.push((scalar, self.in_aggregate > 0));
             *e = SqlExpr::Identifier(Ident::new(alias));
+        }
+        ControlFlow::Continue(())
+    }
+    fn post_visit_expr(&mut self, e: &mut SqlExpr) -> ControlFlow<()> {
+        if self.depth == 0 && is_aggregate_call(e) {
+            self.in_aggregate -= 1;
         }
         ControlFlow::Continue(())
     }
 }
 
+/// Whether planning failed on a column the query does not have: one of an
+/// enclosing query's, when the query is a correlated subquery.
+pub(super) fn unresolved(e: &SqlError) -> bool {
+    e.message.contains("No field named")
+}
+
 impl Planner {
     /// The SELECT with its scalar subqueries replaced by columns, and the
-    /// subqueries planned, each a one-column relation named as its column;
-    /// `None` when it has none.
-    pub(super) fn scalar_subqueries(
-        &mut self,
-        s: &Select,
-        pos: Position,
-    ) -> Result<Option<(Select, Vec<Rel>)>, SqlError> {
+    /// subqueries; `None` when it has none.
+    pub(super) fn scalar_subqueries(&mut self, s: &Select, pos: Position) -> Option<(Select, Scalars)> {
         let mut rewritten = s.clone();
-        let mut c = Collect { found: Vec::new(), depth: 0, fallback: pos };
+        let mut c = Collect { found: Vec::new(), depth: 0, in_aggregate: 0, fallback: pos };
         if let Some(w) = rewritten.selection.as_mut() {
             let _ = ast::VisitMut::visit(w, &mut c);
         }
@@ -71,57 +112,96 @@ impl Planner {
         for item in rewritten.projection.iter_mut() {
             let _ = ast::VisitMut::visit(item, &mut c);
         }
+        if let Some(h) = rewritten.having.as_mut() {
+            let _ = ast::VisitMut::visit(h, &mut c);
+        }
         if c.found.is_empty() {
-            return Ok(None);
+            return None;
         }
         // Over the rewritten SELECT: a subquery's own aggregates do not count.
         let aggregating = !matches!(&s.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty())
             || s.having.is_some()
             || rewritten.projection.iter().filter_map(select_item_expr).any(contains_aggregate);
-        if aggregating && c.found.len() > in_where {
-            return Err(SqlError::new(
-                c.found[in_where].2,
-                "a scalar subquery in the SELECT list of an aggregation is not supported yet; aggregate in a subquery of the FROM, then use the scalar subquery in the enclosing SELECT",
-            ));
-        }
-        let mut rels = Vec::new();
-        for (alias, q, position) in c.found {
-            let rel = self.plan_query(&q, position)?;
-            let n = rel.schema.fields().len();
-            if n != 1 {
-                return Err(SqlError::new(
-                    position,
-                    format!("a scalar subquery must select exactly one column, not {n}"),
-                ));
+        let mut scalars = Scalars::default();
+        for (i, (scalar, in_aggregate)) in c.found.into_iter().enumerate() {
+            if aggregating && i >= in_where && !in_aggregate {
+                scalars.after.push(scalar);
+            } else {
+                scalars.before.push(scalar);
             }
-            let rel = super::rename(rel, std::slice::from_ref(&alias), position)?;
-            rels.push(requalify(rel, &format!("{alias}_q"), position)?);
         }
-        Ok(Some((rewritten, rels)))
+        Some((rewritten, scalars))
     }
 
-    /// `left` LEFT JOINed, without a key, with each scalar subquery's row.
-    pub(super) fn scalar_joins(&self, mut left: Rel, scalars: Vec<Rel>, pos: Position) -> Result<Rel, SqlError> {
-        for right in scalars {
-            let schema = join_schema(&left, &right, JoinKind::Left, pos)?;
-            left = Rel {
-                node: PlanNode::Join {
-                    left: Box::new(left),
-                    right: Box::new(right),
-                    kind: JoinKind::Left,
-                    left_keys: vec![],
-                    right_keys: vec![],
-                    residual: None,
-                    interval: None,
-                    temporal: None,
-                    window: None,
-                },
-                schema,
-                rowtime: None,
-                updating: true,
-                unique_key: None,
+    /// `left` with a column for each scalar subquery, in order: joined with an
+    /// uncorrelated one's row, or with a correlated one's groups.
+    pub(super) fn scalar_joins(&mut self, mut left: Rel, scalars: Vec<Scalar>) -> Result<Rel, SqlError> {
+        for scalar in scalars {
+            left = match self.plan_query(&scalar.query, scalar.position) {
+                Ok(rel) => {
+                    let right = one_column(rel, &scalar)?;
+                    keyless_left_join(left, right, scalar.position)?
+                }
+                Err(e) if unresolved(&e) => self.correlated_scalar(left, &scalar, e)?,
+                Err(e) => return Err(e),
             };
         }
         Ok(left)
     }
+
+    /// The uncorrelated scalar subqueries of an aggregation's SELECT list and
+    /// HAVING, each a one-column relation named as its column.
+    pub(super) fn scalar_values(&mut self, scalars: Vec<Scalar>) -> Result<Vec<Rel>, SqlError> {
+        scalars
+            .into_iter()
+            .map(|scalar| match self.plan_query(&scalar.query, scalar.position) {
+                Ok(rel) => one_column(rel, &scalar),
+                // Flink 2.3's decorrelation fails on these (an
+                // ArrayIndexOutOfBoundsException in Calcite's RelDecorrelator).
+                Err(e) if unresolved(&e) => Err(SqlError::new(
+                    scalar.position,
+                    format!(
+                        "a correlated scalar subquery in the SELECT list or HAVING of an aggregation is not supported ({}), as in Flink 2.3, which fails to plan it; compute it in a query over the aggregation's result",
+                        e.message.trim_end_matches('.')
+                    ),
+                )),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+}
+
+/// A planned uncorrelated subquery as the one column that stands for it.
+fn one_column(rel: Rel, scalar: &Scalar) -> Result<Rel, SqlError> {
+    let n = rel.schema.fields().len();
+    if n != 1 {
+        return Err(SqlError::new(
+            scalar.position,
+            format!("a scalar subquery must select exactly one column, not {n}"),
+        ));
+    }
+    let rel = super::rename(rel, std::slice::from_ref(&scalar.alias), scalar.position)?;
+    requalify(rel, &format!("{}_q", scalar.alias), scalar.position)
+}
+
+/// `left` LEFT JOINed, without a key (in one subtask), with a subquery's row.
+pub(super) fn keyless_left_join(left: Rel, right: Rel, pos: Position) -> Result<Rel, SqlError> {
+    let schema = join_schema(&left, &right, JoinKind::Left, pos)?;
+    Ok(Rel {
+        node: PlanNode::Join {
+            left: Box::new(left),
+            right: Box::new(right),
+            kind: JoinKind::Left,
+            left_keys: vec![],
+            right_keys: vec![],
+            residual: None,
+            interval: None,
+            temporal: None,
+            window: None,
+        },
+        schema,
+        rowtime: None,
+        updating: true,
+        unique_key: None,
+    })
 }

@@ -13,6 +13,7 @@ use super::grouping_sets::grouping_sets;
 use super::over::is_over_aggregation;
 use super::query::FromItem;
 use super::rank::{pending_rank, select_item_has_window_call};
+use super::scalar_subquery::Scalars;
 use super::subquery::take_subqueries;
 use super::window::is_window_col;
 use super::{Planner, df_err, ident_name, pos_of, project, unsupported};
@@ -32,14 +33,14 @@ pub(super) fn select_item_expr(item: &SelectItem) -> Option<&SqlExpr> {
 impl Planner {
     pub(super) fn plan_select(&mut self, s: &Select, pos: Position) -> Result<Rel, SqlError> {
         let pos = pos_of(s, pos);
-        match self.scalar_subqueries(s, pos)? {
+        match self.scalar_subqueries(s, pos) {
             Some((rewritten, scalars)) => self.plan_select_with(&rewritten, pos, scalars),
-            None => self.plan_select_with(s, pos, Vec::new()),
+            None => self.plan_select_with(s, pos, Scalars::default()),
         }
     }
 
     /// A SELECT whose scalar subqueries (see `scalar_subquery`) are `scalars`.
-    fn plan_select_with(&mut self, s: &Select, pos: Position, scalars: Vec<Rel>) -> Result<Rel, SqlError> {
+    fn plan_select_with(&mut self, s: &Select, pos: Position, scalars: Scalars) -> Result<Rel, SqlError> {
         let distinct = match &s.distinct {
             None | Some(ast::Distinct::All) => false,
             Some(ast::Distinct::Distinct) => true,
@@ -82,11 +83,15 @@ impl Planner {
         let (subqueries, where_rest) = take_subqueries(s.selection.as_ref(), pos);
         // Joins in FROM take the WHERE conditions they can use; the rest is left.
         let (from, selection) = self.plan_from_clause(&s.from, where_rest.as_ref(), pos)?;
+        // Scalar subqueries bring a column each (hidden from `*`), before
+        // the aggregation or after it.
+        let Scalars { before, after } = scalars;
+        let hidden = before.len();
         let from = match from {
-            _ if subqueries.is_empty() && scalars.is_empty() => from,
+            _ if subqueries.is_empty() && before.is_empty() && after.is_empty() => from,
             FromItem::Plain(rel) => {
                 let rel = self.subquery_joins(rel, subqueries)?;
-                FromItem::Plain(self.scalar_joins(rel, scalars, pos)?)
+                FromItem::Plain(self.scalar_joins(rel, before)?)
             }
             FromItem::Window { .. } => {
                 return Err(unsupported(pos, "a subquery in the WHERE or SELECT list of a window TVF's query"));
@@ -130,19 +135,26 @@ impl Planner {
                         Some(w) => self.filter(rel, w, pos)?,
                         None => rel,
                     };
+                    let after = self.scalar_values(after)?;
                     if let Some(sets) = grouping_sets(&group_by) {
+                        if !after.is_empty() {
+                            return Err(unsupported(
+                                pos,
+                                "a scalar subquery in the SELECT list or HAVING of a GROUPING SETS, ROLLUP or CUBE aggregation",
+                            ));
+                        }
                         let schema = rel.schema.clone();
                         return self.plan_grouping_sets(&schema, sets, s, pos, &mut |p, gb, sel| {
-                            p.plan_aggregation(rel.clone(), gb, sel, pos)
+                            p.plan_aggregation(rel.clone(), gb, sel, pos, Vec::new())
                         });
                     }
-                    return self.plan_aggregation(rel, &group_by, s, pos);
+                    return self.plan_aggregation(rel, &group_by, s, pos, after);
                 }
                 let rel = match &selection {
                     Some(w) => self.filter(rel, w, pos)?,
                     None => rel,
                 };
-                let rel = self.plan_projection(rel, &s.projection, pos)?;
+                let rel = self.plan_projection_hiding(rel, &s.projection, pos, hidden)?;
                 if distinct { distinct_rows(rel, pos) } else { Ok(rel) }
             }
             FromItem::Window { input, window, partition_by, qualifier } => {
@@ -224,19 +236,34 @@ impl Planner {
     }
 
     /// An aggregation of a plain relation by `group_by`: a group window's
-    /// (`GROUP BY TUMBLE(ts, ...)`), a window-attached one, or a non-windowed one.
-    fn plan_aggregation(&mut self, rel: Rel, group_by: &[SqlExpr], s: &Select, pos: Position) -> Result<Rel, SqlError> {
+    /// (`GROUP BY TUMBLE(ts, ...)`), a window-attached one, or a non-windowed one;
+    /// `after` are the scalar subqueries its SELECT list and HAVING read.
+    fn plan_aggregation(
+        &mut self,
+        rel: Rel,
+        group_by: &[SqlExpr],
+        s: &Select,
+        pos: Position,
+        after: Vec<Rel>,
+    ) -> Result<Rel, SqlError> {
+        let windowed = || unsupported(pos, "a scalar subquery in the SELECT list or HAVING of a window aggregation");
         if let Some(gw) = self.group_window(&rel, group_by, s, pos)? {
+            if !after.is_empty() {
+                return Err(windowed());
+            }
             let session = matches!(gw.window.kind, WindowKind::Session { .. });
             let partition_by = if session { gw.keys } else { vec![] };
             let windowing = Windowing { window: gw.window, partition_by, attached: None };
             return self.plan_window_aggregate(rel, windowing, &gw.group_by, &gw.select, pos);
         }
         if let Some((window, attached)) = self.attached_windows(&rel, group_by, pos) {
+            if !after.is_empty() {
+                return Err(windowed());
+            }
             let windowing = Windowing { window, partition_by: vec![], attached: Some(attached) };
             return self.plan_window_aggregate(rel, windowing, group_by, s, pos);
         }
-        self.plan_group_aggregate(rel, group_by, s, pos)
+        self.plan_group_aggregate(rel, group_by, s, pos, after)
     }
 
     pub(super) fn filter(&self, rel: Rel, w: &SqlExpr, pos: Position) -> Result<Rel, SqlError> {

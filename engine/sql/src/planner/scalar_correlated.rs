@@ -1,0 +1,265 @@
+//! Correlated scalar subqueries, as Flink (Calcite's decorrelation) plans
+//! them: `(SELECT MAX(b.price) FROM bid b WHERE b.auction = a.id)` becomes
+//! the subquery's aggregation grouped by the inner side of its correlation
+//! (`b.auction`), LEFT JOINed on `a.id = b.auction`; the subquery's SELECT
+//! expression is then computed over the joined row, its aggregates read from
+//! the joined group. An outer row without a group reads NULL for them, except
+//! for COUNT, which reads 0 (Calcite's `CASE WHEN c IS NULL THEN 0 ELSE c`).
+//!
+//! Supported: a plain `SELECT <expression of aggregates> FROM ... WHERE ...`
+//! whose WHERE conjuncts each read only the subquery's FROM (they filter it)
+//! or equate an expression of it with one of the outer query (they correlate
+//! it). Flink also takes other correlations (`b.price > a.reserve`, through a
+//! join with the outer query's distinct values) and subqueries without an
+//! aggregate (`SINGLE_VALUE`); Sluice refuses those with an error.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use arrow::datatypes::Field;
+use datafusion_common::{Column, DFSchema, TableReference};
+use datafusion_expr::ExprSchemable;
+use sqlparser::ast::{
+    self, BinaryOperator, Expr as SqlExpr, GroupByExpr, Ident, Select, SelectItem, SetExpr, VisitorMut,
+};
+
+use super::aggregate::is_aggregate_name;
+use super::join::{join_schema, split_sql_conjuncts};
+use super::query::FromItem;
+use super::scalar_subquery::Scalar;
+use super::select::select_item_expr;
+use super::{Planner, df_err, requalify};
+use crate::error::{Position, SqlError};
+use crate::expr::Expr;
+use crate::logical::{JoinKind, PlanNode, Rel};
+use crate::parser::expr_position;
+
+/// Replaces the aggregate calls of a subquery's SELECT expression with the
+/// joined group's columns (`<q>.__a<i>`), collecting them.
+struct Aggregates {
+    qualifier: String,
+    calls: Vec<ast::Function>,
+}
+
+impl VisitorMut for Aggregates {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &mut SqlExpr) -> ControlFlow<()> {
+        let SqlExpr::Function(f) = e else { return ControlFlow::Continue(()) };
+        let name = f.name.to_string().to_ascii_uppercase();
+        if f.over.is_some() || !is_aggregate_name(&name) {
+            return ControlFlow::Continue(());
+        }
+        let i = match self.calls.iter().position(|c| c == f) {
+            Some(i) => i,
+            None => {
+                self.calls.push(f.clone());
+                self.calls.len() - 1
+            }
+        };
+        let column =
+            SqlExpr::CompoundIdentifier(vec![Ident::new(self.qualifier.clone()), Ident::new(format!("__a{i}"))]);
+        // A COUNT over no rows is 0, not NULL.
+        *e = if name == "COUNT" {
+            SqlExpr::Function(ast::Function {
+                name: ast::ObjectName::from(vec![Ident::new("COALESCE")]),
+                uses_odbc_syntax: false,
+                parameters: ast::FunctionArguments::None,
+                args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: [column, SqlExpr::value(ast::Value::Number("0".into(), false))]
+                        .into_iter()
+                        .map(|a| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(a)))
+                        .collect(),
+                    clauses: vec![],
+                }),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: vec![],
+            })
+        } else {
+            column
+        };
+        ControlFlow::Continue(())
+    }
+}
+
+/// The SELECT of a subquery that correlation can be taken out of.
+fn plain_select(q: &ast::Query) -> Option<&Select> {
+    match q.body.as_ref() {
+        SetExpr::Select(s)
+            if q.with.is_none()
+                && q.order_by.is_none()
+                && q.limit_clause.is_none()
+                && matches!(&s.group_by, GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty())
+                && s.having.is_none()
+                && s.distinct.is_none() =>
+        {
+            Some(s)
+        }
+        _ => None,
+    }
+}
+
+fn strip_nested(e: &SqlExpr) -> &SqlExpr {
+    match e {
+        SqlExpr::Nested(inner) => strip_nested(inner),
+        e => e,
+    }
+}
+
+impl Planner {
+    /// `outer` with a column for the correlated scalar subquery `scalar`;
+    /// `unresolved` is the error planning it on its own gave.
+    pub(super) fn correlated_scalar(
+        &mut self,
+        outer: Rel,
+        scalar: &Scalar,
+        unresolved: SqlError,
+    ) -> Result<Rel, SqlError> {
+        let pos = scalar.position;
+        let Some(s) = plain_select(&scalar.query) else {
+            return Err(SqlError::new(
+                pos,
+                format!(
+                    "a correlated scalar subquery must be a plain SELECT <aggregate> FROM ... WHERE ... (no GROUP BY, HAVING, DISTINCT, ORDER BY, LIMIT or WITH) in Sluice ({})",
+                    unresolved.message.trim_end_matches('.')
+                ),
+            ));
+        };
+        let value = match s.projection.as_slice() {
+            [item] => select_item_expr(item)
+                .ok_or_else(|| SqlError::new(pos, "a scalar subquery must select exactly one column"))?,
+            items => {
+                return Err(SqlError::new(
+                    pos,
+                    format!("a scalar subquery must select exactly one column, not {}", items.len()),
+                ));
+            }
+        };
+        let (from, selection) = self.plan_from_clause(&s.from, s.selection.as_ref(), pos)?;
+        let FromItem::Plain(mut inner) = from else {
+            return Err(SqlError::new(pos, "a correlated scalar subquery over a window TVF is not supported yet"));
+        };
+        let mut conjuncts = Vec::new();
+        if let Some(w) = &selection {
+            split_sql_conjuncts(w, &mut conjuncts);
+        }
+        // The conjuncts that read the subquery's FROM alone filter it; the
+        // others must each equate an inner expression with an outer one.
+        let (local, correlation): (Vec<SqlExpr>, Vec<SqlExpr>) =
+            conjuncts.into_iter().partition(|c| self.plan_expr(c, &inner.schema, pos).is_ok());
+        if correlation.is_empty() {
+            return Err(unresolved);
+        }
+        for c in &local {
+            inner = self.filter(inner, c, pos)?;
+        }
+        let mut inner_keys = Vec::new();
+        let mut outer_keys = Vec::new();
+        for c in &correlation {
+            let (i, o) = self.correlation_pair(c, &inner, &outer).ok_or_else(|| {
+                SqlError::new(
+                    expr_position(c, pos),
+                    format!(
+                        "a correlated scalar subquery: `{c}` does not equate an expression of the subquery's FROM with one of the outer query; Sluice supports correlation by such equalities only (as in WHERE b.auction = a.id)"
+                    ),
+                )
+            })?;
+            inner_keys.push(i);
+            outer_keys.push(o);
+        }
+        // The value over the joined row, its aggregates from the joined group.
+        let qualifier = format!("{}_q", scalar.alias);
+        let mut value = value.clone();
+        let mut aggregates = Aggregates { qualifier: qualifier.clone(), calls: Vec::new() };
+        let _ = ast::VisitMut::visit(&mut value, &mut aggregates);
+        if aggregates.calls.is_empty() {
+            return Err(SqlError::new(
+                pos,
+                "a correlated scalar subquery without an aggregate is not supported yet (Flink checks at run time that it returns at most one row per outer row); select an aggregate, as in SELECT MAX(b.price)",
+            ));
+        }
+        // The subquery grouped by its side of the correlation.
+        let mut grouped = s.clone();
+        grouped.projection = inner_keys
+            .iter()
+            .enumerate()
+            .map(|(j, k)| (k.clone(), format!("__k{j}")))
+            .chain(aggregates.calls.iter().enumerate().map(|(i, f)| (SqlExpr::Function(f.clone()), format!("__a{i}"))))
+            .map(|(expr, alias)| SelectItem::ExprWithAlias { expr, alias: Ident::new(alias) })
+            .collect();
+        grouped.selection = None;
+        grouped.having = None;
+        let right = self.plan_group_aggregate(inner, &inner_keys, &grouped, pos, Vec::new())?;
+        let right = requalify(right, &qualifier, pos)?;
+        // LEFT JOINed on the correlation.
+        let n_outer = outer.schema.fields().len();
+        let schema = join_schema(&outer, &right, JoinKind::Left, pos)?;
+        let mut cond: Option<Expr> = None;
+        for (j, o) in outer_keys.iter().enumerate() {
+            let o = self.plan_expr(o, &schema, pos)?;
+            let k = Expr::Column(Column::new(Some(TableReference::bare(qualifier.clone())), format!("__k{j}")));
+            let eq = o.eq(k);
+            cond = Some(match cond {
+                Some(c) => c.and(eq),
+                None => eq,
+            });
+        }
+        let cond = cond.unwrap_or(Expr::Literal(true.into(), None));
+        let joined = self.join_planned(outer, right, JoinKind::Left, cond, schema, pos)?;
+        let value = self.plan_expr(&value, &joined.schema, pos)?;
+        with_value(joined, n_outer, value, &scalar.alias, &qualifier, pos)
+    }
+
+    /// `c` as (inner expression, outer expression) when it equates one of
+    /// each.
+    fn correlation_pair(&self, c: &SqlExpr, inner: &Rel, outer: &Rel) -> Option<(SqlExpr, SqlExpr)> {
+        let SqlExpr::BinaryOp { left, op: BinaryOperator::Eq, right } = strip_nested(c) else {
+            return None;
+        };
+        let pos = Position { line: 0, column: 0 };
+        let reads = |e: &SqlExpr, rel: &Rel| self.plan_expr(e, &rel.schema, pos).is_ok();
+        if reads(left, inner) && !reads(right, inner) && reads(right, outer) {
+            Some((left.as_ref().clone(), right.as_ref().clone()))
+        } else if reads(right, inner) && !reads(left, inner) && reads(left, outer) {
+            Some((right.as_ref().clone(), left.as_ref().clone()))
+        } else {
+            None
+        }
+    }
+}
+
+/// The outer query's columns of `joined` (its first `n_outer`), and `value`
+/// as the column `<qualifier>.<name>` after them.
+fn with_value(
+    joined: Rel,
+    n_outer: usize,
+    value: Expr,
+    name: &str,
+    qualifier: &str,
+    pos: Position,
+) -> Result<Rel, SqlError> {
+    let mut fields = Vec::new();
+    let mut exprs = Vec::new();
+    for (q, f) in joined.schema.iter().take(n_outer) {
+        fields.push((q.cloned(), f.clone()));
+        exprs.push(Expr::Column(Column::new(q.cloned(), f.name())));
+    }
+    let t = value.get_type(&joined.schema).map_err(df_err(pos))?;
+    let nullable = value.nullable(&joined.schema).map_err(df_err(pos))?;
+    fields.push((Some(TableReference::bare(qualifier)), Arc::new(Field::new(name, t, nullable))));
+    exprs.push(value);
+    let schema = DFSchema::new_with_metadata(fields, HashMap::new()).map_err(df_err(pos))?;
+    let rowtime = joined.rowtime.filter(|r| *r < n_outer);
+    let unique_key = joined.unique_key.clone().filter(|k| k.iter().all(|c| *c < n_outer));
+    let updating = joined.updating;
+    Ok(Rel {
+        node: PlanNode::Project { input: Box::new(joined), exprs },
+        schema: Arc::new(schema),
+        rowtime,
+        updating,
+        unique_key,
+    })
+}
