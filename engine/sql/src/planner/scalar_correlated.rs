@@ -158,7 +158,10 @@ impl Planner {
         }
         let mut inner_keys = Vec::new();
         let mut outer_keys = Vec::new();
+        let both = join_schema(&outer, &inner, JoinKind::Inner, pos)?;
         for c in &correlation {
+            // A condition that reads neither query's columns is a mistake of its own.
+            self.plan_expr(c, &both, pos)?;
             let (i, o) = self.correlation_pair(c, &inner, &outer).ok_or_else(|| {
                 SqlError::new(
                     expr_position(c, pos),
