@@ -174,3 +174,36 @@ INSERT INTO o SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTE
     assert!(text.contains(&format!("Vertex 0 (parallelism 2, uid {uid})")), "{text}");
     assert!(text.contains("via HASH[t.k]"), "{text}");
 }
+
+/// A scalar subquery that returns a second row (per outer row) fails the job,
+/// as Flink's `SINGLE_VALUE` does ("SingleValueAggFunction received more than
+/// one element"); one row each is fine.
+#[test]
+fn scalar_subquery_of_more_than_one_row_fails_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let auctions = dir.path().join("auction.json");
+    fs::write(&auctions, "{\"id\":1}\n{\"id\":2}\n").unwrap();
+    let job = |bids: &str, select: &str| {
+        let path = dir.path().join("bid.json");
+        fs::write(&path, bids).unwrap();
+        let text = format!(
+            "CREATE TABLE auction (id BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+CREATE TABLE bid (auction BIGINT, price BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+CREATE TABLE o (id BIGINT, p BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO o {select};",
+            auctions.display(),
+            path.display()
+        );
+        run_text(&text, "job.sql", "job", &Config::default()).map(|_| ()).map_err(|e| e.to_string())
+    };
+    let one_each = "{\"auction\":1,\"price\":10}\n{\"auction\":2,\"price\":20}\n";
+    let two_for_2 = "{\"auction\":1,\"price\":10}\n{\"auction\":2,\"price\":20}\n{\"auction\":2,\"price\":30}\n";
+    let correlated = "SELECT a.id, (SELECT b.price FROM bid b WHERE b.auction = a.id) FROM auction a";
+    let uncorrelated = "SELECT a.id, (SELECT b.price FROM bid b WHERE b.auction = 2) FROM auction a";
+    assert_eq!(job(one_each, correlated), Ok(()));
+    assert_eq!(job(one_each, uncorrelated), Ok(()));
+    for select in [correlated, uncorrelated] {
+        let err = job(two_for_2, select).unwrap_err();
+        assert!(err.contains("a scalar subquery returned more than one row"), "{select}: {err}");
+    }
+}

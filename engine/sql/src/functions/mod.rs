@@ -14,6 +14,9 @@
 //! - `CONCAT(a, b, ...)`: NULL if any argument is NULL (DataFusion skips NULLs).
 //! - casts to STRING: Flink's text for timestamps (`2024-01-01 00:00:00.000`),
 //!   doubles (Java's `Double.toString`) and booleans (`TRUE`).
+//! - `__single_value(n, v)`: `v`, or an error when the count `n` is above 1;
+//!   the planner's check that a scalar subquery returns one row (Flink's
+//!   `SINGLE_VALUE` aggregate).
 
 use std::sync::Arc;
 
@@ -53,6 +56,7 @@ pub fn flink_functions(tz: &str) -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::ToString, tz))),
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::SplitIndex, tz))),
         Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::Proctime, tz))),
+        Arc::new(ScalarUDF::new_from_impl(FlinkFn::new(Kind::SingleValue, tz))),
     ];
     let families = [
         datetime::DEFS,
@@ -73,6 +77,13 @@ pub fn flink_functions(tz: &str) -> Vec<Arc<ScalarUDF>> {
 /// The name of the cast-to-string function the planner substitutes for casts.
 pub const TO_STRING: &str = "__flink_to_string";
 
+/// The name of the function that checks a scalar subquery's row count.
+pub const SINGLE_VALUE: &str = "__single_value";
+
+/// The error of a scalar subquery that returned more than one row.
+pub const SINGLE_VALUE_ERROR: &str =
+    "a scalar subquery returned more than one row (Flink: SingleValueAggFunction received more than one element)";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     RegexpExtract,
@@ -83,6 +94,7 @@ enum Kind {
     ToString,
     SplitIndex,
     Proctime,
+    SingleValue,
 }
 
 /// The name of `PROCTIME()`, which a table's computed column calls to declare
@@ -122,6 +134,7 @@ impl ScalarUDFImpl for FlinkFn {
             Kind::ToString => TO_STRING,
             Kind::SplitIndex => "split_index",
             Kind::Proctime => PROCTIME,
+            Kind::SingleValue => SINGLE_VALUE,
         }
     }
 
@@ -177,6 +190,10 @@ impl ScalarUDFImpl for FlinkFn {
                 arity(0, 0, "no arguments")?;
                 Ok(DataType::Timestamp(TimeUnit::Millisecond, Some(self.tz.as_str().into())))
             }
+            Kind::SingleValue => {
+                arity(2, 2, "(row count, value)")?;
+                Ok(args[1].clone())
+            }
         }
     }
 
@@ -192,6 +209,7 @@ impl ScalarUDFImpl for FlinkFn {
             Kind::Concat => concat(&arrays)?,
             Kind::ToString => to_flink_string(&arrays[0], &self.tz)?,
             Kind::SplitIndex => split_index(&arrays)?,
+            Kind::SingleValue => single_value(&arrays)?,
             Kind::Proctime => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -207,6 +225,15 @@ impl ScalarUDFImpl for FlinkFn {
             Ok(ColumnarValue::Array(out))
         }
     }
+}
+
+/// `__single_value(n, v)`: `v`, unless a count is above 1.
+fn single_value(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let counts = cast(&args[0], &DataType::Int64)?;
+    if counts.as_primitive::<arrow::datatypes::Int64Type>().iter().any(|n| n.is_some_and(|n| n > 1)) {
+        return Err(DataFusionError::Execution(SINGLE_VALUE_ERROR.to_string()));
+    }
+    Ok(args[1].clone())
 }
 
 fn utf8(a: &ArrayRef) -> Result<StringArray> {

@@ -9,9 +9,11 @@
 //! Supported: a plain `SELECT <expression of aggregates> FROM ... WHERE ...`
 //! whose WHERE conjuncts each read only the subquery's FROM (they filter it)
 //! or equate an expression of it with one of the outer query (they correlate
-//! it). Flink also takes other correlations (`b.price > a.reserve`, through a
-//! join with the outer query's distinct values) and subqueries without an
-//! aggregate (`SINGLE_VALUE`); Sluice refuses those with an error.
+//! it). A subquery without an aggregate (`SELECT b.price FROM bid b WHERE
+//! b.auction = a.id`) must return at most one row per outer row: as Flink's
+//! `SINGLE_VALUE`, each group counts its rows, and a second row fails the job.
+//! Flink also takes other correlations (`b.price > a.reserve`, through a join
+//! with the outer query's distinct values); Sluice refuses them with an error.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -32,6 +34,7 @@ use super::select::select_item_expr;
 use super::{Planner, df_err, requalify};
 use crate::error::{Position, SqlError};
 use crate::expr::Expr;
+use crate::functions::SINGLE_VALUE;
 use crate::logical::{JoinKind, PlanNode, Rel};
 use crate::parser::expr_position;
 
@@ -61,28 +64,51 @@ impl VisitorMut for Aggregates {
             SqlExpr::CompoundIdentifier(vec![Ident::new(self.qualifier.clone()), Ident::new(format!("__a{i}"))]);
         // A COUNT over no rows is 0, not NULL.
         *e = if name == "COUNT" {
-            SqlExpr::Function(ast::Function {
-                name: ast::ObjectName::from(vec![Ident::new("COALESCE")]),
-                uses_odbc_syntax: false,
-                parameters: ast::FunctionArguments::None,
-                args: ast::FunctionArguments::List(ast::FunctionArgumentList {
-                    duplicate_treatment: None,
-                    args: [column, SqlExpr::value(ast::Value::Number("0".into(), false))]
-                        .into_iter()
-                        .map(|a| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(a)))
-                        .collect(),
-                    clauses: vec![],
-                }),
-                filter: None,
-                null_treatment: None,
-                over: None,
-                within_group: vec![],
-            })
+            call("COALESCE", vec![column, SqlExpr::value(ast::Value::Number("0".into(), false))])
         } else {
             column
         };
         ControlFlow::Continue(())
     }
+}
+
+/// A plain call of `name`.
+fn function(name: &str, args: Vec<ast::FunctionArgExpr>) -> ast::Function {
+    ast::Function {
+        name: ast::ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: ast::FunctionArguments::None,
+        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(ast::FunctionArg::Unnamed).collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    }
+}
+
+fn call(name: &str, args: Vec<SqlExpr>) -> SqlExpr {
+    SqlExpr::Function(function(name, args.into_iter().map(ast::FunctionArgExpr::Expr).collect()))
+}
+
+/// `__single_value(COUNT(*), MAX(value))`: `value`, checked to be the only row.
+pub(super) fn single_value_call(value: SqlExpr) -> SqlExpr {
+    let count = function("COUNT", vec![ast::FunctionArgExpr::Wildcard]);
+    let max = function("MAX", vec![ast::FunctionArgExpr::Expr(value)]);
+    call(SINGLE_VALUE, vec![SqlExpr::Function(count), SqlExpr::Function(max)])
+}
+
+/// The aggregate calls that check that `value` has one row per group
+/// (`COUNT(*)` and `MAX(value)`), and the value read from them
+/// (`<qualifier>.__a0`, `<qualifier>.__a1`) through the check.
+pub(super) fn single_value_of(value: SqlExpr, qualifier: &str) -> (Vec<ast::Function>, SqlExpr) {
+    let count = function("COUNT", vec![ast::FunctionArgExpr::Wildcard]);
+    let max = function("MAX", vec![ast::FunctionArgExpr::Expr(value)]);
+    let column = |i: usize| SqlExpr::CompoundIdentifier(vec![Ident::new(qualifier), Ident::new(format!("__a{i}"))]);
+    (vec![count, max], call(SINGLE_VALUE, vec![column(0), column(1)]))
 }
 
 /// The SELECT of a subquery that correlation can be taken out of.
@@ -179,10 +205,11 @@ impl Planner {
         let mut aggregates = Aggregates { qualifier: qualifier.clone(), calls: Vec::new() };
         let _ = ast::VisitMut::visit(&mut value, &mut aggregates);
         if aggregates.calls.is_empty() {
-            return Err(SqlError::new(
-                pos,
-                "a correlated scalar subquery without an aggregate is not supported yet (Flink checks at run time that it returns at most one row per outer row); select an aggregate, as in SELECT MAX(b.price)",
-            ));
+            // Without an aggregate, at most one row per outer row: Flink's
+            // SINGLE_VALUE, checked when a group gets a second row.
+            let (calls, checked) = single_value_of(value, &qualifier);
+            aggregates.calls = calls;
+            value = checked;
         }
         // The subquery grouped by its side of the correlation.
         let mut grouped = s.clone();

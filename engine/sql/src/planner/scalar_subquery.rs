@@ -15,9 +15,11 @@
 //!
 //! The result is updating: when a subquery's value changes, the rows it
 //! reached are retracted and emitted again. A subquery that returns more than
-//! one row is a runtime error in Flink (its `SINGLE_VALUE`); here each row of
-//! an uncorrelated one joins, so it must return one, as SQL requires, and a
-//! correlated one must aggregate (one row per group).
+//! one row (per outer row) is a runtime error, as in Flink: unless it cannot
+//! (it aggregates), its rows are counted (Flink's `SINGLE_VALUE`), and the job
+//! fails when one gets a second row. In a WHERE, Flink turns the LEFT JOIN into
+//! an inner one when the condition rejects NULLs; Sluice keeps the LEFT JOIN,
+//! whose padded rows the WHERE then drops.
 
 use std::ops::ControlFlow;
 
@@ -25,8 +27,10 @@ use sqlparser::ast::{self, Expr as SqlExpr, Ident, Query, Select, VisitorMut};
 
 use super::aggregate::{contains_aggregate, is_aggregate_name};
 use super::join::join_schema;
+use super::scalar_correlated::single_value_call;
 use super::select::select_item_expr;
 use super::{Planner, requalify};
+use crate::dialect::FlinkDialect;
 use crate::error::{Position, SqlError};
 use crate::logical::{JoinKind, PlanNode, Rel};
 use crate::parser::expr_position;
@@ -139,7 +143,7 @@ impl Planner {
         for scalar in scalars {
             left = match self.plan_query(&scalar.query, scalar.position) {
                 Ok(rel) => {
-                    let right = one_column(rel, &scalar)?;
+                    let right = self.scalar_column(rel, &scalar)?;
                     keyless_left_join(left, right, scalar.position)?
                 }
                 Err(e) if unresolved(&e) => self.correlated_scalar(left, &scalar, e)?,
@@ -155,7 +159,7 @@ impl Planner {
         scalars
             .into_iter()
             .map(|scalar| match self.plan_query(&scalar.query, scalar.position) {
-                Ok(rel) => one_column(rel, &scalar),
+                Ok(rel) => self.scalar_column(rel, &scalar),
                 // Flink 2.3's decorrelation fails on these (an
                 // ArrayIndexOutOfBoundsException in Calcite's RelDecorrelator).
                 Err(e) if unresolved(&e) => Err(SqlError::new(
@@ -171,17 +175,56 @@ impl Planner {
     }
 }
 
-/// A planned uncorrelated subquery as the one column that stands for it.
-fn one_column(rel: Rel, scalar: &Scalar) -> Result<Rel, SqlError> {
-    let n = rel.schema.fields().len();
-    if n != 1 {
-        return Err(SqlError::new(
-            scalar.position,
-            format!("a scalar subquery must select exactly one column, not {n}"),
-        ));
+impl Planner {
+    /// A planned uncorrelated subquery as the one column that stands for it.
+    /// Unless it cannot return more than one row (a global aggregation), its
+    /// rows are counted, and a second one fails the job, as Flink's
+    /// `SINGLE_VALUE` does.
+    fn scalar_column(&mut self, rel: Rel, scalar: &Scalar) -> Result<Rel, SqlError> {
+        let pos = scalar.position;
+        let n = rel.schema.fields().len();
+        if n != 1 {
+            return Err(SqlError::new(pos, format!("a scalar subquery must select exactly one column, not {n}")));
+        }
+        let rel = if at_most_one_row(&rel) {
+            rel
+        } else {
+            let (q, f) = rel.schema.qualified_field(0);
+            let name = Ident::with_quote('`', f.name().clone());
+            let column = match q {
+                Some(q) => SqlExpr::CompoundIdentifier(vec![Ident::with_quote('`', q.table()), name]),
+                None => SqlExpr::Identifier(name),
+            };
+            let mut select = select_template(pos)?;
+            select.projection = vec![ast::SelectItem::UnnamedExpr(single_value_call(column))];
+            self.plan_group_aggregate(rel, &[], &select, pos, Vec::new())?
+        };
+        let rel = super::rename(rel, std::slice::from_ref(&scalar.alias), pos)?;
+        requalify(rel, &format!("{}_q", scalar.alias), pos)
     }
-    let rel = super::rename(rel, std::slice::from_ref(&scalar.alias), scalar.position)?;
-    requalify(rel, &format!("{}_q", scalar.alias), scalar.position)
+}
+
+/// Whether a relation has at most one row: a global aggregation, projected
+/// or filtered.
+fn at_most_one_row(rel: &Rel) -> bool {
+    match &rel.node {
+        PlanNode::Project { input, .. } | PlanNode::Filter { input, .. } => at_most_one_row(input),
+        PlanNode::GroupAggregate { keys, .. } => keys.is_empty(),
+        _ => false,
+    }
+}
+
+/// A SELECT to give a SELECT list to.
+fn select_template(pos: Position) -> Result<Select, SqlError> {
+    let parsed = sqlparser::parser::Parser::parse_sql(&FlinkDialect, "SELECT 1")
+        .map_err(|e| SqlError::new(pos, format!("internal: parsing a SELECT template: {e}")))?;
+    match parsed.into_iter().next() {
+        Some(ast::Statement::Query(q)) => match *q.body {
+            ast::SetExpr::Select(s) => Ok(*s),
+            _ => Err(SqlError::new(pos, "internal: the SELECT template is not a SELECT")),
+        },
+        _ => Err(SqlError::new(pos, "internal: the SELECT template is not a query")),
+    }
 }
 
 /// `left` LEFT JOINed, without a key (in one subtask), with a subquery's row.
