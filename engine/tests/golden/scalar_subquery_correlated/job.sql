@@ -3,7 +3,9 @@
 -- GROUP BY its side of the correlation (one or two keys), LEFT JOINed on it, and its SELECT
 -- expression computed over the joined row, so that an auction without a matching bid reads NULL
 -- for MAX, 0 for COUNT and COALESCE's default. In a SELECT list and in a WHERE (also one that
--- tests a COUNT for 0). Two sources feed each join: the final tables are compared.
+-- tests a COUNT for 0). A subquery without an aggregate (a lookup of one auction's reserve) is
+-- checked to return one row per key (Flink's SINGLE_VALUE). Two sources feed each join: the
+-- final tables are compared.
 CREATE TABLE auction (
   id BIGINT, itemName STRING, description STRING, initialBid BIGINT, reserve BIGINT,
   `dateTime` TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra STRING,
@@ -20,6 +22,7 @@ CREATE TABLE max_bid (id BIGINT, max_price BIGINT, big_bids BIGINT, best_or_zero
 CREATE TABLE above_avg (auction BIGINT, bidder BIGINT, price BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'above_avg');
 CREATE TABLE no_big_bid (id BIGINT, seller BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'no_big_bid');
 CREATE TABLE own_bids (id BIGINT, n BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'own_bids');
+CREATE TABLE bid_reserve (auction BIGINT, price BIGINT, reserve BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'bid_reserve');
 
 EXECUTE STATEMENT SET BEGIN
 INSERT INTO max_bid SELECT a.id,
@@ -32,4 +35,5 @@ WHERE price > (SELECT AVG(price) FROM bid b2 WHERE b2.auction = b.auction) AND b
 INSERT INTO no_big_bid SELECT id, seller FROM auction a
 WHERE (SELECT COUNT(*) FROM bid b WHERE b.auction = a.id AND b.price > 2500000) = 0;
 INSERT INTO own_bids SELECT a.id, (SELECT COUNT(b.price) + 1 FROM bid b WHERE b.auction = a.id AND b.bidder = a.seller - 10) FROM auction a;
+INSERT INTO bid_reserve SELECT auction, price, (SELECT a.reserve FROM auction a WHERE a.id = b.auction) FROM bid b WHERE price > 2500000;
 END;
