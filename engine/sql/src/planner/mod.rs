@@ -8,7 +8,7 @@
 //! `join_push` places their conditions),
 //! `temporal_join` (`FOR SYSTEM_TIME AS OF`), `select` (WHERE and the SELECT
 //! list), `subquery` (`IN` and `EXISTS` subqueries in WHERE: semi and anti
-//! joins), `scalar_subquery` (a subquery as a value), `window` (window TVFs), `group_window` (`GROUP BY TUMBLE(ts, ...)`),
+//! joins), `scalar_subquery` (a subquery as a value; `scalar_correlated` decorrelates one), `window` (window TVFs), `group_window` (`GROUP BY TUMBLE(ts, ...)`),
 //! `grouping_sets` (GROUPING SETS, ROLLUP, CUBE),
 //! `aggregate` (window aggregation), `rank`
 //! (Top-N and deduplication), `over` (OVER aggregations), `unnest` (UNNEST
