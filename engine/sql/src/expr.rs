@@ -61,7 +61,7 @@ impl TypePlanner for FlinkTypes {
 impl ContextProvider for Provider {
     fn get_table_source(&self, name: TableReference) -> datafusion_common::Result<Arc<dyn TableSource>> {
         Err(datafusion_common::DataFusionError::Plan(format!(
-            "a subquery here is not supported (it reads {name}): Sluice plans `k [NOT] IN (SELECT ...)` and `[NOT] EXISTS (SELECT ...)` when they are conditions of a WHERE, ANDed with the rest of it, and uncorrelated scalar subqueries `(SELECT ...)` in a WHERE or a SELECT list; not under OR, in HAVING or ON, or correlated scalar subqueries"
+            "a subquery here is not supported (it reads {name}): Sluice plans `k [NOT] IN (SELECT ...)` and `[NOT] EXISTS (SELECT ...)` when they are conditions of a WHERE, ANDed with the rest of it, and scalar subqueries `(SELECT ...)` as values in a WHERE, a SELECT list or a HAVING; not IN or EXISTS under OR or in HAVING, and no subquery in ON or inside another subquery's SELECT list or condition"
         )))
     }
     fn get_expr_planners(&self) -> &[Arc<dyn DfExprPlanner>] {
