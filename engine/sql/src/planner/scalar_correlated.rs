@@ -12,8 +12,12 @@
 //! it). A subquery without an aggregate (`SELECT b.price FROM bid b WHERE
 //! b.auction = a.id`) must return at most one row per outer row: as Flink's
 //! `SINGLE_VALUE`, each group counts its rows, and a second row fails the job.
-//! Flink also takes other correlations (`b.price > a.reserve`, through a join
-//! with the outer query's distinct values); Sluice refuses them with an error.
+//! Other correlations (`b.price > a.reserve`) are decorrelated through the
+//! outer query's distinct values of the columns they read, as Calcite's value
+//! generator: joined with the subquery's FROM on the correlation, the groups
+//! are keyed by those values and joined back on them. That join needs an
+//! equality among the conditions; Flink runs one without in a single
+//! subtask, Sluice refuses it with an error.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -29,14 +33,13 @@ use sqlparser::ast::{
 use super::aggregate::is_aggregate_name;
 use super::join::{join_schema, split_sql_conjuncts};
 use super::query::FromItem;
-use super::scalar_subquery::Scalar;
+use super::scalar_subquery::{Scalar, select_template};
 use super::select::select_item_expr;
 use super::{Planner, df_err, requalify};
 use crate::error::{Position, SqlError};
 use crate::expr::Expr;
 use crate::functions::SINGLE_VALUE;
 use crate::logical::{JoinKind, PlanNode, Rel};
-use crate::parser::expr_position;
 
 /// Replaces the aggregate calls of a subquery's SELECT expression with the
 /// joined group's columns (`<q>.__a<i>`), collecting them.
@@ -68,6 +71,22 @@ impl VisitorMut for Aggregates {
         } else {
             column
         };
+        ControlFlow::Continue(())
+    }
+}
+
+/// Replaces each of `from` with the expression of `to` at its index.
+struct Replace<'a> {
+    from: &'a [SqlExpr],
+    to: &'a [SqlExpr],
+}
+
+impl VisitorMut for Replace<'_> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &mut SqlExpr) -> ControlFlow<()> {
+        if let Some(i) = self.from.iter().position(|f| f == e) {
+            *e = self.to[i].clone();
+        }
         ControlFlow::Continue(())
     }
 }
@@ -182,23 +201,20 @@ impl Planner {
         for c in &local {
             inner = self.filter(inner, c, pos)?;
         }
-        let mut inner_keys = Vec::new();
-        let mut outer_keys = Vec::new();
         let both = join_schema(&outer, &inner, JoinKind::Inner, pos)?;
         for c in &correlation {
             // A condition that reads neither query's columns is a mistake of its own.
             self.plan_expr(c, &both, pos)?;
-            let (i, o) = self.correlation_pair(c, &inner, &outer).ok_or_else(|| {
-                SqlError::new(
-                    expr_position(c, pos),
-                    format!(
-                        "a correlated scalar subquery: `{c}` does not equate an expression of the subquery's FROM with one of the outer query; Sluice supports correlation by such equalities only (as in WHERE b.auction = a.id)"
-                    ),
-                )
-            })?;
-            inner_keys.push(i);
-            outer_keys.push(o);
         }
+        let pairs: Option<Vec<(SqlExpr, SqlExpr)>> =
+            correlation.iter().map(|c| self.correlation_pair(c, &inner, &outer)).collect();
+        let (inner, inner_keys, outer_keys) = match pairs {
+            Some(pairs) => {
+                let (inner_keys, outer_keys) = pairs.into_iter().unzip();
+                (inner, inner_keys, outer_keys)
+            }
+            None => self.value_generator(inner, &outer, &correlation, &scalar.alias, pos)?,
+        };
         // The value over the joined row, its aggregates from the joined group.
         let qualifier = format!("{}_q", scalar.alias);
         let mut value = value.clone();
@@ -241,6 +257,68 @@ impl Planner {
         let joined = self.join_planned(outer, right, JoinKind::Left, cond, schema, pos)?;
         let value = self.plan_expr(&value, &joined.schema, pos)?;
         with_value(joined, n_outer, value, &scalar.alias, &qualifier, pos)
+    }
+
+    /// A correlation that is not equalities alone, as Calcite decorrelates
+    /// it: the outer query's distinct values of the columns it reads (its
+    /// value generator), joined with the subquery's FROM on the correlation.
+    /// Returns that join, and the generated values' columns (to group by) with
+    /// the outer columns they stand for (to join back on).
+    fn value_generator(
+        &mut self,
+        inner: Rel,
+        outer: &Rel,
+        correlation: &[SqlExpr],
+        alias: &str,
+        pos: Position,
+    ) -> Result<(Rel, Vec<SqlExpr>, Vec<SqlExpr>), SqlError> {
+        let reads = |e: &SqlExpr, rel: &Rel| self.plan_expr(e, &rel.schema, pos).is_ok();
+        let mut refs: Vec<SqlExpr> = Vec::new();
+        for c in correlation {
+            let _ = ast::visit_expressions(c, |e| {
+                if matches!(e, SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_))
+                    && !refs.contains(e)
+                    && !reads(e, &inner)
+                    && reads(e, outer)
+                {
+                    refs.push(e.clone());
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        let qualifier = format!("{alias}_d");
+        let generated: Vec<SqlExpr> = (0..refs.len())
+            .map(|j| SqlExpr::CompoundIdentifier(vec![Ident::new(qualifier.clone()), Ident::new(format!("__d{j}"))]))
+            .collect();
+        let mut select = select_template(pos)?;
+        select.projection = refs
+            .iter()
+            .enumerate()
+            .map(|(j, r)| SelectItem::ExprWithAlias { expr: r.clone(), alias: Ident::new(format!("__d{j}")) })
+            .collect();
+        let values = self.plan_group_aggregate(outer.clone(), &refs, &select, pos, Vec::new())?;
+        let values = requalify(values, &qualifier, pos)?;
+        let mut on = correlation.to_vec();
+        for c in on.iter_mut() {
+            let _ = ast::VisitMut::visit(c, &mut Replace { from: &refs, to: &generated });
+        }
+        let on = on.into_iter().reduce(|a, b| SqlExpr::BinaryOp {
+            left: Box::new(a),
+            op: BinaryOperator::And,
+            right: Box::new(b),
+        });
+        let on = on.ok_or_else(|| SqlError::new(pos, "internal: a correlation without conditions"))?;
+        let joined = self.join(inner, values, JoinKind::Inner, &on, pos).map_err(|e| {
+            if e.message.starts_with("Sluice needs an equality condition") {
+                SqlError::new(
+                    e.position,
+                    "a correlated scalar subquery needs an equality with the outer query among its conditions (as b.auction = a.id), to key the join of its rows with the outer query's values; Flink runs one without it in a single subtask, Sluice does not yet",
+                )
+            } else {
+                e
+            }
+        })?;
+        Ok((joined, generated, refs))
     }
 
     /// `c` as (inner expression, outer expression) when it equates one of

@@ -215,7 +215,7 @@ fn at_most_one_row(rel: &Rel) -> bool {
 }
 
 /// A SELECT to give a SELECT list to.
-fn select_template(pos: Position) -> Result<Select, SqlError> {
+pub(super) fn select_template(pos: Position) -> Result<Select, SqlError> {
     let parsed = sqlparser::parser::Parser::parse_sql(&FlinkDialect, "SELECT 1")
         .map_err(|e| SqlError::new(pos, format!("internal: parsing a SELECT template: {e}")))?;
     match parsed.into_iter().next() {
