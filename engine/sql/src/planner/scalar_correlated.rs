@@ -6,12 +6,13 @@
 //! the joined group. An outer row without a group reads NULL for them, except
 //! for COUNT, which reads 0 (Calcite's `CASE WHEN c IS NULL THEN 0 ELSE c`).
 //!
-//! Supported: a plain `SELECT <expression of aggregates> FROM ... WHERE ...`
-//! whose WHERE conjuncts each read only the subquery's FROM (they filter it)
-//! or equate an expression of it with one of the outer query (they correlate
-//! it). A subquery without an aggregate (`SELECT b.price FROM bid b WHERE
-//! b.auction = a.id`) must return at most one row per outer row: as Flink's
-//! `SINGLE_VALUE`, each group counts its rows, and a second row fails the job.
+//! Supported: `SELECT <expression> FROM ... WHERE ... [GROUP BY ...] [HAVING
+//! ...]` whose WHERE conjuncts each read only the subquery's FROM (they filter
+//! it) or equate an expression of it with one of the outer query (they
+//! correlate it). A subquery without an aggregate (`SELECT b.price FROM bid b
+//! WHERE b.auction = a.id`), or with its own GROUP BY, must return at most one
+//! row per outer row: as Flink's `SINGLE_VALUE`, each group of the
+//! correlation counts its rows, and a second row fails the job.
 //! Other correlations (`b.price > a.reserve`) are decorrelated through the
 //! outer query's distinct values of the columns they read, as Calcite's value
 //! generator: joined with the subquery's FROM on the correlation, the groups
@@ -130,6 +131,11 @@ pub(super) fn single_value_of(value: SqlExpr, qualifier: &str) -> (Vec<ast::Func
     (vec![count, max], call(SINGLE_VALUE, vec![column(0), column(1)]))
 }
 
+/// The keys of a correlation as SELECT items named `__k<j>`.
+fn key_items(keys: &[SqlExpr]) -> impl Iterator<Item = (SqlExpr, String)> + '_ {
+    keys.iter().enumerate().map(|(j, k)| (k.clone(), format!("__k{j}")))
+}
+
 /// The SELECT of a subquery that correlation can be taken out of.
 fn plain_select(q: &ast::Query) -> Option<&Select> {
     match q.body.as_ref() {
@@ -137,8 +143,7 @@ fn plain_select(q: &ast::Query) -> Option<&Select> {
             if q.with.is_none()
                 && q.order_by.is_none()
                 && q.limit_clause.is_none()
-                && matches!(&s.group_by, GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty())
-                && s.having.is_none()
+                && matches!(&s.group_by, GroupByExpr::Expressions(_, m) if m.is_empty())
                 && s.distinct.is_none() =>
         {
             Some(s)
@@ -168,7 +173,7 @@ impl Planner {
             return Err(SqlError::new(
                 pos,
                 format!(
-                    "a correlated scalar subquery must be a plain SELECT <aggregate> FROM ... WHERE ... (no GROUP BY, HAVING, DISTINCT, ORDER BY, LIMIT or WITH) in Sluice ({})",
+                    "a correlated scalar subquery must be a SELECT ... FROM ... WHERE ... [GROUP BY ...] [HAVING ...] (no DISTINCT, ORDER BY, LIMIT, WITH or set operation) in Sluice ({})",
                     unresolved.message.trim_end_matches('.')
                 ),
             ));
@@ -215,30 +220,17 @@ impl Planner {
             }
             None => self.value_generator(inner, &outer, &correlation, &scalar.alias, pos)?,
         };
-        // The value over the joined row, its aggregates from the joined group.
+        // The value over the joined row, read from the joined group.
         let qualifier = format!("{}_q", scalar.alias);
-        let mut value = value.clone();
-        let mut aggregates = Aggregates { qualifier: qualifier.clone(), calls: Vec::new() };
-        let _ = ast::VisitMut::visit(&mut value, &mut aggregates);
-        if aggregates.calls.is_empty() {
-            // Without an aggregate, at most one row per outer row: Flink's
-            // SINGLE_VALUE, checked when a group gets a second row.
-            let (calls, checked) = single_value_of(value, &qualifier);
-            aggregates.calls = calls;
-            value = checked;
-        }
-        // The subquery grouped by its side of the correlation.
-        let mut grouped = s.clone();
-        grouped.projection = inner_keys
-            .iter()
-            .enumerate()
-            .map(|(j, k)| (k.clone(), format!("__k{j}")))
-            .chain(aggregates.calls.iter().enumerate().map(|(i, f)| (SqlExpr::Function(f.clone()), format!("__a{i}"))))
-            .map(|(expr, alias)| SelectItem::ExprWithAlias { expr, alias: Ident::new(alias) })
-            .collect();
-        grouped.selection = None;
-        grouped.having = None;
-        let right = self.plan_group_aggregate(inner, &inner_keys, &grouped, pos, Vec::new())?;
+        let group_by = match &s.group_by {
+            GroupByExpr::Expressions(g, _) => g.clone(),
+            GroupByExpr::All(_) => Vec::new(),
+        };
+        let (right, value) = if group_by.is_empty() && s.having.is_none() {
+            self.aggregated_per_key(inner, &inner_keys, s, value, &qualifier, pos)?
+        } else {
+            self.grouped_per_key(inner, &inner_keys, &group_by, s, value, &qualifier, pos)?
+        };
         let right = requalify(right, &qualifier, pos)?;
         // LEFT JOINed on the correlation.
         let n_outer = outer.schema.fields().len();
@@ -257,6 +249,73 @@ impl Planner {
         let joined = self.join_planned(outer, right, JoinKind::Left, cond, schema, pos)?;
         let value = self.plan_expr(&value, &joined.schema, pos)?;
         with_value(joined, n_outer, value, &scalar.alias, &qualifier, pos)
+    }
+
+    /// The subquery's aggregation grouped by its side of the correlation
+    /// (`keys`, as `__k<j>`), its aggregates as `__a<i>`; and its SELECT
+    /// expression over them (COUNTs read 0 where the outer row has no group).
+    fn aggregated_per_key(
+        &mut self,
+        inner: Rel,
+        keys: &[SqlExpr],
+        s: &Select,
+        value: &SqlExpr,
+        qualifier: &str,
+        pos: Position,
+    ) -> Result<(Rel, SqlExpr), SqlError> {
+        let mut value = value.clone();
+        let mut aggregates = Aggregates { qualifier: qualifier.to_string(), calls: Vec::new() };
+        let _ = ast::VisitMut::visit(&mut value, &mut aggregates);
+        if aggregates.calls.is_empty() {
+            // Without an aggregate, at most one row per outer row: Flink's
+            // SINGLE_VALUE, checked when a group gets a second row.
+            let (calls, checked) = single_value_of(value, qualifier);
+            aggregates.calls = calls;
+            value = checked;
+        }
+        let mut grouped = s.clone();
+        grouped.projection = key_items(keys)
+            .chain(aggregates.calls.iter().enumerate().map(|(i, f)| (SqlExpr::Function(f.clone()), format!("__a{i}"))))
+            .map(|(expr, alias)| SelectItem::ExprWithAlias { expr, alias: Ident::new(alias) })
+            .collect();
+        grouped.selection = None;
+        grouped.having = None;
+        Ok((self.plan_group_aggregate(inner, keys, &grouped, pos, Vec::new())?, value))
+    }
+
+    /// A subquery with its own GROUP BY (or HAVING): its rows, grouped by its
+    /// GROUP BY and its side of the correlation, then one per key of the
+    /// correlation, checked as Flink's `SINGLE_VALUE` (a key with no row reads
+    /// NULL, even for a COUNT).
+    #[allow(clippy::too_many_arguments)]
+    fn grouped_per_key(
+        &mut self,
+        inner: Rel,
+        keys: &[SqlExpr],
+        group_by: &[SqlExpr],
+        s: &Select,
+        value: &SqlExpr,
+        qualifier: &str,
+        pos: Position,
+    ) -> Result<(Rel, SqlExpr), SqlError> {
+        let mut rows = s.clone();
+        rows.projection = key_items(keys)
+            .chain(std::iter::once((value.clone(), "__v".to_string())))
+            .map(|(expr, alias)| SelectItem::ExprWithAlias { expr, alias: Ident::new(alias) })
+            .collect();
+        rows.selection = None;
+        let mut all = group_by.to_vec();
+        all.extend(keys.iter().filter(|k| !group_by.contains(k)).cloned());
+        let rows = self.plan_group_aggregate(inner, &all, &rows, pos, Vec::new())?;
+        let (calls, checked) = single_value_of(SqlExpr::Identifier(Ident::new("__v")), qualifier);
+        let key_columns: Vec<SqlExpr> =
+            (0..keys.len()).map(|j| SqlExpr::Identifier(Ident::new(format!("__k{j}")))).collect();
+        let mut per_key = select_template(pos)?;
+        per_key.projection = key_items(&key_columns)
+            .chain(calls.into_iter().enumerate().map(|(i, f)| (SqlExpr::Function(f), format!("__a{i}"))))
+            .map(|(expr, alias)| SelectItem::ExprWithAlias { expr, alias: Ident::new(alias) })
+            .collect();
+        Ok((self.plan_group_aggregate(rows, &key_columns, &per_key, pos, Vec::new())?, checked))
     }
 
     /// A correlation that is not equalities alone, as Calcite decorrelates

@@ -1,6 +1,6 @@
--- A correlated scalar subquery with its own GROUP BY is refused.
+-- A correlated scalar subquery with SELECT DISTINCT is refused.
 CREATE TABLE auction (id BIGINT, seller BIGINT, reserve BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
 CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
 CREATE TABLE o (id BIGINT, m BIGINT) WITH ('connector' = 'print');
 INSERT INTO o SELECT a.id FROM auction a
-WHERE a.reserve < (SELECT MAX(b.price) FROM bid b WHERE b.auction = a.id GROUP BY b.bidder);
+WHERE a.reserve < (SELECT DISTINCT b.price FROM bid b WHERE b.auction = a.id);
