@@ -6,7 +6,9 @@
 -- tests a COUNT for 0). A subquery without an aggregate (a lookup of one auction's reserve) is
 -- checked to return one row per key (Flink's SINGLE_VALUE). A correlation with an inequality
 -- (`b.price > a.reserve * 40`) goes through the auctions' distinct (id, reserve) values, as
--- Calcite's value generator. Two sources feed each join: the final tables are compared.
+-- Calcite's value generator. A subquery with its own GROUP BY and HAVING returns no row for an
+-- auction of 8 bids or fewer: NULL there, not 0. Two sources feed each join: the final tables are
+-- compared.
 CREATE TABLE auction (
   id BIGINT, itemName STRING, description STRING, initialBid BIGINT, reserve BIGINT,
   `dateTime` TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra STRING,
@@ -24,6 +26,7 @@ CREATE TABLE above_avg (auction BIGINT, bidder BIGINT, price BIGINT) WITH ('conn
 CREATE TABLE no_big_bid (id BIGINT, seller BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'no_big_bid');
 CREATE TABLE own_bids (id BIGINT, n BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'own_bids');
 CREATE TABLE over_reserve (id BIGINT, n BIGINT, below BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'over_reserve');
+CREATE TABLE many_bids (id BIGINT, n BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'many_bids');
 CREATE TABLE bid_reserve (auction BIGINT, price BIGINT, reserve BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'bid_reserve');
 
 EXECUTE STATEMENT SET BEGIN
@@ -42,4 +45,5 @@ INSERT INTO over_reserve SELECT a.id,
   (SELECT COUNT(*) FROM bid b WHERE b.auction = a.id AND b.price > a.reserve * 40),
   (SELECT MAX(b.price) FROM bid b WHERE b.auction = a.id AND b.price <= a.reserve * 10)
 FROM auction a;
+INSERT INTO many_bids SELECT a.id, (SELECT COUNT(*) FROM bid b WHERE b.auction = a.id GROUP BY b.auction HAVING COUNT(*) > 8) FROM auction a;
 END;
