@@ -10,7 +10,7 @@
 //! ...]` whose WHERE conjuncts each read only the subquery's FROM (they filter
 //! it) or equate an expression of it with one of the outer query (they
 //! correlate it). A subquery without an aggregate (`SELECT b.price FROM bid b
-//! WHERE b.auction = a.id`), or with its own GROUP BY, must return at most one
+//! WHERE b.auction = a.id`), or with its own GROUP BY or DISTINCT, must return at most one
 //! row per outer row: as Flink's `SINGLE_VALUE`, each group of the
 //! correlation counts its rows, and a second row fails the job.
 //! Other correlations (`b.price > a.reserve`) are decorrelated through the
@@ -31,7 +31,7 @@ use sqlparser::ast::{
     self, BinaryOperator, Expr as SqlExpr, GroupByExpr, Ident, Select, SelectItem, SetExpr, VisitorMut,
 };
 
-use super::aggregate::is_aggregate_name;
+use super::aggregate::{contains_aggregate, is_aggregate_name};
 use super::join::{join_schema, split_sql_conjuncts};
 use super::query::FromItem;
 use super::scalar_subquery::{Scalar, select_template};
@@ -144,7 +144,7 @@ fn plain_select(q: &ast::Query) -> Option<&Select> {
                 && q.order_by.is_none()
                 && q.limit_clause.is_none()
                 && matches!(&s.group_by, GroupByExpr::Expressions(_, m) if m.is_empty())
-                && s.distinct.is_none() =>
+                && matches!(&s.distinct, None | Some(ast::Distinct::Distinct | ast::Distinct::All)) =>
         {
             Some(s)
         }
@@ -173,7 +173,7 @@ impl Planner {
             return Err(SqlError::new(
                 pos,
                 format!(
-                    "a correlated scalar subquery must be a SELECT ... FROM ... WHERE ... [GROUP BY ...] [HAVING ...] (no DISTINCT, ORDER BY, LIMIT, WITH or set operation) in Sluice ({})",
+                    "a correlated scalar subquery must be a SELECT [DISTINCT] ... FROM ... WHERE ... [GROUP BY ...] [HAVING ...] (no ORDER BY, LIMIT, WITH or set operation) in Sluice ({})",
                     unresolved.message.trim_end_matches('.')
                 ),
             ));
@@ -222,10 +222,20 @@ impl Planner {
         };
         // The value over the joined row, read from the joined group.
         let qualifier = format!("{}_q", scalar.alias);
-        let group_by = match &s.group_by {
+        let mut group_by = match &s.group_by {
             GroupByExpr::Expressions(g, _) => g.clone(),
             GroupByExpr::All(_) => Vec::new(),
         };
+        // SELECT DISTINCT v: its rows grouped by v.
+        if matches!(s.distinct, Some(ast::Distinct::Distinct)) {
+            if !group_by.is_empty() || s.having.is_some() || contains_aggregate(value) {
+                return Err(SqlError::new(
+                    pos,
+                    "a correlated scalar subquery with SELECT DISTINCT and aggregates or GROUP BY is not supported yet",
+                ));
+            }
+            group_by.push(value.clone());
+        }
         let (right, value) = if group_by.is_empty() && s.having.is_none() {
             self.aggregated_per_key(inner, &inner_keys, s, value, &qualifier, pos)?
         } else {
