@@ -184,6 +184,9 @@ pub(super) struct Windowing {
 }
 
 impl Planner {
+    /// A window aggregation; `scalars` are the values of the scalar subqueries
+    /// its SELECT list and HAVING read, joined with its output (which makes
+    /// that updating, as in Flink).
     pub(super) fn plan_window_aggregate(
         &mut self,
         input: Rel,
@@ -191,6 +194,7 @@ impl Planner {
         group_by: &[SqlExpr],
         s: &Select,
         pos: Position,
+        scalars: Vec<Rel>,
     ) -> Result<Rel, SqlError> {
         let Windowing { window, partition_by, attached } = windowing;
         let mut has = [false; 3];
@@ -249,7 +253,7 @@ impl Planner {
             updating: false,
             unique_key: None,
         };
-        self.finish_aggregation(rel, having, &items, pos, Vec::new())
+        self.finish_aggregation(rel, having, &items, pos, scalars)
     }
 
     /// Rewrites the SELECT list and HAVING of an aggregation over its output

@@ -87,8 +87,9 @@ impl Planner {
         // the aggregation or after it.
         let Scalars { before, after } = scalars;
         let hidden = before.len();
+        let after = self.scalar_values(after)?;
         let from = match from {
-            _ if subqueries.is_empty() && before.is_empty() && after.is_empty() => from,
+            _ if subqueries.is_empty() && before.is_empty() => from,
             FromItem::Plain(rel) => {
                 let rel = self.subquery_joins(rel, subqueries)?;
                 FromItem::Plain(self.scalar_joins(rel, before)?)
@@ -135,7 +136,6 @@ impl Planner {
                         Some(w) => self.filter(rel, w, pos)?,
                         None => rel,
                     };
-                    let after = self.scalar_values(after)?;
                     if let Some(sets) = grouping_sets(&group_by) {
                         if !after.is_empty() {
                             return Err(unsupported(
@@ -184,17 +184,23 @@ impl Planner {
                         return Err(unsupported(pos, "a WHERE on window columns before a window aggregation"));
                     }
                     if let Some(sets) = grouping_sets(&group_by) {
+                        if !after.is_empty() {
+                            return Err(unsupported(
+                                pos,
+                                "a scalar subquery in the SELECT list or HAVING of a GROUPING SETS, ROLLUP or CUBE aggregation",
+                            ));
+                        }
                         return self.plan_grouping_sets(&wschema, sets, s, pos, &mut |p, gb, sel| {
                             let windowing = Windowing {
                                 window: window.clone(),
                                 partition_by: partition_by.clone(),
                                 attached: None,
                             };
-                            p.plan_window_aggregate(input.clone(), windowing, gb, sel, pos)
+                            p.plan_window_aggregate(input.clone(), windowing, gb, sel, pos, Vec::new())
                         });
                     }
                     let windowing = Windowing { window, partition_by, attached: None };
-                    return self.plan_window_aggregate(input, windowing, &group_by, s, pos);
+                    return self.plan_window_aggregate(input, windowing, &group_by, s, pos, after);
                 }
                 if distinct {
                     return Err(unsupported(
@@ -246,22 +252,15 @@ impl Planner {
         pos: Position,
         after: Vec<Rel>,
     ) -> Result<Rel, SqlError> {
-        let windowed = || unsupported(pos, "a scalar subquery in the SELECT list or HAVING of a window aggregation");
         if let Some(gw) = self.group_window(&rel, group_by, s, pos)? {
-            if !after.is_empty() {
-                return Err(windowed());
-            }
             let session = matches!(gw.window.kind, WindowKind::Session { .. });
             let partition_by = if session { gw.keys } else { vec![] };
             let windowing = Windowing { window: gw.window, partition_by, attached: None };
-            return self.plan_window_aggregate(rel, windowing, &gw.group_by, &gw.select, pos);
+            return self.plan_window_aggregate(rel, windowing, &gw.group_by, &gw.select, pos, after);
         }
         if let Some((window, attached)) = self.attached_windows(&rel, group_by, pos) {
-            if !after.is_empty() {
-                return Err(windowed());
-            }
             let windowing = Windowing { window, partition_by: vec![], attached: Some(attached) };
-            return self.plan_window_aggregate(rel, windowing, group_by, s, pos);
+            return self.plan_window_aggregate(rel, windowing, group_by, s, pos, after);
         }
         self.plan_group_aggregate(rel, group_by, s, pos, after)
     }
