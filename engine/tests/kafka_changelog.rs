@@ -226,3 +226,88 @@ INSERT INTO out SELECT category, COUNT(*), SUM(price), SUM(CAST(part = MOD(id, 3
     assert!(state.len() < 60, "no product ends deleted, so deletes are not tested");
     assert_eq!(materialized(&output).0, expected);
 }
+
+/// A non-windowed GROUP BY written to `kafka` sinks in the changelog formats,
+/// keyed by the group key: each change of a key's result is, in order, a
+/// record of the old row's delete and one of the new row's insert, as Flink's
+/// serialization schemas write an update. The records of each key are
+/// compared byte for byte with the changes of a replay of the input.
+#[test]
+fn updating_results_are_written_to_kafka_in_changelog_formats() {
+    let input = unique_topic("cdc-sink-in");
+    let formats = ["debezium-json", "canal-json", "maxwell-json"];
+    let outputs: Vec<String> = formats.iter().map(|f| unique_topic(&format!("cdc-sink-{f}"))).collect();
+    shared().create_topic(&input, 1);
+    for t in &outputs {
+        shared().create_topic(t, 2);
+    }
+    let values: Vec<(i64, i64)> = (0..300i64).map(|i| (i % 7, (i * 13) % 100)).collect();
+    let records: Vec<_> = values
+        .iter()
+        .map(|(k, v)| sluice_connectors::testing::Record::new(format!("{{\"k\":{k},\"v\":{v}}}")))
+        .collect();
+    shared().produce_all(&input, &records);
+    let b = &shared().bootstrap;
+    let mut sql = format!(
+        "CREATE TABLE src (k BIGINT, v BIGINT)
+ WITH ('connector' = 'kafka', 'topic' = '{input}', 'properties.bootstrap.servers' = '{b}', 'format' = 'json',
+   'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset');
+"
+    );
+    for (i, (f, t)) in formats.iter().zip(&outputs).enumerate() {
+        sql.push_str(&format!(
+            "CREATE TABLE out{i} (k BIGINT, n BIGINT, total BIGINT)
+ WITH ('connector' = 'kafka', 'topic' = '{t}', 'properties.bootstrap.servers' = '{b}',
+   'key.format' = 'json', 'key.fields' = 'k', 'value.format' = '{f}', 'sink.delivery-guarantee' = 'exactly-once');
+"
+        ));
+    }
+    sql.push_str("EXECUTE STATEMENT SET BEGIN\n");
+    for i in 0..formats.len() {
+        sql.push_str(&format!("INSERT INTO out{i} SELECT k, COUNT(*), SUM(v) FROM src GROUP BY k;\n"));
+    }
+    sql.push_str("END;\n");
+    let (_, h) = start(&sql, "cdc-sink", &config(&[("parallelism.default", "2".into())]));
+    h.join().unwrap().unwrap();
+
+    // Each key's changes, as (insert?, row) in order.
+    let mut changes: BTreeMap<i64, Vec<(bool, String)>> = BTreeMap::new();
+    let mut totals: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for (k, v) in &values {
+        let row = |(n, t): (i64, i64)| format!("{{\"k\":{k},\"n\":{n},\"total\":{t}}}");
+        let c = changes.entry(*k).or_default();
+        let old = totals.get(k).copied();
+        let new = old.map_or((1, *v), |(n, t)| (n + 1, t + v));
+        if let Some(old) = old {
+            c.push((false, row(old)));
+        }
+        c.push((true, row(new)));
+        totals.insert(*k, new);
+    }
+    for (f, t) in formats.iter().zip(&outputs) {
+        let mut got: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for m in shared().read_committed(t) {
+            let key = String::from_utf8(m.key.unwrap()).unwrap();
+            let k: i64 = key.trim_start_matches("{\"k\":").trim_end_matches('}').parse().unwrap();
+            got.entry(k).or_default().push(String::from_utf8(m.value.expect("no tombstones")).unwrap());
+        }
+        let expected: BTreeMap<i64, Vec<String>> = changes
+            .iter()
+            .map(|(k, cs)| {
+                let records = cs
+                    .iter()
+                    .map(|(insert, row)| match (*f, insert) {
+                        ("debezium-json", true) => format!("{{\"before\":null,\"after\":{row},\"op\":\"c\"}}"),
+                        ("debezium-json", false) => format!("{{\"before\":{row},\"after\":null,\"op\":\"d\"}}"),
+                        ("canal-json", true) => format!("{{\"data\":[{row}],\"type\":\"INSERT\"}}"),
+                        ("canal-json", false) => format!("{{\"data\":[{row}],\"type\":\"DELETE\"}}"),
+                        (_, true) => format!("{{\"data\":{row},\"type\":\"insert\"}}"),
+                        (_, false) => format!("{{\"data\":{row},\"type\":\"delete\"}}"),
+                    })
+                    .collect();
+                (*k, records)
+            })
+            .collect();
+        assert_eq!(got, expected, "the records of the '{f}' sink");
+    }
+}

@@ -317,10 +317,8 @@ fn configure(
         "nexmark" => Ok(Config::Nexmark(nexmark::NexmarkConfig::parse(&o, schema)?)),
         "filesystem" => {
             let cfg = filesystem::FsConfig::parse(&o, schema)?;
-            if let (Role::Sink, Some(format)) = (role, cfg.changelog_format()) {
-                return Err(o.error(format!(
-                    "format '{format}' reads changes for a source; Sluice's filesystem sink writes 'json' or 'csv'"
-                )));
+            if role == Role::Sink {
+                cfg.format.check_sink().map_err(|m| o.error(m))?;
             }
             Ok(Config::Filesystem(cfg))
         }

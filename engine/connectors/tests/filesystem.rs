@@ -267,7 +267,7 @@ fn missing_paths_and_bad_options_are_clear_errors() {
     assert_eq!(
         check(&[("connector", "filesystem"), ("path", "/x"), ("format", "avro")], Role::Sink).as_deref(),
         Some(
-            "table `t`: unsupported format 'avro' in option 'format'; supported formats are 'json', 'csv', and for sources the changelog formats 'debezium-json', 'canal-json' and 'maxwell-json'"
+            "table `t`: unsupported format 'avro' in option 'format'; supported formats are 'json', 'csv', and the changelog formats 'debezium-json', 'canal-json' and 'maxwell-json'"
         )
     );
     assert_eq!(
@@ -287,6 +287,32 @@ fn missing_paths_and_bad_options_are_clear_errors() {
         )
         .unwrap()
         .contains("option 'json.ignore-parse-errors' = 'yes' is invalid: expected 'true' or 'false'")
+    );
+    // The changelog formats write, as Flink's do, except Debezium's schema wrapper.
+    let fs = |extra: &[(&str, &str)], role: Role| {
+        let mut pairs = vec![("connector", "filesystem"), ("path", "/x")];
+        pairs.extend_from_slice(extra);
+        check(&pairs, role)
+    };
+    for f in ["debezium-json", "canal-json", "maxwell-json"] {
+        let plain = format!("{f}.encode.decimal-as-plain-number");
+        assert_eq!(fs(&[("format", f), (&plain, "true")], Role::Sink), None, "{f}");
+        let mode = format!("{f}.map-null-key.mode");
+        assert_eq!(
+            fs(&[("format", f), (&mode, "NONE")], Role::Sink).as_deref(),
+            Some(
+                format!("table `t`: option '{mode}' = 'NONE' is invalid: expected 'FAIL', 'DROP' or 'LITERAL'")
+                    .as_str()
+            )
+        );
+    }
+    let wrapped = [("format", "debezium-json"), ("debezium-json.schema-include", "true")];
+    assert_eq!(fs(&wrapped, Role::Source), None);
+    assert_eq!(
+        fs(&wrapped, Role::Sink).as_deref(),
+        Some(
+            "table `t`: Debezium JSON serialization doesn't support 'debezium-json.schema-include' option been set to true"
+        )
     );
     // Options of the other format are unknown here, as in Flink.
     assert!(

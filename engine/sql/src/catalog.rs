@@ -72,6 +72,15 @@ impl TableDef {
         CHANGELOG_FORMATS.contains(&f).then_some(f)
     }
 
+    /// Whether a sink of this table takes an updating stream: the connectors
+    /// in [`crate::UPDATING_SINKS`], and a `kafka` or `filesystem` table in a
+    /// changelog format, which writes each row's kind into its record (as
+    /// Flink's formats declare a changelog mode that the sink adopts).
+    pub fn takes_updates(&self) -> bool {
+        crate::UPDATING_SINKS.contains(&self.connector())
+            || (matches!(self.connector(), "kafka" | "filesystem") && self.changelog_format().is_some())
+    }
+
     /// The columns a sink writes and an `INSERT` provides: the physical ones
     /// without `VIRTUAL` metadata columns, as in Flink.
     pub fn sink_schema(&self) -> SchemaRef {

@@ -208,7 +208,7 @@ pub(crate) fn instantiate(
                 exactly_once: sink.exactly_once,
                 event_time: *event_time,
                 metrics: None,
-                rows_only: !sluice_sql::UPDATING_SINKS.contains(&table.connector()),
+                rows_only: !table.takes_updates(),
             })
         }
     })

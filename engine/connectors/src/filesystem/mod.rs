@@ -60,7 +60,7 @@ pub(crate) struct FsConfig {
     path: PathBuf,
     /// Whether `path` is an S3 URI.
     s3: bool,
-    format: Format,
+    pub(crate) format: Format,
     monitor_interval: Option<Duration>,
     roll_size: u64,
     rollover_interval: Duration,
@@ -71,11 +71,6 @@ pub(crate) struct FsConfig {
 }
 
 impl FsConfig {
-    /// The changelog format a source reads, if its format is one.
-    pub(crate) fn changelog_format(&self) -> Option<&'static str> {
-        self.format.changelog()
-    }
-
     pub(crate) fn parse(o: &Options<'_>, schema: &SchemaRef) -> Result<Self, ConnectorError> {
         let raw = o.required("path", "a file or directory path")?.trim();
         let s3 = s3io::is_s3(raw);

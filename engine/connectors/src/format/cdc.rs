@@ -1,5 +1,5 @@
-//! Changelog formats for sources: Flink's `debezium-json`, `canal-json` and
-//! `maxwell-json`. Each record is one change of a database row, read into rows
+//! Changelog formats: Flink's `debezium-json`, `canal-json` and
+//! `maxwell-json`, read here and written by [`super::cdc_encode`]. Each record is one change of a database row, read into rows
 //! with a row kind (Flink's `RowKind`), so a table in such a format is an
 //! updating table:
 //!
@@ -33,10 +33,10 @@ use crate::options::Options;
 pub(crate) const CDC_FORMATS: [&str; 3] = ["debezium-json", "canal-json", "maxwell-json"];
 
 /// The options of the changelog formats, for the connectors' option lists.
-pub(crate) const CDC_OPTIONS: &str = "'debezium-json.schema-include', 'debezium-json.ignore-parse-errors', \
-'debezium-json.timestamp-format.standard', 'canal-json.ignore-parse-errors', 'canal-json.timestamp-format.standard', \
-'canal-json.database.include', 'canal-json.table.include', 'maxwell-json.ignore-parse-errors', \
-'maxwell-json.timestamp-format.standard'";
+pub(crate) const CDC_OPTIONS: &str = "'debezium-json.schema-include', 'canal-json.database.include', \
+'canal-json.table.include', and for each of 'debezium-json', 'canal-json' and 'maxwell-json' the options \
+'<format>.ignore-parse-errors', '<format>.timestamp-format.standard', '<format>.encode.decimal-as-plain-number', \
+'<format>.encode.ignore-null-fields', '<format>.map-null-key.mode' and '<format>.map-null-key.literal'";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Flavor {
@@ -74,9 +74,23 @@ impl CdcOptions {
                 )));
             }
         };
+        // Arrow map keys are never null, so the map-null-key options have
+        // nothing to act on; their values are checked as Flink checks them.
+        match o.get(&key("map-null-key.mode")).map(str::trim) {
+            None | Some("FAIL" | "DROP" | "LITERAL") => {}
+            Some(other) => {
+                return Err(o.error(format!(
+                    "option '{}' = '{other}' is invalid: expected 'FAIL', 'DROP' or 'LITERAL'",
+                    key("map-null-key.mode")
+                )));
+            }
+        }
+        let _ = o.get(&key("map-null-key.literal"));
         let json = JsonOptions {
             ignore_parse_errors: o.bool(&key("ignore-parse-errors"), false)?,
             iso8601,
+            decimal_as_plain_number: o.bool(&key("encode.decimal-as-plain-number"), false)?,
+            ignore_null_fields: o.bool(&key("encode.ignore-null-fields"), false)?,
             ..Default::default()
         };
         let flavor = match name {

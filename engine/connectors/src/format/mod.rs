@@ -3,6 +3,7 @@
 //! `Row.toString`, come from `sluice-format`.
 
 pub(crate) mod cdc;
+pub(crate) mod cdc_encode;
 pub(crate) mod columns;
 pub(crate) mod csv;
 pub(crate) mod json;
@@ -17,14 +18,14 @@ use crate::options::Options;
 use sluice_format::types::{ColType, column_types, column_types_nested};
 
 pub(crate) const FORMATS: &str =
-    "'json', 'csv', and for sources the changelog formats 'debezium-json', 'canal-json' and 'maxwell-json'";
+    "'json', 'csv', and the changelog formats 'debezium-json', 'canal-json' and 'maxwell-json'";
 
 /// A parsed `format` option and its format options.
 #[derive(Debug, Clone)]
 pub(crate) enum Format {
     Json(json::JsonOptions),
     Csv(csv::CsvOptions),
-    /// A changelog format (see [`cdc`]): sources only.
+    /// A changelog format: read by [`cdc`], written by [`cdc_encode`].
     Cdc(cdc::CdcOptions),
 }
 
@@ -64,6 +65,17 @@ impl Format {
         }
     }
 
+    /// Why a sink cannot write this format, as Flink words it.
+    pub(crate) fn check_sink(&self) -> Result<(), String> {
+        match self {
+            Format::Cdc(cdc::CdcOptions { flavor: cdc::Flavor::Debezium { schema_include: true }, .. }) => Err(
+                "Debezium JSON serialization doesn't support 'debezium-json.schema-include' option been set to true"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// The changelog format's name, for a format that reads changes.
     pub(crate) fn changelog(&self) -> Option<&'static str> {
         match self {
@@ -77,15 +89,15 @@ impl Format {
 pub(crate) enum Encoder {
     Json(json::JsonEncoder),
     Csv(csv::CsvEncoder),
+    /// Writes each row with its row kind; every format writes one line per row.
+    Cdc(cdc_encode::CdcEncoder),
 }
 
 impl Encoder {
-    /// A changelog format, which sinks refuse when their options are read,
-    /// writes as `json` here.
     pub(crate) fn new(format: &Format, fields: &[Arc<Field>], types: Vec<ColType>) -> Encoder {
         match format {
             Format::Json(o) => Encoder::Json(json::JsonEncoder::new(o.clone(), fields, types)),
-            Format::Cdc(o) => Encoder::Json(json::JsonEncoder::new(o.json.clone(), fields, types)),
+            Format::Cdc(o) => Encoder::Cdc(cdc_encode::CdcEncoder::new(o, fields, types)),
             Format::Csv(o) => Encoder::Csv(csv::CsvEncoder::new(o.clone(), types)),
         }
     }
@@ -94,6 +106,7 @@ impl Encoder {
         match self {
             Encoder::Json(e) => e.encode(table, batch, out),
             Encoder::Csv(e) => e.encode(table, batch, out),
+            Encoder::Cdc(e) => e.encode(table, batch, out),
         }
     }
 }

@@ -53,7 +53,7 @@ const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 pub(crate) fn supported_options() -> String {
     format!(
         "'topic' or 'topic-pattern', 'properties.bootstrap.servers', 'properties.group.id', 'properties.*' (passed to the Kafka client), \
-'format' or 'value.format' ('json', 'csv' or 'raw', and for a source 'debezium-json', 'canal-json' or 'maxwell-json'), 'key.format', 'key.fields', 'key.fields-prefix', \
+'format' or 'value.format' ('json', 'csv', 'raw', 'debezium-json', 'canal-json' or 'maxwell-json'), 'key.format', 'key.fields', 'key.fields-prefix', \
 'value.fields-include', \
 'scan.startup.mode', 'scan.startup.timestamp-millis', 'scan.startup.specific-offsets', 'scan.bounded.mode', \
 'scan.bounded.timestamp-millis', 'scan.bounded.specific-offsets', 'scan.topic-partition-discovery.interval', \
@@ -208,13 +208,17 @@ impl KafkaConfig {
         }
         let layout = Layout::parse(o, schema, sink, o.contains("key.format"), upsert.then_some(primary_key.as_str()))?;
         let value = value_format(o, schema, &layout.value)?;
-        if let ValueFormat::Text(f) = &value
-            && let Some(cdc) = f.changelog()
-            && (sink || upsert)
-        {
-            return Err(o.error(format!(
-                "format '{cdc}' is read by 'kafka' sources only: Sluice does not write changelog formats, and 'upsert-kafka' reads its own"
-            )));
+        if let ValueFormat::Text(f) = &value {
+            if let Some(cdc) = f.changelog()
+                && upsert
+            {
+                return Err(o.error(format!(
+                    "'upsert-kafka' connector doesn't support '{cdc}' as value format, because '{cdc}' is not in insert-only mode"
+                )));
+            }
+            if sink {
+                f.check_sink().map_err(|m| o.error(m))?;
+            }
         }
         let key = match o.contains("key.format") {
             true => Some(text_or_raw(o, "key.format", "key.", schema, &layout.key)?),
@@ -438,6 +442,42 @@ pub(crate) fn kafka_error(table: &str, what: impl std::fmt::Display) -> Connecto
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kafka_sinks_write_changelog_formats_but_upsert_kafka_refuses_them() {
+        use std::collections::HashMap;
+        use std::sync::Arc;
+
+        use arrow::datatypes::{Field, Schema};
+        let fields = vec![Field::new("k", DataType::Int64, false)];
+        let plain = Arc::new(Schema::new(fields.clone()));
+        let keyed = Arc::new(Schema::new_with_metadata(
+            fields,
+            HashMap::from([(sluice_api::columns::PRIMARY_KEY.to_string(), "k".to_string())]),
+        ));
+        let parse = |schema: &SchemaRef, pairs: &[(&str, &str)], upsert: bool| {
+            let mut map: BTreeMap<String, String> =
+                [("topic", "t"), ("properties.bootstrap.servers", "localhost:9092")]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+            map.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            KafkaConfig::parse(&Options::new("t", &map), schema, true, upsert).map(|_| ()).map_err(|e| e.to_string())
+        };
+        for f in ["debezium-json", "canal-json", "maxwell-json"] {
+            let plain_number = format!("value.{f}.encode.decimal-as-plain-number");
+            assert_eq!(parse(&plain, &[("value.format", f), (&plain_number, "true")], false), Ok(()), "{f}");
+            let e = parse(&keyed, &[("key.format", "json"), ("value.format", f)], true).unwrap_err();
+            assert_eq!(
+                e,
+                format!(
+                    "table `t`: 'upsert-kafka' connector doesn't support '{f}' as value format, because '{f}' is not in insert-only mode"
+                )
+            );
+        }
+        let e = parse(&plain, &[("format", "debezium-json"), ("debezium-json.schema-include", "true")], false);
+        assert!(e.unwrap_err().contains("doesn't support 'debezium-json.schema-include' option been set to true"));
+    }
 
     #[test]
     fn specific_offsets_parse_as_flink_writes_them() {

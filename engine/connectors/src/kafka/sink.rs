@@ -267,7 +267,7 @@ fn encode_rows(
 ) -> Result<Vec<(usize, usize)>, ConnectorError> {
     buf.clear();
     let mut spans = Vec::with_capacity(batch.num_rows());
-    if matches!(encoder, Encoder::Json(_)) {
+    if matches!(encoder, Encoder::Json(_) | Encoder::Cdc(_)) {
         encoder.encode(table, batch, buf)?;
         let mut start = 0;
         for (i, b) in buf.iter().enumerate() {
@@ -317,8 +317,14 @@ impl SinkWriter for KafkaSink {
             return Ok(());
         }
         let table = self.table.clone();
+        // A changelog format writes each row's kind into its record.
+        let changes = matches!(self.value_encoder, Some(Encoder::Cdc(_)));
+        let mut value_columns = self.value_columns.clone();
+        if changes && changelog::has_kinds(batch) {
+            value_columns.push(batch.num_columns() - 1);
+        }
         let values_batch = batch
-            .project(&self.value_columns)
+            .project(&value_columns)
             .map_err(|e| ConnectorError::Batch { table: table.clone(), source: e.into() })?;
         let mut values_buf = std::mem::take(&mut self.values);
         let mut keys_buf = std::mem::take(&mut self.keys);
@@ -349,13 +355,14 @@ impl SinkWriter for KafkaSink {
             ),
             None => None,
         };
-        // Row kinds of an updating input (only `upsert-kafka` takes one): an
-        // update's new row is written under its key, a delete is a tombstone,
-        // and `-U` is dropped, as Flink's upsert-kafka sink does.
+        // Row kinds of an updating input: a changelog format writes every
+        // row, its kind inside the record. For `upsert-kafka` an update's new
+        // row is written under its key, a delete is a tombstone, and `-U` is
+        // dropped, as Flink's upsert-kafka sink does.
         let kinds = changelog::kinds(batch);
         let mut result = Ok(());
         for (r, kind) in kinds.iter().enumerate() {
-            if *kind == RowKind::UpdateBefore {
+            if *kind == RowKind::UpdateBefore && !changes {
                 continue;
             }
             let key: Option<Vec<u8>> = match (&key_spans, &key_rows) {
@@ -368,7 +375,7 @@ impl SinkWriter for KafkaSink {
                 None => value_rows.get(r).and_then(|v| v.as_deref()).unwrap_or_default(),
             };
             let timestamp = timestamps.as_ref().and_then(|t| t.is_valid(r).then(|| t.value(r)));
-            let value = (*kind != RowKind::Delete).then_some(value);
+            let value = (changes || *kind != RowKind::Delete).then_some(value);
             if let Err(e) = self.send(key.as_deref(), value, timestamp) {
                 result = Err(e);
                 break;

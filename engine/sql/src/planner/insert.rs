@@ -121,22 +121,23 @@ impl Planner {
     }
 }
 
-/// Connectors whose sinks accept updates; every other sink is append-only.
+/// Connectors whose sinks accept updates; every other sink is append-only,
+/// unless its format writes changes (see [`TableDef::takes_updates`]).
 pub const UPDATING_SINKS: [&str; 3] = ["print", "blackhole", "upsert-kafka"];
 
 /// Whether the sink can take what the query produces: an append-only sink
-/// (filesystem, kafka) refuses updates, as Flink does, and an upsert sink
+/// (filesystem, kafka in `json` or `csv`) refuses updates, as Flink does, and an upsert sink
 /// needs the query's updates keyed by its PRIMARY KEY.
 fn check_changelog(table: &TableDef, input: &Rel, pos: Position) -> Result<(), SqlError> {
     if !input.updating || flink_insert_only(input) {
         return Ok(());
     }
     let connector = table.connector();
-    if !UPDATING_SINKS.contains(&connector) {
+    if !table.takes_updates() {
         return Err(SqlError::new(
             pos,
             format!(
-                "sink `{}` ('{connector}' connector) is append-only, but the query produces updates: {}. Write to a sink that accepts updates ('upsert-kafka' with a PRIMARY KEY, or 'print'), or compute final results over a window TVF",
+                "sink `{}` ('{connector}' connector) is append-only, but the query produces updates: {}. Write to a sink that accepts updates ('upsert-kafka' with a PRIMARY KEY, 'print', or 'kafka' or 'filesystem' with 'format' = 'debezium-json', 'canal-json' or 'maxwell-json'), or compute final results over a window TVF",
                 table.name,
                 update_origin(input)
             ),

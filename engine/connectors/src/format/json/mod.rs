@@ -3,7 +3,8 @@
 //! Writing follows Flink's `JsonRowDataSerializationSchema` (Jackson): keys in
 //! column order, no spaces, NULL as `null`, DOUBLE as `Double.toString` with
 //! non-finite values quoted (`"NaN"`), DECIMAL as a number with trailing zeros
-//! stripped, TIMESTAMP(3) as `"yyyy-MM-dd HH:mm:ss[.fff]"` and
+//! stripped (with `json.encode.decimal-as-plain-number`: plainly, at the
+//! column's scale), TIMESTAMP(3) as `"yyyy-MM-dd HH:mm:ss[.fff]"` and
 //! TIMESTAMP_LTZ(3) as the same in UTC followed by `Z`.
 //!
 //! Reading follows Flink's `JsonParserToRowDataConverters`: keys match column
@@ -142,30 +143,41 @@ impl JsonEncoder {
 
     pub(crate) fn encode(&mut self, table: &str, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ConnectorError> {
         let cols = columns(table, batch, &self.types)?;
-        let keys = std::mem::take(&mut self.keys);
         for row in 0..batch.num_rows() {
-            out.push(b'{');
-            let mut first = true;
-            for (c, key) in cols.iter().zip(&keys) {
-                let null = c.is_null(row);
-                if null && self.opts.ignore_null_fields {
-                    continue;
-                }
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                out.extend_from_slice(key);
-                if null {
-                    out.extend_from_slice(b"null");
-                    continue;
-                }
-                self.push_col(out, c, row);
-            }
-            out.extend_from_slice(b"}\n");
+            self.push_object(out, &cols, row);
+            out.push(b'\n');
         }
-        self.keys = keys;
         Ok(())
+    }
+
+    /// The columns of a batch, typed for [`JsonEncoder::push_object`].
+    pub(crate) fn columns<'a>(&self, table: &str, batch: &'a RecordBatch) -> Result<Vec<Col<'a>>, ConnectorError> {
+        columns(table, batch, &self.types)
+    }
+
+    /// Appends row `row` of `cols` as one JSON object, without a line break.
+    pub(crate) fn push_object(&mut self, out: &mut Vec<u8>, cols: &[Col<'_>], row: usize) {
+        let keys = std::mem::take(&mut self.keys);
+        out.push(b'{');
+        let mut first = true;
+        for (c, key) in cols.iter().zip(&keys) {
+            let null = c.is_null(row);
+            if null && self.opts.ignore_null_fields {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(key);
+            if null {
+                out.extend_from_slice(b"null");
+                continue;
+            }
+            self.push_col(out, c, row);
+        }
+        out.push(b'}');
+        self.keys = keys;
     }
 
     /// Appends the JSON text of the non-null value at `row` of `c`.
@@ -200,11 +212,14 @@ impl JsonEncoder {
                     out.push(b'"');
                 }
             }
+            // Flink's Jackson node keeps the column's scale, and writes it
+            // plainly (`12.50`) or, by default, stripped of trailing zeros
+            // (`12.5`, `1E+2`).
             Col::Decimal(a, scale) => {
-                let (u, s) = strip_trailing_zeros(a.value(row), *scale);
                 if self.opts.decimal_as_plain_number {
-                    push_big_decimal_plain(out, u, s);
+                    push_big_decimal_plain(out, a.value(row), *scale);
                 } else {
+                    let (u, s) = strip_trailing_zeros(a.value(row), *scale);
                     push_big_decimal(out, u, s);
                 }
             }
