@@ -311,3 +311,119 @@ fn updating_results_are_written_to_kafka_in_changelog_formats() {
         assert_eq!(got, expected, "the records of the '{f}' sink");
     }
 }
+
+/// The changelog formats' own metadata, declared as `value.<key>` columns:
+/// every row of a record (an update's two) carries the record's values, with
+/// Flink's types (canal's `ts` in milliseconds, maxwell's in seconds). The
+/// rows are written by a filesystem sink in debezium-json and compared line
+/// for line.
+#[test]
+fn a_changelog_formats_metadata_columns_are_read_from_each_record() {
+    use sluice_connectors::testing::Record;
+    let topics = ["meta-debezium", "meta-canal", "meta-maxwell"].map(unique_topic);
+    for t in &topics {
+        shared().create_topic(t, 1);
+    }
+    let source = r#""source":{"ts_ms":1589362330000,"db":"inventory","schema":"public","table":"products","lsn":33}"#;
+    shared().produce_all(
+        &topics[0],
+        &[
+            Record::new(format!(
+                r#"{{"schema":{{"type":"struct","optional":false}},"payload":{{"before":null,"after":{{"id":1,"v":"a"}},"op":"c","ts_ms":1589362330904,{source}}}}}"#
+            )),
+            Record::new(
+                r#"{"schema":null,"payload":{"before":{"id":1,"v":"a"},"after":{"id":1,"v":"b"},"op":"u","ts_ms":1589362331000,"source":{"ts_ms":"1589362330500","db":"inventory","table":"products"}}}"#,
+            ),
+        ],
+    );
+    shared().produce_all(
+        &topics[1],
+        &[Record::new(
+            r#"{"data":[{"id":1,"v":"a"},{"id":2,"v":"b"}],"database":"shop","table":"orders","pkNames":["id"],"ts":1589362330904,"type":"INSERT"}"#,
+        )],
+    );
+    shared().produce_all(
+        &topics[2],
+        &[Record::new(
+            r#"{"database":"test","table":"product","type":"insert","ts":1596684883,"data":{"id":1,"v":"a"}}"#,
+        )],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).display().to_string();
+    let b = &shared().bootstrap;
+    let kafka = |topic: &str, format: &str| {
+        format!(
+            "'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{b}', 'format' = '{format}', \
+             'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset'"
+        )
+    };
+    let sql = format!(
+        "CREATE TABLE deb (id BIGINT, v STRING, s STRING METADATA FROM 'value.schema' VIRTUAL,
+   it TIMESTAMP_LTZ(3) METADATA FROM 'value.ingestion-timestamp' VIRTUAL,
+   st TIMESTAMP_LTZ(3) METADATA FROM 'value.source.timestamp' VIRTUAL,
+   db STRING METADATA FROM 'value.source.database' VIRTUAL, sc STRING METADATA FROM 'value.source.schema' VIRTUAL,
+   tb STRING METADATA FROM 'value.source.table' VIRTUAL, part INT METADATA FROM 'partition' VIRTUAL)
+ WITH ({deb}, 'debezium-json.schema-include' = 'true');
+CREATE TABLE canal (id BIGINT, v STRING, db STRING METADATA FROM 'value.database' VIRTUAL,
+   tb STRING METADATA FROM 'value.table' VIRTUAL, it TIMESTAMP_LTZ(3) METADATA FROM 'value.ingestion-timestamp' VIRTUAL)
+ WITH ({canal});
+CREATE TABLE mx (id BIGINT, v STRING, db STRING METADATA FROM 'value.database' VIRTUAL,
+   tb STRING METADATA FROM 'value.table' VIRTUAL, it TIMESTAMP_LTZ(3) METADATA FROM 'value.ingestion-timestamp' VIRTUAL)
+ WITH ({mx});
+CREATE TABLE deb_out (id BIGINT, v STRING, s STRING, it TIMESTAMP_LTZ(3), st TIMESTAMP_LTZ(3), db STRING, sc STRING, tb STRING, part INT)
+ WITH ('connector' = 'filesystem', 'path' = '{deb_out}', 'format' = 'debezium-json');
+CREATE TABLE canal_out (id BIGINT, v STRING, db STRING, tb STRING, it TIMESTAMP_LTZ(3))
+ WITH ('connector' = 'filesystem', 'path' = '{canal_out}', 'format' = 'debezium-json');
+CREATE TABLE mx_out (id BIGINT, v STRING, db STRING, tb STRING, it TIMESTAMP_LTZ(3))
+ WITH ('connector' = 'filesystem', 'path' = '{mx_out}', 'format' = 'debezium-json');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO deb_out SELECT id, v, s, it, st, db, sc, tb, part FROM deb;
+INSERT INTO canal_out SELECT id, v, db, tb, it FROM canal;
+INSERT INTO mx_out SELECT id, v, db, tb, it FROM mx;
+END;
+",
+        deb = kafka(&topics[0], "debezium-json"),
+        canal = kafka(&topics[1], "canal-json"),
+        mx = kafka(&topics[2], "maxwell-json"),
+        deb_out = out("deb_out"),
+        canal_out = out("canal_out"),
+        mx_out = out("mx_out"),
+    );
+    let (_, h) = start(&sql, "cdc-metadata", &config(&[("parallelism.default", "1".into())]));
+    h.join().unwrap().unwrap();
+    let lines = |name: &str| {
+        let mut lines: Vec<String> = std::fs::read_dir(dir.path().join(name))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+            .flat_map(|e| std::fs::read_to_string(e.path()).unwrap().lines().map(String::from).collect::<Vec<_>>())
+            .collect();
+        lines.sort();
+        lines
+    };
+    let first = r#"{"id":1,"v":"a","s":"{\"type\":\"struct\",\"optional\":false}","it":"2020-05-13 09:32:10.904Z","st":"2020-05-13 09:32:10Z","db":"inventory","sc":"public","tb":"products","part":0}"#;
+    let update = |v: &str| {
+        format!(
+            r#"{{"id":1,"v":"{v}","s":null,"it":"2020-05-13 09:32:11Z","st":"2020-05-13 09:32:10.5Z","db":"inventory","sc":null,"tb":"products","part":0}}"#
+        )
+    };
+    assert_eq!(
+        lines("deb_out"),
+        [
+            format!(r#"{{"before":null,"after":{first},"op":"c"}}"#),
+            format!(r#"{{"before":null,"after":{},"op":"c"}}"#, update("b")),
+            format!(r#"{{"before":{},"after":null,"op":"d"}}"#, update("a")),
+        ]
+    );
+    let row = |id: i64, v: &str, db: &str, tb: &str, it: &str| {
+        format!(r#"{{"before":null,"after":{{"id":{id},"v":"{v}","db":"{db}","tb":"{tb}","it":"{it}"}},"op":"c"}}"#)
+    };
+    assert_eq!(
+        lines("canal_out"),
+        [
+            row(1, "a", "shop", "orders", "2020-05-13 09:32:10.904Z"),
+            row(2, "b", "shop", "orders", "2020-05-13 09:32:10.904Z")
+        ]
+    );
+    assert_eq!(lines("mx_out"), [row(1, "a", "test", "product", "2020-08-06 03:34:43Z")]);
+}

@@ -305,8 +305,13 @@ fn configure(
         return Err(ConnectorError::InvalidOption {
             table: table.to_string(),
             message: format!(
-                "column `{}`: connector '{connector}' has no metadata columns (METADATA FROM '{key}'); of Sluice's connectors, 'kafka' has them",
-                f.name()
+                "column `{}`: connector '{connector}' has no metadata columns (METADATA FROM '{key}'); of Sluice's connectors, 'kafka' has them{}",
+                f.name(),
+                if options.get("format").is_some_and(|f| format::cdc::CDC_FORMATS.contains(&f.trim())) {
+                    " (a changelog format's metadata, such as 'value.source.timestamp', is read by 'kafka' tables; Flink's filesystem source offers only its 'file.*' keys)"
+                } else {
+                    ""
+                }
             ),
         });
     }

@@ -314,6 +314,27 @@ fn missing_paths_and_bad_options_are_clear_errors() {
             "table `t`: Debezium JSON serialization doesn't support 'debezium-json.schema-include' option been set to true"
         )
     );
+    // The formats' metadata is Kafka's, as in Flink, whose filesystem source has only 'file.*' keys.
+    let with_meta = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("tb", DataType::Utf8, true).with_metadata(std::collections::HashMap::from([(
+            sluice_api::columns::METADATA_KEY.to_string(),
+            "value.source.table".to_string(),
+        )])),
+    ]));
+    let e = validate_table(
+        "t",
+        &opts(&[("connector", "filesystem"), ("path", "/x"), ("format", "debezium-json")]),
+        &with_meta,
+        Role::Source,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("table `t`: column `tb`: connector 'filesystem' has no metadata columns")
+            && e.contains("is read by 'kafka' tables; Flink's filesystem source offers only its 'file.*' keys"),
+        "{e}"
+    );
     // Options of the other format are unknown here, as in Flink.
     assert!(
         check(

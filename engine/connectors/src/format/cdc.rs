@@ -24,6 +24,7 @@ use arrow::record_batch::RecordBatch;
 use sluice_format::changelog::{self, RowKind};
 
 use super::RecordError;
+use super::cdc_meta::MetaColumns;
 use super::json::parse::{JVal, Parser};
 use super::json::{JsonDecoder, JsonOptions};
 use crate::ConnectorError;
@@ -126,6 +127,8 @@ pub(crate) struct CdcDecoder {
     kinds: Vec<RowKind>,
     database: Option<regex::Regex>,
     table: Option<regex::Regex>,
+    /// The format's metadata columns that the table reads.
+    pub(crate) meta: MetaColumns,
 }
 
 type Object<'a> = Vec<(Cow<'a, str>, JVal<'a>)>;
@@ -171,7 +174,7 @@ impl CdcDecoder {
             Flavor::Canal { database, table } => (compile(database), compile(table)),
             _ => (None, None),
         };
-        CdcDecoder { rows, opts, kinds: Vec::new(), database, table }
+        CdcDecoder { rows, opts, kinds: Vec::new(), database, table, meta: MetaColumns::new(Vec::new()) }
     }
 
     /// Appends the rows of one record; `Ok(false)` for a record with none.
@@ -181,12 +184,22 @@ impl CdcDecoder {
         }
         let doc = Parser::new(line).document().map_err(RecordError::Malformed)?;
         let changes = self.changes(&doc)?;
-        let any = !changes.is_empty();
+        let rows = changes.len();
         for (kind, row) in changes {
             self.rows.append_object(&row)?;
             self.kinds.push(kind);
         }
-        Ok(any)
+        if rows > 0
+            && !self.meta.is_empty()
+            && let JVal::Obj(record) = &doc
+        {
+            let payload = match (&self.opts.flavor, field(record, "payload")) {
+                (Flavor::Debezium { schema_include: true }, Some(JVal::Obj(p))) => p.as_slice(),
+                _ => record.as_slice(),
+            };
+            self.meta.append(self.opts.name, record, payload, rows);
+        }
+        Ok(rows > 0)
     }
 
     /// The rows of a record, in order, with their kinds.

@@ -4,6 +4,7 @@
 
 pub(crate) mod cdc;
 pub(crate) mod cdc_encode;
+pub(crate) mod cdc_meta;
 pub(crate) mod columns;
 pub(crate) mod csv;
 pub(crate) mod json;
@@ -126,7 +127,7 @@ pub(crate) enum RecordError {
 pub(crate) enum Decoder {
     Json(json::JsonDecoder),
     Csv(csv::CsvDecoder),
-    Cdc(cdc::CdcDecoder),
+    Cdc(Box<cdc::CdcDecoder>),
 }
 
 impl Decoder {
@@ -139,10 +140,28 @@ impl Decoder {
         Ok(match format {
             Format::Json(o) => Decoder::Json(json::JsonDecoder::new(o.clone(), fields, types)),
             Format::Csv(o) => Decoder::Csv(csv::CsvDecoder::new(o.clone(), fields, types)),
-            Format::Cdc(o) => {
-                Decoder::Cdc(cdc::CdcDecoder::new(o.clone(), json::JsonDecoder::new(o.json.clone(), fields, types)))
-            }
+            Format::Cdc(o) => Decoder::Cdc(Box::new(cdc::CdcDecoder::new(
+                o.clone(),
+                json::JsonDecoder::new(o.json.clone(), fields, types),
+            ))),
         })
+    }
+
+    /// Reads these metadata keys of a changelog format (see [`cdc_meta`]);
+    /// other formats have none.
+    pub(crate) fn read_metadata(&mut self, keys: Vec<cdc_meta::CdcMeta>) {
+        if let Decoder::Cdc(d) = self {
+            d.meta = cdc_meta::MetaColumns::new(keys);
+        }
+    }
+
+    /// The metadata columns of the rows read since the last call, in the
+    /// order of [`Decoder::read_metadata`]'s keys.
+    pub(crate) fn finish_metadata(&mut self) -> Vec<arrow::array::ArrayRef> {
+        match self {
+            Decoder::Cdc(d) => d.meta.finish(),
+            _ => Vec::new(),
+        }
     }
 
     /// Whether `text` (one or more lines) is still an incomplete record (a csv

@@ -18,6 +18,8 @@ use arrow::compute::can_cast_types;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 
 use crate::ConnectorError;
+use crate::format::cdc::CDC_FORMATS;
+use crate::format::cdc_meta::{self, CdcMeta};
 use crate::options::Options;
 
 /// A metadata key of the Kafka connector.
@@ -30,6 +32,9 @@ pub(crate) enum Meta {
     Timestamp,
     /// `NoTimestampType`, `CreateTime` or `LogAppendTime`.
     TimestampType,
+    /// A key of the changelog value format (`value.source.timestamp`, ...),
+    /// read by its decoder.
+    Value(CdcMeta),
 }
 
 /// Metadata keys a source reads.
@@ -57,6 +62,7 @@ impl Meta {
             Meta::Partition => DataType::Int32,
             Meta::Offset => DataType::Int64,
             Meta::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, Some(local_time_zone.into())),
+            Meta::Value(m) => m.data_type(local_time_zone),
         }
     }
 
@@ -66,6 +72,7 @@ impl Meta {
             Meta::Partition => "INT NOT NULL",
             Meta::Offset => "BIGINT NOT NULL",
             Meta::Timestamp => "TIMESTAMP_LTZ(3) NOT NULL",
+            Meta::Value(m) => m.flink_type(),
         }
     }
 }
@@ -158,11 +165,24 @@ impl Layout {
 /// The schema's metadata columns, checked against the keys a Kafka source
 /// reads or a sink writes and against their types.
 fn metadata_columns(o: &Options<'_>, schema: &SchemaRef, sink: bool) -> Result<Vec<(usize, Meta)>, ConnectorError> {
+    // A changelog value format's own keys, prefixed with `value.` as in Flink.
+    let cdc = o.get("value.format").or_else(|| o.get("format")).map(str::trim).filter(|f| CDC_FORMATS.contains(f));
     let mut out = Vec::new();
     for (i, f) in schema.fields().iter().enumerate() {
         let Some(key) = sluice_api::columns::metadata_key(f.metadata()) else { continue };
-        let (what, keys) = if sink { ("writing", WRITABLE) } else { ("reading", READABLE) };
-        let meta = Meta::parse(key).filter(|m| !sink || *m == Meta::Timestamp).ok_or_else(|| {
+        let (what, mut keys) = if sink { ("writing", WRITABLE.to_string()) } else { ("reading", READABLE.to_string()) };
+        let mut format_meta = None;
+        if let Some(format) = cdc
+            && !sink
+        {
+            keys = format!("{keys}, {}", cdc_meta::readable(format));
+            if let Some(k) = key.strip_prefix("value.") {
+                format_meta = CdcMeta::parse(format, k)
+                    .map_err(|m| o.error(format!("column `{}`: {m}", f.name())))?
+                    .map(Meta::Value);
+            }
+        }
+        let meta = format_meta.or_else(|| Meta::parse(key).filter(|m| !sink || *m == Meta::Timestamp)).ok_or_else(|| {
             let hint = match key {
                 "key" | "value" => {
                     " (the record's key is read with 'key.format' and 'key.fields', as in Flink)".to_string()
@@ -240,6 +260,44 @@ mod tests {
         assert!(e.unwrap_err().contains("needs 'value.fields-include' = 'EXCEPT_KEY'"));
         let e = layout(&s, &[("key.format", "json"), ("key.fields", "p")], false).unwrap_err();
         assert!(e.contains("'p', which is not a physical column"), "{e}");
+    }
+
+    #[test]
+    fn a_changelog_value_formats_keys_are_value_prefixed_metadata() {
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let s = schema(&[
+            ("id", DataType::Int64, None),
+            ("origin", ts.clone(), Some("value.source.timestamp")),
+            ("tb", DataType::Utf8, Some("value.source.table")),
+        ]);
+        let l = layout(&s, &[("format", "debezium-json")], false).unwrap();
+        assert_eq!(l.metadata, [(1, Meta::Value(CdcMeta::SourceTimestamp)), (2, Meta::Value(CdcMeta::SourceTable))]);
+        // Only with a changelog value format, and only its own keys.
+        let e = layout(&s, &[("format", "json")], false).unwrap_err();
+        assert!(e.contains("invalid metadata key 'value.source.timestamp'"), "{e}");
+        let canal = schema(&[("tb", DataType::Utf8, Some("value.source.table"))]);
+        let e = layout(&canal, &[("value.format", "canal-json")], false).unwrap_err();
+        assert!(
+            e.contains("invalid metadata key 'value.source.table'")
+                && e.contains(
+                    "'value.database', 'value.table', 'value.sql-type', 'value.pk-names', 'value.ingestion-timestamp'"
+                ),
+            "{e}"
+        );
+        let pk = schema(&[("pk", DataType::Utf8, Some("value.pk-names"))]);
+        let e = layout(&pk, &[("value.format", "canal-json")], false).unwrap_err();
+        assert!(
+            e.contains(
+                "column `pk`: metadata key 'value.pk-names' of format 'canal-json' (ARRAY<STRING>) is not supported yet"
+            ),
+            "{e}"
+        );
+        let wrong = schema(&[("origin", DataType::Boolean, Some("value.ingestion-timestamp"))]);
+        let e = layout(&wrong, &[("format", "maxwell-json")], false).unwrap_err();
+        assert!(e.contains("'value.ingestion-timestamp' is TIMESTAMP_LTZ(3), which cannot be cast"), "{e}");
+        // A sink writes none of them, as Flink's encoding formats declare none.
+        let e = layout(&s, &[("format", "debezium-json")], true).unwrap_err();
+        assert!(e.contains("metadata keys for writing: 'timestamp'"), "{e}");
     }
 
     #[test]

@@ -15,7 +15,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanArray, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+    ArrayRef, BinaryBuilder, BooleanArray, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondArray,
+    TimestampMillisecondBuilder,
 };
 use arrow::compute::cast;
 use arrow::compute::kernels::zip::zip;
@@ -122,6 +123,8 @@ enum MetaBuilder {
     I32(Int32Builder),
     I64(Int64Builder),
     Ts(TimestampMillisecondBuilder),
+    /// A changelog format's key: the value decoder's column of this index.
+    Value(usize),
 }
 
 /// The rows of the batch being built.
@@ -159,7 +162,13 @@ impl Rows {
                 })
                 .collect()
         };
-        let value = Part::new(table, &cfg.value, fields(&layout.value, &|n| n.to_string()))?;
+        let mut value = Part::new(table, &cfg.value, fields(&layout.value, &|n| n.to_string()))?;
+        let format_keys: Vec<_> =
+            layout.metadata.iter().filter_map(|(_, m)| if let Meta::Value(k) = m { Some(*k) } else { None }).collect();
+        if let Some(d) = &mut value.decoder {
+            d.read_metadata(format_keys);
+        }
+        let mut format_columns = 0..;
         let key_part = |format| Part::new(table, format, fields(&layout.key, &|n| layout.key_name(n).to_string()));
         let key = match &cfg.key {
             Some(format) if layout.except_key => Some(key_part(format)?),
@@ -178,6 +187,7 @@ impl Rows {
                     Meta::Partition => MetaBuilder::I32(Int32Builder::new()),
                     Meta::Offset => MetaBuilder::I64(Int64Builder::new()),
                     Meta::Timestamp => MetaBuilder::Ts(TimestampMillisecondBuilder::new()),
+                    Meta::Value(_) => MetaBuilder::Value(format_columns.next().unwrap_or_default()),
                 };
                 (*i, *m, b)
             })
@@ -265,6 +275,7 @@ impl Rows {
                 (_, MetaBuilder::I64(b)) => b.append_value(at.offset),
                 (_, MetaBuilder::Ts(b)) => b.append_option(at.timestamp.to_millis()),
                 (_, MetaBuilder::Str(b)) => b.append_null(),
+                (_, MetaBuilder::Value(_)) => {}
             }
         }
     }
@@ -302,8 +313,18 @@ impl Rows {
                 }
             }
         }
+        let format_meta = self.value.decoder.as_mut().map(Decoder::finish_metadata).unwrap_or_default();
         for (i, meta, b) in &mut self.metadata {
             let a: ArrayRef = match b {
+                MetaBuilder::Value(c) => {
+                    let a = format_meta.get(*c).cloned().ok_or_else(|| {
+                        ArrowError::InvalidArgumentError(format!("column {} has no metadata", *i + 1))
+                    })?;
+                    match a.as_any().downcast_ref::<TimestampMillisecondArray>() {
+                        Some(t) => Arc::new(t.clone().with_timezone(self.local_time_zone.as_str())),
+                        None => a,
+                    }
+                }
                 MetaBuilder::Str(b) => Arc::new(b.finish()),
                 MetaBuilder::I32(b) => Arc::new(b.finish()),
                 MetaBuilder::I64(b) => Arc::new(b.finish()),
