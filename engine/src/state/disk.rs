@@ -102,7 +102,7 @@ impl DiskBackend {
         let part = self.keyspace.open_partition(&name, opts).map_err(|e| {
             format!("state backend 'disk': cannot create partition {name} in {}: {e}", self.dir.display())
         })?;
-        Ok(Spill { backend: self.clone(), part: Some(part), on_disk: 0, published: 0 })
+        Ok(Spill { backend: self.clone(), part, on_disk: 0, published: 0 })
     }
 
     /// Whether the heap is over its budget.
@@ -133,8 +133,7 @@ fn remove_dead(parent: &Path) {
 /// The disk side of one keyed state: its partition, and what it holds.
 pub(crate) struct Spill {
     backend: Arc<DiskBackend>,
-    /// `None` only while dropping.
-    part: Option<fjall::PartitionHandle>,
+    part: fjall::PartitionHandle,
     /// Keys on disk.
     pub(crate) on_disk: usize,
     /// This state's heap bytes, as last added to the backend's `used`.
@@ -148,7 +147,7 @@ fn disk_error(backend: &DiskBackend, what: &str, e: impl std::fmt::Display) -> O
 
 impl Spill {
     fn part(&self) -> &fjall::PartitionHandle {
-        self.part.as_ref().expect("a spill's partition lives until it is dropped")
+        &self.part
     }
 
     pub(crate) fn backend(&self) -> &DiskBackend {
@@ -219,9 +218,7 @@ impl Spill {
 impl Drop for Spill {
     fn drop(&mut self) {
         self.backend.used.fetch_sub(self.published.min(self.backend.used.load(Ordering::Relaxed)), Ordering::Relaxed);
-        if let Some(part) = self.part.take() {
-            let _ = self.backend.keyspace.delete_partition(part);
-        }
+        let _ = self.backend.keyspace.delete_partition(self.part.clone());
     }
 }
 

@@ -26,6 +26,9 @@ pub struct KeyedView<V: StateValue> {
 /// Keys whose key groups are computed at once.
 const KEY_BATCH: usize = 16 * super::cow::CHUNK;
 
+/// Encoded records (key, value) whose key groups are computed together.
+type Records = Vec<(Box<[u8]>, Box<[u8]>)>;
+
 /// How a record is written: the key, then the value's encoding.
 type Write = fn(&mut Writer, &[u8], &[u8]);
 
@@ -83,7 +86,7 @@ impl<V: StateValue> KeyedView<V> {
     /// Writes encoded records into their key groups a batch at a time.
     fn each_record(
         &self,
-        batch: &mut Vec<(Box<[u8]>, Box<[u8]>)>,
+        batch: &mut Records,
         max_parallelism: usize,
         out: &mut KeyGroupWriters,
         write: Write,
