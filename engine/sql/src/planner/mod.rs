@@ -3,7 +3,7 @@
 //! [`compile`] reads the `SET` statements, defines tables and views in order,
 //! and plans each `INSERT INTO` into a [`SinkPlan`]. The planner is split along
 //! the SQL it plans: `query` (WITH, UNION ALL, FROM items), `set_ops` (UNION,
-//! INTERSECT, EXCEPT), `join` (regular,
+//! INTERSECT, EXCEPT; `set_ops_all` INTERSECT ALL and EXCEPT ALL), `join` (regular,
 //! interval and window joins in FROM; `window_join` finds the latter,
 //! `join_push` places their conditions),
 //! `temporal_join` (`FOR SYSTEM_TIME AS OF`), `select` (WHERE and the SELECT
@@ -44,6 +44,7 @@ mod scalar_correlated;
 mod scalar_subquery;
 mod select;
 mod set_ops;
+mod set_ops_all;
 mod sort;
 mod subquery;
 mod temporal_join;

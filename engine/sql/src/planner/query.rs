@@ -57,10 +57,20 @@ impl Planner {
                 let r = self.plan_set_expr(right, pos)?;
                 self.set_operation(*op, l, r, pos)
             }
+            SetExpr::SetOperation {
+                op: op @ (SetOperator::Intersect | SetOperator::Except),
+                set_quantifier: SetQuantifier::All,
+                left,
+                right,
+            } => {
+                let l = self.plan_set_expr(left, pos)?;
+                let r = self.plan_set_expr(right, pos)?;
+                self.set_operation_all(*op, l, r, pos)
+            }
             SetExpr::SetOperation { op, set_quantifier, .. } => Err(SqlError::new(
                 pos,
                 format!(
-                    "{op} {set_quantifier} is not supported; UNION ALL, and UNION, INTERSECT and EXCEPT without ALL, are"
+                    "{op} {set_quantifier} is not supported; UNION, INTERSECT and EXCEPT are, with ALL or without (DISTINCT)"
                 ),
             )),
             SetExpr::Values(v) => self.plan_values(v, pos),
