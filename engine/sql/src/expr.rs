@@ -61,7 +61,7 @@ impl TypePlanner for FlinkTypes {
 impl ContextProvider for Provider {
     fn get_table_source(&self, name: TableReference) -> datafusion_common::Result<Arc<dyn TableSource>> {
         Err(datafusion_common::DataFusionError::Plan(format!(
-            "a subquery here is not supported (it reads {name}): Sluice plans `k [NOT] IN (SELECT ...)` and `[NOT] EXISTS (SELECT ...)` when they are conditions of a WHERE, ANDed with the rest of it, and scalar subqueries `(SELECT ...)` as values in a WHERE, a SELECT list or a HAVING; not IN or EXISTS under OR or in HAVING, and no subquery in ON or inside another subquery's SELECT list or condition"
+            "a subquery here is not supported (it reads {name}): Sluice plans `k [NOT] IN (SELECT ...)` and `[NOT] EXISTS (SELECT ...)` in the condition of a WHERE or a HAVING (also under OR and NOT), and scalar subqueries `(SELECT ...)` as values in a WHERE, a SELECT list or a HAVING; not IN or EXISTS as a value of a SELECT list, and no subquery in ON or inside another subquery's SELECT list or condition"
         )))
     }
     fn get_expr_planners(&self) -> &[Arc<dyn DfExprPlanner>] {

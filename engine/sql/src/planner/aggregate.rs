@@ -14,6 +14,8 @@ use sqlparser::ast::{
 };
 
 use super::scalar_subquery::keyless_left_join;
+use super::subquery::take_subqueries;
+use super::subquery_mark::Clause;
 use super::window::is_window_col;
 use super::{Planner, df_err, ident_name, pos_of};
 use crate::error::{Position, SqlError};
@@ -32,11 +34,25 @@ struct AggRewriter<'a> {
     calls: Vec<ast::Function>,
     error: Option<SqlError>,
     fallback: Position,
+    /// How deep in subqueries (of a HAVING), whose columns and aggregates are
+    /// their own: they are left as they are.
+    depth: usize,
 }
 
 impl VisitorMut for AggRewriter<'_> {
     type Break = ();
+    fn pre_visit_query(&mut self, _q: &mut ast::Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+    fn post_visit_query(&mut self, _q: &mut ast::Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
     fn pre_visit_expr(&mut self, e: &mut SqlExpr) -> ControlFlow<()> {
+        if self.depth > 0 {
+            return ControlFlow::Continue(());
+        }
         if let Some(w) = is_window_col(e) {
             *e = SqlExpr::Identifier(Ident::new(w));
             return ControlFlow::Continue(());
@@ -267,7 +283,7 @@ impl Planner {
         window: Option<&WindowKind>,
         pos: Position,
     ) -> Result<Rewritten, SqlError> {
-        let mut rw = AggRewriter { keys, calls: Vec::new(), error: None, fallback: pos };
+        let mut rw = AggRewriter { keys, calls: Vec::new(), error: None, fallback: pos, depth: 0 };
         let mut items = s.projection.clone();
         for item in items.iter_mut() {
             match item {
@@ -318,7 +334,7 @@ impl Planner {
     /// HAVING and the SELECT list over an aggregation's output, joined with
     /// the values of the scalar subqueries they read (`scalars`).
     fn finish_aggregation(
-        &self,
+        &mut self,
         mut rel: Rel,
         having: Option<SqlExpr>,
         items: &[SelectItem],
@@ -338,8 +354,14 @@ impl Planner {
                 e
             }
         };
+        // HAVING's subquery conjuncts join the aggregation's rows, as in a WHERE.
+        let (subqueries, nested, having) = take_subqueries(having.as_ref(), pos);
+        rel = self.subquery_joins(rel, subqueries, Clause::Having).map_err(explain_missing)?;
         if let Some(h) = &having {
             rel = self.filter(rel, h, pos).map_err(explain_missing)?;
+        }
+        for c in &nested {
+            rel = self.filter_with_subqueries(rel, c, Clause::Having, pos).map_err(explain_missing)?;
         }
         self.plan_projection(rel, items, pos).map_err(explain_missing)
     }

@@ -7,8 +7,8 @@
 //! interval and window joins in FROM; `window_join` finds the latter,
 //! `join_push` places their conditions),
 //! `temporal_join` (`FOR SYSTEM_TIME AS OF`), `select` (WHERE and the SELECT
-//! list), `subquery` (`IN` and `EXISTS` subqueries in WHERE: semi and anti
-//! joins), `scalar_subquery` (a subquery as a value; `scalar_correlated` decorrelates one), `window` (window TVFs), `group_window` (`GROUP BY TUMBLE(ts, ...)`),
+//! list), `subquery` (`IN` and `EXISTS` subqueries in WHERE and HAVING: semi and anti
+//! joins; `subquery_mark` those under OR or NOT: mark joins), `scalar_subquery` (a subquery as a value; `scalar_correlated` decorrelates one), `window` (window TVFs), `group_window` (`GROUP BY TUMBLE(ts, ...)`),
 //! `grouping_sets` (GROUPING SETS, ROLLUP, CUBE),
 //! `aggregate` (window aggregation), `rank`
 //! (Top-N and deduplication), `over` (OVER aggregations), `unnest` (UNNEST
@@ -47,6 +47,7 @@ mod set_ops;
 mod set_ops_all;
 mod sort;
 mod subquery;
+mod subquery_mark;
 mod temporal_join;
 mod unnest;
 mod values;

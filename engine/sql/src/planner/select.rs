@@ -15,6 +15,7 @@ use super::query::FromItem;
 use super::rank::{pending_rank, select_item_has_window_call};
 use super::scalar_subquery::Scalars;
 use super::subquery::take_subqueries;
+use super::subquery_mark::Clause;
 use super::window::is_window_col;
 use super::{Planner, df_err, ident_name, pos_of, project, unsupported};
 use crate::error::{Position, SqlError};
@@ -80,7 +81,8 @@ impl Planner {
         }
         // `[NOT] IN (subquery)` and `[NOT] EXISTS (subquery)` conjuncts of the
         // WHERE semi- or anti-join the FROM clause.
-        let (subqueries, where_rest) = take_subqueries(s.selection.as_ref(), pos);
+        // Conditions with subqueries elsewhere (under OR or NOT) are mark joins.
+        let (subqueries, nested, where_rest) = take_subqueries(s.selection.as_ref(), pos);
         // Joins in FROM take the WHERE conditions they can use; the rest is left.
         let (from, selection) = self.plan_from_clause(&s.from, where_rest.as_ref(), pos)?;
         // Scalar subqueries bring a column each (hidden from `*`), before
@@ -89,10 +91,14 @@ impl Planner {
         let hidden = before.len();
         let after = self.scalar_values(after)?;
         let from = match from {
-            _ if subqueries.is_empty() && before.is_empty() => from,
+            _ if subqueries.is_empty() && nested.is_empty() && before.is_empty() => from,
             FromItem::Plain(rel) => {
-                let rel = self.subquery_joins(rel, subqueries)?;
-                FromItem::Plain(self.scalar_joins(rel, before)?)
+                let rel = self.subquery_joins(rel, subqueries, Clause::Where)?;
+                let mut rel = self.scalar_joins(rel, before)?;
+                for c in &nested {
+                    rel = self.filter_with_subqueries(rel, c, Clause::Where, pos)?;
+                }
+                FromItem::Plain(rel)
             }
             FromItem::Window { .. } => {
                 return Err(unsupported(pos, "a subquery in the WHERE or SELECT list of a window TVF's query"));

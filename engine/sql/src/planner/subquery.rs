@@ -13,8 +13,10 @@
 //!   join's condition; the others filter `t`. An uncorrelated EXISTS joins
 //!   without a key.
 //!
-//! Subqueries elsewhere (under OR, in the SELECT list, scalar ones) are refused
-//! with an error that says what is supported.
+//! The same conjuncts of a HAVING join the aggregation's rows (uncorrelated:
+//! Flink 2.3 fails to plan a correlated EXISTS there). Subqueries elsewhere in
+//! a WHERE or HAVING (under OR or NOT) are mark joins (`subquery_mark`); in a
+//! SELECT list or ON they are refused.
 
 use datafusion_common::Column;
 use datafusion_expr::ExprSchemable;
@@ -24,6 +26,7 @@ use super::aggregate::contains_aggregate;
 use super::join::{join_schema, split_sql_conjuncts};
 use super::query::FromItem;
 use super::select::select_item_expr;
+use super::subquery_mark::{Clause, has_subquery};
 use super::{Planner, requalify};
 use crate::error::{Position, SqlError};
 use crate::expr::Expr;
@@ -36,16 +39,21 @@ pub(super) enum Subquery {
     Exists { query: Box<Query>, negated: bool, position: Position },
 }
 
-/// The subquery conjuncts of a WHERE, and the rest of it.
-pub(super) fn take_subqueries(selection: Option<&SqlExpr>, pos: Position) -> (Vec<Subquery>, Option<SqlExpr>) {
-    let Some(w) = selection else { return (Vec::new(), None) };
+/// A WHERE's (or HAVING's) conjuncts split three ways: the subquery conjuncts
+/// (semi and anti joins), the conjuncts that hold subqueries elsewhere (mark
+/// joins, see `subquery_mark`), and the rest, ANDed.
+pub(super) fn take_subqueries(
+    selection: Option<&SqlExpr>,
+    pos: Position,
+) -> (Vec<Subquery>, Vec<SqlExpr>, Option<SqlExpr>) {
+    let Some(w) = selection else { return (Vec::new(), Vec::new(), None) };
     let mut conjuncts = Vec::new();
     split_sql_conjuncts(w, &mut conjuncts);
-    let mut subqueries = Vec::new();
-    let mut rest = Vec::new();
+    let (mut subqueries, mut nested, mut rest) = (Vec::new(), Vec::new(), Vec::new());
     for c in conjuncts {
         match as_subquery(&c, false, expr_position(&c, pos)) {
             Some(s) => subqueries.push(s),
+            None if has_subquery(&c) => nested.push(c),
             None => rest.push(c),
         }
     }
@@ -54,7 +62,7 @@ pub(super) fn take_subqueries(selection: Option<&SqlExpr>, pos: Position) -> (Ve
         op: BinaryOperator::And,
         right: Box::new(b),
     });
-    (subqueries, rest)
+    (subqueries, nested, rest)
 }
 
 fn as_subquery(e: &SqlExpr, negate: bool, position: Position) -> Option<Subquery> {
@@ -73,13 +81,20 @@ fn as_subquery(e: &SqlExpr, negate: bool, position: Position) -> Option<Subquery
 
 impl Planner {
     /// `left` semi- or anti-joined with each subquery in turn.
-    pub(super) fn subquery_joins(&mut self, mut left: Rel, subqueries: Vec<Subquery>) -> Result<Rel, SqlError> {
+    pub(super) fn subquery_joins(
+        &mut self,
+        mut left: Rel,
+        subqueries: Vec<Subquery>,
+        clause: Clause,
+    ) -> Result<Rel, SqlError> {
         for (i, s) in subqueries.into_iter().enumerate() {
             left = match s {
                 Subquery::In { expr, query, negated, position } => {
                     self.in_subquery(left, &expr, &query, negated, i, position)?
                 }
-                Subquery::Exists { query, negated, position } => self.exists(left, &query, negated, position)?,
+                Subquery::Exists { query, negated, position } => {
+                    self.exists(left, &query, negated, clause, position)?
+                }
             };
         }
         Ok(left)
@@ -119,8 +134,32 @@ impl Planner {
         self.join_planned(left, right, kind, cond, schema, pos)
     }
 
-    fn exists(&mut self, left: Rel, query: &Query, negated: bool, pos: Position) -> Result<Rel, SqlError> {
+    fn exists(
+        &mut self,
+        left: Rel,
+        query: &Query,
+        negated: bool,
+        clause: Clause,
+        pos: Position,
+    ) -> Result<Rel, SqlError> {
         let kind = if negated { JoinKind::Anti } else { JoinKind::Semi };
+        let (right, correlation) = self.exists_input(query, pos)?;
+        if clause == Clause::Having && !correlation.is_empty() {
+            return Err(SqlError::new(pos, CORRELATED_IN_HAVING));
+        }
+        let schema = join_schema(&left, &right, JoinKind::Inner, pos)?;
+        let mut cond = Expr::Literal(true.into(), None);
+        for c in &correlation {
+            let e = self.plan_expr(c, &schema, expr_position(c, pos))?;
+            cond = if matches!(cond, Expr::Literal(..)) { e } else { cond.and(e) };
+        }
+        self.join_planned(left, right, kind, cond, schema, pos)
+    }
+
+    /// An EXISTS subquery's rows, filtered by the conditions of its WHERE that
+    /// read them alone, and the conditions that read the outer query (its
+    /// correlation, only of a plain `SELECT ... FROM ... WHERE`).
+    pub(super) fn exists_input(&mut self, query: &Query, pos: Position) -> Result<(Rel, Vec<SqlExpr>), SqlError> {
         // A plain SELECT ... FROM ... WHERE: its correlation joins.
         let plain = match query.body.as_ref() {
             SetExpr::Select(s)
@@ -137,10 +176,9 @@ impl Planner {
             _ => None,
         };
         let Some(s) = plain else {
-            // Anything else must not read the outer query: a join without a key.
+            // Anything else must not read the outer query.
             let right = self.plan_query(query, pos).map_err(|e| correlated(e, pos))?;
-            let schema = join_schema(&left, &right, JoinKind::Inner, pos)?;
-            return self.join_planned(left, right, kind, Expr::Literal(true.into(), None), schema, pos);
+            return Ok((right, Vec::new()));
         };
         let (from, selection) = self.plan_from_clause(&s.from, s.selection.as_ref(), pos)?;
         let FromItem::Plain(mut right) = from else {
@@ -156,15 +194,12 @@ impl Planner {
         for c in &inner {
             right = self.filter(right, c, pos)?;
         }
-        let schema = join_schema(&left, &right, JoinKind::Inner, pos)?;
-        let mut cond = Expr::Literal(true.into(), None);
-        for c in &correlation {
-            let e = self.plan_expr(c, &schema, expr_position(c, pos))?;
-            cond = if matches!(cond, Expr::Literal(..)) { e } else { cond.and(e) };
-        }
-        self.join_planned(left, right, kind, cond, schema, pos)
+        Ok((right, correlation))
     }
 }
+
+/// Why a correlated EXISTS in HAVING is refused.
+pub(super) const CORRELATED_IN_HAVING: &str = "a correlated EXISTS subquery in HAVING is not supported (Flink 2.3 fails to plan it, with a NullPointerException); correlate it in the WHERE of a query over the aggregation";
 
 /// An error planning a subquery that may read the outer query's columns.
 fn correlated(e: SqlError, pos: Position) -> SqlError {
