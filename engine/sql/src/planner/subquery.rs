@@ -90,7 +90,8 @@ impl Planner {
         for (i, s) in subqueries.into_iter().enumerate() {
             left = match s {
                 Subquery::In { expr, query, negated, position } => {
-                    self.in_subquery(left, &expr, &query, negated, i, position)?
+                    let right = self.plan_query(&query, position).map_err(|e| correlated_in(e, clause))?;
+                    self.in_subquery(left, &expr, right, negated, i, position)?
                 }
                 Subquery::Exists { query, negated, position } => {
                     self.exists(left, &query, negated, clause, position)?
@@ -104,13 +105,12 @@ impl Planner {
         &mut self,
         left: Rel,
         expr: &SqlExpr,
-        query: &Query,
+        right: Rel,
         negated: bool,
         n: usize,
         pos: Position,
     ) -> Result<Rel, SqlError> {
         let what = if negated { "NOT IN (subquery)" } else { "IN (subquery)" };
-        let right = self.plan_query(query, pos)?;
         if right.schema.fields().len() != 1 {
             return Err(SqlError::new(
                 pos,
@@ -200,6 +200,20 @@ impl Planner {
 
 /// Why a correlated EXISTS in HAVING is refused.
 pub(super) const CORRELATED_IN_HAVING: &str = "a correlated EXISTS subquery in HAVING is not supported (Flink 2.3 fails to plan it, with a NullPointerException); correlate it in the WHERE of a query over the aggregation";
+
+/// An error planning an IN subquery, which must not read the outer query's
+/// columns.
+pub(super) fn correlated_in(e: SqlError, clause: Clause) -> SqlError {
+    let Some(column) = e.message.strip_prefix("No field named ") else { return e };
+    let column = column.split(['.', ' ']).take(2).collect::<Vec<_>>().join(".");
+    let why = match clause {
+        Clause::Having => "a correlated IN subquery in HAVING is not supported (Flink 2.3 fails to plan it too)",
+        Clause::Where => {
+            "a correlated IN subquery is not supported yet; write it as EXISTS (SELECT ... WHERE inner.c = outer.k AND <correlation>)"
+        }
+    };
+    SqlError::new(e.position, format!("IN (subquery): the subquery reads `{column}` of the outer query: {why}"))
+}
 
 /// An error planning a subquery that may read the outer query's columns.
 fn correlated(e: SqlError, pos: Position) -> SqlError {

@@ -198,7 +198,7 @@ impl Planner {
         for f in c.found {
             let qualifier = f.alias.clone();
             let (joined, value) = match &f.expr {
-                Some(k) => self.in_mark(rel, k, &f.query, &qualifier, f.position)?,
+                Some(k) => self.in_mark(rel, k, &f.query, &qualifier, clause, f.position)?,
                 None => self.exists_mark(rel, &f.query, &qualifier, clause, f.position)?,
             };
             rel = joined;
@@ -242,9 +242,10 @@ impl Planner {
         k: &SqlExpr,
         query: &Query,
         qualifier: &str,
+        clause: Clause,
         pos: Position,
     ) -> Result<(Rel, Expr), SqlError> {
-        let right = self.plan_query(query, pos)?;
+        let right = self.plan_query(query, pos).map_err(|e| super::subquery::correlated_in(e, clause))?;
         if right.schema.fields().len() != 1 {
             return Err(SqlError::new(
                 pos,
@@ -384,7 +385,7 @@ impl Planner {
             if side(&substituted) != Side::Right {
                 return Err(SqlError::new(
                     o_pos,
-                    "EXISTS (subquery) under OR or NOT: its correlation must be equalities between the outer query and the subquery (outer.k = inner.k), and other conditions may read the outer query only through the columns those equate",
+                    "EXISTS (subquery) under OR or NOT: a correlation other than equalities between the outer query and the subquery (outer.k = inner.k) is not supported yet; other conditions may read the outer query only through the columns those equalities equate",
                 ));
             }
             filters.push(substituted);
@@ -409,5 +410,64 @@ impl Planner {
             ));
         }
         Ok((lks, right, rks))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use arrow::array::{Array, AsArray, BooleanArray, Int64Array, RecordBatch};
+    use arrow::datatypes::Schema;
+
+    use super::*;
+
+    #[test]
+    fn in_is_sqls_three_valued_answer_over_the_counts_and_the_marker() {
+        // (k, COUNT(*), COUNT(c), marker) -> k IN (q)
+        type Row = (Option<i64>, i64, i64, Option<bool>, Option<bool>);
+        let rows: [Row; 7] = [
+            (Some(1), 0, 0, None, Some(false)), // empty subquery
+            (None, 0, 0, None, Some(false)),    // empty subquery, NULL k
+            (Some(1), 3, 3, Some(true), Some(true)),
+            (Some(1), 3, 2, Some(true), Some(true)), // a match wins over a NULL in q
+            (Some(1), 3, 3, None, Some(false)),
+            (Some(1), 3, 2, None, None), // no match, a NULL in q
+            (None, 3, 3, None, None),    // NULL k
+        ];
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("n", DataType::Int64, false),
+            Field::new("n_values", DataType::Int64, false),
+            Field::new("m", DataType::Boolean, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+                Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+                Arc::new(Int64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+                Arc::new(BooleanArray::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
+            ],
+        )
+        .unwrap();
+        let df = DFSchema::try_from(schema.as_ref().clone()).unwrap();
+        let e = in_value(column(&df, 0), column(&df, 1), column(&df, 2), column(&df, 3)).unwrap();
+        let got = crate::expr::physical(&e, &df).unwrap().evaluate(&batch).unwrap().into_array(rows.len()).unwrap();
+        let got = got.as_boolean();
+        let got: Vec<Option<bool>> = (0..rows.len()).map(|i| got.is_valid(i).then(|| got.value(i))).collect();
+        assert_eq!(got, rows.iter().map(|r| r.4).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn only_a_conditions_own_subqueries_are_collected() {
+        let parse = |s: &str| {
+            let dialect = crate::dialect::FlinkDialect;
+            sqlparser::parser::Parser::new(&dialect).try_with_sql(s).unwrap().parse_expr().unwrap()
+        };
+        assert!(has_subquery(&parse("a = 1 OR b IN (SELECT x FROM t)")));
+        assert!(has_subquery(&parse("NOT EXISTS (SELECT * FROM t)")));
+        // A subquery's own IN is planned with that subquery.
+        assert!(!has_subquery(&parse("a > (SELECT MAX(x) FROM t WHERE x IN (SELECT y FROM u))")));
+        assert!(!has_subquery(&parse("a = 1 OR b = 2")));
     }
 }
