@@ -167,14 +167,14 @@ fn keyless_join(left: Rel, right: Rel, kind: JoinKind, pos: Position) -> Result<
 }
 
 /// The first `n` columns of `rel`, with their qualifiers.
-fn first_columns(rel: Rel, n: usize) -> Rel {
+fn first_columns(rel: Rel, n: usize, pos: Position) -> Result<Rel, SqlError> {
     let fields: Vec<(Option<TableReference>, Arc<Field>)> =
         rel.schema.iter().take(n).map(|(q, f)| (q.cloned(), f.clone())).collect();
     let exprs: Vec<Expr> = (0..n).map(|i| column(&rel.schema, i)).collect();
-    let schema = DFSchema::new_with_metadata(fields, HashMap::new()).map(Arc::new).unwrap_or(rel.schema.clone());
+    let schema = Arc::new(DFSchema::new_with_metadata(fields, HashMap::new()).map_err(df_err(pos))?);
     let unique_key = rel.unique_key.clone().filter(|k| k.iter().all(|c| *c < n));
     let (rowtime, updating) = (rel.rowtime.filter(|t| *t < n), rel.updating);
-    Rel { node: PlanNode::Project { input: Box::new(rel), exprs }, schema, rowtime, updating, unique_key }
+    Ok(Rel { node: PlanNode::Project { input: Box::new(rel), exprs }, schema, rowtime, updating, unique_key })
 }
 
 impl Planner {
@@ -232,7 +232,7 @@ impl Planner {
             updating: true,
             unique_key,
         };
-        Ok(first_columns(filtered, n))
+        first_columns(filtered, n, pos)
     }
 
     /// `rel` with `k IN (query)`'s counts and marker joined, and its value.
