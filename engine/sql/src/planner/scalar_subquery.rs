@@ -26,7 +26,6 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{self, Expr as SqlExpr, Ident, Query, Select, VisitorMut};
 
 use super::aggregate::{contains_aggregate, is_aggregate_name};
-use super::join::join_schema;
 use super::scalar_correlated::single_value_call;
 use super::select::select_item_expr;
 use super::{Planner, requalify};
@@ -229,22 +228,5 @@ pub(super) fn select_template(pos: Position) -> Result<Select, SqlError> {
 
 /// `left` LEFT JOINed, without a key (in one subtask), with a subquery's row.
 pub(super) fn keyless_left_join(left: Rel, right: Rel, pos: Position) -> Result<Rel, SqlError> {
-    let schema = join_schema(&left, &right, JoinKind::Left, pos)?;
-    Ok(Rel {
-        node: PlanNode::Join {
-            left: Box::new(left),
-            right: Box::new(right),
-            kind: JoinKind::Left,
-            left_keys: vec![],
-            right_keys: vec![],
-            residual: None,
-            interval: None,
-            temporal: None,
-            window: None,
-        },
-        schema,
-        rowtime: None,
-        updating: true,
-        unique_key: None,
-    })
+    super::subquery_mark::keyless_join(left, right, JoinKind::Left, pos)
 }

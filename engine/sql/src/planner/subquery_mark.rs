@@ -145,7 +145,7 @@ fn distinct_marked(rel: Rel, keys: Vec<Expr>, qualifier: &str, pos: Position) ->
 }
 
 /// `left` joined, without a key (in one subtask), with `right`.
-fn keyless_join(left: Rel, right: Rel, kind: JoinKind, pos: Position) -> Result<Rel, SqlError> {
+pub(super) fn keyless_join(left: Rel, right: Rel, kind: JoinKind, pos: Position) -> Result<Rel, SqlError> {
     let schema = join_schema(&left, &right, kind, pos)?;
     Ok(Rel {
         node: PlanNode::Join {
