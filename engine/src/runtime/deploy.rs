@@ -195,7 +195,7 @@ fn build_chains(
     local: &dyn Fn(usize, usize) -> bool,
 ) -> Result<PerSubtask<Chain>, EngineError> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let backend = open_backend(graph)?;
+    let backend = crate::state::disk::DiskBackend::for_job(&graph.state_backend).map_err(EngineError::Config)?;
     let mut chains = Vec::new();
     for v in &graph.vertices {
         let build = |i: usize| {
@@ -225,23 +225,6 @@ fn build_chains(
         chains.push(per);
     }
     Ok(chains)
-}
-
-/// The disk state backend of this deployment, when the job asks for it: one
-/// directory and one memory budget for all its local subtasks.
-fn open_backend(graph: &JobGraph) -> Result<Option<Arc<crate::state::disk::DiskBackend>>, EngineError> {
-    let s = &graph.state_backend;
-    if s.kind != sluice_job::StateBackendKind::Disk {
-        return Ok(None);
-    }
-    let backend =
-        crate::state::disk::DiskBackend::open(s.local_dir.as_deref(), s.managed_memory).map_err(EngineError::Config)?;
-    crate::say!(
-        "state backend 'disk': keyed state beyond {} MiB of memory spills to {}",
-        s.managed_memory.div_ceil(1 << 20),
-        backend.dir().display()
-    );
-    Ok(Some(backend))
 }
 
 /// Subtask `i` of `v`: its operators, with their keyed state restored.

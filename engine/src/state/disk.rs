@@ -90,6 +90,22 @@ impl DiskBackend {
         }))
     }
 
+    /// The backend of a deployment whose job asks for the disk one
+    /// (`state.backend.type: disk`): one directory and one memory budget
+    /// for all its local subtasks; `None` for the heap backend.
+    pub fn for_job(settings: &sluice_job::StateBackendSettings) -> Result<Option<Arc<DiskBackend>>, String> {
+        if settings.kind != sluice_job::StateBackendKind::Disk {
+            return Ok(None);
+        }
+        let backend = DiskBackend::open(settings.local_dir.as_deref(), settings.managed_memory)?;
+        crate::say!(
+            "state backend 'disk': keyed state beyond {} MiB of memory spills to {}",
+            settings.managed_memory.div_ceil(1 << 20),
+            backend.dir().display()
+        );
+        Ok(Some(backend))
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
