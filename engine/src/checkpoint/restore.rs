@@ -5,13 +5,15 @@
 //! committable, to commit again, idempotently, before the job starts.
 //! Keyed state written as entries (incremental checkpoints) is merged per
 //! operator and key group, base first, before the operator reads it, so
-//! operators restore from either form alike.
+//! operators restore from either form alike. Keyed state is handed out per
+//! key group ([`owned_keyed`]), undecoded, so that a subtask may decode it
+//! lazily (see `runtime::lazy`).
 
 use std::collections::BTreeMap;
 
 use super::coordinator::VertexMeta;
 use super::metadata::{SectionKind, VertexState};
-use super::store::Loaded;
+use super::store::{Loaded, SectionRef};
 use crate::error::EngineError;
 use crate::keygroup;
 use crate::state::entries;
@@ -101,58 +103,86 @@ fn has_keyed_state(old: &VertexState, index: usize) -> bool {
     })
 }
 
-/// Entries sections of each (operator, key group), in manifest order, with
-/// the file each is in.
-type Chains<'a> = BTreeMap<(usize, u32), Vec<(&'a str, &'a [u8])>>;
-
 /// A sink's restored committables and writer states.
 pub struct SinkRestore {
     pub committables: Vec<Vec<u8>>,
     pub states: Vec<Vec<u8>>,
 }
 
-/// Hands the keyed state a new subtask owns to `restore`, as (operator index
-/// in the chain, key group, records): each section of keyed state, then each
-/// merged chain of entries. A chain is merged only when its turn comes and
-/// dropped after it, so a restore holds one merged key group at a time, not a
-/// second copy of the subtask's state.
-pub fn each_keyed(
-    loaded: &Loaded,
-    uid: &str,
-    subtask: usize,
-    parallelism: usize,
-    mut restore: impl FnMut(usize, u32, &[u8]) -> Result<(), EngineError>,
-) -> Result<(), EngineError> {
-    let Some(v) = loaded.metadata.vertex(uid) else { return Ok(()) };
-    let owned = keygroup::range(subtask, loaded.metadata.max_parallelism, parallelism);
-    let mut chains = Chains::new();
+/// The keyed state of one key group, still encoded: each section of keyed
+/// state with its operator, in manifest order, and each operator's chain of
+/// entries sections (a base, then the changes of each later checkpoint).
+#[derive(Default)]
+pub struct KeyGroupState {
+    keyed: Vec<(usize, SectionRef)>,
+    chains: BTreeMap<usize, Vec<SectionRef>>,
+}
+
+/// The keyed state a new subtask owns, by key group.
+pub type OwnedState = BTreeMap<u32, KeyGroupState>;
+
+impl KeyGroupState {
+    /// Hands the key group's state to `restore`, as (operator index in the
+    /// chain, records): each section of keyed state, then each operator's
+    /// chain of entries, merged. A chain is merged only when its turn comes
+    /// and dropped after it, so a restore holds one merged chain at a time,
+    /// not a second copy of the state.
+    pub fn restore(
+        &self,
+        key_group: u32,
+        mut restore: impl FnMut(usize, &[u8]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        for (operator, section) in &self.keyed {
+            restore(*operator, section.bytes())?;
+        }
+        for (operator, chain) in &self.chains {
+            // The oldest snapshot's sections (one file) are the chain's base.
+            let base = chain.iter().take_while(|s| s.same_file(&chain[0])).count();
+            let sections: Vec<&[u8]> = chain.iter().map(SectionRef::bytes).collect();
+            let merged = entries::merge(&sections, base)
+                .map_err(|e| format!("operator {operator}, key group {key_group}: damaged state entries: {e}"))?;
+            restore(*operator, &merged)?;
+        }
+        Ok(())
+    }
+
+    /// A key group with one section of keyed state per operator, in order.
+    pub fn keyed(sections: Vec<(usize, SectionRef)>) -> KeyGroupState {
+        KeyGroupState { keyed: sections, chains: BTreeMap::new() }
+    }
+
+    /// The encoded bytes, before merging.
+    pub fn bytes(&self) -> u64 {
+        let chains = self.chains.values().flatten();
+        self.keyed.iter().map(|(_, s)| s).chain(chains).map(|s| s.bytes().len() as u64).sum()
+    }
+}
+
+/// The keyed state that subtask `subtask` of `parallelism` owns, by key
+/// group, as references into the loaded files: nothing is decoded yet.
+pub fn owned_keyed(loaded: &Loaded, uid: &str, subtask: usize, parallelism: usize) -> Result<OwnedState, EngineError> {
+    let mut owned = OwnedState::new();
+    let Some(v) = loaded.metadata.vertex(uid) else { return Ok(owned) };
+    let range = keygroup::range(subtask, loaded.metadata.max_parallelism, parallelism);
     for s in &v.subtasks {
         for sec in &s.sections {
             let (SectionKind::Keyed { operator, key_group } | SectionKind::Entries { operator, key_group }) = sec.kind
             else {
                 continue;
             };
-            if !owned.contains(&(key_group as usize)) {
+            if !range.contains(&(key_group as usize)) {
                 continue;
             }
             let file = s.file_of(sec).ok_or_else(|| restore_error(loaded, "a section of keyed state names no file"))?;
-            let bytes = loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?;
+            let bytes = loaded.section_ref(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?;
+            let group = owned.entry(key_group).or_default();
             match sec.kind {
-                SectionKind::Entries { .. } => chains.entry((operator, key_group)).or_default().push((file, bytes)),
-                _ => restore(operator, key_group, bytes)?,
+                SectionKind::Entries { .. } => group.chains.entry(operator).or_default().push(bytes),
+                _ => group.keyed.push((operator, bytes)),
             }
         }
     }
-    for ((operator, key_group), chain) in chains {
-        // The oldest snapshot's sections (one file) are the chain's base.
-        let base = chain.iter().take_while(|(file, _)| Some(file) == chain.first().map(|c| &c.0)).count();
-        let chain: Vec<&[u8]> = chain.into_iter().map(|(_, bytes)| bytes).collect();
-        let merged = entries::merge(&chain, base).map_err(|e| {
-            restore_error(loaded, format!("operator {operator}, key group {key_group}: damaged state entries: {e}"))
-        })?;
-        restore(operator, key_group, &merged)?;
-    }
-    Ok(())
+    Ok(owned)
 }
 
 /// A sink vertex's writer states with the old subtask that wrote each.

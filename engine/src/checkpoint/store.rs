@@ -64,7 +64,9 @@ pub struct Loaded {
     pub metadata: Metadata,
     /// The snapshot directory's URI.
     pub location: String,
-    pub files: HashMap<String, Vec<u8>>,
+    /// State files by manifest path, shared so that a lazy restore (see
+    /// `runtime::lazy`) can hold the sections it has not decoded yet.
+    pub files: HashMap<String, Arc<Vec<u8>>>,
     /// Complete checkpoints newer than this one, of the same generation, that
     /// could not be restored (damaged): their output may be committed, and a
     /// restore of this one withdraws it before the replay writes it again
@@ -81,13 +83,44 @@ impl Loaded {
         if len == 0 {
             return Ok(&[]);
         }
+        let r = self.section_ref(file, offset, len)?;
+        Ok(&self.files[file][r.range])
+    }
+
+    /// A section as a shared reference into its file, which stays in memory
+    /// while the reference lives.
+    pub fn section_ref(&self, file: &str, offset: u64, len: u64) -> Result<SectionRef, SnapshotError> {
         let uri = || format!("{}/{file}", self.location);
         let bytes = self.files.get(file).ok_or_else(|| SnapshotError::NotLoaded { uri: uri() })?;
         let end = offset.checked_add(len).filter(|e| *e <= bytes.len() as u64);
         match end {
-            Some(end) => Ok(&bytes[offset as usize..end as usize]),
+            Some(end) => Ok(SectionRef { file: bytes.clone(), range: offset as usize..end as usize }),
             None => Err(SnapshotError::OutsideFile { uri: uri() }),
         }
+    }
+}
+
+/// A section of a loaded state file (see [`Loaded::section_ref`]).
+#[derive(Clone)]
+pub struct SectionRef {
+    file: Arc<Vec<u8>>,
+    range: std::ops::Range<usize>,
+}
+
+impl SectionRef {
+    /// A section that is a whole file of its own.
+    pub fn whole(bytes: Vec<u8>) -> SectionRef {
+        let range = 0..bytes.len();
+        SectionRef { file: Arc::new(bytes), range }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.file[self.range.clone()]
+    }
+
+    /// Whether both are sections of the same file.
+    pub fn same_file(&self, other: &SectionRef) -> bool {
+        Arc::ptr_eq(&self.file, &other.file)
     }
 }
 
@@ -188,7 +221,7 @@ fn load_with(dir: &Storage, want: Want, verify_all: bool, cache: Option<Use>) ->
             match known {
                 Some(Known::Bytes(b)) => {
                     if wanted {
-                        files.insert(f.path.clone(), Arc::try_unwrap(b).unwrap_or_else(|b| b.as_ref().clone()));
+                        files.insert(f.path.clone(), b);
                     }
                     continue;
                 }
@@ -211,7 +244,7 @@ fn load_with(dir: &Storage, want: Want, verify_all: bool, cache: Option<Use>) ->
             c.cache.put(&known_as, f.size, f.crc32, (c.keep && wanted).then_some(bytes.as_slice()));
         }
         if wanted {
-            files.insert(f.path.clone(), bytes);
+            files.insert(f.path.clone(), Arc::new(bytes));
         }
     }
     Ok(Loaded { metadata, location, files, passed_over: Vec::new(), read_bytes })
@@ -437,7 +470,7 @@ mod tests {
         job.child("chk-3").put("v/0.state", b"thrEe").unwrap();
         let l = load_latest(&job).unwrap().unwrap();
         assert_eq!(l.metadata.checkpoint_id, 2);
-        assert_eq!(l.files["v/0.state"], b"two");
+        assert_eq!(l.files["v/0.state"].as_slice(), b"two");
         let e = load(&job.child("chk-3")).err().unwrap().to_string();
         assert!(e.contains("checksum mismatch"), "{e}");
         let e = load(&job.child("chk-4")).err().unwrap().to_string();
@@ -550,7 +583,7 @@ mod tests {
         write_incremental(&job, 2, 1);
         let l = load_latest(&job).unwrap().unwrap();
         assert_eq!(l.metadata.checkpoint_id, 2);
-        assert_eq!(l.files["../chk-1/v/0.state"], b"base");
+        assert_eq!(l.files["../chk-1/v/0.state"].as_slice(), b"base");
         assert_eq!(l.metadata.written_size(), 7);
         assert_eq!(referenced_checkpoints(&l.metadata), [1]);
         // Opened at its own directory, as a restore URI names it.

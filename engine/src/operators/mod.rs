@@ -117,6 +117,14 @@ pub trait StreamOperator: Send {
         None
     }
 
+    /// Whether a watermark may read or change this operator's keyed state
+    /// (fire timers, clean up by event time). A lazily restored subtask (see
+    /// `runtime::lazy`) restores all of its state before such an operator
+    /// sees a watermark; operators without keyed state are never asked.
+    fn watermark_reads_state(&self) -> bool {
+        true
+    }
+
     /// Whether the operator's state is intact: the disk state backend keeps
     /// its first I/O error here. Checked after every call that may touch
     /// state, before the call's output goes on.

@@ -421,6 +421,11 @@ impl StreamOperator for TopN {
         Some(self.state.len() as u64)
     }
 
+    /// Watermarks only pass through: the state is not event-time based.
+    fn watermark_reads_state(&self) -> bool {
+        false
+    }
+
     fn health(&self) -> Result<(), OpError> {
         self.state.health()
     }

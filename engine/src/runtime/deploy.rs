@@ -10,6 +10,7 @@ use sluice_connectors::{SourceContext, SourceReader, create_source};
 
 use super::RunOptions;
 use super::channel::{Buffers, CONTROL, CloseOnDrop, Credit, Envelope, Msg, Outbox, Target};
+use super::lazy::{self, Lazy, Origin};
 use super::task::{self, InputRun, OutEdge, Outputs, SourceRun, TaskCtx};
 use crate::checkpoint::coordinator::Cluster;
 use crate::checkpoint::restore;
@@ -184,16 +185,20 @@ pub fn deploy(
     wire_tasks(graph, state, opts, &layout, Built { chains, inputs, readers }, exchange)
 }
 
+/// A subtask's operators, and the key groups it restores lazily.
+type Built1 = (Chain, Option<Lazy>);
+
 /// Operators, with their keyed state. With a snapshot to restore, the local
 /// subtasks of a vertex read their state in parallel, as many at once as the
-/// machine has cores: decoding state is most of a restore's time.
+/// machine has cores: decoding state is most of a restore's time, unless the
+/// vertex restores lazily (see [`super::lazy`]).
 fn build_chains(
     graph: &JobGraph,
     state: &JobState,
     restore: Option<&Loaded>,
     sink_setup: &[SinkSetup],
     local: &dyn Fn(usize, usize) -> bool,
-) -> Result<PerSubtask<Chain>, EngineError> {
+) -> Result<PerSubtask<Built1>, EngineError> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let backend = crate::state::disk::DiskBackend::for_job(&graph.state_backend).map_err(EngineError::Config)?;
     let mut chains = Vec::new();
@@ -204,7 +209,7 @@ fn build_chains(
             })
         };
         let mine: Vec<usize> = (0..v.parallelism).filter(|i| local(v.id, *i)).collect();
-        let mut built: Vec<Result<Chain, EngineError>> = Vec::with_capacity(mine.len());
+        let mut built: Vec<Result<Built1, EngineError>> = Vec::with_capacity(mine.len());
         for group in mine.chunks(if restore.is_some() { cores } else { 1 }) {
             match group {
                 [i] => built.push(build(*i)),
@@ -218,7 +223,7 @@ fn build_chains(
                 }),
             }
         }
-        let mut per: Vec<Option<Chain>> = (0..v.parallelism).map(|_| None).collect();
+        let mut per: Vec<Option<Built1>> = (0..v.parallelism).map(|_| None).collect();
         for (i, chain) in mine.into_iter().zip(built) {
             per[i] = Some(chain?);
         }
@@ -227,7 +232,8 @@ fn build_chains(
     Ok(chains)
 }
 
-/// Subtask `i` of `v`: its operators, with their keyed state restored.
+/// Subtask `i` of `v`: its operators, with their keyed state restored, or
+/// left to restore lazily when every input of the vertex is a hash edge.
 fn build_chain(
     graph: &JobGraph,
     v: &Vertex,
@@ -235,7 +241,7 @@ fn build_chain(
     state: &JobState,
     restore: Option<&Loaded>,
     sink_setup: &SinkSetup,
-) -> Result<Chain, EngineError> {
+) -> Result<Built1, EngineError> {
     let mut ops = v
         .ops
         .iter()
@@ -246,19 +252,25 @@ fn build_chain(
             op.observe(m.clone());
         }
     }
-    if let Some(l) = restore {
-        restore::each_keyed(l, &v.uid, i, v.parallelism, |op, kg, bytes| {
-            let target = ops.get_mut(op).ok_or_else(|| EngineError::Restore {
-                location: l.location.clone(),
-                message: format!("`{}` has no operator {op} for the snapshot's state", v.name()),
-            })?;
-            target.restore(kg, bytes).map_err(|e| EngineError::Restore {
-                location: l.location.clone(),
-                message: format!("operator `{}` (uid {}): cannot read its state: {e}", target.name(), v.uid),
-            })
-        })?;
+    let Some(l) = restore else { return Ok((Chain { ops }, None)) };
+    let owned = restore::owned_keyed(l, &v.uid, i, v.parallelism)?;
+    let hash_keys: Option<Vec<_>> = v
+        .inputs
+        .iter()
+        .map(|e| match &graph.edges[*e].partitioning {
+            Partitioning::Hash { keys, .. } => Some(keys.clone()),
+            _ => None,
+        })
+        .collect();
+    if let Some(keys) = hash_keys.filter(|k| !k.is_empty()) {
+        let origin = Origin { location: l.location.clone(), vertex: v.name(), uid: v.uid.clone(), subtask: i };
+        return Ok((Chain { ops }, Lazy::new(owned, keys, graph.max_parallelism, origin)));
     }
-    Ok(Chain { ops })
+    for (kg, group) in &owned {
+        lazy::restore_group(&mut ops, &v.name(), &v.uid, *kg, group)
+            .map_err(|message| EngineError::Restore { location: l.location.clone(), message })?;
+    }
+    Ok((Chain { ops }, None))
 }
 
 /// The input side of a local subtask: one unbounded queue, one credit counter per channel.
@@ -372,7 +384,7 @@ fn open_readers(
 
 /// What the build steps made, before the tasks are wired.
 struct Built {
-    chains: PerSubtask<Chain>,
+    chains: PerSubtask<Built1>,
     inputs: PerSubtask<Input>,
     readers: Readers,
 }
@@ -394,7 +406,7 @@ fn wire_tasks(
     let mut tasks = Vec::new();
     for v in &graph.vertices {
         for i in 0..v.parallelism {
-            let Some(chain) = chains[v.id][i].take() else { continue };
+            let Some((chain, lazy)) = chains[v.id][i].take() else { continue };
             let mut edges = Vec::new();
             for e in &v.outputs {
                 let edge = &graph.edges[*e];
@@ -475,6 +487,7 @@ fn wire_tasks(
                     uncommitted: Vec::new(),
                     last_checkpoint: 0,
                     snapshots: Default::default(),
+                    lazy,
                 },
             });
         }
@@ -545,50 +558,5 @@ pub fn spawn(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-
-    #[test]
-    fn a_forward_edge_has_one_channel_and_a_keyed_edge_one_per_producer() {
-        let sql = "CREATE TABLE s (k INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
-CREATE TABLE o (k INT, c BIGINT) WITH ('connector' = 'blackhole');
-INSERT INTO o SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;";
-        let job = crate::local::compile_text(sql, "j.sql").unwrap();
-        let mut cfg = Config::default();
-        cfg.values.insert("parallelism.default".into(), "3".into());
-        let (graph, _) = crate::local::prepare(&job, &cfg, "j").unwrap();
-        let layout = ChannelLayout::of(&graph);
-        let keyed = graph.edges.iter().position(|e| !matches!(e.partitioning, Partitioning::Forward)).unwrap();
-        let (from, to) = (graph.edges[keyed].from, graph.edges[keyed].to);
-        // Every producer subtask has its own channel at each consumer subtask.
-        assert_eq!(layout.sources(to, 1), &[(from, 0), (from, 1), (from, 2)]);
-        assert_eq!((0..3).map(|i| layout.channel(&graph, keyed, i)).collect::<Vec<_>>(), [0, 1, 2]);
-        for (e, edge) in graph.edges.iter().enumerate() {
-            if matches!(edge.partitioning, Partitioning::Forward) {
-                assert_eq!(layout.sources(edge.to, 2), &[(edge.from, 2)]);
-                assert_eq!(layout.channel(&graph, e, 2), 0);
-            }
-        }
-    }
-
-    #[test]
-    fn a_joins_channels_say_which_input_they_belong_to() {
-        // A self-join: both inputs come from the one source vertex of `s`.
-        let sql = "CREATE TABLE s (k INT, v INT) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
-CREATE TABLE o (k INT, v INT, w INT) WITH ('connector' = 'blackhole');
-INSERT INTO o SELECT a.k, a.v, b.v FROM s AS a JOIN s AS b ON a.k = b.v;";
-        let job = crate::local::compile_text(sql, "j.sql").unwrap();
-        let mut cfg = Config::default();
-        cfg.values.insert("parallelism.default".into(), "2".into());
-        let (graph, _) = crate::local::prepare(&job, &cfg, "j").unwrap();
-        let join = graph.vertices.iter().position(|v| v.name().starts_with("Join(INNER)")).unwrap();
-        let inputs = &graph.vertices[join].inputs;
-        assert_eq!(inputs.len(), 2);
-        assert_eq!(graph.edges[inputs[0]].from, graph.edges[inputs[1]].from, "one source vertex feeds both sides");
-        let layout = ChannelLayout::of(&graph);
-        // Two producer subtasks per input edge: channels 0-1 left, 2-3 right.
-        assert_eq!(layout.inputs(join, layout.sources(join, 1).len()), [0, 0, 1, 1]);
-        assert_eq!(layout.channel(&graph, inputs[1], 0), 2);
-    }
-}
+#[path = "deploy_tests.rs"]
+mod tests;

@@ -22,6 +22,7 @@
 pub mod channel;
 pub mod debloat;
 pub mod deploy;
+mod lazy;
 mod outputs;
 mod snapshot;
 pub mod start;

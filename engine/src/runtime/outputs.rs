@@ -14,7 +14,7 @@ use crate::error::OpError;
 use crate::keygroup;
 use crate::metrics::SubtaskMetrics;
 use crate::operators::StreamEvent;
-use crate::plan::Partitioning;
+use crate::plan::{Partitioning, PhysExpr};
 
 /// The downstream side of one output edge of a subtask.
 pub struct OutEdge {
@@ -107,14 +107,9 @@ fn route(e: &mut OutEdge, b: &RecordBatch) -> Result<Vec<(usize, RecordBatch)>, 
             if n == 1 {
                 return Ok(vec![(0, b.clone())]);
             }
-            let rows = b.num_rows();
-            let cols: Vec<ArrayRef> =
-                keys.iter().map(|k| k.evaluate(b).and_then(|v| v.into_array(rows))).collect::<Result<_, _>>()?;
-            let hashes = keygroup::hash_rows(&cols, rows).map_err(OpError::Other)?;
             let mut idx: Vec<Vec<u32>> = vec![Vec::new(); n];
-            for (r, h) in hashes.iter().enumerate() {
-                let kg = keygroup::key_group(*h, e.max_parallelism);
-                idx[keygroup::operator_index(kg, e.max_parallelism, n)].push(r as u32);
+            for (r, kg) in key_groups(keys, b, e.max_parallelism)?.into_iter().enumerate() {
+                idx[keygroup::operator_index(kg as usize, e.max_parallelism, n)].push(r as u32);
             }
             let mut out = Vec::new();
             for (t, rows) in idx.into_iter().enumerate() {
@@ -125,4 +120,15 @@ fn route(e: &mut OutEdge, b: &RecordBatch) -> Result<Vec<(usize, RecordBatch)>, 
             out
         }
     })
+}
+
+/// The key group of each row of `b`, hashed from the `keys` of a hash edge:
+/// where the producer routes the row, and which of the consumer's key groups
+/// holds its state.
+pub(super) fn key_groups(keys: &[PhysExpr], b: &RecordBatch, max_parallelism: usize) -> Result<Vec<u32>, OpError> {
+    let rows = b.num_rows();
+    let cols: Vec<ArrayRef> =
+        keys.iter().map(|k| k.evaluate(b).and_then(|v| v.into_array(rows))).collect::<Result<_, _>>()?;
+    let hashes = keygroup::hash_rows(&cols, rows).map_err(OpError::Other)?;
+    Ok(hashes.into_iter().map(|h| keygroup::key_group(h, max_parallelism) as u32).collect())
 }

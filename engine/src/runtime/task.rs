@@ -4,12 +4,13 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use sluice_connectors::{SourceEvent, SourceReader};
 
 use super::channel::{CONTROL, Disconnected, Envelope, Msg};
+use super::lazy::{Lazy, watermark_needs_state};
 use super::outputs::now_us;
 pub use super::outputs::{OutEdge, Outputs};
 use super::snapshot::{Job, SnapshotWorker, Subtask, Taken};
@@ -60,6 +61,8 @@ pub struct TaskCtx {
     pub last_checkpoint: u64,
     /// Encodes and writes this subtask's snapshots off its thread.
     pub snapshots: SnapshotWorker,
+    /// Key groups of a restore not decoded yet (see [`super::lazy`]).
+    pub lazy: Option<Lazy>,
 }
 
 impl TaskCtx {
@@ -71,6 +74,12 @@ impl TaskCtx {
     /// views of keyed state, to be encoded off this thread (see
     /// [`super::snapshot`]), and the sections that are taken here.
     fn snapshot(&mut self, chain: &mut Chain, reader: Option<&dyn SourceReader>, id: u64) -> Result<Taken, OpError> {
+        if self.lazy.is_some() {
+            return Err(OpError::Other(format!(
+                "internal error: snapshot {id} of subtask {} of vertex {} before its state was restored",
+                self.subtask, self.vertex
+            )));
+        }
         let mut snap = Taken::default();
         let mut sink_state = None;
         // Without exactly-once output, a finished sink has made its output
@@ -252,6 +261,46 @@ fn forward_from(
     for out in chain.push_from(input, ev)? {
         if let Err(d) = outputs.emit(out)? {
             return Ok(Err(d));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// How much of a lazy restore to do now.
+#[derive(Clone, Copy, PartialEq)]
+enum Restoring {
+    /// The next key group.
+    Next,
+    /// Every key group that rows wait for: before a watermark passes them.
+    Waited,
+    /// Every key group: before a snapshot, a watermark that reads state, or the end.
+    All,
+}
+
+/// Restores pending key groups of a lazy restore (see [`super::lazy`]) and
+/// processes the rows that waited for them.
+fn restore_pending(
+    ctx: &mut TaskCtx,
+    chain: &mut Chain,
+    outputs: &mut Outputs,
+    how: Restoring,
+) -> Result<Result<(), Disconnected>, OpError> {
+    while let Some(lazy) = ctx.lazy.as_mut() {
+        if how == Restoring::Waited && !lazy.has_waiting() {
+            break;
+        }
+        if let Some(waited) = lazy.restore_next(&mut chain.ops)? {
+            for (input, rows) in waited {
+                if forward_from(chain, outputs, input, StreamEvent::Batch(rows))?.is_err() {
+                    return Ok(Err(Disconnected));
+                }
+            }
+        }
+        if ctx.lazy.as_ref().is_some_and(Lazy::done) {
+            ctx.lazy = None;
+        }
+        if how == Restoring::Next {
+            break;
         }
     }
     Ok(Ok(()))
@@ -450,6 +499,17 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
         let t = Instant::now();
         let env = match replay.pop_front() {
             Some(e) => e,
+            // Restoring lazily: an idle input restores the next key group.
+            None if ctx.lazy.is_some() => match rx.try_recv() {
+                Ok(e) => e,
+                Err(TryRecvError::Empty) => {
+                    if ctx.stopping() || restore_pending(ctx, chain, outputs, Restoring::Next)?.is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => return Ok(()),
+            },
             None => match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(e) => e,
                 Err(RecvTimeoutError::Timeout) => {
@@ -486,11 +546,20 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
                 m.took_in(b.num_rows() as u64);
                 SubtaskMetrics::add(&m.bytes_in, b.get_array_memory_size() as u64);
                 let from = channel_inputs.get(ch).copied().unwrap_or(0);
-                let r = forward_from(chain, outputs, from, StreamEvent::Batch(b))?;
+                let now = match ctx.lazy.as_mut() {
+                    Some(lazy) => lazy.admit(from, b)?,
+                    None => Some(b),
+                };
+                let r = match now {
+                    Some(b) => forward_from(chain, outputs, from, StreamEvent::Batch(b))?,
+                    None => Ok(()),
+                };
                 if let Some(c) = credits.get(ch) {
                     c.release();
                 }
-                if r.is_err() {
+                // Restoring lazily: one key group after each batch, so all
+                // of the state is in soon even while records keep coming.
+                if r.is_err() || restore_pending(ctx, chain, outputs, Restoring::Next)?.is_err() {
                     return Ok(());
                 }
             }
@@ -534,7 +603,9 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
             && inputs.iter().all(|i| i.ended || i.blocked)
             && let Some((b, since)) = aligning.take()
         {
-            if ctx.on_barrier(&b, chain, outputs, None, since.elapsed())?.is_err() {
+            if restore_pending(ctx, chain, outputs, Restoring::All)?.is_err()
+                || ctx.on_barrier(&b, chain, outputs, None, since.elapsed())?.is_err()
+            {
                 return Ok(());
             }
             for i in inputs.iter_mut() {
@@ -562,7 +633,9 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
             if all_ended {
                 current = i64::MAX;
                 m.watermark.store(current, Ordering::Relaxed);
-                if finish_chain(chain, outputs)?.is_err() {
+                if restore_pending(ctx, chain, outputs, Restoring::All)?.is_err()
+                    || finish_chain(chain, outputs)?.is_err()
+                {
                     return Ok(());
                 }
                 ctx.finished(chain, None, Inbox::Queue(&rx))?;
@@ -574,6 +647,11 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
             {
                 current = w;
                 m.watermark.store(w, Ordering::Relaxed);
+                // A watermark never overtakes rows that wait for their state.
+                let how = if watermark_needs_state(&chain.ops) { Restoring::All } else { Restoring::Waited };
+                if restore_pending(ctx, chain, outputs, how)?.is_err() {
+                    return Ok(());
+                }
                 if forward(chain, outputs, StreamEvent::Watermark(w))?.is_err() {
                     return Ok(());
                 }

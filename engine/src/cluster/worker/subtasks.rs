@@ -122,7 +122,7 @@ pub(super) fn start(
             let l = load(spec, &graph, &s3, uri, false);
             FileCache::global().release();
             let l = l?;
-            let bytes: usize = l.files.values().map(Vec::len).sum();
+            let bytes: usize = l.files.values().map(|f| f.len()).sum();
             crate::say!(
                 "worker restoring from {} ({} of {} files, {bytes} bytes, {} of them read from storage, in {} ms)",
                 l.location,

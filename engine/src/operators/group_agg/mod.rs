@@ -271,6 +271,11 @@ impl StreamOperator for GroupAggregate {
         Some(self.state.len() as u64)
     }
 
+    /// Watermarks only pass through: the state is not event-time based.
+    fn watermark_reads_state(&self) -> bool {
+        false
+    }
+
     fn health(&self) -> Result<(), OpError> {
         self.state.health()
     }

@@ -545,6 +545,11 @@ impl StreamOperator for Join {
     }
 
     /// One record per key: both sides' rows (see [`Sides`]'s encoding).
+    /// Watermarks only pass through: the state is not event-time based.
+    fn watermark_reads_state(&self) -> bool {
+        false
+    }
+
     fn health(&self) -> Result<(), OpError> {
         self.state.health()
     }
