@@ -199,6 +199,18 @@ if [ "${BENCH_SPILL:-1}" != 0 ]; then
     failed=1
   fi
 fi
+# Restore (scripts/bench_restore.py): a GROUP BY restored from a 1 GB savepoint, time from
+# process start to its first output record, and until every key group is restored.
+# BENCH_RESTORE=0 skips it; BENCH_RESTORE_ARGS passes options (e.g. "--size 200M").
+if [ "${BENCH_RESTORE:-1}" != 0 ]; then
+  # shellcheck disable=SC2086
+  if python3 scripts/bench_restore.py --bin "$bin" --out "$out/restore.md" ${BENCH_RESTORE_ARGS:-}; then
+    { echo; cat "$out/restore.md"; } >> "$report"
+  else
+    { echo; echo "## Restore: time to the first output record"; echo; echo "Failed: see the output of scripts/bench_restore.py."; } >> "$report"
+    failed=1
+  fi
+fi
 # Kafka benchmarks (scripts/bench_kafka.py): a real broker, Kafka -> filter/project -> Kafka and
 # Kafka -> TUMBLE -> Kafka exactly-once on 1 and 4 partitions: throughput, and end-to-end latency
 # to a read_committed consumer at a fixed rate. With BENCH_FLINK=1, Flink runs the same jobs on

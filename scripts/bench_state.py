@@ -12,7 +12,9 @@ For each state size (--sizes, as reported by the checkpoint's sizeBytes):
      time), then the first checkpoint after 1% of the keys changed,
   3. times a stop-with-savepoint,
   4. times a restore from it at the same and at another parallelism
-     (process start until GET /v1/job says RUNNING; state is loaded before).
+     (process start until GET /v1/job says RUNNING; the window operator's
+     key groups are restored lazily after that, see runtime::lazy; the time
+     to the first output record is scripts/bench_restore.py's).
 Then, once, the barrier alignment of a keyed job at half its max throughput
 (bench/state/align.sql, parallelism 2, a checkpoint every second).
 
@@ -639,7 +641,9 @@ class Bench:
           "savepoint aborts a periodic checkpoint in flight and subtasks stop writing it (engines before "
           "asynchronous snapshots waited for it, so with checkpoints back to back the wall time was up to two "
           "checkpoints). Restore: wall time from process start until "
-          "`GET /v1/job` reports RUNNING (state is loaded before that); for comparison a fresh start without "
+          "`GET /v1/job` reports RUNNING (the snapshot is read and verified before that; the window "
+          "operator's key groups are decoded lazily after it, and `scripts/bench_restore.py` times the first "
+          "output record); for comparison a fresh start without "
           f"state takes {self.fresh_start_s:.2f} s. Input read s includes the checkpoints taken meanwhile.")
         checks = [(r["label"], r["c1"]["sizeBytes"], r["restore"][p][2]) for r in self.rows
                   for p in r["restore"] if r["restore"][p][2] is not None]
