@@ -27,7 +27,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_state import ROOT, BenchError, Engine, human, log, parse_size, stop_children  # noqa: E402
+from bench_state import (ROOT, S3_BUCKET, S3_KEY, S3_SECRET, BenchError, Engine, human, log,  # noqa: E402
+                         parse_size, start_minio, stop_children)
 
 OUTPUT = re.compile(rb"^[^\n]*[+-][IUD]\[", re.M)
 LAZY = re.compile(rb"key groups \((\d+) bytes of state\) restore lazily")
@@ -48,6 +49,7 @@ class Bench:
         self.env["SLUICE_LOG"] = "warn,restore_progress=info"
         self.commands = []
         self.rows = []
+        self.s3 = []  # engine arguments for MinIO, with --storage s3
 
     # the interface of bench_state.Engine
     def record(self, what, engine):
@@ -73,7 +75,7 @@ class Bench:
 
     def build(self, name, keys, data):
         """Reads every key, then stops with a savepoint; returns (location, sizeBytes, seconds)."""
-        e = Engine(self, name, self.job(data), ["-p", "1", "--job-id", name])
+        e = Engine(self, name, self.job(data), ["-p", "1", "--job-id", name, *self.s3])
         self.record(f"{name}: build the state", e)
         e.wait_rest()
         t0 = time.monotonic()
@@ -84,7 +86,8 @@ class Bench:
                 raise BenchError(f"{name}: read {e.records_in('Aggregate')} of {keys} keys in {self.args.timeout} s")
             time.sleep(0.2)
         read_s = time.monotonic() - t0
-        _, loc, entry = e.savepoint(os.path.join(self.work, f"sp-{name}"), True, self.args.timeout)
+        target = f"s3://{S3_BUCKET}/sp-{name}" if self.s3 else os.path.join(self.work, f"sp-{name}")
+        _, loc, entry = e.savepoint(target, True, self.args.timeout)
         e.proc.wait(self.args.timeout)
         size = entry and entry["sizeBytes"]
         if not size:
@@ -101,7 +104,7 @@ class Bench:
 
     def restore(self, loc, data, p, rows):
         name = f"restore-p{p}"
-        e = Engine(self, name, self.job(data), ["--restore", loc, "-p", str(p), "--job-id", name])
+        e = Engine(self, name, self.job(data), ["--restore", loc, "-p", str(p), "--job-id", name, *self.s3])
         self.record(f"{name}: restore and answer {rows} rows", e)
         t = {"running": None, "first": None, "all": None, "restored": None}
         lazy = done = 0
@@ -139,6 +142,9 @@ class Bench:
 
     def run(self):
         a = self.args
+        if a.storage == "s3":
+            _, endpoint = start_minio(self.work)
+            self.s3 = ["--s3-endpoint", endpoint, "--set", f"s3.access-key={S3_KEY}", "--set", f"s3.secret-key={S3_SECRET}"]
         per_key = self.calibrate()
         keys = max(1000, int(a.size / per_key))
         log(f"calibration: {per_key:.1f} bytes per key; {keys} keys for {human(a.size)}")
@@ -155,10 +161,12 @@ class Bench:
 
     def report(self, path):
         b, a = self.built, self.args
-        out = ["## Restore: time to the first output record", "",
+        out = [f"## Restore: time to the first output record ({a.storage})", "",
                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} on {os.cpu_count()} cores; "
-               f"`scripts/bench_restore.py --size {a.size_text}`; {b['keys']} keys, a savepoint of "
-               f"{human(b['size'])} (`sizeBytes`), built in {b['read_s']:.1f} s at parallelism 1.", "",
+               f"`scripts/bench_restore.py --size {a.size_text} --storage {a.storage}`; {b['keys']} keys, a "
+               f"savepoint of {human(b['size'])} (`sizeBytes`) on {a.storage} storage"
+               f"{' (MinIO on loopback)' if a.storage == 's3' else ''}, built in {b['read_s']:.1f} s at parallelism 1.",
+               "",
                "Seconds from process start. *First output*: the first row of the restored job, for a row "
                "written after the restore; *every key group*: the last subtask's `restore_progress` line "
                "(before lazy restore, a restore decoded all of its state before RUNNING).", "",
@@ -180,6 +188,8 @@ def main():
     ap.add_argument("--size", default="1G", help="keyed state as the savepoint's sizeBytes (default 1G)")
     ap.add_argument("--rows", type=int, default=1000, help="rows written after the restore (default 1000)")
     ap.add_argument("--parallelism", default="1,2", help="restore parallelisms (default 1,2)")
+    ap.add_argument("--storage", default="local", choices=["local", "s3"],
+                    help="where the savepoint goes: a local directory or MinIO (default local)")
     ap.add_argument("--calibration-keys", type=int, default=100_000)
     ap.add_argument("--timeout", type=float, default=900, help="per step, seconds (default 900)")
     ap.add_argument("--work", help="parent of the work directory (default .bench); it is deleted unless --keep")

@@ -143,6 +143,18 @@ fn savepoint_then_restore_with(
     expected: &(Vec<String>, Vec<String>),
     rows: u64,
 ) -> Arc<JobState> {
+    savepoint_then_restore_after(make, restore, expected, rows, &|_| {})
+}
+
+/// [`savepoint_then_restore_with`], calling `before` with the savepoint's
+/// location before the restore.
+fn savepoint_then_restore_after(
+    make: JobText,
+    restore: &[(&str, String)],
+    expected: &(Vec<String>, Vec<String>),
+    rows: u64,
+    before: &dyn Fn(&str),
+) -> Arc<JobState> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let sql = make(&out, rows, 4000);
@@ -166,6 +178,7 @@ fn savepoint_then_restore_with(
     assert!(location.ends_with("savepoint-stop-1"), "{location}");
     let stopped = outputs(&out);
     assert!(stopped.1.len() < expected.1.len(), "the job finished before the savepoint");
+    before(&location);
     let mut pairs = vec![("execution.checkpointing.dir", ck_dir), ("execution.state-recovery.path", location)];
     pairs.extend(restore.iter().cloned());
     let (state, h) = start(&sql, "rescale", &config(&pairs));
@@ -217,6 +230,30 @@ fn a_restore_with_per_vertex_overrides_keeps_exactly_once() {
     let state = savepoint_then_restore_with(job, &restore, &expected, rows);
     let parallelism = |label: &str| state.vertices.iter().find(|v| v.name.contains(label)).unwrap().parallelism;
     assert_eq!((parallelism("Source: src"), parallelism("WindowAggregate"), parallelism("Filter")), (1, 3, 2));
+}
+
+/// A restored job fails while it restores its keyed state lazily, before
+/// any checkpoint: the restart restores the same savepoint again, whose keyed
+/// files the first attempt let go (`Loaded::release_keyed`), and the output
+/// is still exactly once.
+#[test]
+fn a_failure_during_a_lazy_restore_restarts_from_the_same_savepoint() {
+    let rows = 8_000;
+    let expected = reference(rows);
+    let restore = [
+        ("parallelism.default", "3".to_string()),
+        ("restart-strategy.type", "fixed-delay".into()),
+        ("restart-strategy.fixed-delay.delay", "100ms".into()),
+        ("restart-strategy.fixed-delay.attempts", "2".into()),
+    ];
+    let fail = |location: &str| {
+        // Scoped to this test's savepoint: other tests restore at the same time.
+        sluice_engine::failpoint::set(&format!("restore.key-group@{location}"), "1*error(injected by the test)");
+    };
+    let state = savepoint_then_restore_after(job, &restore, &expected, rows, &fail);
+    assert_eq!(state.restarts.load(std::sync::atomic::Ordering::SeqCst), 1, "the injected failure restarts the job");
+    let exceptions = state.exceptions.newest_first();
+    assert!(format!("{exceptions:?}").contains("injected by the test"), "{exceptions:?}");
 }
 
 /// Takes one savepoint of a running job and stops it; returns the savepoint dir.

@@ -174,7 +174,7 @@ pub fn owned_keyed(loaded: &Loaded, uid: &str, subtask: usize, parallelism: usiz
                 continue;
             }
             let file = s.file_of(sec).ok_or_else(|| restore_error(loaded, "a section of keyed state names no file"))?;
-            let bytes = loaded.section_ref(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?;
+            let bytes = loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?;
             let group = owned.entry(key_group).or_default();
             match sec.kind {
                 SectionKind::Entries { .. } => group.chains.entry(operator).or_default().push(bytes),
@@ -193,7 +193,7 @@ pub fn sink_states_by_subtask(loaded: &Loaded, uid: &str) -> Result<Vec<(usize, 
         for sec in s.sections.iter().filter(|x| matches!(x.kind, SectionKind::SinkState)) {
             let Some(file) = s.file_of(sec) else { continue };
             let bytes = loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?;
-            out.push((s.subtask, bytes.to_vec()));
+            out.push((s.subtask, bytes.bytes().to_vec()));
         }
     }
     Ok(out)
@@ -210,7 +210,7 @@ fn sections_of(
     for s in &v.subtasks {
         for sec in s.sections.iter().filter(|x| want(&x.kind)) {
             let Some(file) = s.file_of(sec) else { continue };
-            out.push(loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?.to_vec());
+            out.push(loaded.section(file, sec.offset, sec.len).map_err(|e| restore_error(loaded, e))?.bytes().to_vec());
         }
     }
     Ok(Some(out))

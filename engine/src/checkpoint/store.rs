@@ -16,7 +16,8 @@
 //! deletes a checkpoint directory that a retained checkpoint refers to.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sluice_storage::{Storage, StorageError};
@@ -66,7 +67,9 @@ pub struct Loaded {
     pub location: String,
     /// State files by manifest path, shared so that a lazy restore (see
     /// `runtime::lazy`) can hold the sections it has not decoded yet.
-    pub files: HashMap<String, Arc<Vec<u8>>>,
+    files: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    /// Whether the files of keyed state were let go ([`Loaded::release_keyed`]).
+    released: AtomicBool,
     /// Complete checkpoints newer than this one, of the same generation, that
     /// could not be restored (damaged): their output may be committed, and a
     /// restore of this one withdraws it before the replay writes it again
@@ -78,23 +81,59 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// The bytes of a section of a subtask's state file.
-    pub fn section(&self, file: &str, offset: u64, len: u64) -> Result<&[u8], SnapshotError> {
-        if len == 0 {
-            return Ok(&[]);
+    fn new(metadata: Metadata, location: String, files: HashMap<String, Arc<Vec<u8>>>, read_bytes: u64) -> Loaded {
+        Loaded {
+            metadata,
+            location,
+            files: Mutex::new(files),
+            released: AtomicBool::new(false),
+            passed_over: Vec::new(),
+            read_bytes,
         }
-        let r = self.section_ref(file, offset, len)?;
-        Ok(&self.files[file][r.range])
     }
 
-    /// A section as a shared reference into its file, which stays in memory
-    /// while the reference lives.
-    pub fn section_ref(&self, file: &str, offset: u64, len: u64) -> Result<SectionRef, SnapshotError> {
+    fn files(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Vec<u8>>>> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A loaded file's bytes.
+    pub fn file(&self, path: &str) -> Option<Arc<Vec<u8>>> {
+        self.files().get(path).cloned()
+    }
+
+    /// How many files are in memory, and their bytes.
+    pub fn in_memory(&self) -> (usize, u64) {
+        let files = self.files();
+        (files.len(), files.values().map(|f| f.len() as u64).sum())
+    }
+
+    /// Lets go of the files that hold only keyed state, once the subtasks
+    /// that restore it hold what they need (a lazy restore keeps its own
+    /// references, and drops each when its key group is restored), so that a
+    /// running job does not keep a copy of its snapshot. A later attempt
+    /// loads them again (see `runtime::start::reload`).
+    pub fn release_keyed(&self) {
+        let m = &self.metadata;
+        self.files().retain(|path, _| m.files.iter().any(|f| f.path == *path && holds_unkeyed(m, f)));
+        self.released.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Loaded::release_keyed`] let files go.
+    pub fn released(&self) -> bool {
+        self.released.load(Ordering::SeqCst)
+    }
+
+    /// A section of a subtask's state file, as a shared reference into its
+    /// file, which stays in memory while the reference lives.
+    pub fn section(&self, file: &str, offset: u64, len: u64) -> Result<SectionRef, SnapshotError> {
+        if len == 0 {
+            return Ok(SectionRef::whole(Vec::new()));
+        }
         let uri = || format!("{}/{file}", self.location);
-        let bytes = self.files.get(file).ok_or_else(|| SnapshotError::NotLoaded { uri: uri() })?;
+        let bytes = self.file(file).ok_or_else(|| SnapshotError::NotLoaded { uri: uri() })?;
         let end = offset.checked_add(len).filter(|e| *e <= bytes.len() as u64);
         match end {
-            Some(end) => Ok(SectionRef { file: bytes.clone(), range: offset as usize..end as usize }),
+            Some(end) => Ok(SectionRef { file: bytes, range: offset as usize..end as usize }),
             None => Err(SnapshotError::OutsideFile { uri: uri() }),
         }
     }
@@ -247,7 +286,7 @@ fn load_with(dir: &Storage, want: Want, verify_all: bool, cache: Option<Use>) ->
             files.insert(f.path.clone(), Arc::new(bytes));
         }
     }
-    Ok(Loaded { metadata, location, files, passed_over: Vec::new(), read_bytes })
+    Ok(Loaded::new(metadata, location, files, read_bytes))
 }
 
 /// Ids of the `chk-<n>` directories under a job's directory, newest first.
@@ -450,7 +489,7 @@ mod tests {
         let keep_nothing = |_: &Metadata, _: &FileEntry| false;
         let l = load_latest_keeping(&job, &keep_nothing).unwrap().unwrap();
         assert_eq!(l.metadata.checkpoint_id, 2);
-        assert!(l.files.is_empty());
+        assert_eq!(l.in_memory().0, 0);
         // A damaged file it does not keep still disqualifies the checkpoint.
         job.child("chk-2").put("v/0.state", b"tWo").unwrap();
         let l = load_latest_keeping(&job, &keep_nothing).unwrap().unwrap();
@@ -470,7 +509,7 @@ mod tests {
         job.child("chk-3").put("v/0.state", b"thrEe").unwrap();
         let l = load_latest(&job).unwrap().unwrap();
         assert_eq!(l.metadata.checkpoint_id, 2);
-        assert_eq!(l.files["v/0.state"].as_slice(), b"two");
+        assert_eq!(l.file("v/0.state").unwrap().as_slice(), b"two");
         let e = load(&job.child("chk-3")).err().unwrap().to_string();
         assert!(e.contains("checksum mismatch"), "{e}");
         let e = load(&job.child("chk-4")).err().unwrap().to_string();
@@ -583,11 +622,11 @@ mod tests {
         write_incremental(&job, 2, 1);
         let l = load_latest(&job).unwrap().unwrap();
         assert_eq!(l.metadata.checkpoint_id, 2);
-        assert_eq!(l.files["../chk-1/v/0.state"].as_slice(), b"base");
+        assert_eq!(l.file("../chk-1/v/0.state").unwrap().as_slice(), b"base");
         assert_eq!(l.metadata.written_size(), 7);
         assert_eq!(referenced_checkpoints(&l.metadata), [1]);
         // Opened at its own directory, as a restore URI names it.
-        assert_eq!(load(&job.child("chk-2")).unwrap().files.len(), 2);
+        assert_eq!(load(&job.child("chk-2")).unwrap().in_memory().0, 2);
     }
 
     #[test]

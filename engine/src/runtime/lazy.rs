@@ -177,6 +177,9 @@ impl Lazy {
         }
         if let Some(state) = self.pending.remove(&kg) {
             let o = &self.origin;
+            if let Some(e) = crate::failpoint::hit_in("restore.key-group", &o.location) {
+                return Err(OpError::Other(e));
+            }
             restore_group(ops, &o.vertex, &o.uid, kg, &state)
                 .map_err(|m| OpError::Other(format!("cannot restore from {}: {m}", o.location)))?;
         }

@@ -176,6 +176,14 @@ fn load_kept(uri: &str, opts: &RunOptions, keep: Want) -> Result<Loaded, EngineE
     store::load_only(&dir, keep).map_err(|e| EngineError::Restore { location: dir.uri(), message: e.to_string() })
 }
 
+/// `l` again, with the files that [`Loaded::release_keyed`] let go: a
+/// restarted attempt restores from the same snapshot.
+pub fn reload(l: &Loaded, opts: &RunOptions, keep: Want) -> Result<Loaded, EngineError> {
+    let mut again = load(&l.location, opts, keep)?;
+    again.passed_over = l.passed_over.clone();
+    Ok(again)
+}
+
 /// Loads and verifies a snapshot directory (or its `_metadata`).
 fn load(uri: &str, opts: &RunOptions, keep: Want) -> Result<Loaded, EngineError> {
     let dir = Storage::open(store::snapshot_root(uri), &opts.checkpoint.s3)

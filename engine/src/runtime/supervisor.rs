@@ -77,7 +77,7 @@ pub fn execute_with(
     let keep = |m: &crate::checkpoint::Metadata, f: &crate::checkpoint::metadata::FileEntry| {
         keyed || store::holds_unkeyed(m, f)
     };
-    let (initial, first_id) = match start::begin(graph, state, opts, claimed.as_ref(), &keep) {
+    let (mut initial, first_id) = match start::begin(graph, state, opts, claimed.as_ref(), &keep) {
         Ok(Some(Begin { initial, first_id })) => (initial, first_id),
         Ok(None) => return Ok(()),
         Err(e) => return Err(start::failed(state, e)),
@@ -87,7 +87,11 @@ pub fn execute_with(
     let mut restored_from: Option<Loaded> = None;
     let mut attempt = 0u32;
     loop {
-        let restore = restored_from.as_ref().or(initial.as_ref());
+        let from = if restored_from.is_some() { &mut restored_from } else { &mut initial };
+        if let Some(l) = from.as_ref().filter(|l| l.released()) {
+            *from = Some(start::reload(l, opts, &keep).map_err(|e| start::failed(state, e))?);
+        }
+        let restore = from.as_ref();
         let result = attempts.run(graph, state, opts, restore, &mut coord);
         match result {
             Ok(AttemptEnd::Finished) | Ok(AttemptEnd::Stopped) => {

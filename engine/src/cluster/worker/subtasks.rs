@@ -122,11 +122,10 @@ pub(super) fn start(
             let l = load(spec, &graph, &s3, uri, false);
             FileCache::global().release();
             let l = l?;
-            let bytes: usize = l.files.values().map(|f| f.len()).sum();
+            let (files, bytes) = l.in_memory();
             crate::say!(
-                "worker restoring from {} ({} of {} files, {bytes} bytes, {} of them read from storage, in {} ms)",
+                "worker restoring from {} ({files} of {} files, {bytes} bytes, {} of them read from storage, in {} ms)",
                 l.location,
-                l.files.len(),
                 l.metadata.files.len(),
                 l.read_bytes,
                 t.elapsed().as_millis()

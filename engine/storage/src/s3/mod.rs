@@ -4,9 +4,11 @@
 //!
 //! - [`client`]: the runtime, the client and error mapping;
 //! - [`multipart`]: multipart uploads;
+//! - [`download`]: reading an object whole, in parallel ranges;
 //! - here: the [`ObjectStore`] operations.
 
 mod client;
+mod download;
 mod multipart;
 
 use std::future::Future;
@@ -179,12 +181,8 @@ impl ObjectStore for S3Store {
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
-        let ctx = &self.ctx;
-        let uri = &ctx.uri(key);
-        self.run(uri, |client| async move {
-            let out = client.get_object().bucket(&ctx.bucket).key(key).send().await.map_err(|e| ctx.map(uri, e))?;
-            read_body(ctx, uri, out.body).await
-        })
+        let (ctx, key) = (self.ctx.clone(), key.to_string());
+        self.run(&self.ctx.uri(&key), |client| download::get_whole(client, ctx, key))
     }
 
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, StorageError> {
