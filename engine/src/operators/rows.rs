@@ -21,8 +21,10 @@ pub type Row = Arc<[Val]>;
 
 /// The rows of a batch.
 pub fn batch_rows(batch: &RecordBatch, width: usize) -> Result<Vec<Row>, OpError> {
-    let cols: Vec<Vec<Val>> = batch.columns().iter().take(width).map(column_values).collect::<Result<_, _>>()?;
-    Ok((0..batch.num_rows()).map(|r| cols.iter().map(|c| c[r].clone()).collect::<Vec<_>>().into()).collect())
+    let mut cols: Vec<std::vec::IntoIter<Val>> =
+        batch.columns().iter().take(width).map(|c| column_values(c).map(Vec::into_iter)).collect::<Result<_, _>>()?;
+    // Each value moves into its row: one allocation per row, no copies.
+    Ok((0..batch.num_rows()).map(|_| cols.iter_mut().map(|c| c.next().unwrap_or(Val::Null)).collect()).collect())
 }
 
 /// Row `i` of a batch's first `width` columns, for operators that keep few of

@@ -214,6 +214,8 @@ pub fn column_values(col: &ArrayRef) -> Result<Vec<Val>, OpError> {
 /// Values of one column as an Arrow array of `data_type`.
 pub fn to_array<'a>(data_type: &DataType, values: impl Iterator<Item = &'a Val>) -> Result<ArrayRef, OpError> {
     let mismatch = |v: &Val| OpError::Other(format!("state value {v:?} is not a {data_type}"));
+    // Builders sized up front: growing them copies what they hold.
+    let n = values.size_hint().0;
     Ok(match data_type {
         DataType::Boolean => {
             let mut b = BooleanBuilder::new();
@@ -227,7 +229,7 @@ pub fn to_array<'a>(data_type: &DataType, values: impl Iterator<Item = &'a Val>)
             Arc::new(b.finish())
         }
         DataType::Float32 | DataType::Float64 => {
-            let mut b = PrimitiveBuilder::<Float64Type>::new();
+            let mut b = PrimitiveBuilder::<Float64Type>::with_capacity(n);
             for v in values {
                 match v {
                     Val::Null => b.append_null(),
@@ -249,7 +251,7 @@ pub fn to_array<'a>(data_type: &DataType, values: impl Iterator<Item = &'a Val>)
             Arc::new(b.finish())
         }
         DataType::Utf8 => {
-            let mut b = StringBuilder::new();
+            let mut b = StringBuilder::with_capacity(n, n * 16);
             for v in values {
                 match v {
                     Val::Null => b.append_null(),
@@ -315,7 +317,7 @@ pub fn to_array<'a>(data_type: &DataType, values: impl Iterator<Item = &'a Val>)
             )?)
         }
         t => {
-            let mut b = PrimitiveBuilder::<Int64Type>::new();
+            let mut b = PrimitiveBuilder::<Int64Type>::with_capacity(n);
             for v in values {
                 match v {
                     Val::Null => b.append_null(),

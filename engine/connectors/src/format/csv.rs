@@ -224,9 +224,77 @@ pub(crate) struct CsvDecoder {
     fields: Vec<Cow<'static, str>>,
 }
 
+/// Whether `text` holds the character `c` (when there is one). An ASCII
+/// character is searched for as a byte, at memchr's speed.
+fn holds(text: &str, c: Option<char>) -> bool {
+    match c {
+        None => false,
+        Some(c) if c.is_ascii() => text.as_bytes().contains(&(c as u8)),
+        Some(c) => text.contains(c),
+    }
+}
+
 /// Splits one record into fields. `Err` for an unterminated quote.
 fn split_record<'a>(opts: &CsvOptions, text: &'a str, out: &mut Vec<(Cow<'a, str>, bool)>) -> Result<(), String> {
     out.clear();
+    // Most lines hold no quote and no escape character: split at the delimiter.
+    if opts.delimiter.is_ascii() && !holds(text, opts.quote) && !holds(text, opts.escape) {
+        out.extend(text.split(opts.delimiter).map(|f| (Cow::Borrowed(f), false)));
+        return Ok(());
+    }
+    match (opts.delimiter, opts.quote) {
+        (d, Some(q)) if d.is_ascii() && q.is_ascii() && !holds(text, opts.escape) => {
+            split_bytes(d as u8, q as u8, text, out)
+        }
+        _ => split_quoted(opts, text, out),
+    }
+}
+
+/// [`split_quoted`] on bytes, for an ASCII delimiter and quote and a line
+/// without the escape character: a UTF-8 continuation byte is never ASCII,
+/// so searching for the bytes finds the characters. A field without doubled
+/// quotes is borrowed from the line.
+fn split_bytes<'a>(d: u8, q: u8, text: &'a str, out: &mut Vec<(Cow<'a, str>, bool)>) -> Result<(), String> {
+    let b = text.as_bytes();
+    let find = |from: usize, byte: u8| memchr::memchr(byte, &b[from..]).map(|i| i + from);
+    let mut start = 0;
+    loop {
+        let end;
+        if b.get(start) == Some(&q) {
+            let mut field = String::new();
+            let mut seg = start + 1;
+            let close = loop {
+                let Some(k) = find(seg, q) else { return Err("a quoted field is not terminated".into()) };
+                if b.get(k + 1) != Some(&q) {
+                    break k;
+                }
+                // A doubled quote stands for one.
+                field.push_str(&text[seg..=k]);
+                seg = k + 2;
+            };
+            // Characters after the closing quote, up to the delimiter, are kept.
+            end = find(close + 1, d).unwrap_or(b.len());
+            let f = if field.is_empty() && end == close + 1 {
+                Cow::Borrowed(&text[seg..close])
+            } else {
+                field.push_str(&text[seg..close]);
+                field.push_str(&text[close + 1..end]);
+                Cow::Owned(field)
+            };
+            out.push((f, true));
+        } else {
+            end = find(start, d).unwrap_or(b.len());
+            out.push((Cow::Borrowed(&text[start..end]), false));
+        }
+        if end == b.len() {
+            return Ok(());
+        }
+        start = end + 1;
+    }
+}
+
+/// [`split_record`] character by character: quotes, doubled quotes and escapes.
+fn split_quoted<'a>(opts: &CsvOptions, text: &'a str, out: &mut Vec<(Cow<'a, str>, bool)>) -> Result<(), String> {
     let mut chars = text.char_indices().peekable();
     let mut field = String::new();
     let mut quoted_field = false;
@@ -305,30 +373,57 @@ impl CsvDecoder {
         let q = q as u8;
         let esc = self.opts.escape.filter(char::is_ascii).map(|e| e as u8);
         let d = self.opts.delimiter;
+        if esc.is_some_and(|e| text.contains(&e)) {
+            return ends_in_quotes(text, q, esc, d);
+        }
+        // Without escapes, only the quotes matter: jump from one to the next.
         let mut in_quotes = false;
-        let mut at_field_start = true;
-        let mut i = 0;
-        while i < text.len() {
-            let c = text[i];
+        let mut doubled = usize::MAX;
+        for i in memchr::memchr_iter(q, text) {
+            if i == doubled {
+                continue;
+            }
             if in_quotes {
-                if Some(c) == esc {
-                    i += 1;
-                } else if c == q {
-                    if text.get(i + 1) == Some(&q) {
-                        i += 1;
-                    } else {
-                        in_quotes = false;
-                    }
+                if text.get(i + 1) == Some(&q) {
+                    doubled = i + 1;
+                } else {
+                    in_quotes = false;
                 }
-            } else if c == q && at_field_start {
+            } else if i == 0 || (d.is_ascii() && text[i - 1] == d as u8) {
                 in_quotes = true;
             }
-            at_field_start = d.is_ascii() && c == d as u8;
-            i += 1;
         }
         in_quotes
     }
+}
 
+/// Whether `text` ends inside a quoted field, byte by byte (escapes included).
+fn ends_in_quotes(text: &[u8], q: u8, esc: Option<u8>, d: char) -> bool {
+    let mut in_quotes = false;
+    let mut at_field_start = true;
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i];
+        if in_quotes {
+            if Some(c) == esc {
+                i += 1;
+            } else if c == q {
+                if text.get(i + 1) == Some(&q) {
+                    i += 1;
+                } else {
+                    in_quotes = false;
+                }
+            }
+        } else if c == q && at_field_start {
+            in_quotes = true;
+        }
+        at_field_start = d.is_ascii() && c == d as u8;
+        i += 1;
+    }
+    in_quotes
+}
+
+impl CsvDecoder {
     pub(crate) fn decode(&mut self, text: &str) -> Result<bool, RecordError> {
         let text = text.strip_suffix('\n').unwrap_or(text);
         let text = text.strip_suffix('\r').unwrap_or(text);
@@ -416,6 +511,68 @@ mod tests {
         assert_eq!(split(",,"), vec!["", "", ""]);
         let mut out = Vec::new();
         assert!(split_record(&CsvOptions::default(), "\"open", &mut out).is_err());
+    }
+
+    #[test]
+    fn lines_without_quotes_split_alike_on_the_fast_path() {
+        let alphabet = ['a', ',', ';', '1', ' ', 'é', '\t'];
+        let mut x: u32 = 7;
+        for len in 0..400 {
+            let line: String = (0..len % 40)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    alphabet[(x >> 16) as usize % alphabet.len()]
+                })
+                .collect();
+            for opts in [CsvOptions::default(), CsvOptions { delimiter: ';', ..CsvOptions::default() }] {
+                let (mut fast, mut slow) = (Vec::new(), Vec::new());
+                split_record(&opts, &line, &mut fast).unwrap();
+                split_quoted(&opts, &line, &mut slow).unwrap();
+                assert_eq!(fast, slow, "{line:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn lines_with_quotes_split_alike_on_bytes_and_by_character() {
+        let alphabet = ['a', ',', '"', '"', ' ', 'é', '\n', '日'];
+        let mut x: u32 = 11;
+        for len in 0..3000 {
+            let line: String = (0..len % 24)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    alphabet[(x >> 16) as usize % alphabet.len()]
+                })
+                .collect();
+            let opts = CsvOptions::default();
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            let (a, b) = (split_record(&opts, &line, &mut fast), split_quoted(&opts, &line, &mut slow));
+            assert_eq!(a, b, "{line:?}");
+            if a.is_ok() {
+                assert_eq!(fast, slow, "{line:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn records_continue_on_the_next_line_alike_with_and_without_the_byte_walk() {
+        let alphabet = [b'a', b',', b'"', b'"', b' ', b'\n'];
+        let d = CsvDecoder::new(CsvOptions::default(), &[], vec![]);
+        let mut x: u32 = 5;
+        for len in 0..3000 {
+            let line: Vec<u8> = (0..len % 20)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    alphabet[(x >> 16) as usize % alphabet.len()]
+                })
+                .collect();
+            assert_eq!(
+                d.needs_more(&line),
+                ends_in_quotes(&line, b'"', None, ','),
+                "{:?}",
+                String::from_utf8_lossy(&line)
+            );
+        }
     }
 
     #[test]
