@@ -17,18 +17,16 @@ helpers (processes, REST, savepoints) are scripts/bench_state.py's.
 """
 
 import argparse
-import atexit
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_state import (ROOT, S3_BUCKET, S3_KEY, S3_SECRET, BenchError, Engine, human, log,  # noqa: E402
-                         parse_size, start_minio, stop_children)
+                         parse_size, run_bench, start_minio)
 
 OUTPUT = re.compile(rb"^[^\n]*[+-][IUD]\[", re.M)
 LAZY = re.compile(rb"key groups \((\d+) bytes of state\) restore lazily")
@@ -198,33 +196,7 @@ def main():
     a = ap.parse_args()
     a.size_text, a.size = a.size, parse_size(a.size)
     a.parallelism = [int(p) for p in a.parallelism.split(",") if p.strip()]
-    bench = None
-
-    def on_signal(sig, _frame):
-        raise KeyboardInterrupt(f"signal {sig}")
-    signal.signal(signal.SIGTERM, on_signal)
-    atexit.register(stop_children)
-    try:
-        bench = Bench(a)
-        log(f"work directory {bench.work}")
-        bench.run()
-        os.makedirs(os.path.dirname(a.out), exist_ok=True)
-        bench.report(a.out)
-        log(f"wrote {a.out}")
-    except BenchError as e:
-        log(f"error: {e}")
-        return 1
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    finally:
-        stop_children()
-        if bench and not a.keep:
-            shutil.rmtree(bench.work, ignore_errors=True)
-        elif bench:
-            log(f"kept {bench.work}")
-    return 0
-
+    return run_bench(Bench, a)
 
 if __name__ == "__main__":
     sys.exit(main())

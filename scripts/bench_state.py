@@ -745,6 +745,13 @@ def main():
     a.storage = [s.strip() for s in a.storage.split(",") if s.strip()]
     if not set(a.storage) <= {"local", "s3"} or not a.storage:
         ap.error("--storage takes local, s3 or local,s3")
+    return run_bench(Bench, a)
+
+
+def run_bench(make, a):
+    """Builds the bench (`make(a)`), runs it and writes its report to `a.out`; child
+    processes are stopped and the work directory deleted (unless `a.keep`) whatever
+    happens. Returns the exit status. scripts/bench_restore.py runs its bench with it."""
     bench = None
 
     def on_signal(sig, _frame):
@@ -753,7 +760,7 @@ def main():
     atexit.register(stop_children)
     t0 = time.monotonic()
     try:
-        bench = Bench(a)
+        bench = make(a)
         log(f"work directory {bench.work}")
         bench.run()
         os.makedirs(os.path.dirname(a.out), exist_ok=True)
@@ -772,7 +779,6 @@ def main():
         elif bench:
             log(f"kept {bench.work}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

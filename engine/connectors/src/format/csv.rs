@@ -513,17 +513,26 @@ mod tests {
         assert!(split_record(&CsvOptions::default(), "\"open", &mut out).is_err());
     }
 
+    /// `count` pseudo-random lines of up to `max_len` symbols from `alphabet`
+    /// (a linear congruential generator: the same lines on every run).
+    fn random_lines<T: Copy>(alphabet: &[T], count: usize, max_len: usize, seed: u32) -> Vec<Vec<T>> {
+        let mut x = seed;
+        (0..count)
+            .map(|n| {
+                (0..n % max_len)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        alphabet[(x >> 16) as usize % alphabet.len()]
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn lines_without_quotes_split_alike_on_the_fast_path() {
-        let alphabet = ['a', ',', ';', '1', ' ', 'é', '\t'];
-        let mut x: u32 = 7;
-        for len in 0..400 {
-            let line: String = (0..len % 40)
-                .map(|_| {
-                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                    alphabet[(x >> 16) as usize % alphabet.len()]
-                })
-                .collect();
+        for line in random_lines(&['a', ',', ';', '1', ' ', 'é', '\t'], 400, 40, 7) {
+            let line: String = line.into_iter().collect();
             for opts in [CsvOptions::default(), CsvOptions { delimiter: ';', ..CsvOptions::default() }] {
                 let (mut fast, mut slow) = (Vec::new(), Vec::new());
                 split_record(&opts, &line, &mut fast).unwrap();
@@ -535,15 +544,8 @@ mod tests {
 
     #[test]
     fn lines_with_quotes_split_alike_on_bytes_and_by_character() {
-        let alphabet = ['a', ',', '"', '"', ' ', 'é', '\n', '日'];
-        let mut x: u32 = 11;
-        for len in 0..3000 {
-            let line: String = (0..len % 24)
-                .map(|_| {
-                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                    alphabet[(x >> 16) as usize % alphabet.len()]
-                })
-                .collect();
+        for line in random_lines(&['a', ',', '"', '"', ' ', 'é', '\n', '日'], 3000, 24, 11) {
+            let line: String = line.into_iter().collect();
             let opts = CsvOptions::default();
             let (mut fast, mut slow) = (Vec::new(), Vec::new());
             let (a, b) = (split_record(&opts, &line, &mut fast), split_quoted(&opts, &line, &mut slow));
@@ -556,16 +558,8 @@ mod tests {
 
     #[test]
     fn records_continue_on_the_next_line_alike_with_and_without_the_byte_walk() {
-        let alphabet = [b'a', b',', b'"', b'"', b' ', b'\n'];
         let d = CsvDecoder::new(CsvOptions::default(), &[], vec![]);
-        let mut x: u32 = 5;
-        for len in 0..3000 {
-            let line: Vec<u8> = (0..len % 20)
-                .map(|_| {
-                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                    alphabet[(x >> 16) as usize % alphabet.len()]
-                })
-                .collect();
+        for line in random_lines(&[b'a', b',', b'"', b'"', b' ', b'\n'], 3000, 20, 5) {
             assert_eq!(
                 d.needs_more(&line),
                 ends_in_quotes(&line, b'"', None, ','),
