@@ -11,7 +11,8 @@ use sluice_connectors::{SourceContext, SourceReader, create_source};
 use super::RunOptions;
 use super::channel::{Buffers, CONTROL, CloseOnDrop, Credit, Envelope, Msg, Outbox, Target};
 use super::lazy::{self, Lazy, Origin};
-use super::task::{self, InputRun, OutEdge, Outputs, SourceRun, TaskCtx};
+use super::source_task::{self, SourceRun};
+use super::task::{self, InputRun, OutEdge, Outputs, TaskCtx};
 use crate::checkpoint::coordinator::Cluster;
 use crate::checkpoint::restore;
 use crate::checkpoint::store::Loaded;
@@ -515,7 +516,7 @@ pub fn spawn(
             .spawn(move || {
                 let _close = CloseOnDrop(t.input.as_ref().map(|i| i.1.clone()).unwrap_or_default());
                 let r: Result<(), OpError> = match (t.source.take(), t.input.take()) {
-                    (Some((reader, control)), _) => task::run_source(
+                    (Some((reader, control)), _) => source_task::run_source(
                         SourceRun {
                             reader,
                             control,

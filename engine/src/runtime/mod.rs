@@ -25,6 +25,7 @@ pub mod deploy;
 mod lazy;
 mod outputs;
 mod snapshot;
+mod source_task;
 pub mod start;
 mod supervisor;
 mod task;
