@@ -54,6 +54,7 @@ pub mod cache;
 pub mod coordinator;
 pub mod error;
 pub mod lineage;
+pub mod loaded;
 pub mod metadata;
 pub mod restore;
 pub mod state_file;

@@ -16,14 +16,14 @@
 //! deletes a checkpoint directory that a retained checkpoint refers to.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sluice_storage::{Storage, StorageError};
 
 use super::cache::{Known, Use};
 use super::error::SnapshotError;
+pub use super::loaded::{Loaded, SectionRef};
 use super::metadata::{FileEntry, Metadata};
 pub use super::state_file::{StateFile, write_subtask};
 
@@ -58,109 +58,6 @@ pub fn write_metadata(dir: &Storage, m: &Metadata) -> Result<(), StorageError> {
         uri: format!("{}/{METADATA}", dir.uri()),
         detail: "a complete snapshot is already there; it is left as it is".into(),
     })
-}
-
-/// A snapshot read into memory and verified.
-pub struct Loaded {
-    pub metadata: Metadata,
-    /// The snapshot directory's URI.
-    pub location: String,
-    /// State files by manifest path, shared so that a lazy restore (see
-    /// `runtime::lazy`) can hold the sections it has not decoded yet.
-    files: Mutex<HashMap<String, Arc<Vec<u8>>>>,
-    /// Whether the files of keyed state were let go ([`Loaded::release_keyed`]).
-    released: AtomicBool,
-    /// Complete checkpoints newer than this one, of the same generation, that
-    /// could not be restored (damaged): their output may be committed, and a
-    /// restore of this one withdraws it before the replay writes it again
-    /// (see [`crate::runtime::sink_setups`]).
-    pub passed_over: Vec<u64>,
-    /// The bytes read from storage: less than the snapshot's size when a
-    /// cache held some of its files (see [`super::cache`]).
-    pub read_bytes: u64,
-}
-
-impl Loaded {
-    fn new(metadata: Metadata, location: String, files: HashMap<String, Arc<Vec<u8>>>, read_bytes: u64) -> Loaded {
-        Loaded {
-            metadata,
-            location,
-            files: Mutex::new(files),
-            released: AtomicBool::new(false),
-            passed_over: Vec::new(),
-            read_bytes,
-        }
-    }
-
-    fn files(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Vec<u8>>>> {
-        self.files.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A loaded file's bytes.
-    pub fn file(&self, path: &str) -> Option<Arc<Vec<u8>>> {
-        self.files().get(path).cloned()
-    }
-
-    /// How many files are in memory, and their bytes.
-    pub fn in_memory(&self) -> (usize, u64) {
-        let files = self.files();
-        (files.len(), files.values().map(|f| f.len() as u64).sum())
-    }
-
-    /// Lets go of the files that hold only keyed state, once the subtasks
-    /// that restore it hold what they need (a lazy restore keeps its own
-    /// references, and drops each when its key group is restored), so that a
-    /// running job does not keep a copy of its snapshot. A later attempt
-    /// loads them again (see `runtime::start::reload`).
-    pub fn release_keyed(&self) {
-        let m = &self.metadata;
-        self.files().retain(|path, _| m.files.iter().any(|f| f.path == *path && holds_unkeyed(m, f)));
-        self.released.store(true, Ordering::SeqCst);
-    }
-
-    /// Whether [`Loaded::release_keyed`] let files go.
-    pub fn released(&self) -> bool {
-        self.released.load(Ordering::SeqCst)
-    }
-
-    /// A section of a subtask's state file, as a shared reference into its
-    /// file, which stays in memory while the reference lives.
-    pub fn section(&self, file: &str, offset: u64, len: u64) -> Result<SectionRef, SnapshotError> {
-        if len == 0 {
-            return Ok(SectionRef::whole(Vec::new()));
-        }
-        let uri = || format!("{}/{file}", self.location);
-        let bytes = self.file(file).ok_or_else(|| SnapshotError::NotLoaded { uri: uri() })?;
-        let end = offset.checked_add(len).filter(|e| *e <= bytes.len() as u64);
-        match end {
-            Some(end) => Ok(SectionRef { file: bytes, range: offset as usize..end as usize }),
-            None => Err(SnapshotError::OutsideFile { uri: uri() }),
-        }
-    }
-}
-
-/// A section of a loaded state file (see [`Loaded::section_ref`]).
-#[derive(Clone)]
-pub struct SectionRef {
-    file: Arc<Vec<u8>>,
-    range: std::ops::Range<usize>,
-}
-
-impl SectionRef {
-    /// A section that is a whole file of its own.
-    pub fn whole(bytes: Vec<u8>) -> SectionRef {
-        let range = 0..bytes.len();
-        SectionRef { file: Arc::new(bytes), range }
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &self.file[self.range.clone()]
-    }
-
-    /// Whether both are sections of the same file.
-    pub fn same_file(&self, other: &SectionRef) -> bool {
-        Arc::ptr_eq(&self.file, &other.file)
-    }
 }
 
 /// Which state files a load keeps, given the manifest and a file's entry.
@@ -329,7 +226,10 @@ pub fn load_latest_of(job_dir: &Storage, generation: Option<u64>, keep: Want) ->
             }
         }
         match load_verified(&dir, keep) {
-            Ok(l) => return Ok(Some(Loaded { passed_over, ..l })),
+            Ok(mut l) => {
+                l.passed_over = passed_over;
+                return Ok(Some(l));
+            }
             Err(SnapshotError::Incomplete { .. }) => {}
             Err(why) if why.is_damage() => {
                 tracing::warn!("not restoring from checkpoint {id}: {why}; trying an older one");
