@@ -234,7 +234,7 @@ fn a_restore_with_per_vertex_overrides_keeps_exactly_once() {
 
 /// A restored job fails while it restores its keyed state lazily, before
 /// any checkpoint: the restart restores the same savepoint again, whose keyed
-/// files the first attempt let go (`Loaded::release_keyed`), and the output
+/// files the first attempt let go (`Loaded::release_files`), and the output
 /// is still exactly once.
 #[test]
 fn a_failure_during_a_lazy_restore_restarts_from_the_same_savepoint() {

@@ -1,7 +1,7 @@
 //! A snapshot read into memory and verified ([`Loaded`]), and shared
 //! references to its sections ([`SectionRef`]): a lazy restore (see
 //! `runtime::lazy`) holds the sections it has not decoded yet, and a process
-//! lets go of its copy of the keyed state files once its subtasks hold them.
+//! lets go of its copy of the state files once its subtasks are built.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use super::error::SnapshotError;
 use super::metadata::Metadata;
-use super::store::holds_unkeyed;
 
 /// A snapshot read into memory and verified.
 pub struct Loaded {
@@ -19,7 +18,7 @@ pub struct Loaded {
     /// State files by manifest path, shared so that a lazy restore (see
     /// `runtime::lazy`) can hold the sections it has not decoded yet.
     files: Mutex<HashMap<String, Arc<Vec<u8>>>>,
-    /// Whether the files of keyed state were let go ([`Loaded::release_keyed`]).
+    /// Whether the state files were let go ([`Loaded::release_files`]).
     released: AtomicBool,
     /// Complete checkpoints newer than this one, of the same generation, that
     /// could not be restored (damaged): their output may be committed, and a
@@ -63,18 +62,17 @@ impl Loaded {
         (files.len(), files.values().map(|f| f.len() as u64).sum())
     }
 
-    /// Lets go of the files that hold only keyed state, once the subtasks
-    /// that restore it hold what they need (a lazy restore keeps its own
-    /// references, and drops each when its key group is restored), so that a
-    /// running job does not keep a copy of its snapshot. A later attempt
-    /// loads them again (see `runtime::start::reload`).
-    pub fn release_keyed(&self) {
-        let m = &self.metadata;
-        self.files().retain(|path, _| m.files.iter().any(|f| f.path == *path && holds_unkeyed(m, f)));
+    /// Lets go of the state files once an attempt's subtasks are built: the
+    /// sinks and sources took their sections, and a lazy restore keeps its own
+    /// references to the keyed state it has not decoded yet (and drops each
+    /// when its key group is restored). A running job thus keeps no copy of
+    /// its snapshot; a later attempt loads it again (`runtime::start::reload`).
+    pub fn release_files(&self) {
+        self.files().clear();
         self.released.store(true, Ordering::SeqCst);
     }
 
-    /// Whether [`Loaded::release_keyed`] let files go.
+    /// Whether [`Loaded::release_files`] let the files go.
     pub fn released(&self) -> bool {
         self.released.load(Ordering::SeqCst)
     }

@@ -183,8 +183,8 @@ pub fn deploy(
     let layout = ChannelLayout::of(graph);
     let inputs = open_inputs(graph, &layout, opts, exchange, &local);
     let readers = open_readers(graph, &layout, opts, restore, &local)?;
-    // The subtasks hold the keyed state they still restore: the snapshot's copy can go.
-    restore.map(Loaded::release_keyed);
+    // The subtasks hold what they still restore: the snapshot's copy can go.
+    restore.map(Loaded::release_files);
     wire_tasks(graph, state, opts, &layout, Built { chains, inputs, readers }, exchange)
 }
 

@@ -176,7 +176,7 @@ fn load_kept(uri: &str, opts: &RunOptions, keep: Want) -> Result<Loaded, EngineE
     store::load_only(&dir, keep).map_err(|e| EngineError::Restore { location: dir.uri(), message: e.to_string() })
 }
 
-/// `l` again, with the files that [`Loaded::release_keyed`] let go: a
+/// `l` again, with the files that [`Loaded::release_files`] let go: a
 /// restarted attempt restores from the same snapshot.
 pub fn reload(l: &Loaded, opts: &RunOptions, keep: Want) -> Result<Loaded, EngineError> {
     let mut again = load(&l.location, opts, keep)?;
