@@ -64,8 +64,8 @@ impl Loaded {
 
     /// Lets go of the state files once an attempt's subtasks are built: the
     /// sinks and sources took their sections, and a lazy restore keeps its own
-    /// references to the keyed state it has not decoded yet (and drops each
-    /// when its key group is restored). A running job thus keeps no copy of
+    /// references to the keyed state it has not decoded yet (a file goes
+    /// when the last key group in it is restored). A running job thus keeps no copy of
     /// its snapshot; a later attempt loads it again (`runtime::start::reload`).
     pub fn release_files(&self) {
         self.files().clear();
