@@ -21,11 +21,10 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_state import (ROOT, S3_BUCKET, S3_KEY, S3_SECRET, BenchError, Engine, human, log,  # noqa: E402
+from bench_state import (ROOT, S3_BUCKET, S3_KEY, S3_SECRET, BenchBase, BenchError, Engine, human, log,  # noqa: E402
                          parse_size, run_bench, start_minio)
 
 OUTPUT = re.compile(rb"^[^\n]*[+-][IUD]\[", re.M)
@@ -34,24 +33,11 @@ DONE = re.compile(rb"every key group restored, (\d+) ms after it started")
 AFTER_V = 5_000_000  # v of the rows written after the restore (the HAVING needs >= 1,000,000)
 
 
-class Bench:
+class Bench(BenchBase):
     def __init__(self, args):
-        self.args = args
-        self.bin = os.path.abspath(args.bin)
-        if not os.access(self.bin, os.X_OK):
-            raise BenchError(f"{self.bin} is missing; run 'make build' (cargo build --release -p sluice-engine) first")
-        base = args.work or os.path.join(ROOT, ".bench")
-        os.makedirs(base, exist_ok=True)
-        self.work = tempfile.mkdtemp(prefix="restore-", dir=base)
-        self.env = dict(os.environ)
-        self.env["SLUICE_LOG"] = "warn,restore_progress=info"
-        self.commands = []
+        super().__init__(args, "restore-", "warn,restore_progress=info")
         self.rows = []
         self.s3 = []  # engine arguments for MinIO, with --storage s3
-
-    # the interface of bench_state.Engine
-    def record(self, what, engine):
-        self.commands.append((what, engine.command(self)))
 
     def job(self, data_dir):
         with open(os.path.join(ROOT, "bench/state/restore.sql")) as f:

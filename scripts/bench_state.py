@@ -350,21 +350,33 @@ class Engine:
 # --- the benchmarks ------------------------------------------------------------
 
 
-class Bench:
-    def __init__(self, args):
+class BenchBase:
+    """What every engine benchmark has: the binary, a work directory under --work (or
+    .bench), the engines' environment with `log` as SLUICE_LOG, and the command lines
+    run (see `Engine`). scripts/bench_restore.py builds on it too."""
+
+    def __init__(self, args, prefix, log):
         self.args = args
         self.bin = os.path.abspath(args.bin)
         if not os.access(self.bin, os.X_OK):
             raise BenchError(f"{self.bin} is missing; run 'make build' (cargo build --release -p sluice-engine) first")
         base = args.work or os.path.join(ROOT, ".bench")
         os.makedirs(base, exist_ok=True)
-        self.work = tempfile.mkdtemp(prefix="state-", dir=base)
+        self.work = tempfile.mkdtemp(prefix=prefix, dir=base)
         self.env = dict(os.environ)
+        self.env["SLUICE_LOG"] = log
+        self.commands = []  # (what, command line)
+
+    def record(self, what, engine):
+        self.commands.append((what, engine.command(self)))
+
+
+class Bench(BenchBase):
+    def __init__(self, args):
         # warnings, and the line per checkpoint and subtask that gives its task-thread pause
-        self.env["SLUICE_LOG"] = "warn,snapshot_pause=info"
+        super().__init__(args, "state-", "warn,snapshot_pause=info")
         self.minio = None
         self.s3_endpoint = None
-        self.commands = []  # (what, command line)
         self.rows = []  # per size and storage
         self.build_ckpts = []  # (size label, storage, id, sizeBytes, durationMs) during the build
         self.align = None
@@ -386,9 +398,6 @@ class Bench:
     def s3_args(self):
         return ["--s3-endpoint", self.s3_endpoint, "--set", f"s3.access-key={S3_KEY}",
                 "--set", f"s3.secret-key={S3_SECRET}"]
-
-    def record(self, what, engine):
-        self.commands.append((what, engine.command(self)))
 
     # -- data
 

@@ -515,9 +515,12 @@ pub fn run_operator(r: InputRun, chain: &mut Chain, outputs: &mut Outputs) -> Re
                 current = w;
                 m.watermark.store(w, Ordering::Relaxed);
                 // A watermark never overtakes rows that wait for their state.
-                let how = if watermark_needs_state(&chain.ops) { Restoring::All } else { Restoring::Waited };
-                if restore_pending(ctx, chain, outputs, how)?.is_err() {
-                    return Ok(());
+                // (Asked only while restoring: `state_layout` formats a string.)
+                if ctx.lazy.is_some() {
+                    let how = if watermark_needs_state(&chain.ops) { Restoring::All } else { Restoring::Waited };
+                    if restore_pending(ctx, chain, outputs, how)?.is_err() {
+                        return Ok(());
+                    }
                 }
                 if forward(chain, outputs, StreamEvent::Watermark(w))?.is_err() {
                     return Ok(());
