@@ -76,7 +76,7 @@ fn updating_results_reach_upsert_kafka_exactly_once_across_a_savepoint_and_a_res
         ("execution.checkpointing.interval", "300ms".into()),
     ]);
     let (state, h) = start(&job, "changelog", &cfg);
-    wait_for("committed updates", Duration::from_secs(60), || !shared().read_committed(&topics[0]).is_empty());
+    wait_for("committed updates", Duration::from_secs(60), || !shared().read_committed_now(&topics[0]).is_empty());
     let trigger = state.request_savepoint(Some("stop".into()), Some(sp_dir), true, false).unwrap();
     h.join().unwrap().unwrap();
     assert_eq!(state.status(), JobStatus::Finished);

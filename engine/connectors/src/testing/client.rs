@@ -26,6 +26,8 @@ use super::KafkaBroker;
 
 /// How long one helper call may wait for the broker (topic creation, delivery, a read).
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`KafkaBroker::read_committed`] waits for open transactions to settle.
+const SETTLE: Duration = Duration::from_secs(10);
 
 /// A record to produce. `Record::new(b"v").key(b"k").partition(1).timestamp(1_000)`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -252,10 +254,32 @@ impl KafkaBroker {
             .collect()
     }
 
-    /// Every committed record of the topic, from the beginning of each partition to its last
-    /// stable offset when called, ordered by partition and offset. Aborted records, records of
-    /// open transactions and transaction markers are not shown.
+    /// Every committed record of the topic once its transactions have settled, ordered by
+    /// partition and offset. Aborted records and transaction markers are not shown.
+    ///
+    /// A producer's commit returns before the broker has written the commit markers into the
+    /// partitions, so a finished job's last transaction can still hold the last stable offset
+    /// back for a moment. This waits, up to [`SETTLE`], until no partition has an open
+    /// transaction (its last stable offset equals its high watermark), then reads to the last
+    /// stable offset. A transaction still open after that is left out, as a consumer would.
     pub fn read_committed(&self, topic: &str) -> Vec<Message> {
+        let committed = self.consumer("read_committed");
+        let all = self.consumer("read_uncommitted");
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let settled = (0..partitions(&committed, topic))
+                .all(|p| watermarks(&committed, topic, p).1 == watermarks(&all, topic, p).1);
+            if settled || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.read_committed_now(topic)
+    }
+
+    /// Every committed record of the topic up to each partition's last stable offset when
+    /// called, without waiting for open transactions: for reading a running job's output.
+    pub fn read_committed_now(&self, topic: &str) -> Vec<Message> {
         self.read(topic, "read_committed")
     }
 

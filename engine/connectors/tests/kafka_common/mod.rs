@@ -142,7 +142,6 @@ pub fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
     .unwrap()
 }
 
-/// The ids a read_committed consumer sees, sorted.
 /// The committed ids of `topic` once they are `want`, or after 30 s whatever they
 /// are then: a transaction's commit returns before the broker has written its
 /// markers to every partition, so a reader right after it may still stop short.
@@ -157,9 +156,10 @@ pub fn committed_ids_when(topic: &str, want: &[i64]) -> Vec<i64> {
     }
 }
 
+/// The ids a read_committed consumer sees now, sorted.
 pub fn committed_ids(topic: &str) -> Vec<i64> {
     let mut v: Vec<i64> = shared()
-        .read_committed(topic)
+        .read_committed_now(topic)
         .iter()
         .filter_map(|m| m.value.as_ref())
         .map(|v| {
