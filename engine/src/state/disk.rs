@@ -185,7 +185,7 @@ impl Spill {
     }
 
     /// Writes evicted records in one batch.
-    pub(crate) fn put_all(&mut self, records: Vec<(Arc<[u8]>, Vec<u8>)>) -> Result<(), OpError> {
+    pub(crate) fn put_all(&mut self, records: Vec<(Box<[u8]>, Vec<u8>)>) -> Result<(), OpError> {
         let n = records.len();
         let mut batch = self.backend.keyspace.batch();
         for (k, v) in records {

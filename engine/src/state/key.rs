@@ -6,7 +6,7 @@
 use std::ops::Deref;
 
 /// Bytes kept inline at most.
-const INLINE: usize = 22;
+pub const INLINE: usize = 22;
 
 #[derive(Clone)]
 pub enum KeyBytes {

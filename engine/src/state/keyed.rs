@@ -24,14 +24,16 @@
 //!   returned by [`KeyedState::health`], which the operator's caller checks
 //!   after every call, before the call's output leaves the operator.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::{DefaultHashBuilder, HashSet, HashTable};
 
 use super::codec::{Reader, Writer};
 use super::cow::CowVec;
 use super::disk::Spill;
 use super::entries::IdSet;
+use super::key::KeyBytes;
 use super::keyed_view::KeyedView;
 use crate::error::OpError;
 use crate::operators::window::Keys;
@@ -44,12 +46,14 @@ pub trait StateValue: Clone + Send + Sync + 'static {
 
 #[derive(Clone)]
 pub(super) struct Slot<V> {
-    pub(super) key: Arc<[u8]>,
+    pub(super) key: KeyBytes,
     pub(super) value: V,
 }
 
 pub struct KeyedState<V: StateValue> {
-    index: HashMap<Arc<[u8]>, u32>,
+    /// The slot of each key on the heap, hashed by the key's bytes, which
+    /// only the slot holds (a key is kept once: [`Index`]).
+    index: Index,
     slots: CowVec<Option<Slot<V>>>,
     free: Vec<u32>,
     /// What changed since the last view; `None` before the first view or
@@ -65,9 +69,53 @@ pub struct KeyedState<V: StateValue> {
 #[derive(Default)]
 pub(super) struct Changes {
     pub(super) written: IdSet,
-    pub(super) removed: Vec<Arc<[u8]>>,
+    pub(super) removed: Vec<Box<[u8]>>,
     /// Written keys spilled to disk since: their values are in the disk view.
-    pub(super) spilled: HashSet<Arc<[u8]>>,
+    pub(super) spilled: HashSet<Box<[u8]>>,
+}
+
+/// Slot ids in a hash table keyed by the bytes of the key in each slot, so
+/// that a key's bytes are stored once, in its slot (an index of its own keys
+/// took 24 bytes per bucket and a heap block per key more).
+#[derive(Default)]
+struct Index {
+    table: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+}
+
+fn key_of<V: Clone>(slots: &CowVec<Option<Slot<V>>>, id: u32) -> &[u8] {
+    slots.get(id as usize).and_then(Option::as_ref).map_or(&[], |s| &s.key)
+}
+
+impl Index {
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn get<V: Clone>(&self, slots: &CowVec<Option<Slot<V>>>, key: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        self.table.find(hash, |&id| key_of(slots, id) == key).copied()
+    }
+
+    /// Adds the slot `id`, which already holds its key, not yet indexed.
+    fn insert<V: Clone>(&mut self, slots: &CowVec<Option<Slot<V>>>, id: u32) {
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(key_of(slots, id));
+        self.table.insert_unique(hash, id, |&other| hasher.hash_one(key_of(slots, other)));
+    }
+
+    /// Takes a key out of the index (its slot still holds it); its slot.
+    fn remove<V: Clone>(&mut self, slots: &CowVec<Option<Slot<V>>>, key: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        match self.table.find_entry(hash, |&id| key_of(slots, id) == key) {
+            Ok(entry) => Some(entry.remove().0),
+            Err(_) => None,
+        }
+    }
+
+    fn ids(&self) -> Vec<u32> {
+        self.table.iter().copied().collect()
+    }
 }
 
 /// Removed keys tracked at most, beyond the number of live keys.
@@ -87,16 +135,19 @@ struct Spilling {
     until_sample: u32,
 }
 
-/// Heap bytes of a key besides its key bytes, slot and value: its index
-/// entry (with the hash table's spare capacity) and the key's `Arc` header.
-const KEY_OVERHEAD: usize = 48;
+/// Heap bytes of a key besides its slot and value: its index entry (a slot
+/// id and a control byte, with the hash table's spare capacity).
+const KEY_OVERHEAD: usize = 8;
 
-/// Estimated heap bytes of a key and its value, from the value's encoded
-/// size: heap values (vectors of enums, boxed strings, allocator headers) take
-/// about three times their encoding (a GROUP BY's COUNT/SUM/MAX group took
-/// 486 bytes on the heap for 60 encoded, see `scripts/bench_spill.py`).
+/// Estimated heap bytes of a key and its value, from the key's length and the
+/// value's encoded size: a key longer than [`KeyBytes`] holds inline has a
+/// heap block, and heap values (vectors of enums, boxed strings, allocator
+/// headers) take about three times their encoding (a GROUP BY's
+/// COUNT/SUM/MAX group took 486 bytes on the heap for 60 encoded, see
+/// `scripts/bench_spill.py`).
 fn heap_bytes<V>(key: usize, encoded: usize) -> usize {
-    std::mem::size_of::<Option<Slot<V>>>() + KEY_OVERHEAD + key + 3 * encoded
+    let key_block = if key > super::key::INLINE { key + 16 } else { 0 };
+    std::mem::size_of::<Option<Slot<V>>>() + KEY_OVERHEAD + key_block + 3 * encoded
 }
 /// One value in this many written is measured.
 const SAMPLE_EVERY: u32 = 512;
@@ -106,7 +157,7 @@ impl<V: StateValue> Default for KeyedState<V> {
     /// ([`super::disk::with_backend`]).
     fn default() -> Self {
         let mut s = KeyedState {
-            index: HashMap::new(),
+            index: Index::default(),
             slots: CowVec::new(),
             free: Vec::new(),
             changes: None,
@@ -164,7 +215,7 @@ impl<V: StateValue> KeyedState<V> {
     /// The value of a key on the heap, without loading a spilled one: a key
     /// that is on disk reads as absent unless [`KeyedState::pin`] loaded it.
     pub fn peek(&self, key: &[u8]) -> Option<&V> {
-        let id = *self.index.get(key)?;
+        let id = self.index.get(&self.slots, key)?;
         self.slots.get(id as usize).and_then(|s| s.as_ref()).map(|s| &s.value)
     }
 
@@ -191,8 +242,8 @@ impl<V: StateValue> KeyedState<V> {
     /// The slot of a key, loading it from disk if it was spilled: valid until
     /// the key is removed, or the next `insert`.
     pub fn slot(&mut self, key: &[u8]) -> Option<u32> {
-        match self.index.get(key) {
-            Some(&id) => {
+        match self.index.get(&self.slots, key) {
+            Some(id) => {
                 if let Some(s) = &mut self.spill {
                     s.referenced.insert(id as usize);
                 }
@@ -216,15 +267,15 @@ impl<V: StateValue> KeyedState<V> {
             *v = value;
             return id;
         }
-        let id = self.place(Arc::from(key), value);
+        let id = self.place(KeyBytes::from(key), value);
         self.written(id);
         self.make_room(id);
         id
     }
 
     /// Puts a key that is in neither the index nor on disk into a slot.
-    fn place(&mut self, key: Arc<[u8]>, value: V) -> u32 {
-        let slot = Some(Slot { key: key.clone(), value });
+    fn place(&mut self, key: KeyBytes, value: V) -> u32 {
+        let slot = Some(Slot { key, value });
         let id = match self.free.pop() {
             Some(id) => {
                 self.slots[id as usize] = slot;
@@ -235,7 +286,7 @@ impl<V: StateValue> KeyedState<V> {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(key, id);
+        self.index.insert(&self.slots, id);
         if let Some(s) = &mut self.spill {
             s.referenced.insert(id as usize);
         }
@@ -243,15 +294,15 @@ impl<V: StateValue> KeyedState<V> {
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
-        let value = match self.index.remove_entry(key) {
-            Some((key, id)) => {
+        let value = match self.index.remove(&self.slots, key) {
+            Some(id) => {
                 self.free.push(id);
                 self.removed(key);
                 self.slots.get_mut(id as usize).and_then(Option::take).map(|s| s.value)
             }
             None => {
                 let value = self.take_from_disk(key)?;
-                self.removed(Arc::from(key));
+                self.removed(key);
                 Some(value)
             }
         };
@@ -263,9 +314,9 @@ impl<V: StateValue> KeyedState<V> {
         value
     }
 
-    fn removed(&mut self, key: Arc<[u8]>) {
+    fn removed(&mut self, key: &[u8]) {
         if let Some(c) = &mut self.changes {
-            c.removed.push(key);
+            c.removed.push(key.into());
             if c.removed.len() > MAX_REMOVED.max(self.index.len()) {
                 self.changes = None;
             }
@@ -316,13 +367,12 @@ impl<V: StateValue> KeyedState<V> {
     /// Updates every value with `f` (each counts as written), and removes the
     /// keys for which it returns `false`.
     pub fn retain_mut(&mut self, mut f: impl FnMut(&mut V) -> bool) {
-        let mut gone: Vec<Arc<[u8]>> = Vec::new();
-        let ids: Vec<u32> = self.index.values().copied().collect();
-        for id in ids {
+        let mut gone: Vec<Box<[u8]>> = Vec::new();
+        for id in self.index.ids() {
             if let Some(slot) = self.slots.get_mut(id as usize).and_then(|s| s.as_mut())
                 && !f(&mut slot.value)
             {
-                gone.push(slot.key.clone());
+                gone.push(Box::from(&*slot.key));
             }
             self.written(id);
         }
@@ -337,7 +387,7 @@ impl<V: StateValue> KeyedState<V> {
             self.fail(result);
             for (k, v) in rewrite {
                 match v {
-                    None => gone.push(Arc::from(k)),
+                    None => gone.push(k),
                     Some(v) => self.rewrite_on_disk(&k, &v),
                 }
             }
@@ -392,9 +442,8 @@ impl<V: StateValue> KeyedState<V> {
     /// Brings a spilled key back onto the heap; its slot.
     fn load(&mut self, key: &[u8]) -> Option<u32> {
         let value = self.take_from_disk(key)?;
-        let key: Arc<[u8]> = Arc::from(key);
-        let changed = self.changes.as_mut().is_some_and(|c| c.spilled.remove(&key));
-        let id = self.place(key, value);
+        let changed = self.changes.as_mut().is_some_and(|c| c.spilled.remove(key));
+        let id = self.place(KeyBytes::from(key), value);
         if changed {
             self.written(id);
         }
@@ -411,7 +460,7 @@ impl<V: StateValue> KeyedState<V> {
         if self.fail(result).is_some()
             && let Some(c) = &mut self.changes
         {
-            c.spilled.insert(Arc::from(key));
+            c.spilled.insert(Box::from(key));
         }
     }
 
@@ -444,7 +493,7 @@ impl<V: StateValue> KeyedState<V> {
     fn spill_cold(&mut self, n: usize, keep: u32) -> Result<(), OpError> {
         let Some(s) = &mut self.spill else { return Ok(()) };
         let len = self.slots.len();
-        let mut out: Vec<(Arc<[u8]>, Vec<u8>)> = Vec::with_capacity(n);
+        let mut out: Vec<(Box<[u8]>, Vec<u8>)> = Vec::with_capacity(n);
         let mut measured = 0;
         // Two turns of the hand clear every reference bit, so this ends.
         let mut steps = 2 * len + 1;
@@ -459,18 +508,19 @@ impl<V: StateValue> KeyedState<V> {
                 s.referenced.remove(id);
                 continue;
             }
+            let key: Box<[u8]> = Box::from(key_of(&self.slots, id as u32));
+            self.index.remove(&self.slots, &key);
             let Some(slot) = self.slots.get_mut(id).and_then(Option::take) else { continue };
-            self.index.remove(&slot.key);
             self.free.push(id as u32);
             if let Some(c) = &mut self.changes
                 && c.written.contains(id)
             {
-                c.spilled.insert(slot.key.clone());
+                c.spilled.insert(key.clone());
             }
             let mut w = Writer::new();
             slot.value.encode(&mut w);
             measured += heap_bytes::<V>(slot.key.len(), w.buf.len());
-            out.push((slot.key, w.buf));
+            out.push((key, w.buf));
         }
         if !out.is_empty() {
             s.per_key = (s.per_key + measured / out.len()) / 2;

@@ -11,6 +11,10 @@
 //!   `operators::aggregate::rowwise`);
 //! - STDDEV_POP, STDDEV_SAMP, VAR_POP and VAR_SAMP keep Flink's Welford
 //!   accumulator, which retracts (see `operators::aggregate::welford`).
+//!
+//! An accumulator takes 24 bytes: COUNT, SUM and AVG of integers and doubles,
+//! and MIN and MAX of integers, are inline, and the rest are boxed, since a
+//! group's accumulators are most of a GROUP BY's memory per key.
 
 use std::collections::BTreeMap;
 
@@ -36,52 +40,68 @@ pub enum Acc {
         sum: f64,
         n: i64,
     },
-    SumI128 {
-        sum: i128,
-        n: i64,
-    },
+    /// A DECIMAL sum and the count of values summed.
+    SumI128(Box<(i128, i64)>),
     /// MIN/MAX over an input that may retract: every value, counted.
     Values {
         max: bool,
-        values: BTreeMap<Val, i64>,
+        values: Box<BTreeMap<Val, i64>>,
+    },
+    /// MIN/MAX of integers (and times) over an append-only input.
+    ExtremeI64 {
+        max: bool,
+        value: Option<i64>,
+    },
+    /// MIN/MAX of strings over an append-only input.
+    ExtremeStr {
+        max: bool,
+        value: Option<Box<str>>,
     },
     /// MIN/MAX over an append-only input: the extreme so far.
     Extreme {
         max: bool,
-        value: Option<Val>,
+        value: Option<Box<Val>>,
     },
-    Distinct(HashMap<Val, i64>),
+    Distinct(Box<HashMap<Val, i64>>),
     /// FIRST_VALUE, LAST_VALUE, LISTAGG, SUM/AVG(DISTINCT).
-    Rows(RowAcc),
+    Rows(Box<RowAcc>),
     /// STDDEV_POP, STDDEV_SAMP, VAR_POP, VAR_SAMP, and a DECIMAL argument's
     /// precision and scale (how its values read as DOUBLE).
-    Welford(Welford, Option<(u8, i8)>),
+    Welford(Box<(Welford, Option<(u8, i8)>)>),
 }
 
 impl Acc {
     pub fn new(def: &AggDef, retracting: bool) -> Acc {
         let max = def.func == AggFunc::Max;
         if RowAcc::wanted(def) {
-            return Acc::Rows(RowAcc::new(def, retracting));
+            return Acc::Rows(Box::new(RowAcc::new(def, retracting)));
         }
         match def.func {
-            AggFunc::Count if def.distinct => Acc::Distinct(HashMap::new()),
+            AggFunc::Count if def.distinct => Acc::Distinct(Box::default()),
             AggFunc::Count => Acc::Count(0),
             AggFunc::Sum | AggFunc::Avg => match def.input_type {
                 Some(DataType::Float64 | DataType::Float32) => Acc::SumF64 { sum: 0.0, n: 0 },
-                Some(DataType::Decimal128(_, _)) => Acc::SumI128 { sum: 0, n: 0 },
+                Some(DataType::Decimal128(_, _)) => Acc::SumI128(Box::new((0, 0))),
                 _ => Acc::SumI64 { sum: 0, n: 0 },
             },
-            AggFunc::Min | AggFunc::Max if retracting => Acc::Values { max, values: BTreeMap::new() },
+            AggFunc::Min | AggFunc::Max if retracting => Acc::Values { max, values: Box::default() },
+            AggFunc::Min | AggFunc::Max if def.input_type.as_ref().is_some_and(is_i64) => {
+                Acc::ExtremeI64 { max, value: None }
+            }
+            AggFunc::Min | AggFunc::Max if matches!(def.input_type, Some(DataType::Utf8 | DataType::LargeUtf8)) => {
+                Acc::ExtremeStr { max, value: None }
+            }
             AggFunc::Min | AggFunc::Max => Acc::Extreme { max, value: None },
             // Computed by a `RowAcc` (see `RowAcc::wanted`).
-            AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg => Acc::Rows(RowAcc::new(def, retracting)),
+            AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg => {
+                Acc::Rows(Box::new(RowAcc::new(def, retracting)))
+            }
             AggFunc::StddevPop | AggFunc::StddevSamp | AggFunc::VarPop | AggFunc::VarSamp => {
                 let decimal = match def.input_type {
                     Some(DataType::Decimal128(p, s)) => Some((p, s)),
                     _ => None,
                 };
-                Acc::Welford(Welford::default(), decimal)
+                Acc::Welford(Box::new((Welford::default(), decimal)))
             }
         }
     }
@@ -111,8 +131,9 @@ impl Acc {
                 *sum = if sign > 0 { *sum + x } else { *sum - x };
                 *n += sign;
             }
-            Acc::SumI128 { sum, n } => {
+            Acc::SumI128(b) => {
                 let Val::I128(x) = v else { return Err(mismatch(v, "a DECIMAL")) };
+                let (sum, n) = &mut **b;
                 *sum = if sign > 0 { sum.wrapping_add(*x) } else { sum.wrapping_sub(*x) };
                 *n += sign;
             }
@@ -123,10 +144,40 @@ impl Acc {
                     values.remove(v);
                 }
             }
+            Acc::ExtremeI64 { max, value } => match v {
+                Val::I64(x) => {
+                    let better = value.is_none_or(|o| if *max { *x > o } else { *x < o });
+                    if sign > 0 && better {
+                        *value = Some(*x);
+                    }
+                }
+                // Not an integer after all: kept as any value from here on.
+                _ => {
+                    let value = value.map(|o| Box::new(Val::I64(o)));
+                    *self = Acc::Extreme { max: *max, value };
+                    return self.apply(Some(v), sign);
+                }
+            },
+            Acc::ExtremeStr { max, value } => match v {
+                Val::Str(x) => {
+                    let better = value.as_deref().is_none_or(|o| if *max { &**x > o } else { &**x < o });
+                    if sign > 0 && better {
+                        *value = Some(x.clone());
+                    }
+                }
+                _ => {
+                    let value = value.take().map(|o| Box::new(Val::Str(o)));
+                    *self = Acc::Extreme { max: *max, value };
+                    return self.apply(Some(v), sign);
+                }
+            },
             Acc::Extreme { max, value } => {
-                let better = value.as_ref().is_none_or(|o| if *max { v > o } else { v < o });
+                let better = value.as_deref().is_none_or(|o| if *max { v > o } else { v < o });
                 if sign > 0 && better {
-                    *value = Some(v.clone());
+                    match value {
+                        Some(o) => **o = v.clone(),
+                        None => *value = Some(Box::new(v.clone())),
+                    }
                 }
             }
             Acc::Distinct(values) => {
@@ -137,11 +188,14 @@ impl Acc {
                 }
             }
             Acc::Rows(r) => r.apply(v, sign)?,
-            Acc::Welford(w, t) => match as_f64(v, t.map(|(p, s)| DataType::Decimal128(p, s)).as_ref()) {
-                Some(x) if sign > 0 => w.accumulate(x),
-                Some(x) => w.retract(x),
-                None => return Err(mismatch(v, "a number")),
-            },
+            Acc::Welford(b) => {
+                let (w, t) = &mut **b;
+                match as_f64(v, t.map(|(p, s)| DataType::Decimal128(p, s)).as_ref()) {
+                    Some(x) if sign > 0 => w.accumulate(x),
+                    Some(x) => w.retract(x),
+                    None => return Err(mismatch(v, "a number")),
+                }
+            }
         }
         Ok(())
     }
@@ -152,7 +206,8 @@ impl Acc {
         match self {
             Acc::Count(c) => Val::I64(*c),
             Acc::Distinct(values) => Val::I64(values.len() as i64),
-            Acc::SumI64 { n: 0, .. } | Acc::SumF64 { n: 0, .. } | Acc::SumI128 { n: 0, .. } => Val::Null,
+            Acc::SumI64 { n: 0, .. } | Acc::SumF64 { n: 0, .. } => Val::Null,
+            Acc::SumI128(b) if b.1 == 0 => Val::Null,
             Acc::SumI64 { sum, n } => {
                 let v = if avg { sum.wrapping_div(*n) } else { *sum };
                 // Java's int, short and byte arithmetic wraps at their width.
@@ -164,7 +219,8 @@ impl Acc {
                 })
             }
             Acc::SumF64 { sum, n } => Val::F64(if avg { sum / *n as f64 } else { *sum }),
-            Acc::SumI128 { sum, n } => {
+            Acc::SumI128(b) => {
+                let (sum, n) = &**b;
                 if !avg {
                     return Val::I128(*sum);
                 }
@@ -185,9 +241,11 @@ impl Acc {
                 let v = if *max { values.keys().next_back() } else { values.keys().next() };
                 v.cloned().unwrap_or(Val::Null)
             }
-            Acc::Extreme { value, .. } => value.clone().unwrap_or(Val::Null),
+            Acc::ExtremeI64 { value, .. } => value.map_or(Val::Null, Val::I64),
+            Acc::ExtremeStr { value, .. } => value.clone().map_or(Val::Null, Val::Str),
+            Acc::Extreme { value, .. } => value.as_deref().cloned().unwrap_or(Val::Null),
             Acc::Rows(r) => r.result(def),
-            Acc::Welford(w, _) => w.result(def.func, &def.output_type),
+            Acc::Welford(b) => b.0.result(def.func, &def.output_type),
         }
     }
 
@@ -207,15 +265,26 @@ impl Acc {
                 w.f64(*sum);
                 w.i64(*n);
             }
-            Acc::SumI128 { sum, n } => {
+            Acc::SumI128(b) => {
                 w.u8(3);
-                w.i128(*sum);
-                w.i64(*n);
+                w.i128(b.0);
+                w.i64(b.1);
             }
             Acc::Values { max, values } => {
                 w.u8(4);
                 w.bool(*max);
                 encode_counts(w, values.iter());
+            }
+            // Encoded alike: a restore picks the variant by the value.
+            Acc::ExtremeI64 { max, value } => {
+                w.u8(5);
+                w.bool(*max);
+                w.opt(&value.map(Val::I64), |w, v| v.encode(w));
+            }
+            Acc::ExtremeStr { max, value } => {
+                w.u8(5);
+                w.bool(*max);
+                w.opt(&value.clone().map(Val::Str), |w, v| v.encode(w));
             }
             Acc::Extreme { max, value } => {
                 w.u8(5);
@@ -230,7 +299,8 @@ impl Acc {
                 w.u8(7);
                 r.encode(w);
             }
-            Acc::Welford(x, decimal) => {
+            Acc::Welford(b) => {
+                let (x, decimal) = &**b;
                 w.u8(8);
                 x.encode(w);
                 w.opt(decimal, |w, (p, s)| {
@@ -246,12 +316,20 @@ impl Acc {
             0 => Acc::Count(r.i64()?),
             1 => Acc::SumI64 { sum: r.i64()?, n: r.i64()? },
             2 => Acc::SumF64 { sum: r.f64()?, n: r.i64()? },
-            3 => Acc::SumI128 { sum: r.i128()?, n: r.i64()? },
-            4 => Acc::Values { max: r.bool()?, values: decode_counts(r)?.into_iter().collect() },
-            5 => Acc::Extreme { max: r.bool()?, value: r.opt(Val::decode)? },
-            6 => Acc::Distinct(decode_counts(r)?.into_iter().collect()),
-            7 => Acc::Rows(RowAcc::decode(r)?),
-            8 => Acc::Welford(Welford::decode(r)?, r.opt(|r| Ok((r.u8()?, r.u8()? as i8)))?),
+            3 => Acc::SumI128(Box::new((r.i128()?, r.i64()?))),
+            4 => Acc::Values { max: r.bool()?, values: Box::new(decode_counts(r)?.into_iter().collect()) },
+            5 => {
+                let max = r.bool()?;
+                match r.opt(Val::decode)? {
+                    None => Acc::Extreme { max, value: None },
+                    Some(Val::I64(x)) => Acc::ExtremeI64 { max, value: Some(x) },
+                    Some(Val::Str(x)) => Acc::ExtremeStr { max, value: Some(x) },
+                    Some(v) => Acc::Extreme { max, value: Some(Box::new(v)) },
+                }
+            }
+            6 => Acc::Distinct(Box::new(decode_counts(r)?.into_iter().collect())),
+            7 => Acc::Rows(Box::new(RowAcc::decode(r)?)),
+            8 => Acc::Welford(Box::new((Welford::decode(r)?, r.opt(|r| Ok((r.u8()?, r.u8()? as i8)))?))),
             t => return Err(OpError::Other(format!("aggregate state holds an unknown accumulator tag {t}"))),
         })
     }
@@ -265,13 +343,33 @@ impl Acc {
             Acc::SumI128 { .. } => "sum-i128",
             Acc::Values { max: true, .. } => "max-retract",
             Acc::Values { max: false, .. } => "min-retract",
-            Acc::Extreme { max: true, .. } => "max",
-            Acc::Extreme { max: false, .. } => "min",
+            Acc::Extreme { max: true, .. } | Acc::ExtremeI64 { max: true, .. } | Acc::ExtremeStr { max: true, .. } => {
+                "max"
+            }
+            Acc::Extreme { max: false, .. }
+            | Acc::ExtremeI64 { max: false, .. }
+            | Acc::ExtremeStr { max: false, .. } => "min",
             Acc::Distinct(_) => "count-distinct",
             Acc::Rows(r) => r.layout(),
             Acc::Welford(..) => "welford-m2",
         }
     }
+}
+
+/// Whether a column's values are `Val::I64`s: integers, dates and times.
+fn is_i64(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::Date32
+            | DataType::Timestamp(_, _)
+    )
 }
 
 fn mismatch(v: &Val, want: &str) -> OpError {
@@ -309,6 +407,41 @@ mod tests {
             output_type: output,
             separator: None,
         }
+    }
+
+    #[test]
+    fn an_accumulator_takes_24_bytes() {
+        assert_eq!(std::mem::size_of::<Acc>(), 24);
+    }
+
+    #[test]
+    fn an_integer_extreme_takes_other_values_and_round_trips() {
+        let d = def(AggFunc::Max, DataType::Int64, DataType::Int64);
+        let mut a = Acc::new(&d, false);
+        assert!(matches!(a, Acc::ExtremeI64 { .. }));
+        for v in [3, 9, 5] {
+            a.apply(Some(&Val::I64(v)), 1).unwrap();
+        }
+        assert_eq!(a.result(&d), Val::I64(9));
+        let mut w = Writer::new();
+        a.encode(&mut w);
+        let mut back = Acc::decode(&mut Reader::new(&w.buf)).unwrap();
+        assert!(matches!(back, Acc::ExtremeI64 { value: Some(9), .. }));
+        assert_eq!(back.layout(), "max");
+        back.apply(Some(&Val::F64(10.5)), 1).unwrap();
+        assert_eq!(back.result(&d), Val::F64(10.5));
+        let d = def(AggFunc::Min, DataType::Utf8, DataType::Utf8);
+        let mut a = Acc::new(&d, false);
+        assert!(matches!(a, Acc::ExtremeStr { .. }));
+        for v in ["b", "a", "c"] {
+            a.apply(Some(&Val::Str(v.into())), 1).unwrap();
+        }
+        assert_eq!(a.result(&d), Val::Str("a".into()));
+        let mut w = Writer::new();
+        a.encode(&mut w);
+        let back = Acc::decode(&mut Reader::new(&w.buf)).unwrap();
+        assert!(matches!(&back, Acc::ExtremeStr { value: Some(v), .. } if &**v == "a"));
+        assert_eq!(back.layout(), "min");
     }
 
     #[test]

@@ -47,7 +47,7 @@ use crate::state::value::{Val, column_values, to_array};
 #[derive(Debug, Clone)]
 pub struct Group {
     rows: i64,
-    accs: Vec<Acc>,
+    accs: Box<[Acc]>,
     written: i64,
 }
 
