@@ -28,14 +28,16 @@ run: build
 
 # test-unit and test-e2e run side by side: the e2e suite (its own cargo workspace, target
 # dir and control plane) takes its minute while test-unit runs the engine's first test
-# binaries, well before the operator's cluster tests, which want quiet cores. The shared
-# installs come first, once; the e2e output is printed after test-unit's.
+# binaries, well before the operator's cluster tests, which want quiet cores. The Dockerfile
+# lint and the browser test follow the e2e suite in the background (test-ui's build is
+# test-unit's, done by then). The shared installs come first, once; the background output
+# is printed after test-unit's.
 test: ui s3-server kafka k8s-binaries s3-binary helm prometheus openlineage-validator
-	@$(MAKE) --no-print-directory test-e2e > "$(SLUICE_CACHE)/test-e2e.log" 2>&1 & e2e=$$!; \
+	@{ $(MAKE) --no-print-directory test-e2e; e=$$?; \
+	  $(MAKE) --no-print-directory lint-docker test-ui || e=1; exit $$e; } > "$(SLUICE_CACHE)/test-e2e.log" 2>&1 & e2e=$$!; \
 	$(MAKE) --no-print-directory test-unit; unit=$$?; \
 	wait $$e2e; e2e=$$?; cat "$(SLUICE_CACHE)/test-e2e.log"; \
-	if [ $$unit -ne 0 ] || [ $$e2e -ne 0 ]; then echo "make test: test-unit exit $$unit, test-e2e exit $$e2e"; exit 1; fi
-	@$(MAKE) --no-print-directory lint-docker test-ui
+	if [ $$unit -ne 0 ] || [ $$e2e -ne 0 ]; then echo "make test: test-unit exit $$unit, test-e2e (then lint-docker and test-ui) exit $$e2e"; exit 1; fi
 
 # The engine's web UI (engine/ui): npm ci when package-lock.json changed, tsc --noEmit and
 # the esbuild bundle into engine/ui/dist/, which the engine embeds when it is compiled

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
@@ -144,6 +145,8 @@ pub struct Caches {
     pub stateful_sets: Store<StatefulSet>,
     pub config_maps: Store<ConfigMap>,
     pub pods: Store<Pod>,
+    /// HorizontalPodAutoscalers, which the autoscaler reads ([`Context::hpas`]).
+    pub hpas: Store<HorizontalPodAutoscaler>,
 }
 
 impl Context {
@@ -158,6 +161,13 @@ impl Context {
         c.config_maps.wait_until_ready().await.ok()?;
         c.pods.wait_until_ready().await.ok()?;
         Some(c)
+    }
+
+    /// The cache of HorizontalPodAutoscalers that covers namespace `ns`. It is not
+    /// waited for: only a job with the autoscaler on reads it.
+    pub fn hpas(&self, ns: &str) -> Option<Store<HorizontalPodAutoscaler>> {
+        let all = self.caches.read().ok()?;
+        all.iter().find(|(scope, _)| scope.as_deref().is_none_or(|s| s == ns)).map(|(_, c)| c.hpas.clone())
     }
 }
 

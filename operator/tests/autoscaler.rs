@@ -178,10 +178,11 @@ async fn recommend_mode_changes_nothing_until_apply_and_an_hpa_beside_the_autosc
         })
         .await?;
         // The decision is made again from fresh metrics, so the step may differ by the
-        // noise of the measured rate (6 recommended and 5 applied has been seen); it must
-        // still meet the demand that the recommendation met.
+        // noise of the measured rate (6 recommended and 5 applied, 5 and 4, have been
+        // seen); it must still meet the demand (a target of 1.9k/s at about 500/s per
+        // subtask needs 4).
         let (_, applied) = sink_parallelism(&scaled).unwrap_or_default();
-        if applied < 5 || applied + 1 < to {
+        if applied < 4 || applied + 1 < to {
             bail!("recommended {to}, applied {applied}");
         }
         t.finished_exactly_once("clicks", "s3://sluice/out", rows).await
@@ -197,7 +198,8 @@ async fn recommend_mode_changes_nothing_until_apply_and_an_hpa_beside_the_autosc
             matches!(phase(j), Some(Phase::Running | Phase::Stable))
         })
         .await?;
-        // An HPA that targets the running job: the operator lists HPAs every 60 s.
+        // An HPA that targets the running job: the operator's watch of HPAs reconciles
+        // the job it names at once.
         let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(t.client.clone(), &t.ns);
         let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
             "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "scaled-twice"},
@@ -208,7 +210,7 @@ async fn recommend_mode_changes_nothing_until_apply_and_an_hpa_beside_the_autosc
             }
         }))?;
         hpas.create(&PostParams::default(), &hpa).await?;
-        let refused = wait_object(&t.api, "scaled-twice", Duration::from_secs(120), "ScalingActive False", |j| {
+        let refused = wait_object(&t.api, "scaled-twice", Duration::from_secs(30), "ScalingActive False", |j| {
             j.status.as_ref().is_some_and(|s| {
                 s.conditions.iter().any(|c| {
                     c.type_ == "ScalingActive" && c.status == "False" && c.reason == "HorizontalPodAutoscalerConflict"

@@ -78,10 +78,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
-# `spec.autoscaler`: a job that an HPA also scales is refused, so HPAs are read.
+# `spec.autoscaler`: a job that an HPA also scales is refused, so HPAs are watched.
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [list]
+  verbs: [list, watch]
 {{- if eq .Values.operator.engineAccess "apiserver-proxy" }}
 # engineAccess apiserver-proxy: GET and POST to the coordinator's REST API through the API server.
 - apiGroups: [""]

@@ -176,9 +176,6 @@ pub struct AutoscalerStatus {
     /// When the job's metrics were last sampled (unix seconds).
     #[serde(default)]
     pub sampled_at: i64,
-    /// When HorizontalPodAutoscalers were last listed (unix seconds).
-    #[serde(default)]
-    pub hpa_checked_at: i64,
 }
 
 /// One sample of `GET /v1/job/metrics`.

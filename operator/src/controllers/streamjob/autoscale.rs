@@ -1,13 +1,14 @@
 //! The autoscaler's I/O in a reconcile: it checks that no HorizontalPodAutoscaler
-//! also scales the job, samples the running job's metrics every
+//! also scales the job (in the watch cache of HPAs, whose changes reconcile the
+//! job they target), samples the running job's metrics every
 //! [`SAMPLE_INTERVAL_SECS`], and runs the pure [`crate::autoscaler`] on
 //! `status.autoscaler`. What it decides reaches the deployment through the
 //! effective spec ([`crate::context::effective_spec`]), and the planner rolls it
 //! out as any other change: by blue-green or by a savepoint upgrade.
 
+use futures::FutureExt;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use kube::api::ListParams;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use sluice_api::rest::{Job, JobMetrics, JobStatus};
 
 use super::plan::{EngineView, PlannedEvent};
@@ -17,9 +18,6 @@ use crate::crd::{
     AutoscalerStatus, Color, MetricSample, Phase, StreamJob, StreamJobSpec, StreamJobStatus, VertexSample,
 };
 use crate::resources;
-
-/// How often HorizontalPodAutoscalers are listed for a job with the autoscaler on.
-const HPA_CHECK_SECS: i64 = 60;
 
 /// `status.autoscaler` after this reconcile (`None` when the autoscaler is off), and
 /// the Events of its decisions. `sql` is the job's resolved SQL (`spec.sql` or the
@@ -41,12 +39,12 @@ pub async fn observe(
     let basis = basis(spec, sql);
     let mut a = autoscaler::for_basis(status.autoscaler.as_ref(), &basis);
     let now = jiff::Timestamp::now().as_second();
-    if now - a.hpa_checked_at >= HPA_CHECK_SECS {
-        match hpa_conflict(ctx, job).await {
-            Ok(blocked) => a.blocked = blocked,
-            Err(e) => tracing::warn!("cannot list HorizontalPodAutoscalers: {e}"),
+    match hpa_conflict(ctx, job) {
+        Some(blocked) => a.blocked = blocked,
+        None => {
+            a.waiting = Some("the watch of HorizontalPodAutoscalers has not listed them yet".into());
+            return (Some(a), vec![]);
         }
-        a.hpa_checked_at = now;
     }
     if a.blocked.is_some() {
         a.waiting = None;
@@ -131,23 +129,27 @@ pub fn sample(m: &JobMetrics, now: i64) -> MetricSample {
     }
 }
 
+/// The StreamJob an HPA scales, if it scales one.
+pub fn scaled_job(hpa: &HorizontalPodAutoscaler) -> Option<&String> {
+    let target = &hpa.spec.as_ref()?.scale_target_ref;
+    let ours = target.kind == "StreamJob" && target.api_version.as_deref().is_none_or(|v| v.starts_with("sluice.dev/"));
+    ours.then_some(&target.name)
+}
+
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
 /// A HorizontalPodAutoscaler that targets this StreamJob, as the reason the built-in
-/// autoscaler stays off.
-async fn hpa_conflict(ctx: &Context, job: &StreamJob) -> Result<Option<String>, kube::Error> {
-    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
+/// autoscaler stays off; `None` while the watch cache of HPAs has not listed them.
+fn hpa_conflict(ctx: &Context, job: &StreamJob) -> Option<Option<String>> {
+    let ns = job.namespace().unwrap_or_default();
+    let hpas = ctx.hpas(&ns)?;
+    hpas.wait_until_ready().now_or_never()?.ok()?;
     let name = job.name_any();
-    let found = api.list(&ListParams::default()).await?.items.into_iter().find(|h| {
-        h.spec.as_ref().is_some_and(|s| {
-            s.scale_target_ref.kind == "StreamJob"
-                && s.scale_target_ref.name == name
-                && s.scale_target_ref.api_version.as_deref().is_none_or(|v| v.starts_with("sluice.dev/"))
-        })
-    });
-    Ok(found.map(|h| {
+    let found =
+        hpas.state().into_iter().find(|h| h.namespace().as_deref() == Some(&ns) && scaled_job(h) == Some(&name));
+    Some(found.map(|h| {
         format!(
             "HorizontalPodAutoscaler `{}` also scales this StreamJob: spec.autoscaler does nothing until one of \
              them is removed (both would drive the same parallelism)",

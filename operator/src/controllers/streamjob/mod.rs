@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType};
@@ -274,8 +275,9 @@ pub async fn run(ctx: Arc<Context>, namespaces: &[String]) {
         let (config_maps, cm_stream) = reflected(api::<ConfigMap>(client, &scope), owned);
         let (pods, pod_stream) =
             reflected(api::<Pod>(client, &scope), watcher::Config::default().labels("sluice.dev/job,sluice.dev/role"));
+        let (hpas, hpa_stream) = reflected(api::<HorizontalPodAutoscaler>(client, &scope), watcher::Config::default());
         if let Ok(mut c) = ctx.caches.write() {
-            c.push((scope.clone(), Caches { deployments, stateful_sets, config_maps, pods }));
+            c.push((scope.clone(), Caches { deployments, stateful_sets, config_maps, pods, hpas }));
         }
         let jobs = api::<StreamJob>(client, &scope);
         let ctx = ctx.clone();
@@ -291,6 +293,12 @@ pub async fn run(ctx: Arc<Context>, namespaces: &[String]) {
                     pod.labels()
                         .get("sluice.dev/job")
                         .map(|job| ObjectRef::<StreamJob>::new(job).within(&ns.unwrap_or_default()))
+                })
+                // An HPA that targets a job, created or deleted, switches its autoscaler off
+                // or on at once.
+                .watches_stream(hpa_stream, |hpa: HorizontalPodAutoscaler| {
+                    let ns = hpa.namespace().unwrap_or_default();
+                    autoscale::scaled_job(&hpa).map(|job| ObjectRef::<StreamJob>::new(job).within(&ns))
                 })
                 .shutdown_on_signal()
                 .run(reconcile, error_policy, ctx)
