@@ -201,16 +201,18 @@ impl StreamOperator for Deduplicate {
             if let Some(Kept::Row { ts, .. }) = self.ttl.take_expired(&mut self.state, key, now) {
                 self.waiting.remove(&(ts, Arc::from(key)));
             }
-            let kept = self.state.get(key).map(|s| &s.value);
+            // One lookup per row: its slot, read, then written through.
+            let slot = self.state.slot(key);
+            let kept = slot.and_then(|id| self.state.value(id)).map(|s| &s.value);
             if self.proctime {
                 // Every row arrives after the kept one: keep-last replaces it,
                 // keep-first keeps it.
                 if self.keep_last {
                     keep_last(kept, &row, 0, &mut emits);
-                    self.state.insert(key, Stamped { written: now, value: Kept::Row { row, ts: 0 } });
+                    self.state.put(slot, key, Stamped { written: now, value: Kept::Row { row, ts: 0 } });
                 } else if kept.is_none() {
                     emits.push(Emit { kind: RowKind::Insert, row, rank: None });
-                    self.state.insert(key, Stamped { written: now, value: Kept::Emitted });
+                    self.state.put(slot, key, Stamped { written: now, value: Kept::Emitted });
                 }
                 continue;
             }
@@ -221,7 +223,7 @@ impl StreamOperator for Deduplicate {
             let t = ts.value(i);
             if self.keep_last {
                 if keep_last(kept, &row, t, &mut emits) {
-                    self.state.insert(key, Stamped { written: now, value: Kept::Row { row, ts: t } });
+                    self.state.put(slot, key, Stamped { written: now, value: Kept::Row { row, ts: t } });
                 }
                 continue;
             }
@@ -234,7 +236,7 @@ impl StreamOperator for Deduplicate {
                         self.waiting.remove(&(old, k.clone()));
                     }
                     self.waiting.insert((t, k));
-                    self.state.insert(key, Stamped { written: now, value: Kept::Row { row, ts: t } });
+                    self.state.put(slot, key, Stamped { written: now, value: Kept::Row { row, ts: t } });
                 }
             }
         }

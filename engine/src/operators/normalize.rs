@@ -75,7 +75,8 @@ impl ChangelogNormalize {
     fn apply(&mut self, now: i64, key: &[u8], kind: RowKind, row: LastRow, out: &mut Vec<(RowKind, LastRow)>) {
         self.ttl.take_expired(&mut self.state, key, now);
         if kind.is_accumulate() {
-            match self.state.get(key).map(|s| &s.value) {
+            let slot = self.state.slot(key);
+            match slot.and_then(|id| self.state.value(id)).map(|s| &s.value) {
                 None => out.push((RowKind::Insert, row.clone())),
                 // With a TTL, Flink emits an unchanged row anyway.
                 Some(prev) if *prev == row && !self.ttl.enabled() => return,
@@ -84,7 +85,7 @@ impl ChangelogNormalize {
                     out.push((RowKind::UpdateAfter, row.clone()));
                 }
             }
-            self.state.insert(key, Stamped { written: now, value: row });
+            self.state.put(slot, key, Stamped { written: now, value: row });
         } else if let Some(prev) = self.state.remove(key) {
             out.push((RowKind::Delete, prev.value));
         }

@@ -35,7 +35,7 @@ use sluice_sql::plan::RankRange;
 
 use super::calc::relax;
 use super::rows::{
-    Direction, Emit, Row, SortKey, batch_rows, decode_key, decode_row, encode_key, encode_row, output_batch, row_at,
+    Direction, Emit, Row, RowReader, SortKey, batch_rows, decode_key, decode_row, encode_key, encode_row, output_batch,
     sort_keys,
 };
 use super::window::Keys;
@@ -374,6 +374,7 @@ impl StreamOperator for TopN {
         let sort = sort_keys(&batch, &self.order, &self.dirs)?;
         let keys = self.keys.encode(&batch)?;
         let mut emits = Vec::new();
+        let mut reader: Option<RowReader> = None;
         let top1 = self.top1();
         let update_before = top1_update_before(&self.dirs);
         let now = self.ttl.now();
@@ -384,16 +385,25 @@ impl StreamOperator for TopN {
                 None => &[],
             };
             self.ttl.take_expired(&mut self.state, pk, now);
-            if self.state.get(pk).is_none() {
-                self.state.insert(pk, Stamped { written: now, value: Buffer::default() });
-            }
-            let Some(stamped) = self.state.get_mut(pk) else { continue };
-            let buf = &mut stamped.value;
+            // One lookup per row: a row that does not enter the buffer only reads it.
+            let id = match self.state.slot(pk) {
+                Some(id) => id,
+                None => self.state.insert(pk, Stamped { written: now, value: Buffer::default() }),
+            };
             let row = match rows.as_mut() {
                 Some(rows) => rows.next().ok_or_else(|| OpError::Other("a row without values".into()))?,
-                None if (top1 && !improves(buf, &key)) || (!top1 && !fits(buf, &key, self.range)) => continue,
-                None => row_at(&batch, width, i)?,
+                None => {
+                    let Some(buf) = self.state.value(id).map(|s| &s.value) else { continue };
+                    if (top1 && !improves(buf, &key)) || (!top1 && !fits(buf, &key, self.range)) {
+                        continue;
+                    }
+                    match &reader {
+                        Some(r) => r.row(i)?,
+                        None => reader.insert(RowReader::new(&batch, width)?).row(i)?,
+                    }
+                }
             };
+            let Some(stamped) = self.state.slot_mut(id) else { continue };
             stamped.written = now;
             let buf = &mut stamped.value;
             if let Some(kinds) = &kinds {

@@ -14,7 +14,7 @@ use sluice_format::changelog::{self, RowKind};
 
 use crate::error::OpError;
 use crate::state::codec::{Reader, Writer};
-use crate::state::value::{Val, column_values, to_array};
+use crate::state::value::{ColumnReader, Val, column_values, to_array};
 
 /// One row's values; shared, as state and output hold the same rows.
 pub type Row = Arc<[Val]>;
@@ -27,15 +27,23 @@ pub fn batch_rows(batch: &RecordBatch, width: usize) -> Result<Vec<Row>, OpError
     Ok((0..batch.num_rows()).map(|_| cols.iter_mut().map(|c| c.next().unwrap_or(Val::Null)).collect()).collect())
 }
 
-/// Row `i` of a batch's first `width` columns, for operators that keep few of
-/// the rows they see (only those are converted).
-pub fn row_at(batch: &RecordBatch, width: usize, i: usize) -> Result<Row, OpError> {
-    let mut vals = Vec::with_capacity(width);
-    for col in batch.columns().iter().take(width) {
-        let v = column_values(&col.slice(i, 1))?;
-        vals.push(v.into_iter().next().unwrap_or(Val::Null));
+/// Rows of a batch's first `width` columns read one at a time, for operators
+/// that keep few of the rows they see (only those are converted): each
+/// column is prepared once per batch.
+pub struct RowReader {
+    cols: Vec<ColumnReader>,
+}
+
+impl RowReader {
+    pub fn new(batch: &RecordBatch, width: usize) -> Result<Self, OpError> {
+        let cols = batch.columns().iter().take(width).map(ColumnReader::new).collect::<Result<_, _>>()?;
+        Ok(RowReader { cols })
     }
-    Ok(vals.into())
+
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> Result<Row, OpError> {
+        self.cols.iter().map(|c| c.value(i)).collect::<Result<Vec<_>, _>>().map(Row::from)
+    }
 }
 
 pub fn encode_row(row: &Row, w: &mut Writer) {

@@ -253,6 +253,24 @@ impl<V: StateValue> KeyedState<V> {
         }
     }
 
+    /// The value in a slot (see [`KeyedState::slot`]), to read: not counted
+    /// as written.
+    pub fn value(&self, slot: u32) -> Option<&V> {
+        self.slots.get(slot as usize).and_then(|s| s.as_ref()).map(|s| &s.value)
+    }
+
+    /// Sets the value of a key whose slot is `slot` (from [`KeyedState::slot`],
+    /// `None`: the key is absent), adding the key if it is new; returns its slot.
+    pub fn put(&mut self, slot: Option<u32>, key: &[u8], value: V) -> u32 {
+        if let Some(id) = slot
+            && let Some(v) = self.slot_mut(id)
+        {
+            *v = value;
+            return id;
+        }
+        self.insert(key, value)
+    }
+
     /// The value in a slot (see [`KeyedState::slot`]).
     pub fn slot_mut(&mut self, slot: u32) -> Option<&mut V> {
         self.written(slot);

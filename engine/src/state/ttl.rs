@@ -84,6 +84,9 @@ impl Ttl {
 
     /// Removes `key` if its value has expired at `now`; returns that value.
     pub fn take_expired<V: StateValue>(&self, state: &mut KeyedState<Stamped<V>>, key: &[u8], now: i64) -> Option<V> {
+        if !self.enabled() {
+            return None;
+        }
         if state.get(key).is_some_and(|s| self.expired(s.written, now)) {
             return state.remove(key).map(|s| s.value);
         }

@@ -19,8 +19,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Decimal128Builder, Float64Array, Int64Array, ListArray, MapArray,
-    PrimitiveBuilder, StringBuilder, StructArray, new_null_array,
+    Array, ArrayRef, AsArray, BooleanBuilder, Decimal128Builder, ListArray, MapArray, PrimitiveBuilder, StringBuilder,
+    StructArray, new_null_array,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::cast;
@@ -155,38 +155,6 @@ pub fn column_values(col: &ArrayRef) -> Result<Vec<Val>, OpError> {
     let n = col.len();
     let nulls = |i: usize| col.is_null(i);
     Ok(match col.data_type() {
-        DataType::Null => vec![Val::Null; n],
-        DataType::Boolean => {
-            let a = col.as_boolean();
-            (0..n).map(|i| if nulls(i) { Val::Null } else { Val::Bool(a.value(i)) }).collect()
-        }
-        DataType::Float32 | DataType::Float64 => {
-            let c = cast(col, &DataType::Float64)?;
-            let a: &Float64Array = c.as_primitive::<Float64Type>();
-            (0..n).map(|i| if nulls(i) { Val::Null } else { Val::F64(a.value(i)) }).collect()
-        }
-        DataType::Decimal128(_, _) => {
-            let a = col.as_primitive::<arrow::datatypes::Decimal128Type>();
-            (0..n).map(|i| if nulls(i) { Val::Null } else { Val::I128(a.value(i)) }).collect()
-        }
-        DataType::Utf8 => {
-            let a = col.as_string::<i32>();
-            (0..n).map(|i| if nulls(i) { Val::Null } else { Val::Str(a.value(i).into()) }).collect()
-        }
-        DataType::LargeUtf8 | DataType::Utf8View => {
-            let c = cast(col, &DataType::Utf8)?;
-            return column_values(&c);
-        }
-        DataType::Timestamp(_, Some(_)) => {
-            // The instant, whatever the zone: values of one column share it.
-            let c = cast(col, &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None))?;
-            return column_values(&c);
-        }
-        t if t.is_integer() || t.is_temporal() => {
-            let c = cast(col, &DataType::Int64)?;
-            let a: &Int64Array = c.as_primitive::<Int64Type>();
-            (0..n).map(|i| if nulls(i) { Val::Null } else { Val::I64(a.value(i)) }).collect()
-        }
         DataType::List(_) => {
             let list = col.as_list::<i32>();
             (0..n)
@@ -207,8 +175,71 @@ pub fn column_values(col: &ArrayRef) -> Result<Vec<Val>, OpError> {
                 })
                 .collect()
         }
-        other => return Err(OpError::Other(format!("a changelog operator cannot keep {other} values in state"))),
+        _ => {
+            let reader = ColumnReader::new(col)?;
+            (0..n).map(|i| reader.value(i)).collect::<Result<_, _>>()?
+        }
     })
+}
+
+/// A column read one value at a time: cast once to the array type its values
+/// are read from, then read at any row (an operator that keeps few of the
+/// rows it sees converts only those).
+pub struct ColumnReader {
+    col: ArrayRef,
+    kind: ReadAs,
+}
+
+#[derive(Clone, Copy)]
+enum ReadAs {
+    Null,
+    Bool,
+    F64,
+    I128,
+    Str,
+    I64,
+    /// Lists and maps: the row's slice, through [`column_values`].
+    Nested,
+}
+
+impl ColumnReader {
+    pub fn new(col: &ArrayRef) -> Result<Self, OpError> {
+        let (col, kind) = match col.data_type() {
+            DataType::Null => (col.clone(), ReadAs::Null),
+            DataType::Boolean => (col.clone(), ReadAs::Bool),
+            DataType::Float64 => (col.clone(), ReadAs::F64),
+            DataType::Float32 => (cast(col, &DataType::Float64)?, ReadAs::F64),
+            DataType::Decimal128(_, _) => (col.clone(), ReadAs::I128),
+            DataType::Utf8 => (col.clone(), ReadAs::Str),
+            DataType::LargeUtf8 | DataType::Utf8View => (cast(col, &DataType::Utf8)?, ReadAs::Str),
+            DataType::Int64 => (col.clone(), ReadAs::I64),
+            DataType::Timestamp(_, Some(_)) => {
+                // The instant, whatever the zone: values of one column share it.
+                let c = cast(col, &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None))?;
+                (cast(&c, &DataType::Int64)?, ReadAs::I64)
+            }
+            t if t.is_integer() || t.is_temporal() => (cast(col, &DataType::Int64)?, ReadAs::I64),
+            DataType::List(_) | DataType::Map(_, _) => (col.clone(), ReadAs::Nested),
+            other => return Err(OpError::Other(format!("a changelog operator cannot keep {other} values in state"))),
+        };
+        Ok(ColumnReader { col, kind })
+    }
+
+    /// The value at row `i`.
+    pub fn value(&self, i: usize) -> Result<Val, OpError> {
+        if self.col.is_null(i) {
+            return Ok(Val::Null);
+        }
+        Ok(match self.kind {
+            ReadAs::Null => Val::Null,
+            ReadAs::Bool => Val::Bool(self.col.as_boolean().value(i)),
+            ReadAs::F64 => Val::F64(self.col.as_primitive::<Float64Type>().value(i)),
+            ReadAs::I128 => Val::I128(self.col.as_primitive::<arrow::datatypes::Decimal128Type>().value(i)),
+            ReadAs::Str => Val::Str(self.col.as_string::<i32>().value(i).into()),
+            ReadAs::I64 => Val::I64(self.col.as_primitive::<Int64Type>().value(i)),
+            ReadAs::Nested => column_values(&self.col.slice(i, 1))?.into_iter().next().unwrap_or(Val::Null),
+        })
+    }
 }
 
 /// Values of one column as an Arrow array of `data_type`.
@@ -340,7 +371,7 @@ pub fn to_array<'a>(data_type: &DataType, values: impl Iterator<Item = &'a Val>)
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Decimal128Array, StringArray, TimestampMillisecondArray};
+    use arrow::array::{Decimal128Array, Float64Array, Int64Array, StringArray, TimestampMillisecondArray};
 
     use super::*;
 
@@ -366,6 +397,7 @@ mod tests {
         let cols: Vec<ArrayRef> = vec![Arc::new(l.finish()), Arc::new(m.finish())];
         for col in cols {
             let vals = column_values(&col).unwrap();
+            assert_eq!(read_one_by_one(&col), vals, "a column reader reads what column_values does");
             assert!(vals[0] != Val::Null && vals[1] == Val::Null && vals[2] != Val::Null, "{vals:?}");
             let mut w = Writer::new();
             vals.iter().for_each(|v| v.encode(&mut w));
@@ -374,6 +406,29 @@ mod tests {
             assert_eq!(back, vals);
             let arr = to_array(col.data_type(), back.iter()).unwrap();
             assert_eq!(arr.as_ref(), col.as_ref());
+        }
+    }
+
+    /// A column's values as a [`ColumnReader`] reads them, row by row.
+    fn read_one_by_one(col: &ArrayRef) -> Vec<Val> {
+        let reader = ColumnReader::new(col).unwrap();
+        (0..col.len()).map(|i| reader.value(i).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_column_reader_reads_each_row_as_column_values_does() {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(arrow::array::Int32Array::from(vec![Some(7), None, Some(-2)])),
+            Arc::new(arrow::array::Float32Array::from(vec![Some(0.25), None, Some(-1.0)])),
+            Arc::new(arrow::array::LargeStringArray::from(vec![Some("long"), None, Some("")])),
+            Arc::new(arrow::array::BooleanArray::from(vec![Some(true), None, Some(false)])),
+            Arc::new(arrow::array::TimestampMicrosecondArray::from(vec![Some(5), None, Some(-7)])),
+            Arc::new(TimestampMillisecondArray::from(vec![Some(1_000), None, Some(2)]).with_timezone("+01:00")),
+        ];
+        for col in cols {
+            let vals = column_values(&col).unwrap();
+            assert_eq!(vals[1], Val::Null);
+            assert_eq!(read_one_by_one(&col), vals, "{}", col.data_type());
         }
     }
 
@@ -388,6 +443,7 @@ mod tests {
         ];
         for col in cols {
             let vals = column_values(&col).unwrap();
+            assert_eq!(read_one_by_one(&col), vals, "{}", col.data_type());
             let mut w = Writer::new();
             vals.iter().for_each(|v| v.encode(&mut w));
             let mut r = Reader::new(&w.buf);

@@ -328,14 +328,13 @@ impl Join {
                     &mut emits,
                 ),
                 Some(key) => {
-                    if self.state.get(key).is_none() {
-                        if !kinds[r].is_accumulate() && !keeps_unmatched {
-                            // Nothing under this key: a retraction emits nothing.
-                            continue;
-                        }
-                        self.state.insert(key, Sides::default());
-                    }
-                    let Some(sides) = self.state.get_mut(key) else { continue };
+                    let id = match self.state.slot(key) {
+                        Some(id) => id,
+                        // Nothing under this key: a retraction emits nothing.
+                        None if !kinds[r].is_accumulate() && !keeps_unmatched => continue,
+                        None => self.state.insert(key, Sides::default()),
+                    };
+                    let Some(sides) = self.state.slot_mut(id) else { continue };
                     let [left, right] = &mut sides.rows;
                     let (mine, theirs) = if side == 0 { (left, right) } else { (right, left) };
                     decide(
