@@ -152,10 +152,7 @@ pub struct Caches {
 impl Context {
     /// The caches that cover namespace `ns`, once they hold a complete list.
     pub async fn caches(&self, ns: &str) -> Option<Caches> {
-        let c = {
-            let all = self.caches.read().ok()?;
-            all.iter().find(|(scope, _)| scope.as_deref().is_none_or(|s| s == ns)).map(|(_, c)| c.clone())?
-        };
+        let c = self.scope_caches(ns)?;
         c.deployments.wait_until_ready().await.ok()?;
         c.stateful_sets.wait_until_ready().await.ok()?;
         c.config_maps.wait_until_ready().await.ok()?;
@@ -166,8 +163,13 @@ impl Context {
     /// The cache of HorizontalPodAutoscalers that covers namespace `ns`. It is not
     /// waited for: only a job with the autoscaler on reads it.
     pub fn hpas(&self, ns: &str) -> Option<Store<HorizontalPodAutoscaler>> {
+        self.scope_caches(ns).map(|c| c.hpas)
+    }
+
+    /// The caches of the watch scope that covers namespace `ns`, ready or not.
+    fn scope_caches(&self, ns: &str) -> Option<Caches> {
         let all = self.caches.read().ok()?;
-        all.iter().find(|(scope, _)| scope.as_deref().is_none_or(|s| s == ns)).map(|(_, c)| c.hpas.clone())
+        all.iter().find(|(scope, _)| scope.as_deref().is_none_or(|s| s == ns)).map(|(_, c)| c.clone())
     }
 }
 
