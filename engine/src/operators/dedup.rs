@@ -30,7 +30,7 @@ use arrow::record_batch::RecordBatch;
 use sluice_format::changelog::{self, RowKind};
 
 use super::calc::relax;
-use super::rows::{Emit, Row, batch_rows, decode_row, encode_row, output_batch};
+use super::rows::{Emit, Row, RowReader, Source, decode_row, encode_row, output_batch, output_from};
 use super::window::Keys;
 use super::{StreamEvent, StreamOperator, epoch_millis};
 use crate::error::OpError;
@@ -73,22 +73,22 @@ impl StateValue for Kept {
     }
 }
 
-/// Keep-last: whether a row at `ts` replaces what the key keeps, and what is
-/// emitted.
-pub fn keep_last(prev: Option<&Kept>, row: &Row, ts: i64, out: &mut Vec<Emit>) -> bool {
+/// Keep-last: what a row at `ts` does to what the key keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastDecision {
+    /// The key's first row: `+I`.
+    Insert,
+    /// The row replaces the kept one: `-U` old, `+U` new.
+    Replace,
+    /// The kept row is later: nothing happens.
+    Lose,
+}
+
+pub fn keep_last(prev: Option<&Kept>, ts: i64) -> LastDecision {
     match prev {
-        Some(Kept::Row { row: p, ts: pts }) => {
-            if *pts > ts {
-                return false;
-            }
-            out.push(Emit { kind: RowKind::UpdateBefore, row: p.clone(), rank: None });
-            out.push(Emit { kind: RowKind::UpdateAfter, row: row.clone(), rank: None });
-            true
-        }
-        _ => {
-            out.push(Emit { kind: RowKind::Insert, row: row.clone(), rank: None });
-            true
-        }
+        Some(Kept::Row { ts: pts, .. }) if *pts > ts => LastDecision::Lose,
+        Some(Kept::Row { .. }) => LastDecision::Replace,
+        _ => LastDecision::Insert,
     }
 }
 
@@ -187,13 +187,15 @@ impl StreamOperator for Deduplicate {
         if changelog::has_kinds(&batch) {
             return Err(OpError::Other("deduplication over an updating input is not supported".into()));
         }
-        let rows = batch_rows(&batch, self.types.len())?;
+        // Rows are converted only when they are kept; emitted input rows are
+        // taken from the batch as they are (`output_from`).
+        let rows = RowReader::new(&batch, self.types.len())?;
         let ts = epoch_millis(batch.column(self.time_col))?;
         let keys = self.keys.encode(&batch)?;
-        let mut emits = Vec::new();
+        let mut emits: Vec<(RowKind, Source)> = Vec::new();
         let now = self.ttl.now();
         self.expire(now);
-        for (i, row) in rows.into_iter().enumerate() {
+        for i in 0..batch.num_rows() {
             let key: &[u8] = match &keys {
                 Some(k) => k.row(i).data(),
                 None => &[],
@@ -204,26 +206,35 @@ impl StreamOperator for Deduplicate {
             // One lookup per row: its slot, read, then written through.
             let slot = self.state.slot(key);
             let kept = slot.and_then(|id| self.state.value(id)).map(|s| &s.value);
-            if self.proctime {
-                // Every row arrives after the kept one: keep-last replaces it,
-                // keep-first keeps it.
-                if self.keep_last {
-                    keep_last(kept, &row, 0, &mut emits);
-                    self.state.put(slot, key, Stamped { written: now, value: Kept::Row { row, ts: 0 } });
-                } else if kept.is_none() {
-                    emits.push(Emit { kind: RowKind::Insert, row, rank: None });
-                    self.state.put(slot, key, Stamped { written: now, value: Kept::Emitted });
+            // Processing time: every row arrives after the kept one, so
+            // keep-last replaces it and keep-first keeps it.
+            let t = match (self.proctime, arrow::array::Array::is_null(&ts, i)) {
+                (true, _) => 0,
+                (false, true) => {
+                    self.late += 1;
+                    continue;
                 }
-                continue;
-            }
-            if arrow::array::Array::is_null(&ts, i) {
-                self.late += 1;
-                continue;
-            }
-            let t = ts.value(i);
+                (false, false) => ts.value(i),
+            };
             if self.keep_last {
-                if keep_last(kept, &row, t, &mut emits) {
-                    self.state.put(slot, key, Stamped { written: now, value: Kept::Row { row, ts: t } });
+                match keep_last(kept, t) {
+                    LastDecision::Lose => continue,
+                    LastDecision::Insert => emits.push((RowKind::Insert, Source::Input(i as u32))),
+                    LastDecision::Replace => {
+                        if let Some(Kept::Row { row, .. }) = kept {
+                            emits.push((RowKind::UpdateBefore, Source::Kept(row.clone())));
+                        }
+                        emits.push((RowKind::UpdateAfter, Source::Input(i as u32)));
+                    }
+                }
+                let value = Kept::Row { row: rows.row(i)?, ts: t };
+                self.state.put(slot, key, Stamped { written: now, value });
+                continue;
+            }
+            if self.proctime {
+                if kept.is_none() {
+                    emits.push((RowKind::Insert, Source::Input(i as u32)));
+                    self.state.put(slot, key, Stamped { written: now, value: Kept::Emitted });
                 }
                 continue;
             }
@@ -236,13 +247,14 @@ impl StreamOperator for Deduplicate {
                         self.waiting.remove(&(old, k.clone()));
                     }
                     self.waiting.insert((t, k));
-                    self.state.put(slot, key, Stamped { written: now, value: Kept::Row { row, ts: t } });
+                    let value = Kept::Row { row: rows.row(i)?, ts: t };
+                    self.state.put(slot, key, Stamped { written: now, value });
                 }
             }
         }
         if !emits.is_empty() {
             // Only keep-last updates; keep-first on processing time appends.
-            out.push(StreamEvent::Batch(output_batch(&emits, &self.types, false, self.keep_last, &self.schema)?));
+            out.push(StreamEvent::Batch(output_from(&batch, &emits, &self.types, self.keep_last, &self.schema)?));
         }
         Ok(())
     }
@@ -398,17 +410,15 @@ mod tests {
     #[test]
     fn keep_last_replaces_on_equal_or_later_times() {
         let kept = Kept::Row { row: row(1), ts: 10 };
-        // (time, replaces, emitted kinds)
-        let cases: [(Option<&Kept>, i64, bool, &[RowKind]); 4] = [
-            (None, 5, true, &[RowKind::Insert]),
-            (Some(&kept), 10, true, &[RowKind::UpdateBefore, RowKind::UpdateAfter]),
-            (Some(&kept), 11, true, &[RowKind::UpdateBefore, RowKind::UpdateAfter]),
-            (Some(&kept), 9, false, &[]),
+        let cases = [
+            (None, 5, LastDecision::Insert),
+            (Some(&Kept::Emitted), 5, LastDecision::Insert),
+            (Some(&kept), 10, LastDecision::Replace),
+            (Some(&kept), 11, LastDecision::Replace),
+            (Some(&kept), 9, LastDecision::Lose),
         ];
-        for (prev, ts, replaces, kinds) in cases {
-            let mut out = Vec::new();
-            assert_eq!(keep_last(prev, &row(2), ts, &mut out), replaces, "{prev:?} {ts}");
-            assert_eq!(out.iter().map(|e| e.kind).collect::<Vec<_>>(), kinds, "{prev:?} {ts}");
+        for (prev, ts, want) in cases {
+            assert_eq!(keep_last(prev, ts), want, "{prev:?} {ts}");
         }
     }
 

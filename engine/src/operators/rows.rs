@@ -42,8 +42,68 @@ impl RowReader {
 
     /// Row `i`.
     pub fn row(&self, i: usize) -> Result<Row, OpError> {
-        self.cols.iter().map(|c| c.value(i)).collect::<Result<Vec<_>, _>>().map(Row::from)
+        // Collected straight into the row's one allocation (a `Vec` first
+        // would be a second one, and a copy).
+        let mut failed = None;
+        let row: Row = self
+            .cols
+            .iter()
+            .map(|c| {
+                c.value(i).unwrap_or_else(|e| {
+                    failed = Some(e);
+                    Val::Null
+                })
+            })
+            .collect();
+        failed.map_or(Ok(row), Err)
     }
+}
+
+/// Where an output row comes from: row `i` of the input batch, taken as it
+/// is, or a row held in state.
+pub enum Source {
+    Input(u32),
+    Kept(Row),
+}
+
+/// [`output_batch`] for operators that emit input rows as well as rows from
+/// state (deduplication's `+I` and `+U`): the input rows are taken from the
+/// batch's columns by index, and only the rows from state are converted. The
+/// kind column is attached when `updating`.
+pub fn output_from(
+    batch: &RecordBatch,
+    rows: &[(RowKind, Source)],
+    types: &[DataType],
+    updating: bool,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, OpError> {
+    let kept: Vec<&Row> =
+        rows.iter().filter_map(|(_, s)| if let Source::Kept(r) = s { Some(r) } else { None }).collect();
+    let mut at_kept = 0;
+    let indices: Vec<(usize, usize)> = rows
+        .iter()
+        .map(|(_, s)| match s {
+            Source::Input(i) => (0, *i as usize),
+            Source::Kept(_) => {
+                at_kept += 1;
+                (1, at_kept - 1)
+            }
+        })
+        .collect();
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(types.len());
+    for (c, t) in types.iter().enumerate() {
+        let input = batch.column(c);
+        let input = if input.data_type() == t { input.clone() } else { arrow::compute::cast(input, t)? };
+        let from_state = to_array(t, kept.iter().map(|r| &r[c]))?;
+        cols.push(arrow::compute::interleave(&[input.as_ref(), from_state.as_ref()], &indices)?);
+    }
+    let opts = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    let out = RecordBatch::try_new_with_options(schema.clone(), cols, &opts)?;
+    if !updating {
+        return Ok(out);
+    }
+    let kinds: Vec<RowKind> = rows.iter().map(|(k, _)| *k).collect();
+    Ok(changelog::attach(&out, &kinds)?)
 }
 
 pub fn encode_row(row: &Row, w: &mut Writer) {

@@ -6,7 +6,7 @@
 //! | --- | --- | --- |
 //! | TINYINT … BIGINT, DATE, TIME, TIMESTAMP(_LTZ) | Int8 … Int64, Date32, Time*, Timestamp | `I64` |
 //! | FLOAT, DOUBLE | Float32, Float64 | `F64` (ordered by `total_cmp`) |
-//! | DECIMAL | Decimal128 | `I128` (unscaled) |
+//! | DECIMAL | Decimal128 | `I128` (unscaled, as a [`Wide`]) |
 //! | STRING | Utf8 | `Str` |
 //! | BOOLEAN | Boolean | `Bool` |
 //! | ARRAY<T> | List | `List` of T's values |
@@ -34,11 +34,35 @@ pub enum Val {
     Null,
     I64(i64),
     F64(f64),
-    I128(i128),
+    I128(Wide),
     Str(Box<str>),
     Bool(bool),
     List(Arc<[Val]>),
     Map(Arc<[(Val, Val)]>),
+}
+
+/// An `i128` held as two 8-byte halves: an `i128` is 16-byte aligned, and
+/// would make every [`Val`] (a row of state holds one per column) take 32
+/// bytes instead of 24.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Wide([u64; 2]);
+
+impl Wide {
+    pub fn get(self) -> i128 {
+        ((self.0[1] as u128) << 64 | self.0[0] as u128) as i128
+    }
+}
+
+impl From<i128> for Wide {
+    fn from(v: i128) -> Self {
+        Wide([v as u64, ((v as u128) >> 64) as u64])
+    }
+}
+
+impl std::fmt::Debug for Wide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
 }
 
 impl Val {
@@ -66,7 +90,7 @@ impl Val {
             Val::Bool(b) => w.bool(*b),
             Val::I64(v) => w.i64(*v),
             Val::F64(v) => w.f64(*v),
-            Val::I128(v) => w.i128(*v),
+            Val::I128(v) => w.i128(v.get()),
             Val::Str(s) => w.str(s),
             Val::List(items) => {
                 w.u32(items.len() as u32);
@@ -88,7 +112,7 @@ impl Val {
             1 => Val::Bool(r.bool()?),
             2 => Val::I64(r.i64()?),
             3 => Val::F64(r.f64()?),
-            4 => Val::I128(r.i128()?),
+            4 => Val::I128(r.i128()?.into()),
             5 => Val::Str(r.str()?.into_boxed_str()),
             6 => {
                 let n = r.u32()? as usize;
@@ -124,7 +148,7 @@ impl Ord for Val {
         match (self, other) {
             (Val::I64(a), Val::I64(b)) => a.cmp(b),
             (Val::F64(a), Val::F64(b)) => a.total_cmp(b),
-            (Val::I128(a), Val::I128(b)) => a.cmp(b),
+            (Val::I128(a), Val::I128(b)) => a.get().cmp(&b.get()),
             (Val::Str(a), Val::Str(b)) => a.cmp(b),
             (Val::Bool(a), Val::Bool(b)) => a.cmp(b),
             (Val::List(a), Val::List(b)) => a.iter().cmp(b.iter()),
@@ -142,7 +166,7 @@ impl Hash for Val {
             Val::Bool(b) => b.hash(state),
             Val::I64(v) => v.hash(state),
             Val::F64(v) => v.to_bits().hash(state),
-            Val::I128(v) => v.hash(state),
+            Val::I128(v) => v.get().hash(state),
             Val::Str(s) => s.hash(state),
             Val::List(items) => items.hash(state),
             Val::Map(entries) => entries.hash(state),
@@ -234,7 +258,7 @@ impl ColumnReader {
             ReadAs::Null => Val::Null,
             ReadAs::Bool => Val::Bool(self.col.as_boolean().value(i)),
             ReadAs::F64 => Val::F64(self.col.as_primitive::<Float64Type>().value(i)),
-            ReadAs::I128 => Val::I128(self.col.as_primitive::<arrow::datatypes::Decimal128Type>().value(i)),
+            ReadAs::I128 => Val::I128(self.col.as_primitive::<arrow::datatypes::Decimal128Type>().value(i).into()),
             ReadAs::Str => Val::Str(self.col.as_string::<i32>().value(i).into()),
             ReadAs::I64 => Val::I64(self.col.as_primitive::<Int64Type>().value(i)),
             ReadAs::Nested => column_values(&self.col.slice(i, 1))?.into_iter().next().unwrap_or(Val::Null),
@@ -275,7 +299,7 @@ pub fn to_array<'a>(data_type: &DataType, values: impl Iterator<Item = &'a Val>)
             for v in values {
                 match v {
                     Val::Null => b.append_null(),
-                    Val::I128(x) => b.append_value(*x),
+                    Val::I128(x) => b.append_value(x.get()),
                     o => return Err(mismatch(o)),
                 }
             }
@@ -456,5 +480,16 @@ mod tests {
         assert!(Val::Null < Val::I64(i64::MIN));
         assert!(Val::List(vec![Val::I64(1)].into()) < Val::List(vec![Val::I64(1), Val::Null].into()));
         assert!(Val::F64(-0.5) < Val::F64(0.5));
+    }
+
+    #[test]
+    fn a_value_takes_24_bytes_and_a_decimal_keeps_every_bit_and_its_order() {
+        assert_eq!(std::mem::size_of::<Val>(), 24);
+        let xs = [i128::MIN, i128::MIN + 1, -(1 << 64), -1, 0, 1, u64::MAX as i128, 1 << 64, i128::MAX];
+        for x in xs {
+            assert_eq!(Wide::from(x).get(), x);
+        }
+        let vals: Vec<Val> = xs.iter().map(|x| Val::I128((*x).into())).collect();
+        assert!(vals.windows(2).all(|w| w[0] < w[1]), "{vals:?}");
     }
 }

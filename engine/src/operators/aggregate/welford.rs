@@ -115,7 +115,7 @@ impl Welford {
             DataType::Int16 => Val::I64(v as i32 as i16 as i64),
             DataType::Int8 => Val::I64(v as i32 as i8 as i64),
             DataType::Float32 => Val::F64(v as f32 as f64),
-            DataType::Decimal128(p, s) => decimal_from_f64(v, *p, *s).map_or(Val::Null, Val::I128),
+            DataType::Decimal128(p, s) => decimal_from_f64(v, *p, *s).map_or(Val::Null, |v| Val::I128(v.into())),
             _ => Val::F64(v),
         }
     }
@@ -139,9 +139,9 @@ pub fn as_f64(v: &Val, input: Option<&DataType>) -> Option<f64> {
     match (v, input) {
         (Val::I64(x), _) => Some(*x as f64),
         (Val::F64(x), _) => Some(*x),
-        (Val::I128(x), Some(DataType::Decimal128(p, s))) if *p <= 18 => Some(*x as f64 / 10f64.powi(*s as i32)),
-        (Val::I128(x), Some(DataType::Decimal128(_, s))) => format!("{x}e-{s}").parse().ok(),
-        (Val::I128(x), _) => Some(*x as f64),
+        (Val::I128(x), Some(DataType::Decimal128(p, s))) if *p <= 18 => Some(x.get() as f64 / 10f64.powi(*s as i32)),
+        (Val::I128(x), Some(DataType::Decimal128(_, s))) => format!("{}e-{s}", x.get()).parse().ok(),
+        (Val::I128(x), _) => Some(x.get() as f64),
         _ => None,
     }
 }
@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(w.value(AggFunc::StddevSamp), Some(1.4999999999999998));
         assert_eq!(w.result(AggFunc::VarSamp, &DataType::Int32), Val::I64(2), "INT results are truncated");
         assert_eq!(w.result(AggFunc::StddevSamp, &DataType::Int64), Val::I64(1));
-        assert_eq!(w.result(AggFunc::VarPop, &DataType::Decimal128(38, 6)), Val::I128(1_687_500));
+        assert_eq!(w.result(AggFunc::VarPop, &DataType::Decimal128(38, 6)), Val::I128(1_687_500.into()));
         assert_eq!(w.result(AggFunc::StddevPop, &DataType::Float64), Val::F64(1.6874999999999998f64.sqrt()));
     }
 
@@ -264,8 +264,8 @@ mod tests {
         assert_eq!(decimal_from_f64(1e-9, 38, 6), Some(0));
         assert_eq!(decimal_from_f64(1e40, 38, 6), None);
         assert_eq!(decimal_from_f64(100.0, 4, 2), None);
-        assert_eq!(as_f64(&Val::I128(12345), Some(&DataType::Decimal128(10, 2))), Some(123.45));
-        assert_eq!(as_f64(&Val::I128(12345), Some(&DataType::Decimal128(38, 2))), Some(123.45));
+        assert_eq!(as_f64(&Val::I128(12345.into()), Some(&DataType::Decimal128(10, 2))), Some(123.45));
+        assert_eq!(as_f64(&Val::I128(12345.into()), Some(&DataType::Decimal128(38, 2))), Some(123.45));
     }
 
     #[test]

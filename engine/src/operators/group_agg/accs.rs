@@ -137,7 +137,7 @@ impl Acc {
             Acc::SumI128(b) => {
                 let Val::I128(x) = v else { return Err(mismatch(v, "a DECIMAL")) };
                 let (sum, n) = &mut **b;
-                *sum = if sign > 0 { sum.wrapping_add(*x) } else { sum.wrapping_sub(*x) };
+                *sum = if sign > 0 { sum.wrapping_add(x.get()) } else { sum.wrapping_sub(x.get()) };
                 *n += sign;
             }
             Acc::Values { values, .. } => {
@@ -225,7 +225,7 @@ impl Acc {
             Acc::SumI128(b) => {
                 let (sum, n) = &**b;
                 if !avg {
-                    return Val::I128(*sum);
+                    return Val::I128((*sum).into());
                 }
                 let in_scale = match &def.input_type {
                     Some(DataType::Decimal128(_, s)) => *s,
@@ -236,7 +236,7 @@ impl Acc {
                     _ => in_scale,
                 };
                 match sum.checked_mul(10i128.pow((out_scale - in_scale).max(0) as u32)) {
-                    Some(scaled) => Val::I128(div_half_up(scaled, *n as i128)),
+                    Some(scaled) => Val::I128(div_half_up(scaled, *n as i128).into()),
                     None => Val::Null,
                 }
             }
@@ -479,10 +479,10 @@ mod tests {
         let avg = def(AggFunc::Avg, DataType::Decimal128(10, 2), DataType::Decimal128(38, 6));
         let mut a = Acc::new(&avg, false);
         for v in [100, 200, 200] {
-            a.apply(Some(&Val::I128(v)), 1).unwrap();
+            a.apply(Some(&Val::I128(v.into())), 1).unwrap();
         }
         // (1.00 + 2.00 + 2.00) / 3 = 1.666667, half-up at scale 6.
-        assert_eq!(a.result(&avg), Val::I128(1_666_667));
+        assert_eq!(a.result(&avg), Val::I128(1_666_667.into()));
     }
 
     #[test]
@@ -505,19 +505,19 @@ mod tests {
         assert_eq!(a.layout(), "welford-m2");
         // 1.00, 2.00, 4.00, 4.00 and a NULL; then 9.99 comes and goes.
         for v in [100, 200, 400, 400, 999] {
-            a.apply(Some(&Val::I128(v)), 1).unwrap();
+            a.apply(Some(&Val::I128(v.into())), 1).unwrap();
         }
         a.apply(Some(&Val::Null), 1).unwrap();
-        a.apply(Some(&Val::I128(999)), -1).unwrap();
+        a.apply(Some(&Val::I128(999.into())), -1).unwrap();
         let mut w = Writer::new();
         a.encode(&mut w);
         let mut back = Acc::decode(&mut Reader::new(&w.buf)).unwrap();
         assert_eq!(back.layout(), "welford-m2");
         // M2 / 3 = 2.25 up to rounding, half-up at scale 6.
-        assert_eq!(back.result(&d), Val::I128(2_250_000));
+        assert_eq!(back.result(&d), Val::I128(2_250_000.into()));
         // The decoded accumulator still reads DECIMAL(10, 2) values.
         for v in [100, 200, 400] {
-            back.apply(Some(&Val::I128(v)), -1).unwrap();
+            back.apply(Some(&Val::I128(v.into())), -1).unwrap();
         }
         assert_eq!(back.result(&d), Val::Null, "the sample variance of one value is NULL");
     }
