@@ -39,6 +39,7 @@ use crate::state::StateView;
 use crate::state::codec::{Reader, Writer};
 use crate::state::keyed::{KeyedState, StateValue};
 use crate::state::ttl::{Stamped, Ttl};
+use crate::state::value::row_heap;
 
 /// The state of one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +71,13 @@ impl StateValue for Kept {
             1 => Ok(Kept::Emitted),
             t => Err(OpError::Other(format!("deduplication state has an unknown tag {t}"))),
         }
+    }
+
+    fn heap_size(&self) -> Option<usize> {
+        Some(match self {
+            Kept::Row { row, .. } => row_heap(row),
+            Kept::Emitted => 0,
+        })
     }
 }
 

@@ -30,11 +30,18 @@ use crate::state::StateView;
 use crate::state::codec::{Reader, Writer};
 use crate::state::keyed::{KeyedState, StateValue};
 use crate::state::ttl::{Stamped, Ttl};
-use crate::state::value::{Val, column_values, to_array};
+use crate::state::value::{Val, block, column_values, to_array};
 
 /// The last row of a key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LastRow(Vec<Val>);
+
+#[cfg(test)]
+impl LastRow {
+    pub(crate) fn for_test(cells: Vec<Val>) -> Self {
+        LastRow(cells)
+    }
+}
 
 impl StateValue for LastRow {
     fn encode(&self, w: &mut Writer) {
@@ -45,6 +52,11 @@ impl StateValue for LastRow {
     fn decode(r: &mut Reader<'_>) -> Result<Self, OpError> {
         let n = r.u32()? as usize;
         Ok(LastRow((0..n).map(|_| Val::decode(r)).collect::<Result<_, _>>()?))
+    }
+
+    fn heap_size(&self) -> Option<usize> {
+        let cells = block(self.0.capacity() * std::mem::size_of::<Val>());
+        Some(cells + self.0.iter().map(Val::heap_size).sum::<usize>())
     }
 }
 

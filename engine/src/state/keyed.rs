@@ -42,6 +42,14 @@ use crate::operators::window::Keys;
 pub trait StateValue: Clone + Send + Sync + 'static {
     fn encode(&self, w: &mut Writer);
     fn decode(r: &mut Reader<'_>) -> Result<Self, OpError>;
+
+    /// The heap bytes the value holds outside its slot (its blocks, with the
+    /// allocator's rounding: [`super::value::block`]), for the disk backend's
+    /// memory budget; `None` when the value cannot tell, and the backend
+    /// estimates it from the encoding (`encoded`, its length).
+    fn heap_size(&self) -> Option<usize> {
+        None
+    }
 }
 
 #[derive(Clone)]
@@ -139,15 +147,15 @@ struct Spilling {
 /// id and a control byte, with the hash table's spare capacity).
 const KEY_OVERHEAD: usize = 8;
 
-/// Estimated heap bytes of a key and its value, from the key's length and the
-/// value's encoded size: a key longer than [`KeyBytes`] holds inline has a
-/// heap block, and heap values (vectors of enums, boxed strings, allocator
-/// headers) take about three times their encoding (a GROUP BY's
-/// COUNT/SUM/MAX group took 486 bytes on the heap for 60 encoded, see
-/// `scripts/bench_spill.py`).
-fn heap_bytes<V>(key: usize, encoded: usize) -> usize {
-    let key_block = if key > super::key::INLINE { key + 16 } else { 0 };
-    std::mem::size_of::<Option<Slot<V>>>() + KEY_OVERHEAD + key_block + 3 * encoded
+/// Estimated heap bytes of a key and its value: the slot, the index entry, a
+/// key longer than [`KeyBytes`] holds inline, and what the value holds
+/// ([`StateValue::heap_size`]); a value that cannot tell is taken at three
+/// times its `encoded` length (vectors of 24-byte values, boxed strings,
+/// block rounding), which errs on the side of spilling early.
+fn heap_bytes<V: StateValue>(key: usize, value: &V, encoded: usize) -> usize {
+    let key_block = if key > super::key::INLINE { super::value::block(key) } else { 0 };
+    let value = value.heap_size().unwrap_or(3 * encoded);
+    std::mem::size_of::<Option<Slot<V>>>() + KEY_OVERHEAD + key_block + value
 }
 /// One value in this many written is measured.
 const SAMPLE_EVERY: u32 = 512;
@@ -172,7 +180,7 @@ impl<V: StateValue> Default for KeyedState<V> {
                         referenced: IdSet::default(),
                         pinned: IdSet::default(),
                         hand: 0,
-                        per_key: heap_bytes::<V>(16, 64),
+                        per_key: std::mem::size_of::<Option<Slot<V>>>() + KEY_OVERHEAD + 3 * 64,
                         until_sample: 0,
                     }))
                 }
@@ -492,7 +500,7 @@ impl<V: StateValue> KeyedState<V> {
             if let Some(slot) = self.slots.get(keep as usize).and_then(Option::as_ref) {
                 let mut w = Writer::new();
                 slot.value.encode(&mut w);
-                let measured = heap_bytes::<V>(slot.key.len(), w.buf.len());
+                let measured = heap_bytes(slot.key.len(), &slot.value, w.buf.len());
                 s.per_key = (s.per_key * 7 + measured) / 8;
             }
         }
@@ -537,7 +545,7 @@ impl<V: StateValue> KeyedState<V> {
             }
             let mut w = Writer::new();
             slot.value.encode(&mut w);
-            measured += heap_bytes::<V>(slot.key.len(), w.buf.len());
+            measured += heap_bytes(slot.key.len(), &slot.value, w.buf.len());
             out.push((key, w.buf));
         }
         if !out.is_empty() {

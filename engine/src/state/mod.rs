@@ -10,6 +10,8 @@ pub mod codec;
 pub mod cow;
 pub mod disk;
 pub mod entries;
+#[cfg(test)]
+mod heap_tests;
 pub mod key;
 pub mod keyed;
 #[cfg(test)]

@@ -34,6 +34,10 @@ impl<V: StateValue> StateValue for Stamped<V> {
         let written = r.i64()?;
         Ok(Stamped { written, value: V::decode(r)? })
     }
+
+    fn heap_size(&self) -> Option<usize> {
+        self.value.heap_size()
+    }
 }
 
 /// Processing time in epoch ms; tests pass a fixed one.

@@ -65,7 +65,32 @@ impl std::fmt::Debug for Wide {
     }
 }
 
+/// The heap bytes a block of `n` bytes takes: allocators hand out size
+/// classes about 16 bytes apart at the sizes state uses.
+pub fn block(n: usize) -> usize {
+    n.div_ceil(16) * 16
+}
+
+/// The heap bytes of a row of values held in one block (an `Arc<[Val]>`, with
+/// its two counts) and the values' own blocks.
+pub fn row_heap(row: &[Val]) -> usize {
+    block(16 + row.len() * std::mem::size_of::<Val>()) + row.iter().map(Val::heap_size).sum::<usize>()
+}
+
 impl Val {
+    /// The heap bytes the value holds besides itself.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Val::Str(s) => block(s.len()),
+            Val::List(items) => row_heap(items),
+            Val::Map(entries) => {
+                block(16 + entries.len() * 2 * std::mem::size_of::<Val>())
+                    + entries.iter().map(|(k, v)| k.heap_size() + v.heap_size()).sum::<usize>()
+            }
+            _ => 0,
+        }
+    }
+
     fn rank(&self) -> u8 {
         match self {
             Val::Null => 0,

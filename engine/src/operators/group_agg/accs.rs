@@ -27,7 +27,7 @@ use crate::operators::aggregate::rowwise::RowAcc;
 use crate::operators::aggregate::welford::{Welford, as_f64};
 use crate::operators::aggregate::{AggDef, div_half_up};
 use crate::state::codec::{Reader, Writer};
-use crate::state::value::Val;
+use crate::state::value::{Val, block};
 
 // The boxed maps are deliberate: inline, they would make every accumulator 32
 // bytes or more (see `an_accumulator_takes_24_bytes`).
@@ -74,6 +74,29 @@ pub enum Acc {
 }
 
 impl Acc {
+    /// The heap bytes the accumulator holds besides itself: a string
+    /// extreme's block; a boxed kind's (maps of values, row accumulators),
+    /// taken at three times its encoding, as the disk backend takes values
+    /// that cannot tell.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Acc::Count(_)
+            | Acc::SumI64 { .. }
+            | Acc::SumF64 { .. }
+            | Acc::ExtremeI64 { .. }
+            | Acc::ExtremeStr { value: None, .. } => 0,
+            Acc::ExtremeStr { value: Some(s), .. } => block(s.len()),
+            Acc::Extreme { value, .. } => {
+                value.as_ref().map_or(0, |v| block(std::mem::size_of::<Val>()) + v.heap_size())
+            }
+            _ => {
+                let mut w = Writer::new();
+                self.encode(&mut w);
+                3 * w.buf.len()
+            }
+        }
+    }
+
     pub fn new(def: &AggDef, retracting: bool) -> Acc {
         let max = def.func == AggFunc::Max;
         if RowAcc::wanted(def) {

@@ -40,7 +40,7 @@ use crate::state::StateView;
 use crate::state::codec::{Reader, Writer};
 use crate::state::keyed::{KeyedState, StateValue};
 use crate::state::ttl::Ttl;
-use crate::state::value::{Val, column_values, to_array};
+use crate::state::value::{Val, block, column_values, to_array};
 
 /// One key's state: its row count (added minus retracted), accumulators,
 /// and when it was last written (processing time, ms), for the state TTL.
@@ -49,6 +49,13 @@ pub struct Group {
     rows: i64,
     accs: Box<[Acc]>,
     written: i64,
+}
+
+#[cfg(test)]
+impl Group {
+    pub(crate) fn for_test(rows: i64, accs: Vec<Acc>) -> Self {
+        Group { rows, accs: accs.into(), written: 0 }
+    }
 }
 
 impl StateValue for Group {
@@ -65,6 +72,11 @@ impl StateValue for Group {
         let n = r.u32()? as usize;
         let accs = (0..n).map(|_| Acc::decode(r)).collect::<Result<_, _>>()?;
         Ok(Group { rows, accs, written })
+    }
+
+    fn heap_size(&self) -> Option<usize> {
+        let accs = block(self.accs.len() * std::mem::size_of::<Acc>());
+        Some(accs + self.accs.iter().map(Acc::heap_size).sum::<usize>())
     }
 }
 

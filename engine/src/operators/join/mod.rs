@@ -66,6 +66,7 @@ use crate::error::OpError;
 use crate::state::StateView;
 use crate::state::codec::{Reader, Writer};
 use crate::state::keyed::{KeyedState, StateValue};
+use crate::state::value::block;
 
 /// What the join is built from (see `OpSpec::Join`).
 pub struct JoinDef {
@@ -137,6 +138,13 @@ impl StateValue for Sides {
             }
         }
         Ok(sides)
+    }
+
+    fn heap_size(&self) -> Option<usize> {
+        let side = |s: &Vec<Entry>| {
+            block(s.capacity() * std::mem::size_of::<Entry>()) + s.iter().map(|e| block(e.row.len())).sum::<usize>()
+        };
+        Some(self.rows.iter().map(side).sum())
     }
 }
 
