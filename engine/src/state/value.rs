@@ -74,7 +74,7 @@ pub fn block(n: usize) -> usize {
 /// The heap bytes of a row of values held in one block (an `Arc<[Val]>`, with
 /// its two counts) and the values' own blocks.
 pub fn row_heap(row: &[Val]) -> usize {
-    block(16 + row.len() * std::mem::size_of::<Val>()) + row.iter().map(Val::heap_size).sum::<usize>()
+    block(16 + std::mem::size_of_val(row)) + row.iter().map(Val::heap_size).sum::<usize>()
 }
 
 impl Val {
