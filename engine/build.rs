@@ -8,7 +8,10 @@ use std::path::Path;
 const FILES: [&str; 3] = ["index.html", "app.js", "app.css"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("ui").join("dist");
+    // CARGO_MANIFEST_DIR is read when the script runs, not compiled in with env!(): cargo
+    // reuses a compiled build script across checkouts at other paths (its fingerprint is
+    // relative to the workspace), and a compiled-in path would look for another tree's dist/.
+    let dist = Path::new(&std::env::var("CARGO_MANIFEST_DIR")?).join("ui").join("dist");
     println!("cargo:rerun-if-changed={}", dist.display());
     let mut code = String::from(
         "/// The web UI's files, by name (empty when the bundle was not built).\npub static ASSETS: &[(&str, &[u8])] = &[\n",
