@@ -27,4 +27,4 @@ pub use logical as plan;
 
 pub use error::{Position, SqlError};
 pub use logical::Job;
-pub use planner::{UPDATING_SINKS, compile, compile_with_policy, flink_insert_only};
+pub use planner::{COLUMN_PRUNING, UPDATING_SINKS, compile, compile_with_policy, flink_insert_only};

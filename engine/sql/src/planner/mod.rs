@@ -37,6 +37,8 @@ mod interval;
 mod join;
 mod join_push;
 mod over;
+mod prune;
+pub use prune::COLUMN_PRUNING;
 mod query;
 mod rank;
 mod rank_bounds;
@@ -67,7 +69,7 @@ use sqlparser::ast::{Expr as SqlExpr, Spanned};
 use crate::catalog::{TableDef, define_table};
 use crate::error::{Position, SqlError};
 use crate::expr::{Expr, ExprPlanner};
-use crate::logical::{Job, PlanNode, Rel};
+use crate::logical::{Job, PlanNode, Rel, SinkPlan};
 use crate::parser::{self, Statement};
 use crate::policy::{DataPolicy, Enforcer, Secrets};
 
@@ -114,6 +116,13 @@ pub fn compile_with_policy(sql: &str, policy: &DataPolicy, secrets: Secrets<'_>)
             Statement::Insert(ins) => sinks.push(planner.plan_insert(ins)?),
         }
     }
+    let pruning = settings.get(prune::COLUMN_PRUNING).is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
+    if pruning {
+        sinks = sinks
+            .into_iter()
+            .map(|s| Ok(SinkPlan { input: prune::prune_sink(s.input, s.position)?, ..s }))
+            .collect::<Result<_, SqlError>>()?;
+    }
     let read: std::collections::BTreeSet<String> = sinks.iter().flat_map(|s| s.input.scanned_tables()).collect();
     enforcer.finish(&planner.tables, &read)?;
     if sinks.is_empty() {
@@ -143,6 +152,10 @@ fn validate_setting(key: &str, value: &str, pos: Position) -> Result<(), SqlErro
                 SqlError::new(pos, format!("'{key}': '{value}' is not a duration such as '10 s' or '500 ms'"))
             })
         }
+        prune::COLUMN_PRUNING => match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "false" => Ok(()),
+            _ => Err(SqlError::new(pos, format!("'{key}' must be 'true' or 'false', not '{value}'"))),
+        },
         _ => Ok(()),
     }
 }
