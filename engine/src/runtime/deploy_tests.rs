@@ -26,10 +26,11 @@ INSERT INTO o SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTE
 
 #[test]
 fn a_joins_channels_say_which_input_they_belong_to() {
-    // A self-join: both inputs come from the one source vertex of `s`.
+    // A self-join: both inputs come from the one source vertex of `s` (both read
+    // every column: a pruned side would get its own projection vertex).
     let sql = "CREATE TABLE s (k INT, v INT) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
-CREATE TABLE o (k INT, v INT, w INT) WITH ('connector' = 'blackhole');
-INSERT INTO o SELECT a.k, a.v, b.v FROM s AS a JOIN s AS b ON a.k = b.v;";
+CREATE TABLE o (k INT, v INT, w INT, x INT) WITH ('connector' = 'blackhole');
+INSERT INTO o SELECT a.k, a.v, b.k, b.v FROM s AS a JOIN s AS b ON a.k = b.v;";
     let job = crate::local::compile_text(sql, "j.sql").unwrap();
     let mut cfg = Config::default();
     cfg.values.insert("parallelism.default".into(), "2".into());
