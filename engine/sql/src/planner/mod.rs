@@ -14,7 +14,8 @@
 //! (Top-N and deduplication), `over` (OVER aggregations), `unnest` (UNNEST
 //! correlated with a FROM item), `values` (VALUES
 //! rows), `sort` (ORDER BY and LIMIT) and `insert` (mapping a query onto a
-//! sink's columns).
+//! sink's columns). Once every sink is planned, `prune` narrows the inputs of
+//! joins to the columns the query reads.
 //!
 //! Invariants of every [`Rel`] the planner builds:
 //! - its `schema` is exactly the output of its `node`, and every expression in
