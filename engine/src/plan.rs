@@ -70,6 +70,7 @@ impl Builder {
             uid: String::new(),
             parallelism,
             source,
+            reads: None,
             ops: vec![],
             inputs: vec![],
             outputs: vec![],
@@ -517,6 +518,10 @@ pub fn build_graph(job: &Job, settings: &Settings) -> Result<JobGraph, EngineErr
             }
         }
     }
+    let reads = reads::source_reads(job);
+    for v in b.graph.vertices.iter_mut() {
+        v.reads = v.source.as_ref().and_then(|t| reads.get(&t.name).cloned().flatten());
+    }
     for (i, v) in b.graph.vertices.iter_mut().enumerate() {
         // FNV-1a over the vertex's position and name: stable for the same plan.
         v.uid = format!("{:016x}", sluice_api::hash::fnv1a(format!("{i}/{}", v.name()).as_bytes()));
@@ -582,5 +587,6 @@ fn window_end_column(rel: &Rel) -> Option<usize> {
 }
 
 mod graph;
+mod reads;
 #[cfg(test)]
 mod tests;

@@ -189,6 +189,10 @@ pub trait SourceReader: Send {
     /// `execution.batch-size`, which is never exceeded. A reader that cannot cut
     /// its batches ignores it.
     fn set_batch_size(&mut self, _rows: usize) {}
+    /// The job reads only the physical columns marked `true` (Flink's projection
+    /// push-down): the reader may leave the others NULL instead of converting
+    /// them. A reader that cannot skip columns ignores it.
+    fn read_only(&mut self, _columns: &[bool]) {}
     /// The state of every split this reader owns, opaque bytes each, taken
     /// between two polls: after a restore from these bytes, the reader
     /// continues exactly after the last row returned by poll() before the

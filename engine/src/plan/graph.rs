@@ -222,6 +222,9 @@ pub struct Vertex {
     pub parallelism: usize,
     /// The table a source vertex reads.
     pub source: Option<Arc<TableDef>>,
+    /// Of a source vertex's physical columns, those the job reads, when it
+    /// reads only some (see `plan::reads`); its reader may leave the others NULL.
+    pub reads: Option<Vec<bool>>,
     pub ops: Vec<OpSpec>,
     pub inputs: Vec<usize>,
     pub outputs: Vec<usize>,
@@ -267,6 +270,17 @@ impl JobGraph {
         for v in &self.vertices {
             let _ = writeln!(s, "\nVertex {} (parallelism {}, uid {})", v.id, v.parallelism, v.uid);
             let _ = writeln!(s, "  {}", v.name());
+            if let (Some(t), Some(reads)) = (&v.source, &v.reads) {
+                let names: Vec<&str> = t
+                    .physical
+                    .fields()
+                    .iter()
+                    .zip(reads)
+                    .filter(|(_, r)| **r)
+                    .map(|(f, _)| f.name().as_str())
+                    .collect();
+                let _ = writeln!(s, "  reads columns {} (the others are not parsed)", names.join(", "));
+            }
             for line in v.source.iter().flat_map(|t| t.policy.describe()) {
                 let _ = writeln!(s, "  data policy at the source: {line}");
             }

@@ -217,3 +217,27 @@ INSERT INTO o SELECT k, COUNT(*) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2
     let Some(OpSpec::OverAggregate { ttl, .. }) = over else { panic!("no OVER aggregation in the plan") };
     assert_eq!(*ttl, std::time::Duration::from_secs(600));
 }
+
+#[test]
+fn a_source_reads_only_the_columns_its_projections_and_watermark_need() {
+    // `a` feeds a join through a projection (the planner's pruning) and is
+    // scanned a second time the same way; `b` is also read whole by a filter.
+    let sql = "CREATE TABLE a (k INT, name STRING, note STRING, e BIGINT, ts AS TO_TIMESTAMP_LTZ(e, 3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE b (k INT, w INT, x STRING, y STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE o (k INT, w INT) WITH ('connector' = 'blackhole');
+CREATE TABLE o2 (x STRING) WITH ('connector' = 'blackhole');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO o SELECT a.k, b.w FROM a JOIN b ON a.k = b.k;
+INSERT INTO o SELECT a.k, b.w FROM a JOIN b ON a.name = b.x;
+INSERT INTO o2 SELECT x FROM b WHERE w > 0;
+END;";
+    let job = crate::local::compile_text(sql, "j.sql").unwrap();
+    let (g, _) = crate::local::prepare(&job, &Config::default(), "j").unwrap();
+    let reads = |name: &str| g.vertices[vertex(&g, &format!("Source: {name} "))].reads.clone();
+    // k and name by the joins, e for the watermark's computed column; not note.
+    assert_eq!(reads("a"), Some(vec![true, true, false, true]));
+    // The joins alone read k, w and x of `b`; the filter's scan reads every column.
+    assert_eq!(reads("b"), None);
+    assert!(g.explain().contains("reads columns k, name, e (the others are not parsed)"), "{}", g.explain());
+}

@@ -359,10 +359,13 @@ fn open_readers(
                         restored_splits: splits.clone(),
                         s3: opts.checkpoint.s3.clone(),
                     };
-                    let reader: Box<dyn SourceReader> = match &t.rows {
+                    let mut reader: Box<dyn SourceReader> = match &t.rows {
                         Some(rows) => Box::new(ValuesReader::new(&ctx, rows.clone())?),
                         None => create_source(&ctx)?,
                     };
+                    if let Some(columns) = &v.reads {
+                        reader.read_only(columns);
+                    }
                     let reader = crate::operators::policy::with_policy(t, reader)?;
                     idle.push(!reader.has_work());
                     rs.push(if local(v.id, i) { Some(reader) } else { None });

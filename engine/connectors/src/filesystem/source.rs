@@ -318,6 +318,10 @@ impl FsSource {
 }
 
 impl SourceReader for FsSource {
+    fn read_only(&mut self, columns: &[bool]) {
+        self.decoder.read_only(columns);
+    }
+
     fn poll(&mut self) -> Result<SourceEvent, ConnectorError> {
         loop {
             if self.current.is_none() {

@@ -222,6 +222,9 @@ pub(crate) struct CsvDecoder {
     types: Vec<ColType>,
     pub(crate) builders: RowBuilders,
     fields: Vec<Cow<'static, str>>,
+    /// The columns to convert; empty: all. The others are NULL: a value in
+    /// them is never parsed, so it cannot be malformed either.
+    read: Vec<bool>,
 }
 
 /// Whether `text` holds the character `c` (when there is one). An ASCII
@@ -362,7 +365,13 @@ fn split_quoted<'a>(opts: &CsvOptions, text: &'a str, out: &mut Vec<(Cow<'a, str
 impl CsvDecoder {
     pub(crate) fn new(opts: CsvOptions, fields: &[Arc<Field>], types: Vec<ColType>) -> Self {
         let builders = RowBuilders::new(fields, &types);
-        CsvDecoder { opts, types, builders, fields: Vec::new() }
+        CsvDecoder { opts, types, builders, fields: Vec::new(), read: Vec::new() }
+    }
+
+    /// Converts only the columns marked `true` (all when the mask has another
+    /// length than the row).
+    pub(crate) fn read_only(&mut self, columns: &[bool]) {
+        self.read = if columns.len() == self.types.len() { columns.to_vec() } else { Vec::new() };
     }
 
     /// Whether the text ends inside a quoted field.
@@ -441,6 +450,10 @@ impl CsvDecoder {
         }
         let mut vals: Vec<Val<'_>> = Vec::with_capacity(parts.len());
         for (i, (field, quoted)) in parts.iter().enumerate() {
+            if self.read.get(i) == Some(&false) {
+                vals.push(Val::Null);
+                continue;
+            }
             let t = self.types[i];
             let v = match convert_text(field, *quoted, t, self.opts.null_literal.as_deref()) {
                 Ok(v) => v,
@@ -581,6 +594,33 @@ mod tests {
         assert_eq!(conv("1.17549435E-38", ColType::Float32), Ok(Val::Float32(f32::MIN_POSITIVE)));
         assert_eq!(conv("1e10", ColType::Float32), Ok(Val::Float32(1e10)));
         assert!(conv("x", ColType::Float32).is_err());
+    }
+
+    #[test]
+    fn columns_not_read_are_null_and_never_parsed() {
+        use arrow::array::{Array, AsArray};
+        use arrow::datatypes::{DataType, Int64Type, Schema};
+        let fields: Vec<Arc<Field>> = vec![
+            Arc::new(Field::new("a", DataType::Int64, true)),
+            Arc::new(Field::new("b", DataType::Int64, true)),
+            Arc::new(Field::new("c", DataType::Utf8, true)),
+        ];
+        let schema = Arc::new(Schema::new(fields.clone()));
+        let types = vec![ColType::Int64, ColType::Int64, ColType::Utf8];
+        let mut d = CsvDecoder::new(CsvOptions::default(), &fields, types.clone());
+        d.read_only(&[true, false, true]);
+        // `b` is not a number, but nothing reads it.
+        assert!(matches!(d.decode("1,not a number,x"), Ok(true)));
+        assert!(matches!(d.decode("1,2"), Err(RecordError::Malformed(_))), "a short row is still malformed");
+        let batch = d.builders.finish(&schema).unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(batch.column(0).as_primitive::<Int64Type>().value(0), 1);
+        assert!(batch.column(1).is_null(0));
+        assert_eq!(batch.column(2).as_string::<i32>().value(0), "x");
+        // Read in full, the same row is an error; a mask of another width reads all.
+        let mut all = CsvDecoder::new(CsvOptions::default(), &fields, types);
+        all.read_only(&[true]);
+        assert!(matches!(all.decode("1,not a number,x"), Err(RecordError::Field(_))));
     }
 
     #[test]

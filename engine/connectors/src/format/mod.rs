@@ -164,6 +164,14 @@ impl Decoder {
         }
     }
 
+    /// Converts only the columns marked `true`; the others are NULL (csv only:
+    /// the json formats convert every column).
+    pub(crate) fn read_only(&mut self, columns: &[bool]) {
+        if let Decoder::Csv(d) = self {
+            d.read_only(columns);
+        }
+    }
+
     /// Whether `text` (one or more lines) is still an incomplete record (a csv
     /// quoted field continues on the next line).
     pub(crate) fn needs_more(&self, text: &[u8]) -> bool {

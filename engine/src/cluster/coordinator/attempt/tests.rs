@@ -13,6 +13,7 @@ fn job() -> Arc<JobState> {
         uid: format!("v{id}"),
         parallelism,
         source: None,
+        reads: None,
         ops: vec![],
         inputs: vec![],
         outputs: vec![],
