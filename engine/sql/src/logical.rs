@@ -44,6 +44,16 @@ impl Rel {
         match &self.node {
             PlanNode::Source(t) if t.rows.is_some() => vec![],
             PlanNode::Source(t) => vec![t.name.clone()],
+            node => node.inputs().into_iter().flat_map(Rel::scanned_tables).collect(),
+        }
+    }
+}
+
+impl PlanNode {
+    /// The node's input relations, in order (a join's left one first).
+    pub fn inputs(&self) -> Vec<&Rel> {
+        match self {
+            PlanNode::Source(_) => vec![],
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::WindowAssign { input, .. }
@@ -54,13 +64,9 @@ impl Rel {
             | PlanNode::Deduplicate { input, .. }
             | PlanNode::TemporalSort { input, .. }
             | PlanNode::OverAggregate { input, .. }
-            | PlanNode::Unnest { input, .. } => input.scanned_tables(),
-            PlanNode::Union { inputs } => inputs.iter().flat_map(Rel::scanned_tables).collect(),
-            PlanNode::Join { left, right, .. } => {
-                let mut t = left.scanned_tables();
-                t.extend(right.scanned_tables());
-                t
-            }
+            | PlanNode::Unnest { input, .. } => vec![input],
+            PlanNode::Union { inputs } => inputs.iter().collect(),
+            PlanNode::Join { left, right, .. } => vec![left, right],
         }
     }
 }

@@ -43,25 +43,12 @@ fn scan<'a>(
 fn visit<'a>(rel: &'a Rel, used: &mut HashMap<String, (&'a TableDef, Option<BTreeSet<usize>>)>) {
     match &rel.node {
         PlanNode::Source(t) => scan(used, t, None),
-        PlanNode::Project { input, exprs } => match &input.node {
-            PlanNode::Source(t) => scan(used, t, refs(exprs, &input.schema)),
-            _ => visit(input, used),
-        },
-        PlanNode::Union { inputs } => inputs.iter().for_each(|r| visit(r, used)),
-        PlanNode::Join { left, right, .. } => {
-            visit(left, used);
-            visit(right, used);
+        PlanNode::Project { input, exprs } if matches!(input.node, PlanNode::Source(_)) => {
+            if let PlanNode::Source(t) = &input.node {
+                scan(used, t, refs(exprs, &input.schema));
+            }
         }
-        PlanNode::Filter { input, .. }
-        | PlanNode::WindowAssign { input, .. }
-        | PlanNode::WindowAggregate { input, .. }
-        | PlanNode::GroupAggregate { input, .. }
-        | PlanNode::ChangelogNormalize { input, .. }
-        | PlanNode::Rank { input, .. }
-        | PlanNode::TemporalSort { input, .. }
-        | PlanNode::Deduplicate { input, .. }
-        | PlanNode::OverAggregate { input, .. }
-        | PlanNode::Unnest { input, .. } => visit(input, used),
+        node => node.inputs().into_iter().for_each(|r| visit(r, used)),
     }
 }
 
