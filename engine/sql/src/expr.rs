@@ -288,6 +288,21 @@ fn clean_df_error(s: &str) -> String {
     s.replace("Utf8", "STRING").replace("Int64", "BIGINT").replace("Int32", "INT").replace("Float64", "DOUBLE")
 }
 
+/// The indices in `schema` of the columns the expressions read; `None` when
+/// one of them is not in `schema`.
+pub fn column_indices<'a>(
+    exprs: impl IntoIterator<Item = &'a Expr>,
+    schema: &DFSchema,
+) -> Option<std::collections::BTreeSet<usize>> {
+    let mut out = std::collections::BTreeSet::new();
+    for e in exprs {
+        for c in e.column_refs() {
+            out.insert(schema.index_of_column(c).ok()?);
+        }
+    }
+    Some(out)
+}
+
 /// Lowers a planned expression to a physical one over `schema`.
 pub fn physical(e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>, LowerError> {
     let props = ExecutionProps::new();

@@ -13,9 +13,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use datafusion_common::DFSchema;
 use sluice_sql::catalog::TableDef;
-use sluice_sql::expr::Expr;
+use sluice_sql::expr::{Expr, column_indices};
 use sluice_sql::plan::{Job, PlanNode, Rel};
 
 /// Per scanned table, the physical columns the job reads; `None`: all of them.
@@ -43,25 +42,12 @@ fn scan<'a>(
 fn visit<'a>(rel: &'a Rel, used: &mut HashMap<String, (&'a TableDef, Option<BTreeSet<usize>>)>) {
     match &rel.node {
         PlanNode::Source(t) => scan(used, t, None),
-        PlanNode::Project { input, exprs } if matches!(input.node, PlanNode::Source(_)) => {
-            if let PlanNode::Source(t) = &input.node {
-                scan(used, t, refs(exprs, &input.schema));
-            }
-        }
+        PlanNode::Project { input, exprs } => match &input.node {
+            PlanNode::Source(t) => scan(used, t, column_indices(exprs, &input.schema)),
+            _ => visit(input, used),
+        },
         node => node.inputs().into_iter().for_each(|r| visit(r, used)),
     }
-}
-
-/// The columns of `schema` that the expressions read; `None` if one is not
-/// among them.
-fn refs(exprs: &[Expr], schema: &DFSchema) -> Option<BTreeSet<usize>> {
-    let mut out = BTreeSet::new();
-    for e in exprs {
-        for c in e.column_refs() {
-            out.insert(schema.index_of_column(c).ok()?);
-        }
-    }
-    Some(out)
 }
 
 /// The physical columns behind the schema columns `cols` of `t`, with those
@@ -73,10 +59,10 @@ fn physical(t: &TableDef, mut cols: BTreeSet<usize>) -> Option<Vec<bool>> {
     }
     if let Some(w) = &t.watermark {
         cols.insert(w.column);
-        cols.extend(refs(std::slice::from_ref(&w.expr), &t.schema)?);
+        cols.extend(column_indices([&w.expr], &t.schema)?);
     }
     let columns: Vec<Expr> = cols.iter().map(|&i| t.columns.get(i).cloned()).collect::<Option<_>>()?;
-    let read = refs(&columns, &t.physical_df)?;
+    let read = column_indices(&columns, &t.physical_df)?;
     let mask: Vec<bool> =
         t.physical.fields().iter().enumerate().map(|(i, f)| read.contains(&i) || !f.metadata().is_empty()).collect();
     if mask.iter().all(|&r| r) { None } else { Some(mask) }

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use datafusion_common::{Column, DFSchema, DFSchemaRef};
 
 use crate::error::{Position, SqlError};
-use crate::expr::Expr;
+use crate::expr::{Expr, column_indices};
 use crate::logical::{PlanNode, Rel};
 
 /// The setting that turns pruning off (`'false'`); on by default.
@@ -80,19 +80,19 @@ impl Pruner {
                     return Ok((source, all));
                 }
                 let exprs = needed.iter().map(|&i| Expr::Column(Column::from(schema.qualified_field(i)))).collect();
-                (PlanNode::Project { input: Box::new(source.clone()), exprs }, needed.into_iter().collect())
+                (PlanNode::Project { input: Box::new(source), exprs }, needed.into_iter().collect())
             }
             PlanNode::Project { input, exprs } => {
                 let kept: Vec<usize> = needed.into_iter().collect();
                 let exprs: Vec<Expr> = kept.iter().map(|&i| exprs[i].clone()).collect();
-                let reads = refs(exprs.iter(), &input.schema);
+                let reads = refs(&exprs, &input.schema);
                 // The projection narrows what is below it in the same chain: a scan
                 // under it needs no projection of its own.
                 let input = self.prune(*input, reads, false)?.0;
                 (PlanNode::Project { input: Box::new(input), exprs }, kept)
             }
             PlanNode::Filter { input, predicate } => {
-                let mut reads = refs(std::iter::once(&predicate), &input.schema);
+                let mut reads = refs([&predicate], &input.schema);
                 reads.extend(needed);
                 let (input, kept) = self.prune(*input, reads, under_join)?;
                 (PlanNode::Filter { input: Box::new(input), predicate }, kept)
@@ -113,8 +113,8 @@ impl Pruner {
                         r.insert(i - nl);
                     }
                 }
-                l.extend(refs(left_keys.iter(), &left.schema));
-                r.extend(refs(right_keys.iter(), &right.schema));
+                l.extend(refs(&left_keys, &left.schema));
+                r.extend(refs(&right_keys, &right.schema));
                 if let Some(res) = &residual {
                     // A semi or anti join's residual reads both inputs; its output is the left one.
                     let both;
@@ -124,7 +124,7 @@ impl Pruner {
                     } else {
                         schema.as_ref()
                     };
-                    for i in refs(std::iter::once(res), over) {
+                    for i in refs([res], over) {
                         if i < nl {
                             l.insert(i)
                         } else {
@@ -132,32 +132,29 @@ impl Pruner {
                         };
                     }
                 }
-                if let Some(t) = &interval {
-                    l.insert(t.left_time);
-                    r.insert(t.right_time);
+                // The time columns an interval, temporal or window join reads of
+                // each input (indices into it), remapped once the inputs are pruned.
+                let (mut interval, mut temporal, mut window) = (interval, temporal, window);
+                let mut times: Vec<(&mut usize, &mut usize)> = Vec::new();
+                if let Some(t) = &mut interval {
+                    times.push((&mut t.left_time, &mut t.right_time));
                 }
-                if let Some(t) = &temporal {
-                    l.insert(t.left_time);
-                    r.insert(t.right_time);
+                if let Some(t) = &mut temporal {
+                    times.push((&mut t.left_time, &mut t.right_time));
                 }
-                if let Some(w) = &window {
-                    l.insert(w.left_end);
-                    r.insert(w.right_end);
+                if let Some(w) = &mut window {
+                    times.push((&mut w.left_end, &mut w.right_end));
+                }
+                for (lt, rt) in &times {
+                    l.insert(**lt);
+                    r.insert(**rt);
                 }
                 let (left, kl) = self.prune(*left, l, true)?;
                 let (right, kr) = self.prune(*right, r, true)?;
+                // Every time column is among the kept ones: it was needed.
                 let at = |kept: &[usize], i: usize| kept.iter().position(|&k| k == i).unwrap_or(i);
-                let mut interval = interval;
-                if let Some(t) = &mut interval {
-                    (t.left_time, t.right_time) = (at(&kl, t.left_time), at(&kr, t.right_time));
-                }
-                let mut temporal = temporal;
-                if let Some(t) = &mut temporal {
-                    (t.left_time, t.right_time) = (at(&kl, t.left_time), at(&kr, t.right_time));
-                }
-                let mut window = window;
-                if let Some(w) = &mut window {
-                    (w.left_end, w.right_end) = (at(&kl, w.left_end), at(&kr, w.right_end));
+                for (lt, rt) in times {
+                    (*lt, *rt) = (at(&kl, *lt), at(&kr, *rt));
                 }
                 let mut kept = kl;
                 if !kind.left_only() {
@@ -244,19 +241,8 @@ impl Pruner {
 /// The columns of `schema` the expressions read. A column it cannot place
 /// (which the planner never builds) makes every column read: pruning then
 /// keeps the input whole rather than guess.
-fn refs<'a>(exprs: impl Iterator<Item = &'a Expr>, schema: &DFSchema) -> BTreeSet<usize> {
-    let mut out = BTreeSet::new();
-    for e in exprs {
-        for c in e.column_refs() {
-            match schema.index_of_column(c) {
-                Ok(i) => {
-                    out.insert(i);
-                }
-                Err(_) => return (0..schema.fields().len()).collect(),
-            }
-        }
-    }
-    out
+fn refs<'a>(exprs: impl IntoIterator<Item = &'a Expr>, schema: &DFSchema) -> BTreeSet<usize> {
+    column_indices(exprs, schema).unwrap_or_else(|| (0..schema.fields().len()).collect())
 }
 
 #[cfg(test)]
