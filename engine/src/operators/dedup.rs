@@ -30,7 +30,7 @@ use arrow::record_batch::RecordBatch;
 use sluice_format::changelog::{self, RowKind};
 
 use super::calc::relax;
-use super::rows::{Emit, Row, RowReader, Source, decode_row, encode_row, output_batch, output_from};
+use super::rows::{Emit, PackedRow, RowReader, Source, output_batch, output_from};
 use super::window::Keys;
 use super::{StreamEvent, StreamOperator, epoch_millis};
 use crate::error::OpError;
@@ -39,13 +39,12 @@ use crate::state::StateView;
 use crate::state::codec::{Reader, Writer};
 use crate::state::keyed::{KeyedState, StateValue};
 use crate::state::ttl::{Stamped, Ttl};
-use crate::state::value::row_heap;
 
 /// The state of one key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kept {
     /// The row kept, with its time.
-    Row { row: Row, ts: i64 },
+    Row { row: PackedRow, ts: i64 },
     /// Keep-first: the key's row has been emitted; later rows are ignored.
     Emitted,
 }
@@ -56,7 +55,7 @@ impl StateValue for Kept {
             Kept::Row { row, ts } => {
                 w.u8(0);
                 w.i64(*ts);
-                encode_row(row, w);
+                row.encode(w);
             }
             Kept::Emitted => w.u8(1),
         }
@@ -66,7 +65,7 @@ impl StateValue for Kept {
         match r.u8()? {
             0 => {
                 let ts = r.i64()?;
-                Ok(Kept::Row { row: decode_row(r)?, ts })
+                Ok(Kept::Row { row: PackedRow::decode(r)?, ts })
             }
             1 => Ok(Kept::Emitted),
             t => Err(OpError::Other(format!("deduplication state has an unknown tag {t}"))),
@@ -75,7 +74,7 @@ impl StateValue for Kept {
 
     fn heap_size(&self) -> Option<usize> {
         Some(match self {
-            Kept::Row { row, .. } => row_heap(row),
+            Kept::Row { row, .. } => row.heap_size(),
             Kept::Emitted => 0,
         })
     }
@@ -201,6 +200,8 @@ impl StreamOperator for Deduplicate {
         let ts = epoch_millis(batch.column(self.time_col))?;
         let keys = self.keys.encode(&batch)?;
         let mut emits: Vec<(RowKind, Source)> = Vec::new();
+        let mut scratch = Writer::new();
+        let mut kept_values = Vec::new();
         let now = self.ttl.now();
         self.expire(now);
         for i in 0..batch.num_rows() {
@@ -230,12 +231,13 @@ impl StreamOperator for Deduplicate {
                     LastDecision::Insert => emits.push((RowKind::Insert, Source::Input(i as u32))),
                     LastDecision::Replace => {
                         if let Some(Kept::Row { row, .. }) = kept {
-                            emits.push((RowKind::UpdateBefore, Source::Kept(row.clone())));
+                            row.unpack_into(self.types.len(), &mut kept_values)?;
+                            emits.push((RowKind::UpdateBefore, Source::Kept));
                         }
                         emits.push((RowKind::UpdateAfter, Source::Input(i as u32)));
                     }
                 }
-                let value = Kept::Row { row: rows.row(i)?, ts: t };
+                let value = Kept::Row { row: rows.pack(i, &mut scratch)?, ts: t };
                 self.state.put(slot, key, Stamped { written: now, value });
                 continue;
             }
@@ -255,14 +257,14 @@ impl StreamOperator for Deduplicate {
                         self.waiting.remove(&(old, k.clone()));
                     }
                     self.waiting.insert((t, k));
-                    let value = Kept::Row { row: rows.row(i)?, ts: t };
+                    let value = Kept::Row { row: rows.pack(i, &mut scratch)?, ts: t };
                     self.state.put(slot, key, Stamped { written: now, value });
                 }
             }
         }
         if !emits.is_empty() {
             // Only keep-last updates; keep-first on processing time appends.
-            out.push(StreamEvent::Batch(output_from(&batch, &emits, &self.types, self.keep_last, &self.schema)?));
+            out.push(StreamEvent::Batch(output_from(&batch, &emits, &kept_values, &self.types, self.keep_last, &self.schema)?));
         }
         Ok(())
     }
@@ -282,7 +284,7 @@ impl StreamOperator for Deduplicate {
                     continue;
                 }
                 if let Some(Kept::Row { row, .. }) = self.state.get(&key).map(|s| &s.value) {
-                    emits.push(Emit { kind: RowKind::Insert, row: row.clone(), rank: None });
+                    emits.push(Emit { kind: RowKind::Insert, row: row.unpack()?, rank: None });
                 }
                 self.state.insert(&key, Stamped { written: now, value: Kept::Emitted });
             }
@@ -411,8 +413,8 @@ mod tests {
         assert!(op.waiting.is_empty());
     }
 
-    fn row(n: i64) -> Row {
-        vec![Val::I64(n)].into()
+    fn row(n: i64) -> PackedRow {
+        PackedRow::pack(&[Val::I64(n)])
     }
 
     #[test]

@@ -14,7 +14,7 @@ use sluice_format::changelog::{self, RowKind};
 
 use crate::error::OpError;
 use crate::state::codec::{Reader, Writer};
-use crate::state::value::{ColumnReader, Val, column_values, to_array};
+use crate::state::value::{ColumnReader, Val, block, column_values, to_array};
 
 /// One row's values; shared, as state and output hold the same rows.
 pub type Row = Arc<[Val]>;
@@ -57,44 +57,120 @@ impl RowReader {
             .collect();
         failed.map_or(Ok(row), Err)
     }
+
+    /// Row `i` packed: encoded into `scratch`, then copied into the row's one
+    /// block.
+    pub fn pack(&self, i: usize, scratch: &mut Writer) -> Result<PackedRow, OpError> {
+        scratch.buf.clear();
+        scratch.u32(self.cols.len() as u32);
+        for c in &self.cols {
+            c.encode(i, scratch)?;
+        }
+        Ok(PackedRow(scratch.buf.as_slice().into()))
+    }
+}
+
+/// A row kept in its state encoding ([`encode_row`]), in one block: for
+/// operators that keep a row per key and seldom emit it (deduplication keeps
+/// every row it reads and emits a kept one only when it is replaced). Packing
+/// takes one allocation, where a [`Row`] takes one per string as well, and a
+/// checkpoint copies the bytes as they are; [`PackedRow::unpack`] makes the
+/// values when the row is emitted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PackedRow(Box<[u8]>);
+
+impl PackedRow {
+    pub fn pack(row: &[Val]) -> Self {
+        let mut w = Writer::new();
+        w.u32(row.len() as u32);
+        row.iter().for_each(|v| v.encode(&mut w));
+        PackedRow(w.buf.into())
+    }
+
+    pub fn unpack(&self) -> Result<Row, OpError> {
+        decode_row(&mut Reader::new(&self.0))
+    }
+
+    /// Appends the row's values to `out`, which holds rows of `width`
+    /// values (no block of its own for the row).
+    pub fn unpack_into(&self, width: usize, out: &mut Vec<Val>) -> Result<(), OpError> {
+        let mut r = Reader::new(&self.0);
+        let n = r.u32()? as usize;
+        if n != width {
+            return Err(OpError::Other(format!("a kept row of {n} values where {width} were expected")));
+        }
+        for _ in 0..n {
+            out.push(Val::decode(&mut r)?);
+        }
+        Ok(())
+    }
+
+    pub fn encode(&self, w: &mut Writer) {
+        w.raw(&self.0);
+    }
+
+    /// Reads a row that [`encode_row`] (or [`PackedRow::encode`]) wrote,
+    /// checking it whole.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, OpError> {
+        let (_, bytes) = r.span(decode_row)?;
+        Ok(PackedRow(bytes.into()))
+    }
+
+    /// The heap bytes it takes.
+    pub fn heap_size(&self) -> usize {
+        block(self.0.len())
+    }
+}
+
+impl std::fmt::Debug for PackedRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.unpack() {
+            Ok(row) => row.fmt(f),
+            Err(e) => write!(f, "<{e}>"),
+        }
+    }
 }
 
 /// Where an output row comes from: row `i` of the input batch, taken as it
-/// is, or a row held in state.
+/// is, or the next row of values kept in state.
 pub enum Source {
     Input(u32),
-    Kept(Row),
+    Kept,
 }
 
 /// [`output_batch`] for operators that emit input rows as well as rows from
 /// state (deduplication's `+I` and `+U`): the input rows are taken from the
-/// batch's columns by index, and only the rows from state are converted. The
-/// kind column is attached when `updating`.
+/// batch's columns by index, and only the rows from state are converted.
+/// `kept` holds those rows' values, row after row, in the order of the
+/// [`Source::Kept`] entries. The kind column is attached when `updating`.
 pub fn output_from(
     batch: &RecordBatch,
     rows: &[(RowKind, Source)],
+    kept: &[Val],
     types: &[DataType],
     updating: bool,
     schema: &SchemaRef,
 ) -> Result<RecordBatch, OpError> {
-    let kept: Vec<&Row> =
-        rows.iter().filter_map(|(_, s)| if let Source::Kept(r) = s { Some(r) } else { None }).collect();
+    let width = types.len();
     let mut at_kept = 0;
     let indices: Vec<(usize, usize)> = rows
         .iter()
         .map(|(_, s)| match s {
             Source::Input(i) => (0, *i as usize),
-            Source::Kept(_) => {
+            Source::Kept => {
                 at_kept += 1;
                 (1, at_kept - 1)
             }
         })
         .collect();
-    let mut cols: Vec<ArrayRef> = Vec::with_capacity(types.len());
+    if kept.len() != at_kept * width {
+        return Err(OpError::Other(format!("{} kept values for {at_kept} rows of {width} columns", kept.len())));
+    }
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(width);
     for (c, t) in types.iter().enumerate() {
         let input = batch.column(c);
         let input = if input.data_type() == t { input.clone() } else { arrow::compute::cast(input, t)? };
-        let from_state = to_array(t, kept.iter().map(|r| &r[c]))?;
+        let from_state = to_array(t, kept.iter().skip(c).step_by(width.max(1)))?;
         cols.push(arrow::compute::interleave(&[input.as_ref(), from_state.as_ref()], &indices)?);
     }
     let opts = RecordBatchOptions::new().with_row_count(Some(rows.len()));
@@ -252,6 +328,46 @@ mod tests {
         ];
         for (a, b, asc, nf, less) in cases {
             assert_eq!(part(a, asc, nf) < part(b, asc, nf), less, "{a:?} {b:?} asc={asc} nulls_first={nf}");
+        }
+    }
+
+    /// A row packed straight from a batch holds the bytes its values encode
+    /// to, for every kind of column and NULLs; it unpacks to the values, and
+    /// reads back from a checkpoint as the same row.
+    #[test]
+    fn packed_rows_are_their_values_encoding() {
+        use arrow::array::{
+            BooleanArray, Decimal128Array, Float32Array, Int32Array, StringArray, TimestampMillisecondArray,
+        };
+        use arrow::datatypes::{Field, Schema};
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![Some(1), None, Some(-3)])),
+            Arc::new(Int32Array::from(vec![None, Some(7), Some(8)])),
+            Arc::new(StringArray::from(vec![Some("a long string of text"), Some(""), None])),
+            Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+            Arc::new(Float32Array::from(vec![Some(0.5), Some(-1.0), None])),
+            Arc::new(
+                Decimal128Array::from(vec![Some(i128::MAX), None, Some(-12345)]).with_precision_and_scale(38, 2).unwrap(),
+            ),
+            Arc::new(TimestampMillisecondArray::from(vec![Some(1_700_000_000_000), None, Some(0)]).with_timezone("UTC")),
+        ];
+        let fields: Vec<Field> =
+            cols.iter().enumerate().map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true)).collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
+        let reader = RowReader::new(&batch, batch.num_columns()).unwrap();
+        let mut scratch = Writer::new();
+        for i in 0..batch.num_rows() {
+            let row = reader.row(i).unwrap();
+            let packed = reader.pack(i, &mut scratch).unwrap();
+            assert_eq!(packed, PackedRow::pack(&row), "row {i}");
+            assert_eq!(packed.unpack().unwrap(), row, "row {i}");
+            let mut w = Writer::new();
+            packed.encode(&mut w);
+            w.u8(9);
+            let mut r = Reader::new(&w.buf);
+            assert_eq!(PackedRow::decode(&mut r).unwrap(), packed, "row {i}");
+            assert_eq!(r.u8().unwrap(), 9, "decode reads the row and no further");
+            assert!(PackedRow::decode(&mut Reader::new(&w.buf[..w.buf.len() - 3])).is_err(), "a cut row");
         }
     }
 

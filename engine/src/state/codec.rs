@@ -42,6 +42,10 @@ impl Writer {
     pub fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
     }
+    /// Bytes that are already an encoding, appended as they are.
+    pub fn raw(&mut self, v: &[u8]) {
+        self.buf.extend_from_slice(v);
+    }
     /// An optional value: a presence byte, then the value.
     pub fn opt<T>(&mut self, v: &Option<T>, f: impl FnOnce(&mut Self, &T)) {
         match v {
@@ -66,6 +70,12 @@ fn truncated() -> OpError {
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
+    }
+    /// Reads with `f`, and also returns the bytes `f` read.
+    pub fn span<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, OpError>) -> Result<(T, &'a [u8]), OpError> {
+        let start = self.pos;
+        let v = f(self)?;
+        Ok((v, &self.buf[start..self.pos]))
     }
     pub fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()

@@ -5,13 +5,13 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::Arc;
 
 use super::codec::{Reader, Writer};
 use super::keyed::StateValue;
 use super::ttl::Stamped;
 use super::value::Val;
 use crate::operators::dedup::Kept;
+use crate::operators::rows::PackedRow;
 use crate::operators::group_agg::Group;
 use crate::operators::group_agg::accs::Acc;
 use crate::operators::join::logic::{Entry, Sides};
@@ -71,10 +71,6 @@ fn check<V: StateValue + std::fmt::Debug>(what: &str, value: V) {
     );
 }
 
-fn row(vals: Vec<Val>) -> Arc<[Val]> {
-    vals.into()
-}
-
 #[test]
 fn value_estimates_cover_what_values_allocate() {
     let long = "0123456789abcdef".repeat(4);
@@ -86,7 +82,7 @@ fn value_estimates_cover_what_values_allocate() {
     ];
     check("a group", Group::for_test(3, accs));
     let cells = vec![Val::I64(1), Val::Str(long.clone().into()), Val::Null, Val::Str("short".into()), Val::F64(0.5)];
-    check("a kept row", Stamped { written: 1, value: Kept::Row { row: row(cells.clone()), ts: 5 } });
+    check("a kept row", Stamped { written: 1, value: Kept::Row { row: PackedRow::pack(&cells), ts: 5 } });
     check("a last row", Stamped { written: 1, value: LastRow::for_test(cells) });
     let entry = |n: usize| Entry { row: vec![7u8; n].into(), count: 1, assoc: 0, written: 0 };
     check("join sides", Sides { rows: [vec![entry(40), entry(90)], vec![entry(12)]] });

@@ -274,6 +274,40 @@ impl ColumnReader {
         Ok(ColumnReader { col, kind })
     }
 
+    /// Writes the value at row `i` as [`Val::encode`] writes it, without
+    /// making a value first (no string is copied to the heap).
+    pub fn encode(&self, i: usize, w: &mut Writer) -> Result<(), OpError> {
+        if self.col.is_null(i) {
+            w.u8(0);
+            return Ok(());
+        }
+        match self.kind {
+            ReadAs::Null => w.u8(0),
+            ReadAs::Bool => {
+                w.u8(1);
+                w.bool(self.col.as_boolean().value(i));
+            }
+            ReadAs::I64 => {
+                w.u8(2);
+                w.i64(self.col.as_primitive::<Int64Type>().value(i));
+            }
+            ReadAs::F64 => {
+                w.u8(3);
+                w.f64(self.col.as_primitive::<Float64Type>().value(i));
+            }
+            ReadAs::I128 => {
+                w.u8(4);
+                w.i128(self.col.as_primitive::<arrow::datatypes::Decimal128Type>().value(i));
+            }
+            ReadAs::Str => {
+                w.u8(5);
+                w.str(self.col.as_string::<i32>().value(i));
+            }
+            ReadAs::Nested => self.value(i)?.encode(w),
+        }
+        Ok(())
+    }
+
     /// The value at row `i`.
     pub fn value(&self, i: usize) -> Result<Val, OpError> {
         if self.col.is_null(i) {

@@ -186,6 +186,26 @@ pub(crate) enum Val<'a> {
     Timestamp(i64),
 }
 
+impl Val<'_> {
+    /// The value without a borrow (a string is copied).
+    pub(crate) fn into_owned(self) -> Val<'static> {
+        match self {
+            Val::Null => Val::Null,
+            Val::Boolean(x) => Val::Boolean(x),
+            Val::Int8(x) => Val::Int8(x),
+            Val::Int16(x) => Val::Int16(x),
+            Val::Int32(x) => Val::Int32(x),
+            Val::Int64(x) => Val::Int64(x),
+            Val::Float32(x) => Val::Float32(x),
+            Val::Float64(x) => Val::Float64(x),
+            Val::Decimal(x) => Val::Decimal(x),
+            Val::Utf8(s) => Val::Utf8(std::borrow::Cow::Owned(s.into_owned())),
+            Val::Date(x) => Val::Date(x),
+            Val::Timestamp(x) => Val::Timestamp(x),
+        }
+    }
+}
+
 impl ColBuilder {
     /// Appends a value converted for this builder's type (a mismatch appends NULL;
     /// converters never produce one).

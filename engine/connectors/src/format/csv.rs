@@ -221,10 +221,13 @@ pub(crate) struct CsvDecoder {
     opts: CsvOptions,
     types: Vec<ColType>,
     pub(crate) builders: RowBuilders,
-    fields: Vec<Cow<'static, str>>,
     /// The columns to convert; empty: all. The others are NULL: a value in
     /// them is never parsed, so it cannot be malformed either.
     read: Vec<bool>,
+    /// Reused by [`CsvDecoder::decode_plain`] from row to row: the fields'
+    /// byte ranges, and the values of the columns that are not strings.
+    bounds: Vec<(usize, usize)>,
+    scalars: Vec<Val<'static>>,
 }
 
 /// Whether `text` holds the character `c` (when there is one). An ASCII
@@ -365,7 +368,7 @@ fn split_quoted<'a>(opts: &CsvOptions, text: &'a str, out: &mut Vec<(Cow<'a, str
 impl CsvDecoder {
     pub(crate) fn new(opts: CsvOptions, fields: &[Arc<Field>], types: Vec<ColType>) -> Self {
         let builders = RowBuilders::new(fields, &types);
-        CsvDecoder { opts, types, builders, fields: Vec::new(), read: Vec::new() }
+        CsvDecoder { opts, types, builders, read: Vec::new(), bounds: Vec::new(), scalars: Vec::new() }
     }
 
     /// Converts only the columns marked `true` (all when the mask has another
@@ -439,35 +442,108 @@ impl CsvDecoder {
         if text.is_empty() || (self.opts.allow_comments && text.starts_with('#')) {
             return Ok(false);
         }
+        // Most lines hold no quote and no escape character: their fields are
+        // the text between delimiters, read without building a list of them.
+        if self.opts.delimiter.is_ascii() && !holds(text, self.opts.quote) && !holds(text, self.opts.escape) {
+            return self.decode_plain(text);
+        }
+        self.decode_split(text)
+    }
+
+    /// [`CsvDecoder::decode`] of any record: split into fields (quotes,
+    /// escapes), then converted.
+    fn decode_split(&mut self, text: &str) -> Result<bool, RecordError> {
         let mut parts = Vec::with_capacity(self.types.len());
         split_record(&self.opts, text, &mut parts).map_err(RecordError::Malformed)?;
-        if parts.len() != self.types.len() {
-            return Err(RecordError::Malformed(format!(
-                "row length mismatch: {} fields expected but was {}",
-                self.types.len(),
-                parts.len()
-            )));
-        }
+        self.check_length(parts.len())?;
         let mut vals: Vec<Val<'_>> = Vec::with_capacity(parts.len());
         for (i, (field, quoted)) in parts.iter().enumerate() {
-            if self.read.get(i) == Some(&false) {
+            if !self.reads(i) {
                 vals.push(Val::Null);
                 continue;
             }
-            let t = self.types[i];
-            let v = match convert_text(field, *quoted, t, self.opts.null_literal.as_deref()) {
-                Ok(v) => v,
-                Err(_) if self.opts.ignore_parse_errors => Val::Null,
-                Err(e) => return Err(RecordError::Field(format!("column {}: {e}", i + 1))),
-            };
-            vals.push(v);
+            vals.push(self.convert(i, field, *quoted)?);
         }
         for (b, v) in self.builders.cols.iter_mut().zip(&vals) {
             b.append(v);
         }
         self.builders.row_done();
-        self.fields.clear();
         Ok(true)
+    }
+
+    /// [`CsvDecoder::decode`] of a line without quote or escape characters and
+    /// with an ASCII delimiter. Every column that can fail is converted before
+    /// anything is appended, so a malformed row appends nothing; strings,
+    /// which cannot fail, are appended straight from the line.
+    fn decode_plain(&mut self, text: &str) -> Result<bool, RecordError> {
+        let mut bounds = std::mem::take(&mut self.bounds);
+        let mut scalars = std::mem::take(&mut self.scalars);
+        let result = self.decode_plain_with(text, &mut bounds, &mut scalars);
+        self.bounds = bounds;
+        self.scalars = scalars;
+        result
+    }
+
+    fn decode_plain_with(
+        &mut self,
+        text: &str,
+        bounds: &mut Vec<(usize, usize)>,
+        scalars: &mut Vec<Val<'static>>,
+    ) -> Result<bool, RecordError> {
+        bounds.clear();
+        let mut start = 0;
+        for end in memchr::memchr_iter(self.opts.delimiter as u8, text.as_bytes()) {
+            bounds.push((start, end));
+            start = end + 1;
+        }
+        bounds.push((start, text.len()));
+        self.check_length(bounds.len())?;
+        scalars.clear();
+        for (i, &(from, to)) in bounds.iter().enumerate() {
+            let t = self.types[i];
+            if t == ColType::Utf8 || !self.reads(i) {
+                scalars.push(Val::Null);
+                continue;
+            }
+            scalars.push(self.convert(i, &Cow::Borrowed(&text[from..to]), false)?.into_owned());
+        }
+        let null = self.opts.null_literal.as_deref();
+        let cols = self.builders.cols.iter_mut().zip(&self.types).zip(&*scalars).zip(bounds.iter()).enumerate();
+        for (i, (((b, t), v), &(from, to))) in cols {
+            let field = &text[from..to];
+            if *t == ColType::Utf8 && self.read.get(i) != Some(&false) && null != Some(field) {
+                b.append(&Val::Utf8(Cow::Borrowed(field)));
+            } else {
+                b.append(v);
+            }
+        }
+        self.builders.row_done();
+        Ok(true)
+    }
+
+    /// Whether column `i` is converted (see [`CsvDecoder::read_only`]).
+    fn reads(&self, i: usize) -> bool {
+        self.read.get(i) != Some(&false)
+    }
+
+    fn check_length(&self, fields: usize) -> Result<(), RecordError> {
+        if fields == self.types.len() {
+            return Ok(());
+        }
+        Err(RecordError::Malformed(format!(
+            "row length mismatch: {} fields expected but was {fields}",
+            self.types.len()
+        )))
+    }
+
+    /// Column `i`'s value from its field; a malformed one is NULL with
+    /// `csv.ignore-parse-errors`, else an error naming the column.
+    fn convert<'a>(&self, i: usize, field: &Cow<'a, str>, quoted: bool) -> Result<Val<'a>, RecordError> {
+        match convert_text(field, quoted, self.types[i], self.opts.null_literal.as_deref()) {
+            Ok(v) => Ok(v),
+            Err(_) if self.opts.ignore_parse_errors => Ok(Val::Null),
+            Err(e) => Err(RecordError::Field(format!("column {}: {e}", i + 1))),
+        }
     }
 }
 
@@ -594,6 +670,56 @@ mod tests {
         assert_eq!(conv("1.17549435E-38", ColType::Float32), Ok(Val::Float32(f32::MIN_POSITIVE)));
         assert_eq!(conv("1e10", ColType::Float32), Ok(Val::Float32(1e10)));
         assert!(conv("x", ColType::Float32).is_err());
+    }
+
+    /// Lines without quotes decode alike on the plain path and the general
+    /// one: the same batch and the same errors, with every option that acts
+    /// on a plain line (null literal, ignored parse errors, a column mask).
+    #[test]
+    fn plain_lines_decode_alike_on_both_paths() {
+        use arrow::datatypes::{DataType, Schema};
+        let fields: Vec<Arc<Field>> = vec![
+            Arc::new(Field::new("a", DataType::Int64, true)),
+            Arc::new(Field::new("b", DataType::Utf8, true)),
+            Arc::new(Field::new("c", DataType::Int32, true)),
+            Arc::new(Field::new("d", DataType::Utf8, true)),
+        ];
+        let schema = Arc::new(Schema::new(fields.clone()));
+        let types = vec![ColType::Int64, ColType::Utf8, ColType::Int32, ColType::Utf8];
+        let nulls = CsvOptions { null_literal: Some("n".into()), ..CsvOptions::default() };
+        let ignore = CsvOptions { ignore_parse_errors: true, ..CsvOptions::default() };
+        let tabs = CsvOptions { delimiter: '\t', ..CsvOptions::default() };
+        // Lines of 3 to 5 fields (4 is the row's width), each field one of
+        // these: numbers, overflow, text, the null literal, empty.
+        let values = ["", "1", " -2 ", "x", "n", "é日", "99999999999999999999", "3000000000", "7"];
+        let picks = random_lines(&(0..values.len() * 3).collect::<Vec<_>>(), 4000, 6, 3);
+        let lines: Vec<(String, String)> = picks
+            .iter()
+            .map(|p| {
+                let fields: Vec<&str> = p.iter().take(3 + p.len() % 3).map(|&i| values[i % values.len()]).collect();
+                (fields.join(","), fields.join("\t"))
+            })
+            .collect();
+        for opts in [CsvOptions::default(), nulls, ignore, tabs] {
+            for mask in [None, Some([true, false, true, true]), Some([false, true, false, true])] {
+                let mut plain = CsvDecoder::new(opts.clone(), &fields, types.clone());
+                let mut split = CsvDecoder::new(opts.clone(), &fields, types.clone());
+                if let Some(m) = mask {
+                    plain.read_only(&m);
+                    split.read_only(&m);
+                }
+                let (mut oks, mut errors) = (0, 0);
+                for (commas, tabs) in &lines {
+                    let line = if opts.delimiter == '\t' { tabs } else { commas };
+                    let (a, b) = (plain.decode_plain(&line), split.decode_split(&line));
+                    assert_eq!(format!("{a:?}"), format!("{b:?}"), "{line:?}");
+                    if a.is_ok() { oks += 1 } else { errors += 1 }
+                }
+                assert!(oks > 100 && errors > 100, "the lines hit both outcomes: {oks} rows, {errors} errors");
+                let (a, b) = (plain.builders.finish(&schema).unwrap(), split.builders.finish(&schema).unwrap());
+                assert_eq!(a, b, "{opts:?} {mask:?}");
+            }
+        }
     }
 
     #[test]
