@@ -264,7 +264,14 @@ impl StreamOperator for Deduplicate {
         }
         if !emits.is_empty() {
             // Only keep-last updates; keep-first on processing time appends.
-            out.push(StreamEvent::Batch(output_from(&batch, &emits, &kept_values, &self.types, self.keep_last, &self.schema)?));
+            out.push(StreamEvent::Batch(output_from(
+                &batch,
+                &emits,
+                &kept_values,
+                &self.types,
+                self.keep_last,
+                &self.schema,
+            )?));
         }
         Ok(())
     }

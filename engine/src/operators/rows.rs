@@ -239,12 +239,61 @@ impl PartialOrd for SortPart {
     }
 }
 
-/// A row's sort key: smaller keys rank first.
-pub type SortKey = Vec<SortPart>;
+/// A row's sort key: smaller keys rank first. A key of one part, the
+/// common `ORDER BY x`, is held inline: an operator makes a key for every
+/// row it reads.
+#[derive(Debug, Clone)]
+pub enum SortKey {
+    One(SortPart),
+    Many(Box<[SortPart]>),
+}
+
+impl SortKey {
+    pub fn parts(&self) -> &[SortPart] {
+        match self {
+            SortKey::One(p) => std::slice::from_ref(p),
+            SortKey::Many(ps) => ps,
+        }
+    }
+}
+
+impl From<Vec<SortPart>> for SortKey {
+    fn from(mut parts: Vec<SortPart>) -> Self {
+        match parts.pop() {
+            Some(p) if parts.is_empty() => SortKey::One(p),
+            Some(p) => {
+                parts.push(p);
+                SortKey::Many(parts.into())
+            }
+            None => SortKey::Many(Box::new([])),
+        }
+    }
+}
+
+impl PartialEq for SortKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for SortKey {}
+
+impl Ord for SortKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.parts().cmp(other.parts())
+    }
+}
+
+impl PartialOrd for SortKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 pub fn encode_key(key: &SortKey, w: &mut Writer) {
-    w.u32(key.len() as u32);
-    for p in key {
+    let parts = key.parts();
+    w.u32(parts.len() as u32);
+    for p in parts {
         p.val.encode(w);
         w.bool(p.dir.asc);
         w.bool(p.dir.nulls_first);
@@ -253,9 +302,10 @@ pub fn encode_key(key: &SortKey, w: &mut Writer) {
 
 pub fn decode_key(r: &mut Reader<'_>) -> Result<SortKey, OpError> {
     let n = r.u32()? as usize;
-    (0..n)
+    let parts = (0..n)
         .map(|_| Ok(SortPart { val: Val::decode(r)?, dir: Direction { asc: r.bool()?, nulls_first: r.bool()? } }))
-        .collect()
+        .collect::<Result<Vec<_>, OpError>>()?;
+    Ok(parts.into())
 }
 
 /// The sort keys of a batch's rows.
@@ -265,11 +315,22 @@ pub fn sort_keys(
     dirs: &[Direction],
 ) -> Result<Vec<SortKey>, OpError> {
     let n = batch.num_rows();
-    let cols: Vec<Vec<Val>> = exprs
+    let mut cols: Vec<std::vec::IntoIter<Val>> = exprs
         .iter()
-        .map(|e| e.evaluate(batch).and_then(|v| v.into_array(n)).map_err(OpError::from).and_then(|a| column_values(&a)))
+        .map(|e| {
+            let a = e.evaluate(batch).and_then(|v| v.into_array(n)).map_err(OpError::from)?;
+            column_values(&a).map(Vec::into_iter)
+        })
         .collect::<Result<_, _>>()?;
-    Ok((0..n).map(|r| cols.iter().zip(dirs).map(|(c, d)| SortPart { val: c[r].clone(), dir: *d }).collect()).collect())
+    // Each value moves into its key.
+    let part =
+        |c: &mut std::vec::IntoIter<Val>, dir: &Direction| SortPart { val: c.next().unwrap_or(Val::Null), dir: *dir };
+    Ok((0..n)
+        .map(|_| match (cols.as_mut_slice(), dirs) {
+            ([c], [d]) => SortKey::One(part(c, d)),
+            (cols, dirs) => SortKey::Many(cols.iter_mut().zip(dirs).map(|(c, d)| part(c, d)).collect()),
+        })
+        .collect())
 }
 
 /// One output row: its kind, its values and, for a Top-N that outputs it, its
@@ -347,9 +408,13 @@ mod tests {
             Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
             Arc::new(Float32Array::from(vec![Some(0.5), Some(-1.0), None])),
             Arc::new(
-                Decimal128Array::from(vec![Some(i128::MAX), None, Some(-12345)]).with_precision_and_scale(38, 2).unwrap(),
+                Decimal128Array::from(vec![Some(i128::MAX), None, Some(-12345)])
+                    .with_precision_and_scale(38, 2)
+                    .unwrap(),
             ),
-            Arc::new(TimestampMillisecondArray::from(vec![Some(1_700_000_000_000), None, Some(0)]).with_timezone("UTC")),
+            Arc::new(
+                TimestampMillisecondArray::from(vec![Some(1_700_000_000_000), None, Some(0)]).with_timezone("UTC"),
+            ),
         ];
         let fields: Vec<Field> =
             cols.iter().enumerate().map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true)).collect();
@@ -373,7 +438,7 @@ mod tests {
 
     #[test]
     fn keys_and_rows_round_trip_through_the_codec() {
-        let key = vec![part(Some(3), false, false), part(None, true, true)];
+        let key: SortKey = vec![part(Some(3), false, false), part(None, true, true)].into();
         let row: Row = vec![Val::I64(1), Val::Str("a".into()), Val::Null].into();
         let mut w = Writer::new();
         encode_key(&key, &mut w);

@@ -201,7 +201,8 @@ mod tests {
     use crate::state::value::Val;
 
     fn put(w: &mut Waiting, ts: i64, k: i64) -> bool {
-        let key = vec![SortPart { val: Val::I64(k), dir: Direction { asc: false, nulls_first: false } }];
+        let key: SortKey =
+            vec![SortPart { val: Val::I64(k), dir: Direction { asc: false, nulls_first: false } }].into();
         w.put(ts, key, vec![Val::I64(ts), Val::I64(k)].into())
     }
 

@@ -223,7 +223,7 @@ mod tests {
 
     fn row(name: &str, v: i64, asc: bool) -> (SortKey, Row) {
         (
-            vec![SortPart { val: Val::I64(v), dir: Direction { asc, nulls_first: asc } }],
+            vec![SortPart { val: Val::I64(v), dir: Direction { asc, nulls_first: asc } }].into(),
             vec![Val::Str(name.into())].into(),
         )
     }

@@ -11,11 +11,11 @@ use super::keyed::StateValue;
 use super::ttl::Stamped;
 use super::value::Val;
 use crate::operators::dedup::Kept;
-use crate::operators::rows::PackedRow;
 use crate::operators::group_agg::Group;
 use crate::operators::group_agg::accs::Acc;
 use crate::operators::join::logic::{Entry, Sides};
 use crate::operators::normalize::LastRow;
+use crate::operators::rows::PackedRow;
 
 struct Counting;
 

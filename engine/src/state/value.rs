@@ -19,12 +19,12 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Decimal128Builder, ListArray, MapArray, PrimitiveBuilder, StringBuilder,
-    StructArray, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Decimal128Array, Decimal128Builder, Float64Array,
+    Int64Array, ListArray, MapArray, PrimitiveBuilder, StringArray, StringBuilder, StructArray, new_null_array,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type};
 
 use super::codec::{Reader, Writer};
 use crate::error::OpError;
@@ -235,92 +235,99 @@ pub fn column_values(col: &ArrayRef) -> Result<Vec<Val>, OpError> {
 /// are read from, then read at any row (an operator that keeps few of the
 /// rows it sees converts only those).
 pub struct ColumnReader {
-    col: ArrayRef,
-    kind: ReadAs,
+    nulls: Option<NullBuffer>,
+    col: Typed,
 }
 
-#[derive(Clone, Copy)]
-enum ReadAs {
+/// A column as the array type its values are read from, downcast once.
+enum Typed {
     Null,
-    Bool,
-    F64,
-    I128,
-    Str,
-    I64,
+    Bool(BooleanArray),
+    F64(Float64Array),
+    I128(Decimal128Array),
+    Str(StringArray),
+    I64(Int64Array),
     /// Lists and maps: the row's slice, through [`column_values`].
-    Nested,
+    Nested(ArrayRef),
 }
 
 impl ColumnReader {
     pub fn new(col: &ArrayRef) -> Result<Self, OpError> {
-        let (col, kind) = match col.data_type() {
-            DataType::Null => (col.clone(), ReadAs::Null),
-            DataType::Boolean => (col.clone(), ReadAs::Bool),
-            DataType::Float64 => (col.clone(), ReadAs::F64),
-            DataType::Float32 => (cast(col, &DataType::Float64)?, ReadAs::F64),
-            DataType::Decimal128(_, _) => (col.clone(), ReadAs::I128),
-            DataType::Utf8 => (col.clone(), ReadAs::Str),
-            DataType::LargeUtf8 | DataType::Utf8View => (cast(col, &DataType::Utf8)?, ReadAs::Str),
-            DataType::Int64 => (col.clone(), ReadAs::I64),
+        let col = match col.data_type() {
+            DataType::Float32 => cast(col, &DataType::Float64)?,
+            DataType::LargeUtf8 | DataType::Utf8View => cast(col, &DataType::Utf8)?,
             DataType::Timestamp(_, Some(_)) => {
                 // The instant, whatever the zone: values of one column share it.
                 let c = cast(col, &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None))?;
-                (cast(&c, &DataType::Int64)?, ReadAs::I64)
+                cast(&c, &DataType::Int64)?
             }
-            t if t.is_integer() || t.is_temporal() => (cast(col, &DataType::Int64)?, ReadAs::I64),
-            DataType::List(_) | DataType::Map(_, _) => (col.clone(), ReadAs::Nested),
+            t if t != &DataType::Int64 && (t.is_integer() || t.is_temporal()) => cast(col, &DataType::Int64)?,
+            _ => col.clone(),
+        };
+        let typed = match col.data_type() {
+            DataType::Null => Typed::Null,
+            DataType::Boolean => Typed::Bool(col.as_boolean().clone()),
+            DataType::Float64 => Typed::F64(col.as_primitive::<Float64Type>().clone()),
+            DataType::Decimal128(_, _) => Typed::I128(col.as_primitive::<Decimal128Type>().clone()),
+            DataType::Utf8 => Typed::Str(col.as_string::<i32>().clone()),
+            DataType::Int64 => Typed::I64(col.as_primitive::<Int64Type>().clone()),
+            DataType::List(_) | DataType::Map(_, _) => Typed::Nested(col.clone()),
             other => return Err(OpError::Other(format!("a changelog operator cannot keep {other} values in state"))),
         };
-        Ok(ColumnReader { col, kind })
+        Ok(ColumnReader { nulls: col.logical_nulls(), col: typed })
+    }
+
+    fn is_null(&self, i: usize) -> bool {
+        self.nulls.as_ref().is_some_and(|n| n.is_null(i))
     }
 
     /// Writes the value at row `i` as [`Val::encode`] writes it, without
     /// making a value first (no string is copied to the heap).
     pub fn encode(&self, i: usize, w: &mut Writer) -> Result<(), OpError> {
-        if self.col.is_null(i) {
+        if self.is_null(i) {
             w.u8(0);
             return Ok(());
         }
-        match self.kind {
-            ReadAs::Null => w.u8(0),
-            ReadAs::Bool => {
+        match &self.col {
+            Typed::Null => w.u8(0),
+            Typed::Bool(a) => {
                 w.u8(1);
-                w.bool(self.col.as_boolean().value(i));
+                w.bool(a.value(i));
             }
-            ReadAs::I64 => {
+            Typed::I64(a) => {
                 w.u8(2);
-                w.i64(self.col.as_primitive::<Int64Type>().value(i));
+                w.i64(a.value(i));
             }
-            ReadAs::F64 => {
+            Typed::F64(a) => {
                 w.u8(3);
-                w.f64(self.col.as_primitive::<Float64Type>().value(i));
+                w.f64(a.value(i));
             }
-            ReadAs::I128 => {
+            Typed::I128(a) => {
                 w.u8(4);
-                w.i128(self.col.as_primitive::<arrow::datatypes::Decimal128Type>().value(i));
+                w.i128(a.value(i));
             }
-            ReadAs::Str => {
+            Typed::Str(a) => {
                 w.u8(5);
-                w.str(self.col.as_string::<i32>().value(i));
+                w.str(a.value(i));
             }
-            ReadAs::Nested => self.value(i)?.encode(w),
+            Typed::Nested(_) => self.value(i)?.encode(w),
         }
         Ok(())
     }
 
     /// The value at row `i`.
     pub fn value(&self, i: usize) -> Result<Val, OpError> {
-        if self.col.is_null(i) {
+        if self.is_null(i) {
             return Ok(Val::Null);
         }
-        Ok(match self.kind {
-            ReadAs::Null => Val::Null,
-            ReadAs::Bool => Val::Bool(self.col.as_boolean().value(i)),
-            ReadAs::F64 => Val::F64(self.col.as_primitive::<Float64Type>().value(i)),
-            ReadAs::I128 => Val::I128(self.col.as_primitive::<arrow::datatypes::Decimal128Type>().value(i).into()),
-            ReadAs::Str => Val::Str(self.col.as_string::<i32>().value(i).into()),
-            ReadAs::I64 => Val::I64(self.col.as_primitive::<Int64Type>().value(i)),
-            ReadAs::Nested => column_values(&self.col.slice(i, 1))?.into_iter().next().unwrap_or(Val::Null),
+        Ok(match &self.col {
+            Typed::Null => Val::Null,
+            Typed::Bool(a) => Val::Bool(a.value(i)),
+            Typed::F64(a) => Val::F64(a.value(i)),
+            Typed::I128(a) => Val::I128(a.value(i).into()),
+            Typed::Str(a) => Val::Str(a.value(i).into()),
+            Typed::I64(a) => Val::I64(a.value(i)),
+            Typed::Nested(a) => column_values(&a.slice(i, 1))?.into_iter().next().unwrap_or(Val::Null),
         })
     }
 }

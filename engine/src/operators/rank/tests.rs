@@ -6,7 +6,8 @@ use crate::operators::rows::SortPart;
 use crate::state::value::Val;
 
 fn row(player: &str, score: i64) -> (SortKey, Row) {
-    let key = vec![SortPart { val: Val::I64(score), dir: Direction { asc: false, nulls_first: false } }];
+    let key: SortKey =
+        vec![SortPart { val: Val::I64(score), dir: Direction { asc: false, nulls_first: false } }].into();
     (key, vec![Val::Str(player.into()), Val::I64(score)].into())
 }
 
