@@ -15,9 +15,10 @@
    mismatch is reported in the output and makes the exit status 1.
 3. Runs each query (bench/nexmark/files/q*.sql, blackhole sinks) on Sluice at parallelism 1
    under /usr/bin/time -v, and with --flink on Flink (bench/flink/run.py, parallelism 1,
-   Flink's default 200 ms watermark interval, checkpointing off). Flink's figures are
-   written to --flink-results (rows named nexmark_<q>, other rows kept); without --flink
-   they are read from that file.
+   Flink's default 200 ms watermark interval, checkpointing off), --repeat times each (3 by
+   default), one engine's runs back to back; the median run's figures count, and the largest
+   peak RSS. Flink's figures are written to --flink-results (rows named nexmark_<q>, other rows
+   kept); without --flink they are read from that file.
 
 Events of a query are the rows of the input tables it reads (a table scanned twice counts
 once), the same number for both engines. Sluice's events/s divide them by the engine's
@@ -27,6 +28,7 @@ tree (Python client + JVM, sampled every 50 ms).
 """
 
 import argparse
+from statistics import median
 import json
 import os
 import re
@@ -278,6 +280,8 @@ def main():
     ap.add_argument("--check-events", type=int, default=500_000,
                     help="events of the data the engines' results are compared on (0: no check)")
     ap.add_argument("--queries", default=",".join(QUERIES))
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of each query on each engine, alternating; the median counts (default 3)")
     ap.add_argument("--flink", metavar="PY", help="run Flink too, with this Python (the Flink venv's)")
     ap.add_argument("--flink-results", default=os.path.join(REPO, "bench", "flink", "results.tsv"))
     ap.add_argument("--data-root", default=os.path.join(
@@ -329,18 +333,33 @@ def main():
         job = write_job(tmpdir, q, text)
         events = sum(counts[t] for t in tables_of(text))
         load_before = load()
-        wall, rss, _ = run_sluice(bin_path, job)
+        # Each engine runs --repeat times in a row, Sluice first; the median run counts (this
+        # machine's speed drifts by up to 2x within minutes), peak RSS is the largest. Runs of
+        # one engine go back to back: the first run after the other engine's is slower (the
+        # memory that engine freed is slower to touch again here: q19 took 5.28 s right after
+        # Flink, then 3.04 s), and the median leaves that run out.
+        s_runs, f_runs = [], []
+        for attempt in range(args.repeat):
+            wall, rss, _ = run_sluice(bin_path, job)
+            s_runs.append((wall, rss))
+            log(f"{q}: Sluice {events / wall:,.0f} events/s ({wall:.2f} s), {rss:.0f} MiB, load {load()}")
+        for attempt in range(args.repeat if args.flink else 0):
+            if args.flink:
+                r = run_flink_bench(args.flink, job, events)
+                f_runs.append(r)
+                log(f"{q}: Flink {r['events_per_s_net']:,} events/s ({r['net_s']} s net), "
+                    f"{r['peak_rss_mib']:.0f} MiB, JVM CPU {r['jvm_cpu_s']} s")
+        wall = median([w for w, _ in s_runs])
+        rss = max(m for _, m in s_runs)
         s_eps = events / wall
-        log(f"{q}: Sluice {s_eps:,.0f} events/s ({wall:.2f} s), {rss:.0f} MiB, load {load_before}")
         f_eps = f_rss = None
         if args.flink:
-            r = run_flink_bench(args.flink, job, events)
-            f_eps, f_rss = r["events_per_s_net"], r["peak_rss_mib"]
-            flink_new[f"nexmark_{q}"] = [f"nexmark_{q}", str(f_eps), str(round(f_rss)),
-                                         f"Flink {r['flink']}, {events} events ({args.events} Nexmark events), "
-                                         f"net {r['net_s']} s, scripts/bench_nexmark.py"]
-            log(f"{q}: Flink {f_eps:,} events/s ({r['net_s']} s net), {f_rss:.0f} MiB, "
-                f"JVM CPU {r['jvm_cpu_s']} s")
+            f_eps = median([r["events_per_s_net"] for r in f_runs])
+            f_rss = max(r["peak_rss_mib"] for r in f_runs)
+            net = median([r["net_s"] for r in f_runs])
+            flink_new[f"nexmark_{q}"] = [f"nexmark_{q}", str(round(f_eps)), str(round(f_rss)),
+                                         f"Flink {f_runs[0]['flink']}, {events} events ({args.events} Nexmark events), "
+                                         f"net {net} s, median of {len(f_runs)}, scripts/bench_nexmark.py"]
         elif f"nexmark_{q}" in flink_old:
             f = flink_old[f"nexmark_{q}"]
             f_eps, f_rss = int(f[1]), float(f[2])
@@ -360,6 +379,8 @@ def main():
                  + (f"Results compared with Flink's on {args.check_events:,} events (final tables of print sinks)."
                     if args.flink and args.check_events else "Results not compared with Flink's (needs `BENCH_FLINK=1`).")
                  + "\n\n")
+        fh.write(f"Each query ran {args.repeat} times on each engine, one engine's runs back to back; the "
+                 "table gives the median run's figures and the largest peak RSS.\n\n")
         fh.write("| query | events | Sluice s | Sluice events/s | Sluice peak RSS MiB | Flink events/s | "
                  "Flink peak RSS MiB | Sluice / Flink | load | results |\n")
         fh.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")

@@ -711,7 +711,7 @@ mod tests {
                 let (mut oks, mut errors) = (0, 0);
                 for (commas, tabs) in &lines {
                     let line = if opts.delimiter == '\t' { tabs } else { commas };
-                    let (a, b) = (plain.decode_plain(&line), split.decode_split(&line));
+                    let (a, b) = (plain.decode_plain(line), split.decode_split(line));
                     assert_eq!(format!("{a:?}"), format!("{b:?}"), "{line:?}");
                     if a.is_ok() { oks += 1 } else { errors += 1 }
                 }
