@@ -108,6 +108,23 @@ impl Job {
         }
     }
 
+    /// Waits up to a minute for the first checkpoint; on a timeout, says what
+    /// the coordinator and the workers logged.
+    fn wait_first_checkpoint(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while complete_checkpoints(&self.c.job_dir()) < 1 {
+            if Instant::now() >= deadline {
+                let workers: Vec<String> = self.workers.iter().map(|w| w.log()).collect();
+                panic!(
+                    "timed out waiting for a first checkpoint; coordinator:\n{}\nworkers:\n{}",
+                    self.coord.log(),
+                    workers.join("\n---\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits up to three minutes for the job to finish.
     fn wait_finished(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(180);
@@ -152,7 +169,7 @@ fn kill_9_of_workers_and_coordinators_loses_and_duplicates_nothing() {
     while report.faults < kills {
         let dir = tempfile::tempdir().unwrap();
         let mut job = Job::start(dir.path(), &[]);
-        wait_for("a first checkpoint", Duration::from_secs(60), || complete_checkpoints(&job.c.job_dir()) >= 1);
+        job.wait_first_checkpoint();
         while report.faults < kills && !job.finished() {
             std::thread::sleep(rng.millis(100, 1200));
             let moment = *rng.pick(&moments);
