@@ -80,6 +80,9 @@ impl RowReader {
 pub struct PackedRow(Box<[u8]>);
 
 impl PackedRow {
+    /// A row of values packed (tests; operators pack from a batch with
+    /// [`RowReader::pack`]).
+    #[cfg(test)]
     pub fn pack(row: &[Val]) -> Self {
         let mut w = Writer::new();
         w.u32(row.len() as u32);
