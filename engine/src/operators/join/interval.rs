@@ -25,7 +25,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use sluice_format::changelog::RowKind;
 use sluice_sql::plan::{JoinKind, TimeInterval};
 
-use super::{JoinDef, Output, encode_keys, residual_mask, row_converter, two_inputs};
+use super::{JoinDef, Output, Residual, encode_keys, residual_mask, row_converter, two_inputs};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
 use crate::operators::calc::relax;
@@ -165,13 +165,13 @@ impl IntervalJoin {
             }
             offsets.push(cands.len());
         }
-        let mask = match &self.residual {
+        let Residual { mask, theirs } = match &self.residual {
             Some(res) if !cands.is_empty() => {
                 residual_mask(res, &self.schema, side, &data, cand_rows, &cand_bytes, &self.rows[other])?
             }
-            _ => vec![true; cands.len()],
+            _ => Residual::all(cands.len()),
         };
-        let mut o = Output::default();
+        let mut o = Output::with_decoded(theirs);
         for r in 0..n {
             let mut matched = false;
             let key = keys[r].as_deref();
@@ -182,7 +182,7 @@ impl IntervalJoin {
                     }
                     if let Some(x) = t.rows[other].get_mut(cands[c]) {
                         x.matched = true;
-                        o.push_row(r, RowKind::Insert, true, Some(&x.row));
+                        o.push_candidate(r, RowKind::Insert, true, c, &x.row);
                         matched = true;
                     }
                 }

@@ -50,8 +50,8 @@ mod tests;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, UInt32Array, new_null_array};
-use arrow::compute::take;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::compute::{concat, take};
+use arrow::datatypes::{DataType, FieldRef, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 use datafusion_physical_expr::PhysicalExpr;
@@ -148,27 +148,78 @@ impl StateValue for Sides {
     }
 }
 
-/// Per input row, the indices of the other side's rows it matches.
+/// Per input row, the indices of the other side's rows it matches; with a
+/// residual, also each match's candidate position in `theirs`, the candidate
+/// rows the residual decoded.
 struct Matches {
     offsets: Vec<usize>,
     indices: Vec<usize>,
+    candidates: Vec<u32>,
+    theirs: Vec<ArrayRef>,
 }
 
 impl Matches {
+    fn new() -> Self {
+        Matches { offsets: vec![0], indices: Vec::new(), candidates: Vec::new(), theirs: Vec::new() }
+    }
+
     fn of(&self, r: usize) -> &[usize] {
         &self.indices[self.offsets[r]..self.offsets[r + 1]]
+    }
+
+    /// The candidate position of input row `r`'s match with the other side's
+    /// row `index`, if the residual decoded it. `cursor` (reset per row)
+    /// makes emits in match order O(1) each.
+    fn candidate(&self, r: usize, index: usize, cursor: &mut usize) -> Option<usize> {
+        if self.candidates.is_empty() {
+            return None;
+        }
+        let (of, start) = (self.of(r), self.offsets[r]);
+        let n = of.len();
+        (0..n).map(|k| (*cursor + k) % n).find(|&k| of[k] == index).map(|k| {
+            *cursor = k;
+            self.candidates[start + k] as usize
+        })
     }
 }
 
 /// The output being assembled: per row its kind, the input row (or null
-/// padding) and the other side's row (copied bytes, or null padding).
+/// padding) and the other side's row (copied bytes, a candidate the residual
+/// already decoded, or null padding).
 #[derive(Default)]
 pub(super) struct Output {
     kinds: Vec<RowKind>,
     input: Vec<Option<u32>>,
-    other: Vec<Option<u32>>,
+    other: Vec<Option<OtherRow>>,
     other_rows: Vec<u8>,
     other_ends: Vec<usize>,
+    /// The other side's candidate rows as the residual decoded them, which
+    /// [`Output::push_decoded`] refers to: a matched row is decoded once.
+    decoded: Option<Vec<ArrayRef>>,
+}
+
+/// Where an output row's other-side row is.
+#[derive(Debug, Clone, Copy)]
+enum OtherRow {
+    /// Its bytes, the `n`th copied into the output.
+    Copied(u32),
+    /// Row `n` of the decoded candidates.
+    Decoded(u32),
+}
+
+/// Whether each candidate pair satisfies a join's residual, and the other
+/// side's candidate rows decoded (its columns), which the output takes the
+/// matched rows from instead of decoding them again.
+pub(super) struct Residual {
+    pub mask: Vec<bool>,
+    pub theirs: Vec<ArrayRef>,
+}
+
+impl Residual {
+    /// Every candidate passes (no residual); nothing is decoded.
+    pub(super) fn all(n: usize) -> Self {
+        Residual { mask: vec![true; n], theirs: Vec::new() }
+    }
 }
 
 impl Join {
@@ -275,7 +326,7 @@ impl Join {
     /// less those the residual rejects.
     fn matches(&self, side: usize, data: &RecordBatch, keys: &[Option<Box<[u8]>>]) -> Result<Matches, OpError> {
         let other = 1 - side;
-        let mut m = Matches { offsets: vec![0], indices: Vec::new() };
+        let mut m = Matches::new();
         // Candidates: (input row, other row index, other row bytes).
         let (mut rows, mut cand_rows) = (Vec::new(), Vec::new());
         for key in keys {
@@ -294,13 +345,17 @@ impl Join {
         if m.indices.is_empty() {
             return Ok(m);
         }
-        let mask = residual_mask(residual, &self.residual_schema, side, data, rows, &cand_rows, &self.rows[other])?;
-        let n = mask.len();
-        let mut kept = Matches { offsets: vec![0], indices: Vec::with_capacity(n) };
+        let Residual { mask, theirs } =
+            residual_mask(residual, &self.residual_schema, side, data, rows, &cand_rows, &self.rows[other])?;
+        let mut kept = Matches::new();
+        kept.theirs = theirs;
         for r in 0..keys.len() {
-            let range = m.offsets[r]..m.offsets[r + 1];
-            kept.indices
-                .extend(m.indices[range.clone()].iter().zip(&mask[range]).filter(|(_, ok)| **ok).map(|(i, _)| *i));
+            for c in m.offsets[r]..m.offsets[r + 1] {
+                if mask[c] {
+                    kept.indices.push(m.indices[c]);
+                    kept.candidates.push(c as u32);
+                }
+            }
             kept.offsets.push(kept.indices.len());
         }
         Ok(kept)
@@ -314,9 +369,9 @@ impl Join {
         let now = (self.clock)();
         self.expire(&keys, now);
         self.state.pin(keys.iter().flatten().map(AsRef::as_ref));
-        let matches = self.matches(side, &data, &keys)?;
+        let mut matches = self.matches(side, &data, &keys)?;
         let keeps_unmatched = self.outer(side);
-        let mut o = Output::default();
+        let mut o = Output::with_decoded(std::mem::take(&mut matches.theirs));
         let mut emits = Vec::new();
         for (r, key) in keys.iter().enumerate() {
             emits.clear();
@@ -358,8 +413,13 @@ impl Join {
                         now,
                         &mut emits,
                     );
+                    let mut cursor = 0;
                     for e in &emits {
-                        o.push(r, e, theirs);
+                        let row = e.other.and_then(|i| theirs.get(i).map(|x| (i, x.row.as_ref())));
+                        match row.and_then(|(i, row)| Some((matches.candidate(r, i, &mut cursor)?, row))) {
+                            Some((c, row)) => o.push_candidate(r, e.kind, e.input, c, row),
+                            None => o.push_row(r, e.kind, e.input, row.map(|(_, row)| row)),
+                        }
                     }
                     if sides.is_empty() {
                         self.state.remove(key);
@@ -368,7 +428,7 @@ impl Join {
                 }
             }
             for e in &emits {
-                o.push(r, e, &[]);
+                o.push_row(r, e.kind, e.input, None);
             }
         }
         if o.kinds.is_empty() {
@@ -385,10 +445,6 @@ impl Join {
 }
 
 impl Output {
-    fn push(&mut self, r: usize, e: &Emit, theirs: &[Entry]) {
-        self.push_row(r, e.kind, e.input, e.other.and_then(|i| theirs.get(i)).map(|x| x.row.as_ref()));
-    }
-
     /// An output row: its kind, whether input row `r` is in it (else null
     /// padding), and the other side's row (else null padding).
     pub(super) fn push_row(&mut self, r: usize, kind: RowKind, input: bool, other: Option<&[u8]>) {
@@ -396,11 +452,29 @@ impl Output {
         self.input.push(input.then_some(r as u32));
         match other {
             Some(row) => {
-                self.other.push(Some(self.other_ends.len() as u32));
+                self.other.push(Some(OtherRow::Copied(self.other_ends.len() as u32)));
                 self.other_rows.extend_from_slice(row);
                 self.other_ends.push(self.other_rows.len());
             }
             None => self.other.push(None),
+        }
+    }
+
+    /// The output taking the other side's matched rows from the candidates
+    /// the residual decoded (`theirs`; nothing without a residual).
+    pub(super) fn with_decoded(theirs: Vec<ArrayRef>) -> Self {
+        Output { decoded: (!theirs.is_empty()).then_some(theirs), ..Output::default() }
+    }
+
+    /// An output row whose other side's row is candidate `c` of the residual's
+    /// evaluation, or the bytes `row` when there was none.
+    pub(super) fn push_candidate(&mut self, r: usize, kind: RowKind, input: bool, c: usize, row: &[u8]) {
+        if self.decoded.is_some() {
+            self.kinds.push(kind);
+            self.input.push(input.then_some(r as u32));
+            self.other.push(Some(OtherRow::Decoded(c as u32)));
+        } else {
+            self.push_row(r, kind, input, Some(row));
         }
     }
 
@@ -423,13 +497,7 @@ impl Output {
         let fields = schema.fields();
         let other_fields =
             if side == 0 { &fields[data.num_columns()..] } else { &fields[..fields.len() - data.num_columns()] };
-        let theirs: Vec<ArrayRef> = if self.other_ends.is_empty() {
-            other_fields.iter().map(|f| new_null_array(f.data_type(), n)).collect()
-        } else {
-            let cols = self.other_columns(other)?;
-            let idx = UInt32Array::from(self.other);
-            cols.iter().map(|c| take(c, &idx, None)).collect::<Result<_, _>>()?
-        };
+        let theirs = self.other_columns(other, other_fields)?;
         let input_idx = UInt32Array::from(self.input);
         let mine: Vec<ArrayRef> = data.columns().iter().map(|c| take(c, &input_idx, None)).collect::<Result<_, _>>()?;
         let cols = if side == 0 { [mine, theirs].concat() } else { [theirs, mine].concat() };
@@ -443,9 +511,40 @@ impl Output {
 }
 
 impl Output {
+    /// The other side's columns (`fields`) of the output rows: copied rows
+    /// decoded with `converter`, decoded candidates taken as they are, null
+    /// padding.
+    fn other_columns(&self, converter: &RowConverter, fields: &[FieldRef]) -> Result<Vec<ArrayRef>, OpError> {
+        let n = self.kinds.len();
+        let uses_decoded = self.other.iter().any(|o| matches!(o, Some(OtherRow::Decoded(_))));
+        let decoded = self.decoded.as_deref().filter(|_| uses_decoded);
+        let copied = if self.other_ends.is_empty() { None } else { Some(self.copied_columns(converter)?) };
+        // Decoded candidates first, then the copied rows.
+        let base = decoded.and_then(|d| d.first()).map_or(0, |c| c.len() as u32);
+        let sources: Vec<ArrayRef> = match (decoded, copied) {
+            (None, None) => return Ok(fields.iter().map(|f| new_null_array(f.data_type(), n)).collect()),
+            (Some(d), None) => d.to_vec(),
+            (None, Some(c)) => c,
+            (Some(d), Some(c)) => {
+                d.iter().zip(&c).map(|(a, b)| concat(&[a.as_ref(), b.as_ref()])).collect::<Result<_, _>>()?
+            }
+        };
+        let idx: UInt32Array = self
+            .other
+            .iter()
+            .map(|o| {
+                o.map(|o| match o {
+                    OtherRow::Decoded(c) => c,
+                    OtherRow::Copied(j) => base + j,
+                })
+            })
+            .collect();
+        Ok(sources.iter().map(|c| take(c, &idx, None)).collect::<Result<_, _>>()?)
+    }
+
     /// The other side's rows copied into the output, decoded with `converter`,
     /// in the order they were pushed.
-    fn other_columns(&self, converter: &RowConverter) -> Result<Vec<ArrayRef>, OpError> {
+    fn copied_columns(&self, converter: &RowConverter) -> Result<Vec<ArrayRef>, OpError> {
         let parser = converter.parser();
         let mut start = 0;
         let rows = &self.other_rows;
@@ -473,7 +572,8 @@ impl Output {
             let idx = UInt32Array::from(self.input);
             data.columns().iter().map(|c| take(c, &idx, None)).collect::<Result<_, _>>()?
         } else {
-            self.other_columns(left)?
+            let fields = &schema.fields()[..];
+            self.other_columns(left, fields)?
         };
         let batch = RecordBatch::try_new_with_options(
             schema.clone(),
@@ -511,18 +611,18 @@ pub(super) fn residual_mask(
     rows: Vec<u32>,
     others: &[&[u8]],
     other: &RowConverter,
-) -> Result<Vec<bool>, OpError> {
+) -> Result<Residual, OpError> {
     let idx = UInt32Array::from(rows);
     let mine: Vec<ArrayRef> = data.columns().iter().map(|c| take(c, &idx, None)).collect::<Result<_, _>>()?;
     let parser = other.parser();
     let theirs = other.convert_rows(others.iter().map(|b| parser.parse(b)))?;
-    let cols = if side == 0 { [mine, theirs].concat() } else { [theirs, mine].concat() };
+    let cols = if side == 0 { [mine, theirs.clone()].concat() } else { [theirs.clone(), mine].concat() };
     let n = idx.len();
     let batch =
         RecordBatch::try_new_with_options(schema.clone(), cols, &RecordBatchOptions::new().with_row_count(Some(n)))?;
     let mask = residual.evaluate(&batch)?.into_array(n)?;
     let mask = mask.as_boolean_opt().ok_or_else(|| OpError::Other("join condition is not boolean".into()))?;
-    Ok((0..n).map(|i| mask.is_valid(i) && mask.value(i)).collect())
+    Ok(Residual { mask: (0..n).map(|i| mask.is_valid(i) && mask.value(i)).collect(), theirs })
 }
 
 impl StreamOperator for Join {

@@ -320,21 +320,24 @@ impl TemporalJoin {
         let left =
             RecordBatch::try_new_with_options(left_schema, cols, &RecordBatchOptions::new().with_row_count(Some(n)))?;
         let candidates: Vec<u32> = (0..n as u32).filter(|r| emits[*r as usize].version.is_some()).collect();
-        let mut pass = vec![true; n];
+        // Per emitted row, whether it passes the residual, and its candidate position.
+        let mut pass = vec![(true, 0usize); n];
+        let mut theirs = Vec::new();
         if let Some(residual) = &self.residual
             && !candidates.is_empty()
         {
             let versions: Vec<&[u8]> =
                 candidates.iter().filter_map(|r| emits[*r as usize].version.as_deref()).collect();
-            let mask = residual_mask(residual, &self.schema, 0, &left, candidates.clone(), &versions, &self.rows[1])?;
-            for (r, ok) in candidates.iter().zip(mask) {
-                pass[*r as usize] = ok;
+            let res = residual_mask(residual, &self.schema, 0, &left, candidates.clone(), &versions, &self.rows[1])?;
+            for (c, (r, ok)) in candidates.iter().zip(res.mask).enumerate() {
+                pass[*r as usize] = (ok, c);
             }
+            theirs = res.theirs;
         }
-        let mut o = Output::default();
+        let mut o = Output::with_decoded(theirs);
         for (r, e) in emits.iter().enumerate() {
             match &e.version {
-                Some(v) if pass[r] => o.push_row(r, e.kind, true, Some(v)),
+                Some(v) if pass[r].0 => o.push_candidate(r, e.kind, true, pass[r].1, v),
                 _ if self.left_outer => o.push_row(r, e.kind, true, None),
                 _ => {}
             }

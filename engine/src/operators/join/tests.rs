@@ -180,3 +180,39 @@ fn rows_expire_after_the_state_ttl_without_retractions() {
     assert_eq!(feed(&mut j, 0, left(&[(Some(2), "c")])), ["+I[2, c, null, null]"]);
     assert_eq!(j.state_keys(), Some(1));
 }
+
+/// An output whose other-side rows come from the residual's decoded
+/// candidates, from copied bytes and from null padding, in any mix, assembles
+/// each row from its own source.
+#[test]
+fn output_takes_decoded_candidates_copied_rows_and_padding() {
+    let j = join(JoinKind::Inner, false);
+    let converter = &j.rows[1];
+    let encode = |rows: &[(i64, i64)]| converter.convert_columns(right(rows, None).columns()).unwrap();
+    // Candidates as a residual decodes them: (1, 11), (2, 22), (3, 33).
+    let cands = encode(&[(1, 11), (2, 22), (3, 33)]);
+    let theirs = right(&[(1, 11), (2, 22), (3, 33)], None).columns().to_vec();
+    let copied = encode(&[(7, 77), (8, 88)]);
+    let data = left(&[(Some(1), "a"), (Some(2), "b")]);
+    for decoded in [true, false] {
+        let mut o = if decoded { Output::with_decoded(theirs.clone()) } else { Output::default() };
+        o.push_candidate(0, RowKind::Insert, true, 2, cands.row(2).as_ref());
+        o.push_row(1, RowKind::Insert, true, Some(copied.row(1).as_ref()));
+        o.push_row(0, RowKind::Delete, true, None);
+        o.push_candidate(1, RowKind::Insert, false, 0, cands.row(0).as_ref());
+        o.push_row(1, RowKind::Insert, true, Some(copied.row(0).as_ref()));
+        let batch = o.assemble(&j.schema, converter, 0, &data, true).unwrap();
+        assert_eq!(
+            test_util::show(vec![StreamEvent::Batch(batch)]),
+            [
+                "[1, a, 3, 33, +I]",
+                "[2, b, 8, 88, +I]",
+                "[1, a, null, null, -D]",
+                "[null, null, 1, 11, +I]",
+                "[2, b, 7, 77, +I]"
+            ]
+            .map(|l| l.replace(", +I", ", 0").replace(", -D", ", 3")),
+            "decoded candidates: {decoded}"
+        );
+    }
+}

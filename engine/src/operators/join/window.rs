@@ -31,7 +31,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use sluice_format::changelog::RowKind;
 use sluice_sql::plan::JoinKind;
 
-use super::{JoinDef, Output, residual_mask, row_converter, two_inputs};
+use super::{JoinDef, Output, Residual, residual_mask, row_converter, two_inputs};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
 use crate::operators::calc::relax;
@@ -206,13 +206,13 @@ impl WindowJoin {
             }
             first += sides[0].len();
         }
-        let mask = match &self.residual {
+        let Residual { mask, theirs } = match &self.residual {
             Some(res) if !pair_left.is_empty() => {
                 residual_mask(res, &self.schema, 0, &left, pair_left, &pair_right, &self.rows[1])?
             }
-            _ => vec![true; pair_left.len()],
+            _ => Residual::all(pair_left.len()),
         };
-        let mut o = Output::default();
+        let mut o = Output::with_decoded(theirs);
         let (mut first, mut pair) = (0usize, 0usize);
         for (matchable, sides) in &fired {
             let (nl, nr) = (sides[0].len(), sides[1].len());
@@ -225,7 +225,7 @@ impl WindowJoin {
                     let mut matched = false;
                     for l in 0..nl {
                         if hit(l, r) {
-                            o.push_row(first + l, RowKind::Insert, true, Some(right));
+                            o.push_candidate(first + l, RowKind::Insert, true, pair + l * nr + r, right);
                             matched = true;
                         }
                     }
@@ -239,7 +239,7 @@ impl WindowJoin {
                     let mut matched = false;
                     for (r, right) in sides[1].iter().enumerate() {
                         if hit(l, r) {
-                            o.push_row(first + l, RowKind::Insert, true, Some(right));
+                            o.push_candidate(first + l, RowKind::Insert, true, pair + l * nr + r, right);
                             matched = true;
                             right_matched[r] = true;
                         }
