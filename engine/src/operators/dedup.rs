@@ -30,7 +30,8 @@ use arrow::record_batch::RecordBatch;
 use sluice_format::changelog::{self, RowKind};
 
 use super::calc::relax;
-use super::rows::{Emit, PackedRow, RowReader, Source, output_batch, output_from};
+use super::packed::PackedRow;
+use super::rows::{Emit, RowReader, Source, output_batch, output_from};
 use super::window::Keys;
 use super::{StreamEvent, StreamOperator, epoch_millis};
 use crate::error::OpError;

@@ -9,6 +9,7 @@ pub mod group_agg;
 pub mod join;
 pub mod normalize;
 pub mod over;
+pub mod packed;
 pub mod panes;
 pub mod policy;
 pub mod rank;

@@ -3,6 +3,10 @@
 //!
 //! Each partition key keeps a buffer: its rows by sort key, rows of equal keys
 //! in arrival order (a later row ranks after earlier ones with the same key).
+//! Rows are packed ([`PackedRow`], one block each, the state encoding), and
+//! only rows that enter a buffer are packed; emitted rows are decoded straight
+//! into the output's columns ([`Emitted`]), in batches of at most
+//! [`OUTPUT_ROWS`] rows.
 //! The decisions are pure functions of a buffer and a row ([`top_n`],
 //! [`top1`]); the operator evaluates keys, keeps buffers in [`KeyedState`] and
 //! builds the output batches.
@@ -34,10 +38,8 @@ use sluice_format::changelog::{self, RowKind};
 use sluice_sql::plan::RankRange;
 
 use super::calc::relax;
-use super::rows::{
-    Direction, Emit, Row, RowReader, SortKey, batch_rows, decode_key, decode_row, encode_key, encode_row, output_batch,
-    sort_keys,
-};
+use super::packed::{Emitted, PackedRow};
+use super::rows::{Direction, RowReader, SortKey, decode_key, encode_key, sort_keys};
 use super::window::Keys;
 use super::{StreamEvent, StreamOperator};
 use crate::error::OpError;
@@ -47,15 +49,15 @@ use crate::state::keyed::{KeyedState, StateValue};
 use crate::state::ttl::{Stamped, Ttl};
 
 /// The rows of one partition key, by sort key; rows with equal keys in
-/// arrival order.
+/// arrival order. Rows are kept packed: one block each.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Buffer {
-    entries: BTreeMap<SortKey, Vec<Row>>,
+    entries: BTreeMap<SortKey, Vec<PackedRow>>,
     count: usize,
 }
 
 impl Buffer {
-    pub(crate) fn put(&mut self, key: SortKey, row: Row) {
+    pub(crate) fn put(&mut self, key: SortKey, row: PackedRow) {
         self.entries.entry(key).or_default().push(row);
         self.count += 1;
     }
@@ -69,18 +71,20 @@ impl Buffer {
     }
 
     /// Removes the row that ranks last.
-    pub(crate) fn pop_last(&mut self) {
-        if let Some(mut last) = self.entries.last_entry() {
-            last.get_mut().pop();
-            if last.get().is_empty() {
-                last.remove();
-            }
+    pub(crate) fn pop_last(&mut self) -> Option<PackedRow> {
+        let mut last = self.entries.last_entry()?;
+        let row = last.get_mut().pop();
+        if last.get().is_empty() {
+            last.remove();
+        }
+        if row.is_some() {
             self.count -= 1;
         }
+        row
     }
 
     /// The rows in rank order.
-    pub fn rows(&self) -> impl Iterator<Item = &Row> {
+    pub fn rows(&self) -> impl Iterator<Item = &PackedRow> {
         self.entries.values().flatten()
     }
 }
@@ -91,7 +95,7 @@ impl StateValue for Buffer {
         for (k, rows) in &self.entries {
             encode_key(k, w);
             w.u32(rows.len() as u32);
-            rows.iter().for_each(|r| encode_row(r, w));
+            rows.iter().for_each(|r| r.encode(w));
         }
     }
 
@@ -100,7 +104,7 @@ impl StateValue for Buffer {
         for _ in 0..r.u32()? {
             let key = decode_key(r)?;
             let n = r.u32()? as usize;
-            let rows = (0..n).map(|_| decode_row(r)).collect::<Result<Vec<_>, _>>()?;
+            let rows = (0..n).map(|_| PackedRow::decode(r)).collect::<Result<Vec<_>, _>>()?;
             b.count += rows.len();
             b.entries.insert(key, rows);
         }
@@ -124,37 +128,31 @@ pub fn improves(buf: &Buffer, key: &SortKey) -> bool {
 }
 
 /// What a Top-N does with one row, given its partition's buffer.
-pub fn top_n(buf: &mut Buffer, key: SortKey, row: Row, range: RankRange, output_rank: bool, out: &mut Vec<Emit>) {
+pub fn top_n(buf: &mut Buffer, key: SortKey, row: PackedRow, range: RankRange, output_rank: bool, out: &mut Emitted) {
     let end = range.end as usize;
     if !fits(buf, &key, range) {
         return;
     }
-    buf.put(key.clone(), row.clone());
     if output_rank || range.start > 1 {
-        with_row_numbers(buf, &key, row, range, output_rank, out);
+        buf.put(key.clone(), row);
+        with_row_numbers(buf, &key, range, output_rank, out);
     } else {
-        without_row_numbers(buf, row, end, out);
+        without_row_numbers(buf, key, row, end, out);
     }
 }
 
-fn with_row_numbers(
-    buf: &mut Buffer,
-    key: &SortKey,
-    input: Row,
-    range: RankRange,
-    output_rank: bool,
-    out: &mut Vec<Emit>,
-) {
+/// The ranks a row just put under `key` (the last of its key's rows) moved.
+fn with_row_numbers(buf: &mut Buffer, key: &SortKey, range: RankRange, output_rank: bool, out: &mut Emitted) {
     let end = range.end;
     let in_range = |rank: u64| rank >= range.start && rank <= end;
-    let mut emit = |kind: RowKind, row: &Row, rank: u64| {
+    let mut emit = |kind: RowKind, row: &PackedRow, rank: u64| {
         if in_range(rank) {
-            out.push(Emit { kind, row: row.clone(), rank: output_rank.then_some(rank) });
+            out.push(kind, row, output_rank.then_some(rank));
         }
     };
     let mut rank = 0u64;
     let mut found = false;
-    let mut current: Option<Row> = None;
+    let mut current: Option<&PackedRow> = None;
     let mut visited = 0usize;
     for (k, rows) in buf.entries.iter() {
         if rank > end {
@@ -163,18 +161,18 @@ fn with_row_numbers(
         visited += 1;
         if !found && k == key {
             rank += rows.len() as u64;
-            current = Some(input.clone());
+            current = rows.last();
             found = true;
         } else if found {
             for prev in rows {
                 if rank > end {
                     break;
                 }
-                if let Some(cur) = &current {
+                if let Some(cur) = current {
                     emit(RowKind::UpdateBefore, prev, rank);
                     emit(RowKind::UpdateAfter, cur, rank);
                 }
-                current = Some(prev.clone());
+                current = Some(prev);
                 rank += 1;
             }
         } else {
@@ -182,7 +180,7 @@ fn with_row_numbers(
         }
     }
     if rank <= end
-        && let Some(cur) = &current
+        && let Some(cur) = current
     {
         emit(RowKind::Insert, cur, rank);
     }
@@ -195,20 +193,20 @@ fn with_row_numbers(
     }
 }
 
-fn without_row_numbers(buf: &mut Buffer, input: Row, end: usize, out: &mut Vec<Emit>) {
-    if buf.count > end {
-        let Some(mut last) = buf.entries.last_entry() else { return };
-        let Some(last_row) = last.get_mut().pop() else { return };
-        if last.get().is_empty() {
-            last.remove();
-        }
-        buf.count -= 1;
-        if last_row == input {
+/// A row that fits enters the top `end`: when the buffer is full, the row
+/// that ranks last leaves first (`fits`: the new row ranks before it).
+fn without_row_numbers(buf: &mut Buffer, key: SortKey, row: PackedRow, end: usize, out: &mut Emitted) {
+    if buf.count >= end
+        && let Some(last) = buf.pop_last()
+    {
+        if last == row {
+            buf.put(key, row);
             return;
         }
-        out.push(Emit { kind: RowKind::Delete, row: last_row, rank: None });
+        out.push(RowKind::Delete, &last, None);
     }
-    out.push(Emit { kind: RowKind::Insert, row: input, rank: None });
+    out.push(RowKind::Insert, &row, None);
+    buf.put(key, row);
 }
 
 /// Whether an append-only Top-1 retracts the row it replaces (`-U` before
@@ -225,24 +223,20 @@ pub fn top1_update_before(dirs: &[Direction]) -> bool {
 
 /// What a Top-1 does with one row: the buffer holds at most one row; the row
 /// replaced is retracted (`-U`) only if `update_before`.
-pub fn top1(buf: &mut Buffer, key: SortKey, row: Row, output_rank: bool, update_before: bool, out: &mut Vec<Emit>) {
+pub fn top1(buf: &mut Buffer, key: SortKey, row: PackedRow, output_rank: bool, update_before: bool, out: &mut Emitted) {
     let rank = output_rank.then_some(1);
-    let prev = buf.entries.first_key_value().and_then(|(k, rows)| rows.first().map(|r| (k.clone(), r.clone())));
-    match prev {
-        None => {
-            buf.put(key, row.clone());
-            out.push(Emit { kind: RowKind::Insert, row, rank });
-        }
-        Some((prev_key, prev_row)) if key < prev_key => {
-            *buf = Buffer::default();
-            buf.put(key, row.clone());
+    match buf.entries.first_key_value().and_then(|(k, rows)| rows.first().map(|r| (k, r))) {
+        None => out.push(RowKind::Insert, &row, rank),
+        Some((prev_key, prev_row)) if key < *prev_key => {
             if update_before {
-                out.push(Emit { kind: RowKind::UpdateBefore, row: prev_row, rank });
+                out.push(RowKind::UpdateBefore, prev_row, rank);
             }
-            out.push(Emit { kind: RowKind::UpdateAfter, row, rank });
+            out.push(RowKind::UpdateAfter, &row, rank);
+            *buf = Buffer::default();
         }
-        Some(_) => {}
+        Some(_) => return,
     }
+    buf.put(key, row);
 }
 
 /// What a Top-N over an updating input does with one row (Flink's
@@ -255,14 +249,14 @@ pub fn top1(buf: &mut Buffer, key: SortKey, row: Row, output_rank: bool, update_
 pub fn retract_top_n(
     buf: &mut Buffer,
     key: SortKey,
-    row: Row,
+    row: PackedRow,
     kind: RowKind,
     range: RankRange,
     output_rank: bool,
-    out: &mut Vec<Emit>,
+    out: &mut Emitted,
 ) {
     let end = range.end as usize;
-    let before: Vec<Row> = buf.rows().take(end).cloned().collect();
+    let before: Vec<PackedRow> = buf.rows().take(end).cloned().collect();
     if kind.is_accumulate() {
         buf.put(key, row);
     } else {
@@ -274,18 +268,18 @@ pub fn retract_top_n(
         }
         buf.count -= 1;
     }
-    let after: Vec<Row> = buf.rows().take(end).cloned().collect();
+    let after: Vec<&PackedRow> = buf.rows().take(end).collect();
     if output_rank || range.start > 1 {
         for r in range.start..=range.end {
             let i = (r - 1) as usize;
             let rank = output_rank.then_some(r);
             match (before.get(i), after.get(i)) {
-                (Some(b), Some(a)) if b != a => {
-                    out.push(Emit { kind: RowKind::UpdateBefore, row: b.clone(), rank });
-                    out.push(Emit { kind: RowKind::UpdateAfter, row: a.clone(), rank });
+                (Some(b), Some(a)) if b != *a => {
+                    out.push(RowKind::UpdateBefore, b, rank);
+                    out.push(RowKind::UpdateAfter, a, rank);
                 }
-                (None, Some(a)) => out.push(Emit { kind: RowKind::Insert, row: a.clone(), rank }),
-                (Some(b), None) => out.push(Emit { kind: RowKind::Delete, row: b.clone(), rank }),
+                (None, Some(a)) => out.push(RowKind::Insert, a, rank),
+                (Some(b), None) => out.push(RowKind::Delete, b, rank),
                 _ => {}
             }
             if i >= before.len() && i >= after.len() {
@@ -293,16 +287,16 @@ pub fn retract_top_n(
             }
         }
     } else {
-        let mut added = after.clone();
+        let mut added = after;
         for b in &before {
-            match added.iter().position(|a| a == b) {
+            match added.iter().position(|a| *a == b) {
                 Some(i) => {
                     added.remove(i);
                 }
-                None => out.push(Emit { kind: RowKind::Delete, row: b.clone(), rank: None }),
+                None => out.push(RowKind::Delete, b, None),
             }
         }
-        out.extend(added.into_iter().map(|row| Emit { kind: RowKind::Insert, row, rank: None }));
+        added.into_iter().for_each(|row| out.push(RowKind::Insert, row, None));
     }
 }
 
@@ -319,6 +313,9 @@ pub struct TopN {
     schema: SchemaRef,
     state: KeyedState<Stamped<Buffer>>,
     ttl: Ttl,
+    /// The last output batch's rows and string bytes: the next one's builders
+    /// start that large.
+    hint: (usize, usize),
 }
 
 impl TopN {
@@ -341,6 +338,7 @@ impl TopN {
             schema: relax(&schema),
             state: KeyedState::default(),
             ttl: Ttl::default(),
+            hint: (0, 0),
         }
     }
 
@@ -354,7 +352,21 @@ impl TopN {
     fn top1(&self) -> bool {
         self.range == RankRange { start: 1, end: 1 }
     }
+
+    /// Emitted rows as an output batch, if any.
+    fn emit(&mut self, emits: Emitted, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        if !emits.is_empty() {
+            self.hint = (emits.len(), emits.text_bytes());
+            out.push(StreamEvent::Batch(emits.batch(self.output_rank, true, &self.schema)?));
+        }
+        Ok(())
+    }
 }
+
+/// An output batch is flushed once it holds this many rows (the default
+/// `execution.batch-size`): a row that enters a Top-N moves up to N ranks, so
+/// one input batch can make many times its rows.
+const OUTPUT_ROWS: usize = 8192;
 
 impl StreamOperator for TopN {
     fn name(&self) -> String {
@@ -365,16 +377,13 @@ impl StreamOperator for TopN {
         // An updating input carries row kinds; its buffers keep every row.
         let kinds = changelog::has_kinds(&batch).then(|| changelog::kinds(&batch));
         // Over an append-only input most rows do not enter the buffers once
-        // they are full: only the rows that do are converted.
+        // they are full: only the rows that do are packed.
         let width = self.types.len();
-        let mut rows = match &kinds {
-            Some(_) => Some(batch_rows(&batch, width)?.into_iter()),
-            None => None,
-        };
         let sort = sort_keys(&batch, &self.order, &self.dirs)?;
         let keys = self.keys.encode(&batch)?;
-        let mut emits = Vec::new();
+        let mut emits = Emitted::new(&self.types, self.hint.0, self.hint.1);
         let mut reader: Option<RowReader> = None;
+        let mut scratch = Writer::new();
         let top1 = self.top1();
         let update_before = top1_update_before(&self.dirs);
         let now = self.ttl.now();
@@ -390,18 +399,15 @@ impl StreamOperator for TopN {
                 Some(id) => id,
                 None => self.state.insert(pk, Stamped { written: now, value: Buffer::default() }),
             };
-            let row = match rows.as_mut() {
-                Some(rows) => rows.next().ok_or_else(|| OpError::Other("a row without values".into()))?,
-                None => {
-                    let Some(buf) = self.state.value(id).map(|s| &s.value) else { continue };
-                    if (top1 && !improves(buf, &key)) || (!top1 && !fits(buf, &key, self.range)) {
-                        continue;
-                    }
-                    match &reader {
-                        Some(r) => r.row(i)?,
-                        None => reader.insert(RowReader::new(&batch, width)?).row(i)?,
-                    }
+            if kinds.is_none() {
+                let Some(buf) = self.state.value(id).map(|s| &s.value) else { continue };
+                if (top1 && !improves(buf, &key)) || (!top1 && !fits(buf, &key, self.range)) {
+                    continue;
                 }
+            }
+            let row = match &reader {
+                Some(r) => r.pack(i, &mut scratch)?,
+                None => reader.insert(RowReader::new(&batch, width)?).pack(i, &mut scratch)?,
             };
             let Some(stamped) = self.state.slot_mut(id) else { continue };
             stamped.written = now;
@@ -416,11 +422,12 @@ impl StreamOperator for TopN {
             if buf.count == 0 {
                 self.state.remove(pk);
             }
+            if emits.len() >= OUTPUT_ROWS {
+                let next = Emitted::new(&self.types, self.hint.0, self.hint.1);
+                self.emit(std::mem::replace(&mut emits, next), out)?;
+            }
         }
-        if !emits.is_empty() {
-            out.push(StreamEvent::Batch(output_batch(&emits, &self.types, self.output_rank, true, &self.schema)?));
-        }
-        Ok(())
+        self.emit(emits, out)
     }
 
     fn state_layout(&self) -> Option<String> {

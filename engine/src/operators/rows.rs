@@ -1,7 +1,7 @@
-//! Rows as the changelog operators that keep whole rows in state (Top-N,
-//! deduplication) hold them: a row of [`Val`]s, sort keys ordered as an
-//! `ORDER BY` asks, and the conversions from an input batch and back to an
-//! output batch with row kinds.
+//! Rows as the changelog operators that keep whole rows hold them: a row of
+//! [`Val`]s, sort keys ordered as an `ORDER BY` asks, and the conversions
+//! from an input batch (to values, or packed: [`super::packed`]) and back to
+//! an output batch with row kinds.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -12,9 +12,10 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion_physical_expr::PhysicalExpr;
 use sluice_format::changelog::{self, RowKind};
 
+use super::packed::PackedRow;
 use crate::error::OpError;
 use crate::state::codec::{Reader, Writer};
-use crate::state::value::{ColumnReader, Val, block, column_values, to_array};
+use crate::state::value::{ColumnReader, Val, column_values, to_array};
 
 /// One row's values; shared, as state and output hold the same rows.
 pub type Row = Arc<[Val]>;
@@ -66,71 +67,7 @@ impl RowReader {
         for c in &self.cols {
             c.encode(i, scratch)?;
         }
-        Ok(PackedRow(scratch.buf.as_slice().into()))
-    }
-}
-
-/// A row kept in its state encoding ([`encode_row`]), in one block: for
-/// operators that keep a row per key and seldom emit it (deduplication keeps
-/// every row it reads and emits a kept one only when it is replaced). Packing
-/// takes one allocation, where a [`Row`] takes one per string as well, and a
-/// checkpoint copies the bytes as they are; [`PackedRow::unpack`] makes the
-/// values when the row is emitted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PackedRow(Box<[u8]>);
-
-impl PackedRow {
-    /// A row of values packed (tests; operators pack from a batch with
-    /// [`RowReader::pack`]).
-    #[cfg(test)]
-    pub fn pack(row: &[Val]) -> Self {
-        let mut w = Writer::new();
-        w.u32(row.len() as u32);
-        row.iter().for_each(|v| v.encode(&mut w));
-        PackedRow(w.buf.into())
-    }
-
-    pub fn unpack(&self) -> Result<Row, OpError> {
-        decode_row(&mut Reader::new(&self.0))
-    }
-
-    /// Appends the row's values to `out`, which holds rows of `width`
-    /// values (no block of its own for the row).
-    pub fn unpack_into(&self, width: usize, out: &mut Vec<Val>) -> Result<(), OpError> {
-        let mut r = Reader::new(&self.0);
-        let n = r.u32()? as usize;
-        if n != width {
-            return Err(OpError::Other(format!("a kept row of {n} values where {width} were expected")));
-        }
-        for _ in 0..n {
-            out.push(Val::decode(&mut r)?);
-        }
-        Ok(())
-    }
-
-    pub fn encode(&self, w: &mut Writer) {
-        w.raw(&self.0);
-    }
-
-    /// Reads a row that [`encode_row`] (or [`PackedRow::encode`]) wrote,
-    /// checking it whole.
-    pub fn decode(r: &mut Reader<'_>) -> Result<Self, OpError> {
-        let (_, bytes) = r.span(decode_row)?;
-        Ok(PackedRow(bytes.into()))
-    }
-
-    /// The heap bytes it takes.
-    pub fn heap_size(&self) -> usize {
-        block(self.0.len())
-    }
-}
-
-impl std::fmt::Debug for PackedRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.unpack() {
-            Ok(row) => row.fmt(f),
-            Err(e) => write!(f, "<{e}>"),
-        }
+        Ok(PackedRow::from_encoding(&scratch.buf))
     }
 }
 

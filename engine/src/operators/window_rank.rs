@@ -22,8 +22,9 @@ use sluice_format::changelog::RowKind;
 use sluice_sql::plan::RankRange;
 
 use super::calc::relax;
+use super::packed::{Emitted, PackedRow};
 use super::rank::Buffer;
-use super::rows::{Direction, Emit, Row, SortKey, batch_rows, output_batch, sort_keys};
+use super::rows::{Direction, RowReader, SortKey, sort_keys};
 use super::window::{Keys, TimeShift};
 use super::{StreamEvent, StreamOperator, epoch_millis};
 use crate::error::OpError;
@@ -51,7 +52,7 @@ impl StateValue for WindowRows {
 }
 
 /// Adds a row to a window's rows, keeping the best `keep`.
-pub fn add(buf: &mut Buffer, key: SortKey, row: Row, keep: usize, later_wins_ties: bool) {
+pub fn add(buf: &mut Buffer, key: SortKey, row: PackedRow, keep: usize, later_wins_ties: bool) {
     if later_wins_ties && buf.first_key().is_some_and(|k| *k == key) {
         *buf = Buffer::default();
     }
@@ -62,14 +63,14 @@ pub fn add(buf: &mut Buffer, key: SortKey, row: Row, keep: usize, later_wins_tie
 }
 
 /// The rows a fired window emits: those whose rank is in range.
-pub fn fire(buf: &Buffer, range: RankRange, output_rank: bool, out: &mut Vec<Emit>) {
+pub fn fire(buf: &Buffer, range: RankRange, output_rank: bool, out: &mut Emitted) {
     for (i, row) in buf.rows().enumerate() {
         let rank = i as u64 + 1;
         if rank > range.end {
             break;
         }
         if rank >= range.start {
-            out.push(Emit { kind: RowKind::Insert, row: row.clone(), rank: output_rank.then_some(rank) });
+            out.push(RowKind::Insert, row, output_rank.then_some(rank));
         }
     }
 }
@@ -132,11 +133,12 @@ impl StreamOperator for WindowTopN {
     }
 
     fn process_batch(&mut self, batch: RecordBatch, _out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
-        let rows = batch_rows(&batch, self.types.len())?;
+        let rows = RowReader::new(&batch, self.types.len())?;
+        let mut scratch = Writer::new();
         let sort = sort_keys(&batch, &self.order, &self.dirs)?;
         let keys = self.keys.encode(&batch)?;
         let ends = epoch_millis(batch.column(self.end_col))?;
-        for (i, (row, key)) in rows.into_iter().zip(sort).enumerate() {
+        for (i, key) in sort.into_iter().enumerate() {
             if arrow::array::Array::is_null(&ends, i) {
                 self.late += 1;
                 continue;
@@ -156,7 +158,7 @@ impl StreamOperator for WindowTopN {
                 self.windows.insert((end, Arc::from(pk)));
             }
             if let Some(w) = self.state.get_mut(pk) {
-                add(&mut w.rows, key, row, self.range.end as usize, self.later_wins_ties);
+                add(&mut w.rows, key, rows.pack(i, &mut scratch)?, self.range.end as usize, self.later_wins_ties);
             }
         }
         Ok(())
@@ -165,7 +167,7 @@ impl StreamOperator for WindowTopN {
     fn process_watermark(&mut self, watermark: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         if watermark > self.watermark {
             self.watermark = watermark;
-            let mut emits = Vec::new();
+            let mut emits = Emitted::new(&self.types, 0, 0);
             while let Some((end, _)) = self.windows.first() {
                 if end - 1 > watermark {
                     break;
@@ -176,7 +178,7 @@ impl StreamOperator for WindowTopN {
                 }
             }
             if !emits.is_empty() {
-                out.push(StreamEvent::Batch(output_batch(&emits, &self.types, self.output_rank, false, &self.schema)?));
+                out.push(StreamEvent::Batch(emits.batch(self.output_rank, false, &self.schema)?));
             }
         }
         out.push(StreamEvent::Watermark(watermark));
@@ -221,15 +223,16 @@ mod tests {
     use crate::operators::rows::SortPart;
     use crate::state::value::Val;
 
-    fn row(name: &str, v: i64, asc: bool) -> (SortKey, Row) {
+    fn row(name: &str, v: i64, asc: bool) -> (SortKey, PackedRow) {
         (
             vec![SortPart { val: Val::I64(v), dir: Direction { asc, nulls_first: asc } }].into(),
-            vec![Val::Str(name.into())].into(),
+            PackedRow::pack(&[Val::Str(name.into())]),
         )
     }
 
-    fn names(emits: &[Emit]) -> Vec<String> {
+    fn names(emits: &Emitted) -> Vec<String> {
         emits
+            .rows()
             .iter()
             .map(|e| match (&e.row[0], e.rank) {
                 (Val::Str(s), Some(r)) => format!("{r}:{s}"),
@@ -262,7 +265,7 @@ mod tests {
                 let (k, r) = row(n, *v, false);
                 add(&mut buf, k, r, keep, later);
             }
-            let mut out = Vec::new();
+            let mut out = Emitted::new(&[DataType::Utf8], 0, 0);
             fire(&buf, range, with_rank, &mut out);
             assert_eq!(names(&out), want, "{input:?} keep={keep} later_wins_ties={later}");
         }

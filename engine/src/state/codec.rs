@@ -119,7 +119,11 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
     pub fn str(&mut self) -> Result<String, OpError> {
-        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| truncated())
+        Ok(self.str_ref()?.to_owned())
+    }
+    /// A string, borrowed from the buffer.
+    pub fn str_ref(&mut self) -> Result<&'a str, OpError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| truncated())
     }
     pub fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, OpError>) -> Result<Option<T>, OpError> {
         match self.u8()? {

@@ -15,7 +15,7 @@ use crate::operators::group_agg::Group;
 use crate::operators::group_agg::accs::Acc;
 use crate::operators::join::logic::{Entry, Sides};
 use crate::operators::normalize::LastRow;
-use crate::operators::rows::PackedRow;
+use crate::operators::packed::PackedRow;
 
 struct Counting;
 

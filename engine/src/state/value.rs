@@ -449,16 +449,21 @@ pub fn to_array<'a>(data_type: &DataType, values: impl Iterator<Item = &'a Val> 
                     o => return Err(mismatch(o)),
                 }
             }
-            let a: ArrayRef = Arc::new(b.finish());
-            match t {
-                // Int64 → Timestamp(ms, tz) reinterprets, keeping the zone.
-                DataType::Timestamp(unit, Some(tz)) => {
-                    let naive = cast(&a, &DataType::Timestamp(*unit, None))?;
-                    cast(&naive, &DataType::Timestamp(*unit, Some(tz.clone())))?
-                }
-                _ => cast(&a, t)?,
-            }
+            finish_i64(Arc::new(b.finish()), t)?
         }
+    })
+}
+
+/// An `Int64` column of values as a column of `t` (an integer, time or
+/// timestamp type, which values hold as `i64`).
+pub fn finish_i64(a: ArrayRef, t: &DataType) -> Result<ArrayRef, OpError> {
+    Ok(match t {
+        // Int64 → Timestamp(ms, tz) reinterprets, keeping the zone.
+        DataType::Timestamp(unit, Some(tz)) => {
+            let naive = cast(&a, &DataType::Timestamp(*unit, None))?;
+            cast(&naive, &DataType::Timestamp(*unit, Some(tz.clone())))?
+        }
+        _ => cast(&a, t)?,
     })
 }
 

@@ -2,13 +2,13 @@
 //! (the `topn_ties` golden case, team x).
 
 use super::*;
-use crate::operators::rows::SortPart;
+use crate::operators::rows::{Emit, SortPart};
 use crate::state::value::Val;
 
-fn row(player: &str, score: i64) -> (SortKey, Row) {
+fn row(player: &str, score: i64) -> (SortKey, PackedRow) {
     let key: SortKey =
         vec![SortPart { val: Val::I64(score), dir: Direction { asc: false, nulls_first: false } }].into();
-    (key, vec![Val::Str(player.into()), Val::I64(score)].into())
+    (key, PackedRow::pack(&[Val::Str(player.into()), Val::I64(score)]))
 }
 
 fn text(e: &Emit) -> String {
@@ -35,14 +35,14 @@ const INPUT: [(&str, i64); 13] = [
     ("p13", 40),
 ];
 
-fn replay(f: impl Fn(&mut Buffer, SortKey, Row, &mut Vec<Emit>)) -> (Vec<String>, Buffer) {
+fn replay(f: impl Fn(&mut Buffer, SortKey, PackedRow, &mut Emitted)) -> (Vec<String>, Buffer) {
     let mut buf = Buffer::default();
-    let mut out = Vec::new();
+    let mut out = Emitted::new(&[DataType::Utf8, DataType::Int64], 0, 0);
     for (p, s) in INPUT {
         let (k, r) = row(p, s);
         f(&mut buf, k, r, &mut out);
     }
-    (out.iter().map(text).collect(), buf)
+    (out.rows().iter().map(text).collect(), buf)
 }
 
 #[test]
@@ -56,7 +56,7 @@ fn top3_with_row_numbers_shifts_ranks_as_flink_does() {
         -U[2, p7] +U[2, p11] -U[3, p8] +U[3, p7] \
         -U[3, p7] +U[3, p12]";
     assert_eq!(out.join(" "), want);
-    let top: Vec<String> = buf.rows().take(3).map(|r| format!("{:?}", r[0])).collect();
+    let top: Vec<String> = buf.rows().take(3).map(|r| format!("{:?}", r.unpack().unwrap()[0])).collect();
     assert_eq!(top, ["Str(\"p10\")", "Str(\"p11\")", "Str(\"p12\")"]);
 }
 
@@ -104,13 +104,13 @@ fn a_range_after_the_first_rank_emits_only_its_ranks() {
 #[test]
 fn rows_that_do_not_fit_leave_the_buffer_unchanged() {
     let mut buf = Buffer::default();
-    let mut out = Vec::new();
+    let mut out = Emitted::new(&[DataType::Utf8, DataType::Int64], 0, 0);
     for (p, s) in [("a", 5), ("b", 4), ("c", 3)] {
         let (k, r) = row(p, s);
         top_n(&mut buf, k, r, RankRange { start: 1, end: 2 }, false, &mut out);
     }
     // c (3) ranks after a full top 2: not buffered, nothing emitted.
-    assert_eq!(out.iter().map(text).collect::<Vec<_>>(), ["+I[a]", "+I[b]"]);
+    assert_eq!(out.rows().iter().map(text).collect::<Vec<_>>(), ["+I[a]", "+I[b]"]);
     assert_eq!(buf.count, 2);
     // A buffer survives the state codec.
     let mut w = Writer::new();
@@ -133,12 +133,12 @@ fn an_updating_input_changes_the_ranks_it_moves() {
     ];
     let replay = |output_rank: bool| {
         let mut buf = Buffer::default();
-        let mut out = Vec::new();
+        let mut out = Emitted::new(&[DataType::Utf8, DataType::Int64], 0, 0);
         for (kind, p, s) in input {
             let (k, r) = row(p, s);
             retract_top_n(&mut buf, k, r, kind, RankRange { start: 1, end: 2 }, output_rank, &mut out);
         }
-        (out.iter().map(text).collect::<Vec<_>>().join(" "), buf.count)
+        (out.rows().iter().map(text).collect::<Vec<_>>().join(" "), buf.count)
     };
     // c leaves (nothing: it was third), comes back first and pushes a out; b
     // leaves and a comes back; retracting a row never seen changes nothing.
@@ -151,8 +151,12 @@ fn an_updating_input_changes_the_ranks_it_moves() {
 
 /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC) <= 2` over (k STRING,
 /// v BIGINT) with a 1 s state TTL measured with `clock`; feeds `rows` and
-/// returns the emitted lines.
-fn top2_with_ttl(op: Option<TopN>, clock: crate::state::ttl::Clock, rows: &[(&str, i64)]) -> (TopN, Vec<String>) {
+/// returns the emitted lines and the number of output batches.
+fn top2_with_ttl(
+    op: Option<TopN>,
+    clock: crate::state::ttl::Clock,
+    rows: &[(&str, i64)],
+) -> (TopN, Vec<String>, usize) {
     use arrow::array::{AsArray, Int64Array, StringArray};
     use arrow::datatypes::{Field, Int64Type, Schema};
     use datafusion_physical_expr::expressions::Column;
@@ -184,13 +188,14 @@ fn top2_with_ttl(op: Option<TopN>, clock: crate::state::ttl::Clock, rows: &[(&st
     let mut out = Vec::new();
     op.process_batch(batch, &mut out).unwrap();
     let mut lines = Vec::new();
+    let batches = out.len();
     for ev in out {
         let StreamEvent::Batch(b) = ev else { continue };
         let (data, kinds) = changelog::split(&b);
         let (k, v) = (data.column(0).as_string::<i32>(), data.column(1).as_primitive::<Int64Type>());
         lines.extend((0..data.num_rows()).map(|r| format!("{}[{}, {}]", kinds[r].short(), k.value(r), v.value(r))));
     }
-    (op, lines)
+    (op, lines, batches)
 }
 
 #[test]
@@ -198,16 +203,28 @@ fn a_partition_not_written_for_the_ttl_starts_over() {
     use std::sync::atomic::{AtomicI64, Ordering};
     static NOW: AtomicI64 = AtomicI64::new(0);
     let clock = || NOW.load(Ordering::Relaxed);
-    let (op, lines) = top2_with_ttl(None, clock, &[("a", 5), ("a", 3), ("b", 1)]);
+    let (op, lines, _) = top2_with_ttl(None, clock, &[("a", 5), ("a", 3), ("b", 1)]);
     assert_eq!(lines, ["+I[a, 5]", "+I[a, 3]", "+I[b, 1]"]);
     // A row that does not enter the top 2 does not write the partition's state.
     NOW.store(500, Ordering::Relaxed);
-    let (op, lines) = top2_with_ttl(Some(op), clock, &[("a", 1)]);
+    let (op, lines, _) = top2_with_ttl(Some(op), clock, &[("a", 1)]);
     assert!(lines.is_empty());
     // At 1 s the partition (last written at 0) is forgotten, not retracted, as
     // in Flink: its next row is a top row again.
     NOW.store(1000, Ordering::Relaxed);
-    let (op, lines) = top2_with_ttl(Some(op), clock, &[("a", 1)]);
+    let (op, lines, _) = top2_with_ttl(Some(op), clock, &[("a", 1)]);
     assert_eq!(lines, ["+I[a, 1]"]);
     assert_eq!(op.state.len(), 1, "b, never written again, is swept");
+}
+
+/// One input batch whose rows move many ranks is output in batches of at most
+/// `OUTPUT_ROWS` rows, in order.
+#[test]
+fn output_batches_stay_bounded() {
+    let names: Vec<String> = (0..OUTPUT_ROWS + 100).map(|i| format!("k{i}")).collect();
+    let rows: Vec<(&str, i64)> = names.iter().map(|n| (n.as_str(), 1)).collect();
+    let (_, lines, batches) = top2_with_ttl(None, || 0, &rows);
+    assert_eq!(batches, 2);
+    assert_eq!(lines.len(), rows.len());
+    assert_eq!(lines[OUTPUT_ROWS], format!("+I[k{OUTPUT_ROWS}, 1]"));
 }
