@@ -334,7 +334,8 @@ mod tests {
         // A row of another width, and a value of another type, are errors.
         let mut wrong = Emitted::new(&types, 0, 0);
         wrong.push(RowKind::Insert, &PackedRow::pack(&[Val::I64(1)]), None);
-        assert!(!wrong.is_empty() && wrong.len() == 0);
+        assert!(!wrong.is_empty(), "the error is for batch() to report");
+        assert_eq!(wrong.len(), 0);
         assert!(wrong.batch(false, false, &narrow).is_err());
         let mut wrong = Emitted::new(&[DataType::Int64], 0, 0);
         wrong.push(RowKind::Insert, &PackedRow::pack(&[Val::Str("x".into())]), None);

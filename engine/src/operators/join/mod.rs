@@ -350,9 +350,10 @@ impl Join {
         let mut kept = Matches::new();
         kept.theirs = theirs;
         for r in 0..keys.len() {
-            for c in m.offsets[r]..m.offsets[r + 1] {
-                if mask[c] {
-                    kept.indices.push(m.indices[c]);
+            let range = m.offsets[r]..m.offsets[r + 1];
+            for (c, (&i, &ok)) in range.clone().zip(m.indices[range.clone()].iter().zip(&mask[range])) {
+                if ok {
+                    kept.indices.push(i);
                     kept.candidates.push(c as u32);
                 }
             }
