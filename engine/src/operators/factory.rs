@@ -118,7 +118,13 @@ pub(crate) fn instantiate(
         }
         OpSpec::GroupAggregate { keys, key_types, aggs, schema, retract, ttl } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
-            Box::new(GroupAggregate::new(k, aggs.clone(), schema.clone(), retract.clone()).with_ttl(Ttl::new(*ttl)))
+            let ttl = Ttl::new(*ttl);
+            // Groups keep a write time only when a TTL reads it (8 bytes a key).
+            if ttl.enabled() {
+                Box::new(GroupAggregate::<i64>::new(k, aggs.clone(), schema.clone(), retract.clone()).with_ttl(ttl))
+            } else {
+                Box::new(GroupAggregate::<()>::new(k, aggs.clone(), schema.clone(), retract.clone()))
+            }
         }
         OpSpec::ChangelogNormalize { keys, key_types, schema, ttl } => {
             let k = Keys::new(keys.clone(), key_types.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;

@@ -43,12 +43,37 @@ use crate::state::ttl::Ttl;
 use crate::state::value::{Val, block, column_values, to_array};
 
 /// One key's state: its row count (added minus retracted), accumulators,
-/// and when it was last written (processing time, ms), for the state TTL.
+/// and, with a state TTL, when it was last written (processing time, ms).
 #[derive(Debug, Clone)]
-pub struct Group {
+pub struct Group<W: WriteTime = i64> {
     rows: i64,
     accs: Box<[Acc]>,
-    written: i64,
+    written: W,
+}
+
+/// A group's write time: an `i64` (ms) with a state TTL, nothing (`()`)
+/// without one, where it would be 8 bytes a key never read. Both encode the
+/// same way (a time of 0 for `()`), so a snapshot restores with or without a
+/// TTL.
+pub trait WriteTime: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
+    fn get(self) -> i64;
+    fn set(&mut self, now: i64);
+}
+
+impl WriteTime for i64 {
+    fn get(self) -> i64 {
+        self
+    }
+    fn set(&mut self, now: i64) {
+        *self = now;
+    }
+}
+
+impl WriteTime for () {
+    fn get(self) -> i64 {
+        0
+    }
+    fn set(&mut self, _: i64) {}
 }
 
 #[cfg(test)]
@@ -58,17 +83,18 @@ impl Group {
     }
 }
 
-impl StateValue for Group {
+impl<W: WriteTime> StateValue for Group<W> {
     fn encode(&self, w: &mut Writer) {
         w.i64(self.rows);
-        w.i64(self.written);
+        w.i64(self.written.get());
         w.u32(self.accs.len() as u32);
         self.accs.iter().for_each(|a| a.encode(w));
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, OpError> {
         let rows = r.i64()?;
-        let written = r.i64()?;
+        let mut written = W::default();
+        written.set(r.i64()?);
         let n = r.u32()? as usize;
         let accs = (0..n).map(|_| Acc::decode(r)).collect::<Result<_, _>>()?;
         Ok(Group { rows, accs, written })
@@ -80,7 +106,9 @@ impl StateValue for Group {
     }
 }
 
-pub struct GroupAggregate {
+/// The operator; `W` is `i64` with a state TTL, `()` without (see
+/// [`WriteTime`]).
+pub struct GroupAggregate<W: WriteTime = i64> {
     keys: Arc<Keys>,
     aggs: Vec<AggDef>,
     /// Output: keys..., aggregates... (without the kind column).
@@ -88,7 +116,7 @@ pub struct GroupAggregate {
     /// Per aggregate, whether it applies retractions (then MIN and MAX keep
     /// every value); Flink's MAX over an increasing column ignores them.
     retract: Vec<bool>,
-    state: KeyedState<Group>,
+    state: KeyedState<Group<W>>,
     /// `table.exec.state.ttl` (`Group::written` is the write time it reads).
     ttl: Ttl,
 }
@@ -101,7 +129,16 @@ struct Emitted {
     at: usize,
 }
 
-impl GroupAggregate {
+impl GroupAggregate<i64> {
+    /// State not written for the TTL expires (only groups that keep their
+    /// write time can).
+    pub fn with_ttl(mut self, ttl: Ttl) -> Self {
+        self.ttl = ttl;
+        self
+    }
+}
+
+impl<W: WriteTime> GroupAggregate<W> {
     pub fn new(keys: Keys, aggs: Vec<AggDef>, schema: SchemaRef, retract: Vec<bool>) -> Self {
         GroupAggregate {
             keys: Arc::new(keys),
@@ -113,14 +150,9 @@ impl GroupAggregate {
         }
     }
 
-    /// State not written for the TTL expires.
-    pub fn with_ttl(mut self, ttl: Ttl) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    fn new_group(&self) -> Group {
-        Group { rows: 0, accs: self.aggs.iter().zip(&self.retract).map(|(d, r)| Acc::new(d, *r)).collect(), written: 0 }
+    fn new_group(&self) -> Group<W> {
+        let accs = self.aggs.iter().zip(&self.retract).map(|(d, r)| Acc::new(d, *r)).collect();
+        Group { rows: 0, accs, written: W::default() }
     }
 
     /// Removes expired keys, at most once per TTL.
@@ -129,7 +161,7 @@ impl GroupAggregate {
             return;
         }
         let ttl = self.ttl;
-        let expired = self.state.keys_where(|g| ttl.expired(g.written, now));
+        let expired = self.state.keys_where(|g| ttl.expired(g.written.get(), now));
         for k in expired {
             self.state.remove(&k);
         }
@@ -153,7 +185,7 @@ impl GroupAggregate {
         let (ttl, n) = (self.ttl, self.aggs.len());
         let mut slot = self.state.slot(key);
         if let Some(id) = slot
-            && self.state.slot_mut(id).is_some_and(|g| ttl.expired(g.written, now))
+            && self.state.slot_mut(id).is_some_and(|g| ttl.expired(g.written.get(), now))
         {
             self.state.remove(key);
             slot = None;
@@ -175,7 +207,7 @@ impl GroupAggregate {
             }
         }
         g.rows += sign;
-        g.written = now;
+        g.written.set(now);
         if g.rows <= 0 {
             self.state.remove(key);
             if !first {
@@ -242,7 +274,7 @@ fn evaluate(aggs: &[AggDef], data: &RecordBatch) -> Result<Vec<AggColumn>, OpErr
         .collect()
 }
 
-impl StreamOperator for GroupAggregate {
+impl<W: WriteTime> StreamOperator for GroupAggregate<W> {
     fn name(&self) -> String {
         "GroupAggregate".into()
     }
