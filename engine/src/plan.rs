@@ -129,6 +129,7 @@ impl Builder {
                         exprs,
                         schema: arrow_schema(&t.schema),
                         label: "Computed",
+                        keep_kinds: true,
                     });
                 }
                 if let Some(w) = &t.watermark {
@@ -152,7 +153,14 @@ impl Builder {
             PlanNode::Project { input, exprs } => {
                 let s = self.build(input)?;
                 let exprs = exprs.iter().map(|e| lower(e, &input.schema)).collect::<Result<_, _>>()?;
-                Ok(self.append(s, OpSpec::Project { exprs, schema: arrow_schema(&rel.schema), label: "Calc" }))
+                // A projection that is not updating over one that is reads
+                // its rows as inserts (`sluice_sql` `as_inserts`).
+                let (keep_kinds, label) = match (input.updating, rel.updating) {
+                    (true, false) => (false, "AsInserts"),
+                    _ => (true, "Calc"),
+                };
+                let spec = OpSpec::Project { exprs, schema: arrow_schema(&rel.schema), label, keep_kinds };
+                Ok(self.append(s, spec))
             }
             PlanNode::Unnest { input, expr, ordinality, outer } => {
                 let s = self.build(input)?;
@@ -443,7 +451,7 @@ fn insert_kinds(schema: &DFSchema) -> OpSpec {
     exprs.push(Arc::new(Literal::new(datafusion_common::ScalarValue::Int8(Some(0)))));
     let mut fields: Vec<arrow::datatypes::Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(sluice_format::changelog::kind_field());
-    OpSpec::Project { exprs, schema: Arc::new(Schema::new(fields)), label: "Inserts" }
+    OpSpec::Project { exprs, schema: Arc::new(Schema::new(fields)), label: "Inserts", keep_kinds: true }
 }
 
 /// Builds the job graph of a compiled job under its settings: every vertex at

@@ -36,6 +36,10 @@ impl StreamOperator for Filter {
 pub struct Project {
     pub exprs: Vec<Arc<dyn PhysicalExpr>>,
     pub schema: SchemaRef,
+    /// Whether the input's row kinds pass through; without, every row of an
+    /// updating input becomes an insert (an insert-only Top-1 read by a
+    /// window TVF or an OVER aggregation, as Flink reads it).
+    pub keep_kinds: bool,
 }
 
 impl Project {
@@ -89,10 +93,11 @@ impl StreamOperator for Project {
     }
 
     /// The rows of an updating stream keep their row kinds (the trailing kind
-    /// column, see `sluice_format::changelog`), which no expression reads.
+    /// column, see `sluice_format::changelog`), which no expression reads,
+    /// unless `keep_kinds` is off.
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         let projected = Self::evaluate(&self.exprs, &self.schema, &batch)?;
-        let projected = if changelog::has_kinds(&batch) {
+        let projected = if self.keep_kinds && changelog::has_kinds(&batch) {
             with_kind_column(projected, batch.column(batch.num_columns() - 1).clone())?
         } else {
             projected

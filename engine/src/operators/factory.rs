@@ -77,7 +77,9 @@ pub(crate) fn instantiate(
     let shift = |z: &Option<String>| TimeShift::new(z.as_deref()).map_err(|e| EngineError::Config(e.to_string()));
     Ok(match spec {
         OpSpec::Filter(p) => Box::new(Filter { predicate: p.clone() }),
-        OpSpec::Project { exprs, schema, .. } => Box::new(Project { exprs: exprs.clone(), schema: schema.clone() }),
+        OpSpec::Project { exprs, schema, keep_kinds, .. } => {
+            Box::new(Project { exprs: exprs.clone(), schema: schema.clone(), keep_kinds: *keep_kinds })
+        }
         OpSpec::Unnest { expr, ordinality, outer, schema } => {
             Box::new(Unnest { expr: expr.clone(), ordinality: *ordinality, outer: *outer, schema: schema.clone() })
         }

@@ -47,6 +47,9 @@ pub enum OpSpec {
         exprs: Vec<PhysExpr>,
         schema: SchemaRef,
         label: &'static str,
+        /// Whether an input's row kinds pass through (an updating relation);
+        /// without, rows lose them (an insert-only Top-1 read as inserts).
+        keep_kinds: bool,
     },
     /// UNNEST of an ARRAY or MAP (see `operators::unnest`).
     Unnest {

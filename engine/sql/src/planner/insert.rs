@@ -201,6 +201,20 @@ pub fn flink_insert_only(rel: &Rel) -> bool {
     }
 }
 
+/// An insert-only Top-1 ([`flink_insert_only`]) read as the inserts Flink
+/// takes it for, by window TVFs and OVER aggregations: its rows without their
+/// kinds (the `+I` of each key's first row, and the lone `+U` of each better
+/// row, each one more row), with its time attribute. Any other relation is
+/// returned as it is.
+pub(super) fn as_inserts(rel: Rel) -> Rel {
+    if !rel.updating || !flink_insert_only(&rel) {
+        return rel;
+    }
+    let exprs = rel.schema.columns().into_iter().map(Expr::Column).collect();
+    let (schema, rowtime) = (rel.schema.clone(), rel.rowtime);
+    Rel { node: PlanNode::Project { input: Box::new(rel), exprs }, schema, rowtime, updating: false, unique_key: None }
+}
+
 /// The operator whose updates reach the sink, with its position.
 fn update_origin(rel: &Rel) -> String {
     match &rel.node {

@@ -30,6 +30,7 @@ use sqlparser::ast::{
 };
 
 use super::aggregate::contains_aggregate;
+use super::insert::as_inserts;
 use super::interval::interval_bounds;
 use super::join_push::{Side, push_down, side_of};
 use super::query::FromItem;
@@ -320,6 +321,10 @@ impl Planner {
             ));
         }
         let (left, right) = (push_down(left, push_left), push_down(right, push_right));
+        let (left, right) = match interval {
+            Some(_) => (as_inserts(left), as_inserts(right)),
+            None => (left, right),
+        };
         // An interval join emits only inserts (padded rows once their time has
         // passed), and its output keeps the left input's time attribute; a
         // window join emits only inserts (each window once, when it fires).
@@ -431,7 +436,9 @@ fn semi_anti_join(
 /// append-only with time attributes and the conjuncts bound them both ways.
 pub(super) fn interval_of(left: &Rel, right: &Rel, schema: &DFSchema, conjuncts: &[Expr]) -> Option<TimeInterval> {
     let (lt, rt) = (left.rowtime?, right.rowtime?);
-    if left.updating || right.updating {
+    // An insert-only Top-1 is read as inserts (`as_inserts`), as Flink does.
+    let updating = |r: &Rel| r.updating && !super::insert::flink_insert_only(r);
+    if updating(left) || updating(right) {
         return None;
     }
     let column = |i: usize| {

@@ -5,6 +5,7 @@
 use datafusion_common::DFSchema;
 use datafusion_expr::utils::{conjunction, split_conjunction};
 
+use super::insert::as_inserts;
 use super::join::interval_of;
 use crate::expr::Expr;
 use crate::logical::{JoinKind, PlanNode, Rel};
@@ -67,6 +68,11 @@ pub(super) fn push_down(rel: Rel, preds: Vec<Expr>) -> Rel {
                 interval = interval_of(&left, &right, &schema, &all);
                 rowtime = interval.and(left.rowtime).or(rowtime);
             }
+            // An interval join emits only inserts.
+            let (left, right, updating) = match interval {
+                Some(_) => (as_inserts(left), as_inserts(right), false),
+                None => (left, right, updating),
+            };
             let residual = conjunction(residual.into_iter().chain(joined));
             let join = PlanNode::Join {
                 left: Box::new(left),

@@ -202,6 +202,8 @@ impl Planner {
             Some(w) if apply_where => self.filter(rel, w, pos)?,
             _ => rel,
         };
+        // An insert-only Top-1 is read as inserts, as Flink does.
+        let rel = super::insert::as_inserts(rel);
         let mut rw = OverRewriter { calls: Vec::new() };
         let mut items = s.projection.clone();
         for (i, item) in items.iter_mut().enumerate() {

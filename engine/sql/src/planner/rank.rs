@@ -483,7 +483,8 @@ fn finish_chain(rel: Rel, range: RankRange, output_rank: bool) -> Result<Rel, Sq
                         (false, true) => Some(part_key.unwrap_or_default().into_iter().chain([n_in]).collect()),
                         (false, false) => input.unique_key.clone(),
                     };
-                    Ok(Rel {
+                    let input_rowtime = input.rowtime;
+                    let mut rel = Rel {
                         node: PlanNode::Rank {
                             input,
                             partition,
@@ -497,7 +498,14 @@ fn finish_chain(rel: Rel, range: RankRange, output_rank: bool) -> Result<Rel, Sq
                         rowtime: None,
                         updating: true,
                         unique_key,
-                    })
+                    };
+                    // An insert-only Top-1 (Flink plans it as a deduplication
+                    // keeping the first row) keeps its input's time attribute:
+                    // window TVFs and OVER read it as inserts (`as_inserts`).
+                    if super::insert::flink_insert_only(&rel) {
+                        rel.rowtime = input_rowtime;
+                    }
+                    Ok(rel)
                 }
             }
         }

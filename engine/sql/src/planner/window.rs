@@ -198,6 +198,8 @@ impl Planner {
                 ));
             }
         };
+        // An insert-only Top-1 is read as inserts, as Flink does.
+        let input = super::insert::as_inserts(input);
         if input.updating {
             return Err(SqlError::new(
                 expr_position(&args[0], pos),
