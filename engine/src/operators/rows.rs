@@ -332,50 +332,6 @@ mod tests {
         }
     }
 
-    /// A row packed straight from a batch holds the bytes its values encode
-    /// to, for every kind of column and NULLs; it unpacks to the values, and
-    /// reads back from a checkpoint as the same row.
-    #[test]
-    fn packed_rows_are_their_values_encoding() {
-        use arrow::array::{
-            BooleanArray, Decimal128Array, Float32Array, Int32Array, StringArray, TimestampMillisecondArray,
-        };
-        use arrow::datatypes::{Field, Schema};
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from(vec![Some(1), None, Some(-3)])),
-            Arc::new(Int32Array::from(vec![None, Some(7), Some(8)])),
-            Arc::new(StringArray::from(vec![Some("a long string of text"), Some(""), None])),
-            Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
-            Arc::new(Float32Array::from(vec![Some(0.5), Some(-1.0), None])),
-            Arc::new(
-                Decimal128Array::from(vec![Some(i128::MAX), None, Some(-12345)])
-                    .with_precision_and_scale(38, 2)
-                    .unwrap(),
-            ),
-            Arc::new(
-                TimestampMillisecondArray::from(vec![Some(1_700_000_000_000), None, Some(0)]).with_timezone("UTC"),
-            ),
-        ];
-        let fields: Vec<Field> =
-            cols.iter().enumerate().map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true)).collect();
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
-        let reader = RowReader::new(&batch, batch.num_columns()).unwrap();
-        let mut scratch = Writer::new();
-        for i in 0..batch.num_rows() {
-            let row = reader.row(i).unwrap();
-            let packed = reader.pack(i, &mut scratch).unwrap();
-            assert_eq!(packed, PackedRow::pack(&row), "row {i}");
-            assert_eq!(packed.unpack().unwrap(), row, "row {i}");
-            let mut w = Writer::new();
-            packed.encode(&mut w);
-            w.u8(9);
-            let mut r = Reader::new(&w.buf);
-            assert_eq!(PackedRow::decode(&mut r).unwrap(), packed, "row {i}");
-            assert_eq!(r.u8().unwrap(), 9, "decode reads the row and no further");
-            assert!(PackedRow::decode(&mut Reader::new(&w.buf[..w.buf.len() - 3])).is_err(), "a cut row");
-        }
-    }
-
     #[test]
     fn keys_and_rows_round_trip_through_the_codec() {
         let key: SortKey = vec![part(Some(3), false, false), part(None, true, true)].into();
