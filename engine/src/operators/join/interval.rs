@@ -1,21 +1,33 @@
 //! The event-time interval join, as Flink's `RowTimeIntervalJoin`
 //! (`TimeIntervalJoin`): rows of two append-only inputs join when their keys
-//! are equal and `lower <= l.ts - r.ts <= upper`; each side keeps its rows only
-//! while a row of the other side could still match them, and the watermark
-//! removes them.
+//! are equal and `lower <= l.ts - r.ts <= upper`; each side keeps its rows
+//! while a row of the other side could still match them, and cleanup timers
+//! remove them, as Flink's do.
 //!
-//! Invariants, with `W` the operator's watermark (the minimum of its inputs'):
-//! - a left row at `t` is kept while `W < t - lower` (a right row that could
-//!   still come, later than `W`, may match it), a right row at `t` while
-//!   `W < t + upper`; it is removed once `W` passes that bound;
-//! - an outer side's row that never matched is emitted null-padded when it is
-//!   removed, or at once when it is not kept; nothing is ever retracted, so the
-//!   output is append-only;
-//! - the output watermark lags the input's by `max(-lower, upper)`, as Flink
-//!   delays it, so that joined rows are not late downstream;
+//! With `W` the operator's watermark (0 before the first), a row of a side
+//! reaching `reach` into the other's times (left: `-lower`, right: `upper`):
+//! - a row at `t` looks at the other side's kept rows of its key only while
+//!   the end of its range (`t - lower` for a left row, `t + upper` for a
+//!   right one) is after that side's expiration time; the look joins every
+//!   kept row in its range, then expires those at or before
+//!   `W - reach(other) - 1` (the expiration time from then on);
+//! - the row is kept while `W` is before the end of its range; otherwise an
+//!   outer side's row that matched nothing is emitted null-padded at once;
+//! - the first kept row of a key and side registers a cleanup timer at
+//!   `t + reach + (reach(left) + reach(right)) / 2 + 1`; when `W` reaches it,
+//!   the side's rows at or before `W - reach - 1` go (an outer side's
+//!   unmatched ones null-padded), and the timer is registered again for the
+//!   earliest row left. So a row stays a while after its bound, and a late
+//!   row of the other side may still join it then, exactly as in Flink;
+//! - nothing is ever retracted, so the output is append-only; the output
+//!   watermark lags the input's by `max(-lower, upper)`, as Flink delays it;
 //! - a row with a null key or a null time matches nothing.
+//!
+//! The expiration times are per subtask and not in checkpoints (as in
+//! Flink); after a restore the timers are registered again from each key's
+//! earliest kept row.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::Array;
@@ -74,6 +86,9 @@ impl StateValue for Timed {
     }
 }
 
+/// A key's encoded bytes and a side (0 left, 1 right).
+type KeySide = (Box<[u8]>, usize);
+
 pub struct IntervalJoin {
     kind: JoinKind,
     keys: [Arc<Keys>; 2],
@@ -85,10 +100,18 @@ pub struct IntervalJoin {
     schema: arrow::datatypes::SchemaRef,
     row_types: String,
     state: KeyedState<Timed>,
-    /// Keys with kept rows, by the watermark after which (strictly) some of
-    /// them expire. Rebuilt from the state after a restore.
-    timers: BTreeMap<i64, Vec<Box<[u8]>>>,
+    /// The cleanup timers, by the watermark at which they fire: the key and
+    /// the side whose kept rows are then cleaned. Rebuilt from the state
+    /// after a restore.
+    timers: BTreeMap<i64, Vec<KeySide>>,
+    /// The pending timer of each key and side with kept rows; an entry of
+    /// `timers` that is not pending is stale.
+    pending: HashMap<KeySide, i64>,
     timers_stale: bool,
+    /// Per side, the time up to which its kept rows are expired (Flink's
+    /// `leftExpirationTime` and `rightExpirationTime`: per subtask, not in
+    /// checkpoints, 0 at the start).
+    expired: [i64; 2],
     watermark: i64,
 }
 
@@ -111,7 +134,9 @@ impl IntervalJoin {
             ),
             state: KeyedState::default(),
             timers: BTreeMap::new(),
+            pending: HashMap::new(),
             timers_stale: false,
+            expired: [0, 0],
             watermark: NO_WATERMARK,
         })
     }
@@ -120,20 +145,39 @@ impl IntervalJoin {
         if side == 0 { self.kind.left_outer() } else { self.kind.right_outer() }
     }
 
-    /// The watermark after which a row of `side` at `time` can match nothing
-    /// more: a left row at `t` matches right rows up to `t - lower`, a right
-    /// row left rows up to `t + upper`.
-    fn bound(&self, side: usize, time: i64) -> i64 {
-        if side == 0 { time.saturating_sub(self.lower) } else { time.saturating_add(self.upper) }
+    /// How far a row of `side` reaches into the other side's times (Flink's
+    /// `leftRelativeSize` = -lower, `rightRelativeSize` = upper).
+    fn reach(&self, side: usize) -> i64 {
+        if side == 0 { self.lower.saturating_neg() } else { self.upper }
     }
 
-    /// The other side's times a row of `side` at `time` matches.
+    /// The other side's times a row of `side` at `time` matches; the upper
+    /// end is also the watermark below which the row is kept.
     fn range(&self, side: usize, time: i64) -> (i64, i64) {
         if side == 0 {
             (time.saturating_sub(self.upper), time.saturating_sub(self.lower))
         } else {
             (time.saturating_add(self.lower), time.saturating_add(self.upper))
         }
+    }
+
+    /// The operator's time: its watermark, 0 before the first.
+    fn now(&self) -> i64 {
+        self.watermark.max(0)
+    }
+
+    /// Kept rows of `side` at or before this time are expired at time `now`.
+    fn expiration(&self, now: i64, side: usize) -> i64 {
+        if now == i64::MAX { i64::MAX } else { now.saturating_sub(self.reach(side)).saturating_sub(1) }
+    }
+
+    /// Registers the cleanup timer of `key`'s rows of `side` for its row at
+    /// `time`: half the interval's width after the row's bound.
+    fn register(&mut self, key: &[u8], side: usize, time: i64) {
+        let slack = self.reach(0).saturating_add(self.reach(1)) / 2;
+        let at = time.saturating_add(self.reach(side)).saturating_add(slack.max(0)).saturating_add(1);
+        self.pending.insert((key.into(), side), at);
+        self.timers.entry(at).or_default().push((key.into(), side));
     }
 
     fn process(&mut self, side: usize, data: RecordBatch, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
@@ -144,33 +188,46 @@ impl IntervalJoin {
         let keys = encode_keys(&self.keys[side], &data)?;
         self.state.pin(keys.iter().flatten().map(AsRef::as_ref));
         let rows = self.rows[side].convert_columns(data.columns())?;
-        // Candidates: (input row, index of the other side's row), and for the
-        // residual their rows.
+        let now = self.now();
+        let expire_to = self.expiration(now, other);
+        // Which rows look at the other side's kept rows, and which of those
+        // they match (the residual decides in one go): a row looks only while
+        // its range's end passes the other side's expiration time, and that
+        // look expires the key's rows at or before `expire_to` (they leave at
+        // the end of the batch; rows after it no longer see them).
+        let mut expired = self.expired[other];
+        let mut looked: HashSet<&[u8]> = HashSet::new();
         let (mut offsets, mut cands) = (vec![0usize], Vec::new());
         let (mut cand_rows, mut cand_bytes): (Vec<u32>, Vec<&[u8]>) = (Vec::new(), Vec::new());
         for (r, key) in keys.iter().enumerate() {
-            if let (Some(key), false) = (key, times.is_null(r))
-                && let Some(t) = self.state.peek(key)
-            {
+            if let (Some(key), false) = (key, times.is_null(r)) {
                 let (lo, hi) = self.range(side, times.value(r));
-                for (i, o) in t.rows[other].iter().enumerate() {
-                    if o.time >= lo && o.time <= hi {
-                        cands.push(i);
-                        if self.residual.is_some() {
-                            cand_rows.push(r as u32);
-                            cand_bytes.push(&o.row);
+                if expired < hi {
+                    expired = expire_to;
+                    let gone = !looked.insert(key.as_ref());
+                    if let Some(t) = self.state.peek(key) {
+                        for (i, o) in t.rows[other].iter().enumerate() {
+                            if o.time >= lo && o.time <= hi && !(gone && o.time <= expire_to) {
+                                cands.push(i);
+                                if self.residual.is_some() {
+                                    cand_rows.push(r as u32);
+                                    cand_bytes.push(&o.row);
+                                }
+                            }
                         }
                     }
                 }
             }
             offsets.push(cands.len());
         }
+        self.expired[other] = expired;
         let Residual { mask, theirs } = match &self.residual {
             Some(res) if !cands.is_empty() => {
                 residual_mask(res, &self.schema, side, &data, cand_rows, &cand_bytes, &self.rows[other])?
             }
             _ => Residual::all(cands.len()),
         };
+        let looked: Vec<Box<[u8]>> = looked.into_iter().map(Box::from).collect();
         let mut o = Output::with_decoded(theirs);
         for r in 0..n {
             let mut matched = false;
@@ -188,7 +245,7 @@ impl IntervalJoin {
                 }
             }
             let kept = match (key, times.is_null(r)) {
-                (Some(k), false) if self.watermark < self.bound(side, times.value(r)) => Some(k),
+                (Some(k), false) if now < self.range(side, times.value(r)).1 => Some(k),
                 _ => None,
             };
             match kept {
@@ -203,7 +260,9 @@ impl IntervalJoin {
                             self.state.insert(k, t);
                         }
                     }
-                    self.timers.entry(self.bound(side, time)).or_default().push(k.into());
+                    if !self.pending.contains_key(&(Box::from(k), side)) {
+                        self.register(k, side, time);
+                    }
                 }
                 None if !matched && self.outer(side) => o.push_row(r, RowKind::Insert, true, None),
                 None => {}
@@ -212,84 +271,115 @@ impl IntervalJoin {
         if !o.is_empty() {
             out.push(StreamEvent::Batch(o.assemble(&self.schema, &self.rows[other], side, &data, false)?));
         }
-        Ok(())
+        let mut padded = Vec::new();
+        for key in &looked {
+            self.drop_expired(key, other, expire_to, &mut padded);
+        }
+        self.emit_padded(other, padded, out)
     }
 
-    /// Removes the rows that can match nothing more at watermark `w`, and
-    /// emits the unmatched ones of an outer side null-padded.
+    /// Removes `key`'s rows of `side` at or before `to`, collecting the
+    /// unmatched ones of an outer side in `padded`; the key leaves the state
+    /// when it keeps no rows.
+    fn drop_expired(&mut self, key: &[u8], side: usize, to: i64, padded: &mut Vec<Box<[u8]>>) {
+        let outer = self.outer(side);
+        let Some(t) = self.state.get_mut(key) else { return };
+        t.rows[side].retain(|r| {
+            if r.time > to {
+                return true;
+            }
+            if outer && !r.matched {
+                padded.push(r.row.clone());
+            }
+            false
+        });
+        if t.rows[0].is_empty() && t.rows[1].is_empty() {
+            self.state.remove(key);
+        }
+    }
+
+    /// Fires the cleanup timers due at watermark `w` (Flink's `onTimer`): each
+    /// expires its key's rows of its side, emits the unmatched ones of an
+    /// outer side null-padded, and is registered again for the earliest row
+    /// left.
     fn expire(&mut self, w: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         self.rebuild_timers();
-        // Padded rows per side, as encoded rows.
+        let now = self.now();
         let mut padded: [Vec<Box<[u8]>>; 2] = [Vec::new(), Vec::new()];
         while let Some(entry) = self.timers.first_entry() {
-            if *entry.key() >= w {
+            if *entry.key() > w {
                 break;
             }
-            for key in entry.remove() {
-                let Some(t) = self.state.get_mut(&key) else { continue };
-                for (side, padded) in padded.iter_mut().enumerate() {
-                    let bound = |time: i64| {
-                        if side == 0 { time.saturating_sub(self.lower) } else { time.saturating_add(self.upper) }
-                    };
-                    let outer = if side == 0 { self.kind.left_outer() } else { self.kind.right_outer() };
-                    t.rows[side].retain(|r| {
-                        if bound(r.time) >= w {
-                            return true;
-                        }
-                        if outer && !r.matched {
-                            padded.push(r.row.clone());
-                        }
-                        false
-                    });
+            let (at, due) = entry.remove_entry();
+            for (key, side) in due {
+                if self.pending.get(&(key.clone(), side)) != Some(&at) {
+                    continue;
                 }
-                if t.rows[0].is_empty() && t.rows[1].is_empty() {
-                    self.state.remove(&key);
+                self.pending.remove(&(key.clone(), side));
+                let to = self.expiration(now, side);
+                self.expired[side] = to;
+                self.drop_expired(&key, side, to, &mut padded[side]);
+                let earliest = self.state.peek(&key).and_then(|t| t.rows[side].iter().map(|r| r.time).min());
+                match earliest {
+                    Some(e) if e > 0 => self.register(&key, side, e),
+                    // Flink drops what is left when no row after time 0 is.
+                    Some(_) => self.drop_expired(&key, side, i64::MAX, &mut Vec::new()),
+                    None => {}
                 }
             }
         }
         for (side, rows) in padded.into_iter().enumerate() {
-            if rows.is_empty() {
-                continue;
-            }
-            let parser = self.rows[side].parser();
-            let cols = self.rows[side].convert_rows(rows.iter().map(|b| parser.parse(b)))?;
-            let n = rows.len();
-            let data = RecordBatch::try_new_with_options(
-                Arc::new(arrow::datatypes::Schema::new(
-                    cols.iter()
-                        .enumerate()
-                        .map(|(i, c)| arrow::datatypes::Field::new(format!("c{i}"), c.data_type().clone(), true))
-                        .collect::<Vec<_>>(),
-                )),
-                cols,
-                &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
-            )?;
-            let mut o = Output::default();
-            for r in 0..n {
-                o.push_row(r, RowKind::Insert, true, None);
-            }
-            out.push(StreamEvent::Batch(o.assemble(&self.schema, &self.rows[1 - side], side, &data, false)?));
+            self.emit_padded(side, rows, out)?;
         }
         Ok(())
     }
 
-    /// After a restore, every key with kept rows gets its timers back.
+    /// Rows of `side` null-padded on the other side, as one batch.
+    fn emit_padded(&self, side: usize, rows: Vec<Box<[u8]>>, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let parser = self.rows[side].parser();
+        let cols = self.rows[side].convert_rows(rows.iter().map(|b| parser.parse(b)))?;
+        let n = rows.len();
+        let data = RecordBatch::try_new_with_options(
+            Arc::new(arrow::datatypes::Schema::new(
+                cols.iter()
+                    .enumerate()
+                    .map(|(i, c)| arrow::datatypes::Field::new(format!("c{i}"), c.data_type().clone(), true))
+                    .collect::<Vec<_>>(),
+            )),
+            cols,
+            &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        let mut o = Output::default();
+        for r in 0..n {
+            o.push_row(r, RowKind::Insert, true, None);
+        }
+        out.push(StreamEvent::Batch(o.assemble(&self.schema, &self.rows[1 - side], side, &data, false)?));
+        Ok(())
+    }
+
+    /// After a restore, every key and side with kept rows gets a timer for its
+    /// earliest row (Flink keeps its timers in checkpoints; the first firing
+    /// after a restore may come at another watermark).
     fn rebuild_timers(&mut self) {
         if !std::mem::take(&mut self.timers_stale) {
             return;
         }
         self.timers.clear();
-        let mut timers: BTreeMap<i64, Vec<Box<[u8]>>> = BTreeMap::new();
-        let mut kept: Vec<(usize, i64, Box<[u8]>)> = Vec::new();
+        self.pending.clear();
+        let mut earliest: Vec<(Box<[u8]>, usize, i64)> = Vec::new();
         self.state.scan(|key, t| {
             for (side, rows) in t.rows.iter().enumerate() {
-                kept.extend(rows.iter().map(|r| (side, r.time, Box::from(key))));
+                if let Some(e) = rows.iter().map(|r| r.time).min() {
+                    earliest.push((Box::from(key), side, e));
+                }
             }
         });
-        for (side, time, key) in kept {
-            timers.entry(self.bound(side, time)).or_default().push(key);
+        for (key, side, time) in earliest {
+            self.register(&key, side, time);
         }
-        self.timers = timers;
     }
 }
 
@@ -402,21 +492,31 @@ mod tests {
     }
 
     #[test]
-    fn rows_join_within_the_bounds_and_expire_with_the_watermark() {
-        // l.ts - r.ts in [-10, 5]
+    fn rows_join_within_the_bounds_and_expire_when_their_timer_fires() {
+        // l.ts - r.ts in [-10, 5]: a left row reaches 10 ms, a right row 5 ms;
+        // a cleanup timer fires (5 + 10) / 2 + 1 ms after a row's bound.
         let mut j = join(JoinKind::Left, -10, 5);
         assert_eq!(feed(&mut j, 0, &[(1, 100), (2, 100)]), Vec::<String>::new());
         // Right rows at 95 (100 - 95 = 5: in), 111 (-11: out), 110 (-10: in), key 3: none.
         assert_eq!(feed(&mut j, 1, &[(1, 95), (1, 111), (1, 110), (3, 100)]), ["[1, 100, 1, 95]", "[1, 100, 1, 110]"]);
-        // The left rows are kept until the watermark passes 100 + 10: the
-        // unmatched one is then emitted padded; the output watermark lags by 10.
+        // Key 1's right rows: timer at 95 + 5 + 7 + 1 = 108, which expires
+        // those at or before 110 - 5 - 1 = 104 (the row at 95). The output
+        // watermark lags by 10.
         assert_eq!(watermark(&mut j, 110), ["W100"]);
-        assert_eq!(watermark(&mut j, 111), ["[2, 100, null, null]", "W101"]);
-        // A left row too late to be kept joins what is kept, else is padded at once.
+        // The left rows' timer (100 + 10 + 7 + 1 = 118) is not due: the
+        // unmatched left row of key 2 is not padded yet, as in Flink.
+        assert_eq!(watermark(&mut j, 111), ["W101"]);
+        // A late left row still joins the kept right rows in its range, and
+        // is not kept; one too late to look at them (its range ends at 60,
+        // before what has expired) is padded at once.
         assert_eq!(
             feed(&mut j, 0, &[(1, 101), (4, 50)]),
             ["[1, 101, 1, 111]", "[1, 101, 1, 110]", "[4, 50, null, null]"]
         );
+        assert_eq!(j.state_keys(), Some(3));
+        // At 118 the left rows expire (those at or before 118 - 10 - 1): key
+        // 2's unmatched one is padded; key 3's right row went at 113.
+        assert_eq!(watermark(&mut j, 118), ["[2, 100, null, null]", "W108"]);
         assert_eq!(j.state_keys(), Some(1), "only key 1's right rows are kept");
     }
 

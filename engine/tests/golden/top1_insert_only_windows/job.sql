@@ -1,8 +1,10 @@
 -- compare: materialized
 -- An insert-only Top-1 (ROW_NUMBER ... ORDER BY price ASC, rn = 1: Flink 2.3 plans it as a
 -- deduplication keeping the first row, insert-only, and its operator emits +I for a key's first
--- row and a lone +U for each cheaper one) read by a TUMBLE aggregation and by an OVER
--- aggregation, which take every one of its rows as an insert and keep its time attribute.
+-- row and a lone +U for each cheaper one) read by a TUMBLE aggregation, an OVER aggregation
+-- and an interval join, which take every one of its rows as an insert and keep its time
+-- attribute. The interval join also meets late rows: Flink's cleanup timers keep a row some
+-- time after its bound, and a late row of the other side still joins it then.
 -- Out-of-order rows within the 5 s watermark delay, and late rows. Materialized: the order of
 -- the keys of one window firing is Flink's hash order.
 CREATE TABLE bids (
@@ -44,6 +46,21 @@ CREATE TABLE running_low (
   'connector' = 'print',
   'print-identifier' = 'running_low'
 );
+
+CREATE TABLE near_cheapest (
+  c_seq INT,
+  b_seq INT,
+  auction BIGINT,
+  gap BIGINT
+) WITH (
+  'connector' = 'print',
+  'print-identifier' = 'near_cheapest'
+);
+
+INSERT INTO near_cheapest
+SELECT c.seq, b.seq, c.auction, b.price - c.price
+FROM cheapest c JOIN bids b
+ON c.auction = b.auction AND b.ts BETWEEN c.ts AND c.ts + INTERVAL '3' SECOND;
 
 INSERT INTO per_window
 SELECT window_start, window_end, auction, COUNT(*), MIN(price), SUM(price)
