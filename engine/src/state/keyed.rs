@@ -151,10 +151,11 @@ const KEY_OVERHEAD: usize = 8;
 /// key longer than [`KeyBytes`] holds inline, and what the value holds
 /// ([`StateValue::heap_size`]); a value that cannot tell is taken at three
 /// times its `encoded` length (vectors of 24-byte values, boxed strings,
-/// block rounding), which errs on the side of spilling early.
-fn heap_bytes<V: StateValue>(key: usize, value: &V, encoded: usize) -> usize {
+/// block rounding), which errs on the side of spilling early. `encoded` is
+/// called only then.
+fn heap_bytes<V: StateValue>(key: usize, value: &V, encoded: impl FnOnce() -> usize) -> usize {
     let key_block = if key > super::key::INLINE { super::value::block(key) } else { 0 };
-    let value = value.heap_size().unwrap_or(3 * encoded);
+    let value = value.heap_size().unwrap_or_else(|| 3 * encoded());
     std::mem::size_of::<Option<Slot<V>>>() + KEY_OVERHEAD + key_block + value
 }
 /// One value in this many written is measured.
@@ -516,9 +517,12 @@ impl<V: StateValue> KeyedState<V> {
         if s.until_sample == 0 {
             s.until_sample = SAMPLE_EVERY;
             if let Some(slot) = self.slots.get(keep as usize).and_then(Option::as_ref) {
-                let mut w = Writer::new();
-                slot.value.encode(&mut w);
-                let measured = heap_bytes(slot.key.len(), &slot.value, w.buf.len());
+                let encoded = || {
+                    let mut w = Writer::new();
+                    slot.value.encode(&mut w);
+                    w.buf.len()
+                };
+                let measured = heap_bytes(slot.key.len(), &slot.value, encoded);
                 s.per_key = (s.per_key * 7 + measured) / 8;
             }
         }
@@ -563,7 +567,7 @@ impl<V: StateValue> KeyedState<V> {
             }
             let mut w = Writer::new();
             slot.value.encode(&mut w);
-            measured += heap_bytes(slot.key.len(), &slot.value, w.buf.len());
+            measured += heap_bytes(slot.key.len(), &slot.value, || w.buf.len());
             out.push((key, w.buf));
         }
         if !out.is_empty() {
