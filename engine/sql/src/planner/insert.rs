@@ -184,7 +184,8 @@ fn check_changelog(table: &TableDef, input: &Rel, pos: Position) -> Result<(), S
 /// filters and projections. Flink takes such a rank for a deduplication
 /// keeping the first row (`RankUtil.isDeduplication` and not
 /// `keepLastDeduplicateRow`; a selected row number of a 1..=1 range is a
-/// constant) and so lets append-only sinks take it; its operator still emits
+/// constant) and so lets append-only sinks take it, also through an event-time
+/// temporal join it is the left input of; its operator still emits
 /// a lone `+U` for each better row (see `operators::rank`), which such a
 /// sink writes as one more row, and which downstream aggregates accumulate.
 pub fn flink_insert_only(rel: &Rel) -> bool {
@@ -197,6 +198,8 @@ pub fn flink_insert_only(rel: &Rel) -> bool {
         PlanNode::Filter { input, .. } | PlanNode::Project { input, .. } | PlanNode::Unnest { input, .. } => {
             flink_insert_only(input)
         }
+        // An event-time temporal join's changelog is its left input's.
+        PlanNode::Join { left, temporal: Some(_), .. } => flink_insert_only(left),
         _ => false,
     }
 }

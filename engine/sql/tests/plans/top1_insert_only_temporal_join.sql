@@ -1,6 +1,7 @@
 -- An insert-only Top-1 (rn = 1, ORDER BY price ASC) as the left input of an event-time
 -- temporal join: it keeps its time attribute, so the join reads it, and the output keeps its
 -- row kinds (+I, then a lone +U for each cheaper row), as Flink's TemporalRowTimeJoinOperator.
+-- Its changelog is the left input's, insert-only for Flink: an append-only sink takes it.
 CREATE TABLE bids (
   seq INT,
   auction BIGINT,
@@ -22,7 +23,8 @@ SELECT seq, auction, price, ts FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price ASC) AS rn FROM bids
 ) WHERE rn = 1;
 
-CREATE TABLE out1 (seq INT, auction BIGINT, price BIGINT, rate BIGINT) WITH ('connector' = 'print');
+CREATE TABLE out1 (seq INT, auction BIGINT, price BIGINT, rate BIGINT)
+WITH ('connector' = 'filesystem', 'path' = '/tmp/out', 'format' = 'csv');
 
 INSERT INTO out1
 SELECT c.seq, c.auction, c.price, r.rate
