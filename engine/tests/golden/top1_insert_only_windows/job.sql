@@ -3,10 +3,11 @@
 -- deduplication keeping the first row, insert-only, and its operator emits +I for a key's first
 -- row and a lone +U for each cheaper one) read by a TUMBLE aggregation, an OVER aggregation
 -- and an interval join, which take every one of its rows as an insert and keep its time
--- attribute. The interval join also meets late rows: Flink's cleanup timers keep a row some
--- time after its bound, and a late row of the other side still joins it then.
--- Out-of-order rows within the 5 s watermark delay, and late rows. Materialized: the order of
--- the keys of one window firing is Flink's hash order.
+-- attribute.
+-- Out-of-order rows within the 5 s watermark delay, none later: which late rows an interval
+-- join or a window still takes depends on when watermarks reach each subtask at parallelism 3
+-- (the interval join's cleanup timers, as Flink's, are unit-tested in operators/join/interval.rs).
+-- Materialized: the order of the keys of one window firing is Flink's hash order.
 CREATE TABLE bids (
   seq INT,
   auction BIGINT,
