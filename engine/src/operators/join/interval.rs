@@ -104,9 +104,10 @@ pub struct IntervalJoin {
     /// the side whose kept rows are then cleaned. Rebuilt from the state
     /// after a restore.
     timers: BTreeMap<i64, Vec<KeySide>>,
-    /// The pending timer of each key and side with kept rows; an entry of
-    /// `timers` that is not pending is stale.
-    pending: HashMap<KeySide, i64>,
+    /// The pending timer of each key's sides with kept rows (looked up by
+    /// the key's bytes, without a copy); an entry of `timers` that is not
+    /// pending is stale.
+    pending: HashMap<Box<[u8]>, [Option<i64>; 2]>,
     timers_stale: bool,
     /// Per side, the time up to which its kept rows are expired (Flink's
     /// `leftExpirationTime` and `rightExpirationTime`: per subtask, not in
@@ -176,7 +177,7 @@ impl IntervalJoin {
     fn register(&mut self, key: &[u8], side: usize, time: i64) {
         let slack = self.reach(0).saturating_add(self.reach(1)) / 2;
         let at = time.saturating_add(self.reach(side)).saturating_add(slack.max(0)).saturating_add(1);
-        self.pending.insert((key.into(), side), at);
+        self.pending.entry(key.into()).or_default()[side] = Some(at);
         self.timers.entry(at).or_default().push((key.into(), side));
     }
 
@@ -260,7 +261,7 @@ impl IntervalJoin {
                             self.state.insert(k, t);
                         }
                     }
-                    if !self.pending.contains_key(&(Box::from(k), side)) {
+                    if self.pending.get(k).is_none_or(|p| p[side].is_none()) {
                         self.register(k, side, time);
                     }
                 }
@@ -312,10 +313,11 @@ impl IntervalJoin {
             }
             let (at, due) = entry.remove_entry();
             for (key, side) in due {
-                if self.pending.get(&(key.clone(), side)) != Some(&at) {
-                    continue;
+                let Some(p) = self.pending.get_mut(&key).filter(|p| p[side] == Some(at)) else { continue };
+                p[side] = None;
+                if p.iter().all(Option::is_none) {
+                    self.pending.remove(&key);
                 }
-                self.pending.remove(&(key.clone(), side));
                 let to = self.expiration(now, side);
                 self.expired[side] = to;
                 self.drop_expired(&key, side, to, &mut padded[side]);
