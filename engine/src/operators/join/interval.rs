@@ -104,10 +104,9 @@ pub struct IntervalJoin {
     /// the side whose kept rows are then cleaned. Rebuilt from the state
     /// after a restore.
     timers: BTreeMap<i64, Vec<KeySide>>,
-    /// The pending timer of each key's sides with kept rows (looked up by
-    /// the key's bytes, without a copy); an entry of `timers` that is not
-    /// pending is stale.
-    pending: HashMap<Box<[u8]>, [Option<i64>; 2]>,
+    /// The pending timer of each key and side with kept rows; an entry of
+    /// `timers` that is not pending is stale.
+    pending: HashMap<KeySide, i64>,
     timers_stale: bool,
     /// Per side, the time up to which its kept rows are expired (Flink's
     /// `leftExpirationTime` and `rightExpirationTime`: per subtask, not in
@@ -177,7 +176,7 @@ impl IntervalJoin {
     fn register(&mut self, key: &[u8], side: usize, time: i64) {
         let slack = self.reach(0).saturating_add(self.reach(1)) / 2;
         let at = time.saturating_add(self.reach(side)).saturating_add(slack.max(0)).saturating_add(1);
-        self.pending.entry(key.into()).or_default()[side] = Some(at);
+        self.pending.insert((key.into(), side), at);
         self.timers.entry(at).or_default().push((key.into(), side));
     }
 
@@ -261,7 +260,7 @@ impl IntervalJoin {
                             self.state.insert(k, t);
                         }
                     }
-                    if self.pending.get(k).is_none_or(|p| p[side].is_none()) {
+                    if !self.pending.contains_key(&(Box::from(k), side)) {
                         self.register(k, side, time);
                     }
                 }
@@ -313,11 +312,10 @@ impl IntervalJoin {
             }
             let (at, due) = entry.remove_entry();
             for (key, side) in due {
-                let Some(p) = self.pending.get_mut(&key).filter(|p| p[side] == Some(at)) else { continue };
-                p[side] = None;
-                if p.iter().all(Option::is_none) {
-                    self.pending.remove(&key);
+                if self.pending.get(&(key.clone(), side)) != Some(&at) {
+                    continue;
                 }
+                self.pending.remove(&(key.clone(), side));
                 let to = self.expiration(now, side);
                 self.expired[side] = to;
                 self.drop_expired(&key, side, to, &mut padded[side]);
