@@ -70,6 +70,8 @@ class Bench(BenchBase):
                 raise BenchError(f"{name}: read {e.records_in('Aggregate')} of {keys} keys in {self.args.timeout} s")
             time.sleep(0.2)
         read_s = time.monotonic() - t0
+        # The peak while the job holds every key, before the savepoint.
+        self.build_rss = (e.proc.rss_hwm_kb() or 0) * 1024
         target = f"s3://{S3_BUCKET}/sp-{name}" if self.s3 else os.path.join(self.work, f"sp-{name}")
         _, loc, entry = e.savepoint(target, True, self.args.timeout)
         e.proc.wait(self.args.timeout)
@@ -134,7 +136,7 @@ class Bench(BenchBase):
         log(f"calibration: {per_key:.1f} bytes per key; {keys} keys for {human(a.size)}")
         data = self.make_data(keys, "data")
         loc, size, read_s = self.build("build", keys, data)
-        self.built = dict(keys=keys, size=size, read_s=read_s)
+        self.built = dict(keys=keys, size=size, read_s=read_s, rss=self.build_rss)
         with open(os.path.join(data, "after.csv.tmp"), "w") as f:
             step = max(1, keys // a.rows)
             f.write("".join(f"{k},0,{AFTER_V},{'f' * 64}\n" for k in range(0, keys, step)[:a.rows]))
@@ -150,6 +152,9 @@ class Bench(BenchBase):
                f"`scripts/bench_restore.py --size {a.size_text} --storage {a.storage}`; {b['keys']} keys, a "
                f"savepoint of {human(b['size'])} (`sizeBytes`) on {a.storage} storage"
                f"{' (MinIO on loopback)' if a.storage == 's3' else ''}, built in {b['read_s']:.1f} s at parallelism 1.",
+               "",
+               f"Peak RSS of the job holding that state, before its savepoint: {b['rss'] / (1 << 20):,.0f} MiB, "
+               f"**{b['rss'] / b['size']:.2f}x** the savepoint's `sizeBytes`.",
                "",
                "Seconds from process start. *First output*: the first row of the restored job, for a row "
                "written after the restore; *every key group*: the last subtask's `restore_progress` line "

@@ -91,7 +91,7 @@ impl Val {
         }
     }
 
-    fn rank(&self) -> u8 {
+    pub(crate) fn rank(&self) -> u8 {
         match self {
             Val::Null => 0,
             Val::Bool(_) => 1,

@@ -307,11 +307,7 @@ impl Acc {
                 w.bool(*max);
                 w.opt(&value.map(Val::I64), |w, v| v.encode(w));
             }
-            Acc::ExtremeStr { max, value } => {
-                w.u8(5);
-                w.bool(*max);
-                w.opt(&value.clone().map(Val::Str), |w, v| v.encode(w));
-            }
+            Acc::ExtremeStr { max, value } => encode_extreme_str(w, *max, value.as_deref().map(str::as_bytes)),
             Acc::Extreme { max, value } => {
                 w.u8(5);
                 w.bool(*max);
@@ -380,6 +376,17 @@ impl Acc {
             Acc::Welford(..) => "welford-m2",
         }
     }
+}
+
+/// A string MIN or MAX in the encoding of a MIN or MAX (tag 5) whose value,
+/// when there is one, is a `Val::Str` of these UTF-8 bytes.
+pub(crate) fn encode_extreme_str(w: &mut Writer, max: bool, value: Option<&[u8]>) {
+    w.u8(5);
+    w.bool(max);
+    w.opt(&value, |w, v| {
+        w.u8(Val::Str(Box::default()).rank());
+        w.bytes(v);
+    });
 }
 
 /// Whether a column's values are `Val::I64`s: integers, dates and times.

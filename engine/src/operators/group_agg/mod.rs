@@ -21,6 +21,7 @@
 //! the keys of its key groups.
 
 pub(crate) mod accs;
+mod packed;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use sluice_format::changelog::{self, RowKind};
 
 use self::accs::Acc;
+use self::packed::Accs;
 use super::aggregate::{AggDef, AggInput};
 use super::calc::relax;
 use super::window::Keys;
@@ -40,14 +42,14 @@ use crate::state::StateView;
 use crate::state::codec::{Reader, Writer};
 use crate::state::keyed::{KeyedState, StateValue};
 use crate::state::ttl::Ttl;
-use crate::state::value::{Val, block, column_values, to_array};
+use crate::state::value::{Val, column_values, to_array};
 
-/// One key's state: its row count (added minus retracted), accumulators,
-/// and, with a state TTL, when it was last written (processing time, ms).
+/// One key's state: its row count (added minus retracted) and accumulators,
+/// packed in one block ([`Accs`]), and, with a state TTL, when it was last
+/// written (processing time, ms).
 #[derive(Debug, Clone)]
 pub struct Group<W: WriteTime = i64> {
-    rows: i64,
-    accs: Box<[Acc]>,
+    accs: Accs,
     written: W,
 }
 
@@ -79,16 +81,15 @@ impl WriteTime for () {
 #[cfg(test)]
 impl Group {
     pub(crate) fn for_test(rows: i64, accs: Vec<Acc>) -> Self {
-        Group { rows, accs: accs.into(), written: 0 }
+        Group { accs: Accs::new(rows, accs), written: 0 }
     }
 }
 
 impl<W: WriteTime> StateValue for Group<W> {
     fn encode(&self, w: &mut Writer) {
-        w.i64(self.rows);
+        w.i64(self.accs.rows());
         w.i64(self.written.get());
-        w.u32(self.accs.len() as u32);
-        self.accs.iter().for_each(|a| a.encode(w));
+        self.accs.encode(w);
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, OpError> {
@@ -97,12 +98,11 @@ impl<W: WriteTime> StateValue for Group<W> {
         written.set(r.i64()?);
         let n = r.u32()? as usize;
         let accs = (0..n).map(|_| Acc::decode(r)).collect::<Result<_, _>>()?;
-        Ok(Group { rows, accs, written })
+        Ok(Group { accs: Accs::new(rows, accs), written })
     }
 
     fn heap_size(&self) -> Option<usize> {
-        let accs = block(self.accs.len() * std::mem::size_of::<Acc>());
-        Some(accs + self.accs.iter().map(Acc::heap_size).sum::<usize>())
+        Some(self.accs.heap_size())
     }
 }
 
@@ -119,6 +119,10 @@ pub struct GroupAggregate<W: WriteTime = i64> {
     state: KeyedState<Group<W>>,
     /// `table.exec.state.ttl` (`Group::written` is the write time it reads).
     ttl: Ttl,
+    /// The accumulators of a group of no rows, which a new key's group
+    /// starts from, and where it is built.
+    proto: Accs,
+    scratch: Vec<u8>,
 }
 
 /// One emitted row: the input row whose key it has, its kind, and where its
@@ -140,6 +144,7 @@ impl GroupAggregate<i64> {
 
 impl<W: WriteTime> GroupAggregate<W> {
     pub fn new(keys: Keys, aggs: Vec<AggDef>, schema: SchemaRef, retract: Vec<bool>) -> Self {
+        let proto = Accs::new(0, Self::protos(&aggs, &retract));
         GroupAggregate {
             keys: Arc::new(keys),
             aggs,
@@ -147,12 +152,14 @@ impl<W: WriteTime> GroupAggregate<W> {
             retract,
             state: KeyedState::default(),
             ttl: Ttl::default(),
+            proto,
+            scratch: Vec::new(),
         }
     }
 
-    fn new_group(&self) -> Group<W> {
-        let accs = self.aggs.iter().zip(&self.retract).map(|(d, r)| Acc::new(d, *r)).collect();
-        Group { rows: 0, accs, written: W::default() }
+    /// The accumulators of a group of no rows.
+    fn protos(aggs: &[AggDef], retract: &[bool]) -> Vec<Acc> {
+        aggs.iter().zip(retract).map(|(d, r)| Acc::new(d, *r)).collect()
     }
 
     /// Removes expired keys, at most once per TTL.
@@ -183,6 +190,8 @@ impl<W: WriteTime> GroupAggregate<W> {
     ) -> Result<(), OpError> {
         let sign = if kind.is_accumulate() { 1 } else { -1 };
         let (ttl, n) = (self.ttl, self.aggs.len());
+        let retract = &self.retract;
+        let applies = |i: usize| pass[i] && (sign > 0 || retract[i]);
         let mut slot = self.state.slot(key);
         if let Some(id) = slot
             && self.state.slot_mut(id).is_some_and(|g| ttl.expired(g.written.get(), now))
@@ -190,36 +199,34 @@ impl<W: WriteTime> GroupAggregate<W> {
             self.state.remove(key);
             slot = None;
         }
-        let (id, first) = match slot {
-            Some(id) => (id, false),
-            None if sign < 0 => return Ok(()),
-            None => (self.state.insert(key, self.new_group()), true),
+        let start = flat.len();
+        let Some(id) = slot else {
+            if sign < 0 {
+                return Ok(());
+            }
+            let accs = Accs::first(&self.proto, &mut self.scratch, values, sign, applies)?;
+            let mut written = W::default();
+            written.set(now);
+            let g = Group { accs, written };
+            g.accs.results(&self.aggs, flat)?;
+            self.state.insert(key, g);
+            out.push(Emitted { row, kind: RowKind::Insert, at: start });
+            return Ok(());
         };
         let Some(g) = self.state.slot_mut(id) else { return Ok(()) };
         // The previous results, then the new ones, at the end of `flat`.
-        let start = flat.len();
-        if !first {
-            flat.extend(g.accs.iter().zip(&self.aggs).map(|(a, d)| a.result(d)));
-        }
-        for (((acc, v), p), retract) in g.accs.iter_mut().zip(values).zip(pass).zip(&self.retract) {
-            if *p && (sign > 0 || *retract) {
-                acc.apply(*v, sign)?;
-            }
-        }
-        g.rows += sign;
+        g.accs.results(&self.aggs, flat)?;
+        g.accs.apply(values, sign, applies)?;
+        g.accs.add_rows(sign);
         g.written.set(now);
-        if g.rows <= 0 {
+        if g.accs.rows() <= 0 {
             self.state.remove(key);
-            if !first {
-                out.push(Emitted { row, kind: RowKind::Delete, at: start });
-            }
+            out.push(Emitted { row, kind: RowKind::Delete, at: start });
             return Ok(());
         }
         let at = flat.len();
-        flat.extend(g.accs.iter().zip(&self.aggs).map(|(a, d)| a.result(d)));
-        if first {
-            out.push(Emitted { row, kind: RowKind::Insert, at });
-        } else if !ttl.enabled() && flat[start..at] == flat[at..at + n] {
+        g.accs.results(&self.aggs, flat)?;
+        if !ttl.enabled() && flat[start..at] == flat[at..at + n] {
             flat.truncate(start);
         } else {
             out.push(Emitted { row, kind: RowKind::UpdateBefore, at: start });
@@ -307,7 +314,7 @@ impl<W: WriteTime> StreamOperator for GroupAggregate<W> {
     }
 
     fn state_layout(&self) -> Option<String> {
-        let accs: Vec<&str> = self.new_group().accs.iter().map(Acc::layout).collect();
+        let accs: Vec<&str> = Self::protos(&self.aggs, &self.retract).iter().map(Acc::layout).collect();
         Some(format!("GroupAggregate; {}; aggregates [{}]; ttl", self.keys.layout(), accs.join(", ")))
     }
 

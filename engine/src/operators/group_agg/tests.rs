@@ -173,13 +173,13 @@ fn state_not_written_for_the_ttl_expires() {
 fn a_group_without_a_ttl_keeps_no_write_time() {
     assert_eq!(std::mem::size_of::<Group<()>>(), 24);
     assert_eq!(std::mem::size_of::<Group<i64>>(), 32);
-    let timed = Group { rows: 3, accs: vec![Acc::Count(3)].into(), written: 77 };
+    let timed = Group { accs: Accs::new(3, vec![Acc::Count(3)]), written: 77 };
     let mut w = Writer::new();
     timed.encode(&mut w);
     let plain = Group::<()>::decode(&mut Reader::new(&w.buf)).unwrap();
-    assert_eq!((plain.rows, plain.accs.len()), (3, 1));
+    assert_eq!((plain.accs.rows(), plain.accs.len()), (3, 1));
     let mut w2 = Writer::new();
     plain.encode(&mut w2);
     let again = Group::<i64>::decode(&mut Reader::new(&w2.buf)).unwrap();
-    assert_eq!((again.rows, again.written), (3, 0));
+    assert_eq!((again.accs.rows(), again.written), (3, 0));
 }
