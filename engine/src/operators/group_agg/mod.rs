@@ -97,8 +97,7 @@ impl<W: WriteTime> StateValue for Group<W> {
         let mut written = W::default();
         written.set(r.i64()?);
         let n = r.u32()? as usize;
-        let accs = (0..n).map(|_| Acc::decode(r)).collect::<Result<_, _>>()?;
-        Ok(Group { accs: Accs::new(rows, accs), written })
+        Ok(Group { accs: Accs::decode(rows, n, r)?, written })
     }
 
     fn heap_size(&self) -> Option<usize> {

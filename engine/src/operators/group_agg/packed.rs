@@ -25,9 +25,11 @@
 //!   another type of value) moves to `boxed`, as `Acc` itself falls back to
 //!   `Acc::Extreme`.
 
+use std::cell::RefCell;
+
 use crate::error::OpError;
 use crate::operators::aggregate::AggDef;
-use crate::state::codec::Writer;
+use crate::state::codec::{Reader, Writer};
 use crate::state::value::{Val, block};
 
 use super::accs::{Acc, encode_extreme_str};
@@ -157,6 +159,38 @@ fn put(out: &mut Vec<u8>, boxed: &mut Boxed, acc: Acc) {
     }
 }
 
+/// An accumulator of a packed kind, decoded without allocating.
+enum Packed<'a> {
+    Fixed(Acc),
+    Str { max: bool, value: &'a str },
+}
+
+/// Decodes the next accumulator of `r` when it is of a packed kind (`r` then
+/// moves past it); `None`, with `r` unmoved, for the other kinds.
+fn decode_packed<'a>(r: &mut Reader<'a>) -> Result<Option<Packed<'a>>, OpError> {
+    let mut look = r.clone();
+    let acc = match look.u8()? {
+        0 => Packed::Fixed(Acc::Count(look.i64()?)),
+        1 => Packed::Fixed(Acc::SumI64 { sum: look.i64()?, n: look.i64()? }),
+        2 => Packed::Fixed(Acc::SumF64 { sum: look.f64()?, n: look.i64()? }),
+        // A MIN or MAX with a value: an integer or a string is packed.
+        5 => {
+            let max = look.bool()?;
+            if !look.bool()? {
+                return Ok(None);
+            }
+            match look.u8()? {
+                t if t == Val::I64(0).rank() => Packed::Fixed(Acc::ExtremeI64 { max, value: Some(look.i64()?) }),
+                t if t == Val::Str(Box::default()).rank() => Packed::Str { max, value: look.str_ref()? },
+                _ => return Ok(None),
+            }
+        }
+        _ => return Ok(None),
+    };
+    *r = look;
+    Ok(Some(acc))
+}
+
 fn str_of(v: &[u8]) -> Result<&str, OpError> {
     std::str::from_utf8(v).map_err(|e| OpError::Other(format!("a packed string extreme is not UTF-8: {e}")))
 }
@@ -251,6 +285,32 @@ impl Accs {
             put(&mut bytes, &mut boxed, acc);
         }
         Accs { bytes: bytes.into_boxed_slice(), boxed }
+    }
+
+    /// Decodes `n` accumulators in `Acc`'s encoding (see [`Accs::encode`]) and
+    /// packs them with `rows`: the packed kinds straight from their bytes, so
+    /// that a restore allocates one block per group as the task does.
+    pub fn decode(rows: i64, n: usize, r: &mut Reader<'_>) -> Result<Accs, OpError> {
+        thread_local! {
+            static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with_borrow_mut(|b| {
+            b.clear();
+            b.extend_from_slice(&rows.to_le_bytes());
+            let mut boxed = None;
+            for _ in 0..n {
+                let acc = match decode_packed(r)? {
+                    Some(Packed::Str { max, value }) => {
+                        put_str_extreme(b, max, Some(value.as_bytes()));
+                        continue;
+                    }
+                    Some(Packed::Fixed(acc)) => acc,
+                    None => Acc::decode(r)?,
+                };
+                put(b, &mut boxed, acc);
+            }
+            Ok(Accs { bytes: b.as_slice().into(), boxed })
+        })
     }
 
     /// A new group: `proto` (the accumulators of no rows) with one row
@@ -359,7 +419,6 @@ mod tests {
     use sluice_sql::plan::AggFunc;
 
     use super::*;
-    use crate::state::codec::Reader;
 
     fn def(func: AggFunc, t: DataType) -> AggDef {
         let output_type = if func == AggFunc::Count { DataType::Int64 } else { t.clone() };
@@ -443,6 +502,17 @@ mod tests {
             let mut w = Writer::new();
             packed.encode(&mut w);
             assert_eq!(w.buf, encoded(&plain), "encoding after row {n}");
+            // Decoded, the packed kinds pack again (every extreme has a
+            // value by now), and the group reads and encodes the same.
+            let mut r = Reader::new(&w.buf);
+            let count = r.u32().unwrap() as usize;
+            let again = Accs::decode(packed.rows(), count, &mut r).unwrap();
+            assert!(r.is_empty());
+            assert_eq!(again.boxed.as_ref().map(|b| b.len()), Some(2), "{again:?}");
+            let mut w2 = Writer::new();
+            again.encode(&mut w2);
+            assert_eq!(w2.buf, w.buf);
+            assert_eq!(results_of(&again, &defs), got);
         }
         // COUNT(*) (no value) counts the row and nothing else.
         let before = plain.clone();
