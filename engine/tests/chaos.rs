@@ -56,8 +56,13 @@ struct Job {
 
 impl Job {
     fn start(dir: &Path, extra: &[&str]) -> Job {
+        Job::start_with(dir, job, extra)
+    }
+
+    /// A run of the job `text` makes (see `common::job`).
+    fn start_with(dir: &Path, text: JobText, extra: &[&str]) -> Job {
         let c = Cluster::new(dir);
-        c.write_job(&job(dir, ROWS, RATE));
+        c.write_job(&text(dir, ROWS, RATE));
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let mut job = Job { coord: coordinator(&c, 0, &extra), c, workers: Vec::new(), started: 1, extra };
         for _ in 0..2 {
@@ -217,6 +222,62 @@ fn kill_9_of_workers_and_coordinators_loses_and_duplicates_nothing() {
         per_moment[0], per_moment[1], per_moment[2], per_moment[3]
     ));
     report.finish();
+}
+
+/// The same kills on the disk state backend, with so little memory (16 KiB)
+/// that the joins' keys live on disk, at random times and while incremental
+/// checkpoints are in flight: the checkpoints hold the heap's view and an LSM
+/// snapshot, and a restored worker reads them back from the checkpoint, not
+/// from its (or a killed worker's) spill directory.
+#[test]
+fn kill_9_on_the_disk_backend_mid_incremental_checkpoints_loses_and_duplicates_nothing() {
+    let kills = scale(4, 40);
+    let expected = reference_of(joins_job, ROWS);
+    let mut rng = Rng::seeded("kill -9, disk backend");
+    let mut report = Scenario::new("kill -9 on the disk state backend: worker or both (anytime, mid-checkpoint)");
+    let spill = tempfile::tempdir().unwrap();
+    let tmp = format!("io.tmp.dirs={}", spill.path().display());
+    let extra = ["--set", "state.backend.type=disk", "--set", "taskmanager.memory.managed.size=16kb", "--set", &tmp];
+    let mut on_disk = 0;
+    while report.faults < kills {
+        let dir = tempfile::tempdir().unwrap();
+        let mut job = Job::start_with(dir.path(), joins_job, &extra);
+        job.wait_first_checkpoint();
+        while report.faults < kills && !job.finished() {
+            std::thread::sleep(rng.millis(100, 1200));
+            if rng.range(0, 2) == 0 {
+                job.wait_in_flight(Duration::from_secs(2));
+            }
+            on_disk = on_disk.max(keys_on_disk(&job.c.rest));
+            if job.finished() {
+                break;
+            }
+            let newest = newest_checkpoint(&job.c.job_dir());
+            let killed = Instant::now();
+            job.kill(*rng.pick(&[Target::Worker, Target::Both]), &mut rng);
+            report.faults += 1;
+            job.wait_recovered(newest);
+            report.recovered(killed);
+        }
+        job.wait_finished();
+        let (windows, rows) = outputs(dir.path());
+        let before = (report.lost, report.duplicated);
+        report.check(&[(&expected.0, &windows), (&expected.1, &rows)]);
+        if (report.lost, report.duplicated) != before {
+            explain_damage(dir, &expected, (&windows, &rows));
+        }
+    }
+    assert!(on_disk > 0, "no keys were ever on disk (`stateKeysOnDisk`): the scenario tested the heap");
+    report.notes.push(format!("most keys on disk before a kill (`stateKeysOnDisk`, summed over vertices): {on_disk}"));
+    report.finish();
+}
+
+/// The keys on disk of every vertex (`stateKeysOnDisk` of `GET
+/// /v1/job/metrics`, as of the last checkpoint), summed; 0 when unknown.
+fn keys_on_disk(rest: &str) -> u64 {
+    let Some((200, body)) = http(rest, "GET", "/v1/job/metrics", "") else { return 0 };
+    let m: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    m["vertices"].as_array().map_or(0, |v| v.iter().filter_map(|v| v["stateKeysOnDisk"].as_u64()).sum())
 }
 
 /// Keeps a run's directory whose output is wrong and prints what it lacks or

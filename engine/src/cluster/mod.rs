@@ -330,6 +330,8 @@ pub struct MetricSample {
     pub cpu_ns: u64,
     #[serde(default = "unknown")]
     pub state_keys: u64,
+    #[serde(default = "unknown")]
+    pub state_keys_on_disk: u64,
     /// When the subtask first and last took records in (unix ms; 0: not yet).
     #[serde(default)]
     pub first_record_ms: u64,
@@ -366,6 +368,7 @@ impl MetricSample {
             splits: m.splits.load(Relaxed),
             cpu_ns: m.cpu_ns.load(Relaxed),
             state_keys: m.state_keys.load(Relaxed),
+            state_keys_on_disk: m.state_keys_on_disk.load(Relaxed),
             first_record_ms: m.first_record_ms.load(Relaxed),
             last_record_ms: m.last_record_ms.load(Relaxed),
             latency: {
@@ -403,6 +406,7 @@ impl MetricSample {
         m.pending_records.store(self.pending_records, Relaxed);
         m.splits.store(self.splits, Relaxed);
         m.state_keys.store(self.state_keys, Relaxed);
+        m.state_keys_on_disk.store(self.state_keys_on_disk, Relaxed);
         m.saw_records_at(self.first_record_ms, self.last_record_ms);
     }
 }

@@ -44,6 +44,8 @@ pub struct SubtaskMetrics {
     pub cpu_ns: AtomicU64,
     /// Keys in the subtask's keyed state at its last checkpoint; `u64::MAX` when unknown.
     pub state_keys: AtomicU64,
+    /// Of those, the keys spilled to disk (the disk state backend).
+    pub state_keys_on_disk: AtomicU64,
     /// Bytes of the subtask's state in its last completed checkpoint (known to
     /// the coordinator only); `u64::MAX` when unknown.
     pub state_bytes: AtomicU64,
@@ -76,6 +78,7 @@ impl SubtaskMetrics {
             skipped_records: AtomicU64::new(0),
             cpu_ns: AtomicU64::new(0),
             state_keys: AtomicU64::new(u64::MAX),
+            state_keys_on_disk: AtomicU64::new(u64::MAX),
             state_bytes: AtomicU64::new(u64::MAX),
             processing_latency: Histogram::default(),
             event_time_lag: Histogram::default(),
@@ -127,6 +130,7 @@ impl SubtaskMetrics {
             skipped_records: l(&self.skipped_records),
             cpu_ns: l(&self.cpu_ns),
             state_keys: known(l(&self.state_keys)),
+            state_keys_on_disk: known(l(&self.state_keys_on_disk)),
             state_bytes: known(l(&self.state_bytes)),
             first_record_ms: known_time(l(&self.first_record_ms)),
             last_record_ms: known_time(l(&self.last_record_ms)),
@@ -167,6 +171,7 @@ pub struct Sample {
     pub skipped_records: u64,
     pub cpu_ns: u64,
     pub state_keys: Option<u64>,
+    pub state_keys_on_disk: Option<u64>,
     pub state_bytes: Option<u64>,
     /// When the subtask first and last took records in (unix ms).
     pub first_record_ms: Option<u64>,

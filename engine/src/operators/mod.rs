@@ -118,6 +118,13 @@ pub trait StreamOperator: Send {
         None
     }
 
+    /// Of [`StreamOperator::state_keys`], those spilled to local disk by the
+    /// disk state backend (0 on the heap backend), when the operator's state
+    /// can spill.
+    fn state_keys_on_disk(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether a watermark may read or change this operator's keyed state
     /// (fire timers, clean up by event time). A lazily restored subtask (see
     /// `runtime::lazy`) restores all of its state before such an operator
@@ -253,5 +260,9 @@ impl Chain {
 
     pub fn state_keys(&self) -> Option<u64> {
         self.ops.iter().filter_map(|o| o.state_keys()).reduce(|a, b| a + b)
+    }
+
+    pub fn state_keys_on_disk(&self) -> Option<u64> {
+        self.ops.iter().filter_map(|o| o.state_keys_on_disk()).reduce(|a, b| a + b)
     }
 }

@@ -197,6 +197,10 @@ impl StreamOperator for WindowTopN {
         Some(self.state.len() as u64)
     }
 
+    fn state_keys_on_disk(&self) -> Option<u64> {
+        Some(self.state.spilled() as u64)
+    }
+
     fn health(&self) -> Result<(), OpError> {
         self.state.health()
     }

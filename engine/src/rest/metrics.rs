@@ -237,6 +237,7 @@ pub(super) fn vertex_metrics(job: &JobState, sampled: &Mutex<Sampled>) -> Vec<ap
                 ),
                 state_bytes: g.known_sum(|s| s.state_bytes),
                 state_keys: if v.keyed { g.known_sum(|s| s.state_keys) } else { None },
+                state_keys_on_disk: if v.keyed { g.known_sum(|s| s.state_keys_on_disk) } else { None },
                 latency: if v.is_sink { sink_latency(&s.latency, v.id) } else { None },
                 first_record_at: g.samples.iter().filter_map(|s| s.first_record_ms).min().and_then(time_text),
                 last_record_at: g.samples.iter().filter_map(|s| s.last_record_ms).max().and_then(time_text),
@@ -255,7 +256,7 @@ pub(super) fn history(sampled: &Mutex<Sampled>) -> api::History {
 type Gauge = (&'static str, &'static str, fn(&Sample, &Rates) -> f64);
 
 /// Per subtask, labelled `{job, vertex, subtask}`.
-const SUBTASK_METRICS: [Gauge; 15] = [
+const SUBTASK_METRICS: [Gauge; 16] = [
     ("sluice_records_in_total", "counter", |s, _| s.records_in as f64),
     ("sluice_records_out_total", "counter", |s, _| s.records_out as f64),
     ("sluice_bytes_in_total", "counter", |s, _| s.bytes_in as f64),
@@ -274,6 +275,7 @@ const SUBTASK_METRICS: [Gauge; 15] = [
     ("sluice_pending_records", "gauge", |s, _| s.pending_records.map_or(f64::NAN, |p| p as f64)),
     ("sluice_state_bytes", "gauge", |s, _| s.state_bytes.map_or(f64::NAN, |p| p as f64)),
     ("sluice_state_keys", "gauge", |s, _| s.state_keys.map_or(f64::NAN, |p| p as f64)),
+    ("sluice_state_keys_on_disk", "gauge", |s, _| s.state_keys_on_disk.map_or(f64::NAN, |p| p as f64)),
 ];
 
 /// `GET /metrics`: Prometheus text format 0.0.4.

@@ -163,6 +163,7 @@ impl TaskCtx {
         let paused = Instant::now();
         let snap = self.snapshot(chain, reader, barrier.id)?;
         outputs.metrics.state_keys.store(unknown_as_max(chain.state_keys()), Ordering::Relaxed);
+        outputs.metrics.state_keys_on_disk.store(unknown_as_max(chain.state_keys_on_disk()), Ordering::Relaxed);
         self.last_checkpoint = barrier.id;
         self.upload(barrier, snap, alignment, paused.elapsed());
         // The bench (scripts/bench_state.py) reads this line: the processing stall per checkpoint.

@@ -321,6 +321,10 @@ impl<W: WriteTime> StreamOperator for GroupAggregate<W> {
         Some(self.state.len() as u64)
     }
 
+    fn state_keys_on_disk(&self) -> Option<u64> {
+        Some(self.state.spilled() as u64)
+    }
+
     /// Watermarks only pass through: the state is not event-time based.
     fn watermark_reads_state(&self) -> bool {
         false

@@ -340,6 +340,10 @@ impl StreamOperator for WindowJoin {
         Some(self.state.len() as u64)
     }
 
+    fn state_keys_on_disk(&self) -> Option<u64> {
+        Some(self.state.spilled() as u64)
+    }
+
     /// One record per key: its windows' rows (see [`Windows`]'s encoding).
     fn health(&self) -> Result<(), OpError> {
         self.state.health()
