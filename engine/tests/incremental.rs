@@ -71,6 +71,18 @@ fn incremental_checkpoints(job_dir: &Path) -> Vec<(u64, u64)> {
     out.into_values().collect()
 }
 
+/// Files under `dir`, at any depth, whose name starts with `prefix`.
+fn files_named(dir: &Path, prefix: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| {
+            let named = e.file_name().to_string_lossy().starts_with(prefix) as usize;
+            if e.path().is_dir() { files_named(&e.path(), prefix) } else { named }
+        })
+        .sum()
+}
+
 /// Key groups whose state lies in more than one section of the same file, in
 /// any complete checkpoint (state spilled to its file as it was encoded).
 fn split_key_groups(job_dir: &Path) -> usize {
@@ -101,17 +113,27 @@ const HOP: &str = "HOP(TABLE src, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL 
 
 #[test]
 fn a_job_killed_after_incremental_checkpoints_restores_exactly_once_at_a_higher_parallelism() {
-    killed_after_incremental_checkpoints(TUMBLE, 2, 3, true);
+    killed_after_incremental_checkpoints(TUMBLE, 2, 3, true, None);
 }
 
 #[test]
 fn a_hopping_window_killed_after_incremental_checkpoints_restores_exactly_once_at_a_lower_parallelism() {
     // Every pane is new after 10 s of event time: changes are as large as the state.
-    killed_after_incremental_checkpoints(HOP, 3, 2, false);
+    killed_after_incremental_checkpoints(HOP, 3, 2, false, None);
+}
+
+/// On the disk state backend with a 16 KiB budget: the window's pane spills
+/// run after run (and its runs are merged), the GROUP BY's keys spill to the
+/// LSM, and the job still restores exactly once after `kill -9`.
+#[test]
+fn a_job_whose_window_and_keys_spill_to_disk_restores_exactly_once_after_kill_9() {
+    let spill = tempfile::tempdir().unwrap();
+    killed_after_incremental_checkpoints(TUMBLE, 2, 3, false, Some(spill.path()));
 }
 
 /// `small`: some incremental checkpoint must write less than half its size.
-fn killed_after_incremental_checkpoints(window: &str, from: usize, to: usize, small: bool) {
+/// `disk`: run on the disk state backend, spilling under this directory.
+fn killed_after_incremental_checkpoints(window: &str, from: usize, to: usize, small: bool, disk: Option<&Path>) {
     let job = |out: &Path, rows, rate| job(out, rows, rate, window);
     let dir = tempfile::tempdir().unwrap();
     let rows = 40_000;
@@ -123,7 +145,18 @@ fn killed_after_incremental_checkpoints(window: &str, from: usize, to: usize, sm
     let job_file = dir.path().join("inc.sql");
     std::fs::write(&job_file, job(&dir.path().join("out"), rows, 2000)).unwrap();
     let ck = ckpt.display().to_string();
-    let args = ["--checkpoint-dir", &ck, "--checkpoint-interval", "300ms"];
+    let mut args = vec!["--checkpoint-dir", ck.as_str(), "--checkpoint-interval", "300ms"];
+    let tmp = disk.map(|d| format!("io.tmp.dirs={}", d.display()));
+    if let Some(tmp) = &tmp {
+        args.extend([
+            "--set",
+            "state.backend.type=disk",
+            "--set",
+            "taskmanager.memory.managed.size=16kb",
+            "--set",
+            tmp,
+        ]);
+    }
     let first_out = dir.path().join("first.out");
     let (from, to) = (from.to_string(), to.to_string());
     // The TUMBLE case spills its encoded state to the state file every 16 KiB, so
@@ -137,6 +170,9 @@ fn killed_after_incremental_checkpoints(window: &str, from: usize, to: usize, sm
     wait_for("three incremental checkpoints", Duration::from_secs(60), || {
         job_dir.exists() && incremental_checkpoints(&job_dir).len() >= 3
     });
+    if let Some(d) = disk {
+        wait_for("a window run on disk", Duration::from_secs(30), || files_named(d, "window-run") > 0);
+    }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let written = incremental_checkpoints(&job_dir);

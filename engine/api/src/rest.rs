@@ -320,8 +320,9 @@ pub struct VertexMetrics {
     /// or the vertex keeps no keyed state.
     #[serde(default)]
     pub state_keys: Option<u64>,
-    /// Of those, the keys the disk state backend holds on local disk (0 on the
-    /// heap backend); `None` when unknown or the vertex keeps no keyed state.
+    /// Of those, the entries the disk state backend holds on local disk (0 on
+    /// the heap backend); `None` when unknown or the vertex keeps no keyed
+    /// state that can spill (session windows).
     #[serde(default)]
     pub state_keys_on_disk: Option<u64>,
     /// At a sink: latency percentiles over the last minute (or since the start

@@ -20,10 +20,11 @@ pub mod sink;
 pub mod sort;
 pub mod unnest;
 #[cfg(test)]
-mod view_tests;
+pub(crate) mod view_tests;
 pub mod watermark;
 pub mod window;
 pub mod window_rank;
+pub mod window_spill;
 
 use arrow::array::{ArrayRef, AsArray, Int64Array};
 use arrow::compute::cast;

@@ -14,6 +14,10 @@
 //! For incremental checkpoints a pane records which groups were written since
 //! the last view (`group` marks them), and the operator records which panes
 //! fired since; a view written as [`entries`] then holds only those.
+//!
+//! On the disk state backend a pane may have spilled groups to runs (see
+//! [`super::window_spill`]); a view of such a pane merges them with its
+//! groups in memory and writes the whole pane, each key once.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -21,8 +25,9 @@ use std::sync::Arc;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::KeyGroupWriters;
-use super::aggregate::GroupAccs;
+use super::aggregate::{AggDef, GroupAccs};
 use super::window::Keys;
+use super::window_spill::{Merged, Run, each_merged};
 use crate::error::OpError;
 use crate::state::codec::{Reader, Writer};
 use crate::state::cow::{CHUNK, CowVec};
@@ -43,12 +48,51 @@ pub struct Pane {
     /// Groups written since the last view; `None`: every group (the pane is
     /// newer than the last view).
     written: Option<IdSet>,
+    /// Groups spilled to disk, oldest first (see [`super::window_spill`]).
+    runs: Vec<Arc<Run>>,
 }
 
 impl Pane {
     pub fn new(start: i64, end: i64, accs: GroupAccs) -> Pane {
         let (index, hasher, keys) = (HashTable::new(), DefaultHashBuilder::default(), CowVec::new());
-        Pane { start, end, index, hasher, keys, accs, written: None }
+        Pane { start, end, index, hasher, keys, accs, written: None, runs: Vec::new() }
+    }
+
+    /// The pane's runs on disk, oldest first.
+    pub fn runs(&self) -> &[Arc<Run>] {
+        &self.runs
+    }
+
+    /// Groups held in runs (a key in several runs counts in each).
+    pub fn groups_on_disk(&self) -> u64 {
+        self.runs.iter().map(|r| r.groups).sum()
+    }
+
+    /// The groups in memory, (key, group id), sorted by key.
+    pub fn sorted_groups(&self) -> Vec<(&[u8], u32)> {
+        sorted_groups(&self.keys)
+    }
+
+    /// Merges the pane's runs into one at `path` (see
+    /// [`super::window_spill::MAX_RUNS`]).
+    pub fn compact(&mut self, path: std::path::PathBuf, aggs: &[AggDef]) -> Result<(), OpError> {
+        let run = Run::compact(path, &self.runs, aggs)?;
+        self.runs = vec![Arc::new(run)];
+        Ok(())
+    }
+
+    /// Writes the groups in memory to a run at `path` and starts afresh with
+    /// `fresh` accumulators (see [`super::window_spill`]).
+    pub fn spill(&mut self, path: std::path::PathBuf, fresh: GroupAccs) -> Result<(), OpError> {
+        self.accs.fold();
+        let accs = &self.accs;
+        let run = Run::write(path, self.sorted_groups(), |g, w| accs.encode_group(g, w))?;
+        self.runs.push(Arc::new(run));
+        self.index = HashTable::new();
+        self.keys = CowVec::new();
+        self.accs = fresh;
+        self.written = None;
+        Ok(())
     }
 
     /// The group of `key`, added if it is new; it counts as written.
@@ -102,8 +146,17 @@ impl Pane {
             keys: self.keys.share(),
             accs: self.accs.share(),
             written,
+            runs: self.runs.clone(),
         }
     }
+}
+
+/// Groups with a key, (key, group id), sorted by key.
+fn sorted_groups(keys: &CowVec<KeyBytes>) -> Vec<(&[u8], u32)> {
+    let mut groups: Vec<(&[u8], u32)> =
+        (0..keys.len()).filter_map(|g| Some((keys.get(g)?.as_ref(), g as u32))).collect();
+    groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    groups
 }
 
 struct PaneView {
@@ -113,6 +166,7 @@ struct PaneView {
     keys: CowVec<KeyBytes>,
     accs: GroupAccs,
     written: Option<IdSet>,
+    runs: Vec<Arc<Run>>,
 }
 
 /// The window aggregation's state at a barrier.
@@ -122,6 +176,9 @@ pub struct WindowView {
     /// End instants of the panes fired since the last view; `None` on the
     /// first view.
     fired: Option<Vec<i64>>,
+    /// The aggregates, to merge the groups of spilled panes with (`None` when
+    /// no pane has spilled).
+    aggs: Option<Arc<Vec<AggDef>>>,
 }
 
 impl WindowView {
@@ -131,10 +188,16 @@ impl WindowView {
         panes: impl Iterator<Item = (&'a i64, &'a mut Pane)>,
         keys: Arc<Keys>,
         fired: Option<Vec<i64>>,
+        aggs: &[AggDef],
     ) -> WindowView {
-        WindowView { panes: panes.map(|(end_utc, p)| p.share(*end_utc)).collect(), keys, fired }
+        let panes: Vec<PaneView> = panes.map(|(end_utc, p)| p.share(*end_utc)).collect();
+        let aggs = panes.iter().any(|p| !p.runs.is_empty()).then(|| Arc::new(aggs.to_vec()));
+        WindowView { panes, keys, fired, aggs }
     }
 }
+
+/// Writes a record of a group: `encode` writes its accumulators.
+type Write<'a> = dyn FnMut(u32, &PaneView, &[u8], &dyn Fn(&mut Writer)) + 'a;
 
 /// Keys whose key groups are computed at once: bounds the memory of decoded
 /// key columns while a large pane is encoded.
@@ -150,17 +213,22 @@ fn key_part(w: &mut Writer, p: &PaneView, key: &[u8]) {
 
 impl WindowView {
     /// Calls `write` for each group of each pane that `pick` selects (all of
-    /// them without keys), with its key group.
+    /// them without keys, and every key of a spilled pane, merged), with its
+    /// key group.
     fn each(
         &self,
         max_parallelism: usize,
         go_on: GoOn,
         pick: impl Fn(&PaneView) -> Option<&IdSet>,
-        mut write: impl FnMut(u32, &PaneView, &[u8], u32),
+        write: &mut Write<'_>,
     ) -> Result<(), OpError> {
         for p in &self.panes {
             if self.keys.converter.is_none() {
-                write(0, p, &[], 0);
+                write(0, p, &[], &|w| p.accs.encode_group(0, w));
+                continue;
+            }
+            if !p.runs.is_empty() {
+                self.each_merged(p, max_parallelism, go_on, write)?;
                 continue;
             }
             let only = pick(p);
@@ -183,27 +251,62 @@ impl WindowView {
                 let keys: Vec<&[u8]> = batch.iter().map(|(_, k)| *k).collect();
                 let kgs = self.keys.key_groups(&keys, max_parallelism)?;
                 for ((g, key), kg) in batch.iter().zip(kgs) {
-                    write(kg, p, key, *g);
+                    write(kg, p, key, &|w| p.accs.encode_group(*g, w));
                 }
             }
         }
         Ok(())
+    }
+
+    /// Every key of a spilled pane once, its runs and memory merged, a batch
+    /// at a time.
+    fn each_merged(
+        &self,
+        p: &PaneView,
+        max_parallelism: usize,
+        go_on: GoOn,
+        write: &mut Write<'_>,
+    ) -> Result<(), OpError> {
+        let aggs =
+            self.aggs.as_ref().ok_or_else(|| OpError::Other("a spilled pane's view lacks its aggregates".into()))?;
+        let flush = |merged: &mut Merged, write: &mut Write<'_>| -> Result<(), OpError> {
+            merged.accs.fold();
+            let keys: Vec<&[u8]> = merged.groups.iter().map(|(k, _)| k.as_slice()).collect();
+            let kgs = self.keys.key_groups(&keys, max_parallelism)?;
+            for ((key, g), kg) in merged.groups.iter().zip(kgs) {
+                write(kg, p, key, &|w| merged.accs.encode_group(*g, w));
+            }
+            *merged = Merged::new(aggs)?;
+            Ok(())
+        };
+        let mut merged = Merged::new(aggs)?;
+        each_merged(
+            &p.runs,
+            &sorted_groups(&p.keys),
+            |g, w| p.accs.encode_group(g, w),
+            |key, parts| {
+                merged.add(key, parts)?;
+                if merged.is_full() {
+                    if !go_on() {
+                        return Err(abandoned());
+                    }
+                    flush(&mut merged, write)?;
+                }
+                Ok(())
+            },
+        )?;
+        flush(&mut merged, write)
     }
 }
 
 impl StateView for WindowView {
     /// Entry per (window, key): end instant, start, end, key, accumulators.
     fn encode(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError> {
-        self.each(
-            max_parallelism,
-            go_on,
-            |_| None,
-            |kg, p, key, g| {
-                let w = out.writer(kg);
-                key_part(w, p, key);
-                p.accs.encode_group(g, w);
-            },
-        )
+        self.each(max_parallelism, go_on, |_| None, &mut |kg, p, key, accs| {
+            let w = out.writer(kg);
+            key_part(w, p, key);
+            accs(w);
+        })
     }
 
     fn entries(&self) -> Option<&dyn EntryView> {
@@ -213,14 +316,9 @@ impl StateView for WindowView {
 
 impl EntryView for WindowView {
     fn encode_base(&self, max_parallelism: usize, out: &mut KeyGroupWriters, go_on: GoOn) -> Result<(), OpError> {
-        self.each(
-            max_parallelism,
-            go_on,
-            |_| None,
-            |kg, p, key, g| {
-                entries::put_with(out.writer(kg), |w| key_part(w, p, key), |w| p.accs.encode_group(g, w));
-            },
-        )
+        self.each(max_parallelism, go_on, |_| None, &mut |kg, p, key, accs| {
+            entries::put_with(out.writer(kg), |w| key_part(w, p, key), accs);
+        })
     }
 
     fn knows_changes(&self) -> bool {
@@ -243,13 +341,8 @@ impl EntryView for WindowView {
                 entries::delete_prefix(out.writer(kg), &end_utc.to_le_bytes());
             }
         }
-        self.each(
-            max_parallelism,
-            go_on,
-            |p| p.written.as_ref(),
-            |kg, p, key, g| {
-                entries::put_with(out.writer(kg), |w| key_part(w, p, key), |w| p.accs.encode_group(g, w));
-            },
-        )
+        self.each(max_parallelism, go_on, |p| p.written.as_ref(), &mut |kg, p, key, accs| {
+            entries::put_with(out.writer(kg), |w| key_part(w, p, key), accs);
+        })
     }
 }

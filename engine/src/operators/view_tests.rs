@@ -17,10 +17,10 @@ use super::window::{Keys, TimeShift, WindowAggregate};
 use super::{KeyGroupWriters, StreamOperator};
 use crate::state::StateView;
 
-const MAX_PARALLELISM: usize = 16;
+pub(super) const MAX_PARALLELISM: usize = 16;
 
 /// Rows of (k, v, name, ts).
-fn batch(rows: &[(i64, f64, &str, i64)]) -> RecordBatch {
+pub(super) fn batch(rows: &[(i64, f64, &str, i64)]) -> RecordBatch {
     let schema = Schema::new(vec![
         Field::new("k", DataType::Int64, true),
         Field::new("v", DataType::Float64, true),
@@ -73,7 +73,7 @@ fn keys() -> Keys {
     Keys::new(vec![Arc::new(Column::new("k", 0))], vec![DataType::Int64]).unwrap()
 }
 
-fn window() -> Box<dyn StreamOperator> {
+pub(super) fn window() -> Box<dyn StreamOperator> {
     let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
     let kind = WindowKind::Hop { slide: 1000, size: 2000, offset: 0 };
     Box::new(WindowAggregate::new(kind, 3, ts, TimeShift::new(None).unwrap(), keys(), aggs(), out_schema()))
@@ -84,20 +84,20 @@ fn session() -> Box<dyn StreamOperator> {
     Box::new(SessionAggregate::new(300, 3, ts, TimeShift::new(None).unwrap(), keys(), aggs(), out_schema()).unwrap())
 }
 
-fn encode(view: &dyn StateView) -> Vec<(u32, Vec<u8>)> {
+pub(super) fn encode(view: &dyn StateView) -> Vec<(u32, Vec<u8>)> {
     let mut w = KeyGroupWriters::new();
     view.encode(MAX_PARALLELISM, &mut w, &|| true).unwrap();
     w.into_iter().map(|(kg, w)| (kg, w.buf)).collect()
 }
 
-fn first() -> RecordBatch {
+pub(super) fn first() -> RecordBatch {
     let rows: Vec<(i64, f64, &str, i64)> =
         (0..5000).map(|i| (i % 1700, i as f64 * 0.5, ["a", "b", "c"][i as usize % 3], (i * 7) % 2500)).collect();
     batch(&rows)
 }
 
 /// Updates to keys already there, new keys, new windows or sessions.
-fn later() -> RecordBatch {
+pub(super) fn later() -> RecordBatch {
     let rows: Vec<(i64, f64, &str, i64)> =
         (0..4000).map(|i| (i % 2300, -1.25, ["z", "a"][i as usize % 2], 1000 + (i * 3) % 4000)).collect();
     batch(&rows)
@@ -148,7 +148,7 @@ fn a_view_holds_the_barrier_state(make: fn() -> Box<dyn StreamOperator>) {
 }
 
 /// Everything the operator fires at the end of time, as sorted lines.
-fn rows(op: &mut dyn StreamOperator) -> Vec<String> {
+pub(super) fn rows(op: &mut dyn StreamOperator) -> Vec<String> {
     let mut out = Vec::new();
     op.process_watermark(i64::MAX, &mut out).unwrap();
     let mut lines = Vec::new();
@@ -175,7 +175,7 @@ fn a_session_view_holds_the_state_of_its_barrier() {
 }
 
 /// As entries, per key group: a base, or the changes since the last view.
-fn entries_of(view: &dyn StateView, changes: bool) -> Vec<(u32, Vec<u8>)> {
+pub(super) fn entries_of(view: &dyn StateView, changes: bool) -> Vec<(u32, Vec<u8>)> {
     let e = view.entries().expect("the window aggregations' state is written as entries");
     let mut w = KeyGroupWriters::new();
     if changes {

@@ -24,11 +24,13 @@ use sluice_sql::plan::WindowKind;
 use super::aggregate::{AggDef, GroupAccs};
 use super::calc::relax;
 use super::panes::{Pane, WindowView};
+use super::window_spill::{MAX_RUNS, MIN_RUN_BYTES, Merged, each_merged};
 use super::{StreamEvent, StreamOperator, epoch_millis};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
 use crate::state::StateView;
-use crate::state::codec::Reader;
+use crate::state::codec::{Reader, Writer};
+use crate::state::disk::DiskBackend;
 
 /// The windows `[start, end)` that contain `ts`, for the non-merging kinds.
 /// Session windows are assigned by merging; see [`super::session`].
@@ -238,6 +240,24 @@ pub struct WindowAggregate {
     /// `window_start` and `window_end` columns (local times) instead of being
     /// assigned from `time_col`.
     attached: Option<[usize; 2]>,
+    /// On the disk state backend: what this operator holds on the heap, as
+    /// the backend counts it, and where its panes spill (see
+    /// [`super::window_spill`]).
+    spill: Option<PaneSpill>,
+}
+
+struct PaneSpill {
+    backend: Arc<DiskBackend>,
+    /// Heap bytes last published to the backend.
+    published: usize,
+    /// Estimated heap bytes of a group in memory (0 before one was measured).
+    per_group: usize,
+}
+
+impl Drop for PaneSpill {
+    fn drop(&mut self) {
+        self.backend.unpublish(self.published);
+    }
 }
 
 /// The slice length and offset of a window kind: Flink's window aggregation
@@ -274,7 +294,79 @@ impl WindowAggregate {
             next_trigger: i64::MIN,
             bundle_min_end: i64::MAX,
             attached: None,
+            spill: crate::state::disk::current().map(|backend| PaneSpill { backend, published: 0, per_group: 0 }),
         }
+    }
+
+    /// On the disk backend: publishes the heap bytes of the groups in memory
+    /// and, while the heap is over its budget, spills the pane with the most
+    /// of them, if they take a 16th of the budget and [`MIN_RUN_BYTES`] or
+    /// more: a smaller pane is not worth a run (a file, and a merge when it
+    /// fires).
+    fn make_room(&mut self) -> Result<(), OpError> {
+        let Some(s) = &mut self.spill else { return Ok(()) };
+        if self.keys.converter.is_none() {
+            return Ok(());
+        }
+        if s.per_group == 0
+            && let Some(p) = self.panes.values().find(|p| !p.keys().is_empty())
+        {
+            // A group's key and index entry, and its accumulators' columns
+            // and blocks at about twice their encoding.
+            let mut w = Writer::new();
+            p.accs.encode_group(0, &mut w);
+            s.per_group = 48 + 2 * w.buf.len();
+        }
+        let in_memory = |panes: &BTreeMap<i64, Pane>| panes.values().map(|p| p.keys().len()).sum::<usize>();
+        s.backend.publish(&mut s.published, in_memory(&self.panes) * s.per_group);
+        while s.backend.over_budget() {
+            let Some(pane) = self.panes.values_mut().max_by_key(|p| p.keys().len()) else { break };
+            if pane.keys().len() * s.per_group < (s.backend.heap_budget() / 16).max(MIN_RUN_BYTES) {
+                break;
+            }
+            pane.spill(s.backend.file("window-run"), GroupAccs::with_bundles(&self.aggs, true)?)?;
+            if pane.runs().len() > MAX_RUNS {
+                pane.compact(s.backend.file("window-run"), &self.aggs)?;
+            }
+            s.backend.publish(&mut s.published, in_memory(&self.panes) * s.per_group);
+        }
+        Ok(())
+    }
+
+    /// Fires a pane that spilled: its runs and groups in memory merged, in
+    /// batches of [`super::window_spill::MERGE_BATCH`] keys.
+    fn fire_spilled(&self, mut pane: Pane, end_utc: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
+        pane.accs.fold();
+        let emit = |merged: &mut Merged, out: &mut Vec<StreamEvent>| -> Result<(), OpError> {
+            if merged.groups.is_empty() {
+                return Ok(());
+            }
+            merged.accs.fold();
+            let n = merged.groups.len();
+            let keys: Vec<&[u8]> = merged.groups.iter().map(|(k, _)| k.as_slice()).collect();
+            let ids: Vec<u32> = merged.groups.iter().map(|(_, g)| *g).collect();
+            let mut cols =
+                window_columns(vec![pane.start; n], vec![pane.end; n], vec![end_utc - 1; n], &self.time_type);
+            cols.extend(self.keys.decode(&keys)?);
+            cols.extend(merged.accs.emit(&self.aggs, &ids)?);
+            out.push(StreamEvent::Batch(RecordBatch::try_new(self.schema.clone(), cols)?));
+            *merged = Merged::new(&self.aggs)?;
+            Ok(())
+        };
+        let mut merged = Merged::new(&self.aggs)?;
+        each_merged(
+            pane.runs(),
+            &pane.sorted_groups(),
+            |g, w| pane.accs.encode_group(g, w),
+            |key, parts| {
+                merged.add(key, parts)?;
+                if merged.is_full() {
+                    emit(&mut merged, out)?;
+                }
+                Ok(())
+            },
+        )?;
+        emit(&mut merged, out)
     }
 
     /// Aggregates the windows the rows carry in these columns (Flink's
@@ -319,6 +411,10 @@ impl WindowAggregate {
             let pane = entry.remove();
             if let Some(f) = &mut self.fired {
                 f.push(end_utc);
+            }
+            if !pane.runs().is_empty() {
+                self.fire_spilled(pane, end_utc, out)?;
+                continue;
             }
             // Group ids are the keys' positions.
             let groups: Vec<(&[u8], u32)> = if self.keys.converter.is_none() {
@@ -392,7 +488,7 @@ impl StreamOperator for WindowAggregate {
             pane.accs.update(&inputs, &rows, &gids)?;
             self.bundle_min_end = self.bundle_min_end.min(end_utc);
         }
-        Ok(())
+        self.make_room()
     }
 
     fn process_watermark(&mut self, watermark: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
@@ -430,7 +526,14 @@ impl StreamOperator for WindowAggregate {
     /// Entry per (window, key): end instant, start, end, key, accumulators.
     /// Entries of (key, window): what a checkpoint writes one record for.
     fn state_keys(&self) -> Option<u64> {
-        Some(self.panes.values().map(|p| if self.keys.converter.is_none() { 1 } else { p.keys().len() as u64 }).sum())
+        let in_memory = |p: &Pane| if self.keys.converter.is_none() { 1 } else { p.keys().len() as u64 };
+        Some(self.panes.values().map(|p| in_memory(p) + p.groups_on_disk()).sum())
+    }
+
+    /// Groups in the panes' runs, on the disk backend (a key spilled twice
+    /// counts twice until its pane fires); 0 on the heap backend.
+    fn state_keys_on_disk(&self) -> Option<u64> {
+        Some(self.panes.values().map(Pane::groups_on_disk).sum())
     }
 
     /// A view of every pane (see [`super::panes`]); written by
@@ -441,7 +544,7 @@ impl StreamOperator for WindowAggregate {
         }
         self.bundle_min_end = i64::MAX;
         let fired = self.fired.replace(Vec::new());
-        Ok(Some(Box::new(WindowView::take(self.panes.iter_mut(), self.keys.clone(), fired))))
+        Ok(Some(Box::new(WindowView::take(self.panes.iter_mut(), self.keys.clone(), fired, &self.aggs))))
     }
 
     fn restore(&mut self, _key_group: u32, state: &[u8]) -> Result<(), OpError> {
@@ -459,7 +562,7 @@ impl StreamOperator for WindowAggregate {
             };
             pane.restore_group(self.keys.converter.is_some().then_some(key), &mut r)?;
         }
-        Ok(())
+        self.make_room()
     }
 }
 

@@ -135,6 +135,38 @@ impl DiskBackend {
         Ok(Spill { backend: self.clone(), part, on_disk: 0, published: 0 })
     }
 
+    /// A new file name in the backend's directory, for a state that spills to
+    /// files of its own (the window aggregation's runs, see
+    /// `operators::window_spill`).
+    pub(crate) fn file(&self, prefix: &str) -> PathBuf {
+        self.dir.join(format!("{prefix}-{}", self.next_partition.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    /// The bytes of state the heap may hold, all states together.
+    pub(crate) fn heap_budget(&self) -> usize {
+        self.heap_budget
+    }
+
+    /// Publishes one state's heap bytes (`published` is what it last added to
+    /// the backend's total) when they moved by more than 256 KiB (or a 16th
+    /// of the budget).
+    pub(crate) fn publish(&self, published: &mut usize, heap_bytes: usize) {
+        if heap_bytes.abs_diff(*published) > (self.heap_budget / 16).clamp(1, 256 << 10) {
+            if heap_bytes > *published {
+                self.used.fetch_add(heap_bytes - *published, Ordering::Relaxed);
+            } else {
+                self.used
+                    .fetch_sub((*published - heap_bytes).min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
+            }
+            *published = heap_bytes;
+        }
+    }
+
+    /// Takes back what a state published, when it goes away.
+    pub(crate) fn unpublish(&self, published: usize) {
+        self.used.fetch_sub(published.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
+    }
+
     /// Whether the heap is over its budget.
     pub(crate) fn over_budget(&self) -> bool {
         self.used.load(Ordering::Relaxed) > self.heap_budget
@@ -187,14 +219,7 @@ impl Spill {
     /// Publishes this state's heap bytes when they moved by more than 256 KiB
     /// (or a 16th of the budget).
     pub(crate) fn publish(&mut self, heap_bytes: usize) {
-        if heap_bytes.abs_diff(self.published) > (self.backend.heap_budget / 16).clamp(1, 256 << 10) {
-            if heap_bytes > self.published {
-                self.backend.used.fetch_add(heap_bytes - self.published, Ordering::Relaxed);
-            } else {
-                self.backend.used.fetch_sub(self.published - heap_bytes, Ordering::Relaxed);
-            }
-            self.published = heap_bytes;
-        }
+        self.backend.publish(&mut self.published, heap_bytes);
     }
 
     /// Writes evicted records in one batch.
@@ -247,7 +272,7 @@ impl Spill {
 
 impl Drop for Spill {
     fn drop(&mut self) {
-        self.backend.used.fetch_sub(self.published.min(self.backend.used.load(Ordering::Relaxed)), Ordering::Relaxed);
+        self.backend.unpublish(self.published);
         // The partition is not deleted here: fjall 2.11's `delete_partition`
         // races its flusher thread (which then panics on an empty queue, seen
         // in CI when a job's operators were dropped mid-flush). Its files go
