@@ -187,7 +187,7 @@ if [ "${BENCH_STATE:-1}" != 0 ]; then
     failed=1
   fi
 fi
-# The disk state backend (scripts/bench_spill.py): a GROUP BY whose keyed state is 4x the
+# The disk state backend (scripts/bench_spill.py): a GROUP BY and a TUMBLE window whose state is 4x the
 # memory budget, against the heap backend. BENCH_SPILL=0 skips it; BENCH_SPILL_ARGS passes
 # options (e.g. "--keys 500000 --rows 1500000").
 if [ "${BENCH_SPILL:-1}" != 0 ]; then
