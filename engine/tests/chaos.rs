@@ -209,13 +209,7 @@ fn kill_9_of_workers_and_coordinators_loses_and_duplicates_nothing() {
             job.wait_recovered(newest);
             report.recovered(killed);
         }
-        job.wait_finished();
-        let (windows, rows) = outputs(dir.path());
-        let before = (report.lost, report.duplicated);
-        report.check(&[(&expected.0, &windows), (&expected.1, &rows)]);
-        if (report.lost, report.duplicated) != before {
-            explain_damage(dir, &expected, (&windows, &rows));
-        }
+        finish_and_check(&mut job, dir, &expected, &mut report);
     }
     report.notes.push(format!(
         "kills by moment: anytime {}, mid-checkpoint {}, mid-savepoint {}, mid-restore {} (+ the kill before each)",
@@ -259,17 +253,28 @@ fn kill_9_on_the_disk_backend_mid_incremental_checkpoints_loses_and_duplicates_n
             job.wait_recovered(newest);
             report.recovered(killed);
         }
-        job.wait_finished();
-        let (windows, rows) = outputs(dir.path());
-        let before = (report.lost, report.duplicated);
-        report.check(&[(&expected.0, &windows), (&expected.1, &rows)]);
-        if (report.lost, report.duplicated) != before {
-            explain_damage(dir, &expected, (&windows, &rows));
-        }
+        finish_and_check(&mut job, dir, &expected, &mut report);
     }
     assert!(on_disk > 0, "no keys were ever on disk (`stateKeysOnDisk`): the scenario tested the heap");
     report.notes.push(format!("most keys on disk before a kill (`stateKeysOnDisk`, summed over vertices): {on_disk}"));
     report.finish();
+}
+
+/// Lets a run finish, then counts what its committed output lost or
+/// duplicated, and explains any damage.
+fn finish_and_check(
+    job: &mut Job,
+    dir: tempfile::TempDir,
+    expected: &(Vec<String>, Vec<String>),
+    report: &mut Scenario,
+) {
+    job.wait_finished();
+    let (windows, rows) = outputs(dir.path());
+    let before = (report.lost, report.duplicated);
+    report.check(&[(&expected.0, &windows), (&expected.1, &rows)]);
+    if (report.lost, report.duplicated) != before {
+        explain_damage(dir, expected, (&windows, &rows));
+    }
 }
 
 /// The keys on disk of every vertex (`stateKeysOnDisk` of `GET

@@ -342,14 +342,9 @@ impl WindowAggregate {
                 return Ok(());
             }
             merged.accs.fold();
-            let n = merged.groups.len();
             let keys: Vec<&[u8]> = merged.groups.iter().map(|(k, _)| k.as_slice()).collect();
             let ids: Vec<u32> = merged.groups.iter().map(|(_, g)| *g).collect();
-            let mut cols =
-                window_columns(vec![pane.start; n], vec![pane.end; n], vec![end_utc - 1; n], &self.time_type);
-            cols.extend(self.keys.decode(&keys)?);
-            cols.extend(merged.accs.emit(&self.aggs, &ids)?);
-            out.push(StreamEvent::Batch(RecordBatch::try_new(self.schema.clone(), cols)?));
+            out.push(StreamEvent::Batch(self.fired(&pane, end_utc, &keys, &merged.accs, &ids)?));
             *merged = Merged::new(&self.aggs)?;
             Ok(())
         };
@@ -422,16 +417,28 @@ impl WindowAggregate {
             } else {
                 pane.keys().iter().enumerate().map(|(g, k)| (k.as_ref(), g as u32)).collect()
             };
-            let n = groups.len();
             let ids: Vec<u32> = groups.iter().map(|(_, g)| *g).collect();
             let key_bytes: Vec<&[u8]> = groups.iter().map(|(k, _)| *k).collect();
-            let mut cols =
-                window_columns(vec![pane.start; n], vec![pane.end; n], vec![end_utc - 1; n], &self.time_type);
-            cols.extend(self.keys.decode(&key_bytes)?);
-            cols.extend(pane.accs.emit(&self.aggs, &ids)?);
-            out.push(StreamEvent::Batch(RecordBatch::try_new(self.schema.clone(), cols)?));
+            out.push(StreamEvent::Batch(self.fired(&pane, end_utc, &key_bytes, &pane.accs, &ids)?));
         }
         Ok(())
+    }
+
+    /// The output rows of a firing pane: groups `ids` of `accs`, whose keys
+    /// are `keys`.
+    fn fired(
+        &self,
+        pane: &Pane,
+        end_utc: i64,
+        keys: &[&[u8]],
+        accs: &GroupAccs,
+        ids: &[u32],
+    ) -> Result<RecordBatch, OpError> {
+        let n = ids.len();
+        let mut cols = window_columns(vec![pane.start; n], vec![pane.end; n], vec![end_utc - 1; n], &self.time_type);
+        cols.extend(self.keys.decode(keys)?);
+        cols.extend(accs.emit(&self.aggs, ids)?);
+        Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
     }
 }
 
