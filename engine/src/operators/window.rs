@@ -308,14 +308,16 @@ impl WindowAggregate {
         if self.keys.converter.is_none() {
             return Ok(());
         }
-        if s.per_group == 0
-            && let Some(p) = self.panes.values().find(|p| !p.keys().is_empty())
+        // One group measured per call, the newest of the largest pane: its
+        // key and index entry, and its accumulators' columns and blocks at
+        // about twice their encoding (a moving average).
+        if let Some(p) = self.panes.values().max_by_key(|p| p.keys().len())
+            && let Some(g) = p.keys().len().checked_sub(1)
         {
-            // A group's key and index entry, and its accumulators' columns
-            // and blocks at about twice their encoding.
             let mut w = Writer::new();
-            p.accs.encode_group(0, &mut w);
-            s.per_group = 48 + 2 * w.buf.len();
+            p.accs.encode_group(g as u32, &mut w);
+            let measured = 48 + 2 * w.buf.len();
+            s.per_group = if s.per_group == 0 { measured } else { (s.per_group * 7 + measured) / 8 };
         }
         let in_memory = |panes: &BTreeMap<i64, Pane>| panes.values().map(|p| p.keys().len()).sum::<usize>();
         s.backend.publish(&mut s.published, in_memory(&self.panes) * s.per_group);
@@ -328,7 +330,7 @@ impl WindowAggregate {
             if pane.runs().len() > MAX_RUNS {
                 pane.compact(s.backend.file("window-run"), &self.aggs)?;
             }
-            s.backend.publish(&mut s.published, in_memory(&self.panes) * s.per_group);
+            s.backend.set(&mut s.published, in_memory(&self.panes) * s.per_group);
         }
         Ok(())
     }

@@ -152,14 +152,18 @@ impl DiskBackend {
     /// of the budget).
     pub(crate) fn publish(&self, published: &mut usize, heap_bytes: usize) {
         if heap_bytes.abs_diff(*published) > (self.heap_budget / 16).clamp(1, 256 << 10) {
-            if heap_bytes > *published {
-                self.used.fetch_add(heap_bytes - *published, Ordering::Relaxed);
-            } else {
-                self.used
-                    .fetch_sub((*published - heap_bytes).min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
-            }
-            *published = heap_bytes;
+            self.set(published, heap_bytes);
         }
+    }
+
+    /// Publishes one state's heap bytes now (see [`DiskBackend::publish`]).
+    pub(crate) fn set(&self, published: &mut usize, heap_bytes: usize) {
+        if heap_bytes > *published {
+            self.used.fetch_add(heap_bytes - *published, Ordering::Relaxed);
+        } else {
+            self.used.fetch_sub((*published - heap_bytes).min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
+        }
+        *published = heap_bytes;
     }
 
     /// Takes back what a state published, when it goes away.
