@@ -199,6 +199,18 @@ if [ "${BENCH_SPILL:-1}" != 0 ]; then
     failed=1
   fi
 fi
+# Checkpoints under full backpressure (scripts/bench_backpressure.py): sources at 5x a throttled
+# sink, a checkpoint every second, 45 s. BENCH_BACKPRESSURE=0 skips it; BENCH_BACKPRESSURE_ARGS
+# passes options (e.g. "--no-debloat").
+if [ "${BENCH_BACKPRESSURE:-1}" != 0 ]; then
+  # shellcheck disable=SC2086
+  if python3 scripts/bench_backpressure.py --bin "$bin" --out "$out/backpressure.md" ${BENCH_BACKPRESSURE_ARGS:-}; then
+    { echo; cat "$out/backpressure.md"; } >> "$report"
+  else
+    { echo; echo "## Checkpoints under full backpressure"; echo; echo "Failed: see the output of scripts/bench_backpressure.py."; } >> "$report"
+    failed=1
+  fi
+fi
 # Restore (scripts/bench_restore.py): a GROUP BY restored from a 1 GB savepoint, time from
 # process start to its first output record, and until every key group is restored.
 # BENCH_RESTORE=0 skips it; BENCH_RESTORE_ARGS passes options (e.g. "--size 200M").
