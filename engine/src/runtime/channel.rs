@@ -111,13 +111,18 @@ impl Credit {
             if let Some(d) = g.debloat.as_mut() {
                 d.wait_started(t);
             }
+            // Counted every 100 ms while it lasts, so that a rate over the
+            // last second sees a producer blocked for longer.
+            let mut counted = t;
             while g.available == 0 && !g.closed {
                 g = self.cv.wait_timeout(g, Duration::from_millis(100)).map_err(|_| Disconnected)?.0;
+                let now = Instant::now();
+                SubtaskMetrics::add(&metrics.backpressured_ns, (now - counted).as_nanos() as u64);
+                counted = now;
             }
             if let Some(d) = g.debloat.as_mut() {
                 d.wait_ended(Instant::now());
             }
-            SubtaskMetrics::add(&metrics.backpressured_ns, t.elapsed().as_nanos() as u64);
         }
         if g.closed {
             return Err(Disconnected);
@@ -265,6 +270,31 @@ mod tests {
         // A closed consumer fails a waiting producer instead of hanging it.
         credit.close();
         assert!(target.send_batch(batch, &metrics).is_err());
+    }
+
+    /// A long wait for credit counts as backpressure while it lasts, not only
+    /// when it ends: a rate over the last second must see a producer that has
+    /// been blocked for several (with debloating off, a batch of 8,192 rows
+    /// waits seconds for a slow sink).
+    #[test]
+    fn a_wait_for_credit_counts_as_backpressure_while_it_lasts() {
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let credit = Credit::new(1);
+        let target = Target { tx: Outbox::Local(tx), channel: 0, credit: credit.clone() };
+        let metrics = Arc::new(SubtaskMetrics::new(0, 0));
+        let batch = RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty()));
+        let m2 = metrics.clone();
+        let producer = std::thread::spawn(move || {
+            for _ in 0..2 {
+                target.send_batch(batch.clone(), &m2).unwrap();
+            }
+        });
+        std::thread::sleep(Duration::from_millis(450));
+        let blocked = metrics.backpressured_ns.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(!producer.is_finished(), "the second batch waits for a credit");
+        assert!(blocked >= 250_000_000, "{blocked} ns of backpressure counted after 450 ms blocked");
+        credit.release();
+        producer.join().unwrap();
     }
 
     #[test]
