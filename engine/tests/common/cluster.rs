@@ -10,8 +10,24 @@ use std::time::{Duration, Instant};
 
 use super::{complete_checkpoints, engine, wait_for};
 
+/// A free port for a server the test starts later, from below the kernel's
+/// ephemeral range (32768 and up): a port the kernel hands out for `:0` (a
+/// worker's data port, a client's connection) would race the server for it.
+/// (A worker's data port once took the coordinator's RPC port that way.)
+/// Distinct within the test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(7_919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = (LOW + (offset + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN)
 }
 
 /// A child process, killed when the test ends however it ends.
