@@ -625,25 +625,20 @@ fn a_partitioned_worker_is_fenced_and_the_job_recovers_when_it_heals() {
     report.finish();
 }
 
-/// The backpressure job: every source row goes to a throttled sink (the
+/// The backpressure job, `bench/state/backpressure.sql` (what `make bench`
+/// measures checkpoints on): every source row goes to a throttled sink (the
 /// bottleneck) and every third to an exactly-once filesystem sink.
 fn spike_job(out: &Path, rows: u64, rate: u64, sink_rate: u64) -> String {
-    format!(
-        "CREATE TABLE src (id BIGINT, k INT, v INT)
- WITH ('connector' = 'datagen', 'seed' = '7', 'rows-per-second' = '{rate}',
-   'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{last}',
-   'fields.k.min' = '0', 'fields.k.max' = '15', 'fields.v.min' = '0', 'fields.v.max' = '1000');
-CREATE TABLE slow (id BIGINT, k INT, v INT) WITH ('connector' = 'blackhole', 'sink.throttle' = '{sink_rate}');
-CREATE TABLE rows_out (id BIGINT, k INT, v INT)
- WITH ('connector' = 'filesystem', 'path' = '{r}', 'format' = 'csv');
-EXECUTE STATEMENT SET BEGIN
-INSERT INTO slow SELECT id, k, v FROM src;
-INSERT INTO rows_out SELECT id, k, v FROM src WHERE MOD(id, 3) = 0;
-END;
-",
-        last = rows - 1,
-        r = out.join("rows").display()
-    )
+    let sql = include_str!("../../bench/state/backpressure.sql");
+    let rows_out = out.join("rows").display().to_string();
+    [
+        ("${ROWS_LAST}", (rows - 1).to_string()),
+        ("${RATE}", rate.to_string()),
+        ("${SINK_RATE}", sink_rate.to_string()),
+        ("${OUT}", rows_out),
+    ]
+    .iter()
+    .fold(sql.to_string(), |sql, (k, v)| sql.replace(k, v))
 }
 
 /// Sources offered 5× what the slowest sink takes, for the whole run: the job

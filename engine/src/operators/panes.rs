@@ -27,7 +27,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use super::KeyGroupWriters;
 use super::aggregate::{AggDef, GroupAccs};
 use super::window::Keys;
-use super::window_spill::{Merged, Run, each_merged};
+use super::window_spill::{Run, merged_batches};
 use crate::error::OpError;
 use crate::state::codec::{Reader, Writer};
 use crate::state::cow::{CHUNK, CowVec};
@@ -269,33 +269,23 @@ impl WindowView {
     ) -> Result<(), OpError> {
         let aggs =
             self.aggs.as_ref().ok_or_else(|| OpError::Other("a spilled pane's view lacks its aggregates".into()))?;
-        let flush = |merged: &mut Merged, write: &mut Write<'_>| -> Result<(), OpError> {
-            merged.accs.fold();
-            let keys: Vec<&[u8]> = merged.groups.iter().map(|(k, _)| k.as_slice()).collect();
-            let kgs = self.keys.key_groups(&keys, max_parallelism)?;
-            for ((key, g), kg) in merged.groups.iter().zip(kgs) {
-                write(kg, p, key, &|w| merged.accs.encode_group(*g, w));
-            }
-            *merged = Merged::new(aggs)?;
-            Ok(())
-        };
-        let mut merged = Merged::new(aggs)?;
-        each_merged(
+        let memory = sorted_groups(&p.keys);
+        merged_batches(
             &p.runs,
-            &sorted_groups(&p.keys),
+            &memory,
             |g, w| p.accs.encode_group(g, w),
-            |key, parts| {
-                merged.add(key, parts)?;
-                if merged.is_full() {
-                    if !go_on() {
-                        return Err(abandoned());
-                    }
-                    flush(&mut merged, write)?;
+            aggs,
+            |m| {
+                if !go_on() {
+                    return Err(abandoned());
+                }
+                let kgs = self.keys.key_groups(&m.keys(), max_parallelism)?;
+                for ((key, g), kg) in m.groups.iter().zip(kgs) {
+                    write(kg, p, key, &|w| m.accs.encode_group(*g, w));
                 }
                 Ok(())
             },
-        )?;
-        flush(&mut merged, write)
+        )
     }
 }
 

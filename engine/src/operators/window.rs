@@ -24,7 +24,7 @@ use sluice_sql::plan::WindowKind;
 use super::aggregate::{AggDef, GroupAccs};
 use super::calc::relax;
 use super::panes::{Pane, WindowView};
-use super::window_spill::{MAX_RUNS, MIN_RUN_BYTES, Merged, each_merged};
+use super::window_spill::{MAX_RUNS, MIN_RUN_BYTES, merged_batches};
 use super::{StreamEvent, StreamOperator, epoch_millis};
 use crate::error::OpError;
 use crate::metrics::NO_WATERMARK;
@@ -339,31 +339,18 @@ impl WindowAggregate {
     /// batches of [`super::window_spill::MERGE_BATCH`] keys.
     fn fire_spilled(&self, mut pane: Pane, end_utc: i64, out: &mut Vec<StreamEvent>) -> Result<(), OpError> {
         pane.accs.fold();
-        let emit = |merged: &mut Merged, out: &mut Vec<StreamEvent>| -> Result<(), OpError> {
-            if merged.groups.is_empty() {
-                return Ok(());
-            }
-            merged.accs.fold();
-            let keys: Vec<&[u8]> = merged.groups.iter().map(|(k, _)| k.as_slice()).collect();
-            let ids: Vec<u32> = merged.groups.iter().map(|(_, g)| *g).collect();
-            out.push(StreamEvent::Batch(self.fired(&pane, end_utc, &keys, &merged.accs, &ids)?));
-            *merged = Merged::new(&self.aggs)?;
-            Ok(())
-        };
-        let mut merged = Merged::new(&self.aggs)?;
-        each_merged(
+        let memory = pane.sorted_groups();
+        merged_batches(
             pane.runs(),
-            &pane.sorted_groups(),
+            &memory,
             |g, w| pane.accs.encode_group(g, w),
-            |key, parts| {
-                merged.add(key, parts)?;
-                if merged.is_full() {
-                    emit(&mut merged, out)?;
-                }
+            &self.aggs,
+            |m| {
+                let ids: Vec<u32> = m.groups.iter().map(|(_, g)| *g).collect();
+                out.push(StreamEvent::Batch(self.fired(&pane, end_utc, &m.keys(), &m.accs, &ids)?));
                 Ok(())
             },
-        )?;
-        emit(&mut merged, out)
+        )
     }
 
     /// Aggregates the windows the rows carry in these columns (Flink's

@@ -79,28 +79,18 @@ impl Run {
     /// Merges `runs` (oldest first) into one run at `path`: each key once.
     pub fn compact(path: PathBuf, runs: &[Arc<Run>], aggs: &[AggDef]) -> Result<Run, OpError> {
         let mut out = RunWriter::create(path)?;
-        let mut merged = Merged::new(aggs)?;
-        let flush = |merged: &mut Merged, out: &mut RunWriter| -> Result<(), OpError> {
-            merged.accs.fold();
-            for (key, g) in &merged.groups {
-                out.push(key, |w| merged.accs.encode_group(*g, w))?;
-            }
-            *merged = Merged::new(aggs)?;
-            Ok(())
-        };
-        each_merged(
+        merged_batches(
             runs,
             &[],
             |_, _| {},
-            |key, parts| {
-                merged.add(key, parts)?;
-                if merged.is_full() {
-                    flush(&mut merged, &mut out)?;
+            aggs,
+            |m| {
+                for (key, g) in &m.groups {
+                    out.push(key, |w| m.accs.encode_group(*g, w))?;
                 }
                 Ok(())
             },
         )?;
-        flush(&mut merged, &mut out)?;
         out.finish()
     }
 
@@ -182,7 +172,7 @@ impl RunReader {
 /// `parts` are the key's accumulators, encoded, one per run that holds the
 /// key (oldest first), then its group in memory's. `memory` is the pane's
 /// groups in memory (key, group id), sorted by key; `encode` writes one.
-pub fn each_merged(
+fn each_merged(
     runs: &[Arc<Run>],
     memory: &[(&[u8], u32)],
     encode: impl Fn(u32, &mut Writer),
@@ -225,20 +215,21 @@ pub fn each_merged(
     }
 }
 
-/// Merged groups of a spilled pane, a batch at a time (see [`MERGE_BATCH`]).
+/// Merged groups of a spilled pane, a batch at a time (see [`merged_batches`]).
 pub struct Merged {
+    /// Folded: ready to emit or encode.
     pub accs: GroupAccs,
-    /// Each merged group's key and id in `accs`.
+    /// Each merged group's key and id in `accs`, in key order.
     pub groups: Vec<(Vec<u8>, u32)>,
 }
 
 impl Merged {
-    pub fn new(aggs: &[AggDef]) -> Result<Merged, OpError> {
+    fn new(aggs: &[AggDef]) -> Result<Merged, OpError> {
         Ok(Merged { accs: GroupAccs::with_bundles(aggs, true)?, groups: Vec::new() })
     }
 
     /// Adds a key whose parts are `parts`, merged oldest first.
-    pub fn add(&mut self, key: &[u8], parts: &[&[u8]]) -> Result<(), OpError> {
+    fn add(&mut self, key: &[u8], parts: &[&[u8]]) -> Result<(), OpError> {
         let mut parts = parts.iter();
         let Some(first) = parts.next() else { return Ok(()) };
         let g = self.accs.decode_group(&mut Reader::new(first))?;
@@ -250,9 +241,41 @@ impl Merged {
         Ok(())
     }
 
-    pub fn is_full(&self) -> bool {
-        self.groups.len() >= MERGE_BATCH
+    /// The keys of the batch, in order.
+    pub fn keys(&self) -> Vec<&[u8]> {
+        self.groups.iter().map(|(k, _)| k.as_slice()).collect()
     }
+}
+
+/// Calls `batch` with every key of a spilled pane merged (see
+/// [`each_merged`]), [`MERGE_BATCH`] keys at a time: what a firing, a
+/// checkpoint's view and a compaction read a pane with. An error from `batch`
+/// (an abandoned checkpoint, a failed write) ends the read.
+pub fn merged_batches(
+    runs: &[Arc<Run>],
+    memory: &[(&[u8], u32)],
+    encode: impl Fn(u32, &mut Writer),
+    aggs: &[AggDef],
+    mut batch: impl FnMut(&Merged) -> Result<(), OpError>,
+) -> Result<(), OpError> {
+    let mut merged = Merged::new(aggs)?;
+    let mut flush = |merged: &mut Merged| -> Result<(), OpError> {
+        if merged.groups.is_empty() {
+            return Ok(());
+        }
+        merged.accs.fold();
+        batch(merged)?;
+        *merged = Merged::new(aggs)?;
+        Ok(())
+    };
+    each_merged(runs, memory, encode, |key, parts| {
+        merged.add(key, parts)?;
+        if merged.groups.len() >= MERGE_BATCH {
+            flush(&mut merged)?;
+        }
+        Ok(())
+    })?;
+    flush(&mut merged)
 }
 
 #[cfg(test)]

@@ -374,6 +374,7 @@ impl Accs {
     }
 
     /// The number of accumulators.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         let (mut at, mut n) = (HEAD, 0);
         while at < self.bytes.len() {
@@ -384,9 +385,12 @@ impl Accs {
 
     /// Writes the count of accumulators and each one in `Acc`'s encoding.
     pub fn encode(&self, w: &mut Writer) {
-        w.u32(self.len() as u32);
-        let mut at = HEAD;
+        // The count is written once the entries are counted: one walk.
+        let count_at = w.buf.len();
+        w.u32(0);
+        let (mut at, mut n) = (HEAD, 0u32);
         while at < self.bytes.len() {
+            n += 1;
             let (entry, end) = read(&self.bytes, at);
             match entry {
                 Entry::Plain(acc) => acc.encode(w),
@@ -399,6 +403,7 @@ impl Accs {
             }
             at = end;
         }
+        w.buf[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
     }
 
     /// The heap bytes the group holds besides itself.
